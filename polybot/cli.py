@@ -1,0 +1,101 @@
+"""The one wrapper every top-level script goes through.
+
+``run_script(main, parser)`` sets ``umask 077`` (so the database, backups and logs
+are created owner-only), parses the arguments, runs ``main(args)`` and maps the
+project's exceptions to exit codes with one plain sentence and no traceback. An
+unexpected exception is a bug: its traceback goes to the log file and the operator
+gets one sentence saying where to find it.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import sqlite3
+import sys
+from typing import Callable, NoReturn, Optional, Sequence
+
+from .errors import PolybotError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
+
+
+def add_config_arg(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--config", metavar="PATH", default=None,
+                        help="config file (default: $POLYBOT_CONFIG or ./config.yaml)")
+    return parser
+
+
+def _say(message: str) -> None:
+    from .logs import redact
+    sys.stderr.write(redact(message).rstrip() + "\n")
+    sys.stderr.flush()
+
+
+def _ensure_utf8_stdout() -> None:
+    """✓/✗ lines must print on Windows consoles and cron pipes alike."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream.encoding and stream.encoding.lower() not in ("utf-8", "utf8"):
+                stream.reconfigure(encoding="utf-8", errors="replace")
+        except (AttributeError, ValueError):
+            pass
+
+
+def run(main: Callable[[argparse.Namespace], Optional[int]],
+        parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``main`` and return the exit code (``run_script`` exits with it)."""
+    os.umask(0o077)
+    _ensure_utf8_stdout()
+    args = parser.parse_args(argv)
+    log = logging.getLogger("polybot.cli")
+    try:
+        code = main(args)
+        return EXIT_OK if code is None else int(code)
+    except PolybotError as exc:
+        log.error("%s: %s", type(exc).__name__, exc)
+        _say(f"Error: {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _say("Interrupted.")
+        return EXIT_INTERRUPTED
+    except sqlite3.DatabaseError as exc:
+        log.exception("database error")
+        text = str(exc)
+        if "full" in text:
+            _say("Error: the disk is full (SQLite could not write); free disk space and run again — "
+                 "the interrupted transaction was rolled back.")
+        elif "locked" in text or "busy" in text:
+            _say("Error: the database stayed locked for 30 s by another process; check for a stuck job "
+                 "(python health_check.py) and run again.")
+        else:
+            _say(f"Error: database failure ({text}); run python maintain_database.py to check integrity, "
+                 f"and restore with python backup_database.py --restore FILE if it is corrupt.")
+        return 3
+    except OSError as exc:
+        log.exception("OS error")
+        if exc.errno == errno.ENOSPC:
+            _say(f"Error: the disk is full ({exc.filename or 'writing'}); free disk space and run again.")
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            _say(f"Error: permission denied for {exc.filename}; check the owner and mode of that path.")
+        else:
+            _say(f"Error: {exc.strerror or exc} ({exc.filename or ''}); check the path and try again.")
+        return EXIT_FAILURE
+    except Exception as exc:  # a bug: keep the traceback in the log, one sentence on screen
+        log.exception("Unexpected error")
+        handlers = [h for h in logging.getLogger().handlers if getattr(h, "_polybot", False)]
+        where = "the log file in logs/" if handlers else "no log file (logging was not set up yet)"
+        _say(f"Unexpected error: {type(exc).__name__}: {exc}. The traceback is in {where}; "
+             f"please report it.")
+        if not handlers:
+            import traceback
+            traceback.print_exc()
+        return EXIT_FAILURE
+
+
+def run_script(main: Callable[[argparse.Namespace], Optional[int]],
+               parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> NoReturn:
+    sys.exit(run(main, parser, argv))

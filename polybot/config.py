@@ -1,0 +1,572 @@
+"""Configuration: YAML → environment expansion → typed, immutable objects.
+
+``load_config(path)`` reads the YAML file, expands ``${VAR}`` and ``${VAR:-default}``
+from the environment, and builds the frozen dataclass tree below. Every problem is
+a :class:`ConfigError` with one sentence naming the key and the fix: missing key,
+wrong type, unknown key (with the closest valid name), unset environment variable,
+out-of-range value.
+
+Relative paths are resolved against the directory of the config file, so cron
+jobs work whatever their working directory.
+
+Unset environment variables: a ``${VAR}`` without default whose variable is unset
+is recorded in ``Config.unset_env`` and its value becomes ``None``. It is an error
+where the value is needed (live credentials when ``paper_trading: false``, the
+Telegram token when Telegram is enabled, the SMTP password when email is used, the
+dashboard password when the dashboard is exposed); ``validate_config.py`` reports
+every unset variable as a failure.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG = "config.yaml"
+CONFIG_ENV = "POLYBOT_CONFIG"
+
+# Keys whose value is a secret: must come from ${VAR}, never written literally.
+SECRET_KEYS = ("api_key", "api_secret", "api_passphrase", "private_key", "bot_token",
+               "password", "secret", "passphrase")
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+# --------------------------------------------------------------------------- sections
+@dataclass(frozen=True)
+class PolymarketConfig:
+    """Polymarket credentials (env only) and API endpoints."""
+    api_key: Optional[str] = None
+    api_secret: Optional[str] = None
+    api_passphrase: Optional[str] = None
+    private_key: Optional[str] = None
+    funder_address: Optional[str] = None
+    signature_type: int = 2
+    chain_id: int = 137
+    base_url: str = "https://clob.polymarket.com"        # the CLOB
+    gamma_url: str = "https://gamma-api.polymarket.com"
+    data_url: str = "https://data-api.polymarket.com"
+    timeout_seconds: float = 10.0
+    max_retries: int = 3
+
+    def _check(self, where: str) -> None:
+        _require(self.signature_type in (0, 1, 2, 3), f"{where}.signature_type",
+                 "must be 0 (EOA), 1 (POLY_PROXY), 2 (POLY_GNOSIS_SAFE) or 3 (POLY_1271)")
+        _require(self.timeout_seconds > 0, f"{where}.timeout_seconds", "must be > 0")
+        _require(1 <= self.max_retries <= 10, f"{where}.max_retries", "must be between 1 and 10")
+        for key in ("base_url", "gamma_url", "data_url"):
+            url = getattr(self, key)
+            _require(url.startswith(("http://", "https://")), f"{where}.{key}",
+                     f"must start with http:// or https:// (got {url!r})")
+
+
+@dataclass(frozen=True)
+class RampUpStep:
+    from_day: int
+    max_positions: int
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    """The checklist's risk limits; $ amounts in USDC."""
+    max_position_size: float = 100.0
+    max_positions: int = 4
+    max_portfolio_exposure: float = 0.8
+    stop_loss_percent: float = 0.15
+    daily_loss_limit: float = 100.0
+    max_leverage: float = 1.0
+    max_event_exposure: float = 0.4       # fraction of capital per event / correlated group
+    ramp_up: tuple[RampUpStep, ...] = (RampUpStep(0, 2), RampUpStep(7, 4))
+
+    def _check(self, where: str) -> None:
+        _require(self.max_position_size > 0, f"{where}.max_position_size", "must be > 0")
+        _require(self.max_positions >= 1, f"{where}.max_positions", "must be at least 1")
+        _require(0 < self.max_portfolio_exposure <= 1, f"{where}.max_portfolio_exposure",
+                 f"must be between 0 and 1 (got {self.max_portfolio_exposure}); the checklist asks for 0.8 or lower")
+        _require(0 < self.stop_loss_percent < 1, f"{where}.stop_loss_percent",
+                 f"must be between 0 and 1 (got {self.stop_loss_percent}), e.g. 0.15 for 15%")
+        _require(self.daily_loss_limit > 0, f"{where}.daily_loss_limit", "must be > 0")
+        _require(self.max_leverage >= 1.0, f"{where}.max_leverage", "must be at least 1.0")
+        _require(0 < self.max_event_exposure <= 1, f"{where}.max_event_exposure",
+                 "must be between 0 and 1")
+        days = [s.from_day for s in self.ramp_up]
+        _require(days == sorted(days), f"{where}.ramp_up", "steps must be in increasing from_day order")
+
+
+@dataclass(frozen=True)
+class TradingConfig:
+    loop_interval_seconds: float = 30.0
+    max_consecutive_api_errors: int = 3
+    order_type: str = "FAK"                 # marketable orders for entries/exits
+    quick_check_interval_minutes: float = 60.0
+    stale_order_seconds: float = 300.0
+    use_exchange_heartbeat: bool = True     # live: Polymarket dead-man switch
+
+    def _check(self, where: str) -> None:
+        _require(self.loop_interval_seconds > 0, f"{where}.loop_interval_seconds", "must be > 0")
+        _require(self.max_consecutive_api_errors >= 1, f"{where}.max_consecutive_api_errors", "must be ≥ 1")
+        _require(self.order_type in ("GTC", "GTD", "FOK", "FAK"), f"{where}.order_type",
+                 "must be one of GTC, GTD, FOK, FAK")
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    """Which strategy runs, and its parameters (validated by the strategy itself)."""
+    name: str = "correlation_pairs"
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    interval_minutes: int = 5
+    max_markets: int = 200
+    active_only: bool = True
+    accepting_orders_only: bool = True
+    min_volume_24h: float = 0.0
+    min_liquidity: float = 0.0
+    order_by: str = "liquidityNum"
+    tags: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    market_ids: tuple[str, ...] = ()
+    slugs: tuple[str, ...] = ()
+    depth_levels: int = 5
+    books_batch_size: int = 500
+    min_price: float = 0.01                  # data quality bounds
+    max_price: float = 0.99
+    freshness_minutes: float = 10.0
+    min_coverage: float = 0.8
+
+    def _check(self, where: str) -> None:
+        _require(1 <= self.interval_minutes <= 1440, f"{where}.interval_minutes", "must be 1–1440")
+        _require(self.max_markets >= 1, f"{where}.max_markets", "must be ≥ 1")
+        _require(1 <= self.books_batch_size <= 500, f"{where}.books_batch_size",
+                 "must be 1–500 (the CLOB's POST /books limit)")
+        _require(0 <= self.min_price < self.max_price <= 1, f"{where}.min_price",
+                 "min_price and max_price must satisfy 0 ≤ min_price < max_price ≤ 1")
+        _require(0 < self.min_coverage <= 1, f"{where}.min_coverage", "must be between 0 and 1")
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    backfill_half_spread: float = 0.01      # price ± this for backfilled rows (no bid/ask)
+    min_win_rate: float = 0.52
+    min_sharpe: float = 0.5
+    max_drawdown: float = 0.20
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    enabled: bool = False
+    bot_token: Optional[str] = None
+    chat_id: Optional[str] = None
+    base_url: str = "https://api.telegram.org/bot"
+    commands_enabled: bool = True
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    enabled: bool = False
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    starttls: bool = True
+    username: Optional[str] = None
+    password: Optional[str] = None
+    from_addr: Optional[str] = None
+    to_addrs: tuple[str, ...] = ()
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class AlertThresholds:
+    win_rate: float = 0.5
+    win_rate_trades: int = 20
+    drawdown: float = 0.15
+    api_response_seconds: float = 3.0
+    no_trades_hours: float = 4.0
+    disk_free_gb: float = 2.0
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    critical: tuple[str, ...] = ("telegram", "email")
+    warning: tuple[str, ...] = ("telegram",)
+    info: tuple[str, ...] = ("email",)
+    throttle_minutes: float = 15.0
+    thresholds: AlertThresholds = field(default_factory=AlertThresholds)
+
+    def _check(self, where: str) -> None:
+        for level in ("critical", "warning", "info"):
+            for ch in getattr(self, level):
+                _require(ch in ("telegram", "email", "log"), f"{where}.{level}",
+                         f"unknown channel {ch!r}; use telegram, email or log")
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    retention_days: int = 30
+    offsite_dir: Optional[str] = None
+    offsite_command: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class MaintenanceConfig:
+    snapshot_retention_days: int = 0        # 0 = keep every snapshot
+    log_retention_days: int = 90
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    heartbeat_max_age_seconds: float = 180.0
+    last_trade_warn_minutes: float = 60.0
+    disk_warn_gb: float = 5.0
+    disk_fail_gb: float = 2.0
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    collection_minutes: int = 5
+    health_minutes: int = 5
+    backup_time: str = "02:00"
+    maintenance_day: str = "sunday"
+    maintenance_time: str = "03:00"
+    report_time: str = "18:00"
+    audit_day_of_month: int = 1
+    audit_time: str = "04:00"
+    job_timeout_minutes: float = 30.0
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    host: str = "127.0.0.1"
+    port: int = 5000
+    password: Optional[str] = None
+    refresh_seconds: int = 5
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration. ``source`` is the file it came from."""
+    paper_trading: bool = True
+    capital: float = 500.0
+    log_level: str = "INFO"
+    database_path: Path = Path("data/polymarket.db")
+    log_dir: Path = Path("logs")
+    backup_dir: Path = Path("backups")
+    report_dir: Path = Path("reports")
+    emergency_stop_file: Path = Path("EMERGENCY_STOP")
+    polymarket: PolymarketConfig = field(default_factory=PolymarketConfig)
+    risk_limits: RiskLimits = field(default_factory=RiskLimits)
+    trading: TradingConfig = field(default_factory=TradingConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    collection: CollectionConfig = field(default_factory=CollectionConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
+    maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    # Filled by the loader, not from YAML:
+    source: Optional[Path] = None
+    root: Path = Path(".")
+    unset_env: tuple[tuple[str, str], ...] = ()      # (dotted key, VAR)
+    literal_secrets: tuple[str, ...] = ()            # dotted keys written literally
+
+    def _check(self, where: str) -> None:
+        _require(self.capital > 0, "capital", "must be > 0 (your starting capital in USDC)")
+        _require(self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+                 "log_level", "must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+
+    @property
+    def mode(self) -> str:
+        return "paper" if self.paper_trading else "live"
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret value (for log masking)."""
+        vals = [self.polymarket.api_key, self.polymarket.api_secret, self.polymarket.api_passphrase,
+                self.polymarket.private_key, self.telegram.bot_token, self.email.password,
+                self.dashboard.password]
+        return [v for v in vals if v]
+
+
+_LOADER_FIELDS = {"source", "root", "unset_env", "literal_secrets"}
+_PATH_FIELDS = {"database_path", "log_dir", "backup_dir", "report_dir", "emergency_stop_file"}
+
+
+# --------------------------------------------------------------------------- helpers
+def _require(ok: bool, key: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError(f"Config key '{key}' {problem}; fix it in config.yaml.")
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _type_name(args[0])
+    if origin is tuple:
+        return "a list"
+    if origin is dict or tp is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "text",
+            Path: "a path"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Convert a YAML value to the annotated type, or raise ConfigError naming ``key``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(value, args[0], key)
+    if value is None:
+        raise ConfigError(f"Config key '{key}' is empty; give it {_type_name(tp)} in config.yaml.")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"Config key '{key}' must be a mapping of settings; fix it in config.yaml.")
+        return _build(tp, value, key)
+    if origin is tuple:
+        (inner, *_rest) = typing.get_args(tp)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"Config key '{key}' must be a list; fix it in config.yaml.")
+        return tuple(_convert(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"Config key '{key}' must be a mapping; fix it in config.yaml.")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif tp is Path:
+        if isinstance(value, str) and value.strip():
+            return Path(value)
+    raise ConfigError(f"Config key '{key}' must be {_type_name(tp)} (got {value!r}); fix it in config.yaml.")
+
+
+def _build(cls: type, data: dict, where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in _LOADER_FIELDS]
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'?" if close else f"valid keys here: {', '.join(names)}."
+            raise ConfigError(f"Unknown config key '{dotted}': {hint}")
+        kwargs[key] = _convert(value, hints[key], dotted)
+    obj = cls(**kwargs)
+    check = getattr(obj, "_check", None)
+    if check:
+        check(where)
+    return obj
+
+
+def _expand_env(node: Any, key: str, unset: list, literal: list, env: dict) -> Any:
+    """Expand ${VAR} / ${VAR:-default} in every string; record unset variables."""
+    if isinstance(node, dict):
+        return {k: _expand_env(v, f"{key}.{k}" if key else str(k), unset, literal, env)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v, f"{key}[{i}]", unset, literal, env) for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+    leaf = key.rsplit(".", 1)[-1]
+    if leaf in SECRET_KEYS and node.strip() and not _ENV_RE.search(node):
+        literal.append(key)
+    matches = list(_ENV_RE.finditer(node))
+    if not matches:
+        return node
+    missing = False
+
+    def sub(m: re.Match) -> str:
+        nonlocal missing
+        var, default = m.group(1), m.group(2)
+        val = env.get(var)
+        if val is None or val == "":
+            if default is not None:
+                return default
+            unset.append((key, var))
+            missing = True
+            return ""
+        return val
+
+    out = _ENV_RE.sub(sub, node)
+    if missing:
+        return None
+    if out == "" and len(matches) == 1 and matches[0].group(0) == node:
+        return None          # ${VAR:-} → not set
+    return out
+
+
+def find_config_path(path: str | os.PathLike | None = None) -> Path:
+    """The config file to use: ``path``, else $POLYBOT_CONFIG, else ./config.yaml."""
+    if path:
+        return Path(path)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    return Path(DEFAULT_CONFIG)
+
+
+def read_yaml(path: Path) -> dict:
+    """Read and parse the YAML file, with one-sentence errors."""
+    if not path.exists():
+        raise ConfigError(
+            f"Config file {path} not found; copy config.yaml.example to {path.name} and edit it "
+            f"(or pass --config PATH).")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"Config file {path} cannot be read ({exc.strerror}); check its permissions.") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid syntax"
+        raise ConfigError(f"Config file {path} is not valid YAML{where} ({problem}); fix the syntax there.") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {path} must be a mapping of settings at the top level; see config.yaml.example.")
+    return data
+
+
+def load_config(path: str | os.PathLike | None = None, *, env: Optional[dict] = None,
+                require_mode_secrets: bool = True) -> Config:
+    """Load, expand and validate the configuration file.
+
+    ``require_mode_secrets``: raise if a secret needed by the configured mode is unset
+    (live credentials, Telegram token when enabled, SMTP password when email is used).
+    """
+    cfg_path = find_config_path(path)
+    data = read_yaml(cfg_path)
+    unset: list = []
+    literal: list = []
+    data = _expand_env(data, "", unset, literal, dict(os.environ if env is None else env))
+    cfg = _build(Config, data, "")
+    root = cfg_path.resolve().parent
+    paths = {name: (getattr(cfg, name) if getattr(cfg, name).is_absolute() else root / getattr(cfg, name))
+             for name in _PATH_FIELDS}
+    cfg = dataclasses.replace(cfg, source=cfg_path.resolve(), root=root, unset_env=tuple(unset),
+                              literal_secrets=tuple(literal), **paths)
+    if require_mode_secrets:
+        check_mode_requirements(cfg)
+    return cfg
+
+
+def default_config(root: Path, **overrides: Any) -> Config:
+    """A config with defaults rooted at ``root`` (used by tests and tools)."""
+    cfg = Config(**overrides)
+    paths = {name: root / getattr(cfg, name) for name in _PATH_FIELDS
+             if not getattr(cfg, name).is_absolute()}
+    return dataclasses.replace(cfg, root=root, **paths)
+
+
+def _unset_for(cfg: Config, prefix: str) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in cfg.unset_env if k.startswith(prefix)]
+
+
+def check_mode_requirements(cfg: Config) -> None:
+    """Raise ConfigError if something the configured mode needs is missing."""
+    if not cfg.paper_trading:
+        for key in ("private_key", "api_key", "api_secret", "api_passphrase"):
+            if not getattr(cfg.polymarket, key):
+                var = dict(_unset_for(cfg, "polymarket")).get(f"polymarket.{key}")
+                how = f"export {var}" if var else f"set polymarket.{key} to ${{VAR}}"
+                raise ConfigError(
+                    f"Live trading needs polymarket.{key}, which is not set; {how}, or set paper_trading: true.")
+        problems = risk_bound_problems(cfg)
+        if problems:
+            raise ConfigError(f"Live trading refuses risk limits outside the checklist's bounds: {problems[0]}.")
+        if cfg.literal_secrets:
+            raise ConfigError(
+                f"Config key '{cfg.literal_secrets[0]}' holds a secret written literally; live mode refuses it: "
+                f"use ${{ENV_VAR}} and export the value instead.")
+    if cfg.telegram.enabled:
+        if not cfg.telegram.bot_token:
+            raise ConfigError("telegram.enabled is true but telegram.bot_token is not set; "
+                              "export TELEGRAM_BOT_TOKEN or set telegram.enabled: false.")
+        if not cfg.telegram.chat_id:
+            raise ConfigError("telegram.enabled is true but telegram.chat_id is empty; "
+                              "run python get_telegram_chat_id.py and put the id in config.yaml.")
+    uses_email = any("email" in getattr(cfg.alerts, lvl) for lvl in ("critical", "warning", "info"))
+    if cfg.email.enabled and uses_email:
+        if not cfg.email.to_addrs or not cfg.email.from_addr:
+            raise ConfigError("email.enabled is true but email.from_addr or email.to_addrs is empty; "
+                              "fill them in config.yaml or set email.enabled: false.")
+
+
+def risk_bound_problems(cfg: Config) -> list[str]:
+    """The checklist's bounds for the configured capital, as sentences (empty = OK)."""
+    r, cap = cfg.risk_limits, cfg.capital
+    out = []
+    if r.max_position_size > 0.2 * cap:
+        out.append(f"risk_limits.max_position_size ${r.max_position_size:g} is above 20% of capital "
+                   f"(${0.2 * cap:g}); lower it")
+    if r.max_portfolio_exposure > 0.8:
+        out.append(f"risk_limits.max_portfolio_exposure {r.max_portfolio_exposure:g} is above 0.8; lower it")
+    if r.stop_loss_percent > 0.20:
+        out.append(f"risk_limits.stop_loss_percent {r.stop_loss_percent:g} is looser than 0.20; tighten it")
+    if r.max_leverage != 1.0:
+        out.append(f"risk_limits.max_leverage {r.max_leverage:g} must be 1.0 (no leverage)")
+    if r.daily_loss_limit > 0.2 * cap:
+        out.append(f"risk_limits.daily_loss_limit ${r.daily_loss_limit:g} is above 20% of capital "
+                   f"(${0.2 * cap:g}); lower it")
+    if r.max_positions > 5 and cap <= 1000:
+        out.append(f"risk_limits.max_positions {r.max_positions} is above 5 for ${cap:g} capital; lower it")
+    return out
+
+
+def redacted(cfg: Config) -> dict:
+    """The config as a plain dict with every secret replaced by '****' (for display)."""
+    def walk(obj: Any) -> Any:
+        if dataclasses.is_dataclass(obj):
+            out = {}
+            for f in dataclasses.fields(obj):
+                v = getattr(obj, f.name)
+                out[f.name] = "****" if (f.name in SECRET_KEYS and v) else walk(v)
+            return out
+        if isinstance(obj, tuple):
+            return [walk(v) for v in obj]
+        if isinstance(obj, Path):
+            return str(obj)
+        return obj
+    return walk(cfg)

@@ -1,0 +1,248 @@
+"""The one SQLite helper every script uses.
+
+Settings (see docs and ../shared/research/style_reliability.md B4): WAL journal,
+``busy_timeout`` 30 s (cron overlap), ``foreign_keys`` ON, ``synchronous`` FULL
+for anything that writes money records (NORMAL is allowed for bulk market data),
+autocommit mode with explicit ``BEGIN IMMEDIATE`` transactions through
+:func:`atomic`. Schema versions live in ``PRAGMA user_version`` (polybot/schema.py).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Iterator, Optional
+
+from .errors import DatabaseError
+from .schema import LATEST_VERSION, MIGRATIONS
+
+BUSY_TIMEOUT_MS = 30_000
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) owner-only (700); tighten an existing one we own."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseError(f"Cannot create directory {path} ({exc.strerror}); "
+                            f"check that its parent exists and is writable.") from exc
+    if os.name == "posix":
+        try:
+            if path.stat().st_uid == os.getuid():
+                os.chmod(path, 0o700)
+        except OSError:
+            pass
+    return path
+
+
+def _check_is_sqlite(path: Path) -> None:
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(16)
+    except OSError as exc:
+        raise DatabaseError(f"Cannot read database {path} ({exc.strerror}); check its permissions.") from exc
+    if header != SQLITE_HEADER:
+        raise DatabaseError(f"{path} is not a SQLite database (wrong file header); "
+                            f"point database_path at the right file or restore it with "
+                            f"python backup_database.py --restore FILE.")
+
+
+def connect(path: Path | str, *, readonly: bool = False, create: bool = False,
+            synchronous: str = "FULL", check_same_thread: bool = True) -> sqlite3.Connection:
+    """Open the database with the project's settings.
+
+    ``create``: allow creating a new file (only initialize_db and tests do);
+    otherwise a missing file is an error that tells the operator what to run.
+    """
+    path = Path(path)
+    if not readonly and not create and not path.exists():
+        raise DatabaseError(f"Database {path} does not exist; run python initialize_db.py first.")
+    if readonly and not path.exists():
+        raise DatabaseError(f"Database {path} does not exist; run python initialize_db.py first.")
+    _check_is_sqlite(path)
+    if create:
+        ensure_private_dir(path.parent)
+        if not path.exists():
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.close(fd)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise DatabaseError(f"Cannot create database {path} ({exc.strerror}); "
+                                    f"check that {path.parent} is writable.") from exc
+    try:
+        if readonly:
+            uri = path.resolve().as_uri() + "?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None, check_same_thread=check_same_thread)
+        else:
+            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None, check_same_thread=check_same_thread)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if not readonly:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode.lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {synchronous}")
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"Cannot open database {path} ({exc}); it may be corrupt: "
+                            f"restore it with python backup_database.py --restore FILE.") from exc
+    return conn
+
+
+@contextlib.contextmanager
+def atomic(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``; roll back on any exception.
+
+    Nested use becomes a SAVEPOINT, so helpers can be composed.
+    """
+    if conn.in_transaction:
+        name = f"sp_{id(conn)}_{time.monotonic_ns()}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        conn.execute(f"RELEASE {name}")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, *, now: Optional[int] = None) -> list[int]:
+    """Apply every pending migration in order; return the versions applied.
+
+    Each migration runs in the same transaction as its record, so a failed one
+    leaves the database at the previous version.
+    """
+    current = schema_version(conn)
+    if current > LATEST_VERSION:
+        raise DatabaseError(f"Database schema version {current} is newer than this code supports "
+                            f"({LATEST_VERSION}); update polybot (git pull) before using it.")
+    applied = []
+    now = int(time.time()) if now is None else now
+    for version, name, sql in MIGRATIONS:
+        if version <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                         "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)")
+            for statement in _split_sql(sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations(version, name, applied_at) VALUES (?,?,?)",
+                         (version, name, now))
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied
+
+
+def _split_sql(sql: str) -> list[str]:
+    """Split a schema script into statements (no triggers or string literals with ';')."""
+    lines = [ln.split("--", 1)[0] for ln in sql.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def quick_check(conn: sqlite3.Connection, *, full: bool = False) -> str:
+    """``PRAGMA quick_check`` (or ``integrity_check``): 'ok' or the first problem."""
+    pragma = "integrity_check" if full else "quick_check"
+    try:
+        rows = conn.execute(f"PRAGMA {pragma}").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    result = "; ".join(str(r[0]) for r in rows[:5])
+    return result
+
+
+def open_database(cfg, *, readonly: bool = False, synchronous: str = "FULL",
+                  check_same_thread: bool = True) -> sqlite3.Connection:
+    """Open the configured database and make sure its schema is current."""
+    conn = connect(cfg.database_path, readonly=readonly, synchronous=synchronous,
+                   check_same_thread=check_same_thread)
+    try:
+        version = schema_version(conn)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise DatabaseError(f"Database {cfg.database_path} is unreadable ({exc}); restore it with "
+                            f"python backup_database.py --restore FILE.") from exc
+    if version < LATEST_VERSION:
+        if readonly:
+            conn.close()
+            raise DatabaseError(f"Database schema is at version {version}, expected {LATEST_VERSION}; "
+                                f"run python initialize_db.py to migrate it.")
+        try:
+            migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise DatabaseError(f"Migrating {cfg.database_path} failed ({exc}); it is unchanged — "
+                                f"restore a backup if the problem persists.") from exc
+    return conn
+
+
+def tables(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+
+
+# ------------------------------------------------------------------ bot_state helpers
+def get_state(conn: sqlite3.Connection, key: str, default: Optional[str] = None) -> Optional[str]:
+    row = conn.execute("SELECT value FROM bot_state WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else default
+
+
+def set_state(conn: sqlite3.Connection, key: str, value: Optional[str], *, now: Optional[int] = None) -> None:
+    now = int(time.time()) if now is None else now
+    conn.execute("INSERT INTO bot_state(key, value, updated_at) VALUES (?,?,?) "
+                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                 (key, value, now))
+
+
+def initialize(path: Path) -> dict:
+    """Create (or open) the database at ``path`` and migrate it to the latest schema.
+
+    Safe to run twice: existing data is never touched, only missing migrations run.
+    Returns what happened, for the operator's summary.
+    """
+    path = Path(path)
+    existed = path.exists() and path.stat().st_size > 0
+    conn = connect(path, create=True)
+    try:
+        before = schema_version(conn)
+        applied = migrate(conn)
+        result = {
+            "path": path, "created": not existed, "before": before,
+            "version": schema_version(conn), "applied": applied, "tables": tables(conn),
+            "check": quick_check(conn),
+        }
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"{path} could not be initialized ({exc}); it may be corrupt — restore it "
+                            f"with python backup_database.py --restore FILE.") from exc
+    finally:
+        conn.close()
+    if os.name == "posix":
+        os.chmod(path, 0o600)
+    return result

@@ -1,0 +1,1 @@
+"""Operations: database initialization, backups, maintenance, health, reports, scheduling."""
