@@ -1,0 +1,389 @@
+"""The one HTTP layer every Polymarket call goes through.
+
+:class:`HttpClient` wraps a pooled ``requests.Session`` for ONE base URL (Gamma, CLOB or
+Data API, or the simulator's prefix) and adds:
+
+- retries with exponential backoff and full jitter on connection errors, timeouts, 5xx,
+  425 and 429, and on a 200 whose body is not valid JSON; ``Retry-After`` (seconds or
+  HTTP date) is honoured, capped at ``backoff_max``;
+- no retry on other 4xx: 401/403 → :class:`AuthenticationError`, anything else →
+  :class:`RequestRejected` (``status`` set) with the server's ``error`` message;
+- after ``max_retries`` failed attempts in a row, ONE :class:`ExchangeUnavailable`
+  (``attempts`` = how many attempts failed) — the engine's breaker counts those;
+- a 425/429 that carries ``Retry-After`` is throttling, not failure: it is waited out and
+  does not use up ``max_retries``; at most ``max_throttle_waits`` such waits per call;
+- client-side sliding-window rate limiting per endpoint family (thread-safe; it sleeps,
+  never fails), defaulting to the documented Cloudflare limits (API_NOTES §4.1);
+- per-call statistics (:class:`HttpStats`).
+
+Only paths (never query strings, bodies or headers) are logged, at DEBUG.
+``sleep`` is injectable so tests can count waits without waiting.
+"""
+from __future__ import annotations
+
+import json as _json
+import logging
+import random
+import threading
+import time
+from collections import deque
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable, NamedTuple, Optional
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from polybot.errors import AuthenticationError, ExchangeUnavailable, RequestRejected
+
+log = logging.getLogger(__name__)
+
+# Documented Cloudflare limits (requests per window seconds), API_NOTES §4.1.
+# "general" applies to every call of that host; a family applies to its endpoint.
+# (Gamma's combined /markets+/events listing limit, 900/10s, can never be hit because
+# 300 + 500 < 900, so it is not modelled.)
+DEFAULT_RATE_LIMITS: dict[str, dict[str, tuple[int, float]]] = {
+    "gamma": {"general": (4000, 10.0), "markets": (300, 10.0), "events": (500, 10.0),
+              "comments": (200, 10.0), "tags": (200, 10.0), "public-search": (350, 10.0)},
+    "clob": {"general": (9000, 10.0), "book": (1500, 10.0), "books": (500, 10.0),
+             "price": (1500, 10.0), "prices": (500, 10.0), "midpoint": (1500, 10.0),
+             "midpoints": (500, 10.0), "prices-history": (1000, 10.0),
+             "tick-size": (200, 10.0), "data/orders": (500, 10.0), "data/trades": (500, 10.0),
+             "ok": (100, 10.0), "balance-allowance": (200, 10.0),
+             "balance-allowance/update": (50, 10.0), "auth": (100, 10.0)},
+    "data": {"general": (1000, 10.0), "trades": (200, 10.0), "positions": (150, 10.0),
+             "closed-positions": (150, 10.0)},
+}
+
+RETRYABLE_STATUSES = frozenset({425, 429, 500, 502, 503, 504})
+_RATE_HEADER_PREFIXES = ("x-ratelimit-", "poly-ratelimit-", "ratelimit-")
+
+
+def parse_retry_after(value: Optional[str], *, now: Optional[float] = None) -> Optional[float]:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date); None if
+    absent or unreadable. Never negative."""
+    if value is None or not str(value).strip():
+        return None
+    v = str(value).strip()
+    try:
+        return max(0.0, float(v))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(v)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+class SlidingWindowLimiter:
+    """At most ``limit`` calls in any ``period`` seconds. Thread-safe.
+
+    Each call reserves a send slot under the lock (the k-th call may go no earlier than
+    ``period`` after the (k−limit)-th), then the caller sleeps until its slot. Reserving
+    instead of polling means a fake ``sleep`` in tests never spins.
+    """
+
+    def __init__(self, limit: int, period: float, *, clock: Callable[[], float] = time.monotonic):
+        if limit < 1 or period <= 0:
+            raise ValueError(f"bad rate limit {limit}/{period}s")
+        self.limit = int(limit)
+        self.period = float(period)
+        self._clock = clock
+        self._slots: deque[float] = deque(maxlen=self.limit)
+        self._lock = threading.Lock()
+
+    def reserve(self, earliest: Optional[float] = None) -> float:
+        """Reserve the next slot no earlier than ``earliest``; returns the slot time."""
+        with self._lock:
+            t = self._clock() if earliest is None else max(earliest, self._clock())
+            if len(self._slots) == self.limit:
+                t = max(t, self._slots[0] + self.period)
+            self._slots.append(t)
+            return t
+
+
+class CallRecord(NamedTuple):
+    """One attempt: (family, seconds, status)."""
+
+    family: str
+    seconds: float
+    status: Optional[int]          # None = no HTTP answer (connection error / timeout)
+
+
+class HttpStats:
+    """Per-client call statistics (thread-safe). ``calls`` is a rolling list of
+    (family, seconds, status); ``total_seconds`` sums every attempt's response time."""
+
+    def __init__(self, keep: int = 1000):
+        self._lock = threading.Lock()
+        self.calls: deque[CallRecord] = deque(maxlen=keep)
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.total_seconds = 0.0
+            self.request_count = 0
+            self.failure_count = 0
+            self.last_response_seconds: Optional[float] = None
+            self.slowest: Optional[tuple[float, str, str]] = None   # (seconds, family, "GET /path")
+            self.last_rate_limit_headers: dict[str, str] = {}
+            self.wait_seconds = 0.0      # slept in the limiter, backoff and Retry-After
+
+    def record(self, family: str, what: str, seconds: float, status: Optional[int],
+               headers: Optional[dict] = None) -> None:
+        with self._lock:
+            self.calls.append(CallRecord(family, seconds, status))
+            self.total_seconds += seconds
+            self.request_count += 1
+            if status is None or status >= 400:
+                self.failure_count += 1
+            self.last_response_seconds = seconds
+            if self.slowest is None or seconds > self.slowest[0]:
+                self.slowest = (seconds, family, what)
+            if headers:
+                self.last_rate_limit_headers = dict(headers)
+
+    def add_wait(self, seconds: float) -> None:
+        with self._lock:
+            self.wait_seconds += seconds
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {"total_seconds": self.total_seconds, "request_count": self.request_count,
+                    "failure_count": self.failure_count,
+                    "last_response_seconds": self.last_response_seconds,
+                    "slowest": self.slowest, "wait_seconds": self.wait_seconds,
+                    "last_rate_limit_headers": dict(self.last_rate_limit_headers)}
+
+
+def _rate_headers(resp: requests.Response) -> dict[str, str]:
+    return {k: v for k, v in resp.headers.items()
+            if k.lower().startswith(_RATE_HEADER_PREFIXES) or k.lower() == "retry-after"}
+
+
+def _error_message(resp: requests.Response) -> str:
+    """The server's ``error`` message (or a short text excerpt), one line."""
+    try:
+        body = _json.loads(resp.content) if resp.content else None
+    except ValueError:
+        body = None
+    msg = ""
+    if isinstance(body, dict):
+        msg = str(body.get("error") or body.get("message") or body.get("errorMsg") or "")
+    elif isinstance(body, str):
+        msg = body
+    if not msg:
+        msg = resp.reason or "no message"
+        if resp.text and "<html" not in resp.text[:200].lower():
+            msg = resp.text
+    return " ".join(msg.split())[:200]
+
+
+def _param(v: Any) -> Any:
+    """Query values as the APIs expect them: booleans lower-case, lists repeated."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple, set)):
+        return [_param(x) for x in v]
+    return v
+
+
+class HttpClient:
+    """JSON over HTTP for one base URL, with retries, rate limiting and stats.
+
+    ``max_retries`` is the total number of attempts for transient failures (3 → three
+    tries, then ``ExchangeUnavailable(attempts=3)``). ``rate_limits`` maps a family name
+    to ``(calls, seconds)``; None → the documented defaults for ``name`` (gamma / clob /
+    data, case-insensitive), ``{}`` → no client-side limiting.
+    """
+
+    def __init__(self, base_url: str, *, name: str, timeout: Any = (3.05, 10),
+                 max_retries: int = 3, backoff_base: float = 0.5, backoff_max: float = 30.0,
+                 rate_limits: Optional[dict[str, tuple[int, float]]] = None,
+                 session: Optional[requests.Session] = None,
+                 sleep: Callable[[float], None] = time.sleep, max_throttle_waits: int = 10,
+                 pool_maxsize: int = 32, rng: Optional[random.Random] = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.base_url = base_url.rstrip("/")
+        self.name = name
+        self.timeout = timeout
+        self.max_retries = max(1, int(max_retries))
+        self.backoff_base = float(backoff_base)
+        self.backoff_max = float(backoff_max)
+        self.max_throttle_waits = max(0, int(max_throttle_waits))
+        self.sleep = sleep
+        self._rng = rng or random.Random()
+        self._clock = clock
+        if rate_limits is None:
+            rate_limits = DEFAULT_RATE_LIMITS.get(name.lower(), {})
+        self._limiters = {fam: SlidingWindowLimiter(n, per, clock=clock)
+                          for fam, (n, per) in rate_limits.items()}
+        self._own_session = session is None
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(20, pool_maxsize),
+                                  max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers.update({"User-Agent": "polybot/1.0", "Accept": "application/json"})
+        self.session = session
+        self.stats = HttpStats()
+        self._host = urlsplit(self.base_url).netloc or self.base_url
+
+    # ------------------------------------------------------------------ public verbs
+    def get(self, path: str, params: Any = None, *, family: Optional[str] = None,
+            retries: Optional[int] = None, headers: Optional[dict] = None) -> Any:
+        return self.request("GET", path, params=params, family=family, retries=retries,
+                            headers=headers)
+
+    def post(self, path: str, json: Any = None, *, params: Any = None,
+             family: Optional[str] = None, retries: Optional[int] = None,
+             headers: Optional[dict] = None, data: Optional[bytes | str] = None) -> Any:
+        return self.request("POST", path, params=params, json=json, data=data, family=family,
+                            retries=retries, headers=headers)
+
+    def delete(self, path: str, json: Any = None, *, params: Any = None,
+               family: Optional[str] = None, retries: Optional[int] = None,
+               headers: Optional[dict] = None, data: Optional[bytes | str] = None) -> Any:
+        return self.request("DELETE", path, params=params, json=json, data=data, family=family,
+                            retries=retries, headers=headers)
+
+    def close(self) -> None:
+        if self._own_session:
+            self.session.close()
+
+    def __enter__(self) -> "HttpClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+    def family_of(self, path: str) -> str:
+        """Endpoint family of a path: ``/markets/keyset`` → markets, ``/data/orders`` →
+        data/orders, ``/v2/positions`` → positions, ``/`` → root."""
+        segs = [s for s in path.split("?")[0].split("/") if s]
+        if segs and segs[0] in ("v1", "v2"):
+            segs = segs[1:]
+        if not segs:
+            return "root"
+        two = "/".join(segs[:2])
+        if two in self._limiters:
+            return two
+        return segs[0]
+
+    def _wait_for_slot(self, family: str) -> None:
+        fam = self._limiters.get(family)
+        general = self._limiters.get("general") if family != "general" else None
+        if fam is None and general is None:
+            return
+        now = self._clock()
+        slot = fam.reserve(now) if fam is not None else now
+        if general is not None:
+            slot = general.reserve(slot)
+        wait = slot - self._clock()
+        if wait > 0.001:           # a free slot reserved "now" is not worth a sleep call
+            log.debug("%s rate limiter: waiting %.3fs for family %s", self.name, wait, family)
+            self.stats.add_wait(wait)
+            self.sleep(wait)
+
+    def _backoff(self, attempt: int) -> float:
+        return self._rng.uniform(0.0, min(self.backoff_max,
+                                          self.backoff_base * (2 ** (attempt - 1))))
+
+    def _read_timeout(self) -> float:
+        t = self.timeout
+        return float(t[1] if isinstance(t, (tuple, list)) else t)
+
+    def request(self, method: str, path: str, *, params: Any = None, json: Any = None,
+                data: Optional[bytes | str] = None, family: Optional[str] = None,
+                retries: Optional[int] = None, headers: Optional[dict] = None,
+                parse_json: bool = True) -> Any:
+        """Send one logical request (with retries) and return the parsed JSON (or the text
+        when ``parse_json`` is False; None for an empty non-GET answer)."""
+        if not path.startswith("/"):
+            path = "/" + path
+        family = family or self.family_of(path)
+        what = f"{method} {path}"
+        url = self.base_url + path
+        if isinstance(params, dict):
+            params = {k: _param(v) for k, v in params.items() if v is not None}
+        if data is not None and headers is None:
+            headers = {"Content-Type": "application/json"}
+        max_attempts = self.max_retries if retries is None else max(1, int(retries))
+        failures = 0
+        throttle_waits = 0
+        last_status: Optional[int] = None
+        last_problem = "no attempt made"
+        while True:
+            self._wait_for_slot(family)
+            t0 = time.perf_counter()
+            delay: Optional[float] = None
+            try:
+                resp = self.session.request(method, url, params=params, json=json, data=data,
+                                            headers=headers, timeout=self.timeout)
+            except requests.Timeout as exc:
+                last_status = None
+                seconds = time.perf_counter() - t0
+                self.stats.record(family, what, seconds, None)
+                last_problem = (f"{what} got no answer within {self._read_timeout():g}s "
+                                f"({type(exc).__name__})")
+            except requests.RequestException as exc:
+                last_status = None
+                seconds = time.perf_counter() - t0
+                self.stats.record(family, what, seconds, None)
+                last_problem = f"connection to {self._host} failed ({type(exc).__name__})"
+            else:
+                seconds = time.perf_counter() - t0
+                status = last_status = resp.status_code
+                self.stats.record(family, what, seconds, status, _rate_headers(resp))
+                log.debug("%s %s -> %s in %.3fs", self.name, what, status, seconds)
+                if 200 <= status < 300:
+                    if not parse_json:
+                        return resp.text
+                    if not resp.content and (status == 204 or method != "GET"):
+                        return None
+                    try:
+                        return _json.loads(resp.content)
+                    except ValueError:
+                        last_problem = f"the response to {what} was not valid JSON"
+                elif status in (401, 403):
+                    raise AuthenticationError(
+                        f"{self.name} API refused {what} (HTTP {status}: {_error_message(resp)}); "
+                        "check the API key, secret and passphrase in the environment "
+                        "(a 403 can also mean a geoblocked or datacenter IP).")
+                elif status in RETRYABLE_STATUSES or status >= 500:
+                    last_problem = f"{what} answered HTTP {status} ({_error_message(resp)})"
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                    if retry_after is not None:
+                        delay = min(retry_after, self.backoff_max)
+                        if status in (425, 429) and throttle_waits < self.max_throttle_waits:
+                            throttle_waits += 1
+                            log.debug("%s %s throttled (HTTP %s): waiting %.3fs",
+                                      self.name, what, status, delay)
+                            self.stats.add_wait(delay)
+                            self.sleep(delay)
+                            continue
+                else:
+                    raise RequestRejected(
+                        f"{self.name} API rejected {what} (HTTP {status}): {_error_message(resp)}; "
+                        "check the request parameters (ids, token ids, filters).", status=status)
+            failures += 1
+            if failures >= max_attempts:
+                break
+            if delay is None:
+                delay = self._backoff(failures)
+            log.debug("%s %s attempt %d failed (%s); retrying in %.3fs",
+                      self.name, what, failures, last_problem, delay)
+            self.stats.add_wait(delay)
+            self.sleep(delay)
+        exc = ExchangeUnavailable(
+            f"{self.name} API unreachable after {failures} attempts: {last_problem}; "
+            f"check the network or the {self.name} base URL in config.yaml", attempts=failures)
+        exc.last_status = last_status        # None: the last attempt got no HTTP answer
+        raise exc
