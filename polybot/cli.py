@@ -56,7 +56,7 @@ def run(main: Callable[[argparse.Namespace], Optional[int]],
         code = main(args)
         return EXIT_OK if code is None else int(code)
     except PolybotError as exc:
-        log.error("%s: %s", type(exc).__name__, exc)
+        log.error("%s: %s", type(exc).__name__, exc, extra={"console": False})
         _say(f"Error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:

@@ -183,6 +183,9 @@ def setup_logging(log_dir: Path | str = "logs", *, level: str = "INFO", console_
         root.addHandler(fh)
         ch = logging.StreamHandler(sys.stderr)
         ch.setFormatter(formatter)
+        # Records logged with extra={"console": False} go to the file only (e.g. the
+        # error sentence run_script already prints once).
+        ch.addFilter(lambda record: getattr(record, "console", True))
         ch._polybot = True
         root.addHandler(ch)
         _CONFIGURED.update(dir=key, file=fh, console=ch)
