@@ -252,6 +252,14 @@ class DashboardConfig:
     port: int = 5000
     password: Optional[str] = None
     refresh_seconds: int = 5
+    trust_proxy: bool = False               # honour X-Forwarded-For/-Proto/-Host (behind nginx/Caddy only)
+    secure_cookie: Optional[bool] = None    # None = auto: Secure when the request arrived over HTTPS
+    health_seconds: int = 60                # how often the system-health panel re-runs the health check
+
+    def _check(self, where: str) -> None:
+        _require(1 <= self.port <= 65535, f"{where}.port", "must be between 1 and 65535")
+        _require(1 <= self.refresh_seconds <= 3600, f"{where}.refresh_seconds", "must be between 1 and 3600")
+        _require(10 <= self.health_seconds <= 86400, f"{where}.health_seconds", "must be between 10 and 86400")
 
 
 @dataclass(frozen=True)

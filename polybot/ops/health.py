@@ -1,0 +1,296 @@
+"""``health_check.py`` and :func:`run_health_checks` (also used by Telegram ``/health`` and the
+dashboard): the checklist's six lines, each ``[OK]``, ``[WARN]`` or ``[FAIL]``::
+
+    [OK] Bot process running (PID: 12345)
+    [OK] API connectivity (response time: 234ms)
+    [OK] Database accessible
+    [OK] Last trade: 23 minutes ago
+    [OK] No critical errors
+    [OK] Disk space: 12.3 GB free
+
+A last line ``<UTC time> Health: OK | WARNING (…) | ERROR (…)`` timestamps each run in
+``logs/health.log`` (so ``grep ERROR logs/health.log`` lists the failed runs).
+
+Thresholds come from ``health:`` (heartbeat age, last-trade warning, disk warn/fail) and
+``alerts.thresholds.api_response_seconds``. The database is opened read-only; the only write is
+the critical alert a FAIL sends (throttled by the alerts module; "bot not running" alerts only
+once the bot has ever run on this database, so the data-collection phase stays quiet). Safe from cron every 5 minutes:
+every network call has a short timeout and ``quick_check`` stops after a time budget.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from .. import db
+from ..errors import PolybotError
+from ..logs import LOG_PREFIX
+from .common import GB, bot_status, disk_free, display_path, fmt_ago, fmt_gb, send_alerts
+
+log = logging.getLogger("polybot.health")
+
+API_TIMEOUT = (2.0, 2.5)            # connect, read (seconds)
+QUICK_CHECK_BUDGET = 2.0            # seconds
+ALERT_WAIT = 2.0                    # seconds to deliver a FAIL alert; the rest is retried later
+LOG_TAIL_BYTES = 2 * 1024 * 1024
+_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) \[(ERROR|CRITICAL)\] ([\w.]+): (.*)$")
+# Records that are not new errors: alerts are counted from the alerts table, and the health
+# check's own lines would otherwise keep it failing.
+_IGNORED_LOGGERS = ("polybot.alerts", "polybot.health")
+
+STATUS_OK, STATUS_WARN, STATUS_FAIL = "OK", "WARN", "FAIL"
+EXIT_CODES = {STATUS_OK: 0, STATUS_WARN: 1, STATUS_FAIL: 2}
+
+
+@dataclass(frozen=True)
+class HealthLine:
+    """One check: ``name`` is a stable key (bot, api, database, last_trade, errors, disk)."""
+    name: str
+    status: str          # OK | WARN | FAIL
+    text: str
+
+    def line(self) -> str:
+        return f"[{self.status}] {self.text}"
+
+    def __str__(self) -> str:
+        return self.line()
+
+
+def overall(lines: list[HealthLine]) -> str:
+    statuses = {h.status for h in lines}
+    return STATUS_FAIL if STATUS_FAIL in statuses else STATUS_WARN if STATUS_WARN in statuses else STATUS_OK
+
+
+def exit_code(lines: list[HealthLine]) -> int:
+    return EXIT_CODES[overall(lines)]
+
+
+# --------------------------------------------------------------------------- checks
+def check_bot(cfg, conn: Optional[sqlite3.Connection], now: float) -> HealthLine:
+    st = bot_status(cfg, conn, now=now)
+    pf = display_path(st.pid_file, cfg.root)
+    if st.pid is None:
+        return HealthLine("bot", STATUS_FAIL, f"Bot process not running (no PID file {pf}); start it with "
+                                              f"python trading_bot.py")
+    if not st.alive:
+        return HealthLine("bot", STATUS_FAIL, f"Bot process not running (PID {st.pid} in {pf} is gone); read "
+                                              f"the log, then python trading_bot.py --restart")
+    if st.heartbeat is None:
+        return HealthLine("bot", STATUS_FAIL, f"Bot process {st.pid} alive but no heartbeat recorded "
+                                              f"({st.db_error or 'bot_state has none'}); it may be stuck starting")
+    if not st.fresh:
+        return HealthLine("bot", STATUS_FAIL, f"Bot process {st.pid} alive but its heartbeat is "
+                                              f"{st.heartbeat_age:.0f} s old (limit {st.max_age:g} s): it may "
+                                              f"be hung; see RUNBOOK.md")
+    if st.halted:
+        return HealthLine("bot", STATUS_WARN, f"Bot process running (PID: {st.pid}) but HALTED: "
+                                              f"{st.halt_reason or 'no reason recorded'}")
+    return HealthLine("bot", STATUS_OK, f"Bot process running (PID: {st.pid})")
+
+
+def _api_seconds(cfg) -> float:
+    try:
+        from ..exchange.client import PolymarketClient
+    except ImportError:
+        PolymarketClient = None
+    if PolymarketClient is not None:
+        client = PolymarketClient.from_config(cfg, timeout=API_TIMEOUT, max_retries=1, backoff_max=1.0)
+        try:
+            return client.health()
+        finally:
+            try:
+                client.close()
+            except Exception:
+                pass
+    import requests
+    t0 = time.perf_counter()
+    resp = requests.get(cfg.polymarket.base_url, timeout=API_TIMEOUT)
+    resp.raise_for_status()
+    return time.perf_counter() - t0
+
+
+def check_api(cfg) -> HealthLine:
+    url = cfg.polymarket.base_url
+    try:
+        seconds = _api_seconds(cfg)
+    except Exception as exc:      # any failure to reach the CLOB is the finding itself
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        return HealthLine("api", STATUS_FAIL, f"API connectivity: cannot reach {url} ({reason})")
+    ms = seconds * 1000
+    limit = cfg.alerts.thresholds.api_response_seconds
+    if seconds > limit:
+        return HealthLine("api", STATUS_WARN, f"API connectivity slow (response time: {ms:.0f}ms, "
+                                              f"over {limit * 1000:.0f}ms)")
+    return HealthLine("api", STATUS_OK, f"API connectivity (response time: {ms:.0f}ms)")
+
+
+def check_database(conn: Optional[sqlite3.Connection], error: Optional[str]) -> HealthLine:
+    if conn is None:
+        return HealthLine("database", STATUS_FAIL, f"Database not accessible: {error}")
+    deadline = time.monotonic() + QUICK_CHECK_BUDGET
+    conn.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
+    try:
+        result = "; ".join(str(r[0]) for r in conn.execute("PRAGMA quick_check").fetchall()[:3])
+    except sqlite3.OperationalError as exc:
+        if "interrupt" in str(exc).lower():
+            return HealthLine("database", STATUS_OK, f"Database accessible (quick_check skipped: over "
+                                                     f"{QUICK_CHECK_BUDGET:g} s; maintain_database.py runs the full check)")
+        return HealthLine("database", STATUS_FAIL, f"Database not accessible: {exc}")
+    except sqlite3.DatabaseError as exc:
+        return HealthLine("database", STATUS_FAIL, f"Database damaged: {exc}; restore it with "
+                                                   f"python backup_database.py --restore FILE")
+    finally:
+        conn.set_progress_handler(None, 0)
+    if result != "ok":
+        return HealthLine("database", STATUS_FAIL, f"Database damaged (quick_check: {result}); restore it with "
+                                                   f"python backup_database.py --restore FILE")
+    return HealthLine("database", STATUS_OK, "Database accessible")
+
+
+def check_last_trade(cfg, conn: Optional[sqlite3.Connection], now: float) -> HealthLine:
+    if conn is None:
+        return HealthLine("last_trade", STATUS_FAIL, "Last trade: unknown (database not accessible)")
+    try:
+        row = conn.execute("SELECT MAX(timestamp) FROM trades WHERE mode = ?", (cfg.mode,)).fetchone()
+    except sqlite3.Error as exc:
+        return HealthLine("last_trade", STATUS_FAIL, f"Last trade: unknown ({exc})")
+    last = row[0] if row else None
+    if last is None:
+        return HealthLine("last_trade", STATUS_WARN, f"Last trade: none recorded yet ({cfg.mode} mode)")
+    age = now - last
+    limit = cfg.health.last_trade_warn_minutes
+    if age > limit * 60:
+        return HealthLine("last_trade", STATUS_WARN, f"Last trade: {fmt_ago(age)} (over {limit:g} minutes; "
+                                                     f"see RUNBOOK.md, No trades executing)")
+    return HealthLine("last_trade", STATUS_OK, f"Last trade: {fmt_ago(age)}")
+
+
+def log_errors_since(log_dir: Path, since: float) -> list[str]:
+    """ERROR/CRITICAL lines logged since ``since`` (today's file, and yesterday's near midnight)."""
+    days = {datetime.fromtimestamp(t, timezone.utc).strftime("%Y%m%d") for t in (since, time.time())}
+    found: list[str] = []
+    cutoff = datetime.fromtimestamp(since, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for day in sorted(days):
+        path = Path(log_dir) / f"{LOG_PREFIX}{day}.log"
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(0, 2)
+                size = fh.tell()
+                fh.seek(max(0, size - LOG_TAIL_BYTES))
+                text = fh.read().decode("utf-8", errors="replace")
+        except OSError:
+            continue
+        for raw in text.splitlines():
+            m = _LOG_LINE.match(raw)
+            if m and m.group(1) >= cutoff and not m.group(3).startswith(_IGNORED_LOGGERS):
+                found.append(f"{m.group(3)}: {m.group(4)}")
+    return found
+
+
+def check_errors(cfg, conn: Optional[sqlite3.Connection], now: float) -> HealthLine:
+    since = now - 3600
+    alerts = []
+    if conn is not None:
+        try:
+            alerts = conn.execute("SELECT key, message FROM alerts WHERE level = 'critical' AND timestamp >= ? "
+                                  "AND key NOT LIKE 'health%' ORDER BY timestamp DESC", (int(since),)).fetchall()
+        except sqlite3.Error:
+            alerts = []
+    if alerts:
+        key, msg = alerts[0]
+        return HealthLine("errors", STATUS_FAIL, f"{len(alerts)} critical alert(s) in the last hour "
+                                                 f"(latest: {key}: {str(msg)[:120]})")
+    errors = log_errors_since(cfg.log_dir, since)
+    if errors:
+        return HealthLine("errors", STATUS_WARN, f"{len(errors)} ERROR line(s) in today's log in the last hour "
+                                                 f"(latest: {errors[-1][:120]})")
+    return HealthLine("errors", STATUS_OK, "No critical errors")
+
+
+def check_disk(cfg) -> HealthLine:
+    free = disk_free(Path(cfg.database_path).parent)
+    h = cfg.health
+    if free < h.disk_fail_gb * GB:
+        return HealthLine("disk", STATUS_FAIL, f"Disk space: {fmt_gb(free)} free (below {h.disk_fail_gb:g} GB); "
+                                               f"free space now — see RUNBOOK.md")
+    if free < h.disk_warn_gb * GB:
+        return HealthLine("disk", STATUS_WARN, f"Disk space: {fmt_gb(free)} free (below {h.disk_warn_gb:g} GB)")
+    return HealthLine("disk", STATUS_OK, f"Disk space: {fmt_gb(free)} free")
+
+
+def run_health_checks(cfg, *, now: Optional[float] = None, check_api_connectivity: bool = True) -> list[HealthLine]:
+    """The six checks, in the checklist's order. Read-only; never raises; sends no alert."""
+    now = time.time() if now is None else now
+    conn, error = None, None
+    try:
+        conn = db.connect(cfg.database_path, readonly=True)
+    except PolybotError as exc:
+        error = str(exc)
+    try:
+        lines = [check_bot(cfg, conn, now)]
+        if check_api_connectivity:
+            lines.append(check_api(cfg))
+        lines += [check_database(conn, error), check_last_trade(cfg, conn, now), check_errors(cfg, conn, now),
+                  check_disk(cfg)]
+        return lines
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def summary_line(lines: list[HealthLine], now: Optional[float] = None) -> str:
+    """One timestamped line per run, so ``grep ERROR logs/health.log`` (the checklist's daily
+    review) lists the failed runs: ``… Health: OK``, ``… Health: WARNING …``, ``… Health: ERROR …``."""
+    stamp = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status = overall(lines)
+    if status == STATUS_OK:
+        return f"{stamp} Health: OK ({len(lines)}/{len(lines)} checks OK)"
+    bad = ", ".join(f"{h.name} {h.status}" for h in lines if h.status != STATUS_OK)
+    word = "ERROR" if status == STATUS_FAIL else "WARNING"
+    return f"{stamp} Health: {word} ({bad})"
+
+
+def bot_never_started(cfg) -> bool:
+    """No PID file and no heartbeat ever recorded: the bot has not been run on this database yet
+    (the data-collection phase), so "not running" is expected, not an emergency."""
+    st = bot_status(cfg)
+    return st.pid is None and st.heartbeat is None and st.db_error is None
+
+
+def alert_failures(cfg, lines: list[HealthLine]) -> None:
+    """One critical alert per failing check (key ``health_<name>``, throttled by the alerts module).
+
+    The bot line alerts only once the bot has run at least once on this database: during the
+    checklist's data-collection phase a critical alert every 15 minutes would only teach the
+    operator to ignore critical alerts."""
+    failing = [h for h in lines if h.status == STATUS_FAIL]
+    if any(h.name == "bot" for h in failing) and bot_never_started(cfg):
+        failing = [h for h in failing if h.name != "bot"]
+    if not failing:
+        return
+    send_alerts(cfg, [("critical", f"health_{h.name}", f"Health check FAIL: {h.text}") for h in failing],
+                timeout=ALERT_WAIT)
+
+
+def main(args) -> int:
+    from ..config import load_config
+    from .common import configure_quiet
+
+    cfg = load_config(args.config, require_mode_secrets=False)
+    configure_quiet(cfg)
+    lines = run_health_checks(cfg)
+    for h in lines:
+        print(h.line())
+    status = overall(lines)
+    print(summary_line(lines))
+    summary = ", ".join(f"{h.name}={h.status}" for h in lines)
+    (log.warning if status != STATUS_OK else log.info)("Health %s: %s", status, summary)
+    if status == STATUS_FAIL and not args.no_alert:
+        alert_failures(cfg, lines)
+    return EXIT_CODES[status]

@@ -1,0 +1,422 @@
+"""``pre_launch_check.py``: the checklist's "Final Go-Live Checklist" as code.
+
+One ✓/✗ line per item, then ``✓ All systems operational`` / ``✓ Ready for live trading`` (exit
+0) or a NO-GO list with the fix for each item (exit 1). The result is also written to
+``reports/pre_launch_check_YYYYMMDD_HHMMSS.txt`` (the documented GO/NO-GO decision).
+
+Inputs other modules produce (file names from the shared contracts):
+``reports/data_quality_*.txt`` (newest; a line starting ``PASS`` / ``FAIL``),
+``reports/correlation_7day.csv``, ``reports/backtest_30day.json`` (``metrics.verdict`` — or a
+top-level ``verdict`` — ``"PASS"``; failed ``metrics.criteria`` are named), the
+``trades`` / ``performance`` / ``alerts`` / ``halts`` tables (paper rows have ``mode = 'paper'``),
+and the scripts ``test_risk_limits.py`` / ``test_circuit_breakers.py`` (exit 0 = every scenario
+passed), looked up in the workspace first, then in the checkout.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional
+
+from .. import db
+from ..config import check_mode_requirements, risk_bound_problems
+from ..errors import ConfigError, PolybotError
+from .backup import list_backups, read_checksum
+from .common import FAIL, GB, OK, ROOT, bot_status, disk_free, fmt_ago, fmt_gb, sha256_file
+from .secrets_scan import scan_for_secrets
+
+DAY = 86400
+BACKUP_MAX_AGE_H = 26
+MIN_DAYS = 7
+SCENARIO_TIMEOUT = 900
+SCENARIO_SCRIPTS = (("Risk limits enforced", "test_risk_limits.py"),
+                    ("Circuit breakers tested", "test_circuit_breakers.py"))
+
+
+@dataclass
+class Item:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        return f"{OK if self.ok else FAIL} {self.name}: {self.detail}"
+
+
+def _conn(cfg) -> Optional[sqlite3.Connection]:
+    try:
+        return db.connect(cfg.database_path, readonly=True)
+    except PolybotError:
+        return None
+
+
+NO_DB_FIX = "run python initialize_db.py"
+
+
+# --------------------------------------------------------------------------- the checks
+def check_config(cfg) -> Item:
+    live = dataclasses.replace(cfg, paper_trading=False)
+    try:
+        check_mode_requirements(live)
+    except ConfigError as exc:
+        return Item("Config valid for live trading", False, str(exc), "fix config.yaml / the environment, then "
+                                                                       "python validate_config.py")
+    missing = [v for k, v in cfg.unset_env if k.startswith(("polymarket.", "telegram.", "email."))]
+    if missing:
+        return Item("Config valid for live trading", False, f"environment variable(s) not set: {', '.join(missing)}",
+                    f"export {missing[0]} (Windows: setx {missing[0]} ...)")
+    return Item("Config valid for live trading", True, "credentials set, risk bounds and secrets checks pass "
+                                                        "with paper_trading: false")
+
+
+def check_secrets(cfg) -> Item:
+    hits = scan_for_secrets(Path(cfg.root))
+    if cfg.literal_secrets:
+        hits = [f"config.yaml: {k} is written literally" for k in cfg.literal_secrets] + hits
+    if hits:
+        return Item("No hardcoded secrets", False, f"{len(hits)} finding(s), first: {hits[0]}",
+                    "move each secret to an environment variable (${VAR} in config.yaml) and rotate it")
+    return Item("No hardcoded secrets", True, "the checklist's grep patterns find only ${VAR} references")
+
+
+def _mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+def check_permissions(cfg) -> Item:
+    if os.name != "posix":
+        return Item("File permissions", True, "skipped on Windows — check with icacls as in RUNBOOK.md")
+    bad: list[str] = []
+    fixes: list[str] = []
+
+    def want(p: Path, mode: int, mask: int, cmd: str) -> None:
+        if p.exists() and _mode(p) & mask:
+            bad.append(f"{p.name} is {_mode(p):o} (want {mode:o})")
+            fixes.append(cmd)
+    dbp = Path(cfg.database_path)
+    want(dbp, 0o600, 0o077, f"chmod 600 {dbp}")
+    for suffix in ("-wal", "-shm"):
+        want(Path(str(dbp) + suffix), 0o600, 0o077, f"chmod 600 {dbp}{suffix}")
+    if cfg.source:
+        want(Path(cfg.source), 0o600, 0o077, f"chmod 600 {cfg.source}")
+    want(Path(cfg.root) / ".env", 0o600, 0o077, "chmod 600 .env")
+    for b in list_backups(cfg.backup_dir):
+        want(b.path, 0o600, 0o077, f"chmod 600 {cfg.backup_dir}/*.db")
+    for p in Path(cfg.log_dir).glob("*.log") if Path(cfg.log_dir).is_dir() else []:
+        want(p, 0o640, 0o027, f"chmod 640 {cfg.log_dir}/*.log")
+    for d in (dbp.parent, Path(cfg.log_dir), Path(cfg.backup_dir)):
+        want(d, 0o700, 0o077, f"chmod 700 {d}")
+    if bad:
+        return Item("File permissions", False, "; ".join(bad[:4]) + (" …" if len(bad) > 4 else ""),
+                    "; ".join(dict.fromkeys(fixes)))
+    return Item("File permissions", True, "database/config/backups 600, logs 640, directories 700")
+
+
+def check_integrity(cfg, conn) -> Item:
+    if conn is None:
+        return Item("Database integrity", False, f"no database at {cfg.database_path}", NO_DB_FIX)
+    try:
+        result = "; ".join(r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()[:3])
+    except sqlite3.DatabaseError as exc:
+        result = str(exc)
+    if result != "ok":
+        return Item("Database integrity", False, f"integrity_check: {result}",
+                    "restore the latest backup: python backup_database.py --restore FILE")
+    return Item("Database integrity", True, "integrity_check ok")
+
+
+def check_backup(cfg, conn, now: float) -> Item:
+    backups = list_backups(cfg.backup_dir)
+    fix = "run python backup_database.py and schedule it daily (python run_scheduler.py --print-crontab)"
+    if not backups:
+        return Item("Recent verified backup", False, f"no backup in {cfg.backup_dir}", fix)
+    b = backups[-1]
+    age_h = (now - b.timestamp) / 3600
+    if age_h > BACKUP_MAX_AGE_H:
+        return Item("Recent verified backup", False, f"newest backup {b.name} is {age_h:.0f} h old (max "
+                                                     f"{BACKUP_MAX_AGE_H} h)", fix)
+    digest = read_checksum(b.path)
+    if digest is None and conn is not None:
+        row = conn.execute("SELECT sha256 FROM backups WHERE path LIKE ? AND integrity = 'ok' ORDER BY id DESC "
+                           "LIMIT 1", (f"%{b.name}",)).fetchone()
+        digest = row[0] if row else None
+    if digest is None or sha256_file(b.path) != digest:
+        return Item("Recent verified backup", False, f"{b.name} has no matching verified checksum", fix)
+    return Item("Recent verified backup", True, f"{b.name} ({age_h:.1f} h old, integrity ok, sha256 matches)")
+
+
+def _latest(report_dir: Path, pattern: str) -> Optional[Path]:
+    files = [p for p in Path(report_dir).glob(pattern) if p.is_file()]
+    return max(files, key=lambda p: (p.stat().st_mtime, p.name)) if files else None
+
+
+def check_collection(cfg, conn, now: float) -> Item:
+    name = "Data collection running (7+ days, fresh, quality PASS)"
+    if conn is None:
+        return Item(name, False, "no database", "run python initialize_db.py, then schedule python "
+                                                 "collect_market_data.py every 5 minutes")
+    first, last = conn.execute("SELECT MIN(timestamp), MAX(timestamp) FROM market_snapshots "
+                               "WHERE source = 'collected'").fetchone()
+    if last is None:
+        return Item(name, False, "no collected snapshots", "schedule python collect_market_data.py every 5 minutes "
+                                                          "(python run_scheduler.py --print-crontab)")
+    span = (last - first) / DAY
+    if span < MIN_DAYS:
+        return Item(name, False, f"only {span:.1f} days of data", f"keep collecting until {MIN_DAYS} days are stored")
+    age_min = (now - last) / 60
+    if age_min > cfg.collection.freshness_minutes:
+        return Item(name, False, f"last snapshot {fmt_ago(now - last)} (limit {cfg.collection.freshness_minutes:g} "
+                                 f"min)", "check the collector: tail logs/cron.log; crontab -l")
+    report = _latest(cfg.report_dir, "data_quality_*.txt")
+    if report is None:
+        return Item(name, False, f"{span:.1f} days, fresh, but no data quality report",
+                    "run python data_quality_check.py")
+    lines = [ln.strip() for ln in report.read_text(encoding="utf-8", errors="replace").splitlines()]
+    verdicts = [ln for ln in lines if ln.startswith(("PASS", "FAIL"))]
+    if not verdicts or not verdicts[-1].startswith("PASS"):
+        return Item(name, False, f"{report.name}: {verdicts[-1] if verdicts else 'no PASS/FAIL line'}",
+                    "fix the data problems it lists, then python data_quality_check.py")
+    return Item(name, True, f"{span:.1f} days, last snapshot {fmt_ago(now - last)}, {report.name}: PASS")
+
+
+def check_correlation(cfg) -> Item:
+    p = Path(cfg.report_dir) / "correlation_7day.csv"
+    fix = "run python correlation_analysis.py --days 7"
+    if not p.exists():
+        return Item("7-day correlation report", False, f"{p.name} not found", fix)
+    rows = [ln for ln in p.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    if len(rows) < 2:
+        return Item("7-day correlation report", False, f"{p.name} has no data rows", fix)
+    return Item("7-day correlation report", True, f"{p.name} ({len(rows) - 1} rows)")
+
+
+def check_backtest(cfg) -> Item:
+    p = Path(cfg.report_dir) / "backtest_30day.json"
+    fix = "run python backtest.py --start-date YYYY-MM-DD --end-date YYYY-MM-DD --capital 500"
+    if not p.exists():
+        return Item("30-day backtest PASSED", False, "no 30-day backtest report (reports/backtest_30day.json)", fix)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return Item("30-day backtest PASSED", False, f"{p.name} is unreadable ({exc})", fix)
+    if not isinstance(data, dict):
+        return Item("30-day backtest PASSED", False, f"{p.name} is not a backtest report", fix)
+    metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
+    verdict = str(data.get("verdict") or metrics.get("verdict") or "").upper()
+    criteria = metrics.get("criteria") or data.get("criteria") or []
+    failed = [str(c.get("name")) for c in criteria if isinstance(c, dict) and not c.get("passed")]
+    if verdict != "PASS":
+        return Item("30-day backtest PASSED", False, f"verdict {verdict or 'missing'}"
+                    + (f" (failed: {', '.join(failed)})" if failed else ""),
+                    "adjust the strategy and re-run the backtest; do NOT go live")
+    period = f" ({data['start_date']} to {data['end_date']})" if data.get("start_date") and data.get("end_date") else ""
+    return Item("30-day backtest PASSED", True, f"{p.name}: verdict PASS{period}")
+
+
+def check_paper(cfg, conn, now: float) -> Item:
+    name = "Paper trading PASSED (7+ days, no critical errors)"
+    if conn is None:
+        return Item(name, False, "no database", "run python initialize_db.py, then python trading_bot.py "
+                                                 "--paper-trading for 7+ days")
+    t_first = [r[0] for r in conn.execute(
+        "SELECT MIN(timestamp) FROM trades WHERE mode = 'paper' UNION ALL "
+        "SELECT MIN(timestamp) FROM performance WHERE mode = 'paper'") if r[0] is not None]
+    if not t_first:
+        return Item(name, False, "no paper trades or performance rows", "run python trading_bot.py --paper-trading "
+                                                                         "for at least 7 days")
+    start = min(t_first)
+    days = (now - start) / DAY
+    n = conn.execute("SELECT COUNT(*) FROM trades WHERE mode = 'paper'").fetchone()[0]
+    if days < MIN_DAYS:
+        return Item(name, False, f"only {days:.1f} days of paper trading ({n} trades)",
+                    f"keep paper trading until {MIN_DAYS} days have passed")
+    since = int(now - MIN_DAYS * DAY)
+    crit = conn.execute("SELECT COUNT(*), MAX(key) FROM alerts WHERE level = 'critical' AND timestamp >= ? AND "
+                        "key NOT LIKE 'health%' AND key NOT LIKE 'prelaunch%'", (since,)).fetchone()
+    halts = conn.execute("SELECT COUNT(*) FROM halts WHERE mode = 'paper' AND timestamp >= ? AND "
+                         "breaker != 'emergency_stop'", (since,)).fetchone()[0]
+    if crit[0] or halts:
+        return Item(name, False, f"{crit[0]} critical alert(s) and {halts} circuit-breaker halt(s) in the last "
+                                 f"{MIN_DAYS} days", "fix the cause (RUNBOOK.md) and paper trade 7 clean days")
+    pnl = conn.execute("SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = 'paper'").fetchone()[0]
+    from ..money import fmt_usd
+    return Item(name, True, f"{days:.1f} days, {n} trades, realised {fmt_usd(pnl, signed=True)}, no critical "
+                            f"errors in the last {MIN_DAYS} days")
+
+
+def check_risk(cfg) -> Item:
+    problems = risk_bound_problems(cfg)
+    if problems:
+        return Item("Risk limits within the checklist's bounds", False, problems[0], "edit risk_limits in config.yaml")
+    r = cfg.risk_limits
+    return Item("Risk limits within the checklist's bounds", True,
+                f"max_position ${r.max_position_size:g}, max_positions {r.max_positions}, exposure "
+                f"{r.max_portfolio_exposure:g}, stop loss {r.stop_loss_percent:g}, daily loss ${r.daily_loss_limit:g}, "
+                f"leverage {r.max_leverage:g} for ${cfg.capital:g}")
+
+
+def _scenario(cfg, label: str, script: str) -> Item:
+    path = next((p for p in (Path(cfg.root) / script, ROOT / script) if p.exists()), None)
+    if path is None:
+        return Item(label, False, f"{script} not available", f"{script} must exist and pass before going live")
+    env = dict(os.environ, PYTHONIOENCODING="utf-8")
+    if cfg.source:
+        env["POLYBOT_CONFIG"] = str(cfg.source)
+    try:
+        proc = subprocess.run([sys.executable, str(path)], cwd=str(cfg.root), env=env, capture_output=True,
+                              text=True, timeout=SCENARIO_TIMEOUT, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return Item(label, False, f"{script} did not finish in {SCENARIO_TIMEOUT} s", f"run python {script} and fix it")
+    out = [ln for ln in (proc.stdout + "\n" + proc.stderr).splitlines() if ln.strip()]
+    if proc.returncode != 0:
+        return Item(label, False, f"{script} exit code {proc.returncode}: {out[-1] if out else 'no output'}",
+                    f"run python {script}, fix every ✗ scenario")
+    passed = sum(1 for ln in out if ln.lstrip().startswith("✓"))
+    return Item(label, True, f"{script} passed" + (f" ({passed} scenarios)" if passed else ""))
+
+
+def check_alert_channels(cfg, send_test: bool) -> Item:
+    name = "Alert channels configured"
+    used = {ch for lvl in ("critical", "warning", "info") for ch in getattr(cfg.alerts, lvl)}
+    problems = []
+    if "telegram" in used:
+        t = cfg.telegram
+        if not t.enabled:
+            problems.append("alerts use telegram but telegram.enabled is false")
+        elif not (t.bot_token and t.chat_id):
+            problems.append("telegram needs bot_token (TELEGRAM_BOT_TOKEN) and chat_id")
+    if "email" in used:
+        e = cfg.email
+        if not e.enabled:
+            problems.append("alerts use email but email.enabled is false")
+        elif not (e.smtp_host and e.from_addr and e.to_addrs):
+            problems.append("email needs smtp_host, from_addr and to_addrs")
+    if not [c for c in cfg.alerts.critical if c != "log"]:
+        problems.append("alerts.critical has no channel that reaches your phone or inbox")
+    if problems:
+        return Item(name, False, "; ".join(problems), "fix telegram:/email:/alerts: in config.yaml "
+                                                      "(python get_telegram_chat_id.py for the chat id)")
+    detail = f"critical → {', '.join(cfg.alerts.critical)}"
+    if send_test:
+        failed = _send_test_alert(cfg)
+        if failed:
+            return Item(name, False, f"test alert not delivered: {failed}",
+                        "check the channel settings (python test_alerts.py --level critical), then "
+                        "python pre_launch_check.py --send-test")
+        detail += "; test alert sent"
+    return Item(name, True, detail)
+
+
+def _send_test_alert(cfg) -> Optional[str]:
+    """Deliver a critical test alert synchronously; return what failed (None = all delivered)."""
+    from ..alerts import Alerter
+
+    alerter = Alerter(cfg)
+    try:
+        results = alerter.deliver_now("critical", "prelaunch_test",
+                                      "Pre-launch test alert from pre_launch_check.py — ignore")
+    finally:
+        alerter.close(15)
+    bad = [f"{ch}: {r.detail}" for ch, r in results.items() if not r.ok]
+    return "; ".join(bad) or None
+
+
+def check_disk(cfg) -> Item:
+    free = disk_free(Path(cfg.database_path).parent)
+    need = cfg.health.disk_warn_gb
+    if free < need * GB:
+        return Item("Disk space", False, f"{fmt_gb(free)} free (need {need:g} GB)", "free disk space")
+    return Item("Disk space", True, f"{fmt_gb(free)} free")
+
+
+def check_emergency_stop(cfg, conn) -> Item:
+    stop = Path(cfg.emergency_stop_file)
+    if stop.exists():
+        return Item("Emergency stop absent", False, f"{stop.name} exists", f"find out why it was created, then rm {stop.name}")
+    if bot_status(cfg, conn).halted:
+        return Item("Emergency stop absent", False, "the bot is halted (a circuit breaker latched)",
+                    "read the halt reason (RUNBOOK.md), then python trading_bot.py --restart")
+    return Item("Emergency stop absent", True, f"no {stop.name} file, not halted")
+
+
+def check_monitoring(cfg, conn, now: float) -> Item:
+    name = "Health checks running"
+    last = None
+    if conn is not None:
+        last = conn.execute("SELECT MAX(started_at) FROM job_runs WHERE job = 'health'").fetchone()[0]
+    hl = Path(cfg.log_dir) / "health.log"
+    if hl.exists():
+        last = max(last or 0, hl.stat().st_mtime)
+    if last is None or now - last > 15 * 60:
+        return Item(name, False, "no health check in the last 15 minutes",
+                    "schedule python health_check.py every 5 minutes (python run_scheduler.py --print-crontab)")
+    return Item(name, True, f"last health check {fmt_ago(now - last)}")
+
+
+def run_prelaunch(cfg, *, now: Optional[float] = None, send_test: bool = False) -> list[Item]:
+    now = time.time() if now is None else now
+    conn = _conn(cfg)
+    try:
+        checks: list[tuple[str, Callable[[], Item]]] = [
+            ("Config valid for live trading", lambda: check_config(cfg)),
+            ("No hardcoded secrets", lambda: check_secrets(cfg)),
+            ("File permissions", lambda: check_permissions(cfg)),
+            ("Database integrity", lambda: check_integrity(cfg, conn)),
+            ("Recent verified backup", lambda: check_backup(cfg, conn, now)),
+            ("Data collection running", lambda: check_collection(cfg, conn, now)),
+            ("7-day correlation report", lambda: check_correlation(cfg)),
+            ("30-day backtest PASSED", lambda: check_backtest(cfg)),
+            ("Paper trading PASSED", lambda: check_paper(cfg, conn, now)),
+            ("Risk limits", lambda: check_risk(cfg)),
+            *[(lab, (lambda lab=lab, s=s: _scenario(cfg, lab, s))) for lab, s in SCENARIO_SCRIPTS],
+            ("Alert channels configured", lambda: check_alert_channels(cfg, send_test)),
+            ("Health checks running", lambda: check_monitoring(cfg, conn, now)),
+            ("Disk space", lambda: check_disk(cfg)),
+            ("Emergency stop absent", lambda: check_emergency_stop(cfg, conn)),
+        ]
+        items = []
+        for name, check in checks:
+            try:
+                items.append(check())
+            except (sqlite3.Error, OSError) as exc:
+                items.append(Item(name, False, f"could not be checked ({exc})", "fix that error and run again"))
+        return items
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def main(args) -> int:
+    from ..config import load_config
+    from .common import configure_quiet
+
+    cfg = load_config(args.config, require_mode_secrets=False)
+    configure_quiet(cfg)
+    now = time.time()
+    items = run_prelaunch(cfg, now=now, send_test=args.send_test)
+    lines = [i.line() for i in items]
+    failed = [i for i in items if not i.ok]
+    if failed:
+        lines.append(f"{FAIL} NO-GO: {len(failed)} item(s) to fix before live trading:")
+        lines += [f"  {n}. {i.name}: {i.fix}" for n, i in enumerate(failed, 1)]
+    else:
+        lines += [f"{OK} All systems operational", f"{OK} Ready for live trading"]
+    print("\n".join(lines))
+    path = Path(cfg.report_dir) / f"pre_launch_check_{datetime.fromtimestamp(now, timezone.utc):%Y%m%d_%H%M%S}.txt"
+    try:
+        db.ensure_private_dir(path.parent)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"Decision recorded: {path}")
+    except (OSError, PolybotError):
+        pass
+    return 1 if failed else 0

@@ -1,0 +1,207 @@
+"""pre_launch_check.py: NO-GO with one reason per missing step on a fresh workspace; GO on a
+workspace prepared to satisfy every item; each item can turn the decision to NO-GO."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from polybot import db
+from tests.conftest import ROOT, run_cli
+from tests.helpers_ops import add_alert, add_trade, connect, init_workspace
+
+LIVE_ENV = {"POLYMARKET_API_KEY": "k" * 36, "POLYMARKET_API_SECRET": "s" * 44,
+            "POLYMARKET_API_PASSPHRASE": "p" * 64, "POLYMARKET_PRIVATE_KEY": "0x" + "1" * 64,
+            "TELEGRAM_BOT_TOKEN": "123456789:" + "A" * 35}
+LIVE_CONFIG = {
+    "polymarket": {"api_key": "${POLYMARKET_API_KEY}", "api_secret": "${POLYMARKET_API_SECRET}",
+                   "api_passphrase": "${POLYMARKET_API_PASSPHRASE}", "private_key": "${POLYMARKET_PRIVATE_KEY}"},
+    "telegram": {"enabled": True, "bot_token": "${TELEGRAM_BOT_TOKEN}", "chat_id": "424242",
+                 "base_url": "http://127.0.0.1:9/bot"},          # never reaches the real Telegram
+    "alerts": {"critical": ["telegram"], "warning": ["telegram"], "info": ["telegram"]},
+    "health": {"disk_warn_gb": 0.001, "disk_fail_gb": 0.0005},
+}
+PASSING_SCRIPT = 'print("✓ scenario 1 passed")\nprint("✓ scenario 2 passed")\n'
+
+
+def _backtest(verdict: str) -> dict:
+    """The shape backtest.py writes (polybot/backtest/report.py write_json)."""
+    return {"start_date": "2026-01-01", "end_date": "2026-01-30", "strategy": {"name": "correlation_pairs"},
+            "metrics": {"total_trades": 40, "win_rate": 0.56, "verdict": verdict,
+                        "criteria": [{"name": "Win rate > 52%", "passed": True, "value": "56.0%"},
+                                     {"name": "Sharpe ratio > 0.5", "passed": verdict == "PASS", "value": "0.41"}]}}
+
+
+def _items(stdout: str) -> dict[str, str]:
+    """{item name: '✓' | '✗'} from the check lines."""
+    out = {}
+    for line in stdout.splitlines():
+        if line[:2] in ("✓ ", "✗ ") and ": " in line and not line.startswith("✗ NO-GO"):
+            out[line[2:].split(": ", 1)[0]] = line[0]
+    return out
+
+
+def _prepare_go(root):
+    cfg = init_workspace(root, LIVE_CONFIG)
+    os.chmod(root / "config.yaml", 0o600)
+    now = int(time.time())
+    conn = connect(cfg)
+    with db.atomic(conn):
+        for ts in range(now - 8 * 86400, now, 6 * 3600):
+            conn.execute("INSERT INTO market_snapshots(timestamp, token_id, market_id, mid) VALUES (?, 'tok', 'm', 0.5)",
+                         (ts,))
+        conn.execute("INSERT INTO market_snapshots(timestamp, token_id, market_id, mid) VALUES (?, 'tok', 'm', 0.5)",
+                     (now - 120,))
+    for i, ts in enumerate(range(now - 8 * 86400, now - 3600, 12 * 3600)):
+        add_trade(conn, ts=ts, side="SELL" if i % 2 else "BUY", pnl=(100_000 if i % 2 else None))
+    conn.close()
+    reports = cfg.report_dir
+    reports.mkdir(exist_ok=True)
+    (reports / "data_quality_20260101_000000.txt").write_text("✓ No NULL values\nFAIL: old run\n")
+    quality = reports / "data_quality_20260201_000000.txt"
+    quality.write_text("✓ No NULL values in critical fields\n✓ Data fresh\nPASS: Data quality check passed\n")
+    os.utime(reports / "data_quality_20260101_000000.txt", (now - 86400, now - 86400))
+    (reports / "correlation_7day.csv").write_text("market_a,market_b,r\nm1,m2,0.82\n")
+    (reports / "backtest_30day.json").write_text(json.dumps(_backtest("PASS")))
+    for name in ("test_risk_limits.py", "test_circuit_breakers.py"):
+        (root / name).write_text(PASSING_SCRIPT)
+    cfg.log_dir.mkdir(exist_ok=True, mode=0o700)
+    (cfg.log_dir / "health.log").write_text("[OK] Bot process running (PID: 1)\n")
+    os.chmod(cfg.log_dir / "health.log", 0o640)
+    res = run_cli("backup_database.py", cwd=root)
+    assert res.returncode == 0, res.stderr
+    return cfg
+
+
+def test_fresh_workspace_is_no_go_with_one_reason_per_missing_step(workspace):
+    res = run_cli("pre_launch_check.py", cwd=workspace)
+    assert res.returncode == 1, res.stdout + res.stderr
+    items = _items(res.stdout)
+    failed = {k for k, v in items.items() if v == "✗"}
+    expected = {"Config valid for live trading", "File permissions", "Database integrity", "Recent verified backup",
+                "Data collection running (7+ days, fresh, quality PASS)", "7-day correlation report",
+                "30-day backtest PASSED", "Paper trading PASSED (7+ days, no critical errors)",
+                "Alert channels configured", "Health checks running"}
+    scenarios = {"Risk limits enforced": "test_risk_limits.py", "Circuit breakers tested": "test_circuit_breakers.py"}
+    for name, script in scenarios.items():      # NO-GO "not available" until the bot's scenario scripts exist
+        if not (ROOT / script).exists():
+            expected.add(name)
+            assert f"{script} not available" in res.stdout
+        else:
+            assert name in items                  # they run as subprocesses; their verdict is theirs
+    assert expected <= failed and failed - expected <= {"Disk space", *scenarios}
+    assert items["No hardcoded secrets"] == "✓" and items["Emergency stop absent"] == "✓"
+    assert items["Risk limits within the checklist's bounds"] == "✓"
+    out = res.stdout
+    assert f"✗ NO-GO: {len(failed)} item(s) to fix before live trading:" in out
+    fixes = [ln for ln in out.splitlines() if ln.startswith("  ") and ". " in ln]
+    assert len(fixes) == len(failed)                       # one reason, with its fix, per missing step
+    assert "no 30-day backtest report (reports/backtest_30day.json)" in out
+    assert "run python backtest.py --start-date YYYY-MM-DD --end-date YYYY-MM-DD --capital 500" in out
+    assert "Ready for live trading" not in out
+    assert list((workspace / "reports").glob("pre_launch_check_*.txt"))
+
+
+def test_prepared_workspace_is_go(tmp_path):
+    _prepare_go(tmp_path)
+    res = run_cli("pre_launch_check.py", cwd=tmp_path, env=LIVE_ENV)
+    assert res.returncode == 0, res.stdout + res.stderr
+    items = _items(res.stdout)
+    assert len(items) == 16 and set(items.values()) == {"✓"}
+    assert res.stdout.rstrip().splitlines()[-3:-1] == ["✓ All systems operational", "✓ Ready for live trading"]
+    assert "data_quality_20260201_000000.txt: PASS" in res.stdout
+    assert "test_circuit_breakers.py passed (2 scenarios)" in res.stdout
+    assert "backtest_30day.json: verdict PASS (2026-01-01 to 2026-01-30)" in res.stdout
+
+
+@pytest.mark.parametrize("breakage, item", [
+    ("backtest_fail", "30-day backtest PASSED"),
+    ("critical_alert", "Paper trading PASSED (7+ days, no critical errors)"),
+    ("emergency_stop", "Emergency stop absent"),
+    ("scenario_fails", "Circuit breakers tested"),
+    ("stale_data", "Data collection running (7+ days, fresh, quality PASS)"),
+    ("quality_fail", "Data collection running (7+ days, fresh, quality PASS)"),
+    ("old_backup", "Recent verified backup"),
+    ("secret", "No hardcoded secrets"),
+    ("risk", "Risk limits within the checklist's bounds"),
+    ("no_env", "Config valid for live trading"),
+    ("open_perms", "File permissions"),
+])
+def test_each_item_can_block_go(tmp_path, breakage, item):
+    cfg = _prepare_go(tmp_path)
+    env = dict(LIVE_ENV)
+    now = int(time.time())
+    if breakage == "backtest_fail":
+        (cfg.report_dir / "backtest_30day.json").write_text(json.dumps(_backtest("FAIL")))
+    elif breakage == "critical_alert":
+        conn = connect(cfg)
+        add_alert(conn, ts=now - 86400, key="api_errors", message="3 consecutive API errors")
+        conn.close()
+    elif breakage == "emergency_stop":
+        (tmp_path / "EMERGENCY_STOP").write_text("")
+    elif breakage == "scenario_fails":
+        (tmp_path / "test_circuit_breakers.py").write_text('print("✗ Daily loss limit -> STOP")\nraise SystemExit(1)\n')
+    elif breakage == "stale_data":
+        conn = connect(cfg)
+        with db.atomic(conn):
+            conn.execute("DELETE FROM market_snapshots WHERE timestamp > ?", (now - 3600,))
+        conn.close()
+    elif breakage == "quality_fail":
+        (cfg.report_dir / "data_quality_20260301_000000.txt").write_text("FAIL: 3 duplicate snapshots\n")
+    elif breakage == "old_backup":
+        for p in cfg.backup_dir.glob("polymarket_backup_*.db"):
+            p.rename(p.with_name("polymarket_backup_20200101_000000.db"))
+    elif breakage == "secret":
+        (tmp_path / "helper.py").write_text('api_key = "a1b2c3d4e5f6g7h8i9"\n')
+    elif breakage == "risk":
+        init_workspace(tmp_path, {**LIVE_CONFIG, "risk_limits": {"max_position_size": 250}})
+        os.chmod(tmp_path / "config.yaml", 0o600)
+    elif breakage == "no_env":
+        env.pop("POLYMARKET_PRIVATE_KEY")
+    elif breakage == "open_perms":
+        os.chmod(cfg.database_path, 0o644)
+    res = run_cli("pre_launch_check.py", cwd=tmp_path, env=env)
+    assert res.returncode == 1, res.stdout
+    items = _items(res.stdout)
+    failed = {k for k, v in items.items() if v == "✗"}
+    if breakage == "risk":          # live mode refuses the bound too, so the config item fails as well
+        assert failed == {item, "Config valid for live trading"}
+    else:
+        assert failed == {item}, res.stdout
+    assert "Ready for live trading" not in res.stdout and "NO-GO" in res.stdout
+    if breakage == "backtest_fail":
+        assert "verdict FAIL (failed: Sharpe ratio > 0.5)" in res.stdout
+
+
+@pytest.mark.parametrize("mode", ["ok", "down"])
+def test_send_test_alert_goes_through_the_configured_channel(tmp_path, mode):
+    from tests.fake_telegram import FakeTelegram
+
+    with FakeTelegram(LIVE_ENV["TELEGRAM_BOT_TOKEN"]) as fake:
+        _prepare_go(tmp_path)
+        init_workspace(tmp_path, {**LIVE_CONFIG, "telegram": {**LIVE_CONFIG["telegram"], "base_url": fake.base_url,
+                                                              "timeout_seconds": 3}})
+        os.chmod(tmp_path / "config.yaml", 0o600)
+        fake.mode = mode
+        res = run_cli("pre_launch_check.py", "--send-test", cwd=tmp_path, env=LIVE_ENV, timeout=180)
+        items = _items(res.stdout)
+        if mode == "ok":
+            assert res.returncode == 0, res.stdout + res.stderr
+            assert "critical → telegram; test alert sent" in res.stdout
+            assert any("Pre-launch test alert" in m for m in fake.messages())
+        else:
+            assert res.returncode == 1
+            assert {k for k, v in items.items() if v == "✗"} == {"Alert channels configured"}
+            assert "test alert not delivered" in res.stdout
+
+
+def test_a_missing_scenario_script_is_no_go(tmp_path):
+    from polybot.config import load_config
+    from polybot.ops.prelaunch import _scenario
+
+    init_workspace(tmp_path)
+    item = _scenario(load_config(tmp_path / "config.yaml"), "Circuit breakers tested", "no_such_scenarios.py")
+    assert not item.ok and item.detail == "no_such_scenarios.py not available"
+    assert item.fix == "no_such_scenarios.py must exist and pass before going live"
