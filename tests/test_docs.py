@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-DOCS = ["docs/DEPLOYMENT_CHECKLIST.md", "RUNBOOK.md", "README.md", "docs/update_procedures.md"]
+DOCS = ["docs/DEPLOYMENT_CHECKLIST.md", "RUNBOOK.md", "README.md", "docs/update_procedures.md", "docs/dashboard.md"]
 CMD_RE = re.compile(r"python(?:3)?\s+([A-Za-z_][\w]*\.py)((?:[ \t]+[^\s|;&>`#)]+)*)")
 
 
