@@ -11,4 +11,10 @@ if sys.version_info < (3, 11):  # pragma: no cover - exercised only on old inter
         "recreate the virtualenv (python3.11 -m venv .venv).\n" % sys.version_info[:2])
     sys.exit(2)
 
+# One BLAS thread: on a 2-core machine OpenBLAS's threads make the strategies' small
+# matrix products ~20x slower. Set before anything imports numpy.
+import os as _os
+
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 __version__ = "0.1.0"

@@ -51,6 +51,13 @@ def validate(path: Optional[str] = None, env: Optional[dict] = None) -> list[Che
         return checks
     checks.append(Check(OK, "Required keys present, types and ranges valid, no unknown keys"))
 
+    try:
+        from .strategy import get_strategy
+        get_strategy(cfg.strategy.name, cfg.strategy.params)
+        checks.append(Check(OK, f"Strategy {cfg.strategy.name}: parameters valid"))
+    except ConfigError as exc:
+        checks.append(Check(FAIL, str(exc)))
+
     if cfg.unset_env:
         for key, var in cfg.unset_env:
             checks.append(Check(FAIL, f"Environment variable {var} is not set (used by {key}); export it "

@@ -1,0 +1,1 @@
+"""Cross-market analysis: aligned price series, correlation matrix, groups, heatmap."""

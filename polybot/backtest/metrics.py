@@ -1,0 +1,147 @@
+"""Backtest metrics, computed from the ledger and the equity curve.
+
+Sharpe ratio (stated in every report): daily equity returns, not per-trade —
+``r_d = E_d / E_{d−1} − 1`` where ``E_d`` is the equity (cash + positions marked
+at the best bid) at the end of UTC day d and ``E_0`` the starting capital;
+``Sharpe = mean(r) / stdev(r, ddof=1) × √365`` (0 when fewer than 2 days or no
+variation). Max drawdown is measured on every step of the curve.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from polybot.money import MICRO
+
+from .engine import DAY, BacktestResult
+
+SHARPE_FORMULA = ("mean(daily return) / stdev(daily return, ddof=1) × √365; daily return = equity at the "
+                  "end of a UTC day / equity at the end of the previous day − 1 (equity = cash + positions "
+                  "marked at the best bid; day 0 = starting capital)")
+
+
+def daily_equity(res: BacktestResult) -> tuple[np.ndarray, np.ndarray]:
+    """(day start timestamps, equity at the end of each UTC day in micro-units)."""
+    first_day = res.start_ts // DAY
+    last_day = res.end_ts // DAY
+    days = np.arange(first_day, last_day + 1, dtype=np.int64) * DAY
+    ends = days + DAY - 1
+    pos = np.searchsorted(res.curve_ts, ends, side="right") - 1
+    eq = np.where(pos >= 0, res.curve_equity[np.maximum(pos, 0)], res.capital_micro)
+    return days, eq.astype(np.int64)
+
+
+def sharpe_ratio(daily_eq: np.ndarray, capital_micro: int) -> float:
+    series = np.concatenate(([capital_micro], daily_eq)).astype(np.float64)
+    r = series[1:] / series[:-1] - 1.0
+    if len(r) < 2:
+        return 0.0
+    sd = float(np.std(r, ddof=1))
+    if sd <= 1e-15:
+        return 0.0
+    return float(np.mean(r) / sd * math.sqrt(365.0))
+
+
+def max_drawdown(equity: np.ndarray, capital_micro: int) -> float:
+    series = np.concatenate(([capital_micro], equity)).astype(np.float64)
+    peak = np.maximum.accumulate(series)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dd = np.where(peak > 0, 1.0 - series / peak, 0.0)
+    return float(dd.max()) if len(dd) else 0.0
+
+
+def compute_metrics(res: BacktestResult, thresholds: Any) -> dict:
+    """Every number of the report, plus the checklist's criteria and the verdict."""
+    L = res.ledger
+    trips = L.closed_trips
+    pnls = [t.pnl_micro for t in trips]
+    wins = [p for p in pnls if p > 0]
+    losses = [p for p in pnls if p < 0]
+    n = len(trips)
+    final = int(res.curve_equity[-1]) if len(res.curve_equity) else res.capital_micro
+    days, deq = daily_equity(res)
+    sharpe = sharpe_ratio(deq, res.capital_micro)
+    mdd = max_drawdown(res.curve_equity, res.capital_micro)
+    total_return = final / res.capital_micro - 1.0
+    win_rate = len(wins) / n if n else 0.0
+    gross_win, gross_loss = sum(wins), -sum(losses)
+    profit_factor = (gross_win / gross_loss) if gross_loss else (math.inf if gross_win else None)
+    exp = res.curve_exposure[:-1] if len(res.curve_exposure) > 1 else res.curve_exposure
+    avg_exposure = float(exp.mean()) / res.capital_micro if len(exp) else 0.0
+    max_exposure = float(exp.max()) / res.capital_micro if len(exp) else 0.0
+
+    def label(mid: str) -> str:
+        m = res.markets.get(mid)
+        return m.question if m and m.question else mid
+
+    per_market: dict[str, dict] = {}
+    for t in trips:
+        d = per_market.setdefault(t.market_id, {"question": label(t.market_id), "trades": 0, "pnl": 0.0, "wins": 0})
+        d["trades"] += 1
+        d["pnl"] = round(d["pnl"] + t.pnl_micro / MICRO, 6)
+        d["wins"] += t.pnl_micro > 0
+    per_market = dict(sorted(per_market.items(), key=lambda kv: (-kv[1]["trades"], kv[0])))
+    best = max(trips, key=lambda t: (t.pnl_micro, -t.opened_at), default=None)
+    worst = min(trips, key=lambda t: (t.pnl_micro, t.opened_at), default=None)
+    rows = res.counts.get("rows", 0)
+    bf_rows = res.counts.get("backfill_rows", 0)
+
+    criteria = [
+        {"name": f"Win rate > {thresholds.min_win_rate:.0%}", "passed": bool(n and win_rate > thresholds.min_win_rate),
+         "value": f"{win_rate:.1%}" + ("" if n else " (no trades)")},
+        {"name": f"Sharpe ratio > {thresholds.min_sharpe:g}", "passed": sharpe > thresholds.min_sharpe,
+         "value": f"{sharpe:.2f}"},
+        {"name": f"Max drawdown < {thresholds.max_drawdown:.0%}", "passed": mdd < thresholds.max_drawdown,
+         "value": f"{mdd:.1%}"},
+        {"name": "Positive total return", "passed": total_return > 0, "value": f"{total_return:+.2%}"},
+    ]
+    verdict = "PASS" if all(c["passed"] for c in criteria) else "FAIL"
+
+    def trip_summary(t):
+        if t is None:
+            return None
+        d = t.to_dict()
+        d["question"] = label(t.market_id)
+        return d
+
+    return {
+        "total_trades": n,
+        "win_rate": win_rate,
+        "sharpe_ratio": sharpe,
+        "sharpe_formula": SHARPE_FORMULA,
+        "max_drawdown": mdd,
+        "initial_capital": res.capital_micro / MICRO,
+        "final_capital": final / MICRO,
+        "total_return": total_return,
+        "profit_factor": profit_factor,
+        "average_trade": (sum(pnls) / n / MICRO) if n else 0.0,
+        "average_trade_return": (sum(t.return_fraction for t in trips) / n) if n else 0.0,
+        "wins": len(wins),
+        "losses": len(losses),
+        "fees_paid": L.fees_micro / MICRO,
+        "exposure_average": avg_exposure,
+        "exposure_max": max_exposure,
+        "best_trade": trip_summary(best),
+        "worst_trade": trip_summary(worst),
+        "trades_per_market": per_market,
+        "fills": len(L.fills),
+        "settlements": res.counts.get("settlements", 0),
+        "orders_not_filled": dict(res.unfilled),
+        "risk_rejections": dict(res.rejections),
+        "risk_resized": res.counts.get("resized", 0),
+        "intents": res.counts.get("intents", 0),
+        "data": {"snapshot_rows": rows, "backfilled_rows": bf_rows,
+                 "backfilled_fraction": (bf_rows / rows) if rows else 0.0,
+                 "fills_on_backfilled_books": res.counts.get("fills_on_backfill", 0),
+                 "steps": res.counts.get("steps", 0)},
+        "daily_equity": [{"day": _iso(int(d)), "equity": int(e) / MICRO} for d, e in zip(days, deq)],
+        "criteria": criteria,
+        "verdict": verdict,
+    }
+
+
+def _iso(ts: int) -> str:
+    from datetime import datetime, timezone
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")

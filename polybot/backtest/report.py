@@ -1,0 +1,144 @@
+"""The backtest report: the checklist's lines first, then the rest; JSON and PNG files."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from polybot.money import MICRO
+
+from .engine import BacktestResult
+
+
+def _usd(x: float, signed: bool = False) -> str:
+    sign = "-" if x < 0 else ("+" if signed and x > 0 else "")
+    return f"{sign}${abs(x):,.2f}"
+
+
+def _day(ts: int) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
+
+
+def format_report(res: BacktestResult, m: dict, *, json_path: Path | None = None,
+                  png_path: Path | None = None) -> str:
+    """The text printed by backtest.py. The first five lines are exactly the checklist's."""
+    lines = [
+        f"Total trades: {m['total_trades']}",
+        f"Win rate: {m['win_rate'] * 100:.1f}%",
+        f"Sharpe ratio: {m['sharpe_ratio']:.2f}",
+        f"Max drawdown: {m['max_drawdown'] * 100:.1f}%",
+        f"Final capital: {_usd(m['final_capital'])}",
+        "",
+        f"Period: {_day(res.start_ts)} to {_day(res.end_ts)} ({(res.end_ts - res.start_ts) // 86400 + 1} days), "
+        f"strategy {res.strategy}, starting capital {_usd(m['initial_capital'])}",
+        f"Total return: {m['total_return'] * 100:+.2f}%",
+    ]
+    pf = m["profit_factor"]
+    lines.append("Profit factor: " + ("n/a (no closed trades)" if pf is None else
+                                      "∞ (no losing trade)" if pf == math.inf else f"{pf:.2f}"))
+    lines.append(f"Average trade: {_usd(m['average_trade'], True)} ({m['average_trade_return'] * 100:+.2f}%), "
+                 f"{m['wins']} won, {m['losses']} lost")
+    lines.append(f"Fees paid: {_usd(m['fees_paid'])}")
+    lines.append(f"Exposure: average {m['exposure_average'] * 100:.1f}% of capital, max "
+                 f"{m['exposure_max'] * 100:.1f}%")
+    for key, title in (("best_trade", "Best trade"), ("worst_trade", "Worst trade")):
+        t = m[key]
+        if t:
+            lines.append(f"{title}: {_usd(t['pnl'], True)} ({t['return'] * 100:+.1f}%) in "
+                         f"{_short(t['question'])}")
+    unfilled = m["orders_not_filled"]
+    lines.append(f"Fills: {m['fills']}, settlements at resolution: {m['settlements']}, orders not filled: "
+                 f"{sum(unfilled.values())}" + (f" ({_counts(unfilled)})" if unfilled else ""))
+    rej = m["risk_rejections"]
+    lines.append(f"Risk manager: {m['intents']} intents, {sum(rej.values())} rejected"
+                 + (f" ({_counts(rej)})" if rej else "") + f", {m['risk_resized']} resized")
+    d = m["data"]
+    lines.append(f"Data: {d['snapshot_rows']:,} snapshot rows, {d['backfilled_fraction'] * 100:.1f}% backfilled "
+                 f"(no recorded book: traded at price ± backfill_half_spread), "
+                 f"{d['fills_on_backfilled_books']} fills on backfilled books")
+    lines.append(f"Sharpe formula: {m['sharpe_formula']}")
+    if m["trades_per_market"]:
+        lines.append("Trades per market:")
+        for i, (mid, v) in enumerate(m["trades_per_market"].items()):
+            if i == 10:
+                lines.append(f"  … and {len(m['trades_per_market']) - 10} more markets (see the JSON report)")
+                break
+            lines.append(f"  {_short(v['question'])}: {v['trades']} trades, {_usd(v['pnl'], True)}")
+    lines.append("")
+    lines.append("Acceptance criteria (checklist; thresholds from backtest: in config.yaml):")
+    for c in m["criteria"]:
+        lines.append(f"  {'✓' if c['passed'] else '✗'} {c['name']}: {c['value']}")
+    lines.append(m["verdict"])
+    if json_path is not None:
+        lines.append(f"Report: {json_path}" + (f", chart: {png_path}" if png_path else ""))
+    return "\n".join(lines)
+
+
+def _short(text: str, width: int = 60) -> str:
+    text = (text or "").strip()
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _counts(c: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def write_json(path: Path, res: BacktestResult, m: dict, extra: dict | None = None) -> None:
+    data = {
+        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "start_date": _day(res.start_ts),
+        "end_date": _day(res.end_ts),
+        "strategy": {"name": res.strategy, "params": res.params},
+        **(extra or {}),
+        "metrics": {k: v for k, v in m.items() if k not in ("daily_equity", "trades_per_market")},
+        "trades_per_market": m["trades_per_market"],
+        "daily_equity": m["daily_equity"],
+        "trades": [t.to_dict() for t in res.ledger.closed_trips],
+    }
+    if data["metrics"].get("profit_factor") == math.inf:
+        data["metrics"]["profit_factor"] = "inf"
+    _atomic_write(path, json.dumps(data, indent=2, default=str))
+
+
+def write_png(path: Path, res: BacktestResult, m: dict) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    ts = np.concatenate(([res.start_ts], res.curve_ts))
+    eq = np.concatenate(([res.capital_micro], res.curve_equity)) / MICRO
+    when = [datetime.fromtimestamp(int(t), timezone.utc) for t in ts]
+    peak = np.maximum.accumulate(eq)
+    dd = np.where(peak > 0, eq / peak - 1.0, 0.0) * 100
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 1.3]})
+    ax1.plot(when, eq, color="#1f77b4", lw=1.4, label="equity (marked at the bid)")
+    ax1.axhline(res.capital_micro / MICRO, color="grey", lw=0.8, ls="--", label="starting capital")
+    ax1.set_ylabel("USDC")
+    ax1.set_title(f"Backtest {res.strategy}: {_day(res.start_ts)} to {_day(res.end_ts)} — "
+                  f"{m['verdict']} (return {m['total_return'] * 100:+.2f}%, Sharpe {m['sharpe_ratio']:.2f}, "
+                  f"max DD {m['max_drawdown'] * 100:.1f}%)", fontsize=10)
+    ax1.legend(loc="best", fontsize=8)
+    ax1.grid(alpha=0.3)
+    ax2.fill_between(when, dd, 0, color="#d62728", alpha=0.4, step="post")
+    ax2.set_ylabel("drawdown %")
+    ax2.grid(alpha=0.3)
+    ax2.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,117 @@
+"""Helpers shared by the built-in strategies (pure functions of the view)."""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from polybot.money import MICRO
+
+from .base import ENTER, EXIT, BUY, SELL, Holding, Intent, MarketInfo, MarketView, limit_for_buy, limit_for_sell
+
+HOUR = 3600
+
+
+class UniverseCache:
+    """The primary (YES / first outcome) token of every known market, as feed indices.
+    Rebuilt only when the set of markets changes."""
+
+    def __init__(self) -> None:
+        self._key: Optional[tuple] = None
+        self.market_ids: list[str] = []
+        self.token_ids: list[str] = []
+        self.indices = np.zeros(0, dtype=np.int64)
+        self.end_dates = np.zeros(0, dtype=np.float64)
+        self.end_of: dict[str, float] = {}
+
+    def update(self, view: MarketView) -> None:
+        markets = view.markets
+        key = (view.markets_version, len(markets))
+        if key == self._key:
+            return
+        self._key = key
+        mids, toks, ends = [], [], []
+        for mid in sorted(markets):
+            m = markets[mid]
+            t = m.primary_token
+            if t is None:
+                continue
+            try:
+                view.index_of(t)
+            except KeyError:
+                continue
+            mids.append(mid)
+            toks.append(t)
+            ends.append(float(m.end_date) if m.end_date is not None else math.inf)
+        self.market_ids, self.token_ids = mids, toks
+        self.indices = np.fromiter((view.index_of(t) for t in toks), dtype=np.int64, count=len(toks))
+        self.end_dates = np.asarray(ends, dtype=np.float64)
+        self.end_of = dict(zip(mids, ends))
+
+
+def tradable_mask(view: MarketView, latest: dict, idx: np.ndarray, *, max_age: int, min_price: float,
+                  max_price: float, max_spread: float) -> np.ndarray:
+    """Fresh two-sided quotes with a mid in [min_price, max_price] and a spread ≤ max_spread."""
+    ts = latest["timestamp"][idx]
+    bid, ask, mid = latest["bid"][idx], latest["ask"][idx], latest["mid"][idx]
+    with np.errstate(invalid="ignore"):
+        return ((ts >= 0) & (view.now - ts <= max_age) & ~np.isnan(bid) & ~np.isnan(ask)
+                & (mid >= min_price) & (mid <= max_price) & ((ask - bid) <= max_spread + 1e-9))
+
+
+def entry_intent(name: str, view: MarketView, market: MarketInfo, token_id: str, ask: float,
+                 usd: float, slippage_ticks: int, reason: str, tag: str = "") -> Intent:
+    return Intent(action=ENTER, token_id=token_id, market_id=market.market_id, side=BUY,
+                  notional_micro=int(round(usd * 100)) * 10_000,
+                  limit_price_micro=limit_for_buy(ask, market.tick_size, slippage_ticks),
+                  reason=reason, strategy=name, tag=tag)
+
+
+def exit_intent(name: str, view: MarketView, h: Holding, reason: str, slippage_ticks: int,
+                tag: str = "") -> Optional[Intent]:
+    """A SELL of the whole holding at the bid minus slippage; None without a bid."""
+    q = view.quote(h.token_id)
+    m = view.market(h.market_id)
+    limit = None
+    if q is not None and q.best_bid is not None and m is not None:
+        limit = limit_for_sell(q.best_bid, m.tick_size, slippage_ticks)
+    elif q is None or q.best_bid is None:
+        return None
+    return Intent(action=EXIT, token_id=h.token_id, market_id=h.market_id, side=SELL,
+                  size_micro=h.size_micro, limit_price_micro=limit, reason=reason, strategy=name, tag=tag)
+
+
+def lifecycle_exit_reason(view: MarketView, h: Holding, market: Optional[MarketInfo], *,
+                          max_hold_hours: float, exit_hours_before_end: float,
+                          hold_to_resolution: bool) -> Optional[str]:
+    """Time stop / end-date exit reasons common to the built-ins (None = keep)."""
+    held = view.now - h.opened_at
+    if max_hold_hours > 0 and held >= max_hold_hours * HOUR:
+        return f"time stop: held {held / HOUR:.1f} h ≥ {max_hold_hours:g} h"
+    if market is not None and market.end_date is not None and not hold_to_resolution:
+        left = market.end_date - view.now
+        if left <= exit_hours_before_end * HOUR:
+            return f"market ends in {left / HOUR:.1f} h (exit {exit_hours_before_end:g} h before the end)"
+    return None
+
+
+def near_end_mask(now: int, end_dates: np.ndarray, hours: float) -> np.ndarray:
+    """True where no new entry may be made (end date within ``hours``)."""
+    return end_dates - now <= hours * HOUR
+
+
+def nan_stats(M: np.ndarray, min_count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column mean, std (ddof 0) and count ignoring NaNs; NaN where count < min_count."""
+    valid = ~np.isnan(M)
+    cnt = valid.sum(axis=0)
+    Z = np.where(valid, M, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = Z.sum(axis=0) / cnt
+        var = (np.where(valid, M - mean, 0.0) ** 2).sum(axis=0) / cnt
+    ok = cnt >= max(2, min_count)
+    return np.where(ok, mean, np.nan), np.where(ok, np.sqrt(var), np.nan), cnt
+
+
+def micro(price: float) -> int:
+    return int(round(price * MICRO))

@@ -1,0 +1,295 @@
+"""correlation_pairs — trade the divergence of strongly correlated markets.
+
+Every ``reselect_hours`` (on a fixed UTC grid, so replay and live agree) the
+strategy picks pairs among the markets' YES (first outcome) tokens: Pearson
+correlation of 5-minute mid CHANGES over ``lookback_hours`` (levels of trending
+series correlate spuriously), gaps forward-filled for at most ``ffill_points``,
+at least ``min_overlap`` of the points present for both, r ≥
+``min_correlation``; greedy by r, each market in at most one pair, at most
+``max_pairs``. The hedge ratio β = cov(ΔA, ΔB) / var(ΔB) (clipped to
+[0.2, 5]).
+
+At every step, for each pair: spread s = mid_A − β·mid_B; z = (s_now − mean) /
+std over the last ``z_window_hours`` (the grid points before now).
+
+- **Entry** when |z| ≥ ``entry_z``: the spread is stretched, so BUY THE LAGGARD —
+  B when z > 0 (A rich relative to B), A when z < 0. Polymarket has no short
+  selling; "short the rich leg" would mean buying its NO token, which doubles
+  the fees and the capital for the same signal, so this strategy deliberately
+  buys only the cheap leg. The expected catch-up of the bought leg (its share of
+  the deviation, after paying the ask) must be at least ``min_edge``.
+- **Exit** when |z| ≤ ``exit_z`` or z changed sign (converged), after
+  ``max_hold_hours`` (time stop), or ``exit_hours_before_end`` before the
+  market's end date unless ``hold_to_resolution``; no entries within
+  ``no_entry_hours_before_end`` of it.
+
+The strategy remembers which pair (and β) each open position came from; that
+memory is derived only from its own decisions on the views it saw. After a
+restart (a position it did not open in this process) it adopts the current pair
+containing the token, or else relies on the time stop and end-date exit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from polybot.analysis.stats import corr_pairwise, ffill_limited
+
+from .base import Intent, MarketView, PortfolioView, Strategy
+from .common import (
+    HOUR, UniverseCache, entry_intent, exit_intent, lifecycle_exit_reason, nan_stats, tradable_mask,
+)
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: str            # token ids (YES tokens), a < b
+    b: str
+    beta: float
+    r: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.a}|{self.b}"
+
+
+class CorrelationPairs(Strategy):
+    name = "correlation_pairs"
+    DESCRIPTION = "buy the laggard of a strongly correlated pair when their spread diverges"
+    PARAMS = {
+        "lookback_hours": 72.0,           # correlation / hedge-ratio window
+        "reselect_hours": 6.0,            # how often pairs are re-chosen
+        "min_correlation": 0.7,           # r of 5-minute changes
+        "min_overlap": 0.6,               # share of lookback points present for both
+        "ffill_points": 3,                # forward-fill gaps up to this many grid points
+        "change_points": 6,               # correlate changes over this many grid points (6 × 5 min =
+                                          # 30 min: tick-rounded 5-min changes are mostly noise)
+        "max_pairs": 20,
+        "z_window_hours": 24.0,           # spread mean/std window
+        "entry_z": 2.0,
+        "exit_z": 0.5,
+        "min_edge": 0.01,                 # expected catch-up after paying the ask (price units)
+        "min_std": 0.002,                 # floor on the spread's std
+        "position_usd": 50.0,             # $ per entry (the risk manager may resize it)
+        "max_entries_per_step": 2,
+        "max_hold_hours": 48.0,           # time stop
+        "min_price": 0.05,
+        "max_price": 0.95,
+        "max_spread": 0.05,
+        "max_quote_age_seconds": 600,
+        "no_entry_hours_before_end": 48.0,
+        "exit_hours_before_end": 6.0,
+        "hold_to_resolution": False,
+        "slippage_ticks": 1,
+    }
+
+    def __init__(self, params=None):
+        super().__init__(params)
+        self._universe = UniverseCache()
+        self._pairs: list[Pair] = []
+        self._pairs_epoch: Optional[int] = None
+        self._open: dict[str, tuple[Pair, int]] = {}     # token → (pair, sign of z at entry)
+
+    def check_params(self) -> None:
+        p = self.params
+        for k in ("lookback_hours", "reselect_hours", "z_window_hours", "entry_z"):
+            if p[k] <= 0:
+                self.bad(k, "must be > 0")
+        if not -1 < p["min_correlation"] < 1:
+            self.bad("min_correlation", "must be between -1 and 1 (e.g. 0.7)")
+        if not 0 < p["min_overlap"] <= 1:
+            self.bad("min_overlap", "must be between 0 and 1")
+        if p["exit_z"] < 0 or p["exit_z"] >= p["entry_z"]:
+            self.bad("exit_z", f"must be ≥ 0 and below entry_z ({p['entry_z']})")
+        if p["position_usd"] < 1:
+            self.bad("position_usd", "must be at least 1 (Polymarket's minimum marketable order)")
+        if p["max_pairs"] < 1:
+            self.bad("max_pairs", "must be ≥ 1")
+        if p["ffill_points"] < 0:
+            self.bad("ffill_points", "must be ≥ 0")
+        if p["change_points"] < 1:
+            self.bad("change_points", "must be ≥ 1")
+        if not 0 <= p["min_price"] < p["max_price"] <= 1:
+            self.bad("min_price", "and max_price must satisfy 0 ≤ min_price < max_price ≤ 1")
+        if p["slippage_ticks"] < 0:
+            self.bad("slippage_ticks", "must be ≥ 0")
+        if p["max_entries_per_step"] < 1:
+            self.bad("max_entries_per_step", "must be ≥ 1")
+
+    @property
+    def history_seconds(self) -> int:
+        p = self.params
+        return int(max(p["lookback_hours"], p["z_window_hours"]) * HOUR) + 3600
+
+    @property
+    def pairs(self) -> list[Pair]:
+        return list(self._pairs)
+
+    # ------------------------------------------------------------------ pair selection
+    def _select_pairs(self, view: MarketView) -> None:
+        p = self.params
+        u = self._universe
+        latest = view.latest()
+        ok = tradable_mask(view, latest, u.indices, max_age=p["max_quote_age_seconds"],
+                           min_price=p["min_price"], max_price=p["max_price"], max_spread=1.0)
+        cand = np.flatnonzero(ok)
+        self._pairs = []
+        if len(cand) < 2:
+            return
+        points = int(p["lookback_hours"] * HOUR) // view.interval_seconds
+        _, M = view.history_by_index(u.indices[cand], points + 1)
+        if M.shape[0] < 3:
+            return
+        k = max(1, p["change_points"])
+        S = ffill_limited(M, p["ffill_points"])[::-1][::k][::-1]     # every k-th point, ending now
+        D = np.diff(S, axis=0)
+        need = max(3, int(p["min_overlap"] * (points // k)))
+        r, n = corr_pairwise(D, need)
+        iu, ju = np.triu_indices(len(cand), 1)
+        rv = r[iu, ju]
+        good = np.flatnonzero(np.nan_to_num(rv, nan=-2) >= p["min_correlation"])
+        if not len(good):
+            return
+        toks = [u.token_ids[c] for c in cand]
+        ranked = sorted(good, key=lambda g: (-rv[g], toks[iu[g]], toks[ju[g]]))
+        used: set[int] = set()
+        valid = ~np.isnan(D)
+        for g in ranked:
+            i, j = int(iu[g]), int(ju[g])
+            if i in used or j in used:
+                continue
+            ta, tb = toks[i], toks[j]
+            ia, ib = (i, j) if ta < tb else (j, i)
+            both = valid[:, ia] & valid[:, ib]
+            da, db = D[both, ia], D[both, ib]
+            var_b = float(np.var(db))
+            beta = float(np.clip(np.cov(da, db, bias=True)[0, 1] / var_b, 0.2, 5.0)) if var_b > 0 else 1.0
+            self._pairs.append(Pair(toks[ia], toks[ib], beta, float(rv[g])))
+            used.update((i, j))
+            if len(self._pairs) >= p["max_pairs"]:
+                break
+
+    # ------------------------------------------------------------------ spread z-scores
+    def _z_scores(self, view: MarketView, pairs: list[Pair], latest: dict) -> np.ndarray:
+        """z of each pair's spread now (NaN when not computable)."""
+        if not pairs:
+            self._last_dev = np.zeros(0)
+            return np.zeros(0)
+        p = self.params
+        ia = np.fromiter((view.index_of(x.a) for x in pairs), dtype=np.int64, count=len(pairs))
+        ib = np.fromiter((view.index_of(x.b) for x in pairs), dtype=np.int64, count=len(pairs))
+        beta = np.fromiter((x.beta for x in pairs), dtype=np.float64, count=len(pairs))
+        points = int(p["z_window_hours"] * HOUR) // view.interval_seconds
+        _, M = view.history_by_index(np.concatenate([ia, ib]), points + 1)
+        if M.shape[0] < 3:
+            self._last_dev = np.full(len(pairs), np.nan)
+            return np.full(len(pairs), np.nan)
+        M = ffill_limited(M[:-1], p["ffill_points"])
+        k = len(pairs)
+        S = M[:, :k] - beta * M[:, k:]
+        mean, std, _ = nan_stats(S, int(p["min_overlap"] * points))
+        std = np.maximum(std, p["min_std"])
+        fresh = (view.now - latest["timestamp"][ia] <= p["max_quote_age_seconds"]) & \
+                (view.now - latest["timestamp"][ib] <= p["max_quote_age_seconds"]) & \
+                (latest["timestamp"][ia] >= 0) & (latest["timestamp"][ib] >= 0)
+        s_now = latest["mid"][ia] - beta * latest["mid"][ib]
+        with np.errstate(invalid="ignore"):
+            z = (s_now - mean) / std
+        z = np.where(fresh, z, np.nan)
+        self._last_dev = s_now - mean
+        return z
+
+    # ------------------------------------------------------------------ decide
+    def decide(self, view: MarketView, portfolio: PortfolioView) -> list[Intent]:
+        p = self.params
+        u = self._universe
+        u.update(view)
+        epoch = view.now // int(p["reselect_hours"] * HOUR)
+        if epoch != self._pairs_epoch:
+            self._pairs_epoch = epoch
+            self._select_pairs(view)
+        latest = view.latest()
+        out: list[Intent] = []
+
+        # forget positions that are gone; adopt unknown ones
+        held = {t: h for t, h in portfolio.positions.items()
+                if h.size_micro > 0 and (not h.strategy or h.strategy == self.name)}
+        for t in list(self._open):
+            if t not in held:
+                del self._open[t]
+        for t in held:
+            if t not in self._open:
+                for pr in self._pairs:
+                    if t in (pr.a, pr.b):
+                        self._open[t] = (pr, 1 if t == pr.b else -1)
+                        break
+
+        # ---- z-scores of every pair we trade or hold, in one pass
+        exit_pairs = [self._open[t][0] for t in sorted(held) if t in self._open]
+        sel_keys = {pr.key for pr in self._pairs}
+        all_pairs = self._pairs + [pr for pr in dict.fromkeys(exit_pairs) if pr.key not in sel_keys]
+        z_all = self._z_scores(view, all_pairs, latest)
+        dev_all = self._last_dev
+        z_by_key = dict(zip([pr.key for pr in all_pairs], z_all))
+        z_exit = z_by_key
+        for t in sorted(held):
+            h = held[t]
+            if view.is_resolved(h.market_id):
+                continue
+            reason = lifecycle_exit_reason(view, h, view.market(h.market_id), max_hold_hours=p["max_hold_hours"],
+                                           exit_hours_before_end=p["exit_hours_before_end"],
+                                           hold_to_resolution=p["hold_to_resolution"])
+            if reason is None and t in self._open:
+                pr, sign = self._open[t]
+                z = z_exit.get(pr.key, np.nan)
+                if not np.isnan(z) and (abs(z) <= p["exit_z"] or z * sign < 0):
+                    reason = f"spread converged: z {z:+.2f} (pair r {pr.r:.2f})"
+            if reason:
+                it = exit_intent(self.name, view, h, reason, p["slippage_ticks"])
+                if it is not None:
+                    out.append(it)
+
+        # ---- entries
+        if not self._pairs:
+            return out
+        z = z_all[: len(self._pairs)]
+        dev = dev_all[: len(self._pairs)]
+        end_of = u.end_of
+        cands = []
+        for k in np.flatnonzero(np.abs(np.nan_to_num(z)) >= p["entry_z"]):
+            pr = self._pairs[k]
+            if pr.a in held or pr.b in held:
+                continue
+            # z > 0: A rich vs B → buy B (catch-up dev/β); z < 0: buy A (catch-up −dev)
+            token, catch = (pr.b, dev[k] / pr.beta) if z[k] > 0 else (pr.a, -dev[k])
+            other = pr.a if token == pr.b else pr.b
+            cands.append((-abs(float(z[k])), token, other, k, float(catch)))
+        cands.sort()
+        n = 0
+        for negz, token, other, k, catch in cands:
+            if n >= p["max_entries_per_step"]:
+                break
+            m = view.market_of(token)
+            if m is None or view.is_resolved(m.market_id):
+                continue
+            if end_of.get(m.market_id, np.inf) - view.now <= p["no_entry_hours_before_end"] * HOUR:
+                continue
+            i = view.index_of(token)
+            bid, ask, mid, ts = latest["bid"][i], latest["ask"][i], latest["mid"][i], latest["timestamp"][i]
+            if np.isnan(ask) or np.isnan(bid) or view.now - ts > p["max_quote_age_seconds"]:
+                continue
+            if not p["min_price"] <= mid <= p["max_price"] or ask - bid > p["max_spread"] + 1e-9:
+                continue
+            if catch - (ask - mid) < p["min_edge"]:
+                continue
+            pr = self._pairs[k]
+            out.append(entry_intent(self.name, view, m, token, float(ask), p["position_usd"], p["slippage_ticks"],
+                                    f"pair divergence: z {-negz if z[k] > 0 else negz:+.2f} vs "
+                                    f"{view.market_of(other).short_label(40) if view.market_of(other) else other} "
+                                    f"(r {pr.r:.2f}, β {pr.beta:.2f}); buying the laggard",
+                                    tag=f"pair:{pr.key}"))
+            self._open[token] = (pr, 1 if token == pr.b else -1)
+            n += 1
+        return out
