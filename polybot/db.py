@@ -12,6 +12,7 @@ import contextlib
 import os
 import sqlite3
 import time
+import weakref
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -19,6 +20,7 @@ from .errors import DatabaseError
 from .schema import LATEST_VERSION, MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
+# Header of a SQLite file; only for files no connection of this process has open (backups).
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -38,8 +40,30 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def _check_is_sqlite(path: Path) -> None:
-    if not path.exists() or path.stat().st_size == 0:
+class Connection(sqlite3.Connection):
+    """sqlite3.Connection that this module can track (plain ones take no weak references)."""
+
+
+_OPEN: dict[str, "weakref.WeakSet[Connection]"] = {}
+
+
+def _open_here(path: Path) -> bool:
+    """True if this process already holds an open connection to ``path``."""
+    for conn in list(_OPEN.get(str(path.resolve()), ())):
+        try:
+            conn.total_changes
+            return True
+        except sqlite3.ProgrammingError:       # closed
+            continue
+    return False
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a file that is not SQLite before SQLite touches it (it could discard the
+    file's -wal on close). Only done while no connection of this process has the file
+    open: closing any descriptor on a database drops every POSIX lock SQLite holds on it
+    in this process, which can corrupt it under concurrent writers."""
+    if not path.exists() or path.stat().st_size == 0 or _open_here(path):
         return
     try:
         with open(path, "rb") as fh:
@@ -47,9 +71,12 @@ def _check_is_sqlite(path: Path) -> None:
     except OSError as exc:
         raise DatabaseError(f"Cannot read database {path} ({exc.strerror}); check its permissions.") from exc
     if header != SQLITE_HEADER:
-        raise DatabaseError(f"{path} is not a SQLite database (wrong file header); "
-                            f"point database_path at the right file or restore it with "
-                            f"python backup_database.py --restore FILE.")
+        raise _not_sqlite_error(path, "wrong file header")
+
+
+def _not_sqlite_error(path: Path, exc: Exception) -> DatabaseError:
+    return DatabaseError(f"{path} is not a SQLite database ({exc}); point database_path at the right "
+                         f"file or restore it with python backup_database.py --restore FILE.")
 
 
 def connect(path: Path | str, *, readonly: bool = False, create: bool = False,
@@ -64,7 +91,7 @@ def connect(path: Path | str, *, readonly: bool = False, create: bool = False,
         raise DatabaseError(f"Database {path} does not exist; run python initialize_db.py first.")
     if readonly and not path.exists():
         raise DatabaseError(f"Database {path} does not exist; run python initialize_db.py first.")
-    _check_is_sqlite(path)
+    _check_header(path)
     if create:
         ensure_private_dir(path.parent)
         if not path.exists():
@@ -79,12 +106,20 @@ def connect(path: Path | str, *, readonly: bool = False, create: bool = False,
     try:
         if readonly:
             uri = path.resolve().as_uri() + "?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, factory=Connection,
                                    isolation_level=None, check_same_thread=check_same_thread)
         else:
-            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000,
+            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, factory=Connection,
                                    isolation_level=None, check_same_thread=check_same_thread)
+        _OPEN.setdefault(str(path.resolve()), weakref.WeakSet()).add(conn)
         conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if "not a database" in str(exc) or "encrypted" in str(exc):
+                raise _not_sqlite_error(path, exc) from exc
+            raise
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
         if not readonly:
