@@ -22,6 +22,7 @@ import dataclasses
 import difflib
 import os
 import re
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -445,12 +446,18 @@ def _expand_env(node: Any, key: str, unset: list, literal: list, env: dict) -> A
 
 
 def find_config_path(path: str | os.PathLike | None = None) -> Path:
-    """The config file to use: ``path``, else $POLYBOT_CONFIG, else ./config.yaml."""
+    """The config file to use: ``path``, else $POLYBOT_CONFIG, else ./config.yaml, else
+    config.yaml beside the running script (Task Scheduler starts scripts in System32)."""
     if path:
         return Path(path)
     if os.environ.get(CONFIG_ENV):
         return Path(os.environ[CONFIG_ENV])
-    return Path(DEFAULT_CONFIG)
+    local = Path(DEFAULT_CONFIG)
+    if not local.exists() and sys.argv and sys.argv[0]:
+        beside = Path(sys.argv[0]).resolve().parent / DEFAULT_CONFIG
+        if beside.exists():
+            return beside
+    return local
 
 
 def read_yaml(path: Path) -> dict:

@@ -1,0 +1,251 @@
+"""History for the tracked tokens: ``python collect_market_data.py --backfill --days 30``.
+
+For every outcome token of the tracked markets, the grid points of the last N days
+(the same ``interval_minutes`` grid as collected rows, up to the current cycle, which
+the collector fills) that have NO snapshot yet are fetched from CLOB
+``GET /prices-history`` (``fidelity`` = the interval, windows of at most 15 days) and
+written as ``source='backfill'`` rows: ``mid`` = ``last_trade_price`` = the displayed
+price, bid/ask/depth/book NULL (the backtester applies a half-spread).
+
+- Alignment: a grid point g gets the price of the latest history point at or before g
+  (as-of, no look-ahead), if that point is at most :data:`MAX_FILL` old; points before
+  the token's first history point stay empty.
+- Idempotent and resumable: the missing-range scan (existing timestamps per token) means
+  a second run fetches only what is still missing; ``INSERT OR IGNORE`` means collected
+  rows always win; each token is committed on its own, so an interrupted run keeps every
+  token it finished. The start of a token's history is remembered in ``bot_state``
+  (key ``backfill_from:<token_id>``) so ranges the exchange has no data for are not
+  asked again.
+- Gaps the collector left (failed cycles) inside the window are filled the same way.
+- Uses its own lock (``backfill_market_data.lock``) so the 5-minute collection keeps
+  running while a long backfill is in progress (SQLite's busy timeout serialises the
+  short write transactions).
+"""
+from __future__ import annotations
+
+import bisect
+import logging
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from .. import db
+from ..errors import DataError, ExchangeError, ExchangeUnavailable, RequestRejected
+from ..exchange.models import PricePoint
+from . import store
+from .common import (BACKFILL_LOCK, EXIT_EXCHANGE, EXIT_OK, EXIT_PARTIAL, floor_ts, iso, job_lock,
+                     make_client, plural, step_seconds)
+
+log = logging.getLogger("polybot.collect.backfill")
+
+WINDOW = 15 * 86_400          # seconds per /prices-history request
+MAX_FILL = 6 * 3_600          # forward-fill horizon (and look-back before a missing run)
+WORKERS = 4                   # threads fetching history (writes stay on the main thread)
+STATE_PREFIX = "backfill_from:"
+
+
+@dataclass
+class TokenPlan:
+    token_id: str
+    market_id: str
+    missing: list[int]                              # grid points without a snapshot
+    runs: list[tuple[int, int]] = field(default_factory=list)   # contiguous [first, last]
+    earliest: int = 0                               # first grid point asked for
+
+
+def runs_of(points: list[int], step: int) -> list[tuple[int, int]]:
+    """Contiguous runs [first, last] of sorted grid points."""
+    out: list[tuple[int, int]] = []
+    for g in points:
+        if out and g == out[-1][1] + step:
+            out[-1] = (out[-1][0], g)
+        else:
+            out.append((g, g))
+    return out
+
+
+def plan_token(conn, token_id: str, market_id: str, start: int, end: int, step: int) -> TokenPlan:
+    """Grid points in [start, end) the token has no snapshot for (after its known first
+    history point)."""
+    first = db.get_state(conn, STATE_PREFIX + token_id)
+    lo = max(start, int(first)) if first else start
+    lo = -(-lo // step) * step
+    have = {r[0] for r in conn.execute(
+        "SELECT timestamp FROM market_snapshots WHERE token_id = ? AND timestamp >= ? AND timestamp < ?",
+        (token_id, lo, end))}
+    missing = [g for g in range(lo, end, step) if g not in have]
+    return TokenPlan(token_id, market_id, missing, runs_of(missing, step), lo)
+
+
+def fetch_history(client, plan: TokenPlan, step: int) -> list[PricePoint]:
+    """Every history point needed to fill ``plan`` (windows ≤ 15 days, with look-back)."""
+    fidelity = max(1, step // 60)
+    points: dict[int, float] = {}
+    for first, last in plan.runs:
+        a = first - MAX_FILL
+        while a <= last:
+            b = min(a + WINDOW, last)
+            for pt in client.get_prices_history(plan.token_id, a, b, fidelity):
+                points[pt.t] = pt.p
+            a = b + 1
+    return [PricePoint(t, p) for t, p in sorted(points.items())]
+
+
+def fill(plan: TokenPlan, points: list[PricePoint]) -> list[tuple]:
+    """Backfill rows for the missing grid points of ``plan`` (as-of alignment)."""
+    ts = [p.t for p in points]
+    rows = []
+    for g in plan.missing:
+        i = bisect.bisect_right(ts, g) - 1
+        if i >= 0 and g - ts[i] <= MAX_FILL:
+            rows.append(store.backfill_row(g, plan.token_id, plan.market_id, points[i].p))
+    return rows
+
+
+def history_start(plan: TokenPlan, points: list[PricePoint], end: int, step: int) -> Optional[int]:
+    """The first grid point with history when the fetch covered the plan's earliest point
+    (None = nothing learned)."""
+    if not plan.runs or plan.runs[0][0] != plan.earliest:
+        return None
+    if not points:
+        return end
+    first = -(-points[0].t // step) * step
+    return first if first > plan.earliest else None
+
+
+@dataclass
+class BackfillResult:
+    start: int
+    end: int
+    tokens: int = 0
+    done: int = 0
+    skipped: int = 0            # already complete
+    rows: int = 0
+    errors: list[str] = field(default_factory=list)
+    interrupted: Optional[str] = None
+    duration: float = 0.0
+    api_seconds: float = 0.0
+
+    @property
+    def status(self) -> str:
+        if self.interrupted:
+            return "failed" if self.done == 0 else "partial"
+        return "partial" if self.errors else "ok"
+
+
+def backfill(cfg, conn, client, days: float, *, progress_bar: Optional[bool] = None,
+             now: Optional[int] = None) -> BackfillResult:
+    """Fill the last ``days`` days for every tracked token (the caller holds the lock)."""
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    step = step_seconds(cfg)
+    client.reset_stats()
+    if now is None:
+        now = client.get_server_time()
+    end = floor_ts(now, step)
+    start = floor_ts(end - int(days * 86_400), step)
+    res = BackfillResult(start=start, end=end)
+    tokens = conn.execute(
+        "SELECT t.token_id, t.market_id FROM market_tokens t JOIN markets m ON m.id = t.market_id "
+        "WHERE m.tracked = 1 ORDER BY m.liquidity DESC, m.id, t.outcome_index").fetchall()
+    res.tokens = len(tokens)
+    plans = [plan_token(conn, t, m, start, end, step) for t, m in tokens]
+    todo = [p for p in plans if p.missing]
+    res.skipped = len(plans) - len(todo)
+    with db.atomic(conn):
+        store.fail_stale_cycles(conn, ("backfill",), int(time.time()),
+                                "interrupted: the backfill process stopped; the tokens it finished "
+                                "are kept and this run fetches the rest")
+        cycle_id = store.start_cycle(conn, started_at=int(time.time()), cycle_ts=end, kind="backfill")
+    bar = tqdm(total=len(todo), unit="token", file=sys.stderr, desc="backfill",
+               disable=(None if progress_bar is None else not progress_bar))
+    pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="backfill")
+    try:
+        pending = {pool.submit(fetch_history, client, p, step): p for p in todo}
+        while pending and not res.interrupted:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                plan = pending.pop(fut)
+                try:
+                    points = fut.result()
+                except ExchangeUnavailable as exc:
+                    res.interrupted = str(exc)
+                    break
+                except (RequestRejected, DataError) as exc:
+                    res.errors.append(f"token {plan.token_id}: {exc}")
+                    bar.update(1)
+                    continue
+                rows = fill(plan, points)
+                first = history_start(plan, points, end, step)
+                with db.atomic(conn):
+                    res.rows += store.insert_snapshots(conn, rows)
+                    if first is not None:
+                        db.set_state(conn, STATE_PREFIX + plan.token_id, str(first), now=end)
+                res.done += 1
+                bar.update(1)
+    except ExchangeError as exc:
+        res.interrupted = str(exc)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+        res.duration = time.perf_counter() - t0
+        res.api_seconds = client.stats.total_seconds
+        detail = "; ".join(([f"interrupted: {res.interrupted}"] if res.interrupted else [])
+                           + res.errors[:20]) or None
+        with db.atomic(conn):
+            store.finish_cycle(conn, cycle_id, status=res.status, finished_at=int(time.time()),
+                               markets=len({p.market_id for p in todo}), snapshots=res.rows,
+                               errors=len(res.errors) + (1 if res.interrupted else 0),
+                               api_seconds=res.api_seconds, duration=res.duration,
+                               error_detail=detail)
+    return res
+
+
+def summary(res: BackfillResult, days: float) -> str:
+    head = (f"Backfill {days:g} days ({iso(res.start)} → {iso(res.end)}): "
+            f"{plural(res.tokens, 'token')} ({res.skipped:,} already complete)")
+    body = (f"{res.rows:,} rows written, {plural(len(res.errors), 'error')} "
+            f"in {res.duration:.1f} s (API {res.api_seconds:.1f} s)")
+    if res.interrupted:
+        left = res.tokens - res.skipped - res.done
+        return (f"{head}: INTERRUPTED after {res.done:,} tokens ({left:,} left) — "
+                f"{res.interrupted}. {body}. The finished tokens are saved; run the same "
+                f"command again to fetch only what is missing.")
+    return f"{head}: {body}"
+
+
+def run(cfg, days: float, *, verbose: bool = False, out: Callable[[str], None] = print) -> int:
+    with job_lock(cfg, BACKFILL_LOCK) as got:
+        if not got:
+            msg = "another backfill is running; exiting"
+            log.info(msg)
+            out(msg)
+            return EXIT_OK
+        conn = db.open_database(cfg, synchronous="NORMAL")
+        store.tune_for_bulk(conn)
+        client = make_client(cfg)
+        try:
+            n = conn.execute("SELECT COUNT(*) FROM markets WHERE tracked = 1").fetchone()[0]
+            if not n:
+                out("No tracked markets yet — run python collect_market_data.py --initial first.")
+                return EXIT_PARTIAL
+            try:
+                res = backfill(cfg, conn, client, days, progress_bar=True if verbose else None)
+            except ExchangeError as exc:    # the exchange clock itself was unreachable
+                out(f"Backfill not started — {exc}.")
+                log.error("backfill not started: %s", exc)
+                return EXIT_EXCHANGE
+        finally:
+            client.close()
+            conn.close()
+    for e in res.errors[:10]:
+        log.warning("backfill: %s", e)
+    line = summary(res, days)
+    (log.error if res.interrupted else log.info)(line)
+    out(line)
+    if res.interrupted:
+        return EXIT_EXCHANGE
+    return EXIT_OK if not res.errors else EXIT_PARTIAL

@@ -1,0 +1,150 @@
+"""collect_market_data.py --backfill: grid alignment, collected rows win, resumable."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import requests
+
+from tests.conftest import ROOT, run_cli
+from tests.helpers_collect import collect, query, scalar, setup_workspace
+
+STEP = 300
+DAY = 86_400
+
+
+def tracked_tokens(db) -> list[str]:
+    return [r[0] for r in query(db, "SELECT t.token_id FROM market_tokens t JOIN markets m "
+                                    "ON m.id = t.market_id WHERE m.tracked = 1")]
+
+
+def test_backfill_fills_the_grid_and_collected_rows_win(workspace, sim):
+    db = setup_workspace(workspace, sim, max_markets=4)
+    assert collect(workspace, "--initial").returncode == 0
+    t0 = sim.sim.now()
+    collected = query(db, "SELECT token_id, mid, best_bid FROM market_snapshots ORDER BY token_id")
+    r = collect(workspace, "--backfill", "--days", "2")
+    assert r.returncode == 0, r.stderr
+    assert "Backfill 2 days" in r.stdout and "8 tokens" in r.stdout
+    n_grid = 2 * DAY // STEP
+    for tok in tracked_tokens(db):
+        rows = query(db, "SELECT timestamp, source, mid, last_trade_price, best_bid, best_ask, bids "
+                         "FROM market_snapshots WHERE token_id = ? ORDER BY timestamp", tok)
+        assert [r[0] for r in rows] == list(range(t0 - 2 * DAY, t0 + 1, STEP))
+        assert len(rows) == n_grid + 1
+        for ts, source, mid, ltp, bb, ba, bids in rows[:-1]:
+            assert source == "backfill" and mid == ltp and 0 <= mid <= 1
+            assert bb is None and ba is None and bids is None
+        assert rows[-1][1] == "collected"
+    # the collected rows were not touched
+    assert query(db, "SELECT token_id, mid, best_bid FROM market_snapshots WHERE source = 'collected' "
+                     "ORDER BY token_id") == collected
+    # backfilled prices are the exchange's price history, as of each grid point (no look-ahead)
+    tok = tracked_tokens(db)[0]
+    hist = requests.get(f"{sim.clob_url}/prices-history", params={
+        "market": tok, "startTs": t0 - 3 * DAY, "endTs": t0, "fidelity": 5}, timeout=10).json()["history"]
+    points = sorted((h["t"], float(h["p"])) for h in hist)
+    for ts, mid in query(db, "SELECT timestamp, mid FROM market_snapshots WHERE token_id = ? AND "
+                             "source = 'backfill'", tok):
+        expected = [p for t, p in points if t <= ts][-1]
+        assert mid == expected
+    # second run: nothing missing, nothing fetched
+    before = sim.sim.path_count.get("/clob/prices-history", 0)
+    r = collect(workspace, "--backfill", "--days", "2")
+    assert r.returncode == 0, r.stderr
+    assert "8 tokens (8 already complete): 0 rows written" in r.stdout
+    assert sim.sim.path_count.get("/clob/prices-history", 0) == before
+    kinds = query(db, "SELECT status, snapshots FROM collection_cycles WHERE kind = 'backfill' ORDER BY id")
+    assert kinds == [("ok", 8 * n_grid), ("ok", 0)]
+
+
+def test_backfill_fills_a_collection_gap(workspace, sim):
+    db = setup_workspace(workspace, sim, max_markets=3)
+    assert collect(workspace, "--initial").returncode == 0
+    sim.sim.advance(3 * STEP)                      # two cycles missed
+    assert collect(workspace).returncode == 0
+    r = run_cli("verify_data_collection.py", cwd=workspace)
+    assert r.returncode == 1 and "1 gap in the 5-minute grid" in r.stdout
+    assert "2026-11-01T00:05:00Z → 2026-11-01T00:10:00Z (2 cycles missing)" in r.stdout
+    assert collect(workspace, "--backfill", "--days", "1").returncode == 0
+    r = run_cli("verify_data_collection.py", cwd=workspace)
+    assert r.returncode == 0, r.stdout
+    assert "No holes in any market's series" in r.stdout
+    assert "No gaps in the 5-minute grid (4 cycles" in r.stdout and "2 cycles filled by backfill" in r.stdout
+    assert scalar(db, "SELECT COUNT(*) FROM market_snapshots WHERE timestamp IN (?, ?) AND source = 'backfill'",
+                  1793491500, 1793491800) == 3 * 2 * 2
+
+
+def test_backfill_interrupted_by_an_outage_resumes_with_no_gaps_or_duplicates(workspace, sim):
+    db = setup_workspace(workspace, sim, max_markets=12)
+    assert collect(workspace, "--initial").returncode == 0
+    t0 = sim.sim.now()
+    tokens = tracked_tokens(db)
+    sim.sim.set_faults(latency_ms=40, path="/clob/prices-history")     # slow enough to interrupt
+    env = {"PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
+    p = subprocess.Popen([sys.executable, str(ROOT / "collect_market_data.py"), "--backfill", "--days", "30"],
+                         cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and p.poll() is None:
+        if scalar(db, "SELECT COUNT(*) FROM market_snapshots WHERE source = 'backfill'") > 0:
+            break
+        time.sleep(0.02)
+    sim.sim.set_faults(outage=True)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 4, (out, err)
+    assert "INTERRUPTED after" in out and "run the same command again" in out
+    assert "Traceback" not in err
+    done = scalar(db, "SELECT COUNT(DISTINCT token_id) FROM market_snapshots WHERE source = 'backfill'")
+    assert 0 < done < len(tokens)
+    status = query(db, "SELECT status FROM collection_cycles WHERE kind = 'backfill'")
+    assert status == [("partial",)]
+
+    sim.sim.clear_faults()
+    r = collect(workspace, "--backfill", "--days", "30")
+    assert r.returncode == 0, r.stderr
+    assert f"({done} already complete)" in r.stdout
+    grid = list(range(t0 - 30 * DAY, t0 + 1, STEP))
+    for tok in tokens:
+        ts = [r[0] for r in query(db, "SELECT timestamp FROM market_snapshots WHERE token_id = ? "
+                                      "ORDER BY timestamp", tok)]
+        assert ts == grid, tok
+    assert scalar(db, "SELECT COUNT(*) FROM (SELECT token_id, timestamp / 300 FROM market_snapshots "
+                      "GROUP BY 1, 2 HAVING COUNT(*) > 1)") == 0
+    r = run_cli("verify_data_collection.py", "--hours", str(30 * 24 + 1), cwd=workspace)
+    assert r.returncode == 0, r.stdout
+    assert "No holes in any market's series" in r.stdout
+    r = run_cli("data_quality_check.py", cwd=workspace)
+    assert r.returncode == 0, r.stdout
+    assert "PASS: Data quality check passed" in r.stdout
+
+
+def test_backfill_without_tracked_markets_says_what_to_run(workspace, sim):
+    setup_workspace(workspace, sim)
+    r = collect(workspace, "--backfill", "--days", "30")
+    assert r.returncode == 1
+    assert "run python collect_market_data.py --initial first" in r.stdout
+
+
+def test_backfill_and_collection_run_side_by_side(workspace, sim):
+    """The backfill has its own lock: a cron cycle during a long backfill still runs, and
+    neither sees "database is locked"."""
+    db = setup_workspace(workspace, sim, max_markets=10)
+    assert collect(workspace, "--initial").returncode == 0
+    sim.sim.set_faults(latency_ms=30, path="/clob/prices-history")
+    env = {"PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
+    p = subprocess.Popen([sys.executable, str(ROOT / "collect_market_data.py"), "--backfill", "--days", "10"],
+                         cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and p.poll() is None:
+        if scalar(db, "SELECT COUNT(*) FROM market_snapshots WHERE source = 'backfill'") > 0:
+            break
+        time.sleep(0.02)
+    sim.sim.advance(STEP)
+    r = collect(workspace)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0 and r.returncode == 0, (out, err, r.stdout, r.stderr)
+    assert "locked" not in err + r.stderr
+    assert "Cycle 2026-11-01T00:05:00Z" in r.stdout
+    assert scalar(db, "SELECT COUNT(*) FROM market_snapshots WHERE timestamp = ? AND source = 'collected'",
+                  1793491500) == 20

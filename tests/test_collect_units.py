@@ -1,0 +1,101 @@
+"""Pure parts of the collector: universe selection, level encoding, grid runs, as-of fill,
+and the market upsert rules (on a real SQLite file)."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from polybot import db
+from polybot.collect import backfill, store, universe
+from polybot.config import CollectionConfig, default_config
+from polybot.exchange.models import BookLevel, Market, OrderBook, OutcomeToken, PricePoint
+
+
+def mk(i: int, liq: float, **kw) -> Market:
+    base = dict(id=str(i), condition_id=f"0x{i:064x}", question=f"Question {i}?", slug=f"q-{i}",
+                tokens=(OutcomeToken(f"{i}1", "Yes", 0), OutcomeToken(f"{i}2", "No", 1)),
+                liquidity=liq, volume_24h=liq / 2)
+    base.update(kw)
+    return Market(**base)
+
+
+def test_select_applies_filters_in_order_and_caps_by_liquidity():
+    cc = CollectionConfig(max_markets=2, min_liquidity=100, min_volume_24h=10, keywords=("question",))
+    ms = [mk(1, 900), mk(2, 800, accepting_orders=False), mk(3, 700), mk(4, 600, closed=True),
+          mk(5, 50), mk(6, 500)]
+    sel = universe.select(iter(ms), cc, full_scan=True)
+    assert [m.id for m in sel.markets] == ["1", "3"]
+    assert sel.counts == {"scanned": 6, "open": 5, "accepting": 4, "volume": 4, "liquidity": 3,
+                          "tags": 3, "keywords": 3}
+    assert sel.capped == 1 and sel.token_ids == ["11", "12", "31", "32"]
+
+
+def test_select_stops_early_only_while_the_listing_is_sorted():
+    consumed = []
+
+    def listing(ms):
+        for m in ms:
+            consumed.append(m.id)
+            yield m
+    cc = CollectionConfig(max_markets=2)
+    sel = universe.select(listing([mk(1, 900), mk(2, 800), mk(3, 700)]), cc)
+    assert [m.id for m in sel.markets] == ["1", "2"] and consumed == ["1", "2"] and not sel.full_scan
+    consumed.clear()
+    sel = universe.select(listing([mk(1, 100), mk(2, 900), mk(3, 700), mk(4, 800)]), cc)
+    assert [m.id for m in sel.markets] == ["2", "4"] and consumed == ["1", "2", "3", "4"]
+
+
+def test_explicit_markets_bypass_filters_and_count_towards_the_cap():
+    cc = CollectionConfig(max_markets=2, min_liquidity=1e9, market_ids=("7",))
+    sel = universe.select(iter([mk(7, 1), mk(1, 2e9), mk(2, 1.5e9)]), cc, explicit=[mk(7, 1)])
+    assert [m.id for m in sel.markets] == ["7", "1"]
+    closed = universe.select(iter([]), cc, explicit=[mk(7, 1, closed=True)])
+    assert closed.markets == []
+
+
+def test_tags_match_labels_case_insensitively():
+    cc = CollectionConfig(tags=("crypto",))
+    sel = universe.select(iter([mk(1, 5, tags=("Crypto",)), mk(2, 9, tags=("Sports",))]), cc,
+                          full_scan=True)
+    assert [m.id for m in sel.markets] == ["1"]
+
+
+def test_levels_round_trip_and_one_sided_books():
+    levels = (BookLevel(0.53, 1234.56), BookLevel(0.52, 100.0), BookLevel(0.5, 7.0))
+    assert store.fmt_levels(levels, 2) == "0.53:1234.56,0.52:100"
+    assert store.parse_levels(store.fmt_levels(levels, 5)) == [(0.53, 1234.56), (0.52, 100.0), (0.5, 7.0)]
+    book = OrderBook(token_id="11", market="0x1", timestamp_ms=0, bids=levels, asks=(),
+                     last_trade_price=0.53)
+    row = dict(zip(store.SNAPSHOT_COLUMNS, store.snapshot_row(600, mk(1, 10), book, 2)))
+    assert row["best_bid"] == 0.53 and row["best_ask"] is None and row["mid"] is None
+    assert row["asks"] == "" and row["ask_depth"] == 0 and row["bid_depth"] == 1334.56
+    assert row["source"] == "collected" and row["last_trade_price"] == 0.53
+
+
+def test_runs_and_as_of_fill():
+    assert backfill.runs_of([0, 300, 600, 1500, 1800], 300) == [(0, 600), (1500, 1800)]
+    plan = backfill.TokenPlan("t", "m", [0, 300, 600, 900, 30_000], [], 0)
+    pts = [PricePoint(100, 0.4), PricePoint(600, 0.5)]
+    rows = backfill.fill(plan, pts)
+    got = {r[0]: r[5] for r in rows}
+    assert got == {300: 0.4, 600: 0.5, 900: 0.5}      # 0: before history; 30000: too old
+    assert all(r[3] is None and r[4] is None and r[14] == "backfill" for r in rows)
+
+
+def test_upsert_keeps_a_recorded_outcome(tmp_path):
+    cfg = default_config(tmp_path)
+    db.initialize(cfg.database_path)
+    conn = db.open_database(cfg)
+    m = mk(1, 10)
+    with db.atomic(conn):
+        store.upsert_markets(conn, [m], tracked=True, now=100)
+    won = replace(m, closed=True, payouts={"11": 1.0, "12": 0.0}, uma_resolution_status="resolved")
+    with db.atomic(conn):
+        store.upsert_markets(conn, [won], tracked=False, now=200)
+        store.upsert_markets(conn, [replace(m, closed=True)], tracked=False, now=300)
+    row = conn.execute("SELECT payouts, resolved_at, first_seen, updated_at, tracked FROM markets").fetchone()
+    assert json.loads(row[0]) == {"11": 1.0, "12": 0.0}
+    assert tuple(row[1:]) == (200, 100, 300, 0)
+    with db.atomic(conn):
+        assert store.insert_snapshots(conn, [store.backfill_row(0, "11", "1", 0.5)] * 2) == 1
+    conn.close()
