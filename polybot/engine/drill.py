@@ -1,0 +1,108 @@
+"""``drill``: a deterministic strategy that exercises the execution path on the simulator.
+
+It is NOT a trading strategy. It buys a small amount of one liquid token at a time
+(rotating through the universe), holds it ``hold_seconds`` and sells it, so that
+drills, operator scenario scripts and crash tests see orders, fills, exits and
+settlements within minutes. It refuses to run against a real exchange: the engine
+only accepts it when every base URL points at the local machine (the simulator).
+
+Pure like every strategy: its intents depend only on (view, portfolio).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from polybot.money import MICRO
+from polybot.strategy.base import (
+    BUY, ENTER, EXIT, SELL, Intent, MarketView, PortfolioView, Strategy, limit_for_buy, limit_for_sell,
+)
+
+NAME = "drill"
+
+
+class Drill(Strategy):
+    name = NAME
+    DESCRIPTION = "simulator drills only: rotate small buys and timed exits"
+    PARAMS: dict[str, Any] = {
+        "size_usd": 10.0,          # notional per entry
+        "max_holdings": 2,         # concurrent positions it tries to hold
+        "hold_seconds": 600,       # exchange-clock seconds before it exits
+        "slippage_ticks": 2,
+        "min_price": 0.2,
+        "max_price": 0.8,
+        "max_spread": 0.05,
+        "entries_per_decision": 1,
+    }
+
+    def check_params(self) -> None:
+        if self.params["size_usd"] <= 0:
+            self.bad("size_usd", "must be > 0")
+        if self.params["hold_seconds"] < 0:
+            self.bad("hold_seconds", "must be ≥ 0")
+
+    @property
+    def history_seconds(self) -> int:
+        return 3600
+
+    def decide(self, view: MarketView, portfolio: PortfolioView) -> list[Intent]:
+        p = self.params
+        out: list[Intent] = []
+        held = {t: h for t, h in portfolio.positions.items() if h.size_micro > 0}
+        exiting = set()
+        for token, h in sorted(held.items()):
+            q = view.quote(token)
+            if view.now - h.opened_at < p["hold_seconds"] or q is None or q.best_bid is None:
+                continue
+            m = view.market_of(token)
+            tick = m.tick_size if m else 0.01
+            out.append(Intent(action=EXIT, token_id=token, market_id=h.market_id, side=SELL,
+                              size_micro=h.size_micro,
+                              limit_price_micro=limit_for_sell(q.best_bid, tick, p["slippage_ticks"]),
+                              reason=f"drill: held {view.now - h.opened_at} s", strategy=self.name))
+            exiting.add(token)
+        room = p["max_holdings"] - (len(held) - len(exiting))
+        if room <= 0:
+            return out
+        held_markets = {h.market_id for h in held.values()}
+        candidates = []
+        for token in sorted(view.token_ids):
+            q = view.quote(token)
+            m = view.market_of(token)
+            if q is None or m is None or q.backfilled or q.best_bid is None or q.best_ask is None:
+                continue
+            if token in held or m.market_id in held_markets or view.is_resolved(m.market_id):
+                continue
+            if not (p["min_price"] <= q.best_ask <= p["max_price"]) or q.spread > p["max_spread"] + 1e-9:
+                continue
+            if q.age(view.now) > 3 * view.interval_seconds:
+                continue
+            candidates.append((token, m, q))
+        if not candidates:
+            return out
+        period = max(1, int(p["hold_seconds"]) or 60)
+        start = (view.now // period) % len(candidates)
+        picked = set()
+        for k in range(len(candidates)):
+            if len(picked) >= min(room, p["entries_per_decision"]):
+                break
+            token, m, q = candidates[(start + k) % len(candidates)]
+            if m.market_id in picked:
+                continue
+            picked.add(m.market_id)
+            out.append(Intent(action=ENTER, token_id=token, market_id=m.market_id, side=BUY,
+                              notional_micro=int(round(p["size_usd"] * MICRO)),
+                              limit_price_micro=limit_for_buy(q.best_ask, m.tick_size, p["slippage_ticks"]),
+                              reason=f"drill: rotate into {m.short_label()}", strategy=self.name))
+        return out
+
+
+def register_drill() -> None:
+    """Add ``drill`` to the strategy registry (after the built-ins, which the registry
+    only loads while it is empty)."""
+    from polybot.strategy import registry
+    try:
+        registry.strategy_names()
+    except ImportError:
+        pass
+    if NAME not in registry.STRATEGIES:
+        registry.register(Drill)

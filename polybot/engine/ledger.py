@@ -1,0 +1,361 @@
+"""The ledger: trades are the source of truth; positions and paper cash follow from them.
+
+Every fill or settlement is ONE ``trades`` row (``trade_id`` UNIQUE: the exchange's
+trade id, ``paper-<n>-t<k>`` on paper, ``settle:<mode>:<token>`` for a resolution)
+and the ``positions`` row of its token is updated in the SAME transaction
+(the caller holds :func:`polybot.db.atomic`). Re-recording a trade id is a no-op,
+so replaying fills after a crash never double-counts.
+
+Cash flows (integer micro-units):
+- BUY fill: −(notional + fee); SELL fill: +(notional − fee);
+- settlement (``kind='settlement'``, side SELL, price = payout 1/0/0.5): +notional.
+Paper cash = capital + Σ cash flows of the mode's trades.
+
+Average-cost accounting: a SELL removes ``cost × sold / held`` (half-up) from the
+cost basis and realises ``proceeds − removed cost``.
+"""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+from polybot.exchange.base import BUY, SELL, Fill
+from polybot.money import MICRO, notional_micro
+
+SETTLEMENT = "settlement"
+FILL = "fill"
+
+
+def _half_up_div(a: int, b: int) -> int:
+    if b == 0:
+        return 0
+    sign = -1 if (a < 0) != (b < 0) else 1
+    q, r = divmod(abs(a), abs(b))
+    return sign * (q + (1 if 2 * r >= abs(b) else 0))
+
+
+@dataclass(frozen=True)
+class PositionRow:
+    mode: str
+    token_id: str
+    market_id: str
+    size_micro: int
+    cost_micro: int
+    realized_pnl_micro: int
+    opened_at: int
+    updated_at: int
+    closed_at: Optional[int]
+    status: str
+    stop_price_micro: Optional[int]
+    strategy: Optional[str]
+    group_key: Optional[str]
+
+    @property
+    def avg_price_micro(self) -> int:
+        return _half_up_div(self.cost_micro * MICRO, self.size_micro) if self.size_micro else 0
+
+    @classmethod
+    def from_row(cls, r: sqlite3.Row) -> "PositionRow":
+        return cls(**{k: r[k] for k in cls.__dataclass_fields__})
+
+
+def trade_cash_delta(side: str, notional: int, fee: int) -> int:
+    return -(notional + fee) if side == BUY else notional - fee
+
+
+def _apply(pos: Optional[dict], side: str, size: int, notional: int, fee: int) -> tuple[dict, int]:
+    """Apply one trade to a position dict {size_micro, cost_micro}; return (pos, realized)."""
+    p = dict(pos or {"size_micro": 0, "cost_micro": 0})
+    if side == BUY:
+        p["size_micro"] += size
+        p["cost_micro"] += notional + fee
+        return p, 0
+    held = p["size_micro"]
+    if held <= 0:
+        removed = 0
+    elif size >= held:
+        removed = p["cost_micro"]
+    else:
+        removed = _half_up_div(p["cost_micro"] * size, held)
+    p["size_micro"] = held - size
+    p["cost_micro"] -= removed
+    if p["size_micro"] == 0:
+        p["cost_micro"] = 0
+    return p, notional - fee - removed
+
+
+def get_position(conn: sqlite3.Connection, mode: str, token_id: str) -> Optional[PositionRow]:
+    r = conn.execute("SELECT * FROM positions WHERE mode=? AND token_id=?", (mode, token_id)).fetchone()
+    return PositionRow.from_row(r) if r else None
+
+
+def open_positions(conn: sqlite3.Connection, mode: str) -> list[PositionRow]:
+    rows = conn.execute("SELECT * FROM positions WHERE mode=? AND status='open' ORDER BY opened_at, token_id",
+                        (mode,)).fetchall()
+    return [PositionRow.from_row(r) for r in rows]
+
+
+def record_trade(conn: sqlite3.Connection, *, mode: str, trade_id: str, token_id: str, market_id: str,
+                 side: str, price_micro: int, size_micro: int, fee_micro: int, ts: int,
+                 kind: str = FILL, order_db_id: Optional[int] = None, strategy: Optional[str] = None,
+                 reason: Optional[str] = None, group_key: Optional[str] = None,
+                 stop_loss_percent: Optional[float] = None, notional: Optional[int] = None,
+                 now: Optional[int] = None) -> bool:
+    """Insert one trade and update its position. Returns False if ``trade_id`` was
+    already recorded (nothing changes). Call inside ``db.atomic``."""
+    side = side.upper()
+    notional = notional_micro(price_micro, size_micro) if notional is None else int(notional)
+    now = ts if now is None else now
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO trades(trade_id, order_id, timestamp, mode, kind, token_id, market_id, side, "
+        "price_micro, size_micro, notional_micro, fee_micro, strategy, reason) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (trade_id, order_db_id, int(ts), mode, kind, token_id, market_id, side, int(price_micro),
+         int(size_micro), notional, int(fee_micro), strategy, reason))
+    if cur.rowcount == 0:
+        return False
+    row_id = cur.lastrowid
+    old = get_position(conn, mode, token_id)
+    was_open = old is not None and old.status == "open" and old.size_micro != 0
+    before = {"size_micro": old.size_micro, "cost_micro": old.cost_micro} if was_open else None
+    p, realized = _apply(before, side, int(size_micro), notional, int(fee_micro))
+    if side == SELL or kind == SETTLEMENT:
+        conn.execute("UPDATE trades SET realized_pnl_micro=? WHERE id=?", (realized, row_id))
+    status = "open" if p["size_micro"] != 0 else "closed"
+    stop = None
+    if p["size_micro"] > 0 and stop_loss_percent is not None:
+        avg = _half_up_div(p["cost_micro"] * MICRO, p["size_micro"])
+        stop = int(avg * (1 - stop_loss_percent))
+    if old is None:
+        conn.execute(
+            "INSERT INTO positions(mode, token_id, market_id, size_micro, cost_micro, realized_pnl_micro, "
+            "opened_at, updated_at, closed_at, status, stop_price_micro, strategy, group_key) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (mode, token_id, market_id, p["size_micro"], p["cost_micro"], realized, int(ts), now,
+             None if status == "open" else now, status, stop, strategy, group_key))
+    else:
+        opened_at = old.opened_at if was_open else int(ts)
+        conn.execute(
+            "UPDATE positions SET market_id=?, size_micro=?, cost_micro=?, "
+            "realized_pnl_micro=realized_pnl_micro+?, opened_at=?, updated_at=?, closed_at=?, status=?, "
+            "stop_price_micro=COALESCE(?, CASE WHEN ?='open' THEN stop_price_micro END), "
+            "strategy=COALESCE(?, strategy), group_key=COALESCE(?, group_key) WHERE mode=? AND token_id=?",
+            (market_id, p["size_micro"], p["cost_micro"], realized, opened_at, now,
+             None if status == "open" else now, status, stop, status, strategy, group_key, mode, token_id))
+    return True
+
+
+def record_fill(conn: sqlite3.Connection, mode: str, fill: Fill, *, market_id: str,
+                order_db_id: Optional[int] = None, strategy: Optional[str] = None,
+                reason: Optional[str] = None, group_key: Optional[str] = None,
+                stop_loss_percent: Optional[float] = None, now: Optional[int] = None) -> bool:
+    return record_trade(conn, mode=mode, trade_id=fill.trade_id, token_id=fill.token_id,
+                        market_id=market_id, side=fill.side, price_micro=fill.price_micro,
+                        size_micro=fill.size_micro, fee_micro=fill.fee_micro, ts=fill.ts,
+                        order_db_id=order_db_id, strategy=strategy, reason=reason, group_key=group_key,
+                        stop_loss_percent=stop_loss_percent, now=now)
+
+
+def settlement_trade_id(mode: str, token_id: str) -> str:
+    return f"settle:{mode}:{token_id}"
+
+
+def record_settlement(conn: sqlite3.Connection, mode: str, token_id: str, market_id: str,
+                      payout_micro: int, size_micro: int, ts: int, *, reason: str = "market resolved"
+                      ) -> bool:
+    """Record a resolution payout (1/0/0.5 per share) as a SELL of the whole position."""
+    if size_micro <= 0:
+        return False
+    return record_trade(conn, mode=mode, trade_id=settlement_trade_id(mode, token_id), token_id=token_id,
+                        market_id=market_id, side=SELL, price_micro=int(payout_micro),
+                        size_micro=int(size_micro), fee_micro=0, ts=ts, kind=SETTLEMENT, reason=reason)
+
+
+def cash_flow_micro(conn: sqlite3.Connection, mode: str, *, until: Optional[int] = None) -> int:
+    sql = ("SELECT COALESCE(SUM(CASE WHEN side='BUY' THEN -(notional_micro+fee_micro) "
+           "ELSE notional_micro-fee_micro END),0) FROM trades WHERE mode=?")
+    args: list = [mode]
+    if until is not None:
+        sql += " AND timestamp < ?"
+        args.append(until)
+    return int(conn.execute(sql, args).fetchone()[0])
+
+
+def paper_cash_micro(conn: sqlite3.Connection, mode: str, capital_micro: int) -> int:
+    """Paper cash = capital + Σ recorded trade cash flows (survives restarts)."""
+    return int(capital_micro) + cash_flow_micro(conn, mode)
+
+
+def realized_pnl_micro(conn: sqlite3.Connection, mode: str, *, since: Optional[int] = None) -> int:
+    sql = "SELECT COALESCE(SUM(realized_pnl_micro),0) FROM trades WHERE mode=?"
+    args: list = [mode]
+    if since is not None:
+        sql += " AND timestamp >= ?"
+        args.append(since)
+    return int(conn.execute(sql, args).fetchone()[0])
+
+
+def trade_rows(conn: sqlite3.Connection, mode: str) -> list[sqlite3.Row]:
+    return conn.execute("SELECT * FROM trades WHERE mode=? ORDER BY id", (mode,)).fetchall()
+
+
+def positions_implied(conn: sqlite3.Connection, mode: str) -> dict[str, dict]:
+    """Replay every recorded trade of ``mode``: token → {size_micro, cost_micro, realized}."""
+    out: dict[str, dict] = {}
+    for t in trade_rows(conn, mode):
+        cur = out.get(t["token_id"])
+        base = {"size_micro": cur["size_micro"], "cost_micro": cur["cost_micro"]} if cur else None
+        p, realized = _apply(base, t["side"], t["size_micro"], t["notional_micro"], t["fee_micro"])
+        p["realized_micro"] = (cur["realized_micro"] if cur else 0) + realized
+        p["market_id"] = t["market_id"]
+        out[t["token_id"]] = p
+    return out
+
+
+def position_differences(conn: sqlite3.Connection, mode: str) -> list[str]:
+    """Where the positions table disagrees with the recorded trades (empty = consistent)."""
+    implied = positions_implied(conn, mode)
+    table = {r["token_id"]: r for r in conn.execute("SELECT * FROM positions WHERE mode=?", (mode,))}
+    diffs = []
+    for token in sorted(set(implied) | set(table)):
+        want = implied.get(token, {"size_micro": 0, "cost_micro": 0})
+        row = table.get(token)
+        have = (row["size_micro"], row["cost_micro"]) if row is not None and row["status"] == "open" else (0, 0)
+        if (want["size_micro"], want["cost_micro"]) != have:
+            diffs.append(f"token {token[:16]}…: positions table has {have[0] / MICRO:g} shares / "
+                         f"cost {have[1] / MICRO:.6f}, trades imply {want['size_micro'] / MICRO:g} / "
+                         f"{want['cost_micro'] / MICRO:.6f}")
+    return diffs
+
+
+def rebuild_positions(conn: sqlite3.Connection, mode: str, now: int) -> list[str]:
+    """Make the positions table equal what the trades imply; return what changed."""
+    diffs = position_differences(conn, mode)
+    if not diffs:
+        return []
+    implied = positions_implied(conn, mode)
+    for token, p in implied.items():
+        status = "open" if p["size_micro"] != 0 else "closed"
+        row = get_position(conn, mode, token)
+        if row is None:
+            conn.execute(
+                "INSERT INTO positions(mode, token_id, market_id, size_micro, cost_micro, realized_pnl_micro, "
+                "opened_at, updated_at, closed_at, status) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (mode, token, p["market_id"], p["size_micro"], p["cost_micro"], p["realized_micro"], now, now,
+                 None if status == "open" else now, status))
+        else:
+            conn.execute("UPDATE positions SET size_micro=?, cost_micro=?, realized_pnl_micro=?, status=?, "
+                         "updated_at=?, closed_at=? WHERE mode=? AND token_id=?",
+                         (p["size_micro"], p["cost_micro"], p["realized_micro"], status, now,
+                          None if status == "open" else (row.closed_at or now), mode, token))
+    for token in {r[0] for r in conn.execute("SELECT token_id FROM positions WHERE mode=?", (mode,))} - set(implied):
+        conn.execute("UPDATE positions SET size_micro=0, cost_micro=0, status='closed', closed_at=?, updated_at=? "
+                     "WHERE mode=? AND token_id=?", (now, now, mode, token))
+    return diffs
+
+
+# ----------------------------------------------------------------------------- valuation
+@dataclass(frozen=True)
+class Holding:
+    position: PositionRow
+    mark_micro: Optional[int]            # mid (or bid) price now; None = unknown
+
+    @property
+    def value_micro(self) -> int:
+        mark = self.position.avg_price_micro if self.mark_micro is None else self.mark_micro
+        return notional_micro(mark, self.position.size_micro)
+
+    @property
+    def unrealized_micro(self) -> int:
+        return self.value_micro - self.position.cost_micro
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    mode: str
+    cash_micro: int
+    holdings: tuple[Holding, ...] = ()
+    realized_micro: int = 0
+
+    @property
+    def exposure_micro(self) -> int:
+        """Capital at risk: the cost basis of the open positions."""
+        return sum(h.position.cost_micro for h in self.holdings)
+
+    @property
+    def market_value_micro(self) -> int:
+        return sum(h.value_micro for h in self.holdings)
+
+    @property
+    def unrealized_micro(self) -> int:
+        return sum(h.unrealized_micro for h in self.holdings)
+
+    @property
+    def equity_micro(self) -> int:
+        return self.cash_micro + self.market_value_micro
+
+    def holding(self, token_id: str) -> Optional[Holding]:
+        return next((h for h in self.holdings if h.position.token_id == token_id), None)
+
+
+def portfolio(conn: sqlite3.Connection, mode: str, cash_micro: int,
+              marks: Mapping[str, Optional[int]]) -> Portfolio:
+    holdings = tuple(Holding(p, marks.get(p.token_id)) for p in open_positions(conn, mode))
+    return Portfolio(mode=mode, cash_micro=int(cash_micro), holdings=holdings,
+                     realized_micro=realized_pnl_micro(conn, mode))
+
+
+def day_start(ts: int) -> int:
+    return int(ts) - int(ts) % 86_400
+
+
+def daily_baseline_micro(conn: sqlite3.Connection, mode: str, now: int, *, capital_micro: int,
+                         paper: bool) -> Optional[int]:
+    """Equity at the start of the current UTC day (None = unknown: no history yet)."""
+    start = day_start(now)
+    r = conn.execute("SELECT equity_micro FROM performance WHERE mode=? AND timestamp < ? "
+                     "ORDER BY timestamp DESC, id DESC LIMIT 1", (mode, start)).fetchone()
+    if r is not None:
+        return int(r[0])
+    if paper:
+        # No performance row before today: equity then was capital + cash flows before today
+        # valued at cost (positions opened before today were bought at cost).
+        return int(capital_micro) + cash_flow_micro(conn, mode, until=start) + sum(
+            int(x[0]) for x in conn.execute(
+                "SELECT cost_micro FROM positions WHERE mode=? AND status='open' AND opened_at < ?",
+                (mode, start)))
+    r = conn.execute("SELECT equity_micro FROM performance WHERE mode=? AND timestamp >= ? "
+                     "ORDER BY timestamp, id LIMIT 1", (mode, start)).fetchone()
+    return int(r[0]) if r is not None else None
+
+
+def daily_pnl_micro(conn: sqlite3.Connection, mode: str, equity_micro: int, now: int, *,
+                    capital_micro: int, paper: bool) -> int:
+    base = daily_baseline_micro(conn, mode, now, capital_micro=capital_micro, paper=paper)
+    return 0 if base is None else int(equity_micro) - base
+
+
+def record_performance(conn: sqlite3.Connection, pf: Portfolio, daily_pnl: int, now: int) -> None:
+    conn.execute(
+        "INSERT INTO performance(timestamp, mode, equity_micro, cash_micro, exposure_micro, realized_pnl_micro, "
+        "unrealized_pnl_micro, daily_pnl_micro, open_positions) VALUES (?,?,?,?,?,?,?,?,?)",
+        (int(now), pf.mode, pf.equity_micro, pf.cash_micro, pf.exposure_micro, pf.realized_micro,
+         pf.unrealized_micro, int(daily_pnl), len(pf.holdings)))
+
+
+def fills_of_mode(conn: sqlite3.Connection, mode: str) -> list[Fill]:
+    """Recorded fills (not settlements) as exchange Fill objects, oldest first."""
+    out = []
+    for t in conn.execute("SELECT t.*, o.client_order_id FROM trades t LEFT JOIN orders o ON o.id = t.order_id "
+                          "WHERE t.mode=? AND t.kind='fill' ORDER BY t.id", (mode,)):
+        out.append(Fill(trade_id=t["trade_id"], order_id=t["client_order_id"] or "", token_id=t["token_id"],
+                        side=t["side"], price_micro=t["price_micro"], size_micro=t["size_micro"],
+                        fee_micro=t["fee_micro"], ts=t["timestamp"]))
+    return out
+
+
+def settlements_of_mode(conn: sqlite3.Connection, mode: str) -> list[dict]:
+    return [{"token_id": t["token_id"], "payout_micro": t["price_micro"], "size_micro": t["size_micro"],
+             "amount_micro": t["notional_micro"], "ts": t["timestamp"]}
+            for t in conn.execute("SELECT * FROM trades WHERE mode=? AND kind='settlement' ORDER BY id", (mode,))]

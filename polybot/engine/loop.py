@@ -1,0 +1,441 @@
+"""The trading loop: one :class:`Engine` per process, paper or live.
+
+Each iteration (every ``trading.loop_interval_seconds``):
+
+1. ``EMERGENCY_STOP`` file? → STOP (breaker #5);
+2. heartbeat: ``bot_state`` heartbeat/pid/mode/started_at and the PID file;
+3. ``PRAGMA quick_check`` every ``trading.quick_check_interval_minutes`` (breaker #4);
+4. the exchange clock, then the books of the universe (recorded as snapshots, fed to
+   the strategy); transient failures count towards breaker #1;
+5. orders: resolve UNKNOWN/PENDING_SUBMIT, refresh LIVE ones (paper: fill resting
+   orders), live: pick up fills the exchange has that the database lacks;
+6. settle resolved markets (1/0, 0.5/0.5) from the markets table or a fresh lookup;
+7. mark to market (best bid); breaker #2 (daily loss) and #3 (position anomaly);
+8. stop losses (risk manager rule) → exits;
+9. strategy intents → the shared risk manager → execution;
+10. a ``performance`` row (equity, cash, exposure, realised/unrealised/daily P&L).
+
+Any database error during an iteration trips breaker #4.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Callable, Optional
+
+from polybot import db
+from polybot.engine import breakers, ledger, state
+from polybot.engine.breakers import BreakerTripped
+from polybot.engine.marketdata import MarketData
+from polybot.engine.orders import Executor
+from polybot.errors import DatabaseError, DataError, ExchangeError
+from polybot.exchange.base import BUY, OrderRequest
+from polybot.money import MICRO, fmt_usd, round_size_down
+from polybot.risk import AccountState, RiskManager
+from polybot.strategy.base import Holding, Intent, PortfolioView, limit_for_buy
+
+log = logging.getLogger("polybot.engine")
+
+HEARTBEAT_SECONDS = 5.0          # Polymarket cancels every open order ~10 s after the last one
+
+
+def iso(ts: Optional[float]) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(int(ts), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Engine:
+    def __init__(self, cfg, conn: sqlite3.Connection, *, mode: str, client, strategy,
+                 wall: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                 alerter=None):
+        self.cfg = cfg
+        self.conn = conn
+        self.mode = mode
+        self.paper = mode == "paper"
+        self.client = client
+        self.strategy = strategy
+        self.wall = wall
+        self.sleep = sleep
+        if alerter is None:
+            from polybot.alerts import Alerter
+            alerter = Alerter(cfg, conn)
+        self.alerter = alerter
+        self.capital_micro = int(round(cfg.capital * MICRO))
+        self.api_errors = breakers.ApiErrorCounter(cfg.trading.max_consecutive_api_errors)
+        self.md = MarketData(cfg, conn, client, mode=mode, history_seconds=strategy.history_seconds)
+        self.now_ts = 0                    # the exchange clock, refreshed each iteration
+        self.exchange = None
+        self.executor: Optional[Executor] = None
+        self.risk: Optional[RiskManager] = None
+        self.pid = os.getpid()
+        self.started_at = int(wall())
+        self.stop_requested = False
+        self.iterations = 0
+        self._last_quick_check = time.monotonic()
+        self._last_fill_sync: Optional[int] = None
+        self._loss_acknowledged_logged = False
+        self._empty_warned = False
+        self.resolved_marks: dict[str, int] = {}      # live: resolved, not yet redeemed → payout
+        self._hb_thread: Optional[threading.Thread] = None
+        self._hb_stop = threading.Event()
+        self.heartbeat_seconds = HEARTBEAT_SECONDS
+
+    # ------------------------------------------------------------------ clock
+    def clock(self) -> float:
+        return float(self.now_ts)
+
+    def sync_clock(self) -> None:
+        t = int(self.client.get_server_time())
+        self.now_ts = max(self.now_ts, t)
+
+    # ------------------------------------------------------------------ setup
+    def build_exchange(self):
+        """Paper: rebuilt from the recorded trades. Live: the official SDK."""
+        if self.paper:
+            from polybot.exchange.paper import PaperExchange
+            open_orders = self.conn.execute(
+                "SELECT * FROM orders WHERE mode='paper' AND status IN ('LIVE','PARTIALLY_FILLED')").fetchall()
+            from polybot.exchange.base import OrderStatus
+            statuses = [OrderStatus(order_id=r["client_order_id"], status="live", token_id=r["token_id"],
+                                    side=r["side"], price_micro=r["price_micro"], original_size_micro=r["size_micro"],
+                                    size_matched_micro=r["filled_micro"], order_type=r["order_type"],
+                                    created_ts=r["created_at"]) for r in open_orders]
+            ids = [r[0] for r in self.conn.execute("SELECT client_order_id FROM orders WHERE mode='paper'")]
+            return PaperExchange.from_records(
+                self.md.fresh_book, fees_by_token=self.md.fee_for, clock=self.clock,
+                initial_cash_micro=self.capital_micro, fills=ledger.fills_of_mode(self.conn, "paper"),
+                open_orders=statuses, settlements=ledger.settlements_of_mode(self.conn, "paper"),
+                known_order_ids=ids)
+        from polybot.exchange.live import LiveExchange
+        return LiveExchange.from_config(self.cfg, reader=self.client, fees_by_token=self.md.fee_for,
+                                        clock=self.clock)
+
+    def setup(self) -> None:
+        """Universe, feed, exchange, risk manager, executor (no trading yet)."""
+        self.md.load_universe()
+        self.md.start_feed(self.now_ts)
+        if self.exchange is None:
+            self.exchange = self.build_exchange()
+        first_live = db.get_state(self.conn, "first_live_day")
+        if not self.paper and first_live is None:
+            with db.atomic(self.conn):
+                db.set_state(self.conn, "first_live_day", str(self.now_ts))
+            first_live = str(self.now_ts)
+        self.risk = RiskManager.from_config(self.cfg, first_live_day=None if self.paper else int(first_live),
+                                            markets=self.md.infos().values())
+        self.executor = Executor(self.conn, self.exchange, mode=self.mode, clock=self.clock,
+                                 api_errors=self.api_errors, before_submit=lambda: breakers.check_emergency_stop(self.cfg),
+                                 stop_loss_percent=self.cfg.risk_limits.stop_loss_percent,
+                                 grace_seconds=max(5.0, 2 * self.cfg.trading.loop_interval_seconds),
+                                 stale_seconds=self.cfg.trading.stale_order_seconds)
+
+    # ------------------------------------------------------------------ heartbeat
+    def heartbeat(self) -> None:
+        now = int(self.wall())
+        state.write_heartbeat(self.conn, mode=self.mode, pid=self.pid, started_at=self.started_at, now=now)
+        state.write_pid_file(state.pid_path(self.cfg), self.pid)
+
+    def start_exchange_heartbeat(self) -> None:
+        """Live: Polymarket's dead-man switch (open orders are cancelled if the bot dies)."""
+        if self.paper or not self.cfg.trading.use_exchange_heartbeat or self._hb_thread is not None:
+            return
+
+        def beat() -> None:
+            while not self._hb_stop.wait(self.heartbeat_seconds):
+                try:
+                    self.exchange.heartbeat()
+                except Exception as exc:  # noqa: BLE001 — logged; the loop's own calls count errors
+                    log.warning("exchange heartbeat failed: %s", exc)
+        try:
+            self.exchange.heartbeat()
+        except ExchangeError as exc:
+            log.warning("exchange heartbeat failed: %s", exc)
+        self._hb_thread = threading.Thread(target=beat, name="exchange-heartbeat", daemon=True)
+        self._hb_thread.start()
+
+    def stop_exchange_heartbeat(self) -> None:
+        self._hb_stop.set()
+        if self._hb_thread is not None:
+            self._hb_thread.join(timeout=self.heartbeat_seconds + 1)
+            self._hb_thread = None
+
+    # ------------------------------------------------------------------ portfolio
+    def cash_micro(self) -> int:
+        if self.paper:
+            return ledger.paper_cash_micro(self.conn, "paper", self.capital_micro)
+        return self.exchange.balance_micro()
+
+    def holdings(self) -> dict[str, Holding]:
+        return {p.token_id: Holding(token_id=p.token_id, market_id=p.market_id, size_micro=p.size_micro,
+                                    cost_micro=p.cost_micro, opened_at=p.opened_at, strategy=p.strategy or "",
+                                    group_key=p.group_key or "")
+                for p in ledger.open_positions(self.conn, self.mode) if p.size_micro > 0}
+
+    def account(self, cash: Optional[int] = None) -> AccountState:
+        cash = self.cash_micro() if cash is None else cash
+        base = ledger.daily_baseline_micro(self.conn, self.mode, self.now_ts, capital_micro=self.capital_micro,
+                                           paper=self.paper)
+        marks = self.md.marks()
+        marks.update(self.resolved_marks)
+        return AccountState(cash_micro=cash, positions=self.holdings(), marks=marks,
+                            day_start_equity_micro=base)
+
+    # ------------------------------------------------------------------ steps
+    def periodic_quick_check(self) -> None:
+        interval = self.cfg.trading.quick_check_interval_minutes * 60
+        if time.monotonic() - self._last_quick_check >= interval:
+            # On the bot's own connection: opening a second one in this process (db.connect
+            # reads the file header with open()/close()) would drop SQLite's POSIX locks.
+            breakers.check_database(self.conn)
+            self._last_quick_check = time.monotonic()
+
+    def refresh(self) -> bool:
+        """Exchange clock + books. False when the exchange failed (counted)."""
+        try:
+            self.sync_clock()
+            self.md.load_universe()
+            self.md.refresh(self.now_ts)
+        except ExchangeError as exc:
+            self.api_errors.failure(exc, "reading the order books")
+            return False
+        except DataError as exc:                 # an unreadable answer: counted like a timeout
+            self.api_errors.failure(exc, "reading the order books", transient=True)
+            return False
+        self.api_errors.success()
+        if not self.md.token_market and not self._empty_warned:
+            log.warning("No tracked markets in the database: nothing to trade; run python collect_market_data.py "
+                        "--initial (and keep it scheduled)")
+            self._empty_warned = True
+        if self.risk is not None:
+            self.risk.register_markets(self.md.infos().values())
+        return True
+
+    def sync_orders(self) -> None:
+        ex = self.executor
+        for line in ex.resolve_inflight():
+            log.info("reconcile: %s", line)
+        if self.paper:
+            new = self.exchange.poll(self.md.books)
+            if new:
+                ex.record_external_fills(new)
+        for line in ex.sync_open():
+            log.info("orders: %s", line)
+        if not self.paper:
+            since = (self._last_fill_sync or self.now_ts) - 600
+            try:
+                fills = self.exchange.trades(since)
+            except ExchangeError as exc:
+                self.api_errors.failure(exc, "reading trades")
+                return
+            self.api_errors.success()
+            for line in ex.record_external_fills(fills):
+                log.warning("reconcile: %s", line)
+            self._last_fill_sync = self.now_ts
+
+    def settle_resolved(self) -> None:
+        """Record the payout of resolved markets. Paper: at once (the paper exchange credits
+        it). Live: once the exchange no longer lists the position (redeemed), so the payout is
+        in the balance; until then the position is valued at its payout and never sold."""
+        xpos: Optional[dict] = None
+        for pos in ledger.open_positions(self.conn, self.mode):
+            if pos.size_micro <= 0:
+                continue
+            lookup = self.md.needs_lookup(pos.market_id, pos.token_id, self.now_ts)
+            try:
+                payouts = self.md.payouts(pos.market_id, lookup=lookup)
+            except ExchangeError as exc:
+                self.api_errors.failure(exc, f"looking up market {pos.market_id}")
+                continue
+            if payouts is None or pos.token_id not in payouts:
+                continue
+            payout = int(round(payouts[pos.token_id] * MICRO))
+            if not self.paper:
+                if xpos is None:
+                    try:
+                        xpos = {p.token_id: p.size for p in self.exchange.positions()}
+                    except ExchangeError as exc:
+                        self.api_errors.failure(exc, "reading positions")
+                        return
+                if xpos.get(pos.token_id, 0) > 0:
+                    if pos.token_id not in self.resolved_marks:
+                        log.info("market %s resolved: token %s… pays %.2f; waiting for the redemption "
+                                 "(redeem on polymarket.com if it is not automatic)", pos.market_id,
+                                 pos.token_id[:12], payout / MICRO)
+                    self.resolved_marks[pos.token_id] = payout
+                    continue
+            self.resolved_marks.pop(pos.token_id, None)
+            self.settle(pos, payout)
+
+    def settle(self, pos: ledger.PositionRow, payout_micro: int) -> None:
+        if self.paper:
+            rec = self.exchange.settle(pos.token_id, payout_micro)
+            size = rec["size_micro"] if rec else pos.size_micro
+        else:
+            size = pos.size_micro
+        with db.atomic(self.conn):
+            ledger.record_settlement(self.conn, self.mode, pos.token_id, pos.market_id, payout_micro, size,
+                                     self.now_ts, reason=f"market resolved: payout {payout_micro / MICRO:g}")
+        log.info("settled %.2f shares of token %s… in market %s at %.2f: %s", size / MICRO, pos.token_id[:12],
+                 pos.market_id, payout_micro / MICRO, fmt_usd(payout_micro * size // MICRO))
+
+    def check_limits(self, account: AccountState) -> None:
+        breach = self.risk.daily_loss_breached(account)
+        if breach is not None:
+            ack = db.get_state(self.conn, "daily_loss_ack_day")
+            if ack is None or int(ack) != ledger.day_start(self.now_ts):
+                raise BreakerTripped(breakers.DAILY_LOSS, breach.detail)
+            if not self._loss_acknowledged_logged:
+                log.warning("%s (halt acknowledged by the operator: exits and stop losses continue)", breach.detail)
+                self._loss_acknowledged_logged = True
+        items = [(h.token_id, h.size_micro, h.cost_micro) for h in account.positions.values()]
+        items += [(p.token_id, p.size_micro, p.cost_micro) for p in ledger.open_positions(self.conn, self.mode)
+                  if p.size_micro < 0]
+        breakers.check_positions(items, self.cfg.risk_limits.max_position_size, "the database")
+        if not self.paper:
+            try:
+                xpos = self.exchange.positions()
+            except ExchangeError as exc:
+                self.api_errors.failure(exc, "reading positions")
+                return
+            self.api_errors.success()
+            breakers.check_positions([(p.token_id, p.size, p.initial_value or p.size * p.avg_price // MICRO)
+                                      for p in xpos], self.cfg.risk_limits.max_position_size, "the exchange")
+
+    def to_request(self, it: Intent) -> Optional[OrderRequest]:
+        m = self.md.info(it.market_id)
+        tick = m.tick_size if m else 0.01
+        book = self.md.book(it.token_id)
+        price = it.limit_price_micro
+        if it.side == BUY:
+            if price is None:
+                if book is None or not book.asks:
+                    return None
+                price = limit_for_buy(book.asks[0].price, tick, 2)
+            size = it.size_micro if it.size_micro is not None else round_size_down(it.notional_micro * MICRO // price)
+        else:
+            if price is None:                          # an exit that must happen: any price
+                price = int(round(tick * MICRO))
+            size = round_size_down(it.size_micro)
+        if size <= 0:
+            return None
+        otype = self.cfg.trading.order_type
+        if otype == "GTD":
+            otype = "GTC"
+        return OrderRequest(token_id=it.token_id, side=it.side, order_type=otype, price_micro=price,
+                            size_micro=size, client_tag=it.strategy or "",
+                            tick_size=format(tick, "g"), neg_risk=bool(m.neg_risk) if m else None)
+
+    def execute(self, intents: list[Intent], account: AccountState) -> list:
+        if not intents:
+            return []
+        infos = {it.market_id: self.md.info(it.market_id) for it in intents}
+        decisions = self.risk.check_all(intents, account, {k: v for k, v in infos.items() if v}, self.now_ts)
+        out = []
+        for it, d in zip(intents, decisions):
+            if not d.approved:
+                log.info("risk rejected %s %s %s: %s", it.action, it.side, it.token_id[:12], d.detail)
+                out.append((it, d, None))
+                continue
+            if d.resized or d.rule not in ("ok", "exit"):
+                log.info("risk %s: %s", d.rule, d.detail)
+            req = self.to_request(d.intent)
+            if req is None:
+                log.info("no order for %s %s: no usable book", it.action, it.token_id[:12])
+                out.append((it, d, None))
+                continue
+            res = self.executor.place(req, market_id=it.market_id, strategy=it.strategy or self.strategy.name,
+                                      reason=(it.reason or it.action)[:300])
+            out.append((it, d, res))
+        return out
+
+    def trade(self) -> list:
+        """Stop losses and strategy intents through the risk manager to execution.
+        Returns [(intent, RiskDecision, PlaceOutcome | None)]."""
+        account = self.account()
+        self.check_limits(account)
+        exits = [hit.intent(strategy="stop_loss") for hit in self.risk.stop_losses(
+            account.open_positions(), account.marks)]
+        for it in exits:
+            log.warning("%s", it.reason)
+        blocked = {it.token_id for it in exits}
+        view = self.md.feed.view(max(self.now_ts, self.md.feed.last_timestamp or 0))
+        portfolio = PortfolioView(cash_micro=account.cash_micro, positions=dict(account.positions))
+        intents = [it for it in self.strategy.decide(view, portfolio) if it.token_id not in blocked]
+        unresolved = self.executor.unresolved_markets()
+        intents = [it for it in exits + intents if it.market_id not in unresolved]
+        tradable = set(self.md.tradable_tokens()) - set(self.resolved_marks)   # closed markets take no order
+        intents = [it for it in intents if it.token_id in tradable]
+        return self.execute(intents, account)
+
+    def record_performance(self) -> None:
+        account = self.account()
+        pf = ledger.portfolio(self.conn, self.mode, account.cash_micro, account.marks)
+        daily = account.daily_pnl_micro()
+        with db.atomic(self.conn):
+            ledger.record_performance(self.conn, pf, daily, self.now_ts)
+
+    # ------------------------------------------------------------------ the loop
+    def iteration(self) -> None:
+        breakers.check_emergency_stop(self.cfg)
+        self.heartbeat()
+        self.periodic_quick_check()
+        if not self.refresh():
+            return
+        try:
+            self.sync_orders()
+            self.settle_resolved()
+            self.trade()
+            self.record_performance()
+        except ExchangeError as exc:
+            self.api_errors.failure(exc, "trading")
+            return
+        except DataError as exc:
+            self.api_errors.failure(exc, "trading", transient=True)
+            return
+        self.iterations += 1
+
+    def guarded(self, fn: Callable[[], None]) -> None:
+        """Run ``fn``, turning database failures into breaker #4."""
+        try:
+            fn()
+        except BreakerTripped:
+            raise
+        except (sqlite3.Error, DatabaseError) as exc:
+            raise BreakerTripped(breakers.DATABASE, f"database failure: {exc}") from exc
+
+    def run(self, *, once: bool = False, max_runtime: Optional[float] = None) -> int:
+        deadline = None if max_runtime is None else time.monotonic() + max_runtime
+        interval = float(self.cfg.trading.loop_interval_seconds)
+        try:
+            while not self.stop_requested:
+                t0 = time.monotonic()
+                try:
+                    self.guarded(self.iteration)
+                except BreakerTripped as trip:
+                    self.stop(trip)
+                if once or (deadline is not None and time.monotonic() >= deadline):
+                    break
+                left = interval - (time.monotonic() - t0)
+                if deadline is not None:
+                    left = min(left, deadline - time.monotonic())
+                while left > 0 and not self.stop_requested:
+                    if breakers.emergency_stop_requested(self.cfg):
+                        break
+                    step = min(left, 0.5)
+                    self.sleep(step)
+                    left -= step
+        finally:
+            self.stop_exchange_heartbeat()
+        log.info("Trading bot stopped after %d iteration(s) (no halt)", self.iterations)
+        return 0
+
+    # ------------------------------------------------------------------ STOP
+    def stop(self, trip: BreakerTripped) -> None:
+        """Cancel orders; emergency: close positions; latch the halt; alert; raise HaltedError."""
+        from polybot.engine.stop import stop
+        stop(self, trip)

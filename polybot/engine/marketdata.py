@@ -1,0 +1,216 @@
+"""Market data for the engine: the tracked universe, fresh books, stored snapshots,
+the strategy's feed, marks, and resolution lookups.
+
+The universe is what the collector tracks (``markets.tracked = 1``) plus every market
+the bot holds a position in. Each loop the books of those tokens are fetched once
+(``POST /books``); they are
+
+- recorded with the collector's own functions (:func:`polybot.collect.store.snapshot_row`,
+  ``insert_snapshots``) at the collector's grid time (``floor(now, interval)``,
+  INSERT OR IGNORE: one row per token per grid step, whoever writes it first), so
+  paper/live store exactly the rows a backtest reads;
+- fed to the strategy's :class:`~polybot.strategy.feed.MarketFeed` as the same plain
+  rows (the newest one of a grid step wins in the feed, as in live trading);
+- the books the paper exchange fills against and the marks (best bid) positions are
+  valued at.
+
+Times: the exchange clock (CLOB ``/time``), like the collector, so the bot's rows and
+the collector's rows share one timeline (the simulator's clock may run faster).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from types import SimpleNamespace
+from typing import Optional
+
+from polybot import db
+from polybot.collect import store
+from polybot.exchange.models import FeeSchedule, Market, OrderBook
+from polybot.money import to_micro
+from polybot.strategy.base import MarketInfo
+from polybot.strategy.feed import MarketFeed
+
+log = logging.getLogger("polybot.engine")
+
+
+def market_rows(conn: sqlite3.Connection, mode: str) -> dict[str, sqlite3.Row]:
+    """Tracked markets and markets with an open position (id → markets row)."""
+    rows = conn.execute(
+        "SELECT * FROM markets WHERE tracked = 1 OR id IN "
+        "(SELECT market_id FROM positions WHERE mode = ? AND status = 'open') ORDER BY id", (mode,)).fetchall()
+    return {r["id"]: r for r in rows}
+
+
+def fee_schedule(row: Optional[sqlite3.Row]) -> FeeSchedule:
+    if row is None:
+        return FeeSchedule()
+    return FeeSchedule(rate=float(row["fee_rate"] or 0), exponent=float(row["fee_exponent"] or 1),
+                       enabled=bool(row["fees_enabled"]))
+
+
+class MarketData:
+    def __init__(self, cfg, conn: sqlite3.Connection, client, *, mode: str, history_seconds: int):
+        self.cfg = cfg
+        self.conn = conn
+        self.client = client
+        self.mode = mode
+        self.step = int(cfg.collection.interval_minutes) * 60
+        self.depth = int(cfg.collection.depth_levels)
+        self.rows: dict[str, sqlite3.Row] = {}
+        self.token_market: dict[str, str] = {}
+        self.books: dict[str, OrderBook] = {}
+        self.history_seconds = int(history_seconds)
+        self.feed: Optional[MarketFeed] = None
+
+    # ------------------------------------------------------------------ universe
+    def load_universe(self) -> None:
+        self.rows = market_rows(self.conn, self.mode)
+        self.token_market = {}
+        for mid, r in self.rows.items():
+            for t in json.loads(r["token_ids"] or "[]"):
+                self.token_market[str(t)] = mid
+        if self.feed is not None:
+            for r in self.rows.values():
+                self.feed.add_market(MarketInfo.from_row(r))
+                if r["resolved_at"] is not None:
+                    self.feed.set_resolved(r["id"], int(r["resolved_at"]))
+
+    def infos(self) -> dict[str, MarketInfo]:
+        return {mid: MarketInfo.from_row(r) for mid, r in self.rows.items()}
+
+    def info(self, market_id: str) -> Optional[MarketInfo]:
+        r = self.rows.get(market_id)
+        if r is None:
+            r = self.conn.execute("SELECT * FROM markets WHERE id=?", (market_id,)).fetchone()
+        return MarketInfo.from_row(r) if r is not None else None
+
+    def fee_for(self, token_id: str) -> FeeSchedule:
+        mid = self.token_market.get(token_id)
+        row = self.rows.get(mid) if mid else None
+        if row is None:
+            row = self.conn.execute("SELECT m.* FROM markets m JOIN market_tokens t ON t.market_id = m.id "
+                                    "WHERE t.token_id = ?", (token_id,)).fetchone()
+        return fee_schedule(row)
+
+    def market_of(self, token_id: str) -> Optional[str]:
+        mid = self.token_market.get(token_id)
+        if mid is None:
+            r = self.conn.execute("SELECT market_id FROM market_tokens WHERE token_id=?", (token_id,)).fetchone()
+            mid = r[0] if r else None
+        return mid
+
+    def tradable_tokens(self) -> list[str]:
+        out = []
+        for mid, r in self.rows.items():
+            if r["closed"] or r["payouts"] is not None:
+                continue
+            out += [str(t) for t in json.loads(r["token_ids"] or "[]")]
+        return out
+
+    # ------------------------------------------------------------------ feed
+    def start_feed(self, now: int) -> int:
+        """Build the feed and warm it with stored snapshots of the universe (oldest first)."""
+        infos = list(self.infos().values())
+        self.feed = MarketFeed(infos, history_seconds=self.history_seconds, interval_seconds=self.step,
+                               backfill_half_spread=self.cfg.backtest.backfill_half_spread,
+                               resolved_at={r["id"]: r["resolved_at"] for r in self.rows.values()})
+        tokens = list(self.token_market)
+        if not tokens:
+            return 0
+        since = int(now) - self.history_seconds
+        rows: list = []
+        for i in range(0, len(tokens), 500):
+            part = tokens[i:i + 500]
+            q = ",".join("?" * len(part))
+            rows += self.conn.execute(
+                f"SELECT * FROM market_snapshots WHERE timestamp >= ? AND timestamp <= ? AND token_id IN ({q})",
+                (since, int(now), *part)).fetchall()
+        rows.sort(key=lambda r: r["timestamp"])
+        n = self.feed.add_rows(rows)
+        return n
+
+    # ------------------------------------------------------------------ books
+    def refresh(self, now: int) -> dict[str, OrderBook]:
+        """Fetch the books of the universe, record them, feed them. ExchangeUnavailable
+        propagates (the API-error breaker counts it)."""
+        tokens = list(self.token_market)
+        books = self.client.get_books(tokens) if tokens else {}
+        self.books = books
+        grid = int(now) // self.step * self.step
+        if self.feed is not None and self.feed.last_timestamp is not None:
+            grid = max(grid, self.feed.last_timestamp)
+        rows = []
+        for t, b in books.items():
+            mid = self.token_market.get(t)
+            r = self.rows.get(mid) if mid else None
+            if r is None:
+                continue
+            m = SimpleNamespace(id=mid, volume_24h=r["volume_24h"], liquidity=r["liquidity"])
+            rows.append(store.snapshot_row(grid, m, b, self.depth))
+        if rows:
+            with db.atomic(self.conn):
+                store.insert_snapshots(self.conn, rows)
+            if self.feed is not None:
+                self.feed.add_rows([dict(zip(store.SNAPSHOT_COLUMNS, row)) for row in rows])
+        return books
+
+    def book(self, token_id: str) -> Optional[OrderBook]:
+        return self.books.get(token_id)
+
+    def fresh_book(self, token_id: str) -> OrderBook:
+        b = self.books.get(token_id)
+        if b is None:
+            b = self.client.get_book(token_id)
+            self.books[token_id] = b
+        return b
+
+    def marks(self) -> dict[str, int]:
+        """Best bid per token (micro-units) — what a position could be sold at now."""
+        out = {}
+        for t, b in self.books.items():
+            if b.bids:
+                out[t] = to_micro(b.bids[0].price)
+        return out
+
+    # ------------------------------------------------------------------ resolution
+    def payouts(self, market_id: str, *, lookup: bool) -> Optional[dict]:
+        """{token_id: payout 1/0/0.5} once resolved (markets table, else a fresh Gamma /
+        CLOB lookup when ``lookup``), None while unresolved."""
+        r = self.conn.execute("SELECT payouts, condition_id FROM markets WHERE id=?", (market_id,)).fetchone()
+        if r is not None and r["payouts"]:
+            return {str(k): float(v) for k, v in json.loads(r["payouts"]).items()}
+        if not lookup:
+            return None
+        m: Market = self.client.get_market(market_id)
+        payouts = m.payouts
+        if payouts is None and m.closed and (m.condition_id or (r and r["condition_id"])):
+            cm = self.client.get_clob_market(m.condition_id or r["condition_id"])
+            if cm.payouts is not None:
+                p = {t: cm.payouts[t] for t in m.token_ids if t in cm.payouts}
+                payouts = p if len(p) == len(m.token_ids) else None
+        if payouts is not None:
+            with db.atomic(self.conn):
+                self.conn.execute("UPDATE markets SET payouts=?, resolved_at=COALESCE(resolved_at, ?), closed=1, "
+                                  "resolution_status=COALESCE(?, resolution_status) WHERE id=? AND payouts IS NULL",
+                                  (json.dumps(payouts, sort_keys=True), self._now_hint(), m.uma_resolution_status,
+                                   market_id))
+        elif m.closed:
+            with db.atomic(self.conn):
+                self.conn.execute("UPDATE markets SET closed=1 WHERE id=?", (market_id,))
+        return {str(k): float(v) for k, v in payouts.items()} if payouts is not None else None
+
+    def _now_hint(self) -> Optional[int]:
+        return self.feed.last_timestamp if self.feed is not None else None
+
+    def needs_lookup(self, market_id: str, token_id: str, now: int) -> bool:
+        """Ask the exchange about a held market only when something suggests it ended."""
+        r = self.rows.get(market_id) or self.conn.execute("SELECT * FROM markets WHERE id=?",
+                                                         (market_id,)).fetchone()
+        if r is None:
+            return True
+        b = self.books.get(token_id)
+        no_book = b is None or (not b.bids and not b.asks)
+        ended = r["end_date"] is not None and int(r["end_date"]) <= now
+        return bool(no_book or ended or r["closed"])

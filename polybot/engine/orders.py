@@ -1,0 +1,395 @@
+"""The order state machine: every order is written before it is sent, its result after.
+
+::
+
+    prepare (sign once) ──► PENDING_SUBMIT ──commit──► submit
+        submit → live/delayed ............ LIVE (PARTIALLY_FILLED once a fill is known)
+        submit → matched ................. FILLED (fills recorded) — or LIVE/PARTIALLY_FILLED
+                                           while the exchange reports matches not yet read
+        submit → unmatched ............... CANCELED (accepted, nothing filled, nothing rests)
+        submit → rejected ................ REJECTED (definitive)
+        TemporaryExchangeError ........... REJECTED ("not accepted": nothing happened)
+        OrderOutcomeUnknown (timeout/5xx)  UNKNOWN → resolved by lookup(order hash):
+            found ........................ whatever the exchange says (fills recorded)
+            not found, within the grace .. wait (no new order in that market meanwhile)
+            not found after the grace .... live: re-post the SAME signed order (≤ 2 times,
+                                           only while younger than stale_order_seconds);
+                                           then CANCELED ("never reached the exchange")
+    LIVE older than stale_order_seconds → cancel → final lookup → CANCELED / FILLED
+
+Fills are trades rows keyed by the exchange trade id (UNIQUE), recorded in the same
+transaction as the position update and the order's new status, so a crash between
+any two steps loses nothing and duplicates nothing: the order row says what to ask the
+exchange on restart, and a fill already recorded is ignored when seen again.
+
+Paper rule (documented in polybot/engine/__init__.py): a paper order is executed if
+and only if its fills are committed. The paper exchange is rebuilt from the recorded
+trades at every start, so an order left PENDING_SUBMIT/UNKNOWN by a crash is unknown
+to it and is marked CANCELED "not executed".
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from polybot import db
+from polybot.engine import ledger
+from polybot.engine.breakers import ApiErrorCounter, BreakerTripped
+from polybot.errors import (
+    AuthenticationError, ExchangeError, OrderOutcomeUnknown, OrderRejected, TemporaryExchangeError,
+)
+from polybot.exchange.base import (
+    CANCELED as X_CANCELED, DELAYED, EXPIRED as X_EXPIRED, LIVE as X_LIVE, MATCHED, REJECTED as X_REJECTED,
+    UNMATCHED, Exchange, Fill, OrderRequest, OrderResult, OrderStatus, PreparedOrder,
+)
+from polybot.money import MICRO
+
+log = logging.getLogger("polybot.engine")
+
+PENDING_SUBMIT = "PENDING_SUBMIT"
+LIVE = "LIVE"
+PARTIALLY_FILLED = "PARTIALLY_FILLED"
+FILLED = "FILLED"
+CANCELED = "CANCELED"
+REJECTED = "REJECTED"
+UNKNOWN = "UNKNOWN"
+EXPIRED = "EXPIRED"
+INFLIGHT = (PENDING_SUBMIT, UNKNOWN)
+OPEN = (LIVE, PARTIALLY_FILLED)
+TERMINAL = (FILLED, CANCELED, REJECTED, EXPIRED)
+MAX_REPOSTS = 2
+PAPER_NOT_EXECUTED = "not executed: the bot stopped before the paper fill was recorded"
+
+
+@dataclass(frozen=True)
+class PlaceOutcome:
+    order_id: Optional[int]           # orders.id (None when nothing was recorded)
+    status: str                       # the order's status after placement, or SKIPPED / NOT_SIGNED
+    filled_micro: int = 0
+    error: Optional[str] = None
+
+    @property
+    def filled(self) -> bool:
+        return self.filled_micro > 0
+
+
+def market_of_token(conn: sqlite3.Connection, token_id: str) -> Optional[str]:
+    r = conn.execute("SELECT market_id FROM market_tokens WHERE token_id=?", (token_id,)).fetchone()
+    return r[0] if r else None
+
+
+def group_key_of_market(conn: sqlite3.Connection, market_id: str) -> Optional[str]:
+    r = conn.execute("SELECT event_id, neg_risk_market_id FROM markets WHERE id=?", (market_id,)).fetchone()
+    if r is None:
+        return None
+    return r["neg_risk_market_id"] or r["event_id"] or market_id
+
+
+class Executor:
+    """Places orders and drives them to a terminal state, recording every step."""
+
+    def __init__(self, conn: sqlite3.Connection, exchange: Exchange, *, mode: str, clock: Callable[[], float],
+                 api_errors: ApiErrorCounter, before_submit: Callable[[], None] = lambda: None,
+                 stop_loss_percent: Optional[float] = None, grace_seconds: float = 10.0,
+                 stale_seconds: float = 300.0):
+        self.conn = conn
+        self.exchange = exchange
+        self.mode = mode
+        self.clock = clock
+        self.api_errors = api_errors
+        self.before_submit = before_submit
+        self.stop_loss_percent = stop_loss_percent
+        self.grace_seconds = grace_seconds
+        self.stale_seconds = stale_seconds
+        self._reposts: dict[int, int] = {}
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    # ------------------------------------------------------------------ queries
+    def row(self, order_id: int) -> sqlite3.Row:
+        return self.conn.execute("SELECT * FROM orders WHERE id=?", (order_id,)).fetchone()
+
+    def rows(self, statuses: tuple[str, ...]) -> list[sqlite3.Row]:
+        q = ",".join("?" * len(statuses))
+        return self.conn.execute(f"SELECT * FROM orders WHERE mode=? AND status IN ({q}) ORDER BY id",
+                                 (self.mode, *statuses)).fetchall()
+
+    def unresolved_markets(self) -> set[str]:
+        """Markets with an order whose outcome is not known yet (no new order there)."""
+        return {r["market_id"] for r in self.rows(INFLIGHT)}
+
+    def order_by_exchange_id(self, exchange_order_id: str) -> Optional[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM orders WHERE mode=? AND (lower(exchange_order_id)=lower(?) "
+                                 "OR client_order_id=?) ORDER BY id LIMIT 1",
+                                 (self.mode, exchange_order_id, exchange_order_id)).fetchone()
+
+    # ------------------------------------------------------------------ placing
+    def place(self, request: OrderRequest, *, market_id: str, strategy: Optional[str] = None,
+              reason: Optional[str] = None, closing: bool = False) -> PlaceOutcome:
+        """Sign, record (PENDING_SUBMIT, committed), send, record the outcome.
+
+        ``closing``: an emergency close-out — the EMERGENCY_STOP check is skipped."""
+        check = (lambda: None) if closing else self.before_submit
+        check()
+        if market_id in self.unresolved_markets():
+            return PlaceOutcome(None, "SKIPPED", error="an earlier order in this market is not resolved yet")
+        try:
+            prepared = self.exchange.prepare(request)
+        except OrderRejected as exc:
+            log.warning("order not signed (%s %s %s): %s", request.side, request.token_id[:12], reason, exc)
+            return PlaceOutcome(None, "NOT_SIGNED", error=str(exc))
+        except ExchangeError as exc:
+            self.api_errors.failure(exc, "preparing an order")
+            return PlaceOutcome(None, "NOT_SIGNED", error=str(exc))
+        now = self.now()
+        with db.atomic(self.conn):
+            cur = self.conn.execute(
+                "INSERT INTO orders(client_order_id, exchange_order_id, mode, token_id, market_id, side, order_type, "
+                "price_micro, size_micro, status, signed_payload, strategy, reason, created_at, updated_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (prepared.client_order_id, prepared.order_hash, self.mode, request.token_id, market_id,
+                 request.side, request.order_type, request.price_micro or 0,
+                 request.size_micro if request.size_micro is not None else request.amount_micro,
+                 PENDING_SUBMIT, prepared.to_json(), strategy, reason, now, now))
+        oid = int(cur.lastrowid)
+        log.info("order %d %s %s %.2f @ %s (%s) recorded as PENDING_SUBMIT", oid, request.side,
+                 request.token_id[:12], (request.size_micro or 0) / MICRO,
+                 f"{request.price_micro / MICRO:.3f}" if request.price_micro else "market", reason or "")
+        try:
+            check()
+        except BreakerTripped:
+            self._set(oid, CANCELED, error="not sent: emergency stop")
+            raise
+        return self._submit(oid, prepared)
+
+    def _submit(self, oid: int, prepared: PreparedOrder) -> PlaceOutcome:
+        try:
+            result = self.exchange.submit(prepared)
+        except OrderOutcomeUnknown as exc:
+            self._set(oid, UNKNOWN, error=str(exc))
+            log.warning("order %d outcome unknown (%s); it will be resolved by looking it up", oid, exc)
+            self.api_errors.failure(exc, "sending an order")
+            return PlaceOutcome(oid, UNKNOWN, error=str(exc))
+        except TemporaryExchangeError as exc:
+            self._set(oid, REJECTED, error=f"not accepted: {exc}")
+            self.api_errors.failure(exc, "sending an order")
+            return PlaceOutcome(oid, REJECTED, error=str(exc))
+        except AuthenticationError as exc:
+            self._set(oid, REJECTED, error=f"not accepted: {exc}")
+            self.api_errors.failure(exc, "sending an order")
+            raise
+        except ExchangeError as exc:
+            if self.mode == "paper":          # the paper exchange changes nothing when it raises
+                self._set(oid, REJECTED, error=f"not executed: {exc}")
+                self.api_errors.failure(exc, "filling a paper order")
+                return PlaceOutcome(oid, REJECTED, error=str(exc))
+            self._set(oid, UNKNOWN, error=str(exc))
+            self.api_errors.failure(exc, "sending an order")
+            return PlaceOutcome(oid, UNKNOWN, error=str(exc))
+        self.api_errors.success()
+        return self.apply_result(oid, result)
+
+    # ------------------------------------------------------------------ recording
+    def _set(self, oid: int, status: str, *, error: Optional[str] = None,
+             exchange_order_id: Optional[str] = None) -> None:
+        with db.atomic(self.conn):
+            self.conn.execute("UPDATE orders SET status=?, error=COALESCE(?, error), "
+                              "exchange_order_id=COALESCE(?, exchange_order_id), updated_at=? WHERE id=?",
+                              (status, error, exchange_order_id, self.now(), oid))
+
+    def _record_fills(self, row: sqlite3.Row, fills) -> int:
+        """Record fills of one order (inside the caller's transaction); return how many were new."""
+        group = group_key_of_market(self.conn, row["market_id"])
+        new = 0
+        for f in fills:
+            if ledger.record_fill(self.conn, self.mode, f, market_id=row["market_id"], order_db_id=row["id"],
+                                  strategy=row["strategy"], reason=row["reason"], group_key=group,
+                                  stop_loss_percent=self.stop_loss_percent, now=self.now()):
+                new += 1
+                log.info("fill %s: %s %.2f @ %.3f (order %d)", f.trade_id, f.side, f.size_micro / MICRO,
+                         f.price_micro / MICRO, row["id"])
+        return new
+
+    def _filled(self, oid: int) -> int:
+        return int(self.conn.execute("SELECT COALESCE(SUM(size_micro),0) FROM trades WHERE order_id=?",
+                                     (oid,)).fetchone()[0])
+
+    def apply_result(self, oid: int, result: OrderResult) -> PlaceOutcome:
+        row = self.row(oid)
+        with db.atomic(self.conn):
+            self._record_fills(row, result.fills)
+            filled = self._filled(oid)
+            if result.status == X_REJECTED:
+                status, error = REJECTED, result.error or "rejected"
+            elif result.status == UNMATCHED:
+                status, error = CANCELED, "unmatched: nothing filled"
+            elif result.status == MATCHED and result.size_matched_micro <= filled:
+                status, error = (FILLED if filled else CANCELED), None
+            else:                              # live, delayed, or matched with fills still to read
+                status, error = (PARTIALLY_FILLED if filled else LIVE), None
+            self.conn.execute("UPDATE orders SET status=?, filled_micro=?, error=COALESCE(?, error), "
+                              "exchange_order_id=COALESCE(?, exchange_order_id), updated_at=? WHERE id=?",
+                              (status, filled, error, result.exchange_order_id, self.now(), oid))
+        if status == REJECTED:
+            log.warning("order %d rejected: %s", oid, error)
+        else:
+            log.info("order %d %s (filled %.2f)", oid, status, filled / MICRO)
+        return PlaceOutcome(oid, status, filled, error)
+
+    def apply_status(self, oid: int, st: OrderStatus) -> str:
+        """Bring an order in line with what the exchange reports about it."""
+        row = self.row(oid)
+        with db.atomic(self.conn):
+            self._record_fills(row, st.fills)
+            filled = self._filled(oid)
+            if st.status in (X_LIVE, DELAYED):
+                status = PARTIALLY_FILLED if filled else LIVE
+            elif st.status == MATCHED:
+                status = FILLED if filled >= st.size_matched_micro and filled else PARTIALLY_FILLED
+            elif st.status == X_EXPIRED:
+                status = EXPIRED
+            elif st.status in (X_CANCELED, UNMATCHED, X_REJECTED):
+                status = CANCELED
+            else:
+                status = PARTIALLY_FILLED if filled else LIVE
+            self.conn.execute("UPDATE orders SET status=?, filled_micro=?, exchange_order_id=?, updated_at=? "
+                              "WHERE id=?", (status, filled, st.order_id or row["exchange_order_id"], self.now(), oid))
+        if status != row["status"]:
+            log.info("order %d: %s → %s (filled %.2f)", oid, row["status"], status, filled / MICRO)
+        return status
+
+    def record_external_fills(self, fills: list[Fill]) -> list[str]:
+        """Record fills seen at the exchange (trade sync). Fills of our orders update them;
+        fills of unknown orders are recorded as external and reported."""
+        report = []
+        known = {r[0] for r in self.conn.execute("SELECT trade_id FROM trades WHERE mode=?", (self.mode,))}
+        for f in fills:
+            if f.trade_id in known:
+                continue
+            row = self.order_by_exchange_id(f.order_id) if f.order_id else None
+            with db.atomic(self.conn):
+                if row is not None:
+                    self._record_fills(row, [f])
+                    filled = self._filled(row["id"])
+                    self.conn.execute("UPDATE orders SET filled_micro=?, updated_at=? WHERE id=?",
+                                      (filled, self.now(), row["id"]))
+                    report.append(f"fill {f.trade_id} of order {row['id']} was missing and is now recorded")
+                else:
+                    market = market_of_token(self.conn, f.token_id) or "unknown"
+                    ledger.record_fill(self.conn, self.mode, f, market_id=market,
+                                       reason="external fill (not placed by this bot)",
+                                       group_key=group_key_of_market(self.conn, market), now=self.now())
+                    report.append(f"fill {f.trade_id} ({f.side} {f.size_micro / MICRO:g} of token "
+                                  f"{f.token_id[:12]}…) belongs to no order of this bot; recorded as external")
+            known.add(f.trade_id)
+        return report
+
+    # ------------------------------------------------------------------ resolving
+    def _find(self, row: sqlite3.Row) -> Optional[OrderStatus]:
+        """The exchange's view of an in-flight order: by its hash, and (live exchanges that
+        can) by its terms among orders this bot has no record of."""
+        resolve = getattr(self.exchange, "resolve", None)
+        if resolve is not None and row["signed_payload"]:
+            known = [r[0] for r in self.conn.execute(
+                "SELECT exchange_order_id FROM orders WHERE mode=? AND exchange_order_id IS NOT NULL AND id<>?",
+                (self.mode, row["id"]))]
+            return resolve(PreparedOrder.from_json(row["signed_payload"]), known_ids=known)
+        return self.exchange.lookup(row["exchange_order_id"] or row["client_order_id"])
+
+    def resolve_inflight(self, *, startup: bool = False) -> list[str]:
+        """Resolve PENDING_SUBMIT / UNKNOWN orders by looking them up. Returns a report."""
+        report = []
+        now = self.now()
+        for row in self.rows(INFLIGHT):
+            oid = row["id"]
+            if self.mode == "paper" and startup:
+                self._set(oid, CANCELED, error=PAPER_NOT_EXECUTED)
+                report.append(f"order {oid} ({row['client_order_id']}) was {row['status']}: {PAPER_NOT_EXECUTED}")
+                continue
+            try:
+                st = self._find(row)
+            except OrderOutcomeUnknown as exc:         # ambiguous by design: resolve by hand
+                report.append(f"order {oid} stays {row['status']}: {exc}")
+                continue
+            except ExchangeError as exc:
+                self.api_errors.failure(exc, f"looking up order {oid}")
+                report.append(f"order {oid} is {row['status']}: lookup failed ({exc}); retrying later")
+                continue
+            self.api_errors.success()
+            if st is not None:
+                status = self.apply_status(oid, st)
+                report.append(f"order {oid} was {row['status']}: the exchange has it → {status}")
+                continue
+            age = now - int(row["created_at"])
+            if age < self.grace_seconds:
+                continue
+            reposts = self._reposts.get(oid, 0)
+            if self.mode == "live" and reposts < MAX_REPOSTS and age < self.stale_seconds and row["signed_payload"]:
+                self._reposts[oid] = reposts + 1
+                prepared = PreparedOrder.from_json(row["signed_payload"])
+                log.warning("order %d not found at the exchange after %d s; re-posting the same signed order "
+                            "(attempt %d)", oid, age, reposts + 1)
+                self.before_submit()
+                out = self._submit(oid, prepared)
+                report.append(f"order {oid} was {row['status']} and not found: re-posted the same signed "
+                              f"order → {out.status}")
+                continue
+            why = ("the bot stopped before its paper fill was recorded" if self.mode == "paper"
+                   else f"not found at the exchange {age} s after it was prepared")
+            self._set(oid, CANCELED, error=f"never executed: {why}")
+            report.append(f"order {oid} was {row['status']}: never executed ({why}) → CANCELED")
+        return report
+
+    def sync_open(self) -> list[str]:
+        """Refresh LIVE / PARTIALLY_FILLED orders; cancel the stale ones."""
+        report = []
+        now = self.now()
+        for row in self.rows(OPEN):
+            oid = row["id"]
+            key = row["exchange_order_id"] or row["client_order_id"]
+            try:
+                if now - int(row["created_at"]) >= self.stale_seconds:
+                    res = self.exchange.cancel(key)
+                    log.info("order %d older than %d s: cancel → %s", oid, self.stale_seconds,
+                             "canceled" if key in res.canceled else res.not_canceled.get(key, "?"))
+                st = self.exchange.lookup(key)
+            except ExchangeError as exc:
+                self.api_errors.failure(exc, f"refreshing order {oid}")
+                continue
+            self.api_errors.success()
+            if st is None:
+                if now - int(row["created_at"]) >= self.grace_seconds:
+                    self._set(oid, CANCELED, error="no longer known to the exchange")
+                    report.append(f"order {oid} vanished from the exchange → CANCELED")
+                continue
+            status = self.apply_status(oid, st)
+            if status != row["status"]:
+                report.append(f"order {oid}: {row['status']} → {status}")
+        return report
+
+    def cancel_all(self, why: str) -> list[str]:
+        """Cancel every open order (exchange first, then the records). Best effort."""
+        report = []
+        try:
+            res = self.exchange.cancel_all()
+            report.append(f"cancel all: {len(res.canceled)} canceled"
+                          + (f", {len(res.not_canceled)} not canceled" if res.not_canceled else ""))
+        except ExchangeError as exc:
+            report.append(f"cancel all failed ({exc}); open orders are reconciled at the next start")
+            log.error("could not cancel open orders: %s", exc)
+            return report
+        for row in self.rows(OPEN + INFLIGHT):
+            key = row["exchange_order_id"] or row["client_order_id"]
+            try:
+                st = self.exchange.lookup(key)
+            except ExchangeError:
+                st = None
+            if st is not None and st.status not in (X_LIVE, DELAYED):
+                self.apply_status(row["id"], st)
+            elif row["status"] in OPEN:
+                self._set(row["id"], CANCELED, error=f"canceled: {why}")
+            report.append(f"order {row['id']} → {self.row(row['id'])['status']}")
+        return report
