@@ -515,3 +515,22 @@ def test_cli_serves_writes_port_file_and_stops_on_sigterm(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "polybot.sim", "--host", "0.0.0.0"], env=env,
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "127.0.0.1" in bad.stderr
+
+
+def test_speed_can_change_at_run_time_without_a_jump():
+    import time
+
+    import requests
+
+    from polybot.sim.server import start_simulator
+    with start_simulator(port=0, seed=1, n_markets=10, speed=0.0) as h:
+        t0 = h.sim.now()
+        r = requests.post(f"{h.url}/_sim/speed", json={"speed": 3600}, timeout=5).json()
+        assert r["speed"] == 3600 and abs(r["now"] - t0) <= 1
+        time.sleep(0.5)
+        t1 = h.sim.now()
+        assert 1000 <= t1 - t0 <= 3600          # about half an hour of sim time per 0.5 s
+        requests.post(f"{h.url}/_sim/speed", json={"speed": 0}, timeout=5).raise_for_status()
+        t2 = h.sim.now()
+        time.sleep(0.2)
+        assert h.sim.now() == t2 >= t1          # frozen, and time never went backwards

@@ -8,7 +8,7 @@ threads) serves, on 127.0.0.1 only:
 
 Admin: ``GET /_sim/state``; ``GET|POST /_sim/faults`` (body: ``{"spec": "..."}``,
 ``{"rules": [{...}]}``, one rule object, or ``{}`` to clear; ``"append": true``
-adds instead of replacing); ``POST /_sim/advance {"seconds": N}``;
+adds instead of replacing); ``POST /_sim/advance {"seconds": N}``; ``POST /_sim/speed {"speed": X}`` (0 = manual);
 ``POST /_sim/resolve {"market_id", "outcome": "YES"|"NO"|"50-50", "proposed": false}``;
 ``POST /_sim/fund {"address", "amount"}`` (sets an account's USDC balance);
 ``GET /_sim/world`` (latent structure: which markets share a driver).
@@ -221,6 +221,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return Response({"faults": sim.faults.describe()})
             if req.path == "/advance" and req.method == "POST":
                 return Response({"now": sim.advance(float(body.get("seconds", 0)))})
+            if req.path == "/speed" and req.method == "POST":
+                return Response({"now": sim.set_speed(float(body.get("speed", 0))), "speed": sim.speed})
             if req.path == "/resolve" and req.method == "POST":
                 return Response(sim.resolve(str(body.get("market_id")), str(body.get("outcome")),
                                             proposed=bool(body.get("proposed", False))))

@@ -102,6 +102,17 @@ class Simulator:
             self.sync()
             return self.now()
 
+    def set_speed(self, speed: float) -> int:
+        """Change the clock speed at run time without a jump (0 = manual clock)."""
+        if speed < 0:
+            raise ValueError("speed must be 0 (manual clock) or positive")
+        with self.lock:
+            now = self.now_float()
+            self._real0 = time.monotonic()
+            self._offset = now - self.start_ts
+            self.speed = float(speed)
+            return self.now()
+
     def sync(self) -> None:
         """Bring the exchange state up to the current sim time (fills, closes, payouts)."""
         with self.lock:
