@@ -50,6 +50,15 @@ def notional_micro(price_micro: int, size_micro: int) -> int:
     return q + (1 if 2 * r >= MICRO else 0)
 
 
+def div_half_up(a: int, b: int) -> int:
+    """Integer a ÷ b rounded half away from zero (0 when b is 0): exact average prices."""
+    if b == 0:
+        return 0
+    sign = -1 if (a < 0) != (b < 0) else 1
+    q, r = divmod(abs(int(a)), abs(int(b)))
+    return sign * (q + (1 if 2 * r >= abs(int(b)) else 0))
+
+
 def taker_fee_micro(size_micro: int, price_micro: int, rate: float | str | Decimal,
                     exponent: float | int = 1) -> int:
     """Polymarket taker fee: shares × rate × (p × (1 − p))^exponent, rounded to 5 dp.

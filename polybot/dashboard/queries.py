@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from ..money import MICRO, fmt_usd, notional_micro, to_micro
+from ..money import MICRO, div_half_up as _half_up_div, fmt_usd, notional_micro, to_micro
 
 DAY = 86_400
 EMPTY_MESSAGE = "No data yet — run python collect_market_data.py --initial"
@@ -84,14 +84,6 @@ def money(micro: Optional[int], *, signed: bool = False) -> Optional[dict]:
     micro = int(micro)
     return {"micro": micro, "usd": micro / MICRO, "text": fmt_usd(micro, signed=signed),
             "sign": (micro > 0) - (micro < 0)}
-
-
-def _half_up_div(a: int, b: int) -> int:
-    if b == 0:
-        return 0
-    sign = -1 if (a < 0) != (b < 0) else 1
-    q, r = divmod(abs(a), abs(b))
-    return sign * (q + (1 if 2 * r >= abs(b) else 0))
 
 
 def entry_price_micro(cost_micro: int, size_micro: int) -> int:

@@ -21,18 +21,10 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 from polybot.exchange.base import BUY, SELL, Fill
-from polybot.money import MICRO, notional_micro
+from polybot.money import MICRO, div_half_up as _half_up_div, notional_micro
 
 SETTLEMENT = "settlement"
 FILL = "fill"
-
-
-def _half_up_div(a: int, b: int) -> int:
-    if b == 0:
-        return 0
-    sign = -1 if (a < 0) != (b < 0) else 1
-    q, r = divmod(abs(a), abs(b))
-    return sign * (q + (1 if 2 * r >= abs(b) else 0))
 
 
 @dataclass(frozen=True)

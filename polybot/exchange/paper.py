@@ -34,7 +34,7 @@ from polybot.exchange.base import (
 )
 from polybot.exchange.fills import FILLED, resting_fill, simulate_fill
 from polybot.exchange.models import FeeSchedule, OrderBook
-from polybot.money import MICRO, fmt_usd, notional_micro
+from polybot.money import MICRO, div_half_up as _half_up_div, fmt_usd, notional_micro
 
 GTD_SECURITY_SECONDS = 60      # Polymarket: a GTD order stops 60 s before its expiration
 ID_PREFIX = "paper-"
@@ -112,11 +112,6 @@ def _seq_of(order_id: str) -> int:
         except ValueError:
             return 0
     return 0
-
-
-def _half_up_div(a: int, b: int) -> int:
-    q, r = divmod(a, b)
-    return q + (1 if 2 * r >= b else 0)
 
 
 class PaperExchange(Exchange):
