@@ -12,6 +12,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+# Real Polymarket payloads (copied from shared/polymarket/samples so any clone can run the tests).
+SAMPLES_DIR = Path(__file__).resolve().parent / "data" / "polymarket_samples"
+SHARED_SAMPLES_DIR = ROOT.parent / "shared" / "polymarket" / "samples"
 SECRET_ENV_PREFIXES = ("POLY", "TELEGRAM", "SMTP", "DASHBOARD")
 
 

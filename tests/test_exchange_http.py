@@ -27,8 +27,9 @@ from polybot.errors import (
 )
 from polybot.exchange.client import PolymarketClient
 from polybot.exchange.http import HttpClient, SlidingWindowLimiter, parse_retry_after
+from tests.conftest import SAMPLES_DIR
 
-SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "polymarket" / "samples"
+SAMPLES = SAMPLES_DIR
 
 
 def sample(name: str):

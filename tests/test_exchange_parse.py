@@ -14,10 +14,20 @@ import pytest
 from polybot.errors import DataError
 from polybot.exchange import parse as P
 from polybot.exchange.models import Market, OrderBook, ParseIssue
+from tests.conftest import SAMPLES_DIR, SHARED_SAMPLES_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = Path(os.environ.get("POLYBOT_SAMPLES_DIR",
-                              ROOT.parent / "shared" / "polymarket" / "samples"))
+SAMPLES = Path(os.environ.get("POLYBOT_SAMPLES_DIR", SAMPLES_DIR))
+
+
+def test_fixture_copy_matches_shared_samples():
+    """The repository's copy must hold every shared sample, byte for byte."""
+    if not SHARED_SAMPLES_DIR.is_dir():
+        pytest.skip(f"{SHARED_SAMPLES_DIR} is not beside this checkout; the repository copy is used")
+    for src in sorted(SHARED_SAMPLES_DIR.glob("*.json")):
+        copy = SAMPLES_DIR / src.name
+        assert copy.exists(), f"new shared sample {src.name}: copy it into {SAMPLES_DIR} and route it"
+        assert copy.read_bytes() == src.read_bytes(), f"{src.name} changed in shared/: update the copy"
 
 
 def load(name: str):
@@ -271,7 +281,7 @@ OUT_OF_SCOPE = {
 
 def test_every_sample_is_routed_or_explicitly_out_of_scope():
     assert SAMPLES.is_dir(), f"samples directory {SAMPLES} is missing (set POLYBOT_SAMPLES_DIR)"
-    names = sorted(p.name for p in SAMPLES.iterdir() if p.is_file())
+    names = sorted(p.name for p in SAMPLES.glob("*.json"))
     assert names, "no samples found"
     unrouted = [n for n in names if n not in ROUTES and n not in OUT_OF_SCOPE]
     assert not unrouted, f"new sample file(s) not routed to a parser: {unrouted}"
