@@ -140,6 +140,9 @@ def run_checks(cfg: Any, *, out: Callable[[str], None] = print,
                        time.perf_counter() - t0)
             except PolybotError as exc:
                 chk.fail("API authentication", _one_line(exc))
+            except (ValueError, TypeError) as exc:       # e.g. a secret that is not base64
+                chk.fail("API authentication", f"the configured credentials are malformed ({exc}); check "
+                         f"POLYMARKET_API_SECRET (urlsafe base64), POLYMARKET_PRIVATE_KEY (0x + 64 hex)")
 
         # 2. market data (Gamma listing + CLOB books)
         try:
