@@ -45,6 +45,10 @@ def _ensure_utf8_stdout() -> None:
             pass
 
 
+def _logging_configured() -> bool:
+    return any(getattr(h, "_polybot", False) for h in logging.getLogger().handlers)
+
+
 def run(main: Callable[[argparse.Namespace], Optional[int]],
         parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> int:
     """Run ``main`` and return the exit code (``run_script`` exits with it)."""
@@ -56,14 +60,16 @@ def run(main: Callable[[argparse.Namespace], Optional[int]],
         code = main(args)
         return EXIT_OK if code is None else int(code)
     except PolybotError as exc:
-        log.error("%s: %s", type(exc).__name__, exc, extra={"console": False})
+        if _logging_configured():          # else logging's last-resort handler would print it twice
+            log.error("%s: %s", type(exc).__name__, exc, extra={"console": False})
         _say(f"Error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
         _say("Interrupted.")
         return EXIT_INTERRUPTED
     except sqlite3.DatabaseError as exc:
-        log.exception("database error")
+        if _logging_configured():
+            log.exception("database error")
         text = str(exc)
         if "full" in text:
             _say("Error: the disk is full (SQLite could not write); free disk space and run again — "
@@ -76,7 +82,8 @@ def run(main: Callable[[argparse.Namespace], Optional[int]],
                  f"and restore with python backup_database.py --restore FILE if it is corrupt.")
         return 3
     except OSError as exc:
-        log.exception("OS error")
+        if _logging_configured():
+            log.exception("OS error")
         if exc.errno == errno.ENOSPC:
             _say(f"Error: the disk is full ({exc.filename or 'writing'}); free disk space and run again.")
         elif exc.errno in (errno.EACCES, errno.EPERM):
@@ -85,8 +92,9 @@ def run(main: Callable[[argparse.Namespace], Optional[int]],
             _say(f"Error: {exc.strerror or exc} ({exc.filename or ''}); check the path and try again.")
         return EXIT_FAILURE
     except Exception as exc:  # a bug: keep the traceback in the log, one sentence on screen
-        log.exception("Unexpected error")
-        handlers = [h for h in logging.getLogger().handlers if getattr(h, "_polybot", False)]
+        if _logging_configured():
+            log.exception("Unexpected error")
+        handlers = _logging_configured()
         where = "the log file in logs/" if handlers else "no log file (logging was not set up yet)"
         _say(f"Unexpected error: {type(exc).__name__}: {exc}. The traceback is in {where}; "
              f"please report it.")
