@@ -88,8 +88,13 @@ class RiskLimits:
     max_leverage: float = 1.0
     max_event_exposure: float = 0.4       # fraction of capital per event / correlated group
     ramp_up: tuple[RampUpStep, ...] = (RampUpStep(0, 2), RampUpStep(7, 4))
+    stop_loss_cooldown_hours: float = 24.0     # no re-entry into a token this long after its stop loss
+    max_entry_cost_share_of_stop: float = 0.5  # entry's instant loss at the bid (spread + fee) ≤ this × stop
 
     def _check(self, where: str) -> None:
+        _require(self.stop_loss_cooldown_hours >= 0, f"{where}.stop_loss_cooldown_hours", "must be ≥ 0 (0 = off)")
+        _require(0 < self.max_entry_cost_share_of_stop <= 1, f"{where}.max_entry_cost_share_of_stop",
+                 "must be between 0 and 1, e.g. 0.5 (an entry may lose at most half the stop at once)")
         _require(self.max_position_size > 0, f"{where}.max_position_size", "must be > 0")
         _require(self.max_positions >= 1, f"{where}.max_positions", "must be at least 1")
         _require(0 < self.max_portfolio_exposure <= 1, f"{where}.max_portfolio_exposure",

@@ -12,23 +12,31 @@ Every intent from a strategy goes through :meth:`RiskManager.check` (or
 - Entries are checked, in this order, against:
 
   1. ``daily_loss_limit`` — realised + unrealised P&L of the current UTC day
-     (equity now − equity at 00:00 UTC) ≤ −limit blocks every new entry;
-  2. ``max_positions`` — concurrent open positions (adding to a position you
+     (equity − equity at 00:00 UTC) ≤ −limit, now or at the day's lowest equity
+     (``day_low_equity_micro``: latched until 00:00 UTC), blocks every new entry;
+  2. ``stop_loss_cooldown`` — no entry into a token within
+     ``stop_loss_cooldown_hours`` of its last stop-loss exit (``stop_exits``);
+  3. ``max_positions`` — concurrent open positions (adding to a position you
      already hold is not a new one), lowered by ``ramp_up`` (max positions by
      day since the first live day) when ``first_live_day`` is given;
-  3. ``max_position_size`` — $ in one token (cost basis held + this order);
-  4. ``max_portfolio_exposure`` — Σ cost basis of open positions + this order
+  4. ``entry_cost`` — bought at the best ask (``asks``, at most the limit) with
+     its taker fee and marked at the best bid (``marks``), as the stop values
+     it, the entry must lose less than ``max_entry_cost_share_of_stop`` ×
+     ``stop_loss_percent`` at once, or the stop would sit inside the spread and
+     fee (0.05/0.07 is −29% when bought). Skipped without a bid or a price;
+  5. ``max_position_size`` — $ in one token (cost basis held + this order);
+  6. ``max_portfolio_exposure`` — Σ cost basis of open positions + this order
      ≤ fraction × capital;
-  5. ``max_event_exposure`` — the same within each group the market belongs to
+  7. ``max_event_exposure`` — the same within each group the market belongs to
      (``negrisk:<id>`` for the outcomes of one negRisk event,
      ``event:<id>`` for one Gamma event, ``corr:<id>`` for a cluster of the
      correlation report) ≤ fraction × capital;
-  6. ``max_leverage`` (no leverage) — order notional + its worst-case taker fee
+  8. ``max_leverage`` (no leverage) — order notional + its worst-case taker fee
      ≤ cash × max_leverage (1.0: never spend more than cash);
-  7. ``min_order_size`` — the (possibly resized) order must still be at least
+  9. ``min_order_size`` — the (possibly resized) order must still be at least
      the market's minimum size in shares and $1 of notional.
 
-  Caps 3–6 **resize** an entry down to the largest amount that fits (shares
+  Caps 5–8 **resize** an entry down to the largest amount that fits (shares
   rounded down to 2 decimals, dollars down to the cent) when
   ``allow_resize`` is true (the default); the decision is then approved with
   ``resized=True`` and names the binding rule. If the fitted order falls below
@@ -67,6 +75,8 @@ MIN_MARKETABLE_NOTIONAL_MICRO = 1_000_000      # Polymarket: marketable BUYs ≥
 OK = "ok"
 RULE_EXIT = "exit"
 RULE_DAILY_LOSS = "daily_loss_limit"
+RULE_STOP_COOLDOWN = "stop_loss_cooldown"
+RULE_ENTRY_COST = "entry_cost"
 RULE_MAX_POSITIONS = "max_positions"
 RULE_RAMP_UP = "ramp_up"
 RULE_POSITION_SIZE = "max_position_size"
@@ -103,20 +113,26 @@ class AccountState:
     """The account as the risk manager sees it (micro-units).
 
     ``marks``: token → mark price (best bid) in micro-units; a token without a
-    mark is valued at its cost basis. ``day_start_equity_micro``: equity at
-    00:00 UTC of the current day (the engine reads it from ``performance``,
-    the backtester tracks it).
+    mark is valued at its cost basis (marks of tokens not held feed ``entry_cost``).
+    ``day_start_equity_micro``: equity at 00:00 UTC of the current day (the
+    engine reads it from ``performance``, the backtester tracks it);
+    ``day_low_equity_micro``: the lowest equity recorded earlier today (None:
+    none). ``stop_exits``: token → epoch s of its last stop-loss exit.
+    ``asks``: token → best ask (micro-units).
     """
 
     cash_micro: int
     positions: Mapping[str, Holding] = field(default_factory=dict)
     marks: Mapping[str, int] = field(default_factory=dict)
     day_start_equity_micro: Optional[int] = None
+    day_low_equity_micro: Optional[int] = None
+    stop_exits: Mapping[str, int] = field(default_factory=dict)
+    asks: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_portfolio(cls, portfolio: PortfolioView, marks: Mapping[str, int],
-                       day_start_equity_micro: Optional[int]) -> "AccountState":
-        return cls(portfolio.cash_micro, dict(portfolio.positions), dict(marks), day_start_equity_micro)
+                       day_start_equity_micro: Optional[int], **kw) -> "AccountState":
+        return cls(portfolio.cash_micro, dict(portfolio.positions), dict(marks), day_start_equity_micro, **kw)
 
     def open_positions(self) -> list[Holding]:
         return [h for h in self.positions.values() if h.size_micro > 0]
@@ -135,6 +151,15 @@ class AccountState:
         if self.day_start_equity_micro is None:
             return 0
         return self.equity_micro() - self.day_start_equity_micro
+
+    def worst_daily_pnl_micro(self) -> int:
+        """Today's lowest P&L so far: min(equity now, the day's low) − equity at 00:00 UTC."""
+        if self.day_start_equity_micro is None:
+            return 0
+        low = self.equity_micro()
+        if self.day_low_equity_micro is not None:
+            low = min(low, int(self.day_low_equity_micro))
+        return low - self.day_start_equity_micro
 
 
 @dataclass(frozen=True)
@@ -236,6 +261,10 @@ class RiskManager:
         self.max_exposure_micro = (self.capital_micro * to_micro(limits.max_portfolio_exposure)) // MICRO
         self.max_group_micro = (self.capital_micro * to_micro(limits.max_event_exposure)) // MICRO
         self.daily_loss_micro = to_micro(limits.daily_loss_limit)
+        self.cooldown_seconds = int(round(limits.stop_loss_cooldown_hours * 3600))
+        # the most an entry may lose at the bid the moment it fills, as a fraction (micro-units)
+        self.max_entry_cost_micro = (to_micro(limits.stop_loss_percent)
+                                     * to_micro(limits.max_entry_cost_share_of_stop)) // MICRO
 
     @classmethod
     def from_config(cls, cfg, *, first_live_day: Optional[int] = None,
@@ -285,14 +314,53 @@ class RiskManager:
         return cap, rule
 
     def daily_loss_breached(self, account: AccountState) -> Optional[RiskDecision]:
-        """A rejection decision when today's P&L is at or below −daily_loss_limit, else None.
-        (The engine also uses it to trip circuit breaker #2.)"""
+        """A rejection decision when today's P&L is, or was earlier today, at or below
+        −daily_loss_limit, else None. Latched until 00:00 UTC: a rebound of the marks does
+        not re-open entries. (The engine also uses it to trip circuit breaker #2.)"""
         pnl = account.daily_pnl_micro()
         if pnl <= -self.daily_loss_micro:
             return RiskDecision(False, RULE_DAILY_LOSS,
                                 f"daily_loss_limit: today's P&L {fmt_usd(pnl, signed=True)} is at or below "
                                 f"-{fmt_usd(self.daily_loss_micro)}; no new entries until 00:00 UTC")
+        worst = account.worst_daily_pnl_micro()
+        if worst <= -self.daily_loss_micro:
+            return RiskDecision(False, RULE_DAILY_LOSS,
+                                f"daily_loss_limit: today's P&L fell to {fmt_usd(worst, signed=True)} (now "
+                                f"{fmt_usd(pnl, signed=True)}), at or below -{fmt_usd(self.daily_loss_micro)}; "
+                                f"no new entries until 00:00 UTC")
         return None
+
+    def cooldown_breached(self, token_id: str, account: AccountState, now: int) -> Optional[RiskDecision]:
+        """A rejection when ``token_id`` was stopped out less than the cooldown ago."""
+        last = account.stop_exits.get(token_id)
+        if last is None or self.cooldown_seconds <= 0:
+            return None
+        left = int(last) + self.cooldown_seconds - int(now)
+        if left <= 0:
+            return None
+        return RiskDecision(False, RULE_STOP_COOLDOWN,
+                            f"stop_loss_cooldown: token {token_id[:12]}… was stopped out "
+                            f"{(int(now) - int(last)) / 3600:.1f} h ago; no re-entry for "
+                            f"{self.limits.stop_loss_cooldown_hours:g} h ({left / 3600:.1f} h left)")
+
+    def entry_cost_breached(self, intent: Intent, market: MarketInfo,
+                            account: AccountState) -> Optional[RiskDecision]:
+        """A rejection when buying at the best ask (at most the limit) and marking at the best
+        bid loses ≥ max_entry_cost_share_of_stop × stop_loss_percent at once."""
+        bid = account.marks.get(intent.token_id)
+        prices = [int(x) for x in (intent.limit_price_micro, account.asks.get(intent.token_id)) if x]
+        if bid is None or not prices:
+            return None
+        price = min(prices)
+        cost = price + -(-price * _fee_fraction(market, price) // MICRO)      # per share, fee included
+        frac = max(0, ((cost - int(bid)) * MICRO) // cost)
+        if frac < self.max_entry_cost_micro:
+            return None
+        return RiskDecision(False, RULE_ENTRY_COST,
+                            f"entry_cost: buying at {price / MICRO:.4g} (taker fee included) and marking at the bid "
+                            f"{bid / MICRO:.4g} loses {frac / MICRO:.1%} at once, ≥ "
+                            f"{self.limits.max_entry_cost_share_of_stop:g} × the {self.limits.stop_loss_percent:.0%} "
+                            f"stop loss; the stop would sit inside the spread and fees")
 
     # ------------------------------------------------------------------ checks
     def check(self, intent: Intent, account: AccountState, market: Optional[MarketInfo],
@@ -305,7 +373,7 @@ class RiskManager:
         if market is None:
             return RiskDecision(False, RULE_INVALID,
                                 f"invalid_intent: market {intent.market_id} is unknown to the risk manager")
-        breach = self.daily_loss_breached(account)
+        breach = self.daily_loss_breached(account) or self.cooldown_breached(intent.token_id, account, now)
         if breach:
             return breach
         held = account.positions.get(intent.token_id)
@@ -318,6 +386,9 @@ class RiskManager:
                        if rule == RULE_RAMP_UP else "max_positions is ")
                 return RiskDecision(False, rule, f"{rule}: {n_open} positions open and {why}{cap}; "
                                                  f"no new position")
+        breach = self.entry_cost_breached(intent, market, account)
+        if breach:
+            return breach
         price = intent.limit_price_micro or MICRO          # worst case without a limit
         order = intent.notional_micro if intent.notional_micro is not None else \
             notional_micro(price, intent.size_micro)
@@ -458,7 +529,8 @@ def _resize(intent: Intent, room_micro: int, price_micro: int) -> Optional[Inten
 __all__ = [
     "AccountState", "RiskDecision", "RiskManager", "StopLossHit", "group_keys",
     "load_correlation_groups", "stop_loss_hits",
-    "OK", "RULE_EXIT", "RULE_DAILY_LOSS", "RULE_MAX_POSITIONS", "RULE_RAMP_UP",
+    "OK", "RULE_EXIT", "RULE_DAILY_LOSS", "RULE_STOP_COOLDOWN", "RULE_ENTRY_COST", "RULE_MAX_POSITIONS",
+    "RULE_RAMP_UP",
     "RULE_POSITION_SIZE", "RULE_PORTFOLIO_EXPOSURE", "RULE_EVENT_EXPOSURE", "RULE_LEVERAGE",
     "RULE_MIN_SIZE", "RULE_INVALID", "BUY", "SELL",
 ]

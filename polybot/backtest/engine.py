@@ -137,7 +137,9 @@ class Backtester:
         cex: list[int] = []
         self._day = self.start_ts // DAY
         self._day_start_equity = self.capital_micro
+        self._day_low_equity: Optional[int] = None
         self._last_equity = self.capital_micro
+        self._stop_exits: dict[str, int] = {}       # token → time its last stop-loss exit filled
         bar = _progress(self.progress, (self.end_ts - self.start_ts + DAY) // DAY)
         interval = self.interval
         chunk_start = (self.start_ts // interval) * interval
@@ -249,6 +251,23 @@ class Backtester:
             if probe.rejected or shares <= 0:
                 self.unfilled[probe.code or "nothing_filled"] += 1
                 return
+            # the fee comes on top of the $X; filled below the limit price, $X buys more shares
+            # and pays more fee than the risk manager reserved at the limit. Like the SDK's
+            # market-buy amount adjustment, buy only what the cash can pay, fee included.
+            cash = self.ledger.cash_micro
+
+            def cost(n: int) -> int:
+                return -simulate_fill(book, it.side, size_micro=n, limit_price_micro=it.limit_price_micro,
+                                      order_type="FAK", fee=m.fee, tick_size=m.tick_size,
+                                      min_order_size=0).cash_delta_micro
+
+            if -probe.cash_delta_micro > cash and cost(shares) > cash:
+                shares = round_size_down(shares * cash // cost(shares))
+                while shares > 0 and cost(shares) > cash:
+                    shares -= 10_000
+                if shares <= 0:
+                    self.unfilled["insufficient_cash"] += 1
+                    return
             kw["size_micro"] = shares
         else:
             kw["size_micro"] = it.size_micro
@@ -263,6 +282,8 @@ class Backtester:
             return
         bf = bool(self.feed._bf[self.feed.token_index[it.token_id]])
         self.ledger.apply_fill(t, it.token_id, it.market_id, r, it.reason, p.group_key, bf)
+        if it.action == EXIT and it.tag == "stop_loss":
+            self._stop_exits[it.token_id] = t
         self.counts["fills"] += 1
         if bf:
             self.counts["fills_on_backfill"] += 1
@@ -279,6 +300,9 @@ class Backtester:
         if day != self._day:
             self._day = day
             self._day_start_equity = self._last_equity
+            self._day_low_equity = None
+        day_low = self._day_low_equity            # the lowest equity of the earlier steps today
+        self._day_low_equity = equity if day_low is None else min(day_low, equity)
         self._last_equity = equity
         self.counts["steps"] += 1
         # stop-loss first, then the strategy
@@ -303,7 +327,20 @@ class Backtester:
         if merged:
             batch = list(merged.values())
             self.counts["intents"] += len(batch)
-            account = AccountState(L.cash_micro, L.positions, held_marks, self._day_start_equity)
+            # marks: the held positions' bids, plus the bid of every token an entry would buy
+            # (the risk manager's entry_cost rule values an entry like the stop loss does)
+            risk_marks, asks = dict(held_marks), {}
+            for it in batch:
+                i = feed.token_index.get(it.token_id)
+                if it.action != ENTER or i is None:
+                    continue
+                b, a = feed._bid[i], feed._ask[i]
+                if it.token_id not in risk_marks and not math.isnan(b):
+                    risk_marks[it.token_id] = int(round(b * MICRO))
+                if not math.isnan(a):
+                    asks[it.token_id] = int(round(a * MICRO))
+            account = AccountState(L.cash_micro, L.positions, risk_marks, self._day_start_equity,
+                                   day_low_equity_micro=day_low, stop_exits=self._stop_exits, asks=asks)
             for it, d in zip(batch, self.risk.check_all(batch, account, self.markets, t)):
                 if self.record_decisions:
                     self.decisions.append((t, it, d))

@@ -16,6 +16,7 @@ from polybot.money import MICRO
 from polybot.strategy.base import (
     BUY, ENTER, EXIT, SELL, Intent, MarketView, PortfolioView, Strategy, limit_for_buy, limit_for_sell,
 )
+from polybot.strategy.common import taker_fee_per_share
 
 NAME = "drill"
 
@@ -32,6 +33,7 @@ class Drill(Strategy):
         "max_price": 0.8,
         "max_spread": 0.05,
         "entries_per_decision": 1,
+        "max_entry_cost": 1.0,     # skip books whose instant loss at the bid (spread + fee) is ≥ this
     }
 
     def check_params(self) -> None:
@@ -76,6 +78,11 @@ class Drill(Strategy):
                 continue
             if q.age(view.now) > 3 * view.interval_seconds:
                 continue
+            if p["max_entry_cost"] < 1.0:
+                # the risk manager's entry_cost rule: buy at the ask, pay the fee, mark at the bid
+                fee = taker_fee_per_share(m, q.best_ask) / q.best_ask
+                if 1 - q.best_bid / (q.best_ask * (1 + fee)) >= p["max_entry_cost"]:
+                    continue
             candidates.append((token, m, q))
         if not candidates:
             return out

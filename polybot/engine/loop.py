@@ -34,7 +34,7 @@ from polybot.engine.marketdata import MarketData
 from polybot.engine.orders import Executor
 from polybot.errors import DatabaseError, DataError, ExchangeError
 from polybot.exchange.base import BUY, OrderRequest
-from polybot.money import MICRO, fmt_usd, round_size_down
+from polybot.money import MICRO, fmt_usd, round_size_down, to_micro
 from polybot.risk import AccountState, RiskManager
 from polybot.strategy.base import Holding, Intent, PortfolioView, limit_for_buy
 
@@ -182,8 +182,27 @@ class Engine:
                                            paper=self.paper)
         marks = self.md.marks()
         marks.update(self.resolved_marks)
+        asks = {t: to_micro(b.asks[0].price) for t, b in self.md.books.items() if b.asks}
         return AccountState(cash_micro=cash, positions=self.holdings(), marks=marks,
-                            day_start_equity_micro=base)
+                            day_start_equity_micro=base, day_low_equity_micro=self.day_low_equity(),
+                            stop_exits=self.recent_stop_exits(), asks=asks)
+
+    def day_low_equity(self) -> Optional[int]:
+        """The lowest equity recorded today (UTC): the daily loss limit stays latched on it."""
+        r = self.conn.execute("SELECT MIN(equity_micro) FROM performance WHERE mode=? AND timestamp >= ?",
+                              (self.mode, ledger.day_start(self.now_ts))).fetchone()
+        return None if r is None or r[0] is None else int(r[0])
+
+    def recent_stop_exits(self) -> dict[str, int]:
+        """token → time of its last stop-loss sell within the risk manager's cooldown."""
+        hours = self.cfg.risk_limits.stop_loss_cooldown_hours
+        if hours <= 0:
+            return {}
+        since = self.now_ts - int(round(hours * 3600))
+        return {str(t): int(ts) for t, ts in self.conn.execute(
+            "SELECT token_id, MAX(timestamp) FROM trades WHERE mode=? AND kind='fill' AND side='SELL' "
+            "AND timestamp >= ? AND (strategy='stop_loss' OR reason LIKE 'stop_loss:%') GROUP BY token_id",
+            (self.mode, since))}
 
     # ------------------------------------------------------------------ steps
     def periodic_quick_check(self) -> None:

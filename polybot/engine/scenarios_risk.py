@@ -38,6 +38,9 @@ WIDE = {"min_price": 0.05, "max_price": 0.95, "max_spread": 0.2}
 def engine_for(cfg, params: dict) -> Engine:
     from polybot.exchange.client import PolymarketClient
     configure_from(cfg, console_level="CRITICAL")
+    # books the risk manager's entry_cost rule would refuse are not what these scenarios test
+    r = cfg.risk_limits
+    params = dict(params, max_entry_cost=0.9 * r.stop_loss_percent * r.max_entry_cost_share_of_stop)
     conn = db.open_database(cfg)
     client = PolymarketClient.from_config(cfg)
     eng = Engine(cfg, conn, mode="paper", client=client, strategy=Drill(params), sleep=lambda s: None)

@@ -68,6 +68,34 @@ def entry_intent(name: str, view: MarketView, market: MarketInfo, token_id: str,
                   reason=reason, strategy=name, tag=tag)
 
 
+def taker_fee_per_share(market: Optional[MarketInfo], price: float) -> float:
+    """The market's taker fee for one share at ``price`` (price units): rate × (p(1−p))^exponent."""
+    if market is None or not market.fee.effective_rate or not 0 < price < 1:
+        return 0.0
+    return market.fee.effective_rate * (price * (1 - price)) ** market.fee.exponent
+
+
+def round_trip_cost(market: Optional[MarketInfo], bid: float, ask: float) -> float:
+    """What buying one share at the ask and selling it back at the bid costs, taker fees of
+    both trades included (price units). An entry's expected move must beat this, not just
+    the half-spread: on a 0.07-fee market at 0.50 the two fees alone are 0.035 a share."""
+    return (ask - bid) + taker_fee_per_share(market, ask) + taker_fee_per_share(market, bid)
+
+
+def affordable_usd(cash_left_micro: int, usd: float, market: MarketInfo, limit_price_micro: int) -> Optional[float]:
+    """The $ an entry can ask for with the cash left (at most ``usd``), or None when the cash
+    cannot pay the market's minimum order (min shares at the limit price and $1) plus its fee.
+    The risk manager still checks the exact amount; this keeps a strategy from asking for
+    entries it cannot pay for."""
+    p = max(limit_price_micro, 1) / MICRO
+    fee_frac = taker_fee_per_share(market, p) / p
+    cash = cash_left_micro / MICRO / (1 + fee_frac)
+    minimum = max(1.0, market.min_order_size * p)
+    if cash < minimum:
+        return None
+    return min(float(usd), math.floor(cash * 100) / 100)
+
+
 def exit_intent(name: str, view: MarketView, h: Holding, reason: str, slippage_ticks: int,
                 tag: str = "") -> Optional[Intent]:
     """A SELL of the whole holding at the bid minus slippage; None without a bid."""

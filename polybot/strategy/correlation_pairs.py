@@ -17,7 +17,12 @@ std over the last ``z_window_hours`` (the grid points before now).
   selling; "short the rich leg" would mean buying its NO token, which doubles
   the fees and the capital for the same signal, so this strategy deliberately
   buys only the cheap leg. The expected catch-up of the bought leg (its share of
-  the deviation, after paying the ask) must be at least ``min_edge``.
+  the deviation, after paying the ask) must be at least ``min_edge``, and the
+  catch-up must pay for the whole round trip — the bid-ask spread and the taker
+  fees of the buy and of the sale (on a 0.07-fee market at 0.50 the two fees
+  alone are 0.035 a share); a trade the strategy itself expects to lose money
+  on is never entered. Entries are sized to the cash left (none when it cannot
+  pay the market's minimum order).
 - **Exit** when |z| ≤ ``exit_z`` or z changed sign (converged), after
   ``max_hold_hours`` (time stop), or ``exit_hours_before_end`` before the
   market's end date unless ``hold_to_resolution``; no entries within
@@ -37,9 +42,10 @@ import numpy as np
 
 from polybot.analysis.stats import corr_pairwise, ffill_limited
 
-from .base import Intent, MarketView, PortfolioView, Strategy
+from .base import Intent, MarketView, PortfolioView, Strategy, limit_for_buy
 from .common import (
-    HOUR, UniverseCache, entry_intent, exit_intent, lifecycle_exit_reason, nan_stats, tradable_mask,
+    HOUR, UniverseCache, affordable_usd, entry_intent, exit_intent, lifecycle_exit_reason, nan_stats,
+    round_trip_cost, tradable_mask,
 )
 
 
@@ -268,6 +274,7 @@ class CorrelationPairs(Strategy):
             cands.append((-abs(float(z[k])), token, other, k, float(catch)))
         cands.sort()
         n = 0
+        cash_left = portfolio.cash_micro
         for negz, token, other, k, catch in cands:
             if n >= p["max_entries_per_step"]:
                 break
@@ -284,8 +291,15 @@ class CorrelationPairs(Strategy):
                 continue
             if catch - (ask - mid) < p["min_edge"]:
                 continue
+            if catch < round_trip_cost(m, float(bid), float(ask)):
+                continue                  # the expected catch-up would not even pay spread + fees
+            usd = affordable_usd(cash_left, p["position_usd"], m,
+                                 limit_for_buy(float(ask), m.tick_size, p["slippage_ticks"]))
+            if usd is None:
+                continue
+            cash_left -= int(round(usd * 100)) * 10_000
             pr = self._pairs[k]
-            out.append(entry_intent(self.name, view, m, token, float(ask), p["position_usd"], p["slippage_ticks"],
+            out.append(entry_intent(self.name, view, m, token, float(ask), usd, p["slippage_ticks"],
                                     f"pair divergence: z {-negz if z[k] > 0 else negz:+.2f} vs "
                                     f"{view.market_of(other).short_label(40) if view.market_of(other) else other} "
                                     f"(r {pr.r:.2f}, β {pr.beta:.2f}); buying the laggard",

@@ -4,8 +4,10 @@ For each market's YES (first outcome) token: z = (mid now − mean) / std of the
 mids over the last ``window_hours`` (grid points before the current one). Buy
 when z ≤ −entry_z and the ask is still at least ``min_edge`` below the mean (the
 price fell well below its recent level, and what we pay leaves room for the
-reversion after the spread). Exit when z ≥ −exit_z (it came back), after
-``max_hold_hours`` (time stop), or ``exit_hours_before_end`` before the market's
+reversion after the spread), and a return to the mean pays for the whole round
+trip (buy at the ask, sell at the mean minus the half-spread, the taker fee of
+both trades). Entries are sized to the cash left. Exit when z ≥ −exit_z (it
+came back), after ``max_hold_hours`` (time stop), or ``exit_hours_before_end`` before the market's
 end date unless ``hold_to_resolution``. No entry within
 ``no_entry_hours_before_end`` of the end. Long only (no short selling on
 Polymarket). Orders are marketable: BUY up to the ask + ``slippage_ticks``,
@@ -15,10 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Intent, MarketView, PortfolioView, Strategy
+from .base import Intent, MarketView, PortfolioView, Strategy, limit_for_buy
 from .common import (
-    HOUR, UniverseCache, entry_intent, exit_intent, lifecycle_exit_reason, nan_stats, near_end_mask,
-    tradable_mask,
+    HOUR, UniverseCache, affordable_usd, entry_intent, exit_intent, lifecycle_exit_reason, nan_stats,
+    near_end_mask, taker_fee_per_share, tradable_mask,
 )
 
 
@@ -113,11 +115,15 @@ class MeanReversion(Strategy):
         std = np.maximum(std, p["min_std"])
         mid = latest["mid"][u.indices[cand]]
         ask = latest["ask"][u.indices[cand]]
+        bid = latest["bid"][u.indices[cand]]
         with np.errstate(invalid="ignore"):
             z = (mid - mean) / std
             sig = (z <= -p["entry_z"]) & (mean - ask >= p["min_edge"])
+            # a return to the mean sells at the mean minus the half-spread (fees below)
+            gross = (mean - (mid - bid)) - ask
         order = sorted((float(z[k]), u.token_ids[cand[k]], k) for k in np.flatnonzero(sig))
         n = 0
+        cash_left = portfolio.cash_micro
         for zk, token, k in order:
             if n >= p["max_entries_per_step"]:
                 break
@@ -126,7 +132,16 @@ class MeanReversion(Strategy):
             market = view.market(u.market_ids[cand[k]])
             if market is None or view.is_resolved(market.market_id):
                 continue
-            out.append(entry_intent(self.name, view, market, token, float(ask[k]), p["position_usd"],
+            fees = taker_fee_per_share(market, float(ask[k])) + \
+                taker_fee_per_share(market, float(mean[k] - (mid[k] - bid[k])))
+            if gross[k] < fees:
+                continue                  # a return to the mean would not pay spread + fees
+            usd = affordable_usd(cash_left, p["position_usd"], market,
+                                 limit_for_buy(float(ask[k]), market.tick_size, p["slippage_ticks"]))
+            if usd is None:
+                continue
+            cash_left -= int(round(usd * 100)) * 10_000
+            out.append(entry_intent(self.name, view, market, token, float(ask[k]), usd,
                                     p["slippage_ticks"],
                                     f"mean reversion: z {zk:+.2f} ≤ -{p['entry_z']:g}, mid {mid[k]:.3f} "
                                     f"vs mean {mean[k]:.3f}"))
