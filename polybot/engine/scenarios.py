@@ -91,7 +91,12 @@ class Scenarios:
                         "order_type": "FAK", "use_exchange_heartbeat": False},
             "polymarket": {"base_url": h.clob_url, "gamma_url": h.gamma_url, "data_url": h.data_url,
                            "timeout_seconds": 2, "max_retries": 1},
-            "strategy": {"name": "drill", "params": {"size_usd": 20, "max_holdings": 2, "hold_seconds": 3000}},
+            # max_entry_cost: pick books the risk manager's entry_cost rule accepts (the breaker
+            # scenarios test breakers, not that rule), as the risk scenarios do.
+            "strategy": {"name": "drill", "params": {
+                "size_usd": 20, "max_holdings": 2, "hold_seconds": 3000,
+                "max_entry_cost": 0.9 * self.base.risk_limits.stop_loss_percent
+                * self.base.risk_limits.max_entry_cost_share_of_stop}},
             "collection": {"min_volume_24h": 0, "min_liquidity": 0, "max_markets": 16},
             "telegram": {"enabled": False},
             "email": {"enabled": False},
