@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 
 from tests.conftest import ROOT, SECRET_ENV_PREFIXES, sim_urls, write_config
 
@@ -40,21 +42,22 @@ def engine_config(handle, **overrides) -> dict:
 def make_workspace(root: Path, handle, **overrides) -> Path:
     """config.yaml + initialized database + one initial collection cycle (the universe)."""
     write_config(root, engine_config(handle, **overrides))
-    from polybot import db
-    from polybot.collect.cycle import collect_once
+    from polybot.collect.cycle import seed_universe
     from polybot.config import load_config
-    from polybot.exchange.client import PolymarketClient
-    cfg = load_config(root / "config.yaml", require_mode_secrets=False)
-    db.initialize(cfg.database_path)
-    conn = db.open_database(cfg)
-    client = PolymarketClient.from_config(cfg)
-    try:
-        res = collect_once(cfg, conn, client, initial=True)
-        assert res.markets > 0, res.failure
-    finally:
-        client.close()
-        conn.close()
+    res = seed_universe(load_config(root / "config.yaml", require_mode_secrets=False))
+    assert res.markets > 0, res.failure
     return root
+
+
+@pytest.fixture
+def fast_sim():
+    """The simulator at 60× (a minute per second) with a small world, for bot runs."""
+    from polybot.sim.server import start_simulator
+    h = start_simulator(port=0, seed=42, n_markets=24, speed=60)
+    try:
+        yield h
+    finally:
+        h.stop()
 
 
 def load(root: Path):

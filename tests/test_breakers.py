@@ -8,19 +8,12 @@ import sqlite3
 
 import pytest
 
-from polybot.sim.server import start_simulator
-from tests.helpers_engine import (
+from tests.helpers_engine import (  # noqa: F401 (fast_sim is a fixture)
+    fast_sim,
     M, assert_consistent, connect, load, make_workspace, query, run_bot, start_bot, wait_for,
 )
 
 
-@pytest.fixture
-def fast_sim():
-    h = start_simulator(port=0, seed=42, n_markets=24, speed=60)
-    try:
-        yield h
-    finally:
-        h.stop()
 
 
 def _state(root):

@@ -6,20 +6,13 @@ import signal
 
 import pytest
 
-from polybot.sim.server import start_simulator
 from tests.conftest import run_cli
-from tests.helpers_engine import (
+from tests.helpers_engine import (  # noqa: F401 (fast_sim is a fixture)
+    fast_sim,
     M, assert_consistent, assert_limits_respected, load, make_workspace, query, run_bot, start_bot, wait_for,
 )
 
 
-@pytest.fixture
-def fast_sim():
-    h = start_simulator(port=0, seed=42, n_markets=24, speed=60)
-    try:
-        yield h
-    finally:
-        h.stop()
 
 
 def test_startup_lines_and_once(tmp_path, sim):

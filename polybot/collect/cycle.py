@@ -285,6 +285,21 @@ def send_new_market_alerts(cfg, conn, markets: list[Market], timeout: float = 15
             alerter.close()
 
 
+def seed_universe(cfg) -> CycleResult:
+    """Initialize the configured database and run one ``--initial`` cycle (a new workspace's
+    first two steps; the engine's scenarios and tests start from here)."""
+    from ..exchange.client import PolymarketClient
+
+    db.initialize(cfg.database_path)
+    conn = db.open_database(cfg)
+    client = PolymarketClient.from_config(cfg)
+    try:
+        return collect_once(cfg, conn, client, initial=True)
+    finally:
+        client.close()
+        conn.close()
+
+
 def run(cfg, *, initial: bool = False, verbose: bool = False,
         out: Callable[[str], None] = print) -> int:
     """The whole command: lock, database, client, cycle, alerts, summary. Returns the

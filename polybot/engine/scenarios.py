@@ -105,18 +105,10 @@ class Scenarios:
         data = merge(data, overrides or {})
         (root / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         cfg = load_config(root / "config.yaml", require_mode_secrets=False)
-        db.initialize(cfg.database_path)
-        from polybot.collect.cycle import collect_once
-        from polybot.exchange.client import PolymarketClient
-        conn = db.open_database(cfg)
-        client = PolymarketClient.from_config(cfg)
-        try:
-            res = collect_once(cfg, conn, client, initial=True)
-            if not res.markets:
-                raise ScenarioFailed(f"the simulator listed no markets ({res.failure})")
-        finally:
-            client.close()
-            conn.close()
+        from polybot.collect.cycle import seed_universe
+        res = seed_universe(cfg)
+        if not res.markets:
+            raise ScenarioFailed(f"the simulator listed no markets ({res.failure})")
         return root, cfg
 
     # ------------------------------------------------------------------ the bot as a process
