@@ -61,6 +61,11 @@ def test_backup_under_continuous_writer_restores_every_committed_row(tmp_path):
         res = run_cli("backup_database.py", cwd=tmp_path)
         assert res.returncode == 0, res.stdout + res.stderr
         after_backup = _max_id(cfg.database_path)
+        # Poll (never sleep-and-hope) until the writer has committed again after the backup:
+        # terminating it earlier made `final > after_backup` a race (issue 15, item 11).
+        deadline = time.monotonic() + 30
+        while _max_id(cfg.database_path) <= after_backup and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         writer.terminate()
         writer.wait()
