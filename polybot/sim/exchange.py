@@ -1,5 +1,9 @@
 """The simulator's exchange state: API keys, accounts, orders, matching, trades.
 
+The exchange RULES (signature, funder binding, amount precision, tick, heartbeats,
+trading modes, trade lifecycle) and the admin endpoints other tests rely on are the
+contract in ``polybot/sim/RULES.md``.
+
 Money is integer micro-units (polybot.money). Rules:
 - a taker order walks the book (other owners' resting orders first at a price, then
   the synthetic liquidity; your own orders are skipped — no self-trade) and fills
