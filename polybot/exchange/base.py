@@ -53,6 +53,15 @@ REJECTED = "rejected"    # definitively refused; nothing happened
 RESULT_STATUSES = (LIVE, MATCHED, DELAYED, UNMATCHED, REJECTED)
 ACCEPTED_STATUSES = (LIVE, MATCHED, DELAYED)
 
+# OrderResult.code: why a rejection happened, when the caller can act on it
+TICK_SIZE_CHANGED = "tick_size_changed"   # re-prepare (re-sign) at the market's new tick
+
+# Fill.status: the CLOB's trade status (upper case; REST's TRADE_STATUS_ prefix removed).
+# MATCHED → MINED → CONFIRMED (final), or → RETRYING → FAILED (never settled: undo it).
+TRADE_MATCHED, TRADE_MINED, TRADE_CONFIRMED = "MATCHED", "MINED", "CONFIRMED"
+TRADE_RETRYING, TRADE_FAILED = "RETRYING", "FAILED"
+TRADE_PROVISIONAL = (TRADE_MATCHED, TRADE_MINED, TRADE_RETRYING)
+
 # OrderStatus.status (normalised from the CLOB's LIVE / MATCHED / CANCELED ...)
 CANCELED = "canceled"
 EXPIRED = "expired"
@@ -72,7 +81,13 @@ class OrderRequest:
     - ``client_tag``: the engine's own label (intent id, strategy name), kept
       verbatim; never sent to the exchange.
     - ``tick_size`` / ``neg_risk``: the market's, when the engine knows them
-      (saves the live client two lookups); ``None`` = ask the exchange.
+      (saves the live client two lookups); ``None`` = ask the exchange. Live signs
+      at the exchange's CURRENT tick (it can change at run time); a market order's
+      worst price outside that tick's range is clamped to it (never looser).
+    - ``market_version``: Gamma's ``version`` of the market — ``"v2"`` (Protocol V2:
+      ``token_id`` is a position id from ``positionIds``; live signs it for
+      ExchangeV3, domain "3"), ``"v1"`` (a CTF token), ``None`` = unknown (live asks
+      Gamma once per token).
     """
 
     token_id: str
@@ -86,6 +101,7 @@ class OrderRequest:
     post_only: bool = False
     tick_size: Optional[str] = None
     neg_risk: Optional[bool] = None
+    market_version: Optional[str] = None
 
     def __post_init__(self) -> None:
         side = str(self.side).upper()
@@ -114,6 +130,8 @@ class OrderRequest:
                 raise ValueError(f"{name} must be a positive integer of micro-units, got {v!r}")
         if self.price_micro is not None and self.price_micro >= 1_000_000:
             raise ValueError(f"price_micro must be below 1_000_000 ($1), got {self.price_micro}")
+        if self.market_version not in (None, "v1", "v2"):
+            raise ValueError(f"market_version must be 'v1', 'v2' or None, got {self.market_version!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -173,7 +191,18 @@ class Fill:
     fee_micro: int
     ts: int
     liquidity: str = "taker"          # "taker" or "maker"
-    status: str = "MATCHED"           # CLOB trade status (MATCHED/MINED/CONFIRMED/FAILED ...)
+    status: str = "MATCHED"           # CLOB trade status (MATCHED/MINED/CONFIRMED/RETRYING/FAILED)
+    updated_ts: int = 0               # the trade's last status change (live: last_update), 0 = unknown
+
+    @property
+    def failed(self) -> bool:
+        """The trade never settled on chain: it must not count (or must be undone)."""
+        return self.status == TRADE_FAILED
+
+    @property
+    def final(self) -> bool:
+        """CONFIRMED (settled) or FAILED: the status will not change any more."""
+        return self.status in (TRADE_CONFIRMED, TRADE_FAILED)
 
     @property
     def notional_micro(self) -> int:
@@ -204,6 +233,8 @@ class OrderResult:
     error: Optional[str] = None
     size_matched_micro: int = 0
     raw: Optional[dict] = field(default=None, compare=False)
+    code: Optional[str] = None         # rejected: TICK_SIZE_CHANGED → re-prepare and submit anew
+    fills_pending: bool = False        # matched, but its trades were not readable yet: poll lookup()
 
     @property
     def accepted(self) -> bool:

@@ -24,7 +24,8 @@ from eth_account import Account
 from py_clob_client_v2 import ClobClient
 from py_clob_client_v2.config import get_contract_config
 from py_clob_client_v2.order_utils.exchange_order_builder_v2 import ExchangeOrderBuilderV2
-from py_clob_client_v2.order_utils.model.order_data_v2 import SignedOrderV2
+from py_clob_client_v2.constants import BYTES32_ZERO
+from py_clob_client_v2.order_utils.model.order_data_v2 import OrderDataV2, SignedOrderV2
 from py_clob_client_v2.order_utils.model.side import Side
 from py_clob_client_v2.order_utils.model.signature_type_v2 import SignatureTypeV2
 
@@ -47,7 +48,8 @@ class HttpFailure(Exception):
 
 def _error_text(body: Any, fallback: str) -> str:
     if isinstance(body, dict):
-        msg = body.get("error") or body.get("errorMsg") or body.get("message") or ""
+        msg = (body.get("error") or body.get("errorMsg") or body.get("error_msg")
+               or body.get("message") or "")
         if isinstance(msg, (dict, list)):
             msg = json.dumps(msg)
         return " ".join(str(msg).split())[:300] or fallback
@@ -151,6 +153,40 @@ class SdkClient(ClobClient):
 
     def _resolve_transactions_hashes(self, response):
         return response           # fills are reconciled via trades(), not awaited here
+
+    def forget_tick(self, token_id: str) -> None:
+        """Drop the SDK's cached tick for a token (``ClobClient.get_tick_size`` caches it
+        for the life of the client, but the CLOB changes a market's tick at run time when
+        its price goes above 0.96 or below 0.04); the next ``get_tick_size`` asks again."""
+        getattr(self, "_ClobClient__tick_sizes", {}).pop(token_id, None)
+
+    def sign_v2(self, *, token_id: str, side: str, maker_amount: int, taker_amount: int,
+                neg_risk: bool, position: bool, expiration: int = 0) -> SignedOrderV2:
+        """Sign an order with amounts WE computed (polybot.exchange.amounts), through the
+        SDK's lower-level ``ExchangeOrderBuilderV2`` — the same maker/signer/signature-type
+        rules as ``OrderBuilder.build_order``, without its float rounding.
+
+        ``position``: a Protocol-V2 market (Gamma ``version: "v2"``, ``positionIds``): the
+        asset is the position id and the order signs for ExchangeV3, EIP-712 domain
+        version "3" (py_clob_client_v2 1.2.1 ``_resolve_order_routing``: ``position_id``
+        selects version 3; API_NOTES §1.2 item 2). Else ExchangeV2 (neg-risk or plain), "2".
+        """
+        cfg = get_contract_config(self.chain_id)
+        if position:
+            address, version = cfg.exchange_v3, "3"
+        else:
+            address, version = (cfg.neg_risk_exchange_v2 if neg_risk else cfg.exchange_v2), "2"
+        b = self.builder
+        data = OrderDataV2(
+            maker=b.funder, tokenId=str(token_id), makerAmount=str(int(maker_amount)),
+            takerAmount=str(int(taker_amount)), side=Side.BUY if side == "BUY" else Side.SELL,
+            signer=b._v2_order_signer(), signatureType=b.signature_type,
+            timestamp=str(time.time_ns() // 1_000_000), metadata=BYTES32_ZERO,
+            builder=(self.builder_config.builder_code if self.builder_config
+                     and getattr(self.builder_config, "builder_code", None) else BYTES32_ZERO),
+            expiration=str(int(expiration or 0)))
+        return ExchangeOrderBuilderV2(address, self.chain_id, self.signer,
+                                      domain_version=version).build_signed_order(data)
 
 
 def eip712_order_hash(order: dict | SignedOrderV2, chain_id: int = 137,

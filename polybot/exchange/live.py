@@ -1,24 +1,26 @@
-"""Live trading on Polymarket's CLOB through the official SDK ``py_clob_client_v2``.
+"""Live trading on Polymarket's CLOB, signing with the official SDK ``py_clob_client_v2``.
 
 Order lifecycle (crash safety, docs: research/style_reliability.md B3):
 
-- :meth:`LiveExchange.prepare` calls the SDK's ``create_order`` /
-  ``create_market_order``, which builds and signs the order ONCE (fresh random
-  salt + millisecond timestamp). We then compute the order's EIP-712 hash
-  locally — the CLOB's ``orderID`` — and serialise the signed order into the
-  exact ``POST /order`` body (``payload_json``, the SDK's ``order_to_json_v2``
-  with the API key as owner). Nothing is sent.
-- :meth:`LiveExchange.submit` rebuilds the ``SignedOrderV2`` from
-  ``payload_json`` and calls the SDK's ``post_order`` (never
-  ``create_and_post_order``): the body sent is byte-identical to the persisted
-  one, so a re-submission re-posts the SAME order (same hash). A
-  "Duplicated" answer is resolved by looking the order up.
+- :meth:`LiveExchange.prepare` computes the order's amounts exactly
+  (:mod:`polybot.exchange.amounts`: limit orders at the tick, market orders with the
+  CLOB's 2/4-decimal rule) at the market's CURRENT tick, and signs them ONCE through
+  the SDK's lower-level ``ExchangeOrderBuilderV2`` (fresh random salt + millisecond
+  timestamp; ExchangeV3 / domain "3" for Protocol-V2 position markets). We compute the
+  order's EIP-712 hash locally — the CLOB's ``orderID`` — and serialise the signed
+  order into the exact ``POST /order`` body (``payload_json``). Nothing is sent.
+- :meth:`LiveExchange.submit` rebuilds the ``SignedOrderV2`` from ``payload_json`` and
+  calls the SDK's ``post_order`` (never ``create_and_post_order``): the body sent is
+  byte-identical to the persisted one, so a re-submission re-posts the SAME order
+  (same hash). A "Duplicated" answer is resolved by looking the order up. It never
+  re-signs: a "breaks minimum tick size rule" answer comes back REJECTED with
+  ``code=TICK_SIZE_CHANGED`` (the tick is refreshed; the engine prepares anew).
 - Transport is ours (the SDK's ``_get/_post/_delete`` hooks are overridden) so
   that we own the timeout, never retry a POST /order, can tell "never sent"
   (connection refused) from "maybe sent" (timeout, dropped connection, 5xx),
   record the rate-limit headers, and never log a secret. We also skip the
   SDK's post-submit wait for settlement hashes (up to 30 s of polling): fills
-  are read with :meth:`trades` / :meth:`lookup` instead.
+  are read with :meth:`trades` / :meth:`lookup` instead (polybot.exchange.live_fills).
 
 Error mapping: ``OrderOutcomeUnknown`` for timeout/5xx/dropped connection
 after sending; ``TemporaryExchangeError`` when definitely not accepted
@@ -28,6 +30,7 @@ comes back as ``OrderResult(status="rejected", error=...)``.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -37,48 +40,42 @@ from decimal import Decimal
 from typing import Any, Callable, Mapping, Optional, Union
 
 from py_clob_client_v2.clob_types import (
-    ApiCreds, AssetType, BalanceAllowanceParams, MarketOrderArgsV2, OpenOrderParams, OrderArgsV2,
-    OrderPayload, PartialCreateOrderOptions, TradeParams,
+    ApiCreds, AssetType, BalanceAllowanceParams, OpenOrderParams, OrderPayload,
 )
-from py_clob_client_v2.exceptions import PolyException
-from py_clob_client_v2.order_utils.model.order_data_v2 import SignedOrderV2, order_to_json_v2
+from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
 
 from polybot.errors import (
     AuthenticationError, ConfigError, DataError, ExchangeError, ExchangeUnavailable,
     OrderOutcomeUnknown, OrderRejected, RequestRejected, TemporaryExchangeError,
 )
+from polybot.exchange import amounts as A
 from polybot.exchange import parse as P
 from polybot.exchange.base import (
-    ACCEPTED_STATUSES, BUY, REJECTED, RESULT_STATUSES, UNMATCHED, CancelResult, Exchange, Fill,
-    OrderRequest, OrderResult, OrderStatus, Position, PreparedOrder,
+    ACCEPTED_STATUSES, BUY, MATCHED, REJECTED, RESULT_STATUSES, TICK_SIZE_CHANGED, UNMATCHED,
+    CancelResult, Exchange, OrderRequest, OrderResult, OrderStatus, Position, PreparedOrder,
 )
 from polybot.exchange.clob_sdk import (  # noqa: F401  (eip712_order_hash re-exported)
     HttpFailure, SdkClient, Transport, eip712_order_hash, signed_order_from_payload,
 )
-from polybot.exchange.fills import check_price
+from polybot.exchange.live_fills import TradeReader
 from polybot.exchange.models import FeeSchedule
-from polybot.exchange.parse_util import micro as _micro, price_micro as _price_micro
-from polybot.money import MICRO, taker_fee_micro, to_micro
+from polybot.money import MICRO, to_micro
 
 log = logging.getLogger(__name__)
 
 _NOT_ACCEPTED_503 = ("cancel-only", "cancel only", "post-only", "post only", "disabled",
                      "trading is currently")
 _DUPLICATED_ID = re.compile(r"order (0x[0-9a-fA-F]+) is invalid")
+# The CLOB's 400 for a price off the market's tick (py-clob-client-v2 README error table:
+# "order {id} is invalid. Price ({p}) breaks minimum tick size rule: {tick}"): nothing was placed.
+_TICK_RULE = ("minimum tick size", "tick size rule", "invalid tick size")
+TICK_TTL_SECONDS = 300.0
+LOOKUP_WINDOW_SECONDS = 86_400
+HEARTBEAT_MISMATCH = "invalid heartbeat id"
 FeeSource = Union[Mapping[str, FeeSchedule], Callable[[str], Optional[FeeSchedule]]]
 
 
 # ----------------------------------------------------------------------------- helpers
-def _dec(micro: int) -> float:
-    return float(Decimal(int(micro)) / MICRO)
-
-
-def _tick_str(tick: Any) -> Optional[str]:
-    if tick in (None, ""):
-        return None
-    return format(Decimal(str(tick)).normalize(), "f")
-
-
 def _norm_status(s: Any) -> str:
     s = str(s or "").strip().lower()
     for prefix in ("order_status_", "status_"):
@@ -88,8 +85,18 @@ def _norm_status(s: Any) -> str:
             "invalid": "canceled"}.get(s, s)
 
 
+def _heartbeat_expected(exc: HttpFailure) -> Optional[str]:
+    """The id a 400 "Invalid Heartbeat ID" answer says the CLOB expects, else None."""
+    body = exc.body
+    if (exc.kind == "http" and exc.status == 400 and isinstance(body, dict)
+            and str(body.get("error_msg") or body.get("error") or "").strip().lower() == HEARTBEAT_MISMATCH
+            and isinstance(body.get("heartbeat_id"), str)):
+        return body["heartbeat_id"]
+    return None
+
+
 # ----------------------------------------------------------------------------- exchange
-class LiveExchange(Exchange):
+class LiveExchange(TradeReader, Exchange):
     name = "polymarket"
     mode = "live"
 
@@ -124,6 +131,9 @@ class LiveExchange(Exchange):
         self._clock = clock
         self._heartbeat_id = ""
         self._lock = threading.RLock()
+        self._ticks: dict[str, tuple[str, float]] = {}     # token → (tick, read at)
+        self._versions: dict[str, str] = {}                # token → Gamma market version
+        self._prepared: dict[str, tuple[str, int]] = {}    # order hash → (token, created_ts)
 
     def __repr__(self) -> str:
         return f"LiveExchange(clob_url={self.clob_url!r}, address={self.address!r})"
@@ -173,59 +183,115 @@ class LiveExchange(Exchange):
         self._sdk.set_api_creds(creds)
 
     # ------------------------------------------------------------------ orders
+    def tick_size(self, token_id: str, *, refresh: bool = False) -> str:
+        """The market's current tick ("0.01", "0.001", ...). Cached for ``TICK_TTL_SECONDS``;
+        ``refresh=True`` (or a "minimum tick size" rejection) asks the exchange again."""
+        with self._lock:
+            hit = self._ticks.get(token_id)
+            if hit and not refresh and self._clock() - hit[1] < TICK_TTL_SECONDS:
+                return hit[0]
+            self._sdk.forget_tick(token_id)
+        tick = A.tick_str(self._call("reading the tick size", lambda: self._sdk.get_tick_size(token_id)))
+        with self._lock:
+            if hit and hit[0] != tick:
+                log.warning("tick size of token %s changed: %s -> %s", token_id[:12], hit[0], tick)
+            self._ticks[token_id] = (tick, self._clock())
+        return tick
+
+    def forget_tick(self, token_id: str) -> None:
+        with self._lock:
+            self._ticks.pop(token_id, None)
+            self._sdk.forget_tick(token_id)
+
+    def _is_position_market(self, request: OrderRequest) -> bool:
+        """Protocol-V2 market (Gamma ``version: "v2"``)? From the request, else asked once."""
+        if request.market_version is not None:
+            return request.market_version == "v2"
+        tid = request.token_id
+        if tid not in self._versions:
+            version = "v1"
+            if self._reader is not None:
+                try:
+                    found, _ = self._reader.list_markets(closed=None, position_ids=[tid])
+                    version = next((m.version for m in found if tid in m.token_ids), "v1")
+                except ExchangeError as exc:     # unknown: sign as v1; a v2 market rejects it (400)
+                    log.warning("market version of token %s unknown (%s); signing for ExchangeV2",
+                                tid[:12], exc)
+                    return False
+            self._versions[tid] = version
+        return self._versions[tid] == "v2"
+
     def prepare(self, request: OrderRequest) -> PreparedOrder:
+        """Build the amounts (polybot.exchange.amounts) and sign the order ONCE; send nothing.
+
+        Signs at the market's CURRENT tick. A GTC/GTD price off that tick is refused; a
+        FOK/FAK worst price outside [tick, 1 − tick] is clamped to it (no bid or ask exists
+        beyond, so the order is no looser) and the adjusted request is what
+        ``PreparedOrder.request`` carries. Raises OrderRejected (one sentence, nothing sent)
+        when the order cannot be valid."""
         self.ensure_credentials()
-        tick = _tick_str(request.tick_size)
-        if request.price_micro:
-            # The SDK silently rounds an off-tick price to the tick; refuse instead, so the
-            # order signed is the order the engine asked for.
-            market_tick = tick or self._call("reading the tick size",
-                                             lambda: self._sdk.get_tick_size(request.token_id))
-            code, reason = check_price(request.price_micro, to_micro(market_tick))
-            if code:
-                raise OrderRejected(f"Order not signed: {reason} (nothing was sent).")
-        opts = PartialCreateOrderOptions(tick_size=tick, neg_risk=request.neg_risk)
-        side = request.side
-        price = _dec(request.price_micro) if request.price_micro else 0.0
-        market_args = None
-        if request.amount_micro is not None:                     # market BUY by USD
-            market_args = MarketOrderArgsV2(token_id=request.token_id, amount=_dec(request.amount_micro),
-                                            side=BUY, price=price, order_type=request.order_type)
-        elif request.order_type in ("FOK", "FAK") and not request.price_micro:
-            if side == BUY:
-                raise ValueError("a FOK/FAK BUY by shares needs price_micro (the worst price "
-                                 "accepted); or buy by amount_micro (USD)")
-            market_args = MarketOrderArgsV2(token_id=request.token_id, amount=_dec(request.size_micro),
-                                            side=side, order_type=request.order_type)
+        tick = self.tick_size(request.token_id)
+        if request.tick_size and A.tick_str(request.tick_size) != tick:
+            log.info("token %s: engine tick %s, exchange tick %s; signing at %s",
+                     request.token_id[:12], request.tick_size, tick, tick)
+        t = A.tick_micro(tick)
+        price = request.price_micro
+        if request.order_type in ("FOK", "FAK"):
+            if price is None:
+                if request.side != BUY or request.amount_micro is None:
+                    raise ValueError("a FOK/FAK order by shares needs price_micro (the worst "
+                                     "price accepted); or buy by amount_micro (USD)")
+                price = self._market_buy_price(request)
+            clamped = min(max(price, t), 1_000_000 - t)
+            if clamped != price:
+                log.info("token %s: worst price %s clamped to %s (tick %s)", request.token_id[:12],
+                         price, clamped, tick)
+            price = clamped
+        request = dataclasses.replace(request, price_micro=price, tick_size=tick)
         try:
-            if market_args is not None:
-                signed = self._sdk.create_market_order(market_args, opts)
-            else:
-                signed = self._sdk.create_order(OrderArgsV2(
-                    token_id=request.token_id, price=price, size=_dec(request.size_micro), side=side,
-                    expiration=int(request.expiration or 0)), opts)
-        except HttpFailure as exc:
-            raise self._read_error(exc, "reading the market's tick size / fee data") from None
-        except PolyException as exc:
-            raise OrderRejected(f"Order not signed: {exc.msg}; fix the price or size "
-                                f"(nothing was sent).") from None
+            amounts = A.order_amounts(request.side, request.order_type, tick, price_micro=price,
+                                      size_micro=request.size_micro, amount_micro=request.amount_micro)
+        except A.AmountError as exc:
+            raise OrderRejected(f"Order not signed: {exc} (nothing was sent).") from None
+        position = self._is_position_market(request)
+        neg_risk = False if position else (
+            request.neg_risk if request.neg_risk is not None else bool(self._call(
+                "reading the market's neg-risk flag", lambda: self._sdk.get_neg_risk(request.token_id))))
+        signed = self._sdk.sign_v2(token_id=request.token_id, side=request.side,
+                                   maker_amount=amounts.maker_micro, taker_amount=amounts.taker_micro,
+                                   neg_risk=neg_risk, position=position,
+                                   expiration=int(request.expiration or 0)
+                                   if request.order_type == "GTD" else 0)
+        h = eip712_order_hash(signed, self.chain_id, neg_risk=neg_risk)
+        payload = order_to_json_v2(signed, self._sdk.creds.api_key, request.order_type,
+                                   bool(request.post_only), False)
+        self._remember(h, request.token_id, int(self._clock()))
+        return PreparedOrder(client_order_id=h, order_hash=h,
+                             payload_json=json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+                             request=request, created_ts=int(self._clock()), exchange=self.name)
+
+    def _market_buy_price(self, request: OrderRequest) -> int:
+        """Worst price for a BUY by amount without one: the SDK's book walk (FOK: the whole
+        amount must fit; FAK: the deepest ask)."""
+        try:
+            p = self._call("reading the order book", lambda: self._sdk.calculate_market_price(
+                request.token_id, BUY, request.amount_micro / MICRO, request.order_type))
         except Exception as exc:  # noqa: BLE001 — the SDK raises bare Exception("no match")
             if "no match" in str(exc):
                 raise OrderRejected("Order not signed: the book has no liquidity for this market "
                                     "order (nothing was sent).") from None
             raise
-        if not isinstance(signed, SignedOrderV2):
-            raise ExchangeError("The CLOB reports order version 1, which Polymarket retired on "
-                                "2026-04-28; check polymarket.base_url in config.yaml.")
-        h = eip712_order_hash(signed, self.chain_id)
-        payload = order_to_json_v2(signed, self._sdk.creds.api_key, request.order_type,
-                                   bool(request.post_only), False)
-        return PreparedOrder(client_order_id=h, order_hash=h,
-                             payload_json=json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
-                             request=request, created_ts=int(self._clock()), exchange=self.name)
+        return to_micro(str(p))
+
+    def _remember(self, order_hash: str, token_id: str, created_ts: int) -> None:
+        with self._lock:
+            if len(self._prepared) > 10_000:
+                self._prepared.clear()
+            self._prepared[order_hash.lower()] = (token_id, created_ts)
 
     def submit(self, prepared: PreparedOrder) -> OrderResult:
         self.ensure_credentials()
+        self._remember(prepared.order_hash, prepared.request.token_id, prepared.created_ts)
         payload = json.loads(prepared.payload_json)
         signed = signed_order_from_payload(payload)
         try:
@@ -243,17 +309,38 @@ class LiveExchange(Exchange):
         if not parsed.accepted:
             if parsed.success and parsed.status == UNMATCHED and not parsed.error_msg:
                 return OrderResult(status=UNMATCHED, exchange_order_id=parsed.order_id or None, raw=res)
-            return OrderResult(status=REJECTED, exchange_order_id=parsed.order_id or None,
-                               error=parsed.error_msg or f"order not accepted (status {parsed.status!r})",
-                               raw=res)
+            return self._rejected(prepared, parsed.error_msg or f"order not accepted (status "
+                                  f"{parsed.status!r})", parsed.order_id or None, res)
         if parsed.order_id and parsed.order_id.lower() != prepared.order_hash.lower():
             log.warning("order hash mismatch: computed %s, exchange says %s",
                         prepared.order_hash, parsed.order_id)
         oid = parsed.order_id or prepared.order_hash
+        status = parsed.status if parsed.status in RESULT_STATUSES else "live"
         fills = self._fills_by_trade_ids(oid, parsed.trade_ids)
-        return OrderResult(status=parsed.status if parsed.status in RESULT_STATUSES else "live",
-                           exchange_order_id=oid, fills=tuple(fills),
-                           size_matched_micro=sum(f.size_micro for f in fills), raw=res)
+        matched = sum(f.size_micro for f in fills if not f.failed)
+        pending = status == MATCHED and (fills is None or not parsed.trade_ids)
+        if pending:
+            # "matched" but its trades are not readable yet: NOT a cancel — report the size
+            # the answer states (BUY: takingAmount = shares, SELL: makingAmount) and let the
+            # caller poll lookup() for the fills.
+            said = parsed.taking_amount if prepared.request.side == BUY else parsed.making_amount
+            matched = max(matched, int(said or 0))
+        return OrderResult(status=status, exchange_order_id=oid, fills=tuple(fills or ()),
+                           size_matched_micro=matched, raw=res, fills_pending=pending)
+
+    def _rejected(self, prepared: PreparedOrder, msg: str, oid: Optional[str] = None,
+                  raw: Any = None) -> OrderResult:
+        """A definitive refusal. A tick-size rule violation means the market's tick changed
+        under us: forget the tick we hold, so the NEXT prepare signs at the new one; this
+        order stays rejected (the engine decides whether to prepare a new one)."""
+        code = None
+        if any(k in (msg or "").lower() for k in _TICK_RULE):
+            self.forget_tick(prepared.request.token_id)
+            code = TICK_SIZE_CHANGED
+            msg = (f"{msg} — the market's tick size changed; prepare the order again to sign it at "
+                   f"the new tick")
+        return OrderResult(status=REJECTED, exchange_order_id=oid, error=msg, code=code,
+                           raw=raw if isinstance(raw, dict) else None)
 
     def _submit_failure(self, prepared: PreparedOrder, exc: HttpFailure) -> OrderResult:
         short = prepared.order_hash[:12] + "…"
@@ -275,7 +362,7 @@ class LiveExchange(Exchange):
                                       f"unknown — reconcile it with lookup().")
         if "duplicat" in msg.lower():
             return self._already_known(prepared, msg)
-        return OrderResult(status=REJECTED, error=msg or f"HTTP {status}")
+        return self._rejected(prepared, msg or f"HTTP {status}")
 
     def _already_known(self, prepared: PreparedOrder, msg: str) -> OrderResult:
         """The exchange says it already has this order (a re-post): report what it has."""
@@ -291,89 +378,6 @@ class LiveExchange(Exchange):
         return OrderResult(status=status, exchange_order_id=st.order_id, fills=st.fills,
                            size_matched_micro=st.size_matched_micro)
 
-    # ------------------------------------------------------------------ fills
-    def _fee_schedule(self, token_id: str, market: str = "") -> FeeSchedule:
-        if self._fees is not None:
-            fee = self._fees(token_id) if callable(self._fees) else self._fees.get(token_id)
-            if fee is not None:
-                return fee
-        if token_id in self._fee_cache:
-            return self._fee_cache[token_id]
-        fee = FeeSchedule()
-        if market:
-            try:
-                info = self._sdk.get_clob_market_info(market)
-                fd = info.get("fd") or {}
-                if fd.get("r"):
-                    fee = FeeSchedule(rate=float(fd["r"]), exponent=float(fd.get("e") or 1),
-                                      taker_only=bool(fd.get("to", True)), enabled=True)
-            except (HttpFailure, PolyException) as exc:
-                log.info("fee schedule for market %s unavailable (%s); fees taken as 0",
-                         market, type(exc).__name__)
-                return fee
-        self._fee_cache[token_id] = fee
-        return fee
-
-    def _fills_of_trade(self, raw: dict, order_id: Optional[str] = None) -> list[Fill]:
-        """Our fills in one /data/trades row: the taker side (``trader_side`` TAKER), our
-        entries in ``maker_orders``, or — when the row is our maker trade without a
-        ``maker_orders`` entry of ours — the row itself, attributed to ``order_id``
-        (known from the order's ``associate_trades``; "" when unknown)."""
-        try:
-            t = P.parse_clob_trade(raw)
-        except DataError as exc:
-            log.warning("skipped a trade: %s", exc)
-            return []
-        ts = t.match_time or t.last_update or 0
-        me = {self.address.lower(), str(self.funder).lower()}
-        key = (self._sdk.creds.api_key if self._sdk.creds else "") or ""
-        out = []
-        if t.trader_side != "MAKER":
-            fs = self._fee_schedule(t.asset_id, t.market)
-            fee = taker_fee_micro(t.size, t.price, fs.effective_rate, fs.exponent) if fs.effective_rate else 0
-            out.append(Fill(trade_id=t.id, order_id=t.taker_order_id, token_id=t.asset_id, side=t.side,
-                            price_micro=t.price, size_micro=t.size, fee_micro=fee, ts=ts,
-                            liquidity="taker", status=t.status))
-        for i, m in enumerate(t.maker_orders):
-            if not isinstance(m, dict):
-                continue
-            mine = (key and m.get("owner") == key) or str(m.get("maker_address", "")).lower() in me
-            if not mine:
-                continue
-            try:
-                out.append(Fill(
-                    trade_id=f"{t.id}:{m.get('order_id', i)}", order_id=str(m.get("order_id", "")),
-                    token_id=str(m.get("asset_id") or t.asset_id),
-                    side=str(m.get("side") or ("SELL" if t.side == BUY else BUY)).upper(),
-                    price_micro=_price_micro(m.get("price"), "price"),
-                    size_micro=_micro(m.get("matched_amount"), "matched_amount"), fee_micro=0,
-                    ts=ts, liquidity="maker", status=t.status))
-            except Exception as exc:  # noqa: BLE001 — one bad maker row never hides the rest
-                log.warning("skipped a maker order in trade %s: %s", t.id, exc)
-        if t.trader_side == "MAKER" and not out and (t.owner == key or t.maker_address.lower() in me):
-            out.append(Fill(trade_id=t.id, order_id=order_id or "", token_id=t.asset_id, side=t.side,
-                            price_micro=t.price, size_micro=t.size, fee_micro=0, ts=ts,
-                            liquidity="maker", status=t.status))
-        if order_id is not None:
-            out = [f for f in out if f.order_id.lower() == order_id.lower()]
-        return out
-
-    def _trade_rows(self, tid: str) -> list:
-        return self._sdk.get_trades(TradeParams(id=tid), only_first_page=True) or []
-
-    def _fills_by_trade_ids(self, order_id: str, trade_ids) -> list[Fill]:
-        """Best effort right after placement: never raises (fills also come via trades())."""
-        out: list[Fill] = []
-        for tid in trade_ids:
-            try:
-                rows = self._trade_rows(tid)
-            except (HttpFailure, PolyException) as exc:
-                log.info("trade %s not readable yet (%s); fills come with trades()", tid, exc)
-                return []
-            for r in rows:
-                out += self._fills_of_trade(r, order_id)
-        return out
-
     # ------------------------------------------------------------------ queries
     def _order_status(self, o, fills=()) -> OrderStatus:
         return OrderStatus(order_id=o.id, status=_norm_status(o.status), token_id=o.asset_id,
@@ -382,7 +386,13 @@ class LiveExchange(Exchange):
                            created_ts=o.created_at or 0, market=o.market, expiration=o.expiration,
                            fills=tuple(fills))
 
-    def lookup(self, order_id_or_hash: str) -> Optional[OrderStatus]:
+    def lookup(self, order_id_or_hash: str, *, token_id: Optional[str] = None,
+               since_ts: Optional[int] = None) -> Optional[OrderStatus]:
+        """The exchange's view of one order, with its fills read through the order's
+        ``associate_trades`` (one ``/data/trades?id=`` each). Never pages the whole trade
+        history: when the order store does not know the id (a fully matched market order),
+        only trades of ``token_id`` after ``since_ts`` are read — both default to what this
+        process prepared, else the last ``LOOKUP_WINDOW_SECONDS`` of all tokens."""
         self.ensure_credentials()
         oid = order_id_or_hash
         try:
@@ -402,16 +412,25 @@ class LiveExchange(Exchange):
                     rows = self._call("reading trades", lambda tid=tid: self._trade_rows(tid))
                     for r in rows:
                         fills += self._fills_of_trade(r, o.id)
-            else:
-                fills = [f for f in self._trade_fills(asset_id=o.asset_id)
+            elif o.size_matched:
+                fills = [f for f in self._trade_fills(since_ts=max(0, (o.created_at or 0) - 60),
+                                                      asset_id=o.asset_id)
                          if f.order_id.lower() == o.id.lower()]
+            else:
+                fills = []
             return self._order_status(o, fills)
         # Not in the order store: a fully matched market order may only show in trades.
-        fills = [f for f in self._trade_fills() if f.order_id.lower() == oid.lower()]
+        hint_token, hint_ts = self._prepared.get(oid.lower(), (None, None))
+        token_id = token_id or hint_token
+        since = since_ts if since_ts is not None else hint_ts
+        if since is None:
+            since = int(self._clock()) - LOOKUP_WINDOW_SECONDS
+        fills = [f for f in self._trade_fills(since_ts=max(0, int(since) - 60), asset_id=token_id)
+                 if f.order_id.lower() == oid.lower()]
         if not fills:
             return None
         f0 = fills[0]
-        size = sum(f.size_micro for f in fills)
+        size = sum(f.size_micro for f in fills if not f.failed)
         return OrderStatus(order_id=oid, status="matched", token_id=f0.token_id, side=f0.side,
                            price_micro=f0.price_micro, original_size_micro=size,
                            size_matched_micro=size, fills=tuple(fills))
@@ -427,12 +446,14 @@ class LiveExchange(Exchange):
         the local EIP-712 hash. Several candidates → OrderOutcomeUnknown (resolve by
         hand); none → None (after a grace period: it was never placed).
         """
-        st = self.lookup(prepared.order_hash)
+        st = self.lookup(prepared.order_hash, token_id=prepared.request.token_id,
+                         since_ts=prepared.created_ts or None)
         if st is not None:
             return st
         req = prepared.request
         known = {str(i).lower() for i in known_ids} | {prepared.order_hash.lower()}
-        size = (req.size_micro // 10_000) * 10_000 if req.size_micro else None   # SDK: 2 dp
+        o = json.loads(prepared.payload_json).get("order") or {}
+        size = int((o.get("takerAmount") if req.side == BUY else o.get("makerAmount")) or 0) or None
         cands: dict[str, Optional[OrderStatus]] = {}
         for o in self.open_orders():
             if (o.token_id == req.token_id and o.side == req.side and o.order_id.lower() not in known
@@ -455,19 +476,6 @@ class LiveExchange(Exchange):
         oid, st = next(iter(cands.items()))
         log.warning("order %s resolved by its terms to exchange order %s", prepared.order_hash, oid)
         return self.lookup(oid) or st
-
-    def _trade_fills(self, since_ts: Optional[int] = None, asset_id: Optional[str] = None) -> list[Fill]:
-        self.ensure_credentials()
-        params = TradeParams(after=int(since_ts) if since_ts else None, asset_id=asset_id)
-        rows = self._call("reading trades", lambda: self._sdk.get_trades(params))
-        out: list[Fill] = []
-        for r in rows or ():
-            out += self._fills_of_trade(r)
-        return out
-
-    def trades(self, since_ts: Optional[int] = None) -> list[Fill]:
-        fills = [f for f in self._trade_fills(since_ts) if since_ts is None or f.ts >= since_ts]
-        return sorted(fills, key=lambda f: (f.ts, f.trade_id))
 
     def open_orders(self) -> list[OrderStatus]:
         self.ensure_credentials()
@@ -506,9 +514,24 @@ class LiveExchange(Exchange):
 
     def heartbeat(self) -> None:
         """POST /v1/heartbeats: once started, the CLOB cancels every open order if no
-        heartbeat arrives within ~10 s (a dead-man switch)."""
+        heartbeat arrives within ~10 s (a dead-man switch). Each answer carries the id to
+        send next. After a missed window the CLOB answers 400 ``{"error_msg": "Invalid
+        Heartbeat ID", "heartbeat_id": <expected>}`` (py-sdk
+        ``polymarket/models/clob/order_heartbeats.py`` ``OrderHeartbeatMismatchResponse``;
+        its transport raises ``OrderHeartbeatMismatchError(heartbeat_id)`` for a 400 on
+        /v1/heartbeats): adopt the expected id and send once more."""
         self.ensure_credentials()
-        res = self._call("sending the heartbeat", lambda: self._sdk.post_heartbeat(self._heartbeat_id))
+        try:
+            res = self._sdk.post_heartbeat(self._heartbeat_id)
+        except HttpFailure as exc:
+            expected = _heartbeat_expected(exc)
+            if expected is None:
+                raise self._read_error(exc, "sending the heartbeat") from None
+            log.warning("heartbeat id %r refused; adopting the exchange's %r and sending again",
+                        self._heartbeat_id, expected)
+            self._heartbeat_id = expected
+            res = self._call("sending the heartbeat",
+                             lambda: self._sdk.post_heartbeat(self._heartbeat_id))
         if isinstance(res, dict) and res.get("heartbeat_id"):
             self._heartbeat_id = str(res["heartbeat_id"])
 
