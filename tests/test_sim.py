@@ -384,9 +384,13 @@ def test_sdk_order_rejections(sim, client):
 
     assert "lower than the minimum: 5" in rejected(client.create_order(
         OrderArgs(token_id=tok, price=best_bid, size=2, side="BUY")))
-    off_tick = client.create_order(OrderArgs(token_id=tok, price=best_bid, size=10, side="BUY"))
-    off_tick.makerAmount = str(int(off_tick.makerAmount) + 33_000)     # 0.0033 above a tick
-    assert "breaks minimum tick size rule: 0.01" in rejected(off_tick)
+    # an off-tick price must be SIGNED off-tick (a tampered amount is now an invalid signature):
+    # sign it with the independent test-side signer, same key, same API key
+    from tests.helpers_sim_orders import SimTrader
+    trader = SimTrader(sim.clob_url, TEST_KEY)
+    off_tick = trader.sign(tok, round(best_bid * 10 * 10 ** 6) + 33_000, 10 * 10 ** 6, "BUY", market=m)
+    r = trader.post_order(off_tick)                                     # 0.0033 above a tick
+    assert r.status_code == 400 and "breaks minimum tick size rule: 0.01" in r.json()["error"]
     assert "FOK orders are fully filled or killed" in rejected(client.create_order(
         OrderArgs(token_id=tok, price=round(best_bid - 0.05, 2), size=10, side="BUY")), OrderType.FOK)
     assert rejected(client.create_order(OrderArgs(token_id=tok, price=0.5, size=100_000, side="BUY"))) == \
@@ -397,6 +401,7 @@ def test_sdk_order_rejections(sim, client):
 
 def test_batch_orders_fak_and_matching_between_users(sim, client, http):
     from py_clob_client_v2 import ClobClient, OrderArgs, OrderType, PostOrdersV2Args
+    from py_clob_client_v2.clob_types import MarketOrderArgsV2
     from py_clob_client_v2.clob_types import OrderMarketCancelParams
     s = sim.sim
     m = next(x for x in s.world.markets if x.kind == "single" and not x.resolution and not x.empty_side
@@ -405,8 +410,11 @@ def test_batch_orders_fak_and_matching_between_users(sim, client, http):
     book = client.get_order_book(tok)
     ask, ask_size = float(book["asks"][-1]["price"]), float(book["asks"][-1]["size"])
     assert ask * (ask_size + 50) < 9_000
-    # FAK: takes the whole best level, the rest is killed
-    fak = client.create_order(OrderArgs(token_id=tok, price=ask, size=round(ask_size + 50, 2), side="BUY"))
+    # FAK: takes the whole best level, the rest is killed. A market order (pUSD amount,
+    # 2-decimal maker / 4-decimal taker): a limit-built FAK is rejected by the exchange's
+    # market-order precision rule (issue 13 finding 1; see test_sim_exchange_rules.py)
+    fak = client.create_market_order(MarketOrderArgsV2(token_id=tok, amount=round(ask * (ask_size + 50), 2),
+                                                       side="BUY", price=ask, order_type=OrderType.FAK))
     r = client.post_order(fak, OrderType.FAK)
     assert r["status"] == "matched" and int(r["takingAmount"]) == round(ask_size * 10 ** 6)
     assert client.get_order(r["orderID"])["status"] == "MATCHED" and client.get_open_orders() == []
@@ -462,7 +470,7 @@ def test_heartbeat_dead_man_switch_cancels_orders(http):
         bid = float(c.get_order_book(m.token_ids[0])["bids"][-1]["price"])
         c.post_order(c.create_order(OrderArgs(token_id=m.token_ids[0], price=bid, size=10, side="BUY")),
                      OrderType.GTC)
-        assert c.post_heartbeat("")["status"] == "ok" and len(c.get_open_orders()) == 1
+        assert c.post_heartbeat("")["heartbeat_id"] and len(c.get_open_orders()) == 1
         deadline = time.monotonic() + 10
         while c.get_open_orders() and time.monotonic() < deadline:
             time.sleep(0.2)

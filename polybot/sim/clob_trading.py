@@ -14,7 +14,8 @@ py_clob_client_v2's ``build_hmac_signature`` signs). Else 401.
 
 POST /order errors answer 400 ``{"error": msg}``; POST /orders (1-15 orders)
 answers 200 with one result per order, failures as
-``{"success": false, "status": "unmatched", "errorMsg": msg, ...}``.
+``{"success": false, "status": "unmatched", "errorMsg": msg, ...}``. The order,
+heartbeat, trading-mode and trade-status rules are in RULES.md.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import hashlib
 import hmac
 import time
 
+from . import sessions
 from .api import END_CURSOR, ApiError, decode_cursor, encode_cursor, micro_str, price_str
 from .exchange import _is_address
 from .simulator import iso
@@ -74,8 +76,8 @@ def trade_json(sim, tr) -> dict:
     m = sim.world.markets[tr.mi]
     return {"id": tr.id, "taker_order_id": tr.taker_order_id, "market": m.condition_id, "asset_id": tr.token,
             "side": tr.side, "size": micro_str(tr.size), "fee_rate_bps": tr.fee_rate_bps,
-            "price": price_str(tr.ticks, tr.nt), "status": "CONFIRMED", "match_time": iso(tr.match_time),
-            "last_update": iso(tr.match_time), "outcome": m.outcomes[tr.outcome], "bucket_index": 0,
+            "price": price_str(tr.ticks, tr.nt), "status": tr.status, "match_time": iso(tr.match_time),
+            "last_update": iso(tr.last_update), "outcome": m.outcomes[tr.outcome], "bucket_index": 0,
             "owner": tr.owner, "maker_address": tr.maker_address, "transaction_hash": tr.tx_hash,
             "maker_orders": list(tr.maker_orders), "trader_side": tr.trader_side}
 
@@ -109,7 +111,9 @@ def delete_api_key(sim, req, t):
 
 def post_order(sim, req, t):
     acct, key = l2_auth(sim, req)
-    return sim.exchange.place(acct, key, req.json("Invalid order payload"), t)
+    body = req.json("Invalid order payload")
+    sessions.require_orders_allowed(sim.exchange, t, [body])
+    return sim.exchange.place(acct, key, body, t)
 
 
 def post_orders(sim, req, t):
@@ -119,6 +123,7 @@ def post_orders(sim, req, t):
         raise ApiError(400, "Invalid order payload")
     if len(body) > 15:
         raise ApiError(400, f"Too many orders in payload: {len(body)}, max allowed: 15")
+    sessions.require_orders_allowed(sim.exchange, t, body)
     out = []
     for item in body:
         try:
@@ -131,6 +136,7 @@ def post_orders(sim, req, t):
 
 def cancel_order(sim, req, t):
     acct, _ = l2_auth(sim, req)
+    sessions.require_not_disabled(sim.exchange, t)
     body = req.json()
     if not isinstance(body, dict) or not body.get("orderID"):
         raise ApiError(400, "Invalid payload")
@@ -139,6 +145,7 @@ def cancel_order(sim, req, t):
 
 def cancel_orders(sim, req, t):
     acct, _ = l2_auth(sim, req)
+    sessions.require_not_disabled(sim.exchange, t)
     body = req.json()
     if not isinstance(body, list):
         raise ApiError(400, "Invalid payload")
@@ -149,12 +156,14 @@ def cancel_orders(sim, req, t):
 
 def cancel_all(sim, req, t):
     acct, _ = l2_auth(sim, req)
+    sessions.require_not_disabled(sim.exchange, t)
     ids = [o.id for lst in sim.exchange.live.values() for o in lst if o.account is acct]
     return sim.exchange.cancel(acct, ids)
 
 
 def cancel_market_orders(sim, req, t):
     acct, _ = l2_auth(sim, req)
+    sessions.require_not_disabled(sim.exchange, t)
     body = req.json() or {}
     if not isinstance(body, dict):
         raise ApiError(400, "Invalid payload")
@@ -215,8 +224,11 @@ def balance_allowance(sim, req, t):
 
 def heartbeat(sim, req, t):
     acct, _ = l2_auth(sim, req)
+    sessions.require_not_disabled(sim.exchange, t)
     body = req.json() or {}
-    return sim.exchange.heartbeat(acct, str(body.get("heartbeat_id") or ""), time.monotonic())
+    if not isinstance(body, dict):
+        raise ApiError(400, "Invalid payload")
+    return sim.exchange.heartbeat(acct, body.get("heartbeat_id"), time.monotonic())
 
 
 def _l2_const(value):

@@ -17,13 +17,14 @@ Money is integer micro-units (polybot.money). Rules:
   ``sweep``), limited by the synthetic depth at that moment;
 - open orders are cancelled when their market closes; a GTD order expires at
   ``expiration - 60`` (sim time); the heartbeat dead-man switch cancels an
-  account's orders 10 real seconds after its last heartbeat.
+  account's orders 10 real seconds after its last accepted heartbeat (sessions.py);
+- order acceptance (signature, funder, precision, tick, size) is order_rules.py; trade
+  statuses and FAILED reversals are lifecycle.py; run-time tick changes are ticks.py.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import math
 import uuid
 from dataclasses import dataclass, field
@@ -33,9 +34,10 @@ import numpy as np
 
 from polybot.money import notional_micro, taker_fee_micro, to_micro
 
+from . import lifecycle, sessions, signing
 from .api import ApiError, micro_str, price_str
+from .order_rules import ORDER_TYPES, check_order  # noqa: F401  (ORDER_TYPES re-exported)
 
-ORDER_TYPES = ("GTC", "GTD", "FOK", "FAK")
 FOK_MSG = "order couldn't be fully filled. FOK orders are fully filled or killed."
 FAK_MSG = ("no orders found to match with FAK order. FAK orders are partially filled or killed if no "
            "match is found.")
@@ -43,15 +45,17 @@ FAK_MSG = ("no orders found to match with FAK order. FAK orders are partially fi
 
 @dataclass
 class Account:
-    address: str                    # signer address (lower case)
+    address: str                    # signer EOA (lower case): the API key's owner
     cash: int                       # micro-USDC
-    funder: str = ""                # maker address seen in orders (lower case)
+    funder: str = ""                # maker address of the last accepted order (lower case)
+    funders: dict = field(default_factory=dict)     # signature type -> registered funder (lower case)
     positions: dict = field(default_factory=dict)   # token -> micro shares
     cost: dict = field(default_factory=dict)        # token -> micro cost of current holdings
     bought: dict = field(default_factory=dict)      # token -> micro shares ever bought
     realized: dict = field(default_factory=dict)    # token -> micro realized P&L
-    heartbeat_at: Optional[float] = None
-    heartbeat_id: str = ""
+    heartbeat_at: Optional[float] = None            # real time of the last accepted heartbeat (armed)
+    heartbeat_id: Optional[str] = None              # the id the next heartbeat must carry (None: no session)
+    fail_next: int = 0                              # the next N trades of this account will FAIL
 
 
 @dataclass
@@ -107,6 +111,11 @@ class Trade:
     trader_side: str
     maker_address: str
     maker_orders: list = field(default_factory=list)
+    status: str = "MATCHED"
+    last_update: float = 0.0
+    fail: bool = False              # goes RETRYING -> FAILED instead of MINED -> CONFIRMED
+    peer: Optional["Trade"] = None  # the other party's trade of the same match (None: synthetic liquidity)
+    delta: dict = field(default_factory=dict)       # what settlement changed on the account (reversal)
 
 
 class Exchange:
@@ -119,19 +128,32 @@ class Exchange:
         self.live: dict = {}            # token -> [Order] (LIVE only)
         self.trades: list = []
         self.redemptions: list = []
+        self.pending: list = []         # trades not yet CONFIRMED/FAILED
+        self.mined_after = 2.0          # sim seconds MATCHED -> MINED (or RETRYING)
+        self.confirmed_after = 5.0      # sim seconds MATCHED -> CONFIRMED (or FAILED)
+        self.mode = "normal"            # normal | cancel-only | post-only | disabled (sessions.py)
+        self.mode_until: Optional[float] = None
         self._seq = 0
+        self._hb_seq = 0
 
     # ------------------------------------------------------------------ keys & accounts
     def account(self, address: str) -> Account:
         addr = address.lower()
         if addr not in self.accounts:
-            self.accounts[addr] = Account(address=addr, cash=self.initial_cash, funder=addr)
+            self.accounts[addr] = Account(address=addr, cash=self.initial_cash, funder=addr, funders={
+                k: signing.default_funder(addr, k) for k in (signing.SIG_EOA, signing.SIG_PROXY, signing.SIG_SAFE)})
         return self.accounts[addr]
 
+    def funder_of(self, acct: Account, signature_type: int) -> str:
+        """The maker address an order of this signature type must carry (RULES.md §1)."""
+        return acct.address if signature_type == signing.SIG_EOA else acct.funders[signature_type]
+
     def find_account(self, address: str) -> Optional[Account]:
+        """The account whose EOA, registered funder or last maker address is ``address``."""
         addr = (address or "").lower()
         hit = self.accounts.get(addr)
-        return hit or next((a for a in self.accounts.values() if a.funder == addr), None)
+        return hit or next((a for a in self.accounts.values()
+                            if a.funder == addr or addr in a.funders.values()), None)
 
     def creds(self, address: str, nonce: int) -> dict:
         """Deterministic API credentials for (address, nonce); registers them."""
@@ -152,57 +174,12 @@ class Exchange:
 
     # ------------------------------------------------------------------ placing orders
     def place(self, acct: Account, api_key: str, body, t: float) -> dict:
-        sim, w = self.sim, self.sim.world
-        o = body.get("order") if isinstance(body, dict) else None
-        if not isinstance(o, dict):
-            raise ApiError(400, "Invalid order payload")
-        for f in ("salt", "maker", "signer", "tokenId", "makerAmount", "takerAmount", "side", "signature"):
-            if o.get(f) in (None, ""):
-                raise ApiError(400, "Invalid order payload")
-        sig, maker = str(o["signature"]), str(o["maker"])
-        if not sig.startswith("0x") or len(sig) < 10 or not (_is_address(maker) and _is_address(str(o["signer"]))):
-            raise ApiError(400, "Invalid order payload")
-        if body.get("owner") != api_key:
-            raise ApiError(400, "the order owner has to be the owner of the API KEY")
-        otype = str(body.get("orderType") or "GTC").upper()
-        if otype not in ORDER_TYPES:
-            raise ApiError(400, "Invalid order payload")
-        oid = order_hash(o)
-        if oid in self.orders:
-            raise ApiError(400, f"order {oid} is invalid. Duplicated.")
-        token = str(o["tokenId"])
-        m, outcome = w.market_by_token(token)
-        if m is None:
-            raise ApiError(404, "market not found")
-        side = {"0": "BUY", "1": "SELL"}.get(str(o["side"]), str(o["side"]).upper())
-        try:
-            maker_amt, taker_amt = int(o["makerAmount"]), int(o["takerAmount"])
-        except (TypeError, ValueError):
-            raise ApiError(400, "Invalid order payload")
-        if side not in ("BUY", "SELL") or maker_amt <= 0 or taker_amt <= 0:
-            raise ApiError(400, "Invalid order payload")
-        if sim.phase(m.index, t) != "open":
-            raise ApiError(400, f"order {oid} is invalid. The market is closed and no longer accepts orders.")
-        nt = int(w.col_nt[m.index])
-        price = maker_amt / taker_amt if side == "BUY" else taker_amt / maker_amt
-        ticks = int(round(price * nt))
-        if abs(price * nt - ticks) > 0.01 or not 1 <= ticks <= nt - 1:
-            raise ApiError(400, f"order {oid} is invalid. Price ({price:.6g}) breaks minimum tick size rule: "
-                                f"{m.tick:g}")
-        shares = taker_amt if side == "BUY" else maker_amt
-        if otype in ("GTC", "GTD") and shares < to_micro(m.min_size):
-            raise ApiError(400, f"order {oid} is invalid. Size ({shares / 1e6:g}) lower than the minimum: "
-                                f"{m.min_size:g}")
-        expiration = int(o.get("expiration") or 0)
-        if otype == "GTD" and expiration - 60 <= t:
-            raise ApiError(400, "invalid expiration")
-        post_only = bool(body.get("postOnly"))
-        if post_only and otype not in ("GTC", "GTD"):
-            raise ApiError(400, "invalid post-only order: only GTC and GTD orders can be post-only")
-        order = Order(id=oid, account=acct, owner=api_key, maker=maker, token=token, mi=m.index,
-                      outcome=outcome, side=side, ticks=ticks, nt=nt, size=shares, order_type=otype,
-                      created_at=int(t), expiration=expiration,
-                      cash_cap=maker_amt if (side == "BUY" and otype in ("FOK", "FAK")) else 0)
+        c = check_order(self, acct, api_key, body, t)
+        m, side, otype, shares, post_only = c.market, c.side, c.order_type, c.shares, c.post_only
+        order = Order(id=c.id, account=acct, owner=api_key, maker=c.maker, token=c.token, mi=m.index,
+                      outcome=c.outcome, side=side, ticks=c.ticks, nt=c.nt, size=shares, order_type=otype,
+                      created_at=int(t), expiration=c.expiration, cash_cap=c.cash_cap)
+        oid, nt, maker_amt, token = c.id, c.nt, c.maker_amount, c.token
         fills = self._plan(order, t)
         got = sum(q for _, q, _ in fills)
         spent = sum(notional_micro(p * (1_000_000 // nt), q) for p, q, _ in fills)
@@ -220,10 +197,10 @@ class Exchange:
                 raise ApiError(400, "not enough balance / allowance")
         elif shares > self.available_shares(acct, token):
             raise ApiError(400, "not enough balance / allowance")
-        if acct.funder == acct.address:
-            acct.funder = maker.lower()
+        acct.funder = c.maker
         self.orders[oid] = order
         trade_ids = self._execute(order, fills, t, taker=True)
+        lifecycle.advance(self, t)          # zero delays: statuses are final at once
         if order.remaining > 0 and otype in ("GTC", "GTD"):
             self._rest(order)
         else:
@@ -271,7 +248,7 @@ class Exchange:
             price_micro = ticks * (1_000_000 // order.nt)
             notional = notional_micro(price_micro, q)
             fee = self._fee(m, price_micro, q) if taker else 0
-            self._settle(order.account, order.token, order.side, q, notional, fee)
+            delta = self._settle(order.account, order.token, order.side, q, notional, fee)
             order.matched += q
             if order.status == "LIVE" and order.reserved_cash:
                 order.reserved_cash = notional_micro(order.price_micro, order.remaining)
@@ -279,18 +256,21 @@ class Exchange:
                 order.reserved_shares = order.remaining
             tr = self._trade(order, q, ticks, fee, t, "TAKER" if taker else "MAKER",
                              order.id if taker else _synthetic_taker(order.id, t))
+            tr.delta = delta
             if maker is None:
                 if consume:
                     sim.consume(order.mi, order.outcome, 1 if order.side == "BUY" else 0, ticks, q, t)
             else:
                 maker.matched += q
-                self._settle(maker.account, maker.token, maker.side, q, notional, 0)
+                maker_delta = self._settle(maker.account, maker.token, maker.side, q, notional, 0)
                 if maker.side == "BUY":
                     maker.reserved_cash = notional_micro(maker.price_micro, maker.remaining)
                 else:
                     maker.reserved_shares = maker.remaining
                 mt = self._trade(maker, q, ticks, 0, t, "MAKER", order.id)
-                mt.tx_hash = tr.tx_hash
+                mt.tx_hash, mt.delta, mt.peer, tr.peer = tr.tx_hash, maker_delta, tr, mt
+                if mt.fail or tr.fail:                  # one settlement transaction: both fail together
+                    mt.fail = tr.fail = True
                 tr.maker_orders = [{"order_id": maker.id, "owner": maker.owner, "maker_address": maker.maker,
                                     "matched_amount": micro_str(q), "price": price_str(ticks, order.nt),
                                     "fee_rate_bps": "0", "asset_id": maker.token,
@@ -312,7 +292,13 @@ class Exchange:
                    taker_order_id=taker_order_id, mi=order.mi, token=order.token, outcome=order.outcome,
                    side=order.side, size=q, ticks=ticks, nt=order.nt, fee=fee, fee_rate_bps=bps, match_time=t,
                    tx_hash=self._tx(tid, self._seq), trader_side=trader_side, maker_address=order.maker)
+        tr.last_update = t
+        acct = order.account
+        if acct.fail_next > 0:
+            acct.fail_next -= 1
+            tr.fail = True
         self.trades.append(tr)
+        self.pending.append(tr)
         order.trade_ids.append(tid)
         return tr
 
@@ -320,19 +306,20 @@ class Exchange:
         return "0x" + hashlib.sha256(":".join(str(p) for p in (self.sim.seed, "tx") + parts).encode()).hexdigest()
 
     @staticmethod
-    def _settle(acct: Account, token: str, side: str, q: int, notional: int, fee: int) -> None:
+    def _settle(acct: Account, token: str, side: str, q: int, notional: int, fee: int) -> dict:
+        """Apply one fill to the account; returns what changed (for a FAILED trade's reversal)."""
         pos = acct.positions.get(token, 0)
         if side == "BUY":
-            acct.cash -= notional + fee
-            acct.positions[token] = pos + q
-            acct.cost[token] = acct.cost.get(token, 0) + notional
-            acct.bought[token] = acct.bought.get(token, 0) + q
+            d = {"cash": -(notional + fee), "positions": q, "cost": notional, "bought": q, "realized": 0}
         else:
             removed = acct.cost.get(token, 0) * q // pos if pos > 0 else 0
-            acct.cash += notional - fee
-            acct.positions[token] = pos - q
-            acct.cost[token] = acct.cost.get(token, 0) - removed
-            acct.realized[token] = acct.realized.get(token, 0) + notional - fee - removed
+            d = {"cash": notional - fee, "positions": -q, "cost": -removed, "bought": 0,
+                 "realized": notional - fee - removed}
+        acct.cash += d["cash"]
+        for k in ("positions", "cost", "bought", "realized"):
+            book = getattr(acct, k)
+            book[token] = book.get(token, 0) + d[k]
+        return d
 
     def _rest(self, order: Order) -> None:
         order.status = "LIVE"
@@ -366,6 +353,11 @@ class Exchange:
         for mi, orders in by_market.items():
             t_hi = min(t1, sim.end_of(mi) - 1e-3)
             if t_hi <= t0:
+                continue
+            if mi in sim.book_override:         # an admin-set book: fill what crosses it now
+                for o in sorted(orders, key=lambda x: x.created_at):
+                    if o.status == "LIVE":
+                        self._fill_resting(o, t_hi)
                 continue
             n = int(min(2000, max(1, math.ceil((t_hi - t0) / 60.0))))
             times = t0 + (t_hi - t0) * np.arange(1, n + 1) / n
@@ -432,16 +424,11 @@ class Exchange:
             self._unrest(o, "CANCELED")
         return [o.id for o in hits]
 
-    def heartbeat(self, acct: Account, heartbeat_id: str, real_now: float) -> dict:
-        acct.heartbeat_at = real_now
-        acct.heartbeat_id = heartbeat_id or acct.heartbeat_id or str(uuid.uuid4())
-        return {"status": "ok", "heartbeat_id": acct.heartbeat_id}
+    def heartbeat(self, acct: Account, heartbeat_id, real_now: float) -> dict:
+        return sessions.heartbeat(self, acct, heartbeat_id, real_now)
 
     def check_heartbeats(self, real_now: float) -> None:
-        for acct in self.accounts.values():
-            if acct.heartbeat_at is not None and real_now - acct.heartbeat_at > self.sim.heartbeat_timeout:
-                acct.heartbeat_at = None
-                self.cancel_where(lambda o: o.account is acct, "heartbeat expired")
+        sessions.check_heartbeats(self, real_now)
 
     def redeem(self, acct: Account, token: str, payout: float, t: float) -> None:
         q = acct.positions.get(token, 0)
@@ -454,18 +441,11 @@ class Exchange:
                                  "time": int(t)})
 
 
-def order_hash(o: dict) -> str:
-    """The order's id: its EIP-712 hash, as the real CLOB's ``orderID`` (falls back to a
-    stable hash of the fields for an order the EIP-712 encoder cannot read)."""
-    try:
-        from polybot.exchange.clob_sdk import eip712_order_hash
-        return eip712_order_hash(o)
-    except Exception:
-        pass
-    fields = ("salt", "maker", "signer", "tokenId", "makerAmount", "takerAmount", "side", "expiration",
-              "signatureType", "timestamp", "metadata", "builder", "signature")
-    canon = json.dumps([str(o.get(f, "")) for f in fields], separators=(",", ":"))
-    return "0x" + hashlib.sha256(canon.encode()).hexdigest()
+def order_hash(o: dict, neg_risk: bool = False, v2_market: bool = False, chain_id: int = signing.CHAIN_ID) -> str:
+    """The order's id as the real CLOB computes it: its EIP-712 digest for the market's
+    exchange (the simulator's own encoder, signing.py; raises signing.BadOrder)."""
+    contract, version = signing.exchange_for(neg_risk, v2_market)
+    return "0x" + signing.order_digest(o, contract, version, chain_id).hex()
 
 
 def _synthetic_taker(order_id: str, t: float) -> str:

@@ -12,6 +12,9 @@ adds instead of replacing); ``POST /_sim/advance {"seconds": N}``; ``POST /_sim/
 ``POST /_sim/resolve {"market_id", "outcome": "YES"|"NO"|"50-50", "proposed": false}``;
 ``POST /_sim/fund {"address", "amount"}`` (sets an account's USDC balance);
 ``GET /_sim/world`` (latent structure: which markets share a driver).
+Exchange-rule admin (admin.py, contract in RULES.md): ``/_sim/accounts`` (funders),
+``/_sim/mode`` (cancel-only / post-only / disabled), ``/_sim/ticks``, ``/_sim/book``,
+``/_sim/lifecycle`` and ``/_sim/trades/fail``.
 
 Every API response carries ``X-RateLimit-Limit/-Remaining/-Reset`` (fixed 10-second
 windows per endpoint family with the documented limits; Reset = whole seconds until
@@ -38,7 +41,7 @@ from urllib.parse import parse_qs, urlsplit
 from polybot.errors import ConfigError
 from polybot.money import to_micro
 
-from . import clob, clob_trading, data, gamma
+from . import admin, clob, clob_trading, data, gamma
 from .api import ApiError, Request, Response
 from .faults import parse_spec, rule_from_dict
 from .simulator import Simulator
@@ -226,6 +229,9 @@ class _Handler(BaseHTTPRequestHandler):
             if req.path == "/resolve" and req.method == "POST":
                 return Response(sim.resolve(str(body.get("market_id")), str(body.get("outcome")),
                                             proposed=bool(body.get("proposed", False))))
+            hit = admin.handle(sim, req, body if isinstance(body, dict) else {})
+            if hit is not None:
+                return hit
             if req.path == "/fund" and req.method == "POST":
                 with sim.lock:
                     acct = sim.exchange.account(str(body["address"]))

@@ -26,6 +26,7 @@ from typing import Optional
 
 import numpy as np
 
+from . import lifecycle, ticks
 from .exchange import Exchange
 from .faults import Faults, FaultRule, parse_spec, rule_from_dict
 from .pricing import PriceModel
@@ -58,7 +59,8 @@ class Simulator:
     def __init__(self, *, seed: int = 42, n_markets: int = 60, speed: float = 0.0, start_time=None,
                  initial_balance: float = 10_000.0, faults=None, n_resolving: int = 5,
                  resolve_days: tuple = (1.0, 3.0), proposal_seconds: int = 7200,
-                 redeem_delay: int = 3600, heartbeat_timeout: float = 10.0):
+                 redeem_delay: int = 3600, heartbeat_timeout: float = 10.0, chain_id: int = 137,
+                 trade_delays: tuple = (2.0, 5.0)):
         if speed < 0:
             raise ValueError("speed must be 0 (manual clock) or positive")
         self.lock = threading.RLock()
@@ -68,6 +70,7 @@ class Simulator:
         self.proposal_seconds = int(proposal_seconds)
         self.redeem_delay = int(redeem_delay)
         self.heartbeat_timeout = float(heartbeat_timeout)
+        self.chain_id = int(chain_id)            # EIP-712 domain chainId orders must be signed for
         self.world = World(seed=self.seed, n_markets=int(n_markets), start_ts=self.start_ts,
                            n_resolving=n_resolving, resolve_days=tuple(resolve_days))
         self.prices = PriceModel(self.world)
@@ -78,10 +81,13 @@ class Simulator:
         self.lazy_outcome: dict = {}                # market index -> outcome of unplanned markets
         self.consumed: dict = {}                    # (mi, yes side 0/1, ticks) -> (minute, micro)
         self.last_trade: dict = {}                  # token -> (ticks, side, t)
+        self.book_override: dict = {}               # market index -> (bids, asks) YES [[price micro, micro]]
         self._real0 = time.monotonic()
         self._offset = 0.0
         self.exchange = Exchange(self, initial_balance)
+        lifecycle.set_delays(self.exchange, *trade_delays)
         self._last_sync = self.now_float()
+        ticks.init(self)
         self._stop = threading.Event()
         self._ticker: Optional[threading.Thread] = None
 
@@ -119,8 +125,10 @@ class Simulator:
             now = self.now_float()
             if now <= self._last_sync:
                 return
+            ticks.update(self, now)
             self.exchange.sweep(self._last_sync, now)
             self._lifecycle(now)
+            lifecycle.advance(self.exchange, now)
             self._last_sync = now
 
     # ------------------------------------------------------------------ faults
@@ -227,7 +235,10 @@ class Simulator:
         out = {m: ([], []) for m in mis}
         minute = int(t // 60)
         consumed = self.consumed
-        for mi, (bids, asks) in zip(open_mis, self.prices.synthetic_levels(open_mis, t)):
+        synth = [m for m in open_mis if m not in self.book_override]
+        levels = dict(zip(synth, self.prices.synthetic_levels(synth, t)))
+        for mi in open_mis:
+            bids, asks = levels[mi] if mi in levels else self._override_levels(mi)
             if consumed:
                 sides = []
                 for side, levels in ((0, bids), (1, asks)):
@@ -242,6 +253,45 @@ class Simulator:
                 bids, asks = sides
             out[mi] = (bids, asks)
         return out
+
+    def _override_levels(self, mi: int):
+        """The admin-set YES book of market ``mi`` in its current ticks (off-tick levels dropped)."""
+        nt = int(self.world.col_nt[mi])
+        unit = 1_000_000 // nt
+        out = []
+        for side in self.book_override[mi]:
+            out.append([[pm // unit, q] for pm, q in side if pm % unit == 0 and 0 < pm // unit < nt and q > 0])
+        return out[0], out[1]
+
+    def set_book(self, token: str, bids=None, asks=None, clear: bool = False) -> dict:
+        """Replace the synthetic book of ``token``'s market (levels given for that token, as
+        [[price, size], ...] decimal strings or numbers), or ``clear`` it (RULES.md §6)."""
+        from polybot.money import to_micro
+        m, k = self.world.market_by_token(str(token))
+        if m is None:
+            raise KeyError(f"token {token} does not exist in the simulator")
+        with self.lock:
+            self.sync()
+            self.consumed = {key: v for key, v in self.consumed.items() if key[0] != m.index}
+            if clear:
+                self.book_override.pop(m.index, None)
+                return {"token_id": str(token), "override": False}
+
+            def parse(levels, name):
+                out = []
+                for lv in levels or []:
+                    if not isinstance(lv, (list, tuple)) or len(lv) != 2:
+                        raise ValueError(f"{name} must be a list of [price, size] pairs, e.g. [[\"0.45\", \"3\"]]")
+                    pm, q = to_micro(str(lv[0])), to_micro(str(lv[1]))
+                    if not 0 < pm < 1_000_000 or q <= 0:
+                        raise ValueError(f"{name} level {lv} needs 0 < price < 1 and a positive size")
+                    out.append((pm if k == 0 else 1_000_000 - pm, q))
+                return out
+            b, a = parse(bids, "bids"), parse(asks, "asks")
+            if k == 1:                      # a NO bid is a YES ask at 1 - price
+                b, a = a, b
+            self.book_override[m.index] = (sorted(b, reverse=True), sorted(a))
+            return {"token_id": str(token), "override": True}
 
     def token_levels(self, mi: int, outcome: int, t: float, yes=None):
         """(bids, asks) of one token's synthetic book, best first, in that token's ticks."""

@@ -1,0 +1,154 @@
+"""The exchange's acceptance rules for one posted order (RULES.md §1-§2).
+
+``check_order`` turns a POST /order body into a ``Checked`` order or raises the
+ApiError the real CLOB answers. Everything is exact integer arithmetic on the
+signed base-unit amounts (6 decimals); nothing here is borrowed from polybot's client.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from polybot.money import to_micro
+
+from . import signing
+from .api import ApiError
+
+ORDER_TYPES = ("GTC", "GTD", "FOK", "FAK")
+MARKET_TYPES = ("FOK", "FAK")
+INVALID = "Invalid order payload"
+SIGNER_NOT_KEY = "the order signer address has to be the address of the API KEY"
+INVALID_SIG = "invalid signature"
+INVALID_PROXY_SIG = "invalid POLY_PROXY signature"
+TYPE3_MSG = ("signature type 3 (POLY_1271 deposit wallet) is not modelled by the simulator; "
+             "use signature type 0, 1 or 2")
+
+
+@dataclass
+class Checked:
+    id: str
+    market: object
+    outcome: int
+    token: str
+    side: str
+    order_type: str
+    maker: str
+    signature_type: int
+    maker_amount: int
+    taker_amount: int
+    shares: int             # BUY: taker amount, SELL: maker amount
+    ticks: int              # limit price in ticks of 1/nt (market orders: the worst price, rounded safe)
+    nt: int
+    cash_cap: int           # market BUY: pUSD to spend (else 0)
+    expiration: int
+    post_only: bool
+
+
+def _fail_id(oid: str, msg: str) -> ApiError:
+    return ApiError(400, f"order {oid} is invalid. {msg}")
+
+
+def check_order(ex, acct, api_key: str, body, t: float) -> Checked:
+    """Validate one order body for account ``acct`` posting with ``api_key`` (raises ApiError)."""
+    sim, w = ex.sim, ex.sim.world
+    o = body.get("order") if isinstance(body, dict) else None
+    if not isinstance(o, dict):
+        raise ApiError(400, INVALID)
+    for f in ("salt", "maker", "signer", "tokenId", "makerAmount", "takerAmount", "side", "signature"):
+        if o.get(f) in (None, ""):
+            raise ApiError(400, INVALID)
+    if body.get("owner") != api_key:
+        raise ApiError(400, "the order owner has to be the owner of the API KEY")
+    otype = str(body.get("orderType") or "GTC").upper()
+    if otype not in ORDER_TYPES:
+        raise ApiError(400, INVALID)
+    try:
+        sig_type = int(o.get("signatureType", 0))
+        side = ("BUY", "SELL")[signing.side_code(o["side"])]
+        maker_amt, taker_amt = int(str(o["makerAmount"])), int(str(o["takerAmount"]))
+        signing.struct_hash(o)                       # every signed field well-formed
+    except (TypeError, ValueError):
+        raise ApiError(400, INVALID)
+    if sig_type == signing.SIG_1271:
+        raise ApiError(400, TYPE3_MSG)
+    if sig_type not in (signing.SIG_EOA, signing.SIG_PROXY, signing.SIG_SAFE):
+        raise ApiError(400, INVALID)
+    signer, maker = str(o["signer"]).lower(), str(o["maker"]).lower()
+    if signer != acct.address:
+        raise ApiError(400, SIGNER_NOT_KEY)
+    token = str(o["tokenId"])
+    m, outcome = w.market_by_token(token)
+    if m is None:
+        raise ApiError(404, "market not found")
+    contract, version = signing.exchange_for(m.neg_risk, m.is_v2)
+    if signing.recover_signer(o, contract, version, sim.chain_id) != signer:
+        raise ApiError(400, INVALID_SIG)
+    if maker != ex.funder_of(acct, sig_type):
+        raise ApiError(400, INVALID_PROXY_SIG if sig_type == signing.SIG_PROXY else INVALID_SIG)
+    oid = "0x" + signing.order_digest(o, contract, version, sim.chain_id).hex()
+    if oid in ex.orders:
+        raise _fail_id(oid, "Duplicated.")
+    if maker_amt <= 0 or taker_amt <= 0:
+        raise ApiError(400, INVALID)
+    if sim.phase(m.index, t) != "open":
+        raise _fail_id(oid, "The market is closed and no longer accepts orders.")
+    nt = int(w.col_nt[m.index])
+    usd, shares = (maker_amt, taker_amt) if side == "BUY" else (taker_amt, maker_amt)
+    market_order = otype in MARKET_TYPES
+    _check_precision(side, market_order, maker_amt, taker_amt, nt)
+    tick_msg = _fail_id(oid, f"Price ({_price_text(usd, shares)}) breaks minimum tick size rule: {m.tick:g}")
+    if market_order:
+        # worst acceptable price, rounded to the tick in the owner's favour (never worse than signed)
+        ticks = usd * nt // shares if side == "BUY" else -(-usd * nt // shares)
+    else:
+        if usd * nt % shares:
+            raise tick_msg
+        ticks = usd * nt // shares
+    if not 1 <= ticks <= nt - 1:
+        raise tick_msg
+    if not market_order and shares < to_micro(m.min_size):
+        raise _fail_id(oid, f"Size ({shares / 1e6:g}) lower than the minimum: {m.min_size:g}")
+    try:
+        expiration = int(str(o.get("expiration") or 0))
+    except ValueError:
+        raise ApiError(400, INVALID)
+    if otype == "GTD" and expiration - 60 <= t:
+        raise ApiError(400, "invalid expiration")
+    post_only = bool(body.get("postOnly"))
+    if post_only and otype not in ("GTC", "GTD"):
+        raise ApiError(400, "invalid post-only order: only GTC and GTD orders can be post-only")
+    return Checked(id=oid, market=m, outcome=outcome, token=token, side=side, order_type=otype, maker=maker,
+                   signature_type=sig_type, maker_amount=maker_amt, taker_amount=taker_amt, shares=shares,
+                   ticks=ticks, nt=nt, cash_cap=maker_amt if (side == "BUY" and market_order) else 0,
+                   expiration=expiration, post_only=post_only)
+
+
+def amount_decimals(nt: int) -> int:
+    """pUSD decimals a limit order may carry on a tick of 1/nt: price decimals + 2
+    (py_clob_client_v2 ``ROUNDING_CONFIG``: 0.1→3, 0.01→4, 0.001→5, 0.0001→6)."""
+    return len(str(nt)) - 1 + 2
+
+
+def _check_precision(side: str, market_order: bool, maker_amt: int, taker_amt: int, nt: int) -> None:
+    if market_order:
+        # The CLOB caps market orders at 2 decimals (maker) / 4 decimals (taker) whatever the
+        # tick: py-clob-client #121 #253, py-clob-client-v2 #99, rs-clob-client-v2 #59,
+        # clob-client PR #266 (the 400 text below is quoted from those reports).
+        if maker_amt % 10_000 or taker_amt % 100:
+            raise ApiError(400, f"invalid amounts, the market {side.lower()} orders maker amount supports a max "
+                                f"accuracy of 2 decimals, taker amount a max of 4 decimals")
+        return
+    # Limit orders: shares at most 2 decimals, pUSD at most ROUNDING_CONFIG[tick].amount
+    # decimals (py-clob-client #305 quotes the 0.01-tick BUY message).
+    usd_dp = amount_decimals(nt)
+    usd_unit = 10 ** (6 - usd_dp)
+    if side == "BUY":
+        bad, maker_dp, taker_dp = maker_amt % usd_unit or taker_amt % 10_000, usd_dp, 2
+    else:
+        bad, maker_dp, taker_dp = maker_amt % 10_000 or taker_amt % usd_unit, 2, usd_dp
+    if bad:
+        raise ApiError(400, f"invalid amounts, the {side.lower()} orders maker amount supports a max accuracy of "
+                            f"{maker_dp} decimals, taker amount a max of {taker_dp} decimals")
+
+
+def _price_text(usd: int, shares: int) -> str:
+    return f"{usd / shares:.6g}" if shares else "0"

@@ -1,0 +1,139 @@
+"""The simulator's own EIP-712 model of a CLOB V2 order: digest (the ``orderID``),
+signer recovery and the deterministic funder wallets of an account.
+
+Written from the V2 contract facts (RULES.md §1), not from polybot's client: the
+struct and domain below were read from py_clob_client_v2 1.2.1
+(``order_utils/exchange_order_builder_v2.py``, ``model/ctf_exchange_v2_typed_data.py``,
+``config.py``) and Polymarket's contract docs, and re-implemented here with eth_abi /
+eth_utils. Recovery uses eth_account.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_account.messages import SignableMessage
+from eth_utils import keccak
+
+CHAIN_ID = 137
+DOMAIN_NAME = "Polymarket CTF Exchange"
+EXCHANGE_V2 = "0xE111180000d2663C0091e4f400237545B87B996B"
+NEG_RISK_EXCHANGE_V2 = "0xe2222d279d744050d28e00520010520000310F59"
+EXCHANGE_V3 = "0xe3333700cA9d93003F00f0F71f8515005F6c00Aa"
+
+ORDER_TYPE = ("Order(uint256 salt,address maker,address signer,uint256 tokenId,uint256 makerAmount,"
+              "uint256 takerAmount,uint8 side,uint8 signatureType,uint256 timestamp,bytes32 metadata,"
+              "bytes32 builder)")
+DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+_ORDER_TYPE_HASH = keccak(text=ORDER_TYPE)
+_DOMAIN_TYPE_HASH = keccak(text=DOMAIN_TYPE)
+_NAME_HASH = keccak(text=DOMAIN_NAME)
+
+SIG_EOA, SIG_PROXY, SIG_SAFE, SIG_1271 = 0, 1, 2, 3
+
+
+class BadOrder(ValueError):
+    """The order's fields cannot be encoded (not a well-formed V2 order)."""
+
+
+def exchange_for(neg_risk: bool, v2_market: bool) -> tuple:
+    """(verifyingContract, domain version) the exchange checks a market's orders against."""
+    if v2_market:
+        return EXCHANGE_V3, "3"
+    return (NEG_RISK_EXCHANGE_V2 if neg_risk else EXCHANGE_V2), "2"
+
+
+_SEPARATORS: dict = {}
+
+
+def domain_separator(contract: str, version: str, chain_id: int = CHAIN_ID) -> bytes:
+    key = (contract.lower(), version, int(chain_id))
+    sep = _SEPARATORS.get(key)
+    if sep is None:
+        sep = _SEPARATORS[key] = keccak(abi_encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [_DOMAIN_TYPE_HASH, _NAME_HASH, keccak(text=version), int(chain_id), contract]))
+    return sep
+
+
+def _uint(v, bits: int = 256) -> int:
+    if isinstance(v, bool):
+        raise BadOrder("boolean where a number is expected")
+    n = int(str(v), 10) if isinstance(v, str) else int(v)
+    if n != v and not isinstance(v, str):
+        raise BadOrder("non-integer number")
+    if not 0 <= n < 2 ** bits:
+        raise BadOrder("number out of range")
+    return n
+
+
+def _address(v) -> str:
+    s = str(v)
+    if len(s) != 42 or not s.startswith("0x") or any(c not in "0123456789abcdefABCDEF" for c in s[2:]):
+        raise BadOrder("not an address")
+    return s
+
+
+def _bytes32(v) -> bytes:
+    s = str(v if v not in (None, "") else "0x" + "00" * 32)
+    if not s.startswith("0x") or len(s) > 66:
+        raise BadOrder("not a bytes32")
+    try:
+        return bytes.fromhex(s[2:].rjust(64, "0"))
+    except ValueError:
+        raise BadOrder("not a bytes32")
+
+
+def side_code(side) -> int:
+    s = str(side).upper()
+    if s in ("BUY", "0"):
+        return 0
+    if s in ("SELL", "1"):
+        return 1
+    raise BadOrder("side must be BUY or SELL")
+
+
+def struct_hash(o: dict) -> bytes:
+    """keccak256 of the ABI-encoded V2 Order struct (raises BadOrder on a malformed field)."""
+    try:
+        values = [_ORDER_TYPE_HASH, _uint(o["salt"]), _address(o["maker"]), _address(o["signer"]),
+                  _uint(o["tokenId"]), _uint(o["makerAmount"]), _uint(o["takerAmount"]), side_code(o["side"]),
+                  _uint(o.get("signatureType", 0), 8), _uint(o.get("timestamp") or 0),
+                  _bytes32(o.get("metadata")), _bytes32(o.get("builder"))]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadOrder(str(exc)) from None
+    return keccak(abi_encode(["bytes32", "uint256", "address", "address", "uint256", "uint256", "uint256",
+                              "uint8", "uint8", "uint256", "bytes32", "bytes32"], values))
+
+
+def order_digest(o: dict, contract: str, version: str, chain_id: int = CHAIN_ID) -> bytes:
+    """The EIP-712 digest of the order for that exchange: the CLOB's ``orderID``."""
+    return keccak(b"\x19\x01" + domain_separator(contract, version, chain_id) + struct_hash(o))
+
+
+def recover_signer(o: dict, contract: str, version: str, chain_id: int = CHAIN_ID) -> Optional[str]:
+    """Lower-case address that signed the order's typed data, or None if the signature is
+    not a recoverable 65-byte ECDSA signature."""
+    sig = str(o.get("signature") or "")
+    try:
+        raw = bytes.fromhex(sig[2:] if sig.startswith("0x") else sig)
+    except ValueError:
+        return None
+    if len(raw) != 65:
+        return None
+    msg = SignableMessage(version=b"\x01", header=domain_separator(contract, version, chain_id),
+                          body=struct_hash(o))
+    try:
+        return Account.recover_message(msg, signature=raw).lower()
+    except Exception:       # eth_keys raises several types for an invalid v/r/s
+        return None
+
+
+def default_funder(eoa: str, signature_type: int) -> str:
+    """The account's deterministic funder wallet for a signature type (0: the EOA itself)."""
+    eoa = eoa.lower()
+    if signature_type == SIG_EOA:
+        return eoa
+    kind = {SIG_PROXY: "proxy", SIG_SAFE: "safe"}[signature_type]
+    return "0x" + keccak(text=f"polybot-sim:{kind}:{eoa}")[-20:].hex()
