@@ -52,7 +52,11 @@ class PolymarketConfig:
     api_passphrase: Optional[str] = None
     private_key: Optional[str] = None
     funder_address: Optional[str] = None
-    signature_type: int = 2
+    # Default 0 (EOA): the only type that is complete without another setting — the order's
+    # maker is the key's own address. The old default 2 with no funder made the SDK sign
+    # maker = EOA for a Safe account (py_clob_client_v2 builder.py:62), an invalid order.
+    # Types 1/2/3 must name their wallet in funder_address (checked below).
+    signature_type: int = 0
     chain_id: int = 137
     base_url: str = "https://clob.polymarket.com"        # the CLOB
     gamma_url: str = "https://gamma-api.polymarket.com"
@@ -60,9 +64,54 @@ class PolymarketConfig:
     timeout_seconds: float = 10.0
     max_retries: int = 3
 
+    SIGNATURE_TYPES = {0: "EOA", 1: "POLY_PROXY: email/Magic proxy wallet",
+                       2: "POLY_GNOSIS_SAFE: browser-wallet Safe", 3: "POLY_1271: deposit wallet"}
+
+    @staticmethod
+    def signing_problem(signature_type: int, funder: Optional[str], eoa: Optional[str],
+                        where: str = "polymarket") -> Optional[str]:
+        """One sentence when the signature type and funder cannot sign a valid order, else None.
+        Type 0: the maker is the EOA (funder empty or equal to it). Types 1/2/3: the maker is
+        the proxy / Safe / deposit wallet in ``funder_address`` (required, not the EOA)."""
+        funder = (funder or "").strip()
+        names = PolymarketConfig.SIGNATURE_TYPES
+        if funder and not re.fullmatch(r"0x[0-9a-fA-F]{40}", funder):
+            return (f"Config key '{where}.funder_address' must be a 0x address of 40 hex digits "
+                    f"(got {funder[:12]!r}…); set POLYMARKET_FUNDER_ADDRESS to your Polymarket wallet.")
+        same = bool(eoa and funder and funder.lower() == eoa.lower())
+        if signature_type == 0:
+            if funder and eoa and not same:
+                return (f"signature_type 0 (EOA) trades from the key's own address {eoa}, but "
+                        f"{where}.funder_address is {funder}; set signature_type 1 (email proxy), "
+                        f"2 (browser-wallet Safe) or 3 (deposit wallet) for that wallet, or clear "
+                        f"funder_address.")
+            return None
+        if not funder:
+            return (f"signature_type {signature_type} ({names[signature_type]}) signs for the wallet in "
+                    f"{where}.funder_address, which is not set; export POLYMARKET_FUNDER_ADDRESS=<the "
+                    f"wallet address on your polymarket.com profile>, or use signature_type 0 if the "
+                    f"funds are in the key's own address.")
+        if same:
+            return (f"signature_type {signature_type} ({names[signature_type]}) needs that wallet's "
+                    f"address as {where}.funder_address, not the key's own address {eoa}; use "
+                    f"signature_type 0 to trade from the key's own address.")
+        return None
+
     def _check(self, where: str) -> None:
         _require(self.signature_type in (0, 1, 2, 3), f"{where}.signature_type",
                  "must be 0 (EOA), 1 (POLY_PROXY), 2 (POLY_GNOSIS_SAFE) or 3 (POLY_1271)")
+        if self.private_key or self.funder_address:
+            eoa = None
+            if self.private_key:
+                try:
+                    from eth_account import Account
+                    eoa = Account.from_key(self.private_key).address
+                except Exception:  # noqa: BLE001 — an unusable key is reported at live start, never echoed
+                    eoa = None
+            if eoa or self.funder_address:
+                problem = self.signing_problem(self.signature_type, self.funder_address, eoa, where)
+                if problem and (eoa or "funder_address' must be" in problem):
+                    raise ConfigError(problem)
         _require(self.timeout_seconds > 0, f"{where}.timeout_seconds", "must be > 0")
         _require(1 <= self.max_retries <= 10, f"{where}.max_retries", "must be between 1 and 10")
         for key in ("base_url", "gamma_url", "data_url"):

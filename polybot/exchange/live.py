@@ -40,10 +40,11 @@ from decimal import Decimal
 from typing import Any, Callable, Mapping, Optional, Union
 
 from py_clob_client_v2.clob_types import (
-    ApiCreds, AssetType, BalanceAllowanceParams, OpenOrderParams, OrderPayload,
+    ApiCreds, AssetType, BalanceAllowanceParams, OrderPayload,
 )
 from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
 
+from polybot.config import PolymarketConfig
 from polybot.errors import (
     AuthenticationError, ConfigError, DataError, ExchangeError, ExchangeUnavailable,
     OrderOutcomeUnknown, OrderRejected, RequestRejected, TemporaryExchangeError,
@@ -52,7 +53,7 @@ from polybot.exchange import amounts as A
 from polybot.exchange import parse as P
 from polybot.exchange.base import (
     ACCEPTED_STATUSES, BUY, MATCHED, REJECTED, RESULT_STATUSES, TICK_SIZE_CHANGED, UNMATCHED,
-    CancelResult, Exchange, OrderRequest, OrderResult, OrderStatus, Position, PreparedOrder,
+    CancelResult, Exchange, OrderRequest, OrderResult, Position, PreparedOrder,
 )
 from polybot.exchange.clob_sdk import (  # noqa: F401  (eip712_order_hash re-exported)
     HttpFailure, SdkClient, Transport, eip712_order_hash, signed_order_from_payload,
@@ -70,21 +71,21 @@ _DUPLICATED_ID = re.compile(r"order (0x[0-9a-fA-F]+) is invalid")
 # "order {id} is invalid. Price ({p}) breaks minimum tick size rule: {tick}"): nothing was placed.
 _TICK_RULE = ("minimum tick size", "tick size rule", "invalid tick size")
 TICK_TTL_SECONDS = 300.0
-LOOKUP_WINDOW_SECONDS = 86_400
+# Signature type 3 (deposit wallet): the CLOB's answer when the wallet is wrong, not deployed
+# or not owned by the key (py-clob-client-v2 #64 #70 #75 #77 #85 #90 #91 #103), and the fix
+# (/work/notes/sigtype3.md: py_clob_client_v2 1.2.1 signs type 3 byte for byte like the
+# official polymarket-client 0.14.0, so the cause is the account, not the signing).
+_TYPE3_SIGNER_ERROR = "order signer address has to be the address of the api key"
+TYPE3_FIX = ("signature type 3 (deposit wallet) needs POLYMARKET_FUNDER_ADDRESS ({funder}) to be the "
+             "deployed deposit wallet of this key's address — deploy it once with Polymarket's official "
+             "polymarket-client SDK or one trade on polymarket.com, then rerun python "
+             "test_api_connectivity.py --live-order-check; accounts with a Polymarket proxy or Safe "
+             "use signature type 1 or 2 with that wallet as the funder")
 HEARTBEAT_MISMATCH = "invalid heartbeat id"
 FeeSource = Union[Mapping[str, FeeSchedule], Callable[[str], Optional[FeeSchedule]]]
 
 
 # ----------------------------------------------------------------------------- helpers
-def _norm_status(s: Any) -> str:
-    s = str(s or "").strip().lower()
-    for prefix in ("order_status_", "status_"):
-        if s.startswith(prefix):
-            s = s[len(prefix):]
-    return {"cancelled": "canceled", "canceled_market_resolved": "canceled",
-            "invalid": "canceled"}.get(s, s)
-
-
 def _heartbeat_expected(exc: HttpFailure) -> Optional[str]:
     """The id a 400 "Invalid Heartbeat ID" answer says the CLOB expects, else None."""
     body = exc.body
@@ -124,6 +125,10 @@ class LiveExchange(TradeReader, Exchange):
         self.chain_id = int(chain_id)
         self.clob_url = clob_url
         self.address = self._sdk.get_address()
+        self.signature_type = int(signature_type)
+        problem = PolymarketConfig.signing_problem(self.signature_type, funder, self.address)
+        if problem:
+            raise ConfigError(problem)
         self.funder = funder or self.address
         self._fees = fees_by_token
         self._fee_cache: dict[str, FeeSchedule] = {}
@@ -334,6 +339,8 @@ class LiveExchange(TradeReader, Exchange):
         under us: forget the tick we hold, so the NEXT prepare signs at the new one; this
         order stays rejected (the engine decides whether to prepare a new one)."""
         code = None
+        if self.signature_type == 3 and _TYPE3_SIGNER_ERROR in (msg or "").lower():
+            msg = f"{msg} — {TYPE3_FIX.format(funder=self.funder)}"
         if any(k in (msg or "").lower() for k in _TICK_RULE):
             self.forget_tick(prepared.request.token_id)
             code = TICK_SIZE_CHANGED
@@ -379,114 +386,7 @@ class LiveExchange(TradeReader, Exchange):
                            size_matched_micro=st.size_matched_micro)
 
     # ------------------------------------------------------------------ queries
-    def _order_status(self, o, fills=()) -> OrderStatus:
-        return OrderStatus(order_id=o.id, status=_norm_status(o.status), token_id=o.asset_id,
-                           side=o.side, price_micro=o.price, original_size_micro=o.original_size,
-                           size_matched_micro=o.size_matched, order_type=o.order_type,
-                           created_ts=o.created_at or 0, market=o.market, expiration=o.expiration,
-                           fills=tuple(fills))
-
-    def lookup(self, order_id_or_hash: str, *, token_id: Optional[str] = None,
-               since_ts: Optional[int] = None) -> Optional[OrderStatus]:
-        """The exchange's view of one order, with its fills read through the order's
-        ``associate_trades`` (one ``/data/trades?id=`` each). Never pages the whole trade
-        history: when the order store does not know the id (a fully matched market order),
-        only trades of ``token_id`` after ``since_ts`` are read — both default to what this
-        process prepared, else the last ``LOOKUP_WINDOW_SECONDS`` of all tokens."""
-        self.ensure_credentials()
-        oid = order_id_or_hash
-        try:
-            raw = self._sdk.get_order(oid)
-        except HttpFailure as exc:
-            if exc.kind == "http" and exc.status in (400, 404):
-                raw = None
-            else:
-                raise self._read_error(exc, f"looking up order {oid[:12]}…") from None
-        if isinstance(raw, dict) and isinstance(raw.get("order"), dict):
-            raw = raw["order"]
-        if isinstance(raw, dict) and raw.get("id"):
-            o = P.parse_open_order(raw)
-            if o.associate_trades:
-                fills = []
-                for tid in o.associate_trades:
-                    rows = self._call("reading trades", lambda tid=tid: self._trade_rows(tid))
-                    for r in rows:
-                        fills += self._fills_of_trade(r, o.id)
-            elif o.size_matched:
-                fills = [f for f in self._trade_fills(since_ts=max(0, (o.created_at or 0) - 60),
-                                                      asset_id=o.asset_id)
-                         if f.order_id.lower() == o.id.lower()]
-            else:
-                fills = []
-            return self._order_status(o, fills)
-        # Not in the order store: a fully matched market order may only show in trades.
-        hint_token, hint_ts = self._prepared.get(oid.lower(), (None, None))
-        token_id = token_id or hint_token
-        since = since_ts if since_ts is not None else hint_ts
-        if since is None:
-            since = int(self._clock()) - LOOKUP_WINDOW_SECONDS
-        fills = [f for f in self._trade_fills(since_ts=max(0, int(since) - 60), asset_id=token_id)
-                 if f.order_id.lower() == oid.lower()]
-        if not fills:
-            return None
-        f0 = fills[0]
-        size = sum(f.size_micro for f in fills if not f.failed)
-        return OrderStatus(order_id=oid, status="matched", token_id=f0.token_id, side=f0.side,
-                           price_micro=f0.price_micro, original_size_micro=size,
-                           size_matched_micro=size, fills=tuple(fills))
-
-    def resolve(self, prepared: PreparedOrder, known_ids=()) -> Optional[OrderStatus]:
-        """What became of a prepared order whose submit outcome is unknown.
-
-        First by its hash (the CLOB's orderID). If the exchange does not know that id,
-        fall back to the order's terms: an open order, or taker trades, on the same
-        token and side at the same price and size whose id is NOT in ``known_ids``
-        (every exchange order id the engine already has on record). This protects
-        against a duplicate order even if the exchange's id scheme ever differs from
-        the local EIP-712 hash. Several candidates → OrderOutcomeUnknown (resolve by
-        hand); none → None (after a grace period: it was never placed).
-        """
-        st = self.lookup(prepared.order_hash, token_id=prepared.request.token_id,
-                         since_ts=prepared.created_ts or None)
-        if st is not None:
-            return st
-        req = prepared.request
-        known = {str(i).lower() for i in known_ids} | {prepared.order_hash.lower()}
-        o = json.loads(prepared.payload_json).get("order") or {}
-        size = int((o.get("takerAmount") if req.side == BUY else o.get("makerAmount")) or 0) or None
-        cands: dict[str, Optional[OrderStatus]] = {}
-        for o in self.open_orders():
-            if (o.token_id == req.token_id and o.side == req.side and o.order_id.lower() not in known
-                    and (req.price_micro is None or o.price_micro == req.price_micro)
-                    and (size is None or o.original_size_micro == size)):
-                cands[o.order_id] = o
-        for f in self._trade_fills(asset_id=req.token_id):
-            if (f.liquidity == "taker" and f.side == req.side and f.order_id
-                    and f.order_id.lower() not in known
-                    and (req.price_micro is None or (f.price_micro <= req.price_micro if req.side == BUY
-                                                     else f.price_micro >= req.price_micro))):
-                cands.setdefault(f.order_id, None)
-        if not cands:
-            return None
-        if len(cands) > 1:
-            raise OrderOutcomeUnknown(
-                f"Order {prepared.order_hash[:12]}… is not known by its hash and {len(cands)} "
-                f"unrecorded orders match its terms ({', '.join(sorted(cands))[:120]}); resolve it "
-                f"by hand on polymarket.com before trading this market again.")
-        oid, st = next(iter(cands.items()))
-        log.warning("order %s resolved by its terms to exchange order %s", prepared.order_hash, oid)
-        return self.lookup(oid) or st
-
-    def open_orders(self) -> list[OrderStatus]:
-        self.ensure_credentials()
-        rows = self._call("listing open orders", lambda: self._sdk.get_open_orders(OpenOrderParams()))
-        out = []
-        for r in rows or ():
-            try:
-                out.append(self._order_status(P.parse_open_order(r)))
-            except DataError as exc:
-                log.warning("skipped an open order: %s", exc)
-        return out
+    # lookup / resolve / open_orders / trades: polybot.exchange.live_fills.TradeReader
 
     def cancel(self, order_id: str) -> CancelResult:
         self.ensure_credentials()

@@ -10,26 +10,38 @@ unconfirmed fills provisional and undoes FAILED ones.
 """
 from __future__ import annotations
 
+import json
 import logging
-from typing import Optional
+from typing import Any, Optional
 
-from py_clob_client_v2.clob_types import TradeParams
+from py_clob_client_v2.clob_types import OpenOrderParams, TradeParams
 from py_clob_client_v2.exceptions import PolyException
 
-from polybot.errors import DataError
+from polybot.errors import DataError, OrderOutcomeUnknown
 from polybot.exchange import parse as P
-from polybot.exchange.base import BUY, Fill
+from polybot.exchange.base import BUY, Fill, OrderStatus, PreparedOrder
 from polybot.exchange.clob_sdk import HttpFailure
 from polybot.exchange.models import FeeSchedule
 from polybot.exchange.parse_util import micro as _micro, price_micro as _price_micro
 from polybot.money import taker_fee_micro
 
 log = logging.getLogger(__name__)
+LOOKUP_WINDOW_SECONDS = 86_400     # lookup() of an id the order store lacks: trades this recent
+
+
+def _norm_status(s: Any) -> str:
+    s = str(s or "").strip().lower()
+    for prefix in ("order_status_", "status_"):
+        if s.startswith(prefix):
+            s = s[len(prefix):]
+    return {"cancelled": "canceled", "canceled_market_resolved": "canceled",
+            "invalid": "canceled"}.get(s, s)
 
 
 class TradeReader:
-    """Needs ``_sdk``, ``address``, ``funder``, ``_fees``, ``_fee_cache``, ``_call``,
-    ``ensure_credentials`` (provided by LiveExchange)."""
+    """The read side of LiveExchange: fills, order lookups, resolving unknown outcomes.
+    Needs ``_sdk``, ``address``, ``funder``, ``_fees``, ``_fee_cache``, ``_prepared``,
+    ``_clock``, ``_call``, ``_read_error``, ``ensure_credentials`` (LiveExchange)."""
 
     def _fee_schedule(self, token_id: str, market: str = "") -> FeeSchedule:
         if self._fees is not None:
@@ -135,3 +147,111 @@ class TradeReader:
         fills = [f for f in self._trade_fills(since_ts) if since_ts is None or f.ts >= since_ts]
         return sorted(fills, key=lambda f: (f.ts, f.trade_id))
 
+    def _order_status(self, o, fills=()) -> OrderStatus:
+        return OrderStatus(order_id=o.id, status=_norm_status(o.status), token_id=o.asset_id,
+                           side=o.side, price_micro=o.price, original_size_micro=o.original_size,
+                           size_matched_micro=o.size_matched, order_type=o.order_type,
+                           created_ts=o.created_at or 0, market=o.market, expiration=o.expiration,
+                           fills=tuple(fills))
+
+    def lookup(self, order_id_or_hash: str, *, token_id: Optional[str] = None,
+               since_ts: Optional[int] = None) -> Optional[OrderStatus]:
+        """The exchange's view of one order, with its fills read through the order's
+        ``associate_trades`` (one ``/data/trades?id=`` each). Never pages the whole trade
+        history: when the order store does not know the id (a fully matched market order),
+        only trades of ``token_id`` after ``since_ts`` are read — both default to what this
+        process prepared, else the last ``LOOKUP_WINDOW_SECONDS`` of all tokens."""
+        self.ensure_credentials()
+        oid = order_id_or_hash
+        try:
+            raw = self._sdk.get_order(oid)
+        except HttpFailure as exc:
+            if exc.kind == "http" and exc.status in (400, 404):
+                raw = None
+            else:
+                raise self._read_error(exc, f"looking up order {oid[:12]}…") from None
+        if isinstance(raw, dict) and isinstance(raw.get("order"), dict):
+            raw = raw["order"]
+        if isinstance(raw, dict) and raw.get("id"):
+            o = P.parse_open_order(raw)
+            if o.associate_trades:
+                fills = []
+                for tid in o.associate_trades:
+                    rows = self._call("reading trades", lambda tid=tid: self._trade_rows(tid))
+                    for r in rows:
+                        fills += self._fills_of_trade(r, o.id)
+            elif o.size_matched:
+                fills = [f for f in self._trade_fills(since_ts=max(0, (o.created_at or 0) - 60),
+                                                      asset_id=o.asset_id)
+                         if f.order_id.lower() == o.id.lower()]
+            else:
+                fills = []
+            return self._order_status(o, fills)
+        # Not in the order store: a fully matched market order may only show in trades.
+        hint_token, hint_ts = self._prepared.get(oid.lower(), (None, None))
+        token_id = token_id or hint_token
+        since = since_ts if since_ts is not None else hint_ts
+        if since is None:
+            since = int(self._clock()) - LOOKUP_WINDOW_SECONDS
+        fills = [f for f in self._trade_fills(since_ts=max(0, int(since) - 60), asset_id=token_id)
+                 if f.order_id.lower() == oid.lower()]
+        if not fills:
+            return None
+        f0 = fills[0]
+        size = sum(f.size_micro for f in fills if not f.failed)
+        return OrderStatus(order_id=oid, status="matched", token_id=f0.token_id, side=f0.side,
+                           price_micro=f0.price_micro, original_size_micro=size,
+                           size_matched_micro=size, fills=tuple(fills))
+
+    def resolve(self, prepared: PreparedOrder, known_ids=()) -> Optional[OrderStatus]:
+        """What became of a prepared order whose submit outcome is unknown.
+
+        First by its hash (the CLOB's orderID). If the exchange does not know that id,
+        fall back to the order's terms: an open order, or taker trades, on the same
+        token and side at the same price and size whose id is NOT in ``known_ids``
+        (every exchange order id the engine already has on record). This protects
+        against a duplicate order even if the exchange's id scheme ever differs from
+        the local EIP-712 hash. Several candidates → OrderOutcomeUnknown (resolve by
+        hand); none → None (after a grace period: it was never placed).
+        """
+        st = self.lookup(prepared.order_hash, token_id=prepared.request.token_id,
+                         since_ts=prepared.created_ts or None)
+        if st is not None:
+            return st
+        req = prepared.request
+        known = {str(i).lower() for i in known_ids} | {prepared.order_hash.lower()}
+        o = json.loads(prepared.payload_json).get("order") or {}
+        size = int((o.get("takerAmount") if req.side == BUY else o.get("makerAmount")) or 0) or None
+        cands: dict[str, Optional[OrderStatus]] = {}
+        for o in self.open_orders():
+            if (o.token_id == req.token_id and o.side == req.side and o.order_id.lower() not in known
+                    and (req.price_micro is None or o.price_micro == req.price_micro)
+                    and (size is None or o.original_size_micro == size)):
+                cands[o.order_id] = o
+        for f in self._trade_fills(asset_id=req.token_id):
+            if (f.liquidity == "taker" and f.side == req.side and f.order_id
+                    and f.order_id.lower() not in known
+                    and (req.price_micro is None or (f.price_micro <= req.price_micro if req.side == BUY
+                                                     else f.price_micro >= req.price_micro))):
+                cands.setdefault(f.order_id, None)
+        if not cands:
+            return None
+        if len(cands) > 1:
+            raise OrderOutcomeUnknown(
+                f"Order {prepared.order_hash[:12]}… is not known by its hash and {len(cands)} "
+                f"unrecorded orders match its terms ({', '.join(sorted(cands))[:120]}); resolve it "
+                f"by hand on polymarket.com before trading this market again.")
+        oid, st = next(iter(cands.items()))
+        log.warning("order %s resolved by its terms to exchange order %s", prepared.order_hash, oid)
+        return self.lookup(oid) or st
+
+    def open_orders(self) -> list[OrderStatus]:
+        self.ensure_credentials()
+        rows = self._call("listing open orders", lambda: self._sdk.get_open_orders(OpenOrderParams()))
+        out = []
+        for r in rows or ():
+            try:
+                out.append(self._order_status(P.parse_open_order(r)))
+            except DataError as exc:
+                log.warning("skipped an open order: %s", exc)
+        return out
