@@ -1,0 +1,436 @@
+"""``python test_api_connectivity.py --live-order-check [--yes]``: the operator's zero-risk proof
+that live signing works before real trading.
+
+It picks a liquid market, signs a post-only GTC BUY of the market's minimum size at the lowest
+tick (it cannot fill: it never crosses, the exchange refuses it if it would, and the book has
+bids above it), confirms the exchange lists it as open, cancels it and confirms it is gone,
+printing one ✓ line per step with the order id. The first failure prints ONE ✗ line: what
+failed, the exchange's own message and the fix. Nothing it places is left open: any failure
+after the order may have reached the exchange cancels it (and says so if that failed too).
+
+It needs live credentials whatever ``paper_trading`` says, asks for confirmation unless
+``assume_yes`` (no answer on stdin counts as no), and exits non-zero on any ✗.
+
+Every run that got past the confirmation (or failed before reaching the exchange) is recorded
+in the ``job_runs`` table — the contract ``pre_launch_check.py`` reads:
+``job = 'live_order_check'``, ``started_at``/``finished_at`` (UTC epoch seconds),
+``exit_code`` (0 = passed), ``duration`` (s) and ``detail`` = JSON
+``{"result": "pass"|"fail", "order_id", "clob_url", "address", "signature_type", "funder",
+"token_id", "message"}``. ``address`` is the signing key's address and ``funder`` the maker
+address (the address itself for signature type 0); neither is a secret.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from polybot.errors import (
+    AuthenticationError, OrderOutcomeUnknown, PolybotError, RequestRejected, TemporaryExchangeError,
+)
+from polybot.money import fmt_usd, to_micro
+
+JOB = "live_order_check"
+OK, FAIL = "✓", "✗"
+SAMPLE_MARKETS = 50          # the busiest markets by 24 h volume that are considered
+BOOKS_CHECKED = 20
+WAIT_SECONDS = 15.0          # how long the exchange may take to list / drop the order
+POLL_SECONDS = 0.25
+
+# The env var each credential comes from in config.yaml.example (used when the config
+# writes it literally empty rather than as ${VAR}).
+CREDENTIAL_VARS = (("private_key", "POLYMARKET_PRIVATE_KEY"), ("api_key", "POLYMARKET_API_KEY"),
+                   ("api_secret", "POLYMARKET_API_SECRET"), ("api_passphrase", "POLYMARKET_API_PASSPHRASE"))
+FUNDER_VAR = "POLYMARKET_FUNDER_ADDRESS"
+WALLET_KIND = {1: "Polymarket proxy wallet", 2: "Polymarket Safe", 3: "deposit wallet"}
+
+# One sentence per deposit-wallet failure: /work/notes/sigtype3.md (research for issue 13 #5).
+TYPE3_FIX = ("signature type 3 (deposit wallet) needs POLYMARKET_FUNDER_ADDRESS to be the deposit "
+             "wallet of this key's address and that wallet to be deployed — deploy it once with "
+             "Polymarket's official polymarket-client SDK (SecureClient.create) or by placing one "
+             "trade on polymarket.com, then rerun this check; accounts with a Polymarket proxy or "
+             "Safe keep using signature type 1 or 2 with that wallet as the funder")
+
+
+class CheckFailed(Exception):
+    """One failed step: ``step`` and the sentence after it (problem + fix)."""
+
+    def __init__(self, step: str, why: str):
+        super().__init__(f"{step}: {why}")
+        self.step = step
+        self.why = why
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The market the check places its order in."""
+
+    question: str
+    token_id: str
+    tick: str                 # "0.01"
+    min_size: float
+    neg_risk: bool
+    best_bid: float
+    best_ask: float
+
+    @property
+    def price_micro(self) -> int:
+        return to_micro(self.tick)
+
+    @property
+    def size_micro(self) -> int:
+        return to_micro(self.min_size)
+
+
+# --------------------------------------------------------------------------- pure helpers
+def _sentence(text: str) -> str:
+    text = " ".join(str(text).split()).rstrip()
+    return text[:-1] if text.endswith(".") else text
+
+
+def credential_problem(cfg: Any) -> Optional[str]:
+    """One sentence naming the first missing credential and its env var, or None."""
+    pm = cfg.polymarket
+    unset = {k: v for k, v in getattr(cfg, "unset_env", ())}
+    for key, default_var in CREDENTIAL_VARS:
+        if not getattr(pm, key, None):
+            var = unset.get(f"polymarket.{key}", default_var)
+            return (f"polymarket.{key} is not set; export {var} — the live order check needs the "
+                    f"live credentials whatever paper_trading says")
+    st = int(getattr(pm, "signature_type", 0))
+    if st in WALLET_KIND and not getattr(pm, "funder_address", None):
+        var = unset.get("polymarket.funder_address", FUNDER_VAR)
+        return (f"polymarket.funder_address is not set but signature_type {st} signs for your "
+                f"{WALLET_KIND[st]}; export {var} with that wallet's address (or set the "
+                f"signature_type your account uses)")
+    return None
+
+
+def advice_for(message: str, signature_type: int) -> str:
+    """The fix for an order the exchange refused, keyed on its message (API_NOTES §4.3 and
+    the public issues cited in /work/notes/sigtype3.md)."""
+    m = message.lower()
+    if "signer address has to be the address of the api key" in m:
+        if signature_type == 3:
+            return TYPE3_FIX
+        return ("POLYMARKET_PRIVATE_KEY is not the key these API credentials belong to; derive "
+                "POLYMARKET_API_KEY/SECRET/PASSPHRASE from this private key, or export the matching key")
+    if "owner has to be the owner of the api key" in m:
+        return "POLYMARKET_API_KEY does not match the other API credentials; export the matching trio"
+    if "maker address not allowed" in m or "deposit wallet flow" in m:
+        return ("this account trades through a deposit wallet: set polymarket.signature_type: 3 and "
+                "POLYMARKET_FUNDER_ADDRESS to the deposit wallet's address")
+    if "signature" in m:
+        kind = WALLET_KIND.get(signature_type)
+        if kind:
+            return (f"signature_type {signature_type} needs POLYMARKET_FUNDER_ADDRESS to be the "
+                    f"{kind} this key controls (the address on your polymarket.com profile); check "
+                    f"it and polymarket.signature_type")
+        return ("with signature_type 0 the key's own address holds the funds; if your funds are in "
+                "a Polymarket proxy, Safe or deposit wallet set signature_type 1, 2 or 3 and "
+                "POLYMARKET_FUNDER_ADDRESS")
+    if "balance" in m or "allowance" in m:
+        return ("the funder lacks the pUSD for this order or has not approved the exchange; deposit "
+                "funds / approve trading on polymarket.com and rerun")
+    if "crosses" in m or "post-only" in m or "post only" in m:
+        return "the book moved onto the lowest tick; rerun the check (it picks the market again)"
+    if "closed only" in m or "closed-only" in m or "geoblock" in m or "region" in m:
+        return "this account or IP may only close positions; live trading is not possible from here"
+    return "read the message, fix the account or config.yaml, and rerun the check"
+
+
+def _tick_str(tick: float) -> str:
+    return format(Decimal(str(tick)).normalize(), "f")
+
+
+def pick_market(reader: Any, *, sample: int = SAMPLE_MARKETS) -> Pick:
+    """A busy, open, plain (not Protocol-V2) market whose book has bids and asks above the
+    lowest tick, so a BUY there neither crosses nor is first in line to fill."""
+    try:
+        markets = list(itertools.islice(
+            reader.iter_markets(limit=sample, order="volume24hr", ascending=False), sample))
+    except PolybotError as exc:
+        raise CheckFailed("Market", f"the market list could not be read ({_sentence(exc)})") from None
+    cands = [m for m in markets if m.tokens and m.accepting_orders and m.enable_order_book
+             and not m.closed and getattr(m, "version", "v1") == "v1"]
+    cands.sort(key=lambda m: (m.neg_risk, -m.volume_24h))
+    cands = cands[:BOOKS_CHECKED]
+    if not cands:
+        raise CheckFailed("Market", f"none of the {len(markets)} busiest markets accepts orders; "
+                                    f"check gamma_url in config.yaml or try again later")
+    try:
+        books = reader.get_books([m.tokens[0].token_id for m in cands])
+    except PolybotError as exc:
+        raise CheckFailed("Market", f"the order books could not be read ({_sentence(exc)})") from None
+    for m in cands:
+        b = books.get(m.tokens[0].token_id)
+        if b is None or b.best_bid is None or b.best_ask is None:
+            continue
+        tick = float(b.tick_size or m.tick_size)
+        if b.best_bid >= 2 * tick and b.best_ask > 2 * tick:
+            return Pick(question=m.question, token_id=m.tokens[0].token_id, tick=_tick_str(tick),
+                        min_size=float(b.min_order_size or m.min_order_size), neg_risk=bool(b.neg_risk),
+                        best_bid=b.best_bid, best_ask=b.best_ask)
+    raise CheckFailed("Market", f"no market among the {len(cands)} busiest has bids above the "
+                                f"lowest tick; try again later")
+
+
+# --------------------------------------------------------------------------- recording
+def identity(cfg: Any, live: Any = None) -> dict:
+    """Who the check runs as: the fields pre_launch_check matches against the config."""
+    pm = cfg.polymarket
+    address = getattr(live, "address", None) or key_address(getattr(pm, "private_key", None))
+    funder = getattr(pm, "funder_address", None) or address or ""
+    return {"clob_url": str(pm.base_url).rstrip("/"), "address": (address or "").lower(),
+            "signature_type": int(pm.signature_type), "funder": funder.lower()}
+
+
+def key_address(private_key: Optional[str]) -> Optional[str]:
+    """The address of a private key, or None when there is none or it is malformed."""
+    if not private_key:
+        return None
+    try:
+        from eth_account import Account
+        return Account.from_key(private_key).address
+    except Exception:  # noqa: BLE001 — a malformed key; never echo it
+        return None
+
+
+def record_run(database_path: Path, *, started: float, finished: float, passed: bool,
+               ident: dict, order_id: Optional[str], token_id: Optional[str], message: str) -> None:
+    """Insert the ``job_runs`` row (see the module docstring)."""
+    from polybot import db
+
+    detail = dict(ident, result="pass" if passed else "fail", order_id=order_id, token_id=token_id,
+                  message=message[:600])
+    conn = db.connect(database_path)
+    try:
+        with db.atomic(conn):
+            conn.execute("INSERT INTO job_runs(job, started_at, finished_at, exit_code, duration, detail) "
+                         "VALUES (?, ?, ?, ?, ?, ?)",
+                         (JOB, int(started), int(finished), 0 if passed else 1,
+                          round(finished - started, 3), json.dumps(detail, sort_keys=True)))
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- the check
+def _ask(prompt: str, out: Callable[[str], None], stdin: Any) -> bool:
+    """True only on an explicit yes; no stdin / end of input counts as no."""
+    if stdin is None:
+        return False
+    out(prompt)
+    try:
+        line = stdin.readline()
+    except (OSError, ValueError):          # stdin closed or not readable
+        return False
+    return bool(line) and line.strip().lower() in ("y", "yes")
+
+
+def _wait_for(pred: Callable[[], bool], *, seconds: float, sleep: Callable[[float], None],
+              clock: Callable[[], float]) -> bool:
+    deadline = clock() + seconds
+    while True:
+        if pred():
+            return True
+        if clock() >= deadline:
+            return False
+        sleep(POLL_SECONDS)
+
+
+def _listed(live: Any, oid: str) -> bool:
+    return any(o.order_id.lower() == oid.lower() and o.is_open for o in live.open_orders())
+
+
+class _Run:
+    """State of one check: what was placed, so every failure path can clean it up."""
+
+    def __init__(self, live: Any, out: Callable[[str], None], sleep, clock, wait_seconds: float):
+        self.live, self.out, self.sleep, self.clock = live, out, sleep, clock
+        self.wait_seconds = wait_seconds
+        self.order_id: Optional[str] = None      # set while it may be open on the exchange
+        self.placed_id: Optional[str] = None     # the order's id once signed (recorded)
+
+    def gone(self, oid: str) -> bool:
+        return _wait_for(lambda: not _listed(self.live, oid), seconds=self.wait_seconds,
+                         sleep=self.sleep, clock=self.clock)
+
+    def cleanup(self) -> Optional[str]:
+        """Cancel whatever may have been placed; None when nothing is left open, else the
+        sentence the operator must act on."""
+        oid = self.order_id
+        if not oid:
+            return None
+        try:
+            st = self.live.lookup(oid)
+            if st is None or not st.is_open:
+                return None
+            self.live.cancel(oid)
+            if self.gone(oid):
+                return None
+        except PolybotError as exc:
+            return (f"order {oid} may still be open ({_sentence(exc)}); cancel it on polymarket.com "
+                    f"(Portfolio → Open orders) now")
+        return f"order {oid} is still listed as open; cancel it on polymarket.com (Portfolio → Open orders) now"
+
+
+def run_live_order_check(cfg: Any, *, assume_yes: bool = False, out: Callable[[str], None] = print,
+                         stdin: Any = None, reader: Any = None, live: Any = None,
+                         sleep: Callable[[float], None] = time.sleep,
+                         clock: Callable[[], float] = time.monotonic,
+                         wall: Callable[[], float] = time.time,
+                         wait_seconds: float = WAIT_SECONDS) -> int:
+    """Run the check; returns the exit code (0 only when every step passed and was recorded)."""
+    from polybot.exchange.base import OrderRequest
+
+    started = wall()
+    pm = cfg.polymarket
+    db_path = Path(cfg.database_path)
+    own_reader = reader is None
+    run: Optional[_Run] = None
+    pick: Optional[Pick] = None
+    failure: Optional[CheckFailed] = None
+    ident = identity(cfg)
+
+    def finish(passed: bool, message: str) -> int:
+        code = 0 if passed else 1
+        if db_path.exists():
+            try:
+                record_run(db_path, started=started, finished=wall(), passed=passed, ident=ident,
+                           order_id=run.placed_id if run else None,
+                           token_id=pick.token_id if pick else None, message=message)
+            except (PolybotError, OSError) as exc:
+                out(f"{FAIL} Recording the result: {_sentence(exc)}; fix it and rerun the check "
+                    f"(pre_launch_check.py reads the result from the database).")
+                return 1
+        return code
+
+    try:
+        problem = credential_problem(cfg)
+        if problem:
+            raise CheckFailed("Credentials", problem)
+        if not db_path.exists():
+            out(f"{FAIL} Database: there is no database at {db_path}; run python initialize_db.py "
+                f"first — the result is recorded there for pre_launch_check.py.")
+            return 1
+        if reader is None:
+            from polybot.exchange.client import PolymarketClient
+            reader = PolymarketClient.from_config(cfg)
+        if live is None:
+            try:
+                from polybot.exchange.live import LiveExchange
+                live = LiveExchange.from_config(cfg, reader=reader)
+            except PolybotError as exc:
+                raise CheckFailed("Credentials", _sentence(exc)) from None
+        ident = identity(cfg, live)
+        run = _Run(live, out, sleep, clock, wait_seconds)
+        funder = f", funder {live.funder}" if str(live.funder).lower() != str(live.address).lower() else ""
+        out(f"Live order check on {ident['clob_url']} as {live.address} (signature type "
+            f"{ident['signature_type']}{funder})")
+        try:
+            n_open = len(live.open_orders())
+        except PolybotError as exc:
+            raise CheckFailed("Authentication", _sentence(exc)) from None
+        out(f"{OK} Authenticated: the exchange accepts the API credentials ({n_open} open order(s))")
+        pick = pick_market(reader)
+        cost = fmt_usd(pick.price_micro * pick.size_micro // 1_000_000)
+        out(f"{OK} Market: {pick.question[:70]} — best bid {pick.best_bid:g} / ask {pick.best_ask:g}, "
+            f"tick {pick.tick}, minimum {pick.min_size:g} shares")
+        if not assume_yes:
+            out(f"This signs and places a REAL post-only BUY of {pick.min_size:g} shares at "
+                f"${pick.tick} ({cost} reserved) on that market, then cancels it. It cannot fill.")
+            if not _ask("Place it? Type y to continue [y/N]:", out, stdin):
+                out(f"{FAIL} Not confirmed: nothing was sent; answer y, or pass --yes to run it "
+                    f"unattended.")
+                return 1                            # no order was involved: not a recorded run
+
+        request = OrderRequest(token_id=pick.token_id, side="BUY", order_type="GTC",
+                               price_micro=pick.price_micro, size_micro=pick.size_micro,
+                               post_only=True, tick_size=pick.tick, neg_risk=pick.neg_risk,
+                               client_tag="live_order_check")
+        try:
+            prepared = live.prepare(request)
+        except PolybotError as exc:
+            raise CheckFailed("Signing the order", _sentence(exc)) from None
+        out(f"{OK} Order signed: {prepared.order_hash}")
+        run.order_id = run.placed_id = prepared.order_hash
+        try:
+            res = live.submit(prepared)
+        except TemporaryExchangeError as exc:
+            run.order_id = None                      # definitely not accepted (live.py's contract)
+            raise CheckFailed("Placing the order", f"the exchange is not accepting new orders now "
+                                                   f"({_sentence(exc)}); nothing was placed — rerun "
+                                                   f"the check once Polymarket accepts orders "
+                                                   f"again") from None
+        except OrderOutcomeUnknown as exc:
+            raise CheckFailed("Placing the order", f"no clear answer ({_sentence(exc)}); "
+                                                   f"check the network and rerun") from None
+        except (AuthenticationError, RequestRejected) as exc:
+            run.order_id = None                      # refused before it was processed
+            raise CheckFailed("Placing the order", _sentence(exc)) from None
+        except PolybotError as exc:
+            raise CheckFailed("Placing the order", _sentence(exc)) from None
+        if res.exchange_order_id:
+            run.order_id = run.placed_id = res.exchange_order_id
+        if res.status == "rejected":
+            msg = _sentence(res.error or "no reason given")
+            run.order_id = None                      # refused: nothing rests
+            raise CheckFailed("Placing the order", f"the exchange rejected it ({msg}); "
+                                                   f"{advice_for(msg, ident['signature_type'])}")
+        if res.status not in ("live", "delayed"):
+            raise CheckFailed("Placing the order", f"the exchange answered status {res.status!r} "
+                                                   f"for a post-only order at the lowest tick, which "
+                                                   f"should rest unfilled; do not trade live until "
+                                                   f"this is understood")
+        oid = run.order_id
+        try:
+            listed = _wait_for(lambda: _listed(live, oid), seconds=wait_seconds, sleep=sleep, clock=clock)
+        except PolybotError as exc:
+            raise CheckFailed("Open orders", _sentence(exc)) from None
+        if not listed:
+            raise CheckFailed("Open orders", f"the exchange accepted order {oid} but did not list it "
+                                             f"as open within {wait_seconds:g} s; do not trade live "
+                                             f"until its open orders are readable")
+        out(f"{OK} Order listed as open: {oid}")
+        try:
+            cres = live.cancel(oid)
+        except PolybotError as exc:
+            raise CheckFailed("Cancelling the order", _sentence(exc)) from None
+        if oid.lower() not in {c.lower() for c in cres.canceled}:
+            why = next(iter(cres.not_canceled.values()), "not in the canceled list")
+            raise CheckFailed("Cancelling the order", f"the exchange did not cancel {oid} ({_sentence(why)}); "
+                                                      f"do not trade live until cancels work")
+        out(f"{OK} Order cancelled: {oid}")
+        try:
+            gone = run.gone(oid)
+            st = live.lookup(oid) if gone else None
+        except PolybotError as exc:
+            raise CheckFailed("Order gone", _sentence(exc)) from None
+        if not gone or (st is not None and st.is_open):
+            raise CheckFailed("Order gone", f"order {oid} is still listed as open after the cancel")
+        out(f"{OK} Order gone: {oid} is no longer open" + (f" (status {st.status})" if st else ""))
+        run.order_id = None if st is None or not st.is_open else oid
+        code = finish(True, f"placed, listed, cancelled and gone: {oid}")
+        if code == 0:
+            out(f"{OK} Live order check passed: live signing works for {live.address}; recorded in "
+                f"{db_path.name} for pre_launch_check.py.")
+        return code
+    except CheckFailed as exc:
+        failure = exc
+    finally:
+        leftover = None
+        if failure is not None and run is not None:
+            leftover = run.cleanup()
+        if failure is not None:
+            out(f"{FAIL} {failure.step}: {_sentence(failure.why)}.")
+            if leftover:
+                out(f"{FAIL} Cleanup: {leftover}.")
+        if live is not None:
+            live.close()
+        if own_reader and reader is not None:
+            reader.close()
+    return finish(False, f"{failure.step}: {failure.why}")

@@ -1,0 +1,218 @@
+"""``python test_api_connectivity.py --live-order-check [--yes]`` as the operator runs it (a
+real subprocess) against the local simulator over real HTTP.
+
+What happened is read from the simulator's own state (its order store), never from our
+client, and from the ``job_runs`` row the check records for pre_launch_check.py.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+import requests
+from py_clob_client_v2 import ClobClient
+
+from polybot import db
+from polybot.config import load_config
+from tests.conftest import run_cli, sim_urls, write_config
+
+KEY_A = "0x" + "a1" * 32            # test-only keys
+KEY_B = "0x" + "b2" * 32
+OTHER_WALLET = "0x" + "c3" * 20
+
+
+def creds_for(sim, key: str) -> dict:
+    """The API credentials the simulator issues to ``key`` (L1 derive, as an operator would)."""
+    c = ClobClient(host=sim.clob_url, chain_id=137, key=key).create_or_derive_api_key()
+    return {"POLYMARKET_API_KEY": c.api_key, "POLYMARKET_API_SECRET": c.api_secret,
+            "POLYMARKET_API_PASSPHRASE": c.api_passphrase}
+
+
+def workspace(tmp_path, sim, *, signature_type: int = 0, funder: bool = False, paper: bool = True,
+              init_db: bool = True):
+    cfg = sim_urls(sim)
+    cfg["paper_trading"] = paper
+    cfg["polymarket"].update(private_key="${POLYMARKET_PRIVATE_KEY}", api_key="${POLYMARKET_API_KEY}",
+                             api_secret="${POLYMARKET_API_SECRET}",
+                             api_passphrase="${POLYMARKET_API_PASSPHRASE}", signature_type=signature_type)
+    if funder:
+        cfg["polymarket"]["funder_address"] = "${POLYMARKET_FUNDER_ADDRESS}"
+    write_config(tmp_path, cfg)
+    if init_db:
+        db.initialize(load_config(tmp_path / "config.yaml", require_mode_secrets=False).database_path)
+    return tmp_path
+
+
+def check(ws, env, *args, input=""):
+    return run_cli("test_api_connectivity.py", "--live-order-check", *args, cwd=ws, env=env, input=input)
+
+
+def lines(proc) -> list[str]:
+    return [ln for ln in proc.stdout.splitlines() if ln.strip()]
+
+
+def fails(proc) -> list[str]:
+    return [ln for ln in lines(proc) if ln.startswith("✗")]
+
+
+def runs(ws) -> list[dict]:
+    conn = sqlite3.connect(ws / "data" / "polymarket.db")
+    try:
+        rows = conn.execute("SELECT started_at, finished_at, exit_code, detail FROM job_runs "
+                            "WHERE job = 'live_order_check' ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    return [{"started_at": r[0], "finished_at": r[1], "exit_code": r[2], **json.loads(r[3])} for r in rows]
+
+
+def sim_orders(sim) -> dict:
+    """{order id: status} from the simulator's own order store."""
+    return {oid: o.status for oid, o in sim.sim.exchange.orders.items()}
+
+
+def admin(sim, path: str, body: dict) -> requests.Response:
+    return requests.post(f"{sim.url}/_sim/{path}", json=body, timeout=5)
+
+
+def test_passes_against_the_simulator_and_is_recorded(tmp_path, sim):
+    ws = workspace(tmp_path, sim, paper=True)         # works whatever paper_trading says
+    env = {"POLYMARKET_PRIVATE_KEY": KEY_A, **creds_for(sim, KEY_A)}
+    proc = check(ws, env, "--yes")
+    out = lines(proc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not fails(proc)
+    signed = [ln for ln in out if ln.startswith("✓ Order signed: 0x")]
+    assert len(signed) == 1
+    oid = signed[0].rsplit(" ", 1)[1]
+    assert f"✓ Order listed as open: {oid}" in out
+    assert f"✓ Order cancelled: {oid}" in out
+    assert any(ln.startswith(f"✓ Order gone: {oid}") for ln in out)
+    assert out[-1].startswith("✓ Live order check passed")
+    # the exchange's own record: one order, placed by this check and cancelled
+    assert sim_orders(sim) == {oid: "CANCELED"}
+    placed = sim.sim.exchange.orders[oid]
+    assert placed.side == "BUY" and placed.order_type == "GTC" and placed.matched == 0
+    assert placed.ticks == 1                          # the lowest tick
+    (row,) = runs(ws)
+    assert row["exit_code"] == 0 and row["result"] == "pass" and row["order_id"] == oid
+    assert row["clob_url"] == sim.clob_url and row["signature_type"] == 0
+    assert row["finished_at"] >= row["started_at"]
+    for secret in (KEY_A[2:], env["POLYMARKET_API_SECRET"], env["POLYMARKET_API_PASSPHRASE"]):
+        assert secret not in proc.stdout + proc.stderr
+        assert secret not in json.dumps(row)
+
+
+@pytest.mark.parametrize("answer, placed", [("", False), ("n\n", False), ("y\n", True)])
+def test_asks_before_placing_unless_yes(tmp_path, sim, answer, placed):
+    ws = workspace(tmp_path, sim)
+    env = {"POLYMARKET_PRIVATE_KEY": KEY_A, **creds_for(sim, KEY_A)}
+    proc = check(ws, env, input=answer)
+    assert "REAL post-only BUY" in proc.stdout
+    if placed:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert list(sim_orders(sim).values()) == ["CANCELED"]
+    else:
+        assert proc.returncode == 1
+        assert fails(proc) == ["✗ Not confirmed: nothing was sent; answer y, or pass --yes to run it "
+                               "unattended."]
+        assert sim_orders(sim) == {}
+        assert runs(ws) == []                         # nothing happened: nothing to record
+
+
+def test_missing_credential_is_one_sentence_naming_the_env_var(tmp_path, sim):
+    ws = workspace(tmp_path, sim)
+    env = {"POLYMARKET_PRIVATE_KEY": KEY_A, **creds_for(sim, KEY_A)}
+    env.pop("POLYMARKET_API_SECRET")
+    proc = check(ws, env, "--yes")
+    assert proc.returncode == 1
+    assert fails(proc) == ["✗ Credentials: polymarket.api_secret is not set; export POLYMARKET_API_SECRET — "
+                           "the live order check needs the live credentials whatever paper_trading says."]
+    assert sim_orders(sim) == {}
+    assert [r["result"] for r in runs(ws)] == ["fail"]
+
+
+def test_signature_type_2_without_a_funder_is_refused_before_any_order(tmp_path, sim):
+    ws = workspace(tmp_path, sim, signature_type=2)
+    proc = check(ws, {"POLYMARKET_PRIVATE_KEY": KEY_A, **creds_for(sim, KEY_A)}, "--yes")
+    assert proc.returncode == 1
+    (line,) = fails(proc)
+    assert line.startswith("✗ Credentials: polymarket.funder_address is not set but signature_type 2")
+    assert "POLYMARKET_FUNDER_ADDRESS" in line
+    assert sim_orders(sim) == {}
+
+
+def test_a_key_that_does_not_own_the_api_credentials_fails_with_one_sentence(tmp_path, sim):
+    ws = workspace(tmp_path, sim)
+    proc = check(ws, {"POLYMARKET_PRIVATE_KEY": KEY_B, **creds_for(sim, KEY_A)}, "--yes")
+    assert proc.returncode == 1, proc.stdout
+    (line,) = fails(proc)
+    assert line.startswith("✗ Authentication:") or line.startswith("✗ Placing the order:"), line
+    assert "401" in line or "API KEY" in line
+    assert "POLYMARKET_" in line                      # names what to fix
+    assert not any(o == "LIVE" for o in sim_orders(sim).values())
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert [r["result"] for r in runs(ws)] == ["fail"]
+
+
+def test_a_malformed_private_key_fails_with_one_sentence(tmp_path, sim):
+    ws = workspace(tmp_path, sim)
+    bad = "0x1234deadbeef"
+    proc = check(ws, {"POLYMARKET_PRIVATE_KEY": bad, **creds_for(sim, KEY_A)}, "--yes")
+    assert proc.returncode == 1
+    (line,) = fails(proc)
+    assert line.startswith("✗ Credentials: polymarket.private_key")
+    assert bad not in proc.stdout + proc.stderr and "1234deadbeef" not in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert sim_orders(sim) == {}
+
+
+def test_no_database_is_one_sentence_and_nothing_is_placed(tmp_path, sim):
+    ws = workspace(tmp_path, sim, init_db=False)
+    proc = check(ws, {"POLYMARKET_PRIVATE_KEY": KEY_A, **creds_for(sim, KEY_A)}, "--yes")
+    assert proc.returncode == 1
+    (line,) = fails(proc)
+    assert "run python initialize_db.py first" in line
+    assert sim_orders(sim) == {}
+
+
+def test_a_wrong_funder_fails_with_one_sentence(tmp_path, sim):
+    """Signature type 2 whose funder is not the key's Safe (RULES.md §1 check 6)."""
+    ws = workspace(tmp_path, sim, signature_type=2, funder=True)
+    env = {"POLYMARKET_PRIVATE_KEY": KEY_A, "POLYMARKET_FUNDER_ADDRESS": OTHER_WALLET,
+           **creds_for(sim, KEY_A)}
+    proc = check(ws, env, "--yes")
+    assert proc.returncode == 1, proc.stdout
+    (line,) = fails(proc)
+    assert line.startswith("✗ Placing the order: the exchange rejected it (invalid signature)"), line
+    assert "POLYMARKET_FUNDER_ADDRESS" in line and "Safe" in line
+    assert not any(s == "LIVE" for s in sim_orders(sim).values())
+    assert [r["result"] for r in runs(ws)] == ["fail"]
+
+
+def test_the_right_funder_passes(tmp_path, sim):
+    """The same account with its registered Safe as the funder (the control for the test above)."""
+    ws = workspace(tmp_path, sim, signature_type=2, funder=True)
+    creds = creds_for(sim, KEY_A)
+    from eth_account import Account
+    acct = requests.get(f"{sim.url}/_sim/accounts", params={"address": Account.from_key(KEY_A).address},
+                        timeout=5).json()
+    env = {"POLYMARKET_PRIVATE_KEY": KEY_A, "POLYMARKET_FUNDER_ADDRESS": acct["funders"]["2"], **creds}
+    proc = check(ws, env, "--yes")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (oid,) = sim_orders(sim)
+    assert sim.sim.exchange.orders[oid].maker.lower() == acct["funders"]["2"].lower()
+
+
+def test_cancel_only_exchange_fails_with_one_sentence(tmp_path, sim):
+    ws = workspace(tmp_path, sim)
+    env = {"POLYMARKET_PRIVATE_KEY": KEY_A, **creds_for(sim, KEY_A)}
+    res = admin(sim, "mode", {"mode": "cancel-only"})
+    assert res.status_code == 200, res.text
+    proc = check(ws, env, "--yes")
+    assert proc.returncode == 1, proc.stdout
+    (line,) = fails(proc)
+    assert line.startswith("✗ Placing the order: the exchange is not accepting new orders now"), line
+    assert "503" in line and "cancel-only" in line
+    assert sim_orders(sim) == {}
+    assert [r["result"] for r in runs(ws)] == ["fail"]
