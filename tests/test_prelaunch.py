@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Optional
 
 import pytest
 
@@ -70,9 +71,31 @@ def _prepare_go(root):
     cfg.log_dir.mkdir(exist_ok=True, mode=0o700)
     (cfg.log_dir / "health.log").write_text("[OK] Bot process running (PID: 1)\n")
     os.chmod(cfg.log_dir / "health.log", 0o640)
+    add_live_order_check(cfg, started=now - 3600)
     res = run_cli("backup_database.py", cwd=root)
     assert res.returncode == 0, res.stderr
     return cfg
+
+
+LIVE_ADDRESS = "0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A"     # the address of LIVE_ENV's private key
+
+
+def add_live_order_check(cfg, *, started: int, passed: bool = True, clob_url: str = "https://clob.polymarket.com",
+                         signature_type: Optional[int] = None, address: str = LIVE_ADDRESS,
+                         message: str = "ok") -> None:
+    """A job_runs row as test_api_connectivity.py --live-order-check records it (the contract in
+    polybot/exchange/live_order_check.py's docstring)."""
+    if signature_type is None:                       # the configured one (config.py's default)
+        signature_type = cfg.polymarket.signature_type
+    detail = {"result": "pass" if passed else "fail", "order_id": "0xabc", "clob_url": clob_url,
+              "address": address.lower(), "signature_type": signature_type, "funder": address.lower(),
+              "token_id": "123", "message": message}
+    conn = connect(cfg)
+    with db.atomic(conn):
+        conn.execute("INSERT INTO job_runs(job, started_at, finished_at, exit_code, duration, detail) "
+                     "VALUES ('live_order_check', ?, ?, ?, 3.2, ?)",
+                     (started, started + 3, 0 if passed else 1, json.dumps(detail)))
+    conn.close()
 
 
 def test_fresh_workspace_is_no_go_with_one_reason_per_missing_step(workspace):
@@ -83,7 +106,7 @@ def test_fresh_workspace_is_no_go_with_one_reason_per_missing_step(workspace):
     expected = {"Config valid for live trading", "File permissions", "Database integrity", "Recent verified backup",
                 "Data collection running (7+ days, fresh, quality PASS)", "7-day correlation report",
                 "30-day backtest PASSED", "Paper trading PASSED (7+ days, no critical errors)",
-                "Alert channels configured", "Health checks running"}
+                "Alert channels configured", "Health checks running", "Live order check passed (last 24 h)"}
     scenarios = {"Risk limits enforced": "test_risk_limits.py", "Circuit breakers tested": "test_circuit_breakers.py"}
     for name, script in scenarios.items():      # NO-GO "not available" until the bot's scenario scripts exist
         if not (ROOT / script).exists():
@@ -109,7 +132,8 @@ def test_prepared_workspace_is_go(tmp_path):
     res = run_cli("pre_launch_check.py", cwd=tmp_path, env=LIVE_ENV)
     assert res.returncode == 0, res.stdout + res.stderr
     items = _items(res.stdout)
-    assert len(items) == 16 and set(items.values()) == {"✓"}
+    assert len(items) == 17 and set(items.values()) == {"✓"}
+    assert "✓ Live order check passed (last 24 h): passed 60 minutes ago, order 0xabc placed and cancelled" in res.stdout
     assert res.stdout.rstrip().splitlines()[-3:-1] == ["✓ All systems operational", "✓ Ready for live trading"]
     assert "data_quality_20260201_000000.txt: PASS" in res.stdout
     assert "test_circuit_breakers.py passed (2 scenarios)" in res.stdout
@@ -128,6 +152,8 @@ def test_prepared_workspace_is_go(tmp_path):
     ("risk", "Risk limits within the checklist's bounds"),
     ("no_env", "Config valid for live trading"),
     ("open_perms", "File permissions"),
+    ("stale_live_check", "Live order check passed (last 24 h)"),
+    ("failed_live_check", "Live order check passed (last 24 h)"),
 ])
 def test_each_item_can_block_go(tmp_path, breakage, item):
     cfg = _prepare_go(tmp_path)
@@ -162,6 +188,14 @@ def test_each_item_can_block_go(tmp_path, breakage, item):
         env.pop("POLYMARKET_PRIVATE_KEY")
     elif breakage == "open_perms":
         os.chmod(cfg.database_path, 0o644)
+    elif breakage == "stale_live_check":
+        conn = connect(cfg)
+        with db.atomic(conn):
+            conn.execute("UPDATE job_runs SET started_at = started_at - 86400 WHERE job = 'live_order_check'")
+        conn.close()
+    elif breakage == "failed_live_check":          # a newer failing run outweighs the older pass
+        add_live_order_check(cfg, started=now - 60, passed=False,
+                             message="Placing the order: the exchange rejected it (invalid signature)")
     res = run_cli("pre_launch_check.py", cwd=tmp_path, env=env)
     assert res.returncode == 1, res.stdout
     items = _items(res.stdout)
@@ -173,6 +207,10 @@ def test_each_item_can_block_go(tmp_path, breakage, item):
     assert "Ready for live trading" not in res.stdout and "NO-GO" in res.stdout
     if breakage == "backtest_fail":
         assert "verdict FAIL (failed: Sharpe ratio > 0.5)" in res.stdout
+    if breakage == "stale_live_check":
+        assert "the last passing run is 25 h old (max 24 h)" in res.stdout
+    if breakage.endswith("live_check"):
+        assert "run python test_api_connectivity.py --live-order-check" in res.stdout
 
 
 @pytest.mark.parametrize("mode", ["ok", "down"])
@@ -205,3 +243,35 @@ def test_a_missing_scenario_script_is_no_go(tmp_path):
     item = _scenario(load_config(tmp_path / "config.yaml"), "Circuit breakers tested", "no_such_scenarios.py")
     assert not item.ok and item.detail == "no_such_scenarios.py not available"
     assert item.fix == "no_such_scenarios.py must exist and pass before going live"
+
+
+def test_live_order_check_must_match_the_configured_exchange_key_and_wallet(tmp_path, monkeypatch):
+    """A pass recorded against the simulator, another key or another signature type is not a
+    pass for this config; the newest matching run decides."""
+    from polybot.config import load_config
+    from polybot.ops.prelaunch import check_live_order
+
+    init_workspace(tmp_path, LIVE_CONFIG)
+    for k, v in LIVE_ENV.items():
+        monkeypatch.setenv(k, v)
+    now = int(time.time())
+    cfg = load_config(tmp_path / "config.yaml", require_mode_secrets=False)
+    conn = connect(cfg)
+    try:
+        item = check_live_order(cfg, conn, now)
+        st = cfg.polymarket.signature_type
+        assert not item.ok and item.detail == ("no live order check recorded for https://clob.polymarket.com "
+                                               f"with signature type {st}")
+        assert item.fix.startswith("run python test_api_connectivity.py --live-order-check")
+        add_live_order_check(cfg, started=now - 60, clob_url="http://127.0.0.1:8080/clob")
+        add_live_order_check(cfg, started=now - 60, signature_type=(st + 1) % 4)
+        add_live_order_check(cfg, started=now - 60, address="0x" + "d4" * 20)     # another key
+        assert not check_live_order(cfg, conn, now).ok
+        add_live_order_check(cfg, started=now - 120)
+        item = check_live_order(cfg, conn, now)
+        assert item.ok and item.detail.startswith("passed 2 minutes ago"), item.detail
+        add_live_order_check(cfg, started=now - 30, passed=False, message="Authentication: HTTP 401")
+        item = check_live_order(cfg, conn, now)
+        assert not item.ok and "failed: Authentication: HTTP 401" in item.detail
+    finally:
+        conn.close()

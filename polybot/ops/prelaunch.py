@@ -363,6 +363,49 @@ def check_monitoring(cfg, conn, now: float) -> Item:
     return Item(name, True, f"last health check {fmt_ago(now - last)}")
 
 
+LIVE_CHECK_MAX_AGE_H = 24
+LIVE_CHECK_NAME = "Live order check passed (last 24 h)"
+LIVE_CHECK_FIX = ("run python test_api_connectivity.py --live-order-check (it places and cancels a "
+                  "post-only order that cannot fill) with the live config and credentials")
+
+
+def check_live_order(cfg, conn, now: float) -> Item:
+    """GO needs the newest ``--live-order-check`` run for THIS exchange, key, signature type and
+    funder (rows: polybot/exchange/live_order_check.py) to have passed within 24 h."""
+    from ..exchange.live_order_check import JOB, identity
+
+    if conn is None:
+        return Item(LIVE_CHECK_NAME, False, "no database", LIVE_CHECK_FIX)
+    want = identity(cfg)
+    newest = None
+    for started, code, detail in conn.execute(
+            "SELECT started_at, exit_code, detail FROM job_runs WHERE job = ? ORDER BY started_at DESC, "
+            "id DESC LIMIT 200", (JOB,)):
+        try:
+            d = json.loads(detail or "{}")
+        except ValueError:
+            continue
+        same = all(str(d.get(k, "")).lower() == str(want[k]).lower()
+                   for k in ("clob_url", "signature_type", "funder") if want[k] != "")
+        if same and (not want["address"] or str(d.get("address", "")).lower() == want["address"]):
+            newest = (started, code, d)
+            break
+    if newest is None:
+        return Item(LIVE_CHECK_NAME, False, f"no live order check recorded for {want['clob_url']} with "
+                                            f"signature type {want['signature_type']}", LIVE_CHECK_FIX)
+    started, code, d = newest
+    if code != 0:
+        return Item(LIVE_CHECK_NAME, False, f"the last run ({fmt_ago(now - started)}) failed: "
+                                            f"{str(d.get('message', ''))[:160]}",
+                    "fix what it says, then " + LIVE_CHECK_FIX)
+    age_h = (now - started) / 3600
+    if age_h > LIVE_CHECK_MAX_AGE_H:
+        return Item(LIVE_CHECK_NAME, False, f"the last passing run is {age_h:.0f} h old (max "
+                                            f"{LIVE_CHECK_MAX_AGE_H} h)", LIVE_CHECK_FIX)
+    return Item(LIVE_CHECK_NAME, True, f"passed {fmt_ago(now - started)}, order {d.get('order_id')} placed "
+                                       f"and cancelled on {want['clob_url']}")
+
+
 def run_prelaunch(cfg, *, now: Optional[float] = None, send_test: bool = False) -> list[Item]:
     now = time.time() if now is None else now
     conn = _conn(cfg)
@@ -383,6 +426,7 @@ def run_prelaunch(cfg, *, now: Optional[float] = None, send_test: bool = False) 
             ("Health checks running", lambda: check_monitoring(cfg, conn, now)),
             ("Disk space", lambda: check_disk(cfg)),
             ("Emergency stop absent", lambda: check_emergency_stop(cfg, conn)),
+            (LIVE_CHECK_NAME, lambda: check_live_order(cfg, conn, now)),
         ]
         items = []
         for name, check in checks:
