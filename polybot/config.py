@@ -166,9 +166,11 @@ class TradingConfig:
     quick_check_interval_minutes: float = 60.0
     stale_order_seconds: float = 300.0
     use_exchange_heartbeat: bool = True     # live: Polymarket dead-man switch
+    reconcile_mismatch_loops: int = 3       # live: loops a ledger/exchange position mismatch may last
 
     def _check(self, where: str) -> None:
         _require(self.loop_interval_seconds > 0, f"{where}.loop_interval_seconds", "must be > 0")
+        _require(self.reconcile_mismatch_loops >= 1, f"{where}.reconcile_mismatch_loops", "must be ≥ 1")
         _require(self.max_consecutive_api_errors >= 1, f"{where}.max_consecutive_api_errors", "must be ≥ 1")
         _require(self.order_type in ("GTC", "GTD", "FOK", "FAK"), f"{where}.order_type",
                  "must be one of GTC, GTD, FOK, FAK")

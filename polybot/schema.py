@@ -221,10 +221,57 @@ CREATE TABLE job_runs (
 CREATE INDEX idx_job_runs ON job_runs(job, started_at);
 """
 
+# Version 3: live trading held to the exchange (issue 13).
+# - trades.trade_status: the CLOB trade lifecycle (MATCHED → MINED → CONFIRMED, or RETRYING →
+#   FAILED); paper fills and settlements are final ('CONFIRMED'). A FAILED fill is undone by a
+#   ``kind='reversal'`` row (trade_id ``reversal:<trade_id>``) so every Σ over trades stays right.
+# - orders.exchange_status / exchange_matched_micro: the exchange's own word on the order (its
+#   status and size_matched), which decides FILLED — never the fills read so far.
+# - external_holdings: what the account held that is not the bot's: the baseline taken at the
+#   first live start (Data API positions) plus fills of orders the bot never placed.
+# - external_trades: the account's trades that are not the bot's (the history before the
+#   baseline, and fills of orders placed by hand); never in the ledger.
+_V3 = """
+ALTER TABLE trades ADD COLUMN trade_status TEXT NOT NULL DEFAULT 'CONFIRMED';
+ALTER TABLE orders ADD COLUMN exchange_status TEXT;
+ALTER TABLE orders ADD COLUMN exchange_matched_micro INTEGER;
+CREATE INDEX idx_trades_status ON trades(mode, trade_status);
+
+CREATE TABLE external_holdings (
+    mode                   TEXT NOT NULL,
+    token_id               TEXT NOT NULL,
+    market_id              TEXT,                      -- NULL when the token is not in the markets table
+    condition_id           TEXT,
+    size_micro             INTEGER NOT NULL,          -- external shares now (baseline + external fills)
+    baseline_size_micro    INTEGER NOT NULL DEFAULT 0,
+    avg_price_micro        INTEGER,
+    title                  TEXT,
+    recorded_at            INTEGER NOT NULL,
+    updated_at             INTEGER NOT NULL,
+    PRIMARY KEY (mode, token_id)
+);
+
+CREATE TABLE external_trades (
+    trade_id        TEXT PRIMARY KEY,
+    mode            TEXT NOT NULL,
+    timestamp       INTEGER NOT NULL,
+    token_id        TEXT NOT NULL,
+    side            TEXT NOT NULL,
+    price_micro     INTEGER NOT NULL,
+    size_micro      INTEGER NOT NULL,
+    trade_status    TEXT NOT NULL,
+    order_id        TEXT,                             -- the exchange's order id (not one of ours)
+    in_baseline     INTEGER NOT NULL DEFAULT 0,       -- 1: before the baseline (already in its positions)
+    recorded_at     INTEGER NOT NULL
+);
+CREATE INDEX idx_external_trades_token ON external_trades(mode, token_id);
+"""
+
 # (version, name, SQL). Append only.
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "checklist tables: markets, market_snapshots, trades, positions, performance, alerts", _V1),
     (2, "orders, bot_state, halts, collection_cycles, backups, job_runs", _V2),
+    (3, "live trading: trade status, the exchange's order status, external holdings and trades", _V3),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -174,6 +174,9 @@ def main(args) -> int:
         from polybot.exchange.client import PolymarketClient
         client = PolymarketClient.from_config(cfg)
         engine = Engine(cfg, conn, mode=mode, client=client, strategy=build_strategy(cfg, mode))
+        engine.close_external = bool(getattr(args, "close_external", False))
+        if engine.close_external:
+            log.warning("--close-external: an emergency stop also sells the external holdings (not the bot's)")
         _install_signals(engine)
         startup(engine, halt=halt, restart=bool(getattr(args, "restart", False)))
         engine.heartbeat()

@@ -13,6 +13,13 @@ Paper cash = capital + Σ cash flows of the mode's trades.
 
 Average-cost accounting: a SELL removes ``cost × sold / held`` (half-up) from the
 cost basis and realises ``proceeds − removed cost``.
+
+Trade status (live): a fill is recorded when the exchange first reports it, with its
+CLOB status (``trade_status``). MATCHED / MINED / RETRYING are provisional, CONFIRMED
+is final. A FAILED trade never settled on chain: :func:`update_trade_status` undoes it
+with one ``kind='reversal'`` row (``reversal:<trade_id>``, opposite side, fee negated),
+in the caller's transaction, so position and cash return exactly to what they were
+without it; its UNIQUE id makes seeing the failure again (after a restart) a no-op.
 """
 from __future__ import annotations
 
@@ -25,6 +32,19 @@ from polybot.money import MICRO, div_half_up as _half_up_div, notional_micro
 
 SETTLEMENT = "settlement"
 FILL = "fill"
+REVERSAL = "reversal"
+CONFIRMED = "CONFIRMED"
+FAILED = "FAILED"
+PROVISIONAL = ("MATCHED", "MINED", "RETRYING")
+
+
+def trade_status_of(raw: Optional[str]) -> str:
+    """The CLOB's trade status, normalised (``TRADE_STATUS_MINED`` → ``MINED``); unknown or
+    missing → ``MATCHED`` (provisional: it cannot make a fill final by accident)."""
+    s = str(raw or "").strip().upper()
+    if s.startswith("TRADE_STATUS_"):
+        s = s[len("TRADE_STATUS_"):]
+    return s if s in PROVISIONAL + (CONFIRMED, FAILED) else "MATCHED"
 
 
 @dataclass(frozen=True)
@@ -56,9 +76,23 @@ def trade_cash_delta(side: str, notional: int, fee: int) -> int:
     return -(notional + fee) if side == BUY else notional - fee
 
 
-def _apply(pos: Optional[dict], side: str, size: int, notional: int, fee: int) -> tuple[dict, int]:
-    """Apply one trade to a position dict {size_micro, cost_micro}; return (pos, realized)."""
+def _apply(pos: Optional[dict], side: str, size: int, notional: int, fee: int, *,
+           kind: str = FILL, realized: Optional[int] = None) -> tuple[dict, int]:
+    """Apply one trade to a position dict {size_micro, cost_micro}; return (pos, realized).
+
+    A reversal undoes its trade exactly: undoing a BUY (reversal side SELL, fee = −F)
+    removes that BUY's cost N+F and realises nothing; undoing a SELL (reversal side BUY,
+    fee = −F, ``realized`` = −R of the SELL) restores the cost the SELL removed, N−F−R."""
     p = dict(pos or {"size_micro": 0, "cost_micro": 0})
+    if kind == REVERSAL:
+        if side == BUY:
+            r = int(realized or 0)
+            p["size_micro"] += size
+            p["cost_micro"] += notional + fee + r
+            return p, r
+        p["size_micro"] -= size
+        p["cost_micro"] = max(0, p["cost_micro"] - (notional - fee)) if p["size_micro"] > 0 else 0
+        return p, 0
     if side == BUY:
         p["size_micro"] += size
         p["cost_micro"] += notional + fee
@@ -93,7 +127,8 @@ def record_trade(conn: sqlite3.Connection, *, mode: str, trade_id: str, token_id
                  kind: str = FILL, order_db_id: Optional[int] = None, strategy: Optional[str] = None,
                  reason: Optional[str] = None, group_key: Optional[str] = None,
                  stop_loss_percent: Optional[float] = None, notional: Optional[int] = None,
-                 now: Optional[int] = None) -> bool:
+                 now: Optional[int] = None, trade_status: str = CONFIRMED,
+                 reversal_realized: Optional[int] = None) -> bool:
     """Insert one trade and update its position. Returns False if ``trade_id`` was
     already recorded (nothing changes). Call inside ``db.atomic``."""
     side = side.upper()
@@ -101,18 +136,19 @@ def record_trade(conn: sqlite3.Connection, *, mode: str, trade_id: str, token_id
     now = ts if now is None else now
     cur = conn.execute(
         "INSERT OR IGNORE INTO trades(trade_id, order_id, timestamp, mode, kind, token_id, market_id, side, "
-        "price_micro, size_micro, notional_micro, fee_micro, strategy, reason) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "price_micro, size_micro, notional_micro, fee_micro, strategy, reason, trade_status) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (trade_id, order_db_id, int(ts), mode, kind, token_id, market_id, side, int(price_micro),
-         int(size_micro), notional, int(fee_micro), strategy, reason))
+         int(size_micro), notional, int(fee_micro), strategy, reason, trade_status))
     if cur.rowcount == 0:
         return False
     row_id = cur.lastrowid
     old = get_position(conn, mode, token_id)
     was_open = old is not None and old.status == "open" and old.size_micro != 0
     before = {"size_micro": old.size_micro, "cost_micro": old.cost_micro} if was_open else None
-    p, realized = _apply(before, side, int(size_micro), notional, int(fee_micro))
-    if side == SELL or kind == SETTLEMENT:
+    p, realized = _apply(before, side, int(size_micro), notional, int(fee_micro), kind=kind,
+                         realized=reversal_realized)
+    if side == SELL or kind in (SETTLEMENT, REVERSAL):
         conn.execute("UPDATE trades SET realized_pnl_micro=? WHERE id=?", (realized, row_id))
     status = "open" if p["size_micro"] != 0 else "closed"
     stop = None
@@ -142,11 +178,54 @@ def record_fill(conn: sqlite3.Connection, mode: str, fill: Fill, *, market_id: s
                 order_db_id: Optional[int] = None, strategy: Optional[str] = None,
                 reason: Optional[str] = None, group_key: Optional[str] = None,
                 stop_loss_percent: Optional[float] = None, now: Optional[int] = None) -> bool:
+    """Record a fill (live: with its CLOB trade status; paper fills are final). A FAILED
+    fill never recorded before is not recorded (it never happened): returns False."""
+    status = trade_status_of(fill.status) if mode == "live" else CONFIRMED
+    if status == FAILED:
+        return False
     return record_trade(conn, mode=mode, trade_id=fill.trade_id, token_id=fill.token_id,
                         market_id=market_id, side=fill.side, price_micro=fill.price_micro,
                         size_micro=fill.size_micro, fee_micro=fill.fee_micro, ts=fill.ts,
                         order_db_id=order_db_id, strategy=strategy, reason=reason, group_key=group_key,
-                        stop_loss_percent=stop_loss_percent, now=now)
+                        stop_loss_percent=stop_loss_percent, now=now, trade_status=status)
+
+
+def reversal_trade_id(trade_id: str) -> str:
+    return f"reversal:{trade_id}"
+
+
+def update_trade_status(conn: sqlite3.Connection, mode: str, trade_id: str, raw_status: Optional[str], *,
+                        now: int) -> Optional[str]:
+    """Apply a recorded fill's new CLOB status (inside the caller's transaction).
+
+    Returns None when nothing changed, the new status when it moved on (e.g. MINED,
+    CONFIRMED), or ``FAILED`` when the fill was reversed just now. CONFIRMED and FAILED
+    are final: a later, different status is ignored."""
+    new = trade_status_of(raw_status)
+    row = conn.execute("SELECT * FROM trades WHERE trade_id=? AND mode=? AND kind=?", (trade_id, mode, FILL)
+                       ).fetchone()
+    if row is None or row["trade_status"] == new or row["trade_status"] in (CONFIRMED, FAILED):
+        return None
+    conn.execute("UPDATE trades SET trade_status=? WHERE id=?", (new, row["id"]))
+    if new != FAILED:
+        return new
+    undo_side = SELL if row["side"] == BUY else BUY
+    realized = -int(row["realized_pnl_micro"] or 0) if row["side"] == SELL else None
+    record_trade(conn, mode=mode, trade_id=reversal_trade_id(trade_id), token_id=row["token_id"],
+                 market_id=row["market_id"], side=undo_side, price_micro=row["price_micro"],
+                 size_micro=row["size_micro"], fee_micro=-int(row["fee_micro"]), ts=now, kind=REVERSAL,
+                 order_db_id=row["order_id"], strategy=row["strategy"],
+                 reason=f"trade {trade_id} FAILED at the exchange: reversed", notional=row["notional_micro"],
+                 now=now, reversal_realized=realized)
+    return FAILED
+
+
+def provisional_net_micro(conn: sqlite3.Connection, mode: str) -> dict[str, int]:
+    """token → net shares (BUY +, SELL −) of fills not confirmed yet (MATCHED/MINED/RETRYING)."""
+    q = ",".join("?" * len(PROVISIONAL))
+    return {str(t): int(n) for t, n in conn.execute(
+        f"SELECT token_id, SUM(CASE WHEN side='BUY' THEN size_micro ELSE -size_micro END) FROM trades "
+        f"WHERE mode=? AND kind='fill' AND trade_status IN ({q}) GROUP BY token_id", (mode, *PROVISIONAL))}
 
 
 def settlement_trade_id(mode: str, token_id: str) -> str:
@@ -198,7 +277,8 @@ def positions_implied(conn: sqlite3.Connection, mode: str) -> dict[str, dict]:
     for t in trade_rows(conn, mode):
         cur = out.get(t["token_id"])
         base = {"size_micro": cur["size_micro"], "cost_micro": cur["cost_micro"]} if cur else None
-        p, realized = _apply(base, t["side"], t["size_micro"], t["notional_micro"], t["fee_micro"])
+        p, realized = _apply(base, t["side"], t["size_micro"], t["notional_micro"], t["fee_micro"],
+                             kind=t["kind"], realized=t["realized_pnl_micro"])
         p["realized_micro"] = (cur["realized_micro"] if cur else 0) + realized
         p["market_id"] = t["market_id"]
         out[t["token_id"]] = p

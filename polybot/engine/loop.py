@@ -79,6 +79,8 @@ class Engine:
         self._last_quick_check = time.monotonic()
         self._last_fill_sync: Optional[int] = None
         self._loss_acknowledged_logged = False
+        self._mismatch_loops: dict[str, int] = {}     # live: consecutive loops of a position mismatch
+        self.close_external = False                    # --close-external: the close-out sells those too
         self._empty_warned = False
         self.resolved_marks: dict[str, int] = {}      # live: resolved, not yet redeemed → payout
         self._hb_thread: Optional[threading.Thread] = None
@@ -132,7 +134,8 @@ class Engine:
                                  api_errors=self.api_errors, before_submit=lambda: breakers.check_emergency_stop(self.cfg),
                                  stop_loss_percent=self.cfg.risk_limits.stop_loss_percent,
                                  grace_seconds=max(5.0, 2 * self.cfg.trading.loop_interval_seconds),
-                                 stale_seconds=self.cfg.trading.stale_order_seconds)
+                                 stale_seconds=self.cfg.trading.stale_order_seconds,
+                                 alert=lambda key, message: self.alerter.warning(key, message))
 
     # ------------------------------------------------------------------ heartbeat
     def heartbeat(self) -> None:
@@ -244,17 +247,9 @@ class Engine:
                 ex.record_external_fills(new)
         for line in ex.sync_open():
             log.info("orders: %s", line)
-        if not self.paper:
-            since = (self._last_fill_sync or self.now_ts) - 600
-            try:
-                fills = self.exchange.trades(since)
-            except ExchangeError as exc:
-                self.api_errors.failure(exc, "reading trades")
-                return
-            self.api_errors.success()
-            for line in ex.record_external_fills(fills):
-                log.warning("reconcile: %s", line)
-            self._last_fill_sync = self.now_ts
+        if not self.paper:                    # fills and trade statuses (polybot/engine/reconcile.py)
+            from polybot.engine.reconcile import sync_trades
+            sync_trades(self)
 
     def settle_resolved(self) -> None:
         """Record the payout of resolved markets. Paper: at once (the paper exchange credits
@@ -315,20 +310,15 @@ class Engine:
         items += [(p.token_id, p.size_micro, p.cost_micro) for p in ledger.open_positions(self.conn, self.mode)
                   if p.size_micro < 0]
         breakers.check_positions(items, self.cfg.risk_limits.max_position_size, "the database")
-        if not self.paper:
-            try:
-                xpos = self.exchange.positions()
-            except ExchangeError as exc:
-                self.api_errors.failure(exc, "reading positions")
-                return
-            self.api_errors.success()
-            breakers.check_positions([(p.token_id, p.size, p.initial_value or p.size * p.avg_price // MICRO)
-                                      for p in xpos], self.cfg.risk_limits.max_position_size, "the exchange")
+        if not self.paper:                    # the bot held to the exchange (polybot/engine/reconcile.py)
+            from polybot.engine.reconcile import check_invariant
+            check_invariant(self)
 
     def to_request(self, it: Intent) -> Optional[OrderRequest]:
         m = self.md.info(it.market_id)
-        tick = m.tick_size if m else 0.01
         book = self.md.book(it.token_id)
+        # the fresh book's tick first: it changes at run time (0.001 above 0.96 / below 0.04)
+        tick = (getattr(book, "tick_size", None) if book is not None else None) or (m.tick_size if m else 0.01)
         price = it.limit_price_micro
         if it.side == BUY:
             if price is None:

@@ -4,8 +4,11 @@
 
     prepare (sign once) ──► PENDING_SUBMIT ──commit──► submit
         submit → live/delayed ............ LIVE (PARTIALLY_FILLED once a fill is known)
-        submit → matched ................. FILLED (fills recorded) — or LIVE/PARTIALLY_FILLED
-                                           while the exchange reports matches not yet read
+        submit → matched ................. FILLED only when the fills read cover the order's
+                                           whole size; otherwise PARTIALLY_FILLED (or LIVE
+                                           while no fill is readable yet) with exchange_status
+                                           'matched', and the next refresh asks the exchange
+                                           (a GTC's remainder may rest; a FAK's was killed)
         submit → unmatched ............... CANCELED (accepted, nothing filled, nothing rests)
         submit → rejected ................ REJECTED (definitive)
         TemporaryExchangeError ........... REJECTED ("not accepted": nothing happened)
@@ -16,6 +19,18 @@
                                            only while younger than stale_order_seconds);
                                            then CANCELED ("never reached the exchange")
     LIVE older than stale_order_seconds → cancel → final lookup → CANCELED / FILLED
+
+FILLED is decided by the exchange's own order status (``size_matched`` and
+``original_size``, stored as orders.exchange_status / exchange_matched_micro), never by
+the fills read so far: a GTC is FILLED when size_matched equals its original size and
+every matched share has been read as a fill; a partly filled GTC stays PARTIALLY_FILLED,
+is refreshed every loop and its remainder cancelled once stale. An order the exchange
+answered "matched" whose trades are not readable yet stays open (and its market blocked)
+until the fills are read — it is never marked CANCELED for being unknown.
+
+Trade status (live): every fill carries its CLOB status; MATCHED/MINED/RETRYING fills
+are provisional, CONFIRMED final, FAILED ones are reversed in the ledger (see
+polybot/engine/ledger.py) with one log line and a warning alert.
 
 Fills are trades rows keyed by the exchange trade id (UNIQUE), recorded in the same
 transaction as the position update and the order's new status, so a crash between
@@ -35,7 +50,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from polybot import db
-from polybot.engine import ledger
+from polybot.engine import external, ledger
 from polybot.engine.breakers import ApiErrorCounter, BreakerTripped
 from polybot.errors import (
     AuthenticationError, ExchangeError, OrderOutcomeUnknown, OrderRejected, TemporaryExchangeError,
@@ -61,6 +76,9 @@ OPEN = (LIVE, PARTIALLY_FILLED)
 TERMINAL = (FILLED, CANCELED, REJECTED, EXPIRED)
 MAX_REPOSTS = 2
 PAPER_NOT_EXECUTED = "not executed: the bot stopped before the paper fill was recorded"
+# Orders that sell external holdings (--close-external): their fills move the external
+# holding (external_trades), never the bot's ledger.
+CLOSE_EXTERNAL = "close_external"
 
 
 @dataclass(frozen=True)
@@ -93,7 +111,7 @@ class Executor:
     def __init__(self, conn: sqlite3.Connection, exchange: Exchange, *, mode: str, clock: Callable[[], float],
                  api_errors: ApiErrorCounter, before_submit: Callable[[], None] = lambda: None,
                  stop_loss_percent: Optional[float] = None, grace_seconds: float = 10.0,
-                 stale_seconds: float = 300.0):
+                 stale_seconds: float = 300.0, alert: Optional[Callable[[str, str], None]] = None):
         self.conn = conn
         self.exchange = exchange
         self.mode = mode
@@ -104,6 +122,7 @@ class Executor:
         self.grace_seconds = grace_seconds
         self.stale_seconds = stale_seconds
         self._reposts: dict[int, int] = {}
+        self.alert = alert or (lambda key, message: None)
 
     def now(self) -> int:
         return int(self.clock())
@@ -118,8 +137,14 @@ class Executor:
                                  (self.mode, *statuses)).fetchall()
 
     def unresolved_markets(self) -> set[str]:
-        """Markets with an order whose outcome is not known yet (no new order there)."""
-        return {r["market_id"] for r in self.rows(INFLIGHT)}
+        """Markets with an order whose outcome is not known yet (no new order there): in
+        flight, or matched at the exchange with fills still to read."""
+        return {r["market_id"] for r in self.rows(INFLIGHT)} | {r["market_id"] for r in self.awaiting_fills()}
+
+    def awaiting_fills(self) -> list[sqlite3.Row]:
+        """Open orders the exchange reported matched for more than the fills read so far."""
+        return [r for r in self.rows(OPEN) if r["exchange_status"] == MATCHED
+                and (r["exchange_matched_micro"] is None or r["filled_micro"] < r["exchange_matched_micro"])]
 
     def order_by_exchange_id(self, exchange_order_id: str) -> Optional[sqlite3.Row]:
         return self.conn.execute("SELECT * FROM orders WHERE mode=? AND (lower(exchange_order_id)=lower(?) "
@@ -190,7 +215,25 @@ class Executor:
             self.api_errors.failure(exc, "sending an order")
             return PlaceOutcome(oid, UNKNOWN, error=str(exc))
         self.api_errors.success()
-        return self.apply_result(oid, result)
+        out = self.apply_result(oid, result)
+        if self.mode == "live" and result.status == MATCHED and out.status in OPEN:
+            out = self._confirm_matched(oid, out)
+        return out
+
+    def _confirm_matched(self, oid: int, out: PlaceOutcome) -> PlaceOutcome:
+        """A "matched" answer without the whole order read as fills: ask the exchange for
+        the order's own status now (best effort; the next refresh asks again)."""
+        row = self.row(oid)
+        try:
+            st = self.exchange.lookup(row["exchange_order_id"] or row["client_order_id"])
+        except ExchangeError as exc:
+            log.info("order %d matched; its status is not readable yet (%s): refreshed next loop", oid, exc)
+            return out
+        if st is None:
+            log.info("order %d matched; the exchange does not list it yet: refreshed next loop", oid)
+            return out
+        status = self.apply_status(oid, st)
+        return PlaceOutcome(oid, status, self._filled(oid), out.error)
 
     # ------------------------------------------------------------------ recording
     def _set(self, oid: int, status: str, *, error: Optional[str] = None,
@@ -201,38 +244,78 @@ class Executor:
                               (status, error, exchange_order_id, self.now(), oid))
 
     def _record_fills(self, row: sqlite3.Row, fills) -> int:
-        """Record fills of one order (inside the caller's transaction); return how many were new."""
+        """Record fills of one order (inside the caller's transaction); return how many were new.
+        A fill already recorded takes the exchange's newer trade status (FAILED: reversed)."""
         group = group_key_of_market(self.conn, row["market_id"])
         new = 0
         for f in fills:
+            if row["strategy"] == CLOSE_EXTERNAL:
+                if external.record_fill(self.conn, f, now=self.now(), mode=self.mode):
+                    new += 1
+                    log.info("fill %s of external holding: %s %.2f @ %.3f (order %d)", f.trade_id, f.side,
+                             f.size_micro / MICRO, f.price_micro / MICRO, row["id"])
+                else:
+                    external.update_status(self.conn, f.trade_id, f.status, now=self.now(), mode=self.mode)
+                continue
             if ledger.record_fill(self.conn, self.mode, f, market_id=row["market_id"], order_db_id=row["id"],
                                   strategy=row["strategy"], reason=row["reason"], group_key=group,
                                   stop_loss_percent=self.stop_loss_percent, now=self.now()):
                 new += 1
-                log.info("fill %s: %s %.2f @ %.3f (order %d)", f.trade_id, f.side, f.size_micro / MICRO,
-                         f.price_micro / MICRO, row["id"])
+                log.info("fill %s: %s %.2f @ %.3f (order %d, trade %s)", f.trade_id, f.side, f.size_micro / MICRO,
+                         f.price_micro / MICRO, row["id"], ledger.trade_status_of(f.status)
+                         if self.mode == "live" else "paper")
+            elif self.mode == "live":
+                self._status_change(f, row["id"])
         return new
 
+    def _status_change(self, f: Fill, oid: Optional[int]) -> None:
+        changed = ledger.update_trade_status(self.conn, self.mode, f.trade_id, f.status, now=self.now())
+        if changed == ledger.FAILED:
+            which = f"order {oid}" if oid is not None else "an order of this bot"
+            msg = (f"Trade {f.trade_id} ({f.side} {f.size_micro / MICRO:g} shares of token {f.token_id[:12]}… "
+                   f"@ {f.price_micro / MICRO:g}, {which}) FAILED on chain: it is reversed in the ledger "
+                   f"(position and cash as if it never happened).")
+            log.warning("%s", msg)
+            self.alert("trade_failed", msg)
+        elif changed is not None:
+            log.info("trade %s is now %s", f.trade_id, changed)
+
     def _filled(self, oid: int) -> int:
-        return int(self.conn.execute("SELECT COALESCE(SUM(size_micro),0) FROM trades WHERE order_id=?",
-                                     (oid,)).fetchone()[0])
+        """Shares filled for an order: its recorded fills that did not fail."""
+        n = int(self.conn.execute("SELECT COALESCE(SUM(size_micro),0) FROM trades WHERE order_id=? AND "
+                                  "kind='fill' AND trade_status<>'FAILED'", (oid,)).fetchone()[0])
+        row = self.row(oid)
+        if row is not None and row["strategy"] == CLOSE_EXTERNAL and row["exchange_order_id"]:
+            n += int(self.conn.execute(
+                "SELECT COALESCE(SUM(size_micro),0) FROM external_trades WHERE lower(order_id)=lower(?) AND "
+                "in_baseline=0 AND trade_status<>'FAILED'", (row["exchange_order_id"],)).fetchone()[0])
+        return n
 
     def apply_result(self, oid: int, result: OrderResult) -> PlaceOutcome:
         row = self.row(oid)
         with db.atomic(self.conn):
             self._record_fills(row, result.fills)
             filled = self._filled(oid)
+            xmatched = None
             if result.status == X_REJECTED:
                 status, error = REJECTED, result.error or "rejected"
             elif result.status == UNMATCHED:
                 status, error = CANCELED, "unmatched: nothing filled"
-            elif result.status == MATCHED and result.size_matched_micro <= filled:
-                status, error = (FILLED if filled else CANCELED), None
-            else:                              # live, delayed, or matched with fills still to read
+            elif result.status == MATCHED and self.mode == "paper":
+                status, error = (FILLED if filled else CANCELED), None     # paper fills are complete
+            elif result.status == MATCHED and filled >= int(row["size_micro"]) and row["order_type"] in ("GTC", "GTD"):
+                status, error, xmatched = FILLED, None, filled
+            else:
+                # live, delayed, or matched: a GTC's remainder may rest and a market order's
+                # fills may not be readable yet — the exchange's order status decides (sync_open)
                 status, error = (PARTIALLY_FILLED if filled else LIVE), None
+                if result.status == MATCHED and getattr(result, "fills_pending", False):
+                    xmatched = int(result.size_matched_micro) or None     # the answer's own amount
             self.conn.execute("UPDATE orders SET status=?, filled_micro=?, error=COALESCE(?, error), "
-                              "exchange_order_id=COALESCE(?, exchange_order_id), updated_at=? WHERE id=?",
-                              (status, filled, error, result.exchange_order_id, self.now(), oid))
+                              "exchange_order_id=COALESCE(?, exchange_order_id), exchange_status=?, "
+                              "exchange_matched_micro=COALESCE(?, exchange_matched_micro), updated_at=? WHERE id=?",
+                              (status, filled, error, result.exchange_order_id, result.status, xmatched,
+                               self.now(), oid))
         if status == REJECTED:
             log.warning("order %d rejected: %s", oid, error)
         else:
@@ -240,37 +323,68 @@ class Executor:
         return PlaceOutcome(oid, status, filled, error)
 
     def apply_status(self, oid: int, st: OrderStatus) -> str:
-        """Bring an order in line with what the exchange reports about it."""
+        """Bring an order in line with what the exchange reports about it.
+
+        FILLED needs the exchange's word: status matched, size_matched equal to the
+        original size (GTC/GTD; a FOK/FAK's unmatched rest is killed, so matched is
+        final), and every matched share read as a fill. Matched shares not read yet keep
+        the order PARTIALLY_FILLED/LIVE (refreshed each loop, market blocked)."""
         row = self.row(oid)
         with db.atomic(self.conn):
             self._record_fills(row, st.fills)
             filled = self._filled(oid)
+            matched = int(st.size_matched_micro)
+            original = int(st.original_size_micro or row["size_micro"])
+            market_order = row["order_type"] in ("FOK", "FAK")
             if st.status in (X_LIVE, DELAYED):
                 status = PARTIALLY_FILLED if filled else LIVE
             elif st.status == MATCHED:
-                status = FILLED if filled >= st.size_matched_micro and filled else PARTIALLY_FILLED
+                complete = market_order or (original > 0 and matched >= original)
+                if filled >= matched and filled and complete:
+                    status = FILLED
+                else:                          # fills still to read, or a remainder still rests
+                    status = PARTIALLY_FILLED if filled else LIVE
             elif st.status == X_EXPIRED:
                 status = EXPIRED
             elif st.status in (X_CANCELED, UNMATCHED, X_REJECTED):
                 status = CANCELED
             else:
                 status = PARTIALLY_FILLED if filled else LIVE
-            self.conn.execute("UPDATE orders SET status=?, filled_micro=?, exchange_order_id=?, updated_at=? "
-                              "WHERE id=?", (status, filled, st.order_id or row["exchange_order_id"], self.now(), oid))
+            self.conn.execute("UPDATE orders SET status=?, filled_micro=?, exchange_order_id=?, exchange_status=?, "
+                              "exchange_matched_micro=?, updated_at=? WHERE id=?",
+                              (status, filled, st.order_id or row["exchange_order_id"], st.status, matched,
+                               self.now(), oid))
         if status != row["status"]:
             log.info("order %d: %s → %s (filled %.2f)", oid, row["status"], status, filled / MICRO)
         return status
 
     def record_external_fills(self, fills: list[Fill]) -> list[str]:
-        """Record fills seen at the exchange (trade sync). Fills of our orders update them;
-        fills of unknown orders are recorded as external and reported."""
+        """Record fills seen at the exchange (trade sync). Fills of our orders update them
+        (new fills recorded, known ones take their newer trade status). Fills of orders this
+        bot never placed: live → external trades (polybot/engine/external.py), never in the
+        ledger; paper → recorded as external fills and reported."""
         report = []
         known = {r[0] for r in self.conn.execute("SELECT trade_id FROM trades WHERE mode=?", (self.mode,))}
+        foreign = external.known_trade_ids(self.conn, self.mode) if self.mode == "live" else set()
         for f in fills:
-            if f.trade_id in known:
+            if f.trade_id in known or f.trade_id in foreign:
+                if self.mode == "live":
+                    with db.atomic(self.conn):
+                        if f.trade_id in known:
+                            self._status_change(f, None)
+                            self._refresh_filled(f.trade_id)
+                        else:
+                            external.update_status(self.conn, f.trade_id, f.status, now=self.now())
                 continue
             row = self.order_by_exchange_id(f.order_id) if f.order_id else None
             with db.atomic(self.conn):
+                if row is None and self.mode == "live":
+                    if external.record_fill(self.conn, f, now=self.now()):
+                        report.append(f"fill {f.trade_id} ({f.side} {f.size_micro / MICRO:g} of token "
+                                      f"{f.token_id[:12]}…) belongs to no order of this bot: recorded as an "
+                                      f"external holding change, never traded by the bot")
+                    foreign.add(f.trade_id)
+                    continue
                 if row is not None:
                     self._record_fills(row, [f])
                     filled = self._filled(row["id"])
@@ -286,6 +400,12 @@ class Executor:
                                   f"{f.token_id[:12]}…) belongs to no order of this bot; recorded as external")
             known.add(f.trade_id)
         return report
+
+    def _refresh_filled(self, trade_id: str) -> None:
+        r = self.conn.execute("SELECT order_id FROM trades WHERE trade_id=?", (trade_id,)).fetchone()
+        if r is not None and r[0] is not None:
+            self.conn.execute("UPDATE orders SET filled_micro=?, updated_at=? WHERE id=?",
+                              (self._filled(int(r[0])), self.now(), int(r[0])))
 
     # ------------------------------------------------------------------ resolving
     def _find(self, row: sqlite3.Row) -> Optional[OrderStatus]:
@@ -344,16 +464,21 @@ class Executor:
         return report
 
     def sync_open(self) -> list[str]:
-        """Refresh LIVE / PARTIALLY_FILLED orders; cancel the stale ones."""
+        """Refresh LIVE / PARTIALLY_FILLED orders (every loop); cancel the remainder of
+        stale resting ones. An order the exchange reported matched is never marked
+        CANCELED for being unknown: it waits for its fills."""
         report = []
         now = self.now()
+        awaiting = {r["id"] for r in self.awaiting_fills()}
         for row in self.rows(OPEN):
             oid = row["id"]
             key = row["exchange_order_id"] or row["client_order_id"]
             try:
-                if now - int(row["created_at"]) >= self.stale_seconds:
+                resting = row["order_type"] in ("GTC", "GTD") or self.mode == "paper"
+                if resting and now - int(row["created_at"]) >= self.stale_seconds:
                     res = self.exchange.cancel(key)
-                    log.info("order %d older than %d s: cancel → %s", oid, self.stale_seconds,
+                    log.info("order %d older than %d s: cancel%s → %s", oid, self.stale_seconds,
+                             " of the unfilled remainder" if row["filled_micro"] else "",
                              "canceled" if key in res.canceled else res.not_canceled.get(key, "?"))
                 st = self.exchange.lookup(key)
             except ExchangeError as exc:
@@ -361,7 +486,10 @@ class Executor:
                 continue
             self.api_errors.success()
             if st is None:
-                if now - int(row["created_at"]) >= self.grace_seconds:
+                if oid in awaiting:
+                    log.info("order %d matched at the exchange; its fills are not readable yet (%.2f read): "
+                             "waiting", oid, row["filled_micro"] / MICRO)
+                elif now - int(row["created_at"]) >= self.grace_seconds:
                     self._set(oid, CANCELED, error="no longer known to the exchange")
                     report.append(f"order {oid} vanished from the exchange → CANCELED")
                 continue
@@ -389,6 +517,8 @@ class Executor:
                 st = None
             if st is not None and st.status not in (X_LIVE, DELAYED):
                 self.apply_status(row["id"], st)
+            elif row["status"] in OPEN and row["exchange_status"] == MATCHED and st is None:
+                pass                           # matched, fills not readable yet: never "canceled"
             elif row["status"] in OPEN:
                 self._set(row["id"], CANCELED, error=f"canceled: {why}")
             report.append(f"order {row['id']} → {self.row(row['id'])['status']}")

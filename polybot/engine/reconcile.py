@@ -7,22 +7,36 @@ Order of work (nautilus-style, research/style_reliability.md B2/B3):
 2. in-flight orders (PENDING_SUBMIT / UNKNOWN): looked up by order hash — found → the
    exchange's state and fills are recorded; paper → marked "not executed" (the paper
    exchange is rebuilt from the trades, so a fill that was not recorded never happened);
-3. live: fills the exchange has that the database lacks are recorded (fills of unknown
-   orders as "external"); open orders are compared both ways; positions are compared
-   with the Data API;
+3. live: at the FIRST live start a baseline is recorded before anything else (the
+   account's positions and trade history are external, never the bot's:
+   polybot/engine/external.py); then fills the exchange has that the database lacks are
+   recorded (fills of orders the bot never placed as external trades), trade statuses
+   are brought up to date (FAILED fills reversed); open orders are compared both ways;
+   positions are compared with the Data API minus the external holdings;
 4. paper: the rebuilt paper exchange's cash and positions are compared with the
    database's (they must be equal by construction).
 
 Every difference is one line of the returned report (logged, and summarised in the
 restart log). A failure to reach the exchange raises (the caller retries and counts it).
+
+Every loop in live mode, :func:`sync_trades` reads the account's recent trades (back to
+the oldest fill not confirmed yet) and :func:`check_invariant` holds the bot to the
+exchange: for every token the bot has traded, its ledger position must equal the
+exchange's (Data API) position minus the external holding, allowing for fills not
+confirmed yet. A mismatch that lasts ``trading.reconcile_mismatch_loops`` consecutive
+loops trips breaker #3 (position anomaly) with one sentence naming both figures.
 """
 from __future__ import annotations
 
 import logging
 
+from typing import Optional
+
 from polybot import db
-from polybot.engine import ledger
+from polybot.engine import breakers, external, ledger
+from polybot.engine.breakers import BreakerTripped
 from polybot.engine.orders import OPEN
+from polybot.errors import ExchangeError
 from polybot.money import MICRO, fmt_usd
 
 log = logging.getLogger("polybot.engine")
@@ -63,12 +77,19 @@ def _paper(engine) -> list[str]:
 def _live(engine) -> list[str]:
     conn, ex, executor = engine.conn, engine.exchange, engine.executor
     out = []
+    base = external.baseline_at(conn)
+    if base is None:
+        # First live start: everything the account holds or traded so far is external.
+        # trades(None) pages the whole history ONCE; afterwards only since the baseline.
+        out += external.record_baseline(conn, ex.positions(), ex.trades(None), now=engine.now_ts)
+        base = external.baseline_at(conn)
     r = conn.execute("SELECT MIN(created_at) FROM orders WHERE mode='live' AND status NOT IN "
                      "('FILLED','CANCELED','REJECTED','EXPIRED')").fetchone()
     last = conn.execute("SELECT MAX(timestamp) FROM trades WHERE mode='live' AND kind='fill'").fetchone()
-    candidates = [v for v in (r[0], last[0]) if v is not None]
-    since = (min(candidates) - 3600) if candidates else None
-    out += executor.record_external_fills(ex.trades(since))
+    pending = _oldest_provisional(conn)
+    candidates = [v for v in (r[0], last[0], pending) if v is not None]
+    since = (min(candidates) - 3600) if candidates else base - 3600
+    out += executor.record_external_fills(ex.trades(max(since, base - 3600)))
     ours = {(row["exchange_order_id"] or "").lower(): row for row in executor.rows(OPEN)}
     xopen = ex.open_orders()
     xids = {o.order_id.lower() for o in xopen}
@@ -86,9 +107,101 @@ def _live(engine) -> list[str]:
                 executor._set(row["id"], "CANCELED", error="not known to the exchange at start-up")
                 out.append(f"order {row['id']} is unknown to the exchange → CANCELED")
     xpos = {p.token_id: p.size for p in ex.positions()}
-    dbpos = {p.token_id: p.size_micro for p in ledger.open_positions(conn, "live")}
-    for token in sorted(set(xpos) | set(dbpos)):
-        a, b = dbpos.get(token, 0), xpos.get(token, 0)
-        if abs(a - b) > SIZE_TOLERANCE_MICRO:
-            out.append(f"position {token[:12]}… differs: database {a / MICRO:g}, exchange {b / MICRO:g} shares")
+    with db.atomic(conn):
+        out += external.forget_vanished(conn, set(xpos), now=engine.now_ts)
+    for line in position_mismatches(conn, xpos):
+        out.append(line)
     return out
+
+
+def _oldest_provisional(conn) -> Optional[int]:
+    q = ",".join("?" * len(ledger.PROVISIONAL))
+    r = conn.execute(f"SELECT MIN(timestamp) FROM trades WHERE mode='live' AND kind='fill' AND trade_status IN ({q})",
+                     ledger.PROVISIONAL).fetchone()
+    return None if r is None or r[0] is None else int(r[0])
+
+
+# ----------------------------------------------------------------------------- every loop (live)
+def sync_trades(engine) -> None:
+    """Record fills the database lacks and bring trade statuses up to date: the window
+    reaches back to the oldest fill not confirmed yet (its status may still change)."""
+    conn, executor = engine.conn, engine.executor
+    since = (engine._last_fill_sync or engine.now_ts) - 600
+    pending = _oldest_provisional(conn)
+    if pending is not None:
+        since = min(since, pending - 60)
+    base = external.baseline_at(conn)
+    if base is not None:
+        since = max(since, base - 3600)
+    try:
+        fills = engine.exchange.trades(since)
+    except ExchangeError as exc:
+        engine.api_errors.failure(exc, "reading trades")
+        return
+    engine.api_errors.success()
+    for line in executor.record_external_fills(fills):
+        log.warning("reconcile: %s", line)
+    engine._last_fill_sync = engine.now_ts
+
+
+def expected_range(conn, token: str, bot_size: int, provisional: dict[str, int]) -> tuple[int, int]:
+    """The exchange's bot-part position may be the ledger's, or the ledger's without the
+    fills not confirmed yet (the Data API shows a trade once it settles)."""
+    other = bot_size - provisional.get(token, 0)
+    return min(bot_size, other), max(bot_size, other)
+
+
+def position_mismatches(conn, xpos: dict[str, int]) -> list[str]:
+    """One sentence per token whose ledger position differs from the exchange's bot part
+    (Data API position minus the external holding) beyond the unconfirmed fills."""
+    ext = external.sizes(conn, "live")
+    prov = ledger.provisional_net_micro(conn, "live")
+    ours = {r["token_id"]: int(r["size_micro"]) if r["status"] == "open" else 0
+            for r in conn.execute("SELECT token_id, size_micro, status FROM positions WHERE mode='live'")}
+    out = []
+    for token in sorted(set(ours) | set(prov)):
+        bot = ours.get(token, 0)
+        have = xpos[token] - ext.get(token, 0) if token in xpos else 0
+        lo, hi = expected_range(conn, token, bot, prov)
+        if lo - SIZE_TOLERANCE_MICRO <= have <= hi + SIZE_TOLERANCE_MICRO:
+            continue
+        pending = f" ({prov[token] / MICRO:+g} of it not confirmed yet)" if prov.get(token) else ""
+        ext_note = f" minus {ext[token] / MICRO:g} external" if ext.get(token) else ""
+        out.append(f"token {token[:12]}…: the bot's ledger holds {bot / MICRO:g} shares{pending}, the exchange "
+                   f"shows {have / MICRO:g} ({xpos.get(token, 0) / MICRO:g} at the Data API{ext_note})")
+    return out
+
+
+def check_invariant(engine) -> None:
+    """Live, every loop: the bot's positions equal the exchange's (Data API minus the
+    external holdings) for the bot's tokens; a mismatch that lasts
+    ``trading.reconcile_mismatch_loops`` loops trips breaker #3. The bot's part of each
+    exchange position is also held to max_position_size (external holdings are not)."""
+    try:
+        positions = engine.exchange.positions()
+    except ExchangeError as exc:
+        engine.api_errors.failure(exc, "reading positions")
+        return
+    engine.api_errors.success()
+    conn = engine.conn
+    xpos = {p.token_id: int(p.size) for p in positions}
+    ext = external.sizes(conn, "live")
+    items = []
+    for p in positions:
+        mine = int(p.size) - max(0, ext.get(p.token_id, 0))
+        if mine > SIZE_TOLERANCE_MICRO:
+            cost = p.initial_value * mine // int(p.size) if p.initial_value else p.avg_price * mine // MICRO
+            items.append((p.token_id, mine, cost))
+    breakers.check_positions(items, engine.cfg.risk_limits.max_position_size, "the exchange")
+    lines = position_mismatches(conn, xpos)
+    limit = max(1, int(getattr(engine.cfg.trading, "reconcile_mismatch_loops", 3)))
+    counts: dict[str, int] = getattr(engine, "_mismatch_loops", {})
+    now = {line.split(":", 1)[0]: line for line in lines}
+    counts = {k: counts.get(k, 0) + 1 for k in now}
+    engine._mismatch_loops = counts
+    for key, line in now.items():
+        n = counts[key]
+        if n >= limit:
+            raise BreakerTripped(breakers.POSITION_ANOMALY,
+                                 f"position mismatch for {n} consecutive loops: {line}")
+        log.warning("reconcile: position mismatch %d/%d: %s", n, limit, line)

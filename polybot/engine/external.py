@@ -1,0 +1,166 @@
+"""Holdings and trades of the account that are not the bot's ("external").
+
+At the FIRST live start (no ``bot_state`` key ``live_baseline_at``) the engine records a
+baseline before it places any order:
+
+- every position the exchange reports (Data API) becomes an ``external_holdings`` row —
+  minus what the bot's own ledger already holds (databases that traded live before the
+  baseline existed);
+- every trade in the account's history that the ledger does not have becomes an
+  ``external_trades`` row with ``in_baseline = 1`` (already counted in those positions).
+
+After the baseline, a fill of an order the bot never placed (a trade made by hand on
+polymarket.com, another bot on the same key) is an ``external_trades`` row and moves the
+token's external size (BUY +, SELL −); it never enters the ledger, so stop loss and the
+emergency close-out never sell it. Only ``python trading_bot.py --close-external`` lets the
+emergency close-out sell external holdings too.
+
+The reconciliation invariant (polybot/engine/reconcile.py) compares the bot's ledger with
+the exchange's positions MINUS these external sizes.
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+from polybot import db
+from polybot.engine import ledger
+from polybot.exchange.base import BUY, Fill
+from polybot.money import MICRO
+
+log = logging.getLogger("polybot.engine")
+
+BASELINE_KEY = "live_baseline_at"
+
+
+@dataclass(frozen=True)
+class ExternalHolding:
+    token_id: str
+    market_id: Optional[str]
+    condition_id: Optional[str]
+    size_micro: int
+    baseline_size_micro: int
+    avg_price_micro: Optional[int]
+    title: Optional[str]
+    recorded_at: int
+    updated_at: int
+
+
+def baseline_at(conn: sqlite3.Connection) -> Optional[int]:
+    v = db.get_state(conn, BASELINE_KEY)
+    return None if v in (None, "") else int(v)
+
+
+def holdings(conn: sqlite3.Connection, mode: str = "live", *, include_zero: bool = False) -> list[ExternalHolding]:
+    """External holdings, largest first (only non-zero ones unless ``include_zero``)."""
+    rows = conn.execute("SELECT * FROM external_holdings WHERE mode=? ORDER BY size_micro DESC, token_id",
+                        (mode,)).fetchall()
+    return [ExternalHolding(**{k: r[k] for k in ExternalHolding.__dataclass_fields__}) for r in rows
+            if include_zero or int(r["size_micro"]) != 0]
+
+
+def sizes(conn: sqlite3.Connection, mode: str = "live") -> dict[str, int]:
+    """token → external shares (micro)."""
+    return {str(t): int(s) for t, s in conn.execute(
+        "SELECT token_id, size_micro FROM external_holdings WHERE mode=?", (mode,))}
+
+
+def known_trade_ids(conn: sqlite3.Connection, mode: str = "live") -> set[str]:
+    return {str(r[0]) for r in conn.execute("SELECT trade_id FROM external_trades WHERE mode=?", (mode,))}
+
+
+def market_of(conn: sqlite3.Connection, token_id: str) -> Optional[str]:
+    r = conn.execute("SELECT market_id FROM market_tokens WHERE token_id=?", (token_id,)).fetchone()
+    return r[0] if r else None
+
+
+def _adjust(conn: sqlite3.Connection, mode: str, token_id: str, delta: int, now: int) -> None:
+    cur = conn.execute("UPDATE external_holdings SET size_micro=size_micro+?, updated_at=? WHERE mode=? AND "
+                       "token_id=?", (int(delta), now, mode, token_id))
+    if cur.rowcount == 0:
+        conn.execute("INSERT INTO external_holdings(mode, token_id, market_id, size_micro, baseline_size_micro, "
+                     "recorded_at, updated_at) VALUES (?,?,?,?,0,?,?)",
+                     (mode, token_id, market_of(conn, token_id), int(delta), now, now))
+
+
+def record_baseline(conn: sqlite3.Connection, positions: Iterable, history: Iterable[Fill], *, now: int,
+                    mode: str = "live") -> list[str]:
+    """Record the first-live-start baseline (one transaction). Returns the report lines."""
+    bot = {p.token_id: p.size_micro for p in ledger.open_positions(conn, mode)}
+    in_ledger = {str(r[0]) for r in conn.execute("SELECT trade_id FROM trades WHERE mode=?", (mode,))}
+    lines: list[str] = []
+    with db.atomic(conn):
+        n_hold = 0
+        for p in positions:
+            ext = int(p.size) - max(0, bot.get(p.token_id, 0))
+            if ext <= 0:
+                continue
+            n_hold += 1
+            conn.execute(
+                "INSERT OR REPLACE INTO external_holdings(mode, token_id, market_id, condition_id, size_micro, "
+                "baseline_size_micro, avg_price_micro, title, recorded_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (mode, p.token_id, market_of(conn, p.token_id), getattr(p, "condition_id", None) or None, ext, ext,
+                 getattr(p, "avg_price", None), getattr(p, "title", None) or None, now, now))
+            lines.append(f"baseline: {ext / MICRO:g} shares of token {p.token_id[:12]}… held before the bot's "
+                         f"first live order are external (never sold by the bot)")
+        n_trades = 0
+        for f in history:
+            if f.trade_id in in_ledger:
+                continue
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO external_trades(trade_id, mode, timestamp, token_id, side, price_micro, "
+                "size_micro, trade_status, order_id, in_baseline, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,1,?)",
+                (f.trade_id, mode, int(f.ts), f.token_id, f.side, f.price_micro, f.size_micro,
+                 ledger.trade_status_of(f.status), f.order_id or None, now))
+            n_trades += cur.rowcount
+        db.set_state(conn, BASELINE_KEY, str(int(now)))
+    summary = (f"first live start: baseline recorded — {n_hold} external holding(s) and {n_trades} earlier "
+               f"trade(s) of this account are external, never the bot's")
+    log.info("%s", summary)
+    return [summary] + lines if (n_hold or n_trades) else []
+
+
+def record_fill(conn: sqlite3.Connection, fill: Fill, *, now: int, mode: str = "live") -> bool:
+    """A fill of an order the bot never placed: an external trade (inside the caller's
+    transaction). Returns False when already recorded or FAILED (nothing happened)."""
+    status = ledger.trade_status_of(fill.status)
+    if status == ledger.FAILED:
+        return False
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO external_trades(trade_id, mode, timestamp, token_id, side, price_micro, size_micro, "
+        "trade_status, order_id, in_baseline, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,0,?)",
+        (fill.trade_id, mode, int(fill.ts), fill.token_id, fill.side, fill.price_micro, fill.size_micro, status,
+         fill.order_id or None, now))
+    if cur.rowcount == 0:
+        return False
+    _adjust(conn, mode, fill.token_id, fill.size_micro if fill.side == BUY else -fill.size_micro, now)
+    return True
+
+
+def update_status(conn: sqlite3.Connection, trade_id: str, raw_status: Optional[str], *, now: int,
+                  mode: str = "live") -> Optional[str]:
+    """A new status for an external trade; a FAILED one after the baseline is undone."""
+    new = ledger.trade_status_of(raw_status)
+    r = conn.execute("SELECT * FROM external_trades WHERE trade_id=? AND mode=?", (trade_id, mode)).fetchone()
+    if r is None or r["trade_status"] == new or r["trade_status"] in (ledger.CONFIRMED, ledger.FAILED):
+        return None
+    conn.execute("UPDATE external_trades SET trade_status=? WHERE trade_id=?", (new, trade_id))
+    if new == ledger.FAILED and not r["in_baseline"]:
+        size = int(r["size_micro"])
+        _adjust(conn, mode, r["token_id"], -size if r["side"] == BUY else size, now)
+    return new
+
+
+def forget_vanished(conn: sqlite3.Connection, listed: set[str], *, now: int, mode: str = "live") -> list[str]:
+    """External holdings of tokens the exchange no longer lists (redeemed, or sold outside
+    the trade history) drop to zero. Returns one line per change."""
+    out = []
+    for h in holdings(conn, mode):
+        if h.token_id not in listed and h.size_micro > 0:
+            conn.execute("UPDATE external_holdings SET size_micro=0, updated_at=? WHERE mode=? AND token_id=?",
+                         (now, mode, h.token_id))
+            out.append(f"external holding of token {h.token_id[:12]}… ({h.size_micro / MICRO:g} shares) is no "
+                       f"longer listed by the exchange (redeemed or sold): now 0")
+    return out

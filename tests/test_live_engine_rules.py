@@ -1,0 +1,340 @@
+"""Issue 13, engine side: the live engine (LiveExchange over real HTTP) against the
+simulator's independent exchange rules (polybot/sim/RULES.md), with a real SQLite file.
+
+Each test fails on commit 15cb2c7's behaviour:
+- the first live start adopted the account's whole trade history as the bot's fills;
+- a partly filled GTC was marked FILLED and its resting remainder never refreshed;
+- trade status was ignored: a FAILED trade stayed in the ledger;
+- a "matched" answer whose trades were not readable was marked CANCELED;
+- the emergency close-out sold the ledger's sizes without asking the exchange;
+- the bot's positions were compared with the exchange's only at start-up.
+"""
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from polybot import db
+from polybot.engine import external, ledger
+from polybot.engine.bot import startup
+from polybot.engine.breakers import POSITION_ANOMALY, BreakerTripped
+from polybot.engine.closeout import close_all_positions
+from polybot.engine.drill import Drill
+from polybot.engine.loop import Engine
+from polybot.exchange.base import BUY, SELL, OrderRequest
+from polybot.exchange.client import PolymarketClient
+from polybot.exchange.live import LiveExchange
+from tests.helpers_engine import M, load, make_workspace
+
+PRIVATE_KEY = "0x" + "33" * 32          # test-only key
+
+
+# ----------------------------------------------------------------------------- helpers
+def admin(handle, path: str, body: dict | None = None) -> dict:
+    """The simulator's admin endpoints (RULES.md): POST with a body, else GET."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(handle.url + "/_sim" + path, data=data, method="GET" if body is None else "POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read().decode())
+
+
+def live_exchange(handle, eng=None, *, reader=None, signature_type: int = 0, funder=None) -> LiveExchange:
+    return LiveExchange(clob_url=handle.clob_url, private_key=PRIVATE_KEY, chain_id=137,
+                        signature_type=signature_type, funder=funder,
+                        reader=reader if reader is not None else eng.client,
+                        fees_by_token=eng.md.fee_for if eng is not None else None,
+                        clock=eng.clock if eng is not None else None or __import__("time").time,
+                        timeout_seconds=2, max_retries=1, sleep=lambda s: None)
+
+
+def make_engine(root, handle, **kw) -> Engine:
+    cfg = load(root)
+    conn = db.open_database(cfg)
+    client = PolymarketClient.from_config(cfg)
+    eng = Engine(cfg, conn, mode="live", client=client, strategy=Drill({"max_holdings": 0, "hold_seconds": 10**8}),
+                 sleep=lambda s: None)
+    eng.exchange = live_exchange(handle, eng, **kw)
+    return eng
+
+
+def close(eng: Engine) -> None:
+    eng.exchange.close()
+    eng.client.close()
+    eng.alerter.close(5)
+    eng.conn.close()
+
+
+def workspace(tmp_path, handle, **trading):
+    return make_workspace(tmp_path, handle, trading={"order_type": "GTC", "stale_order_seconds": 60,
+                                                     "use_exchange_heartbeat": False, **trading})
+
+
+def pick_token(handle, root) -> tuple[str, str]:
+    """A tracked token of a plain binary market (token, market id)."""
+    from tests.helpers_engine import connect
+    conn = connect(root)
+    try:
+        rows = conn.execute("SELECT t.token_id, t.market_id FROM market_tokens t JOIN markets m ON m.id=t.market_id "
+                            "WHERE m.tracked=1 AND m.closed=0 AND m.neg_risk=0 AND m.version='v1' "
+                            "ORDER BY t.token_id").fetchall()
+    finally:
+        conn.close()
+    assert rows, "no plain binary market in the universe"
+    return rows[0][0], rows[0][1]
+
+
+def set_book(handle, token: str, bids, asks) -> None:
+    admin(handle, "/book", {"token_id": token, "bids": bids, "asks": asks})
+
+
+def buy(token: str, size: float, price: float, otype: str = "GTC") -> OrderRequest:
+    return OrderRequest(token, BUY, otype, price_micro=int(round(price * M)), size_micro=int(round(size * M)),
+                        tick_size="0.01", neg_risk=False)
+
+
+def sell(token: str, size: float, price: float, otype: str = "GTC") -> OrderRequest:
+    return OrderRequest(token, SELL, otype, price_micro=int(round(price * M)), size_micro=int(round(size * M)),
+                        tick_size="0.01", neg_risk=False)
+
+
+def by_hand(ex: LiveExchange, req: OrderRequest):
+    """What an operator does on polymarket.com with the same account: sign and post."""
+    res = ex.submit(ex.prepare(req))
+    assert res.status in ("matched", "live"), res
+    return res
+
+
+def exchange_size(eng: Engine, token: str) -> int:
+    return {p.token_id: int(p.size) for p in eng.exchange.positions()}.get(token, 0)
+
+
+def ledger_size(eng: Engine, token: str) -> int:
+    p = ledger.get_position(eng.conn, "live", token)
+    return p.size_micro if p is not None and p.status == "open" else 0
+
+
+# ----------------------------------------------------------------------------- 1. baseline
+def test_first_live_start_records_external_holdings_and_never_sells_them(tmp_path, sim):
+    root = workspace(tmp_path, sim)
+    token, market = pick_token(sim, root)
+    set_book(sim, token, [["0.48", "500"]], [["0.50", "500"]])
+    eng = make_engine(root, sim)
+    hand = live_exchange(sim, eng)
+    try:
+        by_hand(hand, buy(token, 10, 0.50))                      # bought before the bot ever ran live
+        assert exchange_size(eng, token) == 10 * M
+        report = startup(eng, halt=None, restart=False)
+        assert any("baseline recorded" in line for line in report), report
+        # the history is external: nothing in the ledger, the holding is recorded apart
+        assert eng.conn.execute("SELECT COUNT(*) FROM trades WHERE mode='live'").fetchone()[0] == 0
+        assert ledger.open_positions(eng.conn, "live") == []
+        assert external.sizes(eng.conn) == {token: 10 * M}
+        assert eng.conn.execute("SELECT COUNT(*) FROM external_trades WHERE in_baseline=1").fetchone()[0] >= 1
+
+        # the bot's own order on the same token is the bot's
+        out = eng.executor.place(buy(token, 5, 0.50), market_id=market, strategy="test", reason="bot entry")
+        assert out.status == "FILLED" and out.filled_micro == 5 * M
+        # a trade by hand after the baseline is external too (trade sync), never the ledger's
+        by_hand(hand, buy(token, 6, 0.50))
+        eng.guarded(eng.iteration)                              # the invariant holds: 21 = 5 + 16
+        assert ledger_size(eng, token) == 5 * M
+        assert external.sizes(eng.conn) == {token: 16 * M}
+        assert exchange_size(eng, token) == 21 * M
+
+        # the emergency close-out sells the bot's 5 only
+        report = close_all_positions(eng)
+        assert any("not the bot's (external); left alone" in line for line in report), report
+        assert ledger_size(eng, token) == 0
+        assert exchange_size(eng, token) == 16 * M
+        # --close-external: the operator asks for the rest
+        eng.close_external = True
+        report = close_all_positions(eng)
+        assert exchange_size(eng, token) == 0, report
+        assert external.sizes(eng.conn) == {token: 0}
+        assert ledger.get_position(eng.conn, "live", token).size_micro == 0      # never negative
+    finally:
+        hand.close()
+        close(eng)
+
+
+# ----------------------------------------------------------------------------- 2. partial GTC
+def test_partly_filled_gtc_stays_partially_filled_is_refreshed_and_its_remainder_cancelled(tmp_path, sim):
+    root = workspace(tmp_path, sim)
+    token, market = pick_token(sim, root)
+    eng = make_engine(root, sim)
+    try:
+        startup(eng, halt=None, restart=False)
+        set_book(sim, token, [["0.48", "500"]], [["0.50", "4"]])          # only 4 shares offered at 0.50
+        out = eng.executor.place(buy(token, 10, 0.50), market_id=market, strategy="test", reason="partial")
+        row = eng.executor.row(out.order_id)
+        assert out.status == "PARTIALLY_FILLED", out                      # 15cb2c7: FILLED
+        assert row["filled_micro"] == 4 * M
+        st = eng.exchange.lookup(row["exchange_order_id"])
+        assert st.size_matched_micro == 4 * M and st.original_size_micro == 10 * M
+        assert row["exchange_order_id"].lower() in [o.order_id.lower() for o in eng.exchange.open_orders()]
+
+        eng.guarded(eng.iteration)                                        # refreshed: still partly filled
+        assert eng.executor.row(out.order_id)["status"] == "PARTIALLY_FILLED"
+        set_book(sim, token, [["0.48", "500"]], [["0.50", "3"]])          # 3 more cross the resting rest
+        sim.sim.advance(1)
+        eng.guarded(eng.iteration)
+        row = eng.executor.row(out.order_id)
+        assert row["status"] == "PARTIALLY_FILLED" and row["filled_micro"] == 7 * M
+
+        set_book(sim, token, [["0.48", "500"]], [["0.55", "500"]])        # nothing crosses it any more
+        sim.sim.advance(61)                                               # stale: the remainder is cancelled
+        eng.guarded(eng.iteration)
+        row = eng.executor.row(out.order_id)
+        st = eng.exchange.lookup(row["exchange_order_id"])
+        assert row["status"] == "CANCELED"
+        fills = eng.conn.execute("SELECT COALESCE(SUM(size_micro),0) FROM trades WHERE order_id=?",
+                                 (out.order_id,)).fetchone()[0]
+        assert row["filled_micro"] == fills == st.size_matched_micro == 7 * M
+        assert row["exchange_order_id"].lower() not in [o.order_id.lower() for o in eng.exchange.open_orders()]
+        assert ledger_size(eng, token) == exchange_size(eng, token) == 7 * M
+    finally:
+        close(eng)
+
+
+def test_whole_gtc_fill_is_filled(tmp_path, sim):
+    root = workspace(tmp_path, sim)
+    token, market = pick_token(sim, root)
+    eng = make_engine(root, sim)
+    try:
+        startup(eng, halt=None, restart=False)
+        set_book(sim, token, [["0.40", "500"]], [["0.50", "100"]])
+        out = eng.executor.place(buy(token, 10, 0.50), market_id=market, strategy="test", reason="whole")
+        assert out.status == "FILLED" and out.filled_micro == 10 * M
+        assert market not in eng.executor.unresolved_markets()
+    finally:
+        close(eng)
+
+
+# ----------------------------------------------------------------------------- 3. trade status
+def test_failed_trade_is_reversed_in_the_ledger_once_and_alerted(tmp_path, sim):
+    root = workspace(tmp_path, sim)
+    token, market = pick_token(sim, root)
+    eng = make_engine(root, sim)
+    try:
+        startup(eng, halt=None, restart=False)
+        set_book(sim, token, [["0.48", "500"]], [["0.50", "500"]])
+        admin(sim, "/lifecycle", {"mined_after": 2, "confirmed_after": 5})
+        cash0 = eng.exchange.balance_micro()
+        ok = eng.executor.place(buy(token, 5, 0.50), market_id=market, strategy="test", reason="confirms")
+        admin(sim, "/trades/fail", {"address": eng.exchange.address, "next": 1})
+        bad = eng.executor.place(buy(token, 10, 0.50), market_id=market, strategy="test", reason="fails")
+        assert ok.status == bad.status == "FILLED"
+        statuses = {r[0] for r in eng.conn.execute("SELECT trade_status FROM trades WHERE mode='live'")}
+        assert statuses <= set(ledger.PROVISIONAL), statuses                # provisional until confirmed
+        assert ledger_size(eng, token) == 15 * M
+
+        sim.sim.advance(3)                                                   # MINED / RETRYING
+        eng.guarded(eng.iteration)
+        assert ledger_size(eng, token) == 15 * M
+        sim.sim.advance(3)                                                   # CONFIRMED / FAILED
+        eng.guarded(eng.iteration)
+        rows = eng.conn.execute("SELECT order_id, trade_status FROM trades WHERE kind='fill'").fetchall()
+        assert {r["trade_status"] for r in rows if r["order_id"] == ok.order_id} == {"CONFIRMED"}
+        assert {r["trade_status"] for r in rows if r["order_id"] == bad.order_id} == {"FAILED"}
+        assert ledger_size(eng, token) == exchange_size(eng, token) == 5 * M
+        flows = ledger.cash_flow_micro(eng.conn, "live")
+        assert cash0 + flows == eng.exchange.balance_micro()                 # cash as if it never happened
+        assert eng.executor.row(bad.order_id)["filled_micro"] == 0
+        assert eng.conn.execute("SELECT COUNT(*) FROM trades WHERE kind='reversal'").fetchone()[0] >= 1
+        assert ledger.position_differences(eng.conn, "live") == []
+        eng.alerter.flush(10)
+        assert eng.conn.execute("SELECT COUNT(*) FROM alerts WHERE key='trade_failed'").fetchone()[0] >= 1
+    finally:
+        close(eng)
+    # a restart sees the FAILED trade again and changes nothing
+    eng = make_engine(root, sim)
+    try:
+        n = eng.conn.execute("SELECT COUNT(*) FROM trades").fetchone()[0]
+        assert startup(eng, halt=None, restart=False) == []
+        eng.guarded(eng.iteration)
+        assert eng.conn.execute("SELECT COUNT(*) FROM trades").fetchone()[0] == n
+        assert ledger_size(eng, token) == 5 * M
+    finally:
+        close(eng)
+
+
+# ----------------------------------------------------------------------------- 4. finding 9
+def test_matched_order_whose_trades_are_not_readable_stays_open_until_its_fills_are_read(tmp_path, sim):
+    root = workspace(tmp_path, sim)
+    token, market = pick_token(sim, root)
+    eng = make_engine(root, sim)
+    try:
+        startup(eng, halt=None, restart=False)
+        set_book(sim, token, [["0.40", "500"]], [["0.50", "500"]])
+        sim.sim.set_faults(error_rate=1.0, path="/clob/data/trades")
+        try:
+            out = eng.executor.place(buy(token, 10, 0.50, "FAK"), market_id=market, strategy="test",
+                                     reason="unreadable")
+            assert out.status in ("LIVE", "PARTIALLY_FILLED"), out            # 15cb2c7: CANCELED
+            assert market in eng.executor.unresolved_markets()               # no second order meanwhile
+            eng.executor.sync_open()
+            assert eng.executor.row(out.order_id)["status"] in ("LIVE", "PARTIALLY_FILLED")
+        finally:
+            sim.sim.clear_faults()
+        eng.guarded(eng.iteration)
+        row = eng.executor.row(out.order_id)
+        assert row["status"] == "FILLED" and row["filled_micro"] == 10 * M
+        assert ledger_size(eng, token) == exchange_size(eng, token) == 10 * M
+    finally:
+        close(eng)
+
+
+def test_close_out_sells_what_the_exchange_reports_never_more_than_the_bot_holds(tmp_path, sim):
+    root = workspace(tmp_path, sim)
+    token, market = pick_token(sim, root)
+    eng = make_engine(root, sim)
+    hand = live_exchange(sim, eng)
+    try:
+        startup(eng, halt=None, restart=False)
+        set_book(sim, token, [["0.48", "500"]], [["0.50", "500"]])
+        out = eng.executor.place(buy(token, 10, 0.50), market_id=market, strategy="test", reason="entry")
+        assert out.status == "FILLED"
+        by_hand(hand, sell(token, 5, 0.48))                     # sold by hand; the bot has not seen it yet
+        report = close_all_positions(eng)
+        assert exchange_size(eng, token) == 0, report          # 15cb2c7: SELL 10 refused, nothing sold
+        assert any("the exchange shows 5" in line for line in report), report
+    finally:
+        hand.close()
+        close(eng)
+
+
+# ----------------------------------------------------------------------------- 5. invariant
+def test_position_mismatch_that_persists_trips_breaker_3_naming_both_figures(tmp_path, sim):
+    root = workspace(tmp_path, sim, reconcile_mismatch_loops=3)
+    token, market = pick_token(sim, root)
+    eng = make_engine(root, sim)
+    try:
+        startup(eng, halt=None, restart=False)
+        set_book(sim, token, [["0.48", "500"]], [["0.50", "500"]])
+        out = eng.executor.place(buy(token, 10, 0.50), market_id=market, strategy="test", reason="entry")
+        assert out.status == "FILLED"
+        sim.sim.advance(6)                                  # the bot's own fill is CONFIRMED
+        eng.guarded(eng.iteration)
+        assert {r[0] for r in eng.conn.execute("SELECT trade_status FROM trades")} == {"CONFIRMED"}
+        # a provisional fill the Data API does not show yet is allowed for
+        with db.atomic(eng.conn):
+            ledger.record_trade(eng.conn, mode="live", trade_id="pending-1", token_id=token, market_id=market,
+                                side="BUY", price_micro=500_000, size_micro=2 * M, fee_micro=0, ts=eng.now_ts,
+                                trade_status="MATCHED")
+        for _ in range(4):
+            eng.guarded(eng.iteration)
+        # a confirmed ledger position the exchange does not have is not
+        with db.atomic(eng.conn):
+            eng.conn.execute("UPDATE trades SET trade_status='CONFIRMED' WHERE trade_id='pending-1'")
+        eng.guarded(eng.iteration)
+        eng.guarded(eng.iteration)
+        with pytest.raises(BreakerTripped) as exc:
+            eng.guarded(eng.iteration)
+        assert exc.value.breaker == POSITION_ANOMALY
+        assert "3 consecutive loops" in exc.value.reason
+        assert "ledger holds 12 shares" in exc.value.reason and "exchange shows 10" in exc.value.reason
+    finally:
+        close(eng)
