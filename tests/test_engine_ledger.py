@@ -217,3 +217,70 @@ def test_one_bot_per_database(tmp_path):
         a.release()
     b.acquire()
     b.release()
+
+
+# ----------------------------------------------------------------------------- trade status (issue 13)
+def _live_trade(conn, tid, side, price, size, fee=0, status="MATCHED"):
+    with db.atomic(conn):
+        return ledger.record_trade(conn, mode="live", trade_id=tid, token_id=TOKEN, market_id="m1", side=side,
+                                   price_micro=price, size_micro=size, fee_micro=fee, ts=100, trade_status=status)
+
+
+def _status(conn, tid, status):
+    with db.atomic(conn):
+        return ledger.update_trade_status(conn, "live", tid, status, now=200)
+
+
+def _state(conn):
+    p = ledger.get_position(conn, "live", TOKEN)
+    return (p.size_micro, p.cost_micro, p.realized_pnl_micro), ledger.cash_flow_micro(conn, "live")
+
+
+def test_a_failed_buy_is_reversed_exactly_once(conn):
+    _live_trade(conn, "b1", "BUY", 400_000, 10 * M, fee=30_000, status="CONFIRMED")
+    before = _state(conn)
+    _live_trade(conn, "b2", "BUY", 520_000, 5 * M, fee=12_345)
+    assert ledger.provisional_net_micro(conn, "live") == {TOKEN: 5 * M}
+    assert _status(conn, "b2", "TRADE_STATUS_RETRYING") == "RETRYING"
+    assert _status(conn, "b2", "FAILED") == "FAILED"
+    assert _state(conn) == before                       # position, cost, realised and cash as without it
+    assert ledger.provisional_net_micro(conn, "live") == {}
+    assert _status(conn, "b2", "FAILED") is None        # seen again (a restart): nothing changes
+    assert _status(conn, "b2", "CONFIRMED") is None     # FAILED is final
+    assert _state(conn) == before
+    assert ledger.position_differences(conn, "live") == []       # the replay agrees with the table
+    n = conn.execute("SELECT COUNT(*) FROM trades WHERE kind='reversal'").fetchone()[0]
+    assert n == 1
+
+
+def test_a_failed_sell_restores_the_position_and_its_cost(conn):
+    _live_trade(conn, "b1", "BUY", 400_000, 10 * M, fee=30_000, status="CONFIRMED")
+    before = _state(conn)
+    _live_trade(conn, "s1", "SELL", 600_000, 4 * M, fee=7_000)
+    assert _state(conn) != before
+    assert _status(conn, "s1", "FAILED") == "FAILED"
+    assert _state(conn) == before
+    assert ledger.position_differences(conn, "live") == []
+
+
+def test_confirmed_is_final_and_unknown_status_is_provisional(conn):
+    assert ledger.trade_status_of(None) == "MATCHED"
+    assert ledger.trade_status_of("trade_status_mined") == "MINED"
+    assert ledger.trade_status_of("weird") == "MATCHED"
+    _live_trade(conn, "b1", "BUY", 400_000, 10 * M)
+    assert _status(conn, "b1", "MINED") == "MINED"
+    assert _status(conn, "b1", "CONFIRMED") == "CONFIRMED"
+    assert _status(conn, "b1", "FAILED") is None
+    assert _state(conn)[0][0] == 10 * M
+
+
+def test_a_failed_fill_seen_first_is_never_recorded(conn):
+    from polybot.exchange.base import Fill
+    f = Fill(trade_id="x1", order_id="0xabc", token_id=TOKEN, side="BUY", price_micro=500_000, size_micro=5 * M,
+             fee_micro=0, ts=100, status="FAILED")
+    with db.atomic(conn):
+        assert ledger.record_fill(conn, "live", f, market_id="m1") is False
+    assert conn.execute("SELECT COUNT(*) FROM trades").fetchone()[0] == 0
+    with db.atomic(conn):                               # paper fills are final whatever they say
+        assert ledger.record_fill(conn, "paper", Fill(**{**f.to_dict(), "status": "MATCHED"}), market_id="m1")
+    assert conn.execute("SELECT trade_status FROM trades").fetchone()[0] == "CONFIRMED"
