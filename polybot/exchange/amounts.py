@@ -15,14 +15,23 @@ amounts, the market buy orders maker amount supports a max accuracy of 2 decimal
 taker amount a max of 4 decimals" (py-clob-client-v2 #99: the SDK's
 ``get_market_order_amounts`` uses ROUNDING_CONFIG's per-tick ``amount`` decimals, 5 or 6
 on fine ticks, so its market orders are always rejected there; also py-clob-client #253,
-rs-clob-client-v2 #59). So we compute them here, rounding so that the order can never
-spend more, or sell more, than asked and never trade beyond the worst price:
+rs-clob-client-v2 #59). So we compute them here:
 
-- BUY ``size`` shares at worst price P: maker = floor₂(floor₄(size)·P),
-  taker = ceil₄(maker / P)  →  maker/taker ≤ P and taker ≤ size.
-- BUY by ``amount`` pUSD at worst price P: maker = floor₂(amount), taker = ceil₄(maker / P).
-- SELL ``size`` shares at worst price P: maker = floor₂(size), taker = ceil₄(maker·P)
-  →  taker/maker ≥ P.
+- BUY ``size`` shares at worst price P: maker = floor₂(floor₄(size)·P) pUSD — never more
+  than size×P — and taker = floor₄(maker / P) shares — never more than size.
+- BUY by ``amount`` pUSD at worst price P: maker = floor₂(amount), taker = floor₄(maker / P).
+- SELL ``size`` shares at worst price P: maker = floor₂(size) — never more than size —
+  and taker = floor₄(maker·P) pUSD.
+
+The 4-decimal amount is rounded DOWN, the way the SDK's own market builder rounds it, so
+the implied price (BUY maker/taker, SELL taker/maker) lies within a hair of P on the
+looser side (by < 0.0001 per share; we refuse the order if it is a whole tick or more).
+No price level exists strictly between P and P ± that hair (levels are on the tick, ≥
+0.0001 apart), so every fill is still at P or better; and an exchange that reads a market
+order's limit rounded to the tick (BUY down, SELL up — the simulator's model,
+polybot/sim/RULES.md §2) reads exactly P. Rounding the other way (implied price strictly
+inside P) would make such an exchange read P − tick (BUY) / P + tick (SELL) and skip the
+level at P — an exit that never fills.
 
 Integer arithmetic throughout: float rounding signed 37.72 shares for 37.73
 (``floor(37.73 * 100) = 3772``, issue 13 finding 9).
@@ -116,18 +125,19 @@ def limit_amounts(side: str, price_micro: int, size_micro: int, tick) -> Amounts
     return Amounts(BUY, usd, shares) if side == BUY else Amounts(SELL, shares, usd)
 
 
-def market_amounts(side: str, price_micro: int, *, size_micro: Optional[int] = None,
+def market_amounts(side: str, price_micro: int, tick, *, size_micro: Optional[int] = None,
                    amount_micro: Optional[int] = None) -> Amounts:
     """FOK/FAK amounts (maker ≤ 2 decimals, taker ≤ 4) for a worst price ``price_micro``.
 
     BUY by ``size_micro`` shares or by ``amount_micro`` pUSD; SELL by ``size_micro``.
-    Never spends more than size×price (or amount), never sells more than size, never
-    trades beyond the worst price. Raises AmountError (one sentence) when rounding
-    leaves an invalid order.
+    Never spends more than size×P (or amount), never sells more than size, implied price
+    within one tick of P (see the module docstring). Raises AmountError (one sentence)
+    when rounding leaves an invalid order.
     """
-    p = int(price_micro)
-    if not 0 < p < MICRO:
-        raise AmountError(f"worst price {p / MICRO:g} must be between 0 and 1")
+    p, t = int(price_micro), tick_micro(tick)
+    if not t <= p <= MICRO - t:
+        raise AmountError(f"worst price {p / MICRO:g} is outside the market's range "
+                          f"{t / MICRO:g}–{(MICRO - t) / MICRO:g} (tick {tick_str(tick)})")
     if (size_micro is None) == (amount_micro is None):
         raise AmountError("give exactly one of size (shares) or amount (pUSD)")
     if side == SELL:
@@ -137,25 +147,26 @@ def market_amounts(side: str, price_micro: int, *, size_micro: Optional[int] = N
         if maker <= 0:
             raise AmountError(f"SELL of {size_micro / MICRO:g} shares rounds to 0 (market orders "
                               f"take shares to 2 decimals)")
-        taker = _ceil_div(maker * p, MICRO * BASIS) * BASIS           # ceil₄(maker·P)
-        if taker >= maker:
-            raise AmountError(f"SELL at worst price {p / MICRO:g} cannot be expressed with a 4-decimal "
-                              f"pUSD amount")
+        taker = _floor(maker * p // MICRO, BASIS)                     # floor₄(maker·P)
+        # implied price taker/maker must stay above P − tick
+        if taker <= 0 or taker * MICRO <= (p - t) * maker:
+            raise AmountError(f"SELL of {maker / MICRO:g} shares at worst price {p / MICRO:g} is too "
+                              f"small to express with a 4-decimal pUSD amount; sell more shares")
         return Amounts(SELL, maker, taker)
     if side != BUY:
         raise AmountError(f"side must be BUY or SELL, got {side!r}")
     if amount_micro is not None:
         maker = _floor(int(amount_micro), CENT)
-        cap = None
     else:
-        cap = _floor(int(size_micro), BASIS)                          # at most the shares asked
-        maker = _floor(cap * p // MICRO, CENT)                        # floor₂(size·P)
+        maker = _floor(_floor(int(size_micro), BASIS) * p // MICRO, CENT)   # floor₂(floor₄(size)·P)
     if maker < MIN_MARKET_BUY_MICRO:
         raise AmountError(f"a market BUY must spend at least $1 (the CLOB's minimum); this one "
                           f"would spend ${maker / MICRO:.2f}")
-    taker = _ceil_div(maker * MICRO, p * BASIS) * BASIS               # ceil₄(maker / P)
-    if cap is not None and taker > cap:       # cannot happen: maker ≤ cap·P ⇒ maker/P ≤ cap
-        raise AmountError("BUY amounts exceed the shares asked")
+    taker = _floor(maker * MICRO // p, BASIS)                         # floor₄(maker / P)
+    # implied price maker/taker must stay below P + tick (always true with maker ≥ $1)
+    if taker <= 0 or maker * MICRO >= (p + t) * taker:
+        raise AmountError(f"BUY at worst price {p / MICRO:g} cannot be expressed with a 4-decimal "
+                          f"share amount")
     return Amounts(BUY, maker, taker)
 
 
@@ -168,11 +179,7 @@ def order_amounts(side: str, order_type: str, tick, *, price_micro: Optional[int
         return limit_amounts(side, price_micro, size_micro, tick)
     if price_micro is None:
         raise AmountError("a market order needs its worst price")
-    tick_m = tick_micro(tick)
-    if not tick_m <= price_micro <= MICRO - tick_m:
-        raise AmountError(f"worst price {price_micro / MICRO:g} is outside the market's range "
-                          f"{tick_m / MICRO:g}–{(MICRO - tick_m) / MICRO:g} (tick {tick_str(tick)})")
-    return market_amounts(side, price_micro, size_micro=size_micro, amount_micro=amount_micro)
+    return market_amounts(side, price_micro, tick, size_micro=size_micro, amount_micro=amount_micro)
 
 
 def is_market_order_precise(a: Amounts) -> bool:

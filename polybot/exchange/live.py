@@ -86,6 +86,23 @@ FeeSource = Union[Mapping[str, FeeSchedule], Callable[[str], Optional[FeeSchedul
 
 
 # ----------------------------------------------------------------------------- helpers
+def _answer_shares(parsed: Any, prepared: PreparedOrder) -> int:
+    """Shares a POST /order answer says matched (BUY: takingAmount, SELL: makingAmount).
+    Real answers show decimals ("4.599999"), the docs' example base units ("100000000")
+    (parse_account.parse_order_post_response): read it as decimals unless that exceeds the
+    signed shares, then as base units; never more than the order's signed shares."""
+    o = json.loads(prepared.payload_json).get("order") or {}
+    buy = prepared.request.side == BUY
+    signed = int((o.get("takerAmount") if buy else o.get("makerAmount")) or 0)
+    raw = (parsed.raw_taking_amount if buy else parsed.raw_making_amount) or ""
+    as_decimal = parsed.taking_amount if buy else parsed.making_amount
+    if as_decimal and as_decimal <= signed:
+        return int(as_decimal)
+    if raw.isdigit() and int(raw) <= signed:
+        return int(raw)
+    return 0
+
+
 def _heartbeat_expected(exc: HttpFailure) -> Optional[str]:
     """The id a 400 "Invalid Heartbeat ID" answer says the CLOB expects, else None."""
     body = exc.body
@@ -236,11 +253,12 @@ class LiveExchange(TradeReader, Exchange):
         when the order cannot be valid."""
         self.ensure_credentials()
         tick = self.tick_size(request.token_id)
-        if request.tick_size and A.tick_str(request.tick_size) != tick:
-            log.info("token %s: engine tick %s, exchange tick %s; signing at %s",
-                     request.token_id[:12], request.tick_size, tick, tick)
-        t = A.tick_micro(tick)
         price = request.price_micro
+        stale = ((request.tick_size and A.tick_str(request.tick_size) != tick)
+                 or (request.order_type in ("GTC", "GTD") and price % A.tick_micro(tick)))
+        if stale:     # the engine's tick or price disagrees with the tick we hold: ask again
+            tick = self.tick_size(request.token_id, refresh=True)
+        t = A.tick_micro(tick)
         if request.order_type in ("FOK", "FAK"):
             if price is None:
                 if request.side != BUY or request.amount_micro is None:
@@ -322,14 +340,13 @@ class LiveExchange(TradeReader, Exchange):
         oid = parsed.order_id or prepared.order_hash
         status = parsed.status if parsed.status in RESULT_STATUSES else "live"
         fills = self._fills_by_trade_ids(oid, parsed.trade_ids)
-        matched = sum(f.size_micro for f in fills if not f.failed)
+        matched = sum(f.size_micro for f in fills or () if not f.failed)
         pending = status == MATCHED and (fills is None or not parsed.trade_ids)
         if pending:
             # "matched" but its trades are not readable yet: NOT a cancel — report the size
             # the answer states (BUY: takingAmount = shares, SELL: makingAmount) and let the
             # caller poll lookup() for the fills.
-            said = parsed.taking_amount if prepared.request.side == BUY else parsed.making_amount
-            matched = max(matched, int(said or 0))
+            matched = max(matched, _answer_shares(parsed, prepared))
         return OrderResult(status=status, exchange_order_id=oid, fills=tuple(fills or ()),
                            size_matched_micro=matched, raw=res, fills_pending=pending)
 
