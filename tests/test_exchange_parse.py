@@ -476,3 +476,13 @@ def test_unexpected_envelope_is_a_data_error_not_a_traceback():
         P.parse_gamma_markets({"unexpected": 1})
     with pytest.raises(DataError):
         P.parse_books("<html>")
+
+
+@pytest.mark.parametrize("raw, want", [("TRADE_STATUS_MATCHED", "MATCHED"), ("trade_status_mined", "MINED"),
+                                       ("CONFIRMED", "CONFIRMED"), ("TRADE_STATUS_RETRYING", "RETRYING"),
+                                       ("failed", "FAILED")])
+def test_trade_status_is_normalised_for_the_ledger(raw, want):
+    """Issue 13 finding 4: REST may prefix TRADE_STATUS_; the ledger keys on the bare status."""
+    t = P.parse_clob_trade({"id": "t", "asset_id": "1", "side": "BUY", "size": "1", "price": "0.5",
+                            "status": raw})
+    assert t.status == want

@@ -396,3 +396,28 @@ def test_proxy_and_safe_accounts_trade_with_their_funder(sim, reader, sig_type):
     finally:
         ex.cancel_all()
         ex.close()
+
+
+def test_type3_deposit_wallet_orders_are_signed_by_the_wallet_with_the_1271_wrap():
+    """Finding 5, type 3 (POLY_1271): the simulator does not model it (RULES.md §1 step 3),
+    so this checks the signed order itself: signer = maker = the deposit wallet, the
+    ERC-7739 wrap of 317 bytes (/work/notes/sigtype3.md), and the order id is the digest of
+    the domain embedded in the wrap (ExchangeV2 / neg-risk / ExchangeV3)."""
+    from py_clob_client_v2.config import get_contract_config
+    from py_clob_client_v2.order_utils.exchange_order_builder_v2 import ExchangeOrderBuilderV2
+
+    from polybot.exchange.clob_sdk import eip712_order_hash
+    wallet = "0x" + "d3" * 20
+    ex = LiveExchange(clob_url="http://127.0.0.1:9/clob", private_key=KEY, signature_type=3, funder=wallet)
+    cfg = get_contract_config(137)
+    for neg_risk, position, (address, version) in (
+            (False, False, (cfg.exchange_v2, "2")), (True, False, (cfg.neg_risk_exchange_v2, "2")),
+            (False, True, (cfg.exchange_v3, "3"))):
+        signed = ex._sdk.sign_v2(token_id="123", side="BUY", maker_amount=4_500_000, taker_amount=10_000_000,
+                                 neg_risk=neg_risk, position=position)
+        assert signed.maker.lower() == signed.signer.lower() == wallet and int(signed.signatureType) == 3
+        assert len(signed.signature) == 2 + 2 * 317
+        b = ExchangeOrderBuilderV2(address, 137, None, domain_version=version)
+        assert b.app_domain_separator.hex() in signed.signature
+        assert eip712_order_hash(signed, 137) == b.build_order_hash(b.build_order_typed_data(signed))
+    ex.close()

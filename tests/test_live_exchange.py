@@ -83,8 +83,9 @@ def test_prepare_signs_once_and_hash_matches_payload(live, reader):
 
 def test_order_id_is_the_local_eip712_hash(live, reader):
     """The real CLOB's orderID is the order's EIP-712 hash, so an order whose POST timed
-    out can be found by the hash persisted before sending. The simulator must compute
-    the same id (polybot.exchange.live.eip712_order_hash) for this to be exercised."""
+    out can be found by the hash persisted before sending. The simulator computes the id
+    with its OWN encoder (polybot/sim/signing.py, RULES.md §1), so the equality below is a
+    real check of our local hash (it was a tautology when the simulator called ours)."""
     token, book = _two_sided(reader)
     p = live.prepare(_resting_buy(token, book))
     res = live.submit(p)
