@@ -27,7 +27,15 @@ def main(args: argparse.Namespace) -> int:
     from polybot.config import load_config
     from polybot.logs import configure_from
 
-    cfg = load_config(args.config, require_mode_secrets=False)
+    if args.live_order_check:
+        from polybot.errors import ConfigError
+        try:
+            cfg = load_config(args.config, require_mode_secrets=False)
+        except ConfigError as exc:      # every failure of the check is one ✗ line, exit 1
+            print(f"✗ Config: {str(exc).rstrip('.')}.")
+            return 1
+    else:
+        cfg = load_config(args.config, require_mode_secrets=False)
     configure_from(cfg)
     if args.live_order_check:
         from polybot.exchange.live_order_check import run_live_order_check
