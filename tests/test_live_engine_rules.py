@@ -338,3 +338,39 @@ def test_position_mismatch_that_persists_trips_breaker_3_naming_both_figures(tmp
         assert "ledger holds 12 shares" in exc.value.reason and "exchange shows 10" in exc.value.reason
     finally:
         close(eng)
+
+
+def test_health_dashboard_and_daily_report_show_external_holdings_apart(tmp_path, sim):
+    root = workspace(tmp_path, sim)
+    token, market = pick_token(sim, root)
+    set_book(sim, token, [["0.48", "500"]], [["0.50", "500"]])
+    eng = make_engine(root, sim)
+    hand = live_exchange(sim, eng)
+    try:
+        by_hand(hand, buy(token, 7, 0.50))
+        startup(eng, halt=None, restart=False)
+        out = eng.executor.place(buy(token, 5, 0.50), market_id=market, strategy="test", reason="bot entry")
+        assert out.status == "FILLED"
+        eng.record_performance()
+    finally:
+        hand.close()
+        close(eng)
+    import dataclasses
+    import time as _time
+
+    from polybot.dashboard.queries import build_state
+    from polybot.ops.health import run_health_checks
+    from polybot.ops.reports import build_daily, render_daily
+    cfg = dataclasses.replace(load(root), paper_trading=False)
+    lines = run_health_checks(cfg, check_api_connectivity=False)
+    ext = [h for h in lines if h.name == "external"]
+    assert ext and "1 token(s), 7 shares" in ext[0].text, [str(h) for h in lines]
+    conn = db.connect(cfg.database_path)
+    try:
+        state = build_state(cfg, conn, now=_time.time())
+        assert [i["size_micro"] for i in state["positions"]["items"]] == [5 * M]        # the bot's only
+        assert [i["size_micro"] for i in state["positions"]["external"]["items"]] == [7 * M]
+        text = render_daily(build_daily(cfg, conn), cfg)
+    finally:
+        conn.close()
+    assert "Open positions: 1" in text and "External holdings" in text and "7 shares" in text, text

@@ -171,6 +171,24 @@ def check_last_trade(cfg, conn: Optional[sqlite3.Connection], now: float) -> Hea
     return HealthLine("last_trade", STATUS_OK, f"Last trade: {fmt_ago(age)}")
 
 
+def check_external(cfg, conn: Optional[sqlite3.Connection]) -> Optional[HealthLine]:
+    """Live: holdings of the account that are not the bot's (the first-live-start baseline and
+    trades by hand; polybot/engine/external.py), shown apart. None when there are none."""
+    if conn is None:
+        return None
+    try:
+        rows = conn.execute("SELECT token_id, size_micro FROM external_holdings WHERE mode='live' AND "
+                            "size_micro <> 0 ORDER BY size_micro DESC").fetchall()
+    except sqlite3.Error:                       # a database from before schema 3
+        return None
+    if not rows:
+        return None
+    shares = sum(int(r[1]) for r in rows) / 1_000_000
+    top = ", ".join(f"{str(r[0])[:10]}… {int(r[1]) / 1_000_000:g}" for r in rows[:3])
+    return HealthLine("external", STATUS_OK, f"External holdings (not the bot's, never sold by it): {len(rows)} "
+                                             f"token(s), {shares:g} shares ({top}{', …' if len(rows) > 3 else ''})")
+
+
 def log_errors_since(log_dir: Path, since: float) -> list[str]:
     """ERROR/CRITICAL lines logged since ``since`` (today's file, and yesterday's near midnight)."""
     days = {datetime.fromtimestamp(t, timezone.utc).strftime("%Y%m%d") for t in (since, time.time())}
@@ -238,6 +256,9 @@ def run_health_checks(cfg, *, now: Optional[float] = None, check_api_connectivit
             lines.append(check_api(cfg))
         lines += [check_database(conn, error), check_last_trade(cfg, conn, now), check_errors(cfg, conn, now),
                   check_disk(cfg)]
+        ext = check_external(cfg, conn)
+        if ext is not None:
+            lines.append(ext)
         return lines
     finally:
         if conn is not None:

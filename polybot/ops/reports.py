@@ -77,6 +77,7 @@ class DailyReport:
     unrealized: int = 0
     equity: Optional[int] = None
     positions: list[Position] = field(default_factory=list)
+    external: list[tuple[str, int]] = field(default_factory=list)   # (label, shares micro): not the bot's
     trades_24h: int = 0
     fees_24h: int = 0
     notional_24h: int = 0
@@ -133,6 +134,18 @@ def _positions(conn: sqlite3.Connection, mode: str) -> list[Position]:
     return out
 
 
+def _external(conn: sqlite3.Connection, mode: str) -> list[tuple[str, int]]:
+    """Live: holdings of the account that are not the bot's (polybot/engine/external.py)."""
+    try:
+        rows = conn.execute(
+            "SELECT e.token_id, e.size_micro, m.question, t.outcome FROM external_holdings e "
+            "LEFT JOIN market_tokens t ON t.token_id = e.token_id LEFT JOIN markets m ON m.id = t.market_id "
+            "WHERE e.mode = ? AND e.size_micro <> 0 ORDER BY e.size_micro DESC", (mode,)).fetchall()
+    except sqlite3.OperationalError:        # a database from before schema 3
+        return []
+    return [(f"{q} [{o}]" if q and o else (q or str(tok)[:16]), int(size)) for tok, size, q, o in rows]
+
+
 def build_daily(cfg, conn: sqlite3.Connection, *, now: Optional[float] = None) -> DailyReport:
     now = time.time() if now is None else now
     mode = cfg.mode
@@ -140,6 +153,7 @@ def build_daily(cfg, conn: sqlite3.Connection, *, now: Optional[float] = None) -
     n_trades = _one(conn, "SELECT COUNT(*) FROM trades WHERE mode = ?", (mode,)) or 0
     n_perf = _one(conn, "SELECT COUNT(*) FROM performance WHERE mode = ?", (mode,)) or 0
     r.positions = _positions(conn, mode)
+    r.external = _external(conn, mode)
     r.empty = not (n_trades or n_perf or r.positions)
 
     r.realized_24h = _realized_since(conn, mode, now - DAY)
@@ -246,6 +260,10 @@ def render_daily(r: DailyReport, cfg) -> str:
         u = p.unrealized_micro
         mark = f"mark {p.mark:.3f}, unrealised {fmt_usd(u, signed=True)}" if u is not None else "no mark yet"
         L.append(f"  - {p.label}: {p.size_micro / 1e6:g} shares, cost {fmt_usd(p.cost_micro)}, {mark}")
+    if r.external:
+        L.append(f"External holdings (not the bot's, not in its P&L; sold only with --close-external): "
+                 f"{len(r.external)}")
+        L += [f"  - {label}: {size / 1e6:g} shares" for label, size in r.external]
     L.append(f"Trades (last 24 h): {r.trades_24h} (notional {fmt_usd(r.notional_24h)}, fees {fmt_usd(r.fees_24h)})")
     L.append(f"Win rate: {r.win_rate_text()} ({r.wins_total} of {r.closed_total} closing trades)")
     L.append(f"Unusual trades (loss > {UNUSUAL_LOSS:.0%}, last 24 h): {len(r.unusual) or 'none'}")

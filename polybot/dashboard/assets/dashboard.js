@@ -131,6 +131,9 @@
     });
     setText('positions-note', 'entry = cost ÷ shares (fees included) · mark = latest best bid · stop = entry × (1 − ' +
       s.positions.stop_loss_percent + ') · total unrealised ' + s.positions.unrealized.text);
+    var ext = s.positions.external;
+    var extEl = $('external-note');
+    if (extEl) { extEl.textContent = (ext && ext.note) ? ext.note : ''; }
 
     var t = s.trades;
     setText('trades-count', '(' + t.count + (t.shown < t.count ? ', latest ' + t.shown + ' shown' : '') +
