@@ -282,3 +282,17 @@ def test_tick_becomes_fine_when_the_price_leaves_0_04_to_0_96(sim, a, http):
     assert len(bid.split(".")[1]) <= 3
     r = buy(a, m, tok, f"{float(bid) - 0.005:.3f}", 10)
     assert r.status_code == 200 and r.json()["status"] == "live", r.text
+
+
+def test_books_batch_after_fills_with_and_without_an_admin_book(sim, a, http):
+    """Consumed liquidity in several markets, one of them on an admin-set book: POST /books
+    answers every book (a shadowed variable once turned this into a 500)."""
+    s = sim.sim
+    ms = [m for m in s.world.markets if m.kind == "single" and m.tick == 0.01 and not m.resolution
+          and not m.empty_side and not m.is_v2 and s.phase(m.index) == "open"][:3]
+    set_book(http, sim, ms[0].token_ids[0], bids=[["0.40", "100"]], asks=[["0.45", "50"]])
+    for m in ms:
+        buy(a, m, m.token_ids[0], book(sim, m.token_ids[0])["asks"][-1]["price"], 5)
+    r = http.post(sim.clob_url + "/books", json=[{"token_id": m.token_ids[0]} for m in ms])
+    assert r.status_code == 200 and len(r.json()) == 3
+    assert r.json()[0]["asks"] == [{"price": "0.45", "size": "45"}]

@@ -236,9 +236,9 @@ class Simulator:
         minute = int(t // 60)
         consumed = self.consumed
         synth = [m for m in open_mis if m not in self.book_override]
-        levels = dict(zip(synth, self.prices.synthetic_levels(synth, t)))
+        synthetic = dict(zip(synth, self.prices.synthetic_levels(synth, t)))
         for mi in open_mis:
-            bids, asks = levels[mi] if mi in levels else self._override_levels(mi)
+            bids, asks = synthetic[mi] if mi in synthetic else self._override_levels(mi)
             if consumed:
                 sides = []
                 for side, levels in ((0, bids), (1, asks)):
