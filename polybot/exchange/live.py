@@ -213,7 +213,13 @@ class LiveExchange(TradeReader, Exchange):
             if hit and not refresh and self._clock() - hit[1] < TICK_TTL_SECONDS:
                 return hit[0]
             self._sdk.forget_tick(token_id)
-        tick = A.tick_str(self._call("reading the tick size", lambda: self._sdk.get_tick_size(token_id)))
+        raw = self._call("reading the tick size", lambda: self._sdk.get_tick_size(token_id))
+        try:
+            tick = A.tick_str(raw)
+            A.tick_micro(tick)
+        except A.AmountError as exc:
+            raise DataError(f"The CLOB reports an unusable tick size for token {token_id[:12]}… "
+                            f"({exc}); check polymarket.base_url.") from None
         with self._lock:
             if hit and hit[0] != tick:
                 log.warning("tick size of token %s changed: %s -> %s", token_id[:12], hit[0], tick)
