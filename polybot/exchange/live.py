@@ -67,8 +67,9 @@ log = logging.getLogger(__name__)
 _NOT_ACCEPTED_503 = ("cancel-only", "cancel only", "post-only", "post only", "disabled",
                      "trading is currently")
 _DUPLICATED_ID = re.compile(r"order (0x[0-9a-fA-F]+) is invalid")
-# The CLOB's 400 for a price off the market's tick (py-clob-client-v2 README error table:
-# "order {id} is invalid. Price ({p}) breaks minimum tick size rule: {tick}"): nothing was placed.
+# The CLOB's 400 for a price off the market's tick (Polymarket docs' error codes, quoted in
+# /work/shared/polymarket/API_NOTES.md §4.3: "order {id} is invalid. Price ({price}) breaks
+# minimum tick size rule: {tick}"): a definitive refusal, nothing was placed.
 _TICK_RULE = ("minimum tick size", "tick size rule", "invalid tick size")
 TICK_TTL_SECONDS = 300.0
 # Signature type 3 (deposit wallet): the CLOB's answer when the wallet is wrong, not deployed
