@@ -261,7 +261,11 @@ class LiveExchange(TradeReader, Exchange):
         self.ensure_credentials()
         tick = self.tick_size(request.token_id)
         price = request.price_micro
-        stale = ((request.tick_size and A.tick_str(request.tick_size) != tick)
+        try:
+            theirs = A.tick_str(request.tick_size)
+        except A.AmountError:
+            theirs = None                            # unreadable: the exchange's tick decides
+        stale = ((theirs is not None and theirs != tick)
                  or (request.order_type in ("GTC", "GTD") and price % A.tick_micro(tick)))
         if stale:     # the engine's tick or price disagrees with the tick we hold: ask again
             tick = self.tick_size(request.token_id, refresh=True)
