@@ -11,6 +11,7 @@ import sqlite3
 
 import pytest
 import requests
+import yaml
 from py_clob_client_v2 import ClobClient
 
 from polybot import db
@@ -218,3 +219,57 @@ def test_cancel_only_exchange_fails_with_one_sentence(tmp_path, sim):
     assert "503" in line and "cancel-only" in line
     assert sim_orders(sim) == {}
     assert [r["result"] for r in runs(ws)] == ["fail"]
+
+
+def test_an_unreadable_answer_still_leaves_nothing_open(tmp_path, sim):
+    """The exchange places the order but its answer is cut off: the check reports one ✗,
+    finds the order by its id and cancels it."""
+    ws = workspace(tmp_path, sim)
+    env = {"POLYMARKET_PRIVATE_KEY": KEY_A, **creds_for(sim, KEY_A)}
+    sim.sim.set_faults(malformed=1, path="/clob/order")
+    proc = check(ws, env, "--yes")
+    assert proc.returncode == 1, proc.stdout
+    assert len(fails(proc)) == 1, proc.stdout
+    (line,) = fails(proc)
+    assert line.startswith("✗ Placing the order: no clear answer from the exchange"), line
+    (oid,) = sim_orders(sim)
+    assert f"order {oid} did reach the exchange and was cancelled" in line
+    assert sim_orders(sim) == {oid: "CANCELED"}
+    assert [(r["result"], r["order_id"]) for r in runs(ws)] == [("fail", oid)]
+
+
+def test_an_order_the_exchange_processes_after_the_timeout_is_found_and_cancelled(tmp_path, sim):
+    """POST /order answers only after the client gave up (it is processed late): the check
+    keeps looking for it by id and cancels it when it appears."""
+    ws = workspace(tmp_path, sim)
+    cfg = yaml.safe_load((ws / "config.yaml").read_text())
+    cfg["polymarket"]["timeout_seconds"] = 1
+    write_config(ws, base=cfg)
+    env = {"POLYMARKET_PRIVATE_KEY": KEY_A, **creds_for(sim, KEY_A)}
+    sim.sim.set_faults(timeout="3:1", path="/clob/order")
+    proc = check(ws, env, "--yes")
+    assert proc.returncode == 1, proc.stdout
+    assert len(fails(proc)) == 1, proc.stdout
+    (line,) = fails(proc)
+    assert line.startswith("✗ Placing the order: no clear answer from the exchange"), line
+    (oid,) = sim_orders(sim)
+    assert f"order {oid} did reach the exchange and was cancelled" in line
+    assert sim_orders(sim) == {oid: "CANCELED"}
+
+
+@pytest.mark.parametrize("message, sig_type, fix", [
+    # messages the real CLOB returns (API_NOTES §4.3; issues cited in /work/notes/sigtype3.md)
+    ("the order signer address has to be the address of the API KEY", 3, "deposit wallet of this key's address"),
+    ("the order signer address has to be the address of the API KEY", 0, "derive POLYMARKET_API_KEY"),
+    ("the order owner has to be the owner of the API KEY", 0, "export the matching trio"),
+    ("maker address not allowed, please use the deposit wallet flow", 2, "signature_type: 3"),
+    ("invalid signature", 2, "the Polymarket Safe this key controls"),
+    ("invalid POLY_PROXY signature", 1, "the Polymarket proxy wallet this key controls"),
+    ("invalid signature", 0, "set signature_type 1, 2 or 3"),
+    ("not enough balance / allowance", 2, "deposit funds / approve trading"),
+    ("invalid post-only order: order crosses book", 0, "rerun the check"),
+    ("'0xabc' address in closed only mode", 0, "may only close positions"),
+])
+def test_each_exchange_refusal_gets_its_fix(message, sig_type, fix):
+    from polybot.exchange.live_order_check import advice_for
+    assert fix in advice_for(message, sig_type)

@@ -254,28 +254,54 @@ class _Run:
         self.wait_seconds = wait_seconds
         self.order_id: Optional[str] = None      # set while it may be open on the exchange
         self.placed_id: Optional[str] = None     # the order's id once signed (recorded)
+        self.uncertain = False                   # the submit's outcome is unknown
 
     def gone(self, oid: str) -> bool:
         return _wait_for(lambda: not _listed(self.live, oid), seconds=self.wait_seconds,
                          sleep=self.sleep, clock=self.clock)
 
-    def cleanup(self) -> Optional[str]:
-        """Cancel whatever may have been placed; None when nothing is left open, else the
-        sentence the operator must act on."""
+    def cleanup(self) -> tuple[str, Optional[str]]:
+        """Cancel whatever may have been placed. Returns (note, problem): ``note`` is a clause
+        for the failure's sentence ("" when there is nothing to say); ``problem`` is the
+        sentence the operator must act on when the order may still be open, else None.
+
+        When the submit's outcome is unknown (``uncertain``: a timeout, a dropped connection,
+        an unreadable answer) the exchange may still be processing it, so the order is looked
+        for until ``wait_seconds`` pass before concluding it was never placed."""
         oid = self.order_id
         if not oid:
-            return None
+            return "", None
+        manual = "cancel it on polymarket.com (Portfolio → Open orders) now"
+        seen: dict = {}
+
+        def present() -> bool:
+            seen["st"] = self.live.lookup(oid)
+            return seen["st"] is not None
+
         try:
-            st = self.live.lookup(oid)
-            if st is None or not st.is_open:
-                return None
-            self.live.cancel(oid)
-            if self.gone(oid):
-                return None
+            found = (_wait_for(present, seconds=self.wait_seconds, sleep=self.sleep, clock=self.clock)
+                     if self.uncertain else present())
+            st = seen.get("st")
+            if not found:
+                return ((f"the exchange never listed order {oid} within {self.wait_seconds:g} s, so it "
+                         f"was most likely not placed (if it appears on polymarket.com, cancel it)")
+                        if self.uncertain else ""), None
+            if not st.is_open:
+                return f"order {oid} is not open (status {st.status})", None
         except PolybotError as exc:
-            return (f"order {oid} may still be open ({_sentence(exc)}); cancel it on polymarket.com "
-                    f"(Portfolio → Open orders) now")
-        return f"order {oid} is still listed as open; cancel it on polymarket.com (Portfolio → Open orders) now"
+            return "", f"order {oid} may still be open ({_sentence(exc)}); {manual}"
+        cancel_error = None
+        try:
+            self.live.cancel(oid)
+        except PolybotError as exc:          # the cancel may still have worked: look
+            cancel_error = exc
+        try:
+            if self.gone(oid):
+                return f"order {oid} did reach the exchange and was cancelled", None
+        except PolybotError as exc:
+            cancel_error = cancel_error or exc
+        why = f" ({_sentence(cancel_error)})" if cancel_error else " after a cancel"
+        return "", f"order {oid} may still be open{why}; {manual}"
 
 
 def run_live_order_check(cfg: Any, *, assume_yes: bool = False, out: Callable[[str], None] = print,
@@ -367,8 +393,10 @@ def run_live_order_check(cfg: Any, *, assume_yes: bool = False, out: Callable[[s
                                                    f"the check once Polymarket accepts orders "
                                                    f"again") from None
         except OrderOutcomeUnknown as exc:
-            raise CheckFailed("Placing the order", f"no clear answer ({_sentence(exc)}); "
-                                                   f"check the network and rerun") from None
+            run.uncertain = True
+            raise CheckFailed("Placing the order", f"no clear answer from the exchange "
+                                                   f"({_sentence(exc)}); check the network and "
+                                                   f"rerun") from None
         except (AuthenticationError, RequestRejected) as exc:
             run.order_id = None                      # refused before it was processed
             raise CheckFailed("Placing the order", _sentence(exc)) from None
@@ -424,7 +452,9 @@ def run_live_order_check(cfg: Any, *, assume_yes: bool = False, out: Callable[[s
     finally:
         leftover = None
         if failure is not None and run is not None:
-            leftover = run.cleanup()
+            note, leftover = run.cleanup()
+            if note:
+                failure.why = f"{_sentence(failure.why)} — {note}"
         if failure is not None:
             out(f"{FAIL} {failure.step}: {_sentence(failure.why)}.")
             if leftover:
