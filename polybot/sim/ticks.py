@@ -17,11 +17,17 @@ FINE_NT, COARSE_NT = 1000, 100
 TICKS = {"0.01": COARSE_NT, "0.001": FINE_NT}
 
 
+NEAR = (0.08, 0.92)      # markets outside this band are re-checked every sim minute
+
+
 def init(sim) -> None:
     sim.tick_forced = {}                  # market index -> nt forced by an admin
-    sim._tick_checked = None              # last sim second the automatic rule ran
+    sim._tick_checked = None              # last sim minute the rule ran
+    sim._tick_full = None                 # last sim hour every market was checked
+    sim._tick_near: list = []             # markets near a threshold (or fine), checked every minute
     for m in sim.world.markets:
         m.base_tick = m.tick
+    sim._tick_base_coarse = [m.index for m in sim.world.markets if m.base_tick == 0.01]
     update(sim, sim.now_float())
 
 
@@ -30,23 +36,36 @@ def tick_text(nt: int) -> str:
 
 
 def update(sim, now: float) -> None:
-    """Apply the price rule (at most once per sim second)."""
-    sec = int(now)
-    if sim._tick_checked == sec:
+    """Apply the price rule: every market once per sim hour, markets near a threshold once
+    per sim minute (a price model path cannot cross from inside NEAR to beyond 0.04/0.96
+    within an hour; evaluating ~4000 markets costs ~40 ms, so not every request)."""
+    minute = int(now // 60)
+    if sim._tick_checked == minute:
         return
-    sim._tick_checked = sec
+    sim._tick_checked = minute
+    hour = int(now // 3600)
+    full = sim._tick_full != hour
     w = sim.world
-    mis = [m.index for m in w.markets
-           if m.base_tick == 0.01 and m.index not in sim.tick_forced and now < sim.end_of(m.index)]
+    pool = sim._tick_base_coarse if full else sim._tick_near
+    mis = [mi for mi in pool if mi not in sim.tick_forced and now < sim.end_of(mi)]
+    if full:
+        sim._tick_full = hour
     if not mis:
+        if full:
+            sim._tick_near = []
         return
     p = sim.prices.yes_prices(mis, now)
     nts = w.col_nt[np.asarray(mis, dtype=np.int64)]
+    near = []
     for mi, price, nt in zip(mis, p.tolist(), nts.tolist()):
         if nt == COARSE_NT and (price > 0.96 or price < 0.04):
             set_tick(sim, mi, FINE_NT)
         elif nt == FINE_NT and 0.05 <= price <= 0.95:
             set_tick(sim, mi, COARSE_NT)
+        if not NEAR[0] <= price <= NEAR[1] or int(w.col_nt[mi]) == FINE_NT:
+            near.append(mi)
+    if full:
+        sim._tick_near = near
 
 
 def set_tick(sim, mi: int, new_nt: int) -> None:
@@ -83,7 +102,7 @@ def force(sim, token: str, tick) -> dict:
         sim.tick_forced.pop(m.index, None)
         if m.base_tick != 0.01:
             set_tick(sim, m.index, round(1 / m.base_tick))
-        sim._tick_checked = None
+        sim._tick_checked = sim._tick_full = None
         update(sim, sim.now_float())
     else:
         key = tick_text(round(1 / float(tick))) if float(tick) > 0 else str(tick)
