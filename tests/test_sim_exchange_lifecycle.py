@@ -200,9 +200,12 @@ def test_a_failed_trade_is_reversed(sim, a, http):
     advance(http, sim, 3)
     assert a.trades()[0]["status"] == "FAILED"
     assert a.balance(tok) == 0 and a.balance() == cash0         # ... and reversed at FAILED
+    assert http.get(sim.data_url + "/trades", params={"user": a.address}).json() == []   # never on chain
     buy(a, m, tok, book(sim, tok)["asks"][-1]["price"], 10)      # only the next trade was marked
     advance(http, sim, 5)
     assert [t["status"] for t in a.trades()] == ["CONFIRMED", "FAILED"]
+    assert len(http.get(sim.data_url + "/trades", params={"user": a.address}).json()) == 1
+    assert http.get(sim.url + "/_sim/state").json()["trade_delays"] == {"mined_after": 2.0, "confirmed_after": 5.0}
 
 
 def test_failing_a_chosen_match_reverses_both_parties(sim, a, http):

@@ -1,5 +1,6 @@
 """Data API (``/data``): positions, trades and portfolio value of a user.
 
+Trades whose settlement FAILED (lifecycle.py) never happened on chain: they are left out.
 ``user`` is the maker/funder address of the orders (or the signer address); an
 address the simulator never saw gets empty answers. v1 routes answer bare arrays
 in camelCase; ``/v2/...`` answer ``{"data": ..., "pagination": {...}}`` in
@@ -151,7 +152,7 @@ def _trade_rows(sim, req, v2: bool):
     rows = []
     for tr in reversed(sim.exchange.trades):
         m = w.markets[tr.mi]
-        if tr.account is not acct or (taker_only and tr.trader_side != "TAKER") \
+        if tr.account is not acct or tr.status == "FAILED" or (taker_only and tr.trader_side != "TAKER") \
                 or (markets and m.condition_id.lower() not in markets) or (side and tr.side != side) \
                 or (start is not None and tr.match_time < start) or (end is not None and tr.match_time > end):
             continue

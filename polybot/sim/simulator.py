@@ -346,6 +346,8 @@ class Simulator:
                                                                  if o.status == "LIVE"),
                 "orders": len(ex.orders), "trades": len(ex.trades),
                 "faults": self.faults.describe(), "request_count": dict(self.request_count),
+                "mode": ex.mode, "trade_delays": {"mined_after": ex.mined_after,
+                                                  "confirmed_after": ex.confirmed_after},
                 "resolving": [{"market_id": m.id, "end": int(self.end_of(m.index)),
                                "outcome": self.outcome_of(m.index), "phase": self.phase(m.index, now)}
                               for m in self.world.markets
