@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -33,6 +34,8 @@ from polybot.errors import (
     AuthenticationError, OrderOutcomeUnknown, PolybotError, RequestRejected, TemporaryExchangeError,
 )
 from polybot.money import fmt_usd, to_micro
+
+log = logging.getLogger(__name__)
 
 JOB = "live_order_check"
 OK, FAIL = "✓", "✗"
@@ -449,10 +452,22 @@ def run_live_order_check(cfg: Any, *, assume_yes: bool = False, out: Callable[[s
         return code
     except CheckFailed as exc:
         failure = exc
+    except KeyboardInterrupt:                 # Ctrl-C mid-check: still cancel what was placed
+        failure = CheckFailed("Interrupted", "stopped by the operator before the check finished")
+    except Exception as exc:  # noqa: BLE001 — a bug must not leave the order open
+        log.exception("live order check failed unexpectedly")
+        failure = CheckFailed("Unexpected error", f"{type(exc).__name__}: {_sentence(exc)} (the "
+                                                  f"traceback is in the log file; please report it)")
     finally:
         leftover = None
         if failure is not None and run is not None:
-            note, leftover = run.cleanup()
+            try:
+                note, leftover = run.cleanup()
+            except Exception as exc:  # noqa: BLE001 — say so rather than hide the order
+                log.exception("live order check cleanup failed")
+                note, leftover = "", (f"order {run.order_id} may still be open ({type(exc).__name__}); "
+                                      f"cancel it on polymarket.com (Portfolio → Open orders) now"
+                                      if run.order_id else None)
             if note:
                 failure.why = f"{_sentence(failure.why)} — {note}"
         if failure is not None:
