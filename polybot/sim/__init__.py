@@ -12,9 +12,13 @@ or from a shell: ``python -m polybot.sim --port 8765 [--seed N] [--markets N] [-
 
 Modules: ``noise`` (hash-based random-access noise), ``world`` (the synthetic
 events/markets/tokens), ``pricing`` (price paths, books, history), ``simulator``
-(clock, lifecycle, liquidity), ``exchange`` (keys, accounts, matching), ``gamma``,
-``clob``, ``clob_trading``, ``data`` (the HTTP APIs), ``faults`` (fault injection;
-spec syntax in its docstring), ``server`` (HTTP server, admin endpoints,
+(clock, lifecycle, liquidity), ``exchange`` (keys, accounts, matching), the exchange
+rules — ``signing`` (EIP-712 order id, signer recovery, funders), ``order_rules``
+(acceptance: signature, funder, precision, tick, size), ``sessions`` (heartbeats,
+trading modes), ``lifecycle`` (trade statuses, FAILED reversal), ``ticks`` (run-time
+tick changes), ``admin`` (their ``/_sim`` endpoints); the contract is ``RULES.md`` —,
+``gamma``, ``clob``, ``clob_trading``, ``data`` (the HTTP APIs), ``faults`` (fault
+injection; spec syntax in its docstring), ``server`` (HTTP server, admin endpoints,
 ``start_simulator``), ``bench`` (``python -m polybot.sim.bench``: POST /books timing).
 
 Determinism: the world, every price path and every book are pure functions of the
@@ -24,8 +28,13 @@ random-walk-like path per driver, computed directly at any instant from a seeded
 hash of (seed, series, octave, node index) — no stored history, so
 ``/prices-history`` can go back any distance (≥ 30 days are always available).
 
-Deliberate simplifications (documented so nobody relies on them): EIP-712 order
-signatures are not verified (presence and shape only); user orders match the
+The simulator is an independent model of the exchange, never a mirror of polybot's
+client: it does not import ``polybot.exchange``; it verifies every order's EIP-712
+signature, the signer/maker binding and the amount/tick rules itself (RULES.md).
+
+Deliberate simplifications (documented so nobody relies on them): L1 (ClobAuth)
+signatures are not verified (presence and shape only); signature type 3 (POLY_1271
+deposit wallets) is refused as not modelled; user orders match the
 synthetic book and other users' resting orders of the SAME token (no YES/NO
 complementary matching); the synthetic liquidity a taker consumes comes back the
 next sim-minute; positions in resolved markets are paid out automatically
