@@ -342,6 +342,10 @@ def test_lookup_reads_trades_by_id_or_by_token_and_time_never_the_whole_history(
     calls.clear()
     assert live.lookup("0x" + "77" * 32) is None              # unknown id: a bounded window only
     assert calls and all(p.id or p.after for p in calls), calls
+    calls.clear()
+    never_sent = live.prepare(OrderRequest(token, "BUY", "GTC", price_micro=450_000, size_micro=10 * M))
+    assert live.resolve(never_sent) is None                  # by hash, then by terms: both bounded
+    assert calls and all(p.id or (p.asset_id and p.after) for p in calls), calls
 
 
 # ----------------------------------------------------------------------------- finding 5: signature types

@@ -220,15 +220,16 @@ class TradeReader:
             return st
         req = prepared.request
         known = {str(i).lower() for i in known_ids} | {prepared.order_hash.lower()}
-        o = json.loads(prepared.payload_json).get("order") or {}
-        size = int((o.get("takerAmount") if req.side == BUY else o.get("makerAmount")) or 0) or None
+        signed = json.loads(prepared.payload_json).get("order") or {}
+        size = int((signed.get("takerAmount") if req.side == BUY else signed.get("makerAmount")) or 0) or None
+        since = max(0, int(prepared.created_ts or self._clock()) - 60)
         cands: dict[str, Optional[OrderStatus]] = {}
         for o in self.open_orders():
             if (o.token_id == req.token_id and o.side == req.side and o.order_id.lower() not in known
                     and (req.price_micro is None or o.price_micro == req.price_micro)
                     and (size is None or o.original_size_micro == size)):
                 cands[o.order_id] = o
-        for f in self._trade_fills(asset_id=req.token_id):
+        for f in self._trade_fills(since_ts=since, asset_id=req.token_id):
             if (f.liquidity == "taker" and f.side == req.side and f.order_id
                     and f.order_id.lower() not in known
                     and (req.price_micro is None or (f.price_micro <= req.price_micro if req.side == BUY
@@ -243,7 +244,7 @@ class TradeReader:
                 f"by hand on polymarket.com before trading this market again.")
         oid, st = next(iter(cands.items()))
         log.warning("order %s resolved by its terms to exchange order %s", prepared.order_hash, oid)
-        return self.lookup(oid) or st
+        return self.lookup(oid, token_id=req.token_id, since_ts=since) or st
 
     def open_orders(self) -> list[OrderStatus]:
         self.ensure_credentials()
