@@ -218,8 +218,10 @@ def test_protocol_v2_positions_sign_for_exchange_v3(sim, reader, live, declared)
     _set_book(sim, token, [["0.40", "100"]], [["0.45", "100"]])
     req = OrderRequest(token, "BUY", "GTC", price_micro=380_000, size_micro=10 * M,
                        market_version=declared)
-    res = live.submit(live.prepare(req))
+    prepared = live.prepare(req)
+    res = live.submit(prepared)
     assert res.status == "live", res
+    assert res.exchange_order_id.lower() == prepared.order_hash.lower()    # our V3 hash = the sim's id
     bought = live.submit(live.prepare(OrderRequest(token, "BUY", "FAK", price_micro=450_000,
                                                    size_micro=5 * M, market_version=declared)))
     assert bought.status == "matched", bought
@@ -425,3 +427,15 @@ def test_type3_deposit_wallet_orders_are_signed_by_the_wallet_with_the_1271_wrap
         assert b.app_domain_separator.hex() in signed.signature
         assert eip712_order_hash(signed, 137) == b.build_order_hash(b.build_order_typed_data(signed))
     ex.close()
+
+
+@pytest.mark.parametrize("declared", [None, True])
+def test_neg_risk_markets_sign_for_the_neg_risk_exchange(sim, reader, live, declared):
+    m = next(m for m in _markets(reader, "v1") if m.neg_risk)
+    token = m.token_ids[0]
+    _set_book(sim, token, [["0.40", "100"]], [["0.45", "100"]])
+    p = live.prepare(OrderRequest(token, "BUY", "GTC", price_micro=380_000, size_micro=10 * M,
+                                  neg_risk=declared))
+    res = live.submit(p)
+    assert res.status == "live" and res.exchange_order_id.lower() == p.order_hash.lower(), res
+    live.cancel_all()
