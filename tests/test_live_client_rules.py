@@ -439,3 +439,18 @@ def test_neg_risk_markets_sign_for_the_neg_risk_exchange(sim, reader, live, decl
     res = live.submit(p)
     assert res.status == "live" and res.exchange_order_id.lower() == p.order_hash.lower(), res
     live.cancel_all()
+
+
+def test_market_buy_by_amount_spends_at_most_the_amount(sim, reader, live):
+    """A FAK BUY by pUSD without a worst price: the SDK's book walk picks it; the signed
+    amounts follow the market-order rule (maker 2 decimals = the amount, taker 4)."""
+    token = _plain_token(reader, sim, bids=(("0.50", "500"),), asks=(("0.53", "500"),))
+    before = live.balance_micro()
+    p = live.prepare(OrderRequest(token, "BUY", "FAK", amount_micro=5_005_000))
+    order = json.loads(p.payload_json)["order"]
+    assert order["makerAmount"] == "5000000" and int(order["takerAmount"]) % 100 == 0
+    assert p.request.price_micro == 530_000
+    res = live.submit(p)
+    assert res.status == "matched", res
+    spent = before - live.balance_micro()
+    assert 0 < spent <= 5_000_000 + sum(f.fee_micro for f in res.fills)
