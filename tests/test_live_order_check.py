@@ -179,32 +179,47 @@ def test_no_database_is_one_sentence_and_nothing_is_placed(tmp_path, sim):
     assert sim_orders(sim) == {}
 
 
-def test_a_wrong_funder_fails_with_one_sentence(tmp_path, sim):
-    """Signature type 2 whose funder is not the key's Safe (RULES.md §1 check 6)."""
-    ws = workspace(tmp_path, sim, signature_type=2, funder=True)
+def registered_funder(sim, key: str, signature_type: int) -> str:
+    """The wallet the simulator registered for ``key`` and this signature type (RULES.md)."""
+    from eth_account import Account
+    acct = requests.get(f"{sim.url}/_sim/accounts", params={"address": Account.from_key(key).address},
+                        timeout=5).json()
+    return acct["funders"][str(signature_type)]
+
+
+@pytest.mark.parametrize("signature_type, message, wallet", [
+    (1, "invalid POLY_PROXY signature", "proxy wallet"),
+    (2, "invalid signature", "Safe"),
+])
+def test_a_wrong_funder_fails_with_one_sentence(tmp_path, sim, signature_type, message, wallet):
+    """A funder that is not the key's proxy / Safe (RULES.md §1 check 6)."""
+    ws = workspace(tmp_path, sim, signature_type=signature_type, funder=True)
     env = {"POLYMARKET_PRIVATE_KEY": KEY_A, "POLYMARKET_FUNDER_ADDRESS": OTHER_WALLET,
            **creds_for(sim, KEY_A)}
     proc = check(ws, env, "--yes")
     assert proc.returncode == 1, proc.stdout
     (line,) = fails(proc)
-    assert line.startswith("✗ Placing the order: the exchange rejected it (invalid signature)"), line
-    assert "POLYMARKET_FUNDER_ADDRESS" in line and "Safe" in line
+    assert line.startswith(f"✗ Placing the order: the exchange rejected it ({message})"), line
+    assert "POLYMARKET_FUNDER_ADDRESS" in line and wallet in line
     assert not any(s == "LIVE" for s in sim_orders(sim).values())
     assert [r["result"] for r in runs(ws)] == ["fail"]
 
 
-def test_the_right_funder_passes(tmp_path, sim):
-    """The same account with its registered Safe as the funder (the control for the test above)."""
-    ws = workspace(tmp_path, sim, signature_type=2, funder=True)
+@pytest.mark.parametrize("signature_type", [1, 2])
+def test_the_right_funder_passes(tmp_path, sim, signature_type):
+    """The same account with its registered proxy / Safe as the funder (the control for the test
+    above): the exchange's order carries that wallet as its maker."""
+    ws = workspace(tmp_path, sim, signature_type=signature_type, funder=True)
     creds = creds_for(sim, KEY_A)
-    from eth_account import Account
-    acct = requests.get(f"{sim.url}/_sim/accounts", params={"address": Account.from_key(KEY_A).address},
-                        timeout=5).json()
-    env = {"POLYMARKET_PRIVATE_KEY": KEY_A, "POLYMARKET_FUNDER_ADDRESS": acct["funders"]["2"], **creds}
+    wallet = registered_funder(sim, KEY_A, signature_type)
+    env = {"POLYMARKET_PRIVATE_KEY": KEY_A, "POLYMARKET_FUNDER_ADDRESS": wallet, **creds}
     proc = check(ws, env, "--yes")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (oid,) = sim_orders(sim)
-    assert sim.sim.exchange.orders[oid].maker.lower() == acct["funders"]["2"].lower()
+    assert sim.sim.exchange.orders[oid].maker.lower() == wallet.lower()
+    assert sim_orders(sim) == {oid: "CANCELED"}
+    (row,) = runs(ws)
+    assert row["funder"] == wallet.lower() and row["signature_type"] == signature_type
 
 
 def test_cancel_only_exchange_fails_with_one_sentence(tmp_path, sim):
