@@ -25,13 +25,13 @@ rs-clob-client-v2 #59). So we compute them here:
 
 The 4-decimal amount is rounded DOWN, the way the SDK's own market builder rounds it, so
 the implied price (BUY maker/taker, SELL taker/maker) lies within a hair of P on the
-looser side (by < 0.0001 per share; we refuse the order if it is a whole tick or more).
-No price level exists strictly between P and P ± that hair (levels are on the tick, ≥
-0.0001 apart), so every fill is still at P or better; and an exchange that reads a market
-order's limit rounded to the tick (BUY down, SELL up — the simulator's model,
-polybot/sim/RULES.md §2) reads exactly P. Rounding the other way (implied price strictly
-inside P) would make such an exchange read P − tick (BUY) / P + tick (SELL) and skip the
-level at P — an exit that never fills.
+looser side: the 4-decimal amount loses less than 0.0001 in total, i.e. < 0.0001/shares
+per share (the order is refused if that would reach a whole tick). No price level exists
+strictly between P and P ± that hair (levels are on the tick), so every fill is still at
+P or better; and an exchange that reads a market order's limit rounded to the tick (BUY
+down, SELL up — the simulator's model, polybot/sim/RULES.md §2) reads exactly P. Rounding
+the other way (implied price strictly inside P) would make such an exchange read P − tick
+(BUY) / P + tick (SELL) and skip the level at P: an exit priced at the best bid would not fill.
 
 Integer arithmetic throughout: float rounding signed 37.72 shares for 37.73
 (``floor(37.73 * 100) = 3772``, issue 13 finding 9).
