@@ -205,7 +205,7 @@ def test_whole_gtc_fill_is_filled(tmp_path, sim):
     eng = make_engine(root, sim)
     try:
         startup(eng, halt=None, restart=False)
-        set_book(sim, token, [["0.40", "500"]], [["0.50", "100"]])
+        set_book(sim, token, [["0.48", "500"]], [["0.50", "100"]])
         out = eng.executor.place(buy(token, 10, 0.50), market_id=market, strategy="test", reason="whole")
         assert out.status == "FILLED" and out.filled_micro == 10 * M
         assert market not in eng.executor.unresolved_markets()
@@ -268,7 +268,7 @@ def test_matched_order_whose_trades_are_not_readable_stays_open_until_its_fills_
     eng = make_engine(root, sim)
     try:
         startup(eng, halt=None, restart=False)
-        set_book(sim, token, [["0.40", "500"]], [["0.50", "500"]])
+        set_book(sim, token, [["0.48", "500"]], [["0.50", "500"]])
         sim.sim.set_faults(error_rate=1.0, path="/clob/data/trades")
         try:
             out = eng.executor.place(buy(token, 10, 0.50, "FAK"), market_id=market, strategy="test",
