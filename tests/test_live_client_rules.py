@@ -454,3 +454,24 @@ def test_market_buy_by_amount_spends_at_most_the_amount(sim, reader, live):
     assert res.status == "matched", res
     spent = before - live.balance_micro()
     assert 0 < spent <= 5_000_000 + sum(f.fee_micro for f in res.fills)
+
+
+def test_market_orders_at_exactly_the_best_price_fill_on_a_fine_tick(sim, reader, live):
+    """The rounding direction: a FAK priced exactly at the best ask / best bid must reach
+    that level. Rounding the 4-decimal amount the other way (implied price strictly inside
+    P) is read by the exchange as one tick worse (RULES.md §2) and kills the order."""
+    m = next(m for m in _markets(reader, "v1") if not m.neg_risk)
+    token = m.token_ids[0]
+    _admin(sim, "ticks", {"token_id": token, "tick": "0.001"})
+    _set_book(sim, token, [["0.953", "100"]], [["0.957", "100"]])
+    buy = live.prepare(OrderRequest(token, "BUY", "FAK", price_micro=957_000, size_micro=10_130_000))
+    a = json.loads(buy.payload_json)["order"]
+    assert Decimal(a["makerAmount"]) / Decimal(a["takerAmount"]) != Decimal("0.957")   # not exact
+    got = live.submit(buy)
+    assert got.status == "matched", got
+    shares = sum(f.size_micro for f in got.fills)
+    assert shares > 0 and all(f.price_micro == 957_000 for f in got.fills)
+    sell = live.submit(live.prepare(OrderRequest(token, "SELL", "FAK", price_micro=953_000,
+                                                 size_micro=shares)))
+    assert sell.status == "matched", sell
+    assert all(f.price_micro == 953_000 for f in sell.fills)
