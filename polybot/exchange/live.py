@@ -243,7 +243,7 @@ class LiveExchange(TradeReader, Exchange):
                 try:
                     found, _ = self._reader.list_markets(closed=None, position_ids=[tid])
                     version = next((m.version for m in found if tid in m.token_ids), "v1")
-                except ExchangeError as exc:     # unknown: sign as v1; a v2 market rejects it (400)
+                except (ExchangeError, DataError) as exc:   # unknown: sign as v1; a v2 market rejects it (400)
                     log.warning("market version of token %s unknown (%s); signing for ExchangeV2",
                                 tid[:12], exc)
                     return False
