@@ -92,3 +92,23 @@ def test_throttling_is_reported(tmp_path, sim):
     assert proc.returncode == 1, proc.stdout
     assert out[1].startswith("✓ Market data retrieved")      # the client waited it out
     assert out[3].startswith("✗ Rate limits: 2 request(s) were answered 429")
+
+
+def test_live_mode_passing_points_to_the_live_order_check(tmp_path, sim):
+    from py_clob_client_v2 import ClobClient
+
+    creds = ClobClient(host=sim.clob_url, chain_id=137, key=PRIVATE_KEY).create_or_derive_api_key()
+    cfg = sim_urls(sim)
+    cfg["paper_trading"] = False
+    cfg["polymarket"].update(private_key="${POLYMARKET_PRIVATE_KEY}", api_key="${POLYMARKET_API_KEY}",
+                             api_secret="${POLYMARKET_API_SECRET}",
+                             api_passphrase="${POLYMARKET_API_PASSPHRASE}", signature_type=0)
+    write_config(tmp_path, cfg)
+    proc = run_cli("test_api_connectivity.py", cwd=tmp_path, env={
+        "POLYMARKET_PRIVATE_KEY": PRIVATE_KEY, "POLYMARKET_API_KEY": creds.api_key,
+        "POLYMARKET_API_SECRET": creds.api_secret, "POLYMARKET_API_PASSPHRASE": creds.api_passphrase})
+    out = _lines(proc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert out[2].startswith("✓ Account balance retrieved: $") and "(paper)" not in out[2]
+    assert out[-1].startswith("All checks passed.")
+    assert out[-1].endswith("prove signing works with python test_api_connectivity.py --live-order-check.")

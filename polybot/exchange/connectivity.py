@@ -205,5 +205,7 @@ def run_checks(cfg: Any, *, out: Callable[[str], None] = print,
     if chk.failed:
         out(f"{chk.failed} check(s) failed.")
         return 1
-    out("All checks passed." + (f" ({chk.warned} slow)" if chk.warned else ""))
+    hint = ("" if paper else " Before trading live, prove signing works with python "
+            "test_api_connectivity.py --live-order-check.")
+    out("All checks passed." + (f" ({chk.warned} slow)" if chk.warned else "") + hint)
     return 0
