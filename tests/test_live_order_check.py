@@ -288,3 +288,30 @@ def test_an_order_the_exchange_processes_after_the_timeout_is_found_and_cancelle
 def test_each_exchange_refusal_gets_its_fix(message, sig_type, fix):
     from polybot.exchange.live_order_check import advice_for
     assert fix in advice_for(message, sig_type)
+
+
+def test_pre_launch_check_accepts_the_recorded_pass_for_this_config_only(tmp_path, sim, monkeypatch):
+    """The row the check writes is the one pre_launch_check.py reads (real run → real reader)."""
+    import dataclasses
+    import time
+
+    from polybot.ops.prelaunch import check_live_order
+
+    ws = workspace(tmp_path, sim)
+    env = {"POLYMARKET_PRIVATE_KEY": KEY_A, **creds_for(sim, KEY_A)}
+    assert check(ws, env, "--yes").returncode == 0
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    cfg = load_config(ws / "config.yaml", require_mode_secrets=False)
+    conn = db.connect(cfg.database_path, readonly=True)
+    try:
+        item = check_live_order(cfg, conn, time.time())
+        assert item.ok, item.detail
+        other_key = dataclasses.replace(cfg, polymarket=dataclasses.replace(cfg.polymarket, private_key=KEY_B))
+        assert not check_live_order(other_key, conn, time.time()).ok
+        production = dataclasses.replace(cfg, polymarket=dataclasses.replace(
+            cfg.polymarket, base_url="https://clob.polymarket.com"))
+        assert not check_live_order(production, conn, time.time()).ok
+        assert not check_live_order(cfg, conn, time.time() + 25 * 3600).ok
+    finally:
+        conn.close()
