@@ -57,10 +57,12 @@ ACCEPTED_STATUSES = (LIVE, MATCHED, DELAYED)
 TICK_SIZE_CHANGED = "tick_size_changed"   # re-prepare (re-sign) at the market's new tick
 
 # Fill.status: the CLOB's trade status (upper case; REST's TRADE_STATUS_ prefix removed).
-# MATCHED → MINED → CONFIRMED (final), or → RETRYING → FAILED (never settled: undo it).
+# MATCHED → MINED → CONFIRMED (final), or → RETRYING → FAILED (never settled: undo it);
+# also MATCHED_NOT_BROADCASTED (py-sdk models/clob/account.py; API_NOTES §3). Anything
+# but CONFIRMED/FAILED is provisional.
 TRADE_MATCHED, TRADE_MINED, TRADE_CONFIRMED = "MATCHED", "MINED", "CONFIRMED"
 TRADE_RETRYING, TRADE_FAILED = "RETRYING", "FAILED"
-TRADE_PROVISIONAL = (TRADE_MATCHED, TRADE_MINED, TRADE_RETRYING)
+TRADE_PROVISIONAL = (TRADE_MATCHED, "MATCHED_NOT_BROADCASTED", TRADE_MINED, TRADE_RETRYING)
 
 # OrderStatus.status (normalised from the CLOB's LIVE / MATCHED / CANCELED ...)
 CANCELED = "canceled"
