@@ -475,3 +475,19 @@ def test_market_orders_at_exactly_the_best_price_fill_on_a_fine_tick(sim, reader
                                                  size_micro=shares)))
     assert sell.status == "matched", sell
     assert all(f.price_micro == 953_000 for f in sell.fills)
+
+
+@pytest.mark.parametrize("taking, want", [("4.599999", 4_599_999), ("10", 10_000_000),
+                                          ("10000000", 10_000_000), ("99999999999", 0), ("", 0)])
+def test_answer_amounts_read_as_decimals_or_base_units_never_above_the_signed_shares(taking, want):
+    """Real POST /order answers state decimals ("4.599999"), the docs' example base units
+    ("100000000"): either way the shares said matched never exceed the order's signed shares."""
+    from polybot.exchange import parse as P
+    from polybot.exchange.base import PreparedOrder
+    from polybot.exchange.live import _answer_shares
+    req = OrderRequest("1", "BUY", "FAK", price_micro=500_000, size_micro=10 * M)
+    prepared = PreparedOrder("h", "h", json.dumps({"order": {"takerAmount": "10000000",
+                                                             "makerAmount": "5000000"}}), req)
+    parsed = P.parse_order_post_response({"success": True, "status": "matched", "orderID": "h",
+                                          "makingAmount": "", "takingAmount": taking})
+    assert _answer_shares(parsed, prepared) == want
