@@ -228,7 +228,7 @@ def test_failed_trade_is_reversed_in_the_ledger_once_and_alerted(tmp_path, sim):
         bad = eng.executor.place(buy(token, 10, 0.50), market_id=market, strategy="test", reason="fails")
         assert ok.status == bad.status == "FILLED"
         statuses = {r[0] for r in eng.conn.execute("SELECT trade_status FROM trades WHERE mode='live'")}
-        assert statuses <= set(ledger.PROVISIONAL), statuses                # provisional until confirmed
+        assert statuses <= {"MATCHED", "MINED", "RETRYING"}, statuses      # provisional until confirmed
         assert ledger_size(eng, token) == 15 * M
 
         sim.sim.advance(3)                                                   # MINED / RETRYING
@@ -374,3 +374,11 @@ def test_health_dashboard_and_daily_report_show_external_holdings_apart(tmp_path
     finally:
         conn.close()
     assert "Open positions: 1" in text and "External holdings" in text and "7 shares" in text, text
+
+
+def test_close_external_is_documented_in_the_help(tmp_path):
+    from tests.conftest import run_cli
+    res = run_cli("trading_bot.py", "--help", cwd=tmp_path)
+    assert res.returncode == 0
+    text = " ".join(res.stdout.split())
+    assert "--close-external" in text and "external holdings" in text and "only the bot's own positions" in text

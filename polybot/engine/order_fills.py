@@ -116,11 +116,11 @@ class FillRecording:
                     foreign.add(f.trade_id)
                     continue
                 if row is not None:
-                    self._record_fills(row, [f])
+                    if self._record_fills(row, [f]):
+                        report.append(f"fill {f.trade_id} of order {row['id']} was missing and is now recorded")
                     filled = self._filled(row["id"])
                     self.conn.execute("UPDATE orders SET filled_micro=?, updated_at=? WHERE id=?",
                                       (filled, self.now(), row["id"]))
-                    report.append(f"fill {f.trade_id} of order {row['id']} was missing and is now recorded")
                 else:
                     market = market_of_token(self.conn, f.token_id) or "unknown"
                     ledger.record_fill(self.conn, self.mode, f, market_id=market,
