@@ -284,3 +284,34 @@ def test_a_failed_fill_seen_first_is_never_recorded(conn):
     with db.atomic(conn):                               # paper fills are final whatever they say
         assert ledger.record_fill(conn, "paper", Fill(**{**f.to_dict(), "status": "MATCHED"}), market_id="m1")
     assert conn.execute("SELECT trade_status FROM trades").fetchone()[0] == "CONFIRMED"
+
+
+def test_baseline_moves_fills_of_no_order_out_of_a_legacy_live_ledger(conn):
+    """A database that went live with commit 15cb2c7 adopted the account's history as fills
+    of no order; the first start with the baseline moves them out (the bot never sells them)."""
+    from polybot.engine import external
+    from polybot.exchange.models import Position
+    other = "999"
+    conn.execute("INSERT INTO market_tokens(token_id, market_id, outcome, outcome_index) VALUES (?, 'm1', 'No', 1)",
+                 (other,))
+    with db.atomic(conn):
+        conn.execute("INSERT INTO orders(client_order_id, mode, token_id, market_id, side, order_type, price_micro, "
+                     "size_micro, status, created_at, updated_at) VALUES ('0xo','live',?,'m1','BUY','GTC',500000,"
+                     "?,'FILLED',1,1)", (TOKEN, 5 * M))
+        ledger.record_trade(conn, mode="live", trade_id="bot-1", token_id=TOKEN, market_id="m1", side="BUY",
+                            price_micro=500_000, size_micro=5 * M, fee_micro=0, ts=10, order_db_id=1)
+        ledger.record_trade(conn, mode="live", trade_id="old-1", token_id=TOKEN, market_id="m1", side="BUY",
+                            price_micro=300_000, size_micro=8 * M, fee_micro=0, ts=5,
+                            reason="external fill (not placed by this bot)")
+        ledger.record_trade(conn, mode="live", trade_id="old-2", token_id=other, market_id="m1", side="BUY",
+                            price_micro=200_000, size_micro=4 * M, fee_micro=0, ts=6,
+                            reason="external fill (not placed by this bot)")
+        ledger.record_settlement(conn, "live", other, "m1", 0, 4 * M, 7)
+    xpos = [Position(token_id=TOKEN, condition_id="0xabc", size=13 * M, avg_price=380_000)]
+    lines = external.record_baseline(conn, xpos, [], now=100)
+    assert any("moved out of the ledger" in line for line in lines), lines
+    assert {p.token_id: p.size_micro for p in ledger.open_positions(conn, "live")} == {TOKEN: 5 * M}
+    assert external.sizes(conn) == {TOKEN: 8 * M}
+    assert [r[0] for r in conn.execute("SELECT trade_id FROM trades WHERE mode='live'")] == ["bot-1"]
+    assert ledger.position_differences(conn, "live") == []
+    assert external.baseline_at(conn) == 100

@@ -85,13 +85,40 @@ def _adjust(conn: sqlite3.Connection, mode: str, token_id: str, delta: int, now:
                      (mode, token_id, market_of(conn, token_id), int(delta), now, now))
 
 
+def _move_legacy_fills(conn: sqlite3.Connection, mode: str, now: int) -> list[str]:
+    """A database that traded live before the baseline existed (commit 15cb2c7) adopted the
+    account's history as ledger fills of no order. They are not the bot's: move them (and the
+    settlements of tokens the bot never traded itself) to external_trades and rebuild the
+    positions from what is left. Inside the caller's transaction."""
+    rows = conn.execute("SELECT * FROM trades WHERE mode=? AND kind='fill' AND order_id IS NULL", (mode,)).fetchall()
+    if not rows:
+        return []
+    for r in rows:
+        conn.execute(
+            "INSERT OR IGNORE INTO external_trades(trade_id, mode, timestamp, token_id, side, price_micro, size_micro, "
+            "trade_status, order_id, in_baseline, recorded_at) VALUES (?,?,?,?,?,?,?,?,NULL,1,?)",
+            (r["trade_id"], mode, r["timestamp"], r["token_id"], r["side"], r["price_micro"], r["size_micro"],
+             r["trade_status"], now))
+        conn.execute("DELETE FROM trades WHERE id=?", (r["id"],))
+    tokens = {r["token_id"] for r in rows}
+    ours = {str(t[0]) for t in conn.execute("SELECT DISTINCT token_id FROM trades WHERE mode=? AND kind='fill' "
+                                            "AND order_id IS NOT NULL", (mode,))}
+    orphans = tokens - ours
+    for token in orphans:
+        conn.execute("DELETE FROM trades WHERE mode=? AND kind='settlement' AND token_id=?", (mode, token))
+    ledger.rebuild_positions(conn, mode, now)
+    return [f"baseline: {len(rows)} fill(s) recorded before this version belong to no order of this bot "
+            f"({len(tokens)} token(s)); moved out of the ledger to the external trades"]
+
+
 def record_baseline(conn: sqlite3.Connection, positions: Iterable, history: Iterable[Fill], *, now: int,
                     mode: str = "live") -> list[str]:
     """Record the first-live-start baseline (one transaction). Returns the report lines."""
-    bot = {p.token_id: p.size_micro for p in ledger.open_positions(conn, mode)}
-    in_ledger = {str(r[0]) for r in conn.execute("SELECT trade_id FROM trades WHERE mode=?", (mode,))}
     lines: list[str] = []
     with db.atomic(conn):
+        lines += _move_legacy_fills(conn, mode, now)
+        bot = {p.token_id: p.size_micro for p in ledger.open_positions(conn, mode)}
+        in_ledger = {str(r[0]) for r in conn.execute("SELECT trade_id FROM trades WHERE mode=?", (mode,))}
         n_hold = 0
         for p in positions:
             ext = int(p.size) - max(0, bot.get(p.token_id, 0))
@@ -119,7 +146,7 @@ def record_baseline(conn: sqlite3.Connection, positions: Iterable, history: Iter
     summary = (f"first live start: baseline recorded — {n_hold} external holding(s) and {n_trades} earlier "
                f"trade(s) of this account are external, never the bot's")
     log.info("%s", summary)
-    return [summary] + lines if (n_hold or n_trades) else []
+    return [summary] + lines if (n_hold or n_trades or lines) else []
 
 
 def record_fill(conn: sqlite3.Connection, fill: Fill, *, now: int, mode: str = "live") -> bool:
