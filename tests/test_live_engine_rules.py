@@ -382,3 +382,25 @@ def test_close_external_is_documented_in_the_help(tmp_path):
     assert res.returncode == 0
     text = " ".join(res.stdout.split())
     assert "--close-external" in text and "external holdings" in text and "only the bot's own positions" in text
+
+
+def test_close_out_rides_a_tick_change_at_a_collapsed_price(tmp_path, sim):
+    """Below 0.04 the tick becomes 0.001: the close-out sells at the book's tick now, so a
+    bid of 0.005 is taken (15cb2c7 used the stored 0.01 tick: its worst price 0.01 took nothing)."""
+    root = workspace(tmp_path, sim)
+    token, market = pick_token(sim, root)
+    eng = make_engine(root, sim)
+    try:
+        startup(eng, halt=None, restart=False)
+        set_book(sim, token, [["0.48", "500"]], [["0.50", "500"]])
+        out = eng.executor.place(buy(token, 10, 0.50), market_id=market, strategy="test", reason="entry")
+        assert out.status == "FILLED"
+        admin(sim, "/ticks", {"token_id": token, "tick": "0.001"})
+        set_book(sim, token, [["0.005", "500"]], [["0.02", "500"]])
+        report = close_all_positions(eng)
+        assert exchange_size(eng, token) == 0, report
+        assert ledger_size(eng, token) == 0
+        sold = eng.conn.execute("SELECT price_micro FROM trades WHERE side='SELL'").fetchall()
+        assert [r[0] for r in sold] == [5_000]
+    finally:
+        close(eng)

@@ -89,19 +89,18 @@ def close_all_positions(engine) -> list[str]:
             continue
         m = engine.md.info(p.market_id)
         tick_size = _tick(engine, p.token_id, m)
-        tick = int(round(tick_size * MICRO))
         size = round_size_down(p.size_micro)
         if m is not None and size < m.min_size_micro:
             report.append(f"close-out: {label} not closed: below the market's minimum order size "
                           f"{m.min_order_size:g}")
             continue
         try:
-            req = OrderRequest(token_id=p.token_id, side=SELL, order_type="FAK", price_micro=tick,
-                               size_micro=size, client_tag="emergency_stop",
-                               tick_size=format(tick_size, "g"), neg_risk=bool(m.neg_risk) if m else None)
-            out = engine.executor.place(req, market_id=p.market_id,
-                                        strategy=CLOSE_EXTERNAL if p.what == "external holding" else "emergency_stop",
-                                        reason=f"emergency stop: close {p.what}", closing=True)
+            out = _sell(engine, p, m, tick_size, size)
+            if out.status == "REJECTED" and "tick" in (out.error or "").lower():
+                # the tick changed under us (0.001 below 0.04 / above 0.96): read it again, once
+                engine.md.books.update(engine.client.get_books([p.token_id]))
+                report.append(f"close-out: {label}: the tick changed ({out.error}); selling again at the new tick")
+                out = _sell(engine, p, m, _tick(engine, p.token_id, m), size)
         except Exception as exc:  # noqa: BLE001 — best effort: report and go on
             report.append(f"close-out: {label} not closed: {exc}")
             continue
@@ -110,6 +109,16 @@ def close_all_positions(engine) -> list[str]:
         report.append(f"close-out: {label}: order {out.order_id} {out.status}, sold {out.filled_micro / MICRO:g}"
                       f", {remaining / MICRO:g} shares of the bot's left" + (f" ({out.error})" if out.error else ""))
     return report
+
+
+def _sell(engine, p: ToSell, m, tick_size: float, size: int):
+    """One FAK SELL of ``size`` shares at any price down to one tick."""
+    req = OrderRequest(token_id=p.token_id, side=SELL, order_type="FAK", price_micro=int(round(tick_size * MICRO)),
+                       size_micro=size, client_tag="emergency_stop", tick_size=format(tick_size, "g"),
+                       neg_risk=bool(m.neg_risk) if m else None)
+    return engine.executor.place(req, market_id=p.market_id,
+                                 strategy=CLOSE_EXTERNAL if p.what == "external holding" else "emergency_stop",
+                                 reason=f"emergency stop: close {p.what}", closing=True)
 
 
 def _tick(engine, token_id: str, m) -> float:

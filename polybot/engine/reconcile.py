@@ -103,6 +103,9 @@ def _live(engine) -> list[str]:
             if st is not None:
                 status = executor.apply_status(row["id"], st)
                 out.append(f"order {row['id']} is no longer open at the exchange → {status}")
+            elif row["exchange_status"] == "matched":       # matched: its fills are still to be read
+                out.append(f"order {row['id']} was matched but the exchange lists neither it nor its trades yet; "
+                           f"it stays {row['status']} until its fills are read")
             else:
                 executor._set(row["id"], "CANCELED", error="not known to the exchange at start-up")
                 out.append(f"order {row['id']} is unknown to the exchange → CANCELED")
