@@ -299,3 +299,25 @@ def test_books_batch_after_fills_with_and_without_an_admin_book(sim, a, http):
     r = http.post(sim.clob_url + "/books", json=[{"token_id": m.token_ids[0]} for m in ms])
     assert r.status_code == 200 and len(r.json()) == 3
     assert r.json()[0]["asks"] == [{"price": "0.45", "size": "45"}]
+
+
+def test_cli_rejects_bad_trade_delays_with_one_sentence():
+    import subprocess
+    import sys
+    from pathlib import Path
+    out = subprocess.run([sys.executable, "-m", "polybot.sim", "--port", "0", "--trade-delays", "5:1"],
+                         cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "Invalid --trade-delays '5:1'" in out.stderr + out.stdout
+
+
+def test_trade_delays_are_configurable(http):
+    with start_simulator(port=0, trade_delays=(0, 0)) as h:
+        a = SimTrader(h.clob_url, KEY_A)
+        m = single(h)
+        buy(a, m, m.token_ids[0], book(h, m.token_ids[0])["asks"][-1]["price"], 5)
+        assert a.trades()[0]["status"] == "CONFIRMED"             # zero delays: final at once
+        r = http.post(h.url + "/_sim/lifecycle", json={"mined_after": 10, "confirmed_after": 1})
+        assert r.status_code == 400
+        assert http.post(h.url + "/_sim/lifecycle", json={"mined_after": 1, "confirmed_after": 30}).json() == \
+            {"mined_after": 1.0, "confirmed_after": 30.0}

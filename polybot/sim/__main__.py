@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sim start time, ISO-8601 (default 2026-11-01T00:00:00Z)")
     p.add_argument("--balance", type=float, default=10000.0, help="starting USDC per account (default 10000)")
     p.add_argument("--port-file", default=None, metavar="PATH", help="write the chosen port to this file")
+    p.add_argument("--chain-id", type=int, default=137,
+                   help="EIP-712 chainId orders must be signed for (137 Polygon, 80002 Amoy; default 137)")
+    p.add_argument("--trade-delays", default="2:5", metavar="MINED:CONFIRMED",
+                   help="sim seconds from match to MINED and to CONFIRMED (default 2:5; see RULES.md)")
     return p
 
 
@@ -50,6 +54,15 @@ def main(args: argparse.Namespace) -> int:
         faults = parse_spec(args.faults)
     except ValueError as exc:
         raise ConfigError(f"Invalid --faults: {exc}.")
+    try:
+        delays = tuple(float(x) for x in args.trade_delays.split(":"))
+        if len(delays) != 2 or not 0 <= delays[0] <= delays[1]:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"Invalid --trade-delays {args.trade_delays!r}; use MINED:CONFIRMED seconds with "
+                          f"0 <= MINED <= CONFIRMED, e.g. 2:5.")
+    if args.chain_id <= 0:
+        raise ConfigError("--chain-id must be a positive chain id, e.g. 137.")
     from .server import start_simulator
     from .simulator import parse_time
     try:
@@ -58,7 +71,8 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"Invalid --start-time {args.start_time!r}; use ISO-8601 like 2026-11-01T00:00:00Z.")
     try:
         handle = start_simulator(port=args.port, seed=args.seed, n_markets=args.markets, speed=args.speed,
-                                 faults=faults, start_time=start, initial_balance=args.balance)
+                                 faults=faults, start_time=start, initial_balance=args.balance,
+                                 chain_id=args.chain_id, trade_delays=delays)
     except OSError as exc:
         raise ConfigError(f"Cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc}); pick another --port.")
     stop = threading.Event()

@@ -310,7 +310,7 @@ def start_simulator(*, host: str = "127.0.0.1", port: int = 0, seed: int = 42, n
     ``faults``: a spec string, a rule dict or a list of rule dicts (see faults.py).
     ``start_time``: ISO-8601 or epoch seconds (default 2026-11-01T00:00:00Z).
     ``options`` go to :class:`Simulator` (n_resolving, resolve_days, proposal_seconds,
-    redeem_delay, heartbeat_timeout).
+    redeem_delay, heartbeat_timeout, chain_id, trade_delays=(mined, confirmed)).
     """
     if host not in ("127.0.0.1", "localhost"):
         raise ConfigError(f"The simulator binds 127.0.0.1 only; '{host}' is refused — use host 127.0.0.1.")
