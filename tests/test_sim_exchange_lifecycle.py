@@ -151,6 +151,9 @@ def test_partial_gtc_fill_stays_live_and_the_rest_fills_later(sim, a, http):
     o = a.order(body["orderID"])
     assert (o["status"], o["size_matched"]) == ("MATCHED", "10") and len(o["associate_trades"]) == 2
     assert sorted(t["trader_side"] for t in a.trades()) == ["MAKER", "TAKER"]
+    maker_trade = next(t for t in a.trades() if t["trader_side"] == "MAKER")
+    assert [(x["order_id"], x["matched_amount"]) for x in maker_trade["maker_orders"]] == \
+        [(body["orderID"], "7")]                              # attributable by maker_orders
     assert a.balance(tok) == 10 * M
 
 
@@ -220,6 +223,8 @@ def test_failing_a_chosen_match_reverses_both_parties(sim, a, http):
     assert a.post_order(sell).json()["status"] == "live"
     taken = buy(b, m, tok, "0.44", 10).json()
     assert taken["status"] == "matched" and a.balance(tok) == 0 and b.balance(tok) == 10 * M
+    maker_view = a.trades()[0]                                  # newest first
+    assert maker_view["trader_side"] == "MAKER" and maker_view["maker_orders"][0]["owner"] == a.creds["apiKey"]
     r = http.post(sim.url + "/_sim/trades/fail", json={"address": b.address, "trade_ids": taken["tradeIDs"]})
     assert r.json()["marked"] == taken["tradeIDs"]
     advance(http, sim, 5)

@@ -257,6 +257,8 @@ class Exchange:
             tr = self._trade(order, q, ticks, fee, t, "TAKER" if taker else "MAKER",
                              order.id if taker else _synthetic_taker(order.id, t))
             tr.delta = delta
+            if not taker:                   # a resting order filled by the synthetic flow
+                tr.maker_orders = [_maker_entry(order, q, ticks, m)]
             if maker is None:
                 if consume:
                     sim.consume(order.mi, order.outcome, 1 if order.side == "BUY" else 0, ticks, q, t)
@@ -271,10 +273,8 @@ class Exchange:
                 mt.tx_hash, mt.delta, mt.peer, tr.peer = tr.tx_hash, maker_delta, tr, mt
                 if mt.fail or tr.fail:                  # one settlement transaction: both fail together
                     mt.fail = tr.fail = True
-                tr.maker_orders = [{"order_id": maker.id, "owner": maker.owner, "maker_address": maker.maker,
-                                    "matched_amount": micro_str(q), "price": price_str(ticks, order.nt),
-                                    "fee_rate_bps": "0", "asset_id": maker.token,
-                                    "outcome": m.outcomes[maker.outcome], "side": maker.side}]
+                tr.maker_orders = [_maker_entry(maker, q, ticks, m)]
+                mt.maker_orders = list(tr.maker_orders)     # the maker sees its own order in the match
                 if maker.remaining == 0:
                     self._unrest(maker, "MATCHED")
             ids.append(tr.id)
@@ -446,6 +446,13 @@ def order_hash(o: dict, neg_risk: bool = False, v2_market: bool = False, chain_i
     exchange (the simulator's own encoder, signing.py; raises signing.BadOrder)."""
     contract, version = signing.exchange_for(neg_risk, v2_market)
     return "0x" + signing.order_digest(o, contract, version, chain_id).hex()
+
+
+def _maker_entry(maker: Order, q: int, ticks: int, m) -> dict:
+    """One ``maker_orders`` element of a trade: the resting order and what it matched."""
+    return {"order_id": maker.id, "owner": maker.owner, "maker_address": maker.maker,
+            "matched_amount": micro_str(q), "price": price_str(ticks, maker.nt), "fee_rate_bps": "0",
+            "asset_id": maker.token, "outcome": m.outcomes[maker.outcome], "side": maker.side}
 
 
 def _synthetic_taker(order_id: str, t: float) -> str:
