@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from polybot.engine import external, ledger
+from polybot.engine.loop import market_version
 from polybot.engine.orders import CLOSE_EXTERNAL
 from polybot.errors import ExchangeError
 from polybot.exchange.base import SELL, OrderRequest
@@ -115,7 +116,7 @@ def _sell(engine, p: ToSell, m, tick_size: float, size: int):
     """One FAK SELL of ``size`` shares at any price down to one tick."""
     req = OrderRequest(token_id=p.token_id, side=SELL, order_type="FAK", price_micro=int(round(tick_size * MICRO)),
                        size_micro=size, client_tag="emergency_stop", tick_size=format(tick_size, "g"),
-                       neg_risk=bool(m.neg_risk) if m else None)
+                       neg_risk=bool(m.neg_risk) if m else None, market_version=market_version(engine.conn, p.market_id))
     return engine.executor.place(req, market_id=p.market_id,
                                  strategy=CLOSE_EXTERNAL if p.what == "external holding" else "emergency_stop",
                                  reason=f"emergency stop: close {p.what}", closing=True)

@@ -27,7 +27,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-from polybot.exchange.base import BUY, SELL, Fill
+from polybot.exchange.base import BUY, SELL, TRADE_PROVISIONAL, Fill
 from polybot.money import MICRO, div_half_up as _half_up_div, notional_micro
 
 SETTLEMENT = "settlement"
@@ -35,7 +35,7 @@ FILL = "fill"
 REVERSAL = "reversal"
 CONFIRMED = "CONFIRMED"
 FAILED = "FAILED"
-PROVISIONAL = ("MATCHED", "MINED", "RETRYING")
+PROVISIONAL = TRADE_PROVISIONAL          # MATCHED, MATCHED_NOT_BROADCASTED, MINED, RETRYING
 
 
 def trade_status_of(raw: Optional[str]) -> str:

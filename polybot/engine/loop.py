@@ -43,6 +43,12 @@ log = logging.getLogger("polybot.engine")
 HEARTBEAT_SECONDS = 5.0          # Polymarket cancels every open order ~10 s after the last one
 
 
+def market_version(conn: sqlite3.Connection, market_id: str) -> Optional[str]:
+    """Gamma's version of a market ('v2': Protocol V2, signed for ExchangeV3), None = unknown."""
+    r = conn.execute("SELECT version FROM markets WHERE id=?", (market_id,)).fetchone()
+    return r[0] if r is not None and r[0] in ("v1", "v2") else None
+
+
 def iso(ts: Optional[float]) -> str:
     if ts is None:
         return "-"
@@ -337,7 +343,8 @@ class Engine:
             otype = "GTC"
         return OrderRequest(token_id=it.token_id, side=it.side, order_type=otype, price_micro=price,
                             size_micro=size, client_tag=it.strategy or "",
-                            tick_size=format(tick, "g"), neg_risk=bool(m.neg_risk) if m else None)
+                            tick_size=format(tick, "g"), neg_risk=bool(m.neg_risk) if m else None,
+                            market_version=market_version(self.conn, it.market_id))
 
     def execute(self, intents: list[Intent], account: AccountState) -> list:
         if not intents:
