@@ -6,9 +6,14 @@ Modules:
 - :mod:`.loop` — :class:`~.loop.Engine`: one iteration after another;
 - :mod:`.stop` — what a tripped breaker does (cancel, close-out, latch, alert, exit 5);
 - :mod:`.orders` — the order state machine (write before send, result after);
-- :mod:`.ledger` — trades → positions, paper cash, valuation, performance rows;
+  :mod:`.order_fills` — recording fills (trade status, external fills);
+- :mod:`.ledger` — trades → positions, paper cash, valuation, performance rows, trade
+  status (a FAILED fill is reversed);
+- :mod:`.external` — live: the first-live-start baseline; holdings and trades that are
+  not the bot's (never sold by it unless ``--close-external``);
 - :mod:`.breakers` — the five circuit breakers;
-- :mod:`.reconcile` — start-up reconciliation; :mod:`.closeout` — emergency close-out;
+- :mod:`.reconcile` — start-up reconciliation, and every live loop the trade sync and the
+  position invariant (breaker #3); :mod:`.closeout` — emergency close-out;
 - :mod:`.marketdata` — universe, books, snapshots, feed, marks, resolutions;
 - :mod:`.state` — heartbeat, PID file, instance lock, latched halts;
 - :mod:`.drill` — a simulator-only strategy that exercises the execution path;
@@ -23,7 +28,9 @@ Crash-safety rules
    signed payload; a timeout is resolved by looking the order up by its hash.
 2. A fill is a ``trades`` row keyed by the exchange's trade id (UNIQUE), written in the
    same transaction as the position update and the order's new status. Re-seeing a fill
-   changes nothing.
+   changes nothing. Live: a fill's CLOB trade status is kept (MATCHED/MINED/RETRYING
+   provisional, CONFIRMED final); a FAILED one is undone by one ``reversal:<trade id>``
+   row in one transaction, so seeing the failure again after a restart changes nothing.
 3. Paper idempotency rule: **a paper order is executed if and only if its fills are
    committed.** The paper exchange keeps no state of its own across restarts: it is
    rebuilt from the recorded trades (fills + settlements) and orders at every start. A
