@@ -266,3 +266,36 @@ def test_simulator_never_imports_polybot_exchange():
     banned = re.compile(r"^\s*(from|import)\s+(polybot\.exchange|py_clob_client)|import_module\(", re.M)
     for path in (ROOT / "polybot" / "sim").glob("*.py"):
         assert not banned.search(path.read_text(encoding="utf-8")), path.name
+
+
+def test_the_sdks_fine_tick_market_buy_is_rejected_like_on_the_real_clob(sim):
+    """py-clob-client-v2 #99: on a 0.001 tick the SDK signs a 5-decimal taker for a market BUY,
+    which the CLOB rejects; the simulator must reject it too (it accepted it before issue 13)."""
+    from py_clob_client_v2 import ClobClient, OrderType
+    from py_clob_client_v2.clob_types import MarketOrderArgsV2
+    from py_clob_client_v2.exceptions import PolyApiException
+    m = open_market(sim, tick=0.001, kind="ladder")
+    tok = m.token_ids[0]
+    _, ask, _ = best(sim, tok)
+    c = ClobClient(host=sim.clob_url, chain_id=137, key=KEY_A, signature_type=0)
+    c.set_api_creds(c.create_or_derive_api_key())
+    amount = next(x / 100 for x in range(998, 1100) if (x * 10 ** 4 * M // micro(ask)) % 10)   # 5th decimal
+    order = c.create_market_order(MarketOrderArgsV2(token_id=tok, amount=amount, side="BUY", price=ask,
+                                                    order_type=OrderType.FAK))
+    assert int(order.takerAmount) % 100 != 0                    # the SDK signed > 4 decimals
+    with pytest.raises(PolyApiException) as exc:
+        c.post_order(order, OrderType.FAK)
+    assert exc.value.status_code == 400 and "market buy orders maker amount supports a max accuracy of 2" in \
+        str(exc.value.error_msg)
+
+
+def test_batch_orders_report_each_rule_failure_in_its_own_result(sim, a):
+    m = open_market(sim, kind="single")
+    tok = m.token_ids[0]
+    good = resting_buy(a, m, tok)
+    forged = resting_buy(a, m, tok, key=KEY_B)
+    r = a.request("POST", "/orders", [a.body(good), a.body(forged)])
+    assert r.status_code == 200
+    ok, bad = r.json()
+    assert ok["success"] and ok["orderID"] == order_id(good, EXCHANGE_V2, "2")
+    assert bad["success"] is False and bad["errorMsg"] == "invalid signature" and bad["orderID"] == ""
