@@ -101,7 +101,7 @@ class FillRecording:
                 if self.mode == "live":
                     with db.atomic(self.conn):
                         if f.trade_id in known:
-                            self._status_change(f, None)
+                            self._status_change(f, self._refresh_filled(f.trade_id, before=True))
                             self._refresh_filled(f.trade_id)
                         else:
                             external.update_status(self.conn, f.trade_id, f.status, now=self.now())
@@ -131,8 +131,12 @@ class FillRecording:
             known.add(f.trade_id)
         return report
 
-    def _refresh_filled(self, trade_id: str) -> None:
+    def _refresh_filled(self, trade_id: str, *, before: bool = False) -> Optional[int]:
+        """The order (orders.id) of a recorded fill; its filled_micro is recomputed unless ``before``."""
         r = self.conn.execute("SELECT order_id FROM trades WHERE trade_id=?", (trade_id,)).fetchone()
-        if r is not None and r[0] is not None:
+        if r is None or r[0] is None:
+            return None
+        if not before:
             self.conn.execute("UPDATE orders SET filled_micro=?, updated_at=? WHERE id=?",
                               (self._filled(int(r[0])), self.now(), int(r[0])))
+        return int(r[0])
