@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers_sim_orders import (EXCHANGE_V2, EXCHANGE_V3, NEG_RISK_EXCHANGE_V2, SimTrader, exchange_of,
-                                      order_id)
+from tests.helpers_sim_orders import EXCHANGE_V2, EXCHANGE_V3, NEG_RISK_EXCHANGE_V2, SimTrader, order_id
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_A = "0x" + "a1" * 32

@@ -36,7 +36,7 @@ from polybot.money import notional_micro, taker_fee_micro, to_micro
 
 from . import lifecycle, sessions, signing
 from .api import ApiError, micro_str, price_str
-from .order_rules import ORDER_TYPES, check_order  # noqa: F401  (ORDER_TYPES re-exported)
+from .order_rules import check_order
 
 FOK_MSG = "order couldn't be fully filled. FOK orders are fully filled or killed."
 FAK_MSG = ("no orders found to match with FAK order. FAK orders are partially filled or killed if no "
