@@ -15,10 +15,15 @@ from .api import ApiError
 
 ORDER_TYPES = ("GTC", "GTD", "FOK", "FAK")
 MARKET_TYPES = ("FOK", "FAK")
-INVALID = "Invalid order payload"
+INVALID = "Invalid order payload"                       # Docs /resources/error-codes
+# py-clob-client-v2 #64 #62 (signer is not the API key's address, V2 CLOB)
 SIGNER_NOT_KEY = "the order signer address has to be the address of the API KEY"
+# py-clob-client #79 (neg-risk market signed for the plain exchange), #198, #277 (wrong funder, type 2)
 INVALID_SIG = "invalid signature"
+# py-clob-client-v2 #104 (POLY_PROXY order whose signature/maker does not verify)
 INVALID_PROXY_SIG = "invalid POLY_PROXY signature"
+# Not a real CLOB message: type 3's ERC-7739 wrapping and API-key binding are unsettled upstream
+# (py-clob-client-v2 #64 #65 #70 #75 #77 #91 #103), so the simulator refuses it instead of guessing.
 TYPE3_MSG = ("signature type 3 (POLY_1271 deposit wallet) is not modelled by the simulator; "
              "use signature type 0, 1 or 2")
 
