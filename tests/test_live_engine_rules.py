@@ -404,3 +404,58 @@ def test_close_out_rides_a_tick_change_at_a_collapsed_price(tmp_path, sim):
         assert [r[0] for r in sold] == [5_000]
     finally:
         close(eng)
+
+
+def test_trading_bot_close_external_sells_external_holdings_on_emergency_stop(tmp_path, sim):
+    """The CLI wiring: a live bot started with --close-external; EMERGENCY_STOP closes the
+    bot's positions AND the holding bought by hand before its first live order."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.helpers_engine import bot_env, query, wait_for
+    root = make_workspace(tmp_path, sim, paper_trading=False,
+                          trading={"order_type": "GTC", "use_exchange_heartbeat": False, "loop_interval_seconds": 0.3},
+                          strategy={"name": "drill", "params": {"max_holdings": 0, "hold_seconds": 10**8}},
+                          polymarket={"private_key": "${POLYMARKET_PRIVATE_KEY}", "api_key": "${POLYMARKET_API_KEY}",
+                                      "api_secret": "${POLYMARKET_API_SECRET}",
+                                      "api_passphrase": "${POLYMARKET_API_PASSPHRASE}"})
+    token, market = pick_token(sim, root)
+    set_book(sim, token, [["0.48", "500"]], [["0.50", "500"]])
+    eng = make_engine(root, sim)
+    hand = live_exchange(sim, eng)
+    try:
+        by_hand(hand, buy(token, 6, 0.50))                          # external: before the first live start
+        creds = hand._sdk.creds
+    finally:
+        hand.close()
+        close(eng)
+    env = dict(bot_env(), POLYMARKET_PRIVATE_KEY=PRIVATE_KEY, POLYMARKET_API_KEY=creds.api_key,
+               POLYMARKET_API_SECRET=creds.api_secret, POLYMARKET_API_PASSPHRASE=creds.api_passphrase)
+    log = open(root / "bot.out", "w", encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "trading_bot.py"), "--close-external"], cwd=root, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: query(root, "SELECT value FROM bot_state WHERE key='live_baseline_at'"), timeout=60,
+                 what="the live baseline")
+        wait_for(lambda: query(root, "SELECT COUNT(*) FROM performance WHERE mode='live'")[0][0] > 0, timeout=60,
+                 what="a live loop")
+        (root / "EMERGENCY_STOP").write_text("test\n", encoding="utf-8")
+        assert proc.wait(timeout=60) == 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        log.close()
+    out = (root / "bot.out").read_text(encoding="utf-8")
+    assert "--close-external" in out, out
+    eng = make_engine(root, sim)
+    try:
+        assert exchange_size(eng, token) == 0, out
+        assert external.sizes(eng.conn) == {token: 0}
+        details = eng.conn.execute("SELECT details FROM halts ORDER BY id DESC LIMIT 1").fetchone()[0]
+        assert "external holding" in details, details
+    finally:
+        close(eng)
+    assert os.path.exists(root / "EMERGENCY_STOP")
