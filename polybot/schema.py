@@ -259,6 +259,7 @@ CREATE TABLE external_trades (
     side            TEXT NOT NULL,
     price_micro     INTEGER NOT NULL,
     size_micro      INTEGER NOT NULL,
+    fee_micro       INTEGER NOT NULL DEFAULT 0,
     trade_status    TEXT NOT NULL,
     order_id        TEXT,                             -- the exchange's order id (not one of ours)
     in_baseline     INTEGER NOT NULL DEFAULT 0,       -- 1: before the baseline (already in its positions)

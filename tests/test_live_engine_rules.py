@@ -138,11 +138,14 @@ def test_first_live_start_records_external_holdings_and_never_sells_them(tmp_pat
         out = eng.executor.place(buy(token, 5, 0.50), market_id=market, strategy="test", reason="bot entry")
         assert out.status == "FILLED" and out.filled_micro == 5 * M
         # a trade by hand after the baseline is external too (trade sync), never the ledger's
+        balance = eng.exchange.balance_micro()
         by_hand(hand, buy(token, 6, 0.50))
         eng.guarded(eng.iteration)                              # the invariant holds: 21 = 5 + 16
         assert ledger_size(eng, token) == 5 * M
         assert external.sizes(eng.conn) == {token: 16 * M}
         assert exchange_size(eng, token) == 21 * M
+        # the purchase by hand is not the bot's loss: its cash is as before it
+        assert eng.exchange.balance_micro() < balance and eng.cash_micro() == balance
 
         # the emergency close-out sells the bot's 5 only
         report = close_all_positions(eng)

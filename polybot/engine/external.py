@@ -28,7 +28,7 @@ from typing import Iterable, Optional
 from polybot import db
 from polybot.engine import ledger
 from polybot.exchange.base import BUY, Fill
-from polybot.money import MICRO
+from polybot.money import MICRO, notional_micro
 
 log = logging.getLogger("polybot.engine")
 
@@ -157,9 +157,9 @@ def record_fill(conn: sqlite3.Connection, fill: Fill, *, now: int, mode: str = "
         return False
     cur = conn.execute(
         "INSERT OR IGNORE INTO external_trades(trade_id, mode, timestamp, token_id, side, price_micro, size_micro, "
-        "trade_status, order_id, in_baseline, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,0,?)",
-        (fill.trade_id, mode, int(fill.ts), fill.token_id, fill.side, fill.price_micro, fill.size_micro, status,
-         fill.order_id or None, now))
+        "fee_micro, trade_status, order_id, in_baseline, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?,0,?)",
+        (fill.trade_id, mode, int(fill.ts), fill.token_id, fill.side, fill.price_micro, fill.size_micro,
+         int(fill.fee_micro), status, fill.order_id or None, now))
     if cur.rowcount == 0:
         return False
     _adjust(conn, mode, fill.token_id, fill.size_micro if fill.side == BUY else -fill.size_micro, now)
@@ -178,6 +178,20 @@ def update_status(conn: sqlite3.Connection, trade_id: str, raw_status: Optional[
         size = int(r["size_micro"])
         _adjust(conn, mode, r["token_id"], -size if r["side"] == BUY else size, now)
     return new
+
+
+def cash_adjustment_micro(conn: sqlite3.Connection, mode: str = "live") -> int:
+    """What the external trades after the baseline did to the account's cash, undone: a
+    purchase by hand is added back, a sale by hand (or a --close-external sale) taken off.
+    The bot's cash = the exchange balance + this, so trades that are not the bot's never
+    show as its profit or loss (nor trip the daily loss limit). Redemptions of external
+    holdings are not trades and are not seen here."""
+    total = 0
+    for side, price, size, fee in conn.execute(
+            "SELECT side, price_micro, size_micro, fee_micro FROM external_trades WHERE mode=? AND in_baseline=0 "
+            "AND trade_status<>'FAILED'", (mode,)):
+        total -= ledger.trade_cash_delta(side, notional_micro(int(price), int(size)), int(fee))
+    return total
 
 
 def forget_vanished(conn: sqlite3.Connection, listed: set[str], *, now: int, mode: str = "live") -> list[str]:

@@ -177,7 +177,8 @@ class Engine:
     def cash_micro(self) -> int:
         if self.paper:
             return ledger.paper_cash_micro(self.conn, "paper", self.capital_micro)
-        return self.exchange.balance_micro()
+        from polybot.engine.external import cash_adjustment_micro      # trades by hand are not the bot's
+        return self.exchange.balance_micro() + cash_adjustment_micro(self.conn)
 
     def holdings(self) -> dict[str, Holding]:
         return {p.token_id: Holding(token_id=p.token_id, market_id=p.market_id, size_micro=p.size_micro,
