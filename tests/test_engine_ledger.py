@@ -261,6 +261,10 @@ def test_a_failed_sell_restores_the_position_and_its_cost(conn):
     assert _status(conn, "s1", "FAILED") == "FAILED"
     assert _state(conn) == before
     assert ledger.position_differences(conn, "live") == []
+    # a FAILED sale is no closing trade: nothing realised, nothing for the win rate
+    assert ledger.realized_pnl_micro(conn, "live") == 0
+    assert conn.execute("SELECT COUNT(*) FROM trades WHERE realized_pnl_micro IS NOT NULL").fetchone()[0] == 0
+    assert ledger.positions_implied(conn, "live")[TOKEN]["realized_micro"] == 0
 
 
 def test_confirmed_is_final_and_unknown_status_is_provisional(conn):

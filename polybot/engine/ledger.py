@@ -148,7 +148,7 @@ def record_trade(conn: sqlite3.Connection, *, mode: str, trade_id: str, token_id
     before = {"size_micro": old.size_micro, "cost_micro": old.cost_micro} if was_open else None
     p, realized = _apply(before, side, int(size_micro), notional, int(fee_micro), kind=kind,
                          realized=reversal_realized)
-    if side == SELL or kind in (SETTLEMENT, REVERSAL):
+    if (side == SELL and kind != REVERSAL) or kind == SETTLEMENT:
         conn.execute("UPDATE trades SET realized_pnl_micro=? WHERE id=?", (realized, row_id))
     status = "open" if p["size_micro"] != 0 else "closed"
     stop = None
@@ -209,6 +209,9 @@ def update_trade_status(conn: sqlite3.Connection, mode: str, trade_id: str, raw_
     conn.execute("UPDATE trades SET trade_status=? WHERE id=?", (new, row["id"]))
     if new != FAILED:
         return new
+    # A FAILED trade realised nothing (its realised P&L leaves the win rate and the sums);
+    # the reversal row restores position, cost, cash and the position's realised P&L.
+    conn.execute("UPDATE trades SET realized_pnl_micro=NULL WHERE id=?", (row["id"],))
     undo_side = SELL if row["side"] == BUY else BUY
     realized = -int(row["realized_pnl_micro"] or 0) if row["side"] == SELL else None
     record_trade(conn, mode=mode, trade_id=reversal_trade_id(trade_id), token_id=row["token_id"],
@@ -274,11 +277,16 @@ def trade_rows(conn: sqlite3.Connection, mode: str) -> list[sqlite3.Row]:
 def positions_implied(conn: sqlite3.Connection, mode: str) -> dict[str, dict]:
     """Replay every recorded trade of ``mode``: token → {size_micro, cost_micro, realized}."""
     out: dict[str, dict] = {}
+    realized_of: dict[str, int] = {}             # trade id → what it realised in this replay
     for t in trade_rows(conn, mode):
         cur = out.get(t["token_id"])
         base = {"size_micro": cur["size_micro"], "cost_micro": cur["cost_micro"]} if cur else None
+        undo = None
+        if t["kind"] == REVERSAL and t["trade_id"].startswith("reversal:"):
+            undo = -realized_of.get(t["trade_id"][len("reversal:"):], 0)
         p, realized = _apply(base, t["side"], t["size_micro"], t["notional_micro"], t["fee_micro"],
-                             kind=t["kind"], realized=t["realized_pnl_micro"])
+                             kind=t["kind"], realized=undo)
+        realized_of[t["trade_id"]] = realized
         p["realized_micro"] = (cur["realized_micro"] if cur else 0) + realized
         p["market_id"] = t["market_id"]
         out[t["token_id"]] = p
