@@ -71,11 +71,24 @@ class SimTrader:
         self.account = Account.from_key(key)
         self.address = self.account.address
         self.http = requests.Session()
-        l1 = {"POLY_ADDRESS": self.address, "POLY_SIGNATURE": "0x" + "ab" * 65,
-              "POLY_TIMESTAMP": str(int(time.time())), "POLY_NONCE": str(nonce)}
-        r = self.http.get(clob_url + "/auth/derive-api-key", headers=l1, timeout=10)
+        r = self.http.get(clob_url + "/auth/derive-api-key", headers=self.l1_headers(nonce), timeout=10)
         r.raise_for_status()
         self.creds = r.json()
+
+    def l1_headers(self, nonce: int = 0, chain_id: int = 137, key=None) -> dict:
+        """L1 headers: an EIP-712 ``ClobAuth`` signature (domain ClobAuthDomain / "1")."""
+        ts = str(int(time.time()))
+        data = {"types": {"EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                                           {"name": "chainId", "type": "uint256"}],
+                          "ClobAuth": [{"name": "address", "type": "address"}, {"name": "timestamp", "type": "string"},
+                                       {"name": "nonce", "type": "uint256"}, {"name": "message", "type": "string"}]},
+                "primaryType": "ClobAuth",
+                "domain": {"name": "ClobAuthDomain", "version": "1", "chainId": chain_id},
+                "message": {"address": self.address, "timestamp": ts, "nonce": nonce,
+                            "message": "This message attests that I control the given wallet"}}
+        sig = Account.sign_message(encode_typed_data(full_message=data), private_key=key or self.account.key)
+        return {"POLY_ADDRESS": self.address, "POLY_SIGNATURE": "0x" + sig.signature.hex().removeprefix("0x"),
+                "POLY_TIMESTAMP": ts, "POLY_NONCE": str(nonce)}
 
     # ------------------------------------------------------------------ signing
     def sign(self, token: str, maker_amount: int, taker_amount: int, side: str, *, market=None,

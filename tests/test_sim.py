@@ -305,8 +305,15 @@ def test_l2_endpoints_reject_missing_or_wrong_auth(sim, http):
     assert http.delete(sim.clob_url + "/cancel-all", headers=headers).status_code == 401
     assert http.post(sim.clob_url + "/auth/api-key").json() == {"error": "Invalid L1 Request headers"}
     l1 = {"POLY_ADDRESS": "0x" + "ab" * 20, "POLY_SIGNATURE": "0x1234", "POLY_TIMESTAMP": "1", "POLY_NONCE": "0"}
+    r = http.get(sim.clob_url + "/auth/derive-api-key", headers=l1)       # the L1 signature is verified
+    assert r.status_code == 401 and r.json() == {"error": "Invalid L1 Request headers"}
+    from tests.helpers_sim_orders import SimTrader
+    trader = SimTrader(sim.clob_url, TEST_KEY)
+    forged = dict(trader.l1_headers(key="0x" + "22" * 32))                 # another key signs for this address
+    assert http.get(sim.clob_url + "/auth/derive-api-key", headers=forged).status_code == 401
+    l1 = trader.l1_headers()
     creds = http.get(sim.clob_url + "/auth/derive-api-key", headers=l1).json()
-    assert http.post(sim.clob_url + "/auth/api-key", headers=l1).json() == creds
+    assert http.post(sim.clob_url + "/auth/api-key", headers=l1).json() == creds == trader.creds
     headers.update(POLY_API_KEY=creds["apiKey"], POLY_PASSPHRASE=creds["passphrase"])
     assert http.get(sim.clob_url + "/balance-allowance", headers=headers).status_code == 401
 

@@ -32,8 +32,8 @@ The simulator is an independent model of the exchange, never a mirror of polybot
 client: it does not import ``polybot.exchange``; it verifies every order's EIP-712
 signature, the signer/maker binding and the amount/tick rules itself (RULES.md).
 
-Deliberate simplifications (documented so nobody relies on them): L1 (ClobAuth)
-signatures are not verified (presence and shape only); signature type 3 (POLY_1271
+Deliberate simplifications (documented so nobody relies on them): L1 timestamps are
+not checked for freshness; signature type 3 (POLY_1271
 deposit wallets) is refused as not modelled; user orders match the
 synthetic book and other users' resting orders of the SAME token (no YES/NO
 complementary matching); the synthetic liquidity a taker consumes comes back the

@@ -1,9 +1,10 @@
 """Authenticated CLOB endpoints (``/clob``): API keys, orders, cancels, account data.
 
 L1 (``/auth/api-key``, ``/auth/derive-api-key``): POLY_ADDRESS, POLY_SIGNATURE,
-POLY_TIMESTAMP and POLY_NONCE must be present and well-formed (the EIP-712
-signature is not verified cryptographically); the answer is deterministic
-credentials for (address, nonce).
+POLY_TIMESTAMP and POLY_NONCE must be present and well-formed, and POLY_SIGNATURE must
+be POLY_ADDRESS's EIP-712 signature of ``ClobAuth(address, timestamp, nonce, message)``
+(domain ClobAuthDomain / "1" / the sim's chain id; signing.clob_auth_signer), else 401
+``Invalid L1 Request headers``; the answer is deterministic credentials for (address, nonce).
 L2 (everything else here): POLY_ADDRESS, POLY_SIGNATURE, POLY_TIMESTAMP,
 POLY_API_KEY, POLY_PASSPHRASE must be present, the key issued by this simulator
 for that address, and POLY_SIGNATURE =
@@ -24,7 +25,7 @@ import hashlib
 import hmac
 import time
 
-from . import sessions
+from . import sessions, signing
 from .api import END_CURSOR, ApiError, decode_cursor, encode_cursor, micro_str, price_str
 from .exchange import _is_address
 from .simulator import iso
@@ -34,11 +35,13 @@ PAGE = 100
 MAX_UINT = str(2 ** 256 - 1)
 
 
-def l1_auth(req):
+def l1_auth(req, chain_id: int = 137):
     h = req.headers
     addr, sig, ts, nonce = (h.get(k) for k in ("POLY_ADDRESS", "POLY_SIGNATURE", "POLY_TIMESTAMP", "POLY_NONCE"))
     if not (addr and sig and ts and nonce is not None) or not _is_address(addr) or not sig.startswith("0x") \
             or not ts.strip().isdigit() or not nonce.strip().isdigit():
+        raise ApiError(401, "Invalid L1 Request headers")
+    if signing.clob_auth_signer(addr, ts.strip(), int(nonce), sig.strip(), chain_id) != addr.lower():
         raise ApiError(401, "Invalid L1 Request headers")
     return addr, int(nonce)
 
@@ -94,7 +97,7 @@ def _page(req, items: list) -> dict:
 
 # ----------------------------------------------------------------------------- handlers
 def create_api_key(sim, req, t):
-    addr, nonce = l1_auth(req)
+    addr, nonce = l1_auth(req, sim.chain_id)
     return sim.exchange.creds(addr, nonce)
 
 

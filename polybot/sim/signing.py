@@ -137,3 +137,30 @@ def default_funder(eoa: str, signature_type: int) -> str:
         return eoa
     kind = {SIG_PROXY: "proxy", SIG_SAFE: "safe"}[signature_type]
     return "0x" + keccak(text=f"polybot-sim:{kind}:{eoa}")[-20:].hex()
+
+
+# ----------------------------------------------------------------------------- L1 (ClobAuth)
+CLOB_AUTH_MESSAGE = "This message attests that I control the given wallet"
+_CLOB_AUTH_TYPE_HASH = keccak(text="ClobAuth(address address,string timestamp,uint256 nonce,string message)")
+_CLOB_AUTH_DOMAIN_TYPE_HASH = keccak(text="EIP712Domain(string name,string version,uint256 chainId)")
+
+
+def clob_auth_signer(address: str, timestamp: str, nonce: int, signature: str,
+                     chain_id: int = CHAIN_ID) -> Optional[str]:
+    """Lower-case address that signed the L1 ``ClobAuth`` typed data (API_NOTES §3.1: domain
+    {name "ClobAuthDomain", version "1", chainId}; the SDK signs the EIP-712 digest directly),
+    or None when the signature cannot be recovered."""
+    try:
+        raw = bytes.fromhex(signature[2:] if signature.startswith("0x") else signature)
+        if len(raw) != 65:
+            return None
+        domain = keccak(abi_encode(["bytes32", "bytes32", "bytes32", "uint256"],
+                                   [_CLOB_AUTH_DOMAIN_TYPE_HASH, keccak(text="ClobAuthDomain"), keccak(text="1"),
+                                    int(chain_id)]))
+        struct = keccak(abi_encode(["bytes32", "address", "bytes32", "uint256", "bytes32"],
+                                   [_CLOB_AUTH_TYPE_HASH, _address(address), keccak(text=str(timestamp)),
+                                    int(nonce), keccak(text=CLOB_AUTH_MESSAGE)]))
+        msg = SignableMessage(version=b"\x01", header=domain, body=struct)
+        return Account.recover_message(msg, signature=raw).lower()
+    except Exception:       # malformed hex/address or an unrecoverable v/r/s
+        return None
