@@ -114,6 +114,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
+        try:        # headers and body go out in two writes: without NODELAY, Nagle holds the body
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # for the client's
+        except OSError:                                                              # delayed ACK (~40 ms)
+            pass
         with self.server.conns_lock:
             self.server.conns.add(self.connection)
 
