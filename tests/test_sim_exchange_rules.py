@@ -298,3 +298,10 @@ def test_batch_orders_report_each_rule_failure_in_its_own_result(sim, a):
     ok, bad = r.json()
     assert ok["success"] and ok["orderID"] == order_id(good, EXCHANGE_V2, "2")
     assert bad["success"] is False and bad["errorMsg"] == "invalid signature" and bad["orderID"] == ""
+
+
+def test_funding_a_funder_address_funds_its_account(sim, a, http_session):
+    safe = http_session.get(sim.url + "/_sim/accounts", params={"address": a.address}).json()["funders"]["2"]
+    r = http_session.post(sim.url + "/_sim/fund", json={"address": safe, "amount": 123.45})
+    assert r.json() == {"address": a.address.lower(), "balance": "123450000"}
+    assert a.balance() == 123_450_000

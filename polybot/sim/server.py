@@ -10,7 +10,8 @@ Admin: ``GET /_sim/state``; ``GET|POST /_sim/faults`` (body: ``{"spec": "..."}``
 ``{"rules": [{...}]}``, one rule object, or ``{}`` to clear; ``"append": true``
 adds instead of replacing); ``POST /_sim/advance {"seconds": N}``; ``POST /_sim/speed {"speed": X}`` (0 = manual);
 ``POST /_sim/resolve {"market_id", "outcome": "YES"|"NO"|"50-50", "proposed": false}``;
-``POST /_sim/fund {"address", "amount"}`` (sets an account's USDC balance);
+``POST /_sim/fund {"address", "amount"}`` (sets an account's USDC balance; ``address`` = its
+EOA or one of its funders);
 ``GET /_sim/world`` (latent structure: which markets share a driver).
 Exchange-rule admin (admin.py, contract in RULES.md): ``/_sim/accounts`` (funders),
 ``/_sim/mode`` (cancel-only / post-only / disabled), ``/_sim/ticks``, ``/_sim/book``,
@@ -238,7 +239,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return hit
             if req.path == "/fund" and req.method == "POST":
                 with sim.lock:
-                    acct = sim.exchange.account(str(body["address"]))
+                    addr = str(body["address"])     # an EOA, or a funder (proxy/Safe) of a known account
+                    acct = sim.exchange.find_account(addr) or sim.exchange.account(addr)
                     acct.cash = to_micro(body["amount"])
                     return Response({"address": acct.address, "balance": str(acct.cash)})
             return Response({"error": f"unknown admin endpoint {req.method} {req.full_path}"}, 404)
