@@ -1,4 +1,4 @@
-"""The simulator's independent exchange rules (polybot/sim/RULES.md §1-§3, §10), over real
+"""The simulator's independent exchange rules (polybot/sim/RULES.md §0-§2), over real
 HTTP with orders signed by tests/helpers_sim_orders.py (eth_account's EIP-712 encoder: neither
 polybot.exchange, nor py_clob_client_v2, nor the simulator's own encoder).
 
