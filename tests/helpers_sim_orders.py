@@ -6,6 +6,13 @@ L2 HMAC headers built here.
     trader = SimTrader(sim.clob_url, "0x" + "11" * 32)
     order = trader.sign(token, maker_amount=5_000_000, taker_amount=10_000_000, side="BUY")
     r = trader.post_order(order, "GTC")          # requests.Response
+
+Signature type 3 (deposit wallet): ``sign(..., signature_type=3, maker=wallet)`` makes
+maker = signer = the wallet and wraps the owner's signature in ERC-7739 ``TypedDataSign``
+(EIP-7739; Solady ERC1271; deposit-wallet domain "DepositWallet" / "1" / chainId / wallet /
+salt 0 as docs.polymarket.com/trading/deposit-wallet-migration and py_clob_client_v2's
+``exchange_order_builder_v2.py`` describe it), hashed here by eth_account's own EIP-712 encoder
+with ``TypedDataSign`` as the primary type and ``Order`` as its ``contents``.
 """
 from __future__ import annotations
 
@@ -54,6 +61,33 @@ def typed_data(order: dict, contract: str, version: str, chain_id: int = 137) ->
                        "verifyingContract": contract}, "message": msg}
 
 
+_TYPED_DATA_SIGN_FIELDS = [{"name": "contents", "type": "Order"}, {"name": "name", "type": "string"},
+                           {"name": "version", "type": "string"}, {"name": "chainId", "type": "uint256"},
+                           {"name": "verifyingContract", "type": "address"}, {"name": "salt", "type": "bytes32"}]
+ORDER_TYPE_STRING = "Order(" + ",".join(f"{f['type']} {f['name']}" for f in _ORDER_FIELDS) + ")"
+
+
+def wrap_1271(order: dict, contract: str, version: str, key, *, chain_id: int = 137,
+              wallet_name: str = "DepositWallet", wallet_version: str = "1", wallet: str = None,
+              wallet_chain_id: int = None) -> str:
+    """The ERC-7739 signature of a type-3 order: the owner ``key`` signs the EIP-712
+    ``TypedDataSign{contents: Order, name, version, chainId, verifyingContract, salt}`` under the
+    exchange's domain; the result is ownerSig(65) ‖ exchange domain separator(32) ‖ Order
+    struct hash(32) ‖ the Order type string ‖ its length as uint16 (317 bytes). The keyword
+    arguments change the deposit wallet's domain fields (to build wrong signatures)."""
+    td = typed_data(order, contract, version, chain_id)
+    plain = encode_typed_data(full_message=td)                     # header: domain sep, body: Order hash
+    nested = {"types": {"EIP712Domain": _DOMAIN_FIELDS, "TypedDataSign": _TYPED_DATA_SIGN_FIELDS,
+                        "Order": _ORDER_FIELDS},
+              "primaryType": "TypedDataSign", "domain": td["domain"],
+              "message": {"contents": td["message"], "name": wallet_name, "version": wallet_version,
+                          "chainId": chain_id if wallet_chain_id is None else wallet_chain_id,
+                          "verifyingContract": wallet or order["signer"], "salt": b"\x00" * 32}}
+    sig = Account.sign_message(encode_typed_data(full_message=nested), private_key=key).signature
+    ctype = ORDER_TYPE_STRING.encode()
+    return "0x" + (bytes(sig) + plain.header + plain.body + ctype + len(ctype).to_bytes(2, "big")).hex()
+
+
 def order_id(order: dict, contract: str, version: str, chain_id: int = 137) -> str:
     """The EIP-712 digest (the CLOB's orderID), via eth_account's encoder."""
     from eth_utils import keccak
@@ -93,16 +127,24 @@ class SimTrader:
     # ------------------------------------------------------------------ signing
     def sign(self, token: str, maker_amount: int, taker_amount: int, side: str, *, market=None,
              contract: str = None, version: str = None, signature_type: int = 0, maker: str = None,
-             signer: str = None, chain_id: int = 137, expiration: int = 0, key=None) -> dict:
-        """A signed V2 order dict (the ``order`` object of POST /order)."""
+             signer: str = None, chain_id: int = 137, expiration: int = 0, key=None, wrap: dict = None) -> dict:
+        """A signed V2 order dict (the ``order`` object of POST /order). Type 3: ``maker`` is
+        the deposit wallet, ``signer`` defaults to it, and the signature is ``wrap_1271``'s
+        (``wrap``: keyword arguments for it, e.g. ``{"wallet_version": "2"}``)."""
         if contract is None:
             contract, version = exchange_of(market) if market is not None else (EXCHANGE_V2, "2")
         SimTrader._salt += 1
-        order = {"salt": SimTrader._salt, "maker": maker or self.address, "signer": signer or self.address,
+        if signer is None:
+            signer = (maker or self.address) if int(signature_type) == 3 else self.address
+        order = {"salt": SimTrader._salt, "maker": maker or self.address, "signer": signer,
                  "tokenId": str(token), "makerAmount": str(int(maker_amount)),
                  "takerAmount": str(int(taker_amount)), "side": side, "expiration": str(int(expiration)),
                  "signatureType": int(signature_type), "timestamp": str(int(time.time() * 1000) + SimTrader._salt),
                  "metadata": ZERO32, "builder": ZERO32}
+        if int(signature_type) == 3:
+            order["signature"] = wrap_1271(order, contract, version, key or self.account.key, chain_id=chain_id,
+                                           **(wrap or {}))
+            return order
         signed = Account.sign_message(encode_typed_data(full_message=typed_data(order, contract, version, chain_id)),
                                       private_key=key or self.account.key)
         order["signature"] = "0x" + signed.signature.hex().removeprefix("0x")

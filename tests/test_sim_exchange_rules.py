@@ -19,6 +19,7 @@ import requests
 from tests.helpers_sim_orders import EXCHANGE_V2, EXCHANGE_V3, NEG_RISK_EXCHANGE_V2, SimTrader, order_id
 
 ROOT = Path(__file__).resolve().parent.parent
+SIGNER_NOT_KEY = "the order signer address has to be the address of the API KEY"
 KEY_A = "0x" + "a1" * 32
 KEY_B = "0x" + "b2" * 32
 M = 1_000_000
@@ -161,16 +162,169 @@ def test_maker_must_be_the_funder_of_the_signature_type(sim, a, http_session):
     assert a.post_order(resting_buy(a, m, tok, signature_type=2, maker=mine)).json()["success"]
     # the Data API finds the account by its funder
     assert http_session.get(sim.data_url + "/value", params={"user": mine}).status_code == 200
-    # type 3 (POLY_1271) is not modelled: one clear sentence, never accepted
+    # type 3 (POLY_1271) with a proxy/Safe as the wallet: not the key's deposit wallet
     r = a.post_order(resting_buy(a, m, tok, signature_type=3, maker=mine))
-    assert r.status_code == 400 and "signature type 3" in error(r) and "not modelled" in error(r)
+    assert r.status_code == 400 and error(r) == SIGNER_NOT_KEY
 
 
 def test_admin_accounts_rejects_bad_input(sim, http_session):
     url = sim.url + "/_sim/accounts"
     assert http_session.post(url, json={"address": "0x12"}).status_code == 400
     r = http_session.post(url, json={"address": "0x" + "ab" * 20, "funders": {"0": "0x" + "cd" * 20}})
-    assert r.status_code == 400 and "types 1 and 2" in r.json()["error"]
+    assert r.status_code == 400 and "types 1, 2 and 3" in r.json()["error"]
+    # a wallet has one owner: another account's wallet (or EOA) cannot be registered, nothing changes
+    other = http_session.get(url, params={"address": "0x" + "ef" * 20}).json()
+    r = http_session.post(url, json={"address": "0x" + "ab" * 20,
+                                     "funders": {"2": "0x" + "99" * 20, "3": other["funders"]["3"]}})
+    assert r.status_code == 400 and "already belongs to account 0x" + "ef" * 20 in r.json()["error"]
+    assert http_session.get(url, params={"address": "0x" + "ab" * 20}).json()["funders"]["2"] != "0x" + "99" * 20
+    r = http_session.post(url, json={"address": "0x" + "ab" * 20, "funders": {"1": "0x" + "ef" * 20}})
+    assert r.status_code == 400
+
+
+# ----------------------------------------------------------------------------- §1 type 3 (deposit wallet)
+
+def deposit_wallet(sim, trader) -> str:
+    return requests.get(sim.url + "/_sim/accounts", params={"address": trader.address}, timeout=10).json()["funders"]["3"]
+
+
+def tamper(order: dict, start: int, end: int = None) -> dict:
+    """The order with the signature's bytes [start, end) replaced by other bytes."""
+    raw = bytearray(bytes.fromhex(order["signature"][2:]))
+    end = start + 1 if end is None else end
+    raw[start:end] = bytes((b ^ 0x5A) for b in raw[start:end])
+    return dict(order, signature="0x" + raw.hex())
+
+
+def test_type3_deposit_wallet_order_is_accepted_and_fills_for_the_owner(sim, a, http_session):
+    m = open_market(sim, kind="single")
+    tok = m.token_ids[0]
+    wallet = deposit_wallet(sim, a)
+    acct = http_session.get(sim.url + "/_sim/accounts", params={"address": a.address}).json()
+    assert len({wallet, acct["funders"]["1"], acct["funders"]["2"], a.address.lower()}) == 4
+    good = resting_buy(a, m, tok, signature_type=3, maker=wallet)
+    assert good["maker"] == good["signer"] == wallet
+    assert len(good["signature"]) == 2 + 2 * 317                 # 65 + 32 + 32 + 186 + 2 bytes
+    r = a.post_order(good)
+    assert r.status_code == 200 and r.json()["status"] == "live", r.text
+    assert r.json()["orderID"] == order_id(good, EXCHANGE_V2, "2")        # the plain EIP-712 order hash
+    assert sim.sim.exchange.orders[r.json()["orderID"]].maker == wallet
+    # a taker order fills; the account (found by its wallet too) owns the shares
+    _, ask, _ = best(sim, tok)
+    fak = a.sign(tok, 10 * micro(ask), 10 * M, "BUY", market=m, signature_type=3, maker=wallet)
+    r = a.post_order(fak, "FAK")
+    assert r.status_code == 200 and r.json()["status"] == "matched", r.text
+    assert a.balance(tok) == 10 * M
+    rows = http_session.get(sim.data_url + "/positions", params={"user": wallet}).json()
+    assert [(p["asset"], p["size"]) for p in rows] == [(tok, 10)]
+
+
+def test_type3_signer_and_maker_must_be_the_keys_deposit_wallet(sim, a):
+    m = open_market(sim, kind="single")
+    tok = m.token_ids[0]
+    b = SimTrader(sim.clob_url, KEY_B)
+    wallet, b_wallet = deposit_wallet(sim, a), deposit_wallet(sim, b)
+    safe = requests.get(sim.url + "/_sim/accounts", params={"address": a.address}, timeout=10).json()["funders"]["2"]
+    for maker, signer in [(b_wallet, b_wallet),               # another owner's deposit wallet
+                          (a.address, a.address),             # the EOA itself
+                          (wallet, a.address),                # signer = EOA (types 0-2's rule)
+                          (safe, wallet),                     # maker ≠ signer
+                          ("0x" + "c3" * 20, "0x" + "c3" * 20)]:   # an unknown wallet
+        r = a.post_order(resting_buy(a, m, tok, signature_type=3, maker=maker, signer=signer))
+        assert r.status_code == 400 and error(r) == SIGNER_NOT_KEY, (maker, signer, r.text)
+    # B's valid type-3 order posted with A's API key: the wallet is not A's
+    bs_order = resting_buy(b, m, tok, signature_type=3, maker=b_wallet)
+    assert error(a.post_order(bs_order)) == SIGNER_NOT_KEY
+    assert b.post_order(bs_order).json()["success"] is True            # the control
+
+
+def test_type3_signature_must_be_the_wallet_owners_wrap_of_this_order(sim, a):
+    m = open_market(sim, kind="single")
+    tok = m.token_ids[0]
+    wallet = deposit_wallet(sim, a)
+
+    def order(**kw):
+        return resting_buy(a, m, tok, signature_type=3, maker=wallet, **kw)
+
+    bad = {
+        "signed by another key (not the wallet's owner)": order(key=KEY_B),
+        "an order field edited after signing": dict(order(), makerAmount=str(int(order()["makerAmount"]) - 10_000)),
+        "owner signature bytes": tamper(order(), 10),
+        "appDomainSeparator in the trailer": tamper(order(), 65 + 5),
+        "contentsHash in the trailer": tamper(order(), 97 + 5),
+        "contentsType in the trailer": tamper(order(), 129 + 40),
+        "contentsType length": tamper(order(), 315, 317),
+        "the trailer cut off (a plain 65-byte signature)": None,
+        "a plain EIP-712 owner signature": None,
+    }
+    full = order()
+    bad["the trailer cut off (a plain 65-byte signature)"] = dict(full, signature=full["signature"][:2 + 130])
+    plain = a.sign(tok, int(full["makerAmount"]), int(full["takerAmount"]), "BUY", market=m,
+                   maker=wallet, signer=wallet)                         # type-0 style signature ...
+    bad["a plain EIP-712 owner signature"] = dict(plain, signatureType=3)   # ... claimed as type 3
+    for what, o in bad.items():
+        r = a.post_order(o)
+        assert r.status_code == 400 and error(r) == "invalid signature", (what, r.text)
+    assert a.post_order(full).json()["success"] is True               # the control
+
+
+def test_type3_wrap_must_name_the_markets_exchange_and_the_wallets_domain(sim, a):
+    wallet = deposit_wallet(sim, a)
+    nr = open_market(sim, neg_risk=True)
+    tok = nr.token_ids[0]
+    wrong_exchange = resting_buy(a, nr, tok, signature_type=3, maker=wallet, contract=EXCHANGE_V2, version="2")
+    assert error(a.post_order(wrong_exchange)) == "invalid signature"
+    other_chain = resting_buy(a, nr, tok, signature_type=3, maker=wallet, chain_id=80002)
+    assert error(a.post_order(other_chain)) == "invalid signature"
+    for wrap in ({"wallet_name": "Polymarket CTF Exchange"}, {"wallet_version": "2"},
+                 {"wallet": a.address}, {"wallet_chain_id": 80002}):
+        r = a.post_order(resting_buy(a, nr, tok, signature_type=3, maker=wallet, wrap=wrap))
+        assert error(r) == "invalid signature", (wrap, r.text)
+    good = resting_buy(a, nr, tok, signature_type=3, maker=wallet)
+    r = a.post_order(good)
+    assert r.status_code == 200 and r.json()["orderID"] == order_id(good, NEG_RISK_EXCHANGE_V2, "2"), r.text
+    # a positionIds market: ExchangeV3, domain version "3"
+    v3 = open_market(sim, v2=True)
+    pos = requests.get(sim.gamma_url + f"/markets/{v3.id}", timeout=10).json()["positionIds"][0]
+    _, ask, _ = best(sim, pos)
+    v2_wrap = a.sign(pos, 10 * micro(ask), 10 * M, "BUY", contract=EXCHANGE_V2, version="2",
+                     signature_type=3, maker=wallet)
+    assert error(a.post_order(v2_wrap)) == "invalid signature"
+    good = a.sign(pos, 10 * micro(ask), 10 * M, "BUY", contract=EXCHANGE_V3, version="3", signature_type=3,
+                  maker=wallet)
+    r = a.post_order(good)
+    assert r.status_code == 200 and r.json()["orderID"] == order_id(good, EXCHANGE_V3, "3"), r.text
+
+
+def test_type3_registered_wallet_replaces_the_default(sim, a, http_session):
+    m = open_market(sim, kind="single")
+    tok = m.token_ids[0]
+    default = deposit_wallet(sim, a)
+    mine = "0x" + "7e" * 20
+    acct = http_session.post(sim.url + "/_sim/accounts", json={"address": a.address, "funders": {"3": mine}}).json()
+    assert acct["funders"]["3"] == mine
+    assert error(a.post_order(resting_buy(a, m, tok, signature_type=3, maker=default))) == SIGNER_NOT_KEY
+    assert a.post_order(resting_buy(a, m, tok, signature_type=3, maker=mine)).json()["success"]
+    acct = http_session.post(sim.url + "/_sim/accounts", json={"address": a.address, "funders": {"3": None}}).json()
+    assert acct["funders"]["3"] == default
+
+
+def test_the_sdks_type3_order_is_accepted(sim):
+    """py_clob_client_v2 1.2.1 (the live client's signer) against the simulator's independent
+    type-3 rules: its order is the same wire format SimTrader builds."""
+    from py_clob_client_v2 import ClobClient, OrderArgs, OrderType
+    m = open_market(sim, kind="single")
+    tok = m.token_ids[0]
+    a = SimTrader(sim.clob_url, KEY_A)
+    wallet = deposit_wallet(sim, a)
+    c = ClobClient(host=sim.clob_url, chain_id=137, key=KEY_A, signature_type=3, funder=wallet)
+    c.set_api_creds(c.create_or_derive_api_key())
+    bid, _, _ = best(sim, tok)
+    order = c.create_order(OrderArgs(token_id=tok, price=round(bid - 0.05, 2), size=10, side="BUY"))
+    assert order.maker.lower() == order.signer.lower() == wallet and int(order.signatureType) == 3
+    res = c.post_order(order, OrderType.GTC)
+    assert res["success"] is True and res["orderID"] == order_id(
+        {**order.__dict__, "side": "BUY", "signatureType": 3}, EXCHANGE_V2, "2")
 
 
 # ----------------------------------------------------------------------------- §2 amounts, tick, size

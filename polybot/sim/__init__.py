@@ -33,8 +33,8 @@ client: it does not import ``polybot.exchange``; it verifies every order's EIP-7
 signature, the signer/maker binding and the amount/tick rules itself (RULES.md).
 
 Deliberate simplifications (documented so nobody relies on them): L1 timestamps are
-not checked for freshness; signature type 3 (POLY_1271
-deposit wallets) is refused as not modelled; user orders match the
+not checked for freshness; deposit wallets (signature type 3) are registered per EOA,
+count as deployed and accept only their owner's signature (no session signers); user orders match the
 synthetic book and other users' resting orders of the SAME token (no YES/NO
 complementary matching); the synthetic liquidity a taker consumes comes back the
 next sim-minute; positions in resolved markets are paid out automatically

@@ -35,13 +35,20 @@ def _accounts(sim, req: Request, body: dict) -> Response:
     acct = ex.account(_address(body.get("address")))
     funders = body.get("funders") or {}
     if not isinstance(funders, dict):
-        raise ValueError('funders must be an object like {"1": "0x...", "2": "0x..."}')
+        raise ValueError('funders must be an object like {"1": "0x...", "2": "0x...", "3": "0x..."}')
+    changes = {}
     for k, v in funders.items():
-        kind = int(k)
-        if kind not in (signing.SIG_PROXY, signing.SIG_SAFE):
-            raise ValueError(f"funders can be set for signature types 1 and 2 only (type 0's funder is the "
-                             f"EOA itself; type 3 is not modelled), got {k!r}")
-        acct.funders[kind] = signing.default_funder(acct.address, kind) if v is None else _address(v, "funder")
+        kind = int(k) if str(k).strip().isdigit() else -1
+        if kind not in (signing.SIG_PROXY, signing.SIG_SAFE, signing.SIG_1271):
+            raise ValueError(f"funders can be set for signature types 1, 2 and 3 only (type 0's funder is the "
+                             f"EOA itself), got {k!r}")
+        wallet = signing.default_funder(acct.address, kind) if v is None else _address(v, "funder")
+        owner = ex.find_account(wallet)
+        if wallet == acct.address or (owner is not None and owner is not acct):
+            raise ValueError(f"funder {wallet} already belongs to account {owner.address if owner else wallet}; "
+                             f"a wallet has one owner")
+        changes[kind] = wallet
+    acct.funders.update(changes)            # all or nothing
     return Response(account_json(ex, acct))
 
 

@@ -141,7 +141,8 @@ class Exchange:
         addr = address.lower()
         if addr not in self.accounts:
             self.accounts[addr] = Account(address=addr, cash=self.initial_cash, funder=addr, funders={
-                k: signing.default_funder(addr, k) for k in (signing.SIG_EOA, signing.SIG_PROXY, signing.SIG_SAFE)})
+                k: signing.default_funder(addr, k)
+                for k in (signing.SIG_EOA, signing.SIG_PROXY, signing.SIG_SAFE, signing.SIG_1271)})
         return self.accounts[addr]
 
     def funder_of(self, acct: Account, signature_type: int) -> str:

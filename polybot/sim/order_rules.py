@@ -22,10 +22,6 @@ SIGNER_NOT_KEY = "the order signer address has to be the address of the API KEY"
 INVALID_SIG = "invalid signature"
 # py-clob-client-v2 #104 (POLY_PROXY order whose signature/maker does not verify)
 INVALID_PROXY_SIG = "invalid POLY_PROXY signature"
-# Not a real CLOB message: type 3's ERC-7739 wrapping and API-key binding are unsettled upstream
-# (py-clob-client-v2 #64 #65 #70 #75 #77 #91 #103), so the simulator refuses it instead of guessing.
-TYPE3_MSG = ("signature type 3 (POLY_1271 deposit wallet) is not modelled by the simulator; "
-             "use signature type 0, 1 or 2")
 
 
 @dataclass
@@ -73,22 +69,35 @@ def check_order(ex, acct, api_key: str, body, t: float) -> Checked:
         signing.struct_hash(o)                       # every signed field well-formed
     except (TypeError, ValueError):
         raise ApiError(400, INVALID)
-    if sig_type == signing.SIG_1271:
-        raise ApiError(400, TYPE3_MSG)
-    if sig_type not in (signing.SIG_EOA, signing.SIG_PROXY, signing.SIG_SAFE):
+    if sig_type not in (signing.SIG_EOA, signing.SIG_PROXY, signing.SIG_SAFE, signing.SIG_1271):
         raise ApiError(400, INVALID)
     signer, maker = str(o["signer"]).lower(), str(o["maker"]).lower()
-    if signer != acct.address:
+    if sig_type == signing.SIG_1271:
+        # Type 3: maker = signer = the deposit wallet of the API key's owner (the key is bound
+        # to the EOA: py_clob_client_v2 1.2.1 headers.py sets POLY_ADDRESS to the EOA for L1 and
+        # L2; builder.py ``_v2_order_signer`` makes the funder the signer for POLY_1271 only).
+        # Any other wallet is the error the public reports show for a wrong or foreign wallet
+        # (py-clob-client-v2 #64 #85 #90 #103; /work/notes/sigtype3.md).
+        if signer != ex.funder_of(acct, sig_type) or maker != signer:
+            raise ApiError(400, SIGNER_NOT_KEY)
+    elif signer != acct.address:
         raise ApiError(400, SIGNER_NOT_KEY)
     token = str(o["tokenId"])
     m, outcome = w.market_by_token(token)
     if m is None:
         raise ApiError(404, "market not found")
     contract, version = signing.exchange_for(m.neg_risk, m.is_v2)
-    if signing.recover_signer(o, contract, version, sim.chain_id) != signer:
-        raise ApiError(400, INVALID_SIG)
-    if maker != ex.funder_of(acct, sig_type):
-        raise ApiError(400, INVALID_PROXY_SIG if sig_type == signing.SIG_PROXY else INVALID_SIG)
+    if sig_type == signing.SIG_1271:
+        # ERC-1271 through the wallet: the wrap must nest this order for this market's exchange
+        # and be signed by the wallet's owner; the docs' wording for a failed check is not
+        # published, "invalid signature" is what the other types answer (RULES.md §1 check 5).
+        if signing.recover_1271_owner(o, contract, version, sim.chain_id) != acct.address:
+            raise ApiError(400, INVALID_SIG)
+    else:
+        if signing.recover_signer(o, contract, version, sim.chain_id) != signer:
+            raise ApiError(400, INVALID_SIG)
+        if maker != ex.funder_of(acct, sig_type):
+            raise ApiError(400, INVALID_PROXY_SIG if sig_type == signing.SIG_PROXY else INVALID_SIG)
     oid = "0x" + signing.order_digest(o, contract, version, sim.chain_id).hex()
     if oid in ex.orders:
         raise _fail_id(oid, "Duplicated.")

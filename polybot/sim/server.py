@@ -239,7 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return hit
             if req.path == "/fund" and req.method == "POST":
                 with sim.lock:
-                    addr = str(body["address"])     # an EOA, or a funder (proxy/Safe) of a known account
+                    addr = str(body["address"])     # an EOA, or a funder (proxy/Safe/deposit wallet) of a known account
                     acct = sim.exchange.find_account(addr) or sim.exchange.account(addr)
                     acct.cash = to_micro(body["amount"])
                     return Response({"address": acct.address, "balance": str(acct.cash)})

@@ -1,5 +1,6 @@
 """The simulator's own EIP-712 model of a CLOB V2 order: digest (the ``orderID``),
-signer recovery and the deterministic funder wallets of an account.
+signer recovery (types 0-2: plain EIP-712; type 3: the deposit wallet's ERC-7739 wrap)
+and the deterministic funder wallets of an account.
 
 Written from the V2 contract facts (RULES.md §1), not from polybot's client: the
 struct and domain below were read from py_clob_client_v2 1.2.1
@@ -131,12 +132,90 @@ def recover_signer(o: dict, contract: str, version: str, chain_id: int = CHAIN_I
 
 
 def default_funder(eoa: str, signature_type: int) -> str:
-    """The account's deterministic funder wallet for a signature type (0: the EOA itself)."""
+    """The account's deterministic funder wallet for a signature type (0: the EOA itself;
+    1 proxy, 2 Safe, 3 deposit wallet: ``"0x" + keccak256("polybot-sim:<kind>:" + eoa)[-20:]``.
+    Not Polymarket's CREATE2 addresses: the simulator registers wallets, it does not derive them)."""
     eoa = eoa.lower()
     if signature_type == SIG_EOA:
         return eoa
-    kind = {SIG_PROXY: "proxy", SIG_SAFE: "safe"}[signature_type]
+    kind = {SIG_PROXY: "proxy", SIG_SAFE: "safe", SIG_1271: "deposit"}[signature_type]
     return "0x" + keccak(text=f"polybot-sim:{kind}:{eoa}")[-20:].hex()
+
+
+# ----------------------------------------------------------------------------- type 3 (POLY_1271)
+# A deposit wallet is a smart account; the CLOB validates its orders through ERC-1271
+# (docs.polymarket.com/trading/deposit-wallet-migration: "Order maker: Deposit wallet address;
+# Order signer field: Deposit wallet address; Signing key: deposit wallet owner or approved
+# session signer"; "signatures are validated by the CLOB through ERC-1271"). The wallet's
+# isValidSignature(orderHash, signature) is Solady's ERC-1271 with the ERC-7739 nested
+# TypedDataSign scheme (solady src/accounts/ERC1271.sol, EIP-7739), the wallet's own EIP-712
+# domain being ("DepositWallet", "1", chainId, wallet address, salt 0) — field values read from
+# py_clob_client_v2 1.2.1 order_utils/exchange_order_builder_v2.py (``DEPOSIT_WALLET_NAME_HASH``,
+# ``_build_poly_1271_order_signature``) and rs_order_utils 0.4.2 src/v2/builder.rs ("per the
+# on-chain contract's _domainNameAndVersion"); re-implemented here, nothing imported.
+# Signature layout (317 bytes for an order):
+#   ownerSig(65) ‖ APP_DOMAIN_SEPARATOR(32) ‖ contents(32) ‖ contentsDescription ‖ uint16(len(desc))
+# Session signers are not modelled: only the wallet's owner (the account's EOA) can sign.
+DEPOSIT_WALLET_NAME = "DepositWallet"
+DEPOSIT_WALLET_VERSION = "1"
+_TYPED_DATA_SIGN_FIELDS = "string name,string version,uint256 chainId,address verifyingContract,bytes32 salt"
+_BAD_NAME_CHARS = set(", )(\x00")
+
+
+def split_1271(signature: str) -> Optional[tuple]:
+    """(owner signature 65 bytes, app domain separator, contents hash, contentsName,
+    contentsType) of an ERC-7739 TypedDataSign signature, or None when it is not one.
+    Solady's rule for the description: ending in ")" it is the contentsType and the name is
+    its prefix up to "(" (implicit mode); else it is contentsType ‖ contentsName, the name
+    being what follows the last ")" (explicit mode). An empty name, a name starting with a
+    lower-case letter or holding any of ", )(\0" is invalid."""
+    s = str(signature or "")
+    try:
+        raw = bytes.fromhex(s[2:] if s.startswith("0x") else s)
+    except ValueError:
+        return None
+    if len(raw) < 65 + 64 + 2:
+        return None
+    n = int.from_bytes(raw[-2:], "big")
+    if len(raw) != 65 + 64 + n + 2:
+        return None
+    inner, app_sep, contents = raw[:65], raw[65:97], raw[97:129]
+    try:
+        desc = raw[129:129 + n].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if desc.endswith(")"):
+        name, ctype = desc.split("(", 1)[0], desc
+    else:
+        cut = desc.rfind(")") + 1
+        name, ctype = desc[cut:], desc[:cut]
+    if not name or not ctype or ("a" <= name[0] <= "z") or _BAD_NAME_CHARS & set(name):
+        return None
+    return inner, app_sep, contents, name, ctype
+
+
+def recover_1271_owner(o: dict, contract: str, version: str, chain_id: int = CHAIN_ID) -> Optional[str]:
+    """Lower-case address that signed the order's ERC-7739 wrap for the deposit wallet
+    ``o["signer"]``, or None when the wrap is malformed or does not nest THIS order for THIS
+    exchange: the wallet's isValidSignature(orderHash, sig) requires
+    ``orderHash == keccak(0x1901 ‖ APP_DOMAIN_SEPARATOR ‖ contents)``; here both parts are
+    compared with the simulator's own exchange domain separator and Order struct hash."""
+    parts = split_1271(o.get("signature"))
+    if parts is None:
+        return None
+    inner, app_sep, contents, name, ctype = parts
+    if app_sep != domain_separator(contract, version, chain_id) or contents != struct_hash(o):
+        return None
+    type_hash = keccak(text=f"TypedDataSign({name} contents,{_TYPED_DATA_SIGN_FIELDS}){ctype}")
+    wrapped = keccak(abi_encode(
+        ["bytes32", "bytes32", "bytes32", "bytes32", "uint256", "address", "bytes32"],
+        [type_hash, contents, keccak(text=DEPOSIT_WALLET_NAME), keccak(text=DEPOSIT_WALLET_VERSION),
+         int(chain_id), _address(o["signer"]), b"\x00" * 32]))
+    msg = SignableMessage(version=b"\x01", header=app_sep, body=wrapped)
+    try:
+        return Account.recover_message(msg, signature=inner).lower()
+    except Exception:       # eth_keys raises several types for an invalid v/r/s
+        return None
 
 
 # ----------------------------------------------------------------------------- L1 (ClobAuth)
