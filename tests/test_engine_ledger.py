@@ -220,10 +220,11 @@ def test_one_bot_per_database(tmp_path):
 
 
 # ----------------------------------------------------------------------------- trade status (issue 13)
-def _live_trade(conn, tid, side, price, size, fee=0, status="MATCHED"):
+def _live_trade(conn, tid, side, price, size, fee=0, status="MATCHED", order=None):
     with db.atomic(conn):
         return ledger.record_trade(conn, mode="live", trade_id=tid, token_id=TOKEN, market_id="m1", side=side,
-                                   price_micro=price, size_micro=size, fee_micro=fee, ts=100, trade_status=status)
+                                   price_micro=price, size_micro=size, fee_micro=fee, ts=100, trade_status=status,
+                                   order_db_id=order)
 
 
 def _status(conn, tid, status):
@@ -319,3 +320,25 @@ def test_baseline_moves_fills_of_no_order_out_of_a_legacy_live_ledger(conn):
     assert [r[0] for r in conn.execute("SELECT trade_id FROM trades WHERE mode='live'")] == ["bot-1"]
     assert ledger.position_differences(conn, "live") == []
     assert external.baseline_at(conn) == 100
+
+
+def test_position_invariant_allows_unconfirmed_fills_and_external_holdings(conn):
+    """reconcile.position_mismatches: the bot's ledger against the exchange's position minus
+    the external holding, with room for fills not confirmed yet (pure logic, real SQLite)."""
+    from polybot.engine import external
+    from polybot.engine.reconcile import position_mismatches
+    from polybot.exchange.models import Position
+    _live_trade(conn, "b1", "BUY", 500_000, 10 * M, status="CONFIRMED", order=1)     # the bot's own order
+    external.record_baseline(conn, [Position(token_id=TOKEN, condition_id="0xabc", size=14 * M, avg_price=1)], [],
+                             now=1)
+    assert external.sizes(conn) == {TOKEN: 4 * M}          # 14 at the exchange, 10 of them the bot's
+    assert position_mismatches(conn, {TOKEN: 14 * M}) == []
+    _live_trade(conn, "b2", "BUY", 500_000, 3 * M, status="MATCHED", order=1)
+    assert position_mismatches(conn, {TOKEN: 14 * M}) == []   # not settled yet: allowed
+    assert position_mismatches(conn, {TOKEN: 17 * M}) == []   # settled: equal
+    lines = position_mismatches(conn, {TOKEN: 12 * M})
+    assert len(lines) == 1 and "ledger holds 13 shares (+3 of it not confirmed yet)" in lines[0]
+    assert "the exchange shows 8 (12 at the Data API minus 4 external)" in lines[0], lines
+    _status(conn, "b2", "CONFIRMED")
+    assert position_mismatches(conn, {TOKEN: 14 * M}) != []   # confirmed: it must be there now
+    assert position_mismatches(conn, {}) != []                # the exchange lists nothing: 0 ≠ 13
