@@ -15,7 +15,10 @@ Start-up order:
    ``Capital: $500.00``, ``Risk limits: max_position=$100, max_exposure=0.8``;
 6. exchange clock (retried; ``max_consecutive_api_errors`` failures trip breaker #1),
    universe, feed, exchange (paper: rebuilt from the recorded trades), reconciliation —
-   every difference logged; on ``--restart`` the operator (getpass user), the time and
+   every difference logged; the FIRST live start records the baseline first: what the
+   account holds and traded before the bot's first live order is external, never the
+   bot's (polybot/engine/external.py; ``--close-external`` lets the emergency close-out
+   sell it too); on ``--restart`` the operator (getpass user), the time and
    what was reconciled are logged and the halt is cleared;
 7. ``Monitoring markets...`` and the loop.
 """
