@@ -190,6 +190,7 @@ def registered_funder(sim, key: str, signature_type: int) -> str:
 @pytest.mark.parametrize("signature_type, message, wallet", [
     (1, "invalid POLY_PROXY signature", "proxy wallet"),
     (2, "invalid signature", "Safe"),
+    (3, "the order signer address has to be the address of the API KEY", "deposit wallet"),
 ])
 def test_a_wrong_funder_fails_with_one_sentence(tmp_path, sim, signature_type, message, wallet):
     """A funder that is not the key's proxy / Safe (RULES.md §1 check 6)."""
@@ -199,16 +200,17 @@ def test_a_wrong_funder_fails_with_one_sentence(tmp_path, sim, signature_type, m
     proc = check(ws, env, "--yes")
     assert proc.returncode == 1, proc.stdout
     (line,) = fails(proc)
-    assert line.startswith(f"✗ Placing the order: the exchange rejected it ({message})"), line
+    assert line.startswith(f"✗ Placing the order: the exchange rejected it ({message}"), line
     assert "POLYMARKET_FUNDER_ADDRESS" in line and wallet in line
     assert not any(s == "LIVE" for s in sim_orders(sim).values())
     assert [r["result"] for r in runs(ws)] == ["fail"]
 
 
-@pytest.mark.parametrize("signature_type", [1, 2])
+@pytest.mark.parametrize("signature_type", [1, 2, 3])
 def test_the_right_funder_passes(tmp_path, sim, signature_type):
-    """The same account with its registered proxy / Safe as the funder (the control for the test
-    above): the exchange's order carries that wallet as its maker."""
+    """The same account with its registered proxy / Safe / deposit wallet as the funder (the
+    control for the test above): the exchange's order carries that wallet as its maker (type 3:
+    also as its signer, with the ERC-7739 wrap the simulator verifies, RULES.md §1 check 5)."""
     ws = workspace(tmp_path, sim, signature_type=signature_type, funder=True)
     creds = creds_for(sim, KEY_A)
     wallet = registered_funder(sim, KEY_A, signature_type)
@@ -217,6 +219,7 @@ def test_the_right_funder_passes(tmp_path, sim, signature_type):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (oid,) = sim_orders(sim)
     assert sim.sim.exchange.orders[oid].maker.lower() == wallet.lower()
+    assert sim.sim.exchange.orders[oid].signature_type == signature_type
     assert sim_orders(sim) == {oid: "CANCELED"}
     (row,) = runs(ws)
     assert row["funder"] == wallet.lower() and row["signature_type"] == signature_type

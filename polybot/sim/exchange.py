@@ -80,6 +80,7 @@ class Order:
     trade_ids: list = field(default_factory=list)
     reserved_cash: int = 0
     reserved_shares: int = 0
+    signature_type: int = 0         # 0 EOA, 1 proxy, 2 Safe, 3 deposit wallet (the signed order's)
 
     @property
     def remaining(self) -> int:
@@ -179,7 +180,8 @@ class Exchange:
         m, side, otype, shares, post_only = c.market, c.side, c.order_type, c.shares, c.post_only
         order = Order(id=c.id, account=acct, owner=api_key, maker=c.maker, token=c.token, mi=m.index,
                       outcome=c.outcome, side=side, ticks=c.ticks, nt=c.nt, size=shares, order_type=otype,
-                      created_at=int(t), expiration=c.expiration, cash_cap=c.cash_cap)
+                      created_at=int(t), expiration=c.expiration, cash_cap=c.cash_cap,
+                      signature_type=c.signature_type)
         oid, nt, maker_amt, token = c.id, c.nt, c.maker_amount, c.token
         fills = self._plan(order, t)
         got = sum(q for _, q, _ in fills)
