@@ -8,10 +8,10 @@ eth_account, the maker must be the signer's registered funder for its signature 
 trades go MATCHED → MINED → CONFIRMED (or RETRYING → FAILED, reversed at the exchange),
 heartbeats carry ids. Conditions are polled with a deadline, never slept on.
 
-Signature type 3 (deposit wallet) is not modelled by the simulator (RULES.md §1, check 3:
-its ERC-7739 wrapping and API-key binding are disputed upstream; /work/notes/sigtype3.md);
-the operator's proof for type 3 is ``test_api_connectivity.py --live-order-check`` against
-the real exchange.
+Signature type 3 (deposit wallet): the simulator requires maker = signer = the key owner's
+registered deposit wallet and verifies the ERC-7739 wrap to the wallet's owner (RULES.md §1
+checks 4-5). Whether the real CLOB accepts it for a given account is still only proven by
+``test_api_connectivity.py --live-order-check`` against the real exchange (/work/notes/sigtype3.md).
 """
 from __future__ import annotations
 
@@ -63,13 +63,7 @@ def _account(handle, eng) -> dict:
     return admin(handle, f"/accounts?address={eng.exchange.address}")
 
 
-@pytest.mark.parametrize("signature_type", [
-    0, 1, 2,
-    pytest.param(3, marks=pytest.mark.skip(reason="signature type 3 (deposit wallet) is not modelled by the "
-                                                  "simulator (polybot/sim/RULES.md §1 check 3); prove it with "
-                                                  "test_api_connectivity.py --live-order-check on the real "
-                                                  "exchange (/work/notes/sigtype3.md)")),
-])
+@pytest.mark.parametrize("signature_type", [0, 1, 2, 3])
 def test_live_run_ends_equal_to_the_exchange(tmp_path, hb_sim, signature_type):
     sim = hb_sim
     root = workspace(tmp_path, sim, stale_order_seconds=60, use_exchange_heartbeat=True)
@@ -152,6 +146,11 @@ def test_live_run_ends_equal_to_the_exchange(tmp_path, hb_sim, signature_type):
         statuses = {r[0] for r in eng.conn.execute("SELECT trade_status FROM trades WHERE kind='fill'")}
         assert statuses == {"CONFIRMED", "FAILED"}, statuses
         assert eng.executor.row(bad.order_id)["filled_micro"] == 0
+
+        # the exchange accepted every order with this signature type (type 3: the wallet signs)
+        placed = [o for o in sim.sim.exchange.orders.values() if o.account.address == eng.exchange.address.lower()]
+        assert placed and {(o.signature_type, o.maker) for o in placed} == \
+            {(signature_type, (funder or eng.exchange.address).lower())}
 
         # the end: positions and cash equal to the exchange's
         xpos = {p.token_id: int(p.size) for p in eng.exchange.positions()}
