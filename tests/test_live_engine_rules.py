@@ -462,3 +462,13 @@ def test_trading_bot_close_external_sells_external_holdings_on_emergency_stop(tm
     finally:
         close(eng)
     assert os.path.exists(root / "EMERGENCY_STOP")
+
+
+def test_reconcile_mismatch_loops_must_be_at_least_one(tmp_path):
+    from polybot.config import load_config
+    from polybot.errors import ConfigError
+    from tests.conftest import write_config
+    write_config(tmp_path, {"trading": {"reconcile_mismatch_loops": 0}})
+    with pytest.raises(ConfigError) as exc:
+        load_config(tmp_path / "config.yaml", require_mode_secrets=False)
+    assert "trading.reconcile_mismatch_loops" in str(exc.value) and "≥ 1" in str(exc.value)
