@@ -217,6 +217,41 @@ def test_type3_deposit_wallet_order_is_accepted_and_fills_for_the_owner(sim, a, 
     assert a.balance(tok) == 10 * M
     rows = http_session.get(sim.data_url + "/positions", params={"user": wallet}).json()
     assert [(p["asset"], p["size"]) for p in rows] == [(tok, 10)]
+    r = http_session.post(sim.url + "/_sim/fund", json={"address": wallet, "amount": 321})
+    assert r.json() == {"address": a.address.lower(), "balance": "321000000"}
+
+
+def test_type3_wrap_parsing_follows_erc7739_contents_description_rules():
+    """signing.split_1271 / recover_1271_owner as pure functions: Solady's implicit mode
+    (description = contentsType) and explicit mode (contentsType ‖ contentsName) nest the same
+    typehash; an empty or lower-case contentsName, or a wrong length field, is no signature."""
+    from eth_account import Account
+
+    from polybot.sim import signing
+    from tests.helpers_sim_orders import ORDER_TYPE_STRING, wrap_1271
+    owner = Account.from_key(KEY_A).address
+    wallet = signing.default_funder(owner, 3)
+    o = {"salt": 7, "maker": wallet, "signer": wallet, "tokenId": "42", "makerAmount": "4500000",
+         "takerAmount": "10000000", "side": "BUY", "signatureType": 3, "timestamp": "1765000000000",
+         "metadata": "0x" + "00" * 32, "builder": "0x" + "00" * 32}
+    sig = bytes.fromhex(wrap_1271(o, EXCHANGE_V2, "2", KEY_A)[2:])
+    head = sig[:129]
+
+    def with_desc(desc: str) -> dict:
+        d = desc.encode()
+        return dict(o, signature="0x" + (head + d + len(d).to_bytes(2, "big")).hex())
+
+    assert signing.recover_1271_owner(with_desc(ORDER_TYPE_STRING), EXCHANGE_V2, "2") == owner.lower()
+    assert signing.recover_1271_owner(with_desc(ORDER_TYPE_STRING + "Order"), EXCHANGE_V2, "2") == owner.lower()
+    for bad in ("o" + ORDER_TYPE_STRING[1:], ORDER_TYPE_STRING[5:], ORDER_TYPE_STRING + "Ord er"):
+        assert signing.split_1271(with_desc(bad)["signature"]) is None, bad
+    other_name = "Trade" + ORDER_TYPE_STRING[5:]                       # a valid shape, another typehash
+    assert signing.recover_1271_owner(with_desc(other_name), EXCHANGE_V2, "2") not in (None, owner.lower())
+    good = with_desc(ORDER_TYPE_STRING)
+    assert signing.recover_1271_owner(good, NEG_RISK_EXCHANGE_V2, "2") is None     # another exchange
+    assert signing.recover_1271_owner(good, EXCHANGE_V2, "2", chain_id=80002) is None
+    assert signing.split_1271(good["signature"][:-4] + "00bb") is None              # length ≠ contentsType
+    assert signing.split_1271("0x1234") is None and signing.split_1271("0xzz") is None
 
 
 def test_type3_signer_and_maker_must_be_the_keys_deposit_wallet(sim, a):
