@@ -71,12 +71,21 @@ def run(main: Callable[[argparse.Namespace], Optional[int]],
         if _logging_configured():
             log.exception("database error")
         text = str(exc)
-        if "full" in text:
+        low = text.lower()
+        if "full" in low:
             _say("Error: the disk is full (SQLite could not write); free disk space and run again — "
                  "the interrupted transaction was rolled back.")
-        elif "locked" in text or "busy" in text:
+        elif "locked" in low or "busy" in low:
             _say("Error: the database stayed locked for 30 s by another process; check for a stuck job "
                  "(python health_check.py) and run again.")
+        elif "readonly" in low or "unable to open" in low:
+            # Not damage: restoring a backup here would overwrite a healthy database.
+            _say(f"Error: the database cannot be written ({text}); make the data directory and the "
+                 f"database file writable by this user — the database itself is not damaged.")
+        elif "malformed" in low or "not a database" in low or "corrupt" in low:
+            _say(f"Error: the database file is damaged ({text}); stop the bot and the collector, check it "
+                 f"with python maintain_database.py and restore the newest good backup with "
+                 f"python backup_database.py --restore FILE.")
         else:
             _say(f"Error: database failure ({text}); run python maintain_database.py to check integrity, "
                  f"and restore with python backup_database.py --restore FILE if it is corrupt.")

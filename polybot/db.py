@@ -74,6 +74,18 @@ def _check_header(path: Path) -> None:
         raise _not_sqlite_error(path, "wrong file header")
 
 
+def _empty_file(path: Path) -> bool:
+    """A 0-byte database file with no WAL content beside it (in WAL mode a fresh database's
+    pages may live only in ``-wal`` until the first checkpoint, so that case is not empty)."""
+    try:
+        if not path.exists() or path.stat().st_size > 0:
+            return False
+        wal = path.with_name(path.name + "-wal")
+        return not (wal.exists() and wal.stat().st_size > 0)
+    except OSError:
+        return False
+
+
 def _not_sqlite_error(path: Path, exc: Exception) -> DatabaseError:
     return DatabaseError(f"{path} is not a SQLite database ({exc}); point database_path at the right "
                          f"file or restore it with python backup_database.py --restore FILE.")
@@ -91,6 +103,10 @@ def connect(path: Path | str, *, readonly: bool = False, create: bool = False,
         raise DatabaseError(f"Database {path} does not exist; run python initialize_db.py first.")
     if readonly and not path.exists():
         raise DatabaseError(f"Database {path} does not exist; run python initialize_db.py first.")
+    if not create and _empty_file(path):
+        raise DatabaseError(f"Database {path} exists but is empty (0 bytes); if it held your history "
+                            f"restore it with python backup_database.py --restore FILE, if this is a new "
+                            f"install delete it and run python initialize_db.py.")
     _check_header(path)
     if create:
         ensure_private_dir(path.parent)
@@ -128,9 +144,41 @@ def connect(path: Path | str, *, readonly: bool = False, create: bool = False,
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {synchronous}")
     except sqlite3.DatabaseError as exc:
-        raise DatabaseError(f"Cannot open database {path} ({exc}); it may be corrupt: "
-                            f"restore it with python backup_database.py --restore FILE.") from exc
+        raise explain_sqlite_error(path, exc, "Cannot open database") from exc
     return conn
+
+
+def explain_sqlite_error(path: Path | str, exc: BaseException, doing: str = "Database") -> DatabaseError:
+    """One sentence that names the real cause of a SQLite failure and its fix.
+
+    A read-only directory, a full disk and a damaged file all surface as
+    ``sqlite3.DatabaseError``; advising a restore for the first two would overwrite a
+    healthy database, so only a damaged file gets the restore advice.
+    """
+    path = Path(path)
+    text = str(exc)
+    low = text.lower()
+    if "full" in low:
+        return DatabaseError(f"{doing} {path}: the disk is full ({text}); free disk space and run "
+                             f"again — the interrupted transaction was rolled back, nothing committed is lost.")
+    if "readonly" in low or "read-only" in low or "unable to open" in low or "permission" in low:
+        folder = path.parent
+        writable = os.access(folder, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+        if not writable:
+            return DatabaseError(f"{doing} {path}: {folder} or the file is not writable by this user "
+                                 f"({text}); fix the permissions (the owner needs read and write, "
+                                 f"e.g. chmod 700 {folder}) — the database itself is not damaged.")
+        return DatabaseError(f"{doing} {path}: SQLite cannot open or write it ({text}); check that the "
+                             f"disk is mounted read-write and the file is not held by another user.")
+    if "locked" in low or "busy" in low:
+        return DatabaseError(f"{doing} {path}: the database stayed locked for 30 s by another process "
+                             f"({text}); check for a stuck job (python health_check.py) and run again.")
+    if "malformed" in low or "not a database" in low or "encrypted" in low or "corrupt" in low:
+        return DatabaseError(f"{doing} {path} is damaged ({text}); stop the bot and the collector, check "
+                             f"it with python maintain_database.py and restore the newest good backup "
+                             f"with python backup_database.py --restore FILE.")
+    return DatabaseError(f"{doing} {path} failed ({text}); run python maintain_database.py to check its "
+                         f"integrity before anything else.")
 
 
 @contextlib.contextmanager
@@ -220,10 +268,17 @@ def open_database(cfg, *, readonly: bool = False, synchronous: str = "FULL",
                    check_same_thread=check_same_thread)
     try:
         version = schema_version(conn)
+        empty = version == 0 and not tables(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise DatabaseError(f"Database {cfg.database_path} is unreadable ({exc}); restore it with "
-                            f"python backup_database.py --restore FILE.") from exc
+        raise explain_sqlite_error(cfg.database_path, exc, "Reading database") from exc
+    if empty:
+        # A 0-byte or table-less file is NOT a new database: a crash, a full disk or a bad
+        # copy can leave one where the history was. Never migrate it silently (issue 15 #6).
+        conn.close()
+        raise DatabaseError(f"Database {cfg.database_path} exists but is empty (no tables); if it held "
+                            f"your history restore it with python backup_database.py --restore FILE, "
+                            f"if this is a new install run python initialize_db.py.")
     if version < LATEST_VERSION:
         if readonly:
             conn.close()
@@ -233,8 +288,7 @@ def open_database(cfg, *, readonly: bool = False, synchronous: str = "FULL",
             migrate(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise DatabaseError(f"Migrating {cfg.database_path} failed ({exc}); it is unchanged — "
-                                f"restore a backup if the problem persists.") from exc
+            raise explain_sqlite_error(cfg.database_path, exc, "Migrating database") from exc
     return conn
 
 
@@ -263,7 +317,11 @@ def initialize(path: Path) -> dict:
     Returns what happened, for the operator's summary.
     """
     path = Path(path)
-    existed = path.exists() and path.stat().st_size > 0
+    if _empty_file(path):
+        raise DatabaseError(f"Database {path} exists but is 0 bytes; if it held your history restore "
+                            f"it with python backup_database.py --restore FILE, if you want a new "
+                            f"database delete the file and run python initialize_db.py again.")
+    existed = path.exists()
     conn = connect(path, create=True)
     try:
         before = schema_version(conn)
@@ -274,8 +332,7 @@ def initialize(path: Path) -> dict:
             "check": quick_check(conn),
         }
     except sqlite3.DatabaseError as exc:
-        raise DatabaseError(f"{path} could not be initialized ({exc}); it may be corrupt — restore it "
-                            f"with python backup_database.py --restore FILE.") from exc
+        raise explain_sqlite_error(path, exc, "Initializing database") from exc
     finally:
         conn.close()
     if os.name == "posix":
