@@ -93,7 +93,10 @@ def run(main: Callable[[argparse.Namespace], Optional[int]],
     except OSError as exc:
         if _logging_configured():
             log.exception("OS error")
-        if exc.errno == errno.ENOSPC:
+        if exc.errno == errno.EROFS:
+            _say(f"Error: the filesystem holding {exc.filename or 'that path'} is mounted read-only; "
+                 f"remount it read-write and run again — nothing was changed.")
+        elif exc.errno == errno.ENOSPC:
             _say(f"Error: the disk is full ({exc.filename or 'writing'}); free disk space and run again.")
         elif exc.errno in (errno.EACCES, errno.EPERM):
             _say(f"Error: permission denied for {exc.filename}; check the owner and mode of that path.")

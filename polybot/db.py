@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import time
 import weakref
@@ -148,37 +149,66 @@ def connect(path: Path | str, *, readonly: bool = False, create: bool = False,
     return conn
 
 
+def filesystem_problem(folder: Path | str) -> Optional[str]:
+    """"read-only" or "full" when the filesystem holding ``folder`` is, else None. SQLite
+    reports both as a bare "disk I/O error" or "unable to open database file" when it
+    cannot create its -wal/-shm files, so the cause is read from the filesystem itself."""
+    if not hasattr(os, "statvfs"):
+        try:
+            return "full" if shutil.disk_usage(folder).free < 64 * 1024 else None
+        except OSError:
+            return None
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    if st.f_flag & getattr(os, "ST_RDONLY", 1):
+        return "read-only"
+    if st.f_bavail * st.f_frsize < 64 * 1024:
+        return "full"
+    return None
+
+
 def explain_sqlite_error(path: Path | str, exc: BaseException, doing: str = "Database") -> DatabaseError:
     """One sentence that names the real cause of a SQLite failure and its fix.
 
-    A read-only directory, a full disk and a damaged file all surface as
+    A read-only filesystem, a full disk and a damaged file all surface as
     ``sqlite3.DatabaseError``; advising a restore for the first two would overwrite a
-    healthy database, so only a damaged file gets the restore advice.
+    healthy database, so only a damaged file gets the restore advice. The returned
+    error's ``cause`` is one of full | read-only | permissions | locked | damaged | other.
     """
     path = Path(path)
+    folder = path.parent
     text = str(exc)
     low = text.lower()
-    if "full" in low:
-        return DatabaseError(f"{doing} {path}: the disk is full ({text}); free disk space and run "
-                             f"again — the interrupted transaction was rolled back, nothing committed is lost.")
-    if "readonly" in low or "read-only" in low or "unable to open" in low or "permission" in low:
-        folder = path.parent
+    damaged = any(w in low for w in ("malformed", "not a database", "encrypted", "corrupt"))
+    fs = None if damaged else filesystem_problem(folder)
+    if fs == "read-only":
+        cause, msg = fs, (f"the filesystem holding {folder} is mounted read-only ({text}); remount it "
+                          f"read-write — the database itself is not damaged")
+    elif fs == "full" or "full" in low:
+        cause, msg = "full", (f"the disk holding {folder} is full ({text}); free disk space and run again — "
+                              f"nothing committed is lost")
+    elif any(w in low for w in ("readonly", "read-only", "unable to open", "permission")):
         writable = os.access(folder, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
-        if not writable:
-            return DatabaseError(f"{doing} {path}: {folder} or the file is not writable by this user "
-                                 f"({text}); fix the permissions (the owner needs read and write, "
-                                 f"e.g. chmod 700 {folder}) — the database itself is not damaged.")
-        return DatabaseError(f"{doing} {path}: SQLite cannot open or write it ({text}); check that the "
-                             f"disk is mounted read-write and the file is not held by another user.")
-    if "locked" in low or "busy" in low:
-        return DatabaseError(f"{doing} {path}: the database stayed locked for 30 s by another process "
-                             f"({text}); check for a stuck job (python health_check.py) and run again.")
-    if "malformed" in low or "not a database" in low or "encrypted" in low or "corrupt" in low:
-        return DatabaseError(f"{doing} {path} is damaged ({text}); stop the bot and the collector, check "
-                             f"it with python maintain_database.py and restore the newest good backup "
-                             f"with python backup_database.py --restore FILE.")
-    return DatabaseError(f"{doing} {path} failed ({text}); run python maintain_database.py to check its "
-                         f"integrity before anything else.")
+        cause, msg = ("permissions", f"{folder} or the file is not writable by this user ({text}); fix the "
+                                     f"permissions (the owner needs read and write, e.g. chmod 700 {folder}) "
+                                     f"— the database itself is not damaged") if not writable else \
+                     ("read-only", f"SQLite cannot open or write it ({text}); check that the disk is mounted "
+                                   f"read-write and the file is not held by another user")
+    elif "locked" in low or "busy" in low:
+        cause, msg = "locked", (f"the database stayed locked for 30 s by another process ({text}); check for "
+                                f"a stuck job (python health_check.py) and run again")
+    elif damaged:
+        cause, msg = "damaged", (f"the file is damaged ({text}); stop the bot and the collector, check it with "
+                                 f"python maintain_database.py and restore the newest good backup with "
+                                 f"python backup_database.py --restore FILE")
+    else:
+        cause, msg = "other", (f"SQLite failed ({text}); run python maintain_database.py to check its "
+                               f"integrity before anything else")
+    err = DatabaseError(f"{doing} {path}: {msg}.")
+    err.cause = cause
+    return err
 
 
 @contextlib.contextmanager
