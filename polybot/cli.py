@@ -69,7 +69,7 @@ def run(main: Callable[[argparse.Namespace], Optional[int]],
         return EXIT_INTERRUPTED
     except sqlite3.DatabaseError as exc:
         if _logging_configured():
-            log.exception("database error")
+            log.exception("database error", extra={"console": False})
         text = str(exc)
         low = text.lower()
         if "full" in low:
@@ -92,7 +92,7 @@ def run(main: Callable[[argparse.Namespace], Optional[int]],
         return 3
     except OSError as exc:
         if _logging_configured():
-            log.exception("OS error")
+            log.exception("OS error", extra={"console": False})
         if exc.errno == errno.EROFS:
             _say(f"Error: the filesystem holding {exc.filename or 'that path'} is mounted read-only; "
                  f"remount it read-write and run again — nothing was changed.")
@@ -105,7 +105,7 @@ def run(main: Callable[[argparse.Namespace], Optional[int]],
         return EXIT_FAILURE
     except Exception as exc:  # a bug: keep the traceback in the log, one sentence on screen
         if _logging_configured():
-            log.exception("Unexpected error")
+            log.exception("Unexpected error", extra={"console": False})
         handlers = _logging_configured()
         where = "the log file in logs/" if handlers else "no log file (logging was not set up yet)"
         _say(f"Unexpected error: {type(exc).__name__}: {exc}. The traceback is in {where}; "

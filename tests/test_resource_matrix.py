@@ -22,7 +22,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, sim_urls
 from tests.helpers_alerts import make_workspace, telegram_section, fake_tg  # noqa: F401 (fixture)
 from tests.helpers_resources import can_mount, fill
 
@@ -57,7 +57,13 @@ MATRIX = {
     ("verify_data_collection.py", "data_full"): (3, "is full"),
     ("verify_data_collection.py", "zero"): (3, "exists but is empty"),
     ("verify_data_collection.py", "truncated"): (3, "is damaged"),
+    ("collect_market_data.py", "data_full"): (3, "is full"),
+    ("collect_market_data.py", "logs_full"): (0, LOG_SENTENCE),
+    ("collect_market_data.py", "data_ro"): (1, "mounted read-only"),
+    ("collect_market_data.py", "zero"): (3, "exists but is empty"),
+    ("collect_market_data.py", "truncated"): (3, "is damaged"),
 }
+NEEDS_EXCHANGE = {"collect_market_data.py"}
 HEALTHY_DB = {"data_full", "logs_full", "backups_full", "data_ro"}
 
 
@@ -125,9 +131,10 @@ def workspace_in(tmp_path, request):
 
 
 @pytest.mark.parametrize("script, condition", sorted(MATRIX), ids=lambda v: str(v))
-def test_matrix_cell(workspace_in, tmp_path, script, condition):
+def test_matrix_cell(workspace_in, tmp_path, request, script, condition):
     code, phrase = MATRIX[(script, condition)]
-    cfg = workspace_in(condition)
+    overrides = sim_urls(request.getfixturevalue("sim")) if script in NEEDS_EXCHANGE else None
+    cfg = workspace_in(condition, overrides)
     res = run_cli(script, cwd=tmp_path, timeout=180)
     out = res.stdout + res.stderr
     assert "Traceback" not in out and "--- Logging error ---" not in out, out
