@@ -156,3 +156,14 @@ def test_table_less_sqlite_file_is_not_migrated(tmp_path):
     conn = sqlite3.connect(cfg.database_path)
     assert conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
     conn.close()
+
+
+def test_validate_config_and_the_bot_accept_the_same_strategies(tmp_path):
+    local = {"polymarket": {"base_url": "http://127.0.0.1:9", "gamma_url": "http://127.0.0.1:9",
+                            "data_url": "http://127.0.0.1:9"}}
+    write_config(tmp_path, {"strategy": {"name": "drill"}, **local})
+    res = run_cli("validate_config.py", cwd=tmp_path)
+    assert "Strategy drill: parameters valid" in res.stdout, res.stdout + res.stderr
+    write_config(tmp_path, {"strategy": {"name": "drill"}})        # real Polymarket hosts
+    res = run_cli("validate_config.py", cwd=tmp_path)
+    assert res.returncode != 0 and "only runs against the local simulator" in _one_sentence(res)
