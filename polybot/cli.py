@@ -69,22 +69,34 @@ def run(main: Callable[[argparse.Namespace], Optional[int]],
         return EXIT_INTERRUPTED
     except sqlite3.DatabaseError as exc:
         if _logging_configured():
-            log.exception("database error")
+            log.exception("database error", extra={"console": False})
         text = str(exc)
-        if "full" in text:
+        low = text.lower()
+        if "full" in low:
             _say("Error: the disk is full (SQLite could not write); free disk space and run again — "
                  "the interrupted transaction was rolled back.")
-        elif "locked" in text or "busy" in text:
+        elif "locked" in low or "busy" in low:
             _say("Error: the database stayed locked for 30 s by another process; check for a stuck job "
                  "(python health_check.py) and run again.")
+        elif "readonly" in low or "unable to open" in low:
+            # Not damage: restoring a backup here would overwrite a healthy database.
+            _say(f"Error: the database cannot be written ({text}); make the data directory and the "
+                 f"database file writable by this user — the database itself is not damaged.")
+        elif "malformed" in low or "not a database" in low or "corrupt" in low:
+            _say(f"Error: the database file is damaged ({text}); stop the bot and the collector, check it "
+                 f"with python maintain_database.py and restore the newest good backup with "
+                 f"python backup_database.py --restore FILE.")
         else:
             _say(f"Error: database failure ({text}); run python maintain_database.py to check integrity, "
                  f"and restore with python backup_database.py --restore FILE if it is corrupt.")
         return 3
     except OSError as exc:
         if _logging_configured():
-            log.exception("OS error")
-        if exc.errno == errno.ENOSPC:
+            log.exception("OS error", extra={"console": False})
+        if exc.errno == errno.EROFS:
+            _say(f"Error: the filesystem holding {exc.filename or 'that path'} is mounted read-only; "
+                 f"remount it read-write and run again — nothing was changed.")
+        elif exc.errno == errno.ENOSPC:
             _say(f"Error: the disk is full ({exc.filename or 'writing'}); free disk space and run again.")
         elif exc.errno in (errno.EACCES, errno.EPERM):
             _say(f"Error: permission denied for {exc.filename}; check the owner and mode of that path.")
@@ -93,7 +105,7 @@ def run(main: Callable[[argparse.Namespace], Optional[int]],
         return EXIT_FAILURE
     except Exception as exc:  # a bug: keep the traceback in the log, one sentence on screen
         if _logging_configured():
-            log.exception("Unexpected error")
+            log.exception("Unexpected error", extra={"console": False})
         handlers = _logging_configured()
         where = "the log file in logs/" if handlers else "no log file (logging was not set up yet)"
         _say(f"Unexpected error: {type(exc).__name__}: {exc}. The traceback is in {where}; "

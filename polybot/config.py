@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import sys
@@ -392,6 +393,21 @@ def _type_name(tp: Any) -> str:
             Path: "a path"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
+# No setting of this bot is a number beyond a billion (dollars, seconds, counts); larger
+# values are typos or attacks, and they overflow the integer micro-unit money math.
+MAX_CONFIG_NUMBER = 1_000_000_000
+
+
+def _in_range(number: int | float, key: str) -> int | float:
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ConfigError(f"Config key '{key}' is {number!r}, not a finite number; give it a real "
+                          f"value in config.yaml.")
+    if abs(number) > MAX_CONFIG_NUMBER:
+        raise ConfigError(f"Config key '{key}' is {number:g}, beyond any sensible setting "
+                          f"(at most {MAX_CONFIG_NUMBER:,}); fix it in config.yaml.")
+    return number
+
+
 def _convert(value: Any, tp: Any, key: str) -> Any:
     """Convert a YAML value to the annotated type, or raise ConfigError naming ``key``."""
     origin = typing.get_origin(tp)
@@ -424,19 +440,21 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             return value.lower() in ("true", "yes", "1")
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            return _in_range(value, key)
         if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-            return int(value)
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
+            return _in_range(int(value), key)
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return _in_range(int(value), key)
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            return _in_range(float(value), key)
         if isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+            else:
+                return _in_range(number, key)
     elif tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
@@ -516,6 +534,30 @@ def find_config_path(path: str | os.PathLike | None = None) -> Path:
     return local
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    pass
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses a key written twice in one mapping: YAML's "last one wins"
+    would let ``max_position_size: 100`` be silently overridden further down."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:            # unhashable key: let SafeLoader report it
+                continue
+            if first is not None:
+                raise DuplicateKeyError(
+                    f"sets '{key}' twice (lines {first} and {key_node.start_mark.line + 1}); keep one "
+                    f"and delete the other.")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path) -> dict:
     """Read and parse the YAML file, with one-sentence errors."""
     if not path.exists():
@@ -526,8 +568,13 @@ def read_yaml(path: Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"Config file {path} cannot be read ({exc.strerror}); check its permissions.") from exc
+    if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
+        raise ConfigError(f"Config file {path} is empty; copy config.yaml.example to {path.name} and "
+                          f"edit it.")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)   # noqa: S506 — a SafeLoader subclass
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"Config file {path} {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

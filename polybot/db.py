@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import time
 import weakref
@@ -74,6 +75,18 @@ def _check_header(path: Path) -> None:
         raise _not_sqlite_error(path, "wrong file header")
 
 
+def _empty_file(path: Path) -> bool:
+    """A 0-byte database file with no WAL content beside it (in WAL mode a fresh database's
+    pages may live only in ``-wal`` until the first checkpoint, so that case is not empty)."""
+    try:
+        if not path.exists() or path.stat().st_size > 0:
+            return False
+        wal = path.with_name(path.name + "-wal")
+        return not (wal.exists() and wal.stat().st_size > 0)
+    except OSError:
+        return False
+
+
 def _not_sqlite_error(path: Path, exc: Exception) -> DatabaseError:
     return DatabaseError(f"{path} is not a SQLite database ({exc}); point database_path at the right "
                          f"file or restore it with python backup_database.py --restore FILE.")
@@ -91,6 +104,10 @@ def connect(path: Path | str, *, readonly: bool = False, create: bool = False,
         raise DatabaseError(f"Database {path} does not exist; run python initialize_db.py first.")
     if readonly and not path.exists():
         raise DatabaseError(f"Database {path} does not exist; run python initialize_db.py first.")
+    if not create and _empty_file(path):
+        raise DatabaseError(f"Database {path} exists but is empty (0 bytes); if it held your history "
+                            f"restore it with python backup_database.py --restore FILE, if this is a new "
+                            f"install delete it and run python initialize_db.py.")
     _check_header(path)
     if create:
         ensure_private_dir(path.parent)
@@ -128,9 +145,70 @@ def connect(path: Path | str, *, readonly: bool = False, create: bool = False,
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {synchronous}")
     except sqlite3.DatabaseError as exc:
-        raise DatabaseError(f"Cannot open database {path} ({exc}); it may be corrupt: "
-                            f"restore it with python backup_database.py --restore FILE.") from exc
+        raise explain_sqlite_error(path, exc, "Cannot open database") from exc
     return conn
+
+
+def filesystem_problem(folder: Path | str) -> Optional[str]:
+    """"read-only" or "full" when the filesystem holding ``folder`` is, else None. SQLite
+    reports both as a bare "disk I/O error" or "unable to open database file" when it
+    cannot create its -wal/-shm files, so the cause is read from the filesystem itself."""
+    if not hasattr(os, "statvfs"):
+        try:
+            return "full" if shutil.disk_usage(folder).free < 64 * 1024 else None
+        except OSError:
+            return None
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    if st.f_flag & getattr(os, "ST_RDONLY", 1):
+        return "read-only"
+    if st.f_bavail * st.f_frsize < 64 * 1024:
+        return "full"
+    return None
+
+
+def explain_sqlite_error(path: Path | str, exc: BaseException, doing: str = "Database") -> DatabaseError:
+    """One sentence that names the real cause of a SQLite failure and its fix.
+
+    A read-only filesystem, a full disk and a damaged file all surface as
+    ``sqlite3.DatabaseError``; advising a restore for the first two would overwrite a
+    healthy database, so only a damaged file gets the restore advice. The returned
+    error's ``cause`` is one of full | read-only | permissions | locked | damaged | other.
+    """
+    path = Path(path)
+    folder = path.parent
+    text = str(exc)
+    low = text.lower()
+    damaged = any(w in low for w in ("malformed", "not a database", "encrypted", "corrupt"))
+    fs = None if damaged else filesystem_problem(folder)
+    if fs == "read-only":
+        cause, msg = fs, (f"the filesystem holding {folder} is mounted read-only ({text}); remount it "
+                          f"read-write — the database itself is not damaged")
+    elif fs == "full" or "full" in low:
+        cause, msg = "full", (f"the disk holding {folder} is full ({text}); free disk space and run again — "
+                              f"nothing committed is lost")
+    elif any(w in low for w in ("readonly", "read-only", "unable to open", "permission")):
+        writable = os.access(folder, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+        cause, msg = ("permissions", f"{folder} or the file is not writable by this user ({text}); fix the "
+                                     f"permissions (the owner needs read and write, e.g. chmod 700 {folder}) "
+                                     f"— the database itself is not damaged") if not writable else \
+                     ("read-only", f"SQLite cannot open or write it ({text}); check that the disk is mounted "
+                                   f"read-write and the file is not held by another user")
+    elif "locked" in low or "busy" in low:
+        cause, msg = "locked", (f"the database stayed locked for 30 s by another process ({text}); check for "
+                                f"a stuck job (python health_check.py) and run again")
+    elif damaged:
+        cause, msg = "damaged", (f"the file is damaged ({text}); stop the bot and the collector, check it with "
+                                 f"python maintain_database.py and restore the newest good backup with "
+                                 f"python backup_database.py --restore FILE")
+    else:
+        cause, msg = "other", (f"SQLite failed ({text}); run python maintain_database.py to check its "
+                               f"integrity before anything else")
+    err = DatabaseError(f"{doing} {path}: {msg}.")
+    err.cause = cause
+    return err
 
 
 @contextlib.contextmanager
@@ -220,10 +298,17 @@ def open_database(cfg, *, readonly: bool = False, synchronous: str = "FULL",
                    check_same_thread=check_same_thread)
     try:
         version = schema_version(conn)
+        empty = version == 0 and not tables(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise DatabaseError(f"Database {cfg.database_path} is unreadable ({exc}); restore it with "
-                            f"python backup_database.py --restore FILE.") from exc
+        raise explain_sqlite_error(cfg.database_path, exc, "Reading database") from exc
+    if empty:
+        # A 0-byte or table-less file is NOT a new database: a crash, a full disk or a bad
+        # copy can leave one where the history was. Never migrate it silently (issue 15 #6).
+        conn.close()
+        raise DatabaseError(f"Database {cfg.database_path} exists but is empty (no tables); if it held "
+                            f"your history restore it with python backup_database.py --restore FILE, "
+                            f"if this is a new install run python initialize_db.py.")
     if version < LATEST_VERSION:
         if readonly:
             conn.close()
@@ -233,8 +318,7 @@ def open_database(cfg, *, readonly: bool = False, synchronous: str = "FULL",
             migrate(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise DatabaseError(f"Migrating {cfg.database_path} failed ({exc}); it is unchanged — "
-                                f"restore a backup if the problem persists.") from exc
+            raise explain_sqlite_error(cfg.database_path, exc, "Migrating database") from exc
     return conn
 
 
@@ -263,7 +347,11 @@ def initialize(path: Path) -> dict:
     Returns what happened, for the operator's summary.
     """
     path = Path(path)
-    existed = path.exists() and path.stat().st_size > 0
+    if _empty_file(path):
+        raise DatabaseError(f"Database {path} exists but is 0 bytes; if it held your history restore "
+                            f"it with python backup_database.py --restore FILE, if you want a new "
+                            f"database delete the file and run python initialize_db.py again.")
+    existed = path.exists()
     conn = connect(path, create=True)
     try:
         before = schema_version(conn)
@@ -274,8 +362,7 @@ def initialize(path: Path) -> dict:
             "check": quick_check(conn),
         }
     except sqlite3.DatabaseError as exc:
-        raise DatabaseError(f"{path} could not be initialized ({exc}); it may be corrupt — restore it "
-                            f"with python backup_database.py --restore FILE.") from exc
+        raise explain_sqlite_error(path, exc, "Initializing database") from exc
     finally:
         conn.close()
     if os.name == "posix":

@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -20,7 +21,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 LOG_PREFIX = "trading_system_"
 FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
@@ -114,6 +115,9 @@ class DailyFileHandler(logging.Handler):
         self._day = day
         prune_logs(self.log_dir, self.retention_days, prefix=self.prefix)
 
+    failure: Optional[str] = None          # why the log file cannot be written now (None = fine)
+    failed_records = 0
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             day = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y%m%d")
@@ -121,8 +125,42 @@ class DailyFileHandler(logging.Handler):
                 self._open(day)
             self._stream.write(self.format(record) + "\n")
             self._stream.flush()
+        except OSError as exc:
+            self._failed(exc)
         except Exception:
             self.handleError(record)
+        else:
+            if self.failure is not None:
+                lost, self.failure, self.failed_records = self.failed_records, None, 0
+                _notify_log_failure(None)
+                self._stream.write(self.format(logging.makeLogRecord({
+                    "name": "polybot.logs", "levelno": logging.WARNING, "levelname": "WARNING",
+                    "msg": "log file writable again; %d records were lost while it was not",
+                    "args": (lost,)})) + "\n")
+                self._stream.flush()
+
+    def _failed(self, exc: OSError) -> None:
+        """A full or read-only logs/ filesystem: say so ONCE (stderr + listeners such as the
+        engine, which halts, and the alert channels, which need no disk), never print a
+        traceback per record (issue 15 #5); retry opening the file at the next record."""
+        self.failed_records += 1
+        try:
+            if self._stream:
+                self._stream.close()
+        except OSError:
+            pass
+        self._stream = None
+        if self.failure is not None:
+            return
+        what = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or type(exc).__name__)
+        self.failure = (f"the log file in {self.log_dir} cannot be written ({what}); free space or fix "
+                        f"the permissions of {self.log_dir} — nothing is being logged until then")
+        try:
+            sys.stderr.write(f"Error: {self.failure}.\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        _notify_log_failure(self.failure)
 
     def close(self) -> None:
         try:
@@ -131,6 +169,30 @@ class DailyFileHandler(logging.Handler):
                 self._stream = None
         finally:
             super().close()
+
+
+_LOG_FAILURE_LISTENERS: list[Callable[[Optional[str]], None]] = []
+
+
+def on_log_failure(listener: Callable[[Optional[str]], None]) -> None:
+    """Call ``listener(sentence)`` when the log file stops being writable and
+    ``listener(None)`` when it recovers. Listeners must not log (they run inside a handler)."""
+    if listener not in _LOG_FAILURE_LISTENERS:
+        _LOG_FAILURE_LISTENERS.append(listener)
+
+
+def log_file_failure() -> Optional[str]:
+    """Why the configured log file cannot be written now, or None."""
+    fh = _CONFIGURED.get("file")
+    return getattr(fh, "failure", None)
+
+
+def _notify_log_failure(sentence: Optional[str]) -> None:
+    for listener in list(_LOG_FAILURE_LISTENERS):
+        try:
+            listener(sentence)
+        except Exception:  # noqa: BLE001 — a listener must never break logging
+            pass
 
 
 def prune_logs(log_dir: Path, retention_days: int, *, prefix: str = LOG_PREFIX,

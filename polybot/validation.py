@@ -52,8 +52,10 @@ def validate(path: Optional[str] = None, env: Optional[dict] = None) -> list[Che
     checks.append(Check(OK, "Required keys present, types and ranges valid, no unknown keys"))
 
     try:
-        from .strategy import get_strategy
-        get_strategy(cfg.strategy.name, cfg.strategy.params)
+        # The very function the bot uses, so the bot and validate_config.py accept the same
+        # set (the simulator-only `drill` strategy included, issue 15 #10).
+        from .engine.bot import build_strategy
+        build_strategy(cfg, cfg.mode)
         checks.append(Check(OK, f"Strategy {cfg.strategy.name}: parameters valid"))
     except ConfigError as exc:
         checks.append(Check(FAIL, str(exc)))

@@ -82,3 +82,26 @@ def test_audit_counts_against_retention(tmp_path):
     res = run_cli("audit_backups.py", cwd=tmp_path)
     assert res.returncode == 0, res.stdout
     assert "⚠ 4 backups for a 5-day retention policy" in res.stdout and "days without a backup" in res.stdout
+
+
+def test_interrupted_backup_without_checksum_and_stale_temp_are_reported(tmp_path):
+    """Issue 15 #10: a backup whose run died after the rename (no sha256 recorded) was shown ✓,
+    and a stale `.tmp-` file of an interrupted run was invisible to --list and the audit."""
+    from polybot.ops.backup import checksum_path
+    cfg = init_workspace(tmp_path)
+    assert run_cli("backup_database.py", cwd=tmp_path).returncode == 0
+    (backup,) = backups_in(cfg)
+    checksum_path(backup).unlink()                       # the run died before recording it
+    conn = connect(cfg)
+    conn.execute("DELETE FROM backups")
+    conn.commit()
+    conn.close()
+    stale = cfg.backup_dir / f".tmp-{backup.name}.12345"
+    stale.write_bytes(b"\0" * 4096)
+    res = run_cli("audit_backups.py", cwd=tmp_path)
+    out = res.stdout
+    listing = [ln for ln in out.splitlines() if backup.name in ln and "tables" in ln and "restored" not in ln]
+    assert len(listing) == 1 and listing[0].startswith(f"⚠ {backup.name}") and "no sha256 was recorded" in out
+    assert f"⚠ {stale.name}" in out and "not a backup" in out
+    listed = run_cli("backup_database.py", "--list", cwd=tmp_path)
+    assert listed.returncode == 0 and stale.name in listed.stdout and "not a backup" in listed.stdout

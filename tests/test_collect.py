@@ -93,7 +93,7 @@ def test_cap_and_filters_choose_the_most_liquid(workspace, sim):
 def test_explicit_market_ids_are_always_tracked(workspace, sim):
     opened = open_markets(sim)
     poor = min(opened, key=lambda m: m.liquidity)
-    db = setup_workspace(workspace, sim, max_markets=3, min_liquidity=1e12, market_ids=[poor.id],
+    db = setup_workspace(workspace, sim, max_markets=3, min_liquidity=1e9, market_ids=[poor.id],
                          slugs=[opened[0].slug])
     r = collect(workspace, "--initial")
     assert r.returncode == 0, r.stderr
@@ -210,6 +210,8 @@ def test_malformed_markets_are_skipped_with_their_id_logged(workspace, sim):
     log = (workspace / "logs").glob("trading_system_*.log")
     text = "".join(p.read_text() for p in log)
     assert "skipped malformed market 999991" in text
+    out = r.stdout + r.stderr                      # issue 15 #10: said once on screen, not twice
+    assert sum("market 999991" in ln for ln in out.splitlines()) == 1, out
 
 
 def test_429_burst_is_waited_out(workspace, sim):

@@ -232,6 +232,7 @@ def test_malformed_json_is_retried_then_unavailable(server):
         c.get("/x")
     assert ei.value.attempts == 3
     assert "the response to GET /x was not valid JSON" in str(ei.value)
+    assert "unreachable" not in str(ei.value) and "base URL" in str(ei.value)   # issue 15 #10
     server.script("/y", R(200, raw="<html>"), R(200, {"fine": 1}))
     assert c.get("/y") == {"fine": 1}
 

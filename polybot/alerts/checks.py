@@ -69,6 +69,8 @@ KEYS: dict[str, tuple[str, str]] = {
     "backup_offsite": ("warning", "Off-site backup copy failed (ops/backup)"),
     "backup_audit": ("critical", "Monthly backup audit failed (ops/audit)"),
     "database_restored": ("info", "Database restored from a backup (ops/restore)"),
+    "resource_exhausted": ("critical", "Circuit breaker #4 on a full or read-only disk or log file (engine)"),
+    "maintenance_failed": ("critical", "Maintenance could not open the database (disk full / read-only)"),
     "prelaunch_test": ("critical", "Pre-launch test alert (pre_launch_check.py)"),
     "health_<check>": ("critical", "health_check.py check failing: bot, api, database, last_trade, errors, disk"),
 }

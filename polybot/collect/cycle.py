@@ -222,8 +222,8 @@ def collect_once(cfg, conn, client, *, initial: bool = False,
                 report(line)
         res.markets = len(sel.markets)
         res.problems += [f"skipped market {i.record_id}: {i.reason}" for i in sel.issues]
-        for i in sel.issues:
-            log.warning("skipped malformed market %s: %s", i.record_id, i.reason)
+        for i in sel.issues:      # on screen once, from the cycle's problem list: the log file only
+            log.warning("skipped malformed market %s: %s", i.record_id, i.reason, extra={"console": False})
         res.problems += [f"explicit market {w} not tracked" for w in sel.explicit_missing]
         missing = len(tokens) - len(rows)
         if missing and not book_problems:
@@ -322,8 +322,8 @@ def run(cfg, *, initial: bool = False, verbose: bool = False,
         finally:
             client.close()
             conn.close()
-    for p in res.problems[:10]:
-        log.warning("cycle %s: %s", iso(res.cycle_ts), p)
+    for p in res.problems[:10]:       # with --verbose the list below shows them on screen
+        log.warning("cycle %s: %s", iso(res.cycle_ts), p, extra={"console": not verbose})
     if res.refreshed or res.left:
         log.info("cycle %s: %d market(s) left the universe, %d refreshed, %d resolution(s) "
                  "recorded", iso(res.cycle_ts), res.left, res.refreshed, res.resolved)

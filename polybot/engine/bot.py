@@ -166,6 +166,7 @@ def main(args) -> int:
             halt = check_halt(conn, cfg, restart=bool(getattr(args, "restart", False)))
         except HaltedError as exc:
             return refuse(str(exc))
+        state.reserve_halt_file(cfg)          # room for a halt record even on a full disk later
         result = db.quick_check(conn)
         if result != "ok":
             configure_from(cfg, console_level="INFO")

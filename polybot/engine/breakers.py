@@ -10,7 +10,9 @@
    basis is above ``max_position_size`` (+ ``ANOMALY_TOLERANCE`` for fees and
    rounding), or a negative position.
 4. ``database`` — ``PRAGMA quick_check`` fails (at start and every
-   ``trading.quick_check_interval_minutes``) or a write fails.
+   ``trading.quick_check_interval_minutes``) or a write fails; also a full or read-only
+   disk and an unwritable log file (``resource``: the advice is to free space, not to
+   restore a backup).
 5. ``emergency_stop`` — the ``EMERGENCY_STOP`` file exists (checked at the top of every
    loop and immediately before every order is sent).
 
@@ -52,12 +54,15 @@ ANOMALY_TOLERANCE = 0.10
 
 
 class BreakerTripped(Exception):
-    """A circuit breaker tripped: the engine must STOP."""
+    """A circuit breaker tripped: the engine must STOP. ``resource``: set when breaker #4
+    tripped on an exhausted resource (a full or read-only disk, an unwritable log file)
+    rather than damage — the operator frees space; restoring a backup would be wrong."""
 
-    def __init__(self, breaker: str, reason: str, details: str = ""):
+    def __init__(self, breaker: str, reason: str, details: str = "", resource: str = ""):
         super().__init__(reason)
         self.breaker = breaker
         self.reason = reason
+        self.resource = resource
         self.details = details
 
 
@@ -136,3 +141,24 @@ def check_database(conn: sqlite3.Connection) -> None:
         result = str(exc)
     if result != "ok":
         raise BreakerTripped(DATABASE, f"database integrity check failed: {' '.join(str(result).split())[:300]}")
+
+
+def resource_trip(exc: BaseException, doing: str) -> Optional[BreakerTripped]:
+    """Breaker #4 for an exhausted resource (full / read-only disk, I/O error), else None."""
+    import errno
+    from polybot.db import filesystem_problem
+    text = str(exc)
+    low = text.lower()
+    err = getattr(exc, "errno", None)
+    cause = getattr(exc, "cause", None)
+    if err == errno.ENOSPC or cause == "full" or "database or disk is full" in low:
+        kind = "disk full"
+    elif err == errno.EROFS or cause == "read-only" or "readonly" in low:
+        kind = "read-only disk"
+    elif err == errno.EIO or "disk i/o error" in low:
+        kind = "disk I/O error"
+    else:
+        return None
+    where = getattr(exc, "filename", None) or ""
+    return BreakerTripped(DATABASE, f"{kind} while {doing}{f' ({where})' if where else ''}: {text}",
+                          resource=kind)

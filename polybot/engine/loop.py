@@ -82,6 +82,11 @@ class Engine:
         self.started_at = int(wall())
         self.stop_requested = False
         self.iterations = 0
+        # A full or read-only logs/ filesystem: the bot must not trade on without a record
+        # (issue 15 #5); the logging handler reports it once, the next iteration halts.
+        from polybot.logs import log_file_failure, on_log_failure
+        self.log_failure: Optional[str] = log_file_failure()
+        on_log_failure(lambda sentence: setattr(self, "log_failure", sentence))
         self._last_quick_check = time.monotonic()
         self._last_fill_sync: Optional[int] = None
         self._loss_acknowledged_logged = False
@@ -422,8 +427,17 @@ class Engine:
             fn()
         except BreakerTripped:
             raise
-        except (sqlite3.Error, DatabaseError) as exc:
+        except (sqlite3.Error, DatabaseError, OSError) as exc:
+            # A full or read-only disk is a halt like any database failure (issue 15 #1), with
+            # its own advice; any other OSError is a bug and propagates.
+            trip = breakers.resource_trip(exc, "trading")
+            if trip is not None:
+                raise trip from exc
+            if isinstance(exc, OSError):
+                raise
             raise BreakerTripped(breakers.DATABASE, f"database failure: {exc}") from exc
+        if self.log_failure:
+            raise BreakerTripped(breakers.DATABASE, self.log_failure, resource="log file")
 
     def run(self, *, once: bool = False, max_runtime: Optional[float] = None) -> int:
         deadline = None if max_runtime is None else time.monotonic() + max_runtime

@@ -135,12 +135,24 @@ def current_halt(conn: Optional[sqlite3.Connection], cfg) -> Optional[Halt]:
 def persist_halt(conn: Optional[sqlite3.Connection], cfg, *, mode: str, breaker: str, reason: str,
                  details: str = "", now: int) -> str:
     """Latch the halt. Returns where it was stored ("database" and/or the fallback file).
+    Never raises: a halt that cannot be written anywhere is returned as "nowhere (…)"
+    so that the caller still alerts and stops (issue 15 #1: a full disk raised here and
+    the Telegram alert was never sent).
 
     The database breaker always writes the fallback file too: the operator's fix is to
     restore a backup, which would otherwise bring back a database without the halt."""
-    stored = []
+    stored: list[str] = []
+    problems: list[str] = []
+
+    def to_file() -> None:
+        try:
+            stored.append(_write_halt_file(cfg, mode=mode, breaker=breaker, reason=reason,
+                                           details=details, now=now))
+        except OSError as exc:
+            problems.append(f"{halt_file_path(cfg)}: {exc.strerror or exc}")
+
     if breaker == "database":
-        stored.append(_write_halt_file(cfg, mode=mode, breaker=breaker, reason=reason, details=details, now=now))
+        to_file()
     if conn is not None:
         try:
             with db.atomic(conn):
@@ -152,19 +164,72 @@ def persist_halt(conn: Optional[sqlite3.Connection], cfg, *, mode: str, breaker:
             stored.insert(0, "database")
             return " and ".join(stored)
         except (sqlite3.Error, PolybotError) as exc:
+            problems.append(f"database: {exc}")
             log.error("could not write the halt to the database (%s); using %s", exc, halt_file_path(cfg))
     if not stored:
-        stored.append(_write_halt_file(cfg, mode=mode, breaker=breaker, reason=reason, details=details, now=now))
-    return " and ".join(stored)
+        to_file()
+    if stored:
+        return " and ".join(stored)
+    log.critical("the halt could not be recorded anywhere (%s)", "; ".join(problems))
+    return f"nowhere ({'; '.join(problems)})"
+
+
+def reserve_halt_file(cfg) -> None:
+    """Pre-allocate the space a halt needs, at start-up while the disk has room: on a full
+    disk ``_write_halt_file`` rewrites this file in place (no new blocks) and renames it,
+    so the halt is latched even then. Best effort: a failure here is only logged."""
+    path = _reserve_path(cfg)
+    try:
+        if path.exists() and path.stat().st_size >= RESERVE_BYTES:
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b" " * RESERVE_BYTES)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        log.warning("could not reserve space for a halt record at %s (%s)", path, exc.strerror or exc)
+
+
+RESERVE_BYTES = 8192
+
+
+def _reserve_path(cfg) -> Path:
+    return halt_file_path(cfg).with_name(HALT_FILE + ".reserve")
 
 
 def _write_halt_file(cfg, *, mode: str, breaker: str, reason: str, details: str, now: int) -> str:
     path = halt_file_path(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    record = json.dumps({"breaker": breaker, "reason": reason, "details": details, "ts": int(now),
+                         "mode": mode}).encode("utf-8")
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"breaker": breaker, "reason": reason, "details": details, "ts": int(now),
-                               "mode": mode}), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(record)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        return f"file {path}"
+    except OSError:
+        try:
+            tmp.unlink(missing_ok=True)          # never leave a 0-byte trading_bot.tmp behind
+        except OSError:
+            pass
+        reserve = _reserve_path(cfg)
+        if not reserve.exists():
+            raise
+    # The disk is full: overwrite the reserved blocks in place and rename them into place.
+    compact = json.dumps({"breaker": breaker, "reason": reason[:2000], "details": details[:2000],
+                          "ts": int(now), "mode": mode}).encode("utf-8")[:RESERVE_BYTES]
+    fd = os.open(reserve, os.O_WRONLY)
+    try:
+        os.write(fd, compact.ljust(os.fstat(fd).st_size, b" "))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(reserve, path)
     return f"file {path}"
 
 

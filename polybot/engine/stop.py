@@ -34,10 +34,20 @@ def stop(engine, trip: BreakerTripped) -> None:
         report += close_all_positions(engine)
     for line in report:
         log.warning("STOP: %s", line)
+    # The operator first, by whatever still works (Telegram needs no disk), then the latch:
+    # on a full disk persisting can fail, and it never raises (issue 15 #1).
+    alert(engine, trip, report, flush=False)
     where = state.persist_halt(engine.conn, engine.cfg, mode=engine.mode, breaker=trip.breaker,
                                reason=trip.reason, details="\n".join(report), now=int(engine.wall()))
-    alert(engine, trip, report)
+    try:
+        engine.alerter.flush(10)
+    except Exception:  # noqa: BLE001 — alert delivery never blocks a stop
+        pass
     engine.stop_exchange_heartbeat()
+    if trip.resource:
+        raise HaltedError(f"Trading halted by circuit breaker #{n} ({trip.resource}): {trip.reason}; free "
+                          f"space / make the disk writable (the database is not damaged — do not restore a "
+                          f"backup), then run python trading_bot.py --restart (halt recorded in the {where}).")
     if trip.breaker == breakers.EMERGENCY_STOP:
         raise HaltedError(f"Emergency stop: {trip.reason}; open orders cancelled and positions closed "
                           f"(halt recorded in the {where}); find the cause, then rm EMERGENCY_STOP and run "
@@ -47,11 +57,21 @@ def stop(engine, trip: BreakerTripped) -> None:
 
 
 
-def alert(engine, trip: BreakerTripped, report: list[str]) -> None:
+def alert(engine, trip: BreakerTripped, report: list[str], *, flush: bool = True) -> None:
     from polybot.alerts import checks
     n, label = breakers.NUMBERS[trip.breaker], breakers.LABELS[trip.breaker]
-    open_n = len(ledger.open_positions(engine.conn, engine.mode)) if trip.breaker != breakers.DATABASE else None
-    if trip.breaker == breakers.EMERGENCY_STOP:
+    open_n = None
+    if trip.breaker != breakers.DATABASE:
+        try:
+            open_n = len(ledger.open_positions(engine.conn, engine.mode))
+        except Exception:  # noqa: BLE001 — the alert goes out even if the count cannot be read
+            open_n = None
+    if trip.resource:
+        key, msg = "resource_exhausted", (f"Circuit breaker #4 ({trip.resource}): {trip.reason}. Trading stops."
+                                          f"\nWhat to do: free disk space or make it writable (df -h); the "
+                                          f"database is not damaged, do NOT restore a backup; then python "
+                                          f"trading_bot.py --restart.")
+    elif trip.breaker == breakers.EMERGENCY_STOP:
         f = checks.emergency_stop(trip.reason, open_positions=open_n)
         key, msg = f.key, f.message
     elif trip.breaker == breakers.DAILY_LOSS:
@@ -72,6 +92,8 @@ def alert(engine, trip: BreakerTripped, report: list[str]) -> None:
         key, msg = "api_errors", (f"Circuit breaker #{n} ({label}): {trip.reason}. Trading stops.\nWhat to do: "
                                   f"check python test_api_connectivity.py, then python trading_bot.py --restart.")
     engine.alerter.critical(key, msg + (f"\n{len(report)} stop action(s) logged." if report else ""))
+    if not flush:
+        return
     try:
         engine.alerter.flush(10)
     except Exception:  # noqa: BLE001 — alert delivery never blocks a stop

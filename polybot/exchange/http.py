@@ -382,8 +382,16 @@ class HttpClient:
                       self.name, what, failures, last_problem, delay)
             self.stats.add_wait(delay)
             self.sleep(delay)
-        exc = ExchangeUnavailable(
-            f"{self.name} API unreachable after {failures} attempts: {last_problem}; "
-            f"check the network or the {self.name} base URL in config.yaml", attempts=failures)
+        if last_problem.endswith("was not valid JSON"):
+            # The server answered (HTTP 2xx) but not with JSON: not a network outage; most often
+            # a wrong base URL, a proxy or a captive portal answering HTML (issue 15 #10).
+            exc = ExchangeUnavailable(
+                f"{self.name} API answered but {last_problem} ({failures} attempts); check the "
+                f"{self.name} base URL in config.yaml (a proxy or a wrong host answers HTML)",
+                attempts=failures)
+        else:
+            exc = ExchangeUnavailable(
+                f"{self.name} API unreachable after {failures} attempts: {last_problem}; "
+                f"check the network or the {self.name} base URL in config.yaml", attempts=failures)
         exc.last_status = last_status        # None: the last attempt got no HTTP answer
         raise exc

@@ -21,7 +21,7 @@ from typing import Optional
 from .. import db
 from ..errors import PolybotError
 from .backup import (BackupFile, checksum_path, copy_database, list_backups, offsite_dir, read_checksum,
-                     verify_file)
+                     stale_temp_files, verify_file)
 from .common import FAIL, OK, WARN, fmt_ago, fmt_bytes, iso, send_alert, sha256_file
 
 log = logging.getLogger("polybot.audit")
@@ -106,8 +106,17 @@ def audit(cfg, *, now: Optional[float] = None) -> AuditReport:
                      f"do not rely on it.")
             continue
         good.append(b)
-        rep.ok(f"{line}: integrity ok, {v.tables} tables"
-               + (", sha256 matches" if expected else " (no sha256 recorded)"))
+        if expected:
+            rep.ok(f"{line}: integrity ok, {v.tables} tables, sha256 matches")
+        else:
+            # The run that made it was interrupted between the rename and recording the checksum:
+            # the copy passed integrity_check, but nothing proves it has not changed since.
+            rep.warn(f"{line}: integrity ok, {v.tables} tables, but no sha256 was recorded (its backup run "
+                     f"was interrupted); run python backup_database.py to make a fully recorded backup.")
+    for stale in stale_temp_files(cfg.backup_dir):
+        rep.warn(f"{stale.name}  {fmt_bytes(stale.stat().st_size)}: an unfinished temporary backup left by an "
+                 f"interrupted run ({fmt_ago(now - stale.stat().st_mtime)}); it is not a backup — the next "
+                 f"python backup_database.py removes it, or delete it now.")
 
     rep.info("2. Test restore of the newest backup:")
     newest = backups[-1]

@@ -447,6 +447,9 @@ def print_list(cfg, *, now: Optional[float] = None) -> int:
         print(f"  {b.name}  {fmt_bytes(b.size):>10}  {iso(b.timestamp)}  ({fmt_ago(now - b.timestamp)}, {mark})")
     print(f"{len(backups)} backup(s). Restore one with: python backup_database.py --restore "
           f"{display_path(backups[-1].path, cfg.root)}")
+    for stale in stale_temp_files(cfg.backup_dir):
+        print(f"  ! {stale.name}  {fmt_bytes(stale.stat().st_size):>10}: unfinished temporary file of an "
+              f"interrupted backup (not a backup); the next python backup_database.py removes it.")
     return 0
 
 

@@ -79,6 +79,12 @@ def run_maintenance(cfg, *, now: Optional[float] = None, emit=print) -> Maintena
     except DatabaseError as exc:
         conn = None
         res.integrity = str(exc)
+        if getattr(exc, "cause", "damaged") in ("full", "read-only", "permissions", "locked"):
+            # A resource problem, not damage: restoring a backup would overwrite a healthy file.
+            log.critical("maintenance cannot open %s: %s", path, res.integrity)
+            send_alert(cfg, "critical", "maintenance_failed", f"Maintenance stopped: {res.integrity}")
+            emit(f"{FAIL} Maintenance stopped: {res.integrity}")
+            return res
     try:
         if conn is not None:
             try:
