@@ -405,9 +405,9 @@ def test_proxy_and_safe_accounts_trade_with_their_funder(sim, reader, sig_type):
 
 
 def test_type3_deposit_wallet_orders_are_signed_by_the_wallet_with_the_1271_wrap():
-    """Finding 5, type 3 (POLY_1271): the simulator does not model it (RULES.md §1 step 3),
-    so this checks the signed order itself: signer = maker = the deposit wallet, the
-    ERC-7739 wrap of 317 bytes (/work/notes/sigtype3.md), and the order id is the digest of
+    """Finding 5, type 3 (POLY_1271), the signed order itself (the simulator verifies it over
+    HTTP in test_sim_exchange_rules.py and test_live_end_to_end.py): signer = maker = the deposit wallet, the
+    ERC-7739 wrap of 317 bytes (docs/dev/signature_types.md), and the order id is the digest of
     the domain embedded in the wrap (ExchangeV2 / neg-risk / ExchangeV3)."""
     from py_clob_client_v2.config import get_contract_config
     from py_clob_client_v2.order_utils.exchange_order_builder_v2 import ExchangeOrderBuilderV2

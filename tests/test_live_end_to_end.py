@@ -11,7 +11,7 @@ heartbeats carry ids. Conditions are polled with a deadline, never slept on.
 Signature type 3 (deposit wallet): the simulator requires maker = signer = the key owner's
 registered deposit wallet and verifies the ERC-7739 wrap to the wallet's owner (RULES.md §1
 checks 4-5). Whether the real CLOB accepts it for a given account is still only proven by
-``test_api_connectivity.py --live-order-check`` against the real exchange (/work/notes/sigtype3.md).
+``test_api_connectivity.py --live-order-check`` against the real exchange (docs/dev/signature_types.md).
 """
 from __future__ import annotations
 

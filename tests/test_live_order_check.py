@@ -276,8 +276,8 @@ def test_an_order_the_exchange_processes_after_the_timeout_is_found_and_cancelle
 
 
 @pytest.mark.parametrize("message, sig_type, fix", [
-    # messages the real CLOB returns (API_NOTES §4.3; issues cited in /work/notes/sigtype3.md)
-    ("the order signer address has to be the address of the API KEY", 3, "deposit wallet of this key's address"),
+    # messages the real CLOB returns (docs.polymarket.com/resources/error-codes; issues cited in docs/dev/signature_types.md)
+    ("the order signer address has to be the address of the API KEY", 3, "deployed deposit wallet of this key"),
     ("the order signer address has to be the address of the API KEY", 0, "derive POLYMARKET_API_KEY"),
     ("the order owner has to be the owner of the API KEY", 0, "export the matching trio"),
     ("maker address not allowed, please use the deposit wallet flow", 2, "signature_type: 3"),
@@ -318,3 +318,12 @@ def test_pre_launch_check_accepts_the_recorded_pass_for_this_config_only(tmp_pat
         assert not check_live_order(cfg, conn, time.time() + 25 * 3600).ok
     finally:
         conn.close()
+
+
+def test_type3_fix_is_said_once():
+    """The live client already appends the deposit-wallet fix to this refusal; the check adds nothing."""
+    from polybot.exchange.live import TYPE3_FIX
+    from polybot.exchange.live_order_check import advice_for
+    msg = ("the order signer address has to be the address of the API KEY — "
+           + TYPE3_FIX.format(funder="0x" + "1" * 40))
+    assert advice_for(msg, 3) is None

@@ -67,14 +67,14 @@ log = logging.getLogger(__name__)
 _NOT_ACCEPTED_503 = ("cancel-only", "cancel only", "post-only", "post only", "disabled",
                      "trading is currently")
 _DUPLICATED_ID = re.compile(r"order (0x[0-9a-fA-F]+) is invalid")
-# The CLOB's 400 for a price off the market's tick (Polymarket docs' error codes, quoted in
-# /work/shared/polymarket/API_NOTES.md §4.3: "order {id} is invalid. Price ({price}) breaks
-# minimum tick size rule: {tick}"): a definitive refusal, nothing was placed.
+# The CLOB's 400 for a price off the market's tick (https://docs.polymarket.com/resources/error-codes:
+# "order {id} is invalid. Price ({price}) breaks minimum tick size rule: {tick}"): a definitive
+# refusal, nothing was placed.
 _TICK_RULE = ("minimum tick size", "tick size rule", "invalid tick size")
 TICK_TTL_SECONDS = 300.0
 # Signature type 3 (deposit wallet): the CLOB's answer when the wallet is wrong, not deployed
 # or not owned by the key (py-clob-client-v2 #64 #70 #75 #77 #85 #90 #91 #103), and the fix
-# (/work/notes/sigtype3.md: py_clob_client_v2 1.2.1 signs type 3 byte for byte like the
+# (docs/dev/signature_types.md: py_clob_client_v2 1.2.1 signs type 3 byte for byte like the
 # official polymarket-client 0.14.0, so the cause is the account, not the signing).
 _TYPE3_SIGNER_ERROR = "order signer address has to be the address of the api key"
 TYPE3_FIX = ("signature type 3 (deposit wallet) needs POLYMARKET_FUNDER_ADDRESS ({funder}) to be the "

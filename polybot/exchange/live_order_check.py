@@ -33,6 +33,7 @@ from typing import Any, Callable, Optional
 from polybot.errors import (
     AuthenticationError, OrderOutcomeUnknown, PolybotError, RequestRejected, TemporaryExchangeError,
 )
+from polybot.exchange.live import TYPE3_FIX   # the deposit-wallet fix sentence (docs/dev/signature_types.md)
 from polybot.money import fmt_usd, to_micro
 
 log = logging.getLogger(__name__)
@@ -50,13 +51,6 @@ CREDENTIAL_VARS = (("private_key", "POLYMARKET_PRIVATE_KEY"), ("api_key", "POLYM
                    ("api_secret", "POLYMARKET_API_SECRET"), ("api_passphrase", "POLYMARKET_API_PASSPHRASE"))
 FUNDER_VAR = "POLYMARKET_FUNDER_ADDRESS"
 WALLET_KIND = {1: "Polymarket proxy wallet", 2: "Polymarket Safe", 3: "deposit wallet"}
-
-# One sentence per deposit-wallet failure: /work/notes/sigtype3.md (research for issue 13 #5).
-TYPE3_FIX = ("signature type 3 (deposit wallet) needs POLYMARKET_FUNDER_ADDRESS to be the deposit "
-             "wallet of this key's address and that wallet to be deployed — deploy it once with "
-             "Polymarket's official polymarket-client SDK (SecureClient.create) or by placing one "
-             "trade on polymarket.com, then rerun this check; accounts with a Polymarket proxy or "
-             "Safe keep using signature type 1 or 2 with that wallet as the funder")
 
 
 class CheckFailed(Exception):
@@ -113,13 +107,15 @@ def credential_problem(cfg: Any) -> Optional[str]:
     return None
 
 
-def advice_for(message: str, signature_type: int) -> str:
-    """The fix for an order the exchange refused, keyed on its message (API_NOTES §4.3 and
-    the public issues cited in /work/notes/sigtype3.md)."""
+def advice_for(message: str, signature_type: int, funder: str = "") -> Optional[str]:
+    """The fix for an order the exchange refused, keyed on its message (Polymarket's error codes,
+    docs.polymarket.com/resources/error-codes, and the public issues cited in
+    docs/dev/signature_types.md); None when the message already carries its fix."""
     m = message.lower()
     if "signer address has to be the address of the api key" in m:
         if signature_type == 3:
-            return TYPE3_FIX
+            # the live client appends the same sentence to this refusal: say it once
+            return None if "deposit wallet" in m else TYPE3_FIX.format(funder=funder or "not set")
         return ("POLYMARKET_PRIVATE_KEY is not the key these API credentials belong to; derive "
                 "POLYMARKET_API_KEY/SECRET/PASSPHRASE from this private key, or export the matching key")
     if "owner has to be the owner of the api key" in m:
@@ -410,8 +406,9 @@ def run_live_order_check(cfg: Any, *, assume_yes: bool = False, out: Callable[[s
         if res.status == "rejected":
             msg = _sentence(res.error or "no reason given")
             run.order_id = None                      # refused: nothing rests
-            raise CheckFailed("Placing the order", f"the exchange rejected it ({msg}); "
-                                                   f"{advice_for(msg, ident['signature_type'])}")
+            advice = advice_for(msg, ident["signature_type"], str(ident.get("funder") or ""))
+            raise CheckFailed("Placing the order", f"the exchange rejected it ({msg})"
+                                                   + (f"; {advice}" if advice else ""))
         if res.status not in ("live", "delayed"):
             raise CheckFailed("Placing the order", f"the exchange answered status {res.status!r} "
                                                    f"for a post-only order at the lowest tick, which "

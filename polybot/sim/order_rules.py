@@ -77,7 +77,7 @@ def check_order(ex, acct, api_key: str, body, t: float) -> Checked:
         # to the EOA: py_clob_client_v2 1.2.1 headers.py sets POLY_ADDRESS to the EOA for L1 and
         # L2; builder.py ``_v2_order_signer`` makes the funder the signer for POLY_1271 only).
         # Any other wallet is the error the public reports show for a wrong or foreign wallet
-        # (py-clob-client-v2 #64 #85 #90 #103; /work/notes/sigtype3.md).
+        # (py-clob-client-v2 #64 #85 #90 #103; docs/dev/signature_types.md).
         if signer != ex.funder_of(acct, sig_type) or maker != signer:
             raise ApiError(400, SIGNER_NOT_KEY)
     elif signer != acct.address:
