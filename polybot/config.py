@@ -168,6 +168,24 @@ class BacktestConfig:
     min_win_rate: float = 0.52
     min_sharpe: float = 0.5
     max_drawdown: float = 0.20
+    # the verdict's statistical floor (polybot/backtest/verdict.py; docs/strategies.md)
+    min_trades: int = 30                    # fewer closed trades → INSUFFICIENT_DATA
+    min_coverage: float = 0.95              # data must cover this share of the window
+    min_recorded_days: float = 7.0          # go-live: days of recorded (not backfilled) books
+    min_psr: float = 0.95                   # probabilistic (and deflated) Sharpe ratio for a PASS
+    bootstrap_samples: int = 2000           # day-block bootstrap resamples for the 95 % intervals
+    bootstrap_block_days: int = 1           # days per resampled block
+    max_report_age_days: float = 7.0        # pre_launch_check: oldest backtest report accepted
+
+    def _check(self, where: str) -> None:
+        _require(self.min_trades >= 1, f"{where}.min_trades", "must be at least 1, e.g. 30")
+        _require(0 < self.min_coverage <= 1, f"{where}.min_coverage", "must be between 0 and 1, e.g. 0.95")
+        _require(self.min_recorded_days >= 0, f"{where}.min_recorded_days", "must be ≥ 0 days, e.g. 7")
+        _require(0.5 <= self.min_psr < 1, f"{where}.min_psr",
+                 "must be at least 0.5 and below 1, e.g. 0.95 (95 % confidence that the Sharpe ratio is above 0)")
+        _require(100 <= self.bootstrap_samples <= 100_000, f"{where}.bootstrap_samples", "must be 100–100000, e.g. 2000")
+        _require(self.bootstrap_block_days >= 1, f"{where}.bootstrap_block_days", "must be at least 1 day")
+        _require(self.max_report_age_days > 0, f"{where}.max_report_age_days", "must be > 0 days, e.g. 7")
 
 
 @dataclass(frozen=True)

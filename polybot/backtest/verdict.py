@@ -1,0 +1,253 @@
+"""The backtest verdict: PASS, FAIL or INSUFFICIENT_DATA, with its reasons and its uncertainty.
+
+:func:`judge` is the one place a verdict is decided (``backtest.py``, the walk-forward, the
+calibration benchmark all call it). In order:
+
+1. **INSUFFICIENT_DATA** when the evidence is too thin to judge — fewer than
+   ``backtest.min_trades`` closed trades (30), data covering less than ``backtest.min_coverage``
+   of the window (95 %), or, for the go-live check, fewer than ``backtest.min_recorded_days`` (7)
+   days of recorded (not backfilled) books. Too little evidence is its own answer, never a PASS.
+2. **PASS** needs every checklist criterion (win rate, Sharpe, max drawdown, positive return —
+   :func:`checklist_criteria`) **and** a probabilistic Sharpe ratio ≥ ``backtest.min_psr``
+   (0.95: the daily returns make a true Sharpe ratio above 0 at least 95 % likely), and, when
+   several parameter sets were tried, the deflated Sharpe ratio ≥ ``min_psr`` as well.
+3. Otherwise **FAIL**.
+
+Every reason is one sentence for the operator. The report also carries day-block bootstrap 95 %
+intervals for the total return, the Sharpe ratio, the win rate and the mean daily return
+(:mod:`polybot.backtest.stats`).
+
+:func:`config_hash` fingerprints what a backtest result depends on (strategy name, its full
+parameters, the risk limits, the backtest settings); ``pre_launch_check.py`` recomputes it from
+config.yaml and accepts only a report with the same hash.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .stats import (block_bootstrap_ci, deflated_sharpe_ratio, mean_of, probabilistic_sharpe_ratio, sharpe_of,
+                    total_return_of, win_rate_of)
+
+PASS, FAIL, INSUFFICIENT = "PASS", "FAIL", "INSUFFICIENT_DATA"
+VERDICTS = (PASS, FAIL, INSUFFICIENT)
+DAY = 86_400
+
+# BacktestConfig keys that only decide whether an existing report is acceptable for going live
+# (not what a backtest computes): changing them must not invalidate a report.
+GO_LIVE_ONLY_KEYS = frozenset({"max_report_age_days", "min_recorded_days"})
+
+
+# --------------------------------------------------------------------------- criteria
+def checklist_criteria(metrics: dict, thresholds: Any) -> list[dict]:
+    """The checklist's acceptance criteria, each ``{"name", "passed", "value"}``."""
+    n = int(metrics.get("total_trades") or 0)
+    win_rate = float(metrics.get("win_rate") or 0.0)
+    sharpe = float(metrics.get("sharpe_ratio") or 0.0)
+    mdd = float(metrics.get("max_drawdown") or 0.0)
+    total_return = float(metrics.get("total_return") or 0.0)
+    return [
+        {"name": f"Win rate > {thresholds.min_win_rate:.0%}", "passed": bool(n and win_rate > thresholds.min_win_rate),
+         "value": f"{win_rate:.1%}" + ("" if n else " (no trades)")},
+        {"name": f"Sharpe ratio > {thresholds.min_sharpe:g}", "passed": sharpe > thresholds.min_sharpe,
+         "value": f"{sharpe:.2f}"},
+        {"name": f"Max drawdown < {thresholds.max_drawdown:.0%}", "passed": mdd < thresholds.max_drawdown,
+         "value": f"{mdd:.1%}"},
+        {"name": "Positive total return", "passed": total_return > 0, "value": f"{total_return:+.2%}"},
+    ]
+
+
+def _criterion_reason(c: dict, metrics: dict, thresholds: Any) -> str:
+    name = c["name"]
+    if name.startswith("Win rate"):
+        if not metrics.get("total_trades"):
+            return "There was no closed trade, so there is no win rate."
+        return (f"The win rate {c['value']} is not above the checklist's {thresholds.min_win_rate:.0%} "
+                f"(backtest.min_win_rate).")
+    if name.startswith("Sharpe"):
+        return f"The Sharpe ratio {c['value']} is not above the checklist's {thresholds.min_sharpe:g} (backtest.min_sharpe)."
+    if name.startswith("Max drawdown"):
+        return (f"The maximum drawdown {c['value']} is not below the checklist's {thresholds.max_drawdown:.0%} "
+                f"(backtest.max_drawdown).")
+    if name.startswith("Positive"):
+        return f"The total return {c['value']} is not positive."
+    return f"{name} failed ({c['value']})."
+
+
+# --------------------------------------------------------------------------- inputs
+def _trade_rows(trade_pnls: Sequence, n_days: int, first_day: Optional[int]) -> np.ndarray:
+    """Rows [wins, trades] per day for the win-rate bootstrap.
+
+    ``trade_pnls`` holds plain P&L numbers (then each trade is its own row: an i.i.d. bootstrap
+    over trades) or ``(close timestamp, pnl)`` pairs (then trades are grouped by UTC day, the
+    same unit the returns are resampled in)."""
+    items = list(trade_pnls)
+    if not items:
+        return np.zeros((0, 2))
+    if isinstance(items[0], (tuple, list)):
+        days = np.array([int(ts) // DAY for ts, _ in items], dtype=np.int64)
+        wins = np.array([float(p) > 0 for _, p in items], dtype=np.float64)
+        base = int(days.min()) if first_day is None else min(int(first_day), int(days.min()))
+        span = max(int(days.max()) - base + 1, n_days)
+        rows = np.zeros((span, 2))
+        np.add.at(rows[:, 0], days - base, wins)
+        np.add.at(rows[:, 1], days - base, 1.0)
+        return rows
+    return np.array([[float(p) > 0, 1.0] for p in items], dtype=np.float64)
+
+
+def _ci(lo_hi: tuple[float, float], digits: int = 6) -> Optional[list[float]]:
+    lo, hi = lo_hi
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    return [round(lo, digits), round(hi, digits)]
+
+
+def confidence_intervals(daily_returns, trade_pnls, *, n_boot: int = 2000, block_days: int = 1,
+                         alpha: float = 0.05, seed: int = 0, first_day: Optional[int] = None) -> dict:
+    """Day-block bootstrap intervals: total_return, sharpe, win_rate, mean_daily_return
+    (``None`` where there is not enough data for an interval)."""
+    r = np.asarray(daily_returns, dtype=np.float64)
+    kw = dict(n_boot=n_boot, block_days=block_days, alpha=alpha, seed=seed)
+    rows = _trade_rows(trade_pnls, len(r), first_day)
+    return {
+        "total_return": _ci(block_bootstrap_ci(r, total_return_of, **kw)),
+        "sharpe": _ci(block_bootstrap_ci(r, sharpe_of, **kw), 4),
+        "win_rate": _ci(block_bootstrap_ci(rows, win_rate_of, **kw), 4) if len(rows) >= 2 else None,
+        "mean_daily_return": _ci(block_bootstrap_ci(r, mean_of, **kw), 8),
+    }
+
+
+# --------------------------------------------------------------------------- the verdict
+def judge(metrics: dict, daily_returns, trade_pnls, *, thresholds: Any, coverage: Optional[float],
+          recorded_share: Optional[float], recorded_days: Optional[float], n_trials: int = 1,
+          trials_sharpe_variance: Optional[float] = None, for_go_live: bool = False,
+          first_day: Optional[int] = None) -> dict:
+    """Decide PASS / FAIL / INSUFFICIENT_DATA for one backtest (or one out-of-sample record).
+
+    ``metrics``: ``total_trades``, ``win_rate``, ``sharpe_ratio``, ``max_drawdown``,
+    ``total_return`` (as :func:`polybot.backtest.metrics.compute_metrics` gives them).
+    ``daily_returns``: equity return of each UTC day of the window. ``trade_pnls``: closed trades'
+    P&L, plain numbers or ``(close ts, pnl)`` pairs. ``coverage``: share of the window the data
+    covers (``None`` = not measured → INSUFFICIENT_DATA). ``n_trials`` > 1 (parameter sets tried)
+    needs ``trials_sharpe_variance``: the variance of the trials' per-day Sharpe ratios.
+    """
+    n_trials = int(n_trials)
+    if n_trials < 1:
+        raise ValueError("n_trials must be at least 1")
+    if n_trials > 1 and (trials_sharpe_variance is None or not math.isfinite(trials_sharpe_variance)):
+        raise ValueError("n_trials > 1 needs trials_sharpe_variance (variance of the trials' per-day Sharpe ratios)")
+    t = thresholds
+    r = np.asarray(daily_returns, dtype=np.float64)
+    n_trades = int(metrics.get("total_trades") or 0)
+    criteria = checklist_criteria(metrics, t)
+    psr = probabilistic_sharpe_ratio(r, 0.0)
+    dsr = deflated_sharpe_ratio(r, n_trials, float(trials_sharpe_variance)) if n_trials > 1 else None
+    cis = confidence_intervals(r, trade_pnls, n_boot=int(t.bootstrap_samples), block_days=int(t.bootstrap_block_days),
+                               first_day=first_day)
+
+    short: list[str] = []
+    if n_trades < t.min_trades:
+        short.append(f"Only {n_trades} closed trade{'s' if n_trades != 1 else ''} — at least {t.min_trades} "
+                     f"(backtest.min_trades) are needed to tell skill from luck; backtest a longer window or "
+                     f"collect more data.")
+    if coverage is None:
+        short.append("The data coverage of the window was not measured, so the window may be mostly empty; "
+                     "run the backtest with python backtest.py, which measures it.")
+    elif coverage < t.min_coverage:
+        short.append(f"The data covers only {coverage:.0%} of the window (at least {t.min_coverage:.0%}, "
+                     f"backtest.min_coverage); backfill or collect the missing days, or choose dates that have data.")
+    if for_go_live:
+        rd = recorded_days if recorded_days is not None else 0.0
+        if rd < t.min_recorded_days:
+            short.append(f"Only {rd:.1f} days of the window are recorded order books (at least "
+                         f"{t.min_recorded_days:g}, backtest.min_recorded_days, to go live); the rest is backfilled "
+                         f"price history — keep the collector running and re-run the backtest later.")
+
+    reasons: list[str]
+    if short:
+        verdict, reasons = INSUFFICIENT, short
+    else:
+        reasons = [_criterion_reason(c, metrics, t) for c in criteria if not c["passed"]]
+        if psr < t.min_psr:
+            reasons.append(f"The probabilistic Sharpe ratio is {psr:.2f}, below {t.min_psr:g} (backtest.min_psr): "
+                           f"over {len(r)} days a true Sharpe ratio above 0 is not established, the result may be luck.")
+        if dsr is not None and dsr < t.min_psr:
+            reasons.append(f"{n_trials} parameter sets were tried and the deflated Sharpe ratio is {dsr:.2f}, below "
+                           f"{t.min_psr:g}: the best set's Sharpe ratio is within what luck gives the best of "
+                           f"{n_trials} tries.")
+        if reasons:
+            verdict = FAIL
+        else:
+            verdict = PASS
+            reasons = [f"Every checklist criterion passes and the probabilistic Sharpe ratio is {psr:.2f} "
+                       f"(≥ {t.min_psr:g})" + (f", deflated for {n_trials} parameter sets {dsr:.2f}" if dsr is not None
+                                               else "") + f", over {n_trades} trades and {len(r)} days."]
+    out = {
+        "verdict": verdict,
+        "reasons": reasons,
+        "criteria": criteria,
+        "coverage": None if coverage is None else round(float(coverage), 6),
+        "recorded_share": None if recorded_share is None else round(float(recorded_share), 6),
+        "recorded_days": None if recorded_days is None else round(float(recorded_days), 4),
+        "confidence_intervals": cis,
+        "psr": round(psr, 6),
+        "n_trials": n_trials,
+        "thresholds": thresholds_used(t),
+    }
+    if dsr is not None:
+        out["dsr"] = round(dsr, 6)
+        out["trials_sharpe_variance"] = float(trials_sharpe_variance)
+    return out
+
+
+def thresholds_used(t: Any) -> dict:
+    keys = ("min_trades", "min_coverage", "min_recorded_days", "min_psr", "min_win_rate", "min_sharpe",
+            "max_drawdown", "bootstrap_samples", "bootstrap_block_days")
+    return {k: getattr(t, k) for k in keys}
+
+
+# --------------------------------------------------------------------------- config hash
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)           # 0.5 vs 0.50 vs 1 vs 1.0 hash the same
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def config_fingerprint(cfg: Any, strategy_name: str, params: dict) -> dict:
+    """What a backtest result depends on: the strategy and its full parameters (defaults
+    included), the risk limits, the backtest settings (minus the go-live-only keys), the order
+    type and the collection grid."""
+    bt = {k: v for k, v in _plain(cfg.backtest).items() if k not in GO_LIVE_ONLY_KEYS}
+    return {
+        "strategy": str(strategy_name),
+        "params": _plain(dict(params)),
+        "risk_limits": _plain(cfg.risk_limits),
+        "backtest": bt,
+        "order_type": cfg.trading.order_type,
+        "interval_minutes": cfg.collection.interval_minutes,
+    }
+
+
+def config_hash(cfg: Any, strategy_name: Optional[str] = None, params: Optional[dict] = None) -> str:
+    """sha256 (first 16 hex digits) of :func:`config_fingerprint`. Without a strategy name and
+    params, the configured strategy's (validated, defaults filled in) are used."""
+    if strategy_name is None or params is None:
+        from polybot.strategy.registry import from_config
+        s = from_config(cfg)
+        strategy_name, params = s.name, s.params
+    text = json.dumps(config_fingerprint(cfg, strategy_name, params), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
