@@ -1,6 +1,7 @@
 """``backtest.py``: replay stored snapshots through the configured strategy and the
 shared risk manager; print the checklist's lines, write the JSON and PNG reports;
-exit 0 on PASS, 1 on FAIL, 2+ on errors."""
+exit 0 on PASS, 1 on FAIL, 6 on INSUFFICIENT_DATA, 2 on bad arguments / no data, 3 on a
+database problem."""
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,11 @@ from polybot.logs import configure_from
 from polybot.money import to_micro
 from polybot.strategy.registry import from_config
 
+from .coverage import data_coverage
 from .engine import DAY, Backtester
 from .metrics import compute_metrics
 from .report import format_report, write_json, write_png
+from .verdict import EXIT_CODES, config_hash
 
 log = logging.getLogger("polybot.backtest")
 
@@ -74,10 +77,12 @@ def main(args: argparse.Namespace) -> int:
         bt = Backtester(conn, cfg, strategy, start_ts=start_ts, end_ts=end_ts, capital_micro=to_micro(capital),
                         progress=not args.no_progress)
         res = bt.run()
+        coverage = data_coverage(conn, bt.feed.tokens, start_ts, end_ts, grid_seconds=bt.interval)
     finally:
         conn.close()
-    m = compute_metrics(res, cfg.backtest)
+    m = compute_metrics(res, cfg.backtest, coverage=coverage)
     write_json(json_path, res, m, {"capital": capital, "days": days,
+                                   "config_hash": config_hash(cfg, strategy.name, strategy.params),
                                    "config": str(cfg.source) if cfg.source else None,
                                    "fill_model": "next snapshot (t+1), taker, walking recorded depth, "
                                                  f"{bt.order_type} orders"})
@@ -85,4 +90,4 @@ def main(args: argparse.Namespace) -> int:
     print(format_report(res, m, json_path=json_path, png_path=png_path), flush=True)
     log.info("backtest %s..%s %s: %s trades, return %+.2f%%, %s", args.start_date, args.end_date,
              strategy.name, m["total_trades"], m["total_return"] * 100, m["verdict"])
-    return 0 if m["verdict"] == "PASS" else 1
+    return EXIT_CODES[m["verdict"]]

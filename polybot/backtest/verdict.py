@@ -36,6 +36,8 @@ from .stats import (block_bootstrap_ci, deflated_sharpe_ratio, mean_of, probabil
 
 PASS, FAIL, INSUFFICIENT = "PASS", "FAIL", "INSUFFICIENT_DATA"
 VERDICTS = (PASS, FAIL, INSUFFICIENT)
+# backtest.py's exit code per verdict (2 = bad arguments / no data, 3 = database problem, as before)
+EXIT_CODES = {PASS: 0, FAIL: 1, INSUFFICIENT: 6}
 DAY = 86_400
 
 # BacktestConfig keys that only decide whether an existing report is acceptable for going live
