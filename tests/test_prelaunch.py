@@ -26,12 +26,36 @@ LIVE_CONFIG = {
 PASSING_SCRIPT = 'print("✓ scenario 1 passed")\nprint("✓ scenario 2 passed")\n'
 
 
-def _backtest(verdict: str) -> dict:
-    """The shape backtest.py writes (polybot/backtest/report.py write_json)."""
-    return {"start_date": "2026-01-01", "end_date": "2026-01-30", "strategy": {"name": "correlation_pairs"},
-            "metrics": {"total_trades": 40, "win_rate": 0.56, "verdict": verdict,
-                        "criteria": [{"name": "Win rate > 52%", "passed": True, "value": "56.0%"},
-                                     {"name": "Sharpe ratio > 0.5", "passed": verdict == "PASS", "value": "0.41"}]}}
+def _backtest(verdict: str, cfg=None, *, age_days: float = 0.5, **top) -> dict:
+    """The shape backtest.py writes (polybot/backtest/report.py write_json), made ``age_days`` ago
+    for ``cfg``'s strategy and settings (config_hash as backtest.py computes it)."""
+    from datetime import datetime, timezone
+
+    from polybot.backtest.verdict import config_fingerprint, config_hash
+    from polybot.strategy.registry import from_config
+
+    made = datetime.fromtimestamp(time.time() - age_days * 86400, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    report = {"generated_at": made, "start_date": "2026-01-01", "end_date": "2026-01-30",
+              "strategy": {"name": "correlation_pairs"},
+              "verdict": verdict, "reasons": ["The Sharpe ratio 0.41 is not above the checklist's 0.5."]
+              if verdict == "FAIL" else ["Every checklist criterion passes."],
+              "coverage": 1.0, "recorded_share": 0.9, "recorded_days": 27.0, "total_trades": 40, "psr": 0.97,
+              "n_trials": 1, "confidence_intervals": {"total_return": [0.01, 0.09], "sharpe": [0.8, 5.1],
+                                                      "win_rate": [0.5, 0.62],
+                                                      "mean_daily_return": [-0.0005, 0.003]},
+              "metrics": {"total_trades": 40, "win_rate": 0.56, "verdict": verdict,
+                          "criteria": [{"name": "Win rate > 52%", "passed": True, "value": "56.0%"},
+                                       {"name": "Sharpe ratio > 0.5", "passed": verdict == "PASS", "value": "0.41"}]}}
+    if cfg is not None:
+        s = from_config(cfg)
+        report["config_hash"] = config_hash(cfg, s.name, s.params)
+        report["config_fingerprint"] = config_fingerprint(cfg, s.name, s.params)
+    report.update(top)
+    return report
+
+
+PAPER_ITEM = "Paper results within the backtest's 95% range"
+BACKTEST_ITEM = "30-day backtest PASSED"
 
 
 def _items(stdout: str) -> dict[str, str]:
@@ -64,7 +88,7 @@ def _prepare_go(root):
     quality.write_text("✓ No NULL values in critical fields\n✓ Data fresh\nPASS: Data quality check passed\n")
     os.utime(reports / "data_quality_20260101_000000.txt", (now - 86400, now - 86400))
     (reports / "correlation_7day.csv").write_text("market_a,market_b,r\nm1,m2,0.82\n")
-    (reports / "backtest_30day.json").write_text(json.dumps(_backtest("PASS")))
+    (reports / "backtest_30day.json").write_text(json.dumps(_backtest("PASS", cfg)))
     for name in ("test_risk_limits.py", "test_circuit_breakers.py"):
         (root / name).write_text(PASSING_SCRIPT)
     cfg.log_dir.mkdir(exist_ok=True, mode=0o700)
@@ -83,7 +107,7 @@ def test_fresh_workspace_is_no_go_with_one_reason_per_missing_step(workspace):
     expected = {"Config valid for live trading", "File permissions", "Database integrity", "Recent verified backup",
                 "Data collection running (7+ days, fresh, quality PASS)", "7-day correlation report",
                 "30-day backtest PASSED", "Paper trading PASSED (7+ days, no critical errors)",
-                "Alert channels configured", "Health checks running"}
+                "Alert channels configured", "Health checks running", PAPER_ITEM}
     scenarios = {"Risk limits enforced": "test_risk_limits.py", "Circuit breakers tested": "test_circuit_breakers.py"}
     for name, script in scenarios.items():      # NO-GO "not available" until the bot's scenario scripts exist
         if not (ROOT / script).exists():
@@ -109,11 +133,13 @@ def test_prepared_workspace_is_go(tmp_path):
     res = run_cli("pre_launch_check.py", cwd=tmp_path, env=LIVE_ENV)
     assert res.returncode == 0, res.stdout + res.stderr
     items = _items(res.stdout)
-    assert len(items) == 16 and set(items.values()) == {"✓"}
+    assert len(items) == 17 and set(items.values()) == {"✓"}
     assert res.stdout.rstrip().splitlines()[-3:-1] == ["✓ All systems operational", "✓ Ready for live trading"]
     assert "data_quality_20260201_000000.txt: PASS" in res.stdout
     assert "test_circuit_breakers.py passed (2 scenarios)" in res.stdout
     assert "backtest_30day.json: verdict PASS (2026-01-01 to 2026-01-30)" in res.stdout
+    assert "config_hash matches config.yaml" in res.stdout
+    assert "vs the backtest's lower 95% bound -0.050%/day" in res.stdout
 
 
 @pytest.mark.parametrize("breakage, item", [
@@ -134,7 +160,7 @@ def test_each_item_can_block_go(tmp_path, breakage, item):
     env = dict(LIVE_ENV)
     now = int(time.time())
     if breakage == "backtest_fail":
-        (cfg.report_dir / "backtest_30day.json").write_text(json.dumps(_backtest("FAIL")))
+        (cfg.report_dir / "backtest_30day.json").write_text(json.dumps(_backtest("FAIL", cfg)))
     elif breakage == "critical_alert":
         conn = connect(cfg)
         add_alert(conn, ts=now - 86400, key="api_errors", message="3 consecutive API errors")
@@ -166,8 +192,10 @@ def test_each_item_can_block_go(tmp_path, breakage, item):
     assert res.returncode == 1, res.stdout
     items = _items(res.stdout)
     failed = {k for k, v in items.items() if v == "✗"}
-    if breakage == "risk":          # live mode refuses the bound too, so the config item fails as well
-        assert failed == {item, "Config valid for live trading"}
+    if breakage == "risk":          # live mode refuses the bound too, so the config item fails as well;
+        # and the backtest was made with other risk limits, so it no longer speaks for this config
+        assert failed == {item, "Config valid for live trading", BACKTEST_ITEM}
+        assert 'risk_limits.max_position_size 100 in the report, 250 in config.yaml' in res.stdout
     else:
         assert failed == {item}, res.stdout
     assert "Ready for live trading" not in res.stdout and "NO-GO" in res.stdout

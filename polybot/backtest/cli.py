@@ -21,7 +21,7 @@ from .coverage import data_coverage
 from .engine import DAY, Backtester
 from .metrics import compute_metrics
 from .report import format_report, write_json, write_png
-from .verdict import EXIT_CODES, config_hash
+from .verdict import EXIT_CODES, config_fingerprint, config_hash
 
 log = logging.getLogger("polybot.backtest")
 
@@ -83,6 +83,7 @@ def main(args: argparse.Namespace) -> int:
     m = compute_metrics(res, cfg.backtest, coverage=coverage)
     write_json(json_path, res, m, {"capital": capital, "days": days,
                                    "config_hash": config_hash(cfg, strategy.name, strategy.params),
+                                   "config_fingerprint": config_fingerprint(cfg, strategy.name, strategy.params),
                                    "config": str(cfg.source) if cfg.source else None,
                                    "fill_model": "next snapshot (t+1), taker, walking recorded depth, "
                                                  f"{bt.order_type} orders"})

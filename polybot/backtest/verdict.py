@@ -253,3 +253,150 @@ def config_hash(cfg: Any, strategy_name: Optional[str] = None, params: Optional[
         strategy_name, params = s.name, s.params
     text = json.dumps(config_fingerprint(cfg, strategy_name, params), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _flatten(d: Any, prefix: str = "") -> dict:
+    if isinstance(d, dict):
+        out: dict = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: d}
+
+
+def fingerprint_differences(report_fp: Optional[dict], configured_fp: dict, limit: int = 3) -> list[str]:
+    """Human-readable differences, e.g. ``params.entry_z 2 in the report, 2.5 in config.yaml``."""
+    if not isinstance(report_fp, dict):
+        return []
+    a, b = _flatten(report_fp), _flatten(configured_fp)
+    diffs = [f"{k} {json.dumps(a.get(k, '(absent)'))} in the report, {json.dumps(b.get(k, '(absent)'))} in config.yaml"
+             for k in sorted(set(a) | set(b)) if a.get(k, "(absent)") != b.get(k, "(absent)")]
+    return diffs[:limit] + ([f"… {len(diffs) - limit} more"] if len(diffs) > limit else [])
+
+
+# --------------------------------------------------------------------------- go-live acceptance
+def _parse_time(text: Any) -> Optional[float]:
+    from datetime import datetime, timezone
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
+
+
+def go_live_problems(report: dict, cfg: Any, now: float, *, file_mtime: Optional[float] = None) -> list[tuple[str, str]]:
+    """Why a backtest report whose verdict is PASS is still not enough to go live, as
+    ``(problem, fix)`` sentences; empty = acceptable. Checks: the report was made for the
+    configured strategy, parameters and settings (``config_hash``), it is at most
+    ``backtest.max_report_age_days`` old, and its evidence meets the floors of config.yaml
+    (coverage, recorded days, trades, PSR — and DSR when a sweep was run)."""
+    t = cfg.backtest
+    out: list[tuple[str, str]] = []
+    rerun = ("re-run python backtest.py --start-date YYYY-MM-DD --end-date YYYY-MM-DD --capital 500 over the "
+             "last 30 days with the current config.yaml")
+    metrics = report.get("metrics") if isinstance(report.get("metrics"), dict) else {}
+
+    def get(key: str) -> Any:
+        return report[key] if key in report else metrics.get(key)
+
+    from polybot.strategy.registry import from_config
+    strategy = from_config(cfg)
+    want = config_hash(cfg, strategy.name, strategy.params)
+    have = report.get("config_hash")
+    if not have:
+        out.append(("the report has no config_hash (it was written by an older backtest.py), so it cannot be "
+                    "matched to the configured strategy", rerun))
+    elif have != want:
+        diffs = fingerprint_differences(report.get("config_fingerprint"),
+                                        config_fingerprint(cfg, strategy.name, strategy.params))
+        out.append((f"the report was made for other settings than config.yaml (config_hash {have}, config.yaml "
+                    f"gives {want}" + (f": {'; '.join(diffs)}" if diffs else "") + ")", rerun))
+    made = _parse_time(report.get("generated_at"))
+    if made is None:
+        made = file_mtime
+    if made is None:
+        out.append(("the report does not say when it was made", rerun))
+    else:
+        age = (now - made) / DAY
+        if age > t.max_report_age_days:
+            out.append((f"the report is {age:.1f} days old (at most {t.max_report_age_days:g}, "
+                        f"backtest.max_report_age_days)", rerun))
+    cov = get("coverage")
+    if not isinstance(cov, (int, float)):
+        out.append(("the report does not state its data coverage", rerun))
+    elif cov < t.min_coverage:
+        out.append((f"its data covers {cov:.0%} of the window (at least {t.min_coverage:.0%}, backtest.min_coverage)",
+                    "backfill or collect the missing days, then " + rerun))
+    rd = get("recorded_days")
+    if not isinstance(rd, (int, float)):
+        out.append(("the report does not state how many days of recorded books it used", rerun))
+    elif rd < t.min_recorded_days:
+        out.append((f"only {rd:.1f} days of its window are recorded order books, the rest backfilled (at least "
+                    f"{t.min_recorded_days:g}, backtest.min_recorded_days)",
+                    f"keep python collect_market_data.py running until {t.min_recorded_days:g} days are recorded, "
+                    f"then " + rerun))
+    n = get("total_trades")
+    if not isinstance(n, (int, float)) or n < t.min_trades:
+        out.append((f"it has {n if n is not None else 'no count of'} closed trades (at least {t.min_trades}, "
+                    f"backtest.min_trades)", rerun))
+    psr = get("psr")
+    if not isinstance(psr, (int, float)) or psr < t.min_psr:
+        out.append((f"its probabilistic Sharpe ratio is {psr if psr is not None else 'missing'} (at least "
+                    f"{t.min_psr:g}, backtest.min_psr)", rerun))
+    dsr = get("dsr")
+    if dsr is not None and (not isinstance(dsr, (int, float)) or dsr < t.min_psr):
+        out.append((f"its deflated Sharpe ratio is {dsr} (at least {t.min_psr:g} after a parameter sweep)",
+                    "re-run the backtest with fewer parameter sets, or a longer window, until the deflated Sharpe "
+                    "ratio passes"))
+    return out
+
+
+def paper_daily_returns(conn: Any, capital: float, now: float) -> tuple[list[float], str]:
+    """Daily returns of paper trading and where they come from.
+
+    From the ``performance`` rows (mode ``paper``): the equity at the end of each UTC day over
+    the previous day's — the backtest's definition — with the first row's equity as day 0.
+    Without performance rows: each day's realised P&L of paper trades / ``capital``."""
+    rows = conn.execute("SELECT timestamp, equity_micro FROM performance WHERE mode = 'paper' "
+                        "ORDER BY timestamp").fetchall()
+    if rows:
+        base = rows[0][1]
+        by_day: dict[int, int] = {}
+        for ts, eq in rows:
+            by_day[int(ts) // DAY] = eq
+        first, last = min(by_day), max(max(by_day), int(now) // DAY if now else max(by_day))
+        out, prev, eq = [], base, base
+        for d in range(first, last + 1):
+            eq = by_day.get(d, eq)
+            out.append(eq / prev - 1.0 if prev else 0.0)
+            prev = eq
+        return out, "paper equity (performance table)"
+    rows = conn.execute("SELECT timestamp, COALESCE(realized_pnl_micro, 0) FROM trades WHERE mode = 'paper' "
+                        "ORDER BY timestamp").fetchall()
+    if not rows:
+        return [], "no paper trades"
+    pnl: dict[int, int] = {}
+    for ts, p in rows:
+        pnl[int(ts) // DAY] = pnl.get(int(ts) // DAY, 0) + int(p)
+    first, last = min(pnl), max(max(pnl), int(now) // DAY)
+    return ([pnl.get(d, 0) / 1e6 / capital for d in range(first, last + 1)],
+            "realised P&L of paper trades / capital (no performance rows)")
+
+
+def paper_vs_backtest(report: dict, paper_returns: Sequence[float]) -> tuple[bool, str]:
+    """Paper trading's mean daily return against the backtest's lower 95 % bound of the mean
+    daily return (day-block bootstrap): ``(ok, one sentence)``. Paper doing worse than that
+    bound means the backtest's promise does not hold live."""
+    metrics = report.get("metrics") if isinstance(report.get("metrics"), dict) else {}
+    cis = report.get("confidence_intervals") or metrics.get("confidence_intervals") or {}
+    ci = cis.get("mean_daily_return") if isinstance(cis, dict) else None
+    if not (isinstance(ci, list) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci)):
+        return False, "the backtest report has no 95 % interval of the mean daily return to compare with"
+    if len(paper_returns) < 1:
+        return False, "there are no paper trading results to compare with the backtest"
+    mean = float(np.mean(paper_returns))
+    lo = float(ci[0])
+    text = (f"paper mean daily return {mean * 100:+.3f}% over {len(paper_returns)} days vs the backtest's lower "
+            f"95% bound {lo * 100:+.3f}%/day")
+    return (mean >= lo), text
