@@ -117,8 +117,13 @@ class TradingConfig:
     quick_check_interval_minutes: float = 60.0
     stale_order_seconds: float = 300.0
     use_exchange_heartbeat: bool = True     # live: Polymarket dead-man switch
+    # paper and backtest: an order decided on the book recorded at t fills on the first recorded
+    # book at or after t + this (1 = the next snapshot; 0 = the book it was decided on, optimistic)
+    fill_latency_seconds: int = 1
 
     def _check(self, where: str) -> None:
+        _require(self.fill_latency_seconds >= 0, f"{where}.fill_latency_seconds",
+                 "must be ≥ 0 seconds (1, the default, fills on the next recorded book)")
         _require(self.loop_interval_seconds > 0, f"{where}.loop_interval_seconds", "must be > 0")
         _require(self.max_consecutive_api_errors >= 1, f"{where}.max_consecutive_api_errors", "must be ≥ 1")
         _require(self.order_type in ("GTC", "GTD", "FOK", "FAK"), f"{where}.order_type",

@@ -82,35 +82,34 @@ def test_hand_computed_two_markets_one_resolution(tmp_path):
     L = res.ledger
     fills = [(f.timestamp, f.token_id, f.side, f.size_micro, f.notional_micro, f.fee_micro) for f in L.fills]
     # Decided at T0, filled at the NEXT snapshot (T0+300):
-    # A: $40 walks the asks up to the 0.50 limit: 50 @ 0.40 = $20.00, then $20.00 / 0.41 =
-    #    48.780487… shares → 98.780487 rounded DOWN to 98.78 shares, bought by size:
-    #    50 @ 0.40 ($20.00, fee 50 × 0.05 × 0.40 × 0.60 = 0.60000) +
-    #    48.78 @ 0.41 ($19.9998, fee 48.78 × 0.05 × 0.41 × 0.59 = 0.5899941 → 0.58999)
+    # A: $40 at the 0.50 limit is the order live trading sends: 40 / 0.50 = 80 shares (limit 0.50),
+    #    filled walking the asks: 50 @ 0.40 ($20.00, fee 50 × 0.05 × 0.40 × 0.60 = 0.60000) +
+    #    30 @ 0.41 ($12.30, fee 30 × 0.05 × 0.41 × 0.59 = 0.36285) — never more than the $40 approved
     # B: 100 shares limit 0.30, FAK: only the 60 at 0.30 fill ($18.00, no fee); the rest is cancelled.
     # B exit decided at T0+600, filled at T0+900 against the bid 0.35: 60 × 0.35 = $21.00.
-    assert fills == [(T0 + 300, "A-yes", "BUY", 98_780_000, 39_999_800, 1_189_990),
+    assert fills == [(T0 + 300, "A-yes", "BUY", 80_000_000, 32_300_000, 962_850),
                      (T0 + 300, "B-yes", "BUY", 60_000_000, 18_000_000, 0),
                      (T0 + 900, "B-yes", "SELL", 60_000_000, 21_000_000, 0)]
-    # A resolves YES at T0+1200: 98.78 × $1 = $98.78 (no fee).
-    assert [(s.timestamp, s.token_id, s.value_micro) for s in L.settlements] == [(T0 + 1200, "A-yes", 98_780_000)]
-    # cash: 500 − (39.9998 + 1.18999) − 18 + 21 + 98.78 = 560.59021
-    assert L.cash_micro == 560_590_210
+    # A resolves YES at T0+1200: 80 × $1 = $80.00 (no fee).
+    assert [(s.timestamp, s.token_id, s.value_micro) for s in L.settlements] == [(T0 + 1200, "A-yes", 80_000_000)]
+    # cash: 500 − (32.30 + 0.96285) − 18 + 21 + 80 = 549.73715
+    assert L.cash_micro == 549_737_150
     assert L.cash_micro == 500 * M + sum(f.cash_delta_micro for f in L.fills) + sum(
         s.value_micro for s in L.settlements)
     trips = sorted((t.token_id, t.pnl_micro) for t in L.closed_trips)
-    assert trips == [("A-yes", 98_780_000 - 41_189_790), ("B-yes", 3_000_000)]
+    assert trips == [("A-yes", 80_000_000 - 33_262_850), ("B-yes", 3_000_000)]
     assert m["total_trades"] == 2 and m["win_rate"] == 1.0 and m["profit_factor"] == math.inf
-    assert m["fees_paid"] == pytest.approx(1.18999)
-    assert m["final_capital"] == pytest.approx(560.59021)
-    assert m["total_return"] == pytest.approx(60.59021 / 500)
-    assert m["average_trade"] == pytest.approx((57.59021 + 3.0) / 2)
-    # equity marked at the bid: at T0+300 cash 440.81021 + 98.78 × 0.39 + 60 × 0.29 = 496.73441,
-    # the only dip below the $500 peak → max drawdown 3.26559 / 500
-    assert m["max_drawdown"] == pytest.approx(3.26559 / 500)
-    # daily equity: day 1 ends at 560.59021 (settled at T0+1200), day 2 unchanged →
-    # returns [0.12118042, 0] → Sharpe = mean / stdev(ddof=1) × √365
-    r = np.array([560.59021 / 500 - 1, 0.0])
-    assert [d["equity"] for d in m["daily_equity"]] == [560.59021, 560.59021]
+    assert m["fees_paid"] == pytest.approx(0.96285)
+    assert m["final_capital"] == pytest.approx(549.73715)
+    assert m["total_return"] == pytest.approx(49.73715 / 500)
+    assert m["average_trade"] == pytest.approx((46.73715 + 3.0) / 2)
+    # equity marked at the bid: at T0+300 cash 448.73715 + 80 × 0.39 + 60 × 0.29 = 497.33715,
+    # the only dip below the $500 peak → max drawdown 2.66285 / 500
+    assert m["max_drawdown"] == pytest.approx(2.66285 / 500)
+    # daily equity: day 1 ends at 549.73715 (settled at T0+1200), day 2 unchanged →
+    # returns [0.0994743, 0] → Sharpe = mean / stdev(ddof=1) × √365
+    r = np.array([549.73715 / 500 - 1, 0.0])
+    assert [d["equity"] for d in m["daily_equity"]] == [549.73715, 549.73715]
     assert m["sharpe_ratio"] == pytest.approx(r.mean() / r.std(ddof=1) * math.sqrt(365))
     # every checklist criterion passes, but 2 trades over 2 days are no evidence: never a PASS
     assert all(c["passed"] for c in m["criteria"])
