@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -233,3 +234,96 @@ def test_a_missing_scenario_script_is_no_go(tmp_path):
     item = _scenario(load_config(tmp_path / "config.yaml"), "Circuit breakers tested", "no_such_scenarios.py")
     assert not item.ok and item.detail == "no_such_scenarios.py not available"
     assert item.fix == "no_such_scenarios.py must exist and pass before going live"
+
+
+# --------------------------------------------------------------------------- the backtest report (issue 14)
+def _check(cfg):
+    from polybot.ops.prelaunch import check_backtest
+    return check_backtest(cfg, time.time())
+
+
+def _write_report(cfg, report: dict) -> None:
+    cfg.report_dir.mkdir(exist_ok=True)
+    (cfg.report_dir / "backtest_30day.json").write_text(json.dumps(report))
+
+
+def test_a_fresh_pass_for_the_configured_strategy_is_accepted(tmp_path):
+    cfg = init_workspace(tmp_path)
+    _write_report(cfg, _backtest("PASS", cfg, age_days=6.9))
+    item = _check(cfg)
+    assert item.ok, item.detail
+    assert "40 trades, PSR 0.97, coverage 100%, 27.0 recorded days, config_hash matches config.yaml" in item.detail
+
+
+def test_a_stale_report_is_no_go(tmp_path):
+    cfg = init_workspace(tmp_path)
+    _write_report(cfg, _backtest("PASS", cfg, age_days=9))
+    item = _check(cfg)
+    assert not item.ok
+    assert "the report is 9.0 days old (at most 7, backtest.max_report_age_days)" in item.detail
+    assert item.fix.startswith("re-run python backtest.py --start-date YYYY-MM-DD")
+    # the age limit is configurable, and changing it does not invalidate the report
+    cfg = init_workspace(tmp_path, {"backtest": {"max_report_age_days": 10}})
+    assert _check(cfg).ok
+
+
+def test_a_report_for_other_parameters_or_another_strategy_is_no_go(tmp_path):
+    cfg = init_workspace(tmp_path)
+    _write_report(cfg, _backtest("PASS", cfg))
+    cfg = init_workspace(tmp_path, {"strategy": {"name": "correlation_pairs", "params": {"entry_z": 2.5}}})
+    item = _check(cfg)
+    assert not item.ok
+    assert "the report was made for other settings than config.yaml" in item.detail
+    assert "params.entry_z 2 in the report, 2.5 in config.yaml" in item.detail
+    cfg = init_workspace(tmp_path, {"strategy": {"name": "mean_reversion"}})
+    item = _check(cfg)
+    assert not item.ok and 'strategy "correlation_pairs" in the report, "mean_reversion" in config.yaml' in item.detail
+
+
+def test_a_pass_report_without_the_evidence_is_no_go(tmp_path):
+    """What backtest.py wrote at 15cb2c7: a verdict and criteria, no hash, coverage or PSR."""
+    cfg = init_workspace(tmp_path)
+    old = {"generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "start_date": "2026-01-01",
+           "end_date": "2026-01-30", "strategy": {"name": "correlation_pairs", "params": {}},
+           "metrics": {"total_trades": 3, "sharpe_ratio": 4.93, "verdict": "PASS", "criteria": []}}
+    _write_report(cfg, old)
+    item = _check(cfg)
+    assert not item.ok
+    for text in ("the report has no config_hash", "does not state its data coverage",
+                 "does not state how many days of recorded books", "it has 3 closed trades (at least 30",
+                 "its probabilistic Sharpe ratio is missing"):
+        assert text in item.detail, (text, item.detail)
+
+
+def test_too_few_recorded_days_or_a_weak_pass_is_no_go(tmp_path):
+    cfg = init_workspace(tmp_path)
+    _write_report(cfg, _backtest("PASS", cfg, recorded_days=3.2, coverage=0.9, psr=0.9))
+    item = _check(cfg)
+    assert not item.ok
+    assert "only 3.2 days of its window are recorded order books" in item.detail
+    assert "its data covers 90% of the window (at least 95%" in item.detail
+    assert "its probabilistic Sharpe ratio is 0.9 (at least 0.95" in item.detail
+    assert "keep python collect_market_data.py running until 7 days are recorded" in item.fix
+
+
+def test_paper_trading_worse_than_the_backtests_lower_bound_is_no_go(tmp_path):
+    from polybot.ops.prelaunch import check_paper_vs_backtest
+
+    cfg = init_workspace(tmp_path)
+    _write_report(cfg, _backtest("PASS", cfg))            # lower bound of the mean daily return: −0.05 %/day
+    now = int(time.time())
+    conn = connect(cfg)
+    with db.atomic(conn):
+        for k in range(8):                                # equity falls 1 % a day
+            eq = int(500_000_000 * 0.99 ** k)
+            conn.execute("INSERT INTO performance(timestamp, mode, equity_micro, cash_micro, exposure_micro, "
+                         "realized_pnl_micro, unrealized_pnl_micro, daily_pnl_micro, open_positions) "
+                         "VALUES (?, 'paper', ?, ?, 0, 0, 0, 0, 0)", (now - (7 - k) * 86400, eq, eq))
+    item = check_paper_vs_backtest(cfg, conn, now)
+    assert not item.ok
+    assert "paper mean daily return -0.875% over 8 days vs the backtest's lower 95% bound -0.050%/day" in item.detail
+    assert "do NOT go live" in item.fix
+    # the same paper run against a backtest whose lower bound is below it passes
+    _write_report(cfg, _backtest("PASS", cfg, confidence_intervals={"mean_daily_return": [-0.02, 0.01]}))
+    assert check_paper_vs_backtest(cfg, conn, now).ok
+    conn.close()

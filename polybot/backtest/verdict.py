@@ -224,7 +224,7 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)           # 0.5 vs 0.50 vs 1 vs 1.0 hash the same
-    if isinstance(value, (str, int, bool)) or value is None:
+    if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
 
@@ -269,8 +269,11 @@ def fingerprint_differences(report_fp: Optional[dict], configured_fp: dict, limi
     if not isinstance(report_fp, dict):
         return []
     a, b = _flatten(report_fp), _flatten(configured_fp)
+    keys = sorted(set(a) | set(b), key=lambda k: (k != "strategy", k))
+    if a.get("strategy") != b.get("strategy"):      # another strategy: its parameters differ by nature
+        keys = [k for k in keys if not k.startswith("params.")]
     diffs = [f"{k} {json.dumps(a.get(k, '(absent)'))} in the report, {json.dumps(b.get(k, '(absent)'))} in config.yaml"
-             for k in sorted(set(a) | set(b)) if a.get(k, "(absent)") != b.get(k, "(absent)")]
+             for k in keys if a.get(k, "(absent)") != b.get(k, "(absent)")]
     return diffs[:limit] + ([f"… {len(diffs) - limit} more"] if len(diffs) > limit else [])
 
 
