@@ -45,17 +45,30 @@ def heatmap(res: CorrelationResult, path: Path, *, max_markets: int = 60, title_
     fs = 8 if k <= 30 else 6 if k <= 60 else 4
     ax.set_xticklabels(labels, rotation=90, fontsize=fs)
     ax.set_yticklabels(labels, fontsize=fs)
+    # significance: a dot on every pair significant after the false-discovery control (BH q ≤ fdr_q,
+    # ≥ min_shared_moves shared moves); small matrices also print r and q in each cell
+    sig_full = res.significant_mask()
+    sig = sig_full[np.ix_(idx, idx)][np.ix_(order, order)] if sig_full.size else np.zeros((k, k), bool)
+    q_full = res.stats.q if res.stats is not None else np.ones_like(res.r)
+    qs = q_full[np.ix_(idx, idx)][np.ix_(order, order)]
     if k <= 15:
         for i in range(k):
             for j in range(k):
-                if not np.isnan(sub[i, j]):
-                    ax.text(j, i, f"{sub[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                if not np.isnan(sub[i, j]) and i != j:
+                    ax.text(j, i, f"{sub[i, j]:.2f}\nq={_q(qs[i, j])}" + (" *" if sig[i, j] else ""),
+                            ha="center", va="center", fontsize=6,
                             color="white" if abs(sub[i, j]) > 0.6 else "black")
+    else:
+        yy, xx = np.nonzero(sig)
+        ax.scatter(xx, yy, s=max(2, 120 / k), c="black", marker="o", linewidths=0)
     cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     cb.set_label(f"Pearson r of {res.change_minutes}-minute price changes")
     days = f"{title_days:g}-day " if title_days else ""
+    st = res.stats
+    sig_note = (f"; * / dot = significant (BH q ≤ {st.fdr_q:g} over {st.m} pairs, ≥ {st.min_shared_moves} "
+                f"shared moves)") if st is not None else ""
     ax.set_title(f"{days}market correlation ({k} of {len(res.market_ids)} markets, clustered; grey = too "
-                 f"little overlap)", fontsize=10)
+                 f"little overlap{sig_note})", fontsize=9, wrap=True)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.png")
@@ -63,6 +76,10 @@ def heatmap(res: CorrelationResult, path: Path, *, max_markets: int = 60, title_
     plt.close(fig)
     os.replace(tmp, path)
     return k
+
+
+def _q(x: float) -> str:
+    return "<1e-4" if x < 1e-4 else f"{x:.2g}"
 
 
 def _short(q: str, width: int = 32) -> str:
