@@ -138,6 +138,35 @@ class StrategyConfig:
 
 
 @dataclass(frozen=True)
+class AnalysisConfig:
+    """When a correlation counts (correlation_analysis.py, plot_correlations.py, the groups file)."""
+    min_shared_moves: int = 20               # steps where both prices moved, before a pair is tested
+    fdr_q: float = 0.05                      # Benjamini–Hochberg false discovery rate across all pairs
+    strong_correlation: float = 0.7          # |r| a significant pair needs to be "strong" / grouped
+
+    def _check(self, where: str) -> None:
+        _require(self.min_shared_moves >= 4, f"{where}.min_shared_moves",
+                 "must be ≥ 4 (Fisher's z needs more than 3 observations; default 20)")
+        _require(0 < self.fdr_q < 1, f"{where}.fdr_q", "must be between 0 and 1 (e.g. 0.05)")
+        _require(0 < self.strong_correlation < 1, f"{where}.strong_correlation", "must be between 0 and 1 (e.g. 0.7)")
+
+
+@dataclass(frozen=True)
+class WalkForwardConfig:
+    """backtest.py --walk-forward: rolling in-sample (pair selection, parameter choice) and out-of-sample
+    segments; the verdict is on the out-of-sample trades only."""
+    in_sample_days: int = 14                 # each segment's fitting window
+    out_of_sample_days: int = 7              # each segment's test window (segments roll by this much)
+    select_by: str = "sharpe"                # in-sample score that picks the params: sharpe or total_return
+
+    def _check(self, where: str) -> None:
+        _require(self.in_sample_days >= 1, f"{where}.in_sample_days", "must be ≥ 1 day")
+        _require(self.out_of_sample_days >= 1, f"{where}.out_of_sample_days", "must be ≥ 1 day")
+        _require(self.select_by in ("sharpe", "total_return"), f"{where}.select_by",
+                 "must be sharpe or total_return")
+
+
+@dataclass(frozen=True)
 class CollectionConfig:
     interval_minutes: int = 5
     max_markets: int = 200
@@ -308,6 +337,8 @@ class Config:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     collection: CollectionConfig = field(default_factory=CollectionConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    walk_forward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     email: EmailConfig = field(default_factory=EmailConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
