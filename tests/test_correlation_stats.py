@@ -264,3 +264,34 @@ def test_correlation_command_on_real_series(tmp_path):
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "reports" / "correlation_heatmap_120day.png").read_bytes()[:4] == b"\x89PNG"
     assert math.isfinite(len(out))
+
+
+def test_anti_correlated_markets_share_the_risk_managers_group_cap(tmp_path):
+    """correlation_analysis.py on two markets that move against each other → one group in
+    correlation_groups.json → the risk manager caps their exposure together."""
+    from polybot.risk import group_keys
+
+    write_config(tmp_path)
+    conn = new_db(tmp_path / "data" / "polymarket.db")
+    rng = np.random.default_rng(4)
+    n = 2016
+    common = rng.normal(0, 0.004, n)
+    series = {"CUT": 0.5 + np.cumsum(common + rng.normal(0, 0.002, n)),
+              "HOLD": 0.45 + np.cumsum(-common + rng.normal(0, 0.002, n)),
+              "OTHER": 0.3 + np.cumsum(rng.normal(0, 0.004, n))}
+    for mid in series:
+        add_market(conn, mid, question=f"{mid}?")
+    conn.execute("BEGIN")
+    for k in range(n):
+        for mid, s in series.items():
+            p = float(np.clip(s[k], 0.05, 0.95))
+            snap(conn, T0 + 300 * k, f"{mid}-yes", mid, round(p - 0.005, 4), round(p + 0.005, 4))
+    conn.execute("COMMIT")
+    conn.close()
+    p = run_cli("correlation_analysis.py", "--days", "7", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "g1: 2 markets, mean r -0.8" in p.stdout and "1 negative links" in p.stdout
+    groups = load_correlation_groups(tmp_path / "reports" / "correlation_groups.json")
+    assert groups == {"CUT": "g1", "HOLD": "g1"}
+    cut, hold = (MarketInfo(market_id=m, question=f"{m}?", token_ids=(f"{m}-yes", f"{m}-no")) for m in ("CUT", "HOLD"))
+    assert group_keys(cut, groups) == group_keys(hold, groups) == ("corr:g1",)
