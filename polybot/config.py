@@ -185,9 +185,19 @@ class CollectionConfig:
     max_price: float = 0.99
     freshness_minutes: float = 10.0
     min_coverage: float = 0.8
+    # --backfill also fetches the markets that CLOSED inside the window (Gamma closed=true by
+    # end date) and records their outcome, so a replay is not survivors-only. The live
+    # filters (volume_24h, liquidity, accepting orders) mean nothing for a closed market:
+    # these pass tags/keywords, then lifetime volume ≥ min, the most traded first, up to max.
+    backfill_closed: bool = True
+    backfill_closed_max_markets: Optional[int] = None     # None: the same as max_markets
+    backfill_closed_min_volume: float = 0.0               # lifetime volume (USDC)
 
     def _check(self, where: str) -> None:
         _require(1 <= self.interval_minutes <= 1440, f"{where}.interval_minutes", "must be 1–1440")
+        _require(self.backfill_closed_max_markets is None or self.backfill_closed_max_markets >= 0,
+                 f"{where}.backfill_closed_max_markets", "must be ≥ 0 (0: none), or leave it out")
+        _require(self.backfill_closed_min_volume >= 0, f"{where}.backfill_closed_min_volume", "must be ≥ 0")
         _require(self.max_markets >= 1, f"{where}.max_markets", "must be ≥ 1")
         _require(1 <= self.books_batch_size <= 500, f"{where}.books_batch_size",
                  "must be 1–500 (the CLOB's POST /books limit)")
@@ -198,7 +208,11 @@ class CollectionConfig:
 
 @dataclass(frozen=True)
 class BacktestConfig:
-    backfill_half_spread: float = 0.01      # price ± this for backfilled rows (no bid/ask)
+    # Backfilled rows (price history, no book) trade on a synthetic one-level book: the
+    # token's (else its market's) RECORDED median spread and top-of-book depth where any
+    # exist, else these conservative defaults (polybot/backtest/data.py, docs/strategies.md).
+    backfill_half_spread: float = 0.02      # price ± this: a 4-cent spread, wider than most real books
+    backfill_default_depth: float = 100.0   # shares at that level a side (a bigger order fills in part)
     min_win_rate: float = 0.52
     min_sharpe: float = 0.5
     max_drawdown: float = 0.20
@@ -212,6 +226,10 @@ class BacktestConfig:
     max_report_age_days: float = 7.0        # pre_launch_check: oldest backtest report accepted
 
     def _check(self, where: str) -> None:
+        _require(0 <= self.backfill_half_spread <= 0.25, f"{where}.backfill_half_spread",
+                 "must be 0–0.25 (a price distance), e.g. 0.02")
+        _require(self.backfill_default_depth > 0, f"{where}.backfill_default_depth",
+                 "must be > 0 shares, e.g. 100")
         _require(self.min_trades >= 1, f"{where}.min_trades", "must be at least 1, e.g. 30")
         _require(0 < self.min_coverage <= 1, f"{where}.min_coverage", "must be between 0 and 1, e.g. 0.95")
         _require(self.min_recorded_days >= 0, f"{where}.min_recorded_days", "must be ≥ 0 days, e.g. 7")
