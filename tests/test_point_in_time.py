@@ -214,3 +214,58 @@ def test_the_estimate_samples_a_large_database_and_ignores_empty_books(tmp_path,
     assert sampled == full
     assert (full["A-yes"].half_spread, full["A-yes"].depth) == (0.01, 50.0)
     conn.close()
+
+
+def test_a_replay_on_backfilled_rows_costs_what_it_costs_on_the_recorded_books(tmp_path):
+    """End to end through the backtester: the same round trip on the same mids, once on
+    backfilled rows and once on recorded 3-cent books, loses the same $3.00."""
+    from polybot.backtest.data import prepare_replay_feed
+    from polybot.backtest.engine import Backtester
+    from polybot.config import default_config
+    from polybot.db import connect
+    from polybot.strategy import ENTER, EXIT, Intent, Strategy
+
+    path = tmp_path / "e2e.db"
+    conn = new_db(path)
+    add_market(conn, "B", tick=0.001)
+    day1 = T0 + DAY
+    conn.execute("BEGIN")
+    for k in range(DAY // STEP):
+        snap(conn, T0 + k * STEP, "B-yes", "B", mid=0.5, last=0.5, source="backfill")
+        snap(conn, day1 + k * STEP, "B-yes", "B", 0.485, 0.515, bids="0.485:200,0.48:900",
+             asks="0.515:250,0.52:900")
+    conn.execute("COMMIT")
+    conn.close()
+
+    class RoundTrips(Strategy):
+        name = "round_trips_test"
+        PARAMS = {}
+
+        @property
+        def history_seconds(self):
+            return 3600
+
+        def decide(self, view, portfolio):
+            t = view.now
+            if t in (T0 + HOUR, day1 + HOUR):
+                return [Intent(action=ENTER, token_id="B-yes", market_id="B", side="BUY", size_micro=100 * M,
+                               limit_price_micro=600_000, reason="test entry")]
+            h = portfolio.positions.get("B-yes")
+            if h is not None and t in (T0 + 2 * HOUR, day1 + 2 * HOUR):
+                return [Intent(action=EXIT, token_id="B-yes", market_id="B", side="SELL",
+                               size_micro=h.size_micro, reason="test exit")]
+            return []
+
+    cfg = default_config(tmp_path)
+    conn = connect(path, readonly=True)
+    try:
+        bt = Backtester(conn, cfg, RoundTrips({}), start_ts=T0, end_ts=day1 + DAY - 1, capital_micro=500 * M)
+        basis = prepare_replay_feed(bt.feed, conn, cfg.backtest, T0, day1 + DAY - 1)
+        res = bt.run()
+    finally:
+        conn.close()
+    assert basis == {"token": 1, "market": 1, "default": 0}
+    trips = [(t.opened_at < day1, t.pnl_micro) for t in res.ledger.closed_trips]
+    assert trips == [(True, -3 * M), (False, -3 * M)], [(f.timestamp, f.side, f.price_micro, f.backfilled_book)
+                                                       for f in res.ledger.fills]
+    assert [f.backfilled_book for f in res.ledger.fills] == [True, True, False, False]

@@ -242,6 +242,29 @@ def estimate_backfill_books(conn: sqlite3.Connection, token_ids: Iterable[str], 
     return out
 
 
+ESTIMATE_MARGIN = 30 * 86_400     # recorded books this far around the window inform the estimate
+
+
+def prepare_replay_feed(feed, conn: sqlite3.Connection, backtest_cfg, start_ts: int, end_ts: int) -> dict[str, int]:
+    """Give a replay's :class:`~polybot.strategy.feed.MarketFeed` what it must know point in
+    time: the metadata history of its markets (tick, fees, minimum size, end date as they
+    were at each step) and the book of each token's backfilled rows (its market's recorded
+    spread and top-of-book depth within 30 days of the window, else
+    ``backtest.backfill_half_spread`` / ``backfill_default_depth``). Returns how many
+    tokens got their backfilled book from each basis ('token', 'market', 'default') —
+    for the report."""
+    feed.set_metadata_history(load_metadata_history(conn, list(feed.markets)))
+    books = estimate_backfill_books(
+        conn, feed.tokens, start_ts=int(start_ts) - ESTIMATE_MARGIN, end_ts=int(end_ts) + ESTIMATE_MARGIN,
+        default_spread=2 * float(backtest_cfg.backfill_half_spread),
+        default_depth=float(getattr(backtest_cfg, "backfill_default_depth", DEFAULT_BACKFILL_DEPTH)))
+    feed.set_backfill_books(books)
+    basis: dict[str, int] = {"token": 0, "market": 0, "default": 0}
+    for b in books.values():
+        basis[b.basis] = basis.get(b.basis, 0) + 1
+    return basis
+
+
 class SnapshotStore:
     """Chunked, index-mapped reads of ``market_snapshots`` for a set of tokens."""
 
