@@ -136,7 +136,8 @@ def correlation_main(args) -> int:
     tmp_pairs = pairs_path.with_name(pairs_path.name + ".tmp")
     with open(tmp_pairs, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        cols = ["a", "b", "r", "p", "q", "n_eff", "shared_moves", "n", "question_a", "question_b"]
+        cols = ["a", "b", "r", "p", "q", "n_eff", "shared_moves", "n", "move_share", "not_significant_because",
+                "question_a", "question_b"]
         w.writerow(cols)
         for d in rows:
             w.writerow(["" if d[c] is None else d[c] for c in cols])
@@ -177,10 +178,10 @@ def correlation_main(args) -> int:
     np.fill_diagonal(high, False)
     coincidences = res.pair_rows(high)
     if coincidences:
-        print(f"\nNOT strong although |r| ≥ {threshold} (too few shared moves or not significant after "
-              f"the false-discovery control — likely coincidences): {len(coincidences)} pairs")
+        print(f"\nNOT strong although |r| ≥ {threshold} (too few shared moves, one dominant step, or not "
+              f"significant after the false-discovery control — likely coincidences): {len(coincidences)} pairs")
         for d in sorted(coincidences, key=lambda d: (d["shared_moves"], -abs(d["r"])))[: args.top]:
-            print(_pair_line(d))
+            print(_pair_line(d) + f"  — {d['not_significant_because']}")
     weak = [(d["r"], d) for d in rows if abs(d["r"]) < WEAK]
     print(f"\nWeak correlations (|r| < {WEAK}): {len(weak)} of {total} pairs")
     for r, d in sorted(weak, key=lambda t: (abs(t[0]), t[1]["a"], t[1]["b"]))[: args.top]:
@@ -232,6 +233,12 @@ def plot_main(args) -> int:
     out = Path(args.output) if args.output else Path(cfg.report_dir) / f"correlation_heatmap_{_label(args.days)}day.png"
     shown = heatmap(res, out, max_markets=args.max_markets, title_days=args.days)
     print(f"✓ Heatmap written: {out} ({shown} of {len(res.market_ids)} markets, clustered order)")
+    if res.stats is not None:
+        iu = np.triu_indices(len(res.market_ids), 1)
+        n_sig = int(res.significant_mask()[iu].sum())
+        print(f"Significant pairs (marked): {n_sig} of {res.stats.m} (BH q ≤ {res.stats.fdr_q:g}, ≥ "
+              f"{res.stats.min_shared_moves} shared moves); python correlation_analysis.py --days {args.days:g} "
+              f"lists them with r, p and q")
     near = res.pairs(lo=SUSPICIOUS)
     if near:
         print(f"⚠ {len(near)} near-perfect pairs (r ≥ {SUSPICIOUS}): possible duplicated data; see "

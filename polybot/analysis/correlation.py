@@ -94,7 +94,10 @@ class CorrelationResult:
                         "question_b": self.questions[j], "r": _num(self.r[i, j]),
                         "p": _num(st.p[i, j], 6) if st else None, "q": _num(st.q[i, j], 6) if st else None,
                         "n_eff": _num(st.n_eff[i, j], 1) if st else None,
-                        "shared_moves": int(st.shared[i, j]) if st else None, "n": int(self.n[i, j])})
+                        "shared_moves": int(st.shared[i, j]) if st else None, "n": int(self.n[i, j]),
+                        "move_share": _num(st.move_share[i, j], 3) if st is not None and st.move_share is not None
+                        else None,
+                        "not_significant_because": (st.why_not(i, j) or None) if st else None})
         out.sort(key=lambda d: ((d["q"] if d["q"] is not None else 1.0), -abs(d["r"] or 0), d["a"], d["b"]))
         return out
 

@@ -87,6 +87,16 @@ class PairStats:
         """Significant after BH and |r| ≥ threshold (negative correlations count)."""
         return self.significant() & (np.abs(np.nan_to_num(self.r)) >= threshold)
 
+    def why_not(self, i: int, j: int) -> str:
+        """Why pair (i, j) is not significant ('' when it is)."""
+        if self.shared[i, j] < self.min_shared_moves:
+            return f"only {int(self.shared[i, j])} shared moves (need {self.min_shared_moves})"
+        if not self.q[i, j] <= self.fdr_q:
+            return f"q {self.q[i, j]:.2g} > {self.fdr_q:g} after the false-discovery control"
+        if self.move_share is not None and self.move_share[i, j] > self.max_move_share:
+            return f"one step carries {self.move_share[i, j]:.0%} of the co-movement"
+        return ""
+
     def method(self) -> str:
         return METHOD.format(m=self.m, min_shared=self.min_shared_moves, share=self.max_move_share)
 
