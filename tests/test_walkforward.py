@@ -114,3 +114,16 @@ def test_walk_forward_bad_input_is_one_sentence(tmp_path):
                 cwd=ws)
     assert p.returncode == 2 and "--sweep: Unknown config key" in p.stderr and "Traceback" not in p.stderr
     assert not (ws / "reports" / "backtest_3day.json").exists()
+
+
+def test_walk_forward_with_days_missing_is_insufficient_not_a_crash(tmp_path):
+    """Data for the first 6 days of a 10-day window: the later segments have no snapshot at all.
+    The walk-forward still runs, and the out-of-sample coverage makes it INSUFFICIENT_DATA."""
+    ws = _workspace(tmp_path, days=6)
+    p = run_cli("backtest.py", "--start-date", "2026-01-01", "--end-date", "2026-01-10", "--walk-forward",
+                "--no-progress", cwd=ws, timeout=600)
+    assert p.returncode == EXIT_CODES["INSUFFICIENT_DATA"], p.stderr
+    rep = json.loads((ws / "reports" / "backtest_10day.json").read_text())
+    assert rep["verdict"] == "INSUFFICIENT_DATA" and rep["coverage"] < 0.5
+    assert any("covers only" in r for r in rep["reasons"])
+    assert rep["out_of_sample"]["segments"][-1]["out_of_sample_metrics"]["trades"] == 0

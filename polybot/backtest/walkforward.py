@@ -49,8 +49,9 @@ from polybot.money import MICRO
 from polybot.strategy.registry import get_strategy
 
 from .coverage import data_coverage
-from .engine import DAY, BacktestResult, Backtester
+from .engine import DAY, BacktestDataError, BacktestResult, Backtester
 from .metrics import daily_equity, daily_returns, max_drawdown, sharpe_ratio
+from .portfolio import Ledger
 from .verdict import config_fingerprint, config_hash, judge
 
 MAX_SETS = 200
@@ -142,7 +143,14 @@ def run_once(conn: sqlite3.Connection, cfg: Any, strategy_name: str, params: dic
     if warm_seconds > 0:
         warm_from = max(0, start_ts - min(warm_seconds, strategy.history_seconds))
         _warm(bt, warm_from, start_ts)
-    res = bt.run()
+    try:
+        res = bt.run()
+    except BacktestDataError:
+        # no snapshot at all in this window: nothing traded, equity flat; the coverage (0 %) makes the
+        # verdict INSUFFICIENT_DATA instead of aborting the whole walk-forward
+        res = BacktestResult(start_ts, end_ts, capital_micro, strategy.name, dict(strategy.params),
+                             Ledger(capital_micro, strategy.name), np.array([end_ts], dtype=np.int64),
+                             np.array([capital_micro], dtype=np.int64), np.array([0], dtype=np.int64), {})
     _, deq = daily_equity(res)
     trips = res.ledger.closed_trips
     final = int(res.curve_equity[-1]) if len(res.curve_equity) else res.capital_micro
