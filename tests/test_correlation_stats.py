@@ -95,6 +95,21 @@ def test_sparse_independent_markets_give_no_strong_pair_and_the_planted_one_is_f
     assert int(res.strong_mask(0.7)[iu].sum()) == 1
 
 
+def test_one_shared_move_of_a_tenth_of_a_cent_is_never_strong():
+    """The issue's real case: one shared move of 0.001 in 2,016 steps gave r = 0.71 and a risk group."""
+    n = 2016
+    a = np.full(n, 0.40)
+    b = np.full(n, 0.62)
+    a[700:] += 0.001          # A moves twice, B once — at the same step as A's first move
+    a[1500:] += 0.001
+    b[700:] += 0.001
+    res = _correlate(np.column_stack([a, b]), ["A", "B"])
+    assert res.r[0, 1] == pytest.approx(0.707, abs=0.01)
+    assert res.stats.shared[0, 1] == 1 and res.stats.p[0, 1] == 1.0
+    assert res.groups(0.7) == [] and not res.strong_mask(0.7)[0, 1]
+    assert res.stats.why_not(0, 1) == "only 1 shared move (need 20)"
+
+
 def test_negative_correlation_forms_a_group():
     """Two outcomes of one decision move against each other (r ≈ −0.8): one risk."""
     rng = np.random.default_rng(11)

@@ -90,7 +90,8 @@ class PairStats:
     def why_not(self, i: int, j: int) -> str:
         """Why pair (i, j) is not significant ('' when it is)."""
         if self.shared[i, j] < self.min_shared_moves:
-            return f"only {int(self.shared[i, j])} shared moves (need {self.min_shared_moves})"
+            k = int(self.shared[i, j])
+            return f"only {k} shared move{'' if k == 1 else 's'} (need {self.min_shared_moves})"
         if not self.q[i, j] <= self.fdr_q:
             return f"q {self.q[i, j]:.2g} > {self.fdr_q:g} after the false-discovery control"
         if self.move_share is not None and self.move_share[i, j] > self.max_move_share:
