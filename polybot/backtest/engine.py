@@ -55,7 +55,7 @@ from polybot.money import MICRO, notional_micro
 from polybot.risk import RiskManager, load_correlation_groups
 from polybot.strategy.base import BUY, EXIT, Intent, MarketInfo, Strategy
 from polybot.strategy.execution import (
-    EXPIRE, FILL, STOP_LOSS, ExecutionModel, OrderSpec, PendingOrder, decide_step, due_state, next_day,
+    EXPIRE, FILL, STOP_LOSS, ExecutionModel, OrderSpec, PendingOrder, decide_step, due_state, feed_prices, next_day,
     order_for, simulate_order, step_account,
 )
 from polybot.strategy.feed import MarketFeed
@@ -152,6 +152,7 @@ class Backtester:
         self.ledger = Ledger(self.capital_micro, strategy.name)
         self.record_decisions = record_decisions
         self.decisions: list[tuple[int, Intent, Any]] = []     # (t, intent, RiskDecision) when recorded
+        self.orders: list[tuple[int, OrderSpec]] = []           # every order sent (the paper orders table)
         # a reader process pays off from a few hundred thousand rows on
         est_rows = len(self.feed.tokens) * max(1, (self.end_ts - self.start_ts) // self.interval)
         self.parallel_load = est_rows > 500_000 if parallel_load is None else parallel_load
@@ -277,12 +278,7 @@ class Backtester:
 
     def _prices(self, token_id: str) -> tuple[Optional[int], Optional[int]]:
         """(best bid, best ask) of the token's latest recorded row, micro-units."""
-        i = self.feed.token_index.get(token_id)
-        if i is None or self.feed._ts[i] < 0:
-            return None, None
-        b, a = self.feed._bid[i], self.feed._ask[i]
-        return (None if math.isnan(b) else int(round(b * MICRO)),
-                None if math.isnan(a) else int(round(a * MICRO)))
+        return feed_prices(self.feed, token_id)
 
     def _fill_pending(self, t: int) -> None:
         feed = self.feed
@@ -349,6 +345,7 @@ class Backtester:
         if spec is None:
             self.unfilled["no_book"] += 1
             return
+        self.orders.append((t, spec))
         resting_sells = sum(o.remaining_micro for o in self._resting.get(it.token_id, ()) if o.spec.side == SELL)
         r, code = simulate_order(spec, book, m.fee,
                                  cash_available_micro=self.ledger.cash_micro - self._reserved_cash(),

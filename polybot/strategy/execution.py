@@ -77,6 +77,7 @@ class PendingOrder:
     intent: Intent
     decided_at: int
     group_key: str = ""
+    decision: Any = None                 # the RiskDecision that approved it (engine reports)
 
 
 def due_state(p: PendingOrder, book_ts: Optional[int], now: int, model: ExecutionModel) -> str:
@@ -156,6 +157,25 @@ def simulate_order(spec: OrderSpec, book: OrderBook, fee: FeeSchedule, *, cash_a
 
 # ----------------------------------------------------------------------------- marks
 PriceFn = Callable[[str], tuple[Optional[int], Optional[int]]]     # token → (best bid, best ask) micro
+
+
+def feed_prices(feed: Any, token_id: str) -> tuple[Optional[int], Optional[int]]:
+    """(best bid, best ask) of the token's latest recorded row in ``feed`` (micro-units; None
+    when the side is empty or the token was never seen) — the prices both callers mark at."""
+    i = feed.token_index.get(token_id)
+    if i is None or feed._ts[i] < 0:
+        return None, None
+    b, a = feed._bid[i], feed._ask[i]
+    return (None if math.isnan(b) else int(round(b * MICRO)),
+            None if math.isnan(a) else int(round(a * MICRO)))
+
+
+def book_time(feed: Any, token_id: str) -> Optional[int]:
+    """When the token's latest row in ``feed`` was recorded (None: never)."""
+    i = feed.token_index.get(token_id)
+    if i is None or feed._ts[i] < 0:
+        return None
+    return int(feed._ts[i])
 
 
 def marks_of(tokens: Iterable[str], prices: PriceFn) -> dict[str, int]:
@@ -256,6 +276,6 @@ def next_day(ts: int) -> int:
     return (int(ts) // 86_400 + 1) * 86_400
 
 
-__all__ = ["ExecutionModel", "PendingOrder", "OrderSpec", "StepDecision", "decide_step", "due_state",
-           "marks_of", "next_day", "order_for", "simulate_order", "step_account", "FILL", "WAIT", "EXPIRE",
+__all__ = ["ExecutionModel", "PendingOrder", "OrderSpec", "StepDecision", "book_time", "decide_step", "due_state",
+           "feed_prices", "marks_of", "next_day", "order_for", "simulate_order", "step_account", "FILL", "WAIT", "EXPIRE",
            "STOP_LOSS"]
