@@ -255,3 +255,27 @@ def test_backfill_includes_markets_that_closed_in_the_window_and_a_replay_settle
     assert len(settled) == 1, (res.counts, [(f.timestamp, f.reason) for f in res.ledger.fills])
     assert settled[0].timestamp == end and settled[0].payout == payouts[yes]
     assert settled[0].size_micro == sum(f.size_micro for f in buys)
+
+
+def test_closed_markets_are_capped_most_traded_first_and_can_be_switched_off(workspace, sim):
+    t0 = sim.sim.now()
+    expected = closed_between(sim, t0 - 30 * DAY, t0)
+    assert len(expected) >= 2
+    volume = {mid: sim.sim.world.by_id[mid].volume for mid in expected}
+    top = max(volume, key=volume.get)
+    db = setup_workspace(workspace, sim, max_markets=3, backfill_closed_max_markets=1)
+    assert collect(workspace, "--initial").returncode == 0
+    r = collect(workspace, "--backfill", "--days", "30")
+    assert r.returncode == 0 and "incl. 1 market that closed in the window" in r.stdout, r.stdout
+    assert {row[0] for row in query(db, "SELECT id FROM markets WHERE id IN (%s)" % ",".join("?" * len(expected)),
+                                    *expected)} == {top}
+    # switched off: only the tracked markets, as before (their rows are complete: nothing new)
+    from tests.conftest import sim_urls, write_config
+    from tests.helpers_collect import OPEN_FILTERS
+    write_config(workspace, {**sim_urls(sim), "collection": {**OPEN_FILTERS, "max_markets": 3,
+                                                             "backfill_closed": False}})
+    before = sim.sim.path_count.get("/gamma/markets/keyset", 0)
+    assert before > 0                      # the listings so far (the same key counts them)
+    r = collect(workspace, "--backfill", "--days", "30")
+    assert r.returncode == 0 and "closed in the window" not in r.stdout and "0 rows written" in r.stdout, r.stdout
+    assert sim.sim.path_count.get("/gamma/markets/keyset", 0) == before

@@ -94,7 +94,12 @@ def plan_token(conn, token_id: str, market_id: str, start: int, end: int, step: 
 
 
 def fetch_history(client, plan: TokenPlan, step: int) -> list[PricePoint]:
-    """Every history point needed to fill ``plan`` (windows ≤ 15 days, with look-back)."""
+    """Every history point needed to fill ``plan`` (windows ≤ 15 days, with look-back).
+
+    Always ``startTs``/``endTs`` windows, never ``interval=max``: for resolved markets the
+    latter returns nothing below 12-hour fidelity (py-clob-client#216, API_NOTES §2); the
+    windowed form is reported to work for closed markets (UNVERIFIED upstream) — a closed
+    market with no history simply gets no backfilled rows, never invented ones."""
     fidelity = max(1, step // 60)
     points: dict[int, float] = {}
     for first, last in plan.runs:
@@ -141,7 +146,10 @@ def closed_in_window(client, cc, start: int, end: int) -> tuple[list[Market], li
     if not cc.backfill_closed or cap <= 0:
         return [], []
     extra = {"include_tag": True} if cc.tags else {}
-    # the same filters on every page: the cursor is bound to the query (API_NOTES §1.1)
+    # closed=true with end_date_min/max (ISO) on /markets/keyset: py-sdk
+    # src/polymarket/_internal/actions/gamma.py::list_markets_spec (API_NOTES §1.2); closed
+    # defaults to false since 2026-04-09, so it is always sent. The same filters on every
+    # page: the cursor is bound to the query (API_NOTES §1.1).
     listing = PrefetchListing(client, closed=True, order="volumeNum", ascending=False,
                               end_date_min=iso(start), end_date_max=iso(end), **extra)
     tags = {t.lower() for t in cc.tags}
