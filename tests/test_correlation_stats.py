@@ -154,6 +154,25 @@ def test_pairs_strategy_trades_only_significant_pairs():
     assert s.pairs[0].q < 1e-6 and s.pairs[0].half_life_hours < 24
 
 
+def test_pairs_strategy_drops_a_correlated_pair_whose_spread_does_not_revert():
+    """Two markets share a walk (r ≈ 0.7, significant) but each also wanders on its own (random-walk
+    deviations): the spread A − βB is a random walk, so 'convergence' is a coin toss — not traded."""
+    rng = np.random.default_rng(9)
+    n = 865
+    walk = np.cumsum(rng.normal(0, 0.004, n))
+    P = 0.5 + np.column_stack([walk + np.cumsum(rng.normal(0, 0.0025, n)), walk + np.cumsum(rng.normal(0, 0.0025, n))])
+    feed = _feed(np.clip(P, 0.1, 0.9), ["A", "B"], history_hours=80)
+    now = T0 + 300 * (n - 1)
+    s = CorrelationPairs({"reselect_hours": 1000.0, "min_correlation": 0.5})
+    s.decide(feed.view(now), PortfolioView(500 * M))
+    assert s.pairs == []
+    assert len(s.selection_log) == 1 and "not mean-reverting (ADF t" in s.selection_log[0][2]
+    # the same pair IS significant: only the mean-reversion test removed it
+    s2 = CorrelationPairs({"reselect_hours": 1000.0, "min_correlation": 0.5, "require_mean_reversion": False})
+    s2.decide(feed.view(now), PortfolioView(500 * M))
+    assert [p.key for p in s2.pairs] == ["A-yes|B-yes"] and s2.pairs[0].q < 0.05
+
+
 def test_pairs_strategy_never_enters_on_a_degenerate_spread():
     """Co-moving for two days (the pair is selected), then both prices sit still for a day and A jumps:
     the z window's spread has ~1 distinct value, so z would be +47-like; no entry."""

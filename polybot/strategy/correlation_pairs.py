@@ -103,6 +103,7 @@ class CorrelationPairs(Strategy):
         "adf_level": 0.05,                # ADF significance level (0.01, 0.05 or 0.10)
         "adf_lags": 1,                    # lagged differences in the ADF regression
         "max_half_life_hours": 24.0,      # the in-sample spread must revert at least this fast
+        "require_mean_reversion": True,   # false only for research (e.g. calibrating the verdict on noise)
         "position_usd": 50.0,             # $ per entry (the risk manager may resize it)
         "max_entries_per_step": 2,
         "max_hold_hours": 48.0,           # time stop
@@ -219,11 +220,11 @@ class CorrelationPairs(Strategy):
             spread = S[:, ia] - beta * S[:, ib]
             adf = adf_test(spread, lags=p["adf_lags"], level=p["adf_level"], n_series=2)
             hl = half_life(spread) * step_hours
-            if not adf.stationary:
+            if p["require_mean_reversion"] and not adf.stationary:
                 self.selection_log.append((toks[ia], toks[ib], f"dropped: spread not mean-reverting (ADF t "
                                            f"{adf.stat:.2f} > {adf.critical:.2f} at {adf.level:.0%})"))
                 continue
-            if not hl <= p["max_half_life_hours"]:
+            if p["require_mean_reversion"] and not hl <= p["max_half_life_hours"]:
                 self.selection_log.append((toks[ia], toks[ib], f"dropped: spread half-life {hl:.1f} h > "
                                            f"{p['max_half_life_hours']:g} h"))
                 continue
