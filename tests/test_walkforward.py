@@ -127,3 +127,39 @@ def test_walk_forward_with_days_missing_is_insufficient_not_a_crash(tmp_path):
     assert rep["verdict"] == "INSUFFICIENT_DATA" and rep["coverage"] < 0.5
     assert any("covers only" in r for r in rep["reasons"])
     assert rep["out_of_sample"]["segments"][-1]["out_of_sample_metrics"]["trades"] == 0
+
+
+def test_out_of_sample_run_starts_with_pairs_selected_on_in_sample_data(tmp_path):
+    """The out-of-sample backtest's feed is warmed with the in-sample snapshots: at its very first step
+    the strategy already trades pairs chosen on in-sample data (a cold start would have none)."""
+    import numpy as np
+
+    from polybot.backtest.engine import Backtester
+    from polybot.backtest.walkforward import _warm
+    from polybot.config import default_config
+    from polybot.db import connect
+    from polybot.strategy import get_strategy
+
+    d = generate(tmp_path / "w.db", n_markets=6, days=6, seed=3, **DATA)
+    cfg = default_config(tmp_path)
+    conn = connect(d.path, readonly=True)
+    start = d.start_ts + 3 * DAY
+    first = {}
+    for warm in (False, True):
+        s = get_strategy("correlation_pairs", {"lookback_hours": 24, "z_window_hours": 12, "min_correlation": 0.4})
+        bt = Backtester(conn, cfg, s, start_ts=start, end_ts=start + DAY, capital_micro=500_000_000)
+        if warm:
+            _warm(bt, start - s.history_seconds, start)
+            _, hist = bt.feed.view(start - 1).history_by_index(np.arange(2), 10)
+            assert not np.isnan(hist).all()                     # in-sample rows, all before the start
+        orig, seen = s._select_pairs, []
+
+        def spy(view, orig=orig, s=s, seen=seen):
+            orig(view)
+            seen.append((view.now, len(s.pairs)))
+        s._select_pairs = spy
+        bt.run()
+        first[warm] = seen[0]
+    conn.close()
+    assert first[True][0] == first[False][0] == start
+    assert first[False][1] == 0 and first[True][1] >= 1
