@@ -88,6 +88,7 @@ def data_coverage(conn: sqlite3.Connection, token_ids: Iterable[str], start_ts: 
            "grid_seconds": grid, "start_ts": start_ts, "end_ts": end_ts}
     if not universe:
         return out
+    was_in_transaction = conn.in_transaction
     conn.execute("DROP TABLE IF EXISTS temp.cov_tokens")
     conn.execute("CREATE TEMP TABLE cov_tokens (token_id TEXT PRIMARY KEY) WITHOUT ROWID")
     try:
@@ -100,6 +101,8 @@ def data_coverage(conn: sqlite3.Connection, token_ids: Iterable[str], start_ts: 
             "AND s.timestamp >= ? AND s.timestamp <= ?)", (start_ts, end_ts)).fetchone()[0])
     finally:
         conn.execute("DROP TABLE IF EXISTS temp.cov_tokens")
+        if not was_in_transaction and conn.in_transaction:
+            conn.commit()         # the temp table's implicit transaction (a legacy-mode connection)
     if not len(per_ts):
         return out
     bucket = np.minimum((per_ts[:, 0] - start_ts) // grid, n - 1)

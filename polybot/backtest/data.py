@@ -131,7 +131,11 @@ def load_metadata_history(conn: sqlite3.Connection,
 DEFAULT_BACKFILL_SPREAD = 0.04
 DEFAULT_BACKFILL_DEPTH = 100.0
 _DEPTH_EDGES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)
+# Without it SQLite inlines the CTE and re-parses the depth strings in every CASE branch
+# (16×); MATERIALIZED needs SQLite ≥ 3.35 (2021).
+_MATERIALIZED = "MATERIALIZED " if sqlite3.sqlite_version_info >= (3, 35, 0) else ""
 FULL_SCAN_ROWS = 200_000  # up to this many rows in the range: read them all, else sample
+SAMPLE_ROWS = 100_000     # … about this many (≥ 200 grid points per token for 500 tokens)
 _MAX_SPREAD = 0.5        # wider recorded "spreads" are empty or one-sided books, not a spread
 
 
@@ -169,8 +173,9 @@ def estimate_backfill_books(conn: sqlite3.Connection, token_ids: Iterable[str], 
     Per token: the median recorded spread (half of it each side) and the median size of
     the thinner top level (min of best-bid size and best-ask size, rounded DOWN to
     1-2-5 steps), over the collected rows of ``[start_ts, end_ts]`` (all time when not
-    given), sampled on the ``sample_seconds`` grid (hourly: a few hundred thousand rows
-    at most, read by primary-key seeks). A token without recorded books takes its
+    given): all of them up to :data:`FULL_SCAN_ROWS` rows in the range, else a sample on a
+    grid of ``sample_seconds`` multiples (hourly or coarser) of about :data:`SAMPLE_ROWS`
+    rows, read by primary-key seeks. A token without recorded books takes its
     market's (the other outcome of a binary market has the same spread); a market
     without any takes ``default_spread`` / ``default_depth``. Spreads above 0.5 (an
     empty or one-sided book) are ignored."""
@@ -178,25 +183,32 @@ def estimate_backfill_books(conn: sqlite3.Connection, token_ids: Iterable[str], 
     if not universe:
         return {}
     default = BackfillBook(max(0.0, float(default_spread)) / 2.0, max(0.0, float(default_depth)), "default")
-    lo, hi = conn.execute("SELECT MIN(timestamp), MAX(timestamp) FROM market_snapshots").fetchone()
+    # two subqueries: one MIN(...), MAX(...) aggregate would scan the whole table
+    lo, hi = conn.execute("SELECT (SELECT MIN(timestamp) FROM market_snapshots), "
+                          "(SELECT MAX(timestamp) FROM market_snapshots)").fetchone()
     if lo is None:
         return {t: default for t in universe}
     lo = max(int(lo), int(start_ts)) if start_ts is not None else int(lo)
     hi = min(int(hi), int(end_ts)) if end_ts is not None else int(hi)
     step = max(1, int(sample_seconds))
-    rows_in_range = conn.execute("SELECT COUNT(*) FROM market_snapshots WHERE timestamp >= ? AND timestamp <= ?",
-                                 (lo, hi)).fetchone()[0]
+    rows_in_range = conn.execute(         # counted up to the threshold only
+        "SELECT COUNT(*) FROM (SELECT 1 FROM market_snapshots WHERE timestamp >= ? AND timestamp <= ? "
+        "LIMIT ?)", (lo, hi, FULL_SCAN_ROWS + 1)).fetchone()[0]
     if rows_in_range <= FULL_SCAN_ROWS:       # small: every row (the sample could miss sparse rows)
         source = "market_snapshots s WHERE s.timestamp >= ?1 AND s.timestamp <= ?2 AND ?3 > 0 AND "
     else:
+        # about SAMPLE_ROWS rows: one grid point every ``step`` (a multiple of sample_seconds)
+        points = max(1, SAMPLE_ROWS // len(universe))
+        step = max(step, -(-((hi - lo) // points) // step) * step)
         lo = -(-lo // step) * step
         source = ("g CROSS JOIN market_snapshots s ON s.timestamp = g.ts WHERE ")
+    was_in_transaction = conn.in_transaction
     conn.execute("DROP TABLE IF EXISTS temp.bf_tokens")
     conn.execute("CREATE TEMP TABLE bf_tokens (token_id TEXT PRIMARY KEY) WITHOUT ROWID")
     depth = _top_size("s.bids"), _top_size("s.asks")
     bucket = " ".join(f"WHEN d >= {e} THEN {e}" for e in reversed(_DEPTH_EDGES))
     sql = (f"WITH RECURSIVE g(ts) AS (SELECT ?1 UNION ALL SELECT ts + ?3 FROM g WHERE ts + ?3 <= ?2), "
-           f"r AS (SELECT s.token_id AS token_id, s.market_id AS market_id, "
+           f"r AS {_MATERIALIZED}(SELECT s.token_id AS token_id, s.market_id AS market_id, "
            f"CAST(round((s.best_ask - s.best_bid) * 100000) AS INTEGER) AS sp, "
            f"min({depth[0]}, {depth[1]}) AS d FROM {source}"
            f"+s.token_id IN (SELECT token_id FROM temp.bf_tokens) AND s.source = 'collected' "
@@ -211,6 +223,8 @@ def estimate_backfill_books(conn: sqlite3.Connection, token_ids: Iterable[str], 
             "ON k.token_id = t.token_id").fetchall())
     finally:
         conn.execute("DROP TABLE IF EXISTS temp.bf_tokens")
+        if not was_in_transaction and conn.in_transaction:
+            conn.commit()         # the temp table's implicit transaction (a legacy-mode connection)
     per_token: dict[str, tuple[list, list, list]] = {}
     per_market: dict[str, tuple[list, list, list]] = {}
     for tok, mid, sp, d, n in rows:
@@ -278,8 +292,10 @@ class SnapshotStore:
 
     def bounds(self, start_ts: int, end_ts: int) -> tuple[Optional[int], Optional[int]]:
         """First and last snapshot timestamps in [start_ts, end_ts] (None, None when empty)."""
-        row = self.conn.execute("SELECT MIN(timestamp), MAX(timestamp) FROM market_snapshots "
-                                "WHERE timestamp >= ? AND timestamp <= ?", (start_ts, end_ts)).fetchone()
+        # two subqueries: one MIN(...), MAX(...) aggregate would read every row of the range
+        row = self.conn.execute("SELECT (SELECT MIN(timestamp) FROM market_snapshots WHERE timestamp >= ?1 "
+                                "AND timestamp <= ?2), (SELECT MAX(timestamp) FROM market_snapshots "
+                                "WHERE timestamp >= ?1 AND timestamp <= ?2)", (start_ts, end_ts)).fetchone()
         return (row[0], row[1]) if row and row[0] is not None else (None, None)
 
     def chunks(self, start_ts: int, end_ts: int, chunk_seconds: int = 86_400) -> Iterator[Chunk]:
