@@ -188,6 +188,22 @@ def test_luck_fails_on_the_psr_although_every_checklist_criterion_passes():
     assert v["reasons"][0].startswith("The probabilistic Sharpe ratio is 0.")
 
 
+def test_one_lucky_day_does_not_pass_on_skewness():
+    """Found by the calibration benchmark: one winning day among 29 flat ones (Sharpe 3.49) has
+    skewness 5.2, and the paper's PSR credits it with 0.97. The verdict gives no skew credit."""
+    r = np.zeros(30)
+    r[10] = 0.0123
+    assert probabilistic_sharpe_ratio(r) > 0.95                              # the paper's formula
+    assert probabilistic_sharpe_ratio(r, skew_credit=False) == pytest.approx(0.8128, abs=1e-4)
+    v = judge(_metrics(r, 30, win_rate=0.9, mdd=0.0), r, [(20_010 * DAY, 1.0)] * 27 + [(20_010 * DAY, -1.0)] * 3,
+              thresholds=T, coverage=1.0, recorded_share=1.0, recorded_days=30)
+    assert all(c["passed"] for c in v["criteria"])
+    assert v["verdict"] == FAIL and v["psr"] < 0.95
+    # skewness still widens the uncertainty when it hurts: negative skew with a positive Sharpe
+    neg = np.array([0.004] * 28 + [-0.03, 0.002])
+    assert probabilistic_sharpe_ratio(neg, skew_credit=False) == pytest.approx(probabilistic_sharpe_ratio(neg))
+
+
 def test_many_trials_are_deflated():
     v = _judge(STRONG[:20], 40, n_trials=200, trials_sharpe_variance=0.25)
     assert v["psr"] >= 0.95 and v["dsr"] < 0.95 and v["verdict"] == FAIL
@@ -222,6 +238,10 @@ def test_config_hash_follows_what_changes_results():
     assert config_hash(dataclasses.replace(cfg, risk_limits=dataclasses.replace(cfg.risk_limits,
                                                                                  stop_loss_percent=0.1))) != base
     assert config_hash(dataclasses.replace(cfg, backtest=dataclasses.replace(cfg.backtest, min_psr=0.9))) != base
+    assert config_hash(dataclasses.replace(cfg, trading=dataclasses.replace(cfg.trading, order_type="FOK"))) != base
+    # settings that only pace the live loop, or only decide whether a report is fresh enough, do not
+    assert config_hash(dataclasses.replace(cfg, trading=dataclasses.replace(cfg.trading,
+                                                                             loop_interval_seconds=5))) == base
     # go-live-only settings do not invalidate a report
     assert config_hash(dataclasses.replace(cfg, backtest=dataclasses.replace(cfg.backtest,
                                                                               max_report_age_days=3))) == base

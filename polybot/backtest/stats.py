@@ -95,17 +95,24 @@ def _moments(returns) -> tuple[int, float, float, float]:
     return n, sr, skew, kurt
 
 
-def probabilistic_sharpe_ratio(returns: Sequence[float], sr_benchmark: float = 0.0) -> float:
+def probabilistic_sharpe_ratio(returns: Sequence[float], sr_benchmark: float = 0.0, *,
+                               skew_credit: bool = True) -> float:
     """P(true per-period Sharpe > ``sr_benchmark``) — Bailey & López de Prado (2012).
 
     ``returns`` are per-period (daily) returns and ``sr_benchmark`` is per period too (an
     annual Sharpe S is S / √365 per day). 0.0 when there is no evidence (fewer than 2 returns,
     or no variation).
+
+    ``skew_credit=False`` (what the verdict uses) lets skewness only widen the uncertainty,
+    never narrow it: the term −γ₃·SR̂ is dropped when it is negative. The paper's formula is
+    asymptotic; on 30 daily returns with a few active days it rewards a lucky day — one winning
+    day among 29 flat ones has skewness 5.2 and scores PSR 0.97 with the credit, 0.81 without.
     """
     n, sr, skew, kurt = _moments(returns)
     if math.isnan(sr):
         return 0.0
-    var = 1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr * sr
+    skew_term = -skew * sr if skew_credit else max(0.0, -skew * sr)
+    var = 1.0 + skew_term + (kurt - 1.0) / 4.0 * sr * sr
     # the variance term can turn ≤ 0 for extreme skew; the floor keeps PSR defined and cautious
     var = max(var, 1e-12)
     z = (sr - sr_benchmark) * math.sqrt(n - 1) / math.sqrt(var)
@@ -124,13 +131,15 @@ def expected_max_sharpe(n_trials: int, variance: float) -> float:
                                   + EULER_GAMMA * _phi_inv(1 - 1 / (n * math.e)))
 
 
-def deflated_sharpe_ratio(returns: Sequence[float], n_trials: int, sr_trials_variance: float) -> float:
+def deflated_sharpe_ratio(returns: Sequence[float], n_trials: int, sr_trials_variance: float, *,
+                          skew_credit: bool = True) -> float:
     """PSR against the expected best Sharpe of ``n_trials`` unskilled trials (per-period units).
 
     ``sr_trials_variance`` is the variance of the per-period Sharpe ratios of all the trials
     (e.g. every parameter set of a sweep); equal to PSR(0) for one trial.
     """
-    return probabilistic_sharpe_ratio(returns, expected_max_sharpe(n_trials, sr_trials_variance))
+    return probabilistic_sharpe_ratio(returns, expected_max_sharpe(n_trials, sr_trials_variance),
+                                      skew_credit=skew_credit)
 
 
 # ---- statistics of a day-resampled array, for block_bootstrap_ci

@@ -10,7 +10,9 @@ calibration benchmark all call it). In order:
 2. **PASS** needs every checklist criterion (win rate, Sharpe, max drawdown, positive return —
    :func:`checklist_criteria`) **and** a probabilistic Sharpe ratio ≥ ``backtest.min_psr``
    (0.95: the daily returns make a true Sharpe ratio above 0 at least 95 % likely), and, when
-   several parameter sets were tried, the deflated Sharpe ratio ≥ ``min_psr`` as well.
+   several parameter sets were tried, the deflated Sharpe ratio ≥ ``min_psr`` as well. Both are
+   computed without the skewness credit (positive skew never narrows the uncertainty: one
+   lucky day in 30 must not pass).
 3. Otherwise **FAIL**.
 
 Every reason is one sentence for the operator. The report also carries day-block bootstrap 95 %
@@ -43,6 +45,8 @@ DAY = 86_400
 # BacktestConfig keys that only decide whether an existing report is acceptable for going live
 # (not what a backtest computes): changing them must not invalidate a report.
 GO_LIVE_ONLY_KEYS = frozenset({"max_report_age_days", "min_recorded_days"})
+# trading: keys that change how the replay fills orders (the rest only pace the live loop)
+TRADING_KEYS = ("order_type", "fill_latency_seconds", "stale_order_seconds")
 
 
 # --------------------------------------------------------------------------- criteria
@@ -148,8 +152,10 @@ def judge(metrics: dict, daily_returns, trade_pnls, *, thresholds: Any, coverage
     r = np.asarray(daily_returns, dtype=np.float64)
     n_trades = int(metrics.get("total_trades") or 0)
     criteria = checklist_criteria(metrics, t)
-    psr = probabilistic_sharpe_ratio(r, 0.0)
-    dsr = deflated_sharpe_ratio(r, n_trials, float(trials_sharpe_variance)) if n_trials > 1 else None
+    # skewness may widen the uncertainty but never narrow it (stats.probabilistic_sharpe_ratio)
+    psr = probabilistic_sharpe_ratio(r, 0.0, skew_credit=False)
+    dsr = (deflated_sharpe_ratio(r, n_trials, float(trials_sharpe_variance), skew_credit=False)
+           if n_trials > 1 else None)
     cis = confidence_intervals(r, trade_pnls, n_boot=int(t.bootstrap_samples), block_days=int(t.bootstrap_block_days),
                                first_day=first_day)
 
@@ -231,15 +237,16 @@ def _plain(value: Any) -> Any:
 
 def config_fingerprint(cfg: Any, strategy_name: str, params: dict) -> dict:
     """What a backtest result depends on: the strategy and its full parameters (defaults
-    included), the risk limits, the backtest settings (minus the go-live-only keys), the order
-    type and the collection grid."""
+    included), the risk limits, the backtest settings (minus the go-live-only keys), the
+    execution settings of ``trading:`` the replay uses (order type, fill latency, how long a
+    resting order lives) and the collection grid."""
     bt = {k: v for k, v in _plain(cfg.backtest).items() if k not in GO_LIVE_ONLY_KEYS}
     return {
         "strategy": str(strategy_name),
         "params": _plain(dict(params)),
         "risk_limits": _plain(cfg.risk_limits),
         "backtest": bt,
-        "order_type": cfg.trading.order_type,
+        "trading": {k: _plain(getattr(cfg.trading, k)) for k in TRADING_KEYS if hasattr(cfg.trading, k)},
         "interval_minutes": cfg.collection.interval_minutes,
     }
 
