@@ -111,6 +111,8 @@ def test_the_collector_records_a_metadata_change_with_the_time_it_was_seen(works
     tracked = {r[0] for r in query(db, "SELECT id FROM markets WHERE tracked = 1")}
     assert {r[0] for r in rows} >= tracked and all(r[1:] == (t0, "collected") for r in rows)
     n = len(rows)
+    assert collect(workspace).returncode == 0          # a re-run of the same cycle: nothing new
+    assert len(query(db, "SELECT * FROM market_metadata_history")) == n
     sim.sim.advance(STEP)
     assert collect(workspace).returncode == 0          # nothing changed: nothing recorded
     assert len(query(db, "SELECT * FROM market_metadata_history")) == n
