@@ -152,24 +152,12 @@ def closed_in_window(client, cc, start: int, end: int) -> tuple[list[Market], li
     # page: the cursor is bound to the query (API_NOTES §1.1).
     listing = PrefetchListing(client, closed=True, order="volumeNum", ascending=False,
                               end_date_min=iso(start), end_date_max=iso(end), **extra)
-    tags = {t.lower() for t in cc.tags}
-    words = [w.lower() for w in cc.keywords]
     out: list[Market] = []
     for m in listing:
-        if not m.closed or not m.tokens:
-            continue
-        t_close = close_time(m)
-        if t_close is None or not start <= t_close <= end + 86_400:
-            continue            # end date moved or no time known: not this window's
-        if tags and not universe._matches_tags(m, tags):
-            continue
-        if words and not universe._matches_keywords(m, words):
-            continue
-        if (m.volume or 0.0) < cc.backfill_closed_min_volume:
-            continue
-        out.append(m)
-        if len(out) >= cap:
-            break
+        if universe.passes_closed(m, cc, start, end):
+            out.append(m)
+            if len(out) >= cap:
+                break
     problems = [f"skipped closed market {i.record_id}: {i.reason}" for i in listing.issues]
     return out, problems
 

@@ -100,6 +100,24 @@ def passes(m: Market, cc, counts: Optional[dict] = None) -> bool:
     return True
 
 
+def passes_closed(m: Market, cc, start: int, end: int) -> bool:
+    """Whether a market that CLOSED is one the collection would have tracked in the
+    window [start, end] (the backfill's survivorship-free part): closed, with outcome
+    tokens, closed (Gamma ``closedTime``, else its end date) inside the window, matching
+    ``tags`` and ``keywords``, lifetime volume ≥ ``backfill_closed_min_volume``. The live
+    filters (24 h volume, liquidity, accepting orders) say nothing about a closed market."""
+    if not m.closed or not m.tokens:
+        return False
+    closed_at = m.closed_time if m.closed_time is not None else m.end_date
+    if closed_at is None or not start <= closed_at <= end + 86_400:
+        return False            # end date moved, or no time known: not this window's
+    if cc.tags and not _matches_tags(m, {t.lower() for t in cc.tags}):
+        return False
+    if cc.keywords and not _matches_keywords(m, [k.lower() for k in cc.keywords]):
+        return False
+    return (m.volume or 0.0) >= cc.backfill_closed_min_volume
+
+
 def select(markets: Iterable[Market], cc, *, explicit: Iterable[Market] = (),
            full_scan: bool = False, issues: Callable[[], list] = list,
            on_final: Optional[Callable[[Market], None]] = None) -> Selection:
