@@ -15,6 +15,11 @@ Filters, applied in this order to the open markets Gamma lists (``/markets/keyse
 count towards the cap), unless the market is closed (a closed market has no order book;
 its resolution is still recorded by the lifecycle refresh).
 
+Closed markets (``collect_market_data.py --backfill``, survivorship-free history):
+:func:`passes_closed` takes those that closed inside the backfill window and match
+``tags``/``keywords`` and ``backfill_closed_min_volume`` (lifetime volume); the backfill
+lists them most traded first, up to ``backfill_closed_max_markets``.
+
 The scan stops early once the cap is reached — valid because Gamma sorts by
 ``order_by`` descending; the scan checks that order as it goes and falls back to a full
 scan (sorting client-side) if a page arrives out of order. ``--initial`` always scans
