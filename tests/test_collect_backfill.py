@@ -279,3 +279,32 @@ def test_closed_markets_are_capped_most_traded_first_and_can_be_switched_off(wor
     r = collect(workspace, "--backfill", "--days", "30")
     assert r.returncode == 0 and "closed in the window" not in r.stdout and "0 rows written" in r.stdout, r.stdout
     assert sim.sim.path_count.get("/gamma/markets/keyset", 0) == before
+
+
+def test_a_market_resolved_early_is_backfilled_although_its_end_date_is_later(workspace, sim):
+    """A "by <date>" market that resolves before its deadline keeps its scheduled endDate
+    on Gamma (closedTime says when it closed): the backfill must not bound the listing by
+    end date, or it would miss exactly the markets that resolved early."""
+    import json
+
+    db = setup_workspace(workspace, sim, max_markets=4)
+    assert collect(workspace, "--initial").returncode == 0
+    tracked = {r[0] for r in query(db, "SELECT id FROM markets WHERE tracked = 1")}
+    w = sim.sim.world
+    early = next(m for m in w.markets if m.id not in tracked and sim.sim.phase(m.index) == "open"
+                 and m.kind == "single" and not m.is_v2 and m.end_ts > sim.sim.now() + 30 * DAY)
+    sim.sim.advance(DAY)
+    sim.sim.resolve(early.id, "YES")
+    closed_at = sim.sim.now()
+    gamma = requests.get(f"{sim.gamma_url}/markets/{early.id}", timeout=10).json()
+    assert gamma["closed"] and gamma["endDate"] > gamma["closedTime"].replace(" ", "T")   # still the deadline
+    sim.sim.advance(DAY)
+    r = collect(workspace, "--backfill", "--days", "10")
+    assert r.returncode == 0, r.stdout + r.stderr
+    row = query(db, "SELECT tracked, payouts, resolved_at, end_date FROM markets WHERE id = ?", early.id)
+    assert row, f"market {early.id}, resolved early inside the window, was not backfilled:\n{r.stdout}"
+    tracked_flag, payouts, resolved_at, end_date = row[0]
+    assert tracked_flag == 0 and resolved_at == closed_at and end_date > closed_at
+    assert json.loads(payouts) == {early.token_ids[0]: 1.0, early.token_ids[1]: 0.0}
+    last = query(db, "SELECT MAX(timestamp) FROM market_snapshots WHERE token_id = ?", early.token_ids[0])[0][0]
+    assert last is not None and closed_at - STEP < last <= closed_at

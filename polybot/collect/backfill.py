@@ -22,10 +22,12 @@ price, bid/ask/depth/book NULL (the backtester applies a half-spread).
   short write transactions).
 
 Survivorship-free (``collection.backfill_closed``, on by default): the markets that CLOSED
-inside the window are fetched too — Gamma ``GET /markets/keyset`` with ``closed=true``,
-``end_date_min``/``end_date_max`` = the window, the same filters on every page
-(API_NOTES §1.1–1.2), most traded (``volumeNum``) first — filtered by the collection's
-tags/keywords and ``backfill_closed_min_volume``, up to ``backfill_closed_max_markets``
+inside the window are fetched too — Gamma ``GET /markets/keyset`` with ``closed=true`` and
+``end_date_min`` = the window start (less a week), the same filters on every page
+(API_NOTES §1.1–1.2), most traded (``volumeNum``) first — those whose close time lies in
+the window (an early-resolved market keeps its later scheduled end date, so there is no
+``end_date_max``), filtered by the collection's tags/keywords and
+``backfill_closed_min_volume``, up to ``backfill_closed_max_markets``
 (default ``max_markets``). Each is stored untracked with its outcome — Gamma's resolved
 ``outcomePrices``, else the CLOB winner flags, else left for the collector's lifecycle
 refresh — and ``resolved_at`` = its close time (Gamma ``closedTime``, else its end
@@ -58,6 +60,7 @@ WINDOW = 15 * 86_400          # seconds per /prices-history request
 MAX_FILL = 6 * 3_600          # forward-fill horizon (and look-back before a missing run)
 WORKERS = 4                   # threads fetching history (writes stay on the main thread)
 STATE_PREFIX = "backfill_from:"
+END_DATE_SLACK = 7 * 86_400   # closed markets whose end date is this much before the window still count
 
 
 @dataclass
@@ -150,8 +153,13 @@ def closed_in_window(client, cc, start: int, end: int) -> tuple[list[Market], li
     # src/polymarket/_internal/actions/gamma.py::list_markets_spec (API_NOTES §1.2); closed
     # defaults to false since 2026-04-09, so it is always sent. The same filters on every
     # page: the cursor is bound to the query (API_NOTES §1.1).
+    # Only a lower bound on the END DATE: a market that resolved early (YES before its
+    # deadline) keeps its later scheduled endDate — an end_date_max would miss exactly those —
+    # and one that traded on past its end date until resolution closes after it (hence
+    # the slack). Which closed inside the window is decided on the close time
+    # (universe.passes_closed); the listing is most traded first and stops at the cap.
     listing = PrefetchListing(client, closed=True, order="volumeNum", ascending=False,
-                              end_date_min=iso(start), end_date_max=iso(end), **extra)
+                              end_date_min=iso(start - END_DATE_SLACK), **extra)
     out: list[Market] = []
     for m in listing:
         if universe.passes_closed(m, cc, start, end):
