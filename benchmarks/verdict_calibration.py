@@ -110,6 +110,10 @@ def main() -> int:
     ap.add_argument("--null-strategy", default="correlation_pairs", metavar="NAME",
                     help="strategy run on the no-edge data (default correlation_pairs; mean_reversion trades "
                          "much more there)")
+    ap.add_argument("--null-trades-noise", action="store_true",
+                    help="no-edge runs with correlation_pairs' mean-reversion test off (require_mean_reversion: "
+                         "false), so that the strategy trades the noise and the verdict's statistics, not the pair "
+                         "filter, must refuse it")
     ap.add_argument("--min-correlation", type=float, default=PARAMS["min_correlation"],
                     help=f"correlation_pairs.min_correlation (default {PARAMS['min_correlation']})")
     args = ap.parse_args()
@@ -119,12 +123,13 @@ def main() -> int:
     if args.null_seeds < 1 or args.edge_seeds < 1 or args.jobs < 1 or args.markets < 2 or args.days < 2:
         ap.error("seeds, jobs ≥ 1, markets ≥ 2 and days ≥ 2 are required")
     workdir = tempfile.mkdtemp(prefix="polybot_verdict_calibration_")
-    jobs = ([("no edge", 1000 + s, args.markets, args.days, workdir, market, params, args.null_strategy)
+    null_params = dict(params, require_mean_reversion=False) if args.null_trades_noise else params
+    jobs = ([("no edge", 1000 + s, args.markets, args.days, workdir, market, null_params, args.null_strategy)
              for s in range(args.null_seeds)]
             + [("planted edge", 2000 + s, args.markets, args.days, workdir, market, params, "correlation_pairs")
                for s in range(args.edge_seeds)])
     print(f"{len(jobs)} backtests of {args.days} days × {args.markets} markets: correlation_pairs {params} "
-          f"(no edge: {args.null_strategy}); market "
+          f"(no edge: {args.null_strategy}{' ' + str(null_params) if null_params != params else ''}); market "
           f"{ {k: v for k, v in market.items() if k != 'both_tokens'} }; {args.jobs} processes", flush=True)
     t0 = time.perf_counter()
     rows = []
