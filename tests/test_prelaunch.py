@@ -262,7 +262,11 @@ def test_a_stale_report_is_no_go(tmp_path):
     assert not item.ok
     assert "the report is 9.0 days old (at most 7, backtest.max_report_age_days)" in item.detail
     assert item.fix.startswith("re-run python backtest.py --start-date YYYY-MM-DD")
+    _write_report(cfg, _backtest("PASS", cfg, age_days=-2))
+    item = _check(cfg)
+    assert not item.ok and "the report is dated 48 h in the future" in item.detail
     # the age limit is configurable, and changing it does not invalidate the report
+    _write_report(cfg, _backtest("PASS", cfg, age_days=9))
     cfg = init_workspace(tmp_path, {"backtest": {"max_report_age_days": 10}})
     assert _check(cfg).ok
 

@@ -329,7 +329,10 @@ def go_live_problems(report: dict, cfg: Any, now: float, *, file_mtime: Optional
         out.append(("the report does not say when it was made", rerun))
     else:
         age = (now - made) / DAY
-        if age > t.max_report_age_days:
+        if age < -1 / 24:
+            out.append((f"the report is dated {-age * 24:.0f} h in the future (a wrong clock, or an edited report)",
+                        "check the system clock (timedatectl), then " + rerun))
+        elif age > t.max_report_age_days:
             out.append((f"the report is {age:.1f} days old (at most {t.max_report_age_days:g}, "
                         f"backtest.max_report_age_days)", rerun))
     cov = get("coverage")
