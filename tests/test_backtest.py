@@ -305,3 +305,52 @@ def test_reader_process_gives_the_same_replay(tmp_path):
     assert r1.ledger.fills and r1.ledger.fills == r2.ledger.fills
     assert r1.curve_equity.tolist() == r2.curve_equity.tolist()
     assert m1["final_capital"] == m2["final_capital"] and m1["data"] == m2["data"]
+
+
+# ------------------------------------------------------------------ order types and fill latency (issue 14 #4)
+def _resting_db(tmp_path):
+    db = tmp_path / "gtc.db"
+    conn = new_db(db)
+    add_market(conn, "B")
+    snap(conn, T0, "B-yes", "B", 0.29, 0.30, asks="0.30:60,0.31:100")
+    snap(conn, T0 + 300, "B-yes", "B", 0.29, 0.30, asks="0.30:60,0.31:100")
+    snap(conn, T0 + 600, "B-yes", "B", 0.28, 0.29, asks="0.29:25")       # the ask comes down to 0.29
+    snap(conn, T0 + 900, "B-yes", "B", 0.27, 0.28, asks="0.28:500")
+    conn.close()
+    return db
+
+
+@pytest.mark.parametrize("order_type, expected", [
+    # FAK: the 60 at 0.30 fill, the other 40 are cancelled
+    ("FAK", [(T0 + 300, "BUY", 60_000_000, 18_000_000)]),
+    # GTC (as the paper exchange models it): 60 fill as taker, 40 rest at 0.30 and fill as maker
+    # (at 0.30, no fee) against the next book: 25 at T0+600; the last 15 are cancelled there, the
+    # order being trading.stale_order_seconds (300) old — the ask of 0.28 at T0+900 comes too late
+    ("GTC", [(T0 + 300, "BUY", 60_000_000, 18_000_000), (T0 + 600, "BUY", 25_000_000, 7_500_000)]),
+])
+def test_gtc_orders_rest_in_the_replay_like_on_paper(tmp_path, order_type, expected):
+    script = {T0: [(ENTER, "B-yes", "B", {"size_micro": 100 * M, "limit_price_micro": 300_000})]}
+    cfg_over = {"order_type": order_type}
+    bt, res, _ = run_bt(_resting_db(tmp_path), Scripted(script), T0, T0 + DAY - 1, **cfg_over)
+    assert [(f.timestamp, f.side, f.size_micro, f.notional_micro) for f in res.ledger.fills
+            if not f.reason.startswith("end of backtest")] == expected
+    assert all(f.fee_micro == 0 for f in res.ledger.fills)
+    assert res.unfilled.get("stale_cancelled", 0) == (1 if order_type == "GTC" else 0)
+
+
+@pytest.mark.parametrize("latency, fill_ts", [(0, T0), (1, T0 + 300), (300, T0 + 300), (301, T0 + 600)])
+def test_an_order_fills_on_the_first_recorded_book_at_or_after_its_latency(tmp_path, latency, fill_ts):
+    script = {T0: [(ENTER, "B-yes", "B", {"size_micro": 10 * M, "limit_price_micro": 310_000})]}
+    _, res, _ = run_bt(_resting_db(tmp_path), Scripted(script), T0, T0 + DAY - 1, fill_latency_seconds=latency)
+    assert res.ledger.fills[0].timestamp == fill_ts
+
+
+def test_a_dollar_buy_is_sized_at_its_limit_like_the_order_live_sends(tmp_path):
+    # $30 at limit 0.31: 96.77 shares (30 / 0.31 rounded down), filled 60 @ 0.30 + 36.77 @ 0.31 —
+    # $29.3987 spent, never more than the $30 approved (a depth walk would spend all $30)
+    script = {T0: [(ENTER, "B-yes", "B", {"notional_micro": 30 * M, "limit_price_micro": 310_000})]}
+    bt, res, _ = run_bt(_resting_db(tmp_path), Scripted(script), T0, T0 + DAY - 1)
+    buy = res.ledger.fills[0]
+    assert (buy.size_micro, buy.notional_micro) == (96_770_000, 18_000_000 + 11_398_700)
+    assert [(t, s.side, s.price_micro, s.size_micro) for t, s in bt.orders][:1] == [(T0 + 300, "BUY", 310_000,
+                                                                                        96_770_000)]
