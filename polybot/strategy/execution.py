@@ -27,6 +27,28 @@ decides on the rows the database holds for that step, whoever wrote them). At ea
 
 Order types: ``trading.order_type`` in both (GTD is sent as GTC: resting orders are
 modelled with the same rules in both; FAK/FOK take what the recorded depth gives).
+
+What still differs between a paper run and its replay, and why (everything else is equal,
+tests/test_parity.py asserts it with no tolerance):
+
+- **Halts.** Paper stops (circuit breaker #2) and waits for the operator; the replay
+  cancels every order and trades nothing until the next 00:00 UTC, its assumption of when
+  the operator restarts (a same-day ``--restart`` could only exit: the latched daily limit
+  still blocks entries until 00:00 UTC).
+- **Settlements.** Paper settles a resolved market when its lookup sees the resolution
+  (recorded at that time); the replay at the recorded resolution time.
+- **Closed, unresolved markets.** Paper sends no order into a market the markets table
+  marks closed; the replay stops at the resolution time only (it has no closing time).
+- **Correlation groups.** Paper uses ``reports/correlation_groups.json`` as it is; the
+  replay only when that report's data ended before the replay starts (else look-ahead).
+- **Restarts.** Orders paper has decided but not yet placed (the latency queue) live in
+  memory: a restart drops them, and a restarted bot decides again at the current step.
+- **The end.** The replay sells what is still held into the last books (its final
+  equity); paper keeps its positions.
+- **Live** (not paper): orders are sent at once (the real latency is the network's) and fill
+  on the live book; between grid steps live also checks breakers #2/#3 on fresh books; the
+  ramp-up plan limits live positions during the first days (paper and the replay, which
+  judge the strategy, run without it; ``Backtester(first_live_day=...)`` applies it).
 """
 from __future__ import annotations
 
