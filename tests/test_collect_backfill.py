@@ -308,3 +308,15 @@ def test_a_market_resolved_early_is_backfilled_although_its_end_date_is_later(wo
     assert json.loads(payouts) == {early.token_ids[0]: 1.0, early.token_ids[1]: 0.0}
     last = query(db, "SELECT MAX(timestamp) FROM market_snapshots WHERE token_id = ?", early.token_ids[0])[0][0]
     assert last is not None and closed_at - STEP < last <= closed_at
+
+
+def test_malformed_closed_market_records_are_warnings_not_failures(workspace, sim):
+    db = setup_workspace(workspace, sim, max_markets=3)
+    assert collect(workspace, "--initial").returncode == 0
+    sim.sim.set_faults(bad_market="all")
+    r = collect(workspace, "--backfill", "--days", "30")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ", 0 errors, 3 warnings (see the log)" in r.stdout, r.stdout
+    assert "Traceback" not in r.stderr
+    status, detail = query(db, "SELECT status, error_detail FROM collection_cycles WHERE kind = 'backfill'")[0]
+    assert status == "ok" and "warning: skipped closed market 999991" in detail

@@ -201,6 +201,7 @@ class BackfillResult:
     closed_markets: int = 0     # markets that closed inside the window, stored with their history
     closed_resolved: int = 0    # … of which the outcome is recorded
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     interrupted: Optional[str] = None
     duration: float = 0.0
     api_seconds: float = 0.0
@@ -229,11 +230,13 @@ def backfill(cfg, conn, client, days: float, *, progress_bar: Optional[bool] = N
         "SELECT t.token_id, t.market_id FROM market_tokens t JOIN markets m ON m.id = t.market_id "
         "WHERE m.tracked = 1 ORDER BY m.liquidity DESC, m.id, t.outcome_index").fetchall()
     plans = [plan_token(conn, t, m, start, end, step) for t, m in tokens]
+    # skipped malformed closed records and outcomes not available yet are warnings (the
+    # collector's lifecycle refresh records a missing outcome later), not failed tokens
     closed, problems = closed_in_window(client, cfg.collection, start, end)
-    res.errors += problems
+    res.warnings += problems
     if closed:
         payouts, problems = outcomes_of(client, closed)
-        res.errors += problems
+        res.warnings += problems
         with db.atomic(conn):
             store.upsert_markets(conn, closed, tracked=False, now=now, payouts=payouts,
                                  resolved_at={m.id: close_time(m) for m in closed}, record=False)
@@ -288,7 +291,7 @@ def backfill(cfg, conn, client, days: float, *, progress_bar: Optional[bool] = N
         res.duration = time.perf_counter() - t0
         res.api_seconds = client.stats.total_seconds
         detail = "; ".join(([f"interrupted: {res.interrupted}"] if res.interrupted else [])
-                           + res.errors[:20]) or None
+                           + res.errors[:20] + [f"warning: {w}" for w in res.warnings[:10]]) or None
         with db.atomic(conn):
             store.finish_cycle(conn, cycle_id, status=res.status, finished_at=int(time.time()),
                                markets=len({p.market_id for p in todo}), snapshots=res.rows,
@@ -305,7 +308,8 @@ def summary(res: BackfillResult, days: float) -> str:
                   f"({res.closed_resolved:,} with the outcome recorded)")
     head = (f"Backfill {days:g} days ({iso(res.start)} → {iso(res.end)}): "
             f"{plural(res.tokens, 'token')} ({res.skipped:,} already complete){closed}")
-    body = (f"{res.rows:,} rows written, {plural(len(res.errors), 'error')} "
+    warned = f", {plural(len(res.warnings), 'warning')} (see the log)" if res.warnings else ""
+    body = (f"{res.rows:,} rows written, {plural(len(res.errors), 'error')}{warned} "
             f"in {res.duration:.1f} s (API {res.api_seconds:.1f} s)")
     if res.interrupted:
         left = res.tokens - res.skipped - res.done
@@ -339,7 +343,7 @@ def run(cfg, days: float, *, verbose: bool = False, out: Callable[[str], None] =
         finally:
             client.close()
             conn.close()
-    for e in res.errors[:10]:
+    for e in res.errors[:10] + res.warnings[:10]:
         log.warning("backfill: %s", e)
     line = summary(res, days)
     (log.error if res.interrupted else log.info)(line)
