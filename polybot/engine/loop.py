@@ -431,6 +431,26 @@ class Engine:
             log.warning("%s", it.reason)
         return out + self.execute(sd.items, now)
 
+    def live_stop_losses(self) -> list:
+        """Live, between decision steps: breakers #2/#3 and stop losses on the freshest books
+        (real money does not wait for the next recorded step; paper and the replay, which
+        must agree, act on recorded steps only)."""
+        account = self.account()
+        self.check_limits(account)
+        busy = {r["token_id"] for r in self.executor.rows(OPEN)}
+        unresolved = self.executor.unresolved_markets()
+        tradable = set(self.md.tradable_tokens()) - set(self.resolved_marks)
+        exits = [hit.intent(strategy="stop_loss") for hit in self.risk.stop_losses(account.open_positions(),
+                                                                                   account.marks)]
+        exits = [it for it in exits if it.token_id in tradable and it.token_id not in busy
+                 and it.market_id not in unresolved]
+        if not exits:
+            return []
+        for it in exits:
+            log.warning("%s", it.reason)
+        decisions = self.risk.check_all(exits, account, {}, self.now_ts)
+        return self.execute(list(zip(exits, decisions)), self.now_ts)
+
     def record_performance(self) -> None:
         account = self.account()
         pf = ledger.portfolio(self.conn, self.mode, account.cash_micro, account.marks)
@@ -450,8 +470,8 @@ class Engine:
             self.settle_resolved()
             if self.md.new_step:
                 self.trade()
-            elif not self.paper:               # live: the breakers watch the fresh books between steps
-                self.check_limits(self.account())
+            elif not self.paper:               # live: breakers and stops watch the fresh books between steps
+                self.live_stop_losses()
             self.record_performance()
         except ExchangeError as exc:
             self.api_errors.failure(exc, "trading")
