@@ -123,3 +123,11 @@ def test_fill_latency_zero_fills_on_the_decision_book_in_both(tmp_path, fast_sim
     # latency 0: each order filled at the step it was decided (and placed) at
     placed = {(o[0], o[1], o[2]) for o in p_orders}
     assert all((f[0], f[1], f[2]) in placed for f in p_fills)
+
+
+def test_fill_latency_must_not_be_negative(tmp_path):
+    from polybot.config import load_config
+    from polybot.errors import ConfigError
+    from tests.conftest import write_config
+    with pytest.raises(ConfigError, match=r"trading.fill_latency_seconds' must be ≥ 0 seconds"):
+        load_config(write_config(tmp_path, {"trading": {"fill_latency_seconds": -1}}), env={})

@@ -18,7 +18,7 @@ Each iteration (every ``trading.loop_interval_seconds``):
    (``trading.fill_latency_seconds``) are placed; mark to market (recorded best bid);
    breaker #2 (daily loss) and #3 (position anomaly); stop losses and strategy intents →
    the shared risk manager → orders (paper: queued until their fill time; live: sent).
-   Between steps, live checks breakers #2/#3 on fresh books;
+   Between steps, live runs breakers #2/#3 and stop losses on fresh books;
 8. a ``performance`` row (equity, cash, exposure, realised/unrealised/daily P&L).
 
 Any database error during an iteration trips breaker #4.

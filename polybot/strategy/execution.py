@@ -46,7 +46,7 @@ tests/test_parity.py asserts it with no tolerance):
 - **The end.** The replay sells what is still held into the last books (its final
   equity); paper keeps its positions.
 - **Live** (not paper): orders are sent at once (the real latency is the network's) and fill
-  on the live book; between grid steps live also checks breakers #2/#3 on fresh books; the
+  on the live book; between grid steps live also runs breakers #2/#3 and stop losses on fresh books; the
   ramp-up plan limits live positions during the first days (paper and the replay, which
   judge the strategy, run without it; ``Backtester(first_live_day=...)`` applies it).
 """
