@@ -56,7 +56,7 @@ def format_report(res: BacktestResult, m: dict, *, json_path: Path | None = None
                  + (f" ({_counts(rej)})" if rej else "") + f", {m['risk_resized']} resized")
     d = m["data"]
     lines.append(f"Data: {d['snapshot_rows']:,} snapshot rows, {d['backfilled_fraction'] * 100:.1f}% backfilled "
-                 f"(no recorded book: traded at price ± backfill_half_spread), "
+                 f"(price history without a recorded book: traded on a synthesised book), "
                  f"{d['fills_on_backfilled_books']} fills on backfilled books")
     lines.append(f"Sharpe formula: {m['sharpe_formula']}")
     if m["trades_per_market"]:
@@ -77,11 +77,16 @@ def _pct(x) -> str:
     return "unknown" if x is None else f"{x * 100:.1f}%"
 
 
-def _interval(ci, pct: bool) -> str:
+def _interval(ci, kind: str) -> str:
+    """``kind``: "return" (signed %), "share" (unsigned %) or "ratio"."""
     if not ci:
         return "n/a (too few days)"
     lo, hi = ci
-    return f"[{lo * 100:+.1f}%, {hi * 100:+.1f}%]" if pct else f"[{lo:.2f}, {hi:.2f}]"
+    if kind == "return":
+        return f"[{lo * 100:+.1f}%, {hi * 100:+.1f}%]"
+    if kind == "share":
+        return f"[{lo * 100:.1f}%, {hi * 100:.1f}%]"
+    return f"[{lo:.2f}, {hi:.2f}]"
 
 
 def verdict_lines(m: dict) -> list[str]:
@@ -104,8 +109,8 @@ def verdict_lines(m: dict) -> list[str]:
                  f"{_pct(m.get('fills_on_backfilled_books'))}")
     ci = m.get("confidence_intervals") or {}
     lines.append(f"95% intervals (bootstrap over whole days, {t.get('bootstrap_samples', 2000)} resamples): "
-                 f"total return {_interval(ci.get('total_return'), True)}, Sharpe {_interval(ci.get('sharpe'), False)}, "
-                 f"win rate {_interval(ci.get('win_rate'), True).replace('+', '')}")
+                 f"total return {_interval(ci.get('total_return'), 'return')}, "
+                 f"Sharpe {_interval(ci.get('sharpe'), 'ratio')}, win rate {_interval(ci.get('win_rate'), 'share')}")
     for r in m.get("reasons") or []:
         lines.append(f"  - {r}")
     lines.append(m["verdict"])
