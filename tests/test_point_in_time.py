@@ -273,9 +273,6 @@ def test_a_replay_on_backfilled_rows_costs_what_it_costs_on_the_recorded_books(t
     assert [f.backfilled_book for f in res.ledger.fills] == [True, True, False, False]
 
 
-@pytest.mark.xfail(strict=True, reason="needs the engine wiring: Backtester must call "
-                   "data.prepare_replay_feed(self.feed, ...) and take MarketInfo from self.feed.market(mid) "
-                   "(see the issue-14 point-in-time report); remove this marker when it does")
 def test_the_backtester_applies_a_fee_change_only_after_it(tmp_path):
     """End to end: the same round trip before and after a fee change pays no fee before it
     and the new fee after it (at 15cb2c7, and until the engine is wired, today's fee is

@@ -60,7 +60,7 @@ from polybot.strategy.execution import (
 )
 from polybot.strategy.feed import MarketFeed
 
-from .data import Resolution, SnapshotStore, load_markets, read_chunks
+from .data import Resolution, SnapshotStore, load_markets, prepare_replay_feed, read_chunks
 from .portfolio import Ledger
 
 DAY = 86_400
@@ -147,6 +147,9 @@ class Backtester:
         self.feed = MarketFeed(markets, history_seconds=strategy.history_seconds, interval_seconds=self.interval,
                                backfill_half_spread=cfg.backtest.backfill_half_spread,
                                resolved_at={k: r.resolved_at for k, r in self.resolutions.items()})
+        # point in time: each step's tick, fees, minimum size and end date, and backfilled rows
+        # priced with their market's recorded spread and depth (polybot/backtest/data.py)
+        self.backfill_basis = prepare_replay_feed(self.feed, conn, cfg.backtest, self.start_ts, self.end_ts)
         self.store = SnapshotStore(conn, self.feed.tokens)
         self.feed.depth_loader = self.store.depth
         self.ledger = Ledger(self.capital_micro, strategy.name)
@@ -276,6 +279,10 @@ class Backtester:
                 self.ledger.settle(r.resolved_at, r.market_id, r.payouts)
                 self.counts["settlements"] += 1
 
+    def _market(self, market_id: str) -> Optional[MarketInfo]:
+        """The market's metadata as it was at the current step (point in time)."""
+        return self.feed.market(market_id) or self.markets.get(market_id)
+
     def _prices(self, token_id: str) -> tuple[Optional[int], Optional[int]]:
         """(best bid, best ask) of the token's latest recorded row, micro-units."""
         return feed_prices(self.feed, token_id)
@@ -332,7 +339,7 @@ class Backtester:
 
     def _execute(self, p: PendingOrder, t: int) -> None:
         it = p.intent
-        m = self.markets.get(it.market_id) or self.feed.markets.get(it.market_id)
+        m = self._market(it.market_id)
         book = self.feed.book(it.token_id)
         if book is None or m is None:
             self.unfilled["no_book"] += 1
@@ -413,7 +420,7 @@ class Backtester:
         resolved_at = feed.resolved_at
         sd = decide_step(self.strategy, self.risk, feed.view(t), now=t, cash_micro=L.cash_micro,
                          positions=L.positions, prices=self._prices,
-                         markets=lambda mid: self.markets.get(mid) or feed.markets.get(mid),
+                         markets=self._market,
                          day_start_equity_micro=self._day_start_equity, day_low_equity_micro=day_low,
                          stop_exits=self._stop_exits, busy_tokens=list(self._pending) + list(self._resting),
                          tradable=lambda it: resolved_at.get(it.market_id, t + 1) > t)
@@ -438,7 +445,7 @@ class Backtester:
         L = self.ledger
         for tok in sorted(L.positions):
             h = L.positions[tok]
-            m = self.markets.get(h.market_id) or self.feed.markets.get(h.market_id)
+            m = self._market(h.market_id)
             book = self.feed.book(tok)
             if book is not None and m is not None:
                 r = simulate_fill(book, SELL, size_micro=h.size_micro, order_type="FAK", fee=m.fee,
