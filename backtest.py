@@ -5,6 +5,9 @@ Replays data/polymarket.db in time order through the strategy and the same risk 
 prints Total trades / Win rate / Sharpe ratio / Max drawdown / Final capital and the acceptance
 criteria, and writes reports/backtest_{days}day.json and .png. Exit code: 0 PASS, 1 FAIL, 2+ error.
 Example: python backtest.py --start-date 2026-01-01 --end-date 2026-01-30 --capital 500
+Out of sample: add --walk-forward (rolling 14 days in sample / 7 days out of sample, walk_forward: in
+config.yaml; the verdict is on the out-of-sample trades only) and --sweep key=v1,v2,... (repeatable;
+every set is reported and the verdict is deflated for the number of sets tried).
 """
 import os
 

@@ -2,8 +2,12 @@
 """Correlation matrix of the tracked markets (checklist: Validation Phase 1).
 
 Aligns each market's YES price on the 5-minute grid, correlates price CHANGES over the last
---days days, writes reports/correlation_{days}day.csv and reports/correlation_groups.json (the
-risk manager's correlated-group cap), and prints the strong (r > 0.7) and weak (r < 0.3) pairs.
+--days days, tests every pair (>= 20 shared moves, Fisher-z p-value with an autocorrelation-adjusted
+sample size, Benjamini-Hochberg false discovery rate across all pairs), writes
+reports/correlation_{days}day.csv, reports/correlation_{days}day_pairs.csv (r, p, q, n_eff, shared
+moves) and reports/correlation_groups.json (the risk manager's correlated-group cap, by |r|), and prints
+the strong pairs (significant and |r| >= 0.7), the significant weaker ones, the likely coincidences
+and the weak pairs (|r| < 0.3). docs/strategies.md, "Pair selection", explains the statistics.
 Exit code: 0 done, 2 not enough data or bad arguments, 3 database problem.
 Example: python correlation_analysis.py --days 7
 """

@@ -168,8 +168,13 @@ class TradingConfig:
     stale_order_seconds: float = 300.0
     use_exchange_heartbeat: bool = True     # live: Polymarket dead-man switch
     reconcile_mismatch_loops: int = 3       # live: loops a ledger/exchange position mismatch may last
+    # paper and backtest: an order decided on the book recorded at t fills on the first recorded
+    # book at or after t + this (1 = the next snapshot; 0 = the book it was decided on, optimistic)
+    fill_latency_seconds: int = 1
 
     def _check(self, where: str) -> None:
+        _require(self.fill_latency_seconds >= 0, f"{where}.fill_latency_seconds",
+                 "must be ≥ 0 seconds (1, the default, fills on the next recorded book)")
         _require(self.loop_interval_seconds > 0, f"{where}.loop_interval_seconds", "must be > 0")
         _require(self.reconcile_mismatch_loops >= 1, f"{where}.reconcile_mismatch_loops", "must be ≥ 1")
         _require(self.max_consecutive_api_errors >= 1, f"{where}.max_consecutive_api_errors", "must be ≥ 1")
@@ -182,6 +187,35 @@ class StrategyConfig:
     """Which strategy runs, and its parameters (validated by the strategy itself)."""
     name: str = "correlation_pairs"
     params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """When a correlation counts (correlation_analysis.py, plot_correlations.py, the groups file)."""
+    min_shared_moves: int = 20               # steps where both prices moved, before a pair is tested
+    fdr_q: float = 0.05                      # Benjamini–Hochberg false discovery rate across all pairs
+    strong_correlation: float = 0.7          # |r| a significant pair needs to be "strong" / grouped
+
+    def _check(self, where: str) -> None:
+        _require(self.min_shared_moves >= 4, f"{where}.min_shared_moves",
+                 "must be ≥ 4 (Fisher's z needs more than 3 observations; default 20)")
+        _require(0 < self.fdr_q < 1, f"{where}.fdr_q", "must be between 0 and 1 (e.g. 0.05)")
+        _require(0 < self.strong_correlation < 1, f"{where}.strong_correlation", "must be between 0 and 1 (e.g. 0.7)")
+
+
+@dataclass(frozen=True)
+class WalkForwardConfig:
+    """backtest.py --walk-forward: rolling in-sample (pair selection, parameter choice) and out-of-sample
+    segments; the verdict is on the out-of-sample trades only."""
+    in_sample_days: int = 14                 # each segment's fitting window
+    out_of_sample_days: int = 7              # each segment's test window (segments roll by this much)
+    select_by: str = "sharpe"                # in-sample score that picks the params: sharpe or total_return
+
+    def _check(self, where: str) -> None:
+        _require(self.in_sample_days >= 1, f"{where}.in_sample_days", "must be ≥ 1 day")
+        _require(self.out_of_sample_days >= 1, f"{where}.out_of_sample_days", "must be ≥ 1 day")
+        _require(self.select_by in ("sharpe", "total_return"), f"{where}.select_by",
+                 "must be sharpe or total_return")
 
 
 @dataclass(frozen=True)
@@ -203,9 +237,19 @@ class CollectionConfig:
     max_price: float = 0.99
     freshness_minutes: float = 10.0
     min_coverage: float = 0.8
+    # --backfill also fetches the markets that CLOSED inside the window (Gamma closed=true by
+    # end date) and records their outcome, so a replay is not survivors-only. The live
+    # filters (volume_24h, liquidity, accepting orders) mean nothing for a closed market:
+    # these pass tags/keywords, then lifetime volume ≥ min, the most traded first, up to max.
+    backfill_closed: bool = True
+    backfill_closed_max_markets: Optional[int] = None     # None: the same as max_markets
+    backfill_closed_min_volume: float = 0.0               # lifetime volume (USDC)
 
     def _check(self, where: str) -> None:
         _require(1 <= self.interval_minutes <= 1440, f"{where}.interval_minutes", "must be 1–1440")
+        _require(self.backfill_closed_max_markets is None or self.backfill_closed_max_markets >= 0,
+                 f"{where}.backfill_closed_max_markets", "must be ≥ 0 (0: none), or leave it out")
+        _require(self.backfill_closed_min_volume >= 0, f"{where}.backfill_closed_min_volume", "must be ≥ 0")
         _require(self.max_markets >= 1, f"{where}.max_markets", "must be ≥ 1")
         _require(1 <= self.books_batch_size <= 500, f"{where}.books_batch_size",
                  "must be 1–500 (the CLOB's POST /books limit)")
@@ -216,10 +260,36 @@ class CollectionConfig:
 
 @dataclass(frozen=True)
 class BacktestConfig:
-    backfill_half_spread: float = 0.01      # price ± this for backfilled rows (no bid/ask)
+    # Backfilled rows (price history, no book) trade on a synthetic one-level book: the
+    # token's (else its market's) RECORDED median spread and top-of-book depth where any
+    # exist, else these conservative defaults (polybot/backtest/data.py, docs/strategies.md).
+    backfill_half_spread: float = 0.02      # price ± this: a 4-cent spread, wider than most real books
+    backfill_default_depth: float = 100.0   # shares at that level a side (a bigger order fills in part)
     min_win_rate: float = 0.52
     min_sharpe: float = 0.5
     max_drawdown: float = 0.20
+    # the verdict's statistical floor (polybot/backtest/verdict.py; docs/strategies.md)
+    min_trades: int = 30                    # fewer closed trades → INSUFFICIENT_DATA
+    min_coverage: float = 0.95              # data must cover this share of the window
+    min_recorded_days: float = 7.0          # go-live: days of recorded (not backfilled) books
+    min_psr: float = 0.95                   # probabilistic (and deflated) Sharpe ratio for a PASS
+    bootstrap_samples: int = 2000           # day-block bootstrap resamples for the 95 % intervals
+    bootstrap_block_days: int = 1           # days per resampled block
+    max_report_age_days: float = 7.0        # pre_launch_check: oldest backtest report accepted
+
+    def _check(self, where: str) -> None:
+        _require(0 <= self.backfill_half_spread <= 0.25, f"{where}.backfill_half_spread",
+                 "must be 0–0.25 (a price distance), e.g. 0.02")
+        _require(self.backfill_default_depth > 0, f"{where}.backfill_default_depth",
+                 "must be > 0 shares, e.g. 100")
+        _require(self.min_trades >= 1, f"{where}.min_trades", "must be at least 1, e.g. 30")
+        _require(0 < self.min_coverage <= 1, f"{where}.min_coverage", "must be between 0 and 1, e.g. 0.95")
+        _require(self.min_recorded_days >= 0, f"{where}.min_recorded_days", "must be ≥ 0 days, e.g. 7")
+        _require(0.5 <= self.min_psr < 1, f"{where}.min_psr",
+                 "must be at least 0.5 and below 1, e.g. 0.95 (95 % confidence that the Sharpe ratio is above 0)")
+        _require(100 <= self.bootstrap_samples <= 100_000, f"{where}.bootstrap_samples", "must be 100–100000, e.g. 2000")
+        _require(self.bootstrap_block_days >= 1, f"{where}.bootstrap_block_days", "must be at least 1 day")
+        _require(self.max_report_age_days > 0, f"{where}.max_report_age_days", "must be > 0 days, e.g. 7")
 
 
 @dataclass(frozen=True)
@@ -337,6 +407,8 @@ class Config:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     collection: CollectionConfig = field(default_factory=CollectionConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    walk_forward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     email: EmailConfig = field(default_factory=EmailConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)

@@ -30,7 +30,10 @@ Every intent from a strategy goes through :meth:`RiskManager.check` (or
   7. ``max_event_exposure`` — the same within each group the market belongs to
      (``negrisk:<id>`` for the outcomes of one negRisk event,
      ``event:<id>`` for one Gamma event, ``corr:<id>`` for a cluster of the
-     correlation report) ≤ fraction × capital;
+     correlation report: markets linked by statistically significant pairs with
+     |r| ≥ ``analysis.strong_correlation`` — negative correlations included, since
+     two outcomes that move against each other are one risk; see
+     :mod:`polybot.analysis.significance`) ≤ fraction × capital;
   8. ``max_leverage`` (no leverage) — order notional + its worst-case taker fee
      ≤ cash × max_leverage (1.0: never spend more than cash);
   9. ``min_order_size`` — the (possibly resized) order must still be at least

@@ -268,11 +268,39 @@ CREATE TABLE external_trades (
 CREATE INDEX idx_external_trades_token ON external_trades(mode, token_id);
 """
 
+# Version 4 (issue 14): point-in-time market metadata.
+# ``market_metadata_history`` keeps every distinct (tick, minimum size, fees, end date) of a
+# market with the time it took effect, so a replay applies the value in force at each step
+# instead of today's (``markets`` keeps only the latest). A row is written when the collector
+# sees a value change, and by the backfill for markets it adds; ``effective_from`` is the
+# exchange time the value was first seen (for the seed rows below: the market's first_seen,
+# the earliest time we know anything).
+_V4_POINT_IN_TIME = """
+CREATE TABLE market_metadata_history (
+    market_id       TEXT NOT NULL,
+    effective_from  INTEGER NOT NULL,              -- epoch seconds UTC the values took effect
+    tick_size       REAL NOT NULL,
+    min_order_size  REAL NOT NULL,
+    fees_enabled    INTEGER NOT NULL,
+    fee_rate        REAL NOT NULL,
+    fee_exponent    REAL NOT NULL,
+    end_date        INTEGER,
+    source          TEXT NOT NULL DEFAULT 'collected', -- 'collected' | 'backfill' | 'migration'
+    PRIMARY KEY (market_id, effective_from)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO market_metadata_history
+    (market_id, effective_from, tick_size, min_order_size, fees_enabled, fee_rate, fee_exponent,
+     end_date, source)
+    SELECT id, first_seen, tick_size, min_order_size, fees_enabled, fee_rate, fee_exponent,
+           end_date, 'migration' FROM markets;
+"""
+
 # (version, name, SQL). Append only.
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "checklist tables: markets, market_snapshots, trades, positions, performance, alerts", _V1),
     (2, "orders, bot_state, halts, collection_cycles, backups, job_runs", _V2),
     (3, "live trading: trade status, the exchange's order status, external holdings and trades", _V3),
+    (4, "point-in-time market metadata (market_metadata_history)", _V4_POINT_IN_TIME),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -114,8 +114,8 @@ def test_correlation_commands(workspace):
     p = run_cli("correlation_analysis.py", "--days", "7", cwd=workspace)
     assert p.returncode == 0, p.stderr
     out = p.stdout
-    assert "Strong correlations (r > 0.7): 3 of 6 pairs" in out
-    assert "Question A?  ↔  Question D?" in out and "Weak correlations (r < 0.3):" in out
+    assert "Strong correlations (significant at FDR 0.05 and |r| ≥ 0.7): 3 of 6 pairs" in out
+    assert "Question A?  ↔  Question D?" in out and "Weak correlations (|r| < 0.3):" in out
     assert "⚠ Near-perfect correlation r = 1.0000: Question A? ↔ Question D?" in out
     assert "changes, not levels" in out
     with open(workspace / "reports" / "correlation_7day.csv", newline="") as fh:

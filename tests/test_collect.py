@@ -311,3 +311,31 @@ def test_prefetch_listing_matches_the_client_listing():
         c.close()
     finally:
         h.stop()
+
+
+def test_which_closed_markets_the_backfill_takes():
+    """universe.passes_closed: closed inside the window, tags/keywords, lifetime volume;
+    the live filters (24 h volume, liquidity, accepting orders) do not apply."""
+    from dataclasses import replace
+
+    from polybot.collect.universe import passes_closed
+    from polybot.config import CollectionConfig
+    from polybot.exchange.models import Market, OutcomeToken
+
+    start, end = 1_000_000, 1_000_000 + 30 * 86_400
+    base = Market(id="1", condition_id="0x1", question="Will the Fed cut rates in March?", slug="fed-cut",
+                  tokens=(OutcomeToken("y", "Yes", 0), OutcomeToken("n", "No", 1)), closed=True, active=True,
+                  accepting_orders=False, volume_24h=0.0, liquidity=0.0, volume=5_000.0, tags=("Economy",),
+                  end_date=start + 86_400, closed_time=start + 2 * 86_400)
+    cc = CollectionConfig(min_volume_24h=1_000, min_liquidity=1_000)
+    assert passes_closed(base, cc, start, end)                    # live filters ignored
+    assert not passes_closed(replace(base, closed=False), cc, start, end)
+    assert not passes_closed(replace(base, tokens=()), cc, start, end)
+    assert not passes_closed(replace(base, closed_time=start - 1), cc, start, end)   # before the window
+    assert passes_closed(replace(base, closed_time=None), cc, start, end)           # end date instead
+    assert not passes_closed(replace(base, closed_time=None, end_date=None), cc, start, end)
+    assert passes_closed(base, replace(cc, tags=("economy",)), start, end)
+    assert not passes_closed(base, replace(cc, tags=("Sports",)), start, end)
+    assert passes_closed(base, replace(cc, keywords=("fed",)), start, end)
+    assert not passes_closed(base, replace(cc, keywords=("bitcoin",)), start, end)
+    assert not passes_closed(base, replace(cc, backfill_closed_min_volume=10_000), start, end)

@@ -148,3 +148,175 @@ def test_backfill_and_collection_run_side_by_side(workspace, sim):
     assert "Cycle 2026-11-01T00:05:00Z" in r.stdout
     assert scalar(db, "SELECT COUNT(*) FROM market_snapshots WHERE timestamp = ? AND source = 'collected'",
                   1793491500) == 20
+
+
+# ------------------------------------------------------------------ survivorship-free history
+def closed_between(sim, start, end):
+    """The simulator's own answer: markets whose end date is inside [start, end] and that
+    are closed now, with their payout per token."""
+    s = sim.sim
+    out = {}
+    for m in s.world.markets:
+        if start <= s.end_of(m.index) <= end and s.phase(m.index) != "open":
+            out[m.id] = (int(s.end_of(m.index)), s.phase(m.index),
+                         dict(zip(m.token_ids, s.payouts(m.index))))
+    return out
+
+
+class BuyAndHold:
+    """Buys 10 shares of each listed token at the first step it has a quote, holds them."""
+
+    def __new__(cls, tokens):
+        from polybot.strategy import ENTER, Intent, Strategy
+
+        class _S(Strategy):
+            name = "buy_and_hold_test"
+            PARAMS = {}
+
+            def __init__(self):
+                super().__init__({})
+                self.todo = dict(tokens)
+
+            @property
+            def history_seconds(self):
+                return 3600
+
+            def decide(self, view, portfolio):
+                out = []
+                for tok, market in list(self.todo.items()):
+                    q = view.quote(tok)
+                    if q is None or q.best_ask is None or view.is_resolved(market):
+                        continue
+                    del self.todo[tok]
+                    out.append(Intent(action=ENTER, token_id=tok, market_id=market, side="BUY",
+                                      size_micro=10_000_000, limit_price_micro=990_000,
+                                      reason="buy and hold (test)"))
+                return out
+        return _S()
+
+
+def test_backfill_includes_markets_that_closed_in_the_window_and_a_replay_settles_them(workspace, sim):
+    """Finding 3: the backfill covered only the markets open now; a replay over the window
+    never saw a market that resolved inside it (survivors only)."""
+    import json
+
+    from polybot.backtest.engine import Backtester
+    from polybot.config import load_config
+    from polybot.db import connect
+
+    db = setup_workspace(workspace, sim, max_markets=6)
+    assert collect(workspace, "--initial").returncode == 0
+    t0 = sim.sim.now()
+    start = t0 - 30 * DAY
+    expected = closed_between(sim, start, t0)
+    resolved = {k: v for k, v in expected.items() if v[1] == "resolved"}
+    assert resolved, "the simulated world has markets that resolved in the last 30 days"
+    r = collect(workspace, "--backfill", "--days", "30")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"incl. {len(expected)} market" in r.stdout and "closed in the window" in r.stdout
+    for mid, (end, phase, payouts) in expected.items():
+        tracked, closed, pay, resolved_at = query(
+            db, "SELECT tracked, closed, payouts, resolved_at FROM markets WHERE id = ?", mid)[0]
+        assert (tracked, closed) == (0, 1)
+        if phase == "resolved":
+            assert json.loads(pay) == payouts
+            assert resolved_at == end            # Gamma closedTime, not the time of the backfill
+        for tok in payouts:
+            ts = [row[0] for row in query(db, "SELECT timestamp FROM market_snapshots WHERE token_id = ? "
+                                              "ORDER BY timestamp", tok)]
+            assert ts, f"no history backfilled for token {tok} of closed market {mid}"
+            assert ts[0] >= start and ts[-1] <= end        # nothing after the market closed
+            assert len(ts) > (end - max(start, ts[0])) // STEP // 2
+        assert scalar(db, "SELECT COUNT(*) FROM market_metadata_history WHERE market_id = ? "
+                          "AND source = 'backfill'", mid) == 1
+    # idempotent: the second run finds them complete and writes nothing new
+    r = collect(workspace, "--backfill", "--days", "30")
+    assert r.returncode == 0 and "0 rows written" in r.stdout, r.stdout
+
+    # a replay over the window trades them and settles them at their outcome
+    # (a token priced ≥ 0.6 at the start, so that the default backfill spread passes the
+    # risk manager's entry-cost rule)
+    first_mid = {tok: query(db, "SELECT mid FROM market_snapshots WHERE token_id = ? ORDER BY timestamp "
+                                "LIMIT 1", tok)[0][0] for v in resolved.values() for tok in v[2]}
+    yes = max(first_mid, key=first_mid.get)
+    assert first_mid[yes] >= 0.6
+    mid, (end, _, payouts) = next((k, v) for k, v in resolved.items() if yes in v[2])
+    cfg = load_config(workspace / "config.yaml")
+    conn = connect(db, readonly=True)
+    try:
+        bt = Backtester(conn, cfg, BuyAndHold({yes: mid}), start_ts=start, end_ts=t0,
+                        capital_micro=1_000_000_000)
+        res = bt.run()
+    finally:
+        conn.close()
+    buys = [f for f in res.ledger.fills if f.token_id == yes]
+    assert buys and buys[0].timestamp < end, (res.counts, res.rejections, res.unfilled)
+    settled = [st for st in res.ledger.settlements if st.token_id == yes]
+    assert len(settled) == 1, (res.counts, [(f.timestamp, f.reason) for f in res.ledger.fills])
+    assert settled[0].timestamp == end and settled[0].payout == payouts[yes]
+    assert settled[0].size_micro == sum(f.size_micro for f in buys)
+
+
+def test_closed_markets_are_capped_most_traded_first_and_can_be_switched_off(workspace, sim):
+    t0 = sim.sim.now()
+    expected = closed_between(sim, t0 - 30 * DAY, t0)
+    assert len(expected) >= 2
+    volume = {mid: sim.sim.world.by_id[mid].volume for mid in expected}
+    top = max(volume, key=volume.get)
+    db = setup_workspace(workspace, sim, max_markets=3, backfill_closed_max_markets=1)
+    assert collect(workspace, "--initial").returncode == 0
+    r = collect(workspace, "--backfill", "--days", "30")
+    assert r.returncode == 0 and "incl. 1 market that closed in the window" in r.stdout, r.stdout
+    assert {row[0] for row in query(db, "SELECT id FROM markets WHERE id IN (%s)" % ",".join("?" * len(expected)),
+                                    *expected)} == {top}
+    # switched off: only the tracked markets, as before (their rows are complete: nothing new)
+    from tests.conftest import sim_urls, write_config
+    from tests.helpers_collect import OPEN_FILTERS
+    write_config(workspace, {**sim_urls(sim), "collection": {**OPEN_FILTERS, "max_markets": 3,
+                                                             "backfill_closed": False}})
+    before = sim.sim.path_count.get("/gamma/markets/keyset", 0)
+    assert before > 0                      # the listings so far (the same key counts them)
+    r = collect(workspace, "--backfill", "--days", "30")
+    assert r.returncode == 0 and "closed in the window" not in r.stdout and "0 rows written" in r.stdout, r.stdout
+    assert sim.sim.path_count.get("/gamma/markets/keyset", 0) == before
+
+
+def test_a_market_resolved_early_is_backfilled_although_its_end_date_is_later(workspace, sim):
+    """A "by <date>" market that resolves before its deadline keeps its scheduled endDate
+    on Gamma (closedTime says when it closed): the backfill must not bound the listing by
+    end date, or it would miss exactly the markets that resolved early."""
+    import json
+
+    db = setup_workspace(workspace, sim, max_markets=4)
+    assert collect(workspace, "--initial").returncode == 0
+    tracked = {r[0] for r in query(db, "SELECT id FROM markets WHERE tracked = 1")}
+    w = sim.sim.world
+    early = next(m for m in w.markets if m.id not in tracked and sim.sim.phase(m.index) == "open"
+                 and m.kind == "single" and not m.is_v2 and m.end_ts > sim.sim.now() + 30 * DAY)
+    sim.sim.advance(DAY)
+    sim.sim.resolve(early.id, "YES")
+    closed_at = sim.sim.now()
+    gamma = requests.get(f"{sim.gamma_url}/markets/{early.id}", timeout=10).json()
+    assert gamma["closed"] and gamma["endDate"] > gamma["closedTime"].replace(" ", "T")   # still the deadline
+    sim.sim.advance(DAY)
+    r = collect(workspace, "--backfill", "--days", "10")
+    assert r.returncode == 0, r.stdout + r.stderr
+    row = query(db, "SELECT tracked, payouts, resolved_at, end_date FROM markets WHERE id = ?", early.id)
+    assert row, f"market {early.id}, resolved early inside the window, was not backfilled:\n{r.stdout}"
+    tracked_flag, payouts, resolved_at, end_date = row[0]
+    assert tracked_flag == 0 and resolved_at == closed_at and end_date > closed_at
+    assert json.loads(payouts) == {early.token_ids[0]: 1.0, early.token_ids[1]: 0.0}
+    last = query(db, "SELECT MAX(timestamp) FROM market_snapshots WHERE token_id = ?", early.token_ids[0])[0][0]
+    assert last is not None and closed_at - STEP < last <= closed_at
+
+
+def test_malformed_closed_market_records_are_warnings_not_failures(workspace, sim):
+    db = setup_workspace(workspace, sim, max_markets=3)
+    assert collect(workspace, "--initial").returncode == 0
+    sim.sim.set_faults(bad_market="all")
+    r = collect(workspace, "--backfill", "--days", "30")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ", 0 errors, 3 warnings (see the log)" in r.stdout, r.stdout
+    assert "Traceback" not in r.stderr
+    status, detail = query(db, "SELECT status, error_detail FROM collection_cycles WHERE kind = 'backfill'")[0]
+    assert status == "ok" and "warning: skipped closed market 999991" in detail

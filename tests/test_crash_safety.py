@@ -29,7 +29,10 @@ def fast_sim():
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path, fast_sim):
     root = make_workspace(
         tmp_path, fast_sim,
-        trading={"loop_interval_seconds": 0.05},
+        # the bot decides once per recorded grid step (issue 14 #4): a 1-minute grid (1 s at 60×)
+        # and orders placed at the step they are decided, so that short lives between kills trade
+        trading={"loop_interval_seconds": 0.05, "fill_latency_seconds": 0},
+        collection={"interval_minutes": 1},
         risk_limits={"daily_loss_limit": 500, "stop_loss_percent": 0.9},
         strategy={"name": "drill", "params": {"size_usd": 15, "max_holdings": 3, "hold_seconds": 30,
                                               "entries_per_decision": 2}})

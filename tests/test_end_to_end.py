@@ -301,11 +301,12 @@ def test_10_backtest(e2e):
     end = datetime.fromtimestamp(e2e.sim_time(), timezone.utc).date()
     start = end - timedelta(days=29)
     res = e2e.run("backtest.py", "--start-date", start.isoformat(), "--end-date", end.isoformat(),
-                  "--capital", "500", expect=(0, 1), timeout=300)
+                  "--capital", "500", expect=(0, 1, 6), timeout=300)
     assert_prefixes(res, ["Total trades:", "Win rate:", "Sharpe ratio:", "Max drawdown:", "Final capital: $"])
-    verdicts = [ln.strip() for ln in lines_of(res) if ln.strip() in ("PASS", "FAIL")]
-    assert len(verdicts) == 1, "expected one PASS or FAIL line" + show(res)
-    assert res.returncode == (0 if verdicts[0] == "PASS" else 1), "exit code does not match the verdict" + show(res)
+    verdicts = [ln.strip() for ln in lines_of(res) if ln.strip() in ("PASS", "FAIL", "INSUFFICIENT_DATA")]
+    assert len(verdicts) == 1, "expected one PASS, FAIL or INSUFFICIENT_DATA line" + show(res)
+    assert res.returncode == {"PASS": 0, "FAIL": 1, "INSUFFICIENT_DATA": 6}[verdicts[0]], \
+        "exit code does not match the verdict" + show(res)
     report = e2e.ws / "reports" / "backtest_30day.json"
     assert report.exists(), show(res)
     data = json.loads(report.read_text(encoding="utf-8"))
@@ -478,16 +479,16 @@ def test_16_prelaunch(e2e):
     assert all(f[2].strip() for f in fixes), "an item has no fix" + show(res)
 
     # The steps this journey could not complete in minutes must be the reasons …
+    # (the backtest: even a PASS needs 7 days of recorded books to go live; this journey records minutes)
     expected = {"Data collection running (7+ days, fresh, quality PASS)",
-                "Paper trading PASSED (7+ days, no critical errors)",
+                "Paper trading PASSED (7+ days, no critical errors)", "30-day backtest PASSED",
                 # live signing is proved with real credentials only (test_api_connectivity.py
                 # --live-order-check), which a paper journey on the simulator does not have
                 "Live order check passed (last 24 h)"}
-    if e2e.facts.get("backtest") == "FAIL":
-        expected.add("30-day backtest PASSED")
     assert expected <= set(failed), f"missing NO-GO reasons {expected - set(failed)}" + show(res)
-    # Not scheduled here (no cron): health checks were run by hand, not every 5 minutes.
-    unexpected = set(failed) - expected - {"Health checks running"}
+    # Not scheduled here (no cron): health checks were run by hand, not every 5 minutes. Minutes of
+    # paper trading may fall below the backtest's range (or not): either is an honest answer.
+    unexpected = set(failed) - expected - {"Health checks running", "Paper results within the backtest's 95% range"}
     assert not unexpected, f"NO-GO for steps this journey completed: {unexpected}" + show(res)
     # … and the steps it did complete must pass.
     for done in ("No hardcoded secrets", "File permissions", "Database integrity", "Recent verified backup",

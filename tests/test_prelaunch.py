@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from datetime import datetime, timezone
 from typing import Optional
 
 import pytest
@@ -27,12 +28,36 @@ LIVE_CONFIG = {
 PASSING_SCRIPT = 'print("✓ scenario 1 passed")\nprint("✓ scenario 2 passed")\n'
 
 
-def _backtest(verdict: str) -> dict:
-    """The shape backtest.py writes (polybot/backtest/report.py write_json)."""
-    return {"start_date": "2026-01-01", "end_date": "2026-01-30", "strategy": {"name": "correlation_pairs"},
-            "metrics": {"total_trades": 40, "win_rate": 0.56, "verdict": verdict,
-                        "criteria": [{"name": "Win rate > 52%", "passed": True, "value": "56.0%"},
-                                     {"name": "Sharpe ratio > 0.5", "passed": verdict == "PASS", "value": "0.41"}]}}
+def _backtest(verdict: str, cfg=None, *, age_days: float = 0.5, **top) -> dict:
+    """The shape backtest.py writes (polybot/backtest/report.py write_json), made ``age_days`` ago
+    for ``cfg``'s strategy and settings (config_hash as backtest.py computes it)."""
+    from datetime import datetime, timezone
+
+    from polybot.backtest.verdict import config_fingerprint, config_hash
+    from polybot.strategy.registry import from_config
+
+    made = datetime.fromtimestamp(time.time() - age_days * 86400, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    report = {"generated_at": made, "start_date": "2026-01-01", "end_date": "2026-01-30",
+              "strategy": {"name": "correlation_pairs"},
+              "verdict": verdict, "reasons": ["The Sharpe ratio 0.41 is not above the checklist's 0.5."]
+              if verdict == "FAIL" else ["Every checklist criterion passes."],
+              "coverage": 1.0, "recorded_share": 0.9, "recorded_days": 27.0, "total_trades": 40, "psr": 0.97,
+              "n_trials": 1, "confidence_intervals": {"total_return": [0.01, 0.09], "sharpe": [0.8, 5.1],
+                                                      "win_rate": [0.5, 0.62],
+                                                      "mean_daily_return": [-0.0005, 0.003]},
+              "metrics": {"total_trades": 40, "win_rate": 0.56, "verdict": verdict,
+                          "criteria": [{"name": "Win rate > 52%", "passed": True, "value": "56.0%"},
+                                       {"name": "Sharpe ratio > 0.5", "passed": verdict == "PASS", "value": "0.41"}]}}
+    if cfg is not None:
+        s = from_config(cfg)
+        report["config_hash"] = config_hash(cfg, s.name, s.params)
+        report["config_fingerprint"] = config_fingerprint(cfg, s.name, s.params)
+    report.update(top)
+    return report
+
+
+PAPER_ITEM = "Paper results within the backtest's 95% range"
+BACKTEST_ITEM = "30-day backtest PASSED"
 
 
 def _items(stdout: str) -> dict[str, str]:
@@ -65,7 +90,7 @@ def _prepare_go(root):
     quality.write_text("✓ No NULL values in critical fields\n✓ Data fresh\nPASS: Data quality check passed\n")
     os.utime(reports / "data_quality_20260101_000000.txt", (now - 86400, now - 86400))
     (reports / "correlation_7day.csv").write_text("market_a,market_b,r\nm1,m2,0.82\n")
-    (reports / "backtest_30day.json").write_text(json.dumps(_backtest("PASS")))
+    (reports / "backtest_30day.json").write_text(json.dumps(_backtest("PASS", cfg)))
     for name in ("test_risk_limits.py", "test_circuit_breakers.py"):
         (root / name).write_text(PASSING_SCRIPT)
     cfg.log_dir.mkdir(exist_ok=True, mode=0o700)
@@ -106,7 +131,8 @@ def test_fresh_workspace_is_no_go_with_one_reason_per_missing_step(workspace):
     expected = {"Config valid for live trading", "File permissions", "Database integrity", "Recent verified backup",
                 "Data collection running (7+ days, fresh, quality PASS)", "7-day correlation report",
                 "30-day backtest PASSED", "Paper trading PASSED (7+ days, no critical errors)",
-                "Alert channels configured", "Health checks running", "Live order check passed (last 24 h)"}
+                "Alert channels configured", "Health checks running", "Live order check passed (last 24 h)",
+                PAPER_ITEM}
     scenarios = {"Risk limits enforced": "test_risk_limits.py", "Circuit breakers tested": "test_circuit_breakers.py"}
     for name, script in scenarios.items():      # NO-GO "not available" until the bot's scenario scripts exist
         if not (ROOT / script).exists():
@@ -132,12 +158,14 @@ def test_prepared_workspace_is_go(tmp_path):
     res = run_cli("pre_launch_check.py", cwd=tmp_path, env=LIVE_ENV)
     assert res.returncode == 0, res.stdout + res.stderr
     items = _items(res.stdout)
-    assert len(items) == 17 and set(items.values()) == {"✓"}
+    assert len(items) == 18 and set(items.values()) == {"✓"}
     assert "✓ Live order check passed (last 24 h): passed 60 minutes ago, order 0xabc placed and cancelled" in res.stdout
     assert res.stdout.rstrip().splitlines()[-3:-1] == ["✓ All systems operational", "✓ Ready for live trading"]
     assert "data_quality_20260201_000000.txt: PASS" in res.stdout
     assert "test_circuit_breakers.py passed (2 scenarios)" in res.stdout
     assert "backtest_30day.json: verdict PASS (2026-01-01 to 2026-01-30)" in res.stdout
+    assert "config_hash matches config.yaml" in res.stdout
+    assert "vs the backtest's lower 95% bound -0.050%/day" in res.stdout
 
 
 @pytest.mark.parametrize("breakage, item", [
@@ -160,7 +188,7 @@ def test_each_item_can_block_go(tmp_path, breakage, item):
     env = dict(LIVE_ENV)
     now = int(time.time())
     if breakage == "backtest_fail":
-        (cfg.report_dir / "backtest_30day.json").write_text(json.dumps(_backtest("FAIL")))
+        (cfg.report_dir / "backtest_30day.json").write_text(json.dumps(_backtest("FAIL", cfg)))
     elif breakage == "critical_alert":
         conn = connect(cfg)
         add_alert(conn, ts=now - 86400, key="api_errors", message="3 consecutive API errors")
@@ -200,8 +228,10 @@ def test_each_item_can_block_go(tmp_path, breakage, item):
     assert res.returncode == 1, res.stdout
     items = _items(res.stdout)
     failed = {k for k, v in items.items() if v == "✗"}
-    if breakage == "risk":          # live mode refuses the bound too, so the config item fails as well
-        assert failed == {item, "Config valid for live trading"}
+    if breakage == "risk":          # live mode refuses the bound too, so the config item fails as well;
+        # and the backtest was made with other risk limits, so it no longer speaks for this config
+        assert failed == {item, "Config valid for live trading", BACKTEST_ITEM}
+        assert 'risk_limits.max_position_size 100 in the report, 250 in config.yaml' in res.stdout
     else:
         assert failed == {item}, res.stdout
     assert "Ready for live trading" not in res.stdout and "NO-GO" in res.stdout
@@ -275,3 +305,98 @@ def test_live_order_check_must_match_the_configured_exchange_key_and_wallet(tmp_
         assert not item.ok and "failed: Authentication: HTTP 401" in item.detail
     finally:
         conn.close()
+# --------------------------------------------------------------------------- the backtest report (issue 14)
+def _check(cfg):
+    from polybot.ops.prelaunch import check_backtest
+    return check_backtest(cfg, time.time())
+
+
+def _write_report(cfg, report: dict) -> None:
+    cfg.report_dir.mkdir(exist_ok=True)
+    (cfg.report_dir / "backtest_30day.json").write_text(json.dumps(report))
+
+
+def test_a_fresh_pass_for_the_configured_strategy_is_accepted(tmp_path):
+    cfg = init_workspace(tmp_path)
+    _write_report(cfg, _backtest("PASS", cfg, age_days=6.9))
+    item = _check(cfg)
+    assert item.ok, item.detail
+    assert "40 trades, PSR 0.97, coverage 100%, 27.0 recorded days, config_hash matches config.yaml" in item.detail
+
+
+def test_a_stale_report_is_no_go(tmp_path):
+    cfg = init_workspace(tmp_path)
+    _write_report(cfg, _backtest("PASS", cfg, age_days=9))
+    item = _check(cfg)
+    assert not item.ok
+    assert "the report is 9.0 days old (at most 7, backtest.max_report_age_days)" in item.detail
+    assert item.fix.startswith("re-run python backtest.py --start-date YYYY-MM-DD")
+    _write_report(cfg, _backtest("PASS", cfg, age_days=-2))
+    item = _check(cfg)
+    assert not item.ok and "the report is dated 48 h in the future" in item.detail
+    # the age limit is configurable, and changing it does not invalidate the report
+    _write_report(cfg, _backtest("PASS", cfg, age_days=9))
+    cfg = init_workspace(tmp_path, {"backtest": {"max_report_age_days": 10}})
+    assert _check(cfg).ok
+
+
+def test_a_report_for_other_parameters_or_another_strategy_is_no_go(tmp_path):
+    cfg = init_workspace(tmp_path)
+    _write_report(cfg, _backtest("PASS", cfg))
+    cfg = init_workspace(tmp_path, {"strategy": {"name": "correlation_pairs", "params": {"entry_z": 2.5}}})
+    item = _check(cfg)
+    assert not item.ok
+    assert "the report was made for other settings than config.yaml" in item.detail
+    assert "params.entry_z 2 in the report, 2.5 in config.yaml" in item.detail
+    cfg = init_workspace(tmp_path, {"strategy": {"name": "mean_reversion"}})
+    item = _check(cfg)
+    assert not item.ok and 'strategy "correlation_pairs" in the report, "mean_reversion" in config.yaml' in item.detail
+
+
+def test_a_pass_report_without_the_evidence_is_no_go(tmp_path):
+    """What backtest.py wrote at 15cb2c7: a verdict and criteria, no hash, coverage or PSR."""
+    cfg = init_workspace(tmp_path)
+    old = {"generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "start_date": "2026-01-01",
+           "end_date": "2026-01-30", "strategy": {"name": "correlation_pairs", "params": {}},
+           "metrics": {"total_trades": 3, "sharpe_ratio": 4.93, "verdict": "PASS", "criteria": []}}
+    _write_report(cfg, old)
+    item = _check(cfg)
+    assert not item.ok
+    for text in ("the report has no config_hash", "does not state its data coverage",
+                 "does not state how many days of recorded books", "it has 3 closed trades (at least 30",
+                 "its probabilistic Sharpe ratio is missing"):
+        assert text in item.detail, (text, item.detail)
+
+
+def test_too_few_recorded_days_or_a_weak_pass_is_no_go(tmp_path):
+    cfg = init_workspace(tmp_path)
+    _write_report(cfg, _backtest("PASS", cfg, recorded_days=3.2, coverage=0.9, psr=0.9))
+    item = _check(cfg)
+    assert not item.ok
+    assert "only 3.2 days of its window are recorded order books" in item.detail
+    assert "its data covers 90% of the window (at least 95%" in item.detail
+    assert "its probabilistic Sharpe ratio is 0.9 (at least 0.95" in item.detail
+    assert "keep python collect_market_data.py running until 7 days are recorded" in item.fix
+
+
+def test_paper_trading_worse_than_the_backtests_lower_bound_is_no_go(tmp_path):
+    from polybot.ops.prelaunch import check_paper_vs_backtest
+
+    cfg = init_workspace(tmp_path)
+    _write_report(cfg, _backtest("PASS", cfg))            # lower bound of the mean daily return: −0.05 %/day
+    now = int(time.time())
+    conn = connect(cfg)
+    with db.atomic(conn):
+        for k in range(8):                                # equity falls 1 % a day
+            eq = int(500_000_000 * 0.99 ** k)
+            conn.execute("INSERT INTO performance(timestamp, mode, equity_micro, cash_micro, exposure_micro, "
+                         "realized_pnl_micro, unrealized_pnl_micro, daily_pnl_micro, open_positions) "
+                         "VALUES (?, 'paper', ?, ?, 0, 0, 0, 0, 0)", (now - (7 - k) * 86400, eq, eq))
+    item = check_paper_vs_backtest(cfg, conn, now)
+    assert not item.ok
+    assert "paper mean daily return -0.875% over 8 days vs the backtest's lower 95% bound -0.050%/day" in item.detail
+    assert "do NOT go live" in item.fix
+    # the same paper run against a backtest whose lower bound is below it passes
+    _write_report(cfg, _backtest("PASS", cfg, confidence_intervals={"mean_daily_return": [-0.02, 0.01]}))
+    assert check_paper_vs_backtest(cfg, conn, now).ok
+    conn.close()

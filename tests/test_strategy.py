@@ -116,7 +116,7 @@ def test_feed_backfilled_rows_get_a_synthetic_book():
     # 0.555 − 0.01 = 0.545 → down to the tick 0.54; 0.565 → up to 0.57 (outward: pessimistic)
     assert (q.best_bid, q.best_ask, q.mid, q.backfilled) == (0.54, 0.57, 0.555, True)
     b = feed.view(T0).book("A-yes")
-    assert [(lv.price, lv.size) for lv in b.bids] == [(0.54, 1000.0)]
+    assert [(lv.price, lv.size) for lv in b.bids] == [(0.54, 100.0)]
 
 
 def test_feed_resolution_is_point_in_time():
@@ -168,7 +168,8 @@ def test_correlation_pairs_buys_the_laggard_then_exits_on_convergence():
     assert "laggard" in it.reason and it.tag == "pair:A-yes|B-yes"
     # no jump: nothing to do; holding B while the spread is normal → sell all at the bid − 1 tick
     feed2, _, last2 = _pair_feed(jump=0.0)
-    s2 = CorrelationPairs(PAIR_PARAMS)
+    # the hedge ratio comes from the levels (β ≈ 0.99): the spread is the two noises, last seen at z ≈ 1.0
+    s2 = CorrelationPairs(dict(PAIR_PARAMS, exit_z=1.5))
     now2 = last2()
     assert s2.decide(feed2.view(now2), PortfolioView(500 * M)) == []
     held = Holding("B-yes", "B", 100 * M, 50 * M, now2 - 3600, "correlation_pairs")

@@ -13,7 +13,13 @@ Method (printed with every report):
   towards resolution) correlate strongly in levels, spuriously;
 - a pair needs at least ``min_overlap`` (fraction of the window's changes) of
   changes where both are present; markets below it, or that never moved, are
-  left out and listed.
+  left out and listed;
+- whether a correlation is real (:mod:`.significance`): at least
+  ``min_shared_moves`` steps where BOTH prices moved, a Fisher-z p-value with an
+  autocorrelation-adjusted effective sample size, Benjamini–Hochberg q-values
+  across all pairs; **strong** = q ≤ ``fdr_q`` and |r| ≥ the threshold, so a
+  negative correlation (two outcomes of one decision) is strong too, and the
+  correlated groups are built from strong pairs by |r|.
 """
 from __future__ import annotations
 
@@ -26,7 +32,8 @@ import numpy as np
 
 from polybot.errors import DataError
 
-from .stats import clusters, corr_pairwise, ffill_limited
+from .significance import FDR_Q, MIN_SHARED_MOVES, PairStats, abs_clusters, pair_statistics
+from .stats import corr_pairwise, ffill_limited
 
 DAY = 86_400
 
@@ -63,13 +70,47 @@ class CorrelationResult:
     excluded: list[tuple[str, str, str]] = field(default_factory=list)   # (id, question, why)
     rows: int = 0
     backfill_rows: int = 0
+    stats: Optional[PairStats] = None   # shared moves, n_eff, p, q (see .significance)
 
     def method(self) -> str:
         return (f"Pearson correlation of {self.change_minutes}-minute changes of each market's first-outcome "
                 f"(YES) mid on a {self.interval // 60}-minute grid (changes, not levels: trending series "
                 f"correlate spuriously in levels; one token per market, so complementary outcomes never pair); "
                 f"gaps forward-filled up to {self.ffill_points * self.interval // 60} minutes; a pair needs "
-                f"{self.min_overlap:.0%} of the window's changes in common")
+                f"{self.min_overlap:.0%} of the window's changes in common"
+                + (f"; {self.stats.method()}" if self.stats is not None else ""))
+
+    def pair_rows(self, mask: Optional[np.ndarray] = None) -> list[dict]:
+        """One dict per pair i < j (where ``mask`` is true, default all with an r): market ids, questions,
+        r, p, q, n_eff, shared moves, changes in common; by q then −|r|."""
+        k = len(self.market_ids)
+        st = self.stats
+        iu, ju = np.triu_indices(k, 1)
+        sel = ~np.isnan(self.r[iu, ju]) if mask is None else mask[iu, ju]
+        out = []
+        for x in np.flatnonzero(sel):
+            i, j = int(iu[x]), int(ju[x])
+            out.append({"a": self.market_ids[i], "b": self.market_ids[j], "question_a": self.questions[i],
+                        "question_b": self.questions[j], "r": _num(self.r[i, j]),
+                        "p": _num(st.p[i, j], 6) if st else None, "q": _num(st.q[i, j], 6) if st else None,
+                        "n_eff": _num(st.n_eff[i, j], 1) if st else None,
+                        "shared_moves": int(st.shared[i, j]) if st else None, "n": int(self.n[i, j]),
+                        "move_share": _num(st.move_share[i, j], 3) if st is not None and st.move_share is not None
+                        else None,
+                        "not_significant_because": (st.why_not(i, j) or None) if st else None})
+        out.sort(key=lambda d: ((d["q"] if d["q"] is not None else 1.0), -abs(d["r"] or 0), d["a"], d["b"]))
+        return out
+
+    def strong_mask(self, threshold: float) -> np.ndarray:
+        """Pairs that are significant after BH AND |r| ≥ threshold."""
+        if self.stats is None:
+            return np.zeros_like(self.r, dtype=bool)
+        return self.stats.strong(threshold)
+
+    def significant_mask(self) -> np.ndarray:
+        if self.stats is None:
+            return np.zeros_like(self.r, dtype=bool)
+        return self.stats.significant()
 
     def pairs(self, lo: float = -2.0, hi: float = 2.0) -> list[tuple[float, int, int]]:
         """(r, i, j) for i < j with lo ≤ r ≤ hi (NaN excluded), strongest first."""
@@ -82,17 +123,30 @@ class CorrelationResult:
         return out
 
     def groups(self, threshold: float) -> list[dict]:
+        """Connected components of the strong pairs (significant and |r| ≥ threshold): markets whose
+        prices move together OR against each other are one risk for the exposure cap."""
+        strong = self.strong_mask(threshold)
         out = []
-        for g, members in enumerate(clusters(self.r, threshold), start=1):
+        for g, members in enumerate(abs_clusters(strong), start=1):
             sub = self.r[np.ix_(members, members)]
+            linked = strong[np.ix_(members, members)]
             iu = np.triu_indices(len(members), 1)
-            vals = sub[iu]
-            vals = vals[~np.isnan(vals)]
+            vals = sub[iu][linked[iu]]
+            qs = self.stats.q[np.ix_(members, members)][iu][linked[iu]]
             out.append({"id": f"g{g}", "markets": [self.market_ids[i] for i in members],
                         "questions": [self.questions[i] for i in members],
                         "mean_r": round(float(vals.mean()), 4) if len(vals) else None,
-                        "min_r": round(float(vals.min()), 4) if len(vals) else None})
+                        "min_abs_r": round(float(np.abs(vals).min()), 4) if len(vals) else None,
+                        "max_q": float(f"{qs.max():.3g}") if len(qs) else None,
+                        "negative_links": int((vals < 0).sum())})
         return out
+
+
+def _num(x: float, digits: int = 4) -> Optional[float]:
+    x = float(x)
+    if x != x:
+        return None
+    return float(f"{x:.{digits}g}") if digits > 4 else round(x, digits)
 
 
 def data_bounds(conn: sqlite3.Connection) -> tuple[Optional[int], Optional[int]]:
@@ -156,7 +210,8 @@ def load_prices(conn: sqlite3.Connection, start_ts: int, end_ts: int, interval: 
 
 
 def correlate(pm: PriceMatrix, *, start_ts: int, end_ts: int, interval: int = 300, change_minutes: int = 5,
-              ffill_points: int = 3, min_overlap: float = 0.5) -> CorrelationResult:
+              ffill_points: int = 3, min_overlap: float = 0.5, min_shared_moves: int = MIN_SHARED_MOVES,
+              fdr_q: float = FDR_Q) -> CorrelationResult:
     """The correlation matrix of price changes (see the module docstring)."""
     step = max(1, int(round(change_minutes * 60 / interval)))
     P = ffill_limited(pm.prices, ffill_points)
@@ -177,13 +232,15 @@ def correlate(pm: PriceMatrix, *, start_ts: int, end_ts: int, interval: int = 30
     idx = np.flatnonzero(keep)
     r, n = corr_pairwise(D[:, idx], need)
     np.fill_diagonal(r, 1.0)
+    st = pair_statistics(D[:, idx], r, n, min_shared_moves=min_shared_moves, fdr_q=fdr_q)
     return CorrelationResult(start_ts, end_ts, interval, step * interval // 60, ffill_points, min_overlap,
                              [pm.market_ids[j] for j in idx], [pm.questions[j] for j in idx], r, n, excluded,
-                             pm.rows, pm.backfill_rows)
+                             pm.rows, pm.backfill_rows, st)
 
 
 def analyse(conn: sqlite3.Connection, days: float, *, interval: int = 300, change_minutes: int = 5,
-            ffill_points: int = 3, min_overlap: float = 0.5) -> CorrelationResult:
+            ffill_points: int = 3, min_overlap: float = 0.5, min_shared_moves: int = MIN_SHARED_MOVES,
+            fdr_q: float = FDR_Q) -> CorrelationResult:
     """Load the last ``days`` of data (ending at the newest snapshot) and correlate.
     Raises NotEnoughData with one sentence when fewer than two markets qualify."""
     first, last = data_bounds(conn)
@@ -195,7 +252,8 @@ def analyse(conn: sqlite3.Connection, days: float, *, interval: int = 300, chang
     start_ts = (end_ts // interval - int(days * DAY) // interval + 1) * interval
     pm = load_prices(conn, start_ts, end_ts, interval)
     res = correlate(pm, start_ts=start_ts, end_ts=end_ts, interval=interval, change_minutes=change_minutes,
-                    ffill_points=ffill_points, min_overlap=min_overlap)
+                    ffill_points=ffill_points, min_overlap=min_overlap, min_shared_moves=min_shared_moves,
+                    fdr_q=fdr_q)
     if len(res.market_ids) < 2:
         have = (int(last) - int(first)) / DAY
         raise NotEnoughData(

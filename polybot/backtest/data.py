@@ -8,6 +8,11 @@ numpy chunks over a small queue, so reading overlaps the replay on a second
 core (the sqlite3 module is mostly GIL-bound; a thread would not overlap). Depth strings
 (``bids``/``asks``) are NOT bulk-loaded: the feed asks :meth:`SnapshotStore.depth`
 for the one book it needs when an order fills (a primary-key lookup).
+
+Also here: the point-in-time market metadata (:func:`load_metadata_history`, schema
+table ``market_metadata_history``) and the book model for backfilled rows
+(:func:`estimate_backfill_books`: each token's recorded spread and top-of-book depth,
+else its market's, else a conservative default).
 """
 from __future__ import annotations
 
@@ -18,11 +23,12 @@ import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Mapping, Optional
 
 import numpy as np
 
 from polybot.errors import DataError
+from polybot.exchange.models import FeeSchedule
 from polybot.strategy.base import MarketInfo
 
 
@@ -60,7 +66,8 @@ class Chunk:
 
 
 def load_markets(conn: sqlite3.Connection) -> tuple[list[MarketInfo], dict[str, Resolution]]:
-    """Every market's static metadata, and the resolutions (resolved_at + payouts)."""
+    """Every market's latest metadata (``markets`` rows), and the resolutions (resolved_at +
+    payouts). For a replay, metadata is point-in-time: see :func:`load_metadata_history`."""
     markets, resolutions = [], {}
     for row in conn.execute("SELECT * FROM markets ORDER BY id"):
         m = MarketInfo.from_row(row)
@@ -73,6 +80,203 @@ def load_markets(conn: sqlite3.Connection) -> tuple[list[MarketInfo], dict[str, 
                 continue
             resolutions[m.market_id] = Resolution(m.market_id, int(row["resolved_at"]), pay)
     return markets, resolutions
+
+
+@dataclass(frozen=True)
+class MetadataChange:
+    """Market metadata in force from ``effective_from`` (epoch s) until the next change."""
+
+    market_id: str
+    effective_from: int
+    tick_size: float
+    min_order_size: float
+    fee: FeeSchedule
+    end_date: Optional[int]
+
+
+def load_metadata_history(conn: sqlite3.Connection,
+                          market_ids: Optional[Iterable[str]] = None) -> dict[str, list[MetadataChange]]:
+    """Every market's metadata changes (``market_metadata_history``), oldest first.
+
+    Give these to :class:`~polybot.strategy.feed.MarketFeed` (``metadata_history=``): the
+    feed applies the value in force at each step instead of today's ``markets`` row. A
+    market without rows (a database older than schema version 3 and never collected
+    since) keeps its ``markets`` row for all times."""
+    try:
+        rows = conn.execute(
+            "SELECT market_id, effective_from, tick_size, min_order_size, fees_enabled, fee_rate, "
+            "fee_exponent, end_date FROM market_metadata_history ORDER BY market_id, effective_from").fetchall()
+    except sqlite3.OperationalError:        # no such table: schema before version 3
+        return {}
+    wanted = None if market_ids is None else {str(m) for m in market_ids}
+    out: dict[str, list[MetadataChange]] = {}
+    for mid, eff, tick, min_size, enabled, rate, exponent, end in rows:
+        if wanted is not None and mid not in wanted:
+            continue
+        out.setdefault(str(mid), []).append(MetadataChange(
+            str(mid), int(eff), float(tick), float(min_size),
+            FeeSchedule(rate=float(rate), exponent=float(exponent), enabled=bool(enabled)),
+            int(end) if end is not None else None))
+    return out
+
+
+# ----------------------------------------------------------------------------- backfilled books
+# Defaults for a backfilled row of a market that has no recorded book at all (config
+# backtest.backfill_default_spread / backfill_default_depth; docs/strategies.md).
+# Conservative on purpose: a 4-cent spread is wider than the median recorded spread of
+# the markets a strategy can trade (1–3 cents on liquid Polymarket books; the issue's
+# example market had 3), so a strategy pays at least what it would on a real book; and
+# 100 shares at the top level (≈ $50 at 0.50) is below a typical top level, so a larger
+# order fills only in part instead of at one price for 1,000 shares.
+DEFAULT_BACKFILL_SPREAD = 0.04
+DEFAULT_BACKFILL_DEPTH = 100.0
+_DEPTH_EDGES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)
+# Without it SQLite inlines the CTE and re-parses the depth strings in every CASE branch
+# (16×); MATERIALIZED needs SQLite ≥ 3.35 (2021).
+_MATERIALIZED = "MATERIALIZED " if sqlite3.sqlite_version_info >= (3, 35, 0) else ""
+FULL_SCAN_ROWS = 200_000  # up to this many rows in the range: read them all, else sample
+SAMPLE_ROWS = 100_000     # … about this many (≥ 200 grid points per token for 500 tokens)
+_MAX_SPREAD = 0.5        # wider recorded "spreads" are empty or one-sided books, not a spread
+
+
+@dataclass(frozen=True)
+class BackfillBook:
+    """The synthetic book of a backfilled row: price ∓ ``half_spread`` (rounded outward to
+    the tick by the feed), ``depth`` shares at that one level a side; ``basis`` says where
+    the figures come from: 'token' / 'market' (recorded books) or 'default'."""
+
+    half_spread: float
+    depth: float
+    basis: str = "default"
+
+
+def _top_size(col: str) -> str:
+    """SQL: the size of the first level of a depth string ``"p:s,p:s"`` (NULL when empty)."""
+    return (f"CAST(substr({col}, instr({col}, ':') + 1, "
+            f"instr({col} || ',', ',') - instr({col}, ':') - 1) AS REAL)")
+
+
+def _weighted_median(values: list[float], weights: list[int]) -> float:
+    order = np.argsort(values, kind="stable")
+    v = np.asarray(values, dtype=np.float64)[order]
+    w = np.cumsum(np.asarray(weights, dtype=np.float64)[order])
+    return float(v[np.searchsorted(w, w[-1] / 2.0)])
+
+
+def estimate_backfill_books(conn: sqlite3.Connection, token_ids: Iterable[str], *,
+                            start_ts: Optional[int] = None, end_ts: Optional[int] = None,
+                            default_spread: float = DEFAULT_BACKFILL_SPREAD,
+                            default_depth: float = DEFAULT_BACKFILL_DEPTH,
+                            sample_seconds: int = 3600) -> dict[str, BackfillBook]:
+    """The book each token's backfilled rows should have, from RECORDED books.
+
+    Per token: the median recorded spread (half of it each side) and the median size of
+    the thinner top level (min of best-bid size and best-ask size, rounded DOWN to
+    1-2-5 steps), over the collected rows of ``[start_ts, end_ts]`` (all time when not
+    given): all of them up to :data:`FULL_SCAN_ROWS` rows in the range, else a sample on a
+    grid of ``sample_seconds`` multiples (hourly or coarser) of about :data:`SAMPLE_ROWS`
+    rows, read by primary-key seeks. A token without recorded books takes its
+    market's (the other outcome of a binary market has the same spread); a market
+    without any takes ``default_spread`` / ``default_depth``. Spreads above 0.5 (an
+    empty or one-sided book) are ignored."""
+    universe = sorted({str(t) for t in token_ids})
+    if not universe:
+        return {}
+    default = BackfillBook(max(0.0, float(default_spread)) / 2.0, max(0.0, float(default_depth)), "default")
+    # two subqueries: one MIN(...), MAX(...) aggregate would scan the whole table
+    lo, hi = conn.execute("SELECT (SELECT MIN(timestamp) FROM market_snapshots), "
+                          "(SELECT MAX(timestamp) FROM market_snapshots)").fetchone()
+    if lo is None:
+        return {t: default for t in universe}
+    lo = max(int(lo), int(start_ts)) if start_ts is not None else int(lo)
+    hi = min(int(hi), int(end_ts)) if end_ts is not None else int(hi)
+    step = max(1, int(sample_seconds))
+    rows_in_range = conn.execute(         # counted up to the threshold only
+        "SELECT COUNT(*) FROM (SELECT 1 FROM market_snapshots WHERE timestamp >= ? AND timestamp <= ? "
+        "LIMIT ?)", (lo, hi, FULL_SCAN_ROWS + 1)).fetchone()[0]
+    if rows_in_range <= FULL_SCAN_ROWS:       # small: every row (the sample could miss sparse rows)
+        source = "market_snapshots s WHERE s.timestamp >= ?1 AND s.timestamp <= ?2 AND ?3 > 0 AND "
+    else:
+        # about SAMPLE_ROWS rows: one grid point every ``step`` (a multiple of sample_seconds)
+        points = max(1, SAMPLE_ROWS // len(universe))
+        step = max(step, -(-((hi - lo) // points) // step) * step)
+        lo = -(-lo // step) * step
+        source = ("g CROSS JOIN market_snapshots s ON s.timestamp = g.ts WHERE ")
+    was_in_transaction = conn.in_transaction
+    conn.execute("DROP TABLE IF EXISTS temp.bf_tokens")
+    conn.execute("CREATE TEMP TABLE bf_tokens (token_id TEXT PRIMARY KEY) WITHOUT ROWID")
+    depth = _top_size("s.bids"), _top_size("s.asks")
+    bucket = " ".join(f"WHEN d >= {e} THEN {e}" for e in reversed(_DEPTH_EDGES))
+    sql = (f"WITH RECURSIVE g(ts) AS (SELECT ?1 UNION ALL SELECT ts + ?3 FROM g WHERE ts + ?3 <= ?2), "
+           f"r AS {_MATERIALIZED}(SELECT s.token_id AS token_id, s.market_id AS market_id, "
+           f"CAST(round((s.best_ask - s.best_bid) * 100000) AS INTEGER) AS sp, "
+           f"min({depth[0]}, {depth[1]}) AS d FROM {source}"
+           f"+s.token_id IN (SELECT token_id FROM temp.bf_tokens) AND s.source = 'collected' "
+           f"AND s.best_bid IS NOT NULL AND s.best_ask IS NOT NULL AND s.best_ask > s.best_bid "
+           f"AND s.best_ask - s.best_bid <= {_MAX_SPREAD} AND s.bids <> '' AND s.asks <> '') "
+           f"SELECT token_id, market_id, sp, CASE {bucket} ELSE 0 END, COUNT(*) FROM r GROUP BY 1, 2, 3, 4")
+    try:
+        conn.executemany("INSERT INTO temp.bf_tokens VALUES (?)", ((t,) for t in universe))
+        rows = conn.execute(sql, (lo, hi, step)).fetchall() if lo <= hi else []
+        market_of = dict(conn.execute(
+            "SELECT t.token_id, t.market_id FROM market_tokens t JOIN temp.bf_tokens k "
+            "ON k.token_id = t.token_id").fetchall())
+    finally:
+        conn.execute("DROP TABLE IF EXISTS temp.bf_tokens")
+        if not was_in_transaction and conn.in_transaction:
+            conn.commit()         # the temp table's implicit transaction (a legacy-mode connection)
+    per_token: dict[str, tuple[list, list, list]] = {}
+    per_market: dict[str, tuple[list, list, list]] = {}
+    for tok, mid, sp, d, n in rows:
+        market_of.setdefault(tok, mid)
+        for key, acc in ((tok, per_token), (mid, per_market)):
+            spreads, depths, counts = acc.setdefault(key, ([], [], []))
+            spreads.append(sp / 100000.0)
+            depths.append(float(d))
+            counts.append(int(n))
+
+    def book(acc, basis: str) -> BackfillBook:
+        spreads, depths, counts = acc
+        return BackfillBook(round(_weighted_median(spreads, counts) / 2.0, 6),
+                            _weighted_median(depths, counts), basis)
+
+    out: dict[str, BackfillBook] = {}
+    market_books: dict[str, BackfillBook] = {}
+    for t in universe:
+        if t in per_token:
+            out[t] = book(per_token[t], "token")
+            continue
+        mid = market_of.get(t)
+        if mid is not None and mid in per_market:
+            if mid not in market_books:
+                market_books[mid] = book(per_market[mid], "market")
+            out[t] = market_books[mid]
+        else:
+            out[t] = default
+    return out
+
+
+ESTIMATE_MARGIN = 30 * 86_400     # recorded books this far around the window inform the estimate
+
+
+def prepare_replay_feed(feed, conn: sqlite3.Connection, backtest_cfg, start_ts: int, end_ts: int) -> dict[str, int]:
+    """Give a replay's :class:`~polybot.strategy.feed.MarketFeed` what it must know point in
+    time: the metadata history of its markets (tick, fees, minimum size, end date as they
+    were at each step) and the book of each token's backfilled rows (its market's recorded
+    spread and top-of-book depth within 30 days of the window, else
+    ``backtest.backfill_half_spread`` / ``backfill_default_depth``). Returns how many
+    tokens got their backfilled book from each basis ('token', 'market', 'default') —
+    for the report."""
+    feed.set_metadata_history(load_metadata_history(conn, list(feed.markets)))
+    books = estimate_backfill_books(
+        conn, feed.tokens, start_ts=int(start_ts) - ESTIMATE_MARGIN, end_ts=int(end_ts) + ESTIMATE_MARGIN,
+        default_spread=2 * float(backtest_cfg.backfill_half_spread),
+        default_depth=float(getattr(backtest_cfg, "backfill_default_depth", DEFAULT_BACKFILL_DEPTH)))
+    feed.set_backfill_books(books)
+    basis: dict[str, int] = {"token": 0, "market": 0, "default": 0}
+    for b in books.values():
+        basis[b.basis] = basis.get(b.basis, 0) + 1
+    return basis
 
 
 class SnapshotStore:
@@ -88,8 +292,10 @@ class SnapshotStore:
 
     def bounds(self, start_ts: int, end_ts: int) -> tuple[Optional[int], Optional[int]]:
         """First and last snapshot timestamps in [start_ts, end_ts] (None, None when empty)."""
-        row = self.conn.execute("SELECT MIN(timestamp), MAX(timestamp) FROM market_snapshots "
-                                "WHERE timestamp >= ? AND timestamp <= ?", (start_ts, end_ts)).fetchone()
+        # two subqueries: one MIN(...), MAX(...) aggregate would read every row of the range
+        row = self.conn.execute("SELECT (SELECT MIN(timestamp) FROM market_snapshots WHERE timestamp >= ?1 "
+                                "AND timestamp <= ?2), (SELECT MAX(timestamp) FROM market_snapshots "
+                                "WHERE timestamp >= ?1 AND timestamp <= ?2)", (start_ts, end_ts)).fetchone()
         return (row[0], row[1]) if row and row[0] is not None else (None, None)
 
     def chunks(self, start_ts: int, end_ts: int, chunk_seconds: int = 86_400) -> Iterator[Chunk]:

@@ -5,17 +5,22 @@ Sharpe ratio (stated in every report): daily equity returns, not per-trade —
 at the best bid) at the end of UTC day d and ``E_0`` the starting capital;
 ``Sharpe = mean(r) / stdev(r, ddof=1) × √365`` (0 when fewer than 2 days or no
 variation). Max drawdown is measured on every step of the curve.
+
+The verdict (PASS / FAIL / INSUFFICIENT_DATA), its reasons and its uncertainty come from
+:func:`polybot.backtest.verdict.judge`; ``compute_metrics`` gathers its inputs (daily returns,
+closed trades, the data coverage measured by :func:`polybot.backtest.coverage.data_coverage`).
 """
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from polybot.money import MICRO
 
 from .engine import DAY, BacktestResult
+from .verdict import judge
 
 SHARPE_FORMULA = ("mean(daily return) / stdev(daily return, ddof=1) × √365; daily return = equity at the "
                   "end of a UTC day / equity at the end of the previous day − 1 (equity = cash + positions "
@@ -52,8 +57,22 @@ def max_drawdown(equity: np.ndarray, capital_micro: int) -> float:
     return float(dd.max()) if len(dd) else 0.0
 
 
-def compute_metrics(res: BacktestResult, thresholds: Any) -> dict:
-    """Every number of the report, plus the checklist's criteria and the verdict."""
+def daily_returns(daily_eq: np.ndarray, capital_micro: int) -> np.ndarray:
+    """Return of each UTC day: equity at its end / equity at the previous day's end − 1 (day 0 =
+    the starting capital) — the series the Sharpe ratio, the PSR and the bootstrap use."""
+    series = np.concatenate(([capital_micro], daily_eq)).astype(np.float64)
+    return series[1:] / series[:-1] - 1.0
+
+
+def compute_metrics(res: BacktestResult, thresholds: Any, *, coverage: Optional[dict] = None, n_trials: int = 1,
+                    trials_sharpe_variance: Optional[float] = None, for_go_live: bool = False) -> dict:
+    """Every number of the report, the checklist's criteria and the verdict.
+
+    ``coverage`` is :func:`polybot.backtest.coverage.data_coverage`'s answer for the replayed
+    universe and window; without it the coverage is unknown and the verdict INSUFFICIENT_DATA.
+    ``n_trials`` / ``trials_sharpe_variance``: parameter sets tried (a sweep) for the deflated
+    Sharpe ratio.
+    """
     L = res.ledger
     trips = L.closed_trips
     pnls = [t.pnl_micro for t in trips]
@@ -88,16 +107,17 @@ def compute_metrics(res: BacktestResult, thresholds: Any) -> dict:
     rows = res.counts.get("rows", 0)
     bf_rows = res.counts.get("backfill_rows", 0)
 
-    criteria = [
-        {"name": f"Win rate > {thresholds.min_win_rate:.0%}", "passed": bool(n and win_rate > thresholds.min_win_rate),
-         "value": f"{win_rate:.1%}" + ("" if n else " (no trades)")},
-        {"name": f"Sharpe ratio > {thresholds.min_sharpe:g}", "passed": sharpe > thresholds.min_sharpe,
-         "value": f"{sharpe:.2f}"},
-        {"name": f"Max drawdown < {thresholds.max_drawdown:.0%}", "passed": mdd < thresholds.max_drawdown,
-         "value": f"{mdd:.1%}"},
-        {"name": "Positive total return", "passed": total_return > 0, "value": f"{total_return:+.2%}"},
-    ]
-    verdict = "PASS" if all(c["passed"] for c in criteria) else "FAIL"
+    fills = len(L.fills)
+    fills_bf = res.counts.get("fills_on_backfill", 0)
+    cov = coverage or {}
+    judged = judge({"total_trades": n, "win_rate": win_rate, "sharpe_ratio": sharpe, "max_drawdown": mdd,
+                    "total_return": total_return},
+                   daily_returns(deq, res.capital_micro),
+                   [(t.closed_at if t.closed_at is not None else res.end_ts, t.pnl_micro / MICRO) for t in trips],
+                   thresholds=thresholds, coverage=cov.get("coverage"), recorded_share=cov.get("recorded_share"),
+                   recorded_days=cov.get("recorded_days"), n_trials=n_trials,
+                   trials_sharpe_variance=trials_sharpe_variance, for_go_live=for_go_live,
+                   first_day=res.start_ts // DAY)
 
     def trip_summary(t):
         if t is None:
@@ -126,7 +146,7 @@ def compute_metrics(res: BacktestResult, thresholds: Any) -> dict:
         "best_trade": trip_summary(best),
         "worst_trade": trip_summary(worst),
         "trades_per_market": per_market,
-        "fills": len(L.fills),
+        "fills": fills,
         "settlements": res.counts.get("settlements", 0),
         "orders_not_filled": dict(res.unfilled),
         "risk_rejections": dict(res.rejections),
@@ -134,11 +154,13 @@ def compute_metrics(res: BacktestResult, thresholds: Any) -> dict:
         "intents": res.counts.get("intents", 0),
         "data": {"snapshot_rows": rows, "backfilled_rows": bf_rows,
                  "backfilled_fraction": (bf_rows / rows) if rows else 0.0,
-                 "fills_on_backfilled_books": res.counts.get("fills_on_backfill", 0),
-                 "steps": res.counts.get("steps", 0)},
+                 "fills_on_backfilled_books": fills_bf,
+                 "steps": res.counts.get("steps", 0),
+                 **({"coverage_detail": {k: v for k, v in cov.items()}} if cov else {})},
         "daily_equity": [{"day": _iso(int(d)), "equity": int(e) / MICRO} for d, e in zip(days, deq)],
-        "criteria": criteria,
-        "verdict": verdict,
+        "backfilled_share": cov.get("backfilled_share"),
+        "fills_on_backfilled_books": (fills_bf / fills) if fills else 0.0,
+        **judged,
     }
 
 

@@ -56,7 +56,7 @@ def format_report(res: BacktestResult, m: dict, *, json_path: Path | None = None
                  + (f" ({_counts(rej)})" if rej else "") + f", {m['risk_resized']} resized")
     d = m["data"]
     lines.append(f"Data: {d['snapshot_rows']:,} snapshot rows, {d['backfilled_fraction'] * 100:.1f}% backfilled "
-                 f"(no recorded book: traded at price ± backfill_half_spread), "
+                 f"(price history without a recorded book: traded on a synthesised book), "
                  f"{d['fills_on_backfilled_books']} fills on backfilled books")
     lines.append(f"Sharpe formula: {m['sharpe_formula']}")
     if m["trades_per_market"]:
@@ -67,13 +67,54 @@ def format_report(res: BacktestResult, m: dict, *, json_path: Path | None = None
                 break
             lines.append(f"  {_short(v['question'])}: {v['trades']} trades, {_usd(v['pnl'], True)}")
     lines.append("")
-    lines.append("Acceptance criteria (checklist; thresholds from backtest: in config.yaml):")
-    for c in m["criteria"]:
-        lines.append(f"  {'✓' if c['passed'] else '✗'} {c['name']}: {c['value']}")
-    lines.append(m["verdict"])
+    lines += verdict_lines(m)
     if json_path is not None:
         lines.append(f"Report: {json_path}" + (f", chart: {png_path}" if png_path else ""))
     return "\n".join(lines)
+
+
+def _pct(x) -> str:
+    return "unknown" if x is None else f"{x * 100:.1f}%"
+
+
+def _interval(ci, kind: str) -> str:
+    """``kind``: "return" (signed %), "share" (unsigned %) or "ratio"."""
+    if not ci:
+        return "n/a (too few days)"
+    lo, hi = ci
+    if kind == "return":
+        return f"[{lo * 100:+.1f}%, {hi * 100:+.1f}%]"
+    if kind == "share":
+        return f"[{lo * 100:.1f}%, {hi * 100:.1f}%]"
+    return f"[{lo:.2f}, {hi:.2f}]"
+
+
+def verdict_lines(m: dict) -> list[str]:
+    """The acceptance criteria, the statistical floor, the evidence, then the reasons and, last,
+    the verdict line (PASS / FAIL / INSUFFICIENT_DATA)."""
+    t = m.get("thresholds") or {}
+    lines = ["Acceptance criteria (checklist; thresholds from backtest: in config.yaml):"]
+    for c in m["criteria"]:
+        lines.append(f"  {'✓' if c['passed'] else '✗'} {c['name']}: {c['value']}")
+    min_psr = t.get("min_psr", 0.95)
+    lines.append(f"  {'✓' if m['psr'] >= min_psr else '✗'} Probabilistic Sharpe ratio ≥ {min_psr:g}: {m['psr']:.2f}")
+    if m.get("dsr") is not None:
+        lines.append(f"  {'✓' if m['dsr'] >= min_psr else '✗'} Deflated Sharpe ratio ({m['n_trials']} parameter sets) "
+                     f"≥ {min_psr:g}: {m['dsr']:.2f}")
+    n = m["total_trades"]
+    lines.append(f"Evidence: {n} closed trades (min {t.get('min_trades', '?')}), data coverage {_pct(m.get('coverage'))} "
+                 f"of the window (min {_pct(t.get('min_coverage'))}), recorded books {_pct(m.get('recorded_share'))} "
+                 f"of the rows ({'unknown' if m.get('recorded_days') is None else format(m['recorded_days'], '.1f')} "
+                 f"days; go-live needs {t.get('min_recorded_days', 7):g}), fills on backfilled books "
+                 f"{_pct(m.get('fills_on_backfilled_books'))}")
+    ci = m.get("confidence_intervals") or {}
+    lines.append(f"95% intervals (bootstrap over whole days, {t.get('bootstrap_samples', 2000)} resamples): "
+                 f"total return {_interval(ci.get('total_return'), 'return')}, "
+                 f"Sharpe {_interval(ci.get('sharpe'), 'ratio')}, win rate {_interval(ci.get('win_rate'), 'share')}")
+    for r in m.get("reasons") or []:
+        lines.append(f"  - {r}")
+    lines.append(m["verdict"])
+    return lines
 
 
 def _short(text: str, width: int = 60) -> str:
@@ -85,6 +126,11 @@ def _counts(c: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+VERDICT_KEYS = ("verdict", "reasons", "coverage", "recorded_share", "recorded_days", "backfilled_share",
+                "fills_on_backfilled_books", "confidence_intervals", "psr", "dsr", "n_trials", "total_trades",
+                "thresholds")
+
+
 def write_json(path: Path, res: BacktestResult, m: dict, extra: dict | None = None) -> None:
     data = {
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -92,6 +138,8 @@ def write_json(path: Path, res: BacktestResult, m: dict, extra: dict | None = No
         "end_date": _day(res.end_ts),
         "strategy": {"name": res.strategy, "params": res.params},
         **(extra or {}),
+        # the verdict and its evidence at the top level (pre_launch_check.py reads these)
+        **{k: m.get(k) for k in VERDICT_KEYS if k in m},
         "metrics": {k: v for k, v in m.items() if k not in ("daily_equity", "trades_per_market")},
         "trades_per_market": m["trades_per_market"],
         "daily_equity": m["daily_equity"],

@@ -20,6 +20,21 @@ price, bid/ask/depth/book NULL (the backtester applies a half-spread).
 - Uses its own lock (``backfill_market_data.lock``) so the 5-minute collection keeps
   running while a long backfill is in progress (SQLite's busy timeout serialises the
   short write transactions).
+
+Survivorship-free (``collection.backfill_closed``, on by default): the markets that CLOSED
+inside the window are fetched too — Gamma ``GET /markets/keyset`` with ``closed=true`` and
+``end_date_min`` = the window start (less a week), the same filters on every page
+(API_NOTES §1.1–1.2), most traded (``volumeNum``) first — those whose close time lies in
+the window (an early-resolved market keeps its later scheduled end date, so there is no
+``end_date_max``), filtered by the collection's tags/keywords and
+``backfill_closed_min_volume``, up to ``backfill_closed_max_markets``
+(default ``max_markets``). Each is stored untracked with its outcome — Gamma's resolved
+``outcomePrices``, else the CLOB winner flags, else left for the collector's lifecycle
+refresh — and ``resolved_at`` = its close time (Gamma ``closedTime``, else its end
+date), and its tokens' history is backfilled from the window start up to that close. So
+a replay over the window trades and settles the markets that resolved in it, not only
+today's survivors. Their metadata goes into ``market_metadata_history`` from the
+market's start (what Gamma shows at the end is the best known for its life).
 """
 from __future__ import annotations
 
@@ -33,10 +48,11 @@ from typing import Callable, Optional
 
 from .. import db
 from ..errors import DataError, ExchangeError, ExchangeUnavailable, RequestRejected
-from ..exchange.models import PricePoint
-from . import store
+from ..exchange.models import Market, PricePoint
+from . import store, universe
 from .common import (BACKFILL_LOCK, EXIT_EXCHANGE, EXIT_OK, EXIT_PARTIAL, floor_ts, iso, job_lock,
                      make_client, plural, step_seconds)
+from .listing import PrefetchListing
 
 log = logging.getLogger("polybot.collect.backfill")
 
@@ -44,6 +60,7 @@ WINDOW = 15 * 86_400          # seconds per /prices-history request
 MAX_FILL = 6 * 3_600          # forward-fill horizon (and look-back before a missing run)
 WORKERS = 4                   # threads fetching history (writes stay on the main thread)
 STATE_PREFIX = "backfill_from:"
+END_DATE_SLACK = 7 * 86_400   # closed markets whose end date is this much before the window still count
 
 
 @dataclass
@@ -80,7 +97,12 @@ def plan_token(conn, token_id: str, market_id: str, start: int, end: int, step: 
 
 
 def fetch_history(client, plan: TokenPlan, step: int) -> list[PricePoint]:
-    """Every history point needed to fill ``plan`` (windows ≤ 15 days, with look-back)."""
+    """Every history point needed to fill ``plan`` (windows ≤ 15 days, with look-back).
+
+    Always ``startTs``/``endTs`` windows, never ``interval=max``: for resolved markets the
+    latter returns nothing below 12-hour fidelity (py-clob-client#216, API_NOTES §2); the
+    windowed form is reported to work for closed markets (UNVERIFIED upstream) — a closed
+    market with no history simply gets no backfilled rows, never invented ones."""
     fidelity = max(1, step // 60)
     points: dict[int, float] = {}
     for first, last in plan.runs:
@@ -115,6 +137,59 @@ def history_start(plan: TokenPlan, points: list[PricePoint], end: int, step: int
     return first if first > plan.earliest else None
 
 
+def close_time(m: Market) -> Optional[int]:
+    """When a closed market stopped trading: Gamma ``closedTime``, else its end date."""
+    return m.closed_time if m.closed_time is not None else m.end_date
+
+
+def closed_in_window(client, cc, start: int, end: int) -> tuple[list[Market], list[str]]:
+    """The markets that closed inside [start, end] the collection would have tracked
+    (see the module docstring), most traded first; and the problems met."""
+    cap = cc.max_markets if cc.backfill_closed_max_markets is None else cc.backfill_closed_max_markets
+    if not cc.backfill_closed or cap <= 0:
+        return [], []
+    extra = {"include_tag": True} if cc.tags else {}
+    # closed=true with end_date_min/max (ISO) on /markets/keyset: py-sdk
+    # src/polymarket/_internal/actions/gamma.py::list_markets_spec (API_NOTES §1.2); closed
+    # defaults to false since 2026-04-09, so it is always sent. The same filters on every
+    # page: the cursor is bound to the query (API_NOTES §1.1).
+    # Only a lower bound on the END DATE: a market that resolved early (YES before its
+    # deadline) keeps its later scheduled endDate — an end_date_max would miss exactly those —
+    # and one that traded on past its end date until resolution closes after it (hence
+    # the slack). Which closed inside the window is decided on the close time
+    # (universe.passes_closed); the listing is most traded first and stops at the cap.
+    listing = PrefetchListing(client, closed=True, order="volumeNum", ascending=False,
+                              end_date_min=iso(start - END_DATE_SLACK), **extra)
+    out: list[Market] = []
+    for m in listing:
+        if universe.passes_closed(m, cc, start, end):
+            out.append(m)
+            if len(out) >= cap:
+                break
+    problems = [f"skipped closed market {i.record_id}: {i.reason}" for i in listing.issues]
+    return out, problems
+
+
+def outcomes_of(client, markets: list[Market]) -> tuple[dict, list[str]]:
+    """Market id → payouts for closed markets Gamma does not show as resolved yet, from the
+    CLOB winner flags (as the collector's lifecycle refresh does); and problems met."""
+    payouts: dict = {}
+    problems: list[str] = []
+    for m in markets:
+        if m.payouts is not None or not m.condition_id:
+            continue
+        try:
+            cm = client.get_clob_market(m.condition_id)
+        except (RequestRejected, DataError) as exc:
+            problems.append(f"outcome of closed market {m.id}: {exc}")
+            continue
+        if cm.payouts is not None:
+            p = {t: cm.payouts[t] for t in m.token_ids if t in cm.payouts}
+            if len(p) == len(m.token_ids):
+                payouts[m.id] = p
+    return payouts, problems
+
+
 @dataclass
 class BackfillResult:
     start: int
@@ -123,7 +198,10 @@ class BackfillResult:
     done: int = 0
     skipped: int = 0            # already complete
     rows: int = 0
+    closed_markets: int = 0     # markets that closed inside the window, stored with their history
+    closed_resolved: int = 0    # … of which the outcome is recorded
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     interrupted: Optional[str] = None
     duration: float = 0.0
     api_seconds: float = 0.0
@@ -151,8 +229,27 @@ def backfill(cfg, conn, client, days: float, *, progress_bar: Optional[bool] = N
     tokens = conn.execute(
         "SELECT t.token_id, t.market_id FROM market_tokens t JOIN markets m ON m.id = t.market_id "
         "WHERE m.tracked = 1 ORDER BY m.liquidity DESC, m.id, t.outcome_index").fetchall()
-    res.tokens = len(tokens)
     plans = [plan_token(conn, t, m, start, end, step) for t, m in tokens]
+    # skipped malformed closed records and outcomes not available yet are warnings (the
+    # collector's lifecycle refresh records a missing outcome later), not failed tokens
+    closed, problems = closed_in_window(client, cfg.collection, start, end)
+    res.warnings += problems
+    if closed:
+        payouts, problems = outcomes_of(client, closed)
+        res.warnings += problems
+        with db.atomic(conn):
+            store.upsert_markets(conn, closed, tracked=False, now=now, payouts=payouts,
+                                 resolved_at={m.id: close_time(m) for m in closed}, record=False)
+            store.record_metadata(conn, closed, now, source="backfill",
+                                  since={m.id: min(m.start_date or start, start) for m in closed})
+        res.closed_markets = len(closed)
+        res.closed_resolved = sum(1 for m in closed if m.payouts is not None or m.id in payouts)
+        tracked = {t for t, _ in tokens}
+        for m in closed:
+            # up to and including the grid point at the close (no rows after it)
+            stop = min(end, floor_ts(close_time(m), step) + step)
+            plans += [plan_token(conn, t, m.id, start, stop, step) for t in m.token_ids if t not in tracked]
+    res.tokens = len(plans)
     todo = [p for p in plans if p.missing]
     res.skipped = len(plans) - len(todo)
     with db.atomic(conn):
@@ -194,7 +291,7 @@ def backfill(cfg, conn, client, days: float, *, progress_bar: Optional[bool] = N
         res.duration = time.perf_counter() - t0
         res.api_seconds = client.stats.total_seconds
         detail = "; ".join(([f"interrupted: {res.interrupted}"] if res.interrupted else [])
-                           + res.errors[:20]) or None
+                           + res.errors[:20] + [f"warning: {w}" for w in res.warnings[:10]]) or None
         with db.atomic(conn):
             store.finish_cycle(conn, cycle_id, status=res.status, finished_at=int(time.time()),
                                markets=len({p.market_id for p in todo}), snapshots=res.rows,
@@ -205,9 +302,14 @@ def backfill(cfg, conn, client, days: float, *, progress_bar: Optional[bool] = N
 
 
 def summary(res: BackfillResult, days: float) -> str:
+    closed = ""
+    if res.closed_markets:
+        closed = (f", incl. {plural(res.closed_markets, 'market')} that closed in the window "
+                  f"({res.closed_resolved:,} with the outcome recorded)")
     head = (f"Backfill {days:g} days ({iso(res.start)} → {iso(res.end)}): "
-            f"{plural(res.tokens, 'token')} ({res.skipped:,} already complete)")
-    body = (f"{res.rows:,} rows written, {plural(len(res.errors), 'error')} "
+            f"{plural(res.tokens, 'token')} ({res.skipped:,} already complete){closed}")
+    warned = f", {plural(len(res.warnings), 'warning')} (see the log)" if res.warnings else ""
+    body = (f"{res.rows:,} rows written, {plural(len(res.errors), 'error')}{warned} "
             f"in {res.duration:.1f} s (API {res.api_seconds:.1f} s)")
     if res.interrupted:
         left = res.tokens - res.skipped - res.done
@@ -241,7 +343,7 @@ def run(cfg, days: float, *, verbose: bool = False, out: Callable[[str], None] =
         finally:
             client.close()
             conn.close()
-    for e in res.errors[:10]:
+    for e in res.errors[:10] + res.warnings[:10]:
         log.warning("backfill: %s", e)
     line = summary(res, days)
     (log.error if res.interrupted else log.info)(line)

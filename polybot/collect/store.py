@@ -1,4 +1,5 @@
-"""SQL for the collector: markets, market_tokens, market_snapshots, collection_cycles.
+"""SQL for the collector: markets, market_tokens, market_snapshots, collection_cycles,
+market_metadata_history.
 
 Callers wrap writes in ``db.atomic``; these helpers never commit on their own.
 Snapshot rows are plain tuples in :data:`SNAPSHOT_COLUMNS` order, inserted with
@@ -42,9 +43,10 @@ UPSERT_TOKEN = ("INSERT INTO market_tokens (token_id, market_id, outcome, outcom
 
 
 def market_row(m: Market, *, tracked: bool, now: int,
-               payouts: Optional[dict] = None) -> tuple:
+               payouts: Optional[dict] = None, resolved_at: Optional[int] = None) -> tuple:
     """The ``markets`` row of ``m``. ``payouts`` overrides ``m.payouts`` (CLOB winner flags);
-    ``resolved_at`` is ``now`` (the exchange time the outcome was first seen)."""
+    ``resolved_at`` defaults to ``now`` (the exchange time the outcome was first seen; the
+    backfill passes the market's close time for markets that resolved in the past)."""
     payouts = payouts if payouts is not None else m.payouts
     return (
         m.id, m.condition_id, m.question, m.slug or None, m.event_id, m.event_title,
@@ -54,21 +56,77 @@ def market_row(m: Market, *, tracked: bool, now: int,
         int(m.fees.enabled), m.fees.rate, m.fees.exponent, m.volume_24h, m.liquidity,
         m.uma_resolution_status,
         json.dumps(payouts, sort_keys=True) if payouts is not None else None,
-        now if payouts is not None else None,
+        (now if resolved_at is None else int(resolved_at)) if payouts is not None else None,
         int(tracked), now, now)
 
 
 def upsert_markets(conn: sqlite3.Connection, markets: Sequence[Market], *, tracked: bool,
                    now: int, payouts: Optional[dict] = None,
-                   prebuilt: Optional[dict[str, tuple]] = None) -> None:
-    """Insert or refresh markets and their tokens. ``payouts``: market id → CLOB payouts;
-    ``prebuilt``: market id → a :func:`market_row` already built with the same arguments."""
+                   prebuilt: Optional[dict[str, tuple]] = None,
+                   resolved_at: Optional[dict[str, int]] = None, record: bool = True) -> None:
+    """Insert or refresh markets and their tokens, and record any change of their trading
+    metadata (:func:`record_metadata`). ``payouts``: market id → CLOB payouts;
+    ``prebuilt``: market id → a :func:`market_row` already built with the same arguments;
+    ``resolved_at``: market id → when its outcome took effect (default ``now``);
+    ``record=False``: leave the metadata history to the caller."""
     payouts = payouts or {}
     prebuilt = prebuilt or {}
+    resolved_at = resolved_at or {}
     conn.executemany(UPSERT_MARKET, [prebuilt.get(m.id) or market_row(
-        m, tracked=tracked, now=now, payouts=payouts.get(m.id)) for m in markets])
+        m, tracked=tracked, now=now, payouts=payouts.get(m.id), resolved_at=resolved_at.get(m.id))
+        for m in markets])
     conn.executemany(UPSERT_TOKEN, [(t.token_id, m.id, t.outcome, t.index)
                                     for m in markets for t in m.tokens])
+    if record:
+        record_metadata(conn, markets, now)
+
+
+# ----------------------------------------------------------------------------- point-in-time metadata
+# A market's trading metadata (tick size, minimum order size, fee schedule, end date) is
+# kept with the time it took effect (schema v3 table market_metadata_history), so a replay
+# applies the value in force at each step (polybot/backtest/data.load_metadata_history);
+# the markets row above holds only the latest. A row is added when the values differ from
+# the market's latest row; effective_from = the exchange time the new value was first seen
+# (the change happened at most one collection interval earlier).
+_META_VALUES = "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9"
+INSERT_METADATA_IF_CHANGED = (
+    "INSERT OR IGNORE INTO market_metadata_history (market_id, effective_from, tick_size, "
+    "min_order_size, fees_enabled, fee_rate, fee_exponent, end_date, source) "
+    f"SELECT {_META_VALUES} WHERE NOT EXISTS (SELECT 1 FROM (SELECT tick_size, min_order_size, "
+    "fees_enabled, fee_rate, fee_exponent, end_date FROM market_metadata_history "
+    "WHERE market_id = ?1 ORDER BY effective_from DESC LIMIT 1) l "
+    "WHERE l.tick_size = ?3 AND l.min_order_size = ?4 AND l.fees_enabled = ?5 AND l.fee_rate = ?6 "
+    "AND l.fee_exponent = ?7 AND l.end_date IS ?8)")
+INSERT_METADATA_IF_NONE = (
+    "INSERT OR IGNORE INTO market_metadata_history (market_id, effective_from, tick_size, "
+    "min_order_size, fees_enabled, fee_rate, fee_exponent, end_date, source) "
+    f"SELECT {_META_VALUES} WHERE NOT EXISTS (SELECT 1 FROM market_metadata_history "
+    "WHERE market_id = ?1)")
+
+
+def metadata_row(m: Market, effective_from: int, source: str) -> tuple:
+    return (m.id, int(effective_from), float(m.tick_size), float(m.min_order_size),
+            int(m.fees.enabled), float(m.fees.rate), float(m.fees.exponent), m.end_date, source)
+
+
+def record_metadata(conn: sqlite3.Connection, markets: Sequence[Market], now: int, *,
+                    source: str = "collected", since: Optional[dict[str, int]] = None) -> int:
+    """Record each market's metadata with the time it took effect; returns rows added.
+
+    Default: a row at ``now`` for each market whose values differ from its latest row (a
+    re-run with unchanged values adds nothing). With ``since`` (market id → time, the
+    backfill's markets that closed in the past): a first row at that time, only for
+    markets without any row — what was seen once at the end is assumed to have held
+    over the market's life, and never rewrites a history the collector recorded."""
+    if not markets:
+        return 0
+    before = conn.total_changes
+    if since is None:
+        conn.executemany(INSERT_METADATA_IF_CHANGED, [metadata_row(m, now, source) for m in markets])
+    else:
+        conn.executemany(INSERT_METADATA_IF_NONE,
+                         [metadata_row(m, since.get(m.id, now), source) for m in markets])
+    return conn.total_changes - before
 
 
 def set_tracked(conn: sqlite3.Connection, tracked_ids: Iterable[str], now: int) -> list[str]:

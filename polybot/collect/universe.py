@@ -15,6 +15,11 @@ Filters, applied in this order to the open markets Gamma lists (``/markets/keyse
 count towards the cap), unless the market is closed (a closed market has no order book;
 its resolution is still recorded by the lifecycle refresh).
 
+Closed markets (``collect_market_data.py --backfill``, survivorship-free history):
+:func:`passes_closed` takes those that closed inside the backfill window and match
+``tags``/``keywords`` and ``backfill_closed_min_volume`` (lifetime volume); the backfill
+lists them most traded first, up to ``backfill_closed_max_markets``.
+
 The scan stops early once the cap is reached — valid because Gamma sorts by
 ``order_by`` descending; the scan checks that order as it goes and falls back to a full
 scan (sorting client-side) if a page arrives out of order. ``--initial`` always scans
@@ -98,6 +103,24 @@ def passes(m: Market, cc, counts: Optional[dict] = None) -> bool:
         return False
     ok("keywords")
     return True
+
+
+def passes_closed(m: Market, cc, start: int, end: int) -> bool:
+    """Whether a market that CLOSED is one the collection would have tracked in the
+    window [start, end] (the backfill's survivorship-free part): closed, with outcome
+    tokens, closed (Gamma ``closedTime``, else its end date) inside the window, matching
+    ``tags`` and ``keywords``, lifetime volume ≥ ``backfill_closed_min_volume``. The live
+    filters (24 h volume, liquidity, accepting orders) say nothing about a closed market."""
+    if not m.closed or not m.tokens:
+        return False
+    closed_at = m.closed_time if m.closed_time is not None else m.end_date
+    if closed_at is None or not start <= closed_at <= end + 86_400:
+        return False            # end date moved, or no time known: not this window's
+    if cc.tags and not _matches_tags(m, {t.lower() for t in cc.tags}):
+        return False
+    if cc.keywords and not _matches_keywords(m, [k.lower() for k in cc.keywords]):
+        return False
+    return (m.volume or 0.0) >= cc.backfill_closed_min_volume
 
 
 def select(markets: Iterable[Market], cc, *, explicit: Iterable[Market] = (),

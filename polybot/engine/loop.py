@@ -5,15 +5,21 @@ Each iteration (every ``trading.loop_interval_seconds``):
 1. ``EMERGENCY_STOP`` file? → STOP (breaker #5);
 2. heartbeat: ``bot_state`` heartbeat/pid/mode/started_at and the PID file;
 3. ``PRAGMA quick_check`` every ``trading.quick_check_interval_minutes`` (breaker #4);
-4. the exchange clock, then the books of the universe (recorded as snapshots, fed to
-   the strategy); transient failures count towards breaker #1;
+4. the exchange clock, then — at a new step of the decision grid
+   (``collection.interval_minutes``) — the books of the universe, recorded as snapshots;
+   the rows the database holds for the step are what the strategy sees (live also
+   fetches books between steps, for its marks); transient failures count towards breaker #1;
 5. orders: resolve UNKNOWN/PENDING_SUBMIT, refresh LIVE ones (paper: fill resting
-   orders), live: pick up fills the exchange has that the database lacks;
+   orders against a new step's books), live: pick up fills the exchange has that the
+   database lacks;
 6. settle resolved markets (1/0, 0.5/0.5) from the markets table or a fresh lookup;
-7. mark to market (best bid); breaker #2 (daily loss) and #3 (position anomaly);
-8. stop losses (risk manager rule) → exits;
-9. strategy intents → the shared risk manager → execution;
-10. a ``performance`` row (equity, cash, exposure, realised/unrealised/daily P&L).
+7. at a new step, the decision step shared with the backtester
+   (:mod:`polybot.strategy.execution`): paper orders whose fill time has come
+   (``trading.fill_latency_seconds``) are placed; mark to market (recorded best bid);
+   breaker #2 (daily loss) and #3 (position anomaly); stop losses and strategy intents →
+   the shared risk manager → orders (paper: queued until their fill time; live: sent).
+   Between steps, live runs breakers #2/#3 and stop losses on fresh books;
+8. a ``performance`` row (equity, cash, exposure, realised/unrealised/daily P&L).
 
 Any database error during an iteration trips breaker #4.
 """
@@ -31,12 +37,15 @@ from polybot import db
 from polybot.engine import breakers, ledger, state
 from polybot.engine.breakers import BreakerTripped
 from polybot.engine.marketdata import MarketData
-from polybot.engine.orders import Executor
+from polybot.engine.orders import OPEN, Executor
 from polybot.errors import DatabaseError, DataError, ExchangeError
-from polybot.exchange.base import BUY, OrderRequest
-from polybot.money import MICRO, fmt_usd, round_size_down, to_micro
+from polybot.exchange.base import OrderRequest
+from polybot.money import MICRO, fmt_usd, to_micro
 from polybot.risk import AccountState, RiskManager
-from polybot.strategy.base import Holding, Intent, PortfolioView, limit_for_buy
+from polybot.strategy.base import Holding, Intent
+from polybot.strategy.execution import (
+    EXPIRE, FILL, ExecutionModel, PendingOrder, book_time, decide_step, due_state, feed_prices, marks_of, order_for,
+)
 
 log = logging.getLogger("polybot.engine")
 
@@ -97,10 +106,26 @@ class Engine:
         self._hb_thread: Optional[threading.Thread] = None
         self._hb_stop = threading.Event()
         self.heartbeat_seconds = HEARTBEAT_SECONDS
+        self.model = ExecutionModel.from_config(cfg)
+        self.pending: dict[str, PendingOrder] = {}    # paper: approved orders waiting for their fill time
 
     # ------------------------------------------------------------------ clock
     def clock(self) -> float:
+        """The exchange clock; paper: the time of the decision step whose recorded books its
+        orders fill against (so fills, positions and the replay share one timeline)."""
+        if self.paper and self.md.step_ts is not None:
+            return float(self.md.step_ts)
         return float(self.now_ts)
+
+    def decision_time(self) -> int:
+        """The decision step's time (grid), what the strategy's view and the risk rules use."""
+        if self.md.step_ts is not None:
+            return int(self.md.step_ts)
+        return max(self.now_ts, self.md.feed.last_timestamp or 0) if self.md.feed is not None else self.now_ts
+
+    def prices(self, token_id: str) -> tuple[Optional[int], Optional[int]]:
+        """(best bid, best ask) recorded for the token at the latest step (micro-units)."""
+        return feed_prices(self.md.feed, token_id) if self.md.feed is not None else (None, None)
 
     def sync_clock(self) -> None:
         t = int(self.client.get_server_time())
@@ -192,13 +217,16 @@ class Engine:
                 for p in ledger.open_positions(self.conn, self.mode) if p.size_micro > 0}
 
     def account(self, cash: Optional[int] = None) -> AccountState:
+        """Paper: marked at the recorded books of the decision step (what the replay marks at);
+        live: at the freshest books."""
         cash = self.cash_micro() if cash is None else cash
         base = ledger.daily_baseline_micro(self.conn, self.mode, self.now_ts, capital_micro=self.capital_micro,
                                            paper=self.paper)
-        marks = self.md.marks()
+        positions = self.holdings()
+        marks = marks_of(positions, self.prices) if self.paper else self.md.marks()
         marks.update(self.resolved_marks)
         asks = {t: to_micro(b.asks[0].price) for t, b in self.md.books.items() if b.asks}
-        return AccountState(cash_micro=cash, positions=self.holdings(), marks=marks,
+        return AccountState(cash_micro=cash, positions=positions, marks=marks,
                             day_start_equity_micro=base, day_low_equity_micro=self.day_low_equity(),
                             stop_exits=self.recent_stop_exits(), asks=asks)
 
@@ -253,7 +281,7 @@ class Engine:
         ex = self.executor
         for line in ex.resolve_inflight():
             log.info("reconcile: %s", line)
-        if self.paper:
+        if self.paper and self.md.new_step:      # resting orders meet each recorded book once
             new = self.exchange.poll(self.md.books)
             if new:
                 ex.record_external_fills(new)
@@ -327,72 +355,106 @@ class Engine:
             check_invariant(self)
 
     def to_request(self, it: Intent) -> Optional[OrderRequest]:
+        """The order for an approved intent (:func:`polybot.strategy.execution.order_for`, the
+        replay's too): limit price, shares = notional ÷ limit rounded down."""
         m = self.md.info(it.market_id)
         book = self.md.book(it.token_id)
-        # the fresh book's tick first: it changes at run time (0.001 above 0.96 / below 0.04)
-        tick = (getattr(book, "tick_size", None) if book is not None else None) or (m.tick_size if m else 0.01)
-        price = it.limit_price_micro
-        if it.side == BUY:
-            if price is None:
-                if book is None or not book.asks:
-                    return None
-                price = limit_for_buy(book.asks[0].price, tick, 2)
-            size = it.size_micro if it.size_micro is not None else round_size_down(it.notional_micro * MICRO // price)
+        if self.paper:
+            ask = self.prices(it.token_id)[1]
+            tick = None                       # the replay's point-in-time tick (parity)
         else:
-            if price is None:                          # an exit that must happen: any price
-                price = int(round(tick * MICRO))
-            size = round_size_down(it.size_micro)
-        if size <= 0:
+            ask = to_micro(book.asks[0].price) if book is not None and book.asks else None
+            # the fresh book's tick first: it changes at run time (0.001 above 0.96 / below 0.04)
+            tick = getattr(book, "tick_size", None) if book is not None else None
+        spec = order_for(it, m, None if ask is None else ask / MICRO, self.cfg.trading.order_type, tick=tick)
+        if spec is None:
             return None
-        otype = self.cfg.trading.order_type
-        if otype == "GTD":
-            otype = "GTC"
-        return OrderRequest(token_id=it.token_id, side=it.side, order_type=otype, price_micro=price,
-                            size_micro=size, client_tag=it.strategy or "",
-                            tick_size=format(tick, "g"), neg_risk=bool(m.neg_risk) if m else None,
+        return OrderRequest(token_id=it.token_id, side=it.side, order_type=spec.order_type,
+                            price_micro=spec.price_micro, size_micro=spec.size_micro, client_tag=it.strategy or "",
+                            tick_size=format(spec.tick_size, "g"), neg_risk=spec.neg_risk,
                             market_version=market_version(self.conn, it.market_id))
 
-    def execute(self, intents: list[Intent], account: AccountState) -> list:
-        if not intents:
-            return []
-        infos = {it.market_id: self.md.info(it.market_id) for it in intents}
-        decisions = self.risk.check_all(intents, account, {k: v for k, v in infos.items() if v}, self.now_ts)
+    def place_intent(self, it: Intent):
+        req = self.to_request(it)
+        if req is None:
+            log.info("no order for %s %s: no usable book", it.action, it.token_id[:12])
+            return None
+        return self.executor.place(req, market_id=it.market_id, strategy=it.strategy or self.strategy.name,
+                                   reason=(it.reason or it.action)[:300])
+
+    def execute(self, items: list, now: int) -> list:
+        """Approved decisions → orders: paper queues them until their fill time (the replay's
+        latency, ``trading.fill_latency_seconds``); live sends them now."""
         out = []
-        for it, d in zip(intents, decisions):
+        for it, d in items:
             if not d.approved:
                 log.info("risk rejected %s %s %s: %s", it.action, it.side, it.token_id[:12], d.detail)
                 out.append((it, d, None))
                 continue
             if d.resized or d.rule not in ("ok", "exit"):
                 log.info("risk %s: %s", d.rule, d.detail)
-            req = self.to_request(d.intent)
-            if req is None:
-                log.info("no order for %s %s: no usable book", it.action, it.token_id[:12])
+            if self.paper and self.model.fill_latency_seconds > 0:
+                self.pending[d.intent.token_id] = PendingOrder(d.intent, now, decision=d)
                 out.append((it, d, None))
                 continue
-            res = self.executor.place(req, market_id=it.market_id, strategy=it.strategy or self.strategy.name,
-                                      reason=(it.reason or it.action)[:300])
-            out.append((it, d, res))
+            out.append((it, d, self.place_intent(d.intent)))
+        return out
+
+    def place_due(self, now: int, tradable: set) -> list:
+        """Paper: place the queued orders whose token has a recorded book at or after their
+        fill time (dropped when none came within the wait, or the market closed)."""
+        out = []
+        for tok in sorted(self.pending):
+            p = self.pending[tok]
+            state = due_state(p, book_time(self.md.feed, tok), now, self.model)
+            if state == EXPIRE or tok not in tradable:
+                del self.pending[tok]
+                log.info("order for %s %s dropped: %s", p.intent.action, tok[:12],
+                         "its market closed" if tok not in tradable else "no new book within the wait")
+            elif state == FILL:
+                del self.pending[tok]
+                out.append((p.intent, p.decision, self.place_intent(p.intent)))
         return out
 
     def trade(self) -> list:
-        """Stop losses and strategy intents through the risk manager to execution.
-        Returns [(intent, RiskDecision, PlaceOutcome | None)]."""
+        """One decision step, shared with the backtester (:func:`decide_step`): due paper
+        orders, breakers #2/#3, stop losses and strategy intents through the risk manager to
+        execution. Returns [(intent, RiskDecision, PlaceOutcome | None)]."""
+        now = self.decision_time()
+        tradable = set(self.md.tradable_tokens()) - set(self.resolved_marks)   # closed markets take no order
+        out = self.place_due(now, tradable)
         account = self.account()
         self.check_limits(account)
-        exits = [hit.intent(strategy="stop_loss") for hit in self.risk.stop_losses(
-            account.open_positions(), account.marks)]
+        busy = set(self.pending) | {r["token_id"] for r in self.executor.rows(OPEN)}
+        sd = decide_step(self.strategy, self.risk, self.md.feed.view(now), now=now, cash_micro=account.cash_micro,
+                         positions=account.positions, prices=self.prices, markets=self.md.info,
+                         day_start_equity_micro=account.day_start_equity_micro,
+                         day_low_equity_micro=account.day_low_equity_micro, stop_exits=account.stop_exits,
+                         busy_tokens=busy, busy_markets=self.executor.unresolved_markets(),
+                         tradable=lambda it: it.token_id in tradable, extra_marks=self.resolved_marks)
+        for it, _ in sd.items[:sd.n_stops]:
+            log.warning("%s", it.reason)
+        return out + self.execute(sd.items, now)
+
+    def live_stop_losses(self) -> list:
+        """Live, between decision steps: breakers #2/#3 and stop losses on the freshest books
+        (real money does not wait for the next recorded step; paper and the replay, which
+        must agree, act on recorded steps only)."""
+        account = self.account()
+        self.check_limits(account)
+        busy = {r["token_id"] for r in self.executor.rows(OPEN)}
+        unresolved = self.executor.unresolved_markets()
+        tradable = set(self.md.tradable_tokens()) - set(self.resolved_marks)
+        exits = [hit.intent(strategy="stop_loss") for hit in self.risk.stop_losses(account.open_positions(),
+                                                                                   account.marks)]
+        exits = [it for it in exits if it.token_id in tradable and it.token_id not in busy
+                 and it.market_id not in unresolved]
+        if not exits:
+            return []
         for it in exits:
             log.warning("%s", it.reason)
-        blocked = {it.token_id for it in exits}
-        view = self.md.feed.view(max(self.now_ts, self.md.feed.last_timestamp or 0))
-        portfolio = PortfolioView(cash_micro=account.cash_micro, positions=dict(account.positions))
-        intents = [it for it in self.strategy.decide(view, portfolio) if it.token_id not in blocked]
-        unresolved = self.executor.unresolved_markets()
-        intents = [it for it in exits + intents if it.market_id not in unresolved]
-        tradable = set(self.md.tradable_tokens()) - set(self.resolved_marks)   # closed markets take no order
-        intents = [it for it in intents if it.token_id in tradable]
-        return self.execute(intents, account)
+        decisions = self.risk.check_all(exits, account, {}, self.now_ts)
+        return self.execute(list(zip(exits, decisions)), self.now_ts)
 
     def record_performance(self) -> None:
         account = self.account()
@@ -411,7 +473,10 @@ class Engine:
         try:
             self.sync_orders()
             self.settle_resolved()
-            self.trade()
+            if self.md.new_step:
+                self.trade()
+            elif not self.paper:               # live: breakers and stops watch the fresh books between steps
+                self.live_stop_losses()
             self.record_performance()
         except ExchangeError as exc:
             self.api_errors.failure(exc, "trading")

@@ -2,17 +2,21 @@
 the strategy's feed, marks, and resolution lookups.
 
 The universe is what the collector tracks (``markets.tracked = 1``) plus every market
-the bot holds a position in. Each loop the books of those tokens are fetched once
-(``POST /books``); they are
+the bot holds a position in. The bot acts on the **decision grid** (``floor(now,
+collection.interval_minutes)``), like the backtester (:mod:`polybot.strategy.execution`):
 
-- recorded with the collector's own functions (:func:`polybot.collect.store.snapshot_row`,
-  ``insert_snapshots``) at the collector's grid time (``floor(now, interval)``,
-  INSERT OR IGNORE: one row per token per grid step, whoever writes it first), so
-  paper/live store exactly the rows a backtest reads;
-- fed to the strategy's :class:`~polybot.strategy.feed.MarketFeed` as the same plain
-  rows (the newest one of a grid step wins in the feed, as in live trading);
-- the books the paper exchange fills against and the marks (best bid) positions are
-  valued at.
+- at the first loop of a new grid step the books of the universe are fetched once
+  (``POST /books``) and recorded with the collector's own functions
+  (:func:`polybot.collect.store.snapshot_row`, ``insert_snapshots``, INSERT OR IGNORE: one
+  row per token per grid step, whoever writes it first); then the rows the DATABASE holds
+  for that step (ours or the collector's) are read back and fed to the strategy's
+  :class:`~polybot.strategy.feed.MarketFeed` — so paper/live decide on exactly the rows a
+  backtest replays (``new_step`` is True for that loop, ``step_ts`` is the step's time);
+- paper: the books of that step, as recorded (the feed's books, ``depth_levels`` deep), are
+  what the paper exchange fills against and what positions are marked at, until the next
+  step; between steps nothing is fetched (nothing a replay could see happens there);
+- live: books are also fetched at every other loop, for the marks the daily-loss breaker
+  watches and for the order book of an emergency close-out.
 
 Times: the exchange clock (CLOB ``/time``), like the collector, so the bot's rows and
 the collector's rows share one timeline (the simulator's clock may run faster).
@@ -61,8 +65,11 @@ class MarketData:
         self.rows: dict[str, sqlite3.Row] = {}
         self.token_market: dict[str, str] = {}
         self.books: dict[str, OrderBook] = {}
+        self.fetched: dict[str, OrderBook] = {}    # the books as the exchange last returned them
         self.history_seconds = int(history_seconds)
         self.feed: Optional[MarketFeed] = None
+        self.step_ts: Optional[int] = None         # the decision step the feed holds (grid time)
+        self.new_step = False                      # True for the loop that recorded a new step
 
     # ------------------------------------------------------------------ universe
     def load_universe(self) -> None:
@@ -133,14 +140,23 @@ class MarketData:
 
     # ------------------------------------------------------------------ books
     def refresh(self, now: int) -> dict[str, OrderBook]:
-        """Fetch the books of the universe, record them, feed them. ExchangeUnavailable
-        propagates (the API-error breaker counts it)."""
-        tokens = list(self.token_market)
-        books = self.client.get_books(tokens) if tokens else {}
-        self.books = books
+        """At a new grid step: fetch the books of the universe, record them, feed the rows the
+        database holds for the step (see the module docstring). Between steps: live fetches
+        fresh books (marks), paper does nothing. ExchangeUnavailable propagates (the
+        API-error breaker counts it)."""
         grid = int(now) // self.step * self.step
         if self.feed is not None and self.feed.last_timestamp is not None:
             grid = max(grid, self.feed.last_timestamp)
+        self.new_step = self.step_ts is None or grid > self.step_ts
+        if not self.new_step and self.mode == "paper":
+            return self.books
+        tokens = list(self.token_market)
+        books = self.client.get_books(tokens) if tokens else {}
+        self.fetched = books
+        if self.mode != "paper" or self.feed is None:
+            self.books = books
+        if not self.new_step:
+            return books
         rows = []
         for t, b in books.items():
             mid = self.token_market.get(t)
@@ -152,9 +168,23 @@ class MarketData:
         if rows:
             with db.atomic(self.conn):
                 store.insert_snapshots(self.conn, rows)
-            if self.feed is not None:
-                self.feed.add_rows([dict(zip(store.SNAPSHOT_COLUMNS, row)) for row in rows])
+        self.step_ts = grid
+        if self.feed is not None:
+            stored = self.stored_rows(grid, tokens)
+            self.feed.add_rows(stored)
+            if self.mode == "paper":
+                self.books = {str(r["token_id"]): self.feed.book(str(r["token_id"])) for r in stored}
         return books
+
+    def stored_rows(self, ts: int, tokens: list[str]) -> list[sqlite3.Row]:
+        """The rows the database holds for grid step ``ts`` (whoever recorded them)."""
+        out: list = []
+        for i in range(0, len(tokens), 500):
+            part = tokens[i:i + 500]
+            q = ",".join("?" * len(part))
+            out += self.conn.execute(f"SELECT * FROM market_snapshots WHERE timestamp = ? AND token_id IN ({q}) "
+                                     f"ORDER BY token_id", (int(ts), *part)).fetchall()
+        return out
 
     def book(self, token_id: str) -> Optional[OrderBook]:
         return self.books.get(token_id)
@@ -210,7 +240,7 @@ class MarketData:
                                                          (market_id,)).fetchone()
         if r is None:
             return True
-        b = self.books.get(token_id)
+        b = self.fetched.get(token_id)        # as returned (a recorded row may carry a synthetic book)
         no_book = b is None or (not b.bids and not b.asks)
         ended = r["end_date"] is not None and int(r["end_date"]) <= now
         return bool(no_book or ended or r["closed"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import traceback
+from dataclasses import replace
 
 from polybot import db
 from polybot.engine import ledger
@@ -41,6 +42,9 @@ def engine_for(cfg, params: dict) -> Engine:
     # books the risk manager's entry_cost rule would refuse are not what these scenarios test
     r = cfg.risk_limits
     params = dict(params, max_entry_cost=0.9 * r.stop_loss_percent * r.max_entry_cost_share_of_stop)
+    # the risk rules are under test, on immediate fills: no paper fill latency (see
+    # polybot.strategy.execution; the default fills on the next recorded snapshot)
+    cfg = replace(cfg, trading=replace(cfg.trading, fill_latency_seconds=0))
     conn = db.open_database(cfg)
     client = PolymarketClient.from_config(cfg)
     eng = Engine(cfg, conn, mode="paper", client=client, strategy=Drill(params), sleep=lambda s: None)

@@ -6,8 +6,10 @@ One ✓/✗ line per item, then ``✓ All systems operational`` / ``✓ Ready fo
 
 Inputs other modules produce (file names from the shared contracts):
 ``reports/data_quality_*.txt`` (newest; a line starting ``PASS`` / ``FAIL``),
-``reports/correlation_7day.csv``, ``reports/backtest_30day.json`` (``metrics.verdict`` — or a
-top-level ``verdict`` — ``"PASS"``; failed ``metrics.criteria`` are named), the
+``reports/correlation_7day.csv``, ``reports/backtest_30day.json`` (a top-level ``verdict`` — or
+``metrics.verdict`` — ``"PASS"`` from a report whose ``config_hash`` matches config.yaml, at most
+``backtest.max_report_age_days`` old, meeting the coverage / recorded-days / trades / PSR floors;
+paper trading's mean daily return not below the report's lower 95 % bound), the
 ``trades`` / ``performance`` / ``alerts`` / ``halts`` tables (paper rows have ``mode = 'paper'``),
 and the scripts ``test_risk_limits.py`` / ``test_circuit_breakers.py`` (exit 0 = every scenario
 passed), looked up in the workspace first, then in the checkout.
@@ -200,27 +202,86 @@ def check_correlation(cfg) -> Item:
     return Item("7-day correlation report", True, f"{p.name} ({len(rows) - 1} rows)")
 
 
-def check_backtest(cfg) -> Item:
+BACKTEST_ITEM = "30-day backtest PASSED"
+PAPER_VS_BACKTEST_ITEM = "Paper results within the backtest's 95% range"
+BACKTEST_RUN = "run python backtest.py --start-date YYYY-MM-DD --end-date YYYY-MM-DD --capital 500"
+
+
+def _backtest_report(cfg) -> tuple[Path, Optional[dict], str]:
+    """(path, the parsed report or None, why not)."""
     p = Path(cfg.report_dir) / "backtest_30day.json"
-    fix = "run python backtest.py --start-date YYYY-MM-DD --end-date YYYY-MM-DD --capital 500"
     if not p.exists():
-        return Item("30-day backtest PASSED", False, "no 30-day backtest report (reports/backtest_30day.json)", fix)
+        return p, None, "no 30-day backtest report (reports/backtest_30day.json)"
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        return Item("30-day backtest PASSED", False, f"{p.name} is unreadable ({exc})", fix)
+        return p, None, f"{p.name} is unreadable ({exc})"
     if not isinstance(data, dict):
-        return Item("30-day backtest PASSED", False, f"{p.name} is not a backtest report", fix)
+        return p, None, f"{p.name} is not a backtest report"
+    return p, data, ""
+
+
+def check_backtest(cfg, now: Optional[float] = None) -> Item:
+    """GO needs a PASS from a report of the configured strategy and parameters (config_hash), at
+    most backtest.max_report_age_days old, meeting the coverage / recorded-days / trades / PSR
+    floors (polybot.backtest.verdict.go_live_problems)."""
+    from ..backtest.verdict import go_live_problems
+
+    now = time.time() if now is None else now
+    p, data, why = _backtest_report(cfg)
+    if data is None:
+        return Item(BACKTEST_ITEM, False, why, BACKTEST_RUN)
     metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
     verdict = str(data.get("verdict") or metrics.get("verdict") or "").upper()
     criteria = metrics.get("criteria") or data.get("criteria") or []
     failed = [str(c.get("name")) for c in criteria if isinstance(c, dict) and not c.get("passed")]
+    reasons = [str(r) for r in (data.get("reasons") or metrics.get("reasons") or [])]
+    if verdict == "INSUFFICIENT_DATA":
+        return Item(BACKTEST_ITEM, False, "verdict INSUFFICIENT_DATA" + (f": {' '.join(reasons)}" if reasons else ""),
+                    "collect (or backfill) the missing data, then " + BACKTEST_RUN + " over 30 days that have data; "
+                    "do NOT go live on too little evidence")
     if verdict != "PASS":
-        return Item("30-day backtest PASSED", False, f"verdict {verdict or 'missing'}"
-                    + (f" (failed: {', '.join(failed)})" if failed else ""),
+        return Item(BACKTEST_ITEM, False, f"verdict {verdict or 'missing'}"
+                    + (f" (failed: {', '.join(failed)})" if failed else "")
+                    + (f": {' '.join(reasons)}" if reasons else ""),
                     "adjust the strategy and re-run the backtest; do NOT go live")
+    try:
+        problems = go_live_problems(data, cfg, now, file_mtime=p.stat().st_mtime)
+    except PolybotError as exc:         # the configured strategy cannot be built: nothing to match against
+        return Item(BACKTEST_ITEM, False, f"the configured strategy is invalid ({exc})",
+                    "fix strategy: in config.yaml (python validate_config.py), then re-run the backtest")
+    if problems:
+        return Item(BACKTEST_ITEM, False, f"{p.name}: verdict PASS, but " + "; ".join(pr for pr, _ in problems),
+                    "; ".join(dict.fromkeys(fix for _, fix in problems)))
     period = f" ({data['start_date']} to {data['end_date']})" if data.get("start_date") and data.get("end_date") else ""
-    return Item("30-day backtest PASSED", True, f"{p.name}: verdict PASS{period}")
+    return Item(BACKTEST_ITEM, True, f"{p.name}: verdict PASS{period}, {data.get('total_trades', metrics.get('total_trades'))} "
+                                     f"trades, PSR {float(data.get('psr') or 0):.2f}, coverage "
+                                     f"{float(data.get('coverage') or 0):.0%}, {float(data.get('recorded_days') or 0):.1f} "
+                                     f"recorded days, config_hash matches config.yaml")
+
+
+def check_paper_vs_backtest(cfg, conn, now: float) -> Item:
+    """Paper trading's mean daily return must not be below the backtest's lower 95 % bound of the
+    mean daily return (polybot.backtest.verdict.paper_vs_backtest)."""
+    from ..backtest.verdict import paper_daily_returns, paper_vs_backtest
+
+    _, data, why = _backtest_report(cfg)
+    if data is None:
+        return Item(PAPER_VS_BACKTEST_ITEM, False, f"not compared: {why}", BACKTEST_RUN)
+    if conn is None:
+        return Item(PAPER_VS_BACKTEST_ITEM, False, "not compared: no database", NO_DB_FIX)
+    returns, source = paper_daily_returns(conn, cfg.capital, now)
+    ok, text = paper_vs_backtest(data, returns)
+    if ok:
+        return Item(PAPER_VS_BACKTEST_ITEM, True, f"{text} (from {source})")
+    if not returns:
+        return Item(PAPER_VS_BACKTEST_ITEM, False, text, "run python trading_bot.py --paper-trading for 7+ days")
+    if "no 95 % interval" in text:
+        return Item(PAPER_VS_BACKTEST_ITEM, False, text, BACKTEST_RUN + " with the current backtest.py")
+    return Item(PAPER_VS_BACKTEST_ITEM, False, f"{text} (from {source}): paper trading does worse than the backtest "
+                                               f"promised", "find why paper and backtest differ (python "
+                                               "paper_trading_report.py compares them on the same window); do NOT "
+                                               "go live")
 
 
 def check_paper(cfg, conn, now: float) -> Item:
@@ -418,8 +479,9 @@ def run_prelaunch(cfg, *, now: Optional[float] = None, send_test: bool = False) 
             ("Recent verified backup", lambda: check_backup(cfg, conn, now)),
             ("Data collection running", lambda: check_collection(cfg, conn, now)),
             ("7-day correlation report", lambda: check_correlation(cfg)),
-            ("30-day backtest PASSED", lambda: check_backtest(cfg)),
+            (BACKTEST_ITEM, lambda: check_backtest(cfg, now)),
             ("Paper trading PASSED", lambda: check_paper(cfg, conn, now)),
+            (PAPER_VS_BACKTEST_ITEM, lambda: check_paper_vs_backtest(cfg, conn, now)),
             ("Risk limits", lambda: check_risk(cfg)),
             *[(lab, (lambda lab=lab, s=s: _scenario(cfg, lab, s))) for lab, s in SCENARIO_SCRIPTS],
             ("Alert channels configured", lambda: check_alert_channels(cfg, send_test)),

@@ -26,7 +26,7 @@ _SORT = {
     "volume1wk": lambda sim, m: m.volume1wk, "volume1mo": lambda sim, m: m.volume1mo,
     "volume1yr": lambda sim, m: m.volume1yr, "liquidityNum": lambda sim, m: m.liquidity,
     "liquidity": lambda sim, m: m.liquidity, "liquidityClob": lambda sim, m: m.liquidity,
-    "endDate": lambda sim, m: sim.end_of(m.index), "startDate": lambda sim, m: m.start_ts,
+    "endDate": lambda sim, m: scheduled_end(sim, m), "startDate": lambda sim, m: m.start_ts,
     "createdAt": lambda sim, m: m.created_ts, "id": lambda sim, m: int(m.id),
 }
 
@@ -100,10 +100,11 @@ def market_dicts(sim, mis, t: float, with_events: bool = True) -> list:
         lt = sim.last_trade.get(m.token_ids[0])
         ltp = 0 if m.never_traded and not lt else (lt[0] if lt else min(max(round(p * nt), 1), nt - 1)) / nt
         end = sim.end_of(mi)
+        scheduled = scheduled_end(sim, m)      # endDate; ``end`` is when it actually closed
         created = iso(m.created_ts, ms=True)
         d = {
             "id": m.id, "question": m.question, "conditionId": m.condition_id, "slug": m.slug,
-            "resolutionSource": "", "endDate": iso(end), "liquidity": num_str(m.liquidity, 5),
+            "resolutionSource": "", "endDate": iso(scheduled), "liquidity": num_str(m.liquidity, 5),
             "startDate": iso(m.start_ts, ms=True),
             "image": f"https://polymarket-upload.s3.us-east-2.amazonaws.com/sim-{m.slug}.png",
             "icon": f"https://polymarket-upload.s3.us-east-2.amazonaws.com/sim-{m.slug}.png",
@@ -120,7 +121,7 @@ def market_dicts(sim, mis, t: float, with_events: bool = True) -> list:
             "archived": False, "resolvedBy": "0x2F5e3684cb1F318ec51b00Edba38d79Ac2c0aA9d", "restricted": True,
             "groupItemTitle": m.group_item_title, "groupItemThreshold": "0", "questionID": m.question_id,
             "enableOrderBook": True, "orderPriceMinTickSize": m.tick, "orderMinSize": int(m.min_size),
-            "volumeNum": m.volume, "liquidityNum": m.liquidity, "endDateIso": iso(end)[:10],
+            "volumeNum": m.volume, "liquidityNum": m.liquidity, "endDateIso": iso(scheduled)[:10],
             "startDateIso": iso(m.start_ts)[:10], "hasReviewedDates": True, "volume24hr": m.volume24hr,
             "volume1wk": m.volume1wk, "volume1mo": m.volume1mo, "volume1yr": m.volume1yr,
         })
@@ -168,6 +169,14 @@ def market_dicts(sim, mis, t: float, with_events: bool = True) -> list:
         d["tags"] = _tags(m)
         out.append(d)
     return out
+
+
+def scheduled_end(sim, m) -> float:
+    """A market's ``endDate``: its scheduled end, which stays put when it is resolved EARLY
+    (``Simulator.resolve`` closes it now; ``closedTime`` says when) — as on Polymarket,
+    where a "by December 31" market that resolves YES in October keeps its December
+    endDate. The ``end_date_min``/``max`` filters and the ``endDate`` sort use it."""
+    return max(float(m.end_ts), sim.end_of(m.index)) if m.end_ts else sim.end_of(m.index)
 
 
 def _bad_markets(sim, kinds: list, t: float) -> list:
@@ -222,7 +231,7 @@ def _market_filter(sim, req, t: float) -> list:
             continue
         if (lo_v is not None and m.volume < lo_v) or (hi_v is not None and m.volume > hi_v):
             continue
-        end = sim.end_of(m.index)
+        end = scheduled_end(sim, m)
         if (end_lo is not None and end < end_lo) or (end_hi is not None and end > end_hi):
             continue
         out.append(m)

@@ -2,15 +2,28 @@
 
 Every ``reselect_hours`` (on a fixed UTC grid, so replay and live agree) the
 strategy picks pairs among the markets' YES (first outcome) tokens: Pearson
-correlation of 5-minute mid CHANGES over ``lookback_hours`` (levels of trending
-series correlate spuriously), gaps forward-filled for at most ``ffill_points``,
-at least ``min_overlap`` of the points present for both, r ≥
-``min_correlation``; greedy by r, each market in at most one pair, at most
-``max_pairs``. The hedge ratio β = cov(ΔA, ΔB) / var(ΔB) (clipped to
-[0.2, 5]).
+correlation of mid CHANGES over ``change_points`` grid points within
+``lookback_hours`` (levels of trending series correlate spuriously), gaps
+forward-filled for at most ``ffill_points``, at least ``min_overlap`` of the
+points present for both. A pair is a candidate only when it is **significant**
+by the same rule as the correlation report (:mod:`polybot.analysis.significance`):
+at least ``min_shared_moves`` steps where both prices moved, Fisher-z p-value
+with an autocorrelation-adjusted effective sample size, Benjamini–Hochberg
+q ≤ ``fdr_q`` over ALL pairs examined, and r ≥ ``min_correlation`` (positive
+only: buying the laggard needs two legs that move together). The hedge ratio
+β = cov(ΔA, ΔB) / var(ΔB) (clipped to [0.2, 5]). The in-sample spread
+A − β·B over the lookback must then **mean-revert**: augmented Dickey–Fuller
+t ≤ MacKinnon's critical value at ``adf_level`` (``adf_lags`` lags) AND an AR(1)
+half-life ≤ ``max_half_life_hours`` (:mod:`polybot.analysis.meanrev`). Greedy
+by r among the pairs that pass, each market in at most one pair, at most
+``max_pairs``. ``selection_log`` keeps why each candidate was kept or dropped.
 
 At every step, for each pair: spread s = mid_A − β·mid_B; z = (s_now − mean) /
-std over the last ``z_window_hours`` (the grid points before now).
+std over the last ``z_window_hours`` (the grid points before now). No z at all
+(so no entry and no convergence exit) when that window's spread is degenerate:
+fewer than ``min_distinct_spread_values`` distinct values or a standard
+deviation below ``min_std`` — a flat spread that jumps once would otherwise
+give z = +47.
 
 - **Entry** when |z| ≥ ``entry_z``: the spread is stretched, so BUY THE LAGGARD —
   B when z > 0 (A rich relative to B), A when z < 0. Polymarket has no short
@@ -40,6 +53,8 @@ from typing import Optional
 
 import numpy as np
 
+from polybot.analysis.meanrev import adf_test, degenerate, half_life, hedge_ratio
+from polybot.analysis.significance import pair_statistics
 from polybot.analysis.stats import corr_pairwise, ffill_limited
 
 from .base import Intent, MarketView, PortfolioView, Strategy, limit_for_buy
@@ -55,6 +70,10 @@ class Pair:
     b: str
     beta: float
     r: float
+    p: float = float("nan")                 # Fisher-z p-value (effective sample size)
+    q: float = float("nan")                 # Benjamini–Hochberg q-value over all pairs examined
+    half_life_hours: float = float("nan")   # AR(1) half-life of the in-sample spread
+    adf_stat: float = float("nan")          # ADF t-statistic of the in-sample spread
 
     @property
     def key(self) -> str:
@@ -77,7 +96,14 @@ class CorrelationPairs(Strategy):
         "entry_z": 2.0,
         "exit_z": 0.5,
         "min_edge": 0.01,                 # expected catch-up after paying the ask (price units)
-        "min_std": 0.002,                 # floor on the spread's std
+        "min_std": 0.002,                 # a spread whose std is below this is degenerate: no z
+        "min_distinct_spread_values": 5,  # ... and so is one with fewer distinct values in the z window
+        "min_shared_moves": 20,           # steps where both prices moved, before a pair is tested
+        "fdr_q": 0.05,                    # Benjamini–Hochberg false discovery rate over all pairs
+        "adf_level": 0.05,                # ADF significance level (0.01, 0.05 or 0.10)
+        "adf_lags": 1,                    # lagged differences in the ADF regression
+        "max_half_life_hours": 24.0,      # the in-sample spread must revert at least this fast
+        "require_mean_reversion": True,   # false only for research (e.g. calibrating the verdict on noise)
         "position_usd": 50.0,             # $ per entry (the risk manager may resize it)
         "max_entries_per_step": 2,
         "max_hold_hours": 48.0,           # time stop
@@ -97,6 +123,7 @@ class CorrelationPairs(Strategy):
         self._pairs: list[Pair] = []
         self._pairs_epoch: Optional[int] = None
         self._open: dict[str, tuple[Pair, int]] = {}     # token → (pair, sign of z at entry)
+        self.selection_log: list[tuple[str, str, str]] = []   # (token a, token b, kept / why dropped)
 
     def check_params(self) -> None:
         p = self.params
@@ -123,6 +150,20 @@ class CorrelationPairs(Strategy):
             self.bad("slippage_ticks", "must be ≥ 0")
         if p["max_entries_per_step"] < 1:
             self.bad("max_entries_per_step", "must be ≥ 1")
+        if p["min_shared_moves"] < 3:
+            self.bad("min_shared_moves", "must be ≥ 3 (Fisher's z needs more than 3 observations; default 20)")
+        if not 0 < p["fdr_q"] < 1:
+            self.bad("fdr_q", "must be between 0 and 1 (e.g. 0.05)")
+        if p["adf_level"] not in (0.01, 0.05, 0.1):
+            self.bad("adf_level", "must be 0.01, 0.05 or 0.10 (MacKinnon's tabulated levels)")
+        if p["adf_lags"] < 0:
+            self.bad("adf_lags", "must be ≥ 0")
+        if p["max_half_life_hours"] <= 0:
+            self.bad("max_half_life_hours", "must be > 0")
+        if p["min_distinct_spread_values"] < 2:
+            self.bad("min_distinct_spread_values", "must be ≥ 2")
+        if p["min_std"] <= 0:
+            self.bad("min_std", "must be > 0")
 
     @property
     def history_seconds(self) -> int:
@@ -142,6 +183,7 @@ class CorrelationPairs(Strategy):
                            min_price=p["min_price"], max_price=p["max_price"], max_spread=1.0)
         cand = np.flatnonzero(ok)
         self._pairs = []
+        self.selection_log = []
         if len(cand) < 2:
             return
         points = int(p["lookback_hours"] * HOUR) // view.interval_seconds
@@ -153,26 +195,43 @@ class CorrelationPairs(Strategy):
         D = np.diff(S, axis=0)
         need = max(3, int(p["min_overlap"] * (points // k)))
         r, n = corr_pairwise(D, need)
+        st = pair_statistics(D, r, n, min_shared_moves=p["min_shared_moves"], fdr_q=p["fdr_q"])
         iu, ju = np.triu_indices(len(cand), 1)
         rv = r[iu, ju]
-        good = np.flatnonzero(np.nan_to_num(rv, nan=-2) >= p["min_correlation"])
+        sig = st.significant()[iu, ju]
+        good = np.flatnonzero(sig & (np.nan_to_num(rv, nan=-2) >= p["min_correlation"]))
         if not len(good):
             return
         toks = [u.token_ids[c] for c in cand]
         ranked = sorted(good, key=lambda g: (-rv[g], toks[iu[g]], toks[ju[g]]))
         used: set[int] = set()
         valid = ~np.isnan(D)
+        step_hours = k * view.interval_seconds / HOUR
         for g in ranked:
             i, j = int(iu[g]), int(ju[g])
             if i in used or j in used:
                 continue
             ta, tb = toks[i], toks[j]
             ia, ib = (i, j) if ta < tb else (j, i)
-            both = valid[:, ia] & valid[:, ib]
-            da, db = D[both, ia], D[both, ib]
-            var_b = float(np.var(db))
-            beta = float(np.clip(np.cov(da, db, bias=True)[0, 1] / var_b, 0.2, 5.0)) if var_b > 0 else 1.0
-            self._pairs.append(Pair(toks[ia], toks[ib], beta, float(rv[g])))
+            beta = hedge_ratio(S[:, ia], S[:, ib])
+            if not 0.2 <= beta <= 5.0:
+                self.selection_log.append((toks[ia], toks[ib], f"dropped: hedge ratio {beta:.2f} outside [0.2, 5]"))
+                continue
+            spread = S[:, ia] - beta * S[:, ib]
+            adf = adf_test(spread, lags=p["adf_lags"], level=p["adf_level"], n_series=2)
+            hl = half_life(spread) * step_hours
+            if p["require_mean_reversion"] and not adf.stationary:
+                self.selection_log.append((toks[ia], toks[ib], f"dropped: spread not mean-reverting (ADF t "
+                                           f"{adf.stat:.2f} > {adf.critical:.2f} at {adf.level:.0%})"))
+                continue
+            if p["require_mean_reversion"] and not hl <= p["max_half_life_hours"]:
+                self.selection_log.append((toks[ia], toks[ib], f"dropped: spread half-life {hl:.1f} h > "
+                                           f"{p['max_half_life_hours']:g} h"))
+                continue
+            self._pairs.append(Pair(toks[ia], toks[ib], beta, float(rv[g]), float(st.p[i, j]),
+                                    float(st.q[i, j]), float(hl), float(adf.stat)))
+            self.selection_log.append((toks[ia], toks[ib], f"kept: r {rv[g]:.2f}, q {st.q[i, j]:.2g}, "
+                                       f"shared moves {int(st.shared[i, j])}, half-life {hl:.1f} h"))
             used.update((i, j))
             if len(self._pairs) >= p["max_pairs"]:
                 break
@@ -196,7 +255,10 @@ class CorrelationPairs(Strategy):
         k = len(pairs)
         S = M[:, :k] - beta * M[:, k:]
         mean, std, _ = nan_stats(S, int(p["min_overlap"] * points))
-        std = np.maximum(std, p["min_std"])
+        for c in range(k):          # a degenerate window gives no z at all (no entry, no z-based exit)
+            if degenerate(S[:, c], min_points=max(3, int(p["min_overlap"] * points)),
+                          min_distinct=p["min_distinct_spread_values"], min_std=p["min_std"]) is not None:
+                std[c] = np.nan
         fresh = (view.now - latest["timestamp"][ia] <= p["max_quote_age_seconds"]) & \
                 (view.now - latest["timestamp"][ib] <= p["max_quote_age_seconds"]) & \
                 (latest["timestamp"][ia] >= 0) & (latest["timestamp"][ib] >= 0)

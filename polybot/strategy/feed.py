@@ -22,12 +22,27 @@ every book), and a ring buffer of mids on a fixed grid of
 each bucket; NaN when none; no forward fill).
 
 Backfilled rows (source 'backfill', or no bid/ask but a price): the price is
-``mid`` else ``last_trade_price``; bid/ask are synthesised as price ∓
-``backfill_half_spread``, rounded outward to the tick and clamped to
-[tick, 1 − tick]; their book is one level each side of ``backfill_depth_shares``.
+``mid`` else ``last_trade_price``; bid/ask are synthesised as price ∓ the token's half
+spread, rounded outward to the tick and clamped to [tick, 1 − tick]; their book is one
+level each side of the token's depth. The token's half spread and depth are those of
+``backfill_books`` (token id → an object with ``half_spread`` and ``depth``, e.g.
+:func:`polybot.backtest.data.estimate_backfill_books`: the market's own RECORDED median
+spread and top-of-book depth), else ``backfill_half_spread`` / ``backfill_depth_shares``
+(conservative defaults: config ``backtest.backfill_half_spread`` /
+``backtest.backfill_default_depth``). Set them at construction or with
+:meth:`MarketFeed.set_backfill_books`.
+
+Point-in-time metadata: ``metadata_history`` (market id → changes oldest first, each with
+``effective_from``, ``tick_size``, ``min_order_size``, ``fee`` and ``end_date``; e.g.
+:func:`polybot.backtest.data.load_metadata_history`) makes :attr:`markets` (and
+:meth:`market`, :meth:`book`'s tick and minimum size, the backfill tick rounding) hold the
+values in force at the newest time fed: before a market's first recorded change its
+earliest known values, then each change from its ``effective_from`` on — never a later
+value applied to earlier history.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
@@ -53,10 +68,12 @@ def _get(row: Any, key: str) -> Any:
 
 class MarketFeed:
     def __init__(self, markets: Iterable[MarketInfo], *, history_seconds: int = 86_400,
-                 interval_seconds: int = 300, backfill_half_spread: float = 0.01,
-                 backfill_depth_shares: float = 1_000.0,
+                 interval_seconds: int = 300, backfill_half_spread: float = 0.02,
+                 backfill_depth_shares: float = 100.0,
                  resolved_at: Optional[Mapping[str, Optional[int]]] = None,
-                 depth_loader: Optional[DepthLoader] = None):
+                 depth_loader: Optional[DepthLoader] = None,
+                 backfill_books: Optional[Mapping[str, Any]] = None,
+                 metadata_history: Optional[Mapping[str, Sequence[Any]]] = None):
         if interval_seconds <= 0:
             raise ValueError("interval_seconds must be positive")
         self.interval = int(interval_seconds)
@@ -78,9 +95,16 @@ class MarketFeed:
         self._version = 0
         self.markets_version = 0          # bumped whenever market metadata changes
         self.last_timestamp: Optional[int] = None
+        self._books: dict[str, tuple[float, float]] = {}     # token → (half spread, depth) of backfill
+        self._meta_queue: list[tuple[int, str, Any]] = []    # (effective_from, market id, change)
+        self._meta_pos = 0
         self._alloc(max(16, sum(len(m.token_ids) for m in markets) if isinstance(markets, (list, tuple)) else 16))
         for m in sorted(markets, key=lambda m: m.market_id):
             self.add_market(m)
+        if backfill_books:
+            self.set_backfill_books(backfill_books)
+        if metadata_history:
+            self.set_metadata_history(metadata_history)
 
     # ------------------------------------------------------------------ registry
     def _alloc(self, cap: int) -> None:
@@ -98,6 +122,8 @@ class MarketFeed:
         self._mid = grow(getattr(self, "_mid", None), np.nan, np.float64)
         self._bf = grow(getattr(self, "_bf", None), False, np.bool_)
         self._tick = grow(getattr(self, "_tick", None), 0.01, np.float64)
+        self._bf_half = grow(getattr(self, "_bf_half", None), np.nan, np.float64)    # NaN: the default
+        self._bf_depth = grow(getattr(self, "_bf_depth", None), np.nan, np.float64)
         self._bids_raw = grow(getattr(self, "_bids_raw", None), None, object)
         self._asks_raw = grow(getattr(self, "_asks_raw", None), None, object)
         H = np.full((self.n_slots, cap), np.nan, dtype=np.float64)
@@ -125,10 +151,71 @@ class MarketFeed:
         self.token_index[token_id] = i
         self.token_market[token_id] = market_id
         self._tick[i] = tick if tick > 0 else 0.01
+        book = self._books.get(token_id)
+        if book is not None:
+            self._bf_half[i], self._bf_depth[i] = book
         if market_id not in self.markets:
             self.markets[market_id] = MarketInfo(market_id=market_id, token_ids=(token_id,))
             self.markets_version += 1
         return i
+
+    def market(self, market_id: str) -> Optional[MarketInfo]:
+        """The market's metadata in force at the newest time fed (point-in-time)."""
+        return self.markets.get(market_id)
+
+    # ------------------------------------------------------------------ backfilled books
+    def set_backfill_books(self, books: Mapping[str, Any]) -> None:
+        """Per token: the synthetic book of its backfilled rows — an object with
+        ``half_spread`` and ``depth`` (or a (half_spread, depth) pair). Tokens not given
+        keep the defaults. Applies to rows fed from now on."""
+        for token_id, b in books.items():
+            half, depth = (b.half_spread, b.depth) if hasattr(b, "half_spread") else b
+            half, depth = float(half), float(depth)
+            if not (half >= 0 and depth >= 0):
+                raise ValueError(f"backfill book of {token_id}: half spread and depth must be ≥ 0")
+            self._books[str(token_id)] = (half, depth)
+            i = self.token_index.get(str(token_id))
+            if i is not None:
+                self._bf_half[i], self._bf_depth[i] = half, depth
+
+    # ------------------------------------------------------------------ point-in-time metadata
+    def set_metadata_history(self, history: Mapping[str, Sequence[Any]]) -> None:
+        """Market id → metadata changes (``effective_from``, ``tick_size``,
+        ``min_order_size``, ``fee``, ``end_date``). Each market starts from its EARLIEST
+        change (the oldest values known) and takes every later one once a row at or after
+        its ``effective_from`` is fed (or a view at or after it is asked for)."""
+        queue = []
+        for mid, changes in history.items():
+            ordered = sorted(changes, key=lambda c: int(c.effective_from))
+            if not ordered or mid not in self.markets:
+                continue
+            self._apply_change(str(mid), ordered[0])
+            queue += [(int(c.effective_from), str(mid), c) for c in ordered[1:]]
+        queue.sort(key=lambda q: (q[0], q[1]))
+        self._meta_queue, self._meta_pos = queue, 0
+        if self.last_timestamp is not None:
+            self._advance_metadata(self.last_timestamp)
+
+    def _apply_change(self, market_id: str, c: Any) -> None:
+        m = self.markets[market_id]
+        new = dataclasses.replace(m, tick_size=float(c.tick_size), min_order_size=float(c.min_order_size),
+                                  fee=c.fee, end_date=c.end_date)
+        if new == m:
+            return
+        self.markets[market_id] = new
+        self.markets_version += 1
+        tick = new.tick_size if new.tick_size > 0 else 0.01
+        for t in new.token_ids:
+            i = self.token_index.get(t)
+            if i is not None:
+                self._tick[i] = tick
+
+    def _advance_metadata(self, now: int) -> None:
+        q = self._meta_queue
+        while self._meta_pos < len(q) and q[self._meta_pos][0] <= now:
+            _, mid, c = q[self._meta_pos]
+            self._meta_pos += 1
+            self._apply_change(mid, c)
 
     def index_array(self, token_ids: Sequence[str]) -> np.ndarray:
         return np.fromiter((self.token_index[t] for t in token_ids), dtype=np.int64, count=len(token_ids))
@@ -190,6 +277,8 @@ class MarketFeed:
                             f"feed them in timestamp order.")
         self.last_timestamp = timestamp
         self._version += 1
+        if self._meta_pos < len(self._meta_queue):
+            self._advance_metadata(timestamp)
         # prices are kept to the micro-unit (what the backtester's reader delivers)
         bid, ask, mid = np.round(bid, 6), np.round(ask, 6), np.round(mid, 6)
         # backfill / derived prices
@@ -200,7 +289,8 @@ class MarketFeed:
         has_both = ~np.isnan(bid) & ~np.isnan(ask)
         mid = np.where(np.isnan(mid) & has_both, np.round((bid + ask) / 2.0, 6), mid)
         if bf.any():
-            h = self.half_spread
+            h = self._bf_half[idx[bf]]
+            h = np.where(np.isnan(h), self.half_spread, h)
             ticks = self._tick[idx[bf]]
             p = mid[bf]
             lo = np.floor(np.round((p - h) / ticks, 6)) * ticks
@@ -237,6 +327,9 @@ class MarketFeed:
         if self.last_timestamp is not None and now < self.last_timestamp:
             raise ValueError(f"view({now}) is older than rows already fed ({self.last_timestamp}); "
                              f"a view cannot go back in time")
+        if self._meta_pos < len(self._meta_queue) and self._meta_queue[self._meta_pos][0] <= now:
+            self._advance_metadata(now)
+            self._version += 1          # metadata moved: earlier views are stale
         return MarketView(self, now, self._version)
 
     def quote(self, token_id: str) -> Optional[Quote]:
@@ -257,8 +350,9 @@ class MarketFeed:
         ts = int(self._ts[i])
         bid, ask = self._bid[i], self._ask[i]
         if self._bf[i]:
-            bids = (BookLevel(float(bid), self.backfill_depth),) if not math.isnan(bid) else ()
-            asks = (BookLevel(float(ask), self.backfill_depth),) if not math.isnan(ask) else ()
+            depth = float(self._bf_depth[i]) if not math.isnan(self._bf_depth[i]) else self.backfill_depth
+            bids = (BookLevel(float(bid), depth),) if not math.isnan(bid) and depth > 0 else ()
+            asks = (BookLevel(float(ask), depth),) if not math.isnan(ask) and depth > 0 else ()
         else:
             braw, araw = self._bids_raw[i], self._asks_raw[i]
             if braw is None and araw is None and self.depth_loader is not None:
