@@ -3,7 +3,8 @@
 
 Replays data/polymarket.db in time order through the strategy and the same risk manager as live,
 prints Total trades / Win rate / Sharpe ratio / Max drawdown / Final capital and the acceptance
-criteria, and writes reports/backtest_{days}day.json and .png. Exit code: 0 PASS, 1 FAIL, 2+ error.
+criteria, and writes reports/backtest_{days}day.json and .png. Exit code: 0 PASS, 1 FAIL,
+6 INSUFFICIENT_DATA (too few trades, too little data or too few recorded days), 2-5 error.
 Example: python backtest.py --start-date 2026-01-01 --end-date 2026-01-30 --capital 500
 Out of sample: add --walk-forward (rolling 14 days in sample / 7 days out of sample, walk_forward: in
 config.yaml; the verdict is on the out-of-sample trades only) and --sweep key=v1,v2,... (repeatable;

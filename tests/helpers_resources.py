@@ -3,6 +3,7 @@ mounted by the test (root only, as in CI; otherwise the test is skipped with the
 reason), filled to the last byte."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -14,21 +15,28 @@ def can_mount() -> bool:
     return os.name == "posix" and hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-@pytest.fixture
-def small_fs(tmp_path):
-    """A 2 MiB tmpfs at tmp_path/'fs' (unmounted afterwards)."""
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str = "2m"):
+    """A size-limited tmpfs mounted at ``path`` for the duration (root only, as in CI; the
+    test is skipped with the reason otherwise)."""
     if not can_mount():
         pytest.skip("needs root to mount a size-limited tmpfs (CI runs as root)")
-    mnt = tmp_path / "fs"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mnt)],
+    path.mkdir(parents=True, exist_ok=True)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
                          capture_output=True, text=True)
     if res.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip()})")
     try:
-        yield mnt
+        yield path
     finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 2 MiB tmpfs at tmp_path/'fs'."""
+    with tmpfs(tmp_path / "fs", "2m") as mnt:
+        yield mnt
 
 
 def fill(directory: Path) -> Path:

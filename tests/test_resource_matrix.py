@@ -16,6 +16,7 @@ RUNBOOK's "Resource exhaustion and damaged files" table is this matrix.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -24,7 +25,7 @@ import pytest
 
 from tests.conftest import run_cli, sim_urls
 from tests.helpers_alerts import make_workspace, telegram_section, fake_tg  # noqa: F401 (fixture)
-from tests.helpers_resources import can_mount, fill
+from tests.helpers_resources import fill, tmpfs
 
 ROWS = 3000
 MOUNTED = {"data_full": "data", "logs_full": "logs", "backups_full": "backups", "data_ro": "data"}
@@ -67,14 +68,6 @@ NEEDS_EXCHANGE = {"collect_market_data.py"}
 HEALTHY_DB = {"data_full", "logs_full", "backups_full", "data_ro"}
 
 
-def _mount(path, size="8m"):
-    path.mkdir(parents=True, exist_ok=True)
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip()})")
-
-
 def _count(path) -> int:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -86,14 +79,12 @@ def _count(path) -> int:
 @pytest.fixture
 def workspace_in(tmp_path, request):
     mounted = []
+    stack = contextlib.ExitStack()
 
     def make(condition, overrides=None):
         target = MOUNTED.get(condition)
         if target:
-            if not can_mount():
-                pytest.skip("needs root to mount a size-limited tmpfs (CI runs as root)")
-            _mount(tmp_path / target)
-            mounted.append(tmp_path / target)
+            mounted.append(stack.enter_context(tmpfs(tmp_path / target, "8m")))
         cfg = make_workspace(tmp_path, overrides or {})
         conn = sqlite3.connect(cfg.database_path)
         conn.executemany("INSERT INTO alerts(timestamp, level, key, message) VALUES (?,?,?,?)",
@@ -125,9 +116,8 @@ def workspace_in(tmp_path, request):
             (m / "ballast.bin").unlink(missing_ok=True)
 
     make.restore_space = restore_space
-    yield make
-    for m in mounted:
-        subprocess.run(["umount", "-l", str(m)], capture_output=True)
+    with stack:
+        yield make
 
 
 @pytest.mark.parametrize("script, condition", sorted(MATRIX), ids=lambda v: str(v))

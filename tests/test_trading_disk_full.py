@@ -9,27 +9,17 @@ the operator acknowledges it with ``--restart``.
 """
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from tests.helpers_alerts import fake_tg, telegram_section  # noqa: F401 (fixture)
 from tests.helpers_engine import fast_sim, load, make_workspace, query, run_bot, start_bot, wait_for  # noqa: F401
-from tests.helpers_resources import can_mount, fill
+from tests.helpers_resources import fill, tmpfs
 
 
 @pytest.fixture
 def data_fs(tmp_path):
-    if not can_mount():
-        pytest.skip("needs root to mount a size-limited tmpfs (CI runs as root)")
-    mnt = tmp_path / "data"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip()})")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+    with tmpfs(tmp_path / "data", "32m") as mnt:
+        yield mnt
 
 
 def test_data_disk_fills_while_trading(tmp_path, fast_sim, fake_tg, data_fs):
@@ -69,16 +59,8 @@ def test_data_disk_fills_while_trading(tmp_path, fast_sim, fake_tg, data_fs):
 
 @pytest.fixture
 def logs_fs(tmp_path):
-    if not can_mount():
-        pytest.skip("needs root to mount a size-limited tmpfs (CI runs as root)")
-    mnt = tmp_path / "logs"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip()})")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+    with tmpfs(tmp_path / "logs", "4m") as mnt:
+        yield mnt
 
 
 def test_logs_disk_fills_while_trading(tmp_path, fast_sim, fake_tg, logs_fs):

@@ -49,6 +49,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .stats import components
+
 MIN_SHARED_MOVES = 20
 FDR_Q = 0.05
 MAX_MOVE_SHARE = 0.5
@@ -205,24 +207,6 @@ def pair_statistics(D: np.ndarray, r: np.ndarray, n: np.ndarray, *, min_shared_m
 
 
 def abs_clusters(mask: np.ndarray) -> list[list[int]]:
-    """Connected components (≥ 2 members) of the boolean adjacency ``mask``, each sorted, largest first."""
-    k = mask.shape[0]
-    adj = mask.copy()
-    np.fill_diagonal(adj, False)
-    adj = adj | adj.T
-    seen = np.zeros(k, dtype=bool)
-    out = []
-    for s in range(k):
-        if seen[s] or not adj[s].any():
-            continue
-        comp, stack = [], [s]
-        seen[s] = True
-        while stack:
-            v = stack.pop()
-            comp.append(v)
-            for w in np.flatnonzero(adj[v] & ~seen):
-                seen[w] = True
-                stack.append(int(w))
-        out.append(sorted(comp))
-    out.sort(key=lambda c: (-len(c), c[0]))
-    return out
+    """Connected components (≥ 2 members) of the boolean adjacency ``mask`` (strong pairs by |r|),
+    each sorted, largest first."""
+    return components(mask)

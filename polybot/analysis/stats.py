@@ -66,9 +66,16 @@ def corr_pairwise(X: np.ndarray, min_overlap: int = 2) -> tuple[np.ndarray, np.n
 def clusters(r: np.ndarray, threshold: float) -> list[list[int]]:
     """Connected components of the graph 'r > threshold' (singletons omitted),
     each sorted, largest first."""
-    k = r.shape[0]
-    adj = np.nan_to_num(r, nan=-2.0) > threshold
+    return components(np.nan_to_num(r, nan=-2.0) > threshold)
+
+
+def components(mask: np.ndarray) -> list[list[int]]:
+    """Connected components (≥ 2 members) of the boolean adjacency ``mask`` (made symmetric,
+    diagonal ignored), each sorted, largest first."""
+    k = mask.shape[0]
+    adj = mask.copy()
     np.fill_diagonal(adj, False)
+    adj = adj | adj.T
     seen = np.zeros(k, dtype=bool)
     out = []
     for s in range(k):

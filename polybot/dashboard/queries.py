@@ -244,15 +244,9 @@ def positions_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
 def external_section(conn: sqlite3.Connection, mode: str) -> dict:
     """Live: holdings of the account that are not the bot's (the first-live-start baseline and
     trades by hand, polybot/engine/external.py) — shown apart, never in the bot's P&L."""
-    try:
-        rows = conn.execute(
-            "SELECT e.token_id, e.size_micro, m.question, t.outcome FROM external_holdings e "
-            "LEFT JOIN market_tokens t ON t.token_id = e.token_id LEFT JOIN markets m ON m.id = t.market_id "
-            "WHERE e.mode = ? AND e.size_micro <> 0 ORDER BY e.size_micro DESC, e.token_id", (mode,)).fetchall()
-    except sqlite3.OperationalError:          # a database from before schema 3
-        rows = []
-    items = [{"token_id": r["token_id"], "label": label(r["question"], r["outcome"], r["token_id"]),
-              "shares": fmt_shares(int(r["size_micro"])), "size_micro": int(r["size_micro"])} for r in rows]
+    from polybot.engine.external import for_display
+    items = [{"token_id": tok, "label": label(q, o, tok), "shares": fmt_shares(size), "size_micro": size}
+             for tok, size, q, o in for_display(conn, mode)]
     note = ("External holdings (not the bot's; never sold by it unless trading_bot.py --close-external): "
             + "; ".join(f"{i['label']} {i['shares']} shares" for i in items)) if items else ""
     return {"items": items, "count": len(items), "note": note}

@@ -61,6 +61,20 @@ def holdings(conn: sqlite3.Connection, mode: str = "live", *, include_zero: bool
             if include_zero or int(r["size_micro"]) != 0]
 
 
+def for_display(conn: sqlite3.Connection, mode: str = "live") -> list[tuple[str, int, Optional[str], Optional[str]]]:
+    """(token_id, size_micro, question, outcome) of the non-zero external holdings, largest first —
+    what health, the dashboard and the daily report show apart from the bot's positions; [] on a
+    database from before schema 3."""
+    try:
+        rows = conn.execute(
+            "SELECT e.token_id, e.size_micro, m.question, t.outcome FROM external_holdings e "
+            "LEFT JOIN market_tokens t ON t.token_id = e.token_id LEFT JOIN markets m ON m.id = t.market_id "
+            "WHERE e.mode = ? AND e.size_micro <> 0 ORDER BY e.size_micro DESC, e.token_id", (mode,)).fetchall()
+    except sqlite3.OperationalError:          # a database from before schema 3
+        return []
+    return [(str(r[0]), int(r[1]), r[2], r[3]) for r in rows]
+
+
 def sizes(conn: sqlite3.Connection, mode: str = "live") -> dict[str, int]:
     """token → external shares (micro)."""
     return {str(t): int(s) for t, s in conn.execute(

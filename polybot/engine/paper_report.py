@@ -85,9 +85,13 @@ def backtest_same_window(cfg, conn, start: int, end: int) -> tuple[Optional[dict
         from polybot.strategy.registry import from_config
         register_drill()
         strategy = from_config(cfg)
-        res = Backtester(conn, cfg, strategy, start_ts=start, end_ts=end,
-                         capital_micro=int(round(cfg.capital * MICRO))).run()
-        return compute_metrics(res, cfg.backtest), strategy.name
+        from polybot.backtest.coverage import data_coverage
+        bt = Backtester(conn, cfg, strategy, start_ts=start, end_ts=end,
+                        capital_micro=int(round(cfg.capital * MICRO)))
+        res = bt.run()
+        # measured, so the verdict is the backtest's own and not "coverage not measured"
+        coverage = data_coverage(conn, bt.feed.tokens, start, end, grid_seconds=bt.interval)
+        return compute_metrics(res, cfg.backtest, coverage=coverage), strategy.name
     except (PolybotError, ImportError) as exc:
         return None, str(exc)
 

@@ -136,14 +136,8 @@ def _positions(conn: sqlite3.Connection, mode: str) -> list[Position]:
 
 def _external(conn: sqlite3.Connection, mode: str) -> list[tuple[str, int]]:
     """Live: holdings of the account that are not the bot's (polybot/engine/external.py)."""
-    try:
-        rows = conn.execute(
-            "SELECT e.token_id, e.size_micro, m.question, t.outcome FROM external_holdings e "
-            "LEFT JOIN market_tokens t ON t.token_id = e.token_id LEFT JOIN markets m ON m.id = t.market_id "
-            "WHERE e.mode = ? AND e.size_micro <> 0 ORDER BY e.size_micro DESC", (mode,)).fetchall()
-    except sqlite3.OperationalError:        # a database from before schema 3
-        return []
-    return [(f"{q} [{o}]" if q and o else (q or str(tok)[:16]), int(size)) for tok, size, q, o in rows]
+    from polybot.engine.external import for_display
+    return [(f"{q} [{o}]" if q and o else (q or tok[:16]), size) for tok, size, q, o in for_display(conn, mode)]
 
 
 def build_daily(cfg, conn: sqlite3.Connection, *, now: Optional[float] = None) -> DailyReport:

@@ -21,7 +21,7 @@ every book), and a ring buffer of mids on a fixed grid of
 ``interval_seconds`` buckets covering ``history_seconds`` (the last mid seen in
 each bucket; NaN when none; no forward fill).
 
-Backfilled rows (source 'backfill', or no bid/ask but a price): the price is
+Backfilled rows (source 'backfill'; without that flag: no bid/ask but a price): the price is
 ``mid`` else ``last_trade_price``; bid/ask are synthesised as price ∓ the token's half
 spread, rounded outward to the tick and clamped to [tick, 1 − tick]; their book is one
 level each side of the token's depth. The token's half spread and depth are those of
@@ -283,9 +283,13 @@ class MarketFeed:
         bid, ask, mid = np.round(bid, 6), np.round(ask, 6), np.round(mid, 6)
         # backfill / derived prices
         no_book = np.isnan(bid) & np.isnan(ask)
-        bf = no_book & ~np.isnan(mid)
         if backfill is not None:
-            bf = bf | (backfill & ~np.isnan(mid))
+            # Only backfilled rows get a synthetic book: a RECORDED empty book means nobody was
+            # quoting, and inventing 100 shares at ±2¢ there would let paper and the replay fill
+            # where live could not (e.g. a closed market's last price).
+            bf = backfill & ~np.isnan(mid)
+        else:
+            bf = no_book & ~np.isnan(mid)
         has_both = ~np.isnan(bid) & ~np.isnan(ask)
         mid = np.where(np.isnan(mid) & has_both, np.round((bid + ask) / 2.0, 6), mid)
         if bf.any():
