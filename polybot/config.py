@@ -98,17 +98,42 @@ class PolymarketConfig:
                     f"signature_type 0 to trade from the key's own address.")
         return None
 
+    def _check_credential_formats(self, where: str) -> None:
+        """Malformed credentials fail here, at load (validate_config.py shows them), not at live
+        start with "Incorrect padding" and a traceback (issue 15 #9). Values are never echoed."""
+        key = (self.private_key or "").strip()
+        if key and not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", key):
+            raise ConfigError(f"Config key '{where}.private_key' is not a private key (0x followed by 64 hex "
+                              f"digits, {len(key)} characters given); export POLYMARKET_PRIVATE_KEY as "
+                              f"exported from your wallet.")
+        secret = (self.api_secret or "").strip()
+        if secret:
+            import base64
+            import binascii
+            try:
+                # exactly what the HMAC of every authenticated request does with it
+                # (py_clob_client_v2 signing/hmac.py: base64.urlsafe_b64decode(secret))
+                base64.urlsafe_b64decode(secret)
+            except (binascii.Error, ValueError):
+                raise ConfigError(f"Config key '{where}.api_secret' is not the URL-safe base64 secret "
+                                  f"Polymarket issues ({len(secret)} characters, not decodable); export "
+                                  f"POLYMARKET_API_SECRET exactly as create_or_derive_api_key returned "
+                                  f"it.") from None
+        for name in ("api_key", "api_passphrase"):
+            value = getattr(self, name) or ""
+            if value and (value != value.strip() or any(c.isspace() for c in value)):
+                raise ConfigError(f"Config key '{where}.{name}' contains spaces or line breaks; export it "
+                                  f"again without them.")
+
     def _check(self, where: str) -> None:
         _require(self.signature_type in (0, 1, 2, 3), f"{where}.signature_type",
                  "must be 0 (EOA), 1 (POLY_PROXY), 2 (POLY_GNOSIS_SAFE) or 3 (POLY_1271)")
+        self._check_credential_formats(where)
         if self.private_key or self.funder_address:
             eoa = None
             if self.private_key:
-                try:
-                    from eth_account import Account
-                    eoa = Account.from_key(self.private_key).address
-                except Exception:  # noqa: BLE001 — an unusable key is reported at live start, never echoed
-                    eoa = None
+                from eth_account import Account
+                eoa = Account.from_key(self.private_key).address     # format checked above
             if eoa or self.funder_address:
                 problem = self.signing_problem(self.signature_type, self.funder_address, eoa, where)
                 if problem and (eoa or "funder_address' must be" in problem):

@@ -167,3 +167,28 @@ def test_validate_config_and_the_bot_accept_the_same_strategies(tmp_path):
     write_config(tmp_path, {"strategy": {"name": "drill"}})        # real Polymarket hosts
     res = run_cli("validate_config.py", cwd=tmp_path)
     assert res.returncode != 0 and "only runs against the local simulator" in _one_sentence(res)
+
+
+@pytest.mark.parametrize("var, value, phrase", [
+    ("POLYMARKET_API_SECRET", "not*base64!", "api_secret' is not the URL-safe base64 secret"),
+    ("POLYMARKET_API_SECRET", "c2VjcmV0c2VjcmV0c", "api_secret' is not the URL-safe base64 secret"),  # bad padding
+    ("POLYMARKET_PRIVATE_KEY", "0x1234", "private_key' is not a private key"),
+    ("POLYMARKET_PRIVATE_KEY", "0x" + "zz" * 32, "private_key' is not a private key"),
+    ("POLYMARKET_API_PASSPHRASE", "pass phrase\n", "api_passphrase' contains spaces"),
+])
+def test_malformed_credentials_fail_at_validation(tmp_path, var, value, phrase):
+    """Issue 15 #9: checked only at live start before ('Unexpected error: Incorrect padding' + a traceback)."""
+    shutil.copy(ROOT / "config.yaml.example", tmp_path / "config.yaml")
+    env = {**CREDS, var: value}
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "config.yaml", env=env, require_mode_secrets=False)
+    assert phrase in str(err.value) and value.strip() not in str(err.value)     # never echoed
+    res = run_cli("validate_config.py", cwd=tmp_path, env=env)
+    out = _one_sentence(res)
+    assert res.returncode != 0 and phrase in out and value.strip() not in out
+
+
+def test_well_formed_credentials_pass(tmp_path):
+    shutil.copy(ROOT / "config.yaml.example", tmp_path / "config.yaml")
+    cfg = load_config(tmp_path / "config.yaml", env=CREDS, require_mode_secrets=False)
+    assert cfg.polymarket.api_secret == CREDS["POLYMARKET_API_SECRET"]

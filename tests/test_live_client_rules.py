@@ -378,7 +378,7 @@ def test_validate_config_shows_the_signature_type_sentence(tmp_path):
     text = text.replace("signature_type: 0", "signature_type: 2")
     cfg = tmp_path / "config.yaml"
     cfg.write_text(text, encoding="utf-8")
-    env = {"POLYMARKET_PRIVATE_KEY": KEY, "POLYMARKET_API_KEY": "k", "POLYMARKET_API_SECRET": "s",
+    env = {"POLYMARKET_PRIVATE_KEY": KEY, "POLYMARKET_API_KEY": "k", "POLYMARKET_API_SECRET": "c2VjcmV0c2VjcmV0",
            "POLYMARKET_API_PASSPHRASE": "p"}
     lines = [c.line() for c in validate(str(cfg), env=env)]
     assert any("signature_type 2" in ln and "POLYMARKET_FUNDER_ADDRESS" in ln for ln in lines), lines
