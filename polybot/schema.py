@@ -295,12 +295,28 @@ INSERT OR IGNORE INTO market_metadata_history
            end_date, 'migration' FROM markets;
 """
 
+# Version 5 (issue 15 #2): a change of the configured paper capital is a deposit or a
+# withdrawal, never P&L. Each change is a row here; the daily-loss baseline and the day's low
+# are read in today's capital terms (+ the flows after them).
+_V5_CAPITAL_FLOWS = """
+CREATE TABLE capital_flows (
+    id             INTEGER PRIMARY KEY,
+    timestamp      INTEGER NOT NULL,                -- epoch seconds UTC (exchange clock)
+    mode           TEXT NOT NULL,
+    amount_micro   INTEGER NOT NULL,                -- + deposit, - withdrawal
+    capital_micro  INTEGER NOT NULL,                -- the configured capital after the change
+    reason         TEXT NOT NULL
+);
+CREATE INDEX idx_capital_flows ON capital_flows(mode, timestamp);
+"""
+
 # (version, name, SQL). Append only.
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "checklist tables: markets, market_snapshots, trades, positions, performance, alerts", _V1),
     (2, "orders, bot_state, halts, collection_cycles, backups, job_runs", _V2),
     (3, "live trading: trade status, the exchange's order status, external holdings and trades", _V3),
     (4, "point-in-time market metadata (market_metadata_history)", _V4_POINT_IN_TIME),
+    (5, "capital changes recorded as cash flows (capital_flows)", _V5_CAPITAL_FLOWS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -27,6 +27,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
+from polybot import db
 from polybot.exchange.base import BUY, SELL, TRADE_PROVISIONAL, Fill
 from polybot.money import MICRO, div_half_up as _half_up_div, notional_micro
 
@@ -390,14 +391,50 @@ def day_start(ts: int) -> int:
     return int(ts) - int(ts) % 86_400
 
 
+def record_capital_change(conn: sqlite3.Connection, mode: str, capital_micro: int, now: int) -> Optional[int]:
+    """Compare the configured capital with the one the database last saw for ``mode``; a
+    difference is recorded as a deposit (+) or withdrawal (−) in ``capital_flows`` and returned
+    (None when unchanged or first seen). Capital changes are cash flows, never P&L (issue 15 #2)."""
+    key = f"capital_micro_{mode}"
+    prev = db.get_state(conn, key)
+    with db.atomic(conn):
+        if prev is None or int(prev) == int(capital_micro):
+            if prev is None:
+                db.set_state(conn, key, str(int(capital_micro)), now=now)
+            return None
+        delta = int(capital_micro) - int(prev)
+        conn.execute("INSERT INTO capital_flows(timestamp, mode, amount_micro, capital_micro, reason) "
+                     "VALUES (?,?,?,?,?)", (int(now), mode, delta, int(capital_micro),
+                                            f"config capital {int(prev) / MICRO:g} -> {int(capital_micro) / MICRO:g}"))
+        db.set_state(conn, key, str(int(capital_micro)), now=now)
+    return delta
+
+
+def capital_flows_micro(conn: sqlite3.Connection, mode: str, *, after: int) -> int:
+    """Σ deposits − withdrawals recorded strictly after ``after`` (epoch s)."""
+    return int(conn.execute("SELECT COALESCE(SUM(amount_micro), 0) FROM capital_flows WHERE mode=? AND timestamp > ?",
+                            (mode, int(after))).fetchone()[0])
+
+
+def day_low_equity_micro(conn: sqlite3.Connection, mode: str, now: int) -> Optional[int]:
+    """The lowest equity recorded today (UTC), each value in today's capital terms (+ the
+    deposits/withdrawals made after it), so a capital change is never a low."""
+    r = conn.execute(
+        "SELECT MIN(p.equity_micro + (SELECT COALESCE(SUM(f.amount_micro), 0) FROM capital_flows f "
+        "WHERE f.mode = p.mode AND f.timestamp > p.timestamp)) FROM performance p "
+        "WHERE p.mode = ? AND p.timestamp >= ?", (mode, day_start(now))).fetchone()
+    return None if r is None or r[0] is None else int(r[0])
+
+
 def daily_baseline_micro(conn: sqlite3.Connection, mode: str, now: int, *, capital_micro: int,
                          paper: bool) -> Optional[int]:
-    """Equity at the start of the current UTC day (None = unknown: no history yet)."""
+    """Equity at the start of the current UTC day in today's capital terms (a deposit or
+    withdrawal since is added), None = unknown: no history yet."""
     start = day_start(now)
-    r = conn.execute("SELECT equity_micro FROM performance WHERE mode=? AND timestamp < ? "
+    r = conn.execute("SELECT timestamp, equity_micro FROM performance WHERE mode=? AND timestamp < ? "
                      "ORDER BY timestamp DESC, id DESC LIMIT 1", (mode, start)).fetchone()
     if r is not None:
-        return int(r[0])
+        return int(r[1]) + capital_flows_micro(conn, mode, after=int(r[0]))
     if paper:
         # No performance row before today: equity then was capital + cash flows before today
         # valued at cost (positions opened before today were bought at cost).
@@ -405,9 +442,9 @@ def daily_baseline_micro(conn: sqlite3.Connection, mode: str, now: int, *, capit
             int(x[0]) for x in conn.execute(
                 "SELECT cost_micro FROM positions WHERE mode=? AND status='open' AND opened_at < ?",
                 (mode, start)))
-    r = conn.execute("SELECT equity_micro FROM performance WHERE mode=? AND timestamp >= ? "
+    r = conn.execute("SELECT timestamp, equity_micro FROM performance WHERE mode=? AND timestamp >= ? "
                      "ORDER BY timestamp, id LIMIT 1", (mode, start)).fetchone()
-    return int(r[0]) if r is not None else None
+    return int(r[1]) + capital_flows_micro(conn, mode, after=int(r[0])) if r is not None else None
 
 
 def daily_pnl_micro(conn: sqlite3.Connection, mode: str, equity_micro: int, now: int, *,

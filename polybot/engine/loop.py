@@ -155,6 +155,12 @@ class Engine:
 
     def setup(self) -> None:
         """Universe, feed, exchange, risk manager, executor (no trading yet)."""
+        if self.paper:       # live cash is the exchange's: only paper capital is the config's
+            delta = ledger.record_capital_change(self.conn, self.mode, self.capital_micro, self.now_ts)
+            if delta:
+                log.warning("capital changed to %s: recorded as a %s of %s, not as profit or loss",
+                            fmt_usd(self.capital_micro), "deposit" if delta > 0 else "withdrawal",
+                            fmt_usd(abs(delta)))
         self.md.load_universe()
         self.md.start_feed(self.now_ts)
         if self.exchange is None:
@@ -232,9 +238,7 @@ class Engine:
 
     def day_low_equity(self) -> Optional[int]:
         """The lowest equity recorded today (UTC): the daily loss limit stays latched on it."""
-        r = self.conn.execute("SELECT MIN(equity_micro) FROM performance WHERE mode=? AND timestamp >= ?",
-                              (self.mode, ledger.day_start(self.now_ts))).fetchone()
-        return None if r is None or r[0] is None else int(r[0])
+        return ledger.day_low_equity_micro(self.conn, self.mode, self.now_ts)
 
     def recent_stop_exits(self) -> dict[str, int]:
         """token → time of its last stop-loss sell within the risk manager's cooldown."""
