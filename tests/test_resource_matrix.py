@@ -63,6 +63,9 @@ MATRIX = {
     ("collect_market_data.py", "data_ro"): (1, "mounted read-only"),
     ("collect_market_data.py", "zero"): (3, "exists but is empty"),
     ("collect_market_data.py", "truncated"): (3, "is damaged"),
+    # garbage over the snapshot table itself: the collector's inserts and verify's reads hit it
+    ("collect_market_data.py", "snapshots_damaged"): (3, "damaged"),
+    ("verify_data_collection.py", "snapshots_damaged"): (3, "damaged"),
 }
 NEEDS_EXCHANGE = {"collect_market_data.py"}
 HEALTHY_DB = {"data_full", "logs_full", "backups_full", "data_ro"}
@@ -103,6 +106,14 @@ def workspace_in(tmp_path, request):
         elif condition == "truncated":
             with open(db_path, "r+b") as fh:
                 fh.truncate(db_path.stat().st_size // 2)
+        elif condition == "snapshots_damaged":
+            raw = sqlite3.connect(db_path)
+            page_size = raw.execute("PRAGMA page_size").fetchone()[0]
+            root_page = raw.execute("SELECT rootpage FROM sqlite_master WHERE name='market_snapshots'").fetchone()[0]
+            raw.close()
+            with open(db_path, "r+b") as fh:
+                fh.seek((root_page - 1) * page_size)
+                fh.write(b"\xde\xad\xbe\xef" * (page_size // 4))
         elif condition == "garbage":
             size = db_path.stat().st_size
             with open(db_path, "r+b") as fh:
