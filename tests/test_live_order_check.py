@@ -164,7 +164,7 @@ def test_a_malformed_private_key_fails_with_one_sentence(tmp_path, sim):
     proc = check(ws, {"POLYMARKET_PRIVATE_KEY": bad, **creds_for(sim, KEY_A)}, "--yes")
     assert proc.returncode == 1
     (line,) = fails(proc)
-    assert line.startswith("✗ Credentials: polymarket.private_key")
+    assert line.startswith("✗ Config: Config key 'polymarket.private_key' is not a private key"), line
     assert bad not in proc.stdout + proc.stderr and "1234deadbeef" not in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert sim_orders(sim) == {}
