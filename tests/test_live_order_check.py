@@ -327,3 +327,14 @@ def test_type3_fix_is_said_once():
     msg = ("the order signer address has to be the address of the API KEY — "
            + TYPE3_FIX.format(funder="0x" + "1" * 40))
     assert advice_for(msg, 3) is None
+
+
+def test_an_exchange_that_does_not_answer_is_not_called_an_authentication_failure(tmp_path, sim):
+    ws = workspace(tmp_path, sim)
+    cfg_path = ws / "config.yaml"
+    text = cfg_path.read_text().replace(sim.clob_url, "http://127.0.0.1:9/clob")
+    cfg_path.write_text(text)
+    proc = check(ws, {"POLYMARKET_PRIVATE_KEY": KEY_A, **creds_for(sim, KEY_A)}, "--yes")
+    assert proc.returncode == 1
+    (line,) = fails(proc)
+    assert line.startswith("✗ Exchange:") and "unreachable" in line, line

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from polybot.errors import (
-    AuthenticationError, OrderOutcomeUnknown, PolybotError, RequestRejected, TemporaryExchangeError,
+    AuthenticationError, ExchangeUnavailable, OrderOutcomeUnknown, PolybotError, RequestRejected, TemporaryExchangeError,
 )
 from polybot.exchange.live import TYPE3_FIX   # the deposit-wallet fix sentence (docs/dev/signature_types.md)
 from polybot.money import fmt_usd, to_micro
@@ -359,7 +359,9 @@ def run_live_order_check(cfg: Any, *, assume_yes: bool = False, out: Callable[[s
         try:
             n_open = len(live.open_orders())
         except PolybotError as exc:
-            raise CheckFailed("Authentication", _sentence(exc)) from None
+            # an exchange that does not answer is not a credential problem: say which
+            step = "Exchange" if isinstance(exc, ExchangeUnavailable) else "Authentication"
+            raise CheckFailed(step, _sentence(exc)) from None
         out(f"{OK} Authenticated: the exchange accepts the API credentials ({n_open} open order(s))")
         pick = pick_market(reader)
         cost = fmt_usd(pick.price_micro * pick.size_micro // 1_000_000)
