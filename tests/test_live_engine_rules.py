@@ -11,6 +11,8 @@ Each test fails on commit 15cb2c7's behaviour:
 """
 from __future__ import annotations
 
+import contextlib
+
 import json
 import urllib.request
 
@@ -58,6 +60,17 @@ def make_engine(root, handle, **kw) -> Engine:
                  sleep=lambda s: None)
     eng.exchange = live_exchange(handle, eng, **kw)
     return eng
+
+
+@contextlib.contextmanager
+def running_engine(root, handle, **kw):
+    """A live engine against the simulator, started (reconciled) and closed afterwards."""
+    eng = make_engine(root, handle, **kw)
+    try:
+        startup(eng, halt=None, restart=False)
+        yield eng
+    finally:
+        close(eng)
 
 
 def close(eng: Engine) -> None:
@@ -167,9 +180,7 @@ def test_first_live_start_records_external_holdings_and_never_sells_them(tmp_pat
 def test_partly_filled_gtc_stays_partially_filled_is_refreshed_and_its_remainder_cancelled(tmp_path, sim):
     root = workspace(tmp_path, sim)
     token, market = pick_token(sim, root)
-    eng = make_engine(root, sim)
-    try:
-        startup(eng, halt=None, restart=False)
+    with running_engine(root, sim) as eng:
         set_book(sim, token, [["0.48", "500"]], [["0.50", "4"]])          # only 4 shares offered at 0.50
         out = eng.executor.place(buy(token, 10, 0.50), market_id=market, strategy="test", reason="partial")
         row = eng.executor.row(out.order_id)
@@ -198,31 +209,23 @@ def test_partly_filled_gtc_stays_partially_filled_is_refreshed_and_its_remainder
         assert row["filled_micro"] == fills == st.size_matched_micro == 7 * M
         assert row["exchange_order_id"].lower() not in [o.order_id.lower() for o in eng.exchange.open_orders()]
         assert ledger_size(eng, token) == exchange_size(eng, token) == 7 * M
-    finally:
-        close(eng)
 
 
 def test_whole_gtc_fill_is_filled(tmp_path, sim):
     root = workspace(tmp_path, sim)
     token, market = pick_token(sim, root)
-    eng = make_engine(root, sim)
-    try:
-        startup(eng, halt=None, restart=False)
+    with running_engine(root, sim) as eng:
         set_book(sim, token, [["0.48", "500"]], [["0.50", "100"]])
         out = eng.executor.place(buy(token, 10, 0.50), market_id=market, strategy="test", reason="whole")
         assert out.status == "FILLED" and out.filled_micro == 10 * M
         assert market not in eng.executor.unresolved_markets()
-    finally:
-        close(eng)
 
 
 # ----------------------------------------------------------------------------- 3. trade status
 def test_failed_trade_is_reversed_in_the_ledger_once_and_alerted(tmp_path, sim):
     root = workspace(tmp_path, sim)
     token, market = pick_token(sim, root)
-    eng = make_engine(root, sim)
-    try:
-        startup(eng, halt=None, restart=False)
+    with running_engine(root, sim) as eng:
         set_book(sim, token, [["0.48", "500"]], [["0.50", "500"]])
         admin(sim, "/lifecycle", {"mined_after": 2, "confirmed_after": 5})
         cash0 = eng.exchange.balance_micro()
@@ -250,8 +253,6 @@ def test_failed_trade_is_reversed_in_the_ledger_once_and_alerted(tmp_path, sim):
         assert ledger.position_differences(eng.conn, "live") == []
         eng.alerter.flush(10)
         assert eng.conn.execute("SELECT COUNT(*) FROM alerts WHERE key='trade_failed'").fetchone()[0] >= 1
-    finally:
-        close(eng)
     # a restart sees the FAILED trade again and changes nothing
     eng = make_engine(root, sim)
     try:
@@ -268,9 +269,7 @@ def test_failed_trade_is_reversed_in_the_ledger_once_and_alerted(tmp_path, sim):
 def test_matched_order_whose_trades_are_not_readable_stays_open_until_its_fills_are_read(tmp_path, sim):
     root = workspace(tmp_path, sim)
     token, market = pick_token(sim, root)
-    eng = make_engine(root, sim)
-    try:
-        startup(eng, halt=None, restart=False)
+    with running_engine(root, sim) as eng:
         set_book(sim, token, [["0.48", "500"]], [["0.50", "500"]])
         sim.sim.set_faults(error_rate=1.0, path="/clob/data/trades")
         try:
@@ -286,8 +285,6 @@ def test_matched_order_whose_trades_are_not_readable_stays_open_until_its_fills_
         row = eng.executor.row(out.order_id)
         assert row["status"] == "FILLED" and row["filled_micro"] == 10 * M
         assert ledger_size(eng, token) == exchange_size(eng, token) == 10 * M
-    finally:
-        close(eng)
 
 
 def test_close_out_sells_what_the_exchange_reports_never_more_than_the_bot_holds(tmp_path, sim):
@@ -313,9 +310,7 @@ def test_close_out_sells_what_the_exchange_reports_never_more_than_the_bot_holds
 def test_position_mismatch_that_persists_trips_breaker_3_naming_both_figures(tmp_path, sim):
     root = workspace(tmp_path, sim, reconcile_mismatch_loops=3)
     token, market = pick_token(sim, root)
-    eng = make_engine(root, sim)
-    try:
-        startup(eng, halt=None, restart=False)
+    with running_engine(root, sim) as eng:
         set_book(sim, token, [["0.48", "500"]], [["0.50", "500"]])
         out = eng.executor.place(buy(token, 10, 0.50), market_id=market, strategy="test", reason="entry")
         assert out.status == "FILLED"
@@ -339,8 +334,6 @@ def test_position_mismatch_that_persists_trips_breaker_3_naming_both_figures(tmp
         assert exc.value.breaker == POSITION_ANOMALY
         assert "3 consecutive loops" in exc.value.reason
         assert "ledger holds 12 shares" in exc.value.reason and "exchange shows 10" in exc.value.reason
-    finally:
-        close(eng)
 
 
 def test_health_dashboard_and_daily_report_show_external_holdings_apart(tmp_path, sim):
@@ -392,9 +385,7 @@ def test_close_out_rides_a_tick_change_at_a_collapsed_price(tmp_path, sim):
     bid of 0.005 is taken (15cb2c7 used the stored 0.01 tick: its worst price 0.01 took nothing)."""
     root = workspace(tmp_path, sim)
     token, market = pick_token(sim, root)
-    eng = make_engine(root, sim)
-    try:
-        startup(eng, halt=None, restart=False)
+    with running_engine(root, sim) as eng:
         set_book(sim, token, [["0.48", "500"]], [["0.50", "500"]])
         out = eng.executor.place(buy(token, 10, 0.50), market_id=market, strategy="test", reason="entry")
         assert out.status == "FILLED"
@@ -405,8 +396,6 @@ def test_close_out_rides_a_tick_change_at_a_collapsed_price(tmp_path, sim):
         assert ledger_size(eng, token) == 0
         sold = eng.conn.execute("SELECT price_micro FROM trades WHERE side='SELL'").fetchall()
         assert [r[0] for r in sold] == [5_000]
-    finally:
-        close(eng)
 
 
 def test_trading_bot_close_external_sells_external_holdings_on_emergency_stop(tmp_path, sim):
