@@ -16,6 +16,23 @@ from tests.helpers_engine import fast_sim, load, make_workspace, query, run_bot,
 from tests.helpers_resources import fill, tmpfs
 
 
+def fill_while_trading(root, fs):
+    """Start the bot, wait for its first heartbeat, fill ``fs`` to the last byte, wait for the
+    bot to stop: (exit code, its output, the ballast file)."""
+    proc = start_bot(root)
+    try:
+        wait_for(lambda: query(root, "SELECT 1 FROM bot_state WHERE key='heartbeat'") or proc.poll() is not None,
+                 90, what="the bot's first heartbeat")
+        assert proc.poll() is None, (root / "bot.out").read_text()[-3000:]
+        ballast = fill(fs)
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return code, (root / "bot.out").read_text(), ballast
+
+
 @pytest.fixture
 def data_fs(tmp_path):
     with tmpfs(tmp_path / "data", "32m") as mnt:
@@ -25,18 +42,7 @@ def data_fs(tmp_path):
 def test_data_disk_fills_while_trading(tmp_path, fast_sim, fake_tg, data_fs):
     root = make_workspace(tmp_path, fast_sim, telegram=telegram_section(fake_tg),
                           alerts={"critical": ["log", "telegram"]})
-    proc = start_bot(root)
-    try:
-        wait_for(lambda: query(root, "SELECT 1 FROM bot_state WHERE key='heartbeat'") or proc.poll() is not None,
-                 90, what="the bot's first heartbeat")
-        assert proc.poll() is None, (root / "bot.out").read_text()[-3000:]
-        ballast = fill(data_fs)
-        code = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    out = (root / "bot.out").read_text()
+    code, out, ballast = fill_while_trading(root, data_fs)
     assert code == 5, out[-3000:]
     assert "Traceback" not in out and "--- Logging error ---" not in out, out[-3000:]
     last = [ln for ln in out.splitlines() if ln.startswith("Error:")]
@@ -67,18 +73,7 @@ def test_logs_disk_fills_while_trading(tmp_path, fast_sim, fake_tg, logs_fs):
     """Before: the bot kept trading with no log and no alert, printing 74 tracebacks in 8 s."""
     root = make_workspace(tmp_path, fast_sim, telegram=telegram_section(fake_tg),
                           alerts={"critical": ["log", "telegram"]})
-    proc = start_bot(root)
-    try:
-        wait_for(lambda: query(root, "SELECT 1 FROM bot_state WHERE key='heartbeat'") or proc.poll() is not None,
-                 90, what="the bot's first heartbeat")
-        assert proc.poll() is None, (root / "bot.out").read_text()[-3000:]
-        fill(logs_fs)
-        code = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    out = (root / "bot.out").read_text()
+    code, out, _ = fill_while_trading(root, logs_fs)
     assert code == 5, out[-3000:]
     assert "Traceback" not in out and "--- Logging error ---" not in out, out[-3000:]
     assert sum("cannot be written" in ln for ln in out.splitlines() if ln.startswith("Error:")) >= 1
