@@ -75,6 +75,15 @@ def sim():
         handle.stop()
 
 
+@pytest.fixture
+def reader(sim):
+    """The read client (Gamma, CLOB, Data API) pointed at the ``sim`` fixture."""
+    from polybot.exchange.client import PolymarketClient
+    c = PolymarketClient(sim.gamma_url, sim.clob_url, sim.data_url, max_retries=2)
+    yield c
+    c.close()
+
+
 def sim_urls(handle) -> dict:
     """Config overrides pointing every base URL at a running simulator."""
     return {"polymarket": {"base_url": handle.clob_url, "gamma_url": handle.gamma_url,

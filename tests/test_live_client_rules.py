@@ -18,7 +18,6 @@ from polybot.config import PolymarketConfig
 from polybot.errors import ConfigError, OrderRejected
 from polybot.exchange import amounts as A
 from polybot.exchange.base import TICK_SIZE_CHANGED, OrderRequest
-from polybot.exchange.client import PolymarketClient
 from polybot.exchange.live import LiveExchange
 
 KEY = "0x" + "11" * 32                 # test-only keys
@@ -38,13 +37,6 @@ def _live(sim, reader=None, key=KEY, **kw):
     kw.setdefault("signature_type", 0)
     return LiveExchange(clob_url=sim.clob_url, private_key=key, chain_id=137, timeout_seconds=5,
                         max_retries=2, sleep=lambda s: None, reader=reader, **kw)
-
-
-@pytest.fixture
-def reader(sim):
-    c = PolymarketClient(sim.gamma_url, sim.clob_url, sim.data_url, max_retries=2)
-    yield c
-    c.close()
 
 
 @pytest.fixture

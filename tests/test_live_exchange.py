@@ -23,13 +23,6 @@ def _live(sim, **kw):
 
 
 @pytest.fixture
-def reader(sim):
-    c = PolymarketClient(sim.gamma_url, sim.clob_url, sim.data_url, max_retries=2)
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def live(sim, reader):
     ex = _live(sim, reader=reader)
     yield ex
