@@ -98,10 +98,6 @@ def _floor(x: int, unit: int) -> int:
     return (x // unit) * unit
 
 
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 def check_price(price_micro: int, tick) -> None:
     """Raise AmountError unless tick ≤ price ≤ 1 − tick and price is a multiple of the tick."""
     t = tick_micro(tick)
@@ -180,8 +176,3 @@ def order_amounts(side: str, order_type: str, tick, *, price_micro: Optional[int
     if price_micro is None:
         raise AmountError("a market order needs its worst price")
     return market_amounts(side, price_micro, tick, size_micro=size_micro, amount_micro=amount_micro)
-
-
-def is_market_order_precise(a: Amounts) -> bool:
-    """The CLOB's market-order rule: maker ≤ 2 decimals, taker ≤ 4 decimals."""
-    return a.maker_micro % CENT == 0 and a.taker_micro % BASIS == 0
