@@ -246,7 +246,7 @@ def config_fingerprint(cfg: Any, strategy_name: str, params: dict) -> dict:
         "params": _plain(dict(params)),
         "risk_limits": _plain(cfg.risk_limits),
         "backtest": bt,
-        "trading": {k: _plain(getattr(cfg.trading, k)) for k in TRADING_KEYS if hasattr(cfg.trading, k)},
+        "trading": {k: _plain(getattr(cfg.trading, k)) for k in TRADING_KEYS},
         "interval_minutes": cfg.collection.interval_minutes,
     }
 

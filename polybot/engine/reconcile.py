@@ -197,7 +197,7 @@ def check_invariant(engine) -> None:
             items.append((p.token_id, mine, cost))
     breakers.check_positions(items, engine.cfg.risk_limits.max_position_size, "the exchange")
     lines = position_mismatches(conn, xpos)
-    limit = max(1, int(getattr(engine.cfg.trading, "reconcile_mismatch_loops", 3)))
+    limit = engine.cfg.trading.reconcile_mismatch_loops          # ≥ 1, checked in config
     counts: dict[str, int] = getattr(engine, "_mismatch_loops", {})
     now = {line.split(":", 1)[0]: line for line in lines}
     counts = {k: counts.get(k, 0) + 1 for k in now}
