@@ -45,7 +45,7 @@ SIZE_TOLERANCE_MICRO = 10_000       # 0.01 share (the CLOB's size precision)
 
 
 def reconcile(engine) -> list[str]:
-    conn, mode, ex = engine.conn, engine.mode, engine.exchange
+    conn, mode = engine.conn, engine.mode
     report: list[str] = []
     with db.atomic(conn):
         diffs = ledger.rebuild_positions(conn, mode, engine.now_ts)
