@@ -10,9 +10,10 @@ Out of sample: add --walk-forward (rolling 14 days in sample / 7 days out of sam
 config.yaml; the verdict is on the out-of-sample trades only) and --sweep key=v1,v2,... (repeatable;
 every set is reported and the verdict is deflated for the number of sets tried).
 """
+
 import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # small matrix products: 1 BLAS thread is fastest
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrix products: 1 BLAS thread is fastest
 
 from polybot.backtest.cli import build_parser, main  # noqa: E402
 from polybot.cli import run_script  # noqa: E402

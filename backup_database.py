@@ -8,13 +8,15 @@ backup.retention_days are deleted; the off-site copy runs if configured.
   python backup_database.py --list
   python backup_database.py --restore backups/polymarket_backup_20260206_020000.db
 """
+
 import argparse
 
 from polybot.cli import add_config_arg, run_script
 from polybot.ops.backup import add_arguments, main
 
 if __name__ == "__main__":
-    parser = add_config_arg(argparse.ArgumentParser(description=__doc__,
-                                                    formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = add_config_arg(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
     add_arguments(parser)
     run_script(main, parser)

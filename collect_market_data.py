@@ -5,6 +5,7 @@ Selects the tracked markets from config.yaml (collection:), stores markets, toke
 snapshot per outcome token (best bid/ask, mid, spread, last trade, top book levels, depth,
 volume, liquidity) in data/polymarket.db. See the modes and exit codes below.
 """
+
 from polybot.cli import run_script
 from polybot.collect.main import collect_main, collect_parser
 

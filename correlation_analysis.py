@@ -11,9 +11,10 @@ and the weak pairs (|r| < 0.3). docs/strategies.md, "Pair selection", explains t
 Exit code: 0 done, 2 not enough data or bad arguments, 3 database problem.
 Example: python correlation_analysis.py --days 7
 """
+
 import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # small matrix products: 1 BLAS thread is fastest
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrix products: 1 BLAS thread is fastest
 
 from polybot.analysis.cli import correlation_main, correlation_parser  # noqa: E402
 from polybot.cli import run_script  # noqa: E402

@@ -5,13 +5,17 @@ freshness. Printed, appended to reports/daily_review_log.md and sent as the dail
   python daily_report.py
   python daily_report.py --weekly     # the weekly P&L report
 """
+
 import argparse
 
 from polybot.cli import add_config_arg, run_script
 from polybot.ops.reports import main
 
 if __name__ == "__main__":
-    parser = add_config_arg(argparse.ArgumentParser(description=__doc__,
-                                                    formatter_class=argparse.RawDescriptionHelpFormatter))
-    parser.add_argument("--weekly", action="store_true", help="the weekly P&L report instead of the daily one")
+    parser = add_config_arg(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
+    parser.add_argument(
+        "--weekly", action="store_true", help="the weekly P&L report instead of the daily one"
+    )
     run_script(main, parser)

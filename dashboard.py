@@ -10,6 +10,7 @@ Examples:
   python dashboard.py --port 5000
   python dashboard.py --host 127.0.0.1 --port 8080 --config config.yaml
 """
+
 import argparse
 
 from polybot.cli import add_config_arg, run_script
@@ -18,6 +19,9 @@ from polybot.dashboard.server import main
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", type=int, default=None, help="TCP port (default: dashboard.port, 5000)")
-    p.add_argument("--host", default=None,
-                   help="address to bind (default: dashboard.host, 127.0.0.1); others need a password")
+    p.add_argument(
+        "--host",
+        default=None,
+        help="address to bind (default: dashboard.host, 127.0.0.1); others need a password",
+    )
     run_script(main, add_config_arg(p))

@@ -6,6 +6,7 @@ bounds, duplicates, freshness, coverage — then PASS or FAIL with the reasons. 
 is saved to reports/data_quality_YYYYMMDD_HHMMSS.txt; the exit code is 0 on PASS, 1 on FAIL.
 Example: python data_quality_check.py
 """
+
 from polybot.cli import run_script
 from polybot.collect.main import quality_main, quality_parser
 

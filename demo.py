@@ -7,6 +7,7 @@ paper trading, emergency-stop drill, health check, reports, backup. Prints each 
 operator would type. Stops every process it started, even on Ctrl-C or failure.
 Example: python demo.py
 """
+
 import argparse
 
 from polybot.cli import run_script
@@ -14,8 +15,12 @@ from polybot.demo import main
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workspace", default="demo_workspace", help="where the demo works (default: demo_workspace)")
-    p.add_argument("--speed", type=float, default=600.0, help="simulator clock speed (sim seconds per real second)")
+    p.add_argument(
+        "--workspace", default="demo_workspace", help="where the demo works (default: demo_workspace)"
+    )
+    p.add_argument(
+        "--speed", type=float, default=600.0, help="simulator clock speed (sim seconds per real second)"
+    )
     p.add_argument("--markets", type=int, default=60, help="synthetic markets in the simulator")
     p.add_argument("--paper-seconds", type=float, default=60.0, help="how long to paper-trade (real seconds)")
     run_script(main, p)

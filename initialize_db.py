@@ -4,6 +4,7 @@
 Safe to run twice: it never deletes data; only missing migrations are applied.
 Example: python initialize_db.py
 """
+
 import argparse
 
 from polybot.cli import add_config_arg, run_script

@@ -3,6 +3,7 @@
 alerts in the period, and a backtest of the same strategy over the same window.
 Example: python paper_trading_report.py --days 7
 """
+
 import argparse
 
 from polybot.cli import add_config_arg, run_script

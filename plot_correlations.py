@@ -5,6 +5,7 @@ Same data and method as correlation_analysis.py; markets in clustered order so c
 together; at most --max-markets markets (the most strongly connected).
 Example: python plot_correlations.py --days 7 --output reports/correlation_heatmap_7day.png
 """
+
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -7,14 +7,19 @@ space, no emergency stop. Prints one ✓/✗ line each, then GO or a NO-GO list 
   python pre_launch_check.py
   python pre_launch_check.py --send-test    # also send a test critical alert
 """
+
 import argparse
 
 from polybot.cli import add_config_arg, run_script
 from polybot.ops.prelaunch import main
 
 if __name__ == "__main__":
-    parser = add_config_arg(argparse.ArgumentParser(description=__doc__,
-                                                    formatter_class=argparse.RawDescriptionHelpFormatter))
-    parser.add_argument("--send-test", action="store_true", help="send a test critical alert through the "
-                                                                 "configured channels and check its delivery")
+    parser = add_config_arg(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
+    parser.add_argument(
+        "--send-test",
+        action="store_true",
+        help="send a test critical alert through the configured channels and check its delivery",
+    )
     run_script(main, parser)

@@ -9,13 +9,15 @@ schedule: in config.yaml, in local time. Each job runs as its own subprocess wit
   python run_scheduler.py --print-crontab       # the crontab lines for this workspace
   python run_scheduler.py --print-windows-tasks # the schtasks commands
 """
+
 import argparse
 
 from polybot.cli import add_config_arg, run_script
 from polybot.ops.scheduler import add_arguments, main
 
 if __name__ == "__main__":
-    parser = add_config_arg(argparse.ArgumentParser(description=__doc__,
-                                                    formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = add_config_arg(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
     add_arguments(parser)
     run_script(main, parser)

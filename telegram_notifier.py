@@ -8,6 +8,7 @@
 telegram.chat_id, prints one sentence and returns True if Telegram accepted it.
 As a script: python telegram_notifier.py "text" [--level warning]
 """
+
 import argparse
 
 from polybot.notify.telegram import send_notification
@@ -18,7 +19,9 @@ if __name__ == "__main__":
     from polybot.alerts.cli import notifier_main
     from polybot.cli import add_config_arg, run_script
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("text", help="the message")
     parser.add_argument("--level", choices=("critical", "warning", "info"), default="info")
     run_script(notifier_main, add_config_arg(parser))

@@ -15,6 +15,7 @@ the live credentials whatever paper_trading says, asks before placing the order 
 ``--yes``, records the result in the database for pre_launch_check.py, and exits non-zero on
 any ✗.
 """
+
 import argparse
 import sys
 
@@ -29,9 +30,10 @@ def main(args: argparse.Namespace) -> int:
 
     if args.live_order_check:
         from polybot.errors import ConfigError
+
         try:
             cfg = load_config(args.config, require_mode_secrets=False)
-        except ConfigError as exc:      # every failure of the check is one ✗ line, exit 1
+        except ConfigError as exc:  # every failure of the check is one ✗ line, exit 1
             print(f"✗ Config: {str(exc).rstrip('.')}.")
             return 1
     else:
@@ -39,19 +41,25 @@ def main(args: argparse.Namespace) -> int:
     configure_from(cfg)
     if args.live_order_check:
         from polybot.exchange.live_order_check import run_live_order_check
+
         return run_live_order_check(cfg, assume_yes=args.yes, stdin=sys.stdin)
     from polybot.exchange.connectivity import run_checks
+
     return run_checks(cfg)
 
 
 parser = argparse.ArgumentParser(description="Test the connection to the Polymarket APIs.")
 add_config_arg(parser)
-parser.add_argument("--live-order-check", action="store_true",
-                    help="place a post-only BUY at the lowest tick that cannot fill, confirm it is "
-                         "listed, cancel it and confirm it is gone (needs live credentials; "
-                         "recorded for pre_launch_check.py)")
-parser.add_argument("--yes", action="store_true",
-                    help="with --live-order-check: do not ask before placing the order")
+parser.add_argument(
+    "--live-order-check",
+    action="store_true",
+    help="place a post-only BUY at the lowest tick that cannot fill, confirm it is "
+    "listed, cancel it and confirm it is gone (needs live credentials; "
+    "recorded for pre_launch_check.py)",
+)
+parser.add_argument(
+    "--yes", action="store_true", help="with --live-order-check: do not ask before placing the order"
+)
 
 if __name__ == "__main__":
     run_script(main, parser)

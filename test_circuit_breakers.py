@@ -8,6 +8,7 @@ Runs trading_bot.py (paper mode) in temporary workspaces against the bundled sim
 Prints one ✓/✗ line per breaker; exits 0 only if all five stop the bot.
 Example: python test_circuit_breakers.py
 """
+
 import argparse
 
 from polybot.cli import add_config_arg, run_script

@@ -6,6 +6,7 @@ simulator (never your database, never Polymarket, no alerts sent), with the risk
 from config.yaml. Prints one ✓/✗ line per limit; exits 0 only if all are enforced.
 Example: python test_risk_limits.py
 """
+
 import argparse
 
 from polybot.cli import add_config_arg, run_script

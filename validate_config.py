@@ -4,6 +4,7 @@
 Prints one ✓/✗ line per check and exits 0 only if every check passes.
 Example: python validate_config.py --config config.yaml
 """
+
 import argparse
 
 from polybot.cli import add_config_arg, run_script

@@ -6,6 +6,7 @@ Exits 0 when collection runs with no gaps, 1 otherwise.
 Example (the checklist's flow): wait 30 minutes after --initial, then
   python verify_data_collection.py
 """
+
 from polybot.cli import run_script
 from polybot.collect.main import verify_main, verify_parser
 

@@ -17,6 +17,7 @@ end to end ≤ 20 s, ≤ 2× the load, peak memory ≤ 1.5 GB.
 
 Usage: python benchmarks/bench_backtest.py [--markets 250] [--days 30] [--regenerate]
 """
+
 from __future__ import annotations
 
 import os
@@ -38,9 +39,16 @@ sys.path.insert(0, str(ROOT))
 
 
 # pairs of markets sharing a random walk, each with a mean-reverting deviation, taker fee 1%
-DATA = dict(model="pairs_edge", tick=0.001, half_spread=0.002, common_vol=0.008, idio_vol=0.012,
-            reversion=0.06, fee_rate=0.01)
-PARAMS = {"min_correlation": 0.4}       # so that many pairs trade (exercises the whole loop)
+DATA = dict(
+    model="pairs_edge",
+    tick=0.001,
+    half_spread=0.002,
+    common_vol=0.008,
+    idio_vol=0.012,
+    reversion=0.06,
+    fee_rate=0.01,
+)
+PARAMS = {"min_correlation": 0.4}  # so that many pairs trade (exercises the whole loop)
 
 
 def db_path(markets: int, days: int) -> Path:
@@ -49,13 +57,17 @@ def db_path(markets: int, days: int) -> Path:
 
 def generate(path: Path, markets: int, days: int) -> None:
     from polybot.backtest.synthetic import generate as gen
+
     for p in (path, Path(str(path) + "-wal"), Path(str(path) + "-shm")):
         if p.exists():
             p.unlink()
     t0 = time.perf_counter()
     d = gen(path, n_markets=markets, days=days, seed=7, **DATA)
-    print(f"generated {d.rows:,} rows in {time.perf_counter() - t0:.1f} s → {path} "
-          f"({path.stat().st_size / 1e9:.2f} GB)", flush=True)
+    print(
+        f"generated {d.rows:,} rows in {time.perf_counter() - t0:.1f} s → {path} "
+        f"({path.stat().st_size / 1e9:.2f} GB)",
+        flush=True,
+    )
 
 
 def measure(path: Path, days: int) -> dict:
@@ -76,9 +88,11 @@ def measure(path: Path, days: int) -> dict:
     n = 0
     for day in range(days):
         lo = start + day * 86_400
-        rows = conn.execute("SELECT timestamp, token_id, best_bid, best_ask, mid, bids, asks, source "
-                            "FROM market_snapshots WHERE timestamp >= ? AND timestamp < ?",
-                            (lo, lo + 86_400)).fetchall()
+        rows = conn.execute(
+            "SELECT timestamp, token_id, best_bid, best_ask, mid, bids, asks, source "
+            "FROM market_snapshots WHERE timestamp >= ? AND timestamp < ?",
+            (lo, lo + 86_400),
+        ).fetchall()
         n += len(rows)
         del rows
     out["load_all_s"] = time.perf_counter() - t0
@@ -97,8 +111,14 @@ def measure(path: Path, days: int) -> dict:
     t0 = time.perf_counter()
     cfg = default_config(path.parent)
     conn = connect(path, readonly=True)
-    bt = Backtester(conn, cfg, get_strategy("correlation_pairs", PARAMS), start_ts=start, end_ts=end,
-                    capital_micro=to_micro(500))
+    bt = Backtester(
+        conn,
+        cfg,
+        get_strategy("correlation_pairs", PARAMS),
+        start_ts=start,
+        end_ts=end,
+        capital_micro=to_micro(500),
+    )
     res = bt.run()
     m = compute_metrics(res, cfg.backtest)
     conn.close()
@@ -124,26 +144,42 @@ def main() -> int:
     path = db_path(args.markets, args.days)
     if args.regenerate or not path.exists():
         generate(path, args.markets, args.days)
-    proc = subprocess.run([sys.executable, __file__, "--days", str(args.days), "--measure-only", str(path)],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, __file__, "--days", str(args.days), "--measure-only", str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     if proc.returncode:
         sys.stderr.write(proc.stderr)
         return proc.returncode
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     rows = r["rows"]
     print(f"rows: {rows:,} ({args.markets * 2} tokens × {args.days} days × 288/day), {r['steps']:,} steps")
-    print(f"load, all replay columns incl. depth: {r['load_all_s']:.2f} s ({rows / r['load_all_s']:,.0f} rows/s)")
-    print(f"load, the backtester's reader:       {r['load_reader_s']:.2f} s ({rows / r['load_reader_s']:,.0f} rows/s)")
-    print(f"backtest end to end:                 {r['backtest_s']:.2f} s ({rows / r['backtest_s']:,.0f} rows/s) "
-          f"— target ≤ 20 s: {'OK' if r['backtest_s'] <= 20 else 'MISSED'}")
-    print(f"ratio to the full load: {r['backtest_s'] / r['load_all_s']:.2f}× (target ≤ 2×: "
-          f"{'OK' if r['backtest_s'] <= 2 * r['load_all_s'] else 'MISSED'}); "
-          f"to the backtester's reader: {r['backtest_s'] / r['load_reader_s']:.2f}×")
+    print(
+        f"load, all replay columns incl. depth: {r['load_all_s']:.2f} s ({rows / r['load_all_s']:,.0f} rows/s)"
+    )
+    print(
+        f"load, the backtester's reader:       {r['load_reader_s']:.2f} s ({rows / r['load_reader_s']:,.0f} rows/s)"
+    )
+    print(
+        f"backtest end to end:                 {r['backtest_s']:.2f} s ({rows / r['backtest_s']:,.0f} rows/s) "
+        f"— target ≤ 20 s: {'OK' if r['backtest_s'] <= 20 else 'MISSED'}"
+    )
+    print(
+        f"ratio to the full load: {r['backtest_s'] / r['load_all_s']:.2f}× (target ≤ 2×: "
+        f"{'OK' if r['backtest_s'] <= 2 * r['load_all_s'] else 'MISSED'}); "
+        f"to the backtester's reader: {r['backtest_s'] / r['load_reader_s']:.2f}×"
+    )
     total = r["peak_rss_mb"] + r["reader_rss_mb"]
-    print(f"peak memory (RSS): {r['peak_rss_mb']:.0f} MB + reader process {r['reader_rss_mb']:.0f} MB "
-          f"(target ≤ 1536 MB: {'OK' if total <= 1536 else 'MISSED'})")
-    print(f"result: {r['trades']} trades, return {r['return'] * 100:+.2f}% (synthetic data; the figures "
-          f"above are what this benchmark is for)")
+    print(
+        f"peak memory (RSS): {r['peak_rss_mb']:.0f} MB + reader process {r['reader_rss_mb']:.0f} MB "
+        f"(target ≤ 1536 MB: {'OK' if total <= 1536 else 'MISSED'})"
+    )
+    print(
+        f"result: {r['trades']} trades, return {r['return'] * 100:+.2f}% (synthetic data; the figures "
+        f"above are what this benchmark is for)"
+    )
     print(f"machine load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return 0
 

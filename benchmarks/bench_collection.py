@@ -16,6 +16,7 @@ and we measure:
 
     .venv/bin/python benchmarks/bench_collection.py [--markets 5000] [--rounds 3] [--profile]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,19 @@ from polybot.config import load_config  # noqa: E402
 
 def start_sim(markets: int) -> tuple[subprocess.Popen, str]:
     port_file = Path(tempfile.mkdtemp()) / "port"
-    cmd = [sys.executable, "-m", "polybot.sim", "--port", "0", "--markets", str(markets),
-           "--speed", "0", "--port-file", str(port_file)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "polybot.sim",
+        "--port",
+        "0",
+        "--markets",
+        str(markets),
+        "--speed",
+        "0",
+        "--port-file",
+        str(port_file),
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(1200):
         if port_file.exists() and port_file.read_text().strip():
@@ -73,9 +85,9 @@ def floor(base: str, tokens: list[str], order_by: str) -> tuple[float, int]:
         if i < 0:
             break
         j = body.index(b'"', body.index(b":", i) + 1) + 1
-        cursor = body[j:body.index(b'"', j)].decode()
+        cursor = body[j : body.index(b'"', j)].decode()
     for k in range(0, len(tokens), 500):
-        s.post(f"{base}/clob/books", json=[{"token_id": t} for t in tokens[k:k + 500]]).content
+        s.post(f"{base}/clob/books", json=[{"token_id": t} for t in tokens[k : k + 500]]).content
         n += 1
     dt = time.perf_counter() - t0
     s.close()
@@ -103,16 +115,28 @@ def main() -> None:
     args = ap.parse_args()
     t_start = time.perf_counter()
     proc, base = start_sim(args.markets)
-    print(f"simulator: {args.markets:,} markets, separate process, started in "
-          f"{time.perf_counter() - t_start:.1f} s")
+    print(
+        f"simulator: {args.markets:,} markets, separate process, started in "
+        f"{time.perf_counter() - t_start:.1f} s"
+    )
     ws = Path(tempfile.mkdtemp(prefix="bench_collection_"))
     try:
-        (ws / "config.yaml").write_text(yaml.safe_dump({
-            "paper_trading": True, "capital": 500, "log_level": "WARNING",
-            "polymarket": {"base_url": f"{base}/clob", "gamma_url": f"{base}/gamma",
-                           "data_url": f"{base}/data", "timeout_seconds": 30},
-            "collection": {"max_markets": args.markets, "min_volume_24h": 0, "min_liquidity": 0},
-        }))
+        (ws / "config.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "paper_trading": True,
+                    "capital": 500,
+                    "log_level": "WARNING",
+                    "polymarket": {
+                        "base_url": f"{base}/clob",
+                        "gamma_url": f"{base}/gamma",
+                        "data_url": f"{base}/data",
+                        "timeout_seconds": 30,
+                    },
+                    "collection": {"max_markets": args.markets, "min_volume_24h": 0, "min_liquidity": 0},
+                }
+            )
+        )
         cfg = load_config(ws / "config.yaml", require_mode_secrets=False)
         db.initialize(cfg.database_path)
         conn = db.open_database(cfg, synchronous="NORMAL")
@@ -128,17 +152,24 @@ def main() -> None:
             s1, c1 = cpu_seconds(proc.pid), time.process_time()
             st = client.stats
             assert res.status == "ok", res.problems[:3]
-            tokens = [row[0] for row in conn.execute(
-                "SELECT token_id FROM market_snapshots WHERE timestamp = ?", (res.cycle_ts,))]
+            tokens = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT token_id FROM market_snapshots WHERE timestamp = ?", (res.cycle_ts,)
+                )
+            ]
             fc0 = time.process_time()
             fl, nreq = floor(base, tokens, cfg.collection.order_by)
             fc1, s2 = time.process_time(), cpu_seconds(proc.pid)
             cycles.append(dt)
             floors.append(fl)
-            print(f"round {r + 1}: cycle {dt:.2f} s ({res.markets:,} markets, {res.snapshots:,} snapshots, "
-                  f"{st.request_count} requests; CPU: ours {c1 - c0:.2f} s, simulator {s1 - s0:.2f} s); "
-                  f"floor {fl:.2f} s ({nreq} requests; CPU: client {fc1 - fc0:.2f} s, simulator "
-                  f"{s2 - s1:.2f} s) → {dt / fl:.2f}x", flush=True)
+            print(
+                f"round {r + 1}: cycle {dt:.2f} s ({res.markets:,} markets, {res.snapshots:,} snapshots, "
+                f"{st.request_count} requests; CPU: ours {c1 - c0:.2f} s, simulator {s1 - s0:.2f} s); "
+                f"floor {fl:.2f} s ({nreq} requests; CPU: client {fc1 - fc0:.2f} s, simulator "
+                f"{s2 - s1:.2f} s) → {dt / fl:.2f}x",
+                flush=True,
+            )
         if args.profile:
             advance(base, 300)
             prof = cProfile.Profile()
@@ -150,18 +181,34 @@ def main() -> None:
         conn.close()
         med_c, med_f = statistics.median(cycles), statistics.median(floors)
         ratio = statistics.median(c / f for c, f in zip(cycles, floors))
-        print(f"median: cycle {med_c:.2f} s, floor {med_f:.2f} s, ratio {ratio:.2f}x per round; "
-              f"best: cycle {min(cycles):.2f} s, floor {min(floors):.2f} s, ratio "
-              f"{min(cycles) / min(floors):.2f}x (targets: ≤ 10 s, ≤ 1.5x); load average "
-              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print(
+            f"median: cycle {med_c:.2f} s, floor {med_f:.2f} s, ratio {ratio:.2f}x per round; "
+            f"best: cycle {min(cycles):.2f} s, floor {min(floors):.2f} s, ratio "
+            f"{min(cycles) / min(floors):.2f}x (targets: ≤ 10 s, ≤ 1.5x); load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        )
         advance(base, 300)
         t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, str(ROOT / "collect_market_data.py")], cwd=ws,
-                           capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+        r = subprocess.run(
+            [sys.executable, str(ROOT / "collect_market_data.py")],
+            cwd=ws,
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": str(ROOT), "PATH": ""},
+        )
         print(f"script end to end: {time.perf_counter() - t0:.2f} s — {r.stdout.strip()}")
-        print(json.dumps({"markets": args.markets, "cycle_s": round(med_c, 2), "floor_s": round(med_f, 2),
-                          "ratio": round(ratio, 2), "best_ratio": round(min(cycles) / min(floors), 2),
-                          "requests": st.request_count}))
+        print(
+            json.dumps(
+                {
+                    "markets": args.markets,
+                    "cycle_s": round(med_c, 2),
+                    "floor_s": round(med_f, 2),
+                    "ratio": round(ratio, 2),
+                    "best_ratio": round(min(cycles) / min(floors), 2),
+                    "requests": st.request_count,
+                }
+            )
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -7,6 +7,7 @@ network round trip.
 
     .venv/bin/python benchmarks/bench_exchange_books.py [--markets 5000] [--tokens 10000] [--latency-ms 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,19 @@ from polybot.exchange.client import PolymarketClient  # noqa: E402
 
 def start_sim(markets: int, latency_ms: int) -> tuple[subprocess.Popen, str]:
     port_file = Path(tempfile.mkdtemp()) / "port"
-    cmd = [sys.executable, "-m", "polybot.sim", "--port", "0", "--markets", str(markets),
-           "--speed", "0", "--port-file", str(port_file)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "polybot.sim",
+        "--port",
+        "0",
+        "--markets",
+        str(markets),
+        "--speed",
+        "0",
+        "--port-file",
+        str(port_file),
+    ]
     if latency_ms:
         cmd += ["--faults", f"latency_ms={latency_ms}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -51,9 +63,11 @@ def main() -> None:
         for closed in (False, True):
             got, issues = c.list_markets(closed=closed)
             markets += got
-        print(f"keyset listing: {len(markets)} markets in {time.perf_counter() - t0:.2f}s, "
-              f"{c.stats.request_count} requests")
-        tokens = [t for m in markets for t in m.token_ids][:args.tokens]
+        print(
+            f"keyset listing: {len(markets)} markets in {time.perf_counter() - t0:.2f}s, "
+            f"{c.stats.request_count} requests"
+        )
+        tokens = [t for m in markets for t in m.token_ids][: args.tokens]
         for workers in (1, 2, 4, 8):
             c.book_workers = workers
             c.reset_stats()
@@ -61,9 +75,11 @@ def main() -> None:
             books = c.get_books(tokens)
             dt = time.perf_counter() - t0
             st = c.stats
-            print(f"books: {len(books)} of {len(tokens)} tokens, {workers} worker(s): {dt:.2f}s "
-                  f"wall ({st.request_count} POST /books, summed API time {st.total_seconds:.2f}s, "
-                  f"slowest call {st.slowest[0]:.2f}s)")
+            print(
+                f"books: {len(books)} of {len(tokens)} tokens, {workers} worker(s): {dt:.2f}s "
+                f"wall ({st.request_count} POST /books, summed API time {st.total_seconds:.2f}s, "
+                f"slowest call {st.slowest[0]:.2f}s)"
+            )
         c.close()
     finally:
         proc.terminate()

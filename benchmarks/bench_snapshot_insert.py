@@ -9,6 +9,7 @@ collector uses) and FULL, then bytes per row measured with dbstat (table + index
 
     .venv/bin/python benchmarks/bench_snapshot_insert.py [--tokens 10000] [--cycles 30]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,15 +35,31 @@ def make_rows(tokens: list[str], ts: int, rng: random.Random) -> list[tuple]:
         bb, ba = round(mid - 0.01, 2), round(mid + 0.01, 2)
         bids = tuple(BookLevel(round(bb - 0.01 * k, 2), round(rng.uniform(5, 5000), 2)) for k in range(5))
         asks = tuple(BookLevel(round(ba + 0.01 * k, 2), round(rng.uniform(5, 5000), 2)) for k in range(5))
-        rows.append((ts, tok, str(500_000 + i // 2), bb, ba, (bb + ba) / 2, ba - bb, round(mid, 2),
-                     sum(b.size for b in bids), sum(a.size for a in asks),
-                     store.fmt_levels(bids, 5), store.fmt_levels(asks, 5),
-                     round(rng.uniform(1e3, 1e6), 6), round(rng.uniform(1e3, 1e6), 5), "collected"))
+        rows.append(
+            (
+                ts,
+                tok,
+                str(500_000 + i // 2),
+                bb,
+                ba,
+                (bb + ba) / 2,
+                ba - bb,
+                round(mid, 2),
+                sum(b.size for b in bids),
+                sum(a.size for a in asks),
+                store.fmt_levels(bids, 5),
+                store.fmt_levels(asks, 5),
+                round(rng.uniform(1e3, 1e6), 6),
+                round(rng.uniform(1e3, 1e6), 5),
+                "collected",
+            )
+        )
     return rows
 
 
-def run(path: Path, tokens: list[str], cycles: int, synchronous: str,
-        tuned: bool = True) -> tuple[list[float], list[float], list[float]]:
+def run(
+    path: Path, tokens: list[str], cycles: int, synchronous: str, tuned: bool = True
+) -> tuple[list[float], list[float], list[float]]:
     """One transaction per cycle; returns (executemany rows/s, commit seconds, overall rows/s)."""
     db.initialize(path)
     conn = db.connect(path, synchronous=synchronous)
@@ -53,7 +70,7 @@ def run(path: Path, tokens: list[str], cycles: int, synchronous: str,
     for c in range(cycles):
         rows = make_rows(tokens, 1_793_491_200 + 300 * c, rng)
         t0 = time.perf_counter()
-        conn.execute("BEGIN IMMEDIATE")           # what db.atomic does, split to time the commit
+        conn.execute("BEGIN IMMEDIATE")  # what db.atomic does, split to time the commit
         n = store.insert_snapshots(conn, rows)
         t1 = time.perf_counter()
         conn.execute("COMMIT")
@@ -84,8 +101,12 @@ def run_one_transaction(path: Path, tokens: list[str], cycles: int) -> float:
 def bytes_per_row(path: Path) -> tuple[float, float, int]:
     conn = db.connect(path, readonly=True)
     rows = conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0]
-    sizes = dict(conn.execute("SELECT name, SUM(pgsize) FROM dbstat WHERE name IN "
-                              "('market_snapshots', 'idx_snapshots_token_time') GROUP BY name"))
+    sizes = dict(
+        conn.execute(
+            "SELECT name, SUM(pgsize) FROM dbstat WHERE name IN "
+            "('market_snapshots', 'idx_snapshots_token_time') GROUP BY name"
+        )
+    )
     conn.close()
     return sizes["market_snapshots"] / rows, sizes["idx_snapshots_token_time"] / rows, rows
 
@@ -96,25 +117,31 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=30)
     args = ap.parse_args()
     rng = random.Random(7)
-    tokens = [str(10 ** 75 + rng.randrange(9 * 10 ** 76)) for _ in range(args.tokens)]
+    tokens = [str(10**75 + rng.randrange(9 * 10**76)) for _ in range(args.tokens)]
     tmp = Path(tempfile.mkdtemp(prefix="bench_snap_"))
     med = statistics.median
     for sync, tuned in (("NORMAL", True), ("FULL", True), ("NORMAL", False)):
         path = tmp / f"snap_{sync.lower()}{'' if tuned else '_default_cache'}.db"
         ins, commits, overall = run(path, tokens, args.cycles, sync, tuned)
         cache = "64 MB cache" if tuned else "default cache"
-        print(f"synchronous={sync}, {cache}: {args.cycles} cycles x {args.tokens:,} rows, one transaction "
-              f"each — executemany median {med(ins):,.0f} rows/s, commit median {med(commits) * 1000:,.0f} ms, "
-              f"overall median {med(overall):,.0f} rows/s (first {overall[0]:,.0f}, last {overall[-1]:,.0f})",
-              flush=True)
+        print(
+            f"synchronous={sync}, {cache}: {args.cycles} cycles x {args.tokens:,} rows, one transaction "
+            f"each — executemany median {med(ins):,.0f} rows/s, commit median {med(commits) * 1000:,.0f} ms, "
+            f"overall median {med(overall):,.0f} rows/s (first {overall[0]:,.0f}, last {overall[-1]:,.0f})",
+            flush=True,
+        )
     rate = run_one_transaction(tmp / "snap_bulk.db", tokens, args.cycles)
-    print(f"all {args.tokens * args.cycles:,} rows in ONE transaction (synchronous=NORMAL): {rate:,.0f} rows/s "
-          f"including the commit")
+    print(
+        f"all {args.tokens * args.cycles:,} rows in ONE transaction (synchronous=NORMAL): {rate:,.0f} rows/s "
+        f"including the commit"
+    )
     table, index, rows = bytes_per_row(tmp / "snap_normal.db")
     per_day = 400 * 288
-    print(f"bytes per snapshot row: {table + index:,.0f} B (table {table:,.0f} + index {index:,.0f}) over "
-          f"{rows:,} rows → 200 markets / 400 tokens every 5 min = {per_day:,} rows/day ≈ "
-          f"{(table + index) * per_day / 1e6:,.1f} MB/day (checklist estimate ~10 MB/day)")
+    print(
+        f"bytes per snapshot row: {table + index:,.0f} B (table {table:,.0f} + index {index:,.0f}) over "
+        f"{rows:,} rows → 200 markets / 400 tokens every 5 min = {per_day:,} rows/day ≈ "
+        f"{(table + index) * per_day / 1e6:,.1f} MB/day (checklist estimate ~10 MB/day)"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ project's exceptions to exit codes with one plain sentence and no traceback. An
 unexpected exception is a bug: its traceback goes to the log file and the operator
 gets one sentence saying where to find it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,8 @@ import logging
 import os
 import sqlite3
 import sys
-from typing import Callable, NoReturn, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from .errors import PolybotError
 
@@ -24,13 +26,18 @@ EXIT_INTERRUPTED = 130
 
 
 def add_config_arg(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--config", metavar="PATH", default=None,
-                        help="config file (default: $POLYBOT_CONFIG or ./config.yaml)")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=None,
+        help="config file (default: $POLYBOT_CONFIG or ./config.yaml)",
+    )
     return parser
 
 
 def _say(message: str) -> None:
     from .logs import redact
+
     sys.stderr.write(redact(message).rstrip() + "\n")
     sys.stderr.flush()
 
@@ -49,8 +56,11 @@ def _logging_configured() -> bool:
     return any(getattr(h, "_polybot", False) for h in logging.getLogger().handlers)
 
 
-def run(main: Callable[[argparse.Namespace], Optional[int]],
-        parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> int:
+def run(
+    main: Callable[[argparse.Namespace], int | None],
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None = None,
+) -> int:
     """Run ``main`` and return the exit code (``run_script`` exits with it)."""
     os.umask(0o077)
     _ensure_utf8_stdout()
@@ -60,7 +70,7 @@ def run(main: Callable[[argparse.Namespace], Optional[int]],
         code = main(args)
         return EXIT_OK if code is None else int(code)
     except PolybotError as exc:
-        if _logging_configured():          # else logging's last-resort handler would print it twice
+        if _logging_configured():  # else logging's last-resort handler would print it twice
             log.error("%s: %s", type(exc).__name__, exc, extra={"console": False})
         _say(f"Error: {exc}")
         return exc.exit_code
@@ -73,29 +83,41 @@ def run(main: Callable[[argparse.Namespace], Optional[int]],
         text = str(exc)
         low = text.lower()
         if "full" in low:
-            _say("Error: the disk is full (SQLite could not write); free disk space and run again — "
-                 "the interrupted transaction was rolled back.")
+            _say(
+                "Error: the disk is full (SQLite could not write); free disk space and run again — "
+                "the interrupted transaction was rolled back."
+            )
         elif "locked" in low or "busy" in low:
-            _say("Error: the database stayed locked for 30 s by another process; check for a stuck job "
-                 "(python health_check.py) and run again.")
+            _say(
+                "Error: the database stayed locked for 30 s by another process; check for a stuck job "
+                "(python health_check.py) and run again."
+            )
         elif "readonly" in low or "unable to open" in low:
             # Not damage: restoring a backup here would overwrite a healthy database.
-            _say(f"Error: the database cannot be written ({text}); make the data directory and the "
-                 f"database file writable by this user — the database itself is not damaged.")
+            _say(
+                f"Error: the database cannot be written ({text}); make the data directory and the "
+                f"database file writable by this user — the database itself is not damaged."
+            )
         elif "malformed" in low or "not a database" in low or "corrupt" in low:
-            _say(f"Error: the database file is damaged ({text}); stop the bot and the collector, check it "
-                 f"with python maintain_database.py and restore the newest good backup with "
-                 f"python backup_database.py --restore FILE.")
+            _say(
+                f"Error: the database file is damaged ({text}); stop the bot and the collector, check it "
+                f"with python maintain_database.py and restore the newest good backup with "
+                f"python backup_database.py --restore FILE."
+            )
         else:
-            _say(f"Error: database failure ({text}); run python maintain_database.py to check integrity, "
-                 f"and restore with python backup_database.py --restore FILE if it is corrupt.")
+            _say(
+                f"Error: database failure ({text}); run python maintain_database.py to check integrity, "
+                f"and restore with python backup_database.py --restore FILE if it is corrupt."
+            )
         return 3
     except OSError as exc:
         if _logging_configured():
             log.exception("OS error", extra={"console": False})
         if exc.errno == errno.EROFS:
-            _say(f"Error: the filesystem holding {exc.filename or 'that path'} is mounted read-only; "
-                 f"remount it read-write and run again — nothing was changed.")
+            _say(
+                f"Error: the filesystem holding {exc.filename or 'that path'} is mounted read-only; "
+                f"remount it read-write and run again — nothing was changed."
+            )
         elif exc.errno == errno.ENOSPC:
             _say(f"Error: the disk is full ({exc.filename or 'writing'}); free disk space and run again.")
         elif exc.errno in (errno.EACCES, errno.EPERM):
@@ -108,14 +130,17 @@ def run(main: Callable[[argparse.Namespace], Optional[int]],
             log.exception("Unexpected error", extra={"console": False})
         handlers = _logging_configured()
         where = "the log file in logs/" if handlers else "no log file (logging was not set up yet)"
-        _say(f"Unexpected error: {type(exc).__name__}: {exc}. The traceback is in {where}; "
-             f"please report it.")
+        _say(f"Unexpected error: {type(exc).__name__}: {exc}. The traceback is in {where}; please report it.")
         if not handlers:
             import traceback
+
             traceback.print_exc()
         return EXIT_FAILURE
 
 
-def run_script(main: Callable[[argparse.Namespace], Optional[int]],
-               parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> NoReturn:
+def run_script(
+    main: Callable[[argparse.Namespace], int | None],
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None = None,
+) -> NoReturn:
     sys.exit(run(main, parser, argv))

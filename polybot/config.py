@@ -16,6 +16,7 @@ Telegram token when Telegram is enabled, the SMTP password when email is used, t
 dashboard password when the dashboard is exposed); ``validate_config.py`` reports
 every unset variable as a failure.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,7 +29,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 
@@ -38,8 +39,16 @@ DEFAULT_CONFIG = "config.yaml"
 CONFIG_ENV = "POLYBOT_CONFIG"
 
 # Keys whose value is a secret: must come from ${VAR}, never written literally.
-SECRET_KEYS = ("api_key", "api_secret", "api_passphrase", "private_key", "bot_token",
-               "password", "secret", "passphrase")
+SECRET_KEYS = (
+    "api_key",
+    "api_secret",
+    "api_passphrase",
+    "private_key",
+    "bot_token",
+    "password",
+    "secret",
+    "passphrase",
+)
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -48,54 +57,68 @@ _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 @dataclass(frozen=True)
 class PolymarketConfig:
     """Polymarket credentials (env only) and API endpoints."""
-    api_key: Optional[str] = None
-    api_secret: Optional[str] = None
-    api_passphrase: Optional[str] = None
-    private_key: Optional[str] = None
-    funder_address: Optional[str] = None
+
+    api_key: str | None = None
+    api_secret: str | None = None
+    api_passphrase: str | None = None
+    private_key: str | None = None
+    funder_address: str | None = None
     # Default 0 (EOA): the only type that is complete without another setting — the order's
     # maker is the key's own address. The old default 2 with no funder made the SDK sign
     # maker = EOA for a Safe account (py_clob_client_v2 builder.py:62), an invalid order.
     # Types 1/2/3 must name their wallet in funder_address (checked below).
     signature_type: int = 0
     chain_id: int = 137
-    base_url: str = "https://clob.polymarket.com"        # the CLOB
+    base_url: str = "https://clob.polymarket.com"  # the CLOB
     gamma_url: str = "https://gamma-api.polymarket.com"
     data_url: str = "https://data-api.polymarket.com"
     timeout_seconds: float = 10.0
     max_retries: int = 3
 
-    SIGNATURE_TYPES = {0: "EOA", 1: "POLY_PROXY: email/Magic proxy wallet",
-                       2: "POLY_GNOSIS_SAFE: browser-wallet Safe", 3: "POLY_1271: deposit wallet"}
+    SIGNATURE_TYPES = {
+        0: "EOA",
+        1: "POLY_PROXY: email/Magic proxy wallet",
+        2: "POLY_GNOSIS_SAFE: browser-wallet Safe",
+        3: "POLY_1271: deposit wallet",
+    }
 
     @staticmethod
-    def signing_problem(signature_type: int, funder: Optional[str], eoa: Optional[str],
-                        where: str = "polymarket") -> Optional[str]:
+    def signing_problem(
+        signature_type: int, funder: str | None, eoa: str | None, where: str = "polymarket"
+    ) -> str | None:
         """One sentence when the signature type and funder cannot sign a valid order, else None.
         Type 0: the maker is the EOA (funder empty or equal to it). Types 1/2/3: the maker is
         the proxy / Safe / deposit wallet in ``funder_address`` (required, not the EOA)."""
         funder = (funder or "").strip()
         names = PolymarketConfig.SIGNATURE_TYPES
         if funder and not re.fullmatch(r"0x[0-9a-fA-F]{40}", funder):
-            return (f"Config key '{where}.funder_address' must be a 0x address of 40 hex digits "
-                    f"(got {funder[:12]!r}…); set POLYMARKET_FUNDER_ADDRESS to your Polymarket wallet.")
+            return (
+                f"Config key '{where}.funder_address' must be a 0x address of 40 hex digits "
+                f"(got {funder[:12]!r}…); set POLYMARKET_FUNDER_ADDRESS to your Polymarket wallet."
+            )
         same = bool(eoa and funder and funder.lower() == eoa.lower())
         if signature_type == 0:
             if funder and eoa and not same:
-                return (f"signature_type 0 (EOA) trades from the key's own address {eoa}, but "
-                        f"{where}.funder_address is {funder}; set signature_type 1 (email proxy), "
-                        f"2 (browser-wallet Safe) or 3 (deposit wallet) for that wallet, or clear "
-                        f"funder_address.")
+                return (
+                    f"signature_type 0 (EOA) trades from the key's own address {eoa}, but "
+                    f"{where}.funder_address is {funder}; set signature_type 1 (email proxy), "
+                    f"2 (browser-wallet Safe) or 3 (deposit wallet) for that wallet, or clear "
+                    f"funder_address."
+                )
             return None
         if not funder:
-            return (f"signature_type {signature_type} ({names[signature_type]}) signs for the wallet in "
-                    f"{where}.funder_address, which is not set; export POLYMARKET_FUNDER_ADDRESS=<the "
-                    f"wallet address on your polymarket.com profile>, or use signature_type 0 if the "
-                    f"funds are in the key's own address.")
+            return (
+                f"signature_type {signature_type} ({names[signature_type]}) signs for the wallet in "
+                f"{where}.funder_address, which is not set; export POLYMARKET_FUNDER_ADDRESS=<the "
+                f"wallet address on your polymarket.com profile>, or use signature_type 0 if the "
+                f"funds are in the key's own address."
+            )
         if same:
-            return (f"signature_type {signature_type} ({names[signature_type]}) needs that wallet's "
-                    f"address as {where}.funder_address, not the key's own address {eoa}; use "
-                    f"signature_type 0 to trade from the key's own address.")
+            return (
+                f"signature_type {signature_type} ({names[signature_type]}) needs that wallet's "
+                f"address as {where}.funder_address, not the key's own address {eoa}; use "
+                f"signature_type 0 to trade from the key's own address."
+            )
         return None
 
     def _check_credential_formats(self, where: str) -> None:
@@ -103,37 +126,48 @@ class PolymarketConfig:
         start with "Incorrect padding" and a traceback (issue 15 #9). Values are never echoed."""
         key = (self.private_key or "").strip()
         if key and not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", key):
-            raise ConfigError(f"Config key '{where}.private_key' is not a private key (0x followed by 64 hex "
-                              f"digits, {len(key)} characters given); export POLYMARKET_PRIVATE_KEY as "
-                              f"exported from your wallet.")
+            raise ConfigError(
+                f"Config key '{where}.private_key' is not a private key (0x followed by 64 hex "
+                f"digits, {len(key)} characters given); export POLYMARKET_PRIVATE_KEY as "
+                f"exported from your wallet."
+            )
         secret = (self.api_secret or "").strip()
         if secret:
             import base64
             import binascii
+
             try:
                 # exactly what the HMAC of every authenticated request does with it
                 # (py_clob_client_v2 signing/hmac.py: base64.urlsafe_b64decode(secret))
                 base64.urlsafe_b64decode(secret)
             except (binascii.Error, ValueError):
-                raise ConfigError(f"Config key '{where}.api_secret' is not the URL-safe base64 secret "
-                                  f"Polymarket issues ({len(secret)} characters, not decodable); export "
-                                  f"POLYMARKET_API_SECRET exactly as create_or_derive_api_key returned "
-                                  f"it.") from None
+                raise ConfigError(
+                    f"Config key '{where}.api_secret' is not the URL-safe base64 secret "
+                    f"Polymarket issues ({len(secret)} characters, not decodable); export "
+                    f"POLYMARKET_API_SECRET exactly as create_or_derive_api_key returned "
+                    f"it."
+                ) from None
         for name in ("api_key", "api_passphrase"):
             value = getattr(self, name) or ""
             if value and (value != value.strip() or any(c.isspace() for c in value)):
-                raise ConfigError(f"Config key '{where}.{name}' contains spaces or line breaks; export it "
-                                  f"again without them.")
+                raise ConfigError(
+                    f"Config key '{where}.{name}' contains spaces or line breaks; export it "
+                    f"again without them."
+                )
 
     def _check(self, where: str) -> None:
-        _require(self.signature_type in (0, 1, 2, 3), f"{where}.signature_type",
-                 "must be 0 (EOA), 1 (POLY_PROXY), 2 (POLY_GNOSIS_SAFE) or 3 (POLY_1271)")
+        _require(
+            self.signature_type in (0, 1, 2, 3),
+            f"{where}.signature_type",
+            "must be 0 (EOA), 1 (POLY_PROXY), 2 (POLY_GNOSIS_SAFE) or 3 (POLY_1271)",
+        )
         self._check_credential_formats(where)
         if self.private_key or self.funder_address:
             eoa = None
             if self.private_key:
                 from eth_account import Account
-                eoa = Account.from_key(self.private_key).address     # format checked above
+
+                eoa = Account.from_key(self.private_key).address  # format checked above
             if eoa or self.funder_address:
                 problem = self.signing_problem(self.signature_type, self.funder_address, eoa, where)
                 if problem and (eoa or "funder_address' must be" in problem):
@@ -142,8 +176,11 @@ class PolymarketConfig:
         _require(1 <= self.max_retries <= 10, f"{where}.max_retries", "must be between 1 and 10")
         for key in ("base_url", "gamma_url", "data_url"):
             url = getattr(self, key)
-            _require(url.startswith(("http://", "https://")), f"{where}.{key}",
-                     f"must start with http:// or https:// (got {url!r})")
+            _require(
+                url.startswith(("http://", "https://")),
+                f"{where}.{key}",
+                f"must start with http:// or https:// (got {url!r})",
+            )
 
 
 @dataclass(frozen=True)
@@ -155,31 +192,42 @@ class RampUpStep:
 @dataclass(frozen=True)
 class RiskLimits:
     """The checklist's risk limits; $ amounts in USDC."""
+
     max_position_size: float = 100.0
     max_positions: int = 4
     max_portfolio_exposure: float = 0.8
     stop_loss_percent: float = 0.15
     daily_loss_limit: float = 100.0
     max_leverage: float = 1.0
-    max_event_exposure: float = 0.4       # fraction of capital per event / correlated group
+    max_event_exposure: float = 0.4  # fraction of capital per event / correlated group
     ramp_up: tuple[RampUpStep, ...] = (RampUpStep(0, 2), RampUpStep(7, 4))
-    stop_loss_cooldown_hours: float = 24.0     # no re-entry into a token this long after its stop loss
+    stop_loss_cooldown_hours: float = 24.0  # no re-entry into a token this long after its stop loss
     max_entry_cost_share_of_stop: float = 0.5  # entry's instant loss at the bid (spread + fee) ≤ this × stop
 
     def _check(self, where: str) -> None:
-        _require(self.stop_loss_cooldown_hours >= 0, f"{where}.stop_loss_cooldown_hours", "must be ≥ 0 (0 = off)")
-        _require(0 < self.max_entry_cost_share_of_stop <= 1, f"{where}.max_entry_cost_share_of_stop",
-                 "must be between 0 and 1, e.g. 0.5 (an entry may lose at most half the stop at once)")
+        _require(
+            self.stop_loss_cooldown_hours >= 0, f"{where}.stop_loss_cooldown_hours", "must be ≥ 0 (0 = off)"
+        )
+        _require(
+            0 < self.max_entry_cost_share_of_stop <= 1,
+            f"{where}.max_entry_cost_share_of_stop",
+            "must be between 0 and 1, e.g. 0.5 (an entry may lose at most half the stop at once)",
+        )
         _require(self.max_position_size > 0, f"{where}.max_position_size", "must be > 0")
         _require(self.max_positions >= 1, f"{where}.max_positions", "must be at least 1")
-        _require(0 < self.max_portfolio_exposure <= 1, f"{where}.max_portfolio_exposure",
-                 f"must be between 0 and 1 (got {self.max_portfolio_exposure}); the checklist asks for 0.8 or lower")
-        _require(0 < self.stop_loss_percent < 1, f"{where}.stop_loss_percent",
-                 f"must be between 0 and 1 (got {self.stop_loss_percent}), e.g. 0.15 for 15%")
+        _require(
+            0 < self.max_portfolio_exposure <= 1,
+            f"{where}.max_portfolio_exposure",
+            f"must be between 0 and 1 (got {self.max_portfolio_exposure}); the checklist asks for 0.8 or lower",
+        )
+        _require(
+            0 < self.stop_loss_percent < 1,
+            f"{where}.stop_loss_percent",
+            f"must be between 0 and 1 (got {self.stop_loss_percent}), e.g. 0.15 for 15%",
+        )
         _require(self.daily_loss_limit > 0, f"{where}.daily_loss_limit", "must be > 0")
         _require(self.max_leverage >= 1.0, f"{where}.max_leverage", "must be at least 1.0")
-        _require(0 < self.max_event_exposure <= 1, f"{where}.max_event_exposure",
-                 "must be between 0 and 1")
+        _require(0 < self.max_event_exposure <= 1, f"{where}.max_event_exposure", "must be between 0 and 1")
         days = [s.from_day for s in self.ramp_up]
         _require(days == sorted(days), f"{where}.ramp_up", "steps must be in increasing from_day order")
 
@@ -188,28 +236,35 @@ class RiskLimits:
 class TradingConfig:
     loop_interval_seconds: float = 30.0
     max_consecutive_api_errors: int = 3
-    order_type: str = "FAK"                 # marketable orders for entries/exits
+    order_type: str = "FAK"  # marketable orders for entries/exits
     quick_check_interval_minutes: float = 60.0
     stale_order_seconds: float = 300.0
-    use_exchange_heartbeat: bool = True     # live: Polymarket dead-man switch
-    reconcile_mismatch_loops: int = 3       # live: loops a ledger/exchange position mismatch may last
+    use_exchange_heartbeat: bool = True  # live: Polymarket dead-man switch
+    reconcile_mismatch_loops: int = 3  # live: loops a ledger/exchange position mismatch may last
     # paper and backtest: an order decided on the book recorded at t fills on the first recorded
     # book at or after t + this (1 = the next snapshot; 0 = the book it was decided on, optimistic)
     fill_latency_seconds: int = 1
 
     def _check(self, where: str) -> None:
-        _require(self.fill_latency_seconds >= 0, f"{where}.fill_latency_seconds",
-                 "must be ≥ 0 seconds (1, the default, fills on the next recorded book)")
+        _require(
+            self.fill_latency_seconds >= 0,
+            f"{where}.fill_latency_seconds",
+            "must be ≥ 0 seconds (1, the default, fills on the next recorded book)",
+        )
         _require(self.loop_interval_seconds > 0, f"{where}.loop_interval_seconds", "must be > 0")
         _require(self.reconcile_mismatch_loops >= 1, f"{where}.reconcile_mismatch_loops", "must be ≥ 1")
         _require(self.max_consecutive_api_errors >= 1, f"{where}.max_consecutive_api_errors", "must be ≥ 1")
-        _require(self.order_type in ("GTC", "GTD", "FOK", "FAK"), f"{where}.order_type",
-                 "must be one of GTC, GTD, FOK, FAK")
+        _require(
+            self.order_type in ("GTC", "GTD", "FOK", "FAK"),
+            f"{where}.order_type",
+            "must be one of GTC, GTD, FOK, FAK",
+        )
 
 
 @dataclass(frozen=True)
 class StrategyConfig:
     """Which strategy runs, and its parameters (validated by the strategy itself)."""
+
     name: str = "correlation_pairs"
     params: dict = field(default_factory=dict)
 
@@ -217,30 +272,42 @@ class StrategyConfig:
 @dataclass(frozen=True)
 class AnalysisConfig:
     """When a correlation counts (correlation_analysis.py, plot_correlations.py, the groups file)."""
-    min_shared_moves: int = 20               # steps where both prices moved, before a pair is tested
-    fdr_q: float = 0.05                      # Benjamini–Hochberg false discovery rate across all pairs
-    strong_correlation: float = 0.7          # |r| a significant pair needs to be "strong" / grouped
+
+    min_shared_moves: int = 20  # steps where both prices moved, before a pair is tested
+    fdr_q: float = 0.05  # Benjamini–Hochberg false discovery rate across all pairs
+    strong_correlation: float = 0.7  # |r| a significant pair needs to be "strong" / grouped
 
     def _check(self, where: str) -> None:
-        _require(self.min_shared_moves >= 4, f"{where}.min_shared_moves",
-                 "must be ≥ 4 (Fisher's z needs more than 3 observations; default 20)")
+        _require(
+            self.min_shared_moves >= 4,
+            f"{where}.min_shared_moves",
+            "must be ≥ 4 (Fisher's z needs more than 3 observations; default 20)",
+        )
         _require(0 < self.fdr_q < 1, f"{where}.fdr_q", "must be between 0 and 1 (e.g. 0.05)")
-        _require(0 < self.strong_correlation < 1, f"{where}.strong_correlation", "must be between 0 and 1 (e.g. 0.7)")
+        _require(
+            0 < self.strong_correlation < 1,
+            f"{where}.strong_correlation",
+            "must be between 0 and 1 (e.g. 0.7)",
+        )
 
 
 @dataclass(frozen=True)
 class WalkForwardConfig:
     """backtest.py --walk-forward: rolling in-sample (pair selection, parameter choice) and out-of-sample
     segments; the verdict is on the out-of-sample trades only."""
-    in_sample_days: int = 14                 # each segment's fitting window
-    out_of_sample_days: int = 7              # each segment's test window (segments roll by this much)
-    select_by: str = "sharpe"                # in-sample score that picks the params: sharpe or total_return
+
+    in_sample_days: int = 14  # each segment's fitting window
+    out_of_sample_days: int = 7  # each segment's test window (segments roll by this much)
+    select_by: str = "sharpe"  # in-sample score that picks the params: sharpe or total_return
 
     def _check(self, where: str) -> None:
         _require(self.in_sample_days >= 1, f"{where}.in_sample_days", "must be ≥ 1 day")
         _require(self.out_of_sample_days >= 1, f"{where}.out_of_sample_days", "must be ≥ 1 day")
-        _require(self.select_by in ("sharpe", "total_return"), f"{where}.select_by",
-                 "must be sharpe or total_return")
+        _require(
+            self.select_by in ("sharpe", "total_return"),
+            f"{where}.select_by",
+            "must be sharpe or total_return",
+        )
 
 
 @dataclass(frozen=True)
@@ -258,7 +325,7 @@ class CollectionConfig:
     slugs: tuple[str, ...] = ()
     depth_levels: int = 5
     books_batch_size: int = 500
-    min_price: float = 0.01                  # data quality bounds
+    min_price: float = 0.01  # data quality bounds
     max_price: float = 0.99
     freshness_minutes: float = 10.0
     min_coverage: float = 0.8
@@ -267,19 +334,28 @@ class CollectionConfig:
     # filters (volume_24h, liquidity, accepting orders) mean nothing for a closed market:
     # these pass tags/keywords, then lifetime volume ≥ min, the most traded first, up to max.
     backfill_closed: bool = True
-    backfill_closed_max_markets: Optional[int] = None     # None: the same as max_markets
-    backfill_closed_min_volume: float = 0.0               # lifetime volume (USDC)
+    backfill_closed_max_markets: int | None = None  # None: the same as max_markets
+    backfill_closed_min_volume: float = 0.0  # lifetime volume (USDC)
 
     def _check(self, where: str) -> None:
         _require(1 <= self.interval_minutes <= 1440, f"{where}.interval_minutes", "must be 1–1440")
-        _require(self.backfill_closed_max_markets is None or self.backfill_closed_max_markets >= 0,
-                 f"{where}.backfill_closed_max_markets", "must be ≥ 0 (0: none), or leave it out")
+        _require(
+            self.backfill_closed_max_markets is None or self.backfill_closed_max_markets >= 0,
+            f"{where}.backfill_closed_max_markets",
+            "must be ≥ 0 (0: none), or leave it out",
+        )
         _require(self.backfill_closed_min_volume >= 0, f"{where}.backfill_closed_min_volume", "must be ≥ 0")
         _require(self.max_markets >= 1, f"{where}.max_markets", "must be ≥ 1")
-        _require(1 <= self.books_batch_size <= 500, f"{where}.books_batch_size",
-                 "must be 1–500 (the CLOB's POST /books limit)")
-        _require(0 <= self.min_price < self.max_price <= 1, f"{where}.min_price",
-                 "min_price and max_price must satisfy 0 ≤ min_price < max_price ≤ 1")
+        _require(
+            1 <= self.books_batch_size <= 500,
+            f"{where}.books_batch_size",
+            "must be 1–500 (the CLOB's POST /books limit)",
+        )
+        _require(
+            0 <= self.min_price < self.max_price <= 1,
+            f"{where}.min_price",
+            "min_price and max_price must satisfy 0 ≤ min_price < max_price ≤ 1",
+        )
         _require(0 < self.min_coverage <= 1, f"{where}.min_coverage", "must be between 0 and 1")
 
 
@@ -288,31 +364,42 @@ class BacktestConfig:
     # Backfilled rows (price history, no book) trade on a synthetic one-level book: the
     # token's (else its market's) RECORDED median spread and top-of-book depth where any
     # exist, else these conservative defaults (polybot/backtest/data.py, docs/strategies.md).
-    backfill_half_spread: float = 0.02      # price ± this: a 4-cent spread, wider than most real books
-    backfill_default_depth: float = 100.0   # shares at that level a side (a bigger order fills in part)
+    backfill_half_spread: float = 0.02  # price ± this: a 4-cent spread, wider than most real books
+    backfill_default_depth: float = 100.0  # shares at that level a side (a bigger order fills in part)
     min_win_rate: float = 0.52
     min_sharpe: float = 0.5
     max_drawdown: float = 0.20
     # the verdict's statistical floor (polybot/backtest/verdict.py; docs/strategies.md)
-    min_trades: int = 30                    # fewer closed trades → INSUFFICIENT_DATA
-    min_coverage: float = 0.95              # data must cover this share of the window
-    min_recorded_days: float = 7.0          # go-live: days of recorded (not backfilled) books
-    min_psr: float = 0.95                   # probabilistic (and deflated) Sharpe ratio for a PASS
-    bootstrap_samples: int = 2000           # day-block bootstrap resamples for the 95 % intervals
-    bootstrap_block_days: int = 1           # days per resampled block
-    max_report_age_days: float = 7.0        # pre_launch_check: oldest backtest report accepted
+    min_trades: int = 30  # fewer closed trades → INSUFFICIENT_DATA
+    min_coverage: float = 0.95  # data must cover this share of the window
+    min_recorded_days: float = 7.0  # go-live: days of recorded (not backfilled) books
+    min_psr: float = 0.95  # probabilistic (and deflated) Sharpe ratio for a PASS
+    bootstrap_samples: int = 2000  # day-block bootstrap resamples for the 95 % intervals
+    bootstrap_block_days: int = 1  # days per resampled block
+    max_report_age_days: float = 7.0  # pre_launch_check: oldest backtest report accepted
 
     def _check(self, where: str) -> None:
-        _require(0 <= self.backfill_half_spread <= 0.25, f"{where}.backfill_half_spread",
-                 "must be 0–0.25 (a price distance), e.g. 0.02")
-        _require(self.backfill_default_depth > 0, f"{where}.backfill_default_depth",
-                 "must be > 0 shares, e.g. 100")
+        _require(
+            0 <= self.backfill_half_spread <= 0.25,
+            f"{where}.backfill_half_spread",
+            "must be 0–0.25 (a price distance), e.g. 0.02",
+        )
+        _require(
+            self.backfill_default_depth > 0, f"{where}.backfill_default_depth", "must be > 0 shares, e.g. 100"
+        )
         _require(self.min_trades >= 1, f"{where}.min_trades", "must be at least 1, e.g. 30")
         _require(0 < self.min_coverage <= 1, f"{where}.min_coverage", "must be between 0 and 1, e.g. 0.95")
         _require(self.min_recorded_days >= 0, f"{where}.min_recorded_days", "must be ≥ 0 days, e.g. 7")
-        _require(0.5 <= self.min_psr < 1, f"{where}.min_psr",
-                 "must be at least 0.5 and below 1, e.g. 0.95 (95 % confidence that the Sharpe ratio is above 0)")
-        _require(100 <= self.bootstrap_samples <= 100_000, f"{where}.bootstrap_samples", "must be 100–100000, e.g. 2000")
+        _require(
+            0.5 <= self.min_psr < 1,
+            f"{where}.min_psr",
+            "must be at least 0.5 and below 1, e.g. 0.95 (95 % confidence that the Sharpe ratio is above 0)",
+        )
+        _require(
+            100 <= self.bootstrap_samples <= 100_000,
+            f"{where}.bootstrap_samples",
+            "must be 100–100000, e.g. 2000",
+        )
         _require(self.bootstrap_block_days >= 1, f"{where}.bootstrap_block_days", "must be at least 1 day")
         _require(self.max_report_age_days > 0, f"{where}.max_report_age_days", "must be > 0 days, e.g. 7")
 
@@ -320,8 +407,8 @@ class BacktestConfig:
 @dataclass(frozen=True)
 class TelegramConfig:
     enabled: bool = False
-    bot_token: Optional[str] = None
-    chat_id: Optional[str] = None
+    bot_token: str | None = None
+    chat_id: str | None = None
     base_url: str = "https://api.telegram.org/bot"
     commands_enabled: bool = True
     timeout_seconds: float = 10.0
@@ -333,9 +420,9 @@ class EmailConfig:
     smtp_host: str = "localhost"
     smtp_port: int = 587
     starttls: bool = True
-    username: Optional[str] = None
-    password: Optional[str] = None
-    from_addr: Optional[str] = None
+    username: str | None = None
+    password: str | None = None
+    from_addr: str | None = None
     to_addrs: tuple[str, ...] = ()
     timeout_seconds: float = 10.0
 
@@ -361,20 +448,23 @@ class AlertsConfig:
     def _check(self, where: str) -> None:
         for level in ("critical", "warning", "info"):
             for ch in getattr(self, level):
-                _require(ch in ("telegram", "email", "log"), f"{where}.{level}",
-                         f"unknown channel {ch!r}; use telegram, email or log")
+                _require(
+                    ch in ("telegram", "email", "log"),
+                    f"{where}.{level}",
+                    f"unknown channel {ch!r}; use telegram, email or log",
+                )
 
 
 @dataclass(frozen=True)
 class BackupConfig:
     retention_days: int = 30
-    offsite_dir: Optional[str] = None
-    offsite_command: Optional[str] = None
+    offsite_dir: str | None = None
+    offsite_command: str | None = None
 
 
 @dataclass(frozen=True)
 class MaintenanceConfig:
-    snapshot_retention_days: int = 0        # 0 = keep every snapshot
+    snapshot_retention_days: int = 0  # 0 = keep every snapshot
     log_retention_days: int = 90
 
 
@@ -403,21 +493,24 @@ class ScheduleConfig:
 class DashboardConfig:
     host: str = "127.0.0.1"
     port: int = 5000
-    password: Optional[str] = None
+    password: str | None = None
     refresh_seconds: int = 5
-    trust_proxy: bool = False               # honour X-Forwarded-For/-Proto/-Host (behind nginx/Caddy only)
-    secure_cookie: Optional[bool] = None    # None = auto: Secure when the request arrived over HTTPS
-    health_seconds: int = 60                # how often the system-health panel re-runs the health check
+    trust_proxy: bool = False  # honour X-Forwarded-For/-Proto/-Host (behind nginx/Caddy only)
+    secure_cookie: bool | None = None  # None = auto: Secure when the request arrived over HTTPS
+    health_seconds: int = 60  # how often the system-health panel re-runs the health check
 
     def _check(self, where: str) -> None:
         _require(1 <= self.port <= 65535, f"{where}.port", "must be between 1 and 65535")
         _require(1 <= self.refresh_seconds <= 3600, f"{where}.refresh_seconds", "must be between 1 and 3600")
-        _require(10 <= self.health_seconds <= 86400, f"{where}.health_seconds", "must be between 10 and 86400")
+        _require(
+            10 <= self.health_seconds <= 86400, f"{where}.health_seconds", "must be between 10 and 86400"
+        )
 
 
 @dataclass(frozen=True)
 class Config:
     """The whole configuration. ``source`` is the file it came from."""
+
     paper_trading: bool = True
     capital: float = 500.0
     log_level: str = "INFO"
@@ -443,15 +536,18 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     # Filled by the loader, not from YAML:
-    source: Optional[Path] = None
+    source: Path | None = None
     root: Path = Path(".")
-    unset_env: tuple[tuple[str, str], ...] = ()      # (dotted key, VAR)
-    literal_secrets: tuple[str, ...] = ()            # dotted keys written literally
+    unset_env: tuple[tuple[str, str], ...] = ()  # (dotted key, VAR)
+    literal_secrets: tuple[str, ...] = ()  # dotted keys written literally
 
     def _check(self, where: str) -> None:
         _require(self.capital > 0, "capital", "must be > 0 (your starting capital in USDC)")
-        _require(self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
-                 "log_level", "must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        _require(
+            self.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+            "log_level",
+            "must be DEBUG, INFO, WARNING, ERROR or CRITICAL",
+        )
 
     @property
     def mode(self) -> str:
@@ -459,9 +555,15 @@ class Config:
 
     def secret_values(self) -> list[str]:
         """Every configured secret value (for log masking)."""
-        vals = [self.polymarket.api_key, self.polymarket.api_secret, self.polymarket.api_passphrase,
-                self.polymarket.private_key, self.telegram.bot_token, self.email.password,
-                self.dashboard.password]
+        vals = [
+            self.polymarket.api_key,
+            self.polymarket.api_secret,
+            self.polymarket.api_passphrase,
+            self.polymarket.private_key,
+            self.telegram.bot_token,
+            self.email.password,
+            self.dashboard.password,
+        ]
         return [v for v in vals if v]
 
 
@@ -486,8 +588,9 @@ def _type_name(tp: Any) -> str:
         return "a mapping"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "text",
-            Path: "a path"}.get(tp, getattr(tp, "__name__", str(tp)))
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "text", Path: "a path"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
 
 
 # No setting of this bot is a number beyond a billion (dollars, seconds, counts); larger
@@ -497,11 +600,14 @@ MAX_CONFIG_NUMBER = 1_000_000_000
 
 def _in_range(number: int | float, key: str) -> int | float:
     if isinstance(number, float) and not math.isfinite(number):
-        raise ConfigError(f"Config key '{key}' is {number!r}, not a finite number; give it a real "
-                          f"value in config.yaml.")
+        raise ConfigError(
+            f"Config key '{key}' is {number!r}, not a finite number; give it a real value in config.yaml."
+        )
     if abs(number) > MAX_CONFIG_NUMBER:
-        raise ConfigError(f"Config key '{key}' is {number:g}, beyond any sensible setting "
-                          f"(at most {MAX_CONFIG_NUMBER:,}); fix it in config.yaml.")
+        raise ConfigError(
+            f"Config key '{key}' is {number:g}, beyond any sensible setting "
+            f"(at most {MAX_CONFIG_NUMBER:,}); fix it in config.yaml."
+        )
     return number
 
 
@@ -582,8 +688,9 @@ def _build(cls: type, data: dict, where: str) -> Any:
 def _expand_env(node: Any, key: str, unset: list, literal: list, env: dict) -> Any:
     """Expand ${VAR} / ${VAR:-default} in every string; record unset variables."""
     if isinstance(node, dict):
-        return {k: _expand_env(v, f"{key}.{k}" if key else str(k), unset, literal, env)
-                for k, v in node.items()}
+        return {
+            k: _expand_env(v, f"{key}.{k}" if key else str(k), unset, literal, env) for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_expand_env(v, f"{key}[{i}]", unset, literal, env) for i, v in enumerate(node)]
     if not isinstance(node, str):
@@ -612,7 +719,7 @@ def _expand_env(node: Any, key: str, unset: list, literal: list, env: dict) -> A
     if missing:
         return None
     if out == "" and len(matches) == 1 and matches[0].group(0) == node:
-        return None          # ${VAR:-} → not set
+        return None  # ${VAR:-} → not set
     return out
 
 
@@ -645,12 +752,13 @@ class _StrictLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             try:
                 first = seen.get(key)
-            except TypeError:            # unhashable key: let SafeLoader report it
+            except TypeError:  # unhashable key: let SafeLoader report it
                 continue
             if first is not None:
                 raise DuplicateKeyError(
                     f"sets '{key}' twice (lines {first} and {key_node.start_mark.line + 1}); keep one "
-                    f"and delete the other.")
+                    f"and delete the other."
+                )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
@@ -660,32 +768,41 @@ def read_yaml(path: Path) -> dict:
     if not path.exists():
         raise ConfigError(
             f"Config file {path} not found; copy config.yaml.example to {path.name} and edit it "
-            f"(or pass --config PATH).")
+            f"(or pass --config PATH)."
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"Config file {path} cannot be read ({exc.strerror}); check its permissions.") from exc
+        raise ConfigError(
+            f"Config file {path} cannot be read ({exc.strerror}); check its permissions."
+        ) from exc
     if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
-        raise ConfigError(f"Config file {path} is empty; copy config.yaml.example to {path.name} and "
-                          f"edit it.")
+        raise ConfigError(
+            f"Config file {path} is empty; copy config.yaml.example to {path.name} and edit it."
+        )
     try:
-        data = yaml.load(text, Loader=_StrictLoader)   # noqa: S506 — a SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 — a SafeLoader subclass
     except DuplicateKeyError as exc:
         raise ConfigError(f"Config file {path} {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid syntax"
-        raise ConfigError(f"Config file {path} is not valid YAML{where} ({problem}); fix the syntax there.") from exc
+        raise ConfigError(
+            f"Config file {path} is not valid YAML{where} ({problem}); fix the syntax there."
+        ) from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"Config file {path} must be a mapping of settings at the top level; see config.yaml.example.")
+        raise ConfigError(
+            f"Config file {path} must be a mapping of settings at the top level; see config.yaml.example."
+        )
     return data
 
 
-def load_config(path: str | os.PathLike | None = None, *, env: Optional[dict] = None,
-                require_mode_secrets: bool = True) -> Config:
+def load_config(
+    path: str | os.PathLike | None = None, *, env: dict | None = None, require_mode_secrets: bool = True
+) -> Config:
     """Load, expand and validate the configuration file.
 
     ``require_mode_secrets``: raise if a secret needed by the configured mode is unset
@@ -698,10 +815,18 @@ def load_config(path: str | os.PathLike | None = None, *, env: Optional[dict] = 
     data = _expand_env(data, "", unset, literal, dict(os.environ if env is None else env))
     cfg = _build(Config, data, "")
     root = cfg_path.resolve().parent
-    paths = {name: (getattr(cfg, name) if getattr(cfg, name).is_absolute() else root / getattr(cfg, name))
-             for name in _PATH_FIELDS}
-    cfg = dataclasses.replace(cfg, source=cfg_path.resolve(), root=root, unset_env=tuple(unset),
-                              literal_secrets=tuple(literal), **paths)
+    paths = {
+        name: (getattr(cfg, name) if getattr(cfg, name).is_absolute() else root / getattr(cfg, name))
+        for name in _PATH_FIELDS
+    }
+    cfg = dataclasses.replace(
+        cfg,
+        source=cfg_path.resolve(),
+        root=root,
+        unset_env=tuple(unset),
+        literal_secrets=tuple(literal),
+        **paths,
+    )
     if require_mode_secrets:
         check_mode_requirements(cfg)
     return cfg
@@ -710,8 +835,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: Optional[dict] = 
 def default_config(root: Path, **overrides: Any) -> Config:
     """A config with defaults rooted at ``root`` (used by tests and tools)."""
     cfg = Config(**overrides)
-    paths = {name: root / getattr(cfg, name) for name in _PATH_FIELDS
-             if not getattr(cfg, name).is_absolute()}
+    paths = {name: root / getattr(cfg, name) for name in _PATH_FIELDS if not getattr(cfg, name).is_absolute()}
     return dataclasses.replace(cfg, root=root, **paths)
 
 
@@ -727,26 +851,36 @@ def check_mode_requirements(cfg: Config) -> None:
                 var = dict(_unset_for(cfg, "polymarket")).get(f"polymarket.{key}")
                 how = f"export {var}" if var else f"set polymarket.{key} to ${{VAR}}"
                 raise ConfigError(
-                    f"Live trading needs polymarket.{key}, which is not set; {how}, or set paper_trading: true.")
+                    f"Live trading needs polymarket.{key}, which is not set; {how}, or set paper_trading: true."
+                )
         problems = risk_bound_problems(cfg)
         if problems:
-            raise ConfigError(f"Live trading refuses risk limits outside the checklist's bounds: {problems[0]}.")
+            raise ConfigError(
+                f"Live trading refuses risk limits outside the checklist's bounds: {problems[0]}."
+            )
         if cfg.literal_secrets:
             raise ConfigError(
                 f"Config key '{cfg.literal_secrets[0]}' holds a secret written literally; live mode refuses it: "
-                f"use ${{ENV_VAR}} and export the value instead.")
+                f"use ${{ENV_VAR}} and export the value instead."
+            )
     if cfg.telegram.enabled:
         if not cfg.telegram.bot_token:
-            raise ConfigError("telegram.enabled is true but telegram.bot_token is not set; "
-                              "export TELEGRAM_BOT_TOKEN or set telegram.enabled: false.")
+            raise ConfigError(
+                "telegram.enabled is true but telegram.bot_token is not set; "
+                "export TELEGRAM_BOT_TOKEN or set telegram.enabled: false."
+            )
         if not cfg.telegram.chat_id:
-            raise ConfigError("telegram.enabled is true but telegram.chat_id is empty; "
-                              "run python get_telegram_chat_id.py and put the id in config.yaml.")
+            raise ConfigError(
+                "telegram.enabled is true but telegram.chat_id is empty; "
+                "run python get_telegram_chat_id.py and put the id in config.yaml."
+            )
     uses_email = any("email" in getattr(cfg.alerts, lvl) for lvl in ("critical", "warning", "info"))
     if cfg.email.enabled and uses_email:
         if not cfg.email.to_addrs or not cfg.email.from_addr:
-            raise ConfigError("email.enabled is true but email.from_addr or email.to_addrs is empty; "
-                              "fill them in config.yaml or set email.enabled: false.")
+            raise ConfigError(
+                "email.enabled is true but email.from_addr or email.to_addrs is empty; "
+                "fill them in config.yaml or set email.enabled: false."
+            )
 
 
 def risk_bound_problems(cfg: Config) -> list[str]:
@@ -754,8 +888,10 @@ def risk_bound_problems(cfg: Config) -> list[str]:
     r, cap = cfg.risk_limits, cfg.capital
     out = []
     if r.max_position_size > 0.2 * cap:
-        out.append(f"risk_limits.max_position_size ${r.max_position_size:g} is above 20% of capital "
-                   f"(${0.2 * cap:g}); lower it")
+        out.append(
+            f"risk_limits.max_position_size ${r.max_position_size:g} is above 20% of capital "
+            f"(${0.2 * cap:g}); lower it"
+        )
     if r.max_portfolio_exposure > 0.8:
         out.append(f"risk_limits.max_portfolio_exposure {r.max_portfolio_exposure:g} is above 0.8; lower it")
     if r.stop_loss_percent > 0.20:
@@ -763,8 +899,10 @@ def risk_bound_problems(cfg: Config) -> list[str]:
     if r.max_leverage != 1.0:
         out.append(f"risk_limits.max_leverage {r.max_leverage:g} must be 1.0 (no leverage)")
     if r.daily_loss_limit > 0.2 * cap:
-        out.append(f"risk_limits.daily_loss_limit ${r.daily_loss_limit:g} is above 20% of capital "
-                   f"(${0.2 * cap:g}); lower it")
+        out.append(
+            f"risk_limits.daily_loss_limit ${r.daily_loss_limit:g} is above 20% of capital "
+            f"(${0.2 * cap:g}); lower it"
+        )
     if r.max_positions > 5 and cap <= 1000:
         out.append(f"risk_limits.max_positions {r.max_positions} is above 5 for ${cap:g} capital; lower it")
     return out
@@ -772,6 +910,7 @@ def risk_bound_problems(cfg: Config) -> list[str]:
 
 def redacted(cfg: Config) -> dict:
     """The config as a plain dict with every secret replaced by '****' (for display)."""
+
     def walk(obj: Any) -> Any:
         if dataclasses.is_dataclass(obj):
             out = {}
@@ -784,4 +923,5 @@ def redacted(cfg: Config) -> dict:
         if isinstance(obj, Path):
             return str(obj)
         return obj
+
     return walk(cfg)

@@ -6,6 +6,7 @@ for anything that writes money records (NORMAL is allowed for bulk market data),
 autocommit mode with explicit ``BEGIN IMMEDIATE`` transactions through
 :func:`atomic`. Schema versions live in ``PRAGMA user_version`` (polybot/schema.py).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,8 +15,8 @@ import shutil
 import sqlite3
 import time
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 from .errors import DatabaseError
 from .schema import LATEST_VERSION, MIGRATIONS
@@ -30,8 +31,9 @@ def ensure_private_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DatabaseError(f"Cannot create directory {path} ({exc.strerror}); "
-                            f"check that its parent exists and is writable.") from exc
+        raise DatabaseError(
+            f"Cannot create directory {path} ({exc.strerror}); check that its parent exists and is writable."
+        ) from exc
     if os.name == "posix":
         try:
             if path.stat().st_uid == os.getuid():
@@ -45,7 +47,7 @@ class Connection(sqlite3.Connection):
     """sqlite3.Connection that this module can track (plain ones take no weak references)."""
 
 
-_OPEN: dict[str, "weakref.WeakSet[Connection]"] = {}
+_OPEN: dict[str, weakref.WeakSet[Connection]] = {}
 
 
 def _open_here(path: Path) -> bool:
@@ -54,7 +56,7 @@ def _open_here(path: Path) -> bool:
         try:
             conn.total_changes
             return True
-        except sqlite3.ProgrammingError:       # closed
+        except sqlite3.ProgrammingError:  # closed
             continue
     return False
 
@@ -88,12 +90,20 @@ def _empty_file(path: Path) -> bool:
 
 
 def _not_sqlite_error(path: Path, exc: Exception) -> DatabaseError:
-    return DatabaseError(f"{path} is not a SQLite database ({exc}); point database_path at the right "
-                         f"file or restore it with python backup_database.py --restore FILE.")
+    return DatabaseError(
+        f"{path} is not a SQLite database ({exc}); point database_path at the right "
+        f"file or restore it with python backup_database.py --restore FILE."
+    )
 
 
-def connect(path: Path | str, *, readonly: bool = False, create: bool = False,
-            synchronous: str = "FULL", check_same_thread: bool = True) -> sqlite3.Connection:
+def connect(
+    path: Path | str,
+    *,
+    readonly: bool = False,
+    create: bool = False,
+    synchronous: str = "FULL",
+    check_same_thread: bool = True,
+) -> sqlite3.Connection:
     """Open the database with the project's settings.
 
     ``create``: allow creating a new file (only initialize_db and tests do);
@@ -105,9 +115,11 @@ def connect(path: Path | str, *, readonly: bool = False, create: bool = False,
     if readonly and not path.exists():
         raise DatabaseError(f"Database {path} does not exist; run python initialize_db.py first.")
     if not create and _empty_file(path):
-        raise DatabaseError(f"Database {path} exists but is empty (0 bytes); if it held your history "
-                            f"restore it with python backup_database.py --restore FILE, if this is a new "
-                            f"install delete it and run python initialize_db.py.")
+        raise DatabaseError(
+            f"Database {path} exists but is empty (0 bytes); if it held your history "
+            f"restore it with python backup_database.py --restore FILE, if this is a new "
+            f"install delete it and run python initialize_db.py."
+        )
     _check_header(path)
     if create:
         ensure_private_dir(path.parent)
@@ -118,16 +130,28 @@ def connect(path: Path | str, *, readonly: bool = False, create: bool = False,
             except FileExistsError:
                 pass
             except OSError as exc:
-                raise DatabaseError(f"Cannot create database {path} ({exc.strerror}); "
-                                    f"check that {path.parent} is writable.") from exc
+                raise DatabaseError(
+                    f"Cannot create database {path} ({exc.strerror}); check that {path.parent} is writable."
+                ) from exc
     try:
         if readonly:
             uri = path.resolve().as_uri() + "?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, factory=Connection,
-                                   isolation_level=None, check_same_thread=check_same_thread)
+            conn = sqlite3.connect(
+                uri,
+                uri=True,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                factory=Connection,
+                isolation_level=None,
+                check_same_thread=check_same_thread,
+            )
         else:
-            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, factory=Connection,
-                                   isolation_level=None, check_same_thread=check_same_thread)
+            conn = sqlite3.connect(
+                str(path),
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                factory=Connection,
+                isolation_level=None,
+                check_same_thread=check_same_thread,
+            )
         _OPEN.setdefault(str(path.resolve()), weakref.WeakSet()).add(conn)
         conn.row_factory = sqlite3.Row
         try:
@@ -149,8 +173,8 @@ def connect(path: Path | str, *, readonly: bool = False, create: bool = False,
     return conn
 
 
-def filesystem_problem(folder: Path | str) -> Optional[str]:
-    """"read-only" or "full" when the filesystem holding ``folder`` is, else None. SQLite
+def filesystem_problem(folder: Path | str) -> str | None:
+    """ "read-only" or "full" when the filesystem holding ``folder`` is, else None. SQLite
     reports both as a bare "disk I/O error" or "unable to open database file" when it
     cannot create its -wal/-shm files, so the cause is read from the filesystem itself."""
     if not hasattr(os, "statvfs"):
@@ -184,28 +208,62 @@ def explain_sqlite_error(path: Path | str, exc: BaseException, doing: str = "Dat
     damaged = any(w in low for w in ("malformed", "not a database", "encrypted", "corrupt"))
     fs = None if damaged else filesystem_problem(folder)
     if fs == "read-only":
-        cause, msg = fs, (f"the filesystem holding {folder} is mounted read-only ({text}); remount it "
-                          f"read-write — the database itself is not damaged")
+        cause, msg = (
+            fs,
+            (
+                f"the filesystem holding {folder} is mounted read-only ({text}); remount it "
+                f"read-write — the database itself is not damaged"
+            ),
+        )
     elif fs == "full" or "full" in low:
-        cause, msg = "full", (f"the disk holding {folder} is full ({text}); free disk space and run again — "
-                              f"nothing committed is lost")
+        cause, msg = (
+            "full",
+            (
+                f"the disk holding {folder} is full ({text}); free disk space and run again — "
+                f"nothing committed is lost"
+            ),
+        )
     elif any(w in low for w in ("readonly", "read-only", "unable to open", "permission")):
         writable = os.access(folder, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
-        cause, msg = ("permissions", f"{folder} or the file is not writable by this user ({text}); fix the "
-                                     f"permissions (the owner needs read and write, e.g. chmod 700 {folder}) "
-                                     f"— the database itself is not damaged") if not writable else \
-                     ("read-only", f"SQLite cannot open or write it ({text}); check that the disk is mounted "
-                                   f"read-write and the file is not held by another user")
+        cause, msg = (
+            (
+                "permissions",
+                f"{folder} or the file is not writable by this user ({text}); fix the "
+                f"permissions (the owner needs read and write, e.g. chmod 700 {folder}) "
+                f"— the database itself is not damaged",
+            )
+            if not writable
+            else (
+                "read-only",
+                f"SQLite cannot open or write it ({text}); check that the disk is mounted "
+                f"read-write and the file is not held by another user",
+            )
+        )
     elif "locked" in low or "busy" in low:
-        cause, msg = "locked", (f"the database stayed locked for 30 s by another process ({text}); check for "
-                                f"a stuck job (python health_check.py) and run again")
+        cause, msg = (
+            "locked",
+            (
+                f"the database stayed locked for 30 s by another process ({text}); check for "
+                f"a stuck job (python health_check.py) and run again"
+            ),
+        )
     elif damaged:
-        cause, msg = "damaged", (f"the file is damaged ({text}); stop the bot and the collector, check it with "
-                                 f"python maintain_database.py and restore the newest good backup with "
-                                 f"python backup_database.py --restore FILE")
+        cause, msg = (
+            "damaged",
+            (
+                f"the file is damaged ({text}); stop the bot and the collector, check it with "
+                f"python maintain_database.py and restore the newest good backup with "
+                f"python backup_database.py --restore FILE"
+            ),
+        )
     else:
-        cause, msg = "other", (f"SQLite failed ({text}); run python maintain_database.py to check its "
-                               f"integrity before anything else")
+        cause, msg = (
+            "other",
+            (
+                f"SQLite failed ({text}); run python maintain_database.py to check its "
+                f"integrity before anything else"
+            ),
+        )
     err = DatabaseError(f"{doing} {path}: {msg}.")
     err.cause = cause
     return err
@@ -242,7 +300,7 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(conn: sqlite3.Connection, *, now: Optional[int] = None) -> list[int]:
+def migrate(conn: sqlite3.Connection, *, now: int | None = None) -> list[int]:
     """Apply every pending migration in order; return the versions applied.
 
     Each migration runs in the same transaction as its record, so a failed one
@@ -250,8 +308,10 @@ def migrate(conn: sqlite3.Connection, *, now: Optional[int] = None) -> list[int]
     """
     current = schema_version(conn)
     if current > LATEST_VERSION:
-        raise DatabaseError(f"Database schema version {current} is newer than this code supports "
-                            f"({LATEST_VERSION}); update polybot (git pull) before using it.")
+        raise DatabaseError(
+            f"Database schema version {current} is newer than this code supports "
+            f"({LATEST_VERSION}); update polybot (git pull) before using it."
+        )
     applied = []
     now = int(time.time()) if now is None else now
     for version, name, sql in MIGRATIONS:
@@ -259,12 +319,16 @@ def migrate(conn: sqlite3.Connection, *, now: Optional[int] = None) -> list[int]
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
-                         "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+            )
             for statement in _split_sql(sql):
                 conn.execute(statement)
-            conn.execute("INSERT INTO schema_migrations(version, name, applied_at) VALUES (?,?,?)",
-                         (version, name, now))
+            conn.execute(
+                "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?,?,?)",
+                (version, name, now),
+            )
             conn.execute(f"PRAGMA user_version = {version}")
             conn.execute("COMMIT")
         except BaseException:
@@ -291,11 +355,13 @@ def quick_check(conn: sqlite3.Connection, *, full: bool = False) -> str:
     return result
 
 
-def open_database(cfg, *, readonly: bool = False, synchronous: str = "FULL",
-                  check_same_thread: bool = True) -> sqlite3.Connection:
+def open_database(
+    cfg, *, readonly: bool = False, synchronous: str = "FULL", check_same_thread: bool = True
+) -> sqlite3.Connection:
     """Open the configured database and make sure its schema is current."""
-    conn = connect(cfg.database_path, readonly=readonly, synchronous=synchronous,
-                   check_same_thread=check_same_thread)
+    conn = connect(
+        cfg.database_path, readonly=readonly, synchronous=synchronous, check_same_thread=check_same_thread
+    )
     try:
         version = schema_version(conn)
         empty = version == 0 and not tables(conn)
@@ -306,14 +372,18 @@ def open_database(cfg, *, readonly: bool = False, synchronous: str = "FULL",
         # A 0-byte or table-less file is NOT a new database: a crash, a full disk or a bad
         # copy can leave one where the history was. Never migrate it silently (issue 15 #6).
         conn.close()
-        raise DatabaseError(f"Database {cfg.database_path} exists but is empty (no tables); if it held "
-                            f"your history restore it with python backup_database.py --restore FILE, "
-                            f"if this is a new install run python initialize_db.py.")
+        raise DatabaseError(
+            f"Database {cfg.database_path} exists but is empty (no tables); if it held "
+            f"your history restore it with python backup_database.py --restore FILE, "
+            f"if this is a new install run python initialize_db.py."
+        )
     if version < LATEST_VERSION:
         if readonly:
             conn.close()
-            raise DatabaseError(f"Database schema is at version {version}, expected {LATEST_VERSION}; "
-                                f"run python initialize_db.py to migrate it.")
+            raise DatabaseError(
+                f"Database schema is at version {version}, expected {LATEST_VERSION}; "
+                f"run python initialize_db.py to migrate it."
+            )
         try:
             migrate(conn)
         except sqlite3.DatabaseError as exc:
@@ -323,21 +393,27 @@ def open_database(cfg, *, readonly: bool = False, synchronous: str = "FULL",
 
 
 def tables(conn: sqlite3.Connection) -> list[str]:
-    return [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
+    ]
 
 
 # ------------------------------------------------------------------ bot_state helpers
-def get_state(conn: sqlite3.Connection, key: str, default: Optional[str] = None) -> Optional[str]:
+def get_state(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
     row = conn.execute("SELECT value FROM bot_state WHERE key = ?", (key,)).fetchone()
     return row[0] if row else default
 
 
-def set_state(conn: sqlite3.Connection, key: str, value: Optional[str], *, now: Optional[int] = None) -> None:
+def set_state(conn: sqlite3.Connection, key: str, value: str | None, *, now: int | None = None) -> None:
     now = int(time.time()) if now is None else now
-    conn.execute("INSERT INTO bot_state(key, value, updated_at) VALUES (?,?,?) "
-                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                 (key, value, now))
+    conn.execute(
+        "INSERT INTO bot_state(key, value, updated_at) VALUES (?,?,?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        (key, value, now),
+    )
 
 
 def initialize(path: Path) -> dict:
@@ -348,17 +424,23 @@ def initialize(path: Path) -> dict:
     """
     path = Path(path)
     if _empty_file(path):
-        raise DatabaseError(f"Database {path} exists but is 0 bytes; if it held your history restore "
-                            f"it with python backup_database.py --restore FILE, if you want a new "
-                            f"database delete the file and run python initialize_db.py again.")
+        raise DatabaseError(
+            f"Database {path} exists but is 0 bytes; if it held your history restore "
+            f"it with python backup_database.py --restore FILE, if you want a new "
+            f"database delete the file and run python initialize_db.py again."
+        )
     existed = path.exists()
     conn = connect(path, create=True)
     try:
         before = schema_version(conn)
         applied = migrate(conn)
         result = {
-            "path": path, "created": not existed, "before": before,
-            "version": schema_version(conn), "applied": applied, "tables": tables(conn),
+            "path": path,
+            "created": not existed,
+            "before": before,
+            "version": schema_version(conn),
+            "applied": applied,
+            "tables": tables(conn),
             "check": quick_check(conn),
         }
     except sqlite3.DatabaseError as exc:

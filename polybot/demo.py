@@ -9,6 +9,7 @@ a while, drills the emergency stop, and runs the health check, reports, backup a
 audit. Each step prints the command an operator would type, so the demo teaches
 the checklist. Every process it starts is stopped on success, failure or Ctrl-C.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,8 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Optional
 
 import yaml
 
@@ -52,12 +52,13 @@ class Demo:
     paper_seconds: float = 60.0
     results: list[StepResult] = field(default_factory=list)
     procs: list[subprocess.Popen] = field(default_factory=list)
-    sim_url: Optional[str] = None
+    sim_url: str | None = None
 
     # ------------------------------------------------------------------ plumbing
     def env(self) -> dict:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("POLY", "TELEGRAM", "SMTP", "DASHBOARD"))}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("POLY", "TELEGRAM", "SMTP", "DASHBOARD"))
+        }
         env["PYTHONPATH"] = str(ROOT)
         env["PYTHONIOENCODING"] = "utf-8"
         env.pop("POLYBOT_CONFIG", None)
@@ -66,13 +67,20 @@ class Demo:
     def say(self, text: str) -> None:
         print(text, flush=True)
 
-    def run(self, title: str, *args: str, expect: tuple[int, ...] = (0,), timeout: float = 300,
-            show: int = 40) -> StepResult:
+    def run(
+        self, title: str, *args: str, expect: tuple[int, ...] = (0,), timeout: float = 300, show: int = 40
+    ) -> StepResult:
         command = "python " + " ".join(args)
         self.say(f"\n{BOLD}== {title}{RESET}\n$ {command}")
         start = time.monotonic()
-        proc = subprocess.run([sys.executable, str(ROOT / args[0]), *args[1:]], cwd=self.workspace,
-                              env=self.env(), capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / args[0]), *args[1:]],
+            cwd=self.workspace,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         out = (proc.stdout + proc.stderr).rstrip()
         lines = out.splitlines()
         for line in lines[-show:] if len(lines) > show else lines:
@@ -87,9 +95,14 @@ class Demo:
 
     def start_background(self, *args: str, log_name: str) -> subprocess.Popen:
         log = open(self.workspace / "logs" / log_name, "w", encoding="utf-8")
-        proc = subprocess.Popen([sys.executable, *args], cwd=self.workspace, env=self.env(),
-                                stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=(os.name == "posix"))
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=self.workspace,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=(os.name == "posix"),
+        )
         self.procs.append(proc)
         return proc
 
@@ -114,13 +127,24 @@ class Demo:
 
     def start_simulator(self) -> None:
         port_file = self.workspace / "simulator.port"
-        now = datetime.now(timezone.utc).replace(microsecond=0)
+        now = datetime.now(UTC).replace(microsecond=0)
         self.say(f"{BOLD}== Start the local Polymarket simulator (accelerated clock ×{self.speed:g}){RESET}")
         self.say(f"$ python -m polybot.sim --port 0 --speed {self.speed:g} --markets {self.markets}")
-        self.start_background("-m", "polybot.sim", "--port", "0", "--port-file", str(port_file),
-                              "--speed", str(self.speed), "--markets", str(self.markets),
-                              "--start-time", now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                              log_name="simulator.log")
+        self.start_background(
+            "-m",
+            "polybot.sim",
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--speed",
+            str(self.speed),
+            "--markets",
+            str(self.markets),
+            "--start-time",
+            now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            log_name="simulator.log",
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if port_file.exists() and port_file.read_text().strip():
@@ -136,9 +160,13 @@ class Demo:
     def write_config(self) -> None:
         data = yaml.safe_load((ROOT / "config.yaml.example").read_text(encoding="utf-8"))
         data["polymarket"] = {
-            "signature_type": 2, "chain_id": 137,
-            "base_url": f"{self.sim_url}/clob", "gamma_url": f"{self.sim_url}/gamma",
-            "data_url": f"{self.sim_url}/data", "timeout_seconds": 5, "max_retries": 3,
+            "signature_type": 2,
+            "chain_id": 137,
+            "base_url": f"{self.sim_url}/clob",
+            "gamma_url": f"{self.sim_url}/gamma",
+            "data_url": f"{self.sim_url}/data",
+            "timeout_seconds": 5,
+            "max_retries": 3,
         }
         data["collection"].update(min_volume_24h=0, min_liquidity=0, max_markets=40)
         data["trading"]["loop_interval_seconds"] = 2
@@ -147,15 +175,21 @@ class Demo:
         data["alerts"].update(critical=["log"], warning=["log"], info=["log"])
         data["dashboard"] = {"host": "127.0.0.1", "port": 5000}
         path = self.workspace / "config.yaml"
-        path.write_text("# Demo configuration: every base URL points at the local simulator.\n"
-                        + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        path.write_text(
+            "# Demo configuration: every base URL points at the local simulator.\n"
+            + yaml.safe_dump(data, sort_keys=False),
+            encoding="utf-8",
+        )
         os.chmod(path, 0o600)
-        self.say(f"\n{BOLD}== Configuration{RESET}\n$ cp config.yaml.example config.yaml   "
-                 f"(demo: base URLs → simulator, no credentials)")
+        self.say(
+            f"\n{BOLD}== Configuration{RESET}\n$ cp config.yaml.example config.yaml   "
+            f"(demo: base URLs → simulator, no credentials)"
+        )
 
     def key_figures(self) -> list[str]:
         """The numbers an operator looks at first, read from the demo's database and reports."""
         import sqlite3
+
         out = []
         dbfile = self.workspace / "data" / "polymarket.db"
         if dbfile.exists():
@@ -164,15 +198,21 @@ class Demo:
                 q = lambda sql: conn.execute(sql).fetchone()  # noqa: E731
                 markets = q("SELECT COUNT(*), SUM(tracked) FROM markets")
                 snaps = q("SELECT SUM(source='collected'), SUM(source='backfill') FROM market_snapshots")
-                out.append(f"Markets: {markets[0]} known, {markets[1] or 0} tracked; snapshots: "
-                           f"{snaps[0] or 0:,} collected + {snaps[1] or 0:,} backfilled")
+                out.append(
+                    f"Markets: {markets[0]} known, {markets[1] or 0} tracked; snapshots: "
+                    f"{snaps[0] or 0:,} collected + {snaps[1] or 0:,} backfilled"
+                )
                 trades = q("SELECT COUNT(*), COALESCE(SUM(fee_micro),0) FROM trades WHERE mode='paper'")
-                perf = q("SELECT equity_micro, cash_micro, open_positions FROM performance WHERE mode='paper' "
-                         "ORDER BY id DESC LIMIT 1")
+                perf = q(
+                    "SELECT equity_micro, cash_micro, open_positions FROM performance WHERE mode='paper' "
+                    "ORDER BY id DESC LIMIT 1"
+                )
                 line = f"Paper trading: {trades[0]} fills, fees ${trades[1] / 1e6:,.2f}"
                 if perf:
-                    line += (f"; equity ${perf[0] / 1e6:,.2f} (P&L {perf[0] / 1e6 - 500:+,.2f}), "
-                             f"{perf[2]} open position(s) after the emergency stop")
+                    line += (
+                        f"; equity ${perf[0] / 1e6:,.2f} (P&L {perf[0] / 1e6 - 500:+,.2f}), "
+                        f"{perf[2]} open position(s) after the emergency stop"
+                    )
                 out.append(line)
                 alerts = conn.execute("SELECT level, COUNT(*) FROM alerts GROUP BY level").fetchall()
                 out.append("Alerts recorded: " + (", ".join(f"{n} {lvl}" for lvl, n in alerts) or "none"))
@@ -185,11 +225,13 @@ class Demo:
             try:
                 m = json.loads(report.read_text(encoding="utf-8")).get("metrics", {})
                 sharpe = m.get("sharpe_ratio")
-                out.append(f"Backtest (30 days): {m.get('total_trades')} trades, win rate "
-                           f"{100 * (m.get('win_rate') or 0):.1f}%, Sharpe "
-                           f"{'n/a' if sharpe is None else format(sharpe, '.2f')}, max drawdown "
-                           f"{100 * (m.get('max_drawdown') or 0):.1f}%, final capital "
-                           f"${m.get('final_capital') or 0:,.2f} → {m.get('verdict')}")
+                out.append(
+                    f"Backtest (30 days): {m.get('total_trades')} trades, win rate "
+                    f"{100 * (m.get('win_rate') or 0):.1f}%, Sharpe "
+                    f"{'n/a' if sharpe is None else format(sharpe, '.2f')}, max drawdown "
+                    f"{100 * (m.get('max_drawdown') or 0):.1f}%, final capital "
+                    f"${m.get('final_capital') or 0:,.2f} → {m.get('verdict')}"
+                )
             except (ValueError, TypeError, AttributeError) as exc:
                 out.append(f"(backtest report unreadable: {exc})")
         return out
@@ -200,12 +242,17 @@ class Demo:
             self.say(f"  {line}")
         for r in self.results:
             self.say(f"  {'✓' if r.ok else '✗'} {r.title:<45} {r.seconds:6.1f} s   {r.command}")
-        reports = sorted(p for p in (self.workspace / "reports").glob("*") if p.is_file()) \
-            if (self.workspace / "reports").exists() else []
+        reports = (
+            sorted(p for p in (self.workspace / "reports").glob("*") if p.is_file())
+            if (self.workspace / "reports").exists()
+            else []
+        )
         if reports:
             self.say("  Reports and plots:")
             for p in reports:
-                self.say(f"    {p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}  ({p.stat().st_size:,} bytes)")
+                self.say(
+                    f"    {p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}  ({p.stat().st_size:,} bytes)"
+                )
         self.say(f"  Total time: {time.monotonic() - started:.0f} s; workspace: {self.workspace}")
 
 
@@ -214,8 +261,12 @@ class DemoFailed(Exception):
 
 
 def main(args) -> int:
-    demo = Demo(Path(args.workspace).resolve(), speed=args.speed, markets=args.markets,
-                paper_seconds=args.paper_seconds)
+    demo = Demo(
+        Path(args.workspace).resolve(),
+        speed=args.speed,
+        markets=args.markets,
+        paper_seconds=args.paper_seconds,
+    )
     started = time.monotonic()
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
@@ -242,6 +293,7 @@ def main(args) -> int:
 # ---------------------------------------------------------------------- the journey
 def _sim_time(d: Demo) -> int:
     import requests
+
     return int(requests.get(f"{d.sim_url}/clob/time", timeout=5).json())
 
 
@@ -249,6 +301,7 @@ def _advance_to_next_cycle(d: Demo, interval: int = 300) -> None:
     """Move the simulator clock just past the next 5-minute boundary, so consecutive
     collection cycles land on consecutive grid points (what cron does in real time)."""
     import requests
+
     now = _sim_time(d)
     target = (now // interval + 1) * interval + 5
     requests.post(f"{d.sim_url}/_sim/advance", json={"seconds": target - now}, timeout=5).raise_for_status()
@@ -262,6 +315,7 @@ def step_setup(d: Demo) -> None:
 
 def _set_speed(d: Demo, speed: float) -> None:
     import requests
+
     requests.post(f"{d.sim_url}/_sim/speed", json={"speed": speed}, timeout=5).raise_for_status()
 
 
@@ -281,22 +335,46 @@ def step_collect(d: Demo) -> None:
 
 def step_validate(d: Demo) -> None:
     d.run("7-day correlation analysis", "correlation_analysis.py", "--days", "7", show=30)
-    d.run("Correlation heatmap", "plot_correlations.py", "--days", "7", "--output",
-          "reports/correlation_heatmap_7day.png")
-    end = datetime.fromtimestamp(_sim_time(d), timezone.utc).date()
-    start = end - timedelta(days=29)          # 30 days inclusive → reports/backtest_30day.json
+    d.run(
+        "Correlation heatmap",
+        "plot_correlations.py",
+        "--days",
+        "7",
+        "--output",
+        "reports/correlation_heatmap_7day.png",
+    )
+    end = datetime.fromtimestamp(_sim_time(d), UTC).date()
+    start = end - timedelta(days=29)  # 30 days inclusive → reports/backtest_30day.json
     # The verdict is what it is: FAIL (exit 1) or INSUFFICIENT_DATA (exit 6: too few trades or too
     # little data to judge) are valid, honest outcomes for a demo strategy.
-    d.run("30-day backtest", "backtest.py", "--start-date", start.isoformat(), "--end-date", end.isoformat(),
-          "--capital", "500", "--no-progress", expect=(0, 1, 6), show=40)
+    d.run(
+        "30-day backtest",
+        "backtest.py",
+        "--start-date",
+        start.isoformat(),
+        "--end-date",
+        end.isoformat(),
+        "--capital",
+        "500",
+        "--no-progress",
+        expect=(0, 1, 6),
+        show=40,
+    )
 
 
 def step_paper(d: Demo) -> None:
     _set_speed(d, d.speed)
-    d.say(f"\n{BOLD}== Paper trading for {d.paper_seconds:.0f} s (simulator clock ×{d.speed:g}){RESET}\n"
-          f"$ python trading_bot.py --paper-trading")
-    bot = d.start_background(str(ROOT / "trading_bot.py"), "--paper-trading",
-                             "--max-runtime", str(int(d.paper_seconds * 3)), log_name="trading_bot.out")
+    d.say(
+        f"\n{BOLD}== Paper trading for {d.paper_seconds:.0f} s (simulator clock ×{d.speed:g}){RESET}\n"
+        f"$ python trading_bot.py --paper-trading"
+    )
+    bot = d.start_background(
+        str(ROOT / "trading_bot.py"),
+        "--paper-trading",
+        "--max-runtime",
+        str(int(d.paper_seconds * 3)),
+        log_name="trading_bot.out",
+    )
     time.sleep(min(15.0, d.paper_seconds / 3))
     if bot.poll() is not None:
         raise DemoFailed(f"the paper bot exited early with {bot.returncode}; see demo_workspace/logs")
@@ -310,17 +388,25 @@ def step_paper(d: Demo) -> None:
     except subprocess.TimeoutExpired:
         raise DemoFailed("the bot did not stop within 60 s of EMERGENCY_STOP")
     d.say(f"  ✓ bot stopped {time.monotonic() - t0:.1f} s after EMERGENCY_STOP (exit {code})")
-    out = (d.workspace / "logs" / "trading_bot.out").read_text(encoding="utf-8", errors="replace").splitlines()
+    out = (
+        (d.workspace / "logs" / "trading_bot.out").read_text(encoding="utf-8", errors="replace").splitlines()
+    )
     d.say("  The bot's console (logs/trading_system_YYYYMMDD.log has the same lines):")
     for line in out[:6] + (["  …"] if len(out) > 14 else []) + out[-8:] if len(out) > 14 else out:
         d.say("    " + line)
-    d.results.append(StepResult("Emergency stop drill", "touch EMERGENCY_STOP", 0,
-                                time.monotonic() - t0))
+    d.results.append(StepResult("Emergency stop drill", "touch EMERGENCY_STOP", 0, time.monotonic() - t0))
     d.run("Health check after the stop", "health_check.py", "--no-alert", expect=(2,))
     d.say("\n$ rm EMERGENCY_STOP")
     (d.workspace / "EMERGENCY_STOP").unlink()
-    d.run("Restart after the emergency stop", "trading_bot.py", "--paper-trading", "--restart",
-          "--max-runtime", "10", show=15)
+    d.run(
+        "Restart after the emergency stop",
+        "trading_bot.py",
+        "--paper-trading",
+        "--restart",
+        "--max-runtime",
+        "10",
+        show=15,
+    )
 
 
 def step_reports(d: Demo) -> None:

@@ -5,6 +5,7 @@ sentence naming the problem and the fix; :func:`polybot.cli.run_script` prints
 that sentence and exits with ``exit_code`` (no traceback). Anything else is a
 bug: its traceback goes to the log file.
 """
+
 from __future__ import annotations
 
 

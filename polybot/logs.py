@@ -11,6 +11,7 @@
   tracebacks and child loggers are covered too. httpx/httpcore/urllib3 are quieted to
   WARNING because they log full request URLs.
 """
+
 from __future__ import annotations
 
 import errno
@@ -19,9 +20,9 @@ import os
 import re
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterable, Optional
 
 LOG_PREFIX = "trading_system_"
 FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
@@ -34,11 +35,18 @@ _PATTERNS = [
     # OpenAI-style keys the checklist greps for
     (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), lambda m: "sk-" + MASK),
     # key=value / "key": "value" pairs for secret-looking names
-    (re.compile(r"(?i)((?:api[_-]?key|api[_-]?secret|secret|passphrase|password|private[_-]?key|bot[_-]?token|token)"
-                r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',;&]{4,})"), lambda m: m.group(1) + MASK),
+    (
+        re.compile(
+            r"(?i)((?:api[_-]?key|api[_-]?secret|secret|passphrase|password|private[_-]?key|bot[_-]?token|token)"
+            r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',;&]{4,})"
+        ),
+        lambda m: m.group(1) + MASK,
+    ),
     # POLY_* auth headers
-    (re.compile(r"(?i)(POLY_(?:API_KEY|PASSPHRASE|SIGNATURE)[\"']?\s*[:=]\s*[\"']?)([^\s\"',;]+)"),
-     lambda m: m.group(1) + MASK),
+    (
+        re.compile(r"(?i)(POLY_(?:API_KEY|PASSPHRASE|SIGNATURE)[\"']?\s*[:=]\s*[\"']?)([^\s\"',;]+)"),
+        lambda m: m.group(1) + MASK,
+    ),
 ]
 
 _SECRET_ENV_HINTS = ("TOKEN", "SECRET", "PASSWORD", "PASSPHRASE", "PRIVATE_KEY", "API_KEY")
@@ -56,7 +64,7 @@ class Redactor:
             if v and len(str(v)) >= 4:
                 self.values.add(str(v))
 
-    def add_from_environment(self, env: Optional[dict] = None) -> None:
+    def add_from_environment(self, env: dict | None = None) -> None:
         env = os.environ if env is None else env
         self.add(v for k, v in env.items() if any(h in k.upper() for h in _SECRET_ENV_HINTS))
 
@@ -94,7 +102,7 @@ class DailyFileHandler(logging.Handler):
         self.log_dir = Path(log_dir)
         self.retention_days = retention_days
         self.prefix = prefix
-        self._day: Optional[str] = None
+        self._day: str | None = None
         self._stream = None
 
     def path_for(self, day: str) -> Path:
@@ -109,18 +117,18 @@ class DailyFileHandler(logging.Handler):
         self._stream = os.fdopen(fd, "a", encoding="utf-8")
         if new and os.name == "posix":
             try:
-                os.chmod(path, 0o640)       # umask 077 would otherwise give 600
+                os.chmod(path, 0o640)  # umask 077 would otherwise give 600
             except OSError:
                 pass
         self._day = day
         prune_logs(self.log_dir, self.retention_days, prefix=self.prefix)
 
-    failure: Optional[str] = None          # why the log file cannot be written now (None = fine)
+    failure: str | None = None  # why the log file cannot be written now (None = fine)
     failed_records = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            day = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y%m%d")
+            day = datetime.fromtimestamp(record.created, UTC).strftime("%Y%m%d")
             if day != self._day or self._stream is None:
                 self._open(day)
             self._stream.write(self.format(record) + "\n")
@@ -133,10 +141,20 @@ class DailyFileHandler(logging.Handler):
             if self.failure is not None:
                 lost, self.failure, self.failed_records = self.failed_records, None, 0
                 _notify_log_failure(None)
-                self._stream.write(self.format(logging.makeLogRecord({
-                    "name": "polybot.logs", "levelno": logging.WARNING, "levelname": "WARNING",
-                    "msg": "log file writable again; %d records were lost while it was not",
-                    "args": (lost,)})) + "\n")
+                self._stream.write(
+                    self.format(
+                        logging.makeLogRecord(
+                            {
+                                "name": "polybot.logs",
+                                "levelno": logging.WARNING,
+                                "levelname": "WARNING",
+                                "msg": "log file writable again; %d records were lost while it was not",
+                                "args": (lost,),
+                            }
+                        )
+                    )
+                    + "\n"
+                )
                 self._stream.flush()
 
     def _failed(self, exc: OSError) -> None:
@@ -153,8 +171,10 @@ class DailyFileHandler(logging.Handler):
         if self.failure is not None:
             return
         what = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or type(exc).__name__)
-        self.failure = (f"the log file in {self.log_dir} cannot be written ({what}); free space or fix "
-                        f"the permissions of {self.log_dir} — nothing is being logged until then")
+        self.failure = (
+            f"the log file in {self.log_dir} cannot be written ({what}); free space or fix "
+            f"the permissions of {self.log_dir} — nothing is being logged until then"
+        )
         try:
             sys.stderr.write(f"Error: {self.failure}.\n")
             sys.stderr.flush()
@@ -171,23 +191,23 @@ class DailyFileHandler(logging.Handler):
             super().close()
 
 
-_LOG_FAILURE_LISTENERS: list[Callable[[Optional[str]], None]] = []
+_LOG_FAILURE_LISTENERS: list[Callable[[str | None], None]] = []
 
 
-def on_log_failure(listener: Callable[[Optional[str]], None]) -> None:
+def on_log_failure(listener: Callable[[str | None], None]) -> None:
     """Call ``listener(sentence)`` when the log file stops being writable and
     ``listener(None)`` when it recovers. Listeners must not log (they run inside a handler)."""
     if listener not in _LOG_FAILURE_LISTENERS:
         _LOG_FAILURE_LISTENERS.append(listener)
 
 
-def log_file_failure() -> Optional[str]:
+def log_file_failure() -> str | None:
     """Why the configured log file cannot be written now, or None."""
     fh = _CONFIGURED.get("file")
     return getattr(fh, "failure", None)
 
 
-def _notify_log_failure(sentence: Optional[str]) -> None:
+def _notify_log_failure(sentence: str | None) -> None:
     for listener in list(_LOG_FAILURE_LISTENERS):
         try:
             listener(sentence)
@@ -195,16 +215,17 @@ def _notify_log_failure(sentence: Optional[str]) -> None:
             pass
 
 
-def prune_logs(log_dir: Path, retention_days: int, *, prefix: str = LOG_PREFIX,
-               now: Optional[float] = None) -> list[Path]:
+def prune_logs(
+    log_dir: Path, retention_days: int, *, prefix: str = LOG_PREFIX, now: float | None = None
+) -> list[Path]:
     """Delete dated log files older than ``retention_days``; return what was deleted."""
     if retention_days <= 0:
         return []
     now = time.time() if now is None else now
-    cutoff = datetime.fromtimestamp(now - retention_days * 86400, timezone.utc).strftime("%Y%m%d")
+    cutoff = datetime.fromtimestamp(now - retention_days * 86400, UTC).strftime("%Y%m%d")
     removed = []
     for path in Path(log_dir).glob(f"{prefix}*.log"):
-        day = path.stem[len(prefix):]
+        day = path.stem[len(prefix) :]
         if day.isdigit() and len(day) == 8 and day < cutoff:
             try:
                 path.unlink()
@@ -215,15 +236,21 @@ def prune_logs(log_dir: Path, retention_days: int, *, prefix: str = LOG_PREFIX,
 
 
 def today_log_path(log_dir: Path) -> Path:
-    return Path(log_dir) / f"{LOG_PREFIX}{datetime.now(timezone.utc).strftime('%Y%m%d')}.log"
+    return Path(log_dir) / f"{LOG_PREFIX}{datetime.now(UTC).strftime('%Y%m%d')}.log"
 
 
 _CONFIGURED: dict = {}
 
 
-def setup_logging(log_dir: Path | str = "logs", *, level: str = "INFO", console_level: str = "WARNING",
-                  secrets: Iterable[str] = (), retention_days: int = 90,
-                  name: str = "polybot") -> logging.Logger:
+def setup_logging(
+    log_dir: Path | str = "logs",
+    *,
+    level: str = "INFO",
+    console_level: str = "WARNING",
+    secrets: Iterable[str] = (),
+    retention_days: int = 90,
+    name: str = "polybot",
+) -> logging.Logger:
     """Configure the root logger once per process (idempotent) and return ``name``'s logger."""
     from .db import ensure_private_dir
 
@@ -259,8 +286,9 @@ def setup_logging(log_dir: Path | str = "logs", *, level: str = "INFO", console_
     return logging.getLogger(name)
 
 
-def setup_logger(name: str = "polybot", config_path: Optional[str] = None, *,
-                 console_level: str = "INFO") -> logging.Logger:
+def setup_logger(
+    name: str = "polybot", config_path: str | None = None, *, console_level: str = "INFO"
+) -> logging.Logger:
     """The checklist's ``from logger import setup_logger; logger = setup_logger()``.
 
     Uses log_dir, log_level and secrets from config.yaml when it loads; otherwise
@@ -276,12 +304,23 @@ def setup_logger(name: str = "polybot", config_path: Optional[str] = None, *,
         retention = cfg.maintenance.log_retention_days
     except ConfigError:
         pass
-    return setup_logging(log_dir, level=level, console_level=console_level, secrets=secrets,
-                         retention_days=retention, name=name)
+    return setup_logging(
+        log_dir,
+        level=level,
+        console_level=console_level,
+        secrets=secrets,
+        retention_days=retention,
+        name=name,
+    )
 
 
 def configure_from(cfg, *, console_level: str = "WARNING", name: str = "polybot") -> logging.Logger:
     """Configure logging from a loaded Config (what every script does)."""
-    return setup_logging(cfg.log_dir, level=cfg.log_level, console_level=console_level,
-                         secrets=cfg.secret_values(), retention_days=cfg.maintenance.log_retention_days,
-                         name=name)
+    return setup_logging(
+        cfg.log_dir,
+        level=cfg.log_level,
+        console_level=console_level,
+        secrets=cfg.secret_values(),
+        retention_days=cfg.maintenance.log_retention_days,
+        name=name,
+    )

@@ -13,6 +13,7 @@ Rounding rules (documented once, used everywhere):
   and fees below 0.00001 are 0;
 - share sizes for orders are rounded DOWN to 2 decimals (the CLOB's rule).
 """
+
 from __future__ import annotations
 
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
@@ -59,8 +60,9 @@ def div_half_up(a: int, b: int) -> int:
     return sign * (q + (1 if 2 * r >= abs(int(b)) else 0))
 
 
-def taker_fee_micro(size_micro: int, price_micro: int, rate: float | str | Decimal,
-                    exponent: float | int = 1) -> int:
+def taker_fee_micro(
+    size_micro: int, price_micro: int, rate: float | str | Decimal, exponent: float | int = 1
+) -> int:
     """Polymarket taker fee: shares × rate × (p × (1 − p))^exponent, rounded to 5 dp.
 
     Fees below 0.00001 USDC are zero (Polymarket's rule).

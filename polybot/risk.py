@@ -57,22 +57,30 @@ Stop-loss: :meth:`RiskManager.stop_losses` (or :func:`stop_loss_hits`) returns
 the positions whose value at the mark (the best bid) is at or below
 ``(1 − stop_loss_percent) × cost basis``; ``hit.intent()`` is the EXIT to send.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Sequence
 
 from polybot.config import RiskLimits
 from polybot.errors import DataError
 from polybot.money import MICRO, fmt_usd, notional_micro, round_size_down, to_micro
 from polybot.strategy.base import (
-    BUY, ENTER, EXIT, SELL, Holding, Intent, MarketInfo, PortfolioView,
+    BUY,
+    ENTER,
+    EXIT,
+    SELL,
+    Holding,
+    Intent,
+    MarketInfo,
+    PortfolioView,
 )
 
 DAY = 86_400
-MIN_MARKETABLE_NOTIONAL_MICRO = 1_000_000      # Polymarket: marketable BUYs ≥ $1
+MIN_MARKETABLE_NOTIONAL_MICRO = 1_000_000  # Polymarket: marketable BUYs ≥ $1
 
 # RiskDecision.rule values
 OK = "ok"
@@ -103,7 +111,7 @@ class RiskDecision:
     approved: bool
     rule: str
     detail: str
-    intent: Optional[Intent] = None
+    intent: Intent | None = None
     resized: bool = False
 
     def __str__(self) -> str:
@@ -127,14 +135,15 @@ class AccountState:
     cash_micro: int
     positions: Mapping[str, Holding] = field(default_factory=dict)
     marks: Mapping[str, int] = field(default_factory=dict)
-    day_start_equity_micro: Optional[int] = None
-    day_low_equity_micro: Optional[int] = None
+    day_start_equity_micro: int | None = None
+    day_low_equity_micro: int | None = None
     stop_exits: Mapping[str, int] = field(default_factory=dict)
     asks: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
-    def from_portfolio(cls, portfolio: PortfolioView, marks: Mapping[str, int],
-                       day_start_equity_micro: Optional[int], **kw) -> "AccountState":
+    def from_portfolio(
+        cls, portfolio: PortfolioView, marks: Mapping[str, int], day_start_equity_micro: int | None, **kw
+    ) -> AccountState:
         return cls(portfolio.cash_micro, dict(portfolio.positions), dict(marks), day_start_equity_micro, **kw)
 
     def open_positions(self) -> list[Holding]:
@@ -176,13 +185,21 @@ class StopLossHit:
     def intent(self, strategy: str = "risk") -> Intent:
         """The EXIT for the whole holding, at any price (a stop must happen)."""
         h = self.holding
-        return Intent(action=EXIT, token_id=h.token_id, market_id=h.market_id, side=SELL,
-                      size_micro=h.size_micro, reason=f"stop_loss: {self.detail}",
-                      strategy=strategy, tag="stop_loss")
+        return Intent(
+            action=EXIT,
+            token_id=h.token_id,
+            market_id=h.market_id,
+            side=SELL,
+            size_micro=h.size_micro,
+            reason=f"stop_loss: {self.detail}",
+            strategy=strategy,
+            tag="stop_loss",
+        )
 
 
-def stop_loss_hits(positions: Iterable[Holding], marks: Mapping[str, int],
-                   stop_loss_percent: float) -> list[StopLossHit]:
+def stop_loss_hits(
+    positions: Iterable[Holding], marks: Mapping[str, int], stop_loss_percent: float
+) -> list[StopLossHit]:
     """Positions to exit: value at the mark ≤ (1 − stop_loss_percent) × cost basis.
 
     A position without a mark is skipped (no price, no decision).
@@ -199,10 +216,17 @@ def stop_loss_hits(positions: Iterable[Holding], marks: Mapping[str, int],
         # integer test: value ≤ cost × (1 − s), exact at the boundary
         limit = h.cost_micro - (h.cost_micro * to_micro(stop_loss_percent)) // MICRO
         if value <= limit:
-            out.append(StopLossHit(h, mark, value, frac,
-                                   f"position worth {fmt_usd(value)} at the bid {mark / MICRO:.4f} is "
-                                   f"{frac:+.1%} of its cost {fmt_usd(h.cost_micro)} "
-                                   f"(stop at -{stop_loss_percent:.0%})"))
+            out.append(
+                StopLossHit(
+                    h,
+                    mark,
+                    value,
+                    frac,
+                    f"position worth {fmt_usd(value)} at the bid {mark / MICRO:.4f} is "
+                    f"{frac:+.1%} of its cost {fmt_usd(h.cost_micro)} "
+                    f"(stop at -{stop_loss_percent:.0%})",
+                )
+            )
     return out
 
 
@@ -219,8 +243,10 @@ def load_correlation_groups(path: Path | str) -> dict[str, str]:
                 out[str(m)] = str(g["id"])
         return out
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path} is not a valid correlation groups file ({exc}); regenerate it with "
-                        f"python correlation_analysis.py --days 7.") from exc
+        raise DataError(
+            f"{path} is not a valid correlation groups file ({exc}); regenerate it with "
+            f"python correlation_analysis.py --days 7."
+        ) from exc
 
 
 def group_keys(market: MarketInfo, correlation_groups: Mapping[str, str]) -> tuple[str, ...]:
@@ -248,10 +274,16 @@ class RiskManager:
       held); add more with :meth:`register_markets`.
     """
 
-    def __init__(self, limits: RiskLimits, capital_micro: int, *,
-                 correlation_groups: Optional[Mapping[str, str]] = None,
-                 first_live_day: Optional[int] = None, allow_resize: bool = True,
-                 markets: Iterable[MarketInfo] = ()):
+    def __init__(
+        self,
+        limits: RiskLimits,
+        capital_micro: int,
+        *,
+        correlation_groups: Mapping[str, str] | None = None,
+        first_live_day: int | None = None,
+        allow_resize: bool = True,
+        markets: Iterable[MarketInfo] = (),
+    ):
         self.limits = limits
         self.capital_micro = int(capital_micro)
         self.correlation_groups = dict(correlation_groups or {})
@@ -266,16 +298,24 @@ class RiskManager:
         self.daily_loss_micro = to_micro(limits.daily_loss_limit)
         self.cooldown_seconds = int(round(limits.stop_loss_cooldown_hours * 3600))
         # the most an entry may lose at the bid the moment it fills, as a fraction (micro-units)
-        self.max_entry_cost_micro = (to_micro(limits.stop_loss_percent)
-                                     * to_micro(limits.max_entry_cost_share_of_stop)) // MICRO
+        self.max_entry_cost_micro = (
+            to_micro(limits.stop_loss_percent) * to_micro(limits.max_entry_cost_share_of_stop)
+        ) // MICRO
 
     @classmethod
-    def from_config(cls, cfg, *, first_live_day: Optional[int] = None,
-                    markets: Iterable[MarketInfo] = (), **kw) -> "RiskManager":
+    def from_config(
+        cls, cfg, *, first_live_day: int | None = None, markets: Iterable[MarketInfo] = (), **kw
+    ) -> RiskManager:
         """The engine's constructor: limits, capital and the correlation report from ``cfg``."""
         groups = load_correlation_groups(Path(cfg.report_dir) / "correlation_groups.json")
-        return cls(cfg.risk_limits, to_micro(cfg.capital), correlation_groups=groups,
-                   first_live_day=first_live_day, markets=markets, **kw)
+        return cls(
+            cfg.risk_limits,
+            to_micro(cfg.capital),
+            correlation_groups=groups,
+            first_live_day=first_live_day,
+            markets=markets,
+            **kw,
+        )
 
     # ------------------------------------------------------------------ groups
     def register_markets(self, markets: Iterable[MarketInfo]) -> None:
@@ -310,30 +350,36 @@ class RiskManager:
             for s in self.limits.ramp_up:
                 if s.from_day <= day:
                     step = s
-            if step is None:           # before the first step: the first step applies
+            if step is None:  # before the first step: the first step applies
                 step = self.limits.ramp_up[0]
             if step.max_positions < cap:
                 cap, rule = step.max_positions, RULE_RAMP_UP
         return cap, rule
 
-    def daily_loss_breached(self, account: AccountState) -> Optional[RiskDecision]:
+    def daily_loss_breached(self, account: AccountState) -> RiskDecision | None:
         """A rejection decision when today's P&L is, or was earlier today, at or below
         −daily_loss_limit, else None. Latched until 00:00 UTC: a rebound of the marks does
         not re-open entries. (The engine also uses it to trip circuit breaker #2.)"""
         pnl = account.daily_pnl_micro()
         if pnl <= -self.daily_loss_micro:
-            return RiskDecision(False, RULE_DAILY_LOSS,
-                                f"daily_loss_limit: today's P&L {fmt_usd(pnl, signed=True)} is at or below "
-                                f"-{fmt_usd(self.daily_loss_micro)}; no new entries until 00:00 UTC")
+            return RiskDecision(
+                False,
+                RULE_DAILY_LOSS,
+                f"daily_loss_limit: today's P&L {fmt_usd(pnl, signed=True)} is at or below "
+                f"-{fmt_usd(self.daily_loss_micro)}; no new entries until 00:00 UTC",
+            )
         worst = account.worst_daily_pnl_micro()
         if worst <= -self.daily_loss_micro:
-            return RiskDecision(False, RULE_DAILY_LOSS,
-                                f"daily_loss_limit: today's P&L fell to {fmt_usd(worst, signed=True)} (now "
-                                f"{fmt_usd(pnl, signed=True)}), at or below -{fmt_usd(self.daily_loss_micro)}; "
-                                f"no new entries until 00:00 UTC")
+            return RiskDecision(
+                False,
+                RULE_DAILY_LOSS,
+                f"daily_loss_limit: today's P&L fell to {fmt_usd(worst, signed=True)} (now "
+                f"{fmt_usd(pnl, signed=True)}), at or below -{fmt_usd(self.daily_loss_micro)}; "
+                f"no new entries until 00:00 UTC",
+            )
         return None
 
-    def cooldown_breached(self, token_id: str, account: AccountState, now: int) -> Optional[RiskDecision]:
+    def cooldown_breached(self, token_id: str, account: AccountState, now: int) -> RiskDecision | None:
         """A rejection when ``token_id`` was stopped out less than the cooldown ago."""
         last = account.stop_exits.get(token_id)
         if last is None or self.cooldown_seconds <= 0:
@@ -341,13 +387,17 @@ class RiskManager:
         left = int(last) + self.cooldown_seconds - int(now)
         if left <= 0:
             return None
-        return RiskDecision(False, RULE_STOP_COOLDOWN,
-                            f"stop_loss_cooldown: token {token_id[:12]}… was stopped out "
-                            f"{(int(now) - int(last)) / 3600:.1f} h ago; no re-entry for "
-                            f"{self.limits.stop_loss_cooldown_hours:g} h ({left / 3600:.1f} h left)")
+        return RiskDecision(
+            False,
+            RULE_STOP_COOLDOWN,
+            f"stop_loss_cooldown: token {token_id[:12]}… was stopped out "
+            f"{(int(now) - int(last)) / 3600:.1f} h ago; no re-entry for "
+            f"{self.limits.stop_loss_cooldown_hours:g} h ({left / 3600:.1f} h left)",
+        )
 
-    def entry_cost_breached(self, intent: Intent, market: MarketInfo,
-                            account: AccountState) -> Optional[RiskDecision]:
+    def entry_cost_breached(
+        self, intent: Intent, market: MarketInfo, account: AccountState
+    ) -> RiskDecision | None:
         """A rejection when buying at the best ask (at most the limit) and marking at the best
         bid loses ≥ max_entry_cost_share_of_stop × stop_loss_percent at once."""
         bid = account.marks.get(intent.token_id)
@@ -355,27 +405,34 @@ class RiskManager:
         if bid is None or not prices:
             return None
         price = min(prices)
-        cost = price + -(-price * _fee_fraction(market, price) // MICRO)      # per share, fee included
+        cost = price + -(-price * _fee_fraction(market, price) // MICRO)  # per share, fee included
         frac = max(0, ((cost - int(bid)) * MICRO) // cost)
         if frac < self.max_entry_cost_micro:
             return None
-        return RiskDecision(False, RULE_ENTRY_COST,
-                            f"entry_cost: buying at {price / MICRO:.4g} (taker fee included) and marking at the bid "
-                            f"{bid / MICRO:.4g} loses {frac / MICRO:.1%} at once, ≥ "
-                            f"{self.limits.max_entry_cost_share_of_stop:g} × the {self.limits.stop_loss_percent:.0%} "
-                            f"stop loss; the stop would sit inside the spread and fees")
+        return RiskDecision(
+            False,
+            RULE_ENTRY_COST,
+            f"entry_cost: buying at {price / MICRO:.4g} (taker fee included) and marking at the bid "
+            f"{bid / MICRO:.4g} loses {frac / MICRO:.1%} at once, ≥ "
+            f"{self.limits.max_entry_cost_share_of_stop:g} × the {self.limits.stop_loss_percent:.0%} "
+            f"stop loss; the stop would sit inside the spread and fees",
+        )
 
     # ------------------------------------------------------------------ checks
-    def check(self, intent: Intent, account: AccountState, market: Optional[MarketInfo],
-              now: int) -> RiskDecision:
+    def check(
+        self, intent: Intent, account: AccountState, market: MarketInfo | None, now: int
+    ) -> RiskDecision:
         """Check one intent against the account as it is now (see the module docstring)."""
         if intent.action == EXIT:
             return self._check_exit(intent, account)
         if market is None:
             market = self.markets.get(intent.market_id)
         if market is None:
-            return RiskDecision(False, RULE_INVALID,
-                                f"invalid_intent: market {intent.market_id} is unknown to the risk manager")
+            return RiskDecision(
+                False,
+                RULE_INVALID,
+                f"invalid_intent: market {intent.market_id} is unknown to the risk manager",
+            )
         breach = self.daily_loss_breached(account) or self.cooldown_breached(intent.token_id, account, now)
         if breach:
             return breach
@@ -385,40 +442,71 @@ class RiskManager:
             cap, rule = self.max_positions_at(now)
             n_open = len(account.open_positions())
             if n_open >= cap:
-                why = (f"day {max(0, (int(now) - int(self.first_live_day)) // DAY)} of the ramp-up plan allows "
-                       if rule == RULE_RAMP_UP else "max_positions is ")
-                return RiskDecision(False, rule, f"{rule}: {n_open} positions open and {why}{cap}; "
-                                                 f"no new position")
+                why = (
+                    f"day {max(0, (int(now) - int(self.first_live_day)) // DAY)} of the ramp-up plan allows "
+                    if rule == RULE_RAMP_UP
+                    else "max_positions is "
+                )
+                return RiskDecision(
+                    False, rule, f"{rule}: {n_open} positions open and {why}{cap}; no new position"
+                )
         breach = self.entry_cost_breached(intent, market, account)
         if breach:
             return breach
-        price = intent.limit_price_micro or MICRO          # worst case without a limit
-        order = intent.notional_micro if intent.notional_micro is not None else \
-            notional_micro(price, intent.size_micro)
+        price = intent.limit_price_micro or MICRO  # worst case without a limit
+        order = (
+            intent.notional_micro
+            if intent.notional_micro is not None
+            else notional_micro(price, intent.size_micro)
+        )
         order_text = fmt_usd(order)
 
         # headroom per cap: (rule, room left in $, the total the order would make, sentence)
         held_cost = held.cost_micro if held is not None and held.size_micro > 0 else 0
         caps: list[tuple[str, int, int, str]] = []
-        caps.append((RULE_POSITION_SIZE, self.max_position_micro - held_cost, held_cost + order,
-                     f"order {order_text} would make the position {{total}} > {fmt_usd(self.max_position_micro)}"))
+        caps.append(
+            (
+                RULE_POSITION_SIZE,
+                self.max_position_micro - held_cost,
+                held_cost + order,
+                f"order {order_text} would make the position {{total}} > {fmt_usd(self.max_position_micro)}",
+            )
+        )
         exposure = account.exposure_micro()
-        caps.append((RULE_PORTFOLIO_EXPOSURE, self.max_exposure_micro - exposure, exposure + order,
-                     f"order {order_text} would make the portfolio exposure {{total}} > "
-                     f"{fmt_usd(self.max_exposure_micro)} ({self.limits.max_portfolio_exposure:.0%} of "
-                     f"capital {fmt_usd(self.capital_micro)})"))
+        caps.append(
+            (
+                RULE_PORTFOLIO_EXPOSURE,
+                self.max_exposure_micro - exposure,
+                exposure + order,
+                f"order {order_text} would make the portfolio exposure {{total}} > "
+                f"{fmt_usd(self.max_exposure_micro)} ({self.limits.max_portfolio_exposure:.0%} of "
+                f"capital {fmt_usd(self.capital_micro)})",
+            )
+        )
         for g in self.groups_of(market):
             in_group = sum(h.cost_micro for h in account.open_positions() if g in self._holding_groups(h))
-            caps.append((RULE_EVENT_EXPOSURE, self.max_group_micro - in_group, in_group + order,
-                         f"order {order_text} would make the exposure of group {g} {{total}} > "
-                         f"{fmt_usd(self.max_group_micro)} ({self.limits.max_event_exposure:.0%} of "
-                         f"capital {fmt_usd(self.capital_micro)})"))
+            caps.append(
+                (
+                    RULE_EVENT_EXPOSURE,
+                    self.max_group_micro - in_group,
+                    in_group + order,
+                    f"order {order_text} would make the exposure of group {g} {{total}} > "
+                    f"{fmt_usd(self.max_group_micro)} ({self.limits.max_event_exposure:.0%} of "
+                    f"capital {fmt_usd(self.capital_micro)})",
+                )
+            )
         fee_frac = _fee_fraction(market, price)
         spendable = (account.cash_micro * to_micro(self.limits.max_leverage)) // MICRO
         cash_room = (spendable * MICRO) // (MICRO + fee_frac) if spendable > 0 else 0
-        caps.append((RULE_LEVERAGE, cash_room, order + _fee_bound(order, fee_frac),
-                     f"order {order_text} plus its worst-case taker fee would spend {{total}} > cash "
-                     f"{fmt_usd(account.cash_micro)} (no leverage)"))
+        caps.append(
+            (
+                RULE_LEVERAGE,
+                cash_room,
+                order + _fee_bound(order, fee_frac),
+                f"order {order_text} plus its worst-case taker fee would spend {{total}} > cash "
+                f"{fmt_usd(account.cash_micro)} (no leverage)",
+            )
+        )
 
         binding = None
         for rule, room, total, text in caps:
@@ -426,8 +514,9 @@ class RiskManager:
             if order > room and (binding is None or room < binding[1]):
                 binding = (rule, room, total, text)
         if binding is None:
-            return self._min_size_check(intent, market, price, order, OK,
-                                        f"ok: order {order_text} within every limit", resized=False)
+            return self._min_size_check(
+                intent, market, price, order, OK, f"ok: order {order_text} within every limit", resized=False
+            )
         rule, room, total, text = binding
         sentence = f"{rule}: " + text.format(total=fmt_usd(total))
         if not self.allow_resize or room <= 0:
@@ -435,17 +524,38 @@ class RiskManager:
         resized = _resize(intent, room, price)
         if resized is None:
             return RiskDecision(False, rule, sentence + "; nothing fits")
-        new_order = resized.notional_micro if resized.notional_micro is not None else \
-            notional_micro(price, resized.size_micro)
-        return self._min_size_check(resized, market, price, new_order, rule,
-                                    sentence + f"; resized to {fmt_usd(new_order)}", resized=True)
+        new_order = (
+            resized.notional_micro
+            if resized.notional_micro is not None
+            else notional_micro(price, resized.size_micro)
+        )
+        return self._min_size_check(
+            resized,
+            market,
+            price,
+            new_order,
+            rule,
+            sentence + f"; resized to {fmt_usd(new_order)}",
+            resized=True,
+        )
 
-    def _min_size_check(self, intent: Intent, market: MarketInfo, price: int, order: int,
-                        rule: str, detail: str, *, resized: bool) -> RiskDecision:
+    def _min_size_check(
+        self,
+        intent: Intent,
+        market: MarketInfo,
+        price: int,
+        order: int,
+        rule: str,
+        detail: str,
+        *,
+        resized: bool,
+    ) -> RiskDecision:
         shares = intent.size_micro if intent.size_micro is not None else (order * MICRO) // price
         if shares < market.min_size_micro or order < MIN_MARKETABLE_NOTIONAL_MICRO:
-            why = (f"min_order_size: order of {shares / MICRO:.2f} shares ({fmt_usd(order)}) is below the "
-                   f"market's minimum of {market.min_order_size:g} shares and $1.00")
+            why = (
+                f"min_order_size: order of {shares / MICRO:.2f} shares ({fmt_usd(order)}) is below the "
+                f"market's minimum of {market.min_order_size:g} shares and $1.00"
+            )
             if resized:
                 why = detail + "; " + why
             return RiskDecision(False, rule if resized else RULE_MIN_SIZE, why)
@@ -455,22 +565,25 @@ class RiskManager:
         held = account.positions.get(intent.token_id)
         have = held.size_micro if held is not None else 0
         if have <= 0:
-            return RiskDecision(True, RULE_EXIT, f"exit: no position in {intent.token_id} (nothing to sell)",
-                                intent)
+            return RiskDecision(
+                True, RULE_EXIT, f"exit: no position in {intent.token_id} (nothing to sell)", intent
+            )
         if intent.size_micro is not None and intent.size_micro > have:
             cut = intent.with_size(size_micro=have)
-            return RiskDecision(True, RULE_EXIT, f"exit: cut to the {have / MICRO:.2f} shares held",
-                                cut, resized=True)
+            return RiskDecision(
+                True, RULE_EXIT, f"exit: cut to the {have / MICRO:.2f} shares held", cut, resized=True
+            )
         return RiskDecision(True, RULE_EXIT, "exit: exits always pass", intent)
 
-    def check_all(self, intents: Sequence[Intent], account: AccountState,
-                  markets: Mapping[str, MarketInfo], now: int) -> list[RiskDecision]:
+    def check_all(
+        self, intents: Sequence[Intent], account: AccountState, markets: Mapping[str, MarketInfo], now: int
+    ) -> list[RiskDecision]:
         """Check a batch in order, exits first, each approved entry counted against the
         next ones as if filled at its limit price (its notional added to cost basis
         and exposure, notional + worst fee taken from cash). Returns decisions in
         the order of ``intents``."""
         order = sorted(range(len(intents)), key=lambda i: 0 if intents[i].action == EXIT else 1)
-        decisions: list[Optional[RiskDecision]] = [None] * len(intents)
+        decisions: list[RiskDecision | None] = [None] * len(intents)
         cash = account.cash_micro
         positions = dict(account.positions)
         for i in order:
@@ -481,20 +594,31 @@ class RiskManager:
             if d.approved and d.intent is not None and d.intent.action == ENTER:
                 m = markets.get(it.market_id) or self.markets.get(it.market_id)
                 price = d.intent.limit_price_micro or MICRO
-                notional = d.intent.notional_micro if d.intent.notional_micro is not None else \
-                    notional_micro(price, d.intent.size_micro)
+                notional = (
+                    d.intent.notional_micro
+                    if d.intent.notional_micro is not None
+                    else notional_micro(price, d.intent.size_micro)
+                )
                 shares = d.intent.size_micro if d.intent.size_micro is not None else notional * MICRO // price
                 fee = _fee_bound(notional, _fee_fraction(m, price)) if m is not None else 0
                 cash -= notional + fee
                 h = positions.get(it.token_id)
                 if h is not None and h.size_micro > 0:
-                    positions[it.token_id] = replace(h, size_micro=h.size_micro + shares,
-                                                     cost_micro=h.cost_micro + notional + fee)
+                    positions[it.token_id] = replace(
+                        h, size_micro=h.size_micro + shares, cost_micro=h.cost_micro + notional + fee
+                    )
                 else:
-                    positions[it.token_id] = Holding(it.token_id, it.market_id, shares, notional + fee, now,
-                                                     it.strategy, self.group_key(m) if m else "")
+                    positions[it.token_id] = Holding(
+                        it.token_id,
+                        it.market_id,
+                        shares,
+                        notional + fee,
+                        now,
+                        it.strategy,
+                        self.group_key(m) if m else "",
+                    )
             elif d.approved and d.intent is not None and d.intent.action == EXIT:
-                pass   # an exit frees nothing until it fills (pessimistic)
+                pass  # an exit frees nothing until it fills (pessimistic)
         return [d for d in decisions if d is not None]
 
     # ------------------------------------------------------------------ stops
@@ -503,21 +627,21 @@ class RiskManager:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _fee_fraction(market: Optional[MarketInfo], price_micro: int) -> int:
+def _fee_fraction(market: MarketInfo | None, price_micro: int) -> int:
     """Worst-case taker fee per $1 of notional at ``price_micro``, in micro-units:
     fee / notional = rate × (1 − p) × (p(1 − p))^(e − 1)."""
     if market is None or not market.fee.enabled or not market.fee.rate:
         return 0
     p = min(max(price_micro, 1), MICRO - 1) / MICRO
     frac = market.fee.rate * (1 - p) * (p * (1 - p)) ** (market.fee.exponent - 1)
-    return int(frac * MICRO) + 10          # + one fee-rounding unit
+    return int(frac * MICRO) + 10  # + one fee-rounding unit
 
 
 def _fee_bound(notional: int, fee_frac: int) -> int:
     return -(-notional * fee_frac // MICRO)
 
 
-def _resize(intent: Intent, room_micro: int, price_micro: int) -> Optional[Intent]:
+def _resize(intent: Intent, room_micro: int, price_micro: int) -> Intent | None:
     """The intent shrunk so its notional ≤ room (shares down to 2 dp, $ down to the cent)."""
     if intent.notional_micro is not None:
         amount = (room_micro // 10_000) * 10_000
@@ -528,12 +652,27 @@ def _resize(intent: Intent, room_micro: int, price_micro: int) -> Optional[Inten
     return intent.with_size(size_micro=shares) if shares > 0 else None
 
 
-
 __all__ = [
-    "AccountState", "RiskDecision", "RiskManager", "StopLossHit", "group_keys",
-    "load_correlation_groups", "stop_loss_hits",
-    "OK", "RULE_EXIT", "RULE_DAILY_LOSS", "RULE_STOP_COOLDOWN", "RULE_ENTRY_COST", "RULE_MAX_POSITIONS",
+    "AccountState",
+    "RiskDecision",
+    "RiskManager",
+    "StopLossHit",
+    "group_keys",
+    "load_correlation_groups",
+    "stop_loss_hits",
+    "OK",
+    "RULE_EXIT",
+    "RULE_DAILY_LOSS",
+    "RULE_STOP_COOLDOWN",
+    "RULE_ENTRY_COST",
+    "RULE_MAX_POSITIONS",
     "RULE_RAMP_UP",
-    "RULE_POSITION_SIZE", "RULE_PORTFOLIO_EXPOSURE", "RULE_EVENT_EXPOSURE", "RULE_LEVERAGE",
-    "RULE_MIN_SIZE", "RULE_INVALID", "BUY", "SELL",
+    "RULE_POSITION_SIZE",
+    "RULE_PORTFOLIO_EXPOSURE",
+    "RULE_EVENT_EXPOSURE",
+    "RULE_LEVERAGE",
+    "RULE_MIN_SIZE",
+    "RULE_INVALID",
+    "BUY",
+    "SELL",
 ]

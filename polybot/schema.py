@@ -9,6 +9,7 @@ Conventions (see polybot/money.py): times are INTEGER epoch seconds UTC; money a
 share amounts that settle are INTEGER micro-units (columns ending in ``_micro``);
 market-data prices in ``market_snapshots`` are REAL (they never settle).
 """
+
 from __future__ import annotations
 
 # Version 1: the operator checklist's six tables.

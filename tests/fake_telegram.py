@@ -17,6 +17,7 @@ and answers like the real API (``{"ok": true, "result": …}``):
 
 Run standalone: ``python tests/fake_telegram.py --port 8081 --token 123:abc``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 BOT_ID = 7000000001
@@ -34,14 +35,14 @@ BOT_USERNAME = "polybot_test_bot"
 
 @dataclass
 class Recorded:
-    method: str                 # Bot API method, e.g. "sendMessage"
-    token: str                  # the token found in the path
-    params: dict                # parsed parameters (form, JSON or query)
+    method: str  # Bot API method, e.g. "sendMessage"
+    token: str  # the token found in the path
+    params: dict  # parsed parameters (form, JSON or query)
     content_type: str
     http_method: str
     path: str
     at: float = field(default_factory=time.time)
-    status: int = 0             # the HTTP status answered (0: none — hang/down)
+    status: int = 0  # the HTTP status answered (0: none — hang/down)
 
 
 class FakeTelegram:
@@ -54,12 +55,12 @@ class FakeTelegram:
         self._updates: list[dict] = []
         self._next_update_id = 100
         self._next_message_id = 1
-        self._failures: dict[str, list[tuple[int, str, Optional[dict]]]] = {}
+        self._failures: dict[str, list[tuple[int, str, dict | None]]] = {}
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -71,9 +72,8 @@ class FakeTelegram:
         """What goes in ``telegram.base_url`` (PTB appends the token)."""
         return f"http://127.0.0.1:{self.port}/bot"
 
-    def start(self) -> "FakeTelegram":
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-telegram",
-                                        daemon=True)
+    def start(self) -> FakeTelegram:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-telegram", daemon=True)
         self._thread.start()
         return self
 
@@ -84,22 +84,33 @@ class FakeTelegram:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "FakeTelegram":
+    def __enter__(self) -> FakeTelegram:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
     # ------------------------------------------------------------------ scripting
-    def add_message(self, chat_id: int, text: str, *, first_name: str = "Alice",
-                    username: Optional[str] = "alice", chat_type: str = "private",
-                    title: Optional[str] = None, date: Optional[int] = None) -> int:
+    def add_message(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        first_name: str = "Alice",
+        username: str | None = "alice",
+        chat_type: str = "private",
+        title: str | None = None,
+        date: int | None = None,
+    ) -> int:
         """Queue an incoming message (as getUpdates will return it); returns its update_id."""
         with self._cond:
             uid = self._next_update_id
             self._next_update_id += 1
-            sender = {"id": chat_id if chat_type == "private" else 555000111, "is_bot": False,
-                      "first_name": first_name}
+            sender = {
+                "id": chat_id if chat_type == "private" else 555000111,
+                "is_bot": False,
+                "first_name": first_name,
+            }
             if username:
                 sender["username"] = username
             chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
@@ -109,18 +120,23 @@ class FakeTelegram:
                     chat["username"] = username
             else:
                 chat["title"] = title or "Group"
-            msg = {"message_id": self._next_message_id, "date": int(date or time.time()),
-                   "chat": chat, "from": sender, "text": text}
+            msg = {
+                "message_id": self._next_message_id,
+                "date": int(date or time.time()),
+                "chat": chat,
+                "from": sender,
+                "text": text,
+            }
             if text.startswith("/"):
-                msg["entities"] = [{"type": "bot_command", "offset": 0,
-                                    "length": len(text.split()[0])}]
+                msg["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
             self._next_message_id += 1
             self._updates.append({"update_id": uid, "message": msg})
             self._cond.notify_all()
             return uid
 
-    def fail_next(self, method: str, status: int, description: str,
-                  parameters: Optional[dict] = None, times: int = 1) -> None:
+    def fail_next(
+        self, method: str, status: int, description: str, parameters: dict | None = None, times: int = 1
+    ) -> None:
         """The next ``times`` calls of ``method`` get this error answer."""
         with self._cond:
             self._failures.setdefault(method, []).extend([(status, description, parameters)] * times)
@@ -130,8 +146,11 @@ class FakeTelegram:
 
     def messages(self, chat_id: Any = None) -> list[str]:
         """Texts of every sendMessage accepted (200), optionally only those to ``chat_id``."""
-        return [r.params.get("text", "") for r in self.calls("sendMessage")
-                if r.status == 200 and (chat_id is None or str(r.params.get("chat_id")) == str(chat_id))]
+        return [
+            r.params.get("text", "")
+            for r in self.calls("sendMessage")
+            if r.status == 200 and (chat_id is None or str(r.params.get("chat_id")) == str(chat_id))
+        ]
 
     def wait_for(self, method: str, count: int = 1, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -152,16 +171,31 @@ class FakeTelegram:
                     body["parameters"] = parameters
                 return status, body
         if method == "getMe":
-            return 200, {"ok": True, "result": {"id": BOT_ID, "is_bot": True, "first_name": "Polybot Test",
-                                                "username": BOT_USERNAME, "can_join_groups": True,
-                                                "can_read_all_group_messages": False,
-                                                "supports_inline_queries": False}}
+            return 200, {
+                "ok": True,
+                "result": {
+                    "id": BOT_ID,
+                    "is_bot": True,
+                    "first_name": "Polybot Test",
+                    "username": BOT_USERNAME,
+                    "can_join_groups": True,
+                    "can_read_all_group_messages": False,
+                    "supports_inline_queries": False,
+                },
+            }
         if method == "sendMessage":
             if "chat_id" not in params or "text" not in params:
-                return 400, {"ok": False, "error_code": 400,
-                             "description": "Bad Request: message text is empty"}
+                return 400, {
+                    "ok": False,
+                    "error_code": 400,
+                    "description": "Bad Request: message text is empty",
+                }
             if len(str(params["text"])) > 4096:
-                return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"}
+                return 400, {
+                    "ok": False,
+                    "error_code": 400,
+                    "description": "Bad Request: message is too long",
+                }
             chat_id = params["chat_id"]
             try:
                 chat_id = int(chat_id)
@@ -170,10 +204,21 @@ class FakeTelegram:
             with self._cond:
                 mid = self._next_message_id
                 self._next_message_id += 1
-            return 200, {"ok": True, "result": {
-                "message_id": mid, "date": int(time.time()), "text": params["text"],
-                "chat": {"id": chat_id, "type": "private"},
-                "from": {"id": BOT_ID, "is_bot": True, "first_name": "Polybot Test", "username": BOT_USERNAME}}}
+            return 200, {
+                "ok": True,
+                "result": {
+                    "message_id": mid,
+                    "date": int(time.time()),
+                    "text": params["text"],
+                    "chat": {"id": chat_id, "type": "private"},
+                    "from": {
+                        "id": BOT_ID,
+                        "is_bot": True,
+                        "first_name": "Polybot Test",
+                        "username": BOT_USERNAME,
+                    },
+                },
+            }
         if method == "getUpdates":
             offset = int(params.get("offset") or 0)
             timeout = float(params.get("timeout") or 0)
@@ -199,7 +244,7 @@ class FakeTelegram:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args) -> None:     # keep test output quiet
+            def log_message(self, *args) -> None:  # keep test output quiet
                 pass
 
             def _handle(self) -> None:
@@ -225,7 +270,7 @@ class FakeTelegram:
                 rec = Recorded(method, token, params, ctype, self.command, parts.path)
                 fake.requests.append(rec)
                 if fake.mode == "hang":
-                    fake._stopping.wait()          # never answers while the server runs
+                    fake._stopping.wait()  # never answers while the server runs
                     self.close_connection = True
                     return
                 if fake.mode == "down":
@@ -247,7 +292,7 @@ class FakeTelegram:
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):   # the client gave up (cancelled poll)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (cancelled poll)
                     self.close_connection = True
 
             do_POST = _handle
@@ -256,7 +301,7 @@ class FakeTelegram:
         return Handler
 
 
-def main() -> None:   # pragma: no cover - manual use
+def main() -> None:  # pragma: no cover - manual use
     p = argparse.ArgumentParser(description="Run the fake Telegram Bot API locally.")
     p.add_argument("--port", type=int, default=8081)
     p.add_argument("--token", default="123456789:TEST-token-for-the-local-fake-api")

@@ -1,5 +1,6 @@
 """Fixtures and helpers for the alert tests: a local SMTP server (aiosmtpd), the fake
 Telegram Bot API, and an alert workspace (config.yaml + initialized database)."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,6 @@ import time
 import warnings
 from email import message_from_bytes, policy
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
@@ -33,8 +33,7 @@ def free_port() -> int:
 class SmtpServer:
     """aiosmtpd on 127.0.0.1 recording every message; optional AUTH and STARTTLS."""
 
-    def __init__(self, port: Optional[int] = None, *, password: Optional[str] = None,
-                 tls_context=None):
+    def __init__(self, port: int | None = None, *, password: str | None = None, tls_context=None):
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -51,21 +50,26 @@ class SmtpServer:
                 return "250 Message accepted"
 
         def authenticator(srv, session, envelope, mechanism, auth_data):
-            ok = (isinstance(auth_data, LoginPassword) and auth_data.login.decode() == SMTP_USER
-                  and auth_data.password.decode() == password)
+            ok = (
+                isinstance(auth_data, LoginPassword)
+                and auth_data.login.decode() == SMTP_USER
+                and auth_data.password.decode() == password
+            )
             server.auth_attempts.append((mechanism, ok))
-            return AuthResult(success=ok, handled=False)   # False: the server answers 535
+            return AuthResult(success=ok, handled=False)  # False: the server answers 535
 
         kwargs: dict = {}
         if password is not None:
-            kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=tls_context is not None)
+            kwargs.update(
+                authenticator=authenticator, auth_required=True, auth_require_tls=tls_context is not None
+            )
         if tls_context is not None:
             kwargs.update(tls_context=tls_context, require_starttls=True)
-        with warnings.catch_warnings():     # "AUTH without TLS" is what the test wants
+        with warnings.catch_warnings():  # "AUTH without TLS" is what the test wants
             warnings.simplefilter("ignore")
             self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **kwargs)
 
-    def start(self) -> "SmtpServer":
+    def start(self) -> SmtpServer:
         self.controller.start()
         return self
 
@@ -80,22 +84,35 @@ class SmtpServer:
 
 
 def email_section(port: int, *, password: bool = False, starttls: bool = False) -> dict:
-    sec = {"enabled": True, "smtp_host": "127.0.0.1", "smtp_port": port, "starttls": starttls,
-           "from_addr": "polybot@example.com", "to_addrs": ["operator@example.com"], "timeout_seconds": 5}
+    sec = {
+        "enabled": True,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "starttls": starttls,
+        "from_addr": "polybot@example.com",
+        "to_addrs": ["operator@example.com"],
+        "timeout_seconds": 5,
+    }
     if password:
         sec.update(username=SMTP_USER, password="${SMTP_PASSWORD}")
     return sec
 
 
 def telegram_section(fake: FakeTelegram, *, timeout: float = 5, token_var: bool = False) -> dict:
-    return {"enabled": True, "bot_token": "${TELEGRAM_BOT_TOKEN}" if token_var else TOKEN,
-            "chat_id": CHAT_ID, "base_url": fake.base_url, "timeout_seconds": timeout}
+    return {
+        "enabled": True,
+        "bot_token": "${TELEGRAM_BOT_TOKEN}" if token_var else TOKEN,
+        "chat_id": CHAT_ID,
+        "base_url": fake.base_url,
+        "timeout_seconds": timeout,
+    }
 
 
-def make_workspace(root: Path, overrides: dict, *, init_db: bool = True, env: Optional[dict] = None):
+def make_workspace(root: Path, overrides: dict, *, init_db: bool = True, env: dict | None = None):
     """Write config.yaml under ``root``, initialize the database, return the loaded Config."""
     from polybot.config import load_config
     from polybot.db import initialize
+
     write_config(root, overrides)
     cfg = load_config(root / "config.yaml", env=env, require_mode_secrets=False)
     if init_db:
@@ -130,9 +147,28 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     if not shutil.which("openssl"):
         pytest.skip("openssl command not available to make a test certificate")
     cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 

@@ -1,4 +1,5 @@
 """Helpers for the collection tests (owned by the collection issue)."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -38,10 +39,13 @@ def checklist_counts(ws: Path) -> tuple[int, int]:
     """The checklist's verification one-liner, run exactly as written (in ``ws``)."""
     import subprocess
     import sys
-    code = ("import sqlite3; conn = sqlite3.connect('data/polymarket.db'); "
-            "print('Markets:', conn.execute('SELECT COUNT(*) FROM markets').fetchone()[0]); "
-            "print('Snapshots:', conn.execute('SELECT COUNT(*) FROM market_snapshots').fetchone()[0]); "
-            "conn.close()")
+
+    code = (
+        "import sqlite3; conn = sqlite3.connect('data/polymarket.db'); "
+        "print('Markets:', conn.execute('SELECT COUNT(*) FROM markets').fetchone()[0]); "
+        "print('Snapshots:', conn.execute('SELECT COUNT(*) FROM market_snapshots').fetchone()[0]); "
+        "conn.close()"
+    )
     r = subprocess.run([sys.executable, "-c", code], cwd=ws, capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     lines = dict(line.split(": ") for line in r.stdout.strip().splitlines())

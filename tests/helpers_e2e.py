@@ -7,6 +7,7 @@ API and the background trading bot; it runs the checklist's commands as real sub
 command, its exit code and its output. :func:`phase` chains the phases: once one fails,
 every later phase is skipped with the name of the failed one instead of cascading.
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,9 +19,8 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 import pytest
 import requests
@@ -29,7 +29,7 @@ from tests.conftest import ROOT, SECRET_ENV_PREFIXES, run_cli
 
 TOKEN = "7000000001:E2E-fake-token-for-the-local-bot-api"
 CHAT_ID = 424200117
-PRIVATE_KEY = "0x" + "5e" * 32      # a valid secp256k1 key, used only against the simulator
+PRIVATE_KEY = "0x" + "5e" * 32  # a valid secp256k1 key, used only against the simulator
 
 
 def operator_env_for(sim_handle) -> dict:
@@ -41,18 +41,22 @@ def operator_env_for(sim_handle) -> dict:
     address = Account.from_key(PRIVATE_KEY).address
     with sim_handle.sim.lock:
         creds = sim_handle.sim.exchange.creds(address, 0)
-    return {"POLYMARKET_API_KEY": creds["apiKey"], "POLYMARKET_API_SECRET": creds["secret"],
-            "POLYMARKET_API_PASSPHRASE": creds["passphrase"], "POLYMARKET_PRIVATE_KEY": PRIVATE_KEY,
-            "TELEGRAM_BOT_TOKEN": TOKEN}
+    return {
+        "POLYMARKET_API_KEY": creds["apiKey"],
+        "POLYMARKET_API_SECRET": creds["secret"],
+        "POLYMARKET_API_PASSPHRASE": creds["passphrase"],
+        "POLYMARKET_PRIVATE_KEY": PRIVATE_KEY,
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+    }
 
 
-GRID = 300          # the 5-minute collection grid, seconds
+GRID = 300  # the 5-minute collection grid, seconds
 
 
 # ---------------------------------------------------------------------------- phase chaining
 class _Chain:
-    failed: Optional[str] = None
-    passed: int = 0                   # number of the last phase that passed
+    failed: str | None = None
+    passed: int = 0  # number of the last phase that passed
 
 
 CHAIN = _Chain()
@@ -68,11 +72,15 @@ def phase(title: str):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             if CHAIN.failed:
-                pytest.skip(f"skipped because an earlier phase failed: {CHAIN.failed} "
-                            f"(the workspace is not in the state this phase needs)")
+                pytest.skip(
+                    f"skipped because an earlier phase failed: {CHAIN.failed} "
+                    f"(the workspace is not in the state this phase needs)"
+                )
             if CHAIN.passed != number - 1:
-                pytest.skip(f"phase {number} needs phases 1-{number - 1} to have run in this session "
-                            f"(last passed: {CHAIN.passed}); run the whole module")
+                pytest.skip(
+                    f"phase {number} needs phases 1-{number - 1} to have run in this session "
+                    f"(last passed: {CHAIN.passed}); run the whole module"
+                )
             try:
                 result = fn(*args, **kwargs)
             except pytest.skip.Exception:
@@ -82,21 +90,28 @@ def phase(title: str):
                 raise
             CHAIN.passed = number
             return result
+
         return wrapper
+
     return deco
 
 
 # ---------------------------------------------------------------------------- output helpers
 def show(res: subprocess.CompletedProcess, limit: int = 8000) -> str:
     """The command, its exit code and its output, for an assertion message."""
-    cmd = res.args if isinstance(res.args, str) else " ".join(
-        "python" if a == sys.executable else (Path(a).name if str(a).startswith(str(ROOT)) else str(a))
-        for a in res.args)
+    cmd = (
+        res.args
+        if isinstance(res.args, str)
+        else " ".join(
+            "python" if a == sys.executable else (Path(a).name if str(a).startswith(str(ROOT)) else str(a))
+            for a in res.args
+        )
+    )
     out, err = (res.stdout or ""), (res.stderr or "")
     if len(out) > limit:
         out = "…" + out[-limit:]
     if len(err) > limit // 2:
-        err = "…" + err[-limit // 2:]
+        err = "…" + err[-limit // 2 :]
     return f"\n$ {cmd}\nexit code {res.returncode}\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
 
 
@@ -125,8 +140,8 @@ def line_starting(res: subprocess.CompletedProcess, prefix: str) -> str:
     raise AssertionError(f"no line starting with {prefix!r}" + show(res))
 
 
-def utc_day(ts: Optional[float] = None) -> str:
-    return datetime.fromtimestamp(time.time() if ts is None else ts, timezone.utc).strftime("%Y%m%d")
+def utc_day(ts: float | None = None) -> str:
+    return datetime.fromtimestamp(time.time() if ts is None else ts, UTC).strftime("%Y%m%d")
 
 
 # ---------------------------------------------------------------------------- config editing
@@ -137,7 +152,7 @@ def _yaml_value(value) -> str:
         return "[" + ", ".join(_yaml_value(v) for v in value) + "]"
     if isinstance(value, (int, float)):
         return repr(value)
-    return json.dumps(str(value))          # a JSON string is a valid YAML double-quoted scalar
+    return json.dumps(str(value))  # a JSON string is a valid YAML double-quoted scalar
 
 
 def set_in_section(text: str, section: str, key: str, value) -> str:
@@ -147,8 +162,10 @@ def set_in_section(text: str, section: str, key: str, value) -> str:
     head = re.compile(rf"^{re.escape(section)}:\s*(#.*)?$")
     start = next((i for i, ln in enumerate(lines) if head.match(ln.rstrip("\n"))), None)
     assert start is not None, f"section {section}: not found in config.yaml"
-    end = next((i for i in range(start + 1, len(lines))
-                if lines[i].strip() and not lines[i].startswith((" ", "#"))), len(lines))
+    end = next(
+        (i for i in range(start + 1, len(lines)) if lines[i].strip() and not lines[i].startswith((" ", "#"))),
+        len(lines),
+    )
     pat = re.compile(rf"^(\s+{re.escape(key)}:)[ \t]*([^#\n]*?)([ \t]*#[^\n]*)?(\n?)$")
     hits = [i for i in range(start + 1, end) if pat.match(lines[i])]
     assert len(hits) == 1, f"{section}.{key} found {len(hits)} times in config.yaml"
@@ -158,7 +175,7 @@ def set_in_section(text: str, section: str, key: str, value) -> str:
 
 
 # ---------------------------------------------------------------------------- the journey
-def operator_env(extra: Optional[dict] = None) -> dict:
+def operator_env(extra: dict | None = None) -> dict:
     """The environment run_cli gives a script (conftest.run_cli), for Popen and python -c."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_ENV_PREFIXES)}
     env["PYTHONPATH"] = str(ROOT)
@@ -170,14 +187,14 @@ def operator_env(extra: Optional[dict] = None) -> dict:
 @dataclass
 class Journey:
     ws: Path
-    sim: object                       # polybot.sim.server.SimulatorHandle
-    tg: object                        # tests.fake_telegram.FakeTelegram
+    sim: object  # polybot.sim.server.SimulatorHandle
+    tg: object  # tests.fake_telegram.FakeTelegram
     console_dir: Path
     env: dict = field(default_factory=dict)
     facts: dict = field(default_factory=dict)
     bots: list = field(default_factory=list)
     timings: list = field(default_factory=list)
-    transcript: list = field(default_factory=list)     # show() of every command, in order
+    transcript: list = field(default_factory=list)  # show() of every command, in order
 
     # ---- commands
     def run(self, script: str, *args: str, expect=(0,), timeout: float = 180) -> subprocess.CompletedProcess:
@@ -194,8 +211,14 @@ class Journey:
     def py(self, code: str, *, expect=(0,), timeout: float = 120) -> subprocess.CompletedProcess:
         """``python -c "<code>"`` in the workspace (the checklist's one-liners)."""
         t0 = time.monotonic()
-        res = subprocess.run([sys.executable, "-c", code], cwd=self.ws, env=operator_env(self.env),
-                             capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=self.ws,
+            env=operator_env(self.env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         res.args = f'python -c "{code}"'
         self.timings.append((f"python -c {code[:50]}…", time.monotonic() - t0))
         self.transcript.append(show(res, limit=100_000))
@@ -207,11 +230,16 @@ class Journey:
         """``python trading_bot.py args`` in the background (console → a file outside the workspace)."""
         console = self.console_dir / f"trading_bot_{len(self.bots) + 1}.console.txt"
         fh = open(console, "w", encoding="utf-8")
-        proc = subprocess.Popen([sys.executable, str(ROOT / "trading_bot.py"), *args], cwd=self.ws,
-                                env=operator_env(self.env), stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "trading_bot.py"), *args],
+            cwd=self.ws,
+            env=operator_env(self.env),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         fh.close()
-        proc.console = console          # type: ignore[attr-defined]
+        proc.console = console  # type: ignore[attr-defined]
         self.bots.append(proc)
         return proc
 
@@ -242,7 +270,9 @@ class Journey:
         """Move the simulator clock just past the next 5-minute boundary (one cron tick)."""
         now = self.sim_time()
         target = (now // GRID + 1) * GRID + 5
-        requests.post(f"{self.sim.url}/_sim/advance", json={"seconds": target - now}, timeout=5).raise_for_status()
+        requests.post(
+            f"{self.sim.url}/_sim/advance", json={"seconds": target - now}, timeout=5
+        ).raise_for_status()
         return target
 
     # ---- files
@@ -254,7 +284,7 @@ class Journey:
         text = self.config_path.read_text(encoding="utf-8")
         for key, value in changes.items():
             text = set_in_section(text, section, key, value)
-        self.config_path.write_text(text, encoding="utf-8")      # an existing file keeps its mode
+        self.config_path.write_text(text, encoding="utf-8")  # an existing file keeps its mode
 
     def query(self, sql: str, params=()) -> list:
         conn = sqlite3.connect(self.ws / "data" / "polymarket.db", timeout=30)
@@ -287,10 +317,13 @@ class Journey:
             if not missing:
                 return text
             if proc is not None and proc.poll() is not None:
-                raise AssertionError(f"the bot exited with {proc.returncode} before logging {missing}\n"
-                                     f"--- log ---\n{text[-6000:]}\n--- console ---\n{self.console(proc)[-4000:]}")
+                raise AssertionError(
+                    f"the bot exited with {proc.returncode} before logging {missing}\n"
+                    f"--- log ---\n{text[-6000:]}\n--- console ---\n{self.console(proc)[-4000:]}"
+                )
             if time.monotonic() > deadline:
                 extra = f"\n--- console ---\n{self.console(proc)[-4000:]}" if proc is not None else ""
-                raise AssertionError(f"not in the log after {timeout:.0f} s: {missing}\n--- log ---\n"
-                                     f"{text[-6000:]}{extra}")
+                raise AssertionError(
+                    f"not in the log after {timeout:.0f} s: {missing}\n--- log ---\n{text[-6000:]}{extra}"
+                )
             time.sleep(0.25)

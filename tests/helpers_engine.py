@@ -1,5 +1,6 @@
 """Helpers for the engine tests: a workspace wired to a simulator, the bot as a real
 subprocess, and the invariants every database must satisfy after any run."""
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 
 from tests.conftest import ROOT, SECRET_ENV_PREFIXES, sim_urls, write_config
 
@@ -36,6 +36,7 @@ def engine_config(handle, **overrides) -> dict:
             else:
                 a[k] = v
         return a
+
     return merge(cfg, overrides)
 
 
@@ -44,6 +45,7 @@ def make_workspace(root: Path, handle, **overrides) -> Path:
     write_config(root, engine_config(handle, **overrides))
     from polybot.collect.cycle import seed_universe
     from polybot.config import load_config
+
     res = seed_universe(load_config(root / "config.yaml", require_mode_secrets=False))
     assert res.markets > 0, res.failure
     return root
@@ -53,6 +55,7 @@ def make_workspace(root: Path, handle, **overrides) -> Path:
 def fast_sim():
     """The simulator at 60× (a minute per second) with a small world, for bot runs."""
     from polybot.sim.server import start_simulator
+
     h = start_simulator(port=0, seed=42, n_markets=24, speed=60)
     try:
         yield h
@@ -62,11 +65,13 @@ def fast_sim():
 
 def load(root: Path):
     from polybot.config import load_config
+
     return load_config(root / "config.yaml", require_mode_secrets=False)
 
 
 def connect(root: Path):
     from polybot import db
+
     return db.connect(load(root).database_path)
 
 
@@ -79,13 +84,24 @@ def bot_env() -> dict:
 
 def start_bot(root: Path, *args: str, log_name: str = "bot.out") -> subprocess.Popen:
     out = open(root / log_name, "a", encoding="utf-8")
-    return subprocess.Popen([sys.executable, str(ROOT / "trading_bot.py"), *args], cwd=root, env=bot_env(),
-                            stdout=out, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "trading_bot.py"), *args],
+        cwd=root,
+        env=bot_env(),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def run_bot(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "trading_bot.py"), *args], cwd=root, env=bot_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "trading_bot.py"), *args],
+        cwd=root,
+        env=bot_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.1, what: str = "condition"):
@@ -116,6 +132,7 @@ def kill(proc: subprocess.Popen) -> None:
 def assert_consistent(root: Path, mode: str = "paper") -> dict:
     """Positions and cash equal what the recorded trades imply; no duplicates."""
     from polybot.engine import ledger
+
     cfg = load(root)
     conn = connect(root)
     try:
@@ -126,21 +143,29 @@ def assert_consistent(root: Path, mode: str = "paper") -> dict:
         assert n == distinct
         # every order's recorded fills never exceed its size, and filled_micro is their sum
         for oid, size, filled, total in conn.execute(
-                "SELECT o.id, o.size_micro, o.filled_micro, COALESCE(SUM(t.size_micro),0) FROM orders o "
-                "LEFT JOIN trades t ON t.order_id = o.id GROUP BY o.id"):
+            "SELECT o.id, o.size_micro, o.filled_micro, COALESCE(SUM(t.size_micro),0) FROM orders o "
+            "LEFT JOIN trades t ON t.order_id = o.id GROUP BY o.id"
+        ):
             assert total <= size, (oid, size, total)
             assert filled == total, (oid, filled, total)
         cash = ledger.paper_cash_micro(conn, mode, int(cfg.capital * M))
-        flows = conn.execute("SELECT side, notional_micro, fee_micro FROM trades WHERE mode=?", (mode,)).fetchall()
+        flows = conn.execute(
+            "SELECT side, notional_micro, fee_micro FROM trades WHERE mode=?", (mode,)
+        ).fetchall()
         assert cash == int(cfg.capital * M) + sum(-(n + f) if s == "BUY" else n - f for s, n, f in flows)
         # the paper exchange rebuilt from the records agrees
         if mode == "paper":
             from polybot.exchange.models import FeeSchedule
             from polybot.exchange.paper import PaperExchange
-            ex = PaperExchange.from_records(lambda t: None, fees_by_token=lambda t: FeeSchedule(), clock=lambda: 0,
-                                            initial_cash_micro=int(cfg.capital * M),
-                                            fills=ledger.fills_of_mode(conn, mode),
-                                            settlements=ledger.settlements_of_mode(conn, mode))
+
+            ex = PaperExchange.from_records(
+                lambda t: None,
+                fees_by_token=lambda t: FeeSchedule(),
+                clock=lambda: 0,
+                initial_cash_micro=int(cfg.capital * M),
+                fills=ledger.fills_of_mode(conn, mode),
+                settlements=ledger.settlements_of_mode(conn, mode),
+            )
             assert ex.balance_micro() == cash
             pos = {p.token_id: p.size for p in ex.positions()}
             db_pos = {p.token_id: p.size_micro for p in ledger.open_positions(conn, mode)}
@@ -165,7 +190,7 @@ def assert_limits_respected(root: Path, mode: str = "paper") -> dict:
     stats = {"buys": 0, "sells": 0, "settlements": 0, "max_positions": 0, "max_exposure": 0, "max_cost": 0}
     for t in rows:
         size, notional, fee = t["size_micro"], t["notional_micro"], t["fee_micro"]
-        p = pos.setdefault(t["token_id"], [0, 0, 0])          # size, cost, fees paid
+        p = pos.setdefault(t["token_id"], [0, 0, 0])  # size, cost, fees paid
         if t["side"] == "BUY":
             stats["buys"] += 1
             was_open = p[0] > 0
@@ -177,7 +202,11 @@ def assert_limits_respected(root: Path, mode: str = "paper") -> dict:
             exposure = sum(v[1] for v in pos.values() if v[0] > 0)
             fees = sum(v[2] for v in pos.values() if v[0] > 0)
             assert p[1] <= int(r.max_position_size * M) + p[2], ("max_position_size", t["trade_id"], p)
-            assert exposure <= int(r.max_portfolio_exposure * cap) + fees, ("exposure", t["trade_id"], exposure)
+            assert exposure <= int(r.max_portfolio_exposure * cap) + fees, (
+                "exposure",
+                t["trade_id"],
+                exposure,
+            )
             if not was_open:
                 assert open_n <= r.max_positions, ("max_positions", t["trade_id"], open_n)
             assert cash >= 0, ("leverage", t["trade_id"], cash)

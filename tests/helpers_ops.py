@@ -1,6 +1,7 @@
 """Helpers for the operations tests (backup, maintenance, health, reports, scheduler, pre-launch):
 an initialized workspace, a "running bot" (a live process's PID in the PID file + a fresh
 heartbeat), trades, and a tiny local HTTP server standing in for the CLOB."""
+
 from __future__ import annotations
 
 import http.server
@@ -10,14 +11,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional
 
 from polybot import db
 from polybot.config import load_config
 from tests.conftest import write_config
 
 
-def init_workspace(root: Path, overrides: Optional[dict] = None):
+def init_workspace(root: Path, overrides: dict | None = None):
     """config.yaml (paper mode + overrides) and an initialized database; returns the Config."""
     write_config(root, overrides or {})
     cfg = load_config(root / "config.yaml", require_mode_secrets=False)
@@ -29,20 +29,48 @@ def connect(cfg) -> sqlite3.Connection:
     return db.connect(cfg.database_path)
 
 
-def add_trade(conn, *, ts: int, mode: str = "paper", trade_id: Optional[str] = None, side: str = "BUY",
-              price: int = 500_000, size: int = 10_000_000, fee: int = 0, pnl: Optional[int] = None,
-              token: str = "tok1", market: str = "m1") -> None:
+def add_trade(
+    conn,
+    *,
+    ts: int,
+    mode: str = "paper",
+    trade_id: str | None = None,
+    side: str = "BUY",
+    price: int = 500_000,
+    size: int = 10_000_000,
+    fee: int = 0,
+    pnl: int | None = None,
+    token: str = "tok1",
+    market: str = "m1",
+) -> None:
     notional = price * size // 1_000_000
     with db.atomic(conn):
         conn.execute(
             "INSERT INTO trades(trade_id, timestamp, mode, token_id, market_id, side, price_micro, size_micro, "
             "notional_micro, fee_micro, realized_pnl_micro) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (trade_id or f"t-{ts}-{side}-{token}", ts, mode, token, market, side, price, size, notional, fee, pnl))
+            (
+                trade_id or f"t-{ts}-{side}-{token}",
+                ts,
+                mode,
+                token,
+                market,
+                side,
+                price,
+                size,
+                notional,
+                fee,
+                pnl,
+            ),
+        )
 
 
-def add_alert(conn, *, ts: int, level: str = "critical", key: str = "daily_loss_limit", message: str = "boom") -> None:
+def add_alert(
+    conn, *, ts: int, level: str = "critical", key: str = "daily_loss_limit", message: str = "boom"
+) -> None:
     with db.atomic(conn):
-        conn.execute("INSERT INTO alerts(timestamp, level, key, message) VALUES (?,?,?,?)", (ts, level, key, message))
+        conn.execute(
+            "INSERT INTO alerts(timestamp, level, key, message) VALUES (?,?,?,?)", (ts, level, key, message)
+        )
 
 
 class Sleeper:
@@ -60,7 +88,7 @@ class Sleeper:
         self.proc.wait()
 
 
-def simulate_running_bot(cfg, pid: int, *, heartbeat: Optional[int] = None, halted: bool = False) -> None:
+def simulate_running_bot(cfg, pid: int, *, heartbeat: int | None = None, halted: bool = False) -> None:
     """What the trading bot writes: the PID file and the bot_state keys."""
     pid_file = cfg.database_path.parent / "trading_bot.pid"
     pid_file.write_text(f"{pid}\n")
@@ -108,4 +136,5 @@ class LocalClob:
 
 def backups_in(cfg) -> list[Path]:
     from polybot.ops.backup import list_backups
+
     return [b.path for b in list_backups(cfg.backup_dir)]

@@ -1,6 +1,7 @@
 """Real exhausted resources for the failure-handling tests (issue 15): a small tmpfs
 mounted by the test (root only, as in CI; otherwise the test is skipped with the
 reason), filled to the last byte."""
+
 from __future__ import annotations
 
 import contextlib
@@ -22,8 +23,11 @@ def tmpfs(path: Path, size: str = "2m"):
     if not can_mount():
         pytest.skip("needs root to mount a size-limited tmpfs (CI runs as root)")
     path.mkdir(parents=True, exist_ok=True)
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
     if res.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip()})")
     try:
@@ -44,7 +48,7 @@ def fill(directory: Path) -> Path:
     ballast = directory / "ballast.bin"
     fd = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        for size in (65536, 4096, 1):            # unbuffered: every byte that fits is written
+        for size in (65536, 4096, 1):  # unbuffered: every byte that fits is written
             try:
                 while True:
                     os.write(fd, b"\0" * size)

@@ -1,23 +1,46 @@
 """The checklist's alert triggers (pure helpers) and message formatting."""
+
 from __future__ import annotations
 
-from polybot.alerts import (KEYS, api_auth_failure, check_api_latency, check_daily_loss, check_database,
-                            check_disk, check_drawdown, check_no_trades, check_position_sizes, check_win_rate,
-                            daily_summary, emergency_stop, new_markets, weekly_report)
+from polybot.alerts import (
+    KEYS,
+    api_auth_failure,
+    check_api_latency,
+    check_daily_loss,
+    check_database,
+    check_disk,
+    check_drawdown,
+    check_no_trades,
+    check_position_sizes,
+    check_win_rate,
+    daily_summary,
+    emergency_stop,
+    new_markets,
+    weekly_report,
+)
 from polybot.config import AlertsConfig, AlertThresholds
 from polybot.money import to_micro
 from polybot.notify.formatting import email_subject, format_alert, truncate
 
-GB = 1024 ** 3
+GB = 1024**3
 
 
 def test_every_helper_uses_a_documented_key_and_level():
-    findings = [check_daily_loss(to_micro(-150), 100), api_auth_failure("401"), check_database("bad page"),
-                emergency_stop(), check_position_sizes([{"token_id": "t", "cost_micro": to_micro(150)}], 100),
-                check_win_rate([-1] * 20), check_drawdown([100, 80]), check_api_latency(5),
-                check_no_trades(0, 5 * 3600, True), check_disk("/", free_bytes=GB),
-                daily_summary("2026-11-24", equity_micro=1, daily_pnl_micro=1, trades=1, open_positions=0),
-                weekly_report("2026-W48", pnl_micro=1, equity_micro=1, trades=1), new_markets([{"question": "Q?"}])]
+    findings = [
+        check_daily_loss(to_micro(-150), 100),
+        api_auth_failure("401"),
+        check_database("bad page"),
+        emergency_stop(),
+        check_position_sizes([{"token_id": "t", "cost_micro": to_micro(150)}], 100),
+        check_win_rate([-1] * 20),
+        check_drawdown([100, 80]),
+        check_api_latency(5),
+        check_no_trades(0, 5 * 3600, True),
+        check_disk("/", free_bytes=GB),
+        daily_summary("2026-11-24", equity_micro=1, daily_pnl_micro=1, trades=1, open_positions=0),
+        weekly_report("2026-W48", pnl_micro=1, equity_micro=1, trades=1),
+        new_markets([{"question": "Q?"}]),
+    ]
     for f in findings:
         assert f is not None
         assert KEYS[f.key][0] == f.level
@@ -44,17 +67,17 @@ def test_position_sizes():
 
 def test_win_rate_over_the_last_n_trades():
     t = AlertThresholds(win_rate=0.5, win_rate_trades=20)
-    assert check_win_rate([1] * 19, t) is None                         # not enough trades yet
-    assert check_win_rate([1] * 10 + [-1] * 10, t) is None             # exactly 50%
-    trades = [1] * 30 + [-1] * 11 + [1] * 9                           # last 20: 9 wins
+    assert check_win_rate([1] * 19, t) is None  # not enough trades yet
+    assert check_win_rate([1] * 10 + [-1] * 10, t) is None  # exactly 50%
+    trades = [1] * 30 + [-1] * 11 + [1] * 9  # last 20: 9 wins
     f = check_win_rate(trades, t)
     assert f.key == "win_rate_low" and "Win rate 45.0% over the last 20 trades (9 won)" in f.message
     rows = [{"realized_pnl_micro": None}] * 5 + [{"realized_pnl_micro": -5}] * 20
-    assert check_win_rate(rows, AlertsConfig()) is not None            # accepts cfg.alerts too
+    assert check_win_rate(rows, AlertsConfig()) is not None  # accepts cfg.alerts too
 
 
 def test_drawdown_from_the_running_peak():
-    assert check_drawdown([500, 600, 520], AlertThresholds(drawdown=0.15)) is None   # 13.3%
+    assert check_drawdown([500, 600, 520], AlertThresholds(drawdown=0.15)) is None  # 13.3%
     f = check_drawdown([500, 600, 500])
     assert f.key == "drawdown" and "Drawdown 16.7% from the equity peak (limit 15.0%)" in f.message
     assert check_drawdown([500]) is None
@@ -71,7 +94,7 @@ def test_api_latency_no_trades_disk():
     assert check_no_trades(None, now, True) is None
     assert check_disk("/", free_bytes=3 * GB) is None
     assert "1.50 GB free" in check_disk("/data", free_bytes=int(1.5 * GB)).message
-    assert check_disk("/nonexistent/dir/x", AlertThresholds(disk_free_gb=0.0)) is None   # reads the real disk
+    assert check_disk("/nonexistent/dir/x", AlertThresholds(disk_free_gb=0.0)) is None  # reads the real disk
 
 
 def test_database_and_info_builders():
@@ -80,14 +103,25 @@ def test_database_and_info_builders():
     f = new_markets([{"question": f"Q{i}?"} for i in range(13)])
     assert f.message.startswith("13 new market(s) detected:\n• Q0?") and "… and 3 more" in f.message
     assert new_markets([]) is None
-    assert "P&L +$3.20" in daily_summary("2026-11-24", equity_micro=to_micro(503.2), daily_pnl_micro=to_micro(3.2),
-                                          trades=4, open_positions=1).message
+    assert (
+        "P&L +$3.20"
+        in daily_summary(
+            "2026-11-24",
+            equity_micro=to_micro(503.2),
+            daily_pnl_micro=to_micro(3.2),
+            trades=4,
+            open_positions=1,
+        ).message
+    )
 
 
 def test_formatting():
     text = format_alert("critical", "emergency_stop", "Stopped.", 1_795_550_000, mode="live")
     assert text == "🚨 CRITICAL · emergency_stop\nStopped.\n🕒 2026-11-24 19:53:20 UTC · polybot live"
-    assert email_subject("warning", "drawdown", "Drawdown 16%\nmore") == "[polybot] ⚠️ WARNING drawdown: Drawdown 16%"
+    assert (
+        email_subject("warning", "drawdown", "Drawdown 16%\nmore")
+        == "[polybot] ⚠️ WARNING drawdown: Drawdown 16%"
+    )
     assert truncate("a" * 10) == "a" * 10
     cut = truncate("😀" * 3000)
     assert len(cut.encode("utf-16-le")) // 2 <= 4096 and cut.endswith("(truncated)")

@@ -2,22 +2,31 @@
 sentence or an exception message — checked through the real stack (PTB + httpx + smtplib,
 the project's logging at DEBUG) against the fake Bot API and aiosmtpd, with right and
 wrong credentials (PTB's InvalidToken message contains the token)."""
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+
 import pytest
 
 from polybot.notify.email import EmailChannel
 from polybot.notify.telegram import TelegramChannel, classify
 from tests.conftest import ROOT, run_cli
 from tests.fake_telegram import FakeTelegram
-from tests.helpers_alerts import (CHAT_ID, SMTP_PASSWORD, SmtpServer, alert_rows, email_section,
-                                  make_workspace, telegram_section)
+from tests.helpers_alerts import (
+    CHAT_ID,
+    SMTP_PASSWORD,
+    SmtpServer,
+    alert_rows,
+    email_section,
+    make_workspace,
+    telegram_section,
+)
 
 PATTERN_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1"
-ODD_TOKEN = "tok-Zq81-no-standard-shape"       # not caught by the token regex: masked by value
+ODD_TOKEN = "tok-Zq81-no-standard-shape"  # not caught by the token regex: masked by value
 
 SCRIPT = """
 import argparse, threading, time
@@ -48,8 +57,9 @@ print('exit', run(main, argparse.ArgumentParser(), []))
 def _run(code, cwd, env):
     e = {k: v for k, v in os.environ.items() if not k.startswith(("POLY", "TELEGRAM", "SMTP"))}
     e.update(PYTHONPATH=str(ROOT), PYTHONIOENCODING="utf-8", **env)
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=e, capture_output=True, text=True,
-                          timeout=180)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=e, capture_output=True, text=True, timeout=180
+    )
 
 
 @pytest.mark.parametrize("token", [PATTERN_TOKEN, ODD_TOKEN])
@@ -61,25 +71,33 @@ def test_no_secret_anywhere(tmp_path, token, credentials_right):
     with FakeTelegram(server_token) as fake:
         smtp = SmtpServer(password=server_password).start()
         try:
-            cfg = make_workspace(tmp_path, {
-                "log_level": "DEBUG",
-                "telegram": telegram_section(fake, token_var=True),
-                "email": email_section(smtp.port, password=True),
-                "alerts": {"critical": ["telegram", "email"], "warning": ["telegram"], "info": ["email"]},
-            }, env=env)
+            cfg = make_workspace(
+                tmp_path,
+                {
+                    "log_level": "DEBUG",
+                    "telegram": telegram_section(fake, token_var=True),
+                    "email": email_section(smtp.port, password=True),
+                    "alerts": {"critical": ["telegram", "email"], "warning": ["telegram"], "info": ["email"]},
+                },
+                env=env,
+            )
             fake.add_message(int(CHAT_ID), "hi")
             fake.add_message(98765, "/stop", username="stranger")
             outputs = []
-            for script, args in (("test_alerts.py", ("--level", "critical")), ("get_telegram_chat_id.py", ())):
+            for script, args in (
+                ("test_alerts.py", ("--level", "critical")),
+                ("get_telegram_chat_id.py", ()),
+            ):
                 res = run_cli(script, *args, cwd=tmp_path, env=env)
                 outputs += [res.stdout, res.stderr]
                 assert res.returncode == (0 if credentials_right else 1), res.stdout + res.stderr
-            res = _run("from telegram_notifier import send_notification; send_notification('hello')",
-                       tmp_path, env)
+            res = _run(
+                "from telegram_notifier import send_notification; send_notification('hello')", tmp_path, env
+            )
             outputs += [res.stdout, res.stderr]
             res = _run(SCRIPT, tmp_path, env)
             outputs += [res.stdout, res.stderr]
-            assert "exit 1" in res.stdout and "RuntimeError" in res.stderr   # it ran to the end
+            assert "exit 1" in res.stdout and "RuntimeError" in res.stderr  # it ran to the end
         finally:
             smtp.stop()
         # the secrets were really used on the wire
@@ -90,7 +108,7 @@ def test_no_secret_anywhere(tmp_path, token, credentials_right):
             assert len(smtp.messages) >= 2
     logs = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "logs").glob("*.log"))
     assert "HTTP Request: POST http://127.0.0.1" in logs and "/bot****/getMe" in logs
-    assert "DEBUG" in logs                                            # the DEBUG level was on
+    assert "DEBUG" in logs  # the DEBUG level was on
     rows = alert_rows(cfg)
     assert rows
     text = "\n".join([logs, *outputs, *(str(r) for r in rows)])
@@ -102,21 +120,32 @@ def test_no_secret_anywhere(tmp_path, token, credentials_right):
 
 def test_channel_results_and_exception_sentences_hold_no_secret(tmp_path):
     with FakeTelegram("555:server-expects-another-token-value") as fake:
-        cfg = make_workspace(tmp_path, {"telegram": telegram_section(fake, token_var=True)},
-                             env={"TELEGRAM_BOT_TOKEN": ODD_TOKEN}, init_db=False)
+        cfg = make_workspace(
+            tmp_path,
+            {"telegram": telegram_section(fake, token_var=True)},
+            env={"TELEGRAM_BOT_TOKEN": ODD_TOKEN},
+            init_db=False,
+        )
         result = TelegramChannel(cfg.telegram).send("hello")
     assert not result.ok and result.permanent
     assert "rejected the bot token" in result.detail and ODD_TOKEN not in result.detail
 
     from telegram.error import InvalidToken, NetworkError
-    for exc in (InvalidToken(f"The token `{ODD_TOKEN}` was rejected by the server."),
-                NetworkError(f"httpx.ConnectError: http://x/bot{ODD_TOKEN}/sendMessage")):
+
+    for exc in (
+        InvalidToken(f"The token `{ODD_TOKEN}` was rejected by the server."),
+        NetworkError(f"httpx.ConnectError: http://x/bot{ODD_TOKEN}/sendMessage"),
+    ):
         assert ODD_TOKEN not in classify(exc, ODD_TOKEN).detail
 
     (tmp_path / "e").mkdir()
     with _smtp("another-password") as smtp:
-        cfg = make_workspace(tmp_path / "e", {"email": email_section(smtp.port, password=True)},
-                             env={"SMTP_PASSWORD": SMTP_PASSWORD}, init_db=False)
+        cfg = make_workspace(
+            tmp_path / "e",
+            {"email": email_section(smtp.port, password=True)},
+            env={"SMTP_PASSWORD": SMTP_PASSWORD},
+            init_db=False,
+        )
         result = EmailChannel(cfg.email).send("subject", "body")
     assert not result.ok and result.permanent
     assert "refused the login for alerts@example.com" in result.detail
@@ -136,10 +165,13 @@ class _smtp:
 
 def test_alert_text_is_masked_before_storage_and_delivery(tmp_path):
     with FakeTelegram(ODD_TOKEN) as fake:
-        cfg = make_workspace(tmp_path, {"telegram": telegram_section(fake, token_var=True),
-                                        "alerts": {"warning": ["telegram"]}},
-                             env={"TELEGRAM_BOT_TOKEN": ODD_TOKEN})
+        cfg = make_workspace(
+            tmp_path,
+            {"telegram": telegram_section(fake, token_var=True), "alerts": {"warning": ["telegram"]}},
+            env={"TELEGRAM_BOT_TOKEN": ODD_TOKEN},
+        )
         from polybot.alerts import Alerter
+
         a = Alerter(cfg)
         a.warning("api_slow", f"call to https://example/bot{ODD_TOKEN}/x took 4 s")
         assert a.flush(30)

@@ -1,4 +1,5 @@
 """Correlation analysis: numeric helpers, the matrix from stored snapshots, the two commands."""
+
 import csv
 import json
 
@@ -25,16 +26,16 @@ def test_ffill_limited():
 def test_corr_pairwise_matches_pandas_pairwise_complete():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 6))
-    X[:, 1] += X[:, 0]                   # correlated
+    X[:, 1] += X[:, 0]  # correlated
     X[rng.random(X.shape) < 0.2] = np.nan
-    X[:250, 5] = np.nan                  # little overlap
-    X[:, 4] = np.where(np.isnan(X[:, 4]), np.nan, 3.0)   # constant
+    X[:250, 5] = np.nan  # little overlap
+    X[:, 4] = np.where(np.isnan(X[:, 4]), np.nan, 3.0)  # constant
     r, n = corr_pairwise(X, min_overlap=60)
     ref = pd.DataFrame(X).corr(min_periods=60).to_numpy()
     ok = ~np.isnan(ref)
     ok[4, :] = ok[:, 4] = False
     assert np.allclose(r[ok], ref[ok])
-    assert np.isnan(r[4]).all() and np.isnan(r[0, 5])         # constant; overlap < 60
+    assert np.isnan(r[4]).all() and np.isnan(r[0, 5])  # constant; overlap < 60
     assert n[0, 1] == int((~np.isnan(X[:, 0]) & ~np.isnan(X[:, 1])).sum())
 
 
@@ -46,7 +47,7 @@ def test_clusters_and_cluster_order():
     order = list(cluster_order(r))
     assert sorted(order) == list(range(6))
     pos = {m: k for k, m in enumerate(order)}
-    assert max(pos[0], pos[3], pos[5]) - min(pos[0], pos[3], pos[5]) == 2      # the group sits together
+    assert max(pos[0], pos[3], pos[5]) - min(pos[0], pos[3], pos[5]) == 2  # the group sits together
     assert abs(pos[1] - pos[4]) == 1
 
 
@@ -57,8 +58,12 @@ def _world(path, steps=2016, seed=0):
     rng = np.random.default_rng(seed)
     conn = new_db(path)
     walk = 0.5 + np.cumsum(rng.normal(0, 0.004, steps))
-    series = {"A": walk, "B": walk + rng.normal(0, 0.001, steps).cumsum() * 0.2,
-              "C": 0.4 + np.cumsum(rng.normal(0, 0.004, steps)), "D": walk}
+    series = {
+        "A": walk,
+        "B": walk + rng.normal(0, 0.001, steps).cumsum() * 0.2,
+        "C": 0.4 + np.cumsum(rng.normal(0, 0.004, steps)),
+        "D": walk,
+    }
     for mid in ("A", "B", "C", "D", "E"):
         add_market(conn, mid, question=f"Question {mid}?")
     conn.execute("BEGIN")
@@ -79,10 +84,10 @@ def test_matrix_on_changes_one_token_per_market(tmp_path):
     _world(db)
     conn = connect(db, readonly=True)
     res = analyse(conn, 7, min_overlap=0.5)
-    assert res.market_ids == ["A", "B", "C", "D"]           # E: too little data
+    assert res.market_ids == ["A", "B", "C", "D"]  # E: too little data
     assert res.excluded[0][0] == "E" and "need" in res.excluded[0][2]
     r = dict(((res.market_ids[i], res.market_ids[j]), v) for v, i, j in res.pairs())
-    assert r[("A", "D")] > 0.999                            # duplicated book
+    assert r[("A", "D")] > 0.999  # duplicated book
     assert r[("A", "B")] > 0.7
     assert abs(r[("A", "C")]) < 0.3
     # one series per market: no YES/NO pair (which would be −1) can appear
@@ -103,7 +108,9 @@ def test_not_enough_data(tmp_path):
     add_market(conn, "B")
     for k in range(5):
         snap(conn, T0 + 300 * k, "A-yes", "A", 0.4 + k / 100, 0.42 + k / 100)
-    with pytest.raises(NotEnoughData, match=r"Not enough data for a correlation matrix: 0 of 2 tracked markets"):
+    with pytest.raises(
+        NotEnoughData, match=r"Not enough data for a correlation matrix: 0 of 2 tracked markets"
+    ):
         analyse(conn, 7)
     conn.close()
 
@@ -125,10 +132,19 @@ def test_correlation_commands(workspace):
     groups = json.loads((workspace / "reports" / "correlation_groups.json").read_text())
     assert groups["groups"][0]["markets"] == ["A", "B", "D"]
     assert load_correlation_groups(workspace / "reports" / "correlation_groups.json") == {
-        "A": "g1", "B": "g1", "D": "g1"}
+        "A": "g1",
+        "B": "g1",
+        "D": "g1",
+    }
     # the heatmap
-    p = run_cli("plot_correlations.py", "--days", "7", "--output", "reports/correlation_heatmap_7day.png",
-                cwd=workspace)
+    p = run_cli(
+        "plot_correlations.py",
+        "--days",
+        "7",
+        "--output",
+        "reports/correlation_heatmap_7day.png",
+        cwd=workspace,
+    )
     assert p.returncode == 0, p.stderr
     assert "Heatmap written" in p.stdout and "near-perfect" in p.stdout
     assert (workspace / "reports" / "correlation_heatmap_7day.png").read_bytes()[:4] == b"\x89PNG"
@@ -138,7 +154,9 @@ def test_correlation_command_without_data(workspace):
     assert run_cli("initialize_db.py", cwd=workspace).returncode == 0
     p = run_cli("correlation_analysis.py", "--days", "7", cwd=workspace)
     assert p.returncode == 2 and p.stdout == ""
-    assert p.stderr.strip() == ("Error: The database has no market snapshots yet; collect data first "
-                                "(python collect_market_data.py, every 5 minutes for the checklist's 7 days).")
+    assert p.stderr.strip() == (
+        "Error: The database has no market snapshots yet; collect data first "
+        "(python collect_market_data.py, every 5 minutes for the checklist's 7 days)."
+    )
     p = run_cli("plot_correlations.py", "--days", "7", cwd=workspace)
     assert p.returncode == 2 and "Traceback" not in p.stderr

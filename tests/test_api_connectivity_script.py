@@ -1,10 +1,11 @@
 """``python test_api_connectivity.py`` as the operator runs it (a real subprocess), against
 the local simulator over real HTTP."""
+
 import socket
 
 from tests.conftest import run_cli, sim_urls, write_config
 
-PRIVATE_KEY = "0x" + "11" * 32      # test-only key
+PRIVATE_KEY = "0x" + "11" * 32  # test-only key
 
 
 def _closed_port() -> int:
@@ -36,8 +37,18 @@ def test_paper_mode_all_checks_pass(tmp_path, sim):
 def test_api_down_prints_one_sentence_and_exits_1(tmp_path):
     port = _closed_port()
     url = f"http://127.0.0.1:{port}"
-    write_config(tmp_path, {"polymarket": {"base_url": url, "gamma_url": url, "data_url": url,
-                                           "timeout_seconds": 2, "max_retries": 3}})
+    write_config(
+        tmp_path,
+        {
+            "polymarket": {
+                "base_url": url,
+                "gamma_url": url,
+                "data_url": url,
+                "timeout_seconds": 2,
+                "max_retries": 3,
+            }
+        },
+    )
     proc = run_cli("test_api_connectivity.py", "--config", str(tmp_path / "config.yaml"), cwd=tmp_path)
     assert proc.returncode == 1
     out = _lines(proc)
@@ -55,8 +66,7 @@ def test_live_credentials_authenticate_and_read_balance(tmp_path, sim):
     cfg["polymarket"]["private_key"] = "${POLYMARKET_PRIVATE_KEY}"
     cfg["polymarket"]["signature_type"] = 0
     write_config(tmp_path, cfg)
-    proc = run_cli("test_api_connectivity.py", cwd=tmp_path,
-                   env={"POLYMARKET_PRIVATE_KEY": PRIVATE_KEY})
+    proc = run_cli("test_api_connectivity.py", cwd=tmp_path, env={"POLYMARKET_PRIVATE_KEY": PRIVATE_KEY})
     out = _lines(proc)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert out[0].startswith("✓ API authentication successful (")
@@ -68,14 +78,24 @@ def test_live_mode_bad_api_key_fails_authentication(tmp_path, sim):
     cfg = sim_urls(sim)
     cfg["paper_trading"] = False
     cfg["capital"] = 500
-    cfg["polymarket"].update(private_key="${POLYMARKET_PRIVATE_KEY}", api_key="${POLYMARKET_API_KEY}",
-                             api_secret="${POLYMARKET_API_SECRET}",
-                             api_passphrase="${POLYMARKET_API_PASSPHRASE}", signature_type=0)
+    cfg["polymarket"].update(
+        private_key="${POLYMARKET_PRIVATE_KEY}",
+        api_key="${POLYMARKET_API_KEY}",
+        api_secret="${POLYMARKET_API_SECRET}",
+        api_passphrase="${POLYMARKET_API_PASSPHRASE}",
+        signature_type=0,
+    )
     write_config(tmp_path, cfg)
-    proc = run_cli("test_api_connectivity.py", cwd=tmp_path, env={
-        "POLYMARKET_PRIVATE_KEY": PRIVATE_KEY, "POLYMARKET_API_KEY": "not-a-key",
-        "POLYMARKET_API_SECRET": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MDE=",
-        "POLYMARKET_API_PASSPHRASE": "nope"})
+    proc = run_cli(
+        "test_api_connectivity.py",
+        cwd=tmp_path,
+        env={
+            "POLYMARKET_PRIVATE_KEY": PRIVATE_KEY,
+            "POLYMARKET_API_KEY": "not-a-key",
+            "POLYMARKET_API_SECRET": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MDE=",
+            "POLYMARKET_API_PASSPHRASE": "nope",
+        },
+    )
     out = _lines(proc)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert out[0].startswith("✗ API authentication:")
@@ -90,7 +110,7 @@ def test_throttling_is_reported(tmp_path, sim):
     proc = run_cli("test_api_connectivity.py", cwd=tmp_path)
     out = _lines(proc)
     assert proc.returncode == 1, proc.stdout
-    assert out[1].startswith("✓ Market data retrieved")      # the client waited it out
+    assert out[1].startswith("✓ Market data retrieved")  # the client waited it out
     assert out[3].startswith("✗ Rate limits: 2 request(s) were answered 429")
 
 
@@ -100,13 +120,24 @@ def test_live_mode_passing_points_to_the_live_order_check(tmp_path, sim):
     creds = ClobClient(host=sim.clob_url, chain_id=137, key=PRIVATE_KEY).create_or_derive_api_key()
     cfg = sim_urls(sim)
     cfg["paper_trading"] = False
-    cfg["polymarket"].update(private_key="${POLYMARKET_PRIVATE_KEY}", api_key="${POLYMARKET_API_KEY}",
-                             api_secret="${POLYMARKET_API_SECRET}",
-                             api_passphrase="${POLYMARKET_API_PASSPHRASE}", signature_type=0)
+    cfg["polymarket"].update(
+        private_key="${POLYMARKET_PRIVATE_KEY}",
+        api_key="${POLYMARKET_API_KEY}",
+        api_secret="${POLYMARKET_API_SECRET}",
+        api_passphrase="${POLYMARKET_API_PASSPHRASE}",
+        signature_type=0,
+    )
     write_config(tmp_path, cfg)
-    proc = run_cli("test_api_connectivity.py", cwd=tmp_path, env={
-        "POLYMARKET_PRIVATE_KEY": PRIVATE_KEY, "POLYMARKET_API_KEY": creds.api_key,
-        "POLYMARKET_API_SECRET": creds.api_secret, "POLYMARKET_API_PASSPHRASE": creds.api_passphrase})
+    proc = run_cli(
+        "test_api_connectivity.py",
+        cwd=tmp_path,
+        env={
+            "POLYMARKET_PRIVATE_KEY": PRIVATE_KEY,
+            "POLYMARKET_API_KEY": creds.api_key,
+            "POLYMARKET_API_SECRET": creds.api_secret,
+            "POLYMARKET_API_PASSPHRASE": creds.api_passphrase,
+        },
+    )
     out = _lines(proc)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert out[2].startswith("✓ Account balance retrieved: $") and "(paper)" not in out[2]

@@ -1,4 +1,5 @@
 """The backtester: a hand-computed scenario, no look-ahead, planted edge vs noise, the CLI."""
+
 import dataclasses
 import json
 import math
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from polybot.backtest.coverage import data_coverage
-from polybot.backtest.engine import Backtester, BacktestDataError
+from polybot.backtest.engine import BacktestDataError, Backtester
 from polybot.backtest.metrics import compute_metrics
 from polybot.backtest.synthetic import generate
 from polybot.backtest.verdict import EXIT_CODES, VERDICTS
@@ -18,7 +19,7 @@ from polybot.money import to_micro
 from polybot.strategy import ENTER, EXIT, Intent, Strategy, get_strategy
 
 from .conftest import run_cli, write_config
-from .helpers_backtest import DAY, M, T0, add_market, new_db, snap
+from .helpers_backtest import DAY, T0, M, add_market, new_db, snap
 
 
 class Scripted(Strategy):
@@ -43,18 +44,28 @@ class Scripted(Strategy):
                 if h is None:
                     continue
                 kw = dict(kw, size_micro=h.size_micro)
-            out.append(Intent(action=action, token_id=token, market_id=market,
-                              side="BUY" if action == ENTER else "SELL", reason=f"script {action}", **kw))
+            out.append(
+                Intent(
+                    action=action,
+                    token_id=token,
+                    market_id=market,
+                    side="BUY" if action == ENTER else "SELL",
+                    reason=f"script {action}",
+                    **kw,
+                )
+            )
         return out
 
 
 def run_bt(path, strategy, start, end, capital=500, backtest=None, **kw):
     cfg = default_config(path.parent)
-    if backtest:                     # overrides of the backtest: section
+    if backtest:  # overrides of the backtest: section
         cfg = dataclasses.replace(cfg, backtest=dataclasses.replace(cfg.backtest, **backtest))
     conn = connect(path, readonly=True)
     try:
-        bt = Backtester(conn, cfg, strategy, start_ts=start, end_ts=end, capital_micro=to_micro(capital), **kw)
+        bt = Backtester(
+            conn, cfg, strategy, start_ts=start, end_ts=end, capital_micro=to_micro(capital), **kw
+        )
         res = bt.run()
         coverage = data_coverage(conn, bt.feed.tokens, start, end, grid_seconds=bt.interval)
     finally:
@@ -79,8 +90,10 @@ def test_hand_computed_two_markets_one_resolution(tmp_path):
     snap(conn, T0 + 900, "B-yes", "B", 0.35, 0.36, bids="0.35:100")
     conn.close()
     script = {
-        T0: [(ENTER, "A-yes", "A", {"notional_micro": 40 * M, "limit_price_micro": 500_000}),
-             (ENTER, "B-yes", "B", {"size_micro": 100 * M, "limit_price_micro": 300_000})],
+        T0: [
+            (ENTER, "A-yes", "A", {"notional_micro": 40 * M, "limit_price_micro": 500_000}),
+            (ENTER, "B-yes", "B", {"size_micro": 100 * M, "limit_price_micro": 300_000}),
+        ],
         T0 + 600: [(EXIT, "B-yes", "B", {"limit_price_micro": 300_000})],
     }
     bt, res, m = run_bt(db, Scripted(script), T0, T0 + 2 * DAY - 1)
@@ -92,15 +105,20 @@ def test_hand_computed_two_markets_one_resolution(tmp_path):
     #    30 @ 0.41 ($12.30, fee 30 × 0.05 × 0.41 × 0.59 = 0.36285) — never more than the $40 approved
     # B: 100 shares limit 0.30, FAK: only the 60 at 0.30 fill ($18.00, no fee); the rest is cancelled.
     # B exit decided at T0+600, filled at T0+900 against the bid 0.35: 60 × 0.35 = $21.00.
-    assert fills == [(T0 + 300, "A-yes", "BUY", 80_000_000, 32_300_000, 962_850),
-                     (T0 + 300, "B-yes", "BUY", 60_000_000, 18_000_000, 0),
-                     (T0 + 900, "B-yes", "SELL", 60_000_000, 21_000_000, 0)]
+    assert fills == [
+        (T0 + 300, "A-yes", "BUY", 80_000_000, 32_300_000, 962_850),
+        (T0 + 300, "B-yes", "BUY", 60_000_000, 18_000_000, 0),
+        (T0 + 900, "B-yes", "SELL", 60_000_000, 21_000_000, 0),
+    ]
     # A resolves YES at T0+1200: 80 × $1 = $80.00 (no fee).
-    assert [(s.timestamp, s.token_id, s.value_micro) for s in L.settlements] == [(T0 + 1200, "A-yes", 80_000_000)]
+    assert [(s.timestamp, s.token_id, s.value_micro) for s in L.settlements] == [
+        (T0 + 1200, "A-yes", 80_000_000)
+    ]
     # cash: 500 − (32.30 + 0.96285) − 18 + 21 + 80 = 549.73715
     assert L.cash_micro == 549_737_150
     assert L.cash_micro == 500 * M + sum(f.cash_delta_micro for f in L.fills) + sum(
-        s.value_micro for s in L.settlements)
+        s.value_micro for s in L.settlements
+    )
     trips = sorted((t.token_id, t.pnl_micro) for t in L.closed_trips)
     assert trips == [("A-yes", 80_000_000 - 33_262_850), ("B-yes", 3_000_000)]
     assert m["total_trades"] == 2 and m["win_rate"] == 1.0 and m["profit_factor"] == math.inf
@@ -130,14 +148,18 @@ def test_backfilled_rows_trade_at_price_plus_minus_half_spread(tmp_path):
     for k in range(4):
         snap(conn, T0 + 300 * k, "A-yes", "A", last=0.50, source="backfill")
     conn.close()
-    script = {T0: [(ENTER, "A-yes", "A", {"size_micro": 10 * M, "limit_price_micro": 520_000})],
-              T0 + 300: [(EXIT, "A-yes", "A", {})]}
+    script = {
+        T0: [(ENTER, "A-yes", "A", {"size_micro": 10 * M, "limit_price_micro": 520_000})],
+        T0 + 300: [(EXIT, "A-yes", "A", {})],
+    }
     # no recorded book of the market: the configured default spread applies (set to 0.01 here;
     # the default 0.02 makes this entry lose 7.7% at once, which the entry_cost rule refuses)
     bt, res, m = run_bt(db, Scripted(script), T0, T0 + DAY - 1, backtest={"backfill_half_spread": 0.01})
     # backfill_half_spread 0.01: buy at 0.51, sell at 0.49
     assert [(f.side, f.price_micro, f.backfilled_book) for f in res.ledger.fills] == [
-        ("BUY", 510_000, True), ("SELL", 490_000, True)]
+        ("BUY", 510_000, True),
+        ("SELL", 490_000, True),
+    ]
     assert m["data"]["backfilled_fraction"] == 1.0 and m["data"]["fills_on_backfilled_books"] == 2
     assert m["total_trades"] == 1 and m["final_capital"] == pytest.approx(499.80)
 
@@ -153,7 +175,7 @@ def test_stop_loss_and_risk_limits_apply_in_the_replay(tmp_path):
     # asks $150: the risk manager resizes it to max_position_size $100
     script = {T0: [(ENTER, "A-yes", "A", {"notional_micro": 150 * M, "limit_price_micro": 500_000})]}
     bt, res, m = run_bt(db, Scripted(script), T0, T0 + DAY - 1, record_decisions=True)
-    (t, it, d), = bt.decisions[:1]
+    ((t, it, d),) = bt.decisions[:1]
     assert d.approved and d.resized and d.rule == "max_position_size" and d.intent.notional_micro == 100 * M
     buy, sell = res.ledger.fills
     assert buy.size_micro == 200 * M
@@ -163,20 +185,38 @@ def test_stop_loss_and_risk_limits_apply_in_the_replay(tmp_path):
 
 
 def test_no_look_ahead_changing_the_future_never_changes_the_past(tmp_path):
-    d = generate(tmp_path / "la.db", n_markets=8, days=5, seed=11, tick=0.001, half_spread=0.002,
-                 common_vol=0.012, idio_vol=0.008, reversion=0.04)
+    d = generate(
+        tmp_path / "la.db",
+        n_markets=8,
+        days=5,
+        seed=11,
+        tick=0.001,
+        half_spread=0.002,
+        common_vol=0.012,
+        idio_vol=0.008,
+        reversion=0.04,
+    )
     params = {"lookback_hours": 24, "reselect_hours": 3, "z_window_hours": 12, "entry_z": 1.5}
     start, end = d.start_ts, d.start_ts + 5 * DAY - 1
-    bt1, res1, _ = run_bt(d.path, get_strategy("correlation_pairs", params), start, end, record_decisions=True)
+    bt1, res1, _ = run_bt(
+        d.path, get_strategy("correlation_pairs", params), start, end, record_decisions=True
+    )
     cut = start + 3 * DAY + 3600
     conn = connect(d.path)
     # rewrite every price after the cut (mirror them) and resolve a market right after it
-    conn.execute("UPDATE market_snapshots SET best_bid = 1 - best_ask, best_ask = 1 - best_bid, mid = 1 - mid, "
-                 "bids = NULL, asks = NULL WHERE timestamp > ?", (cut,))
-    conn.execute("UPDATE markets SET payouts = ?, resolved_at = ? WHERE id = ?",
-                 (json.dumps({d.yes_tokens[0]: 1, d.no_tokens[0]: 0}), cut + 600, d.market_ids[0]))
+    conn.execute(
+        "UPDATE market_snapshots SET best_bid = 1 - best_ask, best_ask = 1 - best_bid, mid = 1 - mid, "
+        "bids = NULL, asks = NULL WHERE timestamp > ?",
+        (cut,),
+    )
+    conn.execute(
+        "UPDATE markets SET payouts = ?, resolved_at = ? WHERE id = ?",
+        (json.dumps({d.yes_tokens[0]: 1, d.no_tokens[0]: 0}), cut + 600, d.market_ids[0]),
+    )
     conn.close()
-    bt2, res2, _ = run_bt(d.path, get_strategy("correlation_pairs", params), start, end, record_decisions=True)
+    bt2, res2, _ = run_bt(
+        d.path, get_strategy("correlation_pairs", params), start, end, record_decisions=True
+    )
 
     def before(decisions):
         return [(t, it, dec.approved, dec.intent) for t, it, dec in decisions if t <= cut]
@@ -184,17 +224,27 @@ def test_no_look_ahead_changing_the_future_never_changes_the_past(tmp_path):
     def fills_before(res):
         return [f for f in res.ledger.fills if f.timestamp <= cut]
 
-    assert len(before(bt1.decisions)) >= 5            # there were decisions to compare
+    assert len(before(bt1.decisions)) >= 5  # there were decisions to compare
     assert before(bt1.decisions) == before(bt2.decisions)
     assert fills_before(res1) == fills_before(res2)
-    assert res1.curve_equity[res1.curve_ts <= cut].tolist() == res2.curve_equity[res2.curve_ts <= cut].tolist()
+    assert (
+        res1.curve_equity[res1.curve_ts <= cut].tolist() == res2.curve_equity[res2.curve_ts <= cut].tolist()
+    )
     # ... and the future did change
     assert [x for x in bt1.decisions if x[0] > cut] != [x for x in bt2.decisions if x[0] > cut]
 
 
 # ------------------------------------------------------------------ edge vs noise
-EDGE_DATA = dict(n_markets=10, days=20, tick=0.001, half_spread=0.002, fee_rate=0.01, common_vol=0.008,
-                 idio_vol=0.012, reversion=0.06)
+EDGE_DATA = dict(
+    n_markets=10,
+    days=20,
+    tick=0.001,
+    half_spread=0.002,
+    fee_rate=0.01,
+    common_vol=0.008,
+    idio_vol=0.012,
+    reversion=0.06,
+)
 EDGE_PARAMS = {"min_correlation": 0.4}
 
 
@@ -216,9 +266,14 @@ def test_pure_noise_gives_no_profit_after_fees(tmp_path):
     returns = []
     for seed in (1, 2, 3):
         d = generate(tmp_path / f"noise{seed}.db", seed=seed, model="pairs_noise", **EDGE_DATA)
-        _, res, m = run_bt(d.path, get_strategy("correlation_pairs", {**EDGE_PARAMS, "min_correlation": 0.2,
-                                                                      "require_mean_reversion": False}),
-                           d.start_ts, d.end_ts)
+        _, res, m = run_bt(
+            d.path,
+            get_strategy(
+                "correlation_pairs", {**EDGE_PARAMS, "min_correlation": 0.2, "require_mean_reversion": False}
+            ),
+            d.start_ts,
+            d.end_ts,
+        )
         assert m["total_trades"] >= 30
         assert m["verdict"] != "PASS", m["reasons"]
         returns.append(m["total_return"])
@@ -234,15 +289,37 @@ def test_empty_range_is_one_clear_error(tmp_path):
 
 
 # ------------------------------------------------------------------ the command
-CHECKLIST_LINES = [r"Total trades: \d+", r"Win rate: \d+\.\d%", r"Sharpe ratio: -?\d+\.\d\d",
-                   r"Max drawdown: \d+\.\d%", r"Final capital: \$[\d,]+\.\d\d"]
+CHECKLIST_LINES = [
+    r"Total trades: \d+",
+    r"Win rate: \d+\.\d%",
+    r"Sharpe ratio: -?\d+\.\d\d",
+    r"Max drawdown: \d+\.\d%",
+    r"Final capital: \$[\d,]+\.\d\d",
+]
 
 
 def test_backtest_command_prints_the_checklist_lines(workspace):
-    generate(workspace / "data" / "polymarket.db", n_markets=8, days=6, seed=4, tick=0.001, half_spread=0.002,
-             common_vol=0.012, idio_vol=0.008, reversion=0.04)
-    p = run_cli("backtest.py", "--start-date", "2026-01-01", "--end-date", "2026-01-06", "--capital", "500",
-                cwd=workspace)
+    generate(
+        workspace / "data" / "polymarket.db",
+        n_markets=8,
+        days=6,
+        seed=4,
+        tick=0.001,
+        half_spread=0.002,
+        common_vol=0.012,
+        idio_vol=0.008,
+        reversion=0.04,
+    )
+    p = run_cli(
+        "backtest.py",
+        "--start-date",
+        "2026-01-01",
+        "--end-date",
+        "2026-01-06",
+        "--capital",
+        "500",
+        cwd=workspace,
+    )
     assert p.returncode in (0, 1, 6), p.stderr
     lines = p.stdout.splitlines()
     for pattern, line in zip(CHECKLIST_LINES, lines[:5]):
@@ -261,8 +338,21 @@ def test_backtest_command_prints_the_checklist_lines(workspace):
 def test_backtest_command_with_strategy_and_output(workspace):
     generate(workspace / "data" / "polymarket.db", n_markets=4, days=3, seed=4)
     out = workspace / "custom" / "bt.json"
-    p = run_cli("backtest.py", "--start-date", "2026-01-01", "--end-date", "2026-01-03", "--capital", "1000",
-                "--strategy", "mean_reversion", "--output", str(out), "--no-progress", cwd=workspace)
+    p = run_cli(
+        "backtest.py",
+        "--start-date",
+        "2026-01-01",
+        "--end-date",
+        "2026-01-03",
+        "--capital",
+        "1000",
+        "--strategy",
+        "mean_reversion",
+        "--output",
+        str(out),
+        "--no-progress",
+        cwd=workspace,
+    )
     assert p.returncode in (0, 1, 6), p.stderr
     data = json.loads(out.read_text())
     assert data["strategy"]["name"] == "mean_reversion" and data["capital"] == 1000
@@ -271,19 +361,37 @@ def test_backtest_command_with_strategy_and_output(workspace):
 
 def test_backtest_command_errors_are_one_sentence(workspace):
     # no database at all
-    p = run_cli("backtest.py", "--start-date", "2026-01-01", "--end-date", "2026-01-30", "--capital", "500",
-                cwd=workspace)
+    p = run_cli(
+        "backtest.py",
+        "--start-date",
+        "2026-01-01",
+        "--end-date",
+        "2026-01-30",
+        "--capital",
+        "500",
+        cwd=workspace,
+    )
     assert p.returncode == 3 and "initialize_db.py" in p.stderr and "Traceback" not in p.stderr
     # an empty database
     assert run_cli("initialize_db.py", cwd=workspace).returncode == 0
-    p = run_cli("backtest.py", "--start-date", "2026-01-01", "--end-date", "2026-01-30", "--capital", "500",
-                cwd=workspace)
+    p = run_cli(
+        "backtest.py",
+        "--start-date",
+        "2026-01-01",
+        "--end-date",
+        "2026-01-30",
+        "--capital",
+        "500",
+        cwd=workspace,
+    )
     assert p.returncode == 2, (p.stdout, p.stderr)
     assert p.stdout == "" and "Traceback" not in p.stderr
     err = [ln for ln in p.stderr.splitlines() if ln.strip() and "backtest:" not in ln]
-    assert err == ["Error: No market snapshots between 2026-01-01 and 2026-01-30 in "
-                   f"{workspace / 'data' / 'polymarket.db'}; collect data first (python collect_market_data.py) "
-                   "or choose dates that have data."]
+    assert err == [
+        "Error: No market snapshots between 2026-01-01 and 2026-01-30 in "
+        f"{workspace / 'data' / 'polymarket.db'}; collect data first (python collect_market_data.py) "
+        "or choose dates that have data."
+    ]
     # bad arguments
     p = run_cli("backtest.py", "--start-date", "2026-02-30", "--end-date", "2026-03-01", cwd=workspace)
     assert p.returncode == 2 and "not a date in YYYY-MM-DD form" in p.stderr
@@ -296,11 +404,30 @@ def test_backtest_command_errors_are_one_sentence(workspace):
 
 def test_reader_process_gives_the_same_replay(tmp_path):
     """Long replays read snapshots in a separate process; the result must be identical."""
-    d = generate(tmp_path / "p.db", n_markets=6, days=4, seed=9, tick=0.001, half_spread=0.002,
-                 common_vol=0.012, idio_vol=0.008, reversion=0.04, fee_rate=0.01)
+    d = generate(
+        tmp_path / "p.db",
+        n_markets=6,
+        days=4,
+        seed=9,
+        tick=0.001,
+        half_spread=0.002,
+        common_vol=0.012,
+        idio_vol=0.008,
+        reversion=0.04,
+        fee_rate=0.01,
+    )
     params = {"lookback_hours": 24, "reselect_hours": 3, "z_window_hours": 12, "entry_z": 1.5}
-    runs = [run_bt(d.path, get_strategy("correlation_pairs", params), d.start_ts, d.end_ts, parallel_load=par,
-                   chunk_seconds=3 * 3600) for par in (False, True)]
+    runs = [
+        run_bt(
+            d.path,
+            get_strategy("correlation_pairs", params),
+            d.start_ts,
+            d.end_ts,
+            parallel_load=par,
+            chunk_seconds=3 * 3600,
+        )
+        for par in (False, True)
+    ]
     (_, r1, m1), (_, r2, m2) = runs
     assert r1.ledger.fills and r1.ledger.fills == r2.ledger.fills
     assert r1.curve_equity.tolist() == r2.curve_equity.tolist()
@@ -314,26 +441,32 @@ def _resting_db(tmp_path):
     add_market(conn, "B")
     snap(conn, T0, "B-yes", "B", 0.29, 0.30, asks="0.30:60,0.31:100")
     snap(conn, T0 + 300, "B-yes", "B", 0.29, 0.30, asks="0.30:60,0.31:100")
-    snap(conn, T0 + 600, "B-yes", "B", 0.28, 0.29, asks="0.29:25")       # the ask comes down to 0.29
+    snap(conn, T0 + 600, "B-yes", "B", 0.28, 0.29, asks="0.29:25")  # the ask comes down to 0.29
     snap(conn, T0 + 900, "B-yes", "B", 0.27, 0.28, asks="0.28:500")
     conn.close()
     return db
 
 
-@pytest.mark.parametrize("order_type, expected", [
-    # FAK: the 60 at 0.30 fill, the other 40 are cancelled
-    ("FAK", [(T0 + 300, "BUY", 60_000_000, 18_000_000)]),
-    # GTC (as the paper exchange models it): 60 fill as taker, 40 rest at 0.30 and fill as maker
-    # (at 0.30, no fee) against the next book: 25 at T0+600; the last 15 are cancelled there, the
-    # order being trading.stale_order_seconds (300) old — the ask of 0.28 at T0+900 comes too late
-    ("GTC", [(T0 + 300, "BUY", 60_000_000, 18_000_000), (T0 + 600, "BUY", 25_000_000, 7_500_000)]),
-])
+@pytest.mark.parametrize(
+    "order_type, expected",
+    [
+        # FAK: the 60 at 0.30 fill, the other 40 are cancelled
+        ("FAK", [(T0 + 300, "BUY", 60_000_000, 18_000_000)]),
+        # GTC (as the paper exchange models it): 60 fill as taker, 40 rest at 0.30 and fill as maker
+        # (at 0.30, no fee) against the next book: 25 at T0+600; the last 15 are cancelled there, the
+        # order being trading.stale_order_seconds (300) old — the ask of 0.28 at T0+900 comes too late
+        ("GTC", [(T0 + 300, "BUY", 60_000_000, 18_000_000), (T0 + 600, "BUY", 25_000_000, 7_500_000)]),
+    ],
+)
 def test_gtc_orders_rest_in_the_replay_like_on_paper(tmp_path, order_type, expected):
     script = {T0: [(ENTER, "B-yes", "B", {"size_micro": 100 * M, "limit_price_micro": 300_000})]}
     cfg_over = {"order_type": order_type}
     bt, res, _ = run_bt(_resting_db(tmp_path), Scripted(script), T0, T0 + DAY - 1, **cfg_over)
-    assert [(f.timestamp, f.side, f.size_micro, f.notional_micro) for f in res.ledger.fills
-            if not f.reason.startswith("end of backtest")] == expected
+    assert [
+        (f.timestamp, f.side, f.size_micro, f.notional_micro)
+        for f in res.ledger.fills
+        if not f.reason.startswith("end of backtest")
+    ] == expected
     assert all(f.fee_micro == 0 for f in res.ledger.fills)
     assert res.unfilled.get("stale_cancelled", 0) == (1 if order_type == "GTC" else 0)
 
@@ -341,7 +474,9 @@ def test_gtc_orders_rest_in_the_replay_like_on_paper(tmp_path, order_type, expec
 @pytest.mark.parametrize("latency, fill_ts", [(0, T0), (1, T0 + 300), (300, T0 + 300), (301, T0 + 600)])
 def test_an_order_fills_on_the_first_recorded_book_at_or_after_its_latency(tmp_path, latency, fill_ts):
     script = {T0: [(ENTER, "B-yes", "B", {"size_micro": 10 * M, "limit_price_micro": 310_000})]}
-    _, res, _ = run_bt(_resting_db(tmp_path), Scripted(script), T0, T0 + DAY - 1, fill_latency_seconds=latency)
+    _, res, _ = run_bt(
+        _resting_db(tmp_path), Scripted(script), T0, T0 + DAY - 1, fill_latency_seconds=latency
+    )
     assert res.ledger.fills[0].timestamp == fill_ts
 
 
@@ -352,5 +487,6 @@ def test_a_dollar_buy_is_sized_at_its_limit_like_the_order_live_sends(tmp_path):
     bt, res, _ = run_bt(_resting_db(tmp_path), Scripted(script), T0, T0 + DAY - 1)
     buy = res.ledger.fills[0]
     assert (buy.size_micro, buy.notional_micro) == (96_770_000, 18_000_000 + 11_398_700)
-    assert [(t, s.side, s.price_micro, s.size_micro) for t, s in bt.orders][:1] == [(T0 + 300, "BUY", 310_000,
-                                                                                        96_770_000)]
+    assert [(t, s.side, s.price_micro, s.size_micro) for t, s in bt.orders][:1] == [
+        (T0 + 300, "BUY", 310_000, 96_770_000)
+    ]

@@ -1,4 +1,5 @@
 """polybot.backtest.coverage.data_coverage: how much of a window the stored data covers."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,8 +21,11 @@ def fill(conn, tokens, market, start, end, *, source="collected", step=STEP):
             else:
                 rows.append((ts, t, market, 0.49, 0.51, 0.5, 0.5, "0.49:100", "0.51:100", "collected"))
     conn.execute("BEGIN")
-    conn.executemany("INSERT OR IGNORE INTO market_snapshots (timestamp, token_id, market_id, best_bid, "
-                     "best_ask, mid, last_trade_price, bids, asks, source) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+    conn.executemany(
+        "INSERT OR IGNORE INTO market_snapshots (timestamp, token_id, market_id, best_bid, "
+        "best_ask, mid, last_trade_price, bids, asks, source) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        rows,
+    )
     conn.execute("COMMIT")
 
 
@@ -65,9 +69,9 @@ def test_only_the_universe_counts_and_one_token_covers_a_grid_point(conn):
     a = add_market(conn, "a")
     b = add_market(conn, "b")
     start, end = T0, T0 + 10 * DAY
-    fill(conn, b, "b", start, end)                         # outside the universe: ignored
-    fill(conn, a, "a", start, start + 5 * DAY)             # both tokens for 5 days
-    fill(conn, a[:1], "a", start + 5 * DAY, end)           # the YES token only afterwards
+    fill(conn, b, "b", start, end)  # outside the universe: ignored
+    fill(conn, a, "a", start, start + 5 * DAY)  # both tokens for 5 days
+    fill(conn, a[:1], "a", start + 5 * DAY, end)  # the YES token only afterwards
     cov = data_coverage(conn, a, start, end)
     assert cov["coverage"] == 1.0
     assert cov["token_coverage"] == pytest.approx(0.75)
@@ -78,11 +82,11 @@ def test_only_the_universe_counts_and_one_token_covers_a_grid_point(conn):
 
 def test_window_edges_and_a_grid_coarser_than_the_rows(conn):
     toks = add_market(conn, "m1")
-    fill(conn, toks[:1], "m1", T0, T0 + DAY, step=60)      # one-minute rows
+    fill(conn, toks[:1], "m1", T0, T0 + DAY, step=60)  # one-minute rows
     cov = data_coverage(conn, toks[:1], T0, T0 + 2 * DAY)  # end inclusive, 5-minute grid
     assert cov["grid_points"] == 2 * 288
     assert cov["coverage"] == pytest.approx(0.5)
-    assert cov["token_coverage"] == pytest.approx(0.5)     # 5 rows in a bucket count once
+    assert cov["token_coverage"] == pytest.approx(0.5)  # 5 rows in a bucket count once
     assert cov["recorded_days"] == pytest.approx(1.0)
     hourly = data_coverage(conn, toks[:1], T0, T0 + 2 * DAY, grid_seconds=3600)
     assert hourly["grid_points"] == 48 and hourly["covered_points"] == 24
@@ -100,8 +104,8 @@ def test_small_and_large_universes_read_differently_but_agree(conn):
     start, end = T0, T0 + 4 * DAY
     fill(conn, toks, "m1", start, start + DAY, source="backfill")
     fill(conn, toks, "m1", start + 2 * DAY, start + 3 * DAY)
-    large = data_coverage(conn, toks, start, end)          # 2 of 2 stored tokens: key scan
-    for k in range(40):                                    # now 2 of 82: token index
+    large = data_coverage(conn, toks, start, end)  # 2 of 2 stored tokens: key scan
+    for k in range(40):  # now 2 of 82: token index
         add_market(conn, f"x{k}")
     small = data_coverage(conn, toks, start, end)
     assert small == large

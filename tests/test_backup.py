@@ -1,5 +1,6 @@
 """backup_database.py: online backups under a concurrent writer, verification, permissions,
 retention, off-site copy, failure handling; --list."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from polybot.ops.backup import (apply_retention, backup_name, checksum_path, list_backups, name_timestamp,
-                                read_checksum, verify_file)
+from polybot.ops.backup import (
+    apply_retention,
+    backup_name,
+    checksum_path,
+    list_backups,
+    name_timestamp,
+    read_checksum,
+    verify_file,
+)
 from polybot.ops.common import sha256_file
 from tests.conftest import ROOT, run_cli
 from tests.helpers_ops import backups_in, connect, init_workspace
@@ -49,14 +57,14 @@ def _max_id(path: Path) -> int:
 
 def test_backup_under_continuous_writer_restores_every_committed_row(tmp_path):
     cfg = init_workspace(tmp_path)
-    _make_writer_table(cfg, 10_000)                      # ~20 MB: the copy takes a moment
+    _make_writer_table(cfg, 10_000)  # ~20 MB: the copy takes a moment
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(cfg.database_path)])
     try:
         start = _max_id(cfg.database_path)
         deadline = time.monotonic() + 30
         while _max_id(cfg.database_path) < start + 50 and time.monotonic() < deadline:
             time.sleep(0.05)
-        committed_before = _max_id(cfg.database_path)    # committed before the backup started
+        committed_before = _max_id(cfg.database_path)  # committed before the backup started
         assert committed_before >= start + 50, "the writer is not committing"
         res = run_cli("backup_database.py", cwd=tmp_path)
         assert res.returncode == 0, res.stdout + res.stderr
@@ -70,16 +78,16 @@ def test_backup_under_continuous_writer_restores_every_committed_row(tmp_path):
         writer.terminate()
         writer.wait()
     final = _max_id(cfg.database_path)
-    assert final > after_backup >= committed_before       # it kept writing through the backup
+    assert final > after_backup >= committed_before  # it kept writing through the backup
 
     (backup,) = backups_in(cfg)
     assert verify_file(backup).ok
     conn = sqlite3.connect(backup)
     b_max, b_count = conn.execute("SELECT MAX(id), COUNT(*) FROM writer_rows").fetchone()
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"    # one self-contained file
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # one self-contained file
     conn.close()
     assert b_max >= committed_before
-    assert b_count == b_max                                                  # no gaps
+    assert b_count == b_max  # no gaps
 
     res = run_cli("backup_database.py", "--restore", str(backup), cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -89,7 +97,7 @@ def test_backup_under_continuous_writer_restores_every_committed_row(tmp_path):
     conn.close()
     assert r_max == b_max and r_count == r_max and r_max >= committed_before
     (aside,) = tmp_path.glob("data/polymarket.db.before-restore-*")
-    assert _max_id(aside) == final                        # the database as it was, WAL content included
+    assert _max_id(aside) == final  # the database as it was, WAL content included
 
 
 def test_backup_output_permissions_checksum_and_row(tmp_path):
@@ -137,7 +145,7 @@ def test_retention_keeps_exactly_the_configured_window(tmp_path):
     (seed,) = backups_in(cfg)
     seed.rename(tmp_path / "seed.db")
     now = time.time()
-    ages = [d + 1 / 24 for d in range(0, 41)]             # 1 h, 1 d 1 h, …, 40 d 1 h old
+    ages = [d + 1 / 24 for d in range(0, 41)]  # 1 h, 1 d 1 h, …, 40 d 1 h old
     made = _fake_backups(cfg, tmp_path / "seed.db", ages, now)
     (cfg.backup_dir / "notes.txt").write_text("not a backup")
     (cfg.backup_dir / "other.db").write_bytes(b"x")
@@ -146,7 +154,7 @@ def test_retention_keeps_exactly_the_configured_window(tmp_path):
     kept = set(backups_in(cfg))
     expected = {p for age, p in made.items() if age <= 30}
     assert len(expected) == 30
-    assert kept - expected == {max(kept, key=lambda p: p.name)}     # + the new backup
+    assert kept - expected == {max(kept, key=lambda p: p.name)}  # + the new backup
     assert expected <= kept
     assert not any(p in kept for age, p in made.items() if age > 30)
     assert (cfg.backup_dir / "notes.txt").exists() and (cfg.backup_dir / "other.db").exists()
@@ -159,9 +167,12 @@ def test_apply_retention_boundaries_and_zero(tmp_path):
     now = 1_800_000_000.0
     for age_h in (0, 7 * 24 - 1, 7 * 24 + 1, 100 * 24):
         (d / backup_name(now - age_h * 3600)).write_bytes(b"SQLite format 3\x00")
-    assert apply_retention(d, 0, now) == []                              # 0 = keep everything
+    assert apply_retention(d, 0, now) == []  # 0 = keep everything
     removed = apply_retention(d, 7, now)
-    assert sorted(name_timestamp(p.name) for p in removed) == [int(now - 100 * 24 * 3600), int(now - (7 * 24 + 1) * 3600)]
+    assert sorted(name_timestamp(p.name) for p in removed) == [
+        int(now - 100 * 24 * 3600),
+        int(now - (7 * 24 + 1) * 3600),
+    ]
     assert len(list_backups(d)) == 2
 
 
@@ -179,17 +190,24 @@ def test_write_failure_mid_copy_leaves_no_partial_file(tmp_path):
     import resource
 
     cfg = init_workspace(tmp_path)
-    _make_writer_table(cfg, 2000)                                        # ~4 MB database
+    _make_writer_table(cfg, 2000)  # ~4 MB database
     cfg.backup_dir.mkdir(mode=0o700)
     limit = 1024 * 1024
 
     def cap():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))       # writes past 1 MB fail (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # writes past 1 MB fail (EFBIG)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POLY", "TELEGRAM", "SMTP", "DASHBOARD"))}
     env.update(PYTHONPATH=str(ROOT), PYTHONIOENCODING="utf-8")
-    res = subprocess.run([sys.executable, str(ROOT / "backup_database.py")], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120, preexec_fn=cap)
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "backup_database.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=cap,
+    )
     assert res.returncode == 1, res.stdout + res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "Backup failed" in lines[0] and "no partial backup was left" in lines[0]
@@ -201,7 +219,8 @@ def test_missing_database_is_one_sentence(workspace):
     res = run_cli("backup_database.py", cwd=workspace)
     assert res.returncode == 3
     assert res.stderr.strip().splitlines() == [
-        f"Error: Database {workspace / 'data' / 'polymarket.db'} does not exist; run python initialize_db.py first."]
+        f"Error: Database {workspace / 'data' / 'polymarket.db'} does not exist; run python initialize_db.py first."
+    ]
 
 
 def test_offsite_dir_copy(tmp_path):
@@ -220,7 +239,9 @@ def test_offsite_dir_copy(tmp_path):
 def test_offsite_command_placeholders_and_failure_is_reported(tmp_path):
     dest = tmp_path / "remote"
     dest.mkdir()
-    copy = f'"{sys.executable}" -c "import shutil,sys; shutil.copy(sys.argv[1], sys.argv[2])" {{file}} "{dest}"'
+    copy = (
+        f'"{sys.executable}" -c "import shutil,sys; shutil.copy(sys.argv[1], sys.argv[2])" {{file}} "{dest}"'
+    )
     cfg = init_workspace(tmp_path, {"backup": {"offsite_command": copy}})
     res = run_cli("backup_database.py", cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -232,7 +253,7 @@ def test_offsite_command_placeholders_and_failure_is_reported(tmp_path):
     res = run_cli("backup_database.py", cwd=tmp_path)
     assert res.returncode == 1
     assert "Off-site copy FAILED" in res.stdout and "exit code 3" in res.stdout
-    assert len(backups_in(cfg)) == 2                                    # the local backup still counts
+    assert len(backups_in(cfg)) == 2  # the local backup still counts
     conn = connect(cfg)
     assert conn.execute("SELECT COUNT(*) FROM alerts WHERE key = 'backup_offsite'").fetchone()[0] == 1
     conn.close()

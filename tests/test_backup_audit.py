@@ -1,9 +1,10 @@
 """audit_backups.py: integrity of every backup, test restore, retention count, off-site copy,
 the monthly report file, and the exit code."""
+
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from polybot.ops.backup import backup_name
 from tests.conftest import run_cli
@@ -11,7 +12,7 @@ from tests.helpers_ops import add_trade, backups_in, connect, init_workspace
 
 
 def _report(cfg):
-    return cfg.report_dir / f"backup_audit_{datetime.now(timezone.utc):%Y%m}.txt"
+    return cfg.report_dir / f"backup_audit_{datetime.now(UTC):%Y%m}.txt"
 
 
 def test_audit_of_good_backups_passes_and_writes_the_report(tmp_path):
@@ -53,7 +54,12 @@ def test_audit_reports_a_corrupt_backup_and_exits_1(tmp_path):
     assert "FAIL: 2 problem(s) found" in res.stdout
     assert "FAIL" in _report(cfg).read_text()
     conn = connect(cfg)
-    assert conn.execute("SELECT COUNT(*) FROM alerts WHERE key = 'backup_audit' AND level = 'critical'").fetchone()[0] == 1
+    assert (
+        conn.execute(
+            "SELECT COUNT(*) FROM alerts WHERE key = 'backup_audit' AND level = 'critical'"
+        ).fetchone()[0]
+        == 1
+    )
     conn.close()
 
 
@@ -63,7 +69,7 @@ def test_audit_flags_a_changed_backup_and_missing_backups(tmp_path):
     assert res.returncode == 1 and "No backups in" in res.stdout
     assert run_cli("backup_database.py", cwd=tmp_path).returncode == 0
     (backup,) = backups_in(cfg)
-    conn = __import__("sqlite3").connect(backup)           # a valid database, changed after the backup
+    conn = __import__("sqlite3").connect(backup)  # a valid database, changed after the backup
     conn.execute("CREATE TABLE tampered (x)")
     conn.commit()
     conn.close()
@@ -76,7 +82,7 @@ def test_audit_counts_against_retention(tmp_path):
     assert run_cli("backup_database.py", cwd=tmp_path).returncode == 0
     (seed,) = backups_in(cfg)
     now = time.time()
-    for age in (1, 2, 4):                                    # day 3 is missing
+    for age in (1, 2, 4):  # day 3 is missing
         p = cfg.backup_dir / backup_name(now - age * 86400)
         p.write_bytes(seed.read_bytes())
     res = run_cli("audit_backups.py", cwd=tmp_path)
@@ -88,10 +94,11 @@ def test_interrupted_backup_without_checksum_and_stale_temp_are_reported(tmp_pat
     """Issue 15 #10: a backup whose run died after the rename (no sha256 recorded) was shown ✓,
     and a stale `.tmp-` file of an interrupted run was invisible to --list and the audit."""
     from polybot.ops.backup import checksum_path
+
     cfg = init_workspace(tmp_path)
     assert run_cli("backup_database.py", cwd=tmp_path).returncode == 0
     (backup,) = backups_in(cfg)
-    checksum_path(backup).unlink()                       # the run died before recording it
+    checksum_path(backup).unlink()  # the run died before recording it
     conn = connect(cfg)
     conn.execute("DELETE FROM backups")
     conn.commit()

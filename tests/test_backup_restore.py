@@ -1,5 +1,6 @@
 """backup_database.py --restore: refuses while the bot runs, never restores a damaged backup,
 keeps the current database (and its -wal) aside, restores through the backup API."""
+
 from __future__ import annotations
 
 import os
@@ -39,7 +40,7 @@ def backed_up(tmp_path):
 
 def test_restore_keeps_the_live_database_and_its_wal_aside(backed_up, tmp_path):
     cfg, backup = backed_up
-    held = db.connect(cfg.database_path)              # a connection with uncheckpointed WAL content
+    held = db.connect(cfg.database_path)  # a connection with uncheckpointed WAL content
     held.execute("PRAGMA wal_autocheckpoint = 0")
     add_trade(held, ts=2000, trade_id="after-1")
     assert (tmp_path / "data" / "polymarket.db-wal").stat().st_size > 0
@@ -48,7 +49,11 @@ def test_restore_keeps_the_live_database_and_its_wal_aside(backed_up, tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     out = res.stdout
     assert "Backup verified" in out and "Previous database kept as data/polymarket.db.before-restore-" in out
-    assert "python initialize_db.py" in out and "rm EMERGENCY_STOP" in out and "python trading_bot.py --restart" in out
+    assert (
+        "python initialize_db.py" in out
+        and "rm EMERGENCY_STOP" in out
+        and "python trading_bot.py --restart" in out
+    )
     # other connections see the restored content at once (restored through SQLite, not by file copy)
     assert [r[0] for r in held.execute("SELECT trade_id FROM trades ORDER BY id")] == ["before-1", "before-2"]
     held.close()
@@ -74,11 +79,15 @@ def test_restore_replaces_a_damaged_database(backed_up, tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     assert "moved aside with its -wal/-shm files" in res.stdout
     assert _trade_ids(live) == ["before-1", "before-2"]
-    assert not live.with_name(live.name + "-wal").exists() or \
-        live.with_name(live.name + "-wal").read_bytes() != b"stale wal"
-    (aside,) = [p for p in tmp_path.glob("data/polymarket.db.before-restore-*") if not p.name.endswith("-wal")]
+    assert (
+        not live.with_name(live.name + "-wal").exists()
+        or live.with_name(live.name + "-wal").read_bytes() != b"stale wal"
+    )
+    (aside,) = [
+        p for p in tmp_path.glob("data/polymarket.db.before-restore-*") if not p.name.endswith("-wal")
+    ]
     assert aside.read_bytes().startswith(b"garbage")
-    assert aside.with_name(aside.name + "-wal").read_bytes() == b"stale wal"     # kept paired
+    assert aside.with_name(aside.name + "-wal").read_bytes() == b"stale wal"  # kept paired
 
 
 def test_restore_refuses_while_the_bot_runs(backed_up, tmp_path):
@@ -116,11 +125,13 @@ def test_restore_refuses_while_the_bot_runs(backed_up, tmp_path):
 def test_restore_refuses_a_damaged_or_missing_backup(backed_up, tmp_path):
     cfg, backup = backed_up
     data = bytearray(backup.read_bytes())
-    data[4096:8192] = b"\xff" * 4096                  # garble a page
+    data[4096:8192] = b"\xff" * 4096  # garble a page
     bad = cfg.backup_dir / "polymarket_backup_20200101_000000.db"
     bad.write_bytes(bytes(data))
     res = run_cli("backup_database.py", "--restore", str(bad), cwd=tmp_path)
-    assert res.returncode == 1 and "fails integrity_check" in res.stderr and "nothing was changed" in res.stderr
+    assert (
+        res.returncode == 1 and "fails integrity_check" in res.stderr and "nothing was changed" in res.stderr
+    )
     assert _trade_ids(cfg.database_path) == ["before-1", "before-2"]
     assert not list(tmp_path.glob("data/*before-restore*"))
     res = run_cli("backup_database.py", "--restore", "nope.db", cwd=tmp_path)
@@ -145,11 +156,15 @@ def test_restore_of_an_older_schema_says_to_migrate(tmp_path):
 def test_restore_right_after_a_clean_stop_and_while_the_instance_lock_is_held(backed_up, tmp_path):
     cfg, backup = backed_up
     gone = Sleeper()
-    gone.stop()                                          # the bot that wrote the heartbeat has exited
-    simulate_running_bot(cfg, gone.pid)                   # fresh heartbeat, bot_state pid = that process
-    (cfg.database_path.parent / "trading_bot.pid").unlink()   # a clean exit removes the PID file
-    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(cfg.database_path.parent / "trading_bot.lock")],
-                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    gone.stop()  # the bot that wrote the heartbeat has exited
+    simulate_running_bot(cfg, gone.pid)  # fresh heartbeat, bot_state pid = that process
+    (cfg.database_path.parent / "trading_bot.pid").unlink()  # a clean exit removes the PID file
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(cfg.database_path.parent / "trading_bot.lock")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         res = run_cli("backup_database.py", "--restore", str(backup), cwd=tmp_path)

@@ -5,6 +5,7 @@ won), an empty config.yaml passed validation, non-finite and absurd numbers pass
 a 0-byte database was silently migrated as a new one, and a read-only directory was
 diagnosed as corruption with advice to restore over a healthy database.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -18,8 +19,12 @@ from polybot.errors import ConfigError, DatabaseError
 from tests.conftest import ROOT, run_cli, write_config
 from tests.helpers_ops import init_workspace
 
-CREDS = {"POLYMARKET_API_KEY": "k-1234567890", "POLYMARKET_API_SECRET": "c2VjcmV0c2VjcmV0",
-         "POLYMARKET_API_PASSPHRASE": "pass-phrase-1", "POLYMARKET_PRIVATE_KEY": "0x" + "ab" * 32}
+CREDS = {
+    "POLYMARKET_API_KEY": "k-1234567890",
+    "POLYMARKET_API_SECRET": "c2VjcmV0c2VjcmV0",
+    "POLYMARKET_API_PASSPHRASE": "pass-phrase-1",
+    "POLYMARKET_PRIVATE_KEY": "0x" + "ab" * 32,
+}
 
 
 def _one_sentence(res) -> str:
@@ -30,8 +35,11 @@ def _one_sentence(res) -> str:
 # ----------------------------------------------------------------------------- config
 def test_duplicate_key_is_refused_with_both_line_numbers(tmp_path):
     path = tmp_path / "config.yaml"
-    path.write_text("paper_trading: true\ncapital: 500\nrisk_limits:\n  max_position_size: 100\n"
-                    "  max_positions: 4\n  max_position_size: 1900\n", encoding="utf-8")
+    path.write_text(
+        "paper_trading: true\ncapital: 500\nrisk_limits:\n  max_position_size: 100\n"
+        "  max_positions: 4\n  max_position_size: 1900\n",
+        encoding="utf-8",
+    )
     with pytest.raises(ConfigError) as err:
         load_config(path, require_mode_secrets=False)
     msg = str(err.value)
@@ -59,15 +67,18 @@ def test_empty_config_is_refused(tmp_path, text):
     assert "Required keys present" not in res.stdout
 
 
-@pytest.mark.parametrize("overrides, key", [
-    ({"capital": float("inf")}, "capital"),
-    ({"capital": float("nan")}, "capital"),
-    ({"capital": 1e15}, "capital"),
-    ({"risk_limits": {"max_position_size": 1e30}}, "risk_limits.max_position_size"),
-    ({"risk_limits": {"daily_loss_limit": 1e300}}, "risk_limits.daily_loss_limit"),
-    ({"trading": {"loop_interval_seconds": float("-inf")}}, "trading.loop_interval_seconds"),
-    ({"collection": {"max_markets": 10 ** 15}}, "collection.max_markets"),
-])
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"capital": float("inf")}, "capital"),
+        ({"capital": float("nan")}, "capital"),
+        ({"capital": 1e15}, "capital"),
+        ({"risk_limits": {"max_position_size": 1e30}}, "risk_limits.max_position_size"),
+        ({"risk_limits": {"daily_loss_limit": 1e300}}, "risk_limits.daily_loss_limit"),
+        ({"trading": {"loop_interval_seconds": float("-inf")}}, "trading.loop_interval_seconds"),
+        ({"collection": {"max_markets": 10**15}}, "collection.max_markets"),
+    ],
+)
 def test_absurd_numbers_are_refused(tmp_path, overrides, key):
     write_config(tmp_path, overrides)
     with pytest.raises(ConfigError) as err:
@@ -81,6 +92,7 @@ def test_absurd_capital_refused_in_live_mode_too(tmp_path):
     shutil.copy(ROOT / "config.yaml.example", tmp_path / "config.yaml")
     text = (tmp_path / "config.yaml").read_text(encoding="utf-8")
     import re
+
     text = re.sub(r"(?m)^capital:.*$", "capital: .inf", text)
     (tmp_path / "config.yaml").write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match="not a finite number"):
@@ -96,12 +108,12 @@ def test_ordinary_numbers_still_load(tmp_path):
 # ----------------------------------------------------------------------------- database
 def test_zero_byte_database_is_not_a_new_database(tmp_path):
     cfg = init_workspace(tmp_path)
-    cfg.database_path.write_bytes(b"")                      # a crash or a bad copy emptied it
+    cfg.database_path.write_bytes(b"")  # a crash or a bad copy emptied it
     for suffix in ("-wal", "-shm"):
         (cfg.database_path.parent / (cfg.database_path.name + suffix)).unlink(missing_ok=True)
     with pytest.raises(DatabaseError, match="exists but is empty"):
         db.open_database(cfg)
-    assert cfg.database_path.stat().st_size == 0            # nothing migrated into it
+    assert cfg.database_path.stat().st_size == 0  # nothing migrated into it
     with pytest.raises(DatabaseError, match="0 bytes"):
         db.initialize(cfg.database_path)
     assert cfg.database_path.stat().st_size == 0
@@ -147,7 +159,7 @@ def test_table_less_sqlite_file_is_not_migrated(tmp_path):
     for suffix in ("", "-wal", "-shm"):
         (cfg.database_path.parent / (cfg.database_path.name + suffix)).unlink(missing_ok=True)
     raw = sqlite3.connect(cfg.database_path)
-    raw.executescript("CREATE TABLE x(a); DROP TABLE x;")   # a valid SQLite file with no tables
+    raw.executescript("CREATE TABLE x(a); DROP TABLE x;")  # a valid SQLite file with no tables
     raw.close()
     size = cfg.database_path.stat().st_size
     assert size > 0
@@ -159,30 +171,42 @@ def test_table_less_sqlite_file_is_not_migrated(tmp_path):
 
 
 def test_validate_config_and_the_bot_accept_the_same_strategies(tmp_path):
-    local = {"polymarket": {"base_url": "http://127.0.0.1:9", "gamma_url": "http://127.0.0.1:9",
-                            "data_url": "http://127.0.0.1:9"}}
+    local = {
+        "polymarket": {
+            "base_url": "http://127.0.0.1:9",
+            "gamma_url": "http://127.0.0.1:9",
+            "data_url": "http://127.0.0.1:9",
+        }
+    }
     write_config(tmp_path, {"strategy": {"name": "drill"}, **local})
     res = run_cli("validate_config.py", cwd=tmp_path)
     assert "Strategy drill: parameters valid" in res.stdout, res.stdout + res.stderr
-    write_config(tmp_path, {"strategy": {"name": "drill"}})        # real Polymarket hosts
+    write_config(tmp_path, {"strategy": {"name": "drill"}})  # real Polymarket hosts
     res = run_cli("validate_config.py", cwd=tmp_path)
     assert res.returncode != 0 and "only runs against the local simulator" in _one_sentence(res)
 
 
-@pytest.mark.parametrize("var, value, phrase", [
-    ("POLYMARKET_API_SECRET", "not*base64!", "api_secret' is not the URL-safe base64 secret"),
-    ("POLYMARKET_API_SECRET", "c2VjcmV0c2VjcmV0c", "api_secret' is not the URL-safe base64 secret"),  # bad padding
-    ("POLYMARKET_PRIVATE_KEY", "0x1234", "private_key' is not a private key"),
-    ("POLYMARKET_PRIVATE_KEY", "0x" + "zz" * 32, "private_key' is not a private key"),
-    ("POLYMARKET_API_PASSPHRASE", "pass phrase\n", "api_passphrase' contains spaces"),
-])
+@pytest.mark.parametrize(
+    "var, value, phrase",
+    [
+        ("POLYMARKET_API_SECRET", "not*base64!", "api_secret' is not the URL-safe base64 secret"),
+        (
+            "POLYMARKET_API_SECRET",
+            "c2VjcmV0c2VjcmV0c",
+            "api_secret' is not the URL-safe base64 secret",
+        ),  # bad padding
+        ("POLYMARKET_PRIVATE_KEY", "0x1234", "private_key' is not a private key"),
+        ("POLYMARKET_PRIVATE_KEY", "0x" + "zz" * 32, "private_key' is not a private key"),
+        ("POLYMARKET_API_PASSPHRASE", "pass phrase\n", "api_passphrase' contains spaces"),
+    ],
+)
 def test_malformed_credentials_fail_at_validation(tmp_path, var, value, phrase):
     """Issue 15 #9: checked only at live start before ('Unexpected error: Incorrect padding' + a traceback)."""
     shutil.copy(ROOT / "config.yaml.example", tmp_path / "config.yaml")
     env = {**CREDS, var: value}
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path / "config.yaml", env=env, require_mode_secrets=False)
-    assert phrase in str(err.value) and value.strip() not in str(err.value)     # never echoed
+    assert phrase in str(err.value) and value.strip() not in str(err.value)  # never echoed
     res = run_cli("validate_config.py", cwd=tmp_path, env=env)
     out = _one_sentence(res)
     assert res.returncode != 0 and phrase in out and value.strip() not in out

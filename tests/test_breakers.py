@@ -1,19 +1,24 @@
 """Each circuit breaker tripped against the simulator with the bot as a real subprocess:
 the database ends halted with the reason, a critical alert is recorded, a restart without
 --restart refuses, and --restart resumes trading after reconciliation."""
+
 from __future__ import annotations
 
 import getpass
 import sqlite3
 
-import pytest
-
 from tests.helpers_engine import (  # noqa: F401 (fast_sim is a fixture)
+    M,
+    assert_consistent,
+    connect,
     fast_sim,
-    M, assert_consistent, connect, load, make_workspace, query, run_bot, start_bot, wait_for,
+    load,
+    make_workspace,
+    query,
+    run_bot,
+    start_bot,
+    wait_for,
 )
-
-
 
 
 def _state(root):
@@ -45,14 +50,17 @@ def restart_and_resume(root, *, runtime: float = 3.0) -> str:
     assert _state(root)["halted"] == "0"
     cleared = query(root, "SELECT cleared_at, cleared_by FROM halts ORDER BY id DESC LIMIT 1")[0]
     assert cleared[0] is not None and getpass.getuser() in cleared[1]
-    assert query(root, "SELECT COUNT(*) FROM performance")[0][0] > before      # the loop ran again
+    assert query(root, "SELECT COUNT(*) FROM performance")[0][0] > before  # the loop ran again
     return res.stderr
 
 
 def run_until_trading(root):
     proc = start_bot(root)
-    wait_for(lambda: query(root, "SELECT 1 FROM positions WHERE status='open'") or proc.poll() is not None,
-             90, what="an open position")
+    wait_for(
+        lambda: query(root, "SELECT 1 FROM positions WHERE status='open'") or proc.poll() is not None,
+        90,
+        what="an open position",
+    )
     assert proc.poll() is None, (root / "bot.out").read_text()[-3000:]
     return proc
 
@@ -73,13 +81,16 @@ def test_breaker_1_api_errors(tmp_path, fast_sim):
 
 
 def test_breaker_2_daily_loss(tmp_path, fast_sim):
-    root = make_workspace(tmp_path, fast_sim, risk_limits={"daily_loss_limit": 15},
-                          strategy={"name": "drill", "params": {"size_usd": 20, "max_holdings": 1,
-                                                                "hold_seconds": 3000}})
+    root = make_workspace(
+        tmp_path,
+        fast_sim,
+        risk_limits={"daily_loss_limit": 15},
+        strategy={"name": "drill", "params": {"size_usd": 20, "max_holdings": 1, "hold_seconds": 3000}},
+    )
     proc = run_until_trading(root)
     market_id, token_id = query(root, "SELECT market_id, token_id FROM positions WHERE status='open'")[0]
     index = query(root, "SELECT outcome_index FROM market_tokens WHERE token_id=?", token_id)[0][0]
-    fast_sim.sim.resolve(market_id, "NO" if index == 0 else "YES")          # the held outcome loses
+    fast_sim.sim.resolve(market_id, "NO" if index == 0 else "YES")  # the held outcome loses
     assert proc.wait(timeout=60) == 5
     assert_halted(root, "daily_loss", "daily_loss_limit")
     assert query(root, "SELECT price_micro FROM trades WHERE kind='settlement'")[0][0] == 0
@@ -96,21 +107,44 @@ def test_breaker_3_position_anomaly(tmp_path, fast_sim):
     proc = run_until_trading(root)
     from polybot import db
     from polybot.engine import ledger
+
     conn = connect(root)
-    token, market = conn.execute("SELECT token_id, market_id FROM market_tokens ORDER BY token_id LIMIT 1").fetchone()
-    with db.atomic(conn):           # a fill nobody asked for, e.g. found at the exchange
-        ledger.record_trade(conn, mode="paper", trade_id="external-1", token_id=token, market_id=market,
-                            side="BUY", price_micro=500_000, size_micro=300 * M, fee_micro=0, ts=1,
-                            reason="external fill")
+    token, market = conn.execute(
+        "SELECT token_id, market_id FROM market_tokens ORDER BY token_id LIMIT 1"
+    ).fetchone()
+    with db.atomic(conn):  # a fill nobody asked for, e.g. found at the exchange
+        ledger.record_trade(
+            conn,
+            mode="paper",
+            trade_id="external-1",
+            token_id=token,
+            market_id=market,
+            side="BUY",
+            price_micro=500_000,
+            size_micro=300 * M,
+            fee_micro=0,
+            ts=1,
+            reason="external fill",
+        )
     conn.close()
     assert proc.wait(timeout=60) == 5
     assert_halted(root, "position_anomaly", "above max_position_size")
     assert_refused(root)
     conn = connect(root)
-    with db.atomic(conn):           # the operator reduced it by hand
-        ledger.record_trade(conn, mode="paper", trade_id="external-2", token_id=token, market_id=market,
-                            side="SELL", price_micro=500_000, size_micro=300 * M, fee_micro=0, ts=2,
-                            reason="reduced by hand")
+    with db.atomic(conn):  # the operator reduced it by hand
+        ledger.record_trade(
+            conn,
+            mode="paper",
+            trade_id="external-2",
+            token_id=token,
+            market_id=market,
+            side="SELL",
+            price_micro=500_000,
+            size_micro=300 * M,
+            fee_micro=0,
+            ts=2,
+            reason="reduced by hand",
+        )
     conn.close()
     restart_and_resume(root)
     assert_consistent(root)
@@ -168,12 +202,17 @@ def test_breaker_4_corrupt_database_at_start(tmp_path, sim):
 
 
 def test_breaker_5_emergency_stop_closes_positions(tmp_path, fast_sim):
-    root = make_workspace(tmp_path, fast_sim,
-                          strategy={"name": "drill", "params": {"size_usd": 20, "max_holdings": 3,
-                                                                "hold_seconds": 3000}})
+    root = make_workspace(
+        tmp_path,
+        fast_sim,
+        strategy={"name": "drill", "params": {"size_usd": 20, "max_holdings": 3, "hold_seconds": 3000}},
+    )
     proc = start_bot(root)
-    wait_for(lambda: query(root, "SELECT COUNT(*) FROM positions WHERE status='open'")[0][0] >= 2, 90,
-             what="two open positions")
+    wait_for(
+        lambda: query(root, "SELECT COUNT(*) FROM positions WHERE status='open'")[0][0] >= 2,
+        90,
+        what="two open positions",
+    )
     (root / "EMERGENCY_STOP").touch()
     assert proc.wait(timeout=60) == 5
     out = (root / "bot.out").read_text()
@@ -201,7 +240,7 @@ def test_emergency_stop_acknowledged_by_removing_the_file(tmp_path, sim):
     root = make_workspace(tmp_path, sim)
     (root / "EMERGENCY_STOP").touch()
     proc = start_bot(root)
-    assert proc.wait(timeout=60) == 5            # refused at start: the file exists
+    assert proc.wait(timeout=60) == 5  # refused at start: the file exists
     assert query(root, "SELECT COUNT(*) FROM halts")[0][0] == 0
     (root / "EMERGENCY_STOP").unlink()
     proc = start_bot(root)
@@ -216,8 +255,11 @@ def test_emergency_stop_acknowledged_by_removing_the_file(tmp_path, sim):
     # any other breaker needs --restart
     conn = connect(root)
     from polybot import db
+
     with db.atomic(conn):
-        conn.execute("INSERT INTO halts(timestamp, mode, breaker, reason) VALUES (1,'paper','api_errors','test')")
+        conn.execute(
+            "INSERT INTO halts(timestamp, mode, breaker, reason) VALUES (1,'paper','api_errors','test')"
+        )
         db.set_state(conn, "halted", "1")
         db.set_state(conn, "halt_breaker", "api_errors")
         db.set_state(conn, "halt_reason", "test")

@@ -1,4 +1,5 @@
 """collect_market_data.py end to end: real HTTP to the simulator, a real SQLite file."""
+
 from __future__ import annotations
 
 import json
@@ -36,26 +37,38 @@ def test_initial_then_three_cycles_match_the_checklist_counts(workspace, sim):
     assert checklist_counts(workspace) == (n_open, 8 * n_open)
 
     # every tracked token has exactly one row per cycle, on the 5-minute grid
-    rows = query(db, "SELECT token_id, COUNT(*), MIN(timestamp) % 300, MAX(timestamp) - MIN(timestamp) "
-                     "FROM market_snapshots GROUP BY token_id")
+    rows = query(
+        db,
+        "SELECT token_id, COUNT(*), MIN(timestamp) % 300, MAX(timestamp) - MIN(timestamp) "
+        "FROM market_snapshots GROUP BY token_id",
+    )
     assert len(rows) == 2 * n_open
     assert all(n == 4 and off == 0 and span == 900 for _, n, off, span in rows)
-    cycles = query(db, "SELECT kind, status, markets, snapshots, errors, duration, api_seconds "
-                       "FROM collection_cycles ORDER BY id")
+    cycles = query(
+        db,
+        "SELECT kind, status, markets, snapshots, errors, duration, api_seconds "
+        "FROM collection_cycles ORDER BY id",
+    )
     assert [c[0] for c in cycles] == ["initial", "cycle", "cycle", "cycle"]
     assert all(c[1] == "ok" and c[2] == n_open and c[3] == 2 * n_open and c[4] == 0 for c in cycles)
     assert all(c[5] > 0 and c[6] > 0 for c in cycles)
 
     # market metadata recorded as the issue lists it
-    m = query(db, "SELECT condition_id, token_ids, outcomes, end_date, tick_size, min_order_size, "
-                  "event_id, tracked, fee_rate FROM markets WHERE neg_risk = 1 LIMIT 1")[0]
+    m = query(
+        db,
+        "SELECT condition_id, token_ids, outcomes, end_date, tick_size, min_order_size, "
+        "event_id, tracked, fee_rate FROM markets WHERE neg_risk = 1 LIMIT 1",
+    )[0]
     assert m[0].startswith("0x") and len(json.loads(m[1])) == 2 and json.loads(m[2]) == ["Yes", "No"]
     assert m[3] and m[4] in (0.01, 0.001) and m[5] == 5 and m[6] and m[7] == 1
     assert scalar(db, "SELECT COUNT(*) FROM market_tokens") == 2 * n_open
 
     # snapshot content: levels best first, depth = sum of the top levels, mid/spread
-    snap = query(db, "SELECT best_bid, best_ask, mid, spread, bids, asks, bid_depth, ask_depth, source "
-                     "FROM market_snapshots WHERE best_bid IS NOT NULL AND best_ask IS NOT NULL LIMIT 50")
+    snap = query(
+        db,
+        "SELECT best_bid, best_ask, mid, spread, bids, asks, bid_depth, ask_depth, source "
+        "FROM market_snapshots WHERE best_bid IS NOT NULL AND best_ask IS NOT NULL LIMIT 50",
+    )
     for bb, ba, mid, spread, bids, asks, bd, ad, source in snap:
         b = [tuple(map(float, x.split(":"))) for x in bids.split(",")]
         a = [tuple(map(float, x.split(":"))) for x in asks.split(",")]
@@ -93,8 +106,9 @@ def test_cap_and_filters_choose_the_most_liquid(workspace, sim):
 def test_explicit_market_ids_are_always_tracked(workspace, sim):
     opened = open_markets(sim)
     poor = min(opened, key=lambda m: m.liquidity)
-    db = setup_workspace(workspace, sim, max_markets=3, min_liquidity=1e9, market_ids=[poor.id],
-                         slugs=[opened[0].slug])
+    db = setup_workspace(
+        workspace, sim, max_markets=3, min_liquidity=1e9, market_ids=[poor.id], slugs=[opened[0].slug]
+    )
     r = collect(workspace, "--initial")
     assert r.returncode == 0, r.stderr
     got = {r[0] for r in query(db, "SELECT id FROM markets WHERE tracked = 1")}
@@ -111,9 +125,16 @@ def test_market_lifecycle_untrack_and_record_resolution(workspace, sim):
     sim.sim.advance(STEP)
     r = collect(workspace)
     assert r.returncode == 0, r.stderr
-    row = dict(zip(("tracked", "closed", "payouts", "resolved_at", "status"), query(
-        db, "SELECT tracked, closed, payouts, resolved_at, resolution_status FROM markets WHERE id = ?",
-        settled.id)[0]))
+    row = dict(
+        zip(
+            ("tracked", "closed", "payouts", "resolved_at", "status"),
+            query(
+                db,
+                "SELECT tracked, closed, payouts, resolved_at, resolution_status FROM markets WHERE id = ?",
+                settled.id,
+            )[0],
+        )
+    )
     assert row["tracked"] == 0 and row["closed"] == 1 and row["status"] == "resolved"
     assert json.loads(row["payouts"]) == {settled.token_ids[0]: 1.0, settled.token_ids[1]: 0.0}
     assert row["resolved_at"] == sim.sim.now()
@@ -121,15 +142,25 @@ def test_market_lifecycle_untrack_and_record_resolution(workspace, sim):
     p = query(db, "SELECT tracked, closed, payouts FROM markets WHERE id = ?", proposed.id)[0]
     assert p == (0, 1, None)
     last = scalar(db, "SELECT MAX(timestamp) FROM market_snapshots")
-    assert scalar(db, "SELECT COUNT(*) FROM market_snapshots WHERE timestamp = ? AND market_id IN (?, ?)",
-                  last, settled.id, proposed.id) == 0
+    assert (
+        scalar(
+            db,
+            "SELECT COUNT(*) FROM market_snapshots WHERE timestamp = ? AND market_id IN (?, ?)",
+            last,
+            settled.id,
+            proposed.id,
+        )
+        == 0
+    )
     # history is kept
     assert scalar(db, "SELECT COUNT(*) FROM market_snapshots WHERE market_id = ?", settled.id) == 2
     # after the proposal period the outcome is recorded
     sim.sim.advance(3 * 3600)
     assert collect(workspace).returncode == 0
     assert json.loads(scalar(db, "SELECT payouts FROM markets WHERE id = ?", proposed.id)) == {
-        proposed.token_ids[0]: 0.0, proposed.token_ids[1]: 1.0}
+        proposed.token_ids[0]: 0.0,
+        proposed.token_ids[1]: 1.0,
+    }
     # a recorded outcome is final: later cycles leave it alone
     resolved_at = scalar(db, "SELECT resolved_at FROM markets WHERE id = ?", settled.id)
     sim.sim.advance(STEP)
@@ -141,7 +172,7 @@ def test_new_markets_entering_the_filter_raise_one_info_alert_each(workspace, si
     opened = sorted(open_markets(sim), key=lambda m: -m.liquidity)
     db = setup_workspace(workspace, sim, max_markets=5)
     assert collect(workspace, "--initial").returncode == 0
-    assert scalar(db, "SELECT COUNT(*) FROM alerts WHERE key = 'new_market'") == 0   # first population
+    assert scalar(db, "SELECT COUNT(*) FROM alerts WHERE key = 'new_market'") == 0  # first population
     write_config(workspace, {**sim_urls(sim), "collection": {**OPEN_FILTERS, "max_markets": 8}})
     sim.sim.advance(STEP)
     r = collect(workspace)
@@ -176,7 +207,9 @@ def test_outage_after_discovery_fails_cleanly_then_recovers(workspace, sim):
     assert "Cycle 2026-11-01T00:05:00Z: FAILED" in r.stdout and "no snapshots written" in r.stdout
     assert "Traceback" not in r.stderr
     assert scalar(db, "SELECT COUNT(*) FROM market_snapshots WHERE timestamp = ?", 1793491500) == 0
-    status, detail = query(db, "SELECT status, error_detail FROM collection_cycles ORDER BY id DESC LIMIT 1")[0]
+    status, detail = query(db, "SELECT status, error_detail FROM collection_cycles ORDER BY id DESC LIMIT 1")[
+        0
+    ]
     assert status == "failed" and "unreachable" in detail
     # the exchange comes back: the same cycle is collected completely
     sim.sim.clear_faults()
@@ -210,7 +243,7 @@ def test_malformed_markets_are_skipped_with_their_id_logged(workspace, sim):
     log = (workspace / "logs").glob("trading_system_*.log")
     text = "".join(p.read_text() for p in log)
     assert "skipped malformed market 999991" in text
-    out = r.stdout + r.stderr                      # issue 15 #10: said once on screen, not twice
+    out = r.stdout + r.stderr  # issue 15 #10: said once on screen, not twice
     assert sum("market 999991" in ln for ln in out.splitlines()) == 1, out
 
 
@@ -231,8 +264,13 @@ def test_killed_cycle_leaves_nothing_half_written(workspace, sim):
     db = setup_workspace(workspace, sim)
     sim.sim.set_faults(latency_ms=3000, path="/clob/books")
     env = {"PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
-    p = subprocess.Popen([sys.executable, str(ROOT / "collect_market_data.py")], cwd=workspace,
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [sys.executable, str(ROOT / "collect_market_data.py")],
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 30
     while time.time() < deadline and not query(db, "SELECT 1 FROM collection_cycles"):
         time.sleep(0.05)
@@ -244,16 +282,26 @@ def test_killed_cycle_leaves_nothing_half_written(workspace, sim):
     sim.sim.clear_faults()
     assert collect(workspace).returncode == 0
     assert [r[0] for r in query(db, "SELECT status FROM collection_cycles ORDER BY id")] == ["failed", "ok"]
-    assert scalar(db, "SELECT COUNT(*) FROM market_snapshots") == scalar(db, "SELECT COUNT(*) FROM market_tokens")
+    assert scalar(db, "SELECT COUNT(*) FROM market_snapshots") == scalar(
+        db, "SELECT COUNT(*) FROM market_tokens"
+    )
 
 
 def test_two_collectors_at_once_one_runs_one_exits_cleanly(workspace, sim):
     db = setup_workspace(workspace, sim)
-    sim.sim.set_faults(latency_ms=400)          # make the cycle last long enough to overlap
+    sim.sim.set_faults(latency_ms=400)  # make the cycle last long enough to overlap
     env = {"PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "collect_market_data.py")], cwd=workspace,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "collect_market_data.py")],
+            cwd=workspace,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     busy = [o for o in outs if "another collection is running; exiting" in o[0]]
@@ -284,8 +332,9 @@ def test_a_token_without_a_book_makes_a_partial_cycle(workspace, sim):
     r = collect(workspace)
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert f"{n - 1} snapshots, 1 error in" in r.stdout and "[PARTIAL]" in r.stdout
-    status, errors, detail = query(db, "SELECT status, errors, error_detail FROM collection_cycles "
-                                       "ORDER BY id DESC LIMIT 1")[0]
+    status, errors, detail = query(
+        db, "SELECT status, errors, error_detail FROM collection_cycles ORDER BY id DESC LIMIT 1"
+    )[0]
     assert status == "partial" and errors == 1 and "book " in detail
     sim.sim.clear_faults()
     sim.sim.advance(STEP)
@@ -300,6 +349,7 @@ def test_prefetch_listing_matches_the_client_listing():
     from polybot.collect.listing import PrefetchListing
     from polybot.exchange.client import PolymarketClient
     from polybot.sim.server import start_simulator
+
     h = start_simulator(port=0, seed=7, n_markets=250, speed=0.0, faults="bad_market=missing_id")
     try:
         c = PolymarketClient(h.gamma_url, h.clob_url, h.data_url)
@@ -323,16 +373,28 @@ def test_which_closed_markets_the_backfill_takes():
     from polybot.exchange.models import Market, OutcomeToken
 
     start, end = 1_000_000, 1_000_000 + 30 * 86_400
-    base = Market(id="1", condition_id="0x1", question="Will the Fed cut rates in March?", slug="fed-cut",
-                  tokens=(OutcomeToken("y", "Yes", 0), OutcomeToken("n", "No", 1)), closed=True, active=True,
-                  accepting_orders=False, volume_24h=0.0, liquidity=0.0, volume=5_000.0, tags=("Economy",),
-                  end_date=start + 86_400, closed_time=start + 2 * 86_400)
+    base = Market(
+        id="1",
+        condition_id="0x1",
+        question="Will the Fed cut rates in March?",
+        slug="fed-cut",
+        tokens=(OutcomeToken("y", "Yes", 0), OutcomeToken("n", "No", 1)),
+        closed=True,
+        active=True,
+        accepting_orders=False,
+        volume_24h=0.0,
+        liquidity=0.0,
+        volume=5_000.0,
+        tags=("Economy",),
+        end_date=start + 86_400,
+        closed_time=start + 2 * 86_400,
+    )
     cc = CollectionConfig(min_volume_24h=1_000, min_liquidity=1_000)
-    assert passes_closed(base, cc, start, end)                    # live filters ignored
+    assert passes_closed(base, cc, start, end)  # live filters ignored
     assert not passes_closed(replace(base, closed=False), cc, start, end)
     assert not passes_closed(replace(base, tokens=()), cc, start, end)
-    assert not passes_closed(replace(base, closed_time=start - 1), cc, start, end)   # before the window
-    assert passes_closed(replace(base, closed_time=None), cc, start, end)           # end date instead
+    assert not passes_closed(replace(base, closed_time=start - 1), cc, start, end)  # before the window
+    assert passes_closed(replace(base, closed_time=None), cc, start, end)  # end date instead
     assert not passes_closed(replace(base, closed_time=None, end_date=None), cc, start, end)
     assert passes_closed(base, replace(cc, tags=("economy",)), start, end)
     assert not passes_closed(base, replace(cc, tags=("Sports",)), start, end)

@@ -1,5 +1,6 @@
 """Pure parts of the collector: universe selection, level encoding, grid runs, as-of fill,
 and the market upsert rules (on a real SQLite file)."""
+
 from __future__ import annotations
 
 import json
@@ -12,21 +13,40 @@ from polybot.exchange.models import BookLevel, Market, OrderBook, OutcomeToken, 
 
 
 def mk(i: int, liq: float, **kw) -> Market:
-    base = dict(id=str(i), condition_id=f"0x{i:064x}", question=f"Question {i}?", slug=f"q-{i}",
-                tokens=(OutcomeToken(f"{i}1", "Yes", 0), OutcomeToken(f"{i}2", "No", 1)),
-                liquidity=liq, volume_24h=liq / 2)
+    base = dict(
+        id=str(i),
+        condition_id=f"0x{i:064x}",
+        question=f"Question {i}?",
+        slug=f"q-{i}",
+        tokens=(OutcomeToken(f"{i}1", "Yes", 0), OutcomeToken(f"{i}2", "No", 1)),
+        liquidity=liq,
+        volume_24h=liq / 2,
+    )
     base.update(kw)
     return Market(**base)
 
 
 def test_select_applies_filters_in_order_and_caps_by_liquidity():
     cc = CollectionConfig(max_markets=2, min_liquidity=100, min_volume_24h=10, keywords=("question",))
-    ms = [mk(1, 900), mk(2, 800, accepting_orders=False), mk(3, 700), mk(4, 600, closed=True),
-          mk(5, 50), mk(6, 500)]
+    ms = [
+        mk(1, 900),
+        mk(2, 800, accepting_orders=False),
+        mk(3, 700),
+        mk(4, 600, closed=True),
+        mk(5, 50),
+        mk(6, 500),
+    ]
     sel = universe.select(iter(ms), cc, full_scan=True)
     assert [m.id for m in sel.markets] == ["1", "3"]
-    assert sel.counts == {"scanned": 6, "open": 5, "accepting": 4, "volume": 4, "liquidity": 3,
-                          "tags": 3, "keywords": 3}
+    assert sel.counts == {
+        "scanned": 6,
+        "open": 5,
+        "accepting": 4,
+        "volume": 4,
+        "liquidity": 3,
+        "tags": 3,
+        "keywords": 3,
+    }
     assert sel.capped == 1 and sel.token_ids == ["11", "12", "31", "32"]
 
 
@@ -37,6 +57,7 @@ def test_select_stops_early_only_while_the_listing_is_sorted():
         for m in ms:
             consumed.append(m.id)
             yield m
+
     cc = CollectionConfig(max_markets=2)
     sel = universe.select(listing([mk(1, 900), mk(2, 800), mk(3, 700)]), cc)
     assert [m.id for m in sel.markets] == ["1", "2"] and consumed == ["1", "2"] and not sel.full_scan
@@ -55,8 +76,7 @@ def test_explicit_markets_bypass_filters_and_count_towards_the_cap():
 
 def test_tags_match_labels_case_insensitively():
     cc = CollectionConfig(tags=("crypto",))
-    sel = universe.select(iter([mk(1, 5, tags=("Crypto",)), mk(2, 9, tags=("Sports",))]), cc,
-                          full_scan=True)
+    sel = universe.select(iter([mk(1, 5, tags=("Crypto",)), mk(2, 9, tags=("Sports",))]), cc, full_scan=True)
     assert [m.id for m in sel.markets] == ["1"]
 
 
@@ -64,8 +84,7 @@ def test_levels_round_trip_and_one_sided_books():
     levels = (BookLevel(0.53, 1234.56), BookLevel(0.52, 100.0), BookLevel(0.5, 7.0))
     assert store.fmt_levels(levels, 2) == "0.53:1234.56,0.52:100"
     assert store.parse_levels(store.fmt_levels(levels, 5)) == [(0.53, 1234.56), (0.52, 100.0), (0.5, 7.0)]
-    book = OrderBook(token_id="11", market="0x1", timestamp_ms=0, bids=levels, asks=(),
-                     last_trade_price=0.53)
+    book = OrderBook(token_id="11", market="0x1", timestamp_ms=0, bids=levels, asks=(), last_trade_price=0.53)
     row = dict(zip(store.SNAPSHOT_COLUMNS, store.snapshot_row(600, mk(1, 10), book, 2)))
     assert row["best_bid"] == 0.53 and row["best_ask"] is None and row["mid"] is None
     assert row["asks"] == "" and row["ask_depth"] == 0 and row["bid_depth"] == 1334.56
@@ -78,7 +97,7 @@ def test_runs_and_as_of_fill():
     pts = [PricePoint(100, 0.4), PricePoint(600, 0.5)]
     rows = backfill.fill(plan, pts)
     got = {r[0]: r[5] for r in rows}
-    assert got == {300: 0.4, 600: 0.5, 900: 0.5}      # 0: before history; 30000: too old
+    assert got == {300: 0.4, 600: 0.5, 900: 0.5}  # 0: before history; 30000: too old
     assert all(r[3] is None and r[4] is None and r[14] == "backfill" for r in rows)
 
 

@@ -1,4 +1,5 @@
 """Config loading and validate_config.py, on the real config.yaml.example."""
+
 from __future__ import annotations
 
 import shutil
@@ -10,8 +11,12 @@ from polybot.config import load_config, risk_bound_problems
 from polybot.errors import ConfigError
 from tests.conftest import ROOT, run_cli, write_config
 
-CREDS = {"POLYMARKET_API_KEY": "k-1234567890", "POLYMARKET_API_SECRET": "c2VjcmV0c2VjcmV0",
-         "POLYMARKET_API_PASSPHRASE": "pass-phrase-1", "POLYMARKET_PRIVATE_KEY": "0x" + "ab" * 32}
+CREDS = {
+    "POLYMARKET_API_KEY": "k-1234567890",
+    "POLYMARKET_API_SECRET": "c2VjcmV0c2VjcmV0",
+    "POLYMARKET_API_PASSPHRASE": "pass-phrase-1",
+    "POLYMARKET_PRIVATE_KEY": "0x" + "ab" * 32,
+}
 
 
 @pytest.fixture
@@ -43,8 +48,10 @@ def test_unset_env_var_fails_with_sentence(example):
     del env["POLYMARKET_API_SECRET"]
     res = run_cli("validate_config.py", cwd=example, env=env)
     assert res.returncode == 1
-    assert ("✗ Environment variable POLYMARKET_API_SECRET is not set (used by polymarket.api_secret)"
-            in res.stdout)
+    assert (
+        "✗ Environment variable POLYMARKET_API_SECRET is not set (used by polymarket.api_secret)"
+        in res.stdout
+    )
     assert "Traceback" not in res.stderr
 
 
@@ -53,8 +60,9 @@ def test_typo_key_fails_with_suggestion(example):
     cfg.write_text(cfg.read_text().replace("max_position_size:", "max_postion_size:"))
     res = run_cli("validate_config.py", cwd=example, env=CREDS)
     assert res.returncode == 1
-    assert ("✗ Unknown config key 'risk_limits.max_postion_size': did you mean 'max_position_size'?"
-            in res.stdout)
+    assert (
+        "✗ Unknown config key 'risk_limits.max_postion_size': did you mean 'max_position_size'?" in res.stdout
+    )
 
 
 def test_hardcoded_key_fails(example):
@@ -84,8 +92,10 @@ def test_bad_yaml_and_missing_file(tmp_path):
 
 
 def test_env_expansion_defaults_and_types(tmp_path):
-    path = write_config(tmp_path, {"capital": "${CAP:-750}", "telegram": {"chat_id": "${CHAT}"},
-                                   "risk_limits": {"max_positions": "3"}})
+    path = write_config(
+        tmp_path,
+        {"capital": "${CAP:-750}", "telegram": {"chat_id": "${CHAT}"}, "risk_limits": {"max_positions": "3"}},
+    )
     cfg = load_config(path, env={"CHAT": "12345"})
     assert cfg.capital == 750.0
     assert cfg.telegram.chat_id == "12345"
@@ -102,14 +112,16 @@ def test_frozen(tmp_path):
 
 
 def test_live_mode_requires_credentials_and_bounds(tmp_path):
-    path = write_config(tmp_path, {"paper_trading": False,
-                                   "polymarket": {"api_key": "${POLYMARKET_API_KEY}"}})
+    path = write_config(
+        tmp_path, {"paper_trading": False, "polymarket": {"api_key": "${POLYMARKET_API_KEY}"}}
+    )
     with pytest.raises(ConfigError, match="Live trading needs polymarket.private_key"):
         load_config(path, env={})
     env = {"K": "key-12345", "S": "c2VjcmV0", "P": "phrase-1", "PK": "0x" + "cd" * 32}
     creds = {"api_key": "${K}", "api_secret": "${S}", "api_passphrase": "${P}", "private_key": "${PK}"}
-    path = write_config(tmp_path, {"paper_trading": False, "polymarket": creds,
-                                   "risk_limits": {"max_position_size": 200}})
+    path = write_config(
+        tmp_path, {"paper_trading": False, "polymarket": creds, "risk_limits": {"max_position_size": 200}}
+    )
     with pytest.raises(ConfigError, match="outside the checklist's bounds: risk_limits.max_position_size"):
         load_config(path, env=env)
     # the same limits are only a warning in paper mode

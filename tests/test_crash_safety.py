@@ -1,5 +1,6 @@
 """kill -9 at random moments of a paper run, restart, repeat: no trade lost, none
 duplicated; positions and cash always equal what the recorded trades imply."""
+
 from __future__ import annotations
 
 import random
@@ -10,7 +11,13 @@ import pytest
 from polybot.engine.orders import PAPER_NOT_EXECUTED
 from polybot.sim.server import start_simulator
 from tests.helpers_engine import (
-    assert_consistent, assert_limits_respected, kill, make_workspace, query, run_bot, start_bot,
+    assert_consistent,
+    assert_limits_respected,
+    kill,
+    make_workspace,
+    query,
+    run_bot,
+    start_bot,
 )
 
 KILLS = 60
@@ -28,26 +35,30 @@ def fast_sim():
 @pytest.mark.slow
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path, fast_sim):
     root = make_workspace(
-        tmp_path, fast_sim,
+        tmp_path,
+        fast_sim,
         # the bot decides once per recorded grid step (issue 14 #4): a 1-minute grid (1 s at 60×)
         # and orders placed at the step they are decided, so that short lives between kills trade
         trading={"loop_interval_seconds": 0.05, "fill_latency_seconds": 0},
         collection={"interval_minutes": 1},
         risk_limits={"daily_loss_limit": 500, "stop_loss_percent": 0.9},
-        strategy={"name": "drill", "params": {"size_usd": 15, "max_holdings": 3, "hold_seconds": 30,
-                                              "entries_per_decision": 2}})
+        strategy={
+            "name": "drill",
+            "params": {"size_usd": 15, "max_holdings": 3, "hold_seconds": 30, "entries_per_decision": 2},
+        },
+    )
     rng = random.Random(20261124)
     trades_seen = []
     for i in range(KILLS):
         proc = start_bot(root)
-        time.sleep(rng.uniform(0.6, 2.2))       # start-up takes ~0.8 s: kills land anywhere
+        time.sleep(rng.uniform(0.6, 2.2))  # start-up takes ~0.8 s: kills land anywhere
         kill(proc)
         assert query(root, "SELECT COUNT(*) FROM halts")[0][0] == 0, (root / "bot.out").read_text()[-2000:]
-        inv = assert_consistent(root)           # after EVERY kill, before any repair
+        inv = assert_consistent(root)  # after EVERY kill, before any repair
         trades_seen.append(inv["trades"])
         # recorded trades only ever grow: nothing recorded is lost by a later crash
         assert trades_seen == sorted(trades_seen)
-    res = run_bot(root, "--once")               # a clean start reconciles what the kills left
+    res = run_bot(root, "--once")  # a clean start reconciles what the kills left
     assert res.returncode == 0, res.stderr
     assert_consistent(root)
     assert query(root, "SELECT COUNT(*) FROM orders WHERE status IN ('PENDING_SUBMIT','UNKNOWN')")[0][0] == 0
@@ -55,8 +66,10 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path, fast_si
     assert stats["buys"] >= 20 and stats["sells"] >= 10, stats
     # every order that was cut off before its fill was recorded is accounted "not executed"
     for status, error, n_trades in query(
-            root, "SELECT o.status, o.error, COUNT(t.id) FROM orders o LEFT JOIN trades t ON t.order_id=o.id "
-                  "GROUP BY o.id"):
+        root,
+        "SELECT o.status, o.error, COUNT(t.id) FROM orders o LEFT JOIN trades t ON t.order_id=o.id "
+        "GROUP BY o.id",
+    ):
         if error == PAPER_NOT_EXECUTED:
             assert status == "CANCELED" and n_trades == 0
         if status == "FILLED":

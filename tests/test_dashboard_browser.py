@@ -5,6 +5,7 @@ database filled by a real paper run: the operator's commands against the simulat
 database; a trade written while the page is open appears without a reload.
 
 Skipped, with the reason, when Chromium is not installed (CI installs Debian's chromium)."""
+
 from __future__ import annotations
 
 import math
@@ -20,24 +21,34 @@ from polybot.money import fmt_usd, notional_micro, to_micro
 from polybot.sim.server import start_simulator
 from tests.conftest import ROOT, run_cli, sim_urls
 from tests.helpers_dashboard import (
-    CHROMIUM_ARGS, DAY, PASSWORD, chromium_path, dashboard_config, half_up_div, load, rows, running,
+    CHROMIUM_ARGS,
+    DAY,
+    PASSWORD,
+    chromium_path,
+    dashboard_config,
+    half_up_div,
+    load,
+    rows,
+    running,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACT = ROOT / "test-artifacts" / "dashboard.png"
-HALTED_EXIT = HaltedError.exit_code        # the bot stopped on a circuit breaker
+HALTED_EXIT = HaltedError.exit_code  # the bot stopped on a circuit breaker
 
 
 @pytest.fixture(scope="module")
 def chromium():
     path = chromium_path()
     if not path:
-        pytest.skip("Chromium is not installed (/usr/bin/chromium missing): the browser tests of the dashboard "
-                    "need it — apt-get install chromium (CI's .ci/run does)")
+        pytest.skip(
+            "Chromium is not installed (/usr/bin/chromium missing): the browser tests of the dashboard "
+            "need it — apt-get install chromium (CI's .ci/run does)"
+        )
     try:
         from playwright.sync_api import sync_playwright
-    except ImportError:                                     # pragma: no cover
+    except ImportError:  # pragma: no cover
         pytest.skip("the playwright Python package is not installed (pip install -r requirements-dev.txt)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
@@ -58,20 +69,38 @@ def paper_run(tmp_path_factory):
     try:
         urls = sim_urls(handle)
         urls["polymarket"].update(max_retries=1, timeout_seconds=2)
-        dashboard_config(root, **urls, capital=500,
-                         trading={"loop_interval_seconds": 0.2, "quick_check_interval_minutes": 0.05},
-                         strategy={"name": "drill", "params": {"size_usd": 40, "max_holdings": 3, "hold_seconds": 300,
-                                                               "max_spread": 0.1, "min_price": 0.1, "max_price": 0.9}},
-                         collection={"min_volume_24h": 0, "min_liquidity": 0, "max_markets": 12})
+        dashboard_config(
+            root,
+            **urls,
+            capital=500,
+            trading={"loop_interval_seconds": 0.2, "quick_check_interval_minutes": 0.05},
+            strategy={
+                "name": "drill",
+                "params": {
+                    "size_usd": 40,
+                    "max_holdings": 3,
+                    "hold_seconds": 300,
+                    "max_spread": 0.1,
+                    "min_price": 0.1,
+                    "max_price": 0.9,
+                },
+            },
+            collection={"min_volume_24h": 0, "min_liquidity": 0, "max_markets": 12},
+        )
         env = {"DASHBOARD_PASSWORD": PASSWORD}
-        for script, *args in (("initialize_db.py",), ("collect_market_data.py", "--initial"),
-                              ("trading_bot.py", "--paper-trading", "--max-runtime", "20"), ("backup_database.py",)):
+        for script, *args in (
+            ("initialize_db.py",),
+            ("collect_market_data.py", "--initial"),
+            ("trading_bot.py", "--paper-trading", "--max-runtime", "20"),
+            ("backup_database.py",),
+        ):
             res = run_cli(script, *args, cwd=root, env=env, timeout=180)
             # a circuit breaker may legitimately halt a losing paper run (exit 5): the page must show it
             ok = (0, HALTED_EXIT) if script == "trading_bot.py" else (0,)
             assert res.returncode in ok, f"{script}: {res.stdout[-2000:]}\n{res.stderr[-2000:]}"
         cfg = load(root)
         from polybot.alerts import Alerter
+
         alerter = Alerter(cfg)
         alerter.warning("dashboard_browser_test", "Browser test alert: drawdown above 15%")
         alerter.close()
@@ -116,43 +145,84 @@ def wait_for_health(page) -> None:
 # --------------------------------------------------------------------------- expected values from the DB
 def expected(cfg, now: float) -> dict:
     mode = cfg.mode
-    perf = rows(cfg, "SELECT * FROM performance WHERE mode=? ORDER BY timestamp DESC, id DESC LIMIT 1", mode)[0]
-    closing = [r[0] for r in rows(cfg, "SELECT realized_pnl_micro FROM trades WHERE mode=? AND "
-                                       "realized_pnl_micro IS NOT NULL", mode)]
+    perf = rows(cfg, "SELECT * FROM performance WHERE mode=? ORDER BY timestamp DESC, id DESC LIMIT 1", mode)[
+        0
+    ]
+    closing = [
+        r[0]
+        for r in rows(
+            cfg, "SELECT realized_pnl_micro FROM trades WHERE mode=? AND realized_pnl_micro IS NOT NULL", mode
+        )
+    ]
     win_rate = f"{sum(p > 0 for p in closing) / len(closing) * 100:.1f}%" if closing else "n/a"
     by_day: dict[int, int] = {}
-    for ts, eq in rows(cfg, "SELECT timestamp, equity_micro FROM performance WHERE mode=? ORDER BY timestamp, id",
-                       mode):
+    for ts, eq in rows(
+        cfg, "SELECT timestamp, equity_micro FROM performance WHERE mode=? ORDER BY timestamp, id", mode
+    ):
         by_day[ts // DAY] = eq
     series = [to_micro(cfg.capital)]
     for d in range(min(by_day), max(by_day) + 1):
         series.append(by_day.get(d, series[-1]))
     rets = [b / a - 1 for a, b in zip(series, series[1:])]
-    sharpe = (f"{statistics.mean(rets) / statistics.stdev(rets) * math.sqrt(365):.2f}"
-              if len(rets) >= 2 and statistics.stdev(rets) > 0 else ("0.00" if len(rets) >= 2 else "n/a"))
+    sharpe = (
+        f"{statistics.mean(rets) / statistics.stdev(rets) * math.sqrt(365):.2f}"
+        if len(rets) >= 2 and statistics.stdev(rets) > 0
+        else ("0.00" if len(rets) >= 2 else "n/a")
+    )
     positions = []
-    for p in rows(cfg, "SELECT p.*, m.question, t.outcome FROM positions p JOIN markets m ON m.id=p.market_id "
-                       "JOIN market_tokens t ON t.token_id=p.token_id WHERE p.mode=? AND p.status='open' "
-                       "ORDER BY p.opened_at, p.token_id", mode):
+    for p in rows(
+        cfg,
+        "SELECT p.*, m.question, t.outcome FROM positions p JOIN markets m ON m.id=p.market_id "
+        "JOIN market_tokens t ON t.token_id=p.token_id WHERE p.mode=? AND p.status='open' "
+        "ORDER BY p.opened_at, p.token_id",
+        mode,
+    ):
         entry = half_up_div(p["cost_micro"] * 1_000_000, p["size_micro"])
-        bid = rows(cfg, "SELECT best_bid FROM market_snapshots WHERE token_id=? AND best_bid IS NOT NULL "
-                        "ORDER BY timestamp DESC LIMIT 1", p["token_id"])[0][0]
+        bid = rows(
+            cfg,
+            "SELECT best_bid FROM market_snapshots WHERE token_id=? AND best_bid IS NOT NULL "
+            "ORDER BY timestamp DESC LIMIT 1",
+            p["token_id"],
+        )[0][0]
         bid_micro = int((Decimal(str(bid)) * 1_000_000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
         stop = int(entry * (1 - cfg.risk_limits.stop_loss_percent))
-        positions.append({"token": p["token_id"], "label": f"{p['question']} [{p['outcome']}]",
-                          "entry": f"{entry / 1e6:.4f}", "mark": f"{bid_micro / 1e6:.4f}",
-                          "unrealized": fmt_usd(notional_micro(bid_micro, p["size_micro"]) - p["cost_micro"],
-                                                signed=True),
-                          "stop": f"{stop / 1e6:.4f}", "engine_stop": p["stop_price_micro"], "stop_micro": stop})
-    trades = [r[0] for r in rows(cfg, "SELECT trade_id FROM trades WHERE mode=? AND timestamp >= ? "
-                                      "ORDER BY timestamp DESC, id DESC", mode, int(now - DAY))]
+        positions.append(
+            {
+                "token": p["token_id"],
+                "label": f"{p['question']} [{p['outcome']}]",
+                "entry": f"{entry / 1e6:.4f}",
+                "mark": f"{bid_micro / 1e6:.4f}",
+                "unrealized": fmt_usd(
+                    notional_micro(bid_micro, p["size_micro"]) - p["cost_micro"], signed=True
+                ),
+                "stop": f"{stop / 1e6:.4f}",
+                "engine_stop": p["stop_price_micro"],
+                "stop_micro": stop,
+            }
+        )
+    trades = [
+        r[0]
+        for r in rows(
+            cfg,
+            "SELECT trade_id FROM trades WHERE mode=? AND timestamp >= ? ORDER BY timestamp DESC, id DESC",
+            mode,
+            int(now - DAY),
+        )
+    ]
     tracked = rows(cfg, "SELECT COUNT(*) FROM markets WHERE tracked=1")[0][0]
     backup = rows(cfg, "SELECT path FROM backups ORDER BY timestamp DESC LIMIT 1")
-    return {"equity": fmt_usd(perf["equity_micro"]),
-            "total": fmt_usd(perf["equity_micro"] - to_micro(cfg.capital), signed=True),
-            "daily": fmt_usd(perf["daily_pnl_micro"], signed=True),
-            "win_rate": win_rate, "closing": len(closing), "sharpe": sharpe, "positions": positions,
-            "trades": trades, "tracked": tracked, "backup": backup[0][0].rsplit("/", 1)[-1] if backup else None}
+    return {
+        "equity": fmt_usd(perf["equity_micro"]),
+        "total": fmt_usd(perf["equity_micro"] - to_micro(cfg.capital), signed=True),
+        "daily": fmt_usd(perf["daily_pnl_micro"], signed=True),
+        "win_rate": win_rate,
+        "closing": len(closing),
+        "sharpe": sharpe,
+        "positions": positions,
+        "trades": trades,
+        "tracked": tracked,
+        "backup": backup[0][0].rsplit("/", 1)[-1] if backup else None,
+    }
 
 
 # --------------------------------------------------------------------------- the tests
@@ -165,7 +235,7 @@ def test_login_required_and_wrong_password_rejected(page, dash):
     log_in(page, dash.url, "definitely-not-it")
     assert page.locator("#login-error").inner_text() == "Wrong password."
     assert page.url.startswith(dash.url + "/login") and page.locator("#equity").count() == 0
-    page.console_errors.clear()          # the 401s above are logged by the browser as failed loads
+    page.console_errors.clear()  # the 401s above are logged by the browser as failed loads
     page.fill("#password", PASSWORD)
     page.click("#login-submit")
     page.wait_for_selector("#equity")
@@ -198,7 +268,7 @@ def test_every_metric_matches_the_database(page, dash, paper_run):
         assert cells[0] == p["label"]
         assert cells[2] == p["entry"] and cells[3] == p["mark"] and cells[5] == p["stop"]
         assert cells[4].startswith(p["unrealized"] + " (")
-        if p["engine_stop"] is not None:                      # the engine's own stop level agrees
+        if p["engine_stop"] is not None:  # the engine's own stop level agrees
             assert abs(p["engine_stop"] - p["stop_micro"]) <= 1
 
     ids = page.locator("#trades tbody tr[data-trade-id]").evaluate_all("rs => rs.map(r => r.dataset.tradeId)")
@@ -208,16 +278,19 @@ def test_every_metric_matches_the_database(page, dash, paper_run):
     assert page.locator("#markets tbody tr[data-market]").count() == exp["tracked"] > 0
     assert page.inner_text("#markets-count").startswith(f"({exp['tracked']} tracked")
 
-    checks = page.locator("#health-lines li").evaluate_all("ls => ls.map(l => [l.dataset.check, l.textContent])")
+    checks = page.locator("#health-lines li").evaluate_all(
+        "ls => ls.map(l => [l.dataset.check, l.textContent])"
+    )
     assert [c for c, _ in checks] == ["bot", "api", "database", "last_trade", "errors", "disk"]
     by = dict(checks)
     assert by["database"] == "[OK] Database accessible"
-    assert by["bot"].startswith("[FAIL] Bot process not running")       # the paper run has ended
-    assert by["api"].startswith("[OK] API connectivity")               # the simulator is still up
+    assert by["bot"].startswith("[FAIL] Bot process not running")  # the paper run has ended
+    assert by["api"].startswith("[OK] API connectivity")  # the simulator is still up
     state = {k: v for k, v in rows(cfg, "SELECT key, value FROM bot_state")}
     if state.get("halted") == "1":
         assert page.inner_text("#halt-state").startswith(
-            f"HALTED by {state['halt_breaker']}: {state['halt_reason']}")
+            f"HALTED by {state['halt_breaker']}: {state['halt_reason']}"
+        )
         assert page.is_visible("#halt") and "Trading halted" in page.inner_text("#halt")
     else:
         assert page.inner_text("#halt-state") == "no" and page.is_hidden("#halt")
@@ -229,22 +302,38 @@ def test_every_metric_matches_the_database(page, dash, paper_run):
 
 def test_page_updates_after_a_new_trade_and_screenshot(page, dash, paper_run):
     from polybot import db
+
     cfg, _ = paper_run
     log_in(page, dash.url)
     page.wait_for_selector("#trades tbody tr[data-trade-id]")
     before = page.inner_text("#trades-count")
     marker = page.evaluate("document.body.dataset.generated")
-    page.evaluate("window.__noReload = 'still here'")        # a full reload would wipe it
+    page.evaluate("window.__noReload = 'still here'")  # a full reload would wipe it
     token, market = rows(cfg, "SELECT token_id, market_id FROM market_tokens LIMIT 1")[0]
     trade_id = f"dashboard-live-{secrets.token_hex(4)}"
     conn = db.connect(cfg.database_path)
     try:
         with db.atomic(conn):
-            conn.execute("INSERT INTO trades(trade_id, timestamp, mode, kind, token_id, market_id, side, price_micro, "
-                         "size_micro, notional_micro, fee_micro, strategy, reason) VALUES "
-                         "(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                         (trade_id, int(time.time()), cfg.mode, "fill", token, market, "BUY", 420_000, 10_000_000,
-                          4_200_000, 0, "manual", "written by the dashboard test"))
+            conn.execute(
+                "INSERT INTO trades(trade_id, timestamp, mode, kind, token_id, market_id, side, price_micro, "
+                "size_micro, notional_micro, fee_micro, strategy, reason) VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    trade_id,
+                    int(time.time()),
+                    cfg.mode,
+                    "fill",
+                    token,
+                    market,
+                    "BUY",
+                    420_000,
+                    10_000_000,
+                    4_200_000,
+                    0,
+                    "manual",
+                    "written by the dashboard test",
+                ),
+            )
     finally:
         conn.close()
     row = page.locator(f"#trades tbody tr[data-trade-id='{trade_id}']")
@@ -253,7 +342,7 @@ def test_page_updates_after_a_new_trade_and_screenshot(page, dash, paper_run):
     assert cells[2] == "BUY" and cells[3] == "0.4200" and cells[5] == "$4.20" and cells[8] == trade_id
     assert page.inner_text("#trades-count") != before
     assert page.evaluate("document.body.dataset.generated") != marker
-    assert page.evaluate("window.__noReload") == "still here"      # updated in place, not reloaded
+    assert page.evaluate("window.__noReload") == "still here"  # updated in place, not reloaded
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACT), full_page=True)
     assert ARTIFACT.stat().st_size > 10_000

@@ -2,6 +2,7 @@
 database. The real server (waitress on 127.0.0.1), a logged-in session: every answer is one
 sentence naming the problem (an empty page with the reason, or 503), never a traceback or a
 dead server, and the advice to restore appears only for a damaged file."""
+
 from __future__ import annotations
 
 import os
@@ -39,10 +40,12 @@ def test_dashboard_on_a_damaged_database(tmp_path, kind):
     cfg = load(tmp_path)
     db.initialize(cfg.database_path)
     conn = sqlite3.connect(cfg.database_path)
-    conn.execute("CREATE TABLE filler(x)")             # pages for the damage to land in
+    conn.execute("CREATE TABLE filler(x)")  # pages for the damage to land in
     conn.executemany("INSERT INTO filler VALUES (?)", [("x" * 400,) for _ in range(3000)])
-    conn.executemany("INSERT INTO alerts(timestamp, level, key, message) VALUES (?,?,?,?)",
-                     [(1000 + i, "info", "k", "m" * 200) for i in range(500)])
+    conn.executemany(
+        "INSERT INTO alerts(timestamp, level, key, message) VALUES (?,?,?,?)",
+        [(1000 + i, "info", "k", "m" * 200) for i in range(500)],
+    )
     conn.commit()
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
@@ -51,7 +54,7 @@ def test_dashboard_on_a_damaged_database(tmp_path, kind):
     with running(cfg, health=False) as server:
         s, resp = login(server.url)
         assert resp.status_code in (302, 303), resp.text
-        for _ in range(2):                               # and the server is still there after it
+        for _ in range(2):  # and the server is still there after it
             r = s.get(f"{server.url}/api/state", timeout=10)
             assert r.status_code in (200, 503), r.text
             body = r.json()
@@ -61,6 +64,6 @@ def test_dashboard_on_a_damaged_database(tmp_path, kind):
                 assert text, body
             page = s.get(f"{server.url}/", timeout=10)
             assert page.status_code in (200, 503) and "Traceback" not in page.text
-        if kind != "garbage":                            # where the damage lands decides what a read hits
+        if kind != "garbage":  # where the damage lands decides what a read hits
             assert phrase in text, text
             assert ("--restore" in text) == restore_advised, text

@@ -1,4 +1,5 @@
 """initialize_db.py and the SQLite helper on real files."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -40,9 +41,11 @@ def test_migrates_old_database_with_rows_intact(tmp_path):
     for statement in db._split_sql(MIGRATIONS[0][2]):
         conn.execute(statement)
     conn.execute("PRAGMA user_version = 1")
-    conn.execute("INSERT INTO trades(trade_id, timestamp, mode, token_id, market_id, side, price_micro, "
-                 "size_micro, notional_micro) VALUES ('t1', 100, 'paper', 'tok', 'm', 'BUY', 500000, "
-                 "10000000, 5000000)")
+    conn.execute(
+        "INSERT INTO trades(trade_id, timestamp, mode, token_id, market_id, side, price_micro, "
+        "size_micro, notional_micro) VALUES ('t1', 100, 'paper', 'tok', 'm', 'BUY', 500000, "
+        "10000000, 5000000)"
+    )
     conn.commit()
     conn.close()
     result = db.initialize(path)
@@ -61,20 +64,23 @@ def test_not_a_database_is_a_clear_error(workspace):
     assert res.returncode == 3
     assert "is not a SQLite database" in res.stderr
     assert "Traceback" not in res.stderr
-    assert dbfile.read_bytes().startswith(b"this is not sqlite")   # untouched
+    assert dbfile.read_bytes().startswith(b"this is not sqlite")  # untouched
 
 
 def test_unwritable_path_is_a_clear_error(tmp_path):
     import os
+
     if os.geteuid() == 0:
         # root ignores permissions; use a path under a regular file instead
         (tmp_path / "file").write_text("x")
         from tests.conftest import write_config
+
         write_config(tmp_path, {"database_path": "file/sub/polymarket.db"})
     else:
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
         from tests.conftest import write_config
+
         write_config(tmp_path, {"database_path": "locked/data/polymarket.db"})
     res = run_cli("initialize_db.py", cwd=tmp_path)
     assert res.returncode == 3
@@ -84,17 +90,15 @@ def test_unwritable_path_is_a_clear_error(tmp_path):
 def test_atomic_rolls_back_and_nests(tmp_path):
     conn = db.connect(tmp_path / "a.db", create=True)
     db.migrate(conn)
-    with pytest.raises(RuntimeError):
-        with db.atomic(conn):
-            db.set_state(conn, "a", "1")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), db.atomic(conn):
+        db.set_state(conn, "a", "1")
+        raise RuntimeError("boom")
     assert db.get_state(conn, "a") is None
     with db.atomic(conn):
         db.set_state(conn, "a", "1")
-        with pytest.raises(RuntimeError):
-            with db.atomic(conn):
-                db.set_state(conn, "b", "2")
-                raise RuntimeError("inner")
+        with pytest.raises(RuntimeError), db.atomic(conn):
+            db.set_state(conn, "b", "2")
+            raise RuntimeError("inner")
     assert db.get_state(conn, "a") == "1" and db.get_state(conn, "b") is None
 
 

@@ -1,18 +1,25 @@
 """The documents can never drift from the code: every `python X.py …` command in the
 operator checklist, RUNBOOK.md, README.md and docs/ names a script that exists and whose
 `--help` exits 0; every flag shown appears in that help."""
+
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
 from tests.conftest import ROOT
 
-DOCS = ["docs/DEPLOYMENT_CHECKLIST.md", "RUNBOOK.md", "README.md", "docs/update_procedures.md", "docs/dashboard.md"]
+DOCS = [
+    "docs/DEPLOYMENT_CHECKLIST.md",
+    "RUNBOOK.md",
+    "README.md",
+    "docs/update_procedures.md",
+    "docs/dashboard.md",
+]
 CMD_RE = re.compile(r"python(?:3)?\s+([A-Za-z_][\w]*\.py)((?:[ \t]+[^\s|;&>`#)]+)*)")
 
 
@@ -27,11 +34,16 @@ def commands() -> list[tuple[str, str, str]]:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def help_text(script: str) -> tuple[int, str]:
-    proc = subprocess.run([sys.executable, str(ROOT / script), "--help"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
-                                                      "PYTHONIOENCODING": "utf-8"})
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / script), "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "PYTHONIOENCODING": "utf-8"},
+    )
     return proc.returncode, proc.stdout + proc.stderr
 
 

@@ -1,11 +1,19 @@
 """Email alerts over real SMTP to aiosmtpd on 127.0.0.1: plain, AUTH, STARTTLS."""
+
 from __future__ import annotations
 
 import ssl
 
 from polybot.notify.email import EmailChannel
-from tests.helpers_alerts import (SMTP_PASSWORD, SMTP_USER, SmtpServer, email_section, free_port,
-                                  make_workspace, self_signed_cert, smtp)  # noqa: F401
+from tests.helpers_alerts import (
+    SMTP_PASSWORD,
+    SMTP_USER,
+    SmtpServer,
+    email_section,
+    free_port,
+    make_workspace,
+    self_signed_cert,
+)  # noqa: F401
 
 ENV = {"SMTP_PASSWORD": SMTP_PASSWORD}
 
@@ -16,7 +24,9 @@ def _channel(tmp_path, port, **kw):
 
 
 def test_plain_delivery_and_headers(tmp_path, smtp):
-    result = _channel(tmp_path, smtp.port).send("[polybot] 🚨 CRITICAL emergency_stop: stopped", "🚨 body\nline 2")
+    result = _channel(tmp_path, smtp.port).send(
+        "[polybot] 🚨 CRITICAL emergency_stop: stopped", "🚨 body\nline 2"
+    )
     assert result.ok and result.detail == "mailed to operator@example.com"
     (msg,) = smtp.messages
     assert msg["Subject"] == "[polybot] 🚨 CRITICAL emergency_stop: stopped"
@@ -44,8 +54,10 @@ def test_wrong_password_is_permanent_and_names_the_fix(tmp_path):
     finally:
         server.stop()
     assert not result.ok and result.permanent
-    assert result.detail == (f"the SMTP server 127.0.0.1:{server.port} refused the login for {SMTP_USER} (535); "
-                             f"check email.username and SMTP_PASSWORD")
+    assert result.detail == (
+        f"the SMTP server 127.0.0.1:{server.port} refused the login for {SMTP_USER} (535); "
+        f"check email.username and SMTP_PASSWORD"
+    )
     assert server.messages == []
 
 
@@ -79,7 +91,7 @@ def _tls_server(tmp_path, password=None):
 
 def test_starttls_then_auth(tmp_path, monkeypatch):
     server, cert = _tls_server(tmp_path, password=SMTP_PASSWORD)
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))        # trust the test certificate
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust the test certificate
     server.start()
     try:
         result = _channel(tmp_path, server.port, password=True, starttls=True).send("s", "over TLS")

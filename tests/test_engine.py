@@ -1,26 +1,35 @@
 """The trading engine end to end: the bot as a real subprocess, paper trading against the
 simulator over real HTTP with an accelerated clock, real SQLite in tmp_path."""
+
 from __future__ import annotations
 
 import signal
 
-import pytest
-
 from tests.conftest import run_cli
 from tests.helpers_engine import (  # noqa: F401 (fast_sim is a fixture)
+    M,
+    assert_consistent,
+    assert_limits_respected,
     fast_sim,
-    M, assert_consistent, assert_limits_respected, load, make_workspace, query, run_bot, start_bot, wait_for,
+    load,
+    make_workspace,
+    query,
+    run_bot,
+    start_bot,
+    wait_for,
 )
-
-
 
 
 def test_startup_lines_and_once(tmp_path, sim):
     root = make_workspace(tmp_path, sim)
     res = run_bot(root, "--once")
     assert res.returncode == 0, res.stderr
-    for line in ("Trading bot started (PAPER MODE)", "Capital: $500.00",
-                 "Risk limits: max_position=$100, max_exposure=0.8", "Monitoring markets..."):
+    for line in (
+        "Trading bot started (PAPER MODE)",
+        "Capital: $500.00",
+        "Risk limits: max_position=$100, max_exposure=0.8",
+        "Monitoring markets...",
+    ):
         assert f"[INFO] polybot.engine: {line}" in res.stderr
     log = next((root / "logs").glob("trading_system_*.log")).read_text()
     assert "Trading bot started (PAPER MODE)" in log and "Monitoring markets..." in log
@@ -41,30 +50,52 @@ def test_paper_flag_overrides_live_config(tmp_path, sim):
 
 def test_paper_run_opens_closes_settles_within_limits(tmp_path, fast_sim):
     root = make_workspace(
-        tmp_path, fast_sim,
-        strategy={"name": "drill", "params": {"size_usd": 150, "max_holdings": 6, "hold_seconds": 900,
-                                              "max_spread": 0.1, "min_price": 0.1, "max_price": 0.9}},
-        risk_limits={"stop_loss_percent": 0.5, "daily_loss_limit": 400})
+        tmp_path,
+        fast_sim,
+        strategy={
+            "name": "drill",
+            "params": {
+                "size_usd": 150,
+                "max_holdings": 6,
+                "hold_seconds": 900,
+                "max_spread": 0.1,
+                "min_price": 0.1,
+                "max_price": 0.9,
+            },
+        },
+        risk_limits={"stop_loss_percent": 0.5, "daily_loss_limit": 400},
+    )
     proc = start_bot(root)
     try:
-        held = wait_for(lambda: query(root, "SELECT market_id, token_id FROM positions WHERE status='open' "
-                                            "ORDER BY opened_at LIMIT 1"), 90, what="an open position")
+        held = wait_for(
+            lambda: query(
+                root,
+                "SELECT market_id, token_id FROM positions WHERE status='open' ORDER BY opened_at LIMIT 1",
+            ),
+            90,
+            what="an open position",
+        )
         pid_file = load(root).database_path.parent / "trading_bot.pid"
         assert int(pid_file.read_text()) == proc.pid
         market_id, token_id = held[0]
         index = query(root, "SELECT outcome_index FROM market_tokens WHERE token_id=?", token_id)[0][0]
-        fast_sim.sim.resolve(market_id, "YES" if index == 0 else "NO")      # the held outcome wins
+        fast_sim.sim.resolve(market_id, "YES" if index == 0 else "NO")  # the held outcome wins
         wait_for(lambda: query(root, "SELECT 1 FROM trades WHERE kind='settlement'"), 60, what="a settlement")
-        wait_for(lambda: query(root, "SELECT 1 FROM trades WHERE kind='fill' AND side='SELL'"), 90,
-                 what="an exit")
-        wait_for(lambda: query(root, "SELECT COUNT(*) FROM trades WHERE side='BUY'")[0][0] >= 6, 90,
-                 what="six entries")
+        wait_for(
+            lambda: query(root, "SELECT 1 FROM trades WHERE kind='fill' AND side='SELL'"), 90, what="an exit"
+        )
+        wait_for(
+            lambda: query(root, "SELECT COUNT(*) FROM trades WHERE side='BUY'")[0][0] >= 6,
+            90,
+            what="six entries",
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     assert not pid_file.exists()
-    settled = query(root, "SELECT token_id, price_micro, size_micro, notional_micro FROM trades "
-                          "WHERE kind='settlement'")
+    settled = query(
+        root, "SELECT token_id, price_micro, size_micro, notional_micro FROM trades WHERE kind='settlement'"
+    )
     assert settled and all(p in (0, M) for _, p, _, _ in settled)
     assert [p for t, p, _, _ in settled if t == token_id] == [M]
     assert query(root, "SELECT status FROM positions WHERE token_id=?", held[0][1])[0][0] == "closed"

@@ -1,6 +1,7 @@
 """The live path: the engine with LiveExchange (official SDK) against the simulator over
 real HTTP — places, tracks and cancels orders, reconciles a post that timed out, and a
 restarted engine finds nothing to repair."""
+
 from __future__ import annotations
 
 import time
@@ -16,7 +17,7 @@ from polybot.exchange.client import PolymarketClient
 from polybot.exchange.live import LiveExchange
 from tests.helpers_engine import M, load, make_workspace
 
-PRIVATE_KEY = "0x" + "22" * 32          # test-only key
+PRIVATE_KEY = "0x" + "22" * 32  # test-only key
 
 
 def _engine(root, sim, strategy):
@@ -24,9 +25,18 @@ def _engine(root, sim, strategy):
     conn = db.open_database(cfg)
     client = PolymarketClient.from_config(cfg)
     eng = Engine(cfg, conn, mode="live", client=client, strategy=strategy, sleep=lambda s: None)
-    eng.exchange = LiveExchange(clob_url=sim.clob_url, private_key=PRIVATE_KEY, chain_id=137, signature_type=0,
-                                reader=client, fees_by_token=eng.md.fee_for, clock=eng.clock,
-                                timeout_seconds=1, max_retries=1, sleep=lambda s: None)
+    eng.exchange = LiveExchange(
+        clob_url=sim.clob_url,
+        private_key=PRIVATE_KEY,
+        chain_id=137,
+        signature_type=0,
+        reader=client,
+        fees_by_token=eng.md.fee_for,
+        clock=eng.clock,
+        timeout_seconds=1,
+        max_retries=1,
+        sleep=lambda s: None,
+    )
     return eng
 
 
@@ -44,14 +54,18 @@ def _resting_request(eng) -> tuple[OrderRequest, str]:
             market = eng.md.market_of(token)
             tick = int(round(book.tick_size * M))
             price = max(tick, int(round(book.bids[0].price * M)) // 2 // tick * tick)
-            return OrderRequest(token, BUY, "GTC", price_micro=price, size_micro=10 * M,
-                                tick_size=format(book.tick_size, "g")), market
+            return OrderRequest(
+                token, BUY, "GTC", price_micro=price, size_micro=10 * M, tick_size=format(book.tick_size, "g")
+            ), market
     raise AssertionError("no two-sided book")
 
 
 def test_live_engine_places_tracks_cancels_and_reconciles_timeout(tmp_path, sim):
-    root = make_workspace(tmp_path, sim, trading={"order_type": "GTC", "stale_order_seconds": 60,
-                                                  "use_exchange_heartbeat": False})
+    root = make_workspace(
+        tmp_path,
+        sim,
+        trading={"order_type": "GTC", "stale_order_seconds": 60, "use_exchange_heartbeat": False},
+    )
     drill = Drill({"size_usd": 20, "max_holdings": 1, "hold_seconds": 300})
     eng = _engine(root, sim, drill)
     try:
@@ -61,7 +75,9 @@ def test_live_engine_places_tracks_cancels_and_reconciles_timeout(tmp_path, sim)
         orders = eng.conn.execute("SELECT * FROM orders WHERE mode='live'").fetchall()
         assert len(orders) == 1 and orders[0]["status"] == "FILLED"
         assert orders[0]["signed_payload"] and orders[0]["exchange_order_id"].startswith("0x")
-        fills = eng.conn.execute("SELECT * FROM trades WHERE mode='live' AND order_id=?", (orders[0]["id"],)).fetchall()
+        fills = eng.conn.execute(
+            "SELECT * FROM trades WHERE mode='live' AND order_id=?", (orders[0]["id"],)
+        ).fetchall()
         assert fills and sum(f["size_micro"] for f in fills) == orders[0]["filled_micro"]
         token = orders[0]["token_id"]
         assert {p.token_id: p.size for p in eng.exchange.positions()}[token] == orders[0]["filled_micro"]
@@ -88,7 +104,7 @@ def test_live_engine_places_tracks_cancels_and_reconciles_timeout(tmp_path, sim)
             sim.sim.clear_faults()
         assert out.status == "UNKNOWN"
         row = eng.executor.row(out.order_id)
-        assert market in eng.executor.unresolved_markets()        # no new order there meanwhile
+        assert market in eng.executor.unresolved_markets()  # no new order there meanwhile
         deadline = time.monotonic() + 20
         while eng.executor.row(out.order_id)["status"] == "UNKNOWN" and time.monotonic() < deadline:
             time.sleep(0.3)
@@ -116,27 +132,46 @@ def test_live_engine_places_tracks_cancels_and_reconciles_timeout(tmp_path, sim)
 
 def test_live_mode_requires_credentials_and_bounds(tmp_path, sim):
     from tests.helpers_engine import run_bot
+
     root = make_workspace(tmp_path, sim, paper_trading=False)
     res = run_bot(root, "--once")
     assert res.returncode == 2 and "Live trading needs polymarket.private_key" in res.stderr
     root2 = tmp_path / "loose"
     root2.mkdir()
-    make_workspace(root2, sim, paper_trading=False, risk_limits={"max_position_size": 200},
-                   polymarket={"private_key": "${PK}", "api_key": "${AK}", "api_secret": "${AS}",
-                               "api_passphrase": "${AP}"})
-    from tests.helpers_engine import bot_env
+    make_workspace(
+        root2,
+        sim,
+        paper_trading=False,
+        risk_limits={"max_position_size": 200},
+        polymarket={
+            "private_key": "${PK}",
+            "api_key": "${AK}",
+            "api_secret": "${AS}",
+            "api_passphrase": "${AP}",
+        },
+    )
     import subprocess
     import sys
+
     from tests.conftest import ROOT
+    from tests.helpers_engine import bot_env
+
     env = dict(bot_env(), PK=PRIVATE_KEY, AK="k", AS="c2VjcmV0c2VjcmV0", AP="p")
-    res = subprocess.run([sys.executable, str(ROOT / "trading_bot.py"), "--once"], cwd=root2, env=env,
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "trading_bot.py"), "--once"],
+        cwd=root2,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 2 and "max_position_size" in res.stderr and "20% of capital" in res.stderr
 
 
 @pytest.mark.parametrize("flag", ["--paper-trading"])
 def test_paper_flag_never_builds_a_live_exchange(tmp_path, sim, flag):
     from tests.helpers_engine import query, run_bot
+
     root = make_workspace(tmp_path, sim, paper_trading=False)
     res = run_bot(root, flag, "--once")
     assert res.returncode == 0, res.stderr
@@ -146,6 +181,7 @@ def test_paper_flag_never_builds_a_live_exchange(tmp_path, sim, flag):
 
 def test_exchange_heartbeat_is_a_dead_man_switch(tmp_path):
     from polybot.sim.server import start_simulator
+
     h = start_simulator(port=0, seed=42, n_markets=12, speed=0, heartbeat_timeout=1.5)
     try:
         root = make_workspace(tmp_path, h, trading={"order_type": "GTC", "use_exchange_heartbeat": True})
@@ -158,10 +194,10 @@ def test_exchange_heartbeat_is_a_dead_man_switch(tmp_path):
             req, market = _resting_request(eng)
             out = eng.executor.place(req, market_id=market, reason="dead man")
             assert out.status == "LIVE"
-            time.sleep(3)                                   # heartbeats flow: the order stays
+            time.sleep(3)  # heartbeats flow: the order stays
             eng.guarded(eng.iteration)
             assert eng.executor.row(out.order_id)["status"] == "LIVE"
-            eng.stop_exchange_heartbeat()                   # the bot "dies": no more heartbeats
+            eng.stop_exchange_heartbeat()  # the bot "dies": no more heartbeats
             time.sleep(3)
             eng.guarded(eng.iteration)
             assert eng.executor.row(out.order_id)["status"] == "CANCELED"

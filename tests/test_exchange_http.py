@@ -4,6 +4,7 @@ A tiny scripted ``http.server`` (below) serves the sample payloads and scripted 
 (429 with Retry-After, 5xx, malformed JSON, hangs); tests against the project's simulator
 (polybot/sim) are at the end. Waits are counted through an injected ``sleep``.
 """
+
 from __future__ import annotations
 
 import base64
@@ -16,14 +17,15 @@ import time
 from collections import defaultdict, deque
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from polybot.errors import (
-    AuthenticationError, ExchangeUnavailable, RequestRejected,
+    AuthenticationError,
+    ExchangeUnavailable,
+    RequestRejected,
 )
 from polybot.exchange.client import PolymarketClient
 from polybot.exchange.http import HttpClient, SlidingWindowLimiter, parse_retry_after
@@ -37,6 +39,7 @@ def sample(name: str):
 
 
 # ----------------------------------------------------------------------------- fixture server
+
 
 def R(status=200, body=None, headers=None, delay=0.0, raw=None):
     """One scripted response. ``raw`` (bytes/str) is sent verbatim instead of JSON."""
@@ -87,8 +90,9 @@ class FakeServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def script(self, path, *responses):
@@ -142,11 +146,15 @@ def http(server, **kw):
 
 # ----------------------------------------------------------------------------- retries
 
+
 def test_429_burst_with_retry_after_is_waited_out(server):
-    server.script("/x", R(429, {"error": "slow down"}, {"Retry-After": "2"}),
-                  R(429, {"error": "slow down"}, {"Retry-After": "1"}),
-                  R(425, {"error": "engine restart"}, {"Retry-After": "3"}),
-                  R(200, {"ok": True}))
+    server.script(
+        "/x",
+        R(429, {"error": "slow down"}, {"Retry-After": "2"}),
+        R(429, {"error": "slow down"}, {"Retry-After": "1"}),
+        R(425, {"error": "engine restart"}, {"Retry-After": "3"}),
+        R(200, {"ok": True}),
+    )
     c = http(server)
     assert c.get("/x") == {"ok": True}
     assert c.sleep == [2.0, 1.0, 3.0]
@@ -155,12 +163,11 @@ def test_429_burst_with_retry_after_is_waited_out(server):
 
 def test_retry_after_http_date_and_cap(server):
     when = formatdate(time.time() + 6, usegmt=True)
-    server.script("/x", R(429, {}, {"Retry-After": when}), R(429, {}, {"Retry-After": "100"}),
-                  R(200, [1]))
+    server.script("/x", R(429, {}, {"Retry-After": when}), R(429, {}, {"Retry-After": "100"}), R(200, [1]))
     c = http(server, backoff_max=30)
     assert c.get("/x") == [1]
     assert 3.0 < c.sleep[0] <= 6.0
-    assert c.sleep[1] == 30.0                       # capped at backoff_max
+    assert c.sleep[1] == 30.0  # capped at backoff_max
 
 
 def test_three_straight_failures_are_one_exchange_unavailable(server):
@@ -173,8 +180,8 @@ def test_three_straight_failures_are_one_exchange_unavailable(server):
     assert msg.startswith("Gamma API unreachable after 3 attempts: GET /x answered HTTP 500")
     assert "check the network or the Gamma base URL in config.yaml" in msg
     assert len(server.hits("/x")) == 3
-    assert len(c.sleep) == 2                         # no sleep after the last attempt
-    assert 0 <= c.sleep[0] <= 0.5 and 0 <= c.sleep[1] <= 1.0   # full jitter bounds
+    assert len(c.sleep) == 2  # no sleep after the last attempt
+    assert 0 <= c.sleep[0] <= 0.5 and 0 <= c.sleep[1] <= 1.0  # full jitter bounds
 
 
 def test_transient_failures_then_success(server):
@@ -198,13 +205,18 @@ def test_throttle_waits_are_bounded(server):
     with pytest.raises(ExchangeUnavailable) as ei:
         c.get("/x")
     assert ei.value.attempts == 3
-    assert len(server.hits("/x")) == 5               # 2 throttle waits + 3 counted failures
+    assert len(server.hits("/x")) == 5  # 2 throttle waits + 3 counted failures
     assert c.sleep == [1.0] * 4
 
 
-@pytest.mark.parametrize("status,error", [(400, "Invalid order payload"),
-                                          (404, "market not found"),
-                                          (422, "offset too large, use /markets/keyset")])
+@pytest.mark.parametrize(
+    "status,error",
+    [
+        (400, "Invalid order payload"),
+        (404, "market not found"),
+        (422, "offset too large, use /markets/keyset"),
+    ],
+)
 def test_4xx_is_not_retried(server, status, error):
     server.routes["/markets/1"] = lambda *a: R(status, {"error": error})
     c = http(server)
@@ -212,7 +224,7 @@ def test_4xx_is_not_retried(server, status, error):
         c.get("/markets/1", {"offset": 5000})
     assert ei.value.status == status
     assert error in str(ei.value) and f"HTTP {status}" in str(ei.value)
-    assert "offset=5000" not in str(ei.value)        # never the query string
+    assert "offset=5000" not in str(ei.value)  # never the query string
     assert len(server.hits("/markets/1")) == 1 and c.sleep == []
 
 
@@ -232,7 +244,7 @@ def test_malformed_json_is_retried_then_unavailable(server):
         c.get("/x")
     assert ei.value.attempts == 3
     assert "the response to GET /x was not valid JSON" in str(ei.value)
-    assert "unreachable" not in str(ei.value) and "base URL" in str(ei.value)   # issue 15 #10
+    assert "unreachable" not in str(ei.value) and "base URL" in str(ei.value)  # issue 15 #10
     server.script("/y", R(200, raw="<html>"), R(200, {"fine": 1}))
     assert c.get("/y") == {"fine": 1}
 
@@ -250,9 +262,8 @@ def test_hang_times_out_and_is_retried(server):
 def test_connection_refused():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]                    # closed again: nothing listens
-    c = HttpClient(f"http://127.0.0.1:{port}", name="Data", sleep=Sleeps(), rate_limits={},
-                   max_retries=3)
+        port = s.getsockname()[1]  # closed again: nothing listens
+    c = HttpClient(f"http://127.0.0.1:{port}", name="Data", sleep=Sleeps(), rate_limits={}, max_retries=3)
     with pytest.raises(ExchangeUnavailable) as ei:
         c.get("/positions", {"user": "0xabc"})
     assert ei.value.attempts == 3
@@ -281,6 +292,7 @@ def test_post_delete_and_raw_body(server):
 
 # ----------------------------------------------------------------------------- limiter, stats
 
+
 def test_retry_after_parsing():
     assert parse_retry_after("2") == 2.0
     assert parse_retry_after("1.5") == 1.5
@@ -295,7 +307,7 @@ def test_sliding_window_reserves_slots():
     lim = SlidingWindowLimiter(3, 10.0, clock=lambda: now[0])
     assert [lim.reserve() for _ in range(7)] == [100, 100, 100, 110, 110, 110, 120]
     now[0] = 200.0
-    assert lim.reserve() == 200.0                    # window long passed
+    assert lim.reserve() == 200.0  # window long passed
 
 
 def test_sliding_window_is_thread_safe():
@@ -308,6 +320,7 @@ def test_sliding_window_is_thread_safe():
             t = lim.reserve()
             with lock:
                 slots.append(t)
+
     threads = [threading.Thread(target=worker) for _ in range(8)]
     for t in threads:
         t.start()
@@ -317,18 +330,17 @@ def test_sliding_window_is_thread_safe():
     counts = defaultdict(int)
     for t in slots:
         counts[t] += 1
-    assert max(counts.values()) == 5 and len(counts) == 64   # never 6 in one window
+    assert max(counts.values()) == 5 and len(counts) == 64  # never 6 in one window
 
 
 def test_client_rate_limiter_sleeps_rather_than_fails(server):
     server.routes["/markets/keyset"] = lambda *a: R(200, {"markets": []})
     server.routes["/tags"] = lambda *a: R(200, [])
     clock = [0.0]
-    c = http(server, rate_limits={"general": (3, 10.0), "markets": (2, 10.0)},
-             clock=lambda: clock[0])
+    c = http(server, rate_limits={"general": (3, 10.0), "markets": (2, 10.0)}, clock=lambda: clock[0])
     for _ in range(4):
         c.get("/markets/keyset")
-    assert c.sleep == [10.0, 10.0]                   # markets family: 2 per 10 s
+    assert c.sleep == [10.0, 10.0]  # markets family: 2 per 10 s
     # general (3 per 10 s) now holds slots 0, 10, 10: the next two calls go at 10 and 20
     c.get("/tags")
     c.get("/tags")
@@ -349,17 +361,16 @@ def test_default_limits_follow_the_docs():
 
 
 def test_stats_and_rate_limit_headers_without_secrets_in_logs(server, caplog):
-    server.routes["/x"] = lambda *a: R(200, {"ok": 1}, {"X-RateLimit-Remaining": "42",
-                                                        "Poly-RateLimit-Tier": "standard",
-                                                        "X-Other": "no"})
+    server.routes["/x"] = lambda *a: R(
+        200, {"ok": 1}, {"X-RateLimit-Remaining": "42", "Poly-RateLimit-Tier": "standard", "X-Other": "no"}
+    )
     c = http(server)
     caplog.set_level(logging.DEBUG, logger="polybot.exchange.http")
     c.get("/x", {"api_key": "s3cr3t-value"})
     c.get("/x", {"api_key": "s3cr3t-value"})
     s = c.stats.snapshot()
     assert s["request_count"] == 2 and s["total_seconds"] > 0
-    assert s["last_rate_limit_headers"] == {"X-RateLimit-Remaining": "42",
-                                            "Poly-RateLimit-Tier": "standard"}
+    assert s["last_rate_limit_headers"] == {"X-RateLimit-Remaining": "42", "Poly-RateLimit-Tier": "standard"}
     assert s["slowest"][1:] == ("x", "GET /x")
     assert [(f, st) for f, _, st in c.stats.calls] == [("x", 200), ("x", 200)]
     assert "GET /x -> 200" in caplog.text
@@ -374,6 +385,7 @@ def test_boolean_params_are_lowercase(server):
 
 # ----------------------------------------------------------------------------- fake Polymarket
 
+
 def gamma_market(i: int) -> dict:
     m = copy.deepcopy(GAMMA_TEMPLATE)
     m.pop("events", None)
@@ -387,10 +399,18 @@ GAMMA_TEMPLATE = sample("gamma_market.json") if SAMPLES.is_dir() else {}
 
 
 def book(token: str) -> dict:
-    return {"market": f"0xm{token}", "asset_id": token, "timestamp": "1785734468581", "hash": "h",
-            "bids": [{"price": "0.10", "size": "5"}, {"price": "0.20", "size": "3"}],
-            "asks": [{"price": "0.90", "size": "1"}, {"price": "0.80", "size": "2"}],
-            "min_order_size": "5", "tick_size": "0.01", "neg_risk": False, "last_trade_price": "0.5"}
+    return {
+        "market": f"0xm{token}",
+        "asset_id": token,
+        "timestamp": "1785734468581",
+        "hash": "h",
+        "bids": [{"price": "0.10", "size": "5"}, {"price": "0.20", "size": "3"}],
+        "asks": [{"price": "0.90", "size": "1"}, {"price": "0.80", "size": "2"}],
+        "min_order_size": "5",
+        "tick_size": "0.01",
+        "neg_risk": False,
+        "last_trade_price": "0.5",
+    }
 
 
 class FakePolymarket:
@@ -420,7 +440,8 @@ class FakePolymarket:
         r["/midpoints"] = lambda m, q, b, p: R(200, {x["token_id"]: "0.5" for x in b})
         r["/prices"] = lambda m, q, b, p: R(200, self._prices(b))
         r["/last-trades-prices"] = lambda m, q, b, p: R(
-            200, [{"token_id": x["token_id"], "price": "0.4", "side": "BUY"} for x in b])
+            200, [{"token_id": x["token_id"], "price": "0.4", "side": "BUY"} for x in b]
+        )
 
     @staticmethod
     def _prices(body):
@@ -434,7 +455,7 @@ class FakePolymarket:
             return R(422, {"error": "offset is not supported on keyset"})
         limit = int(q.get("limit", 20))
         start = int(base64.b64decode(q["after_cursor"]).decode()) if "after_cursor" in q else 0
-        page = self.markets[start:start + limit]
+        page = self.markets[start : start + limit]
         out = {"markets": page}
         if start + limit < len(self.markets):
             out["next_cursor"] = base64.b64encode(str(start + limit).encode()).decode()
@@ -451,7 +472,7 @@ class FakePolymarket:
 
     def positions_page(self, method, q, body, path):
         off, lim = int(q.get("offset", 0)), int(q.get("limit", 100))
-        return R(200, self.positions[off:off + lim])
+        return R(200, self.positions[off : off + lim])
 
 
 def pm_client(server, **kw):
@@ -472,8 +493,13 @@ def test_keyset_pagination_returns_each_market_once(server):
     assert len(reqs) == 3
     for i, (_, _, q, _) in enumerate(reqs):
         filters = {k: v for k, v in q.items() if k != "after_cursor"}
-        assert filters == {"closed": "false", "order": "volume24hr", "ascending": "false",
-                           "tag_id": "5", "limit": "100"}
+        assert filters == {
+            "closed": "false",
+            "order": "volume24hr",
+            "ascending": "false",
+            "tag_id": "5",
+            "limit": "100",
+        }
         assert ("after_cursor" in q) == (i > 0)
     assert base64.b64decode(reqs[2][2]["after_cursor"]) == b"200"
     markets2, issues = c.list_markets(limit=37)
@@ -482,8 +508,9 @@ def test_keyset_pagination_returns_each_market_once(server):
 
 
 def test_repeated_cursor_stops_the_listing(server):
-    server.routes["/markets/keyset"] = lambda *a: R(200, {"markets": [gamma_market(1)],
-                                                          "next_cursor": "SAME"})
+    server.routes["/markets/keyset"] = lambda *a: R(
+        200, {"markets": [gamma_market(1)], "next_cursor": "SAME"}
+    )
     c = pm_client(server)
     markets, issues = c.list_markets()
     assert len(markets) == 1
@@ -496,11 +523,11 @@ def test_books_for_ten_thousand_tokens_in_batches(server, workers):
     fake = FakePolymarket(server, n=1)
     c = pm_client(server, book_workers=workers)
     tokens = [f"t{i}" for i in range(10_000)]
-    books = c.get_books(tokens + tokens[:50])          # duplicates are sent once
+    books = c.get_books(tokens + tokens[:50])  # duplicates are sent once
     assert len(books) == 10_000 and c.last_issues == []
     assert sorted(fake.book_batches) == [500] * 20
     b = books["t1234"]
-    assert (b.best_bid, b.best_ask) == (0.20, 0.80)    # best first after reversal
+    assert (b.best_bid, b.best_ask) == (0.20, 0.80)  # best first after reversal
     assert c.stats.request_count == 20
 
 
@@ -529,7 +556,7 @@ def test_other_read_endpoints(server):
     c = pm_client(server)
     assert c.get_book("tok").best_bid == 0.20
     assert c.get_server_time() == 1764612536
-    assert c.health() >= 0.0                            # "OK" is not JSON: not parsed
+    assert c.health() >= 0.0  # "OK" is not JSON: not parsed
     assert c.get_tick_size("tok") == 0.001
     pts = c.get_prices_history("tok", 1000, 2000, 5)
     assert [p.t for p in pts] == [1000, 1500, 2000]
@@ -553,9 +580,10 @@ def test_other_read_endpoints(server):
 def test_events_slug_and_clob_market(server):
     ev = sample("gamma_market.json")["events"][0]
     mk = {k: v for k, v in sample("gamma_market.json").items() if k != "events"}
-    pages = [{"events": [dict(ev, markets=[mk])], "next_cursor": "c1"},
-             {"events": [dict(ev, id="2", markets=[dict(mk, id="x", clobTokenIds="[]")])],
-              "next_cursor": ""}]
+    pages = [
+        {"events": [dict(ev, markets=[mk])], "next_cursor": "c1"},
+        {"events": [dict(ev, id="2", markets=[dict(mk, id="x", clobTokenIds="[]")])], "next_cursor": ""},
+    ]
     server.script("/events/keyset", R(200, pages[0]), R(200, pages[1]))
     server.routes["/events/"] = lambda *a: R(200, dict(ev, markets=[mk]))
     server.routes["/markets/slug/"] = lambda *a: R(200, [mk])
@@ -572,19 +600,27 @@ def test_events_slug_and_clob_market(server):
 
 
 def test_from_config_reads_the_polymarket_section(server):
-    cfg = SimpleNamespace(polymarket=SimpleNamespace(
-        gamma_url=server.url + "/gamma", base_url=server.url + "/clob", data_url=server.url + "/data",
-        timeout_seconds=5, max_retries=4))
+    cfg = SimpleNamespace(
+        polymarket=SimpleNamespace(
+            gamma_url=server.url + "/gamma",
+            base_url=server.url + "/clob",
+            data_url=server.url + "/data",
+            timeout_seconds=5,
+            max_retries=4,
+        )
+    )
     c = PolymarketClient.from_config(cfg, sleep=Sleeps())
     assert c.gamma.base_url.endswith("/gamma") and c.clob.base_url.endswith("/clob")
     assert c.data.base_url.endswith("/data")
     assert c.clob.timeout == (3.05, 5.0) and c.clob.max_retries == 4
     from polybot.config import Config
+
     real = PolymarketClient.from_config(Config())
     assert real.clob.base_url == "https://clob.polymarket.com" and real.clob.max_retries == 3
 
 
 # ----------------------------------------------------------------------------- simulator
+
 
 def _sim_module():
     try:
@@ -600,8 +636,14 @@ needs_sim = pytest.mark.skipif(_sim_module() is None, reason="polybot/sim/server
 @pytest.fixture
 def sim_client(sim):
     sleeps = Sleeps()
-    c = PolymarketClient(sim.gamma_url, sim.clob_url, sim.data_url, sleep=sleeps,
-                         timeout=(2.0, 5.0), rate_limits={"gamma": {}, "clob": {}, "data": {}})
+    c = PolymarketClient(
+        sim.gamma_url,
+        sim.clob_url,
+        sim.data_url,
+        sleep=sleeps,
+        timeout=(2.0, 5.0),
+        rate_limits={"gamma": {}, "clob": {}, "data": {}},
+    )
     yield sim, c, sleeps
     c.close()
 
@@ -609,7 +651,7 @@ def sim_client(sim):
 @needs_sim
 def test_sim_keyset_lists_every_market_exactly_once(sim_client):
     h, c, _ = sim_client
-    open_, issues = c.list_markets(closed=False, limit=7)     # several pages
+    open_, issues = c.list_markets(closed=False, limit=7)  # several pages
     closed, issues2 = c.list_markets(closed=True, limit=7)
     assert issues == [] and issues2 == []
     ids = [m.id for m in open_ + closed]
@@ -625,7 +667,8 @@ def test_sim_bad_markets_are_skipped_not_fatal(sim_client):
     h.sim.set_faults(bad_market="all")
     markets, issues = c.list_markets(limit=50)
     assert len(issues) == 3 and len(markets) == sum(
-        1 for m in h.sim.world.markets if h.sim.phase(m.index) == "open")
+        1 for m in h.sim.world.markets if h.sim.phase(m.index) == "open"
+    )
     assert all("malformed" in i.reason or "without an id" in i.reason for i in issues)
 
 
@@ -669,7 +712,7 @@ def test_sim_failures_surface_as_one_exchange_unavailable(sim_client):
     with pytest.raises(ExchangeUnavailable) as ei:
         c.get_server_time()
     assert ei.value.attempts == 3 and "HTTP 500" in str(ei.value)
-    assert c.get_server_time() == h.sim.now()          # the burst is used up
+    assert c.get_server_time() == h.sim.now()  # the burst is used up
     h.sim.set_faults(outage=True)
     with pytest.raises(ExchangeUnavailable) as ei:
         c.get_books(["1", "2"])
@@ -687,7 +730,7 @@ def test_sim_malformed_json_and_hangs(sim_client):
         c.list_markets()
     h.sim.set_faults(timeout="1.0:2", path="/clob/time")
     c.clob.timeout = (2.0, 0.3)
-    assert c.get_server_time() == h.sim.now()          # 2 hangs, 3rd attempt answers
+    assert c.get_server_time() == h.sim.now()  # 2 hangs, 3rd attempt answers
     assert [s.status for s in c.clob.stats.calls][-3:] == [None, None, 200]
 
 
@@ -705,8 +748,13 @@ def test_sim_books_for_ten_thousand_tokens():
     sim_server = _sim_module()
     h = sim_server.start_simulator(port=0, seed=7, n_markets=5000, speed=0.0)
     try:
-        c = PolymarketClient(h.gamma_url, h.clob_url, h.data_url, sleep=Sleeps(),
-                             rate_limits={"gamma": {}, "clob": {}, "data": {}})
+        c = PolymarketClient(
+            h.gamma_url,
+            h.clob_url,
+            h.data_url,
+            sleep=Sleeps(),
+            rate_limits={"gamma": {}, "clob": {}, "data": {}},
+        )
         markets, issues = c.list_markets()
         tokens = [t for m in markets for t in m.token_ids][:10_000]
         assert len(tokens) >= 9_000 and issues == []

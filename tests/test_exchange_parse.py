@@ -1,6 +1,7 @@
 """Parsers against EVERY captured/official sample in shared/polymarket/samples/, with
 hand-checked field values, plus corrupted variants that must be skipped with a clear
 sentence (never a traceback)."""
+
 from __future__ import annotations
 
 import calendar
@@ -36,6 +37,7 @@ def load(name: str):
 
 def utc(s: str) -> int:
     from datetime import datetime
+
     return calendar.timegm(datetime.fromisoformat(s.replace("Z", "+00:00")).utctimetuple())
 
 
@@ -46,6 +48,7 @@ CEASEFIRE_NO = "1082689283547663716605601534501210765451992845317913484475237528
 
 
 # ----------------------------------------------------------------------------- per-sample checks
+
 
 def check_gamma_market(obj):
     m = P.parse_gamma_market(obj)
@@ -95,13 +98,13 @@ def check_gamma_resolved(obj):
     assert [t.winner for t in m.tokens] == [True, False]
     assert m.fees.enabled is False and m.fees.effective_rate == 0.0
     assert m.closed_time == utc("2026-05-09T02:07:01+00:00")
-    assert m.liquidity == 0.0    # no liquidityNum / liquidity in this record
+    assert m.liquidity == 0.0  # no liquidityNum / liquidity in this record
 
 
 def check_gamma_legacy(obj):
     m = P.parse_gamma_market(obj)
     assert m.id == "12" and m.closed
-    assert m.payouts is None     # ["0","0"] = unknown, never a payout
+    assert m.payouts is None  # ["0","0"] = unknown, never a payout
     assert (m.best_bid, m.best_ask) == (0.0, 1.0)
     assert m.end_date == utc("2020-11-04T00:00:00Z")
 
@@ -113,7 +116,7 @@ def check_clob_market(obj):
     assert m.tick_size == 0.01 and m.min_order_size == 5.0
     assert m.closed and m.accepting_orders and not m.enable_order_book
     assert "Geopolitics" in m.tags and m.slug == "russia-x-ukraine-ceasefire-by-end-of-2027"
-    assert m.fees.enabled is False   # CLOB market carries no fee rate
+    assert m.fees.enabled is False  # CLOB market carries no fee rate
 
 
 def check_clob_markets(obj):
@@ -133,7 +136,7 @@ def check_clob_book(obj):
     assert [lv.price for lv in b.bids] == [0.002, 0.001]
     assert b.bids[0].size == 6.99
     assert b.asks == () and b.best_ask is None and b.mid is None and b.spread is None
-    assert b.last_trade_price is None          # "" on the wire
+    assert b.last_trade_price is None  # "" on the wire
     assert b.tick_size == 0.001 and b.min_order_size == 5.0 and b.neg_risk is True
     assert b.timestamp_ms == 1785734468581
     assert b.hash == "d7df883ae546b09533a4f485bfae0810da1af04e"
@@ -155,13 +158,13 @@ def check_ws_docs(obj):
     # (price_change, tick_size_change, last_trade_price, best_bid_ask, new_market,
     # market_resolved) and belong to the WS client.
     b = P.parse_book(obj["book"])
-    assert (b.best_bid, b.best_ask) == (0.50, 0.52)   # ".50" / ".52" parse
+    assert (b.best_bid, b.best_ask) == (0.50, 0.52)  # ".50" / ".52" parse
 
 
 def check_prices_history(obj):
     pts = P.parse_price_history(obj, "tok")
     assert [(p.t, p.p) for p in pts] == [(1000, 0.5), (1500, 0.55), (2000, 0.6)]
-    numeric = {"history": [{"t": 5, "p": 0.1815}]}        # live API sends numbers
+    numeric = {"history": [{"t": 5, "p": 0.1815}]}  # live API sends numbers
     assert P.parse_price_history(numeric)[0].p == 0.1815
 
 
@@ -181,12 +184,12 @@ def check_errors(obj):
 
 def check_open_orders(obj):
     page = P.parse_open_orders_page(obj)
-    assert page.next_cursor is None                    # "LTE=" = last page
+    assert page.next_cursor is None  # "LTE=" = last page
     a, b = page.items
     assert a.side == "BUY" and a.price == 600_000 and a.original_size == 200_000_000
     assert a.expiration is None and a.created_at == 1703875200 and a.order_type == "GTC"
     assert b.side == "SELL" and b.size_matched == 50_000_000 and b.size_remaining == 100_000_000
-    assert b.associate_trades == ()                    # null on the wire
+    assert b.associate_trades == ()  # null on the wire
 
 
 def check_trades_page(obj):
@@ -207,7 +210,7 @@ def check_positions_v1(obj):
     assert a.end_date == utc("2026-12-31T00:00:00Z") and a.status is None
     assert ps[1].size == 0 and ps[1].realized_pnl == 5_000_000
     assert ps[2].redeemable and ps[2].negative_risk and ps[2].outcome_index == 1
-    assert ps[3].size == 5_000                          # dust 0.005 shares
+    assert ps[3].size == 5_000  # dust 0.005 shares
 
 
 def check_positions_v2(obj):
@@ -215,9 +218,14 @@ def check_positions_v2(obj):
     assert issues == [] and len(ps) == 4
     assert [p.status for p in ps] == ["OPEN", "CLOSED", "REDEEMABLE", "OPEN"]
     v1, _ = P.parse_positions(load("data_api_positions.json"))
-    for a, b in zip(ps, v1):     # same fixture in both shapes → same money
-        assert (a.token_id, a.size, a.avg_price, a.current_value, a.cash_pnl) == \
-               (b.token_id, b.size, b.avg_price, b.current_value, b.cash_pnl)
+    for a, b in zip(ps, v1):  # same fixture in both shapes → same money
+        assert (a.token_id, a.size, a.avg_price, a.current_value, a.cash_pnl) == (
+            b.token_id,
+            b.size,
+            b.avg_price,
+            b.current_value,
+            b.cash_pnl,
+        )
     assert P.next_cursor(obj) is None
 
 
@@ -225,7 +233,7 @@ def check_trades_v2(obj):
     ts, issues = P.parse_user_trades(obj)
     assert issues == [] and len(ts) == 3
     assert (ts[0].side, ts[0].size, ts[0].price, ts[0].timestamp) == ("SELL", 92_590_000, 700_000, 1786179735)
-    assert ts[1].price == 710_000          # 0.709999959 → half-up micro
+    assert ts[1].price == 710_000  # 0.709999959 → half-up micro
     assert ts[1].size == 1_464_786 and ts[2].outcome_index == 1
 
 
@@ -265,15 +273,15 @@ ROUTES = {
     "data_api_v2_positions.json": check_positions_v2,
     "data_api_v2_trades_captured.json": check_trades_v2,
     "order_post_response.json": check_order_post,
-    "ws_market_book_snapshot.json": check_ws_book,     # same shape as a REST book
+    "ws_market_book_snapshot.json": check_ws_book,  # same shape as a REST book
     "ws_market_messages_docs.json": check_ws_docs,
-    "ws_user_trade.json": check_ws_trade,              # same shape as a /data/trades row
+    "ws_user_trade.json": check_ws_trade,  # same shape as a /data/trades row
     "ws_user_order_cancellation.json": check_ws_order_cancel,
 }
 
 OUT_OF_SCOPE = {
     "ws_market_message.json": "a WebSocket price_change delta; consumed by the WS client, "
-                              "not by the REST read side",
+    "not by the REST read side",
     "ws_subscribe_examples.json": "messages we SEND on the WebSocket; nothing to parse",
     "order_post_request.json": "a request body the order signer builds; nothing to parse",
 }
@@ -301,6 +309,7 @@ def test_out_of_scope_samples_are_valid_json(name):
 
 # ----------------------------------------------------------------------------- resolution rule
 
+
 def _gm(**changes):
     obj = copy.deepcopy(load("gamma_market_resolved.json"))
     for k, v in changes.items():
@@ -311,22 +320,31 @@ def _gm(**changes):
     return obj
 
 
-@pytest.mark.parametrize("changes,expected", [
-    ({"umaResolutionStatus": "resolved"}, {CEASEFIRE_YES: 1.0, CEASEFIRE_NO: 0.0}),
-    ({"umaResolutionStatus": "resolved", "outcomePrices": '["0", "1"]'}, {CEASEFIRE_YES: 0.0, CEASEFIRE_NO: 1.0}),
-    ({"umaResolutionStatus": "resolved", "outcomePrices": '["0.5", "0.5"]'}, {CEASEFIRE_YES: 0.5, CEASEFIRE_NO: 0.5}),
-    ({"umaResolutionStatus": "proposed"}, None),
-    ({"umaResolutionStatus": "disputed"}, None),
-    ({"umaResolutionStatuses": '["proposed", "resolved"]'}, {CEASEFIRE_YES: 1.0, CEASEFIRE_NO: 0.0}),
-    ({"umaResolutionStatuses": '["proposed"]'}, None),
-    ({"umaResolutionStatuses": '["proposed", "disputed"]'}, None),
-    ({"umaResolutionStatus": "resolved", "outcomePrices": '["0.9995", "0.0005"]'}, None),
-    ({"outcomePrices": '["0", "0"]'}, None),                     # legacy: unknown
-    ({"closed": False}, None),                                   # open market at 1/0
-    ({"outcomePrices": '["0.5", "0.5"]'}, {CEASEFIRE_YES: 0.5, CEASEFIRE_NO: 0.5}),
-    ({"umaResolutionStatuses": ...}, {CEASEFIRE_YES: 1.0, CEASEFIRE_NO: 0.0}),
-    ({"outcomePrices": ...}, None),
-])
+@pytest.mark.parametrize(
+    "changes,expected",
+    [
+        ({"umaResolutionStatus": "resolved"}, {CEASEFIRE_YES: 1.0, CEASEFIRE_NO: 0.0}),
+        (
+            {"umaResolutionStatus": "resolved", "outcomePrices": '["0", "1"]'},
+            {CEASEFIRE_YES: 0.0, CEASEFIRE_NO: 1.0},
+        ),
+        (
+            {"umaResolutionStatus": "resolved", "outcomePrices": '["0.5", "0.5"]'},
+            {CEASEFIRE_YES: 0.5, CEASEFIRE_NO: 0.5},
+        ),
+        ({"umaResolutionStatus": "proposed"}, None),
+        ({"umaResolutionStatus": "disputed"}, None),
+        ({"umaResolutionStatuses": '["proposed", "resolved"]'}, {CEASEFIRE_YES: 1.0, CEASEFIRE_NO: 0.0}),
+        ({"umaResolutionStatuses": '["proposed"]'}, None),
+        ({"umaResolutionStatuses": '["proposed", "disputed"]'}, None),
+        ({"umaResolutionStatus": "resolved", "outcomePrices": '["0.9995", "0.0005"]'}, None),
+        ({"outcomePrices": '["0", "0"]'}, None),  # legacy: unknown
+        ({"closed": False}, None),  # open market at 1/0
+        ({"outcomePrices": '["0.5", "0.5"]'}, {CEASEFIRE_YES: 0.5, CEASEFIRE_NO: 0.5}),
+        ({"umaResolutionStatuses": ...}, {CEASEFIRE_YES: 1.0, CEASEFIRE_NO: 0.0}),
+        ({"outcomePrices": ...}, None),
+    ],
+)
 def test_resolution_rule(changes, expected):
     assert P.parse_gamma_market(_gm(**changes)).payouts == expected
 
@@ -334,7 +352,7 @@ def test_resolution_rule(changes, expected):
 def test_protocol_v2_market_uses_position_ids():
     obj = copy.deepcopy(load("gamma_market.json"))
     obj["version"] = "v2"
-    obj["positionIds"] = ["111", "222"]          # a real array, not a JSON string
+    obj["positionIds"] = ["111", "222"]  # a real array, not a JSON string
     m = P.parse_gamma_market(obj)
     assert m.version == "v2" and m.token_ids == ("111", "222")
     obj["positionIds"] = []
@@ -358,6 +376,7 @@ def test_event_with_embedded_markets():
 
 
 # ----------------------------------------------------------------------------- corrupted variants
+
 
 def _corrupt_gamma(mutate):
     obj = copy.deepcopy(load("gamma_market.json"))
@@ -386,8 +405,13 @@ def test_corrupted_gamma_market_is_skipped_with_a_sentence(what):
     mutate, fragment = GAMMA_CORRUPTIONS[what]
     bad = _corrupt_gamma(mutate)
     good2 = dict(load("gamma_market_crypto_5m.json"))
-    markets, issues = P.parse_gamma_markets([load("gamma_market.json") if what != "missing id"
-                                             else load("gamma_market_resolved.json"), bad, good2])
+    markets, issues = P.parse_gamma_markets(
+        [
+            load("gamma_market.json") if what != "missing id" else load("gamma_market_resolved.json"),
+            bad,
+            good2,
+        ]
+    )
     assert len(markets) == 2 and all(isinstance(m, Market) for m in markets)
     (issue,) = issues
     assert isinstance(issue, ParseIssue)
@@ -420,7 +444,7 @@ def test_corrupted_book_is_skipped_with_a_sentence(what):
     assert len(books) == 2
     (issue,) = issues
     assert fragment in issue.reason and "Traceback" not in issue.reason
-    assert "0x9d839bf0" in issue.reason          # the market id is named
+    assert "0x9d839bf0" in issue.reason  # the market id is named
 
 
 def test_corrupted_account_rows_are_skipped():
@@ -457,8 +481,9 @@ def test_small_map_parsers():
     assert mids == {"a": 0.5, "b": 0.25} and [i.record_id for i in issues] == ["c"]
     prices, issues = P.parse_prices({"a": {"BUY": "0.51", "SELL": 0.49}, "b": {"BUY": 7}})
     assert prices == {"a": {"BUY": 0.51, "SELL": 0.49}} and issues[0].record_id == "b"
-    last, issues = P.parse_last_trade_prices([{"token_id": "a", "price": "0.4", "side": "SELL"},
-                                              {"token_id": "b", "price": ""}])
+    last, issues = P.parse_last_trade_prices(
+        [{"token_id": "a", "price": "0.4", "side": "SELL"}, {"token_id": "b", "price": ""}]
+    )
     assert last["a"].price == 0.4 and last["a"].side == "SELL" and issues[0].record_id == "b"
     assert P.parse_midpoint({"mid": "0.5"}) == 0.5
     assert P.parse_tick_size({"minimum_tick_size": "0.001"}) == 0.001
@@ -478,11 +503,19 @@ def test_unexpected_envelope_is_a_data_error_not_a_traceback():
         P.parse_books("<html>")
 
 
-@pytest.mark.parametrize("raw, want", [("TRADE_STATUS_MATCHED", "MATCHED"), ("trade_status_mined", "MINED"),
-                                       ("CONFIRMED", "CONFIRMED"), ("TRADE_STATUS_RETRYING", "RETRYING"),
-                                       ("failed", "FAILED")])
+@pytest.mark.parametrize(
+    "raw, want",
+    [
+        ("TRADE_STATUS_MATCHED", "MATCHED"),
+        ("trade_status_mined", "MINED"),
+        ("CONFIRMED", "CONFIRMED"),
+        ("TRADE_STATUS_RETRYING", "RETRYING"),
+        ("failed", "FAILED"),
+    ],
+)
 def test_trade_status_is_normalised_for_the_ledger(raw, want):
     """Issue 13 finding 4: REST may prefix TRADE_STATUS_; the ledger keys on the bare status."""
-    t = P.parse_clob_trade({"id": "t", "asset_id": "1", "side": "BUY", "size": "1", "price": "0.5",
-                            "status": raw})
+    t = P.parse_clob_trade(
+        {"id": "t", "asset_id": "1", "side": "BUY", "size": "1", "price": "0.5", "status": raw}
+    )
     assert t.status == want

@@ -1,5 +1,6 @@
 """health_check.py and run_health_checks(): the checklist's six lines, thresholds, exit codes
 0/1/2, and the critical alert on FAIL."""
+
 from __future__ import annotations
 
 import re
@@ -11,7 +12,15 @@ import pytest
 from polybot.config import load_config
 from polybot.ops.health import HealthLine, exit_code, run_health_checks
 from tests.conftest import run_cli
-from tests.helpers_ops import LocalClob, Sleeper, add_alert, add_trade, connect, init_workspace, simulate_running_bot
+from tests.helpers_ops import (
+    LocalClob,
+    Sleeper,
+    add_alert,
+    add_trade,
+    connect,
+    init_workspace,
+    simulate_running_bot,
+)
 
 SMALL_DISK = {"disk_warn_gb": 0.001, "disk_fail_gb": 0.0005}
 
@@ -41,18 +50,20 @@ def bot():
 
 
 def _workspace(tmp_path, clob_url, **health):
-    return init_workspace(tmp_path, {"polymarket": {"base_url": clob_url, "timeout_seconds": 3},
-                                     "health": {**SMALL_DISK, **health}})
+    return init_workspace(
+        tmp_path,
+        {"polymarket": {"base_url": clob_url, "timeout_seconds": 3}, "health": {**SMALL_DISK, **health}},
+    )
 
 
 def test_bot_stopped_is_a_failure_with_exit_2_and_an_alert(tmp_path, clob_url):
     cfg = _workspace(tmp_path, clob_url)
-    res = run_cli("health_check.py", cwd=tmp_path)          # never started yet: FAIL, but no alert
+    res = run_cli("health_check.py", cwd=tmp_path)  # never started yet: FAIL, but no alert
     assert res.returncode == 2 and res.stdout.startswith("[FAIL] Bot process not running")
     conn = connect(cfg)
     assert conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] == 0
     conn.close()
-    simulate_running_bot(cfg, 99_999_999, heartbeat=int(time.time()) - 3600)   # it ran, then stopped
+    simulate_running_bot(cfg, 99_999_999, heartbeat=int(time.time()) - 3600)  # it ran, then stopped
     (cfg.database_path.parent / "trading_bot.pid").unlink()
     res = run_cli("health_check.py", cwd=tmp_path)
     assert res.returncode == 2, res.stdout + res.stderr
@@ -85,7 +96,7 @@ def test_running_bot_all_ok(tmp_path, clob_url, bot):
     assert re.fullmatch(r"\[OK\] Disk space: \d+\.\d GB free", lines[5])
     assert lines[6].endswith("Health: OK (6/6 checks OK)") and len(lines) == 7
     conn = sqlite3.connect(cfg.database_path)
-    assert conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] == 0        # read-only when healthy
+    assert conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] == 0  # read-only when healthy
     conn.close()
 
 
@@ -98,26 +109,35 @@ def test_warnings_exit_1(tmp_path, clob_url, bot):
     today = time.strftime("%Y%m%d", time.gmtime())
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     cfg.log_dir.mkdir(exist_ok=True)
-    (cfg.log_dir / f"trading_system_{today}.log").write_text(f"{stamp} [ERROR] polybot.engine: order failed\n")
+    (cfg.log_dir / f"trading_system_{today}.log").write_text(
+        f"{stamp} [ERROR] polybot.engine: order failed\n"
+    )
     res = run_cli("health_check.py", cwd=tmp_path)
     assert res.returncode == 1, res.stdout
     assert f"[WARN] Bot process running (PID: {bot.pid}) but HALTED" in res.stdout
     assert "[WARN] Last trade: 3 hours ago (over 60 minutes" in res.stdout
-    assert "[WARN] 1 ERROR line(s) in today's log in the last hour (latest: polybot.engine: order failed)" in res.stdout
+    assert (
+        "[WARN] 1 ERROR line(s) in today's log in the last hour (latest: polybot.engine: order failed)"
+        in res.stdout
+    )
 
 
 def test_failures_stale_heartbeat_dead_pid_api_down_critical_alert(tmp_path, bot):
     dead = LocalClob()
     url = dead.url
-    dead.stop()                                           # nothing listens there any more
+    dead.stop()  # nothing listens there any more
     cfg = _workspace(tmp_path, url)
     simulate_running_bot(cfg, bot.pid, heartbeat=int(time.time()) - 600)
     conn = connect(cfg)
     add_alert(conn, ts=int(time.time()) - 60, key="daily_loss_limit", message="Daily loss limit hit")
     conn.close()
     lines = {h.name: h for h in run_health_checks(load_config(tmp_path / "config.yaml"))}
-    assert lines["bot"].status == "FAIL" and re.search(r"heartbeat is 6\d\d s old \(limit 180 s\)", lines["bot"].text)
-    assert lines["api"].status == "FAIL" and lines["api"].text.startswith(f"API connectivity: cannot reach {url}")
+    assert lines["bot"].status == "FAIL" and re.search(
+        r"heartbeat is 6\d\d s old \(limit 180 s\)", lines["bot"].text
+    )
+    assert lines["api"].status == "FAIL" and lines["api"].text.startswith(
+        f"API connectivity: cannot reach {url}"
+    )
     assert lines["errors"].status == "FAIL"
     assert lines["errors"].text.startswith("1 critical alert(s) in the last hour (latest: daily_loss_limit")
     assert exit_code(list(lines.values())) == 2
@@ -135,8 +155,13 @@ def test_run_health_checks_api_for_telegram_and_dashboard(tmp_path, clob_url):
     assert [h.name for h in lines] == ["bot", "api", "database", "last_trade", "errors", "disk"]
     assert all(isinstance(h, HealthLine) and h.status in ("OK", "WARN", "FAIL") for h in lines)
     assert lines[0].line().startswith("[FAIL] Bot process")
-    assert [h.name for h in run_health_checks(cfg, check_api_connectivity=False)] == \
-        ["bot", "database", "last_trade", "errors", "disk"]
+    assert [h.name for h in run_health_checks(cfg, check_api_connectivity=False)] == [
+        "bot",
+        "database",
+        "last_trade",
+        "errors",
+        "disk",
+    ]
 
 
 def test_missing_database_fails_cleanly(workspace):

@@ -13,6 +13,7 @@ registered deposit wallet and verifies the ERC-7739 wrap to the wallet's owner (
 checks 4-5). Whether the real CLOB accepts it for a given account is still only proven by
 ``test_api_connectivity.py --live-order-check`` against the real exchange (docs/dev/signature_types.md).
 """
+
 from __future__ import annotations
 
 import time
@@ -23,7 +24,15 @@ from polybot.engine import ledger
 from polybot.engine.bot import startup
 from tests.helpers_engine import M, wait_for
 from tests.test_live_engine_rules import (
-    admin, buy, close, ledger_size, live_exchange, make_engine, pick_token, sell, set_book, workspace,
+    admin,
+    buy,
+    close,
+    ledger_size,
+    live_exchange,
+    make_engine,
+    sell,
+    set_book,
+    workspace,
 )
 
 
@@ -31,6 +40,7 @@ from tests.test_live_engine_rules import (
 def hb_sim():
     """The simulator with a short dead-man switch (1.5 real seconds without a heartbeat)."""
     from polybot.sim.server import start_simulator
+
     h = start_simulator(port=0, seed=42, n_markets=60, speed=0, heartbeat_timeout=1.5)
     try:
         yield h
@@ -48,11 +58,14 @@ def _funder(handle, eng, signature_type: int):
 def _tokens(root, n: int) -> list[tuple[str, str]]:
     """n tokens of different plain binary markets."""
     from tests.helpers_engine import connect
+
     conn = connect(root)
     try:
-        rows = conn.execute("SELECT t.token_id, t.market_id FROM market_tokens t JOIN markets m ON m.id=t.market_id "
-                            "WHERE m.tracked=1 AND m.closed=0 AND m.neg_risk=0 AND m.version='v1' AND "
-                            "t.outcome_index=0 ORDER BY m.id").fetchall()
+        rows = conn.execute(
+            "SELECT t.token_id, t.market_id FROM market_tokens t JOIN markets m ON m.id=t.market_id "
+            "WHERE m.tracked=1 AND m.closed=0 AND m.neg_risk=0 AND m.version='v1' AND "
+            "t.outcome_index=0 ORDER BY m.id"
+        ).fetchall()
     finally:
         conn.close()
     assert len(rows) >= n
@@ -67,7 +80,7 @@ def _account(handle, eng) -> dict:
 def test_live_run_ends_equal_to_the_exchange(tmp_path, hb_sim, signature_type):
     sim = hb_sim
     root = workspace(tmp_path, sim, stale_order_seconds=60, use_exchange_heartbeat=True)
-    probe = make_engine(root, sim)                                   # the EOA, to read its funders
+    probe = make_engine(root, sim)  # the EOA, to read its funders
     funder = _funder(sim, probe, signature_type)
     close(probe)
     eng = make_engine(root, sim, signature_type=signature_type, funder=funder)
@@ -95,21 +108,29 @@ def test_live_run_ends_equal_to_the_exchange(tmp_path, hb_sim, signature_type):
         #    bot's next heartbeat is refused with the expected id, which it adopts (orders stay)
         hand = live_exchange(sim, eng, signature_type=signature_type, funder=funder)
         try:
-            def hand_beats() -> bool:                                 # it races the bot's own beats
+
+            def hand_beats() -> bool:  # it races the bot's own beats
                 try:
                     hand.heartbeat()
                     return True
                 except Exception:  # noqa: BLE001 — the id moved under it; try again
                     return False
+
             wait_for(hand_beats, timeout=20, what="a heartbeat of the other session accepted")
             moved = _account(sim, eng)["heartbeat_id"]
-            wait_for(lambda: _account(sim, eng)["heartbeat_id"] != moved, timeout=20,
-                     what="the bot's heartbeat accepted again after the id moved")
+            wait_for(
+                lambda: _account(sim, eng)["heartbeat_id"] != moved,
+                timeout=20,
+                what="the bot's heartbeat accepted again after the id moved",
+            )
         finally:
             hand.close()
-        t0 = time.monotonic()                                        # beyond the 1.5 s dead-man window
-        wait_for(lambda: time.monotonic() - t0 > 2.0 and _account(sim, eng)["heartbeat_active"], timeout=20,
-                 what="a dead-man window passing with heartbeats flowing")
+        t0 = time.monotonic()  # beyond the 1.5 s dead-man window
+        wait_for(
+            lambda: time.monotonic() - t0 > 2.0 and _account(sim, eng)["heartbeat_active"],
+            timeout=20,
+            what="a dead-man window passing with heartbeats flowing",
+        )
         xid = eng.executor.row(part.order_id)["exchange_order_id"].lower()
         assert xid in [o.order_id.lower() for o in eng.exchange.open_orders()], "the dead-man switch fired"
 
@@ -148,9 +169,12 @@ def test_live_run_ends_equal_to_the_exchange(tmp_path, hb_sim, signature_type):
         assert eng.executor.row(bad.order_id)["filled_micro"] == 0
 
         # the exchange accepted every order with this signature type (type 3: the wallet signs)
-        placed = [o for o in sim.sim.exchange.orders.values() if o.account.address == eng.exchange.address.lower()]
-        assert placed and {(o.signature_type, o.maker) for o in placed} == \
-            {(signature_type, (funder or eng.exchange.address).lower())}
+        placed = [
+            o for o in sim.sim.exchange.orders.values() if o.account.address == eng.exchange.address.lower()
+        ]
+        assert placed and {(o.signature_type, o.maker) for o in placed} == {
+            (signature_type, (funder or eng.exchange.address).lower())
+        }
 
         # the end: positions and cash equal to the exchange's
         xpos = {p.token_id: int(p.size) for p in eng.exchange.positions()}

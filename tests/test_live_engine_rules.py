@@ -9,10 +9,10 @@ Each test fails on commit 15cb2c7's behaviour:
 - the emergency close-out sold the ledger's sizes without asking the exchange;
 - the bot's positions were compared with the exchange's only at start-up.
 """
+
 from __future__ import annotations
 
 import contextlib
-
 import json
 import urllib.request
 
@@ -30,34 +30,51 @@ from polybot.exchange.client import PolymarketClient
 from polybot.exchange.live import LiveExchange
 from tests.helpers_engine import M, load, make_workspace
 
-PRIVATE_KEY = "0x" + "33" * 32          # test-only key
+PRIVATE_KEY = "0x" + "33" * 32  # test-only key
 
 
 # ----------------------------------------------------------------------------- helpers
 def admin(handle, path: str, body: dict | None = None) -> dict:
     """The simulator's admin endpoints (RULES.md): POST with a body, else GET."""
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(handle.url + "/_sim" + path, data=data, method="GET" if body is None else "POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        handle.url + "/_sim" + path,
+        data=data,
+        method="GET" if body is None else "POST",
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read().decode())
 
 
 def live_exchange(handle, eng=None, *, reader=None, signature_type: int = 0, funder=None) -> LiveExchange:
-    return LiveExchange(clob_url=handle.clob_url, private_key=PRIVATE_KEY, chain_id=137,
-                        signature_type=signature_type, funder=funder,
-                        reader=reader if reader is not None else eng.client,
-                        fees_by_token=eng.md.fee_for if eng is not None else None,
-                        clock=eng.clock if eng is not None else None or __import__("time").time,
-                        timeout_seconds=2, max_retries=1, sleep=lambda s: None)
+    return LiveExchange(
+        clob_url=handle.clob_url,
+        private_key=PRIVATE_KEY,
+        chain_id=137,
+        signature_type=signature_type,
+        funder=funder,
+        reader=reader if reader is not None else eng.client,
+        fees_by_token=eng.md.fee_for if eng is not None else None,
+        clock=eng.clock if eng is not None else None or __import__("time").time,
+        timeout_seconds=2,
+        max_retries=1,
+        sleep=lambda s: None,
+    )
 
 
 def make_engine(root, handle, **kw) -> Engine:
     cfg = load(root)
     conn = db.open_database(cfg)
     client = PolymarketClient.from_config(cfg)
-    eng = Engine(cfg, conn, mode="live", client=client, strategy=Drill({"max_holdings": 0, "hold_seconds": 10**8}),
-                 sleep=lambda s: None)
+    eng = Engine(
+        cfg,
+        conn,
+        mode="live",
+        client=client,
+        strategy=Drill({"max_holdings": 0, "hold_seconds": 10**8}),
+        sleep=lambda s: None,
+    )
     eng.exchange = live_exchange(handle, eng, **kw)
     return eng
 
@@ -81,18 +98,24 @@ def close(eng: Engine) -> None:
 
 
 def workspace(tmp_path, handle, **trading):
-    return make_workspace(tmp_path, handle, trading={"order_type": "GTC", "stale_order_seconds": 60,
-                                                     "use_exchange_heartbeat": False, **trading})
+    return make_workspace(
+        tmp_path,
+        handle,
+        trading={"order_type": "GTC", "stale_order_seconds": 60, "use_exchange_heartbeat": False, **trading},
+    )
 
 
 def pick_token(handle, root) -> tuple[str, str]:
     """A tracked token of a plain binary market (token, market id)."""
     from tests.helpers_engine import connect
+
     conn = connect(root)
     try:
-        rows = conn.execute("SELECT t.token_id, t.market_id FROM market_tokens t JOIN markets m ON m.id=t.market_id "
-                            "WHERE m.tracked=1 AND m.closed=0 AND m.neg_risk=0 AND m.version='v1' "
-                            "ORDER BY t.token_id").fetchall()
+        rows = conn.execute(
+            "SELECT t.token_id, t.market_id FROM market_tokens t JOIN markets m ON m.id=t.market_id "
+            "WHERE m.tracked=1 AND m.closed=0 AND m.neg_risk=0 AND m.version='v1' "
+            "ORDER BY t.token_id"
+        ).fetchall()
     finally:
         conn.close()
     assert rows, "no plain binary market in the universe"
@@ -104,13 +127,27 @@ def set_book(handle, token: str, bids, asks) -> None:
 
 
 def buy(token: str, size: float, price: float, otype: str = "GTC") -> OrderRequest:
-    return OrderRequest(token, BUY, otype, price_micro=int(round(price * M)), size_micro=int(round(size * M)),
-                        tick_size="0.01", neg_risk=False)
+    return OrderRequest(
+        token,
+        BUY,
+        otype,
+        price_micro=int(round(price * M)),
+        size_micro=int(round(size * M)),
+        tick_size="0.01",
+        neg_risk=False,
+    )
 
 
 def sell(token: str, size: float, price: float, otype: str = "GTC") -> OrderRequest:
-    return OrderRequest(token, SELL, otype, price_micro=int(round(price * M)), size_micro=int(round(size * M)),
-                        tick_size="0.01", neg_risk=False)
+    return OrderRequest(
+        token,
+        SELL,
+        otype,
+        price_micro=int(round(price * M)),
+        size_micro=int(round(size * M)),
+        tick_size="0.01",
+        neg_risk=False,
+    )
 
 
 def by_hand(ex: LiveExchange, req: OrderRequest):
@@ -137,7 +174,7 @@ def test_first_live_start_records_external_holdings_and_never_sells_them(tmp_pat
     eng = make_engine(root, sim)
     hand = live_exchange(sim, eng)
     try:
-        by_hand(hand, buy(token, 10, 0.50))                      # bought before the bot ever ran live
+        by_hand(hand, buy(token, 10, 0.50))  # bought before the bot ever ran live
         assert exchange_size(eng, token) == 10 * M
         report = startup(eng, halt=None, restart=False)
         assert any("baseline recorded" in line for line in report), report
@@ -153,7 +190,7 @@ def test_first_live_start_records_external_holdings_and_never_sells_them(tmp_pat
         # a trade by hand after the baseline is external too (trade sync), never the ledger's
         balance = eng.exchange.balance_micro()
         by_hand(hand, buy(token, 6, 0.50))
-        eng.guarded(eng.iteration)                              # the invariant holds: 21 = 5 + 16
+        eng.guarded(eng.iteration)  # the invariant holds: 21 = 5 + 16
         assert ledger_size(eng, token) == 5 * M
         assert external.sizes(eng.conn) == {token: 16 * M}
         assert exchange_size(eng, token) == 21 * M
@@ -170,7 +207,7 @@ def test_first_live_start_records_external_holdings_and_never_sells_them(tmp_pat
         report = close_all_positions(eng)
         assert exchange_size(eng, token) == 0, report
         assert external.sizes(eng.conn) == {token: 0}
-        assert ledger.get_position(eng.conn, "live", token).size_micro == 0      # never negative
+        assert ledger.get_position(eng.conn, "live", token).size_micro == 0  # never negative
     finally:
         hand.close()
         close(eng)
@@ -181,33 +218,36 @@ def test_partly_filled_gtc_stays_partially_filled_is_refreshed_and_its_remainder
     root = workspace(tmp_path, sim)
     token, market = pick_token(sim, root)
     with running_engine(root, sim) as eng:
-        set_book(sim, token, [["0.48", "500"]], [["0.50", "4"]])          # only 4 shares offered at 0.50
+        set_book(sim, token, [["0.48", "500"]], [["0.50", "4"]])  # only 4 shares offered at 0.50
         out = eng.executor.place(buy(token, 10, 0.50), market_id=market, strategy="test", reason="partial")
         row = eng.executor.row(out.order_id)
-        assert out.status == "PARTIALLY_FILLED", out                      # 15cb2c7: FILLED
+        assert out.status == "PARTIALLY_FILLED", out  # 15cb2c7: FILLED
         assert row["filled_micro"] == 4 * M
         st = eng.exchange.lookup(row["exchange_order_id"])
         assert st.size_matched_micro == 4 * M and st.original_size_micro == 10 * M
         assert row["exchange_order_id"].lower() in [o.order_id.lower() for o in eng.exchange.open_orders()]
 
-        eng.guarded(eng.iteration)                                        # refreshed: still partly filled
+        eng.guarded(eng.iteration)  # refreshed: still partly filled
         assert eng.executor.row(out.order_id)["status"] == "PARTIALLY_FILLED"
-        set_book(sim, token, [["0.48", "500"]], [["0.50", "3"]])          # 3 more cross the resting rest
+        set_book(sim, token, [["0.48", "500"]], [["0.50", "3"]])  # 3 more cross the resting rest
         sim.sim.advance(1)
         eng.guarded(eng.iteration)
         row = eng.executor.row(out.order_id)
         assert row["status"] == "PARTIALLY_FILLED" and row["filled_micro"] == 7 * M
 
-        set_book(sim, token, [["0.48", "500"]], [["0.55", "500"]])        # nothing crosses it any more
-        sim.sim.advance(61)                                               # stale: the remainder is cancelled
+        set_book(sim, token, [["0.48", "500"]], [["0.55", "500"]])  # nothing crosses it any more
+        sim.sim.advance(61)  # stale: the remainder is cancelled
         eng.guarded(eng.iteration)
         row = eng.executor.row(out.order_id)
         st = eng.exchange.lookup(row["exchange_order_id"])
         assert row["status"] == "CANCELED"
-        fills = eng.conn.execute("SELECT COALESCE(SUM(size_micro),0) FROM trades WHERE order_id=?",
-                                 (out.order_id,)).fetchone()[0]
+        fills = eng.conn.execute(
+            "SELECT COALESCE(SUM(size_micro),0) FROM trades WHERE order_id=?", (out.order_id,)
+        ).fetchone()[0]
         assert row["filled_micro"] == fills == st.size_matched_micro == 7 * M
-        assert row["exchange_order_id"].lower() not in [o.order_id.lower() for o in eng.exchange.open_orders()]
+        assert row["exchange_order_id"].lower() not in [
+            o.order_id.lower() for o in eng.exchange.open_orders()
+        ]
         assert ledger_size(eng, token) == exchange_size(eng, token) == 7 * M
 
 
@@ -234,20 +274,20 @@ def test_failed_trade_is_reversed_in_the_ledger_once_and_alerted(tmp_path, sim):
         bad = eng.executor.place(buy(token, 10, 0.50), market_id=market, strategy="test", reason="fails")
         assert ok.status == bad.status == "FILLED"
         statuses = {r[0] for r in eng.conn.execute("SELECT trade_status FROM trades WHERE mode='live'")}
-        assert statuses <= {"MATCHED", "MINED", "RETRYING"}, statuses      # provisional until confirmed
+        assert statuses <= {"MATCHED", "MINED", "RETRYING"}, statuses  # provisional until confirmed
         assert ledger_size(eng, token) == 15 * M
 
-        sim.sim.advance(3)                                                   # MINED / RETRYING
+        sim.sim.advance(3)  # MINED / RETRYING
         eng.guarded(eng.iteration)
         assert ledger_size(eng, token) == 15 * M
-        sim.sim.advance(3)                                                   # CONFIRMED / FAILED
+        sim.sim.advance(3)  # CONFIRMED / FAILED
         eng.guarded(eng.iteration)
         rows = eng.conn.execute("SELECT order_id, trade_status FROM trades WHERE kind='fill'").fetchall()
         assert {r["trade_status"] for r in rows if r["order_id"] == ok.order_id} == {"CONFIRMED"}
         assert {r["trade_status"] for r in rows if r["order_id"] == bad.order_id} == {"FAILED"}
         assert ledger_size(eng, token) == exchange_size(eng, token) == 5 * M
         flows = ledger.cash_flow_micro(eng.conn, "live")
-        assert cash0 + flows == eng.exchange.balance_micro()                 # cash as if it never happened
+        assert cash0 + flows == eng.exchange.balance_micro()  # cash as if it never happened
         assert eng.executor.row(bad.order_id)["filled_micro"] == 0
         assert eng.conn.execute("SELECT COUNT(*) FROM trades WHERE kind='reversal'").fetchone()[0] >= 1
         assert ledger.position_differences(eng.conn, "live") == []
@@ -273,10 +313,11 @@ def test_matched_order_whose_trades_are_not_readable_stays_open_until_its_fills_
         set_book(sim, token, [["0.48", "500"]], [["0.50", "500"]])
         sim.sim.set_faults(error_rate=1.0, path="/clob/data/trades")
         try:
-            out = eng.executor.place(buy(token, 10, 0.50, "FAK"), market_id=market, strategy="test",
-                                     reason="unreadable")
-            assert out.status in ("LIVE", "PARTIALLY_FILLED"), out            # 15cb2c7: CANCELED
-            assert market in eng.executor.unresolved_markets()               # no second order meanwhile
+            out = eng.executor.place(
+                buy(token, 10, 0.50, "FAK"), market_id=market, strategy="test", reason="unreadable"
+            )
+            assert out.status in ("LIVE", "PARTIALLY_FILLED"), out  # 15cb2c7: CANCELED
+            assert market in eng.executor.unresolved_markets()  # no second order meanwhile
             eng.executor.sync_open()
             assert eng.executor.row(out.order_id)["status"] in ("LIVE", "PARTIALLY_FILLED")
         finally:
@@ -297,9 +338,9 @@ def test_close_out_sells_what_the_exchange_reports_never_more_than_the_bot_holds
         set_book(sim, token, [["0.48", "500"]], [["0.50", "500"]])
         out = eng.executor.place(buy(token, 10, 0.50), market_id=market, strategy="test", reason="entry")
         assert out.status == "FILLED"
-        by_hand(hand, sell(token, 5, 0.48))                     # sold by hand; the bot has not seen it yet
+        by_hand(hand, sell(token, 5, 0.48))  # sold by hand; the bot has not seen it yet
         report = close_all_positions(eng)
-        assert exchange_size(eng, token) == 0, report          # 15cb2c7: SELL 10 refused, nothing sold
+        assert exchange_size(eng, token) == 0, report  # 15cb2c7: SELL 10 refused, nothing sold
         assert any("the exchange shows 5" in line for line in report), report
     finally:
         hand.close()
@@ -314,14 +355,24 @@ def test_position_mismatch_that_persists_trips_breaker_3_naming_both_figures(tmp
         set_book(sim, token, [["0.48", "500"]], [["0.50", "500"]])
         out = eng.executor.place(buy(token, 10, 0.50), market_id=market, strategy="test", reason="entry")
         assert out.status == "FILLED"
-        sim.sim.advance(6)                                  # the bot's own fill is CONFIRMED
+        sim.sim.advance(6)  # the bot's own fill is CONFIRMED
         eng.guarded(eng.iteration)
         assert {r[0] for r in eng.conn.execute("SELECT trade_status FROM trades")} == {"CONFIRMED"}
         # a provisional fill the Data API does not show yet is allowed for
         with db.atomic(eng.conn):
-            ledger.record_trade(eng.conn, mode="live", trade_id="pending-1", token_id=token, market_id=market,
-                                side="BUY", price_micro=500_000, size_micro=2 * M, fee_micro=0, ts=eng.now_ts,
-                                trade_status="MATCHED")
+            ledger.record_trade(
+                eng.conn,
+                mode="live",
+                trade_id="pending-1",
+                token_id=token,
+                market_id=market,
+                side="BUY",
+                price_micro=500_000,
+                size_micro=2 * M,
+                fee_micro=0,
+                ts=eng.now_ts,
+                trade_status="MATCHED",
+            )
         for _ in range(4):
             eng.guarded(eng.iteration)
         # a confirmed ledger position the exchange does not have is not
@@ -357,6 +408,7 @@ def test_health_dashboard_and_daily_report_show_external_holdings_apart(tmp_path
     from polybot.dashboard.queries import build_state
     from polybot.ops.health import run_health_checks
     from polybot.ops.reports import build_daily, render_daily
+
     cfg = dataclasses.replace(load(root), paper_trading=False)
     lines = run_health_checks(cfg, check_api_connectivity=False)
     ext = [h for h in lines if h.name == "external"]
@@ -364,7 +416,7 @@ def test_health_dashboard_and_daily_report_show_external_holdings_apart(tmp_path
     conn = db.connect(cfg.database_path)
     try:
         state = build_state(cfg, conn, now=_time.time())
-        assert [i["size_micro"] for i in state["positions"]["items"]] == [5 * M]        # the bot's only
+        assert [i["size_micro"] for i in state["positions"]["items"]] == [5 * M]  # the bot's only
         assert [i["size_micro"] for i in state["positions"]["external"]["items"]] == [7 * M]
         text = render_daily(build_daily(cfg, conn), cfg)
     finally:
@@ -374,10 +426,13 @@ def test_health_dashboard_and_daily_report_show_external_holdings_apart(tmp_path
 
 def test_close_external_is_documented_in_the_help(tmp_path):
     from tests.conftest import run_cli
+
     res = run_cli("trading_bot.py", "--help", cwd=tmp_path)
     assert res.returncode == 0
     text = " ".join(res.stdout.split())
-    assert "--close-external" in text and "external holdings" in text and "only the bot's own positions" in text
+    assert (
+        "--close-external" in text and "external holdings" in text and "only the bot's own positions" in text
+    )
 
 
 def test_close_out_rides_a_tick_change_at_a_collapsed_price(tmp_path, sim):
@@ -407,32 +462,56 @@ def test_trading_bot_close_external_sells_external_holdings_on_emergency_stop(tm
 
     from tests.conftest import ROOT
     from tests.helpers_engine import bot_env, query, wait_for
-    root = make_workspace(tmp_path, sim, paper_trading=False,
-                          trading={"order_type": "GTC", "use_exchange_heartbeat": False, "loop_interval_seconds": 0.3},
-                          strategy={"name": "drill", "params": {"max_holdings": 0, "hold_seconds": 10**8}},
-                          polymarket={"private_key": "${POLYMARKET_PRIVATE_KEY}", "api_key": "${POLYMARKET_API_KEY}",
-                                      "api_secret": "${POLYMARKET_API_SECRET}",
-                                      "api_passphrase": "${POLYMARKET_API_PASSPHRASE}"})
+
+    root = make_workspace(
+        tmp_path,
+        sim,
+        paper_trading=False,
+        trading={"order_type": "GTC", "use_exchange_heartbeat": False, "loop_interval_seconds": 0.3},
+        strategy={"name": "drill", "params": {"max_holdings": 0, "hold_seconds": 10**8}},
+        polymarket={
+            "private_key": "${POLYMARKET_PRIVATE_KEY}",
+            "api_key": "${POLYMARKET_API_KEY}",
+            "api_secret": "${POLYMARKET_API_SECRET}",
+            "api_passphrase": "${POLYMARKET_API_PASSPHRASE}",
+        },
+    )
     token, market = pick_token(sim, root)
     set_book(sim, token, [["0.48", "500"]], [["0.50", "500"]])
     eng = make_engine(root, sim)
     hand = live_exchange(sim, eng)
     try:
-        by_hand(hand, buy(token, 6, 0.50))                          # external: before the first live start
+        by_hand(hand, buy(token, 6, 0.50))  # external: before the first live start
         creds = hand._sdk.creds
     finally:
         hand.close()
         close(eng)
-    env = dict(bot_env(), POLYMARKET_PRIVATE_KEY=PRIVATE_KEY, POLYMARKET_API_KEY=creds.api_key,
-               POLYMARKET_API_SECRET=creds.api_secret, POLYMARKET_API_PASSPHRASE=creds.api_passphrase)
+    env = dict(
+        bot_env(),
+        POLYMARKET_PRIVATE_KEY=PRIVATE_KEY,
+        POLYMARKET_API_KEY=creds.api_key,
+        POLYMARKET_API_SECRET=creds.api_secret,
+        POLYMARKET_API_PASSPHRASE=creds.api_passphrase,
+    )
     log = open(root / "bot.out", "w", encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "trading_bot.py"), "--close-external"], cwd=root, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "trading_bot.py"), "--close-external"],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
-        wait_for(lambda: query(root, "SELECT value FROM bot_state WHERE key='live_baseline_at'"), timeout=60,
-                 what="the live baseline")
-        wait_for(lambda: query(root, "SELECT COUNT(*) FROM performance WHERE mode='live'")[0][0] > 0, timeout=60,
-                 what="a live loop")
+        wait_for(
+            lambda: query(root, "SELECT value FROM bot_state WHERE key='live_baseline_at'"),
+            timeout=60,
+            what="the live baseline",
+        )
+        wait_for(
+            lambda: query(root, "SELECT COUNT(*) FROM performance WHERE mode='live'")[0][0] > 0,
+            timeout=60,
+            what="a live loop",
+        )
         (root / "EMERGENCY_STOP").write_text("test\n", encoding="utf-8")
         assert proc.wait(timeout=60) == 5
     finally:
@@ -457,6 +536,7 @@ def test_reconcile_mismatch_loops_must_be_at_least_one(tmp_path):
     from polybot.config import load_config
     from polybot.errors import ConfigError
     from tests.conftest import write_config
+
     write_config(tmp_path, {"trading": {"reconcile_mismatch_loops": 0}})
     with pytest.raises(ConfigError) as exc:
         load_config(tmp_path / "config.yaml", require_mode_secrets=False)

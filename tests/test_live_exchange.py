@@ -1,6 +1,7 @@
 """LiveExchange (py_clob_client_v2 underneath) against the local simulator over real HTTP:
 sign once, persist, post the same payload; timeouts are resolved by lookup, never by
 re-signing."""
+
 import json
 import socket
 import time
@@ -12,14 +13,21 @@ from polybot.exchange.base import OrderRequest, PreparedOrder
 from polybot.exchange.client import PolymarketClient
 from polybot.exchange.live import LiveExchange, eip712_order_hash
 
-PRIVATE_KEY = "0x" + "11" * 32      # test-only key
+PRIVATE_KEY = "0x" + "11" * 32  # test-only key
 M = 1_000_000
 
 
 def _live(sim, **kw):
     kw.setdefault("timeout_seconds", 5)
-    return LiveExchange(clob_url=sim.clob_url, private_key=PRIVATE_KEY, chain_id=137,
-                        signature_type=0, max_retries=2, sleep=lambda s: None, **kw)
+    return LiveExchange(
+        clob_url=sim.clob_url,
+        private_key=PRIVATE_KEY,
+        chain_id=137,
+        signature_type=0,
+        max_retries=2,
+        sleep=lambda s: None,
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -48,9 +56,14 @@ def _m(x: float) -> int:
 def _resting_buy(token, book, size=None):
     tick = _m(book.tick_size)
     price = max(tick, _m(book.bids[0].price) - 3 * tick)
-    return OrderRequest(token, "BUY", "GTC", price_micro=price,
-                        size_micro=size or max(10 * M, _m(book.min_order_size)),
-                        tick_size=str(book.tick_size))
+    return OrderRequest(
+        token,
+        "BUY",
+        "GTC",
+        price_micro=price,
+        size_micro=size or max(10 * M, _m(book.min_order_size)),
+        tick_size=str(book.tick_size),
+    )
 
 
 def _open_ids(live):
@@ -112,11 +125,12 @@ def test_crossing_order_fills_shows_in_trades_and_balance(live, reader):
     before = live.balance_micro()
     ask = _m(book.asks[0].price)
     size = max(5 * M, _m(book.min_order_size))
-    p = live.prepare(OrderRequest(token, "BUY", "FOK", price_micro=ask, size_micro=size,
-                                  tick_size=str(book.tick_size)))
+    p = live.prepare(
+        OrderRequest(token, "BUY", "FOK", price_micro=ask, size_micro=size, tick_size=str(book.tick_size))
+    )
     res = live.submit(p)
     assert res.status == "matched", res
-    assert sum(f.size_micro for f in res.fills) == size          # read back at placement
+    assert sum(f.size_micro for f in res.fills) == size  # read back at placement
     fills = [f for f in live.trades() if f.order_id.lower() == res.exchange_order_id.lower()]
     assert sum(f.size_micro for f in fills) == size
     assert all(f.price_micro <= ask and f.side == "BUY" and f.liquidity == "taker" for f in fills)
@@ -135,7 +149,7 @@ def test_timeout_is_unknown_then_resolved_and_repost_is_not_a_second_order(sim, 
     try:
         token, book = _two_sided(reader)
         p = live.prepare(_resting_buy(token, book))
-        stored = p.to_json()                          # what the engine committed before sending
+        stored = p.to_json()  # what the engine committed before sending
         sim.sim.set_faults(timeout="3:1", path="/clob/order")
         with pytest.raises(OrderOutcomeUnknown):
             live.submit(p)
@@ -165,7 +179,7 @@ def test_timeout_is_unknown_then_resolved_and_repost_is_not_a_second_order(sim, 
 def test_resolve_never_claims_an_order_the_engine_already_knows(live, reader):
     token, book = _two_sided(reader)
     first = live.submit(live.prepare(_resting_buy(token, book)))
-    twin = live.prepare(_resting_buy(token, book))        # same terms, never sent
+    twin = live.prepare(_resting_buy(token, book))  # same terms, never sent
     try:
         # without the engine's records the twin would look like the first order...
         assert live.resolve(twin, known_ids=[first.exchange_order_id]) is None
@@ -176,7 +190,7 @@ def test_resolve_never_claims_an_order_the_engine_already_knows(live, reader):
 def test_persisted_order_is_posted_by_a_new_process(sim, reader, live):
     token, book = _two_sided(reader)
     stored = live.prepare(_resting_buy(token, book)).to_json()
-    fresh = _live(sim, reader=reader)              # e.g. after a restart
+    fresh = _live(sim, reader=reader)  # e.g. after a restart
     try:
         res = fresh.submit(PreparedOrder.from_json(stored))
         assert res.status == "live"
@@ -193,13 +207,18 @@ def test_connection_refused_is_not_sent(sim, reader, live):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    dead = LiveExchange(clob_url=f"http://127.0.0.1:{port}/clob", private_key=PRIVATE_KEY,
-                        api_key=live._sdk.creds.api_key, api_secret=live._sdk.creds.api_secret,
-                        api_passphrase=live._sdk.creds.api_passphrase, signature_type=0)
+    dead = LiveExchange(
+        clob_url=f"http://127.0.0.1:{port}/clob",
+        private_key=PRIVATE_KEY,
+        api_key=live._sdk.creds.api_key,
+        api_secret=live._sdk.creds.api_secret,
+        api_passphrase=live._sdk.creds.api_passphrase,
+        signature_type=0,
+    )
     with pytest.raises(TemporaryExchangeError) as ei:
         dead.submit(p)
     assert not isinstance(ei.value, OrderOutcomeUnknown)
-    assert live.resolve(p) is None                    # really never placed
+    assert live.resolve(p) is None  # really never placed
     dead.close()
 
 
@@ -222,8 +241,16 @@ def test_rejections_are_definitive(live, reader):
     tick = _m(book.tick_size)
     # off-tick price: refused before signing (the SDK would silently round it)
     with pytest.raises(OrderRejected):
-        live.prepare(OrderRequest(token, "BUY", "GTC", price_micro=_m(book.bids[0].price) - tick // 2,
-                                  size_micro=10 * M, tick_size=str(book.tick_size)))
+        live.prepare(
+            OrderRequest(
+                token,
+                "BUY",
+                "GTC",
+                price_micro=_m(book.bids[0].price) - tick // 2,
+                size_micro=10 * M,
+                tick_size=str(book.tick_size),
+            )
+        )
     # below the market's minimum size: the exchange says no → rejected result, nothing rests
     tiny = max(1, _m(book.min_order_size) // 2) if book.min_order_size >= 1 else 10_000
     p = live.prepare(_resting_buy(token, book, size=(tiny // 10_000) * 10_000 or 10_000))
@@ -232,16 +259,30 @@ def test_rejections_are_definitive(live, reader):
     assert live.resolve(p) is None
     # a FOK larger than the whole book at its limit price is killed
     huge = sum(_m(l.size) for l in book.asks) + 1000 * M
-    r = live.submit(live.prepare(OrderRequest(token, "BUY", "FOK", price_micro=_m(book.asks[0].price),
-                                              size_micro=(huge // 10_000) * 10_000,
-                                              tick_size=str(book.tick_size))))
+    r = live.submit(
+        live.prepare(
+            OrderRequest(
+                token,
+                "BUY",
+                "FOK",
+                price_micro=_m(book.asks[0].price),
+                size_micro=(huge // 10_000) * 10_000,
+                tick_size=str(book.tick_size),
+            )
+        )
+    )
     assert r.status in ("rejected", "unmatched")
 
 
 def test_bad_credentials_raise_authentication_error(sim):
-    ex = LiveExchange(clob_url=sim.clob_url, private_key=PRIVATE_KEY, api_key="not-a-key",
-                      api_secret="c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MDE=",
-                      api_passphrase="nope", signature_type=0)
+    ex = LiveExchange(
+        clob_url=sim.clob_url,
+        private_key=PRIVATE_KEY,
+        api_key="not-a-key",
+        api_secret="c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MDE=",
+        api_passphrase="nope",
+        signature_type=0,
+    )
     with pytest.raises(AuthenticationError) as ei:
         ex.open_orders()
     assert "c2VjcmV0" not in str(ei.value) and "11" * 32 not in str(ei.value)
@@ -263,6 +304,7 @@ def test_heartbeat_and_cancel_all(live, reader):
 def test_missed_heartbeats_cancel_resting_orders():
     """The dead-man switch: after heartbeat() starts it, silence cancels our orders."""
     from polybot.sim.server import start_simulator
+
     h = start_simulator(port=0, seed=7, n_markets=20, speed=0.0, heartbeat_timeout=0.5)
     reader = PolymarketClient(h.gamma_url, h.clob_url, h.data_url, max_retries=2)
     ex = _live(h, reader=reader)
@@ -284,6 +326,7 @@ def test_missed_heartbeats_cancel_resting_orders():
 
 def test_unusable_private_key_is_a_config_error_without_echo():
     from polybot.errors import ConfigError
+
     with pytest.raises(ConfigError) as ei:
         LiveExchange(clob_url="http://127.0.0.1:9/clob", private_key="0xnot-a-key-zz")
     assert "not-a-key" not in str(ei.value)

@@ -1,4 +1,5 @@
 """Issue 15 #5: a full logs/ filesystem is reported once, not 74 tracebacks in 8 s."""
+
 from __future__ import annotations
 
 import subprocess
@@ -39,14 +40,19 @@ SCRIPT = textwrap.dedent("""
 
 def test_full_log_filesystem_reported_once(small_fs):
     logdir = small_fs / "logs"
-    res = subprocess.run([sys.executable, "-c", SCRIPT, str(logdir), str(small_fs / "ballast")],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(logdir), str(small_fs / "ballast")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     assert "--- Logging error ---" not in res.stderr and "Traceback" not in res.stderr
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("Error:")]
     assert len(errors) == 1 and "disk is full" in errors[0] and str(logdir) in errors[0]
     assert "FAILURE the log file in" in res.stdout
-    assert "SEEN 1 True" in res.stdout                      # listeners told once
+    assert "SEEN 1 True" in res.stdout  # listeners told once
     assert "RECOVERED True True" in res.stdout
     text = "".join(p.read_text() for p in logdir.glob("*.log"))
     assert "after space came back" in text and "records were lost" in text

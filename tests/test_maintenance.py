@@ -1,5 +1,6 @@
 """maintain_database.py: the checklist's lines, pruning that never touches money records, log
 retention, stopping with a critical alert on a damaged database, and the shared ops lock."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -15,9 +16,11 @@ from tests.helpers_ops import add_trade, connect, init_workspace
 
 def _snapshots(conn, ts: int, n: int) -> None:
     with db.atomic(conn):
-        conn.executemany("INSERT INTO market_snapshots(timestamp, token_id, market_id, mid, bids, asks) "
-                         "VALUES (?,?,?,?,?,?)",
-                         [(ts, f"tok{i}", "m1", 0.5, "0.49:100," * 20, "0.51:100," * 20) for i in range(n)])
+        conn.executemany(
+            "INSERT INTO market_snapshots(timestamp, token_id, market_id, mid, bids, asks) "
+            "VALUES (?,?,?,?,?,?)",
+            [(ts, f"tok{i}", "m1", 0.5, "0.49:100," * 20, "0.51:100," * 20) for i in range(n)],
+        )
 
 
 def test_maintenance_prints_the_checklist_lines_and_prunes_only_snapshots(tmp_path):
@@ -26,10 +29,12 @@ def test_maintenance_prints_the_checklist_lines_and_prunes_only_snapshots(tmp_pa
     conn = connect(cfg)
     _snapshots(conn, now - 40 * 86400, 3000)
     _snapshots(conn, now - 60, 10)
-    add_trade(conn, ts=now - 400 * 86400, trade_id="ancient")          # money records are never pruned
+    add_trade(conn, ts=now - 400 * 86400, trade_id="ancient")  # money records are never pruned
     with db.atomic(conn):
-        conn.execute("INSERT INTO alerts(timestamp, level, key, message) VALUES (?, 'info', 'k', 'old')",
-                     (now - 400 * 86400,))
+        conn.execute(
+            "INSERT INTO alerts(timestamp, level, key, message) VALUES (?, 'info', 'k', 'old')",
+            (now - 400 * 86400,),
+        )
     conn.close()
     old_log = cfg.log_dir / "trading_system_20000101.log"
     cfg.log_dir.mkdir(exist_ok=True)
@@ -73,7 +78,9 @@ def _corrupt_index(cfg) -> None:
     conn = sqlite3.connect(cfg.database_path)
     conn.execute("CREATE TABLE junk (x TEXT, y TEXT)")
     conn.execute("CREATE INDEX junk_x ON junk(x)")
-    conn.executemany("INSERT INTO junk VALUES (?, ?)", [(f"a{i:06d}", f"b{3000 - i:06d}") for i in range(3000)])
+    conn.executemany(
+        "INSERT INTO junk VALUES (?, ?)", [(f"a{i:06d}", f"b{3000 - i:06d}") for i in range(3000)]
+    )
     conn.commit()
     conn.execute("PRAGMA writable_schema = ON")
     conn.execute("UPDATE sqlite_master SET sql = 'CREATE INDEX junk_x ON junk(y)' WHERE name = 'junk_x'")
@@ -93,7 +100,10 @@ def test_damaged_database_stops_maintenance_with_a_critical_alert(tmp_path):
     logs = "".join(p.read_text() for p in cfg.log_dir.glob("trading_system_*.log"))
     assert "ALERT CRITICAL [database_corruption]" in logs
     conn = sqlite3.connect(cfg.database_path)
-    assert conn.execute("SELECT level, message FROM alerts WHERE key = 'database_corruption'").fetchone()[0] == "critical"
+    assert (
+        conn.execute("SELECT level, message FROM alerts WHERE key = 'database_corruption'").fetchone()[0]
+        == "critical"
+    )
     conn.close()
 
 

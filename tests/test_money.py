@@ -1,17 +1,25 @@
 """Exact money arithmetic (pure functions)."""
+
 from decimal import Decimal
 
 import pytest
 
-from polybot.money import (fmt_usd, from_micro, notional_micro, round_price_to_tick, round_size_down,
-                           taker_fee_micro, to_micro)
+from polybot.money import (
+    fmt_usd,
+    from_micro,
+    notional_micro,
+    round_price_to_tick,
+    round_size_down,
+    taker_fee_micro,
+    to_micro,
+)
 
 
 def test_to_micro_is_exact():
     assert to_micro("0.1") == 100_000
     assert to_micro(0.1) == 100_000
     assert to_micro("500") == 500_000_000
-    assert to_micro("0.0000005") == 1          # half-up at the 7th decimal
+    assert to_micro("0.0000005") == 1  # half-up at the 7th decimal
     assert from_micro(123_456_789) == Decimal("123.456789")
     with pytest.raises(ValueError):
         to_micro("nan")
@@ -28,8 +36,8 @@ def test_notional_and_fee():
     assert taker_fee_micro(100_000_000, 500_000, 0.07) == 1_750_000
     # tiny fees round to 5 dp; below 0.00001 they are zero
     assert taker_fee_micro(100, 500_000, 0.04) == 0
-    assert taker_fee_micro(1_000, 500_000, 0.04) == 10             # exactly 0.00001
-    assert taker_fee_micro(10_000_000, 990_000, 0.04) == 3_960      # 0.00396
+    assert taker_fee_micro(1_000, 500_000, 0.04) == 10  # exactly 0.00001
+    assert taker_fee_micro(10_000_000, 990_000, 0.04) == 3_960  # 0.00396
 
 
 def test_rounding_helpers_and_format():

@@ -1,17 +1,24 @@
 """The checklist's operator scripts, run exactly as written (python test_risk_limits.py,
 python test_circuit_breakers.py) in an operator workspace: every ✓ line, exit 0, and the
 operator's files untouched."""
+
 from __future__ import annotations
 
 from tests.conftest import run_cli, write_config
 
-RISK_LINES = ["✓ Position size limit enforced", "✓ Portfolio exposure limit enforced",
-              "✓ Daily loss limit enforced", "✓ Stop loss triggers correctly"]
-BREAKER_LINES = ["✓ Circuit breaker #1: API failure (3 errors) → STOP",
-                 "✓ Circuit breaker #2: Daily loss limit → STOP",
-                 "✓ Circuit breaker #3: Position size anomaly → STOP",
-                 "✓ Circuit breaker #4: Database corruption → STOP",
-                 "✓ Circuit breaker #5: Manual emergency stop → STOP"]
+RISK_LINES = [
+    "✓ Position size limit enforced",
+    "✓ Portfolio exposure limit enforced",
+    "✓ Daily loss limit enforced",
+    "✓ Stop loss triggers correctly",
+]
+BREAKER_LINES = [
+    "✓ Circuit breaker #1: API failure (3 errors) → STOP",
+    "✓ Circuit breaker #2: Daily loss limit → STOP",
+    "✓ Circuit breaker #3: Position size anomaly → STOP",
+    "✓ Circuit breaker #4: Database corruption → STOP",
+    "✓ Circuit breaker #5: Manual emergency stop → STOP",
+]
 
 
 def _snapshot(root):
@@ -26,7 +33,7 @@ def test_test_risk_limits_prints_every_check(workspace):
     for line in RISK_LINES:
         assert line in lines, res.stdout
     assert "✗" not in res.stdout
-    assert _snapshot(workspace) == before          # no database, log or stop file created here
+    assert _snapshot(workspace) == before  # no database, log or stop file created here
 
 
 def test_test_risk_limits_uses_the_operators_limits(tmp_path):

@@ -10,6 +10,7 @@ last one. Not compared: the replay's end-of-run liquidation (paper keeps its pos
 and settlements (paper learns of a resolution by looking it up, the replay at the recorded
 resolution time; the drill run below sees none).
 """
+
 from __future__ import annotations
 
 import signal
@@ -17,19 +18,40 @@ import signal
 import pytest
 
 from tests.helpers_engine import (  # noqa: F401 (fast_sim is a fixture)
-    M, assert_consistent, connect, fast_sim, load, make_workspace, query, start_bot, wait_for,
+    M,
+    assert_consistent,
+    connect,
+    fast_sim,
+    load,
+    make_workspace,
+    query,
+    start_bot,
+    wait_for,
 )
 
-DRILL = {"size_usd": 20, "max_holdings": 3, "hold_seconds": 180, "entries_per_decision": 2,
-         "max_spread": 0.1, "min_price": 0.1, "max_price": 0.9}
+DRILL = {
+    "size_usd": 20,
+    "max_holdings": 3,
+    "hold_seconds": 180,
+    "entries_per_decision": 2,
+    "max_spread": 0.1,
+    "min_price": 0.1,
+    "max_price": 0.9,
+}
 
 
 def _paper_run(root, min_fills: int) -> None:
     proc = start_bot(root)
     try:
-        wait_for(lambda: proc.poll() is not None or
-                 query(root, "SELECT COUNT(*) FROM trades WHERE mode='paper' AND kind='fill'")[0][0] >= min_fills,
-                 150, what=f"{min_fills} paper fills")
+        wait_for(
+            lambda: (
+                proc.poll() is not None
+                or query(root, "SELECT COUNT(*) FROM trades WHERE mode='paper' AND kind='fill'")[0][0]
+                >= min_fills
+            ),
+            150,
+            what=f"{min_fills} paper fills",
+        )
         assert proc.poll() is None, (root / "bot.out").read_text()[-3000:]
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -39,13 +61,23 @@ def _paper_run(root, min_fills: int) -> None:
 def _paper_records(root):
     """Orders (step, token, side, price, size) and fills per order (step, token, side, size,
     notional, fee) as the paper bot recorded them."""
-    orders = [tuple(r) for r in query(
-        root, "SELECT created_at, token_id, side, price_micro, size_micro FROM orders WHERE mode='paper' "
-              "AND strategy <> 'emergency_stop' ORDER BY created_at, token_id, side")]
-    fills = [tuple(r) for r in query(
-        root, "SELECT MIN(t.timestamp), t.token_id, t.side, SUM(t.size_micro), SUM(t.notional_micro), "
-              "SUM(t.fee_micro) FROM trades t WHERE t.mode='paper' AND t.kind='fill' "
-              "GROUP BY t.order_id ORDER BY MIN(t.timestamp), t.token_id, t.side")]
+    orders = [
+        tuple(r)
+        for r in query(
+            root,
+            "SELECT created_at, token_id, side, price_micro, size_micro FROM orders WHERE mode='paper' "
+            "AND strategy <> 'emergency_stop' ORDER BY created_at, token_id, side",
+        )
+    ]
+    fills = [
+        tuple(r)
+        for r in query(
+            root,
+            "SELECT MIN(t.timestamp), t.token_id, t.side, SUM(t.size_micro), SUM(t.notional_micro), "
+            "SUM(t.fee_micro) FROM trades t WHERE t.mode='paper' AND t.kind='fill' "
+            "GROUP BY t.order_id ORDER BY MIN(t.timestamp), t.token_id, t.side",
+        )
+    ]
     return orders, fills
 
 
@@ -53,33 +85,55 @@ def _replay(root, start: int, end: int):
     from polybot.backtest.engine import Backtester
     from polybot.db import connect as db_connect
     from polybot.engine.drill import Drill
+
     cfg = load(root)
     conn = db_connect(cfg.database_path, readonly=True)
     try:
-        bt = Backtester(conn, cfg, Drill(cfg.strategy.params), start_ts=start, end_ts=end,
-                        capital_micro=int(cfg.capital * M))
+        bt = Backtester(
+            conn,
+            cfg,
+            Drill(cfg.strategy.params),
+            start_ts=start,
+            end_ts=end,
+            capital_micro=int(cfg.capital * M),
+        )
         res = bt.run()
     finally:
         conn.close()
-    fills = sorted((f.timestamp, f.token_id, f.side, f.size_micro, f.notional_micro, f.fee_micro)
-                   for f in res.ledger.fills if not f.reason.startswith("end of backtest"))
-    orders = sorted((t, s.token_id, s.side, s.price_micro, s.size_micro) for t, s in getattr(bt, "orders", []))
+    fills = sorted(
+        (f.timestamp, f.token_id, f.side, f.size_micro, f.notional_micro, f.fee_micro)
+        for f in res.ledger.fills
+        if not f.reason.startswith("end of backtest")
+    )
+    orders = sorted(
+        (t, s.token_id, s.side, s.price_micro, s.size_micro) for t, s in getattr(bt, "orders", [])
+    )
     return orders, fills, res
 
 
-@pytest.mark.parametrize("order_type, slippage_ticks, min_fills", [
-    ("FAK", 2, 16),      # marketable: taker fills walking the recorded depth
-    ("GTC", -1, 5),      # one tick inside the spread: orders rest, fill as maker or go stale
-])
-def test_replaying_a_paper_run_gives_the_same_orders_and_fills(tmp_path, fast_sim, order_type, slippage_ticks,
-                                                               min_fills):
+@pytest.mark.parametrize(
+    "order_type, slippage_ticks, min_fills",
+    [
+        ("FAK", 2, 16),  # marketable: taker fills walking the recorded depth
+        ("GTC", -1, 5),  # one tick inside the spread: orders rest, fill as maker or go stale
+    ],
+)
+def test_replaying_a_paper_run_gives_the_same_orders_and_fills(
+    tmp_path, fast_sim, order_type, slippage_ticks, min_fills
+):
     root = make_workspace(
-        tmp_path, fast_sim,
+        tmp_path,
+        fast_sim,
         collection={"interval_minutes": 1, "min_volume_24h": 0, "min_liquidity": 0, "max_markets": 12},
-        trading={"loop_interval_seconds": 0.2, "quick_check_interval_minutes": 0.05, "order_type": order_type,
-                 "stale_order_seconds": 900},
+        trading={
+            "loop_interval_seconds": 0.2,
+            "quick_check_interval_minutes": 0.05,
+            "order_type": order_type,
+            "stale_order_seconds": 900,
+        },
         strategy={"name": "drill", "params": dict(DRILL, slippage_ticks=slippage_ticks)},
-        risk_limits={"daily_loss_limit": 400})
+        risk_limits={"daily_loss_limit": 400},
+    )
     _paper_run(root, min_fills=min_fills)
     assert_consistent(root)
     step = load(root).collection.interval_minutes * 60
@@ -91,7 +145,7 @@ def test_replaying_a_paper_run_gives_the_same_orders_and_fills(tmp_path, fast_si
     p_orders, p_fills = _paper_records(root)
     r_orders, r_fills, res = _replay(root, start, end)
     assert len(p_fills) >= min_fills and {f[2] for f in p_fills} == {"BUY", "SELL"}
-    if order_type == "GTC":     # the resting model was exercised: maker fills (no fee) happened
+    if order_type == "GTC":  # the resting model was exercised: maker fills (no fee) happened
         assert res.counts.get("resting", 0) > 0 and any(f[5] == 0 for f in p_fills)
     assert not res.ledger.settlements, "a market resolved during the run: settlement timing is not compared"
     # the same fills: time step, token, side, size, notional (= price), fee
@@ -107,11 +161,17 @@ def test_replaying_a_paper_run_gives_the_same_orders_and_fills(tmp_path, fast_si
 
 def test_fill_latency_zero_fills_on_the_decision_book_in_both(tmp_path, fast_sim):
     root = make_workspace(
-        tmp_path, fast_sim,
+        tmp_path,
+        fast_sim,
         collection={"interval_minutes": 1, "min_volume_24h": 0, "min_liquidity": 0, "max_markets": 12},
-        trading={"loop_interval_seconds": 0.2, "quick_check_interval_minutes": 0.05, "fill_latency_seconds": 0},
+        trading={
+            "loop_interval_seconds": 0.2,
+            "quick_check_interval_minutes": 0.05,
+            "fill_latency_seconds": 0,
+        },
         strategy={"name": "drill", "params": DRILL},
-        risk_limits={"daily_loss_limit": 400})
+        risk_limits={"daily_loss_limit": 400},
+    )
     _paper_run(root, min_fills=8)
     step = load(root).collection.interval_minutes * 60
     start = query(root, "SELECT MIN(timestamp) FROM performance WHERE mode='paper'")[0][0] // step * step
@@ -129,5 +189,6 @@ def test_fill_latency_must_not_be_negative(tmp_path):
     from polybot.config import load_config
     from polybot.errors import ConfigError
     from tests.conftest import write_config
+
     with pytest.raises(ConfigError, match=r"trading.fill_latency_seconds' must be ≥ 0 seconds"):
         load_config(write_config(tmp_path, {"trading": {"fill_latency_seconds": -1}}), env={})

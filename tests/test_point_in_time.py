@@ -5,17 +5,24 @@ market's recorded books cost.
 At 15cb2c7 the ``markets`` row (the latest values) was applied to all history, and a
 backfilled row traded at price ± 0.01 with 1,000 shares whatever the market's real spread.
 """
+
 from __future__ import annotations
 
 import pytest
 
-from polybot.backtest.data import (DEFAULT_BACKFILL_DEPTH, DEFAULT_BACKFILL_SPREAD, estimate_backfill_books,
-                                   load_markets, load_metadata_history, read_chunks)
+from polybot.backtest.data import (
+    DEFAULT_BACKFILL_DEPTH,
+    DEFAULT_BACKFILL_SPREAD,
+    estimate_backfill_books,
+    load_markets,
+    load_metadata_history,
+    read_chunks,
+)
 from polybot.exchange.fills import simulate_fill
 from polybot.strategy.feed import MarketFeed
 
 from .conftest import run_cli
-from .helpers_backtest import DAY, M, T0, add_market, new_db, snap
+from .helpers_backtest import DAY, T0, M, add_market, new_db, snap
 from .helpers_collect import collect, query, setup_workspace
 
 STEP = 300
@@ -23,9 +30,11 @@ HOUR = 3600
 
 
 def meta(conn, mid, eff, *, tick=0.01, min_size=5.0, fee_rate=0.0, end=None, source="collected"):
-    conn.execute("INSERT INTO market_metadata_history (market_id, effective_from, tick_size, min_order_size, "
-                 "fees_enabled, fee_rate, fee_exponent, end_date, source) VALUES (?,?,?,?,?,?,?,?,?)",
-                 (mid, eff, tick, min_size, 1 if fee_rate else 0, fee_rate, 1.0, end, source))
+    conn.execute(
+        "INSERT INTO market_metadata_history (market_id, effective_from, tick_size, min_order_size, "
+        "fees_enabled, fee_rate, fee_exponent, end_date, source) VALUES (?,?,?,?,?,?,?,?,?)",
+        (mid, eff, tick, min_size, 1 if fee_rate else 0, fee_rate, 1.0, end, source),
+    )
 
 
 def replay(conn, feed, start, end, at):
@@ -66,8 +75,16 @@ def test_a_fee_and_tick_change_mid_window_changes_fills_only_after_it(tmp_path):
         book = view.book("A-yes")
         # what any fill at t is computed with: the book's tick / minimum size and the market's fee
         buy = simulate_fill(book, "BUY", size_micro=100 * M, order_type="FAK", fee=m.fee)
-        seen[t] = (m.tick_size, m.min_order_size, m.fee.effective_rate, m.end_date,
-                   book.tick_size, book.min_order_size, buy.fee_micro, buy.notional_micro)
+        seen[t] = (
+            m.tick_size,
+            m.min_order_size,
+            m.fee.effective_rate,
+            m.end_date,
+            book.tick_size,
+            book.min_order_size,
+            buy.fee_micro,
+            buy.notional_micro,
+        )
 
     replay(conn, feed, T0, T0 + 4 * HOUR - 1, at)
     conn.close()
@@ -84,12 +101,14 @@ def test_a_fee_and_tick_change_mid_window_changes_fills_only_after_it(tmp_path):
 def test_metadata_before_the_first_change_is_the_earliest_known_and_views_see_no_later_value(tmp_path):
     conn = new_db(tmp_path / "pit2.db")
     add_market(conn, "A", tick=0.001, end_date=T0 + DAY)
-    add_market(conn, "B", tick=0.01)                      # no history rows: its markets row, always
+    add_market(conn, "B", tick=0.01)  # no history rows: its markets row, always
     meta(conn, "A", T0 + HOUR, tick=0.01, end=T0 + 3 * DAY)
     meta(conn, "A", T0 + 2 * HOUR, tick=0.001, end=T0 + DAY)
     markets, _ = load_markets(conn)
     feed = MarketFeed(markets, interval_seconds=STEP, metadata_history=load_metadata_history(conn))
-    feed.add_rows([{"timestamp": T0, "token_id": "A-yes", "market_id": "A", "best_bid": 0.5, "best_ask": 0.52}])
+    feed.add_rows(
+        [{"timestamp": T0, "token_id": "A-yes", "market_id": "A", "best_bid": 0.5, "best_ask": 0.52}]
+    )
     v = feed.view(T0)
     assert (v.market("A").tick_size, v.market("A").end_date) == (0.01, T0 + 3 * DAY)
     assert v.market("B").tick_size == 0.01
@@ -107,14 +126,16 @@ def test_the_collector_records_a_metadata_change_with_the_time_it_was_seen(works
     db = setup_workspace(workspace, sim, max_markets=5)
     assert collect(workspace, "--initial").returncode == 0
     t0 = sim.sim.now()
-    rows = query(db, "SELECT market_id, effective_from, source FROM market_metadata_history ORDER BY market_id")
+    rows = query(
+        db, "SELECT market_id, effective_from, source FROM market_metadata_history ORDER BY market_id"
+    )
     tracked = {r[0] for r in query(db, "SELECT id FROM markets WHERE tracked = 1")}
     assert {r[0] for r in rows} >= tracked and all(r[1:] == (t0, "collected") for r in rows)
     n = len(rows)
-    assert collect(workspace).returncode == 0          # a re-run of the same cycle: nothing new
+    assert collect(workspace).returncode == 0  # a re-run of the same cycle: nothing new
     assert len(query(db, "SELECT * FROM market_metadata_history")) == n
     sim.sim.advance(STEP)
-    assert collect(workspace).returncode == 0          # nothing changed: nothing recorded
+    assert collect(workspace).returncode == 0  # nothing changed: nothing recorded
     assert len(query(db, "SELECT * FROM market_metadata_history")) == n
     # the exchange changes one market's fee schedule and tick size
     mid = sorted(tracked)[0]
@@ -125,8 +146,12 @@ def test_the_collector_records_a_metadata_change_with_the_time_it_was_seen(works
     sim.sim.advance(STEP)
     assert collect(workspace).returncode == 0
     t2 = sim.sim.now()
-    hist = query(db, "SELECT effective_from, tick_size, fees_enabled, fee_rate FROM market_metadata_history "
-                     "WHERE market_id = ? ORDER BY effective_from", mid)
+    hist = query(
+        db,
+        "SELECT effective_from, tick_size, fees_enabled, fee_rate FROM market_metadata_history "
+        "WHERE market_id = ? ORDER BY effective_from",
+        mid,
+    )
     assert hist == [(t0, old[0], int(old[2]), old[1]), (t2, m.tick, 1, 0.07)]
     assert len(query(db, "SELECT * FROM market_metadata_history")) == n + 1
     # the markets row keeps only the latest (what the live engine uses)
@@ -149,22 +174,33 @@ def test_backfilled_books_use_the_markets_recorded_spread_and_depth(tmp_path):
     path = tmp_path / "bf.db"
     conn = new_db(path)
     add_market(conn, "B", tick=0.001)
-    add_market(conn, "C", tick=0.01)                      # never recorded: the defaults
+    add_market(conn, "C", tick=0.01)  # never recorded: the defaults
     day1 = T0 + DAY
     for k in range(DAY // STEP):
         # day 0: backfilled price history (mid only); day 1: recorded 3-cent books, 200 shares on top
         snap(conn, T0 + k * STEP, "B-yes", "B", mid=0.5, last=0.5, source="backfill")
         snap(conn, T0 + k * STEP, "C-yes", "C", mid=0.5, last=0.5, source="backfill")
-        snap(conn, day1 + k * STEP, "B-yes", "B", 0.485, 0.515, bids="0.485:200,0.48:900",
-             asks="0.515:250,0.52:900")
+        snap(
+            conn,
+            day1 + k * STEP,
+            "B-yes",
+            "B",
+            0.485,
+            0.515,
+            bids="0.485:200,0.48:900",
+            asks="0.515:250,0.52:900",
+        )
     conn.close()
     conn = new_db(path)
     books = estimate_backfill_books(conn, ["B-yes", "B-no", "C-yes"])
     assert (books["B-yes"].half_spread, books["B-yes"].depth, books["B-yes"].basis) == (0.015, 200.0, "token")
     assert (books["B-no"].half_spread, books["B-no"].depth, books["B-no"].basis) == (0.015, 200.0, "market")
     assert (books["C-yes"].half_spread, books["C-yes"].depth, books["C-yes"].basis) == (
-        DEFAULT_BACKFILL_SPREAD / 2, DEFAULT_BACKFILL_DEPTH, "default")
-    assert DEFAULT_BACKFILL_SPREAD >= 0.04 and DEFAULT_BACKFILL_DEPTH <= 100   # conservative
+        DEFAULT_BACKFILL_SPREAD / 2,
+        DEFAULT_BACKFILL_DEPTH,
+        "default",
+    )
+    assert DEFAULT_BACKFILL_SPREAD >= 0.04 and DEFAULT_BACKFILL_DEPTH <= 100  # conservative
 
     markets, _ = load_markets(conn)
     feed = MarketFeed(markets, interval_seconds=STEP, backfill_books=books)
@@ -199,19 +235,25 @@ def test_the_estimate_samples_a_large_database_and_ignores_empty_books(tmp_path,
     rows = []
     for k in range(3 * DAY // STEP):
         ts = T0 + k * STEP
-        bid, ask = (0.40, 0.42) if k % 10 else (0.01, 0.99)      # 10 % one-sided / empty books
+        bid, ask = (0.40, 0.42) if k % 10 else (0.01, 0.99)  # 10 % one-sided / empty books
         rows.append((ts, "A-yes", "A", bid, ask, f"{bid}:50", f"{ask}:80", "collected"))
-    for j in range(300):                                          # enough other rows to sample
-        rows += [(T0 + k * STEP, f"X{j}", "X", 0.5, 0.51, "0.5:1", "0.51:1", "collected")
-                 for k in range(0, 3 * DAY // STEP, 12)]
+    for j in range(300):  # enough other rows to sample
+        rows += [
+            (T0 + k * STEP, f"X{j}", "X", 0.5, 0.51, "0.5:1", "0.51:1", "collected")
+            for k in range(0, 3 * DAY // STEP, 12)
+        ]
     conn.execute("BEGIN")
-    conn.executemany("INSERT INTO market_snapshots (timestamp, token_id, market_id, best_bid, best_ask, "
-                     "bids, asks, source) VALUES (?,?,?,?,?,?,?,?)", rows)
+    conn.executemany(
+        "INSERT INTO market_snapshots (timestamp, token_id, market_id, best_bid, best_ask, "
+        "bids, asks, source) VALUES (?,?,?,?,?,?,?,?)",
+        rows,
+    )
     conn.execute("COMMIT")
     from polybot.backtest import data
+
     assert len(rows) > data.FULL_SCAN_ROWS / 10
     full = estimate_backfill_books(conn, ["A-yes"])
-    monkeypatch.setattr(data, "FULL_SCAN_ROWS", 1_000)            # force the hourly sample
+    monkeypatch.setattr(data, "FULL_SCAN_ROWS", 1_000)  # force the hourly sample
     sampled = estimate_backfill_books(conn, ["A-yes"])
     assert sampled == full
     assert (full["A-yes"].half_spread, full["A-yes"].depth) == (0.01, 50.0)
@@ -234,8 +276,16 @@ def test_a_replay_on_backfilled_rows_costs_what_it_costs_on_the_recorded_books(t
     conn.execute("BEGIN")
     for k in range(DAY // STEP):
         snap(conn, T0 + k * STEP, "B-yes", "B", mid=0.5, last=0.5, source="backfill")
-        snap(conn, day1 + k * STEP, "B-yes", "B", 0.485, 0.515, bids="0.485:200,0.48:900",
-             asks="0.515:250,0.52:900")
+        snap(
+            conn,
+            day1 + k * STEP,
+            "B-yes",
+            "B",
+            0.485,
+            0.515,
+            bids="0.485:200,0.48:900",
+            asks="0.515:250,0.52:900",
+        )
     conn.execute("COMMIT")
     conn.close()
 
@@ -250,12 +300,29 @@ def test_a_replay_on_backfilled_rows_costs_what_it_costs_on_the_recorded_books(t
         def decide(self, view, portfolio):
             t = view.now
             if t in (T0 + HOUR, day1 + HOUR):
-                return [Intent(action=ENTER, token_id="B-yes", market_id="B", side="BUY", size_micro=100 * M,
-                               limit_price_micro=600_000, reason="test entry")]
+                return [
+                    Intent(
+                        action=ENTER,
+                        token_id="B-yes",
+                        market_id="B",
+                        side="BUY",
+                        size_micro=100 * M,
+                        limit_price_micro=600_000,
+                        reason="test entry",
+                    )
+                ]
             h = portfolio.positions.get("B-yes")
             if h is not None and t in (T0 + 2 * HOUR, day1 + 2 * HOUR):
-                return [Intent(action=EXIT, token_id="B-yes", market_id="B", side="SELL",
-                               size_micro=h.size_micro, reason="test exit")]
+                return [
+                    Intent(
+                        action=EXIT,
+                        token_id="B-yes",
+                        market_id="B",
+                        side="SELL",
+                        size_micro=h.size_micro,
+                        reason="test exit",
+                    )
+                ]
             return []
 
     cfg = default_config(tmp_path)
@@ -268,8 +335,9 @@ def test_a_replay_on_backfilled_rows_costs_what_it_costs_on_the_recorded_books(t
         conn.close()
     assert basis == {"token": 1, "market": 1, "default": 0}
     trips = [(t.opened_at < day1, t.pnl_micro) for t in res.ledger.closed_trips]
-    assert trips == [(True, -3 * M), (False, -3 * M)], [(f.timestamp, f.side, f.price_micro, f.backfilled_book)
-                                                       for f in res.ledger.fills]
+    assert trips == [(True, -3 * M), (False, -3 * M)], [
+        (f.timestamp, f.side, f.price_micro, f.backfilled_book) for f in res.ledger.fills
+    ]
     assert [f.backfilled_book for f in res.ledger.fills] == [True, True, False, False]
 
 
@@ -305,12 +373,29 @@ def test_the_backtester_applies_a_fee_change_only_after_it(tmp_path):
         def decide(self, view, portfolio):
             t = view.now
             if t in (T0 + HOUR, T0 + 4 * HOUR):
-                return [Intent(action=ENTER, token_id="A-yes", market_id="A", side="BUY", size_micro=100 * M,
-                               limit_price_micro=600_000, reason="in")]
+                return [
+                    Intent(
+                        action=ENTER,
+                        token_id="A-yes",
+                        market_id="A",
+                        side="BUY",
+                        size_micro=100 * M,
+                        limit_price_micro=600_000,
+                        reason="in",
+                    )
+                ]
             h = portfolio.positions.get("A-yes")
             if h is not None and t in (T0 + 2 * HOUR, T0 + 5 * HOUR):
-                return [Intent(action=EXIT, token_id="A-yes", market_id="A", side="SELL", size_micro=h.size_micro,
-                               reason="out")]
+                return [
+                    Intent(
+                        action=EXIT,
+                        token_id="A-yes",
+                        market_id="A",
+                        side="SELL",
+                        size_micro=h.size_micro,
+                        reason="out",
+                    )
+                ]
             return []
 
     cfg = default_config(tmp_path)

@@ -1,12 +1,12 @@
 """pre_launch_check.py: NO-GO with one reason per missing step on a fresh workspace; GO on a
 workspace prepared to satisfy every item; each item can turn the decision to NO-GO."""
+
 from __future__ import annotations
 
 import json
 import os
 import time
-from datetime import datetime, timezone
-from typing import Optional
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,14 +14,26 @@ from polybot import db
 from tests.conftest import ROOT, run_cli
 from tests.helpers_ops import add_alert, add_trade, connect, init_workspace
 
-LIVE_ENV = {"POLYMARKET_API_KEY": "k" * 36, "POLYMARKET_API_SECRET": "s" * 44,
-            "POLYMARKET_API_PASSPHRASE": "p" * 64, "POLYMARKET_PRIVATE_KEY": "0x" + "1" * 64,
-            "TELEGRAM_BOT_TOKEN": "123456789:" + "A" * 35}
+LIVE_ENV = {
+    "POLYMARKET_API_KEY": "k" * 36,
+    "POLYMARKET_API_SECRET": "s" * 44,
+    "POLYMARKET_API_PASSPHRASE": "p" * 64,
+    "POLYMARKET_PRIVATE_KEY": "0x" + "1" * 64,
+    "TELEGRAM_BOT_TOKEN": "123456789:" + "A" * 35,
+}
 LIVE_CONFIG = {
-    "polymarket": {"api_key": "${POLYMARKET_API_KEY}", "api_secret": "${POLYMARKET_API_SECRET}",
-                   "api_passphrase": "${POLYMARKET_API_PASSPHRASE}", "private_key": "${POLYMARKET_PRIVATE_KEY}"},
-    "telegram": {"enabled": True, "bot_token": "${TELEGRAM_BOT_TOKEN}", "chat_id": "424242",
-                 "base_url": "http://127.0.0.1:9/bot"},          # never reaches the real Telegram
+    "polymarket": {
+        "api_key": "${POLYMARKET_API_KEY}",
+        "api_secret": "${POLYMARKET_API_SECRET}",
+        "api_passphrase": "${POLYMARKET_API_PASSPHRASE}",
+        "private_key": "${POLYMARKET_PRIVATE_KEY}",
+    },
+    "telegram": {
+        "enabled": True,
+        "bot_token": "${TELEGRAM_BOT_TOKEN}",
+        "chat_id": "424242",
+        "base_url": "http://127.0.0.1:9/bot",
+    },  # never reaches the real Telegram
     "alerts": {"critical": ["telegram"], "warning": ["telegram"], "info": ["telegram"]},
     "health": {"disk_warn_gb": 0.001, "disk_fail_gb": 0.0005},
 }
@@ -31,23 +43,43 @@ PASSING_SCRIPT = 'print("✓ scenario 1 passed")\nprint("✓ scenario 2 passed")
 def _backtest(verdict: str, cfg=None, *, age_days: float = 0.5, **top) -> dict:
     """The shape backtest.py writes (polybot/backtest/report.py write_json), made ``age_days`` ago
     for ``cfg``'s strategy and settings (config_hash as backtest.py computes it)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from polybot.backtest.verdict import config_fingerprint, config_hash
     from polybot.strategy.registry import from_config
 
-    made = datetime.fromtimestamp(time.time() - age_days * 86400, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    report = {"generated_at": made, "start_date": "2026-01-01", "end_date": "2026-01-30",
-              "strategy": {"name": "correlation_pairs"},
-              "verdict": verdict, "reasons": ["The Sharpe ratio 0.41 is not above the checklist's 0.5."]
-              if verdict == "FAIL" else ["Every checklist criterion passes."],
-              "coverage": 1.0, "recorded_share": 0.9, "recorded_days": 27.0, "total_trades": 40, "psr": 0.97,
-              "n_trials": 1, "confidence_intervals": {"total_return": [0.01, 0.09], "sharpe": [0.8, 5.1],
-                                                      "win_rate": [0.5, 0.62],
-                                                      "mean_daily_return": [-0.0005, 0.003]},
-              "metrics": {"total_trades": 40, "win_rate": 0.56, "verdict": verdict,
-                          "criteria": [{"name": "Win rate > 52%", "passed": True, "value": "56.0%"},
-                                       {"name": "Sharpe ratio > 0.5", "passed": verdict == "PASS", "value": "0.41"}]}}
+    made = datetime.fromtimestamp(time.time() - age_days * 86400, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    report = {
+        "generated_at": made,
+        "start_date": "2026-01-01",
+        "end_date": "2026-01-30",
+        "strategy": {"name": "correlation_pairs"},
+        "verdict": verdict,
+        "reasons": ["The Sharpe ratio 0.41 is not above the checklist's 0.5."]
+        if verdict == "FAIL"
+        else ["Every checklist criterion passes."],
+        "coverage": 1.0,
+        "recorded_share": 0.9,
+        "recorded_days": 27.0,
+        "total_trades": 40,
+        "psr": 0.97,
+        "n_trials": 1,
+        "confidence_intervals": {
+            "total_return": [0.01, 0.09],
+            "sharpe": [0.8, 5.1],
+            "win_rate": [0.5, 0.62],
+            "mean_daily_return": [-0.0005, 0.003],
+        },
+        "metrics": {
+            "total_trades": 40,
+            "win_rate": 0.56,
+            "verdict": verdict,
+            "criteria": [
+                {"name": "Win rate > 52%", "passed": True, "value": "56.0%"},
+                {"name": "Sharpe ratio > 0.5", "passed": verdict == "PASS", "value": "0.41"},
+            ],
+        },
+    }
     if cfg is not None:
         s = from_config(cfg)
         report["config_hash"] = config_hash(cfg, s.name, s.params)
@@ -76,10 +108,14 @@ def _prepare_go(root):
     conn = connect(cfg)
     with db.atomic(conn):
         for ts in range(now - 8 * 86400, now, 6 * 3600):
-            conn.execute("INSERT INTO market_snapshots(timestamp, token_id, market_id, mid) VALUES (?, 'tok', 'm', 0.5)",
-                         (ts,))
-        conn.execute("INSERT INTO market_snapshots(timestamp, token_id, market_id, mid) VALUES (?, 'tok', 'm', 0.5)",
-                     (now - 120,))
+            conn.execute(
+                "INSERT INTO market_snapshots(timestamp, token_id, market_id, mid) VALUES (?, 'tok', 'm', 0.5)",
+                (ts,),
+            )
+        conn.execute(
+            "INSERT INTO market_snapshots(timestamp, token_id, market_id, mid) VALUES (?, 'tok', 'm', 0.5)",
+            (now - 120,),
+        )
     for i, ts in enumerate(range(now - 8 * 86400, now - 3600, 12 * 3600)):
         add_trade(conn, ts=ts, side="SELL" if i % 2 else "BUY", pnl=(100_000 if i % 2 else None))
     conn.close()
@@ -102,24 +138,40 @@ def _prepare_go(root):
     return cfg
 
 
-LIVE_ADDRESS = "0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A"     # the address of LIVE_ENV's private key
+LIVE_ADDRESS = "0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A"  # the address of LIVE_ENV's private key
 
 
-def add_live_order_check(cfg, *, started: int, passed: bool = True, clob_url: str = "https://clob.polymarket.com",
-                         signature_type: Optional[int] = None, address: str = LIVE_ADDRESS,
-                         message: str = "ok") -> None:
+def add_live_order_check(
+    cfg,
+    *,
+    started: int,
+    passed: bool = True,
+    clob_url: str = "https://clob.polymarket.com",
+    signature_type: int | None = None,
+    address: str = LIVE_ADDRESS,
+    message: str = "ok",
+) -> None:
     """A job_runs row as test_api_connectivity.py --live-order-check records it (the contract in
     polybot/exchange/live_order_check.py's docstring)."""
-    if signature_type is None:                       # the configured one (config.py's default)
+    if signature_type is None:  # the configured one (config.py's default)
         signature_type = cfg.polymarket.signature_type
-    detail = {"result": "pass" if passed else "fail", "order_id": "0xabc", "clob_url": clob_url,
-              "address": address.lower(), "signature_type": signature_type, "funder": address.lower(),
-              "token_id": "123", "message": message}
+    detail = {
+        "result": "pass" if passed else "fail",
+        "order_id": "0xabc",
+        "clob_url": clob_url,
+        "address": address.lower(),
+        "signature_type": signature_type,
+        "funder": address.lower(),
+        "token_id": "123",
+        "message": message,
+    }
     conn = connect(cfg)
     with db.atomic(conn):
-        conn.execute("INSERT INTO job_runs(job, started_at, finished_at, exit_code, duration, detail) "
-                     "VALUES ('live_order_check', ?, ?, ?, 3.2, ?)",
-                     (started, started + 3, 0 if passed else 1, json.dumps(detail)))
+        conn.execute(
+            "INSERT INTO job_runs(job, started_at, finished_at, exit_code, duration, detail) "
+            "VALUES ('live_order_check', ?, ?, ?, 3.2, ?)",
+            (started, started + 3, 0 if passed else 1, json.dumps(detail)),
+        )
     conn.close()
 
 
@@ -128,25 +180,37 @@ def test_fresh_workspace_is_no_go_with_one_reason_per_missing_step(workspace):
     assert res.returncode == 1, res.stdout + res.stderr
     items = _items(res.stdout)
     failed = {k for k, v in items.items() if v == "✗"}
-    expected = {"Config valid for live trading", "File permissions", "Database integrity", "Recent verified backup",
-                "Data collection running (7+ days, fresh, quality PASS)", "7-day correlation report",
-                "30-day backtest PASSED", "Paper trading PASSED (7+ days, no critical errors)",
-                "Alert channels configured", "Health checks running", "Live order check passed (last 24 h)",
-                PAPER_ITEM}
-    scenarios = {"Risk limits enforced": "test_risk_limits.py", "Circuit breakers tested": "test_circuit_breakers.py"}
-    for name, script in scenarios.items():      # NO-GO "not available" until the bot's scenario scripts exist
+    expected = {
+        "Config valid for live trading",
+        "File permissions",
+        "Database integrity",
+        "Recent verified backup",
+        "Data collection running (7+ days, fresh, quality PASS)",
+        "7-day correlation report",
+        "30-day backtest PASSED",
+        "Paper trading PASSED (7+ days, no critical errors)",
+        "Alert channels configured",
+        "Health checks running",
+        "Live order check passed (last 24 h)",
+        PAPER_ITEM,
+    }
+    scenarios = {
+        "Risk limits enforced": "test_risk_limits.py",
+        "Circuit breakers tested": "test_circuit_breakers.py",
+    }
+    for name, script in scenarios.items():  # NO-GO "not available" until the bot's scenario scripts exist
         if not (ROOT / script).exists():
             expected.add(name)
             assert f"{script} not available" in res.stdout
         else:
-            assert name in items                  # they run as subprocesses; their verdict is theirs
+            assert name in items  # they run as subprocesses; their verdict is theirs
     assert expected <= failed and failed - expected <= {"Disk space", *scenarios}
     assert items["No hardcoded secrets"] == "✓" and items["Emergency stop absent"] == "✓"
     assert items["Risk limits within the checklist's bounds"] == "✓"
     out = res.stdout
     assert f"✗ NO-GO: {len(failed)} item(s) to fix before live trading:" in out
     fixes = [ln for ln in out.splitlines() if ln.startswith("  ") and ". " in ln]
-    assert len(fixes) == len(failed)                       # one reason, with its fix, per missing step
+    assert len(fixes) == len(failed)  # one reason, with its fix, per missing step
     assert "no 30-day backtest report (reports/backtest_30day.json)" in out
     assert "run python backtest.py --start-date YYYY-MM-DD --end-date YYYY-MM-DD --capital 500" in out
     assert "Ready for live trading" not in out
@@ -159,8 +223,14 @@ def test_prepared_workspace_is_go(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     items = _items(res.stdout)
     assert len(items) == 18 and set(items.values()) == {"✓"}
-    assert "✓ Live order check passed (last 24 h): passed 60 minutes ago, order 0xabc placed and cancelled" in res.stdout
-    assert res.stdout.rstrip().splitlines()[-3:-1] == ["✓ All systems operational", "✓ Ready for live trading"]
+    assert (
+        "✓ Live order check passed (last 24 h): passed 60 minutes ago, order 0xabc placed and cancelled"
+        in res.stdout
+    )
+    assert res.stdout.rstrip().splitlines()[-3:-1] == [
+        "✓ All systems operational",
+        "✓ Ready for live trading",
+    ]
     assert "data_quality_20260201_000000.txt: PASS" in res.stdout
     assert "test_circuit_breakers.py passed (2 scenarios)" in res.stdout
     assert "backtest_30day.json: verdict PASS (2026-01-01 to 2026-01-30)" in res.stdout
@@ -168,21 +238,24 @@ def test_prepared_workspace_is_go(tmp_path):
     assert "vs the backtest's lower 95% bound -0.050%/day" in res.stdout
 
 
-@pytest.mark.parametrize("breakage, item", [
-    ("backtest_fail", "30-day backtest PASSED"),
-    ("critical_alert", "Paper trading PASSED (7+ days, no critical errors)"),
-    ("emergency_stop", "Emergency stop absent"),
-    ("scenario_fails", "Circuit breakers tested"),
-    ("stale_data", "Data collection running (7+ days, fresh, quality PASS)"),
-    ("quality_fail", "Data collection running (7+ days, fresh, quality PASS)"),
-    ("old_backup", "Recent verified backup"),
-    ("secret", "No hardcoded secrets"),
-    ("risk", "Risk limits within the checklist's bounds"),
-    ("no_env", "Config valid for live trading"),
-    ("open_perms", "File permissions"),
-    ("stale_live_check", "Live order check passed (last 24 h)"),
-    ("failed_live_check", "Live order check passed (last 24 h)"),
-])
+@pytest.mark.parametrize(
+    "breakage, item",
+    [
+        ("backtest_fail", "30-day backtest PASSED"),
+        ("critical_alert", "Paper trading PASSED (7+ days, no critical errors)"),
+        ("emergency_stop", "Emergency stop absent"),
+        ("scenario_fails", "Circuit breakers tested"),
+        ("stale_data", "Data collection running (7+ days, fresh, quality PASS)"),
+        ("quality_fail", "Data collection running (7+ days, fresh, quality PASS)"),
+        ("old_backup", "Recent verified backup"),
+        ("secret", "No hardcoded secrets"),
+        ("risk", "Risk limits within the checklist's bounds"),
+        ("no_env", "Config valid for live trading"),
+        ("open_perms", "File permissions"),
+        ("stale_live_check", "Live order check passed (last 24 h)"),
+        ("failed_live_check", "Live order check passed (last 24 h)"),
+    ],
+)
 def test_each_item_can_block_go(tmp_path, breakage, item):
     cfg = _prepare_go(tmp_path)
     env = dict(LIVE_ENV)
@@ -196,7 +269,9 @@ def test_each_item_can_block_go(tmp_path, breakage, item):
     elif breakage == "emergency_stop":
         (tmp_path / "EMERGENCY_STOP").write_text("")
     elif breakage == "scenario_fails":
-        (tmp_path / "test_circuit_breakers.py").write_text('print("✗ Daily loss limit -> STOP")\nraise SystemExit(1)\n')
+        (tmp_path / "test_circuit_breakers.py").write_text(
+            'print("✗ Daily loss limit -> STOP")\nraise SystemExit(1)\n'
+        )
     elif breakage == "stale_data":
         conn = connect(cfg)
         with db.atomic(conn):
@@ -221,17 +296,21 @@ def test_each_item_can_block_go(tmp_path, breakage, item):
         with db.atomic(conn):
             conn.execute("UPDATE job_runs SET started_at = started_at - 86400 WHERE job = 'live_order_check'")
         conn.close()
-    elif breakage == "failed_live_check":          # a newer failing run outweighs the older pass
-        add_live_order_check(cfg, started=now - 60, passed=False,
-                             message="Placing the order: the exchange rejected it (invalid signature)")
+    elif breakage == "failed_live_check":  # a newer failing run outweighs the older pass
+        add_live_order_check(
+            cfg,
+            started=now - 60,
+            passed=False,
+            message="Placing the order: the exchange rejected it (invalid signature)",
+        )
     res = run_cli("pre_launch_check.py", cwd=tmp_path, env=env)
     assert res.returncode == 1, res.stdout
     items = _items(res.stdout)
     failed = {k for k, v in items.items() if v == "✗"}
-    if breakage == "risk":          # live mode refuses the bound too, so the config item fails as well;
+    if breakage == "risk":  # live mode refuses the bound too, so the config item fails as well;
         # and the backtest was made with other risk limits, so it no longer speaks for this config
         assert failed == {item, "Config valid for live trading", BACKTEST_ITEM}
-        assert 'risk_limits.max_position_size 100 in the report, 250 in config.yaml' in res.stdout
+        assert "risk_limits.max_position_size 100 in the report, 250 in config.yaml" in res.stdout
     else:
         assert failed == {item}, res.stdout
     assert "Ready for live trading" not in res.stdout and "NO-GO" in res.stdout
@@ -249,8 +328,13 @@ def test_send_test_alert_goes_through_the_configured_channel(tmp_path, mode):
 
     with FakeTelegram(LIVE_ENV["TELEGRAM_BOT_TOKEN"]) as fake:
         _prepare_go(tmp_path)
-        init_workspace(tmp_path, {**LIVE_CONFIG, "telegram": {**LIVE_CONFIG["telegram"], "base_url": fake.base_url,
-                                                              "timeout_seconds": 3}})
+        init_workspace(
+            tmp_path,
+            {
+                **LIVE_CONFIG,
+                "telegram": {**LIVE_CONFIG["telegram"], "base_url": fake.base_url, "timeout_seconds": 3},
+            },
+        )
         os.chmod(tmp_path / "config.yaml", 0o600)
         fake.mode = mode
         res = run_cli("pre_launch_check.py", "--send-test", cwd=tmp_path, env=LIVE_ENV, timeout=180)
@@ -290,12 +374,13 @@ def test_live_order_check_must_match_the_configured_exchange_key_and_wallet(tmp_
     try:
         item = check_live_order(cfg, conn, now)
         st = cfg.polymarket.signature_type
-        assert not item.ok and item.detail == ("no live order check recorded for https://clob.polymarket.com "
-                                               f"with signature type {st}")
+        assert not item.ok and item.detail == (
+            f"no live order check recorded for https://clob.polymarket.com with signature type {st}"
+        )
         assert item.fix.startswith("run python test_api_connectivity.py --live-order-check")
         add_live_order_check(cfg, started=now - 60, clob_url="http://127.0.0.1:8080/clob")
         add_live_order_check(cfg, started=now - 60, signature_type=(st + 1) % 4)
-        add_live_order_check(cfg, started=now - 60, address="0x" + "d4" * 20)     # another key
+        add_live_order_check(cfg, started=now - 60, address="0x" + "d4" * 20)  # another key
         assert not check_live_order(cfg, conn, now).ok
         add_live_order_check(cfg, started=now - 120)
         item = check_live_order(cfg, conn, now)
@@ -305,9 +390,12 @@ def test_live_order_check_must_match_the_configured_exchange_key_and_wallet(tmp_
         assert not item.ok and "failed: Authentication: HTTP 401" in item.detail
     finally:
         conn.close()
+
+
 # --------------------------------------------------------------------------- the backtest report (issue 14)
 def _check(cfg):
     from polybot.ops.prelaunch import check_backtest
+
     return check_backtest(cfg, time.time())
 
 
@@ -321,7 +409,10 @@ def test_a_fresh_pass_for_the_configured_strategy_is_accepted(tmp_path):
     _write_report(cfg, _backtest("PASS", cfg, age_days=6.9))
     item = _check(cfg)
     assert item.ok, item.detail
-    assert "40 trades, PSR 0.97, coverage 100%, 27.0 recorded days, config_hash matches config.yaml" in item.detail
+    assert (
+        "40 trades, PSR 0.97, coverage 100%, 27.0 recorded days, config_hash matches config.yaml"
+        in item.detail
+    )
 
 
 def test_a_stale_report_is_no_go(tmp_path):
@@ -350,21 +441,32 @@ def test_a_report_for_other_parameters_or_another_strategy_is_no_go(tmp_path):
     assert "params.entry_z 2 in the report, 2.5 in config.yaml" in item.detail
     cfg = init_workspace(tmp_path, {"strategy": {"name": "mean_reversion"}})
     item = _check(cfg)
-    assert not item.ok and 'strategy "correlation_pairs" in the report, "mean_reversion" in config.yaml' in item.detail
+    assert (
+        not item.ok
+        and 'strategy "correlation_pairs" in the report, "mean_reversion" in config.yaml' in item.detail
+    )
 
 
 def test_a_pass_report_without_the_evidence_is_no_go(tmp_path):
     """What backtest.py wrote at 15cb2c7: a verdict and criteria, no hash, coverage or PSR."""
     cfg = init_workspace(tmp_path)
-    old = {"generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "start_date": "2026-01-01",
-           "end_date": "2026-01-30", "strategy": {"name": "correlation_pairs", "params": {}},
-           "metrics": {"total_trades": 3, "sharpe_ratio": 4.93, "verdict": "PASS", "criteria": []}}
+    old = {
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "start_date": "2026-01-01",
+        "end_date": "2026-01-30",
+        "strategy": {"name": "correlation_pairs", "params": {}},
+        "metrics": {"total_trades": 3, "sharpe_ratio": 4.93, "verdict": "PASS", "criteria": []},
+    }
     _write_report(cfg, old)
     item = _check(cfg)
     assert not item.ok
-    for text in ("the report has no config_hash", "does not state its data coverage",
-                 "does not state how many days of recorded books", "it has 3 closed trades (at least 30",
-                 "its probabilistic Sharpe ratio is missing"):
+    for text in (
+        "the report has no config_hash",
+        "does not state its data coverage",
+        "does not state how many days of recorded books",
+        "it has 3 closed trades (at least 30",
+        "its probabilistic Sharpe ratio is missing",
+    ):
         assert text in item.detail, (text, item.detail)
 
 
@@ -383,18 +485,24 @@ def test_paper_trading_worse_than_the_backtests_lower_bound_is_no_go(tmp_path):
     from polybot.ops.prelaunch import check_paper_vs_backtest
 
     cfg = init_workspace(tmp_path)
-    _write_report(cfg, _backtest("PASS", cfg))            # lower bound of the mean daily return: −0.05 %/day
+    _write_report(cfg, _backtest("PASS", cfg))  # lower bound of the mean daily return: −0.05 %/day
     now = int(time.time())
     conn = connect(cfg)
     with db.atomic(conn):
-        for k in range(8):                                # equity falls 1 % a day
-            eq = int(500_000_000 * 0.99 ** k)
-            conn.execute("INSERT INTO performance(timestamp, mode, equity_micro, cash_micro, exposure_micro, "
-                         "realized_pnl_micro, unrealized_pnl_micro, daily_pnl_micro, open_positions) "
-                         "VALUES (?, 'paper', ?, ?, 0, 0, 0, 0, 0)", (now - (7 - k) * 86400, eq, eq))
+        for k in range(8):  # equity falls 1 % a day
+            eq = int(500_000_000 * 0.99**k)
+            conn.execute(
+                "INSERT INTO performance(timestamp, mode, equity_micro, cash_micro, exposure_micro, "
+                "realized_pnl_micro, unrealized_pnl_micro, daily_pnl_micro, open_positions) "
+                "VALUES (?, 'paper', ?, ?, 0, 0, 0, 0, 0)",
+                (now - (7 - k) * 86400, eq, eq),
+            )
     item = check_paper_vs_backtest(cfg, conn, now)
     assert not item.ok
-    assert "paper mean daily return -0.875% over 8 days vs the backtest's lower 95% bound -0.050%/day" in item.detail
+    assert (
+        "paper mean daily return -0.875% over 8 days vs the backtest's lower 95% bound -0.050%/day"
+        in item.detail
+    )
     assert "do NOT go live" in item.fix
     # the same paper run against a backtest whose lower bound is below it passes
     _write_report(cfg, _backtest("PASS", cfg, confidence_intervals={"mean_daily_return": [-0.02, 0.01]}))

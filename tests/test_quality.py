@@ -1,4 +1,5 @@
 """verify_data_collection.py and data_quality_check.py on real collected data."""
+
 from __future__ import annotations
 
 import re
@@ -52,7 +53,7 @@ def test_wait_thirty_minutes_flow(workspace, sim):
     per market and no gaps; freshness reported in minutes."""
     setup_workspace(workspace, sim)
     collect_cycles(workspace, sim, 7)
-    sim.sim.advance(180)                       # 3 minutes after the last cycle
+    sim.sim.advance(180)  # 3 minutes after the last cycle
     r = run_cli("verify_data_collection.py", cwd=workspace)
     assert r.returncode == 0 and "per market min 14" in r.stdout
     r = run_cli("data_quality_check.py", cwd=workspace)
@@ -107,13 +108,18 @@ def test_quality_detects_bad_rows(workspace, sim):
     conn = sqlite3.connect(db)
     with conn:
         # NULL critical field (collected row without any price)
-        conn.execute("UPDATE market_snapshots SET best_bid = NULL, best_ask = NULL WHERE token_id = ? "
-                     "AND timestamp = ?", (token, ts))
+        conn.execute(
+            "UPDATE market_snapshots SET best_bid = NULL, best_ask = NULL WHERE token_id = ? "
+            "AND timestamp = ?",
+            (token, ts),
+        )
         # off-grid near-duplicate of an existing cycle, with an impossible price
-        conn.execute("INSERT INTO market_snapshots (timestamp, token_id, market_id, best_bid, best_ask, mid, "
-                     "bids, asks, bid_depth, ask_depth, volume_24h, liquidity, source) "
-                     "VALUES (?, ?, ?, 1.2, 1.3, 1.25, '', '', 0, 0, 1, 1, 'collected')",
-                     (ts - STEP + 7, token, market))
+        conn.execute(
+            "INSERT INTO market_snapshots (timestamp, token_id, market_id, best_bid, best_ask, mid, "
+            "bids, asks, bid_depth, ask_depth, volume_24h, liquidity, source) "
+            "VALUES (?, ?, ?, 1.2, 1.3, 1.25, '', '', 0, 0, 1, 1, 'collected')",
+            (ts - STEP + 7, token, market),
+        )
     conn.close()
     r = run_cli("data_quality_check.py", cwd=workspace)
     assert r.returncode == 1
@@ -133,13 +139,21 @@ def test_bounds_follow_config_and_allow_fine_ticks(workspace, sim):
     configured band fails tick-0.01 prices outside it."""
     db = setup_workspace(workspace, sim)
     collect_cycles(workspace, sim, 2)
-    fine = scalar(db, "SELECT COUNT(*) FROM market_snapshots s JOIN markets m ON m.id = s.market_id "
-                      "WHERE m.tick_size < 0.01 AND (s.best_bid < 0.01 OR s.best_ask > 0.99)")
-    assert fine > 0                            # seed 42 has a 0.001-tick long shot
+    fine = scalar(
+        db,
+        "SELECT COUNT(*) FROM market_snapshots s JOIN markets m ON m.id = s.market_id "
+        "WHERE m.tick_size < 0.01 AND (s.best_bid < 0.01 OR s.best_ask > 0.99)",
+    )
+    assert fine > 0  # seed 42 has a 0.001-tick long shot
     r = run_cli("data_quality_check.py", cwd=workspace)
     assert "✓ Prices within bounds (0.01 to 0.99)" in r.stdout, r.stdout
-    write_config(workspace, {**sim_urls(sim), "collection": {"min_volume_24h": 0, "min_liquidity": 0,
-                                                             "min_price": 0.2, "max_price": 0.8}})
+    write_config(
+        workspace,
+        {
+            **sim_urls(sim),
+            "collection": {"min_volume_24h": 0, "min_liquidity": 0, "min_price": 0.2, "max_price": 0.8},
+        },
+    )
     r = run_cli("data_quality_check.py", cwd=workspace)
     assert "✗ Prices outside bounds (0.2 to 0.8)" in r.stdout and r.returncode == 1
 
@@ -157,6 +171,9 @@ def test_estimate_storage_measures_the_database(workspace, sim):
     assert f"{tokens:,} tokens → {tokens * 288:,} snapshots/day" in out
     assert "checklist estimate ~10 MB/day" in out and "3 months" in out and "Free disk" in out
     per_row = float(re.search(r"Bytes per snapshot:\s+([\d,]+) B", out).group(1).replace(",", ""))
-    size = (db.stat().st_size + (db.parent / "polymarket.db-wal").stat().st_size
-            if (db.parent / "polymarket.db-wal").exists() else db.stat().st_size)
+    size = (
+        db.stat().st_size + (db.parent / "polymarket.db-wal").stat().st_size
+        if (db.parent / "polymarket.db-wal").exists()
+        else db.stat().st_size
+    )
     assert 50 < per_row < size

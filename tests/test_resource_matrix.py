@@ -14,6 +14,7 @@ resource (or damage) and the fix; no advice to restore a backup over a healthy d
 and, where the database is healthy, every committed row still there afterwards. The
 RUNBOOK's "Resource exhaustion and damaged files" table is this matrix.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,7 +25,7 @@ import subprocess
 import pytest
 
 from tests.conftest import run_cli, sim_urls
-from tests.helpers_alerts import make_workspace, telegram_section, fake_tg  # noqa: F401 (fixture)
+from tests.helpers_alerts import fake_tg, make_workspace, telegram_section  # noqa: F401 (fixture)
 from tests.helpers_resources import fill, tmpfs
 
 ROWS = 3000
@@ -90,8 +91,10 @@ def workspace_in(tmp_path, request):
             mounted.append(stack.enter_context(tmpfs(tmp_path / target, "8m")))
         cfg = make_workspace(tmp_path, overrides or {})
         conn = sqlite3.connect(cfg.database_path)
-        conn.executemany("INSERT INTO alerts(timestamp, level, key, message) VALUES (?,?,?,?)",
-                         [(1000 + i, "info", "k", "m" * 200) for i in range(ROWS)])
+        conn.executemany(
+            "INSERT INTO alerts(timestamp, level, key, message) VALUES (?,?,?,?)",
+            [(1000 + i, "info", "k", "m" * 200) for i in range(ROWS)],
+        )
         conn.commit()
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.close()
@@ -109,7 +112,9 @@ def workspace_in(tmp_path, request):
         elif condition == "snapshots_damaged":
             raw = sqlite3.connect(db_path)
             page_size = raw.execute("PRAGMA page_size").fetchone()[0]
-            root_page = raw.execute("SELECT rootpage FROM sqlite_master WHERE name='market_snapshots'").fetchone()[0]
+            root_page = raw.execute(
+                "SELECT rootpage FROM sqlite_master WHERE name='market_snapshots'"
+            ).fetchone()[0]
             raw.close()
             with open(db_path, "r+b") as fh:
                 fh.seek((root_page - 1) * page_size)
@@ -144,7 +149,7 @@ def test_matrix_cell(workspace_in, tmp_path, request, script, condition):
     if condition in HEALTHY_DB:
         assert "--restore" not in out.replace("backup_database.py --restore FILE` to restore", ""), out
         workspace_in.restore_space()
-        assert _count(cfg.database_path) == ROWS          # every committed row still there
+        assert _count(cfg.database_path) == ROWS  # every committed row still there
     if condition == "logs_full":
         assert sum(1 for ln in out.splitlines() if LOG_SENTENCE in ln) == 1
 

@@ -1,4 +1,5 @@
 """The shared risk manager (polybot/risk.py): every rule with hand-computed numbers."""
+
 import json
 
 import pytest
@@ -7,37 +8,72 @@ from polybot.config import RampUpStep, RiskLimits
 from polybot.errors import DataError
 from polybot.exchange.models import FeeSchedule
 from polybot.risk import (
-    RULE_DAILY_LOSS, RULE_EVENT_EXPOSURE, RULE_EXIT, RULE_LEVERAGE, RULE_MAX_POSITIONS, RULE_MIN_SIZE,
-    RULE_PORTFOLIO_EXPOSURE, RULE_POSITION_SIZE, RULE_RAMP_UP, AccountState, RiskManager,
-    load_correlation_groups, stop_loss_hits,
+    RULE_DAILY_LOSS,
+    RULE_EVENT_EXPOSURE,
+    RULE_EXIT,
+    RULE_LEVERAGE,
+    RULE_MAX_POSITIONS,
+    RULE_MIN_SIZE,
+    RULE_PORTFOLIO_EXPOSURE,
+    RULE_POSITION_SIZE,
+    RULE_RAMP_UP,
+    AccountState,
+    RiskManager,
+    load_correlation_groups,
+    stop_loss_hits,
 )
 from polybot.strategy.base import ENTER, EXIT, Holding, Intent, MarketInfo
 
 M = 1_000_000
 DAY = 86_400
-T0 = 1_767_225_600          # 2026-01-01 00:00 UTC
+T0 = 1_767_225_600  # 2026-01-01 00:00 UTC
 
-LIMITS = RiskLimits(max_position_size=100, max_positions=4, max_portfolio_exposure=0.8,
-                    stop_loss_percent=0.15, daily_loss_limit=100, max_leverage=1.0,
-                    max_event_exposure=0.4, ramp_up=(RampUpStep(0, 2), RampUpStep(7, 4)))
+LIMITS = RiskLimits(
+    max_position_size=100,
+    max_positions=4,
+    max_portfolio_exposure=0.8,
+    stop_loss_percent=0.15,
+    daily_loss_limit=100,
+    max_leverage=1.0,
+    max_event_exposure=0.4,
+    ramp_up=(RampUpStep(0, 2), RampUpStep(7, 4)),
+)
 
 
 def market(mid, event=None, neg=None, fee=None, min_size=5.0):
-    return MarketInfo(market_id=mid, question=f"Q {mid}?", token_ids=(f"{mid}-yes", f"{mid}-no"),
-                      event_id=event, neg_risk=neg is not None, neg_risk_market_id=neg,
-                      fee=fee or FeeSchedule(), min_order_size=min_size)
+    return MarketInfo(
+        market_id=mid,
+        question=f"Q {mid}?",
+        token_ids=(f"{mid}-yes", f"{mid}-no"),
+        event_id=event,
+        neg_risk=neg is not None,
+        neg_risk_market_id=neg,
+        fee=fee or FeeSchedule(),
+        min_order_size=min_size,
+    )
 
 
 def buy(mid, usd=None, shares=None, price=0.50):
-    return Intent(action=ENTER, token_id=f"{mid}-yes", market_id=mid, side="BUY",
-                  notional_micro=None if usd is None else int(usd * M),
-                  size_micro=None if shares is None else int(shares * M),
-                  limit_price_micro=int(price * M), reason="test")
+    return Intent(
+        action=ENTER,
+        token_id=f"{mid}-yes",
+        market_id=mid,
+        side="BUY",
+        notional_micro=None if usd is None else int(usd * M),
+        size_micro=None if shares is None else int(shares * M),
+        limit_price_micro=int(price * M),
+        reason="test",
+    )
 
 
 def hold(mid, cost, size=None):
-    return Holding(token_id=f"{mid}-yes", market_id=mid, size_micro=int((size or cost * 2) * M),
-                   cost_micro=int(cost * M), opened_at=T0)
+    return Holding(
+        token_id=f"{mid}-yes",
+        market_id=mid,
+        size_micro=int((size or cost * 2) * M),
+        cost_micro=int(cost * M),
+        opened_at=T0,
+    )
 
 
 def rm(markets=(), **kw):
@@ -54,7 +90,9 @@ def test_clean_entry_is_approved_unchanged():
 
 def test_position_size_message_and_resize_or_reject():
     m = market("A")
-    acct = AccountState(cash_micro=490 * M, positions={"A-yes": hold("A", 10)}, day_start_equity_micro=500 * M)
+    acct = AccountState(
+        cash_micro=490 * M, positions={"A-yes": hold("A", 10)}, day_start_equity_micro=500 * M
+    )
     # rejection when resizing is off: the example sentence of the issue
     d = rm([m], allow_resize=False).check(buy("A", usd=120), acct, m, T0)
     assert not d.approved and d.rule == RULE_POSITION_SIZE and d.intent is None
@@ -71,13 +109,19 @@ def test_position_size_message_and_resize_or_reject():
 def test_portfolio_exposure_cap():
     ms = [market(x) for x in "ABCD"]
     # 3 positions of $100 cost = $300; cap 0.8 × 500 = $400 → room $100
-    acct = AccountState(cash_micro=200 * M, positions={f"{x}-yes": hold(x, 100) for x in "ABC"},
-                        day_start_equity_micro=500 * M)
+    acct = AccountState(
+        cash_micro=200 * M,
+        positions={f"{x}-yes": hold(x, 100) for x in "ABC"},
+        day_start_equity_micro=500 * M,
+    )
     r = rm(ms, allow_resize=False)
     d = r.check(buy("D", usd=100), acct, ms[3], T0)
     assert d.approved
-    acct2 = AccountState(cash_micro=200 * M, positions={f"{x}-yes": hold(x, 110 if x == "A" else 100) for x in "ABC"},
-                         day_start_equity_micro=500 * M)
+    acct2 = AccountState(
+        cash_micro=200 * M,
+        positions={f"{x}-yes": hold(x, 110 if x == "A" else 100) for x in "ABC"},
+        day_start_equity_micro=500 * M,
+    )
     d = r.check(buy("D", usd=100), acct2, ms[3], T0)
     assert not d.approved and d.rule == RULE_PORTFOLIO_EXPOSURE
     assert "order $100.00 would make the portfolio exposure $410.00 > $400.00" in d.detail
@@ -85,8 +129,9 @@ def test_portfolio_exposure_cap():
 
 def test_max_positions_and_ramp_up():
     ms = [market(x) for x in "ABCDE"]
-    acct = AccountState(cash_micro=400 * M, positions={f"{x}-yes": hold(x, 20) for x in "AB"},
-                        day_start_equity_micro=500 * M)
+    acct = AccountState(
+        cash_micro=400 * M, positions={f"{x}-yes": hold(x, 20) for x in "AB"}, day_start_equity_micro=500 * M
+    )
     # no live day: max_positions 4 applies → a third position is fine
     assert rm(ms).check(buy("C", usd=20), acct, ms[2], T0).approved
     # first live day today: week 1 allows 2
@@ -97,8 +142,11 @@ def test_max_positions_and_ramp_up():
     assert rm(ms, first_live_day=T0).check(buy("C", usd=20), acct, ms[2], T0 + 7 * DAY).approved
     # adding to a held position is not a new position
     assert rm(ms, first_live_day=T0).check(buy("A", usd=20), acct, ms[0], T0).approved
-    full = AccountState(cash_micro=400 * M, positions={f"{x}-yes": hold(x, 20) for x in "ABCD"},
-                        day_start_equity_micro=500 * M)
+    full = AccountState(
+        cash_micro=400 * M,
+        positions={f"{x}-yes": hold(x, 20) for x in "ABCD"},
+        day_start_equity_micro=500 * M,
+    )
     d = rm(ms).check(buy("E", usd=20), full, ms[4], T0)
     assert not d.approved and d.rule == RULE_MAX_POSITIONS
 
@@ -108,16 +156,21 @@ def test_event_negrisk_and_correlation_group_caps():
     c, d_ = market("C", neg="N1"), market("D", neg="N1")
     e, f = market("E"), market("F")
     r = rm([a, b, c, d_, e, f], correlation_groups={"E": "g1", "F": "g1"}, allow_resize=False)
-    cap = 200 * M    # 0.4 × 500
+    cap = 200 * M  # 0.4 × 500
     for held, new in ((a, b), (c, d_), (e, f)):
-        acct = AccountState(cash_micro=400 * M, positions={f"{held.market_id}-yes": hold(held.market_id, 110)},
-                            day_start_equity_micro=500 * M)
-        assert r.check(buy(new.market_id, usd=90), acct, new, T0).approved          # 200 ≤ 200
+        acct = AccountState(
+            cash_micro=400 * M,
+            positions={f"{held.market_id}-yes": hold(held.market_id, 110)},
+            day_start_equity_micro=500 * M,
+        )
+        assert r.check(buy(new.market_id, usd=90), acct, new, T0).approved  # 200 ≤ 200
         dec = r.check(buy(new.market_id, usd=90.01), acct, new, T0)
         assert not dec.approved and dec.rule == RULE_EVENT_EXPOSURE, dec
         assert "$200.01 > $200.00" in dec.detail
     # an unrelated market is not capped by E1's exposure
-    acct = AccountState(cash_micro=400 * M, positions={"A-yes": hold("A", 100)}, day_start_equity_micro=500 * M)
+    acct = AccountState(
+        cash_micro=400 * M, positions={"A-yes": hold("A", 100)}, day_start_equity_micro=500 * M
+    )
     assert r.check(buy("E", usd=100), acct, e, T0).approved
     assert cap == r.max_group_micro
     assert r.group_key(c) == "negrisk:N1" and r.group_key(e) == "corr:g1"
@@ -133,35 +186,44 @@ def test_no_leverage_counts_the_taker_fee():
     assert d.approved and d.resized and d.rule == RULE_LEVERAGE
     assert d.intent.notional_micro == 48_780_000
     d = rm([m], allow_resize=False).check(buy("A", usd=60), acct, m, T0)
-    assert not d.approved and d.detail.startswith("max_leverage: order $60.00 plus its worst-case taker fee "
-                                                   "would spend $61.50 > cash $50.00")
+    assert not d.approved and d.detail.startswith(
+        "max_leverage: order $60.00 plus its worst-case taker fee would spend $61.50 > cash $50.00"
+    )
 
 
 def test_daily_loss_limit_blocks_entries_not_exits():
     m = market("A")
-    h = hold("A", 100, size=200)          # 200 shares
+    h = hold("A", 100, size=200)  # 200 shares
     # equity = cash 300 + 200 × 0.20 = 340; day started at 440 → P&L −100 ≤ −100
-    acct = AccountState(cash_micro=300 * M, positions={"A-yes": h}, marks={"A-yes": 200_000},
-                        day_start_equity_micro=440 * M)
+    acct = AccountState(
+        cash_micro=300 * M, positions={"A-yes": h}, marks={"A-yes": 200_000}, day_start_equity_micro=440 * M
+    )
     r = rm([m])
     d = r.check(buy("A", usd=10), acct, m, T0)
     assert not d.approved and d.rule == RULE_DAILY_LOSS
-    assert d.detail == ("daily_loss_limit: today's P&L -$100.00 is at or below -$100.00; "
-                        "no new entries until 00:00 UTC")
+    assert d.detail == (
+        "daily_loss_limit: today's P&L -$100.00 is at or below -$100.00; no new entries until 00:00 UTC"
+    )
     ex = Intent(action=EXIT, token_id="A-yes", market_id="A", side="SELL", size_micro=250 * M)
     d = r.check(ex, acct, m, T0)
-    assert d.approved and d.rule == RULE_EXIT and d.intent.size_micro == 200 * M   # cut to holding
-    acct_ok = AccountState(cash_micro=300 * M, positions={"A-yes": h}, marks={"A-yes": 200_000},
-                           day_start_equity_micro=439_990_000)
+    assert d.approved and d.rule == RULE_EXIT and d.intent.size_micro == 200 * M  # cut to holding
+    acct_ok = AccountState(
+        cash_micro=300 * M,
+        positions={"A-yes": h},
+        marks={"A-yes": 200_000},
+        day_start_equity_micro=439_990_000,
+    )
     assert r.check(buy("B", usd=10), acct_ok, market("B"), T0).approved
 
 
 def test_min_order_size_after_resize():
     m = market("A", min_size=5)
     acct = AccountState(cash_micro=2 * M, day_start_equity_micro=2 * M)
-    d = rm([m]).check(buy("A", usd=10, price=0.5), acct, m, T0)   # $2 → 4 shares < 5
+    d = rm([m]).check(buy("A", usd=10, price=0.5), acct, m, T0)  # $2 → 4 shares < 5
     assert not d.approved and d.rule == RULE_LEVERAGE and "min_order_size" in d.detail
-    d = rm([m]).check(buy("A", shares=4, price=0.5), AccountState(100 * M, day_start_equity_micro=100 * M), m, T0)
+    d = rm([m]).check(
+        buy("A", shares=4, price=0.5), AccountState(100 * M, day_start_equity_micro=100 * M), m, T0
+    )
     assert not d.approved and d.rule == RULE_MIN_SIZE
 
 
@@ -170,7 +232,7 @@ def test_check_all_counts_earlier_approvals():
     acct = AccountState(cash_micro=500 * M, day_start_equity_micro=500 * M)
     r = rm(ms.values(), allow_resize=False)
     ds = r.check_all([buy("A", usd=100), buy("B", usd=100), buy("C", usd=100)], acct, ms, T0)
-    assert [d.approved for d in ds] == [True, True, False]       # event cap $200
+    assert [d.approved for d in ds] == [True, True, False]  # event cap $200
     assert ds[2].rule == RULE_MAX_POSITIONS or ds[2].rule == RULE_EVENT_EXPOSURE
 
 
@@ -194,4 +256,3 @@ def test_correlation_groups_file(tmp_path):
     p.write_text("{not json")
     with pytest.raises(DataError, match="correlation_analysis.py"):
         load_correlation_groups(p)
-

@@ -14,6 +14,7 @@ Each test names the defect it pins down and fails on the code before its fix:
 6. the backtester dropped a cash-bound dollar BUY that filled below its limit price
    (more shares → more fee than reserved) as ``insufficient_cash``, every step.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,32 +27,51 @@ from polybot.db import connect
 from polybot.exchange.fills import simulate_fill
 from polybot.exchange.models import BookLevel, FeeSchedule, OrderBook
 from polybot.risk import (
-    RULE_DAILY_LOSS, RULE_ENTRY_COST, RULE_STOP_COOLDOWN, AccountState, RiskManager,
+    RULE_DAILY_LOSS,
+    RULE_ENTRY_COST,
+    RULE_STOP_COOLDOWN,
+    AccountState,
+    RiskManager,
 )
-from polybot.strategy import ENTER, EXIT, Holding, Intent, MarketInfo, PortfolioView
+from polybot.strategy import ENTER, Intent, MarketInfo, PortfolioView
 from polybot.strategy.correlation_pairs import CorrelationPairs
 from polybot.strategy.feed import MarketFeed
 from polybot.strategy.mean_reversion import MeanReversion
 
-from .helpers_backtest import DAY, M, T0, add_market, new_db, snap
+from .helpers_backtest import DAY, T0, M, add_market, new_db, snap
 from .test_backtest import Scripted, run_bt
 from .test_strategy import PAIR_PARAMS, _pair_feed, mk, row
 
 H = 3600
-LIMITS = RiskLimits(max_position_size=100, max_positions=4, max_portfolio_exposure=0.8,
-                    stop_loss_percent=0.15, daily_loss_limit=100, max_leverage=1.0,
-                    max_event_exposure=0.4, ramp_up=(RampUpStep(0, 2), RampUpStep(7, 4)))
-CRYPTO_FEE = FeeSchedule(rate=0.07, exponent=1, enabled=True)      # the simulator's Crypto markets
+LIMITS = RiskLimits(
+    max_position_size=100,
+    max_positions=4,
+    max_portfolio_exposure=0.8,
+    stop_loss_percent=0.15,
+    daily_loss_limit=100,
+    max_leverage=1.0,
+    max_event_exposure=0.4,
+    ramp_up=(RampUpStep(0, 2), RampUpStep(7, 4)),
+)
+CRYPTO_FEE = FeeSchedule(rate=0.07, exponent=1, enabled=True)  # the simulator's Crypto markets
 
 
 def market(mid, fee=None):
-    return MarketInfo(market_id=mid, question=f"Q {mid}?", token_ids=(f"{mid}-yes", f"{mid}-no"),
-                      fee=fee or FeeSchedule())
+    return MarketInfo(
+        market_id=mid, question=f"Q {mid}?", token_ids=(f"{mid}-yes", f"{mid}-no"), fee=fee or FeeSchedule()
+    )
 
 
 def buy(mid, usd=50, price=0.5):
-    return Intent(action=ENTER, token_id=f"{mid}-yes", market_id=mid, side="BUY", notional_micro=int(usd * M),
-                  limit_price_micro=int(round(price * M)), reason="test")
+    return Intent(
+        action=ENTER,
+        token_id=f"{mid}-yes",
+        market_id=mid,
+        side="BUY",
+        notional_micro=int(usd * M),
+        limit_price_micro=int(round(price * M)),
+        reason="test",
+    )
 
 
 # ------------------------------------------------------------------ 1. stop inside the spread
@@ -61,14 +81,16 @@ def test_entry_whose_spread_and_fee_already_reach_the_stop_is_refused():
     # the demo's backfilled book around 0.23: bid 0.22, ask 0.24 (+1 tick limit 0.25). Bought at
     # 0.24 + 5.3% fee and marked at 0.22, the position is at −13.0% at once: one tick from the
     # 15% stop. Refused: the instant loss must stay below 0.5 × 15% = 7.5%.
-    acct = AccountState(cash_micro=500 * M, marks={"A-yes": 220_000}, asks={"A-yes": 240_000},
-                        day_start_equity_micro=500 * M)
+    acct = AccountState(
+        cash_micro=500 * M, marks={"A-yes": 220_000}, asks={"A-yes": 240_000}, day_start_equity_micro=500 * M
+    )
     d = r.check(buy("A", price=0.25), acct, m, T0)
     assert not d.approved and d.rule == RULE_ENTRY_COST, d
     assert "loses 13.0% at once" in d.detail and "0.5 × the 15% stop loss" in d.detail
     # the same market at 0.50/0.51 loses 1 − 0.50 / (0.51 × 1.0343) = 5.2%: fine
-    acct = AccountState(cash_micro=500 * M, marks={"A-yes": 500_000}, asks={"A-yes": 510_000},
-                        day_start_equity_micro=500 * M)
+    acct = AccountState(
+        cash_micro=500 * M, marks={"A-yes": 500_000}, asks={"A-yes": 510_000}, day_start_equity_micro=500 * M
+    )
     d = r.check(buy("A", price=0.52), acct, m, T0)
     assert d.approved and d.rule == "ok", d
     # no ask known: the limit price is the entry price (0.52 → 7.0%, still below 7.5%)
@@ -81,11 +103,13 @@ def test_replay_does_not_buy_a_cheap_token_the_stop_would_sell_at_the_next_mark(
     db = tmp_path / "cheap.db"
     conn = new_db(db)
     add_market(conn, "A", fee_rate=0.07)
-    for k in range(12):                      # backfilled price 0.06 → traded at 0.05 / 0.07
+    for k in range(12):  # backfilled price 0.06 → traded at 0.05 / 0.07
         snap(conn, T0 + 300 * k, "A-yes", "A", last=0.06, source="backfill")
     conn.close()
-    script = {T0 + 300 * k: [(ENTER, "A-yes", "A", {"notional_micro": 50 * M, "limit_price_micro": 80_000})]
-              for k in range(0, 10, 2)}
+    script = {
+        T0 + 300 * k: [(ENTER, "A-yes", "A", {"notional_micro": 50 * M, "limit_price_micro": 80_000})]
+        for k in range(0, 10, 2)
+    }
     bt, res, m = run_bt(db, Scripted(script), T0, T0 + DAY - 1)
     # before: bought at 0.07, worth −33% at the bid 0.05 → stopped out, bought again, 5 times
     assert res.ledger.fills == []
@@ -116,22 +140,27 @@ def test_replay_does_not_buy_back_what_the_stop_loss_just_sold(tmp_path):
         snap(conn, T0 + 300 * k, "A-yes", "A", round(p - 0.01, 2), p)
     conn.close()
     # the "signal" stays on: the script asks to buy at every step while it is flat
-    script = {T0 + 300 * k: [(ENTER, "A-yes", "A", {"notional_micro": 50 * M, "limit_price_micro": 510_000})]
-              for k in range(9)}
+    script = {
+        T0 + 300 * k: [(ENTER, "A-yes", "A", {"notional_micro": 50 * M, "limit_price_micro": 510_000})]
+        for k in range(9)
+    }
     bt, res, m = run_bt(db, WhenFlat(script), T0, T0 + DAY - 1)
     sides = [(f.timestamp, f.side, f.reason.split(":")[0]) for f in res.ledger.fills]
     # bought at T0+300 (0.50), the bid 0.39 at T0+600 is −22% → stop, sold at T0+900; before the
     # fix it bought straight back at T0+1200 (in the demo: to be stopped out again at once)
     assert sides == [(T0 + 300, "BUY", "script ENTER"), (T0 + 900, "SELL", "stop_loss")]
-    assert res.rejections["stop_loss_cooldown"] == 6          # asked at T0+900 … T0+2400
+    assert res.rejections["stop_loss_cooldown"] == 6  # asked at T0+900 … T0+2400
 
 
 class WhenFlat(Scripted):
     """The scripted strategy, entering only tokens it does not hold (like the built-ins)."""
 
     def decide(self, view, portfolio):
-        return [it for it in super().decide(view, portfolio)
-                if it.action != ENTER or not portfolio.holds(it.token_id)]
+        return [
+            it
+            for it in super().decide(view, portfolio)
+            if it.action != ENTER or not portfolio.holds(it.token_id)
+        ]
 
 
 # ------------------------------------------------------------------ 3. daily loss limit latch
@@ -142,8 +171,10 @@ def test_daily_loss_limit_stays_latched_after_the_marks_bounce_back():
     acct = AccountState(cash_micro=450 * M, day_start_equity_micro=500 * M, day_low_equity_micro=399 * M)
     d = r.check(buy("A", usd=10), acct, m, T0)
     assert not d.approved and d.rule == RULE_DAILY_LOSS, d
-    assert d.detail == ("daily_loss_limit: today's P&L fell to -$101.00 (now -$50.00), at or below -$100.00; "
-                        "no new entries until 00:00 UTC")
+    assert d.detail == (
+        "daily_loss_limit: today's P&L fell to -$101.00 (now -$50.00), at or below -$100.00; "
+        "no new entries until 00:00 UTC"
+    )
     assert r.daily_loss_breached(acct) is not None
     # a low of −$99 never reached the limit
     ok = AccountState(cash_micro=450 * M, day_start_equity_micro=500 * M, day_low_equity_micro=401 * M)
@@ -165,11 +196,15 @@ def test_replay_keeps_entries_closed_for_the_rest_of_the_day_after_the_daily_los
         snap(conn, t, "B-yes", "B", 0.49, 0.50)
     conn.close()
     script = {T0: [(ENTER, "A-yes", "A", {"notional_micro": 200 * M, "limit_price_micro": 510_000})]}
-    for k in (4, 6, 100, 280):            # later the same day, after the bounce
-        script[T0 + 300 * k] = [(ENTER, "B-yes", "B", {"notional_micro": 20 * M, "limit_price_micro": 510_000})]
+    for k in (4, 6, 100, 280):  # later the same day, after the bounce
+        script[T0 + 300 * k] = [
+            (ENTER, "B-yes", "B", {"notional_micro": 20 * M, "limit_price_micro": 510_000})
+        ]
     script[T0 + DAY + 600] = [(ENTER, "B-yes", "B", {"notional_micro": 20 * M, "limit_price_micro": 510_000})]
     limits = dataclasses.replace(LIMITS, max_position_size=300, stop_loss_percent=0.6)
-    risk = RiskManager(limits, 500 * M, first_live_day=T0, markets=load_markets(connect(db, readonly=True))[0])
+    risk = RiskManager(
+        limits, 500 * M, first_live_day=T0, markets=load_markets(connect(db, readonly=True))[0]
+    )
     bt, res, m = run_bt(db, Scripted(script), T0, T0 + DAY + 3600, risk=risk, record_decisions=True)
     b_decisions = [(t, d.approved, d.rule) for t, it, d in bt.decisions if it.token_id == "B-yes"]
     # the breach at T0+600 halts the replay like circuit breaker #2 halts the bot (issue 14 #4):
@@ -185,9 +220,9 @@ def test_correlation_pairs_sizes_entries_to_the_cash_it_has():
     s = CorrelationPairs(PAIR_PARAMS)
     s.decide(feed.view(before), PortfolioView(500 * M))
     now = last()
-    assert s.decide(feed.view(now), PortfolioView(int(0.5 * M))) == []          # cannot pay $1: no ask
+    assert s.decide(feed.view(now), PortfolioView(int(0.5 * M))) == []  # cannot pay $1: no ask
     out = s.decide(feed.view(now), PortfolioView(20 * M))
-    assert [(it.action, it.notional_micro) for it in out] == [(ENTER, 20 * M)]    # $20, not $50
+    assert [(it.action, it.notional_micro) for it in out] == [(ENTER, 20 * M)]  # $20, not $50
 
 
 def test_mean_reversion_sizes_entries_to_the_cash_it_has():
@@ -206,7 +241,7 @@ def test_correlation_pairs_skips_a_divergence_that_cannot_pay_spread_and_fees():
     s = CorrelationPairs(PAIR_PARAMS)
     s.decide(feed.view(before), PortfolioView(500 * M))
     now = last()
-    assert [it.action for it in s.decide(feed.view(now), PortfolioView(500 * M))] == [ENTER]   # no fees
+    assert [it.action for it in s.decide(feed.view(now), PortfolioView(500 * M))] == [ENTER]  # no fees
     for mid in ("A", "B"):
         feed.add_market(mk(mid, end_date=T0 + 60 * DAY, fee=CRYPTO_FEE))
     s2 = CorrelationPairs(PAIR_PARAMS)
@@ -218,8 +253,9 @@ def test_mean_reversion_skips_a_drop_whose_reversion_cannot_pay_spread_and_fees(
     # mean 0.50, bid/ask 0.46/0.47: mean − ask = 0.03 ≥ min_edge, and a return to the mean sells
     # at 0.495: +0.025 a share before fees; the two 0.07 fees are 0.0349 → a sure loss
     feed, now = _drop_feed(fee=None, bid=0.46, ask=0.47)
-    assert [it.action for it in MeanReversion({"window_hours": 12}).decide(feed.view(now), PortfolioView(500 * M))] \
-        == [ENTER]
+    assert [
+        it.action for it in MeanReversion({"window_hours": 12}).decide(feed.view(now), PortfolioView(500 * M))
+    ] == [ENTER]
     feed, now = _drop_feed(fee=CRYPTO_FEE, bid=0.46, ask=0.47)
     assert MeanReversion({"window_hours": 12}).decide(feed.view(now), PortfolioView(500 * M)) == []
 
@@ -253,19 +289,35 @@ def test_cash_bound_dollar_buy_filled_below_its_limit_is_cut_to_the_cash_not_dro
     script = {T0: [(ENTER, "A-yes", "A", {"notional_micro": 50 * M, "limit_price_micro": 750_000})]}
     # the caps are those of a $500 account whose cash is down to $41.88
     risk = RiskManager(LIMITS, 500 * M, markets=load_markets(connect(db, readonly=True))[0])
-    bt, res, m = run_bt(db, Scripted(script), T0, T0 + DAY - 1, capital=capital, record_decisions=True,
-                        risk=risk)
-    (t, it, d), = bt.decisions
+    bt, res, m = run_bt(
+        db, Scripted(script), T0, T0 + DAY - 1, capital=capital, record_decisions=True, risk=risk
+    )
+    ((t, it, d),) = bt.decisions
     assert d.approved and d.resized and d.intent.notional_micro == 41_150_000
     assert res.unfilled.get("insufficient_cash", 0) == 0
     buy_fill = res.ledger.fills[0]
-    assert buy_fill.side == "BUY" and buy_fill.size_micro == 54_860_000      # notional ÷ limit
+    assert buy_fill.side == "BUY" and buy_fill.size_micro == 54_860_000  # notional ÷ limit
     assert -buy_fill.cash_delta_micro <= round(capital * M)
     # the fill simulator agrees on the cost
-    book = OrderBook(token_id="A-yes", market="A", timestamp_ms=0, bids=(BookLevel(0.73, 1000),),
-                     asks=(BookLevel(0.74, 1000),), tick_size=0.01, min_order_size=5)
-    same = simulate_fill(book, "BUY", size_micro=54_860_000, limit_price_micro=750_000, order_type="FAK",
-                         fee=CRYPTO_FEE, tick_size=0.01, min_order_size=5)
+    book = OrderBook(
+        token_id="A-yes",
+        market="A",
+        timestamp_ms=0,
+        bids=(BookLevel(0.73, 1000),),
+        asks=(BookLevel(0.74, 1000),),
+        tick_size=0.01,
+        min_order_size=5,
+    )
+    same = simulate_fill(
+        book,
+        "BUY",
+        size_micro=54_860_000,
+        limit_price_micro=750_000,
+        order_type="FAK",
+        fee=CRYPTO_FEE,
+        tick_size=0.01,
+        min_order_size=5,
+    )
     assert same.cash_delta_micro == buy_fill.cash_delta_micro
 
 
@@ -278,34 +330,67 @@ def test_engine_account_carries_the_days_low_and_recent_stop_exits(tmp_path, sim
     from polybot.engine.drill import Drill
     from polybot.engine.loop import Engine
     from polybot.exchange.client import PolymarketClient
+
     from .helpers_engine import make_workspace
+
     make_workspace(tmp_path, sim)
     cfg = load_config(tmp_path / "config.yaml", require_mode_secrets=False)
     conn = db.open_database(cfg)
     client = PolymarketClient.from_config(cfg)
-    eng = Engine(cfg, conn, mode="paper", client=client, strategy=Drill({"max_holdings": 0}),
-                 sleep=lambda s: None)
+    eng = Engine(
+        cfg, conn, mode="paper", client=client, strategy=Drill({"max_holdings": 0}), sleep=lambda s: None
+    )
     try:
         startup(eng, halt=None, restart=False)
         assert eng.refresh()
         now = eng.now_ts
-        token, market = conn.execute("SELECT t.token_id, t.market_id FROM market_tokens t JOIN markets m "
-                                     "ON m.id = t.market_id WHERE m.tracked = 1 ORDER BY t.token_id").fetchone()
+        token, market = conn.execute(
+            "SELECT t.token_id, t.market_id FROM market_tokens t JOIN markets m "
+            "ON m.id = t.market_id WHERE m.tracked = 1 ORDER BY t.token_id"
+        ).fetchone()
         with db.atomic(conn):
-            ledger.record_trade(conn, mode="paper", trade_id="b", token_id=token, market_id=market, side="BUY",
-                                price_micro=500_000, size_micro=10 * M, fee_micro=0, ts=now - 600)
-            ledger.record_trade(conn, mode="paper", trade_id="s", token_id=token, market_id=market, side="SELL",
-                                price_micro=400_000, size_micro=10 * M, fee_micro=0, ts=now - 300,
-                                strategy="stop_loss", reason="stop_loss: test")
-            conn.execute("INSERT INTO performance(timestamp, mode, equity_micro, cash_micro, exposure_micro, "
-                         "realized_pnl_micro, unrealized_pnl_micro, daily_pnl_micro, open_positions) "
-                         "VALUES (?, 'paper', ?, ?, 0, 0, 0, 0, 0)", (now - (now % DAY), 380 * M, 380 * M))
+            ledger.record_trade(
+                conn,
+                mode="paper",
+                trade_id="b",
+                token_id=token,
+                market_id=market,
+                side="BUY",
+                price_micro=500_000,
+                size_micro=10 * M,
+                fee_micro=0,
+                ts=now - 600,
+            )
+            ledger.record_trade(
+                conn,
+                mode="paper",
+                trade_id="s",
+                token_id=token,
+                market_id=market,
+                side="SELL",
+                price_micro=400_000,
+                size_micro=10 * M,
+                fee_micro=0,
+                ts=now - 300,
+                strategy="stop_loss",
+                reason="stop_loss: test",
+            )
+            conn.execute(
+                "INSERT INTO performance(timestamp, mode, equity_micro, cash_micro, exposure_micro, "
+                "realized_pnl_micro, unrealized_pnl_micro, daily_pnl_micro, open_positions) "
+                "VALUES (?, 'paper', ?, ?, 0, 0, 0, 0, 0)",
+                (now - (now % DAY), 380 * M, 380 * M),
+            )
         acct = eng.account()
         assert acct.stop_exits == {token: now - 300}
         assert acct.day_low_equity_micro == 380 * M
-        d = eng.risk.check(Intent(ENTER, token, market, "BUY", notional_micro=10 * M,
-                                  limit_price_micro=500_000), acct, eng.md.info(market), now)
-        assert not d.approved and d.rule == RULE_DAILY_LOSS, d          # the day's low: −$120
+        d = eng.risk.check(
+            Intent(ENTER, token, market, "BUY", notional_micro=10 * M, limit_price_micro=500_000),
+            acct,
+            eng.md.info(market),
+            now,
+        )
+        assert not d.approved and d.rule == RULE_DAILY_LOSS, d  # the day's low: −$120
         assert eng.risk.cooldown_breached(token, acct, now).rule == RULE_STOP_COOLDOWN
     finally:
         client.close()

@@ -1,5 +1,6 @@
 """run_scheduler.py: every job runs on a compressed schedule, a crash or a hang never stops the
 others, every run is logged (job_runs + log lines); --once; crontab / schtasks output."""
+
 from __future__ import annotations
 
 import os
@@ -55,25 +56,26 @@ def _fake_jobs(tmp_path: Path) -> Path:
 def test_every_job_runs_and_a_crash_or_a_hang_does_not_stop_the_others(tmp_path):
     cfg = init_workspace(tmp_path)
     jobs = _fake_jobs(tmp_path)
-    res = run_cli("run_scheduler.py", "--jobs-file", str(jobs / "jobs.yaml"), "--run-for", "5", cwd=tmp_path,
-                  timeout=60)
+    res = run_cli(
+        "run_scheduler.py", "--jobs-file", str(jobs / "jobs.yaml"), "--run-for", "5", cwd=tmp_path, timeout=60
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
     ok_runs = len((jobs / "ok_runs.txt").read_text().splitlines())
-    assert ok_runs >= 4                                   # kept running every 0.5 s despite the others
+    assert ok_runs >= 4  # kept running every 0.5 s despite the others
     conn = sqlite3.connect(cfg.database_path)
     rows = conn.execute("SELECT job, exit_code, finished_at, detail FROM job_runs ORDER BY id").fetchall()
     conn.close()
     by_job: dict[str, list] = {}
     for job, code, finished, detail in rows:
-        assert finished is not None                        # every run was closed before exit
+        assert finished is not None  # every run was closed before exit
         by_job.setdefault(job, []).append((code, detail))
     assert len(by_job["ok"]) == ok_runs and all(c == 0 for c, _ in by_job["ok"])
     assert by_job["ok"][0][1] == "ok job done"
     assert len(by_job["crash"]) >= 4 and all(c == 3 and d == "about to crash" for c, d in by_job["crash"])
     assert len(by_job["hang"]) >= 2
     assert all("timed out after 1 s and was killed" in d for _, d in by_job["hang"])
-    for pid in (jobs / "hang_pids.txt").read_text().split():    # the hung job's children were killed too
+    for pid in (jobs / "hang_pids.txt").read_text().split():  # the hung job's children were killed too
         assert not pid_alive(int(pid))
 
     logs = cfg.log_dir
@@ -102,13 +104,27 @@ def test_a_second_scheduler_exits_cleanly(tmp_path):
     init_workspace(tmp_path)
     jobs = _fake_jobs(tmp_path)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    first = subprocess.Popen([sys.executable, str(ROOT / "run_scheduler.py"), "--jobs-file", str(jobs / "jobs.yaml"),
-                              "--run-for", "4"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "run_scheduler.py"),
+            "--jobs-file",
+            str(jobs / "jobs.yaml"),
+            "--run-for",
+            "4",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while not (jobs / "ok_runs.txt").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        res = run_cli("run_scheduler.py", "--jobs-file", str(jobs / "jobs.yaml"), "--run-for", "1", cwd=tmp_path)
+        res = run_cli(
+            "run_scheduler.py", "--jobs-file", str(jobs / "jobs.yaml"), "--run-for", "1", cwd=tmp_path
+        )
         assert res.returncode == 0 and "already running" in res.stderr
     finally:
         first.wait(timeout=60)
@@ -146,7 +162,7 @@ def test_print_crontab_for_this_checkout_matches_the_checklist():
     assert 'schtasks /create /tn "Polymarket_DataCollection" /tr "cmd /c cd /d ' in win
     assert 'collect_market_data.py >> logs\\cron.log 2>&1" /sc minute /mo 5 /ru "SYSTEM"' in win
     assert 'backup_database.py >> logs\\backup.log 2>&1" /sc daily /st 02:00 /ru "SYSTEM"' in win
-    assert '/sc weekly /d SUN /st 03:00' in win and '/sc monthly /d 1 /st 04:00' in win
+    assert "/sc weekly /d SUN /st 03:00" in win and "/sc monthly /d 1 /st 04:00" in win
     assert 'schtasks /query /tn "Polymarket_Backup"' in win
 
 
@@ -155,7 +171,9 @@ def test_print_crontab_for_another_workspace(tmp_path):
     res = run_cli("run_scheduler.py", "--print-crontab", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     py = venv_python()
-    assert (f"0 2 * * * cd {tmp_path} && {py} {ROOT / 'backup_database.py'} >> logs/backup.log 2>&1"
-            in res.stdout.splitlines())
+    assert (
+        f"0 2 * * * cd {tmp_path} && {py} {ROOT / 'backup_database.py'} >> logs/backup.log 2>&1"
+        in res.stdout.splitlines()
+    )
     res = run_cli("run_scheduler.py", "--print-windows-tasks", cwd=tmp_path)
     assert res.returncode == 0 and res.stdout.count("schtasks /create") == 7

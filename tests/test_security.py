@@ -1,6 +1,7 @@
 """Security checks the checklist's emergency-patch procedure runs
 (`python -m pytest tests/test_security.py`): no secrets in the tree, secrets masked
 in logs and error sentences, owner-only files, literal secrets refused for live."""
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,14 @@ def test_tracked_files_never_include_runtime_data_or_config():
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     if not files:
         pytest.skip("not a git checkout: cannot list tracked files")
-    bad = [f for f in files if f == "config.yaml" or f == ".env" or f.endswith((".db", ".log"))
-           or f.startswith((".venv/", "data/p", "backups/p"))]
+    bad = [
+        f
+        for f in files
+        if f == "config.yaml"
+        or f == ".env"
+        or f.endswith((".db", ".log"))
+        or f.startswith((".venv/", "data/p", "backups/p"))
+    ]
     assert bad == []
 
 
@@ -48,16 +55,27 @@ def test_redaction_of_patterns_and_values():
 
 def test_error_sentences_are_masked(workspace):
     """An expected error that quotes a secret prints it masked (run_script redacts)."""
-    write_config(workspace, {"telegram": {"enabled": True, "bot_token": "${TELEGRAM_BOT_TOKEN}",
-                                          "chat_id": ""}})
+    write_config(
+        workspace, {"telegram": {"enabled": True, "bot_token": "${TELEGRAM_BOT_TOKEN}", "chat_id": ""}}
+    )
     res = run_cli("initialize_db.py", cwd=workspace, env={"TELEGRAM_BOT_TOKEN": TOKEN})
     assert TOKEN not in res.stdout + res.stderr
 
 
 def test_literal_secret_refused_in_live_mode(tmp_path):
     env = {"S": "c2VjcmV0", "P": "phrase-1", "PK": "0x" + "cd" * 32}
-    path = write_config(tmp_path, {"paper_trading": False, "polymarket": {
-        "api_key": "literal-api-key-1", "api_secret": "${S}", "api_passphrase": "${P}", "private_key": "${PK}"}})
+    path = write_config(
+        tmp_path,
+        {
+            "paper_trading": False,
+            "polymarket": {
+                "api_key": "literal-api-key-1",
+                "api_secret": "${S}",
+                "api_passphrase": "${P}",
+                "private_key": "${PK}",
+            },
+        },
+    )
     with pytest.raises(ConfigError, match="holds a secret written literally"):
         load_config(path, env=env)
 
@@ -70,4 +88,4 @@ def test_files_created_owner_only(workspace):
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
     for log in (workspace / "logs").glob("*.log"):
-        assert stat.S_IMODE(log.stat().st_mode) & 0o037 == 0     # 640 at most
+        assert stat.S_IMODE(log.stat().st_mode) & 0o037 == 0  # 640 at most

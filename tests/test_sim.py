@@ -1,4 +1,5 @@
 """The local Polymarket simulator, through real HTTP (requests and py_clob_client_v2)."""
+
 from __future__ import annotations
 
 import json
@@ -49,11 +50,20 @@ def yes_token(m: dict) -> str:
 
 def open_single(sim, tick=0.01):
     """A plain open binary market (no planned resolution, no empty side)."""
-    return next(m for m in sim.world.markets if m.kind == "single" and not m.resolution and not m.empty_side
-                and m.tick == tick and sim.phase(m.index) == "open" and not m.is_v2)
+    return next(
+        m
+        for m in sim.world.markets
+        if m.kind == "single"
+        and not m.resolution
+        and not m.empty_side
+        and m.tick == tick
+        and sim.phase(m.index) == "open"
+        and not m.is_v2
+    )
 
 
 # ----------------------------------------------------------------------------- Gamma
+
 
 def test_keyset_pagination_returns_every_market_exactly_once(sim, http):
     url = sim.gamma_url + "/markets/keyset"
@@ -87,8 +97,16 @@ def test_gamma_market_objects_use_the_real_field_encodings(sim, http):
         for f in ("outcomes", "outcomePrices", "umaResolutionStatuses"):
             assert isinstance(m[f], str) and isinstance(json.loads(m[f]), list)
         assert isinstance(m["liquidity"], str) and isinstance(m["volume"], str)
-        for f in ("liquidityNum", "volumeNum", "volume24hr", "orderPriceMinTickSize", "bestBid", "bestAsk",
-                  "lastTradePrice", "spread"):
+        for f in (
+            "liquidityNum",
+            "volumeNum",
+            "volume24hr",
+            "orderPriceMinTickSize",
+            "bestBid",
+            "bestAsk",
+            "lastTradePrice",
+            "spread",
+        ):
             assert isinstance(m[f], (int, float)), f
         assert m["orderMinSize"] == 5 and m["orderPriceMinTickSize"] in (0.01, 0.001)
         assert set(m["feeSchedule"]) == {"exponent", "rate", "takerOnly", "rebateRate"}
@@ -106,13 +124,15 @@ def test_gamma_market_objects_use_the_real_field_encodings(sim, http):
     assert any(m.get("version") == "v2" for m in ms)
     assert any(m["negRisk"] for m in ms) and any(not m["feesEnabled"] for m in ms)
     liqs = sorted(m["liquidityNum"] for m in ms)
-    assert liqs[-1] / liqs[0] > 100                      # orders of magnitude apart
+    assert liqs[-1] / liqs[0] > 100  # orders of magnitude apart
 
 
 # ----------------------------------------------------------------------------- CLOB market data
 
+
 def test_books_have_the_live_shape(sim, http):
     from py_clob_client_v2.utilities import generate_orderbook_summary_hash, parse_raw_orderbook_summary
+
     m = open_single(sim.sim)
     yes_b = http.get(sim.clob_url + "/book", params={"token_id": m.token_ids[0]}).json()
     no_b = http.get(sim.clob_url + "/book", params={"token_id": m.token_ids[1]}).json()
@@ -122,7 +142,7 @@ def test_books_have_the_live_shape(sim, http):
         assert all(isinstance(x["price"], str) and isinstance(x["size"], str) for x in b["bids"] + b["asks"])
         bids = [float(x["price"]) for x in b["bids"]]
         asks = [float(x["price"]) for x in b["asks"]]
-        assert bids == sorted(bids) and asks == sorted(asks, reverse=True)     # best = last
+        assert bids == sorted(bids) and asks == sorted(asks, reverse=True)  # best = last
         assert 5 <= len(bids) <= 10 and 5 <= len(asks) <= 10 or m.liquidity < 1500
         assert bids[-1] < asks[-1]
         assert generate_orderbook_summary_hash(parse_raw_orderbook_summary(dict(b))) == b["hash"]
@@ -152,16 +172,20 @@ def test_thin_and_one_sided_books_exist(sim, http):
 def test_prices_history_covers_30_days_and_matches_the_book(sim, http):
     m = open_single(sim.sim)
     now = sim.sim.now()
-    r = http.get(sim.clob_url + "/prices-history",
-                 params={"market": m.token_ids[0], "startTs": now - 30 * DAY, "endTs": now, "fidelity": 60})
+    r = http.get(
+        sim.clob_url + "/prices-history",
+        params={"market": m.token_ids[0], "startTs": now - 30 * DAY, "endTs": now, "fidelity": 60},
+    )
     hist = r.json()["history"]
     assert len(hist) >= 30 * 24 and hist[0]["t"] <= now - 30 * DAY + 3600 and hist[-1]["t"] <= now
     assert all(isinstance(x["t"], int) and isinstance(x["p"], float) and 0 < x["p"] < 1 for x in hist)
     assert [x["t"] for x in hist] == sorted(x["t"] for x in hist)
     mid = float(http.get(sim.clob_url + "/midpoint", params={"token_id": m.token_ids[0]}).json()["mid"])
     assert abs(hist[-1]["p"] - mid) <= 0.02
-    month = http.get(sim.clob_url + "/prices-history",
-                     params={"market": m.token_ids[1], "interval": "1m", "fidelity": 1440}).json()["history"]
+    month = http.get(
+        sim.clob_url + "/prices-history",
+        params={"market": m.token_ids[1], "interval": "1m", "fidelity": 1440},
+    ).json()["history"]
     assert len(month) >= 30 and all(0 < x["p"] < 1 for x in month)
 
 
@@ -171,15 +195,19 @@ def test_same_seed_same_world_other_seed_other_world(http):
             ms = http.get(h.gamma_url + "/markets/keyset", params={"limit": 40}).json()["markets"]
             toks = [yes_token(m) for m in ms]
             books = http.post(h.clob_url + "/books", json=[{"token_id": t} for t in toks]).json()
-            return [(m["id"], m["question"], m["outcomePrices"]) for m in ms], \
-                [(b["asset_id"], b["bids"], b["asks"], b["hash"]) for b in books]
+            return [(m["id"], m["question"], m["outcomePrices"]) for m in ms], [
+                (b["asset_id"], b["bids"], b["asks"], b["hash"]) for b in books
+            ]
+
     assert snapshot(7) == snapshot(7)
     assert snapshot(7)[0] != snapshot(8)[0]
 
 
 def _changes(http, url, token, now):
-    hist = http.get(url + "/prices-history", params={"market": token, "startTs": now - 30 * DAY,
-                                                     "endTs": now, "fidelity": 60}).json()["history"]
+    hist = http.get(
+        url + "/prices-history",
+        params={"market": token, "startTs": now - 30 * DAY, "endTs": now, "fidelity": 60},
+    ).json()["history"]
     return np.diff([x["p"] for x in hist])
 
 
@@ -193,12 +221,15 @@ def test_markets_sharing_a_driver_are_correlated_and_others_are_not(sim, http):
 
     a, b = next((x, y) for x, y in w.correlated_pairs() if mid_ok(x) and mid_ok(y))
     assert w.driver_of[a] == w.driver_of[b]
-    r_same = np.corrcoef(_changes(http, url, w.by_id[a].token_ids[0], now),
-                         _changes(http, url, w.by_id[b].token_ids[0], now))[0, 1]
+    r_same = np.corrcoef(
+        _changes(http, url, w.by_id[a].token_ids[0], now), _changes(http, url, w.by_id[b].token_ids[0], now)
+    )[0, 1]
     singles = [i for i in w.independent_markets() if mid_ok(i)][:2]
     assert w.driver_of[singles[0]] != w.driver_of[singles[1]]
-    r_ind = np.corrcoef(_changes(http, url, w.by_id[singles[0]].token_ids[0], now),
-                        _changes(http, url, w.by_id[singles[1]].token_ids[0], now))[0, 1]
+    r_ind = np.corrcoef(
+        _changes(http, url, w.by_id[singles[0]].token_ids[0], now),
+        _changes(http, url, w.by_id[singles[1]].token_ids[0], now),
+    )[0, 1]
     assert r_same > 0.5 and abs(r_ind) < 0.3
 
 
@@ -210,17 +241,22 @@ def test_neg_risk_yes_prices_sum_to_one(sim, http):
         toks = [{"token_id": w.markets[i].token_ids[0]} for i in e.market_indices]
         mids = http.post(sim.clob_url + "/midpoints", json=toks).json()
         assert 3 <= len(mids) <= 5 and sum(float(v) for v in mids.values()) == pytest.approx(1.0, abs=0.05)
-        ms = http.get(sim.gamma_url + "/markets/keyset",
-                      params=[("limit", 10)] + [("id", w.markets[i].id) for i in e.market_indices]).json()
+        ms = http.get(
+            sim.gamma_url + "/markets/keyset",
+            params=[("limit", 10)] + [("id", w.markets[i].id) for i in e.market_indices],
+        ).json()
         assert all(m["negRisk"] and m["negRiskMarketID"] == e.neg_risk_market_id for m in ms["markets"])
 
 
 # ----------------------------------------------------------------------------- lifecycle
 
+
 def test_markets_resolve_after_advance(sim, http):
     s, w = sim.sim, sim.sim.world
-    planned = {o: next(m for m in w.markets if m.resolution == o and m.end_ts > w.start_ts and m.kind == "single")
-               for o in ("YES", "NO", "50-50")}
+    planned = {
+        o: next(m for m in w.markets if m.resolution == o and m.end_ts > w.start_ts and m.kind == "single")
+        for o in ("YES", "NO", "50-50")
+    }
     m = planned["YES"]
     assert http.get(sim.gamma_url + f"/markets/{m.id}").json()["closed"] is False
     s.advance(m.end_ts - s.now() + 60)
@@ -240,10 +276,13 @@ def test_markets_resolve_after_advance(sim, http):
     r = http.post(sim.url + "/_sim/resolve", json={"market_id": other.id, "outcome": "NO"})
     assert r.status_code == 200 and r.json()["phase"] == "resolved"
     assert json.loads(http.get(sim.gamma_url + f"/markets/{other.id}").json()["outcomePrices"]) == ["0", "1"]
-    assert http.post(sim.url + "/_sim/resolve", json={"market_id": other.id, "outcome": "NO"}).status_code == 400
+    assert (
+        http.post(sim.url + "/_sim/resolve", json={"market_id": other.id, "outcome": "NO"}).status_code == 400
+    )
 
 
 # ----------------------------------------------------------------------------- faults
+
 
 def test_fault_injection_each_kind(sim, http):
     s = sim.sim
@@ -267,7 +306,7 @@ def test_fault_injection_each_kind(sim, http):
     s.set_faults(outage=True)
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(sim.clob_url + "/time", timeout=3)
-    assert http.post(sim.url + "/_sim/faults", json={}).status_code == 200       # admin is never faulted
+    assert http.post(sim.url + "/_sim/faults", json={}).status_code == 200  # admin is never faulted
     assert http.get(sim.clob_url + "/time").status_code == 200
     http.post(sim.url + "/_sim/faults", json={"spec": "bad_market=all"})
     page = http.get(sim.gamma_url + "/markets/keyset", params={"limit": 5}).json()["markets"]
@@ -283,8 +322,12 @@ def test_fault_injection_each_kind(sim, http):
 def test_fault_spec_syntax_and_start_time_faults(http):
     rules = parse_spec("error_rate=0.1,latency_ms=200;burst=429:5:1,path=/clob/books")
     assert (rules[0].error_rate, rules[0].latency_ms, rules[0].path) == (0.1, 200, "")
-    assert (rules[1].burst_status, rules[1].burst_left, rules[1].burst_retry_after, rules[1].path) == \
-        (429, 5, 1, "/clob/books")
+    assert (rules[1].burst_status, rules[1].burst_left, rules[1].burst_retry_after, rules[1].path) == (
+        429,
+        5,
+        1,
+        "/clob/books",
+    )
     for bad in ("error_rate=2", "burst=429", "nonsense=1", "latency_ms"):
         with pytest.raises(ValueError):
             parse_spec(bad)
@@ -297,19 +340,31 @@ def test_fault_spec_syntax_and_start_time_faults(http):
 
 # ----------------------------------------------------------------------------- auth & trading
 
+
 def test_l2_endpoints_reject_missing_or_wrong_auth(sim, http):
     r = http.get(sim.clob_url + "/data/orders")
     assert r.status_code == 401 and r.json() == {"error": "Unauthorized/Invalid api key"}
-    headers = {"POLY_ADDRESS": "0x" + "ab" * 20, "POLY_SIGNATURE": "x", "POLY_TIMESTAMP": "1",
-               "POLY_API_KEY": "nope", "POLY_PASSPHRASE": "nope"}
+    headers = {
+        "POLY_ADDRESS": "0x" + "ab" * 20,
+        "POLY_SIGNATURE": "x",
+        "POLY_TIMESTAMP": "1",
+        "POLY_API_KEY": "nope",
+        "POLY_PASSPHRASE": "nope",
+    }
     assert http.delete(sim.clob_url + "/cancel-all", headers=headers).status_code == 401
     assert http.post(sim.clob_url + "/auth/api-key").json() == {"error": "Invalid L1 Request headers"}
-    l1 = {"POLY_ADDRESS": "0x" + "ab" * 20, "POLY_SIGNATURE": "0x1234", "POLY_TIMESTAMP": "1", "POLY_NONCE": "0"}
-    r = http.get(sim.clob_url + "/auth/derive-api-key", headers=l1)       # the L1 signature is verified
+    l1 = {
+        "POLY_ADDRESS": "0x" + "ab" * 20,
+        "POLY_SIGNATURE": "0x1234",
+        "POLY_TIMESTAMP": "1",
+        "POLY_NONCE": "0",
+    }
+    r = http.get(sim.clob_url + "/auth/derive-api-key", headers=l1)  # the L1 signature is verified
     assert r.status_code == 401 and r.json() == {"error": "Invalid L1 Request headers"}
     from tests.helpers_sim_orders import SimTrader
+
     trader = SimTrader(sim.clob_url, TEST_KEY)
-    forged = dict(trader.l1_headers(key="0x" + "22" * 32))                 # another key signs for this address
+    forged = dict(trader.l1_headers(key="0x" + "22" * 32))  # another key signs for this address
     assert http.get(sim.clob_url + "/auth/derive-api-key", headers=forged).status_code == 401
     l1 = trader.l1_headers()
     creds = http.get(sim.clob_url + "/auth/derive-api-key", headers=l1).json()
@@ -321,6 +376,7 @@ def test_l2_endpoints_reject_missing_or_wrong_auth(sim, http):
 @pytest.fixture
 def client(sim):
     from py_clob_client_v2 import ClobClient
+
     c = ClobClient(host=sim.clob_url, chain_id=137, key=TEST_KEY, signature_type=0)
     c.set_api_creds(c.create_or_derive_api_key())
     return c
@@ -332,15 +388,24 @@ def _error(exc) -> str:
 
 
 def test_sdk_order_lifecycle_fills_trades_and_balance(sim, client, http):
-    from py_clob_client_v2 import (AssetType, BalanceAllowanceParams, OpenOrderParams, OrderArgs, OrderType,
-                                   TradeParams)
+    from py_clob_client_v2 import (
+        AssetType,
+        BalanceAllowanceParams,
+        OpenOrderParams,
+        OrderArgs,
+        OrderType,
+        TradeParams,
+    )
     from py_clob_client_v2.clob_types import OrderPayload
     from py_clob_client_v2.exceptions import PolyApiException
+
     m = open_single(sim.sim)
     tok = m.token_ids[0]
     book = client.get_order_book(tok)
     best_bid, best_ask = float(book["bids"][-1]["price"]), float(book["asks"][-1]["price"])
-    resting = client.create_order(OrderArgs(token_id=tok, price=round(best_bid - 0.02, 2), size=10, side="BUY"))
+    resting = client.create_order(
+        OrderArgs(token_id=tok, price=round(best_bid - 0.02, 2), size=10, side="BUY")
+    )
     r = client.post_order(resting, OrderType.GTC)
     assert r["success"] and r["status"] == "live" and r["errorMsg"] == ""
     opened = client.get_open_orders(OpenOrderParams(asset_id=tok))
@@ -349,8 +414,10 @@ def test_sdk_order_lifecycle_fills_trades_and_balance(sim, client, http):
     assert any(x["price"] == f"{best_bid - 0.02:.2f}".rstrip("0") for x in mine)
     assert client.cancel_order(OrderPayload(orderID=r["orderID"]))["canceled"] == [r["orderID"]]
     assert client.get_open_orders() == []
-    bal0 = int(client.get_balance_allowance(BalanceAllowanceParams(asset_type=AssetType.COLLATERAL))["balance"])
-    assert bal0 == 10_000 * 10 ** 6
+    bal0 = int(
+        client.get_balance_allowance(BalanceAllowanceParams(asset_type=AssetType.COLLATERAL))["balance"]
+    )
+    assert bal0 == 10_000 * 10**6
     crossing = client.create_order(OrderArgs(token_id=tok, price=best_ask, size=20, side="BUY"))
     r2 = client.post_order(crossing, OrderType.GTC)
     assert r2["status"] == "matched" and len(r2["tradeIDs"]) == 1
@@ -358,10 +425,14 @@ def test_sdk_order_lifecycle_fills_trades_and_balance(sim, client, http):
     assert [t["id"] for t in trades] == r2["tradeIDs"] and trades[0]["trader_side"] == "TAKER"
     assert float(trades[0]["size"]) == 20 and float(trades[0]["price"]) == best_ask
     fee = round(20 * m.fee_rate * best_ask * (1 - best_ask), 5)
-    bal1 = int(client.get_balance_allowance(BalanceAllowanceParams(asset_type=AssetType.COLLATERAL))["balance"])
-    assert bal0 - bal1 == round((20 * best_ask + fee) * 10 ** 6)
-    cond = client.get_balance_allowance(BalanceAllowanceParams(asset_type=AssetType.CONDITIONAL, token_id=tok))
-    assert cond["balance"] == str(20 * 10 ** 6)
+    bal1 = int(
+        client.get_balance_allowance(BalanceAllowanceParams(asset_type=AssetType.COLLATERAL))["balance"]
+    )
+    assert bal0 - bal1 == round((20 * best_ask + fee) * 10**6)
+    cond = client.get_balance_allowance(
+        BalanceAllowanceParams(asset_type=AssetType.CONDITIONAL, token_id=tok)
+    )
+    assert cond["balance"] == str(20 * 10**6)
     with pytest.raises(PolyApiException) as dup:
         client.post_order(crossing, OrderType.GTC)
     assert _error(dup.value) == f"order {r2['orderID']} is invalid. Duplicated."
@@ -378,6 +449,7 @@ def test_sdk_order_lifecycle_fills_trades_and_balance(sim, client, http):
 def test_sdk_order_rejections(sim, client):
     from py_clob_client_v2 import OrderArgs, OrderType
     from py_clob_client_v2.exceptions import PolyApiException
+
     m = open_single(sim.sim)
     tok = m.token_ids[0]
     book = client.get_order_book(tok)
@@ -389,30 +461,47 @@ def test_sdk_order_rejections(sim, client):
         assert exc.value.status_code == 400
         return _error(exc.value)
 
-    assert "lower than the minimum: 5" in rejected(client.create_order(
-        OrderArgs(token_id=tok, price=best_bid, size=2, side="BUY")))
+    assert "lower than the minimum: 5" in rejected(
+        client.create_order(OrderArgs(token_id=tok, price=best_bid, size=2, side="BUY"))
+    )
     # an off-tick price must be SIGNED off-tick (a tampered amount is now an invalid signature):
     # sign it with the independent test-side signer, same key, same API key
     from tests.helpers_sim_orders import SimTrader
+
     trader = SimTrader(sim.clob_url, TEST_KEY)
-    off_tick = trader.sign(tok, round(best_bid * 10 * 10 ** 6) + 33_000, 10 * 10 ** 6, "BUY", market=m)
-    r = trader.post_order(off_tick)                                     # 0.0033 above a tick
+    off_tick = trader.sign(tok, round(best_bid * 10 * 10**6) + 33_000, 10 * 10**6, "BUY", market=m)
+    r = trader.post_order(off_tick)  # 0.0033 above a tick
     assert r.status_code == 400 and "breaks minimum tick size rule: 0.01" in r.json()["error"]
-    assert "FOK orders are fully filled or killed" in rejected(client.create_order(
-        OrderArgs(token_id=tok, price=round(best_bid - 0.05, 2), size=10, side="BUY")), OrderType.FOK)
-    assert rejected(client.create_order(OrderArgs(token_id=tok, price=0.5, size=100_000, side="BUY"))) == \
-        "not enough balance / allowance"
-    assert rejected(client.create_order(OrderArgs(token_id=tok, price=0.5, size=10, side="SELL"))) == \
-        "not enough balance / allowance"
+    assert "FOK orders are fully filled or killed" in rejected(
+        client.create_order(OrderArgs(token_id=tok, price=round(best_bid - 0.05, 2), size=10, side="BUY")),
+        OrderType.FOK,
+    )
+    assert (
+        rejected(client.create_order(OrderArgs(token_id=tok, price=0.5, size=100_000, side="BUY")))
+        == "not enough balance / allowance"
+    )
+    assert (
+        rejected(client.create_order(OrderArgs(token_id=tok, price=0.5, size=10, side="SELL")))
+        == "not enough balance / allowance"
+    )
 
 
 def test_batch_orders_fak_and_matching_between_users(sim, client, http):
     from py_clob_client_v2 import ClobClient, OrderArgs, OrderType, PostOrdersV2Args
-    from py_clob_client_v2.clob_types import MarketOrderArgsV2
-    from py_clob_client_v2.clob_types import OrderMarketCancelParams
+    from py_clob_client_v2.clob_types import MarketOrderArgsV2, OrderMarketCancelParams
+
     s = sim.sim
-    m = next(x for x in s.world.markets if x.kind == "single" and not x.resolution and not x.empty_side
-             and x.tick == 0.01 and s.phase(x.index) == "open" and not x.is_v2 and x.liquidity < 20_000)
+    m = next(
+        x
+        for x in s.world.markets
+        if x.kind == "single"
+        and not x.resolution
+        and not x.empty_side
+        and x.tick == 0.01
+        and s.phase(x.index) == "open"
+        and not x.is_v2
+        and x.liquidity < 20_000
+    )
     tok = m.token_ids[0]
     book = client.get_order_book(tok)
     ask, ask_size = float(book["asks"][-1]["price"]), float(book["asks"][-1]["size"])
@@ -420,10 +509,17 @@ def test_batch_orders_fak_and_matching_between_users(sim, client, http):
     # FAK: takes the whole best level, the rest is killed. A market order (pUSD amount,
     # 2-decimal maker / 4-decimal taker): a limit-built FAK is rejected by the exchange's
     # market-order precision rule (issue 13 finding 1; see test_sim_exchange_rules.py)
-    fak = client.create_market_order(MarketOrderArgsV2(token_id=tok, amount=round(ask * (ask_size + 50), 2),
-                                                       side="BUY", price=ask, order_type=OrderType.FAK))
+    fak = client.create_market_order(
+        MarketOrderArgsV2(
+            token_id=tok,
+            amount=round(ask * (ask_size + 50), 2),
+            side="BUY",
+            price=ask,
+            order_type=OrderType.FAK,
+        )
+    )
     r = client.post_order(fak, OrderType.FAK)
-    assert r["status"] == "matched" and int(r["takingAmount"]) == round(ask_size * 10 ** 6)
+    assert r["status"] == "matched" and int(r["takingAmount"]) == round(ask_size * 10**6)
     assert client.get_order(r["orderID"])["status"] == "MATCHED" and client.get_open_orders() == []
     # batch: one resting SELL below the synthetic ask, one invalid (size under the minimum)
     sell_px = round(ask - 0.01, 2)
@@ -436,21 +532,25 @@ def test_batch_orders_fak_and_matching_between_users(sim, client, http):
     # another user takes it: maker and taker trades on both sides
     other = ClobClient(host=sim.clob_url, chain_id=137, key="0x" + "22" * 32, signature_type=0)
     other.set_api_creds(other.create_or_derive_api_key())
-    taken = other.post_order(other.create_order(OrderArgs(token_id=tok, price=sell_px, size=10, side="BUY")),
-                             OrderType.GTC)
-    assert taken["status"] == "matched" and int(taken["takingAmount"]) == 10 * 10 ** 6
+    taken = other.post_order(
+        other.create_order(OrderArgs(token_id=tok, price=sell_px, size=10, side="BUY")), OrderType.GTC
+    )
+    assert taken["status"] == "matched" and int(taken["takingAmount"]) == 10 * 10**6
     taker_trade = other.get_trades()[0]
     assert taker_trade["maker_orders"][0]["order_id"] == res[0]["orderID"]
     assert client.get_order(res[0]["orderID"])["status"] == "MATCHED"
     assert client.get_trades()[0]["trader_side"] == "MAKER"
     # cancel-market-orders only touches that market
-    client.post_order(client.create_order(OrderArgs(token_id=tok, price=0.02, size=10, side="BUY")), OrderType.GTC)
+    client.post_order(
+        client.create_order(OrderArgs(token_id=tok, price=0.02, size=10, side="BUY")), OrderType.GTC
+    )
     out = client.cancel_market_orders(OrderMarketCancelParams(market=m.condition_id))
     assert len(out["canceled"]) == 1 and out["not_canceled"] == {} and client.get_open_orders() == []
 
 
 def test_resting_order_fills_when_the_price_moves_through_it(sim, client):
     from py_clob_client_v2 import OrderArgs, OrderType
+
     s = sim.sim
     m = open_single(s)
     times = s.now() + np.arange(60, DAY, 60)
@@ -458,8 +558,10 @@ def test_resting_order_fills_when_the_price_moves_through_it(sim, client):
     lowest_ask = int(np.floor(path * 100 + m.half_spread + 1e-9).min()) / 100
     now_ask = float(client.get_order_book(m.token_ids[0])["asks"][-1]["price"])
     assert lowest_ask < now_ask
-    r = client.post_order(client.create_order(
-        OrderArgs(token_id=m.token_ids[0], price=lowest_ask, size=10, side="BUY")), OrderType.GTC)
+    r = client.post_order(
+        client.create_order(OrderArgs(token_id=m.token_ids[0], price=lowest_ask, size=10, side="BUY")),
+        OrderType.GTC,
+    )
     assert r["status"] == "live"
     s.advance(DAY)
     order = client.get_order(r["orderID"])
@@ -470,13 +572,15 @@ def test_resting_order_fills_when_the_price_moves_through_it(sim, client):
 
 def test_heartbeat_dead_man_switch_cancels_orders(http):
     from py_clob_client_v2 import ClobClient, OrderArgs, OrderType
+
     with start_simulator(port=0, heartbeat_timeout=1.0) as h:
         c = ClobClient(host=h.clob_url, chain_id=137, key=TEST_KEY, signature_type=0)
         c.set_api_creds(c.create_or_derive_api_key())
         m = open_single(h.sim)
         bid = float(c.get_order_book(m.token_ids[0])["bids"][-1]["price"])
-        c.post_order(c.create_order(OrderArgs(token_id=m.token_ids[0], price=bid, size=10, side="BUY")),
-                     OrderType.GTC)
+        c.post_order(
+            c.create_order(OrderArgs(token_id=m.token_ids[0], price=bid, size=10, side="BUY")), OrderType.GTC
+        )
         assert c.post_heartbeat("")["heartbeat_id"] and len(c.get_open_orders()) == 1
         deadline = time.monotonic() + 10
         while c.get_open_orders() and time.monotonic() < deadline:
@@ -491,8 +595,10 @@ def test_rate_limit_headers(sim, client, http):
     import httpx
     from py_clob_client_v2.clob_types import RequestArgs
     from py_clob_client_v2.headers.headers import create_level_2_headers
-    hdrs = create_level_2_headers(client.signer, client.creds,
-                                  RequestArgs(method="DELETE", request_path="/cancel-all"))
+
+    hdrs = create_level_2_headers(
+        client.signer, client.creds, RequestArgs(method="DELETE", request_path="/cancel-all")
+    )
     resp = httpx.delete(sim.clob_url + "/cancel-all", headers=hdrs)
     assert resp.status_code == 200 and resp.json() == {"canceled": [], "not_canceled": {}}
     assert resp.headers["Poly-RateLimit-Tier"] == "standard" and "Poly-RateLimit-Remaining" in resp.headers
@@ -507,12 +613,30 @@ def test_clock_speed_moves_sim_time():
 
 # ----------------------------------------------------------------------------- CLI
 
+
 def test_cli_serves_writes_port_file_and_stops_on_sigterm(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     port_file = tmp_path / "port"
-    proc = subprocess.Popen([sys.executable, "-m", "polybot.sim", "--port", "0", "--port-file", str(port_file),
-                             "--markets", "10", "--speed", "0"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "polybot.sim",
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--markets",
+            "10",
+            "--speed",
+            "0",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while not (port_file.exists() and port_file.read_text().strip()) and time.monotonic() < deadline:
@@ -527,8 +651,13 @@ def test_cli_serves_writes_port_file_and_stops_on_sigterm(tmp_path):
     assert proc.returncode == 0
     u = f"http://127.0.0.1:{port}"
     assert out.strip() == f"Simulator listening on {u} (gamma: {u}/gamma, clob: {u}/clob, data: {u}/data)"
-    bad = subprocess.run([sys.executable, "-m", "polybot.sim", "--host", "0.0.0.0"], env=env,
-                         capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(
+        [sys.executable, "-m", "polybot.sim", "--host", "0.0.0.0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "127.0.0.1" in bad.stderr
 
 
@@ -538,14 +667,15 @@ def test_speed_can_change_at_run_time_without_a_jump():
     import requests
 
     from polybot.sim.server import start_simulator
+
     with start_simulator(port=0, seed=1, n_markets=10, speed=0.0) as h:
         t0 = h.sim.now()
         r = requests.post(f"{h.url}/_sim/speed", json={"speed": 3600}, timeout=5).json()
         assert r["speed"] == 3600 and abs(r["now"] - t0) <= 1
         time.sleep(0.5)
         t1 = h.sim.now()
-        assert 1000 <= t1 - t0 <= 3600          # about half an hour of sim time per 0.5 s
+        assert 1000 <= t1 - t0 <= 3600  # about half an hour of sim time per 0.5 s
         requests.post(f"{h.url}/_sim/speed", json={"speed": 0}, timeout=5).raise_for_status()
         t2 = h.sim.now()
         time.sleep(0.2)
-        assert h.sim.now() == t2 >= t1          # frozen, and time never went backwards
+        assert h.sim.now() == t2 >= t1  # frozen, and time never went backwards

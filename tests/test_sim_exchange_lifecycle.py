@@ -3,6 +3,7 @@ heartbeat ids and the dead-man switch, trading modes, partial GTC fills, the tra
 lifecycle with FAILED reversal, and tick-size changes at run time. Orders are signed by
 tests/helpers_sim_orders.py (independent of polybot.exchange and of the simulator).
 """
+
 from __future__ import annotations
 
 import time
@@ -34,8 +35,16 @@ def a(sim):
 
 def single(sim):
     s = sim.sim
-    return next(m for m in s.world.markets if m.kind == "single" and m.tick == 0.01 and not m.resolution
-                and not m.empty_side and not m.is_v2 and s.phase(m.index) == "open")
+    return next(
+        m
+        for m in s.world.markets
+        if m.kind == "single"
+        and m.tick == 0.01
+        and not m.resolution
+        and not m.empty_side
+        and not m.is_v2
+        and s.phase(m.index) == "open"
+    )
 
 
 def book(sim, token) -> dict:
@@ -59,8 +68,9 @@ def set_book(http, sim, token, bids, asks):
 
 # ----------------------------------------------------------------------------- §5 heartbeats
 
+
 def test_heartbeat_ids_rotate_and_a_wrong_id_gets_the_expected_one(sim, a):
-    r = a.heartbeat("nonsense")                       # no session yet: the first carries no id
+    r = a.heartbeat("nonsense")  # no session yet: the first carries no id
     assert r.status_code == 400 and r.json() == {"error_msg": "Invalid Heartbeat ID", "heartbeat_id": ""}
     first = a.heartbeat(None)
     assert first.status_code == 200
@@ -68,9 +78,12 @@ def test_heartbeat_ids_rotate_and_a_wrong_id_gets_the_expected_one(sim, a):
     id2 = a.heartbeat(id1).json()["heartbeat_id"]
     assert id2 and id2 != id1
     stale = a.heartbeat(id1)
-    assert stale.status_code == 400 and stale.json() == {"error_msg": "Invalid Heartbeat ID", "heartbeat_id": id2}
+    assert stale.status_code == 400 and stale.json() == {
+        "error_msg": "Invalid Heartbeat ID",
+        "heartbeat_id": id2,
+    }
     assert a.heartbeat("").json() == {"error_msg": "Invalid Heartbeat ID", "heartbeat_id": id2}
-    r = a.heartbeat(stale.json()["heartbeat_id"])     # adopting the expected id recovers
+    r = a.heartbeat(stale.json()["heartbeat_id"])  # adopting the expected id recovers
     assert r.status_code == 200 and r.json()["heartbeat_id"] not in (id1, id2)
 
 
@@ -88,20 +101,23 @@ def test_missed_heartbeat_window_cancels_orders_and_the_session_continues():
         while a.order(oid)["status"] == "LIVE" and time.monotonic() < deadline:
             time.sleep(0.1)
         assert a.order(oid)["status"] == "CANCELED"
-        late = a.heartbeat("")                         # the session still expects the last id
+        late = a.heartbeat("")  # the session still expects the last id
         assert late.status_code == 400 and late.json()["heartbeat_id"] == hid
         assert a.heartbeat(hid).status_code == 200
 
 
 # ----------------------------------------------------------------------------- §4 trading modes
 
+
 def test_cancel_only_mode_rejects_orders_with_503_and_still_cancels(sim, a, http):
     m = single(sim)
     tok = m.token_ids[0]
     bid = float(book(sim, tok)["bids"][-1]["price"])
     oid = buy(a, m, tok, f"{bid - 0.05:.2f}", 10).json()["orderID"]
-    assert http.post(sim.url + "/_sim/mode", json={"mode": "cancel-only"}).json() == \
-        {"mode": "cancel-only", "until": None}
+    assert http.post(sim.url + "/_sim/mode", json={"mode": "cancel-only"}).json() == {
+        "mode": "cancel-only",
+        "until": None,
+    }
     r = buy(a, m, tok, f"{bid - 0.06:.2f}", 10)
     assert r.status_code == 503 and r.json() == {"error": CANCEL_ONLY}
     batch = a.request("POST", "/orders", [a.body(a.sign(tok, 4 * M, 10 * M, "BUY", market=m))])
@@ -120,10 +136,14 @@ def test_post_only_and_disabled_modes(sim, a, http):
     http.post(sim.url + "/_sim/mode", json={"mode": "post-only", "seconds": 120})
     order = a.sign(tok, 10 * int(round((bid - 0.05) * M)), 10 * M, "BUY", market=m)
     r = a.post_order(order)
-    assert r.status_code == 503 and r.json()["code"] == "post_only_mode" and r.json()["retry_after_seconds"] == 120
+    assert (
+        r.status_code == 503
+        and r.json()["code"] == "post_only_mode"
+        and r.json()["retry_after_seconds"] == 120
+    )
     r = a.post_order(order, post_only=True)
     assert r.status_code == 200 and r.json()["status"] == "live"
-    advance(http, sim, 121)                               # the mode ends on the sim clock
+    advance(http, sim, 121)  # the mode ends on the sim clock
     assert http.get(sim.url + "/_sim/mode").json() == {"mode": "normal", "until": None}
     http.post(sim.url + "/_sim/mode", json={"mode": "disabled"})
     r = a.request("DELETE", "/order", {"orderID": r.json()["orderID"]})
@@ -132,6 +152,7 @@ def test_post_only_and_disabled_modes(sim, a, http):
 
 
 # ----------------------------------------------------------------------------- §6 partial GTC fills
+
 
 def test_partial_gtc_fill_stays_live_and_the_rest_fills_later(sim, a, http):
     m = single(sim)
@@ -145,15 +166,16 @@ def test_partial_gtc_fill_stays_live_and_the_rest_fills_later(sim, a, http):
     assert (o["status"], o["size_matched"], o["original_size"]) == ("LIVE", "3", "10")
     assert o["associate_trades"] == body["tradeIDs"] and len(body["tradeIDs"]) == 1
     bids = book(sim, tok)["bids"]
-    assert {"price": "0.45", "size": "7"} in bids           # the remainder rests
+    assert {"price": "0.45", "size": "7"} in bids  # the remainder rests
     set_book(http, sim, tok, bids=[["0.40", "100"]], asks=[["0.45", "100"]])
     advance(http, sim, 60)
     o = a.order(body["orderID"])
     assert (o["status"], o["size_matched"]) == ("MATCHED", "10") and len(o["associate_trades"]) == 2
     assert sorted(t["trader_side"] for t in a.trades()) == ["MAKER", "TAKER"]
     maker_trade = next(t for t in a.trades() if t["trader_side"] == "MAKER")
-    assert [(x["order_id"], x["matched_amount"]) for x in maker_trade["maker_orders"]] == \
-        [(body["orderID"], "7")]                              # attributable by maker_orders
+    assert [(x["order_id"], x["matched_amount"]) for x in maker_trade["maker_orders"]] == [
+        (body["orderID"], "7")
+    ]  # attributable by maker_orders
     assert a.balance(tok) == 10 * M
 
 
@@ -166,12 +188,13 @@ def test_partial_gtc_fill_remainder_can_be_cancelled(sim, a, http):
     assert a.request("DELETE", "/order", {"orderID": oid}).json()["canceled"] == [oid]
     o = a.order(oid)
     assert (o["status"], o["size_matched"]) == ("CANCELED", "3")
-    fee = taker_fee_micro(3 * M, 450_000, m.fee_rate, 1) if m.fees_enabled else 0   # the fee formula
+    fee = taker_fee_micro(3 * M, 450_000, m.fee_rate, 1) if m.fees_enabled else 0  # the fee formula
     assert a.balance(tok) == 3 * M
-    assert cash0 - a.balance() == 1_350_000 + fee                # the cancelled rest's reserve is free again
+    assert cash0 - a.balance() == 1_350_000 + fee  # the cancelled rest's reserve is free again
 
 
 # ----------------------------------------------------------------------------- §7 trade lifecycle
+
 
 def test_trades_go_matched_mined_confirmed_on_the_sim_clock(sim, a, http):
     m = single(sim)
@@ -197,18 +220,21 @@ def test_a_failed_trade_is_reversed(sim, a, http):
     assert r.json() == {"marked": [], "pending_next": 1}
     ask = book(sim, tok)["asks"][-1]["price"]
     buy(a, m, tok, ask, 10)
-    assert a.balance(tok) == 10 * M and a.balance() < cash0     # settled at match ...
+    assert a.balance(tok) == 10 * M and a.balance() < cash0  # settled at match ...
     advance(http, sim, 2)
     assert a.trades()[0]["status"] == "RETRYING"
     advance(http, sim, 3)
     assert a.trades()[0]["status"] == "FAILED"
-    assert a.balance(tok) == 0 and a.balance() == cash0         # ... and reversed at FAILED
-    assert http.get(sim.data_url + "/trades", params={"user": a.address}).json() == []   # never on chain
-    buy(a, m, tok, book(sim, tok)["asks"][-1]["price"], 10)      # only the next trade was marked
+    assert a.balance(tok) == 0 and a.balance() == cash0  # ... and reversed at FAILED
+    assert http.get(sim.data_url + "/trades", params={"user": a.address}).json() == []  # never on chain
+    buy(a, m, tok, book(sim, tok)["asks"][-1]["price"], 10)  # only the next trade was marked
     advance(http, sim, 5)
     assert [t["status"] for t in a.trades()] == ["CONFIRMED", "FAILED"]
     assert len(http.get(sim.data_url + "/trades", params={"user": a.address}).json()) == 1
-    assert http.get(sim.url + "/_sim/state").json()["trade_delays"] == {"mined_after": 2.0, "confirmed_after": 5.0}
+    assert http.get(sim.url + "/_sim/state").json()["trade_delays"] == {
+        "mined_after": 2.0,
+        "confirmed_after": 5.0,
+    }
 
 
 def test_failing_a_chosen_match_reverses_both_parties(sim, a, http):
@@ -216,15 +242,17 @@ def test_failing_a_chosen_match_reverses_both_parties(sim, a, http):
     tok = m.token_ids[0]
     b = SimTrader(sim.clob_url, KEY_B)
     set_book(http, sim, tok, bids=[["0.40", "100"]], asks=[["0.45", "100"]])
-    buy(a, m, tok, "0.45", 10)                                  # A owns 10 shares (confirmed)
+    buy(a, m, tok, "0.45", 10)  # A owns 10 shares (confirmed)
     advance(http, sim, 5)
     cash_a, cash_b = a.balance(), b.balance()
-    sell = a.sign(tok, 10 * M, 4_400_000, "SELL", market=m)     # rests at 0.44, under the book's ask
+    sell = a.sign(tok, 10 * M, 4_400_000, "SELL", market=m)  # rests at 0.44, under the book's ask
     assert a.post_order(sell).json()["status"] == "live"
     taken = buy(b, m, tok, "0.44", 10).json()
     assert taken["status"] == "matched" and a.balance(tok) == 0 and b.balance(tok) == 10 * M
-    maker_view = a.trades()[0]                                  # newest first
-    assert maker_view["trader_side"] == "MAKER" and maker_view["maker_orders"][0]["owner"] == a.creds["apiKey"]
+    maker_view = a.trades()[0]  # newest first
+    assert (
+        maker_view["trader_side"] == "MAKER" and maker_view["maker_orders"][0]["owner"] == a.creds["apiKey"]
+    )
     r = http.post(sim.url + "/_sim/trades/fail", json={"address": b.address, "trade_ids": taken["tradeIDs"]})
     assert r.json()["marked"] == taken["tradeIDs"]
     advance(http, sim, 5)
@@ -237,28 +265,38 @@ def test_failing_a_chosen_match_reverses_both_parties(sim, a, http):
 
 # ----------------------------------------------------------------------------- §3 tick changes at run time
 
+
 def _tick(sim, tok) -> float:
-    return requests.get(sim.clob_url + "/tick-size", params={"token_id": tok}, timeout=10).json()["minimum_tick_size"]
+    return requests.get(sim.clob_url + "/tick-size", params={"token_id": tok}, timeout=10).json()[
+        "minimum_tick_size"
+    ]
 
 
 def test_forced_tick_change_is_visible_everywhere_and_enforced(sim, a, http):
     m = single(sim)
     tok = m.token_ids[0]
     bid = float(book(sim, tok)["bids"][-1]["price"])
-    fine = f"{bid - 0.045:.3f}"                                 # e.g. 0.455: off a 0.01 tick
+    fine = f"{bid - 0.045:.3f}"  # e.g. 0.455: off a 0.01 tick
     r = buy(a, m, tok, fine, 10)
     assert r.status_code == 400 and r.json()["error"].endswith("breaks minimum tick size rule: 0.01")
     coarse_oid = buy(a, m, tok, f"{bid - 0.05:.2f}", 10).json()["orderID"]
-    assert http.post(sim.url + "/_sim/ticks", json={"token_id": tok, "tick": "0.001"}).json()["tick"] == "0.001"
+    assert (
+        http.post(sim.url + "/_sim/ticks", json={"token_id": tok, "tick": "0.001"}).json()["tick"] == "0.001"
+    )
     assert _tick(sim, tok) == 0.001 and book(sim, tok)["tick_size"] == "0.001"
-    assert requests.get(sim.clob_url + f"/markets/{m.condition_id}", timeout=10).json()["minimum_tick_size"] == 0.001
-    assert requests.get(sim.gamma_url + f"/markets/{m.id}", timeout=10).json()["orderPriceMinTickSize"] == 0.001
+    assert (
+        requests.get(sim.clob_url + f"/markets/{m.condition_id}", timeout=10).json()["minimum_tick_size"]
+        == 0.001
+    )
+    assert (
+        requests.get(sim.gamma_url + f"/markets/{m.id}", timeout=10).json()["orderPriceMinTickSize"] == 0.001
+    )
     assert http.get(sim.url + "/_sim/ticks").json()["ticks"][tok] == "0.001"
     fine_oid = buy(a, m, tok, fine, 10).json()["orderID"]
     assert a.order(fine_oid)["status"] == "LIVE" and a.order(fine_oid)["price"] == fine.rstrip("0")
     http.post(sim.url + "/_sim/ticks", json={"token_id": tok, "tick": "0.01"})
     assert _tick(sim, tok) == 0.01
-    assert a.order(fine_oid)["status"] == "CANCELED"           # off the coarser tick
+    assert a.order(fine_oid)["status"] == "CANCELED"  # off the coarser tick
     assert a.order(coarse_oid)["status"] == "LIVE"
     assert buy(a, m, tok, fine, 10).status_code == 400
     back = http.post(sim.url + "/_sim/ticks", json={"token_id": tok, "tick": None}).json()
@@ -296,8 +334,16 @@ def test_books_batch_after_fills_with_and_without_an_admin_book(sim, a, http):
     """Consumed liquidity in several markets, one of them on an admin-set book: POST /books
     answers every book (a shadowed variable once turned this into a 500)."""
     s = sim.sim
-    ms = [m for m in s.world.markets if m.kind == "single" and m.tick == 0.01 and not m.resolution
-          and not m.empty_side and not m.is_v2 and s.phase(m.index) == "open"][:3]
+    ms = [
+        m
+        for m in s.world.markets
+        if m.kind == "single"
+        and m.tick == 0.01
+        and not m.resolution
+        and not m.empty_side
+        and not m.is_v2
+        and s.phase(m.index) == "open"
+    ][:3]
     set_book(http, sim, ms[0].token_ids[0], bids=[["0.40", "100"]], asks=[["0.45", "50"]])
     for m in ms:
         buy(a, m, m.token_ids[0], book(sim, m.token_ids[0])["asks"][-1]["price"], 5)
@@ -310,8 +356,14 @@ def test_cli_rejects_bad_trade_delays_with_one_sentence():
     import subprocess
     import sys
     from pathlib import Path
-    out = subprocess.run([sys.executable, "-m", "polybot.sim", "--port", "0", "--trade-delays", "5:1"],
-                         cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120)
+
+    out = subprocess.run(
+        [sys.executable, "-m", "polybot.sim", "--port", "0", "--trade-delays", "5:1"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "Invalid --trade-delays '5:1'" in out.stderr + out.stdout
 
@@ -321,8 +373,9 @@ def test_trade_delays_are_configurable(http):
         a = SimTrader(h.clob_url, KEY_A)
         m = single(h)
         buy(a, m, m.token_ids[0], book(h, m.token_ids[0])["asks"][-1]["price"], 5)
-        assert a.trades()[0]["status"] == "CONFIRMED"             # zero delays: final at once
+        assert a.trades()[0]["status"] == "CONFIRMED"  # zero delays: final at once
         r = http.post(h.url + "/_sim/lifecycle", json={"mined_after": 10, "confirmed_after": 1})
         assert r.status_code == 400
-        assert http.post(h.url + "/_sim/lifecycle", json={"mined_after": 1, "confirmed_after": 30}).json() == \
-            {"mined_after": 1.0, "confirmed_after": 30.0}
+        assert http.post(
+            h.url + "/_sim/lifecycle", json={"mined_after": 1, "confirmed_after": 30}
+        ).json() == {"mined_after": 1.0, "confirmed_after": 30.0}

@@ -1,4 +1,5 @@
 """The strategy interface, the shared feed (MarketView builder) and the built-in strategies."""
+
 import math
 import time
 
@@ -8,13 +9,20 @@ import pytest
 from polybot.errors import ConfigError, DataError
 from polybot.exchange.models import FeeSchedule
 from polybot.strategy import (
-    ENTER, EXIT, Holding, Intent, MarketInfo, PortfolioView, get_strategy, strategy_names,
+    ENTER,
+    EXIT,
+    Holding,
+    Intent,
+    MarketInfo,
+    PortfolioView,
+    get_strategy,
+    strategy_names,
 )
 from polybot.strategy.correlation_pairs import CorrelationPairs
 from polybot.strategy.feed import MarketFeed
 from polybot.strategy.mean_reversion import MeanReversion
 
-from .helpers_backtest import DAY, M, T0
+from .helpers_backtest import DAY, T0, M
 
 
 def mk(mid, **kw):
@@ -22,10 +30,17 @@ def mk(mid, **kw):
 
 
 def row(ts, token, market, bid=None, ask=None, mid=None, **kw):
-    r = {"timestamp": ts, "token_id": token, "market_id": market, "best_bid": bid, "best_ask": ask,
-         "mid": mid if mid is not None or bid is None or ask is None else round((bid + ask) / 2, 6),
-         "bids": f"{bid}:100" if bid is not None else None, "asks": f"{ask}:100" if ask is not None else None,
-         "source": "collected"}
+    r = {
+        "timestamp": ts,
+        "token_id": token,
+        "market_id": market,
+        "best_bid": bid,
+        "best_ask": ask,
+        "mid": mid if mid is not None or bid is None or ask is None else round((bid + ask) / 2, 6),
+        "bids": f"{bid}:100" if bid is not None else None,
+        "asks": f"{ask}:100" if ask is not None else None,
+        "source": "collected",
+    }
     r.update(kw)
     return r
 
@@ -34,8 +49,12 @@ def row(ts, token, market, bid=None, ask=None, mid=None, **kw):
 def test_registry_and_param_validation():
     assert strategy_names() == ["correlation_pairs", "mean_reversion"]
     s = get_strategy("correlation_pairs", {"entry_z": 2.5, "max_pairs": 5.0})
-    assert s.params["entry_z"] == 2.5 and s.params["max_pairs"] == 5 and isinstance(s.params["max_pairs"], int)
-    with pytest.raises(ConfigError, match=r"Unknown strategy 'corelation_pairs'.*did you mean 'correlation_pairs'"):
+    assert (
+        s.params["entry_z"] == 2.5 and s.params["max_pairs"] == 5 and isinstance(s.params["max_pairs"], int)
+    )
+    with pytest.raises(
+        ConfigError, match=r"Unknown strategy 'corelation_pairs'.*did you mean 'correlation_pairs'"
+    ):
         get_strategy("corelation_pairs")
     with pytest.raises(ConfigError) as e:
         get_strategy("correlation_pairs", {"entry_zz": 2})
@@ -49,7 +68,14 @@ def test_registry_and_param_validation():
 
 
 def test_intent_rules():
-    Intent(action=ENTER, token_id="t", market_id="m", side="BUY", notional_micro=10 * M, limit_price_micro=500_000)
+    Intent(
+        action=ENTER,
+        token_id="t",
+        market_id="m",
+        side="BUY",
+        notional_micro=10 * M,
+        limit_price_micro=500_000,
+    )
     with pytest.raises(ValueError, match="short selling"):
         Intent(action=ENTER, token_id="t", market_id="m", side="SELL", size_micro=M)
     with pytest.raises(ValueError, match="exactly one"):
@@ -57,13 +83,28 @@ def test_intent_rules():
     with pytest.raises(ValueError, match="for BUYs"):
         Intent(action=EXIT, token_id="t", market_id="m", side="SELL", notional_micro=M)
     with pytest.raises(ValueError, match="limit_price_micro"):
-        Intent(action=ENTER, token_id="t", market_id="m", side="BUY", size_micro=M, limit_price_micro=1_000_000)
+        Intent(
+            action=ENTER, token_id="t", market_id="m", side="BUY", size_micro=M, limit_price_micro=1_000_000
+        )
 
 
 def test_market_info_from_row():
-    r = {"id": "m1", "question": "Q?", "token_ids": '["a","b"]', "outcomes": '["Yes","No"]', "event_id": "e",
-         "event_title": None, "neg_risk": 1, "neg_risk_market_id": "0xnr", "end_date": T0, "tick_size": 0.001,
-         "min_order_size": 5, "fees_enabled": 1, "fee_rate": 0.04, "fee_exponent": 1}
+    r = {
+        "id": "m1",
+        "question": "Q?",
+        "token_ids": '["a","b"]',
+        "outcomes": '["Yes","No"]',
+        "event_id": "e",
+        "event_title": None,
+        "neg_risk": 1,
+        "neg_risk_market_id": "0xnr",
+        "end_date": T0,
+        "tick_size": 0.001,
+        "min_order_size": 5,
+        "fees_enabled": 1,
+        "fee_rate": 0.04,
+        "fee_exponent": 1,
+    }
     m = MarketInfo.from_row(r)
     assert m.token_ids == ("a", "b") and m.primary_token == "a" and m.neg_risk and m.tick_micro == 1000
     assert m.fee == FeeSchedule(rate=0.04, exponent=1.0, enabled=True)
@@ -83,7 +124,7 @@ def test_feed_point_in_time_rules():
     with pytest.raises(DataError, match="went back in time"):
         feed.add_rows([row(T0 - 300, "A-yes", "A", 0.41, 0.43)])
     with pytest.raises(RuntimeError, match="stale"):
-        v.quote("A-yes")               # the feed moved on: the old view is dead
+        v.quote("A-yes")  # the feed moved on: the old view is dead
     book = feed.view(T0 + 300).book("A-yes")
     assert book.best_bid == 0.41 and book.asks[0].size == 100
 
@@ -92,10 +133,10 @@ def test_feed_history_grid_and_gaps():
     feed = MarketFeed([mk("A"), mk("B")], history_seconds=1800, interval_seconds=300)
     for k in range(5):
         rows = [row(T0 + 300 * k, "A-yes", "A", 0.40 + k / 100, 0.42 + k / 100)]
-        if k != 2:                                     # B misses bucket 2
+        if k != 2:  # B misses bucket 2
             rows.append(row(T0 + 300 * k, "B-yes", "B", 0.60, 0.62))
         feed.add_rows(rows)
-    feed.add_rows([row(T0 + 1250, "A-yes", "A", 0.50, 0.52)])   # same bucket as 1200: overwrites
+    feed.add_rows([row(T0 + 1250, "A-yes", "A", 0.50, 0.52)])  # same bucket as 1200: overwrites
     h = feed.view(T0 + 1250).history(["A-yes", "B-yes"], seconds=1200)
     assert list(h.timestamps) == [T0 + 300 * k for k in range(5)]
     assert np.allclose(h.column("A-yes"), [0.41, 0.42, 0.43, 0.44, 0.51])
@@ -110,8 +151,20 @@ def test_feed_history_grid_and_gaps():
 
 def test_feed_backfilled_rows_get_a_synthetic_book():
     feed = MarketFeed([mk("A", tick_size=0.01)], backfill_half_spread=0.01, interval_seconds=300)
-    feed.add_rows([{"timestamp": T0, "token_id": "A-yes", "market_id": "A", "best_bid": None, "best_ask": None,
-                    "mid": None, "last_trade_price": 0.555, "source": "backfill"}])
+    feed.add_rows(
+        [
+            {
+                "timestamp": T0,
+                "token_id": "A-yes",
+                "market_id": "A",
+                "best_bid": None,
+                "best_ask": None,
+                "mid": None,
+                "last_trade_price": 0.555,
+                "source": "backfill",
+            }
+        ]
+    )
     q = feed.view(T0).quote("A-yes")
     # 0.555 − 0.01 = 0.545 → down to the tick 0.54; 0.565 → up to 0.57 (outward: pessimistic)
     assert (q.best_bid, q.best_ask, q.mid, q.backfilled) == (0.54, 0.57, 0.555, True)
@@ -134,22 +187,38 @@ def _pair_feed(n=600, jump=0.0, seed=0):
     rng = np.random.default_rng(seed)
     walk = 0.5 + np.cumsum(rng.normal(0, 0.004, n))
     noise = rng.normal(0, 0.0015, (n, 2))
-    feed = MarketFeed([mk("A", end_date=T0 + 60 * DAY), mk("B", end_date=T0 + 60 * DAY)],
-                      history_seconds=80 * 3600, interval_seconds=300)
+    feed = MarketFeed(
+        [mk("A", end_date=T0 + 60 * DAY), mk("B", end_date=T0 + 60 * DAY)],
+        history_seconds=80 * 3600,
+        interval_seconds=300,
+    )
 
     def step(k, j=0.0):
         a = walk[k] + noise[k, 0] + j
         b = walk[k] + noise[k, 1]
-        feed.add_rows([row(T0 + 300 * k, "A-yes", "A", round(a - 0.005, 4), round(a + 0.005, 4)),
-                       row(T0 + 300 * k, "B-yes", "B", round(b - 0.005, 4), round(b + 0.005, 4))])
+        feed.add_rows(
+            [
+                row(T0 + 300 * k, "A-yes", "A", round(a - 0.005, 4), round(a + 0.005, 4)),
+                row(T0 + 300 * k, "B-yes", "B", round(b - 0.005, 4), round(b + 0.005, 4)),
+            ]
+        )
         return T0 + 300 * k
+
     for k in range(n - 1):
         step(k)
     return feed, T0 + 300 * (n - 2), (lambda: step(n - 1, jump))
 
 
-PAIR_PARAMS = {"lookback_hours": 40, "z_window_hours": 24, "min_correlation": 0.7, "change_points": 1,
-               "reselect_hours": 1000.0, "entry_z": 2.0, "exit_z": 0.5, "min_edge": 0.0}
+PAIR_PARAMS = {
+    "lookback_hours": 40,
+    "z_window_hours": 24,
+    "min_correlation": 0.7,
+    "change_points": 1,
+    "reselect_hours": 1000.0,
+    "entry_z": 2.0,
+    "exit_z": 0.5,
+    "min_edge": 0.0,
+}
 
 
 def test_correlation_pairs_buys_the_laggard_then_exits_on_convergence():
@@ -164,7 +233,7 @@ def test_correlation_pairs_buys_the_laggard_then_exits_on_convergence():
     # A jumped up: the spread A − βB is stretched upwards → B is the laggard
     assert (it.action, it.token_id, it.side, it.notional_micro) == (ENTER, "B-yes", "BUY", 50 * M)
     q = feed.view(now).quote("B-yes")
-    assert it.limit_price_micro == round(q.best_ask * 100) * 10_000 + 10_000        # ask + 1 tick
+    assert it.limit_price_micro == round(q.best_ask * 100) * 10_000 + 10_000  # ask + 1 tick
     assert "laggard" in it.reason and it.tag == "pair:A-yes|B-yes"
     # no jump: nothing to do; holding B while the spread is normal → sell all at the bid − 1 tick
     feed2, _, last2 = _pair_feed(jump=0.0)
@@ -209,12 +278,12 @@ def test_mean_reversion_buys_a_drop_and_sells_the_recovery():
         p = 0.50 + rng.normal(0, 0.003)
         feed.add_rows([row(T0 + 300 * k, "A-yes", "A", round(p - 0.005, 3), round(p + 0.005, 3))])
     now = T0 + 300 * n
-    feed.add_rows([row(now, "A-yes", "A", 0.44, 0.45)])          # a sudden drop
+    feed.add_rows([row(now, "A-yes", "A", 0.44, 0.45)])  # a sudden drop
     s = MeanReversion({"window_hours": 12})
     out = s.decide(feed.view(now), PortfolioView(500 * M))
     assert len(out) == 1 and out[0].action == ENTER and out[0].token_id == "A-yes"
     assert out[0].limit_price_micro == 460_000
-    feed.add_rows([row(now + 300, "A-yes", "A", 0.50, 0.51)])    # back to the mean
+    feed.add_rows([row(now + 300, "A-yes", "A", 0.50, 0.51)])  # back to the mean
     h = Holding("A-yes", "A", 100 * M, 45 * M, now)
     out = s.decide(feed.view(now + 300), PortfolioView(455 * M, {"A-yes": h}))
     assert len(out) == 1 and out[0].action == EXIT and out[0].limit_price_micro == 490_000
@@ -227,6 +296,7 @@ def test_strategies_never_read_the_clock(monkeypatch):
 
     def boom(*a, **k):
         raise AssertionError("a strategy read the clock")
+
     for name in ("time", "monotonic", "perf_counter", "time_ns"):
         monkeypatch.setattr(time, name, boom)
     for s in strategies:
@@ -240,8 +310,17 @@ def test_same_rows_same_intents_on_both_feed_paths(tmp_path):
     from polybot.backtest.synthetic import generate
     from polybot.db import connect
 
-    d = generate(tmp_path / "s.db", n_markets=6, days=4, seed=5, tick=0.001, half_spread=0.002,
-                 common_vol=0.012, idio_vol=0.008, reversion=0.04)
+    d = generate(
+        tmp_path / "s.db",
+        n_markets=6,
+        days=4,
+        seed=5,
+        tick=0.001,
+        half_spread=0.002,
+        common_vol=0.012,
+        idio_vol=0.008,
+        reversion=0.04,
+    )
     conn = connect(d.path, readonly=True)
     markets, _ = load_markets(conn)
     params = {"lookback_hours": 24, "reselect_hours": 2, "z_window_hours": 12, "entry_z": 1.5}
@@ -271,7 +350,7 @@ def test_same_rows_same_intents_on_both_feed_paths(tmp_path):
         if t % 7200 == 0:
             tok = d.yes_tokens[0]
             assert f1.view(t).book(tok) == f2.view(t).book(tok)
-    assert n_intents > 0          # the comparison was not vacuous
+    assert n_intents > 0  # the comparison was not vacuous
     conn.close()
 
 
@@ -287,8 +366,10 @@ def test_warm_feed_equals_a_feed_built_row_by_row(tmp_path):
     now = d.start_ts + DAY + 7 * 300
     warm = warm_feed(conn, s, now)
     ref = MarketFeed(list(warm.markets.values()), history_seconds=s.history_seconds)
-    rows = conn.execute("SELECT * FROM market_snapshots WHERE timestamp > ? AND timestamp <= ? "
-                        "ORDER BY timestamp", (now - s.history_seconds - 300, now)).fetchall()
+    rows = conn.execute(
+        "SELECT * FROM market_snapshots WHERE timestamp > ? AND timestamp <= ? ORDER BY timestamp",
+        (now - s.history_seconds - 300, now),
+    ).fetchall()
     ref.add_rows(rows)
     tok = d.yes_tokens[1]
     h1, h2 = warm.view(now).history([tok]), ref.view(now).history([tok])
@@ -299,6 +380,7 @@ def test_warm_feed_equals_a_feed_built_row_by_row(tmp_path):
     nxt = conn.execute("SELECT * FROM market_snapshots WHERE timestamp = ?", (now + 300,)).fetchall()
     warm.add_rows(nxt)
     ref.add_rows(nxt)
-    assert s.decide(warm.view(now + 300), PortfolioView(500 * M)) == \
-        get_strategy("mean_reversion", {"window_hours": 6}).decide(ref.view(now + 300), PortfolioView(500 * M))
+    assert s.decide(warm.view(now + 300), PortfolioView(500 * M)) == get_strategy(
+        "mean_reversion", {"window_hours": 6}
+    ).decide(ref.view(now + 300), PortfolioView(500 * M))
     conn.close()

@@ -11,6 +11,7 @@ Not guaranteed (deliberate circumvention of Python, out of scope; see MarketView
 docstring): ``object.__getattribute__``, the class's slot descriptors, ``gc``, the
 caller's frames, or opening the database file directly.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,7 +23,7 @@ from polybot.strategy import ENTER, Intent, Strategy
 from polybot.strategy.base import MarketInfo, MarketView
 from polybot.strategy.feed import MarketFeed
 
-from .helpers_backtest import DAY, M, T0, add_market, new_db, snap
+from .helpers_backtest import DAY, T0, M, add_market, new_db, snap
 from .test_backtest import run_bt
 
 # The paths a cheating strategy tried on 15cb2c7, and the generic ways to get at an
@@ -74,8 +75,17 @@ class Cheater(Strategy):
         # legitimate use still works: buy once at the first decision
         if portfolio.cash_micro == 500 * M and not portfolio.positions and view.quote("A-yes") is not None:
             q = view.quote("A-yes")
-            return [Intent(action=ENTER, token_id="A-yes", market_id="A", side="BUY", notional_micro=10 * M,
-                           limit_price_micro=int(round(q.best_ask * M)), reason="legit")]
+            return [
+                Intent(
+                    action=ENTER,
+                    token_id="A-yes",
+                    market_id="A",
+                    side="BUY",
+                    notional_micro=10 * M,
+                    limit_price_micro=int(round(q.best_ask * M)),
+                    reason="legit",
+                )
+            ]
         return []
 
 
@@ -104,12 +114,13 @@ def test_a_cheating_strategy_in_a_backtest_reaches_nothing(tmp_path):
 
 
 def test_the_view_answers_only_for_its_time():
-    feed = MarketFeed([MarketInfo("A", token_ids=("A-yes",))], interval_seconds=300,
-                      resolved_at={"A": T0 + 600})
+    feed = MarketFeed(
+        [MarketInfo("A", token_ids=("A-yes",))], interval_seconds=300, resolved_at={"A": T0 + 600}
+    )
     feed.add_rows([{"timestamp": T0, "token_id": "A-yes", "best_bid": 0.4, "best_ask": 0.5}])
     view = feed.view(T0)
     assert isinstance(view, MarketView) and view.now == T0
-    assert view.is_resolved("A") is False             # resolution at T0+600 is the future
+    assert view.is_resolved("A") is False  # resolution at T0+600 is the future
     assert view.quote("A-yes").best_ask == 0.5
     with pytest.raises(AttributeError, match="exposes only its public methods"):
         view._feed  # noqa: B018

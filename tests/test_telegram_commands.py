@@ -1,4 +1,5 @@
 """Telegram commands through the real listener thread against the fake Bot API."""
+
 from __future__ import annotations
 
 import logging
@@ -10,8 +11,13 @@ import pytest
 from polybot.db import atomic, connect, set_state
 from polybot.money import to_micro
 from polybot.notify.commands import CommandHandler, start_command_listener
-from tests.helpers_alerts import (CHAT_ID, fake_tg, free_port, make_workspace, telegram_section,  # noqa: F401
-                                  wait_until)
+from tests.helpers_alerts import (
+    CHAT_ID,
+    free_port,
+    make_workspace,
+    telegram_section,  # noqa: F401
+    wait_until,
+)
 
 STRANGER = 99887766
 
@@ -25,6 +31,7 @@ def listener(tmp_path, fake_tg):
         thread = start_command_listener(cfg, stop, poll_seconds=1)
         started.append((stop, thread))
         return stop, thread
+
     yield start
     for stop, thread in started:
         stop.set()
@@ -32,10 +39,19 @@ def listener(tmp_path, fake_tg):
 
 
 def _cfg(tmp_path, fake):
-    dead = f"http://127.0.0.1:{free_port()}"        # /health's API check must not leave the machine
-    return make_workspace(tmp_path, {"telegram": telegram_section(fake),
-                                     "polymarket": {"base_url": dead + "/clob", "gamma_url": dead + "/gamma",
-                                                    "data_url": dead + "/data", "timeout_seconds": 2}})
+    dead = f"http://127.0.0.1:{free_port()}"  # /health's API check must not leave the machine
+    return make_workspace(
+        tmp_path,
+        {
+            "telegram": telegram_section(fake),
+            "polymarket": {
+                "base_url": dead + "/clob",
+                "gamma_url": dead + "/gamma",
+                "data_url": dead + "/data",
+                "timeout_seconds": 2,
+            },
+        },
+    )
 
 
 def _replies(fake, chat=CHAT_ID):
@@ -67,7 +83,7 @@ def test_commands_from_another_chat_are_ignored_and_logged(tmp_path, fake_tg, li
     listener(cfg)
     fake_tg.add_message(STRANGER, "/stop", first_name="Mallory", username="mallory")
     fake_tg.add_message(STRANGER, "/confirm_stop", first_name="Mallory", username="mallory")
-    fake_tg.add_message(int(CHAT_ID), "/help")               # proves the two were processed
+    fake_tg.add_message(int(CHAT_ID), "/help")  # proves the two were processed
     assert wait_until(lambda: len(_replies(fake_tg)) >= 1)
     assert "/status" in _replies(fake_tg)[0]
     assert not cfg.emergency_stop_file.exists()
@@ -97,23 +113,35 @@ def _seed(cfg, now):
     with atomic(conn):
         for k, v in (("heartbeat", str(now - 5)), ("mode", "paper"), ("pid", "4242"), ("halted", "0")):
             set_state(conn, k, v, now=now)
-        conn.execute("INSERT INTO markets(id, condition_id, question, token_ids, outcomes, first_seen, updated_at) "
-                     "VALUES ('m1', '0xc1', 'Will it rain in Paris on Friday?', '[\"t1\",\"t2\"]', "
-                     "'[\"Yes\",\"No\"]', ?, ?)", (now, now))
+        conn.execute(
+            "INSERT INTO markets(id, condition_id, question, token_ids, outcomes, first_seen, updated_at) "
+            "VALUES ('m1', '0xc1', 'Will it rain in Paris on Friday?', '[\"t1\",\"t2\"]', "
+            '\'["Yes","No"]\', ?, ?)',
+            (now, now),
+        )
         conn.execute("INSERT INTO market_tokens VALUES ('t1', 'm1', 'Yes', 0)")
-        conn.execute("INSERT INTO market_snapshots(timestamp, token_id, market_id, mid) VALUES (?, 't1', 'm1', 0.55)",
-                     (now - 60,))
-        conn.execute("INSERT INTO positions(mode, token_id, market_id, size_micro, cost_micro, opened_at, updated_at) "
-                     "VALUES ('paper', 't1', 'm1', ?, ?, ?, ?)", (to_micro(20), to_micro(10), now - 3600, now))
+        conn.execute(
+            "INSERT INTO market_snapshots(timestamp, token_id, market_id, mid) VALUES (?, 't1', 'm1', 0.55)",
+            (now - 60,),
+        )
+        conn.execute(
+            "INSERT INTO positions(mode, token_id, market_id, size_micro, cost_micro, opened_at, updated_at) "
+            "VALUES ('paper', 't1', 'm1', ?, ?, ?, ?)",
+            (to_micro(20), to_micro(10), now - 3600, now),
+        )
         for ts, eq, daily in ((now - 8 * 86400, 500, 0), (now - 60, 512.30, 3.20)):
-            conn.execute("INSERT INTO performance(timestamp, mode, equity_micro, cash_micro, exposure_micro, "
-                         "realized_pnl_micro, unrealized_pnl_micro, daily_pnl_micro, open_positions) "
-                         "VALUES (?, 'paper', ?, ?, ?, 0, 0, ?, 1)",
-                         (ts, to_micro(eq), to_micro(eq - 11), to_micro(11), to_micro(daily)))
-        conn.execute("INSERT INTO trades(trade_id, timestamp, mode, token_id, market_id, side, price_micro, "
-                     "size_micro, notional_micro, fee_micro, realized_pnl_micro) "
-                     "VALUES ('x1', ?, 'paper', 't1', 'm1', 'SELL', 600000, 5000000, 3000000, 10000, 1500000)",
-                     (now - 120,))
+            conn.execute(
+                "INSERT INTO performance(timestamp, mode, equity_micro, cash_micro, exposure_micro, "
+                "realized_pnl_micro, unrealized_pnl_micro, daily_pnl_micro, open_positions) "
+                "VALUES (?, 'paper', ?, ?, ?, 0, 0, ?, 1)",
+                (ts, to_micro(eq), to_micro(eq - 11), to_micro(11), to_micro(daily)),
+            )
+        conn.execute(
+            "INSERT INTO trades(trade_id, timestamp, mode, token_id, market_id, side, price_micro, "
+            "size_micro, notional_micro, fee_micro, realized_pnl_micro) "
+            "VALUES ('x1', ?, 'paper', 't1', 'm1', 'SELL', 600000, 5000000, 3000000, 10000, 1500000)",
+            (now - 120,),
+        )
     conn.close()
 
 
@@ -157,7 +185,7 @@ def test_status_shows_halt_and_emergency_stop(tmp_path):
 def test_listener_stops_promptly_and_does_not_replay(tmp_path, fake_tg):
     cfg = _cfg(tmp_path, fake_tg)
     stop = threading.Event()
-    t = start_command_listener(cfg, stop, poll_seconds=30)      # a long poll in flight
+    t = start_command_listener(cfg, stop, poll_seconds=30)  # a long poll in flight
     fake_tg.add_message(int(CHAT_ID), "/help")
     assert wait_until(lambda: len(_replies(fake_tg)) == 1)
     assert fake_tg.wait_for("getUpdates", 2)
@@ -166,11 +194,11 @@ def test_listener_stops_promptly_and_does_not_replay(tmp_path, fake_tg):
     assert not t.is_alive()
 
     stop2 = threading.Event()
-    t2 = start_command_listener(cfg, stop2, poll_seconds=1)     # a restart
+    t2 = start_command_listener(cfg, stop2, poll_seconds=1)  # a restart
     assert wait_until(lambda: len(fake_tg.calls("getUpdates")) >= 4)
     stop2.set()
     t2.join(5)
-    assert len(_replies(fake_tg)) == 1                          # /help was not answered twice
+    assert len(_replies(fake_tg)) == 1  # /help was not answered twice
     offsets = {str(c.params.get("offset")) for c in fake_tg.calls("getUpdates")[2:]}
     assert offsets == {"101"}
 
@@ -188,7 +216,7 @@ def test_listener_survives_a_dead_server(tmp_path, fake_tg):
     cfg = _cfg(tmp_path, fake_tg)
     stop = threading.Event()
     t = start_command_listener(cfg, stop, poll_seconds=1)
-    assert fake_tg.wait_for("getUpdates", 2, timeout=15)        # it keeps retrying
+    assert fake_tg.wait_for("getUpdates", 2, timeout=15)  # it keeps retrying
     fake_tg.mode = "ok"
     fake_tg.add_message(int(CHAT_ID), "/help")
     assert wait_until(lambda: len(_replies(fake_tg)) == 1, 30)

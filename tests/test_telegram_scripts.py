@@ -1,5 +1,6 @@
 """The checklist's Telegram commands, run as an operator would (subprocesses in a workspace
 whose config.yaml points telegram.base_url at the fake Bot API)."""
+
 from __future__ import annotations
 
 import os
@@ -9,18 +10,28 @@ import sys
 import httpx
 
 from tests.conftest import ROOT, run_cli, write_config
-from tests.helpers_alerts import (CHAT_ID, TOKEN, alert_rows, email_section, fake_tg, free_port,  # noqa: F401
-                                  make_workspace, smtp, telegram_section)
+from tests.helpers_alerts import (
+    CHAT_ID,
+    TOKEN,
+    alert_rows,
+    email_section,
+    free_port,  # noqa: F401
+    make_workspace,
+    telegram_section,
+)
 
-ONE_LINER = ("from telegram_notifier import send_notification; "
-             "send_notification('🚀 Production deployment test - ignore')")
+ONE_LINER = (
+    "from telegram_notifier import send_notification; "
+    "send_notification('🚀 Production deployment test - ignore')"
+)
 
 
 def run_py(code: str, cwd, env=None) -> subprocess.CompletedProcess:
     e = {k: v for k, v in os.environ.items() if not k.startswith(("POLY", "TELEGRAM", "SMTP"))}
     e.update(PYTHONPATH=str(ROOT), PYTHONIOENCODING="utf-8", **(env or {}))
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=e, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=e, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_checklist_one_liner_delivers(tmp_path, fake_tg):
@@ -52,7 +63,9 @@ def test_one_liner_when_telegram_is_disabled(tmp_path, fake_tg):
     res = run_py(code, tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == [
-        "Telegram is disabled in config.yaml (telegram.enabled: false); nothing was sent.", "False"]
+        "Telegram is disabled in config.yaml (telegram.enabled: false); nothing was sent.",
+        "False",
+    ]
     assert fake_tg.requests == []
 
 
@@ -89,8 +102,10 @@ def test_get_chat_id_without_messages(tmp_path, fake_tg):
 
 
 def test_get_chat_id_prints_the_chats(tmp_path, fake_tg):
-    write_config(tmp_path, {"telegram": {"enabled": False, "bot_token": "${TELEGRAM_BOT_TOKEN}",
-                                         "base_url": fake_tg.base_url}})
+    write_config(
+        tmp_path,
+        {"telegram": {"enabled": False, "bot_token": "${TELEGRAM_BOT_TOKEN}", "base_url": fake_tg.base_url}},
+    )
     fake_tg.add_message(5550001, "hello", first_name="Alice", username="alice")
     fake_tg.add_message(-100200300, "/start", chat_type="supergroup", title="Trading desk")
     res = run_cli("get_telegram_chat_id.py", cwd=tmp_path, env={"TELEGRAM_BOT_TOKEN": TOKEN})
@@ -98,7 +113,7 @@ def test_get_chat_id_prints_the_chats(tmp_path, fake_tg):
     assert "chat_id 5550001  (private chat with Alice (@alice))" in res.stdout
     assert "chat_id -100200300  (supergroup Trading desk)" in res.stdout
     assert 'chat_id: "5550001"' in res.stdout
-    assert "offset" not in fake_tg.calls("getUpdates")[0].params   # updates are not consumed
+    assert "offset" not in fake_tg.calls("getUpdates")[0].params  # updates are not consumed
 
 
 def test_get_chat_id_without_token(tmp_path):
@@ -122,7 +137,7 @@ def test_test_alerts_reaches_every_channel(tmp_path, fake_tg, smtp):
     (row,) = alert_rows(cfg)
     assert (row["key"], row["level"], row["status"]) == ("test_alert", "critical", "sent")
 
-    res = run_cli("test_alerts.py", "--level", "warning", cwd=tmp_path)   # warning → telegram only
+    res = run_cli("test_alerts.py", "--level", "warning", cwd=tmp_path)  # warning → telegram only
     assert res.returncode == 0
     assert "email" not in res.stdout.split("\n", 1)[1]
     assert len(fake_tg.messages()) == 2 and len(smtp.messages) == 1
@@ -140,5 +155,7 @@ def test_test_alerts_flags_a_routed_but_disabled_channel(tmp_path):
     make_workspace(tmp_path, {})
     res = run_cli("test_alerts.py", "--level", "critical", cwd=tmp_path)
     assert res.returncode == 1
-    assert ("✗ telegram: disabled in config.yaml (telegram.enabled: false), yet alerts.critical routes to it; "
-            "enable it or remove telegram from alerts.critical") in res.stdout
+    assert (
+        "✗ telegram: disabled in config.yaml (telegram.enabled: false), yet alerts.critical routes to it; "
+        "enable it or remove telegram from alerts.critical"
+    ) in res.stdout

@@ -29,15 +29,44 @@ Trigger keys and detection helpers: polybot/alerts/checks.py (``check_win_rate``
 ``check_daily_loss``, ``check_position_sizes``, ``check_database``, ``api_auth_failure``,
 ``emergency_stop``, ``daily_summary``, ``weekly_report``, ``new_markets``; ``KEYS``).
 """
+
 from __future__ import annotations
 
-from .checks import (KEYS, Finding, api_auth_failure, check_api_latency, check_daily_loss,
-                     check_database, check_disk, check_drawdown, check_no_trades,
-                     check_position_sizes, check_win_rate, daily_summary, emergency_stop,
-                     new_markets, weekly_report)
+from .checks import (
+    KEYS,
+    Finding,
+    api_auth_failure,
+    check_api_latency,
+    check_daily_loss,
+    check_database,
+    check_disk,
+    check_drawdown,
+    check_no_trades,
+    check_position_sizes,
+    check_win_rate,
+    daily_summary,
+    emergency_stop,
+    new_markets,
+    weekly_report,
+)
 from .core import LEVELS, Alerter
 
-__all__ = ["Alerter", "LEVELS", "KEYS", "Finding", "api_auth_failure", "check_api_latency",
-           "check_daily_loss", "check_database", "check_disk", "check_drawdown", "check_no_trades",
-           "check_position_sizes", "check_win_rate", "daily_summary", "emergency_stop", "new_markets",
-           "weekly_report"]
+__all__ = [
+    "Alerter",
+    "LEVELS",
+    "KEYS",
+    "Finding",
+    "api_auth_failure",
+    "check_api_latency",
+    "check_daily_loss",
+    "check_database",
+    "check_disk",
+    "check_drawdown",
+    "check_no_trades",
+    "check_position_sizes",
+    "check_win_rate",
+    "daily_summary",
+    "emergency_stop",
+    "new_markets",
+    "weekly_report",
+]

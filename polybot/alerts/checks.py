@@ -30,15 +30,17 @@ Info (``alerts.info`` channels)
 Also used by this package: ``emergency_stop_requested`` (info: /stop from Telegram) and
 ``test_alert`` (test_alerts.py).
 """
+
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple
 
 from ..money import fmt_usd, to_micro
 
-GB = 1024 ** 3
+GB = 1024**3
 
 
 class Finding(NamedTuple):
@@ -72,15 +74,19 @@ KEYS: dict[str, tuple[str, str]] = {
     "resource_exhausted": ("critical", "Circuit breaker #4 on a full or read-only disk or log file (engine)"),
     "maintenance_failed": ("critical", "Maintenance could not open the database (disk full / read-only)"),
     "prelaunch_test": ("critical", "Pre-launch test alert (pre_launch_check.py)"),
-    "health_<check>": ("critical", "health_check.py check failing: bot, api, database, last_trade, errors, disk"),
+    "health_<check>": (
+        "critical",
+        "health_check.py check failing: bot, api, database, last_trade, errors, disk",
+    ),
 }
 
 
 def _thresholds(t):
     if t is None:
         from ..config import AlertThresholds
+
         return AlertThresholds()
-    return getattr(t, "thresholds", t)      # accept cfg.alerts or cfg.alerts.thresholds
+    return getattr(t, "thresholds", t)  # accept cfg.alerts or cfg.alerts.thresholds
 
 
 def _pct(x: float) -> str:
@@ -93,46 +99,62 @@ def _hours(seconds: float) -> str:
 
 
 # --------------------------------------------------------------------------- critical
-def check_daily_loss(daily_pnl_micro: int, daily_loss_limit: float) -> Optional[Finding]:
+def check_daily_loss(daily_pnl_micro: int, daily_loss_limit: float) -> Finding | None:
     """Critical when today's P&L (micro-units, UTC day) is a loss ≥ the limit ($, config)."""
     limit = to_micro(daily_loss_limit)
     if daily_pnl_micro > -limit:
         return None
-    return Finding("critical", "daily_loss_limit",
-                   f"Daily loss {fmt_usd(daily_pnl_micro)} reached the limit of {fmt_usd(limit)} "
-                   f"(UTC day). Trading stops.\nWhat to do: review today's trades with /pnl and "
-                   f"/positions; resume with python trading_bot.py --restart only after the review.")
+    return Finding(
+        "critical",
+        "daily_loss_limit",
+        f"Daily loss {fmt_usd(daily_pnl_micro)} reached the limit of {fmt_usd(limit)} "
+        f"(UTC day). Trading stops.\nWhat to do: review today's trades with /pnl and "
+        f"/positions; resume with python trading_bot.py --restart only after the review.",
+    )
 
 
 def api_auth_failure(detail: str = "") -> Finding:
     """Critical: the exchange refused the credentials (HTTP 401/403)."""
     extra = f" ({detail})" if detail else ""
-    return Finding("critical", "api_auth_failure",
-                   f"Polymarket refused the API credentials{extra}. Trading stops.\n"
-                   f"What to do: check POLYMARKET_API_KEY/SECRET/PASSPHRASE and the funder address, "
-                   f"run python validate_config.py, then python trading_bot.py --restart.")
+    return Finding(
+        "critical",
+        "api_auth_failure",
+        f"Polymarket refused the API credentials{extra}. Trading stops.\n"
+        f"What to do: check POLYMARKET_API_KEY/SECRET/PASSPHRASE and the funder address, "
+        f"run python validate_config.py, then python trading_bot.py --restart.",
+    )
 
 
-def check_database(quick_check_result: str, path: Any = "the database") -> Optional[Finding]:
+def check_database(quick_check_result: str, path: Any = "the database") -> Finding | None:
     """Critical when ``db.quick_check`` did not answer ``ok``."""
     if str(quick_check_result).strip().lower() == "ok":
         return None
-    return Finding("critical", "database_corruption",
-                   f"Database integrity check failed for {path}: {str(quick_check_result)[:300]}. "
-                   f"Trading stops.\nWhat to do: stop the bot (touch EMERGENCY_STOP) and restore the "
-                   f"latest backup with python backup_database.py --restore FILE.")
+    return Finding(
+        "critical",
+        "database_corruption",
+        f"Database integrity check failed for {path}: {str(quick_check_result)[:300]}. "
+        f"Trading stops.\nWhat to do: stop the bot (touch EMERGENCY_STOP) and restore the "
+        f"latest backup with python backup_database.py --restore FILE.",
+    )
 
 
-def emergency_stop(reason: str = "EMERGENCY_STOP file found", *, open_positions: Optional[int] = None) -> Finding:
+def emergency_stop(
+    reason: str = "EMERGENCY_STOP file found", *, open_positions: int | None = None
+) -> Finding:
     """Critical: the emergency stop (file or breaker) stopped trading."""
     pos = "" if open_positions is None else f" Open positions: {open_positions}."
-    return Finding("critical", "emergency_stop",
-                   f"Emergency stop: {reason}. Trading is stopped.{pos}\nWhat to do: find the cause; "
-                   f"to resume: rm EMERGENCY_STOP and python trading_bot.py --restart.")
+    return Finding(
+        "critical",
+        "emergency_stop",
+        f"Emergency stop: {reason}. Trading is stopped.{pos}\nWhat to do: find the cause; "
+        f"to resume: rm EMERGENCY_STOP and python trading_bot.py --restart.",
+    )
 
 
-def check_position_sizes(positions: Iterable[Mapping[str, Any]], max_position_size: float,
-                         ) -> Optional[Finding]:
+def check_position_sizes(
+    positions: Iterable[Mapping[str, Any]],
+    max_position_size: float,
+) -> Finding | None:
     """Critical when a position's value is above ``max_position_size`` ($).
 
     Each position is a mapping with ``token_id`` and ``value_micro`` (current value) or
@@ -148,14 +170,17 @@ def check_position_sizes(positions: Iterable[Mapping[str, Any]], max_position_si
         return None
     lines = "; ".join(f"{tok[:12]}… {fmt_usd(v)}" for tok, v in over[:5])
     more = f" and {len(over) - 5} more" if len(over) > 5 else ""
-    return Finding("critical", "position_over_limit",
-                   f"{len(over)} position(s) above max_position_size {fmt_usd(limit)}: {lines}{more}. "
-                   f"Trading stops.\nWhat to do: check /positions against Polymarket, reduce by hand "
-                   f"if needed, then python trading_bot.py --restart.")
+    return Finding(
+        "critical",
+        "position_over_limit",
+        f"{len(over)} position(s) above max_position_size {fmt_usd(limit)}: {lines}{more}. "
+        f"Trading stops.\nWhat to do: check /positions against Polymarket, reduce by hand "
+        f"if needed, then python trading_bot.py --restart.",
+    )
 
 
 # --------------------------------------------------------------------------- warning
-def _pnl_of(trade: Any) -> Optional[float]:
+def _pnl_of(trade: Any) -> float | None:
     if isinstance(trade, Mapping) or hasattr(trade, "keys"):
         keys = list(trade.keys())
         name = "realized_pnl_micro" if "realized_pnl_micro" in keys else ("pnl" if "pnl" in keys else None)
@@ -164,7 +189,7 @@ def _pnl_of(trade: Any) -> Optional[float]:
     return None if trade is None else float(trade)
 
 
-def check_win_rate(trades: Sequence[Any], thresholds=None) -> Optional[Finding]:
+def check_win_rate(trades: Sequence[Any], thresholds=None) -> Finding | None:
     """Warning when fewer than ``win_rate`` of the last ``win_rate_trades`` closed trades won.
 
     ``trades``: oldest first, each a realized P&L number or a mapping/row with
@@ -173,20 +198,23 @@ def check_win_rate(trades: Sequence[Any], thresholds=None) -> Optional[Finding]:
     """
     t = _thresholds(thresholds)
     pnls = [p for p in (_pnl_of(x) for x in trades) if p is not None]
-    window = pnls[-int(t.win_rate_trades):]
+    window = pnls[-int(t.win_rate_trades) :]
     if len(window) < int(t.win_rate_trades):
         return None
     wins = sum(1 for p in window if p > 0)
     rate = wins / len(window)
     if rate >= t.win_rate:
         return None
-    return Finding("warning", "win_rate_low",
-                   f"Win rate {_pct(rate)} over the last {len(window)} trades ({wins} won) is below "
-                   f"{_pct(t.win_rate)}.\nWhat to do: review the strategy's recent trades; consider "
-                   f"pausing (touch EMERGENCY_STOP) if it keeps falling.")
+    return Finding(
+        "warning",
+        "win_rate_low",
+        f"Win rate {_pct(rate)} over the last {len(window)} trades ({wins} won) is below "
+        f"{_pct(t.win_rate)}.\nWhat to do: review the strategy's recent trades; consider "
+        f"pausing (touch EMERGENCY_STOP) if it keeps falling.",
+    )
 
 
-def check_drawdown(equity_series: Sequence[float], thresholds=None) -> Optional[Finding]:
+def check_drawdown(equity_series: Sequence[float], thresholds=None) -> Finding | None:
     """Warning when the latest equity is more than ``drawdown`` below its running peak.
 
     ``equity_series``: equity values oldest first (micro-units or dollars — any unit).
@@ -202,23 +230,37 @@ def check_drawdown(equity_series: Sequence[float], thresholds=None) -> Optional[
     dd = (peak - last) / peak
     if dd <= t.drawdown:
         return None
-    return Finding("warning", "drawdown",
-                   f"Drawdown {_pct(dd)} from the equity peak (limit {_pct(t.drawdown)}).\n"
-                   f"What to do: check /pnl and /positions; reduce risk or stop if it deepens.")
+    return Finding(
+        "warning",
+        "drawdown",
+        f"Drawdown {_pct(dd)} from the equity peak (limit {_pct(t.drawdown)}).\n"
+        f"What to do: check /pnl and /positions; reduce risk or stop if it deepens.",
+    )
 
 
-def check_api_latency(seconds: float, thresholds=None, *, endpoint: str = "Polymarket API") -> Optional[Finding]:
+def check_api_latency(
+    seconds: float, thresholds=None, *, endpoint: str = "Polymarket API"
+) -> Finding | None:
     """Warning when one API call took longer than ``api_response_seconds``."""
     t = _thresholds(thresholds)
     if seconds is None or seconds <= t.api_response_seconds:
         return None
-    return Finding("warning", "api_slow",
-                   f"{endpoint} answered in {seconds:.1f} s (threshold {t.api_response_seconds:g} s).\n"
-                   f"What to do: check the network and status.polymarket.com; orders may fill late.")
+    return Finding(
+        "warning",
+        "api_slow",
+        f"{endpoint} answered in {seconds:.1f} s (threshold {t.api_response_seconds:g} s).\n"
+        f"What to do: check the network and status.polymarket.com; orders may fill late.",
+    )
 
 
-def check_no_trades(last_trade_ts: Optional[int], now: int, market_active: bool, thresholds=None, *,
-                    since: Optional[int] = None) -> Optional[Finding]:
+def check_no_trades(
+    last_trade_ts: int | None,
+    now: int,
+    market_active: bool,
+    thresholds=None,
+    *,
+    since: int | None = None,
+) -> Finding | None:
     """Warning when no trade happened for ``no_trades_hours`` while markets are active.
 
     ``last_trade_ts``: epoch s of the last trade (None if never); ``since``: when the bot
@@ -234,13 +276,16 @@ def check_no_trades(last_trade_ts: Optional[int], now: int, market_active: bool,
     if idle < t.no_trades_hours * 3600:
         return None
     what = "since the last trade" if last_trade_ts is not None else "since the bot started (no trade yet)"
-    return Finding("warning", "no_trades",
-                   f"No trades for {_hours(idle)} {what} while markets are active "
-                   f"(threshold {t.no_trades_hours:g} h).\nWhat to do: check /status and "
-                   f"python health_check.py; the bot may be stuck or halted.")
+    return Finding(
+        "warning",
+        "no_trades",
+        f"No trades for {_hours(idle)} {what} while markets are active "
+        f"(threshold {t.no_trades_hours:g} h).\nWhat to do: check /status and "
+        f"python health_check.py; the bot may be stuck or halted.",
+    )
 
 
-def check_disk(path: Path | str, thresholds=None, *, free_bytes: Optional[int] = None) -> Optional[Finding]:
+def check_disk(path: Path | str, thresholds=None, *, free_bytes: int | None = None) -> Finding | None:
     """Warning when the disk holding ``path`` has less than ``disk_free_gb`` free."""
     t = _thresholds(thresholds)
     if free_bytes is None:
@@ -251,40 +296,64 @@ def check_disk(path: Path | str, thresholds=None, *, free_bytes: Optional[int] =
     free_gb = free_bytes / GB
     if free_gb >= t.disk_free_gb:
         return None
-    return Finding("warning", "disk_space_low",
-                   f"Disk space low: {free_gb:.2f} GB free at {path} (threshold {t.disk_free_gb:g} GB).\n"
-                   f"What to do: delete old backups/logs or run python maintain_database.py; "
-                   f"SQLite stops writing when the disk is full.")
+    return Finding(
+        "warning",
+        "disk_space_low",
+        f"Disk space low: {free_gb:.2f} GB free at {path} (threshold {t.disk_free_gb:g} GB).\n"
+        f"What to do: delete old backups/logs or run python maintain_database.py; "
+        f"SQLite stops writing when the disk is full.",
+    )
 
 
 # --------------------------------------------------------------------------- info
-def daily_summary(day: str, *, equity_micro: int, daily_pnl_micro: int, trades: int,
-                  open_positions: int, win_rate: Optional[float] = None) -> Finding:
+def daily_summary(
+    day: str,
+    *,
+    equity_micro: int,
+    daily_pnl_micro: int,
+    trades: int,
+    open_positions: int,
+    win_rate: float | None = None,
+) -> Finding:
     """Info: the daily performance summary (``day`` as YYYY-MM-DD)."""
     wr = f", win rate {_pct(win_rate)}" if win_rate is not None else ""
-    return Finding("info", "daily_summary",
-                   f"Daily summary {day}: P&L {fmt_usd(daily_pnl_micro, signed=True)}, equity "
-                   f"{fmt_usd(equity_micro)}, {trades} trades{wr}, {open_positions} open positions.")
+    return Finding(
+        "info",
+        "daily_summary",
+        f"Daily summary {day}: P&L {fmt_usd(daily_pnl_micro, signed=True)}, equity "
+        f"{fmt_usd(equity_micro)}, {trades} trades{wr}, {open_positions} open positions.",
+    )
 
 
-def weekly_report(week: str, *, pnl_micro: int, equity_micro: int, trades: int,
-                  win_rate: Optional[float] = None, max_drawdown: Optional[float] = None) -> Finding:
+def weekly_report(
+    week: str,
+    *,
+    pnl_micro: int,
+    equity_micro: int,
+    trades: int,
+    win_rate: float | None = None,
+    max_drawdown: float | None = None,
+) -> Finding:
     """Info: the weekly P&L report (``week`` e.g. '2026-W47')."""
     extra = ""
     if win_rate is not None:
         extra += f", win rate {_pct(win_rate)}"
     if max_drawdown is not None:
         extra += f", max drawdown {_pct(max_drawdown)}"
-    return Finding("info", "weekly_pnl",
-                   f"Weekly P&L {week}: {fmt_usd(pnl_micro, signed=True)}, equity {fmt_usd(equity_micro)}, "
-                   f"{trades} trades{extra}.")
+    return Finding(
+        "info",
+        "weekly_pnl",
+        f"Weekly P&L {week}: {fmt_usd(pnl_micro, signed=True)}, equity {fmt_usd(equity_micro)}, "
+        f"{trades} trades{extra}.",
+    )
 
 
-def new_markets(markets: Sequence[Mapping[str, Any]], *, limit: int = 10) -> Optional[Finding]:
+def new_markets(markets: Sequence[Mapping[str, Any]], *, limit: int = 10) -> Finding | None:
     """Info: one alert listing newly detected markets (mappings with ``question``)."""
     if not markets:
         return None
     lines = [f"• {str(m.get('question') or m.get('id'))[:100]}" for m in markets[:limit]]
     more = f"\n… and {len(markets) - limit} more" if len(markets) > limit else ""
-    return Finding("info", "new_market",
-                   f"{len(markets)} new market(s) detected:\n" + "\n".join(lines) + more)
+    return Finding(
+        "info", "new_market", f"{len(markets)} new market(s) detected:\n" + "\n".join(lines) + more
+    )

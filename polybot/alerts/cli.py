@@ -1,5 +1,6 @@
 """The logic behind the root scripts test_alerts.py, get_telegram_chat_id.py and
 telegram_notifier.py (each script is argparse + ``run_script(main, parser)``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,10 @@ def test_alerts_main(args: argparse.Namespace) -> int:
     alerter = Alerter(cfg)
     channels = alerter.routes(level)
     print(f"Sending a test {level} alert via {', '.join(channels)} (alerts.{level} in {cfg.source})")
-    message = (f"[TEST] This is a test {level} alert from test_alerts.py on {socket.gethostname()}. "
-               f"No action needed.")
+    message = (
+        f"[TEST] This is a test {level} alert from test_alerts.py on {socket.gethostname()}. "
+        f"No action needed."
+    )
     results = alerter.deliver_now(level, "test_alert", message)
     alerter.close(timeout=5)
     failed = 0
@@ -55,7 +58,9 @@ def chat_id_main(args: argparse.Namespace) -> int:
     t = cfg.telegram
     if not t.bot_token:
         var = dict(cfg.unset_env).get("telegram.bot_token", "TELEGRAM_BOT_TOKEN")
-        print(f"{FAIL} telegram.bot_token is not set; export {var} (the token @BotFather gave you) and run again.")
+        print(
+            f"{FAIL} telegram.bot_token is not set; export {var} (the token @BotFather gave you) and run again."
+        )
         return 1
     try:
         username, chats = get_chats(t)
@@ -63,18 +68,22 @@ def chat_id_main(args: argparse.Namespace) -> int:
         print(f"{FAIL} Could not read the bot's messages: {classify(exc, t.bot_token).detail}.")
         return 1
     if not chats:
-        print(f"No messages found for bot @{username}. "
-              f"Send any message to your bot in Telegram, then run this again.")
+        print(
+            f"No messages found for bot @{username}. "
+            f"Send any message to your bot in Telegram, then run this again."
+        )
         return 1
     print(f"Bot @{username} has messages from {len(chats)} chat(s):")
     for c in chats:
         kind = "private chat with" if c["type"] == "private" else f"{c['type']}"
         print(f"  chat_id {c['id']}  ({kind} {c['name']})".rstrip())
-    print("\nPut the one for you in config.yaml:\n\ntelegram:\n  enabled: true\n"
-          f"  chat_id: \"{chats[0]['id']}\"")
+    print(
+        f'\nPut the one for you in config.yaml:\n\ntelegram:\n  enabled: true\n  chat_id: "{chats[0]["id"]}"'
+    )
     return 0
 
 
 def notifier_main(args: argparse.Namespace) -> int:
     from ..notify.telegram import send_notification
+
     return 0 if send_notification(args.text, args.level, config_path=args.config) else 1

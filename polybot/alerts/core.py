@@ -13,6 +13,7 @@ Scripts that exit right after sending call :meth:`Alerter.flush` (or :meth:`clos
 ``atexit`` hook flushes briefly as a safety net. Without a database (not initialized
 yet) alerts are still logged and delivered, throttled in memory.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -24,7 +25,6 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from ..logs import REDACTOR, redact
 from ..notify import DeliveryResult
@@ -49,7 +49,7 @@ class _Item:
     ts: int
 
 
-def _database_file(conn) -> Optional[Path]:
+def _database_file(conn) -> Path | None:
     try:
         for row in conn.execute("PRAGMA database_list").fetchall():
             if row[1] == "main" and row[2]:
@@ -67,24 +67,26 @@ class Alerter:
         self.retry_interval = float(retry_interval)
         self.db_path = (_database_file(conn) if conn is not None else None) or Path(cfg.database_path)
         REDACTOR.add(cfg.secret_values())
-        self.channels = {"telegram": TelegramChannel(cfg.telegram, cfg.unset_env),
-                         "email": EmailChannel(cfg.email, cfg.unset_env)}
-        self._queue: "queue.Queue" = queue.Queue(maxsize=QUEUE_MAX)
+        self.channels = {
+            "telegram": TelegramChannel(cfg.telegram, cfg.unset_env),
+            "email": EmailChannel(cfg.email, cfg.unset_env),
+        }
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_MAX)
         self._unfinished = 0
         self._cond = threading.Condition()
         self._lock = threading.Lock()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._db_warned = False
-        self._not_before: dict[str, float] = {}           # channel → flood-control end
-        self._mem: dict[str, list] = {}                    # key → [anchor ts, repeats] (no DB)
+        self._not_before: dict[str, float] = {}  # channel → flood-control end
+        self._mem: dict[str, list] = {}  # key → [anchor ts, repeats] (no DB)
         self._last_scan = 0.0
         self._closing = False
         _LIVE.add(self)
 
     # ------------------------------------------------------------------ public API
-    def send(self, level: str, key: str, message: str, *, now: Optional[int] = None) -> None:
+    def send(self, level: str, key: str, message: str, *, now: int | None = None) -> None:
         """Log, store and deliver an alert in the background. Returns at once; never raises."""
         try:
             lvl = str(level).lower()
@@ -112,7 +114,7 @@ class Alerter:
     def info(self, key: str, message: str, **kw) -> None:
         return self.send("info", key, message, **kw)
 
-    def report(self, finding: Optional[Finding], **kw) -> None:
+    def report(self, finding: Finding | None, **kw) -> None:
         """Send a :class:`Finding` from a ``check_*`` helper (None: nothing to do)."""
         if finding is not None:
             self.send(finding.level, finding.key, finding.message, **kw)
@@ -177,17 +179,27 @@ class Alerter:
             finally:
                 self._done()
 
-    def _record_only(self, item: "_Item") -> None:
+    def _record_only(self, item: _Item) -> None:
         conn = self._conn()
         if conn is None:
             return
-        rec = store.record(conn, level=item.level, key=item.key, message=item.message,
-                           channels=self.routes(item.level), ts=item.ts,
-                           throttle_minutes=self.cfg.alerts.throttle_minutes, real_now=time.time(),
-                           lease=False)
+        rec = store.record(
+            conn,
+            level=item.level,
+            key=item.key,
+            message=item.message,
+            channels=self.routes(item.level),
+            ts=item.ts,
+            throttle_minutes=self.cfg.alerts.throttle_minutes,
+            real_now=time.time(),
+            lease=False,
+        )
         if not rec.throttled:
-            log.warning("Alert %s [%s] stored for later delivery (closing while a channel is slow)",
-                        rec.row_id, item.key)
+            log.warning(
+                "Alert %s [%s] stored for later delivery (closing while a channel is slow)",
+                rec.row_id,
+                item.key,
+            )
 
     def routes(self, level: str) -> list[str]:
         """The channels for ``level``: "log" first, then the configured ones."""
@@ -210,13 +222,20 @@ class Alerter:
         conn = self._conn()
         if conn is not None:
             try:
-                store.insert_delivered(conn, level=level, key=key, message=message, channels=channels,
-                                       ts=ts, results={c: r for c, r in results.items() if c != "log"})
+                store.insert_delivered(
+                    conn,
+                    level=level,
+                    key=key,
+                    message=message,
+                    channels=channels,
+                    ts=ts,
+                    results={c: r for c, r in results.items() if c != "log"},
+                )
             except sqlite3.Error as exc:
                 log.error("Could not record alert %s: %s", key, exc)
         return results
 
-    def retry_pending(self, *, now: Optional[float] = None) -> int:
+    def retry_pending(self, *, now: float | None = None) -> int:
         """Retry due deliveries (from any process); returns how many rows were attempted."""
         conn = self._conn()
         if conn is None:
@@ -241,7 +260,7 @@ class Alerter:
     def _enqueue(self, item: _Item) -> None:
         with self._cond:
             self._unfinished += 1
-            _BUSY.add(self)       # a temporary Alerter(cfg).critical(...) lives until delivered
+            _BUSY.add(self)  # a temporary Alerter(cfg).critical(...) lives until delivered
         try:
             self._queue.put_nowait(item)
         except queue.Full:
@@ -263,8 +282,9 @@ class Alerter:
             if self._thread is not None and self._thread.is_alive():
                 return
             # The thread holds only a weak reference: when the Alerter is dropped, it ends.
-            self._thread = threading.Thread(target=_worker, args=(weakref.ref(self), self._queue),
-                                            name="polybot-alerts", daemon=True)
+            self._thread = threading.Thread(
+                target=_worker, args=(weakref.ref(self), self._queue), name="polybot-alerts", daemon=True
+            )
             self._thread.start()
 
     def _run_once(self, item) -> None:
@@ -287,19 +307,22 @@ class Alerter:
             except Exception:  # noqa: BLE001
                 log.exception("Retrying pending alerts failed")
 
-    def _conn(self) -> Optional[sqlite3.Connection]:
+    def _conn(self) -> sqlite3.Connection | None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
         from ..db import connect
+
         try:
             conn = connect(self.db_path, check_same_thread=False)
             conn.execute("SELECT 1 FROM alerts LIMIT 1")
         except Exception as exc:  # noqa: BLE001 - no database: deliver anyway
             if not self._db_warned:
                 self._db_warned = True
-                log.warning("Alerts are not stored in the database (%s); they are still logged and sent.",
-                            redact(str(exc)))
+                log.warning(
+                    "Alerts are not stored in the database (%s); they are still logged and sent.",
+                    redact(str(exc)),
+                )
             return None
         self._local.conn = conn
         self._conns.append(conn)
@@ -308,13 +331,20 @@ class Alerter:
     def _process(self, item: _Item) -> None:
         channels = self.routes(item.level)
         real = time.time()
-        rec: Optional[store.Recorded] = None
+        rec: store.Recorded | None = None
         conn = self._conn()
         if conn is not None:
             try:
-                rec = store.record(conn, level=item.level, key=item.key, message=item.message,
-                                   channels=channels, ts=item.ts,
-                                   throttle_minutes=self.cfg.alerts.throttle_minutes, real_now=real)
+                rec = store.record(
+                    conn,
+                    level=item.level,
+                    key=item.key,
+                    message=item.message,
+                    channels=channels,
+                    ts=item.ts,
+                    throttle_minutes=self.cfg.alerts.throttle_minutes,
+                    real_now=real,
+                )
             except sqlite3.Error as exc:
                 log.error("Could not record alert %s (%s); delivering it anyway", item.key, exc)
         if rec is None:
@@ -327,7 +357,9 @@ class Alerter:
         results = self._deliver(item.level, item.key, rec.message, item.ts, external)
         summary = ", ".join(f"{c} {r.status}" for c, r in results.items())
         failed = any(not r.ok and not r.skipped for r in results.values())
-        (log.warning if failed else log.info)("Alert %s [%s] delivery: %s", rec.row_id or "-", item.key, summary)
+        (log.warning if failed else log.info)(
+            "Alert %s [%s] delivery: %s", rec.row_id or "-", item.key, summary
+        )
         if conn is not None and rec.row_id is not None:
             try:
                 store.finish(conn, rec.row_id, results, real_now=time.time())
@@ -346,8 +378,9 @@ class Alerter:
         self._mem[item.key] = [item.ts, 0]
         return store.Recorded(None, False, message)
 
-    def _deliver(self, level: str, key: str, message: str, ts: int, channels: list[str], *,
-                 now: Optional[float] = None) -> dict[str, DeliveryResult]:
+    def _deliver(
+        self, level: str, key: str, message: str, ts: int, channels: list[str], *, now: float | None = None
+    ) -> dict[str, DeliveryResult]:
         """Send to ``channels`` in parallel; every channel gets a result, none can block the rest."""
         text = format_alert(level, key, message, ts, mode=self.cfg.mode)
         subject = email_subject(level, key, message)
@@ -365,8 +398,9 @@ class Alerter:
                 continue
             if self._not_before.get(ch, 0) > real:
                 wait = self._not_before[ch] - real
-                results[ch] = DeliveryResult(ch, False, f"deferred by flood control ({wait:.0f} s)",
-                                             retry_after=wait)
+                results[ch] = DeliveryResult(
+                    ch, False, f"deferred by flood control ({wait:.0f} s)", retry_after=wait
+                )
                 continue
 
             def work(ch=ch, channel=channel) -> None:
@@ -392,7 +426,7 @@ class Alerter:
         return 4 * float(t) + 5
 
 
-def _worker(ref: "weakref.ref[Alerter]", q: "queue.Queue") -> None:
+def _worker(ref: weakref.ref[Alerter], q: queue.Queue) -> None:
     while True:
         alerter = ref()
         if alerter is None:
@@ -412,8 +446,8 @@ def _worker(ref: "weakref.ref[Alerter]", q: "queue.Queue") -> None:
         del alerter
 
 
-_LIVE: "weakref.WeakSet[Alerter]" = weakref.WeakSet()
-_BUSY: "set[Alerter]" = set()          # alerters with queued work (kept alive until it is done)
+_LIVE: weakref.WeakSet[Alerter] = weakref.WeakSet()
+_BUSY: set[Alerter] = set()  # alerters with queued work (kept alive until it is done)
 
 
 @atexit.register

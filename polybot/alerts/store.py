@@ -20,28 +20,28 @@ keys starting with ``_`` (``_retry`` channels, ``_attempts``, ``_next`` and ``_l
 epoch seconds, ``_t0`` first attempt), so any process can pick up a due row: it claims it
 with a compare-and-swap on the delivery text, so two processes never send it twice.
 """
+
 from __future__ import annotations
 
 import json
 import sqlite3
 from dataclasses import dataclass
-from typing import Optional
 
 from ..db import atomic
 from ..notify.formatting import utc_hhmm
 
-LEASE_SECONDS = 180            # a claimed row is someone's for this long
-MAX_ATTEMPTS = 12              # 30 s, 1, 2, 4, 8, 16, 32 min, then hourly — about 5 h in all
-MAX_AGE_SECONDS = 24 * 3600    # never retry an alert older than a day
+LEASE_SECONDS = 180  # a claimed row is someone's for this long
+MAX_ATTEMPTS = 12  # 30 s, 1, 2, 4, 8, 16, 32 min, then hourly — about 5 h in all
+MAX_AGE_SECONDS = 24 * 3600  # never retry an alert older than a day
 BACKOFF_BASE = 30.0
 BACKOFF_CAP = 3600.0
 
 
 @dataclass
 class Recorded:
-    row_id: Optional[int]
+    row_id: int | None
     throttled: bool
-    message: str             # the message to deliver (with the repeat summary, if any)
+    message: str  # the message to deliver (with the repeat summary, if any)
     repeats: int = 0
 
 
@@ -62,12 +62,24 @@ def backoff(attempts: int) -> float:
 
 def summary_line(repeats: int, since_ts: int, throttle_minutes: float) -> str:
     times = "time" if repeats == 1 else "times"
-    return (f"(This alert repeated {repeats} {times} since {utc_hhmm(since_ts)}; repeats are sent "
-            f"at most once per {throttle_minutes:g} min.)")
+    return (
+        f"(This alert repeated {repeats} {times} since {utc_hhmm(since_ts)}; repeats are sent "
+        f"at most once per {throttle_minutes:g} min.)"
+    )
 
 
-def record(conn: sqlite3.Connection, *, level: str, key: str, message: str, channels: list[str],
-           ts: int, throttle_minutes: float, real_now: float, lease: bool = True) -> Recorded:
+def record(
+    conn: sqlite3.Connection,
+    *,
+    level: str,
+    key: str,
+    message: str,
+    channels: list[str],
+    ts: int,
+    throttle_minutes: float,
+    real_now: float,
+    lease: bool = True,
+) -> Recorded:
     """Throttle check + insert, in one transaction.
 
     ``lease``: the new row is reserved for the caller, who delivers it now; without it the
@@ -75,48 +87,79 @@ def record(conn: sqlite3.Connection, *, level: str, key: str, message: str, chan
     """
     window = float(throttle_minutes) * 60
     with atomic(conn):
-        last = conn.execute("SELECT id, timestamp FROM alerts WHERE key = ? AND status != 'throttled' "
-                            "ORDER BY id DESC LIMIT 1", (key,)).fetchone()
+        last = conn.execute(
+            "SELECT id, timestamp FROM alerts WHERE key = ? AND status != 'throttled' "
+            "ORDER BY id DESC LIMIT 1",
+            (key,),
+        ).fetchone()
         if last is not None and window > 0 and ts - last["timestamp"] < window:
-            agg = conn.execute("SELECT id FROM alerts WHERE key = ? AND status = 'throttled' AND id > ? "
-                               "ORDER BY id DESC LIMIT 1", (key, last["id"])).fetchone()
+            agg = conn.execute(
+                "SELECT id FROM alerts WHERE key = ? AND status = 'throttled' AND id > ? "
+                "ORDER BY id DESC LIMIT 1",
+                (key, last["id"]),
+            ).fetchone()
             info = json.dumps({"last_seen": ts, "throttled_by": last["id"]})
             if agg is not None:
-                conn.execute("UPDATE alerts SET repeat_count = repeat_count + 1, message = ?, level = ?, "
-                             "delivery = ? WHERE id = ?", (message, level, info, agg["id"]))
+                conn.execute(
+                    "UPDATE alerts SET repeat_count = repeat_count + 1, message = ?, level = ?, "
+                    "delivery = ? WHERE id = ?",
+                    (message, level, info, agg["id"]),
+                )
                 return Recorded(agg["id"], True, message)
-            cur = conn.execute("INSERT INTO alerts(timestamp, level, key, message, channels, delivery, status, "
-                               "repeat_count) VALUES (?,?,?,?,?,?,?,1)",
-                               (ts, level, key, message, "[]", info, "throttled"))
+            cur = conn.execute(
+                "INSERT INTO alerts(timestamp, level, key, message, channels, delivery, status, "
+                "repeat_count) VALUES (?,?,?,?,?,?,?,1)",
+                (ts, level, key, message, "[]", info, "throttled"),
+            )
             return Recorded(cur.lastrowid, True, message)
         repeats = 0
         if last is not None:
-            row = conn.execute("SELECT COALESCE(SUM(repeat_count), 0) FROM alerts WHERE key = ? AND "
-                               "status = 'throttled' AND id > ?", (key, last["id"])).fetchone()
+            row = conn.execute(
+                "SELECT COALESCE(SUM(repeat_count), 0) FROM alerts WHERE key = ? AND "
+                "status = 'throttled' AND id > ?",
+                (key, last["id"]),
+            ).fetchone()
             repeats = int(row[0])
         if repeats:
             message = f"{message}\n{summary_line(repeats, last['timestamp'], throttle_minutes)}"
         delivery: dict = {ch: ("sent" if ch == "log" else "pending") for ch in channels}
         external = [ch for ch in channels if ch != "log"]
         if external:
-            delivery.update(_retry=external, _attempts=0, _next=real_now,
-                            _lease=real_now + LEASE_SECONDS if lease else 0, _t0=real_now)
+            delivery.update(
+                _retry=external,
+                _attempts=0,
+                _next=real_now,
+                _lease=real_now + LEASE_SECONDS if lease else 0,
+                _t0=real_now,
+            )
         status = "pending" if external else "logged"
-        cur = conn.execute("INSERT INTO alerts(timestamp, level, key, message, channels, delivery, status, "
-                           "repeat_count) VALUES (?,?,?,?,?,?,?,1)",
-                           (ts, level, key, message, json.dumps(channels), json.dumps(delivery), status))
+        cur = conn.execute(
+            "INSERT INTO alerts(timestamp, level, key, message, channels, delivery, status, "
+            "repeat_count) VALUES (?,?,?,?,?,?,?,1)",
+            (ts, level, key, message, json.dumps(channels), json.dumps(delivery), status),
+        )
         return Recorded(cur.lastrowid, False, message, repeats)
 
 
-def insert_delivered(conn: sqlite3.Connection, *, level: str, key: str, message: str, channels: list[str],
-                     ts: int, results: dict) -> int:
+def insert_delivered(
+    conn: sqlite3.Connection,
+    *,
+    level: str,
+    key: str,
+    message: str,
+    channels: list[str],
+    ts: int,
+    results: dict,
+) -> int:
     """Record an alert delivered synchronously (test alerts): no throttling, no retry."""
     delivery = {ch: r.status for ch, r in results.items()}
     status = _status(channels, delivery, retrying=False)
     with atomic(conn):
-        cur = conn.execute("INSERT INTO alerts(timestamp, level, key, message, channels, delivery, status, "
-                           "repeat_count) VALUES (?,?,?,?,?,?,?,1)",
-                           (ts, level, key, message, json.dumps(channels), json.dumps(delivery), status))
+        cur = conn.execute(
+            "INSERT INTO alerts(timestamp, level, key, message, channels, delivery, status, "
+            "repeat_count) VALUES (?,?,?,?,?,?,?,1)",
+            (ts, level, key, message, json.dumps(channels), json.dumps(delivery), status),
+        )
     return cur.lastrowid
 
 
@@ -159,18 +202,22 @@ def finish(conn: sqlite3.Connection, row_id: int, results: dict, *, real_now: fl
                 delivery[ch] = f"{delivery.get(ch, 'failed')} (gave up after {attempts} attempts)"
             retry = []
         if retry:
-            delivery.update(_retry=retry, _attempts=attempts, _t0=t0,
-                            _next=real_now + max(backoff(attempts), wait))
+            delivery.update(
+                _retry=retry, _attempts=attempts, _t0=t0, _next=real_now + max(backoff(attempts), wait)
+            )
         status = _status(channels, delivery, retrying=bool(retry))
-        conn.execute("UPDATE alerts SET delivery = ?, status = ? WHERE id = ?",
-                     (json.dumps(delivery), status, row_id))
+        conn.execute(
+            "UPDATE alerts SET delivery = ?, status = ? WHERE id = ?", (json.dumps(delivery), status, row_id)
+        )
     return status
 
 
 def claim_due(conn: sqlite3.Connection, *, real_now: float, limit: int = 20) -> list[DueRow]:
     """Rows whose retry is due and not leased by another process; claims (leases) them."""
-    rows = conn.execute("SELECT id, timestamp, level, key, message, delivery FROM alerts "
-                        "WHERE status IN ('pending', 'partial') ORDER BY id DESC LIMIT 500").fetchall()
+    rows = conn.execute(
+        "SELECT id, timestamp, level, key, message, delivery FROM alerts "
+        "WHERE status IN ('pending', 'partial') ORDER BY id DESC LIMIT 500"
+    ).fetchall()
     claimed: list[DueRow] = []
     for r in rows:
         try:
@@ -182,10 +229,11 @@ def claim_due(conn: sqlite3.Connection, *, real_now: float, limit: int = 20) -> 
         d["_lease"] = real_now + LEASE_SECONDS
         new = json.dumps(d)
         with atomic(conn):
-            cur = conn.execute("UPDATE alerts SET delivery = ? WHERE id = ? AND delivery = ?",
-                               (new, r["id"], r["delivery"]))
+            cur = conn.execute(
+                "UPDATE alerts SET delivery = ? WHERE id = ? AND delivery = ?", (new, r["id"], r["delivery"])
+            )
         if cur.rowcount == 1:
             claimed.append(DueRow(r["id"], r["timestamp"], r["level"], r["key"], r["message"], d, new))
             if len(claimed) >= limit:
                 break
-    return list(reversed(claimed))        # oldest first
+    return list(reversed(claimed))  # oldest first

@@ -1,4 +1,5 @@
 """The two checklist commands: ``correlation_analysis.py`` and ``plot_correlations.py``."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,7 @@ import csv
 import json
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -47,17 +48,42 @@ def _days(text: str) -> float:
 
 def common_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--days", type=_days, required=True, help="window length, ending at the newest snapshot")
-    p.add_argument("--min-overlap", type=_fraction, default=0.5, metavar="FRACTION",
-                   help="share of the window's price changes a pair must have in common (default 0.5)")
-    p.add_argument("--change-minutes", type=int, default=None, metavar="M",
-                   help="correlate M-minute price changes (default: the collection interval, 5)")
-    p.add_argument("--ffill-minutes", type=int, default=15, metavar="M",
-                   help="carry a price over gaps of at most M minutes (default 15)")
-    p.add_argument("--min-shared-moves", type=_min_moves, default=None, metavar="N",
-                   help="steps where both prices moved that a pair needs before it is tested "
-                        "(default: analysis.min_shared_moves, 20)")
-    p.add_argument("--fdr", type=_fraction, default=None, metavar="Q",
-                   help="Benjamini–Hochberg false discovery rate across all pairs (default: analysis.fdr_q, 0.05)")
+    p.add_argument(
+        "--min-overlap",
+        type=_fraction,
+        default=0.5,
+        metavar="FRACTION",
+        help="share of the window's price changes a pair must have in common (default 0.5)",
+    )
+    p.add_argument(
+        "--change-minutes",
+        type=int,
+        default=None,
+        metavar="M",
+        help="correlate M-minute price changes (default: the collection interval, 5)",
+    )
+    p.add_argument(
+        "--ffill-minutes",
+        type=int,
+        default=15,
+        metavar="M",
+        help="carry a price over gaps of at most M minutes (default 15)",
+    )
+    p.add_argument(
+        "--min-shared-moves",
+        type=_min_moves,
+        default=None,
+        metavar="N",
+        help="steps where both prices moved that a pair needs before it is tested "
+        "(default: analysis.min_shared_moves, 20)",
+    )
+    p.add_argument(
+        "--fdr",
+        type=_fraction,
+        default=None,
+        metavar="Q",
+        help="Benjamini–Hochberg false discovery rate across all pairs (default: analysis.fdr_q, 0.05)",
+    )
     return add_config_arg(p)
 
 
@@ -76,20 +102,26 @@ def _label(days: float) -> str:
 
 
 def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _run(args) -> tuple[object, CorrelationResult]:
     cfg = load_config(args.config, require_mode_secrets=False)
-    configure_from(cfg, console_level="CRITICAL")   # stderr: the one sentence from run_script only
+    configure_from(cfg, console_level="CRITICAL")  # stderr: the one sentence from run_script only
     interval = cfg.collection.interval_minutes * 60
     change = args.change_minutes or cfg.collection.interval_minutes
     conn = open_database(cfg, readonly=True)
     try:
-        res = analyse(conn, args.days, interval=interval, change_minutes=change,
-                      ffill_points=max(0, args.ffill_minutes * 60 // interval), min_overlap=args.min_overlap,
-                      min_shared_moves=args.min_shared_moves or cfg.analysis.min_shared_moves,
-                      fdr_q=args.fdr or cfg.analysis.fdr_q)
+        res = analyse(
+            conn,
+            args.days,
+            interval=interval,
+            change_minutes=change,
+            ffill_points=max(0, args.ffill_minutes * 60 // interval),
+            min_overlap=args.min_overlap,
+            min_shared_moves=args.min_shared_moves or cfg.analysis.min_shared_moves,
+            fdr_q=args.fdr or cfg.analysis.fdr_q,
+        )
     finally:
         conn.close()
     return cfg, res
@@ -101,8 +133,10 @@ def _short(q: str, width: int = 70) -> str:
 
 
 def _pair_line(d: dict) -> str:
-    return (f"  r = {d['r']:+.3f}  p = {_p(d['p'])}  q = {_p(d['q'])}  n_eff = {d['n_eff']:g}  "
-            f"shared moves {d['shared_moves']}  {_short(d['question_a'], 40)}  ↔  {_short(d['question_b'], 40)}")
+    return (
+        f"  r = {d['r']:+.3f}  p = {_p(d['p'])}  q = {_p(d['q'])}  n_eff = {d['n_eff']:g}  "
+        f"shared moves {d['shared_moves']}  {_short(d['question_a'], 40)}  ↔  {_short(d['question_b'], 40)}"
+    )
 
 
 def _p(x) -> str:
@@ -130,14 +164,27 @@ def correlation_main(args) -> int:
         w = csv.writer(fh)
         w.writerow(["market_id", "question", *res.market_ids])
         for i in range(k):
-            w.writerow([res.market_ids[i], res.questions[i],
-                        *("" if v != v else f"{v:.4f}" for v in res.r[i])])
+            w.writerow(
+                [res.market_ids[i], res.questions[i], *("" if v != v else f"{v:.4f}" for v in res.r[i])]
+            )
     rows = res.pair_rows()
     tmp_pairs = pairs_path.with_name(pairs_path.name + ".tmp")
     with open(tmp_pairs, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        cols = ["a", "b", "r", "p", "q", "n_eff", "shared_moves", "n", "move_share", "not_significant_because",
-                "question_a", "question_b"]
+        cols = [
+            "a",
+            "b",
+            "r",
+            "p",
+            "q",
+            "n_eff",
+            "shared_moves",
+            "n",
+            "move_share",
+            "not_significant_because",
+            "question_a",
+            "question_b",
+        ]
         w.writerow(cols)
         for d in rows:
             w.writerow(["" if d[c] is None else d[c] for c in cols])
@@ -146,11 +193,20 @@ def correlation_main(args) -> int:
     groups = res.groups(threshold)
     strong_mask = res.strong_mask(threshold)
     strong = res.pair_rows(strong_mask)
-    payload = {"generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-               "days": args.days, "start": _iso(res.start_ts), "end": _iso(res.end_ts),
-               "threshold": threshold, "uses_abs_r": True, "min_shared_moves": st.min_shared_moves,
-               "fdr_q": st.fdr_q, "pairs_tested": st.m, "method": res.method(), "groups": groups,
-               "strong_pairs": strong}
+    payload = {
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "days": args.days,
+        "start": _iso(res.start_ts),
+        "end": _iso(res.end_ts),
+        "threshold": threshold,
+        "uses_abs_r": True,
+        "min_shared_moves": st.min_shared_moves,
+        "fdr_q": st.fdr_q,
+        "pairs_tested": st.m,
+        "method": res.method(),
+        "groups": groups,
+        "strong_pairs": strong,
+    }
     _write_atomic(groups_path, json.dumps(payload, indent=2))
 
     print(f"Correlation matrix: {k} markets, {_iso(res.start_ts)} to {_iso(res.end_ts)} ({args.days:g} days)")
@@ -158,11 +214,15 @@ def correlation_main(args) -> int:
     if res.rows:
         print(f"Data: {res.rows:,} snapshots, {res.backfill_rows / res.rows:.1%} backfilled")
     if res.excluded:
-        print(f"Left out: {len(res.excluded)} markets with too little data or no price change "
-              f"(e.g. {_short(res.excluded[0][1], 50)}: {res.excluded[0][2]})")
+        print(
+            f"Left out: {len(res.excluded)} markets with too little data or no price change "
+            f"(e.g. {_short(res.excluded[0][1], 50)}: {res.excluded[0][2]})"
+        )
     total = st.m
-    print(f"\nStrong correlations (significant at FDR {st.fdr_q:g} and |r| ≥ {threshold}): "
-          f"{len(strong)} of {total} pairs")
+    print(
+        f"\nStrong correlations (significant at FDR {st.fdr_q:g} and |r| ≥ {threshold}): "
+        f"{len(strong)} of {total} pairs"
+    )
     for d in strong[: args.top]:
         print(_pair_line(d))
     if len(strong) > args.top:
@@ -178,8 +238,10 @@ def correlation_main(args) -> int:
     np.fill_diagonal(high, False)
     coincidences = res.pair_rows(high)
     if coincidences:
-        print(f"\nNOT strong although |r| ≥ {threshold} (too few shared moves, one dominant step, or not "
-              f"significant after the false-discovery control — likely coincidences): {len(coincidences)} pairs")
+        print(
+            f"\nNOT strong although |r| ≥ {threshold} (too few shared moves, one dominant step, or not "
+            f"significant after the false-discovery control — likely coincidences): {len(coincidences)} pairs"
+        )
         for d in sorted(coincidences, key=lambda d: (d["shared_moves"], -abs(d["r"])))[: args.top]:
             print(_pair_line(d) + f"  — {d['not_significant_because']}")
     weak = [(d["r"], d) for d in rows if abs(d["r"]) < WEAK]
@@ -190,29 +252,49 @@ def correlation_main(args) -> int:
         print(f"  … {len(weak) - args.top} more in {pairs_path}")
     suspicious = [p for p in res.pairs(lo=SUSPICIOUS)]
     for r, i, j in suspicious:
-        print(f"⚠ Near-perfect correlation r = {r:.4f}: {_short(res.questions[i], 50)} ↔ "
-              f"{_short(res.questions[j], 50)} — likely duplicated data (the same book stored twice) or two "
-              f"listings of one question; check both markets' snapshots.")
-    print(f"\nCorrelated groups (strong pairs, by |r|): {len(groups)}"
-          + (f", largest {len(groups[0]['markets'])} markets" if groups else ""))
+        print(
+            f"⚠ Near-perfect correlation r = {r:.4f}: {_short(res.questions[i], 50)} ↔ "
+            f"{_short(res.questions[j], 50)} — likely duplicated data (the same book stored twice) or two "
+            f"listings of one question; check both markets' snapshots."
+        )
+    print(
+        f"\nCorrelated groups (strong pairs, by |r|): {len(groups)}"
+        + (f", largest {len(groups[0]['markets'])} markets" if groups else "")
+    )
     for g in groups[: args.top]:
         neg = f", {g['negative_links']} negative links" if g["negative_links"] else ""
-        print(f"  {g['id']}: {len(g['markets'])} markets, mean r {g['mean_r']:+.2f}{neg}: "
-              + "; ".join(_short(q, 30) for q in g["questions"][:4]) + (" …" if len(g["questions"]) > 4 else ""))
+        print(
+            f"  {g['id']}: {len(g['markets'])} markets, mean r {g['mean_r']:+.2f}{neg}: "
+            + "; ".join(_short(q, 30) for q in g["questions"][:4])
+            + (" …" if len(g["questions"]) > 4 else "")
+        )
     print(f"✓ Matrix written: {csv_path}")
     print(f"✓ Pairs with p, q, n_eff and shared moves: {pairs_path}")
     print(f"✓ Groups written: {groups_path} (read by the risk manager's max_event_exposure cap)")
-    log.info("correlation analysis: %d markets, %d strong, %d significant weaker, %d coincidences, %d weak, "
-             "%d suspicious", k, len(strong), len(sig), len(coincidences), len(weak), len(suspicious))
+    log.info(
+        "correlation analysis: %d markets, %d strong, %d significant weaker, %d coincidences, %d weak, "
+        "%d suspicious",
+        k,
+        len(strong),
+        len(sig),
+        len(coincidences),
+        len(weak),
+        len(suspicious),
+    )
     return 0
 
 
 def correlation_parser(doc: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     common_args(p)
-    p.add_argument("--group-threshold", type=float, default=None, metavar="R",
-                   help="markets linked by significant pairs with |r| ≥ R form a correlated group "
-                        f"(default: analysis.strong_correlation, {STRONG})")
+    p.add_argument(
+        "--group-threshold",
+        type=float,
+        default=None,
+        metavar="R",
+        help="markets linked by significant pairs with |r| ≥ R form a correlated group "
+        f"(default: analysis.strong_correlation, {STRONG})",
+    )
     p.add_argument("--top", type=int, default=20, help="pairs printed per list (default 20)")
     return p
 
@@ -220,27 +302,44 @@ def correlation_parser(doc: str | None = None) -> argparse.ArgumentParser:
 def plot_parser(doc: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     common_args(p)
-    p.add_argument("--output", default=None, metavar="PATH",
-                   help="PNG path (default: reports/correlation_heatmap_{days}day.png)")
-    p.add_argument("--max-markets", type=int, default=60,
-                   help="at most this many markets, the most strongly connected first (default 60)")
+    p.add_argument(
+        "--output",
+        default=None,
+        metavar="PATH",
+        help="PNG path (default: reports/correlation_heatmap_{days}day.png)",
+    )
+    p.add_argument(
+        "--max-markets",
+        type=int,
+        default=60,
+        help="at most this many markets, the most strongly connected first (default 60)",
+    )
     return p
 
 
 def plot_main(args) -> int:
     from .plots import heatmap
+
     cfg, res = _run(args)
-    out = Path(args.output) if args.output else Path(cfg.report_dir) / f"correlation_heatmap_{_label(args.days)}day.png"
+    out = (
+        Path(args.output)
+        if args.output
+        else Path(cfg.report_dir) / f"correlation_heatmap_{_label(args.days)}day.png"
+    )
     shown = heatmap(res, out, max_markets=args.max_markets, title_days=args.days)
     print(f"✓ Heatmap written: {out} ({shown} of {len(res.market_ids)} markets, clustered order)")
     if res.stats is not None:
         iu = np.triu_indices(len(res.market_ids), 1)
         n_sig = int(res.significant_mask()[iu].sum())
-        print(f"Significant pairs (marked): {n_sig} of {res.stats.m} (BH q ≤ {res.stats.fdr_q:g}, ≥ "
-              f"{res.stats.min_shared_moves} shared moves); python correlation_analysis.py --days {args.days:g} "
-              f"lists them with r, p and q")
+        print(
+            f"Significant pairs (marked): {n_sig} of {res.stats.m} (BH q ≤ {res.stats.fdr_q:g}, ≥ "
+            f"{res.stats.min_shared_moves} shared moves); python correlation_analysis.py --days {args.days:g} "
+            f"lists them with r, p and q"
+        )
     near = res.pairs(lo=SUSPICIOUS)
     if near:
-        print(f"⚠ {len(near)} near-perfect pairs (r ≥ {SUSPICIOUS}): possible duplicated data; see "
-              f"python correlation_analysis.py --days {args.days:g}")
+        print(
+            f"⚠ {len(near)} near-perfect pairs (r ≥ {SUSPICIOUS}): possible duplicated data; see "
+            f"python correlation_analysis.py --days {args.days:g}"
+        )
     return 0

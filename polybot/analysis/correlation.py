@@ -21,12 +21,12 @@ Method (printed with every report):
   negative correlation (two outcomes of one decision) is strong too, and the
   correlated groups are built from strong pairs by |r|.
 """
+
 from __future__ import annotations
 
 import json
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -46,11 +46,11 @@ class NotEnoughData(DataError):
 
 @dataclass
 class PriceMatrix:
-    grid_ts: np.ndarray                 # bucket start times, shape (n,)
+    grid_ts: np.ndarray  # bucket start times, shape (n,)
     market_ids: list[str]
     questions: list[str]
-    event_ids: list[Optional[str]]
-    prices: np.ndarray                  # (n, k), NaN = no price in that bucket
+    event_ids: list[str | None]
+    prices: np.ndarray  # (n, k), NaN = no price in that bucket
     rows: int = 0
     backfill_rows: int = 0
 
@@ -65,22 +65,24 @@ class CorrelationResult:
     min_overlap: float
     market_ids: list[str]
     questions: list[str]
-    r: np.ndarray                       # (k, k)
-    n: np.ndarray                       # overlapping changes per pair
-    excluded: list[tuple[str, str, str]] = field(default_factory=list)   # (id, question, why)
+    r: np.ndarray  # (k, k)
+    n: np.ndarray  # overlapping changes per pair
+    excluded: list[tuple[str, str, str]] = field(default_factory=list)  # (id, question, why)
     rows: int = 0
     backfill_rows: int = 0
-    stats: Optional[PairStats] = None   # shared moves, n_eff, p, q (see .significance)
+    stats: PairStats | None = None  # shared moves, n_eff, p, q (see .significance)
 
     def method(self) -> str:
-        return (f"Pearson correlation of {self.change_minutes}-minute changes of each market's first-outcome "
-                f"(YES) mid on a {self.interval // 60}-minute grid (changes, not levels: trending series "
-                f"correlate spuriously in levels; one token per market, so complementary outcomes never pair); "
-                f"gaps forward-filled up to {self.ffill_points * self.interval // 60} minutes; a pair needs "
-                f"{self.min_overlap:.0%} of the window's changes in common"
-                + (f"; {self.stats.method()}" if self.stats is not None else ""))
+        return (
+            f"Pearson correlation of {self.change_minutes}-minute changes of each market's first-outcome "
+            f"(YES) mid on a {self.interval // 60}-minute grid (changes, not levels: trending series "
+            f"correlate spuriously in levels; one token per market, so complementary outcomes never pair); "
+            f"gaps forward-filled up to {self.ffill_points * self.interval // 60} minutes; a pair needs "
+            f"{self.min_overlap:.0%} of the window's changes in common"
+            + (f"; {self.stats.method()}" if self.stats is not None else "")
+        )
 
-    def pair_rows(self, mask: Optional[np.ndarray] = None) -> list[dict]:
+    def pair_rows(self, mask: np.ndarray | None = None) -> list[dict]:
         """One dict per pair i < j (where ``mask`` is true, default all with an r): market ids, questions,
         r, p, q, n_eff, shared moves, changes in common; by q then −|r|."""
         k = len(self.market_ids)
@@ -90,14 +92,24 @@ class CorrelationResult:
         out = []
         for x in np.flatnonzero(sel):
             i, j = int(iu[x]), int(ju[x])
-            out.append({"a": self.market_ids[i], "b": self.market_ids[j], "question_a": self.questions[i],
-                        "question_b": self.questions[j], "r": _num(self.r[i, j]),
-                        "p": _num(st.p[i, j], 6) if st else None, "q": _num(st.q[i, j], 6) if st else None,
-                        "n_eff": _num(st.n_eff[i, j], 1) if st else None,
-                        "shared_moves": int(st.shared[i, j]) if st else None, "n": int(self.n[i, j]),
-                        "move_share": _num(st.move_share[i, j], 3) if st is not None and st.move_share is not None
-                        else None,
-                        "not_significant_because": (st.why_not(i, j) or None) if st else None})
+            out.append(
+                {
+                    "a": self.market_ids[i],
+                    "b": self.market_ids[j],
+                    "question_a": self.questions[i],
+                    "question_b": self.questions[j],
+                    "r": _num(self.r[i, j]),
+                    "p": _num(st.p[i, j], 6) if st else None,
+                    "q": _num(st.q[i, j], 6) if st else None,
+                    "n_eff": _num(st.n_eff[i, j], 1) if st else None,
+                    "shared_moves": int(st.shared[i, j]) if st else None,
+                    "n": int(self.n[i, j]),
+                    "move_share": _num(st.move_share[i, j], 3)
+                    if st is not None and st.move_share is not None
+                    else None,
+                    "not_significant_because": (st.why_not(i, j) or None) if st else None,
+                }
+            )
         out.sort(key=lambda d: ((d["q"] if d["q"] is not None else 1.0), -abs(d["r"] or 0), d["a"], d["b"]))
         return out
 
@@ -133,30 +145,37 @@ class CorrelationResult:
             iu = np.triu_indices(len(members), 1)
             vals = sub[iu][linked[iu]]
             qs = self.stats.q[np.ix_(members, members)][iu][linked[iu]]
-            out.append({"id": f"g{g}", "markets": [self.market_ids[i] for i in members],
-                        "questions": [self.questions[i] for i in members],
-                        "mean_r": round(float(vals.mean()), 4) if len(vals) else None,
-                        "min_abs_r": round(float(np.abs(vals).min()), 4) if len(vals) else None,
-                        "max_q": float(f"{qs.max():.3g}") if len(qs) else None,
-                        "negative_links": int((vals < 0).sum())})
+            out.append(
+                {
+                    "id": f"g{g}",
+                    "markets": [self.market_ids[i] for i in members],
+                    "questions": [self.questions[i] for i in members],
+                    "mean_r": round(float(vals.mean()), 4) if len(vals) else None,
+                    "min_abs_r": round(float(np.abs(vals).min()), 4) if len(vals) else None,
+                    "max_q": float(f"{qs.max():.3g}") if len(qs) else None,
+                    "negative_links": int((vals < 0).sum()),
+                }
+            )
         return out
 
 
-def _num(x: float, digits: int = 4) -> Optional[float]:
+def _num(x: float, digits: int = 4) -> float | None:
     x = float(x)
     if x != x:
         return None
     return float(f"{x:.{digits}g}") if digits > 4 else round(x, digits)
 
 
-def data_bounds(conn: sqlite3.Connection) -> tuple[Optional[int], Optional[int]]:
+def data_bounds(conn: sqlite3.Connection) -> tuple[int | None, int | None]:
     row = conn.execute("SELECT MIN(timestamp), MAX(timestamp) FROM market_snapshots").fetchone()
     return (row[0], row[1]) if row and row[0] is not None else (None, None)
 
 
 def tracked_markets(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-    rows = conn.execute("SELECT id, question, event_id, token_ids FROM markets WHERE tracked = 1 ORDER BY id").fetchall()
-    if not rows:        # nothing flagged (e.g. backfilled history only): every market we have
+    rows = conn.execute(
+        "SELECT id, question, event_id, token_ids FROM markets WHERE tracked = 1 ORDER BY id"
+    ).fetchall()
+    if not rows:  # nothing flagged (e.g. backfilled history only): every market we have
         rows = conn.execute("SELECT id, question, event_id, token_ids FROM markets ORDER BY id").fetchall()
     return rows
 
@@ -184,10 +203,12 @@ def load_prices(conn: sqlite3.Connection, start_ts: int, end_ts: int, interval: 
     rows = backfill = 0
     try:
         # driven by the token list through the (token_id, timestamp) index: reads only YES rows
-        sql = ("SELECT s.timestamp, k.idx, COALESCE(s.mid, (s.best_bid + s.best_ask) / 2.0, s.last_trade_price), "
-               "s.source = 'backfill' OR (s.best_bid IS NULL AND s.best_ask IS NULL) "
-               "FROM temp.corr_tokens k JOIN market_snapshots s ON s.token_id = k.token_id "
-               "AND s.timestamp >= ? AND s.timestamp <= ?")
+        sql = (
+            "SELECT s.timestamp, k.idx, COALESCE(s.mid, (s.best_bid + s.best_ask) / 2.0, s.last_trade_price), "
+            "s.source = 'backfill' OR (s.best_bid IS NULL AND s.best_ask IS NULL) "
+            "FROM temp.corr_tokens k JOIN market_snapshots s ON s.token_id = k.token_id "
+            "AND s.timestamp >= ? AND s.timestamp <= ?"
+        )
         data = cur.execute(sql, (start_ts, end_ts)).fetchall()
     finally:
         conn.execute("DROP TABLE IF EXISTS temp.corr_tokens")
@@ -205,13 +226,23 @@ def load_prices(conn: sqlite3.Connection, start_ts: int, end_ts: int, interval: 
         last = np.append(key[1:] != key[:-1], True)
         M[b[last], i[last]] = p[last]
     grid = (b0 + np.arange(nb, dtype=np.int64)) * interval
-    return PriceMatrix(grid, [m[0] for m in markets], [m[1] for m in markets], [m[2] for m in markets], M,
-                       rows, backfill)
+    return PriceMatrix(
+        grid, [m[0] for m in markets], [m[1] for m in markets], [m[2] for m in markets], M, rows, backfill
+    )
 
 
-def correlate(pm: PriceMatrix, *, start_ts: int, end_ts: int, interval: int = 300, change_minutes: int = 5,
-              ffill_points: int = 3, min_overlap: float = 0.5, min_shared_moves: int = MIN_SHARED_MOVES,
-              fdr_q: float = FDR_Q) -> CorrelationResult:
+def correlate(
+    pm: PriceMatrix,
+    *,
+    start_ts: int,
+    end_ts: int,
+    interval: int = 300,
+    change_minutes: int = 5,
+    ffill_points: int = 3,
+    min_overlap: float = 0.5,
+    min_shared_moves: int = MIN_SHARED_MOVES,
+    fdr_q: float = FDR_Q,
+) -> CorrelationResult:
     """The correlation matrix of price changes (see the module docstring)."""
     step = max(1, int(round(change_minutes * 60 / interval)))
     P = ffill_limited(pm.prices, ffill_points)
@@ -222,42 +253,81 @@ def correlate(pm: PriceMatrix, *, start_ts: int, end_ts: int, interval: int = 30
     valid = ~np.isnan(D)
     counts = valid.sum(axis=0)
     with np.errstate(invalid="ignore"):
-        moved = np.nanmax(np.abs(np.where(valid, D, 0.0)), axis=0) > 0 if n_changes else np.zeros(D.shape[1], bool)
+        moved = (
+            np.nanmax(np.abs(np.where(valid, D, 0.0)), axis=0) > 0
+            if n_changes
+            else np.zeros(D.shape[1], bool)
+        )
     keep = (counts >= need) & moved
     excluded = []
     for j in np.flatnonzero(~keep):
-        why = (f"prices for {counts[j]} of {n_changes} changes (need {need})" if counts[j] < need
-               else "its price never moved in the window")
+        why = (
+            f"prices for {counts[j]} of {n_changes} changes (need {need})"
+            if counts[j] < need
+            else "its price never moved in the window"
+        )
         excluded.append((pm.market_ids[j], pm.questions[j], why))
     idx = np.flatnonzero(keep)
     r, n = corr_pairwise(D[:, idx], need)
     np.fill_diagonal(r, 1.0)
     st = pair_statistics(D[:, idx], r, n, min_shared_moves=min_shared_moves, fdr_q=fdr_q)
-    return CorrelationResult(start_ts, end_ts, interval, step * interval // 60, ffill_points, min_overlap,
-                             [pm.market_ids[j] for j in idx], [pm.questions[j] for j in idx], r, n, excluded,
-                             pm.rows, pm.backfill_rows, st)
+    return CorrelationResult(
+        start_ts,
+        end_ts,
+        interval,
+        step * interval // 60,
+        ffill_points,
+        min_overlap,
+        [pm.market_ids[j] for j in idx],
+        [pm.questions[j] for j in idx],
+        r,
+        n,
+        excluded,
+        pm.rows,
+        pm.backfill_rows,
+        st,
+    )
 
 
-def analyse(conn: sqlite3.Connection, days: float, *, interval: int = 300, change_minutes: int = 5,
-            ffill_points: int = 3, min_overlap: float = 0.5, min_shared_moves: int = MIN_SHARED_MOVES,
-            fdr_q: float = FDR_Q) -> CorrelationResult:
+def analyse(
+    conn: sqlite3.Connection,
+    days: float,
+    *,
+    interval: int = 300,
+    change_minutes: int = 5,
+    ffill_points: int = 3,
+    min_overlap: float = 0.5,
+    min_shared_moves: int = MIN_SHARED_MOVES,
+    fdr_q: float = FDR_Q,
+) -> CorrelationResult:
     """Load the last ``days`` of data (ending at the newest snapshot) and correlate.
     Raises NotEnoughData with one sentence when fewer than two markets qualify."""
     first, last = data_bounds(conn)
     if last is None:
-        raise NotEnoughData("The database has no market snapshots yet; collect data first "
-                            "(python collect_market_data.py, every 5 minutes for the checklist's 7 days).")
+        raise NotEnoughData(
+            "The database has no market snapshots yet; collect data first "
+            "(python collect_market_data.py, every 5 minutes for the checklist's 7 days)."
+        )
     end_ts = int(last)
     # exactly days × (buckets per day) grid buckets, the newest one holding the last snapshot
     start_ts = (end_ts // interval - int(days * DAY) // interval + 1) * interval
     pm = load_prices(conn, start_ts, end_ts, interval)
-    res = correlate(pm, start_ts=start_ts, end_ts=end_ts, interval=interval, change_minutes=change_minutes,
-                    ffill_points=ffill_points, min_overlap=min_overlap, min_shared_moves=min_shared_moves,
-                    fdr_q=fdr_q)
+    res = correlate(
+        pm,
+        start_ts=start_ts,
+        end_ts=end_ts,
+        interval=interval,
+        change_minutes=change_minutes,
+        ffill_points=ffill_points,
+        min_overlap=min_overlap,
+        min_shared_moves=min_shared_moves,
+        fdr_q=fdr_q,
+    )
     if len(res.market_ids) < 2:
         have = (int(last) - int(first)) / DAY
         raise NotEnoughData(
             f"Not enough data for a correlation matrix: {len(res.market_ids)} of {len(pm.market_ids)} tracked "
             f"markets have prices for {min_overlap:.0%} of the last {days:g} days "
-            f"(the database holds {have:.1f} days); collect more data or lower --min-overlap.")
+            f"(the database holds {have:.1f} days); collect more data or lower --min-overlap."
+        )
     return res

@@ -16,11 +16,11 @@ a random walk is stretched as often as not and never "converges".
   points, too few distinct values or a near-zero standard deviation (a flat
   spread that then jumps once gives z = +47).
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -48,13 +48,13 @@ def adf_critical(nobs: int, level: float = 0.05, n_series: int = 1) -> float:
         raise ValueError(f"ADF level must be one of {sorted(table)}, not {level}")
     b0, b1, b2, b3 = table[level]
     t = float(max(nobs, 1))
-    return b0 + b1 / t + b2 / t ** 2 + b3 / t ** 3
+    return b0 + b1 / t + b2 / t**2 + b3 / t**3
 
 
 @dataclass(frozen=True)
 class ADFResult:
-    stat: float              # t-statistic of γ (NaN when not computable)
-    critical: float          # MacKinnon critical value at ``level``
+    stat: float  # t-statistic of γ (NaN when not computable)
+    critical: float  # MacKinnon critical value at ``level``
     level: float
     nobs: int
     lags: int
@@ -77,7 +77,7 @@ def adf_test(s: np.ndarray, lags: int = 1, level: float = 0.05, n_series: int = 
     y = ds[lags:]
     cols = [np.ones(nobs), s[lags:-1]]
     for i in range(1, lags + 1):
-        cols.append(ds[lags - i:-i])
+        cols.append(ds[lags - i : -i])
     X = np.column_stack(cols)
     coef, _, rank, _ = np.linalg.lstsq(X, y, rcond=None)
     if rank < X.shape[1]:
@@ -131,8 +131,9 @@ def half_life(s: np.ndarray) -> float:
     return -math.log(2.0) / math.log(phi)
 
 
-def degenerate(s: np.ndarray, *, min_points: int = 10, min_distinct: int = 5, min_std: float = 0.002,
-               decimals: int = 6) -> Optional[str]:
+def degenerate(
+    s: np.ndarray, *, min_points: int = 10, min_distinct: int = 5, min_std: float = 0.002, decimals: int = 6
+) -> str | None:
     """Why a z-score of ``s`` would be meaningless, or None when it is usable."""
     s = np.asarray(s, dtype=np.float64)
     s = s[~np.isnan(s)]

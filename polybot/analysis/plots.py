@@ -1,4 +1,5 @@
 """The correlation heatmap (matplotlib, Agg backend; numpy-only clustered order)."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,11 @@ def select_markets(res: CorrelationResult, max_markets: int) -> np.ndarray:
     return np.asarray(sorted(order[:max_markets]))
 
 
-def heatmap(res: CorrelationResult, path: Path, *, max_markets: int = 60, title_days: float | None = None) -> int:
+def heatmap(
+    res: CorrelationResult, path: Path, *, max_markets: int = 60, title_days: float | None = None
+) -> int:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -36,7 +40,7 @@ def heatmap(res: CorrelationResult, path: Path, *, max_markets: int = 60, title_
     sub = sub[np.ix_(order, order)]
     full = [(res.questions[idx[i]] or "").strip() for i in order]
     prefix = _common_prefix(full)
-    labels = [_short(q[len(prefix):] if prefix and q.startswith(prefix) else q) for q in full]
+    labels = [_short(q[len(prefix) :] if prefix and q.startswith(prefix) else q) for q in full]
     k = len(labels)
     size = min(22, max(6, 0.28 * k + 3))
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
@@ -59,9 +63,15 @@ def heatmap(res: CorrelationResult, path: Path, *, max_markets: int = 60, title_
         for i in range(k):
             for j in range(k):
                 if not np.isnan(sub[i, j]) and i != j:
-                    ax.text(j, i, f"{sub[i, j]:.2f}\nq={_q(qs[i, j])}" + (" *" if sig[i, j] else ""),
-                            ha="center", va="center", fontsize=6,
-                            color="white" if abs(sub[i, j]) > 0.6 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{sub[i, j]:.2f}\nq={_q(qs[i, j])}" + (" *" if sig[i, j] else ""),
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if abs(sub[i, j]) > 0.6 else "black",
+                    )
     else:
         yy, xx = np.nonzero(sig)
         ax.scatter(xx, yy, s=max(4, 600 / k), c="black", marker="o", linewidths=0)
@@ -74,11 +84,21 @@ def heatmap(res: CorrelationResult, path: Path, *, max_markets: int = 60, title_
     cb.set_label(f"Pearson r of {res.change_minutes}-minute price changes")
     days = f"{title_days:g}-day " if title_days else ""
     st = res.stats
-    sig_note = (f";\n* / dot = significant (BH q ≤ {st.fdr_q:g} over {st.m} pairs, ≥ {st.min_shared_moves} "
-                f"shared moves), pale = not significant") if st is not None else ""
-    pre = f"; labels without \"{prefix.strip()} …\"" if prefix else ""
-    ax.set_title(f"{days}market correlation ({k} of {len(res.market_ids)} markets, clustered; grey = too "
-                 f"little overlap{pre}{sig_note})", fontsize=9, wrap=True)
+    sig_note = (
+        (
+            f";\n* / dot = significant (BH q ≤ {st.fdr_q:g} over {st.m} pairs, ≥ {st.min_shared_moves} "
+            f"shared moves), pale = not significant"
+        )
+        if st is not None
+        else ""
+    )
+    pre = f'; labels without "{prefix.strip()} …"' if prefix else ""
+    ax.set_title(
+        f"{days}market correlation ({k} of {len(res.market_ids)} markets, clustered; grey = too "
+        f"little overlap{pre}{sig_note})",
+        fontsize=9,
+        wrap=True,
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.png")

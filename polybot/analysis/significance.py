@@ -42,6 +42,7 @@ Used by the correlation report and by the pairs strategy, so both call a pair
    pairs, by |r|: two outcomes of one decision that move against each other are
    one risk.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,27 +56,30 @@ MIN_SHARED_MOVES = 20
 FDR_Q = 0.05
 MAX_MOVE_SHARE = 0.5
 STRONG_R = 0.7
-MOVE_EPS = 1e-9            # a change smaller than this is "no move" (float noise of equal prices)
+MOVE_EPS = 1e-9  # a change smaller than this is "no move" (float noise of equal prices)
 
-METHOD = ("p-values: Fisher z with an effective sample size n_eff = min(n·(1−ρa·ρb)/(1+ρa·ρb) [Bartlett, "
-          "lag-1 autocorrelations ρ of each series' changes], shared moves); Benjamini–Hochberg q-values over "
-          "all {m} pairs examined; a pair needs ≥ {min_shared} steps where both prices moved, and no single "
-          "step may carry more than {share:.0%} of its co-movement")
+METHOD = (
+    "p-values: Fisher z with an effective sample size n_eff = min(n·(1−ρa·ρb)/(1+ρa·ρb) [Bartlett, "
+    "lag-1 autocorrelations ρ of each series' changes], shared moves); Benjamini–Hochberg q-values over "
+    "all {m} pairs examined; a pair needs ≥ {min_shared} steps where both prices moved, and no single "
+    "step may carry more than {share:.0%} of its co-movement"
+)
 
 
 @dataclass
 class PairStats:
     """Square (k, k) matrices, symmetric; the diagonal is meaningless."""
+
     r: np.ndarray
-    n: np.ndarray            # changes both series have
-    shared: np.ndarray       # steps where both moved
+    n: np.ndarray  # changes both series have
+    shared: np.ndarray  # steps where both moved
     n_eff: np.ndarray
-    p: np.ndarray            # two-sided, 1.0 where not tested
-    q: np.ndarray            # Benjamini–Hochberg q-value over all pairs
-    m: int                   # pairs examined (the BH family size)
+    p: np.ndarray  # two-sided, 1.0 where not tested
+    q: np.ndarray  # Benjamini–Hochberg q-value over all pairs
+    m: int  # pairs examined (the BH family size)
     min_shared_moves: int
     fdr_q: float
-    move_share: np.ndarray = None   # largest one-step share of the co-movement (NaN where not computed)
+    move_share: np.ndarray = None  # largest one-step share of the co-movement (NaN where not computed)
     max_move_share: float = MAX_MOVE_SHARE
 
     def significant(self) -> np.ndarray:
@@ -177,8 +181,15 @@ def move_share(D: np.ndarray, i: int, j: int) -> float:
     return float(pr.max() / tot) if tot > 0 else float("nan")
 
 
-def pair_statistics(D: np.ndarray, r: np.ndarray, n: np.ndarray, *, min_shared_moves: int = MIN_SHARED_MOVES,
-                    fdr_q: float = FDR_Q, max_move_share: float = MAX_MOVE_SHARE) -> PairStats:
+def pair_statistics(
+    D: np.ndarray,
+    r: np.ndarray,
+    n: np.ndarray,
+    *,
+    min_shared_moves: int = MIN_SHARED_MOVES,
+    fdr_q: float = FDR_Q,
+    max_move_share: float = MAX_MOVE_SHARE,
+) -> PairStats:
     """Statistics of every pair of columns of the change matrix ``D`` (NaN = missing),
     given their pairwise correlation ``r`` and overlap ``n`` (:func:`~.stats.corr_pairwise`)."""
     D = np.asarray(D, dtype=np.float64)
@@ -200,10 +211,21 @@ def pair_statistics(D: np.ndarray, r: np.ndarray, n: np.ndarray, *, min_shared_m
         np.fill_diagonal(q, 0.0)
     share = np.full((k, k), np.nan)
     cand = (q <= fdr_q) & tested
-    for i, j in zip(*np.nonzero(np.triu(cand, 1))):     # only the pairs BH kept: cheap
+    for i, j in zip(*np.nonzero(np.triu(cand, 1))):  # only the pairs BH kept: cheap
         share[i, j] = share[j, i] = move_share(D, int(i), int(j))
-    return PairStats(r, np.asarray(n), shared, n_eff, p, q, m, int(min_shared_moves), float(fdr_q), share,
-                     float(max_move_share))
+    return PairStats(
+        r,
+        np.asarray(n),
+        shared,
+        n_eff,
+        p,
+        q,
+        m,
+        int(min_shared_moves),
+        float(fdr_q),
+        share,
+        float(max_move_share),
+    )
 
 
 def abs_clusters(mask: np.ndarray) -> list[list[int]]:

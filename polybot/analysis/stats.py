@@ -9,6 +9,7 @@
 - :func:`cluster_order` — a numpy-only hierarchical (average-linkage) ordering for
   heatmaps (scipy is not installed).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,7 +50,7 @@ def corr_pairwise(X: np.ndarray, min_overlap: int = 2) -> tuple[np.ndarray, np.n
     W = (~np.isnan(X)).astype(np.float64)
     Z = np.where(W > 0, X, 0.0)
     n = W.T @ W
-    sx = Z.T @ W                 # sx[i, j] = Σ x_i over rows where i and j are present
+    sx = Z.T @ W  # sx[i, j] = Σ x_i over rows where i and j are present
     sxx = (Z * Z).T @ W
     sxy = Z.T @ Z
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -107,7 +108,7 @@ def cluster_order(r: np.ndarray) -> np.ndarray:
     size = np.ones(k)
     D = D.copy()
     for _ in range(k - 1):
-        i, j = np.unravel_index(np.argmin(D), D.shape)   # inactive rows/cols are inf
+        i, j = np.unravel_index(np.argmin(D), D.shape)  # inactive rows/cols are inf
         if i > j:
             i, j = j, i
         # merge j into i (average linkage: size-weighted mean of distances)

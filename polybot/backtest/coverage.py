@@ -35,16 +35,17 @@ Speed: one streaming pass over the primary-key range of the window (GROUP BY tim
 key order, no sort; Python sees one row per distinct timestamp) plus one index probe per
 token: about a second for 2.6 M rows on the 2-core benchmark machine.
 """
+
 from __future__ import annotations
 
 import math
 import sqlite3
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
 DAY = 86_400
-FEW = 8          # a universe under 1/FEW of the stored tokens is read through the token index
+FEW = 8  # a universe under 1/FEW of the stored tokens is read through the token index
 
 
 def _per_timestamp(conn: sqlite3.Connection, start_ts: int, end_ts: int, *, few: bool) -> np.ndarray:
@@ -53,26 +54,31 @@ def _per_timestamp(conn: sqlite3.Connection, start_ts: int, end_ts: int, *, few:
     if few:
         # A universe that is a small part of the stored tokens: walk its tokens'
         # (token_id, timestamp) index entries and look each row's source up.
-        sql = ("SELECT s.timestamp, COUNT(*), SUM(s.source = 'backfill') FROM temp.cov_tokens k "
-               "CROSS JOIN market_snapshots s INDEXED BY idx_snapshots_token_time "
-               "ON s.token_id = k.token_id WHERE s.timestamp >= ? AND s.timestamp <= ? "
-               "GROUP BY s.timestamp ORDER BY s.timestamp")
+        sql = (
+            "SELECT s.timestamp, COUNT(*), SUM(s.source = 'backfill') FROM temp.cov_tokens k "
+            "CROSS JOIN market_snapshots s INDEXED BY idx_snapshots_token_time "
+            "ON s.token_id = k.token_id WHERE s.timestamp >= ? AND s.timestamp <= ? "
+            "GROUP BY s.timestamp ORDER BY s.timestamp"
+        )
     else:
         # One streaming pass over the primary key (timestamp, token_id) range: rows arrive
         # in timestamp order, so GROUP BY timestamp needs no sort. The unary + keeps the
         # planner from looping over the (token_id, timestamp) index instead (a table lookup
         # per row for ``source``, then a sort — slower when the universe is most tokens).
-        sql = ("SELECT s.timestamp, COUNT(*), SUM(s.source = 'backfill') FROM market_snapshots s "
-               "WHERE s.timestamp >= ? AND s.timestamp <= ? "
-               "AND +s.token_id IN (SELECT token_id FROM temp.cov_tokens) GROUP BY s.timestamp")
+        sql = (
+            "SELECT s.timestamp, COUNT(*), SUM(s.source = 'backfill') FROM market_snapshots s "
+            "WHERE s.timestamp >= ? AND s.timestamp <= ? "
+            "AND +s.token_id IN (SELECT token_id FROM temp.cov_tokens) GROUP BY s.timestamp"
+        )
     cur = conn.cursor()
     cur.row_factory = None
     rows = cur.execute(sql, (start_ts, end_ts)).fetchall()
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
-def data_coverage(conn: sqlite3.Connection, token_ids: Iterable[str], start_ts: int, end_ts: int,
-                  grid_seconds: int = 300) -> dict:
+def data_coverage(
+    conn: sqlite3.Connection, token_ids: Iterable[str], start_ts: int, end_ts: int, grid_seconds: int = 300
+) -> dict:
     """Coverage figures of ``token_ids`` over ``[start_ts, end_ts]`` (see the module docstring)."""
     start_ts, end_ts, grid = int(start_ts), int(end_ts), int(grid_seconds)
     if grid <= 0:
@@ -81,11 +87,27 @@ def data_coverage(conn: sqlite3.Connection, token_ids: Iterable[str], start_ts: 
         raise ValueError(f"the window ends ({end_ts}) before it starts ({start_ts})")
     universe = sorted({str(t) for t in token_ids})
     n = max(1, math.ceil((end_ts - start_ts) / grid))
-    out = {"coverage": 0.0, "token_coverage": 0.0, "recorded_share": 0.0, "backfilled_share": 0.0,
-           "recorded_days": 0.0, "recorded_coverage": 0.0, "grid_points": n, "covered_points": 0,
-           "recorded_points": 0, "rows": 0, "recorded_rows": 0, "backfilled_rows": 0,
-           "tokens": len(universe), "tokens_with_data": 0, "first_ts": None, "last_ts": None,
-           "grid_seconds": grid, "start_ts": start_ts, "end_ts": end_ts}
+    out = {
+        "coverage": 0.0,
+        "token_coverage": 0.0,
+        "recorded_share": 0.0,
+        "backfilled_share": 0.0,
+        "recorded_days": 0.0,
+        "recorded_coverage": 0.0,
+        "grid_points": n,
+        "covered_points": 0,
+        "recorded_points": 0,
+        "rows": 0,
+        "recorded_rows": 0,
+        "backfilled_rows": 0,
+        "tokens": len(universe),
+        "tokens_with_data": 0,
+        "first_ts": None,
+        "last_ts": None,
+        "grid_seconds": grid,
+        "start_ts": start_ts,
+        "end_ts": end_ts,
+    }
     if not universe:
         return out
     was_in_transaction = conn.in_transaction
@@ -95,14 +117,18 @@ def data_coverage(conn: sqlite3.Connection, token_ids: Iterable[str], start_ts: 
         conn.executemany("INSERT INTO temp.cov_tokens VALUES (?)", ((t,) for t in universe))
         stored = conn.execute("SELECT COUNT(*) FROM market_tokens").fetchone()[0]
         per_ts = _per_timestamp(conn, start_ts, end_ts, few=len(universe) * FEW < stored)
-        with_data = int(conn.execute(
-            "SELECT COUNT(*) FROM temp.cov_tokens k WHERE EXISTS (SELECT 1 FROM market_snapshots s "
-            "INDEXED BY idx_snapshots_token_time WHERE s.token_id = k.token_id "
-            "AND s.timestamp >= ? AND s.timestamp <= ?)", (start_ts, end_ts)).fetchone()[0])
+        with_data = int(
+            conn.execute(
+                "SELECT COUNT(*) FROM temp.cov_tokens k WHERE EXISTS (SELECT 1 FROM market_snapshots s "
+                "INDEXED BY idx_snapshots_token_time WHERE s.token_id = k.token_id "
+                "AND s.timestamp >= ? AND s.timestamp <= ?)",
+                (start_ts, end_ts),
+            ).fetchone()[0]
+        )
     finally:
         conn.execute("DROP TABLE IF EXISTS temp.cov_tokens")
         if not was_in_transaction and conn.in_transaction:
-            conn.commit()         # the temp table's implicit transaction (a legacy-mode connection)
+            conn.commit()  # the temp table's implicit transaction (a legacy-mode connection)
     if not len(per_ts):
         return out
     bucket = np.minimum((per_ts[:, 0] - start_ts) // grid, n - 1)
@@ -124,7 +150,13 @@ def data_coverage(conn: sqlite3.Connection, token_ids: Iterable[str], start_ts: 
         backfilled_share=(backfilled / total) if total else 0.0,
         recorded_days=recorded_points * grid / DAY,
         recorded_coverage=recorded_points / n,
-        covered_points=covered, recorded_points=recorded_points, rows=total,
-        recorded_rows=recorded, backfilled_rows=backfilled, tokens_with_data=with_data,
-        first_ts=first, last_ts=last)
+        covered_points=covered,
+        recorded_points=recorded_points,
+        rows=total,
+        recorded_rows=recorded,
+        backfilled_rows=backfilled,
+        tokens_with_data=with_data,
+        first_ts=first,
+        last_ts=last,
+    )
     return out

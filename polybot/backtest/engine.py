@@ -35,17 +35,18 @@ Like paper trading: no ramp-up (the ramp-up plan limits the first LIVE days; pas
 that ended before the replay starts (else it would be look-ahead; ``notes`` says so);
 event and negRisk groups always apply.
 """
+
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import numpy as np
 
@@ -55,8 +56,19 @@ from polybot.money import MICRO, notional_micro
 from polybot.risk import RiskManager, load_correlation_groups
 from polybot.strategy.base import BUY, EXIT, Intent, MarketInfo, Strategy
 from polybot.strategy.execution import (
-    EXPIRE, FILL, STOP_LOSS, ExecutionModel, OrderSpec, PendingOrder, decide_step, due_state, feed_prices, next_day,
-    order_for, simulate_order, step_account,
+    EXPIRE,
+    FILL,
+    STOP_LOSS,
+    ExecutionModel,
+    OrderSpec,
+    PendingOrder,
+    decide_step,
+    due_state,
+    feed_prices,
+    next_day,
+    order_for,
+    simulate_order,
+    step_account,
 )
 from polybot.strategy.feed import MarketFeed
 
@@ -72,7 +84,7 @@ class BacktestDataError(DataError):
     exit_code = 2
 
 
-Pending = PendingOrder          # an approved intent waiting for its fill time
+Pending = PendingOrder  # an approved intent waiting for its fill time
 
 
 @dataclass
@@ -95,24 +107,37 @@ class BacktestResult:
     params: dict
     ledger: Ledger
     curve_ts: np.ndarray
-    curve_equity: np.ndarray           # micro-units
-    curve_exposure: np.ndarray         # cost basis held, micro-units
+    curve_equity: np.ndarray  # micro-units
+    curve_exposure: np.ndarray  # cost basis held, micro-units
     markets: dict[str, MarketInfo]
     counts: dict = field(default_factory=dict)
     rejections: Counter = field(default_factory=Counter)
     unfilled: Counter = field(default_factory=Counter)
-    halts: list = field(default_factory=list)          # [(t, sentence)] daily-loss halts
-    notes: list = field(default_factory=list)          # assumptions worth reporting
+    halts: list = field(default_factory=list)  # [(t, sentence)] daily-loss halts
+    notes: list = field(default_factory=list)  # assumptions worth reporting
 
 
 class Backtester:
-    def __init__(self, conn: sqlite3.Connection, cfg: Any, strategy: Strategy, *, start_ts: int, end_ts: int,
-                 capital_micro: int, progress: bool = False, order_type: Optional[str] = None,
-                 max_order_wait_seconds: Optional[int] = None, chunk_seconds: int = 6 * 3600,
-                 risk: Optional[RiskManager] = None, parallel_load: Optional[bool] = None,
-                 record_decisions: bool = False, first_live_day: Optional[int] = None,
-                 correlation_groups: Optional[Mapping[str, str]] = None,
-                 fill_latency_seconds: Optional[int] = None):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        cfg: Any,
+        strategy: Strategy,
+        *,
+        start_ts: int,
+        end_ts: int,
+        capital_micro: int,
+        progress: bool = False,
+        order_type: str | None = None,
+        max_order_wait_seconds: int | None = None,
+        chunk_seconds: int = 6 * 3600,
+        risk: RiskManager | None = None,
+        parallel_load: bool | None = None,
+        record_decisions: bool = False,
+        first_live_day: int | None = None,
+        correlation_groups: Mapping[str, str] | None = None,
+        fill_latency_seconds: int | None = None,
+    ):
         self.conn = conn
         self.cfg = cfg
         self.strategy = strategy
@@ -130,6 +155,7 @@ class Backtester:
             over["fill_latency_seconds"] = int(fill_latency_seconds)
         if over:
             from dataclasses import replace
+
             model = replace(model, **over)
         self.model = model
         self.order_type = model.order_type
@@ -142,11 +168,20 @@ class Backtester:
             correlation_groups, note = replay_correlation_groups(cfg, self.start_ts)
             if note:
                 self.notes.append(note)
-        self.risk = risk or RiskManager(cfg.risk_limits, self.capital_micro, first_live_day=first_live_day,
-                                        correlation_groups=correlation_groups, markets=markets)
-        self.feed = MarketFeed(markets, history_seconds=strategy.history_seconds, interval_seconds=self.interval,
-                               backfill_half_spread=cfg.backtest.backfill_half_spread,
-                               resolved_at={k: r.resolved_at for k, r in self.resolutions.items()})
+        self.risk = risk or RiskManager(
+            cfg.risk_limits,
+            self.capital_micro,
+            first_live_day=first_live_day,
+            correlation_groups=correlation_groups,
+            markets=markets,
+        )
+        self.feed = MarketFeed(
+            markets,
+            history_seconds=strategy.history_seconds,
+            interval_seconds=self.interval,
+            backfill_half_spread=cfg.backtest.backfill_half_spread,
+            resolved_at={k: r.resolved_at for k, r in self.resolutions.items()},
+        )
         # point in time: each step's tick, fees, minimum size and end date, and backfilled rows
         # priced with their market's recorded spread and depth (polybot/backtest/data.py)
         self.backfill_basis = prepare_replay_feed(self.feed, conn, cfg.backtest, self.start_ts, self.end_ts)
@@ -154,8 +189,8 @@ class Backtester:
         self.feed.depth_loader = self.store.depth
         self.ledger = Ledger(self.capital_micro, strategy.name)
         self.record_decisions = record_decisions
-        self.decisions: list[tuple[int, Intent, Any]] = []     # (t, intent, RiskDecision) when recorded
-        self.orders: list[tuple[int, OrderSpec]] = []           # every order sent (the paper orders table)
+        self.decisions: list[tuple[int, Intent, Any]] = []  # (t, intent, RiskDecision) when recorded
+        self.orders: list[tuple[int, OrderSpec]] = []  # every order sent (the paper orders table)
         # a reader process pays off from a few hundred thousand rows on
         est_rows = len(self.feed.tokens) * max(1, (self.end_ts - self.start_ts) // self.interval)
         self.parallel_load = est_rows > 500_000 if parallel_load is None else parallel_load
@@ -164,10 +199,15 @@ class Backtester:
     def fill_model(self) -> str:
         """One line for the report: how orders were filled."""
         lat = self.model.fill_latency_seconds
-        when = ("on the book they were decided on" if lat == 0 else
-                f"on the first recorded book ≥ {lat} s after the decision (the next snapshot)")
-        return (f"{self.order_type} orders (limit, shares = notional ÷ limit) filled {when}, walking the recorded "
-                f"depth with taker fees" + ("; remainders rest as maker orders" if self.model.resting else ""))
+        when = (
+            "on the book they were decided on"
+            if lat == 0
+            else f"on the first recorded book ≥ {lat} s after the decision (the next snapshot)"
+        )
+        return (
+            f"{self.order_type} orders (limit, shares = notional ÷ limit) filled {when}, walking the recorded "
+            f"depth with taker fees" + ("; remainders rest as maker orders" if self.model.resting else "")
+        )
 
     # ------------------------------------------------------------------ run
     def run(self) -> BacktestResult:
@@ -176,7 +216,8 @@ class Backtester:
             raise BacktestDataError(
                 f"No market snapshots between {_day(self.start_ts)} and {_day(self.end_ts)} in "
                 f"{getattr(self.cfg, 'database_path', 'the database')}; collect data first "
-                f"(python collect_market_data.py) or choose dates that have data.")
+                f"(python collect_market_data.py) or choose dates that have data."
+            )
         L = self.ledger
         feed = self.feed
         self._pending: dict[str, PendingOrder] = {}
@@ -190,23 +231,29 @@ class Backtester:
         res_queue = sorted(self.resolutions.values(), key=lambda r: (r.resolved_at, r.market_id))
         self._res_queue, self._res_pos = res_queue, 0
         while self._res_pos < len(res_queue) and res_queue[self._res_pos].resolved_at < self.start_ts:
-            self._res_pos += 1       # resolved before the replay: nothing to settle
+            self._res_pos += 1  # resolved before the replay: nothing to settle
         cts: list[int] = []
         ceq: list[int] = []
         cex: list[int] = []
         self._day = self.start_ts // DAY
         self._day_start_equity = self.capital_micro
-        self._day_low_equity: Optional[int] = None
+        self._day_low_equity: int | None = None
         self._last_equity = self.capital_micro
-        self._stop_exits: dict[str, int] = {}       # token → time its last stop-loss exit filled
+        self._stop_exits: dict[str, int] = {}  # token → time its last stop-loss exit filled
         bar = _progress(self.progress, (self.end_ts - self.start_ts + DAY) // DAY)
         interval = self.interval
         chunk_start = (self.start_ts // interval) * interval
         done_days = 0
         same_book = self.model.fill_latency_seconds == 0
         try:
-            for chunk in read_chunks(self.conn, self.feed.tokens, max(chunk_start, self.start_ts), self.end_ts,
-                                     self.chunk_seconds, parallel=self.parallel_load):
+            for chunk in read_chunks(
+                self.conn,
+                self.feed.tokens,
+                max(chunk_start, self.start_ts),
+                self.end_ts,
+                self.chunk_seconds,
+                parallel=self.parallel_load,
+            ):
                 n = len(chunk)
                 self.counts["rows"] += n
                 no_book = np.isnan(chunk.bid) & np.isnan(chunk.ask)
@@ -221,8 +268,14 @@ class Backtester:
                     s, e = int(starts[g]), int(ends[g])
                     t = int(ts[s])
                     self._settle_until(t)
-                    feed.ingest(t, chunk.token[s:e], chunk.bid[s:e], chunk.ask[s:e], chunk.price[s:e],
-                                chunk.backfill[s:e])
+                    feed.ingest(
+                        t,
+                        chunk.token[s:e],
+                        chunk.bid[s:e],
+                        chunk.ask[s:e],
+                        chunk.price[s:e],
+                        chunk.backfill[s:e],
+                    )
                     if self._pending or self._resting:
                         self._fill_pending(t)
                     if last_of_bucket[g]:
@@ -246,7 +299,9 @@ class Backtester:
                     cts.append(t_res)
                     ceq.append(L.equity_micro(self._marks))
                     cex.append(L.exposure_micro())
-            self.unfilled["cancelled_at_end"] += len(self._pending) + sum(len(v) for v in self._resting.values())
+            self.unfilled["cancelled_at_end"] += len(self._pending) + sum(
+                len(v) for v in self._resting.values()
+            )
             self._pending.clear()
             self._resting.clear()
             self._liquidate(self.end_ts)
@@ -258,11 +313,23 @@ class Backtester:
                 bar.update(max(0, bar.total - done_days))
                 bar.close()
             self.store.close()
-        return BacktestResult(self.start_ts, self.end_ts, self.capital_micro, self.strategy.name,
-                              dict(self.strategy.params), L, np.asarray(cts, dtype=np.int64),
-                              np.asarray(ceq, dtype=np.int64), np.asarray(cex, dtype=np.int64),
-                              self.markets, dict(self.counts), self.rejections, self.unfilled,
-                              list(self.halts), list(self.notes))
+        return BacktestResult(
+            self.start_ts,
+            self.end_ts,
+            self.capital_micro,
+            self.strategy.name,
+            dict(self.strategy.params),
+            L,
+            np.asarray(cts, dtype=np.int64),
+            np.asarray(ceq, dtype=np.int64),
+            np.asarray(cex, dtype=np.int64),
+            self.markets,
+            dict(self.counts),
+            self.rejections,
+            self.unfilled,
+            list(self.halts),
+            list(self.notes),
+        )
 
     # ------------------------------------------------------------------ pieces
     def _settle_until(self, t: int) -> None:
@@ -279,11 +346,11 @@ class Backtester:
                 self.ledger.settle(r.resolved_at, r.market_id, r.payouts)
                 self.counts["settlements"] += 1
 
-    def _market(self, market_id: str) -> Optional[MarketInfo]:
+    def _market(self, market_id: str) -> MarketInfo | None:
         """The market's metadata as it was at the current step (point in time)."""
         return self.feed.market(market_id) or self.markets.get(market_id)
 
-    def _prices(self, token_id: str) -> tuple[Optional[int], Optional[int]]:
+    def _prices(self, token_id: str) -> tuple[int | None, int | None]:
         """(best bid, best ask) of the token's latest recorded row, micro-units."""
         return feed_prices(self.feed, token_id)
 
@@ -314,8 +381,12 @@ class Backtester:
                 for o in list(orders):
                     if t <= o.placed_at or book is None:
                         continue
-                    r = resting_fill(book, o.spec.side, price_micro=o.spec.price_micro,
-                                     remaining_size_micro=o.remaining_micro)
+                    r = resting_fill(
+                        book,
+                        o.spec.side,
+                        price_micro=o.spec.price_micro,
+                        remaining_size_micro=o.remaining_micro,
+                    )
                     if not r.fills:
                         continue
                     if o.spec.side == SELL:
@@ -334,8 +405,12 @@ class Backtester:
                 del self._resting[tok]
 
     def _reserved_cash(self) -> int:
-        return sum(notional_micro(o.spec.price_micro, o.remaining_micro)
-                   for v in self._resting.values() for o in v if o.spec.side == BUY)
+        return sum(
+            notional_micro(o.spec.price_micro, o.remaining_micro)
+            for v in self._resting.values()
+            for o in v
+            if o.spec.side == BUY
+        )
 
     def _execute(self, p: PendingOrder, t: int) -> None:
         it = p.intent
@@ -353,10 +428,16 @@ class Backtester:
             self.unfilled["no_book"] += 1
             return
         self.orders.append((t, spec))
-        resting_sells = sum(o.remaining_micro for o in self._resting.get(it.token_id, ()) if o.spec.side == SELL)
-        r, code = simulate_order(spec, book, m.fee,
-                                 cash_available_micro=self.ledger.cash_micro - self._reserved_cash(),
-                                 shares_available_micro=(held.size_micro if held else 0) - resting_sells)
+        resting_sells = sum(
+            o.remaining_micro for o in self._resting.get(it.token_id, ()) if o.spec.side == SELL
+        )
+        r, code = simulate_order(
+            spec,
+            book,
+            m.fee,
+            cash_available_micro=self.ledger.cash_micro - self._reserved_cash(),
+            shares_available_micro=(held.size_micro if held else 0) - resting_sells,
+        )
         if r is None:
             self.unfilled[code] += 1
             return
@@ -364,7 +445,8 @@ class Backtester:
             self._apply(it, r, t, p.group_key)
         if self.model.resting and r.remaining_size_micro:
             self._resting.setdefault(it.token_id, []).append(
-                Resting(spec, it, r.remaining_size_micro, t, p.group_key))
+                Resting(spec, it, r.remaining_size_micro, t, p.group_key)
+            )
             self.counts["resting"] += 1
         elif not r.size_micro:
             self.unfilled["nothing_filled"] += 1
@@ -404,26 +486,41 @@ class Backtester:
             self._day = day
             self._day_start_equity = self._last_equity
             self._day_low_equity = None
-        day_low = self._day_low_equity            # the lowest equity of the earlier steps today
+        day_low = self._day_low_equity  # the lowest equity of the earlier steps today
         self._day_low_equity = equity if day_low is None else min(day_low, equity)
         self._last_equity = equity
         self.counts["steps"] += 1
         if t < self._halted_until:
             self.counts["halted_steps"] += 1
             return equity, L.exposure_micro()
-        account = step_account(self.risk, cash_micro=L.cash_micro, positions=L.positions, prices=self._prices,
-                               day_start_equity_micro=self._day_start_equity, day_low_equity_micro=day_low)
+        account = step_account(
+            self.risk,
+            cash_micro=L.cash_micro,
+            positions=L.positions,
+            prices=self._prices,
+            day_start_equity_micro=self._day_start_equity,
+            day_low_equity_micro=day_low,
+        )
         breach = self.risk.daily_loss_breached(account)
         if breach is not None:
             self._halt(t, breach.detail)
             return equity, L.exposure_micro()
         resolved_at = feed.resolved_at
-        sd = decide_step(self.strategy, self.risk, feed.view(t), now=t, cash_micro=L.cash_micro,
-                         positions=L.positions, prices=self._prices,
-                         markets=self._market,
-                         day_start_equity_micro=self._day_start_equity, day_low_equity_micro=day_low,
-                         stop_exits=self._stop_exits, busy_tokens=list(self._pending) + list(self._resting),
-                         tradable=lambda it: resolved_at.get(it.market_id, t + 1) > t)
+        sd = decide_step(
+            self.strategy,
+            self.risk,
+            feed.view(t),
+            now=t,
+            cash_micro=L.cash_micro,
+            positions=L.positions,
+            prices=self._prices,
+            markets=self._market,
+            day_start_equity_micro=self._day_start_equity,
+            day_low_equity_micro=day_low,
+            stop_exits=self._stop_exits,
+            busy_tokens=list(self._pending) + list(self._resting),
+            tradable=lambda it: resolved_at.get(it.market_id, t + 1) > t,
+        )
         if sd.skipped.get("market_resolved"):
             self.rejections["market_resolved"] += sd.skipped["market_resolved"]
         if sd.items:
@@ -435,7 +532,9 @@ class Backtester:
                 if d.resized:
                     self.counts["resized"] += 1
                 m = self.markets.get(d.intent.market_id)
-                self._pending[d.intent.token_id] = PendingOrder(d.intent, t, self.risk.group_key(m) if m else "")
+                self._pending[d.intent.token_id] = PendingOrder(
+                    d.intent, t, self.risk.group_key(m) if m else ""
+                )
                 self.counts["approved"] += 1
             else:
                 self.rejections[d.rule] += 1
@@ -448,18 +547,25 @@ class Backtester:
             m = self._market(h.market_id)
             book = self.feed.book(tok)
             if book is not None and m is not None:
-                r = simulate_fill(book, SELL, size_micro=h.size_micro, order_type="FAK", fee=m.fee,
-                                  tick_size=m.tick_size, min_order_size=0)
+                r = simulate_fill(
+                    book,
+                    SELL,
+                    size_micro=h.size_micro,
+                    order_type="FAK",
+                    fee=m.fee,
+                    tick_size=m.tick_size,
+                    min_order_size=0,
+                )
                 if r.size_micro:
                     L.apply_fill(t, tok, h.market_id, r, "end of backtest: sold into the last book")
                     self.counts["fills"] += 1
             h = L.positions.get(tok)
-            if h is not None:     # what the book could not absorb: valued at the last bid
+            if h is not None:  # what the book could not absorb: valued at the last bid
                 mark = self._marks.get(tok, 0)
                 L.settle_token(t, tok, mark / MICRO, "end of backtest: marked at the last bid")
 
 
-def replay_correlation_groups(cfg: Any, start_ts: int) -> tuple[dict[str, str], Optional[str]]:
+def replay_correlation_groups(cfg: Any, start_ts: int) -> tuple[dict[str, str], str | None]:
     """The correlation groups paper trading uses (``reports/correlation_groups.json``), if the
     report's data ended at or before ``start_ts``; else none (they would be look-ahead) and a
     sentence saying so."""
@@ -468,22 +574,32 @@ def replay_correlation_groups(cfg: Any, start_ts: int) -> tuple[dict[str, str], 
         return {}, None
     try:
         end_text = str(json.loads(path.read_text(encoding="utf-8")).get("end") or "")
-        end = int(datetime.strptime(end_text, "%Y-%m-%d %H:%M UTC").replace(tzinfo=timezone.utc).timestamp())
+        end = int(datetime.strptime(end_text, "%Y-%m-%d %H:%M UTC").replace(tzinfo=UTC).timestamp())
     except (OSError, ValueError, TypeError, AttributeError):
         return {}, f"{path} has no readable 'end' time; its correlation groups are not used in the replay"
     if end > start_ts:
-        return {}, (f"{path} was computed on data up to {_day(end)}, after the replay starts; its correlation "
-                    f"groups are not used (look-ahead), while paper trading uses them")
+        return {}, (
+            f"{path} was computed on data up to {_day(end)}, after the replay starts; its correlation "
+            f"groups are not used (look-ahead), while paper trading uses them"
+        )
     return load_correlation_groups(path), None
 
 
 def _day(ts: int) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
 
 def _progress(enabled: bool, total: int):
     if not enabled:
         return None
     from tqdm import tqdm
-    return tqdm(total=total, unit="day", file=sys.stderr, desc="backtest", leave=False,
-                dynamic_ncols=True, mininterval=0.5)
+
+    return tqdm(
+        total=total,
+        unit="day",
+        file=sys.stderr,
+        desc="backtest",
+        leave=False,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )

@@ -10,10 +10,12 @@ The verdict (PASS / FAIL / INSUFFICIENT_DATA), its reasons and its uncertainty c
 :func:`polybot.backtest.verdict.judge`; ``compute_metrics`` gathers its inputs (daily returns,
 closed trades, the data coverage measured by :func:`polybot.backtest.coverage.data_coverage`).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from datetime import UTC
+from typing import Any
 
 import numpy as np
 
@@ -22,9 +24,11 @@ from polybot.money import MICRO
 from .engine import DAY, BacktestResult
 from .verdict import judge
 
-SHARPE_FORMULA = ("mean(daily return) / stdev(daily return, ddof=1) × √365; daily return = equity at the "
-                  "end of a UTC day / equity at the end of the previous day − 1 (equity = cash + positions "
-                  "marked at the best bid; day 0 = starting capital)")
+SHARPE_FORMULA = (
+    "mean(daily return) / stdev(daily return, ddof=1) × √365; daily return = equity at the "
+    "end of a UTC day / equity at the end of the previous day − 1 (equity = cash + positions "
+    "marked at the best bid; day 0 = starting capital)"
+)
 
 
 def daily_equity(res: BacktestResult) -> tuple[np.ndarray, np.ndarray]:
@@ -64,8 +68,15 @@ def daily_returns(daily_eq: np.ndarray, capital_micro: int) -> np.ndarray:
     return series[1:] / series[:-1] - 1.0
 
 
-def compute_metrics(res: BacktestResult, thresholds: Any, *, coverage: Optional[dict] = None, n_trials: int = 1,
-                    trials_sharpe_variance: Optional[float] = None, for_go_live: bool = False) -> dict:
+def compute_metrics(
+    res: BacktestResult,
+    thresholds: Any,
+    *,
+    coverage: dict | None = None,
+    n_trials: int = 1,
+    trials_sharpe_variance: float | None = None,
+    for_go_live: bool = False,
+) -> dict:
     """Every number of the report, the checklist's criteria and the verdict.
 
     ``coverage`` is :func:`polybot.backtest.coverage.data_coverage`'s answer for the replayed
@@ -97,7 +108,9 @@ def compute_metrics(res: BacktestResult, thresholds: Any, *, coverage: Optional[
 
     per_market: dict[str, dict] = {}
     for t in trips:
-        d = per_market.setdefault(t.market_id, {"question": label(t.market_id), "trades": 0, "pnl": 0.0, "wins": 0})
+        d = per_market.setdefault(
+            t.market_id, {"question": label(t.market_id), "trades": 0, "pnl": 0.0, "wins": 0}
+        )
         d["trades"] += 1
         d["pnl"] = round(d["pnl"] + t.pnl_micro / MICRO, 6)
         d["wins"] += t.pnl_micro > 0
@@ -110,14 +123,25 @@ def compute_metrics(res: BacktestResult, thresholds: Any, *, coverage: Optional[
     fills = len(L.fills)
     fills_bf = res.counts.get("fills_on_backfill", 0)
     cov = coverage or {}
-    judged = judge({"total_trades": n, "win_rate": win_rate, "sharpe_ratio": sharpe, "max_drawdown": mdd,
-                    "total_return": total_return},
-                   daily_returns(deq, res.capital_micro),
-                   [(t.closed_at if t.closed_at is not None else res.end_ts, t.pnl_micro / MICRO) for t in trips],
-                   thresholds=thresholds, coverage=cov.get("coverage"), recorded_share=cov.get("recorded_share"),
-                   recorded_days=cov.get("recorded_days"), n_trials=n_trials,
-                   trials_sharpe_variance=trials_sharpe_variance, for_go_live=for_go_live,
-                   first_day=res.start_ts // DAY)
+    judged = judge(
+        {
+            "total_trades": n,
+            "win_rate": win_rate,
+            "sharpe_ratio": sharpe,
+            "max_drawdown": mdd,
+            "total_return": total_return,
+        },
+        daily_returns(deq, res.capital_micro),
+        [(t.closed_at if t.closed_at is not None else res.end_ts, t.pnl_micro / MICRO) for t in trips],
+        thresholds=thresholds,
+        coverage=cov.get("coverage"),
+        recorded_share=cov.get("recorded_share"),
+        recorded_days=cov.get("recorded_days"),
+        n_trials=n_trials,
+        trials_sharpe_variance=trials_sharpe_variance,
+        for_go_live=for_go_live,
+        first_day=res.start_ts // DAY,
+    )
 
     def trip_summary(t):
         if t is None:
@@ -152,11 +176,14 @@ def compute_metrics(res: BacktestResult, thresholds: Any, *, coverage: Optional[
         "risk_rejections": dict(res.rejections),
         "risk_resized": res.counts.get("resized", 0),
         "intents": res.counts.get("intents", 0),
-        "data": {"snapshot_rows": rows, "backfilled_rows": bf_rows,
-                 "backfilled_fraction": (bf_rows / rows) if rows else 0.0,
-                 "fills_on_backfilled_books": fills_bf,
-                 "steps": res.counts.get("steps", 0),
-                 **({"coverage_detail": {k: v for k, v in cov.items()}} if cov else {})},
+        "data": {
+            "snapshot_rows": rows,
+            "backfilled_rows": bf_rows,
+            "backfilled_fraction": (bf_rows / rows) if rows else 0.0,
+            "fills_on_backfilled_books": fills_bf,
+            "steps": res.counts.get("steps", 0),
+            **({"coverage_detail": {k: v for k, v in cov.items()}} if cov else {}),
+        },
         "daily_equity": [{"day": _iso(int(d)), "equity": int(e) / MICRO} for d, e in zip(days, deq)],
         "backfilled_share": cov.get("backfilled_share"),
         "fills_on_backfilled_books": (fills_bf / fills) if fills else 0.0,
@@ -165,5 +192,6 @@ def compute_metrics(res: BacktestResult, thresholds: Any, *, coverage: Optional[
 
 
 def _iso(ts: int) -> str:
-    from datetime import datetime, timezone
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")

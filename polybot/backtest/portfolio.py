@@ -10,10 +10,10 @@ Accounting (identical to the positions table's meaning):
   (fees included). ``cash == initial + Σ fills' cash deltas + Σ settlements``
   holds exactly.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Optional
 
 from polybot.exchange.fills import FillResult
 from polybot.money import MICRO, notional_micro
@@ -26,12 +26,12 @@ class FillRecord:
     token_id: str
     market_id: str
     side: str
-    price_micro: int            # average price of the order's fills
+    price_micro: int  # average price of the order's fills
     size_micro: int
     notional_micro: int
     fee_micro: int
     cash_delta_micro: int
-    realized_pnl_micro: Optional[int]
+    realized_pnl_micro: int | None
     reason: str
     backfilled_book: bool = False
 
@@ -53,10 +53,10 @@ class RoundTrip:
     market_id: str
     opened_at: int
     entry_reason: str
-    paid_micro: int = 0          # Σ buys: notional + fee
-    received_micro: int = 0      # Σ sells: notional − fee, + settlement value
+    paid_micro: int = 0  # Σ buys: notional + fee
+    received_micro: int = 0  # Σ sells: notional − fee, + settlement value
     fees_micro: int = 0
-    closed_at: Optional[int] = None
+    closed_at: int | None = None
     exit_reason: str = ""
     max_cost_micro: int = 0
 
@@ -69,11 +69,19 @@ class RoundTrip:
         return self.pnl_micro / self.paid_micro if self.paid_micro else 0.0
 
     def to_dict(self) -> dict:
-        return {"token_id": self.token_id, "market_id": self.market_id, "opened_at": self.opened_at,
-                "closed_at": self.closed_at, "paid": self.paid_micro / MICRO,
-                "received": self.received_micro / MICRO, "fees": self.fees_micro / MICRO,
-                "pnl": self.pnl_micro / MICRO, "return": round(self.return_fraction, 6),
-                "entry_reason": self.entry_reason, "exit_reason": self.exit_reason}
+        return {
+            "token_id": self.token_id,
+            "market_id": self.market_id,
+            "opened_at": self.opened_at,
+            "closed_at": self.closed_at,
+            "paid": self.paid_micro / MICRO,
+            "received": self.received_micro / MICRO,
+            "fees": self.fees_micro / MICRO,
+            "pnl": self.pnl_micro / MICRO,
+            "return": round(self.return_fraction, 6),
+            "entry_reason": self.entry_reason,
+            "exit_reason": self.exit_reason,
+        }
 
 
 class Ledger:
@@ -103,8 +111,16 @@ class Ledger:
         return sum(h.cost_micro for h in self.positions.values())
 
     # ------------------------------------------------------------------ changes
-    def apply_fill(self, ts: int, token_id: str, market_id: str, r: FillResult, reason: str,
-                   group_key: str = "", backfilled_book: bool = False) -> Optional[FillRecord]:
+    def apply_fill(
+        self,
+        ts: int,
+        token_id: str,
+        market_id: str,
+        r: FillResult,
+        reason: str,
+        group_key: str = "",
+        backfilled_book: bool = False,
+    ) -> FillRecord | None:
         if not r.size_micro:
             return None
         delta = r.cash_delta_micro
@@ -136,15 +152,29 @@ class Ledger:
                 self._close(token_id, ts, reason)
             else:
                 self.positions[token_id] = replace(h, size_micro=left, cost_micro=h.cost_micro - cost_out)
-        rec = FillRecord(ts, token_id, market_id, r.side, r.avg_price_micro or 0, r.size_micro, r.notional_micro,
-                         r.fee_micro, delta, realized, reason, backfilled_book)
+        rec = FillRecord(
+            ts,
+            token_id,
+            market_id,
+            r.side,
+            r.avg_price_micro or 0,
+            r.size_micro,
+            r.notional_micro,
+            r.fee_micro,
+            delta,
+            realized,
+            reason,
+            backfilled_book,
+        )
         self.fills.append(rec)
         return rec
 
     def settle(self, ts: int, market_id: str, payouts: dict) -> list[Settlement]:
         """Redeem every position of ``market_id`` at its payout (missing token → 0)."""
-        return [self.settle_token(ts, token_id, float(payouts.get(token_id, 0.0)))
-                for token_id in sorted(t for t, h in self.positions.items() if h.market_id == market_id)]
+        return [
+            self.settle_token(ts, token_id, float(payouts.get(token_id, 0.0)))
+            for token_id in sorted(t for t, h in self.positions.items() if h.market_id == market_id)
+        ]
 
     def settle_token(self, ts: int, token_id: str, payout: float, reason: str = "") -> Settlement:
         """Close one position at ``payout`` per share, no fee."""

@@ -1,10 +1,11 @@
 """The backtest report: the checklist's lines first, then the rest; JSON and PNG files."""
+
 from __future__ import annotations
 
 import json
 import math
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from polybot.money import MICRO
@@ -18,11 +19,12 @@ def _usd(x: float, signed: bool = False) -> str:
 
 
 def _day(ts: int) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
 
-def format_report(res: BacktestResult, m: dict, *, json_path: Path | None = None,
-                  png_path: Path | None = None) -> str:
+def format_report(
+    res: BacktestResult, m: dict, *, json_path: Path | None = None, png_path: Path | None = None
+) -> str:
     """The text printed by backtest.py. The first five lines are exactly the checklist's."""
     lines = [
         f"Total trades: {m['total_trades']}",
@@ -36,28 +38,47 @@ def format_report(res: BacktestResult, m: dict, *, json_path: Path | None = None
         f"Total return: {m['total_return'] * 100:+.2f}%",
     ]
     pf = m["profit_factor"]
-    lines.append("Profit factor: " + ("n/a (no closed trades)" if pf is None else
-                                      "∞ (no losing trade)" if pf == math.inf else f"{pf:.2f}"))
-    lines.append(f"Average trade: {_usd(m['average_trade'], True)} ({m['average_trade_return'] * 100:+.2f}%), "
-                 f"{m['wins']} won, {m['losses']} lost")
+    lines.append(
+        "Profit factor: "
+        + (
+            "n/a (no closed trades)"
+            if pf is None
+            else "∞ (no losing trade)"
+            if pf == math.inf
+            else f"{pf:.2f}"
+        )
+    )
+    lines.append(
+        f"Average trade: {_usd(m['average_trade'], True)} ({m['average_trade_return'] * 100:+.2f}%), "
+        f"{m['wins']} won, {m['losses']} lost"
+    )
     lines.append(f"Fees paid: {_usd(m['fees_paid'])}")
-    lines.append(f"Exposure: average {m['exposure_average'] * 100:.1f}% of capital, max "
-                 f"{m['exposure_max'] * 100:.1f}%")
+    lines.append(
+        f"Exposure: average {m['exposure_average'] * 100:.1f}% of capital, max {m['exposure_max'] * 100:.1f}%"
+    )
     for key, title in (("best_trade", "Best trade"), ("worst_trade", "Worst trade")):
         t = m[key]
         if t:
-            lines.append(f"{title}: {_usd(t['pnl'], True)} ({t['return'] * 100:+.1f}%) in "
-                         f"{_short(t['question'])}")
+            lines.append(
+                f"{title}: {_usd(t['pnl'], True)} ({t['return'] * 100:+.1f}%) in {_short(t['question'])}"
+            )
     unfilled = m["orders_not_filled"]
-    lines.append(f"Fills: {m['fills']}, settlements at resolution: {m['settlements']}, orders not filled: "
-                 f"{sum(unfilled.values())}" + (f" ({_counts(unfilled)})" if unfilled else ""))
+    lines.append(
+        f"Fills: {m['fills']}, settlements at resolution: {m['settlements']}, orders not filled: "
+        f"{sum(unfilled.values())}" + (f" ({_counts(unfilled)})" if unfilled else "")
+    )
     rej = m["risk_rejections"]
-    lines.append(f"Risk manager: {m['intents']} intents, {sum(rej.values())} rejected"
-                 + (f" ({_counts(rej)})" if rej else "") + f", {m['risk_resized']} resized")
+    lines.append(
+        f"Risk manager: {m['intents']} intents, {sum(rej.values())} rejected"
+        + (f" ({_counts(rej)})" if rej else "")
+        + f", {m['risk_resized']} resized"
+    )
     d = m["data"]
-    lines.append(f"Data: {d['snapshot_rows']:,} snapshot rows, {d['backfilled_fraction'] * 100:.1f}% backfilled "
-                 f"(price history without a recorded book: traded on a synthesised book), "
-                 f"{d['fills_on_backfilled_books']} fills on backfilled books")
+    lines.append(
+        f"Data: {d['snapshot_rows']:,} snapshot rows, {d['backfilled_fraction'] * 100:.1f}% backfilled "
+        f"(price history without a recorded book: traded on a synthesised book), "
+        f"{d['fills_on_backfilled_books']} fills on backfilled books"
+    )
     lines.append(f"Sharpe formula: {m['sharpe_formula']}")
     if m["trades_per_market"]:
         lines.append("Trades per market:")
@@ -97,20 +118,28 @@ def verdict_lines(m: dict) -> list[str]:
     for c in m["criteria"]:
         lines.append(f"  {'✓' if c['passed'] else '✗'} {c['name']}: {c['value']}")
     min_psr = t.get("min_psr", 0.95)
-    lines.append(f"  {'✓' if m['psr'] >= min_psr else '✗'} Probabilistic Sharpe ratio ≥ {min_psr:g}: {m['psr']:.2f}")
+    lines.append(
+        f"  {'✓' if m['psr'] >= min_psr else '✗'} Probabilistic Sharpe ratio ≥ {min_psr:g}: {m['psr']:.2f}"
+    )
     if m.get("dsr") is not None:
-        lines.append(f"  {'✓' if m['dsr'] >= min_psr else '✗'} Deflated Sharpe ratio ({m['n_trials']} parameter sets) "
-                     f"≥ {min_psr:g}: {m['dsr']:.2f}")
+        lines.append(
+            f"  {'✓' if m['dsr'] >= min_psr else '✗'} Deflated Sharpe ratio ({m['n_trials']} parameter sets) "
+            f"≥ {min_psr:g}: {m['dsr']:.2f}"
+        )
     n = m["total_trades"]
-    lines.append(f"Evidence: {n} closed trades (min {t.get('min_trades', '?')}), data coverage {_pct(m.get('coverage'))} "
-                 f"of the window (min {_pct(t.get('min_coverage'))}), recorded books {_pct(m.get('recorded_share'))} "
-                 f"of the rows ({'unknown' if m.get('recorded_days') is None else format(m['recorded_days'], '.1f')} "
-                 f"days; go-live needs {t.get('min_recorded_days', 7):g}), fills on backfilled books "
-                 f"{_pct(m.get('fills_on_backfilled_books'))}")
+    lines.append(
+        f"Evidence: {n} closed trades (min {t.get('min_trades', '?')}), data coverage {_pct(m.get('coverage'))} "
+        f"of the window (min {_pct(t.get('min_coverage'))}), recorded books {_pct(m.get('recorded_share'))} "
+        f"of the rows ({'unknown' if m.get('recorded_days') is None else format(m['recorded_days'], '.1f')} "
+        f"days; go-live needs {t.get('min_recorded_days', 7):g}), fills on backfilled books "
+        f"{_pct(m.get('fills_on_backfilled_books'))}"
+    )
     ci = m.get("confidence_intervals") or {}
-    lines.append(f"95% intervals (bootstrap over whole days, {t.get('bootstrap_samples', 2000)} resamples): "
-                 f"total return {_interval(ci.get('total_return'), 'return')}, "
-                 f"Sharpe {_interval(ci.get('sharpe'), 'ratio')}, win rate {_interval(ci.get('win_rate'), 'share')}")
+    lines.append(
+        f"95% intervals (bootstrap over whole days, {t.get('bootstrap_samples', 2000)} resamples): "
+        f"total return {_interval(ci.get('total_return'), 'return')}, "
+        f"Sharpe {_interval(ci.get('sharpe'), 'ratio')}, win rate {_interval(ci.get('win_rate'), 'share')}"
+    )
     for r in m.get("reasons") or []:
         lines.append(f"  - {r}")
     lines.append(m["verdict"])
@@ -126,14 +155,26 @@ def _counts(c: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-VERDICT_KEYS = ("verdict", "reasons", "coverage", "recorded_share", "recorded_days", "backfilled_share",
-                "fills_on_backfilled_books", "confidence_intervals", "psr", "dsr", "n_trials", "total_trades",
-                "thresholds")
+VERDICT_KEYS = (
+    "verdict",
+    "reasons",
+    "coverage",
+    "recorded_share",
+    "recorded_days",
+    "backfilled_share",
+    "fills_on_backfilled_books",
+    "confidence_intervals",
+    "psr",
+    "dsr",
+    "n_trials",
+    "total_trades",
+    "thresholds",
+)
 
 
 def write_json(path: Path, res: BacktestResult, m: dict, extra: dict | None = None) -> None:
     data = {
-        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "start_date": _day(res.start_ts),
         "end_date": _day(res.end_ts),
         "strategy": {"name": res.strategy, "params": res.params},
@@ -152,6 +193,7 @@ def write_json(path: Path, res: BacktestResult, m: dict, extra: dict | None = No
 
 def write_png(path: Path, res: BacktestResult, m: dict) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
@@ -159,17 +201,21 @@ def write_png(path: Path, res: BacktestResult, m: dict) -> None:
 
     ts = np.concatenate(([res.start_ts], res.curve_ts))
     eq = np.concatenate(([res.capital_micro], res.curve_equity)) / MICRO
-    when = [datetime.fromtimestamp(int(t), timezone.utc) for t in ts]
+    when = [datetime.fromtimestamp(int(t), UTC) for t in ts]
     peak = np.maximum.accumulate(eq)
     dd = np.where(peak > 0, eq / peak - 1.0, 0.0) * 100
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True,
-                                   gridspec_kw={"height_ratios": [3, 1.3]})
+    fig, (ax1, ax2) = plt.subplots(
+        2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]}
+    )
     ax1.plot(when, eq, color="#1f77b4", lw=1.4, label="equity (marked at the bid)")
     ax1.axhline(res.capital_micro / MICRO, color="grey", lw=0.8, ls="--", label="starting capital")
     ax1.set_ylabel("USDC")
-    ax1.set_title(f"Backtest {res.strategy}: {_day(res.start_ts)} to {_day(res.end_ts)} — "
-                  f"{m['verdict']} (return {m['total_return'] * 100:+.2f}%, Sharpe {m['sharpe_ratio']:.2f}, "
-                  f"max DD {m['max_drawdown'] * 100:.1f}%)", fontsize=10)
+    ax1.set_title(
+        f"Backtest {res.strategy}: {_day(res.start_ts)} to {_day(res.end_ts)} — "
+        f"{m['verdict']} (return {m['total_return'] * 100:+.2f}%, Sharpe {m['sharpe_ratio']:.2f}, "
+        f"max DD {m['max_drawdown'] * 100:.1f}%)",
+        fontsize=10,
+    )
     ax1.legend(loc="best", fontsize=8)
     ax1.grid(alpha=0.3)
     ax2.fill_between(when, dd, 0, color="#d62728", alpha=0.4, step="post")

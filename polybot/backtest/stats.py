@@ -25,11 +25,12 @@ Pure numpy + the standard library (``statistics.NormalDist`` for Φ and Φ⁻¹)
 Degenerate inputs (fewer than 2 returns, no variation) give the answer that cannot lead to a
 PASS: PSR/DSR 0.0 and a (nan, nan) interval — "no evidence", never "certain".
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from statistics import NormalDist
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -45,8 +46,15 @@ def _phi_inv(p: float) -> float:
     return _N.inv_cdf(p)
 
 
-def block_bootstrap_ci(daily_returns, statistic: Callable[[np.ndarray], float], *, n_boot: int = 2000,
-                       block_days: int = 1, alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
+def block_bootstrap_ci(
+    daily_returns,
+    statistic: Callable[[np.ndarray], float],
+    *,
+    n_boot: int = 2000,
+    block_days: int = 1,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Percentile ``1 − alpha`` interval of ``statistic`` over day-block bootstrap resamples.
 
     ``daily_returns`` is one row per day: a 1-D array of daily returns, or a 2-D array whose rows
@@ -89,14 +97,15 @@ def _moments(returns) -> tuple[int, float, float, float]:
         return n, math.nan, 0.0, 3.0
     sr = float(np.mean(r)) / sd
     c = r - r.mean()
-    m2 = float(np.mean(c ** 2))
-    skew = float(np.mean(c ** 3)) / m2 ** 1.5
-    kurt = float(np.mean(c ** 4)) / m2 ** 2
+    m2 = float(np.mean(c**2))
+    skew = float(np.mean(c**3)) / m2**1.5
+    kurt = float(np.mean(c**4)) / m2**2
     return n, sr, skew, kurt
 
 
-def probabilistic_sharpe_ratio(returns: Sequence[float], sr_benchmark: float = 0.0, *,
-                               skew_credit: bool = True) -> float:
+def probabilistic_sharpe_ratio(
+    returns: Sequence[float], sr_benchmark: float = 0.0, *, skew_credit: bool = True
+) -> float:
     """P(true per-period Sharpe > ``sr_benchmark``) — Bailey & López de Prado (2012).
 
     ``returns`` are per-period (daily) returns and ``sr_benchmark`` is per period too (an
@@ -127,19 +136,22 @@ def expected_max_sharpe(n_trials: int, variance: float) -> float:
         raise ValueError("n_trials must be at least 1")
     if n == 1 or not variance or variance <= 0:
         return 0.0
-    return math.sqrt(variance) * ((1 - EULER_GAMMA) * _phi_inv(1 - 1 / n)
-                                  + EULER_GAMMA * _phi_inv(1 - 1 / (n * math.e)))
+    return math.sqrt(variance) * (
+        (1 - EULER_GAMMA) * _phi_inv(1 - 1 / n) + EULER_GAMMA * _phi_inv(1 - 1 / (n * math.e))
+    )
 
 
-def deflated_sharpe_ratio(returns: Sequence[float], n_trials: int, sr_trials_variance: float, *,
-                          skew_credit: bool = True) -> float:
+def deflated_sharpe_ratio(
+    returns: Sequence[float], n_trials: int, sr_trials_variance: float, *, skew_credit: bool = True
+) -> float:
     """PSR against the expected best Sharpe of ``n_trials`` unskilled trials (per-period units).
 
     ``sr_trials_variance`` is the variance of the per-period Sharpe ratios of all the trials
     (e.g. every parameter set of a sweep); equal to PSR(0) for one trial.
     """
-    return probabilistic_sharpe_ratio(returns, expected_max_sharpe(n_trials, sr_trials_variance),
-                                      skew_credit=skew_credit)
+    return probabilistic_sharpe_ratio(
+        returns, expected_max_sharpe(n_trials, sr_trials_variance), skew_credit=skew_credit
+    )
 
 
 # ---- statistics of a day-resampled array, for block_bootstrap_ci

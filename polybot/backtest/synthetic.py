@@ -15,26 +15,26 @@ levels a side. Prices move in logit space:
 
 Everything is seeded; nothing reads the clock.
 """
+
 from __future__ import annotations
 
 import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
 from polybot.db import connect, migrate
 
-DEFAULT_START = 1_767_225_600      # 2026-01-01 00:00 UTC
+DEFAULT_START = 1_767_225_600  # 2026-01-01 00:00 UTC
 
 
 @dataclass(frozen=True)
 class SyntheticData:
     path: Path
     start_ts: int
-    end_ts: int                    # last snapshot timestamp
+    end_ts: int  # last snapshot timestamp
     market_ids: tuple[str, ...]
     yes_tokens: tuple[str, ...]
     no_tokens: tuple[str, ...]
@@ -45,12 +45,28 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def generate(path: Path | str, *, n_markets: int = 10, days: float = 7, interval: int = 300, seed: int = 0,
-             start_ts: int = DEFAULT_START, model: str = "pairs_edge", tick: float = 0.01,
-             half_spread: float = 0.005, fee_rate: float = 0.0, common_vol: float = 0.02,
-             idio_vol: float = 0.02, reversion: float = 0.05, noise_vol: float = 0.0,
-             with_depth: bool = True, both_tokens: bool = True, end_date_days: Optional[float] = 60,
-             events: bool = False, token_id_length: int = 77) -> SyntheticData:
+def generate(
+    path: Path | str,
+    *,
+    n_markets: int = 10,
+    days: float = 7,
+    interval: int = 300,
+    seed: int = 0,
+    start_ts: int = DEFAULT_START,
+    model: str = "pairs_edge",
+    tick: float = 0.01,
+    half_spread: float = 0.005,
+    fee_rate: float = 0.0,
+    common_vol: float = 0.02,
+    idio_vol: float = 0.02,
+    reversion: float = 0.05,
+    noise_vol: float = 0.0,
+    with_depth: bool = True,
+    both_tokens: bool = True,
+    end_date_days: float | None = 60,
+    events: bool = False,
+    token_id_length: int = 77,
+) -> SyntheticData:
     """Write the data set; returns what was generated. ``*_vol`` are per-step logit st. devs."""
     rng = np.random.default_rng(seed)
     path = Path(path)
@@ -99,17 +115,35 @@ def generate(path: Path | str, *, n_markets: int = 10, days: float = 7, interval
                 "INSERT OR REPLACE INTO markets (id, condition_id, question, slug, event_id, event_title, token_ids, "
                 "outcomes, end_date, tick_size, min_order_size, fees_enabled, fee_rate, fee_exponent, tracked, "
                 "first_seen, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (mid_, f"0xc{seed}{i:04d}", f"Synthetic market {i} (pair {pair[i]})?", f"synthetic-{seed}-{i}",
-                 f"e{seed}-{pair[i]}" if events else None, f"Pair {pair[i]}" if events else None,
-                 json.dumps([yes[i], no[i]]), json.dumps(["Yes", "No"]), end_date, tick, 5.0,
-                 1 if fee_rate else 0, fee_rate, 1.0, 1, start_ts, start_ts))
+                (
+                    mid_,
+                    f"0xc{seed}{i:04d}",
+                    f"Synthetic market {i} (pair {pair[i]})?",
+                    f"synthetic-{seed}-{i}",
+                    f"e{seed}-{pair[i]}" if events else None,
+                    f"Pair {pair[i]}" if events else None,
+                    json.dumps([yes[i], no[i]]),
+                    json.dumps(["Yes", "No"]),
+                    end_date,
+                    tick,
+                    5.0,
+                    1 if fee_rate else 0,
+                    fee_rate,
+                    1.0,
+                    1,
+                    start_ts,
+                    start_ts,
+                ),
+            )
             conn.execute("INSERT OR REPLACE INTO market_tokens VALUES (?,?,?,?)", (yes[i], mid_, "Yes", 0))
             conn.execute("INSERT OR REPLACE INTO market_tokens VALUES (?,?,?,?)", (no[i], mid_, "No", 1))
         conn.execute("COMMIT")
     rows = 0
-    ins = ("INSERT OR REPLACE INTO market_snapshots (timestamp, token_id, market_id, best_bid, best_ask, mid, spread, "
-           "last_trade_price, bid_depth, ask_depth, bids, asks, volume_24h, liquidity, source) "
-           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,'collected')")
+    ins = (
+        "INSERT OR REPLACE INTO market_snapshots (timestamp, token_id, market_id, best_bid, best_ask, mid, spread, "
+        "last_trade_price, bid_depth, ask_depth, bids, asks, volume_24h, liquidity, source) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,'collected')"
+    )
     batch: list = []
     conn.execute("BEGIN")
     for t in range(steps):
@@ -123,8 +157,24 @@ def generate(path: Path | str, *, n_markets: int = 10, days: float = 7, interval
             else:
                 bids = asks = None
             bd, ad = si[0] + si[1] + si[2], si[3] + si[4] + si[5]
-            batch.append((ts, yes[i], market_ids[i], bi, ai, m[i], round(ai - bi, 6), m[i], bd, ad, bids, asks,
-                          1000.0, 1000.0))
+            batch.append(
+                (
+                    ts,
+                    yes[i],
+                    market_ids[i],
+                    bi,
+                    ai,
+                    m[i],
+                    round(ai - bi, 6),
+                    m[i],
+                    bd,
+                    ad,
+                    bids,
+                    asks,
+                    1000.0,
+                    1000.0,
+                )
+            )
             if both_tokens:
                 nb, na = round(1 - ai, 6), round(1 - bi, 6)
                 if with_depth:
@@ -132,8 +182,24 @@ def generate(path: Path | str, *, n_markets: int = 10, days: float = 7, interval
                     nasks = f"{na:.2f}:{si[0]:g},{na + tick:.2f}:{si[1]:g},{na + 2 * tick:.2f}:{si[2]:g}"
                 else:
                     nbids = nasks = None
-                batch.append((ts, no[i], market_ids[i], nb, na, round(1 - m[i], 6), round(na - nb, 6),
-                              round(1 - m[i], 6), ad, bd, nbids, nasks, 1000.0, 1000.0))
+                batch.append(
+                    (
+                        ts,
+                        no[i],
+                        market_ids[i],
+                        nb,
+                        na,
+                        round(1 - m[i], 6),
+                        round(na - nb, 6),
+                        round(1 - m[i], 6),
+                        ad,
+                        bd,
+                        nbids,
+                        nasks,
+                        1000.0,
+                        1000.0,
+                    )
+                )
         if len(batch) >= 200_000:
             conn.executemany(ins, batch)
             rows += len(batch)
@@ -150,19 +216,46 @@ def resolve(path: Path | str, market_id: str, resolved_at: int, payouts: dict) -
     """Mark a market resolved (payouts {token_id: 1|0|0.5})."""
     conn = connect(path)
     try:
-        conn.execute("UPDATE markets SET payouts = ?, resolved_at = ?, resolution_status = 'resolved', closed = 1 "
-                     "WHERE id = ?", (json.dumps(payouts), int(resolved_at), market_id))
+        conn.execute(
+            "UPDATE markets SET payouts = ?, resolved_at = ?, resolution_status = 'resolved', closed = 1 "
+            "WHERE id = ?",
+            (json.dumps(payouts), int(resolved_at), market_id),
+        )
     finally:
         conn.close()
 
 
-def insert_snapshot(conn: sqlite3.Connection, ts: int, token_id: str, market_id: str, bid: Optional[float],
-                    ask: Optional[float], *, bids: Optional[str] = None, asks: Optional[str] = None,
-                    mid: Optional[float] = None, last: Optional[float] = None, source: str = "collected") -> None:
+def insert_snapshot(
+    conn: sqlite3.Connection,
+    ts: int,
+    token_id: str,
+    market_id: str,
+    bid: float | None,
+    ask: float | None,
+    *,
+    bids: str | None = None,
+    asks: str | None = None,
+    mid: float | None = None,
+    last: float | None = None,
+    source: str = "collected",
+) -> None:
     """One snapshot row (for hand-built unit scenarios)."""
     if mid is None and bid is not None and ask is not None:
         mid = round((bid + ask) / 2, 6)
-    conn.execute("INSERT INTO market_snapshots (timestamp, token_id, market_id, best_bid, best_ask, mid, spread, "
-                 "last_trade_price, bids, asks, source) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                 (ts, token_id, market_id, bid, ask, mid,
-                  None if bid is None or ask is None else round(ask - bid, 6), last, bids, asks, source))
+    conn.execute(
+        "INSERT INTO market_snapshots (timestamp, token_id, market_id, best_bid, best_ask, mid, spread, "
+        "last_trade_price, bids, asks, source) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            ts,
+            token_id,
+            market_id,
+            bid,
+            ask,
+            mid,
+            None if bid is None or ask is None else round(ask - bid, 6),
+            last,
+            bids,
+            asks,
+            source,
+        ),
+    )

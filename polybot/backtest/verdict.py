@@ -23,18 +23,28 @@ intervals for the total return, the Sharpe ratio, the win rate and the mean dail
 parameters, the risk limits, the backtest settings); ``pre_launch_check.py`` recomputes it from
 config.yaml and accepts only a report with the same hash.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
 import math
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from datetime import UTC
+from typing import Any
 
 import numpy as np
 
-from .stats import (block_bootstrap_ci, deflated_sharpe_ratio, mean_of, probabilistic_sharpe_ratio, sharpe_of,
-                    total_return_of, win_rate_of)
+from .stats import (
+    block_bootstrap_ci,
+    deflated_sharpe_ratio,
+    mean_of,
+    probabilistic_sharpe_ratio,
+    sharpe_of,
+    total_return_of,
+    win_rate_of,
+)
 
 PASS, FAIL, INSUFFICIENT = "PASS", "FAIL", "INSUFFICIENT_DATA"
 VERDICTS = (PASS, FAIL, INSUFFICIENT)
@@ -58,12 +68,21 @@ def checklist_criteria(metrics: dict, thresholds: Any) -> list[dict]:
     mdd = float(metrics.get("max_drawdown") or 0.0)
     total_return = float(metrics.get("total_return") or 0.0)
     return [
-        {"name": f"Win rate > {thresholds.min_win_rate:.0%}", "passed": bool(n and win_rate > thresholds.min_win_rate),
-         "value": f"{win_rate:.1%}" + ("" if n else " (no trades)")},
-        {"name": f"Sharpe ratio > {thresholds.min_sharpe:g}", "passed": sharpe > thresholds.min_sharpe,
-         "value": f"{sharpe:.2f}"},
-        {"name": f"Max drawdown < {thresholds.max_drawdown:.0%}", "passed": mdd < thresholds.max_drawdown,
-         "value": f"{mdd:.1%}"},
+        {
+            "name": f"Win rate > {thresholds.min_win_rate:.0%}",
+            "passed": bool(n and win_rate > thresholds.min_win_rate),
+            "value": f"{win_rate:.1%}" + ("" if n else " (no trades)"),
+        },
+        {
+            "name": f"Sharpe ratio > {thresholds.min_sharpe:g}",
+            "passed": sharpe > thresholds.min_sharpe,
+            "value": f"{sharpe:.2f}",
+        },
+        {
+            "name": f"Max drawdown < {thresholds.max_drawdown:.0%}",
+            "passed": mdd < thresholds.max_drawdown,
+            "value": f"{mdd:.1%}",
+        },
         {"name": "Positive total return", "passed": total_return > 0, "value": f"{total_return:+.2%}"},
     ]
 
@@ -73,20 +92,24 @@ def _criterion_reason(c: dict, metrics: dict, thresholds: Any) -> str:
     if name.startswith("Win rate"):
         if not metrics.get("total_trades"):
             return "There was no closed trade, so there is no win rate."
-        return (f"The win rate {c['value']} is not above the checklist's {thresholds.min_win_rate:.0%} "
-                f"(backtest.min_win_rate).")
+        return (
+            f"The win rate {c['value']} is not above the checklist's {thresholds.min_win_rate:.0%} "
+            f"(backtest.min_win_rate)."
+        )
     if name.startswith("Sharpe"):
         return f"The Sharpe ratio {c['value']} is not above the checklist's {thresholds.min_sharpe:g} (backtest.min_sharpe)."
     if name.startswith("Max drawdown"):
-        return (f"The maximum drawdown {c['value']} is not below the checklist's {thresholds.max_drawdown:.0%} "
-                f"(backtest.max_drawdown).")
+        return (
+            f"The maximum drawdown {c['value']} is not below the checklist's {thresholds.max_drawdown:.0%} "
+            f"(backtest.max_drawdown)."
+        )
     if name.startswith("Positive"):
         return f"The total return {c['value']} is not positive."
     return f"{name} failed ({c['value']})."
 
 
 # --------------------------------------------------------------------------- inputs
-def _trade_rows(trade_pnls: Sequence, n_days: int, first_day: Optional[int]) -> np.ndarray:
+def _trade_rows(trade_pnls: Sequence, n_days: int, first_day: int | None) -> np.ndarray:
     """Rows [wins, trades] per day for the win-rate bootstrap.
 
     ``trade_pnls`` holds plain P&L numbers (then each trade is its own row: an i.i.d. bootstrap
@@ -107,15 +130,23 @@ def _trade_rows(trade_pnls: Sequence, n_days: int, first_day: Optional[int]) -> 
     return np.array([[float(p) > 0, 1.0] for p in items], dtype=np.float64)
 
 
-def _ci(lo_hi: tuple[float, float], digits: int = 6) -> Optional[list[float]]:
+def _ci(lo_hi: tuple[float, float], digits: int = 6) -> list[float] | None:
     lo, hi = lo_hi
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return None
     return [round(lo, digits), round(hi, digits)]
 
 
-def confidence_intervals(daily_returns, trade_pnls, *, n_boot: int = 2000, block_days: int = 1,
-                         alpha: float = 0.05, seed: int = 0, first_day: Optional[int] = None) -> dict:
+def confidence_intervals(
+    daily_returns,
+    trade_pnls,
+    *,
+    n_boot: int = 2000,
+    block_days: int = 1,
+    alpha: float = 0.05,
+    seed: int = 0,
+    first_day: int | None = None,
+) -> dict:
     """Day-block bootstrap intervals: total_return, sharpe, win_rate, mean_daily_return
     (``None`` where there is not enough data for an interval)."""
     r = np.asarray(daily_returns, dtype=np.float64)
@@ -130,10 +161,20 @@ def confidence_intervals(daily_returns, trade_pnls, *, n_boot: int = 2000, block
 
 
 # --------------------------------------------------------------------------- the verdict
-def judge(metrics: dict, daily_returns, trade_pnls, *, thresholds: Any, coverage: Optional[float],
-          recorded_share: Optional[float], recorded_days: Optional[float], n_trials: int = 1,
-          trials_sharpe_variance: Optional[float] = None, for_go_live: bool = False,
-          first_day: Optional[int] = None) -> dict:
+def judge(
+    metrics: dict,
+    daily_returns,
+    trade_pnls,
+    *,
+    thresholds: Any,
+    coverage: float | None,
+    recorded_share: float | None,
+    recorded_days: float | None,
+    n_trials: int = 1,
+    trials_sharpe_variance: float | None = None,
+    for_go_live: bool = False,
+    first_day: int | None = None,
+) -> dict:
     """Decide PASS / FAIL / INSUFFICIENT_DATA for one backtest (or one out-of-sample record).
 
     ``metrics``: ``total_trades``, ``win_rate``, ``sharpe_ratio``, ``max_drawdown``,
@@ -147,35 +188,53 @@ def judge(metrics: dict, daily_returns, trade_pnls, *, thresholds: Any, coverage
     if n_trials < 1:
         raise ValueError("n_trials must be at least 1")
     if n_trials > 1 and (trials_sharpe_variance is None or not math.isfinite(trials_sharpe_variance)):
-        raise ValueError("n_trials > 1 needs trials_sharpe_variance (variance of the trials' per-day Sharpe ratios)")
+        raise ValueError(
+            "n_trials > 1 needs trials_sharpe_variance (variance of the trials' per-day Sharpe ratios)"
+        )
     t = thresholds
     r = np.asarray(daily_returns, dtype=np.float64)
     n_trades = int(metrics.get("total_trades") or 0)
     criteria = checklist_criteria(metrics, t)
     # skewness may widen the uncertainty but never narrow it (stats.probabilistic_sharpe_ratio)
     psr = probabilistic_sharpe_ratio(r, 0.0, skew_credit=False)
-    dsr = (deflated_sharpe_ratio(r, n_trials, float(trials_sharpe_variance), skew_credit=False)
-           if n_trials > 1 else None)
-    cis = confidence_intervals(r, trade_pnls, n_boot=int(t.bootstrap_samples), block_days=int(t.bootstrap_block_days),
-                               first_day=first_day)
+    dsr = (
+        deflated_sharpe_ratio(r, n_trials, float(trials_sharpe_variance), skew_credit=False)
+        if n_trials > 1
+        else None
+    )
+    cis = confidence_intervals(
+        r,
+        trade_pnls,
+        n_boot=int(t.bootstrap_samples),
+        block_days=int(t.bootstrap_block_days),
+        first_day=first_day,
+    )
 
     short: list[str] = []
     if n_trades < t.min_trades:
-        short.append(f"Only {n_trades} closed trade{'s' if n_trades != 1 else ''} — at least {t.min_trades} "
-                     f"(backtest.min_trades) are needed to tell skill from luck; backtest a longer window or "
-                     f"collect more data.")
+        short.append(
+            f"Only {n_trades} closed trade{'s' if n_trades != 1 else ''} — at least {t.min_trades} "
+            f"(backtest.min_trades) are needed to tell skill from luck; backtest a longer window or "
+            f"collect more data."
+        )
     if coverage is None:
-        short.append("The data coverage of the window was not measured, so the window may be mostly empty; "
-                     "run the backtest with python backtest.py, which measures it.")
+        short.append(
+            "The data coverage of the window was not measured, so the window may be mostly empty; "
+            "run the backtest with python backtest.py, which measures it."
+        )
     elif coverage < t.min_coverage:
-        short.append(f"The data covers only {coverage:.0%} of the window (at least {t.min_coverage:.0%}, "
-                     f"backtest.min_coverage); backfill or collect the missing days, or choose dates that have data.")
+        short.append(
+            f"The data covers only {coverage:.0%} of the window (at least {t.min_coverage:.0%}, "
+            f"backtest.min_coverage); backfill or collect the missing days, or choose dates that have data."
+        )
     if for_go_live:
         rd = recorded_days if recorded_days is not None else 0.0
         if rd < t.min_recorded_days:
-            short.append(f"Only {rd:.1f} days of the window are recorded order books (at least "
-                         f"{t.min_recorded_days:g}, backtest.min_recorded_days, to go live); the rest is backfilled "
-                         f"price history — keep the collector running and re-run the backtest later.")
+            short.append(
+                f"Only {rd:.1f} days of the window are recorded order books (at least "
+                f"{t.min_recorded_days:g}, backtest.min_recorded_days, to go live); the rest is backfilled "
+                f"price history — keep the collector running and re-run the backtest later."
+            )
 
     reasons: list[str]
     if short:
@@ -183,19 +242,26 @@ def judge(metrics: dict, daily_returns, trade_pnls, *, thresholds: Any, coverage
     else:
         reasons = [_criterion_reason(c, metrics, t) for c in criteria if not c["passed"]]
         if psr < t.min_psr:
-            reasons.append(f"The probabilistic Sharpe ratio is {psr:.2f}, below {t.min_psr:g} (backtest.min_psr): "
-                           f"over {len(r)} days a true Sharpe ratio above 0 is not established, the result may be luck.")
+            reasons.append(
+                f"The probabilistic Sharpe ratio is {psr:.2f}, below {t.min_psr:g} (backtest.min_psr): "
+                f"over {len(r)} days a true Sharpe ratio above 0 is not established, the result may be luck."
+            )
         if dsr is not None and dsr < t.min_psr:
-            reasons.append(f"{n_trials} parameter sets were tried and the deflated Sharpe ratio is {dsr:.2f}, below "
-                           f"{t.min_psr:g}: the best set's Sharpe ratio is within what luck gives the best of "
-                           f"{n_trials} tries.")
+            reasons.append(
+                f"{n_trials} parameter sets were tried and the deflated Sharpe ratio is {dsr:.2f}, below "
+                f"{t.min_psr:g}: the best set's Sharpe ratio is within what luck gives the best of "
+                f"{n_trials} tries."
+            )
         if reasons:
             verdict = FAIL
         else:
             verdict = PASS
-            reasons = [f"Every checklist criterion passes and the probabilistic Sharpe ratio is {psr:.2f} "
-                       f"(≥ {t.min_psr:g})" + (f", deflated for {n_trials} parameter sets {dsr:.2f}" if dsr is not None
-                                               else "") + f", over {n_trades} trades and {len(r)} days."]
+            reasons = [
+                f"Every checklist criterion passes and the probabilistic Sharpe ratio is {psr:.2f} "
+                f"(≥ {t.min_psr:g})"
+                + (f", deflated for {n_trials} parameter sets {dsr:.2f}" if dsr is not None else "")
+                + f", over {n_trades} trades and {len(r)} days."
+            ]
     out = {
         "verdict": verdict,
         "reasons": reasons,
@@ -215,8 +281,17 @@ def judge(metrics: dict, daily_returns, trade_pnls, *, thresholds: Any, coverage
 
 
 def thresholds_used(t: Any) -> dict:
-    keys = ("min_trades", "min_coverage", "min_recorded_days", "min_psr", "min_win_rate", "min_sharpe",
-            "max_drawdown", "bootstrap_samples", "bootstrap_block_days")
+    keys = (
+        "min_trades",
+        "min_coverage",
+        "min_recorded_days",
+        "min_psr",
+        "min_win_rate",
+        "min_sharpe",
+        "max_drawdown",
+        "bootstrap_samples",
+        "bootstrap_block_days",
+    )
     return {k: getattr(t, k) for k in keys}
 
 
@@ -229,7 +304,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, float) and value.is_integer():
-        return int(value)           # 0.5 vs 0.50 vs 1 vs 1.0 hash the same
+        return int(value)  # 0.5 vs 0.50 vs 1 vs 1.0 hash the same
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
@@ -251,11 +326,12 @@ def config_fingerprint(cfg: Any, strategy_name: str, params: dict) -> dict:
     }
 
 
-def config_hash(cfg: Any, strategy_name: Optional[str] = None, params: Optional[dict] = None) -> str:
+def config_hash(cfg: Any, strategy_name: str | None = None, params: dict | None = None) -> str:
     """sha256 (first 16 hex digits) of :func:`config_fingerprint`. Without a strategy name and
     params, the configured strategy's (validated, defaults filled in) are used."""
     if strategy_name is None or params is None:
         from polybot.strategy.registry import from_config
+
         s = from_config(cfg)
         strategy_name, params = s.name, s.params
     text = json.dumps(config_fingerprint(cfg, strategy_name, params), sort_keys=True, separators=(",", ":"))
@@ -271,31 +347,37 @@ def _flatten(d: Any, prefix: str = "") -> dict:
     return {prefix: d}
 
 
-def fingerprint_differences(report_fp: Optional[dict], configured_fp: dict, limit: int = 3) -> list[str]:
+def fingerprint_differences(report_fp: dict | None, configured_fp: dict, limit: int = 3) -> list[str]:
     """Human-readable differences, e.g. ``params.entry_z 2 in the report, 2.5 in config.yaml``."""
     if not isinstance(report_fp, dict):
         return []
     a, b = _flatten(report_fp), _flatten(configured_fp)
     keys = sorted(set(a) | set(b), key=lambda k: (k != "strategy", k))
-    if a.get("strategy") != b.get("strategy"):      # another strategy: its parameters differ by nature
+    if a.get("strategy") != b.get("strategy"):  # another strategy: its parameters differ by nature
         keys = [k for k in keys if not k.startswith("params.")]
-    diffs = [f"{k} {json.dumps(a.get(k, '(absent)'))} in the report, {json.dumps(b.get(k, '(absent)'))} in config.yaml"
-             for k in keys if a.get(k, "(absent)") != b.get(k, "(absent)")]
+    diffs = [
+        f"{k} {json.dumps(a.get(k, '(absent)'))} in the report, {json.dumps(b.get(k, '(absent)'))} in config.yaml"
+        for k in keys
+        if a.get(k, "(absent)") != b.get(k, "(absent)")
+    ]
     return diffs[:limit] + ([f"… {len(diffs) - limit} more"] if len(diffs) > limit else [])
 
 
 # --------------------------------------------------------------------------- go-live acceptance
-def _parse_time(text: Any) -> Optional[float]:
-    from datetime import datetime, timezone
+def _parse_time(text: Any) -> float | None:
+    from datetime import datetime
+
     if not isinstance(text, str):
         return None
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
     except ValueError:
         return None
 
 
-def go_live_problems(report: dict, cfg: Any, now: float, *, file_mtime: Optional[float] = None) -> list[tuple[str, str]]:
+def go_live_problems(
+    report: dict, cfg: Any, now: float, *, file_mtime: float | None = None
+) -> list[tuple[str, str]]:
     """Why a backtest report whose verdict is PASS is still not enough to go live, as
     ``(problem, fix)`` sentences; empty = acceptable. Checks: the report was made for the
     configured strategy, parameters and settings (``config_hash``), it is at most
@@ -303,25 +385,39 @@ def go_live_problems(report: dict, cfg: Any, now: float, *, file_mtime: Optional
     (coverage, recorded days, trades, PSR — and DSR when a sweep was run)."""
     t = cfg.backtest
     out: list[tuple[str, str]] = []
-    rerun = ("re-run python backtest.py --start-date YYYY-MM-DD --end-date YYYY-MM-DD --capital 500 over the "
-             "last 30 days with the current config.yaml")
+    rerun = (
+        "re-run python backtest.py --start-date YYYY-MM-DD --end-date YYYY-MM-DD --capital 500 over the "
+        "last 30 days with the current config.yaml"
+    )
     metrics = report.get("metrics") if isinstance(report.get("metrics"), dict) else {}
 
     def get(key: str) -> Any:
         return report[key] if key in report else metrics.get(key)
 
     from polybot.strategy.registry import from_config
+
     strategy = from_config(cfg)
     want = config_hash(cfg, strategy.name, strategy.params)
     have = report.get("config_hash")
     if not have:
-        out.append(("the report has no config_hash (it was written by an older backtest.py), so it cannot be "
-                    "matched to the configured strategy", rerun))
+        out.append(
+            (
+                "the report has no config_hash (it was written by an older backtest.py), so it cannot be "
+                "matched to the configured strategy",
+                rerun,
+            )
+        )
     elif have != want:
-        diffs = fingerprint_differences(report.get("config_fingerprint"),
-                                        config_fingerprint(cfg, strategy.name, strategy.params))
-        out.append((f"the report was made for other settings than config.yaml (config_hash {have}, config.yaml "
-                    f"gives {want}" + (f": {'; '.join(diffs)}" if diffs else "") + ")", rerun))
+        diffs = fingerprint_differences(
+            report.get("config_fingerprint"), config_fingerprint(cfg, strategy.name, strategy.params)
+        )
+        out.append(
+            (
+                f"the report was made for other settings than config.yaml (config_hash {have}, config.yaml "
+                f"gives {want}" + (f": {'; '.join(diffs)}" if diffs else "") + ")",
+                rerun,
+            )
+        )
     made = _parse_time(report.get("generated_at"))
     if made is None:
         made = file_mtime
@@ -330,38 +426,69 @@ def go_live_problems(report: dict, cfg: Any, now: float, *, file_mtime: Optional
     else:
         age = (now - made) / DAY
         if age < -1 / 24:
-            out.append((f"the report is dated {-age * 24:.0f} h in the future (a wrong clock, or an edited report)",
-                        "check the system clock (timedatectl), then " + rerun))
+            out.append(
+                (
+                    f"the report is dated {-age * 24:.0f} h in the future (a wrong clock, or an edited report)",
+                    "check the system clock (timedatectl), then " + rerun,
+                )
+            )
         elif age > t.max_report_age_days:
-            out.append((f"the report is {age:.1f} days old (at most {t.max_report_age_days:g}, "
-                        f"backtest.max_report_age_days)", rerun))
+            out.append(
+                (
+                    f"the report is {age:.1f} days old (at most {t.max_report_age_days:g}, "
+                    f"backtest.max_report_age_days)",
+                    rerun,
+                )
+            )
     cov = get("coverage")
     if not isinstance(cov, (int, float)):
         out.append(("the report does not state its data coverage", rerun))
     elif cov < t.min_coverage:
-        out.append((f"its data covers {cov:.0%} of the window (at least {t.min_coverage:.0%}, backtest.min_coverage)",
-                    "backfill or collect the missing days, then " + rerun))
+        out.append(
+            (
+                f"its data covers {cov:.0%} of the window (at least {t.min_coverage:.0%}, backtest.min_coverage)",
+                "backfill or collect the missing days, then " + rerun,
+            )
+        )
     rd = get("recorded_days")
     if not isinstance(rd, (int, float)):
         out.append(("the report does not state how many days of recorded books it used", rerun))
     elif rd < t.min_recorded_days:
-        out.append((f"only {rd:.1f} days of its window are recorded order books, the rest backfilled (at least "
-                    f"{t.min_recorded_days:g}, backtest.min_recorded_days)",
-                    f"keep python collect_market_data.py running until {t.min_recorded_days:g} days are recorded, "
-                    f"then " + rerun))
+        out.append(
+            (
+                f"only {rd:.1f} days of its window are recorded order books, the rest backfilled (at least "
+                f"{t.min_recorded_days:g}, backtest.min_recorded_days)",
+                f"keep python collect_market_data.py running until {t.min_recorded_days:g} days are recorded, "
+                f"then " + rerun,
+            )
+        )
     n = get("total_trades")
     if not isinstance(n, (int, float)) or n < t.min_trades:
-        out.append((f"it has {n if n is not None else 'no count of'} closed trades (at least {t.min_trades}, "
-                    f"backtest.min_trades)", rerun))
+        out.append(
+            (
+                f"it has {n if n is not None else 'no count of'} closed trades (at least {t.min_trades}, "
+                f"backtest.min_trades)",
+                rerun,
+            )
+        )
     psr = get("psr")
     if not isinstance(psr, (int, float)) or psr < t.min_psr:
-        out.append((f"its probabilistic Sharpe ratio is {psr if psr is not None else 'missing'} (at least "
-                    f"{t.min_psr:g}, backtest.min_psr)", rerun))
+        out.append(
+            (
+                f"its probabilistic Sharpe ratio is {psr if psr is not None else 'missing'} (at least "
+                f"{t.min_psr:g}, backtest.min_psr)",
+                rerun,
+            )
+        )
     dsr = get("dsr")
     if dsr is not None and (not isinstance(dsr, (int, float)) or dsr < t.min_psr):
-        out.append((f"its deflated Sharpe ratio is {dsr} (at least {t.min_psr:g} after a parameter sweep)",
-                    "re-run the backtest with fewer parameter sets, or a longer window, until the deflated Sharpe "
-                    "ratio passes"))
+        out.append(
+            (
+                f"its deflated Sharpe ratio is {dsr} (at least {t.min_psr:g} after a parameter sweep)",
+                "re-run the backtest with fewer parameter sets, or a longer window, until the deflated Sharpe "
+                "ratio passes",
+            )
+        )
     return out
 
 
@@ -371,8 +498,9 @@ def paper_daily_returns(conn: Any, capital: float, now: float) -> tuple[list[flo
     From the ``performance`` rows (mode ``paper``): the equity at the end of each UTC day over
     the previous day's — the backtest's definition — with the first row's equity as day 0.
     Without performance rows: each day's realised P&L of paper trades / ``capital``."""
-    rows = conn.execute("SELECT timestamp, equity_micro FROM performance WHERE mode = 'paper' "
-                        "ORDER BY timestamp").fetchall()
+    rows = conn.execute(
+        "SELECT timestamp, equity_micro FROM performance WHERE mode = 'paper' ORDER BY timestamp"
+    ).fetchall()
     if rows:
         base = rows[0][1]
         by_day: dict[int, int] = {}
@@ -385,16 +513,20 @@ def paper_daily_returns(conn: Any, capital: float, now: float) -> tuple[list[flo
             out.append(eq / prev - 1.0 if prev else 0.0)
             prev = eq
         return out, "paper equity (performance table)"
-    rows = conn.execute("SELECT timestamp, COALESCE(realized_pnl_micro, 0) FROM trades WHERE mode = 'paper' "
-                        "ORDER BY timestamp").fetchall()
+    rows = conn.execute(
+        "SELECT timestamp, COALESCE(realized_pnl_micro, 0) FROM trades WHERE mode = 'paper' "
+        "ORDER BY timestamp"
+    ).fetchall()
     if not rows:
         return [], "no paper trades"
     pnl: dict[int, int] = {}
     for ts, p in rows:
         pnl[int(ts) // DAY] = pnl.get(int(ts) // DAY, 0) + int(p)
     first, last = min(pnl), max(max(pnl), int(now) // DAY)
-    return ([pnl.get(d, 0) / 1e6 / capital for d in range(first, last + 1)],
-            "realised P&L of paper trades / capital (no performance rows)")
+    return (
+        [pnl.get(d, 0) / 1e6 / capital for d in range(first, last + 1)],
+        "realised P&L of paper trades / capital (no performance rows)",
+    )
 
 
 def paper_vs_backtest(report: dict, paper_returns: Sequence[float]) -> tuple[bool, str]:
@@ -410,6 +542,8 @@ def paper_vs_backtest(report: dict, paper_returns: Sequence[float]) -> tuple[boo
         return False, "there are no paper trading results to compare with the backtest"
     mean = float(np.mean(paper_returns))
     lo = float(ci[0])
-    text = (f"paper mean daily return {mean * 100:+.3f}% over {len(paper_returns)} days vs the backtest's lower "
-            f"95% bound {lo * 100:+.3f}%/day")
+    text = (
+        f"paper mean daily return {mean * 100:+.3f}% over {len(paper_returns)} days vs the backtest's lower "
+        f"95% bound {lo * 100:+.3f}%/day"
+    )
     return (mean >= lo), text

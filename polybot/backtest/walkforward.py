@@ -28,6 +28,7 @@ parameters per segment, out-of-sample metrics) and ``sweep`` (every set tried). 
 ``strategy.params`` / ``config_hash`` are those of the LAST segment's chosen set — the set the
 procedure would trade next — so ``pre_launch_check.py`` accepts it only if config.yaml has them.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -36,10 +37,11 @@ import math
 import os
 import sqlite3
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
@@ -49,7 +51,7 @@ from polybot.money import MICRO
 from polybot.strategy.registry import get_strategy
 
 from .coverage import data_coverage
-from .engine import DAY, BacktestDataError, BacktestResult, Backtester
+from .engine import DAY, BacktestDataError, Backtester, BacktestResult
 from .metrics import daily_equity, daily_returns, max_drawdown, sharpe_ratio
 from .portfolio import Ledger
 from .verdict import config_fingerprint, config_hash, judge
@@ -69,12 +71,16 @@ def parse_sweep(specs: Sequence[str], strategy_name: str, base_params: dict) -> 
         if not sep or not key or not vals:
             raise ConfigError(f"--sweep {spec!r} is not key=v1,v2,...; write e.g. --sweep entry_z=1.5,2,2.5")
         if key in grid:
-            raise ConfigError(f"--sweep lists {key} twice; give all its values once, e.g. --sweep {key}=1,2,3")
+            raise ConfigError(
+                f"--sweep lists {key} twice; give all its values once, e.g. --sweep {key}=1,2,3"
+            )
         grid[key] = [yaml.safe_load(v) for v in vals]
     n = math.prod(len(v) for v in grid.values()) if grid else 1
     if n > MAX_SETS:
-        raise ConfigError(f"--sweep gives {n} parameter sets, more than {MAX_SETS}; sweep fewer values (every "
-                          f"extra set also raises the bar the deflated Sharpe ratio sets).")
+        raise ConfigError(
+            f"--sweep gives {n} parameter sets, more than {MAX_SETS}; sweep fewer values (every "
+            f"extra set also raises the bar the deflated Sharpe ratio sets)."
+        )
     out = []
     for combo in itertools.product(*grid.values()):
         params = dict(base_params)
@@ -100,8 +106,8 @@ class Run:
     start_ts: int
     end_ts: int
     result: BacktestResult
-    daily: np.ndarray                  # daily returns
-    sharpe: float                      # annualised (the report's formula)
+    daily: np.ndarray  # daily returns
+    sharpe: float  # annualised (the report's formula)
     total_return: float
     trades: int
     wins: int
@@ -120,9 +126,13 @@ class Run:
         return self.total_return if select_by == "total_return" else self.sharpe
 
     def summary(self, keys: Sequence[str]) -> dict:
-        return {"params": {k: self.params[k] for k in keys} if keys else {}, "sharpe_ratio": round(self.sharpe, 4),
-                "total_return": round(self.total_return, 6), "trades": self.trades,
-                "win_rate": round(self.wins / self.trades, 4) if self.trades else 0.0}
+        return {
+            "params": {k: self.params[k] for k in keys} if keys else {},
+            "sharpe_ratio": round(self.sharpe, 4),
+            "total_return": round(self.total_return, 6),
+            "trades": self.trades,
+            "win_rate": round(self.wins / self.trades, 4) if self.trades else 0.0,
+        }
 
 
 def _warm(bt: Backtester, start_ts: int, end_ts: int) -> None:
@@ -136,8 +146,18 @@ def _warm(bt: Backtester, start_ts: int, end_ts: int) -> None:
             feed.ingest(int(ts[s]), ch.token[s:e], ch.bid[s:e], ch.ask[s:e], ch.price[s:e], ch.backfill[s:e])
 
 
-def run_once(conn: sqlite3.Connection, cfg: Any, strategy_name: str, params: dict, start_ts: int, end_ts: int,
-             capital_micro: int, *, warm_seconds: int = 0, measure_coverage: bool = False) -> Run:
+def run_once(
+    conn: sqlite3.Connection,
+    cfg: Any,
+    strategy_name: str,
+    params: dict,
+    start_ts: int,
+    end_ts: int,
+    capital_micro: int,
+    *,
+    warm_seconds: int = 0,
+    measure_coverage: bool = False,
+) -> Run:
     strategy = get_strategy(strategy_name, params)
     bt = Backtester(conn, cfg, strategy, start_ts=start_ts, end_ts=end_ts, capital_micro=capital_micro)
     if warm_seconds > 0:
@@ -148,19 +168,41 @@ def run_once(conn: sqlite3.Connection, cfg: Any, strategy_name: str, params: dic
     except BacktestDataError:
         # no snapshot at all in this window: nothing traded, equity flat; the coverage (0 %) makes the
         # verdict INSUFFICIENT_DATA instead of aborting the whole walk-forward
-        res = BacktestResult(start_ts, end_ts, capital_micro, strategy.name, dict(strategy.params),
-                             Ledger(capital_micro, strategy.name), np.array([end_ts], dtype=np.int64),
-                             np.array([capital_micro], dtype=np.int64), np.array([0], dtype=np.int64), {})
+        res = BacktestResult(
+            start_ts,
+            end_ts,
+            capital_micro,
+            strategy.name,
+            dict(strategy.params),
+            Ledger(capital_micro, strategy.name),
+            np.array([end_ts], dtype=np.int64),
+            np.array([capital_micro], dtype=np.int64),
+            np.array([0], dtype=np.int64),
+            {},
+        )
     _, deq = daily_equity(res)
     trips = res.ledger.closed_trips
     final = int(res.curve_equity[-1]) if len(res.curve_equity) else res.capital_micro
-    cov = data_coverage(conn, bt.feed.tokens, start_ts, end_ts, grid_seconds=bt.interval) if measure_coverage else {}
-    return Run(dict(strategy.params), start_ts, end_ts, res, daily_returns(deq, res.capital_micro),
-               sharpe_ratio(deq, res.capital_micro), final / res.capital_micro - 1.0, len(trips),
-               sum(1 for t in trips if t.pnl_micro > 0), cov)
+    cov = (
+        data_coverage(conn, bt.feed.tokens, start_ts, end_ts, grid_seconds=bt.interval)
+        if measure_coverage
+        else {}
+    )
+    return Run(
+        dict(strategy.params),
+        start_ts,
+        end_ts,
+        res,
+        daily_returns(deq, res.capital_micro),
+        sharpe_ratio(deq, res.capital_micro),
+        final / res.capital_micro - 1.0,
+        len(trips),
+        sum(1 for t in trips if t.pnl_micro > 0),
+        cov,
+    )
 
 
-def trials_variance(runs: Sequence[Run]) -> Optional[float]:
+def trials_variance(runs: Sequence[Run]) -> float | None:
     """Variance (ddof 1) of the per-day Sharpe ratios of the sets tried; None for one set."""
     if len(runs) < 2:
         return None
@@ -169,19 +211,19 @@ def trials_variance(runs: Sequence[Run]) -> Optional[float]:
 
 def choose(runs: Sequence[Run], select_by: str) -> int:
     scores = [r.score(select_by) for r in runs]
-    return int(np.argmax(scores))          # first of equal scores
+    return int(np.argmax(scores))  # first of equal scores
 
 
 # --------------------------------------------------------------------------- walk-forward
 @dataclass
 class Segment:
     in_start: int
-    in_end: int            # exclusive
+    in_end: int  # exclusive
     out_start: int
-    out_end: int           # exclusive
+    out_end: int  # exclusive
     trials: list[Run] = field(default_factory=list)
     chosen: int = 0
-    oos: Optional[Run] = None
+    oos: Run | None = None
 
 
 def segments(start_ts: int, end_ts: int, in_days: int, out_days: int) -> list[Segment]:
@@ -190,9 +232,11 @@ def segments(start_ts: int, end_ts: int, in_days: int, out_days: int) -> list[Se
     need = (in_days + 1) * DAY
     if end_excl - start_ts < need:
         have = (end_excl - start_ts) / DAY
-        raise ConfigError(f"--walk-forward needs at least {in_days + 1} days (walk_forward.in_sample_days = "
-                          f"{in_days} in sample + 1 out of sample) but the window has {have:g}; choose an earlier "
-                          f"--start-date or lower walk_forward.in_sample_days in config.yaml.")
+        raise ConfigError(
+            f"--walk-forward needs at least {in_days + 1} days (walk_forward.in_sample_days = "
+            f"{in_days} in sample + 1 out of sample) but the window has {have:g}; choose an earlier "
+            f"--start-date or lower walk_forward.in_sample_days in config.yaml."
+        )
     out = []
     s = start_ts
     while s + in_days * DAY + DAY <= end_excl:
@@ -203,29 +247,63 @@ def segments(start_ts: int, end_ts: int, in_days: int, out_days: int) -> list[Se
     return out
 
 
-def walk_forward(conn: sqlite3.Connection, cfg: Any, strategy_name: str, param_sets: Sequence[dict], start_ts: int,
-                 end_ts: int, capital_micro: int, *, in_days: int, out_days: int, select_by: str = "sharpe",
-                 progress: Optional[Callable[[str], None]] = None) -> list[Segment]:
+def walk_forward(
+    conn: sqlite3.Connection,
+    cfg: Any,
+    strategy_name: str,
+    param_sets: Sequence[dict],
+    start_ts: int,
+    end_ts: int,
+    capital_micro: int,
+    *,
+    in_days: int,
+    out_days: int,
+    select_by: str = "sharpe",
+    progress: Callable[[str], None] | None = None,
+) -> list[Segment]:
     segs = segments(start_ts, end_ts, in_days, out_days)
     total = len(segs) * (len(param_sets) + 1)
     done = 0
     for k, sg in enumerate(segs, start=1):
         for ps in param_sets:
             # warmed with whatever precedes the segment (past data only), like the out-of-sample run
-            sg.trials.append(run_once(conn, cfg, strategy_name, ps, sg.in_start, sg.in_end - 1, capital_micro,
-                                      warm_seconds=sg.in_start - start_ts))
+            sg.trials.append(
+                run_once(
+                    conn,
+                    cfg,
+                    strategy_name,
+                    ps,
+                    sg.in_start,
+                    sg.in_end - 1,
+                    capital_micro,
+                    warm_seconds=sg.in_start - start_ts,
+                )
+            )
             done += 1
             if progress:
-                progress(f"[{done}/{total}] segment {k}/{len(segs)} in sample {_day(sg.in_start)}..{_day(sg.in_end - 1)}"
-                         f": set {len(sg.trials)}/{len(param_sets)} Sharpe {sg.trials[-1].sharpe:.2f}, "
-                         f"{sg.trials[-1].trades} trades")
+                progress(
+                    f"[{done}/{total}] segment {k}/{len(segs)} in sample {_day(sg.in_start)}..{_day(sg.in_end - 1)}"
+                    f": set {len(sg.trials)}/{len(param_sets)} Sharpe {sg.trials[-1].sharpe:.2f}, "
+                    f"{sg.trials[-1].trades} trades"
+                )
         sg.chosen = choose(sg.trials, select_by)
-        sg.oos = run_once(conn, cfg, strategy_name, sg.trials[sg.chosen].params, sg.out_start, sg.out_end - 1,
-                          capital_micro, warm_seconds=(sg.in_end - sg.in_start), measure_coverage=True)
+        sg.oos = run_once(
+            conn,
+            cfg,
+            strategy_name,
+            sg.trials[sg.chosen].params,
+            sg.out_start,
+            sg.out_end - 1,
+            capital_micro,
+            warm_seconds=(sg.in_end - sg.in_start),
+            measure_coverage=True,
+        )
         done += 1
         if progress:
-            progress(f"[{done}/{total}] segment {k}/{len(segs)} OUT OF SAMPLE {_day(sg.out_start)}..{_day(sg.out_end - 1)}"
-                     f": Sharpe {sg.oos.sharpe:.2f}, {sg.oos.trades} trades, return {sg.oos.total_return:+.2%}")
+            progress(
+                f"[{done}/{total}] segment {k}/{len(segs)} OUT OF SAMPLE {_day(sg.out_start)}..{_day(sg.out_end - 1)}"
+                f": Sharpe {sg.oos.sharpe:.2f}, {sg.oos.trades} trades, return {sg.oos.total_return:+.2%}"
+            )
     return segs
 
 
@@ -240,16 +318,26 @@ def oos_evaluation(segs: Sequence[Segment], cfg: Any, n_trials: int) -> dict:
         curve.append(level * eq)
         level *= float(eq[-1]) if len(eq) else 1.0
     chained = np.concatenate(curve) * capital if curve else np.zeros(0)
-    trips = [(t.closed_at if t.closed_at is not None else sg.oos.end_ts, t.pnl_micro / MICRO)
-             for sg in segs for t in sg.oos.result.ledger.closed_trips]
+    trips = [
+        (t.closed_at if t.closed_at is not None else sg.oos.end_ts, t.pnl_micro / MICRO)
+        for sg in segs
+        for t in sg.oos.result.ledger.closed_trips
+    ]
     n = len(trips)
     wins = sum(1 for _, p in trips if p > 0)
     sd = float(np.std(daily, ddof=1)) if len(daily) > 1 else 0.0
     sharpe = float(np.mean(daily) / sd * math.sqrt(365.0)) if sd > 1e-15 else 0.0
-    metrics = {"total_trades": n, "win_rate": wins / n if n else 0.0, "sharpe_ratio": sharpe,
-               "max_drawdown": max_drawdown(chained.astype(np.int64), capital) if len(chained) else 0.0,
-               "total_return": level - 1.0, "final_capital": level * capital / MICRO,
-               "initial_capital": capital / MICRO, "wins": wins, "losses": sum(1 for _, p in trips if p < 0)}
+    metrics = {
+        "total_trades": n,
+        "win_rate": wins / n if n else 0.0,
+        "sharpe_ratio": sharpe,
+        "max_drawdown": max_drawdown(chained.astype(np.int64), capital) if len(chained) else 0.0,
+        "total_return": level - 1.0,
+        "final_capital": level * capital / MICRO,
+        "initial_capital": capital / MICRO,
+        "wins": wins,
+        "losses": sum(1 for _, p in trips if p < 0),
+    }
     pts = sum(sg.oos.coverage.get("grid_points", 0) for sg in segs)
     cov = (sum(sg.oos.coverage.get("covered_points", 0) for sg in segs) / pts) if pts else None
     rows = sum(sg.oos.coverage.get("rows", 0) for sg in segs)
@@ -257,57 +345,112 @@ def oos_evaluation(segs: Sequence[Segment], cfg: Any, n_trials: int) -> dict:
     rec_days = sum(float(sg.oos.coverage.get("recorded_days") or 0.0) for sg in segs)
     variances = [v for v in (trials_variance(sg.trials) for sg in segs) if v is not None]
     var = float(np.mean(variances)) if variances else None
-    judged = judge(metrics, daily, trips, thresholds=cfg.backtest, coverage=cov, recorded_share=rec_share,
-                   recorded_days=rec_days, n_trials=n_trials if var is not None else 1,
-                   trials_sharpe_variance=var, first_day=segs[0].out_start // DAY if segs else None)
+    judged = judge(
+        metrics,
+        daily,
+        trips,
+        thresholds=cfg.backtest,
+        coverage=cov,
+        recorded_share=rec_share,
+        recorded_days=rec_days,
+        n_trials=n_trials if var is not None else 1,
+        trials_sharpe_variance=var,
+        first_day=segs[0].out_start // DAY if segs else None,
+    )
     return {**metrics, **judged, "daily_returns": [round(float(x), 8) for x in daily]}
 
 
 # --------------------------------------------------------------------------- report
-def walk_forward_report(segs: Sequence[Segment], ev: dict, cfg: Any, strategy_name: str, param_sets: Sequence[dict],
-                        *, capital: float, start_ts: int, end_ts: int, in_days: int, out_days: int,
-                        select_by: str) -> dict:
+def walk_forward_report(
+    segs: Sequence[Segment],
+    ev: dict,
+    cfg: Any,
+    strategy_name: str,
+    param_sets: Sequence[dict],
+    *,
+    capital: float,
+    start_ts: int,
+    end_ts: int,
+    in_days: int,
+    out_days: int,
+    select_by: str,
+) -> dict:
     keys = swept_keys(param_sets)
     deploy = segs[-1].trials[segs[-1].chosen].params if segs else param_sets[0]
     seg_rows = []
     for sg in segs:
         o = sg.oos
-        seg_rows.append({
-            "in_sample": {"start": _day(sg.in_start), "end": _day(sg.in_end - 1)},
-            "out_of_sample": {"start": _day(sg.out_start), "end": _day(sg.out_end - 1)},
-            "chosen_params": {k: sg.trials[sg.chosen].params[k] for k in keys} if keys else {},
-            "in_sample_trials": [t.summary(keys) for t in sg.trials],
-            "out_of_sample_metrics": {"trades": o.trades, "total_return": round(o.total_return, 6),
-                                      "sharpe_ratio": round(o.sharpe, 4), "win_rate": round(o.wins / o.trades, 4)
-                                      if o.trades else 0.0,
-                                      "max_drawdown": round(max_drawdown(o.result.curve_equity,
-                                                                         o.result.capital_micro), 6),
-                                      "coverage": o.coverage.get("coverage")},
-        })
-    top = {k: ev.get(k) for k in ("verdict", "reasons", "coverage", "recorded_share", "recorded_days",
-                                  "confidence_intervals", "psr", "dsr", "n_trials", "total_trades", "thresholds",
-                                  "criteria") if k in ev}
+        seg_rows.append(
+            {
+                "in_sample": {"start": _day(sg.in_start), "end": _day(sg.in_end - 1)},
+                "out_of_sample": {"start": _day(sg.out_start), "end": _day(sg.out_end - 1)},
+                "chosen_params": {k: sg.trials[sg.chosen].params[k] for k in keys} if keys else {},
+                "in_sample_trials": [t.summary(keys) for t in sg.trials],
+                "out_of_sample_metrics": {
+                    "trades": o.trades,
+                    "total_return": round(o.total_return, 6),
+                    "sharpe_ratio": round(o.sharpe, 4),
+                    "win_rate": round(o.wins / o.trades, 4) if o.trades else 0.0,
+                    "max_drawdown": round(max_drawdown(o.result.curve_equity, o.result.capital_micro), 6),
+                    "coverage": o.coverage.get("coverage"),
+                },
+            }
+        )
+    top = {
+        k: ev.get(k)
+        for k in (
+            "verdict",
+            "reasons",
+            "coverage",
+            "recorded_share",
+            "recorded_days",
+            "confidence_intervals",
+            "psr",
+            "dsr",
+            "n_trials",
+            "total_trades",
+            "thresholds",
+            "criteria",
+        )
+        if k in ev
+    }
     metrics = {k: v for k, v in ev.items() if k != "daily_returns"}
     return {
-        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "start_date": _day(start_ts), "end_date": _day(end_ts),
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "start_date": _day(start_ts),
+        "end_date": _day(end_ts),
         "strategy": {"name": strategy_name, "params": deploy},
-        "capital": capital, "days": (end_ts - start_ts) // DAY + 1,
+        "capital": capital,
+        "days": (end_ts - start_ts) // DAY + 1,
         "config_hash": config_hash(cfg, strategy_name, deploy),
         "config_fingerprint": config_fingerprint(cfg, strategy_name, deploy),
         "config": str(cfg.source) if getattr(cfg, "source", None) else None,
         **top,
         "metrics": metrics,
         "out_of_sample": {
-            "in_sample_days": in_days, "out_of_sample_days": out_days, "select_by": select_by,
+            "in_sample_days": in_days,
+            "out_of_sample_days": out_days,
+            "select_by": select_by,
             "segments": seg_rows,
-            "metrics": {k: ev[k] for k in ("total_trades", "win_rate", "sharpe_ratio", "max_drawdown",
-                                           "total_return", "final_capital")},
+            "metrics": {
+                k: ev[k]
+                for k in (
+                    "total_trades",
+                    "win_rate",
+                    "sharpe_ratio",
+                    "max_drawdown",
+                    "total_return",
+                    "final_capital",
+                )
+            },
             "daily_returns": ev["daily_returns"],
             "swept_params": keys,
         },
-        "sweep": {"sets": len(param_sets), "params": keys,
-                  "trials_sharpe_variance": ev.get("trials_sharpe_variance")},
+        "sweep": {
+            "sets": len(param_sets),
+            "params": keys,
+            "trials_sharpe_variance": ev.get("trials_sharpe_variance"),
+        },
     }
 
 
@@ -329,14 +472,20 @@ def format_walk_forward(rep: dict) -> str:
     for k, sg in enumerate(rep["out_of_sample"]["segments"], start=1):
         o = sg["out_of_sample_metrics"]
         chosen = ", ".join(f"{a}={b}" for a, b in sg["chosen_params"].items()) or "configured params"
-        lines.append(f"  segment {k}: in {sg['in_sample']['start']}..{sg['in_sample']['end']} → out "
-                     f"{sg['out_of_sample']['start']}..{sg['out_of_sample']['end']}: {chosen}; {o['trades']} trades, "
-                     f"{o['total_return'] * 100:+.2f}%, Sharpe {o['sharpe_ratio']:.2f}")
-    lines.append(f"Probabilistic Sharpe ratio (out of sample): {rep.get('psr', 0):.2f}"
-                 + (f"; deflated for {rep['n_trials']} sets: {rep['dsr']:.2f}" if rep.get("dsr") is not None else ""))
+        lines.append(
+            f"  segment {k}: in {sg['in_sample']['start']}..{sg['in_sample']['end']} → out "
+            f"{sg['out_of_sample']['start']}..{sg['out_of_sample']['end']}: {chosen}; {o['trades']} trades, "
+            f"{o['total_return'] * 100:+.2f}%, Sharpe {o['sharpe_ratio']:.2f}"
+        )
+    lines.append(
+        f"Probabilistic Sharpe ratio (out of sample): {rep.get('psr', 0):.2f}"
+        + (f"; deflated for {rep['n_trials']} sets: {rep['dsr']:.2f}" if rep.get("dsr") is not None else "")
+    )
     if rep.get("coverage") is not None:
-        lines.append(f"Data coverage (out of sample): {rep['coverage']:.0%}, recorded share "
-                     f"{(rep.get('recorded_share') or 0):.0%}")
+        lines.append(
+            f"Data coverage (out of sample): {rep['coverage']:.0%}, recorded share "
+            f"{(rep.get('recorded_share') or 0):.0%}"
+        )
     lines.append("")
     lines.append("Acceptance criteria (out of sample; thresholds from backtest: in config.yaml):")
     for c in rep.get("criteria") or []:
@@ -348,12 +497,16 @@ def format_walk_forward(rep: dict) -> str:
 
 
 def format_sweep(runs: Sequence[Run], chosen: int, keys: Sequence[str], select_by: str) -> str:
-    lines = [f"Parameter sweep: {len(runs)} sets tried (every one is listed; the verdict below is on set "
-             f"{chosen + 1}, the best by {select_by}, deflated for {len(runs)} trials)"]
+    lines = [
+        f"Parameter sweep: {len(runs)} sets tried (every one is listed; the verdict below is on set "
+        f"{chosen + 1}, the best by {select_by}, deflated for {len(runs)} trials)"
+    ]
     for i, r in enumerate(runs):
         label = ", ".join(f"{k}={r.params[k]}" for k in keys) or "configured params"
-        lines.append(f"  {'→' if i == chosen else ' '} set {i + 1}: {label}: {r.trades} trades, return "
-                     f"{r.total_return * 100:+.2f}%, Sharpe {r.sharpe:.2f}")
+        lines.append(
+            f"  {'→' if i == chosen else ' '} set {i + 1}: {label}: {r.trades} trades, return "
+            f"{r.total_return * 100:+.2f}%, Sharpe {r.sharpe:.2f}"
+        )
     return "\n".join(lines)
 
 
@@ -369,4 +522,4 @@ def stderr_progress(line: str) -> None:
 
 
 def _day(ts: int) -> str:
-    return datetime.fromtimestamp(int(ts), timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d")

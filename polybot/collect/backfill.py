@@ -36,40 +36,51 @@ a replay over the window trades and settles the markets that resolved in it, not
 today's survivors. Their metadata goes into ``market_metadata_history`` from the
 market's start (what Gamma shows at the end is the best known for its life).
 """
+
 from __future__ import annotations
 
 import bisect
 import logging
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 from .. import db
 from ..errors import DataError, ExchangeError, ExchangeUnavailable, RequestRejected
 from ..exchange.models import Market, PricePoint
 from . import store, universe
-from .common import (BACKFILL_LOCK, EXIT_EXCHANGE, EXIT_OK, EXIT_PARTIAL, floor_ts, iso, job_lock,
-                     make_client, plural, step_seconds)
+from .common import (
+    BACKFILL_LOCK,
+    EXIT_EXCHANGE,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    floor_ts,
+    iso,
+    job_lock,
+    make_client,
+    plural,
+    step_seconds,
+)
 from .listing import PrefetchListing
 
 log = logging.getLogger("polybot.collect.backfill")
 
-WINDOW = 15 * 86_400          # seconds per /prices-history request
-MAX_FILL = 6 * 3_600          # forward-fill horizon (and look-back before a missing run)
-WORKERS = 4                   # threads fetching history (writes stay on the main thread)
+WINDOW = 15 * 86_400  # seconds per /prices-history request
+MAX_FILL = 6 * 3_600  # forward-fill horizon (and look-back before a missing run)
+WORKERS = 4  # threads fetching history (writes stay on the main thread)
 STATE_PREFIX = "backfill_from:"
-END_DATE_SLACK = 7 * 86_400   # closed markets whose end date is this much before the window still count
+END_DATE_SLACK = 7 * 86_400  # closed markets whose end date is this much before the window still count
 
 
 @dataclass
 class TokenPlan:
     token_id: str
     market_id: str
-    missing: list[int]                              # grid points without a snapshot
-    runs: list[tuple[int, int]] = field(default_factory=list)   # contiguous [first, last]
-    earliest: int = 0                               # first grid point asked for
+    missing: list[int]  # grid points without a snapshot
+    runs: list[tuple[int, int]] = field(default_factory=list)  # contiguous [first, last]
+    earliest: int = 0  # first grid point asked for
 
 
 def runs_of(points: list[int], step: int) -> list[tuple[int, int]]:
@@ -89,9 +100,13 @@ def plan_token(conn, token_id: str, market_id: str, start: int, end: int, step: 
     first = db.get_state(conn, STATE_PREFIX + token_id)
     lo = max(start, int(first)) if first else start
     lo = -(-lo // step) * step
-    have = {r[0] for r in conn.execute(
-        "SELECT timestamp FROM market_snapshots WHERE token_id = ? AND timestamp >= ? AND timestamp < ?",
-        (token_id, lo, end))}
+    have = {
+        r[0]
+        for r in conn.execute(
+            "SELECT timestamp FROM market_snapshots WHERE token_id = ? AND timestamp >= ? AND timestamp < ?",
+            (token_id, lo, end),
+        )
+    }
     missing = [g for g in range(lo, end, step) if g not in have]
     return TokenPlan(token_id, market_id, missing, runs_of(missing, step), lo)
 
@@ -126,7 +141,7 @@ def fill(plan: TokenPlan, points: list[PricePoint]) -> list[tuple]:
     return rows
 
 
-def history_start(plan: TokenPlan, points: list[PricePoint], end: int, step: int) -> Optional[int]:
+def history_start(plan: TokenPlan, points: list[PricePoint], end: int, step: int) -> int | None:
     """The first grid point with history when the fetch covered the plan's earliest point
     (None = nothing learned)."""
     if not plan.runs or plan.runs[0][0] != plan.earliest:
@@ -137,7 +152,7 @@ def history_start(plan: TokenPlan, points: list[PricePoint], end: int, step: int
     return first if first > plan.earliest else None
 
 
-def close_time(m: Market) -> Optional[int]:
+def close_time(m: Market) -> int | None:
     """When a closed market stopped trading: Gamma ``closedTime``, else its end date."""
     return m.closed_time if m.closed_time is not None else m.end_date
 
@@ -158,8 +173,14 @@ def closed_in_window(client, cc, start: int, end: int) -> tuple[list[Market], li
     # and one that traded on past its end date until resolution closes after it (hence
     # the slack). Which closed inside the window is decided on the close time
     # (universe.passes_closed); the listing is most traded first and stops at the cap.
-    listing = PrefetchListing(client, closed=True, order="volumeNum", ascending=False,
-                              end_date_min=iso(start - END_DATE_SLACK), **extra)
+    listing = PrefetchListing(
+        client,
+        closed=True,
+        order="volumeNum",
+        ascending=False,
+        end_date_min=iso(start - END_DATE_SLACK),
+        **extra,
+    )
     out: list[Market] = []
     for m in listing:
         if universe.passes_closed(m, cc, start, end):
@@ -196,13 +217,13 @@ class BackfillResult:
     end: int
     tokens: int = 0
     done: int = 0
-    skipped: int = 0            # already complete
+    skipped: int = 0  # already complete
     rows: int = 0
-    closed_markets: int = 0     # markets that closed inside the window, stored with their history
-    closed_resolved: int = 0    # … of which the outcome is recorded
+    closed_markets: int = 0  # markets that closed inside the window, stored with their history
+    closed_resolved: int = 0  # … of which the outcome is recorded
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    interrupted: Optional[str] = None
+    interrupted: str | None = None
     duration: float = 0.0
     api_seconds: float = 0.0
 
@@ -213,8 +234,9 @@ class BackfillResult:
         return "partial" if self.errors else "ok"
 
 
-def backfill(cfg, conn, client, days: float, *, progress_bar: Optional[bool] = None,
-             now: Optional[int] = None) -> BackfillResult:
+def backfill(
+    cfg, conn, client, days: float, *, progress_bar: bool | None = None, now: int | None = None
+) -> BackfillResult:
     """Fill the last ``days`` days for every tracked token (the caller holds the lock)."""
     from tqdm import tqdm
 
@@ -228,7 +250,8 @@ def backfill(cfg, conn, client, days: float, *, progress_bar: Optional[bool] = N
     res = BackfillResult(start=start, end=end)
     tokens = conn.execute(
         "SELECT t.token_id, t.market_id FROM market_tokens t JOIN markets m ON m.id = t.market_id "
-        "WHERE m.tracked = 1 ORDER BY m.liquidity DESC, m.id, t.outcome_index").fetchall()
+        "WHERE m.tracked = 1 ORDER BY m.liquidity DESC, m.id, t.outcome_index"
+    ).fetchall()
     plans = [plan_token(conn, t, m, start, end, step) for t, m in tokens]
     # skipped malformed closed records and outcomes not available yet are warnings (the
     # collector's lifecycle refresh records a missing outcome later), not failed tokens
@@ -238,10 +261,22 @@ def backfill(cfg, conn, client, days: float, *, progress_bar: Optional[bool] = N
         payouts, problems = outcomes_of(client, closed)
         res.warnings += problems
         with db.atomic(conn):
-            store.upsert_markets(conn, closed, tracked=False, now=now, payouts=payouts,
-                                 resolved_at={m.id: close_time(m) for m in closed}, record=False)
-            store.record_metadata(conn, closed, now, source="backfill",
-                                  since={m.id: min(m.start_date or start, start) for m in closed})
+            store.upsert_markets(
+                conn,
+                closed,
+                tracked=False,
+                now=now,
+                payouts=payouts,
+                resolved_at={m.id: close_time(m) for m in closed},
+                record=False,
+            )
+            store.record_metadata(
+                conn,
+                closed,
+                now,
+                source="backfill",
+                since={m.id: min(m.start_date or start, start) for m in closed},
+            )
         res.closed_markets = len(closed)
         res.closed_resolved = sum(1 for m in closed if m.payouts is not None or m.id in payouts)
         tracked = {t for t, _ in tokens}
@@ -253,12 +288,21 @@ def backfill(cfg, conn, client, days: float, *, progress_bar: Optional[bool] = N
     todo = [p for p in plans if p.missing]
     res.skipped = len(plans) - len(todo)
     with db.atomic(conn):
-        store.fail_stale_cycles(conn, ("backfill",), int(time.time()),
-                                "interrupted: the backfill process stopped; the tokens it finished "
-                                "are kept and this run fetches the rest")
+        store.fail_stale_cycles(
+            conn,
+            ("backfill",),
+            int(time.time()),
+            "interrupted: the backfill process stopped; the tokens it finished "
+            "are kept and this run fetches the rest",
+        )
         cycle_id = store.start_cycle(conn, started_at=int(time.time()), cycle_ts=end, kind="backfill")
-    bar = tqdm(total=len(todo), unit="token", file=sys.stderr, desc="backfill",
-               disable=(None if progress_bar is None else not progress_bar))
+    bar = tqdm(
+        total=len(todo),
+        unit="token",
+        file=sys.stderr,
+        desc="backfill",
+        disable=(None if progress_bar is None else not progress_bar),
+    )
     pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="backfill")
     try:
         pending = {pool.submit(fetch_history, client, p, step): p for p in todo}
@@ -290,32 +334,53 @@ def backfill(cfg, conn, client, days: float, *, progress_bar: Optional[bool] = N
         bar.close()
         res.duration = time.perf_counter() - t0
         res.api_seconds = client.stats.total_seconds
-        detail = "; ".join(([f"interrupted: {res.interrupted}"] if res.interrupted else [])
-                           + res.errors[:20] + [f"warning: {w}" for w in res.warnings[:10]]) or None
+        detail = (
+            "; ".join(
+                ([f"interrupted: {res.interrupted}"] if res.interrupted else [])
+                + res.errors[:20]
+                + [f"warning: {w}" for w in res.warnings[:10]]
+            )
+            or None
+        )
         with db.atomic(conn):
-            store.finish_cycle(conn, cycle_id, status=res.status, finished_at=int(time.time()),
-                               markets=len({p.market_id for p in todo}), snapshots=res.rows,
-                               errors=len(res.errors) + (1 if res.interrupted else 0),
-                               api_seconds=res.api_seconds, duration=res.duration,
-                               error_detail=detail)
+            store.finish_cycle(
+                conn,
+                cycle_id,
+                status=res.status,
+                finished_at=int(time.time()),
+                markets=len({p.market_id for p in todo}),
+                snapshots=res.rows,
+                errors=len(res.errors) + (1 if res.interrupted else 0),
+                api_seconds=res.api_seconds,
+                duration=res.duration,
+                error_detail=detail,
+            )
     return res
 
 
 def summary(res: BackfillResult, days: float) -> str:
     closed = ""
     if res.closed_markets:
-        closed = (f", incl. {plural(res.closed_markets, 'market')} that closed in the window "
-                  f"({res.closed_resolved:,} with the outcome recorded)")
-    head = (f"Backfill {days:g} days ({iso(res.start)} → {iso(res.end)}): "
-            f"{plural(res.tokens, 'token')} ({res.skipped:,} already complete){closed}")
+        closed = (
+            f", incl. {plural(res.closed_markets, 'market')} that closed in the window "
+            f"({res.closed_resolved:,} with the outcome recorded)"
+        )
+    head = (
+        f"Backfill {days:g} days ({iso(res.start)} → {iso(res.end)}): "
+        f"{plural(res.tokens, 'token')} ({res.skipped:,} already complete){closed}"
+    )
     warned = f", {plural(len(res.warnings), 'warning')} (see the log)" if res.warnings else ""
-    body = (f"{res.rows:,} rows written, {plural(len(res.errors), 'error')}{warned} "
-            f"in {res.duration:.1f} s (API {res.api_seconds:.1f} s)")
+    body = (
+        f"{res.rows:,} rows written, {plural(len(res.errors), 'error')}{warned} "
+        f"in {res.duration:.1f} s (API {res.api_seconds:.1f} s)"
+    )
     if res.interrupted:
         left = res.tokens - res.skipped - res.done
-        return (f"{head}: INTERRUPTED after {res.done:,} tokens ({left:,} left) — "
-                f"{res.interrupted}. {body}. The finished tokens are saved; run the same "
-                f"command again to fetch only what is missing.")
+        return (
+            f"{head}: INTERRUPTED after {res.done:,} tokens ({left:,} left) — "
+            f"{res.interrupted}. {body}. The finished tokens are saved; run the same "
+            f"command again to fetch only what is missing."
+        )
     return f"{head}: {body}"
 
 
@@ -336,7 +401,7 @@ def run(cfg, days: float, *, verbose: bool = False, out: Callable[[str], None] =
                 return EXIT_PARTIAL
             try:
                 res = backfill(cfg, conn, client, days, progress_bar=True if verbose else None)
-            except ExchangeError as exc:    # the exchange clock itself was unreachable
+            except ExchangeError as exc:  # the exchange clock itself was unreachable
                 out(f"Backfill not started — {exc}.")
                 log.error("backfill not started: %s", exc)
                 return EXIT_EXCHANGE

@@ -12,11 +12,12 @@ Uses the client's HTTP layer (retries, rate limits, stats) and the shared parser
 listing also uses). A batch the server rejects (4xx) is split in halves to isolate the bad
 token(s); ``ExchangeUnavailable`` from any batch propagates from :meth:`BookFetcher.result`.
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterable, Optional
 
 from ..errors import DataError, RequestRejected
 from ..exchange import parse as P
@@ -24,9 +25,15 @@ from ..exchange.models import Market, OrderBook
 
 
 class BookFetcher:
-    def __init__(self, client, *, batch_size: int = 500, workers: int = 4,
-                 progress: Optional[Callable[[str], None]] = None,
-                 row_of: Optional[Callable[[Market, OrderBook], tuple]] = None):
+    def __init__(
+        self,
+        client,
+        *,
+        batch_size: int = 500,
+        workers: int = 4,
+        progress: Callable[[str], None] | None = None,
+        row_of: Callable[[Market, OrderBook], tuple] | None = None,
+    ):
         """``row_of(market, book)``: built on the worker thread for each book as it arrives
         (the snapshot row), so little work is left once the listing ends."""
         self.client = client
@@ -60,8 +67,8 @@ class BookFetcher:
                 self._requested.add(t)
                 self._pending.append(t)
         while len(self._pending) >= self.batch_size:
-            self._submit(self._pending[:self.batch_size])
-            del self._pending[:self.batch_size]
+            self._submit(self._pending[: self.batch_size])
+            del self._pending[: self.batch_size]
 
     def _submit(self, batch: list[str]) -> None:
         self._futures.append(self._pool.submit(self._fetch, list(batch)))
@@ -109,14 +116,17 @@ class BookFetcher:
         self.want(token_ids)
         if self._pending:
             for i in range(0, len(self._pending), self.batch_size):
-                self._submit(self._pending[i:i + self.batch_size])
+                self._submit(self._pending[i : i + self.batch_size])
             self._pending = []
         for fut in self._futures:
             fut.result()
         books = {t: self.books[t] for t in token_ids if t in self.books}
         problems = list(self.problems)
-        problems += [f"book {t}: no order book returned for this token" for t in token_ids
-                     if t not in books and t not in self._reported]
+        problems += [
+            f"book {t}: no order book returned for this token"
+            for t in token_ids
+            if t not in books and t not in self._reported
+        ]
         return books, problems
 
     def rows_for(self, markets: Iterable[Market]) -> list[tuple]:
@@ -134,7 +144,7 @@ class BookFetcher:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> "BookFetcher":
+    def __enter__(self) -> BookFetcher:
         return self
 
     def __exit__(self, *exc) -> None:

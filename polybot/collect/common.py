@@ -1,13 +1,15 @@
 """Shared helpers of the collection package: grid arithmetic, the exchange clock,
 job locks and display formatting."""
+
 from __future__ import annotations
 
 import contextlib
 import logging
 import time
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 from ..errors import DataError, ExchangeError
 
@@ -15,10 +17,10 @@ log = logging.getLogger("polybot.collect")
 
 # Exit codes of collect_market_data.py (also in its --help).
 EXIT_OK = 0
-EXIT_PARTIAL = 1          # cycle partial/failed for a reason other than the exchange
+EXIT_PARTIAL = 1  # cycle partial/failed for a reason other than the exchange
 EXIT_CONFIG = 2
 EXIT_DATABASE = 3
-EXIT_EXCHANGE = 4         # exchange unreachable: nothing written for this cycle
+EXIT_EXCHANGE = 4  # exchange unreachable: nothing written for this cycle
 
 COLLECT_LOCK = "collect_market_data.lock"
 BACKFILL_LOCK = "backfill_market_data.lock"
@@ -34,16 +36,16 @@ def floor_ts(ts: float, step: int) -> int:
     return int(ts) // step * step
 
 
-def iso(ts: Optional[float]) -> str:
+def iso(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(int(ts), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def short_iso(ts: Optional[float]) -> str:
+def short_iso(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(int(ts), timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def fmt_bytes(n: float) -> str:
@@ -54,13 +56,13 @@ def fmt_bytes(n: float) -> str:
     return f"{n:,.1f} TB"
 
 
-def fmt_money(x: Optional[float]) -> str:
+def fmt_money(x: float | None) -> str:
     if x is None:
         return "-"
     return f"${x:,.0f}"
 
 
-def plural(n: int, word: str, many: Optional[str] = None) -> str:
+def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else (many or word + 's')}"
 
 
@@ -68,6 +70,7 @@ def make_client(cfg, **overrides: Any):
     """The read client for this config (imported lazily: scripts that only read the
     database must not pay for importing requests)."""
     from ..exchange.client import PolymarketClient
+
     return PolymarketClient.from_config(cfg, **overrides)
 
 

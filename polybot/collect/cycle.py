@@ -22,13 +22,14 @@ usable book; ``failed`` — nothing written except the cycle row (exchange unrea
 mid-cycle, or a bug). Exit codes: 0 ok (also "another collection is running"),
 1 partial or failed for another reason, 2 config, 3 database, 4 exchange unreachable.
 """
+
 from __future__ import annotations
 
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 from .. import db
 from ..alerts import Alerter
@@ -36,14 +37,23 @@ from ..errors import DataError, ExchangeError, ExchangeUnavailable, RequestRejec
 from ..exchange.models import Market
 from . import store, universe
 from .books import BookFetcher
+from .common import (
+    COLLECT_LOCK,
+    EXIT_EXCHANGE,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    floor_ts,
+    iso,
+    job_lock,
+    make_client,
+    step_seconds,
+)
 from .listing import PrefetchListing
-from .common import (COLLECT_LOCK, EXIT_EXCHANGE, EXIT_OK, EXIT_PARTIAL, floor_ts, iso, job_lock,
-                     make_client, step_seconds)
 
 log = logging.getLogger("polybot.collect.cycle")
 
-REFRESH_LIMIT = 50          # closed/ended markets refreshed per cycle (least recent first)
-BOOK_WORKERS = 4            # threads overlapping POST /books batches
+REFRESH_LIMIT = 50  # closed/ended markets refreshed per cycle (least recent first)
+BOOK_WORKERS = 4  # threads overlapping POST /books batches
 
 
 @dataclass
@@ -51,13 +61,13 @@ class CycleResult:
     cycle_ts: int
     status: str = "running"
     markets: int = 0
-    snapshots: int = 0          # new rows written
-    existing: int = 0           # rows of this cycle already present (re-run)
+    snapshots: int = 0  # new rows written
+    existing: int = 0  # rows of this cycle already present (re-run)
     errors: int = 0
     api_seconds: float = 0.0
     duration: float = 0.0
     problems: list[str] = field(default_factory=list)
-    failure: Optional[str] = None
+    failure: str | None = None
     exit_code: int = EXIT_OK
     new_markets: list[Market] = field(default_factory=list)
     refreshed: int = 0
@@ -79,7 +89,7 @@ class CycleResult:
         return f"{head} {self.markets:,} markets, {snaps}, {errs} {tail}{state}"
 
 
-def _progress_printer(verbose: bool) -> Optional[Callable[[str], None]]:
+def _progress_printer(verbose: bool) -> Callable[[str], None] | None:
     if not verbose:
         return None
     t0 = time.perf_counter()
@@ -87,12 +97,18 @@ def _progress_printer(verbose: bool) -> Optional[Callable[[str], None]]:
     def say(msg: str) -> None:
         sys.stderr.write(f"  [{time.perf_counter() - t0:6.1f} s] {msg}\n")
         sys.stderr.flush()
+
     return say
 
 
-def discover(client, cfg, *, full_scan: bool,
-             progress: Optional[Callable[[str], None]] = None,
-             on_final: Optional[Callable[[Market], None]] = None) -> universe.Selection:
+def discover(
+    client,
+    cfg,
+    *,
+    full_scan: bool,
+    progress: Callable[[str], None] | None = None,
+    on_final: Callable[[Market], None] | None = None,
+) -> universe.Selection:
     """Scan Gamma and choose the tracked markets (``on_final``: see universe.select)."""
     cc = cfg.collection
     explicit: list[Market] = []
@@ -119,21 +135,31 @@ def discover(client, cfg, *, full_scan: bool,
                 progress(f"listed {n:,} markets")
             yield m
 
-    sel = universe.select(counted(), cc, explicit=explicit, full_scan=full_scan,
-                          issues=lambda: list(listing.issues), on_final=on_final)
+    sel = universe.select(
+        counted(),
+        cc,
+        explicit=explicit,
+        full_scan=full_scan,
+        issues=lambda: list(listing.issues),
+        on_final=on_final,
+    )
     sel.explicit_missing = missing
     if progress:
-        progress(f"selected {len(sel.markets):,} markets ({len(sel.token_ids):,} tokens) from "
-                 f"{sel.counts.get('scanned', 0):,} listed")
+        progress(
+            f"selected {len(sel.markets):,} markets ({len(sel.token_ids):,} tokens) from "
+            f"{sel.counts.get('scanned', 0):,} listed"
+        )
     return sel
 
 
-def refresh_lifecycle(client, conn, *, selected: set[str], was_tracked: set[str], now: int,
-                      problems: list[str]) -> tuple[list[Market], dict, list[str]]:
+def refresh_lifecycle(
+    client, conn, *, selected: set[str], was_tracked: set[str], now: int, problems: list[str]
+) -> tuple[list[Market], dict, list[str]]:
     """Look up markets whose outcome is not recorded yet. Returns (markets to upsert as
     untracked, {market id: CLOB payouts}, ids whose refresh failed)."""
-    todo = store.refresh_candidates(conn, exclude=selected, was_tracked=was_tracked, now=now,
-                                    limit=REFRESH_LIMIT)
+    todo = store.refresh_candidates(
+        conn, exclude=selected, was_tracked=was_tracked, now=now, limit=REFRESH_LIMIT
+    )
     fresh: list[Market] = []
     clob_payouts: dict = {}
     failed: list[str] = []
@@ -158,8 +184,9 @@ def refresh_lifecycle(client, conn, *, selected: set[str], was_tracked: set[str]
     return fresh, clob_payouts, failed
 
 
-def _record_failure(conn, cycle_id: Optional[int], res: CycleResult, started_at: int,
-                    t0: float, client, kind: str = "cycle") -> None:
+def _record_failure(
+    conn, cycle_id: int | None, res: CycleResult, started_at: int, t0: float, client, kind: str = "cycle"
+) -> None:
     res.status = "failed"
     res.duration = time.perf_counter() - t0
     res.api_seconds = client.stats.total_seconds if client is not None else 0.0
@@ -167,19 +194,31 @@ def _record_failure(conn, cycle_id: Optional[int], res: CycleResult, started_at:
     try:
         with db.atomic(conn):
             if cycle_id is None:
-                cycle_id = store.start_cycle(conn, started_at=started_at, cycle_ts=res.cycle_ts,
-                                             kind=kind)
-            store.finish_cycle(conn, cycle_id, status="failed", finished_at=int(time.time()),
-                               markets=res.markets, errors=res.errors + 1,
-                               api_seconds=res.api_seconds, duration=res.duration,
-                               error_detail=detail)
+                cycle_id = store.start_cycle(conn, started_at=started_at, cycle_ts=res.cycle_ts, kind=kind)
+            store.finish_cycle(
+                conn,
+                cycle_id,
+                status="failed",
+                finished_at=int(time.time()),
+                markets=res.markets,
+                errors=res.errors + 1,
+                api_seconds=res.api_seconds,
+                duration=res.duration,
+                error_detail=detail,
+            )
     except Exception:  # the failure record must never hide the original failure
         log.exception("could not record the failed cycle")
 
 
-def collect_once(cfg, conn, client, *, initial: bool = False,
-                 progress: Optional[Callable[[str], None]] = None,
-                 report: Optional[Callable[[str], None]] = None) -> CycleResult:
+def collect_once(
+    cfg,
+    conn,
+    client,
+    *,
+    initial: bool = False,
+    progress: Callable[[str], None] | None = None,
+    report: Callable[[str], None] | None = None,
+) -> CycleResult:
     """Run one cycle with an open database and client (the lock is the caller's)."""
     t0 = time.perf_counter()
     started_at = int(time.time())
@@ -193,8 +232,11 @@ def collect_once(cfg, conn, client, *, initial: bool = False,
     try:
         server_now = client.get_server_time()
     except (ExchangeError, DataError) as exc:
-        res = CycleResult(cycle_ts=floor_ts(started_at, step), exit_code=EXIT_EXCHANGE,
-                          failure=f"exchange clock unavailable: {exc}")
+        res = CycleResult(
+            cycle_ts=floor_ts(started_at, step),
+            exit_code=EXIT_EXCHANGE,
+            failure=f"exchange clock unavailable: {exc}",
+        )
         _record_failure(conn, None, res, started_at, t0, client, kind)
         return res
     res = CycleResult(cycle_ts=floor_ts(server_now, step))
@@ -204,12 +246,16 @@ def collect_once(cfg, conn, client, *, initial: bool = False,
         known_before = store.known_market_ids(conn)
         was_tracked = store.tracked_market_ids(conn)
         depth = cfg.collection.depth_levels
-        with BookFetcher(client, batch_size=cfg.collection.books_batch_size, workers=BOOK_WORKERS,
-                         progress=progress,
-                         row_of=lambda m, b: store.snapshot_row(res.cycle_ts, m, b, depth)) as fetcher:
+        with BookFetcher(
+            client,
+            batch_size=cfg.collection.books_batch_size,
+            workers=BOOK_WORKERS,
+            progress=progress,
+            row_of=lambda m, b: store.snapshot_row(res.cycle_ts, m, b, depth),
+        ) as fetcher:
             market_rows: dict[str, tuple] = {}
 
-            def on_final(m: Market) -> None:     # books requested, row built, during the listing
+            def on_final(m: Market) -> None:  # books requested, row built, during the listing
                 fetcher.want_market(m)
                 market_rows[m.id] = store.market_row(m, tracked=True, now=server_now)
 
@@ -222,7 +268,7 @@ def collect_once(cfg, conn, client, *, initial: bool = False,
                 report(line)
         res.markets = len(sel.markets)
         res.problems += [f"skipped market {i.record_id}: {i.reason}" for i in sel.issues]
-        for i in sel.issues:      # on screen once, from the cycle's problem list: the log file only
+        for i in sel.issues:  # on screen once, from the cycle's problem list: the log file only
             log.warning("skipped malformed market %s: %s", i.record_id, i.reason, extra={"console": False})
         res.problems += [f"explicit market {w} not tracked" for w in sel.explicit_missing]
         missing = len(tokens) - len(rows)
@@ -231,13 +277,17 @@ def collect_once(cfg, conn, client, *, initial: bool = False,
         res.problems += book_problems
         selected_ids = {m.id for m in sel.markets}
         fresh, clob_payouts, failed = refresh_lifecycle(
-            client, conn, selected=selected_ids, was_tracked=was_tracked, now=server_now,
-            problems=res.problems)
+            client,
+            conn,
+            selected=selected_ids,
+            was_tracked=was_tracked,
+            now=server_now,
+            problems=res.problems,
+        )
         res.errors = len(res.problems)
         res.status = "partial" if missing else "ok"
         with db.atomic(conn):
-            store.upsert_markets(conn, sel.markets, tracked=True, now=server_now,
-                                 prebuilt=market_rows)
+            store.upsert_markets(conn, sel.markets, tracked=True, now=server_now, prebuilt=market_rows)
             res.left = len(store.set_tracked(conn, selected_ids, server_now))
             store.upsert_markets(conn, fresh, tracked=False, now=server_now, payouts=clob_payouts)
             for mid in failed:
@@ -246,10 +296,18 @@ def collect_once(cfg, conn, client, *, initial: bool = False,
             res.snapshots = store.insert_snapshots(conn, rows)
             res.duration = time.perf_counter() - t0
             res.api_seconds = client.stats.total_seconds
-            store.finish_cycle(conn, cycle_id, status=res.status, finished_at=int(time.time()),
-                               markets=res.markets, snapshots=res.snapshots, errors=res.errors,
-                               api_seconds=res.api_seconds, duration=res.duration,
-                               error_detail="; ".join(res.problems[:20]) or None)
+            store.finish_cycle(
+                conn,
+                cycle_id,
+                status=res.status,
+                finished_at=int(time.time()),
+                markets=res.markets,
+                snapshots=res.snapshots,
+                errors=res.errors,
+                api_seconds=res.api_seconds,
+                duration=res.duration,
+                error_detail="; ".join(res.problems[:20]) or None,
+            )
         res.refreshed = len(fresh)
         res.resolved = sum(1 for m in fresh if m.payouts is not None or m.id in clob_payouts)
         res.new_markets = [m for m in sel.markets if m.id not in known_before] if known_before else []
@@ -300,8 +358,7 @@ def seed_universe(cfg) -> CycleResult:
         conn.close()
 
 
-def run(cfg, *, initial: bool = False, verbose: bool = False,
-        out: Callable[[str], None] = print) -> int:
+def run(cfg, *, initial: bool = False, verbose: bool = False, out: Callable[[str], None] = print) -> int:
     """The whole command: lock, database, client, cycle, alerts, summary. Returns the
     exit code."""
     with job_lock(cfg, COLLECT_LOCK) as got:
@@ -314,19 +371,29 @@ def run(cfg, *, initial: bool = False, verbose: bool = False,
         store.tune_for_bulk(conn)
         client = make_client(cfg, book_workers=BOOK_WORKERS)
         try:
-            res = collect_once(cfg, conn, client, initial=initial,
-                               progress=_progress_printer(verbose),
-                               report=out if initial else None)
+            res = collect_once(
+                cfg,
+                conn,
+                client,
+                initial=initial,
+                progress=_progress_printer(verbose),
+                report=out if initial else None,
+            )
             if res.new_markets:
                 send_new_market_alerts(cfg, conn, res.new_markets)
         finally:
             client.close()
             conn.close()
-    for p in res.problems[:10]:       # with --verbose the list below shows them on screen
+    for p in res.problems[:10]:  # with --verbose the list below shows them on screen
         log.warning("cycle %s: %s", iso(res.cycle_ts), p, extra={"console": not verbose})
     if res.refreshed or res.left:
-        log.info("cycle %s: %d market(s) left the universe, %d refreshed, %d resolution(s) "
-                 "recorded", iso(res.cycle_ts), res.left, res.refreshed, res.resolved)
+        log.info(
+            "cycle %s: %d market(s) left the universe, %d refreshed, %d resolution(s) recorded",
+            iso(res.cycle_ts),
+            res.left,
+            res.refreshed,
+            res.resolved,
+        )
     line = res.summary()
     (log.error if res.status == "failed" else log.info)(line)
     if verbose and res.problems:

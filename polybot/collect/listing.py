@@ -10,22 +10,32 @@ cursors (request, decode, next request) while the caller parses the pages it has
 paging, each market once, skipped records collected in :attr:`PrefetchListing.issues`,
 a repeated cursor stops the walk), built from the client's public HTTP layer and parser.
 """
+
 from __future__ import annotations
 
 import queue
 import threading
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 from ..exchange import parse as P
 from ..exchange.models import Market, ParseIssue
 
-PAGE_LIMIT = 100           # /markets/keyset maximum
+PAGE_LIMIT = 100  # /markets/keyset maximum
 PATH = "/markets/keyset"
 
 
 class PrefetchListing:
-    def __init__(self, client, *, closed: Optional[bool] = False, order: Optional[str] = None,
-                 ascending: Optional[bool] = None, queue_pages: int = 4, **filters: Any):
+    def __init__(
+        self,
+        client,
+        *,
+        closed: bool | None = False,
+        order: str | None = None,
+        ascending: bool | None = None,
+        queue_pages: int = 4,
+        **filters: Any,
+    ):
         self.client = client
         params = {k: v for k, v in filters.items() if v is not None}
         params["limit"] = PAGE_LIMIT
@@ -37,16 +47,16 @@ class PrefetchListing:
         self.issues: list[ParseIssue] = []
         self.pages = 0
 
-    def _get(self, cursor: Optional[str]) -> Any:
+    def _get(self, cursor: str | None) -> Any:
         p = dict(self.params)
         if cursor:
             p["after_cursor"] = cursor
         return self.client.gamma.get(PATH, p, family="markets")
 
-    def _walk(self, out: "queue.Queue", stop: threading.Event) -> None:
+    def _walk(self, out: queue.Queue, stop: threading.Event) -> None:
         """Producer: follow the cursors as fast as the exchange answers (at most
         ``queue_pages`` decoded pages waiting to be parsed)."""
-        cursor: Optional[str] = None
+        cursor: str | None = None
         seen: set[str] = set()
         try:
             while not stop.is_set():
@@ -57,16 +67,15 @@ class PrefetchListing:
                 if cursor is None or loop:
                     break
                 seen.add(cursor)
-        except BaseException as exc:      # handed to the consumer, raised there
+        except BaseException as exc:  # handed to the consumer, raised there
             out.put(("error", exc, None))
             return
         out.put(("end", None, None))
 
     def __iter__(self) -> Iterator[Market]:
-        pages: "queue.Queue" = queue.Queue(maxsize=self.queue_pages)
+        pages: queue.Queue = queue.Queue(maxsize=self.queue_pages)
         stop = threading.Event()
-        walker = threading.Thread(target=self._walk, args=(pages, stop), name="gamma-listing",
-                                  daemon=True)
+        walker = threading.Thread(target=self._walk, args=(pages, stop), name="gamma-listing", daemon=True)
         walker.start()
         seen_ids: set[str] = set()
         try:
@@ -78,8 +87,13 @@ class PrefetchListing:
                     return
                 self.pages += 1
                 if loop_cursor:
-                    self.issues.append(ParseIssue(PATH, f"Gamma returned the cursor {loop_cursor!r} "
-                                                        "twice; listing stopped to avoid a loop"))
+                    self.issues.append(
+                        ParseIssue(
+                            PATH,
+                            f"Gamma returned the cursor {loop_cursor!r} "
+                            "twice; listing stopped to avoid a loop",
+                        )
+                    )
                 markets, issues = P.parse_gamma_markets(body)
                 self.issues.extend(issues)
                 for m in markets:
@@ -90,7 +104,7 @@ class PrefetchListing:
                     return
         finally:
             stop.set()
-            while walker.is_alive():          # unblock a producer waiting on a full queue
+            while walker.is_alive():  # unblock a producer waiting on a full queue
                 try:
                     pages.get_nowait()
                 except queue.Empty:

@@ -1,5 +1,6 @@
 """Argument parsers and entry points of the three collection scripts
 (``collect_market_data.py``, ``verify_data_collection.py``, ``data_quality_check.py``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -35,19 +36,33 @@ Examples:
 
 
 def collect_parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description, epilog=COLLECT_EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=description, epilog=COLLECT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--initial", action="store_true",
-                      help="first run: print the selected universe (counts per filter, top markets)")
-    mode.add_argument("--backfill", action="store_true",
-                      help="fill history for the tracked tokens from /prices-history")
-    mode.add_argument("--estimate-storage", action="store_true",
-                      help="measure bytes per snapshot and project storage growth")
-    p.add_argument("--days", type=float, default=30.0, metavar="N",
-                   help="with --backfill: how many days back (default 30)")
-    p.add_argument("--verbose", "-v", action="store_true",
-                   help="print progress while running (and every skipped record)")
+    mode.add_argument(
+        "--initial",
+        action="store_true",
+        help="first run: print the selected universe (counts per filter, top markets)",
+    )
+    mode.add_argument(
+        "--backfill", action="store_true", help="fill history for the tracked tokens from /prices-history"
+    )
+    mode.add_argument(
+        "--estimate-storage",
+        action="store_true",
+        help="measure bytes per snapshot and project storage growth",
+    )
+    p.add_argument(
+        "--days",
+        type=float,
+        default=30.0,
+        metavar="N",
+        help="with --backfill: how many days back (default 30)",
+    )
+    p.add_argument(
+        "--verbose", "-v", action="store_true", help="print progress while running (and every skipped record)"
+    )
     return add_config_arg(p)
 
 
@@ -56,22 +71,29 @@ def collect_main(args) -> int:
     configure_from(cfg)
     if args.estimate_storage:
         from .storage import run
+
         return run(cfg)
     if args.backfill:
         if args.days <= 0:
             print("--days must be a positive number of days, e.g. --days 30")
             return 2
         from .backfill import run
+
         return run(cfg, args.days, verbose=args.verbose)
     from .cycle import run
+
     return run(cfg, initial=args.initial, verbose=args.verbose)
 
 
 def verify_parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--hours", type=float, default=24.0, metavar="N",
-                   help="look at the last N hours (default 24; 0 = all data)")
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--hours",
+        type=float,
+        default=24.0,
+        metavar="N",
+        help="look at the last N hours (default 24; 0 = all data)",
+    )
     p.add_argument("--list", action="store_true", help="list the snapshot count of every market")
     return add_config_arg(p)
 
@@ -80,15 +102,20 @@ def verify_main(args) -> int:
     cfg = load_config(args.config, require_mode_secrets=False)
     configure_from(cfg)
     from .verify import run
+
     return run(cfg, hours=args.hours, list_all=args.list)
 
 
 def quality_parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--hours", type=float, default=0.0, metavar="N",
-                   help="check only the last N hours of snapshots (default 0 = all); freshness "
-                        "and coverage always look at now")
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--hours",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="check only the last N hours of snapshots (default 0 = all); freshness "
+        "and coverage always look at now",
+    )
     return add_config_arg(p)
 
 
@@ -96,4 +123,5 @@ def quality_main(args) -> int:
     cfg = load_config(args.config, require_mode_secrets=False)
     configure_from(cfg)
     from .quality import run
+
     return run(cfg, hours=args.hours)

@@ -40,13 +40,14 @@ What each check means (scope: every snapshot, or the last N hours with ``--hours
 - **Coverage** — tracked markets with a snapshot within ``freshness_minutes`` divided by
   all tracked markets, at least ``collection.min_coverage``.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Optional
 
 from .. import db
 from .common import exchange_now, iso, plural, step_seconds
@@ -59,8 +60,8 @@ EMPTY_MESSAGE = "no snapshots yet — run python collect_market_data.py --initia
 class Check:
     ok: bool
     text: str
-    reason: str = ""            # short phrase for the FAIL line
-    detail: str = ""            # extra lines for the saved report
+    reason: str = ""  # short phrase for the FAIL line
+    detail: str = ""  # extra lines for the saved report
 
     def line(self) -> str:
         return f"{'✓' if self.ok else '✗'} {self.text}"
@@ -82,28 +83,43 @@ def check_nulls(conn, where: str, args: tuple) -> Check:
         " SUM(CASE WHEN s.source = 'backfill' AND (s.mid IS NULL OR s.last_trade_price IS NULL)"
         "   THEN 1 ELSE 0 END),"
         " SUM(CASE WHEN s.source NOT IN ('collected', 'backfill') THEN 1 ELSE 0 END) "
-        f"FROM market_snapshots s WHERE 1 = 1{where}", args).fetchone()
+        f"FROM market_snapshots s WHERE 1 = 1{where}",
+        args,
+    ).fetchone()
     common, collected, backfill, unknown = (int(x or 0) for x in row)
     bad = common + collected + backfill + unknown
     if not bad:
         return Check(True, "No NULL values in critical fields")
-    parts = [f"{n:,} {what}" for n, what in ((collected, "collected rows"), (backfill, "backfill rows"),
-                                             (common, "rows without market/source"),
-                                             (unknown, "rows with an unknown source")) if n]
-    return Check(False, f"NULL values in critical fields: {', '.join(parts)}",
-                 f"{plural(bad, 'snapshot')} with NULL critical fields")
+    parts = [
+        f"{n:,} {what}"
+        for n, what in (
+            (collected, "collected rows"),
+            (backfill, "backfill rows"),
+            (common, "rows without market/source"),
+            (unknown, "rows with an unknown source"),
+        )
+        if n
+    ]
+    return Check(
+        False,
+        f"NULL values in critical fields: {', '.join(parts)}",
+        f"{plural(bad, 'snapshot')} with NULL critical fields",
+    )
 
 
 def check_sequential(conn, where: str, args: tuple, *, step: int, now: int) -> Check:
     off_grid, future = conn.execute(
         f"SELECT SUM(CASE WHEN s.timestamp % ? != 0 THEN 1 ELSE 0 END), "
         f"SUM(CASE WHEN s.timestamp > ? THEN 1 ELSE 0 END) FROM market_snapshots s WHERE 1 = 1{where}",
-        (step, now + step, *args)).fetchone()
+        (step, now + step, *args),
+    ).fetchone()
     off_grid, future = int(off_grid or 0), int(future or 0)
     backwards = 0
-    prev: Optional[int] = None
-    for (ts,) in conn.execute("SELECT cycle_ts FROM collection_cycles WHERE kind IN ('cycle', 'initial') "
-                              "AND status IN ('ok', 'partial') ORDER BY started_at, id"):
+    prev: int | None = None
+    for (ts,) in conn.execute(
+        "SELECT cycle_ts FROM collection_cycles WHERE kind IN ('cycle', 'initial') "
+        "AND status IN ('ok', 'partial') ORDER BY started_at, id"
+    ):
         if prev is not None and ts < prev:
             backwards += 1
         prev = ts if prev is None else max(prev, ts)
@@ -129,10 +145,12 @@ def check_bounds(conn, where: str, args: tuple, *, lo: float, hi: float) -> Chec
     params: list = []
     for _ in cols:
         params += [lo, lo, hi, hi]
-    sql = (f"SELECT s.timestamp, s.token_id, s.best_bid, s.best_ask, s.mid, s.last_trade_price, "
-           f"m.payouts IS NOT NULL AS resolved FROM market_snapshots s LEFT JOIN markets m "
-           f"ON m.id = s.market_id WHERE ((s.source = 'collected' AND ({collected})) OR ({anyrow}) "
-           f"OR (s.best_bid > s.best_ask)){where}")
+    sql = (
+        f"SELECT s.timestamp, s.token_id, s.best_bid, s.best_ask, s.mid, s.last_trade_price, "
+        f"m.payouts IS NOT NULL AS resolved FROM market_snapshots s LEFT JOIN markets m "
+        f"ON m.id = s.market_id WHERE ((s.source = 'collected' AND ({collected})) OR ({anyrow}) "
+        f"OR (s.best_bid > s.best_ask)){where}"
+    )
     bad = []
     for ts, token, bb, ba, mid, ltp, resolved in conn.execute(sql, (*params, *args)):
         crossed = bb is not None and ba is not None and bb > ba
@@ -144,20 +162,27 @@ def check_bounds(conn, where: str, args: tuple, *, lo: float, hi: float) -> Chec
         return Check(True, label)
     ts, token, bb, ba, mid, ltp = bad[0]
     example = f"token …{token[-8:]} at {iso(ts)}: bid {bb}, ask {ba}, mid {mid}, last {ltp}"
-    return Check(False, f"Prices outside bounds ({lo:g} to {hi:g}): {plural(len(bad), 'snapshot')}, "
-                        f"e.g. {example}", f"{plural(len(bad), 'price')} out of bounds",
-                 "\n".join(f"  {iso(r[0])} {r[1]} bid={r[2]} ask={r[3]} mid={r[4]} last={r[5]}"
-                           for r in bad[:50]))
+    return Check(
+        False,
+        f"Prices outside bounds ({lo:g} to {hi:g}): {plural(len(bad), 'snapshot')}, e.g. {example}",
+        f"{plural(len(bad), 'price')} out of bounds",
+        "\n".join(f"  {iso(r[0])} {r[1]} bid={r[2]} ask={r[3]} mid={r[4]} last={r[5]}" for r in bad[:50]),
+    )
 
 
 def check_duplicates(conn, where: str, args: tuple, *, step: int) -> Check:
     n = conn.execute(
         f"SELECT COUNT(*) FROM (SELECT 1 FROM market_snapshots s WHERE 1 = 1{where} "
-        f"GROUP BY s.token_id, s.timestamp / ? HAVING COUNT(*) > 1)", (*args, step)).fetchone()[0]
+        f"GROUP BY s.token_id, s.timestamp / ? HAVING COUNT(*) > 1)",
+        (*args, step),
+    ).fetchone()[0]
     if not n:
         return Check(True, "No duplicate snapshots")
-    return Check(False, f"Duplicate snapshots: {plural(n, 'token-cycle')} with more than one row",
-                 f"{plural(n, 'duplicate snapshot')}")
+    return Check(
+        False,
+        f"Duplicate snapshots: {plural(n, 'token-cycle')} with more than one row",
+        f"{plural(n, 'duplicate snapshot')}",
+    )
 
 
 def _ago(seconds: float) -> str:
@@ -171,14 +196,19 @@ def _ago(seconds: float) -> str:
 
 
 def check_fresh(conn, *, now: int, limit_minutes: float) -> Check:
-    last = conn.execute("SELECT MAX(timestamp) FROM market_snapshots WHERE source = 'collected'").fetchone()[0]
+    last = conn.execute("SELECT MAX(timestamp) FROM market_snapshots WHERE source = 'collected'").fetchone()[
+        0
+    ]
     if last is None:
         return Check(False, "Data fresh: no collected snapshot yet", "no collected snapshot yet")
     age = now - last
     if age < limit_minutes * 60:
         return Check(True, f"Data fresh (last update: {_ago(age)})")
-    return Check(False, f"Data stale (last update: {_ago(age)}; limit {limit_minutes:g} minutes)",
-                 f"data stale (last update: {_ago(age)})")
+    return Check(
+        False,
+        f"Data stale (last update: {_ago(age)}; limit {limit_minutes:g} minutes)",
+        f"data stale (last update: {_ago(age)})",
+    )
 
 
 def check_coverage(conn, *, now: int, freshness_minutes: float, min_coverage: float) -> Check:
@@ -193,8 +223,12 @@ def check_coverage(conn, *, now: int, freshness_minutes: float, min_coverage: fl
     if cov >= min_coverage:
         return Check(True, text)
     missing = [f"  {mid} {q}" for mid, (q, last) in latest.items() if last is None or last < since]
-    return Check(False, f"{text} ({covered} of {len(latest)}; minimum {min_coverage:.0%})",
-                 f"coverage {pct}% < {min_coverage:.0%}", "\n".join(missing[:100]))
+    return Check(
+        False,
+        f"{text} ({covered} of {len(latest)}; minimum {min_coverage:.0%})",
+        f"coverage {pct}% < {min_coverage:.0%}",
+        "\n".join(missing[:100]),
+    )
 
 
 def run_checks(conn, cfg, *, now: int, hours: float = 0) -> list[Check]:
@@ -207,26 +241,36 @@ def run_checks(conn, cfg, *, now: int, hours: float = 0) -> list[Check]:
         check_bounds(conn, where, args, lo=cc.min_price, hi=cc.max_price),
         check_duplicates(conn, where, args, step=step),
         check_fresh(conn, now=now, limit_minutes=cc.freshness_minutes),
-        check_coverage(conn, now=now, freshness_minutes=cc.freshness_minutes,
-                       min_coverage=cc.min_coverage),
+        check_coverage(conn, now=now, freshness_minutes=cc.freshness_minutes, min_coverage=cc.min_coverage),
     ]
 
 
-def save_report(cfg, lines: list[str], checks: list[Check], *, now: int, clock: str,
-                hours: float, wall: Optional[float] = None) -> Path:
+def save_report(
+    cfg,
+    lines: list[str],
+    checks: list[Check],
+    *,
+    now: int,
+    clock: str,
+    hours: float,
+    wall: float | None = None,
+) -> Path:
     from ..db import ensure_private_dir
 
     wall = time.time() if wall is None else wall
-    stamp = datetime.fromtimestamp(wall, timezone.utc).strftime("%Y%m%d_%H%M%S")
+    stamp = datetime.fromtimestamp(wall, UTC).strftime("%Y%m%d_%H%M%S")
     report_dir = ensure_private_dir(Path(cfg.report_dir))
     path = report_dir / f"data_quality_{stamp}.txt"
     n = 1
     while path.exists():
         path = report_dir / f"data_quality_{stamp}_{n}.txt"
         n += 1
-    head = [f"Data quality check — {iso(wall)} (checks against {clock} clock {iso(now)})",
-            f"Database: {cfg.database_path}",
-            f"Scope: {'last ' + format(hours, 'g') + ' hours' if hours else 'all snapshots'}", ""]
+    head = [
+        f"Data quality check — {iso(wall)} (checks against {clock} clock {iso(now)})",
+        f"Database: {cfg.database_path}",
+        f"Scope: {'last ' + format(hours, 'g') + ' hours' if hours else 'all snapshots'}",
+        "",
+    ]
     details = []
     for c in checks:
         if c.detail:

@@ -7,13 +7,14 @@ projection (1 and 3 months) is compared with free disk space and with the operat
 checklist's estimate (~10 MB/day of market data, ~5 MB/day of logs, ~50 KB/day of
 trades → ~20 MB/day, ~600 MB/month).
 """
+
 from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 from .. import db
 from .common import EXIT_OK, fmt_bytes, step_seconds
@@ -21,7 +22,7 @@ from .common import EXIT_OK, fmt_bytes, step_seconds
 CHECKLIST_MARKET_MB_DAY = 10.0
 CHECKLIST_LOGS_MB_DAY = 5.0
 CHECKLIST_TRADES_MB_DAY = 0.05
-CHECKLIST_TOTAL_MB_DAY = 20.0          # the checklist's own total ("~20MB per day = 600MB per month")
+CHECKLIST_TOTAL_MB_DAY = 20.0  # the checklist's own total ("~20MB per day = 600MB per month")
 SNAPSHOT_OBJECTS = ("market_snapshots", "idx_snapshots_token_time")
 MB = 1_000_000
 GB = 1_000_000_000
@@ -32,8 +33,8 @@ class StorageEstimate:
     rows: int
     collected: int
     backfill: int
-    table_bytes: Optional[int]          # None when dbstat is unavailable
-    index_bytes: Optional[int]
+    table_bytes: int | None  # None when dbstat is unavailable
+    index_bytes: int | None
     method: str
     bytes_per_row: float
     tracked_markets: int
@@ -50,11 +51,13 @@ class StorageEstimate:
         return self.per_day_bytes * days
 
 
-def _dbstat(conn: sqlite3.Connection) -> Optional[dict[str, int]]:
+def _dbstat(conn: sqlite3.Connection) -> dict[str, int] | None:
     try:
         rows = conn.execute(
             f"SELECT name, SUM(pgsize) FROM dbstat WHERE name IN ({','.join('?' * len(SNAPSHOT_OBJECTS))}) "
-            f"GROUP BY name", SNAPSHOT_OBJECTS).fetchall()
+            f"GROUP BY name",
+            SNAPSHOT_OBJECTS,
+        ).fetchall()
     except sqlite3.DatabaseError:
         return None
     return {r[0]: int(r[1] or 0) for r in rows}
@@ -76,29 +79,38 @@ def measure(cfg, conn: sqlite3.Connection) -> StorageEstimate:
         method = "database file size / rows (dbstat unavailable)"
     tracked_markets = conn.execute("SELECT COUNT(*) FROM markets WHERE tracked = 1").fetchone()[0]
     tracked_tokens = conn.execute(
-        "SELECT COUNT(*) FROM market_tokens t JOIN markets m ON m.id = t.market_id "
-        "WHERE m.tracked = 1").fetchone()[0]
+        "SELECT COUNT(*) FROM market_tokens t JOIN markets m ON m.id = t.market_id WHERE m.tracked = 1"
+    ).fetchone()[0]
     cycles_per_day = 86_400 // step_seconds(cfg)
     free = shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd()).free
-    return StorageEstimate(rows=rows, collected=counts.get("collected", 0),
-                           backfill=counts.get("backfill", 0), table_bytes=table,
-                           index_bytes=index, method=method, bytes_per_row=per_row,
-                           tracked_markets=tracked_markets, tracked_tokens=tracked_tokens,
-                           per_day_rows=tracked_tokens * cycles_per_day, file_bytes=file_bytes,
-                           free_bytes=free)
+    return StorageEstimate(
+        rows=rows,
+        collected=counts.get("collected", 0),
+        backfill=counts.get("backfill", 0),
+        table_bytes=table,
+        index_bytes=index,
+        method=method,
+        bytes_per_row=per_row,
+        tracked_markets=tracked_markets,
+        tracked_tokens=tracked_tokens,
+        per_day_rows=tracked_tokens * cycles_per_day,
+        file_bytes=file_bytes,
+        free_bytes=free,
+    )
 
 
 def report(est: StorageEstimate, cfg, *, disk_warn_gb: float = 5.0) -> list[str]:
     lines = [f"Storage estimate for {cfg.database_path}"]
     if not est.rows:
-        lines.append("  No snapshots yet — run python collect_market_data.py --initial, then "
-                     "estimate again after a few cycles.")
+        lines.append(
+            "  No snapshots yet — run python collect_market_data.py --initial, then "
+            "estimate again after a few cycles."
+        )
         lines.append(f"  Free disk: {fmt_bytes(est.free_bytes)}")
         return lines
     split = ""
     if est.table_bytes is not None:
-        split = (f" (table {est.table_bytes / est.rows:,.0f} B + index "
-                 f"{est.index_bytes / est.rows:,.0f} B)")
+        split = f" (table {est.table_bytes / est.rows:,.0f} B + index {est.index_bytes / est.rows:,.0f} B)"
     lines += [
         f"  Snapshots stored:    {est.rows:,} ({est.collected:,} collected, {est.backfill:,} backfill)",
         f"  Bytes per snapshot:  {est.bytes_per_row:,.0f} B{split}, measured with {est.method}",
@@ -125,11 +137,15 @@ def report(est: StorageEstimate, cfg, *, disk_warn_gb: float = 5.0) -> list[str]
     ]
     after = est.free_bytes - total90
     verdict = "OK" if after >= disk_warn_gb * GB else "LOW"
-    lines.append(f"  Free disk:           {fmt_bytes(est.free_bytes)} → {fmt_bytes(max(after, 0))} "
-                 f"left after 3 months [{verdict}; the checklist wants > {disk_warn_gb:g} GB free]")
+    lines.append(
+        f"  Free disk:           {fmt_bytes(est.free_bytes)} → {fmt_bytes(max(after, 0))} "
+        f"left after 3 months [{verdict}; the checklist wants > {disk_warn_gb:g} GB free]"
+    )
     if cfg.maintenance.snapshot_retention_days:
-        lines.append(f"  Retention: snapshots older than {cfg.maintenance.snapshot_retention_days} days "
-                     f"are pruned by maintain_database.py, so growth stops after that.")
+        lines.append(
+            f"  Retention: snapshots older than {cfg.maintenance.snapshot_retention_days} days "
+            f"are pruned by maintain_database.py, so growth stops after that."
+        )
     return lines
 
 

@@ -6,29 +6,70 @@ Snapshot rows are plain tuples in :data:`SNAPSHOT_COLUMNS` order, inserted with
 ``INSERT OR IGNORE`` so the (timestamp, token_id) primary key makes every cycle and
 every backfill idempotent (the first row written for a grid point wins).
 """
+
 from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
 
 from ..exchange.models import BookLevel, Market, OrderBook
 
-SNAPSHOT_COLUMNS = ("timestamp", "token_id", "market_id", "best_bid", "best_ask", "mid", "spread",
-                    "last_trade_price", "bid_depth", "ask_depth", "bids", "asks", "volume_24h",
-                    "liquidity", "source")
-INSERT_SNAPSHOT = (f"INSERT OR IGNORE INTO market_snapshots ({', '.join(SNAPSHOT_COLUMNS)}) "
-                   f"VALUES ({', '.join('?' * len(SNAPSHOT_COLUMNS))})")
+SNAPSHOT_COLUMNS = (
+    "timestamp",
+    "token_id",
+    "market_id",
+    "best_bid",
+    "best_ask",
+    "mid",
+    "spread",
+    "last_trade_price",
+    "bid_depth",
+    "ask_depth",
+    "bids",
+    "asks",
+    "volume_24h",
+    "liquidity",
+    "source",
+)
+INSERT_SNAPSHOT = (
+    f"INSERT OR IGNORE INTO market_snapshots ({', '.join(SNAPSHOT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(SNAPSHOT_COLUMNS))})"
+)
 
 
 # ----------------------------------------------------------------------------- markets
-_MARKET_COLS = ("id", "condition_id", "question", "slug", "event_id", "event_title", "neg_risk",
-                "neg_risk_market_id", "version", "token_ids", "outcomes", "end_date", "active",
-                "closed", "accepting_orders", "tick_size", "min_order_size", "fees_enabled",
-                "fee_rate", "fee_exponent", "volume_24h", "liquidity", "resolution_status",
-                "payouts", "resolved_at", "tracked", "first_seen", "updated_at")
-_UPDATE_COLS = [c for c in _MARKET_COLS if c not in ("id", "first_seen", "payouts", "resolved_at",
-                                                      "tracked")]
+_MARKET_COLS = (
+    "id",
+    "condition_id",
+    "question",
+    "slug",
+    "event_id",
+    "event_title",
+    "neg_risk",
+    "neg_risk_market_id",
+    "version",
+    "token_ids",
+    "outcomes",
+    "end_date",
+    "active",
+    "closed",
+    "accepting_orders",
+    "tick_size",
+    "min_order_size",
+    "fees_enabled",
+    "fee_rate",
+    "fee_exponent",
+    "volume_24h",
+    "liquidity",
+    "resolution_status",
+    "payouts",
+    "resolved_at",
+    "tracked",
+    "first_seen",
+    "updated_at",
+)
+_UPDATE_COLS = [c for c in _MARKET_COLS if c not in ("id", "first_seen", "payouts", "resolved_at", "tracked")]
 UPSERT_MARKET = (
     f"INSERT INTO markets ({', '.join(_MARKET_COLS)}) VALUES ({', '.join('?' * len(_MARKET_COLS))}) "
     f"ON CONFLICT(id) DO UPDATE SET "
@@ -36,34 +77,65 @@ UPSERT_MARKET = (
     # a recorded outcome is final: never overwritten, never cleared
     + ", payouts = COALESCE(markets.payouts, excluded.payouts)"
     + ", resolved_at = COALESCE(markets.resolved_at, excluded.resolved_at)"
-    + ", tracked = excluded.tracked")
-UPSERT_TOKEN = ("INSERT INTO market_tokens (token_id, market_id, outcome, outcome_index) "
-                "VALUES (?,?,?,?) ON CONFLICT(token_id) DO UPDATE SET market_id = excluded.market_id, "
-                "outcome = excluded.outcome, outcome_index = excluded.outcome_index")
+    + ", tracked = excluded.tracked"
+)
+UPSERT_TOKEN = (
+    "INSERT INTO market_tokens (token_id, market_id, outcome, outcome_index) "
+    "VALUES (?,?,?,?) ON CONFLICT(token_id) DO UPDATE SET market_id = excluded.market_id, "
+    "outcome = excluded.outcome, outcome_index = excluded.outcome_index"
+)
 
 
-def market_row(m: Market, *, tracked: bool, now: int,
-               payouts: Optional[dict] = None, resolved_at: Optional[int] = None) -> tuple:
+def market_row(
+    m: Market, *, tracked: bool, now: int, payouts: dict | None = None, resolved_at: int | None = None
+) -> tuple:
     """The ``markets`` row of ``m``. ``payouts`` overrides ``m.payouts`` (CLOB winner flags);
     ``resolved_at`` defaults to ``now`` (the exchange time the outcome was first seen; the
     backfill passes the market's close time for markets that resolved in the past)."""
     payouts = payouts if payouts is not None else m.payouts
     return (
-        m.id, m.condition_id, m.question, m.slug or None, m.event_id, m.event_title,
-        int(m.neg_risk), m.neg_risk_market_id, m.version or "v1",
-        json.dumps(list(m.token_ids)), json.dumps([t.outcome for t in m.tokens]), m.end_date,
-        int(m.active), int(m.closed), int(m.accepting_orders), m.tick_size, m.min_order_size,
-        int(m.fees.enabled), m.fees.rate, m.fees.exponent, m.volume_24h, m.liquidity,
+        m.id,
+        m.condition_id,
+        m.question,
+        m.slug or None,
+        m.event_id,
+        m.event_title,
+        int(m.neg_risk),
+        m.neg_risk_market_id,
+        m.version or "v1",
+        json.dumps(list(m.token_ids)),
+        json.dumps([t.outcome for t in m.tokens]),
+        m.end_date,
+        int(m.active),
+        int(m.closed),
+        int(m.accepting_orders),
+        m.tick_size,
+        m.min_order_size,
+        int(m.fees.enabled),
+        m.fees.rate,
+        m.fees.exponent,
+        m.volume_24h,
+        m.liquidity,
         m.uma_resolution_status,
         json.dumps(payouts, sort_keys=True) if payouts is not None else None,
         (now if resolved_at is None else int(resolved_at)) if payouts is not None else None,
-        int(tracked), now, now)
+        int(tracked),
+        now,
+        now,
+    )
 
 
-def upsert_markets(conn: sqlite3.Connection, markets: Sequence[Market], *, tracked: bool,
-                   now: int, payouts: Optional[dict] = None,
-                   prebuilt: Optional[dict[str, tuple]] = None,
-                   resolved_at: Optional[dict[str, int]] = None, record: bool = True) -> None:
+def upsert_markets(
+    conn: sqlite3.Connection,
+    markets: Sequence[Market],
+    *,
+    tracked: bool,
+    now: int,
+    payouts: dict | None = None,
+    prebuilt: dict[str, tuple] | None = None,
+    resolved_at: dict[str, int] | None = None,
+    record: bool = True,
+) -> None:
     """Insert or refresh markets and their tokens, and record any change of their trading
     metadata (:func:`record_metadata`). ``payouts``: market id → CLOB payouts;
     ``prebuilt``: market id → a :func:`market_row` already built with the same arguments;
@@ -72,11 +144,19 @@ def upsert_markets(conn: sqlite3.Connection, markets: Sequence[Market], *, track
     payouts = payouts or {}
     prebuilt = prebuilt or {}
     resolved_at = resolved_at or {}
-    conn.executemany(UPSERT_MARKET, [prebuilt.get(m.id) or market_row(
-        m, tracked=tracked, now=now, payouts=payouts.get(m.id), resolved_at=resolved_at.get(m.id))
-        for m in markets])
-    conn.executemany(UPSERT_TOKEN, [(t.token_id, m.id, t.outcome, t.index)
-                                    for m in markets for t in m.tokens])
+    conn.executemany(
+        UPSERT_MARKET,
+        [
+            prebuilt.get(m.id)
+            or market_row(
+                m, tracked=tracked, now=now, payouts=payouts.get(m.id), resolved_at=resolved_at.get(m.id)
+            )
+            for m in markets
+        ],
+    )
+    conn.executemany(
+        UPSERT_TOKEN, [(t.token_id, m.id, t.outcome, t.index) for m in markets for t in m.tokens]
+    )
     if record:
         record_metadata(conn, markets, now)
 
@@ -96,21 +176,38 @@ INSERT_METADATA_IF_CHANGED = (
     "fees_enabled, fee_rate, fee_exponent, end_date FROM market_metadata_history "
     "WHERE market_id = ?1 ORDER BY effective_from DESC LIMIT 1) l "
     "WHERE l.tick_size = ?3 AND l.min_order_size = ?4 AND l.fees_enabled = ?5 AND l.fee_rate = ?6 "
-    "AND l.fee_exponent = ?7 AND l.end_date IS ?8)")
+    "AND l.fee_exponent = ?7 AND l.end_date IS ?8)"
+)
 INSERT_METADATA_IF_NONE = (
     "INSERT OR IGNORE INTO market_metadata_history (market_id, effective_from, tick_size, "
     "min_order_size, fees_enabled, fee_rate, fee_exponent, end_date, source) "
     f"SELECT {_META_VALUES} WHERE NOT EXISTS (SELECT 1 FROM market_metadata_history "
-    "WHERE market_id = ?1)")
+    "WHERE market_id = ?1)"
+)
 
 
 def metadata_row(m: Market, effective_from: int, source: str) -> tuple:
-    return (m.id, int(effective_from), float(m.tick_size), float(m.min_order_size),
-            int(m.fees.enabled), float(m.fees.rate), float(m.fees.exponent), m.end_date, source)
+    return (
+        m.id,
+        int(effective_from),
+        float(m.tick_size),
+        float(m.min_order_size),
+        int(m.fees.enabled),
+        float(m.fees.rate),
+        float(m.fees.exponent),
+        m.end_date,
+        source,
+    )
 
 
-def record_metadata(conn: sqlite3.Connection, markets: Sequence[Market], now: int, *,
-                    source: str = "collected", since: Optional[dict[str, int]] = None) -> int:
+def record_metadata(
+    conn: sqlite3.Connection,
+    markets: Sequence[Market],
+    now: int,
+    *,
+    source: str = "collected",
+    since: dict[str, int] | None = None,
+) -> int:
     """Record each market's metadata with the time it took effect; returns rows added.
 
     Default: a row at ``now`` for each market whose values differ from its latest row (a
@@ -124,8 +221,9 @@ def record_metadata(conn: sqlite3.Connection, markets: Sequence[Market], now: in
     if since is None:
         conn.executemany(INSERT_METADATA_IF_CHANGED, [metadata_row(m, now, source) for m in markets])
     else:
-        conn.executemany(INSERT_METADATA_IF_NONE,
-                         [metadata_row(m, since.get(m.id, now), source) for m in markets])
+        conn.executemany(
+            INSERT_METADATA_IF_NONE, [metadata_row(m, since.get(m.id, now), source) for m in markets]
+        )
     return conn.total_changes - before
 
 
@@ -134,8 +232,7 @@ def set_tracked(conn: sqlite3.Connection, tracked_ids: Iterable[str], now: int) 
     keep = set(tracked_ids)
     before = [r[0] for r in conn.execute("SELECT id FROM markets WHERE tracked = 1")]
     left = [i for i in before if i not in keep]
-    conn.executemany("UPDATE markets SET tracked = 0, updated_at = ? WHERE id = ?",
-                     [(now, i) for i in left])
+    conn.executemany("UPDATE markets SET tracked = 0, updated_at = ? WHERE id = ?", [(now, i) for i in left])
     return left
 
 
@@ -147,18 +244,20 @@ def tracked_market_ids(conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT id FROM markets WHERE tracked = 1")}
 
 
-REFRESH_GIVE_UP_DAYS = 60     # stop asking about markets that ended this long ago unresolved
+REFRESH_GIVE_UP_DAYS = 60  # stop asking about markets that ended this long ago unresolved
 
 
-def refresh_candidates(conn: sqlite3.Connection, *, exclude: set[str], was_tracked: set[str],
-                       now: int, limit: int) -> list[tuple[str, str]]:
+def refresh_candidates(
+    conn: sqlite3.Connection, *, exclude: set[str], was_tracked: set[str], now: int, limit: int
+) -> list[tuple[str, str]]:
     """(id, condition_id) of markets whose final outcome is still unknown and that need
     a look: closed ones, ones past their end date, and ones that just left the universe.
     Least recently refreshed first, at most ``limit``; markets that ended more than
     :data:`REFRESH_GIVE_UP_DAYS` ago without an outcome (legacy "0","0" markets) are left."""
     rows = conn.execute(
         "SELECT id, condition_id, closed, end_date, updated_at FROM markets "
-        "WHERE payouts IS NULL ORDER BY updated_at, id").fetchall()
+        "WHERE payouts IS NULL ORDER BY updated_at, id"
+    ).fetchall()
     out = []
     oldest = now - REFRESH_GIVE_UP_DAYS * 86_400
     for mid, cid, closed, end_date, _ in rows:
@@ -186,7 +285,7 @@ def fmt_levels(levels: Sequence[BookLevel], n: int) -> str:
     return ",".join(f"{_num(lv.price)}:{_num(lv.size)}" for lv in levels[:n])
 
 
-def parse_levels(text: Optional[str]) -> list[tuple[float, float]]:
+def parse_levels(text: str | None) -> list[tuple[float, float]]:
     """Inverse of :func:`fmt_levels` (for readers such as the backtester and tests)."""
     if not text:
         return []
@@ -204,16 +303,44 @@ def snapshot_row(ts: int, market: Market, book: OrderBook, depth_levels: int) ->
     ba = asks[0].price if asks else None
     mid = (bb + ba) / 2 if bb is not None and ba is not None else None
     spread = ba - bb if bb is not None and ba is not None else None
-    return (ts, book.token_id, market.id, bb, ba, mid, spread, book.last_trade_price,
-            sum(lv.size for lv in bids[:depth_levels]), sum(lv.size for lv in asks[:depth_levels]),
-            fmt_levels(bids, depth_levels), fmt_levels(asks, depth_levels),
-            market.volume_24h, market.liquidity, "collected")
+    return (
+        ts,
+        book.token_id,
+        market.id,
+        bb,
+        ba,
+        mid,
+        spread,
+        book.last_trade_price,
+        sum(lv.size for lv in bids[:depth_levels]),
+        sum(lv.size for lv in asks[:depth_levels]),
+        fmt_levels(bids, depth_levels),
+        fmt_levels(asks, depth_levels),
+        market.volume_24h,
+        market.liquidity,
+        "collected",
+    )
 
 
 def backfill_row(ts: int, token_id: str, market_id: str, price: float) -> tuple:
     """A backfilled grid point: the displayed price as mid and last trade, no book."""
-    return (ts, token_id, market_id, None, None, price, None, price, None, None, None, None,
-            None, None, "backfill")
+    return (
+        ts,
+        token_id,
+        market_id,
+        None,
+        None,
+        price,
+        None,
+        price,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        "backfill",
+    )
 
 
 def insert_snapshots(conn: sqlite3.Connection, rows: Sequence[tuple]) -> int:
@@ -231,8 +358,7 @@ def insert_snapshots(conn: sqlite3.Connection, rows: Sequence[tuple]) -> int:
 
 def count_cycle_snapshots(conn: sqlite3.Connection, ts: int, token_ids: Sequence[str]) -> int:
     """How many of ``token_ids`` already have a snapshot at ``ts``."""
-    have = {r[0] for r in conn.execute("SELECT token_id FROM market_snapshots WHERE timestamp = ?",
-                                       (ts,))}
+    have = {r[0] for r in conn.execute("SELECT token_id FROM market_snapshots WHERE timestamp = ?", (ts,))}
     return sum(1 for t in token_ids if t in have)
 
 
@@ -244,30 +370,55 @@ def tune_for_bulk(conn: sqlite3.Connection, cache_mb: int = 64) -> None:
 
 # ----------------------------------------------------------------------------- cycles
 def start_cycle(conn: sqlite3.Connection, *, started_at: int, cycle_ts: int, kind: str) -> int:
-    cur = conn.execute("INSERT INTO collection_cycles (started_at, cycle_ts, kind, status) "
-                       "VALUES (?,?,?, 'running')", (started_at, cycle_ts, kind))
+    cur = conn.execute(
+        "INSERT INTO collection_cycles (started_at, cycle_ts, kind, status) VALUES (?,?,?, 'running')",
+        (started_at, cycle_ts, kind),
+    )
     return int(cur.lastrowid)
 
 
-def finish_cycle(conn: sqlite3.Connection, cycle_id: int, *, status: str, finished_at: int,
-                 markets: int = 0, snapshots: int = 0, errors: int = 0, api_seconds: float = 0.0,
-                 duration: float = 0.0, error_detail: Optional[str] = None) -> None:
-    conn.execute("UPDATE collection_cycles SET status = ?, finished_at = ?, markets = ?, "
-                 "snapshots = ?, errors = ?, api_seconds = ?, duration = ?, error_detail = ? "
-                 "WHERE id = ?",
-                 (status, finished_at, markets, snapshots, errors, round(api_seconds, 3),
-                  round(duration, 3), (error_detail or None) and error_detail[:2000], cycle_id))
+def finish_cycle(
+    conn: sqlite3.Connection,
+    cycle_id: int,
+    *,
+    status: str,
+    finished_at: int,
+    markets: int = 0,
+    snapshots: int = 0,
+    errors: int = 0,
+    api_seconds: float = 0.0,
+    duration: float = 0.0,
+    error_detail: str | None = None,
+) -> None:
+    conn.execute(
+        "UPDATE collection_cycles SET status = ?, finished_at = ?, markets = ?, "
+        "snapshots = ?, errors = ?, api_seconds = ?, duration = ?, error_detail = ? "
+        "WHERE id = ?",
+        (
+            status,
+            finished_at,
+            markets,
+            snapshots,
+            errors,
+            round(api_seconds, 3),
+            round(duration, 3),
+            (error_detail or None) and error_detail[:2000],
+            cycle_id,
+        ),
+    )
 
 
 STALE_DETAIL = "interrupted: the process stopped before the cycle finished; nothing of it was written"
 
 
-def fail_stale_cycles(conn: sqlite3.Connection, kinds: Sequence[str], now: int,
-                      detail: str = STALE_DETAIL) -> int:
+def fail_stale_cycles(
+    conn: sqlite3.Connection, kinds: Sequence[str], now: int, detail: str = STALE_DETAIL
+) -> int:
     """Cycles left 'running' by a killed process (we hold the lock, so none is live)."""
     marks = ",".join("?" * len(kinds))
     cur = conn.execute(
         f"UPDATE collection_cycles SET status = 'failed', finished_at = COALESCE(finished_at, ?), "
         f"error_detail = COALESCE(error_detail, ?) WHERE status = 'running' AND kind IN ({marks})",
-        (now, detail, *kinds))
+        (now, detail, *kinds),
+    )
     return cur.rowcount

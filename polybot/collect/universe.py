@@ -25,19 +25,24 @@ The scan stops early once the cap is reached — valid because Gamma sorts by
 scan (sorting client-side) if a page arrives out of order. ``--initial`` always scans
 everything so its per-filter counts are complete.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
 
 from ..errors import ConfigError
 from ..exchange.models import Market, ParseIssue
 
 # config order_by (Gamma field) -> Market attribute
 ORDER_KEYS = {
-    "liquidityNum": "liquidity", "liquidity": "liquidity", "liquidityClob": "liquidity",
-    "volume24hr": "volume_24h", "volume24hrClob": "volume_24h",
-    "volumeNum": "volume", "volume": "volume",
+    "liquidityNum": "liquidity",
+    "liquidity": "liquidity",
+    "liquidityClob": "liquidity",
+    "volume24hr": "volume_24h",
+    "volume24hrClob": "volume_24h",
+    "volumeNum": "volume",
+    "volume": "volume",
 }
 
 FILTERS = ("scanned", "open", "accepting", "volume", "liquidity", "tags", "keywords")
@@ -47,21 +52,23 @@ def sort_attr(order_by: str) -> str:
     try:
         return ORDER_KEYS[order_by]
     except KeyError:
-        raise ConfigError(f"Config key 'collection.order_by' is {order_by!r}; use one of "
-                          f"liquidityNum, volume24hr or volumeNum; fix it in config.yaml.") from None
+        raise ConfigError(
+            f"Config key 'collection.order_by' is {order_by!r}; use one of "
+            f"liquidityNum, volume24hr or volumeNum; fix it in config.yaml."
+        ) from None
 
 
 @dataclass
 class Selection:
     """The tracked universe of one cycle and how it was chosen."""
 
-    markets: list[Market]                          # tracked, best first (explicit first)
-    counts: dict[str, int] = field(default_factory=dict)   # filter -> markets passing it
+    markets: list[Market]  # tracked, best first (explicit first)
+    counts: dict[str, int] = field(default_factory=dict)  # filter -> markets passing it
     explicit: list[Market] = field(default_factory=list)
     explicit_missing: list[str] = field(default_factory=list)  # ids/slugs not found or closed
-    issues: list[ParseIssue] = field(default_factory=list)     # skipped malformed records
+    issues: list[ParseIssue] = field(default_factory=list)  # skipped malformed records
     full_scan: bool = True
-    capped: int = 0                                # passing markets left out by the cap
+    capped: int = 0  # passing markets left out by the cap
 
     @property
     def token_ids(self) -> list[str]:
@@ -77,8 +84,9 @@ def _matches_keywords(m: Market, words: list[str]) -> bool:
     return any(w in hay for w in words)
 
 
-def passes(m: Market, cc, counts: Optional[dict] = None) -> bool:
+def passes(m: Market, cc, counts: dict | None = None) -> bool:
     """Whether ``m`` passes every filter of ``cc`` (CollectionConfig), counting in ``counts``."""
+
     def ok(name: str) -> None:
         if counts is not None:
             counts[name] = counts.get(name, 0) + 1
@@ -115,7 +123,7 @@ def passes_closed(m: Market, cc, start: int, end: int) -> bool:
         return False
     closed_at = m.closed_time if m.closed_time is not None else m.end_date
     if closed_at is None or not start <= closed_at <= end + 86_400:
-        return False            # end date moved, or no time known: not this window's
+        return False  # end date moved, or no time known: not this window's
     if cc.tags and not _matches_tags(m, {t.lower() for t in cc.tags}):
         return False
     if cc.keywords and not _matches_keywords(m, [k.lower() for k in cc.keywords]):
@@ -123,9 +131,15 @@ def passes_closed(m: Market, cc, start: int, end: int) -> bool:
     return (m.volume or 0.0) >= cc.backfill_closed_min_volume
 
 
-def select(markets: Iterable[Market], cc, *, explicit: Iterable[Market] = (),
-           full_scan: bool = False, issues: Callable[[], list] = list,
-           on_final: Optional[Callable[[Market], None]] = None) -> Selection:
+def select(
+    markets: Iterable[Market],
+    cc,
+    *,
+    explicit: Iterable[Market] = (),
+    full_scan: bool = False,
+    issues: Callable[[], list] = list,
+    on_final: Callable[[Market], None] | None = None,
+) -> Selection:
     """Choose the tracked markets from Gamma's listing ``markets`` (an iterator, consumed
     lazily so the scan can stop early) plus the ``explicit`` markets (fetched by id/slug).
     ``issues`` returns the parse issues of the listing once it is consumed. ``on_final``
@@ -143,12 +157,12 @@ def select(markets: Iterable[Market], cc, *, explicit: Iterable[Market] = (),
     counts = {name: 0 for name in FILTERS}
     passing: list[Market] = []
     sorted_so_far = True
-    last_key: Optional[float] = None
+    last_key: float | None = None
     stopped_early = False
     for m in markets:
         k = float(getattr(m, key) or 0.0)
         if last_key is not None and k > last_key + 1e-9:
-            sorted_so_far = False                   # server did not sort: scan everything
+            sorted_so_far = False  # server did not sort: scan everything
         last_key = k
         if m.id in explicit_ids:
             counts["scanned"] += 1
@@ -162,21 +176,32 @@ def select(markets: Iterable[Market], cc, *, explicit: Iterable[Market] = (),
             break
     passing.sort(key=lambda m: float(getattr(m, key) or 0.0), reverse=True)
     chosen = passing[:room]
-    return Selection(markets=explicit + chosen, counts=counts, explicit=explicit,
-                     issues=list(issues()), full_scan=not stopped_early,
-                     capped=max(0, len(passing) - room))
+    return Selection(
+        markets=explicit + chosen,
+        counts=counts,
+        explicit=explicit,
+        issues=list(issues()),
+        full_scan=not stopped_early,
+        capped=max(0, len(passing) - room),
+    )
 
 
 def describe(sel: Selection, cc, *, top: int = 10) -> list[str]:
     """The ``--initial`` report: counts per filter and the top markets."""
     c = sel.counts
     scope = "every open market" if sel.full_scan else "open markets until the cap was reached"
-    lines = [f"Universe selection (Gamma, ordered by {cc.order_by} descending; scanned {scope}):",
-             f"  {c.get('scanned', 0):>7,}  markets listed (parsed)"]
+    lines = [
+        f"Universe selection (Gamma, ordered by {cc.order_by} descending; scanned {scope}):",
+        f"  {c.get('scanned', 0):>7,}  markets listed (parsed)",
+    ]
     rows = [
         ("open", "open (active, not closed or archived)" if cc.active_only else "open filter off"),
-        ("accepting", "accepting orders, order book enabled" if cc.accepting_orders_only
-         else "accepting-orders filter off"),
+        (
+            "accepting",
+            "accepting orders, order book enabled"
+            if cc.accepting_orders_only
+            else "accepting-orders filter off",
+        ),
         ("volume", f"24h volume >= ${cc.min_volume_24h:,.0f}"),
         ("liquidity", f"liquidity >= ${cc.min_liquidity:,.0f}"),
         ("tags", f"tags {', '.join(cc.tags)}" if cc.tags else "tags (not set)"),
@@ -201,6 +226,8 @@ def describe(sel: Selection, cc, *, top: int = 10) -> list[str]:
         lines.append(f"  {'#':>3}  {'liquidity':>12}  {'24h volume':>12}  question")
         for i, m in enumerate(sel.markets[:top], 1):
             q = m.question if len(m.question) <= 70 else m.question[:67] + "..."
-            lines.append(f"  {i:>3}  {'$' + format(m.liquidity, ',.0f'):>12}  "
-                         f"{'$' + format(m.volume_24h, ',.0f'):>12}  {q}")
+            lines.append(
+                f"  {i:>3}  {'$' + format(m.liquidity, ',.0f'):>12}  "
+                f"{'$' + format(m.volume_24h, ',.0f'):>12}  {q}"
+            )
     return lines

@@ -16,17 +16,18 @@ clock (the collector stamps snapshots with it):
 
 Exit 0 when there is data and none of the last three problems; 1 otherwise.
 """
+
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .. import db
 from .backfill import runs_of
 from .common import exchange_now, floor_ts, iso, plural, short_iso, step_seconds
 
-GRACE = 120          # seconds a cycle may take before its grid point counts as missing
+GRACE = 120  # seconds a cycle may take before its grid point counts as missing
 MAX_LISTED = 15
 
 
@@ -36,15 +37,15 @@ class VerifyReport:
     clock: str
     lo: int
     step: int
-    cycle_ts: list[int] = field(default_factory=list)        # distinct collected timestamps
+    cycle_ts: list[int] = field(default_factory=list)  # distinct collected timestamps
     status_counts: dict[str, int] = field(default_factory=dict)
     failed_cycles: list[tuple[int, str]] = field(default_factory=list)
-    per_market: list[tuple] = field(default_factory=list)    # (market_id, question, n, tokens)
+    per_market: list[tuple] = field(default_factory=list)  # (market_id, question, n, tokens)
     gaps: list[tuple[int, int]] = field(default_factory=list)
     grid_span: tuple[int, int] = (0, 0)
-    backfilled: int = 0                                      # grid points only backfill covers
-    holes: list[tuple] = field(default_factory=list)         # (market_id, token, missing, first, last)
-    stale: list[tuple] = field(default_factory=list)         # (market_id, question, last ts)
+    backfilled: int = 0  # grid points only backfill covers
+    holes: list[tuple] = field(default_factory=list)  # (market_id, token, missing, first, last)
+    stale: list[tuple] = field(default_factory=list)  # (market_id, question, last ts)
     tracked: int = 0
     total_rows: int = 0
 
@@ -61,21 +62,34 @@ def analyse(conn, cfg, *, now: int, clock: str, hours: float) -> VerifyReport:
     step = step_seconds(cfg)
     lo = -(-int(now - hours * 3600) // step) * step if hours > 0 else 0
     rep = VerifyReport(now=now, clock=clock, lo=lo, step=step)
-    rep.cycle_ts = [r[0] for r in conn.execute(
-        "SELECT DISTINCT timestamp FROM market_snapshots WHERE timestamp >= ? AND source = 'collected' "
-        "ORDER BY timestamp", (lo,))]
+    rep.cycle_ts = [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT timestamp FROM market_snapshots WHERE timestamp >= ? AND source = 'collected' "
+            "ORDER BY timestamp",
+            (lo,),
+        )
+    ]
     for status, n in conn.execute(
-            "SELECT status, COUNT(*) FROM collection_cycles WHERE cycle_ts >= ? AND kind IN ('cycle', 'initial') "
-            "GROUP BY status", (lo,)):
+        "SELECT status, COUNT(*) FROM collection_cycles WHERE cycle_ts >= ? AND kind IN ('cycle', 'initial') "
+        "GROUP BY status",
+        (lo,),
+    ):
         rep.status_counts[status] = n
-    rep.failed_cycles = [(r[0], r[1] or "") for r in conn.execute(
-        "SELECT cycle_ts, error_detail FROM collection_cycles WHERE cycle_ts >= ? AND status = 'failed' "
-        "AND kind IN ('cycle', 'initial') ORDER BY cycle_ts DESC LIMIT 5", (lo,))]
+    rep.failed_cycles = [
+        (r[0], r[1] or "")
+        for r in conn.execute(
+            "SELECT cycle_ts, error_detail FROM collection_cycles WHERE cycle_ts >= ? AND status = 'failed' "
+            "AND kind IN ('cycle', 'initial') ORDER BY cycle_ts DESC LIMIT 5",
+            (lo,),
+        )
+    ]
 
     # gaps in the global grid of collected cycles
     first_ever = conn.execute(
         "SELECT MIN(cycle_ts) FROM collection_cycles WHERE kind IN ('cycle', 'initial') "
-        "AND status IN ('ok', 'partial')").fetchone()[0]
+        "AND status IN ('ok', 'partial')"
+    ).fetchone()[0]
     if first_ever is None and rep.cycle_ts:
         first_ever = rep.cycle_ts[0]
     if first_ever is not None:
@@ -84,10 +98,15 @@ def analyse(conn, cfg, *, now: int, clock: str, hours: float) -> VerifyReport:
         end = max(last_expected, rep.cycle_ts[-1] if rep.cycle_ts else start)
         have = set(rep.cycle_ts)
         missing = [g for g in range(start, end + 1, step) if g not in have]
-        if missing:     # grid points the backfill filled (prices only) are not gaps
-            filled = {r[0] for r in conn.execute(
-                "SELECT DISTINCT timestamp FROM market_snapshots WHERE timestamp BETWEEN ? AND ? "
-                "AND source = 'backfill'", (missing[0], missing[-1]))}
+        if missing:  # grid points the backfill filled (prices only) are not gaps
+            filled = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT timestamp FROM market_snapshots WHERE timestamp BETWEEN ? AND ? "
+                    "AND source = 'backfill'",
+                    (missing[0], missing[-1]),
+                )
+            }
             rep.backfilled = sum(1 for g in missing if g in filled)
             missing = [g for g in missing if g not in filled]
         rep.gaps = runs_of(missing, step)
@@ -96,7 +115,9 @@ def analyse(conn, cfg, *, now: int, clock: str, hours: float) -> VerifyReport:
     # per-token series inside the window
     tokens = conn.execute(
         "SELECT token_id, market_id, COUNT(*), MIN(timestamp), MAX(timestamp) FROM market_snapshots "
-        "WHERE timestamp >= ? GROUP BY token_id", (lo,)).fetchall()
+        "WHERE timestamp >= ? GROUP BY token_id",
+        (lo,),
+    ).fetchall()
     rep.total_rows = sum(t[2] for t in tokens)
     questions = dict(conn.execute("SELECT id, question FROM markets"))
     by_market: dict[str, list] = {}
@@ -107,23 +128,35 @@ def analyse(conn, cfg, *, now: int, clock: str, hours: float) -> VerifyReport:
         expected = (t_max - t_min) // step + 1
         if n < expected:
             rep.holes.append((market, token, expected - n, t_min, t_max))
-    rep.per_market = sorted(((m, questions.get(m, "?"), a[0], a[1]) for m, a in by_market.items()),
-                            key=lambda r: (r[2], r[0]))
+    rep.per_market = sorted(
+        ((m, questions.get(m, "?"), a[0], a[1]) for m, a in by_market.items()), key=lambda r: (r[2], r[0])
+    )
     rep.holes.sort(key=lambda h: (-h[2], h[0]))
     for h_i, (market, token, n_missing, t_min, t_max) in enumerate(rep.holes[:MAX_LISTED]):
-        have = {r[0] for r in conn.execute(
-            "SELECT timestamp FROM market_snapshots WHERE token_id = ? AND timestamp BETWEEN ? AND ?",
-            (token, t_min, t_max))}
+        have = {
+            r[0]
+            for r in conn.execute(
+                "SELECT timestamp FROM market_snapshots WHERE token_id = ? AND timestamp BETWEEN ? AND ?",
+                (token, t_min, t_max),
+            )
+        }
         runs = runs_of([g for g in range(t_min, t_max + 1, step) if g not in have], step)
-        rep.holes[h_i] = (market, token, n_missing, runs[0][0] if runs else t_min,
-                          runs[0][1] if runs else t_max)
+        rep.holes[h_i] = (
+            market,
+            token,
+            n_missing,
+            runs[0][0] if runs else t_min,
+            runs[0][1] if runs else t_max,
+        )
 
     # tracked markets with nothing recent
     fresh_from = now - int(cfg.collection.freshness_minutes * 60)
     tracked = latest_per_tracked_market(conn)
     rep.tracked = len(tracked)
-    rep.stale = sorted([(mid, q, last) for mid, (q, last) in tracked.items()
-                        if last is None or last < fresh_from], key=lambda r: (r[2] or 0, r[0]))
+    rep.stale = sorted(
+        [(mid, q, last) for mid, (q, last) in tracked.items() if last is None or last < fresh_from],
+        key=lambda r: (r[2] or 0, r[0]),
+    )
     return rep
 
 
@@ -131,20 +164,23 @@ def latest_per_tracked_market(conn) -> dict[str, tuple[str, int | None]]:
     """market id -> (question, latest snapshot timestamp or None), tracked markets only.
     One indexed MAX per token (fast on a large table)."""
     out: dict[str, tuple[str, int | None]] = {}
-    rows = conn.execute("SELECT m.id, m.question, t.token_id FROM markets m LEFT JOIN market_tokens t "
-                        "ON t.market_id = m.id WHERE m.tracked = 1").fetchall()
+    rows = conn.execute(
+        "SELECT m.id, m.question, t.token_id FROM markets m LEFT JOIN market_tokens t "
+        "ON t.market_id = m.id WHERE m.tracked = 1"
+    ).fetchall()
     for mid, q, token in rows:
         last = None
         if token is not None:
-            last = conn.execute("SELECT MAX(timestamp) FROM market_snapshots WHERE token_id = ?",
-                                (token,)).fetchone()[0]
+            last = conn.execute(
+                "SELECT MAX(timestamp) FROM market_snapshots WHERE token_id = ?", (token,)
+            ).fetchone()[0]
         prev = out.get(mid, (q, None))[1]
         out[mid] = (q, max(x for x in (prev, last) if x is not None) if (prev or last) else None)
     return out
 
 
 def _q(text: str, n: int = 60) -> str:
-    return text if len(text) <= n else text[:n - 3] + "..."
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def render(rep: VerifyReport, cfg, *, hours: float, list_all: bool = False) -> list[str]:
@@ -158,52 +194,65 @@ def render(rep: VerifyReport, cfg, *, hours: float, list_all: bool = False) -> l
         return lines
     sc = rep.status_counts
     if rep.cycle_ts:
-        lines.append(f"✓ Cycles seen: {len(rep.cycle_ts):,} (first {short_iso(rep.cycle_ts[0])}, last "
-                     f"{short_iso(rep.cycle_ts[-1])}); runs: {sc.get('ok', 0)} ok, "
-                     f"{sc.get('partial', 0)} partial, {sc.get('failed', 0)} failed")
+        lines.append(
+            f"✓ Cycles seen: {len(rep.cycle_ts):,} (first {short_iso(rep.cycle_ts[0])}, last "
+            f"{short_iso(rep.cycle_ts[-1])}); runs: {sc.get('ok', 0)} ok, "
+            f"{sc.get('partial', 0)} partial, {sc.get('failed', 0)} failed"
+        )
     else:
         lines.append(f"✗ Cycles seen: 0 collected in the window; runs: {sc.get('failed', 0)} failed")
     for ts, detail in rep.failed_cycles:
         lines.append(f"    failed {short_iso(ts)}: {_q(detail, 100)}")
     counts = [r[2] for r in rep.per_market]
     if counts:
-        lines.append(f"✓ Snapshots: {rep.total_rows:,} for {plural(len(rep.per_market), 'market')} — per "
-                     f"market min {min(counts):,}, median {statistics.median(counts):,.0f}, "
-                     f"max {max(counts):,}")
+        lines.append(
+            f"✓ Snapshots: {rep.total_rows:,} for {plural(len(rep.per_market), 'market')} — per "
+            f"market min {min(counts):,}, median {statistics.median(counts):,.0f}, "
+            f"max {max(counts):,}"
+        )
         shown = rep.per_market if list_all else rep.per_market[:5]
         if shown:
             lines.append("    " + ("snapshots per market:" if list_all else "fewest snapshots:"))
         for mid, q, n, ntok in shown:
             lines.append(f"    {n:>7,}  {mid:<12} {_q(q)} ({ntok} tokens)")
     if rep.gaps:
-        lines.append(f"✗ {plural(len(rep.gaps), 'gap')} in the {minutes}-minute grid "
-                     f"({short_iso(rep.grid_span[0])} → {short_iso(rep.grid_span[1])}):")
+        lines.append(
+            f"✗ {plural(len(rep.gaps), 'gap')} in the {minutes}-minute grid "
+            f"({short_iso(rep.grid_span[0])} → {short_iso(rep.grid_span[1])}):"
+        )
         for a, b in rep.gaps[:MAX_LISTED]:
             lines.append(f"    {iso(a)} → {iso(b)} ({plural((b - a) // rep.step + 1, 'cycle')} missing)")
         if len(rep.gaps) > MAX_LISTED:
             lines.append(f"    … and {len(rep.gaps) - MAX_LISTED} more")
     elif rep.cycle_ts:
         n = (rep.grid_span[1] - rep.grid_span[0]) // rep.step + 1
-        filled = (f"; {plural(rep.backfilled, 'cycle')} filled by backfill, prices only"
-                  if rep.backfilled else "")
-        lines.append(f"✓ No gaps in the {minutes}-minute grid ({plural(n, 'cycle')}, "
-                     f"{short_iso(rep.grid_span[0])} → {short_iso(rep.grid_span[1])}{filled})")
+        filled = (
+            f"; {plural(rep.backfilled, 'cycle')} filled by backfill, prices only" if rep.backfilled else ""
+        )
+        lines.append(
+            f"✓ No gaps in the {minutes}-minute grid ({plural(n, 'cycle')}, "
+            f"{short_iso(rep.grid_span[0])} → {short_iso(rep.grid_span[1])}{filled})"
+        )
     if rep.holes:
         lines.append(f"✗ {plural(len(rep.holes), 'token')} with holes in their own series:")
         for mid, token, n, a, b in rep.holes[:MAX_LISTED]:
-            lines.append(f"    market {mid} token …{token[-8:]}: {n:,} missing, first hole "
-                         f"{iso(a)} → {iso(b)}")
+            lines.append(
+                f"    market {mid} token …{token[-8:]}: {n:,} missing, first hole {iso(a)} → {iso(b)}"
+            )
     else:
         lines.append("✓ No holes in any market's series")
     if rep.stale:
         mins = cfg.collection.freshness_minutes
-        lines.append(f"✗ {plural(len(rep.stale), 'tracked market')} with no snapshot in the last "
-                     f"{mins:g} minutes:")
+        lines.append(
+            f"✗ {plural(len(rep.stale), 'tracked market')} with no snapshot in the last {mins:g} minutes:"
+        )
         for mid, q, last in rep.stale[:MAX_LISTED]:
             lines.append(f"    {mid:<12} {_q(q)} (last {short_iso(last) if last else 'never'})")
     else:
-        lines.append(f"✓ All {plural(rep.tracked, 'tracked market')} have a snapshot in the last "
-                     f"{cfg.collection.freshness_minutes:g} minutes")
+        lines.append(
+            f"✓ All {plural(rep.tracked, 'tracked market')} have a snapshot in the last "
+            f"{cfg.collection.freshness_minutes:g} minutes"
+        )
     if rep.ok:
         lines.append("PASS: data collection is running with no gaps")
     else:
@@ -215,14 +264,15 @@ def render(rep: VerifyReport, cfg, *, hours: float, list_all: bool = False) -> l
         if rep.stale:
             reasons.append(f"{plural(len(rep.stale), 'stale market')}")
         days = max(1, -(-int(rep.now - (rep.gaps[0][0] if rep.gaps else rep.lo)) // 86_400))
-        lines.append(f"FAIL: {', '.join(reasons)} — check the cron job and logs/cron.log; past gaps "
-                     f"can be filled (prices only) with python collect_market_data.py --backfill "
-                     f"--days {days}")
+        lines.append(
+            f"FAIL: {', '.join(reasons)} — check the cron job and logs/cron.log; past gaps "
+            f"can be filled (prices only) with python collect_market_data.py --backfill "
+            f"--days {days}"
+        )
     return lines
 
 
-def run(cfg, *, hours: float = 24.0, list_all: bool = False,
-        out: Callable[[str], None] = print) -> int:
+def run(cfg, *, hours: float = 24.0, list_all: bool = False, out: Callable[[str], None] = print) -> int:
     now, clock = exchange_now(cfg)
     conn = db.open_database(cfg, readonly=True)
     try:

@@ -9,6 +9,7 @@
 
 Operator documentation: docs/dashboard.md.
 """
+
 from .app import create_app
 from .auth import Secret
 from .server import DashboardServer, build_server, main

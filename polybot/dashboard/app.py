@@ -12,6 +12,7 @@ style, no external origin), ``X-Frame-Options: DENY``, ``X-Content-Type-Options:
 When bound to loopback without a trusted proxy, requests whose ``Host`` is not a loopback name
 are refused (400): a web page cannot reach the dashboard through DNS rebinding.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -19,11 +20,21 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
-from flask import Flask, g, jsonify, make_response, redirect, render_template, request, send_from_directory, url_for
+from flask import (
+    Flask,
+    g,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from flask.sessions import SecureCookieSessionInterface
 
 from .. import db
@@ -36,12 +47,18 @@ log = logging.getLogger("polybot.dashboard")
 HERE = Path(__file__).resolve().parent
 ASSETS = HERE / "assets"
 PUBLIC_ENDPOINTS = frozenset({"auth.login"})
-PUBLIC_ASSETS = frozenset({"app.css", "favicon.svg"})   # what the login page loads (no data in them)
+PUBLIC_ASSETS = frozenset({"app.css", "favicon.svg"})  # what the login page loads (no data in them)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
-ASSET_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+ASSET_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Frame-Options": "DENY",
@@ -61,8 +78,8 @@ class DashboardExt:
     secret: auth.Secret
     sessions: auth.Sessions
     limiter: auth.FailureLimiter
-    health: Optional[HealthMonitor]
-    secure_cookie: Optional[bool]
+    health: HealthMonitor | None
+    secure_cookie: bool | None
     check_host: bool
     clock: Callable[[], float] = time.time
 
@@ -77,6 +94,7 @@ class _SessionInterface(SecureCookieSessionInterface):
 
 def host_is_loopback(host: str) -> bool:
     import ipaddress
+
     h = host.strip().strip("[]")
     if h.lower() == "localhost":
         return True
@@ -88,17 +106,23 @@ def host_is_loopback(host: str) -> bool:
 
 def _request_host_name() -> str:
     host = request.host or ""
-    if host.startswith("["):                     # [::1]:5000
+    if host.startswith("["):  # [::1]:5000
         return host[: host.find("]") + 1]
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def create_app(cfg, secret: auth.Secret, *, bind_host: str = "127.0.0.1",
-               health: Optional[HealthMonitor] = None, clock: Callable[[], float] = time.time) -> Flask:
+def create_app(
+    cfg,
+    secret: auth.Secret,
+    *,
+    bind_host: str = "127.0.0.1",
+    health: HealthMonitor | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Flask:
     """The dashboard app for ``cfg``; ``secret`` is the password (or one-time token)."""
     app = Flask(__name__, static_folder=None, template_folder=str(HERE / "templates"))
     app.config.update(
-        SECRET_KEY=os.urandom(32),                   # per process: a restart logs everyone out
+        SECRET_KEY=os.urandom(32),  # per process: a restart logs everyone out
         SESSION_COOKIE_NAME="polybot_dashboard",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
@@ -110,11 +134,18 @@ def create_app(cfg, secret: auth.Secret, *, bind_host: str = "127.0.0.1",
     app.session_interface = _SessionInterface()
     dcfg = cfg.dashboard
     app.extensions["polybot_dashboard"] = DashboardExt(
-        cfg=cfg, secret=secret, sessions=auth.Sessions(), limiter=auth.FailureLimiter(), health=health,
-        secure_cookie=dcfg.secure_cookie, check_host=host_is_loopback(bind_host) and not dcfg.trust_proxy,
-        clock=clock)
+        cfg=cfg,
+        secret=secret,
+        sessions=auth.Sessions(),
+        limiter=auth.FailureLimiter(),
+        health=health,
+        secure_cookie=dcfg.secure_cookie,
+        check_host=host_is_loopback(bind_host) and not dcfg.trust_proxy,
+        clock=clock,
+    )
     if dcfg.trust_proxy:
         from werkzeug.middleware.proxy_fix import ProxyFix
+
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=0)
     app.register_blueprint(auth.bp)
     _register(app)
@@ -123,10 +154,11 @@ def create_app(cfg, secret: auth.Secret, *, bind_host: str = "127.0.0.1",
 
 def _ext() -> DashboardExt:
     from flask import current_app
+
     return current_app.extensions["polybot_dashboard"]
 
 
-def get_conn() -> tuple[Optional[sqlite3.Connection], Optional[str]]:
+def get_conn() -> tuple[sqlite3.Connection | None, str | None]:
     """This request's read-only connection (``mode=ro``), or (None, why) if there is no database."""
     if "db" not in g:
         cfg = _ext().cfg
@@ -142,8 +174,11 @@ def current_state() -> dict:
     conn, error = get_conn()
     now = ext.clock()
     state = build_state(ext.cfg, conn, now=now, db_error=error)
-    state["health"] = ext.health.snapshot() if ext.health else {"status": "DISABLED", "lines": [],
-                                                                 "checked": None, "checked_ago": "disabled"}
+    state["health"] = (
+        ext.health.snapshot()
+        if ext.health
+        else {"status": "DISABLED", "lines": [], "checked": None, "checked_ago": "disabled"}
+    )
     state["refresh_seconds"] = ext.cfg.dashboard.refresh_seconds
     return state
 
@@ -153,8 +188,11 @@ def _register(app: Flask) -> None:
     def gate():
         ext = _ext()
         if ext.check_host and _request_host_name().lower() not in LOOPBACK_HOSTS:
-            return make_response("Bad Host header: this dashboard only answers to 127.0.0.1 / localhost.\n", 400,
-                                 {"Content-Type": "text/plain; charset=utf-8"})
+            return make_response(
+                "Bad Host header: this dashboard only answers to 127.0.0.1 / localhost.\n",
+                400,
+                {"Content-Type": "text/plain; charset=utf-8"},
+            )
         if request.endpoint in PUBLIC_ENDPOINTS:
             return None
         if request.endpoint == "asset" and (request.view_args or {}).get("name") in PUBLIC_ASSETS:
@@ -169,7 +207,7 @@ def _register(app: Flask) -> None:
     @app.after_request
     def headers(resp):
         for k, v in SECURITY_HEADERS.items():
-            resp.headers[k] = v                  # also over send_file's caching headers: no-store everywhere
+            resp.headers[k] = v  # also over send_file's caching headers: no-store everywhere
         if request.is_secure:
             resp.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         resp.headers["Server"] = "polybot-dashboard"
@@ -184,8 +222,12 @@ def _register(app: Flask) -> None:
     @app.route("/", endpoint="index")
     def index():
         state = current_state()
-        return render_template("index.html", state=state, csrf=auth.csrf_token(),
-                               refresh_seconds=_ext().cfg.dashboard.refresh_seconds)
+        return render_template(
+            "index.html",
+            state=state,
+            csrf=auth.csrf_token(),
+            refresh_seconds=_ext().cfg.dashboard.refresh_seconds,
+        )
 
     @app.route("/api/state", endpoint="api_state")
     def api_state():
@@ -206,8 +248,10 @@ def _register(app: Flask) -> None:
     @app.errorhandler(sqlite3.Error)
     def db_failure(exc):
         log.warning("Dashboard database read failed: %s", exc)
-        msg = (f"The database could not be read ({exc}); the page retries on the next refresh — if it persists "
-               f"run python health_check.py.")
+        msg = (
+            f"The database could not be read ({exc}); the page retries on the next refresh — if it persists "
+            f"run python health_check.py."
+        )
         if request.path.startswith("/api/"):
             return jsonify(error=msg), 503
         return make_response(msg + "\n", 503, {"Content-Type": "text/plain; charset=utf-8"})

@@ -12,6 +12,7 @@
 - **Rate limit**: 5 failed logins per minute per client address → 429 with ``Retry-After``;
   50 per minute in total across all clients (a backstop when the client address is spoofable).
 """
+
 from __future__ import annotations
 
 import collections
@@ -21,15 +22,13 @@ import os
 import secrets
 import threading
 import time
-from typing import Optional
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, current_app, make_response, redirect, render_template, request, session,
-                   url_for)
+from flask import Blueprint, current_app, make_response, redirect, render_template, request, session, url_for
 
 SESSION_SECONDS = 12 * 3600
-MAX_FAILURES = 5                 # per client per window
-MAX_FAILURES_GLOBAL = 50         # all clients per window
+MAX_FAILURES = 5  # per client per window
+MAX_FAILURES_GLOBAL = 50  # all clients per window
 WINDOW_SECONDS = 60.0
 MIN_PASSWORD_CHARS = 12
 
@@ -47,11 +46,11 @@ class Secret:
     def _mac(self, value: str) -> bytes:
         return hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).digest()
 
-    def check(self, candidate: Optional[str]) -> bool:
+    def check(self, candidate: str | None) -> bool:
         return hmac.compare_digest(self._mac(candidate or ""), self._digest)
 
     @classmethod
-    def one_time_token(cls) -> tuple["Secret", str]:
+    def one_time_token(cls) -> tuple[Secret, str]:
         token = secrets.token_urlsafe(24)
         return cls(token, is_token=True), token
 
@@ -72,7 +71,7 @@ class Sessions:
             self._ids[sid] = now + self.lifetime
         return sid
 
-    def valid(self, sid: Optional[str]) -> bool:
+    def valid(self, sid: str | None) -> bool:
         if not sid or not isinstance(sid, str):
             return False
         with self._lock:
@@ -84,7 +83,7 @@ class Sessions:
                 return False
             return True
 
-    def revoke(self, sid: Optional[str]) -> None:
+    def revoke(self, sid: str | None) -> None:
         with self._lock:
             self._ids.pop(sid or "", None)
 
@@ -92,8 +91,13 @@ class Sessions:
 class FailureLimiter:
     """Sliding-window count of failed logins per client and in total."""
 
-    def __init__(self, per_client: int = MAX_FAILURES, total: int = MAX_FAILURES_GLOBAL,
-                 window: float = WINDOW_SECONDS, clock=time.monotonic):
+    def __init__(
+        self,
+        per_client: int = MAX_FAILURES,
+        total: int = MAX_FAILURES_GLOBAL,
+        window: float = WINDOW_SECONDS,
+        clock=time.monotonic,
+    ):
         self.per_client, self.total, self.window, self.clock = per_client, total, window, clock
         self._by_client: dict[str, collections.deque] = {}
         self._all: collections.deque = collections.deque()
@@ -103,7 +107,7 @@ class FailureLimiter:
         while q and q[0] <= now - self.window:
             q.popleft()
 
-    def retry_after(self, client: str) -> Optional[int]:
+    def retry_after(self, client: str) -> int | None:
         """Seconds to wait if ``client`` is blocked now, else None."""
         now = self.clock()
         with self._lock:
@@ -123,7 +127,7 @@ class FailureLimiter:
         with self._lock:
             self._by_client.setdefault(client, collections.deque()).append(now)
             self._all.append(now)
-            if len(self._by_client) > 10_000:          # bound memory under a spray of addresses
+            if len(self._by_client) > 10_000:  # bound memory under a spray of addresses
                 for k in [k for k, q in self._by_client.items() if not q or q[-1] <= now - self.window]:
                     del self._by_client[k]
 
@@ -158,17 +162,26 @@ def csrf_ok() -> bool:
     if origin and origin != "null" and origin.rstrip("/") != request.host_url.rstrip("/"):
         current_app.logger.warning(
             "Dashboard form refused: Origin %s is not %s (behind a reverse proxy, set dashboard.trust_proxy: "
-            "true and forward X-Forwarded-Proto and Host)", origin[:100], request.host_url.rstrip("/"))
+            "true and forward X-Forwarded-Proto and Host)",
+            origin[:100],
+            request.host_url.rstrip("/"),
+        )
         return False
     return True
 
 
-def safe_next(target: Optional[str]) -> str:
+def safe_next(target: str | None) -> str:
     """Only same-site absolute paths ('/x'); anything else ('//evil', 'http://…') → '/'."""
     if not target:
         return "/"
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+    ):
         return "/"
     return target
 
@@ -180,10 +193,18 @@ def client_key() -> str:
 bp = Blueprint("auth", __name__)
 
 
-def _login_page(error: Optional[str] = None, status: int = 200, retry_after: Optional[int] = None):
+def _login_page(error: str | None = None, status: int = 200, retry_after: int | None = None):
     ext = _ext()
-    resp = make_response(render_template("login.html", error=error, token_mode=ext.secret.is_token,
-                                         csrf=csrf_token(), next=safe_next(request.values.get("next"))), status)
+    resp = make_response(
+        render_template(
+            "login.html",
+            error=error,
+            token_mode=ext.secret.is_token,
+            csrf=csrf_token(),
+            next=safe_next(request.values.get("next")),
+        ),
+        status,
+    )
     if retry_after:
         resp.headers["Retry-After"] = str(retry_after)
     return resp
@@ -209,7 +230,7 @@ def login():
         what = "token" if ext.secret.is_token else "password"
         return _login_page(f"Wrong {what}.", 401)
     ext.limiter.success(client)
-    session.clear()                         # new session id and CSRF token: no fixation
+    session.clear()  # new session id and CSRF token: no fixation
     session["sid"] = ext.sessions.create()
     session["csrf"] = secrets.token_urlsafe(32)
     session.permanent = True

@@ -4,12 +4,13 @@ The health check calls the exchange (up to a few seconds) and runs ``PRAGMA quic
 2 s), far too slow for a page that refreshes every few seconds. So a daemon thread re-runs it every
 ``dashboard.health_seconds`` and the page shows the latest result with its age.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from ..ops.health import overall, run_health_checks
 from .queries import ago, iso
@@ -18,18 +19,18 @@ log = logging.getLogger("polybot.dashboard")
 
 
 class HealthMonitor:
-    def __init__(self, cfg, interval: float, *, check: Optional[Callable] = None, clock=time.time):
+    def __init__(self, cfg, interval: float, *, check: Callable | None = None, clock=time.time):
         self.cfg = cfg
         self.interval = float(interval)
         self._check = check or (lambda: run_health_checks(cfg))
         self._clock = clock
-        self._result: Optional[tuple[float, list]] = None
+        self._result: tuple[float, list] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
-    def start(self) -> "HealthMonitor":
+    def start(self) -> HealthMonitor:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="polybot-dashboard-health", daemon=True)
             self._thread.start()
@@ -47,7 +48,7 @@ class HealthMonitor:
     def run_once(self) -> None:
         try:
             lines = self._check()
-        except Exception:        # run_health_checks never raises; a bug must not kill the thread
+        except Exception:  # run_health_checks never raises; a bug must not kill the thread
             log.exception("Dashboard health check failed")
             return
         with self._lock:
@@ -65,5 +66,9 @@ class HealthMonitor:
         if result is None:
             return {"status": "PENDING", "lines": [], "checked": None, "checked_ago": "running now…"}
         at, lines = result
-        return {"status": overall(lines), "checked": iso(at), "checked_ago": ago(self._clock() - at),
-                "lines": [{"name": h.name, "status": h.status, "text": h.text, "line": h.line()} for h in lines]}
+        return {
+            "status": overall(lines),
+            "checked": iso(at),
+            "checked_ago": ago(self._clock() - at),
+            "lines": [{"name": h.name, "status": h.status, "text": h.text, "line": h.line()} for h in lines],
+        }

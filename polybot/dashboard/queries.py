@@ -24,15 +24,17 @@ Definitions (the same as ``daily_report.py`` and the backtester, so the numbers 
 Every query uses an index, so the page stays fast with millions of snapshots
 (``benchmarks/bench_dashboard.py``).
 """
+
 from __future__ import annotations
 
 import math
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-from ..money import MICRO, div_half_up as _half_up_div, fmt_usd, notional_micro, to_micro
+from ..money import MICRO, fmt_usd, notional_micro, to_micro
+from ..money import div_half_up as _half_up_div
 
 DAY = 86_400
 EMPTY_MESSAGE = "No data yet — run python collect_market_data.py --initial"
@@ -43,13 +45,13 @@ ALERTS_LIMIT = 20
 
 
 # --------------------------------------------------------------------------- formatting
-def iso(ts: Optional[float]) -> Optional[str]:
+def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(int(ts), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def ago(seconds: Optional[float]) -> str:
+def ago(seconds: float | None) -> str:
     """'12 s ago', '5 min ago', '3.0 h ago', '2.1 d ago' ('in the future' when negative)."""
     if seconds is None:
         return "never"
@@ -65,7 +67,7 @@ def ago(seconds: Optional[float]) -> str:
     return f"{s / DAY:.1f} d ago"
 
 
-def fmt_price(micro: Optional[int]) -> str:
+def fmt_price(micro: int | None) -> str:
     return "—" if micro is None else f"{micro / MICRO:.4f}"
 
 
@@ -73,17 +75,21 @@ def fmt_shares(micro: int) -> str:
     return f"{micro / MICRO:,.2f}"
 
 
-def fmt_pct(x: Optional[float]) -> str:
+def fmt_pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x * 100:.1f}%"
 
 
-def money(micro: Optional[int], *, signed: bool = False) -> Optional[dict]:
+def money(micro: int | None, *, signed: bool = False) -> dict | None:
     """A money figure for the browser: exact micro-units, dollars, display text, sign."""
     if micro is None:
         return None
     micro = int(micro)
-    return {"micro": micro, "usd": micro / MICRO, "text": fmt_usd(micro, signed=signed),
-            "sign": (micro > 0) - (micro < 0)}
+    return {
+        "micro": micro,
+        "usd": micro / MICRO,
+        "text": fmt_usd(micro, signed=signed),
+        "sign": (micro > 0) - (micro < 0),
+    }
 
 
 def entry_price_micro(cost_micro: int, size_micro: int) -> int:
@@ -96,7 +102,7 @@ def stop_price_micro(entry_micro: int, stop_loss_percent: float) -> int:
     return int(entry_micro * (1 - stop_loss_percent))
 
 
-def label(question: Optional[str], outcome: Optional[str], fallback: str) -> str:
+def label(question: str | None, outcome: str | None, fallback: str) -> str:
     if question and outcome:
         return f"{question} [{outcome}]"
     return question or f"token {fallback[:12]}…"
@@ -108,50 +114,86 @@ def _one(conn: sqlite3.Connection, sql: str, args=()) -> Any:
     return row[0] if row is not None else None
 
 
-def latest_performance(conn: sqlite3.Connection, mode: str) -> Optional[sqlite3.Row]:
-    return conn.execute("SELECT * FROM performance WHERE mode = ? ORDER BY timestamp DESC, id DESC LIMIT 1",
-                        (mode,)).fetchone()
+def latest_performance(conn: sqlite3.Connection, mode: str) -> sqlite3.Row | None:
+    return conn.execute(
+        "SELECT * FROM performance WHERE mode = ? ORDER BY timestamp DESC, id DESC LIMIT 1", (mode,)
+    ).fetchone()
 
 
-def pnl_section(conn: sqlite3.Connection, cfg, now: float, perf: Optional[sqlite3.Row]) -> dict:
+def pnl_section(conn: sqlite3.Connection, cfg, now: float, perf: sqlite3.Row | None) -> dict:
     mode, capital = cfg.mode, to_micro(cfg.capital)
-    realized_24h = int(_one(conn, "SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = ? "
-                                  "AND timestamp >= ?", (mode, int(now - DAY))) or 0)
+    realized_24h = int(
+        _one(
+            conn,
+            "SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = ? AND timestamp >= ?",
+            (mode, int(now - DAY)),
+        )
+        or 0
+    )
     out: dict = {"capital": money(capital), "realized_24h": money(realized_24h, signed=True)}
     if perf is None:
-        realized = int(_one(conn, "SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = ?",
-                            (mode,)) or 0)
-        out.update(source="trades", as_of=None, as_of_ago=None, equity=None, cash=None, exposure=None,
-                   total=money(realized, signed=True), total_pct=fmt_pct(realized / capital),
-                   daily=None, realized=money(realized, signed=True), unrealized=None, open_positions=None)
+        realized = int(
+            _one(conn, "SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = ?", (mode,)) or 0
+        )
+        out.update(
+            source="trades",
+            as_of=None,
+            as_of_ago=None,
+            equity=None,
+            cash=None,
+            exposure=None,
+            total=money(realized, signed=True),
+            total_pct=fmt_pct(realized / capital),
+            daily=None,
+            realized=money(realized, signed=True),
+            unrealized=None,
+            open_positions=None,
+        )
         return out
     equity = int(perf["equity_micro"])
-    out.update(source="performance", as_of=iso(perf["timestamp"]), as_of_ago=ago(now - perf["timestamp"]),
-               equity=money(equity), cash=money(perf["cash_micro"]), exposure=money(perf["exposure_micro"]),
-               total=money(equity - capital, signed=True), total_pct=fmt_pct((equity - capital) / capital),
-               daily=money(perf["daily_pnl_micro"], signed=True),
-               realized=money(perf["realized_pnl_micro"], signed=True),
-               unrealized=money(perf["unrealized_pnl_micro"], signed=True),
-               open_positions=int(perf["open_positions"]))
+    out.update(
+        source="performance",
+        as_of=iso(perf["timestamp"]),
+        as_of_ago=ago(now - perf["timestamp"]),
+        equity=money(equity),
+        cash=money(perf["cash_micro"]),
+        exposure=money(perf["exposure_micro"]),
+        total=money(equity - capital, signed=True),
+        total_pct=fmt_pct((equity - capital) / capital),
+        daily=money(perf["daily_pnl_micro"], signed=True),
+        realized=money(perf["realized_pnl_micro"], signed=True),
+        unrealized=money(perf["unrealized_pnl_micro"], signed=True),
+        open_positions=int(perf["open_positions"]),
+    )
     return out
 
 
-def equity_points(conn: sqlite3.Connection, mode: str, first_ts: int, last_ts: int,
-                  n: int = CHART_POINTS) -> list[tuple[int, int]]:
+def equity_points(
+    conn: sqlite3.Connection, mode: str, first_ts: int, last_ts: int, n: int = CHART_POINTS
+) -> list[tuple[int, int]]:
     """At most about ``n`` (timestamp, equity) points: every row when there are few, else the
     last row at or before each of ``n`` evenly spaced times (one index seek each)."""
-    few = conn.execute("SELECT COUNT(*) FROM (SELECT 1 FROM performance WHERE mode = ? LIMIT ?)",
-                       (mode, n + 1)).fetchone()[0]
+    few = conn.execute(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM performance WHERE mode = ? LIMIT ?)", (mode, n + 1)
+    ).fetchone()[0]
     if few <= n:
-        return [(int(t), int(e)) for t, e in conn.execute(
-            "SELECT timestamp, equity_micro FROM performance WHERE mode = ? ORDER BY timestamp, id", (mode,))]
+        return [
+            (int(t), int(e))
+            for t, e in conn.execute(
+                "SELECT timestamp, equity_micro FROM performance WHERE mode = ? ORDER BY timestamp, id",
+                (mode,),
+            )
+        ]
     out: list[tuple[int, int]] = []
     span = max(1, last_ts - first_ts)
     seen = set()
     for i in range(n + 1):
         t = first_ts + span * i // n
-        row = conn.execute("SELECT id, timestamp, equity_micro FROM performance WHERE mode = ? AND timestamp <= ? "
-                           "ORDER BY timestamp DESC, id DESC LIMIT 1", (mode, t)).fetchone()
+        row = conn.execute(
+            "SELECT id, timestamp, equity_micro FROM performance WHERE mode = ? AND timestamp <= ? "
+            "ORDER BY timestamp DESC, id DESC LIMIT 1",
+            (mode, t),
+        ).fetchone()
         if row is not None and row[0] not in seen:
             seen.add(row[0])
             out.append((int(row[1]), int(row[2])))
@@ -162,49 +204,76 @@ def daily_equity(conn: sqlite3.Connection, mode: str, first_ts: int, last_ts: in
     """(UTC day start, equity at the end of that day) from the first to the last performance day."""
     out = []
     for day in range(first_ts // DAY, last_ts // DAY + 1):
-        e = _one(conn, "SELECT equity_micro FROM performance WHERE mode = ? AND timestamp < ? "
-                       "ORDER BY timestamp DESC, id DESC LIMIT 1", (mode, (day + 1) * DAY))
+        e = _one(
+            conn,
+            "SELECT equity_micro FROM performance WHERE mode = ? AND timestamp < ? "
+            "ORDER BY timestamp DESC, id DESC LIMIT 1",
+            (mode, (day + 1) * DAY),
+        )
         out.append((day * DAY, int(e)))
     return out
 
 
 def sharpe_section(daily: list[tuple[int, int]], capital_micro: int) -> dict:
     if len(daily) < 2:
-        return {"value": None, "text": "n/a", "days": len(daily),
-                "note": "needs at least 2 days of equity history"}
+        return {
+            "value": None,
+            "text": "n/a",
+            "days": len(daily),
+            "note": "needs at least 2 days of equity history",
+        }
     import numpy as np
 
     from ..backtest.metrics import sharpe_ratio
+
     value = sharpe_ratio(np.array([e for _, e in daily], dtype=np.int64), capital_micro)
-    return {"value": value, "text": f"{value:.2f}", "days": len(daily),
-            "note": f"daily equity returns over {len(daily)} UTC days, annualised ×√365"}
+    return {
+        "value": value,
+        "text": f"{value:.2f}",
+        "days": len(daily),
+        "note": f"daily equity returns over {len(daily)} UTC days, annualised ×√365",
+    }
 
 
-def chart_section(conn: sqlite3.Connection, cfg, perf: Optional[sqlite3.Row]) -> tuple[dict, list]:
+def chart_section(conn: sqlite3.Connection, cfg, perf: sqlite3.Row | None) -> tuple[dict, list]:
     capital = to_micro(cfg.capital)
     if perf is None:
         return {"points": [], "capital": capital / MICRO}, []
     first = int(_one(conn, "SELECT MIN(timestamp) FROM performance WHERE mode = ?", (cfg.mode,)))
     last = int(perf["timestamp"])
     pts = equity_points(conn, cfg.mode, first, last)
-    chart = {"points": [[t, e / MICRO] for t, e in pts], "capital": capital / MICRO,
-             "first": iso(first), "last": iso(last)}
+    chart = {
+        "points": [[t, e / MICRO] for t, e in pts],
+        "capital": capital / MICRO,
+        "first": iso(first),
+        "last": iso(last),
+    }
     return chart, daily_equity(conn, cfg.mode, first, last)
 
 
 def win_rate_section(conn: sqlite3.Connection, mode: str) -> dict:
     n, wins, total = conn.execute(
         "SELECT COUNT(*), COALESCE(SUM(realized_pnl_micro > 0), 0), COALESCE(SUM(realized_pnl_micro), 0) "
-        "FROM trades WHERE mode = ? AND realized_pnl_micro IS NOT NULL", (mode,)).fetchone()
+        "FROM trades WHERE mode = ? AND realized_pnl_micro IS NOT NULL",
+        (mode,),
+    ).fetchone()
     rate = wins / n if n else None
-    return {"value": rate, "text": fmt_pct(rate), "wins": int(wins), "closed": int(n),
-            "detail": f"{wins} of {n} closing trades" if n else "no closing trades yet",
-            "realized": money(total, signed=True)}
+    return {
+        "value": rate,
+        "text": fmt_pct(rate),
+        "wins": int(wins),
+        "closed": int(n),
+        "detail": f"{wins} of {n} closing trades" if n else "no closing trades yet",
+        "realized": money(total, signed=True),
+    }
 
 
-def latest_bid(conn: sqlite3.Connection, token_id: str) -> Optional[sqlite3.Row]:
-    return conn.execute("SELECT timestamp, best_bid FROM market_snapshots WHERE token_id = ? AND best_bid IS NOT NULL "
-                        "ORDER BY timestamp DESC LIMIT 1", (token_id,)).fetchone()
+def latest_bid(conn: sqlite3.Connection, token_id: str) -> sqlite3.Row | None:
+    return conn.execute(
+        "SELECT timestamp, best_bid FROM market_snapshots WHERE token_id = ? AND best_bid IS NOT NULL "
+        "ORDER BY timestamp DESC LIMIT 1",
+        (token_id,),
+    ).fetchone()
 
 
 def positions_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
@@ -212,7 +281,9 @@ def positions_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
     rows = conn.execute(
         "SELECT p.*, m.question, t.outcome FROM positions p LEFT JOIN markets m ON m.id = p.market_id "
         "LEFT JOIN market_tokens t ON t.token_id = p.token_id WHERE p.mode = ? AND p.status = 'open' "
-        "ORDER BY p.opened_at, p.token_id", (cfg.mode,)).fetchall()
+        "ORDER BY p.opened_at, p.token_id",
+        (cfg.mode,),
+    ).fetchall()
     items, total_unreal, total_cost = [], 0, 0
     for p in rows:
         size, cost = int(p["size_micro"]), int(p["cost_micro"])
@@ -223,32 +294,55 @@ def positions_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
         unreal = notional_micro(mark, size) - cost if mark is not None else None
         total_cost += cost
         total_unreal += unreal or 0
-        items.append({
-            "token_id": p["token_id"], "market_id": p["market_id"],
-            "label": label(p["question"], p["outcome"], p["token_id"]),
-            "shares": fmt_shares(size), "size_micro": size, "cost": money(cost),
-            "entry": fmt_price(entry), "entry_micro": entry,
-            "mark": fmt_price(mark), "mark_micro": mark,
-            "mark_age": ago(now - snap["timestamp"]) if snap is not None else "no snapshot",
-            "unrealized": money(unreal, signed=True),
-            "unrealized_pct": fmt_pct(unreal / cost) if unreal is not None and cost else "n/a",
-            "stop": fmt_price(stop), "stop_micro": stop,
-            "below_stop": mark is not None and mark <= stop,
-            "opened": iso(p["opened_at"]), "opened_ago": ago(now - p["opened_at"]),
-        })
-    return {"items": items, "count": len(items), "cost": money(total_cost),
-            "unrealized": money(total_unreal, signed=True), "stop_loss_percent": fmt_pct(slp),
-            "external": external_section(conn, cfg.mode)}
+        items.append(
+            {
+                "token_id": p["token_id"],
+                "market_id": p["market_id"],
+                "label": label(p["question"], p["outcome"], p["token_id"]),
+                "shares": fmt_shares(size),
+                "size_micro": size,
+                "cost": money(cost),
+                "entry": fmt_price(entry),
+                "entry_micro": entry,
+                "mark": fmt_price(mark),
+                "mark_micro": mark,
+                "mark_age": ago(now - snap["timestamp"]) if snap is not None else "no snapshot",
+                "unrealized": money(unreal, signed=True),
+                "unrealized_pct": fmt_pct(unreal / cost) if unreal is not None and cost else "n/a",
+                "stop": fmt_price(stop),
+                "stop_micro": stop,
+                "below_stop": mark is not None and mark <= stop,
+                "opened": iso(p["opened_at"]),
+                "opened_ago": ago(now - p["opened_at"]),
+            }
+        )
+    return {
+        "items": items,
+        "count": len(items),
+        "cost": money(total_cost),
+        "unrealized": money(total_unreal, signed=True),
+        "stop_loss_percent": fmt_pct(slp),
+        "external": external_section(conn, cfg.mode),
+    }
 
 
 def external_section(conn: sqlite3.Connection, mode: str) -> dict:
     """Live: holdings of the account that are not the bot's (the first-live-start baseline and
     trades by hand, polybot/engine/external.py) — shown apart, never in the bot's P&L."""
     from polybot.engine.external import for_display
-    items = [{"token_id": tok, "label": label(q, o, tok), "shares": fmt_shares(size), "size_micro": size}
-             for tok, size, q, o in for_display(conn, mode)]
-    note = ("External holdings (not the bot's; never sold by it unless trading_bot.py --close-external): "
-            + "; ".join(f"{i['label']} {i['shares']} shares" for i in items)) if items else ""
+
+    items = [
+        {"token_id": tok, "label": label(q, o, tok), "shares": fmt_shares(size), "size_micro": size}
+        for tok, size, q, o in for_display(conn, mode)
+    ]
+    note = (
+        (
+            "External holdings (not the bot's; never sold by it unless trading_bot.py --close-external): "
+            + "; ".join(f"{i['label']} {i['shares']} shares" for i in items)
+        )
+        if items
+        else ""
+    )
     return {"items": items, "count": len(items), "note": note}
 
 
@@ -256,20 +350,40 @@ def trades_section(conn: sqlite3.Connection, mode: str, now: float) -> dict:
     since = int(now - DAY)
     count, fees, notional = conn.execute(
         "SELECT COUNT(*), COALESCE(SUM(fee_micro), 0), COALESCE(SUM(notional_micro), 0) FROM trades "
-        "WHERE timestamp >= ? AND mode = ?", (since, mode)).fetchone()
+        "WHERE timestamp >= ? AND mode = ?",
+        (since, mode),
+    ).fetchone()
     rows = conn.execute(
         "SELECT t.*, m.question, mt.outcome FROM trades t LEFT JOIN markets m ON m.id = t.market_id "
         "LEFT JOIN market_tokens mt ON mt.token_id = t.token_id WHERE t.timestamp >= ? AND t.mode = ? "
-        "ORDER BY t.timestamp DESC, t.id DESC LIMIT ?", (since, mode, TRADES_LIMIT)).fetchall()
-    items = [{
-        "trade_id": r["trade_id"], "time": iso(r["timestamp"]), "ago": ago(now - r["timestamp"]),
-        "label": label(r["question"], r["outcome"], r["token_id"]), "token_id": r["token_id"],
-        "side": r["side"], "kind": r["kind"], "price": fmt_price(r["price_micro"]),
-        "shares": fmt_shares(r["size_micro"]), "notional": money(r["notional_micro"]), "fee": money(r["fee_micro"]),
-        "realized": money(r["realized_pnl_micro"], signed=True), "reason": r["reason"] or "",
-    } for r in rows]
-    return {"items": items, "count": int(count), "shown": len(items), "fees": money(fees),
-            "notional": money(notional)}
+        "ORDER BY t.timestamp DESC, t.id DESC LIMIT ?",
+        (since, mode, TRADES_LIMIT),
+    ).fetchall()
+    items = [
+        {
+            "trade_id": r["trade_id"],
+            "time": iso(r["timestamp"]),
+            "ago": ago(now - r["timestamp"]),
+            "label": label(r["question"], r["outcome"], r["token_id"]),
+            "token_id": r["token_id"],
+            "side": r["side"],
+            "kind": r["kind"],
+            "price": fmt_price(r["price_micro"]),
+            "shares": fmt_shares(r["size_micro"]),
+            "notional": money(r["notional_micro"]),
+            "fee": money(r["fee_micro"]),
+            "realized": money(r["realized_pnl_micro"], signed=True),
+            "reason": r["reason"] or "",
+        }
+        for r in rows
+    ]
+    return {
+        "items": items,
+        "count": int(count),
+        "shown": len(items),
+        "fees": money(fees),
+        "notional": money(notional),
+    }
 
 
 def markets_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
@@ -277,14 +391,24 @@ def markets_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
     total = int(_one(conn, "SELECT COUNT(*) FROM markets WHERE tracked = 1") or 0)
     markets = conn.execute(
         "SELECT id, question, volume_24h, liquidity, end_date, accepting_orders, closed FROM markets "
-        "WHERE tracked = 1 ORDER BY COALESCE(liquidity, 0) DESC, id LIMIT ?", (MARKETS_LIMIT,)).fetchall()
+        "WHERE tracked = 1 ORDER BY COALESCE(liquidity, 0) DESC, id LIMIT ?",
+        (MARKETS_LIMIT,),
+    ).fetchall()
     by_id: dict[str, dict] = {}
     items = []
     for m in markets:
-        d = {"market_id": m["id"], "question": m["question"], "volume_24h": _usd0(m["volume_24h"]),
-             "liquidity": _usd0(m["liquidity"]), "ends": iso(m["end_date"]),
-             "status": "closed" if m["closed"] else ("open" if m["accepting_orders"] else "not accepting orders"),
-             "outcomes": [], "last_ts": None}
+        d = {
+            "market_id": m["id"],
+            "question": m["question"],
+            "volume_24h": _usd0(m["volume_24h"]),
+            "liquidity": _usd0(m["liquidity"]),
+            "ends": iso(m["end_date"]),
+            "status": "closed"
+            if m["closed"]
+            else ("open" if m["accepting_orders"] else "not accepting orders"),
+            "outcomes": [],
+            "last_ts": None,
+        }
         by_id[m["id"]] = d
         items.append(d)
     if by_id:
@@ -293,11 +417,20 @@ def markets_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
             "SELECT mt.market_id, mt.token_id, mt.outcome, s.timestamp, s.best_bid, s.best_ask, s.mid "
             "FROM market_tokens mt LEFT JOIN market_snapshots s ON s.token_id = mt.token_id AND s.timestamp = "
             "(SELECT MAX(timestamp) FROM market_snapshots WHERE token_id = mt.token_id) "
-            f"WHERE mt.market_id IN ({marks}) ORDER BY mt.market_id, mt.outcome_index", list(by_id)).fetchall()
+            f"WHERE mt.market_id IN ({marks}) ORDER BY mt.market_id, mt.outcome_index",
+            list(by_id),
+        ).fetchall()
         for r in rows:
             d = by_id[r["market_id"]]
-            d["outcomes"].append({"outcome": r["outcome"], "token_id": r["token_id"], "bid": _p(r["best_bid"]),
-                                  "ask": _p(r["best_ask"]), "mid": _p(r["mid"])})
+            d["outcomes"].append(
+                {
+                    "outcome": r["outcome"],
+                    "token_id": r["token_id"],
+                    "bid": _p(r["best_bid"]),
+                    "ask": _p(r["best_ask"]),
+                    "mid": _p(r["mid"]),
+                }
+            )
             if r["timestamp"] is not None and (d["last_ts"] is None or r["timestamp"] > d["last_ts"]):
                 d["last_ts"] = int(r["timestamp"])
     stale = 0
@@ -307,21 +440,30 @@ def markets_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
         d["fresh"] = t is not None and now - t <= fresh_s
         stale += not d["fresh"]
     last_snap = _one(conn, "SELECT MAX(timestamp) FROM market_snapshots")
-    cyc = conn.execute("SELECT cycle_ts, finished_at, status, markets, snapshots, errors FROM collection_cycles "
-                       "ORDER BY cycle_ts DESC, id DESC LIMIT 1").fetchone()
-    data = {"last_snapshot": iso(last_snap), "last_snapshot_ago": ago(now - last_snap) if last_snap else "never",
-            "fresh": last_snap is not None and now - last_snap <= fresh_s,
-            "freshness_minutes": cfg.collection.freshness_minutes,
-            "last_cycle": (f"{cyc['status']} at {iso(cyc['cycle_ts'])}: {cyc['markets']} markets, "
-                           f"{cyc['snapshots']} snapshots, {cyc['errors']} errors") if cyc else "none yet"}
+    cyc = conn.execute(
+        "SELECT cycle_ts, finished_at, status, markets, snapshots, errors FROM collection_cycles "
+        "ORDER BY cycle_ts DESC, id DESC LIMIT 1"
+    ).fetchone()
+    data = {
+        "last_snapshot": iso(last_snap),
+        "last_snapshot_ago": ago(now - last_snap) if last_snap else "never",
+        "fresh": last_snap is not None and now - last_snap <= fresh_s,
+        "freshness_minutes": cfg.collection.freshness_minutes,
+        "last_cycle": (
+            f"{cyc['status']} at {iso(cyc['cycle_ts'])}: {cyc['markets']} markets, "
+            f"{cyc['snapshots']} snapshots, {cyc['errors']} errors"
+        )
+        if cyc
+        else "none yet",
+    }
     return {"items": items, "count": total, "shown": len(items), "stale": stale, "data": data}
 
 
-def _p(x: Optional[float]) -> str:
+def _p(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
-def _usd0(x: Optional[float]) -> str:
+def _usd0(x: float | None) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"${x:,.0f}"
 
 
@@ -329,43 +471,73 @@ def system_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
     state = dict(conn.execute("SELECT key, value FROM bot_state").fetchall())
     hb = _int(state.get("heartbeat"))
     halted = state.get("halted") == "1"
-    halts = [{"time": iso(r["timestamp"]), "breaker": r["breaker"], "reason": r["reason"],
-              "cleared": iso(r["cleared_at"]) if r["cleared_at"] else None, "cleared_by": r["cleared_by"]}
-             for r in conn.execute("SELECT * FROM halts WHERE mode = ? ORDER BY timestamp DESC, id DESC LIMIT 5",
-                                   (cfg.mode,))]
-    b = conn.execute("SELECT timestamp, path, size_bytes, integrity, offsite FROM backups "
-                     "ORDER BY timestamp DESC, id DESC LIMIT 1").fetchone()
+    halts = [
+        {
+            "time": iso(r["timestamp"]),
+            "breaker": r["breaker"],
+            "reason": r["reason"],
+            "cleared": iso(r["cleared_at"]) if r["cleared_at"] else None,
+            "cleared_by": r["cleared_by"],
+        }
+        for r in conn.execute(
+            "SELECT * FROM halts WHERE mode = ? ORDER BY timestamp DESC, id DESC LIMIT 5", (cfg.mode,)
+        )
+    ]
+    b = conn.execute(
+        "SELECT timestamp, path, size_bytes, integrity, offsite FROM backups "
+        "ORDER BY timestamp DESC, id DESC LIMIT 1"
+    ).fetchone()
     if b is not None:
-        backup = {"name": Path(b["path"]).name, "time": iso(b["timestamp"]), "ago": ago(now - b["timestamp"]),
-                  "size": f"{b['size_bytes'] / 1e6:.1f} MB", "integrity": b["integrity"],
-                  "offsite": b["offsite"] or "none"}
+        backup = {
+            "name": Path(b["path"]).name,
+            "time": iso(b["timestamp"]),
+            "ago": ago(now - b["timestamp"]),
+            "size": f"{b['size_bytes'] / 1e6:.1f} MB",
+            "integrity": b["integrity"],
+            "offsite": b["offsite"] or "none",
+        }
     else:
         backup = _backup_from_files(cfg, now)
     return {
-        "bot": {"mode": state.get("mode"), "pid": state.get("pid"), "heartbeat": iso(hb),
-                "heartbeat_ago": ago(now - hb) if hb is not None else "never",
-                "started": iso(_int(state.get("started_at")))},
-        "halt": {"halted": halted, "reason": state.get("halt_reason") if halted else None,
-                 "breaker": state.get("halt_breaker") if halted else None, "recent": halts,
-                 "emergency_stop_file": Path(cfg.emergency_stop_file).exists()},
+        "bot": {
+            "mode": state.get("mode"),
+            "pid": state.get("pid"),
+            "heartbeat": iso(hb),
+            "heartbeat_ago": ago(now - hb) if hb is not None else "never",
+            "started": iso(_int(state.get("started_at"))),
+        },
+        "halt": {
+            "halted": halted,
+            "reason": state.get("halt_reason") if halted else None,
+            "breaker": state.get("halt_breaker") if halted else None,
+            "recent": halts,
+            "emergency_stop_file": Path(cfg.emergency_stop_file).exists(),
+        },
         "backup": backup,
     }
 
 
-def _backup_from_files(cfg, now: float) -> Optional[dict]:
+def _backup_from_files(cfg, now: float) -> dict | None:
     try:
         from ..ops.backup import list_backups
+
         files = list_backups(cfg.backup_dir)
-    except Exception:        # the panel must render even if the backup module cannot
+    except Exception:  # the panel must render even if the backup module cannot
         return None
     if not files:
         return None
     f = files[-1]
-    return {"name": f.name, "time": iso(f.timestamp), "ago": ago(now - f.timestamp),
-            "size": f"{f.size / 1e6:.1f} MB", "integrity": "not recorded", "offsite": "unknown"}
+    return {
+        "name": f.name,
+        "time": iso(f.timestamp),
+        "ago": ago(now - f.timestamp),
+        "size": f"{f.size / 1e6:.1f} MB",
+        "integrity": "not recorded",
+        "offsite": "unknown",
+    }
 
 
-def _int(v: Optional[str]) -> Optional[int]:
+def _int(v: str | None) -> int | None:
     try:
         return int(float(v)) if v not in (None, "") else None
     except ValueError:
@@ -374,27 +546,52 @@ def _int(v: Optional[str]) -> Optional[int]:
 
 def alerts_section(conn: sqlite3.Connection, now: float) -> list[dict]:
     from ..logs import redact
-    return [{"time": iso(r["timestamp"]), "ago": ago(now - r["timestamp"]), "level": r["level"], "key": r["key"],
-             "message": redact(r["message"])[:500], "status": r["status"], "repeat": int(r["repeat_count"])}
-            for r in conn.execute("SELECT * FROM alerts ORDER BY timestamp DESC, id DESC LIMIT ?", (ALERTS_LIMIT,))]
+
+    return [
+        {
+            "time": iso(r["timestamp"]),
+            "ago": ago(now - r["timestamp"]),
+            "level": r["level"],
+            "key": r["key"],
+            "message": redact(r["message"])[:500],
+            "status": r["status"],
+            "repeat": int(r["repeat_count"]),
+        }
+        for r in conn.execute(
+            "SELECT * FROM alerts ORDER BY timestamp DESC, id DESC LIMIT ?", (ALERTS_LIMIT,)
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- the whole state
 def _has_data(conn: sqlite3.Connection) -> bool:
-    return bool(_one(conn, "SELECT EXISTS(SELECT 1 FROM markets) OR EXISTS(SELECT 1 FROM trades) "
-                           "OR EXISTS(SELECT 1 FROM performance) OR EXISTS(SELECT 1 FROM market_snapshots)"))
+    return bool(
+        _one(
+            conn,
+            "SELECT EXISTS(SELECT 1 FROM markets) OR EXISTS(SELECT 1 FROM trades) "
+            "OR EXISTS(SELECT 1 FROM performance) OR EXISTS(SELECT 1 FROM market_snapshots)",
+        )
+    )
 
 
 def empty_state(cfg, now: float, detail: str) -> dict:
-    return {"empty": True, "empty_message": EMPTY_MESSAGE, "empty_detail": detail, "mode": cfg.mode,
-            "generated": iso(now), "generated_ts": int(now)}
+    return {
+        "empty": True,
+        "empty_message": EMPTY_MESSAGE,
+        "empty_detail": detail,
+        "mode": cfg.mode,
+        "generated": iso(now),
+        "generated_ts": int(now),
+    }
 
 
-def build_state(cfg, conn: Optional[sqlite3.Connection], *, now: float, db_error: Optional[str] = None) -> dict:
+def build_state(
+    cfg, conn: sqlite3.Connection | None, *, now: float, db_error: str | None = None
+) -> dict:
     """The dashboard's data (without the health panel, which the app adds from its cache)."""
     if conn is None:
         return empty_state(cfg, now, db_error or f"The database {cfg.database_path} does not exist yet.")
-    conn.execute("BEGIN")                 # one consistent snapshot across every query
+    conn.execute("BEGIN")  # one consistent snapshot across every query
     try:
         try:
             has = _has_data(conn)
@@ -407,7 +604,10 @@ def build_state(cfg, conn: Optional[sqlite3.Connection], *, now: float, db_error
         perf = latest_performance(conn, cfg.mode)
         chart, daily = chart_section(conn, cfg, perf)
         return {
-            "empty": False, "mode": cfg.mode, "generated": iso(now), "generated_ts": int(now),
+            "empty": False,
+            "mode": cfg.mode,
+            "generated": iso(now),
+            "generated_ts": int(now),
             "pnl": pnl_section(conn, cfg, now, perf),
             "chart": chart,
             "sharpe": sharpe_section(daily, to_micro(cfg.capital)),

@@ -6,6 +6,7 @@ reachable from the network; ``dashboard.trust_proxy: true`` (published through n
 the password too. On loopback without a password a one-time token is generated and printed at
 start (it is never logged); it changes at every start.
 """
+
 from __future__ import annotations
 
 import errno
@@ -13,7 +14,6 @@ import logging
 import signal
 import sys
 import threading
-from typing import Optional
 
 from ..errors import ConfigError
 from .app import create_app, host_is_loopback
@@ -24,24 +24,33 @@ log = logging.getLogger("polybot.dashboard")
 THREADS = 8
 
 
-def resolve_secret(cfg, host: str) -> tuple[Secret, Optional[str]]:
+def resolve_secret(cfg, host: str) -> tuple[Secret, str | None]:
     """(secret, one-time token or None). Raises ConfigError when ``host`` may not be used."""
     password = cfg.dashboard.password
     unset = dict(cfg.unset_env).get("dashboard.password")
     if password:
         if len(password) < MIN_PASSWORD_CHARS:
-            raise ConfigError(f"dashboard.password is only {len(password)} characters; use at least "
-                              f"{MIN_PASSWORD_CHARS} characters (e.g. python -c \"import secrets; print(secrets.token_urlsafe(18))\").")
+            raise ConfigError(
+                f"dashboard.password is only {len(password)} characters; use at least "
+                f'{MIN_PASSWORD_CHARS} characters (e.g. python -c "import secrets; print(secrets.token_urlsafe(18))").'
+            )
         return Secret(password, is_token=False), None
     if cfg.dashboard.trust_proxy:
-        raise ConfigError("dashboard.trust_proxy is true (the dashboard is published through a reverse proxy) but no "
-                          "password is set; export DASHBOARD_PASSWORD (at least 12 characters) or set trust_proxy: "
-                          "false for local use.")
+        raise ConfigError(
+            "dashboard.trust_proxy is true (the dashboard is published through a reverse proxy) but no "
+            "password is set; export DASHBOARD_PASSWORD (at least 12 characters) or set trust_proxy: "
+            "false for local use."
+        )
     if not host_is_loopback(host):
-        how = (f"export {unset}" if unset else
-               "set dashboard.password to ${DASHBOARD_PASSWORD} in config.yaml and export DASHBOARD_PASSWORD")
-        raise ConfigError(f"Refusing to serve the dashboard on {host} (reachable from other machines) without a "
-                          f"password; {how}, or use --host 127.0.0.1.")
+        how = (
+            f"export {unset}"
+            if unset
+            else "set dashboard.password to ${DASHBOARD_PASSWORD} in config.yaml and export DASHBOARD_PASSWORD"
+        )
+        raise ConfigError(
+            f"Refusing to serve the dashboard on {host} (reachable from other machines) without a "
+            f"password; {how}, or use --host 127.0.0.1."
+        )
     secret, token = Secret.one_time_token()
     return secret, token
 
@@ -49,7 +58,7 @@ def resolve_secret(cfg, host: str) -> tuple[Secret, Optional[str]]:
 class DashboardServer:
     """A waitress server for the app; ``serve()`` blocks, ``start()`` runs it in a thread."""
 
-    def __init__(self, cfg, host: str, port: int, secret: Secret, *, health: Optional[HealthMonitor] = None):
+    def __init__(self, cfg, host: str, port: int, secret: Secret, *, health: HealthMonitor | None = None):
         from waitress import create_server
 
         self.cfg, self.host = cfg, host
@@ -57,20 +66,28 @@ class DashboardServer:
         self.app = create_app(cfg, secret, bind_host=host, health=health)
         try:
             self._server = create_server(
-                self.app, host=host, port=port, threads=THREADS, ident="polybot-dashboard",
-                clear_untrusted_proxy_headers=not cfg.dashboard.trust_proxy, expose_tracebacks=False,
-                channel_timeout=60)
+                self.app,
+                host=host,
+                port=port,
+                threads=THREADS,
+                ident="polybot-dashboard",
+                clear_untrusted_proxy_headers=not cfg.dashboard.trust_proxy,
+                expose_tracebacks=False,
+                channel_timeout=60,
+            )
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
-                raise ConfigError(f"Port {port} on {host} is already in use; stop the other program or pass "
-                                  f"--port N.") from None
+                raise ConfigError(
+                    f"Port {port} on {host} is already in use; stop the other program or pass --port N."
+                ) from None
             if exc.errno in (errno.EADDRNOTAVAIL, errno.EACCES):
-                raise ConfigError(f"Cannot listen on {host}:{port} ({exc.strerror}); pick another --host or "
-                                  f"--port.") from None
+                raise ConfigError(
+                    f"Cannot listen on {host}:{port} ({exc.strerror}); pick another --host or --port."
+                ) from None
             raise
         self.port = int(self._server.effective_port)
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -92,7 +109,7 @@ class DashboardServer:
             if self.health:
                 self.health.stop(timeout=1)
 
-    def start(self) -> "DashboardServer":
+    def start(self) -> DashboardServer:
         self._thread = threading.Thread(target=self.serve, name="polybot-dashboard", daemon=True)
         self._thread.start()
         return self
@@ -107,8 +124,14 @@ class DashboardServer:
             self._thread.join(timeout)
 
 
-def build_server(cfg, host: Optional[str] = None, port: Optional[int] = None, *,
-                 secret: Optional[Secret] = None, health: bool = True) -> tuple[DashboardServer, Optional[str]]:
+def build_server(
+    cfg,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    secret: Secret | None = None,
+    health: bool = True,
+) -> tuple[DashboardServer, str | None]:
     """(server, one-time token or None) for ``cfg``; host/port default to the config."""
     host = host or cfg.dashboard.host
     port = cfg.dashboard.port if port is None else int(port)
@@ -125,24 +148,31 @@ def main(args) -> int:
     from ..ops.common import configure_quiet
 
     cfg = load_config(args.config, require_mode_secrets=False)
-    configure_quiet(cfg)                     # the log file gets everything; the console only our lines
+    configure_quiet(cfg)  # the log file gets everything; the console only our lines
     server, token = build_server(cfg, args.host, args.port)
     if token:
-        REDACTOR.add([token])                # never in a log file, even by accident
+        REDACTOR.add([token])  # never in a log file, even by accident
     if not host_is_loopback(server.host):
-        print(f"Warning: serving plain HTTP on {server.host}; put it behind HTTPS (nginx or Caddy, see "
-              f"docs/dashboard.md) and allow only your own IP addresses in the firewall.", file=sys.stderr)
+        print(
+            f"Warning: serving plain HTTP on {server.host}; put it behind HTTPS (nginx or Caddy, see "
+            f"docs/dashboard.md) and allow only your own IP addresses in the firewall.",
+            file=sys.stderr,
+        )
     print(f"Dashboard running at {server.url} (Ctrl-C to stop)", flush=True)
     if token:
-        print("No dashboard.password is configured: log in with this one-time token (valid until the dashboard "
-              f"stops):\n    {token}", flush=True)
+        print(
+            "No dashboard.password is configured: log in with this one-time token (valid until the dashboard "
+            f"stops):\n    {token}",
+            flush=True,
+        )
     log.info("Dashboard started on %s (%s mode data, database %s)", server.url, cfg.mode, cfg.database_path)
 
     def _term(_sig, _frame):
         server.stop(timeout=0)
+
     try:
         signal.signal(signal.SIGTERM, _term)
-    except (ValueError, AttributeError):      # not the main thread / no SIGTERM (Windows)
+    except (ValueError, AttributeError):  # not the main thread / no SIGTERM (Windows)
         pass
     try:
         server.serve()
@@ -151,4 +181,3 @@ def main(args) -> int:
     print("Dashboard stopped.", flush=True)
     log.info("Dashboard stopped")
     return 0
-

@@ -22,17 +22,17 @@ Start-up order:
    what was reconciled are logged and the halt is cleared;
 7. ``Monitoring markets...`` and the loop.
 """
+
 from __future__ import annotations
 
 import getpass
-import os
 import logging
+import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional
 
 from polybot import db
 from polybot.config import check_mode_requirements, load_config
@@ -57,12 +57,15 @@ def resolve_mode(cfg, paper_flag: bool) -> str:
 def build_strategy(cfg, mode: str):
     from polybot.engine.drill import NAME, register_drill
     from polybot.strategy.registry import from_config
+
     register_drill()
     if cfg.strategy.name == NAME:
         pm = cfg.polymarket
         if not all(str(u).startswith(LOCAL_HOSTS) for u in (pm.base_url, pm.gamma_url, pm.data_url)):
-            raise ConfigError("Config key 'strategy.name' is 'drill', which only runs against the local "
-                              "simulator; choose a real strategy (correlation_pairs or mean_reversion).")
+            raise ConfigError(
+                "Config key 'strategy.name' is 'drill', which only runs against the local "
+                "simulator; choose a real strategy (correlation_pairs or mean_reversion)."
+            )
     return from_config(cfg)
 
 
@@ -73,31 +76,39 @@ def operator_name() -> str:
         return "unknown"
 
 
-def check_halt(conn, cfg, *, restart: bool) -> Optional[state.Halt]:
+def check_halt(conn, cfg, *, restart: bool) -> state.Halt | None:
     """The halt to clear after reconciliation, or raise HaltedError when starting is refused."""
     halt = state.current_halt(conn, cfg)
     if halt is None or restart:
         return halt
     if halt.breaker == breakers.EMERGENCY_STOP:
-        log.warning("The emergency stop of %s was acknowledged by removing %s", iso(halt.since),
-                    cfg.emergency_stop_file.name)
+        log.warning(
+            "The emergency stop of %s was acknowledged by removing %s",
+            iso(halt.since),
+            cfg.emergency_stop_file.name,
+        )
         return halt
     n = breakers.NUMBERS.get(halt.breaker)
     label = breakers.LABELS.get(halt.breaker, halt.breaker)
     which = f"circuit breaker #{n} ({label})" if n else f"'{halt.breaker}'"
-    raise HaltedError(f"Trading is halted since {iso(halt.since)} by {which}: {halt.reason}; fix the cause, "
-                      f"then start with python trading_bot.py --restart.")
+    raise HaltedError(
+        f"Trading is halted since {iso(halt.since)} by {which}: {halt.reason}; fix the cause, "
+        f"then start with python trading_bot.py --restart."
+    )
 
 
 def startup_lines(cfg, mode: str) -> None:
     r = cfg.risk_limits
     log.info("Trading bot started (%s MODE)", mode.upper())
     log.info("Capital: $%s", f"{cfg.capital:,.2f}")
-    log.info("Risk limits: max_position=$%s, max_exposure=%s", f"{r.max_position_size:g}",
-             f"{r.max_portfolio_exposure:g}")
+    log.info(
+        "Risk limits: max_position=$%s, max_exposure=%s",
+        f"{r.max_position_size:g}",
+        f"{r.max_portfolio_exposure:g}",
+    )
 
 
-def startup(engine: Engine, *, halt: Optional[state.Halt], restart: bool) -> list[str]:
+def startup(engine: Engine, *, halt: state.Halt | None, restart: bool) -> list[str]:
     """Clock, setup, reconciliation, halt clearing. Breakers here STOP like in the loop."""
     cfg = engine.cfg
     attempts = 0
@@ -109,13 +120,16 @@ def startup(engine: Engine, *, halt: Optional[state.Halt], restart: bool) -> lis
                 engine.sync_clock()
                 engine.guarded(engine.setup)
                 from polybot.engine.reconcile import reconcile
+
                 report: list[str] = []
                 engine.guarded(lambda: report.extend(reconcile(engine)))
                 engine.api_errors.success()
                 break
             except (ExchangeError, DataError) as exc:
-                engine.api_errors.failure(exc, "starting up (exchange clock / reconciliation)", transient=True)
-                if attempts >= cfg.trading.max_consecutive_api_errors:      # belt and braces
+                engine.api_errors.failure(
+                    exc, "starting up (exchange clock / reconciliation)", transient=True
+                )
+                if attempts >= cfg.trading.max_consecutive_api_errors:  # belt and braces
                     raise BreakerTripped(breakers.API_ERRORS, f"start-up failed {attempts} times: {exc}")
                 engine.sleep(min(cfg.trading.loop_interval_seconds, 30))
     except BreakerTripped as trip:
@@ -129,8 +143,14 @@ def startup(engine: Engine, *, halt: Optional[state.Halt], restart: bool) -> lis
         if halt is not None:
             how = "--restart" if restart else f"{cfg.emergency_stop_file.name} removed"
             state.clear_halt(engine.conn, cfg, by=f"{who} ({how})", now=now, exchange_now=engine.now_ts)
-            log.warning("Restart by %s at %s: halt '%s' (%s) cleared after reconciliation: %s", who, iso(now),
-                        halt.breaker, halt.reason, summary)
+            log.warning(
+                "Restart by %s at %s: halt '%s' (%s) cleared after reconciliation: %s",
+                who,
+                iso(now),
+                halt.breaker,
+                halt.reason,
+                summary,
+            )
         else:
             log.info("Restart by %s at %s: no halt was active; reconciliation: %s", who, iso(now), summary)
     else:
@@ -149,14 +169,16 @@ def refuse(message: str) -> int:
 def main(args) -> int:
     cfg = load_config(args.config, require_mode_secrets=False)
     mode = resolve_mode(cfg, getattr(args, "paper_trading", False))
-    configure_from(cfg, console_level="CRITICAL")          # quiet until the bot really starts
+    configure_from(cfg, console_level="CRITICAL")  # quiet until the bot really starts
     stop_file = Path(cfg.emergency_stop_file)
     if stop_file.exists():
-        return refuse(f"The emergency stop file {stop_file} exists, so the bot will not start; find the cause, "
-                      f"then rm {stop_file.name} and run python trading_bot.py --restart.")
+        return refuse(
+            f"The emergency stop file {stop_file} exists, so the bot will not start; find the cause, "
+            f"then rm {stop_file.name} and run python trading_bot.py --restart."
+        )
     conn = db.open_database(cfg)
     lock = state.InstanceLock(Path(cfg.database_path).parent / state.LOCK_FILE)
-    engine: Optional[Engine] = None
+    engine: Engine | None = None
     client = None
     listener_stop = threading.Event()
     listener = None
@@ -166,7 +188,7 @@ def main(args) -> int:
             halt = check_halt(conn, cfg, restart=bool(getattr(args, "restart", False)))
         except HaltedError as exc:
             return refuse(str(exc))
-        state.reserve_halt_file(cfg)          # room for a halt record even on a full disk later
+        state.reserve_halt_file(cfg)  # room for a halt record even on a full disk later
         result = db.quick_check(conn)
         if result != "ok":
             configure_from(cfg, console_level="INFO")
@@ -176,18 +198,23 @@ def main(args) -> int:
             logging.getLogger().setLevel(logging.DEBUG)
         startup_lines(cfg, mode)
         from polybot.exchange.client import PolymarketClient
+
         client = PolymarketClient.from_config(cfg)
         engine = Engine(cfg, conn, mode=mode, client=client, strategy=build_strategy(cfg, mode))
         engine.close_external = bool(getattr(args, "close_external", False))
         if engine.close_external:
-            log.warning("--close-external: an emergency stop also sells the external holdings (not the bot's)")
+            log.warning(
+                "--close-external: an emergency stop also sells the external holdings (not the bot's)"
+            )
         _install_signals(engine)
         startup(engine, halt=halt, restart=bool(getattr(args, "restart", False)))
         engine.heartbeat()
         engine.start_exchange_heartbeat()
         listener = _start_telegram_commands(cfg, listener_stop)
         log.info("Monitoring markets...")
-        return engine.run(once=bool(getattr(args, "once", False)), max_runtime=getattr(args, "max_runtime", None))
+        return engine.run(
+            once=bool(getattr(args, "once", False)), max_runtime=getattr(args, "max_runtime", None)
+        )
     finally:
         listener_stop.set()
         if listener is not None:
@@ -211,6 +238,7 @@ def _start_telegram_commands(cfg, stop: threading.Event):
         return None
     try:
         from polybot.notify.commands import start_command_listener
+
         thread = start_command_listener(cfg, stop)
         log.info("Telegram commands enabled for the configured chat")
         return thread
@@ -222,17 +250,22 @@ def _start_telegram_commands(cfg, stop: threading.Event):
 def _database_halt(cfg, conn, mode: str, result: str) -> None:
     reason = f"database integrity check failed at start: {' '.join(str(result).split())[:300]}"
     log.critical("Circuit breaker #4 (%s) tripped: %s → STOP", breakers.LABELS[breakers.DATABASE], reason)
-    where = state.persist_halt(conn, cfg, mode=mode, breaker=breakers.DATABASE, reason=reason, now=int(time.time()))
+    where = state.persist_halt(
+        conn, cfg, mode=mode, breaker=breakers.DATABASE, reason=reason, now=int(time.time())
+    )
     try:
         from polybot.alerts import Alerter, checks
+
         a = Alerter(cfg, conn)
         a.report(checks.check_database(result, cfg.database_path))
         a.close(15)
     except Exception:  # noqa: BLE001 — alerting never blocks a stop
         log.exception("could not send the database alert")
-    raise HaltedError(f"Trading halted by circuit breaker #4 (database corruption): {reason} (halt recorded in the "
-                      f"{where}); restore the latest backup with python backup_database.py --restore FILE, then "
-                      f"run python trading_bot.py --restart.")
+    raise HaltedError(
+        f"Trading halted by circuit breaker #4 (database corruption): {reason} (halt recorded in the "
+        f"{where}); restore the latest backup with python backup_database.py --restore FILE, then "
+        f"run python trading_bot.py --restart."
+    )
 
 
 def _install_signals(engine: Engine) -> None:
@@ -242,6 +275,7 @@ def _install_signals(engine: Engine) -> None:
     def handler(signum, frame):  # noqa: ARG001
         log.info("Signal %s received: stopping after this iteration (no halt)", signum)
         engine.stop_requested = True
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             signal.signal(sig, handler)

@@ -21,16 +21,21 @@ emergency stop also close every position with marketable orders (best effort, ea
 result logged); latch the halt (bot_state + ``halts`` row); send a critical alert;
 exit non-zero. The halt stays until the operator restarts with ``--restart``.
 """
+
 from __future__ import annotations
 
 import logging
 import socket
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 from polybot.errors import (
-    AuthenticationError, DatabaseError, ExchangeUnavailable, OrderOutcomeUnknown, TemporaryExchangeError,
+    AuthenticationError,
+    DatabaseError,
+    ExchangeUnavailable,
+    OrderOutcomeUnknown,
+    TemporaryExchangeError,
 )
 from polybot.money import MICRO, fmt_usd
 
@@ -80,23 +85,27 @@ class ApiErrorCounter:
     def __init__(self, limit: int):
         self.limit = max(1, int(limit))
         self.count = 0
-        self.last: Optional[str] = None
+        self.last: str | None = None
 
-    def failure(self, exc: BaseException, doing: str, *, transient: Optional[bool] = None) -> None:
+    def failure(self, exc: BaseException, doing: str, *, transient: bool | None = None) -> None:
         """Count one failure; raise BreakerTripped on the limit. Definitive refusals are
         logged, not counted (an AuthenticationError trips at once). ``transient`` overrides
         the classification (e.g. an unreadable answer from the exchange counts)."""
         if isinstance(exc, AuthenticationError):
             raise BreakerTripped(API_ERRORS, f"the exchange refused the credentials while {doing}: {exc}")
         if not (is_transient(exc) if transient is None else transient):
-            log.warning("the exchange refused a request while %s (not counted as an API error): %s", doing, exc)
+            log.warning(
+                "the exchange refused a request while %s (not counted as an API error): %s", doing, exc
+            )
             return
         self.count += 1
         self.last = f"{doing}: {exc}"
         log.warning("API error %d/%d while %s: %s", self.count, self.limit, doing, exc)
         if self.count >= self.limit:
-            raise BreakerTripped(API_ERRORS, f"{self.count} consecutive API errors (limit "
-                                             f"{self.limit}); last while {doing}: {exc}")
+            raise BreakerTripped(
+                API_ERRORS,
+                f"{self.count} consecutive API errors (limit {self.limit}); last while {doing}: {exc}",
+            )
 
     def success(self) -> None:
         if self.count:
@@ -116,8 +125,10 @@ def check_emergency_stop(cfg) -> None:
 def check_daily_loss(daily_pnl_micro: int, limit_usd: float) -> None:
     limit = int(round(limit_usd * MICRO))
     if -int(daily_pnl_micro) >= limit:
-        raise BreakerTripped(DAILY_LOSS, f"today's loss {fmt_usd(-int(daily_pnl_micro))} reached the daily "
-                                         f"loss limit {fmt_usd(limit)}")
+        raise BreakerTripped(
+            DAILY_LOSS,
+            f"today's loss {fmt_usd(-int(daily_pnl_micro))} reached the daily loss limit {fmt_usd(limit)}",
+        )
 
 
 def check_positions(items: Iterable[tuple[str, int, int]], max_position_usd: float, source: str) -> None:
@@ -126,27 +137,36 @@ def check_positions(items: Iterable[tuple[str, int, int]], max_position_usd: flo
     allowed = int(limit * (1 + ANOMALY_TOLERANCE))
     for token, size, cost in items:
         if size < 0:
-            raise BreakerTripped(POSITION_ANOMALY, f"{source} shows a negative position of {size / MICRO:g} "
-                                                   f"shares in token {token[:16]}…")
+            raise BreakerTripped(
+                POSITION_ANOMALY,
+                f"{source} shows a negative position of {size / MICRO:g} shares in token {token[:16]}…",
+            )
         if cost > allowed:
-            raise BreakerTripped(POSITION_ANOMALY, f"{source} shows a position of {fmt_usd(cost)} in token "
-                                                   f"{token[:16]}…, above max_position_size {fmt_usd(limit)}")
+            raise BreakerTripped(
+                POSITION_ANOMALY,
+                f"{source} shows a position of {fmt_usd(cost)} in token "
+                f"{token[:16]}…, above max_position_size {fmt_usd(limit)}",
+            )
 
 
 def check_database(conn: sqlite3.Connection) -> None:
     from polybot.db import quick_check
+
     try:
         result = quick_check(conn)
     except (sqlite3.Error, DatabaseError) as exc:
         result = str(exc)
     if result != "ok":
-        raise BreakerTripped(DATABASE, f"database integrity check failed: {' '.join(str(result).split())[:300]}")
+        raise BreakerTripped(
+            DATABASE, f"database integrity check failed: {' '.join(str(result).split())[:300]}"
+        )
 
 
-def resource_trip(exc: BaseException, doing: str) -> Optional[BreakerTripped]:
+def resource_trip(exc: BaseException, doing: str) -> BreakerTripped | None:
     """Breaker #4 for an exhausted resource (full / read-only disk, I/O error), else None."""
     import errno
-    from polybot.db import filesystem_problem
+
+
     text = str(exc)
     low = text.lower()
     err = getattr(exc, "errno", None)
@@ -160,5 +180,6 @@ def resource_trip(exc: BaseException, doing: str) -> Optional[BreakerTripped]:
     else:
         return None
     where = getattr(exc, "filename", None) or ""
-    return BreakerTripped(DATABASE, f"{kind} while {doing}{f' ({where})' if where else ''}: {text}",
-                          resource=kind)
+    return BreakerTripped(
+        DATABASE, f"{kind} while {doing}{f' ({where})' if where else ''}: {text}", resource=kind
+    )

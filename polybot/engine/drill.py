@@ -8,13 +8,23 @@ only accepts it when every base URL points at the local machine (the simulator).
 
 Pure like every strategy: its intents depend only on (view, portfolio).
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 from polybot.money import MICRO
 from polybot.strategy.base import (
-    BUY, ENTER, EXIT, SELL, Intent, MarketView, PortfolioView, Strategy, limit_for_buy, limit_for_sell,
+    BUY,
+    ENTER,
+    EXIT,
+    SELL,
+    Intent,
+    MarketView,
+    PortfolioView,
+    Strategy,
+    limit_for_buy,
+    limit_for_sell,
 )
 from polybot.strategy.common import taker_fee_per_share
 
@@ -25,15 +35,15 @@ class Drill(Strategy):
     name = NAME
     DESCRIPTION = "simulator drills only: rotate small buys and timed exits"
     PARAMS: dict[str, Any] = {
-        "size_usd": 10.0,          # notional per entry
-        "max_holdings": 2,         # concurrent positions it tries to hold
-        "hold_seconds": 600,       # exchange-clock seconds before it exits
+        "size_usd": 10.0,  # notional per entry
+        "max_holdings": 2,  # concurrent positions it tries to hold
+        "hold_seconds": 600,  # exchange-clock seconds before it exits
         "slippage_ticks": 2,
         "min_price": 0.2,
         "max_price": 0.8,
         "max_spread": 0.05,
         "entries_per_decision": 1,
-        "max_entry_cost": 1.0,     # skip books whose instant loss at the bid (spread + fee) is ≥ this
+        "max_entry_cost": 1.0,  # skip books whose instant loss at the bid (spread + fee) is ≥ this
     }
 
     def check_params(self) -> None:
@@ -57,10 +67,18 @@ class Drill(Strategy):
                 continue
             m = view.market_of(token)
             tick = m.tick_size if m else 0.01
-            out.append(Intent(action=EXIT, token_id=token, market_id=h.market_id, side=SELL,
-                              size_micro=h.size_micro,
-                              limit_price_micro=limit_for_sell(q.best_bid, tick, p["slippage_ticks"]),
-                              reason=f"drill: held {view.now - h.opened_at} s", strategy=self.name))
+            out.append(
+                Intent(
+                    action=EXIT,
+                    token_id=token,
+                    market_id=h.market_id,
+                    side=SELL,
+                    size_micro=h.size_micro,
+                    limit_price_micro=limit_for_sell(q.best_bid, tick, p["slippage_ticks"]),
+                    reason=f"drill: held {view.now - h.opened_at} s",
+                    strategy=self.name,
+                )
+            )
             exiting.add(token)
         room = p["max_holdings"] - (len(held) - len(exiting))
         if room <= 0:
@@ -96,10 +114,18 @@ class Drill(Strategy):
             if m.market_id in picked:
                 continue
             picked.add(m.market_id)
-            out.append(Intent(action=ENTER, token_id=token, market_id=m.market_id, side=BUY,
-                              notional_micro=int(round(p["size_usd"] * MICRO)),
-                              limit_price_micro=limit_for_buy(q.best_ask, m.tick_size, p["slippage_ticks"]),
-                              reason=f"drill: rotate into {m.short_label()}", strategy=self.name))
+            out.append(
+                Intent(
+                    action=ENTER,
+                    token_id=token,
+                    market_id=m.market_id,
+                    side=BUY,
+                    notional_micro=int(round(p["size_usd"] * MICRO)),
+                    limit_price_micro=limit_for_buy(q.best_ask, m.tick_size, p["slippage_ticks"]),
+                    reason=f"drill: rotate into {m.short_label()}",
+                    strategy=self.name,
+                )
+            )
         return out
 
 
@@ -107,6 +133,7 @@ def register_drill() -> None:
     """Add ``drill`` to the strategy registry (after the built-ins, which the registry
     only loads while it is empty)."""
     from polybot.strategy import registry
+
     try:
         registry.strategy_names()
     except ImportError:

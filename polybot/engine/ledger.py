@@ -21,30 +21,32 @@ with one ``kind='reversal'`` row (``reversal:<trade_id>``, opposite side, fee ne
 in the caller's transaction, so position and cash return exactly to what they were
 without it; its UNIQUE id makes seeing the failure again (after a restart) a no-op.
 """
+
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
 
 from polybot import db
 from polybot.exchange.base import BUY, SELL, TRADE_PROVISIONAL, Fill
-from polybot.money import MICRO, div_half_up as _half_up_div, notional_micro
+from polybot.money import MICRO, notional_micro
+from polybot.money import div_half_up as _half_up_div
 
 SETTLEMENT = "settlement"
 FILL = "fill"
 REVERSAL = "reversal"
 CONFIRMED = "CONFIRMED"
 FAILED = "FAILED"
-PROVISIONAL = TRADE_PROVISIONAL          # MATCHED, MATCHED_NOT_BROADCASTED, MINED, RETRYING
+PROVISIONAL = TRADE_PROVISIONAL  # MATCHED, MATCHED_NOT_BROADCASTED, MINED, RETRYING
 
 
-def trade_status_of(raw: Optional[str]) -> str:
+def trade_status_of(raw: str | None) -> str:
     """The CLOB's trade status, normalised (``TRADE_STATUS_MINED`` → ``MINED``); unknown or
     missing → ``MATCHED`` (provisional: it cannot make a fill final by accident)."""
     s = str(raw or "").strip().upper()
     if s.startswith("TRADE_STATUS_"):
-        s = s[len("TRADE_STATUS_"):]
+        s = s[len("TRADE_STATUS_") :]
     return s if s in PROVISIONAL + (CONFIRMED, FAILED) else "MATCHED"
 
 
@@ -58,18 +60,18 @@ class PositionRow:
     realized_pnl_micro: int
     opened_at: int
     updated_at: int
-    closed_at: Optional[int]
+    closed_at: int | None
     status: str
-    stop_price_micro: Optional[int]
-    strategy: Optional[str]
-    group_key: Optional[str]
+    stop_price_micro: int | None
+    strategy: str | None
+    group_key: str | None
 
     @property
     def avg_price_micro(self) -> int:
         return _half_up_div(self.cost_micro * MICRO, self.size_micro) if self.size_micro else 0
 
     @classmethod
-    def from_row(cls, r: sqlite3.Row) -> "PositionRow":
+    def from_row(cls, r: sqlite3.Row) -> PositionRow:
         return cls(**{k: r[k] for k in cls.__dataclass_fields__})
 
 
@@ -77,8 +79,16 @@ def trade_cash_delta(side: str, notional: int, fee: int) -> int:
     return -(notional + fee) if side == BUY else notional - fee
 
 
-def _apply(pos: Optional[dict], side: str, size: int, notional: int, fee: int, *,
-           kind: str = FILL, realized: Optional[int] = None) -> tuple[dict, int]:
+def _apply(
+    pos: dict | None,
+    side: str,
+    size: int,
+    notional: int,
+    fee: int,
+    *,
+    kind: str = FILL,
+    realized: int | None = None,
+) -> tuple[dict, int]:
     """Apply one trade to a position dict {size_micro, cost_micro}; return (pos, realized).
 
     A reversal undoes its trade exactly: undoing a BUY (reversal side SELL, fee = −F)
@@ -112,24 +122,41 @@ def _apply(pos: Optional[dict], side: str, size: int, notional: int, fee: int, *
     return p, notional - fee - removed
 
 
-def get_position(conn: sqlite3.Connection, mode: str, token_id: str) -> Optional[PositionRow]:
+def get_position(conn: sqlite3.Connection, mode: str, token_id: str) -> PositionRow | None:
     r = conn.execute("SELECT * FROM positions WHERE mode=? AND token_id=?", (mode, token_id)).fetchone()
     return PositionRow.from_row(r) if r else None
 
 
 def open_positions(conn: sqlite3.Connection, mode: str) -> list[PositionRow]:
-    rows = conn.execute("SELECT * FROM positions WHERE mode=? AND status='open' ORDER BY opened_at, token_id",
-                        (mode,)).fetchall()
+    rows = conn.execute(
+        "SELECT * FROM positions WHERE mode=? AND status='open' ORDER BY opened_at, token_id", (mode,)
+    ).fetchall()
     return [PositionRow.from_row(r) for r in rows]
 
 
-def record_trade(conn: sqlite3.Connection, *, mode: str, trade_id: str, token_id: str, market_id: str,
-                 side: str, price_micro: int, size_micro: int, fee_micro: int, ts: int,
-                 kind: str = FILL, order_db_id: Optional[int] = None, strategy: Optional[str] = None,
-                 reason: Optional[str] = None, group_key: Optional[str] = None,
-                 stop_loss_percent: Optional[float] = None, notional: Optional[int] = None,
-                 now: Optional[int] = None, trade_status: str = CONFIRMED,
-                 reversal_realized: Optional[int] = None) -> bool:
+def record_trade(
+    conn: sqlite3.Connection,
+    *,
+    mode: str,
+    trade_id: str,
+    token_id: str,
+    market_id: str,
+    side: str,
+    price_micro: int,
+    size_micro: int,
+    fee_micro: int,
+    ts: int,
+    kind: str = FILL,
+    order_db_id: int | None = None,
+    strategy: str | None = None,
+    reason: str | None = None,
+    group_key: str | None = None,
+    stop_loss_percent: float | None = None,
+    notional: int | None = None,
+    now: int | None = None,
+    trade_status: str = CONFIRMED,
+    reversal_realized: int | None = None,
+) -> bool:
     """Insert one trade and update its position. Returns False if ``trade_id`` was
     already recorded (nothing changes). Call inside ``db.atomic``."""
     side = side.upper()
@@ -139,16 +166,33 @@ def record_trade(conn: sqlite3.Connection, *, mode: str, trade_id: str, token_id
         "INSERT OR IGNORE INTO trades(trade_id, order_id, timestamp, mode, kind, token_id, market_id, side, "
         "price_micro, size_micro, notional_micro, fee_micro, strategy, reason, trade_status) "
         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (trade_id, order_db_id, int(ts), mode, kind, token_id, market_id, side, int(price_micro),
-         int(size_micro), notional, int(fee_micro), strategy, reason, trade_status))
+        (
+            trade_id,
+            order_db_id,
+            int(ts),
+            mode,
+            kind,
+            token_id,
+            market_id,
+            side,
+            int(price_micro),
+            int(size_micro),
+            notional,
+            int(fee_micro),
+            strategy,
+            reason,
+            trade_status,
+        ),
+    )
     if cur.rowcount == 0:
         return False
     row_id = cur.lastrowid
     old = get_position(conn, mode, token_id)
     was_open = old is not None and old.status == "open" and old.size_micro != 0
     before = {"size_micro": old.size_micro, "cost_micro": old.cost_micro} if was_open else None
-    p, realized = _apply(before, side, int(size_micro), notional, int(fee_micro), kind=kind,
-                         realized=reversal_realized)
+    p, realized = _apply(
+        before, side, int(size_micro), notional, int(fee_micro), kind=kind, realized=reversal_realized
+    )
     if (side == SELL and kind != REVERSAL) or kind == SETTLEMENT:
         conn.execute("UPDATE trades SET realized_pnl_micro=? WHERE id=?", (realized, row_id))
     status = "open" if p["size_micro"] != 0 else "closed"
@@ -161,8 +205,22 @@ def record_trade(conn: sqlite3.Connection, *, mode: str, trade_id: str, token_id
             "INSERT INTO positions(mode, token_id, market_id, size_micro, cost_micro, realized_pnl_micro, "
             "opened_at, updated_at, closed_at, status, stop_price_micro, strategy, group_key) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (mode, token_id, market_id, p["size_micro"], p["cost_micro"], realized, int(ts), now,
-             None if status == "open" else now, status, stop, strategy, group_key))
+            (
+                mode,
+                token_id,
+                market_id,
+                p["size_micro"],
+                p["cost_micro"],
+                realized,
+                int(ts),
+                now,
+                None if status == "open" else now,
+                status,
+                stop,
+                strategy,
+                group_key,
+            ),
+        )
     else:
         opened_at = old.opened_at if was_open else int(ts)
         conn.execute(
@@ -170,41 +228,81 @@ def record_trade(conn: sqlite3.Connection, *, mode: str, trade_id: str, token_id
             "realized_pnl_micro=realized_pnl_micro+?, opened_at=?, updated_at=?, closed_at=?, status=?, "
             "stop_price_micro=COALESCE(?, CASE WHEN ?='open' THEN stop_price_micro END), "
             "strategy=COALESCE(?, strategy), group_key=COALESCE(?, group_key) WHERE mode=? AND token_id=?",
-            (market_id, p["size_micro"], p["cost_micro"], realized, opened_at, now,
-             None if status == "open" else now, status, stop, status, strategy, group_key, mode, token_id))
+            (
+                market_id,
+                p["size_micro"],
+                p["cost_micro"],
+                realized,
+                opened_at,
+                now,
+                None if status == "open" else now,
+                status,
+                stop,
+                status,
+                strategy,
+                group_key,
+                mode,
+                token_id,
+            ),
+        )
     return True
 
 
-def record_fill(conn: sqlite3.Connection, mode: str, fill: Fill, *, market_id: str,
-                order_db_id: Optional[int] = None, strategy: Optional[str] = None,
-                reason: Optional[str] = None, group_key: Optional[str] = None,
-                stop_loss_percent: Optional[float] = None, now: Optional[int] = None) -> bool:
+def record_fill(
+    conn: sqlite3.Connection,
+    mode: str,
+    fill: Fill,
+    *,
+    market_id: str,
+    order_db_id: int | None = None,
+    strategy: str | None = None,
+    reason: str | None = None,
+    group_key: str | None = None,
+    stop_loss_percent: float | None = None,
+    now: int | None = None,
+) -> bool:
     """Record a fill (live: with its CLOB trade status; paper fills are final). A FAILED
     fill never recorded before is not recorded (it never happened): returns False."""
     status = trade_status_of(fill.status) if mode == "live" else CONFIRMED
     if status == FAILED:
         return False
-    return record_trade(conn, mode=mode, trade_id=fill.trade_id, token_id=fill.token_id,
-                        market_id=market_id, side=fill.side, price_micro=fill.price_micro,
-                        size_micro=fill.size_micro, fee_micro=fill.fee_micro, ts=fill.ts,
-                        order_db_id=order_db_id, strategy=strategy, reason=reason, group_key=group_key,
-                        stop_loss_percent=stop_loss_percent, now=now, trade_status=status)
+    return record_trade(
+        conn,
+        mode=mode,
+        trade_id=fill.trade_id,
+        token_id=fill.token_id,
+        market_id=market_id,
+        side=fill.side,
+        price_micro=fill.price_micro,
+        size_micro=fill.size_micro,
+        fee_micro=fill.fee_micro,
+        ts=fill.ts,
+        order_db_id=order_db_id,
+        strategy=strategy,
+        reason=reason,
+        group_key=group_key,
+        stop_loss_percent=stop_loss_percent,
+        now=now,
+        trade_status=status,
+    )
 
 
 def reversal_trade_id(trade_id: str) -> str:
     return f"reversal:{trade_id}"
 
 
-def update_trade_status(conn: sqlite3.Connection, mode: str, trade_id: str, raw_status: Optional[str], *,
-                        now: int) -> Optional[str]:
+def update_trade_status(
+    conn: sqlite3.Connection, mode: str, trade_id: str, raw_status: str | None, *, now: int
+) -> str | None:
     """Apply a recorded fill's new CLOB status (inside the caller's transaction).
 
     Returns None when nothing changed, the new status when it moved on (e.g. MINED,
     CONFIRMED), or ``FAILED`` when the fill was reversed just now. CONFIRMED and FAILED
     are final: a later, different status is ignored."""
     new = trade_status_of(raw_status)
-    row = conn.execute("SELECT * FROM trades WHERE trade_id=? AND mode=? AND kind=?", (trade_id, mode, FILL)
-                       ).fetchone()
+    row = conn.execute(
+        "SELECT * FROM trades WHERE trade_id=? AND mode=? AND kind=?", (trade_id, mode, FILL)
+    ).fetchone()
     if row is None or row["trade_status"] == new or row["trade_status"] in (CONFIRMED, FAILED):
         return None
     conn.execute("UPDATE trades SET trade_status=? WHERE id=?", (new, row["id"]))
@@ -215,41 +313,80 @@ def update_trade_status(conn: sqlite3.Connection, mode: str, trade_id: str, raw_
     conn.execute("UPDATE trades SET realized_pnl_micro=NULL WHERE id=?", (row["id"],))
     undo_side = SELL if row["side"] == BUY else BUY
     realized = -int(row["realized_pnl_micro"] or 0) if row["side"] == SELL else None
-    record_trade(conn, mode=mode, trade_id=reversal_trade_id(trade_id), token_id=row["token_id"],
-                 market_id=row["market_id"], side=undo_side, price_micro=row["price_micro"],
-                 size_micro=row["size_micro"], fee_micro=-int(row["fee_micro"]), ts=now, kind=REVERSAL,
-                 order_db_id=row["order_id"], strategy=row["strategy"],
-                 reason=f"trade {trade_id} FAILED at the exchange: reversed", notional=row["notional_micro"],
-                 now=now, reversal_realized=realized)
+    record_trade(
+        conn,
+        mode=mode,
+        trade_id=reversal_trade_id(trade_id),
+        token_id=row["token_id"],
+        market_id=row["market_id"],
+        side=undo_side,
+        price_micro=row["price_micro"],
+        size_micro=row["size_micro"],
+        fee_micro=-int(row["fee_micro"]),
+        ts=now,
+        kind=REVERSAL,
+        order_db_id=row["order_id"],
+        strategy=row["strategy"],
+        reason=f"trade {trade_id} FAILED at the exchange: reversed",
+        notional=row["notional_micro"],
+        now=now,
+        reversal_realized=realized,
+    )
     return FAILED
 
 
 def provisional_net_micro(conn: sqlite3.Connection, mode: str) -> dict[str, int]:
     """token → net shares (BUY +, SELL −) of fills not confirmed yet (MATCHED/MINED/RETRYING)."""
     q = ",".join("?" * len(PROVISIONAL))
-    return {str(t): int(n) for t, n in conn.execute(
-        f"SELECT token_id, SUM(CASE WHEN side='BUY' THEN size_micro ELSE -size_micro END) FROM trades "
-        f"WHERE mode=? AND kind='fill' AND trade_status IN ({q}) GROUP BY token_id", (mode, *PROVISIONAL))}
+    return {
+        str(t): int(n)
+        for t, n in conn.execute(
+            f"SELECT token_id, SUM(CASE WHEN side='BUY' THEN size_micro ELSE -size_micro END) FROM trades "
+            f"WHERE mode=? AND kind='fill' AND trade_status IN ({q}) GROUP BY token_id",
+            (mode, *PROVISIONAL),
+        )
+    }
 
 
 def settlement_trade_id(mode: str, token_id: str) -> str:
     return f"settle:{mode}:{token_id}"
 
 
-def record_settlement(conn: sqlite3.Connection, mode: str, token_id: str, market_id: str,
-                      payout_micro: int, size_micro: int, ts: int, *, reason: str = "market resolved"
-                      ) -> bool:
+def record_settlement(
+    conn: sqlite3.Connection,
+    mode: str,
+    token_id: str,
+    market_id: str,
+    payout_micro: int,
+    size_micro: int,
+    ts: int,
+    *,
+    reason: str = "market resolved",
+) -> bool:
     """Record a resolution payout (1/0/0.5 per share) as a SELL of the whole position."""
     if size_micro <= 0:
         return False
-    return record_trade(conn, mode=mode, trade_id=settlement_trade_id(mode, token_id), token_id=token_id,
-                        market_id=market_id, side=SELL, price_micro=int(payout_micro),
-                        size_micro=int(size_micro), fee_micro=0, ts=ts, kind=SETTLEMENT, reason=reason)
+    return record_trade(
+        conn,
+        mode=mode,
+        trade_id=settlement_trade_id(mode, token_id),
+        token_id=token_id,
+        market_id=market_id,
+        side=SELL,
+        price_micro=int(payout_micro),
+        size_micro=int(size_micro),
+        fee_micro=0,
+        ts=ts,
+        kind=SETTLEMENT,
+        reason=reason,
+    )
 
 
-def cash_flow_micro(conn: sqlite3.Connection, mode: str, *, until: Optional[int] = None) -> int:
-    sql = ("SELECT COALESCE(SUM(CASE WHEN side='BUY' THEN -(notional_micro+fee_micro) "
-           "ELSE notional_micro-fee_micro END),0) FROM trades WHERE mode=?")
+def cash_flow_micro(conn: sqlite3.Connection, mode: str, *, until: int | None = None) -> int:
+    sql = (
+        "SELECT COALESCE(SUM(CASE WHEN side='BUY' THEN -(notional_micro+fee_micro) "
+        "ELSE notional_micro-fee_micro END),0) FROM trades WHERE mode=?"
+    )
     args: list = [mode]
     if until is not None:
         sql += " AND timestamp < ?"
@@ -262,7 +399,7 @@ def paper_cash_micro(conn: sqlite3.Connection, mode: str, capital_micro: int) ->
     return int(capital_micro) + cash_flow_micro(conn, mode)
 
 
-def realized_pnl_micro(conn: sqlite3.Connection, mode: str, *, since: Optional[int] = None) -> int:
+def realized_pnl_micro(conn: sqlite3.Connection, mode: str, *, since: int | None = None) -> int:
     sql = "SELECT COALESCE(SUM(realized_pnl_micro),0) FROM trades WHERE mode=?"
     args: list = [mode]
     if since is not None:
@@ -278,15 +415,22 @@ def trade_rows(conn: sqlite3.Connection, mode: str) -> list[sqlite3.Row]:
 def positions_implied(conn: sqlite3.Connection, mode: str) -> dict[str, dict]:
     """Replay every recorded trade of ``mode``: token → {size_micro, cost_micro, realized}."""
     out: dict[str, dict] = {}
-    realized_of: dict[str, int] = {}             # trade id → what it realised in this replay
+    realized_of: dict[str, int] = {}  # trade id → what it realised in this replay
     for t in trade_rows(conn, mode):
         cur = out.get(t["token_id"])
         base = {"size_micro": cur["size_micro"], "cost_micro": cur["cost_micro"]} if cur else None
         undo = None
         if t["kind"] == REVERSAL and t["trade_id"].startswith("reversal:"):
-            undo = -realized_of.get(t["trade_id"][len("reversal:"):], 0)
-        p, realized = _apply(base, t["side"], t["size_micro"], t["notional_micro"], t["fee_micro"],
-                             kind=t["kind"], realized=undo)
+            undo = -realized_of.get(t["trade_id"][len("reversal:") :], 0)
+        p, realized = _apply(
+            base,
+            t["side"],
+            t["size_micro"],
+            t["notional_micro"],
+            t["fee_micro"],
+            kind=t["kind"],
+            realized=undo,
+        )
         realized_of[t["trade_id"]] = realized
         p["realized_micro"] = (cur["realized_micro"] if cur else 0) + realized
         p["market_id"] = t["market_id"]
@@ -302,11 +446,15 @@ def position_differences(conn: sqlite3.Connection, mode: str) -> list[str]:
     for token in sorted(set(implied) | set(table)):
         want = implied.get(token, {"size_micro": 0, "cost_micro": 0})
         row = table.get(token)
-        have = (row["size_micro"], row["cost_micro"]) if row is not None and row["status"] == "open" else (0, 0)
+        have = (
+            (row["size_micro"], row["cost_micro"]) if row is not None and row["status"] == "open" else (0, 0)
+        )
         if (want["size_micro"], want["cost_micro"]) != have:
-            diffs.append(f"token {token[:16]}…: positions table has {have[0] / MICRO:g} shares / "
-                         f"cost {have[1] / MICRO:.6f}, trades imply {want['size_micro'] / MICRO:g} / "
-                         f"{want['cost_micro'] / MICRO:.6f}")
+            diffs.append(
+                f"token {token[:16]}…: positions table has {have[0] / MICRO:g} shares / "
+                f"cost {have[1] / MICRO:.6f}, trades imply {want['size_micro'] / MICRO:g} / "
+                f"{want['cost_micro'] / MICRO:.6f}"
+            )
     return diffs
 
 
@@ -323,16 +471,42 @@ def rebuild_positions(conn: sqlite3.Connection, mode: str, now: int) -> list[str
             conn.execute(
                 "INSERT INTO positions(mode, token_id, market_id, size_micro, cost_micro, realized_pnl_micro, "
                 "opened_at, updated_at, closed_at, status) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (mode, token, p["market_id"], p["size_micro"], p["cost_micro"], p["realized_micro"], now, now,
-                 None if status == "open" else now, status))
+                (
+                    mode,
+                    token,
+                    p["market_id"],
+                    p["size_micro"],
+                    p["cost_micro"],
+                    p["realized_micro"],
+                    now,
+                    now,
+                    None if status == "open" else now,
+                    status,
+                ),
+            )
         else:
-            conn.execute("UPDATE positions SET size_micro=?, cost_micro=?, realized_pnl_micro=?, status=?, "
-                         "updated_at=?, closed_at=? WHERE mode=? AND token_id=?",
-                         (p["size_micro"], p["cost_micro"], p["realized_micro"], status, now,
-                          None if status == "open" else (row.closed_at or now), mode, token))
-    for token in {r[0] for r in conn.execute("SELECT token_id FROM positions WHERE mode=?", (mode,))} - set(implied):
-        conn.execute("UPDATE positions SET size_micro=0, cost_micro=0, status='closed', closed_at=?, updated_at=? "
-                     "WHERE mode=? AND token_id=?", (now, now, mode, token))
+            conn.execute(
+                "UPDATE positions SET size_micro=?, cost_micro=?, realized_pnl_micro=?, status=?, "
+                "updated_at=?, closed_at=? WHERE mode=? AND token_id=?",
+                (
+                    p["size_micro"],
+                    p["cost_micro"],
+                    p["realized_micro"],
+                    status,
+                    now,
+                    None if status == "open" else (row.closed_at or now),
+                    mode,
+                    token,
+                ),
+            )
+    for token in {r[0] for r in conn.execute("SELECT token_id FROM positions WHERE mode=?", (mode,))} - set(
+        implied
+    ):
+        conn.execute(
+            "UPDATE positions SET size_micro=0, cost_micro=0, status='closed', closed_at=?, updated_at=? "
+            "WHERE mode=? AND token_id=?",
+            (now, now, mode, token),
+        )
     return diffs
 
 
@@ -340,7 +514,7 @@ def rebuild_positions(conn: sqlite3.Connection, mode: str, now: int) -> list[str
 @dataclass(frozen=True)
 class Holding:
     position: PositionRow
-    mark_micro: Optional[int]            # mid (or bid) price now; None = unknown
+    mark_micro: int | None  # mid (or bid) price now; None = unknown
 
     @property
     def value_micro(self) -> int:
@@ -376,22 +550,27 @@ class Portfolio:
     def equity_micro(self) -> int:
         return self.cash_micro + self.market_value_micro
 
-    def holding(self, token_id: str) -> Optional[Holding]:
+    def holding(self, token_id: str) -> Holding | None:
         return next((h for h in self.holdings if h.position.token_id == token_id), None)
 
 
-def portfolio(conn: sqlite3.Connection, mode: str, cash_micro: int,
-              marks: Mapping[str, Optional[int]]) -> Portfolio:
+def portfolio(
+    conn: sqlite3.Connection, mode: str, cash_micro: int, marks: Mapping[str, int | None]
+) -> Portfolio:
     holdings = tuple(Holding(p, marks.get(p.token_id)) for p in open_positions(conn, mode))
-    return Portfolio(mode=mode, cash_micro=int(cash_micro), holdings=holdings,
-                     realized_micro=realized_pnl_micro(conn, mode))
+    return Portfolio(
+        mode=mode,
+        cash_micro=int(cash_micro),
+        holdings=holdings,
+        realized_micro=realized_pnl_micro(conn, mode),
+    )
 
 
 def day_start(ts: int) -> int:
     return int(ts) - int(ts) % 86_400
 
 
-def record_capital_change(conn: sqlite3.Connection, mode: str, capital_micro: int, now: int) -> Optional[int]:
+def record_capital_change(conn: sqlite3.Connection, mode: str, capital_micro: int, now: int) -> int | None:
     """Compare the configured capital with the one the database last saw for ``mode``; a
     difference is recorded as a deposit (+) or withdrawal (−) in ``capital_flows`` and returned
     (None when unchanged or first seen). Capital changes are cash flows, never P&L (issue 15 #2)."""
@@ -403,52 +582,81 @@ def record_capital_change(conn: sqlite3.Connection, mode: str, capital_micro: in
                 db.set_state(conn, key, str(int(capital_micro)), now=now)
             return None
         delta = int(capital_micro) - int(prev)
-        conn.execute("INSERT INTO capital_flows(timestamp, mode, amount_micro, capital_micro, reason) "
-                     "VALUES (?,?,?,?,?)", (int(now), mode, delta, int(capital_micro),
-                                            f"config capital {int(prev) / MICRO:g} -> {int(capital_micro) / MICRO:g}"))
+        conn.execute(
+            "INSERT INTO capital_flows(timestamp, mode, amount_micro, capital_micro, reason) "
+            "VALUES (?,?,?,?,?)",
+            (
+                int(now),
+                mode,
+                delta,
+                int(capital_micro),
+                f"config capital {int(prev) / MICRO:g} -> {int(capital_micro) / MICRO:g}",
+            ),
+        )
         db.set_state(conn, key, str(int(capital_micro)), now=now)
     return delta
 
 
 def capital_flows_micro(conn: sqlite3.Connection, mode: str, *, after: int) -> int:
     """Σ deposits − withdrawals recorded strictly after ``after`` (epoch s)."""
-    return int(conn.execute("SELECT COALESCE(SUM(amount_micro), 0) FROM capital_flows WHERE mode=? AND timestamp > ?",
-                            (mode, int(after))).fetchone()[0])
+    return int(
+        conn.execute(
+            "SELECT COALESCE(SUM(amount_micro), 0) FROM capital_flows WHERE mode=? AND timestamp > ?",
+            (mode, int(after)),
+        ).fetchone()[0]
+    )
 
 
-def day_low_equity_micro(conn: sqlite3.Connection, mode: str, now: int) -> Optional[int]:
+def day_low_equity_micro(conn: sqlite3.Connection, mode: str, now: int) -> int | None:
     """The lowest equity recorded today (UTC), each value in today's capital terms (+ the
     deposits/withdrawals made after it), so a capital change is never a low."""
     r = conn.execute(
         "SELECT MIN(p.equity_micro + (SELECT COALESCE(SUM(f.amount_micro), 0) FROM capital_flows f "
         "WHERE f.mode = p.mode AND f.timestamp > p.timestamp)) FROM performance p "
-        "WHERE p.mode = ? AND p.timestamp >= ?", (mode, day_start(now))).fetchone()
+        "WHERE p.mode = ? AND p.timestamp >= ?",
+        (mode, day_start(now)),
+    ).fetchone()
     return None if r is None or r[0] is None else int(r[0])
 
 
-def daily_baseline_micro(conn: sqlite3.Connection, mode: str, now: int, *, capital_micro: int,
-                         paper: bool) -> Optional[int]:
+def daily_baseline_micro(
+    conn: sqlite3.Connection, mode: str, now: int, *, capital_micro: int, paper: bool
+) -> int | None:
     """Equity at the start of the current UTC day in today's capital terms (a deposit or
     withdrawal since is added), None = unknown: no history yet."""
     start = day_start(now)
-    r = conn.execute("SELECT timestamp, equity_micro FROM performance WHERE mode=? AND timestamp < ? "
-                     "ORDER BY timestamp DESC, id DESC LIMIT 1", (mode, start)).fetchone()
+    r = conn.execute(
+        "SELECT timestamp, equity_micro FROM performance WHERE mode=? AND timestamp < ? "
+        "ORDER BY timestamp DESC, id DESC LIMIT 1",
+        (mode, start),
+    ).fetchone()
     if r is not None:
         return int(r[1]) + capital_flows_micro(conn, mode, after=int(r[0]))
     if paper:
         # No performance row before today: equity then was capital + cash flows before today
         # valued at cost (positions opened before today were bought at cost).
-        return int(capital_micro) + cash_flow_micro(conn, mode, until=start) + sum(
-            int(x[0]) for x in conn.execute(
-                "SELECT cost_micro FROM positions WHERE mode=? AND status='open' AND opened_at < ?",
-                (mode, start)))
-    r = conn.execute("SELECT timestamp, equity_micro FROM performance WHERE mode=? AND timestamp >= ? "
-                     "ORDER BY timestamp, id LIMIT 1", (mode, start)).fetchone()
+        return (
+            int(capital_micro)
+            + cash_flow_micro(conn, mode, until=start)
+            + sum(
+                int(x[0])
+                for x in conn.execute(
+                    "SELECT cost_micro FROM positions WHERE mode=? AND status='open' AND opened_at < ?",
+                    (mode, start),
+                )
+            )
+        )
+    r = conn.execute(
+        "SELECT timestamp, equity_micro FROM performance WHERE mode=? AND timestamp >= ? "
+        "ORDER BY timestamp, id LIMIT 1",
+        (mode, start),
+    ).fetchone()
     return int(r[1]) + capital_flows_micro(conn, mode, after=int(r[0])) if r is not None else None
 
 
-def daily_pnl_micro(conn: sqlite3.Connection, mode: str, equity_micro: int, now: int, *,
-                    capital_micro: int, paper: bool) -> int:
+def daily_pnl_micro(
+    conn: sqlite3.Connection, mode: str, equity_micro: int, now: int, *, capital_micro: int, paper: bool
+) -> int:
     base = daily_baseline_micro(conn, mode, now, capital_micro=capital_micro, paper=paper)
     return 0 if base is None else int(equity_micro) - base
 
@@ -457,22 +665,51 @@ def record_performance(conn: sqlite3.Connection, pf: Portfolio, daily_pnl: int, 
     conn.execute(
         "INSERT INTO performance(timestamp, mode, equity_micro, cash_micro, exposure_micro, realized_pnl_micro, "
         "unrealized_pnl_micro, daily_pnl_micro, open_positions) VALUES (?,?,?,?,?,?,?,?,?)",
-        (int(now), pf.mode, pf.equity_micro, pf.cash_micro, pf.exposure_micro, pf.realized_micro,
-         pf.unrealized_micro, int(daily_pnl), len(pf.holdings)))
+        (
+            int(now),
+            pf.mode,
+            pf.equity_micro,
+            pf.cash_micro,
+            pf.exposure_micro,
+            pf.realized_micro,
+            pf.unrealized_micro,
+            int(daily_pnl),
+            len(pf.holdings),
+        ),
+    )
 
 
 def fills_of_mode(conn: sqlite3.Connection, mode: str) -> list[Fill]:
     """Recorded fills (not settlements) as exchange Fill objects, oldest first."""
     out = []
-    for t in conn.execute("SELECT t.*, o.client_order_id FROM trades t LEFT JOIN orders o ON o.id = t.order_id "
-                          "WHERE t.mode=? AND t.kind='fill' ORDER BY t.id", (mode,)):
-        out.append(Fill(trade_id=t["trade_id"], order_id=t["client_order_id"] or "", token_id=t["token_id"],
-                        side=t["side"], price_micro=t["price_micro"], size_micro=t["size_micro"],
-                        fee_micro=t["fee_micro"], ts=t["timestamp"]))
+    for t in conn.execute(
+        "SELECT t.*, o.client_order_id FROM trades t LEFT JOIN orders o ON o.id = t.order_id "
+        "WHERE t.mode=? AND t.kind='fill' ORDER BY t.id",
+        (mode,),
+    ):
+        out.append(
+            Fill(
+                trade_id=t["trade_id"],
+                order_id=t["client_order_id"] or "",
+                token_id=t["token_id"],
+                side=t["side"],
+                price_micro=t["price_micro"],
+                size_micro=t["size_micro"],
+                fee_micro=t["fee_micro"],
+                ts=t["timestamp"],
+            )
+        )
     return out
 
 
 def settlements_of_mode(conn: sqlite3.Connection, mode: str) -> list[dict]:
-    return [{"token_id": t["token_id"], "payout_micro": t["price_micro"], "size_micro": t["size_micro"],
-             "amount_micro": t["notional_micro"], "ts": t["timestamp"]}
-            for t in conn.execute("SELECT * FROM trades WHERE mode=? AND kind='settlement' ORDER BY id", (mode,))]
+    return [
+        {
+            "token_id": t["token_id"],
+            "payout_micro": t["price_micro"],
+            "size_micro": t["size_micro"],
+            "amount_micro": t["notional_micro"],
+            "ts": t["timestamp"],
+        }
+        for t in conn.execute("SELECT * FROM trades WHERE mode=? AND kind='settlement' ORDER BY id", (mode,))
+    ]

@@ -23,6 +23,7 @@ Each iteration (every ``trading.loop_interval_seconds``):
 
 Any database error during an iteration trips breaker #4.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,8 @@ import os
 import sqlite3
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Callable, Optional
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from polybot import db
 from polybot.engine import breakers, ledger, state
@@ -44,30 +45,48 @@ from polybot.money import MICRO, fmt_usd, to_micro
 from polybot.risk import AccountState, RiskManager
 from polybot.strategy.base import Holding, Intent
 from polybot.strategy.execution import (
-    EXPIRE, FILL, ExecutionModel, PendingOrder, book_time, decide_step, due_state, feed_prices, marks_of, order_for,
+    EXPIRE,
+    FILL,
+    ExecutionModel,
+    PendingOrder,
+    book_time,
+    decide_step,
+    due_state,
+    feed_prices,
+    marks_of,
+    order_for,
 )
 
 log = logging.getLogger("polybot.engine")
 
-HEARTBEAT_SECONDS = 5.0          # Polymarket cancels every open order ~10 s after the last one
+HEARTBEAT_SECONDS = 5.0  # Polymarket cancels every open order ~10 s after the last one
 
 
-def market_version(conn: sqlite3.Connection, market_id: str) -> Optional[str]:
+def market_version(conn: sqlite3.Connection, market_id: str) -> str | None:
     """Gamma's version of a market ('v2': Protocol V2, signed for ExchangeV3), None = unknown."""
     r = conn.execute("SELECT version FROM markets WHERE id=?", (market_id,)).fetchone()
     return r[0] if r is not None and r[0] in ("v1", "v2") else None
 
 
-def iso(ts: Optional[float]) -> str:
+def iso(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(int(ts), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Engine:
-    def __init__(self, cfg, conn: sqlite3.Connection, *, mode: str, client, strategy,
-                 wall: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 alerter=None):
+    def __init__(
+        self,
+        cfg,
+        conn: sqlite3.Connection,
+        *,
+        mode: str,
+        client,
+        strategy,
+        wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        alerter=None,
+    ):
         self.cfg = cfg
         self.conn = conn
         self.mode = mode
@@ -78,15 +97,16 @@ class Engine:
         self.sleep = sleep
         if alerter is None:
             from polybot.alerts import Alerter
+
             alerter = Alerter(cfg, conn)
         self.alerter = alerter
         self.capital_micro = int(round(cfg.capital * MICRO))
         self.api_errors = breakers.ApiErrorCounter(cfg.trading.max_consecutive_api_errors)
         self.md = MarketData(cfg, conn, client, mode=mode, history_seconds=strategy.history_seconds)
-        self.now_ts = 0                    # the exchange clock, refreshed each iteration
+        self.now_ts = 0  # the exchange clock, refreshed each iteration
         self.exchange = None
-        self.executor: Optional[Executor] = None
-        self.risk: Optional[RiskManager] = None
+        self.executor: Executor | None = None
+        self.risk: RiskManager | None = None
         self.pid = os.getpid()
         self.started_at = int(wall())
         self.stop_requested = False
@@ -94,20 +114,21 @@ class Engine:
         # A full or read-only logs/ filesystem: the bot must not trade on without a record
         # (issue 15 #5); the logging handler reports it once, the next iteration halts.
         from polybot.logs import log_file_failure, on_log_failure
-        self.log_failure: Optional[str] = log_file_failure()
+
+        self.log_failure: str | None = log_file_failure()
         on_log_failure(lambda sentence: setattr(self, "log_failure", sentence))
         self._last_quick_check = time.monotonic()
-        self._last_fill_sync: Optional[int] = None
+        self._last_fill_sync: int | None = None
         self._loss_acknowledged_logged = False
-        self._mismatch_loops: dict[str, int] = {}     # live: consecutive loops of a position mismatch
-        self.close_external = False                    # --close-external: the close-out sells those too
+        self._mismatch_loops: dict[str, int] = {}  # live: consecutive loops of a position mismatch
+        self.close_external = False  # --close-external: the close-out sells those too
         self._empty_warned = False
-        self.resolved_marks: dict[str, int] = {}      # live: resolved, not yet redeemed → payout
-        self._hb_thread: Optional[threading.Thread] = None
+        self.resolved_marks: dict[str, int] = {}  # live: resolved, not yet redeemed → payout
+        self._hb_thread: threading.Thread | None = None
         self._hb_stop = threading.Event()
         self.heartbeat_seconds = HEARTBEAT_SECONDS
         self.model = ExecutionModel.from_config(cfg)
-        self.pending: dict[str, PendingOrder] = {}    # paper: approved orders waiting for their fill time
+        self.pending: dict[str, PendingOrder] = {}  # paper: approved orders waiting for their fill time
 
     # ------------------------------------------------------------------ clock
     def clock(self) -> float:
@@ -123,7 +144,7 @@ class Engine:
             return int(self.md.step_ts)
         return max(self.now_ts, self.md.feed.last_timestamp or 0) if self.md.feed is not None else self.now_ts
 
-    def prices(self, token_id: str) -> tuple[Optional[int], Optional[int]]:
+    def prices(self, token_id: str) -> tuple[int | None, int | None]:
         """(best bid, best ask) recorded for the token at the latest step (micro-units)."""
         return feed_prices(self.md.feed, token_id) if self.md.feed is not None else (None, None)
 
@@ -136,31 +157,54 @@ class Engine:
         """Paper: rebuilt from the recorded trades. Live: the official SDK."""
         if self.paper:
             from polybot.exchange.paper import PaperExchange
+
             open_orders = self.conn.execute(
-                "SELECT * FROM orders WHERE mode='paper' AND status IN ('LIVE','PARTIALLY_FILLED')").fetchall()
+                "SELECT * FROM orders WHERE mode='paper' AND status IN ('LIVE','PARTIALLY_FILLED')"
+            ).fetchall()
             from polybot.exchange.base import OrderStatus
-            statuses = [OrderStatus(order_id=r["client_order_id"], status="live", token_id=r["token_id"],
-                                    side=r["side"], price_micro=r["price_micro"], original_size_micro=r["size_micro"],
-                                    size_matched_micro=r["filled_micro"], order_type=r["order_type"],
-                                    created_ts=r["created_at"]) for r in open_orders]
+
+            statuses = [
+                OrderStatus(
+                    order_id=r["client_order_id"],
+                    status="live",
+                    token_id=r["token_id"],
+                    side=r["side"],
+                    price_micro=r["price_micro"],
+                    original_size_micro=r["size_micro"],
+                    size_matched_micro=r["filled_micro"],
+                    order_type=r["order_type"],
+                    created_ts=r["created_at"],
+                )
+                for r in open_orders
+            ]
             ids = [r[0] for r in self.conn.execute("SELECT client_order_id FROM orders WHERE mode='paper'")]
             return PaperExchange.from_records(
-                self.md.fresh_book, fees_by_token=self.md.fee_for, clock=self.clock,
-                initial_cash_micro=self.capital_micro, fills=ledger.fills_of_mode(self.conn, "paper"),
-                open_orders=statuses, settlements=ledger.settlements_of_mode(self.conn, "paper"),
-                known_order_ids=ids)
+                self.md.fresh_book,
+                fees_by_token=self.md.fee_for,
+                clock=self.clock,
+                initial_cash_micro=self.capital_micro,
+                fills=ledger.fills_of_mode(self.conn, "paper"),
+                open_orders=statuses,
+                settlements=ledger.settlements_of_mode(self.conn, "paper"),
+                known_order_ids=ids,
+            )
         from polybot.exchange.live import LiveExchange
-        return LiveExchange.from_config(self.cfg, reader=self.client, fees_by_token=self.md.fee_for,
-                                        clock=self.clock)
+
+        return LiveExchange.from_config(
+            self.cfg, reader=self.client, fees_by_token=self.md.fee_for, clock=self.clock
+        )
 
     def setup(self) -> None:
         """Universe, feed, exchange, risk manager, executor (no trading yet)."""
-        if self.paper:       # live cash is the exchange's: only paper capital is the config's
+        if self.paper:  # live cash is the exchange's: only paper capital is the config's
             delta = ledger.record_capital_change(self.conn, self.mode, self.capital_micro, self.now_ts)
             if delta:
-                log.warning("capital changed to %s: recorded as a %s of %s, not as profit or loss",
-                            fmt_usd(self.capital_micro), "deposit" if delta > 0 else "withdrawal",
-                            fmt_usd(abs(delta)))
+                log.warning(
+                    "capital changed to %s: recorded as a %s of %s, not as profit or loss",
+                    fmt_usd(self.capital_micro),
+                    "deposit" if delta > 0 else "withdrawal",
+                    fmt_usd(abs(delta)),
+                )
         self.md.load_universe()
         self.md.start_feed(self.now_ts)
         if self.exchange is None:
@@ -170,14 +214,21 @@ class Engine:
             with db.atomic(self.conn):
                 db.set_state(self.conn, "first_live_day", str(self.now_ts))
             first_live = str(self.now_ts)
-        self.risk = RiskManager.from_config(self.cfg, first_live_day=None if self.paper else int(first_live),
-                                            markets=self.md.infos().values())
-        self.executor = Executor(self.conn, self.exchange, mode=self.mode, clock=self.clock,
-                                 api_errors=self.api_errors, before_submit=lambda: breakers.check_emergency_stop(self.cfg),
-                                 stop_loss_percent=self.cfg.risk_limits.stop_loss_percent,
-                                 grace_seconds=max(5.0, 2 * self.cfg.trading.loop_interval_seconds),
-                                 stale_seconds=self.cfg.trading.stale_order_seconds,
-                                 alert=lambda key, message: self.alerter.warning(key, message))
+        self.risk = RiskManager.from_config(
+            self.cfg, first_live_day=None if self.paper else int(first_live), markets=self.md.infos().values()
+        )
+        self.executor = Executor(
+            self.conn,
+            self.exchange,
+            mode=self.mode,
+            clock=self.clock,
+            api_errors=self.api_errors,
+            before_submit=lambda: breakers.check_emergency_stop(self.cfg),
+            stop_loss_percent=self.cfg.risk_limits.stop_loss_percent,
+            grace_seconds=max(5.0, 2 * self.cfg.trading.loop_interval_seconds),
+            stale_seconds=self.cfg.trading.stale_order_seconds,
+            alert=lambda key, message: self.alerter.warning(key, message),
+        )
 
     # ------------------------------------------------------------------ heartbeat
     def heartbeat(self) -> None:
@@ -196,6 +247,7 @@ class Engine:
                     self.exchange.heartbeat()
                 except Exception as exc:  # noqa: BLE001 — logged; the loop's own calls count errors
                     log.warning("exchange heartbeat failed: %s", exc)
+
         try:
             self.exchange.heartbeat()
         except ExchangeError as exc:
@@ -213,30 +265,47 @@ class Engine:
     def cash_micro(self) -> int:
         if self.paper:
             return ledger.paper_cash_micro(self.conn, "paper", self.capital_micro)
-        from polybot.engine.external import cash_adjustment_micro      # trades by hand are not the bot's
+        from polybot.engine.external import cash_adjustment_micro  # trades by hand are not the bot's
+
         return self.exchange.balance_micro() + cash_adjustment_micro(self.conn)
 
     def holdings(self) -> dict[str, Holding]:
-        return {p.token_id: Holding(token_id=p.token_id, market_id=p.market_id, size_micro=p.size_micro,
-                                    cost_micro=p.cost_micro, opened_at=p.opened_at, strategy=p.strategy or "",
-                                    group_key=p.group_key or "")
-                for p in ledger.open_positions(self.conn, self.mode) if p.size_micro > 0}
+        return {
+            p.token_id: Holding(
+                token_id=p.token_id,
+                market_id=p.market_id,
+                size_micro=p.size_micro,
+                cost_micro=p.cost_micro,
+                opened_at=p.opened_at,
+                strategy=p.strategy or "",
+                group_key=p.group_key or "",
+            )
+            for p in ledger.open_positions(self.conn, self.mode)
+            if p.size_micro > 0
+        }
 
-    def account(self, cash: Optional[int] = None) -> AccountState:
+    def account(self, cash: int | None = None) -> AccountState:
         """Paper: marked at the recorded books of the decision step (what the replay marks at);
         live: at the freshest books."""
         cash = self.cash_micro() if cash is None else cash
-        base = ledger.daily_baseline_micro(self.conn, self.mode, self.now_ts, capital_micro=self.capital_micro,
-                                           paper=self.paper)
+        base = ledger.daily_baseline_micro(
+            self.conn, self.mode, self.now_ts, capital_micro=self.capital_micro, paper=self.paper
+        )
         positions = self.holdings()
         marks = marks_of(positions, self.prices) if self.paper else self.md.marks()
         marks.update(self.resolved_marks)
         asks = {t: to_micro(b.asks[0].price) for t, b in self.md.books.items() if b.asks}
-        return AccountState(cash_micro=cash, positions=positions, marks=marks,
-                            day_start_equity_micro=base, day_low_equity_micro=self.day_low_equity(),
-                            stop_exits=self.recent_stop_exits(), asks=asks)
+        return AccountState(
+            cash_micro=cash,
+            positions=positions,
+            marks=marks,
+            day_start_equity_micro=base,
+            day_low_equity_micro=self.day_low_equity(),
+            stop_exits=self.recent_stop_exits(),
+            asks=asks,
+        )
 
-    def day_low_equity(self) -> Optional[int]:
+    def day_low_equity(self) -> int | None:
         """The lowest equity recorded today (UTC): the daily loss limit stays latched on it."""
         return ledger.day_low_equity_micro(self.conn, self.mode, self.now_ts)
 
@@ -246,10 +315,14 @@ class Engine:
         if hours <= 0:
             return {}
         since = self.now_ts - int(round(hours * 3600))
-        return {str(t): int(ts) for t, ts in self.conn.execute(
-            "SELECT token_id, MAX(timestamp) FROM trades WHERE mode=? AND kind='fill' AND side='SELL' "
-            "AND timestamp >= ? AND (strategy='stop_loss' OR reason LIKE 'stop_loss:%') GROUP BY token_id",
-            (self.mode, since))}
+        return {
+            str(t): int(ts)
+            for t, ts in self.conn.execute(
+                "SELECT token_id, MAX(timestamp) FROM trades WHERE mode=? AND kind='fill' AND side='SELL' "
+                "AND timestamp >= ? AND (strategy='stop_loss' OR reason LIKE 'stop_loss:%') GROUP BY token_id",
+                (self.mode, since),
+            )
+        }
 
     # ------------------------------------------------------------------ steps
     def periodic_quick_check(self) -> None:
@@ -269,13 +342,15 @@ class Engine:
         except ExchangeError as exc:
             self.api_errors.failure(exc, "reading the order books")
             return False
-        except DataError as exc:                 # an unreadable answer: counted like a timeout
+        except DataError as exc:  # an unreadable answer: counted like a timeout
             self.api_errors.failure(exc, "reading the order books", transient=True)
             return False
         self.api_errors.success()
         if not self.md.token_market and not self._empty_warned:
-            log.warning("No tracked markets in the database: nothing to trade; run python collect_market_data.py "
-                        "--initial (and keep it scheduled)")
+            log.warning(
+                "No tracked markets in the database: nothing to trade; run python collect_market_data.py "
+                "--initial (and keep it scheduled)"
+            )
             self._empty_warned = True
         if self.risk is not None:
             self.risk.register_markets(self.md.infos().values())
@@ -285,21 +360,22 @@ class Engine:
         ex = self.executor
         for line in ex.resolve_inflight():
             log.info("reconcile: %s", line)
-        if self.paper and self.md.new_step:      # resting orders meet each recorded book once
+        if self.paper and self.md.new_step:  # resting orders meet each recorded book once
             new = self.exchange.poll(self.md.books)
             if new:
                 ex.record_external_fills(new)
         for line in ex.sync_open():
             log.info("orders: %s", line)
-        if not self.paper:                    # fills and trade statuses (polybot/engine/reconcile.py)
+        if not self.paper:  # fills and trade statuses (polybot/engine/reconcile.py)
             from polybot.engine.reconcile import sync_trades
+
             sync_trades(self)
 
     def settle_resolved(self) -> None:
         """Record the payout of resolved markets. Paper: at once (the paper exchange credits
         it). Live: once the exchange no longer lists the position (redeemed), so the payout is
         in the balance; until then the position is valued at its payout and never sold."""
-        xpos: Optional[dict] = None
+        xpos: dict | None = None
         for pos in ledger.open_positions(self.conn, self.mode):
             if pos.size_micro <= 0:
                 continue
@@ -321,9 +397,13 @@ class Engine:
                         return
                 if xpos.get(pos.token_id, 0) > 0:
                     if pos.token_id not in self.resolved_marks:
-                        log.info("market %s resolved: token %s… pays %.2f; waiting for the redemption "
-                                 "(redeem on polymarket.com if it is not automatic)", pos.market_id,
-                                 pos.token_id[:12], payout / MICRO)
+                        log.info(
+                            "market %s resolved: token %s… pays %.2f; waiting for the redemption "
+                            "(redeem on polymarket.com if it is not automatic)",
+                            pos.market_id,
+                            pos.token_id[:12],
+                            payout / MICRO,
+                        )
                     self.resolved_marks[pos.token_id] = payout
                     continue
             self.resolved_marks.pop(pos.token_id, None)
@@ -336,10 +416,24 @@ class Engine:
         else:
             size = pos.size_micro
         with db.atomic(self.conn):
-            ledger.record_settlement(self.conn, self.mode, pos.token_id, pos.market_id, payout_micro, size,
-                                     self.now_ts, reason=f"market resolved: payout {payout_micro / MICRO:g}")
-        log.info("settled %.2f shares of token %s… in market %s at %.2f: %s", size / MICRO, pos.token_id[:12],
-                 pos.market_id, payout_micro / MICRO, fmt_usd(payout_micro * size // MICRO))
+            ledger.record_settlement(
+                self.conn,
+                self.mode,
+                pos.token_id,
+                pos.market_id,
+                payout_micro,
+                size,
+                self.now_ts,
+                reason=f"market resolved: payout {payout_micro / MICRO:g}",
+            )
+        log.info(
+            "settled %.2f shares of token %s… in market %s at %.2f: %s",
+            size / MICRO,
+            pos.token_id[:12],
+            pos.market_id,
+            payout_micro / MICRO,
+            fmt_usd(payout_micro * size // MICRO),
+        )
 
     def check_limits(self, account: AccountState) -> None:
         breach = self.risk.daily_loss_breached(account)
@@ -348,24 +442,30 @@ class Engine:
             if ack is None or int(ack) != ledger.day_start(self.now_ts):
                 raise BreakerTripped(breakers.DAILY_LOSS, breach.detail)
             if not self._loss_acknowledged_logged:
-                log.warning("%s (halt acknowledged by the operator: exits and stop losses continue)", breach.detail)
+                log.warning(
+                    "%s (halt acknowledged by the operator: exits and stop losses continue)", breach.detail
+                )
                 self._loss_acknowledged_logged = True
         items = [(h.token_id, h.size_micro, h.cost_micro) for h in account.positions.values()]
-        items += [(p.token_id, p.size_micro, p.cost_micro) for p in ledger.open_positions(self.conn, self.mode)
-                  if p.size_micro < 0]
+        items += [
+            (p.token_id, p.size_micro, p.cost_micro)
+            for p in ledger.open_positions(self.conn, self.mode)
+            if p.size_micro < 0
+        ]
         breakers.check_positions(items, self.cfg.risk_limits.max_position_size, "the database")
-        if not self.paper:                    # the bot held to the exchange (polybot/engine/reconcile.py)
+        if not self.paper:  # the bot held to the exchange (polybot/engine/reconcile.py)
             from polybot.engine.reconcile import check_invariant
+
             check_invariant(self)
 
-    def to_request(self, it: Intent) -> Optional[OrderRequest]:
+    def to_request(self, it: Intent) -> OrderRequest | None:
         """The order for an approved intent (:func:`polybot.strategy.execution.order_for`, the
         replay's too): limit price, shares = notional ÷ limit rounded down."""
         m = self.md.info(it.market_id)
         book = self.md.book(it.token_id)
         if self.paper:
             ask = self.prices(it.token_id)[1]
-            tick = None                       # the replay's point-in-time tick (parity)
+            tick = None  # the replay's point-in-time tick (parity)
         else:
             ask = to_micro(book.asks[0].price) if book is not None and book.asks else None
             # the fresh book's tick first: it changes at run time (0.001 above 0.96 / below 0.04)
@@ -373,18 +473,29 @@ class Engine:
         spec = order_for(it, m, None if ask is None else ask / MICRO, self.cfg.trading.order_type, tick=tick)
         if spec is None:
             return None
-        return OrderRequest(token_id=it.token_id, side=it.side, order_type=spec.order_type,
-                            price_micro=spec.price_micro, size_micro=spec.size_micro, client_tag=it.strategy or "",
-                            tick_size=format(spec.tick_size, "g"), neg_risk=spec.neg_risk,
-                            market_version=market_version(self.conn, it.market_id))
+        return OrderRequest(
+            token_id=it.token_id,
+            side=it.side,
+            order_type=spec.order_type,
+            price_micro=spec.price_micro,
+            size_micro=spec.size_micro,
+            client_tag=it.strategy or "",
+            tick_size=format(spec.tick_size, "g"),
+            neg_risk=spec.neg_risk,
+            market_version=market_version(self.conn, it.market_id),
+        )
 
     def place_intent(self, it: Intent):
         req = self.to_request(it)
         if req is None:
             log.info("no order for %s %s: no usable book", it.action, it.token_id[:12])
             return None
-        return self.executor.place(req, market_id=it.market_id, strategy=it.strategy or self.strategy.name,
-                                   reason=(it.reason or it.action)[:300])
+        return self.executor.place(
+            req,
+            market_id=it.market_id,
+            strategy=it.strategy or self.strategy.name,
+            reason=(it.reason or it.action)[:300],
+        )
 
     def execute(self, items: list, now: int) -> list:
         """Approved decisions → orders: paper queues them until their fill time (the replay's
@@ -413,8 +524,12 @@ class Engine:
             state = due_state(p, book_time(self.md.feed, tok), now, self.model)
             if state == EXPIRE or tok not in tradable:
                 del self.pending[tok]
-                log.info("order for %s %s dropped: %s", p.intent.action, tok[:12],
-                         "its market closed" if tok not in tradable else "no new book within the wait")
+                log.info(
+                    "order for %s %s dropped: %s",
+                    p.intent.action,
+                    tok[:12],
+                    "its market closed" if tok not in tradable else "no new book within the wait",
+                )
             elif state == FILL:
                 del self.pending[tok]
                 out.append((p.intent, p.decision, self.place_intent(p.intent)))
@@ -425,18 +540,29 @@ class Engine:
         orders, breakers #2/#3, stop losses and strategy intents through the risk manager to
         execution. Returns [(intent, RiskDecision, PlaceOutcome | None)]."""
         now = self.decision_time()
-        tradable = set(self.md.tradable_tokens()) - set(self.resolved_marks)   # closed markets take no order
+        tradable = set(self.md.tradable_tokens()) - set(self.resolved_marks)  # closed markets take no order
         out = self.place_due(now, tradable)
         account = self.account()
         self.check_limits(account)
         busy = set(self.pending) | {r["token_id"] for r in self.executor.rows(OPEN)}
-        sd = decide_step(self.strategy, self.risk, self.md.feed.view(now), now=now, cash_micro=account.cash_micro,
-                         positions=account.positions, prices=self.prices, markets=self.md.info,
-                         day_start_equity_micro=account.day_start_equity_micro,
-                         day_low_equity_micro=account.day_low_equity_micro, stop_exits=account.stop_exits,
-                         busy_tokens=busy, busy_markets=self.executor.unresolved_markets(),
-                         tradable=lambda it: it.token_id in tradable, extra_marks=self.resolved_marks)
-        for it, _ in sd.items[:sd.n_stops]:
+        sd = decide_step(
+            self.strategy,
+            self.risk,
+            self.md.feed.view(now),
+            now=now,
+            cash_micro=account.cash_micro,
+            positions=account.positions,
+            prices=self.prices,
+            markets=self.md.info,
+            day_start_equity_micro=account.day_start_equity_micro,
+            day_low_equity_micro=account.day_low_equity_micro,
+            stop_exits=account.stop_exits,
+            busy_tokens=busy,
+            busy_markets=self.executor.unresolved_markets(),
+            tradable=lambda it: it.token_id in tradable,
+            extra_marks=self.resolved_marks,
+        )
+        for it, _ in sd.items[: sd.n_stops]:
             log.warning("%s", it.reason)
         return out + self.execute(sd.items, now)
 
@@ -449,10 +575,15 @@ class Engine:
         busy = {r["token_id"] for r in self.executor.rows(OPEN)}
         unresolved = self.executor.unresolved_markets()
         tradable = set(self.md.tradable_tokens()) - set(self.resolved_marks)
-        exits = [hit.intent(strategy="stop_loss") for hit in self.risk.stop_losses(account.open_positions(),
-                                                                                   account.marks)]
-        exits = [it for it in exits if it.token_id in tradable and it.token_id not in busy
-                 and it.market_id not in unresolved]
+        exits = [
+            hit.intent(strategy="stop_loss")
+            for hit in self.risk.stop_losses(account.open_positions(), account.marks)
+        ]
+        exits = [
+            it
+            for it in exits
+            if it.token_id in tradable and it.token_id not in busy and it.market_id not in unresolved
+        ]
         if not exits:
             return []
         for it in exits:
@@ -479,7 +610,7 @@ class Engine:
             self.settle_resolved()
             if self.md.new_step:
                 self.trade()
-            elif not self.paper:               # live: breakers and stops watch the fresh books between steps
+            elif not self.paper:  # live: breakers and stops watch the fresh books between steps
                 self.live_stop_losses()
             self.record_performance()
         except ExchangeError as exc:
@@ -508,7 +639,7 @@ class Engine:
         if self.log_failure:
             raise BreakerTripped(breakers.DATABASE, self.log_failure, resource="log file")
 
-    def run(self, *, once: bool = False, max_runtime: Optional[float] = None) -> int:
+    def run(self, *, once: bool = False, max_runtime: float | None = None) -> int:
         deadline = None if max_runtime is None else time.monotonic() + max_runtime
         interval = float(self.cfg.trading.loop_interval_seconds)
         try:
@@ -538,4 +669,5 @@ class Engine:
     def stop(self, trip: BreakerTripped) -> None:
         """Cancel orders; emergency: close positions; latch the halt; alert; raise HaltedError."""
         from polybot.engine.stop import stop
+
         stop(self, trip)

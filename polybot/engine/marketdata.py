@@ -21,13 +21,13 @@ collection.interval_minutes)``), like the backtester (:mod:`polybot.strategy.exe
 Times: the exchange clock (CLOB ``/time``), like the collector, so the bot's rows and
 the collector's rows share one timeline (the simulator's clock may run faster).
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import sqlite3
 from types import SimpleNamespace
-from typing import Optional
 
 from polybot import db
 from polybot.collect import store
@@ -43,15 +43,20 @@ def market_rows(conn: sqlite3.Connection, mode: str) -> dict[str, sqlite3.Row]:
     """Tracked markets and markets with an open position (id → markets row)."""
     rows = conn.execute(
         "SELECT * FROM markets WHERE tracked = 1 OR id IN "
-        "(SELECT market_id FROM positions WHERE mode = ? AND status = 'open') ORDER BY id", (mode,)).fetchall()
+        "(SELECT market_id FROM positions WHERE mode = ? AND status = 'open') ORDER BY id",
+        (mode,),
+    ).fetchall()
     return {r["id"]: r for r in rows}
 
 
-def fee_schedule(row: Optional[sqlite3.Row]) -> FeeSchedule:
+def fee_schedule(row: sqlite3.Row | None) -> FeeSchedule:
     if row is None:
         return FeeSchedule()
-    return FeeSchedule(rate=float(row["fee_rate"] or 0), exponent=float(row["fee_exponent"] or 1),
-                       enabled=bool(row["fees_enabled"]))
+    return FeeSchedule(
+        rate=float(row["fee_rate"] or 0),
+        exponent=float(row["fee_exponent"] or 1),
+        enabled=bool(row["fees_enabled"]),
+    )
 
 
 class MarketData:
@@ -65,11 +70,11 @@ class MarketData:
         self.rows: dict[str, sqlite3.Row] = {}
         self.token_market: dict[str, str] = {}
         self.books: dict[str, OrderBook] = {}
-        self.fetched: dict[str, OrderBook] = {}    # the books as the exchange last returned them
+        self.fetched: dict[str, OrderBook] = {}  # the books as the exchange last returned them
         self.history_seconds = int(history_seconds)
-        self.feed: Optional[MarketFeed] = None
-        self.step_ts: Optional[int] = None         # the decision step the feed holds (grid time)
-        self.new_step = False                      # True for the loop that recorded a new step
+        self.feed: MarketFeed | None = None
+        self.step_ts: int | None = None  # the decision step the feed holds (grid time)
+        self.new_step = False  # True for the loop that recorded a new step
 
     # ------------------------------------------------------------------ universe
     def load_universe(self) -> None:
@@ -87,7 +92,7 @@ class MarketData:
     def infos(self) -> dict[str, MarketInfo]:
         return {mid: MarketInfo.from_row(r) for mid, r in self.rows.items()}
 
-    def info(self, market_id: str) -> Optional[MarketInfo]:
+    def info(self, market_id: str) -> MarketInfo | None:
         r = self.rows.get(market_id)
         if r is None:
             r = self.conn.execute("SELECT * FROM markets WHERE id=?", (market_id,)).fetchone()
@@ -97,14 +102,18 @@ class MarketData:
         mid = self.token_market.get(token_id)
         row = self.rows.get(mid) if mid else None
         if row is None:
-            row = self.conn.execute("SELECT m.* FROM markets m JOIN market_tokens t ON t.market_id = m.id "
-                                    "WHERE t.token_id = ?", (token_id,)).fetchone()
+            row = self.conn.execute(
+                "SELECT m.* FROM markets m JOIN market_tokens t ON t.market_id = m.id WHERE t.token_id = ?",
+                (token_id,),
+            ).fetchone()
         return fee_schedule(row)
 
-    def market_of(self, token_id: str) -> Optional[str]:
+    def market_of(self, token_id: str) -> str | None:
         mid = self.token_market.get(token_id)
         if mid is None:
-            r = self.conn.execute("SELECT market_id FROM market_tokens WHERE token_id=?", (token_id,)).fetchone()
+            r = self.conn.execute(
+                "SELECT market_id FROM market_tokens WHERE token_id=?", (token_id,)
+            ).fetchone()
             mid = r[0] if r else None
         return mid
 
@@ -120,20 +129,25 @@ class MarketData:
     def start_feed(self, now: int) -> int:
         """Build the feed and warm it with stored snapshots of the universe (oldest first)."""
         infos = list(self.infos().values())
-        self.feed = MarketFeed(infos, history_seconds=self.history_seconds, interval_seconds=self.step,
-                               backfill_half_spread=self.cfg.backtest.backfill_half_spread,
-                               resolved_at={r["id"]: r["resolved_at"] for r in self.rows.values()})
+        self.feed = MarketFeed(
+            infos,
+            history_seconds=self.history_seconds,
+            interval_seconds=self.step,
+            backfill_half_spread=self.cfg.backtest.backfill_half_spread,
+            resolved_at={r["id"]: r["resolved_at"] for r in self.rows.values()},
+        )
         tokens = list(self.token_market)
         if not tokens:
             return 0
         since = int(now) - self.history_seconds
         rows: list = []
         for i in range(0, len(tokens), 500):
-            part = tokens[i:i + 500]
+            part = tokens[i : i + 500]
             q = ",".join("?" * len(part))
             rows += self.conn.execute(
                 f"SELECT * FROM market_snapshots WHERE timestamp >= ? AND timestamp <= ? AND token_id IN ({q})",
-                (since, int(now), *part)).fetchall()
+                (since, int(now), *part),
+            ).fetchall()
         rows.sort(key=lambda r: r["timestamp"])
         n = self.feed.add_rows(rows)
         return n
@@ -180,13 +194,15 @@ class MarketData:
         """The rows the database holds for grid step ``ts`` (whoever recorded them)."""
         out: list = []
         for i in range(0, len(tokens), 500):
-            part = tokens[i:i + 500]
+            part = tokens[i : i + 500]
             q = ",".join("?" * len(part))
-            out += self.conn.execute(f"SELECT * FROM market_snapshots WHERE timestamp = ? AND token_id IN ({q}) "
-                                     f"ORDER BY token_id", (int(ts), *part)).fetchall()
+            out += self.conn.execute(
+                f"SELECT * FROM market_snapshots WHERE timestamp = ? AND token_id IN ({q}) ORDER BY token_id",
+                (int(ts), *part),
+            ).fetchall()
         return out
 
-    def book(self, token_id: str) -> Optional[OrderBook]:
+    def book(self, token_id: str) -> OrderBook | None:
         return self.books.get(token_id)
 
     def fresh_book(self, token_id: str) -> OrderBook:
@@ -205,7 +221,7 @@ class MarketData:
         return out
 
     # ------------------------------------------------------------------ resolution
-    def payouts(self, market_id: str, *, lookup: bool) -> Optional[dict]:
+    def payouts(self, market_id: str, *, lookup: bool) -> dict | None:
         """{token_id: payout 1/0/0.5} once resolved (markets table, else a fresh Gamma /
         CLOB lookup when ``lookup``), None while unresolved."""
         r = self.conn.execute("SELECT payouts, condition_id FROM markets WHERE id=?", (market_id,)).fetchone()
@@ -222,25 +238,33 @@ class MarketData:
                 payouts = p if len(p) == len(m.token_ids) else None
         if payouts is not None:
             with db.atomic(self.conn):
-                self.conn.execute("UPDATE markets SET payouts=?, resolved_at=COALESCE(resolved_at, ?), closed=1, "
-                                  "resolution_status=COALESCE(?, resolution_status) WHERE id=? AND payouts IS NULL",
-                                  (json.dumps(payouts, sort_keys=True), self._now_hint(), m.uma_resolution_status,
-                                   market_id))
+                self.conn.execute(
+                    "UPDATE markets SET payouts=?, resolved_at=COALESCE(resolved_at, ?), closed=1, "
+                    "resolution_status=COALESCE(?, resolution_status) WHERE id=? AND payouts IS NULL",
+                    (
+                        json.dumps(payouts, sort_keys=True),
+                        self._now_hint(),
+                        m.uma_resolution_status,
+                        market_id,
+                    ),
+                )
         elif m.closed:
             with db.atomic(self.conn):
                 self.conn.execute("UPDATE markets SET closed=1 WHERE id=?", (market_id,))
         return {str(k): float(v) for k, v in payouts.items()} if payouts is not None else None
 
-    def _now_hint(self) -> Optional[int]:
+    def _now_hint(self) -> int | None:
         return self.feed.last_timestamp if self.feed is not None else None
 
     def needs_lookup(self, market_id: str, token_id: str, now: int) -> bool:
         """Ask the exchange about a held market only when something suggests it ended."""
-        r = self.rows.get(market_id) or self.conn.execute("SELECT * FROM markets WHERE id=?",
-                                                         (market_id,)).fetchone()
+        r = (
+            self.rows.get(market_id)
+            or self.conn.execute("SELECT * FROM markets WHERE id=?", (market_id,)).fetchone()
+        )
         if r is None:
             return True
-        b = self.fetched.get(token_id)        # as returned (a recorded row may carry a synthetic book)
+        b = self.fetched.get(token_id)  # as returned (a recorded row may carry a synthetic book)
         no_book = b is None or (not b.bids and not b.asks)
         ended = r["end_date"] is not None and int(r["end_date"]) <= now
         return bool(no_book or ended or r["closed"])

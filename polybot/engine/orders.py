@@ -42,24 +42,50 @@ and only if its fills are committed. The paper exchange is rebuilt from the reco
 trades at every start, so an order left PENDING_SUBMIT/UNKNOWN by a crash is unknown
 to it and is marked CANCELED "not executed".
 """
+
 from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from polybot import db
 from polybot.engine.breakers import ApiErrorCounter, BreakerTripped
 from polybot.engine.order_fills import (  # noqa: F401  (re-exported)
-    CLOSE_EXTERNAL, FillRecording, group_key_of_market, market_of_token,
+    CLOSE_EXTERNAL,
+    FillRecording,
+    group_key_of_market,
+    market_of_token,
 )
 from polybot.errors import (
-    AuthenticationError, ExchangeError, OrderOutcomeUnknown, OrderRejected, TemporaryExchangeError,
+    AuthenticationError,
+    ExchangeError,
+    OrderOutcomeUnknown,
+    OrderRejected,
+    TemporaryExchangeError,
 )
 from polybot.exchange.base import (
-    CANCELED as X_CANCELED, DELAYED, EXPIRED as X_EXPIRED, LIVE as X_LIVE, MATCHED, REJECTED as X_REJECTED,
-    UNMATCHED, Exchange, OrderRequest, OrderResult, OrderStatus, PreparedOrder,
+    CANCELED as X_CANCELED,
+)
+from polybot.exchange.base import (
+    DELAYED,
+    MATCHED,
+    UNMATCHED,
+    Exchange,
+    OrderRequest,
+    OrderResult,
+    OrderStatus,
+    PreparedOrder,
+)
+from polybot.exchange.base import (
+    EXPIRED as X_EXPIRED,
+)
+from polybot.exchange.base import (
+    LIVE as X_LIVE,
+)
+from polybot.exchange.base import (
+    REJECTED as X_REJECTED,
 )
 from polybot.money import MICRO
 
@@ -82,10 +108,10 @@ PAPER_NOT_EXECUTED = "not executed: the bot stopped before the paper fill was re
 
 @dataclass(frozen=True)
 class PlaceOutcome:
-    order_id: Optional[int]           # orders.id (None when nothing was recorded)
-    status: str                       # the order's status after placement, or SKIPPED / NOT_SIGNED
+    order_id: int | None  # orders.id (None when nothing was recorded)
+    status: str  # the order's status after placement, or SKIPPED / NOT_SIGNED
     filled_micro: int = 0
-    error: Optional[str] = None
+    error: str | None = None
 
     @property
     def filled(self) -> bool:
@@ -95,10 +121,20 @@ class PlaceOutcome:
 class Executor(FillRecording):
     """Places orders and drives them to a terminal state, recording every step."""
 
-    def __init__(self, conn: sqlite3.Connection, exchange: Exchange, *, mode: str, clock: Callable[[], float],
-                 api_errors: ApiErrorCounter, before_submit: Callable[[], None] = lambda: None,
-                 stop_loss_percent: Optional[float] = None, grace_seconds: float = 10.0,
-                 stale_seconds: float = 300.0, alert: Optional[Callable[[str, str], None]] = None):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        exchange: Exchange,
+        *,
+        mode: str,
+        clock: Callable[[], float],
+        api_errors: ApiErrorCounter,
+        before_submit: Callable[[], None] = lambda: None,
+        stop_loss_percent: float | None = None,
+        grace_seconds: float = 10.0,
+        stale_seconds: float = 300.0,
+        alert: Callable[[str, str], None] | None = None,
+    ):
         self.conn = conn
         self.exchange = exchange
         self.mode = mode
@@ -120,8 +156,9 @@ class Executor(FillRecording):
 
     def rows(self, statuses: tuple[str, ...]) -> list[sqlite3.Row]:
         q = ",".join("?" * len(statuses))
-        return self.conn.execute(f"SELECT * FROM orders WHERE mode=? AND status IN ({q}) ORDER BY id",
-                                 (self.mode, *statuses)).fetchall()
+        return self.conn.execute(
+            f"SELECT * FROM orders WHERE mode=? AND status IN ({q}) ORDER BY id", (self.mode, *statuses)
+        ).fetchall()
 
     def unresolved_markets(self) -> set[str]:
         """Markets with an order whose outcome is not known yet (no new order there): in
@@ -130,17 +167,30 @@ class Executor(FillRecording):
 
     def awaiting_fills(self) -> list[sqlite3.Row]:
         """Open orders the exchange reported matched for more than the fills read so far."""
-        return [r for r in self.rows(OPEN) if r["exchange_status"] == MATCHED
-                and (r["exchange_matched_micro"] is None or r["filled_micro"] < r["exchange_matched_micro"])]
+        return [
+            r
+            for r in self.rows(OPEN)
+            if r["exchange_status"] == MATCHED
+            and (r["exchange_matched_micro"] is None or r["filled_micro"] < r["exchange_matched_micro"])
+        ]
 
-    def order_by_exchange_id(self, exchange_order_id: str) -> Optional[sqlite3.Row]:
-        return self.conn.execute("SELECT * FROM orders WHERE mode=? AND (lower(exchange_order_id)=lower(?) "
-                                 "OR client_order_id=?) ORDER BY id LIMIT 1",
-                                 (self.mode, exchange_order_id, exchange_order_id)).fetchone()
+    def order_by_exchange_id(self, exchange_order_id: str) -> sqlite3.Row | None:
+        return self.conn.execute(
+            "SELECT * FROM orders WHERE mode=? AND (lower(exchange_order_id)=lower(?) "
+            "OR client_order_id=?) ORDER BY id LIMIT 1",
+            (self.mode, exchange_order_id, exchange_order_id),
+        ).fetchone()
 
     # ------------------------------------------------------------------ placing
-    def place(self, request: OrderRequest, *, market_id: str, strategy: Optional[str] = None,
-              reason: Optional[str] = None, closing: bool = False) -> PlaceOutcome:
+    def place(
+        self,
+        request: OrderRequest,
+        *,
+        market_id: str,
+        strategy: str | None = None,
+        reason: str | None = None,
+        closing: bool = False,
+    ) -> PlaceOutcome:
         """Sign, record (PENDING_SUBMIT, committed), send, record the outcome.
 
         ``closing``: an emergency close-out — the EMERGENCY_STOP check is skipped."""
@@ -162,14 +212,34 @@ class Executor(FillRecording):
                 "INSERT INTO orders(client_order_id, exchange_order_id, mode, token_id, market_id, side, order_type, "
                 "price_micro, size_micro, status, signed_payload, strategy, reason, created_at, updated_at) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (prepared.client_order_id, prepared.order_hash, self.mode, request.token_id, market_id,
-                 request.side, request.order_type, request.price_micro or 0,
-                 request.size_micro if request.size_micro is not None else request.amount_micro,
-                 PENDING_SUBMIT, prepared.to_json(), strategy, reason, now, now))
+                (
+                    prepared.client_order_id,
+                    prepared.order_hash,
+                    self.mode,
+                    request.token_id,
+                    market_id,
+                    request.side,
+                    request.order_type,
+                    request.price_micro or 0,
+                    request.size_micro if request.size_micro is not None else request.amount_micro,
+                    PENDING_SUBMIT,
+                    prepared.to_json(),
+                    strategy,
+                    reason,
+                    now,
+                    now,
+                ),
+            )
         oid = int(cur.lastrowid)
-        log.info("order %d %s %s %.2f @ %s (%s) recorded as PENDING_SUBMIT", oid, request.side,
-                 request.token_id[:12], (request.size_micro or 0) / MICRO,
-                 f"{request.price_micro / MICRO:.3f}" if request.price_micro else "market", reason or "")
+        log.info(
+            "order %d %s %s %.2f @ %s (%s) recorded as PENDING_SUBMIT",
+            oid,
+            request.side,
+            request.token_id[:12],
+            (request.size_micro or 0) / MICRO,
+            f"{request.price_micro / MICRO:.3f}" if request.price_micro else "market",
+            reason or "",
+        )
         try:
             check()
         except BreakerTripped:
@@ -194,7 +264,7 @@ class Executor(FillRecording):
             self.api_errors.failure(exc, "sending an order")
             raise
         except ExchangeError as exc:
-            if self.mode == "paper":          # the paper exchange changes nothing when it raises
+            if self.mode == "paper":  # the paper exchange changes nothing when it raises
                 self._set(oid, REJECTED, error=f"not executed: {exc}")
                 self.api_errors.failure(exc, "filling a paper order")
                 return PlaceOutcome(oid, REJECTED, error=str(exc))
@@ -223,12 +293,15 @@ class Executor(FillRecording):
         return PlaceOutcome(oid, status, self._filled(oid), out.error)
 
     # ------------------------------------------------------------------ recording
-    def _set(self, oid: int, status: str, *, error: Optional[str] = None,
-             exchange_order_id: Optional[str] = None) -> None:
+    def _set(
+        self, oid: int, status: str, *, error: str | None = None, exchange_order_id: str | None = None
+    ) -> None:
         with db.atomic(self.conn):
-            self.conn.execute("UPDATE orders SET status=?, error=COALESCE(?, error), "
-                              "exchange_order_id=COALESCE(?, exchange_order_id), updated_at=? WHERE id=?",
-                              (status, error, exchange_order_id, self.now(), oid))
+            self.conn.execute(
+                "UPDATE orders SET status=?, error=COALESCE(?, error), "
+                "exchange_order_id=COALESCE(?, exchange_order_id), updated_at=? WHERE id=?",
+                (status, error, exchange_order_id, self.now(), oid),
+            )
 
     def apply_result(self, oid: int, result: OrderResult) -> PlaceOutcome:
         row = self.row(oid)
@@ -241,20 +314,25 @@ class Executor(FillRecording):
             elif result.status == UNMATCHED:
                 status, error = CANCELED, "unmatched: nothing filled"
             elif result.status == MATCHED and self.mode == "paper":
-                status, error = (FILLED if filled else CANCELED), None     # paper fills are complete
-            elif result.status == MATCHED and filled >= int(row["size_micro"]) and row["order_type"] in ("GTC", "GTD"):
+                status, error = (FILLED if filled else CANCELED), None  # paper fills are complete
+            elif (
+                result.status == MATCHED
+                and filled >= int(row["size_micro"])
+                and row["order_type"] in ("GTC", "GTD")
+            ):
                 status, error, xmatched = FILLED, None, filled
             else:
                 # live, delayed, or matched: a GTC's remainder may rest and a market order's
                 # fills may not be readable yet — the exchange's order status decides (sync_open)
                 status, error = (PARTIALLY_FILLED if filled else LIVE), None
                 if result.status == MATCHED and getattr(result, "fills_pending", False):
-                    xmatched = int(result.size_matched_micro) or None     # the answer's own amount
-            self.conn.execute("UPDATE orders SET status=?, filled_micro=?, error=COALESCE(?, error), "
-                              "exchange_order_id=COALESCE(?, exchange_order_id), exchange_status=?, "
-                              "exchange_matched_micro=COALESCE(?, exchange_matched_micro), updated_at=? WHERE id=?",
-                              (status, filled, error, result.exchange_order_id, result.status, xmatched,
-                               self.now(), oid))
+                    xmatched = int(result.size_matched_micro) or None  # the answer's own amount
+            self.conn.execute(
+                "UPDATE orders SET status=?, filled_micro=?, error=COALESCE(?, error), "
+                "exchange_order_id=COALESCE(?, exchange_order_id), exchange_status=?, "
+                "exchange_matched_micro=COALESCE(?, exchange_matched_micro), updated_at=? WHERE id=?",
+                (status, filled, error, result.exchange_order_id, result.status, xmatched, self.now(), oid),
+            )
         if status == REJECTED:
             log.warning("order %d rejected: %s", oid, error)
         else:
@@ -281,7 +359,7 @@ class Executor(FillRecording):
                 complete = market_order or (original > 0 and matched >= original)
                 if filled >= matched and filled and complete:
                     status = FILLED
-                else:                          # fills still to read, or a remainder still rests
+                else:  # fills still to read, or a remainder still rests
                     status = PARTIALLY_FILLED if filled else LIVE
             elif st.status == X_EXPIRED:
                 status = EXPIRED
@@ -289,24 +367,36 @@ class Executor(FillRecording):
                 status = CANCELED
             else:
                 status = PARTIALLY_FILLED if filled else LIVE
-            self.conn.execute("UPDATE orders SET status=?, filled_micro=?, exchange_order_id=?, exchange_status=?, "
-                              "exchange_matched_micro=?, updated_at=? WHERE id=?",
-                              (status, filled, st.order_id or row["exchange_order_id"], st.status, matched,
-                               self.now(), oid))
+            self.conn.execute(
+                "UPDATE orders SET status=?, filled_micro=?, exchange_order_id=?, exchange_status=?, "
+                "exchange_matched_micro=?, updated_at=? WHERE id=?",
+                (
+                    status,
+                    filled,
+                    st.order_id or row["exchange_order_id"],
+                    st.status,
+                    matched,
+                    self.now(),
+                    oid,
+                ),
+            )
         if status != row["status"]:
             log.info("order %d: %s → %s (filled %.2f)", oid, row["status"], status, filled / MICRO)
         return status
 
-
     # ------------------------------------------------------------------ resolving
-    def _find(self, row: sqlite3.Row) -> Optional[OrderStatus]:
+    def _find(self, row: sqlite3.Row) -> OrderStatus | None:
         """The exchange's view of an in-flight order: by its hash, and (live exchanges that
         can) by its terms among orders this bot has no record of."""
         resolve = getattr(self.exchange, "resolve", None)
         if resolve is not None and row["signed_payload"]:
-            known = [r[0] for r in self.conn.execute(
-                "SELECT exchange_order_id FROM orders WHERE mode=? AND exchange_order_id IS NOT NULL AND id<>?",
-                (self.mode, row["id"]))]
+            known = [
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT exchange_order_id FROM orders WHERE mode=? AND exchange_order_id IS NOT NULL AND id<>?",
+                    (self.mode, row["id"]),
+                )
+            ]
             return resolve(PreparedOrder.from_json(row["signed_payload"]), known_ids=known)
         return self.exchange.lookup(row["exchange_order_id"] or row["client_order_id"])
 
@@ -318,11 +408,13 @@ class Executor(FillRecording):
             oid = row["id"]
             if self.mode == "paper" and startup:
                 self._set(oid, CANCELED, error=PAPER_NOT_EXECUTED)
-                report.append(f"order {oid} ({row['client_order_id']}) was {row['status']}: {PAPER_NOT_EXECUTED}")
+                report.append(
+                    f"order {oid} ({row['client_order_id']}) was {row['status']}: {PAPER_NOT_EXECUTED}"
+                )
                 continue
             try:
                 st = self._find(row)
-            except OrderOutcomeUnknown as exc:         # ambiguous by design: resolve by hand
+            except OrderOutcomeUnknown as exc:  # ambiguous by design: resolve by hand
                 report.append(f"order {oid} stays {row['status']}: {exc}")
                 continue
             except ExchangeError as exc:
@@ -338,18 +430,33 @@ class Executor(FillRecording):
             if age < self.grace_seconds:
                 continue
             reposts = self._reposts.get(oid, 0)
-            if self.mode == "live" and reposts < MAX_REPOSTS and age < self.stale_seconds and row["signed_payload"]:
+            if (
+                self.mode == "live"
+                and reposts < MAX_REPOSTS
+                and age < self.stale_seconds
+                and row["signed_payload"]
+            ):
                 self._reposts[oid] = reposts + 1
                 prepared = PreparedOrder.from_json(row["signed_payload"])
-                log.warning("order %d not found at the exchange after %d s; re-posting the same signed order "
-                            "(attempt %d)", oid, age, reposts + 1)
+                log.warning(
+                    "order %d not found at the exchange after %d s; re-posting the same signed order "
+                    "(attempt %d)",
+                    oid,
+                    age,
+                    reposts + 1,
+                )
                 self.before_submit()
                 out = self._submit(oid, prepared)
-                report.append(f"order {oid} was {row['status']} and not found: re-posted the same signed "
-                              f"order → {out.status}")
+                report.append(
+                    f"order {oid} was {row['status']} and not found: re-posted the same signed "
+                    f"order → {out.status}"
+                )
                 continue
-            why = ("the bot stopped before its paper fill was recorded" if self.mode == "paper"
-                   else f"not found at the exchange {age} s after it was prepared")
+            why = (
+                "the bot stopped before its paper fill was recorded"
+                if self.mode == "paper"
+                else f"not found at the exchange {age} s after it was prepared"
+            )
             self._set(oid, CANCELED, error=f"never executed: {why}")
             report.append(f"order {oid} was {row['status']}: never executed ({why}) → CANCELED")
         return report
@@ -368,9 +475,13 @@ class Executor(FillRecording):
                 resting = row["order_type"] in ("GTC", "GTD") or self.mode == "paper"
                 if resting and now - int(row["created_at"]) >= self.stale_seconds:
                     res = self.exchange.cancel(key)
-                    log.info("order %d older than %d s: cancel%s → %s", oid, self.stale_seconds,
-                             " of the unfilled remainder" if row["filled_micro"] else "",
-                             "canceled" if key in res.canceled else res.not_canceled.get(key, "?"))
+                    log.info(
+                        "order %d older than %d s: cancel%s → %s",
+                        oid,
+                        self.stale_seconds,
+                        " of the unfilled remainder" if row["filled_micro"] else "",
+                        "canceled" if key in res.canceled else res.not_canceled.get(key, "?"),
+                    )
                 st = self.exchange.lookup(key)
             except ExchangeError as exc:
                 self.api_errors.failure(exc, f"refreshing order {oid}")
@@ -378,8 +489,12 @@ class Executor(FillRecording):
             self.api_errors.success()
             if st is None:
                 if oid in awaiting:
-                    log.info("order %d matched at the exchange; its fills are not readable yet (%.2f read): "
-                             "waiting", oid, row["filled_micro"] / MICRO)
+                    log.info(
+                        "order %d matched at the exchange; its fills are not readable yet (%.2f read): "
+                        "waiting",
+                        oid,
+                        row["filled_micro"] / MICRO,
+                    )
                 elif now - int(row["created_at"]) >= self.grace_seconds:
                     self._set(oid, CANCELED, error="no longer known to the exchange")
                     report.append(f"order {oid} vanished from the exchange → CANCELED")
@@ -394,8 +509,10 @@ class Executor(FillRecording):
         report = []
         try:
             res = self.exchange.cancel_all()
-            report.append(f"cancel all: {len(res.canceled)} canceled"
-                          + (f", {len(res.not_canceled)} not canceled" if res.not_canceled else ""))
+            report.append(
+                f"cancel all: {len(res.canceled)} canceled"
+                + (f", {len(res.not_canceled)} not canceled" if res.not_canceled else "")
+            )
         except ExchangeError as exc:
             report.append(f"cancel all failed ({exc}); open orders are reconciled at the next start")
             log.error("could not cancel open orders: %s", exc)
@@ -409,7 +526,7 @@ class Executor(FillRecording):
             if st is not None and st.status not in (X_LIVE, DELAYED):
                 self.apply_status(row["id"], st)
             elif row["status"] in OPEN and row["exchange_status"] == MATCHED and st is None:
-                pass                           # matched, fills not readable yet: never "canceled"
+                pass  # matched, fills not readable yet: never "canceled"
             elif row["status"] in OPEN:
                 self._set(row["id"], CANCELED, error=f"canceled: {why}")
             report.append(f"order {row['id']} → {self.row(row['id'])['status']}")

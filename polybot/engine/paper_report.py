@@ -16,13 +16,13 @@ compares with a backtest of the same strategy over the same window.
 Trading times are the exchange clock (like every record of the bot); alerts, halts and
 log files are local time.
 """
+
 from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 from polybot import db
 from polybot.config import load_config
@@ -35,7 +35,7 @@ DAY = 86_400
 
 
 def _day(ts: float) -> str:
-    return datetime.fromtimestamp(int(ts), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def round_trips(conn, mode: str, start: int, end: int) -> list[dict]:
@@ -43,8 +43,9 @@ def round_trips(conn, mode: str, start: int, end: int) -> list[dict]:
     open_: dict[str, dict] = {}
     out = []
     for t in conn.execute("SELECT * FROM trades WHERE mode=? AND timestamp <= ? ORDER BY id", (mode, end)):
-        p = open_.setdefault(t["token_id"], {"size": 0, "pnl": 0, "opened": t["timestamp"],
-                                             "market_id": t["market_id"]})
+        p = open_.setdefault(
+            t["token_id"], {"size": 0, "pnl": 0, "opened": t["timestamp"], "market_id": t["market_id"]}
+        )
         if t["side"] == "BUY":
             if p["size"] <= 0:
                 p.update(size=0, pnl=0, opened=t["timestamp"])
@@ -54,8 +55,15 @@ def round_trips(conn, mode: str, start: int, end: int) -> list[dict]:
             p["pnl"] += t["realized_pnl_micro"] or 0
             if p["size"] <= 0:
                 if t["timestamp"] >= start:
-                    out.append({"token_id": t["token_id"], "market_id": p["market_id"], "pnl_micro": p["pnl"],
-                                "opened": p["opened"], "closed": t["timestamp"]})
+                    out.append(
+                        {
+                            "token_id": t["token_id"],
+                            "market_id": p["market_id"],
+                            "pnl_micro": p["pnl"],
+                            "opened": p["opened"],
+                            "closed": t["timestamp"],
+                        }
+                    )
                 del open_[t["token_id"]]
     return out
 
@@ -65,7 +73,7 @@ def log_errors(log_dir: Path, start_wall: float, end_wall: float) -> tuple[int, 
     errors = critical = 0
     day = int(start_wall) // DAY * DAY
     while day <= end_wall:
-        path = Path(log_dir) / f"{LOG_PREFIX}{datetime.fromtimestamp(day, timezone.utc):%Y%m%d}.log"
+        path = Path(log_dir) / f"{LOG_PREFIX}{datetime.fromtimestamp(day, UTC):%Y%m%d}.log"
         if path.exists():
             with open(path, encoding="utf-8", errors="replace") as fh:
                 for line in fh:
@@ -77,17 +85,20 @@ def log_errors(log_dir: Path, start_wall: float, end_wall: float) -> tuple[int, 
     return errors, critical
 
 
-def backtest_same_window(cfg, conn, start: int, end: int) -> tuple[Optional[dict], str]:
+def backtest_same_window(cfg, conn, start: int, end: int) -> tuple[dict | None, str]:
     try:
         from polybot.backtest.engine import Backtester
         from polybot.backtest.metrics import compute_metrics
         from polybot.engine.drill import register_drill
         from polybot.strategy.registry import from_config
+
         register_drill()
         strategy = from_config(cfg)
         from polybot.backtest.coverage import data_coverage
-        bt = Backtester(conn, cfg, strategy, start_ts=start, end_ts=end,
-                        capital_micro=int(round(cfg.capital * MICRO)))
+
+        bt = Backtester(
+            conn, cfg, strategy, start_ts=start, end_ts=end, capital_micro=int(round(cfg.capital * MICRO))
+        )
         res = bt.run()
         # measured, so the verdict is the backtest's own and not "coverage not measured"
         coverage = data_coverage(conn, bt.feed.tokens, start, end, grid_seconds=bt.interval)
@@ -111,8 +122,10 @@ def report(cfg, conn, days: float, *, backtest: bool = True) -> int:
     mode = "paper"
     last = conn.execute("SELECT MAX(timestamp) FROM performance WHERE mode=?", (mode,)).fetchone()[0]
     if last is None:
-        raise DataError("No paper trading is recorded in the database; start it with "
-                        "python trading_bot.py --paper-trading and run this report after a few days.")
+        raise DataError(
+            "No paper trading is recorded in the database; start it with "
+            "python trading_bot.py --paper-trading and run this report after a few days."
+        )
     end = int(last)
     start = end - int(days * DAY)
     first = conn.execute("SELECT MIN(timestamp) FROM performance WHERE mode=?", (mode,)).fetchone()[0]
@@ -121,61 +134,101 @@ def report(cfg, conn, days: float, *, backtest: bool = True) -> int:
     print(f"Paper trading report: {_day(max(start, first))} → {_day(end)} (last {days:g} days)")
     print(f"Days running: {(end - first) / DAY:.1f} (first loop {_day(first)}, last loop {_day(end)})")
 
-    fills = conn.execute("SELECT side, COUNT(*) FROM trades WHERE mode=? AND kind='fill' AND timestamp BETWEEN ? AND ? "
-                         "GROUP BY side", (mode, start, end)).fetchall()
+    fills = conn.execute(
+        "SELECT side, COUNT(*) FROM trades WHERE mode=? AND kind='fill' AND timestamp BETWEEN ? AND ? "
+        "GROUP BY side",
+        (mode, start, end),
+    ).fetchall()
     fills = dict(fills)
-    settlements = conn.execute("SELECT COUNT(*) FROM trades WHERE mode=? AND kind='settlement' AND timestamp BETWEEN ? "
-                               "AND ?", (mode, start, end)).fetchone()[0]
+    settlements = conn.execute(
+        "SELECT COUNT(*) FROM trades WHERE mode=? AND kind='settlement' AND timestamp BETWEEN ? AND ?",
+        (mode, start, end),
+    ).fetchone()[0]
     trips = round_trips(conn, mode, start, end)
     n_fills = fills.get("BUY", 0) + fills.get("SELL", 0)
-    print(f"Simulated trades executed: {n_fills} ({fills.get('BUY', 0)} buys, {fills.get('SELL', 0)} sells) "
-          f"+ {settlements} settlement(s); {len(trips)} round trip(s) closed")
+    print(
+        f"Simulated trades executed: {n_fills} ({fills.get('BUY', 0)} buys, {fills.get('SELL', 0)} sells) "
+        f"+ {settlements} settlement(s); {len(trips)} round trip(s) closed"
+    )
 
-    base = conn.execute("SELECT equity_micro FROM performance WHERE mode=? AND timestamp < ? "
-                        "ORDER BY timestamp DESC, id DESC LIMIT 1", (mode, start)).fetchone()
+    base = conn.execute(
+        "SELECT equity_micro FROM performance WHERE mode=? AND timestamp < ? "
+        "ORDER BY timestamp DESC, id DESC LIMIT 1",
+        (mode, start),
+    ).fetchone()
     base_equity = int(base[0]) if base else int(round(cfg.capital * MICRO))
-    now = conn.execute("SELECT * FROM performance WHERE mode=? ORDER BY timestamp DESC, id DESC LIMIT 1",
-                       (mode,)).fetchone()
+    now = conn.execute(
+        "SELECT * FROM performance WHERE mode=? ORDER BY timestamp DESC, id DESC LIMIT 1", (mode,)
+    ).fetchone()
     pnl = now["equity_micro"] - base_equity
-    realised = conn.execute("SELECT COALESCE(SUM(realized_pnl_micro),0) FROM trades WHERE mode=? AND timestamp "
-                            "BETWEEN ? AND ?", (mode, start, end)).fetchone()[0]
+    realised = conn.execute(
+        "SELECT COALESCE(SUM(realized_pnl_micro),0) FROM trades WHERE mode=? AND timestamp BETWEEN ? AND ?",
+        (mode, start, end),
+    ).fetchone()[0]
     ret = pnl / base_equity if base_equity else 0.0
-    print(f"Simulated P&L: {fmt_usd(pnl, signed=True)} ({ret:+.2%}); realised {fmt_usd(realised, signed=True)}, "
-          f"unrealised now {fmt_usd(now['unrealized_pnl_micro'], signed=True)}; equity {fmt_usd(now['equity_micro'])}, "
-          f"cash {fmt_usd(now['cash_micro'])}, {now['open_positions']} open position(s)")
+    print(
+        f"Simulated P&L: {fmt_usd(pnl, signed=True)} ({ret:+.2%}); realised {fmt_usd(realised, signed=True)}, "
+        f"unrealised now {fmt_usd(now['unrealized_pnl_micro'], signed=True)}; equity {fmt_usd(now['equity_micro'])}, "
+        f"cash {fmt_usd(now['cash_micro'])}, {now['open_positions']} open position(s)"
+    )
     wins = sum(1 for t in trips if t["pnl_micro"] > 0)
     win_rate = wins / len(trips) if trips else 0.0
-    print(f"Win rate: {win_rate:.1%} ({wins} of {len(trips)} round trips)" if trips
-          else "Win rate: - (no round trip closed yet)")
+    print(
+        f"Win rate: {win_rate:.1%} ({wins} of {len(trips)} round trips)"
+        if trips
+        else "Win rate: - (no round trip closed yet)"
+    )
 
     err, crit = log_errors(cfg.log_dir, start_wall, end_wall)
-    alerts = dict(conn.execute("SELECT level, COUNT(*) FROM alerts WHERE timestamp >= ? GROUP BY level",
-                               (int(start_wall),)).fetchall())
-    halts = conn.execute("SELECT breaker, reason FROM halts WHERE mode=? AND timestamp >= ? ORDER BY id",
-                         (mode, int(start_wall))).fetchall()
-    rejected = conn.execute("SELECT COUNT(*) FROM orders WHERE mode=? AND status='REJECTED' AND created_at "
-                            "BETWEEN ? AND ?", (mode, start, end)).fetchone()[0]
-    print(f"Errors: {err} ERROR and {crit} CRITICAL log line(s); {len(halts)} circuit-breaker halt(s); "
-          f"{rejected} rejected order(s)")
+    alerts = dict(
+        conn.execute(
+            "SELECT level, COUNT(*) FROM alerts WHERE timestamp >= ? GROUP BY level", (int(start_wall),)
+        ).fetchall()
+    )
+    halts = conn.execute(
+        "SELECT breaker, reason FROM halts WHERE mode=? AND timestamp >= ? ORDER BY id",
+        (mode, int(start_wall)),
+    ).fetchall()
+    rejected = conn.execute(
+        "SELECT COUNT(*) FROM orders WHERE mode=? AND status='REJECTED' AND created_at BETWEEN ? AND ?",
+        (mode, start, end),
+    ).fetchone()[0]
+    print(
+        f"Errors: {err} ERROR and {crit} CRITICAL log line(s); {len(halts)} circuit-breaker halt(s); "
+        f"{rejected} rejected order(s)"
+    )
     for breaker, reason in halts[-3:]:
         print(f"    halt {breaker}: {reason[:120]}")
-    print(f"Alerts: {alerts.get('critical', 0)} critical, {alerts.get('warning', 0)} warning, "
-          f"{alerts.get('info', 0)} info")
+    print(
+        f"Alerts: {alerts.get('critical', 0)} critical, {alerts.get('warning', 0)} warning, "
+        f"{alerts.get('info', 0)} info"
+    )
 
     if backtest:
         m, name = backtest_same_window(cfg, conn, max(start, first), end)
         if m is None:
             print(f"Backtest over the same window: not available ({name})")
         else:
-            print(f"Backtest over the same window ({name}): {m['total_trades']} round trips, win rate "
-                  f"{m['win_rate']:.1%}, return {m['total_return']:+.2%}, max drawdown {m['max_drawdown']:.1%}")
+            print(
+                f"Backtest over the same window ({name}): {m['total_trades']} round trips, win rate "
+                f"{m['win_rate']:.1%}, return {m['total_return']:+.2%}, max drawdown {m['max_drawdown']:.1%}"
+            )
             diff = ret - m["total_return"]
-            close = abs(diff) <= 0.05 and (not trips or not m["total_trades"]
-                                           or abs(win_rate - m["win_rate"]) <= 0.15)
-            print(f"Paper vs backtest: return {ret:+.2%} vs {m['total_return']:+.2%} ({diff * 100:+.2f} points), "
-                  f"win rate {win_rate:.1%} vs {m['win_rate']:.1%} → "
-                  + ("roughly consistent" if close else "DIFFERENT: review fills, slippage and data before going live"))
+            close = abs(diff) <= 0.05 and (
+                not trips or not m["total_trades"] or abs(win_rate - m["win_rate"]) <= 0.15
+            )
+            print(
+                f"Paper vs backtest: return {ret:+.2%} vs {m['total_return']:+.2%} ({diff * 100:+.2f} points), "
+                f"win rate {win_rate:.1%} vs {m['win_rate']:.1%} → "
+                + (
+                    "roughly consistent"
+                    if close
+                    else "DIFFERENT: review fills, slippage and data before going live"
+                )
+            )
     critical = alerts.get("critical", 0) + crit + len(halts)
     mark = "✓" if critical == 0 else "✗"
-    print(f"{mark} {'No critical errors' if critical == 0 else f'{critical} critical error(s)/halt(s) in the period'}")
+    print(
+        f"{mark} {'No critical errors' if critical == 0 else f'{critical} critical error(s)/halt(s) in the period'}"
+    )
     return 0

@@ -26,11 +26,10 @@ exchange's (Data API) position minus the external holding, allowing for fills no
 confirmed yet. A mismatch that lasts ``trading.reconcile_mismatch_loops`` consecutive
 loops trips breaker #3 (position anomaly) with one sentence naming both figures.
 """
+
 from __future__ import annotations
 
 import logging
-
-from typing import Optional
 
 from polybot import db
 from polybot.engine import breakers, external, ledger
@@ -41,7 +40,7 @@ from polybot.money import MICRO, fmt_usd
 
 log = logging.getLogger("polybot.engine")
 
-SIZE_TOLERANCE_MICRO = 10_000       # 0.01 share (the CLOB's size precision)
+SIZE_TOLERANCE_MICRO = 10_000  # 0.01 share (the CLOB's size precision)
 
 
 def reconcile(engine) -> list[str]:
@@ -63,14 +62,18 @@ def _paper(engine) -> list[str]:
     cash = ledger.paper_cash_micro(engine.conn, "paper", engine.capital_micro)
     xcash = engine.exchange.balance_micro()
     if cash != xcash:
-        out.append(f"paper cash differs: trades imply {fmt_usd(cash)}, the rebuilt paper exchange has "
-                   f"{fmt_usd(xcash)}")
+        out.append(
+            f"paper cash differs: trades imply {fmt_usd(cash)}, the rebuilt paper exchange has "
+            f"{fmt_usd(xcash)}"
+        )
     xpos = {p.token_id: p.size for p in engine.exchange.positions()}
     dbpos = {p.token_id: p.size_micro for p in ledger.open_positions(engine.conn, "paper")}
     for token in sorted(set(xpos) | set(dbpos)):
         if xpos.get(token, 0) != dbpos.get(token, 0):
-            out.append(f"paper position {token[:12]}… differs: database {dbpos.get(token, 0) / MICRO:g}, "
-                       f"paper exchange {xpos.get(token, 0) / MICRO:g} shares")
+            out.append(
+                f"paper position {token[:12]}… differs: database {dbpos.get(token, 0) / MICRO:g}, "
+                f"paper exchange {xpos.get(token, 0) / MICRO:g} shares"
+            )
     return out
 
 
@@ -83,8 +86,10 @@ def _live(engine) -> list[str]:
         # trades(None) pages the whole history ONCE; afterwards only since the baseline.
         out += external.record_baseline(conn, ex.positions(), ex.trades(None), now=engine.now_ts)
         base = external.baseline_at(conn)
-    r = conn.execute("SELECT MIN(created_at) FROM orders WHERE mode='live' AND status NOT IN "
-                     "('FILLED','CANCELED','REJECTED','EXPIRED')").fetchone()
+    r = conn.execute(
+        "SELECT MIN(created_at) FROM orders WHERE mode='live' AND status NOT IN "
+        "('FILLED','CANCELED','REJECTED','EXPIRED')"
+    ).fetchone()
     last = conn.execute("SELECT MAX(timestamp) FROM trades WHERE mode='live' AND kind='fill'").fetchone()
     pending = _oldest_provisional(conn)
     candidates = [v for v in (r[0], last[0], pending) if v is not None]
@@ -95,17 +100,21 @@ def _live(engine) -> list[str]:
     xids = {o.order_id.lower() for o in xopen}
     for o in xopen:
         if o.order_id.lower() not in ours:
-            out.append(f"open order {o.order_id[:14]}… at the exchange ({o.side} {o.original_size_micro / MICRO:g} "
-                       f"@ {o.price_micro / MICRO:g}) is not in the database (placed by hand?); left alone")
+            out.append(
+                f"open order {o.order_id[:14]}… at the exchange ({o.side} {o.original_size_micro / MICRO:g} "
+                f"@ {o.price_micro / MICRO:g}) is not in the database (placed by hand?); left alone"
+            )
     for key, row in ours.items():
         if key not in xids:
             st = ex.lookup(row["exchange_order_id"])
             if st is not None:
                 status = executor.apply_status(row["id"], st)
                 out.append(f"order {row['id']} is no longer open at the exchange → {status}")
-            elif row["exchange_status"] == "matched":       # matched: its fills are still to be read
-                out.append(f"order {row['id']} was matched but the exchange lists neither it nor its trades yet; "
-                           f"it stays {row['status']} until its fills are read")
+            elif row["exchange_status"] == "matched":  # matched: its fills are still to be read
+                out.append(
+                    f"order {row['id']} was matched but the exchange lists neither it nor its trades yet; "
+                    f"it stays {row['status']} until its fills are read"
+                )
             else:
                 executor._set(row["id"], "CANCELED", error="not known to the exchange at start-up")
                 out.append(f"order {row['id']} is unknown to the exchange → CANCELED")
@@ -117,10 +126,12 @@ def _live(engine) -> list[str]:
     return out
 
 
-def _oldest_provisional(conn) -> Optional[int]:
+def _oldest_provisional(conn) -> int | None:
     q = ",".join("?" * len(ledger.PROVISIONAL))
-    r = conn.execute(f"SELECT MIN(timestamp) FROM trades WHERE mode='live' AND kind='fill' AND trade_status IN ({q})",
-                     ledger.PROVISIONAL).fetchone()
+    r = conn.execute(
+        f"SELECT MIN(timestamp) FROM trades WHERE mode='live' AND kind='fill' AND trade_status IN ({q})",
+        ledger.PROVISIONAL,
+    ).fetchone()
     return None if r is None or r[0] is None else int(r[0])
 
 
@@ -159,8 +170,10 @@ def position_mismatches(conn, xpos: dict[str, int]) -> list[str]:
     (Data API position minus the external holding) beyond the unconfirmed fills."""
     ext = external.sizes(conn, "live")
     prov = ledger.provisional_net_micro(conn, "live")
-    ours = {r["token_id"]: int(r["size_micro"]) if r["status"] == "open" else 0
-            for r in conn.execute("SELECT token_id, size_micro, status FROM positions WHERE mode='live'")}
+    ours = {
+        r["token_id"]: int(r["size_micro"]) if r["status"] == "open" else 0
+        for r in conn.execute("SELECT token_id, size_micro, status FROM positions WHERE mode='live'")
+    }
     out = []
     for token in sorted(set(ours) | set(prov)):
         bot = ours.get(token, 0)
@@ -170,8 +183,10 @@ def position_mismatches(conn, xpos: dict[str, int]) -> list[str]:
             continue
         pending = f" ({prov[token] / MICRO:+g} of it not confirmed yet)" if prov.get(token) else ""
         ext_note = f" minus {ext[token] / MICRO:g} external" if ext.get(token) else ""
-        out.append(f"token {token[:12]}…: the bot's ledger holds {bot / MICRO:g} shares{pending}, the exchange "
-                   f"shows {have / MICRO:g} ({xpos.get(token, 0) / MICRO:g} at the Data API{ext_note})")
+        out.append(
+            f"token {token[:12]}…: the bot's ledger holds {bot / MICRO:g} shares{pending}, the exchange "
+            f"shows {have / MICRO:g} ({xpos.get(token, 0) / MICRO:g} at the Data API{ext_note})"
+        )
     return out
 
 
@@ -197,7 +212,7 @@ def check_invariant(engine) -> None:
             items.append((p.token_id, mine, cost))
     breakers.check_positions(items, engine.cfg.risk_limits.max_position_size, "the exchange")
     lines = position_mismatches(conn, xpos)
-    limit = engine.cfg.trading.reconcile_mismatch_loops          # ≥ 1, checked in config
+    limit = engine.cfg.trading.reconcile_mismatch_loops  # ≥ 1, checked in config
     counts: dict[str, int] = getattr(engine, "_mismatch_loops", {})
     now = {line.split(":", 1)[0]: line for line in lines}
     counts = {k: counts.get(k, 0) + 1 for k in now}
@@ -205,6 +220,7 @@ def check_invariant(engine) -> None:
     for key, line in now.items():
         n = counts[key]
         if n >= limit:
-            raise BreakerTripped(breakers.POSITION_ANOMALY,
-                                 f"position mismatch for {n} consecutive loops: {line}")
+            raise BreakerTripped(
+                breakers.POSITION_ANOMALY, f"position mismatch for {n} consecutive loops: {line}"
+            )
         log.warning("reconcile: position mismatch %d/%d: %s", n, limit, line)

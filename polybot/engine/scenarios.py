@@ -7,6 +7,7 @@ workspace's log only). The risk limits, capital and breaker settings are copied 
 operator's config.yaml when there is one, so the scenarios check the limits that will
 really be used.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import yaml
 
@@ -32,7 +33,7 @@ class ScenarioFailed(Exception):
     pass
 
 
-def operator_config(path: Optional[str]) -> tuple[Config, str]:
+def operator_config(path: str | None) -> tuple[Config, str]:
     """The operator's config (for its limits), or the defaults when there is none."""
     cfg_path = find_config_path(path)
     if not path and not Path(cfg_path).exists():
@@ -56,8 +57,11 @@ def merge(a: dict, b: dict) -> dict:
 class Scenarios:
     """One simulator, one temporary directory; a fresh workspace per scenario."""
 
-    def __init__(self, base: Config, *, speed: float, n_markets: int = 24, seed: int = 42, keep: bool = False):
+    def __init__(
+        self, base: Config, *, speed: float, n_markets: int = 24, seed: int = 42, keep: bool = False
+    ):
         from polybot.sim.server import start_simulator
+
         self.base = base
         self.keep = keep
         self.dir = Path(tempfile.mkdtemp(prefix="polybot_scenarios_"))
@@ -69,14 +73,14 @@ class Scenarios:
         if not (self.keep or self.failed):
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> "Scenarios":
+    def __enter__(self) -> Scenarios:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     # ------------------------------------------------------------------ workspaces
-    def workspace(self, name: str, overrides: Optional[dict] = None) -> tuple[Path, Config]:
+    def workspace(self, name: str, overrides: dict | None = None) -> tuple[Path, Config]:
         root = self.dir / name
         root.mkdir(parents=True)
         h = self.sim
@@ -86,17 +90,33 @@ class Scenarios:
             "log_level": "INFO",
             "database_path": "data/polymarket.db",
             "risk_limits": limits_dict(self.base),
-            "trading": {"loop_interval_seconds": 0.2, "quick_check_interval_minutes": 0.02,
-                        "max_consecutive_api_errors": self.base.trading.max_consecutive_api_errors,
-                        "order_type": "FAK", "use_exchange_heartbeat": False},
-            "polymarket": {"base_url": h.clob_url, "gamma_url": h.gamma_url, "data_url": h.data_url,
-                           "timeout_seconds": 2, "max_retries": 1},
+            "trading": {
+                "loop_interval_seconds": 0.2,
+                "quick_check_interval_minutes": 0.02,
+                "max_consecutive_api_errors": self.base.trading.max_consecutive_api_errors,
+                "order_type": "FAK",
+                "use_exchange_heartbeat": False,
+            },
+            "polymarket": {
+                "base_url": h.clob_url,
+                "gamma_url": h.gamma_url,
+                "data_url": h.data_url,
+                "timeout_seconds": 2,
+                "max_retries": 1,
+            },
             # max_entry_cost: pick books the risk manager's entry_cost rule accepts (the breaker
             # scenarios test breakers, not that rule), as the risk scenarios do.
-            "strategy": {"name": "drill", "params": {
-                "size_usd": 20, "max_holdings": 2, "hold_seconds": 3000,
-                "max_entry_cost": 0.9 * self.base.risk_limits.stop_loss_percent
-                * self.base.risk_limits.max_entry_cost_share_of_stop}},
+            "strategy": {
+                "name": "drill",
+                "params": {
+                    "size_usd": 20,
+                    "max_holdings": 2,
+                    "hold_seconds": 3000,
+                    "max_entry_cost": 0.9
+                    * self.base.risk_limits.stop_loss_percent
+                    * self.base.risk_limits.max_entry_cost_share_of_stop,
+                },
+            },
             "collection": {"min_volume_24h": 0, "min_liquidity": 0, "max_markets": 16},
             "telegram": {"enabled": False},
             "email": {"enabled": False},
@@ -106,6 +126,7 @@ class Scenarios:
         (root / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         cfg = load_config(root / "config.yaml", require_mode_secrets=False)
         from polybot.collect.cycle import seed_universe
+
         res = seed_universe(cfg)
         if not res.markets:
             raise ScenarioFailed(f"the simulator listed no markets ({res.failure})")
@@ -121,12 +142,23 @@ class Scenarios:
 
     def start_bot(self, root: Path, *args: str) -> subprocess.Popen:
         out = open(root / "bot.out", "a", encoding="utf-8")
-        return subprocess.Popen([sys.executable, str(ROOT / "trading_bot.py"), *args], cwd=root, env=self.env(),
-                                stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "trading_bot.py"), *args],
+            cwd=root,
+            env=self.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
     def run_bot(self, root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(ROOT / "trading_bot.py"), *args], cwd=root, env=self.env(),
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, str(ROOT / "trading_bot.py"), *args],
+            cwd=root,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 def query(cfg: Config, sql: str, *args) -> list:

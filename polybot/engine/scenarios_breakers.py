@@ -13,6 +13,7 @@ new start without ``--restart`` is refused.
 5. manual emergency stop: ``touch EMERGENCY_STOP`` (in the workspace) while positions
    are open → they are closed and the bot exits.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -29,12 +30,20 @@ STOP_TIMEOUT = 90
 def _running(sc: Scenarios, root, cfg, *, positions: int = 0):
     proc = sc.start_bot(root)
     if positions:
-        wait_for(lambda: proc.poll() is not None or
-                 query(cfg, "SELECT COUNT(*) FROM positions WHERE status='open'")[0][0] >= positions,
-                 STOP_TIMEOUT, f"{positions} open position(s)")
+        wait_for(
+            lambda: (
+                proc.poll() is not None
+                or query(cfg, "SELECT COUNT(*) FROM positions WHERE status='open'")[0][0] >= positions
+            ),
+            STOP_TIMEOUT,
+            f"{positions} open position(s)",
+        )
     else:
-        wait_for(lambda: proc.poll() is not None or query(cfg, "SELECT COUNT(*) FROM performance")[0][0] >= 1,
-                 STOP_TIMEOUT, "the first loop")
+        wait_for(
+            lambda: proc.poll() is not None or query(cfg, "SELECT COUNT(*) FROM performance")[0][0] >= 1,
+            STOP_TIMEOUT,
+            "the first loop",
+        )
     if proc.poll() is not None:
         raise ScenarioFailed(f"the bot exited early (code {proc.returncode}); see {root / 'bot.out'}")
     return proc
@@ -54,8 +63,9 @@ def _halted(sc: Scenarios, code: int, root, cfg, breaker: str) -> str:
         raise ScenarioFailed("the bot exited 0: a STOP must exit non-zero")
     state = dict(query(cfg, "SELECT key, value FROM bot_state"))
     if state.get("halted") != "1" or state.get("halt_breaker") != breaker:
-        raise ScenarioFailed(f"the database is not halted by {breaker}: {state.get('halted')!r} "
-                             f"{state.get('halt_breaker')!r}")
+        raise ScenarioFailed(
+            f"the database is not halted by {breaker}: {state.get('halted')!r} {state.get('halt_breaker')!r}"
+        )
     rows = query(cfg, "SELECT breaker, reason FROM halts WHERE cleared_at IS NULL")
     if not rows or rows[-1][0] != breaker:
         raise ScenarioFailed("no halts row records the stop")
@@ -81,17 +91,40 @@ def daily_loss(sc: Scenarios) -> str:
     root, cfg = sc.workspace("daily_loss")
     conn = db.connect(cfg.database_path)
     try:
-        token, market = conn.execute("SELECT token_id, market_id FROM market_tokens ORDER BY token_id").fetchone()
+        token, market = conn.execute(
+            "SELECT token_id, market_id FROM market_tokens ORDER BY token_id"
+        ).fetchone()
         from polybot.exchange.client import PolymarketClient
+
         with PolymarketClient.from_config(cfg) as client:
             now = client.get_server_time()
         limit = to_micro(cfg.risk_limits.daily_loss_limit)
-        shares = -(-(limit + 10 * MICRO) * MICRO // 500_000) // 10_000 * 10_000    # lose 0.50 a share
+        shares = -(-(limit + 10 * MICRO) * MICRO // 500_000) // 10_000 * 10_000  # lose 0.50 a share
         with db.atomic(conn):
-            ledger.record_trade(conn, mode="paper", trade_id="scenario-buy", token_id=token, market_id=market,
-                                side="BUY", price_micro=800_000, size_micro=shares, fee_micro=0, ts=now)
-            ledger.record_trade(conn, mode="paper", trade_id="scenario-sell", token_id=token, market_id=market,
-                                side="SELL", price_micro=300_000, size_micro=shares, fee_micro=0, ts=now)
+            ledger.record_trade(
+                conn,
+                mode="paper",
+                trade_id="scenario-buy",
+                token_id=token,
+                market_id=market,
+                side="BUY",
+                price_micro=800_000,
+                size_micro=shares,
+                fee_micro=0,
+                ts=now,
+            )
+            ledger.record_trade(
+                conn,
+                mode="paper",
+                trade_id="scenario-sell",
+                token_id=token,
+                market_id=market,
+                side="SELL",
+                price_micro=300_000,
+                size_micro=shares,
+                fee_micro=0,
+                ts=now,
+            )
     finally:
         conn.close()
     proc = sc.start_bot(root)
@@ -103,12 +136,24 @@ def position_anomaly(sc: Scenarios) -> str:
     proc = _running(sc, root, cfg)
     conn = db.connect(cfg.database_path)
     try:
-        token, market = conn.execute("SELECT token_id, market_id FROM market_tokens ORDER BY token_id").fetchone()
+        token, market = conn.execute(
+            "SELECT token_id, market_id FROM market_tokens ORDER BY token_id"
+        ).fetchone()
         size = to_micro(cfg.risk_limits.max_position_size) * 3 // 2 * MICRO // 500_000 // 10_000 * 10_000
-        with db.atomic(conn):          # e.g. a fill found at the exchange that nobody asked for
-            ledger.record_trade(conn, mode="paper", trade_id="scenario-external", token_id=token,
-                                market_id=market, side="BUY", price_micro=500_000, size_micro=size, fee_micro=0,
-                                ts=1, reason="external fill")
+        with db.atomic(conn):  # e.g. a fill found at the exchange that nobody asked for
+            ledger.record_trade(
+                conn,
+                mode="paper",
+                trade_id="scenario-external",
+                token_id=token,
+                market_id=market,
+                side="BUY",
+                price_micro=500_000,
+                size_micro=size,
+                fee_micro=0,
+                ts=1,
+                reason="external fill",
+            )
     finally:
         conn.close()
     return _stopped(sc, proc, root, cfg, "position_anomaly")
@@ -125,7 +170,7 @@ def database_corruption(sc: Scenarios) -> str:
         root_page = c.execute("SELECT rootpage FROM sqlite_master WHERE name='idx_job_runs'").fetchone()[0]
     finally:
         c.close()
-    with open(path, "r+b") as f:          # overwrite one index page (the bot never writes it)
+    with open(path, "r+b") as f:  # overwrite one index page (the bot never writes it)
         f.seek((root_page - 1) * page_size)
         f.write(b"\xde\xad\xbe\xef" * (page_size // 4))
     return _stopped(sc, proc, root, cfg, "database")
@@ -137,7 +182,9 @@ def emergency_stop(sc: Scenarios) -> str:
     cfg.emergency_stop_file.touch()
     detail = _stopped(sc, proc, root, cfg, "emergency_stop")
     left = query(cfg, "SELECT COUNT(*) FROM positions WHERE status='open'")[0][0]
-    closed = query(cfg, "SELECT COUNT(*) FROM orders WHERE strategy='emergency_stop' AND status='FILLED'")[0][0]
+    closed = query(cfg, "SELECT COUNT(*) FROM orders WHERE strategy='emergency_stop' AND status='FILLED'")[0][
+        0
+    ]
     if left:
         raise ScenarioFailed(f"{left} position(s) still open after the emergency stop")
     return f"{closed} position(s) closed, open orders cancelled; " + detail
@@ -155,8 +202,11 @@ SCENARIOS = [
 def main(args) -> int:
     base, where = operator_config(getattr(args, "config", None))
     n = base.trading.max_consecutive_api_errors
-    print(f"Circuit breaker scenarios: trading_bot.py runs on the bundled simulator in temporary workspaces "
-          f"(your database, EMERGENCY_STOP file and Polymarket are not touched); settings from {where}", flush=True)
+    print(
+        f"Circuit breaker scenarios: trading_bot.py runs on the bundled simulator in temporary workspaces "
+        f"(your database, EMERGENCY_STOP file and Polymarket are not touched); settings from {where}",
+        flush=True,
+    )
     failures = 0
     with Scenarios(base, speed=60.0, keep=getattr(args, "keep", False)) as sc:
         for line, fn in SCENARIOS:

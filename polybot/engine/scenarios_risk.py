@@ -12,6 +12,7 @@ against the bundled simulator and checks the outcome from the database:
 - stop loss: a position worth less than (1 − stop_loss_percent) × its cost → the engine
   sells it at the next loop.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,8 +22,8 @@ from dataclasses import replace
 
 from polybot import db
 from polybot.engine import ledger
-from polybot.engine.breakers import DAILY_LOSS, BreakerTripped
 from polybot.engine.bot import startup
+from polybot.engine.breakers import DAILY_LOSS, BreakerTripped
 from polybot.engine.drill import Drill
 from polybot.engine.loop import Engine
 from polybot.engine.scenarios import ScenarioFailed, Scenarios, operator_config, report
@@ -38,6 +39,7 @@ WIDE = {"min_price": 0.05, "max_price": 0.95, "max_spread": 0.2}
 
 def engine_for(cfg, params: dict) -> Engine:
     from polybot.exchange.client import PolymarketClient
+
     configure_from(cfg, console_level="CRITICAL")
     # books the risk manager's entry_cost rule would refuse are not what these scenarios test
     r = cfg.risk_limits
@@ -63,10 +65,15 @@ def close(eng: Engine) -> None:
 def liquid_book(cfg):
     """(token, market_id, book) of a two-sided book away from the edges."""
     from polybot.exchange.client import PolymarketClient
+
     conn = db.connect(cfg.database_path)
-    tokens = {r[0]: r[1] for r in conn.execute(
-        "SELECT t.token_id, t.market_id FROM market_tokens t JOIN markets m ON m.id = t.market_id "
-        "WHERE m.tracked = 1 ORDER BY t.token_id")}
+    tokens = {
+        r[0]: r[1]
+        for r in conn.execute(
+            "SELECT t.token_id, t.market_id FROM market_tokens t JOIN markets m ON m.id = t.market_id "
+            "WHERE m.tracked = 1 ORDER BY t.token_id"
+        )
+    }
     conn.close()
     with PolymarketClient.from_config(cfg) as client:
         books = client.get_books(list(tokens))
@@ -108,24 +115,43 @@ def position_size(sc: Scenarios) -> str:
         if out is None or not out.filled:
             raise ScenarioFailed(f"the resized order did not fill ({out})")
         pos = ledger.get_position(eng.conn, "paper", it.token_id)
-        fees = sum(r[0] for r in eng.conn.execute("SELECT fee_micro FROM trades WHERE token_id=?", (it.token_id,)))
+        fees = sum(
+            r[0] for r in eng.conn.execute("SELECT fee_micro FROM trades WHERE token_id=?", (it.token_id,))
+        )
         if pos.cost_micro - fees > limit:
             raise ScenarioFailed(f"position cost {fmt_usd(pos.cost_micro)} is above {fmt_usd(limit)}")
-        more = eng.risk.check(Intent(ENTER, it.token_id, it.market_id, BUY, notional_micro=limit,
-                                     limit_price_micro=it.limit_price_micro), eng.account(),
-                              eng.md.info(it.market_id), eng.now_ts)
+        more = eng.risk.check(
+            Intent(
+                ENTER,
+                it.token_id,
+                it.market_id,
+                BUY,
+                notional_micro=limit,
+                limit_price_micro=it.limit_price_micro,
+            ),
+            eng.account(),
+            eng.md.info(it.market_id),
+            eng.now_ts,
+        )
         if more.rule != RULE_POSITION_SIZE:
             raise ScenarioFailed(f"adding {fmt_usd(limit)} to the position was not capped: {more}")
         if more.approved:
-            extra = notional_micro(more.intent.limit_price_micro, more.intent.size_micro) \
-                if more.intent.size_micro is not None else more.intent.notional_micro
+            extra = (
+                notional_micro(more.intent.limit_price_micro, more.intent.size_micro)
+                if more.intent.size_micro is not None
+                else more.intent.notional_micro
+            )
             if pos.cost_micro + extra > limit + fees:
-                raise ScenarioFailed(f"adding to the position was allowed up to {fmt_usd(pos.cost_micro + extra)}")
+                raise ScenarioFailed(
+                    f"adding to the position was allowed up to {fmt_usd(pos.cost_micro + extra)}"
+                )
             added = f"adding {fmt_usd(limit)} more is cut to {fmt_usd(extra)}"
         else:
             added = f"adding {fmt_usd(limit)} more is refused"
-        return (f"asked {fmt_usd(asked)}; bought {fmt_usd(pos.cost_micro - fees)} (+{fmt_usd(fees)} fees) "
-                f"≤ max_position_size {fmt_usd(limit)}; {added}")
+        return (
+            f"asked {fmt_usd(asked)}; bought {fmt_usd(pos.cost_micro - fees)} (+{fmt_usd(fees)} fees) "
+            f"≤ max_position_size {fmt_usd(limit)}; {added}"
+        )
     finally:
         close(eng)
 
@@ -138,9 +164,17 @@ def portfolio_exposure(sc: Scenarios) -> str:
     # exposure fraction and the capital are under test here; other caps are opened wide)
     size = max(r.max_position_size, math.ceil(max_exp / MICRO / 3.5))
     wanted = math.ceil(max_exp / to_micro(size)) + 2
-    _, cfg = sc.workspace("exposure", {"risk_limits": {"max_positions": wanted + 5, "max_event_exposure": 1.0,
-                                                        "max_position_size": size,
-                                                        "daily_loss_limit": sc.base.capital}})
+    _, cfg = sc.workspace(
+        "exposure",
+        {
+            "risk_limits": {
+                "max_positions": wanted + 5,
+                "max_event_exposure": 1.0,
+                "max_position_size": size,
+                "daily_loss_limit": sc.base.capital,
+            }
+        },
+    )
     eng = engine_for(cfg, dict(WIDE, size_usd=size, max_holdings=wanted, entries_per_decision=wanted))
     try:
         res = entries(eng.trade())
@@ -154,9 +188,11 @@ def portfolio_exposure(sc: Scenarios) -> str:
         exposure = pf.exposure_micro()
         if exposure - fees > max_exp:
             raise ScenarioFailed(f"exposure {fmt_usd(exposure)} is above {fmt_usd(max_exp)}")
-        return (f"asked {len(res)} × {fmt_usd(to_micro(size))}; {len(pf.open_positions())} positions, exposure "
-                f"{fmt_usd(exposure - fees)} (+{fmt_usd(fees)} fees) ≤ {r.max_portfolio_exposure:g} × capital "
-                f"= {fmt_usd(max_exp)}; {len(refused)} entr{'y' if len(refused) == 1 else 'ies'} cut or refused")
+        return (
+            f"asked {len(res)} × {fmt_usd(to_micro(size))}; {len(pf.open_positions())} positions, exposure "
+            f"{fmt_usd(exposure - fees)} (+{fmt_usd(fees)} fees) ≤ {r.max_portfolio_exposure:g} × capital "
+            f"= {fmt_usd(max_exp)}; {len(refused)} entr{'y' if len(refused) == 1 else 'ies'} cut or refused"
+        )
     finally:
         close(eng)
 
@@ -166,19 +202,50 @@ def daily_loss(sc: Scenarios) -> str:
     token, market, book, now = liquid_book(cfg)
     limit = to_micro(cfg.risk_limits.daily_loss_limit)
     shares = 200 * MICRO
-    loss_per_share = (limit * MICRO // shares) + 10_000               # a loss just beyond the limit
+    loss_per_share = (limit * MICRO // shares) + 10_000  # a loss just beyond the limit
     buy = min(990_000, 500_000 + loss_per_share // 2 // 10_000 * 10_000)
     sell = max(10_000, buy - loss_per_share // 10_000 * 10_000 - 10_000)
-    seed(cfg, [dict(trade_id="seed-buy", token_id=token, market_id=market, side="BUY", price_micro=buy,
-                    size_micro=shares, fee_micro=0, ts=now),           # today (UTC, exchange clock)
-               dict(trade_id="seed-sell", token_id=token, market_id=market, side="SELL", price_micro=sell,
-                    size_micro=shares, fee_micro=0, ts=now)])
+    seed(
+        cfg,
+        [
+            dict(
+                trade_id="seed-buy",
+                token_id=token,
+                market_id=market,
+                side="BUY",
+                price_micro=buy,
+                size_micro=shares,
+                fee_micro=0,
+                ts=now,
+            ),  # today (UTC, exchange clock)
+            dict(
+                trade_id="seed-sell",
+                token_id=token,
+                market_id=market,
+                side="SELL",
+                price_micro=sell,
+                size_micro=shares,
+                fee_micro=0,
+                ts=now,
+            ),
+        ],
+    )
     realised = notional_micro(sell, shares) - notional_micro(buy, shares)
     eng = engine_for(cfg, dict(WIDE, size_usd=20, max_holdings=2))
     try:
-        d = eng.risk.check(Intent(ENTER, token, market, BUY, notional_micro=20 * MICRO,
-                                  limit_price_micro=min(990_000, to_micro(book.asks[0].price))),
-                           eng.account(), eng.md.info(market), eng.now_ts)
+        d = eng.risk.check(
+            Intent(
+                ENTER,
+                token,
+                market,
+                BUY,
+                notional_micro=20 * MICRO,
+                limit_price_micro=min(990_000, to_micro(book.asks[0].price)),
+            ),
+            eng.account(),
+            eng.md.info(market),
+            eng.now_ts,
+        )
         if d.approved or d.rule != RULE_DAILY_LOSS:
             raise ScenarioFailed(f"a new entry after the loss was not refused: {d}")
         before = eng.conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
@@ -191,8 +258,10 @@ def daily_loss(sc: Scenarios) -> str:
             raise ScenarioFailed("circuit breaker #2 did not trip")
         if eng.conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0] != before:
             raise ScenarioFailed("an order was placed after the daily loss limit")
-        return (f"today's loss {fmt_usd(-realised)} ≥ daily_loss_limit {fmt_usd(limit)}: new entries refused, "
-                f"circuit breaker #2 trips")
+        return (
+            f"today's loss {fmt_usd(-realised)} ≥ daily_loss_limit {fmt_usd(limit)}: new entries refused, "
+            f"circuit breaker #2 trips"
+        )
     finally:
         close(eng)
 
@@ -202,16 +271,31 @@ def stop_loss(sc: Scenarios) -> str:
     token, market, book, now = liquid_book(cfg)
     pct = cfg.risk_limits.stop_loss_percent
     bid = to_micro(book.bids[0].price)
-    paid = min(990_000, -(-int(bid / (1 - pct - 0.05)) // 10_000) * 10_000)   # now worth < (1 − pct) × cost
+    paid = min(990_000, -(-int(bid / (1 - pct - 0.05)) // 10_000) * 10_000)  # now worth < (1 − pct) × cost
     shares = 20 * MICRO
-    seed(cfg, [dict(trade_id="seed-buy", token_id=token, market_id=market, side="BUY", price_micro=paid,
-                    size_micro=shares, fee_micro=0, ts=now - 60)])
+    seed(
+        cfg,
+        [
+            dict(
+                trade_id="seed-buy",
+                token_id=token,
+                market_id=market,
+                side="BUY",
+                price_micro=paid,
+                size_micro=shares,
+                fee_micro=0,
+                ts=now - 60,
+            )
+        ],
+    )
     eng = engine_for(cfg, dict(WIDE, size_usd=5, max_holdings=0))
     try:
         res = [(it, d, out) for it, d, out in eng.trade() if it.strategy == "stop_loss"]
         if not res:
-            raise ScenarioFailed(f"no stop loss fired for a position bought at {paid / MICRO:.2f} with the bid "
-                                 f"at {bid / MICRO:.2f}")
+            raise ScenarioFailed(
+                f"no stop loss fired for a position bought at {paid / MICRO:.2f} with the bid "
+                f"at {bid / MICRO:.2f}"
+            )
         it, d, out = res[0]
         if out is None or out.filled_micro != shares:
             raise ScenarioFailed(f"the stop-loss sell did not fill the whole position ({out})")
@@ -220,9 +304,11 @@ def stop_loss(sc: Scenarios) -> str:
             raise ScenarioFailed("the position is still open after the stop loss")
         value = notional_micro(bid, shares)
         cost = notional_micro(paid, shares)
-        return (f"bought at {paid / MICRO:.2f}, bid {bid / MICRO:.2f}: worth {fmt_usd(value)} = "
-                f"{(value - cost) / cost:+.1%} of cost (stop at -{pct:.0%}) → sold, realised "
-                f"{fmt_usd(pos.realized_pnl_micro, signed=True)}")
+        return (
+            f"bought at {paid / MICRO:.2f}, bid {bid / MICRO:.2f}: worth {fmt_usd(value)} = "
+            f"{(value - cost) / cost:+.1%} of cost (stop at -{pct:.0%}) → sold, realised "
+            f"{fmt_usd(pos.realized_pnl_micro, signed=True)}"
+        )
     finally:
         close(eng)
 
@@ -238,10 +324,13 @@ SCENARIOS = [
 def main(args) -> int:
     base, where = operator_config(getattr(args, "config", None))
     r = base.risk_limits
-    print(f"Risk scenarios on the bundled simulator in a temporary workspace (your database and Polymarket "
-          f"are not touched); limits from {where}: capital ${base.capital:,.2f}, max_position=${r.max_position_size:g}, "
-          f"max_exposure={r.max_portfolio_exposure:g}, daily_loss_limit=${r.daily_loss_limit:g}, "
-          f"stop_loss={r.stop_loss_percent:g}", flush=True)
+    print(
+        f"Risk scenarios on the bundled simulator in a temporary workspace (your database and Polymarket "
+        f"are not touched); limits from {where}: capital ${base.capital:,.2f}, max_position=${r.max_position_size:g}, "
+        f"max_exposure={r.max_portfolio_exposure:g}, daily_loss_limit=${r.daily_loss_limit:g}, "
+        f"stop_loss={r.stop_loss_percent:g}",
+        flush=True,
+    )
     failures = 0
     with Scenarios(base, speed=0.0, n_markets=40, keep=getattr(args, "keep", False)) as sc:
         for line, fn in SCENARIOS:
@@ -250,8 +339,11 @@ def main(args) -> int:
                 report(True, line, detail)
             except ScenarioFailed as exc:
                 failures += 1
-                report(False, line.replace("enforced", "NOT enforced").replace("triggers correctly",
-                                                                                   "did NOT trigger"), str(exc))
+                report(
+                    False,
+                    line.replace("enforced", "NOT enforced").replace("triggers correctly", "did NOT trigger"),
+                    str(exc),
+                )
             except Exception as exc:  # noqa: BLE001 — a scenario that crashes is a failed scenario
                 failures += 1
                 log.error("scenario %s crashed:\n%s", line, traceback.format_exc())

@@ -9,6 +9,7 @@ A halt is written to ``bot_state`` AND as a ``halts`` row in one transaction. If
 database cannot be written (the database breaker), the halt goes to the fallback file
 ``<database dir>/trading_bot.halted`` so that a restart still refuses to trade.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,6 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from polybot import db
 from polybot.errors import PolybotError
@@ -54,17 +54,21 @@ class InstanceLock:
         try:
             if os.name == "nt":
                 import msvcrt
+
                 fh.seek(0)
                 msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
             else:
                 import fcntl
+
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             fh.close()
             pid = _read_pid(self.path.parent / PID_FILE)
             who = f" (PID {pid})" if pid else ""
-            raise PolybotError(f"Another trading bot is already running on this database{who}; "
-                               f"stop it with touch EMERGENCY_STOP or check python health_check.py.") from None
+            raise PolybotError(
+                f"Another trading bot is already running on this database{who}; "
+                f"stop it with touch EMERGENCY_STOP or check python health_check.py."
+            ) from None
         self._fh = fh
 
     def release(self) -> None:
@@ -75,7 +79,7 @@ class InstanceLock:
                 self._fh = None
 
 
-def _read_pid(path: Path) -> Optional[int]:
+def _read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
     except (OSError, ValueError):
@@ -109,31 +113,45 @@ def write_heartbeat(conn: sqlite3.Connection, *, mode: str, pid: int, started_at
 class Halt:
     breaker: str
     reason: str
-    since: Optional[int] = None
-    source: str = "database"          # "database" | "file"
+    since: int | None = None
+    source: str = "database"  # "database" | "file"
 
 
-def current_halt(conn: Optional[sqlite3.Connection], cfg) -> Optional[Halt]:
+def current_halt(conn: sqlite3.Connection | None, cfg) -> Halt | None:
     """The active halt, from the database or (if it could not be written) the fallback file."""
     path = halt_file_path(cfg)
     if path.exists():
         try:
             d = json.loads(path.read_text(encoding="utf-8"))
-            return Halt(str(d.get("breaker", "database")), str(d.get("reason", "unknown")),
-                        d.get("ts"), source="file")
+            return Halt(
+                str(d.get("breaker", "database")), str(d.get("reason", "unknown")), d.get("ts"), source="file"
+            )
         except (OSError, ValueError):
             return Halt("database", f"unreadable halt file {path}", None, source="file")
     if conn is None:
         return None
     if db.get_state(conn, "halted") == "1":
-        row = conn.execute("SELECT timestamp FROM halts WHERE cleared_at IS NULL ORDER BY id DESC LIMIT 1").fetchone()
-        return Halt(db.get_state(conn, "halt_breaker") or "unknown", db.get_state(conn, "halt_reason") or "",
-                    int(row[0]) if row else None)
+        row = conn.execute(
+            "SELECT timestamp FROM halts WHERE cleared_at IS NULL ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return Halt(
+            db.get_state(conn, "halt_breaker") or "unknown",
+            db.get_state(conn, "halt_reason") or "",
+            int(row[0]) if row else None,
+        )
     return None
 
 
-def persist_halt(conn: Optional[sqlite3.Connection], cfg, *, mode: str, breaker: str, reason: str,
-                 details: str = "", now: int) -> str:
+def persist_halt(
+    conn: sqlite3.Connection | None,
+    cfg,
+    *,
+    mode: str,
+    breaker: str,
+    reason: str,
+    details: str = "",
+    now: int,
+) -> str:
     """Latch the halt. Returns where it was stored ("database" and/or the fallback file).
     Never raises: a halt that cannot be written anywhere is returned as "nowhere (…)"
     so that the caller still alerts and stops (issue 15 #1: a full disk raised here and
@@ -146,8 +164,9 @@ def persist_halt(conn: Optional[sqlite3.Connection], cfg, *, mode: str, breaker:
 
     def to_file() -> None:
         try:
-            stored.append(_write_halt_file(cfg, mode=mode, breaker=breaker, reason=reason,
-                                           details=details, now=now))
+            stored.append(
+                _write_halt_file(cfg, mode=mode, breaker=breaker, reason=reason, details=details, now=now)
+            )
         except OSError as exc:
             problems.append(f"{halt_file_path(cfg)}: {exc.strerror or exc}")
 
@@ -156,8 +175,10 @@ def persist_halt(conn: Optional[sqlite3.Connection], cfg, *, mode: str, breaker:
     if conn is not None:
         try:
             with db.atomic(conn):
-                conn.execute("INSERT INTO halts(timestamp, mode, breaker, reason, details) VALUES (?,?,?,?,?)",
-                             (int(now), mode, breaker, reason, details or None))
+                conn.execute(
+                    "INSERT INTO halts(timestamp, mode, breaker, reason, details) VALUES (?,?,?,?,?)",
+                    (int(now), mode, breaker, reason, details or None),
+                )
                 db.set_state(conn, "halted", "1", now=now)
                 db.set_state(conn, "halt_reason", reason, now=now)
                 db.set_state(conn, "halt_breaker", breaker, now=now)
@@ -201,8 +222,9 @@ def _reserve_path(cfg) -> Path:
 
 def _write_halt_file(cfg, *, mode: str, breaker: str, reason: str, details: str, now: int) -> str:
     path = halt_file_path(cfg)
-    record = json.dumps({"breaker": breaker, "reason": reason, "details": details, "ts": int(now),
-                         "mode": mode}).encode("utf-8")
+    record = json.dumps(
+        {"breaker": breaker, "reason": reason, "details": details, "ts": int(now), "mode": mode}
+    ).encode("utf-8")
     tmp = path.with_suffix(".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,15 +236,16 @@ def _write_halt_file(cfg, *, mode: str, breaker: str, reason: str, details: str,
         return f"file {path}"
     except OSError:
         try:
-            tmp.unlink(missing_ok=True)          # never leave a 0-byte trading_bot.tmp behind
+            tmp.unlink(missing_ok=True)  # never leave a 0-byte trading_bot.tmp behind
         except OSError:
             pass
         reserve = _reserve_path(cfg)
         if not reserve.exists():
             raise
     # The disk is full: overwrite the reserved blocks in place and rename them into place.
-    compact = json.dumps({"breaker": breaker, "reason": reason[:2000], "details": details[:2000],
-                          "ts": int(now), "mode": mode}).encode("utf-8")[:RESERVE_BYTES]
+    compact = json.dumps(
+        {"breaker": breaker, "reason": reason[:2000], "details": details[:2000], "ts": int(now), "mode": mode}
+    ).encode("utf-8")[:RESERVE_BYTES]
     fd = os.open(reserve, os.O_WRONLY)
     try:
         os.write(fd, compact.ljust(os.fstat(fd).st_size, b" "))
@@ -233,7 +256,9 @@ def _write_halt_file(cfg, *, mode: str, breaker: str, reason: str, details: str,
     return f"file {path}"
 
 
-def clear_halt(conn: sqlite3.Connection, cfg, *, by: str, now: int, exchange_now: Optional[int] = None) -> int:
+def clear_halt(
+    conn: sqlite3.Connection, cfg, *, by: str, now: int, exchange_now: int | None = None
+) -> int:
     """Clear the latched halt (operator restart). Returns how many halts rows were cleared.
 
     Clearing a daily-loss halt acknowledges that day's loss (bot_state ``daily_loss_ack_day``):
@@ -242,9 +267,12 @@ def clear_halt(conn: sqlite3.Connection, cfg, *, by: str, now: int, exchange_now
     breaker = db.get_state(conn, "halt_breaker")
     with db.atomic(conn):
         if breaker == "daily_loss" and exchange_now is not None:
-            db.set_state(conn, "daily_loss_ack_day", str(int(exchange_now) - int(exchange_now) % 86_400), now=now)
-        n = conn.execute("UPDATE halts SET cleared_at=?, cleared_by=? WHERE cleared_at IS NULL",
-                         (int(now), by)).rowcount
+            db.set_state(
+                conn, "daily_loss_ack_day", str(int(exchange_now) - int(exchange_now) % 86_400), now=now
+            )
+        n = conn.execute(
+            "UPDATE halts SET cleared_at=?, cleared_by=? WHERE cleared_at IS NULL", (int(now), by)
+        ).rowcount
         db.set_state(conn, "halted", "0", now=now)
         db.set_state(conn, "halt_reason", "", now=now)
         db.set_state(conn, "halt_breaker", "", now=now)

@@ -8,6 +8,7 @@
 4. a critical alert (keys of polybot/alerts/checks.py);
 5. raise HaltedError (exit code 5).
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,34 +32,48 @@ def stop(engine, trip: BreakerTripped) -> None:
             report.append(f"cancelling orders failed: {exc}")
     if trip.breaker == breakers.EMERGENCY_STOP:
         from polybot.engine.closeout import close_all_positions
+
         report += close_all_positions(engine)
     for line in report:
         log.warning("STOP: %s", line)
     # The operator first, by whatever still works (Telegram needs no disk), then the latch:
     # on a full disk persisting can fail, and it never raises (issue 15 #1).
     alert(engine, trip, report, flush=False)
-    where = state.persist_halt(engine.conn, engine.cfg, mode=engine.mode, breaker=trip.breaker,
-                               reason=trip.reason, details="\n".join(report), now=int(engine.wall()))
+    where = state.persist_halt(
+        engine.conn,
+        engine.cfg,
+        mode=engine.mode,
+        breaker=trip.breaker,
+        reason=trip.reason,
+        details="\n".join(report),
+        now=int(engine.wall()),
+    )
     try:
         engine.alerter.flush(10)
     except Exception:  # noqa: BLE001 — alert delivery never blocks a stop
         pass
     engine.stop_exchange_heartbeat()
     if trip.resource:
-        raise HaltedError(f"Trading halted by circuit breaker #{n} ({trip.resource}): {trip.reason}; free "
-                          f"space / make the disk writable (the database is not damaged — do not restore a "
-                          f"backup), then run python trading_bot.py --restart (halt recorded in the {where}).")
+        raise HaltedError(
+            f"Trading halted by circuit breaker #{n} ({trip.resource}): {trip.reason}; free "
+            f"space / make the disk writable (the database is not damaged — do not restore a "
+            f"backup), then run python trading_bot.py --restart (halt recorded in the {where})."
+        )
     if trip.breaker == breakers.EMERGENCY_STOP:
-        raise HaltedError(f"Emergency stop: {trip.reason}; open orders cancelled and positions closed "
-                          f"(halt recorded in the {where}); find the cause, then rm EMERGENCY_STOP and run "
-                          f"python trading_bot.py --restart.")
-    raise HaltedError(f"Trading halted by circuit breaker #{n} ({label}): {trip.reason}; fix the cause, "
-                      f"then run python trading_bot.py --restart.")
-
+        raise HaltedError(
+            f"Emergency stop: {trip.reason}; open orders cancelled and positions closed "
+            f"(halt recorded in the {where}); find the cause, then rm EMERGENCY_STOP and run "
+            f"python trading_bot.py --restart."
+        )
+    raise HaltedError(
+        f"Trading halted by circuit breaker #{n} ({label}): {trip.reason}; fix the cause, "
+        f"then run python trading_bot.py --restart."
+    )
 
 
 def alert(engine, trip: BreakerTripped, report: list[str], *, flush: bool = True) -> None:
     from polybot.alerts import checks
+
     n, label = breakers.NUMBERS[trip.breaker], breakers.LABELS[trip.breaker]
     open_n = None
     if trip.breaker != breakers.DATABASE:
@@ -67,30 +82,55 @@ def alert(engine, trip: BreakerTripped, report: list[str], *, flush: bool = True
         except Exception:  # noqa: BLE001 — the alert goes out even if the count cannot be read
             open_n = None
     if trip.resource:
-        key, msg = "resource_exhausted", (f"Circuit breaker #4 ({trip.resource}): {trip.reason}. Trading stops."
-                                          f"\nWhat to do: free disk space or make it writable (df -h); the "
-                                          f"database is not damaged, do NOT restore a backup; then python "
-                                          f"trading_bot.py --restart.")
+        key, msg = (
+            "resource_exhausted",
+            (
+                f"Circuit breaker #4 ({trip.resource}): {trip.reason}. Trading stops."
+                f"\nWhat to do: free disk space or make it writable (df -h); the "
+                f"database is not damaged, do NOT restore a backup; then python "
+                f"trading_bot.py --restart."
+            ),
+        )
     elif trip.breaker == breakers.EMERGENCY_STOP:
         f = checks.emergency_stop(trip.reason, open_positions=open_n)
         key, msg = f.key, f.message
     elif trip.breaker == breakers.DAILY_LOSS:
-        key, msg = "daily_loss_limit", (f"Circuit breaker #2: {trip.reason}. Trading stops.\nWhat to do: review "
-                                        f"today's trades; resume with python trading_bot.py --restart.")
+        key, msg = (
+            "daily_loss_limit",
+            (
+                f"Circuit breaker #2: {trip.reason}. Trading stops.\nWhat to do: review "
+                f"today's trades; resume with python trading_bot.py --restart."
+            ),
+        )
     elif trip.breaker == breakers.POSITION_ANOMALY:
-        key, msg = "position_over_limit", (f"Circuit breaker #3: {trip.reason}. Trading stops.\nWhat to do: "
-                                           f"check positions against Polymarket, then python trading_bot.py "
-                                           f"--restart.")
+        key, msg = (
+            "position_over_limit",
+            (
+                f"Circuit breaker #3: {trip.reason}. Trading stops.\nWhat to do: "
+                f"check positions against Polymarket, then python trading_bot.py "
+                f"--restart."
+            ),
+        )
     elif trip.breaker == breakers.DATABASE:
-        key, msg = "database_corruption", (f"Circuit breaker #4: {trip.reason}. Trading stops.\nWhat to do: "
-                                           f"restore the latest backup with python backup_database.py --restore "
-                                           f"FILE, then python trading_bot.py --restart.")
+        key, msg = (
+            "database_corruption",
+            (
+                f"Circuit breaker #4: {trip.reason}. Trading stops.\nWhat to do: "
+                f"restore the latest backup with python backup_database.py --restore "
+                f"FILE, then python trading_bot.py --restart."
+            ),
+        )
     elif "credentials" in trip.reason:
         f = checks.api_auth_failure(trip.reason)
         key, msg = f.key, f.message
     else:
-        key, msg = "api_errors", (f"Circuit breaker #{n} ({label}): {trip.reason}. Trading stops.\nWhat to do: "
-                                  f"check python test_api_connectivity.py, then python trading_bot.py --restart.")
+        key, msg = (
+            "api_errors",
+            (
+                f"Circuit breaker #{n} ({label}): {trip.reason}. Trading stops.\nWhat to do: "
+                f"check python test_api_connectivity.py, then python trading_bot.py --restart."
+            ),
+        )
     engine.alerter.critical(key, msg + (f"\n{len(report)} stop action(s) logged." if report else ""))
     if not flush:
         return

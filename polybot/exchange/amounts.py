@@ -36,21 +36,21 @@ the other way (implied price strictly inside P) would make such an exchange read
 Integer arithmetic throughout: float rounding signed 37.72 shares for 37.73
 (``floor(37.73 * 100) = 3772``, issue 13 finding 9).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Optional
 
 MICRO = 1_000_000
-CENT = 10_000            # 0.01 in micro-units: 2 decimals
-BASIS = 100              # 0.0001 in micro-units: 4 decimals
+CENT = 10_000  # 0.01 in micro-units: 2 decimals
+BASIS = 100  # 0.0001 in micro-units: 4 decimals
 MIN_MARKET_BUY_MICRO = 1_000_000
 """The CLOB's minimum for a marketable BUY is $1 of pUSD (limit orders: the market's
 ``orderMinSize`` in shares). Source: nautilus_trader #3874 ("market order: minimum
 amount is $1; limit order: minimum shares size is 5"); refusing below it loses nothing."""
 
-TICKS = ("0.1", "0.01", "0.005", "0.0025", "0.001", "0.0001")   # the SDK's ROUNDING_CONFIG keys
+TICKS = ("0.1", "0.01", "0.005", "0.0025", "0.001", "0.0001")  # the SDK's ROUNDING_CONFIG keys
 BUY, SELL = "BUY", "SELL"
 
 
@@ -61,8 +61,8 @@ class AmountError(ValueError):
 @dataclass(frozen=True)
 class Amounts:
     side: str
-    maker_micro: int          # base units the order gives (BUY: pUSD, SELL: shares)
-    taker_micro: int          # base units the order gets (BUY: shares, SELL: pUSD)
+    maker_micro: int  # base units the order gives (BUY: pUSD, SELL: shares)
+    taker_micro: int  # base units the order gets (BUY: shares, SELL: pUSD)
 
     @property
     def shares_micro(self) -> int:
@@ -77,7 +77,7 @@ class Amounts:
         return Decimal(self.usd_micro) / Decimal(self.shares_micro)
 
 
-def tick_str(tick) -> Optional[str]:
+def tick_str(tick) -> str | None:
     """Canonical text of a tick (``0.010`` → ``"0.01"``); None for None/""."""
     if tick in (None, ""):
         return None
@@ -102,11 +102,14 @@ def check_price(price_micro: int, tick) -> None:
     """Raise AmountError unless tick ≤ price ≤ 1 − tick and price is a multiple of the tick."""
     t = tick_micro(tick)
     if not t <= price_micro <= MICRO - t:
-        raise AmountError(f"price {price_micro / MICRO:g} is outside the market's range "
-                          f"{t / MICRO:g}–{(MICRO - t) / MICRO:g} (tick {tick_str(tick)})")
+        raise AmountError(
+            f"price {price_micro / MICRO:g} is outside the market's range "
+            f"{t / MICRO:g}–{(MICRO - t) / MICRO:g} (tick {tick_str(tick)})"
+        )
     if price_micro % t:
-        raise AmountError(f"price {price_micro / MICRO:g} is not a multiple of the market's tick "
-                          f"{tick_str(tick)}")
+        raise AmountError(
+            f"price {price_micro / MICRO:g} is not a multiple of the market's tick {tick_str(tick)}"
+        )
 
 
 def limit_amounts(side: str, price_micro: int, size_micro: int, tick) -> Amounts:
@@ -116,13 +119,14 @@ def limit_amounts(side: str, price_micro: int, size_micro: int, tick) -> Amounts
     if shares <= 0:
         raise AmountError(f"size {size_micro / MICRO:g} rounds to 0 shares (the CLOB takes 2 decimals)")
     usd, rest = divmod(shares * price_micro, MICRO)
-    if rest:        # impossible for a price on one of TICKS and 2-decimal shares
+    if rest:  # impossible for a price on one of TICKS and 2-decimal shares
         raise AmountError(f"{shares / MICRO:g} shares × {price_micro / MICRO:g} is not a whole micro-unit")
     return Amounts(BUY, usd, shares) if side == BUY else Amounts(SELL, shares, usd)
 
 
-def market_amounts(side: str, price_micro: int, tick, *, size_micro: Optional[int] = None,
-                   amount_micro: Optional[int] = None) -> Amounts:
+def market_amounts(
+    side: str, price_micro: int, tick, *, size_micro: int | None = None, amount_micro: int | None = None
+) -> Amounts:
     """FOK/FAK amounts (maker ≤ 2 decimals, taker ≤ 4) for a worst price ``price_micro``.
 
     BUY by ``size_micro`` shares or by ``amount_micro`` pUSD; SELL by ``size_micro``.
@@ -132,8 +136,10 @@ def market_amounts(side: str, price_micro: int, tick, *, size_micro: Optional[in
     """
     p, t = int(price_micro), tick_micro(tick)
     if not t <= p <= MICRO - t:
-        raise AmountError(f"worst price {p / MICRO:g} is outside the market's range "
-                          f"{t / MICRO:g}–{(MICRO - t) / MICRO:g} (tick {tick_str(tick)})")
+        raise AmountError(
+            f"worst price {p / MICRO:g} is outside the market's range "
+            f"{t / MICRO:g}–{(MICRO - t) / MICRO:g} (tick {tick_str(tick)})"
+        )
     if (size_micro is None) == (amount_micro is None):
         raise AmountError("give exactly one of size (shares) or amount (pUSD)")
     if side == SELL:
@@ -141,33 +147,46 @@ def market_amounts(side: str, price_micro: int, tick, *, size_micro: Optional[in
             raise AmountError("a SELL is sized in shares, not pUSD")
         maker = _floor(int(size_micro), CENT)
         if maker <= 0:
-            raise AmountError(f"SELL of {size_micro / MICRO:g} shares rounds to 0 (market orders "
-                              f"take shares to 2 decimals)")
-        taker = _floor(maker * p // MICRO, BASIS)                     # floor₄(maker·P)
+            raise AmountError(
+                f"SELL of {size_micro / MICRO:g} shares rounds to 0 (market orders take shares to 2 decimals)"
+            )
+        taker = _floor(maker * p // MICRO, BASIS)  # floor₄(maker·P)
         # implied price taker/maker must stay above P − tick
         if taker <= 0 or taker * MICRO <= (p - t) * maker:
-            raise AmountError(f"SELL of {maker / MICRO:g} shares at worst price {p / MICRO:g} is too "
-                              f"small to express with a 4-decimal pUSD amount; sell more shares")
+            raise AmountError(
+                f"SELL of {maker / MICRO:g} shares at worst price {p / MICRO:g} is too "
+                f"small to express with a 4-decimal pUSD amount; sell more shares"
+            )
         return Amounts(SELL, maker, taker)
     if side != BUY:
         raise AmountError(f"side must be BUY or SELL, got {side!r}")
     if amount_micro is not None:
         maker = _floor(int(amount_micro), CENT)
     else:
-        maker = _floor(_floor(int(size_micro), BASIS) * p // MICRO, CENT)   # floor₂(floor₄(size)·P)
+        maker = _floor(_floor(int(size_micro), BASIS) * p // MICRO, CENT)  # floor₂(floor₄(size)·P)
     if maker < MIN_MARKET_BUY_MICRO:
-        raise AmountError(f"a market BUY must spend at least $1 (the CLOB's minimum); this one "
-                          f"would spend ${maker / MICRO:.2f}")
-    taker = _floor(maker * MICRO // p, BASIS)                         # floor₄(maker / P)
+        raise AmountError(
+            f"a market BUY must spend at least $1 (the CLOB's minimum); this one "
+            f"would spend ${maker / MICRO:.2f}"
+        )
+    taker = _floor(maker * MICRO // p, BASIS)  # floor₄(maker / P)
     # implied price maker/taker must stay below P + tick (always true with maker ≥ $1)
     if taker <= 0 or maker * MICRO >= (p + t) * taker:
-        raise AmountError(f"BUY at worst price {p / MICRO:g} cannot be expressed with a 4-decimal "
-                          f"share amount")
+        raise AmountError(
+            f"BUY at worst price {p / MICRO:g} cannot be expressed with a 4-decimal share amount"
+        )
     return Amounts(BUY, maker, taker)
 
 
-def order_amounts(side: str, order_type: str, tick, *, price_micro: Optional[int],
-                  size_micro: Optional[int] = None, amount_micro: Optional[int] = None) -> Amounts:
+def order_amounts(
+    side: str,
+    order_type: str,
+    tick,
+    *,
+    price_micro: int | None,
+    size_micro: int | None = None,
+    amount_micro: int | None = None,
+) -> Amounts:
     """Amounts for any order type: limit (GTC/GTD) or market (FOK/FAK)."""
     if order_type in ("GTC", "GTD"):
         if price_micro is None or size_micro is None:

@@ -29,12 +29,13 @@ Crash safety is the point of the design (docs: research/style_reliability.md B3)
 
 All money is integer micro-units (polybot/money.py); times are epoch seconds.
 """
+
 from __future__ import annotations
 
 import abc
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 # Shared with the read side: CancelResult(canceled, not_canceled) and the Data-API
 # Position (token_id, condition_id, size, avg_price, initial_value ... in micro-units).
@@ -45,16 +46,16 @@ SELL = "SELL"
 ORDER_TYPES = ("GTC", "GTD", "FOK", "FAK")
 
 # OrderResult.status
-LIVE = "live"            # accepted, resting on the book (maybe partly filled)
-MATCHED = "matched"      # accepted and filled at placement (FAK: what could fill)
-DELAYED = "delayed"      # accepted, matching delayed by the exchange (taker delay)
+LIVE = "live"  # accepted, resting on the book (maybe partly filled)
+MATCHED = "matched"  # accepted and filled at placement (FAK: what could fill)
+DELAYED = "delayed"  # accepted, matching delayed by the exchange (taker delay)
 UNMATCHED = "unmatched"  # accepted but nothing filled and nothing rests
-REJECTED = "rejected"    # definitively refused; nothing happened
+REJECTED = "rejected"  # definitively refused; nothing happened
 RESULT_STATUSES = (LIVE, MATCHED, DELAYED, UNMATCHED, REJECTED)
 ACCEPTED_STATUSES = (LIVE, MATCHED, DELAYED)
 
 # OrderResult.code: why a rejection happened, when the caller can act on it
-TICK_SIZE_CHANGED = "tick_size_changed"   # re-prepare (re-sign) at the market's new tick
+TICK_SIZE_CHANGED = "tick_size_changed"  # re-prepare (re-sign) at the market's new tick
 
 # Fill.status: the CLOB's trade status (upper case; REST's TRADE_STATUS_ prefix removed).
 # MATCHED → MINED → CONFIRMED (final), or → RETRYING → FAILED (never settled: undo it);
@@ -95,15 +96,15 @@ class OrderRequest:
     token_id: str
     side: str
     order_type: str
-    price_micro: Optional[int] = None
-    size_micro: Optional[int] = None
-    amount_micro: Optional[int] = None
-    expiration: Optional[int] = None
+    price_micro: int | None = None
+    size_micro: int | None = None
+    amount_micro: int | None = None
+    expiration: int | None = None
     client_tag: str = ""
     post_only: bool = False
-    tick_size: Optional[str] = None
-    neg_risk: Optional[bool] = None
-    market_version: Optional[str] = None
+    tick_size: str | None = None
+    neg_risk: bool | None = None
+    market_version: str | None = None
 
     def __post_init__(self) -> None:
         side = str(self.side).upper()
@@ -139,7 +140,7 @@ class OrderRequest:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "OrderRequest":
+    def from_dict(cls, d: dict) -> OrderRequest:
         return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
 
 
@@ -159,7 +160,7 @@ class PreparedOrder:
     payload_json: str
     request: OrderRequest
     created_ts: int = 0
-    exchange: str = ""        # name of the exchange that prepared it
+    exchange: str = ""  # name of the exchange that prepared it
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -170,13 +171,18 @@ class PreparedOrder:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PreparedOrder":
-        return cls(client_order_id=d["client_order_id"], order_hash=d["order_hash"],
-                   payload_json=d["payload_json"], request=OrderRequest.from_dict(d["request"]),
-                   created_ts=int(d.get("created_ts") or 0), exchange=d.get("exchange", ""))
+    def from_dict(cls, d: dict) -> PreparedOrder:
+        return cls(
+            client_order_id=d["client_order_id"],
+            order_hash=d["order_hash"],
+            payload_json=d["payload_json"],
+            request=OrderRequest.from_dict(d["request"]),
+            created_ts=int(d.get("created_ts") or 0),
+            exchange=d.get("exchange", ""),
+        )
 
     @classmethod
-    def from_json(cls, text: str) -> "PreparedOrder":
+    def from_json(cls, text: str) -> PreparedOrder:
         return cls.from_dict(json.loads(text))
 
 
@@ -192,9 +198,9 @@ class Fill:
     size_micro: int
     fee_micro: int
     ts: int
-    liquidity: str = "taker"          # "taker" or "maker"
-    status: str = "MATCHED"           # CLOB trade status (MATCHED/MINED/CONFIRMED/RETRYING/FAILED)
-    updated_ts: int = 0               # the trade's last status change (live: last_update), 0 = unknown
+    liquidity: str = "taker"  # "taker" or "maker"
+    status: str = "MATCHED"  # CLOB trade status (MATCHED/MINED/CONFIRMED/RETRYING/FAILED)
+    updated_ts: int = 0  # the trade's last status change (live: last_update), 0 = unknown
 
     @property
     def failed(self) -> bool:
@@ -209,6 +215,7 @@ class Fill:
     @property
     def notional_micro(self) -> int:
         from polybot.money import notional_micro
+
         return notional_micro(self.price_micro, self.size_micro)
 
     @property
@@ -220,7 +227,7 @@ class Fill:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Fill":
+    def from_dict(cls, d: dict) -> Fill:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
@@ -230,13 +237,13 @@ class OrderResult:
     all of them; live: usually none — read them with ``trades``/``lookup``)."""
 
     status: str
-    exchange_order_id: Optional[str] = None
+    exchange_order_id: str | None = None
     fills: tuple[Fill, ...] = ()
-    error: Optional[str] = None
+    error: str | None = None
     size_matched_micro: int = 0
-    raw: Optional[dict] = field(default=None, compare=False)
-    code: Optional[str] = None         # rejected: TICK_SIZE_CHANGED → re-prepare and submit anew
-    fills_pending: bool = False        # matched, but its trades were not readable yet: poll lookup()
+    raw: dict | None = field(default=None, compare=False)
+    code: str | None = None  # rejected: TICK_SIZE_CHANGED → re-prepare and submit anew
+    fills_pending: bool = False  # matched, but its trades were not readable yet: poll lookup()
 
     @property
     def accepted(self) -> bool:
@@ -252,7 +259,7 @@ class OrderStatus:
     """What the exchange knows about one order."""
 
     order_id: str
-    status: str                        # live | matched | canceled | expired | unmatched | delayed | ...
+    status: str  # live | matched | canceled | expired | unmatched | delayed | ...
     token_id: str = ""
     side: str = ""
     price_micro: int = 0
@@ -261,7 +268,7 @@ class OrderStatus:
     order_type: str = ""
     created_ts: int = 0
     market: str = ""
-    expiration: Optional[int] = None   # GTD expiry, epoch seconds
+    expiration: int | None = None  # GTD expiry, epoch seconds
     fills: tuple[Fill, ...] = ()
 
     @property
@@ -277,7 +284,7 @@ class Exchange(abc.ABC):
     """Interface implemented by PaperExchange and LiveExchange."""
 
     name: str = "exchange"
-    mode: str = "paper"                # "paper" or "live"
+    mode: str = "paper"  # "paper" or "live"
 
     @abc.abstractmethod
     def prepare(self, request: OrderRequest) -> PreparedOrder:
@@ -289,10 +296,10 @@ class Exchange(abc.ABC):
         """Send a prepared order. See the module docstring for the outcomes."""
 
     @abc.abstractmethod
-    def lookup(self, order_id_or_hash: str) -> Optional[OrderStatus]:
+    def lookup(self, order_id_or_hash: str) -> OrderStatus | None:
         """The exchange's view of one order, or None if it does not know it."""
 
-    def resolve(self, prepared: PreparedOrder, known_ids=()) -> Optional[OrderStatus]:
+    def resolve(self, prepared: PreparedOrder, known_ids=()) -> OrderStatus | None:
         """What became of a prepared order whose submit outcome is unknown (None = the
         exchange never saw it). ``known_ids``: exchange order ids the engine already
         has on record (used by exchanges that can match an order by its terms)."""
@@ -308,7 +315,7 @@ class Exchange(abc.ABC):
     def open_orders(self) -> list[OrderStatus]: ...
 
     @abc.abstractmethod
-    def trades(self, since_ts: Optional[int] = None) -> list[Fill]:
+    def trades(self, since_ts: int | None = None) -> list[Fill]:
         """Our fills with ts ≥ since_ts (all when None), oldest first."""
 
     @abc.abstractmethod

@@ -11,20 +11,22 @@
   locally before anything is sent; :func:`signed_order_from_payload` rebuilds the
   SDK's ``SignedOrderV2`` from the persisted ``POST /order`` body.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import threading
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 from eth_account import Account
 from py_clob_client_v2 import ClobClient
 from py_clob_client_v2.config import get_contract_config
-from py_clob_client_v2.order_utils.exchange_order_builder_v2 import ExchangeOrderBuilderV2
 from py_clob_client_v2.constants import BYTES32_ZERO
+from py_clob_client_v2.order_utils.exchange_order_builder_v2 import ExchangeOrderBuilderV2
 from py_clob_client_v2.order_utils.model.order_data_v2 import OrderDataV2, SignedOrderV2
 from py_clob_client_v2.order_utils.model.side import Side
 from py_clob_client_v2.order_utils.model.signature_type_v2 import SignatureTypeV2
@@ -39,17 +41,30 @@ class HttpFailure(Exception):
     """A failed HTTP call. ``kind``: "connect" (never sent), "timeout" / "network"
     (may have reached the server), "http" (an answer with ``status``)."""
 
-    def __init__(self, kind: str, what: str, *, status: Optional[int] = None, message: str = "",
-                 body: Any = None, sent: bool = True):
+    def __init__(
+        self,
+        kind: str,
+        what: str,
+        *,
+        status: int | None = None,
+        message: str = "",
+        body: Any = None,
+        sent: bool = True,
+    ):
         super().__init__(f"{what}: {kind} {status or ''} {message}".strip())
         self.kind, self.what, self.status, self.message, self.body, self.sent = (
-            kind, what, status, message, body, sent)
+            kind,
+            what,
+            status,
+            message,
+            body,
+            sent,
+        )
 
 
 def _error_text(body: Any, fallback: str) -> str:
     if isinstance(body, dict):
-        msg = (body.get("error") or body.get("errorMsg") or body.get("error_msg")
-               or body.get("message") or "")
+        msg = body.get("error") or body.get("errorMsg") or body.get("error_msg") or body.get("message") or ""
         if isinstance(msg, (dict, list)):
             msg = json.dumps(msg)
         return " ".join(str(msg).split())[:300] or fallback
@@ -62,24 +77,31 @@ class Transport:
     """httpx for the SDK: our timeout, retries only for idempotent calls, rate-limit
     header bookkeeping. Logs method + path only (never headers or bodies)."""
 
-    def __init__(self, timeout: float, max_retries: int = 3, *,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, timeout: float, max_retries: int = 3, *, sleep: Callable[[float], None] = time.sleep):
         self.timeout = float(timeout)
         self.max_retries = max(1, int(max_retries))
         self._sleep = sleep
         self._client = httpx.Client(timeout=httpx.Timeout(self.timeout))
         self._lock = threading.Lock()
         self.last_rate_limit_headers: dict[str, str] = {}
-        self.throttled_count = 0           # 429 answers seen
+        self.throttled_count = 0  # 429 answers seen
         self.request_count = 0
-        self.last_seconds: Optional[float] = None
+        self.last_seconds: float | None = None
         self.slowest_seconds = 0.0
 
     def close(self) -> None:
         self._client.close()
 
-    def request(self, method: str, url: str, *, headers: Optional[dict] = None, data: Any = None,
-                params: Optional[dict] = None, retries: int = 1) -> Any:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict | None = None,
+        data: Any = None,
+        params: dict | None = None,
+        retries: int = 1,
+    ) -> Any:
         path = httpx.URL(url).path
         what = f"{method} {path}"
         h = dict(headers or {})
@@ -111,8 +133,13 @@ class Transport:
                     body = resp.text
                 if 200 <= resp.status_code < 300:
                     return body
-                failure = HttpFailure("http", what, status=resp.status_code,
-                                      message=_error_text(body, resp.reason_phrase), body=body)
+                failure = HttpFailure(
+                    "http",
+                    what,
+                    status=resp.status_code,
+                    message=_error_text(body, resp.reason_phrase),
+                    body=body,
+                )
                 if resp.status_code < 500 and resp.status_code not in (425, 429):
                     raise failure
             if attempt >= retries:
@@ -120,8 +147,11 @@ class Transport:
             self._sleep(min(8.0, 0.5 * 2 ** (attempt - 1)))
 
     def _record(self, resp: httpx.Response, secs: float) -> None:
-        rl = {k: v for k, v in resp.headers.items()
-              if k.lower().startswith(_RATE_HEADER_PREFIXES) or k.lower() == "retry-after"}
+        rl = {
+            k: v
+            for k, v in resp.headers.items()
+            if k.lower().startswith(_RATE_HEADER_PREFIXES) or k.lower() == "retry-after"
+        }
         with self._lock:
             self.request_count += 1
             self.last_seconds = secs
@@ -139,20 +169,21 @@ class SdkClient(ClobClient):
         self._transport = transport
         super().__init__(*args, **kwargs)
 
-    def _get(self, endpoint: str, headers=None, params: Optional[dict] = None):
-        return self._transport.request("GET", endpoint, headers=headers, params=params,
-                                       retries=self._transport.max_retries)
+    def _get(self, endpoint: str, headers=None, params: dict | None = None):
+        return self._transport.request(
+            "GET", endpoint, headers=headers, params=params, retries=self._transport.max_retries
+        )
 
-    def _post(self, endpoint: str, headers=None, data=None, params: Optional[dict] = None):
-        return self._transport.request("POST", endpoint, headers=headers, data=data,
-                                       params=params, retries=1)
+    def _post(self, endpoint: str, headers=None, data=None, params: dict | None = None):
+        return self._transport.request("POST", endpoint, headers=headers, data=data, params=params, retries=1)
 
-    def _delete(self, endpoint: str, headers=None, data=None, params: Optional[dict] = None):
-        return self._transport.request("DELETE", endpoint, headers=headers, data=data,
-                                       params=params, retries=self._transport.max_retries)
+    def _delete(self, endpoint: str, headers=None, data=None, params: dict | None = None):
+        return self._transport.request(
+            "DELETE", endpoint, headers=headers, data=data, params=params, retries=self._transport.max_retries
+        )
 
     def _resolve_transactions_hashes(self, response):
-        return response           # fills are reconciled via trades(), not awaited here
+        return response  # fills are reconciled via trades(), not awaited here
 
     def forget_tick(self, token_id: str) -> None:
         """Drop the SDK's cached tick for a token (``ClobClient.get_tick_size`` caches it
@@ -160,8 +191,17 @@ class SdkClient(ClobClient):
         its price goes above 0.96 or below 0.04); the next ``get_tick_size`` asks again."""
         getattr(self, "_ClobClient__tick_sizes", {}).pop(token_id, None)
 
-    def sign_v2(self, *, token_id: str, side: str, maker_amount: int, taker_amount: int,
-                neg_risk: bool, position: bool, expiration: int = 0) -> SignedOrderV2:
+    def sign_v2(
+        self,
+        *,
+        token_id: str,
+        side: str,
+        maker_amount: int,
+        taker_amount: int,
+        neg_risk: bool,
+        position: bool,
+        expiration: int = 0,
+    ) -> SignedOrderV2:
         """Sign an order with amounts WE computed (polybot.exchange.amounts), through the
         SDK's lower-level ``ExchangeOrderBuilderV2`` — the same maker/signer/signature-type
         rules as ``OrderBuilder.build_order``, without its float rounding.
@@ -178,19 +218,30 @@ class SdkClient(ClobClient):
             address, version = (cfg.neg_risk_exchange_v2 if neg_risk else cfg.exchange_v2), "2"
         b = self.builder
         data = OrderDataV2(
-            maker=b.funder, tokenId=str(token_id), makerAmount=str(int(maker_amount)),
-            takerAmount=str(int(taker_amount)), side=Side.BUY if side == "BUY" else Side.SELL,
-            signer=b._v2_order_signer(), signatureType=b.signature_type,
-            timestamp=str(time.time_ns() // 1_000_000), metadata=BYTES32_ZERO,
-            builder=(self.builder_config.builder_code if self.builder_config
-                     and getattr(self.builder_config, "builder_code", None) else BYTES32_ZERO),
-            expiration=str(int(expiration or 0)))
-        return ExchangeOrderBuilderV2(address, self.chain_id, self.signer,
-                                      domain_version=version).build_signed_order(data)
+            maker=b.funder,
+            tokenId=str(token_id),
+            makerAmount=str(int(maker_amount)),
+            takerAmount=str(int(taker_amount)),
+            side=Side.BUY if side == "BUY" else Side.SELL,
+            signer=b._v2_order_signer(),
+            signatureType=b.signature_type,
+            timestamp=str(time.time_ns() // 1_000_000),
+            metadata=BYTES32_ZERO,
+            builder=(
+                self.builder_config.builder_code
+                if self.builder_config and getattr(self.builder_config, "builder_code", None)
+                else BYTES32_ZERO
+            ),
+            expiration=str(int(expiration or 0)),
+        )
+        return ExchangeOrderBuilderV2(
+            address, self.chain_id, self.signer, domain_version=version
+        ).build_signed_order(data)
 
 
-def eip712_order_hash(order: dict | SignedOrderV2, chain_id: int = 137,
-                      neg_risk: Optional[bool] = None) -> str:
+def eip712_order_hash(
+    order: dict | SignedOrderV2, chain_id: int = 137, neg_risk: bool | None = None
+) -> str:
     """The EIP-712 hash of a signed V2/V3 order — the CLOB's ``orderID``.
 
     ``order``: the wire JSON (``payload["order"]``) or the SDK's SignedOrderV2.
@@ -229,9 +280,17 @@ def eip712_order_hash(order: dict | SignedOrderV2, chain_id: int = 137,
 def signed_order_from_payload(payload: dict) -> SignedOrderV2:
     o = payload["order"]
     return SignedOrderV2(
-        salt=str(o["salt"]), maker=o["maker"], signer=o["signer"], tokenId=str(o["tokenId"]),
-        makerAmount=str(o["makerAmount"]), takerAmount=str(o["takerAmount"]),
+        salt=str(o["salt"]),
+        maker=o["maker"],
+        signer=o["signer"],
+        tokenId=str(o["tokenId"]),
+        makerAmount=str(o["makerAmount"]),
+        takerAmount=str(o["takerAmount"]),
         side=Side.BUY if o["side"] == "BUY" else Side.SELL,
-        signatureType=SignatureTypeV2(int(o["signatureType"])), timestamp=str(o["timestamp"]),
-        metadata=o["metadata"], builder=o["builder"], expiration=str(o.get("expiration", "0")),
-        signature=o["signature"])
+        signatureType=SignatureTypeV2(int(o["signatureType"])),
+        timestamp=str(o["timestamp"]),
+        metadata=o["metadata"],
+        builder=o["builder"],
+        expiration=str(o.get("expiration", "0")),
+        signature=o["signature"],
+    )

@@ -11,11 +11,13 @@ A failed check prints ``✗ <check>: <one sentence with the fix>``; a check that
 passed but took longer than 2 s prints ``⚠`` instead of ``✓``. The exit code is 0
 only when every check passed (slow answers are a warning, not a failure).
 """
+
 from __future__ import annotations
 
 import itertools
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from polybot.errors import PolybotError
 from polybot.money import fmt_usd, to_micro
@@ -23,7 +25,7 @@ from polybot.money import fmt_usd, to_micro
 OK, WARN, FAIL = "✓", "⚠", "✗"
 SLOW_SECONDS = 2.0
 SAMPLE_MARKETS = 20
-LOW_REMAINING = 5            # remaining calls in the current window considered "low"
+LOW_REMAINING = 5  # remaining calls in the current window considered "low"
 
 
 def _secs(s: float) -> str:
@@ -45,8 +47,10 @@ class Checker:
         slow = [t for t in times if t > SLOW_SECONDS]
         if slow:
             self.warned += 1
-            self.out(f"{WARN} {text} — slower than {SLOW_SECONDS:g} s ({_secs(max(slow))}); "
-                     f"check the network or the server")
+            self.out(
+                f"{WARN} {text} — slower than {SLOW_SECONDS:g} s ({_secs(max(slow))}); "
+                f"check the network or the server"
+            )
         else:
             self.out(f"{OK} {text}")
 
@@ -55,17 +59,23 @@ class Checker:
         self.out(f"{FAIL} {check}: {why}")
 
 
-def _credentials(pm: Any) -> tuple[bool, Optional[str]]:
+def _credentials(pm: Any) -> tuple[bool, str | None]:
     """(configured, problem): configured when a private key is set; a problem sentence
     when the API key/secret/passphrase are set only partly."""
     trio = [bool(getattr(pm, k, None)) for k in ("api_key", "api_secret", "api_passphrase")]
     if any(trio) and not all(trio):
         missing = [k for k, v in zip(("api_key", "api_secret", "api_passphrase"), trio) if not v]
-        return True, (f"polymarket.{missing[0]} is not set while other API credentials are; "
-                      f"export all three (POLYMARKET_API_KEY/SECRET/PASSPHRASE) or none")
+        return True, (
+            f"polymarket.{missing[0]} is not set while other API credentials are; "
+            f"export all three (POLYMARKET_API_KEY/SECRET/PASSPHRASE) or none"
+        )
     if not getattr(pm, "private_key", None):
-        return (any(trio), "polymarket.private_key is not set; export POLYMARKET_PRIVATE_KEY "
-                "(see config.yaml)" if any(trio) else None)
+        return (
+            any(trio),
+            "polymarket.private_key is not set; export POLYMARKET_PRIVATE_KEY (see config.yaml)"
+            if any(trio)
+            else None,
+        )
     return True, None
 
 
@@ -88,26 +98,32 @@ def _rate_limit_check(chk: Checker, header_sets: dict[str, dict], throttled: int
         if str(h.get("poly-ratelimit-warning", "")).lower() == "true":
             warned.append(host)
     if throttled:
-        chk.fail("Rate limits", f"{throttled} request(s) were answered 429 Too Many Requests; wait "
-                                f"a few minutes, and make sure no other bot or collector shares this "
-                                f"IP or API key")
+        chk.fail(
+            "Rate limits",
+            f"{throttled} request(s) were answered 429 Too Many Requests; wait "
+            f"a few minutes, and make sure no other bot or collector shares this "
+            f"IP or API key",
+        )
     elif low or warned:
         why = "; ".join(low + [f"{h} sent a rate-limit warning" for h in warned])
-        chk.fail("Rate limits", f"close to the limit ({why}); wait a few minutes before trading, "
-                                f"and lower collection.frequency if it persists")
+        chk.fail(
+            "Rate limits",
+            f"close to the limit ({why}); wait a few minutes before trading, "
+            f"and lower collection.frequency if it persists",
+        )
     else:
         detail = ", ".join(remaining_txt) if remaining_txt else "no rate-limit headers sent"
         chk.ok(f"Rate limits: OK (no 429 seen; {detail})")
 
 
-def run_checks(cfg: Any, *, out: Callable[[str], None] = print,
-               reader: Any = None, live: Any = None) -> int:
+def run_checks(cfg: Any, *, out: Callable[[str], None] = print, reader: Any = None, live: Any = None) -> int:
     """Run the four checks against the configured endpoints; returns the exit code.
 
     ``reader`` (a PolymarketClient) and ``live`` (a LiveExchange) are built from
     ``cfg`` when not given.
     """
     from polybot.exchange.client import PolymarketClient
+
     chk = Checker(out)
     pm = cfg.polymarket
     paper = bool(cfg.paper_trading)
@@ -124,25 +140,34 @@ def run_checks(cfg: Any, *, out: Callable[[str], None] = print,
             if paper:
                 chk.ok("API authentication skipped: paper mode")
             else:
-                chk.fail("API authentication", "no credentials are configured for live trading; "
-                         "export POLYMARKET_PRIVATE_KEY and the API key/secret/passphrase, or set "
-                         "paper_trading: true")
+                chk.fail(
+                    "API authentication",
+                    "no credentials are configured for live trading; "
+                    "export POLYMARKET_PRIVATE_KEY and the API key/secret/passphrase, or set "
+                    "paper_trading: true",
+                )
         else:
             t0 = time.perf_counter()
             try:
                 if live is None:
                     from polybot.exchange.live import LiveExchange
+
                     live = LiveExchange.from_config(cfg, reader=reader)
                 live.ensure_credentials()
-                live.open_orders()           # an authenticated (L2) call
+                live.open_orders()  # an authenticated (L2) call
                 authed = True
-                chk.ok(f"API authentication successful ({_secs(time.perf_counter() - t0)})",
-                       time.perf_counter() - t0)
+                chk.ok(
+                    f"API authentication successful ({_secs(time.perf_counter() - t0)})",
+                    time.perf_counter() - t0,
+                )
             except PolybotError as exc:
                 chk.fail("API authentication", _one_line(exc))
-            except (ValueError, TypeError) as exc:       # e.g. a secret that is not base64
-                chk.fail("API authentication", f"the configured credentials are malformed ({exc}); check "
-                         f"POLYMARKET_API_SECRET (urlsafe base64), POLYMARKET_PRIVATE_KEY (0x + 64 hex)")
+            except (ValueError, TypeError) as exc:  # e.g. a secret that is not base64
+                chk.fail(
+                    "API authentication",
+                    f"the configured credentials are malformed ({exc}); check "
+                    f"POLYMARKET_API_SECRET (urlsafe base64), POLYMARKET_PRIVATE_KEY (0x + 64 hex)",
+                )
 
         # 2. market data (Gamma listing + CLOB books)
         try:
@@ -154,11 +179,14 @@ def run_checks(cfg: Any, *, out: Callable[[str], None] = print,
             books = reader.get_books(tokens) if tokens else {}
             t_books = time.perf_counter() - t1
             if not markets:
-                chk.fail("Market data", "Gamma returned no active markets; check gamma_url in "
-                                        "config.yaml")
+                chk.fail("Market data", "Gamma returned no active markets; check gamma_url in config.yaml")
             else:
-                chk.ok(f"Market data retrieved ({len(markets)} markets in {_secs(t_markets)}; "
-                       f"{len(books)} order books in {_secs(t_books)})", t_markets, t_books)
+                chk.ok(
+                    f"Market data retrieved ({len(markets)} markets in {_secs(t_markets)}; "
+                    f"{len(books)} order books in {_secs(t_books)})",
+                    t_markets,
+                    t_books,
+                )
         except PolybotError as exc:
             chk.fail("Market data", _one_line(exc))
 
@@ -166,8 +194,7 @@ def run_checks(cfg: Any, *, out: Callable[[str], None] = print,
         if paper:
             chk.ok(f"Account balance retrieved: {fmt_usd(to_micro(cfg.capital))} (paper)")
         elif not authed:
-            chk.fail("Account balance", "not checked because API authentication failed; fix that "
-                                        "first")
+            chk.fail("Account balance", "not checked because API authentication failed; fix that first")
         else:
             try:
                 t0 = time.perf_counter()
@@ -192,8 +219,7 @@ def run_checks(cfg: Any, *, out: Callable[[str], None] = print,
             throttled += rl["throttled"]
             answered += rl["requests"]
         if not answered:
-            chk.fail("Rate limits", "not checked because no API call was answered; fix the "
-                                    "connection first")
+            chk.fail("Rate limits", "not checked because no API call was answered; fix the connection first")
         else:
             _rate_limit_check(chk, headers, throttled)
     finally:
@@ -205,7 +231,11 @@ def run_checks(cfg: Any, *, out: Callable[[str], None] = print,
     if chk.failed:
         out(f"{chk.failed} check(s) failed.")
         return 1
-    hint = ("" if paper else " Before trading live, prove signing works with python "
-            "test_api_connectivity.py --live-order-check.")
+    hint = (
+        ""
+        if paper
+        else " Before trading live, prove signing works with python "
+        "test_api_connectivity.py --live-order-check."
+    )
     out("All checks passed." + (f" ({chk.warned} slow)" if chk.warned else "") + hint)
     return 0

@@ -29,10 +29,11 @@ Rules (Polymarket CLOB, see docs/API_NOTES §3.3, §4.3, §5):
   top, as on Polymarket); at each level it buys floor(remaining / price)
   micro-shares, so it never overspends.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 from polybot.exchange.models import BookLevel, FeeSchedule, OrderBook
 from polybot.money import MICRO, notional_micro, round_size_down, taker_fee_micro, to_micro
@@ -43,10 +44,10 @@ SIDES = (BUY, SELL)
 ORDER_TYPES = ("FOK", "FAK", "GTC", "GTD")
 
 # FillResult.status values
-FILLED = "filled"        # the whole order filled
-PARTIAL = "partial"      # FAK: part filled, rest cancelled; GTC: part filled, rest rests
-RESTING = "resting"      # GTC/GTD: nothing crossed, the whole order rests
-REJECTED = "rejected"    # refused (see ``code``); nothing filled
+FILLED = "filled"  # the whole order filled
+PARTIAL = "partial"  # FAK: part filled, rest cancelled; GTC: part filled, rest rests
+RESTING = "resting"  # GTC/GTD: nothing crossed, the whole order rests
+REJECTED = "rejected"  # refused (see ``code``); nothing filled
 
 # FillResult.code values for rejections (stable, for counting)
 INVALID_TICK = "invalid_tick"
@@ -69,26 +70,26 @@ class LevelFill:
 
 @dataclass(frozen=True)
 class FillResult:
-    status: str                                  # filled | partial | resting | rejected
+    status: str  # filled | partial | resting | rejected
     side: str
     order_type: str
     fills: tuple[LevelFill, ...] = ()
-    size_micro: int = 0                          # shares filled
-    notional_micro: int = 0                      # Σ fill notionals
-    fee_micro: int = 0                           # Σ fill fees (taker)
-    requested_size_micro: Optional[int] = None   # after rounding down to 2 dp
-    requested_amount_micro: Optional[int] = None  # BUY by USD, after rounding to 2 dp
-    remaining_size_micro: int = 0                # GTC/GTD: shares left resting
-    limit_price_micro: Optional[int] = None
-    code: Optional[str] = None                   # rejection code, None otherwise
-    reason: Optional[str] = None                 # one sentence, None when it filled cleanly
+    size_micro: int = 0  # shares filled
+    notional_micro: int = 0  # Σ fill notionals
+    fee_micro: int = 0  # Σ fill fees (taker)
+    requested_size_micro: int | None = None  # after rounding down to 2 dp
+    requested_amount_micro: int | None = None  # BUY by USD, after rounding to 2 dp
+    remaining_size_micro: int = 0  # GTC/GTD: shares left resting
+    limit_price_micro: int | None = None
+    code: str | None = None  # rejection code, None otherwise
+    reason: str | None = None  # one sentence, None when it filled cleanly
 
     @property
     def rejected(self) -> bool:
         return self.status == REJECTED
 
     @property
-    def avg_price_micro(self) -> Optional[int]:
+    def avg_price_micro(self) -> int | None:
         """Volume-weighted average price in micro-units (half-up), None without fills."""
         if not self.size_micro:
             return None
@@ -96,7 +97,7 @@ class FillResult:
         return q + (1 if 2 * r >= self.size_micro else 0)
 
     @property
-    def avg_price(self) -> Optional[float]:
+    def avg_price(self) -> float | None:
         return None if not self.size_micro else self.notional_micro / self.size_micro
 
     @property
@@ -112,16 +113,18 @@ def _fmt(micro: int) -> str:
     return s or "0"
 
 
-def check_price(price_micro: int, tick_micro: int) -> tuple[Optional[str], Optional[str]]:
+def check_price(price_micro: int, tick_micro: int) -> tuple[str | None, str | None]:
     """(code, reason) when a limit price breaks the tick rules, else (None, None)."""
     if tick_micro <= 0:
         raise ValueError(f"tick size must be positive, got {tick_micro} micro")
     if price_micro % tick_micro:
-        return INVALID_TICK, (f"price {_fmt(price_micro)} breaks the minimum tick size "
-                              f"{_fmt(tick_micro)}; round it to the tick")
+        return INVALID_TICK, (
+            f"price {_fmt(price_micro)} breaks the minimum tick size {_fmt(tick_micro)}; round it to the tick"
+        )
     if not tick_micro <= price_micro <= MICRO - tick_micro:
-        return INVALID_PRICE, (f"price {_fmt(price_micro)} is outside "
-                               f"[{_fmt(tick_micro)}, {_fmt(MICRO - tick_micro)}]")
+        return INVALID_PRICE, (
+            f"price {_fmt(price_micro)} is outside [{_fmt(tick_micro)}, {_fmt(MICRO - tick_micro)}]"
+        )
     return None, None
 
 
@@ -141,11 +144,18 @@ def _levels(levels: Sequence[BookLevel]) -> list[tuple[int, int]]:
     return out
 
 
-def simulate_fill(book: OrderBook, side: str, *, size_micro: Optional[int] = None,
-                  amount_micro: Optional[int] = None, limit_price_micro: Optional[int] = None,
-                  order_type: str = "FOK", fee: FeeSchedule,
-                  tick_size: Optional[float | str | int] = None,
-                  min_order_size: Optional[float | str | int] = None) -> FillResult:
+def simulate_fill(
+    book: OrderBook,
+    side: str,
+    *,
+    size_micro: int | None = None,
+    amount_micro: int | None = None,
+    limit_price_micro: int | None = None,
+    order_type: str = "FOK",
+    fee: FeeSchedule,
+    tick_size: float | str | int | None = None,
+    min_order_size: float | str | int | None = None,
+) -> FillResult:
     """Fill an order against ``book`` (levels best first) and return what happened.
 
     ``size_micro`` = shares (BUY or SELL); ``amount_micro`` = USD to spend (BUY only).
@@ -188,18 +198,24 @@ def simulate_fill(book: OrderBook, side: str, *, size_micro: Optional[int] = Non
         req_size = round_size_down(int(size_micro))
         req = dict(requested_size_micro=req_size)
         if req_size <= 0 or req_size < min_size:
-            return reject(BELOW_MIN_SIZE, f"size {_fmt(req_size)} is below the market's minimum "
-                                          f"order size {_fmt(min_size)}", **req)
+            return reject(
+                BELOW_MIN_SIZE,
+                f"size {_fmt(req_size)} is below the market's minimum order size {_fmt(min_size)}",
+                **req,
+            )
     else:
         req_amount = round_size_down(int(amount_micro))
         req = dict(requested_amount_micro=req_amount)
-        ref_price = limit_price_micro if limit_price_micro is not None else (
-            levels[0][0] if levels else None)
+        ref_price = limit_price_micro if limit_price_micro is not None else (levels[0][0] if levels else None)
         implied = (req_amount * MICRO // ref_price) if ref_price else 0
         if req_amount <= 0 or (ref_price is not None and implied < min_size):
-            return reject(BELOW_MIN_SIZE, f"amount ${_fmt(req_amount)} buys about "
-                                          f"{_fmt(implied)} shares, below the market's minimum "
-                                          f"order size {_fmt(min_size)}", **req)
+            return reject(
+                BELOW_MIN_SIZE,
+                f"amount ${_fmt(req_amount)} buys about "
+                f"{_fmt(implied)} shares, below the market's minimum "
+                f"order size {_fmt(min_size)}",
+                **req,
+            )
 
     if limit_price_micro is not None:
         lim = int(limit_price_micro)
@@ -223,24 +239,29 @@ def simulate_fill(book: OrderBook, side: str, *, size_micro: Optional[int] = Non
         for price, avail in levels:
             take = min(avail, budget * MICRO // price)
             if take <= 0:
-                complete = True          # not even one micro-share is affordable
+                complete = True  # not even one micro-share is affordable
                 break
             cost = notional_micro(price, take)
             fills.append(LevelFill(price, take, cost, _fee(fee, take, price)))
             budget -= cost
-            if take < avail:             # the budget, not the level, ran out
+            if take < avail:  # the budget, not the level, ran out
                 complete = True
                 break
         complete = complete or budget == 0
 
     filled = sum(f.size_micro for f in fills)
-    totals = dict(fills=tuple(fills), size_micro=filled,
-                  notional_micro=sum(f.notional_micro for f in fills),
-                  fee_micro=sum(f.fee_micro for f in fills))
+    totals = dict(
+        fills=tuple(fills),
+        size_micro=filled,
+        notional_micro=sum(f.notional_micro for f in fills),
+        fee_micro=sum(f.fee_micro for f in fills),
+    )
     empty_reason = f"no {'asks' if side == BUY else 'bids'} in the book"
     if limit_price_micro is not None and (book.asks if side == BUY else book.bids):
-        empty_reason = (f"no {'asks' if side == BUY else 'bids'} at or better than the "
-                        f"limit {_fmt(int(limit_price_micro))}")
+        empty_reason = (
+            f"no {'asks' if side == BUY else 'bids'} at or better than the "
+            f"limit {_fmt(int(limit_price_micro))}"
+        )
 
     side_empty = not (book.asks if side == BUY else book.bids)
     if order_type in ("FOK", "FAK") and side_empty:
@@ -253,8 +274,13 @@ def simulate_fill(book: OrderBook, side: str, *, size_micro: Optional[int] = Non
     if order_type == "FAK":
         if not fills:
             return reject(FAK_NO_MATCH, f"FAK order not filled: {empty_reason}", **req)
-        return FillResult(status=FILLED if complete else PARTIAL, **base, **req, **totals,
-                          reason=None if complete else "partially filled; the rest is cancelled")
+        return FillResult(
+            status=FILLED if complete else PARTIAL,
+            **base,
+            **req,
+            **totals,
+            reason=None if complete else "partially filled; the rest is cancelled",
+        )
     # GTC / GTD
     remaining = req["requested_size_micro"] - filled
     status = FILLED if remaining == 0 else (PARTIAL if fills else RESTING)
@@ -276,12 +302,22 @@ def resting_fill(book: OrderBook, side: str, *, price_micro: int, remaining_size
     levels = _levels(book.asks if side == BUY else book.bids)
     crossing = sum(s for p, s in levels if (p <= price_micro if side == BUY else p >= price_micro))
     take = min(crossing, int(remaining_size_micro))
-    base = dict(side=side, order_type="GTC", limit_price_micro=price_micro,
-                requested_size_micro=int(remaining_size_micro))
+    base = dict(
+        side=side,
+        order_type="GTC",
+        limit_price_micro=price_micro,
+        requested_size_micro=int(remaining_size_micro),
+    )
     if take <= 0:
         return FillResult(status=RESTING, remaining_size_micro=int(remaining_size_micro), **base)
     fill = LevelFill(price_micro, take, notional_micro(price_micro, take), 0)
     left = int(remaining_size_micro) - take
-    return FillResult(status=FILLED if left == 0 else PARTIAL, fills=(fill,), size_micro=take,
-                      notional_micro=fill.notional_micro, fee_micro=0,
-                      remaining_size_micro=left, **base)
+    return FillResult(
+        status=FILLED if left == 0 else PARTIAL,
+        fills=(fill,),
+        size_micro=take,
+        notional_micro=fill.notional_micro,
+        fee_micro=0,
+        remaining_size_micro=left,
+        **base,
+    )

@@ -19,6 +19,7 @@ Data API, or the simulator's prefix) and adds:
 Only paths (never query strings, bodies or headers) are logged, at DEBUG.
 ``sleep`` is injectable so tests can count waits without waiting.
 """
+
 from __future__ import annotations
 
 import json as _json
@@ -27,8 +28,9 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import requests
@@ -43,23 +45,44 @@ log = logging.getLogger(__name__)
 # (Gamma's combined /markets+/events listing limit, 900/10s, can never be hit because
 # 300 + 500 < 900, so it is not modelled.)
 DEFAULT_RATE_LIMITS: dict[str, dict[str, tuple[int, float]]] = {
-    "gamma": {"general": (4000, 10.0), "markets": (300, 10.0), "events": (500, 10.0),
-              "comments": (200, 10.0), "tags": (200, 10.0), "public-search": (350, 10.0)},
-    "clob": {"general": (9000, 10.0), "book": (1500, 10.0), "books": (500, 10.0),
-             "price": (1500, 10.0), "prices": (500, 10.0), "midpoint": (1500, 10.0),
-             "midpoints": (500, 10.0), "prices-history": (1000, 10.0),
-             "tick-size": (200, 10.0), "data/orders": (500, 10.0), "data/trades": (500, 10.0),
-             "ok": (100, 10.0), "balance-allowance": (200, 10.0),
-             "balance-allowance/update": (50, 10.0), "auth": (100, 10.0)},
-    "data": {"general": (1000, 10.0), "trades": (200, 10.0), "positions": (150, 10.0),
-             "closed-positions": (150, 10.0)},
+    "gamma": {
+        "general": (4000, 10.0),
+        "markets": (300, 10.0),
+        "events": (500, 10.0),
+        "comments": (200, 10.0),
+        "tags": (200, 10.0),
+        "public-search": (350, 10.0),
+    },
+    "clob": {
+        "general": (9000, 10.0),
+        "book": (1500, 10.0),
+        "books": (500, 10.0),
+        "price": (1500, 10.0),
+        "prices": (500, 10.0),
+        "midpoint": (1500, 10.0),
+        "midpoints": (500, 10.0),
+        "prices-history": (1000, 10.0),
+        "tick-size": (200, 10.0),
+        "data/orders": (500, 10.0),
+        "data/trades": (500, 10.0),
+        "ok": (100, 10.0),
+        "balance-allowance": (200, 10.0),
+        "balance-allowance/update": (50, 10.0),
+        "auth": (100, 10.0),
+    },
+    "data": {
+        "general": (1000, 10.0),
+        "trades": (200, 10.0),
+        "positions": (150, 10.0),
+        "closed-positions": (150, 10.0),
+    },
 }
 
 RETRYABLE_STATUSES = frozenset({425, 429, 500, 502, 503, 504})
 _RATE_HEADER_PREFIXES = ("x-ratelimit-", "poly-ratelimit-", "ratelimit-")
 
 
-def parse_retry_after(value: Optional[str], *, now: Optional[float] = None) -> Optional[float]:
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date); None if
     absent or unreadable. Never negative."""
     if value is None or not str(value).strip():
@@ -96,7 +119,7 @@ class SlidingWindowLimiter:
         self._slots: deque[float] = deque(maxlen=self.limit)
         self._lock = threading.Lock()
 
-    def reserve(self, earliest: Optional[float] = None) -> float:
+    def reserve(self, earliest: float | None = None) -> float:
         """Reserve the next slot no earlier than ``earliest``; returns the slot time."""
         with self._lock:
             t = self._clock() if earliest is None else max(earliest, self._clock())
@@ -111,7 +134,7 @@ class CallRecord(NamedTuple):
 
     family: str
     seconds: float
-    status: Optional[int]          # None = no HTTP answer (connection error / timeout)
+    status: int | None  # None = no HTTP answer (connection error / timeout)
 
 
 class HttpStats:
@@ -129,13 +152,14 @@ class HttpStats:
             self.total_seconds = 0.0
             self.request_count = 0
             self.failure_count = 0
-            self.last_response_seconds: Optional[float] = None
-            self.slowest: Optional[tuple[float, str, str]] = None   # (seconds, family, "GET /path")
+            self.last_response_seconds: float | None = None
+            self.slowest: tuple[float, str, str] | None = None  # (seconds, family, "GET /path")
             self.last_rate_limit_headers: dict[str, str] = {}
-            self.wait_seconds = 0.0      # slept in the limiter, backoff and Retry-After
+            self.wait_seconds = 0.0  # slept in the limiter, backoff and Retry-After
 
-    def record(self, family: str, what: str, seconds: float, status: Optional[int],
-               headers: Optional[dict] = None) -> None:
+    def record(
+        self, family: str, what: str, seconds: float, status: int | None, headers: dict | None = None
+    ) -> None:
         with self._lock:
             self.calls.append(CallRecord(family, seconds, status))
             self.total_seconds += seconds
@@ -154,16 +178,23 @@ class HttpStats:
 
     def snapshot(self) -> dict:
         with self._lock:
-            return {"total_seconds": self.total_seconds, "request_count": self.request_count,
-                    "failure_count": self.failure_count,
-                    "last_response_seconds": self.last_response_seconds,
-                    "slowest": self.slowest, "wait_seconds": self.wait_seconds,
-                    "last_rate_limit_headers": dict(self.last_rate_limit_headers)}
+            return {
+                "total_seconds": self.total_seconds,
+                "request_count": self.request_count,
+                "failure_count": self.failure_count,
+                "last_response_seconds": self.last_response_seconds,
+                "slowest": self.slowest,
+                "wait_seconds": self.wait_seconds,
+                "last_rate_limit_headers": dict(self.last_rate_limit_headers),
+            }
 
 
 def _rate_headers(resp: requests.Response) -> dict[str, str]:
-    return {k: v for k, v in resp.headers.items()
-            if k.lower().startswith(_RATE_HEADER_PREFIXES) or k.lower() == "retry-after"}
+    return {
+        k: v
+        for k, v in resp.headers.items()
+        if k.lower().startswith(_RATE_HEADER_PREFIXES) or k.lower() == "retry-after"
+    }
 
 
 def _error_message(resp: requests.Response) -> str:
@@ -202,13 +233,23 @@ class HttpClient:
     data, case-insensitive), ``{}`` → no client-side limiting.
     """
 
-    def __init__(self, base_url: str, *, name: str, timeout: Any = (3.05, 10),
-                 max_retries: int = 3, backoff_base: float = 0.5, backoff_max: float = 30.0,
-                 rate_limits: Optional[dict[str, tuple[int, float]]] = None,
-                 session: Optional[requests.Session] = None,
-                 sleep: Callable[[float], None] = time.sleep, max_throttle_waits: int = 10,
-                 pool_maxsize: int = 32, rng: Optional[random.Random] = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        name: str,
+        timeout: Any = (3.05, 10),
+        max_retries: int = 3,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        rate_limits: dict[str, tuple[int, float]] | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_throttle_waits: int = 10,
+        pool_maxsize: int = 32,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.base_url = base_url.rstrip("/")
         self.name = name
         self.timeout = timeout
@@ -221,13 +262,13 @@ class HttpClient:
         self._clock = clock
         if rate_limits is None:
             rate_limits = DEFAULT_RATE_LIMITS.get(name.lower(), {})
-        self._limiters = {fam: SlidingWindowLimiter(n, per, clock=clock)
-                          for fam, (n, per) in rate_limits.items()}
+        self._limiters = {
+            fam: SlidingWindowLimiter(n, per, clock=clock) for fam, (n, per) in rate_limits.items()
+        }
         self._own_session = session is None
         if session is None:
             session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(20, pool_maxsize),
-                                  max_retries=0)
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(20, pool_maxsize), max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers.update({"User-Agent": "polybot/1.0", "Accept": "application/json"})
@@ -236,28 +277,59 @@ class HttpClient:
         self._host = urlsplit(self.base_url).netloc or self.base_url
 
     # ------------------------------------------------------------------ public verbs
-    def get(self, path: str, params: Any = None, *, family: Optional[str] = None,
-            retries: Optional[int] = None, headers: Optional[dict] = None) -> Any:
-        return self.request("GET", path, params=params, family=family, retries=retries,
-                            headers=headers)
+    def get(
+        self,
+        path: str,
+        params: Any = None,
+        *,
+        family: str | None = None,
+        retries: int | None = None,
+        headers: dict | None = None,
+    ) -> Any:
+        return self.request("GET", path, params=params, family=family, retries=retries, headers=headers)
 
-    def post(self, path: str, json: Any = None, *, params: Any = None,
-             family: Optional[str] = None, retries: Optional[int] = None,
-             headers: Optional[dict] = None, data: Optional[bytes | str] = None) -> Any:
-        return self.request("POST", path, params=params, json=json, data=data, family=family,
-                            retries=retries, headers=headers)
+    def post(
+        self,
+        path: str,
+        json: Any = None,
+        *,
+        params: Any = None,
+        family: str | None = None,
+        retries: int | None = None,
+        headers: dict | None = None,
+        data: bytes | str | None = None,
+    ) -> Any:
+        return self.request(
+            "POST", path, params=params, json=json, data=data, family=family, retries=retries, headers=headers
+        )
 
-    def delete(self, path: str, json: Any = None, *, params: Any = None,
-               family: Optional[str] = None, retries: Optional[int] = None,
-               headers: Optional[dict] = None, data: Optional[bytes | str] = None) -> Any:
-        return self.request("DELETE", path, params=params, json=json, data=data, family=family,
-                            retries=retries, headers=headers)
+    def delete(
+        self,
+        path: str,
+        json: Any = None,
+        *,
+        params: Any = None,
+        family: str | None = None,
+        retries: int | None = None,
+        headers: dict | None = None,
+        data: bytes | str | None = None,
+    ) -> Any:
+        return self.request(
+            "DELETE",
+            path,
+            params=params,
+            json=json,
+            data=data,
+            family=family,
+            retries=retries,
+            headers=headers,
+        )
 
     def close(self) -> None:
         if self._own_session:
             self.session.close()
 
-    def __enter__(self) -> "HttpClient":
+    def __enter__(self) -> HttpClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -287,23 +359,31 @@ class HttpClient:
         if general is not None:
             slot = general.reserve(slot)
         wait = slot - self._clock()
-        if wait > 0.001:           # a free slot reserved "now" is not worth a sleep call
+        if wait > 0.001:  # a free slot reserved "now" is not worth a sleep call
             log.debug("%s rate limiter: waiting %.3fs for family %s", self.name, wait, family)
             self.stats.add_wait(wait)
             self.sleep(wait)
 
     def _backoff(self, attempt: int) -> float:
-        return self._rng.uniform(0.0, min(self.backoff_max,
-                                          self.backoff_base * (2 ** (attempt - 1))))
+        return self._rng.uniform(0.0, min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1))))
 
     def _read_timeout(self) -> float:
         t = self.timeout
         return float(t[1] if isinstance(t, (tuple, list)) else t)
 
-    def request(self, method: str, path: str, *, params: Any = None, json: Any = None,
-                data: Optional[bytes | str] = None, family: Optional[str] = None,
-                retries: Optional[int] = None, headers: Optional[dict] = None,
-                parse_json: bool = True) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        data: bytes | str | None = None,
+        family: str | None = None,
+        retries: int | None = None,
+        headers: dict | None = None,
+        parse_json: bool = True,
+    ) -> Any:
         """Send one logical request (with retries) and return the parsed JSON (or the text
         when ``parse_json`` is False; None for an empty non-GET answer)."""
         if not path.startswith("/"):
@@ -318,21 +398,21 @@ class HttpClient:
         max_attempts = self.max_retries if retries is None else max(1, int(retries))
         failures = 0
         throttle_waits = 0
-        last_status: Optional[int] = None
+        last_status: int | None = None
         last_problem = "no attempt made"
         while True:
             self._wait_for_slot(family)
             t0 = time.perf_counter()
-            delay: Optional[float] = None
+            delay: float | None = None
             try:
-                resp = self.session.request(method, url, params=params, json=json, data=data,
-                                            headers=headers, timeout=self.timeout)
+                resp = self.session.request(
+                    method, url, params=params, json=json, data=data, headers=headers, timeout=self.timeout
+                )
             except requests.Timeout as exc:
                 last_status = None
                 seconds = time.perf_counter() - t0
                 self.stats.record(family, what, seconds, None)
-                last_problem = (f"{what} got no answer within {self._read_timeout():g}s "
-                                f"({type(exc).__name__})")
+                last_problem = f"{what} got no answer within {self._read_timeout():g}s ({type(exc).__name__})"
             except requests.RequestException as exc:
                 last_status = None
                 seconds = time.perf_counter() - t0
@@ -356,7 +436,8 @@ class HttpClient:
                     raise AuthenticationError(
                         f"{self.name} API refused {what} (HTTP {status}: {_error_message(resp)}); "
                         "check the API key, secret and passphrase in the environment "
-                        "(a 403 can also mean a geoblocked or datacenter IP).")
+                        "(a 403 can also mean a geoblocked or datacenter IP)."
+                    )
                 elif status in RETRYABLE_STATUSES or status >= 500:
                     last_problem = f"{what} answered HTTP {status} ({_error_message(resp)})"
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
@@ -364,22 +445,31 @@ class HttpClient:
                         delay = min(retry_after, self.backoff_max)
                         if status in (425, 429) and throttle_waits < self.max_throttle_waits:
                             throttle_waits += 1
-                            log.debug("%s %s throttled (HTTP %s): waiting %.3fs",
-                                      self.name, what, status, delay)
+                            log.debug(
+                                "%s %s throttled (HTTP %s): waiting %.3fs", self.name, what, status, delay
+                            )
                             self.stats.add_wait(delay)
                             self.sleep(delay)
                             continue
                 else:
                     raise RequestRejected(
                         f"{self.name} API rejected {what} (HTTP {status}): {_error_message(resp)}; "
-                        "check the request parameters (ids, token ids, filters).", status=status)
+                        "check the request parameters (ids, token ids, filters).",
+                        status=status,
+                    )
             failures += 1
             if failures >= max_attempts:
                 break
             if delay is None:
                 delay = self._backoff(failures)
-            log.debug("%s %s attempt %d failed (%s); retrying in %.3fs",
-                      self.name, what, failures, last_problem, delay)
+            log.debug(
+                "%s %s attempt %d failed (%s); retrying in %.3fs",
+                self.name,
+                what,
+                failures,
+                last_problem,
+                delay,
+            )
             self.stats.add_wait(delay)
             self.sleep(delay)
         if last_problem.endswith("was not valid JSON"):
@@ -388,10 +478,13 @@ class HttpClient:
             exc = ExchangeUnavailable(
                 f"{self.name} API answered but {last_problem} ({failures} attempts); check the "
                 f"{self.name} base URL in config.yaml (a proxy or a wrong host answers HTML)",
-                attempts=failures)
+                attempts=failures,
+            )
         else:
             exc = ExchangeUnavailable(
                 f"{self.name} API unreachable after {failures} attempts: {last_problem}; "
-                f"check the network or the {self.name} base URL in config.yaml", attempts=failures)
-        exc.last_status = last_status        # None: the last attempt got no HTTP answer
+                f"check the network or the {self.name} base URL in config.yaml",
+                attempts=failures,
+            )
+        exc.last_status = last_status  # None: the last attempt got no HTTP answer
         raise exc

@@ -28,6 +28,7 @@ after sending; ``TemporaryExchangeError`` when definitely not accepted
 ``AuthenticationError`` for 401/403; a 4xx order error or ``success: false``
 comes back as ``OrderResult(status="rejected", error=...)``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,27 +37,53 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Union
 
 from py_clob_client_v2.clob_types import (
-    ApiCreds, AssetType, BalanceAllowanceParams, OrderPayload,
+    ApiCreds,
+    AssetType,
+    BalanceAllowanceParams,
+    OrderPayload,
 )
 from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
 
 from polybot.config import PolymarketConfig
 from polybot.errors import (
-    AuthenticationError, ConfigError, DataError, ExchangeError, ExchangeUnavailable,
-    OrderOutcomeUnknown, OrderRejected, RequestRejected, TemporaryExchangeError,
+    AuthenticationError,
+    ConfigError,
+    DataError,
+    ExchangeError,
+    ExchangeUnavailable,
+    OrderOutcomeUnknown,
+    OrderRejected,
+    RequestRejected,
+    TemporaryExchangeError,
 )
 from polybot.exchange import amounts as A
 from polybot.exchange import parse as P
 from polybot.exchange.base import (
-    ACCEPTED_STATUSES, BUY, MATCHED, REJECTED, RESULT_STATUSES, TICK_SIZE_CHANGED, UNMATCHED,
-    CancelResult, Exchange, OrderRequest, OrderResult, Position, PreparedOrder,
+    ACCEPTED_STATUSES,
+    BUY,
+    MATCHED,
+    REJECTED,
+    RESULT_STATUSES,
+    TICK_SIZE_CHANGED,
+    UNMATCHED,
+    CancelResult,
+    Exchange,
+    OrderRequest,
+    OrderResult,
+    Position,
+    PreparedOrder,
 )
 from polybot.exchange.clob_sdk import (  # noqa: F401  (eip712_order_hash re-exported)
-    HttpFailure, SdkClient, Transport, eip712_order_hash, signed_order_from_payload,
+    HttpFailure,
+    SdkClient,
+    Transport,
+    eip712_order_hash,
+    signed_order_from_payload,
 )
 from polybot.exchange.live_fills import TradeReader
 from polybot.exchange.models import FeeSchedule
@@ -64,8 +91,14 @@ from polybot.money import MICRO, to_micro
 
 log = logging.getLogger(__name__)
 
-_NOT_ACCEPTED_503 = ("cancel-only", "cancel only", "post-only", "post only", "disabled",
-                     "trading is currently")
+_NOT_ACCEPTED_503 = (
+    "cancel-only",
+    "cancel only",
+    "post-only",
+    "post only",
+    "disabled",
+    "trading is currently",
+)
 _DUPLICATED_ID = re.compile(r"order (0x[0-9a-fA-F]+) is invalid")
 # The CLOB's 400 for a price off the market's tick (https://docs.polymarket.com/resources/error-codes:
 # "order {id} is invalid. Price ({price}) breaks minimum tick size rule: {tick}"): a definitive
@@ -77,13 +110,15 @@ TICK_TTL_SECONDS = 300.0
 # (docs/dev/signature_types.md: py_clob_client_v2 1.2.1 signs type 3 byte for byte like the
 # official polymarket-client 0.14.0, so the cause is the account, not the signing).
 _TYPE3_SIGNER_ERROR = "order signer address has to be the address of the api key"
-TYPE3_FIX = ("signature type 3 (deposit wallet) needs POLYMARKET_FUNDER_ADDRESS ({funder}) to be the "
-             "deployed deposit wallet of this key's address — deploy it once with Polymarket's official "
-             "polymarket-client SDK or one trade on polymarket.com, then rerun python "
-             "test_api_connectivity.py --live-order-check; accounts with a Polymarket proxy or Safe "
-             "use signature type 1 or 2 with that wallet as the funder")
+TYPE3_FIX = (
+    "signature type 3 (deposit wallet) needs POLYMARKET_FUNDER_ADDRESS ({funder}) to be the "
+    "deployed deposit wallet of this key's address — deploy it once with Polymarket's official "
+    "polymarket-client SDK or one trade on polymarket.com, then rerun python "
+    "test_api_connectivity.py --live-order-check; accounts with a Polymarket proxy or Safe "
+    "use signature type 1 or 2 with that wallet as the funder"
+)
 HEARTBEAT_MISMATCH = "invalid heartbeat id"
-FeeSource = Union[Mapping[str, FeeSchedule], Callable[[str], Optional[FeeSchedule]]]
+FeeSource = Union[Mapping[str, FeeSchedule], Callable[[str], FeeSchedule | None]]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -104,12 +139,16 @@ def _answer_shares(parsed: Any, prepared: PreparedOrder) -> int:
     return 0
 
 
-def _heartbeat_expected(exc: HttpFailure) -> Optional[str]:
+def _heartbeat_expected(exc: HttpFailure) -> str | None:
     """The id a 400 "Invalid Heartbeat ID" answer says the CLOB expects, else None."""
     body = exc.body
-    if (exc.kind == "http" and exc.status == 400 and isinstance(body, dict)
-            and str(body.get("error_msg") or body.get("error") or "").strip().lower() == HEARTBEAT_MISMATCH
-            and isinstance(body.get("heartbeat_id"), str)):
+    if (
+        exc.kind == "http"
+        and exc.status == 400
+        and isinstance(body, dict)
+        and str(body.get("error_msg") or body.get("error") or "").strip().lower() == HEARTBEAT_MISMATCH
+        and isinstance(body.get("heartbeat_id"), str)
+    ):
         return body["heartbeat_id"]
     return None
 
@@ -119,27 +158,48 @@ class LiveExchange(TradeReader, Exchange):
     name = "polymarket"
     mode = "live"
 
-    def __init__(self, *, clob_url: str, private_key: str, chain_id: int = 137,
-                 api_key: Optional[str] = None, api_secret: Optional[str] = None,
-                 api_passphrase: Optional[str] = None, signature_type: int = 0,
-                 funder: Optional[str] = None, timeout_seconds: float = 10.0,
-                 max_retries: int = 3, fees_by_token: Optional[FeeSource] = None,
-                 reader: Any = None, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        *,
+        clob_url: str,
+        private_key: str,
+        chain_id: int = 137,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        api_passphrase: str | None = None,
+        signature_type: int = 0,
+        funder: str | None = None,
+        timeout_seconds: float = 10.0,
+        max_retries: int = 3,
+        fees_by_token: FeeSource | None = None,
+        reader: Any = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         if not private_key:
-            raise ConfigError("Live trading needs polymarket.private_key; export it in the "
-                              "environment, or set paper_trading: true.")
+            raise ConfigError(
+                "Live trading needs polymarket.private_key; export it in the "
+                "environment, or set paper_trading: true."
+            )
         self.transport = Transport(timeout_seconds, max_retries, sleep=sleep)
         creds = None
         if api_key and api_secret and api_passphrase:
             creds = ApiCreds(api_key=api_key, api_secret=api_secret, api_passphrase=api_passphrase)
         try:
-            self._sdk = SdkClient(host=clob_url, chain_id=int(chain_id), key=private_key, creds=creds,
-                             signature_type=int(signature_type), funder=funder or None,
-                             transport=self.transport)
+            self._sdk = SdkClient(
+                host=clob_url,
+                chain_id=int(chain_id),
+                key=private_key,
+                creds=creds,
+                signature_type=int(signature_type),
+                funder=funder or None,
+                transport=self.transport,
+            )
         except Exception as exc:  # noqa: BLE001 — bad key format etc.; never echo the key
-            raise ConfigError(f"polymarket.private_key or chain_id is not usable "
-                              f"({type(exc).__name__}); check the value in the environment.") from None
+            raise ConfigError(
+                f"polymarket.private_key or chain_id is not usable "
+                f"({type(exc).__name__}); check the value in the environment."
+            ) from None
         self.chain_id = int(chain_id)
         self.clob_url = clob_url
         self.address = self._sdk.get_address()
@@ -154,23 +214,33 @@ class LiveExchange(TradeReader, Exchange):
         self._clock = clock
         self._heartbeat_id = ""
         self._lock = threading.RLock()
-        self._ticks: dict[str, tuple[str, float]] = {}     # token → (tick, read at)
-        self._versions: dict[str, str] = {}                # token → Gamma market version
-        self._prepared: dict[str, tuple[str, int]] = {}    # order hash → (token, created_ts)
+        self._ticks: dict[str, tuple[str, float]] = {}  # token → (tick, read at)
+        self._versions: dict[str, str] = {}  # token → Gamma market version
+        self._prepared: dict[str, tuple[str, int]] = {}  # order hash → (token, created_ts)
 
     def __repr__(self) -> str:
         return f"LiveExchange(clob_url={self.clob_url!r}, address={self.address!r})"
 
     @classmethod
-    def from_config(cls, cfg: Any, **kwargs: Any) -> "LiveExchange":
+    def from_config(cls, cfg: Any, **kwargs: Any) -> LiveExchange:
         pm = cfg.polymarket
         if kwargs.get("reader") is None:
             from polybot.exchange.client import PolymarketClient
+
             kwargs["reader"] = PolymarketClient.from_config(cfg)
-        return cls(clob_url=pm.base_url, private_key=pm.private_key, chain_id=pm.chain_id,
-                   api_key=pm.api_key, api_secret=pm.api_secret, api_passphrase=pm.api_passphrase,
-                   signature_type=pm.signature_type, funder=pm.funder_address,
-                   timeout_seconds=pm.timeout_seconds, max_retries=pm.max_retries, **kwargs)
+        return cls(
+            clob_url=pm.base_url,
+            private_key=pm.private_key,
+            chain_id=pm.chain_id,
+            api_key=pm.api_key,
+            api_secret=pm.api_secret,
+            api_passphrase=pm.api_passphrase,
+            signature_type=pm.signature_type,
+            funder=pm.funder_address,
+            timeout_seconds=pm.timeout_seconds,
+            max_retries=pm.max_retries,
+            **kwargs,
+        )
 
     def close(self) -> None:
         self.transport.close()
@@ -181,16 +251,24 @@ class LiveExchange(TradeReader, Exchange):
             return AuthenticationError(
                 f"Polymarket refused {doing} (HTTP {exc.status}: {exc.message}); check "
                 f"POLYMARKET_API_KEY/SECRET/PASSPHRASE and the private key (a 403 can also mean "
-                f"a geoblocked IP).")
+                f"a geoblocked IP)."
+            )
         if exc.kind == "http" and exc.status < 500 and exc.status not in (425, 429):
-            return RequestRejected(f"Polymarket rejected {doing} (HTTP {exc.status}): "
-                                   f"{exc.message}.", status=exc.status)
-        why = (f"HTTP {exc.status} ({exc.message})" if exc.kind == "http"
-               else "no answer within %gs" % self.transport.timeout if exc.kind == "timeout"
-               else f"connection failed ({exc.message})")
-        return ExchangeUnavailable(f"Polymarket CLOB unreachable while {doing}: {why}; check the "
-                                   f"network or polymarket.base_url in config.yaml.",
-                                   attempts=self.transport.max_retries)
+            return RequestRejected(
+                f"Polymarket rejected {doing} (HTTP {exc.status}): {exc.message}.", status=exc.status
+            )
+        why = (
+            f"HTTP {exc.status} ({exc.message})"
+            if exc.kind == "http"
+            else "no answer within %gs" % self.transport.timeout
+            if exc.kind == "timeout"
+            else f"connection failed ({exc.message})"
+        )
+        return ExchangeUnavailable(
+            f"Polymarket CLOB unreachable while {doing}: {why}; check the "
+            f"network or polymarket.base_url in config.yaml.",
+            attempts=self.transport.max_retries,
+        )
 
     def _call(self, doing: str, fn: Callable[[], Any]) -> Any:
         try:
@@ -219,8 +297,10 @@ class LiveExchange(TradeReader, Exchange):
             tick = A.tick_str(raw)
             A.tick_micro(tick)
         except A.AmountError as exc:
-            raise DataError(f"The CLOB reports an unusable tick size for token {token_id[:12]}… "
-                            f"({exc}); check polymarket.base_url.") from None
+            raise DataError(
+                f"The CLOB reports an unusable tick size for token {token_id[:12]}… "
+                f"({exc}); check polymarket.base_url."
+            ) from None
         with self._lock:
             if hit and hit[0] != tick:
                 log.warning("tick size of token %s changed: %s -> %s", token_id[:12], hit[0], tick)
@@ -243,9 +323,10 @@ class LiveExchange(TradeReader, Exchange):
                 try:
                     found, _ = self._reader.list_markets(closed=None, position_ids=[tid])
                     version = next((m.version for m in found if tid in m.token_ids), "v1")
-                except (ExchangeError, DataError) as exc:   # unknown: sign as v1; a v2 market rejects it (400)
-                    log.warning("market version of token %s unknown (%s); signing for ExchangeV2",
-                                tid[:12], exc)
+                except (ExchangeError, DataError) as exc:  # unknown: sign as v1; a v2 market rejects it (400)
+                    log.warning(
+                        "market version of token %s unknown (%s); signing for ExchangeV2", tid[:12], exc
+                    )
                     return False
             self._versions[tid] = version
         return self._versions[tid] == "v2"
@@ -264,56 +345,95 @@ class LiveExchange(TradeReader, Exchange):
         try:
             theirs = A.tick_str(request.tick_size)
         except A.AmountError:
-            theirs = None                            # unreadable: the exchange's tick decides
-        stale = ((theirs is not None and theirs != tick)
-                 or (request.order_type in ("GTC", "GTD") and price % A.tick_micro(tick)))
-        if stale:     # the engine's tick or price disagrees with the tick we hold: ask again
+            theirs = None  # unreadable: the exchange's tick decides
+        stale = (theirs is not None and theirs != tick) or (
+            request.order_type in ("GTC", "GTD") and price % A.tick_micro(tick)
+        )
+        if stale:  # the engine's tick or price disagrees with the tick we hold: ask again
             tick = self.tick_size(request.token_id, refresh=True)
         t = A.tick_micro(tick)
         if request.order_type in ("FOK", "FAK"):
             if price is None:
                 if request.side != BUY or request.amount_micro is None:
-                    raise ValueError("a FOK/FAK order by shares needs price_micro (the worst "
-                                     "price accepted); or buy by amount_micro (USD)")
+                    raise ValueError(
+                        "a FOK/FAK order by shares needs price_micro (the worst "
+                        "price accepted); or buy by amount_micro (USD)"
+                    )
                 price = self._market_buy_price(request)
             clamped = min(max(price, t), 1_000_000 - t)
             if clamped != price:
-                log.info("token %s: worst price %s clamped to %s (tick %s)", request.token_id[:12],
-                         price, clamped, tick)
+                log.info(
+                    "token %s: worst price %s clamped to %s (tick %s)",
+                    request.token_id[:12],
+                    price,
+                    clamped,
+                    tick,
+                )
             price = clamped
         request = dataclasses.replace(request, price_micro=price, tick_size=tick)
         try:
-            amounts = A.order_amounts(request.side, request.order_type, tick, price_micro=price,
-                                      size_micro=request.size_micro, amount_micro=request.amount_micro)
+            amounts = A.order_amounts(
+                request.side,
+                request.order_type,
+                tick,
+                price_micro=price,
+                size_micro=request.size_micro,
+                amount_micro=request.amount_micro,
+            )
         except A.AmountError as exc:
             raise OrderRejected(f"Order not signed: {exc} (nothing was sent).") from None
         position = self._is_position_market(request)
-        neg_risk = False if position else (
-            request.neg_risk if request.neg_risk is not None else bool(self._call(
-                "reading the market's neg-risk flag", lambda: self._sdk.get_neg_risk(request.token_id))))
-        signed = self._sdk.sign_v2(token_id=request.token_id, side=request.side,
-                                   maker_amount=amounts.maker_micro, taker_amount=amounts.taker_micro,
-                                   neg_risk=neg_risk, position=position,
-                                   expiration=int(request.expiration or 0)
-                                   if request.order_type == "GTD" else 0)
+        neg_risk = (
+            False
+            if position
+            else (
+                request.neg_risk
+                if request.neg_risk is not None
+                else bool(
+                    self._call(
+                        "reading the market's neg-risk flag", lambda: self._sdk.get_neg_risk(request.token_id)
+                    )
+                )
+            )
+        )
+        signed = self._sdk.sign_v2(
+            token_id=request.token_id,
+            side=request.side,
+            maker_amount=amounts.maker_micro,
+            taker_amount=amounts.taker_micro,
+            neg_risk=neg_risk,
+            position=position,
+            expiration=int(request.expiration or 0) if request.order_type == "GTD" else 0,
+        )
         h = eip712_order_hash(signed, self.chain_id, neg_risk=neg_risk)
-        payload = order_to_json_v2(signed, self._sdk.creds.api_key, request.order_type,
-                                   bool(request.post_only), False)
+        payload = order_to_json_v2(
+            signed, self._sdk.creds.api_key, request.order_type, bool(request.post_only), False
+        )
         self._remember(h, request.token_id, int(self._clock()))
-        return PreparedOrder(client_order_id=h, order_hash=h,
-                             payload_json=json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
-                             request=request, created_ts=int(self._clock()), exchange=self.name)
+        return PreparedOrder(
+            client_order_id=h,
+            order_hash=h,
+            payload_json=json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+            request=request,
+            created_ts=int(self._clock()),
+            exchange=self.name,
+        )
 
     def _market_buy_price(self, request: OrderRequest) -> int:
         """Worst price for a BUY by amount without one: the SDK's book walk (FOK: the whole
         amount must fit; FAK: the deepest ask)."""
         try:
-            p = self._call("reading the order book", lambda: self._sdk.calculate_market_price(
-                request.token_id, BUY, request.amount_micro / MICRO, request.order_type))
+            p = self._call(
+                "reading the order book",
+                lambda: self._sdk.calculate_market_price(
+                    request.token_id, BUY, request.amount_micro / MICRO, request.order_type
+                ),
+            )
         except Exception as exc:  # noqa: BLE001 — the SDK raises bare Exception("no match")
             if "no match" in str(exc):
-                raise OrderRejected("Order not signed: the book has no liquidity for this market "
-                                    "order (nothing was sent).") from None
+                raise OrderRejected(
+                    "Order not signed: the book has no liquidity for this market order (nothing was sent)."
+                ) from None
             raise
         return to_micro(str(p))
 
@@ -329,25 +449,33 @@ class LiveExchange(TradeReader, Exchange):
         payload = json.loads(prepared.payload_json)
         signed = signed_order_from_payload(payload)
         try:
-            res = self._sdk.post_order(signed, payload["orderType"], bool(payload.get("postOnly")),
-                                       bool(payload.get("deferExec")))
+            res = self._sdk.post_order(
+                signed, payload["orderType"], bool(payload.get("postOnly")), bool(payload.get("deferExec"))
+            )
         except HttpFailure as exc:
             return self._submit_failure(prepared, exc)
         try:
             parsed = P.parse_order_post_response(res)
         except DataError:
-            raise OrderOutcomeUnknown(f"Order {prepared.order_hash[:12]}… got an unreadable answer; "
-                                      f"its outcome is unknown — reconcile it with lookup().") from None
+            raise OrderOutcomeUnknown(
+                f"Order {prepared.order_hash[:12]}… got an unreadable answer; "
+                f"its outcome is unknown — reconcile it with lookup()."
+            ) from None
         if "duplicat" in parsed.error_msg.lower():
             return self._already_known(prepared, parsed.error_msg)
         if not parsed.accepted:
             if parsed.success and parsed.status == UNMATCHED and not parsed.error_msg:
                 return OrderResult(status=UNMATCHED, exchange_order_id=parsed.order_id or None, raw=res)
-            return self._rejected(prepared, parsed.error_msg or f"order not accepted (status "
-                                  f"{parsed.status!r})", parsed.order_id or None, res)
+            return self._rejected(
+                prepared,
+                parsed.error_msg or f"order not accepted (status {parsed.status!r})",
+                parsed.order_id or None,
+                res,
+            )
         if parsed.order_id and parsed.order_id.lower() != prepared.order_hash.lower():
-            log.warning("order hash mismatch: computed %s, exchange says %s",
-                        prepared.order_hash, parsed.order_id)
+            log.warning(
+                "order hash mismatch: computed %s, exchange says %s", prepared.order_hash, parsed.order_id
+            )
         oid = parsed.order_id or prepared.order_hash
         status = parsed.status if parsed.status in RESULT_STATUSES else "live"
         fills = self._fills_by_trade_ids(oid, parsed.trade_ids)
@@ -358,11 +486,18 @@ class LiveExchange(TradeReader, Exchange):
             # the answer states (BUY: takingAmount = shares, SELL: makingAmount) and let the
             # caller poll lookup() for the fills.
             matched = max(matched, _answer_shares(parsed, prepared))
-        return OrderResult(status=status, exchange_order_id=oid, fills=tuple(fills or ()),
-                           size_matched_micro=matched, raw=res, fills_pending=pending)
+        return OrderResult(
+            status=status,
+            exchange_order_id=oid,
+            fills=tuple(fills or ()),
+            size_matched_micro=matched,
+            raw=res,
+            fills_pending=pending,
+        )
 
-    def _rejected(self, prepared: PreparedOrder, msg: str, oid: Optional[str] = None,
-                  raw: Any = None) -> OrderResult:
+    def _rejected(
+        self, prepared: PreparedOrder, msg: str, oid: str | None = None, raw: Any = None
+    ) -> OrderResult:
         """A definitive refusal. A tick-size rule violation means the market's tick changed
         under us: forget the tick we hold, so the NEXT prepare signs at the new one; this
         order stays rejected (the engine decides whether to prepare a new one)."""
@@ -372,29 +507,43 @@ class LiveExchange(TradeReader, Exchange):
         if any(k in (msg or "").lower() for k in _TICK_RULE):
             self.forget_tick(prepared.request.token_id)
             code = TICK_SIZE_CHANGED
-            msg = (f"{msg} — the market's tick size changed; prepare the order again to sign it at "
-                   f"the new tick")
-        return OrderResult(status=REJECTED, exchange_order_id=oid, error=msg, code=code,
-                           raw=raw if isinstance(raw, dict) else None)
+            msg = (
+                f"{msg} — the market's tick size changed; prepare the order again to sign it at the new tick"
+            )
+        return OrderResult(
+            status=REJECTED,
+            exchange_order_id=oid,
+            error=msg,
+            code=code,
+            raw=raw if isinstance(raw, dict) else None,
+        )
 
     def _submit_failure(self, prepared: PreparedOrder, exc: HttpFailure) -> OrderResult:
         short = prepared.order_hash[:12] + "…"
         if exc.kind == "connect":
-            raise TemporaryExchangeError(f"Order {short} was not sent: the CLOB refused the "
-                                         f"connection; submit the same prepared order again later.")
+            raise TemporaryExchangeError(
+                f"Order {short} was not sent: the CLOB refused the "
+                f"connection; submit the same prepared order again later."
+            )
         if exc.kind in ("timeout", "network"):
-            raise OrderOutcomeUnknown(f"Order {short} was sent but got no answer ({exc.message}); "
-                                      f"its outcome is unknown — reconcile it with lookup(), "
-                                      f"do not sign a new one.")
+            raise OrderOutcomeUnknown(
+                f"Order {short} was sent but got no answer ({exc.message}); "
+                f"its outcome is unknown — reconcile it with lookup(), "
+                f"do not sign a new one."
+            )
         status, msg = exc.status, exc.message
         if status in (401, 403):
             raise self._read_error(exc, "the order")
         if status in (425, 429) or (status == 503 and any(s in msg.lower() for s in _NOT_ACCEPTED_503)):
-            raise TemporaryExchangeError(f"Order {short} was not accepted (HTTP {status}: {msg}); "
-                                         f"submit the same prepared order again later.")
+            raise TemporaryExchangeError(
+                f"Order {short} was not accepted (HTTP {status}: {msg}); "
+                f"submit the same prepared order again later."
+            )
         if status >= 500:
-            raise OrderOutcomeUnknown(f"Order {short} got HTTP {status} ({msg}); its outcome is "
-                                      f"unknown — reconcile it with lookup().")
+            raise OrderOutcomeUnknown(
+                f"Order {short} got HTTP {status} ({msg}); its outcome is "
+                f"unknown — reconcile it with lookup()."
+            )
         if "duplicat" in msg.lower():
             return self._already_known(prepared, msg)
         return self._rejected(prepared, msg or f"HTTP {status}")
@@ -406,20 +555,31 @@ class LiveExchange(TradeReader, Exchange):
         if st is None:
             st = self.resolve(prepared)
         if st is None:
-            raise OrderOutcomeUnknown(f"Order {prepared.order_hash[:12]}… is reported duplicated "
-                                      f"({msg}) but cannot be found; reconcile it with lookup().")
-        status = st.status if st.status in ACCEPTED_STATUSES else (
-            "matched" if st.size_matched_micro else UNMATCHED)
-        return OrderResult(status=status, exchange_order_id=st.order_id, fills=st.fills,
-                           size_matched_micro=st.size_matched_micro)
+            raise OrderOutcomeUnknown(
+                f"Order {prepared.order_hash[:12]}… is reported duplicated "
+                f"({msg}) but cannot be found; reconcile it with lookup()."
+            )
+        status = (
+            st.status
+            if st.status in ACCEPTED_STATUSES
+            else ("matched" if st.size_matched_micro else UNMATCHED)
+        )
+        return OrderResult(
+            status=status,
+            exchange_order_id=st.order_id,
+            fills=st.fills,
+            size_matched_micro=st.size_matched_micro,
+        )
 
     # ------------------------------------------------------------------ queries
     # lookup / resolve / open_orders / trades: polybot.exchange.live_fills.TradeReader
 
     def cancel(self, order_id: str) -> CancelResult:
         self.ensure_credentials()
-        res = self._call(f"cancelling order {order_id[:12]}…",
-                         lambda: self._sdk.cancel_order(OrderPayload(orderID=order_id)))
+        res = self._call(
+            f"cancelling order {order_id[:12]}…",
+            lambda: self._sdk.cancel_order(OrderPayload(orderID=order_id)),
+        )
         return P.parse_cancel_response(res or {})
 
     def cancel_all(self) -> CancelResult:
@@ -428,16 +588,20 @@ class LiveExchange(TradeReader, Exchange):
 
     def balance_micro(self) -> int:
         self.ensure_credentials()
-        res = self._call("reading the balance", lambda: self._sdk.get_balance_allowance(
-            BalanceAllowanceParams(asset_type=AssetType.COLLATERAL)))
+        res = self._call(
+            "reading the balance",
+            lambda: self._sdk.get_balance_allowance(BalanceAllowanceParams(asset_type=AssetType.COLLATERAL)),
+        )
         if not isinstance(res, dict) or res.get("balance") in (None, ""):
             raise DataError("The balance answer has no 'balance' field; check polymarket.base_url.")
-        return int(Decimal(str(res["balance"])))          # base units = micro-units (6 dp)
+        return int(Decimal(str(res["balance"])))  # base units = micro-units (6 dp)
 
     def positions(self) -> list[Position]:
         if self._reader is None:
-            raise ConfigError("LiveExchange.positions needs a reader (PolymarketClient) for the "
-                              "Data API; build it with LiveExchange.from_config.")
+            raise ConfigError(
+                "LiveExchange.positions needs a reader (PolymarketClient) for the "
+                "Data API; build it with LiveExchange.from_config."
+            )
         return [p for p in self._reader.get_positions(self.funder) if p.size > 0]
 
     def heartbeat(self) -> None:
@@ -455,15 +619,21 @@ class LiveExchange(TradeReader, Exchange):
             expected = _heartbeat_expected(exc)
             if expected is None:
                 raise self._read_error(exc, "sending the heartbeat") from None
-            log.warning("heartbeat id %r refused; adopting the exchange's %r and sending again",
-                        self._heartbeat_id, expected)
+            log.warning(
+                "heartbeat id %r refused; adopting the exchange's %r and sending again",
+                self._heartbeat_id,
+                expected,
+            )
             self._heartbeat_id = expected
-            res = self._call("sending the heartbeat",
-                             lambda: self._sdk.post_heartbeat(self._heartbeat_id))
+            res = self._call("sending the heartbeat", lambda: self._sdk.post_heartbeat(self._heartbeat_id))
         if isinstance(res, dict) and res.get("heartbeat_id"):
             self._heartbeat_id = str(res["heartbeat_id"])
 
     def rate_limit_status(self) -> dict:
         t = self.transport
-        return {"headers": dict(t.last_rate_limit_headers), "throttled": t.throttled_count,
-                "requests": t.request_count, "slowest_seconds": t.slowest_seconds}
+        return {
+            "headers": dict(t.last_rate_limit_headers),
+            "throttled": t.throttled_count,
+            "requests": t.request_count,
+            "slowest_seconds": t.slowest_seconds,
+        }

@@ -8,11 +8,12 @@ key owner or maker address = our EOA or funder). Each Fill carries the trade's s
 removed by the parser) and ``updated_ts`` (its ``last_update``), so the engine keeps
 unconfirmed fills provisional and undoes FAILED ones.
 """
+
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Optional
+from typing import Any
 
 from py_clob_client_v2.clob_types import OpenOrderParams, TradeParams
 from py_clob_client_v2.exceptions import PolyException
@@ -22,20 +23,20 @@ from polybot.exchange import parse as P
 from polybot.exchange.base import BUY, Fill, OrderStatus, PreparedOrder
 from polybot.exchange.clob_sdk import HttpFailure
 from polybot.exchange.models import FeeSchedule
-from polybot.exchange.parse_util import micro as _micro, price_micro as _price_micro
+from polybot.exchange.parse_util import micro as _micro
+from polybot.exchange.parse_util import price_micro as _price_micro
 from polybot.money import taker_fee_micro
 
 log = logging.getLogger(__name__)
-LOOKUP_WINDOW_SECONDS = 86_400     # lookup() of an id the order store lacks: trades this recent
+LOOKUP_WINDOW_SECONDS = 86_400  # lookup() of an id the order store lacks: trades this recent
 
 
 def _norm_status(s: Any) -> str:
     s = str(s or "").strip().lower()
     for prefix in ("order_status_", "status_"):
         if s.startswith(prefix):
-            s = s[len(prefix):]
-    return {"cancelled": "canceled", "canceled_market_resolved": "canceled",
-            "invalid": "canceled"}.get(s, s)
+            s = s[len(prefix) :]
+    return {"cancelled": "canceled", "canceled_market_resolved": "canceled", "invalid": "canceled"}.get(s, s)
 
 
 class TradeReader:
@@ -56,16 +57,21 @@ class TradeReader:
                 info = self._sdk.get_clob_market_info(market)
                 fd = info.get("fd") or {}
                 if fd.get("r"):
-                    fee = FeeSchedule(rate=float(fd["r"]), exponent=float(fd.get("e") or 1),
-                                      taker_only=bool(fd.get("to", True)), enabled=True)
+                    fee = FeeSchedule(
+                        rate=float(fd["r"]),
+                        exponent=float(fd.get("e") or 1),
+                        taker_only=bool(fd.get("to", True)),
+                        enabled=True,
+                    )
             except (HttpFailure, PolyException) as exc:
-                log.info("fee schedule for market %s unavailable (%s); fees taken as 0",
-                         market, type(exc).__name__)
+                log.info(
+                    "fee schedule for market %s unavailable (%s); fees taken as 0", market, type(exc).__name__
+                )
                 return fee
         self._fee_cache[token_id] = fee
         return fee
 
-    def _fills_of_trade(self, raw: dict, order_id: Optional[str] = None) -> list[Fill]:
+    def _fills_of_trade(self, raw: dict, order_id: str | None = None) -> list[Fill]:
         """Our fills in one /data/trades row: the taker side (``trader_side`` TAKER), our
         entries in ``maker_orders``, or — when the row is our maker trade without a
         ``maker_orders`` entry of ours — the row itself, attributed to ``order_id``
@@ -83,9 +89,21 @@ class TradeReader:
         if t.trader_side != "MAKER":
             fs = self._fee_schedule(t.asset_id, t.market)
             fee = taker_fee_micro(t.size, t.price, fs.effective_rate, fs.exponent) if fs.effective_rate else 0
-            out.append(Fill(trade_id=t.id, order_id=t.taker_order_id, token_id=t.asset_id, side=t.side,
-                            price_micro=t.price, size_micro=t.size, fee_micro=fee, ts=ts,
-                            liquidity="taker", status=t.status, updated_ts=upd))
+            out.append(
+                Fill(
+                    trade_id=t.id,
+                    order_id=t.taker_order_id,
+                    token_id=t.asset_id,
+                    side=t.side,
+                    price_micro=t.price,
+                    size_micro=t.size,
+                    fee_micro=fee,
+                    ts=ts,
+                    liquidity="taker",
+                    status=t.status,
+                    updated_ts=upd,
+                )
+            )
         for i, m in enumerate(t.maker_orders):
             if not isinstance(m, dict):
                 continue
@@ -93,19 +111,39 @@ class TradeReader:
             if not mine:
                 continue
             try:
-                out.append(Fill(
-                    trade_id=f"{t.id}:{m.get('order_id', i)}", order_id=str(m.get("order_id", "")),
-                    token_id=str(m.get("asset_id") or t.asset_id),
-                    side=str(m.get("side") or ("SELL" if t.side == BUY else BUY)).upper(),
-                    price_micro=_price_micro(m.get("price"), "price"),
-                    size_micro=_micro(m.get("matched_amount"), "matched_amount"), fee_micro=0,
-                    ts=ts, liquidity="maker", status=t.status, updated_ts=upd))
+                out.append(
+                    Fill(
+                        trade_id=f"{t.id}:{m.get('order_id', i)}",
+                        order_id=str(m.get("order_id", "")),
+                        token_id=str(m.get("asset_id") or t.asset_id),
+                        side=str(m.get("side") or ("SELL" if t.side == BUY else BUY)).upper(),
+                        price_micro=_price_micro(m.get("price"), "price"),
+                        size_micro=_micro(m.get("matched_amount"), "matched_amount"),
+                        fee_micro=0,
+                        ts=ts,
+                        liquidity="maker",
+                        status=t.status,
+                        updated_ts=upd,
+                    )
+                )
             except Exception as exc:  # noqa: BLE001 — one bad maker row never hides the rest
                 log.warning("skipped a maker order in trade %s: %s", t.id, exc)
         if t.trader_side == "MAKER" and not out and (t.owner == key or t.maker_address.lower() in me):
-            out.append(Fill(trade_id=t.id, order_id=order_id or "", token_id=t.asset_id, side=t.side,
-                            price_micro=t.price, size_micro=t.size, fee_micro=0, ts=ts,
-                            liquidity="maker", status=t.status, updated_ts=upd))
+            out.append(
+                Fill(
+                    trade_id=t.id,
+                    order_id=order_id or "",
+                    token_id=t.asset_id,
+                    side=t.side,
+                    price_micro=t.price,
+                    size_micro=t.size,
+                    fee_micro=0,
+                    ts=ts,
+                    liquidity="maker",
+                    status=t.status,
+                    updated_ts=upd,
+                )
+            )
         if order_id is not None:
             out = [f for f in out if f.order_id.lower() == order_id.lower()]
         return out
@@ -113,7 +151,7 @@ class TradeReader:
     def _trade_rows(self, tid: str) -> list:
         return self._sdk.get_trades(TradeParams(id=tid), only_first_page=True) or []
 
-    def _fills_by_trade_ids(self, order_id: str, trade_ids) -> Optional[list[Fill]]:
+    def _fills_by_trade_ids(self, order_id: str, trade_ids) -> list[Fill] | None:
         """Best effort right after placement: never raises; None when a trade is not
         readable yet (its fills come with lookup()/trades())."""
         out: list[Fill] = []
@@ -130,7 +168,7 @@ class TradeReader:
             out += got
         return out
 
-    def _trade_fills(self, since_ts: Optional[int] = None, asset_id: Optional[str] = None) -> list[Fill]:
+    def _trade_fills(self, since_ts: int | None = None, asset_id: str | None = None) -> list[Fill]:
         self.ensure_credentials()
         params = TradeParams(after=int(since_ts) if since_ts else None, asset_id=asset_id)
         rows = self._call("reading trades", lambda: self._sdk.get_trades(params))
@@ -139,7 +177,7 @@ class TradeReader:
             out += self._fills_of_trade(r)
         return out
 
-    def trades(self, since_ts: Optional[int] = None) -> list[Fill]:
+    def trades(self, since_ts: int | None = None) -> list[Fill]:
         """Our fills matched at or after ``since_ts`` (all when None), oldest first, each
         with its CURRENT trade status. A trade's status changes after its match time, so
         a caller following unconfirmed fills asks from the oldest unconfirmed match time
@@ -148,14 +186,24 @@ class TradeReader:
         return sorted(fills, key=lambda f: (f.ts, f.trade_id))
 
     def _order_status(self, o, fills=()) -> OrderStatus:
-        return OrderStatus(order_id=o.id, status=_norm_status(o.status), token_id=o.asset_id,
-                           side=o.side, price_micro=o.price, original_size_micro=o.original_size,
-                           size_matched_micro=o.size_matched, order_type=o.order_type,
-                           created_ts=o.created_at or 0, market=o.market, expiration=o.expiration,
-                           fills=tuple(fills))
+        return OrderStatus(
+            order_id=o.id,
+            status=_norm_status(o.status),
+            token_id=o.asset_id,
+            side=o.side,
+            price_micro=o.price,
+            original_size_micro=o.original_size,
+            size_matched_micro=o.size_matched,
+            order_type=o.order_type,
+            created_ts=o.created_at or 0,
+            market=o.market,
+            expiration=o.expiration,
+            fills=tuple(fills),
+        )
 
-    def lookup(self, order_id_or_hash: str, *, token_id: Optional[str] = None,
-               since_ts: Optional[int] = None) -> Optional[OrderStatus]:
+    def lookup(
+        self, order_id_or_hash: str, *, token_id: str | None = None, since_ts: int | None = None
+    ) -> OrderStatus | None:
         """The exchange's view of one order, with its fills read through the order's
         ``associate_trades`` (one ``/data/trades?id=`` each). Never pages the whole trade
         history: when the order store does not know the id (a fully matched market order),
@@ -181,9 +229,11 @@ class TradeReader:
                     for r in rows:
                         fills += self._fills_of_trade(r, o.id)
             elif o.size_matched:
-                fills = [f for f in self._trade_fills(since_ts=max(0, (o.created_at or 0) - 60),
-                                                      asset_id=o.asset_id)
-                         if f.order_id.lower() == o.id.lower()]
+                fills = [
+                    f
+                    for f in self._trade_fills(since_ts=max(0, (o.created_at or 0) - 60), asset_id=o.asset_id)
+                    if f.order_id.lower() == o.id.lower()
+                ]
             else:
                 fills = []
             return self._order_status(o, fills)
@@ -193,17 +243,27 @@ class TradeReader:
         since = since_ts if since_ts is not None else hint_ts
         if since is None:
             since = int(self._clock()) - LOOKUP_WINDOW_SECONDS
-        fills = [f for f in self._trade_fills(since_ts=max(0, int(since) - 60), asset_id=token_id)
-                 if f.order_id.lower() == oid.lower()]
+        fills = [
+            f
+            for f in self._trade_fills(since_ts=max(0, int(since) - 60), asset_id=token_id)
+            if f.order_id.lower() == oid.lower()
+        ]
         if not fills:
             return None
         f0 = fills[0]
         size = sum(f.size_micro for f in fills if not f.failed)
-        return OrderStatus(order_id=oid, status="matched", token_id=f0.token_id, side=f0.side,
-                           price_micro=f0.price_micro, original_size_micro=size,
-                           size_matched_micro=size, fills=tuple(fills))
+        return OrderStatus(
+            order_id=oid,
+            status="matched",
+            token_id=f0.token_id,
+            side=f0.side,
+            price_micro=f0.price_micro,
+            original_size_micro=size,
+            size_matched_micro=size,
+            fills=tuple(fills),
+        )
 
-    def resolve(self, prepared: PreparedOrder, known_ids=()) -> Optional[OrderStatus]:
+    def resolve(self, prepared: PreparedOrder, known_ids=()) -> OrderStatus | None:
         """What became of a prepared order whose submit outcome is unknown.
 
         First by its hash (the CLOB's orderID). If the exchange does not know that id,
@@ -214,8 +274,9 @@ class TradeReader:
         the local EIP-712 hash. Several candidates → OrderOutcomeUnknown (resolve by
         hand); none → None (after a grace period: it was never placed).
         """
-        st = self.lookup(prepared.order_hash, token_id=prepared.request.token_id,
-                         since_ts=prepared.created_ts or None)
+        st = self.lookup(
+            prepared.order_hash, token_id=prepared.request.token_id, since_ts=prepared.created_ts or None
+        )
         if st is not None:
             return st
         req = prepared.request
@@ -223,17 +284,31 @@ class TradeReader:
         signed = json.loads(prepared.payload_json).get("order") or {}
         size = int((signed.get("takerAmount") if req.side == BUY else signed.get("makerAmount")) or 0) or None
         since = max(0, int(prepared.created_ts or self._clock()) - 60)
-        cands: dict[str, Optional[OrderStatus]] = {}
+        cands: dict[str, OrderStatus | None] = {}
         for o in self.open_orders():
-            if (o.token_id == req.token_id and o.side == req.side and o.order_id.lower() not in known
-                    and (req.price_micro is None or o.price_micro == req.price_micro)
-                    and (size is None or o.original_size_micro == size)):
+            if (
+                o.token_id == req.token_id
+                and o.side == req.side
+                and o.order_id.lower() not in known
+                and (req.price_micro is None or o.price_micro == req.price_micro)
+                and (size is None or o.original_size_micro == size)
+            ):
                 cands[o.order_id] = o
         for f in self._trade_fills(since_ts=since, asset_id=req.token_id):
-            if (f.liquidity == "taker" and f.side == req.side and f.order_id
-                    and f.order_id.lower() not in known
-                    and (req.price_micro is None or (f.price_micro <= req.price_micro if req.side == BUY
-                                                     else f.price_micro >= req.price_micro))):
+            if (
+                f.liquidity == "taker"
+                and f.side == req.side
+                and f.order_id
+                and f.order_id.lower() not in known
+                and (
+                    req.price_micro is None
+                    or (
+                        f.price_micro <= req.price_micro
+                        if req.side == BUY
+                        else f.price_micro >= req.price_micro
+                    )
+                )
+            ):
                 cands.setdefault(f.order_id, None)
         if not cands:
             return None
@@ -241,7 +316,8 @@ class TradeReader:
             raise OrderOutcomeUnknown(
                 f"Order {prepared.order_hash[:12]}… is not known by its hash and {len(cands)} "
                 f"unrecorded orders match its terms ({', '.join(sorted(cands))[:120]}); resolve it "
-                f"by hand on polymarket.com before trading this market again.")
+                f"by hand on polymarket.com before trading this market again."
+            )
         oid, st = next(iter(cands.items()))
         log.warning("order %s resolved by its terms to exchange order %s", prepared.order_hash, oid)
         return self.lookup(oid, token_id=req.token_id, since_ts=since) or st

@@ -19,36 +19,47 @@ in the ``job_runs`` table — the contract ``pre_launch_check.py`` reads:
 "token_id", "message"}``. ``address`` is the signing key's address and ``funder`` the maker
 address (the address itself for signature type 0); neither is a secret.
 """
+
 from __future__ import annotations
 
 import itertools
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from polybot.errors import (
-    AuthenticationError, ExchangeUnavailable, OrderOutcomeUnknown, PolybotError, RequestRejected, TemporaryExchangeError,
+    AuthenticationError,
+    ExchangeUnavailable,
+    OrderOutcomeUnknown,
+    PolybotError,
+    RequestRejected,
+    TemporaryExchangeError,
 )
-from polybot.exchange.live import TYPE3_FIX   # the deposit-wallet fix sentence (docs/dev/signature_types.md)
+from polybot.exchange.live import TYPE3_FIX  # the deposit-wallet fix sentence (docs/dev/signature_types.md)
 from polybot.money import fmt_usd, to_micro
 
 log = logging.getLogger(__name__)
 
 JOB = "live_order_check"
 OK, FAIL = "✓", "✗"
-SAMPLE_MARKETS = 50          # the busiest markets by 24 h volume that are considered
+SAMPLE_MARKETS = 50  # the busiest markets by 24 h volume that are considered
 BOOKS_CHECKED = 20
-WAIT_SECONDS = 15.0          # how long the exchange may take to list / drop the order
+WAIT_SECONDS = 15.0  # how long the exchange may take to list / drop the order
 POLL_SECONDS = 0.25
 
 # The env var each credential comes from in config.yaml.example (used when the config
 # writes it literally empty rather than as ${VAR}).
-CREDENTIAL_VARS = (("private_key", "POLYMARKET_PRIVATE_KEY"), ("api_key", "POLYMARKET_API_KEY"),
-                   ("api_secret", "POLYMARKET_API_SECRET"), ("api_passphrase", "POLYMARKET_API_PASSPHRASE"))
+CREDENTIAL_VARS = (
+    ("private_key", "POLYMARKET_PRIVATE_KEY"),
+    ("api_key", "POLYMARKET_API_KEY"),
+    ("api_secret", "POLYMARKET_API_SECRET"),
+    ("api_passphrase", "POLYMARKET_API_PASSPHRASE"),
+)
 FUNDER_VAR = "POLYMARKET_FUNDER_ADDRESS"
 WALLET_KIND = {1: "Polymarket proxy wallet", 2: "Polymarket Safe", 3: "deposit wallet"}
 
@@ -68,7 +79,7 @@ class Pick:
 
     question: str
     token_id: str
-    tick: str                 # "0.01"
+    tick: str  # "0.01"
     min_size: float
     neg_risk: bool
     best_bid: float
@@ -89,25 +100,29 @@ def _sentence(text: str) -> str:
     return text[:-1] if text.endswith(".") else text
 
 
-def credential_problem(cfg: Any) -> Optional[str]:
+def credential_problem(cfg: Any) -> str | None:
     """One sentence naming the first missing credential and its env var, or None."""
     pm = cfg.polymarket
     unset = {k: v for k, v in getattr(cfg, "unset_env", ())}
     for key, default_var in CREDENTIAL_VARS:
         if not getattr(pm, key, None):
             var = unset.get(f"polymarket.{key}", default_var)
-            return (f"polymarket.{key} is not set; export {var} — the live order check needs the "
-                    f"live credentials whatever paper_trading says")
+            return (
+                f"polymarket.{key} is not set; export {var} — the live order check needs the "
+                f"live credentials whatever paper_trading says"
+            )
     st = int(getattr(pm, "signature_type", 0))
     if st in WALLET_KIND and not getattr(pm, "funder_address", None):
         var = unset.get("polymarket.funder_address", FUNDER_VAR)
-        return (f"polymarket.funder_address is not set but signature_type {st} signs for your "
-                f"{WALLET_KIND[st]}; export {var} with that wallet's address (or set the "
-                f"signature_type your account uses)")
+        return (
+            f"polymarket.funder_address is not set but signature_type {st} signs for your "
+            f"{WALLET_KIND[st]}; export {var} with that wallet's address (or set the "
+            f"signature_type your account uses)"
+        )
     return None
 
 
-def advice_for(message: str, signature_type: int, funder: str = "") -> Optional[str]:
+def advice_for(message: str, signature_type: int, funder: str = "") -> str | None:
     """The fix for an order the exchange refused, keyed on its message (Polymarket's error codes,
     docs.polymarket.com/resources/error-codes, and the public issues cited in
     docs/dev/signature_types.md); None when the message already carries its fix."""
@@ -116,25 +131,35 @@ def advice_for(message: str, signature_type: int, funder: str = "") -> Optional[
         if signature_type == 3:
             # the live client appends the same sentence to this refusal: say it once
             return None if "deposit wallet" in m else TYPE3_FIX.format(funder=funder or "not set")
-        return ("POLYMARKET_PRIVATE_KEY is not the key these API credentials belong to; derive "
-                "POLYMARKET_API_KEY/SECRET/PASSPHRASE from this private key, or export the matching key")
+        return (
+            "POLYMARKET_PRIVATE_KEY is not the key these API credentials belong to; derive "
+            "POLYMARKET_API_KEY/SECRET/PASSPHRASE from this private key, or export the matching key"
+        )
     if "owner has to be the owner of the api key" in m:
         return "POLYMARKET_API_KEY does not match the other API credentials; export the matching trio"
     if "maker address not allowed" in m or "deposit wallet flow" in m:
-        return ("this account trades through a deposit wallet: set polymarket.signature_type: 3 and "
-                "POLYMARKET_FUNDER_ADDRESS to the deposit wallet's address")
+        return (
+            "this account trades through a deposit wallet: set polymarket.signature_type: 3 and "
+            "POLYMARKET_FUNDER_ADDRESS to the deposit wallet's address"
+        )
     if "signature" in m:
         kind = WALLET_KIND.get(signature_type)
         if kind:
-            return (f"signature_type {signature_type} needs POLYMARKET_FUNDER_ADDRESS to be the "
-                    f"{kind} this key controls (the address on your polymarket.com profile); check "
-                    f"it and polymarket.signature_type")
-        return ("with signature_type 0 the key's own address holds the funds; if your funds are in "
-                "a Polymarket proxy, Safe or deposit wallet set signature_type 1, 2 or 3 and "
-                "POLYMARKET_FUNDER_ADDRESS")
+            return (
+                f"signature_type {signature_type} needs POLYMARKET_FUNDER_ADDRESS to be the "
+                f"{kind} this key controls (the address on your polymarket.com profile); check "
+                f"it and polymarket.signature_type"
+            )
+        return (
+            "with signature_type 0 the key's own address holds the funds; if your funds are in "
+            "a Polymarket proxy, Safe or deposit wallet set signature_type 1, 2 or 3 and "
+            "POLYMARKET_FUNDER_ADDRESS"
+        )
     if "balance" in m or "allowance" in m:
-        return ("the funder lacks the pUSD for this order or has not approved the exchange; deposit "
-                "funds / approve trading on polymarket.com and rerun")
+        return (
+            "the funder lacks the pUSD for this order or has not approved the exchange; deposit "
+            "funds / approve trading on polymarket.com and rerun"
+        )
     if "crosses" in m or "post-only" in m or "post only" in m:
         return "the book moved onto the lowest tick; rerun the check (it picks the market again)"
     if "closed only" in m or "closed-only" in m or "geoblock" in m or "region" in m:
@@ -150,17 +175,28 @@ def pick_market(reader: Any, *, sample: int = SAMPLE_MARKETS) -> Pick:
     """A busy, open, plain (not Protocol-V2) market whose book has bids and asks above the
     lowest tick, so a BUY there neither crosses nor is first in line to fill."""
     try:
-        markets = list(itertools.islice(
-            reader.iter_markets(limit=sample, order="volume24hr", ascending=False), sample))
+        markets = list(
+            itertools.islice(reader.iter_markets(limit=sample, order="volume24hr", ascending=False), sample)
+        )
     except PolybotError as exc:
         raise CheckFailed("Market", f"the market list could not be read ({_sentence(exc)})") from None
-    cands = [m for m in markets if m.tokens and m.accepting_orders and m.enable_order_book
-             and not m.closed and getattr(m, "version", "v1") == "v1"]
+    cands = [
+        m
+        for m in markets
+        if m.tokens
+        and m.accepting_orders
+        and m.enable_order_book
+        and not m.closed
+        and getattr(m, "version", "v1") == "v1"
+    ]
     cands.sort(key=lambda m: (m.neg_risk, -m.volume_24h))
     cands = cands[:BOOKS_CHECKED]
     if not cands:
-        raise CheckFailed("Market", f"none of the {len(markets)} busiest markets accepts orders; "
-                                    f"check gamma_url in config.yaml or try again later")
+        raise CheckFailed(
+            "Market",
+            f"none of the {len(markets)} busiest markets accepts orders; "
+            f"check gamma_url in config.yaml or try again later",
+        )
     try:
         books = reader.get_books([m.tokens[0].token_id for m in cands])
     except PolybotError as exc:
@@ -171,11 +207,18 @@ def pick_market(reader: Any, *, sample: int = SAMPLE_MARKETS) -> Pick:
             continue
         tick = float(b.tick_size or m.tick_size)
         if b.best_bid >= 2 * tick and b.best_ask > 2 * tick:
-            return Pick(question=m.question, token_id=m.tokens[0].token_id, tick=_tick_str(tick),
-                        min_size=float(b.min_order_size or m.min_order_size), neg_risk=bool(b.neg_risk),
-                        best_bid=b.best_bid, best_ask=b.best_ask)
-    raise CheckFailed("Market", f"no market among the {len(cands)} busiest has bids above the "
-                                f"lowest tick; try again later")
+            return Pick(
+                question=m.question,
+                token_id=m.tokens[0].token_id,
+                tick=_tick_str(tick),
+                min_size=float(b.min_order_size or m.min_order_size),
+                neg_risk=bool(b.neg_risk),
+                best_bid=b.best_bid,
+                best_ask=b.best_ask,
+            )
+    raise CheckFailed(
+        "Market", f"no market among the {len(cands)} busiest has bids above the lowest tick; try again later"
+    )
 
 
 # --------------------------------------------------------------------------- recording
@@ -184,35 +227,62 @@ def identity(cfg: Any, live: Any = None) -> dict:
     pm = cfg.polymarket
     address = getattr(live, "address", None) or key_address(getattr(pm, "private_key", None))
     funder = getattr(pm, "funder_address", None) or address or ""
-    return {"clob_url": str(pm.base_url).rstrip("/"), "address": (address or "").lower(),
-            "signature_type": int(pm.signature_type), "funder": funder.lower()}
+    return {
+        "clob_url": str(pm.base_url).rstrip("/"),
+        "address": (address or "").lower(),
+        "signature_type": int(pm.signature_type),
+        "funder": funder.lower(),
+    }
 
 
-def key_address(private_key: Optional[str]) -> Optional[str]:
+def key_address(private_key: str | None) -> str | None:
     """The address of a private key, or None when there is none or it is malformed."""
     if not private_key:
         return None
     try:
         from eth_account import Account
+
         return Account.from_key(private_key).address
     except Exception:  # noqa: BLE001 — a malformed key; never echo it
         return None
 
 
-def record_run(database_path: Path, *, started: float, finished: float, passed: bool,
-               ident: dict, order_id: Optional[str], token_id: Optional[str], message: str) -> None:
+def record_run(
+    database_path: Path,
+    *,
+    started: float,
+    finished: float,
+    passed: bool,
+    ident: dict,
+    order_id: str | None,
+    token_id: str | None,
+    message: str,
+) -> None:
     """Insert the ``job_runs`` row (see the module docstring)."""
     from polybot import db
 
-    detail = dict(ident, result="pass" if passed else "fail", order_id=order_id, token_id=token_id,
-                  message=message[:600])
+    detail = dict(
+        ident,
+        result="pass" if passed else "fail",
+        order_id=order_id,
+        token_id=token_id,
+        message=message[:600],
+    )
     conn = db.connect(database_path)
     try:
         with db.atomic(conn):
-            conn.execute("INSERT INTO job_runs(job, started_at, finished_at, exit_code, duration, detail) "
-                         "VALUES (?, ?, ?, ?, ?, ?)",
-                         (JOB, int(started), int(finished), 0 if passed else 1,
-                          round(finished - started, 3), json.dumps(detail, sort_keys=True)))
+            conn.execute(
+                "INSERT INTO job_runs(job, started_at, finished_at, exit_code, duration, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    JOB,
+                    int(started),
+                    int(finished),
+                    0 if passed else 1,
+                    round(finished - started, 3),
+                    json.dumps(detail, sort_keys=True),
+                ),
+            )
     finally:
         conn.close()
 
@@ -225,13 +295,14 @@ def _ask(prompt: str, out: Callable[[str], None], stdin: Any) -> bool:
     out(prompt)
     try:
         line = stdin.readline()
-    except (OSError, ValueError):          # stdin closed or not readable
+    except (OSError, ValueError):  # stdin closed or not readable
         return False
     return bool(line) and line.strip().lower() in ("y", "yes")
 
 
-def _wait_for(pred: Callable[[], bool], *, seconds: float, sleep: Callable[[float], None],
-              clock: Callable[[], float]) -> bool:
+def _wait_for(
+    pred: Callable[[], bool], *, seconds: float, sleep: Callable[[float], None], clock: Callable[[], float]
+) -> bool:
     deadline = clock() + seconds
     while True:
         if pred():
@@ -251,15 +322,16 @@ class _Run:
     def __init__(self, live: Any, out: Callable[[str], None], sleep, clock, wait_seconds: float):
         self.live, self.out, self.sleep, self.clock = live, out, sleep, clock
         self.wait_seconds = wait_seconds
-        self.order_id: Optional[str] = None      # set while it may be open on the exchange
-        self.placed_id: Optional[str] = None     # the order's id once signed (recorded)
-        self.uncertain = False                   # the submit's outcome is unknown
+        self.order_id: str | None = None  # set while it may be open on the exchange
+        self.placed_id: str | None = None  # the order's id once signed (recorded)
+        self.uncertain = False  # the submit's outcome is unknown
 
     def gone(self, oid: str) -> bool:
-        return _wait_for(lambda: not _listed(self.live, oid), seconds=self.wait_seconds,
-                         sleep=self.sleep, clock=self.clock)
+        return _wait_for(
+            lambda: not _listed(self.live, oid), seconds=self.wait_seconds, sleep=self.sleep, clock=self.clock
+        )
 
-    def cleanup(self) -> tuple[str, Optional[str]]:
+    def cleanup(self) -> tuple[str, str | None]:
         """Cancel whatever may have been placed. Returns (note, problem): ``note`` is a clause
         for the failure's sentence ("" when there is nothing to say); ``problem`` is the
         sentence the operator must act on when the order may still be open, else None.
@@ -278,13 +350,21 @@ class _Run:
             return seen["st"] is not None
 
         try:
-            found = (_wait_for(present, seconds=self.wait_seconds, sleep=self.sleep, clock=self.clock)
-                     if self.uncertain else present())
+            found = (
+                _wait_for(present, seconds=self.wait_seconds, sleep=self.sleep, clock=self.clock)
+                if self.uncertain
+                else present()
+            )
             st = seen.get("st")
             if not found:
-                return ((f"the exchange never listed order {oid} within {self.wait_seconds:g} s, so it "
-                         f"was most likely not placed (if it appears on polymarket.com, cancel it)")
-                        if self.uncertain else ""), None
+                return (
+                    (
+                        f"the exchange never listed order {oid} within {self.wait_seconds:g} s, so it "
+                        f"was most likely not placed (if it appears on polymarket.com, cancel it)"
+                    )
+                    if self.uncertain
+                    else ""
+                ), None
             if not st.is_open:
                 return f"order {oid} is not open (status {st.status})", None
         except PolybotError as exc:
@@ -292,7 +372,7 @@ class _Run:
         cancel_error = None
         try:
             self.live.cancel(oid)
-        except PolybotError as exc:          # the cancel may still have worked: look
+        except PolybotError as exc:  # the cancel may still have worked: look
             cancel_error = exc
         try:
             if self.gone(oid):
@@ -303,12 +383,19 @@ class _Run:
         return "", f"order {oid} may still be open{why}; {manual}"
 
 
-def run_live_order_check(cfg: Any, *, assume_yes: bool = False, out: Callable[[str], None] = print,
-                         stdin: Any = None, reader: Any = None, live: Any = None,
-                         sleep: Callable[[float], None] = time.sleep,
-                         clock: Callable[[], float] = time.monotonic,
-                         wall: Callable[[], float] = time.time,
-                         wait_seconds: float = WAIT_SECONDS) -> int:
+def run_live_order_check(
+    cfg: Any,
+    *,
+    assume_yes: bool = False,
+    out: Callable[[str], None] = print,
+    stdin: Any = None,
+    reader: Any = None,
+    live: Any = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
+    wait_seconds: float = WAIT_SECONDS,
+) -> int:
     """Run the check; returns the exit code (0 only when every step passed and was recorded)."""
     from polybot.exchange.base import OrderRequest
 
@@ -316,21 +403,30 @@ def run_live_order_check(cfg: Any, *, assume_yes: bool = False, out: Callable[[s
     pm = cfg.polymarket
     db_path = Path(cfg.database_path)
     own_reader = reader is None
-    run: Optional[_Run] = None
-    pick: Optional[Pick] = None
-    failure: Optional[CheckFailed] = None
+    run: _Run | None = None
+    pick: Pick | None = None
+    failure: CheckFailed | None = None
     ident = identity(cfg)
 
     def finish(passed: bool, message: str) -> int:
         code = 0 if passed else 1
         if db_path.exists():
             try:
-                record_run(db_path, started=started, finished=wall(), passed=passed, ident=ident,
-                           order_id=run.placed_id if run else None,
-                           token_id=pick.token_id if pick else None, message=message)
+                record_run(
+                    db_path,
+                    started=started,
+                    finished=wall(),
+                    passed=passed,
+                    ident=ident,
+                    order_id=run.placed_id if run else None,
+                    token_id=pick.token_id if pick else None,
+                    message=message,
+                )
             except (PolybotError, OSError) as exc:
-                out(f"{FAIL} Recording the result: {_sentence(exc)}; fix it and rerun the check "
-                    f"(pre_launch_check.py reads the result from the database).")
+                out(
+                    f"{FAIL} Recording the result: {_sentence(exc)}; fix it and rerun the check "
+                    f"(pre_launch_check.py reads the result from the database)."
+                )
                 return 1
         return code
 
@@ -339,23 +435,29 @@ def run_live_order_check(cfg: Any, *, assume_yes: bool = False, out: Callable[[s
         if problem:
             raise CheckFailed("Credentials", problem)
         if not db_path.exists():
-            out(f"{FAIL} Database: there is no database at {db_path}; run python initialize_db.py "
-                f"first — the result is recorded there for pre_launch_check.py.")
+            out(
+                f"{FAIL} Database: there is no database at {db_path}; run python initialize_db.py "
+                f"first — the result is recorded there for pre_launch_check.py."
+            )
             return 1
         if reader is None:
             from polybot.exchange.client import PolymarketClient
+
             reader = PolymarketClient.from_config(cfg)
         if live is None:
             try:
                 from polybot.exchange.live import LiveExchange
+
                 live = LiveExchange.from_config(cfg, reader=reader)
             except PolybotError as exc:
                 raise CheckFailed("Credentials", _sentence(exc)) from None
         ident = identity(cfg, live)
         run = _Run(live, out, sleep, clock, wait_seconds)
         funder = f", funder {live.funder}" if str(live.funder).lower() != str(live.address).lower() else ""
-        out(f"Live order check on {ident['clob_url']} as {live.address} (signature type "
-            f"{ident['signature_type']}{funder})")
+        out(
+            f"Live order check on {ident['clob_url']} as {live.address} (signature type "
+            f"{ident['signature_type']}{funder})"
+        )
         try:
             n_open = len(live.open_orders())
         except PolybotError as exc:
@@ -365,20 +467,30 @@ def run_live_order_check(cfg: Any, *, assume_yes: bool = False, out: Callable[[s
         out(f"{OK} Authenticated: the exchange accepts the API credentials ({n_open} open order(s))")
         pick = pick_market(reader)
         cost = fmt_usd(pick.price_micro * pick.size_micro // 1_000_000)
-        out(f"{OK} Market: {pick.question[:70]} — best bid {pick.best_bid:g} / ask {pick.best_ask:g}, "
-            f"tick {pick.tick}, minimum {pick.min_size:g} shares")
+        out(
+            f"{OK} Market: {pick.question[:70]} — best bid {pick.best_bid:g} / ask {pick.best_ask:g}, "
+            f"tick {pick.tick}, minimum {pick.min_size:g} shares"
+        )
         if not assume_yes:
-            out(f"This signs and places a REAL post-only BUY of {pick.min_size:g} shares at "
-                f"${pick.tick} ({cost} reserved) on that market, then cancels it. It cannot fill.")
+            out(
+                f"This signs and places a REAL post-only BUY of {pick.min_size:g} shares at "
+                f"${pick.tick} ({cost} reserved) on that market, then cancels it. It cannot fill."
+            )
             if not _ask("Place it? Type y to continue [y/N]:", out, stdin):
-                out(f"{FAIL} Not confirmed: nothing was sent; answer y, or pass --yes to run it "
-                    f"unattended.")
-                return 1                            # no order was involved: not a recorded run
+                out(f"{FAIL} Not confirmed: nothing was sent; answer y, or pass --yes to run it unattended.")
+                return 1  # no order was involved: not a recorded run
 
-        request = OrderRequest(token_id=pick.token_id, side="BUY", order_type="GTC",
-                               price_micro=pick.price_micro, size_micro=pick.size_micro,
-                               post_only=True, tick_size=pick.tick, neg_risk=pick.neg_risk,
-                               client_tag="live_order_check")
+        request = OrderRequest(
+            token_id=pick.token_id,
+            side="BUY",
+            order_type="GTC",
+            price_micro=pick.price_micro,
+            size_micro=pick.size_micro,
+            post_only=True,
+            tick_size=pick.tick,
+            neg_risk=pick.neg_risk,
+            client_tag="live_order_check",
+        )
         try:
             prepared = live.prepare(request)
         except PolybotError as exc:
@@ -388,18 +500,22 @@ def run_live_order_check(cfg: Any, *, assume_yes: bool = False, out: Callable[[s
         try:
             res = live.submit(prepared)
         except TemporaryExchangeError as exc:
-            run.order_id = None                      # definitely not accepted (live.py's contract)
-            raise CheckFailed("Placing the order", f"the exchange is not accepting new orders now "
-                                                   f"({_sentence(exc)}); nothing was placed — rerun "
-                                                   f"the check once Polymarket accepts orders "
-                                                   f"again") from None
+            run.order_id = None  # definitely not accepted (live.py's contract)
+            raise CheckFailed(
+                "Placing the order",
+                f"the exchange is not accepting new orders now "
+                f"({_sentence(exc)}); nothing was placed — rerun "
+                f"the check once Polymarket accepts orders "
+                f"again",
+            ) from None
         except OrderOutcomeUnknown as exc:
             run.uncertain = True
-            raise CheckFailed("Placing the order", f"no clear answer from the exchange "
-                                                   f"({_sentence(exc)}); check the network and "
-                                                   f"rerun") from None
+            raise CheckFailed(
+                "Placing the order",
+                f"no clear answer from the exchange ({_sentence(exc)}); check the network and rerun",
+            ) from None
         except (AuthenticationError, RequestRejected) as exc:
-            run.order_id = None                      # refused before it was processed
+            run.order_id = None  # refused before it was processed
             raise CheckFailed("Placing the order", _sentence(exc)) from None
         except PolybotError as exc:
             raise CheckFailed("Placing the order", _sentence(exc)) from None
@@ -407,24 +523,31 @@ def run_live_order_check(cfg: Any, *, assume_yes: bool = False, out: Callable[[s
             run.order_id = run.placed_id = res.exchange_order_id
         if res.status == "rejected":
             msg = _sentence(res.error or "no reason given")
-            run.order_id = None                      # refused: nothing rests
+            run.order_id = None  # refused: nothing rests
             advice = advice_for(msg, ident["signature_type"], str(ident.get("funder") or ""))
-            raise CheckFailed("Placing the order", f"the exchange rejected it ({msg})"
-                                                   + (f"; {advice}" if advice else ""))
+            raise CheckFailed(
+                "Placing the order", f"the exchange rejected it ({msg})" + (f"; {advice}" if advice else "")
+            )
         if res.status not in ("live", "delayed"):
-            raise CheckFailed("Placing the order", f"the exchange answered status {res.status!r} "
-                                                   f"for a post-only order at the lowest tick, which "
-                                                   f"should rest unfilled; do not trade live until "
-                                                   f"this is understood")
+            raise CheckFailed(
+                "Placing the order",
+                f"the exchange answered status {res.status!r} "
+                f"for a post-only order at the lowest tick, which "
+                f"should rest unfilled; do not trade live until "
+                f"this is understood",
+            )
         oid = run.order_id
         try:
             listed = _wait_for(lambda: _listed(live, oid), seconds=wait_seconds, sleep=sleep, clock=clock)
         except PolybotError as exc:
             raise CheckFailed("Open orders", _sentence(exc)) from None
         if not listed:
-            raise CheckFailed("Open orders", f"the exchange accepted order {oid} but did not list it "
-                                             f"as open within {wait_seconds:g} s; do not trade live "
-                                             f"until its open orders are readable")
+            raise CheckFailed(
+                "Open orders",
+                f"the exchange accepted order {oid} but did not list it "
+                f"as open within {wait_seconds:g} s; do not trade live "
+                f"until its open orders are readable",
+            )
         out(f"{OK} Order listed as open: {oid}")
         try:
             cres = live.cancel(oid)
@@ -432,8 +555,10 @@ def run_live_order_check(cfg: Any, *, assume_yes: bool = False, out: Callable[[s
             raise CheckFailed("Cancelling the order", _sentence(exc)) from None
         if oid.lower() not in {c.lower() for c in cres.canceled}:
             why = next(iter(cres.not_canceled.values()), "not in the canceled list")
-            raise CheckFailed("Cancelling the order", f"the exchange did not cancel {oid} ({_sentence(why)}); "
-                                                      f"do not trade live until cancels work")
+            raise CheckFailed(
+                "Cancelling the order",
+                f"the exchange did not cancel {oid} ({_sentence(why)}); do not trade live until cancels work",
+            )
         out(f"{OK} Order cancelled: {oid}")
         try:
             gone = run.gone(oid)
@@ -446,17 +571,21 @@ def run_live_order_check(cfg: Any, *, assume_yes: bool = False, out: Callable[[s
         run.order_id = None if st is None or not st.is_open else oid
         code = finish(True, f"placed, listed, cancelled and gone: {oid}")
         if code == 0:
-            out(f"{OK} Live order check passed: live signing works for {live.address}; recorded in "
-                f"{db_path.name} for pre_launch_check.py.")
+            out(
+                f"{OK} Live order check passed: live signing works for {live.address}; recorded in "
+                f"{db_path.name} for pre_launch_check.py."
+            )
         return code
     except CheckFailed as exc:
         failure = exc
-    except KeyboardInterrupt:                 # Ctrl-C mid-check: still cancel what was placed
+    except KeyboardInterrupt:  # Ctrl-C mid-check: still cancel what was placed
         failure = CheckFailed("Interrupted", "stopped by the operator before the check finished")
     except Exception as exc:  # noqa: BLE001 — a bug must not leave the order open
         log.exception("live order check failed unexpectedly")
-        failure = CheckFailed("Unexpected error", f"{type(exc).__name__}: {_sentence(exc)} (the "
-                                                  f"traceback is in the log file; please report it)")
+        failure = CheckFailed(
+            "Unexpected error",
+            f"{type(exc).__name__}: {_sentence(exc)} (the traceback is in the log file; please report it)",
+        )
     finally:
         leftover = None
         if failure is not None and run is not None:
@@ -464,9 +593,15 @@ def run_live_order_check(cfg: Any, *, assume_yes: bool = False, out: Callable[[s
                 note, leftover = run.cleanup()
             except Exception as exc:  # noqa: BLE001 — say so rather than hide the order
                 log.exception("live order check cleanup failed")
-                note, leftover = "", (f"order {run.order_id} may still be open ({type(exc).__name__}); "
-                                      f"cancel it on polymarket.com (Portfolio → Open orders) now"
-                                      if run.order_id else None)
+                note, leftover = (
+                    "",
+                    (
+                        f"order {run.order_id} may still be open ({type(exc).__name__}); "
+                        f"cancel it on polymarket.com (Portfolio → Open orders) now"
+                        if run.order_id
+                        else None
+                    ),
+                )
             if note:
                 failure.why = f"{_sentence(failure.why)} — {note}"
         if failure is not None:

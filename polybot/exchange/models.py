@@ -1,10 +1,10 @@
 """Typed models of Polymarket data. Prices/sizes from the wire are strings; the
 models hold floats for market data and micro-unit integers where money settles
 (see polybot/money.py)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -27,23 +27,23 @@ class OutcomeToken:
     token_id: str
     outcome: str
     index: int
-    price: Optional[float] = None      # last displayed price (Gamma outcomePrices)
-    winner: Optional[bool] = None      # CLOB tokens[].winner when resolved
+    price: float | None = None  # last displayed price (Gamma outcomePrices)
+    winner: bool | None = None  # CLOB tokens[].winner when resolved
 
 
 @dataclass(frozen=True)
 class Market:
-    id: str                            # Gamma id
+    id: str  # Gamma id
     condition_id: str
     question: str
     slug: str
     tokens: tuple[OutcomeToken, ...]
-    version: str = "v1"                # "v1" (clobTokenIds) or "v2" (positionIds)
-    event_id: Optional[str] = None
-    event_title: Optional[str] = None
+    version: str = "v1"  # "v1" (clobTokenIds) or "v2" (positionIds)
+    event_id: str | None = None
+    event_title: str | None = None
     neg_risk: bool = False
-    neg_risk_market_id: Optional[str] = None
-    end_date: Optional[int] = None     # epoch seconds UTC
+    neg_risk_market_id: str | None = None
+    end_date: int | None = None  # epoch seconds UTC
     active: bool = True
     closed: bool = False
     archived: bool = False
@@ -54,20 +54,20 @@ class Market:
     fees: FeeSchedule = field(default_factory=FeeSchedule)
     volume_24h: float = 0.0
     liquidity: float = 0.0
-    best_bid: Optional[float] = None
-    best_ask: Optional[float] = None
-    last_trade_price: Optional[float] = None
-    uma_resolution_status: Optional[str] = None
+    best_bid: float | None = None
+    best_ask: float | None = None
+    last_trade_price: float | None = None
+    uma_resolution_status: str | None = None
     # Settlement payout per token id (1.0 / 0.0 / 0.5) once the market is resolved
     # (umaResolutionStatus == "resolved" or a CLOB winner flag), else None.
-    payouts: Optional[dict] = None
+    payouts: dict | None = None
     tags: tuple[str, ...] = ()
     # --- additions (all optional, appended so positional construction still works)
-    question_id: Optional[str] = None
-    start_date: Optional[int] = None   # epoch seconds UTC
-    closed_time: Optional[int] = None  # epoch seconds UTC (Gamma closedTime)
-    volume: float = 0.0                # lifetime volume (USDC)
-    fee_type: Optional[str] = None     # e.g. "politics_fees", "crypto_fees"
+    question_id: str | None = None
+    start_date: int | None = None  # epoch seconds UTC
+    closed_time: int | None = None  # epoch seconds UTC (Gamma closedTime)
+    volume: float = 0.0  # lifetime volume (USDC)
+    fee_type: str | None = None  # e.g. "politics_fees", "crypto_fees"
     uma_resolution_statuses: tuple[str, ...] = ()
 
     @property
@@ -91,32 +91,32 @@ class OrderBook:
     bids ascending and asks descending, best last — parsers reverse them)."""
 
     token_id: str
-    market: str                        # condition id
+    market: str  # condition id
     timestamp_ms: int
-    bids: tuple[BookLevel, ...]        # best (highest) first
-    asks: tuple[BookLevel, ...]        # best (lowest) first
+    bids: tuple[BookLevel, ...]  # best (highest) first
+    asks: tuple[BookLevel, ...]  # best (lowest) first
     tick_size: float = 0.01
     min_order_size: float = 5.0
     neg_risk: bool = False
-    last_trade_price: Optional[float] = None
+    last_trade_price: float | None = None
     hash: str = ""
 
     @property
-    def best_bid(self) -> Optional[float]:
+    def best_bid(self) -> float | None:
         return self.bids[0].price if self.bids else None
 
     @property
-    def best_ask(self) -> Optional[float]:
+    def best_ask(self) -> float | None:
         return self.asks[0].price if self.asks else None
 
     @property
-    def mid(self) -> Optional[float]:
+    def mid(self) -> float | None:
         if self.bids and self.asks:
             return (self.bids[0].price + self.asks[0].price) / 2
         return None
 
     @property
-    def spread(self) -> Optional[float]:
+    def spread(self) -> float | None:
         if self.bids and self.asks:
             return self.asks[0].price - self.bids[0].price
         return None
@@ -124,7 +124,7 @@ class OrderBook:
 
 @dataclass(frozen=True)
 class PricePoint:
-    t: int                             # epoch seconds
+    t: int  # epoch seconds
     p: float
 
 
@@ -154,10 +154,10 @@ class Event:
     title: str
     markets: tuple[Market, ...] = ()
     neg_risk: bool = False
-    neg_risk_market_id: Optional[str] = None
+    neg_risk_market_id: str | None = None
     active: bool = True
     closed: bool = False
-    end_date: Optional[int] = None
+    end_date: int | None = None
     volume_24h: float = 0.0
     liquidity: float = 0.0
     tags: tuple[str, ...] = ()
@@ -167,7 +167,7 @@ class Event:
 class LastTrade:
     token_id: str
     price: float
-    side: Optional[str] = None         # "BUY" / "SELL" (taker side) when given
+    side: str | None = None  # "BUY" / "SELL" (taker side) when given
 
 
 @dataclass(frozen=True)
@@ -176,25 +176,25 @@ class Position:
 
     token_id: str
     condition_id: str
-    size: int                          # shares, micro
-    avg_price: int                     # micro USDC per share
-    initial_value: int = 0             # micro USDC
-    current_value: int = 0             # micro USDC
-    cash_pnl: int = 0                  # unrealized, micro USDC
-    realized_pnl: int = 0              # micro USDC
-    total_bought: int = 0              # shares, micro
-    cur_price: Optional[float] = None  # market data
+    size: int  # shares, micro
+    avg_price: int  # micro USDC per share
+    initial_value: int = 0  # micro USDC
+    current_value: int = 0  # micro USDC
+    cash_pnl: int = 0  # unrealized, micro USDC
+    realized_pnl: int = 0  # micro USDC
+    total_bought: int = 0  # shares, micro
+    cur_price: float | None = None  # market data
     redeemable: bool = False
     mergeable: bool = False
     outcome: str = ""
-    outcome_index: Optional[int] = None
-    opposite_token_id: Optional[str] = None
+    outcome_index: int | None = None
+    opposite_token_id: str | None = None
     title: str = ""
     slug: str = ""
     event_slug: str = ""
-    end_date: Optional[int] = None
+    end_date: int | None = None
     negative_risk: bool = False
-    status: Optional[str] = None       # v2: OPEN | REDEEMABLE | REDEEMABLE_LOST | MERGEABLE | CLOSED
+    status: str | None = None  # v2: OPEN | REDEEMABLE | REDEEMABLE_LOST | MERGEABLE | CLOSED
     proxy_wallet: str = ""
 
 
@@ -204,12 +204,12 @@ class UserTrade:
 
     token_id: str
     condition_id: str
-    side: str                          # BUY / SELL
-    size: int                          # shares, micro
-    price: int                         # micro USDC per share
-    timestamp: int                     # epoch seconds
+    side: str  # BUY / SELL
+    size: int  # shares, micro
+    price: int  # micro USDC per share
+    timestamp: int  # epoch seconds
     outcome: str = ""
-    outcome_index: Optional[int] = None
+    outcome_index: int | None = None
     transaction_hash: str = ""
     proxy_wallet: str = ""
     title: str = ""
@@ -221,23 +221,23 @@ class ClobTrade:
     """A CLOB ``/data/trades`` row (authenticated), money in micro-units."""
 
     id: str
-    market: str                        # condition id
-    asset_id: str                      # token id
+    market: str  # condition id
+    asset_id: str  # token id
     side: str
-    size: int                          # shares, micro
-    price: int                         # micro USDC per share
-    status: str                        # MATCHED, MINED, CONFIRMED, RETRYING, FAILED (prefix stripped)
-    match_time: Optional[int] = None   # epoch seconds
-    last_update: Optional[int] = None
+    size: int  # shares, micro
+    price: int  # micro USDC per share
+    status: str  # MATCHED, MINED, CONFIRMED, RETRYING, FAILED (prefix stripped)
+    match_time: int | None = None  # epoch seconds
+    last_update: int | None = None
     fee_rate_bps: int = 0
     outcome: str = ""
     taker_order_id: str = ""
-    trader_side: str = ""              # TAKER / MAKER
+    trader_side: str = ""  # TAKER / MAKER
     owner: str = ""
     maker_address: str = ""
     transaction_hash: str = ""
-    bucket_index: Optional[int] = None
-    maker_orders: tuple = ()           # raw dicts, as sent
+    bucket_index: int | None = None
+    maker_orders: tuple = ()  # raw dicts, as sent
 
 
 @dataclass(frozen=True)
@@ -249,13 +249,13 @@ class OpenOrder:
     market: str
     asset_id: str
     side: str
-    original_size: int                 # shares, micro
-    size_matched: int                  # shares, micro
-    price: int                         # micro USDC per share
+    original_size: int  # shares, micro
+    size_matched: int  # shares, micro
+    price: int  # micro USDC per share
     outcome: str = ""
     order_type: str = ""
-    expiration: Optional[int] = None   # epoch seconds, None = no expiry
-    created_at: Optional[int] = None
+    expiration: int | None = None  # epoch seconds, None = no expiry
+    created_at: int | None = None
     maker_address: str = ""
     owner: str = ""
     associate_trades: tuple[str, ...] = ()
@@ -270,7 +270,7 @@ class Page:
     """One page of a cursor-paginated list; ``next_cursor`` None on the last page."""
 
     items: tuple
-    next_cursor: Optional[str] = None
+    next_cursor: str | None = None
     issues: tuple[ParseIssue, ...] = ()
 
 
@@ -284,26 +284,30 @@ class OrderPostResult:
 
     success: bool
     order_id: str
-    status: str                        # live | matched | delayed | unmatched
+    status: str  # live | matched | delayed | unmatched
     making_amount: int = 0
     taking_amount: int = 0
     error_msg: str = ""
     trade_ids: tuple[str, ...] = ()
     transaction_hashes: tuple[str, ...] = ()
-    raw_making_amount: str = ""        # as sent (decimal vs base units is unverified)
+    raw_making_amount: str = ""  # as sent (decimal vs base units is unverified)
     raw_taking_amount: str = ""
 
     @property
     def accepted(self) -> bool:
         """API_NOTES §3.4: success && errorMsg=="" && orderID!="" && status in live/matched/delayed."""
-        return (self.success and not self.error_msg and bool(self.order_id)
-                and self.status in ACCEPTED_ORDER_STATUSES)
+        return (
+            self.success
+            and not self.error_msg
+            and bool(self.order_id)
+            and self.status in ACCEPTED_ORDER_STATUSES
+        )
 
 
 @dataclass(frozen=True)
 class CancelResult:
     canceled: tuple[str, ...] = ()
-    not_canceled: dict = field(default_factory=dict)   # order id -> reason
+    not_canceled: dict = field(default_factory=dict)  # order id -> reason
 
 
 @dataclass(frozen=True)
@@ -311,5 +315,5 @@ class ApiErrorBody:
     """An error body ``{"error": ..., "code"?: ..., "retry_after_seconds"?: ...}``."""
 
     message: str
-    code: Optional[str] = None
-    retry_after_seconds: Optional[float] = None
+    code: str | None = None
+    retry_after_seconds: float | None = None

@@ -20,26 +20,42 @@ records with :meth:`PaperExchange.from_records` (fills + open orders +
 settlements → identical cash, positions and open orders).
 Order ids are deterministic: ``paper-<n>`` from the state's counter.
 """
+
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Mapping, Optional, Union
+from typing import Union
 
 from polybot.errors import DataError
 from polybot.exchange.base import (
-    BUY, CANCELED, EXPIRED, LIVE, MATCHED, REJECTED, SELL, CancelResult, Exchange, Fill,
-    OrderRequest, OrderResult, OrderStatus, Position, PreparedOrder,
+    BUY,
+    CANCELED,
+    EXPIRED,
+    LIVE,
+    MATCHED,
+    REJECTED,
+    SELL,
+    CancelResult,
+    Exchange,
+    Fill,
+    OrderRequest,
+    OrderResult,
+    OrderStatus,
+    Position,
+    PreparedOrder,
 )
 from polybot.exchange.fills import FILLED, resting_fill, simulate_fill
 from polybot.exchange.models import FeeSchedule, OrderBook
-from polybot.money import MICRO, div_half_up as _half_up_div, fmt_usd, notional_micro
+from polybot.money import MICRO, fmt_usd, notional_micro
+from polybot.money import div_half_up as _half_up_div
 
-GTD_SECURITY_SECONDS = 60      # Polymarket: a GTD order stops 60 s before its expiration
+GTD_SECURITY_SECONDS = 60  # Polymarket: a GTD order stops 60 s before its expiration
 ID_PREFIX = "paper-"
 
-FeeSource = Union[Mapping[str, FeeSchedule], Callable[[str], Optional[FeeSchedule]]]
+FeeSource = Union[Mapping[str, FeeSchedule], Callable[[str], FeeSchedule | None]]
 
 
 @dataclass
@@ -48,22 +64,29 @@ class PaperOrder:
     token_id: str
     side: str
     order_type: str
-    price_micro: int                 # limit price (0 for a market order without one)
-    original_size_micro: int         # shares (for a BUY by amount: the shares it bought)
+    price_micro: int  # limit price (0 for a market order without one)
+    original_size_micro: int  # shares (for a BUY by amount: the shares it bought)
     size_matched_micro: int = 0
-    status: str = LIVE               # live | matched | canceled | expired | rejected
+    status: str = LIVE  # live | matched | canceled | expired | rejected
     created_ts: int = 0
-    expiration: Optional[int] = None
+    expiration: int | None = None
     client_tag: str = ""
-    error: Optional[str] = None
+    error: str | None = None
 
     def to_status(self, fills: Iterable[Fill] = ()) -> OrderStatus:
-        return OrderStatus(order_id=self.order_id, status=self.status, token_id=self.token_id,
-                           side=self.side, price_micro=self.price_micro,
-                           original_size_micro=self.original_size_micro,
-                           size_matched_micro=self.size_matched_micro, order_type=self.order_type,
-                           created_ts=self.created_ts, expiration=self.expiration,
-                           fills=tuple(fills))
+        return OrderStatus(
+            order_id=self.order_id,
+            status=self.status,
+            token_id=self.token_id,
+            side=self.side,
+            price_micro=self.price_micro,
+            original_size_micro=self.original_size_micro,
+            size_matched_micro=self.size_matched_micro,
+            order_type=self.order_type,
+            created_ts=self.created_ts,
+            expiration=self.expiration,
+            fills=tuple(fills),
+        )
 
     @property
     def remaining_size_micro(self) -> int:
@@ -76,39 +99,49 @@ class PaperState:
 
     cash_micro: int
     next_seq: int = 1
-    positions: dict = field(default_factory=dict)     # token → {"size_micro", "cost_micro"}
-    orders: dict = field(default_factory=dict)        # order id → PaperOrder
-    fills: list = field(default_factory=list)         # [Fill]
-    settlements: list = field(default_factory=list)   # [{"token_id","payout_micro","size_micro","amount_micro","ts"}]
+    positions: dict = field(default_factory=dict)  # token → {"size_micro", "cost_micro"}
+    orders: dict = field(default_factory=dict)  # order id → PaperOrder
+    fills: list = field(default_factory=list)  # [Fill]
+    settlements: list = field(
+        default_factory=list
+    )  # [{"token_id","payout_micro","size_micro","amount_micro","ts"}]
 
     def to_dict(self) -> dict:
-        return {"cash_micro": self.cash_micro, "next_seq": self.next_seq,
-                "positions": {t: dict(p) for t, p in self.positions.items()},
-                "orders": {k: asdict(o) for k, o in self.orders.items()},
-                "fills": [f.to_dict() for f in self.fills],
-                "settlements": [dict(s) for s in self.settlements]}
+        return {
+            "cash_micro": self.cash_micro,
+            "next_seq": self.next_seq,
+            "positions": {t: dict(p) for t, p in self.positions.items()},
+            "orders": {k: asdict(o) for k, o in self.orders.items()},
+            "fills": [f.to_dict() for f in self.fills],
+            "settlements": [dict(s) for s in self.settlements],
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PaperState":
-        return cls(cash_micro=int(d["cash_micro"]), next_seq=int(d.get("next_seq", 1)),
-                   positions={t: {"size_micro": int(p["size_micro"]), "cost_micro": int(p["cost_micro"])}
-                              for t, p in d.get("positions", {}).items()},
-                   orders={k: PaperOrder(**o) for k, o in d.get("orders", {}).items()},
-                   fills=[Fill.from_dict(f) for f in d.get("fills", [])],
-                   settlements=[dict(s) for s in d.get("settlements", [])])
+    def from_dict(cls, d: dict) -> PaperState:
+        return cls(
+            cash_micro=int(d["cash_micro"]),
+            next_seq=int(d.get("next_seq", 1)),
+            positions={
+                t: {"size_micro": int(p["size_micro"]), "cost_micro": int(p["cost_micro"])}
+                for t, p in d.get("positions", {}).items()
+            },
+            orders={k: PaperOrder(**o) for k, o in d.get("orders", {}).items()},
+            fills=[Fill.from_dict(f) for f in d.get("fills", [])],
+            settlements=[dict(s) for s in d.get("settlements", [])],
+        )
 
     @classmethod
-    def from_json(cls, text: str) -> "PaperState":
+    def from_json(cls, text: str) -> PaperState:
         return cls.from_dict(json.loads(text))
 
 
 def _seq_of(order_id: str) -> int:
     if order_id.startswith(ID_PREFIX):
         try:
-            return int(order_id[len(ID_PREFIX):])
+            return int(order_id[len(ID_PREFIX) :])
         except ValueError:
             return 0
     return 0
@@ -118,9 +151,15 @@ class PaperExchange(Exchange):
     name = "paper"
     mode = "paper"
 
-    def __init__(self, book_source: Callable[[str], OrderBook], *, fees_by_token: FeeSource,
-                 clock: Callable[[], float], initial_cash_micro: int,
-                 state: Optional[Union[PaperState, dict]] = None):
+    def __init__(
+        self,
+        book_source: Callable[[str], OrderBook],
+        *,
+        fees_by_token: FeeSource,
+        clock: Callable[[], float],
+        initial_cash_micro: int,
+        state: PaperState | dict | None = None,
+    ):
         self._book_source = book_source
         self._fees = fees_by_token
         self._clock = clock
@@ -134,11 +173,18 @@ class PaperExchange(Exchange):
 
     # ------------------------------------------------------------------ rebuild
     @classmethod
-    def from_records(cls, book_source: Callable[[str], OrderBook], *, fees_by_token: FeeSource,
-                     clock: Callable[[], float], initial_cash_micro: int,
-                     fills: Iterable[Fill] = (), open_orders: Iterable[Union[OrderStatus, PaperOrder]] = (),
-                     settlements: Iterable[Mapping] = (), known_order_ids: Iterable[str] = ()
-                     ) -> "PaperExchange":
+    def from_records(
+        cls,
+        book_source: Callable[[str], OrderBook],
+        *,
+        fees_by_token: FeeSource,
+        clock: Callable[[], float],
+        initial_cash_micro: int,
+        fills: Iterable[Fill] = (),
+        open_orders: Iterable[OrderStatus | PaperOrder] = (),
+        settlements: Iterable[Mapping] = (),
+        known_order_ids: Iterable[str] = (),
+    ) -> PaperExchange:
         """Rebuild the state from what the engine recorded.
 
         ``fills``: every paper fill so far; ``open_orders``: the orders still resting
@@ -148,8 +194,13 @@ class PaperExchange(Exchange):
         Σ settlement amounts.
         """
         state = PaperState(cash_micro=int(initial_cash_micro))
-        ex = cls(book_source, fees_by_token=fees_by_token, clock=clock,
-                 initial_cash_micro=initial_cash_micro, state=state)
+        ex = cls(
+            book_source,
+            fees_by_token=fees_by_token,
+            clock=clock,
+            initial_cash_micro=initial_cash_micro,
+            state=state,
+        )
         events = [(f.ts, 0, f) for f in fills] + [(int(s["ts"]), 1, s) for s in settlements]
         events.sort(key=lambda e: (e[0], e[1]))
         ids = set(known_order_ids)
@@ -160,11 +211,22 @@ class PaperExchange(Exchange):
             else:
                 ex._apply_settlement(dict(ev))
         for o in open_orders:
-            po = o if isinstance(o, PaperOrder) else PaperOrder(
-                order_id=o.order_id, token_id=o.token_id, side=o.side, order_type=o.order_type or "GTC",
-                price_micro=o.price_micro, original_size_micro=o.original_size_micro,
-                size_matched_micro=o.size_matched_micro, status=LIVE, created_ts=o.created_ts,
-                expiration=o.expiration)
+            po = (
+                o
+                if isinstance(o, PaperOrder)
+                else PaperOrder(
+                    order_id=o.order_id,
+                    token_id=o.token_id,
+                    side=o.side,
+                    order_type=o.order_type or "GTC",
+                    price_micro=o.price_micro,
+                    original_size_micro=o.original_size_micro,
+                    size_matched_micro=o.size_matched_micro,
+                    status=LIVE,
+                    created_ts=o.created_ts,
+                    expiration=o.expiration,
+                )
+            )
             state.orders[po.order_id] = po
             ids.add(po.order_id)
         state.next_seq = max([_seq_of(i) for i in ids] + [0]) + 1
@@ -177,17 +239,25 @@ class PaperExchange(Exchange):
     def _fee_for(self, token_id: str) -> FeeSchedule:
         fee = self._fees(token_id) if callable(self._fees) else self._fees.get(token_id)
         if fee is None:
-            raise DataError(f"No fee schedule is known for token {token_id[:16]}…; pass it in "
-                            f"fees_by_token (FeeSchedule() for a fee-free market).")
+            raise DataError(
+                f"No fee schedule is known for token {token_id[:16]}…; pass it in "
+                f"fees_by_token (FeeSchedule() for a fee-free market)."
+            )
         return fee
 
     def _reserved_cash(self) -> int:
-        return sum(notional_micro(o.price_micro, o.remaining_size_micro)
-                   for o in self.state.orders.values() if o.status == LIVE and o.side == BUY)
+        return sum(
+            notional_micro(o.price_micro, o.remaining_size_micro)
+            for o in self.state.orders.values()
+            if o.status == LIVE and o.side == BUY
+        )
 
     def _reserved_shares(self, token_id: str) -> int:
-        return sum(o.remaining_size_micro for o in self.state.orders.values()
-                   if o.status == LIVE and o.side == SELL and o.token_id == token_id)
+        return sum(
+            o.remaining_size_micro
+            for o in self.state.orders.values()
+            if o.status == LIVE and o.side == SELL and o.token_id == token_id
+        )
 
     def available_cash_micro(self) -> int:
         with self._lock:
@@ -226,10 +296,18 @@ class PaperExchange(Exchange):
         out = []
         for lf in level_fills:
             n += 1
-            f = Fill(trade_id=f"{order.order_id}-t{n}", order_id=order.order_id,
-                     token_id=order.token_id, side=order.side, price_micro=lf.price_micro,
-                     size_micro=lf.size_micro, fee_micro=lf.fee_micro, ts=now,
-                     liquidity=liquidity, status="CONFIRMED")
+            f = Fill(
+                trade_id=f"{order.order_id}-t{n}",
+                order_id=order.order_id,
+                token_id=order.token_id,
+                side=order.side,
+                price_micro=lf.price_micro,
+                size_micro=lf.size_micro,
+                fee_micro=lf.fee_micro,
+                ts=now,
+                liquidity=liquidity,
+                status="CONFIRMED",
+            )
             self._apply_fill(f)
             order.size_matched_micro += lf.size_micro
             out.append(f)
@@ -240,38 +318,61 @@ class PaperExchange(Exchange):
             return OrderResult(status=REJECTED, error=order.error)
         fills = tuple(self._fills_of(order.order_id))
         status = LIVE if order.status == LIVE else MATCHED if order.size_matched_micro else order.status
-        return OrderResult(status=status, exchange_order_id=order.order_id, fills=fills,
-                           size_matched_micro=order.size_matched_micro)
+        return OrderResult(
+            status=status,
+            exchange_order_id=order.order_id,
+            fills=fills,
+            size_matched_micro=order.size_matched_micro,
+        )
 
     # ------------------------------------------------------------------ orders
     def prepare(self, request: OrderRequest) -> PreparedOrder:
         with self._lock:
             oid = f"{ID_PREFIX}{self.state.next_seq}"
             self.state.next_seq += 1
-        payload = json.dumps({"order_id": oid, "request": request.to_dict()}, sort_keys=True,
-                             separators=(",", ":"))
-        return PreparedOrder(client_order_id=oid, order_hash=oid, payload_json=payload,
-                             request=request, created_ts=self._now(), exchange=self.name)
+        payload = json.dumps(
+            {"order_id": oid, "request": request.to_dict()}, sort_keys=True, separators=(",", ":")
+        )
+        return PreparedOrder(
+            client_order_id=oid,
+            order_hash=oid,
+            payload_json=payload,
+            request=request,
+            created_ts=self._now(),
+            exchange=self.name,
+        )
 
     def submit(self, prepared: PreparedOrder) -> OrderResult:
         if not prepared.order_hash.startswith(ID_PREFIX):
             raise ValueError(f"order {prepared.order_hash} was not prepared by the paper exchange")
         with self._lock:
             known = self.state.orders.get(prepared.order_hash)
-            if known is not None:          # a re-submission: same answer, no second order
+            if known is not None:  # a re-submission: same answer, no second order
                 return self._result_of(known)
             req = prepared.request
             book = self._book_source(req.token_id)
             fee = self._fee_for(req.token_id)
-            res = simulate_fill(book, req.side, size_micro=req.size_micro,
-                                amount_micro=req.amount_micro, limit_price_micro=req.price_micro,
-                                order_type=req.order_type, fee=fee,
-                                tick_size=req.tick_size or None)
-            order = PaperOrder(order_id=prepared.order_hash, token_id=req.token_id, side=req.side,
-                               order_type=req.order_type, price_micro=req.price_micro or 0,
-                               original_size_micro=res.requested_size_micro or res.size_micro,
-                               created_ts=self._now(), expiration=req.expiration,
-                               client_tag=req.client_tag)
+            res = simulate_fill(
+                book,
+                req.side,
+                size_micro=req.size_micro,
+                amount_micro=req.amount_micro,
+                limit_price_micro=req.price_micro,
+                order_type=req.order_type,
+                fee=fee,
+                tick_size=req.tick_size or None,
+            )
+            order = PaperOrder(
+                order_id=prepared.order_hash,
+                token_id=req.token_id,
+                side=req.side,
+                order_type=req.order_type,
+                price_micro=req.price_micro or 0,
+                original_size_micro=res.requested_size_micro or res.size_micro,
+                created_ts=self._now(),
+                expiration=req.expiration,
+                client_tag=req.client_tag,
+            )
             error = None
             if res.rejected:
                 error = res.reason
@@ -280,19 +381,27 @@ class PaperExchange(Exchange):
             elif req.order_type == "GTD" and req.expiration - GTD_SECURITY_SECONDS <= self._now():
                 error = "invalid expiration: a GTD order must expire more than 60 s from now"
             elif req.side == BUY:
-                rests = notional_micro(req.price_micro, res.remaining_size_micro) if res.remaining_size_micro else 0
+                rests = (
+                    notional_micro(req.price_micro, res.remaining_size_micro)
+                    if res.remaining_size_micro
+                    else 0
+                )
                 need = res.notional_micro + res.fee_micro + rests
                 avail = self.state.cash_micro - self._reserved_cash()
                 if need > avail:
-                    error = (f"not enough balance / allowance: the order needs {fmt_usd(need)}, "
-                             f"{fmt_usd(avail)} is available")
+                    error = (
+                        f"not enough balance / allowance: the order needs {fmt_usd(need)}, "
+                        f"{fmt_usd(avail)} is available"
+                    )
             else:
                 held = self.state.positions.get(req.token_id, {}).get("size_micro", 0)
                 avail = held - self._reserved_shares(req.token_id)
                 need = res.requested_size_micro or 0
                 if need > avail:
-                    error = (f"not enough balance / allowance: the order sells {need / MICRO:g} shares, "
-                             f"{avail / MICRO:g} are available")
+                    error = (
+                        f"not enough balance / allowance: the order sells {need / MICRO:g} shares, "
+                        f"{avail / MICRO:g} are available"
+                    )
             if error:
                 order.status, order.error = REJECTED, error
                 self.state.orders[order.order_id] = order
@@ -307,7 +416,7 @@ class PaperExchange(Exchange):
             self.state.orders[order.order_id] = order
             return self._result_of(order)
 
-    def poll(self, books: Optional[Mapping[str, OrderBook]] = None) -> list[Fill]:
+    def poll(self, books: Mapping[str, OrderBook] | None = None) -> list[Fill]:
         """Expire GTD orders and fill resting orders the fresh books now cross.
 
         ``books``: token → fresh book; without it every token with an open order
@@ -324,18 +433,20 @@ class PaperExchange(Exchange):
                 if books is not None and token not in books:
                     continue
                 book = books[token] if books is not None else self._book_source(token)
-                for o in sorted((o for o in self.state.orders.values()
-                                 if o.status == LIVE and o.token_id == token),
-                                key=lambda o: (o.created_ts, _seq_of(o.order_id))):
-                    res = resting_fill(book, o.side, price_micro=o.price_micro,
-                                       remaining_size_micro=o.remaining_size_micro)
+                for o in sorted(
+                    (o for o in self.state.orders.values() if o.status == LIVE and o.token_id == token),
+                    key=lambda o: (o.created_ts, _seq_of(o.order_id)),
+                ):
+                    res = resting_fill(
+                        book, o.side, price_micro=o.price_micro, remaining_size_micro=o.remaining_size_micro
+                    )
                     if res.fills:
                         new += self._record_fills(o, res.fills, "maker")
                         if res.status == FILLED:
                             o.status = MATCHED
         return new
 
-    def settle(self, token_id: str, payout_micro: int) -> Optional[dict]:
+    def settle(self, token_id: str, payout_micro: int) -> dict | None:
         """Redeem a resolved token: shares × payout (1_000_000 winner, 0 loser,
         500_000 for a 50-50) is credited, the position closed, its open orders
         cancelled. Returns the settlement record (persist it), None if flat."""
@@ -346,17 +457,20 @@ class PaperExchange(Exchange):
             pos = self.state.positions.get(token_id)
             if not pos or not pos["size_micro"]:
                 return None
-            rec = {"token_id": token_id, "payout_micro": int(payout_micro),
-                   "size_micro": pos["size_micro"],
-                   "amount_micro": notional_micro(int(payout_micro), pos["size_micro"]),
-                   "ts": self._now()}
+            rec = {
+                "token_id": token_id,
+                "payout_micro": int(payout_micro),
+                "size_micro": pos["size_micro"],
+                "amount_micro": notional_micro(int(payout_micro), pos["size_micro"]),
+                "ts": self._now(),
+            }
             self._apply_settlement(rec)
             return dict(rec)
 
-    def lookup(self, order_id_or_hash: str) -> Optional[OrderStatus]:
+    def lookup(self, order_id_or_hash: str) -> OrderStatus | None:
         with self._lock:
             o = self.state.orders.get(order_id_or_hash)
-            if o is None or o.status == REJECTED:      # the CLOB does not know refused orders
+            if o is None or o.status == REJECTED:  # the CLOB does not know refused orders
                 return None
             return o.to_status(self._fills_of(o.order_id))
 
@@ -379,10 +493,13 @@ class PaperExchange(Exchange):
 
     def open_orders(self) -> list[OrderStatus]:
         with self._lock:
-            return [o.to_status(self._fills_of(o.order_id)) for o in self.state.orders.values()
-                    if o.status == LIVE]
+            return [
+                o.to_status(self._fills_of(o.order_id))
+                for o in self.state.orders.values()
+                if o.status == LIVE
+            ]
 
-    def trades(self, since_ts: Optional[int] = None) -> list[Fill]:
+    def trades(self, since_ts: int | None = None) -> list[Fill]:
         with self._lock:
             return [f for f in self.state.fills if since_ts is None or f.ts >= since_ts]
 
@@ -396,8 +513,15 @@ class PaperExchange(Exchange):
             for token, p in sorted(self.state.positions.items()):
                 if p["size_micro"] > 0:
                     avg = _half_up_div(p["cost_micro"] * MICRO, p["size_micro"])
-                    out.append(Position(token_id=token, condition_id="", size=p["size_micro"],
-                                        avg_price=avg, initial_value=p["cost_micro"]))
+                    out.append(
+                        Position(
+                            token_id=token,
+                            condition_id="",
+                            size=p["size_micro"],
+                            avg_price=avg,
+                            initial_value=p["cost_micro"],
+                        )
+                    )
             return out
 
     def heartbeat(self) -> None:

@@ -26,31 +26,55 @@ vector (each price 0, 0.5 or 1 and summing to 1: ``["1","0"]``, ``["0","1"]``,
 ``["0.5","0.5"]``); otherwise payouts stay None (unknown) — this is how legacy
 ``["0","0"]`` markets come out unsettled.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from polybot.errors import DataError
 from polybot.exchange.models import (
-    BookLevel, Event, FeeSchedule, LastTrade, Market, OrderBook, OutcomeToken, Page,
-    ParseIssue, PricePoint,
+    BookLevel,
+    Event,
+    FeeSchedule,
+    LastTrade,
+    Market,
+    OrderBook,
+    OutcomeToken,
+    Page,
+    ParseIssue,
+    PricePoint,
 )
 from polybot.exchange.parse_util import (
-    END_CURSORS, Bad, as_list, collect, epoch, flag, guarded, next_cursor, num, opt_text,
-    payout_vector, price, record_id, req_price, records_of, tag_labels, text,
+    END_CURSORS,
+    Bad,
+    as_list,
+    collect,
+    epoch,
+    flag,
+    guarded,
+    next_cursor,
+    num,
+    opt_text,
+    payout_vector,
+    price,
+    record_id,
+    records_of,
+    req_price,
+    tag_labels,
+    text,
 )
 
-
 # ----------------------------------------------------------------------------- Gamma
+
 
 def _fees(obj: dict) -> FeeSchedule:
     fs = obj.get("feeSchedule")
     enabled_raw = obj.get("feesEnabled")
     if fs is None:
         if flag(enabled_raw):
-            raise Bad("feesEnabled is true but feeSchedule is missing, so the taker fee rate "
-                      "is unknown")
+            raise Bad("feesEnabled is true but feeSchedule is missing, so the taker fee rate is unknown")
         return FeeSchedule()
     if not isinstance(fs, dict):
         raise Bad("feeSchedule is not an object")
@@ -65,15 +89,22 @@ def _fees(obj: dict) -> FeeSchedule:
         raise Bad(f"feeSchedule.exponent {exponent} is not positive")
     # feesEnabled absent (trimmed payloads): a schedule with a positive rate means enabled.
     enabled = flag(enabled_raw) if enabled_raw is not None else rate > 0
-    return FeeSchedule(rate=rate, exponent=exponent, taker_only=flag(fs.get("takerOnly"), True),
-                       rebate_rate=rebate, enabled=enabled)
+    return FeeSchedule(
+        rate=rate,
+        exponent=exponent,
+        taker_only=flag(fs.get("takerOnly"), True),
+        rebate_rate=rebate,
+        enabled=enabled,
+    )
 
 
-def _gamma_payouts(obj: dict, closed: bool, token_ids: list[str],
-                   prices_raw: list) -> tuple[Optional[dict], Optional[str], tuple[str, ...]]:
+def _gamma_payouts(
+    obj: dict, closed: bool, token_ids: list[str], prices_raw: list
+) -> tuple[dict | None, str | None, tuple[str, ...]]:
     status = opt_text(obj.get("umaResolutionStatus"))
-    statuses = tuple(str(s).strip().lower() for s in
-                     as_list(obj.get("umaResolutionStatuses"), "umaResolutionStatuses"))
+    statuses = tuple(
+        str(s).strip().lower() for s in as_list(obj.get("umaResolutionStatuses"), "umaResolutionStatuses")
+    )
     vector = payout_vector(prices_raw) if len(prices_raw) == len(token_ids) else None
     if status is not None:
         settled = status.strip().lower() == "resolved"
@@ -85,7 +116,7 @@ def _gamma_payouts(obj: dict, closed: bool, token_ids: list[str],
     return payouts, status, statuses
 
 
-def _gamma_market(obj: dict, mid: str, event: Optional[dict]) -> Market:
+def _gamma_market(obj: dict, mid: str, event: dict | None) -> Market:
     condition_id = text(obj.get("conditionId"))
     if not condition_id:
         raise Bad("conditionId is missing")
@@ -103,17 +134,26 @@ def _gamma_market(obj: dict, mid: str, event: Optional[dict]) -> Market:
     if len(outcomes) != len(token_ids):
         raise Bad(f"{len(outcomes)} outcomes but {len(token_ids)} token ids")
     prices_raw = as_list(obj.get("outcomePrices"), "outcomePrices")
-    prices = ([price(p, "outcomePrices") for p in prices_raw]
-              if len(prices_raw) == len(token_ids) else [None] * len(token_ids))
+    prices = (
+        [price(p, "outcomePrices") for p in prices_raw]
+        if len(prices_raw) == len(token_ids)
+        else [None] * len(token_ids)
+    )
     closed = flag(obj.get("closed"))
     payouts, status, statuses = _gamma_payouts(obj, closed, token_ids, prices_raw)
-    tokens = tuple(OutcomeToken(token_id=t, outcome=o, index=i, price=p,
-                                winner=None if payouts is None else payouts[t] == 1.0)
-                   for i, (t, o, p) in enumerate(zip(token_ids, outcomes, prices)))
+    tokens = tuple(
+        OutcomeToken(
+            token_id=t, outcome=o, index=i, price=p, winner=None if payouts is None else payouts[t] == 1.0
+        )
+        for i, (t, o, p) in enumerate(zip(token_ids, outcomes, prices))
+    )
 
     events = obj.get("events")
-    ev = event if event is not None else (
-        events[0] if isinstance(events, list) and events and isinstance(events[0], dict) else {})
+    ev = (
+        event
+        if event is not None
+        else (events[0] if isinstance(events, list) and events and isinstance(events[0], dict) else {})
+    )
     tick = num(obj.get("orderPriceMinTickSize"), "orderPriceMinTickSize", 0.01)
     if not 0.0 < tick < 1.0:
         raise Bad(f"orderPriceMinTickSize {tick} is outside (0, 1)")
@@ -131,43 +171,61 @@ def _gamma_market(obj: dict, mid: str, event: Optional[dict]) -> Market:
     neg_risk = obj.get("negRisk")
     tags = tag_labels(obj.get("tags")) or tag_labels(ev.get("tags"))
     return Market(
-        id=mid, condition_id=condition_id, question=text(obj.get("question")),
-        slug=text(obj.get("slug")), tokens=tokens, version=version,
-        event_id=opt_text(ev.get("id")), event_title=opt_text(ev.get("title")),
+        id=mid,
+        condition_id=condition_id,
+        question=text(obj.get("question")),
+        slug=text(obj.get("slug")),
+        tokens=tokens,
+        version=version,
+        event_id=opt_text(ev.get("id")),
+        event_title=opt_text(ev.get("title")),
         neg_risk=flag(neg_risk) if neg_risk is not None else flag(ev.get("negRisk")),
         neg_risk_market_id=opt_text(obj.get("negRiskMarketID")) or opt_text(ev.get("negRiskMarketID")),
         end_date=epoch(obj.get("endDate"), "endDate") or epoch(obj.get("endDateIso"), "endDateIso"),
-        active=flag(obj.get("active"), True), closed=closed, archived=flag(obj.get("archived")),
+        active=flag(obj.get("active"), True),
+        closed=closed,
+        archived=flag(obj.get("archived")),
         accepting_orders=flag(obj.get("acceptingOrders"), True),
         enable_order_book=flag(obj.get("enableOrderBook"), True),
-        tick_size=tick, min_order_size=min_size, fees=_fees(obj),
-        volume_24h=num(obj.get("volume24hr"), "volume24hr", 0.0), liquidity=liquidity,
-        best_bid=price(obj.get("bestBid"), "bestBid"), best_ask=price(obj.get("bestAsk"), "bestAsk"),
+        tick_size=tick,
+        min_order_size=min_size,
+        fees=_fees(obj),
+        volume_24h=num(obj.get("volume24hr"), "volume24hr", 0.0),
+        liquidity=liquidity,
+        best_bid=price(obj.get("bestBid"), "bestBid"),
+        best_ask=price(obj.get("bestAsk"), "bestAsk"),
         last_trade_price=price(obj.get("lastTradePrice"), "lastTradePrice"),
-        uma_resolution_status=status, payouts=payouts, tags=tags,
+        uma_resolution_status=status,
+        payouts=payouts,
+        tags=tags,
         question_id=opt_text(obj.get("questionID")),
         start_date=epoch(obj.get("startDate"), "startDate"),
         closed_time=epoch(obj.get("closedTime"), "closedTime"),
-        volume=volume, fee_type=opt_text(obj.get("feeType")), uma_resolution_statuses=statuses,
+        volume=volume,
+        fee_type=opt_text(obj.get("feeType")),
+        uma_resolution_statuses=statuses,
     )
 
 
-def parse_gamma_market(obj: Any, *, event: Optional[dict] = None) -> Market:
+def parse_gamma_market(obj: Any, *, event: dict | None = None) -> Market:
     """One Gamma market object → Market (``event``: parent event when nested in an event)."""
     if not isinstance(obj, dict):
-        raise DataError("Gamma market record is not a JSON object; it is skipped — check "
-                        "that the Gamma base URL points at the Gamma API.")
+        raise DataError(
+            "Gamma market record is not a JSON object; it is skipped — check "
+            "that the Gamma base URL points at the Gamma API."
+        )
     mid = opt_text(obj.get("id"))
     if mid is None:
-        raise DataError(f"Gamma market without an id (conditionId "
-                        f"{obj.get('conditionId') or '?'}) is malformed; it is skipped.")
+        raise DataError(
+            f"Gamma market without an id (conditionId "
+            f"{obj.get('conditionId') or '?'}) is malformed; it is skipped."
+        )
     return guarded("Gamma market", mid, lambda: _gamma_market(obj, mid, event))
 
 
 def parse_gamma_markets(records: Any) -> tuple[list[Market], list[ParseIssue]]:
     """A list of Gamma markets (bare array or keyset envelope) → (markets, issues)."""
-    return collect(records_of(records, "markets"), parse_gamma_market,
-                   record_id("id", "conditionId", "slug"))
+    return collect(records_of(records, "markets"), parse_gamma_market, record_id("id", "conditionId", "slug"))
 
 
 def parse_gamma_event(obj: Any) -> tuple[Event, list[ParseIssue]]:
@@ -177,20 +235,30 @@ def parse_gamma_event(obj: Any) -> tuple[Event, list[ParseIssue]]:
     eid = str(obj["id"])
 
     def build() -> tuple[Event, list[ParseIssue]]:
-        markets, issues = collect(as_list(obj.get("markets"), "markets"),
-                                  lambda m: parse_gamma_market(m, event=obj),
-                                  record_id("id", "conditionId", "slug"))
+        markets, issues = collect(
+            as_list(obj.get("markets"), "markets"),
+            lambda m: parse_gamma_market(m, event=obj),
+            record_id("id", "conditionId", "slug"),
+        )
         liquidity = num(obj.get("liquidity"), "liquidity")
         if liquidity is None:
             liquidity = num(obj.get("liquidityClob"), "liquidityClob", 0.0)
-        ev = Event(id=eid, slug=text(obj.get("slug")), title=text(obj.get("title")),
-                   markets=tuple(markets), neg_risk=flag(obj.get("negRisk")),
-                   neg_risk_market_id=opt_text(obj.get("negRiskMarketID")),
-                   active=flag(obj.get("active"), True), closed=flag(obj.get("closed")),
-                   end_date=epoch(obj.get("endDate"), "endDate"),
-                   volume_24h=num(obj.get("volume24hr"), "volume24hr", 0.0),
-                   liquidity=liquidity, tags=tag_labels(obj.get("tags")))
+        ev = Event(
+            id=eid,
+            slug=text(obj.get("slug")),
+            title=text(obj.get("title")),
+            markets=tuple(markets),
+            neg_risk=flag(obj.get("negRisk")),
+            neg_risk_market_id=opt_text(obj.get("negRiskMarketID")),
+            active=flag(obj.get("active"), True),
+            closed=flag(obj.get("closed")),
+            end_date=epoch(obj.get("endDate"), "endDate"),
+            volume_24h=num(obj.get("volume24hr"), "volume24hr", 0.0),
+            liquidity=liquidity,
+            tags=tag_labels(obj.get("tags")),
+        )
         return ev, issues
+
     return guarded("Gamma event", eid, build)
 
 
@@ -212,6 +280,7 @@ def parse_gamma_events(records: Any) -> tuple[list[Event], list[ParseIssue]]:
 
 # ----------------------------------------------------------------------------- CLOB market data
 
+
 def _clob_market(obj: dict, cid: str) -> Market:
     raw_tokens = obj.get("tokens")
     if not isinstance(raw_tokens, list) or not raw_tokens:
@@ -222,9 +291,15 @@ def _clob_market(obj: dict, cid: str) -> Market:
         if not tid:
             raise Bad(f"tokens[{i}] has no token_id")
         w = t.get("winner")
-        tokens.append(OutcomeToken(token_id=tid, outcome=text(t.get("outcome")), index=i,
-                                   price=price(t.get("price"), f"tokens[{i}].price"),
-                                   winner=None if w is None else flag(w)))
+        tokens.append(
+            OutcomeToken(
+                token_id=tid,
+                outcome=text(t.get("outcome")),
+                index=i,
+                price=price(t.get("price"), f"tokens[{i}].price"),
+                winner=None if w is None else flag(w),
+            )
+        )
     closed = flag(obj.get("closed"))
     payouts = None
     if any(t.winner for t in tokens):
@@ -235,16 +310,23 @@ def _clob_market(obj: dict, cid: str) -> Market:
     if not 0.0 < tick < 1.0:
         raise Bad(f"minimum_tick_size {tick} is outside (0, 1)")
     return Market(
-        id=cid, condition_id=cid, question=text(obj.get("question")),
-        slug=text(obj.get("market_slug")), tokens=tuple(tokens),
+        id=cid,
+        condition_id=cid,
+        question=text(obj.get("question")),
+        slug=text(obj.get("market_slug")),
+        tokens=tuple(tokens),
         neg_risk=flag(obj.get("neg_risk")),
         neg_risk_market_id=opt_text(obj.get("neg_risk_market_id")),
         end_date=epoch(obj.get("end_date_iso"), "end_date_iso"),
-        active=flag(obj.get("active"), True), closed=closed, archived=flag(obj.get("archived")),
+        active=flag(obj.get("active"), True),
+        closed=closed,
+        archived=flag(obj.get("archived")),
         accepting_orders=flag(obj.get("accepting_orders"), True),
         enable_order_book=flag(obj.get("enable_order_book"), True),
-        tick_size=tick, min_order_size=num(obj.get("minimum_order_size"), "minimum_order_size", 5.0),
-        payouts=payouts, tags=tag_labels(obj.get("tags")),
+        tick_size=tick,
+        min_order_size=num(obj.get("minimum_order_size"), "minimum_order_size", 5.0),
+        payouts=payouts,
+        tags=tag_labels(obj.get("tags")),
         question_id=opt_text(obj.get("question_id")),
     )
 
@@ -265,8 +347,9 @@ def parse_clob_market(obj: Any) -> Market:
 
 def parse_clob_markets_page(obj: Any) -> Page:
     """CLOB ``/markets``, ``/sampling-markets`` page ``{data, next_cursor, ...}`` → Page."""
-    items, issues = collect(records_of(obj, "data"), parse_clob_market,
-                            record_id("condition_id", "market_slug"))
+    items, issues = collect(
+        records_of(obj, "data"), parse_clob_market, record_id("condition_id", "market_slug")
+    )
     return Page(items=tuple(items), next_cursor=next_cursor(obj), issues=tuple(issues))
 
 
@@ -295,7 +378,8 @@ def _levels(raw: Any, side: str, best_high: bool) -> tuple[BookLevel, ...]:
 def _book(obj: dict, token: str) -> OrderBook:
     ltp = obj.get("last_trade_price")
     return OrderBook(
-        token_id=token, market=text(obj.get("market")),
+        token_id=token,
+        market=text(obj.get("market")),
         timestamp_ms=int(num(obj.get("timestamp"), "timestamp", 0.0)),
         bids=_levels(obj.get("bids"), "bids", best_high=True),
         asks=_levels(obj.get("asks"), "asks", best_high=False),
@@ -311,11 +395,11 @@ def parse_book(obj: Any) -> OrderBook:
     """A CLOB book (``GET /book``, an item of ``POST /books``, or a WS ``book`` event)."""
     if not isinstance(obj, dict) or not obj.get("asset_id"):
         market = obj.get("market") if isinstance(obj, dict) else None
-        raise DataError(f"Order book without an asset_id (market {market or '?'}) is "
-                        "malformed; it is skipped.")
+        raise DataError(
+            f"Order book without an asset_id (market {market or '?'}) is malformed; it is skipped."
+        )
     token = str(obj["asset_id"])
-    return guarded("Order book", f"{token} (market {obj.get('market') or '?'})",
-                   lambda: _book(obj, token))
+    return guarded("Order book", f"{token} (market {obj.get('market') or '?'})", lambda: _book(obj, token))
 
 
 def parse_books(obj: Any) -> tuple[dict[str, OrderBook], list[ParseIssue]]:
@@ -327,6 +411,7 @@ def parse_books(obj: Any) -> tuple[dict[str, OrderBook], list[ParseIssue]]:
 def parse_price_history(obj: Any, token_id: str = "?") -> list[PricePoint]:
     """``{"history":[{"t":<s>,"p":<price>}]}`` → PricePoints sorted by time (``p`` may be a
     number or a string)."""
+
     def build() -> list[PricePoint]:
         rows = records_of(obj, "history")
         pts = []
@@ -335,6 +420,7 @@ def parse_price_history(obj: Any, token_id: str = "?") -> list[PricePoint]:
             pts.append(PricePoint(t=t, p=req_price(r["p"], f"p at t={t}")))
         pts.sort(key=lambda pt: pt.t)
         return pts
+
     return guarded("Price history of token", token_id, build)
 
 
@@ -347,14 +433,14 @@ def parse_midpoint(obj: Any, token_id: str = "?") -> float:
     return guarded("Midpoint of token", token_id, lambda: req_price(_scalar(obj, "mid"), "mid"))
 
 
-def _token_map(obj: Any, kind: str,
-               value: Callable[[Any], Any]) -> tuple[dict, list[ParseIssue]]:
+def _token_map(obj: Any, kind: str, value: Callable[[Any], Any]) -> tuple[dict, list[ParseIssue]]:
     """``{token: value}`` or ``[{"token_id": ..., ...}]`` → ({token: parsed}, issues)."""
     out: dict = {}
     issues: list[ParseIssue] = []
     if isinstance(obj, list):
-        items = [(text(r.get("token_id") or r.get("asset_id")) if isinstance(r, dict) else "", r)
-                 for r in obj]
+        items = [
+            (text(r.get("token_id") or r.get("asset_id")) if isinstance(r, dict) else "", r) for r in obj
+        ]
     elif isinstance(obj, dict):
         items = list(obj.items())
     else:
@@ -389,7 +475,7 @@ def _sides(v: Any) -> dict[str, float]:
 def parse_prices(obj: Any) -> tuple[dict[str, dict[str, float]], list[ParseIssue]]:
     """``POST /prices`` ``{token: {"BUY": 0.5, "SELL": "0.49"}}`` → ({token: {side: price}}, issues).
     BUY = best ask (what a buyer pays), SELL = best bid."""
-    if isinstance(obj, list):    # [{"token_id","side","price"}] variant: merge sides per token
+    if isinstance(obj, list):  # [{"token_id","side","price"}] variant: merge sides per token
         merged: dict = {}
         for r in obj:
             if isinstance(r, dict) and r.get("token_id") and r.get("side"):
@@ -400,8 +486,13 @@ def parse_prices(obj: Any) -> tuple[dict[str, dict[str, float]], list[ParseIssue
 
 def parse_last_trade_price(obj: Any, token_id: str) -> LastTrade:
     """``GET /last-trade-price`` → ``{"price": "0.5", "side": "BUY"}``."""
-    return guarded("Last trade price of token", token_id, lambda: LastTrade(
-        token_id=token_id, price=req_price(obj["price"], "price"), side=opt_text(obj.get("side"))))
+    return guarded(
+        "Last trade price of token",
+        token_id,
+        lambda: LastTrade(
+            token_id=token_id, price=req_price(obj["price"], "price"), side=opt_text(obj.get("side"))
+        ),
+    )
 
 
 def parse_last_trade_prices(obj: Any) -> tuple[dict[str, LastTrade], list[ParseIssue]]:
@@ -409,9 +500,14 @@ def parse_last_trade_prices(obj: Any) -> tuple[dict[str, LastTrade], list[ParseI
     Never-traded tokens are omitted by the server."""
     out: dict[str, LastTrade] = {}
     issues: list[ParseIssue] = []
-    rows = obj if isinstance(obj, list) else [dict(v, token_id=k) if isinstance(v, dict)
-                                              else {"token_id": k, "price": v}
-                                              for k, v in (obj or {}).items()]
+    rows = (
+        obj
+        if isinstance(obj, list)
+        else [
+            dict(v, token_id=k) if isinstance(v, dict) else {"token_id": k, "price": v}
+            for k, v in (obj or {}).items()
+        ]
+    )
     for i, r in enumerate(rows):
         tok = text(r.get("token_id")) if isinstance(r, dict) else ""
         try:
@@ -425,40 +521,77 @@ def parse_last_trade_prices(obj: Any) -> tuple[dict[str, LastTrade], list[ParseI
 
 def parse_tick_size(obj: Any, token_id: str = "?") -> float:
     """``GET /tick-size`` → ``{"minimum_tick_size": 0.01}`` (number or string) → 0.01."""
+
     def build() -> float:
         t = num(_scalar(obj, "minimum_tick_size"), "minimum_tick_size")
         if t is None or not 0.0 < t < 1.0:
             raise Bad(f"minimum_tick_size {t} is outside (0, 1)")
         return t
+
     return guarded("Tick size of token", token_id, build)
 
 
 def parse_server_time(obj: Any) -> int:
     """``GET /time`` → epoch seconds (accepts seconds, milliseconds or ``{"time": ...}``)."""
+
     def build() -> int:
         v = obj.get("time", obj.get("timestamp")) if isinstance(obj, dict) else obj
         t = epoch(v, "time")
         if t is None:
             raise Bad("time is empty")
         return t
+
     return guarded("Server time", "answer", build)
 
 
 # Account-side parsers (Data API, orders, trades, errors) live in parse_account.py;
 # re-exported here so callers have one import path.
 from polybot.exchange.parse_account import (  # noqa: E402
-    parse_cancel_response, parse_clob_trade, parse_error_body, parse_open_order,
-    parse_open_orders_page, parse_order_post_response, parse_position, parse_positions,
-    parse_trades_page, parse_user_trade, parse_user_trades, parse_value,
+    parse_cancel_response,
+    parse_clob_trade,
+    parse_error_body,
+    parse_open_order,
+    parse_open_orders_page,
+    parse_order_post_response,
+    parse_position,
+    parse_positions,
+    parse_trades_page,
+    parse_user_trade,
+    parse_user_trades,
+    parse_value,
 )
 
 __all__ = [
-    "END_CURSORS", "next_cursor", "records_of",
-    "parse_gamma_market", "parse_gamma_markets", "parse_gamma_event", "parse_gamma_events",
-    "parse_clob_market", "parse_clob_markets_page", "parse_book", "parse_books",
-    "parse_price_history", "parse_midpoint", "parse_midpoints", "parse_price", "parse_prices",
-    "parse_last_trade_price", "parse_last_trade_prices", "parse_tick_size", "parse_server_time",
-    "parse_position", "parse_positions", "parse_user_trade", "parse_user_trades", "parse_value",
-    "parse_open_order", "parse_open_orders_page", "parse_clob_trade", "parse_trades_page",
-    "parse_order_post_response", "parse_cancel_response", "parse_error_body",
+    "END_CURSORS",
+    "next_cursor",
+    "records_of",
+    "parse_gamma_market",
+    "parse_gamma_markets",
+    "parse_gamma_event",
+    "parse_gamma_events",
+    "parse_clob_market",
+    "parse_clob_markets_page",
+    "parse_book",
+    "parse_books",
+    "parse_price_history",
+    "parse_midpoint",
+    "parse_midpoints",
+    "parse_price",
+    "parse_prices",
+    "parse_last_trade_price",
+    "parse_last_trade_prices",
+    "parse_tick_size",
+    "parse_server_time",
+    "parse_position",
+    "parse_positions",
+    "parse_user_trade",
+    "parse_user_trades",
+    "parse_value",
+    "parse_open_order",
+    "parse_open_orders_page",
+    "parse_clob_trade",
+    "parse_trades_page",
+    "parse_order_post_response",
+    "parse_cancel_response",
+    "parse_error_body",
 ]

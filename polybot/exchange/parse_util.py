@@ -4,13 +4,15 @@ Helpers raise :class:`Bad` for a field-level problem; :func:`guarded` turns it (
 KeyError/TypeError/ValueError from a missing or mistyped field) into ONE
 :class:`polybot.errors.DataError` sentence naming the record.
 """
+
 from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 from polybot.errors import DataError
 from polybot.exchange.models import ParseIssue
@@ -28,9 +30,12 @@ class Bad(Exception):
 
 # ----------------------------------------------------------------------------- helpers
 
+
 def _fail(kind: str, rid: str, reason: str) -> DataError:
-    return DataError(f"{kind} {rid} is malformed ({reason}); it is skipped — "
-                     "re-fetch it later or report it if it persists.")
+    return DataError(
+        f"{kind} {rid} is malformed ({reason}); it is skipped — "
+        "re-fetch it later or report it if it persists."
+    )
 
 
 def guarded(kind: str, rid: str, fn: Callable[[], Any]) -> Any:
@@ -45,8 +50,9 @@ def guarded(kind: str, rid: str, fn: Callable[[], Any]) -> Any:
         raise _fail(kind, rid, f"{type(exc).__name__}: {exc}") from None
 
 
-def collect(records: Iterable[Any], parse: Callable[[Any], Any],
-            rid: Callable[[Any, int], str]) -> tuple[list, list[ParseIssue]]:
+def collect(
+    records: Iterable[Any], parse: Callable[[Any], Any], rid: Callable[[Any, int], str]
+) -> tuple[list, list[ParseIssue]]:
     """Parse every record, skipping the bad ones with a ParseIssue each."""
     out: list = []
     issues: list[ParseIssue] = []
@@ -66,6 +72,7 @@ def record_id(*keys: str) -> Callable[[Any, int], str]:
                 if v not in (None, ""):
                     return str(v)
         return f"#{i}"
+
     return _rid
 
 
@@ -85,7 +92,7 @@ def as_list(v: Any, name: str) -> list:
     return v
 
 
-def num(v: Any, name: str, default: Optional[float] = None) -> Optional[float]:
+def num(v: Any, name: str, default: float | None = None) -> float | None:
     """A finite float from a number or numeric string; None/"" → default."""
     if v is None or v == "":
         return default
@@ -100,7 +107,7 @@ def num(v: Any, name: str, default: Optional[float] = None) -> Optional[float]:
     return f
 
 
-def price(v: Any, name: str, default: Optional[float] = None) -> Optional[float]:
+def price(v: Any, name: str, default: float | None = None) -> float | None:
     """A price in [0, 1]."""
     f = num(v, name, default)
     if f is not None and not 0.0 <= f <= 1.0:
@@ -147,16 +154,16 @@ def text(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-def opt_text(v: Any) -> Optional[str]:
+def opt_text(v: Any) -> str | None:
     return None if v in (None, "") else str(v)
 
 
-def opt_int(v: Any, name: str) -> Optional[int]:
+def opt_int(v: Any, name: str) -> int | None:
     f = num(v, name)
     return None if f is None else int(f)
 
 
-def epoch(v: Any, name: str = "timestamp") -> Optional[int]:
+def epoch(v: Any, name: str = "timestamp") -> int | None:
     """UTC epoch seconds from an ISO-8601 string (``Z``, ``+00``, date-only) or an epoch
     number/string in seconds or milliseconds. None/""/0 → None."""
     if v is None or v == "" or v == 0 or v == "0":
@@ -173,7 +180,7 @@ def epoch(v: Any, name: str = "timestamp") -> Optional[int]:
     except ValueError:
         raise Bad(f"{name} is not an ISO date: {v!r}") from None
     if d.tzinfo is None:
-        d = d.replace(tzinfo=timezone.utc)
+        d = d.replace(tzinfo=UTC)
     return int(d.timestamp())
 
 
@@ -190,7 +197,7 @@ def tag_labels(tags: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def payout_vector(prices: list) -> Optional[tuple[float, ...]]:
+def payout_vector(prices: list) -> tuple[float, ...] | None:
     """Exact payouts from final prices: each 0, 0.5 or 1 and summing to 1, else None."""
     if not prices:
         return None
@@ -204,7 +211,7 @@ def payout_vector(prices: list) -> Optional[tuple[float, ...]]:
     return tuple(float(d) for d in ds)
 
 
-def next_cursor(obj: Any) -> Optional[str]:
+def next_cursor(obj: Any) -> str | None:
     """The next-page cursor of a CLOB ``{data, next_cursor}`` page, Gamma keyset envelope
     or Data-API v2 ``pagination``; None on the last page."""
     if not isinstance(obj, dict):
@@ -230,7 +237,10 @@ def records_of(obj: Any, *keys: str) -> list:
             v = obj.get(k)
             if isinstance(v, list):
                 return v
-        raise DataError(f"Response has none of the expected keys {', '.join((*keys, 'data'))}; "
-                        "check that the base URL points at the right Polymarket API.")
-    raise DataError("Response is not a JSON list or object; check that the base URL points "
-                    "at the right Polymarket API.")
+        raise DataError(
+            f"Response has none of the expected keys {', '.join((*keys, 'data'))}; "
+            "check that the base URL points at the right Polymarket API."
+        )
+    raise DataError(
+        "Response is not a JSON list or object; check that the base URL points at the right Polymarket API."
+    )

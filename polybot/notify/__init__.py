@@ -6,6 +6,7 @@ retries them later with backoff), refusals that a retry cannot fix (bad chat id,
 token, login refused) are ``permanent``. ``retry_after`` carries Telegram's flood-control
 wait. The alerter (polybot.alerts) decides routing, throttling, storage and retries.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,12 +15,12 @@ from typing import Optional
 
 @dataclass(frozen=True)
 class DeliveryResult:
-    channel: str                       # "telegram" | "email" | "log"
+    channel: str  # "telegram" | "email" | "log"
     ok: bool
-    detail: str = ""                   # one sentence, secrets masked
-    permanent: bool = False            # a retry cannot help
-    retry_after: Optional[float] = None  # seconds (Telegram flood control)
-    skipped: bool = False              # channel disabled in config: not tried
+    detail: str = ""  # one sentence, secrets masked
+    permanent: bool = False  # a retry cannot help
+    retry_after: float | None = None  # seconds (Telegram flood control)
+    skipped: bool = False  # channel disabled in config: not tried
 
     @property
     def status(self) -> str:

@@ -12,6 +12,7 @@ for ``/confirm_stop`` within 60 s, then creates ``cfg.emergency_stop_file``), ``
 A ``/stop`` or ``/confirm_stop`` older than 2 minutes (sent while the bot was down) is
 not acted on.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,9 +21,9 @@ import os
 import sqlite3
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Optional
 
 from ..logs import redact
 from . import reports
@@ -31,10 +32,10 @@ from .telegram import config_problem, make_bot
 
 log = logging.getLogger("polybot.telegram.commands")
 
-CONFIRM_WINDOW = 60          # seconds between /stop and /confirm_stop
-STALE_SECONDS = 120          # a stop command older than this (by its Telegram date) is ignored
+CONFIRM_WINDOW = 60  # seconds between /stop and /confirm_stop
+STALE_SECONDS = 120  # a stop command older than this (by its Telegram date) is ignored
 OFFSET_KEY = "telegram_offset"
-HANDLER_TIMEOUT = 60         # seconds a command may take (/health checks the API)
+HANDLER_TIMEOUT = 60  # seconds a command may take (/health checks the API)
 
 
 class CommandHandler:
@@ -43,18 +44,18 @@ class CommandHandler:
     def __init__(self, cfg, *, clock: Callable[[], float] = time.time):
         self.cfg = cfg
         self.clock = clock
-        self._stop_requested: dict[str, float] = {}      # chat id → when /stop was asked
+        self._stop_requested: dict[str, float] = {}  # chat id → when /stop was asked
 
-    def _read_conn(self) -> Optional[sqlite3.Connection]:
+    def _read_conn(self) -> sqlite3.Connection | None:
         from ..db import connect
+
         try:
             return connect(self.cfg.database_path, readonly=True)
         except Exception as exc:  # noqa: BLE001
             log.warning("Telegram command: database unavailable (%s)", redact(str(exc)))
             return None
 
-    def handle(self, command: str, *, chat_id: str, sent_at: Optional[float] = None,
-               who: str = "") -> str:
+    def handle(self, command: str, *, chat_id: str, sent_at: float | None = None, who: str = "") -> str:
         now = int(self.clock())
         cmd = command.strip().split()[0].lstrip("/").split("@")[0].lower() if command.strip() else ""
         if cmd in ("help", "start"):
@@ -70,40 +71,51 @@ class CommandHandler:
                     return reports.health_text(self.cfg, conn, now)
                 if conn is None:
                     return "⚠️ The database is not available (run python initialize_db.py); see /health."
-                fn = {"status": reports.status_text, "positions": reports.positions_text,
-                      "pnl": reports.pnl_text}[cmd]
+                fn = {
+                    "status": reports.status_text,
+                    "positions": reports.positions_text,
+                    "pnl": reports.pnl_text,
+                }[cmd]
                 return fn(conn, self.cfg, now)
             except sqlite3.Error as exc:
                 log.warning("Telegram /%s failed: %s", cmd, exc)
-                return f"⚠️ /{cmd} could not read the database ({exc}); try again or run python health_check.py."
+                return (
+                    f"⚠️ /{cmd} could not read the database ({exc}); try again or run python health_check.py."
+                )
             finally:
                 if conn is not None:
                     conn.close()
         return f"Unknown command /{cmd}. /help lists the commands."
 
-    def _stale(self, now: int, sent_at: Optional[float]) -> bool:
+    def _stale(self, now: int, sent_at: float | None) -> bool:
         return sent_at is not None and now - sent_at > STALE_SECONDS
 
-    def _stop(self, chat_id: str, now: int, sent_at: Optional[float]) -> str:
+    def _stop(self, chat_id: str, now: int, sent_at: float | None) -> str:
         path = Path(self.cfg.emergency_stop_file)
         if self._stale(now, sent_at):
-            return (f"Ignored /stop sent at {utc_hhmm(sent_at)} (more than {STALE_SECONDS // 60} min ago). "
-                    f"Send /stop again if you still mean it.")
+            return (
+                f"Ignored /stop sent at {utc_hhmm(sent_at)} (more than {STALE_SECONDS // 60} min ago). "
+                f"Send /stop again if you still mean it."
+            )
         if path.exists():
             return f"🛑 EMERGENCY_STOP already exists ({path}); the bot stops at its next loop."
         self._stop_requested[chat_id] = now
-        return (f"⚠️ Reply /confirm_stop within {CONFIRM_WINDOW} s to create EMERGENCY_STOP. "
-                f"The bot then closes its positions and stops trading.")
+        return (
+            f"⚠️ Reply /confirm_stop within {CONFIRM_WINDOW} s to create EMERGENCY_STOP. "
+            f"The bot then closes its positions and stops trading."
+        )
 
-    def _confirm_stop(self, chat_id: str, now: int, sent_at: Optional[float], who: str) -> str:
+    def _confirm_stop(self, chat_id: str, now: int, sent_at: float | None, who: str) -> str:
         asked = self._stop_requested.pop(chat_id, None)
         if self._stale(now, sent_at):
-            return (f"Ignored /confirm_stop sent at {utc_hhmm(sent_at)} (more than {STALE_SECONDS // 60} min ago). "
-                    f"Send /stop again if you still mean it.")
+            return (
+                f"Ignored /confirm_stop sent at {utc_hhmm(sent_at)} (more than {STALE_SECONDS // 60} min ago). "
+                f"Send /stop again if you still mean it."
+            )
         if asked is None or now - asked > CONFIRM_WINDOW:
             return f"No /stop pending (it expires after {CONFIRM_WINDOW} s); send /stop first."
         path = Path(self.cfg.emergency_stop_file)
-        stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -112,20 +124,27 @@ class CommandHandler:
             pass
         except OSError as exc:
             log.error("Could not create %s from Telegram: %s", path, exc)
-            return (f"✗ Could not create {path} ({exc.strerror}). Stop the bot on the machine: "
-                    f"touch EMERGENCY_STOP")
+            return (
+                f"✗ Could not create {path} ({exc.strerror}). Stop the bot on the machine: "
+                f"touch EMERGENCY_STOP"
+            )
         log.critical("EMERGENCY_STOP created from Telegram (chat %s %s): %s", chat_id, who, path)
         try:
             from ..alerts import Alerter
+
             alerter = Alerter(self.cfg)
-            alerter.info("emergency_stop_requested",
-                         f"EMERGENCY_STOP was created from Telegram /stop (chat {chat_id} {who}).\n"
-                         f"To resume: rm EMERGENCY_STOP and python trading_bot.py --restart.")
+            alerter.info(
+                "emergency_stop_requested",
+                f"EMERGENCY_STOP was created from Telegram /stop (chat {chat_id} {who}).\n"
+                f"To resume: rm EMERGENCY_STOP and python trading_bot.py --restart.",
+            )
             alerter.close(timeout=15)
         except Exception:  # noqa: BLE001 - the stop itself has succeeded
             log.exception("Could not record the Telegram stop alert")
-        return (f"🛑 EMERGENCY_STOP created at {utc_stamp(now)} ({path}). The bot closes positions and "
-                f"stops at its next loop.\nTo resume: rm EMERGENCY_STOP and python trading_bot.py --restart.")
+        return (
+            f"🛑 EMERGENCY_STOP created at {utc_stamp(now)} ({path}). The bot closes positions and "
+            f"stops at its next loop.\nTo resume: rm EMERGENCY_STOP and python trading_bot.py --restart."
+        )
 
 
 class CommandListener:
@@ -136,11 +155,12 @@ class CommandListener:
         self.stop_event = stop_event
         self.poll_seconds = poll_seconds
         self.handler = CommandHandler(cfg)
-        self.offset: Optional[int] = None
+        self.offset: int | None = None
 
     # offset persistence (best effort)
-    def _load_offset(self) -> Optional[int]:
+    def _load_offset(self) -> int | None:
         from ..db import connect, get_state
+
         try:
             conn = connect(self.cfg.database_path, readonly=True)
             try:
@@ -153,6 +173,7 @@ class CommandListener:
 
     def _save_offset(self, offset: int) -> None:
         from ..db import atomic, connect, set_state
+
         try:
             conn = connect(self.cfg.database_path)
             try:
@@ -186,6 +207,7 @@ class CommandListener:
         from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
 
         from .telegram import classify
+
         token = self.cfg.telegram.bot_token
         self.offset = await asyncio.to_thread(self._load_offset)
         bot = make_bot(self.cfg.telegram)
@@ -193,8 +215,11 @@ class CommandListener:
         log.info("Telegram command listener started (chat %s).", self.cfg.telegram.chat_id)
         try:
             while not self.stop_event.is_set():
-                poll = asyncio.ensure_future(bot.get_updates(
-                    offset=self.offset, timeout=int(self.poll_seconds), allowed_updates=["message"]))
+                poll = asyncio.ensure_future(
+                    bot.get_updates(
+                        offset=self.offset, timeout=int(self.poll_seconds), allowed_updates=["message"]
+                    )
+                )
                 stopper = asyncio.ensure_future(self._wait_stop())
                 done, _ = await asyncio.wait({poll, stopper}, return_when=asyncio.FIRST_COMPLETED)
                 if stopper in done:
@@ -209,20 +234,27 @@ class CommandListener:
                     await self._sleep(classify(exc, token).retry_after or 30)
                     continue
                 except InvalidToken:
-                    log.error("Telegram rejected the bot token; commands are off until it is fixed "
-                              "(check TELEGRAM_BOT_TOKEN). Retrying in 5 min.")
+                    log.error(
+                        "Telegram rejected the bot token; commands are off until it is fixed "
+                        "(check TELEGRAM_BOT_TOKEN). Retrying in 5 min."
+                    )
                     await self._sleep(300)
                     continue
                 except Conflict:
-                    log.warning("Another process is reading this bot's updates (Telegram Conflict); "
-                                "run only one trading_bot.py per bot. Retrying in 30 s.")
+                    log.warning(
+                        "Another process is reading this bot's updates (Telegram Conflict); "
+                        "run only one trading_bot.py per bot. Retrying in 30 s."
+                    )
                     await self._sleep(30)
                     continue
-                except (NetworkError, TelegramError, OSError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, NetworkError, TelegramError, OSError) as exc:
                     failures += 1
-                    wait = min(2 ** failures, 60)
-                    log.warning("Telegram getUpdates failed (%s); retrying in %d s.",
-                                classify(exc, token).detail, wait)
+                    wait = min(2**failures, 60)
+                    log.warning(
+                        "Telegram getUpdates failed (%s); retrying in %d s.",
+                        classify(exc, token).detail,
+                        wait,
+                    )
                     await self._sleep(wait)
                     continue
                 for update in updates:
@@ -242,6 +274,7 @@ class CommandListener:
 
     async def _handle(self, bot, update) -> None:
         from .telegram import classify
+
         msg = update.effective_message
         chat = update.effective_chat
         if msg is None or chat is None or not msg.text:
@@ -250,32 +283,43 @@ class CommandListener:
         who = f"@{user.username}" if user and user.username else (user.full_name if user else "")
         text = msg.text.strip()
         if str(chat.id) != str(self.cfg.telegram.chat_id).strip():
-            log.warning("Ignored Telegram message from unauthorised chat %s (%s): %r",
-                        chat.id, who or chat.title or chat.type, text[:60])
+            log.warning(
+                "Ignored Telegram message from unauthorised chat %s (%s): %r",
+                chat.id,
+                who or chat.title or chat.type,
+                text[:60],
+            )
             return
         if not text.startswith("/"):
             return
         sent_at = msg.date.timestamp() if msg.date else None
         log.info("Telegram command %s from chat %s %s", text.split()[0], chat.id, who)
         try:
-            reply = await asyncio.wait_for(asyncio.to_thread(self.handler.handle, text, chat_id=str(chat.id),
-                                                             sent_at=sent_at, who=who), HANDLER_TIMEOUT)
-        except asyncio.TimeoutError:
+            reply = await asyncio.wait_for(
+                asyncio.to_thread(self.handler.handle, text, chat_id=str(chat.id), sent_at=sent_at, who=who),
+                HANDLER_TIMEOUT,
+            )
+        except TimeoutError:
             reply = f"⚠️ {text.split()[0]} took longer than {HANDLER_TIMEOUT} s; try python health_check.py on the machine."
         try:
             await bot.send_message(chat_id=chat.id, text=truncate(reply))
         except Exception as exc:  # noqa: BLE001
-            log.warning("Could not answer %s on Telegram: %s", text.split()[0],
-                        classify(exc, self.cfg.telegram.bot_token).detail)
+            log.warning(
+                "Could not answer %s on Telegram: %s",
+                text.split()[0],
+                classify(exc, self.cfg.telegram.bot_token).detail,
+            )
 
 
-def start_command_listener(cfg, stop_event: threading.Event, *, poll_seconds: float = 20.0) -> threading.Thread:
+def start_command_listener(
+    cfg, stop_event: threading.Event, *, poll_seconds: float = 20.0
+) -> threading.Thread:
     """Start the listener thread (daemon) beside the trade loop; set ``stop_event`` to end it.
 
     When Telegram or its commands are disabled the thread logs why and exits at once.
     """
     listener = CommandListener(cfg, stop_event, poll_seconds=poll_seconds)
     t = threading.Thread(target=listener.run, name="telegram-commands", daemon=True)
-    t.listener = listener          # type: ignore[attr-defined]  (tests and diagnostics)
+    t.listener = listener  # type: ignore[attr-defined]  (tests and diagnostics)
     t.start()
     return t

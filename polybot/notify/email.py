@@ -8,15 +8,14 @@ and ``password: ${SMTP_PASSWORD}`` (AUTH is used when a username is set),
 server without STARTTLS is permanent (fix the config), anything network-like is
 transient (retried later). The password never appears in a result or a log line.
 """
+
 from __future__ import annotations
 
 import logging
 import smtplib
-import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Optional
 
 from ..logs import REDACTOR, redact
 from . import DeliveryResult
@@ -24,7 +23,7 @@ from . import DeliveryResult
 log = logging.getLogger("polybot.notify.email")
 
 
-def config_problem(ecfg, unset_env=()) -> Optional[str]:
+def config_problem(ecfg, unset_env=()) -> str | None:
     """Why email cannot be used with this config (one sentence), or None."""
     if not ecfg.enabled:
         return "disabled in config.yaml (email.enabled: false)"
@@ -45,7 +44,7 @@ class EmailChannel:
         if ecfg.password:
             REDACTOR.add([ecfg.password])
 
-    def problem(self) -> Optional[str]:
+    def problem(self) -> str | None:
         return config_problem(self.cfg, self.unset_env)
 
     def _clean(self, text: object) -> str:
@@ -74,8 +73,9 @@ class EmailChannel:
         try:
             msg = self.build(subject, body)
             if int(c.smtp_port) == 465:
-                smtp = smtplib.SMTP_SSL(c.smtp_host, c.smtp_port, timeout=c.timeout_seconds,
-                                        context=ssl.create_default_context())
+                smtp = smtplib.SMTP_SSL(
+                    c.smtp_host, c.smtp_port, timeout=c.timeout_seconds, context=ssl.create_default_context()
+                )
             else:
                 smtp = smtplib.SMTP(c.smtp_host, c.smtp_port, timeout=c.timeout_seconds)
             try:
@@ -92,26 +92,44 @@ class EmailChannel:
                 except (smtplib.SMTPException, OSError):
                     smtp.close()
         except smtplib.SMTPAuthenticationError as exc:
-            return self._fail(f"the SMTP server {where} refused the login for {c.username} "
-                              f"({exc.smtp_code}); check email.username and SMTP_PASSWORD", True)
+            return self._fail(
+                f"the SMTP server {where} refused the login for {c.username} "
+                f"({exc.smtp_code}); check email.username and SMTP_PASSWORD",
+                True,
+            )
         except smtplib.SMTPNotSupportedError as exc:
-            return self._fail(f"the SMTP server {where} does not support {self._clean(exc) or 'a required feature'}"
-                              f" (STARTTLS or AUTH); set email.starttls/username to match the server", True)
+            return self._fail(
+                f"the SMTP server {where} does not support {self._clean(exc) or 'a required feature'}"
+                f" (STARTTLS or AUTH); set email.starttls/username to match the server",
+                True,
+            )
         except smtplib.SMTPRecipientsRefused as exc:
-            return self._fail(f"the SMTP server {where} refused the recipients "
-                              f"{', '.join(exc.recipients)}; check email.to_addrs", True)
+            return self._fail(
+                f"the SMTP server {where} refused the recipients "
+                f"{', '.join(exc.recipients)}; check email.to_addrs",
+                True,
+            )
         except smtplib.SMTPSenderRefused as exc:
-            return self._fail(f"the SMTP server {where} refused the sender {exc.sender} "
-                              f"({exc.smtp_code}); check email.from_addr", exc.smtp_code >= 500)
+            return self._fail(
+                f"the SMTP server {where} refused the sender {exc.sender} "
+                f"({exc.smtp_code}); check email.from_addr",
+                exc.smtp_code >= 500,
+            )
         except smtplib.SMTPResponseException as exc:
-            text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) \
+            text = (
+                exc.smtp_error.decode("utf-8", "replace")
+                if isinstance(exc.smtp_error, bytes)
                 else str(exc.smtp_error)
-            return self._fail(f"the SMTP server {where} answered {exc.smtp_code} {self._clean(text)}",
-                              exc.smtp_code >= 500)
+            )
+            return self._fail(
+                f"the SMTP server {where} answered {exc.smtp_code} {self._clean(text)}", exc.smtp_code >= 500
+            )
         except ssl.SSLError as exc:
-            return self._fail(f"TLS with {where} failed ({self._clean(exc)}); check email.smtp_port "
-                              f"and email.starttls", True)
-        except (socket.timeout, TimeoutError):
+            return self._fail(
+                f"TLS with {where} failed ({self._clean(exc)}); check email.smtp_port and email.starttls",
+                True,
+            )
+        except TimeoutError:
             return self._fail(f"the SMTP server {where} did not answer in time (timed out)", False)
         except (smtplib.SMTPException, OSError) as exc:
             reason = getattr(exc, "strerror", None) or self._clean(exc) or type(exc).__name__
@@ -119,8 +137,9 @@ class EmailChannel:
         except Exception as exc:  # noqa: BLE001 - never raise into the alerter
             return self._fail(f"{type(exc).__name__}: {self._clean(exc)}", False)
         if refused:
-            return self._fail(f"the SMTP server {where} refused {', '.join(refused)}; "
-                              f"check email.to_addrs", True)
+            return self._fail(
+                f"the SMTP server {where} refused {', '.join(refused)}; check email.to_addrs", True
+            )
         return DeliveryResult(self.name, True, f"mailed to {', '.join(c.to_addrs)}")
 
     def _fail(self, detail: str, permanent: bool) -> DeliveryResult:

@@ -8,10 +8,10 @@
 Telegram limits a message to 4096 characters (counted in UTF-16 code units), so
 :func:`truncate` cuts longer texts and marks the cut.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Optional
+from datetime import UTC, datetime
 
 EMOJI = {"critical": "🚨", "warning": "⚠️", "info": "ℹ️"}
 TELEGRAM_LIMIT = 4096
@@ -19,11 +19,11 @@ TEST_PREFIX = "[TEST] "
 
 
 def utc_stamp(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def utc_hhmm(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M UTC")
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M UTC")
 
 
 def _utf16_len(text: str) -> int:
@@ -46,8 +46,9 @@ def truncate(text: str, limit: int = TELEGRAM_LIMIT) -> str:
     return "".join(out) + marker
 
 
-def format_alert(level: str, key: Optional[str], message: str, ts: float, *,
-                 mode: Optional[str] = None) -> str:
+def format_alert(
+    level: str, key: str | None, message: str, ts: float, *, mode: str | None = None
+) -> str:
     """The text sent to Telegram and used as the email body."""
     level = level.lower()
     head = f"{EMOJI.get(level, 'ℹ️')} {level.upper()}"
@@ -58,7 +59,7 @@ def format_alert(level: str, key: Optional[str], message: str, ts: float, *,
     return truncate(f"{head}\n{body}\n{foot}")
 
 
-def email_subject(level: str, key: Optional[str], message: str) -> str:
+def email_subject(level: str, key: str | None, message: str) -> str:
     first = (message.strip().splitlines() or [""])[0]
     if len(first) > 90:
         first = first[:89] + "…"

@@ -6,26 +6,28 @@ Sources: ``bot_state`` (heartbeat, pid, mode, halted, halt_reason), ``performanc
 ``trades`` (realized P&L, fees). Money is integer micro-units, shown with ``fmt_usd``.
 Every function takes ``now`` (epoch s) and a read connection and returns plain text.
 """
+
 from __future__ import annotations
 
 import shutil
 import sqlite3
 from pathlib import Path
-from typing import Optional
 
 from ..money import fmt_usd, notional_micro, to_micro
 from .formatting import utc_stamp
 
-HELP = ("🤖 polybot commands\n"
-        "/status — mode, halted?, equity, open positions\n"
-        "/positions — open positions with value\n"
-        "/pnl — P&L today, 7 days, total\n"
-        "/health — health check summary\n"
-        "/stop — create EMERGENCY_STOP (asks for /confirm_stop)\n"
-        "/help — this list")
+HELP = (
+    "🤖 polybot commands\n"
+    "/status — mode, halted?, equity, open positions\n"
+    "/positions — open positions with value\n"
+    "/pnl — P&L today, 7 days, total\n"
+    "/health — health check summary\n"
+    "/stop — create EMERGENCY_STOP (asks for /confirm_stop)\n"
+    "/help — this list"
+)
 
 
-def _state(conn: sqlite3.Connection, key: str) -> Optional[str]:
+def _state(conn: sqlite3.Connection, key: str) -> str | None:
     try:
         row = conn.execute("SELECT value FROM bot_state WHERE key = ?", (key,)).fetchone()
     except sqlite3.OperationalError:
@@ -48,9 +50,10 @@ def mode_of(conn: sqlite3.Connection, cfg) -> str:
     return (_state(conn, "mode") or cfg.mode).lower()
 
 
-def _latest_perf(conn: sqlite3.Connection, mode: str) -> Optional[sqlite3.Row]:
-    return conn.execute("SELECT * FROM performance WHERE mode = ? ORDER BY timestamp DESC, id DESC LIMIT 1",
-                        (mode,)).fetchone()
+def _latest_perf(conn: sqlite3.Connection, mode: str) -> sqlite3.Row | None:
+    return conn.execute(
+        "SELECT * FROM performance WHERE mode = ? ORDER BY timestamp DESC, id DESC LIMIT 1", (mode,)
+    ).fetchone()
 
 
 def bot_line(conn: sqlite3.Connection, cfg, now: int) -> str:
@@ -79,10 +82,14 @@ def status_text(conn: sqlite3.Connection, cfg, now: int) -> str:
     if perf is None:
         lines.append("Equity: no performance recorded yet")
     else:
-        lines.append(f"Equity: {fmt_usd(perf['equity_micro'])} (cash {fmt_usd(perf['cash_micro'])}, "
-                     f"exposure {fmt_usd(perf['exposure_micro'])})")
+        lines.append(
+            f"Equity: {fmt_usd(perf['equity_micro'])} (cash {fmt_usd(perf['cash_micro'])}, "
+            f"exposure {fmt_usd(perf['exposure_micro'])})"
+        )
         lines.append(f"Today: {fmt_usd(perf['daily_pnl_micro'], signed=True)}")
-    n = conn.execute("SELECT COUNT(*) FROM positions WHERE mode = ? AND status = 'open'", (mode,)).fetchone()[0]
+    n = conn.execute("SELECT COUNT(*) FROM positions WHERE mode = ? AND status = 'open'", (mode,)).fetchone()[
+        0
+    ]
     lines.append(f"Open positions: {n} (max {cfg.risk_limits.max_positions})")
     lines.append(f"🕒 {utc_stamp(now)}")
     return "\n".join(lines)
@@ -94,7 +101,9 @@ def positions_text(conn: sqlite3.Connection, cfg, now: int, *, limit: int = 20) 
         "SELECT p.token_id, p.size_micro, p.cost_micro, p.opened_at, m.question, t.outcome "
         "FROM positions p LEFT JOIN markets m ON m.id = p.market_id "
         "LEFT JOIN market_tokens t ON t.token_id = p.token_id "
-        "WHERE p.mode = ? AND p.status = 'open' ORDER BY p.opened_at", (mode,)).fetchall()
+        "WHERE p.mode = ? AND p.status = 'open' ORDER BY p.opened_at",
+        (mode,),
+    ).fetchall()
     if not rows:
         return f"📂 No open positions ({mode.upper()})."
     lines = [f"📂 Open positions ({mode.upper()}): {len(rows)}"]
@@ -103,16 +112,20 @@ def positions_text(conn: sqlite3.Connection, cfg, now: int, *, limit: int = 20) 
     for i, r in enumerate(rows[:limit], 1):
         name = (r["question"] or r["token_id"][:16] + "…")[:70]
         outcome = f" — {r['outcome']}" if r["outcome"] else ""
-        snap = conn.execute("SELECT mid FROM market_snapshots WHERE token_id = ? ORDER BY timestamp DESC LIMIT 1",
-                            (r["token_id"],)).fetchone()
+        snap = conn.execute(
+            "SELECT mid FROM market_snapshots WHERE token_id = ? ORDER BY timestamp DESC LIMIT 1",
+            (r["token_id"],),
+        ).fetchone()
         shares = r["size_micro"] / 1_000_000
         line = f"{i}. {name}{outcome}\n   {shares:,.2f} sh · cost {fmt_usd(r['cost_micro'])}"
         total_cost += r["cost_micro"]
         if snap is not None and snap["mid"] is not None:
             value = notional_micro(to_micro(snap["mid"]), r["size_micro"])
             total_value += value
-            line += (f" · mid {snap['mid']:.3f} → {fmt_usd(value)} "
-                     f"({fmt_usd(value - r['cost_micro'], signed=True)})")
+            line += (
+                f" · mid {snap['mid']:.3f} → {fmt_usd(value)} "
+                f"({fmt_usd(value - r['cost_micro'], signed=True)})"
+            )
         else:
             have_all_values = False
         lines.append(line)
@@ -136,15 +149,18 @@ def pnl_text(conn: sqlite3.Connection, cfg, now: int) -> str:
         lines.append("No performance recorded yet (the bot records it every loop).")
     else:
         eq = perf["equity_micro"]
-        before_week = conn.execute("SELECT equity_micro FROM performance WHERE mode = ? AND timestamp <= ? "
-                                   "ORDER BY timestamp DESC, id DESC LIMIT 1", (mode, week_start)).fetchone()
+        before_week = conn.execute(
+            "SELECT equity_micro FROM performance WHERE mode = ? AND timestamp <= ? "
+            "ORDER BY timestamp DESC, id DESC LIMIT 1",
+            (mode, week_start),
+        ).fetchone()
         base_week = before_week["equity_micro"] if before_week else capital
         lines.append(f"Equity: {fmt_usd(eq)} (capital {fmt_usd(capital)})")
         lines.append(f"Today: {fmt_usd(perf['daily_pnl_micro'], signed=True)}")
         lines.append(f"7 days: {fmt_usd(eq - base_week, signed=True)}")
         lines.append(f"Total: {fmt_usd(eq - capital, signed=True)}")
 
-    def realized(since: Optional[int]) -> tuple[int, int]:
+    def realized(since: int | None) -> tuple[int, int]:
         sql = "SELECT COALESCE(SUM(realized_pnl_micro), 0), COALESCE(SUM(fee_micro), 0) FROM trades WHERE mode = ?"
         args: list = [mode]
         if since is not None:
@@ -154,15 +170,18 @@ def pnl_text(conn: sqlite3.Connection, cfg, now: int) -> str:
         return int(r[0]), int(r[1])
 
     (rt, ft), (rw, _), (ra, fa) = realized(day_start), realized(week_start), realized(None)
-    lines.append(f"Realized (closed trades): today {fmt_usd(rt, signed=True)}, 7 d {fmt_usd(rw, signed=True)}, "
-                 f"total {fmt_usd(ra, signed=True)}; fees paid {fmt_usd(fa)}")
+    lines.append(
+        f"Realized (closed trades): today {fmt_usd(rt, signed=True)}, 7 d {fmt_usd(rw, signed=True)}, "
+        f"total {fmt_usd(ra, signed=True)}; fees paid {fmt_usd(fa)}"
+    )
     lines.append(f"🕒 {utc_stamp(now)}")
     return "\n".join(lines)
 
 
-def basic_health_lines(conn: Optional[sqlite3.Connection], cfg, now: int) -> list[str]:
+def basic_health_lines(conn: sqlite3.Connection | None, cfg, now: int) -> list[str]:
     """A minimal health summary from the database, used when polybot.ops.health is absent."""
     from ..db import quick_check
+
     lines = []
     if conn is None:
         return ["[FAIL] Database not found; run python initialize_db.py"]
@@ -173,8 +192,12 @@ def basic_health_lines(conn: Optional[sqlite3.Connection], cfg, now: int) -> lis
     last = conn.execute("SELECT MAX(timestamp) FROM trades").fetchone()[0]
     lines.append(f"[OK] Last trade: {_ago(now - last)}" if last else "[WARN] No trades recorded yet")
     try:
-        free = shutil.disk_usage(Path(cfg.database_path).parent).free / 1024 ** 3
-        tag = "[OK]" if free >= cfg.health.disk_warn_gb else ("[WARN]" if free >= cfg.health.disk_fail_gb else "[FAIL]")
+        free = shutil.disk_usage(Path(cfg.database_path).parent).free / 1024**3
+        tag = (
+            "[OK]"
+            if free >= cfg.health.disk_warn_gb
+            else ("[WARN]" if free >= cfg.health.disk_fail_gb else "[FAIL]")
+        )
         lines.append(f"{tag} Disk space: {free:.1f} GB free")
     except OSError as exc:
         lines.append(f"[WARN] Disk space unknown ({exc.strerror})")
@@ -183,10 +206,11 @@ def basic_health_lines(conn: Optional[sqlite3.Connection], cfg, now: int) -> lis
     return lines
 
 
-def health_lines(cfg, conn: Optional[sqlite3.Connection], now: int) -> list[str]:
+def health_lines(cfg, conn: sqlite3.Connection | None, now: int) -> list[str]:
     """``polybot.ops.health.run_health_checks(cfg)`` when it exists, else the basic summary."""
     try:
         from ..ops import health  # type: ignore[attr-defined]
+
         run = getattr(health, "run_health_checks", None)
     except ImportError:
         run = None
@@ -201,7 +225,7 @@ def health_lines(cfg, conn: Optional[sqlite3.Connection], now: int) -> list[str]
     return basic_health_lines(conn, cfg, now)
 
 
-def health_text(cfg, conn: Optional[sqlite3.Connection], now: int) -> str:
+def health_text(cfg, conn: sqlite3.Connection | None, now: int) -> str:
     lines = health_lines(cfg, conn, now)
     bad = sum(1 for ln in lines if "FAIL" in ln[:8] or "✗" in ln[:3])
     head = "🩺 Health: all checks passed" if not bad else f"🩺 Health: {bad} problem(s)"

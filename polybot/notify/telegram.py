@@ -19,6 +19,7 @@ value: PTB's ``InvalidToken`` message and httpx's request URLs contain it.
 Public: :class:`TelegramChannel`, :func:`send_notification` (the checklist one-liner),
 :func:`get_chats` (behind get_telegram_chat_id.py), :func:`make_bot`, :func:`run_sync`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,7 +28,8 @@ import logging
 import threading
 import time
 import warnings
-from typing import Any, Awaitable, Callable, Optional
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ..logs import REDACTOR, redact
 from . import DeliveryResult
@@ -44,6 +46,7 @@ def run_sync(factory: Callable[[], Awaitable[Any]], timeout: float) -> Any:
     Raises ``TimeoutError`` after ``timeout`` seconds. Safe to call from a thread that
     already runs an event loop (the work then happens in a helper thread).
     """
+
     async def main() -> Any:
         return await asyncio.wait_for(factory(), timeout)
 
@@ -78,49 +81,77 @@ def make_bot(tcfg):
     from telegram.request import HTTPXRequest
 
     t = float(tcfg.timeout_seconds)
-    request = HTTPXRequest(connect_timeout=t, read_timeout=t, write_timeout=t, pool_timeout=t,
-                           connection_pool_size=4)
-    updates_request = HTTPXRequest(connect_timeout=t, read_timeout=t, write_timeout=t, pool_timeout=t,
-                                   connection_pool_size=2)
+    request = HTTPXRequest(
+        connect_timeout=t, read_timeout=t, write_timeout=t, pool_timeout=t, connection_pool_size=4
+    )
+    updates_request = HTTPXRequest(
+        connect_timeout=t, read_timeout=t, write_timeout=t, pool_timeout=t, connection_pool_size=2
+    )
     REDACTOR.add([tcfg.bot_token])
-    return Bot(tcfg.bot_token, base_url=tcfg.base_url, request=request,
-               get_updates_request=updates_request)
+    return Bot(tcfg.bot_token, base_url=tcfg.base_url, request=request, get_updates_request=updates_request)
 
 
-def _clean(text: str, token: Optional[str]) -> str:
+def _clean(text: str, token: str | None) -> str:
     text = str(text)
     if token:
         text = text.replace(token, "****")
     return redact(text)
 
 
-def classify(exc: BaseException, token: Optional[str] = None) -> DeliveryResult:
+def classify(exc: BaseException, token: str | None = None) -> DeliveryResult:
     """Turn an exception from PTB/httpx into a DeliveryResult (no secret in ``detail``)."""
-    from telegram.error import (BadRequest, ChatMigrated, Conflict, Forbidden, InvalidToken,
-                                NetworkError, RetryAfter, TelegramError, TimedOut)
+    from telegram.error import (
+        BadRequest,
+        ChatMigrated,
+        Conflict,
+        Forbidden,
+        InvalidToken,
+        NetworkError,
+        RetryAfter,
+        TelegramError,
+        TimedOut,
+    )
 
     what = _clean(exc, token)
     if isinstance(exc, RetryAfter):
         raw = getattr(exc, "_retry_after", None)
         if raw is None:
-            with warnings.catch_warnings():          # int vs timedelta deprecation in PTB 22
+            with warnings.catch_warnings():  # int vs timedelta deprecation in PTB 22
                 warnings.simplefilter("ignore")
                 raw = exc.retry_after
         wait = raw.total_seconds() if isinstance(raw, dt.timedelta) else float(raw)
-        return DeliveryResult("telegram", False, f"Telegram flood control: retry in {wait:g} s",
-                              retry_after=wait)
+        return DeliveryResult(
+            "telegram", False, f"Telegram flood control: retry in {wait:g} s", retry_after=wait
+        )
     if isinstance(exc, InvalidToken):
-        return DeliveryResult("telegram", False, "Telegram rejected the bot token (Unauthorized); "
-                              "check TELEGRAM_BOT_TOKEN (from @BotFather)", permanent=True)
+        return DeliveryResult(
+            "telegram",
+            False,
+            "Telegram rejected the bot token (Unauthorized); check TELEGRAM_BOT_TOKEN (from @BotFather)",
+            permanent=True,
+        )
     if isinstance(exc, Forbidden):
-        return DeliveryResult("telegram", False, f"Telegram refused to deliver ({what}); open the chat "
-                              f"with the bot and press Start, or check telegram.chat_id", permanent=True)
+        return DeliveryResult(
+            "telegram",
+            False,
+            f"Telegram refused to deliver ({what}); open the chat "
+            f"with the bot and press Start, or check telegram.chat_id",
+            permanent=True,
+        )
     if isinstance(exc, ChatMigrated):
-        return DeliveryResult("telegram", False, f"the group moved to chat id {exc.new_chat_id}; "
-                              f"put that in telegram.chat_id", permanent=True)
-    if isinstance(exc, BadRequest):          # before NetworkError: BadRequest is a subclass
-        return DeliveryResult("telegram", False, f"Telegram rejected the message ({what}); "
-                              f"check telegram.chat_id", permanent=True)
+        return DeliveryResult(
+            "telegram",
+            False,
+            f"the group moved to chat id {exc.new_chat_id}; put that in telegram.chat_id",
+            permanent=True,
+        )
+    if isinstance(exc, BadRequest):  # before NetworkError: BadRequest is a subclass
+        return DeliveryResult(
+            "telegram",
+            False,
+            f"Telegram rejected the message ({what}); check telegram.chat_id",
+            permanent=True,
+        )
     if isinstance(exc, Conflict):
         return DeliveryResult("telegram", False, f"Telegram conflict ({what})")
     if isinstance(exc, (TimedOut, TimeoutError, asyncio.TimeoutError)):
@@ -132,7 +163,7 @@ def classify(exc: BaseException, token: Optional[str] = None) -> DeliveryResult:
     return DeliveryResult("telegram", False, f"{type(exc).__name__}: {what}")
 
 
-def config_problem(tcfg, unset_env=()) -> Optional[str]:
+def config_problem(tcfg, unset_env=()) -> str | None:
     """Why Telegram cannot be used with this config (one sentence), or None."""
     if not tcfg.enabled:
         return "disabled in config.yaml (telegram.enabled: false)"
@@ -155,10 +186,10 @@ class TelegramChannel:
         if tcfg.bot_token:
             REDACTOR.add([tcfg.bot_token])
 
-    def problem(self) -> Optional[str]:
+    def problem(self) -> str | None:
         return config_problem(self.cfg, self.unset_env)
 
-    def send(self, text: str, *, chat_id: Optional[str] = None) -> DeliveryResult:
+    def send(self, text: str, *, chat_id: str | None = None) -> DeliveryResult:
         problem = self.problem()
         if problem:
             return DeliveryResult(self.name, False, problem, permanent=True)
@@ -168,13 +199,15 @@ class TelegramChannel:
 
         async def go() -> Any:
             from telegram import LinkPreviewOptions
-            async with make_bot(self.cfg) as bot:       # initialize() calls getMe
-                return await bot.send_message(chat_id=target, text=text,
-                                              link_preview_options=LinkPreviewOptions(is_disabled=True))
+
+            async with make_bot(self.cfg) as bot:  # initialize() calls getMe
+                return await bot.send_message(
+                    chat_id=target, text=text, link_preview_options=LinkPreviewOptions(is_disabled=True)
+                )
 
         try:
             msg = run_sync(go, timeout=3 * float(self.cfg.timeout_seconds) + 2)
-        except BaseException as exc:   # noqa: BLE001 - classified, never propagated
+        except BaseException as exc:  # noqa: BLE001 - classified, never propagated
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             result = classify(exc, token)
@@ -186,19 +219,21 @@ class TelegramChannel:
 # ---------------------------------------------------------------- checklist helpers
 def _load(config_path=None):
     from ..config import load_config
+
     return load_config(config_path, require_mode_secrets=False)
 
 
 def _ensure_logging(cfg) -> None:
     """Scripts importing this directly get the redacting log handlers too."""
     from .. import logs
+
     if not logs._CONFIGURED:
         logs.configure_from(cfg, console_level="WARNING")
     else:
         REDACTOR.add(cfg.secret_values())
 
 
-def send_notification(text: str, level: str = "info", *, config_path: Optional[str] = None) -> bool:
+def send_notification(text: str, level: str = "info", *, config_path: str | None = None) -> bool:
     """Send ``text`` to the configured Telegram chat now; print one sentence; True if delivered.
 
     Loads config.yaml from the current directory (or $POLYBOT_CONFIG / ``config_path``).
@@ -235,11 +270,13 @@ def get_chats(tcfg) -> tuple[str, list[dict]]:
     Does not confirm the updates (no offset), so the command listener still sees them.
     Raises the PTB exception on failure (callers classify it).
     """
+
     async def go():
         async with make_bot(tcfg) as bot:
             me = bot.bot
-            updates = await bot.get_updates(timeout=0, allowed_updates=["message", "channel_post",
-                                                                          "my_chat_member"])
+            updates = await bot.get_updates(
+                timeout=0, allowed_updates=["message", "channel_post", "my_chat_member"]
+            )
             return me.username, updates
 
     username, updates = run_sync(go, timeout=3 * float(tcfg.timeout_seconds) + 2)
@@ -250,7 +287,9 @@ def get_chats(tcfg) -> tuple[str, list[dict]]:
             continue
         user = u.effective_user
         if chat.type == "private":
-            name = " ".join(p for p in (chat.first_name, chat.last_name) if p) or (user.full_name if user else "")
+            name = " ".join(p for p in (chat.first_name, chat.last_name) if p) or (
+                user.full_name if user else ""
+            )
             if chat.username:
                 name += f" (@{chat.username})"
         else:

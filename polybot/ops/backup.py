@@ -17,6 +17,7 @@ A WAL database is never copied with ``cp`` (the -wal file holds committed data; 
 ``backups/`` is 700 and every backup 600. A failure at any step removes the temporary file.
 Restore lives in :mod:`polybot.ops.restore`.
 """
+
 from __future__ import annotations
 
 import errno
@@ -29,14 +30,26 @@ import sqlite3
 import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 from .. import db
 from ..errors import PolybotError
-from .common import (FAIL, OK, db_size, disk_free, display_path, fmt_ago, fmt_bytes, fsync_dir,
-                     fsync_file, iso, send_alert, sha256_file, utc_stamp)
+from .common import (
+    FAIL,
+    OK,
+    db_size,
+    disk_free,
+    display_path,
+    fmt_ago,
+    fmt_bytes,
+    fsync_dir,
+    fsync_file,
+    iso,
+    send_alert,
+    sha256_file,
+    utc_stamp,
+)
 
 log = logging.getLogger("polybot.backup")
 
@@ -54,7 +67,7 @@ class BackupError(PolybotError):
 @dataclass
 class BackupFile:
     path: Path
-    timestamp: int          # from the name (UTC)
+    timestamp: int  # from the name (UTC)
     size: int
 
     @property
@@ -64,7 +77,7 @@ class BackupFile:
 
 @dataclass
 class Verification:
-    integrity: str          # 'ok' or the problem
+    integrity: str  # 'ok' or the problem
     tables: int = 0
     version: int = 0
 
@@ -97,12 +110,12 @@ def backup_name(now: float) -> str:
     return f"{PREFIX}{utc_stamp(now)}.db"
 
 
-def name_timestamp(name: str) -> Optional[int]:
+def name_timestamp(name: str) -> int | None:
     m = BACKUP_RE.match(name)
     if not m:
         return None
     try:
-        dt = datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+        dt = datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
     except ValueError:
         return None
     return int(dt.timestamp())
@@ -125,7 +138,7 @@ def checksum_path(backup: Path) -> Path:
     return Path(backup).parent / CHECKSUM_DIR / (Path(backup).name + ".sha256")
 
 
-def read_checksum(backup: Path) -> Optional[str]:
+def read_checksum(backup: Path) -> str | None:
     try:
         text = checksum_path(backup).read_text(encoding="utf-8").split()
     except OSError:
@@ -163,8 +176,9 @@ def verify_file(path: Path) -> Verification:
     try:
         rows = conn.execute("PRAGMA integrity_check").fetchall()
         result = "; ".join(str(r[0]) for r in rows[:5])
-        tables = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type='table' "
-                              "AND name NOT LIKE 'sqlite_%'").fetchone()[0]
+        tables = conn.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         return Verification(result, int(tables), int(version))
     except sqlite3.Error as exc:
@@ -201,15 +215,24 @@ def _failure_sentence(exc: BaseException, where: Path) -> str:
     name = getattr(exc, "sqlite_errorname", "") or ""
     err = getattr(exc, "errno", None)
     if err == errno.ENOSPC or name == "SQLITE_FULL" or "full" in str(exc).lower():
-        return (f"Backup failed: the disk holding {where} is full; free some space and run "
-                f"python backup_database.py again (no partial backup was left).")
-    if err in (errno.EACCES, errno.EPERM, errno.EROFS) or name.startswith("SQLITE_READONLY") \
-            or name == "SQLITE_CANTOPEN":
-        return (f"Backup failed: {where} is not writable ({getattr(exc, 'strerror', None) or exc}); "
-                f"fix its owner and permissions (chmod 700) and run again (no partial backup was left).")
+        return (
+            f"Backup failed: the disk holding {where} is full; free some space and run "
+            f"python backup_database.py again (no partial backup was left)."
+        )
+    if (
+        err in (errno.EACCES, errno.EPERM, errno.EROFS)
+        or name.startswith("SQLITE_READONLY")
+        or name == "SQLITE_CANTOPEN"
+    ):
+        return (
+            f"Backup failed: {where} is not writable ({getattr(exc, 'strerror', None) or exc}); "
+            f"fix its owner and permissions (chmod 700) and run again (no partial backup was left)."
+        )
     if name.startswith("SQLITE_IOERR") or err in (errno.EFBIG, errno.EIO):
-        return (f"Backup failed: writing to {where} failed ({exc}) — the disk may be full or failing; "
-                f"free space or check the disk, then run again (no partial backup was left).")
+        return (
+            f"Backup failed: writing to {where} failed ({exc}) — the disk may be full or failing; "
+            f"free space or check the disk, then run again (no partial backup was left)."
+        )
     return f"Backup failed ({exc}); no partial backup was left — check the disk and run again."
 
 
@@ -217,27 +240,29 @@ def stale_temp_files(backup_dir: Path) -> list[Path]:
     return [p for p in Path(backup_dir).glob(f"{TMP_PREFIX}{PREFIX}*") if p.is_file()]
 
 
-def create_backup(cfg, *, now: Optional[float] = None, alert: bool = True) -> BackupResult:
+def create_backup(cfg, *, now: float | None = None, alert: bool = True) -> BackupResult:
     """Make one verified backup, apply retention, copy off-site. Caller holds the ops lock."""
     started = time.monotonic()
     fixed_now = now is not None
     now = time.time() if now is None else now
     backup_dir = Path(cfg.backup_dir)
-    conn = db.connect(cfg.database_path, synchronous="NORMAL")     # raises with one sentence
+    conn = db.connect(cfg.database_path, synchronous="NORMAL")  # raises with one sentence
     try:
         try:
             db.ensure_private_dir(backup_dir)
         except PolybotError as exc:
             raise BackupError(f"Backup failed: {exc}") from None
-        for stale in stale_temp_files(backup_dir):      # an interrupted earlier run (we hold the lock)
+        for stale in stale_temp_files(backup_dir):  # an interrupted earlier run (we hold the lock)
             log.warning("removing stale temporary backup %s", stale)
             remove_quietly(stale)
         need, free = db_size(cfg.database_path), disk_free(backup_dir)
         if free < need * 1.1 + 1024 * 1024:
-            raise BackupError(f"Backup not started: {backup_dir} has {fmt_bytes(free)} free but the database "
-                              f"needs about {fmt_bytes(need)}; free some space and run again.")
+            raise BackupError(
+                f"Backup not started: {backup_dir} has {fmt_bytes(free)} free but the database "
+                f"needs about {fmt_bytes(need)}; free some space and run again."
+            )
         final = backup_dir / backup_name(now)
-        while final.exists() and not fixed_now:          # two backups in one second: take the next second
+        while final.exists() and not fixed_now:  # two backups in one second: take the next second
             time.sleep(0.25)
             now = time.time()
             final = backup_dir / backup_name(now)
@@ -246,8 +271,10 @@ def create_backup(cfg, *, now: Optional[float] = None, alert: bool = True) -> Ba
             copy_database(conn, tmp)
             check = verify_file(tmp)
             if not check.ok:
-                raise BackupError(f"Backup failed: the copy fails integrity_check ({check.integrity}); the "
-                                  f"database itself may be damaged — run python maintain_database.py.")
+                raise BackupError(
+                    f"Backup failed: the copy fails integrity_check ({check.integrity}); the "
+                    f"database itself may be damaged — run python maintain_database.py."
+                )
             fsync_file(tmp)
             if os.name == "posix":
                 os.chmod(tmp, 0o600)
@@ -270,7 +297,8 @@ def create_backup(cfg, *, now: Optional[float] = None, alert: bool = True) -> Ba
             with db.atomic(conn):
                 row_id = conn.execute(
                     "INSERT INTO backups(timestamp, path, size_bytes, sha256, integrity) VALUES (?,?,?,?,?)",
-                    (int(now), str(final), size, digest, check.integrity)).lastrowid
+                    (int(now), str(final), size, digest, check.integrity),
+                ).lastrowid
         except sqlite3.Error as exc:
             log.warning("backup %s made, but its row could not be recorded: %s", final, exc)
         result = BackupResult(final, size, 0.0, digest, check)
@@ -286,11 +314,23 @@ def create_backup(cfg, *, now: Optional[float] = None, alert: bool = True) -> Ba
                 pass
         failed = [r for r in result.offsite if not r.ok]
         if failed and alert:
-            send_alert(cfg, "warning", "backup_offsite", "Off-site backup copy failed: " +
-                       "; ".join(f"{r.target}: {r.detail}" for r in failed), conn=conn)
+            send_alert(
+                cfg,
+                "warning",
+                "backup_offsite",
+                "Off-site backup copy failed: " + "; ".join(f"{r.target}: {r.detail}" for r in failed),
+                conn=conn,
+            )
         result.seconds = time.monotonic() - started
-        log.info("Backup %s: %s in %.2f s, integrity %s, sha256 %s, %d removed by retention",
-                 final, fmt_bytes(size), result.seconds, check.integrity, digest[:12], len(result.removed))
+        log.info(
+            "Backup %s: %s in %.2f s, integrity %s, sha256 %s, %d removed by retention",
+            final,
+            fmt_bytes(size),
+            result.seconds,
+            check.integrity,
+            digest[:12],
+            len(result.removed),
+        )
         return result
     except BackupError as exc:
         log.error("%s", exc)
@@ -302,8 +342,9 @@ def create_backup(cfg, *, now: Optional[float] = None, alert: bool = True) -> Ba
 
 
 # --------------------------------------------------------------------------- retention
-def apply_retention(backup_dir: Path, retention_days: int, now: float, *,
-                    keep: Optional[Path] = None) -> list[Path]:
+def apply_retention(
+    backup_dir: Path, retention_days: int, now: float, *, keep: Path | None = None
+) -> list[Path]:
     """Delete backups whose name timestamp is more than ``retention_days`` × 24 h before
     ``now`` (never ``keep``, never files with other names); 0 or less keeps everything."""
     removed: list[Path] = []
@@ -323,9 +364,9 @@ def apply_retention(backup_dir: Path, retention_days: int, now: float, *,
             except OSError:
                 pass
     sums = Path(backup_dir) / CHECKSUM_DIR
-    if sums.is_dir():                       # orphans (e.g. the checklist's find … -delete)
+    if sums.is_dir():  # orphans (e.g. the checklist's find … -delete)
         for s in sums.glob(f"{PREFIX}*.db.sha256"):
-            if not (Path(backup_dir) / s.name[:-len(".sha256")]).exists():
+            if not (Path(backup_dir) / s.name[: -len(".sha256")]).exists():
                 try:
                     s.unlink()
                 except OSError:
@@ -336,7 +377,7 @@ def apply_retention(backup_dir: Path, retention_days: int, now: float, *,
 
 
 # --------------------------------------------------------------------------- off-site
-def offsite_dir(cfg) -> Optional[Path]:
+def offsite_dir(cfg) -> Path | None:
     if not cfg.backup.offsite_dir:
         return None
     p = Path(os.path.expanduser(cfg.backup.offsite_dir))
@@ -364,7 +405,7 @@ def _copy_to_dir(backup: Path, target: Path, retention_days: int, now: float) ->
     tmp = target / f"{TMP_PREFIX}{backup.name}"
     try:
         target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(backup, tmp)         # safe: a finished backup is a closed, self-contained file
+        shutil.copyfile(backup, tmp)  # safe: a finished backup is a closed, self-contained file
         fsync_file(tmp)
         if sha256_file(tmp) != sha256_file(backup):
             remove_quietly(tmp)
@@ -391,8 +432,9 @@ def _run_offsite_command(command: str, backup_dir: Path, backup: Path) -> Offsit
         return OffsiteResult(False, command, "backup.offsite_command is empty")
     shown = " ".join(argv)
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=OFFSITE_TIMEOUT,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=OFFSITE_TIMEOUT, stdin=subprocess.DEVNULL
+        )
     except FileNotFoundError:
         return OffsiteResult(False, shown, f"command not found: {argv[0]}")
     except subprocess.TimeoutExpired:
@@ -408,8 +450,10 @@ def _run_offsite_command(command: str, backup_dir: Path, backup: Path) -> Offsit
 # --------------------------------------------------------------------------- the script
 def print_result(r: BackupResult, cfg) -> int:
     print(f"{OK} Backup created: {r.path}")
-    print(f"  Size: {fmt_bytes(r.size)}, duration: {r.seconds:.2f} s, integrity_check: {r.verification.integrity}, "
-          f"{r.verification.tables} tables, schema version {r.verification.version}")
+    print(
+        f"  Size: {fmt_bytes(r.size)}, duration: {r.seconds:.2f} s, integrity_check: {r.verification.integrity}, "
+        f"{r.verification.tables} tables, schema version {r.verification.version}"
+    )
     print(f"  sha256: {r.sha256} ({display_path(checksum_path(r.path), cfg.root)})")
     days = cfg.backup.retention_days
     policy = f"{days} days" if days > 0 else "keep everything"
@@ -419,13 +463,15 @@ def print_result(r: BackupResult, cfg) -> int:
         if o.ok:
             print(f"{OK} Off-site copy: {o.target} ({o.detail})")
         else:
-            print(f"{FAIL} Off-site copy FAILED: {o.target}: {o.detail}; the local backup is fine — fix the "
-                  f"off-site target (backup.offsite_dir / backup.offsite_command) and run again.")
+            print(
+                f"{FAIL} Off-site copy FAILED: {o.target}: {o.detail}; the local backup is fine — fix the "
+                f"off-site target (backup.offsite_dir / backup.offsite_command) and run again."
+            )
             code = 1
     return code
 
 
-def print_list(cfg, *, now: Optional[float] = None) -> int:
+def print_list(cfg, *, now: float | None = None) -> int:
     now = time.time() if now is None else now
     backups = list_backups(cfg.backup_dir)
     if not backups:
@@ -444,12 +490,18 @@ def print_list(cfg, *, now: Optional[float] = None) -> int:
     for b in backups:
         digest = read_checksum(b.path) or recorded.get(b.name)
         mark = "sha256 recorded" if digest else "no checksum"
-        print(f"  {b.name}  {fmt_bytes(b.size):>10}  {iso(b.timestamp)}  ({fmt_ago(now - b.timestamp)}, {mark})")
-    print(f"{len(backups)} backup(s). Restore one with: python backup_database.py --restore "
-          f"{display_path(backups[-1].path, cfg.root)}")
+        print(
+            f"  {b.name}  {fmt_bytes(b.size):>10}  {iso(b.timestamp)}  ({fmt_ago(now - b.timestamp)}, {mark})"
+        )
+    print(
+        f"{len(backups)} backup(s). Restore one with: python backup_database.py --restore "
+        f"{display_path(backups[-1].path, cfg.root)}"
+    )
     for stale in stale_temp_files(cfg.backup_dir):
-        print(f"  ! {stale.name}  {fmt_bytes(stale.stat().st_size):>10}: unfinished temporary file of an "
-              f"interrupted backup (not a backup); the next python backup_database.py removes it.")
+        print(
+            f"  ! {stale.name}  {fmt_bytes(stale.stat().st_size):>10}: unfinished temporary file of an "
+            f"interrupted backup (not a backup); the next python backup_database.py removes it."
+        )
     return 0
 
 
@@ -463,6 +515,7 @@ def main(args) -> int:
         return print_list(cfg)
     if args.restore:
         from .restore import restore_main
+
         return restore_main(cfg, args.restore, lock_timeout=args.lock_timeout)
     with ops_lock(cfg, args.lock_timeout, "python backup_database.py"):
         result = create_backup(cfg)
@@ -471,13 +524,32 @@ def main(args) -> int:
 
 def add_arguments(parser) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--restore", metavar="FILE",
-                       help="restore the database from this backup (the bot must be stopped)")
+    group.add_argument(
+        "--restore", metavar="FILE", help="restore the database from this backup (the bot must be stopped)"
+    )
     group.add_argument("--list", action="store_true", help="list the backups and exit")
-    parser.add_argument("--lock-timeout", type=float, default=600, metavar="SECONDS",
-                        help="wait this long for a running maintenance/backup to finish (default 600)")
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=600,
+        metavar="SECONDS",
+        help="wait this long for a running maintenance/backup to finish (default 600)",
+    )
 
 
-__all__ = ["BackupError", "BackupFile", "BackupResult", "OffsiteResult", "Verification", "apply_retention",
-           "backup_name", "checksum_path", "copy_database", "create_backup", "list_backups", "name_timestamp",
-           "read_checksum", "verify_file"]
+__all__ = [
+    "BackupError",
+    "BackupFile",
+    "BackupResult",
+    "OffsiteResult",
+    "Verification",
+    "apply_retention",
+    "backup_name",
+    "checksum_path",
+    "copy_database",
+    "create_backup",
+    "list_backups",
+    "name_timestamp",
+    "read_checksum",
+    "verify_file",
+]

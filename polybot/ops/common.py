@@ -6,6 +6,7 @@ The bot's liveness follows the shared contract (docs/dev/CONVENTIONS.md): the bo
 ``mode``, ``halted``, ``halt_reason``. "Running" means the PID file names a live process;
 "healthy" additionally needs a heartbeat younger than ``health.heartbeat_max_age_seconds``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,18 +16,18 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator, Optional
 
 from ..errors import PolybotError
 
-ROOT = Path(__file__).resolve().parents[2]          # the checkout (where the scripts live)
+ROOT = Path(__file__).resolve().parents[2]  # the checkout (where the scripts live)
 OK, FAIL, WARN = "✓", "✗", "⚠"
 PID_FILE_NAME = "trading_bot.pid"
 HALT_FILE_NAME = "trading_bot.halted"
-GB = 1024 ** 3
+GB = 1024**3
 
 
 class OpsLocked(PolybotError):
@@ -56,8 +57,9 @@ def send_alerts(cfg, alerts: list[tuple[str, str, str]], *, conn=None, timeout: 
         return
     try:
         from ..alerts import Alerter
+
         alerter = Alerter(cfg, conn)
-    except Exception:      # alerts must never break an ops script
+    except Exception:  # alerts must never break an ops script
         logging.getLogger("polybot.ops").exception("could not create the alerter")
         return
     try:
@@ -95,8 +97,10 @@ def ops_lock(cfg, timeout: float, command: str) -> Iterator[Path]:
     try:
         lock.acquire()
     except Timeout:
-        raise OpsLocked(f"Another backup, restore or maintenance run holds {path} (waited {timeout:g} s); "
-                        f"wait for it to finish, then run {command} again.") from None
+        raise OpsLocked(
+            f"Another backup, restore or maintenance run holds {path} (waited {timeout:g} s); "
+            f"wait for it to finish, then run {command} again."
+        ) from None
     try:
         yield path
     finally:
@@ -108,7 +112,7 @@ def pid_file_path(cfg) -> Path:
     return cfg.database_path.parent / PID_FILE_NAME
 
 
-def read_pid(path: Path) -> Optional[int]:
+def read_pid(path: Path) -> int | None:
     """The first integer in the PID file, or None if it is missing or unreadable."""
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace").split()
@@ -129,8 +133,9 @@ def pid_alive(pid: int) -> bool:
         return False
     if os.name == "nt":  # pragma: no cover - exercised on Windows only
         import ctypes
+
         kernel32 = ctypes.windll.kernel32
-        handle = kernel32.OpenProcess(0x1000, False, pid)   # PROCESS_QUERY_LIMITED_INFORMATION
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
         if not handle:
             return False
         code = ctypes.c_ulong()
@@ -138,7 +143,7 @@ def pid_alive(pid: int) -> bool:
             kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
         finally:
             kernel32.CloseHandle(handle)
-        return code.value == 259                                # STILL_ACTIVE
+        return code.value == 259  # STILL_ACTIVE
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -160,16 +165,16 @@ def pid_alive(pid: int) -> bool:
 @dataclass
 class BotStatus:
     pid_file: Path
-    pid: Optional[int]                 # from the PID file
-    alive: bool                        # that process exists
-    heartbeat: Optional[int]           # bot_state heartbeat (epoch s)
-    heartbeat_age: Optional[float]
+    pid: int | None  # from the PID file
+    alive: bool  # that process exists
+    heartbeat: int | None  # bot_state heartbeat (epoch s)
+    heartbeat_age: float | None
     max_age: float
     halted: bool
-    halt_reason: Optional[str]
-    mode: Optional[str]
-    db_error: Optional[str] = None     # why bot_state could not be read
-    state_pid: Optional[int] = None    # bot_state pid: the process that wrote the heartbeat
+    halt_reason: str | None
+    mode: str | None
+    db_error: str | None = None  # why bot_state could not be read
+    state_pid: int | None = None  # bot_state pid: the process that wrote the heartbeat
 
     @property
     def fresh(self) -> bool:
@@ -188,10 +193,11 @@ class BotStatus:
 
 def open_readonly(cfg) -> sqlite3.Connection:
     from ..db import connect
+
     return connect(cfg.database_path, readonly=True)
 
 
-def bot_status(cfg, conn: Optional[sqlite3.Connection] = None, *, now: Optional[float] = None) -> BotStatus:
+def bot_status(cfg, conn: sqlite3.Connection | None = None, *, now: float | None = None) -> BotStatus:
     """Read the PID file and bot_state (read-only); never raises."""
     now = time.time() if now is None else now
     pf = pid_file_path(cfg)
@@ -202,8 +208,12 @@ def bot_status(cfg, conn: Optional[sqlite3.Connection] = None, *, now: Optional[
     try:
         if conn is None:
             own = conn = open_readonly(cfg)
-        rows = dict(conn.execute("SELECT key, value FROM bot_state WHERE key IN "
-                                 "('heartbeat','halted','halt_reason','mode','pid')").fetchall())
+        rows = dict(
+            conn.execute(
+                "SELECT key, value FROM bot_state WHERE key IN "
+                "('heartbeat','halted','halt_reason','mode','pid')"
+            ).fetchall()
+        )
         try:
             state_pid = int(rows["pid"]) if rows.get("pid") else None
         except ValueError:
@@ -220,12 +230,23 @@ def bot_status(cfg, conn: Optional[sqlite3.Connection] = None, *, now: Optional[
     finally:
         if own is not None:
             own.close()
-    halt_file = pf.with_name(HALT_FILE_NAME)       # the bot's fallback when the database is unwritable
+    halt_file = pf.with_name(HALT_FILE_NAME)  # the bot's fallback when the database is unwritable
     if halt_file.exists():
         halted = True
         reason = reason or f"halt recorded in {halt_file.name}"
-    return BotStatus(pf, pid, alive, hb, (now - hb) if hb is not None else None,
-                     float(cfg.health.heartbeat_max_age_seconds), bool(halted), reason, mode, err, state_pid)
+    return BotStatus(
+        pf,
+        pid,
+        alive,
+        hb,
+        (now - hb) if hb is not None else None,
+        float(cfg.health.heartbeat_max_age_seconds),
+        bool(halted),
+        reason,
+        mode,
+        err,
+        state_pid,
+    )
 
 
 # --------------------------------------------------------------------------- files & disk
@@ -301,18 +322,18 @@ def fmt_ago(seconds: float) -> str:
     return f"{hours / 24:.0f} days ago"
 
 
-def utc_stamp(now: Optional[float] = None) -> str:
+def utc_stamp(now: float | None = None) -> str:
     """YYYYMMDD_HHMMSS in UTC (backup and restore names)."""
-    return datetime.fromtimestamp(time.time() if now is None else now, timezone.utc).strftime("%Y%m%d_%H%M%S")
+    return datetime.fromtimestamp(time.time() if now is None else now, UTC).strftime("%Y%m%d_%H%M%S")
 
 
-def iso(ts: Optional[float]) -> str:
+def iso(ts: float | None) -> str:
     if ts is None:
         return "never"
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def display_path(path: Path, base: Optional[Path] = None) -> str:
+def display_path(path: Path, base: Path | None = None) -> str:
     """``path`` relative to ``base`` (or the current directory) when it is inside it."""
     path = Path(path)
     for b in ([Path(base)] if base else []) + [Path.cwd()]:

@@ -3,6 +3,7 @@
 virtualenv and the workspace filled in, and each job's output appended to its log file as in
 the checklist (``>> logs/backup.log 2>&1``).
 """
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ from pathlib import Path, PureWindowsPath
 from .common import ROOT
 from .scheduler import WEEKDAYS, JobSpec
 
-CRON_DOW = {d: (i + 1) % 7 for i, d in enumerate(WEEKDAYS)}      # sunday = 0
+CRON_DOW = {d: (i + 1) % 7 for i, d in enumerate(WEEKDAYS)}  # sunday = 0
 SCHTASKS_DOW = {d: d[:3].upper() for d in WEEKDAYS}
 SCHTASKS_TR_MAX = 261
 
@@ -70,21 +71,25 @@ def cron_schedule(job: JobSpec) -> str:
 
 
 def _cron_quote(s: str) -> str:
-    return shlex.quote(s).replace("%", "\\%")       # % is a newline in crontab
+    return shlex.quote(s).replace("%", "\\%")  # % is a newline in crontab
 
 
 def crontab_lines(cfg, jobs: list[JobSpec]) -> list[str]:
     py = venv_python()
-    out = [f"# polybot jobs for {Path(cfg.root).resolve()} (python run_scheduler.py --print-crontab)",
-           "# Install: crontab -e, paste these lines, save; check with: crontab -l",
-           "# Times are this machine's local time (cron's). Use cron OR run_scheduler.py, not both.",
-           "# Backup retention is applied by backup_database.py itself (backup.retention_days)."]
+    out = [
+        f"# polybot jobs for {Path(cfg.root).resolve()} (python run_scheduler.py --print-crontab)",
+        "# Install: crontab -e, paste these lines, save; check with: crontab -l",
+        "# Times are this machine's local time (cron's). Use cron OR run_scheduler.py, not both.",
+        "# Backup retention is applied by backup_database.py itself (backup.retention_days).",
+    ]
     for job in jobs:
         ws, argv, logf = _command_parts(cfg, job)
         cmd = " ".join(_cron_quote(a) for a in argv)
         out.append(f"# {job.name}: {job.describe()}")
-        out.append(f"{cron_schedule(job)} cd {_cron_quote(ws)} && {_cron_quote(str(py))} {cmd} "
-                   f">> {_cron_quote(logf)} 2>&1")
+        out.append(
+            f"{cron_schedule(job)} cd {_cron_quote(ws)} && {_cron_quote(str(py))} {cmd} "
+            f">> {_cron_quote(logf)} 2>&1"
+        )
     return out
 
 
@@ -105,25 +110,32 @@ def schtasks_schedule(job: JobSpec) -> str:
 
 def windows_task_lines(cfg, jobs: list[JobSpec]) -> list[str]:
     py = str(_windows_python())
-    out = ["REM polybot scheduled tasks (python run_scheduler.py --print-windows-tasks); run in an administrator",
-           "REM prompt. They run as SYSTEM as in the checklist: SYSTEM does not see variables set with",
-           "REM 'setx VAR value' for your user; set them machine-wide (setx /M VAR value) or replace",
-           "REM /ru \"SYSTEM\" with /ru \"%USERDOMAIN%\\%USERNAME%\" /rp. Times are local time."]
+    out = [
+        "REM polybot scheduled tasks (python run_scheduler.py --print-windows-tasks); run in an administrator",
+        "REM prompt. They run as SYSTEM as in the checklist: SYSTEM does not see variables set with",
+        "REM 'setx VAR value' for your user; set them machine-wide (setx /M VAR value) or replace",
+        'REM /ru "SYSTEM" with /ru "%USERDOMAIN%\\%USERNAME%" /rp. Times are local time.',
+    ]
     if os.name != "nt":
-        out.append("REM Generated on a non-Windows machine: run this command on the Windows machine for its paths.")
+        out.append(
+            "REM Generated on a non-Windows machine: run this command on the Windows machine for its paths."
+        )
     names = []
     for job in jobs:
         ws, argv, logf = _command_parts(cfg, job)
         ws_w = str(PureWindowsPath(ws.replace("/", "\\"))) if os.name != "nt" else ws
-        args = " ".join(_win_quote(a.replace("/", "\\") if os.name != "nt" and not a.startswith("-") else a)
-                        for a in argv)
+        args = " ".join(
+            _win_quote(a.replace("/", "\\") if os.name != "nt" and not a.startswith("-") else a) for a in argv
+        )
         log_w = logf.replace("/", "\\") if os.name != "nt" else logf
         tr = f"cmd /c cd /d {_win_quote(ws_w)} && {_win_quote(py)} {args} >> {_win_quote(log_w)} 2>&1"
         name = job.task or f"Polymarket_{job.name}"
         names.append(name)
         if len(tr) > SCHTASKS_TR_MAX:
-            out.append(f"REM WARNING: the /tr text below is {len(tr)} characters (schtasks allows "
-                       f"{SCHTASKS_TR_MAX}); move the workspace to a shorter path.")
+            out.append(
+                f"REM WARNING: the /tr text below is {len(tr)} characters (schtasks allows "
+                f"{SCHTASKS_TR_MAX}); move the workspace to a shorter path."
+            )
         out.append(f'schtasks /create /tn "{name}" /tr "{tr}" {schtasks_schedule(job)} /ru "SYSTEM" /f')
     out.append("REM Verify:")
     out += [f'schtasks /query /tn "{n}"' for n in names]

@@ -17,6 +17,7 @@ the critical alert a FAIL sends (throttled by the alerts module; "bot not runnin
 once the bot has ever run on this database, so the data-collection phase stays quiet). Safe from cron every 5 minutes:
 every network call has a short timeout and ``quick_check`` stops after a time budget.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,9 +25,8 @@ import re
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 from .. import db
 from ..errors import PolybotError
@@ -35,9 +35,9 @@ from .common import GB, bot_status, disk_free, display_path, fmt_ago, fmt_gb, se
 
 log = logging.getLogger("polybot.health")
 
-API_TIMEOUT = (2.0, 2.5)            # connect, read (seconds)
-QUICK_CHECK_BUDGET = 2.0            # seconds
-ALERT_WAIT = 2.0                    # seconds to deliver a FAIL alert; the rest is retried later
+API_TIMEOUT = (2.0, 2.5)  # connect, read (seconds)
+QUICK_CHECK_BUDGET = 2.0  # seconds
+ALERT_WAIT = 2.0  # seconds to deliver a FAIL alert; the rest is retried later
 LOG_TAIL_BYTES = 2 * 1024 * 1024
 _LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) \[(ERROR|CRITICAL)\] ([\w.]+): (.*)$")
 # Records that are not new errors: alerts are counted from the alerts table, and the health
@@ -51,8 +51,9 @@ EXIT_CODES = {STATUS_OK: 0, STATUS_WARN: 1, STATUS_FAIL: 2}
 @dataclass(frozen=True)
 class HealthLine:
     """One check: ``name`` is a stable key (bot, api, database, last_trade, errors, disk)."""
+
     name: str
-    status: str          # OK | WARN | FAIL
+    status: str  # OK | WARN | FAIL
     text: str
 
     def line(self) -> str:
@@ -72,25 +73,43 @@ def exit_code(lines: list[HealthLine]) -> int:
 
 
 # --------------------------------------------------------------------------- checks
-def check_bot(cfg, conn: Optional[sqlite3.Connection], now: float) -> HealthLine:
+def check_bot(cfg, conn: sqlite3.Connection | None, now: float) -> HealthLine:
     st = bot_status(cfg, conn, now=now)
     pf = display_path(st.pid_file, cfg.root)
     if st.pid is None:
-        return HealthLine("bot", STATUS_FAIL, f"Bot process not running (no PID file {pf}); start it with "
-                                              f"python trading_bot.py")
+        return HealthLine(
+            "bot",
+            STATUS_FAIL,
+            f"Bot process not running (no PID file {pf}); start it with python trading_bot.py",
+        )
     if not st.alive:
-        return HealthLine("bot", STATUS_FAIL, f"Bot process not running (PID {st.pid} in {pf} is gone); read "
-                                              f"the log, then python trading_bot.py --restart")
+        return HealthLine(
+            "bot",
+            STATUS_FAIL,
+            f"Bot process not running (PID {st.pid} in {pf} is gone); read "
+            f"the log, then python trading_bot.py --restart",
+        )
     if st.heartbeat is None:
-        return HealthLine("bot", STATUS_FAIL, f"Bot process {st.pid} alive but no heartbeat recorded "
-                                              f"({st.db_error or 'bot_state has none'}); it may be stuck starting")
+        return HealthLine(
+            "bot",
+            STATUS_FAIL,
+            f"Bot process {st.pid} alive but no heartbeat recorded "
+            f"({st.db_error or 'bot_state has none'}); it may be stuck starting",
+        )
     if not st.fresh:
-        return HealthLine("bot", STATUS_FAIL, f"Bot process {st.pid} alive but its heartbeat is "
-                                              f"{st.heartbeat_age:.0f} s old (limit {st.max_age:g} s): it may "
-                                              f"be hung; see RUNBOOK.md")
+        return HealthLine(
+            "bot",
+            STATUS_FAIL,
+            f"Bot process {st.pid} alive but its heartbeat is "
+            f"{st.heartbeat_age:.0f} s old (limit {st.max_age:g} s): it may "
+            f"be hung; see RUNBOOK.md",
+        )
     if st.halted:
-        return HealthLine("bot", STATUS_WARN, f"Bot process running (PID: {st.pid}) but HALTED: "
-                                              f"{st.halt_reason or 'no reason recorded'}")
+        return HealthLine(
+            "bot",
+            STATUS_WARN,
+            f"Bot process running (PID: {st.pid}) but HALTED: {st.halt_reason or 'no reason recorded'}",
+        )
     return HealthLine("bot", STATUS_OK, f"Bot process running (PID: {st.pid})")
 
 
@@ -109,6 +128,7 @@ def _api_seconds(cfg) -> float:
             except Exception:
                 pass
     import requests
+
     t0 = time.perf_counter()
     resp = requests.get(cfg.polymarket.base_url, timeout=API_TIMEOUT)
     resp.raise_for_status()
@@ -119,18 +139,21 @@ def check_api(cfg) -> HealthLine:
     url = cfg.polymarket.base_url
     try:
         seconds = _api_seconds(cfg)
-    except Exception as exc:      # any failure to reach the CLOB is the finding itself
+    except Exception as exc:  # any failure to reach the CLOB is the finding itself
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         return HealthLine("api", STATUS_FAIL, f"API connectivity: cannot reach {url} ({reason})")
     ms = seconds * 1000
     limit = cfg.alerts.thresholds.api_response_seconds
     if seconds > limit:
-        return HealthLine("api", STATUS_WARN, f"API connectivity slow (response time: {ms:.0f}ms, "
-                                              f"over {limit * 1000:.0f}ms)")
+        return HealthLine(
+            "api",
+            STATUS_WARN,
+            f"API connectivity slow (response time: {ms:.0f}ms, over {limit * 1000:.0f}ms)",
+        )
     return HealthLine("api", STATUS_OK, f"API connectivity (response time: {ms:.0f}ms)")
 
 
-def check_database(conn: Optional[sqlite3.Connection], error: Optional[str]) -> HealthLine:
+def check_database(conn: sqlite3.Connection | None, error: str | None) -> HealthLine:
     if conn is None:
         return HealthLine("database", STATUS_FAIL, f"Database not accessible: {error}")
     deadline = time.monotonic() + QUICK_CHECK_BUDGET
@@ -139,21 +162,32 @@ def check_database(conn: Optional[sqlite3.Connection], error: Optional[str]) -> 
         result = "; ".join(str(r[0]) for r in conn.execute("PRAGMA quick_check").fetchall()[:3])
     except sqlite3.OperationalError as exc:
         if "interrupt" in str(exc).lower():
-            return HealthLine("database", STATUS_OK, f"Database accessible (quick_check skipped: over "
-                                                     f"{QUICK_CHECK_BUDGET:g} s; maintain_database.py runs the full check)")
+            return HealthLine(
+                "database",
+                STATUS_OK,
+                f"Database accessible (quick_check skipped: over "
+                f"{QUICK_CHECK_BUDGET:g} s; maintain_database.py runs the full check)",
+            )
         return HealthLine("database", STATUS_FAIL, f"Database not accessible: {exc}")
     except sqlite3.DatabaseError as exc:
-        return HealthLine("database", STATUS_FAIL, f"Database damaged: {exc}; restore it with "
-                                                   f"python backup_database.py --restore FILE")
+        return HealthLine(
+            "database",
+            STATUS_FAIL,
+            f"Database damaged: {exc}; restore it with python backup_database.py --restore FILE",
+        )
     finally:
         conn.set_progress_handler(None, 0)
     if result != "ok":
-        return HealthLine("database", STATUS_FAIL, f"Database damaged (quick_check: {result}); restore it with "
-                                                   f"python backup_database.py --restore FILE")
+        return HealthLine(
+            "database",
+            STATUS_FAIL,
+            f"Database damaged (quick_check: {result}); restore it with "
+            f"python backup_database.py --restore FILE",
+        )
     return HealthLine("database", STATUS_OK, "Database accessible")
 
 
-def check_last_trade(cfg, conn: Optional[sqlite3.Connection], now: float) -> HealthLine:
+def check_last_trade(cfg, conn: sqlite3.Connection | None, now: float) -> HealthLine:
     if conn is None:
         return HealthLine("last_trade", STATUS_FAIL, "Last trade: unknown (database not accessible)")
     try:
@@ -166,34 +200,43 @@ def check_last_trade(cfg, conn: Optional[sqlite3.Connection], now: float) -> Hea
     age = now - last
     limit = cfg.health.last_trade_warn_minutes
     if age > limit * 60:
-        return HealthLine("last_trade", STATUS_WARN, f"Last trade: {fmt_ago(age)} (over {limit:g} minutes; "
-                                                     f"see RUNBOOK.md, No trades executing)")
+        return HealthLine(
+            "last_trade",
+            STATUS_WARN,
+            f"Last trade: {fmt_ago(age)} (over {limit:g} minutes; see RUNBOOK.md, No trades executing)",
+        )
     return HealthLine("last_trade", STATUS_OK, f"Last trade: {fmt_ago(age)}")
 
 
-def check_external(cfg, conn: Optional[sqlite3.Connection]) -> Optional[HealthLine]:
+def check_external(cfg, conn: sqlite3.Connection | None) -> HealthLine | None:
     """Live: holdings of the account that are not the bot's (the first-live-start baseline and
     trades by hand; polybot/engine/external.py), shown apart. None when there are none."""
     if conn is None:
         return None
     try:
-        rows = conn.execute("SELECT token_id, size_micro FROM external_holdings WHERE mode='live' AND "
-                            "size_micro <> 0 ORDER BY size_micro DESC").fetchall()
-    except sqlite3.Error:                       # a database from before schema 3
+        rows = conn.execute(
+            "SELECT token_id, size_micro FROM external_holdings WHERE mode='live' AND "
+            "size_micro <> 0 ORDER BY size_micro DESC"
+        ).fetchall()
+    except sqlite3.Error:  # a database from before schema 3
         return None
     if not rows:
         return None
     shares = sum(int(r[1]) for r in rows) / 1_000_000
     top = ", ".join(f"{str(r[0])[:10]}… {int(r[1]) / 1_000_000:g}" for r in rows[:3])
-    return HealthLine("external", STATUS_OK, f"External holdings (not the bot's, never sold by it): {len(rows)} "
-                                             f"token(s), {shares:g} shares ({top}{', …' if len(rows) > 3 else ''})")
+    return HealthLine(
+        "external",
+        STATUS_OK,
+        f"External holdings (not the bot's, never sold by it): {len(rows)} "
+        f"token(s), {shares:g} shares ({top}{', …' if len(rows) > 3 else ''})",
+    )
 
 
 def log_errors_since(log_dir: Path, since: float) -> list[str]:
     """ERROR/CRITICAL lines logged since ``since`` (today's file, and yesterday's near midnight)."""
-    days = {datetime.fromtimestamp(t, timezone.utc).strftime("%Y%m%d") for t in (since, time.time())}
+    days = {datetime.fromtimestamp(t, UTC).strftime("%Y%m%d") for t in (since, time.time())}
     found: list[str] = []
-    cutoff = datetime.fromtimestamp(since, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cutoff = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for day in sorted(days):
         path = Path(log_dir) / f"{LOG_PREFIX}{day}.log"
         try:
@@ -211,23 +254,32 @@ def log_errors_since(log_dir: Path, since: float) -> list[str]:
     return found
 
 
-def check_errors(cfg, conn: Optional[sqlite3.Connection], now: float) -> HealthLine:
+def check_errors(cfg, conn: sqlite3.Connection | None, now: float) -> HealthLine:
     since = now - 3600
     alerts = []
     if conn is not None:
         try:
-            alerts = conn.execute("SELECT key, message FROM alerts WHERE level = 'critical' AND timestamp >= ? "
-                                  "AND key NOT LIKE 'health%' ORDER BY timestamp DESC", (int(since),)).fetchall()
+            alerts = conn.execute(
+                "SELECT key, message FROM alerts WHERE level = 'critical' AND timestamp >= ? "
+                "AND key NOT LIKE 'health%' ORDER BY timestamp DESC",
+                (int(since),),
+            ).fetchall()
         except sqlite3.Error:
             alerts = []
     if alerts:
         key, msg = alerts[0]
-        return HealthLine("errors", STATUS_FAIL, f"{len(alerts)} critical alert(s) in the last hour "
-                                                 f"(latest: {key}: {str(msg)[:120]})")
+        return HealthLine(
+            "errors",
+            STATUS_FAIL,
+            f"{len(alerts)} critical alert(s) in the last hour (latest: {key}: {str(msg)[:120]})",
+        )
     errors = log_errors_since(cfg.log_dir, since)
     if errors:
-        return HealthLine("errors", STATUS_WARN, f"{len(errors)} ERROR line(s) in today's log in the last hour "
-                                                 f"(latest: {errors[-1][:120]})")
+        return HealthLine(
+            "errors",
+            STATUS_WARN,
+            f"{len(errors)} ERROR line(s) in today's log in the last hour (latest: {errors[-1][:120]})",
+        )
     return HealthLine("errors", STATUS_OK, "No critical errors")
 
 
@@ -235,14 +287,21 @@ def check_disk(cfg) -> HealthLine:
     free = disk_free(Path(cfg.database_path).parent)
     h = cfg.health
     if free < h.disk_fail_gb * GB:
-        return HealthLine("disk", STATUS_FAIL, f"Disk space: {fmt_gb(free)} free (below {h.disk_fail_gb:g} GB); "
-                                               f"free space now — see RUNBOOK.md")
+        return HealthLine(
+            "disk",
+            STATUS_FAIL,
+            f"Disk space: {fmt_gb(free)} free (below {h.disk_fail_gb:g} GB); free space now — see RUNBOOK.md",
+        )
     if free < h.disk_warn_gb * GB:
-        return HealthLine("disk", STATUS_WARN, f"Disk space: {fmt_gb(free)} free (below {h.disk_warn_gb:g} GB)")
+        return HealthLine(
+            "disk", STATUS_WARN, f"Disk space: {fmt_gb(free)} free (below {h.disk_warn_gb:g} GB)"
+        )
     return HealthLine("disk", STATUS_OK, f"Disk space: {fmt_gb(free)} free")
 
 
-def run_health_checks(cfg, *, now: Optional[float] = None, check_api_connectivity: bool = True) -> list[HealthLine]:
+def run_health_checks(
+    cfg, *, now: float | None = None, check_api_connectivity: bool = True
+) -> list[HealthLine]:
     """The six checks, in the checklist's order. Read-only; never raises; sends no alert."""
     now = time.time() if now is None else now
     conn, error = None, None
@@ -254,8 +313,12 @@ def run_health_checks(cfg, *, now: Optional[float] = None, check_api_connectivit
         lines = [check_bot(cfg, conn, now)]
         if check_api_connectivity:
             lines.append(check_api(cfg))
-        lines += [check_database(conn, error), check_last_trade(cfg, conn, now), check_errors(cfg, conn, now),
-                  check_disk(cfg)]
+        lines += [
+            check_database(conn, error),
+            check_last_trade(cfg, conn, now),
+            check_errors(cfg, conn, now),
+            check_disk(cfg),
+        ]
         ext = check_external(cfg, conn)
         if ext is not None:
             lines.append(ext)
@@ -265,10 +328,12 @@ def run_health_checks(cfg, *, now: Optional[float] = None, check_api_connectivit
             conn.close()
 
 
-def summary_line(lines: list[HealthLine], now: Optional[float] = None) -> str:
+def summary_line(lines: list[HealthLine], now: float | None = None) -> str:
     """One timestamped line per run, so ``grep ERROR logs/health.log`` (the checklist's daily
     review) lists the failed runs: ``… Health: OK``, ``… Health: WARNING …``, ``… Health: ERROR …``."""
-    stamp = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = datetime.fromtimestamp(time.time() if now is None else now, UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
     status = overall(lines)
     if status == STATUS_OK:
         return f"{stamp} Health: OK ({len(lines)}/{len(lines)} checks OK)"
@@ -295,8 +360,11 @@ def alert_failures(cfg, lines: list[HealthLine]) -> None:
         failing = [h for h in failing if h.name != "bot"]
     if not failing:
         return
-    send_alerts(cfg, [("critical", f"health_{h.name}", f"Health check FAIL: {h.text}") for h in failing],
-                timeout=ALERT_WAIT)
+    send_alerts(
+        cfg,
+        [("critical", f"health_{h.name}", f"Health check FAIL: {h.text}") for h in failing],
+        timeout=ALERT_WAIT,
+    )
 
 
 def main(args) -> int:

@@ -1,4 +1,5 @@
 """``initialize_db.py``: create data/ (700) and the database (600), migrate, report."""
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,10 @@ def main(args) -> int:
     else:
         print(f"✓ Database exists: {path}")
     if result["applied"]:
-        print(f"✓ Schema migrated from version {result['before']} to {result['version']} "
-              f"(applied: {', '.join(map(str, result['applied']))})")
+        print(
+            f"✓ Schema migrated from version {result['before']} to {result['version']} "
+            f"(applied: {', '.join(map(str, result['applied']))})"
+        )
     else:
         print(f"✓ Schema version {result['version']} (up to date, nothing changed)")
     print(f"✓ Tables: {', '.join(result['tables'])}")
@@ -35,6 +38,10 @@ def main(args) -> int:
         fmode = stat.filemode(path.stat().st_mode)
         dmode = stat.filemode(path.parent.stat().st_mode)
         print(f"✓ Permissions: {fmode} {path.name}, {dmode} {path.parent.name}/")
-    log.info("Database %s initialized: schema version %s, migrations applied %s",
-             path, result["version"], result["applied"] or "none")
+    log.info(
+        "Database %s initialized: schema version %s, migrations applied %s",
+        path,
+        result["version"],
+        result["applied"] or "none",
+    )
     return 0

@@ -13,13 +13,13 @@ Under the ops lock (so it never overlaps a backup or a restore):
 VACUUM takes the write lock: the bot's writes wait (busy timeout 30 s) while it runs, which is
 why it is scheduled for Sunday 03:00.
 """
+
 from __future__ import annotations
 
 import logging
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from typing import Optional
 
 from .. import db
 from ..logs import prune_logs
@@ -36,9 +36,9 @@ class MaintenanceResult:
     size_before: int = 0
     size_after: int = 0
     pruned_snapshots: int = 0
-    checkpoint: Optional[tuple] = None
+    checkpoint: tuple | None = None
     vacuumed: bool = False
-    vacuum_skipped: Optional[str] = None
+    vacuum_skipped: str | None = None
     logs_deleted: int = 0
     seconds: float = 0.0
     lines: list[str] = field(default_factory=list)
@@ -58,13 +58,15 @@ def prune_snapshots(conn: sqlite3.Connection, retention_days: int, now: float) -
         with db.atomic(conn):
             n = conn.execute(
                 "DELETE FROM market_snapshots WHERE (timestamp, token_id) IN (SELECT timestamp, token_id "
-                "FROM market_snapshots WHERE timestamp < ? LIMIT ?)", (cutoff, PRUNE_BATCH)).rowcount
+                "FROM market_snapshots WHERE timestamp < ? LIMIT ?)",
+                (cutoff, PRUNE_BATCH),
+            ).rowcount
         total += n
         if n < PRUNE_BATCH:
             return total
 
 
-def run_maintenance(cfg, *, now: Optional[float] = None, emit=print) -> MaintenanceResult:
+def run_maintenance(cfg, *, now: float | None = None, emit=print) -> MaintenanceResult:
     """Run every step, printing as it goes through ``emit``. Caller holds the ops lock."""
     started = time.monotonic()
     now = time.time() if now is None else now
@@ -95,39 +97,50 @@ def run_maintenance(cfg, *, now: Optional[float] = None, emit=print) -> Maintena
         emit(f"Integrity check: {res.integrity}")
         if res.integrity != "ok":
             from ..alerts import check_database
+
             finding = check_database(res.integrity, path)
             log.critical("integrity_check failed on %s: %s", path, res.integrity)
             send_alert(cfg, finding.level, finding.key, finding.message)
-            emit(f"{FAIL} Maintenance stopped: the database is damaged; restore it with "
-                 f"python backup_database.py --restore FILE (see RUNBOOK.md, Database errors).")
+            emit(
+                f"{FAIL} Maintenance stopped: the database is damaged; restore it with "
+                f"python backup_database.py --restore FILE (see RUNBOOK.md, Database errors)."
+            )
             return res
         fk = conn.execute("PRAGMA foreign_key_check").fetchall()
         res.foreign_key_problems = len(fk)
         if fk:
-            emit(f"{WARN} Foreign key check: {len(fk)} row(s) reference missing parents "
-                 f"(first: table {fk[0][0]}, rowid {fk[0][1]})")
+            emit(
+                f"{WARN} Foreign key check: {len(fk)} row(s) reference missing parents "
+                f"(first: table {fk[0][0]}, rowid {fk[0][1]})"
+            )
         else:
             emit("Foreign key check: ok")
 
         days = cfg.maintenance.snapshot_retention_days
         if days > 0:
             res.pruned_snapshots = prune_snapshots(conn, days, now)
-            emit(f"Pruned {res.pruned_snapshots} market snapshot(s) older than {days} days "
-                 f"(trades, positions, performance and alerts are never pruned)")
+            emit(
+                f"Pruned {res.pruned_snapshots} market snapshot(s) older than {days} days "
+                f"(trades, positions, performance and alerts are never pruned)"
+            )
         else:
             emit("Snapshot pruning: off (maintenance.snapshot_retention_days is 0)")
 
         res.checkpoint = tuple(conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
         busy = res.checkpoint[0]
-        emit("WAL checkpoint (TRUNCATE): " + ("done" if not busy else
-                                              "partial — a reader was active; the next run finishes it"))
+        emit(
+            "WAL checkpoint (TRUNCATE): "
+            + ("done" if not busy else "partial — a reader was active; the next run finishes it")
+        )
 
         size = path.stat().st_size
         free = disk_free(path.parent)
         if free < 2 * size:
-            res.vacuum_skipped = (f"VACUUM skipped: it needs up to 2× the database size free "
-                                  f"({fmt_bytes(2 * size)}) but only {fmt_bytes(free)} is free; free disk space "
-                                  f"and run python maintain_database.py again.")
+            res.vacuum_skipped = (
+                f"VACUUM skipped: it needs up to 2× the database size free "
+                f"({fmt_bytes(2 * size)}) but only {fmt_bytes(free)} is free; free disk space "
+                f"and run python maintain_database.py again."
+            )
             emit(f"{WARN} {res.vacuum_skipped}")
         else:
             emit("Starting VACUUM...")
@@ -149,11 +162,19 @@ def run_maintenance(cfg, *, now: Optional[float] = None, emit=print) -> Maintena
     res.seconds = time.monotonic() - started
     delta = res.size_before - res.size_after
     change = f"{fmt_bytes(delta)} reclaimed" if delta >= 0 else f"{fmt_bytes(-delta)} larger: new statistics"
-    emit(f"Size: {fmt_bytes(res.size_before)} before, {fmt_bytes(res.size_after)} after ({change}); "
-         f"took {res.seconds:.1f} s")
-    log.info("Maintenance: integrity %s, %d snapshots pruned, vacuum %s, %s -> %s in %.1f s", res.integrity,
-             res.pruned_snapshots, "done" if res.vacuumed else "skipped", res.size_before, res.size_after,
-             res.seconds)
+    emit(
+        f"Size: {fmt_bytes(res.size_before)} before, {fmt_bytes(res.size_after)} after ({change}); "
+        f"took {res.seconds:.1f} s"
+    )
+    log.info(
+        "Maintenance: integrity %s, %d snapshots pruned, vacuum %s, %s -> %s in %.1f s",
+        res.integrity,
+        res.pruned_snapshots,
+        "done" if res.vacuumed else "skipped",
+        res.size_before,
+        res.size_after,
+        res.seconds,
+    )
     return res
 
 

@@ -14,6 +14,7 @@ paper trading's mean daily return not below the report's lower 95 % bound), the
 and the scripts ``test_risk_limits.py`` / ``test_circuit_breakers.py`` (exit 0 = every scenario
 passed), looked up in the workspace first, then in the checkout.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,10 +25,10 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Optional
 
 from .. import db
 from ..config import check_mode_requirements, risk_bound_problems
@@ -40,8 +41,10 @@ DAY = 86400
 BACKUP_MAX_AGE_H = 26
 MIN_DAYS = 7
 SCENARIO_TIMEOUT = 900
-SCENARIO_SCRIPTS = (("Risk limits enforced", "test_risk_limits.py"),
-                    ("Circuit breakers tested", "test_circuit_breakers.py"))
+SCENARIO_SCRIPTS = (
+    ("Risk limits enforced", "test_risk_limits.py"),
+    ("Circuit breakers tested", "test_circuit_breakers.py"),
+)
 
 
 @dataclass
@@ -55,7 +58,7 @@ class Item:
         return f"{OK if self.ok else FAIL} {self.name}: {self.detail}"
 
 
-def _conn(cfg) -> Optional[sqlite3.Connection]:
+def _conn(cfg) -> sqlite3.Connection | None:
     try:
         return db.connect(cfg.database_path, readonly=True)
     except PolybotError:
@@ -71,14 +74,25 @@ def check_config(cfg) -> Item:
     try:
         check_mode_requirements(live)
     except ConfigError as exc:
-        return Item("Config valid for live trading", False, str(exc), "fix config.yaml / the environment, then "
-                                                                       "python validate_config.py")
+        return Item(
+            "Config valid for live trading",
+            False,
+            str(exc),
+            "fix config.yaml / the environment, then python validate_config.py",
+        )
     missing = [v for k, v in cfg.unset_env if k.startswith(("polymarket.", "telegram.", "email."))]
     if missing:
-        return Item("Config valid for live trading", False, f"environment variable(s) not set: {', '.join(missing)}",
-                    f"export {missing[0]} (Windows: setx {missing[0]} ...)")
-    return Item("Config valid for live trading", True, "credentials set, risk bounds and secrets checks pass "
-                                                        "with paper_trading: false")
+        return Item(
+            "Config valid for live trading",
+            False,
+            f"environment variable(s) not set: {', '.join(missing)}",
+            f"export {missing[0]} (Windows: setx {missing[0]} ...)",
+        )
+    return Item(
+        "Config valid for live trading",
+        True,
+        "credentials set, risk bounds and secrets checks pass with paper_trading: false",
+    )
 
 
 def check_secrets(cfg) -> Item:
@@ -86,8 +100,12 @@ def check_secrets(cfg) -> Item:
     if cfg.literal_secrets:
         hits = [f"config.yaml: {k} is written literally" for k in cfg.literal_secrets] + hits
     if hits:
-        return Item("No hardcoded secrets", False, f"{len(hits)} finding(s), first: {hits[0]}",
-                    "move each secret to an environment variable (${VAR} in config.yaml) and rotate it")
+        return Item(
+            "No hardcoded secrets",
+            False,
+            f"{len(hits)} finding(s), first: {hits[0]}",
+            "move each secret to an environment variable (${VAR} in config.yaml) and rotate it",
+        )
     return Item("No hardcoded secrets", True, "the checklist's grep patterns find only ${VAR} references")
 
 
@@ -105,6 +123,7 @@ def check_permissions(cfg) -> Item:
         if p.exists() and _mode(p) & mask:
             bad.append(f"{p.name} is {_mode(p):o} (want {mode:o})")
             fixes.append(cmd)
+
     dbp = Path(cfg.database_path)
     want(dbp, 0o600, 0o077, f"chmod 600 {dbp}")
     for suffix in ("-wal", "-shm"):
@@ -119,8 +138,12 @@ def check_permissions(cfg) -> Item:
     for d in (dbp.parent, Path(cfg.log_dir), Path(cfg.backup_dir)):
         want(d, 0o700, 0o077, f"chmod 700 {d}")
     if bad:
-        return Item("File permissions", False, "; ".join(bad[:4]) + (" …" if len(bad) > 4 else ""),
-                    "; ".join(dict.fromkeys(fixes)))
+        return Item(
+            "File permissions",
+            False,
+            "; ".join(bad[:4]) + (" …" if len(bad) > 4 else ""),
+            "; ".join(dict.fromkeys(fixes)),
+        )
     return Item("File permissions", True, "database/config/backups 600, logs 640, directories 700")
 
 
@@ -132,8 +155,12 @@ def check_integrity(cfg, conn) -> Item:
     except sqlite3.DatabaseError as exc:
         result = str(exc)
     if result != "ok":
-        return Item("Database integrity", False, f"integrity_check: {result}",
-                    "restore the latest backup: python backup_database.py --restore FILE")
+        return Item(
+            "Database integrity",
+            False,
+            f"integrity_check: {result}",
+            "restore the latest backup: python backup_database.py --restore FILE",
+        )
     return Item("Database integrity", True, "integrity_check ok")
 
 
@@ -145,19 +172,25 @@ def check_backup(cfg, conn, now: float) -> Item:
     b = backups[-1]
     age_h = (now - b.timestamp) / 3600
     if age_h > BACKUP_MAX_AGE_H:
-        return Item("Recent verified backup", False, f"newest backup {b.name} is {age_h:.0f} h old (max "
-                                                     f"{BACKUP_MAX_AGE_H} h)", fix)
+        return Item(
+            "Recent verified backup",
+            False,
+            f"newest backup {b.name} is {age_h:.0f} h old (max {BACKUP_MAX_AGE_H} h)",
+            fix,
+        )
     digest = read_checksum(b.path)
     if digest is None and conn is not None:
-        row = conn.execute("SELECT sha256 FROM backups WHERE path LIKE ? AND integrity = 'ok' ORDER BY id DESC "
-                           "LIMIT 1", (f"%{b.name}",)).fetchone()
+        row = conn.execute(
+            "SELECT sha256 FROM backups WHERE path LIKE ? AND integrity = 'ok' ORDER BY id DESC LIMIT 1",
+            (f"%{b.name}",),
+        ).fetchone()
         digest = row[0] if row else None
     if digest is None or sha256_file(b.path) != digest:
         return Item("Recent verified backup", False, f"{b.name} has no matching verified checksum", fix)
     return Item("Recent verified backup", True, f"{b.name} ({age_h:.1f} h old, integrity ok, sha256 matches)")
 
 
-def _latest(report_dir: Path, pattern: str) -> Optional[Path]:
+def _latest(report_dir: Path, pattern: str) -> Path | None:
     files = [p for p in Path(report_dir).glob(pattern) if p.is_file()]
     return max(files, key=lambda p: (p.stat().st_mtime, p.name)) if files else None
 
@@ -165,29 +198,53 @@ def _latest(report_dir: Path, pattern: str) -> Optional[Path]:
 def check_collection(cfg, conn, now: float) -> Item:
     name = "Data collection running (7+ days, fresh, quality PASS)"
     if conn is None:
-        return Item(name, False, "no database", "run python initialize_db.py, then schedule python "
-                                                 "collect_market_data.py every 5 minutes")
-    first, last = conn.execute("SELECT MIN(timestamp), MAX(timestamp) FROM market_snapshots "
-                               "WHERE source = 'collected'").fetchone()
+        return Item(
+            name,
+            False,
+            "no database",
+            "run python initialize_db.py, then schedule python collect_market_data.py every 5 minutes",
+        )
+    first, last = conn.execute(
+        "SELECT MIN(timestamp), MAX(timestamp) FROM market_snapshots WHERE source = 'collected'"
+    ).fetchone()
     if last is None:
-        return Item(name, False, "no collected snapshots", "schedule python collect_market_data.py every 5 minutes "
-                                                          "(python run_scheduler.py --print-crontab)")
+        return Item(
+            name,
+            False,
+            "no collected snapshots",
+            "schedule python collect_market_data.py every 5 minutes "
+            "(python run_scheduler.py --print-crontab)",
+        )
     span = (last - first) / DAY
     if span < MIN_DAYS:
-        return Item(name, False, f"only {span:.1f} days of data", f"keep collecting until {MIN_DAYS} days are stored")
+        return Item(
+            name, False, f"only {span:.1f} days of data", f"keep collecting until {MIN_DAYS} days are stored"
+        )
     age_min = (now - last) / 60
     if age_min > cfg.collection.freshness_minutes:
-        return Item(name, False, f"last snapshot {fmt_ago(now - last)} (limit {cfg.collection.freshness_minutes:g} "
-                                 f"min)", "check the collector: tail logs/cron.log; crontab -l")
+        return Item(
+            name,
+            False,
+            f"last snapshot {fmt_ago(now - last)} (limit {cfg.collection.freshness_minutes:g} min)",
+            "check the collector: tail logs/cron.log; crontab -l",
+        )
     report = _latest(cfg.report_dir, "data_quality_*.txt")
     if report is None:
-        return Item(name, False, f"{span:.1f} days, fresh, but no data quality report",
-                    "run python data_quality_check.py")
+        return Item(
+            name,
+            False,
+            f"{span:.1f} days, fresh, but no data quality report",
+            "run python data_quality_check.py",
+        )
     lines = [ln.strip() for ln in report.read_text(encoding="utf-8", errors="replace").splitlines()]
     verdicts = [ln for ln in lines if ln.startswith(("PASS", "FAIL"))]
     if not verdicts or not verdicts[-1].startswith("PASS"):
-        return Item(name, False, f"{report.name}: {verdicts[-1] if verdicts else 'no PASS/FAIL line'}",
-                    "fix the data problems it lists, then python data_quality_check.py")
+        return Item(
+            name,
+            False,
+            f"{report.name}: {verdicts[-1] if verdicts else 'no PASS/FAIL line'}",
+            "fix the data problems it lists, then python data_quality_check.py",
+        )
     return Item(name, True, f"{span:.1f} days, last snapshot {fmt_ago(now - last)}, {report.name}: PASS")
 
 
@@ -207,7 +264,7 @@ PAPER_VS_BACKTEST_ITEM = "Paper results within the backtest's 95% range"
 BACKTEST_RUN = "run python backtest.py --start-date YYYY-MM-DD --end-date YYYY-MM-DD --capital 500"
 
 
-def _backtest_report(cfg) -> tuple[Path, Optional[dict], str]:
+def _backtest_report(cfg) -> tuple[Path, dict | None, str]:
     """(path, the parsed report or None, why not)."""
     p = Path(cfg.report_dir) / "backtest_30day.json"
     if not p.exists():
@@ -221,7 +278,7 @@ def _backtest_report(cfg) -> tuple[Path, Optional[dict], str]:
     return p, data, ""
 
 
-def check_backtest(cfg, now: Optional[float] = None) -> Item:
+def check_backtest(cfg, now: float | None = None) -> Item:
     """GO needs a PASS from a report of the configured strategy and parameters (config_hash), at
     most backtest.max_report_age_days old, meeting the coverage / recorded-days / trades / PSR
     floors (polybot.backtest.verdict.go_live_problems)."""
@@ -237,27 +294,51 @@ def check_backtest(cfg, now: Optional[float] = None) -> Item:
     failed = [str(c.get("name")) for c in criteria if isinstance(c, dict) and not c.get("passed")]
     reasons = [str(r) for r in (data.get("reasons") or metrics.get("reasons") or [])]
     if verdict == "INSUFFICIENT_DATA":
-        return Item(BACKTEST_ITEM, False, "verdict INSUFFICIENT_DATA" + (f": {' '.join(reasons)}" if reasons else ""),
-                    "collect (or backfill) the missing data, then " + BACKTEST_RUN + " over 30 days that have data; "
-                    "do NOT go live on too little evidence")
+        return Item(
+            BACKTEST_ITEM,
+            False,
+            "verdict INSUFFICIENT_DATA" + (f": {' '.join(reasons)}" if reasons else ""),
+            "collect (or backfill) the missing data, then " + BACKTEST_RUN + " over 30 days that have data; "
+            "do NOT go live on too little evidence",
+        )
     if verdict != "PASS":
-        return Item(BACKTEST_ITEM, False, f"verdict {verdict or 'missing'}"
-                    + (f" (failed: {', '.join(failed)})" if failed else "")
-                    + (f": {' '.join(reasons)}" if reasons else ""),
-                    "adjust the strategy and re-run the backtest; do NOT go live")
+        return Item(
+            BACKTEST_ITEM,
+            False,
+            f"verdict {verdict or 'missing'}"
+            + (f" (failed: {', '.join(failed)})" if failed else "")
+            + (f": {' '.join(reasons)}" if reasons else ""),
+            "adjust the strategy and re-run the backtest; do NOT go live",
+        )
     try:
         problems = go_live_problems(data, cfg, now, file_mtime=p.stat().st_mtime)
-    except PolybotError as exc:         # the configured strategy cannot be built: nothing to match against
-        return Item(BACKTEST_ITEM, False, f"the configured strategy is invalid ({exc})",
-                    "fix strategy: in config.yaml (python validate_config.py), then re-run the backtest")
+    except PolybotError as exc:  # the configured strategy cannot be built: nothing to match against
+        return Item(
+            BACKTEST_ITEM,
+            False,
+            f"the configured strategy is invalid ({exc})",
+            "fix strategy: in config.yaml (python validate_config.py), then re-run the backtest",
+        )
     if problems:
-        return Item(BACKTEST_ITEM, False, f"{p.name}: verdict PASS, but " + "; ".join(pr for pr, _ in problems),
-                    "; ".join(dict.fromkeys(fix for _, fix in problems)))
-    period = f" ({data['start_date']} to {data['end_date']})" if data.get("start_date") and data.get("end_date") else ""
-    return Item(BACKTEST_ITEM, True, f"{p.name}: verdict PASS{period}, {data.get('total_trades', metrics.get('total_trades'))} "
-                                     f"trades, PSR {float(data.get('psr') or 0):.2f}, coverage "
-                                     f"{float(data.get('coverage') or 0):.0%}, {float(data.get('recorded_days') or 0):.1f} "
-                                     f"recorded days, config_hash matches config.yaml")
+        return Item(
+            BACKTEST_ITEM,
+            False,
+            f"{p.name}: verdict PASS, but " + "; ".join(pr for pr, _ in problems),
+            "; ".join(dict.fromkeys(fix for _, fix in problems)),
+        )
+    period = (
+        f" ({data['start_date']} to {data['end_date']})"
+        if data.get("start_date") and data.get("end_date")
+        else ""
+    )
+    return Item(
+        BACKTEST_ITEM,
+        True,
+        f"{p.name}: verdict PASS{period}, {data.get('total_trades', metrics.get('total_trades'))} "
+        f"trades, PSR {float(data.get('psr') or 0):.2f}, coverage "
+        f"{float(data.get('coverage') or 0):.0%}, {float(data.get('recorded_days') or 0):.1f} "
+        f"recorded days, config_hash matches config.yaml",
+    )
 
 
 def check_paper_vs_backtest(cfg, conn, now: float) -> Item:
@@ -275,73 +356,135 @@ def check_paper_vs_backtest(cfg, conn, now: float) -> Item:
     if ok:
         return Item(PAPER_VS_BACKTEST_ITEM, True, f"{text} (from {source})")
     if not returns:
-        return Item(PAPER_VS_BACKTEST_ITEM, False, text, "run python trading_bot.py --paper-trading for 7+ days")
+        return Item(
+            PAPER_VS_BACKTEST_ITEM, False, text, "run python trading_bot.py --paper-trading for 7+ days"
+        )
     if "no 95 % interval" in text:
         return Item(PAPER_VS_BACKTEST_ITEM, False, text, BACKTEST_RUN + " with the current backtest.py")
-    return Item(PAPER_VS_BACKTEST_ITEM, False, f"{text} (from {source}): paper trading does worse than the backtest "
-                                               f"promised", "find why paper and backtest differ (python "
-                                               "paper_trading_report.py compares them on the same window); do NOT "
-                                               "go live")
+    return Item(
+        PAPER_VS_BACKTEST_ITEM,
+        False,
+        f"{text} (from {source}): paper trading does worse than the backtest promised",
+        "find why paper and backtest differ (python "
+        "paper_trading_report.py compares them on the same window); do NOT "
+        "go live",
+    )
 
 
 def check_paper(cfg, conn, now: float) -> Item:
     name = "Paper trading PASSED (7+ days, no critical errors)"
     if conn is None:
-        return Item(name, False, "no database", "run python initialize_db.py, then python trading_bot.py "
-                                                 "--paper-trading for 7+ days")
-    t_first = [r[0] for r in conn.execute(
-        "SELECT MIN(timestamp) FROM trades WHERE mode = 'paper' UNION ALL "
-        "SELECT MIN(timestamp) FROM performance WHERE mode = 'paper'") if r[0] is not None]
+        return Item(
+            name,
+            False,
+            "no database",
+            "run python initialize_db.py, then python trading_bot.py --paper-trading for 7+ days",
+        )
+    t_first = [
+        r[0]
+        for r in conn.execute(
+            "SELECT MIN(timestamp) FROM trades WHERE mode = 'paper' UNION ALL "
+            "SELECT MIN(timestamp) FROM performance WHERE mode = 'paper'"
+        )
+        if r[0] is not None
+    ]
     if not t_first:
-        return Item(name, False, "no paper trades or performance rows", "run python trading_bot.py --paper-trading "
-                                                                         "for at least 7 days")
+        return Item(
+            name,
+            False,
+            "no paper trades or performance rows",
+            "run python trading_bot.py --paper-trading for at least 7 days",
+        )
     start = min(t_first)
     days = (now - start) / DAY
     n = conn.execute("SELECT COUNT(*) FROM trades WHERE mode = 'paper'").fetchone()[0]
     if days < MIN_DAYS:
-        return Item(name, False, f"only {days:.1f} days of paper trading ({n} trades)",
-                    f"keep paper trading until {MIN_DAYS} days have passed")
+        return Item(
+            name,
+            False,
+            f"only {days:.1f} days of paper trading ({n} trades)",
+            f"keep paper trading until {MIN_DAYS} days have passed",
+        )
     since = int(now - MIN_DAYS * DAY)
-    crit = conn.execute("SELECT COUNT(*), MAX(key) FROM alerts WHERE level = 'critical' AND timestamp >= ? AND "
-                        "key NOT LIKE 'health%' AND key NOT LIKE 'prelaunch%'", (since,)).fetchone()
-    halts = conn.execute("SELECT COUNT(*) FROM halts WHERE mode = 'paper' AND timestamp >= ? AND "
-                         "breaker != 'emergency_stop'", (since,)).fetchone()[0]
+    crit = conn.execute(
+        "SELECT COUNT(*), MAX(key) FROM alerts WHERE level = 'critical' AND timestamp >= ? AND "
+        "key NOT LIKE 'health%' AND key NOT LIKE 'prelaunch%'",
+        (since,),
+    ).fetchone()
+    halts = conn.execute(
+        "SELECT COUNT(*) FROM halts WHERE mode = 'paper' AND timestamp >= ? AND breaker != 'emergency_stop'",
+        (since,),
+    ).fetchone()[0]
     if crit[0] or halts:
-        return Item(name, False, f"{crit[0]} critical alert(s) and {halts} circuit-breaker halt(s) in the last "
-                                 f"{MIN_DAYS} days", "fix the cause (RUNBOOK.md) and paper trade 7 clean days")
-    pnl = conn.execute("SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = 'paper'").fetchone()[0]
+        return Item(
+            name,
+            False,
+            f"{crit[0]} critical alert(s) and {halts} circuit-breaker halt(s) in the last {MIN_DAYS} days",
+            "fix the cause (RUNBOOK.md) and paper trade 7 clean days",
+        )
+    pnl = conn.execute(
+        "SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = 'paper'"
+    ).fetchone()[0]
     from ..money import fmt_usd
-    return Item(name, True, f"{days:.1f} days, {n} trades, realised {fmt_usd(pnl, signed=True)}, no critical "
-                            f"errors in the last {MIN_DAYS} days")
+
+    return Item(
+        name,
+        True,
+        f"{days:.1f} days, {n} trades, realised {fmt_usd(pnl, signed=True)}, no critical "
+        f"errors in the last {MIN_DAYS} days",
+    )
 
 
 def check_risk(cfg) -> Item:
     problems = risk_bound_problems(cfg)
     if problems:
-        return Item("Risk limits within the checklist's bounds", False, problems[0], "edit risk_limits in config.yaml")
+        return Item(
+            "Risk limits within the checklist's bounds", False, problems[0], "edit risk_limits in config.yaml"
+        )
     r = cfg.risk_limits
-    return Item("Risk limits within the checklist's bounds", True,
-                f"max_position ${r.max_position_size:g}, max_positions {r.max_positions}, exposure "
-                f"{r.max_portfolio_exposure:g}, stop loss {r.stop_loss_percent:g}, daily loss ${r.daily_loss_limit:g}, "
-                f"leverage {r.max_leverage:g} for ${cfg.capital:g}")
+    return Item(
+        "Risk limits within the checklist's bounds",
+        True,
+        f"max_position ${r.max_position_size:g}, max_positions {r.max_positions}, exposure "
+        f"{r.max_portfolio_exposure:g}, stop loss {r.stop_loss_percent:g}, daily loss ${r.daily_loss_limit:g}, "
+        f"leverage {r.max_leverage:g} for ${cfg.capital:g}",
+    )
 
 
 def _scenario(cfg, label: str, script: str) -> Item:
     path = next((p for p in (Path(cfg.root) / script, ROOT / script) if p.exists()), None)
     if path is None:
-        return Item(label, False, f"{script} not available", f"{script} must exist and pass before going live")
+        return Item(
+            label, False, f"{script} not available", f"{script} must exist and pass before going live"
+        )
     env = dict(os.environ, PYTHONIOENCODING="utf-8")
     if cfg.source:
         env["POLYBOT_CONFIG"] = str(cfg.source)
     try:
-        proc = subprocess.run([sys.executable, str(path)], cwd=str(cfg.root), env=env, capture_output=True,
-                              text=True, timeout=SCENARIO_TIMEOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [sys.executable, str(path)],
+            cwd=str(cfg.root),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=SCENARIO_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
-        return Item(label, False, f"{script} did not finish in {SCENARIO_TIMEOUT} s", f"run python {script} and fix it")
+        return Item(
+            label,
+            False,
+            f"{script} did not finish in {SCENARIO_TIMEOUT} s",
+            f"run python {script} and fix it",
+        )
     out = [ln for ln in (proc.stdout + "\n" + proc.stderr).splitlines() if ln.strip()]
     if proc.returncode != 0:
-        return Item(label, False, f"{script} exit code {proc.returncode}: {out[-1] if out else 'no output'}",
-                    f"run python {script}, fix every ✗ scenario")
+        return Item(
+            label,
+            False,
+            f"{script} exit code {proc.returncode}: {out[-1] if out else 'no output'}",
+            f"run python {script}, fix every ✗ scenario",
+        )
     passed = sum(1 for ln in out if ln.lstrip().startswith("✓"))
     return Item(label, True, f"{script} passed" + (f" ({passed} scenarios)" if passed else ""))
 
@@ -365,27 +508,36 @@ def check_alert_channels(cfg, send_test: bool) -> Item:
     if not [c for c in cfg.alerts.critical if c != "log"]:
         problems.append("alerts.critical has no channel that reaches your phone or inbox")
     if problems:
-        return Item(name, False, "; ".join(problems), "fix telegram:/email:/alerts: in config.yaml "
-                                                      "(python get_telegram_chat_id.py for the chat id)")
+        return Item(
+            name,
+            False,
+            "; ".join(problems),
+            "fix telegram:/email:/alerts: in config.yaml (python get_telegram_chat_id.py for the chat id)",
+        )
     detail = f"critical → {', '.join(cfg.alerts.critical)}"
     if send_test:
         failed = _send_test_alert(cfg)
         if failed:
-            return Item(name, False, f"test alert not delivered: {failed}",
-                        "check the channel settings (python test_alerts.py --level critical), then "
-                        "python pre_launch_check.py --send-test")
+            return Item(
+                name,
+                False,
+                f"test alert not delivered: {failed}",
+                "check the channel settings (python test_alerts.py --level critical), then "
+                "python pre_launch_check.py --send-test",
+            )
         detail += "; test alert sent"
     return Item(name, True, detail)
 
 
-def _send_test_alert(cfg) -> Optional[str]:
+def _send_test_alert(cfg) -> str | None:
     """Deliver a critical test alert synchronously; return what failed (None = all delivered)."""
     from ..alerts import Alerter
 
     alerter = Alerter(cfg)
     try:
-        results = alerter.deliver_now("critical", "prelaunch_test",
-                                      "Pre-launch test alert from pre_launch_check.py — ignore")
+        results = alerter.deliver_now(
+            "critical", "prelaunch_test", "Pre-launch test alert from pre_launch_check.py — ignore"
+        )
     finally:
         alerter.close(15)
     bad = [f"{ch}: {r.detail}" for ch, r in results.items() if not r.ok]
@@ -403,10 +555,19 @@ def check_disk(cfg) -> Item:
 def check_emergency_stop(cfg, conn) -> Item:
     stop = Path(cfg.emergency_stop_file)
     if stop.exists():
-        return Item("Emergency stop absent", False, f"{stop.name} exists", f"find out why it was created, then rm {stop.name}")
+        return Item(
+            "Emergency stop absent",
+            False,
+            f"{stop.name} exists",
+            f"find out why it was created, then rm {stop.name}",
+        )
     if bot_status(cfg, conn).halted:
-        return Item("Emergency stop absent", False, "the bot is halted (a circuit breaker latched)",
-                    "read the halt reason (RUNBOOK.md), then python trading_bot.py --restart")
+        return Item(
+            "Emergency stop absent",
+            False,
+            "the bot is halted (a circuit breaker latched)",
+            "read the halt reason (RUNBOOK.md), then python trading_bot.py --restart",
+        )
     return Item("Emergency stop absent", True, f"no {stop.name} file, not halted")
 
 
@@ -419,15 +580,21 @@ def check_monitoring(cfg, conn, now: float) -> Item:
     if hl.exists():
         last = max(last or 0, hl.stat().st_mtime)
     if last is None or now - last > 15 * 60:
-        return Item(name, False, "no health check in the last 15 minutes",
-                    "schedule python health_check.py every 5 minutes (python run_scheduler.py --print-crontab)")
+        return Item(
+            name,
+            False,
+            "no health check in the last 15 minutes",
+            "schedule python health_check.py every 5 minutes (python run_scheduler.py --print-crontab)",
+        )
     return Item(name, True, f"last health check {fmt_ago(now - last)}")
 
 
 LIVE_CHECK_MAX_AGE_H = 24
 LIVE_CHECK_NAME = "Live order check passed (last 24 h)"
-LIVE_CHECK_FIX = ("run python test_api_connectivity.py --live-order-check (it places and cancels a "
-                  "post-only order that cannot fill) with the live config and credentials")
+LIVE_CHECK_FIX = (
+    "run python test_api_connectivity.py --live-order-check (it places and cancels a "
+    "post-only order that cannot fill) with the live config and credentials"
+)
 
 
 def check_live_order(cfg, conn, now: float) -> Item:
@@ -440,34 +607,55 @@ def check_live_order(cfg, conn, now: float) -> Item:
     want = identity(cfg)
     newest = None
     for started, code, detail in conn.execute(
-            "SELECT started_at, exit_code, detail FROM job_runs WHERE job = ? ORDER BY started_at DESC, "
-            "id DESC LIMIT 200", (JOB,)):
+        "SELECT started_at, exit_code, detail FROM job_runs WHERE job = ? ORDER BY started_at DESC, "
+        "id DESC LIMIT 200",
+        (JOB,),
+    ):
         try:
             d = json.loads(detail or "{}")
         except ValueError:
             continue
-        same = all(str(d.get(k, "")).lower() == str(want[k]).lower()
-                   for k in ("clob_url", "signature_type", "funder") if want[k] != "")
+        same = all(
+            str(d.get(k, "")).lower() == str(want[k]).lower()
+            for k in ("clob_url", "signature_type", "funder")
+            if want[k] != ""
+        )
         if same and (not want["address"] or str(d.get("address", "")).lower() == want["address"]):
             newest = (started, code, d)
             break
     if newest is None:
-        return Item(LIVE_CHECK_NAME, False, f"no live order check recorded for {want['clob_url']} with "
-                                            f"signature type {want['signature_type']}", LIVE_CHECK_FIX)
+        return Item(
+            LIVE_CHECK_NAME,
+            False,
+            f"no live order check recorded for {want['clob_url']} with "
+            f"signature type {want['signature_type']}",
+            LIVE_CHECK_FIX,
+        )
     started, code, d = newest
     if code != 0:
-        return Item(LIVE_CHECK_NAME, False, f"the last run ({fmt_ago(now - started)}) failed: "
-                                            f"{str(d.get('message', ''))[:160]}",
-                    "fix what it says, then " + LIVE_CHECK_FIX)
+        return Item(
+            LIVE_CHECK_NAME,
+            False,
+            f"the last run ({fmt_ago(now - started)}) failed: {str(d.get('message', ''))[:160]}",
+            "fix what it says, then " + LIVE_CHECK_FIX,
+        )
     age_h = (now - started) / 3600
     if age_h > LIVE_CHECK_MAX_AGE_H:
-        return Item(LIVE_CHECK_NAME, False, f"the last passing run is {age_h:.0f} h old (max "
-                                            f"{LIVE_CHECK_MAX_AGE_H} h)", LIVE_CHECK_FIX)
-    return Item(LIVE_CHECK_NAME, True, f"passed {fmt_ago(now - started)}, order {d.get('order_id')} placed "
-                                       f"and cancelled on {want['clob_url']}")
+        return Item(
+            LIVE_CHECK_NAME,
+            False,
+            f"the last passing run is {age_h:.0f} h old (max {LIVE_CHECK_MAX_AGE_H} h)",
+            LIVE_CHECK_FIX,
+        )
+    return Item(
+        LIVE_CHECK_NAME,
+        True,
+        f"passed {fmt_ago(now - started)}, order {d.get('order_id')} placed "
+        f"and cancelled on {want['clob_url']}",
+    )
 
 
-def run_prelaunch(cfg, *, now: Optional[float] = None, send_test: bool = False) -> list[Item]:
+def run_prelaunch(cfg, *, now: float | None = None, send_test: bool = False) -> list[Item]:
     now = time.time() if now is None else now
     conn = _conn(cfg)
     try:
@@ -495,7 +683,9 @@ def run_prelaunch(cfg, *, now: Optional[float] = None, send_test: bool = False) 
             try:
                 items.append(check())
             except (sqlite3.Error, OSError) as exc:
-                items.append(Item(name, False, f"could not be checked ({exc})", "fix that error and run again"))
+                items.append(
+                    Item(name, False, f"could not be checked ({exc})", "fix that error and run again")
+                )
         return items
     finally:
         if conn is not None:
@@ -518,7 +708,10 @@ def main(args) -> int:
     else:
         lines += [f"{OK} All systems operational", f"{OK} Ready for live trading"]
     print("\n".join(lines))
-    path = Path(cfg.report_dir) / f"pre_launch_check_{datetime.fromtimestamp(now, timezone.utc):%Y%m%d_%H%M%S}.txt"
+    path = (
+        Path(cfg.report_dir)
+        / f"pre_launch_check_{datetime.fromtimestamp(now, UTC):%Y%m%d_%H%M%S}.txt"
+    )
     try:
         db.ensure_private_dir(path.parent)
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")

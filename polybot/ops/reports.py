@@ -17,6 +17,7 @@ The report is printed, appended to ``reports/daily_review_log.md`` in the checkl
 ``daily_summary``. ``--weekly`` prints the 7-day P&L, writes ``reports/weekly_pnl_YYYYMMDD.txt``
 and sends the info alert ``weekly_pnl``. Days are UTC days.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,9 +25,8 @@ import re
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 from .. import db
 from ..money import fmt_usd, to_micro
@@ -42,8 +42,8 @@ LOG_NAME = "daily_review_log.md"
 
 
 def day_start(ts: float) -> int:
-    d = datetime.fromtimestamp(ts, timezone.utc)
-    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp())
+    d = datetime.fromtimestamp(ts, UTC)
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
 
 
 @dataclass
@@ -52,10 +52,10 @@ class Position:
     label: str
     size_micro: int
     cost_micro: int
-    mark: Optional[float]            # latest mid (USDC per share), None if no snapshot
+    mark: float | None  # latest mid (USDC per share), None if no snapshot
 
     @property
-    def unrealized_micro(self) -> Optional[int]:
+    def unrealized_micro(self) -> int | None:
         if self.mark is None:
             return None
         return int(round(self.size_micro * self.mark)) - self.cost_micro
@@ -75,9 +75,9 @@ class DailyReport:
     realized_7d: int = 0
     realized_total: int = 0
     unrealized: int = 0
-    equity: Optional[int] = None
+    equity: int | None = None
     positions: list[Position] = field(default_factory=list)
-    external: list[tuple[str, int]] = field(default_factory=list)   # (label, shares micro): not the bot's
+    external: list[tuple[str, int]] = field(default_factory=list)  # (label, shares micro): not the bot's
     trades_24h: int = 0
     fees_24h: int = 0
     notional_24h: int = 0
@@ -88,16 +88,16 @@ class DailyReport:
     alert_lines: list[str] = field(default_factory=list)
     log_errors: int = 0
     halts: list[str] = field(default_factory=list)
-    halted: Optional[str] = None
-    last_backup: Optional[str] = None
-    backup_age_h: Optional[float] = None
-    data_age_min: Optional[float] = None
+    halted: str | None = None
+    last_backup: str | None = None
+    backup_age_h: float | None = None
+    data_age_min: float | None = None
     data_detail: str = "no market data yet"
     issues: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
 
     @property
-    def win_rate(self) -> Optional[float]:
+    def win_rate(self) -> float | None:
         return self.wins_total / self.closed_total if self.closed_total else None
 
     def win_rate_text(self) -> str:
@@ -105,19 +105,29 @@ class DailyReport:
         return "n/a" if r is None else f"{r * 100:.0f}%"
 
 
-def _one(conn: sqlite3.Connection, sql: str, params=()) -> Optional[int]:
+def _one(conn: sqlite3.Connection, sql: str, params=()) -> int | None:
     row = conn.execute(sql, params).fetchone()
     return row[0] if row else None
 
 
-def _equity_at(conn: sqlite3.Connection, mode: str, ts: float) -> Optional[int]:
-    return _one(conn, "SELECT equity_micro FROM performance WHERE mode = ? AND timestamp <= ? "
-                      "ORDER BY timestamp DESC, id DESC LIMIT 1", (mode, int(ts)))
+def _equity_at(conn: sqlite3.Connection, mode: str, ts: float) -> int | None:
+    return _one(
+        conn,
+        "SELECT equity_micro FROM performance WHERE mode = ? AND timestamp <= ? "
+        "ORDER BY timestamp DESC, id DESC LIMIT 1",
+        (mode, int(ts)),
+    )
 
 
 def _realized_since(conn: sqlite3.Connection, mode: str, since: float) -> int:
-    return int(_one(conn, "SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = ? AND "
-                          "timestamp >= ?", (mode, int(since))) or 0)
+    return int(
+        _one(
+            conn,
+            "SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = ? AND timestamp >= ?",
+            (mode, int(since)),
+        )
+        or 0
+    )
 
 
 def _positions(conn: sqlite3.Connection, mode: str) -> list[Position]:
@@ -125,10 +135,15 @@ def _positions(conn: sqlite3.Connection, mode: str) -> list[Position]:
     rows = conn.execute(
         "SELECT p.token_id, p.size_micro, p.cost_micro, m.question, t.outcome FROM positions p "
         "LEFT JOIN markets m ON m.id = p.market_id LEFT JOIN market_tokens t ON t.token_id = p.token_id "
-        "WHERE p.mode = ? AND p.status = 'open' ORDER BY p.opened_at", (mode,)).fetchall()
+        "WHERE p.mode = ? AND p.status = 'open' ORDER BY p.opened_at",
+        (mode,),
+    ).fetchall()
     for token, size, cost, question, outcome in rows:
-        mark = conn.execute("SELECT mid FROM market_snapshots WHERE token_id = ? AND mid IS NOT NULL "
-                            "ORDER BY timestamp DESC LIMIT 1", (token,)).fetchone()
+        mark = conn.execute(
+            "SELECT mid FROM market_snapshots WHERE token_id = ? AND mid IS NOT NULL "
+            "ORDER BY timestamp DESC LIMIT 1",
+            (token,),
+        ).fetchone()
         label = f"{question} [{outcome}]" if question and outcome else (question or token[:16])
         out.append(Position(token, label, int(size), int(cost), mark[0] if mark else None))
     return out
@@ -137,10 +152,13 @@ def _positions(conn: sqlite3.Connection, mode: str) -> list[Position]:
 def _external(conn: sqlite3.Connection, mode: str) -> list[tuple[str, int]]:
     """Live: holdings of the account that are not the bot's (polybot/engine/external.py)."""
     from polybot.engine.external import for_display
-    return [(f"{q} [{o}]" if q and o else (q or tok[:16]), size) for tok, size, q, o in for_display(conn, mode)]
+
+    return [
+        (f"{q} [{o}]" if q and o else (q or tok[:16]), size) for tok, size, q, o in for_display(conn, mode)
+    ]
 
 
-def build_daily(cfg, conn: sqlite3.Connection, *, now: Optional[float] = None) -> DailyReport:
+def build_daily(cfg, conn: sqlite3.Connection, *, now: float | None = None) -> DailyReport:
     now = time.time() if now is None else now
     mode = cfg.mode
     r = DailyReport(now, mode)
@@ -158,7 +176,7 @@ def build_daily(cfg, conn: sqlite3.Connection, *, now: Optional[float] = None) -
         capital = to_micro(cfg.capital)
         r.equity = _equity_at(conn, mode, now)
 
-        def base(ts: float) -> int:         # equity then; the starting capital if the bot started later
+        def base(ts: float) -> int:  # equity then; the starting capital if the bot started later
             e = _equity_at(conn, mode, ts)
             return e if e is not None else capital
 
@@ -170,31 +188,47 @@ def build_daily(cfg, conn: sqlite3.Connection, *, now: Optional[float] = None) -
         r.pnl_today = _realized_since(conn, mode, day_start(now))
         r.pnl_24h, r.pnl_7d, r.pnl_total = r.realized_24h, r.realized_7d, r.realized_total + r.unrealized
 
-    row = conn.execute("SELECT COUNT(*), COALESCE(SUM(fee_micro), 0), COALESCE(SUM(notional_micro), 0) "
-                       "FROM trades WHERE mode = ? AND timestamp >= ?", (mode, int(now - DAY))).fetchone()
+    row = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(fee_micro), 0), COALESCE(SUM(notional_micro), 0) "
+        "FROM trades WHERE mode = ? AND timestamp >= ?",
+        (mode, int(now - DAY)),
+    ).fetchone()
     r.trades_24h, r.fees_24h, r.notional_24h = int(row[0]), int(row[1]), int(row[2])
-    row = conn.execute("SELECT COUNT(*), COALESCE(SUM(realized_pnl_micro > 0), 0) FROM trades WHERE mode = ? "
-                       "AND realized_pnl_micro IS NOT NULL", (mode,)).fetchone()
+    row = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(realized_pnl_micro > 0), 0) FROM trades WHERE mode = ? "
+        "AND realized_pnl_micro IS NOT NULL",
+        (mode,),
+    ).fetchone()
     r.closed_total, r.wins_total = int(row[0]), int(row[1])
     for tid, ts, side, notional, fee, pnl, token in conn.execute(
-            "SELECT trade_id, timestamp, side, notional_micro, fee_micro, realized_pnl_micro, token_id FROM trades "
-            "WHERE mode = ? AND timestamp >= ? AND realized_pnl_micro < 0 ORDER BY timestamp",
-            (mode, int(now - DAY))):
+        "SELECT trade_id, timestamp, side, notional_micro, fee_micro, realized_pnl_micro, token_id FROM trades "
+        "WHERE mode = ? AND timestamp >= ? AND realized_pnl_micro < 0 ORDER BY timestamp",
+        (mode, int(now - DAY)),
+    ):
         basis = notional - fee - pnl
         if basis > 0 and -pnl / basis > UNUSUAL_LOSS:
-            r.unusual.append(f"{iso(ts)} {side} {token[:16]}: {fmt_usd(pnl, signed=True)} "
-                             f"({-pnl / basis * 100:.0f}% of {fmt_usd(basis)}) [{tid}]")
+            r.unusual.append(
+                f"{iso(ts)} {side} {token[:16]}: {fmt_usd(pnl, signed=True)} "
+                f"({-pnl / basis * 100:.0f}% of {fmt_usd(basis)}) [{tid}]"
+            )
 
     start = day_start(now)
-    r.alert_counts = dict(conn.execute("SELECT level, COUNT(*) FROM alerts WHERE timestamp >= ? GROUP BY level",
-                                       (start,)).fetchall())
+    r.alert_counts = dict(
+        conn.execute(
+            "SELECT level, COUNT(*) FROM alerts WHERE timestamp >= ? GROUP BY level", (start,)
+        ).fetchall()
+    )
     for ts, level, key, msg in conn.execute(
-            "SELECT timestamp, level, key, message FROM alerts WHERE timestamp >= ? AND level IN "
-            "('critical','warning') ORDER BY timestamp DESC LIMIT 10", (start,)):
+        "SELECT timestamp, level, key, message FROM alerts WHERE timestamp >= ? AND level IN "
+        "('critical','warning') ORDER BY timestamp DESC LIMIT 10",
+        (start,),
+    ):
         r.alert_lines.append(f"{iso(ts)} {level.upper()} {key}: {str(msg)[:140]}")
     r.log_errors = len(log_errors_since(cfg.log_dir, start))
-    for ts, breaker, reason in conn.execute("SELECT timestamp, breaker, reason FROM halts WHERE mode = ? AND "
-                                            "timestamp >= ? ORDER BY timestamp", (mode, start)):
+    for ts, breaker, reason in conn.execute(
+        "SELECT timestamp, breaker, reason FROM halts WHERE mode = ? AND timestamp >= ? ORDER BY timestamp",
+        (mode, start),
+    ):
         r.halts.append(f"{iso(ts)} {breaker}: {reason}")
     if db.get_state(conn, "halted") == "1":
         r.halted = db.get_state(conn, "halt_reason") or "no reason recorded"
@@ -203,14 +237,18 @@ def build_daily(cfg, conn: sqlite3.Connection, *, now: Optional[float] = None) -
     if backups:
         b = backups[-1]
         r.backup_age_h = (now - b.timestamp) / 3600
-        r.last_backup = f"{b.name} ({fmt_ago(now - b.timestamp)}{', sha256 recorded' if read_checksum(b.path) else ''})"
+        r.last_backup = (
+            f"{b.name} ({fmt_ago(now - b.timestamp)}{', sha256 recorded' if read_checksum(b.path) else ''})"
+        )
     last_snap = _one(conn, "SELECT MAX(timestamp) FROM market_snapshots")
     if last_snap is not None:
         r.data_age_min = (now - last_snap) / 60
-        cyc = conn.execute("SELECT status, markets, snapshots FROM collection_cycles ORDER BY cycle_ts DESC "
-                           "LIMIT 1").fetchone()
+        cyc = conn.execute(
+            "SELECT status, markets, snapshots FROM collection_cycles ORDER BY cycle_ts DESC LIMIT 1"
+        ).fetchone()
         r.data_detail = f"last snapshot {fmt_ago(now - last_snap)}" + (
-            f"; last cycle {cyc[0]} ({cyc[1]} markets, {cyc[2]} snapshots)" if cyc else "")
+            f"; last cycle {cyc[0]} ({cyc[1]} markets, {cyc[2]} snapshots)" if cyc else ""
+        )
     _issues(cfg, r)
     return r
 
@@ -219,8 +257,9 @@ def _issues(cfg, r: DailyReport) -> None:
     crit = r.alert_counts.get("critical", 0)
     if r.halted:
         r.issues.append(f"trading halted ({r.halted})")
-        r.actions.append("investigate the halt (RUNBOOK.md), then rm EMERGENCY_STOP and "
-                         "python trading_bot.py --restart")
+        r.actions.append(
+            "investigate the halt (RUNBOOK.md), then rm EMERGENCY_STOP and python trading_bot.py --restart"
+        )
     if crit:
         r.issues.append(f"{crit} critical alert(s) today")
         r.actions.append("review today's critical alerts (listed in the report) with RUNBOOK.md")
@@ -241,24 +280,34 @@ def _issues(cfg, r: DailyReport) -> None:
 def render_daily(r: DailyReport, cfg) -> str:
     L = [f"Daily report — {iso(r.now)} — {r.mode.upper()} mode"]
     if r.empty:
-        L.append(f"No trading activity recorded yet ({r.mode} mode): no trades, positions or performance rows.")
+        L.append(
+            f"No trading activity recorded yet ({r.mode} mode): no trades, positions or performance rows."
+        )
     src = "" if r.pnl_source == "performance" else " (realised only: no performance rows yet)"
-    L.append(f"P&L{src}: today (UTC) {fmt_usd(r.pnl_today, signed=True)}, last 24 h {fmt_usd(r.pnl_24h, signed=True)}, "
-             f"7 days {fmt_usd(r.pnl_7d, signed=True)}, "
-             f"total {fmt_usd(r.pnl_total, signed=True)}" + (f"; equity {fmt_usd(r.equity)}" if r.equity else ""))
-    L.append(f"Realised: last 24 h {fmt_usd(r.realized_24h, signed=True)}, 7 days "
-             f"{fmt_usd(r.realized_7d, signed=True)}, total {fmt_usd(r.realized_total, signed=True)}; "
-             f"unrealised {fmt_usd(r.unrealized, signed=True)}")
+    L.append(
+        f"P&L{src}: today (UTC) {fmt_usd(r.pnl_today, signed=True)}, last 24 h {fmt_usd(r.pnl_24h, signed=True)}, "
+        f"7 days {fmt_usd(r.pnl_7d, signed=True)}, "
+        f"total {fmt_usd(r.pnl_total, signed=True)}" + (f"; equity {fmt_usd(r.equity)}" if r.equity else "")
+    )
+    L.append(
+        f"Realised: last 24 h {fmt_usd(r.realized_24h, signed=True)}, 7 days "
+        f"{fmt_usd(r.realized_7d, signed=True)}, total {fmt_usd(r.realized_total, signed=True)}; "
+        f"unrealised {fmt_usd(r.unrealized, signed=True)}"
+    )
     L.append(f"Open positions: {len(r.positions)}")
     for p in r.positions:
         u = p.unrealized_micro
         mark = f"mark {p.mark:.3f}, unrealised {fmt_usd(u, signed=True)}" if u is not None else "no mark yet"
         L.append(f"  - {p.label}: {p.size_micro / 1e6:g} shares, cost {fmt_usd(p.cost_micro)}, {mark}")
     if r.external:
-        L.append(f"External holdings (not the bot's, not in its P&L; sold only with --close-external): "
-                 f"{len(r.external)}")
+        L.append(
+            f"External holdings (not the bot's, not in its P&L; sold only with --close-external): "
+            f"{len(r.external)}"
+        )
         L += [f"  - {label}: {size / 1e6:g} shares" for label, size in r.external]
-    L.append(f"Trades (last 24 h): {r.trades_24h} (notional {fmt_usd(r.notional_24h)}, fees {fmt_usd(r.fees_24h)})")
+    L.append(
+        f"Trades (last 24 h): {r.trades_24h} (notional {fmt_usd(r.notional_24h)}, fees {fmt_usd(r.fees_24h)})"
+    )
     L.append(f"Win rate: {r.win_rate_text()} ({r.wins_total} of {r.closed_total} closing trades)")
     L.append(f"Unusual trades (loss > {UNUSUAL_LOSS:.0%}, last 24 h): {len(r.unusual) or 'none'}")
     L += [f"  - {u}" for u in r.unusual]
@@ -276,10 +325,12 @@ def render_daily(r: DailyReport, cfg) -> str:
 
 
 def review_section(r: DailyReport) -> str:
-    date = datetime.fromtimestamp(r.now, timezone.utc).strftime("%Y-%m-%d")
-    return (f"## {date}\n- P&L: {fmt_usd(r.pnl_24h, signed=True)}\n- Open positions: {len(r.positions)}\n"
-            f"- Win rate: {r.win_rate_text()}\n- Issues: {'; '.join(r.issues) or 'None'}\n"
-            f"- Action items: {'; '.join(r.actions) or 'None'}\n")
+    date = datetime.fromtimestamp(r.now, UTC).strftime("%Y-%m-%d")
+    return (
+        f"## {date}\n- P&L: {fmt_usd(r.pnl_24h, signed=True)}\n- Open positions: {len(r.positions)}\n"
+        f"- Win rate: {r.win_rate_text()}\n- Issues: {'; '.join(r.issues) or 'None'}\n"
+        f"- Action items: {'; '.join(r.actions) or 'None'}\n"
+    )
 
 
 def append_review_log(path: Path, section: str) -> None:
@@ -298,7 +349,7 @@ def append_review_log(path: Path, section: str) -> None:
 
 
 # --------------------------------------------------------------------------- weekly
-def build_weekly(cfg, conn: sqlite3.Connection, *, now: Optional[float] = None) -> str:
+def build_weekly(cfg, conn: sqlite3.Connection, *, now: float | None = None) -> str:
     now = time.time() if now is None else now
     mode = cfg.mode
     L = [f"Weekly P&L report — 7 days to {iso(now)} — {mode.upper()} mode"]
@@ -309,28 +360,54 @@ def build_weekly(cfg, conn: sqlite3.Connection, *, now: Optional[float] = None) 
         if eb is not None:
             pnl = eb - (ea if ea is not None else to_micro(cfg.capital))
         else:
-            pnl = int(_one(conn, "SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = ? AND "
-                                 "timestamp >= ? AND timestamp < ?", (mode, int(a), int(b))) or 0)
-        n = _one(conn, "SELECT COUNT(*) FROM trades WHERE mode = ? AND timestamp >= ? AND timestamp < ?",
-                 (mode, int(a), int(b)))
+            pnl = int(
+                _one(
+                    conn,
+                    "SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = ? AND "
+                    "timestamp >= ? AND timestamp < ?",
+                    (mode, int(a), int(b)),
+                )
+                or 0
+            )
+        n = _one(
+            conn,
+            "SELECT COUNT(*) FROM trades WHERE mode = ? AND timestamp >= ? AND timestamp < ?",
+            (mode, int(a), int(b)),
+        )
         total += pnl
-        L.append(f"  {datetime.fromtimestamp(b, timezone.utc):%Y-%m-%d}: {fmt_usd(pnl, signed=True):>10}  "
-                 f"({n} trades)")
-    row = conn.execute("SELECT COUNT(*), COALESCE(SUM(realized_pnl_micro > 0), 0), MIN(realized_pnl_micro), "
-                       "MAX(realized_pnl_micro), COALESCE(SUM(fee_micro), 0) FROM trades WHERE mode = ? AND "
-                       "timestamp >= ? AND realized_pnl_micro IS NOT NULL", (mode, int(now - 7 * DAY))).fetchone()
+        L.append(
+            f"  {datetime.fromtimestamp(b, UTC):%Y-%m-%d}: {fmt_usd(pnl, signed=True):>10}  "
+            f"({n} trades)"
+        )
+    row = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(realized_pnl_micro > 0), 0), MIN(realized_pnl_micro), "
+        "MAX(realized_pnl_micro), COALESCE(SUM(fee_micro), 0) FROM trades WHERE mode = ? AND "
+        "timestamp >= ? AND realized_pnl_micro IS NOT NULL",
+        (mode, int(now - 7 * DAY)),
+    ).fetchone()
     closed, wins, worst, best, fees = row
     L.append(f"Week P&L: {fmt_usd(total, signed=True)}")
-    L.append(f"Closing trades: {closed}, win rate: {f'{wins / closed * 100:.0f}%' if closed else 'n/a'}"
-             + (f", best {fmt_usd(best, signed=True)}, worst {fmt_usd(worst, signed=True)}" if closed else ""))
-    eq = [e for (e,) in conn.execute("SELECT equity_micro FROM performance WHERE mode = ? AND timestamp >= ? "
-                                     "ORDER BY timestamp", (mode, int(now - 7 * DAY)))]
+    L.append(
+        f"Closing trades: {closed}, win rate: {f'{wins / closed * 100:.0f}%' if closed else 'n/a'}"
+        + (f", best {fmt_usd(best, signed=True)}, worst {fmt_usd(worst, signed=True)}" if closed else "")
+    )
+    eq = [
+        e
+        for (e,) in conn.execute(
+            "SELECT equity_micro FROM performance WHERE mode = ? AND timestamp >= ? ORDER BY timestamp",
+            (mode, int(now - 7 * DAY)),
+        )
+    ]
     peak, dd = None, 0.0
     for e in eq:
         peak = e if peak is None or e > peak else peak
         if peak and peak > 0:
             dd = max(dd, (peak - e) / peak)
-    L.append(f"Max drawdown this week: {dd * 100:.1f}%" if eq else "Max drawdown this week: n/a (no performance rows)")
+    L.append(
+        f"Max drawdown this week: {dd * 100:.1f}%"
+        if eq
+        else "Max drawdown this week: n/a (no performance rows)"
+    )
     if not closed and not eq:
         L.append(f"No trading activity in the last 7 days ({mode} mode).")
     return "\n".join(L)
@@ -355,7 +432,7 @@ def main(args) -> int:
         conn.close()
     print(text)
     if args.weekly:
-        path = Path(cfg.report_dir) / f"weekly_pnl_{datetime.fromtimestamp(now, timezone.utc):%Y%m%d}.txt"
+        path = Path(cfg.report_dir) / f"weekly_pnl_{datetime.fromtimestamp(now, UTC):%Y%m%d}.txt"
         db.ensure_private_dir(path.parent)
         path.write_text(text + "\n", encoding="utf-8")
         print(f"Report written: {path}")
@@ -364,9 +441,11 @@ def main(args) -> int:
     path = Path(cfg.report_dir) / LOG_NAME
     append_review_log(path, review_section(rep))
     print(f"Appended to {path}")
-    summary = (f"Daily summary ({rep.mode}): P&L 24h {fmt_usd(rep.pnl_24h, signed=True)}, total "
-               f"{fmt_usd(rep.pnl_total, signed=True)}; open positions {len(rep.positions)}; trades 24h "
-               f"{rep.trades_24h}; win rate {rep.win_rate_text()}; issues: {'; '.join(rep.issues) or 'none'}")
+    summary = (
+        f"Daily summary ({rep.mode}): P&L 24h {fmt_usd(rep.pnl_24h, signed=True)}, total "
+        f"{fmt_usd(rep.pnl_total, signed=True)}; open positions {len(rep.positions)}; trades 24h "
+        f"{rep.trades_24h}; win rate {rep.win_rate_text()}; issues: {'; '.join(rep.issues) or 'none'}"
+    )
     send_alert(cfg, "info", "daily_summary", summary)
     log.info("%s", summary)
     return 0

@@ -17,6 +17,7 @@ Never ``cp`` over a WAL database (a leftover ``-wal`` would be replayed onto the
    is checked, fsynced and renamed into place;
 5. ``integrity_check`` the result and print the next steps.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,9 +25,9 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 from .. import db
 from ..errors import PolybotError
@@ -45,8 +46,8 @@ class RestoreRefused(PolybotError):
 class RestoreResult:
     source: Path
     target: Path
-    aside: Optional[Path]
-    aside_kind: str              # 'copy' | 'moved' | 'none'
+    aside: Path | None
+    aside_kind: str  # 'copy' | 'moved' | 'none'
     version: int
     tables: int
 
@@ -57,15 +58,17 @@ def _bot_instance_lock(cfg) -> Iterator[None]:
     for the whole restore: it proves no bot runs now, and no bot can start half-way."""
     try:
         from ..engine.state import LOCK_FILE, InstanceLock
-    except ImportError:           # the engine is not installed: the PID/heartbeat checks stand alone
+    except ImportError:  # the engine is not installed: the PID/heartbeat checks stand alone
         yield
         return
     lock = InstanceLock(Path(cfg.database_path).parent / LOCK_FILE)
     try:
         lock.acquire()
     except PolybotError:
-        raise RestoreRefused(f"A trading bot holds {LOCK_FILE} in {Path(cfg.database_path).parent}, so it is "
-                             f"running; stop it first (touch EMERGENCY_STOP and wait), then restore.") from None
+        raise RestoreRefused(
+            f"A trading bot holds {LOCK_FILE} in {Path(cfg.database_path).parent}, so it is "
+            f"running; stop it first (touch EMERGENCY_STOP and wait), then restore."
+        ) from None
     try:
         yield
     finally:
@@ -74,7 +77,9 @@ def _bot_instance_lock(cfg) -> Iterator[None]:
 
 def resolve_backup(cfg, arg: str) -> Path:
     p = Path(arg).expanduser()
-    candidates = [p] if p.is_absolute() else [Path.cwd() / p, Path(cfg.root) / p, Path(cfg.backup_dir) / p.name]
+    candidates = (
+        [p] if p.is_absolute() else [Path.cwd() / p, Path(cfg.root) / p, Path(cfg.backup_dir) / p.name]
+    )
     for c in candidates:
         if c.is_file():
             return c
@@ -82,7 +87,9 @@ def resolve_backup(cfg, arg: str) -> Path:
     backups = list_backups(cfg.backup_dir)
     if backups:
         hint = f" (newest: {display_path(backups[-1].path, cfg.root)})"
-    raise RestoreRefused(f"Backup file {arg} not found; list the backups with python backup_database.py --list{hint}.")
+    raise RestoreRefused(
+        f"Backup file {arg} not found; list the backups with python backup_database.py --list{hint}."
+    )
 
 
 def _live_healthy(path: Path) -> bool:
@@ -140,15 +147,19 @@ def _build_fresh(source: Path, live: Path) -> None:
     check = verify_file(tmp)
     if not check.ok:
         remove_quietly(tmp)
-        raise RestoreRefused(f"The restored copy fails integrity_check ({check.integrity}); the current "
-                             f"database was kept aside and nothing was put in its place — try another backup.")
+        raise RestoreRefused(
+            f"The restored copy fails integrity_check ({check.integrity}); the current "
+            f"database was kept aside and nothing was put in its place — try another backup."
+        )
     fsync_file(tmp)
-    remove_quietly(Path(str(tmp) + "-wal"))            # journal_mode switch leaves none, but be sure
+    remove_quietly(Path(str(tmp) + "-wal"))  # journal_mode switch leaves none, but be sure
     os.replace(tmp, live)
     fsync_dir(live.parent)
 
 
-def restore_backup(cfg, backup_arg: str, *, now: Optional[float] = None, lock_timeout: float = 600) -> RestoreResult:
+def restore_backup(
+    cfg, backup_arg: str, *, now: float | None = None, lock_timeout: float = 600
+) -> RestoreResult:
     now = time.time() if now is None else now
     source = resolve_backup(cfg, backup_arg)
     live = Path(cfg.database_path)
@@ -157,21 +168,27 @@ def restore_backup(cfg, backup_arg: str, *, now: Optional[float] = None, lock_ti
         raise RestoreRefused(
             f"The trading bot is running (PID {status.pid} in {display_path(status.pid_file, cfg.root)}); stop it "
             f"first (touch EMERGENCY_STOP, then stop the process), or delete the PID file if PID {status.pid} "
-            f"is not the bot.")
+            f"is not the bot."
+        )
     if status.maybe_running:
         raise RestoreRefused(
             f"The trading bot's heartbeat is only {status.heartbeat_age:.0f} s old (limit "
-            f"{status.max_age:g} s), so it may still be running; stop it and retry once the heartbeat is older.")
+            f"{status.max_age:g} s), so it may still be running; stop it and retry once the heartbeat is older."
+        )
     check = verify_file(source)
     if not check.ok:
-        raise RestoreRefused(f"Backup {source.name} fails integrity_check ({check.integrity}); nothing was "
-                             f"changed — pick another one from python backup_database.py --list.")
+        raise RestoreRefused(
+            f"Backup {source.name} fails integrity_check ({check.integrity}); nothing was "
+            f"changed — pick another one from python backup_database.py --list."
+        )
     if check.version > LATEST_VERSION:
-        raise RestoreRefused(f"Backup {source.name} has schema version {check.version}, newer than this code "
-                             f"({LATEST_VERSION}); update polybot (git pull) before restoring it.")
+        raise RestoreRefused(
+            f"Backup {source.name} has schema version {check.version}, newer than this code "
+            f"({LATEST_VERSION}); update polybot (git pull) before restoring it."
+        )
     with ops_lock(cfg, lock_timeout, "python backup_database.py --restore"), _bot_instance_lock(cfg):
         db.ensure_private_dir(live.parent)
-        aside: Optional[Path] = live.with_name(f"{live.name}.before-restore-{utc_stamp(now)}")
+        aside: Path | None = live.with_name(f"{live.name}.before-restore-{utc_stamp(now)}")
         exists = live.exists()
         healthy = exists and _live_healthy(live)
         kind = "none"
@@ -181,8 +198,10 @@ def restore_backup(cfg, backup_arg: str, *, now: Optional[float] = None, lock_ti
             try:
                 _restore_into_live(source, live)
             except sqlite3.Error as exc:
-                raise RestoreRefused(f"Restoring into {live} failed ({exc}); the database is unchanged and a "
-                                     f"copy is at {aside}.") from None
+                raise RestoreRefused(
+                    f"Restoring into {live} failed ({exc}); the database is unchanged and a "
+                    f"copy is at {aside}."
+                ) from None
         else:
             leftovers = [s for s in ("", "-wal", "-shm", "-journal") if Path(str(live) + s).exists()]
             if leftovers:
@@ -201,32 +220,47 @@ def restore_backup(cfg, backup_arg: str, *, now: Optional[float] = None, lock_ti
     finally:
         conn.close()
     if result != "ok":
-        raise RestoreRefused(f"The restored database fails integrity_check ({result}); the previous one is "
-                             f"at {aside} — try another backup.")
+        raise RestoreRefused(
+            f"The restored database fails integrity_check ({result}); the previous one is "
+            f"at {aside} — try another backup."
+        )
     log.warning("Database %s restored from %s (previous database kept as %s)", live, source, aside)
-    send_alert(cfg, "info", "database_restored", f"Database restored from {source.name}; previous copy: "
-                                                 f"{aside.name if aside else 'none'}.")
+    send_alert(
+        cfg,
+        "info",
+        "database_restored",
+        f"Database restored from {source.name}; previous copy: {aside.name if aside else 'none'}.",
+    )
     return RestoreResult(source, live, aside, kind, version, tables)
 
 
 def restore_main(cfg, backup_arg: str, *, lock_timeout: float = 600) -> int:
     r = restore_backup(cfg, backup_arg, lock_timeout=lock_timeout)
     check = verify_file(r.source)
-    print(f"{OK} Backup verified: {display_path(r.source, cfg.root)} (integrity_check ok, "
-          f"schema version {check.version}, {check.tables} tables)")
+    print(
+        f"{OK} Backup verified: {display_path(r.source, cfg.root)} (integrity_check ok, "
+        f"schema version {check.version}, {check.tables} tables)"
+    )
     if r.aside is not None:
-        how = ("copied through the backup API" if r.aside_kind == "copy"
-               else "moved aside with its -wal/-shm files (it was damaged)")
+        how = (
+            "copied through the backup API"
+            if r.aside_kind == "copy"
+            else "moved aside with its -wal/-shm files (it was damaged)"
+        )
         print(f"{OK} Previous database kept as {display_path(r.aside, cfg.root)} ({how})")
     else:
         print(f"{OK} There was no database at {display_path(r.target, cfg.root)} to keep aside")
-    print(f"{OK} Restored {display_path(r.target, cfg.root)} through SQLite's backup API "
-          f"(integrity_check ok, {r.tables} tables)")
+    print(
+        f"{OK} Restored {display_path(r.target, cfg.root)} through SQLite's backup API "
+        f"(integrity_check ok, {r.tables} tables)"
+    )
     print()
     print("Next steps:")
     if r.version < LATEST_VERSION:
-        print(f"  1. python initialize_db.py          # REQUIRED: migrates the restored database "
-              f"(schema {r.version} -> {LATEST_VERSION})")
+        print(
+            f"  1. python initialize_db.py          # REQUIRED: migrates the restored database "
+            f"(schema {r.version} -> {LATEST_VERSION})"
+        )
     else:
         print("  1. python initialize_db.py          # checks the schema (nothing to migrate; safe to run)")
     print("  2. rm EMERGENCY_STOP                 # if you created it to stop the bot")

@@ -27,6 +27,7 @@ Test hooks: ``--jobs-file FILE`` replaces the job list (YAML, see :func:`load_jo
 ``--interval-scale X`` (or ``POLYBOT_SCHEDULE_SCALE``) turns every job into "every period × X
 seconds" (daily = 86400 s × X), ``--run-for SECONDS`` stops after that long.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,7 +39,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from .. import db
 from ..errors import AlreadyRunning, ConfigError
@@ -54,15 +54,15 @@ PERIODS = {"daily": 86400.0, "weekly": 7 * 86400.0, "monthly": 30 * 86400.0}
 @dataclass(frozen=True)
 class JobSpec:
     name: str
-    script: str                       # relative to the checkout, or absolute
+    script: str  # relative to the checkout, or absolute
     args: tuple[str, ...] = ()
-    kind: str = "interval"            # interval | daily | weekly | monthly
-    every_seconds: float = 300.0      # interval jobs
-    at: str = "00:00"                 # HH:MM local time (daily / weekly / monthly)
-    day: str = ""                     # weekday name (weekly) or day of month (monthly)
+    kind: str = "interval"  # interval | daily | weekly | monthly
+    every_seconds: float = 300.0  # interval jobs
+    at: str = "00:00"  # HH:MM local time (daily / weekly / monthly)
+    day: str = ""  # weekday name (weekly) or day of month (monthly)
     timeout_seconds: float = 1800.0
-    log: str = "cron.log"             # output file in log_dir
-    task: str = ""                    # Windows Task Scheduler name
+    log: str = "cron.log"  # output file in log_dir
+    task: str = ""  # Windows Task Scheduler name
 
     def script_path(self) -> Path:
         p = Path(self.script)
@@ -98,43 +98,92 @@ def default_jobs(cfg) -> list[JobSpec]:
     timeout = float(s.job_timeout_minutes) * 60
     day = s.maintenance_day.strip().lower()
     if day not in WEEKDAYS:
-        raise ConfigError(f"Config key 'schedule.maintenance_day' must be a weekday name (got {day!r}); "
-                          f"fix it in config.yaml.")
+        raise ConfigError(
+            f"Config key 'schedule.maintenance_day' must be a weekday name (got {day!r}); "
+            f"fix it in config.yaml."
+        )
     if not 1 <= s.audit_day_of_month <= 28:
         raise ConfigError("Config key 'schedule.audit_day_of_month' must be 1-28; fix it in config.yaml.")
     return [
-        JobSpec("collect", "collect_market_data.py", every_seconds=s.collection_minutes * 60.0,
-                timeout_seconds=min(timeout, s.collection_minutes * 60.0 * 2), log="cron.log",
-                task="Polymarket_DataCollection"),
-        JobSpec("health", "health_check.py", every_seconds=s.health_minutes * 60.0,
-                timeout_seconds=min(timeout, 120.0), log="health.log", task="Polymarket_HealthCheck"),
-        JobSpec("backup", "backup_database.py", kind="daily", at=_hhmm(s.backup_time, "schedule.backup_time"),
-                timeout_seconds=timeout, log="backup.log", task="Polymarket_Backup"),
-        JobSpec("maintenance", "maintain_database.py", kind="weekly", day=day,
-                at=_hhmm(s.maintenance_time, "schedule.maintenance_time"), timeout_seconds=timeout,
-                log="maintenance.log", task="Polymarket_Maintenance"),
-        JobSpec("report", "daily_report.py", kind="daily", at=_hhmm(s.report_time, "schedule.report_time"),
-                timeout_seconds=timeout, log="reports.log", task="Polymarket_DailyReport"),
-        JobSpec("weekly_report", "daily_report.py", ("--weekly",), kind="weekly", day=day,
-                at=_hhmm(s.report_time, "schedule.report_time"), timeout_seconds=timeout, log="reports.log",
-                task="Polymarket_WeeklyReport"),
-        JobSpec("audit", "audit_backups.py", kind="monthly", day=str(s.audit_day_of_month),
-                at=_hhmm(s.audit_time, "schedule.audit_time"), timeout_seconds=timeout, log="audit.log",
-                task="Polymarket_BackupAudit"),
+        JobSpec(
+            "collect",
+            "collect_market_data.py",
+            every_seconds=s.collection_minutes * 60.0,
+            timeout_seconds=min(timeout, s.collection_minutes * 60.0 * 2),
+            log="cron.log",
+            task="Polymarket_DataCollection",
+        ),
+        JobSpec(
+            "health",
+            "health_check.py",
+            every_seconds=s.health_minutes * 60.0,
+            timeout_seconds=min(timeout, 120.0),
+            log="health.log",
+            task="Polymarket_HealthCheck",
+        ),
+        JobSpec(
+            "backup",
+            "backup_database.py",
+            kind="daily",
+            at=_hhmm(s.backup_time, "schedule.backup_time"),
+            timeout_seconds=timeout,
+            log="backup.log",
+            task="Polymarket_Backup",
+        ),
+        JobSpec(
+            "maintenance",
+            "maintain_database.py",
+            kind="weekly",
+            day=day,
+            at=_hhmm(s.maintenance_time, "schedule.maintenance_time"),
+            timeout_seconds=timeout,
+            log="maintenance.log",
+            task="Polymarket_Maintenance",
+        ),
+        JobSpec(
+            "report",
+            "daily_report.py",
+            kind="daily",
+            at=_hhmm(s.report_time, "schedule.report_time"),
+            timeout_seconds=timeout,
+            log="reports.log",
+            task="Polymarket_DailyReport",
+        ),
+        JobSpec(
+            "weekly_report",
+            "daily_report.py",
+            ("--weekly",),
+            kind="weekly",
+            day=day,
+            at=_hhmm(s.report_time, "schedule.report_time"),
+            timeout_seconds=timeout,
+            log="reports.log",
+            task="Polymarket_WeeklyReport",
+        ),
+        JobSpec(
+            "audit",
+            "audit_backups.py",
+            kind="monthly",
+            day=str(s.audit_day_of_month),
+            at=_hhmm(s.audit_time, "schedule.audit_time"),
+            timeout_seconds=timeout,
+            log="audit.log",
+            task="Polymarket_BackupAudit",
+        ),
     ]
 
 
 def load_jobs_file(path: Path) -> list[JobSpec]:
     """A YAML job list (test hook / custom setups)::
 
-        jobs:
-          - name: collect
-            script: collect_market_data.py   # relative to this file's directory, or absolute
-            args: []
-            every_seconds: 300               # or every_minutes, or daily: "02:00",
-                                             # weekly: "sunday 03:00", monthly: "1 04:00"
-            timeout_seconds: 60
-            log: cron.log
+    jobs:
+      - name: collect
+        script: collect_market_data.py   # relative to this file's directory, or absolute
+        args: []
+        every_seconds: 300               # or every_minutes, or daily: "02:00",
+                                         # weekly: "sunday 03:00", monthly: "1 04:00"
+        timeout_seconds: 60
+        log: cron.log
     """
     from ..config import read_yaml
 
@@ -148,8 +197,12 @@ def load_jobs_file(path: Path) -> list[JobSpec]:
         except (KeyError, TypeError):
             raise ConfigError(f"{path}: {where} needs 'name' and 'script'.") from None
         sp = Path(script)
-        kw: dict = dict(args=tuple(str(a) for a in j.get("args") or ()), log=str(j.get("log", f"{name}.log")),
-                        timeout_seconds=float(j.get("timeout_seconds", 1800)), task=str(j.get("task", "")))
+        kw: dict = dict(
+            args=tuple(str(a) for a in j.get("args") or ()),
+            log=str(j.get("log", f"{name}.log")),
+            timeout_seconds=float(j.get("timeout_seconds", 1800)),
+            task=str(j.get("task", "")),
+        )
         if "every_seconds" in j or "every_minutes" in j:
             secs = float(j["every_seconds"]) if "every_seconds" in j else float(j["every_minutes"]) * 60
             kw.update(kind="interval", every_seconds=secs)
@@ -162,7 +215,9 @@ def load_jobs_file(path: Path) -> list[JobSpec]:
             d, t = str(j["monthly"]).split()
             kw.update(kind="monthly", day=str(int(d)), at=_hhmm(t, f"{where}.monthly"))
         else:
-            raise ConfigError(f"{path}: {where} needs every_seconds, every_minutes, daily, weekly or monthly.")
+            raise ConfigError(
+                f"{path}: {where} needs every_seconds, every_minutes, daily, weekly or monthly."
+            )
         jobs.append(JobSpec(name, str(sp if sp.is_absolute() else base / sp), **kw))
     if not jobs:
         raise ConfigError(f"{path} has no jobs; see polybot/ops/scheduler.py load_jobs_file for the format.")
@@ -173,38 +228,41 @@ def load_jobs_file(path: Path) -> list[JobSpec]:
 @dataclass
 class JobResult:
     job: str
-    exit_code: Optional[int]
+    exit_code: int | None
     seconds: float
     timed_out: bool
     detail: str
 
 
-def _record_start(cfg, job: str, started: float) -> Optional[int]:
+def _record_start(cfg, job: str, started: float) -> int | None:
     if not Path(cfg.database_path).exists():
         return None
     try:
         conn = db.connect(cfg.database_path)
         try:
             with db.atomic(conn):
-                return conn.execute("INSERT INTO job_runs(job, started_at) VALUES (?, ?)",
-                                    (job, int(started))).lastrowid
+                return conn.execute(
+                    "INSERT INTO job_runs(job, started_at) VALUES (?, ?)", (job, int(started))
+                ).lastrowid
         finally:
             conn.close()
-    except Exception as exc:       # logging the run must never stop the job
+    except Exception as exc:  # logging the run must never stop the job
         log.warning("could not record the start of job %s: %s", job, exc)
         return None
 
 
-def _record_end(cfg, row_id: Optional[int], res: JobResult, finished: float) -> None:
+def _record_end(cfg, row_id: int | None, res: JobResult, finished: float) -> None:
     if row_id is None:
         return
     try:
         conn = db.connect(cfg.database_path)
         try:
             with db.atomic(conn):
-                conn.execute("UPDATE job_runs SET finished_at = ?, exit_code = ?, duration = ?, detail = ? "
-                             "WHERE id = ?", (int(finished), res.exit_code, round(res.seconds, 3),
-                                              res.detail[:500], row_id))
+                conn.execute(
+                    "UPDATE job_runs SET finished_at = ?, exit_code = ?, duration = ?, detail = ? "
+                    "WHERE id = ?",
+                    (int(finished), res.exit_code, round(res.seconds, 3), res.detail[:500], row_id),
+                )
         finally:
             conn.close()
     except Exception as exc:
@@ -260,15 +318,25 @@ def run_job(cfg, job: JobSpec, *, python: str = sys.executable) -> JobResult:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
     os.write(fd, f"--- {stamp} run_scheduler: {job.name}: {' '.join(argv[1:])}\n".encode())
     offset = os.lseek(fd, 0, os.SEEK_END)
-    kw: dict = {"start_new_session": True} if os.name == "posix" else {
-        "creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
+    kw: dict = (
+        {"start_new_session": True}
+        if os.name == "posix"
+        else {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
+    )
     t0 = time.monotonic()
     timed_out = False
     try:
-        proc = subprocess.Popen(argv, cwd=str(cfg.root), env=env, stdin=subprocess.DEVNULL, stdout=fd,
-                                stderr=subprocess.STDOUT, **kw)
+        proc = subprocess.Popen(
+            argv,
+            cwd=str(cfg.root),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=subprocess.STDOUT,
+            **kw,
+        )
         try:
-            code: Optional[int] = proc.wait(timeout=job.timeout_seconds)
+            code: int | None = proc.wait(timeout=job.timeout_seconds)
         except subprocess.TimeoutExpired:
             timed_out = True
             _kill_tree(proc)
@@ -281,14 +349,18 @@ def run_job(cfg, job: JobSpec, *, python: str = sys.executable) -> JobResult:
         os.close(fd)
     seconds = time.monotonic() - t0
     if timed_out:
-        detail = f"timed out after {job.timeout_seconds:g} s and was killed" + (f"; last output: {detail}" if detail else "")
+        detail = f"timed out after {job.timeout_seconds:g} s and was killed" + (
+            f"; last output: {detail}" if detail else ""
+        )
     res = JobResult(job.name, code, seconds, timed_out, detail)
     if timed_out:
         log.error("Job %s %s", job.name, detail)
     elif code == 0:
         log.info("Job %s finished: exit 0 in %.1f s", job.name, seconds)
     else:
-        log.warning("Job %s finished: exit %s in %.1f s: %s", job.name, code, seconds, detail or "(no output)")
+        log.warning(
+            "Job %s finished: exit %s in %.1f s: %s", job.name, code, seconds, detail or "(no output)"
+        )
     _record_end(cfg, row_id, res, time.time())
     return res
 
@@ -297,7 +369,9 @@ def run_job(cfg, job: JobSpec, *, python: str = sys.executable) -> JobResult:
 class Scheduler:
     """Registers the jobs with ``schedule`` and starts each due run in its own thread."""
 
-    def __init__(self, cfg, jobs: list[JobSpec], *, scale: Optional[float] = None, python: str = sys.executable):
+    def __init__(
+        self, cfg, jobs: list[JobSpec], *, scale: float | None = None, python: str = sys.executable
+    ):
         import schedule
 
         self.cfg, self.jobs, self.scale, self.python = cfg, jobs, scale, python
@@ -330,7 +404,7 @@ class Scheduler:
         with self._lock:
             t = self._running.get(job.name)
             if t is not None and t.is_alive():
-                if self._skip_logged.get(job.name) is not t:       # once per blocking run
+                if self._skip_logged.get(job.name) is not t:  # once per blocking run
                     log.warning("Job %s skipped: its previous run is still going", job.name)
                     self._skip_logged[job.name] = t
                 return
@@ -341,7 +415,7 @@ class Scheduler:
     def _run(self, job: JobSpec) -> None:
         try:
             res = run_job(self.cfg, job, python=self.python)
-        except Exception:       # a bug in the runner must not kill the scheduler
+        except Exception:  # a bug in the runner must not kill the scheduler
             log.exception("Job %s could not be run", job.name)
             return
         with self._lock:
@@ -351,7 +425,7 @@ class Scheduler:
         with self._lock:
             return [n for n, t in self._running.items() if t.is_alive()]
 
-    def loop(self, run_for: Optional[float] = None) -> None:
+    def loop(self, run_for: float | None = None) -> None:
         deadline = None if run_for is None else time.monotonic() + run_for
         while not self.stop_event.is_set():
             if deadline is not None and time.monotonic() >= deadline:
@@ -368,7 +442,7 @@ class Scheduler:
             t.join()
 
 
-def scale_from(args) -> Optional[float]:
+def scale_from(args) -> float | None:
     value = args.interval_scale if args.interval_scale is not None else os.environ.get(SCALE_ENV)
     if value in (None, ""):
         return None
@@ -393,22 +467,29 @@ def main(args) -> int:
     jobs = _jobs(cfg, args)
     if args.print_crontab or args.print_windows_tasks:
         from .crontab import crontab_lines, windows_task_lines
+
         print("\n".join(crontab_lines(cfg, jobs) if args.print_crontab else windows_task_lines(cfg, jobs)))
         return 0
     if args.list:
         for j in jobs:
-            print(f"{j.name:<14} {j.describe():<28} {' '.join([Path(j.script).name, *j.args]):<30} "
-                  f"-> logs/{j.log} (timeout {j.timeout_seconds / 60:g} min)")
+            print(
+                f"{j.name:<14} {j.describe():<28} {' '.join([Path(j.script).name, *j.args]):<30} "
+                f"-> logs/{j.log} (timeout {j.timeout_seconds / 60:g} min)"
+            )
         return 0
     configure_from(cfg, console_level="CRITICAL" if args.once else "INFO")
     if args.once:
         match = [j for j in jobs if args.once in (j.name, Path(j.script).name, Path(j.script).stem)]
         if not match:
-            raise ConfigError(f"No job named {args.once!r}; choose one of: {', '.join(j.name for j in jobs)}.")
+            raise ConfigError(
+                f"No job named {args.once!r}; choose one of: {', '.join(j.name for j in jobs)}."
+            )
         res = run_job(cfg, match[0])
         status = "timed out" if res.timed_out else f"exit {res.exit_code}"
-        print(f"Job {res.job}: {status} in {res.seconds:.1f} s (output in {Path(cfg.log_dir) / match[0].log})"
-              + (f"\n  {res.detail}" if res.detail else ""))
+        print(
+            f"Job {res.job}: {status} in {res.seconds:.1f} s (output in {Path(cfg.log_dir) / match[0].log})"
+            + (f"\n  {res.detail}" if res.detail else "")
+        )
         return res.exit_code if res.exit_code is not None and res.exit_code >= 0 else 1
     scale = scale_from(args)
     db.ensure_private_dir(Path(cfg.database_path).parent)
@@ -416,13 +497,18 @@ def main(args) -> int:
     try:
         lock.acquire()
     except Timeout:
-        raise AlreadyRunning("run_scheduler.py is already running for this workspace; stop it first, or run "
-                             "one job now with python run_scheduler.py --once JOB.") from None
+        raise AlreadyRunning(
+            "run_scheduler.py is already running for this workspace; stop it first, or run "
+            "one job now with python run_scheduler.py --once JOB."
+        ) from None
     try:
         sched = Scheduler(cfg, jobs, scale=scale)
         _install_signal_handlers(sched)
-        log.info("Scheduler started (%s): %s", f"interval scale {scale:g}" if scale else "local time",
-                 "; ".join(f"{j.name} {j.describe()}" for j in jobs))
+        log.info(
+            "Scheduler started (%s): %s",
+            f"interval scale {scale:g}" if scale else "local time",
+            "; ".join(f"{j.name} {j.describe()}" for j in jobs),
+        )
         try:
             sched.loop(run_for=args.run_for)
         except KeyboardInterrupt:
@@ -441,22 +527,40 @@ def main(args) -> int:
 def _install_signal_handlers(sched: Scheduler) -> None:
     def stop(signum, frame):
         sched.stop_event.set()
+
     try:
         signal.signal(signal.SIGTERM, stop)
-    except (ValueError, AttributeError):      # not the main thread / not available
+    except (ValueError, AttributeError):  # not the main thread / not available
         pass
 
 
 def add_arguments(parser) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--once", metavar="JOB", help="run one job now (collect, health, backup, maintenance, "
-                                                    "report, weekly_report, audit) and exit with its code")
-    group.add_argument("--print-crontab", action="store_true", help="print the crontab lines for this workspace")
-    group.add_argument("--print-windows-tasks", action="store_true",
-                       help="print the schtasks commands for this workspace")
+    group.add_argument(
+        "--once",
+        metavar="JOB",
+        help="run one job now (collect, health, backup, maintenance, "
+        "report, weekly_report, audit) and exit with its code",
+    )
+    group.add_argument(
+        "--print-crontab", action="store_true", help="print the crontab lines for this workspace"
+    )
+    group.add_argument(
+        "--print-windows-tasks", action="store_true", help="print the schtasks commands for this workspace"
+    )
     group.add_argument("--list", action="store_true", help="list the jobs and their schedule")
     parser.add_argument("--jobs-file", metavar="YAML", help="use this job list instead of the default one")
-    parser.add_argument("--interval-scale", type=float, default=None, metavar="X",
-                        help=f"testing: run every job every (period x X) seconds (env {SCALE_ENV})")
-    parser.add_argument("--run-for", type=float, default=None, metavar="SECONDS",
-                        help="stop after this many seconds (default: run until Ctrl-C / SIGTERM)")
+    parser.add_argument(
+        "--interval-scale",
+        type=float,
+        default=None,
+        metavar="X",
+        help=f"testing: run every job every (period x X) seconds (env {SCALE_ENV})",
+    )
+    parser.add_argument(
+        "--run-for",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after this many seconds (default: run until Ctrl-C / SIGTERM)",
+    )

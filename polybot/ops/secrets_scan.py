@@ -15,17 +15,49 @@ obvious placeholder (``your_key``, ``****``, ``<...>``). Skipped: .git, .venv/ve
 runtime folders (data, logs, backups, reports), ``tests/`` (fixtures hold fake values on
 purpose), ``.env`` (the sanctioned place: it must be 600 and git-ignored), binary and large files.
 """
+
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
 
-SKIP_DIRS = {".git", ".venv", "venv", "env", "__pycache__", "node_modules", ".pytest_cache", ".mypy_cache",
-             ".ruff_cache", "data", "logs", "backups", "reports", "demo_workspace", "test-artifacts", "tests"}
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "venv",
+    "env",
+    "__pycache__",
+    "node_modules",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    "data",
+    "logs",
+    "backups",
+    "reports",
+    "demo_workspace",
+    "test-artifacts",
+    "tests",
+}
 SKIP_FILES = {".env"}
-SKIP_SUFFIXES = {".db", ".sqlite", ".pyc", ".png", ".jpg", ".jpeg", ".gif", ".ico", ".pdf", ".gz", ".zip",
-                 ".whl", ".so", ".dll", ".exe"}
+SKIP_SUFFIXES = {
+    ".db",
+    ".sqlite",
+    ".pyc",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+    ".ico",
+    ".pdf",
+    ".gz",
+    ".zip",
+    ".whl",
+    ".so",
+    ".dll",
+    ".exe",
+}
 MAX_BYTES = 1_000_000
 CONFIG_SUFFIXES = {".yaml", ".yml", ".env", ".ini", ".cfg", ".toml", ".conf", ".txt", ".sh", ".ps1", ".bat"}
 
@@ -33,8 +65,25 @@ SK_RE = re.compile(r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{20,}")
 _KEYS = r"(?:api[_-]?key|api[_-]?secret|api[_-]?passphrase|private[_-]?key|bot[_-]?token|password|passphrase)"
 QUOTED_RE = re.compile(_KEYS + r"[\"']?\s*[:=]\s*[\"']([^\"'\s]{8,})[\"']", re.I)
 BARE_RE = re.compile(r"^\s*(?:export\s+)?[\w.-]*" + _KEYS + r"[\"']?\s*[:=]\s*([^\s\"'#,}]{8,})", re.I)
-PLACEHOLDERS = ("your", "example", "xxx", "***", "changeme", "placeholder", "dummy", "fake", "redacted",
-                "<", "${", "$env", "here", "replace", "secret_value", "none", "null")
+PLACEHOLDERS = (
+    "your",
+    "example",
+    "xxx",
+    "***",
+    "changeme",
+    "placeholder",
+    "dummy",
+    "fake",
+    "redacted",
+    "<",
+    "${",
+    "$env",
+    "here",
+    "replace",
+    "secret_value",
+    "none",
+    "null",
+)
 
 
 def _is_placeholder(value: str) -> bool:

@@ -41,16 +41,19 @@ next sim-minute; positions in resolved markets are paid out automatically
 ``redeem_delay`` (1 h) after resolution; rate limits are reported in headers but
 never enforced.
 """
+
 from __future__ import annotations
 
 __all__ = ["start_simulator", "Simulator", "SimulatorHandle"]
 
 
-def __getattr__(name):          # lazy: ``import polybot.sim`` stays cheap
+def __getattr__(name):  # lazy: ``import polybot.sim`` stays cheap
     if name in ("start_simulator", "SimulatorHandle"):
         from . import server
+
         return getattr(server, name)
     if name == "Simulator":
         from .simulator import Simulator
+
         return Simulator
     raise AttributeError(name)

@@ -1,4 +1,5 @@
 """``python -m polybot.sim`` — run the local Polymarket-compatible simulator."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,33 +14,52 @@ from polybot.errors import ConfigError
 
 from .faults import parse_spec
 
-FAULT_HELP = ("fault spec: rules separated by ';', each 'key=value,...' with keys error_rate=F, "
-              "burst=STATUS:COUNT[:RETRY_AFTER], latency_ms=N, timeout=SECONDS[:COUNT], malformed=F, "
-              "outage=1, bad_market=missing_id|bad_price|unparsable|all, path=/prefix "
-              "(e.g. 'error_rate=0.1,latency_ms=200;burst=429:5:1,path=/clob/books')")
+FAULT_HELP = (
+    "fault spec: rules separated by ';', each 'key=value,...' with keys error_rate=F, "
+    "burst=STATUS:COUNT[:RETRY_AFTER], latency_ms=N, timeout=SECONDS[:COUNT], malformed=F, "
+    "outage=1, bad_market=missing_id|bad_price|unparsable|all, path=/prefix "
+    "(e.g. 'error_rate=0.1,latency_ms=200;burst=429:5:1,path=/clob/books')"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m polybot.sim",
         description="Local Polymarket-compatible simulator: Gamma (/gamma), CLOB (/clob) and Data API (/data) "
-                    "on one port, with a deterministic synthetic world and fault injection.",
-        epilog=FAULT_HELP)
+        "on one port, with a deterministic synthetic world and fault injection.",
+        epilog=FAULT_HELP,
+    )
     p.add_argument("--port", type=int, default=8765, help="TCP port (0 = pick a free one; default 8765)")
     p.add_argument("--host", default="127.0.0.1", help="bind address; only 127.0.0.1 is accepted")
     p.add_argument("--seed", type=int, default=42, help="world seed (default 42)")
     p.add_argument("--markets", type=int, default=60, help="number of markets (default 60)")
-    p.add_argument("--speed", type=float, default=1.0,
-                   help="sim seconds per real second (1 = real time, 60 = a minute per second, 0 = frozen)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="sim seconds per real second (1 = real time, 60 = a minute per second, 0 = frozen)",
+    )
     p.add_argument("--faults", default="", metavar="SPEC", help="faults to inject from the start (see below)")
-    p.add_argument("--start-time", default=None, metavar="ISO",
-                   help="sim start time, ISO-8601 (default 2026-11-01T00:00:00Z)")
+    p.add_argument(
+        "--start-time",
+        default=None,
+        metavar="ISO",
+        help="sim start time, ISO-8601 (default 2026-11-01T00:00:00Z)",
+    )
     p.add_argument("--balance", type=float, default=10000.0, help="starting USDC per account (default 10000)")
     p.add_argument("--port-file", default=None, metavar="PATH", help="write the chosen port to this file")
-    p.add_argument("--chain-id", type=int, default=137,
-                   help="EIP-712 chainId orders must be signed for (137 Polygon, 80002 Amoy; default 137)")
-    p.add_argument("--trade-delays", default="2:5", metavar="MINED:CONFIRMED",
-                   help="sim seconds from match to MINED and to CONFIRMED (default 2:5; see RULES.md)")
+    p.add_argument(
+        "--chain-id",
+        type=int,
+        default=137,
+        help="EIP-712 chainId orders must be signed for (137 Polygon, 80002 Amoy; default 137)",
+    )
+    p.add_argument(
+        "--trade-delays",
+        default="2:5",
+        metavar="MINED:CONFIRMED",
+        help="sim seconds from match to MINED and to CONFIRMED (default 2:5; see RULES.md)",
+    )
     return p
 
 
@@ -59,22 +79,37 @@ def main(args: argparse.Namespace) -> int:
         if len(delays) != 2 or not 0 <= delays[0] <= delays[1]:
             raise ValueError
     except ValueError:
-        raise ConfigError(f"Invalid --trade-delays {args.trade_delays!r}; use MINED:CONFIRMED seconds with "
-                          f"0 <= MINED <= CONFIRMED, e.g. 2:5.")
+        raise ConfigError(
+            f"Invalid --trade-delays {args.trade_delays!r}; use MINED:CONFIRMED seconds with "
+            f"0 <= MINED <= CONFIRMED, e.g. 2:5."
+        )
     if args.chain_id <= 0:
         raise ConfigError("--chain-id must be a positive chain id, e.g. 137.")
     from .server import start_simulator
     from .simulator import parse_time
+
     try:
         start = parse_time(args.start_time)
     except ValueError:
-        raise ConfigError(f"Invalid --start-time {args.start_time!r}; use ISO-8601 like 2026-11-01T00:00:00Z.")
+        raise ConfigError(
+            f"Invalid --start-time {args.start_time!r}; use ISO-8601 like 2026-11-01T00:00:00Z."
+        )
     try:
-        handle = start_simulator(port=args.port, seed=args.seed, n_markets=args.markets, speed=args.speed,
-                                 faults=faults, start_time=start, initial_balance=args.balance,
-                                 chain_id=args.chain_id, trade_delays=delays)
+        handle = start_simulator(
+            port=args.port,
+            seed=args.seed,
+            n_markets=args.markets,
+            speed=args.speed,
+            faults=faults,
+            start_time=start,
+            initial_balance=args.balance,
+            chain_id=args.chain_id,
+            trade_delays=delays,
+        )
     except OSError as exc:
-        raise ConfigError(f"Cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc}); pick another --port.")
+        raise ConfigError(
+            f"Cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc}); pick another --port."
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if hasattr(signal, "SIGBREAK"):
@@ -94,8 +129,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    logging.getLogger().addHandler(logging.NullHandler())     # errors are printed once, by run_script
+    logging.getLogger().addHandler(logging.NullHandler())  # errors are printed once, by run_script
     _console = logging.StreamHandler(sys.stderr)
     _console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger("polybot.sim").addHandler(_console)    # simulator bugs (500s) with tracebacks
+    logging.getLogger("polybot.sim").addHandler(_console)  # simulator bugs (500s) with tracebacks
     run_script(main, build_parser())

@@ -4,18 +4,21 @@
 ticks, book overrides, trade lifecycle) and returns None for any other path, which
 server.py handles. Errors: ValueError/TypeError → 400, KeyError → 404 (server.py).
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 from . import lifecycle, sessions, signing, ticks
 from .api import Request, Response
 
 
 def account_json(ex, acct) -> dict:
-    return {"address": acct.address, "cash": str(acct.cash),
-            "funders": {str(k): ex.funder_of(acct, k) for k in sorted(acct.funders)},
-            "heartbeat_id": acct.heartbeat_id, "heartbeat_active": acct.heartbeat_at is not None}
+    return {
+        "address": acct.address,
+        "cash": str(acct.cash),
+        "funders": {str(k): ex.funder_of(acct, k) for k in sorted(acct.funders)},
+        "heartbeat_id": acct.heartbeat_id,
+        "heartbeat_active": acct.heartbeat_at is not None,
+    }
 
 
 def _address(value, name: str = "address") -> str:
@@ -40,19 +43,23 @@ def _accounts(sim, req: Request, body: dict) -> Response:
     for k, v in funders.items():
         kind = int(k) if str(k).strip().isdigit() else -1
         if kind not in (signing.SIG_PROXY, signing.SIG_SAFE, signing.SIG_1271):
-            raise ValueError(f"funders can be set for signature types 1, 2 and 3 only (type 0's funder is the "
-                             f"EOA itself), got {k!r}")
+            raise ValueError(
+                f"funders can be set for signature types 1, 2 and 3 only (type 0's funder is the "
+                f"EOA itself), got {k!r}"
+            )
         wallet = signing.default_funder(acct.address, kind) if v is None else _address(v, "funder")
         owner = ex.find_account(wallet)
         if wallet == acct.address or (owner is not None and owner is not acct):
-            raise ValueError(f"funder {wallet} already belongs to account {owner.address if owner else wallet}; "
-                             f"a wallet has one owner")
+            raise ValueError(
+                f"funder {wallet} already belongs to account {owner.address if owner else wallet}; "
+                f"a wallet has one owner"
+            )
         changes[kind] = wallet
-    acct.funders.update(changes)            # all or nothing
+    acct.funders.update(changes)  # all or nothing
     return Response(account_json(ex, acct))
 
 
-def handle(sim, req: Request, body: dict) -> Optional[Response]:
+def handle(sim, req: Request, body: dict) -> Response | None:
     path, method = req.path, req.method
     ex = sim.exchange
     if path == "/accounts" and method in ("GET", "POST"):
@@ -69,22 +76,33 @@ def handle(sim, req: Request, body: dict) -> Optional[Response]:
             sim.sync()
             if method == "POST":
                 if "token_id" not in body or "tick" not in body:
-                    raise ValueError('POST /_sim/ticks needs {"token_id": ..., "tick": "0.001" | "0.01" | null}')
+                    raise ValueError(
+                        'POST /_sim/ticks needs {"token_id": ..., "tick": "0.001" | "0.01" | null}'
+                    )
                 return Response(ticks.force(sim, str(body["token_id"]), body["tick"]))
             return Response(ticks.state(sim))
     if path == "/book" and method in ("GET", "POST"):
         if method == "POST":
             if not body.get("token_id"):
-                raise ValueError('POST /_sim/book needs {"token_id": ..., "bids": [[price, size]], "asks": [...]}'
-                                 ' or {"token_id": ..., "clear": true}')
-            return Response(sim.set_book(str(body["token_id"]), body.get("bids"), body.get("asks"),
-                                         clear=bool(body.get("clear"))))
+                raise ValueError(
+                    'POST /_sim/book needs {"token_id": ..., "bids": [[price, size]], "asks": [...]}'
+                    ' or {"token_id": ..., "clear": true}'
+                )
+            return Response(
+                sim.set_book(
+                    str(body["token_id"]), body.get("bids"), body.get("asks"), clear=bool(body.get("clear"))
+                )
+            )
         with sim.lock:
-            return Response({"overrides": [sim.world.markets[mi].token_ids[0] for mi in sorted(sim.book_override)]})
+            return Response(
+                {"overrides": [sim.world.markets[mi].token_ids[0] for mi in sorted(sim.book_override)]}
+            )
     if path == "/lifecycle" and method in ("GET", "POST"):
         with sim.lock:
             if method == "POST":
-                return Response(lifecycle.set_delays(ex, body.get("mined_after"), body.get("confirmed_after")))
+                return Response(
+                    lifecycle.set_delays(ex, body.get("mined_after"), body.get("confirmed_after"))
+                )
             return Response(lifecycle.delays_json(ex))
     if path == "/trades/fail" and method == "POST":
         with sim.lock:

@@ -1,16 +1,17 @@
 """Request/response plumbing shared by the simulator's API modules."""
+
 from __future__ import annotations
 
 import base64
 import json
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 
 class ApiError(Exception):
     """An HTTP error answer: ``{"error": message}`` (or ``body``) with ``status``."""
 
-    def __init__(self, status: int, message: str, body: Any = None, headers: Optional[dict] = None):
+    def __init__(self, status: int, message: str, body: Any = None, headers: dict | None = None):
         super().__init__(message)
         self.status = int(status)
         self.message = message
@@ -21,13 +22,13 @@ class ApiError(Exception):
 @dataclass
 class Request:
     method: str
-    path: str                 # path inside the API family, e.g. "/book" (no query)
-    full_path: str            # e.g. "/clob/book"
-    query: dict               # name -> [values]
-    headers: Any              # case-insensitive mapping (http.client.HTTPMessage)
+    path: str  # path inside the API family, e.g. "/book" (no query)
+    full_path: str  # e.g. "/clob/book"
+    query: dict  # name -> [values]
+    headers: Any  # case-insensitive mapping (http.client.HTTPMessage)
     body: bytes = b""
 
-    def q(self, name: str, default: Optional[str] = None) -> Optional[str]:
+    def q(self, name: str, default: str | None = None) -> str | None:
         vals = self.query.get(name)
         return vals[0] if vals else default
 
@@ -38,13 +39,13 @@ class Request:
             out.extend(x for x in v.split(",") if x != "")
         return out
 
-    def q_bool(self, name: str, default: Optional[bool] = None) -> Optional[bool]:
+    def q_bool(self, name: str, default: bool | None = None) -> bool | None:
         v = self.q(name)
         if v is None or v == "":
             return default
         return v.strip().lower() in ("1", "true", "yes")
 
-    def q_float(self, name: str, default: Optional[float] = None) -> Optional[float]:
+    def q_float(self, name: str, default: float | None = None) -> float | None:
         v = self.q(name)
         if v is None or v == "":
             return default
@@ -53,7 +54,7 @@ class Request:
         except ValueError:
             raise ApiError(422, f"invalid {name}", {"type": "validation error", "error": f"invalid {name}"})
 
-    def q_int(self, name: str, default: Optional[int] = None, status: int = 400) -> Optional[int]:
+    def q_int(self, name: str, default: int | None = None, status: int = 400) -> int | None:
         v = self.q(name)
         if v is None or v == "":
             return default
@@ -78,7 +79,7 @@ class Response:
     body: Any = None
     status: int = 200
     headers: dict = field(default_factory=dict)
-    raw: Optional[bytes] = None         # pre-encoded JSON body (hot paths)
+    raw: bytes | None = None  # pre-encoded JSON body (hot paths)
 
 
 def num_str(x: float, places: int = 6) -> str:
@@ -119,7 +120,7 @@ def encode_cursor(offset: int) -> str:
     return base64.b64encode(str(int(offset)).encode()).decode()
 
 
-def decode_cursor(cursor: Optional[str]) -> int:
+def decode_cursor(cursor: str | None) -> int:
     if not cursor:
         return 0
     try:

@@ -4,6 +4,7 @@ Prints figures only (no pass/fail): median and max wall time per request, measur
 from the client side (request + server work + JSON decode), at a fixed sim time, with
 the clock moving one second per call, and one minute per call.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,10 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     with start_simulator(port=0, n_markets=args.markets) as h:
-        print(f"world of {args.markets} markets / {len(h.sim.world.token_index)} tokens built in "
-              f"{(time.perf_counter() - t0) * 1000:.0f} ms")
+        print(
+            f"world of {args.markets} markets / {len(h.sim.world.token_index)} tokens built in "
+            f"{(time.perf_counter() - t0) * 1000:.0f} ms"
+        )
         tokens = random.Random(1).sample(list(h.sim.world.token_index), args.tokens)
         body = [{"token_id": t} for t in tokens]
         session = requests.Session()
@@ -40,8 +43,10 @@ def main() -> None:
                 r.raise_for_status()
                 n = len(r.json())
                 times.append((time.perf_counter() - t) * 1000)
-            print(f"POST /books x{n} ({label}): median {statistics.median(times):.1f} ms, "
-                  f"max {max(times):.1f} ms, {len(r.content) / 1024:.0f} KiB")
+            print(
+                f"POST /books x{n} ({label}): median {statistics.median(times):.1f} ms, "
+                f"max {max(times):.1f} ms, {len(r.content) / 1024:.0f} KiB"
+            )
 
 
 if __name__ == "__main__":

@@ -7,13 +7,23 @@ Resting orders of simulator users are shown in their token's book.
 An empty side counts as best bid 0 / best ask 1 for /price, /midpoint and /spread
 (the WebSocket convention). ``/prices-history`` ``interval=1m`` means one month.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 
-from .api import (END_CURSOR, ApiError, Response, decode_cursor, encode_cursor, micro_str, num_str,
-                  price_str, price_table)
+from .api import (
+    END_CURSOR,
+    ApiError,
+    Response,
+    decode_cursor,
+    encode_cursor,
+    micro_str,
+    num_str,
+    price_str,
+    price_table,
+)
 from .simulator import iso
 
 NO_BOOK = "No orderbook exists for the requested token id"
@@ -56,7 +66,7 @@ def books_json(sim, tokens, t: float) -> list:
     yes = sim.yes_levels(mis, t)
     probs = dict(zip(mis, sim.prices.yes_prices(mis, t).tolist())) if mis else {}
     ts = str(int(t * 1000))
-    strs = sim.__dict__.setdefault("_book_strs", {})       # market index -> constant tail of the JSON
+    strs = sim.__dict__.setdefault("_book_strs", {})  # market index -> constant tail of the JSON
     live = sim.exchange.live
     out = []
     for tok, m, k in hits:
@@ -70,7 +80,7 @@ def books_json(sim, tokens, t: float) -> list:
                 target[o.ticks] = target.get(o.ticks, 0) + o.remaining
             bids_w, asks_w = sorted(bid_map.items()), sorted(ask_map.items(), reverse=True)
         else:
-            bids_w, asks_w = bids[::-1], asks[::-1]          # best first -> best last
+            bids_w, asks_w = bids[::-1], asks[::-1]  # best first -> best last
         lt = sim.last_trade.get(tok)
         if lt:
             ltp = price_str(lt[0], nt)
@@ -81,8 +91,10 @@ def books_json(sim, tokens, t: float) -> list:
             ltp = price_str(min(max(round(p * nt), 1), nt - 1), nt)
         tail = strs.get(m.index)
         if tail is None:
-            tail = strs[m.index] = (f'"min_order_size":"{num_str(m.min_size)}","tick_size":"{num_str(m.tick, 4)}",'
-                                    f'"neg_risk":{"true" if m.neg_risk else "false"},"last_trade_price":"')
+            tail = strs[m.index] = (
+                f'"min_order_size":"{num_str(m.min_size)}","tick_size":"{num_str(m.tick, 4)}",'
+                f'"neg_risk":{"true" if m.neg_risk else "false"},"last_trade_price":"'
+            )
         head = f'{{"market":"{m.condition_id}","asset_id":"{tok}","timestamp":"{ts}","hash":"'
         body = f'","bids":[{_levels_json(bids_w, nt)}],"asks":[{_levels_json(asks_w, nt)}],{tail}{ltp}"}}'
         digest = hashlib.sha1((head + body).encode()).hexdigest()
@@ -127,7 +139,9 @@ def book(sim, req, t):
 
 
 def books(sim, req, t):
-    return Response(raw=("[" + ",".join(books_json(sim, [x["token_id"] for x in _batch(req)], t)) + "]").encode())
+    return Response(
+        raw=("[" + ",".join(books_json(sim, [x["token_id"] for x in _batch(req)], t)) + "]").encode()
+    )
 
 
 def price(sim, req, t):
@@ -167,8 +181,10 @@ def spread(sim, req, t):
 
 
 def spreads(sim, req, t):
-    return {tok: price_str(ba - bb, nt) for tok, (bb, ba, nt) in
-            _bbo(sim, [x["token_id"] for x in _batch(req)], t).items()}
+    return {
+        tok: price_str(ba - bb, nt)
+        for tok, (bb, ba, nt) in _bbo(sim, [x["token_id"] for x in _batch(req)], t).items()
+    }
 
 
 def _last(sim, tok, t):
@@ -212,7 +228,7 @@ def prices_history(sim, req, t):
     if interval:
         if interval in ("max", "all"):
             if sim.phase(m.index, t) == "resolved" and fidelity < 720:
-                return {"history": []}          # the live API's quirk for resolved markets
+                return {"history": []}  # the live API's quirk for resolved markets
             start, end = m.start_ts, end_cap
         elif interval in INTERVALS:
             start, end = now - INTERVALS[interval], end_cap
@@ -226,7 +242,9 @@ def prices_history(sim, req, t):
     if end >= start and (end - start) / (fidelity * 60) > 100_000:
         need = int((end - start) / 60 / 100_000) + 1
         raise ApiError(400, f"minimum 'fidelity' for this range is {need}")
-    return {"history": [{"t": ts, "p": p} for ts, p in sim.prices.history(m.index, k, start, end, fidelity * 60)]}
+    return {
+        "history": [{"t": ts, "p": p} for ts, p in sim.prices.history(m.index, k, start, end, fidelity * 60)]
+    }
 
 
 def tick_size(sim, req, t):
@@ -261,20 +279,43 @@ def clob_market(sim, m, t) -> dict:
     pays = sim.payouts(m.index) if phase == "resolved" else (round(p, 4), round(1 - p, 4))
     fee_bps = 1000 if m.fees_enabled else 0
     return {
-        "accepting_order_timestamp": iso(m.start_ts), "accepting_orders": phase == "open", "active": True,
-        "archived": False, "closed": phase != "open", "condition_id": m.condition_id,
-        "description": f"Synthetic market: {m.question}", "enable_order_book": phase == "open",
-        "end_date_iso": iso(sim.end_of(m.index)), "fpmm": "", "game_start_time": None,
+        "accepting_order_timestamp": iso(m.start_ts),
+        "accepting_orders": phase == "open",
+        "active": True,
+        "archived": False,
+        "closed": phase != "open",
+        "condition_id": m.condition_id,
+        "description": f"Synthetic market: {m.question}",
+        "enable_order_book": phase == "open",
+        "end_date_iso": iso(sim.end_of(m.index)),
+        "fpmm": "",
+        "game_start_time": None,
         "icon": f"https://polymarket-upload.s3.us-east-2.amazonaws.com/sim-{m.slug}.png",
         "image": f"https://polymarket-upload.s3.us-east-2.amazonaws.com/sim-{m.slug}.png",
         "is_50_50_outcome": phase == "resolved" and sim.outcome_of(m.index) == "50-50",
-        "maker_base_fee": fee_bps, "market_slug": m.slug, "minimum_order_size": _num(m.min_size),
-        "minimum_tick_size": m.tick, "neg_risk": m.neg_risk, "neg_risk_market_id": m.neg_risk_market_id,
-        "neg_risk_request_id": m.neg_risk_request_id, "notifications_enabled": True, "question": m.question,
-        "question_id": m.question_id, "rewards": {"max_spread": 0, "min_size": 0, "rates": None},
-        "seconds_delay": 0, "tags": [m.category], "taker_base_fee": fee_bps,
-        "tokens": [{"outcome": m.outcomes[k], "price": pays[k], "token_id": m.token_ids[k],
-                    "winner": phase == "resolved" and pays[k] == 1.0} for k in (0, 1)],
+        "maker_base_fee": fee_bps,
+        "market_slug": m.slug,
+        "minimum_order_size": _num(m.min_size),
+        "minimum_tick_size": m.tick,
+        "neg_risk": m.neg_risk,
+        "neg_risk_market_id": m.neg_risk_market_id,
+        "neg_risk_request_id": m.neg_risk_request_id,
+        "notifications_enabled": True,
+        "question": m.question,
+        "question_id": m.question_id,
+        "rewards": {"max_spread": 0, "min_size": 0, "rates": None},
+        "seconds_delay": 0,
+        "tags": [m.category],
+        "taker_base_fee": fee_bps,
+        "tokens": [
+            {
+                "outcome": m.outcomes[k],
+                "price": pays[k],
+                "token_id": m.token_ids[k],
+                "winner": phase == "resolved" and pays[k] == 1.0,
+            }
+            for k in (0, 1)
+        ],
     }
 
 
@@ -285,18 +326,31 @@ def market(sim, req, t, cid):
 def clob_market_v2(sim, req, t, cid):
     m = _market_by_cid(sim, cid)
     phase = sim.phase(m.index, t)
-    return {"c": m.condition_id, "t": [{"t": m.token_ids[k], "o": m.outcomes[k]} for k in (0, 1)],
-            "mts": m.tick, "mos": _num(m.min_size), "nr": m.neg_risk,
-            "fd": {"r": m.fee_rate, "e": 1, "to": True}, "mbf": 0, "tbf": 0, "rfqe": False, "itode": False,
-            "ao": phase == "open", "cl": phase != "open"}
+    return {
+        "c": m.condition_id,
+        "t": [{"t": m.token_ids[k], "o": m.outcomes[k]} for k in (0, 1)],
+        "mts": m.tick,
+        "mos": _num(m.min_size),
+        "nr": m.neg_risk,
+        "fd": {"r": m.fee_rate, "e": 1, "to": True},
+        "mbf": 0,
+        "tbf": 0,
+        "rfqe": False,
+        "itode": False,
+        "ao": phase == "open",
+        "cl": phase != "open",
+    }
 
 
 def market_by_token(sim, req, t, token):
     m, _ = sim.world.market_by_token(token)
     if m is None:
         raise ApiError(404, "market not found")
-    return {"condition_id": m.condition_id, "primary_token_id": m.token_ids[0],
-            "secondary_token_id": m.token_ids[1]}
+    return {
+        "condition_id": m.condition_id,
+        "primary_token_id": m.token_ids[0],
+        "secondary_token_id": m.token_ids[1],
+    }
 
 
 def _market_pages(simplified: bool):
@@ -304,14 +358,19 @@ def _market_pages(simplified: bool):
         start = decode_cursor(req.q("next_cursor") or "MA==")
         if start < 0:
             return {"limit": MAX_BATCH, "count": 0, "next_cursor": END_CURSOR, "data": []}
-        ms = sim.world.markets[start:start + MAX_BATCH]
+        ms = sim.world.markets[start : start + MAX_BATCH]
         data = [clob_market(sim, m, t) for m in ms]
         if simplified:
             keep = ("condition_id", "rewards", "tokens", "active", "closed", "archived", "accepting_orders")
             data = [{k: d[k] for k in keep} for d in data]
         nxt = start + MAX_BATCH
-        return {"limit": MAX_BATCH, "count": len(data),
-                "next_cursor": encode_cursor(nxt) if nxt < len(sim.world.markets) else END_CURSOR, "data": data}
+        return {
+            "limit": MAX_BATCH,
+            "count": len(data),
+            "next_cursor": encode_cursor(nxt) if nxt < len(sim.world.markets) else END_CURSOR,
+            "data": data,
+        }
+
     return handler
 
 

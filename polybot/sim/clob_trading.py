@@ -18,6 +18,7 @@ answers 200 with one result per order, failures as
 ``{"success": false, "status": "unmatched", "errorMsg": msg, ...}``. The order,
 heartbeat, trading-mode and trade-status rules are in RULES.md.
 """
+
 from __future__ import annotations
 
 import base64
@@ -32,14 +33,21 @@ from .simulator import iso
 
 UNAUTHORIZED = "Unauthorized/Invalid api key"
 PAGE = 100
-MAX_UINT = str(2 ** 256 - 1)
+MAX_UINT = str(2**256 - 1)
 
 
 def l1_auth(req, chain_id: int = 137):
     h = req.headers
-    addr, sig, ts, nonce = (h.get(k) for k in ("POLY_ADDRESS", "POLY_SIGNATURE", "POLY_TIMESTAMP", "POLY_NONCE"))
-    if not (addr and sig and ts and nonce is not None) or not _is_address(addr) or not sig.startswith("0x") \
-            or not ts.strip().isdigit() or not nonce.strip().isdigit():
+    addr, sig, ts, nonce = (
+        h.get(k) for k in ("POLY_ADDRESS", "POLY_SIGNATURE", "POLY_TIMESTAMP", "POLY_NONCE")
+    )
+    if (
+        not (addr and sig and ts and nonce is not None)
+        or not _is_address(addr)
+        or not sig.startswith("0x")
+        or not ts.strip().isdigit()
+        or not nonce.strip().isdigit()
+    ):
         raise ApiError(401, "Invalid L1 Request headers")
     if signing.clob_auth_signer(addr, ts.strip(), int(nonce), sig.strip(), chain_id) != addr.lower():
         raise ApiError(401, "Invalid L1 Request headers")
@@ -48,8 +56,10 @@ def l1_auth(req, chain_id: int = 137):
 
 def l2_auth(sim, req):
     h = req.headers
-    addr, sig, ts, key, phrase = (h.get(k) for k in ("POLY_ADDRESS", "POLY_SIGNATURE", "POLY_TIMESTAMP",
-                                                     "POLY_API_KEY", "POLY_PASSPHRASE"))
+    addr, sig, ts, key, phrase = (
+        h.get(k)
+        for k in ("POLY_ADDRESS", "POLY_SIGNATURE", "POLY_TIMESTAMP", "POLY_API_KEY", "POLY_PASSPHRASE")
+    )
     if not (addr and sig and ts and key and phrase):
         raise ApiError(401, UNAUTHORIZED)
     entry = sim.exchange.keys.get(key)
@@ -67,32 +77,61 @@ def l2_auth(sim, req):
 
 def order_json(sim, o) -> dict:
     m = sim.world.markets[o.mi]
-    return {"associate_trades": list(o.trade_ids), "id": o.id, "status": o.status, "market": m.condition_id,
-            "original_size": micro_str(o.size), "outcome": m.outcomes[o.outcome], "maker_address": o.maker,
-            "owner": o.owner, "price": price_str(o.ticks, o.nt), "side": o.side,
-            "size_matched": micro_str(o.matched), "asset_id": o.token,
-            "expiration": str(o.expiration) if o.expiration else None, "order_type": o.order_type,
-            "created_at": o.created_at}
+    return {
+        "associate_trades": list(o.trade_ids),
+        "id": o.id,
+        "status": o.status,
+        "market": m.condition_id,
+        "original_size": micro_str(o.size),
+        "outcome": m.outcomes[o.outcome],
+        "maker_address": o.maker,
+        "owner": o.owner,
+        "price": price_str(o.ticks, o.nt),
+        "side": o.side,
+        "size_matched": micro_str(o.matched),
+        "asset_id": o.token,
+        "expiration": str(o.expiration) if o.expiration else None,
+        "order_type": o.order_type,
+        "created_at": o.created_at,
+    }
 
 
 def trade_json(sim, tr) -> dict:
     m = sim.world.markets[tr.mi]
-    return {"id": tr.id, "taker_order_id": tr.taker_order_id, "market": m.condition_id, "asset_id": tr.token,
-            "side": tr.side, "size": micro_str(tr.size), "fee_rate_bps": tr.fee_rate_bps,
-            "price": price_str(tr.ticks, tr.nt), "status": tr.status, "match_time": iso(tr.match_time),
-            "last_update": iso(tr.last_update), "outcome": m.outcomes[tr.outcome], "bucket_index": 0,
-            "owner": tr.owner, "maker_address": tr.maker_address, "transaction_hash": tr.tx_hash,
-            "maker_orders": list(tr.maker_orders), "trader_side": tr.trader_side}
+    return {
+        "id": tr.id,
+        "taker_order_id": tr.taker_order_id,
+        "market": m.condition_id,
+        "asset_id": tr.token,
+        "side": tr.side,
+        "size": micro_str(tr.size),
+        "fee_rate_bps": tr.fee_rate_bps,
+        "price": price_str(tr.ticks, tr.nt),
+        "status": tr.status,
+        "match_time": iso(tr.match_time),
+        "last_update": iso(tr.last_update),
+        "outcome": m.outcomes[tr.outcome],
+        "bucket_index": 0,
+        "owner": tr.owner,
+        "maker_address": tr.maker_address,
+        "transaction_hash": tr.tx_hash,
+        "maker_orders": list(tr.maker_orders),
+        "trader_side": tr.trader_side,
+    }
 
 
 def _page(req, items: list) -> dict:
     start = decode_cursor(req.q("next_cursor") or "MA==")
     if start < 0:
         return {"data": [], "next_cursor": END_CURSOR, "limit": PAGE, "count": 0}
-    page = items[start:start + PAGE]
+    page = items[start : start + PAGE]
     nxt = start + PAGE
-    return {"data": page, "next_cursor": encode_cursor(nxt) if nxt < len(items) else END_CURSOR,
-            "limit": PAGE, "count": len(page)}
+    return {
+        "data": page,
+        "next_cursor": encode_cursor(nxt) if nxt < len(items) else END_CURSOR,
+        "limit": PAGE,
+        "count": len(page),
+    }
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -132,8 +171,17 @@ def post_orders(sim, req, t):
         try:
             out.append(sim.exchange.place(acct, key, item, t))
         except ApiError as exc:
-            out.append({"success": False, "orderID": "", "status": "unmatched", "makingAmount": "0",
-                        "takingAmount": "0", "errorMsg": exc.message, "tradeIDs": []})
+            out.append(
+                {
+                    "success": False,
+                    "orderID": "",
+                    "status": "unmatched",
+                    "makingAmount": "0",
+                    "takingAmount": "0",
+                    "errorMsg": exc.message,
+                    "tradeIDs": [],
+                }
+            )
     return out
 
 
@@ -171,18 +219,29 @@ def cancel_market_orders(sim, req, t):
     if not isinstance(body, dict):
         raise ApiError(400, "Invalid payload")
     market, asset = str(body.get("market") or "").lower(), str(body.get("asset_id") or "")
-    ids = [o.id for lst in sim.exchange.live.values() for o in lst if o.account is acct
-           and (not market or sim.world.markets[o.mi].condition_id.lower() == market)
-           and (not asset or o.token == asset)]
+    ids = [
+        o.id
+        for lst in sim.exchange.live.values()
+        for o in lst
+        if o.account is acct
+        and (not market or sim.world.markets[o.mi].condition_id.lower() == market)
+        and (not asset or o.token == asset)
+    ]
     return sim.exchange.cancel(acct, ids)
 
 
 def open_orders(sim, req, t):
     acct, _ = l2_auth(sim, req)
     oid, market, asset = req.q("id"), (req.q("market") or "").lower(), req.q("asset_id")
-    rows = [o for o in sim.exchange.orders.values() if o.account is acct and o.status == "LIVE"
-            and (not oid or o.id == oid) and (not asset or o.token == asset)
-            and (not market or sim.world.markets[o.mi].condition_id.lower() == market)]
+    rows = [
+        o
+        for o in sim.exchange.orders.values()
+        if o.account is acct
+        and o.status == "LIVE"
+        and (not oid or o.id == oid)
+        and (not asset or o.token == asset)
+        and (not market or sim.world.markets[o.mi].condition_id.lower() == market)
+    ]
     rows.sort(key=lambda o: (o.created_at, o.id))
     return _page(req, [order_json(sim, o) for o in rows])
 
@@ -200,11 +259,17 @@ def trades(sim, req, t):
     tid, market, asset = req.q("id"), (req.q("market") or "").lower(), req.q("asset_id")
     maker = (req.q("maker_address") or "").lower()
     before, after = req.q_int("before"), req.q_int("after")
-    rows = [tr for tr in reversed(sim.exchange.trades) if tr.account is acct
-            and (not tid or tr.id == tid) and (not asset or tr.token == asset)
-            and (not market or sim.world.markets[tr.mi].condition_id.lower() == market)
-            and (not maker or tr.maker_address.lower() == maker)
-            and (before is None or tr.match_time < before) and (after is None or tr.match_time > after)]
+    rows = [
+        tr
+        for tr in reversed(sim.exchange.trades)
+        if tr.account is acct
+        and (not tid or tr.id == tid)
+        and (not asset or tr.token == asset)
+        and (not market or sim.world.markets[tr.mi].condition_id.lower() == market)
+        and (not maker or tr.maker_address.lower() == maker)
+        and (before is None or tr.match_time < before)
+        and (after is None or tr.match_time > after)
+    ]
     return _page(req, [trade_json(sim, tr) for tr in rows])
 
 
@@ -220,8 +285,11 @@ def balance_allowance(sim, req, t):
         bal = acct.positions.get(tok, 0)
     else:
         raise ApiError(400, f"invalid asset_type '{kind}'; use COLLATERAL, CONDITIONAL or CONDITIONAL-V2")
-    spenders = ("0xE111180000d2663C0091e4f400237545B87B996B", "0xe2222d279d744050d28e00520010520000310F59",
-                "0xadA2005600Dec949baf300f4C6120000bDB6eAab")
+    spenders = (
+        "0xE111180000d2663C0091e4f400237545B87B996B",
+        "0xe2222d279d744050d28e00520010520000310F59",
+        "0xadA2005600Dec949baf300f4C6120000bDB6eAab",
+    )
     return {"balance": str(bal), "allowances": {s: MAX_UINT for s in spenders}}
 
 
@@ -238,6 +306,7 @@ def _l2_const(value):
     def handler(sim, req, t, **_):
         l2_auth(sim, req)
         return value
+
     return handler
 
 
@@ -275,8 +344,11 @@ ROUTES = [
     ("POST", r"/orders-scoring", orders_scoring),
     ("GET", r"/notifications", _l2_const([])),
     ("DELETE", r"/notifications", _l2_const("OK")),
-    ("GET", r"/fees/builder-fees/(?P<code>[^/]+)",
-     lambda s, r, t, code: {"builder_maker_fee_rate_bps": 0, "builder_taker_fee_rate_bps": 0}),
+    (
+        "GET",
+        r"/fees/builder-fees/(?P<code>[^/]+)",
+        lambda s, r, t, code: {"builder_maker_fee_rate_bps": 0, "builder_taker_fee_rate_bps": 0},
+    ),
 ]
 
 TRADING_PATHS = ("/order", "/orders", "/cancel-all", "/cancel-market-orders", "/v1/heartbeats")

@@ -8,14 +8,23 @@ snake_case. Positions use ``sizeThreshold`` (default 1 share; 0 shows dust and
 closed positions). Resolved positions are redeemable until the simulated
 auto-redeem pays them (see simulator.py).
 """
+
 from __future__ import annotations
 
 from .api import ApiError, decode_cursor, encode_cursor
 from .simulator import iso
 
-_SORT = {"CURRENT": "currentValue", "INITIAL": "initialValue", "TOKENS": "size", "CASHPNL": "cashPnl",
-         "PERCENTPNL": "percentPnl", "TITLE": "title", "PRICE": "curPrice", "AVGPRICE": "avgPrice",
-         "RESOLVING": "endDate"}
+_SORT = {
+    "CURRENT": "currentValue",
+    "INITIAL": "initialValue",
+    "TOKENS": "size",
+    "CASHPNL": "cashPnl",
+    "PERCENTPNL": "percentPnl",
+    "TITLE": "title",
+    "PRICE": "curPrice",
+    "AVGPRICE": "avgPrice",
+    "RESOLVING": "endDate",
+}
 
 
 def _user(sim, req):
@@ -45,21 +54,36 @@ def _position_rows(sim, acct, t: float) -> list:
         realized = acct.realized.get(tok, 0) / 1e6
         bought = acct.bought.get(tok, 0) / 1e6
         other = m.token_ids[1 - k]
-        rows.append({
-            "proxyWallet": acct.funder, "asset": tok, "conditionId": m.condition_id, "size": shares,
-            "avgPrice": round(avg, 6), "initialValue": round(initial, 6), "currentValue": round(current, 6),
-            "cashPnl": round(current - initial, 6),
-            "percentPnl": round(100 * (current - initial) / initial, 2) if initial else 0.0,
-            "totalBought": bought, "realizedPnl": round(realized, 6),
-            "percentRealizedPnl": round(100 * realized / (bought * avg), 2) if bought and avg else 0.0,
-            "curPrice": cur, "redeemable": phase == "resolved" and size > 0,
-            "mergeable": phase == "open" and size > 0 and acct.positions.get(other, 0) > 0,
-            "title": m.question, "slug": m.slug, "icon": f"https://polymarket-upload.s3.us-east-2.amazonaws.com/"
-                                                       f"sim-{m.slug}.png",
-            "eventId": w.events[m.event_index].id, "eventSlug": w.events[m.event_index].slug,
-            "outcome": m.outcomes[k], "outcomeIndex": k, "oppositeOutcome": m.outcomes[1 - k],
-            "oppositeAsset": other, "endDate": iso(sim.end_of(mi)), "negativeRisk": m.neg_risk,
-        })
+        rows.append(
+            {
+                "proxyWallet": acct.funder,
+                "asset": tok,
+                "conditionId": m.condition_id,
+                "size": shares,
+                "avgPrice": round(avg, 6),
+                "initialValue": round(initial, 6),
+                "currentValue": round(current, 6),
+                "cashPnl": round(current - initial, 6),
+                "percentPnl": round(100 * (current - initial) / initial, 2) if initial else 0.0,
+                "totalBought": bought,
+                "realizedPnl": round(realized, 6),
+                "percentRealizedPnl": round(100 * realized / (bought * avg), 2) if bought and avg else 0.0,
+                "curPrice": cur,
+                "redeemable": phase == "resolved" and size > 0,
+                "mergeable": phase == "open" and size > 0 and acct.positions.get(other, 0) > 0,
+                "title": m.question,
+                "slug": m.slug,
+                "icon": f"https://polymarket-upload.s3.us-east-2.amazonaws.com/sim-{m.slug}.png",
+                "eventId": w.events[m.event_index].id,
+                "eventSlug": w.events[m.event_index].slug,
+                "outcome": m.outcomes[k],
+                "outcomeIndex": k,
+                "oppositeOutcome": m.outcomes[1 - k],
+                "oppositeAsset": other,
+                "endDate": iso(sim.end_of(mi)),
+                "negativeRisk": m.neg_risk,
+            }
+        )
     return rows
 
 
@@ -68,8 +92,11 @@ def _filtered_positions(sim, req, t):
     if acct is None:
         return []
     threshold = req.q_float("sizeThreshold", 1.0)
-    rows = [r for r in _position_rows(sim, acct, t) if (r["size"] >= threshold and r["size"] > 0)
-            or threshold <= 0]
+    rows = [
+        r
+        for r in _position_rows(sim, acct, t)
+        if (r["size"] >= threshold and r["size"] > 0) or threshold <= 0
+    ]
     markets = {c.lower() for c in req.qs("market")}
     if markets:
         rows = [r for r in rows if r["conditionId"].lower() in markets]
@@ -91,28 +118,53 @@ def _window(req, rows, max_limit: int, default: int = 100):
         offset = decode_cursor(req.q("cursor"))
     if not 0 <= offset <= 10_000 or not 0 < limit <= max_limit:
         raise ApiError(400, f"limit must be 1..{max_limit} and offset 0..10000")
-    return rows[offset:offset + limit], limit, offset
+    return rows[offset : offset + limit], limit, offset
 
 
 def positions(sim, req, t):
     return _window(req, _filtered_positions(sim, req, t), 500)[0]
 
 
-_V2_POS = {"proxyWallet": "proxy_wallet", "asset": "token_id", "conditionId": "condition_id",
-           "size": "current_size", "avgPrice": "avg_price", "initialValue": "entry_cost_usdc",
-           "currentValue": "current_value", "cashPnl": "unrealized_pnl", "percentPnl": "percent_pnl",
-           "totalBought": "total_size", "realizedPnl": "realized_pnl", "curPrice": "current_price",
-           "redeemable": "redeemable", "mergeable": "mergeable", "title": "title", "slug": "slug",
-           "icon": "icon", "eventSlug": "event_slug", "outcome": "outcome", "outcomeIndex": "outcome_index",
-           "oppositeOutcome": "opposite_outcome", "oppositeAsset": "opposite_token_id", "endDate": "end_date",
-           "negativeRisk": "negative_risk"}
+_V2_POS = {
+    "proxyWallet": "proxy_wallet",
+    "asset": "token_id",
+    "conditionId": "condition_id",
+    "size": "current_size",
+    "avgPrice": "avg_price",
+    "initialValue": "entry_cost_usdc",
+    "currentValue": "current_value",
+    "cashPnl": "unrealized_pnl",
+    "percentPnl": "percent_pnl",
+    "totalBought": "total_size",
+    "realizedPnl": "realized_pnl",
+    "curPrice": "current_price",
+    "redeemable": "redeemable",
+    "mergeable": "mergeable",
+    "title": "title",
+    "slug": "slug",
+    "icon": "icon",
+    "eventSlug": "event_slug",
+    "outcome": "outcome",
+    "outcomeIndex": "outcome_index",
+    "oppositeOutcome": "opposite_outcome",
+    "oppositeAsset": "opposite_token_id",
+    "endDate": "end_date",
+    "negativeRisk": "negative_risk",
+}
 
 
 def _envelope(req, rows, max_limit: int) -> dict:
     page, limit, offset = _window(req, rows, max_limit)
     more = offset + limit < len(rows)
-    return {"data": page, "pagination": {"limit": limit, "offset": offset, "has_more": more,
-                                         "next_cursor": encode_cursor(offset + limit) if more else None}}
+    return {
+        "data": page,
+        "pagination": {
+            "limit": limit,
+            "offset": offset,
+            "has_more": more,
+            "next_cursor": encode_cursor(offset + limit) if more else None,
+        },
+    }
 
 
 def positions_v2(sim, req, t):
@@ -132,12 +184,48 @@ def positions_v2(sim, req, t):
     return _envelope(req, out, 500)
 
 
-_TRADE_V1 = ("proxyWallet", "side", "asset", "conditionId", "size", "price", "timestamp", "title", "slug", "icon",
-             "eventSlug", "outcome", "outcomeIndex", "name", "pseudonym", "bio", "profileImage",
-             "profileImageOptimized", "transactionHash")
-_TRADE_V2 = ("proxy_wallet", "side", "token_id", "condition_id", "size", "price", "timestamp", "title", "slug",
-             "icon", "event_slug", "outcome", "outcome_index", "name", "pseudonym", "bio", "profile_image",
-             "profile_image_optimized", "transaction_hash")
+_TRADE_V1 = (
+    "proxyWallet",
+    "side",
+    "asset",
+    "conditionId",
+    "size",
+    "price",
+    "timestamp",
+    "title",
+    "slug",
+    "icon",
+    "eventSlug",
+    "outcome",
+    "outcomeIndex",
+    "name",
+    "pseudonym",
+    "bio",
+    "profileImage",
+    "profileImageOptimized",
+    "transactionHash",
+)
+_TRADE_V2 = (
+    "proxy_wallet",
+    "side",
+    "token_id",
+    "condition_id",
+    "size",
+    "price",
+    "timestamp",
+    "title",
+    "slug",
+    "icon",
+    "event_slug",
+    "outcome",
+    "outcome_index",
+    "name",
+    "pseudonym",
+    "bio",
+    "profile_image",
+    "profile_image_optimized",
+    "transaction_hash",
+)
 
 
 def _trade_rows(sim, req, v2: bool):
@@ -152,15 +240,39 @@ def _trade_rows(sim, req, v2: bool):
     rows = []
     for tr in reversed(sim.exchange.trades):
         m = w.markets[tr.mi]
-        if tr.account is not acct or tr.status == "FAILED" or (taker_only and tr.trader_side != "TAKER") \
-                or (markets and m.condition_id.lower() not in markets) or (side and tr.side != side) \
-                or (start is not None and tr.match_time < start) or (end is not None and tr.match_time > end):
+        if (
+            tr.account is not acct
+            or tr.status == "FAILED"
+            or (taker_only and tr.trader_side != "TAKER")
+            or (markets and m.condition_id.lower() not in markets)
+            or (side and tr.side != side)
+            or (start is not None and tr.match_time < start)
+            or (end is not None and tr.match_time > end)
+        ):
             continue
         ev = w.events[m.event_index]
         icon = f"https://polymarket-upload.s3.us-east-2.amazonaws.com/sim-{m.slug}.png"
-        vals = [acct.funder, tr.side, tr.token, m.condition_id, tr.size / 1e6, tr.ticks / tr.nt,
-                int(tr.match_time), m.question, m.slug, icon, ev.slug, m.outcomes[tr.outcome], tr.outcome, "",
-                f"sim-{acct.address[2:10]}", "", "", "", tr.tx_hash]
+        vals = [
+            acct.funder,
+            tr.side,
+            tr.token,
+            m.condition_id,
+            tr.size / 1e6,
+            tr.ticks / tr.nt,
+            int(tr.match_time),
+            m.question,
+            m.slug,
+            icon,
+            ev.slug,
+            m.outcomes[tr.outcome],
+            tr.outcome,
+            "",
+            f"sim-{acct.address[2:10]}",
+            "",
+            "",
+            "",
+            tr.tx_hash,
+        ]
         rows.append(dict(zip(_TRADE_V2 if v2 else _TRADE_V1, vals)))
     return rows
 

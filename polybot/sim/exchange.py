@@ -21,6 +21,7 @@ Money is integer micro-units (polybot.money). Rules:
 - order acceptance (signature, funder, precision, tick, size) is order_rules.py; trade
   statuses and FAILED reversals are lifecycle.py; run-time tick changes are ticks.py.
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,7 +29,6 @@ import hashlib
 import math
 import uuid
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -39,23 +39,24 @@ from .api import ApiError, micro_str, price_str
 from .order_rules import check_order
 
 FOK_MSG = "order couldn't be fully filled. FOK orders are fully filled or killed."
-FAK_MSG = ("no orders found to match with FAK order. FAK orders are partially filled or killed if no "
-           "match is found.")
+FAK_MSG = (
+    "no orders found to match with FAK order. FAK orders are partially filled or killed if no match is found."
+)
 
 
 @dataclass
 class Account:
-    address: str                    # signer EOA (lower case): the API key's owner
-    cash: int                       # micro-USDC
-    funder: str = ""                # maker address of the last accepted order (lower case)
-    funders: dict = field(default_factory=dict)     # signature type -> registered funder (lower case)
-    positions: dict = field(default_factory=dict)   # token -> micro shares
-    cost: dict = field(default_factory=dict)        # token -> micro cost of current holdings
-    bought: dict = field(default_factory=dict)      # token -> micro shares ever bought
-    realized: dict = field(default_factory=dict)    # token -> micro realized P&L
-    heartbeat_at: Optional[float] = None            # real time of the last accepted heartbeat (armed)
-    heartbeat_id: Optional[str] = None              # the id the next heartbeat must carry (None: no session)
-    fail_next: int = 0                              # the next N trades of this account will FAIL
+    address: str  # signer EOA (lower case): the API key's owner
+    cash: int  # micro-USDC
+    funder: str = ""  # maker address of the last accepted order (lower case)
+    funders: dict = field(default_factory=dict)  # signature type -> registered funder (lower case)
+    positions: dict = field(default_factory=dict)  # token -> micro shares
+    cost: dict = field(default_factory=dict)  # token -> micro cost of current holdings
+    bought: dict = field(default_factory=dict)  # token -> micro shares ever bought
+    realized: dict = field(default_factory=dict)  # token -> micro realized P&L
+    heartbeat_at: float | None = None  # real time of the last accepted heartbeat (armed)
+    heartbeat_id: str | None = None  # the id the next heartbeat must carry (None: no session)
+    fail_next: int = 0  # the next N trades of this account will FAIL
 
 
 @dataclass
@@ -70,17 +71,17 @@ class Order:
     side: str
     ticks: int
     nt: int
-    size: int                       # micro shares (BUY: takerAmount, SELL: makerAmount)
+    size: int  # micro shares (BUY: takerAmount, SELL: makerAmount)
     order_type: str
     created_at: int
     expiration: int = 0
-    cash_cap: int = 0               # FOK/FAK BUY: micro collateral to spend
+    cash_cap: int = 0  # FOK/FAK BUY: micro collateral to spend
     matched: int = 0
     status: str = "LIVE"
     trade_ids: list = field(default_factory=list)
     reserved_cash: int = 0
     reserved_shares: int = 0
-    signature_type: int = 0         # 0 EOA, 1 proxy, 2 Safe, 3 deposit wallet (the signed order's)
+    signature_type: int = 0  # 0 EOA, 1 proxy, 2 Safe, 3 deposit wallet (the signed order's)
 
     @property
     def remaining(self) -> int:
@@ -114,26 +115,26 @@ class Trade:
     maker_orders: list = field(default_factory=list)
     status: str = "MATCHED"
     last_update: float = 0.0
-    fail: bool = False              # goes RETRYING -> FAILED instead of MINED -> CONFIRMED
-    peer: Optional["Trade"] = None  # the other party's trade of the same match (None: synthetic liquidity)
-    delta: dict = field(default_factory=dict)       # what settlement changed on the account (reversal)
+    fail: bool = False  # goes RETRYING -> FAILED instead of MINED -> CONFIRMED
+    peer: Trade | None = None  # the other party's trade of the same match (None: synthetic liquidity)
+    delta: dict = field(default_factory=dict)  # what settlement changed on the account (reversal)
 
 
 class Exchange:
     def __init__(self, sim, initial_balance: float):
         self.sim = sim
         self.initial_cash = to_micro(initial_balance)
-        self.accounts: dict = {}        # address -> Account
-        self.keys: dict = {}            # api key -> (Account, secret, passphrase)
-        self.orders: dict = {}          # order id -> Order
-        self.live: dict = {}            # token -> [Order] (LIVE only)
+        self.accounts: dict = {}  # address -> Account
+        self.keys: dict = {}  # api key -> (Account, secret, passphrase)
+        self.orders: dict = {}  # order id -> Order
+        self.live: dict = {}  # token -> [Order] (LIVE only)
         self.trades: list = []
         self.redemptions: list = []
-        self.pending: list = []         # trades not yet CONFIRMED/FAILED
-        self.mined_after = 2.0          # sim seconds MATCHED -> MINED (or RETRYING)
-        self.confirmed_after = 5.0      # sim seconds MATCHED -> CONFIRMED (or FAILED)
-        self.mode = "normal"            # normal | cancel-only | post-only | disabled (sessions.py)
-        self.mode_until: Optional[float] = None
+        self.pending: list = []  # trades not yet CONFIRMED/FAILED
+        self.mined_after = 2.0  # sim seconds MATCHED -> MINED (or RETRYING)
+        self.confirmed_after = 5.0  # sim seconds MATCHED -> CONFIRMED (or FAILED)
+        self.mode = "normal"  # normal | cancel-only | post-only | disabled (sessions.py)
+        self.mode_until: float | None = None
         self._seq = 0
         self._hb_seq = 0
 
@@ -141,21 +142,28 @@ class Exchange:
     def account(self, address: str) -> Account:
         addr = address.lower()
         if addr not in self.accounts:
-            self.accounts[addr] = Account(address=addr, cash=self.initial_cash, funder=addr, funders={
-                k: signing.default_funder(addr, k)
-                for k in (signing.SIG_EOA, signing.SIG_PROXY, signing.SIG_SAFE, signing.SIG_1271)})
+            self.accounts[addr] = Account(
+                address=addr,
+                cash=self.initial_cash,
+                funder=addr,
+                funders={
+                    k: signing.default_funder(addr, k)
+                    for k in (signing.SIG_EOA, signing.SIG_PROXY, signing.SIG_SAFE, signing.SIG_1271)
+                },
+            )
         return self.accounts[addr]
 
     def funder_of(self, acct: Account, signature_type: int) -> str:
         """The maker address an order of this signature type must carry (RULES.md §1)."""
         return acct.address if signature_type == signing.SIG_EOA else acct.funders[signature_type]
 
-    def find_account(self, address: str) -> Optional[Account]:
+    def find_account(self, address: str) -> Account | None:
         """The account whose EOA, registered funder or last maker address is ``address``."""
         addr = (address or "").lower()
         hit = self.accounts.get(addr)
-        return hit or next((a for a in self.accounts.values()
-                            if a.funder == addr or addr in a.funders.values()), None)
+        return hit or next(
+            (a for a in self.accounts.values() if a.funder == addr or addr in a.funders.values()), None
+        )
 
     def creds(self, address: str, nonce: int) -> dict:
         """Deterministic API credentials for (address, nonce); registers them."""
@@ -168,20 +176,37 @@ class Exchange:
         return {"apiKey": api_key, "secret": secret, "passphrase": passphrase}
 
     def available_cash(self, acct: Account) -> int:
-        return acct.cash - sum(o.reserved_cash for lst in self.live.values() for o in lst if o.account is acct)
+        return acct.cash - sum(
+            o.reserved_cash for lst in self.live.values() for o in lst if o.account is acct
+        )
 
     def available_shares(self, acct: Account, token: str) -> int:
-        return acct.positions.get(token, 0) - sum(o.reserved_shares for o in self.live.get(token, [])
-                                                  if o.account is acct)
+        return acct.positions.get(token, 0) - sum(
+            o.reserved_shares for o in self.live.get(token, []) if o.account is acct
+        )
 
     # ------------------------------------------------------------------ placing orders
     def place(self, acct: Account, api_key: str, body, t: float) -> dict:
         c = check_order(self, acct, api_key, body, t)
         m, side, otype, shares, post_only = c.market, c.side, c.order_type, c.shares, c.post_only
-        order = Order(id=c.id, account=acct, owner=api_key, maker=c.maker, token=c.token, mi=m.index,
-                      outcome=c.outcome, side=side, ticks=c.ticks, nt=c.nt, size=shares, order_type=otype,
-                      created_at=int(t), expiration=c.expiration, cash_cap=c.cash_cap,
-                      signature_type=c.signature_type)
+        order = Order(
+            id=c.id,
+            account=acct,
+            owner=api_key,
+            maker=c.maker,
+            token=c.token,
+            mi=m.index,
+            outcome=c.outcome,
+            side=side,
+            ticks=c.ticks,
+            nt=c.nt,
+            size=shares,
+            order_type=otype,
+            created_at=int(t),
+            expiration=c.expiration,
+            cash_cap=c.cash_cap,
+            signature_type=c.signature_type,
+        )
         oid, nt, maker_amt, token = c.id, c.nt, c.maker_amount, c.token
         fills = self._plan(order, t)
         got = sum(q for _, q, _ in fills)
@@ -203,16 +228,22 @@ class Exchange:
         acct.funder = c.maker
         self.orders[oid] = order
         trade_ids = self._execute(order, fills, t, taker=True)
-        lifecycle.advance(self, t)          # zero delays: statuses are final at once
+        lifecycle.advance(self, t)  # zero delays: statuses are final at once
         if order.remaining > 0 and otype in ("GTC", "GTD"):
             self._rest(order)
         else:
-            order.status = "MATCHED"            # filled, or a FOK/FAK whose rest was killed
+            order.status = "MATCHED"  # filled, or a FOK/FAK whose rest was killed
         making = spent if side == "BUY" else got
         taking = got if side == "BUY" else spent
-        return {"success": True, "orderID": oid, "status": "matched" if fills else "live",
-                "makingAmount": str(making), "takingAmount": str(taking), "errorMsg": "",
-                "tradeIDs": trade_ids}
+        return {
+            "success": True,
+            "orderID": oid,
+            "status": "matched" if fills else "live",
+            "makingAmount": str(making),
+            "takingAmount": str(taking),
+            "errorMsg": "",
+            "tradeIDs": trade_ids,
+        }
 
     def _fee(self, m, price_micro: int, q: int) -> int:
         return taker_fee_micro(q, price_micro, m.fee_rate, 1) if m.fees_enabled else 0
@@ -225,9 +256,11 @@ class Exchange:
         for o in self.live.get(order.token, []):
             if o.side != order.side and o.account is not order.account:
                 levels.setdefault(o.ticks, []).append((o, o.remaining))
-        for ticks, size in (asks if buy else bids):
+        for ticks, size in asks if buy else bids:
             levels.setdefault(ticks, []).append((None, size))
-        prices = sorted((p for p in levels if (p <= order.ticks if buy else p >= order.ticks)), reverse=not buy)
+        prices = sorted(
+            (p for p in levels if (p <= order.ticks if buy else p >= order.ticks)), reverse=not buy
+        )
         left_shares, left_cash = order.remaining, order.cash_cap
         fills = []
         unit = 1_000_000 // order.nt
@@ -257,10 +290,17 @@ class Exchange:
                 order.reserved_cash = notional_micro(order.price_micro, order.remaining)
             if order.reserved_shares:
                 order.reserved_shares = order.remaining
-            tr = self._trade(order, q, ticks, fee, t, "TAKER" if taker else "MAKER",
-                             order.id if taker else _synthetic_taker(order.id, t))
+            tr = self._trade(
+                order,
+                q,
+                ticks,
+                fee,
+                t,
+                "TAKER" if taker else "MAKER",
+                order.id if taker else _synthetic_taker(order.id, t),
+            )
             tr.delta = delta
-            if not taker:                   # a resting order filled by the synthetic flow
+            if not taker:  # a resting order filled by the synthetic flow
                 tr.maker_orders = [_maker_entry(order, q, ticks, m)]
             if maker is None:
                 if consume:
@@ -274,27 +314,47 @@ class Exchange:
                     maker.reserved_shares = maker.remaining
                 mt = self._trade(maker, q, ticks, 0, t, "MAKER", order.id)
                 mt.tx_hash, mt.delta, mt.peer, tr.peer = tr.tx_hash, maker_delta, tr, mt
-                if mt.fail or tr.fail:                  # one settlement transaction: both fail together
+                if mt.fail or tr.fail:  # one settlement transaction: both fail together
                     mt.fail = tr.fail = True
                 tr.maker_orders = [_maker_entry(maker, q, ticks, m)]
-                mt.maker_orders = list(tr.maker_orders)     # the maker sees its own order in the match
+                mt.maker_orders = list(tr.maker_orders)  # the maker sees its own order in the match
                 if maker.remaining == 0:
                     self._unrest(maker, "MATCHED")
             ids.append(tr.id)
             sim.last_trade[order.token] = (ticks, order.side, t)
         return ids
 
-    def _trade(self, order: Order, q: int, ticks: int, fee: int, t: float, trader_side: str,
-               taker_order_id: str) -> Trade:
+    def _trade(
+        self, order: Order, q: int, ticks: int, fee: int, t: float, trader_side: str, taker_order_id: str
+    ) -> Trade:
         self._seq += 1
         m = self.sim.world.markets[order.mi]
-        tid = str(uuid.UUID(bytes=hashlib.sha256(f"{self.sim.seed}:trade:{self._seq}".encode()).digest()[:16],
-                            version=4))
+        tid = str(
+            uuid.UUID(
+                bytes=hashlib.sha256(f"{self.sim.seed}:trade:{self._seq}".encode()).digest()[:16], version=4
+            )
+        )
         bps = str(int(round(m.fee_rate * 10_000))) if trader_side == "TAKER" and m.fees_enabled else "0"
-        tr = Trade(id=tid, account=order.account, owner=order.owner, order_id=order.id,
-                   taker_order_id=taker_order_id, mi=order.mi, token=order.token, outcome=order.outcome,
-                   side=order.side, size=q, ticks=ticks, nt=order.nt, fee=fee, fee_rate_bps=bps, match_time=t,
-                   tx_hash=self._tx(tid, self._seq), trader_side=trader_side, maker_address=order.maker)
+        tr = Trade(
+            id=tid,
+            account=order.account,
+            owner=order.owner,
+            order_id=order.id,
+            taker_order_id=taker_order_id,
+            mi=order.mi,
+            token=order.token,
+            outcome=order.outcome,
+            side=order.side,
+            size=q,
+            ticks=ticks,
+            nt=order.nt,
+            fee=fee,
+            fee_rate_bps=bps,
+            match_time=t,
+            tx_hash=self._tx(tid, self._seq),
+            trader_side=trader_side,
+            maker_address=order.maker,
+        )
         tr.last_update = t
         acct = order.account
         if acct.fail_next > 0:
@@ -306,7 +366,10 @@ class Exchange:
         return tr
 
     def _tx(self, *parts) -> str:
-        return "0x" + hashlib.sha256(":".join(str(p) for p in (self.sim.seed, "tx") + parts).encode()).hexdigest()
+        return (
+            "0x"
+            + hashlib.sha256(":".join(str(p) for p in (self.sim.seed, "tx") + parts).encode()).hexdigest()
+        )
 
     @staticmethod
     def _settle(acct: Account, token: str, side: str, q: int, notional: int, fee: int) -> dict:
@@ -316,8 +379,13 @@ class Exchange:
             d = {"cash": -(notional + fee), "positions": q, "cost": notional, "bought": q, "realized": 0}
         else:
             removed = acct.cost.get(token, 0) * q // pos if pos > 0 else 0
-            d = {"cash": notional - fee, "positions": -q, "cost": -removed, "bought": 0,
-                 "realized": notional - fee - removed}
+            d = {
+                "cash": notional - fee,
+                "positions": -q,
+                "cost": -removed,
+                "bought": 0,
+                "realized": notional - fee - removed,
+            }
         acct.cash += d["cash"]
         for k in ("positions", "cost", "bought", "realized"):
             book = getattr(acct, k)
@@ -357,7 +425,7 @@ class Exchange:
             t_hi = min(t1, sim.end_of(mi) - 1e-3)
             if t_hi <= t0:
                 continue
-            if mi in sim.book_override:         # an admin-set book: fill what crosses it now
+            if mi in sim.book_override:  # an admin-set book: fill what crosses it now
                 for o in sorted(orders, key=lambda x: x.created_at):
                     if o.status == "LIVE":
                         self._fill_resting(o, t_hi)
@@ -371,7 +439,7 @@ class Exchange:
             ba = np.floor(p * nt + m.half_spread + 1e-9).astype(np.int64)
             for o in sorted(orders, key=lambda x: x.created_at):
                 buy = o.side == "BUY"
-                use_bids = (o.outcome == 1) == buy          # which YES side the fill comes from
+                use_bids = (o.outcome == 1) == buy  # which YES side the fill comes from
                 if m.empty_side == ("bid" if use_bids else "ask"):
                     continue
                 limit = o.ticks if o.outcome == 0 else nt - o.ticks
@@ -388,7 +456,7 @@ class Exchange:
         bids, asks = self.sim.token_levels(o.mi, o.outcome, tg)
         buy = o.side == "BUY"
         fills, left = [], o.remaining
-        for ticks, size in (asks if buy else bids):
+        for ticks, size in asks if buy else bids:
             if (ticks > o.ticks) if buy else (ticks < o.ticks):
                 break
             q = min(size, left)
@@ -440,11 +508,14 @@ class Exchange:
         acct.realized[token] = acct.realized.get(token, 0) + value - acct.cost.get(token, 0)
         acct.positions[token] = 0
         acct.cost[token] = 0
-        self.redemptions.append({"address": acct.address, "token": token, "shares": q, "paid": value,
-                                 "time": int(t)})
+        self.redemptions.append(
+            {"address": acct.address, "token": token, "shares": q, "paid": value, "time": int(t)}
+        )
 
 
-def order_hash(o: dict, neg_risk: bool = False, v2_market: bool = False, chain_id: int = signing.CHAIN_ID) -> str:
+def order_hash(
+    o: dict, neg_risk: bool = False, v2_market: bool = False, chain_id: int = signing.CHAIN_ID
+) -> str:
     """The order's id as the real CLOB computes it: its EIP-712 digest for the market's
     exchange (the simulator's own encoder, signing.py; raises signing.BadOrder)."""
     contract, version = signing.exchange_for(neg_risk, v2_market)
@@ -453,9 +524,17 @@ def order_hash(o: dict, neg_risk: bool = False, v2_market: bool = False, chain_i
 
 def _maker_entry(maker: Order, q: int, ticks: int, m) -> dict:
     """One ``maker_orders`` element of a trade: the resting order and what it matched."""
-    return {"order_id": maker.id, "owner": maker.owner, "maker_address": maker.maker,
-            "matched_amount": micro_str(q), "price": price_str(ticks, maker.nt), "fee_rate_bps": "0",
-            "asset_id": maker.token, "outcome": m.outcomes[maker.outcome], "side": maker.side}
+    return {
+        "order_id": maker.id,
+        "owner": maker.owner,
+        "maker_address": maker.maker,
+        "matched_amount": micro_str(q),
+        "price": price_str(ticks, maker.nt),
+        "fee_rate_bps": "0",
+        "asset_id": maker.token,
+        "outcome": m.outcomes[maker.outcome],
+        "side": maker.side,
+    }
 
 
 def _synthetic_taker(order_id: str, t: float) -> str:
@@ -464,4 +543,3 @@ def _synthetic_taker(order_id: str, t: float) -> str:
 
 def _is_address(a: str) -> bool:
     return len(a) == 42 and a.startswith("0x") and all(c in "0123456789abcdefABCDEF" for c in a[2:])
-

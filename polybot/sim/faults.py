@@ -27,12 +27,12 @@ Example: ``error_rate=0.1,latency_ms=200;burst=429:5:1,path=/clob/books``.
 Randomness (error_rate, malformed) comes from a generator seeded by the
 simulator seed, so a run is reproducible for the same request sequence.
 """
+
 from __future__ import annotations
 
 import random
 import threading
 from dataclasses import asdict, dataclass
-from typing import Optional
 
 BAD_MARKET_KINDS = ("missing_id", "bad_price", "unparsable")
 
@@ -46,7 +46,7 @@ class FaultRule:
     burst_retry_after: int = 1
     latency_ms: int = 0
     timeout_s: float = 0.0
-    timeout_left: int = -1          # -1: every matching request
+    timeout_left: int = -1  # -1: every matching request
     malformed: float = 0.0
     outage: bool = False
     bad_market: str = ""
@@ -60,7 +60,7 @@ class Decision:
     outage: bool = False
     sleep_s: float = 0.0
     status: int = 0
-    retry_after: Optional[int] = None
+    retry_after: int | None = None
     malformed: bool = False
 
 
@@ -101,11 +101,15 @@ def rule_from_dict(d: dict) -> FaultRule:
         elif key == "burst":
             parts = value if isinstance(value, (list, tuple)) else str(value).split(":")
             if len(parts) not in (2, 3):
-                raise ValueError(f"fault burst={value} must be STATUS:COUNT[:RETRY_AFTER], e.g. burst=429:5:1")
+                raise ValueError(
+                    f"fault burst={value} must be STATUS:COUNT[:RETRY_AFTER], e.g. burst=429:5:1"
+                )
             r.burst_status, r.burst_left = int(parts[0]), int(parts[1])
             r.burst_retry_after = int(parts[2]) if len(parts) == 3 else 1
             if not 400 <= r.burst_status <= 599:
-                raise ValueError(f"fault burst status {r.burst_status} must be an HTTP error status (4xx/5xx)")
+                raise ValueError(
+                    f"fault burst status {r.burst_status} must be an HTTP error status (4xx/5xx)"
+                )
         elif key == "timeout":
             parts = value if isinstance(value, (list, tuple)) else str(value).split(":")
             r.timeout_s = float(parts[0])
@@ -113,11 +117,15 @@ def rule_from_dict(d: dict) -> FaultRule:
         elif key == "bad_market":
             kind = str(value)
             if kind not in BAD_MARKET_KINDS + ("all", ""):
-                raise ValueError(f"fault bad_market={value} must be one of {', '.join(BAD_MARKET_KINDS)} or all")
+                raise ValueError(
+                    f"fault bad_market={value} must be one of {', '.join(BAD_MARKET_KINDS)} or all"
+                )
             r.bad_market = kind
         else:
-            raise ValueError(f"unknown fault '{key}'; known: error_rate, burst, latency_ms, timeout, "
-                             f"malformed, outage, bad_market, path")
+            raise ValueError(
+                f"unknown fault '{key}'; known: error_rate, burst, latency_ms, timeout, "
+                f"malformed, outage, bad_market, path"
+            )
     return r
 
 
@@ -163,7 +171,9 @@ class Faults:
     def describe(self) -> list:
         with self._lock:
             default = asdict(FaultRule())
-            return [{k: v for k, v in asdict(r).items() if v != default[k] or k == "path"} for r in self.rules]
+            return [
+                {k: v for k, v in asdict(r).items() if v != default[k] or k == "path"} for r in self.rules
+            ]
 
     def bad_market_kinds(self, path: str) -> list:
         with self._lock:

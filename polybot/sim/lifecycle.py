@@ -6,6 +6,7 @@ schedule, and at FAILED its settlement is reversed on its account (cash incl. fe
 shares, cost basis) — each party of a match owns one Trade, and both fail together.
 Statuses: py-sdk ``models/clob/account.py`` (MATCHED, MINED, CONFIRMED, RETRYING, FAILED).
 """
+
 from __future__ import annotations
 
 TERMINAL = ("CONFIRMED", "FAILED")
@@ -51,7 +52,9 @@ def mark_failing(ex, acct, trade_ids=None, next_n: int = 0) -> dict:
         if tr is None:
             raise KeyError(f"trade {tid} of account {acct.address} does not exist in the simulator")
         if tr.status in TERMINAL:
-            raise ValueError(f"trade {tid} is already {tr.status}; only MATCHED/MINED trades can be made to fail")
+            raise ValueError(
+                f"trade {tid} is already {tr.status}; only MATCHED/MINED trades can be made to fail"
+            )
         for x in (tr, tr.peer):
             if x is not None:
                 x.fail = True

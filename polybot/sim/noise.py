@@ -15,6 +15,7 @@ level stays bounded over longer spans (a stationary process with a level std of
 about 3.9 one-day stds, so prices do not drift off to 0/1 over a long run). ``UNIT`` scales the sum so that its
 one-day increments have standard deviation 1.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,9 +28,9 @@ _SALT_B = np.uint64(0xD1B54A32D192ED03)
 _TWO_PI = 2.0 * np.pi
 _INV53 = 1.0 / float(1 << 53)
 
-N_OCTAVES = 17                      # 1 minute .. 2**16 minutes (~45.5 days)
+N_OCTAVES = 17  # 1 minute .. 2**16 minutes (~45.5 days)
 _AMPS = np.sqrt(2.0 ** np.arange(N_OCTAVES))
-UNIT = 1.0 / 76.1                   # one-day increment std of the raw sum ≈ 76.1 (measured)
+UNIT = 1.0 / 76.1  # one-day increment std of the raw sum ≈ 76.1 (measured)
 
 
 def mix64(x: np.ndarray) -> np.ndarray:

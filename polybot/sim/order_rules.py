@@ -4,6 +4,7 @@
 ApiError the real CLOB answers. Everything is exact integer arithmetic on the
 signed base-unit amounts (6 decimals); nothing here is borrowed from polybot's client.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from .api import ApiError
 
 ORDER_TYPES = ("GTC", "GTD", "FOK", "FAK")
 MARKET_TYPES = ("FOK", "FAK")
-INVALID = "Invalid order payload"                       # Docs /resources/error-codes
+INVALID = "Invalid order payload"  # Docs /resources/error-codes
 # py-clob-client-v2 #64 #62 (signer is not the API key's address, V2 CLOB)
 SIGNER_NOT_KEY = "the order signer address has to be the address of the API KEY"
 # py-clob-client #79 (neg-risk market signed for the plain exchange), #198, #277 (wrong funder, type 2)
@@ -36,10 +37,10 @@ class Checked:
     signature_type: int
     maker_amount: int
     taker_amount: int
-    shares: int             # BUY: taker amount, SELL: maker amount
-    ticks: int              # limit price in ticks of 1/nt (market orders: the worst price, rounded safe)
+    shares: int  # BUY: taker amount, SELL: maker amount
+    ticks: int  # limit price in ticks of 1/nt (market orders: the worst price, rounded safe)
     nt: int
-    cash_cap: int           # market BUY: pUSD to spend (else 0)
+    cash_cap: int  # market BUY: pUSD to spend (else 0)
     expiration: int
     post_only: bool
 
@@ -66,7 +67,7 @@ def check_order(ex, acct, api_key: str, body, t: float) -> Checked:
         sig_type = int(o.get("signatureType", 0))
         side = ("BUY", "SELL")[signing.side_code(o["side"])]
         maker_amt, taker_amt = int(str(o["makerAmount"])), int(str(o["takerAmount"]))
-        signing.struct_hash(o)                       # every signed field well-formed
+        signing.struct_hash(o)  # every signed field well-formed
     except (TypeError, ValueError):
         raise ApiError(400, INVALID)
     if sig_type not in (signing.SIG_EOA, signing.SIG_PROXY, signing.SIG_SAFE, signing.SIG_1271):
@@ -130,10 +131,24 @@ def check_order(ex, acct, api_key: str, body, t: float) -> Checked:
     post_only = bool(body.get("postOnly"))
     if post_only and otype not in ("GTC", "GTD"):
         raise ApiError(400, "invalid post-only order: only GTC and GTD orders can be post-only")
-    return Checked(id=oid, market=m, outcome=outcome, token=token, side=side, order_type=otype, maker=maker,
-                   signature_type=sig_type, maker_amount=maker_amt, taker_amount=taker_amt, shares=shares,
-                   ticks=ticks, nt=nt, cash_cap=maker_amt if (side == "BUY" and market_order) else 0,
-                   expiration=expiration, post_only=post_only)
+    return Checked(
+        id=oid,
+        market=m,
+        outcome=outcome,
+        token=token,
+        side=side,
+        order_type=otype,
+        maker=maker,
+        signature_type=sig_type,
+        maker_amount=maker_amt,
+        taker_amount=taker_amt,
+        shares=shares,
+        ticks=ticks,
+        nt=nt,
+        cash_cap=maker_amt if (side == "BUY" and market_order) else 0,
+        expiration=expiration,
+        post_only=post_only,
+    )
 
 
 def amount_decimals(nt: int) -> int:
@@ -148,8 +163,11 @@ def _check_precision(side: str, market_order: bool, maker_amt: int, taker_amt: i
         # tick: py-clob-client #121 #253, py-clob-client-v2 #99, rs-clob-client-v2 #59,
         # clob-client PR #266 (the 400 text below is quoted from those reports).
         if maker_amt % 10_000 or taker_amt % 100:
-            raise ApiError(400, f"invalid amounts, the market {side.lower()} orders maker amount supports a max "
-                                f"accuracy of 2 decimals, taker amount a max of 4 decimals")
+            raise ApiError(
+                400,
+                f"invalid amounts, the market {side.lower()} orders maker amount supports a max "
+                f"accuracy of 2 decimals, taker amount a max of 4 decimals",
+            )
         return
     # Limit orders: shares at most 2 decimals, pUSD at most ROUNDING_CONFIG[tick].amount
     # decimals (py-clob-client #305 quotes the 0.01-tick BUY message).
@@ -160,8 +178,11 @@ def _check_precision(side: str, market_order: bool, maker_amt: int, taker_amt: i
     else:
         bad, maker_dp, taker_dp = maker_amt % 10_000 or taker_amt % usd_unit, 2, usd_dp
     if bad:
-        raise ApiError(400, f"invalid amounts, the {side.lower()} orders maker amount supports a max accuracy of "
-                            f"{maker_dp} decimals, taker amount a max of {taker_dp} decimals")
+        raise ApiError(
+            400,
+            f"invalid amounts, the {side.lower()} orders maker amount supports a max accuracy of "
+            f"{maker_dp} decimals, taker amount a max of {taker_dp} decimals",
+        )
 
 
 def _price_text(usd: int, shares: int) -> str:

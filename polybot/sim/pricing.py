@@ -17,14 +17,15 @@ then 5-10 levels per side (1-3 for thin markets) with some gaps and sizes that
 vary per minute. The NO book mirrors it (NO bids = 1 - YES asks). Everything is
 integer ticks here; the CLOB layer formats strings.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from . import noise
 
-RAMP_SECONDS = 86_400.0          # convergence towards the planned outcome before the end date
-MAX_CANDIDATE_LEVELS = 14        # depth 10 + room for gaps
+RAMP_SECONDS = 86_400.0  # convergence towards the planned outcome before the end date
+MAX_CANDIDATE_LEVELS = 14  # depth 10 + room for gaps
 _LEVEL_KEY = np.uint64(0x5BD1E995)
 _MINUTE_KEY = np.uint64(0xC2B2AE3D27D4EB4F)
 
@@ -48,11 +49,14 @@ class PriceModel:
         kinds = w.col_kind[mis]
         # negRisk outcomes need every sibling's score (siblings share the event's end date)
         events = np.unique(w.col_event[mis[kinds == 2]])
-        siblings = np.nonzero(np.isin(w.col_event, events) & (w.col_kind == 2))[0] if events.size else \
-            np.zeros(0, dtype=np.int64)
+        siblings = (
+            np.nonzero(np.isin(w.col_event, events) & (w.col_kind == 2))[0]
+            if events.size
+            else np.zeros(0, dtype=np.int64)
+        )
         need = np.union1d(mis, siblings)
         need_kinds = w.col_kind[need]
-        t_need = np.minimum(times[None, :], w.col_end[need][:, None])          # (N, T)
+        t_need = np.minimum(times[None, :], w.col_end[need][:, None])  # (N, T)
         lad = np.nonzero(need_kinds == 1)[0]
         keys = np.concatenate([w.col_idio_key[need], w.col_driver_key[need[lad]]])
         rows = np.concatenate([np.arange(need.size), lad])
@@ -65,8 +69,9 @@ class PriceModel:
         if lad.size:
             drv = paths[np.searchsorted(ukeys, w.col_driver_key[need[lad]])]
             ld = w.col_loading[need[lad]][:, None]
-            x[lad] = (w.col_base[need[lad]][:, None]
-                      + w.col_vol[need[lad]][:, None] * (ld * drv + np.sqrt(1 - ld ** 2) * idio[lad]))
+            x[lad] = w.col_base[need[lad]][:, None] + w.col_vol[need[lad]][:, None] * (
+                ld * drv + np.sqrt(1 - ld**2) * idio[lad]
+            )
         p = np.empty_like(x)
         binary = need_kinds != 2
         p[binary] = 1.0 / (1.0 + np.exp(-x[binary]))
@@ -133,13 +138,15 @@ class PriceModel:
         k = np.arange(MAX_CANDIDATE_LEVELS, dtype=np.uint64)
         with np.errstate(over="ignore"):
             base = noise.mix64(w.col_idio_key[mis] ^ (minute * _MINUTE_KEY))[:, None, None]
-            keys = base ^ (np.array([0, 1], dtype=np.uint64)[None, :, None] * _LEVEL_KEY
-                           + k[None, None, :] * np.uint64(0x9E37))
+            keys = base ^ (
+                np.array([0, 1], dtype=np.uint64)[None, :, None] * _LEVEL_KEY
+                + k[None, None, :] * np.uint64(0x9E37)
+            )
         depth_mult = 1 + 0.3 * np.arange(MAX_CANDIDATE_LEVELS)
         scale = w.col_scale[mis]
         cents = np.round(scale[:, None, None] * np.exp(0.7 * noise.normal(keys)) * depth_mult * 100)
-        micro = (np.maximum(cents, 100).astype(np.int64) * 10_000).tolist()    # (M, 2, L) micro-shares
-        gap = (noise.uniform(keys ^ np.uint64(0xABCDEF)) < 0.2)
+        micro = (np.maximum(cents, 100).astype(np.int64) * 10_000).tolist()  # (M, 2, L) micro-shares
+        gap = noise.uniform(keys ^ np.uint64(0xABCDEF)) < 0.2
         gap[:, :, 0] = False
         gap = gap.tolist()
         bb, ba, nt = bb.tolist(), ba.tolist(), nt.tolist()

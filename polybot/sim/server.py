@@ -26,6 +26,7 @@ refill 40/s, tier "standard"; Reset = seconds until full; ``Poly-RateLimit-Warni
 true`` when it runs dry — warning mode, like the live exchange since 2026-07-24).
 Outage faults close the connection without any response; the listener stays up.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,6 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
 from polybot.errors import ConfigError
@@ -51,20 +51,46 @@ log = logging.getLogger("polybot.sim")
 
 _ROUTES = {
     family: [(method, re.compile("^" + pattern + "$"), handler) for method, pattern, handler in routes]
-    for family, routes in (("gamma", gamma.ROUTES), ("clob", clob.ROUTES + clob_trading.ROUTES),
-                           ("data", data.ROUTES))
+    for family, routes in (
+        ("gamma", gamma.ROUTES),
+        ("clob", clob.ROUTES + clob_trading.ROUTES),
+        ("data", data.ROUTES),
+    )
 }
 _LIMITS = (
-    ("/gamma/markets", 300), ("/gamma/events", 500), ("/gamma", 4000),
-    ("/data/trades", 200), ("/data/positions", 150), ("/data", 1000),
-    ("/clob/books", 500), ("/clob/book", 1500), ("/clob/prices-history", 1000), ("/clob/prices", 500),
-    ("/clob/price", 1500), ("/clob/midpoints", 500), ("/clob/midpoint", 1500), ("/clob/tick-size", 200),
-    ("/clob/balance-allowance", 200), ("/clob/data/orders", 500), ("/clob/data/trades", 500),
-    ("/clob/auth", 100), ("/clob/ok", 100), ("/clob/orders", 2000), ("/clob/order", 5000),
-    ("/clob/cancel-all", 250), ("/clob/cancel-market-orders", 1500), ("/clob", 9000),
+    ("/gamma/markets", 300),
+    ("/gamma/events", 500),
+    ("/gamma", 4000),
+    ("/data/trades", 200),
+    ("/data/positions", 150),
+    ("/data", 1000),
+    ("/clob/books", 500),
+    ("/clob/book", 1500),
+    ("/clob/prices-history", 1000),
+    ("/clob/prices", 500),
+    ("/clob/price", 1500),
+    ("/clob/midpoints", 500),
+    ("/clob/midpoint", 1500),
+    ("/clob/tick-size", 200),
+    ("/clob/balance-allowance", 200),
+    ("/clob/data/orders", 500),
+    ("/clob/data/trades", 500),
+    ("/clob/auth", 100),
+    ("/clob/ok", 100),
+    ("/clob/orders", 2000),
+    ("/clob/order", 5000),
+    ("/clob/cancel-all", 250),
+    ("/clob/cancel-market-orders", 1500),
+    ("/clob", 9000),
 )
-_REASONS = {429: "Too Many Requests", 425: "Too Early", 500: "Internal Server Error", 502: "Bad Gateway",
-            503: "Service Unavailable", 504: "Gateway Timeout"}
+_REASONS = {
+    429: "Too Many Requests",
+    425: "Too Early",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 class _RateLimits:
@@ -73,7 +99,7 @@ class _RateLimits:
         self._windows: dict = {}
         self._buckets: dict = {}
 
-    def headers(self, path: str, method: str, api_key: Optional[str]) -> dict:
+    def headers(self, path: str, method: str, api_key: str | None) -> dict:
         now = time.time()
         prefix, limit = next(((p, n) for p, n in _LIMITS if path.startswith(p)), (path, 1000))
         with self._lock:
@@ -81,16 +107,27 @@ class _RateLimits:
             w_start, count = self._windows.get(prefix, (start, 0))
             count = count + 1 if w_start == start else 1
             self._windows[prefix] = (start, count)
-            out = {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(max(0, limit - count)),
-                   "X-RateLimit-Reset": str(max(1, int(math.ceil(start + 10 - now))))}
-            sub = path[len("/clob"):]
-            if path.startswith("/clob") and method in ("POST", "DELETE") and sub in clob_trading.TRADING_PATHS:
+            out = {
+                "X-RateLimit-Limit": str(limit),
+                "X-RateLimit-Remaining": str(max(0, limit - count)),
+                "X-RateLimit-Reset": str(max(1, int(math.ceil(start + 10 - now)))),
+            }
+            sub = path[len("/clob") :]
+            if (
+                path.startswith("/clob")
+                and method in ("POST", "DELETE")
+                and sub in clob_trading.TRADING_PATHS
+            ):
                 tokens, last = self._buckets.get(api_key or "-", (60.0, now))
                 tokens = min(60.0, tokens + (now - last) * 40.0) - 1.0
                 self._buckets[api_key or "-"] = (tokens, now)
-                out.update({"Poly-RateLimit-Remaining": str(max(0, int(tokens))),
-                            "Poly-RateLimit-Reset": str(max(0, int(math.ceil((60.0 - tokens) / 40.0)))),
-                            "Poly-RateLimit-Tier": "standard"})
+                out.update(
+                    {
+                        "Poly-RateLimit-Remaining": str(max(0, int(tokens))),
+                        "Poly-RateLimit-Reset": str(max(0, int(math.ceil((60.0 - tokens) / 40.0)))),
+                        "Poly-RateLimit-Tier": "standard",
+                    }
+                )
                 if tokens < 0:
                     out["Poly-RateLimit-Warning"] = "true"
         return out
@@ -115,9 +152,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
-        try:        # headers and body go out in two writes: without NODELAY, Nagle holds the body
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # for the client's
-        except OSError:                                                              # delayed ACK (~40 ms)
+        try:  # headers and body go out in two writes: without NODELAY, Nagle holds the body
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # for the client's
+        except OSError:  # delayed ACK (~40 ms)
             pass
         with self.server.conns_lock:
             self.server.conns.add(self.connection)
@@ -130,7 +167,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def log_message(self, fmt, *args):        # quiet: tests and demos do not want access logs
+    def log_message(self, fmt, *args):  # quiet: tests and demos do not want access logs
         log.debug("%s - %s", self.address_string(), fmt % args)
 
     def do_GET(self):
@@ -149,17 +186,24 @@ class _Handler(BaseHTTPRequestHandler):
         parts = path.split("/", 2)
         family = parts[1] if len(parts) > 1 else ""
         sub = "/" + parts[2] if len(parts) > 2 else ""
-        req = Request(method=self.command, path=sub, full_path=path,
-                      query=parse_qs(split.query, keep_blank_values=True), headers=self.headers, body=body)
+        req = Request(
+            method=self.command,
+            path=sub,
+            full_path=path,
+            query=parse_qs(split.query, keep_blank_values=True),
+            headers=self.headers,
+            body=body,
+        )
         if family == "_sim":
             return self._send(self._admin(sim, req), {})
         if family not in _ROUTES:
-            return self._send(Response({"error": f"unknown API prefix '/{family}'; use /gamma, /clob or /data"},
-                                       404), {})
+            return self._send(
+                Response({"error": f"unknown API prefix '/{family}'; use /gamma, /clob or /data"}, 404), {}
+            )
         sim.count_request(family, path)
         decision = sim.faults.decide(path)
         if decision.outage:
-            self.close_connection = True         # hang up without a response
+            self.close_connection = True  # hang up without a response
             return
         if decision.sleep_s > 0 and server.stopping.wait(decision.sleep_s):
             self.close_connection = True
@@ -190,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return out if isinstance(out, Response) else Response(out)
             except ApiError as exc:
                 return Response(exc.body, exc.status, exc.headers)
-            except Exception as exc:          # a simulator bug: answer 500, keep serving
+            except Exception as exc:  # a simulator bug: answer 500, keep serving
                 log.exception("simulator handler failed for %s %s", req.method, req.full_path)
                 return Response({"error": f"internal simulator error: {type(exc).__name__}: {exc}"}, 500)
         if path_matched:
@@ -220,9 +264,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return Response(sim.state())
             if req.path == "/world" and req.method == "GET":
                 w = sim.world
-                return Response({"groups": w.groups, "kinds": {m.id: m.kind for m in w.markets},
-                                 "neg_risk_events": {e.id: [w.markets[i].id for i in e.market_indices]
-                                                     for e in w.neg_risk_events()}})
+                return Response(
+                    {
+                        "groups": w.groups,
+                        "kinds": {m.id: m.kind for m in w.markets},
+                        "neg_risk_events": {
+                            e.id: [w.markets[i].id for i in e.market_indices] for e in w.neg_risk_events()
+                        },
+                    }
+                )
             if req.path == "/faults" and req.method in ("GET", "POST"):
                 if req.method == "POST":
                     _set_faults(sim, body or {})
@@ -232,14 +282,21 @@ class _Handler(BaseHTTPRequestHandler):
             if req.path == "/speed" and req.method == "POST":
                 return Response({"now": sim.set_speed(float(body.get("speed", 0))), "speed": sim.speed})
             if req.path == "/resolve" and req.method == "POST":
-                return Response(sim.resolve(str(body.get("market_id")), str(body.get("outcome")),
-                                            proposed=bool(body.get("proposed", False))))
+                return Response(
+                    sim.resolve(
+                        str(body.get("market_id")),
+                        str(body.get("outcome")),
+                        proposed=bool(body.get("proposed", False)),
+                    )
+                )
             hit = admin.handle(sim, req, body if isinstance(body, dict) else {})
             if hit is not None:
                 return hit
             if req.path == "/fund" and req.method == "POST":
                 with sim.lock:
-                    addr = str(body["address"])     # an EOA, or a funder (proxy/Safe/deposit wallet) of a known account
+                    addr = str(
+                        body["address"]
+                    )  # an EOA, or a funder (proxy/Safe/deposit wallet) of a known account
                     acct = sim.exchange.find_account(addr) or sim.exchange.account(addr)
                     acct.cash = to_micro(body["amount"])
                     return Response({"address": acct.address, "balance": str(acct.cash)})
@@ -290,7 +347,7 @@ class SimulatorHandle:
         srv.shutdown()
         with srv.conns_lock:
             conns = list(srv.conns)
-        for c in conns:                      # drop idle keep-alive connections too
+        for c in conns:  # drop idle keep-alive connections too
             try:
                 c.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -298,7 +355,7 @@ class SimulatorHandle:
         srv.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "SimulatorHandle":
+    def __enter__(self) -> SimulatorHandle:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -308,9 +365,18 @@ class SimulatorHandle:
         return f"<SimulatorHandle {self.url}>"
 
 
-def start_simulator(*, host: str = "127.0.0.1", port: int = 0, seed: int = 42, n_markets: int = 60,
-                    speed: float = 0.0, faults=None, start_time=None,
-                    initial_balance: float = 10000.0, **options) -> SimulatorHandle:
+def start_simulator(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    seed: int = 42,
+    n_markets: int = 60,
+    speed: float = 0.0,
+    faults=None,
+    start_time=None,
+    initial_balance: float = 10000.0,
+    **options,
+) -> SimulatorHandle:
     """Start the simulator in a background thread and return its handle.
 
     ``faults``: a spec string, a rule dict or a list of rule dicts (see faults.py).
@@ -320,11 +386,19 @@ def start_simulator(*, host: str = "127.0.0.1", port: int = 0, seed: int = 42, n
     """
     if host not in ("127.0.0.1", "localhost"):
         raise ConfigError(f"The simulator binds 127.0.0.1 only; '{host}' is refused — use host 127.0.0.1.")
-    sim = Simulator(seed=seed, n_markets=n_markets, speed=speed, start_time=start_time,
-                    initial_balance=initial_balance, faults=faults, **options)
+    sim = Simulator(
+        seed=seed,
+        n_markets=n_markets,
+        speed=speed,
+        start_time=start_time,
+        initial_balance=initial_balance,
+        faults=faults,
+        **options,
+    )
     server = _Server(("127.0.0.1", int(port)), sim)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                              name="polybot-sim-http", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="polybot-sim-http", daemon=True
+    )
     thread.start()
     sim.start_background()
     return SimulatorHandle(server, thread, sim)

@@ -7,6 +7,7 @@ returns ``{"heartbeat_id": ...}`` to carry on the next call; a wrong id answers 
 "heartbeat_id": <expected>}``. Trading modes: Docs ``/resources/error-codes`` and
 ``/trading/matching-engine`` (API_NOTES §3.6).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,10 +32,13 @@ def heartbeat(ex, acct, heartbeat_id, real_now: float) -> dict:
     sent = "" if heartbeat_id is None else str(heartbeat_id)
     expected = acct.heartbeat_id
     if expected is None and sent != "":
-        expected = ""                       # no session yet: the first heartbeat carries no id
+        expected = ""  # no session yet: the first heartbeat carries no id
     if sent != (expected or ""):
-        raise ApiError(400, "Invalid Heartbeat ID",
-                       body={"error_msg": "Invalid Heartbeat ID", "heartbeat_id": expected or ""})
+        raise ApiError(
+            400,
+            "Invalid Heartbeat ID",
+            body={"error_msg": "Invalid Heartbeat ID", "heartbeat_id": expected or ""},
+        )
     acct.heartbeat_at = real_now
     acct.heartbeat_id = _new_id(ex)
     return {"heartbeat_id": acct.heartbeat_id}
@@ -45,7 +49,7 @@ def check_heartbeats(ex, real_now: float) -> None:
     timeout = ex.sim.heartbeat_timeout
     for acct in ex.accounts.values():
         if acct.heartbeat_at is not None and real_now - acct.heartbeat_at > timeout:
-            acct.heartbeat_at = None            # disarmed until the next accepted heartbeat
+            acct.heartbeat_at = None  # disarmed until the next accepted heartbeat
             ex.cancel_where(lambda o, a=acct: o.account is a, "heartbeat expired")
 
 
@@ -77,8 +81,11 @@ def require_orders_allowed(ex, t: float, bodies: list) -> None:
         raise ApiError(503, CANCEL_ONLY_MSG)
     if mode == "post-only" and not all(isinstance(b, dict) and b.get("postOnly") is True for b in bodies):
         left = max(1, int(round(ex.mode_until - t))) if ex.mode_until is not None else 120
-        raise ApiError(503, POST_ONLY_MSG, body={"error": POST_ONLY_MSG, "code": "post_only_mode",
-                                                 "retry_after_seconds": left})
+        raise ApiError(
+            503,
+            POST_ONLY_MSG,
+            body={"error": POST_ONLY_MSG, "code": "post_only_mode", "retry_after_seconds": left},
+        )
 
 
 def require_not_disabled(ex, t: float) -> None:

@@ -8,9 +8,8 @@ struct and domain below were read from py_clob_client_v2 1.2.1
 ``config.py``) and Polymarket's contract docs, and re-implemented here with eth_abi /
 eth_utils. Recovery uses eth_account.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 from eth_abi import encode as abi_encode
 from eth_account import Account
@@ -23,9 +22,11 @@ EXCHANGE_V2 = "0xE111180000d2663C0091e4f400237545B87B996B"
 NEG_RISK_EXCHANGE_V2 = "0xe2222d279d744050d28e00520010520000310F59"
 EXCHANGE_V3 = "0xe3333700cA9d93003F00f0F71f8515005F6c00Aa"
 
-ORDER_TYPE = ("Order(uint256 salt,address maker,address signer,uint256 tokenId,uint256 makerAmount,"
-              "uint256 takerAmount,uint8 side,uint8 signatureType,uint256 timestamp,bytes32 metadata,"
-              "bytes32 builder)")
+ORDER_TYPE = (
+    "Order(uint256 salt,address maker,address signer,uint256 tokenId,uint256 makerAmount,"
+    "uint256 takerAmount,uint8 side,uint8 signatureType,uint256 timestamp,bytes32 metadata,"
+    "bytes32 builder)"
+)
 DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 _ORDER_TYPE_HASH = keccak(text=ORDER_TYPE)
 _DOMAIN_TYPE_HASH = keccak(text=DOMAIN_TYPE)
@@ -52,9 +53,12 @@ def domain_separator(contract: str, version: str, chain_id: int = CHAIN_ID) -> b
     key = (contract.lower(), version, int(chain_id))
     sep = _SEPARATORS.get(key)
     if sep is None:
-        sep = _SEPARATORS[key] = keccak(abi_encode(
-            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-            [_DOMAIN_TYPE_HASH, _NAME_HASH, keccak(text=version), int(chain_id), contract]))
+        sep = _SEPARATORS[key] = keccak(
+            abi_encode(
+                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+                [_DOMAIN_TYPE_HASH, _NAME_HASH, keccak(text=version), int(chain_id), contract],
+            )
+        )
     return sep
 
 
@@ -64,7 +68,7 @@ def _uint(v, bits: int = 256) -> int:
     n = int(str(v), 10) if isinstance(v, str) else int(v)
     if n != v and not isinstance(v, str):
         raise BadOrder("non-integer number")
-    if not 0 <= n < 2 ** bits:
+    if not 0 <= n < 2**bits:
         raise BadOrder("number out of range")
     return n
 
@@ -98,14 +102,41 @@ def side_code(side) -> int:
 def struct_hash(o: dict) -> bytes:
     """keccak256 of the ABI-encoded V2 Order struct (raises BadOrder on a malformed field)."""
     try:
-        values = [_ORDER_TYPE_HASH, _uint(o["salt"]), _address(o["maker"]), _address(o["signer"]),
-                  _uint(o["tokenId"]), _uint(o["makerAmount"]), _uint(o["takerAmount"]), side_code(o["side"]),
-                  _uint(o.get("signatureType", 0), 8), _uint(o.get("timestamp") or 0),
-                  _bytes32(o.get("metadata")), _bytes32(o.get("builder"))]
+        values = [
+            _ORDER_TYPE_HASH,
+            _uint(o["salt"]),
+            _address(o["maker"]),
+            _address(o["signer"]),
+            _uint(o["tokenId"]),
+            _uint(o["makerAmount"]),
+            _uint(o["takerAmount"]),
+            side_code(o["side"]),
+            _uint(o.get("signatureType", 0), 8),
+            _uint(o.get("timestamp") or 0),
+            _bytes32(o.get("metadata")),
+            _bytes32(o.get("builder")),
+        ]
     except (KeyError, TypeError, ValueError) as exc:
         raise BadOrder(str(exc)) from None
-    return keccak(abi_encode(["bytes32", "uint256", "address", "address", "uint256", "uint256", "uint256",
-                              "uint8", "uint8", "uint256", "bytes32", "bytes32"], values))
+    return keccak(
+        abi_encode(
+            [
+                "bytes32",
+                "uint256",
+                "address",
+                "address",
+                "uint256",
+                "uint256",
+                "uint256",
+                "uint8",
+                "uint8",
+                "uint256",
+                "bytes32",
+                "bytes32",
+            ],
+            values,
+        )
+    )
 
 
 def order_digest(o: dict, contract: str, version: str, chain_id: int = CHAIN_ID) -> bytes:
@@ -113,7 +144,7 @@ def order_digest(o: dict, contract: str, version: str, chain_id: int = CHAIN_ID)
     return keccak(b"\x19\x01" + domain_separator(contract, version, chain_id) + struct_hash(o))
 
 
-def recover_signer(o: dict, contract: str, version: str, chain_id: int = CHAIN_ID) -> Optional[str]:
+def recover_signer(o: dict, contract: str, version: str, chain_id: int = CHAIN_ID) -> str | None:
     """Lower-case address that signed the order's typed data, or None if the signature is
     not a recoverable 65-byte ECDSA signature."""
     sig = str(o.get("signature") or "")
@@ -123,11 +154,12 @@ def recover_signer(o: dict, contract: str, version: str, chain_id: int = CHAIN_I
         return None
     if len(raw) != 65:
         return None
-    msg = SignableMessage(version=b"\x01", header=domain_separator(contract, version, chain_id),
-                          body=struct_hash(o))
+    msg = SignableMessage(
+        version=b"\x01", header=domain_separator(contract, version, chain_id), body=struct_hash(o)
+    )
     try:
         return Account.recover_message(msg, signature=raw).lower()
-    except Exception:       # eth_keys raises several types for an invalid v/r/s
+    except Exception:  # eth_keys raises several types for an invalid v/r/s
         return None
 
 
@@ -162,7 +194,7 @@ _TYPED_DATA_SIGN_FIELDS = "string name,string version,uint256 chainId,address ve
 _BAD_NAME_CHARS = set(", )(\x00")
 
 
-def split_1271(signature: str) -> Optional[tuple]:
+def split_1271(signature: str) -> tuple | None:
     """(owner signature 65 bytes, app domain separator, contents hash, contentsName,
     contentsType) of an ERC-7739 TypedDataSign signature, or None when it is not one.
     Solady's rule for the description: ending in ")" it is the contentsType and the name is
@@ -181,7 +213,7 @@ def split_1271(signature: str) -> Optional[tuple]:
         return None
     inner, app_sep, contents = raw[:65], raw[65:97], raw[97:129]
     try:
-        desc = raw[129:129 + n].decode("utf-8")
+        desc = raw[129 : 129 + n].decode("utf-8")
     except UnicodeDecodeError:
         return None
     if desc.endswith(")"):
@@ -194,7 +226,7 @@ def split_1271(signature: str) -> Optional[tuple]:
     return inner, app_sep, contents, name, ctype
 
 
-def recover_1271_owner(o: dict, contract: str, version: str, chain_id: int = CHAIN_ID) -> Optional[str]:
+def recover_1271_owner(o: dict, contract: str, version: str, chain_id: int = CHAIN_ID) -> str | None:
     """Lower-case address that signed the order's ERC-7739 wrap for the deposit wallet
     ``o["signer"]``, or None when the wrap is malformed or does not nest THIS order for THIS
     exchange: the wallet's isValidSignature(orderHash, sig) requires
@@ -207,14 +239,24 @@ def recover_1271_owner(o: dict, contract: str, version: str, chain_id: int = CHA
     if app_sep != domain_separator(contract, version, chain_id) or contents != struct_hash(o):
         return None
     type_hash = keccak(text=f"TypedDataSign({name} contents,{_TYPED_DATA_SIGN_FIELDS}){ctype}")
-    wrapped = keccak(abi_encode(
-        ["bytes32", "bytes32", "bytes32", "bytes32", "uint256", "address", "bytes32"],
-        [type_hash, contents, keccak(text=DEPOSIT_WALLET_NAME), keccak(text=DEPOSIT_WALLET_VERSION),
-         int(chain_id), _address(o["signer"]), b"\x00" * 32]))
+    wrapped = keccak(
+        abi_encode(
+            ["bytes32", "bytes32", "bytes32", "bytes32", "uint256", "address", "bytes32"],
+            [
+                type_hash,
+                contents,
+                keccak(text=DEPOSIT_WALLET_NAME),
+                keccak(text=DEPOSIT_WALLET_VERSION),
+                int(chain_id),
+                _address(o["signer"]),
+                b"\x00" * 32,
+            ],
+        )
+    )
     msg = SignableMessage(version=b"\x01", header=app_sep, body=wrapped)
     try:
         return Account.recover_message(msg, signature=inner).lower()
-    except Exception:       # eth_keys raises several types for an invalid v/r/s
+    except Exception:  # eth_keys raises several types for an invalid v/r/s
         return None
 
 
@@ -224,8 +266,9 @@ _CLOB_AUTH_TYPE_HASH = keccak(text="ClobAuth(address address,string timestamp,ui
 _CLOB_AUTH_DOMAIN_TYPE_HASH = keccak(text="EIP712Domain(string name,string version,uint256 chainId)")
 
 
-def clob_auth_signer(address: str, timestamp: str, nonce: int, signature: str,
-                     chain_id: int = CHAIN_ID) -> Optional[str]:
+def clob_auth_signer(
+    address: str, timestamp: str, nonce: int, signature: str, chain_id: int = CHAIN_ID
+) -> str | None:
     """Lower-case address that signed the L1 ``ClobAuth`` typed data (API_NOTES §3.1: domain
     {name "ClobAuthDomain", version "1", chainId}; the SDK signs the EIP-712 digest directly),
     or None when the signature cannot be recovered."""
@@ -233,13 +276,25 @@ def clob_auth_signer(address: str, timestamp: str, nonce: int, signature: str,
         raw = bytes.fromhex(signature[2:] if signature.startswith("0x") else signature)
         if len(raw) != 65:
             return None
-        domain = keccak(abi_encode(["bytes32", "bytes32", "bytes32", "uint256"],
-                                   [_CLOB_AUTH_DOMAIN_TYPE_HASH, keccak(text="ClobAuthDomain"), keccak(text="1"),
-                                    int(chain_id)]))
-        struct = keccak(abi_encode(["bytes32", "address", "bytes32", "uint256", "bytes32"],
-                                   [_CLOB_AUTH_TYPE_HASH, _address(address), keccak(text=str(timestamp)),
-                                    int(nonce), keccak(text=CLOB_AUTH_MESSAGE)]))
+        domain = keccak(
+            abi_encode(
+                ["bytes32", "bytes32", "bytes32", "uint256"],
+                [_CLOB_AUTH_DOMAIN_TYPE_HASH, keccak(text="ClobAuthDomain"), keccak(text="1"), int(chain_id)],
+            )
+        )
+        struct = keccak(
+            abi_encode(
+                ["bytes32", "address", "bytes32", "uint256", "bytes32"],
+                [
+                    _CLOB_AUTH_TYPE_HASH,
+                    _address(address),
+                    keccak(text=str(timestamp)),
+                    int(nonce),
+                    keccak(text=CLOB_AUTH_MESSAGE),
+                ],
+            )
+        )
         msg = SignableMessage(version=b"\x01", header=domain, body=struct)
         return Account.recover_message(msg, signature=raw).lower()
-    except Exception:       # malformed hex/address or an unrecoverable v/r/s
+    except Exception:  # malformed hex/address or an unrecoverable v/r/s
         return None

@@ -16,19 +16,19 @@ Lifecycle of a market with end date E (sim time t):
 Every public method takes ``self.lock`` (re-entrant); the HTTP layer holds it for
 the whole request, so state never changes under a handler.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import threading
 import time
 from collections import Counter
-from typing import Optional
 
 import numpy as np
 
 from . import lifecycle, ticks
 from .exchange import Exchange
-from .faults import Faults, FaultRule, parse_spec, rule_from_dict
+from .faults import FaultRule, Faults, parse_spec, rule_from_dict
 from .pricing import PriceModel
 from .world import World
 
@@ -46,21 +46,33 @@ def parse_time(value) -> int:
     text = str(value).strip().replace("Z", "+00:00")
     d = dt.datetime.fromisoformat(text)
     if d.tzinfo is None:
-        d = d.replace(tzinfo=dt.timezone.utc)
+        d = d.replace(tzinfo=dt.UTC)
     return int(d.timestamp())
 
 
 def iso(ts: float, ms: bool = False) -> str:
-    d = dt.datetime.fromtimestamp(int(ts), dt.timezone.utc)
+    d = dt.datetime.fromtimestamp(int(ts), dt.UTC)
     return d.strftime("%Y-%m-%dT%H:%M:%S") + (".000Z" if ms else "Z")
 
 
 class Simulator:
-    def __init__(self, *, seed: int = 42, n_markets: int = 60, speed: float = 0.0, start_time=None,
-                 initial_balance: float = 10_000.0, faults=None, n_resolving: int = 5,
-                 resolve_days: tuple = (1.0, 3.0), proposal_seconds: int = 7200,
-                 redeem_delay: int = 3600, heartbeat_timeout: float = 10.0, chain_id: int = 137,
-                 trade_delays: tuple = (2.0, 5.0)):
+    def __init__(
+        self,
+        *,
+        seed: int = 42,
+        n_markets: int = 60,
+        speed: float = 0.0,
+        start_time=None,
+        initial_balance: float = 10_000.0,
+        faults=None,
+        n_resolving: int = 5,
+        resolve_days: tuple = (1.0, 3.0),
+        proposal_seconds: int = 7200,
+        redeem_delay: int = 3600,
+        heartbeat_timeout: float = 10.0,
+        chain_id: int = 137,
+        trade_delays: tuple = (2.0, 5.0),
+    ):
         if speed < 0:
             raise ValueError("speed must be 0 (manual clock) or positive")
         self.lock = threading.RLock()
@@ -70,18 +82,23 @@ class Simulator:
         self.proposal_seconds = int(proposal_seconds)
         self.redeem_delay = int(redeem_delay)
         self.heartbeat_timeout = float(heartbeat_timeout)
-        self.chain_id = int(chain_id)            # EIP-712 domain chainId orders must be signed for
-        self.world = World(seed=self.seed, n_markets=int(n_markets), start_ts=self.start_ts,
-                           n_resolving=n_resolving, resolve_days=tuple(resolve_days))
+        self.chain_id = int(chain_id)  # EIP-712 domain chainId orders must be signed for
+        self.world = World(
+            seed=self.seed,
+            n_markets=int(n_markets),
+            start_ts=self.start_ts,
+            n_resolving=n_resolving,
+            resolve_days=tuple(resolve_days),
+        )
         self.prices = PriceModel(self.world)
         self.faults = Faults(self.seed, self._rules(faults))
-        self.request_count: Counter = Counter()     # per family: gamma / clob / data / admin
-        self.path_count: Counter = Counter()        # per full path (no query)
-        self.overrides: dict = {}                   # market index -> {"outcome", "proposal"}
-        self.lazy_outcome: dict = {}                # market index -> outcome of unplanned markets
-        self.consumed: dict = {}                    # (mi, yes side 0/1, ticks) -> (minute, micro)
-        self.last_trade: dict = {}                  # token -> (ticks, side, t)
-        self.book_override: dict = {}               # market index -> (bids, asks) YES [[price micro, micro]]
+        self.request_count: Counter = Counter()  # per family: gamma / clob / data / admin
+        self.path_count: Counter = Counter()  # per full path (no query)
+        self.overrides: dict = {}  # market index -> {"outcome", "proposal"}
+        self.lazy_outcome: dict = {}  # market index -> outcome of unplanned markets
+        self.consumed: dict = {}  # (mi, yes side 0/1, ticks) -> (minute, micro)
+        self.last_trade: dict = {}  # token -> (ticks, side, t)
+        self.book_override: dict = {}  # market index -> (bids, asks) YES [[price micro, micro]]
         self._real0 = time.monotonic()
         self._offset = 0.0
         self.exchange = Exchange(self, initial_balance)
@@ -89,7 +106,7 @@ class Simulator:
         self._last_sync = self.now_float()
         ticks.init(self)
         self._stop = threading.Event()
-        self._ticker: Optional[threading.Thread] = None
+        self._ticker: threading.Thread | None = None
 
     # ------------------------------------------------------------------ clock
     def now_float(self) -> float:
@@ -178,7 +195,7 @@ class Simulator:
         ov = self.overrides.get(mi)
         return self.end_of(mi) + (ov["proposal"] if ov else self.proposal_seconds)
 
-    def phase(self, mi: int, t: Optional[float] = None) -> str:
+    def phase(self, mi: int, t: float | None = None) -> str:
         t = self.now_float() if t is None else t
         if t < self.end_of(mi):
             return "open"
@@ -194,8 +211,11 @@ class Simulator:
         if outcome is None:
             raise ValueError("outcome must be YES, NO or 50-50")
         w = self.world
-        m = w.by_id.get(str(market_id)) or w.by_condition.get(str(market_id).lower()) or \
-            w.by_slug.get(str(market_id))
+        m = (
+            w.by_id.get(str(market_id))
+            or w.by_condition.get(str(market_id).lower())
+            or w.by_slug.get(str(market_id))
+        )
         if m is None:
             raise KeyError(f"market {market_id} does not exist in the simulator")
         with self.lock:
@@ -209,9 +229,10 @@ class Simulator:
                     w.col_target[m.index] = np.nan
                 self.prices._cache_t = None
             elapsed = now - self.end_of(m.index)
-            self.overrides[m.index] = {"outcome": outcome,
-                                       "proposal": max(self.proposal_seconds, elapsed + 1) if proposed
-                                       else max(0.0, elapsed)}
+            self.overrides[m.index] = {
+                "outcome": outcome,
+                "proposal": max(self.proposal_seconds, elapsed + 1) if proposed else max(0.0, elapsed),
+            }
             self._lifecycle(now)
             return {"market_id": m.id, "outcome": outcome, "phase": self.phase(m.index, now)}
 
@@ -260,13 +281,16 @@ class Simulator:
         unit = 1_000_000 // nt
         out = []
         for side in self.book_override[mi]:
-            out.append([[pm // unit, q] for pm, q in side if pm % unit == 0 and 0 < pm // unit < nt and q > 0])
+            out.append(
+                [[pm // unit, q] for pm, q in side if pm % unit == 0 and 0 < pm // unit < nt and q > 0]
+            )
         return out[0], out[1]
 
     def set_book(self, token: str, bids=None, asks=None, clear: bool = False) -> dict:
         """Replace the synthetic book of ``token``'s market (levels given for that token, as
         [[price, size], ...] decimal strings or numbers), or ``clear`` it (RULES.md §6)."""
         from polybot.money import to_micro
+
         m, k = self.world.market_by_token(str(token))
         if m is None:
             raise KeyError(f"token {token} does not exist in the simulator")
@@ -281,14 +305,17 @@ class Simulator:
                 out = []
                 for lv in levels or []:
                     if not isinstance(lv, (list, tuple)) or len(lv) != 2:
-                        raise ValueError(f"{name} must be a list of [price, size] pairs, e.g. [[\"0.45\", \"3\"]]")
+                        raise ValueError(
+                            f'{name} must be a list of [price, size] pairs, e.g. [["0.45", "3"]]'
+                        )
                     pm, q = to_micro(str(lv[0])), to_micro(str(lv[1]))
                     if not 0 < pm < 1_000_000 or q <= 0:
                         raise ValueError(f"{name} level {lv} needs 0 < price < 1 and a positive size")
                     out.append((pm if k == 0 else 1_000_000 - pm, q))
                 return out
+
             b, a = parse(bids, "bids"), parse(asks, "asks")
-            if k == 1:                      # a NO bid is a YES ask at 1 - price
+            if k == 1:  # a NO bid is a YES ask at 1 - price
                 b, a = a, b
             self.book_override[m.index] = (sorted(b, reverse=True), sorted(a))
             return {"token_id": str(token), "override": True}
@@ -338,18 +365,31 @@ class Simulator:
             now = self.now_float()
             ex = self.exchange
             return {
-                "now": int(now), "now_iso": iso(now), "start_time": self.start_ts, "speed": self.speed,
-                "seed": self.seed, "markets": len(self.world.markets), "events": len(self.world.events),
+                "now": int(now),
+                "now_iso": iso(now),
+                "start_time": self.start_ts,
+                "speed": self.speed,
+                "seed": self.seed,
+                "markets": len(self.world.markets),
+                "events": len(self.world.events),
                 "tokens": len(self.world.token_index),
                 "open_markets": sum(1 for m in self.world.markets if self.phase(m.index, now) == "open"),
-                "accounts": len(ex.accounts), "open_orders": sum(1 for o in ex.orders.values()
-                                                                 if o.status == "LIVE"),
-                "orders": len(ex.orders), "trades": len(ex.trades),
-                "faults": self.faults.describe(), "request_count": dict(self.request_count),
-                "mode": ex.mode, "trade_delays": {"mined_after": ex.mined_after,
-                                                  "confirmed_after": ex.confirmed_after},
-                "resolving": [{"market_id": m.id, "end": int(self.end_of(m.index)),
-                               "outcome": self.outcome_of(m.index), "phase": self.phase(m.index, now)}
-                              for m in self.world.markets
-                              if m.resolution and self.end_of(m.index) >= self.start_ts],
+                "accounts": len(ex.accounts),
+                "open_orders": sum(1 for o in ex.orders.values() if o.status == "LIVE"),
+                "orders": len(ex.orders),
+                "trades": len(ex.trades),
+                "faults": self.faults.describe(),
+                "request_count": dict(self.request_count),
+                "mode": ex.mode,
+                "trade_delays": {"mined_after": ex.mined_after, "confirmed_after": ex.confirmed_after},
+                "resolving": [
+                    {
+                        "market_id": m.id,
+                        "end": int(self.end_of(m.index)),
+                        "outcome": self.outcome_of(m.index),
+                        "phase": self.phase(m.index, now),
+                    }
+                    for m in self.world.markets
+                    if m.resolution and self.end_of(m.index) >= self.start_ts
+                ],
             }

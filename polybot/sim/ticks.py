@@ -9,6 +9,7 @@ market: prices in ticks (resting orders, last trade) are converted exactly; a re
 order whose price is off a coarser new tick is cancelled (the real CLOB's handling is
 undocumented; this never fills an order at a price it was not placed at).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,14 +18,14 @@ FINE_NT, COARSE_NT = 1000, 100
 TICKS = {"0.01": COARSE_NT, "0.001": FINE_NT}
 
 
-NEAR = (0.08, 0.92)      # markets outside this band are re-checked every sim minute
+NEAR = (0.08, 0.92)  # markets outside this band are re-checked every sim minute
 
 
 def init(sim) -> None:
-    sim.tick_forced = {}                  # market index -> nt forced by an admin
-    sim._tick_checked = None              # last sim minute the rule ran
-    sim._tick_full = None                 # last sim hour every market was checked
-    sim._tick_near: list = []             # markets near a threshold (or fine), checked every minute
+    sim.tick_forced = {}  # market index -> nt forced by an admin
+    sim._tick_checked = None  # last sim minute the rule ran
+    sim._tick_full = None  # last sim hour every market was checked
+    sim._tick_near: list = []  # markets near a threshold (or fine), checked every minute
     for m in sim.world.markets:
         m.base_tick = m.tick
     sim._tick_base_coarse = [m.index for m in sim.world.markets if m.base_tick == 0.01]
@@ -107,11 +108,16 @@ def force(sim, token: str, tick) -> dict:
     else:
         key = tick_text(round(1 / float(tick))) if float(tick) > 0 else str(tick)
         if key not in TICKS:
-            raise ValueError(f"tick must be 0.01 or 0.001 (or null to return to the automatic rule), got {tick!r}")
+            raise ValueError(
+                f"tick must be 0.01 or 0.001 (or null to return to the automatic rule), got {tick!r}"
+            )
         sim.tick_forced[m.index] = TICKS[key]
         set_tick(sim, m.index, TICKS[key])
-    return {"token_id": str(token), "tick": tick_text(int(sim.world.col_nt[m.index])),
-            "forced": m.index in sim.tick_forced}
+    return {
+        "token_id": str(token),
+        "tick": tick_text(int(sim.world.col_nt[m.index])),
+        "forced": m.index in sim.tick_forced,
+    }
 
 
 def state(sim) -> dict:

@@ -15,13 +15,13 @@ A few single markets (and one negRisk event when the world is big enough) are
 planned to resolve 1-3 sim-days after the start (YES, NO and 50-50), and a few
 were already resolved before the start (``closed=true`` in Gamma).
 """
+
 from __future__ import annotations
 
 import hashlib
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -41,22 +41,93 @@ CATEGORIES = {
     "Geopolitics": (0.0, 0.0, None, "100265"),
 }
 
-_PEOPLE = ("Avery Quinn", "Jordan Blake", "Morgan Hale", "Riley Park", "Casey Moreno", "Taylor Reed",
-           "Jamie Ortiz", "Alex Carter", "Sam Whitfield", "Drew Navarro", "Robin Okafor", "Kai Lindqvist",
-           "Noor Haddad", "Elena Petrova", "Marcus Bell", "Priya Raman", "Lucas Ferreira", "Hana Sato")
-_PLACES = ("Arcadia", "Borealis", "Calder", "Dunmore", "Elmira", "Fairhaven", "Glenrock", "Harlow",
-           "Islington", "Juniper", "Kestrel", "Lakeview", "Marlow", "Northgate", "Oakridge", "Pinecrest")
-_TEAMS = ("Comets", "Titans", "Wolves", "Falcons", "Rangers", "Pirates", "Hornets", "Vipers", "Bears",
-          "Sharks", "Storm", "Knights", "Raptors", "Dragons", "Mariners", "Giants")
-_FILMS = ("The Long Tide", "Glass Orchard", "Northern Lights", "Paper Moons", "The Quiet Hour",
-          "Iron Meadow", "Silver Coast", "Last Orbit", "Velvet Road", "The Cartographer")
+_PEOPLE = (
+    "Avery Quinn",
+    "Jordan Blake",
+    "Morgan Hale",
+    "Riley Park",
+    "Casey Moreno",
+    "Taylor Reed",
+    "Jamie Ortiz",
+    "Alex Carter",
+    "Sam Whitfield",
+    "Drew Navarro",
+    "Robin Okafor",
+    "Kai Lindqvist",
+    "Noor Haddad",
+    "Elena Petrova",
+    "Marcus Bell",
+    "Priya Raman",
+    "Lucas Ferreira",
+    "Hana Sato",
+)
+_PLACES = (
+    "Arcadia",
+    "Borealis",
+    "Calder",
+    "Dunmore",
+    "Elmira",
+    "Fairhaven",
+    "Glenrock",
+    "Harlow",
+    "Islington",
+    "Juniper",
+    "Kestrel",
+    "Lakeview",
+    "Marlow",
+    "Northgate",
+    "Oakridge",
+    "Pinecrest",
+)
+_TEAMS = (
+    "Comets",
+    "Titans",
+    "Wolves",
+    "Falcons",
+    "Rangers",
+    "Pirates",
+    "Hornets",
+    "Vipers",
+    "Bears",
+    "Sharks",
+    "Storm",
+    "Knights",
+    "Raptors",
+    "Dragons",
+    "Mariners",
+    "Giants",
+)
+_FILMS = (
+    "The Long Tide",
+    "Glass Orchard",
+    "Northern Lights",
+    "Paper Moons",
+    "The Quiet Hour",
+    "Iron Meadow",
+    "Silver Coast",
+    "Last Orbit",
+    "Velvet Road",
+    "The Cartographer",
+)
 _COINS = (("Bitcoin", 100_000, 5_000), ("Ethereum", 4_000, 250), ("Solana", 200, 20), ("XRP", 3, 0.25))
 _COUNTRIES = ("Valoria", "Ostmark", "Kerenia", "Dalmor", "Tessaly", "Brevania", "Montague", "Sarnia")
 _COMPANIES = ("Nimbus", "Quanta", "Helix", "Orbital", "Lumen", "Vertex", "Cobalt", "Synapse")
 _PRODUCTS = ("a foldable phone", "an AR headset", "a new LLM", "a robotaxi service", "a quantum chip")
 _TICKERS = ("NVDA", "AAPL", "TSLA", "MSFT", "AMZN", "META", "GOOGL")
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-           "October", "November", "December")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def _hex(*parts) -> str:
@@ -65,7 +136,7 @@ def _hex(*parts) -> str:
 
 def _token_id(*parts) -> str:
     n = int.from_bytes(hashlib.sha256(":".join(str(p) for p in parts).encode()).digest(), "big")
-    return str(10 ** 75 + n % (9 * 10 ** 76))          # 76-77 decimal digits, like real ids
+    return str(10**75 + n % (9 * 10**76))  # 76-77 decimal digits, like real ids
 
 
 def _slugify(text: str) -> str:
@@ -79,7 +150,7 @@ def _slugify(text: str) -> str:
 class SimEvent:
     index: int
     id: str
-    kind: str                       # single | ladder | negrisk
+    kind: str  # single | ladder | negrisk
     title: str
     slug: str
     category: str
@@ -94,36 +165,36 @@ class SimEvent:
 @dataclass
 class SimMarket:
     index: int
-    id: str                         # Gamma id (decimal string)
+    id: str  # Gamma id (decimal string)
     event_index: int
-    kind: str                       # single | ladder | negrisk
+    kind: str  # single | ladder | negrisk
     question: str
     slug: str
     group_item_title: str
     category: str
     condition_id: str
     question_id: str
-    token_ids: tuple                # (yes/outcome-0 token, no token)
+    token_ids: tuple  # (yes/outcome-0 token, no token)
     outcomes: tuple = ("Yes", "No")
-    version: Optional[str] = "v1"   # "v1", "v2" (positionIds) or None (field omitted)
+    version: str | None = "v1"  # "v1", "v2" (positionIds) or None (field omitted)
     neg_risk: bool = False
     neg_risk_market_id: str = ""
     neg_risk_request_id: str = ""
     driver: str = ""
-    base: float = 0.0               # logit (binary) or softmax score (negrisk)
-    vol: float = 0.15               # one-day std of the latent logit/score
-    loading: float = 1.0            # weight of the shared driver (ladder)
+    base: float = 0.0  # logit (binary) or softmax score (negrisk)
+    vol: float = 0.15  # one-day std of the latent logit/score
+    loading: float = 1.0  # weight of the shared driver (ladder)
     tick: float = 0.01
-    half_spread: int = 1            # ticks either side of the path price
+    half_spread: int = 1  # ticks either side of the path price
     depth_bid: int = 6
     depth_ask: int = 6
     size_scale: float = 100.0
-    empty_side: str = ""            # "", "bid" or "ask" (YES book side always empty)
+    empty_side: str = ""  # "", "bid" or "ask" (YES book side always empty)
     never_traded: bool = False
     min_size: float = 5.0
     fee_rate: float = 0.0
     rebate_rate: float = 0.0
-    fee_type: Optional[str] = None
+    fee_type: str | None = None
     fees_enabled: bool = False
     liquidity: float = 0.0
     volume: float = 0.0
@@ -134,7 +205,7 @@ class SimMarket:
     created_ts: int = 0
     start_ts: int = 0
     end_ts: int = 0
-    resolution: Optional[str] = None    # planned outcome: YES | NO | 50-50 (None: after the run)
+    resolution: str | None = None  # planned outcome: YES | NO | 50-50 (None: after the run)
     tag_id: str = ""
 
     @property
@@ -145,8 +216,15 @@ class SimMarket:
 class World:
     """All static facts of the simulated exchange, plus numpy columns for pricing."""
 
-    def __init__(self, *, seed: int, n_markets: int, start_ts: int,
-                 n_resolving: int = 5, resolve_days: tuple = (1.0, 3.0)):
+    def __init__(
+        self,
+        *,
+        seed: int,
+        n_markets: int,
+        start_ts: int,
+        n_resolving: int = 5,
+        resolve_days: tuple = (1.0, 3.0),
+    ):
         if n_markets < 1:
             raise ValueError("n_markets must be at least 1")
         self.seed = int(seed)
@@ -189,10 +267,18 @@ class World:
             category = rng.choice(tuple(CATEGORIES))
         end_ts = self.start_ts + int(rng.uniform(7, 400)) * DAY + rng.choice((0, 12 * 3600))
         title, questions, labels = self._texts(kind, category, size, end_ts)
-        event = SimEvent(index=ei, id=str(30_000 + ei * 7 + rng.randint(0, 6)), kind=kind, title=title,
-                         slug=_slugify(title) + f"-{ei}", category=category,
-                         neg_risk=(kind == "negrisk"), created_ts=self.start_ts - int(rng.uniform(45, 400) * DAY),
-                         end_ts=end_ts, comment_count=rng.randint(0, 900))
+        event = SimEvent(
+            index=ei,
+            id=str(30_000 + ei * 7 + rng.randint(0, 6)),
+            kind=kind,
+            title=title,
+            slug=_slugify(title) + f"-{ei}",
+            category=category,
+            neg_risk=(kind == "negrisk"),
+            created_ts=self.start_ts - int(rng.uniform(45, 400) * DAY),
+            end_ts=end_ts,
+            comment_count=rng.randint(0, 900),
+        )
         if event.neg_risk:
             event.neg_risk_market_id = _hex(seed, "nrm", ei)
         version = "v2" if (rng.random() < 0.1 or ei == 3) else ("v1" if ei % 3 else None)
@@ -206,17 +292,32 @@ class World:
             v24 = liquidity * math.exp(rng.gauss(-0.8, 1.4))
             thin = liquidity < 1500
             m = SimMarket(
-                index=mi, id=str(500_000 + mi * 13 + rng.randint(0, 12)), event_index=ei, kind=kind,
-                question=questions[k], slug=_slugify(questions[k]) + f"-{mi}",
-                group_item_title=labels[k], category=category,
-                condition_id=_hex(seed, "cond", mi), question_id=_hex(seed, "q", mi),
+                index=mi,
+                id=str(500_000 + mi * 13 + rng.randint(0, 12)),
+                event_index=ei,
+                kind=kind,
+                question=questions[k],
+                slug=_slugify(questions[k]) + f"-{mi}",
+                group_item_title=labels[k],
+                category=category,
+                condition_id=_hex(seed, "cond", mi),
+                question_id=_hex(seed, "q", mi),
                 token_ids=(_token_id(seed, "tok", mi, 0), _token_id(seed, "tok", mi, 1)),
-                version=version, neg_risk=event.neg_risk, neg_risk_market_id=event.neg_risk_market_id,
+                version=version,
+                neg_risk=event.neg_risk,
+                neg_risk_market_id=event.neg_risk_market_id,
                 neg_risk_request_id=_hex(seed, "nrr", mi) if event.neg_risk else "",
-                fee_rate=fee_rate, rebate_rate=rebate, fee_type=fee_type, fees_enabled=fee_rate > 0,
-                tag_id=tag_id, liquidity=round(liquidity, 5), volume24hr=round(v24, 6),
-                created_ts=event.created_ts, start_ts=event.created_ts + rng.randint(60, 3600),
-                end_ts=end_ts)
+                fee_rate=fee_rate,
+                rebate_rate=rebate,
+                fee_type=fee_type,
+                fees_enabled=fee_rate > 0,
+                tag_id=tag_id,
+                liquidity=round(liquidity, 5),
+                volume24hr=round(v24, 6),
+                created_ts=event.created_ts,
+                start_ts=event.created_ts + rng.randint(60, 3600),
+                end_ts=end_ts,
+            )
             m.volume1wk = round(v24 * rng.uniform(4, 9), 6)
             m.volume1mo = round(m.volume1wk * rng.uniform(3, 5), 6)
             m.volume1yr = round(m.volume1mo * rng.uniform(3, 12), 6)
@@ -242,7 +343,7 @@ class World:
             m.never_traded = thin and rng.random() < 0.5
             if kind == "single" and rng.random() < 0.06:
                 m.empty_side = rng.choice(("ask", "bid"))
-                m.base = -5.5 if m.empty_side == "ask" else 5.5     # a long shot / a near-certainty
+                m.base = -5.5 if m.empty_side == "ask" else 5.5  # a long shot / a near-certainty
                 m.tick = 0.001
             event.market_indices.append(mi)
             self.markets.append(m)
@@ -260,8 +361,10 @@ class World:
                 return f"{coin} above ___ on {t}?", qs, [f"${lv}" for lv in levels]
             if category in ("Economics", "Finance"):
                 levels = [round(2.0 + 0.25 * k + rng.choice((0, 0.5)), 2) for k in range(size)]
-                qs = [f"US inflation above {lv}% in {_MONTHS[k % 12]} {year}? #{rng.randint(1, 999)}"
-                      for k, lv in enumerate(levels)]
+                qs = [
+                    f"US inflation above {lv}% in {_MONTHS[k % 12]} {year}? #{rng.randint(1, 999)}"
+                    for k, lv in enumerate(levels)
+                ]
                 return f"US inflation ladder {year} #{rng.randint(1, 9999)}", qs, [f"{lv}%" for lv in levels]
             party = rng.choice(("Blue Party", "Green Party", "Union Party"))
             seats = [200 + 15 * k for k in range(size)]
@@ -270,13 +373,18 @@ class World:
         if kind == "negrisk":
             if category == "Politics":
                 names = rng.sample(_PEOPLE, size)
-                office = f"{rng.choice(_PLACES)} {rng.choice(('Mayoral', 'Gubernatorial', 'Senate'))} Election"
+                office = (
+                    f"{rng.choice(_PLACES)} {rng.choice(('Mayoral', 'Gubernatorial', 'Senate'))} Election"
+                )
                 return (f"{office} {year}", [f"Will {n} win the {office} {year}?" for n in names], names)
             if category == "Sports":
                 names = [f"{rng.choice(_PLACES)} {tm}" for tm in rng.sample(_TEAMS, size)]
                 league = rng.choice(("Premier Cup", "Continental League", "Champions Series"))
-                return (f"{league} {year} Winner", [f"Will the {n} win the {league} {year}?" for n in names],
-                        names)
+                return (
+                    f"{league} {year} Winner",
+                    [f"Will the {n} win the {league} {year}?" for n in names],
+                    names,
+                )
             names = rng.sample(_FILMS, size)
             return (f"Best Picture {year}", [f"Will {n} win Best Picture {year}?" for n in names], names)
         a, b = rng.sample(_COUNTRIES, 2)
@@ -299,11 +407,11 @@ class World:
         rng.shuffle(singles)
         cycle = ("YES", "NO", "50-50")
         lo, hi = resolve_days
-        future = singles[:max(0, n_resolving)]
+        future = singles[: max(0, n_resolving)]
         for k, m in enumerate(future):
             m.resolution = cycle[k % 3]
             self._set_end(m, self.start_ts + int(rng.uniform(lo, hi) * DAY) // 900 * 900)
-        past = singles[len(future):len(future) + max(1, len(self.markets) // 25)]
+        past = singles[len(future) : len(future) + max(1, len(self.markets) // 25)]
         for k, m in enumerate(past):
             m.resolution = ("YES", "NO")[k % 2]
             self._set_end(m, self.start_ts - int(rng.uniform(2, 20) * DAY) // 900 * 900)
@@ -330,7 +438,7 @@ class World:
         self.by_condition = {m.condition_id.lower(): m for m in ms}
         self.events_by_id = {e.id: e for e in self.events}
         self.events_by_slug = {e.slug: e for e in self.events}
-        self.token_index = {}               # token id -> (market index, outcome index)
+        self.token_index = {}  # token id -> (market index, outcome index)
         for m in ms:
             for k, tok in enumerate(m.token_ids):
                 self.token_index[tok] = (m.index, k)
@@ -340,7 +448,9 @@ class World:
             self.groups.setdefault(m.driver, []).append(m.id)
         s = self.seed
         # numpy columns used by the vectorised price model
-        self.col_kind = np.array([{"single": 0, "ladder": 1, "negrisk": 2}[m.kind] for m in ms], dtype=np.int8)
+        self.col_kind = np.array(
+            [{"single": 0, "ladder": 1, "negrisk": 2}[m.kind] for m in ms], dtype=np.int8
+        )
         self.col_base = np.array([m.base for m in ms])
         self.col_vol = np.array([m.vol for m in ms])
         self.col_loading = np.array([m.loading for m in ms])
@@ -351,8 +461,9 @@ class World:
         self.col_half = np.array([m.half_spread for m in ms], dtype=np.int64)
         self.col_scale = np.array([m.size_scale for m in ms])
         self.col_end = np.array([m.end_ts for m in ms], dtype=np.float64)
-        self.col_target = np.array([{"YES": 1.0, "NO": 0.0, "50-50": 0.5}.get(m.resolution or "", np.nan)
-                                    for m in ms])
+        self.col_target = np.array(
+            [{"YES": 1.0, "NO": 0.0, "50-50": 0.5}.get(m.resolution or "", np.nan) for m in ms]
+        )
 
     def market_by_token(self, token_id: str):
         hit = self.token_index.get(str(token_id))
@@ -380,5 +491,6 @@ def _money(x: float) -> str:
 
 def _date_words(ts: int) -> str:
     import datetime as _dt
-    d = _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
+
+    d = _dt.datetime.fromtimestamp(ts, _dt.UTC)
     return f"{_MONTHS[d.month - 1]} {d.day}, {d.year}"

@@ -8,8 +8,19 @@ The engine and the backtester both do::
     feed.add_rows(snapshot_rows)                 # plain market_snapshots rows, time order
     intents = strategy.decide(feed.view(now), portfolio)
 """
+
 from .base import (  # noqa: F401
-    BUY, ENTER, EXIT, SELL, History, Holding, Intent, MarketInfo, MarketView, PortfolioView, Quote,
+    BUY,
+    ENTER,
+    EXIT,
+    SELL,
+    History,
+    Holding,
+    Intent,
+    MarketInfo,
+    MarketView,
+    PortfolioView,
+    Quote,
     Strategy,
 )
 from .registry import STRATEGIES, get_strategy, strategy_names  # noqa: F401

@@ -33,19 +33,21 @@ Rules for strategy authors (tests enforce the first three):
   (unknown key → ``ConfigError`` naming ``strategy.params.<key>`` and the
   closest valid name; wrong type → ``ConfigError``).
 """
+
 from __future__ import annotations
 
 import abc
 import difflib
 import json
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Mapping, Optional, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
 from polybot.errors import ConfigError
-from polybot.exchange.models import BookLevel, FeeSchedule, OrderBook
+from polybot.exchange.models import BookLevel, FeeSchedule
 from polybot.money import MICRO
 
 ENTER = "ENTER"
@@ -77,9 +79,9 @@ class Intent:
     token_id: str
     market_id: str
     side: str
-    size_micro: Optional[int] = None
-    notional_micro: Optional[int] = None
-    limit_price_micro: Optional[int] = None
+    size_micro: int | None = None
+    notional_micro: int | None = None
+    limit_price_micro: int | None = None
     reason: str = ""
     strategy: str = ""
     tag: str = ""
@@ -107,13 +109,15 @@ class Intent:
     def is_entry(self) -> bool:
         return self.action == ENTER
 
-    def with_size(self, *, size_micro: Optional[int] = None,
-                  notional_micro: Optional[int] = None) -> "Intent":
+    def with_size(
+        self, *, size_micro: int | None = None, notional_micro: int | None = None
+    ) -> Intent:
         """A copy with a new size (used by the risk manager when it resizes)."""
         from dataclasses import replace
+
         return replace(self, size_micro=size_micro, notional_micro=notional_micro)
 
-    def estimated_price_micro(self, fallback_micro: Optional[int] = None) -> Optional[int]:
+    def estimated_price_micro(self, fallback_micro: int | None = None) -> int | None:
         return self.limit_price_micro if self.limit_price_micro is not None else fallback_micro
 
 
@@ -131,17 +135,17 @@ class MarketInfo:
     question: str = ""
     token_ids: tuple[str, ...] = ()
     outcomes: tuple[str, ...] = ()
-    event_id: Optional[str] = None
-    event_title: Optional[str] = None
+    event_id: str | None = None
+    event_title: str | None = None
     neg_risk: bool = False
-    neg_risk_market_id: Optional[str] = None
-    end_date: Optional[int] = None           # epoch seconds UTC (scheduled end)
+    neg_risk_market_id: str | None = None
+    end_date: int | None = None  # epoch seconds UTC (scheduled end)
     tick_size: float = 0.01
     min_order_size: float = 5.0
     fee: FeeSchedule = field(default_factory=FeeSchedule)
 
     @property
-    def primary_token(self) -> Optional[str]:
+    def primary_token(self) -> str | None:
         """The YES / first outcome token (the one series per market we analyse)."""
         return self.token_ids[0] if self.token_ids else None
 
@@ -158,27 +162,37 @@ class MarketInfo:
         return q if len(q) <= width else q[: width - 1] + "…"
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "MarketInfo":
+    def from_row(cls, row: Mapping[str, Any]) -> MarketInfo:
         """Build from a ``markets`` row (sqlite3.Row or dict)."""
         keys = row.keys() if hasattr(row, "keys") else row
-        get = (lambda k, d=None: row[k] if k in keys and row[k] is not None else d)
+        get = lambda k, d=None: row[k] if k in keys and row[k] is not None else d
         token_ids = get("token_ids", "[]")
         outcomes = get("outcomes", "[]")
         token_ids = tuple(json.loads(token_ids) if isinstance(token_ids, str) else token_ids)
         outcomes = tuple(json.loads(outcomes) if isinstance(outcomes, str) else outcomes)
-        fee = FeeSchedule(rate=float(get("fee_rate", 0.0)), exponent=float(get("fee_exponent", 1.0)),
-                          enabled=bool(get("fees_enabled", 0)))
+        fee = FeeSchedule(
+            rate=float(get("fee_rate", 0.0)),
+            exponent=float(get("fee_exponent", 1.0)),
+            enabled=bool(get("fees_enabled", 0)),
+        )
         end = get("end_date")
-        return cls(market_id=str(row["id"]), question=str(get("question", "")),
-                   token_ids=tuple(str(t) for t in token_ids), outcomes=tuple(str(o) for o in outcomes),
-                   event_id=get("event_id"), event_title=get("event_title"),
-                   neg_risk=bool(get("neg_risk", 0)), neg_risk_market_id=get("neg_risk_market_id"),
-                   end_date=int(end) if end is not None else None,
-                   tick_size=float(get("tick_size", 0.01)), min_order_size=float(get("min_order_size", 5.0)),
-                   fee=fee)
+        return cls(
+            market_id=str(row["id"]),
+            question=str(get("question", "")),
+            token_ids=tuple(str(t) for t in token_ids),
+            outcomes=tuple(str(o) for o in outcomes),
+            event_id=get("event_id"),
+            event_title=get("event_title"),
+            neg_risk=bool(get("neg_risk", 0)),
+            neg_risk_market_id=get("neg_risk_market_id"),
+            end_date=int(end) if end is not None else None,
+            tick_size=float(get("tick_size", 0.01)),
+            min_order_size=float(get("min_order_size", 5.0)),
+            fee=fee,
+        )
 
 
-def parse_levels(text: Optional[str]) -> tuple[BookLevel, ...]:
+def parse_levels(text: str | None) -> tuple[BookLevel, ...]:
     """``"0.49:120,0.48:300"`` (best first) → BookLevels; empty/None → ()."""
     if not text:
         return ()
@@ -206,13 +220,13 @@ class Quote:
     token_id: str
     market_id: str
     timestamp: int
-    best_bid: Optional[float]
-    best_ask: Optional[float]
-    mid: Optional[float]
+    best_bid: float | None
+    best_ask: float | None
+    mid: float | None
     source: str = COLLECTED
 
     @property
-    def spread(self) -> Optional[float]:
+    def spread(self) -> float | None:
         if self.best_bid is None or self.best_ask is None:
             return None
         return self.best_ask - self.best_bid
@@ -234,8 +248,8 @@ class History:
     forward fill: the caller chooses its own gap policy). Arrays are copies.
     """
 
-    timestamps: np.ndarray      # int64, shape (n,)
-    mids: np.ndarray            # float64, shape (n, k)
+    timestamps: np.ndarray  # int64, shape (n,)
+    mids: np.ndarray  # float64, shape (n, k)
     token_ids: tuple[str, ...]
 
     def column(self, token_id: str) -> np.ndarray:
@@ -249,24 +263,28 @@ class Holding:
 
     token_id: str
     market_id: str
-    size_micro: int                 # shares held
-    cost_micro: int                 # cost basis incl. buy fees of the shares held
-    opened_at: int                  # epoch s of the first fill
+    size_micro: int  # shares held
+    cost_micro: int  # cost basis incl. buy fees of the shares held
+    opened_at: int  # epoch s of the first fill
     strategy: str = ""
-    group_key: str = ""             # "|"-joined risk groups at entry (see polybot.risk)
+    group_key: str = ""  # "|"-joined risk groups at entry (see polybot.risk)
 
     @property
     def avg_price_micro(self) -> int:
         return 0 if not self.size_micro else (self.cost_micro * MICRO) // self.size_micro
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "Holding":
+    def from_row(cls, row: Mapping[str, Any]) -> Holding:
         keys = row.keys() if hasattr(row, "keys") else row
-        return cls(token_id=str(row["token_id"]), market_id=str(row["market_id"]),
-                   size_micro=int(row["size_micro"]), cost_micro=int(row["cost_micro"]),
-                   opened_at=int(row["opened_at"]),
-                   strategy=str(row["strategy"] or "") if "strategy" in keys else "",
-                   group_key=str(row["group_key"] or "") if "group_key" in keys else "")
+        return cls(
+            token_id=str(row["token_id"]),
+            market_id=str(row["market_id"]),
+            size_micro=int(row["size_micro"]),
+            cost_micro=int(row["cost_micro"]),
+            opened_at=int(row["opened_at"]),
+            strategy=str(row["strategy"] or "") if "strategy" in keys else "",
+            group_key=str(row["group_key"] or "") if "group_key" in keys else "",
+        )
 
 
 @dataclass(frozen=True)
@@ -274,7 +292,7 @@ class PortfolioView:
     """What a strategy may know about the account: cash and open positions."""
 
     cash_micro: int
-    positions: Mapping[str, Holding] = field(default_factory=dict)   # token → Holding
+    positions: Mapping[str, Holding] = field(default_factory=dict)  # token → Holding
 
     def holds(self, token_id: str) -> bool:
         h = self.positions.get(token_id)
@@ -286,6 +304,7 @@ class PortfolioView:
 
 # ----------------------------------------------------------------------------- the view
 from .view import MarketView  # noqa: E402  (after Quote/History/MarketInfo; view.py imports nothing from here)
+
 
 # ----------------------------------------------------------------------------- strategies
 class Strategy(abc.ABC):
@@ -300,7 +319,7 @@ class Strategy(abc.ABC):
     PARAMS: ClassVar[dict[str, Any]] = {}
     DESCRIPTION: ClassVar[str] = ""
 
-    def __init__(self, params: Optional[Mapping[str, Any]] = None):
+    def __init__(self, params: Mapping[str, Any] | None = None):
         self.params: dict[str, Any] = self.validate_params(params or {})
         self.check_params()
 
@@ -308,16 +327,20 @@ class Strategy(abc.ABC):
     @classmethod
     def validate_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(params, Mapping):
-            raise ConfigError("Config key 'strategy.params' must be a mapping of parameter: value; "
-                              "fix it in config.yaml.")
+            raise ConfigError(
+                "Config key 'strategy.params' must be a mapping of parameter: value; fix it in config.yaml."
+            )
         out = dict(cls.PARAMS)
         valid = sorted(cls.PARAMS)
         for key, value in params.items():
             dotted = f"strategy.params.{key}"
             if key not in cls.PARAMS:
                 close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
-                hint = (f"did you mean '{close[0]}'?" if close
-                        else f"valid parameters of {cls.name}: {', '.join(valid)}.")
+                hint = (
+                    f"did you mean '{close[0]}'?"
+                    if close
+                    else f"valid parameters of {cls.name}: {', '.join(valid)}."
+                )
                 raise ConfigError(f"Unknown config key '{dotted}' for strategy {cls.name}: {hint}")
             out[key] = _coerce_param(value, cls.PARAMS[key], dotted)
         return out

@@ -1,14 +1,25 @@
 """Helpers shared by the built-in strategies (pure functions of the view)."""
+
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 
 from polybot.money import MICRO
 
-from .base import ENTER, EXIT, BUY, SELL, Holding, Intent, MarketInfo, MarketView, limit_for_buy, limit_for_sell
+from .base import (
+    BUY,
+    ENTER,
+    EXIT,
+    SELL,
+    Holding,
+    Intent,
+    MarketInfo,
+    MarketView,
+    limit_for_buy,
+    limit_for_sell,
+)
 
 HOUR = 3600
 
@@ -18,7 +29,7 @@ class UniverseCache:
     Rebuilt only when the set of markets changes."""
 
     def __init__(self) -> None:
-        self._key: Optional[tuple] = None
+        self._key: tuple | None = None
         self.market_ids: list[str] = []
         self.token_ids: list[str] = []
         self.indices = np.zeros(0, dtype=np.int64)
@@ -50,39 +61,72 @@ class UniverseCache:
         self.end_of = dict(zip(mids, ends))
 
 
-def tradable_mask(view: MarketView, latest: dict, idx: np.ndarray, *, max_age: int, min_price: float,
-                  max_price: float, max_spread: float) -> np.ndarray:
+def tradable_mask(
+    view: MarketView,
+    latest: dict,
+    idx: np.ndarray,
+    *,
+    max_age: int,
+    min_price: float,
+    max_price: float,
+    max_spread: float,
+) -> np.ndarray:
     """Fresh two-sided quotes with a mid in [min_price, max_price] and a spread ≤ max_spread."""
     ts = latest["timestamp"][idx]
     bid, ask, mid = latest["bid"][idx], latest["ask"][idx], latest["mid"][idx]
     with np.errstate(invalid="ignore"):
-        return ((ts >= 0) & (view.now - ts <= max_age) & ~np.isnan(bid) & ~np.isnan(ask)
-                & (mid >= min_price) & (mid <= max_price) & ((ask - bid) <= max_spread + 1e-9))
+        return (
+            (ts >= 0)
+            & (view.now - ts <= max_age)
+            & ~np.isnan(bid)
+            & ~np.isnan(ask)
+            & (mid >= min_price)
+            & (mid <= max_price)
+            & ((ask - bid) <= max_spread + 1e-9)
+        )
 
 
-def entry_intent(name: str, view: MarketView, market: MarketInfo, token_id: str, ask: float,
-                 usd: float, slippage_ticks: int, reason: str, tag: str = "") -> Intent:
-    return Intent(action=ENTER, token_id=token_id, market_id=market.market_id, side=BUY,
-                  notional_micro=int(round(usd * 100)) * 10_000,
-                  limit_price_micro=limit_for_buy(ask, market.tick_size, slippage_ticks),
-                  reason=reason, strategy=name, tag=tag)
+def entry_intent(
+    name: str,
+    view: MarketView,
+    market: MarketInfo,
+    token_id: str,
+    ask: float,
+    usd: float,
+    slippage_ticks: int,
+    reason: str,
+    tag: str = "",
+) -> Intent:
+    return Intent(
+        action=ENTER,
+        token_id=token_id,
+        market_id=market.market_id,
+        side=BUY,
+        notional_micro=int(round(usd * 100)) * 10_000,
+        limit_price_micro=limit_for_buy(ask, market.tick_size, slippage_ticks),
+        reason=reason,
+        strategy=name,
+        tag=tag,
+    )
 
 
-def taker_fee_per_share(market: Optional[MarketInfo], price: float) -> float:
+def taker_fee_per_share(market: MarketInfo | None, price: float) -> float:
     """The market's taker fee for one share at ``price`` (price units): rate × (p(1−p))^exponent."""
     if market is None or not market.fee.effective_rate or not 0 < price < 1:
         return 0.0
     return market.fee.effective_rate * (price * (1 - price)) ** market.fee.exponent
 
 
-def round_trip_cost(market: Optional[MarketInfo], bid: float, ask: float) -> float:
+def round_trip_cost(market: MarketInfo | None, bid: float, ask: float) -> float:
     """What buying one share at the ask and selling it back at the bid costs, taker fees of
     both trades included (price units). An entry's expected move must beat this, not just
     the half-spread: on a 0.07-fee market at 0.50 the two fees alone are 0.035 a share."""
     return (ask - bid) + taker_fee_per_share(market, ask) + taker_fee_per_share(market, bid)
 
 
-def affordable_usd(cash_left_micro: int, usd: float, market: MarketInfo, limit_price_micro: int) -> Optional[float]:
+def affordable_usd(
+    cash_left_micro: int, usd: float, market: MarketInfo, limit_price_micro: int
+) -> float | None:
     """The $ an entry can ask for with the cash left (at most ``usd``), or None when the cash
     cannot pay the market's minimum order (min shares at the limit price and $1) plus its fee.
     The risk manager still checks the exact amount; this keeps a strategy from asking for
@@ -96,8 +140,9 @@ def affordable_usd(cash_left_micro: int, usd: float, market: MarketInfo, limit_p
     return min(float(usd), math.floor(cash * 100) / 100)
 
 
-def exit_intent(name: str, view: MarketView, h: Holding, reason: str, slippage_ticks: int,
-                tag: str = "") -> Optional[Intent]:
+def exit_intent(
+    name: str, view: MarketView, h: Holding, reason: str, slippage_ticks: int, tag: str = ""
+) -> Intent | None:
     """A SELL of the whole holding at the bid minus slippage; None without a bid."""
     q = view.quote(h.token_id)
     m = view.market(h.market_id)
@@ -106,13 +151,28 @@ def exit_intent(name: str, view: MarketView, h: Holding, reason: str, slippage_t
         limit = limit_for_sell(q.best_bid, m.tick_size, slippage_ticks)
     elif q is None or q.best_bid is None:
         return None
-    return Intent(action=EXIT, token_id=h.token_id, market_id=h.market_id, side=SELL,
-                  size_micro=h.size_micro, limit_price_micro=limit, reason=reason, strategy=name, tag=tag)
+    return Intent(
+        action=EXIT,
+        token_id=h.token_id,
+        market_id=h.market_id,
+        side=SELL,
+        size_micro=h.size_micro,
+        limit_price_micro=limit,
+        reason=reason,
+        strategy=name,
+        tag=tag,
+    )
 
 
-def lifecycle_exit_reason(view: MarketView, h: Holding, market: Optional[MarketInfo], *,
-                          max_hold_hours: float, exit_hours_before_end: float,
-                          hold_to_resolution: bool) -> Optional[str]:
+def lifecycle_exit_reason(
+    view: MarketView,
+    h: Holding,
+    market: MarketInfo | None,
+    *,
+    max_hold_hours: float,
+    exit_hours_before_end: float,
+    hold_to_resolution: bool,
+) -> str | None:
     """Time stop / end-date exit reasons common to the built-ins (None = keep)."""
     held = view.now - h.opened_at
     if max_hold_hours > 0 and held >= max_hold_hours * HOUR:

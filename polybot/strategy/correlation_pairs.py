@@ -46,10 +46,10 @@ memory is derived only from its own decisions on the views it saw. After a
 restart (a position it did not open in this process) it adopts the current pair
 containing the token, or else relies on the time stop and end-date exit.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -59,21 +59,28 @@ from polybot.analysis.stats import corr_pairwise, ffill_limited
 
 from .base import Intent, MarketView, PortfolioView, Strategy, limit_for_buy
 from .common import (
-    HOUR, UniverseCache, affordable_usd, entry_intent, exit_intent, lifecycle_exit_reason, nan_stats,
-    round_trip_cost, tradable_mask,
+    HOUR,
+    UniverseCache,
+    affordable_usd,
+    entry_intent,
+    exit_intent,
+    lifecycle_exit_reason,
+    nan_stats,
+    round_trip_cost,
+    tradable_mask,
 )
 
 
 @dataclass(frozen=True)
 class Pair:
-    a: str            # token ids (YES tokens), a < b
+    a: str  # token ids (YES tokens), a < b
     b: str
     beta: float
     r: float
-    p: float = float("nan")                 # Fisher-z p-value (effective sample size)
-    q: float = float("nan")                 # Benjamini–Hochberg q-value over all pairs examined
-    half_life_hours: float = float("nan")   # AR(1) half-life of the in-sample spread
-    adf_stat: float = float("nan")          # ADF t-statistic of the in-sample spread
+    p: float = float("nan")  # Fisher-z p-value (effective sample size)
+    q: float = float("nan")  # Benjamini–Hochberg q-value over all pairs examined
+    half_life_hours: float = float("nan")  # AR(1) half-life of the in-sample spread
+    adf_stat: float = float("nan")  # ADF t-statistic of the in-sample spread
 
     @property
     def key(self) -> str:
@@ -84,29 +91,29 @@ class CorrelationPairs(Strategy):
     name = "correlation_pairs"
     DESCRIPTION = "buy the laggard of a strongly correlated pair when their spread diverges"
     PARAMS = {
-        "lookback_hours": 72.0,           # correlation / hedge-ratio window
-        "reselect_hours": 6.0,            # how often pairs are re-chosen
-        "min_correlation": 0.7,           # r of 5-minute changes
-        "min_overlap": 0.6,               # share of lookback points present for both
-        "ffill_points": 3,                # forward-fill gaps up to this many grid points
-        "change_points": 6,               # correlate changes over this many grid points (6 × 5 min =
-                                          # 30 min: tick-rounded 5-min changes are mostly noise)
+        "lookback_hours": 72.0,  # correlation / hedge-ratio window
+        "reselect_hours": 6.0,  # how often pairs are re-chosen
+        "min_correlation": 0.7,  # r of 5-minute changes
+        "min_overlap": 0.6,  # share of lookback points present for both
+        "ffill_points": 3,  # forward-fill gaps up to this many grid points
+        "change_points": 6,  # correlate changes over this many grid points (6 × 5 min =
+        # 30 min: tick-rounded 5-min changes are mostly noise)
         "max_pairs": 20,
-        "z_window_hours": 24.0,           # spread mean/std window
+        "z_window_hours": 24.0,  # spread mean/std window
         "entry_z": 2.0,
         "exit_z": 0.5,
-        "min_edge": 0.01,                 # expected catch-up after paying the ask (price units)
-        "min_std": 0.002,                 # a spread whose std is below this is degenerate: no z
+        "min_edge": 0.01,  # expected catch-up after paying the ask (price units)
+        "min_std": 0.002,  # a spread whose std is below this is degenerate: no z
         "min_distinct_spread_values": 5,  # ... and so is one with fewer distinct values in the z window
-        "min_shared_moves": 20,           # steps where both prices moved, before a pair is tested
-        "fdr_q": 0.05,                    # Benjamini–Hochberg false discovery rate over all pairs
-        "adf_level": 0.05,                # ADF significance level (0.01, 0.05 or 0.10)
-        "adf_lags": 1,                    # lagged differences in the ADF regression
-        "max_half_life_hours": 24.0,      # the in-sample spread must revert at least this fast
-        "require_mean_reversion": True,   # false only for research (e.g. calibrating the verdict on noise)
-        "position_usd": 50.0,             # $ per entry (the risk manager may resize it)
+        "min_shared_moves": 20,  # steps where both prices moved, before a pair is tested
+        "fdr_q": 0.05,  # Benjamini–Hochberg false discovery rate over all pairs
+        "adf_level": 0.05,  # ADF significance level (0.01, 0.05 or 0.10)
+        "adf_lags": 1,  # lagged differences in the ADF regression
+        "max_half_life_hours": 24.0,  # the in-sample spread must revert at least this fast
+        "require_mean_reversion": True,  # false only for research (e.g. calibrating the verdict on noise)
+        "position_usd": 50.0,  # $ per entry (the risk manager may resize it)
         "max_entries_per_step": 2,
-        "max_hold_hours": 48.0,           # time stop
+        "max_hold_hours": 48.0,  # time stop
         "min_price": 0.05,
         "max_price": 0.95,
         "max_spread": 0.05,
@@ -121,9 +128,9 @@ class CorrelationPairs(Strategy):
         super().__init__(params)
         self._universe = UniverseCache()
         self._pairs: list[Pair] = []
-        self._pairs_epoch: Optional[int] = None
-        self._open: dict[str, tuple[Pair, int]] = {}     # token → (pair, sign of z at entry)
-        self.selection_log: list[tuple[str, str, str]] = []   # (token a, token b, kept / why dropped)
+        self._pairs_epoch: int | None = None
+        self._open: dict[str, tuple[Pair, int]] = {}  # token → (pair, sign of z at entry)
+        self.selection_log: list[tuple[str, str, str]] = []  # (token a, token b, kept / why dropped)
 
     def check_params(self) -> None:
         p = self.params
@@ -151,7 +158,9 @@ class CorrelationPairs(Strategy):
         if p["max_entries_per_step"] < 1:
             self.bad("max_entries_per_step", "must be ≥ 1")
         if p["min_shared_moves"] < 3:
-            self.bad("min_shared_moves", "must be ≥ 3 (Fisher's z needs more than 3 observations; default 20)")
+            self.bad(
+                "min_shared_moves", "must be ≥ 3 (Fisher's z needs more than 3 observations; default 20)"
+            )
         if not 0 < p["fdr_q"] < 1:
             self.bad("fdr_q", "must be between 0 and 1 (e.g. 0.05)")
         if p["adf_level"] not in (0.01, 0.05, 0.1):
@@ -179,8 +188,15 @@ class CorrelationPairs(Strategy):
         p = self.params
         u = self._universe
         latest = view.latest()
-        ok = tradable_mask(view, latest, u.indices, max_age=p["max_quote_age_seconds"],
-                           min_price=p["min_price"], max_price=p["max_price"], max_spread=1.0)
+        ok = tradable_mask(
+            view,
+            latest,
+            u.indices,
+            max_age=p["max_quote_age_seconds"],
+            min_price=p["min_price"],
+            max_price=p["max_price"],
+            max_spread=1.0,
+        )
         cand = np.flatnonzero(ok)
         self._pairs = []
         self.selection_log = []
@@ -191,7 +207,7 @@ class CorrelationPairs(Strategy):
         if M.shape[0] < 3:
             return
         k = max(1, p["change_points"])
-        S = ffill_limited(M, p["ffill_points"])[::-1][::k][::-1]     # every k-th point, ending now
+        S = ffill_limited(M, p["ffill_points"])[::-1][::k][::-1]  # every k-th point, ending now
         D = np.diff(S, axis=0)
         need = max(3, int(p["min_overlap"] * (points // k)))
         r, n = corr_pairwise(D, need)
@@ -215,23 +231,52 @@ class CorrelationPairs(Strategy):
             ia, ib = (i, j) if ta < tb else (j, i)
             beta = hedge_ratio(S[:, ia], S[:, ib])
             if not 0.2 <= beta <= 5.0:
-                self.selection_log.append((toks[ia], toks[ib], f"dropped: hedge ratio {beta:.2f} outside [0.2, 5]"))
+                self.selection_log.append(
+                    (toks[ia], toks[ib], f"dropped: hedge ratio {beta:.2f} outside [0.2, 5]")
+                )
                 continue
             spread = S[:, ia] - beta * S[:, ib]
             adf = adf_test(spread, lags=p["adf_lags"], level=p["adf_level"], n_series=2)
             hl = half_life(spread) * step_hours
             if p["require_mean_reversion"] and not adf.stationary:
-                self.selection_log.append((toks[ia], toks[ib], f"dropped: spread not mean-reverting (ADF t "
-                                           f"{adf.stat:.2f} > {adf.critical:.2f} at {adf.level:.0%})"))
+                self.selection_log.append(
+                    (
+                        toks[ia],
+                        toks[ib],
+                        f"dropped: spread not mean-reverting (ADF t "
+                        f"{adf.stat:.2f} > {adf.critical:.2f} at {adf.level:.0%})",
+                    )
+                )
                 continue
             if p["require_mean_reversion"] and not hl <= p["max_half_life_hours"]:
-                self.selection_log.append((toks[ia], toks[ib], f"dropped: spread half-life {hl:.1f} h > "
-                                           f"{p['max_half_life_hours']:g} h"))
+                self.selection_log.append(
+                    (
+                        toks[ia],
+                        toks[ib],
+                        f"dropped: spread half-life {hl:.1f} h > {p['max_half_life_hours']:g} h",
+                    )
+                )
                 continue
-            self._pairs.append(Pair(toks[ia], toks[ib], beta, float(rv[g]), float(st.p[i, j]),
-                                    float(st.q[i, j]), float(hl), float(adf.stat)))
-            self.selection_log.append((toks[ia], toks[ib], f"kept: r {rv[g]:.2f}, q {st.q[i, j]:.2g}, "
-                                       f"shared moves {int(st.shared[i, j])}, half-life {hl:.1f} h"))
+            self._pairs.append(
+                Pair(
+                    toks[ia],
+                    toks[ib],
+                    beta,
+                    float(rv[g]),
+                    float(st.p[i, j]),
+                    float(st.q[i, j]),
+                    float(hl),
+                    float(adf.stat),
+                )
+            )
+            self.selection_log.append(
+                (
+                    toks[ia],
+                    toks[ib],
+                    f"kept: r {rv[g]:.2f}, q {st.q[i, j]:.2g}, "
+                    f"shared moves {int(st.shared[i, j])}, half-life {hl:.1f} h",
+                )
+            )
             used.update((i, j))
             if len(self._pairs) >= p["max_pairs"]:
                 break
@@ -255,13 +300,23 @@ class CorrelationPairs(Strategy):
         k = len(pairs)
         S = M[:, :k] - beta * M[:, k:]
         mean, std, _ = nan_stats(S, int(p["min_overlap"] * points))
-        for c in range(k):          # a degenerate window gives no z at all (no entry, no z-based exit)
-            if degenerate(S[:, c], min_points=max(3, int(p["min_overlap"] * points)),
-                          min_distinct=p["min_distinct_spread_values"], min_std=p["min_std"]) is not None:
+        for c in range(k):  # a degenerate window gives no z at all (no entry, no z-based exit)
+            if (
+                degenerate(
+                    S[:, c],
+                    min_points=max(3, int(p["min_overlap"] * points)),
+                    min_distinct=p["min_distinct_spread_values"],
+                    min_std=p["min_std"],
+                )
+                is not None
+            ):
                 std[c] = np.nan
-        fresh = (view.now - latest["timestamp"][ia] <= p["max_quote_age_seconds"]) & \
-                (view.now - latest["timestamp"][ib] <= p["max_quote_age_seconds"]) & \
-                (latest["timestamp"][ia] >= 0) & (latest["timestamp"][ib] >= 0)
+        fresh = (
+            (view.now - latest["timestamp"][ia] <= p["max_quote_age_seconds"])
+            & (view.now - latest["timestamp"][ib] <= p["max_quote_age_seconds"])
+            & (latest["timestamp"][ia] >= 0)
+            & (latest["timestamp"][ib] >= 0)
+        )
         s_now = latest["mid"][ia] - beta * latest["mid"][ib]
         with np.errstate(invalid="ignore"):
             z = (s_now - mean) / std
@@ -282,8 +337,11 @@ class CorrelationPairs(Strategy):
         out: list[Intent] = []
 
         # forget positions that are gone; adopt unknown ones
-        held = {t: h for t, h in portfolio.positions.items()
-                if h.size_micro > 0 and (not h.strategy or h.strategy == self.name)}
+        held = {
+            t: h
+            for t, h in portfolio.positions.items()
+            if h.size_micro > 0 and (not h.strategy or h.strategy == self.name)
+        }
         for t in list(self._open):
             if t not in held:
                 del self._open[t]
@@ -306,9 +364,14 @@ class CorrelationPairs(Strategy):
             h = held[t]
             if view.is_resolved(h.market_id):
                 continue
-            reason = lifecycle_exit_reason(view, h, view.market(h.market_id), max_hold_hours=p["max_hold_hours"],
-                                           exit_hours_before_end=p["exit_hours_before_end"],
-                                           hold_to_resolution=p["hold_to_resolution"])
+            reason = lifecycle_exit_reason(
+                view,
+                h,
+                view.market(h.market_id),
+                max_hold_hours=p["max_hold_hours"],
+                exit_hours_before_end=p["exit_hours_before_end"],
+                hold_to_resolution=p["hold_to_resolution"],
+            )
             if reason is None and t in self._open:
                 pr, sign = self._open[t]
                 z = z_exit.get(pr.key, np.nan)
@@ -354,18 +417,29 @@ class CorrelationPairs(Strategy):
             if catch - (ask - mid) < p["min_edge"]:
                 continue
             if catch < round_trip_cost(m, float(bid), float(ask)):
-                continue                  # the expected catch-up would not even pay spread + fees
-            usd = affordable_usd(cash_left, p["position_usd"], m,
-                                 limit_for_buy(float(ask), m.tick_size, p["slippage_ticks"]))
+                continue  # the expected catch-up would not even pay spread + fees
+            usd = affordable_usd(
+                cash_left, p["position_usd"], m, limit_for_buy(float(ask), m.tick_size, p["slippage_ticks"])
+            )
             if usd is None:
                 continue
             cash_left -= int(round(usd * 100)) * 10_000
             pr = self._pairs[k]
-            out.append(entry_intent(self.name, view, m, token, float(ask), usd, p["slippage_ticks"],
-                                    f"pair divergence: z {-negz if z[k] > 0 else negz:+.2f} vs "
-                                    f"{view.market_of(other).short_label(40) if view.market_of(other) else other} "
-                                    f"(r {pr.r:.2f}, β {pr.beta:.2f}); buying the laggard",
-                                    tag=f"pair:{pr.key}"))
+            out.append(
+                entry_intent(
+                    self.name,
+                    view,
+                    m,
+                    token,
+                    float(ask),
+                    usd,
+                    p["slippage_ticks"],
+                    f"pair divergence: z {-negz if z[k] > 0 else negz:+.2f} vs "
+                    f"{view.market_of(other).short_label(40) if view.market_of(other) else other} "
+                    f"(r {pr.r:.2f}, β {pr.beta:.2f}); buying the laggard",
+                    tag=f"pair:{pr.key}",
+                )
+            )
             self._open[token] = (pr, 1 if token == pr.b else -1)
             n += 1
         return out

@@ -50,12 +50,14 @@ tests/test_parity.py asserts it with no tolerance):
   ramp-up plan limits live positions during the first days (paper and the replay, which
   judge the strategy, run without it; ``Backtester(first_live_day=...)`` applies it).
 """
+
 from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any
 
 from polybot.exchange.fills import FillResult, simulate_fill
 from polybot.exchange.models import FeeSchedule, OrderBook
@@ -74,18 +76,22 @@ EXPIRE = "expire"
 class ExecutionModel:
     """How decided orders become fills, the same in the replay and on paper."""
 
-    order_type: str = "FAK"              # FAK | FOK | GTC (GTD is sent as GTC)
-    fill_latency_seconds: int = 1        # decided at t → fills on the first recorded book ≥ t + this
-    max_wait_seconds: int = 900          # no such book this long after it was due → dropped
-    stale_order_seconds: int = 300       # a resting GTC order is cancelled this long after placement
+    order_type: str = "FAK"  # FAK | FOK | GTC (GTD is sent as GTC)
+    fill_latency_seconds: int = 1  # decided at t → fills on the first recorded book ≥ t + this
+    max_wait_seconds: int = 900  # no such book this long after it was due → dropped
+    stale_order_seconds: int = 300  # a resting GTC order is cancelled this long after placement
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "ExecutionModel":
+    def from_config(cls, cfg: Any) -> ExecutionModel:
         t = cfg.trading
         interval = int(cfg.collection.interval_minutes) * 60
         otype = "GTC" if t.order_type == "GTD" else t.order_type
-        return cls(order_type=otype, fill_latency_seconds=int(getattr(t, "fill_latency_seconds", 1)),
-                   max_wait_seconds=3 * interval, stale_order_seconds=int(t.stale_order_seconds))
+        return cls(
+            order_type=otype,
+            fill_latency_seconds=int(getattr(t, "fill_latency_seconds", 1)),
+            max_wait_seconds=3 * interval,
+            stale_order_seconds=int(t.stale_order_seconds),
+        )
 
     @property
     def resting(self) -> bool:
@@ -99,10 +105,10 @@ class PendingOrder:
     intent: Intent
     decided_at: int
     group_key: str = ""
-    decision: Any = None                 # the RiskDecision that approved it (engine reports)
+    decision: Any = None  # the RiskDecision that approved it (engine reports)
 
 
-def due_state(p: PendingOrder, book_ts: Optional[int], now: int, model: ExecutionModel) -> str:
+def due_state(p: PendingOrder, book_ts: int | None, now: int, model: ExecutionModel) -> str:
     """FILL when ``book_ts`` (the token's book recorded at ``now``) is at or after the fill
     time; EXPIRE when no such book came within ``max_wait_seconds`` of it; else WAIT."""
     due_at = p.decided_at + model.fill_latency_seconds
@@ -125,11 +131,17 @@ class OrderSpec:
     price_micro: int
     size_micro: int
     tick_size: float
-    neg_risk: Optional[bool] = None
+    neg_risk: bool | None = None
 
 
-def order_for(intent: Intent, market: Optional[MarketInfo], best_ask: Optional[float],
-              order_type: str, *, tick: Optional[float] = None) -> Optional[OrderSpec]:
+def order_for(
+    intent: Intent,
+    market: MarketInfo | None,
+    best_ask: float | None,
+    order_type: str,
+    *,
+    tick: float | None = None,
+) -> OrderSpec | None:
     """The order for an approved intent, None when there is nothing to send.
 
     BUY: the intent's limit, else the best ask + 2 ticks; size = the intent's shares, else
@@ -144,8 +156,11 @@ def order_for(intent: Intent, market: Optional[MarketInfo], best_ask: Optional[f
             if best_ask is None or (isinstance(best_ask, float) and math.isnan(best_ask)):
                 return None
             price = limit_for_buy(best_ask, tick, 2)
-        size = intent.size_micro if intent.size_micro is not None else \
-            round_size_down(intent.notional_micro * MICRO // price)
+        size = (
+            intent.size_micro
+            if intent.size_micro is not None
+            else round_size_down(intent.notional_micro * MICRO // price)
+        )
     else:
         if price is None:
             price = int(round(tick * MICRO))
@@ -153,20 +168,41 @@ def order_for(intent: Intent, market: Optional[MarketInfo], best_ask: Optional[f
     if size <= 0:
         return None
     otype = "GTC" if order_type == "GTD" else order_type
-    return OrderSpec(intent.token_id, intent.market_id, intent.side, otype, int(price), int(size), tick,
-                     bool(market.neg_risk) if market is not None else None)
+    return OrderSpec(
+        intent.token_id,
+        intent.market_id,
+        intent.side,
+        otype,
+        int(price),
+        int(size),
+        tick,
+        bool(market.neg_risk) if market is not None else None,
+    )
 
 
-def simulate_order(spec: OrderSpec, book: OrderBook, fee: FeeSchedule, *, cash_available_micro: int,
-                   shares_available_micro: int) -> tuple[Optional[FillResult], Optional[str]]:
+def simulate_order(
+    spec: OrderSpec,
+    book: OrderBook,
+    fee: FeeSchedule,
+    *,
+    cash_available_micro: int,
+    shares_available_micro: int,
+) -> tuple[FillResult | None, str | None]:
     """(fill, None) or (None, rejection code): the paper exchange's submit rules.
 
     The same :func:`simulate_fill` call as ``PaperExchange.submit`` (tick and minimum size
     from the book, i.e. the market's); a BUY needs cash for its fills, their taker fees and
     price × size of what will rest (``cash_available`` = cash − open BUYs' reservations);
     a SELL needs the shares (``shares_available`` = held − open SELLs)."""
-    res = simulate_fill(book, spec.side, size_micro=spec.size_micro, limit_price_micro=spec.price_micro,
-                        order_type=spec.order_type, fee=fee, tick_size=format(spec.tick_size, "g"))
+    res = simulate_fill(
+        book,
+        spec.side,
+        size_micro=spec.size_micro,
+        limit_price_micro=spec.price_micro,
+        order_type=spec.order_type,
+        fee=fee,
+        tick_size=format(spec.tick_size, "g"),
+    )
     if res.rejected:
         return None, res.code or "rejected"
     if spec.side == BUY:
@@ -179,21 +215,23 @@ def simulate_order(spec: OrderSpec, book: OrderBook, fee: FeeSchedule, *, cash_a
 
 
 # ----------------------------------------------------------------------------- marks
-PriceFn = Callable[[str], tuple[Optional[int], Optional[int]]]     # token → (best bid, best ask) micro
+PriceFn = Callable[[str], tuple[int | None, int | None]]  # token → (best bid, best ask) micro
 
 
-def feed_prices(feed: Any, token_id: str) -> tuple[Optional[int], Optional[int]]:
+def feed_prices(feed: Any, token_id: str) -> tuple[int | None, int | None]:
     """(best bid, best ask) of the token's latest recorded row in ``feed`` (micro-units; None
     when the side is empty or the token was never seen) — the prices both callers mark at."""
     i = feed.token_index.get(token_id)
     if i is None or feed._ts[i] < 0:
         return None, None
     b, a = feed._bid[i], feed._ask[i]
-    return (None if math.isnan(b) else int(round(b * MICRO)),
-            None if math.isnan(a) else int(round(a * MICRO)))
+    return (
+        None if math.isnan(b) else int(round(b * MICRO)),
+        None if math.isnan(a) else int(round(a * MICRO)),
+    )
 
 
-def book_time(feed: Any, token_id: str) -> Optional[int]:
+def book_time(feed: Any, token_id: str) -> int | None:
     """When the token's latest row in ``feed`` was recorded (None: never)."""
     i = feed.token_index.get(token_id)
     if i is None or feed._ts[i] < 0:
@@ -221,12 +259,24 @@ class StepDecision:
     n_stops: int = 0
 
 
-def decide_step(strategy: Any, risk: Any, view: Any, *, now: int, cash_micro: int,
-                positions: Mapping[str, Holding], prices: PriceFn, markets: Callable[[str], Optional[MarketInfo]],
-                day_start_equity_micro: Optional[int], day_low_equity_micro: Optional[int],
-                stop_exits: Mapping[str, int], busy_tokens: Iterable[str] = (),
-                busy_markets: Iterable[str] = (), tradable: Callable[[Intent], bool] = lambda it: True,
-                extra_marks: Optional[Mapping[str, int]] = None) -> StepDecision:
+def decide_step(
+    strategy: Any,
+    risk: Any,
+    view: Any,
+    *,
+    now: int,
+    cash_micro: int,
+    positions: Mapping[str, Holding],
+    prices: PriceFn,
+    markets: Callable[[str], MarketInfo | None],
+    day_start_equity_micro: int | None,
+    day_low_equity_micro: int | None,
+    stop_exits: Mapping[str, int],
+    busy_tokens: Iterable[str] = (),
+    busy_markets: Iterable[str] = (),
+    tradable: Callable[[Intent], bool] = lambda it: True,
+    extra_marks: Mapping[str, int] | None = None,
+) -> StepDecision:
     """Stop losses, then the strategy, through the risk manager (see the module docstring).
 
     ``busy_tokens``: tokens with an order pending (latency) or resting; ``busy_markets``:
@@ -257,7 +307,7 @@ def decide_step(strategy: Any, risk: Any, view: Any, *, now: int, cash_micro: in
             out.skipped["order_pending"] += 1
             continue
         if not tradable(it):
-            out.skipped["market_resolved"] += 1           # trading stops at resolution
+            out.skipped["market_resolved"] += 1  # trading stops at resolution
             continue
         if it.action == EXIT and it.token_id not in held:
             continue
@@ -274,24 +324,40 @@ def decide_step(strategy: Any, risk: Any, view: Any, *, now: int, cash_micro: in
             risk_marks[it.token_id] = bid
         if ask is not None:
             asks[it.token_id] = ask
-    account = AccountState(cash_micro, dict(positions), risk_marks, day_start_equity_micro,
-                           day_low_equity_micro=day_low_equity_micro, stop_exits=dict(stop_exits), asks=asks)
+    account = AccountState(
+        cash_micro,
+        dict(positions),
+        risk_marks,
+        day_start_equity_micro,
+        day_low_equity_micro=day_low_equity_micro,
+        stop_exits=dict(stop_exits),
+        asks=asks,
+    )
     infos = {it.market_id: markets(it.market_id) for it in batch}
     decisions = risk.check_all(batch, account, {k: v for k, v in infos.items() if v is not None}, now)
     out.items = list(zip(batch, decisions))
     return out
 
 
-def step_account(risk: Any, *, cash_micro: int, positions: Mapping[str, Holding], prices: PriceFn,
-                 day_start_equity_micro: Optional[int], day_low_equity_micro: Optional[int],
-                 extra_marks: Optional[Mapping[str, int]] = None) -> Any:
+def step_account(
+    risk: Any,
+    *,
+    cash_micro: int,
+    positions: Mapping[str, Holding],
+    prices: PriceFn,
+    day_start_equity_micro: int | None,
+    day_low_equity_micro: int | None,
+    extra_marks: Mapping[str, int] | None = None,
+) -> Any:
     """The account at a decision step, marked at the recorded bids (for the halt check)."""
     from polybot.risk import AccountState
+
     marks = marks_of([t for t, h in positions.items() if h.size_micro > 0], prices)
     if extra_marks:
         marks.update(extra_marks)
-    return AccountState(cash_micro, dict(positions), marks, day_start_equity_micro,
-                        day_low_equity_micro=day_low_equity_micro)
+    return AccountState(
+        cash_micro, dict(positions), marks, day_start_equity_micro, day_low_equity_micro=day_low_equity_micro
+    )
 
 
 def next_day(ts: int) -> int:
@@ -299,6 +365,22 @@ def next_day(ts: int) -> int:
     return (int(ts) // 86_400 + 1) * 86_400
 
 
-__all__ = ["ExecutionModel", "PendingOrder", "OrderSpec", "StepDecision", "book_time", "decide_step", "due_state",
-           "feed_prices", "marks_of", "next_day", "order_for", "simulate_order", "step_account", "FILL", "WAIT", "EXPIRE",
-           "STOP_LOSS"]
+__all__ = [
+    "ExecutionModel",
+    "PendingOrder",
+    "OrderSpec",
+    "StepDecision",
+    "book_time",
+    "decide_step",
+    "due_state",
+    "feed_prices",
+    "marks_of",
+    "next_day",
+    "order_for",
+    "simulate_order",
+    "step_account",
+    "FILL",
+    "WAIT",
+    "EXPIRE",
+    "STOP_LOSS",
+]

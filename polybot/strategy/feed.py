@@ -40,11 +40,13 @@ values in force at the newest time fed: before a market's first recorded change 
 earliest known values, then each change from its ``effective_from`` on — never a later
 value applied to earlier history.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,10 +55,20 @@ from polybot.exchange.models import BookLevel, OrderBook
 
 from .base import BACKFILL, COLLECTED, History, MarketInfo, MarketView, Quote, parse_levels
 
-DepthLoader = Callable[[str, int], tuple[Optional[str], Optional[str]]]
+DepthLoader = Callable[[str, int], tuple[str | None, str | None]]
 
-_COLUMNS = ("timestamp", "token_id", "market_id", "best_bid", "best_ask", "mid", "last_trade_price",
-            "bids", "asks", "source")
+_COLUMNS = (
+    "timestamp",
+    "token_id",
+    "market_id",
+    "best_bid",
+    "best_ask",
+    "mid",
+    "last_trade_price",
+    "bids",
+    "asks",
+    "source",
+)
 
 
 def _get(row: Any, key: str) -> Any:
@@ -67,13 +79,19 @@ def _get(row: Any, key: str) -> Any:
 
 
 class MarketFeed:
-    def __init__(self, markets: Iterable[MarketInfo], *, history_seconds: int = 86_400,
-                 interval_seconds: int = 300, backfill_half_spread: float = 0.02,
-                 backfill_depth_shares: float = 100.0,
-                 resolved_at: Optional[Mapping[str, Optional[int]]] = None,
-                 depth_loader: Optional[DepthLoader] = None,
-                 backfill_books: Optional[Mapping[str, Any]] = None,
-                 metadata_history: Optional[Mapping[str, Sequence[Any]]] = None):
+    def __init__(
+        self,
+        markets: Iterable[MarketInfo],
+        *,
+        history_seconds: int = 86_400,
+        interval_seconds: int = 300,
+        backfill_half_spread: float = 0.02,
+        backfill_depth_shares: float = 100.0,
+        resolved_at: Mapping[str, int | None] | None = None,
+        depth_loader: DepthLoader | None = None,
+        backfill_books: Mapping[str, Any] | None = None,
+        metadata_history: Mapping[str, Sequence[Any]] | None = None,
+    ):
         if interval_seconds <= 0:
             raise ValueError("interval_seconds must be positive")
         self.interval = int(interval_seconds)
@@ -82,7 +100,9 @@ class MarketFeed:
         self.backfill_depth = float(backfill_depth_shares)
         self.depth_loader = depth_loader
         self.markets: dict[str, MarketInfo] = {}
-        self.resolved_at: dict[str, int] = {k: int(v) for k, v in (resolved_at or {}).items() if v is not None}
+        self.resolved_at: dict[str, int] = {
+            k: int(v) for k, v in (resolved_at or {}).items() if v is not None
+        }
         self.tokens: list[str] = []
         self.token_index: dict[str, int] = {}
         self.token_market: dict[str, str] = {}
@@ -90,15 +110,17 @@ class MarketFeed:
         self._n = 0
         self.n_slots = max(2, self.history_seconds // self.interval + 2)
         self._slot_ts = np.full(self.n_slots, -1, dtype=np.int64)
-        self._cur_bucket: Optional[int] = None
+        self._cur_bucket: int | None = None
         self._cur_slot = -1
         self._version = 0
-        self.markets_version = 0          # bumped whenever market metadata changes
-        self.last_timestamp: Optional[int] = None
-        self._books: dict[str, tuple[float, float]] = {}     # token → (half spread, depth) of backfill
-        self._meta_queue: list[tuple[int, str, Any]] = []    # (effective_from, market id, change)
+        self.markets_version = 0  # bumped whenever market metadata changes
+        self.last_timestamp: int | None = None
+        self._books: dict[str, tuple[float, float]] = {}  # token → (half spread, depth) of backfill
+        self._meta_queue: list[tuple[int, str, Any]] = []  # (effective_from, market id, change)
         self._meta_pos = 0
-        self._alloc(max(16, sum(len(m.token_ids) for m in markets) if isinstance(markets, (list, tuple)) else 16))
+        self._alloc(
+            max(16, sum(len(m.token_ids) for m in markets) if isinstance(markets, (list, tuple)) else 16)
+        )
         for m in sorted(markets, key=lambda m: m.market_id):
             self.add_market(m)
         if backfill_books:
@@ -111,18 +133,20 @@ class MarketFeed:
         old = self._cap
         if cap <= old:
             return
+
         def grow(arr, fill, dtype):
             new = np.full(cap, fill, dtype=dtype)
             if old:
                 new[:old] = arr
             return new
+
         self._ts = grow(getattr(self, "_ts", None), -1, np.int64)
         self._bid = grow(getattr(self, "_bid", None), np.nan, np.float64)
         self._ask = grow(getattr(self, "_ask", None), np.nan, np.float64)
         self._mid = grow(getattr(self, "_mid", None), np.nan, np.float64)
         self._bf = grow(getattr(self, "_bf", None), False, np.bool_)
         self._tick = grow(getattr(self, "_tick", None), 0.01, np.float64)
-        self._bf_half = grow(getattr(self, "_bf_half", None), np.nan, np.float64)    # NaN: the default
+        self._bf_half = grow(getattr(self, "_bf_half", None), np.nan, np.float64)  # NaN: the default
         self._bf_depth = grow(getattr(self, "_bf_depth", None), np.nan, np.float64)
         self._bids_raw = grow(getattr(self, "_bids_raw", None), None, object)
         self._asks_raw = grow(getattr(self, "_asks_raw", None), None, object)
@@ -159,7 +183,7 @@ class MarketFeed:
             self.markets_version += 1
         return i
 
-    def market(self, market_id: str) -> Optional[MarketInfo]:
+    def market(self, market_id: str) -> MarketInfo | None:
         """The market's metadata in force at the newest time fed (point-in-time)."""
         return self.markets.get(market_id)
 
@@ -198,8 +222,13 @@ class MarketFeed:
 
     def _apply_change(self, market_id: str, c: Any) -> None:
         m = self.markets[market_id]
-        new = dataclasses.replace(m, tick_size=float(c.tick_size), min_order_size=float(c.min_order_size),
-                                  fee=c.fee, end_date=c.end_date)
+        new = dataclasses.replace(
+            m,
+            tick_size=float(c.tick_size),
+            min_order_size=float(c.min_order_size),
+            fee=c.fee,
+            end_date=c.end_date,
+        )
         if new == m:
             return
         self.markets[market_id] = new
@@ -220,7 +249,7 @@ class MarketFeed:
     def index_array(self, token_ids: Sequence[str]) -> np.ndarray:
         return np.fromiter((self.token_index[t] for t in token_ids), dtype=np.int64, count=len(token_ids))
 
-    def set_resolved(self, market_id: str, resolved_at: Optional[int]) -> None:
+    def set_resolved(self, market_id: str, resolved_at: int | None) -> None:
         if resolved_at is None:
             self.resolved_at.pop(market_id, None)
         else:
@@ -259,13 +288,23 @@ class MarketFeed:
                 bf[k] = _get(r, "source") == BACKFILL
                 bids[k] = _get(r, "bids")
                 asks[k] = _get(r, "asks")
-            self.ingest(ts, idx, bid, ask, mid, bf, np.array(bids, dtype=object), np.array(asks, dtype=object))
+            self.ingest(
+                ts, idx, bid, ask, mid, bf, np.array(bids, dtype=object), np.array(asks, dtype=object)
+            )
             count += n
         return count
 
-    def ingest(self, timestamp: int, idx: np.ndarray, bid: np.ndarray, ask: np.ndarray,
-               mid: np.ndarray, backfill: Optional[np.ndarray] = None,
-               bids: Optional[np.ndarray] = None, asks: Optional[np.ndarray] = None) -> None:
+    def ingest(
+        self,
+        timestamp: int,
+        idx: np.ndarray,
+        bid: np.ndarray,
+        ask: np.ndarray,
+        mid: np.ndarray,
+        backfill: np.ndarray | None = None,
+        bids: np.ndarray | None = None,
+        asks: np.ndarray | None = None,
+    ) -> None:
         """Column-wise input for ONE timestamp (token indices from :attr:`token_index`).
 
         ``mid`` holds the price of backfilled rows (mid, else last trade). ``bids``/
@@ -273,8 +312,10 @@ class MarketFeed:
         """
         timestamp = int(timestamp)
         if self.last_timestamp is not None and timestamp < self.last_timestamp:
-            raise DataError(f"snapshot rows went back in time ({timestamp} after {self.last_timestamp}); "
-                            f"feed them in timestamp order.")
+            raise DataError(
+                f"snapshot rows went back in time ({timestamp} after {self.last_timestamp}); "
+                f"feed them in timestamp order."
+            )
         self.last_timestamp = timestamp
         self._version += 1
         if self._meta_pos < len(self._meta_queue):
@@ -329,22 +370,31 @@ class MarketFeed:
     def view(self, now: int) -> MarketView:
         now = int(now)
         if self.last_timestamp is not None and now < self.last_timestamp:
-            raise ValueError(f"view({now}) is older than rows already fed ({self.last_timestamp}); "
-                             f"a view cannot go back in time")
+            raise ValueError(
+                f"view({now}) is older than rows already fed ({self.last_timestamp}); "
+                f"a view cannot go back in time"
+            )
         if self._meta_pos < len(self._meta_queue) and self._meta_queue[self._meta_pos][0] <= now:
             self._advance_metadata(now)
-            self._version += 1          # metadata moved: earlier views are stale
+            self._version += 1  # metadata moved: earlier views are stale
         return MarketView(self, now, self._version)
 
-    def quote(self, token_id: str) -> Optional[Quote]:
+    def quote(self, token_id: str) -> Quote | None:
         i = self.token_index.get(token_id)
         if i is None or self._ts[i] < 0:
             return None
         f = lambda x: None if math.isnan(x) else float(x)  # noqa: E731
-        return Quote(token_id, self.token_market[token_id], int(self._ts[i]), f(self._bid[i]),
-                     f(self._ask[i]), f(self._mid[i]), BACKFILL if self._bf[i] else COLLECTED)
+        return Quote(
+            token_id,
+            self.token_market[token_id],
+            int(self._ts[i]),
+            f(self._bid[i]),
+            f(self._ask[i]),
+            f(self._mid[i]),
+            BACKFILL if self._bf[i] else COLLECTED,
+        )
 
-    def book(self, token_id: str) -> Optional[OrderBook]:
+    def book(self, token_id: str) -> OrderBook | None:
         i = self.token_index.get(token_id)
         if i is None or self._ts[i] < 0:
             return None
@@ -366,14 +416,26 @@ class MarketFeed:
                 bids = (BookLevel(float(bid), self.backfill_depth),)
             if not asks and not math.isnan(ask):
                 asks = (BookLevel(float(ask), self.backfill_depth),)
-        return OrderBook(token_id=token_id, market=market.market_id if market else "", timestamp_ms=ts * 1000,
-                         bids=bids, asks=asks, tick_size=tick, min_order_size=min_size,
-                         neg_risk=bool(market.neg_risk) if market else False)
+        return OrderBook(
+            token_id=token_id,
+            market=market.market_id if market else "",
+            timestamp_ms=ts * 1000,
+            bids=bids,
+            asks=asks,
+            tick_size=tick,
+            min_order_size=min_size,
+            neg_risk=bool(market.neg_risk) if market else False,
+        )
 
     def latest_arrays(self) -> dict[str, np.ndarray]:
         n = self._n
-        return {"timestamp": self._ts[:n].copy(), "bid": self._bid[:n].copy(), "ask": self._ask[:n].copy(),
-                "mid": self._mid[:n].copy(), "backfill": self._bf[:n].copy()}
+        return {
+            "timestamp": self._ts[:n].copy(),
+            "bid": self._bid[:n].copy(),
+            "ask": self._ask[:n].copy(),
+            "mid": self._mid[:n].copy(),
+            "backfill": self._bf[:n].copy(),
+        }
 
     def _slots(self, points: int) -> np.ndarray:
         points = max(1, min(int(points), self.n_slots))
@@ -388,7 +450,7 @@ class MarketFeed:
         slots, ts = slots[keep], ts[keep]
         return ts.copy(), self._H[np.ix_(slots, np.asarray(indices, dtype=np.int64))]
 
-    def history(self, token_ids: Optional[Sequence[str]] = None, seconds: Optional[int] = None) -> History:
+    def history(self, token_ids: Sequence[str] | None = None, seconds: int | None = None) -> History:
         ids = tuple(self.tokens) if token_ids is None else tuple(token_ids)
         points = self.n_slots if seconds is None else int(seconds) // self.interval + 1
         ts, mids = self.history_by_index(self.index_array(ids), points)

@@ -13,14 +13,23 @@ end date unless ``hold_to_resolution``. No entry within
 Polymarket). Orders are marketable: BUY up to the ask + ``slippage_ticks``,
 SELL down to the bid − ``slippage_ticks``.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from .base import Intent, MarketView, PortfolioView, Strategy, limit_for_buy
 from .common import (
-    HOUR, UniverseCache, affordable_usd, entry_intent, exit_intent, lifecycle_exit_reason, nan_stats,
-    near_end_mask, taker_fee_per_share, tradable_mask,
+    HOUR,
+    UniverseCache,
+    affordable_usd,
+    entry_intent,
+    exit_intent,
+    lifecycle_exit_reason,
+    nan_stats,
+    near_end_mask,
+    taker_fee_per_share,
+    tradable_mask,
 )
 
 
@@ -28,19 +37,19 @@ class MeanReversion(Strategy):
     name = "mean_reversion"
     DESCRIPTION = "buy a market's YES token after a drop of entry_z standard deviations below its recent mean"
     PARAMS = {
-        "window_hours": 12.0,             # mean/std window of mids
-        "entry_z": 2.5,                   # buy when z ≤ −entry_z
-        "exit_z": 0.0,                    # sell when z ≥ −exit_z
-        "min_edge": 0.01,                 # mean − ask must be at least this (price units)
-        "min_std": 0.005,                 # floor on the std (flat series give no signal)
-        "min_history_fraction": 0.8,      # share of window points that must be present
-        "position_usd": 50.0,             # $ per entry (the risk manager may resize it)
+        "window_hours": 12.0,  # mean/std window of mids
+        "entry_z": 2.5,  # buy when z ≤ −entry_z
+        "exit_z": 0.0,  # sell when z ≥ −exit_z
+        "min_edge": 0.01,  # mean − ask must be at least this (price units)
+        "min_std": 0.005,  # floor on the std (flat series give no signal)
+        "min_history_fraction": 0.8,  # share of window points that must be present
+        "position_usd": 50.0,  # $ per entry (the risk manager may resize it)
         "max_entries_per_step": 2,
-        "max_hold_hours": 24.0,           # time stop
-        "min_price": 0.10,                # only mids in [min_price, max_price]
+        "max_hold_hours": 24.0,  # time stop
+        "min_price": 0.10,  # only mids in [min_price, max_price]
         "max_price": 0.90,
         "max_spread": 0.04,
-        "max_quote_age_seconds": 600,     # ignore quotes older than this
+        "max_quote_age_seconds": 600,  # ignore quotes older than this
         "no_entry_hours_before_end": 48.0,
         "exit_hours_before_end": 6.0,
         "hold_to_resolution": False,
@@ -82,11 +91,16 @@ class MeanReversion(Strategy):
             if h.size_micro <= 0 or (h.strategy and h.strategy != self.name):
                 continue
             if view.is_resolved(h.market_id):
-                continue                       # settles at the payout, nothing to sell
+                continue  # settles at the payout, nothing to sell
             m = view.market(h.market_id)
-            reason = lifecycle_exit_reason(view, h, m, max_hold_hours=p["max_hold_hours"],
-                                           exit_hours_before_end=p["exit_hours_before_end"],
-                                           hold_to_resolution=p["hold_to_resolution"])
+            reason = lifecycle_exit_reason(
+                view,
+                h,
+                m,
+                max_hold_hours=p["max_hold_hours"],
+                exit_hours_before_end=p["exit_hours_before_end"],
+                hold_to_resolution=p["hold_to_resolution"],
+            )
             if reason is None:
                 z = self._z_of(view, token)
                 if z is not None and z >= -p["exit_z"]:
@@ -101,8 +115,15 @@ class MeanReversion(Strategy):
         if not len(u.indices):
             return out
         latest = view.latest()
-        ok = tradable_mask(view, latest, u.indices, max_age=p["max_quote_age_seconds"],
-                           min_price=p["min_price"], max_price=p["max_price"], max_spread=p["max_spread"])
+        ok = tradable_mask(
+            view,
+            latest,
+            u.indices,
+            max_age=p["max_quote_age_seconds"],
+            min_price=p["min_price"],
+            max_price=p["max_price"],
+            max_spread=p["max_spread"],
+        )
         ok &= ~near_end_mask(view.now, u.end_dates, p["no_entry_hours_before_end"])
         if not ok.any():
             return out
@@ -132,19 +153,33 @@ class MeanReversion(Strategy):
             market = view.market(u.market_ids[cand[k]])
             if market is None or view.is_resolved(market.market_id):
                 continue
-            fees = taker_fee_per_share(market, float(ask[k])) + \
-                taker_fee_per_share(market, float(mean[k] - (mid[k] - bid[k])))
+            fees = taker_fee_per_share(market, float(ask[k])) + taker_fee_per_share(
+                market, float(mean[k] - (mid[k] - bid[k]))
+            )
             if gross[k] < fees:
-                continue                  # a return to the mean would not pay spread + fees
-            usd = affordable_usd(cash_left, p["position_usd"], market,
-                                 limit_for_buy(float(ask[k]), market.tick_size, p["slippage_ticks"]))
+                continue  # a return to the mean would not pay spread + fees
+            usd = affordable_usd(
+                cash_left,
+                p["position_usd"],
+                market,
+                limit_for_buy(float(ask[k]), market.tick_size, p["slippage_ticks"]),
+            )
             if usd is None:
                 continue
             cash_left -= int(round(usd * 100)) * 10_000
-            out.append(entry_intent(self.name, view, market, token, float(ask[k]), usd,
-                                    p["slippage_ticks"],
-                                    f"mean reversion: z {zk:+.2f} ≤ -{p['entry_z']:g}, mid {mid[k]:.3f} "
-                                    f"vs mean {mean[k]:.3f}"))
+            out.append(
+                entry_intent(
+                    self.name,
+                    view,
+                    market,
+                    token,
+                    float(ask[k]),
+                    usd,
+                    p["slippage_ticks"],
+                    f"mean reversion: z {zk:+.2f} ≤ -{p['entry_z']:g}, mid {mid[k]:.3f} "
+                    f"vs mean {mean[k]:.3f}",
+                )
+            )
             n += 1
         return out
 

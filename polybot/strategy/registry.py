@@ -1,8 +1,10 @@
 """Strategy registry: config ``strategy: {name, params}`` → a Strategy object."""
+
 from __future__ import annotations
 
 import difflib
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from polybot.errors import ConfigError
 
@@ -12,6 +14,7 @@ from .base import Strategy
 def _builtins() -> dict[str, type[Strategy]]:
     from .correlation_pairs import CorrelationPairs
     from .mean_reversion import MeanReversion
+
     return {cls.name: cls for cls in (CorrelationPairs, MeanReversion)}
 
 
@@ -32,7 +35,7 @@ def strategy_names() -> list[str]:
     return sorted(STRATEGIES)
 
 
-def get_strategy(name: str, params: Optional[Mapping[str, Any]] = None) -> Strategy:
+def get_strategy(name: str, params: Mapping[str, Any] | None = None) -> Strategy:
     """Build the named strategy with validated params (ConfigError otherwise)."""
     names = strategy_names()
     cls = STRATEGIES.get(name)
@@ -43,7 +46,7 @@ def get_strategy(name: str, params: Optional[Mapping[str, Any]] = None) -> Strat
     return cls(params or {})
 
 
-def from_config(cfg, name: Optional[str] = None) -> Strategy:
+def from_config(cfg, name: str | None = None) -> Strategy:
     """The configured strategy (``name`` overrides ``strategy.name``; params then apply
     only when the name matches the configured one)."""
     if name is None or name == cfg.strategy.name:

@@ -3,25 +3,52 @@
 Split from :mod:`polybot.strategy.base` (which re-exports it). See the class docstring for
 what isolation it guarantees and what it does not.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-if TYPE_CHECKING:                       # annotations only: base imports this module
+if TYPE_CHECKING:  # annotations only: base imports this module
     from polybot.exchange.models import OrderBook
 
     from .base import History, MarketInfo, Quote
 
-_VIEW_PUBLIC = frozenset({
-    "now", "markets", "markets_version", "market", "market_of", "is_resolved", "interval_seconds",
-    "token_ids", "index_of", "quote", "book", "latest", "history", "history_by_index",
-    # harmless object machinery (no state): the class, its repr, comparisons, hashing
-    "__class__", "__repr__", "__str__", "__eq__", "__ne__", "__hash__", "__init_subclass__",
-    "__subclasshook__", "__format__", "__sizeof__", "__dir__", "__doc__", "__module__",
-})
+_VIEW_PUBLIC = frozenset(
+    {
+        "now",
+        "markets",
+        "markets_version",
+        "market",
+        "market_of",
+        "is_resolved",
+        "interval_seconds",
+        "token_ids",
+        "index_of",
+        "quote",
+        "book",
+        "latest",
+        "history",
+        "history_by_index",
+        # harmless object machinery (no state): the class, its repr, comparisons, hashing
+        "__class__",
+        "__repr__",
+        "__str__",
+        "__eq__",
+        "__ne__",
+        "__hash__",
+        "__init_subclass__",
+        "__subclasshook__",
+        "__format__",
+        "__sizeof__",
+        "__dir__",
+        "__doc__",
+        "__module__",
+    }
+)
 
 
 class MarketView:
@@ -59,8 +86,10 @@ class MarketView:
     def __getattribute__(self, name: str) -> Any:
         if name in _VIEW_PUBLIC:
             return object.__getattribute__(self, name)
-        raise AttributeError(f"a strategy's MarketView exposes only its public methods ({name!r} is not one): "
-                             f"strategies see the point-in-time view, never the feed or the database")
+        raise AttributeError(
+            f"a strategy's MarketView exposes only its public methods ({name!r} is not one): "
+            f"strategies see the point-in-time view, never the feed or the database"
+        )
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("a MarketView is read-only")
@@ -101,10 +130,10 @@ class MarketView:
         """Changes whenever market metadata changes (for strategies' caches)."""
         return _view_feed(self).markets_version
 
-    def market(self, market_id: str) -> Optional[MarketInfo]:
+    def market(self, market_id: str) -> MarketInfo | None:
         return _view_feed(self).markets.get(market_id)
 
-    def market_of(self, token_id: str) -> Optional[MarketInfo]:
+    def market_of(self, token_id: str) -> MarketInfo | None:
         f = _view_feed(self)
         mid = f.token_market.get(token_id)
         return f.markets.get(mid) if mid is not None else None
@@ -127,11 +156,11 @@ class MarketView:
     def index_of(self, token_id: str) -> int:
         return _view_feed(self).token_index[token_id]
 
-    def quote(self, token_id: str) -> Optional[Quote]:
+    def quote(self, token_id: str) -> Quote | None:
         """The latest snapshot of ``token_id`` at or before ``now``; None if never seen."""
         return _view_feed(self).quote(token_id)
 
-    def book(self, token_id: str) -> Optional[OrderBook]:
+    def book(self, token_id: str) -> OrderBook | None:
         """The full recorded book of the latest snapshot (levels best first)."""
         return _view_feed(self).book(token_id)
 
@@ -142,8 +171,7 @@ class MarketView:
         return _view_feed(self).latest_arrays()
 
     # --- history
-    def history(self, token_ids: Optional[Sequence[str]] = None, *,
-                seconds: Optional[int] = None) -> History:
+    def history(self, token_ids: Sequence[str] | None = None, *, seconds: int | None = None) -> History:
         """Mids on the grid for ``token_ids`` (default all) over the last ``seconds``
         (default the whole retained window), oldest first, the current bucket last."""
         return _view_feed(self).history(token_ids, seconds)
@@ -162,6 +190,8 @@ def _view_feed(view: MarketView) -> Any:
     """The feed behind a view, for the view's own methods (refused once the feed moved on)."""
     feed = _slot_feed(view)
     if feed._version != _slot_version(view):
-        raise RuntimeError("this MarketView is stale: the feed has moved past its time; "
-                           "strategies must not keep views between decide() calls")
+        raise RuntimeError(
+            "this MarketView is stale: the feed has moved past its time; "
+            "strategies must not keep views between decide() calls"
+        )
     return feed

@@ -8,6 +8,7 @@ keeps feeding the rows of each new cycle with ``feed.add_rows(rows)``::
     feed = warm_feed(conn, strategy, now, interval_seconds=cfg.collection.interval_minutes * 60,
                      backfill_half_spread=cfg.backtest.backfill_half_spread)
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -20,14 +21,24 @@ from .base import Strategy
 from .feed import MarketFeed
 
 
-def warm_feed(conn: sqlite3.Connection, strategy: Strategy, now: int, *, interval_seconds: int = 300,
-              backfill_half_spread: float = 0.01) -> MarketFeed:
+def warm_feed(
+    conn: sqlite3.Connection,
+    strategy: Strategy,
+    now: int,
+    *,
+    interval_seconds: int = 300,
+    backfill_half_spread: float = 0.01,
+) -> MarketFeed:
     """A feed holding every market's metadata and the snapshots of the last
     ``strategy.history_seconds`` up to ``now`` (inclusive); depth on demand from ``conn``."""
     markets, resolutions = load_markets(conn)
-    feed = MarketFeed(markets, history_seconds=strategy.history_seconds, interval_seconds=interval_seconds,
-                      backfill_half_spread=backfill_half_spread,
-                      resolved_at={k: r.resolved_at for k, r in resolutions.items()})
+    feed = MarketFeed(
+        markets,
+        history_seconds=strategy.history_seconds,
+        interval_seconds=interval_seconds,
+        backfill_half_spread=backfill_half_spread,
+        resolved_at={k: r.resolved_at for k, r in resolutions.items()},
+    )
     store = SnapshotStore(conn, feed.tokens)
     feed.depth_loader = store.depth
     start = int(now) - strategy.history_seconds
@@ -37,5 +48,5 @@ def warm_feed(conn: sqlite3.Connection, strategy: Strategy, now: int, *, interva
         cuts = np.flatnonzero(ts[1:] != ts[:-1]) + 1
         for s, e in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(ts)]))):
             feed.ingest(int(ts[s]), ch.token[s:e], ch.bid[s:e], ch.ask[s:e], ch.price[s:e], ch.backfill[s:e])
-    store.close()          # drops the TEMP lookup table; depth lookups do not need it
+    store.close()  # drops the TEMP lookup table; depth lookups do not need it
     return feed
