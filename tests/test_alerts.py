@@ -11,6 +11,7 @@ import pytest
 
 from polybot.alerts import Alerter
 from tests.conftest import ROOT
+from tests.helpers_alerts import fake_tg, smtp  # noqa: F401 (pytest fixtures used by name)
 from tests.helpers_alerts import (
     CHAT_ID,
     SmtpServer,

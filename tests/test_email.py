@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 
 from polybot.notify.email import EmailChannel
+from tests.helpers_alerts import smtp  # noqa: F401 (pytest fixtures used by name)
 from tests.helpers_alerts import (
     SMTP_PASSWORD,
     SMTP_USER,

@@ -11,6 +11,7 @@ import pytest
 from polybot.db import atomic, connect, set_state
 from polybot.money import to_micro
 from polybot.notify.commands import CommandHandler, start_command_listener
+from tests.helpers_alerts import fake_tg  # noqa: F401 (pytest fixtures used by name)
 from tests.helpers_alerts import (
     CHAT_ID,
     free_port,

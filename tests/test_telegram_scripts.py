@@ -10,6 +10,7 @@ import sys
 import httpx
 
 from tests.conftest import ROOT, run_cli, write_config
+from tests.helpers_alerts import fake_tg, smtp  # noqa: F401 (pytest fixtures used by name)
 from tests.helpers_alerts import (
     CHAT_ID,
     TOKEN,
