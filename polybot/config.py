@@ -477,7 +477,7 @@ class HealthConfig:
     disk_fail_gb: float = 2.0
 
     def _check(self, where: str) -> None:
-        _require(self.disk_fail_gb >= 0, f"{where}.disk_fail_gb", "must be >= 0")
+        _require(self.disk_fail_gb >= 0, f"{where}.disk_fail_gb", "must be ≥ 0")
         _require(
             self.disk_fail_gb <= self.disk_warn_gb,
             f"{where}.disk_fail_gb",

@@ -284,7 +284,8 @@ def check_backtest(cfg, now: float | None = None) -> Item:
     p, data, why = _backtest_report(cfg)
     if data is None:
         return Item(BACKTEST_ITEM, False, why, BACKTEST_RUN)
-    metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
+    raw_metrics = data.get("metrics")
+    metrics: dict = raw_metrics if isinstance(raw_metrics, dict) else {}
     verdict = str(data.get("verdict") or metrics.get("verdict") or "").upper()
     criteria = metrics.get("criteria") or data.get("criteria") or []
     failed = [str(c.get("name")) for c in criteria if isinstance(c, dict) and not c.get("passed")]
