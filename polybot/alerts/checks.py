@@ -10,7 +10,8 @@ trigger fires and ``None`` otherwise, so a caller writes::
 The helpers never read the clock or the network (``check_disk`` reads free space unless
 ``free_bytes`` is given); each decides with the one implementation of its fact in
 :mod:`polybot.checks` and only words the alert. Thresholds come from ``cfg.alerts.thresholds``
-(the disk's from ``cfg.health``; defaults are the checklist's). Messages are short and phone-readable: what happened, the numbers, what to do.
+(the disk's from ``cfg.health``; defaults are the checklist's). Messages are short and
+phone-readable: what happened, the numbers, what to do.
 
 Critical (``alerts.critical`` channels)
     ``daily_loss_limit``     :func:`check_daily_loss` (daily P&L vs risk_limits.daily_loss_limit)
