@@ -11,7 +11,9 @@ dashboard): the checklist's six lines, each ``[OK]``, ``[WARN]`` or ``[FAIL]``::
 A last line ``<UTC time> Health: OK | WARNING (…) | ERROR (…)`` timestamps each run in
 ``logs/health.log`` (so ``grep ERROR logs/health.log`` lists the failed runs).
 
-Thresholds come from ``health:`` (heartbeat age, last-trade warning, disk warn/fail) and
+The API, database, last-trade and disk lines word the results of :mod:`polybot.checks` (the one
+implementation of each fact, shared with pre-launch, the alerts and the breakers). Thresholds come
+from ``health:`` (heartbeat age, last-trade warning, disk warn/fail) and
 ``alerts.thresholds.api_response_seconds``. The database is opened read-only; the only write is
 the critical alert a FAIL sends (throttled by the alerts module; "bot not running" alerts only
 once the bot has ever run on this database, so the data-collection phase stays quiet). Safe from cron every 5 minutes:

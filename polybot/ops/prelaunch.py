@@ -12,7 +12,8 @@ Inputs other modules produce (file names from the shared contracts):
 paper trading's mean daily return not below the report's lower 95 % bound), the
 ``trades`` / ``performance`` / ``alerts`` / ``halts`` tables (paper rows have ``mode = 'paper'``),
 and the scripts ``test_risk_limits.py`` / ``test_circuit_breakers.py`` (exit 0 = every scenario
-passed), looked up in the workspace first, then in the checkout.
+passed), looked up in the workspace first, then in the checkout. Database integrity, data freshness and
+disk space are decided by :mod:`polybot.checks` (shared with health_check.py and the alerts).
 """
 
 from __future__ import annotations
