@@ -237,7 +237,7 @@ def alert_check_database(result, path="the database"):
 # --------------------------------------------------------------------------- exchange API
 @pytest.fixture
 def client(sim):
-    c = PolymarketClient(sim.gamma_url, sim.clob_url, sim.data_url, max_retries=0, timeout=(2.0, 2.0))
+    c = PolymarketClient(sim.gamma_url, sim.clob_url, sim.data_url, max_retries=0, timeout=(10.0, 10.0))
     yield c
     c.close()
 
