@@ -434,7 +434,6 @@ class AlertThresholds:
     drawdown: float = 0.15
     api_response_seconds: float = 3.0
     no_trades_hours: float = 4.0
-    disk_free_gb: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -472,8 +471,18 @@ class MaintenanceConfig:
 class HealthConfig:
     heartbeat_max_age_seconds: float = 180.0
     last_trade_warn_minutes: float = 60.0
+    # The one set of disk thresholds (polybot.checks.disk): health_check.py WARNs below warn and
+    # FAILs below fail; pre_launch_check.py needs warn; the disk_space_low alert fires below fail.
     disk_warn_gb: float = 5.0
     disk_fail_gb: float = 2.0
+
+    def _check(self, where: str) -> None:
+        _require(self.disk_fail_gb >= 0, f"{where}.disk_fail_gb", "must be ≥ 0")
+        _require(
+            self.disk_fail_gb <= self.disk_warn_gb,
+            f"{where}.disk_fail_gb",
+            f"({self.disk_fail_gb:g}) must not be above health.disk_warn_gb ({self.disk_warn_gb:g})",
+        )
 
 
 @dataclass(frozen=True)
@@ -667,12 +676,24 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"Config key '{key}' must be {_type_name(tp)} (got {value!r}); fix it in config.yaml.")
 
 
+# Keys that were moved: the old name is an error naming the new one (a silently ignored
+# threshold would be worse than a refused config).
+REPLACED_KEYS = {
+    "alerts.thresholds.disk_free_gb": "health.disk_fail_gb",
+}
+
+
 def _build(cls: type, data: dict, where: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.name not in _LOADER_FIELDS]
     kwargs = {}
     for key, value in data.items():
         dotted = f"{where}.{key}" if where else str(key)
+        if dotted in REPLACED_KEYS:
+            raise ConfigError(
+                f"Config key '{dotted}' was replaced by '{REPLACED_KEYS[dotted]}' (one set of disk "
+                f"thresholds, under health:); move its value there and delete '{key}' from config.yaml."
+            )
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
             hint = f"did you mean '{close[0]}'?" if close else f"valid keys here: {', '.join(names)}."

@@ -18,6 +18,7 @@ import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import checks
 from .errors import DatabaseError
 from .schema import LATEST_VERSION, MIGRATIONS
 
@@ -345,14 +346,10 @@ def _split_sql(sql: str) -> list[str]:
 
 
 def quick_check(conn: sqlite3.Connection, *, full: bool = False) -> str:
-    """``PRAGMA quick_check`` (or ``integrity_check``): 'ok' or the first problem."""
-    pragma = "integrity_check" if full else "quick_check"
-    try:
-        rows = conn.execute(f"PRAGMA {pragma}").fetchall()
-    except sqlite3.DatabaseError as exc:
-        return str(exc)
-    result = "; ".join(str(r[0]) for r in rows[:5])
-    return result
+    """``PRAGMA quick_check`` (or ``integrity_check``): 'ok' or the first problems
+    (:func:`polybot.checks.database`, the one implementation of this check)."""
+    result = checks.database(conn, full=full)
+    return "ok" if result.ok else str(result.value)
 
 
 def open_database(

@@ -65,6 +65,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from polybot import checks
 from polybot.config import RiskLimits
 from polybot.errors import DataError
 from polybot.money import MICRO, fmt_usd, notional_micro, round_size_down, to_micro
@@ -361,15 +362,13 @@ class RiskManager:
         −daily_loss_limit, else None. Latched until 00:00 UTC: a rebound of the marks does
         not re-open entries. (The engine also uses it to trip circuit breaker #2.)"""
         pnl = account.daily_pnl_micro()
-        if pnl <= -self.daily_loss_micro:
+        today = checks.daily_loss(pnl, self.daily_loss_micro)
+        if today.failed:
             return RiskDecision(
-                False,
-                RULE_DAILY_LOSS,
-                f"daily_loss_limit: today's P&L {fmt_usd(pnl, signed=True)} is at or below "
-                f"-{fmt_usd(self.daily_loss_micro)}; no new entries until 00:00 UTC",
+                False, RULE_DAILY_LOSS, f"daily_loss_limit: {today.message}; no new entries until 00:00 UTC"
             )
         worst = account.worst_daily_pnl_micro()
-        if worst <= -self.daily_loss_micro:
+        if checks.daily_loss(worst, self.daily_loss_micro).failed:
             return RiskDecision(
                 False,
                 RULE_DAILY_LOSS,

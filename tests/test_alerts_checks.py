@@ -18,7 +18,7 @@ from polybot.alerts import (
     new_markets,
     weekly_report,
 )
-from polybot.config import AlertsConfig, AlertThresholds
+from polybot.config import AlertsConfig, AlertThresholds, HealthConfig
 from polybot.money import to_micro
 from polybot.notify.formatting import email_subject, format_alert, truncate
 
@@ -94,7 +94,13 @@ def test_api_latency_no_trades_disk():
     assert check_no_trades(None, now, True) is None
     assert check_disk("/", free_bytes=3 * GB) is None
     assert "1.50 GB free" in check_disk("/data", free_bytes=int(1.5 * GB)).message
-    assert check_disk("/nonexistent/dir/x", AlertThresholds(disk_free_gb=0.0)) is None  # reads the real disk
+    # the threshold is health.disk_fail_gb (the one set of disk thresholds), not a 5 GB warn level
+    assert (
+        check_disk("/data", HealthConfig(disk_warn_gb=50, disk_fail_gb=1), free_bytes=int(1.5 * GB)) is None
+    )
+    assert "(threshold 3 GB)" in check_disk("/", HealthConfig(disk_fail_gb=3), free_bytes=2 * GB).message
+    no_disk = HealthConfig(disk_warn_gb=0.0, disk_fail_gb=0.0)
+    assert check_disk("/nonexistent/dir/x", no_disk) is None  # reads the real disk
 
 
 def test_database_and_info_builders():

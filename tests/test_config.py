@@ -131,3 +131,33 @@ def test_live_mode_requires_credentials_and_bounds(tmp_path):
     bad = dict(creds, api_key="literal-key-123")
     with pytest.raises(ConfigError, match="holds a secret written literally"):
         load_config(write_config(tmp_path, {"paper_trading": False, "polymarket": bad}), env=env)
+
+
+def test_old_disk_threshold_key_names_its_replacement(example, tmp_path):
+    """One set of disk thresholds (health:): the old alerts.thresholds.disk_free_gb is refused
+    with one sentence naming the new key, not silently ignored."""
+    cfg = example / "config.yaml"
+    cfg.write_text(
+        cfg.read_text().replace("    no_trades_hours: 4\n", "    no_trades_hours: 4\n    disk_free_gb: 2\n")
+    )
+    res = run_cli("validate_config.py", cwd=example, env=CREDS)
+    assert res.returncode == 1
+    assert (
+        "✗ Config key 'alerts.thresholds.disk_free_gb' was replaced by 'health.disk_fail_gb' (one set of "
+        "disk thresholds, under health:); move its value there and delete 'disk_free_gb' from config.yaml."
+        in res.stdout
+    )
+    assert "Traceback" not in res.stderr
+    with pytest.raises(ConfigError, match=r"replaced by 'health\.disk_fail_gb'"):
+        load_config(write_config(tmp_path, {"alerts": {"thresholds": {"disk_free_gb": 2}}}), env={})
+
+
+def test_disk_thresholds_in_order(tmp_path):
+    cfg = load_config(write_config(tmp_path, {"health": {"disk_warn_gb": 8, "disk_fail_gb": 3}}), env={})
+    assert (cfg.health.disk_warn_gb, cfg.health.disk_fail_gb) == (8, 3)
+    with pytest.raises(
+        ConfigError, match=r"'health\.disk_fail_gb' \(6\) must not be above health\.disk_warn_gb \(5\)"
+    ):
+        load_config(write_config(tmp_path, {"health": {"disk_fail_gb": 6}}), env={})
+    with pytest.raises(ConfigError, match=r"'health\.disk_fail_gb' must be ≥ 0"):
+        load_config(write_config(tmp_path, {"health": {"disk_fail_gb": -1}}), env={})

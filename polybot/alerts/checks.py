@@ -8,8 +8,10 @@ trigger fires and ``None`` otherwise, so a caller writes::
         alerter.send(*finding)          # or alerter.report(finding)
 
 The helpers never read the clock or the network (``check_disk`` reads free space unless
-``free_bytes`` is given); thresholds come from ``cfg.alerts.thresholds`` (defaults are the
-checklist's). Messages are short and phone-readable: what happened, the numbers, what to do.
+``free_bytes`` is given); each decides with the one implementation of its fact in
+:mod:`polybot.checks` and only words the alert. Thresholds come from ``cfg.alerts.thresholds``
+(the disk's from ``cfg.health``; defaults are the checklist's). Messages are short and
+phone-readable: what happened, the numbers, what to do.
 
 Critical (``alerts.critical`` channels)
     ``daily_loss_limit``     :func:`check_daily_loss` (daily P&L vs risk_limits.daily_loss_limit)
@@ -22,7 +24,7 @@ Warning (``alerts.warning`` channels)
     ``drawdown``             :func:`check_drawdown` (> 15% below the equity peak)
     ``api_slow``             :func:`check_api_latency` (> 3 s response)
     ``no_trades``            :func:`check_no_trades` (none for 4 h while markets are active)
-    ``disk_space_low``       :func:`check_disk` (< 2 GB free)
+    ``disk_space_low``       :func:`check_disk` (< health.disk_fail_gb, 2 GB, free)
 Info (``alerts.info`` channels)
     ``daily_summary``        :func:`daily_summary`
     ``weekly_pnl``           :func:`weekly_report`
@@ -33,14 +35,14 @@ Also used by this package: ``emergency_stop_requested`` (info: /stop from Telegr
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .. import checks as core
 from ..money import fmt_usd, to_micro
 
-GB = 1024**3
+GB = core.GB
 
 
 class Finding(NamedTuple):
@@ -89,6 +91,14 @@ def _thresholds(t):
     return getattr(t, "thresholds", t)  # accept cfg.alerts or cfg.alerts.thresholds
 
 
+def _health(h):
+    if h is None:
+        from ..config import HealthConfig
+
+        return HealthConfig()
+    return getattr(h, "health", h)  # accept cfg or cfg.health
+
+
 def _pct(x: float) -> str:
     return f"{x * 100:.1f}%"
 
@@ -102,7 +112,7 @@ def _hours(seconds: float) -> str:
 def check_daily_loss(daily_pnl_micro: int, daily_loss_limit: float) -> Finding | None:
     """Critical when today's P&L (micro-units, UTC day) is a loss ≥ the limit ($, config)."""
     limit = to_micro(daily_loss_limit)
-    if daily_pnl_micro > -limit:
+    if not core.daily_loss(daily_pnl_micro, limit).failed:
         return None
     return Finding(
         "critical",
@@ -125,8 +135,13 @@ def api_auth_failure(detail: str = "") -> Finding:
     )
 
 
-def check_database(quick_check_result: str, path: Any = "the database") -> Finding | None:
-    """Critical when ``db.quick_check`` did not answer ``ok``."""
+def check_database(quick_check_result: str | core.CheckResult, path: Any = "the database") -> Finding | None:
+    """Critical when ``db.quick_check`` did not answer ``ok`` (its text, or the
+    :func:`polybot.checks.database` result)."""
+    if isinstance(quick_check_result, core.CheckResult):
+        if quick_check_result.ok:
+            return None
+        quick_check_result = str(quick_check_result.value)
     if str(quick_check_result).strip().lower() == "ok":
         return None
     return Finding(
@@ -238,12 +253,10 @@ def check_drawdown(equity_series: Sequence[float], thresholds=None) -> Finding |
     )
 
 
-def check_api_latency(
-    seconds: float, thresholds=None, *, endpoint: str = "Polymarket API"
-) -> Finding | None:
+def check_api_latency(seconds: float, thresholds=None, *, endpoint: str = "Polymarket API") -> Finding | None:
     """Warning when one API call took longer than ``api_response_seconds``."""
     t = _thresholds(thresholds)
-    if seconds is None or seconds <= t.api_response_seconds:
+    if seconds is None or core.api_latency(seconds, t.api_response_seconds).ok:
         return None
     return Finding(
         "warning",
@@ -270,11 +283,10 @@ def check_no_trades(
     if not market_active:
         return None
     ref = last_trade_ts if last_trade_ts is not None else since
-    if ref is None:
+    r = core.freshness("no_trades", ref, now, t.no_trades_hours * 3600)
+    if r.code != "stale":
         return None
-    idle = now - ref
-    if idle < t.no_trades_hours * 3600:
-        return None
+    idle = r.value
     what = "since the last trade" if last_trade_ts is not None else "since the bot started (no trade yet)"
     return Finding(
         "warning",
@@ -285,21 +297,18 @@ def check_no_trades(
     )
 
 
-def check_disk(path: Path | str, thresholds=None, *, free_bytes: int | None = None) -> Finding | None:
-    """Warning when the disk holding ``path`` has less than ``disk_free_gb`` free."""
-    t = _thresholds(thresholds)
-    if free_bytes is None:
-        p = Path(path)
-        while not p.exists() and p.parent != p:
-            p = p.parent
-        free_bytes = shutil.disk_usage(p).free
-    free_gb = free_bytes / GB
-    if free_gb >= t.disk_free_gb:
+def check_disk(path: Path | str, health=None, *, free_bytes: int | None = None) -> Finding | None:
+    """Warning when the disk holding ``path`` has less than ``health.disk_fail_gb`` free (the
+    level at which health_check.py FAILs; ``health``: ``cfg``, ``cfg.health`` or None for the
+    defaults)."""
+    h = _health(health)
+    r = core.disk_space(path, warn_gb=h.disk_warn_gb, fail_gb=h.disk_fail_gb, free=free_bytes)
+    if not r.failed:
         return None
     return Finding(
         "warning",
         "disk_space_low",
-        f"Disk space low: {free_gb:.2f} GB free at {path} (threshold {t.disk_free_gb:g} GB).\n"
+        f"Disk space low: {r.value / GB:.2f} GB free at {path} (threshold {h.disk_fail_gb:g} GB).\n"
         f"What to do: delete old backups/logs or run python maintain_database.py; "
         f"SQLite stops writing when the disk is full.",
     )

@@ -30,6 +30,7 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
+from polybot import checks
 from polybot.errors import (
     AuthenticationError,
     DatabaseError,
@@ -37,7 +38,7 @@ from polybot.errors import (
     OrderOutcomeUnknown,
     TemporaryExchangeError,
 )
-from polybot.money import MICRO, fmt_usd
+from polybot.money import MICRO, fmt_usd, to_micro
 
 log = logging.getLogger("polybot.engine")
 
@@ -123,11 +124,14 @@ def check_emergency_stop(cfg) -> None:
 
 
 def check_daily_loss(daily_pnl_micro: int, limit_usd: float) -> None:
-    limit = int(round(limit_usd * MICRO))
-    if -int(daily_pnl_micro) >= limit:
+    """Breaker #2 on today's P&L (:func:`polybot.checks.daily_loss`). The engine trips it from
+    the risk manager's decision (``RiskManager.daily_loss_breached``, which also latches the
+    day's low); both decide with the same comparison."""
+    r = checks.daily_loss(daily_pnl_micro, to_micro(limit_usd))
+    if r.failed:
         raise BreakerTripped(
             DAILY_LOSS,
-            f"today's loss {fmt_usd(-int(daily_pnl_micro))} reached the daily loss limit {fmt_usd(limit)}",
+            f"today's loss {fmt_usd(-int(daily_pnl_micro))} reached the daily loss limit {fmt_usd(r.threshold)}",
         )
 
 
@@ -150,11 +154,11 @@ def check_positions(items: Iterable[tuple[str, int, int]], max_position_usd: flo
 
 
 def check_database(conn: sqlite3.Connection) -> None:
-    from polybot.db import quick_check
-
+    """Breaker #4 on ``PRAGMA quick_check`` (:func:`polybot.checks.database`)."""
     try:
-        result = quick_check(conn)
-    except (sqlite3.Error, DatabaseError) as exc:
+        r = checks.database(conn)
+        result = "ok" if r.ok else str(r.value)
+    except DatabaseError as exc:  # a wrapped connection may raise ours
         result = str(exc)
     if result != "ok":
         raise BreakerTripped(
@@ -165,7 +169,6 @@ def check_database(conn: sqlite3.Connection) -> None:
 def resource_trip(exc: BaseException, doing: str) -> BreakerTripped | None:
     """Breaker #4 for an exhausted resource (full / read-only disk, I/O error), else None."""
     import errno
-
 
     text = str(exc)
     low = text.lower()

@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..checks import free_bytes
 from ..errors import PolybotError
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout (where the scripts live)
@@ -252,10 +252,7 @@ def bot_status(cfg, conn: sqlite3.Connection | None = None, *, now: float | None
 # --------------------------------------------------------------------------- files & disk
 def disk_free(path: Path) -> int:
     """Free bytes on the filesystem holding ``path`` (or its nearest existing ancestor)."""
-    p = Path(path)
-    while not p.exists() and p.parent != p:
-        p = p.parent
-    return shutil.disk_usage(p).free
+    return free_bytes(path)
 
 
 def sha256_file(path: Path) -> str:

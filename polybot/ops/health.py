@@ -11,7 +11,9 @@ dashboard): the checklist's six lines, each ``[OK]``, ``[WARN]`` or ``[FAIL]``::
 A last line ``<UTC time> Health: OK | WARNING (…) | ERROR (…)`` timestamps each run in
 ``logs/health.log`` (so ``grep ERROR logs/health.log`` lists the failed runs).
 
-Thresholds come from ``health:`` (heartbeat age, last-trade warning, disk warn/fail) and
+The API, database, last-trade and disk lines word the results of :mod:`polybot.checks` (the one
+implementation of each fact, shared with pre-launch, the alerts and the breakers). Thresholds come
+from ``health:`` (heartbeat age, last-trade warning, disk warn/fail) and
 ``alerts.thresholds.api_response_seconds``. The database is opened read-only; the only write is
 the critical alert a FAIL sends (throttled by the alerts module; "bot not running" alerts only
 once the bot has ever run on this database, so the data-collection phase stays quiet). Safe from cron every 5 minutes:
@@ -20,6 +22,7 @@ every network call has a short timeout and ``quick_check`` stops after a time bu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sqlite3
@@ -28,10 +31,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .. import db
+from .. import checks, db
 from ..errors import PolybotError
 from ..logs import LOG_PREFIX
-from .common import GB, bot_status, disk_free, display_path, fmt_ago, fmt_gb, send_alerts
+from .common import bot_status, display_path, fmt_ago, send_alerts
 
 log = logging.getLogger("polybot.health")
 
@@ -123,10 +126,8 @@ def _api_seconds(cfg) -> float:
         try:
             return client.health()
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 client.close()
-            except Exception:
-                pass
     import requests
 
     t0 = time.perf_counter()
@@ -135,56 +136,35 @@ def _api_seconds(cfg) -> float:
     return time.perf_counter() - t0
 
 
+def _line(name: str, result: checks.CheckResult, text: str) -> HealthLine:
+    return HealthLine(name, result.status.upper(), text)
+
+
 def check_api(cfg) -> HealthLine:
-    url = cfg.polymarket.base_url
-    try:
-        seconds = _api_seconds(cfg)
-    except Exception as exc:  # any failure to reach the CLOB is the finding itself
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        return HealthLine("api", STATUS_FAIL, f"API connectivity: cannot reach {url} ({reason})")
-    ms = seconds * 1000
-    limit = cfg.alerts.thresholds.api_response_seconds
-    if seconds > limit:
-        return HealthLine(
-            "api",
-            STATUS_WARN,
-            f"API connectivity slow (response time: {ms:.0f}ms, over {limit * 1000:.0f}ms)",
-        )
-    return HealthLine("api", STATUS_OK, f"API connectivity (response time: {ms:.0f}ms)")
+    r = checks.exchange_api(
+        lambda: _api_seconds(cfg),
+        url=cfg.polymarket.base_url,
+        slow_seconds=cfg.alerts.thresholds.api_response_seconds,
+    )
+    if r.failed:
+        return _line("api", r, f"API connectivity: {r.message}")
+    if not r.ok:
+        return _line("api", r, f"API connectivity slow ({r.message})")
+    return _line("api", r, f"API connectivity ({r.message})")
+
+
+RESTORE_FIX = "restore it with python backup_database.py --restore FILE"
 
 
 def check_database(conn: sqlite3.Connection | None, error: str | None) -> HealthLine:
-    if conn is None:
-        return HealthLine("database", STATUS_FAIL, f"Database not accessible: {error}")
-    deadline = time.monotonic() + QUICK_CHECK_BUDGET
-    conn.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
-    try:
-        result = "; ".join(str(r[0]) for r in conn.execute("PRAGMA quick_check").fetchall()[:3])
-    except sqlite3.OperationalError as exc:
-        if "interrupt" in str(exc).lower():
-            return HealthLine(
-                "database",
-                STATUS_OK,
-                f"Database accessible (quick_check skipped: over "
-                f"{QUICK_CHECK_BUDGET:g} s; maintain_database.py runs the full check)",
-            )
-        return HealthLine("database", STATUS_FAIL, f"Database not accessible: {exc}")
-    except sqlite3.DatabaseError as exc:
-        return HealthLine(
-            "database",
-            STATUS_FAIL,
-            f"Database damaged: {exc}; restore it with python backup_database.py --restore FILE",
-        )
-    finally:
-        conn.set_progress_handler(None, 0)
-    if result != "ok":
-        return HealthLine(
-            "database",
-            STATUS_FAIL,
-            f"Database damaged (quick_check: {result}); restore it with "
-            f"python backup_database.py --restore FILE",
-        )
-    return HealthLine("database", STATUS_OK, "Database accessible")
+    r = checks.database(conn, error=error, budget_seconds=QUICK_CHECK_BUDGET)
+    if r.code == "skipped":
+        return _line("database", r, f"Database accessible ({r.message})")
+    if r.code == "damaged":
+        return _line("database", r, f"Database {r.message}; {RESTORE_FIX}")
+    if r.failed:
+        return _line("database", r, f"Database {r.message}")
+    return _line("database", r, "Database accessible")
 
 
 def check_last_trade(cfg, conn: sqlite3.Connection | None, now: float) -> HealthLine:
@@ -194,18 +174,19 @@ def check_last_trade(cfg, conn: sqlite3.Connection | None, now: float) -> Health
         row = conn.execute("SELECT MAX(timestamp) FROM trades WHERE mode = ?", (cfg.mode,)).fetchone()
     except sqlite3.Error as exc:
         return HealthLine("last_trade", STATUS_FAIL, f"Last trade: unknown ({exc})")
-    last = row[0] if row else None
-    if last is None:
-        return HealthLine("last_trade", STATUS_WARN, f"Last trade: none recorded yet ({cfg.mode} mode)")
-    age = now - last
     limit = cfg.health.last_trade_warn_minutes
-    if age > limit * 60:
-        return HealthLine(
+    r = checks.freshness(
+        "last_trade", row[0] if row else None, now, limit * 60, stale=checks.WARN, missing=checks.WARN
+    )
+    if r.code == "missing":
+        return _line("last_trade", r, f"Last trade: none recorded yet ({cfg.mode} mode)")
+    if not r.ok:
+        return _line(
             "last_trade",
-            STATUS_WARN,
-            f"Last trade: {fmt_ago(age)} (over {limit:g} minutes; see RUNBOOK.md, No trades executing)",
+            r,
+            f"Last trade: {fmt_ago(r.value)} (over {limit:g} minutes; see RUNBOOK.md, No trades executing)",
         )
-    return HealthLine("last_trade", STATUS_OK, f"Last trade: {fmt_ago(age)}")
+    return _line("last_trade", r, f"Last trade: {fmt_ago(r.value)}")
 
 
 def check_external(cfg, conn: sqlite3.Connection | None) -> HealthLine | None:
@@ -284,19 +265,10 @@ def check_errors(cfg, conn: sqlite3.Connection | None, now: float) -> HealthLine
 
 
 def check_disk(cfg) -> HealthLine:
-    free = disk_free(Path(cfg.database_path).parent)
-    h = cfg.health
-    if free < h.disk_fail_gb * GB:
-        return HealthLine(
-            "disk",
-            STATUS_FAIL,
-            f"Disk space: {fmt_gb(free)} free (below {h.disk_fail_gb:g} GB); free space now — see RUNBOOK.md",
-        )
-    if free < h.disk_warn_gb * GB:
-        return HealthLine(
-            "disk", STATUS_WARN, f"Disk space: {fmt_gb(free)} free (below {h.disk_warn_gb:g} GB)"
-        )
-    return HealthLine("disk", STATUS_OK, f"Disk space: {fmt_gb(free)} free")
+    r = checks.disk(cfg)
+    if r.failed:
+        return _line("disk", r, f"Disk space: {r.message}; free space now — see RUNBOOK.md")
+    return _line("disk", r, f"Disk space: {r.message}")
 
 
 def run_health_checks(
@@ -331,9 +303,7 @@ def run_health_checks(
 def summary_line(lines: list[HealthLine], now: float | None = None) -> str:
     """One timestamped line per run, so ``grep ERROR logs/health.log`` (the checklist's daily
     review) lists the failed runs: ``… Health: OK``, ``… Health: WARNING …``, ``… Health: ERROR …``."""
-    stamp = datetime.fromtimestamp(time.time() if now is None else now, UTC).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )
+    stamp = datetime.fromtimestamp(time.time() if now is None else now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     status = overall(lines)
     if status == STATUS_OK:
         return f"{stamp} Health: OK ({len(lines)}/{len(lines)} checks OK)"

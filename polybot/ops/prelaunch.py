@@ -12,7 +12,8 @@ Inputs other modules produce (file names from the shared contracts):
 paper trading's mean daily return not below the report's lower 95 % bound), the
 ``trades`` / ``performance`` / ``alerts`` / ``halts`` tables (paper rows have ``mode = 'paper'``),
 and the scripts ``test_risk_limits.py`` / ``test_circuit_breakers.py`` (exit 0 = every scenario
-passed), looked up in the workspace first, then in the checkout.
+passed), looked up in the workspace first, then in the checkout. Database integrity, data freshness and
+disk space are decided by :mod:`polybot.checks` (shared with health_check.py and the alerts).
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .. import db
+from .. import checks, db
 from ..config import check_mode_requirements, risk_bound_problems
 from ..errors import ConfigError, PolybotError
 from .backup import list_backups, read_checksum
-from .common import FAIL, GB, OK, ROOT, bot_status, disk_free, fmt_ago, fmt_gb, sha256_file
+from .common import FAIL, OK, ROOT, bot_status, fmt_ago, sha256_file
 from .secrets_scan import scan_for_secrets
 
 DAY = 86400
@@ -148,17 +149,14 @@ def check_permissions(cfg) -> Item:
 
 
 def check_integrity(cfg, conn) -> Item:
-    if conn is None:
+    r = checks.database(conn, full=True)
+    if r.code == "missing":
         return Item("Database integrity", False, f"no database at {cfg.database_path}", NO_DB_FIX)
-    try:
-        result = "; ".join(r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()[:3])
-    except sqlite3.DatabaseError as exc:
-        result = str(exc)
-    if result != "ok":
+    if not r.ok:
         return Item(
             "Database integrity",
             False,
-            f"integrity_check: {result}",
+            f"integrity_check: {r.value}",
             "restore the latest backup: python backup_database.py --restore FILE",
         )
     return Item("Database integrity", True, "integrity_check ok")
@@ -220,8 +218,7 @@ def check_collection(cfg, conn, now: float) -> Item:
         return Item(
             name, False, f"only {span:.1f} days of data", f"keep collecting until {MIN_DAYS} days are stored"
         )
-    age_min = (now - last) / 60
-    if age_min > cfg.collection.freshness_minutes:
+    if not checks.freshness("data", last, now, cfg.collection.freshness_minutes * 60).ok:
         return Item(
             name,
             False,
@@ -288,7 +285,8 @@ def check_backtest(cfg, now: float | None = None) -> Item:
     p, data, why = _backtest_report(cfg)
     if data is None:
         return Item(BACKTEST_ITEM, False, why, BACKTEST_RUN)
-    metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
+    raw_metrics = data.get("metrics")
+    metrics: dict = raw_metrics if isinstance(raw_metrics, dict) else {}
     verdict = str(data.get("verdict") or metrics.get("verdict") or "").upper()
     criteria = metrics.get("criteria") or data.get("criteria") or []
     failed = [str(c.get("name")) for c in criteria if isinstance(c, dict) and not c.get("passed")]
@@ -545,11 +543,13 @@ def _send_test_alert(cfg) -> str | None:
 
 
 def check_disk(cfg) -> Item:
-    free = disk_free(Path(cfg.database_path).parent)
-    need = cfg.health.disk_warn_gb
-    if free < need * GB:
-        return Item("Disk space", False, f"{fmt_gb(free)} free (need {need:g} GB)", "free disk space")
-    return Item("Disk space", True, f"{fmt_gb(free)} free")
+    """GO needs the disk above the WARN threshold (``health.disk_warn_gb``): going live on a
+    disk the health check already warns about would be starting in trouble."""
+    r = checks.disk(cfg)
+    if not r.ok:
+        free = f"{r.value / checks.GB:.1f} GB free"
+        return Item("Disk space", False, f"{free} (need {cfg.health.disk_warn_gb:g} GB)", "free disk space")
+    return Item("Disk space", True, r.message)
 
 
 def check_emergency_stop(cfg, conn) -> Item:
@@ -708,10 +708,7 @@ def main(args) -> int:
     else:
         lines += [f"{OK} All systems operational", f"{OK} Ready for live trading"]
     print("\n".join(lines))
-    path = (
-        Path(cfg.report_dir)
-        / f"pre_launch_check_{datetime.fromtimestamp(now, UTC):%Y%m%d_%H%M%S}.txt"
-    )
+    path = Path(cfg.report_dir) / f"pre_launch_check_{datetime.fromtimestamp(now, UTC):%Y%m%d_%H%M%S}.txt"
     try:
         db.ensure_private_dir(path.parent)
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
