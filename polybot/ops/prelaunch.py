@@ -455,7 +455,12 @@ def check_risk(cfg) -> Item:
 def _scenario(cfg, label: str, script: str) -> Item:
     # The workspace's copy of the script (a clone), else the same command of the installed package.
     path = Path(cfg.root) / script
-    argv = [sys.executable, str(path)] if path.exists() else child_argv(for_script(script).name)
+    try:
+        argv = [sys.executable, str(path)] if path.exists() else child_argv(for_script(script).name)
+    except KeyError:
+        return Item(
+            label, False, f"{script} not available", f"{script} must exist and pass before going live"
+        )
     env = child_env(dict(os.environ, PYTHONIOENCODING="utf-8"))
     if cfg.source:
         env["POLYBOT_CONFIG"] = str(cfg.source)
