@@ -151,7 +151,7 @@ API_CONNECTIVITY = "Test the connection to the Polymarket APIs."
 class _ApiConnectivityParser(argparse.ArgumentParser):
     """Refuses ``--yes`` without ``--live-order-check`` as a usage error (exit 2)."""
 
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def, override]
+    def parse_known_args(self, args=None, namespace=None):
         ns, rest = super().parse_known_args(args, namespace)
         if ns.yes and not ns.live_order_check:
             self.error("--yes only applies to --live-order-check")
