@@ -1,6 +1,7 @@
-"""The one wrapper every top-level script goes through.
+"""The one wrapper every command goes through (``polybot COMMAND``, ``python SCRIPT.py``, both
+dispatched by :mod:`polybot.commands`).
 
-``run_script(main, parser)`` sets ``umask 077`` (so the database, backups and logs
+``run(main, parser, argv)`` sets ``umask 077`` (so the database, backups and logs
 are created owner-only), parses the arguments, runs ``main(args)`` and maps the
 project's exceptions to exit codes with one plain sentence and no traceback. An
 unexpected exception is a bug: its traceback goes to the log file and the operator
