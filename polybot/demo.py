@@ -58,7 +58,11 @@ class Demo:
     # ------------------------------------------------------------------ plumbing
     def env(self) -> dict:
         env = child_env(
-            {k: v for k, v in os.environ.items() if not k.startswith(("POLY", "TELEGRAM", "SMTP", "DASHBOARD"))}
+            {
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("POLY", "TELEGRAM", "SMTP", "DASHBOARD"))
+            }
         )
         env["PYTHONIOENCODING"] = "utf-8"
         env.pop("POLYBOT_CONFIG", None)

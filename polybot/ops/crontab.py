@@ -52,7 +52,9 @@ def _command_parts(cfg, job: JobSpec) -> tuple[str, list[str], str]:
     ws = Path(cfg.root).resolve()
     argv = job.command_args(ws)
     if argv is None:
-        raise ConfigError(f"Job {job.name}: {job.script} is not a polybot script and not in {ws}; fix the job list.")
+        raise ConfigError(
+            f"Job {job.name}: {job.script} is not a polybot script and not in {ws}; fix the job list."
+        )
     if argv[0] != "-m":
         argv[0] = _rel(Path(argv[0]), ws) or argv[0]
     if cfg.source and Path(cfg.source).resolve() != ws / "config.yaml":
