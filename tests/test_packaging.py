@@ -155,6 +155,25 @@ def test_an_uninstalled_checkout_runs_commands_from_any_directory(tmp_path):
     assert f"Database created: {tmp_path / 'data' / 'polymarket.db'}" in res.stdout
 
 
+def test_a_scheduled_job_runs_the_workspace_script_or_the_installed_command(tmp_path):
+    """A clone's workspace holds the scripts: the job runs `python health_check.py` there (the
+    checklist's crontab). A workspace without them runs `python -m polybot health` instead."""
+    from polybot.config import load_config
+    from polybot.ops.scheduler import JobSpec, run_job
+
+    (tmp_path / "config.yaml").write_text((ROOT / "config.yaml.example").read_text(encoding="utf-8"))
+    cfg = load_config(tmp_path / "config.yaml", require_mode_secrets=False)
+    job = JobSpec("health", "health_check.py", args=("--no-alert",), log="health.log")
+    assert job.command_args(tmp_path) == ["-m", "polybot", "health", "--no-alert"]
+    assert job.command_args(ROOT) == [str(ROOT.resolve() / "health_check.py"), "--no-alert"]
+    assert JobSpec("x", "no_such_script.py").command_args(tmp_path) is None
+    res = run_job(cfg, job)
+    log = (tmp_path / "logs" / "health.log").read_text(encoding="utf-8")
+    assert "run_scheduler: health: -m polybot health --no-alert" in log
+    # it really ran the health check (FAIL: no bot, no database here)
+    assert res.exit_code == 2 and re.search(r"^\[FAIL\] ", log, re.M), log
+
+
 # --------------------------------------------------------------------------- pins
 def test_pyproject_pins_are_the_requirements_pins():
     project = PYPROJECT["project"]
