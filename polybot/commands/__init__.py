@@ -86,7 +86,6 @@ COMMANDS: tuple[Command, ...] = (
     Command("pre-launch", "pre_launch_check.py", "Final go-live verification (GO / NO-GO)", f"{_O}:prelaunch_parser", "polybot.ops.prelaunch:main"),
     # the bundled simulator
     Command("demo", "demo.py", "The whole system on the bundled simulator", f"{_T}:demo_parser", "polybot.demo:main"),
-    Command("sim", None, "Run the local Polymarket-compatible simulator", "polybot.sim.__main__:build_parser", "polybot.sim.__main__:main"),
 )  # fmt: skip
 
 # Top-level modules that are imported, not run: the checklist's `from logger import setup_logger`.
