@@ -1,13 +1,11 @@
 #!/usr/bin/env python3
-"""Collect Polymarket market data: one 5-minute cycle (run it from cron every 5 minutes).
+"""Collect market data (one 5-minute cycle): ``python collect_market_data.py ARGS`` runs ``polybot collect ARGS``.
 
-Selects the tracked markets from config.yaml (collection:), stores markets, tokens and one
-snapshot per outcome token (best bid/ask, mid, spread, last trade, top book levels, depth,
-volume, liquidity) in data/polymarket.db. See the modes and exit codes below.
+The parser, its help text and the code live in the package (``polybot collect --help``);
+this file stays so that every command of the operator's checklist works as written.
 """
 
-from polybot.cli import run_script
-from polybot.collect.main import collect_main, collect_parser
+from polybot.commands import run_script
 
 if __name__ == "__main__":
-    run_script(collect_main, collect_parser(__doc__))
+    run_script("collect_market_data.py")

@@ -1,14 +1,11 @@
 #!/usr/bin/env python3
-"""Data quality check of the collected market data (the checklist's checks).
+"""Data quality check of the collected data: ``python data_quality_check.py ARGS`` runs ``polybot data-quality ARGS``.
 
-One ✓/✗ line per check — NULL critical fields, sequential timestamps, prices within
-bounds, duplicates, freshness, coverage — then PASS or FAIL with the reasons. The report
-is saved to reports/data_quality_YYYYMMDD_HHMMSS.txt; the exit code is 0 on PASS, 1 on FAIL.
-Example: python data_quality_check.py
+The parser, its help text and the code live in the package (``polybot data-quality --help``);
+this file stays so that every command of the operator's checklist works as written.
 """
 
-from polybot.cli import run_script
-from polybot.collect.main import quality_main, quality_parser
+from polybot.commands import run_script
 
 if __name__ == "__main__":
-    run_script(quality_main, quality_parser(__doc__))
+    run_script("data_quality_check.py")

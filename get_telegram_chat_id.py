@@ -1,20 +1,11 @@
 #!/usr/bin/env python3
-"""Print the Telegram chat id(s) to put in config.yaml (telegram.chat_id).
+"""Print the Telegram chat id(s) for config.yaml: ``python get_telegram_chat_id.py ARGS`` runs ``polybot telegram-chat-id ARGS``.
 
-First send any message to your bot in Telegram, then run this. It reads the bot's
-pending updates (getUpdates) with TELEGRAM_BOT_TOKEN and prints each chat's id and name.
-Example: python get_telegram_chat_id.py
+The parser, its help text and the code live in the package (``polybot telegram-chat-id --help``);
+this file stays so that every command of the operator's checklist works as written.
 """
 
-import argparse
-
-from polybot.alerts.cli import chat_id_main
-from polybot.cli import add_config_arg, run_script
+from polybot.commands import run_script
 
 if __name__ == "__main__":
-    run_script(
-        chat_id_main,
-        add_config_arg(
-            argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-        ),
-    )
+    run_script("get_telegram_chat_id.py")

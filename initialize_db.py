@@ -1,14 +1,11 @@
 #!/usr/bin/env python3
-"""Create or upgrade the database (data/polymarket.db): tables, schema version, permissions.
+"""Create or upgrade the database: ``python initialize_db.py ARGS`` runs ``polybot init-db ARGS``.
 
-Safe to run twice: it never deletes data; only missing migrations are applied.
-Example: python initialize_db.py
+The parser, its help text and the code live in the package (``polybot init-db --help``);
+this file stays so that every command of the operator's checklist works as written.
 """
 
-import argparse
-
-from polybot.cli import add_config_arg, run_script
-from polybot.ops.init_db import main
+from polybot.commands import run_script
 
 if __name__ == "__main__":
-    run_script(main, add_config_arg(argparse.ArgumentParser(description=__doc__)))
+    run_script("initialize_db.py")

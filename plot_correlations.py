@@ -1,17 +1,11 @@
 #!/usr/bin/env python3
-"""Heatmap of the market correlation matrix (checklist: Validation Phase 1, visual inspection).
+"""Heatmap of the correlation matrix: ``python plot_correlations.py ARGS`` runs ``polybot plot-correlations ARGS``.
 
-Same data and method as correlation_analysis.py; markets in clustered order so correlated ones sit
-together; at most --max-markets markets (the most strongly connected).
-Example: python plot_correlations.py --days 7 --output reports/correlation_heatmap_7day.png
+The parser, its help text and the code live in the package (``polybot plot-correlations --help``);
+this file stays so that every command of the operator's checklist works as written.
 """
 
-import os
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-from polybot.analysis.cli import plot_main, plot_parser  # noqa: E402
-from polybot.cli import run_script  # noqa: E402
+from polybot.commands import run_script
 
 if __name__ == "__main__":
-    run_script(plot_main, plot_parser(__doc__))
+    run_script("plot_correlations.py")

@@ -1,14 +1,11 @@
 #!/usr/bin/env python3
-"""Verify data collection: cycles seen, snapshots per market, gaps in the 5-minute grid
-(listed with start and end), tracked markets with no recent snapshot.
+"""Verify data collection (cycles, gaps): ``python verify_data_collection.py ARGS`` runs ``polybot verify-collection ARGS``.
 
-Exits 0 when collection runs with no gaps, 1 otherwise.
-Example (the checklist's flow): wait 30 minutes after --initial, then
-  python verify_data_collection.py
+The parser, its help text and the code live in the package (``polybot verify-collection --help``);
+this file stays so that every command of the operator's checklist works as written.
 """
 
-from polybot.cli import run_script
-from polybot.collect.main import verify_main, verify_parser
+from polybot.commands import run_script
 
 if __name__ == "__main__":
-    run_script(verify_main, verify_parser(__doc__))
+    run_script("verify_data_collection.py")

@@ -1,6 +1,7 @@
-"""The one wrapper every top-level script goes through.
+"""The one wrapper every command goes through (``polybot COMMAND``, ``python SCRIPT.py``, both
+dispatched by :mod:`polybot.commands`).
 
-``run_script(main, parser)`` sets ``umask 077`` (so the database, backups and logs
+``run(main, parser, argv)`` sets ``umask 077`` (so the database, backups and logs
 are created owner-only), parses the arguments, runs ``main(args)`` and maps the
 project's exceptions to exit codes with one plain sentence and no traceback. An
 unexpected exception is a bug: its traceback goes to the log file and the operator
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import io
 import logging
 import os
 import sqlite3
@@ -45,15 +47,61 @@ def _say(message: str) -> None:
 def _ensure_utf8_stdout() -> None:
     """✓/✗ lines must print on Windows consoles and cron pipes alike."""
     for stream in (sys.stdout, sys.stderr):
+        if not isinstance(stream, io.TextIOWrapper):  # replaced (tests, pythonw): leave it alone
+            continue
         try:
             if stream.encoding and stream.encoding.lower() not in ("utf-8", "utf8"):
                 stream.reconfigure(encoding="utf-8", errors="replace")
-        except (AttributeError, ValueError):
+        except ValueError:
             pass
 
 
 def _logging_configured() -> bool:
     return any(getattr(h, "_polybot", False) for h in logging.getLogger().handlers)
+
+
+def _database_error_sentence(text: str) -> str:
+    """The one sentence for an SQLite error, by what the operator has to do about it."""
+    low = text.lower()
+    if "full" in low:
+        return (
+            "Error: the disk is full (SQLite could not write); free disk space and run again — "
+            "the interrupted transaction was rolled back."
+        )
+    if "locked" in low or "busy" in low:
+        return (
+            "Error: the database stayed locked for 30 s by another process; check for a stuck job "
+            "(python health_check.py) and run again."
+        )
+    if "readonly" in low or "unable to open" in low:
+        # Not damage: restoring a backup here would overwrite a healthy database.
+        return (
+            f"Error: the database cannot be written ({text}); make the data directory and the "
+            f"database file writable by this user — the database itself is not damaged."
+        )
+    if "malformed" in low or "not a database" in low or "corrupt" in low:
+        return (
+            f"Error: the database file is damaged ({text}); stop the bot and the collector, check it "
+            f"with python maintain_database.py and restore the newest good backup with "
+            f"python backup_database.py --restore FILE."
+        )
+    return (
+        f"Error: database failure ({text}); run python maintain_database.py to check integrity, "
+        f"and restore with python backup_database.py --restore FILE if it is corrupt."
+    )
+
+
+def _os_error_sentence(exc: OSError) -> str:
+    if exc.errno == errno.EROFS:
+        return (
+            f"Error: the filesystem holding {exc.filename or 'that path'} is mounted read-only; "
+            f"remount it read-write and run again — nothing was changed."
+        )
+    if exc.errno == errno.ENOSPC:
+        return f"Error: the disk is full ({exc.filename or 'writing'}); free disk space and run again."
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"Error: permission denied for {exc.filename}; check the owner and mode of that path."
+    return f"Error: {exc.strerror or exc} ({exc.filename or ''}); check the path and try again."
 
 
 def run(
@@ -80,50 +128,12 @@ def run(
     except sqlite3.DatabaseError as exc:
         if _logging_configured():
             log.exception("database error", extra={"console": False})
-        text = str(exc)
-        low = text.lower()
-        if "full" in low:
-            _say(
-                "Error: the disk is full (SQLite could not write); free disk space and run again — "
-                "the interrupted transaction was rolled back."
-            )
-        elif "locked" in low or "busy" in low:
-            _say(
-                "Error: the database stayed locked for 30 s by another process; check for a stuck job "
-                "(python health_check.py) and run again."
-            )
-        elif "readonly" in low or "unable to open" in low:
-            # Not damage: restoring a backup here would overwrite a healthy database.
-            _say(
-                f"Error: the database cannot be written ({text}); make the data directory and the "
-                f"database file writable by this user — the database itself is not damaged."
-            )
-        elif "malformed" in low or "not a database" in low or "corrupt" in low:
-            _say(
-                f"Error: the database file is damaged ({text}); stop the bot and the collector, check it "
-                f"with python maintain_database.py and restore the newest good backup with "
-                f"python backup_database.py --restore FILE."
-            )
-        else:
-            _say(
-                f"Error: database failure ({text}); run python maintain_database.py to check integrity, "
-                f"and restore with python backup_database.py --restore FILE if it is corrupt."
-            )
+        _say(_database_error_sentence(str(exc)))
         return 3
     except OSError as exc:
         if _logging_configured():
             log.exception("OS error", extra={"console": False})
-        if exc.errno == errno.EROFS:
-            _say(
-                f"Error: the filesystem holding {exc.filename or 'that path'} is mounted read-only; "
-                f"remount it read-write and run again — nothing was changed."
-            )
-        elif exc.errno == errno.ENOSPC:
-            _say(f"Error: the disk is full ({exc.filename or 'writing'}); free disk space and run again.")
-        elif exc.errno in (errno.EACCES, errno.EPERM):
-            _say(f"Error: permission denied for {exc.filename}; check the owner and mode of that path.")
-        else:
-            _say(f"Error: {exc.strerror or exc} ({exc.filename or ''}); check the path and try again.")
+        _say(_os_error_sentence(exc))
         return EXIT_FAILURE
     except Exception as exc:  # a bug: keep the traceback in the log, one sentence on screen
         if _logging_configured():

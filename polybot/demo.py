@@ -25,7 +25,8 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from polybot.commands import child_argv, child_env, for_script
+
 BOLD = "\033[1m" if sys.stdout.isatty() else ""
 RESET = "\033[0m" if sys.stdout.isatty() else ""
 
@@ -56,10 +57,13 @@ class Demo:
 
     # ------------------------------------------------------------------ plumbing
     def env(self) -> dict:
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("POLY", "TELEGRAM", "SMTP", "DASHBOARD"))
-        }
-        env["PYTHONPATH"] = str(ROOT)
+        env = child_env(
+            {
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("POLY", "TELEGRAM", "SMTP", "DASHBOARD"))
+            }
+        )
         env["PYTHONIOENCODING"] = "utf-8"
         env.pop("POLYBOT_CONFIG", None)
         return env
@@ -74,7 +78,7 @@ class Demo:
         self.say(f"\n{BOLD}== {title}{RESET}\n$ {command}")
         start = time.monotonic()
         proc = subprocess.run(
-            [sys.executable, str(ROOT / args[0]), *args[1:]],
+            child_argv(for_script(args[0]).name, *args[1:]),  # = python SCRIPT ARGS
             cwd=self.workspace,
             env=self.env(),
             capture_output=True,
@@ -158,7 +162,13 @@ class Demo:
         self.say(f"  ✓ simulator at {self.sim_url}")
 
     def write_config(self) -> None:
-        data = yaml.safe_load((ROOT / "config.yaml.example").read_text(encoding="utf-8"))
+        example = Path.cwd() / "config.yaml.example"  # the project directory the demo runs in
+        if not example.exists():
+            raise DemoFailed(
+                f"config.yaml.example is not in {Path.cwd()}; run the demo from the polybot project "
+                f"directory (the clone that holds config.yaml.example)"
+            )
+        data = yaml.safe_load(example.read_text(encoding="utf-8"))
         data["polymarket"] = {
             "signature_type": 2,
             "chain_id": 137,
@@ -251,7 +261,7 @@ class Demo:
             self.say("  Reports and plots:")
             for p in reports:
                 self.say(
-                    f"    {p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}  ({p.stat().st_size:,} bytes)"
+                    f"    {p.relative_to(Path.cwd()) if p.is_relative_to(Path.cwd()) else p}  ({p.stat().st_size:,} bytes)"
                 )
         self.say(f"  Total time: {time.monotonic() - started:.0f} s; workspace: {self.workspace}")
 
@@ -369,7 +379,7 @@ def step_paper(d: Demo) -> None:
         f"$ python trading_bot.py --paper-trading"
     )
     bot = d.start_background(
-        str(ROOT / "trading_bot.py"),
+        *child_argv("trade")[1:],  # = python trading_bot.py
         "--paper-trading",
         "--max-runtime",
         str(int(d.paper_seconds * 3)),

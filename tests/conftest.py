@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from polybot.commands import prepare_process
+
+prepare_process()  # what every command does first (one BLAS thread) — the in-process tests too
 ROOT = Path(__file__).resolve().parent.parent
 # Real Polymarket payloads (copied from shared/polymarket/samples so any clone can run the tests).
 SAMPLES_DIR = Path(__file__).resolve().parent / "data" / "polymarket_samples"

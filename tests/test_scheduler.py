@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 from polybot.config import default_config, load_config
-from polybot.ops.common import ROOT, pid_alive
+from polybot.ops.common import pid_alive
 from polybot.ops.crontab import crontab_lines, venv_python, windows_task_lines
 from polybot.ops.scheduler import Scheduler, default_jobs
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 from tests.helpers_ops import init_workspace
 
 OK_JOB = """
@@ -172,7 +172,7 @@ def test_print_crontab_for_another_workspace(tmp_path):
     assert res.returncode == 0, res.stderr
     py = venv_python()
     assert (
-        f"0 2 * * * cd {tmp_path} && {py} {ROOT / 'backup_database.py'} >> logs/backup.log 2>&1"
+        f"0 2 * * * cd {tmp_path} && {py} -m polybot backup >> logs/backup.log 2>&1"
         in res.stdout.splitlines()
     )
     res = run_cli("run_scheduler.py", "--print-windows-tasks", cwd=tmp_path)

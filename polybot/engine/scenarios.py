@@ -14,7 +14,6 @@ import dataclasses
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,9 +22,9 @@ from pathlib import Path
 import yaml
 
 from polybot import db
+from polybot.commands import child_argv, child_env
 from polybot.config import Config, default_config, find_config_path, load_config
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRUB_PREFIXES = ("POLY", "TELEGRAM", "SMTP", "DASHBOARD")
 
 
@@ -135,15 +134,14 @@ class Scenarios:
     # ------------------------------------------------------------------ the bot as a process
     @staticmethod
     def env() -> dict:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUB_PREFIXES)}
-        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        env = child_env({k: v for k, v in os.environ.items() if not k.startswith(SCRUB_PREFIXES)})
         env["PYTHONIOENCODING"] = "utf-8"
         return env
 
     def start_bot(self, root: Path, *args: str) -> subprocess.Popen:
         out = open(root / "bot.out", "a", encoding="utf-8")
         return subprocess.Popen(
-            [sys.executable, str(ROOT / "trading_bot.py"), *args],
+            child_argv("trade", *args),  # = python trading_bot.py ARGS
             cwd=root,
             env=self.env(),
             stdout=out,
@@ -152,7 +150,7 @@ class Scenarios:
 
     def run_bot(self, root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, str(ROOT / "trading_bot.py"), *args],
+            child_argv("trade", *args),  # = python trading_bot.py ARGS
             cwd=root,
             env=self.env(),
             capture_output=True,

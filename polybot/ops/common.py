@@ -23,7 +23,6 @@ from pathlib import Path
 from ..checks import free_bytes
 from ..errors import PolybotError
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout (where the scripts live)
 OK, FAIL, WARN = "✓", "✗", "⚠"
 PID_FILE_NAME = "trading_bot.pid"
 HALT_FILE_NAME = "trading_bot.halted"

@@ -11,7 +11,7 @@ import shlex
 import sys
 from pathlib import Path, PureWindowsPath
 
-from .common import ROOT
+from ..errors import ConfigError
 from .scheduler import WEEKDAYS, JobSpec
 
 CRON_DOW = {d: (i + 1) % 7 for i, d in enumerate(WEEKDAYS)}  # sunday = 0
@@ -19,22 +19,24 @@ SCHTASKS_DOW = {d: d[:3].upper() for d in WEEKDAYS}
 SCHTASKS_TR_MAX = 261
 
 
-def venv_python() -> Path:
-    """The virtualenv's python: the running one if it is a venv, else the checkout's .venv/venv."""
+def venv_python(root: str | Path | None = None) -> Path:
+    """The virtualenv's python: the running one if it is a venv, else the project's .venv/venv
+    (``root``, default the working directory)."""
     if sys.prefix != sys.base_prefix:
         return Path(sys.executable)
+    base = Path.cwd() if root is None else Path(root)
     for name in (".venv", "venv"):
         for rel in (("bin", "python"), ("Scripts", "python.exe")):
-            p = ROOT / name / Path(*rel)
+            p = base / name / Path(*rel)
             if p.exists():
                 return p
     return Path(sys.executable)
 
 
-def _windows_python() -> PureWindowsPath:
+def _windows_python(root: str | Path) -> PureWindowsPath:
     if os.name == "nt":
-        return PureWindowsPath(venv_python())
-    prefix = sys.prefix if sys.prefix != sys.base_prefix else str(ROOT / ".venv")
+        return PureWindowsPath(venv_python(root))
+    prefix = sys.prefix if sys.prefix != sys.base_prefix else str(Path(root).resolve() / ".venv")
     return PureWindowsPath(prefix.replace("/", "\\")) / "Scripts" / "python.exe"
 
 
@@ -48,8 +50,13 @@ def _rel(path: Path, base: Path) -> str | None:
 def _command_parts(cfg, job: JobSpec) -> tuple[str, list[str], str]:
     """(workspace, [script, args...], log path) with paths relative to the workspace when inside it."""
     ws = Path(cfg.root).resolve()
-    script = job.script_path()
-    argv = [_rel(script, ws) or str(script), *job.args]
+    argv = job.command_args(ws)
+    if argv is None:
+        raise ConfigError(
+            f"Job {job.name}: {job.script} is not a polybot script and not in {ws}; fix the job list."
+        )
+    if argv[0] != "-m":
+        argv[0] = _rel(Path(argv[0]), ws) or argv[0]
     if cfg.source and Path(cfg.source).resolve() != ws / "config.yaml":
         argv += ["--config", str(Path(cfg.source).resolve())]
     log_file = Path(cfg.log_dir) / job.log
@@ -75,7 +82,7 @@ def _cron_quote(s: str) -> str:
 
 
 def crontab_lines(cfg, jobs: list[JobSpec]) -> list[str]:
-    py = venv_python()
+    py = venv_python(cfg.root)
     out = [
         f"# polybot jobs for {Path(cfg.root).resolve()} (python run_scheduler.py --print-crontab)",
         "# Install: crontab -e, paste these lines, save; check with: crontab -l",
@@ -109,7 +116,7 @@ def schtasks_schedule(job: JobSpec) -> str:
 
 
 def windows_task_lines(cfg, jobs: list[JobSpec]) -> list[str]:
-    py = str(_windows_python())
+    py = str(_windows_python(cfg.root))
     out = [
         "REM polybot scheduled tasks (python run_scheduler.py --print-windows-tasks); run in an administrator",
         "REM prompt. They run as SYSTEM as in the checklist: SYSTEM does not see variables set with",

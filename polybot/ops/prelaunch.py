@@ -32,10 +32,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import checks, db
+from ..commands import child_argv, child_env, for_script
 from ..config import check_mode_requirements, risk_bound_problems
 from ..errors import ConfigError, PolybotError
 from .backup import list_backups, read_checksum
-from .common import FAIL, OK, ROOT, bot_status, fmt_ago, sha256_file
+from .common import FAIL, OK, bot_status, fmt_ago, sha256_file
 from .secrets_scan import scan_for_secrets
 
 DAY = 86400
@@ -450,17 +451,20 @@ def check_risk(cfg) -> Item:
 
 
 def _scenario(cfg, label: str, script: str) -> Item:
-    path = next((p for p in (Path(cfg.root) / script, ROOT / script) if p.exists()), None)
-    if path is None:
+    # The workspace's copy of the script (a clone), else the same command of the installed package.
+    path = Path(cfg.root) / script
+    try:
+        argv = [sys.executable, str(path)] if path.exists() else child_argv(for_script(script).name)
+    except KeyError:
         return Item(
             label, False, f"{script} not available", f"{script} must exist and pass before going live"
         )
-    env = dict(os.environ, PYTHONIOENCODING="utf-8")
+    env = child_env(dict(os.environ, PYTHONIOENCODING="utf-8"))
     if cfg.source:
         env["POLYBOT_CONFIG"] = str(cfg.source)
     try:
         proc = subprocess.run(
-            [sys.executable, str(path)],
+            argv,
             cwd=str(cfg.root),
             env=env,
             capture_output=True,

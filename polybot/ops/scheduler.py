@@ -16,8 +16,9 @@ weekly_report  daily_report.py --weekly        Sunday 18:00                logs/
 audit          audit_backups.py                monthly, 1st, 04:00         logs/audit.log
 =============  ==============================  ==========================  ===================
 
-Each run is a subprocess (``[sys.executable, script]``, working directory = the config's
-directory, ``POLYBOT_CONFIG`` set) started from its own thread with a timeout
+Each run is a subprocess (``[sys.executable, script]`` when the workspace holds the script, as in
+a clone of the repository, else ``[sys.executable, -m, polybot, command]``; working directory =
+the config's directory, ``POLYBOT_CONFIG`` set) started from its own thread with a timeout
 (``schedule.job_timeout_minutes``): a crash or a hang of one job never delays the others; a hung
 job's whole process group is killed. A job still running when it is due again is skipped (and
 logged). Every run is logged (log line + a ``job_runs`` row: start, end, exit code, duration,
@@ -41,9 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import db
+from ..commands import child_argv, child_env, for_script
 from ..errors import AlreadyRunning, ConfigError
 from ..logs import redact
-from .common import ROOT
 
 log = logging.getLogger("polybot.scheduler")
 SCALE_ENV = "POLYBOT_SCHEDULE_SCALE"
@@ -54,7 +55,7 @@ PERIODS = {"daily": 86400.0, "weekly": 7 * 86400.0, "monthly": 30 * 86400.0}
 @dataclass(frozen=True)
 class JobSpec:
     name: str
-    script: str  # relative to the checkout, or absolute
+    script: str  # a polybot script name (collect_market_data.py) or an absolute path
     args: tuple[str, ...] = ()
     kind: str = "interval"  # interval | daily | weekly | monthly
     every_seconds: float = 300.0  # interval jobs
@@ -64,9 +65,20 @@ class JobSpec:
     log: str = "cron.log"  # output file in log_dir
     task: str = ""  # Windows Task Scheduler name
 
-    def script_path(self) -> Path:
+    def command_args(self, root: str | Path) -> list[str] | None:
+        """What follows the interpreter on the command line: the script (absolute, or the one in
+        the workspace ``root``: a clone's ``collect_market_data.py``) and the job's arguments;
+        else ``-m polybot COMMAND`` for a polybot script (an installed polybot); else None."""
         p = Path(self.script)
-        return p if p.is_absolute() else ROOT / p
+        if not p.is_absolute() and (Path(root) / p).exists():
+            p = Path(root).resolve() / p
+        if p.is_absolute():
+            return [str(p), *self.args] if p.exists() else None
+        try:
+            name = for_script(p.name).name
+        except KeyError:
+            return None
+        return child_argv(name, *self.args)[1:]
 
     @property
     def period(self) -> float:
@@ -301,14 +313,16 @@ def run_job(cfg, job: JobSpec, *, python: str = sys.executable) -> JobResult:
     out_path = log_dir / job.log
     started = time.time()
     row_id = _record_start(cfg, job.name, started)
-    script = job.script_path()
-    if not script.exists():
-        res = JobResult(job.name, 127, 0.0, False, f"{script.name} not found in {script.parent}")
+    args = job.command_args(cfg.root)
+    if args is None:
+        script = Path(job.script)
+        where = script.parent if script.is_absolute() else Path(cfg.root)
+        res = JobResult(job.name, 127, 0.0, False, f"{script.name} not found in {where}")
         log.error("Job %s cannot run: %s", job.name, res.detail)
         _record_end(cfg, row_id, res, time.time())
         return res
-    argv = [python, str(script), *job.args]
-    env = dict(os.environ, PYTHONIOENCODING="utf-8")
+    argv = [python, *args]
+    env = child_env(dict(os.environ, PYTHONIOENCODING="utf-8"))
     if cfg.source:
         env["POLYBOT_CONFIG"] = str(cfg.source)
     new = not out_path.exists()
