@@ -35,11 +35,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from polybot.domain import BUY, SELL
 from polybot.exchange.models import BookLevel, FeeSchedule, OrderBook
 from polybot.money import MICRO, notional_micro, round_size_down, taker_fee_micro, to_micro
 
-BUY = "BUY"
-SELL = "SELL"
 SIDES = (BUY, SELL)
 ORDER_TYPES = ("FOK", "FAK", "GTC", "GTD")
 
