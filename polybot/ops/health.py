@@ -20,6 +20,7 @@ every network call has a short timeout and ``quick_check`` stops after a time bu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sqlite3
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from .. import db
 from ..errors import PolybotError
+from ..exchange.client import PolymarketClient
 from ..logs import LOG_PREFIX
 from .common import GB, bot_status, disk_free, display_path, fmt_ago, fmt_gb, send_alerts
 
@@ -114,25 +116,12 @@ def check_bot(cfg, conn: sqlite3.Connection | None, now: float) -> HealthLine:
 
 
 def _api_seconds(cfg) -> float:
+    client = PolymarketClient.from_config(cfg, timeout=API_TIMEOUT, max_retries=1, backoff_max=1.0)
     try:
-        from ..exchange.client import PolymarketClient
-    except ImportError:
-        PolymarketClient = None
-    if PolymarketClient is not None:
-        client = PolymarketClient.from_config(cfg, timeout=API_TIMEOUT, max_retries=1, backoff_max=1.0)
-        try:
-            return client.health()
-        finally:
-            try:
-                client.close()
-            except Exception:
-                pass
-    import requests
-
-    t0 = time.perf_counter()
-    resp = requests.get(cfg.polymarket.base_url, timeout=API_TIMEOUT)
-    resp.raise_for_status()
-    return time.perf_counter() - t0
+        return client.health()
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
 
 
 def check_api(cfg) -> HealthLine:
