@@ -1,6 +1,6 @@
 """The exchange interface the trading engine uses (paper and live alike).
 
-Crash safety is the point of the design (docs: research/style_reliability.md B3):
+Crash safety is the point of the design (docs/dev/api_notes.md §13):
 
 1. ``prepare(request)`` builds and signs the order ONCE and returns a
    :class:`PreparedOrder` whose ``payload_json`` is exactly what ``submit`` will
@@ -59,7 +59,7 @@ TICK_SIZE_CHANGED = "tick_size_changed"  # re-prepare (re-sign) at the market's 
 
 # Fill.status: the CLOB's trade status (upper case; REST's TRADE_STATUS_ prefix removed).
 # MATCHED → MINED → CONFIRMED (final), or → RETRYING → FAILED (never settled: undo it);
-# also MATCHED_NOT_BROADCASTED (py-sdk models/clob/account.py; API_NOTES §3). Anything
+# also MATCHED_NOT_BROADCASTED (py-sdk models/clob/account.py; docs/dev/api_notes.md §5). Anything
 # but CONFIRMED/FAILED is provisional.
 TRADE_MATCHED, TRADE_MINED, TRADE_CONFIRMED = "MATCHED", "MINED", "CONFIRMED"
 TRADE_RETRYING, TRADE_FAILED = "RETRYING", "FAILED"

@@ -8,7 +8,7 @@ size, nothing to match) comes back as a :class:`FillResult` with
 ``reason`` sentence. ``ValueError`` is raised only for caller bugs (both or
 neither of size/amount, unknown side, GTC without a price).
 
-Rules (Polymarket CLOB, see docs/API_NOTES §3.3, §4.3, §5):
+Rules (Polymarket CLOB, see docs/dev/api_notes.md §4, §10, §11):
 - BUY consumes asks, SELL consumes bids, best price first; a limit price
   stops the walk (BUY takes asks ≤ limit, SELL takes bids ≥ limit).
 - A limit price must be a multiple of the tick and lie in [tick, 1 − tick].

@@ -1,6 +1,6 @@
 """Live trading on Polymarket's CLOB, signing with the official SDK ``py_clob_client_v2``.
 
-Order lifecycle (crash safety, docs: research/style_reliability.md B3):
+Order lifecycle (crash safety, docs/dev/api_notes.md §13):
 
 - :meth:`LiveExchange.prepare` computes the order's amounts exactly
   (:mod:`polybot.exchange.amounts`: limit orders at the tick, market orders with the

@@ -282,7 +282,7 @@ class OrderPostResult:
 
     @property
     def accepted(self) -> bool:
-        """API_NOTES §3.4: success && errorMsg=="" && orderID!="" && status in live/matched/delayed."""
+        """Accepted (docs/dev/api_notes.md §4): success, no errorMsg, an orderID, status live/matched/delayed."""
         return (
             self.success
             and not self.error_msg

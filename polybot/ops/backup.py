@@ -1,7 +1,7 @@
 """``backup_database.py``: consistent online backups of the SQLite database.
 
 A WAL database is never copied with ``cp`` (the -wal file holds committed data; see
-../shared/research/style_reliability.md B4). The procedure:
+docs/dev/api_notes.md §13). The procedure:
 
 1. ``Connection.backup()`` in ONE step into ``backups/.tmp-…`` — a consistent snapshot taken
    inside one read transaction; the bot and the collector keep writing (WAL readers never
