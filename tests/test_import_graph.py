@@ -139,45 +139,56 @@ def module_name(path: Path, top: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _imported_name(node: ast.ImportFrom, package: str) -> str:
+    """The absolute module name of ``from X import ...`` (relative ones resolved)."""
+    if not node.level:
+        return node.module or ""
+    parts = package.split(".")
+    base = parts[: len(parts) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _visit(g: Graph, name: str, package: str, node: ast.AST, where: str, root: str) -> None:
+    """Record what one AST node of module ``name`` imports (if anything)."""
+
+    def ours(mod: str) -> bool:
+        return mod == root or mod.startswith(root + ".")
+
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if ours(alias.name):
+                g.add(name, alias.name, where)
+            else:
+                g.external[name].add(alias.name.split(".")[0])
+    elif isinstance(node, ast.ImportFrom):
+        full = _imported_name(node, package)
+        if not ours(full):
+            g.external[name].add(full.split(".")[0])
+            return
+        for alias in node.names:
+            sub = f"{full}.{alias.name}"
+            g.add(name, sub if sub in g.modules else full, where)
+    elif isinstance(node, ast.Call):
+        f = node.func
+        fname = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+        if fname in ("import_module", "__import__"):
+            g.dynamic[name].append(where)
+    elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        m = ENTRY_RE.match(node.value)
+        if m and ours(m.group(1)):
+            g.add(name, m.group(1), f"{where} ({node.value!r})")
+            g.entries.append((name, where, m.group(1), m.group(2)))
+
+
 def build_graph(top: Path) -> Graph:
     """The import graph of the package in directory ``top`` (see the module docstring)."""
-    files = sorted(top.rglob("*.py"))
-    g = Graph({module_name(p, top): p for p in files})
-    root = top.name
+    g = Graph({module_name(p, top): p for p in sorted(top.rglob("*.py"))})
     for name, path in g.modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         rel = path.relative_to(top.parent).as_posix()
         for node in ast.walk(tree):
-            where = f"{rel}:{getattr(node, 'lineno', 0)}"
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name == root or alias.name.startswith(root + "."):
-                        g.add(name, alias.name, where)
-                    else:
-                        g.external[name].add(alias.name.split(".")[0])
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                    full = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    full = node.module or ""
-                if not (full == root or full.startswith(root + ".")):
-                    g.external[name].add(full.split(".")[0])
-                    continue
-                for alias in node.names:
-                    sub = f"{full}.{alias.name}"
-                    g.add(name, sub if sub in g.modules else full, where)
-            elif isinstance(node, ast.Call):
-                f = node.func
-                fname = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
-                if fname in ("import_module", "__import__"):
-                    g.dynamic[name].append(where)
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-                m = ENTRY_RE.match(node.value)
-                if m and m.group(1).split(".")[0] == root:
-                    g.add(name, m.group(1), f"{where} ({node.value!r})")
-                    g.entries.append((name, where, m.group(1), m.group(2)))
+            _visit(g, name, package, node, f"{rel}:{getattr(node, 'lineno', 0)}", top.name)
     return g
 
 
