@@ -64,7 +64,7 @@ def name_timestamp(name: str) -> int | None:
 
 def list_backups(backup_dir: Path) -> list[BackupFile]:
     """Every ``polymarket_backup_YYYYMMDD_HHMMSS.db`` in ``backup_dir``, oldest first."""
-    out = []
+    out: list[BackupFile] = []
     d = Path(backup_dir)
     if not d.is_dir():
         return out
