@@ -8,8 +8,11 @@ time, so an import hidden inside a function cannot hide a cycle. The rules:
   ``if TYPE_CHECKING:`` (a type-only import still couples two modules).
 - ``import a.b.c`` is an edge to ``a.b.c``; ``from a.b import n`` is an edge to the module
   ``a.b.n`` when ``n`` is a module, else to ``a.b``; relative imports are resolved against the
-  importing module's package. A ``"polybot.x.y:function"`` string (the command registry's lazy
-  entries) is an edge to ``polybot.x.y``.
+  importing module's package.
+- A ``"polybot.x.y:function"`` string (the command table's lazy entries, imported by name only
+  when that command runs) is NOT an edge: the table is data. The test checks instead that each
+  such entry names a module that defines that function, and that ``importlib`` is used nowhere
+  else (so no other import can escape the graph).
 - Importing ``a.b.c`` also runs the ``__init__`` of package ``a.b``, so it is an edge to
   ``a.b`` as well — EXCEPT to the packages that contain the importing module itself: Python
   has already started importing those before the module runs. So a package ``__init__``
@@ -60,6 +63,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "polybot.timefmt",
             "polybot.checks",
             "polybot.ledger_queries",
+            # the command table: names, scripts and "module:function" strings (data), and the
+            # helpers that start a command as a child process
+            "polybot.commands",
         ),
     ),
     # talking to the outside: the exchange's APIs, the local simulator of them, statistics,
@@ -98,14 +104,16 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "polybot.engine.scenarios_breakers",
             "polybot.validation",
             "polybot.demo",
-            "polybot.commands",
+            "polybot.commands.data",
+            "polybot.commands.trading",
+            "polybot.commands.alerting",
             "polybot.__main__",
         ),
     ),
 ]
 
-# Modules allowed to import by name at run time (importlib): the command registry, which
-# names each command's module in a "polybot.x.y:main" string (counted as an edge above).
+# Modules allowed to import by name at run time (importlib): the command table, which names
+# each command's module in a "polybot.x.y:main" string and imports it only to run it.
 DYNAMIC_IMPORTS_ALLOWED = ("polybot.commands",)
 
 ENTRY_RE = re.compile(r"^(\w+(?:\.\w+)+):(\w+)$")  # "package.module:function"
@@ -176,7 +184,6 @@ def _visit(g: Graph, name: str, package: str, node: ast.AST, where: str, root: s
     elif isinstance(node, ast.Constant) and isinstance(node.value, str):
         m = ENTRY_RE.match(node.value)
         if m and ours(m.group(1)):
-            g.add(name, m.group(1), f"{where} ({node.value!r})")
             g.entries.append((name, where, m.group(1), m.group(2)))
 
 
@@ -330,6 +337,20 @@ def test_dynamic_imports_only_in_the_command_registry_and_entries_resolve():
     assert not broken, "command entries that point nowhere:\n" + "\n".join(broken)
 
 
+def test_no_fallback_hides_a_failed_import():
+    """``except ImportError`` around our own code carries on with a weaker path (a restore
+    without the bot's lock, a health check without our client) instead of failing loudly."""
+    caught = []
+    for path in GRAPH.modules.values():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ExceptHandler) and node.type is not None:
+                types = node.type.elts if isinstance(node.type, ast.Tuple) else [node.type]
+                names = {t.id for t in types if isinstance(t, ast.Name)}
+                if names & {"ImportError", "ModuleNotFoundError"}:
+                    caught.append(f"{path.relative_to(PACKAGE_DIR.parent).as_posix()}:{node.lineno}")
+    assert not caught, f"import failures caught (import normally and let a broken install fail): {caught}"
+
+
 # ----------------------------------------------------------------------------- the simulator
 def test_simulator_never_imports_polybot_exchange():
     """The simulator judges our client: it must not share its code (polybot.exchange, the SDK)."""
@@ -385,7 +406,7 @@ def test_the_checker_finds_cycles_hidden_in_functions_relative_imports_and_packa
             "pkg/ok/__init__.py": "from .one import ONE\n",
             "pkg/ok/one.py": "from pkg.ok.two import TWO\nONE = TWO\n",
             "pkg/ok/two.py": "TWO = 2\n",
-            # a registry string is an edge
+            # a lazy "module:function" entry is data, not an edge (checked to resolve instead)
             "pkg/reg.py": "ENTRY = 'pkg.regtarget:main'\n",
             "pkg/regtarget.py": "import pkg.reg\ndef main(): pass\n",
         },
@@ -397,8 +418,8 @@ def test_the_checker_finds_cycles_hidden_in_functions_relative_imports_and_packa
         ["pkg.c", "pkg.sub", "pkg.sub.e"],
         ["pkg.f", "pkg.g"],
         ["pkg.h"],
-        ["pkg.reg", "pkg.regtarget"],
     ]
+    assert [(m, f) for _, _, m, f in g.entries] == [("pkg.regtarget", "main")]
     text = describe_cycles(cycles, g)
     assert "pkg.b -> pkg.a  (pkg/b.py:2)" in text
     assert "pkg.c -> pkg.sub  (pkg/c.py:1 (runs pkg.sub/__init__))" in text
