@@ -29,8 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from polybot import db
-from polybot.domain import BUY, SELL
-from polybot.exchange.base import TRADE_PROVISIONAL, Fill
+from polybot.exchange.base import BUY, SELL, TRADE_PROVISIONAL, Fill
 from polybot.money import MICRO, notional_micro
 from polybot.money import div_half_up as _half_up_div
 
