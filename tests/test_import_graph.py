@@ -4,8 +4,10 @@ The graph is built from the source (``ast``), not from what happens to be import
 time, so an import hidden inside a function cannot hide a cycle. The rules:
 
 - A node is a MODULE: every ``.py`` file under ``polybot/`` (a package is its ``__init__``).
-- Every import counts, wherever it is: module level, inside a function or a class, under
-  ``if TYPE_CHECKING:`` (a type-only import still couples two modules).
+- Every import counts, wherever it is: module level, inside a function or a class. An import
+  under ``if TYPE_CHECKING:`` never runs, so it cannot make an import cycle and is left out of
+  the cycle checks; it still has to respect the layers (a lower layer does not even name a
+  higher layer's types).
 - ``import a.b.c`` is an edge to ``a.b.c``; ``from a.b import n`` is an edge to the module
   ``a.b.n`` when ``n`` is a module, else to ``a.b``; relative imports are resolved against the
   importing module's package.
@@ -123,23 +125,32 @@ ENTRY_RE = re.compile(r"^(\w+(?:\.\w+)+):(\w+)$")  # "package.module:function"
 class Graph:
     modules: dict[str, Path]
     edges: dict[str, dict[str, list[str]]] = field(default_factory=lambda: defaultdict(dict))
+    type_edges: dict[str, dict[str, list[str]]] = field(default_factory=lambda: defaultdict(dict))
     external: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # top-level names
     dynamic: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     entries: list[tuple[str, str, str, str]] = field(default_factory=list)  # (src, where, module, attr)
 
-    def add(self, src: str, target: str, where: str) -> None:
+    def add(self, src: str, target: str, where: str, *, type_only: bool = False) -> None:
         """Edge src → the longest prefix of ``target`` that is a module, and → the packages it runs."""
         parts = target.split(".")
         while parts and ".".join(parts) not in self.modules:
             parts.pop()
         if not parts:
             return
-        self.edges[src].setdefault(".".join(parts), []).append(where)
+        edges = self.type_edges if type_only else self.edges
+        edges[src].setdefault(".".join(parts), []).append(where)
         root = next(iter(self.modules)).split(".")[0]
         for i in range(2, len(parts)):
             pkg = ".".join(parts[:i])
             if pkg != root and not (src == pkg or src.startswith(pkg + ".")):
-                self.edges[src].setdefault(pkg, []).append(f"{where} (runs {pkg}/__init__)")
+                edges[src].setdefault(pkg, []).append(f"{where} (runs {pkg}/__init__)")
+
+    def all_edges(self):
+        """(src, dst, where) of every edge, run-time and type-only."""
+        for edges in (self.edges, self.type_edges):
+            for src, targets in edges.items():
+                for dst, where in targets.items():
+                    yield src, dst, where
 
 
 def module_name(path: Path, top: Path) -> str:
@@ -156,7 +167,7 @@ def _imported_name(node: ast.ImportFrom, package: str) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def _visit(g: Graph, name: str, package: str, node: ast.AST, where: str, root: str) -> None:
+def _visit(g: Graph, name: str, package: str, node: ast.AST, where: str, root: str, type_only: bool) -> None:
     """Record what one AST node of module ``name`` imports (if anything)."""
 
     def ours(mod: str) -> bool:
@@ -165,7 +176,7 @@ def _visit(g: Graph, name: str, package: str, node: ast.AST, where: str, root: s
     if isinstance(node, ast.Import):
         for alias in node.names:
             if ours(alias.name):
-                g.add(name, alias.name, where)
+                g.add(name, alias.name, where, type_only=type_only)
             else:
                 g.external[name].add(alias.name.split(".")[0])
     elif isinstance(node, ast.ImportFrom):
@@ -175,7 +186,7 @@ def _visit(g: Graph, name: str, package: str, node: ast.AST, where: str, root: s
             return
         for alias in node.names:
             sub = f"{full}.{alias.name}"
-            g.add(name, sub if sub in g.modules else full, where)
+            g.add(name, sub if sub in g.modules else full, where, type_only=type_only)
     elif isinstance(node, ast.Call):
         f = node.func
         fname = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
@@ -194,9 +205,24 @@ def build_graph(top: Path) -> Graph:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         rel = path.relative_to(top.parent).as_posix()
+        type_only = _type_checking_nodes(tree)
         for node in ast.walk(tree):
-            _visit(g, name, package, node, f"{rel}:{getattr(node, 'lineno', 0)}", top.name)
+            where = f"{rel}:{getattr(node, 'lineno', 0)}"
+            _visit(g, name, package, node, where, top.name, id(node) in type_only)
     return g
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    """ids of the nodes inside ``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``) bodies."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If):
+            t = node.test
+            if (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
+                isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING"
+            ):
+                out |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return out
 
 
 def strongly_connected(nodes, edges) -> list[list[str]]:
@@ -288,12 +314,10 @@ def test_every_module_has_a_layer():
 
 def test_imports_never_go_up_a_layer():
     upward = []
-    for src, targets in GRAPH.edges.items():
-        s = component_of(src)
-        for dst, where in targets.items():
-            d = component_of(dst)
-            if s is not None and d is not None and d[0] > s[0]:
-                upward.append(f"{src} ({LAYERS[s[0]][0]}) -> {dst} ({LAYERS[d[0]][0]})  ({where[0]})")
+    for src, dst, where in GRAPH.all_edges():
+        s, d = component_of(src), component_of(dst)
+        if s is not None and d is not None and d[0] > s[0]:
+            upward.append(f"{src} ({LAYERS[s[0]][0]}) -> {dst} ({LAYERS[d[0]][0]})  ({where[0]})")
     assert not upward, "imports from a lower layer to a higher one:\n" + "\n".join(sorted(upward))
 
 
@@ -359,7 +383,7 @@ def test_simulator_never_imports_polybot_exchange():
         m = todo.pop()
         if m not in seen:
             seen.add(m)
-            todo += list(GRAPH.edges.get(m, ()))
+            todo += [*GRAPH.edges.get(m, ()), *GRAPH.type_edges.get(m, ())]
     assert sorted(m for m in seen if m == "polybot.exchange" or m.startswith("polybot.exchange.")) == []
     sdk = sorted(m for m in seen if any(x.startswith("py_clob") for x in GRAPH.external.get(m, ())))
     assert sdk == [], f"these modules, reachable from polybot.sim, import the CLOB SDK: {sdk}"
@@ -398,7 +422,7 @@ def test_the_checker_finds_cycles_hidden_in_functions_relative_imports_and_packa
             "pkg/sub/d.py": "X = 1\n",
             # e → c: only a cycle because importing pkg.sub.d runs sub/__init__, which imports e
             "pkg/sub/e.py": "import pkg.c\nY = 2\n",
-            # type-only and self imports count too
+            # a self import is a cycle; a type-only import is not (it never runs)
             "pkg/f.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.g import G\n",
             "pkg/g.py": "from .f import *\nG = 1\n",
             "pkg/h.py": "import pkg.h\n",
@@ -416,10 +440,10 @@ def test_the_checker_finds_cycles_hidden_in_functions_relative_imports_and_packa
     assert cycles == [
         ["pkg.a", "pkg.b"],
         ["pkg.c", "pkg.sub", "pkg.sub.e"],
-        ["pkg.f", "pkg.g"],
         ["pkg.h"],
     ]
     assert [(m, f) for _, _, m, f in g.entries] == [("pkg.regtarget", "main")]
+    assert g.type_edges["pkg.f"] == {"pkg.g": ["pkg/f.py:3"]} and "pkg.f" in g.edges["pkg.g"]
     text = describe_cycles(cycles, g)
     assert "pkg.b -> pkg.a  (pkg/b.py:2)" in text
     assert "pkg.c -> pkg.sub  (pkg/c.py:1 (runs pkg.sub/__init__))" in text
