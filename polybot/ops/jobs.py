@@ -185,5 +185,5 @@ def load_jobs_file(path: Path) -> list[JobSpec]:
             )
         jobs.append(JobSpec(name, str(sp if sp.is_absolute() else base / sp), **kw))
     if not jobs:
-        raise ConfigError(f"{path} has no jobs; see polybot/ops/scheduler.py load_jobs_file for the format.")
+        raise ConfigError(f"{path} has no jobs; see polybot/ops/jobs.py load_jobs_file for the format.")
     return jobs
