@@ -23,7 +23,7 @@ job's whole process group is killed. A job still running when it is due again is
 logged). Every run is logged (log line + a ``job_runs`` row: start, end, exit code, duration,
 last output line).
 
-Test hooks: ``--jobs-file FILE`` replaces the job list (YAML, see :func:`polybot.ops.jobs.load_jobs_file`),
+Test hooks: ``--jobs-file FILE`` replaces the job list (YAML, see ops/jobs.py :func:`load_jobs_file`),
 ``--interval-scale X`` (or ``POLYBOT_SCHEDULE_SCALE``) turns every job into "every period × X
 seconds" (daily = 86400 s × X), ``--run-for SECONDS`` stops after that long.
 """
