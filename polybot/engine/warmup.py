@@ -47,7 +47,7 @@ def warm_feed(
     for ch in store.chunks(start, int(now), 6 * 3600):
         ts = ch.timestamp
         cuts = np.flatnonzero(ts[1:] != ts[:-1]) + 1
-        for s, e in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(ts)]))):
+        for s, e in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(ts)])), strict=True):
             feed.ingest(int(ts[s]), ch.token[s:e], ch.bid[s:e], ch.ask[s:e], ch.price[s:e], ch.backfill[s:e])
     store.close()  # drops the TEMP lookup table; depth lookups do not need it
     return feed
