@@ -1,6 +1,6 @@
 """The one SQLite helper every script uses.
 
-Settings (see docs and ../shared/research/style_reliability.md B4): WAL journal,
+Settings (see docs/dev/api_notes.md §13): WAL journal,
 ``busy_timeout`` 30 s (cron overlap), ``foreign_keys`` ON, ``synchronous`` FULL
 for anything that writes money records (NORMAL is allowed for bulk market data),
 autocommit mode with explicit ``BEGIN IMMEDIATE`` transactions through

@@ -67,9 +67,7 @@ from pathlib import Path
 
 from polybot import checks
 from polybot.config import RiskLimits
-from polybot.errors import DataError
-from polybot.money import MICRO, fmt_usd, notional_micro, round_size_down, to_micro
-from polybot.strategy.base import (
+from polybot.domain import (
     BUY,
     ENTER,
     EXIT,
@@ -79,6 +77,8 @@ from polybot.strategy.base import (
     MarketInfo,
     PortfolioView,
 )
+from polybot.errors import DataError
+from polybot.money import MICRO, fmt_usd, notional_micro, round_size_down, to_micro
 
 DAY = 86_400
 MIN_MARKETABLE_NOTIONAL_MICRO = 1_000_000  # Polymarket: marketable BUYs ≥ $1

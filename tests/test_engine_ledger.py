@@ -7,9 +7,10 @@ import pytest
 
 from polybot import db
 from polybot.config import default_config
+from polybot.domain import OrderState
 from polybot.engine import ledger, state
 from polybot.engine.breakers import ApiErrorCounter, BreakerTripped, check_positions
-from polybot.engine.orders import CANCELED, FILLED, PAPER_NOT_EXECUTED, PENDING_SUBMIT, REJECTED, Executor
+from polybot.engine.orders import PAPER_NOT_EXECUTED, Executor
 from polybot.errors import ExchangeUnavailable, PolybotError, RequestRejected
 from polybot.exchange.base import OrderRequest
 from polybot.exchange.models import BookLevel, FeeSchedule, OrderBook
@@ -156,7 +157,7 @@ def test_order_written_before_sent_and_filled_after(conn):
         strategy="s",
         reason="test",
     )
-    assert out.status == FILLED and out.filled_micro == 150 * M
+    assert out.status == OrderState.FILLED and out.filled_micro == 150 * M
     row = exe.row(out.order_id)
     assert row["signed_payload"] and row["client_order_id"] == "paper-1"
     fills = conn.execute(
@@ -180,7 +181,7 @@ def test_order_written_before_sent_and_filled_after(conn):
     out = exe.place(
         OrderRequest(TOKEN, "BUY", "FAK", price_micro=530_000, size_micro=900 * M), market_id="m1"
     )
-    assert out.status == REJECTED and "not enough balance" in out.error
+    assert out.status == OrderState.REJECTED and "not enough balance" in out.error
     assert conn.execute("SELECT COUNT(*) FROM trades WHERE order_id=?", (out.order_id,)).fetchone()[0] == 0
     assert ex.balance_micro() == ledger.paper_cash_micro(conn, "paper", 500 * M)
 
@@ -200,7 +201,7 @@ def test_paper_fill_not_recorded_before_a_crash_is_not_executed(conn):
                 prepared.order_hash,
                 TOKEN,
                 10 * M,
-                PENDING_SUBMIT,
+                OrderState.PENDING_SUBMIT,
                 prepared.to_json(),
             ),
         )
@@ -213,11 +214,11 @@ def test_paper_fill_not_recorded_before_a_crash_is_not_executed(conn):
     report = exe2.resolve_inflight(startup=True)
     assert len(report) == 1 and PAPER_NOT_EXECUTED in report[0]
     row = conn.execute("SELECT status, error FROM orders").fetchone()
-    assert tuple(row) == (CANCELED, PAPER_NOT_EXECUTED)
+    assert tuple(row) == (OrderState.CANCELED, PAPER_NOT_EXECUTED)
     assert conn.execute("SELECT COUNT(*) FROM trades").fetchone()[0] == 0
     # the next order gets a new id; the old one is never re-filled
     out = exe2.place(req, market_id="m1")
-    assert out.status == FILLED and exe2.row(out.order_id)["client_order_id"] == "paper-2"
+    assert out.status == OrderState.FILLED and exe2.row(out.order_id)["client_order_id"] == "paper-2"
     assert ledger.paper_cash_micro(conn, "paper", 500 * M) == ex2.balance_micro()
 
 

@@ -9,10 +9,11 @@ import time
 import pytest
 
 from polybot import db
+from polybot.domain import BUY
 from polybot.engine.bot import startup
 from polybot.engine.drill import Drill
 from polybot.engine.loop import Engine
-from polybot.exchange.base import BUY, OrderRequest
+from polybot.exchange.base import OrderRequest
 from polybot.exchange.client import PolymarketClient
 from polybot.exchange.live import LiveExchange
 from tests.helpers_engine import M, load, make_workspace

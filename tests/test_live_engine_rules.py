@@ -19,13 +19,14 @@ import urllib.request
 import pytest
 
 from polybot import db
+from polybot.domain import BUY, SELL
 from polybot.engine import external, ledger
 from polybot.engine.bot import startup
 from polybot.engine.breakers import POSITION_ANOMALY, BreakerTripped
 from polybot.engine.closeout import close_all_positions
 from polybot.engine.drill import Drill
 from polybot.engine.loop import Engine
-from polybot.exchange.base import BUY, SELL, OrderRequest
+from polybot.exchange.base import OrderRequest
 from polybot.exchange.client import PolymarketClient
 from polybot.exchange.live import LiveExchange
 from tests.helpers_engine import M, load, make_workspace

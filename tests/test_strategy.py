@@ -358,7 +358,7 @@ def test_warm_feed_equals_a_feed_built_row_by_row(tmp_path):
     """The engine warms its feed from the database at start-up, then adds live rows."""
     from polybot.backtest.synthetic import generate
     from polybot.db import connect
-    from polybot.strategy.warmup import warm_feed
+    from polybot.engine.warmup import warm_feed
 
     d = generate(tmp_path / "w.db", n_markets=4, days=2, seed=2, tick=0.001, half_spread=0.002)
     conn = connect(d.path, readonly=True)

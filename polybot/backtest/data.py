@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from polybot.domain import MarketInfo
 from polybot.errors import DataError
 from polybot.exchange.models import FeeSchedule
-from polybot.strategy.base import MarketInfo
 
 _BITS = 21
 _SHIFT = 1 << _BITS

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from polybot.domain import BUY, Holding, PortfolioView
 from polybot.exchange.fills import FillResult
 from polybot.money import MICRO, notional_micro
-from polybot.strategy.base import BUY, Holding, PortfolioView
 
 
 @dataclass(frozen=True)

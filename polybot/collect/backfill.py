@@ -24,7 +24,7 @@ price, bid/ask/depth/book NULL (the backtester applies a half-spread).
 Survivorship-free (``collection.backfill_closed``, on by default): the markets that CLOSED
 inside the window are fetched too — Gamma ``GET /markets/keyset`` with ``closed=true`` and
 ``end_date_min`` = the window start (less a week), the same filters on every page
-(API_NOTES §1.1–1.2), most traded (``volumeNum``) first — those whose close time lies in
+(docs/dev/api_notes.md §1), most traded (``volumeNum``) first — those whose close time lies in
 the window (an early-resolved market keeps its later scheduled end date, so there is no
 ``end_date_max``), filtered by the collection's tags/keywords and
 ``backfill_closed_min_volume``, up to ``backfill_closed_max_markets``
@@ -115,7 +115,7 @@ def fetch_history(client, plan: TokenPlan, step: int) -> list[PricePoint]:
     """Every history point needed to fill ``plan`` (windows ≤ 15 days, with look-back).
 
     Always ``startTs``/``endTs`` windows, never ``interval=max``: for resolved markets the
-    latter returns nothing below 12-hour fidelity (py-clob-client#216, API_NOTES §2); the
+    latter returns nothing below 12-hour fidelity (py-clob-client#216, docs/dev/api_notes.md §3); the
     windowed form is reported to work for closed markets (UNVERIFIED upstream) — a closed
     market with no history simply gets no backfilled rows, never invented ones."""
     fidelity = max(1, step // 60)
@@ -165,9 +165,9 @@ def closed_in_window(client, cc, start: int, end: int) -> tuple[list[Market], li
         return [], []
     extra = {"include_tag": True} if cc.tags else {}
     # closed=true with end_date_min/max (ISO) on /markets/keyset: py-sdk
-    # src/polymarket/_internal/actions/gamma.py::list_markets_spec (API_NOTES §1.2); closed
+    # src/polymarket/_internal/actions/gamma.py::list_markets_spec (docs/dev/api_notes.md §1); closed
     # defaults to false since 2026-04-09, so it is always sent. The same filters on every
-    # page: the cursor is bound to the query (API_NOTES §1.1).
+    # page: the cursor is bound to the query (docs/dev/api_notes.md §1).
     # Only a lower bound on the END DATE: a market that resolved early (YES before its
     # deadline) keeps its later scheduled endDate — an end_date_max would miss exactly those —
     # and one that traded on past its end date until resolution closes after it (hence

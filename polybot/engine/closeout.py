@@ -18,11 +18,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from polybot.domain import SELL
 from polybot.engine import external, ledger
-from polybot.engine.loop import market_version
+from polybot.engine.marketdata import market_version
 from polybot.engine.orders import CLOSE_EXTERNAL
 from polybot.errors import ExchangeError
-from polybot.exchange.base import SELL, OrderRequest
+from polybot.exchange.base import OrderRequest
 from polybot.money import MICRO, round_size_down
 
 log = logging.getLogger("polybot.engine")

@@ -13,15 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from polybot.domain import BUY, ENTER, EXIT, SELL, Intent, PortfolioView
 from polybot.money import MICRO
+from polybot.strategy import registry
 from polybot.strategy.base import (
-    BUY,
-    ENTER,
-    EXIT,
-    SELL,
-    Intent,
     MarketView,
-    PortfolioView,
     Strategy,
     limit_for_buy,
     limit_for_sell,
@@ -132,11 +128,6 @@ class Drill(Strategy):
 def register_drill() -> None:
     """Add ``drill`` to the strategy registry (after the built-ins, which the registry
     only loads while it is empty)."""
-    from polybot.strategy import registry
-
-    try:
-        registry.strategy_names()
-    except ImportError:
-        pass
+    registry.strategy_names()  # loads the built-ins first
     if NAME not in registry.STRATEGIES:
         registry.register(Drill)

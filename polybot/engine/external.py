@@ -27,8 +27,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from polybot import db
+from polybot.domain import BUY
 from polybot.engine import ledger
-from polybot.exchange.base import BUY, Fill
+from polybot.exchange.base import Fill
 from polybot.money import MICRO, notional_micro
 
 log = logging.getLogger("polybot.engine")

@@ -35,9 +35,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from polybot import db
-from polybot.engine import breakers, ledger, state
+from polybot.engine import breakers, ledger, state, stop
 from polybot.engine.breakers import BreakerTripped
-from polybot.engine.marketdata import MarketData
+from polybot.engine.marketdata import MarketData, market_version
 from polybot.engine.orders import OPEN, Executor
 from polybot.errors import DatabaseError, DataError, ExchangeError
 from polybot.exchange.base import OrderRequest
@@ -60,12 +60,6 @@ from polybot.strategy.execution import (
 log = logging.getLogger("polybot.engine")
 
 HEARTBEAT_SECONDS = 5.0  # Polymarket cancels every open order ~10 s after the last one
-
-
-def market_version(conn: sqlite3.Connection, market_id: str) -> str | None:
-    """Gamma's version of a market ('v2': Protocol V2, signed for ExchangeV3), None = unknown."""
-    r = conn.execute("SELECT version FROM markets WHERE id=?", (market_id,)).fetchone()
-    return r[0] if r is not None and r[0] in ("v1", "v2") else None
 
 
 def iso(ts: float | None) -> str:
@@ -668,6 +662,4 @@ class Engine:
     # ------------------------------------------------------------------ STOP
     def stop(self, trip: BreakerTripped) -> None:
         """Cancel orders; emergency: close positions; latch the halt; alert; raise HaltedError."""
-        from polybot.engine.stop import stop
-
-        stop(self, trip)
+        stop.stop(self, trip)

@@ -49,6 +49,12 @@ def market_rows(conn: sqlite3.Connection, mode: str) -> dict[str, sqlite3.Row]:
     return {r["id"]: r for r in rows}
 
 
+def market_version(conn: sqlite3.Connection, market_id: str) -> str | None:
+    """Gamma's version of a market ('v2': Protocol V2, signed for ExchangeV3), None = unknown."""
+    r = conn.execute("SELECT version FROM markets WHERE id=?", (market_id,)).fetchone()
+    return r[0] if r is not None and r[0] in ("v1", "v2") else None
+
+
 def fee_schedule(row: sqlite3.Row | None) -> FeeSchedule:
     if row is None:
         return FeeSchedule()

@@ -51,6 +51,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from polybot import db
+from polybot.domain import ExchangeOrderStatus, OrderState
 from polybot.engine.breakers import ApiErrorCounter, BreakerTripped
 from polybot.engine.order_fills import (  # noqa: F401  (re-exported)
     CLOSE_EXTERNAL,
@@ -66,42 +67,20 @@ from polybot.errors import (
     TemporaryExchangeError,
 )
 from polybot.exchange.base import (
-    CANCELED as X_CANCELED,
-)
-from polybot.exchange.base import (
-    DELAYED,
-    MATCHED,
-    UNMATCHED,
     Exchange,
     OrderRequest,
     OrderResult,
     OrderStatus,
     PreparedOrder,
 )
-from polybot.exchange.base import (
-    EXPIRED as X_EXPIRED,
-)
-from polybot.exchange.base import (
-    LIVE as X_LIVE,
-)
-from polybot.exchange.base import (
-    REJECTED as X_REJECTED,
-)
 from polybot.money import MICRO
 
 log = logging.getLogger("polybot.engine")
 
-PENDING_SUBMIT = "PENDING_SUBMIT"
-LIVE = "LIVE"
-PARTIALLY_FILLED = "PARTIALLY_FILLED"
-FILLED = "FILLED"
-CANCELED = "CANCELED"
-REJECTED = "REJECTED"
-UNKNOWN = "UNKNOWN"
-EXPIRED = "EXPIRED"
-INFLIGHT = (PENDING_SUBMIT, UNKNOWN)
-OPEN = (LIVE, PARTIALLY_FILLED)
-TERMINAL = (FILLED, CANCELED, REJECTED, EXPIRED)
+# orders.status is an OrderState (polybot/domain.py); orders.exchange_status an ExchangeOrderStatus.
+INFLIGHT = (OrderState.PENDING_SUBMIT, OrderState.UNKNOWN)
+OPEN = (OrderState.LIVE, OrderState.PARTIALLY_FILLED)
+TERMINAL = (OrderState.FILLED, OrderState.CANCELED, OrderState.REJECTED, OrderState.EXPIRED)
 MAX_REPOSTS = 2
 PAPER_NOT_EXECUTED = "not executed: the bot stopped before the paper fill was recorded"
 
@@ -170,7 +149,7 @@ class Executor(FillRecording):
         return [
             r
             for r in self.rows(OPEN)
-            if r["exchange_status"] == MATCHED
+            if r["exchange_status"] == ExchangeOrderStatus.MATCHED
             and (r["exchange_matched_micro"] is None or r["filled_micro"] < r["exchange_matched_micro"])
         ]
 
@@ -222,7 +201,7 @@ class Executor(FillRecording):
                     request.order_type,
                     request.price_micro or 0,
                     request.size_micro if request.size_micro is not None else request.amount_micro,
-                    PENDING_SUBMIT,
+                    OrderState.PENDING_SUBMIT,
                     prepared.to_json(),
                     strategy,
                     reason,
@@ -243,7 +222,7 @@ class Executor(FillRecording):
         try:
             check()
         except BreakerTripped:
-            self._set(oid, CANCELED, error="not sent: emergency stop")
+            self._set(oid, OrderState.CANCELED, error="not sent: emergency stop")
             raise
         return self._submit(oid, prepared)
 
@@ -251,29 +230,29 @@ class Executor(FillRecording):
         try:
             result = self.exchange.submit(prepared)
         except OrderOutcomeUnknown as exc:
-            self._set(oid, UNKNOWN, error=str(exc))
+            self._set(oid, OrderState.UNKNOWN, error=str(exc))
             log.warning("order %d outcome unknown (%s); it will be resolved by looking it up", oid, exc)
             self.api_errors.failure(exc, "sending an order")
-            return PlaceOutcome(oid, UNKNOWN, error=str(exc))
+            return PlaceOutcome(oid, OrderState.UNKNOWN, error=str(exc))
         except TemporaryExchangeError as exc:
-            self._set(oid, REJECTED, error=f"not accepted: {exc}")
+            self._set(oid, OrderState.REJECTED, error=f"not accepted: {exc}")
             self.api_errors.failure(exc, "sending an order")
-            return PlaceOutcome(oid, REJECTED, error=str(exc))
+            return PlaceOutcome(oid, OrderState.REJECTED, error=str(exc))
         except AuthenticationError as exc:
-            self._set(oid, REJECTED, error=f"not accepted: {exc}")
+            self._set(oid, OrderState.REJECTED, error=f"not accepted: {exc}")
             self.api_errors.failure(exc, "sending an order")
             raise
         except ExchangeError as exc:
             if self.mode == "paper":  # the paper exchange changes nothing when it raises
-                self._set(oid, REJECTED, error=f"not executed: {exc}")
+                self._set(oid, OrderState.REJECTED, error=f"not executed: {exc}")
                 self.api_errors.failure(exc, "filling a paper order")
-                return PlaceOutcome(oid, REJECTED, error=str(exc))
-            self._set(oid, UNKNOWN, error=str(exc))
+                return PlaceOutcome(oid, OrderState.REJECTED, error=str(exc))
+            self._set(oid, OrderState.UNKNOWN, error=str(exc))
             self.api_errors.failure(exc, "sending an order")
-            return PlaceOutcome(oid, UNKNOWN, error=str(exc))
+            return PlaceOutcome(oid, OrderState.UNKNOWN, error=str(exc))
         self.api_errors.success()
         out = self.apply_result(oid, result)
-        if self.mode == "live" and result.status == MATCHED and out.status in OPEN:
+        if self.mode == "live" and result.status == ExchangeOrderStatus.MATCHED and out.status in OPEN:
             out = self._confirm_matched(oid, out)
         return out
 
@@ -309,23 +288,26 @@ class Executor(FillRecording):
             self._record_fills(row, result.fills)
             filled = self._filled(oid)
             xmatched = None
-            if result.status == X_REJECTED:
-                status, error = REJECTED, result.error or "rejected"
-            elif result.status == UNMATCHED:
-                status, error = CANCELED, "unmatched: nothing filled"
-            elif result.status == MATCHED and self.mode == "paper":
-                status, error = (FILLED if filled else CANCELED), None  # paper fills are complete
+            if result.status == ExchangeOrderStatus.REJECTED:
+                status, error = OrderState.REJECTED, result.error or "rejected"
+            elif result.status == ExchangeOrderStatus.UNMATCHED:
+                status, error = OrderState.CANCELED, "unmatched: nothing filled"
+            elif result.status == ExchangeOrderStatus.MATCHED and self.mode == "paper":
+                status, error = (
+                    (OrderState.FILLED if filled else OrderState.CANCELED),
+                    None,
+                )  # paper fills are complete
             elif (
-                result.status == MATCHED
+                result.status == ExchangeOrderStatus.MATCHED
                 and filled >= int(row["size_micro"])
                 and row["order_type"] in ("GTC", "GTD")
             ):
-                status, error, xmatched = FILLED, None, filled
+                status, error, xmatched = OrderState.FILLED, None, filled
             else:
                 # live, delayed, or matched: a GTC's remainder may rest and a market order's
                 # fills may not be readable yet — the exchange's order status decides (sync_open)
-                status, error = (PARTIALLY_FILLED if filled else LIVE), None
-                if result.status == MATCHED and getattr(result, "fills_pending", False):
+                status, error = (OrderState.PARTIALLY_FILLED if filled else OrderState.LIVE), None
+                if result.status == ExchangeOrderStatus.MATCHED and getattr(result, "fills_pending", False):
                     xmatched = int(result.size_matched_micro) or None  # the answer's own amount
             self.conn.execute(
                 "UPDATE orders SET status=?, filled_micro=?, error=COALESCE(?, error), "
@@ -333,7 +315,7 @@ class Executor(FillRecording):
                 "exchange_matched_micro=COALESCE(?, exchange_matched_micro), updated_at=? WHERE id=?",
                 (status, filled, error, result.exchange_order_id, result.status, xmatched, self.now(), oid),
             )
-        if status == REJECTED:
+        if status == OrderState.REJECTED:
             log.warning("order %d rejected: %s", oid, error)
         else:
             log.info("order %d %s (filled %.2f)", oid, status, filled / MICRO)
@@ -353,20 +335,24 @@ class Executor(FillRecording):
             matched = int(st.size_matched_micro)
             original = int(st.original_size_micro or row["size_micro"])
             market_order = row["order_type"] in ("FOK", "FAK")
-            if st.status in (X_LIVE, DELAYED):
-                status = PARTIALLY_FILLED if filled else LIVE
-            elif st.status == MATCHED:
+            if st.status in (ExchangeOrderStatus.LIVE, ExchangeOrderStatus.DELAYED):
+                status = OrderState.PARTIALLY_FILLED if filled else OrderState.LIVE
+            elif st.status == ExchangeOrderStatus.MATCHED:
                 complete = market_order or (original > 0 and matched >= original)
                 if filled >= matched and filled and complete:
-                    status = FILLED
+                    status = OrderState.FILLED
                 else:  # fills still to read, or a remainder still rests
-                    status = PARTIALLY_FILLED if filled else LIVE
-            elif st.status == X_EXPIRED:
-                status = EXPIRED
-            elif st.status in (X_CANCELED, UNMATCHED, X_REJECTED):
-                status = CANCELED
+                    status = OrderState.PARTIALLY_FILLED if filled else OrderState.LIVE
+            elif st.status == ExchangeOrderStatus.EXPIRED:
+                status = OrderState.EXPIRED
+            elif st.status in (
+                ExchangeOrderStatus.CANCELED,
+                ExchangeOrderStatus.UNMATCHED,
+                ExchangeOrderStatus.REJECTED,
+            ):
+                status = OrderState.CANCELED
             else:
-                status = PARTIALLY_FILLED if filled else LIVE
+                status = OrderState.PARTIALLY_FILLED if filled else OrderState.LIVE
             self.conn.execute(
                 "UPDATE orders SET status=?, filled_micro=?, exchange_order_id=?, exchange_status=?, "
                 "exchange_matched_micro=?, updated_at=? WHERE id=?",
@@ -407,7 +393,7 @@ class Executor(FillRecording):
         for row in self.rows(INFLIGHT):
             oid = row["id"]
             if self.mode == "paper" and startup:
-                self._set(oid, CANCELED, error=PAPER_NOT_EXECUTED)
+                self._set(oid, OrderState.CANCELED, error=PAPER_NOT_EXECUTED)
                 report.append(
                     f"order {oid} ({row['client_order_id']}) was {row['status']}: {PAPER_NOT_EXECUTED}"
                 )
@@ -457,7 +443,7 @@ class Executor(FillRecording):
                 if self.mode == "paper"
                 else f"not found at the exchange {age} s after it was prepared"
             )
-            self._set(oid, CANCELED, error=f"never executed: {why}")
+            self._set(oid, OrderState.CANCELED, error=f"never executed: {why}")
             report.append(f"order {oid} was {row['status']}: never executed ({why}) → CANCELED")
         return report
 
@@ -496,7 +482,7 @@ class Executor(FillRecording):
                         row["filled_micro"] / MICRO,
                     )
                 elif now - int(row["created_at"]) >= self.grace_seconds:
-                    self._set(oid, CANCELED, error="no longer known to the exchange")
+                    self._set(oid, OrderState.CANCELED, error="no longer known to the exchange")
                     report.append(f"order {oid} vanished from the exchange → CANCELED")
                 continue
             status = self.apply_status(oid, st)
@@ -523,11 +509,13 @@ class Executor(FillRecording):
                 st = self.exchange.lookup(key)
             except ExchangeError:
                 st = None
-            if st is not None and st.status not in (X_LIVE, DELAYED):
+            if st is not None and st.status not in (ExchangeOrderStatus.LIVE, ExchangeOrderStatus.DELAYED):
                 self.apply_status(row["id"], st)
-            elif row["status"] in OPEN and row["exchange_status"] == MATCHED and st is None:
+            elif (
+                row["status"] in OPEN and row["exchange_status"] == ExchangeOrderStatus.MATCHED and st is None
+            ):
                 pass  # matched, fills not readable yet: never "canceled"
             elif row["status"] in OPEN:
-                self._set(row["id"], CANCELED, error=f"canceled: {why}")
+                self._set(row["id"], OrderState.CANCELED, error=f"canceled: {why}")
             report.append(f"order {row['id']} → {self.row(row['id'])['status']}")
         return report

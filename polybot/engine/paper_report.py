@@ -103,7 +103,7 @@ def backtest_same_window(cfg, conn, start: int, end: int) -> tuple[dict | None, 
         # measured, so the verdict is the backtest's own and not "coverage not measured"
         coverage = data_coverage(conn, bt.feed.tokens, start, end, grid_seconds=bt.interval)
         return compute_metrics(res, cfg.backtest, coverage=coverage), strategy.name
-    except (PolybotError, ImportError) as exc:
+    except PolybotError as exc:
         return None, str(exc)
 
 

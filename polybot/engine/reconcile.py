@@ -1,6 +1,6 @@
 """Start-up reconciliation: the database against the exchange (live) or itself (paper).
 
-Order of work (nautilus-style, research/style_reliability.md B2/B3):
+Order of work (nautilus-style, docs/dev/api_notes.md §13):
 
 1. positions: the ``positions`` table must equal what the recorded trades imply; any
    difference is reported and the table rebuilt from the trades (trades are the truth);

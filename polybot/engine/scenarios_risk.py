@@ -21,6 +21,7 @@ import traceback
 from dataclasses import replace
 
 from polybot import db
+from polybot.domain import BUY, ENTER, Intent
 from polybot.engine import ledger
 from polybot.engine.bot import startup
 from polybot.engine.breakers import DAILY_LOSS, BreakerTripped
@@ -30,7 +31,6 @@ from polybot.engine.scenarios import ScenarioFailed, Scenarios, operator_config,
 from polybot.logs import configure_from
 from polybot.money import MICRO, fmt_usd, notional_micro, to_micro
 from polybot.risk import RULE_DAILY_LOSS, RULE_PORTFOLIO_EXPOSURE, RULE_POSITION_SIZE
-from polybot.strategy.base import BUY, ENTER, Intent
 
 log = logging.getLogger("polybot.scenarios")
 

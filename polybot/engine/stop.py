@@ -15,6 +15,7 @@ import logging
 
 from polybot.engine import breakers, ledger, state
 from polybot.engine.breakers import BreakerTripped
+from polybot.engine.closeout import close_all_positions
 from polybot.errors import HaltedError
 
 log = logging.getLogger("polybot.engine")
@@ -31,8 +32,6 @@ def stop(engine, trip: BreakerTripped) -> None:
         except Exception as exc:  # noqa: BLE001 — best effort, keep stopping
             report.append(f"cancelling orders failed: {exc}")
     if trip.breaker == breakers.EMERGENCY_STOP:
-        from polybot.engine.closeout import close_all_positions
-
         report += close_all_positions(engine)
     for line in report:
         log.warning("STOP: %s", line)

@@ -1,6 +1,6 @@
 """The exchange interface the trading engine uses (paper and live alike).
 
-Crash safety is the point of the design (docs: research/style_reliability.md B3):
+Crash safety is the point of the design (docs/dev/api_notes.md §13):
 
 1. ``prepare(request)`` builds and signs the order ONCE and returns a
    :class:`PreparedOrder` whose ``payload_json`` is exactly what ``submit`` will
@@ -39,36 +39,34 @@ from typing import Any
 
 # Shared with the read side: CancelResult(canceled, not_canceled) and the Data-API
 # Position (token_id, condition_id, size, avg_price, initial_value ... in micro-units).
+from polybot.domain import BUY, SELL, ExchangeOrderStatus
 from polybot.exchange.models import CancelResult, Position  # noqa: F401  (re-exported)
 
-BUY = "BUY"
-SELL = "SELL"
 ORDER_TYPES = ("GTC", "GTD", "FOK", "FAK")
 
-# OrderResult.status
-LIVE = "live"  # accepted, resting on the book (maybe partly filled)
-MATCHED = "matched"  # accepted and filled at placement (FAK: what could fill)
-DELAYED = "delayed"  # accepted, matching delayed by the exchange (taker delay)
-UNMATCHED = "unmatched"  # accepted but nothing filled and nothing rests
-REJECTED = "rejected"  # definitively refused; nothing happened
-RESULT_STATUSES = (LIVE, MATCHED, DELAYED, UNMATCHED, REJECTED)
-ACCEPTED_STATUSES = (LIVE, MATCHED, DELAYED)
+# OrderResult.status: one of these ExchangeOrderStatus values (polybot/domain.py)
+RESULT_STATUSES = (
+    ExchangeOrderStatus.LIVE,
+    ExchangeOrderStatus.MATCHED,
+    ExchangeOrderStatus.DELAYED,
+    ExchangeOrderStatus.UNMATCHED,
+    ExchangeOrderStatus.REJECTED,
+)
+ACCEPTED_STATUSES = (ExchangeOrderStatus.LIVE, ExchangeOrderStatus.MATCHED, ExchangeOrderStatus.DELAYED)
 
 # OrderResult.code: why a rejection happened, when the caller can act on it
 TICK_SIZE_CHANGED = "tick_size_changed"  # re-prepare (re-sign) at the market's new tick
 
 # Fill.status: the CLOB's trade status (upper case; REST's TRADE_STATUS_ prefix removed).
 # MATCHED → MINED → CONFIRMED (final), or → RETRYING → FAILED (never settled: undo it);
-# also MATCHED_NOT_BROADCASTED (py-sdk models/clob/account.py; API_NOTES §3). Anything
+# also MATCHED_NOT_BROADCASTED (py-sdk models/clob/account.py; docs/dev/api_notes.md §5). Anything
 # but CONFIRMED/FAILED is provisional.
 TRADE_MATCHED, TRADE_MINED, TRADE_CONFIRMED = "MATCHED", "MINED", "CONFIRMED"
 TRADE_RETRYING, TRADE_FAILED = "RETRYING", "FAILED"
 TRADE_PROVISIONAL = (TRADE_MATCHED, "MATCHED_NOT_BROADCASTED", TRADE_MINED, TRADE_RETRYING)
 
-# OrderStatus.status (normalised from the CLOB's LIVE / MATCHED / CANCELED ...)
-CANCELED = "canceled"
-EXPIRED = "expired"
-OPEN_STATUSES = (LIVE, DELAYED)
+# OrderStatus.status: an ExchangeOrderStatus (normalised from the CLOB's LIVE / MATCHED / CANCELED ...)
+OPEN_STATUSES = (ExchangeOrderStatus.LIVE, ExchangeOrderStatus.DELAYED)
 
 
 @dataclass(frozen=True)
@@ -251,7 +249,7 @@ class OrderResult:
 
     @property
     def rejected(self) -> bool:
-        return self.status == REJECTED
+        return self.status == ExchangeOrderStatus.REJECTED
 
 
 @dataclass(frozen=True)

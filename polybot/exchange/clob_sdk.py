@@ -209,7 +209,7 @@ class SdkClient(ClobClient):
         ``position``: a Protocol-V2 market (Gamma ``version: "v2"``, ``positionIds``): the
         asset is the position id and the order signs for ExchangeV3, EIP-712 domain
         version "3" (py_clob_client_v2 1.2.1 ``_resolve_order_routing``: ``position_id``
-        selects version 3; API_NOTES §1.2 item 2). Else ExchangeV2 (neg-risk or plain), "2".
+        selects version 3; docs/dev/api_notes.md §7). Else ExchangeV2 (neg-risk or plain), "2".
         """
         cfg = get_contract_config(self.chain_id)
         if position:

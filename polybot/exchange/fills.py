@@ -8,7 +8,7 @@ size, nothing to match) comes back as a :class:`FillResult` with
 ``reason`` sentence. ``ValueError`` is raised only for caller bugs (both or
 neither of size/amount, unknown side, GTC without a price).
 
-Rules (Polymarket CLOB, see docs/API_NOTES §3.3, §4.3, §5):
+Rules (Polymarket CLOB, see docs/dev/api_notes.md §4, §10, §11):
 - BUY consumes asks, SELL consumes bids, best price first; a limit price
   stops the walk (BUY takes asks ≤ limit, SELL takes bids ≥ limit).
 - A limit price must be a multiple of the tick and lie in [tick, 1 − tick].
@@ -35,11 +35,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from polybot.domain import BUY, SELL
 from polybot.exchange.models import BookLevel, FeeSchedule, OrderBook
 from polybot.money import MICRO, notional_micro, round_size_down, taker_fee_micro, to_micro
 
-BUY = "BUY"
-SELL = "SELL"
 SIDES = (BUY, SELL)
 ORDER_TYPES = ("FOK", "FAK", "GTC", "GTD")
 

@@ -13,7 +13,7 @@ Data API, or the simulator's prefix) and adds:
 - a 425/429 that carries ``Retry-After`` is throttling, not failure: it is waited out and
   does not use up ``max_retries``; at most ``max_throttle_waits`` such waits per call;
 - client-side sliding-window rate limiting per endpoint family (thread-safe; it sleeps,
-  never fails), defaulting to the documented Cloudflare limits (API_NOTES §4.1);
+  never fails), defaulting to the documented Cloudflare limits (docs/dev/api_notes.md §9);
 - per-call statistics (:class:`HttpStats`).
 
 Only paths (never query strings, bodies or headers) are logged, at DEBUG.
@@ -40,7 +40,7 @@ from polybot.errors import AuthenticationError, ExchangeUnavailable, RequestReje
 
 log = logging.getLogger(__name__)
 
-# Documented Cloudflare limits (requests per window seconds), API_NOTES §4.1.
+# Documented Cloudflare limits (requests per window seconds), docs/dev/api_notes.md §9.
 # "general" applies to every call of that host; a family applies to its endpoint.
 # (Gamma's combined /markets+/events listing limit, 900/10s, can never be hit because
 # 300 + 500 < 900, so it is not modelled.)

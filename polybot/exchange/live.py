@@ -1,6 +1,6 @@
 """Live trading on Polymarket's CLOB, signing with the official SDK ``py_clob_client_v2``.
 
-Order lifecycle (crash safety, docs: research/style_reliability.md B3):
+Order lifecycle (crash safety, docs/dev/api_notes.md §13):
 
 - :meth:`LiveExchange.prepare` computes the order's amounts exactly
   (:mod:`polybot.exchange.amounts`: limit orders at the tick, market orders with the
@@ -50,6 +50,7 @@ from py_clob_client_v2.clob_types import (
 from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
 
 from polybot.config import PolymarketConfig
+from polybot.domain import BUY, ExchangeOrderStatus
 from polybot.errors import (
     AuthenticationError,
     ConfigError,
@@ -65,12 +66,8 @@ from polybot.exchange import amounts as A
 from polybot.exchange import parse as P
 from polybot.exchange.base import (
     ACCEPTED_STATUSES,
-    BUY,
-    MATCHED,
-    REJECTED,
     RESULT_STATUSES,
     TICK_SIZE_CHANGED,
-    UNMATCHED,
     CancelResult,
     Exchange,
     OrderRequest,
@@ -464,8 +461,10 @@ class LiveExchange(TradeReader, Exchange):
         if "duplicat" in parsed.error_msg.lower():
             return self._already_known(prepared, parsed.error_msg)
         if not parsed.accepted:
-            if parsed.success and parsed.status == UNMATCHED and not parsed.error_msg:
-                return OrderResult(status=UNMATCHED, exchange_order_id=parsed.order_id or None, raw=res)
+            if parsed.success and parsed.status == ExchangeOrderStatus.UNMATCHED and not parsed.error_msg:
+                return OrderResult(
+                    status=ExchangeOrderStatus.UNMATCHED, exchange_order_id=parsed.order_id or None, raw=res
+                )
             return self._rejected(
                 prepared,
                 parsed.error_msg or f"order not accepted (status {parsed.status!r})",
@@ -480,7 +479,7 @@ class LiveExchange(TradeReader, Exchange):
         status = parsed.status if parsed.status in RESULT_STATUSES else "live"
         fills = self._fills_by_trade_ids(oid, parsed.trade_ids)
         matched = sum(f.size_micro for f in fills or () if not f.failed)
-        pending = status == MATCHED and (fills is None or not parsed.trade_ids)
+        pending = status == ExchangeOrderStatus.MATCHED and (fills is None or not parsed.trade_ids)
         if pending:
             # "matched" but its trades are not readable yet: NOT a cancel — report the size
             # the answer states (BUY: takingAmount = shares, SELL: makingAmount) and let the
@@ -511,7 +510,7 @@ class LiveExchange(TradeReader, Exchange):
                 f"{msg} — the market's tick size changed; prepare the order again to sign it at the new tick"
             )
         return OrderResult(
-            status=REJECTED,
+            status=ExchangeOrderStatus.REJECTED,
             exchange_order_id=oid,
             error=msg,
             code=code,
@@ -562,7 +561,7 @@ class LiveExchange(TradeReader, Exchange):
         status = (
             st.status
             if st.status in ACCEPTED_STATUSES
-            else ("matched" if st.size_matched_micro else UNMATCHED)
+            else ("matched" if st.size_matched_micro else ExchangeOrderStatus.UNMATCHED)
         )
         return OrderResult(
             status=status,

@@ -6,20 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True)
-class FeeSchedule:
-    """Taker fee = shares × rate × (p(1−p))^exponent. Makers never pay."""
-
-    rate: float = 0.0
-    exponent: float = 1.0
-    taker_only: bool = True
-    rebate_rate: float = 0.0
-    enabled: bool = False
-
-    @property
-    def effective_rate(self) -> float:
-        return self.rate if self.enabled else 0.0
+from polybot.domain import FeeSchedule  # noqa: F401  (a market fact, defined in domain; re-exported)
 
 
 @dataclass(frozen=True)
@@ -295,7 +282,7 @@ class OrderPostResult:
 
     @property
     def accepted(self) -> bool:
-        """API_NOTES §3.4: success && errorMsg=="" && orderID!="" && status in live/matched/delayed."""
+        """Accepted (docs/dev/api_notes.md §4): success, no errorMsg, an orderID, status live/matched/delayed."""
         return (
             self.success
             and not self.error_msg

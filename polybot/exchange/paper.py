@@ -29,15 +29,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Union
 
+from polybot.domain import BUY, SELL, ExchangeOrderStatus
 from polybot.errors import DataError
 from polybot.exchange.base import (
-    BUY,
-    CANCELED,
-    EXPIRED,
-    LIVE,
-    MATCHED,
-    REJECTED,
-    SELL,
     CancelResult,
     Exchange,
     Fill,
@@ -67,7 +61,7 @@ class PaperOrder:
     price_micro: int  # limit price (0 for a market order without one)
     original_size_micro: int  # shares (for a BUY by amount: the shares it bought)
     size_matched_micro: int = 0
-    status: str = LIVE  # live | matched | canceled | expired | rejected
+    status: str = ExchangeOrderStatus.LIVE  # live | matched | canceled | expired | rejected
     created_ts: int = 0
     expiration: int | None = None
     client_tag: str = ""
@@ -222,7 +216,7 @@ class PaperExchange(Exchange):
                     price_micro=o.price_micro,
                     original_size_micro=o.original_size_micro,
                     size_matched_micro=o.size_matched_micro,
-                    status=LIVE,
+                    status=ExchangeOrderStatus.LIVE,
                     created_ts=o.created_ts,
                     expiration=o.expiration,
                 )
@@ -249,14 +243,14 @@ class PaperExchange(Exchange):
         return sum(
             notional_micro(o.price_micro, o.remaining_size_micro)
             for o in self.state.orders.values()
-            if o.status == LIVE and o.side == BUY
+            if o.status == ExchangeOrderStatus.LIVE and o.side == BUY
         )
 
     def _reserved_shares(self, token_id: str) -> int:
         return sum(
             o.remaining_size_micro
             for o in self.state.orders.values()
-            if o.status == LIVE and o.side == SELL and o.token_id == token_id
+            if o.status == ExchangeOrderStatus.LIVE and o.side == SELL and o.token_id == token_id
         )
 
     def available_cash_micro(self) -> int:
@@ -314,10 +308,16 @@ class PaperExchange(Exchange):
         return out
 
     def _result_of(self, order: PaperOrder) -> OrderResult:
-        if order.status == REJECTED:
-            return OrderResult(status=REJECTED, error=order.error)
+        if order.status == ExchangeOrderStatus.REJECTED:
+            return OrderResult(status=ExchangeOrderStatus.REJECTED, error=order.error)
         fills = tuple(self._fills_of(order.order_id))
-        status = LIVE if order.status == LIVE else MATCHED if order.size_matched_micro else order.status
+        status = (
+            ExchangeOrderStatus.LIVE
+            if order.status == ExchangeOrderStatus.LIVE
+            else ExchangeOrderStatus.MATCHED
+            if order.size_matched_micro
+            else order.status
+        )
         return OrderResult(
             status=status,
             exchange_order_id=order.order_id,
@@ -403,14 +403,14 @@ class PaperExchange(Exchange):
                         f"{avail / MICRO:g} are available"
                     )
             if error:
-                order.status, order.error = REJECTED, error
+                order.status, order.error = ExchangeOrderStatus.REJECTED, error
                 self.state.orders[order.order_id] = order
-                return OrderResult(status=REJECTED, error=error)
+                return OrderResult(status=ExchangeOrderStatus.REJECTED, error=error)
             self._record_fills(order, res.fills, "taker")
             if req.order_type in ("GTC", "GTD") and res.remaining_size_micro:
-                order.status = LIVE
+                order.status = ExchangeOrderStatus.LIVE
             else:
-                order.status = MATCHED
+                order.status = ExchangeOrderStatus.MATCHED
                 if req.amount_micro is not None:
                     order.original_size_micro = order.size_matched_micro
             self.state.orders[order.order_id] = order
@@ -426,15 +426,25 @@ class PaperExchange(Exchange):
         with self._lock:
             now = self._now()
             for o in list(self.state.orders.values()):
-                if o.status == LIVE and o.expiration and now >= o.expiration - GTD_SECURITY_SECONDS:
-                    o.status = EXPIRED
-            tokens = sorted({o.token_id for o in self.state.orders.values() if o.status == LIVE})
+                if (
+                    o.status == ExchangeOrderStatus.LIVE
+                    and o.expiration
+                    and now >= o.expiration - GTD_SECURITY_SECONDS
+                ):
+                    o.status = ExchangeOrderStatus.EXPIRED
+            tokens = sorted(
+                {o.token_id for o in self.state.orders.values() if o.status == ExchangeOrderStatus.LIVE}
+            )
             for token in tokens:
                 if books is not None and token not in books:
                     continue
                 book = books[token] if books is not None else self._book_source(token)
                 for o in sorted(
-                    (o for o in self.state.orders.values() if o.status == LIVE and o.token_id == token),
+                    (
+                        o
+                        for o in self.state.orders.values()
+                        if o.status == ExchangeOrderStatus.LIVE and o.token_id == token
+                    ),
                     key=lambda o: (o.created_ts, _seq_of(o.order_id)),
                 ):
                     res = resting_fill(
@@ -443,7 +453,7 @@ class PaperExchange(Exchange):
                     if res.fills:
                         new += self._record_fills(o, res.fills, "maker")
                         if res.status == FILLED:
-                            o.status = MATCHED
+                            o.status = ExchangeOrderStatus.MATCHED
         return new
 
     def settle(self, token_id: str, payout_micro: int) -> dict | None:
@@ -452,8 +462,8 @@ class PaperExchange(Exchange):
         cancelled. Returns the settlement record (persist it), None if flat."""
         with self._lock:
             for o in self.state.orders.values():
-                if o.status == LIVE and o.token_id == token_id:
-                    o.status = CANCELED
+                if o.status == ExchangeOrderStatus.LIVE and o.token_id == token_id:
+                    o.status = ExchangeOrderStatus.CANCELED
             pos = self.state.positions.get(token_id)
             if not pos or not pos["size_micro"]:
                 return None
@@ -470,25 +480,25 @@ class PaperExchange(Exchange):
     def lookup(self, order_id_or_hash: str) -> OrderStatus | None:
         with self._lock:
             o = self.state.orders.get(order_id_or_hash)
-            if o is None or o.status == REJECTED:  # the CLOB does not know refused orders
+            if o is None or o.status == ExchangeOrderStatus.REJECTED:  # the CLOB does not know refused orders
                 return None
             return o.to_status(self._fills_of(o.order_id))
 
     def cancel(self, order_id: str) -> CancelResult:
         with self._lock:
             o = self.state.orders.get(order_id)
-            if o is None or o.status == REJECTED:
+            if o is None or o.status == ExchangeOrderStatus.REJECTED:
                 return CancelResult(not_canceled={order_id: "order not found"})
-            if o.status != LIVE:
+            if o.status != ExchangeOrderStatus.LIVE:
                 return CancelResult(not_canceled={order_id: f"the order is already {o.status}"})
-            o.status = CANCELED
+            o.status = ExchangeOrderStatus.CANCELED
             return CancelResult(canceled=(order_id,))
 
     def cancel_all(self) -> CancelResult:
         with self._lock:
-            ids = [o.order_id for o in self.state.orders.values() if o.status == LIVE]
+            ids = [o.order_id for o in self.state.orders.values() if o.status == ExchangeOrderStatus.LIVE]
             for i in ids:
-                self.state.orders[i].status = CANCELED
+                self.state.orders[i].status = ExchangeOrderStatus.CANCELED
             return CancelResult(canceled=tuple(ids))
 
     def open_orders(self) -> list[OrderStatus]:
@@ -496,7 +506,7 @@ class PaperExchange(Exchange):
             return [
                 o.to_status(self._fills_of(o.order_id))
                 for o in self.state.orders.values()
-                if o.status == LIVE
+                if o.status == ExchangeOrderStatus.LIVE
             ]
 
     def trades(self, since_ts: int | None = None) -> list[Fill]:

@@ -6,7 +6,7 @@ unparsable number, ...). Every list/map parser skips bad records and returns
 ``(result, issues)`` with one :class:`ParseIssue` per skipped record, so one bad
 market never aborts a cycle.
 
-Wire facts this module relies on (see shared/polymarket/API_NOTES.md):
+Wire facts this module relies on (docs/dev/api_notes.md §2, §3):
 - Gamma ``outcomes``, ``outcomePrices``, ``clobTokenIds``, ``umaResolutionStatuses`` are
   JSON-encoded strings; Protocol-V2 markets (``version: "v2"``) carry ``positionIds`` as
   a real array instead of ``clobTokenIds``.
@@ -15,7 +15,7 @@ Wire facts this module relies on (see shared/polymarket/API_NOTES.md):
 - CLOB books send prices/sizes as strings, bids ascending and asks descending (best
   LAST): :func:`parse_book` returns them best FIRST.
 
-Resolution rule for Gamma markets (``payouts``), decided from API_NOTES §8:
+Resolution rule for Gamma markets (``payouts``), decided from docs/dev/api_notes.md §12:
 1. ``umaResolutionStatus`` present (non-empty): settled only if it is ``"resolved"``
    (``proposed``/``disputed``/anything else = not settled, even when ``closed``);
 2. else ``umaResolutionStatuses`` non-empty: settled only if its LAST entry is ``"resolved"``;

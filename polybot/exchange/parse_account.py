@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from polybot.domain import BUY, SELL
 from polybot.errors import DataError
 from polybot.exchange.models import (
     ApiErrorBody,
@@ -112,7 +113,7 @@ def parse_positions(obj: Any) -> tuple[list[Position], list[ParseIssue]]:
 
 def _user_trade(rec: dict, tok: str) -> UserTrade:
     side = text(rec.get("side")).upper()
-    if side not in ("BUY", "SELL"):
+    if side not in (BUY, SELL):
         raise Bad(f"side {rec.get('side')!r} is not BUY or SELL")
     size = micro(rec.get("size"), "size")
     if size < 0:

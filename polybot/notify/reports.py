@@ -9,11 +9,11 @@ Every function takes ``now`` (epoch s) and a read connection and returns plain t
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
 
 from ..money import fmt_usd, notional_micro, to_micro
+from ..ops.health import run_health_checks
 from .formatting import utc_stamp
 
 HELP = (
@@ -178,51 +178,9 @@ def pnl_text(conn: sqlite3.Connection, cfg, now: int) -> str:
     return "\n".join(lines)
 
 
-def basic_health_lines(conn: sqlite3.Connection | None, cfg, now: int) -> list[str]:
-    """A minimal health summary from the database, used when polybot.ops.health is absent."""
-    from ..db import quick_check
-
-    lines = []
-    if conn is None:
-        return ["[FAIL] Database not found; run python initialize_db.py"]
-    line = bot_line(conn, cfg, now)
-    lines.append(("[OK] " if line.startswith("Bot: running") else "[FAIL] ") + line)
-    check = quick_check(conn)
-    lines.append("[OK] Database accessible" if check == "ok" else f"[FAIL] Database check: {check}")
-    last = conn.execute("SELECT MAX(timestamp) FROM trades").fetchone()[0]
-    lines.append(f"[OK] Last trade: {_ago(now - last)}" if last else "[WARN] No trades recorded yet")
-    try:
-        free = shutil.disk_usage(Path(cfg.database_path).parent).free / 1024**3
-        tag = (
-            "[OK]"
-            if free >= cfg.health.disk_warn_gb
-            else ("[WARN]" if free >= cfg.health.disk_fail_gb else "[FAIL]")
-        )
-        lines.append(f"{tag} Disk space: {free:.1f} GB free")
-    except OSError as exc:
-        lines.append(f"[WARN] Disk space unknown ({exc.strerror})")
-    if Path(cfg.emergency_stop_file).exists():
-        lines.append("[WARN] EMERGENCY_STOP file present")
-    return lines
-
-
 def health_lines(cfg, conn: sqlite3.Connection | None, now: int) -> list[str]:
-    """``polybot.ops.health.run_health_checks(cfg)`` when it exists, else the basic summary."""
-    try:
-        from ..ops import health  # type: ignore[attr-defined]
-
-        run = getattr(health, "run_health_checks", None)
-    except ImportError:
-        run = None
-    if run is not None:
-        out = []
-        for item in run(cfg) or []:
-            if hasattr(item, "line") and callable(item.line):
-                out.append(item.line())
-            else:
-                out.append(str(item))
-        return out
-    return basic_health_lines(conn, cfg, now)
+    """The health check's lines (:func:`polybot.ops.health.run_health_checks`), one per check."""
+    return [item.line() for item in run_health_checks(cfg)]
 
 
 def health_text(cfg, conn: sqlite3.Connection | None, now: int) -> str:

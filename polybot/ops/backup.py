@@ -1,7 +1,7 @@
 """``backup_database.py``: consistent online backups of the SQLite database.
 
 A WAL database is never copied with ``cp`` (the -wal file holds committed data; see
-../shared/research/style_reliability.md B4). The procedure:
+docs/dev/api_notes.md §13). The procedure:
 
 1. ``Connection.backup()`` in ONE step into ``backups/.tmp-…`` — a consistent snapshot taken
    inside one read transaction; the bot and the collector keep writing (WAL readers never
@@ -23,18 +23,31 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import shlex
 import shutil
 import sqlite3
 import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import db
 from ..errors import PolybotError
+from .backup_files import (
+    CHECKSUM_DIR,
+    PREFIX,
+    BackupFile,
+    Verification,
+    backup_name,
+    checksum_path,
+    copy_database,
+    list_backups,
+    name_timestamp,
+    read_checksum,
+    remove_quietly,
+    verify_file,
+    write_checksum,
+)
 from .common import (
     FAIL,
     OK,
@@ -48,42 +61,17 @@ from .common import (
     iso,
     send_alert,
     sha256_file,
-    utc_stamp,
 )
+from .restore import restore_main
 
 log = logging.getLogger("polybot.backup")
 
-PREFIX = "polymarket_backup_"
-BACKUP_RE = re.compile(r"^polymarket_backup_(\d{8})_(\d{6})\.db$")
-CHECKSUM_DIR = ".checksums"
 TMP_PREFIX = ".tmp-"
 OFFSITE_TIMEOUT = 1800
 
 
 class BackupError(PolybotError):
     """The backup could not be made (nothing partial is left behind)."""
-
-
-@dataclass
-class BackupFile:
-    path: Path
-    timestamp: int  # from the name (UTC)
-    size: int
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-
-@dataclass
-class Verification:
-    integrity: str  # 'ok' or the problem
-    tables: int = 0
-    version: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.integrity == "ok"
 
 
 @dataclass
@@ -103,112 +91,6 @@ class BackupResult:
     removed: list[Path] = field(default_factory=list)
     kept: int = 0
     offsite: list[OffsiteResult] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------- names & listing
-def backup_name(now: float) -> str:
-    return f"{PREFIX}{utc_stamp(now)}.db"
-
-
-def name_timestamp(name: str) -> int | None:
-    m = BACKUP_RE.match(name)
-    if not m:
-        return None
-    try:
-        dt = datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-    return int(dt.timestamp())
-
-
-def list_backups(backup_dir: Path) -> list[BackupFile]:
-    """Every ``polymarket_backup_YYYYMMDD_HHMMSS.db`` in ``backup_dir``, oldest first."""
-    out = []
-    d = Path(backup_dir)
-    if not d.is_dir():
-        return out
-    for p in d.iterdir():
-        ts = name_timestamp(p.name)
-        if ts is not None and p.is_file():
-            out.append(BackupFile(p, ts, p.stat().st_size))
-    return sorted(out, key=lambda b: (b.timestamp, b.name))
-
-
-def checksum_path(backup: Path) -> Path:
-    return Path(backup).parent / CHECKSUM_DIR / (Path(backup).name + ".sha256")
-
-
-def read_checksum(backup: Path) -> str | None:
-    try:
-        text = checksum_path(backup).read_text(encoding="utf-8").split()
-    except OSError:
-        return None
-    return text[0] if text else None
-
-
-def write_checksum(backup: Path, digest: str) -> Path:
-    path = checksum_path(backup)
-    db.ensure_private_dir(path.parent)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(f"{digest}  {Path(backup).name}\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
-
-
-def verify_file(path: Path) -> Verification:
-    """``integrity_check`` of a backup (opened read-only); never raises."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            header = fh.read(16)
-    except OSError as exc:
-        return Verification(f"cannot read file ({exc.strerror})")
-    if header != db.SQLITE_HEADER:
-        return Verification("not a SQLite database (wrong file header)")
-    try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        return Verification(f"cannot open ({exc})")
-    try:
-        rows = conn.execute("PRAGMA integrity_check").fetchall()
-        result = "; ".join(str(r[0]) for r in rows[:5])
-        tables = conn.execute(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
-        ).fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        return Verification(result, int(tables), int(version))
-    except sqlite3.Error as exc:
-        return Verification(str(exc))
-    finally:
-        conn.close()
-
-
-# --------------------------------------------------------------------------- the copy
-def copy_database(src: sqlite3.Connection, target: Path, *, journal_mode: str = "DELETE") -> None:
-    """Copy ``src`` into the new file ``target`` through the backup API, in one step."""
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.close(fd)
-    dest = sqlite3.connect(str(target), isolation_level=None)
-    try:
-        src.backup(dest, pages=-1)
-        dest.execute(f"PRAGMA journal_mode = {journal_mode}")
-    finally:
-        dest.close()
-
-
-def remove_quietly(*paths: Path) -> None:
-    for p in paths:
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            try:
-                Path(str(p) + suffix).unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.warning("could not remove %s: %s", p, exc)
 
 
 def _failure_sentence(exc: BaseException, where: Path) -> str:
@@ -514,8 +396,6 @@ def main(args) -> int:
     if args.list:
         return print_list(cfg)
     if args.restore:
-        from .restore import restore_main
-
         return restore_main(cfg, args.restore, lock_timeout=args.lock_timeout)
     with ops_lock(cfg, args.lock_timeout, "python backup_database.py"):
         result = create_backup(cfg)

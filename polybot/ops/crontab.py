@@ -12,7 +12,7 @@ import sys
 from pathlib import Path, PureWindowsPath
 
 from ..errors import ConfigError
-from .scheduler import WEEKDAYS, JobSpec
+from .jobs import WEEKDAYS, JobSpec
 
 CRON_DOW = {d: (i + 1) % 7 for i, d in enumerate(WEEKDAYS)}  # sunday = 0
 SCHTASKS_DOW = {d: d[:3].upper() for d in WEEKDAYS}

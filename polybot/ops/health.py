@@ -33,6 +33,7 @@ from pathlib import Path
 
 from .. import checks, db
 from ..errors import PolybotError
+from ..exchange.client import PolymarketClient
 from ..logs import LOG_PREFIX
 from .common import bot_status, display_path, fmt_ago, send_alerts
 
@@ -117,23 +118,12 @@ def check_bot(cfg, conn: sqlite3.Connection | None, now: float) -> HealthLine:
 
 
 def _api_seconds(cfg) -> float:
+    client = PolymarketClient.from_config(cfg, timeout=API_TIMEOUT, max_retries=1, backoff_max=1.0)
     try:
-        from ..exchange.client import PolymarketClient
-    except ImportError:
-        PolymarketClient = None
-    if PolymarketClient is not None:
-        client = PolymarketClient.from_config(cfg, timeout=API_TIMEOUT, max_retries=1, backoff_max=1.0)
-        try:
-            return client.health()
-        finally:
-            with contextlib.suppress(Exception):
-                client.close()
-    import requests
-
-    t0 = time.perf_counter()
-    resp = requests.get(cfg.polymarket.base_url, timeout=API_TIMEOUT)
-    resp.raise_for_status()
-    return time.perf_counter() - t0
+        return client.health()
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
 
 
 def _line(name: str, result: checks.CheckResult, text: str) -> HealthLine:

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import db
+from ..engine.state import LOCK_FILE, InstanceLock
 from ..errors import PolybotError
 from ..schema import LATEST_VERSION
-from .backup import copy_database, list_backups, remove_quietly, verify_file
+from .backup_files import copy_database, list_backups, remove_quietly, verify_file
 from .common import OK, bot_status, display_path, fsync_dir, fsync_file, ops_lock, send_alert, utc_stamp
 
 log = logging.getLogger("polybot.restore")
@@ -56,11 +57,6 @@ class RestoreResult:
 def _bot_instance_lock(cfg) -> Iterator[None]:
     """Hold the trading bot's own single-instance lock (``<database dir>/trading_bot.lock``)
     for the whole restore: it proves no bot runs now, and no bot can start half-way."""
-    try:
-        from ..engine.state import LOCK_FILE, InstanceLock
-    except ImportError:  # the engine is not installed: the PID/heartbeat checks stand alone
-        yield
-        return
     lock = InstanceLock(Path(cfg.database_path).parent / LOCK_FILE)
     try:
         lock.acquire()

@@ -5,7 +5,7 @@ Heartbeat ids: py-sdk ``models/clob/order_heartbeats.py`` — an accepted heartb
 returns ``{"heartbeat_id": ...}`` to carry on the next call; a wrong id answers 400
 ``OrderHeartbeatMismatchResponse`` = ``{"error_msg": "Invalid Heartbeat ID",
 "heartbeat_id": <expected>}``. Trading modes: Docs ``/resources/error-codes`` and
-``/trading/matching-engine`` (API_NOTES §3.6).
+``/trading/matching-engine`` (docs/dev/api_notes.md §8).
 """
 
 from __future__ import annotations

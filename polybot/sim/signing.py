@@ -269,7 +269,7 @@ _CLOB_AUTH_DOMAIN_TYPE_HASH = keccak(text="EIP712Domain(string name,string versi
 def clob_auth_signer(
     address: str, timestamp: str, nonce: int, signature: str, chain_id: int = CHAIN_ID
 ) -> str | None:
-    """Lower-case address that signed the L1 ``ClobAuth`` typed data (API_NOTES §3.1: domain
+    """Lower-case address that signed the L1 ``ClobAuth`` typed data (docs/dev/api_notes.md §6: domain
     {name "ClobAuthDomain", version "1", chainId}; the SDK signs the EIP-712 digest directly),
     or None when the signature cannot be recovered."""
     try:

@@ -38,158 +38,25 @@ from __future__ import annotations
 
 import abc
 import difflib
-import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import numpy as np
-
+from polybot.domain import (  # noqa: F401  (the records and names strategies use, re-exported)
+    BUY,
+    ENTER,
+    EXIT,
+    SELL,
+    Holding,
+    Intent,
+    MarketInfo,
+    PortfolioView,
+)
 from polybot.errors import ConfigError
-from polybot.exchange.models import BookLevel, FeeSchedule
+from polybot.exchange.models import BookLevel
 from polybot.money import MICRO
 
-ENTER = "ENTER"
-EXIT = "EXIT"
-ACTIONS = (ENTER, EXIT)
-BUY = "BUY"
-SELL = "SELL"
-
-COLLECTED = "collected"
-BACKFILL = "backfill"
-
-
-# ----------------------------------------------------------------------------- intents
-@dataclass(frozen=True)
-class Intent:
-    """What a strategy wants done. Money in integer micro-units.
-
-    - ``action`` ENTER (open or add to a position: side must be BUY) or EXIT
-      (reduce/close a position: side must be SELL, ``size_micro`` shares).
-    - Exactly one of ``size_micro`` (shares) or ``notional_micro`` (USD to
-      spend, BUY only) is set.
-    - ``limit_price_micro``: the worst price accepted (a BUY pays at most it, a
-      SELL gets at least it); ``None`` = any price (exits that must happen).
-    - ``reason``: a short human sentence, stored with the order and trade.
-    - ``tag``: the strategy's own machine label (e.g. the pair), never sent anywhere.
-    """
-
-    action: str
-    token_id: str
-    market_id: str
-    side: str
-    size_micro: int | None = None
-    notional_micro: int | None = None
-    limit_price_micro: int | None = None
-    reason: str = ""
-    strategy: str = ""
-    tag: str = ""
-
-    def __post_init__(self) -> None:
-        if self.action not in ACTIONS:
-            raise ValueError(f"Intent.action must be ENTER or EXIT, got {self.action!r}")
-        if self.action == ENTER and self.side != BUY:
-            raise ValueError("an ENTER intent must be a BUY (Polymarket has no short selling)")
-        if self.action == EXIT and self.side != SELL:
-            raise ValueError("an EXIT intent must be a SELL of shares held")
-        if (self.size_micro is None) == (self.notional_micro is None):
-            raise ValueError("give exactly one of Intent.size_micro (shares) or notional_micro (USD)")
-        if self.notional_micro is not None and self.side != BUY:
-            raise ValueError("Intent.notional_micro (USD) is for BUYs; give a SELL in shares")
-        for name in ("size_micro", "notional_micro"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v <= 0):
-                raise ValueError(f"Intent.{name} must be a positive integer of micro-units, got {v!r}")
-        p = self.limit_price_micro
-        if p is not None and (not isinstance(p, int) or not 0 < p < MICRO):
-            raise ValueError(f"Intent.limit_price_micro must be an integer in (0, 1_000_000), got {p!r}")
-
-    @property
-    def is_entry(self) -> bool:
-        return self.action == ENTER
-
-    def with_size(
-        self, *, size_micro: int | None = None, notional_micro: int | None = None
-    ) -> Intent:
-        """A copy with a new size (used by the risk manager when it resizes)."""
-        from dataclasses import replace
-
-        return replace(self, size_micro=size_micro, notional_micro=notional_micro)
-
-    def estimated_price_micro(self, fallback_micro: int | None = None) -> int | None:
-        return self.limit_price_micro if self.limit_price_micro is not None else fallback_micro
-
-
-# ----------------------------------------------------------------------------- metadata
-@dataclass(frozen=True)
-class MarketInfo:
-    """Static metadata of one market (a ``markets`` row). No outcome, no status.
-
-    What changes over time and could leak the future — ``closed``, ``payouts``,
-    ``resolved_at`` — is deliberately NOT here: ask the view
-    (``view.is_resolved(market_id)``), which answers for ``view.now``.
-    """
-
-    market_id: str
-    question: str = ""
-    token_ids: tuple[str, ...] = ()
-    outcomes: tuple[str, ...] = ()
-    event_id: str | None = None
-    event_title: str | None = None
-    neg_risk: bool = False
-    neg_risk_market_id: str | None = None
-    end_date: int | None = None  # epoch seconds UTC (scheduled end)
-    tick_size: float = 0.01
-    min_order_size: float = 5.0
-    fee: FeeSchedule = field(default_factory=FeeSchedule)
-
-    @property
-    def primary_token(self) -> str | None:
-        """The YES / first outcome token (the one series per market we analyse)."""
-        return self.token_ids[0] if self.token_ids else None
-
-    @property
-    def tick_micro(self) -> int:
-        return int(round(self.tick_size * MICRO))
-
-    @property
-    def min_size_micro(self) -> int:
-        return int(round(self.min_order_size * MICRO))
-
-    def short_label(self, width: int = 28) -> str:
-        q = (self.question or self.market_id).strip()
-        return q if len(q) <= width else q[: width - 1] + "…"
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> MarketInfo:
-        """Build from a ``markets`` row (sqlite3.Row or dict)."""
-        keys = row.keys() if hasattr(row, "keys") else row
-        get = lambda k, d=None: row[k] if k in keys and row[k] is not None else d
-        token_ids = get("token_ids", "[]")
-        outcomes = get("outcomes", "[]")
-        token_ids = tuple(json.loads(token_ids) if isinstance(token_ids, str) else token_ids)
-        outcomes = tuple(json.loads(outcomes) if isinstance(outcomes, str) else outcomes)
-        fee = FeeSchedule(
-            rate=float(get("fee_rate", 0.0)),
-            exponent=float(get("fee_exponent", 1.0)),
-            enabled=bool(get("fees_enabled", 0)),
-        )
-        end = get("end_date")
-        return cls(
-            market_id=str(row["id"]),
-            question=str(get("question", "")),
-            token_ids=tuple(str(t) for t in token_ids),
-            outcomes=tuple(str(o) for o in outcomes),
-            event_id=get("event_id"),
-            event_title=get("event_title"),
-            neg_risk=bool(get("neg_risk", 0)),
-            neg_risk_market_id=get("neg_risk_market_id"),
-            end_date=int(end) if end is not None else None,
-            tick_size=float(get("tick_size", 0.01)),
-            min_order_size=float(get("min_order_size", 5.0)),
-            fee=fee,
-        )
+from .view import BACKFILL, COLLECTED, History, MarketView, Quote  # noqa: F401  (re-exported)
 
 
 def parse_levels(text: str | None) -> tuple[BookLevel, ...]:
@@ -206,104 +73,6 @@ def parse_levels(text: str | None) -> tuple[BookLevel, ...]:
         if size > 0:
             out.append(BookLevel(price, size))
     return tuple(out)
-
-
-@dataclass(frozen=True)
-class Quote:
-    """The latest snapshot of one token at or before ``view.now`` (market data: floats).
-
-    For backfilled rows (price history only, no book) ``best_bid``/``best_ask`` are
-    synthesised as price ∓ ``backtest.backfill_half_spread`` rounded outward to the
-    tick, and ``source == 'backfill'``.
-    """
-
-    token_id: str
-    market_id: str
-    timestamp: int
-    best_bid: float | None
-    best_ask: float | None
-    mid: float | None
-    source: str = COLLECTED
-
-    @property
-    def spread(self) -> float | None:
-        if self.best_bid is None or self.best_ask is None:
-            return None
-        return self.best_ask - self.best_bid
-
-    @property
-    def backfilled(self) -> bool:
-        return self.source == BACKFILL
-
-    def age(self, now: int) -> int:
-        return int(now) - self.timestamp
-
-
-@dataclass(frozen=True)
-class History:
-    """Mids of some tokens on the feed's grid, oldest first.
-
-    ``timestamps[i]`` is the start of grid bucket i (epoch s); ``mids[i, j]`` is the
-    last mid of ``token_ids[j]`` seen in that bucket, NaN when it had none (no
-    forward fill: the caller chooses its own gap policy). Arrays are copies.
-    """
-
-    timestamps: np.ndarray  # int64, shape (n,)
-    mids: np.ndarray  # float64, shape (n, k)
-    token_ids: tuple[str, ...]
-
-    def column(self, token_id: str) -> np.ndarray:
-        return self.mids[:, self.token_ids.index(token_id)]
-
-
-# ----------------------------------------------------------------------------- portfolio
-@dataclass(frozen=True)
-class Holding:
-    """One open position (mirrors the ``positions`` table). Micro-units."""
-
-    token_id: str
-    market_id: str
-    size_micro: int  # shares held
-    cost_micro: int  # cost basis incl. buy fees of the shares held
-    opened_at: int  # epoch s of the first fill
-    strategy: str = ""
-    group_key: str = ""  # "|"-joined risk groups at entry (see polybot.risk)
-
-    @property
-    def avg_price_micro(self) -> int:
-        return 0 if not self.size_micro else (self.cost_micro * MICRO) // self.size_micro
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Holding:
-        keys = row.keys() if hasattr(row, "keys") else row
-        return cls(
-            token_id=str(row["token_id"]),
-            market_id=str(row["market_id"]),
-            size_micro=int(row["size_micro"]),
-            cost_micro=int(row["cost_micro"]),
-            opened_at=int(row["opened_at"]),
-            strategy=str(row["strategy"] or "") if "strategy" in keys else "",
-            group_key=str(row["group_key"] or "") if "group_key" in keys else "",
-        )
-
-
-@dataclass(frozen=True)
-class PortfolioView:
-    """What a strategy may know about the account: cash and open positions."""
-
-    cash_micro: int
-    positions: Mapping[str, Holding] = field(default_factory=dict)  # token → Holding
-
-    def holds(self, token_id: str) -> bool:
-        h = self.positions.get(token_id)
-        return h is not None and h.size_micro > 0
-
-    def market_ids(self) -> set[str]:
-        return {h.market_id for h in self.positions.values() if h.size_micro > 0}
-
-
-# ----------------------------------------------------------------------------- the view
-from .view import MarketView  # noqa: E402  (after Quote/History/MarketInfo; view.py imports nothing from here)
 
 
 # ----------------------------------------------------------------------------- strategies

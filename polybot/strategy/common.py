@@ -6,16 +6,10 @@ import math
 
 import numpy as np
 
+from polybot.domain import BUY, ENTER, EXIT, SELL, Holding, Intent, MarketInfo
 from polybot.money import MICRO
 
 from .base import (
-    BUY,
-    ENTER,
-    EXIT,
-    SELL,
-    Holding,
-    Intent,
-    MarketInfo,
     MarketView,
     limit_for_buy,
     limit_for_sell,

@@ -59,11 +59,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from polybot.domain import BUY, ENTER, EXIT, Holding, Intent, MarketInfo, PortfolioView
 from polybot.exchange.fills import FillResult, simulate_fill
 from polybot.exchange.models import FeeSchedule, OrderBook
 from polybot.money import MICRO, notional_micro, round_size_down
 
-from .base import BUY, ENTER, EXIT, Holding, Intent, MarketInfo, PortfolioView, limit_for_buy
+from .base import limit_for_buy
 
 STOP_LOSS = "stop_loss"
 FILL = "fill"

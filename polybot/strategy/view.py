@@ -1,21 +1,75 @@
-"""The strategy's point-in-time view (:class:`MarketView`), a guarded proxy on the feed.
+"""The strategy's point-in-time view (:class:`MarketView`), a guarded proxy on the feed, and
+what it hands out (:class:`Quote`, :class:`History`).
 
-Split from :mod:`polybot.strategy.base` (which re-exports it). See the class docstring for
+Split from :mod:`polybot.strategy.base` (which re-exports it); imports nothing from it. See the class docstring for
 what isolation it guarantees and what it does not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-if TYPE_CHECKING:  # annotations only: base imports this module
+from polybot.domain import MarketInfo
+
+if TYPE_CHECKING:
     from polybot.exchange.models import OrderBook
 
-    from .base import History, MarketInfo, Quote
+COLLECTED = "collected"
+BACKFILL = "backfill"
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The latest snapshot of one token at or before ``view.now`` (market data: floats).
+
+    For backfilled rows (price history only, no book) ``best_bid``/``best_ask`` are
+    synthesised as price ∓ ``backtest.backfill_half_spread`` rounded outward to the
+    tick, and ``source == 'backfill'``.
+    """
+
+    token_id: str
+    market_id: str
+    timestamp: int
+    best_bid: float | None
+    best_ask: float | None
+    mid: float | None
+    source: str = COLLECTED
+
+    @property
+    def spread(self) -> float | None:
+        if self.best_bid is None or self.best_ask is None:
+            return None
+        return self.best_ask - self.best_bid
+
+    @property
+    def backfilled(self) -> bool:
+        return self.source == BACKFILL
+
+    def age(self, now: int) -> int:
+        return int(now) - self.timestamp
+
+
+@dataclass(frozen=True)
+class History:
+    """Mids of some tokens on the feed's grid, oldest first.
+
+    ``timestamps[i]`` is the start of grid bucket i (epoch s); ``mids[i, j]`` is the
+    last mid of ``token_ids[j]`` seen in that bucket, NaN when it had none (no
+    forward fill: the caller chooses its own gap policy). Arrays are copies.
+    """
+
+    timestamps: np.ndarray  # int64, shape (n,)
+    mids: np.ndarray  # float64, shape (n, k)
+    token_ids: tuple[str, ...]
+
+    def column(self, token_id: str) -> np.ndarray:
+        return self.mids[:, self.token_ids.index(token_id)]
+
 
 _VIEW_PUBLIC = frozenset(
     {

@@ -3,7 +3,9 @@
 The engine cannot wait ``strategy.history_seconds`` of live cycles before its
 strategy has a history, so at start it replays the stored snapshots of that
 window into the feed — through the same reader as the backtester — and then
-keeps feeding the rows of each new cycle with ``feed.add_rows(rows)``::
+keeps feeding the rows of each new cycle with ``feed.add_rows(rows)``. It lives in the engine,
+not in :mod:`polybot.strategy`, because it reads through the backtester's reader
+(:mod:`polybot.backtest.data`), which sits above the strategies::
 
     feed = warm_feed(conn, strategy, now, interval_seconds=cfg.collection.interval_minutes * 60,
                      backfill_half_spread=cfg.backtest.backfill_half_spread)
@@ -16,9 +18,8 @@ import sqlite3
 import numpy as np
 
 from polybot.backtest.data import SnapshotStore, load_markets
-
-from .base import Strategy
-from .feed import MarketFeed
+from polybot.strategy.base import Strategy
+from polybot.strategy.feed import MarketFeed
 
 
 def warm_feed(
@@ -46,7 +47,7 @@ def warm_feed(
     for ch in store.chunks(start, int(now), 6 * 3600):
         ts = ch.timestamp
         cuts = np.flatnonzero(ts[1:] != ts[:-1]) + 1
-        for s, e in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(ts)]))):
+        for s, e in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(ts)])), strict=True):
             feed.ingest(int(ts[s]), ch.token[s:e], ch.bid[s:e], ch.ask[s:e], ch.price[s:e], ch.backfill[s:e])
     store.close()  # drops the TEMP lookup table; depth lookups do not need it
     return feed
