@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..money import MICRO, fmt_usd, notional_micro, to_micro
 from ..money import div_half_up as _half_up_div
+from ..timefmt import utc_text_or_none
 
 DAY = 86_400
 EMPTY_MESSAGE = "No data yet — run python collect_market_data.py --initial"
@@ -45,12 +45,6 @@ ALERTS_LIMIT = 20
 
 
 # --------------------------------------------------------------------------- formatting
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def ago(seconds: float | None) -> str:
     """'12 s ago', '5 min ago', '3.0 h ago', '2.1 d ago' ('in the future' when negative)."""
     if seconds is None:
@@ -153,7 +147,7 @@ def pnl_section(conn: sqlite3.Connection, cfg, now: float, perf: sqlite3.Row | N
     equity = int(perf["equity_micro"])
     out.update(
         source="performance",
-        as_of=iso(perf["timestamp"]),
+        as_of=utc_text_or_none(perf["timestamp"]),
         as_of_ago=ago(now - perf["timestamp"]),
         equity=money(equity),
         cash=money(perf["cash_micro"]),
@@ -245,8 +239,8 @@ def chart_section(conn: sqlite3.Connection, cfg, perf: sqlite3.Row | None) -> tu
     chart = {
         "points": [[t, e / MICRO] for t, e in pts],
         "capital": capital / MICRO,
-        "first": iso(first),
-        "last": iso(last),
+        "first": utc_text_or_none(first),
+        "last": utc_text_or_none(last),
     }
     return chart, daily_equity(conn, cfg.mode, first, last)
 
@@ -312,7 +306,7 @@ def positions_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
                 "stop": fmt_price(stop),
                 "stop_micro": stop,
                 "below_stop": mark is not None and mark <= stop,
-                "opened": iso(p["opened_at"]),
+                "opened": utc_text_or_none(p["opened_at"]),
                 "opened_ago": ago(now - p["opened_at"]),
             }
         )
@@ -362,7 +356,7 @@ def trades_section(conn: sqlite3.Connection, mode: str, now: float) -> dict:
     items = [
         {
             "trade_id": r["trade_id"],
-            "time": iso(r["timestamp"]),
+            "time": utc_text_or_none(r["timestamp"]),
             "ago": ago(now - r["timestamp"]),
             "label": label(r["question"], r["outcome"], r["token_id"]),
             "token_id": r["token_id"],
@@ -402,7 +396,7 @@ def markets_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
             "question": m["question"],
             "volume_24h": _usd0(m["volume_24h"]),
             "liquidity": _usd0(m["liquidity"]),
-            "ends": iso(m["end_date"]),
+            "ends": utc_text_or_none(m["end_date"]),
             "status": "closed"
             if m["closed"]
             else ("open" if m["accepting_orders"] else "not accepting orders"),
@@ -445,12 +439,12 @@ def markets_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
         "ORDER BY cycle_ts DESC, id DESC LIMIT 1"
     ).fetchone()
     data = {
-        "last_snapshot": iso(last_snap),
+        "last_snapshot": utc_text_or_none(last_snap),
         "last_snapshot_ago": ago(now - last_snap) if last_snap else "never",
         "fresh": last_snap is not None and now - last_snap <= fresh_s,
         "freshness_minutes": cfg.collection.freshness_minutes,
         "last_cycle": (
-            f"{cyc['status']} at {iso(cyc['cycle_ts'])}: {cyc['markets']} markets, "
+            f"{cyc['status']} at {utc_text_or_none(cyc['cycle_ts'])}: {cyc['markets']} markets, "
             f"{cyc['snapshots']} snapshots, {cyc['errors']} errors"
         )
         if cyc
@@ -473,10 +467,10 @@ def system_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
     halted = state.get("halted") == "1"
     halts = [
         {
-            "time": iso(r["timestamp"]),
+            "time": utc_text_or_none(r["timestamp"]),
             "breaker": r["breaker"],
             "reason": r["reason"],
-            "cleared": iso(r["cleared_at"]) if r["cleared_at"] else None,
+            "cleared": utc_text_or_none(r["cleared_at"]) if r["cleared_at"] else None,
             "cleared_by": r["cleared_by"],
         }
         for r in conn.execute(
@@ -490,7 +484,7 @@ def system_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
     if b is not None:
         backup = {
             "name": Path(b["path"]).name,
-            "time": iso(b["timestamp"]),
+            "time": utc_text_or_none(b["timestamp"]),
             "ago": ago(now - b["timestamp"]),
             "size": f"{b['size_bytes'] / 1e6:.1f} MB",
             "integrity": b["integrity"],
@@ -502,9 +496,9 @@ def system_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
         "bot": {
             "mode": state.get("mode"),
             "pid": state.get("pid"),
-            "heartbeat": iso(hb),
+            "heartbeat": utc_text_or_none(hb),
             "heartbeat_ago": ago(now - hb) if hb is not None else "never",
-            "started": iso(_int(state.get("started_at"))),
+            "started": utc_text_or_none(_int(state.get("started_at"))),
         },
         "halt": {
             "halted": halted,
@@ -529,7 +523,7 @@ def _backup_from_files(cfg, now: float) -> dict | None:
     f = files[-1]
     return {
         "name": f.name,
-        "time": iso(f.timestamp),
+        "time": utc_text_or_none(f.timestamp),
         "ago": ago(now - f.timestamp),
         "size": f"{f.size / 1e6:.1f} MB",
         "integrity": "not recorded",
@@ -549,7 +543,7 @@ def alerts_section(conn: sqlite3.Connection, now: float) -> list[dict]:
 
     return [
         {
-            "time": iso(r["timestamp"]),
+            "time": utc_text_or_none(r["timestamp"]),
             "ago": ago(now - r["timestamp"]),
             "level": r["level"],
             "key": r["key"],
@@ -580,7 +574,7 @@ def empty_state(cfg, now: float, detail: str) -> dict:
         "empty_message": EMPTY_MESSAGE,
         "empty_detail": detail,
         "mode": cfg.mode,
-        "generated": iso(now),
+        "generated": utc_text_or_none(now),
         "generated_ts": int(now),
     }
 
@@ -606,7 +600,7 @@ def build_state(
         return {
             "empty": False,
             "mode": cfg.mode,
-            "generated": iso(now),
+            "generated": utc_text_or_none(now),
             "generated_ts": int(now),
             "pnl": pnl_section(conn, cfg, now, perf),
             "chart": chart,

@@ -32,7 +32,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from polybot import db
 from polybot.engine import breakers, ledger, state
@@ -66,12 +65,6 @@ def market_version(conn: sqlite3.Connection, market_id: str) -> str | None:
     """Gamma's version of a market ('v2': Protocol V2, signed for ExchangeV3), None = unknown."""
     r = conn.execute("SELECT version FROM markets WHERE id=?", (market_id,)).fetchone()
     return r[0] if r is not None and r[0] in ("v1", "v2") else None
-
-
-def iso(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Engine:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from polybot import db
@@ -29,13 +28,10 @@ from polybot.config import load_config
 from polybot.errors import DataError, PolybotError
 from polybot.logs import LOG_PREFIX, configure_from
 from polybot.money import MICRO, fmt_usd
+from polybot.timefmt import file_day, utc_minute
 
 log = logging.getLogger("polybot.engine")
 DAY = 86_400
-
-
-def _day(ts: float) -> str:
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def round_trips(conn, mode: str, start: int, end: int) -> list[dict]:
@@ -73,7 +69,7 @@ def log_errors(log_dir: Path, start_wall: float, end_wall: float) -> tuple[int, 
     errors = critical = 0
     day = int(start_wall) // DAY * DAY
     while day <= end_wall:
-        path = Path(log_dir) / f"{LOG_PREFIX}{datetime.fromtimestamp(day, UTC):%Y%m%d}.log"
+        path = Path(log_dir) / f"{LOG_PREFIX}{file_day(day)}.log"
         if path.exists():
             with open(path, encoding="utf-8", errors="replace") as fh:
                 for line in fh:
@@ -131,8 +127,8 @@ def report(cfg, conn, days: float, *, backtest: bool = True) -> int:
     first = conn.execute("SELECT MIN(timestamp) FROM performance WHERE mode=?", (mode,)).fetchone()[0]
     end_wall = time.time()
     start_wall = end_wall - days * DAY
-    print(f"Paper trading report: {_day(max(start, first))} → {_day(end)} (last {days:g} days)")
-    print(f"Days running: {(end - first) / DAY:.1f} (first loop {_day(first)}, last loop {_day(end)})")
+    print(f"Paper trading report: {utc_minute(max(start, first))} → {utc_minute(end)} (last {days:g} days)")
+    print(f"Days running: {(end - first) / DAY:.1f} (first loop {utc_minute(first)}, last loop {utc_minute(end)})")
 
     fills = conn.execute(
         "SELECT side, COUNT(*) FROM trades WHERE mode=? AND kind='fill' AND timestamp BETWEEN ? AND ? "

@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from ..money import fmt_usd, notional_micro, to_micro
-from .formatting import utc_stamp
+from ..timefmt import utc_text
 
 HELP = (
     "🤖 polybot commands\n"
@@ -91,7 +91,7 @@ def status_text(conn: sqlite3.Connection, cfg, now: int) -> str:
         0
     ]
     lines.append(f"Open positions: {n} (max {cfg.risk_limits.max_positions})")
-    lines.append(f"🕒 {utc_stamp(now)}")
+    lines.append(f"🕒 {utc_text(now)}")
     return "\n".join(lines)
 
 
@@ -174,7 +174,7 @@ def pnl_text(conn: sqlite3.Connection, cfg, now: int) -> str:
         f"Realized (closed trades): today {fmt_usd(rt, signed=True)}, 7 d {fmt_usd(rw, signed=True)}, "
         f"total {fmt_usd(ra, signed=True)}; fees paid {fmt_usd(fa)}"
     )
-    lines.append(f"🕒 {utc_stamp(now)}")
+    lines.append(f"🕒 {utc_text(now)}")
     return "\n".join(lines)
 
 
@@ -229,4 +229,4 @@ def health_text(cfg, conn: sqlite3.Connection | None, now: int) -> str:
     lines = health_lines(cfg, conn, now)
     bad = sum(1 for ln in lines if "FAIL" in ln[:8] or "✗" in ln[:3])
     head = "🩺 Health: all checks passed" if not bad else f"🩺 Health: {bad} problem(s)"
-    return "\n".join([head, *lines, f"🕒 {utc_stamp(now)}"])
+    return "\n".join([head, *lines, f"🕒 {utc_text(now)}"])

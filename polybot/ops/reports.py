@@ -30,8 +30,9 @@ from pathlib import Path
 
 from .. import db
 from ..money import fmt_usd, to_micro
+from ..timefmt import file_day, utc_day, utc_text
 from .backup import list_backups, read_checksum
-from .common import fmt_ago, iso, send_alert
+from .common import fmt_ago, send_alert
 from .health import log_errors_since
 
 log = logging.getLogger("polybot.reports")
@@ -208,7 +209,7 @@ def build_daily(cfg, conn: sqlite3.Connection, *, now: float | None = None) -> D
         basis = notional - fee - pnl
         if basis > 0 and -pnl / basis > UNUSUAL_LOSS:
             r.unusual.append(
-                f"{iso(ts)} {side} {token[:16]}: {fmt_usd(pnl, signed=True)} "
+                f"{utc_text(ts)} {side} {token[:16]}: {fmt_usd(pnl, signed=True)} "
                 f"({-pnl / basis * 100:.0f}% of {fmt_usd(basis)}) [{tid}]"
             )
 
@@ -223,13 +224,13 @@ def build_daily(cfg, conn: sqlite3.Connection, *, now: float | None = None) -> D
         "('critical','warning') ORDER BY timestamp DESC LIMIT 10",
         (start,),
     ):
-        r.alert_lines.append(f"{iso(ts)} {level.upper()} {key}: {str(msg)[:140]}")
+        r.alert_lines.append(f"{utc_text(ts)} {level.upper()} {key}: {str(msg)[:140]}")
     r.log_errors = len(log_errors_since(cfg.log_dir, start))
     for ts, breaker, reason in conn.execute(
         "SELECT timestamp, breaker, reason FROM halts WHERE mode = ? AND timestamp >= ? ORDER BY timestamp",
         (mode, start),
     ):
-        r.halts.append(f"{iso(ts)} {breaker}: {reason}")
+        r.halts.append(f"{utc_text(ts)} {breaker}: {reason}")
     if db.get_state(conn, "halted") == "1":
         r.halted = db.get_state(conn, "halt_reason") or "no reason recorded"
 
@@ -278,7 +279,7 @@ def _issues(cfg, r: DailyReport) -> None:
 
 
 def render_daily(r: DailyReport, cfg) -> str:
-    L = [f"Daily report — {iso(r.now)} — {r.mode.upper()} mode"]
+    L = [f"Daily report — {utc_text(r.now)} — {r.mode.upper()} mode"]
     if r.empty:
         L.append(
             f"No trading activity recorded yet ({r.mode} mode): no trades, positions or performance rows."
@@ -325,7 +326,7 @@ def render_daily(r: DailyReport, cfg) -> str:
 
 
 def review_section(r: DailyReport) -> str:
-    date = datetime.fromtimestamp(r.now, UTC).strftime("%Y-%m-%d")
+    date = utc_day(r.now)
     return (
         f"## {date}\n- P&L: {fmt_usd(r.pnl_24h, signed=True)}\n- Open positions: {len(r.positions)}\n"
         f"- Win rate: {r.win_rate_text()}\n- Issues: {'; '.join(r.issues) or 'None'}\n"
@@ -352,7 +353,7 @@ def append_review_log(path: Path, section: str) -> None:
 def build_weekly(cfg, conn: sqlite3.Connection, *, now: float | None = None) -> str:
     now = time.time() if now is None else now
     mode = cfg.mode
-    L = [f"Weekly P&L report — 7 days to {iso(now)} — {mode.upper()} mode"]
+    L = [f"Weekly P&L report — 7 days to {utc_text(now)} — {mode.upper()} mode"]
     total = 0
     for i in range(7, 0, -1):
         a, b = now - i * DAY, now - (i - 1) * DAY
@@ -376,7 +377,7 @@ def build_weekly(cfg, conn: sqlite3.Connection, *, now: float | None = None) -> 
         )
         total += pnl
         L.append(
-            f"  {datetime.fromtimestamp(b, UTC):%Y-%m-%d}: {fmt_usd(pnl, signed=True):>10}  "
+            f"  {utc_day(b)}: {fmt_usd(pnl, signed=True):>10}  "
             f"({n} trades)"
         )
     row = conn.execute(
@@ -432,7 +433,7 @@ def main(args) -> int:
         conn.close()
     print(text)
     if args.weekly:
-        path = Path(cfg.report_dir) / f"weekly_pnl_{datetime.fromtimestamp(now, UTC):%Y%m%d}.txt"
+        path = Path(cfg.report_dir) / f"weekly_pnl_{file_day(now)}.txt"
         db.ensure_private_dir(path.parent)
         path.write_text(text + "\n", encoding="utf-8")
         print(f"Report written: {path}")
