@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ledger_queries import realized_pnl_by_day
 from .stats import (
     block_bootstrap_ci,
     deflated_sharpe_ratio,
@@ -513,15 +514,10 @@ def paper_daily_returns(conn: Any, capital: float, now: float) -> tuple[list[flo
             out.append(eq / prev - 1.0 if prev else 0.0)
             prev = eq
         return out, "paper equity (performance table)"
-    rows = conn.execute(
-        "SELECT timestamp, COALESCE(realized_pnl_micro, 0) FROM trades WHERE mode = 'paper' "
-        "ORDER BY timestamp"
-    ).fetchall()
-    if not rows:
+    realized = realized_pnl_by_day(conn, "paper")
+    if not realized:
         return [], "no paper trades"
-    pnl: dict[int, int] = {}
-    for ts, p in rows:
-        pnl[int(ts) // DAY] = pnl.get(int(ts) // DAY, 0) + int(p)
+    pnl = {start // DAY: p for start, p in realized.items()}
     first, last = min(pnl), max(max(pnl), int(now) // DAY)
     return (
         [pnl.get(d, 0) / 1e6 / capital for d in range(first, last + 1)],

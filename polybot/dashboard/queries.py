@@ -2,10 +2,11 @@
 
 :func:`build_state` returns one JSON-ready dict: the page renders it at load and the browser
 re-fetches it from ``/api/state`` every ``dashboard.refresh_seconds``. Display strings are
-formatted here (money with :func:`polybot.money.fmt_usd`, times as UTC ISO), so the browser
-only copies text into the page.
+formatted here (money with :func:`polybot.money.fmt_usd`, times with
+:func:`polybot.timefmt.utc_text`), so the browser only copies text into the page.
 
-Definitions (the same as ``daily_report.py`` and the backtester, so the numbers agree):
+Definitions (the same as ``daily_report.py`` and the backtester, so the numbers agree; the ledger
+figures come from :mod:`polybot.ledger_queries`, the one read side of the ledger):
 
 - **P&L** — from the latest ``performance`` row the bot writes every loop: equity (cash +
   positions marked by the bot), total P&L = equity − ``capital``, today's P&L, realised and
@@ -32,8 +33,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from ..money import MICRO, fmt_usd, notional_micro, to_micro
-from ..money import div_half_up as _half_up_div
+from .. import ledger_queries as lq
+from ..ledger_queries import latest_performance
+from ..money import MICRO, fmt_usd, to_micro
 from ..timefmt import utc_text_or_none
 
 DAY = 86_400
@@ -86,11 +88,6 @@ def money(micro: int | None, *, signed: bool = False) -> dict | None:
     }
 
 
-def entry_price_micro(cost_micro: int, size_micro: int) -> int:
-    """Average entry = cost ÷ shares in micro-USDC per share (half-up, as the engine)."""
-    return _half_up_div(int(cost_micro) * MICRO, int(size_micro))
-
-
 def stop_price_micro(entry_micro: int, stop_loss_percent: float) -> int:
     """entry × (1 − stop_loss_percent), truncated like ``polybot.engine.ledger``."""
     return int(entry_micro * (1 - stop_loss_percent))
@@ -108,27 +105,12 @@ def _one(conn: sqlite3.Connection, sql: str, args=()) -> Any:
     return row[0] if row is not None else None
 
 
-def latest_performance(conn: sqlite3.Connection, mode: str) -> sqlite3.Row | None:
-    return conn.execute(
-        "SELECT * FROM performance WHERE mode = ? ORDER BY timestamp DESC, id DESC LIMIT 1", (mode,)
-    ).fetchone()
-
-
 def pnl_section(conn: sqlite3.Connection, cfg, now: float, perf: sqlite3.Row | None) -> dict:
     mode, capital = cfg.mode, to_micro(cfg.capital)
-    realized_24h = int(
-        _one(
-            conn,
-            "SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = ? AND timestamp >= ?",
-            (mode, int(now - DAY)),
-        )
-        or 0
-    )
+    realized_24h = lq.realized_pnl_micro(conn, mode, since=now - DAY)
     out: dict = {"capital": money(capital), "realized_24h": money(realized_24h, signed=True)}
     if perf is None:
-        realized = int(
-            _one(conn, "SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = ?", (mode,)) or 0
-        )
+        realized = lq.realized_pnl_micro(conn, mode)
         out.update(
             source="trades",
             as_of=None,
@@ -198,13 +180,9 @@ def daily_equity(conn: sqlite3.Connection, mode: str, first_ts: int, last_ts: in
     """(UTC day start, equity at the end of that day) from the first to the last performance day."""
     out = []
     for day in range(first_ts // DAY, last_ts // DAY + 1):
-        e = _one(
-            conn,
-            "SELECT equity_micro FROM performance WHERE mode = ? AND timestamp < ? "
-            "ORDER BY timestamp DESC, id DESC LIMIT 1",
-            (mode, (day + 1) * DAY),
-        )
-        out.append((day * DAY, int(e)))
+        e = lq.equity_at(conn, mode, (day + 1) * DAY, strictly_before=True)
+        if e is not None:  # always: the first day holds the first row
+            out.append((day * DAY, e))
     return out
 
 
@@ -246,53 +224,35 @@ def chart_section(conn: sqlite3.Connection, cfg, perf: sqlite3.Row | None) -> tu
 
 
 def win_rate_section(conn: sqlite3.Connection, mode: str) -> dict:
-    n, wins, total = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(realized_pnl_micro > 0), 0), COALESCE(SUM(realized_pnl_micro), 0) "
-        "FROM trades WHERE mode = ? AND realized_pnl_micro IS NOT NULL",
-        (mode,),
-    ).fetchone()
-    rate = wins / n if n else None
+    c = lq.closing_trades(conn, mode)
     return {
-        "value": rate,
-        "text": fmt_pct(rate),
-        "wins": int(wins),
-        "closed": int(n),
-        "detail": f"{wins} of {n} closing trades" if n else "no closing trades yet",
-        "realized": money(total, signed=True),
+        "value": c.win_rate,
+        "text": fmt_pct(c.win_rate),
+        "wins": c.wins,
+        "closed": c.count,
+        "detail": f"{c.wins} of {c.count} closing trades" if c.count else "no closing trades yet",
+        "realized": money(c.realized_micro, signed=True),
     }
-
-
-def latest_bid(conn: sqlite3.Connection, token_id: str) -> sqlite3.Row | None:
-    return conn.execute(
-        "SELECT timestamp, best_bid FROM market_snapshots WHERE token_id = ? AND best_bid IS NOT NULL "
-        "ORDER BY timestamp DESC LIMIT 1",
-        (token_id,),
-    ).fetchone()
 
 
 def positions_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
     slp = cfg.risk_limits.stop_loss_percent
-    rows = conn.execute(
-        "SELECT p.*, m.question, t.outcome FROM positions p LEFT JOIN markets m ON m.id = p.market_id "
-        "LEFT JOIN market_tokens t ON t.token_id = p.token_id WHERE p.mode = ? AND p.status = 'open' "
-        "ORDER BY p.opened_at, p.token_id",
-        (cfg.mode,),
-    ).fetchall()
     items, total_unreal, total_cost = [], 0, 0
-    for p in rows:
-        size, cost = int(p["size_micro"]), int(p["cost_micro"])
-        entry = entry_price_micro(cost, size) if size else 0
+    for named in lq.open_positions_named(conn, cfg.mode):
+        p = named.position
+        size, cost = p.size_micro, p.cost_micro
+        entry = p.avg_price_micro
         stop = stop_price_micro(entry, slp)
-        snap = latest_bid(conn, p["token_id"])
-        mark = to_micro(snap["best_bid"]) if snap is not None else None
-        unreal = notional_micro(mark, size) - cost if mark is not None else None
+        snap = lq.latest_mark(conn, p.token_id, "best_bid")  # what selling now would fetch
+        mark = snap.price_micro if snap is not None else None
+        unreal = lq.unrealized_micro(size, cost, mark) if mark is not None else None
         total_cost += cost
         total_unreal += unreal or 0
         items.append(
             {
-                "token_id": p["token_id"],
-                "market_id": p["market_id"],
-                "label": label(p["question"], p["outcome"], p["token_id"]),
+                "token_id": p.token_id,
+                "market_id": p.market_id,
+                "label": label(named.question, named.outcome, p.token_id),
                 "shares": fmt_shares(size),
                 "size_micro": size,
                 "cost": money(cost),
@@ -300,14 +260,14 @@ def positions_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
                 "entry_micro": entry,
                 "mark": fmt_price(mark),
                 "mark_micro": mark,
-                "mark_age": ago(now - snap["timestamp"]) if snap is not None else "no snapshot",
+                "mark_age": ago(now - snap.timestamp) if snap is not None else "no snapshot",
                 "unrealized": money(unreal, signed=True),
                 "unrealized_pct": fmt_pct(unreal / cost) if unreal is not None and cost else "n/a",
                 "stop": fmt_price(stop),
                 "stop_micro": stop,
                 "below_stop": mark is not None and mark <= stop,
-                "opened": utc_text_or_none(p["opened_at"]),
-                "opened_ago": ago(now - p["opened_at"]),
+                "opened": utc_text_or_none(p.opened_at),
+                "opened_ago": ago(now - p.opened_at),
             }
         )
     return {
@@ -342,11 +302,7 @@ def external_section(conn: sqlite3.Connection, mode: str) -> dict:
 
 def trades_section(conn: sqlite3.Connection, mode: str, now: float) -> dict:
     since = int(now - DAY)
-    count, fees, notional = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(fee_micro), 0), COALESCE(SUM(notional_micro), 0) FROM trades "
-        "WHERE timestamp >= ? AND mode = ?",
-        (since, mode),
-    ).fetchone()
+    activity = lq.trade_activity(conn, mode, since=since)
     rows = conn.execute(
         "SELECT t.*, m.question, mt.outcome FROM trades t LEFT JOIN markets m ON m.id = t.market_id "
         "LEFT JOIN market_tokens mt ON mt.token_id = t.token_id WHERE t.timestamp >= ? AND t.mode = ? "
@@ -373,10 +329,10 @@ def trades_section(conn: sqlite3.Connection, mode: str, now: float) -> dict:
     ]
     return {
         "items": items,
-        "count": int(count),
+        "count": activity.count,
         "shown": len(items),
-        "fees": money(fees),
-        "notional": money(notional),
+        "fees": money(activity.fees_micro),
+        "notional": money(activity.notional_micro),
     }
 
 

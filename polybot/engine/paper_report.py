@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from polybot import db
+from polybot import ledger_queries as lq
 from polybot.config import load_config
 from polybot.errors import DataError, PolybotError
 from polybot.logs import LOG_PREFIX, configure_from
@@ -116,19 +117,21 @@ def main(args) -> int:
 
 def report(cfg, conn, days: float, *, backtest: bool = True) -> int:
     mode = "paper"
-    last = conn.execute("SELECT MAX(timestamp) FROM performance WHERE mode=?", (mode,)).fetchone()[0]
-    if last is None:
+    latest = lq.latest_performance(conn, mode)
+    if latest is None:
         raise DataError(
             "No paper trading is recorded in the database; start it with "
             "python trading_bot.py --paper-trading and run this report after a few days."
         )
-    end = int(last)
+    end = int(latest["timestamp"])
     start = end - int(days * DAY)
     first = conn.execute("SELECT MIN(timestamp) FROM performance WHERE mode=?", (mode,)).fetchone()[0]
     end_wall = time.time()
     start_wall = end_wall - days * DAY
     print(f"Paper trading report: {utc_minute(max(start, first))} → {utc_minute(end)} (last {days:g} days)")
-    print(f"Days running: {(end - first) / DAY:.1f} (first loop {utc_minute(first)}, last loop {utc_minute(end)})")
+    print(
+        f"Days running: {(end - first) / DAY:.1f} (first loop {utc_minute(first)}, last loop {utc_minute(end)})"
+    )
 
     fills = conn.execute(
         "SELECT side, COUNT(*) FROM trades WHERE mode=? AND kind='fill' AND timestamp BETWEEN ? AND ? "
@@ -147,25 +150,15 @@ def report(cfg, conn, days: float, *, backtest: bool = True) -> int:
         f"+ {settlements} settlement(s); {len(trips)} round trip(s) closed"
     )
 
-    base = conn.execute(
-        "SELECT equity_micro FROM performance WHERE mode=? AND timestamp < ? "
-        "ORDER BY timestamp DESC, id DESC LIMIT 1",
-        (mode, start),
-    ).fetchone()
-    base_equity = int(base[0]) if base else int(round(cfg.capital * MICRO))
-    now = conn.execute(
-        "SELECT * FROM performance WHERE mode=? ORDER BY timestamp DESC, id DESC LIMIT 1", (mode,)
-    ).fetchone()
-    pnl = now["equity_micro"] - base_equity
-    realised = conn.execute(
-        "SELECT COALESCE(SUM(realized_pnl_micro),0) FROM trades WHERE mode=? AND timestamp BETWEEN ? AND ?",
-        (mode, start, end),
-    ).fetchone()[0]
+    base = lq.equity_at(conn, mode, start, strictly_before=True)
+    base_equity = base if base is not None else int(round(cfg.capital * MICRO))
+    pnl = latest["equity_micro"] - base_equity
+    realised = lq.realized_pnl_micro(conn, mode, since=start, until=end + 1)  # [start, end]
     ret = pnl / base_equity if base_equity else 0.0
     print(
         f"Simulated P&L: {fmt_usd(pnl, signed=True)} ({ret:+.2%}); realised {fmt_usd(realised, signed=True)}, "
-        f"unrealised now {fmt_usd(now['unrealized_pnl_micro'], signed=True)}; equity {fmt_usd(now['equity_micro'])}, "
-        f"cash {fmt_usd(now['cash_micro'])}, {now['open_positions']} open position(s)"
+        f"unrealised now {fmt_usd(latest['unrealized_pnl_micro'], signed=True)}; equity {fmt_usd(latest['equity_micro'])}, "
+        f"cash {fmt_usd(latest['cash_micro'])}, {latest['open_positions']} open position(s)"
     )
     wins = sum(1 for t in trips if t["pnl_micro"] > 0)
     win_rate = wins / len(trips) if trips else 0.0
