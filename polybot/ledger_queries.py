@@ -339,6 +339,22 @@ def latest_performance(conn: sqlite3.Connection, mode: str) -> sqlite3.Row | Non
     ).fetchone()
 
 
+def first_performance_ts(conn: sqlite3.Connection, mode: str) -> int | None:
+    """When the bot wrote its first ``performance`` row for the mode (None: never)."""
+    r = conn.execute("SELECT MIN(timestamp) FROM performance WHERE mode = ?", (mode,)).fetchone()
+    return None if r is None or r[0] is None else int(r[0])
+
+
+def equity_series(
+    conn: sqlite3.Connection, mode: str, *, since: float | None = None
+) -> list[tuple[int, int]]:
+    """(timestamp, equity) of every ``performance`` row from ``since`` on, oldest first (rows with
+    the same time in the order they were written)."""
+    args: list = [mode]
+    sql = _period("SELECT timestamp, equity_micro FROM performance WHERE mode = ?", args, since, None)
+    return [(int(t), int(e)) for t, e in conn.execute(sql + " ORDER BY timestamp, id", args)]
+
+
 def equity_at(conn: sqlite3.Connection, mode: str, ts: float, *, strictly_before: bool = False) -> int | None:
     """The equity of the last ``performance`` row at or before ``ts`` (strictly before with
     ``strictly_before``); None when the bot recorded none by then."""

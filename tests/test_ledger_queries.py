@@ -225,6 +225,10 @@ def test_equity_and_daily_pnl(book):
     assert lq.equity_at(conn, "live", D0) == 511 * M  # at or before
     assert lq.equity_at(conn, "live", D0, strictly_before=True) == 510 * M
     assert lq.equity_at(conn, "live", Y) is None
+    assert lq.equity_series(conn, "live") == [(Y + 80_000, 510 * M), (D0, 511 * M), (D0 + 20_000, 615 * M)]
+    assert lq.equity_series(conn, "live", since=D0) == [(D0, 511 * M), (D0 + 20_000, 615 * M)]
+    assert lq.first_performance_ts(conn, "live") == Y + 80_000
+    assert lq.first_performance_ts(conn, "paper") is None and lq.equity_series(conn, "paper") == []
     assert lq.capital_flows_micro(conn, "live", after=Y + 80_000) == 100 * M
     assert lq.capital_flows_micro(conn, "live", after=D0 + 5000) == 0
     # baseline: the last row before 00:00 (510) + the deposit made since (100); the 00:00 row is today's
@@ -251,10 +255,11 @@ def test_the_engine_reads_the_same_numbers(book):
 
 
 def test_callers_show_the_hand_computed_figures(book):
-    """The dashboard, Telegram and the daily report print what the ledger says."""
+    """The dashboard, Telegram, the daily and weekly reports and the verdict show what the ledger says."""
+    from polybot.backtest.verdict import paper_daily_returns
     from polybot.dashboard.queries import build_state
     from polybot.notify.reports import pnl_text, positions_text
-    from polybot.ops.reports import build_daily
+    from polybot.ops.reports import build_daily, build_weekly
 
     cfg, conn = book
     cfg = dataclasses.replace(cfg, capital=600.0)
@@ -279,3 +284,16 @@ def test_callers_show_the_hand_computed_figures(book):
     assert daily.unrealized == -787_500 - 10_000  # at the mids
     assert (daily.closed_total, daily.wins_total, daily.trades_24h, daily.fees_24h) == (4, 3, 9, 130_000)
     assert daily.equity == 615 * M and daily.pnl_today == 5 * M  # the engine's daily P&L, not +104
+
+    weekly = build_weekly(cfg, conn, now=NOW)
+    # last 24 h: 615 - 600 (capital: no row before NOW - 24 h); the 24 h before: no row at its end,
+    # so realised P&L of #1..#3 = +3.82 (3 trades); earlier windows 0
+    assert "Week P&L: +$18.82" in weekly
+    assert "Closing trades: 4, win rate: 75%, best +$20.00, worst -$2.53" in weekly
+    assert "Max drawdown this week: 0.0%" in weekly  # 510, 511, 615
+
+    # the verdict's paper returns without performance rows: realised per UTC day / capital
+    assert paper_daily_returns(conn, 500.0, NOW) == (
+        [0.0, 0.002],
+        "realised P&L of paper trades / capital (no performance rows)",
+    )

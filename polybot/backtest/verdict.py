@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..ledger_queries import realized_pnl_by_day
+from ..ledger_queries import equity_series, realized_pnl_by_day
 from .stats import (
     block_bootstrap_ci,
     deflated_sharpe_ratio,
@@ -499,9 +499,7 @@ def paper_daily_returns(conn: Any, capital: float, now: float) -> tuple[list[flo
     From the ``performance`` rows (mode ``paper``): the equity at the end of each UTC day over
     the previous day's — the backtest's definition — with the first row's equity as day 0.
     Without performance rows: each day's realised P&L of paper trades / ``capital``."""
-    rows = conn.execute(
-        "SELECT timestamp, equity_micro FROM performance WHERE mode = 'paper' ORDER BY timestamp"
-    ).fetchall()
+    rows = equity_series(conn, "paper")
     if rows:
         base = rows[0][1]
         by_day: dict[int, int] = {}

@@ -153,13 +153,7 @@ def equity_points(
         "SELECT COUNT(*) FROM (SELECT 1 FROM performance WHERE mode = ? LIMIT ?)", (mode, n + 1)
     ).fetchone()[0]
     if few <= n:
-        return [
-            (int(t), int(e))
-            for t, e in conn.execute(
-                "SELECT timestamp, equity_micro FROM performance WHERE mode = ? ORDER BY timestamp, id",
-                (mode,),
-            )
-        ]
+        return lq.equity_series(conn, mode)
     out: list[tuple[int, int]] = []
     span = max(1, last_ts - first_ts)
     seen = set()
@@ -211,8 +205,8 @@ def chart_section(conn: sqlite3.Connection, cfg, perf: sqlite3.Row | None) -> tu
     capital = to_micro(cfg.capital)
     if perf is None:
         return {"points": [], "capital": capital / MICRO}, []
-    first = int(_one(conn, "SELECT MIN(timestamp) FROM performance WHERE mode = ?", (cfg.mode,)))
     last = int(perf["timestamp"])
+    first = lq.first_performance_ts(conn, cfg.mode) or last
     pts = equity_points(conn, cfg.mode, first, last)
     chart = {
         "points": [[t, e / MICRO] for t, e in pts],

@@ -125,7 +125,7 @@ def report(cfg, conn, days: float, *, backtest: bool = True) -> int:
         )
     end = int(latest["timestamp"])
     start = end - int(days * DAY)
-    first = conn.execute("SELECT MIN(timestamp) FROM performance WHERE mode=?", (mode,)).fetchone()[0]
+    first = lq.first_performance_ts(conn, mode) or end
     end_wall = time.time()
     start_wall = end_wall - days * DAY
     print(f"Paper trading report: {utc_minute(max(start, first))} → {utc_minute(end)} (last {days:g} days)")

@@ -339,13 +339,7 @@ def build_weekly(cfg, conn: sqlite3.Connection, *, now: float | None = None) -> 
             else ""
         )
     )
-    eq = [
-        e
-        for (e,) in conn.execute(
-            "SELECT equity_micro FROM performance WHERE mode = ? AND timestamp >= ? ORDER BY timestamp",
-            (mode, int(now - 7 * DAY)),
-        )
-    ]
+    eq = [e for _, e in lq.equity_series(conn, mode, since=now - 7 * DAY)]
     peak, dd = None, 0.0
     for e in eq:
         peak = e if peak is None or e > peak else peak
