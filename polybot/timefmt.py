@@ -29,6 +29,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 MISSING = "-"
+ISO_SECONDS = "%Y-%m-%dT%H:%M:%SZ"  # strftime pattern of iso_seconds (also the log lines' time, polybot.logs)
 _UTC_MINUTE = "%Y-%m-%d %H:%M UTC"  # written by utc_minute, read back by parse_utc_minute
 
 
@@ -39,7 +40,7 @@ def _utc(ts: float) -> datetime:
 # ----------------------------------------------------------------------- stored / sent
 def iso_seconds(ts: float | None, missing: str = MISSING) -> str:
     """``2026-12-06T07:54:47Z``: ISO 8601 to the second, for JSON, API parameters and logs."""
-    return missing if ts is None else _utc(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return missing if ts is None else _utc(ts).strftime(ISO_SECONDS)
 
 
 def iso_ms(ts: float) -> str:
