@@ -83,6 +83,12 @@ class PositionRow:
         return cls(**{k: r[k] for k in cls.__dataclass_fields__})
 
 
+def stop_price_micro(avg_price_micro: int, stop_loss_percent: float) -> int:
+    """The stop-loss price of a position: average entry × (1 − ``stop_loss_percent``), truncated
+    (what the engine stores in ``positions.stop_price_micro``)."""
+    return int(avg_price_micro * (1 - stop_loss_percent))
+
+
 def get_position(conn: sqlite3.Connection, mode: str, token_id: str) -> PositionRow | None:
     r = conn.execute("SELECT * FROM positions WHERE mode=? AND token_id=?", (mode, token_id)).fetchone()
     return PositionRow.from_row(r) if r else None

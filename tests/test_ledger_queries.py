@@ -192,6 +192,8 @@ def test_cash_flows_positions_and_valuation(book):
         ("D", 10 * M, 3_010_000),
     ]
     assert [p.avg_price_micro for p in pos] == [250_250, 301_000]  # 37.5375/150, 3.01/10
+    assert lq.stop_price_micro(250_250, 0.15) == 212_712  # 212_712.5 truncated
+    assert lq.stop_price_micro(301_000, 0.5) == 150_500
     assert lq.get_position(conn, "live", "D").realized_pnl_micro == 0  # +1.98 then -1.98
     assert lq.get_position(conn, "live", "E").status == "closed"
     assert lq.get_position(conn, "live", "A").realized_pnl_micro == 6_650_000  # 3.82 + 2.83

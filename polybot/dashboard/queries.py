@@ -88,11 +88,6 @@ def money(micro: int | None, *, signed: bool = False) -> dict | None:
     }
 
 
-def stop_price_micro(entry_micro: int, stop_loss_percent: float) -> int:
-    """entry × (1 − stop_loss_percent), truncated like ``polybot.engine.ledger``."""
-    return int(entry_micro * (1 - stop_loss_percent))
-
-
 def label(question: str | None, outcome: str | None, fallback: str) -> str:
     if question and outcome:
         return f"{question} [{outcome}]"
@@ -236,7 +231,7 @@ def positions_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
         p = named.position
         size, cost = p.size_micro, p.cost_micro
         entry = p.avg_price_micro
-        stop = stop_price_micro(entry, slp)
+        stop = lq.stop_price_micro(entry, slp)
         snap = lq.latest_mark(conn, p.token_id, "best_bid")  # what selling now would fetch
         mark = snap.price_micro if snap is not None else None
         unreal = lq.unrealized_micro(size, cost, mark) if mark is not None else None

@@ -45,6 +45,7 @@ from polybot.ledger_queries import open_positions as open_positions
 from polybot.ledger_queries import paper_cash_micro as paper_cash_micro
 from polybot.ledger_queries import portfolio as portfolio
 from polybot.ledger_queries import realized_pnl_micro as realized_pnl_micro
+from polybot.ledger_queries import stop_price_micro
 from polybot.money import MICRO, notional_micro
 from polybot.money import div_half_up as _half_up_div
 
@@ -176,8 +177,7 @@ def record_trade(
     status = "open" if p["size_micro"] != 0 else "closed"
     stop = None
     if p["size_micro"] > 0 and stop_loss_percent is not None:
-        avg = _half_up_div(p["cost_micro"] * MICRO, p["size_micro"])
-        stop = int(avg * (1 - stop_loss_percent))
+        stop = stop_price_micro(_half_up_div(p["cost_micro"] * MICRO, p["size_micro"]), stop_loss_percent)
     if old is None:
         conn.execute(
             "INSERT INTO positions(mode, token_id, market_id, size_micro, cost_micro, realized_pnl_micro, "
