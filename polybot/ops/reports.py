@@ -1,10 +1,12 @@
 """``daily_report.py``: the daily review (and ``--weekly`` P&L report).
 
-Reads the database read-only for the configured mode (paper or live):
+Reads the database read-only for the configured mode (paper or live), through
+:mod:`polybot.ledger_queries` (the definitions every screen shares):
 
-- P&L: equity change today (since 00:00 UTC), over the last 24 h (the review log's "P&L"
-  line: consecutive daily reports cover every hour once), 7 days and since start (from the ``performance``
-  rows the bot writes; realised-only when there are none yet), realised P&L (sum of
+- P&L: today's (the engine's daily P&L: equity − equity at 00:00 UTC, a capital change since
+  not counted), over the last 24 h (the review log's "P&L" line: consecutive daily reports
+  cover every hour once), 7 days and since start (from the ``performance`` rows the bot
+  writes; realised-only when there are none yet), realised P&L (sum of
   ``trades.realized_pnl_micro``, which the engine records net of fees) and unrealised P&L of
   the open positions marked at their latest snapshot mid;
 - open positions, trades of the last 24 h, win rate (closing trades with realised P&L > 0),
@@ -15,7 +17,8 @@ Reads the database read-only for the configured mode (paper or live):
 The report is printed, appended to ``reports/daily_review_log.md`` in the checklist's format
 (re-running on the same UTC day replaces that day's section) and sent as the info alert
 ``daily_summary``. ``--weekly`` prints the 7-day P&L, writes ``reports/weekly_pnl_YYYYMMDD.txt``
-and sends the info alert ``weekly_pnl``. Days are UTC days.
+and sends the info alert ``weekly_pnl``; its seven rows are the 24-hour windows ending now, each
+labelled with the UTC date it ends on. Other days are UTC days.
 """
 
 from __future__ import annotations
