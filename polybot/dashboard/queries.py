@@ -201,7 +201,8 @@ def chart_section(conn: sqlite3.Connection, cfg, perf: sqlite3.Row | None) -> tu
     if perf is None:
         return {"points": [], "capital": capital / MICRO}, []
     last = int(perf["timestamp"])
-    first = lq.first_performance_ts(conn, cfg.mode) or last
+    first_ts = lq.first_performance_ts(conn, cfg.mode)
+    first = last if first_ts is None else first_ts
     pts = equity_points(conn, cfg.mode, first, last)
     chart = {
         "points": [[t, e / MICRO] for t, e in pts],
@@ -426,6 +427,7 @@ def system_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
         "SELECT timestamp, path, size_bytes, integrity, offsite FROM backups "
         "ORDER BY timestamp DESC, id DESC LIMIT 1"
     ).fetchone()
+    backup: dict | None
     if b is not None:
         backup = {
             "name": Path(b["path"]).name,

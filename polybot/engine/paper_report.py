@@ -125,7 +125,8 @@ def report(cfg, conn, days: float, *, backtest: bool = True) -> int:
         )
     end = int(latest["timestamp"])
     start = end - int(days * DAY)
-    first = lq.first_performance_ts(conn, mode) or end
+    first_ts = lq.first_performance_ts(conn, mode)
+    first = end if first_ts is None else first_ts
     end_wall = time.time()
     start_wall = end_wall - days * DAY
     print(f"Paper trading report: {utc_minute(max(start, first))} → {utc_minute(end)} (last {days:g} days)")
