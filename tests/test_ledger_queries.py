@@ -299,3 +299,21 @@ def test_callers_show_the_hand_computed_figures(book):
         [0.0, 0.002],
         "realised P&L of paper trades / capital (no performance rows)",
     )
+
+
+def test_realized_pnl_sql_lives_in_ledger_queries_only():
+    """The realised-P&L sums are read in one module (the engine's ledger writes them)."""
+    from pathlib import Path
+
+    import polybot
+
+    root = Path(polybot.__file__).resolve().parent
+    allowed = {"ledger_queries.py", "engine/ledger.py", "schema.py"}
+    patterns = ("SUM(realized_pnl_micro", "realized_pnl_micro IS NOT NULL", "realized_pnl_micro < 0")
+    offenders = sorted(
+        rel
+        for path in root.rglob("*.py")
+        if (rel := path.relative_to(root).as_posix()) not in allowed
+        and any(p in path.read_text(encoding="utf-8") for p in patterns)
+    )
+    assert offenders == [], f"read realised P&L through polybot.ledger_queries: {offenders}"
