@@ -300,6 +300,17 @@ def closing_trades(
     )
 
 
+def last_closing_pnls(conn: sqlite3.Connection, mode: str, limit: int) -> list[int]:
+    """The realised P&L of the last ``limit`` closing trades, oldest first (the input of
+    :func:`polybot.alerts.checks.check_win_rate`)."""
+    rows = conn.execute(
+        "SELECT realized_pnl_micro FROM trades WHERE mode=? AND realized_pnl_micro IS NOT NULL "
+        "ORDER BY timestamp DESC, id DESC LIMIT ?",
+        (mode, int(limit)),
+    ).fetchall()
+    return [int(r[0]) for r in reversed(rows)]
+
+
 def losing_trades(conn: sqlite3.Connection, mode: str, *, since: float | None = None) -> list[sqlite3.Row]:
     """Trades with a realised loss (< 0), oldest first: ``trade_id, timestamp, side,
     notional_micro, fee_micro, realized_pnl_micro, token_id``."""

@@ -162,6 +162,8 @@ def test_closing_trades_and_win_rate(book):
         None,
         None,
     )
+    assert lq.last_closing_pnls(conn, "live", 3) == [20 * M, -2_532_500, 2_830_000]  # #4, #6, #7
+    assert lq.last_closing_pnls(conn, "live", 10) == [3_820_000, 20 * M, -2_532_500, 2_830_000]
     losing = lq.losing_trades(conn, "live")
     assert [(r["trade_id"], r["realized_pnl_micro"]) for r in losing] == [("t6", -2_532_500)]
 
