@@ -21,12 +21,13 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from pathlib import Path
+
+from .timefmt import ISO_SECONDS, file_day
 
 LOG_PREFIX = "trading_system_"
 FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
-DATEFMT = "%Y-%m-%dT%H:%M:%SZ"
+DATEFMT = ISO_SECONDS
 MASK = "****"
 
 _PATTERNS = [
@@ -128,7 +129,7 @@ class DailyFileHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            day = datetime.fromtimestamp(record.created, UTC).strftime("%Y%m%d")
+            day = file_day(record.created)
             if day != self._day or self._stream is None:
                 self._open(day)
             self._stream.write(self.format(record) + "\n")
@@ -222,7 +223,7 @@ def prune_logs(
     if retention_days <= 0:
         return []
     now = time.time() if now is None else now
-    cutoff = datetime.fromtimestamp(now - retention_days * 86400, UTC).strftime("%Y%m%d")
+    cutoff = file_day(now - retention_days * 86400)
     removed = []
     for path in Path(log_dir).glob(f"{prefix}*.log"):
         day = path.stem[len(prefix) :]
@@ -236,7 +237,7 @@ def prune_logs(
 
 
 def today_log_path(log_dir: Path) -> Path:
-    return Path(log_dir) / f"{LOG_PREFIX}{datetime.now(UTC).strftime('%Y%m%d')}.log"
+    return Path(log_dir) / f"{LOG_PREFIX}{file_day(time.time())}.log"
 
 
 _CONFIGURED: dict = {}

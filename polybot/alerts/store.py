@@ -28,7 +28,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from ..db import atomic
-from ..notify.formatting import utc_hhmm
+from ..timefmt import utc_hhmm
 
 LEASE_SECONDS = 180  # a claimed row is someone's for this long
 MAX_ATTEMPTS = 12  # 30 s, 1, 2, 4, 8, 16, 32 min, then hourly — about 5 h in all

@@ -7,7 +7,7 @@ import csv
 import json
 import logging
 import os
-from datetime import UTC, datetime
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from polybot.cli import add_config_arg
 from polybot.config import load_config
 from polybot.db import open_database
 from polybot.logs import configure_from
+from polybot.timefmt import iso_seconds, utc_minute
 
 from .correlation import CorrelationResult, analyse
 
@@ -99,10 +100,6 @@ def _min_moves(text: str) -> int:
 
 def _label(days: float) -> str:
     return f"{days:g}"
-
-
-def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _run(args) -> tuple[object, CorrelationResult]:
@@ -194,10 +191,10 @@ def correlation_main(args) -> int:
     strong_mask = res.strong_mask(threshold)
     strong = res.pair_rows(strong_mask)
     payload = {
-        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generated_at": iso_seconds(time.time()),
         "days": args.days,
-        "start": _iso(res.start_ts),
-        "end": _iso(res.end_ts),
+        "start": utc_minute(res.start_ts),
+        "end": utc_minute(res.end_ts),
         "threshold": threshold,
         "uses_abs_r": True,
         "min_shared_moves": st.min_shared_moves,
@@ -209,7 +206,9 @@ def correlation_main(args) -> int:
     }
     _write_atomic(groups_path, json.dumps(payload, indent=2))
 
-    print(f"Correlation matrix: {k} markets, {_iso(res.start_ts)} to {_iso(res.end_ts)} ({args.days:g} days)")
+    print(
+        f"Correlation matrix: {k} markets, {utc_minute(res.start_ts)} to {utc_minute(res.end_ts)} ({args.days:g} days)"
+    )
     print(f"Method: {res.method()}.")
     if res.rows:
         print(f"Data: {res.rows:,} snapshots, {res.backfill_rows / res.rows:.1%} backfilled")

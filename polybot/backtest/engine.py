@@ -44,7 +44,6 @@ import sys
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +70,7 @@ from polybot.strategy.execution import (
     step_account,
 )
 from polybot.strategy.feed import MarketFeed
+from polybot.timefmt import parse_utc_minute, utc_day
 
 from .data import Resolution, SnapshotStore, load_markets, prepare_replay_feed, read_chunks
 from .portfolio import Ledger
@@ -214,7 +214,7 @@ class Backtester:
         first, last = self.store.bounds(self.start_ts, self.end_ts)
         if first is None:
             raise BacktestDataError(
-                f"No market snapshots between {_day(self.start_ts)} and {_day(self.end_ts)} in "
+                f"No market snapshots between {utc_day(self.start_ts)} and {utc_day(self.end_ts)} in "
                 f"{getattr(self.cfg, 'database_path', 'the database')}; collect data first "
                 f"(python collect_market_data.py) or choose dates that have data."
             )
@@ -574,19 +574,15 @@ def replay_correlation_groups(cfg: Any, start_ts: int) -> tuple[dict[str, str], 
         return {}, None
     try:
         end_text = str(json.loads(path.read_text(encoding="utf-8")).get("end") or "")
-        end = int(datetime.strptime(end_text, "%Y-%m-%d %H:%M UTC").replace(tzinfo=UTC).timestamp())
+        end = parse_utc_minute(end_text)
     except (OSError, ValueError, TypeError, AttributeError):
         return {}, f"{path} has no readable 'end' time; its correlation groups are not used in the replay"
     if end > start_ts:
         return {}, (
-            f"{path} was computed on data up to {_day(end)}, after the replay starts; its correlation "
+            f"{path} was computed on data up to {utc_day(end)}, after the replay starts; its correlation "
             f"groups are not used (look-ahead), while paper trading uses them"
         )
     return load_correlation_groups(path), None
-
-
-def _day(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
 
 def _progress(enabled: bool, total: int):

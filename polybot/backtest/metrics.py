@@ -14,12 +14,12 @@ closed trades, the data coverage measured by :func:`polybot.backtest.coverage.da
 from __future__ import annotations
 
 import math
-from datetime import UTC
 from typing import Any
 
 import numpy as np
 
 from polybot.money import MICRO
+from polybot.timefmt import utc_day
 
 from .engine import DAY, BacktestResult
 from .verdict import judge
@@ -184,14 +184,8 @@ def compute_metrics(
             "steps": res.counts.get("steps", 0),
             **({"coverage_detail": {k: v for k, v in cov.items()}} if cov else {}),
         },
-        "daily_equity": [{"day": _iso(int(d)), "equity": int(e) / MICRO} for d, e in zip(days, deq)],
+        "daily_equity": [{"day": utc_day(int(d)), "equity": int(e) / MICRO} for d, e in zip(days, deq)],
         "backfilled_share": cov.get("backfilled_share"),
         "fills_on_backfilled_books": (fills_bf / fills) if fills else 0.0,
         **judged,
     }
-
-
-def _iso(ts: int) -> str:
-    from datetime import datetime
-
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")

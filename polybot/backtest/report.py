@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from polybot.money import MICRO
+from polybot.timefmt import iso_seconds, utc_day
 
 from .engine import BacktestResult
 
@@ -16,10 +18,6 @@ from .engine import BacktestResult
 def _usd(x: float, signed: bool = False) -> str:
     sign = "-" if x < 0 else ("+" if signed and x > 0 else "")
     return f"{sign}${abs(x):,.2f}"
-
-
-def _day(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
 
 def format_report(
@@ -33,7 +31,7 @@ def format_report(
         f"Max drawdown: {m['max_drawdown'] * 100:.1f}%",
         f"Final capital: {_usd(m['final_capital'])}",
         "",
-        f"Period: {_day(res.start_ts)} to {_day(res.end_ts)} ({(res.end_ts - res.start_ts) // 86400 + 1} days), "
+        f"Period: {utc_day(res.start_ts)} to {utc_day(res.end_ts)} ({(res.end_ts - res.start_ts) // 86400 + 1} days), "
         f"strategy {res.strategy}, starting capital {_usd(m['initial_capital'])}",
         f"Total return: {m['total_return'] * 100:+.2f}%",
     ]
@@ -174,9 +172,9 @@ VERDICT_KEYS = (
 
 def write_json(path: Path, res: BacktestResult, m: dict, extra: dict | None = None) -> None:
     data = {
-        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "start_date": _day(res.start_ts),
-        "end_date": _day(res.end_ts),
+        "generated_at": iso_seconds(time.time()),
+        "start_date": utc_day(res.start_ts),
+        "end_date": utc_day(res.end_ts),
         "strategy": {"name": res.strategy, "params": res.params},
         **(extra or {}),
         # the verdict and its evidence at the top level (pre_launch_check.py reads these)
@@ -211,7 +209,7 @@ def write_png(path: Path, res: BacktestResult, m: dict) -> None:
     ax1.axhline(res.capital_micro / MICRO, color="grey", lw=0.8, ls="--", label="starting capital")
     ax1.set_ylabel("USDC")
     ax1.set_title(
-        f"Backtest {res.strategy}: {_day(res.start_ts)} to {_day(res.end_ts)} — "
+        f"Backtest {res.strategy}: {utc_day(res.start_ts)} to {utc_day(res.end_ts)} — "
         f"{m['verdict']} (return {m['total_return'] * 100:+.2f}%, Sharpe {m['sharpe_ratio']:.2f}, "
         f"max DD {m['max_drawdown'] * 100:.1f}%)",
         fontsize=10,

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ledger_queries import equity_series, realized_pnl_by_day
 from .stats import (
     block_bootstrap_ci,
     deflated_sharpe_ratio,
@@ -498,9 +499,7 @@ def paper_daily_returns(conn: Any, capital: float, now: float) -> tuple[list[flo
     From the ``performance`` rows (mode ``paper``): the equity at the end of each UTC day over
     the previous day's — the backtest's definition — with the first row's equity as day 0.
     Without performance rows: each day's realised P&L of paper trades / ``capital``."""
-    rows = conn.execute(
-        "SELECT timestamp, equity_micro FROM performance WHERE mode = 'paper' ORDER BY timestamp"
-    ).fetchall()
+    rows = equity_series(conn, "paper")
     if rows:
         base = rows[0][1]
         by_day: dict[int, int] = {}
@@ -513,15 +512,10 @@ def paper_daily_returns(conn: Any, capital: float, now: float) -> tuple[list[flo
             out.append(eq / prev - 1.0 if prev else 0.0)
             prev = eq
         return out, "paper equity (performance table)"
-    rows = conn.execute(
-        "SELECT timestamp, COALESCE(realized_pnl_micro, 0) FROM trades WHERE mode = 'paper' "
-        "ORDER BY timestamp"
-    ).fetchall()
-    if not rows:
+    realized = realized_pnl_by_day(conn, "paper")
+    if not realized:
         return [], "no paper trades"
-    pnl: dict[int, int] = {}
-    for ts, p in rows:
-        pnl[int(ts) // DAY] = pnl.get(int(ts) // DAY, 0) + int(p)
+    pnl = {start // DAY: p for start, p in realized.items()}
     first, last = min(pnl), max(max(pnl), int(now) // DAY)
     return (
         [pnl.get(d, 0) / 1e6 / capital for d in range(first, last + 1)],

@@ -37,9 +37,9 @@ import math
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ import yaml
 from polybot.errors import ConfigError
 from polybot.money import MICRO
 from polybot.strategy.registry import get_strategy
+from polybot.timefmt import iso_seconds, utc_day
 
 from .coverage import data_coverage
 from .engine import DAY, BacktestDataError, Backtester, BacktestResult
@@ -282,7 +283,7 @@ def walk_forward(
             done += 1
             if progress:
                 progress(
-                    f"[{done}/{total}] segment {k}/{len(segs)} in sample {_day(sg.in_start)}..{_day(sg.in_end - 1)}"
+                    f"[{done}/{total}] segment {k}/{len(segs)} in sample {utc_day(sg.in_start)}..{utc_day(sg.in_end - 1)}"
                     f": set {len(sg.trials)}/{len(param_sets)} Sharpe {sg.trials[-1].sharpe:.2f}, "
                     f"{sg.trials[-1].trades} trades"
                 )
@@ -301,7 +302,7 @@ def walk_forward(
         done += 1
         if progress:
             progress(
-                f"[{done}/{total}] segment {k}/{len(segs)} OUT OF SAMPLE {_day(sg.out_start)}..{_day(sg.out_end - 1)}"
+                f"[{done}/{total}] segment {k}/{len(segs)} OUT OF SAMPLE {utc_day(sg.out_start)}..{utc_day(sg.out_end - 1)}"
                 f": Sharpe {sg.oos.sharpe:.2f}, {sg.oos.trades} trades, return {sg.oos.total_return:+.2%}"
             )
     return segs
@@ -382,8 +383,8 @@ def walk_forward_report(
         o = sg.oos
         seg_rows.append(
             {
-                "in_sample": {"start": _day(sg.in_start), "end": _day(sg.in_end - 1)},
-                "out_of_sample": {"start": _day(sg.out_start), "end": _day(sg.out_end - 1)},
+                "in_sample": {"start": utc_day(sg.in_start), "end": utc_day(sg.in_end - 1)},
+                "out_of_sample": {"start": utc_day(sg.out_start), "end": utc_day(sg.out_end - 1)},
                 "chosen_params": {k: sg.trials[sg.chosen].params[k] for k in keys} if keys else {},
                 "in_sample_trials": [t.summary(keys) for t in sg.trials],
                 "out_of_sample_metrics": {
@@ -416,9 +417,9 @@ def walk_forward_report(
     }
     metrics = {k: v for k, v in ev.items() if k != "daily_returns"}
     return {
-        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "start_date": _day(start_ts),
-        "end_date": _day(end_ts),
+        "generated_at": iso_seconds(time.time()),
+        "start_date": utc_day(start_ts),
+        "end_date": utc_day(end_ts),
         "strategy": {"name": strategy_name, "params": deploy},
         "capital": capital,
         "days": (end_ts - start_ts) // DAY + 1,
@@ -519,7 +520,3 @@ def write_report(path: Path, rep: dict) -> None:
 
 def stderr_progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-def _day(ts: int) -> str:
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d")

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from .. import db
 from ..errors import DataError, ExchangeError, ExchangeUnavailable, RequestRejected
 from ..exchange.models import Market, PricePoint
+from ..timefmt import iso_seconds
 from . import store, universe
 from .common import (
     BACKFILL_LOCK,
@@ -57,7 +58,6 @@ from .common import (
     EXIT_OK,
     EXIT_PARTIAL,
     floor_ts,
-    iso,
     job_lock,
     make_client,
     plural,
@@ -178,7 +178,7 @@ def closed_in_window(client, cc, start: int, end: int) -> tuple[list[Market], li
         closed=True,
         order="volumeNum",
         ascending=False,
-        end_date_min=iso(start - END_DATE_SLACK),
+        end_date_min=iso_seconds(start - END_DATE_SLACK),
         **extra,
     )
     out: list[Market] = []
@@ -366,7 +366,7 @@ def summary(res: BackfillResult, days: float) -> str:
             f"({res.closed_resolved:,} with the outcome recorded)"
         )
     head = (
-        f"Backfill {days:g} days ({iso(res.start)} → {iso(res.end)}): "
+        f"Backfill {days:g} days ({iso_seconds(res.start)} → {iso_seconds(res.end)}): "
         f"{plural(res.tokens, 'token')} ({res.skipped:,} already complete){closed}"
     )
     warned = f", {plural(len(res.warnings), 'warning')} (see the log)" if res.warnings else ""

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +33,6 @@ def step_seconds(cfg) -> int:
 def floor_ts(ts: float, step: int) -> int:
     """``ts`` floored to the grid (a multiple of ``step`` seconds since the epoch)."""
     return int(ts) // step * step
-
-
-def iso(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def short_iso(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def fmt_bytes(n: float) -> str:

@@ -35,6 +35,7 @@ from .. import db
 from ..alerts import Alerter
 from ..errors import DataError, ExchangeError, ExchangeUnavailable, RequestRejected
 from ..exchange.models import Market
+from ..timefmt import iso_seconds
 from . import store, universe
 from .books import BookFetcher
 from .common import (
@@ -43,7 +44,6 @@ from .common import (
     EXIT_OK,
     EXIT_PARTIAL,
     floor_ts,
-    iso,
     job_lock,
     make_client,
     step_seconds,
@@ -75,7 +75,7 @@ class CycleResult:
     left: int = 0
 
     def summary(self) -> str:
-        head = f"Cycle {iso(self.cycle_ts)}:"
+        head = f"Cycle {iso_seconds(self.cycle_ts)}:"
         tail = f"in {self.duration:.1f} s (API {self.api_seconds:.1f} s)"
         if self.status == "failed":
             return f"{head} FAILED {tail} — {self.failure}; no snapshots written"
@@ -385,11 +385,11 @@ def run(cfg, *, initial: bool = False, verbose: bool = False, out: Callable[[str
             client.close()
             conn.close()
     for p in res.problems[:10]:  # with --verbose the list below shows them on screen
-        log.warning("cycle %s: %s", iso(res.cycle_ts), p, extra={"console": not verbose})
+        log.warning("cycle %s: %s", iso_seconds(res.cycle_ts), p, extra={"console": not verbose})
     if res.refreshed or res.left:
         log.info(
             "cycle %s: %d market(s) left the universe, %d refreshed, %d resolution(s) recorded",
-            iso(res.cycle_ts),
+            iso_seconds(res.cycle_ts),
             res.left,
             res.refreshed,
             res.resolved,

@@ -46,11 +46,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import db
-from .common import exchange_now, iso, plural, step_seconds
+from ..timefmt import file_stamp, iso_seconds
+from .common import exchange_now, plural, step_seconds
 from .verify import latest_per_tracked_market
 
 EMPTY_MESSAGE = "no snapshots yet — run python collect_market_data.py --initial"
@@ -161,12 +161,14 @@ def check_bounds(conn, where: str, args: tuple, *, lo: float, hi: float) -> Chec
     if not bad:
         return Check(True, label)
     ts, token, bb, ba, mid, ltp = bad[0]
-    example = f"token …{token[-8:]} at {iso(ts)}: bid {bb}, ask {ba}, mid {mid}, last {ltp}"
+    example = f"token …{token[-8:]} at {iso_seconds(ts)}: bid {bb}, ask {ba}, mid {mid}, last {ltp}"
     return Check(
         False,
         f"Prices outside bounds ({lo:g} to {hi:g}): {plural(len(bad), 'snapshot')}, e.g. {example}",
         f"{plural(len(bad), 'price')} out of bounds",
-        "\n".join(f"  {iso(r[0])} {r[1]} bid={r[2]} ask={r[3]} mid={r[4]} last={r[5]}" for r in bad[:50]),
+        "\n".join(
+            f"  {iso_seconds(r[0])} {r[1]} bid={r[2]} ask={r[3]} mid={r[4]} last={r[5]}" for r in bad[:50]
+        ),
     )
 
 
@@ -258,7 +260,7 @@ def save_report(
     from ..db import ensure_private_dir
 
     wall = time.time() if wall is None else wall
-    stamp = datetime.fromtimestamp(wall, UTC).strftime("%Y%m%d_%H%M%S")
+    stamp = file_stamp(wall)
     report_dir = ensure_private_dir(Path(cfg.report_dir))
     path = report_dir / f"data_quality_{stamp}.txt"
     n = 1
@@ -266,7 +268,7 @@ def save_report(
         path = report_dir / f"data_quality_{stamp}_{n}.txt"
         n += 1
     head = [
-        f"Data quality check — {iso(wall)} (checks against {clock} clock {iso(now)})",
+        f"Data quality check — {iso_seconds(wall)} (checks against {clock} clock {iso_seconds(now)})",
         f"Database: {cfg.database_path}",
         f"Scope: {'last ' + format(hours, 'g') + ' hours' if hours else 'all snapshots'}",
         "",

@@ -24,8 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import db
+from ..timefmt import iso_seconds, utc_minute
 from .backfill import runs_of
-from .common import exchange_now, floor_ts, iso, plural, short_iso, step_seconds
+from .common import exchange_now, floor_ts, plural, step_seconds
 
 GRACE = 120  # seconds a cycle may take before its grid point counts as missing
 MAX_LISTED = 15
@@ -187,7 +188,7 @@ def render(rep: VerifyReport, cfg, *, hours: float, list_all: bool = False) -> l
     minutes = rep.step // 60
     window = f"last {hours:g} h" if hours > 0 else "all data"
     clock = "exchange time" if rep.clock == "exchange" else "LOCAL time (exchange unreachable)"
-    lines = [f"Data collection check — {window}, {clock} {iso(rep.now)}"]
+    lines = [f"Data collection check — {window}, {clock} {iso_seconds(rep.now)}"]
     if rep.empty:
         lines.append("✗ No snapshots yet — run python collect_market_data.py --initial")
         lines.append("FAIL: no snapshots yet — run python collect_market_data.py --initial")
@@ -195,14 +196,14 @@ def render(rep: VerifyReport, cfg, *, hours: float, list_all: bool = False) -> l
     sc = rep.status_counts
     if rep.cycle_ts:
         lines.append(
-            f"✓ Cycles seen: {len(rep.cycle_ts):,} (first {short_iso(rep.cycle_ts[0])}, last "
-            f"{short_iso(rep.cycle_ts[-1])}); runs: {sc.get('ok', 0)} ok, "
+            f"✓ Cycles seen: {len(rep.cycle_ts):,} (first {utc_minute(rep.cycle_ts[0])}, last "
+            f"{utc_minute(rep.cycle_ts[-1])}); runs: {sc.get('ok', 0)} ok, "
             f"{sc.get('partial', 0)} partial, {sc.get('failed', 0)} failed"
         )
     else:
         lines.append(f"✗ Cycles seen: 0 collected in the window; runs: {sc.get('failed', 0)} failed")
     for ts, detail in rep.failed_cycles:
-        lines.append(f"    failed {short_iso(ts)}: {_q(detail, 100)}")
+        lines.append(f"    failed {utc_minute(ts)}: {_q(detail, 100)}")
     counts = [r[2] for r in rep.per_market]
     if counts:
         lines.append(
@@ -218,10 +219,12 @@ def render(rep: VerifyReport, cfg, *, hours: float, list_all: bool = False) -> l
     if rep.gaps:
         lines.append(
             f"✗ {plural(len(rep.gaps), 'gap')} in the {minutes}-minute grid "
-            f"({short_iso(rep.grid_span[0])} → {short_iso(rep.grid_span[1])}):"
+            f"({utc_minute(rep.grid_span[0])} → {utc_minute(rep.grid_span[1])}):"
         )
         for a, b in rep.gaps[:MAX_LISTED]:
-            lines.append(f"    {iso(a)} → {iso(b)} ({plural((b - a) // rep.step + 1, 'cycle')} missing)")
+            lines.append(
+                f"    {iso_seconds(a)} → {iso_seconds(b)} ({plural((b - a) // rep.step + 1, 'cycle')} missing)"
+            )
         if len(rep.gaps) > MAX_LISTED:
             lines.append(f"    … and {len(rep.gaps) - MAX_LISTED} more")
     elif rep.cycle_ts:
@@ -231,13 +234,13 @@ def render(rep: VerifyReport, cfg, *, hours: float, list_all: bool = False) -> l
         )
         lines.append(
             f"✓ No gaps in the {minutes}-minute grid ({plural(n, 'cycle')}, "
-            f"{short_iso(rep.grid_span[0])} → {short_iso(rep.grid_span[1])}{filled})"
+            f"{utc_minute(rep.grid_span[0])} → {utc_minute(rep.grid_span[1])}{filled})"
         )
     if rep.holes:
         lines.append(f"✗ {plural(len(rep.holes), 'token')} with holes in their own series:")
         for mid, token, n, a, b in rep.holes[:MAX_LISTED]:
             lines.append(
-                f"    market {mid} token …{token[-8:]}: {n:,} missing, first hole {iso(a)} → {iso(b)}"
+                f"    market {mid} token …{token[-8:]}: {n:,} missing, first hole {iso_seconds(a)} → {iso_seconds(b)}"
             )
     else:
         lines.append("✓ No holes in any market's series")
@@ -247,7 +250,7 @@ def render(rep: VerifyReport, cfg, *, hours: float, list_all: bool = False) -> l
             f"✗ {plural(len(rep.stale), 'tracked market')} with no snapshot in the last {mins:g} minutes:"
         )
         for mid, q, last in rep.stale[:MAX_LISTED]:
-            lines.append(f"    {mid:<12} {_q(q)} (last {short_iso(last) if last else 'never'})")
+            lines.append(f"    {mid:<12} {_q(q)} (last {utc_minute(last) if last else 'never'})")
     else:
         lines.append(
             f"✓ All {plural(rep.tracked, 'tracked market')} have a snapshot in the last "

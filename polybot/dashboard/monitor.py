@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 
 from ..ops.health import overall, run_health_checks
-from .queries import ago, iso
+from ..timefmt import utc_text_or_none
+from .queries import ago
 
 log = logging.getLogger("polybot.dashboard")
 
@@ -68,7 +69,7 @@ class HealthMonitor:
         at, lines = result
         return {
             "status": overall(lines),
-            "checked": iso(at),
+            "checked": utc_text_or_none(at),
             "checked_ago": ago(self._clock() - at),
             "lines": [{"name": h.name, "status": h.status, "text": h.text, "line": h.line()} for h in lines],
         }

@@ -2,10 +2,11 @@
 
 :func:`build_state` returns one JSON-ready dict: the page renders it at load and the browser
 re-fetches it from ``/api/state`` every ``dashboard.refresh_seconds``. Display strings are
-formatted here (money with :func:`polybot.money.fmt_usd`, times as UTC ISO), so the browser
-only copies text into the page.
+formatted here (money with :func:`polybot.money.fmt_usd`, times with
+:func:`polybot.timefmt.utc_text`), so the browser only copies text into the page.
 
-Definitions (the same as ``daily_report.py`` and the backtester, so the numbers agree):
+Definitions (the same as ``daily_report.py`` and the backtester, so the numbers agree; the ledger
+figures come from :mod:`polybot.ledger_queries`, the one read side of the ledger):
 
 - **P&L** — from the latest ``performance`` row the bot writes every loop: equity (cash +
   positions marked by the bot), total P&L = equity − ``capital``, today's P&L, realised and
@@ -29,12 +30,13 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..money import MICRO, fmt_usd, notional_micro, to_micro
-from ..money import div_half_up as _half_up_div
+from .. import ledger_queries as lq
+from ..ledger_queries import latest_performance
+from ..money import MICRO, fmt_usd, to_micro
+from ..timefmt import utc_text_or_none
 
 DAY = 86_400
 EMPTY_MESSAGE = "No data yet — run python collect_market_data.py --initial"
@@ -45,12 +47,6 @@ ALERTS_LIMIT = 20
 
 
 # --------------------------------------------------------------------------- formatting
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def ago(seconds: float | None) -> str:
     """'12 s ago', '5 min ago', '3.0 h ago', '2.1 d ago' ('in the future' when negative)."""
     if seconds is None:
@@ -92,16 +88,6 @@ def money(micro: int | None, *, signed: bool = False) -> dict | None:
     }
 
 
-def entry_price_micro(cost_micro: int, size_micro: int) -> int:
-    """Average entry = cost ÷ shares in micro-USDC per share (half-up, as the engine)."""
-    return _half_up_div(int(cost_micro) * MICRO, int(size_micro))
-
-
-def stop_price_micro(entry_micro: int, stop_loss_percent: float) -> int:
-    """entry × (1 − stop_loss_percent), truncated like ``polybot.engine.ledger``."""
-    return int(entry_micro * (1 - stop_loss_percent))
-
-
 def label(question: str | None, outcome: str | None, fallback: str) -> str:
     if question and outcome:
         return f"{question} [{outcome}]"
@@ -114,27 +100,12 @@ def _one(conn: sqlite3.Connection, sql: str, args=()) -> Any:
     return row[0] if row is not None else None
 
 
-def latest_performance(conn: sqlite3.Connection, mode: str) -> sqlite3.Row | None:
-    return conn.execute(
-        "SELECT * FROM performance WHERE mode = ? ORDER BY timestamp DESC, id DESC LIMIT 1", (mode,)
-    ).fetchone()
-
-
 def pnl_section(conn: sqlite3.Connection, cfg, now: float, perf: sqlite3.Row | None) -> dict:
     mode, capital = cfg.mode, to_micro(cfg.capital)
-    realized_24h = int(
-        _one(
-            conn,
-            "SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = ? AND timestamp >= ?",
-            (mode, int(now - DAY)),
-        )
-        or 0
-    )
+    realized_24h = lq.realized_pnl_micro(conn, mode, since=now - DAY)
     out: dict = {"capital": money(capital), "realized_24h": money(realized_24h, signed=True)}
     if perf is None:
-        realized = int(
-            _one(conn, "SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = ?", (mode,)) or 0
-        )
+        realized = lq.realized_pnl_micro(conn, mode)
         out.update(
             source="trades",
             as_of=None,
@@ -153,7 +124,7 @@ def pnl_section(conn: sqlite3.Connection, cfg, now: float, perf: sqlite3.Row | N
     equity = int(perf["equity_micro"])
     out.update(
         source="performance",
-        as_of=iso(perf["timestamp"]),
+        as_of=utc_text_or_none(perf["timestamp"]),
         as_of_ago=ago(now - perf["timestamp"]),
         equity=money(equity),
         cash=money(perf["cash_micro"]),
@@ -177,13 +148,7 @@ def equity_points(
         "SELECT COUNT(*) FROM (SELECT 1 FROM performance WHERE mode = ? LIMIT ?)", (mode, n + 1)
     ).fetchone()[0]
     if few <= n:
-        return [
-            (int(t), int(e))
-            for t, e in conn.execute(
-                "SELECT timestamp, equity_micro FROM performance WHERE mode = ? ORDER BY timestamp, id",
-                (mode,),
-            )
-        ]
+        return lq.equity_series(conn, mode)
     out: list[tuple[int, int]] = []
     span = max(1, last_ts - first_ts)
     seen = set()
@@ -204,13 +169,9 @@ def daily_equity(conn: sqlite3.Connection, mode: str, first_ts: int, last_ts: in
     """(UTC day start, equity at the end of that day) from the first to the last performance day."""
     out = []
     for day in range(first_ts // DAY, last_ts // DAY + 1):
-        e = _one(
-            conn,
-            "SELECT equity_micro FROM performance WHERE mode = ? AND timestamp < ? "
-            "ORDER BY timestamp DESC, id DESC LIMIT 1",
-            (mode, (day + 1) * DAY),
-        )
-        out.append((day * DAY, int(e)))
+        e = lq.equity_at(conn, mode, (day + 1) * DAY, strictly_before=True)
+        if e is not None:  # always: the first day holds the first row
+            out.append((day * DAY, e))
     return out
 
 
@@ -239,66 +200,49 @@ def chart_section(conn: sqlite3.Connection, cfg, perf: sqlite3.Row | None) -> tu
     capital = to_micro(cfg.capital)
     if perf is None:
         return {"points": [], "capital": capital / MICRO}, []
-    first = int(_one(conn, "SELECT MIN(timestamp) FROM performance WHERE mode = ?", (cfg.mode,)))
     last = int(perf["timestamp"])
+    first_ts = lq.first_performance_ts(conn, cfg.mode)
+    first = last if first_ts is None else first_ts
     pts = equity_points(conn, cfg.mode, first, last)
     chart = {
         "points": [[t, e / MICRO] for t, e in pts],
         "capital": capital / MICRO,
-        "first": iso(first),
-        "last": iso(last),
+        "first": utc_text_or_none(first),
+        "last": utc_text_or_none(last),
     }
     return chart, daily_equity(conn, cfg.mode, first, last)
 
 
 def win_rate_section(conn: sqlite3.Connection, mode: str) -> dict:
-    n, wins, total = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(realized_pnl_micro > 0), 0), COALESCE(SUM(realized_pnl_micro), 0) "
-        "FROM trades WHERE mode = ? AND realized_pnl_micro IS NOT NULL",
-        (mode,),
-    ).fetchone()
-    rate = wins / n if n else None
+    c = lq.closing_trades(conn, mode)
     return {
-        "value": rate,
-        "text": fmt_pct(rate),
-        "wins": int(wins),
-        "closed": int(n),
-        "detail": f"{wins} of {n} closing trades" if n else "no closing trades yet",
-        "realized": money(total, signed=True),
+        "value": c.win_rate,
+        "text": fmt_pct(c.win_rate),
+        "wins": c.wins,
+        "closed": c.count,
+        "detail": f"{c.wins} of {c.count} closing trades" if c.count else "no closing trades yet",
+        "realized": money(c.realized_micro, signed=True),
     }
-
-
-def latest_bid(conn: sqlite3.Connection, token_id: str) -> sqlite3.Row | None:
-    return conn.execute(
-        "SELECT timestamp, best_bid FROM market_snapshots WHERE token_id = ? AND best_bid IS NOT NULL "
-        "ORDER BY timestamp DESC LIMIT 1",
-        (token_id,),
-    ).fetchone()
 
 
 def positions_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
     slp = cfg.risk_limits.stop_loss_percent
-    rows = conn.execute(
-        "SELECT p.*, m.question, t.outcome FROM positions p LEFT JOIN markets m ON m.id = p.market_id "
-        "LEFT JOIN market_tokens t ON t.token_id = p.token_id WHERE p.mode = ? AND p.status = 'open' "
-        "ORDER BY p.opened_at, p.token_id",
-        (cfg.mode,),
-    ).fetchall()
     items, total_unreal, total_cost = [], 0, 0
-    for p in rows:
-        size, cost = int(p["size_micro"]), int(p["cost_micro"])
-        entry = entry_price_micro(cost, size) if size else 0
-        stop = stop_price_micro(entry, slp)
-        snap = latest_bid(conn, p["token_id"])
-        mark = to_micro(snap["best_bid"]) if snap is not None else None
-        unreal = notional_micro(mark, size) - cost if mark is not None else None
+    for named in lq.open_positions_named(conn, cfg.mode):
+        p = named.position
+        size, cost = p.size_micro, p.cost_micro
+        entry = p.avg_price_micro
+        stop = lq.stop_price_micro(entry, slp)
+        snap = lq.latest_mark(conn, p.token_id, "best_bid")  # what selling now would fetch
+        mark = snap.price_micro if snap is not None else None
+        unreal = lq.unrealized_micro(size, cost, mark) if mark is not None else None
         total_cost += cost
         total_unreal += unreal or 0
         items.append(
             {
-                "token_id": p["token_id"],
-                "market_id": p["market_id"],
-                "label": label(p["question"], p["outcome"], p["token_id"]),
+                "token_id": p.token_id,
+                "market_id": p.market_id,
+                "label": label(named.question, named.outcome, p.token_id),
                 "shares": fmt_shares(size),
                 "size_micro": size,
                 "cost": money(cost),
@@ -306,14 +250,14 @@ def positions_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
                 "entry_micro": entry,
                 "mark": fmt_price(mark),
                 "mark_micro": mark,
-                "mark_age": ago(now - snap["timestamp"]) if snap is not None else "no snapshot",
+                "mark_age": ago(now - snap.timestamp) if snap is not None else "no snapshot",
                 "unrealized": money(unreal, signed=True),
                 "unrealized_pct": fmt_pct(unreal / cost) if unreal is not None and cost else "n/a",
                 "stop": fmt_price(stop),
                 "stop_micro": stop,
                 "below_stop": mark is not None and mark <= stop,
-                "opened": iso(p["opened_at"]),
-                "opened_ago": ago(now - p["opened_at"]),
+                "opened": utc_text_or_none(p.opened_at),
+                "opened_ago": ago(now - p.opened_at),
             }
         )
     return {
@@ -348,11 +292,7 @@ def external_section(conn: sqlite3.Connection, mode: str) -> dict:
 
 def trades_section(conn: sqlite3.Connection, mode: str, now: float) -> dict:
     since = int(now - DAY)
-    count, fees, notional = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(fee_micro), 0), COALESCE(SUM(notional_micro), 0) FROM trades "
-        "WHERE timestamp >= ? AND mode = ?",
-        (since, mode),
-    ).fetchone()
+    activity = lq.trade_activity(conn, mode, since=since)
     rows = conn.execute(
         "SELECT t.*, m.question, mt.outcome FROM trades t LEFT JOIN markets m ON m.id = t.market_id "
         "LEFT JOIN market_tokens mt ON mt.token_id = t.token_id WHERE t.timestamp >= ? AND t.mode = ? "
@@ -362,7 +302,7 @@ def trades_section(conn: sqlite3.Connection, mode: str, now: float) -> dict:
     items = [
         {
             "trade_id": r["trade_id"],
-            "time": iso(r["timestamp"]),
+            "time": utc_text_or_none(r["timestamp"]),
             "ago": ago(now - r["timestamp"]),
             "label": label(r["question"], r["outcome"], r["token_id"]),
             "token_id": r["token_id"],
@@ -379,10 +319,10 @@ def trades_section(conn: sqlite3.Connection, mode: str, now: float) -> dict:
     ]
     return {
         "items": items,
-        "count": int(count),
+        "count": activity.count,
         "shown": len(items),
-        "fees": money(fees),
-        "notional": money(notional),
+        "fees": money(activity.fees_micro),
+        "notional": money(activity.notional_micro),
     }
 
 
@@ -402,7 +342,7 @@ def markets_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
             "question": m["question"],
             "volume_24h": _usd0(m["volume_24h"]),
             "liquidity": _usd0(m["liquidity"]),
-            "ends": iso(m["end_date"]),
+            "ends": utc_text_or_none(m["end_date"]),
             "status": "closed"
             if m["closed"]
             else ("open" if m["accepting_orders"] else "not accepting orders"),
@@ -445,12 +385,12 @@ def markets_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
         "ORDER BY cycle_ts DESC, id DESC LIMIT 1"
     ).fetchone()
     data = {
-        "last_snapshot": iso(last_snap),
+        "last_snapshot": utc_text_or_none(last_snap),
         "last_snapshot_ago": ago(now - last_snap) if last_snap else "never",
         "fresh": last_snap is not None and now - last_snap <= fresh_s,
         "freshness_minutes": cfg.collection.freshness_minutes,
         "last_cycle": (
-            f"{cyc['status']} at {iso(cyc['cycle_ts'])}: {cyc['markets']} markets, "
+            f"{cyc['status']} at {utc_text_or_none(cyc['cycle_ts'])}: {cyc['markets']} markets, "
             f"{cyc['snapshots']} snapshots, {cyc['errors']} errors"
         )
         if cyc
@@ -473,10 +413,10 @@ def system_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
     halted = state.get("halted") == "1"
     halts = [
         {
-            "time": iso(r["timestamp"]),
+            "time": utc_text_or_none(r["timestamp"]),
             "breaker": r["breaker"],
             "reason": r["reason"],
-            "cleared": iso(r["cleared_at"]) if r["cleared_at"] else None,
+            "cleared": utc_text_or_none(r["cleared_at"]) if r["cleared_at"] else None,
             "cleared_by": r["cleared_by"],
         }
         for r in conn.execute(
@@ -487,10 +427,11 @@ def system_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
         "SELECT timestamp, path, size_bytes, integrity, offsite FROM backups "
         "ORDER BY timestamp DESC, id DESC LIMIT 1"
     ).fetchone()
+    backup: dict | None
     if b is not None:
         backup = {
             "name": Path(b["path"]).name,
-            "time": iso(b["timestamp"]),
+            "time": utc_text_or_none(b["timestamp"]),
             "ago": ago(now - b["timestamp"]),
             "size": f"{b['size_bytes'] / 1e6:.1f} MB",
             "integrity": b["integrity"],
@@ -502,9 +443,9 @@ def system_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
         "bot": {
             "mode": state.get("mode"),
             "pid": state.get("pid"),
-            "heartbeat": iso(hb),
+            "heartbeat": utc_text_or_none(hb),
             "heartbeat_ago": ago(now - hb) if hb is not None else "never",
-            "started": iso(_int(state.get("started_at"))),
+            "started": utc_text_or_none(_int(state.get("started_at"))),
         },
         "halt": {
             "halted": halted,
@@ -529,7 +470,7 @@ def _backup_from_files(cfg, now: float) -> dict | None:
     f = files[-1]
     return {
         "name": f.name,
-        "time": iso(f.timestamp),
+        "time": utc_text_or_none(f.timestamp),
         "ago": ago(now - f.timestamp),
         "size": f"{f.size / 1e6:.1f} MB",
         "integrity": "not recorded",
@@ -549,7 +490,7 @@ def alerts_section(conn: sqlite3.Connection, now: float) -> list[dict]:
 
     return [
         {
-            "time": iso(r["timestamp"]),
+            "time": utc_text_or_none(r["timestamp"]),
             "ago": ago(now - r["timestamp"]),
             "level": r["level"],
             "key": r["key"],
@@ -580,7 +521,7 @@ def empty_state(cfg, now: float, detail: str) -> dict:
         "empty_message": EMPTY_MESSAGE,
         "empty_detail": detail,
         "mode": cfg.mode,
-        "generated": iso(now),
+        "generated": utc_text_or_none(now),
         "generated_ts": int(now),
     }
 
@@ -606,7 +547,7 @@ def build_state(
         return {
             "empty": False,
             "mode": cfg.mode,
-            "generated": iso(now),
+            "generated": utc_text_or_none(now),
             "generated_ts": int(now),
             "pnl": pnl_section(conn, cfg, now, perf),
             "chart": chart,

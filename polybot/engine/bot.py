@@ -38,9 +38,10 @@ from polybot import db
 from polybot.config import check_mode_requirements, load_config
 from polybot.engine import breakers, state
 from polybot.engine.breakers import BreakerTripped
-from polybot.engine.loop import Engine, iso
+from polybot.engine.loop import Engine
 from polybot.errors import ConfigError, DataError, ExchangeError, HaltedError
 from polybot.logs import configure_from, redact
+from polybot.timefmt import iso_seconds
 
 log = logging.getLogger("polybot.engine")
 
@@ -84,7 +85,7 @@ def check_halt(conn, cfg, *, restart: bool) -> state.Halt | None:
     if halt.breaker == breakers.EMERGENCY_STOP:
         log.warning(
             "The emergency stop of %s was acknowledged by removing %s",
-            iso(halt.since),
+            iso_seconds(halt.since),
             cfg.emergency_stop_file.name,
         )
         return halt
@@ -92,7 +93,7 @@ def check_halt(conn, cfg, *, restart: bool) -> state.Halt | None:
     label = breakers.LABELS.get(halt.breaker, halt.breaker)
     which = f"circuit breaker #{n} ({label})" if n else f"'{halt.breaker}'"
     raise HaltedError(
-        f"Trading is halted since {iso(halt.since)} by {which}: {halt.reason}; fix the cause, "
+        f"Trading is halted since {iso_seconds(halt.since)} by {which}: {halt.reason}; fix the cause, "
         f"then start with python trading_bot.py --restart."
     )
 
@@ -146,13 +147,15 @@ def startup(engine: Engine, *, halt: state.Halt | None, restart: bool) -> list[s
             log.warning(
                 "Restart by %s at %s: halt '%s' (%s) cleared after reconciliation: %s",
                 who,
-                iso(now),
+                iso_seconds(now),
                 halt.breaker,
                 halt.reason,
                 summary,
             )
         else:
-            log.info("Restart by %s at %s: no halt was active; reconciliation: %s", who, iso(now), summary)
+            log.info(
+                "Restart by %s at %s: no halt was active; reconciliation: %s", who, iso_seconds(now), summary
+            )
     else:
         log.info("Reconciliation: %s", summary)
     return report

@@ -20,16 +20,32 @@ is final. A FAILED trade never settled on chain: :func:`update_trade_status` und
 with one ``kind='reversal'`` row (``reversal:<trade_id>``, opposite side, fee negated),
 in the caller's transaction, so position and cash return exactly to what they were
 without it; its UNIQUE id makes seeing the failure again (after a restart) a no-op.
+
+This module WRITES the ledger. Reading it (positions, realised / unrealised / daily P&L, the
+valuation at marks) is :mod:`polybot.ledger_queries`, the one read side every report uses;
+the names the engine reads through ``ledger.`` are re-exported from there.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 from polybot import db
 from polybot.exchange.base import BUY, SELL, TRADE_PROVISIONAL, Fill
+from polybot.ledger_queries import Holding as Holding
+from polybot.ledger_queries import Portfolio as Portfolio
+from polybot.ledger_queries import PositionRow as PositionRow
+from polybot.ledger_queries import cash_flow_micro as cash_flow_micro
+from polybot.ledger_queries import daily_baseline_micro as daily_baseline_micro
+from polybot.ledger_queries import daily_pnl_micro as daily_pnl_micro
+from polybot.ledger_queries import day_low_equity_micro as day_low_equity_micro
+from polybot.ledger_queries import day_start as day_start
+from polybot.ledger_queries import get_position as get_position
+from polybot.ledger_queries import open_positions as open_positions
+from polybot.ledger_queries import paper_cash_micro as paper_cash_micro
+from polybot.ledger_queries import portfolio as portfolio
+from polybot.ledger_queries import realized_pnl_micro as realized_pnl_micro
+from polybot.ledger_queries import stop_price_micro
 from polybot.money import MICRO, notional_micro
 from polybot.money import div_half_up as _half_up_div
 
@@ -48,31 +64,6 @@ def trade_status_of(raw: str | None) -> str:
     if s.startswith("TRADE_STATUS_"):
         s = s[len("TRADE_STATUS_") :]
     return s if s in PROVISIONAL + (CONFIRMED, FAILED) else "MATCHED"
-
-
-@dataclass(frozen=True)
-class PositionRow:
-    mode: str
-    token_id: str
-    market_id: str
-    size_micro: int
-    cost_micro: int
-    realized_pnl_micro: int
-    opened_at: int
-    updated_at: int
-    closed_at: int | None
-    status: str
-    stop_price_micro: int | None
-    strategy: str | None
-    group_key: str | None
-
-    @property
-    def avg_price_micro(self) -> int:
-        return _half_up_div(self.cost_micro * MICRO, self.size_micro) if self.size_micro else 0
-
-    @classmethod
-    def from_row(cls, r: sqlite3.Row) -> PositionRow:
-        return cls(**{k: r[k] for k in cls.__dataclass_fields__})
 
 
 def trade_cash_delta(side: str, notional: int, fee: int) -> int:
@@ -120,18 +111,6 @@ def _apply(
     if p["size_micro"] == 0:
         p["cost_micro"] = 0
     return p, notional - fee - removed
-
-
-def get_position(conn: sqlite3.Connection, mode: str, token_id: str) -> PositionRow | None:
-    r = conn.execute("SELECT * FROM positions WHERE mode=? AND token_id=?", (mode, token_id)).fetchone()
-    return PositionRow.from_row(r) if r else None
-
-
-def open_positions(conn: sqlite3.Connection, mode: str) -> list[PositionRow]:
-    rows = conn.execute(
-        "SELECT * FROM positions WHERE mode=? AND status='open' ORDER BY opened_at, token_id", (mode,)
-    ).fetchall()
-    return [PositionRow.from_row(r) for r in rows]
 
 
 def record_trade(
@@ -189,7 +168,9 @@ def record_trade(
     row_id = cur.lastrowid
     old = get_position(conn, mode, token_id)
     was_open = old is not None and old.status == "open" and old.size_micro != 0
-    before = {"size_micro": old.size_micro, "cost_micro": old.cost_micro} if was_open else None
+    before = (
+        {"size_micro": old.size_micro, "cost_micro": old.cost_micro} if old is not None and was_open else None
+    )
     p, realized = _apply(
         before, side, int(size_micro), notional, int(fee_micro), kind=kind, realized=reversal_realized
     )
@@ -198,8 +179,7 @@ def record_trade(
     status = "open" if p["size_micro"] != 0 else "closed"
     stop = None
     if p["size_micro"] > 0 and stop_loss_percent is not None:
-        avg = _half_up_div(p["cost_micro"] * MICRO, p["size_micro"])
-        stop = int(avg * (1 - stop_loss_percent))
+        stop = stop_price_micro(_half_up_div(p["cost_micro"] * MICRO, p["size_micro"]), stop_loss_percent)
     if old is None:
         conn.execute(
             "INSERT INTO positions(mode, token_id, market_id, size_micro, cost_micro, realized_pnl_micro, "
@@ -382,32 +362,6 @@ def record_settlement(
     )
 
 
-def cash_flow_micro(conn: sqlite3.Connection, mode: str, *, until: int | None = None) -> int:
-    sql = (
-        "SELECT COALESCE(SUM(CASE WHEN side='BUY' THEN -(notional_micro+fee_micro) "
-        "ELSE notional_micro-fee_micro END),0) FROM trades WHERE mode=?"
-    )
-    args: list = [mode]
-    if until is not None:
-        sql += " AND timestamp < ?"
-        args.append(until)
-    return int(conn.execute(sql, args).fetchone()[0])
-
-
-def paper_cash_micro(conn: sqlite3.Connection, mode: str, capital_micro: int) -> int:
-    """Paper cash = capital + Σ recorded trade cash flows (survives restarts)."""
-    return int(capital_micro) + cash_flow_micro(conn, mode)
-
-
-def realized_pnl_micro(conn: sqlite3.Connection, mode: str, *, since: int | None = None) -> int:
-    sql = "SELECT COALESCE(SUM(realized_pnl_micro),0) FROM trades WHERE mode=?"
-    args: list = [mode]
-    if since is not None:
-        sql += " AND timestamp >= ?"
-        args.append(since)
-    return int(conn.execute(sql, args).fetchone()[0])
-
-
 def trade_rows(conn: sqlite3.Connection, mode: str) -> list[sqlite3.Row]:
     return conn.execute("SELECT * FROM trades WHERE mode=? ORDER BY id", (mode,)).fetchall()
 
@@ -510,66 +464,6 @@ def rebuild_positions(conn: sqlite3.Connection, mode: str, now: int) -> list[str
     return diffs
 
 
-# ----------------------------------------------------------------------------- valuation
-@dataclass(frozen=True)
-class Holding:
-    position: PositionRow
-    mark_micro: int | None  # mid (or bid) price now; None = unknown
-
-    @property
-    def value_micro(self) -> int:
-        mark = self.position.avg_price_micro if self.mark_micro is None else self.mark_micro
-        return notional_micro(mark, self.position.size_micro)
-
-    @property
-    def unrealized_micro(self) -> int:
-        return self.value_micro - self.position.cost_micro
-
-
-@dataclass(frozen=True)
-class Portfolio:
-    mode: str
-    cash_micro: int
-    holdings: tuple[Holding, ...] = ()
-    realized_micro: int = 0
-
-    @property
-    def exposure_micro(self) -> int:
-        """Capital at risk: the cost basis of the open positions."""
-        return sum(h.position.cost_micro for h in self.holdings)
-
-    @property
-    def market_value_micro(self) -> int:
-        return sum(h.value_micro for h in self.holdings)
-
-    @property
-    def unrealized_micro(self) -> int:
-        return sum(h.unrealized_micro for h in self.holdings)
-
-    @property
-    def equity_micro(self) -> int:
-        return self.cash_micro + self.market_value_micro
-
-    def holding(self, token_id: str) -> Holding | None:
-        return next((h for h in self.holdings if h.position.token_id == token_id), None)
-
-
-def portfolio(
-    conn: sqlite3.Connection, mode: str, cash_micro: int, marks: Mapping[str, int | None]
-) -> Portfolio:
-    holdings = tuple(Holding(p, marks.get(p.token_id)) for p in open_positions(conn, mode))
-    return Portfolio(
-        mode=mode,
-        cash_micro=int(cash_micro),
-        holdings=holdings,
-        realized_micro=realized_pnl_micro(conn, mode),
-    )
-
-
-def day_start(ts: int) -> int:
-    return int(ts) - int(ts) % 86_400
-
-
 def record_capital_change(conn: sqlite3.Connection, mode: str, capital_micro: int, now: int) -> int | None:
     """Compare the configured capital with the one the database last saw for ``mode``; a
     difference is recorded as a deposit (+) or withdrawal (−) in ``capital_flows`` and returned
@@ -595,70 +489,6 @@ def record_capital_change(conn: sqlite3.Connection, mode: str, capital_micro: in
         )
         db.set_state(conn, key, str(int(capital_micro)), now=now)
     return delta
-
-
-def capital_flows_micro(conn: sqlite3.Connection, mode: str, *, after: int) -> int:
-    """Σ deposits − withdrawals recorded strictly after ``after`` (epoch s)."""
-    return int(
-        conn.execute(
-            "SELECT COALESCE(SUM(amount_micro), 0) FROM capital_flows WHERE mode=? AND timestamp > ?",
-            (mode, int(after)),
-        ).fetchone()[0]
-    )
-
-
-def day_low_equity_micro(conn: sqlite3.Connection, mode: str, now: int) -> int | None:
-    """The lowest equity recorded today (UTC), each value in today's capital terms (+ the
-    deposits/withdrawals made after it), so a capital change is never a low."""
-    r = conn.execute(
-        "SELECT MIN(p.equity_micro + (SELECT COALESCE(SUM(f.amount_micro), 0) FROM capital_flows f "
-        "WHERE f.mode = p.mode AND f.timestamp > p.timestamp)) FROM performance p "
-        "WHERE p.mode = ? AND p.timestamp >= ?",
-        (mode, day_start(now)),
-    ).fetchone()
-    return None if r is None or r[0] is None else int(r[0])
-
-
-def daily_baseline_micro(
-    conn: sqlite3.Connection, mode: str, now: int, *, capital_micro: int, paper: bool
-) -> int | None:
-    """Equity at the start of the current UTC day in today's capital terms (a deposit or
-    withdrawal since is added), None = unknown: no history yet."""
-    start = day_start(now)
-    r = conn.execute(
-        "SELECT timestamp, equity_micro FROM performance WHERE mode=? AND timestamp < ? "
-        "ORDER BY timestamp DESC, id DESC LIMIT 1",
-        (mode, start),
-    ).fetchone()
-    if r is not None:
-        return int(r[1]) + capital_flows_micro(conn, mode, after=int(r[0]))
-    if paper:
-        # No performance row before today: equity then was capital + cash flows before today
-        # valued at cost (positions opened before today were bought at cost).
-        return (
-            int(capital_micro)
-            + cash_flow_micro(conn, mode, until=start)
-            + sum(
-                int(x[0])
-                for x in conn.execute(
-                    "SELECT cost_micro FROM positions WHERE mode=? AND status='open' AND opened_at < ?",
-                    (mode, start),
-                )
-            )
-        )
-    r = conn.execute(
-        "SELECT timestamp, equity_micro FROM performance WHERE mode=? AND timestamp >= ? "
-        "ORDER BY timestamp, id LIMIT 1",
-        (mode, start),
-    ).fetchone()
-    return int(r[1]) + capital_flows_micro(conn, mode, after=int(r[0])) if r is not None else None
-
-
-def daily_pnl_micro(
-    conn: sqlite3.Connection, mode: str, equity_micro: int, now: int, *, capital_micro: int, paper: bool
-) -> int:
-    base = daily_baseline_micro(conn, mode, now, capital_micro=capital_micro, paper=paper)
-    return 0 if base is None else int(equity_micro) - base
 
 
 def record_performance(conn: sqlite3.Connection, pf: Portfolio, daily_pnl: int, now: int) -> None:

@@ -32,7 +32,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from polybot import db
 from polybot.engine import breakers, ledger, state, stop
@@ -62,10 +61,6 @@ log = logging.getLogger("polybot.engine")
 HEARTBEAT_SECONDS = 5.0  # Polymarket cancels every open order ~10 s after the last one
 
 
-def iso(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Engine:

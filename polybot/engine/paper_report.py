@@ -21,21 +21,18 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from polybot import db
+from polybot import ledger_queries as lq
 from polybot.config import load_config
 from polybot.errors import DataError, PolybotError
 from polybot.logs import LOG_PREFIX, configure_from
 from polybot.money import MICRO, fmt_usd
+from polybot.timefmt import file_day, utc_minute
 
 log = logging.getLogger("polybot.engine")
 DAY = 86_400
-
-
-def _day(ts: float) -> str:
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def round_trips(conn, mode: str, start: int, end: int) -> list[dict]:
@@ -73,7 +70,7 @@ def log_errors(log_dir: Path, start_wall: float, end_wall: float) -> tuple[int, 
     errors = critical = 0
     day = int(start_wall) // DAY * DAY
     while day <= end_wall:
-        path = Path(log_dir) / f"{LOG_PREFIX}{datetime.fromtimestamp(day, UTC):%Y%m%d}.log"
+        path = Path(log_dir) / f"{LOG_PREFIX}{file_day(day)}.log"
         if path.exists():
             with open(path, encoding="utf-8", errors="replace") as fh:
                 for line in fh:
@@ -120,19 +117,22 @@ def main(args) -> int:
 
 def report(cfg, conn, days: float, *, backtest: bool = True) -> int:
     mode = "paper"
-    last = conn.execute("SELECT MAX(timestamp) FROM performance WHERE mode=?", (mode,)).fetchone()[0]
-    if last is None:
+    latest = lq.latest_performance(conn, mode)
+    if latest is None:
         raise DataError(
             "No paper trading is recorded in the database; start it with "
             "python trading_bot.py --paper-trading and run this report after a few days."
         )
-    end = int(last)
+    end = int(latest["timestamp"])
     start = end - int(days * DAY)
-    first = conn.execute("SELECT MIN(timestamp) FROM performance WHERE mode=?", (mode,)).fetchone()[0]
+    first_ts = lq.first_performance_ts(conn, mode)
+    first = end if first_ts is None else first_ts
     end_wall = time.time()
     start_wall = end_wall - days * DAY
-    print(f"Paper trading report: {_day(max(start, first))} → {_day(end)} (last {days:g} days)")
-    print(f"Days running: {(end - first) / DAY:.1f} (first loop {_day(first)}, last loop {_day(end)})")
+    print(f"Paper trading report: {utc_minute(max(start, first))} → {utc_minute(end)} (last {days:g} days)")
+    print(
+        f"Days running: {(end - first) / DAY:.1f} (first loop {utc_minute(first)}, last loop {utc_minute(end)})"
+    )
 
     fills = conn.execute(
         "SELECT side, COUNT(*) FROM trades WHERE mode=? AND kind='fill' AND timestamp BETWEEN ? AND ? "
@@ -151,25 +151,15 @@ def report(cfg, conn, days: float, *, backtest: bool = True) -> int:
         f"+ {settlements} settlement(s); {len(trips)} round trip(s) closed"
     )
 
-    base = conn.execute(
-        "SELECT equity_micro FROM performance WHERE mode=? AND timestamp < ? "
-        "ORDER BY timestamp DESC, id DESC LIMIT 1",
-        (mode, start),
-    ).fetchone()
-    base_equity = int(base[0]) if base else int(round(cfg.capital * MICRO))
-    now = conn.execute(
-        "SELECT * FROM performance WHERE mode=? ORDER BY timestamp DESC, id DESC LIMIT 1", (mode,)
-    ).fetchone()
-    pnl = now["equity_micro"] - base_equity
-    realised = conn.execute(
-        "SELECT COALESCE(SUM(realized_pnl_micro),0) FROM trades WHERE mode=? AND timestamp BETWEEN ? AND ?",
-        (mode, start, end),
-    ).fetchone()[0]
+    base = lq.equity_at(conn, mode, start, strictly_before=True)
+    base_equity = base if base is not None else int(round(cfg.capital * MICRO))
+    pnl = latest["equity_micro"] - base_equity
+    realised = lq.realized_pnl_micro(conn, mode, since=start, until=end + 1)  # [start, end]
     ret = pnl / base_equity if base_equity else 0.0
     print(
         f"Simulated P&L: {fmt_usd(pnl, signed=True)} ({ret:+.2%}); realised {fmt_usd(realised, signed=True)}, "
-        f"unrealised now {fmt_usd(now['unrealized_pnl_micro'], signed=True)}; equity {fmt_usd(now['equity_micro'])}, "
-        f"cash {fmt_usd(now['cash_micro'])}, {now['open_positions']} open position(s)"
+        f"unrealised now {fmt_usd(latest['unrealized_pnl_micro'], signed=True)}; equity {fmt_usd(latest['equity_micro'])}, "
+        f"cash {fmt_usd(latest['cash_micro'])}, {latest['open_positions']} open position(s)"
     )
     wins = sum(1 for t in trips if t["pnl_micro"] > 0)
     win_rate = wins / len(trips) if trips else 0.0

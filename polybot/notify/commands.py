@@ -26,8 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..logs import redact
+from ..timefmt import utc_hhmm, utc_text
 from . import reports
-from .formatting import truncate, utc_hhmm, utc_stamp
+from .formatting import truncate
 from .telegram import config_problem, make_bot
 
 log = logging.getLogger("polybot.telegram.commands")
@@ -142,7 +143,7 @@ class CommandHandler:
         except Exception:  # noqa: BLE001 - the stop itself has succeeded
             log.exception("Could not record the Telegram stop alert")
         return (
-            f"🛑 EMERGENCY_STOP created at {utc_stamp(now)} ({path}). The bot closes positions and "
+            f"🛑 EMERGENCY_STOP created at {utc_text(now)} ({path}). The bot closes positions and "
             f"stops at its next loop.\nTo resume: rm EMERGENCY_STOP and python trading_bot.py --restart."
         )
 

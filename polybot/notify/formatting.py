@@ -11,19 +11,11 @@ Telegram limits a message to 4096 characters (counted in UTF-16 code units), so
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from ..timefmt import utc_text
 
 EMOJI = {"critical": "🚨", "warning": "⚠️", "info": "ℹ️"}
 TELEGRAM_LIMIT = 4096
 TEST_PREFIX = "[TEST] "
-
-
-def utc_stamp(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def utc_hhmm(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M UTC")
 
 
 def _utf16_len(text: str) -> int:
@@ -54,7 +46,7 @@ def format_alert(
     head = f"{EMOJI.get(level, 'ℹ️')} {level.upper()}"
     if key:
         head += f" · {key}"
-    foot = f"🕒 {utc_stamp(ts)}" + (f" · polybot {mode}" if mode else " · polybot")
+    foot = f"🕒 {utc_text(ts)}" + (f" · polybot {mode}" if mode else " · polybot")
     body = message.strip() or "(no details)"
     return truncate(f"{head}\n{body}\n{foot}")
 

@@ -2,8 +2,9 @@
 
 Sources: ``bot_state`` (heartbeat, pid, mode, halted, halt_reason), ``performance``
 (latest equity, cash, exposure, daily P&L), ``positions`` (open, with ``markets`` /
-``market_tokens`` for names and the latest ``market_snapshots`` mid for value),
-``trades`` (realized P&L, fees). Money is integer micro-units, shown with ``fmt_usd``.
+``market_tokens`` for names and the latest non-null ``market_snapshots`` mid for value),
+``trades`` (realized P&L, fees), all read through :mod:`polybot.ledger_queries`. Money is
+integer micro-units, shown with ``fmt_usd``.
 Every function takes ``now`` (epoch s) and a read connection and returns plain text.
 """
 
@@ -12,9 +13,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ..money import fmt_usd, notional_micro, to_micro
+from .. import ledger_queries as lq
+from ..money import MICRO, fmt_usd, notional_micro, to_micro
 from ..ops.health import run_health_checks
-from .formatting import utc_stamp
+from ..timefmt import utc_text
 
 HELP = (
     "🤖 polybot commands\n"
@@ -50,12 +52,6 @@ def mode_of(conn: sqlite3.Connection, cfg) -> str:
     return (_state(conn, "mode") or cfg.mode).lower()
 
 
-def _latest_perf(conn: sqlite3.Connection, mode: str) -> sqlite3.Row | None:
-    return conn.execute(
-        "SELECT * FROM performance WHERE mode = ? ORDER BY timestamp DESC, id DESC LIMIT 1", (mode,)
-    ).fetchone()
-
-
 def bot_line(conn: sqlite3.Connection, cfg, now: int) -> str:
     hb = _state(conn, "heartbeat")
     pid = _state(conn, "pid")
@@ -78,7 +74,7 @@ def status_text(conn: sqlite3.Connection, cfg, now: int) -> str:
         lines.append(f"Trading: 🛑 HALTED — {reason}")
     else:
         lines.append("Trading: active (not halted)")
-    perf = _latest_perf(conn, mode)
+    perf = lq.latest_performance(conn, mode)
     if perf is None:
         lines.append("Equity: no performance recorded yet")
     else:
@@ -87,44 +83,34 @@ def status_text(conn: sqlite3.Connection, cfg, now: int) -> str:
             f"exposure {fmt_usd(perf['exposure_micro'])})"
         )
         lines.append(f"Today: {fmt_usd(perf['daily_pnl_micro'], signed=True)}")
-    n = conn.execute("SELECT COUNT(*) FROM positions WHERE mode = ? AND status = 'open'", (mode,)).fetchone()[
-        0
-    ]
+    n = lq.open_position_count(conn, mode)
     lines.append(f"Open positions: {n} (max {cfg.risk_limits.max_positions})")
-    lines.append(f"🕒 {utc_stamp(now)}")
+    lines.append(f"🕒 {utc_text(now)}")
     return "\n".join(lines)
 
 
 def positions_text(conn: sqlite3.Connection, cfg, now: int, *, limit: int = 20) -> str:
     mode = mode_of(conn, cfg)
-    rows = conn.execute(
-        "SELECT p.token_id, p.size_micro, p.cost_micro, p.opened_at, m.question, t.outcome "
-        "FROM positions p LEFT JOIN markets m ON m.id = p.market_id "
-        "LEFT JOIN market_tokens t ON t.token_id = p.token_id "
-        "WHERE p.mode = ? AND p.status = 'open' ORDER BY p.opened_at",
-        (mode,),
-    ).fetchall()
+    rows = lq.open_positions_named(conn, mode)
     if not rows:
         return f"📂 No open positions ({mode.upper()})."
     lines = [f"📂 Open positions ({mode.upper()}): {len(rows)}"]
     total_cost = total_value = 0
     have_all_values = True
-    for i, r in enumerate(rows[:limit], 1):
-        name = (r["question"] or r["token_id"][:16] + "…")[:70]
-        outcome = f" — {r['outcome']}" if r["outcome"] else ""
-        snap = conn.execute(
-            "SELECT mid FROM market_snapshots WHERE token_id = ? ORDER BY timestamp DESC LIMIT 1",
-            (r["token_id"],),
-        ).fetchone()
-        shares = r["size_micro"] / 1_000_000
-        line = f"{i}. {name}{outcome}\n   {shares:,.2f} sh · cost {fmt_usd(r['cost_micro'])}"
-        total_cost += r["cost_micro"]
-        if snap is not None and snap["mid"] is not None:
-            value = notional_micro(to_micro(snap["mid"]), r["size_micro"])
+    for i, named in enumerate(rows[:limit], 1):
+        p = named.position
+        name = (named.question or p.token_id[:16] + "…")[:70]
+        outcome = f" — {named.outcome}" if named.outcome else ""
+        mark = lq.latest_mark(conn, p.token_id, "mid")
+        shares = p.size_micro / MICRO
+        line = f"{i}. {name}{outcome}\n   {shares:,.2f} sh · cost {fmt_usd(p.cost_micro)}"
+        total_cost += p.cost_micro
+        if mark is not None:
+            value = notional_micro(mark.price_micro, p.size_micro)
             total_value += value
             line += (
-                f" · mid {snap['mid']:.3f} → {fmt_usd(value)} "
-                f"({fmt_usd(value - r['cost_micro'], signed=True)})"
+                f" · mid {mark.price_micro / MICRO:.3f} → {fmt_usd(value)} "
+                f"({fmt_usd(lq.unrealized_micro(p.size_micro, p.cost_micro, mark.price_micro), signed=True)})"
             )
         else:
             have_all_values = False
@@ -140,41 +126,31 @@ def positions_text(conn: sqlite3.Connection, cfg, now: int, *, limit: int = 20) 
 
 def pnl_text(conn: sqlite3.Connection, cfg, now: int) -> str:
     mode = mode_of(conn, cfg)
-    day_start = now - now % 86400
-    week_start = now - 7 * 86400
+    day_start = lq.day_start(now)
+    week_start = now - 7 * lq.DAY
     lines = [f"💰 P&L ({mode.upper()})"]
-    perf = _latest_perf(conn, mode)
+    perf = lq.latest_performance(conn, mode)
     capital = to_micro(cfg.capital)
     if perf is None:
         lines.append("No performance recorded yet (the bot records it every loop).")
     else:
         eq = perf["equity_micro"]
-        before_week = conn.execute(
-            "SELECT equity_micro FROM performance WHERE mode = ? AND timestamp <= ? "
-            "ORDER BY timestamp DESC, id DESC LIMIT 1",
-            (mode, week_start),
-        ).fetchone()
-        base_week = before_week["equity_micro"] if before_week else capital
+        before_week = lq.equity_at(conn, mode, week_start)
+        base_week = before_week if before_week is not None else capital
         lines.append(f"Equity: {fmt_usd(eq)} (capital {fmt_usd(capital)})")
         lines.append(f"Today: {fmt_usd(perf['daily_pnl_micro'], signed=True)}")
         lines.append(f"7 days: {fmt_usd(eq - base_week, signed=True)}")
         lines.append(f"Total: {fmt_usd(eq - capital, signed=True)}")
 
-    def realized(since: int | None) -> tuple[int, int]:
-        sql = "SELECT COALESCE(SUM(realized_pnl_micro), 0), COALESCE(SUM(fee_micro), 0) FROM trades WHERE mode = ?"
-        args: list = [mode]
-        if since is not None:
-            sql += " AND timestamp >= ?"
-            args.append(since)
-        r = conn.execute(sql, args).fetchone()
-        return int(r[0]), int(r[1])
-
-    (rt, ft), (rw, _), (ra, fa) = realized(day_start), realized(week_start), realized(None)
+    rt = lq.realized_pnl_micro(conn, mode, since=day_start)
+    rw = lq.realized_pnl_micro(conn, mode, since=week_start)
+    ra = lq.realized_pnl_micro(conn, mode)
+    fa = lq.trade_activity(conn, mode).fees_micro
     lines.append(
         f"Realized (closed trades): today {fmt_usd(rt, signed=True)}, 7 d {fmt_usd(rw, signed=True)}, "
         f"total {fmt_usd(ra, signed=True)}; fees paid {fmt_usd(fa)}"
     )
-    lines.append(f"🕒 {utc_stamp(now)}")
+    lines.append(f"🕒 {utc_text(now)}")
     return "\n".join(lines)
 
 
@@ -187,4 +163,4 @@ def health_text(cfg, conn: sqlite3.Connection | None, now: int) -> str:
     lines = health_lines(cfg, conn, now)
     bad = sum(1 for ln in lines if "FAIL" in ln[:8] or "✗" in ln[:3])
     head = "🩺 Health: all checks passed" if not bad else f"🩺 Health: {bad} problem(s)"
-    return "\n".join([head, *lines, f"🕒 {utc_stamp(now)}"])
+    return "\n".join([head, *lines, f"🕒 {utc_text(now)}"])

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .. import db
 from ..errors import PolybotError
+from ..timefmt import utc_text
 from .backup import (
     BackupFile,
     checksum_path,
@@ -30,7 +31,7 @@ from .backup import (
     stale_temp_files,
     verify_file,
 )
-from .common import FAIL, OK, WARN, fmt_ago, fmt_bytes, iso, send_alert, sha256_file
+from .common import FAIL, OK, WARN, fmt_ago, fmt_bytes, send_alert, sha256_file
 
 log = logging.getLogger("polybot.audit")
 RECENT_HOURS = 26
@@ -97,7 +98,7 @@ def test_restore(backup: Path) -> tuple[str, dict[str, int]]:
 def audit(cfg, *, now: float | None = None) -> AuditReport:
     now = time.time() if now is None else now
     rep = AuditReport()
-    rep.info(f"Backup audit {iso(now)} — {cfg.backup_dir}")
+    rep.info(f"Backup audit {utc_text(now)} — {cfg.backup_dir}")
     backups = list_backups(cfg.backup_dir)
     if not backups:
         rep.fail(
@@ -248,7 +249,7 @@ def _last_offsite_status(cfg) -> str | None:
         return None
     finally:
         conn.close()
-    return f"{row[0]} ({iso(row[1])})" if row else None
+    return f"{row[0]} ({utc_text(row[1])})" if row else None
 
 
 def report_path(cfg, now: float) -> Path:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from .. import db
 from ..errors import PolybotError
+from ..timefmt import utc_text
 from .backup_files import (
     CHECKSUM_DIR,
     PREFIX,
@@ -58,7 +59,6 @@ from .common import (
     fmt_bytes,
     fsync_dir,
     fsync_file,
-    iso,
     send_alert,
     sha256_file,
 )
@@ -373,7 +373,7 @@ def print_list(cfg, *, now: float | None = None) -> int:
         digest = read_checksum(b.path) or recorded.get(b.name)
         mark = "sha256 recorded" if digest else "no checksum"
         print(
-            f"  {b.name}  {fmt_bytes(b.size):>10}  {iso(b.timestamp)}  ({fmt_ago(now - b.timestamp)}, {mark})"
+            f"  {b.name}  {fmt_bytes(b.size):>10}  {utc_text(b.timestamp)}  ({fmt_ago(now - b.timestamp)}, {mark})"
         )
     print(
         f"{len(backups)} backup(s). Restore one with: python backup_database.py --restore "

@@ -17,11 +17,11 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ..checks import free_bytes
 from ..errors import PolybotError
+from ..timefmt import file_stamp
 
 OK, FAIL, WARN = "✓", "✗", "⚠"
 PID_FILE_NAME = "trading_bot.pid"
@@ -319,14 +319,9 @@ def fmt_ago(seconds: float) -> str:
 
 
 def utc_stamp(now: float | None = None) -> str:
-    """YYYYMMDD_HHMMSS in UTC (backup and restore names)."""
-    return datetime.fromtimestamp(time.time() if now is None else now, UTC).strftime("%Y%m%d_%H%M%S")
-
-
-def iso(ts: float | None) -> str:
-    if ts is None:
-        return "never"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """YYYYMMDD_HHMMSS in UTC (backup and restore names): :func:`polybot.timefmt.file_stamp` of
+    ``now`` (default: the wall clock)."""
+    return file_stamp(time.time() if now is None else now)
 
 
 def display_path(path: Path, base: Path | None = None) -> str:

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 from .. import db
 from ..logs import prune_logs
-from .common import FAIL, OK, WARN, db_size, disk_free, fmt_bytes, iso, send_alert
+from ..timefmt import utc_text
+from .common import FAIL, OK, WARN, db_size, disk_free, fmt_bytes, send_alert
 
 log = logging.getLogger("polybot.maintenance")
 PRUNE_BATCH = 50_000
@@ -73,7 +74,7 @@ def run_maintenance(cfg, *, now: float | None = None, emit=print) -> Maintenance
     res = MaintenanceResult()
     path = cfg.database_path
     res.size_before = db_size(path)
-    emit(f"Database: {path} ({fmt_bytes(res.size_before)} including WAL) — {iso(now)}")
+    emit(f"Database: {path} ({fmt_bytes(res.size_before)} including WAL) — {utc_text(now)}")
     from ..errors import DatabaseError
 
     try:

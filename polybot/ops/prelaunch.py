@@ -421,10 +421,10 @@ def check_paper(cfg, conn, now: float) -> Item:
             f"{crit[0]} critical alert(s) and {halts} circuit-breaker halt(s) in the last {MIN_DAYS} days",
             "fix the cause (RUNBOOK.md) and paper trade 7 clean days",
         )
-    pnl = conn.execute(
-        "SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = 'paper'"
-    ).fetchone()[0]
+    from ..ledger_queries import realized_pnl_micro
     from ..money import fmt_usd
+
+    pnl = realized_pnl_micro(conn, "paper")
 
     return Item(
         name,

@@ -1,10 +1,12 @@
 """``daily_report.py``: the daily review (and ``--weekly`` P&L report).
 
-Reads the database read-only for the configured mode (paper or live):
+Reads the database read-only for the configured mode (paper or live), through
+:mod:`polybot.ledger_queries` (the definitions every screen shares):
 
-- P&L: equity change today (since 00:00 UTC), over the last 24 h (the review log's "P&L"
-  line: consecutive daily reports cover every hour once), 7 days and since start (from the ``performance``
-  rows the bot writes; realised-only when there are none yet), realised P&L (sum of
+- P&L: today's (the engine's daily P&L: equity − equity at 00:00 UTC, a capital change since
+  not counted), over the last 24 h (the review log's "P&L" line: consecutive daily reports
+  cover every hour once), 7 days and since start (from the ``performance`` rows the bot
+  writes; realised-only when there are none yet), realised P&L (sum of
   ``trades.realized_pnl_micro``, which the engine records net of fees) and unrealised P&L of
   the open positions marked at their latest snapshot mid;
 - open positions, trades of the last 24 h, win rate (closing trades with realised P&L > 0),
@@ -15,7 +17,8 @@ Reads the database read-only for the configured mode (paper or live):
 The report is printed, appended to ``reports/daily_review_log.md`` in the checklist's format
 (re-running on the same UTC day replaces that day's section) and sent as the info alert
 ``daily_summary``. ``--weekly`` prints the 7-day P&L, writes ``reports/weekly_pnl_YYYYMMDD.txt``
-and sends the info alert ``weekly_pnl``. Days are UTC days.
+and sends the info alert ``weekly_pnl``; its seven rows are the 24-hour windows ending now, each
+labelled with the UTC date it ends on. Other days are UTC days.
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ import re
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import db
-from ..money import fmt_usd, to_micro
+from .. import ledger_queries as lq
+from ..money import MICRO, fmt_usd, to_micro
+from ..timefmt import file_day, utc_day, utc_text
 from .backup import list_backups, read_checksum
-from .common import fmt_ago, iso, send_alert
+from .common import fmt_ago, send_alert
 from .health import log_errors_since
 
 log = logging.getLogger("polybot.reports")
@@ -41,24 +45,19 @@ BACKUP_MAX_AGE_H = 26
 LOG_NAME = "daily_review_log.md"
 
 
-def day_start(ts: float) -> int:
-    d = datetime.fromtimestamp(ts, UTC)
-    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
-
-
 @dataclass
 class Position:
     token_id: str
     label: str
     size_micro: int
     cost_micro: int
-    mark: float | None  # latest mid (USDC per share), None if no snapshot
+    mark_micro: int | None  # latest mid (micro-USDC per share), None if no snapshot
 
     @property
     def unrealized_micro(self) -> int | None:
-        if self.mark is None:
+        if self.mark_micro is None:
             return None
-        return int(round(self.size_micro * self.mark)) - self.cost_micro
+        return lq.unrealized_micro(self.size_micro, self.cost_micro, self.mark_micro)
 
 
 @dataclass
@@ -110,42 +109,15 @@ def _one(conn: sqlite3.Connection, sql: str, params=()) -> int | None:
     return row[0] if row else None
 
 
-def _equity_at(conn: sqlite3.Connection, mode: str, ts: float) -> int | None:
-    return _one(
-        conn,
-        "SELECT equity_micro FROM performance WHERE mode = ? AND timestamp <= ? "
-        "ORDER BY timestamp DESC, id DESC LIMIT 1",
-        (mode, int(ts)),
-    )
-
-
-def _realized_since(conn: sqlite3.Connection, mode: str, since: float) -> int:
-    return int(
-        _one(
-            conn,
-            "SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = ? AND timestamp >= ?",
-            (mode, int(since)),
-        )
-        or 0
-    )
-
-
 def _positions(conn: sqlite3.Connection, mode: str) -> list[Position]:
     out = []
-    rows = conn.execute(
-        "SELECT p.token_id, p.size_micro, p.cost_micro, m.question, t.outcome FROM positions p "
-        "LEFT JOIN markets m ON m.id = p.market_id LEFT JOIN market_tokens t ON t.token_id = p.token_id "
-        "WHERE p.mode = ? AND p.status = 'open' ORDER BY p.opened_at",
-        (mode,),
-    ).fetchall()
-    for token, size, cost, question, outcome in rows:
-        mark = conn.execute(
-            "SELECT mid FROM market_snapshots WHERE token_id = ? AND mid IS NOT NULL "
-            "ORDER BY timestamp DESC LIMIT 1",
-            (token,),
-        ).fetchone()
-        label = f"{question} [{outcome}]" if question and outcome else (question or token[:16])
-        out.append(Position(token, label, int(size), int(cost), mark[0] if mark else None))
+    for named in lq.open_positions_named(conn, mode):
+        p, question, outcome = named.position, named.question, named.outcome
+        mark = lq.latest_mark(conn, p.token_id, "mid")
+        label = f"{question} [{outcome}]" if question and outcome else (question or p.token_id[:16])
+        out.append(
+            Position(p.token_id, label, p.size_micro, p.cost_micro, mark.price_micro if mark else None)
+        )
     return out
 
 
@@ -162,57 +134,48 @@ def build_daily(cfg, conn: sqlite3.Connection, *, now: float | None = None) -> D
     now = time.time() if now is None else now
     mode = cfg.mode
     r = DailyReport(now, mode)
-    n_trades = _one(conn, "SELECT COUNT(*) FROM trades WHERE mode = ?", (mode,)) or 0
+    n_trades = lq.trade_count(conn, mode)
     n_perf = _one(conn, "SELECT COUNT(*) FROM performance WHERE mode = ?", (mode,)) or 0
     r.positions = _positions(conn, mode)
     r.external = _external(conn, mode)
     r.empty = not (n_trades or n_perf or r.positions)
 
-    r.realized_24h = _realized_since(conn, mode, now - DAY)
-    r.realized_7d = _realized_since(conn, mode, now - 7 * DAY)
-    r.realized_total = _realized_since(conn, mode, 0)
+    r.realized_24h = lq.realized_pnl_micro(conn, mode, since=now - DAY)
+    r.realized_7d = lq.realized_pnl_micro(conn, mode, since=now - 7 * DAY)
+    r.realized_total = lq.realized_pnl_micro(conn, mode)
     r.unrealized = sum(p.unrealized_micro or 0 for p in r.positions)
     if n_perf:
         capital = to_micro(cfg.capital)
-        r.equity = _equity_at(conn, mode, now)
+        r.equity = lq.equity_at(conn, mode, now)
 
         def base(ts: float) -> int:  # equity then; the starting capital if the bot started later
-            e = _equity_at(conn, mode, ts)
+            e = lq.equity_at(conn, mode, ts)
             return e if e is not None else capital
 
         eq = r.equity if r.equity is not None else capital
-        r.pnl_today, r.pnl_24h = eq - base(day_start(now)), eq - base(now - DAY)
+        r.pnl_today = lq.daily_pnl_micro(
+            conn, mode, eq, int(now), capital_micro=capital, paper=mode == "paper"
+        )
+        r.pnl_24h = eq - base(now - DAY)
         r.pnl_7d, r.pnl_total = eq - base(now - 7 * DAY), eq - capital
     else:
         r.pnl_source = "realised"
-        r.pnl_today = _realized_since(conn, mode, day_start(now))
+        r.pnl_today = lq.realized_pnl_micro(conn, mode, since=lq.day_start(now))
         r.pnl_24h, r.pnl_7d, r.pnl_total = r.realized_24h, r.realized_7d, r.realized_total + r.unrealized
 
-    row = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(fee_micro), 0), COALESCE(SUM(notional_micro), 0) "
-        "FROM trades WHERE mode = ? AND timestamp >= ?",
-        (mode, int(now - DAY)),
-    ).fetchone()
-    r.trades_24h, r.fees_24h, r.notional_24h = int(row[0]), int(row[1]), int(row[2])
-    row = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(realized_pnl_micro > 0), 0) FROM trades WHERE mode = ? "
-        "AND realized_pnl_micro IS NOT NULL",
-        (mode,),
-    ).fetchone()
-    r.closed_total, r.wins_total = int(row[0]), int(row[1])
-    for tid, ts, side, notional, fee, pnl, token in conn.execute(
-        "SELECT trade_id, timestamp, side, notional_micro, fee_micro, realized_pnl_micro, token_id FROM trades "
-        "WHERE mode = ? AND timestamp >= ? AND realized_pnl_micro < 0 ORDER BY timestamp",
-        (mode, int(now - DAY)),
-    ):
+    activity = lq.trade_activity(conn, mode, since=now - DAY)
+    r.trades_24h, r.fees_24h, r.notional_24h = activity.count, activity.fees_micro, activity.notional_micro
+    closing = lq.closing_trades(conn, mode)
+    r.closed_total, r.wins_total = closing.count, closing.wins
+    for tid, ts, side, notional, fee, pnl, token in lq.losing_trades(conn, mode, since=now - DAY):
         basis = notional - fee - pnl
         if basis > 0 and -pnl / basis > UNUSUAL_LOSS:
             r.unusual.append(
-                f"{iso(ts)} {side} {token[:16]}: {fmt_usd(pnl, signed=True)} "
+                f"{utc_text(ts)} {side} {token[:16]}: {fmt_usd(pnl, signed=True)} "
                 f"({-pnl / basis * 100:.0f}% of {fmt_usd(basis)}) [{tid}]"
             )
 
-    start = day_start(now)
+    start = lq.day_start(now)
     r.alert_counts = dict(
         conn.execute(
             "SELECT level, COUNT(*) FROM alerts WHERE timestamp >= ? GROUP BY level", (start,)
@@ -223,13 +186,13 @@ def build_daily(cfg, conn: sqlite3.Connection, *, now: float | None = None) -> D
         "('critical','warning') ORDER BY timestamp DESC LIMIT 10",
         (start,),
     ):
-        r.alert_lines.append(f"{iso(ts)} {level.upper()} {key}: {str(msg)[:140]}")
+        r.alert_lines.append(f"{utc_text(ts)} {level.upper()} {key}: {str(msg)[:140]}")
     r.log_errors = len(log_errors_since(cfg.log_dir, start))
     for ts, breaker, reason in conn.execute(
         "SELECT timestamp, breaker, reason FROM halts WHERE mode = ? AND timestamp >= ? ORDER BY timestamp",
         (mode, start),
     ):
-        r.halts.append(f"{iso(ts)} {breaker}: {reason}")
+        r.halts.append(f"{utc_text(ts)} {breaker}: {reason}")
     if db.get_state(conn, "halted") == "1":
         r.halted = db.get_state(conn, "halt_reason") or "no reason recorded"
 
@@ -278,7 +241,7 @@ def _issues(cfg, r: DailyReport) -> None:
 
 
 def render_daily(r: DailyReport, cfg) -> str:
-    L = [f"Daily report — {iso(r.now)} — {r.mode.upper()} mode"]
+    L = [f"Daily report — {utc_text(r.now)} — {r.mode.upper()} mode"]
     if r.empty:
         L.append(
             f"No trading activity recorded yet ({r.mode} mode): no trades, positions or performance rows."
@@ -297,7 +260,11 @@ def render_daily(r: DailyReport, cfg) -> str:
     L.append(f"Open positions: {len(r.positions)}")
     for p in r.positions:
         u = p.unrealized_micro
-        mark = f"mark {p.mark:.3f}, unrealised {fmt_usd(u, signed=True)}" if u is not None else "no mark yet"
+        mark = (
+            f"mark {p.mark_micro / MICRO:.3f}, unrealised {fmt_usd(u, signed=True)}"
+            if p.mark_micro is not None and u is not None
+            else "no mark yet"
+        )
         L.append(f"  - {p.label}: {p.size_micro / 1e6:g} shares, cost {fmt_usd(p.cost_micro)}, {mark}")
     if r.external:
         L.append(
@@ -325,7 +292,7 @@ def render_daily(r: DailyReport, cfg) -> str:
 
 
 def review_section(r: DailyReport) -> str:
-    date = datetime.fromtimestamp(r.now, UTC).strftime("%Y-%m-%d")
+    date = utc_day(r.now)
     return (
         f"## {date}\n- P&L: {fmt_usd(r.pnl_24h, signed=True)}\n- Open positions: {len(r.positions)}\n"
         f"- Win rate: {r.win_rate_text()}\n- Issues: {'; '.join(r.issues) or 'None'}\n"
@@ -352,52 +319,30 @@ def append_review_log(path: Path, section: str) -> None:
 def build_weekly(cfg, conn: sqlite3.Connection, *, now: float | None = None) -> str:
     now = time.time() if now is None else now
     mode = cfg.mode
-    L = [f"Weekly P&L report — 7 days to {iso(now)} — {mode.upper()} mode"]
+    L = [f"Weekly P&L report — 7 days to {utc_text(now)} — {mode.upper()} mode"]
     total = 0
-    for i in range(7, 0, -1):
+    for i in range(7, 0, -1):  # seven 24-hour windows ending now, each shown with the UTC date it ends on
         a, b = now - i * DAY, now - (i - 1) * DAY
-        ea, eb = _equity_at(conn, mode, a), _equity_at(conn, mode, b)
+        ea, eb = lq.equity_at(conn, mode, a), lq.equity_at(conn, mode, b)
         if eb is not None:
             pnl = eb - (ea if ea is not None else to_micro(cfg.capital))
         else:
-            pnl = int(
-                _one(
-                    conn,
-                    "SELECT COALESCE(SUM(realized_pnl_micro), 0) FROM trades WHERE mode = ? AND "
-                    "timestamp >= ? AND timestamp < ?",
-                    (mode, int(a), int(b)),
-                )
-                or 0
-            )
-        n = _one(
-            conn,
-            "SELECT COUNT(*) FROM trades WHERE mode = ? AND timestamp >= ? AND timestamp < ?",
-            (mode, int(a), int(b)),
-        )
+            pnl = lq.realized_pnl_micro(conn, mode, since=a, until=b)
+        n = lq.trade_activity(conn, mode, since=a, until=b).count
         total += pnl
-        L.append(
-            f"  {datetime.fromtimestamp(b, UTC):%Y-%m-%d}: {fmt_usd(pnl, signed=True):>10}  "
-            f"({n} trades)"
-        )
-    row = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(realized_pnl_micro > 0), 0), MIN(realized_pnl_micro), "
-        "MAX(realized_pnl_micro), COALESCE(SUM(fee_micro), 0) FROM trades WHERE mode = ? AND "
-        "timestamp >= ? AND realized_pnl_micro IS NOT NULL",
-        (mode, int(now - 7 * DAY)),
-    ).fetchone()
-    closed, wins, worst, best, fees = row
+        L.append(f"  {utc_day(b)}: {fmt_usd(pnl, signed=True):>10}  ({n} trades)")
+    week = lq.closing_trades(conn, mode, since=now - 7 * DAY)
+    closed = week.count
     L.append(f"Week P&L: {fmt_usd(total, signed=True)}")
     L.append(
-        f"Closing trades: {closed}, win rate: {f'{wins / closed * 100:.0f}%' if closed else 'n/a'}"
-        + (f", best {fmt_usd(best, signed=True)}, worst {fmt_usd(worst, signed=True)}" if closed else "")
-    )
-    eq = [
-        e
-        for (e,) in conn.execute(
-            "SELECT equity_micro FROM performance WHERE mode = ? AND timestamp >= ? ORDER BY timestamp",
-            (mode, int(now - 7 * DAY)),
+        f"Closing trades: {closed}, win rate: {f'{week.wins / closed * 100:.0f}%' if closed else 'n/a'}"
+        + (
+            f", best {fmt_usd(week.best_micro or 0, signed=True)}, worst {fmt_usd(week.worst_micro or 0, signed=True)}"
+            if closed
+            else ""
         )
-    ]
+    )
+    eq = [e for _, e in lq.equity_series(conn, mode, since=now - 7 * DAY)]
     peak, dd = None, 0.0
     for e in eq:
         peak = e if peak is None or e > peak else peak
@@ -432,7 +377,7 @@ def main(args) -> int:
         conn.close()
     print(text)
     if args.weekly:
-        path = Path(cfg.report_dir) / f"weekly_pnl_{datetime.fromtimestamp(now, UTC):%Y%m%d}.txt"
+        path = Path(cfg.report_dir) / f"weekly_pnl_{file_day(now)}.txt"
         db.ensure_private_dir(path.parent)
         path.write_text(text + "\n", encoding="utf-8")
         print(f"Report written: {path}")

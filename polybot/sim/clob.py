@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from ..timefmt import iso_seconds
 from .api import (
     END_CURSOR,
     ApiError,
@@ -24,7 +25,6 @@ from .api import (
     price_str,
     price_table,
 )
-from .simulator import iso
 
 NO_BOOK = "No orderbook exists for the requested token id"
 MAX_BATCH = 500
@@ -279,7 +279,7 @@ def clob_market(sim, m, t) -> dict:
     pays = sim.payouts(m.index) if phase == "resolved" else (round(p, 4), round(1 - p, 4))
     fee_bps = 1000 if m.fees_enabled else 0
     return {
-        "accepting_order_timestamp": iso(m.start_ts),
+        "accepting_order_timestamp": iso_seconds(m.start_ts),
         "accepting_orders": phase == "open",
         "active": True,
         "archived": False,
@@ -287,7 +287,7 @@ def clob_market(sim, m, t) -> dict:
         "condition_id": m.condition_id,
         "description": f"Synthetic market: {m.question}",
         "enable_order_book": phase == "open",
-        "end_date_iso": iso(sim.end_of(m.index)),
+        "end_date_iso": iso_seconds(sim.end_of(m.index)),
         "fpmm": "",
         "game_start_time": None,
         "icon": f"https://polymarket-upload.s3.us-east-2.amazonaws.com/sim-{m.slug}.png",

@@ -26,10 +26,10 @@ import hashlib
 import hmac
 import time
 
+from ..timefmt import iso_seconds
 from . import sessions, signing
 from .api import END_CURSOR, ApiError, decode_cursor, encode_cursor, micro_str, price_str
 from .exchange import _is_address
-from .simulator import iso
 
 UNAUTHORIZED = "Unauthorized/Invalid api key"
 PAGE = 100
@@ -108,8 +108,8 @@ def trade_json(sim, tr) -> dict:
         "fee_rate_bps": tr.fee_rate_bps,
         "price": price_str(tr.ticks, tr.nt),
         "status": tr.status,
-        "match_time": iso(tr.match_time),
-        "last_update": iso(tr.last_update),
+        "match_time": iso_seconds(tr.match_time),
+        "last_update": iso_seconds(tr.last_update),
         "outcome": m.outcomes[tr.outcome],
         "bucket_index": 0,
         "owner": tr.owner,

@@ -11,8 +11,8 @@ auto-redeem pays them (see simulator.py).
 
 from __future__ import annotations
 
+from ..timefmt import iso_seconds
 from .api import ApiError, decode_cursor, encode_cursor
-from .simulator import iso
 
 _SORT = {
     "CURRENT": "currentValue",
@@ -80,7 +80,7 @@ def _position_rows(sim, acct, t: float) -> list:
                 "outcomeIndex": k,
                 "oppositeOutcome": m.outcomes[1 - k],
                 "oppositeAsset": other,
-                "endDate": iso(sim.end_of(mi)),
+                "endDate": iso_seconds(sim.end_of(mi)),
                 "negativeRisk": m.neg_risk,
             }
         )

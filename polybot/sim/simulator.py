@@ -26,6 +26,7 @@ from collections import Counter
 
 import numpy as np
 
+from ..timefmt import iso_seconds
 from . import lifecycle, ticks
 from .exchange import Exchange
 from .faults import FaultRule, Faults, parse_spec, rule_from_dict
@@ -48,11 +49,6 @@ def parse_time(value) -> int:
     if d.tzinfo is None:
         d = d.replace(tzinfo=dt.UTC)
     return int(d.timestamp())
-
-
-def iso(ts: float, ms: bool = False) -> str:
-    d = dt.datetime.fromtimestamp(int(ts), dt.UTC)
-    return d.strftime("%Y-%m-%dT%H:%M:%S") + (".000Z" if ms else "Z")
 
 
 class Simulator:
@@ -366,7 +362,7 @@ class Simulator:
             ex = self.exchange
             return {
                 "now": int(now),
-                "now_iso": iso(now),
+                "now_iso": iso_seconds(now),
                 "start_time": self.start_ts,
                 "speed": self.speed,
                 "seed": self.seed,
