@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from polybot.money import MICRO
+from polybot.money import MICRO, average_price_micro
 
 
 # ----------------------------------------------------------------------------- named values
@@ -247,7 +247,7 @@ class Holding:
 
     @property
     def avg_price_micro(self) -> int:
-        return 0 if not self.size_micro else (self.cost_micro * MICRO) // self.size_micro
+        return average_price_micro(self.cost_micro, self.size_micro)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Holding:

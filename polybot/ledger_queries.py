@@ -33,8 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from polybot.money import MICRO, notional_micro, to_micro
-from polybot.money import div_half_up as _half_up_div
+from polybot.money import average_price_micro, notional_micro, to_micro
 
 DAY = 86_400
 
@@ -76,7 +75,7 @@ class PositionRow:
     @property
     def avg_price_micro(self) -> int:
         """Average entry price: cost basis (fees included) ÷ shares, half-up."""
-        return _half_up_div(self.cost_micro * MICRO, self.size_micro) if self.size_micro else 0
+        return average_price_micro(self.cost_micro, self.size_micro)
 
     @classmethod
     def from_row(cls, r: sqlite3.Row | Mapping) -> PositionRow:
@@ -157,7 +156,7 @@ def unrealized_micro(size_micro: int, cost_micro: int, mark_micro: int) -> int:
 
 
 @dataclass(frozen=True)
-class Holding:
+class MarkedPosition:
     """An open position valued at a mark (None = unknown: valued at its average entry price)."""
 
     position: PositionRow
@@ -177,7 +176,7 @@ class Holding:
 class Portfolio:
     mode: str
     cash_micro: int
-    holdings: tuple[Holding, ...] = ()
+    holdings: tuple[MarkedPosition, ...] = ()
     realized_micro: int = 0
 
     @property
@@ -197,7 +196,7 @@ class Portfolio:
     def equity_micro(self) -> int:
         return self.cash_micro + self.market_value_micro
 
-    def holding(self, token_id: str) -> Holding | None:
+    def holding(self, token_id: str) -> MarkedPosition | None:
         return next((h for h in self.holdings if h.position.token_id == token_id), None)
 
 
@@ -205,7 +204,7 @@ def portfolio(
     conn: sqlite3.Connection, mode: str, cash_micro: int, marks: Mapping[str, int | None]
 ) -> Portfolio:
     """The open positions valued at ``marks`` (token → micro price), with the realised P&L."""
-    holdings = tuple(Holding(p, marks.get(p.token_id)) for p in open_positions(conn, mode))
+    holdings = tuple(MarkedPosition(p, marks.get(p.token_id)) for p in open_positions(conn, mode))
     return Portfolio(
         mode=mode,
         cash_micro=int(cash_micro),

@@ -60,6 +60,13 @@ def div_half_up(a: int, b: int) -> int:
     return sign * (q + (1 if 2 * r >= abs(int(b)) else 0))
 
 
+def average_price_micro(cost_micro: int, size_micro: int) -> int:
+    """A position's average price per share: cost basis ÷ shares, half-up to the micro-unit (0 when
+    no shares are held). The one definition: the strategy and risk view (``domain.Holding``) and the
+    ledger's positions (``ledger_queries.PositionRow``) both use it."""
+    return div_half_up(int(cost_micro) * MICRO, int(size_micro))
+
+
 def taker_fee_micro(
     size_micro: int, price_micro: int, rate: float | str | Decimal, exponent: float | int = 1
 ) -> int:

@@ -32,7 +32,7 @@ import sqlite3
 
 from polybot import db
 from polybot.exchange.base import BUY, SELL, TRADE_PROVISIONAL, Fill
-from polybot.ledger_queries import Holding as Holding
+from polybot.ledger_queries import MarkedPosition as MarkedPosition
 from polybot.ledger_queries import Portfolio as Portfolio
 from polybot.ledger_queries import PositionRow as PositionRow
 from polybot.ledger_queries import cash_flow_micro as cash_flow_micro
@@ -46,7 +46,7 @@ from polybot.ledger_queries import paper_cash_micro as paper_cash_micro
 from polybot.ledger_queries import portfolio as portfolio
 from polybot.ledger_queries import realized_pnl_micro as realized_pnl_micro
 from polybot.ledger_queries import stop_price_micro
-from polybot.money import MICRO, notional_micro
+from polybot.money import MICRO, average_price_micro, notional_micro
 from polybot.money import div_half_up as _half_up_div
 
 SETTLEMENT = "settlement"
@@ -179,7 +179,7 @@ def record_trade(
     status = "open" if p["size_micro"] != 0 else "closed"
     stop = None
     if p["size_micro"] > 0 and stop_loss_percent is not None:
-        stop = stop_price_micro(_half_up_div(p["cost_micro"] * MICRO, p["size_micro"]), stop_loss_percent)
+        stop = stop_price_micro(average_price_micro(p["cost_micro"], p["size_micro"]), stop_loss_percent)
     if old is None:
         conn.execute(
             "INSERT INTO positions(mode, token_id, market_id, size_micro, cost_micro, realized_pnl_micro, "

@@ -43,7 +43,7 @@ from polybot.exchange.base import (
 )
 from polybot.exchange.fills import FILLED, resting_fill, simulate_fill
 from polybot.exchange.models import FeeSchedule, OrderBook
-from polybot.money import MICRO, fmt_usd, notional_micro
+from polybot.money import MICRO, average_price_micro, fmt_usd, notional_micro
 from polybot.money import div_half_up as _half_up_div
 
 GTD_SECURITY_SECONDS = 60  # Polymarket: a GTD order stops 60 s before its expiration
@@ -522,7 +522,7 @@ class PaperExchange(Exchange):
             out = []
             for token, p in sorted(self.state.positions.items()):
                 if p["size_micro"] > 0:
-                    avg = _half_up_div(p["cost_micro"] * MICRO, p["size_micro"])
+                    avg = average_price_micro(p["cost_micro"], p["size_micro"])
                     out.append(
                         Position(
                             token_id=token,
