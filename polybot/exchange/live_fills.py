@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from py_clob_client_v2.clob_types import OpenOrderParams, TradeParams
 from py_clob_client_v2.exceptions import PolyException
 
-from polybot.errors import DataError, OrderOutcomeUnknown
+from polybot.errors import DataError, ExchangeError, OrderOutcomeUnknown
 from polybot.exchange import parse as P
 from polybot.exchange.base import BUY, Fill, OrderStatus, PreparedOrder
-from polybot.exchange.clob_sdk import HttpFailure
-from polybot.exchange.models import FeeSchedule
+from polybot.exchange.clob_sdk import HttpFailure, SdkClient
+from polybot.exchange.models import FeeSchedule, FeeSource
 from polybot.exchange.parse_util import micro as _micro
 from polybot.exchange.parse_util import price_micro as _price_micro
 from polybot.money import taker_fee_micro
@@ -43,6 +44,23 @@ class TradeReader:
     """The read side of LiveExchange: fills, order lookups, resolving unknown outcomes.
     Needs ``_sdk``, ``address``, ``funder``, ``_fees``, ``_fee_cache``, ``_prepared``,
     ``_clock``, ``_call``, ``_read_error``, ``ensure_credentials`` (LiveExchange)."""
+
+    # What LiveExchange provides, declared so the reads below are type-checked.
+    _sdk: SdkClient
+    address: str
+    funder: str
+    _fees: FeeSource | None
+    _fee_cache: dict[str, FeeSchedule]
+    _prepared: dict[str, tuple[str, int]]
+    _clock: Callable[[], float]
+
+    if TYPE_CHECKING:
+
+        def _call(self, doing: str, fn: Callable[[], Any]) -> Any: ...
+
+        def _read_error(self, exc: HttpFailure, doing: str) -> ExchangeError: ...
+
+        def ensure_credentials(self) -> None: ...
 
     def _fee_schedule(self, token_id: str, market: str = "") -> FeeSchedule:
         if self._fees is not None:

@@ -4,7 +4,9 @@ models hold floats for market data and micro-unit integers where money settles
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,11 @@ class FeeSchedule:
     @property
     def effective_rate(self) -> float:
         return self.rate if self.enabled else 0.0
+
+
+# Where an exchange finds a token's fee schedule: a token → schedule map, or a lookup
+# function (None: unknown, read it from the market).
+FeeSource: TypeAlias = Mapping[str, FeeSchedule] | Callable[[str], FeeSchedule | None]
 
 
 @dataclass(frozen=True)

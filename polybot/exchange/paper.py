@@ -27,7 +27,6 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Union
 
 from polybot.errors import DataError
 from polybot.exchange.base import (
@@ -48,14 +47,12 @@ from polybot.exchange.base import (
     PreparedOrder,
 )
 from polybot.exchange.fills import FILLED, resting_fill, simulate_fill
-from polybot.exchange.models import FeeSchedule, OrderBook
+from polybot.exchange.models import FeeSchedule, FeeSource, OrderBook
 from polybot.money import MICRO, fmt_usd, notional_micro
 from polybot.money import div_half_up as _half_up_div
 
 GTD_SECURITY_SECONDS = 60  # Polymarket: a GTD order stops 60 s before its expiration
 ID_PREFIX = "paper-"
-
-FeeSource = Union[Mapping[str, FeeSchedule], Callable[[str], FeeSchedule | None]]
 
 
 @dataclass
