@@ -115,7 +115,7 @@ class PolymarketClient:
 
         t = attr("timeout_seconds", "timeout", default=10)
         timeout = tuple(t) if isinstance(t, (list, tuple)) else (min(3.05, float(t)), float(t))
-        kwargs = dict(timeout=timeout, max_retries=int(attr("max_retries", default=3)))
+        kwargs: dict[str, Any] = dict(timeout=timeout, max_retries=int(attr("max_retries", default=3)))
         kwargs.update(overrides)
         return cls(
             attr("gamma_url", default="https://gamma-api.polymarket.com"),

@@ -11,6 +11,7 @@ unconfirmed fills provisional and undoes FAILED ones.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -243,7 +244,7 @@ class TradeReader:
             if o.associate_trades:
                 fills = []
                 for tid in o.associate_trades:
-                    rows = self._call("reading trades", lambda tid=tid: self._trade_rows(tid))
+                    rows = self._call("reading trades", functools.partial(self._trade_rows, tid))
                     for r in rows:
                         fills += self._fills_of_trade(r, o.id)
             elif o.size_matched:

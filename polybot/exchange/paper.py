@@ -198,15 +198,18 @@ class PaperExchange(Exchange):
             initial_cash_micro=initial_cash_micro,
             state=state,
         )
-        events = [(f.ts, 0, f) for f in fills] + [(int(s["ts"]), 1, s) for s in settlements]
+        # (ts, 0 = fill / 1 = settlement, the fill, the settlement): fills first within a second
+        events: list[tuple[int, int, Fill | None, Mapping | None]] = [(f.ts, 0, f, None) for f in fills] + [
+            (int(s["ts"]), 1, None, s) for s in settlements
+        ]
         events.sort(key=lambda e: (e[0], e[1]))
         ids = set(known_order_ids)
-        for _, kind, ev in events:
-            if kind == 0:
-                ex._apply_fill(ev)
-                ids.add(ev.order_id)
-            else:
-                ex._apply_settlement(dict(ev))
+        for _, _, fill, settlement in events:
+            if fill is not None:
+                ex._apply_fill(fill)
+                ids.add(fill.order_id)
+            elif settlement is not None:
+                ex._apply_settlement(dict(settlement))
         for o in open_orders:
             po = (
                 o
@@ -375,12 +378,16 @@ class PaperExchange(Exchange):
                 error = res.reason
             elif req.post_only and res.fills:
                 error = "invalid post-only order: order crosses book"
-            elif req.order_type == "GTD" and req.expiration - GTD_SECURITY_SECONDS <= self._now():
+            elif (
+                req.order_type == "GTD"
+                and req.expiration is not None  # always set on a GTD OrderRequest
+                and req.expiration - GTD_SECURITY_SECONDS <= self._now()
+            ):
                 error = "invalid expiration: a GTD order must expire more than 60 s from now"
             elif req.side == BUY:
                 rests = (
                     notional_micro(req.price_micro, res.remaining_size_micro)
-                    if res.remaining_size_micro
+                    if res.remaining_size_micro and req.price_micro is not None  # only GTC/GTD rest
                     else 0
                 )
                 need = res.notional_micro + res.fee_micro + rests
