@@ -17,6 +17,7 @@ from .api import (
     END_CURSOR,
     ApiError,
     Response,
+    Route,
     decode_cursor,
     encode_cursor,
     micro_str,
@@ -64,7 +65,7 @@ def books_json(sim, tokens, t: float) -> list:
     hits = [h for h in hits if h[1] is not None]
     mis = list(dict.fromkeys(m.index for _, m, _ in hits))
     yes = sim.yes_levels(mis, t)
-    probs = dict(zip(mis, sim.prices.yes_prices(mis, t).tolist())) if mis else {}
+    probs = dict(zip(mis, sim.prices.yes_prices(mis, t).tolist(), strict=True)) if mis else {}
     ts = str(int(t * 1000))
     strs = sim.__dict__.setdefault("_book_strs", {})  # market index -> constant tail of the JSON
     live = sim.exchange.live
@@ -374,7 +375,7 @@ def _market_pages(simplified: bool):
     return handler
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     ("GET", r"/?", lambda s, r, t: "OK"),
     ("GET", r"/ok", lambda s, r, t: "OK"),
     ("GET", r"/time", lambda s, r, t: int(t)),

@@ -27,7 +27,7 @@ import hmac
 import time
 
 from . import sessions, signing
-from .api import END_CURSOR, ApiError, decode_cursor, encode_cursor, micro_str, price_str
+from .api import END_CURSOR, ApiError, Route, decode_cursor, encode_cursor, micro_str, price_str
 from .exchange import _is_address
 from .simulator import iso
 
@@ -321,7 +321,7 @@ def orders_scoring(sim, req, t):
     return {str(i): False for i in ids} if isinstance(ids, list) else {}
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     ("POST", r"/auth/api-key", create_api_key),
     ("GET", r"/auth/derive-api-key", create_api_key),
     ("GET", r"/auth/api-keys", list_api_keys),

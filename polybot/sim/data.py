@@ -11,7 +11,7 @@ auto-redeem pays them (see simulator.py).
 
 from __future__ import annotations
 
-from .api import ApiError, decode_cursor, encode_cursor
+from .api import ApiError, Route, decode_cursor, encode_cursor
 from .simulator import iso
 
 _SORT = {
@@ -273,7 +273,7 @@ def _trade_rows(sim, req, v2: bool):
             "",
             tr.tx_hash,
         ]
-        rows.append(dict(zip(_TRADE_V2 if v2 else _TRADE_V1, vals)))
+        rows.append(dict(zip(_TRADE_V2 if v2 else _TRADE_V1, vals, strict=True)))  # one value per column
     return rows
 
 
@@ -285,7 +285,7 @@ def trades_v2(sim, req, t):
     return _envelope(req, _trade_rows(sim, req, True), 10_000)
 
 
-def _value(sim, req, t) -> float:
+def _value(sim, req, t) -> tuple[str, float]:
     acct, user = _user(sim, req)
     rows = _position_rows(sim, acct, t) if acct else []
     return user, round(sum(r["currentValue"] for r in rows), 6)
@@ -301,7 +301,7 @@ def value_v2(sim, req, t):
     return {"data": {"user": user, "value": v}}
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     ("GET", r"/positions", positions),
     ("GET", r"/trades", trades),
     ("GET", r"/value", value),

@@ -17,7 +17,7 @@ import json
 
 import numpy as np
 
-from .api import ApiError, num_str
+from .api import ApiError, Route, num_str
 from .simulator import iso
 
 _VALIDATION = "validation error"
@@ -104,6 +104,18 @@ def event_summary(sim, ev, t: float) -> dict:
     return d
 
 
+def _quoted_top(m, p: float, nt: int) -> tuple[int, int]:
+    """(best bid, best ask) in ticks of 1/nt around the model price ``p``; an empty side
+    quotes 0 (bid) or nt (ask)."""
+    bb = max(0, int(np.ceil(p * nt - m.half_spread - 1e-9)))
+    ba = min(nt, int(np.floor(p * nt + m.half_spread + 1e-9)))
+    if m.empty_side == "bid":
+        bb = 0
+    if m.empty_side == "ask":
+        ba = nt
+    return bb, ba
+
+
 def market_dicts(sim, mis, t: float, with_events: bool = True) -> list:
     """Gamma market objects for market indices ``mis`` at sim time ``t`` (vectorised prices)."""
     w = sim.world
@@ -117,12 +129,7 @@ def market_dicts(sim, mis, t: float, with_events: bool = True) -> list:
         m = w.markets[mi]
         p = float(probs[row, 0])
         nt = int(w.col_nt[mi])
-        bb = max(0, int(np.ceil(p * nt - m.half_spread - 1e-9)))
-        ba = min(nt, int(np.floor(p * nt + m.half_spread + 1e-9)))
-        if m.empty_side == "bid":
-            bb = 0
-        if m.empty_side == "ask":
-            ba = nt
+        bb, ba = _quoted_top(m, p, nt)
         phase = sim.phase(mi, t)
         places = len(str(nt)) - 1
         if phase == "resolved":
@@ -324,7 +331,7 @@ def _market_filter(sim, req, t: float) -> list:
         end_lo = parse_time(end_lo) if end_lo else None
         end_hi = parse_time(end_hi) if end_hi else None
     except ValueError:
-        raise _bad(422, "invalid end_date_min/end_date_max")
+        raise _bad(422, "invalid end_date_min/end_date_max") from None
     out = []
     for m in cands:
         if (sim.phase(m.index, t) != "open") != closed:
@@ -376,7 +383,7 @@ def _keyset(sim, req, items, keyfn, max_limit: int):
             c = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
             last, fp = tuple(c["k"]), c["f"]
         except (ValueError, KeyError, TypeError):
-            raise _bad(422, "invalid after_cursor")
+            raise _bad(422, "invalid after_cursor") from None
         if fp != _fingerprint(req):
             raise _bad(422, "after_cursor does not match the query; re-send the same filters")
         start = bisect.bisect_right(keys, last)
@@ -424,7 +431,7 @@ def market_one(sim, req, t, key: str, by_slug: bool = False):
 
 def _event_dicts(sim, events, t) -> list:
     mis = [i for ev in events for i in ev.market_indices]
-    mds = dict(zip(mis, market_dicts(sim, mis, t, with_events=False)))
+    mds = dict(zip(mis, market_dicts(sim, mis, t, with_events=False), strict=True))
     out = []
     for ev in events:
         d = event_summary(sim, ev, t)
@@ -495,7 +502,7 @@ def tags(sim, req, t):
     return [{"id": v[3], "label": k, "slug": k.lower()} for k, v in CATEGORIES.items()]
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     ("GET", r"/markets/keyset", markets_keyset),
     ("GET", r"/markets", markets_legacy),
     ("GET", r"/markets/slug/(?P<key>[^/]+)", lambda s, r, t, key: market_one(s, r, t, key, by_slug=True)),
