@@ -48,6 +48,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from .. import db
+from ..config import CollectionConfig, Config
 from ..errors import DataError, ExchangeError, ExchangeUnavailable, RequestRejected
 from ..exchange.models import Market, PricePoint
 from . import store, universe
@@ -157,7 +158,17 @@ def close_time(m: Market) -> int | None:
     return m.closed_time if m.closed_time is not None else m.end_date
 
 
-def closed_in_window(client, cc, start: int, end: int) -> tuple[list[Market], list[str]]:
+def _known_close_time(m: Market) -> int:
+    """``close_time`` of a market ``closed_in_window`` chose (it requires one)."""
+    t = close_time(m)
+    if t is None:
+        raise DataError(
+            f"closed market {m.id} has neither a closedTime nor an end date; it cannot be backfilled"
+        )
+    return t
+
+
+def closed_in_window(client, cc: CollectionConfig, start: int, end: int) -> tuple[list[Market], list[str]]:
     """The markets that closed inside [start, end] the collection would have tracked
     (see the module docstring), most traded first; and the problems met."""
     cap = cc.max_markets if cc.backfill_closed_max_markets is None else cc.backfill_closed_max_markets
@@ -235,7 +246,7 @@ class BackfillResult:
 
 
 def backfill(
-    cfg, conn, client, days: float, *, progress_bar: bool | None = None, now: int | None = None
+    cfg: Config, conn, client, days: float, *, progress_bar: bool | None = None, now: int | None = None
 ) -> BackfillResult:
     """Fill the last ``days`` days for every tracked token (the caller holds the lock)."""
     from tqdm import tqdm
@@ -267,7 +278,7 @@ def backfill(
                 tracked=False,
                 now=now,
                 payouts=payouts,
-                resolved_at={m.id: close_time(m) for m in closed},
+                resolved_at={m.id: _known_close_time(m) for m in closed},
                 record=False,
             )
             store.record_metadata(
@@ -282,7 +293,7 @@ def backfill(
         tracked = {t for t, _ in tokens}
         for m in closed:
             # up to and including the grid point at the close (no rows after it)
-            stop = min(end, floor_ts(close_time(m), step) + step)
+            stop = min(end, floor_ts(_known_close_time(m), step) + step)
             plans += [plan_token(conn, t, m.id, start, stop, step) for t in m.token_ids if t not in tracked]
     res.tokens = len(plans)
     todo = [p for p in plans if p.missing]
@@ -384,7 +395,7 @@ def summary(res: BackfillResult, days: float) -> str:
     return f"{head}: {body}"
 
 
-def run(cfg, days: float, *, verbose: bool = False, out: Callable[[str], None] = print) -> int:
+def run(cfg: Config, days: float, *, verbose: bool = False, out: Callable[[str], None] = print) -> int:
     with job_lock(cfg, BACKFILL_LOCK) as got:
         if not got:
             msg = "another backfill is running; exiting"

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..config import Config
 from ..errors import DataError, ExchangeError
 
 log = logging.getLogger("polybot.collect")
@@ -26,7 +27,7 @@ COLLECT_LOCK = "collect_market_data.lock"
 BACKFILL_LOCK = "backfill_market_data.lock"
 
 
-def step_seconds(cfg) -> int:
+def step_seconds(cfg: Config) -> int:
     """The collection interval in seconds (the snapshot grid step)."""
     return int(cfg.collection.interval_minutes) * 60
 
@@ -66,7 +67,7 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else (many or word + 's')}"
 
 
-def make_client(cfg, **overrides: Any):
+def make_client(cfg: Config, **overrides: Any):
     """The read client for this config (imported lazily: scripts that only read the
     database must not pay for importing requests)."""
     from ..exchange.client import PolymarketClient
@@ -74,7 +75,7 @@ def make_client(cfg, **overrides: Any):
     return PolymarketClient.from_config(cfg, **overrides)
 
 
-def exchange_now(cfg, client=None) -> tuple[int, str]:
+def exchange_now(cfg: Config, client=None) -> tuple[int, str]:
     """(now, source): the exchange clock (CLOB ``/time``) when it answers within a few
     seconds, else the local clock. Reports and checks compare snapshot timestamps with
     this, because the collector stamps snapshots with the exchange's clock."""
@@ -91,12 +92,12 @@ def exchange_now(cfg, client=None) -> tuple[int, str]:
             client.close()
 
 
-def data_dir(cfg) -> Path:
+def data_dir(cfg: Config) -> Path:
     return Path(cfg.database_path).parent
 
 
 @contextlib.contextmanager
-def job_lock(cfg, name: str) -> Iterator[bool]:
+def job_lock(cfg: Config, name: str) -> Iterator[bool]:
     """Hold ``<data dir>/<name>`` (filelock, timeout 0). Yields False when another
     process holds it: the caller exits cleanly."""
     from filelock import FileLock, Timeout

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from .. import db
 from ..alerts import Alerter
+from ..config import Config
 from ..errors import DataError, ExchangeError, ExchangeUnavailable, RequestRejected
 from ..exchange.models import Market
 from . import store, universe
@@ -103,7 +104,7 @@ def _progress_printer(verbose: bool) -> Callable[[str], None] | None:
 
 def discover(
     client,
-    cfg,
+    cfg: Config,
     *,
     full_scan: bool,
     progress: Callable[[str], None] | None = None,
@@ -211,7 +212,7 @@ def _record_failure(
 
 
 def collect_once(
-    cfg,
+    cfg: Config,
     conn,
     client,
     *,
@@ -329,7 +330,7 @@ def collect_once(
         raise
 
 
-def send_new_market_alerts(cfg, conn, markets: list[Market], timeout: float = 15.0) -> None:
+def send_new_market_alerts(cfg: Config, conn, markets: list[Market], timeout: float = 15.0) -> None:
     """One ``info`` alert per market entering the universe for the first time (the
     alerter stores each and throttles delivery of repeats of the key)."""
     alerter = Alerter(cfg, conn)
@@ -343,7 +344,7 @@ def send_new_market_alerts(cfg, conn, markets: list[Market], timeout: float = 15
             alerter.close()
 
 
-def seed_universe(cfg) -> CycleResult:
+def seed_universe(cfg: Config) -> CycleResult:
     """Initialize the configured database and run one ``--initial`` cycle (a new workspace's
     first two steps; the engine's scenarios and tests start from here)."""
     from ..exchange.client import PolymarketClient
@@ -358,7 +359,9 @@ def seed_universe(cfg) -> CycleResult:
         conn.close()
 
 
-def run(cfg, *, initial: bool = False, verbose: bool = False, out: Callable[[str], None] = print) -> int:
+def run(
+    cfg: Config, *, initial: bool = False, verbose: bool = False, out: Callable[[str], None] = print
+) -> int:
     """The whole command: lock, database, client, cycle, alerts, summary. Returns the
     exit code."""
     with job_lock(cfg, COLLECT_LOCK) as got:

@@ -13,6 +13,7 @@ a repeated cursor stops the walk), built from the client's public HTTP layer and
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterator
@@ -105,8 +106,6 @@ class PrefetchListing:
         finally:
             stop.set()
             while walker.is_alive():  # unblock a producer waiting on a full queue
-                try:
+                with contextlib.suppress(queue.Empty):
                     pages.get_nowait()
-                except queue.Empty:
-                    pass
                 walker.join(timeout=0.05)

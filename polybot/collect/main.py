@@ -70,19 +70,19 @@ def collect_main(args) -> int:
     cfg = load_config(args.config, require_mode_secrets=False)
     configure_from(cfg)
     if args.estimate_storage:
-        from .storage import run
+        from .storage import run as estimate_storage
 
-        return run(cfg)
+        return estimate_storage(cfg)
     if args.backfill:
         if args.days <= 0:
             print("--days must be a positive number of days, e.g. --days 30")
             return 2
-        from .backfill import run
+        from .backfill import run as backfill
 
-        return run(cfg, args.days, verbose=args.verbose)
-    from .cycle import run
+        return backfill(cfg, args.days, verbose=args.verbose)
+    from .cycle import run as collect
 
-    return run(cfg, initial=args.initial, verbose=args.verbose)
+    return collect(cfg, initial=args.initial, verbose=args.verbose)
 
 
 def verify_parser(description: str) -> argparse.ArgumentParser:

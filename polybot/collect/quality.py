@@ -50,6 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import db
+from ..config import Config
 from .common import exchange_now, iso, plural, step_seconds
 from .verify import latest_per_tracked_market
 
@@ -231,7 +232,7 @@ def check_coverage(conn, *, now: int, freshness_minutes: float, min_coverage: fl
     )
 
 
-def run_checks(conn, cfg, *, now: int, hours: float = 0) -> list[Check]:
+def run_checks(conn, cfg: Config, *, now: int, hours: float = 0) -> list[Check]:
     cc = cfg.collection
     step = step_seconds(cfg)
     where, args = _scope(hours, now)
@@ -246,7 +247,7 @@ def run_checks(conn, cfg, *, now: int, hours: float = 0) -> list[Check]:
 
 
 def save_report(
-    cfg,
+    cfg: Config,
     lines: list[str],
     checks: list[Check],
     *,
@@ -279,7 +280,7 @@ def save_report(
     return path
 
 
-def run(cfg, *, hours: float = 0, out: Callable[[str], None] = print) -> int:
+def run(cfg: Config, *, hours: float = 0, out: Callable[[str], None] = print) -> int:
     now, clock = exchange_now(cfg)
     conn = db.open_database(cfg, readonly=True)
     try:
