@@ -49,7 +49,7 @@ from py_clob_client_v2.clob_types import (
 )
 from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
 
-from polybot.config import PolymarketConfig
+from polybot.config import Config, PolymarketConfig
 from polybot.errors import (
     AuthenticationError,
     ConfigError,
@@ -161,7 +161,7 @@ class LiveExchange(TradeReader, Exchange):
         self,
         *,
         clob_url: str,
-        private_key: str,
+        private_key: str | None,
         chain_id: int = 137,
         api_key: str | None = None,
         api_secret: str | None = None,
@@ -221,7 +221,7 @@ class LiveExchange(TradeReader, Exchange):
         return f"LiveExchange(clob_url={self.clob_url!r}, address={self.address!r})"
 
     @classmethod
-    def from_config(cls, cfg: Any, **kwargs: Any) -> LiveExchange:
+    def from_config(cls, cfg: Config, **kwargs: Any) -> LiveExchange:
         pm = cfg.polymarket
         if kwargs.get("reader") is None:
             from polybot.exchange.client import PolymarketClient

@@ -102,7 +102,7 @@ def _sentence(text: object) -> str:
     return text[:-1] if text.endswith(".") else text
 
 
-def credential_problem(cfg: Any) -> str | None:
+def credential_problem(cfg: Config) -> str | None:
     """One sentence naming the first missing credential and its env var, or None."""
     pm = cfg.polymarket
     unset = {k: v for k, v in getattr(cfg, "unset_env", ())}
@@ -224,7 +224,7 @@ def pick_market(reader: Any, *, sample: int = SAMPLE_MARKETS) -> Pick:
 
 
 # --------------------------------------------------------------------------- recording
-def identity(cfg: Any, live: Any = None) -> dict:
+def identity(cfg: Config, live: Any = None) -> dict:
     """Who the check runs as: the fields pre_launch_check matches against the config."""
     pm = cfg.polymarket
     address = getattr(live, "address", None) or key_address(getattr(pm, "private_key", None))

@@ -59,6 +59,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from polybot.config import Config
 from polybot.exchange.fills import FillResult, simulate_fill
 from polybot.exchange.models import FeeSchedule, OrderBook
 from polybot.money import MICRO, notional_micro, round_size_down
@@ -82,7 +83,7 @@ class ExecutionModel:
     stale_order_seconds: int = 300  # a resting GTC order is cancelled this long after placement
 
     @classmethod
-    def from_config(cls, cfg: Any) -> ExecutionModel:
+    def from_config(cls, cfg: Config) -> ExecutionModel:
         t = cfg.trading
         interval = int(cfg.collection.interval_minutes) * 60
         otype = "GTC" if t.order_type == "GTD" else t.order_type
