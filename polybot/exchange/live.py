@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from py_clob_client_v2.clob_types import (
     ApiCreds,
@@ -118,6 +118,15 @@ TYPE3_FIX = (
     "use signature type 1 or 2 with that wallet as the funder"
 )
 HEARTBEAT_MISMATCH = "invalid heartbeat id"
+
+
+class RateLimitStatus(TypedDict):
+    """What the trading transport saw: the last rate-limit headers, 429s, calls, slowest call."""
+
+    headers: dict[str, str]
+    throttled: int
+    requests: int
+    slowest_seconds: float
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -632,7 +641,7 @@ class LiveExchange(TradeReader, Exchange):
         if isinstance(res, dict) and res.get("heartbeat_id"):
             self._heartbeat_id = str(res["heartbeat_id"])
 
-    def rate_limit_status(self) -> dict:
+    def rate_limit_status(self) -> RateLimitStatus:
         t = self.transport
         return {
             "headers": dict(t.last_rate_limit_headers),

@@ -224,7 +224,7 @@ def pick_market(reader: Any, *, sample: int = SAMPLE_MARKETS) -> Pick:
 
 
 # --------------------------------------------------------------------------- recording
-def identity(cfg: Config, live: Any = None) -> dict:
+def identity(cfg: Config, live: Any = None) -> dict[str, Any]:
     """Who the check runs as: the fields pre_launch_check matches against the config."""
     pm = cfg.polymarket
     address = getattr(live, "address", None) or key_address(getattr(pm, "private_key", None))

@@ -27,6 +27,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any, TypedDict
 
 from polybot.errors import DataError
 from polybot.exchange.base import (
@@ -90,16 +91,23 @@ class PaperOrder:
         return max(0, self.original_size_micro - self.size_matched_micro)
 
 
+class PaperPosition(TypedDict):
+    """A paper holding (integer micro-units): shares, and their cost basis including fees."""
+
+    size_micro: int
+    cost_micro: int
+
+
 @dataclass
 class PaperState:
     """Everything the paper exchange knows. JSON round-trips exactly (integers only)."""
 
     cash_micro: int
     next_seq: int = 1
-    positions: dict = field(default_factory=dict)  # token → {"size_micro", "cost_micro"}
-    orders: dict = field(default_factory=dict)  # order id → PaperOrder
-    fills: list = field(default_factory=list)  # [Fill]
-    settlements: list = field(
+    positions: dict[str, PaperPosition] = field(default_factory=dict)  # token → holding
+    orders: dict[str, PaperOrder] = field(default_factory=dict)  # order id → PaperOrder
+    fills: list[Fill] = field(default_factory=list)
+    settlements: list[dict[str, Any]] = field(
         default_factory=list
     )  # [{"token_id","payout_micro","size_micro","amount_micro","ts"}]
 
@@ -263,7 +271,7 @@ class PaperExchange(Exchange):
         with self._lock:
             return self.state.cash_micro - self._reserved_cash()
 
-    def _position(self, token_id: str) -> dict:
+    def _position(self, token_id: str) -> PaperPosition:
         return self.state.positions.setdefault(token_id, {"size_micro": 0, "cost_micro": 0})
 
     def _apply_fill(self, f: Fill) -> None:
@@ -398,7 +406,8 @@ class PaperExchange(Exchange):
                         f"{fmt_usd(avail)} is available"
                     )
             else:
-                held = self.state.positions.get(req.token_id, {}).get("size_micro", 0)
+                pos = self.state.positions.get(req.token_id)
+                held = pos["size_micro"] if pos is not None else 0
                 avail = held - self._reserved_shares(req.token_id)
                 need = res.requested_size_micro or 0
                 if need > avail:
