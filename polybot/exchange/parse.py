@@ -549,7 +549,7 @@ def parse_server_time(obj: Any) -> int:
 
 # Account-side parsers (Data API, orders, trades, errors) live in parse_account.py;
 # re-exported here so callers have one import path.
-from polybot.exchange.parse_account import (  # noqa: E402
+from polybot.exchange.parse_account import (  # noqa: E402 — re-exports, kept below this module's own parsers
     parse_cancel_response,
     parse_clob_trade,
     parse_error_body,

@@ -383,7 +383,10 @@ class MarketFeed:
         i = self.token_index.get(token_id)
         if i is None or self._ts[i] < 0:
             return None
-        f = lambda x: None if math.isnan(x) else float(x)  # noqa: E731
+
+        def f(x: float) -> float | None:
+            return None if math.isnan(x) else float(x)
+
         return Quote(
             token_id,
             self.token_market[token_id],
