@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polybot.config import Config
 from polybot.errors import (
@@ -42,8 +42,14 @@ from polybot.errors import (
     TemporaryExchangeError,
 )
 from polybot.exchange.base import OrderRequest, OrderResult, OrderStatus, PreparedOrder
-from polybot.exchange.live import TYPE3_FIX  # the deposit-wallet fix sentence (docs/dev/signature_types.md)
+from polybot.exchange.live import (
+    TYPE3_FIX,  # the deposit-wallet fix sentence (docs/dev/signature_types.md)
+    LiveExchange,
+)
 from polybot.money import fmt_usd, to_micro
+
+if TYPE_CHECKING:
+    from polybot.exchange.client import PolymarketClient
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +179,7 @@ def _tick_str(tick: float) -> str:
     return format(Decimal(str(tick)).normalize(), "f")
 
 
-def pick_market(reader: Any, *, sample: int = SAMPLE_MARKETS) -> Pick:
+def pick_market(reader: PolymarketClient, *, sample: int = SAMPLE_MARKETS) -> Pick:
     """A busy, open, plain (not Protocol-V2) market whose book has bids and asks above the
     lowest tick, so a BUY there neither crosses nor is first in line to fill."""
     try:
@@ -314,7 +320,7 @@ def _wait_for(
         sleep(POLL_SECONDS)
 
 
-def _listed(live: Any, oid: str) -> bool:
+def _listed(live: LiveExchange, oid: str) -> bool:
     return any(o.order_id.lower() == oid.lower() and o.is_open for o in live.open_orders())
 
 
@@ -323,7 +329,7 @@ class _Run:
 
     def __init__(
         self,
-        live: Any,
+        live: LiveExchange,
         out: Callable[[str], None],
         sleep: Callable[[float], None],
         clock: Callable[[], float],
@@ -405,13 +411,13 @@ def _ready(cfg: Config, db_path: Path, out: Callable[[str], None]) -> bool:
     return True
 
 
-def _build_reader(cfg: Config) -> Any:
+def _build_reader(cfg: Config) -> PolymarketClient:
     from polybot.exchange.client import PolymarketClient
 
     return PolymarketClient.from_config(cfg)
 
 
-def _build_live(cfg: Config, reader: Any) -> Any:
+def _build_live(cfg: Config, reader: PolymarketClient) -> LiveExchange:
     try:
         from polybot.exchange.live import LiveExchange
 
@@ -635,8 +641,8 @@ def run_live_order_check(
     assume_yes: bool = False,
     out: Callable[[str], None] = print,
     stdin: Any = None,
-    reader: Any = None,
-    live: Any = None,
+    reader: PolymarketClient | None = None,
+    live: LiveExchange | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
