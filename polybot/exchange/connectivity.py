@@ -18,11 +18,15 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from polybot.config import Config
+from polybot.config import Config, PolymarketConfig
 from polybot.errors import PolybotError
 from polybot.money import fmt_usd, to_micro
+
+if TYPE_CHECKING:
+    from polybot.exchange.client import PolymarketClient
+    from polybot.exchange.live import LiveExchange
 
 OK, WARN, FAIL = "✓", "⚠", "✗"
 SLOW_SECONDS = 2.0
@@ -61,7 +65,7 @@ class Checker:
         self.out(f"{FAIL} {check}: {why}")
 
 
-def _credentials(pm: Any) -> tuple[bool, str | None]:
+def _credentials(pm: PolymarketConfig) -> tuple[bool, str | None]:
     """(configured, problem): configured when a private key is set; a problem sentence
     when the API key/secret/passphrase are set only partly."""
     trio = [bool(getattr(pm, k, None)) for k in ("api_key", "api_secret", "api_passphrase")]
@@ -122,8 +126,8 @@ def _rate_limit_check(chk: Checker, header_sets: dict[str, dict], throttled: int
 class _Clients:
     """The clients the checks use; whatever is set here is closed when they end."""
 
-    reader: Any
-    live: Any = None
+    reader: PolymarketClient
+    live: LiveExchange | None = None
 
 
 def _check_auth(chk: Checker, cfg: Config, clients: _Clients, paper: bool) -> bool:
@@ -167,7 +171,7 @@ def _check_auth(chk: Checker, cfg: Config, clients: _Clients, paper: bool) -> bo
     return False
 
 
-def _check_market_data(chk: Checker, reader: Any) -> None:
+def _check_market_data(chk: Checker, reader: PolymarketClient) -> None:
     """2. market data (Gamma listing + CLOB books)."""
     try:
         t0 = time.perf_counter()
@@ -190,11 +194,13 @@ def _check_market_data(chk: Checker, reader: Any) -> None:
         chk.fail("Market data", _one_line(exc))
 
 
-def _check_balance(chk: Checker, cfg: Config, live: Any, *, paper: bool, authed: bool) -> None:
+def _check_balance(
+    chk: Checker, cfg: Config, live: LiveExchange | None, *, paper: bool, authed: bool
+) -> None:
     """3. balance: the configured capital in paper mode, else the exchange's."""
     if paper:
         chk.ok(f"Account balance retrieved: {fmt_usd(to_micro(cfg.capital))} (paper)")
-    elif not authed:
+    elif not authed or live is None:  # authed: _check_auth built the live client
         chk.fail("Account balance", "not checked because API authentication failed; fix that first")
     else:
         try:
@@ -206,7 +212,7 @@ def _check_balance(chk: Checker, cfg: Config, live: Any, *, paper: bool, authed:
             chk.fail("Account balance", _one_line(exc))
 
 
-def _check_rate_limits(chk: Checker, reader: Any, live: Any) -> None:
+def _check_rate_limits(chk: Checker, reader: PolymarketClient, live: LiveExchange | None) -> None:
     """4. rate limits (headers the clients recorded during the calls above)."""
     stats = reader.stats
     headers = dict(stats.last_rate_limit_headers)
@@ -228,7 +234,11 @@ def _check_rate_limits(chk: Checker, reader: Any, live: Any) -> None:
 
 
 def run_checks(
-    cfg: Config, *, out: Callable[[str], None] = print, reader: Any = None, live: Any = None
+    cfg: Config,
+    *,
+    out: Callable[[str], None] = print,
+    reader: PolymarketClient | None = None,
+    live: LiveExchange | None = None,
 ) -> int:
     """Run the four checks against the configured endpoints; returns the exit code.
 
