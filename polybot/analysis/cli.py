@@ -105,7 +105,7 @@ def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _run(args) -> tuple[Config, CorrelationResult]:
+def _run(args: argparse.Namespace) -> tuple[Config, CorrelationResult]:
     cfg = load_config(args.config, require_mode_secrets=False)
     configure_from(cfg, console_level="CRITICAL")  # stderr: the one sentence from run_script only
     interval = cfg.collection.interval_minutes * 60
@@ -250,7 +250,7 @@ def _print_groups(groups: list[dict], top: int) -> None:
         )
 
 
-def correlation_main(args) -> int:
+def correlation_main(args: argparse.Namespace) -> int:
     cfg, res = _run(args)
     report_dir = Path(cfg.report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -351,7 +351,7 @@ def plot_parser(doc: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
-def plot_main(args) -> int:
+def plot_main(args: argparse.Namespace) -> int:
     from .plots import heatmap
 
     cfg, res = _run(args)

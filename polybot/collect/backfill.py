@@ -41,11 +41,13 @@ from __future__ import annotations
 
 import bisect
 import logging
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .. import db
 from ..config import CollectionConfig, Config
@@ -65,6 +67,9 @@ from .common import (
     step_seconds,
 )
 from .listing import PrefetchListing
+
+if TYPE_CHECKING:
+    from ..exchange.client import PolymarketClient
 
 log = logging.getLogger("polybot.collect.backfill")
 
@@ -95,7 +100,9 @@ def runs_of(points: list[int], step: int) -> list[tuple[int, int]]:
     return out
 
 
-def plan_token(conn, token_id: str, market_id: str, start: int, end: int, step: int) -> TokenPlan:
+def plan_token(
+    conn: sqlite3.Connection, token_id: str, market_id: str, start: int, end: int, step: int
+) -> TokenPlan:
     """Grid points in [start, end) the token has no snapshot for (after its known first
     history point)."""
     first = db.get_state(conn, STATE_PREFIX + token_id)
@@ -112,7 +119,7 @@ def plan_token(conn, token_id: str, market_id: str, start: int, end: int, step: 
     return TokenPlan(token_id, market_id, missing, runs_of(missing, step), lo)
 
 
-def fetch_history(client, plan: TokenPlan, step: int) -> list[PricePoint]:
+def fetch_history(client: PolymarketClient, plan: TokenPlan, step: int) -> list[PricePoint]:
     """Every history point needed to fill ``plan`` (windows ≤ 15 days, with look-back).
 
     Always ``startTs``/``endTs`` windows, never ``interval=max``: for resolved markets the
@@ -168,7 +175,9 @@ def _known_close_time(m: Market) -> int:
     return t
 
 
-def closed_in_window(client, cc: CollectionConfig, start: int, end: int) -> tuple[list[Market], list[str]]:
+def closed_in_window(
+    client: PolymarketClient, cc: CollectionConfig, start: int, end: int
+) -> tuple[list[Market], list[str]]:
     """The markets that closed inside [start, end] the collection would have tracked
     (see the module docstring), most traded first; and the problems met."""
     cap = cc.max_markets if cc.backfill_closed_max_markets is None else cc.backfill_closed_max_markets
@@ -202,7 +211,7 @@ def closed_in_window(client, cc: CollectionConfig, start: int, end: int) -> tupl
     return out, problems
 
 
-def outcomes_of(client, markets: list[Market]) -> tuple[dict, list[str]]:
+def outcomes_of(client: PolymarketClient, markets: list[Market]) -> tuple[dict, list[str]]:
     """Market id → payouts for closed markets Gamma does not show as resolved yet, from the
     CLOB winner flags (as the collector's lifecycle refresh does); and problems met."""
     payouts: dict = {}
@@ -246,7 +255,13 @@ class BackfillResult:
 
 
 def backfill(
-    cfg: Config, conn, client, days: float, *, progress_bar: bool | None = None, now: int | None = None
+    cfg: Config,
+    conn: sqlite3.Connection,
+    client: PolymarketClient,
+    days: float,
+    *,
+    progress_bar: bool | None = None,
+    now: int | None = None,
 ) -> BackfillResult:
     """Fill the last ``days`` days for every tracked token (the caller holds the lock)."""
     from tqdm import tqdm

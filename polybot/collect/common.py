@@ -9,10 +9,13 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..errors import DataError, ExchangeError
+
+if TYPE_CHECKING:
+    from ..exchange.client import PolymarketClient
 
 log = logging.getLogger("polybot.collect")
 
@@ -67,7 +70,7 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else (many or word + 's')}"
 
 
-def make_client(cfg: Config, **overrides: Any):
+def make_client(cfg: Config, **overrides: Any) -> PolymarketClient:
     """The read client for this config (imported lazily: scripts that only read the
     database must not pay for importing requests)."""
     from ..exchange.client import PolymarketClient
@@ -75,13 +78,13 @@ def make_client(cfg: Config, **overrides: Any):
     return PolymarketClient.from_config(cfg, **overrides)
 
 
-def exchange_now(cfg: Config, client=None) -> tuple[int, str]:
+def exchange_now(cfg: Config, client: PolymarketClient | None = None) -> tuple[int, str]:
     """(now, source): the exchange clock (CLOB ``/time``) when it answers within a few
     seconds, else the local clock. Reports and checks compare snapshot timestamps with
     this, because the collector stamps snapshots with the exchange's clock."""
     own = client is None
     try:
-        if own:
+        if client is None:
             client = make_client(cfg, timeout=(2.0, 3.0), max_retries=1)
         return int(client.get_server_time()), "exchange"
     except (ExchangeError, DataError) as exc:

@@ -17,10 +17,13 @@ import contextlib
 import queue
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exchange import parse as P
 from ..exchange.models import Market, ParseIssue
+
+if TYPE_CHECKING:
+    from ..exchange.client import PolymarketClient
 
 PAGE_LIMIT = 100  # /markets/keyset maximum
 PATH = "/markets/keyset"
@@ -29,7 +32,7 @@ PATH = "/markets/keyset"
 class PrefetchListing:
     def __init__(
         self,
-        client,
+        client: PolymarketClient,
         *,
         closed: bool | None = False,
         order: str | None = None,

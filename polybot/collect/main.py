@@ -66,7 +66,7 @@ def collect_parser(description: str) -> argparse.ArgumentParser:
     return add_config_arg(p)
 
 
-def collect_main(args) -> int:
+def collect_main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, require_mode_secrets=False)
     configure_from(cfg)
     if args.estimate_storage:
@@ -98,7 +98,7 @@ def verify_parser(description: str) -> argparse.ArgumentParser:
     return add_config_arg(p)
 
 
-def verify_main(args) -> int:
+def verify_main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, require_mode_secrets=False)
     configure_from(cfg)
     from .verify import run
@@ -119,7 +119,7 @@ def quality_parser(description: str) -> argparse.ArgumentParser:
     return add_config_arg(p)
 
 
-def quality_main(args) -> int:
+def quality_main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, require_mode_secrets=False)
     configure_from(cfg)
     from .quality import run

@@ -19,6 +19,7 @@ Exit 0 when there is data and none of the last three problems; 1 otherwise.
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ class VerifyReport:
         return not self.empty and not self.gaps and not self.holes and not self.stale
 
 
-def analyse(conn, cfg: Config, *, now: int, clock: str, hours: float) -> VerifyReport:
+def analyse(conn: sqlite3.Connection, cfg: Config, *, now: int, clock: str, hours: float) -> VerifyReport:
     step = step_seconds(cfg)
     lo = -(-int(now - hours * 3600) // step) * step if hours > 0 else 0
     rep = VerifyReport(now=now, clock=clock, lo=lo, step=step)
@@ -161,7 +162,7 @@ def analyse(conn, cfg: Config, *, now: int, clock: str, hours: float) -> VerifyR
     return rep
 
 
-def latest_per_tracked_market(conn) -> dict[str, tuple[str, int | None]]:
+def latest_per_tracked_market(conn: sqlite3.Connection) -> dict[str, tuple[str, int | None]]:
     """market id -> (question, latest snapshot timestamp or None), tracked markets only.
     One indexed MAX per token (fast on a large table)."""
     out: dict[str, tuple[str, int | None]] = {}
