@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from py_clob_client_v2.clob_types import OpenOrderParams, TradeParams
@@ -24,7 +24,7 @@ from polybot.errors import DataError, ExchangeError, OrderOutcomeUnknown
 from polybot.exchange import parse as P
 from polybot.exchange.base import BUY, Fill, OrderStatus, PreparedOrder
 from polybot.exchange.clob_sdk import HttpFailure, SdkClient
-from polybot.exchange.models import FeeSchedule, FeeSource
+from polybot.exchange.models import FeeSchedule, FeeSource, OpenOrder
 from polybot.exchange.parse_util import micro as _micro
 from polybot.exchange.parse_util import price_micro as _price_micro
 from polybot.money import taker_fee_micro
@@ -170,7 +170,7 @@ class TradeReader:
     def _trade_rows(self, tid: str) -> list:
         return self._sdk.get_trades(TradeParams(id=tid), only_first_page=True) or []
 
-    def _fills_by_trade_ids(self, order_id: str, trade_ids) -> list[Fill] | None:
+    def _fills_by_trade_ids(self, order_id: str, trade_ids: Sequence[str]) -> list[Fill] | None:
         """Best effort right after placement: never raises; None when a trade is not
         readable yet (its fills come with lookup()/trades())."""
         out: list[Fill] = []
@@ -204,7 +204,7 @@ class TradeReader:
         fills = [f for f in self._trade_fills(since_ts) if since_ts is None or f.ts >= since_ts]
         return sorted(fills, key=lambda f: (f.ts, f.trade_id))
 
-    def _order_status(self, o, fills=()) -> OrderStatus:
+    def _order_status(self, o: OpenOrder, fills: Sequence[Fill] = ()) -> OrderStatus:
         return OrderStatus(
             order_id=o.id,
             status=_norm_status(o.status),
@@ -282,7 +282,7 @@ class TradeReader:
             fills=tuple(fills),
         )
 
-    def resolve(self, prepared: PreparedOrder, known_ids=()) -> OrderStatus | None:
+    def resolve(self, prepared: PreparedOrder, known_ids: Iterable[str] = ()) -> OrderStatus | None:
         """What became of a prepared order whose submit outcome is unknown.
 
         First by its hash (the CLOB's orderID). If the exchange does not know that id,

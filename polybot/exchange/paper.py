@@ -47,7 +47,7 @@ from polybot.exchange.base import (
     Position,
     PreparedOrder,
 )
-from polybot.exchange.fills import FILLED, resting_fill, simulate_fill
+from polybot.exchange.fills import FILLED, LevelFill, resting_fill, simulate_fill
 from polybot.exchange.models import FeeSchedule, FeeSource, OrderBook
 from polybot.money import MICRO, fmt_usd, notional_micro
 from polybot.money import div_half_up as _half_up_div
@@ -298,7 +298,9 @@ class PaperExchange(Exchange):
     def _fills_of(self, order_id: str) -> list[Fill]:
         return [f for f in self.state.fills if f.order_id == order_id]
 
-    def _record_fills(self, order: PaperOrder, level_fills, liquidity: str) -> list[Fill]:
+    def _record_fills(
+        self, order: PaperOrder, level_fills: Iterable[LevelFill], liquidity: str
+    ) -> list[Fill]:
         n = len(self._fills_of(order.order_id))
         now = self._now()
         out = []

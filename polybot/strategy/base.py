@@ -109,9 +109,7 @@ class Intent:
     def is_entry(self) -> bool:
         return self.action == ENTER
 
-    def with_size(
-        self, *, size_micro: int | None = None, notional_micro: int | None = None
-    ) -> Intent:
+    def with_size(self, *, size_micro: int | None = None, notional_micro: int | None = None) -> Intent:
         """A copy with a new size (used by the risk manager when it resizes)."""
         from dataclasses import replace
 
