@@ -6,7 +6,7 @@ import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, overload
 
 # (HTTP method, path regex, handler(sim, req, t, **path groups) -> JSON body or Response)
 Route: TypeAlias = tuple[str, str, Callable[..., Any]]
@@ -32,6 +32,10 @@ class Request:
     headers: Any  # case-insensitive mapping (http.client.HTTPMessage)
     body: bytes = b""
 
+    @overload
+    def q(self, name: str, default: str) -> str: ...
+    @overload
+    def q(self, name: str, default: None = None) -> str | None: ...
     def q(self, name: str, default: str | None = None) -> str | None:
         vals = self.query.get(name)
         return vals[0] if vals else default
@@ -43,12 +47,20 @@ class Request:
             out.extend(x for x in v.split(",") if x != "")
         return out
 
+    @overload
+    def q_bool(self, name: str, default: bool) -> bool: ...
+    @overload
+    def q_bool(self, name: str, default: None = None) -> bool | None: ...
     def q_bool(self, name: str, default: bool | None = None) -> bool | None:
         v = self.q(name)
         if v is None or v == "":
             return default
         return v.strip().lower() in ("1", "true", "yes")
 
+    @overload
+    def q_float(self, name: str, default: float) -> float: ...
+    @overload
+    def q_float(self, name: str, default: None = None) -> float | None: ...
     def q_float(self, name: str, default: float | None = None) -> float | None:
         v = self.q(name)
         if v is None or v == "":
@@ -60,6 +72,10 @@ class Request:
                 422, f"invalid {name}", {"type": "validation error", "error": f"invalid {name}"}
             ) from None
 
+    @overload
+    def q_int(self, name: str, default: int, status: int = 400) -> int: ...
+    @overload
+    def q_int(self, name: str, default: None = None, status: int = 400) -> int | None: ...
     def q_int(self, name: str, default: int | None = None, status: int = 400) -> int | None:
         v = self.q(name)
         if v is None or v == "":
