@@ -8,10 +8,10 @@ server.py handles. Errors: ValueError/TypeError → 400, KeyError → 404 (serve
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from . import lifecycle, sessions, signing, ticks
 from .api import Request, Response
+from .simulator import Simulator
 
 
 def account_json(ex, acct) -> dict:
@@ -31,7 +31,7 @@ def _address(value, name: str = "address") -> str:
     return s.lower()
 
 
-def _accounts(sim, req: Request, body: dict) -> Response:
+def _accounts(sim: Simulator, req: Request, body: dict) -> Response:
     ex = sim.exchange
     if req.method == "GET":
         addr = req.q("address")
@@ -62,7 +62,7 @@ def _accounts(sim, req: Request, body: dict) -> Response:
     return Response(account_json(ex, acct))
 
 
-def _mode(sim, req: Request, body: dict) -> Response:
+def _mode(sim: Simulator, req: Request, body: dict) -> Response:
     with sim.lock:
         t = sim.now_float()
         if req.method == "POST":
@@ -72,7 +72,7 @@ def _mode(sim, req: Request, body: dict) -> Response:
         return Response(sessions.mode_json(sim.exchange, t))
 
 
-def _ticks(sim, req: Request, body: dict) -> Response:
+def _ticks(sim: Simulator, req: Request, body: dict) -> Response:
     with sim.lock:
         sim.sync()
         if req.method == "POST":
@@ -82,7 +82,7 @@ def _ticks(sim, req: Request, body: dict) -> Response:
         return Response(ticks.state(sim))
 
 
-def _book(sim, req: Request, body: dict) -> Response:
+def _book(sim: Simulator, req: Request, body: dict) -> Response:
     if req.method == "POST":
         if not body.get("token_id"):
             raise ValueError(
@@ -100,7 +100,7 @@ def _book(sim, req: Request, body: dict) -> Response:
         )
 
 
-def _lifecycle(sim, req: Request, body: dict) -> Response:
+def _lifecycle(sim: Simulator, req: Request, body: dict) -> Response:
     ex = sim.exchange
     with sim.lock:
         if req.method == "POST":
@@ -108,7 +108,7 @@ def _lifecycle(sim, req: Request, body: dict) -> Response:
         return Response(lifecycle.delays_json(ex))
 
 
-def _trades_fail(sim, req: Request, body: dict) -> Response:
+def _trades_fail(sim: Simulator, req: Request, body: dict) -> Response:
     ex = sim.exchange
     with sim.lock:
         sim.sync()
@@ -121,13 +121,13 @@ def _trades_fail(sim, req: Request, body: dict) -> Response:
         return Response(lifecycle.mark_failing(ex, acct, ids, int(body.get("next", 0) or 0)))
 
 
-def _accounts_locked(sim, req: Request, body: dict) -> Response:
+def _accounts_locked(sim: Simulator, req: Request, body: dict) -> Response:
     with sim.lock:
         return _accounts(sim, req, body)
 
 
 # path -> (methods, handler(sim, req, JSON body))
-_ENDPOINTS: dict[str, tuple[tuple[str, ...], Callable[[Any, Request, dict], Response]]] = {
+_ENDPOINTS: dict[str, tuple[tuple[str, ...], Callable[[Simulator, Request, dict], Response]]] = {
     "/accounts": (("GET", "POST"), _accounts_locked),
     "/mode": (("GET", "POST"), _mode),
     "/ticks": (("GET", "POST"), _ticks),
@@ -137,7 +137,7 @@ _ENDPOINTS: dict[str, tuple[tuple[str, ...], Callable[[Any, Request, dict], Resp
 }
 
 
-def handle(sim, req: Request, body: dict) -> Response | None:
+def handle(sim: Simulator, req: Request, body: dict) -> Response | None:
     """The answer of an exchange-rule admin endpoint, or None when ``req`` is not one."""
     endpoint = _ENDPOINTS.get(req.path)
     if endpoint is None or req.method not in endpoint[0]:
