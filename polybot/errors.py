@@ -45,12 +45,14 @@ class ExchangeUnavailable(ExchangeError):
     """Retries were exhausted: the exchange is down or unreachable.
 
     ``attempts`` holds how many consecutive attempts failed, so a caller
-    (the circuit breaker) can count them.
+    (the circuit breaker) can count them; ``last_status`` the HTTP status of the
+    last attempt (None: it got no HTTP answer, or the caller did not say).
     """
 
-    def __init__(self, message: str, attempts: int = 0):
+    def __init__(self, message: str, attempts: int = 0, *, last_status: int | None = None):
         super().__init__(message)
         self.attempts = attempts
+        self.last_status = last_status
 
 
 class AuthenticationError(ExchangeError):

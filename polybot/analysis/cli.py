@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from polybot.cli import add_config_arg
-from polybot.config import load_config
+from polybot.config import Config, load_config
 from polybot.db import open_database
 from polybot.logs import configure_from
 from polybot.timefmt import iso_seconds, utc_minute
@@ -31,7 +31,7 @@ def _fraction(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0 < v <= 1:
         raise argparse.ArgumentTypeError("must be a fraction between 0 and 1, e.g. 0.5")
     return v
@@ -41,7 +41,7 @@ def _days(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
     if not v > 0:
         raise argparse.ArgumentTypeError("must be greater than 0")
     return v
@@ -92,7 +92,7 @@ def _min_moves(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if v < 4:
         raise argparse.ArgumentTypeError("must be at least 4 (Fisher's z needs more than 3 observations)")
     return v
@@ -102,7 +102,7 @@ def _label(days: float) -> str:
     return f"{days:g}"
 
 
-def _run(args) -> tuple[object, CorrelationResult]:
+def _run(args: argparse.Namespace) -> tuple[Config, CorrelationResult]:
     cfg = load_config(args.config, require_mode_secrets=False)
     configure_from(cfg, console_level="CRITICAL")  # stderr: the one sentence from run_script only
     interval = cfg.collection.interval_minutes * 60
@@ -146,16 +146,9 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def correlation_main(args) -> int:
-    cfg, res = _run(args)
-    report_dir = Path(cfg.report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = report_dir / f"correlation_{_label(args.days)}day.csv"
-    pairs_path = report_dir / f"correlation_{_label(args.days)}day_pairs.csv"
-    groups_path = report_dir / "correlation_groups.json"
-    threshold = args.group_threshold if args.group_threshold is not None else cfg.analysis.strong_correlation
+def _write_csvs(res: CorrelationResult, csv_path: Path, pairs_path: Path, rows: list[dict]) -> None:
+    """The matrix and the pair list, each written whole to a temporary file, then both moved in."""
     k = len(res.market_ids)
-    st = res.stats
     tmp = csv_path.with_name(csv_path.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -164,7 +157,6 @@ def correlation_main(args) -> int:
             w.writerow(
                 [res.market_ids[i], res.questions[i], *("" if v != v else f"{v:.4f}" for v in res.r[i])]
             )
-    rows = res.pair_rows()
     tmp_pairs = pairs_path.with_name(pairs_path.name + ".tmp")
     with open(tmp_pairs, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -187,6 +179,86 @@ def correlation_main(args) -> int:
             w.writerow(["" if d[c] is None else d[c] for c in cols])
     os.replace(tmp, csv_path)
     os.replace(tmp_pairs, pairs_path)
+
+
+def _print_pairs(pairs: list[dict], top: int, pairs_path: Path) -> None:
+    for d in pairs[:top]:
+        print(_pair_line(d))
+    if len(pairs) > top:
+        print(f"  … {len(pairs) - top} more in {pairs_path}")
+
+
+def _print_header(res: CorrelationResult, days: float) -> None:
+    k = len(res.market_ids)
+    print(f"Correlation matrix: {k} markets, {utc_minute(res.start_ts)} to {utc_minute(res.end_ts)} ({days:g} days)")
+    print(f"Method: {res.method()}.")
+    if res.rows:
+        print(f"Data: {res.rows:,} snapshots, {res.backfill_rows / res.rows:.1%} backfilled")
+    if res.excluded:
+        print(
+            f"Left out: {len(res.excluded)} markets with too little data or no price change "
+            f"(e.g. {_short(res.excluded[0][1], 50)}: {res.excluded[0][2]})"
+        )
+
+
+def _coincidences(res: CorrelationResult, threshold: float) -> list[dict]:
+    """Pairs with |r| ≥ threshold that are NOT significant (too few shared moves, one dominant
+    step, or rejected by the false-discovery control)."""
+    with np.errstate(invalid="ignore"):
+        high = ~res.significant_mask() & (np.abs(np.nan_to_num(res.r)) >= threshold)
+    np.fill_diagonal(high, False)
+    return res.pair_rows(high)
+
+
+def _print_weak(rows: list[dict], total: int, top: int, pairs_path: Path) -> int:
+    """Print the weak pairs; returns how many there are."""
+    weak = [(d["r"], d) for d in rows if abs(d["r"]) < WEAK]
+    print(f"\nWeak correlations (|r| < {WEAK}): {len(weak)} of {total} pairs")
+    for r, d in sorted(weak, key=lambda t: (abs(t[0]), t[1]["a"], t[1]["b"]))[:top]:
+        print(f"  r = {r:+.3f}  {_short(d['question_a'], 45)}  ↔  {_short(d['question_b'], 45)}")
+    if len(weak) > top:
+        print(f"  … {len(weak) - top} more in {pairs_path}")
+    return len(weak)
+
+
+def _print_suspicious(res: CorrelationResult) -> int:
+    """Warn about near-perfect correlations; returns how many there are."""
+    suspicious = [p for p in res.pairs(lo=SUSPICIOUS)]
+    for r, i, j in suspicious:
+        print(
+            f"⚠ Near-perfect correlation r = {r:.4f}: {_short(res.questions[i], 50)} ↔ "
+            f"{_short(res.questions[j], 50)} — likely duplicated data (the same book stored twice) or two "
+            f"listings of one question; check both markets' snapshots."
+        )
+    return len(suspicious)
+
+
+def _print_groups(groups: list[dict], top: int) -> None:
+    print(
+        f"\nCorrelated groups (strong pairs, by |r|): {len(groups)}"
+        + (f", largest {len(groups[0]['markets'])} markets" if groups else "")
+    )
+    for g in groups[:top]:
+        neg = f", {g['negative_links']} negative links" if g["negative_links"] else ""
+        print(
+            f"  {g['id']}: {len(g['markets'])} markets, mean r {g['mean_r']:+.2f}{neg}: "
+            + "; ".join(_short(q, 30) for q in g["questions"][:4])
+            + (" …" if len(g["questions"]) > 4 else "")
+        )
+
+
+def correlation_main(args: argparse.Namespace) -> int:
+    cfg, res = _run(args)
+    report_dir = Path(cfg.report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = report_dir / f"correlation_{_label(args.days)}day.csv"
+    pairs_path = report_dir / f"correlation_{_label(args.days)}day_pairs.csv"
+    groups_path = report_dir / "correlation_groups.json"
+    threshold = args.group_threshold if args.group_threshold is not None else cfg.analysis.strong_correlation
+    k = len(res.market_ids)
+    st = res.pair_stats
+    rows = res.pair_rows()
+    _write_csvs(res, csv_path, pairs_path, rows)
     groups = res.groups(threshold)
     strong_mask = res.strong_mask(threshold)
     strong = res.pair_rows(strong_mask)
@@ -206,36 +278,17 @@ def correlation_main(args) -> int:
     }
     _write_atomic(groups_path, json.dumps(payload, indent=2))
 
-    print(
-        f"Correlation matrix: {k} markets, {utc_minute(res.start_ts)} to {utc_minute(res.end_ts)} ({args.days:g} days)"
-    )
-    print(f"Method: {res.method()}.")
-    if res.rows:
-        print(f"Data: {res.rows:,} snapshots, {res.backfill_rows / res.rows:.1%} backfilled")
-    if res.excluded:
-        print(
-            f"Left out: {len(res.excluded)} markets with too little data or no price change "
-            f"(e.g. {_short(res.excluded[0][1], 50)}: {res.excluded[0][2]})"
-        )
+    _print_header(res, args.days)
     total = st.m
     print(
         f"\nStrong correlations (significant at FDR {st.fdr_q:g} and |r| ≥ {threshold}): "
         f"{len(strong)} of {total} pairs"
     )
-    for d in strong[: args.top]:
-        print(_pair_line(d))
-    if len(strong) > args.top:
-        print(f"  … {len(strong) - args.top} more in {pairs_path}")
+    _print_pairs(strong, args.top, pairs_path)
     sig = res.pair_rows(res.significant_mask() & ~strong_mask)
     print(f"\nSignificant but weaker (|r| < {threshold}): {len(sig)} pairs")
-    for d in sig[: args.top]:
-        print(_pair_line(d))
-    if len(sig) > args.top:
-        print(f"  … {len(sig) - args.top} more in {pairs_path}")
-    with np.errstate(invalid="ignore"):
-        high = ~res.significant_mask() & (np.abs(np.nan_to_num(res.r)) >= threshold)
-    np.fill_diagonal(high, False)
-    coincidences = res.pair_rows(high)
+    _print_pairs(sig, args.top, pairs_path)
+    coincidences = _coincidences(res, threshold)
     if coincidences:
         print(
             f"\nNOT strong although |r| ≥ {threshold} (too few shared moves, one dominant step, or not "
@@ -243,30 +296,9 @@ def correlation_main(args) -> int:
         )
         for d in sorted(coincidences, key=lambda d: (d["shared_moves"], -abs(d["r"])))[: args.top]:
             print(_pair_line(d) + f"  — {d['not_significant_because']}")
-    weak = [(d["r"], d) for d in rows if abs(d["r"]) < WEAK]
-    print(f"\nWeak correlations (|r| < {WEAK}): {len(weak)} of {total} pairs")
-    for r, d in sorted(weak, key=lambda t: (abs(t[0]), t[1]["a"], t[1]["b"]))[: args.top]:
-        print(f"  r = {r:+.3f}  {_short(d['question_a'], 45)}  ↔  {_short(d['question_b'], 45)}")
-    if len(weak) > args.top:
-        print(f"  … {len(weak) - args.top} more in {pairs_path}")
-    suspicious = [p for p in res.pairs(lo=SUSPICIOUS)]
-    for r, i, j in suspicious:
-        print(
-            f"⚠ Near-perfect correlation r = {r:.4f}: {_short(res.questions[i], 50)} ↔ "
-            f"{_short(res.questions[j], 50)} — likely duplicated data (the same book stored twice) or two "
-            f"listings of one question; check both markets' snapshots."
-        )
-    print(
-        f"\nCorrelated groups (strong pairs, by |r|): {len(groups)}"
-        + (f", largest {len(groups[0]['markets'])} markets" if groups else "")
-    )
-    for g in groups[: args.top]:
-        neg = f", {g['negative_links']} negative links" if g["negative_links"] else ""
-        print(
-            f"  {g['id']}: {len(g['markets'])} markets, mean r {g['mean_r']:+.2f}{neg}: "
-            + "; ".join(_short(q, 30) for q in g["questions"][:4])
-            + (" …" if len(g["questions"]) > 4 else "")
-        )
+    n_weak = _print_weak(rows, total, args.top, pairs_path)
+    n_suspicious = _print_suspicious(res)
+    _print_groups(groups, args.top)
     print(f"✓ Matrix written: {csv_path}")
     print(f"✓ Pairs with p, q, n_eff and shared moves: {pairs_path}")
     print(f"✓ Groups written: {groups_path} (read by the risk manager's max_event_exposure cap)")
@@ -277,8 +309,8 @@ def correlation_main(args) -> int:
         len(strong),
         len(sig),
         len(coincidences),
-        len(weak),
-        len(suspicious),
+        n_weak,
+        n_suspicious,
     )
     return 0
 
@@ -316,7 +348,7 @@ def plot_parser(doc: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
-def plot_main(args) -> int:
+def plot_main(args: argparse.Namespace) -> int:
     from .plots import heatmap
 
     cfg, res = _run(args)

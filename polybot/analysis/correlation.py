@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -82,6 +83,13 @@ class CorrelationResult:
             + (f"; {self.stats.method()}" if self.stats is not None else "")
         )
 
+    @property
+    def pair_stats(self) -> PairStats:
+        """The pair statistics (``correlate`` always computes them)."""
+        if self.stats is None:
+            raise ValueError("this correlation result was built without pair statistics")
+        return self.stats
+
     def pair_rows(self, mask: np.ndarray | None = None) -> list[dict]:
         """One dict per pair i < j (where ``mask`` is true, default all with an r): market ids, questions,
         r, p, q, n_eff, shared moves, changes in common; by q then −|r|."""
@@ -89,7 +97,7 @@ class CorrelationResult:
         st = self.stats
         iu, ju = np.triu_indices(k, 1)
         sel = ~np.isnan(self.r[iu, ju]) if mask is None else mask[iu, ju]
-        out = []
+        out: list[dict[str, Any]] = []
         for x in np.flatnonzero(sel):
             i, j = int(iu[x]), int(ju[x])
             out.append(
@@ -137,6 +145,8 @@ class CorrelationResult:
     def groups(self, threshold: float) -> list[dict]:
         """Connected components of the strong pairs (significant and |r| ≥ threshold): markets whose
         prices move together OR against each other are one risk for the exposure cap."""
+        if self.stats is None:  # nothing is significant without the statistics
+            return []
         strong = self.strong_mask(threshold)
         out = []
         for g, members in enumerate(abs_clusters(strong), start=1):
@@ -303,7 +313,7 @@ def analyse(
     """Load the last ``days`` of data (ending at the newest snapshot) and correlate.
     Raises NotEnoughData with one sentence when fewer than two markets qualify."""
     first, last = data_bounds(conn)
-    if last is None:
+    if first is None or last is None:  # both None, or neither
         raise NotEnoughData(
             "The database has no market snapshots yet; collect data first "
             "(python collect_market_data.py, every 5 minutes for the checklist's 7 days)."

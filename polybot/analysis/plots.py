@@ -116,7 +116,7 @@ def _common_prefix(texts: list[str], min_len: int = 8) -> str:
     best = ""
     words = [t.split(" ") for t in texts]
     for n in range(1, 8):
-        heads = {}
+        heads: dict[str, int] = {}
         for w in words:
             if len(w) > n:
                 heads[" ".join(w[:n]) + " "] = heads.get(" ".join(w[:n]) + " ", 0) + 1

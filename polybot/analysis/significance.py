@@ -79,7 +79,7 @@ class PairStats:
     m: int  # pairs examined (the BH family size)
     min_shared_moves: int
     fdr_q: float
-    move_share: np.ndarray = None  # largest one-step share of the co-movement (NaN where not computed)
+    move_share: np.ndarray | None = None  # largest one-step share of the co-movement (NaN where not computed)
     max_move_share: float = MAX_MOVE_SHARE
 
     def significant(self) -> np.ndarray:
@@ -211,7 +211,7 @@ def pair_statistics(
         np.fill_diagonal(q, 0.0)
     share = np.full((k, k), np.nan)
     cand = (q <= fdr_q) & tested
-    for i, j in zip(*np.nonzero(np.triu(cand, 1))):  # only the pairs BH kept: cheap
+    for i, j in zip(*np.nonzero(np.triu(cand, 1)), strict=True):  # only the pairs BH kept: cheap
         share[i, j] = share[j, i] = move_share(D, int(i), int(j))
     return PairStats(
         r,

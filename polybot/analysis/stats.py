@@ -108,7 +108,7 @@ def cluster_order(r: np.ndarray) -> np.ndarray:
     size = np.ones(k)
     D = D.copy()
     for _ in range(k - 1):
-        i, j = np.unravel_index(np.argmin(D), D.shape)  # inactive rows/cols are inf
+        i, j = (int(x) for x in np.unravel_index(np.argmin(D), D.shape))  # inactive rows/cols are inf
         if i > j:
             i, j = j, i
         # merge j into i (average linkage: size-weighted mean of distances)

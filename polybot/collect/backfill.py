@@ -41,13 +41,16 @@ from __future__ import annotations
 
 import bisect
 import logging
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .. import db
+from ..config import CollectionConfig, Config
 from ..errors import DataError, ExchangeError, ExchangeUnavailable, RequestRejected
 from ..exchange.models import Market, PricePoint
 from ..timefmt import iso_seconds
@@ -64,6 +67,9 @@ from .common import (
     step_seconds,
 )
 from .listing import PrefetchListing
+
+if TYPE_CHECKING:
+    from ..exchange.client import PolymarketClient
 
 log = logging.getLogger("polybot.collect.backfill")
 
@@ -94,7 +100,9 @@ def runs_of(points: list[int], step: int) -> list[tuple[int, int]]:
     return out
 
 
-def plan_token(conn, token_id: str, market_id: str, start: int, end: int, step: int) -> TokenPlan:
+def plan_token(
+    conn: sqlite3.Connection, token_id: str, market_id: str, start: int, end: int, step: int
+) -> TokenPlan:
     """Grid points in [start, end) the token has no snapshot for (after its known first
     history point)."""
     first = db.get_state(conn, STATE_PREFIX + token_id)
@@ -111,7 +119,7 @@ def plan_token(conn, token_id: str, market_id: str, start: int, end: int, step: 
     return TokenPlan(token_id, market_id, missing, runs_of(missing, step), lo)
 
 
-def fetch_history(client, plan: TokenPlan, step: int) -> list[PricePoint]:
+def fetch_history(client: PolymarketClient, plan: TokenPlan, step: int) -> list[PricePoint]:
     """Every history point needed to fill ``plan`` (windows ≤ 15 days, with look-back).
 
     Always ``startTs``/``endTs`` windows, never ``interval=max``: for resolved markets the
@@ -157,7 +165,19 @@ def close_time(m: Market) -> int | None:
     return m.closed_time if m.closed_time is not None else m.end_date
 
 
-def closed_in_window(client, cc, start: int, end: int) -> tuple[list[Market], list[str]]:
+def _known_close_time(m: Market) -> int:
+    """``close_time`` of a market ``closed_in_window`` chose (it requires one)."""
+    t = close_time(m)
+    if t is None:
+        raise DataError(
+            f"closed market {m.id} has neither a closedTime nor an end date; it cannot be backfilled"
+        )
+    return t
+
+
+def closed_in_window(
+    client: PolymarketClient, cc: CollectionConfig, start: int, end: int
+) -> tuple[list[Market], list[str]]:
     """The markets that closed inside [start, end] the collection would have tracked
     (see the module docstring), most traded first; and the problems met."""
     cap = cc.max_markets if cc.backfill_closed_max_markets is None else cc.backfill_closed_max_markets
@@ -191,7 +211,7 @@ def closed_in_window(client, cc, start: int, end: int) -> tuple[list[Market], li
     return out, problems
 
 
-def outcomes_of(client, markets: list[Market]) -> tuple[dict, list[str]]:
+def outcomes_of(client: PolymarketClient, markets: list[Market]) -> tuple[dict, list[str]]:
     """Market id → payouts for closed markets Gamma does not show as resolved yet, from the
     CLOB winner flags (as the collector's lifecycle refresh does); and problems met."""
     payouts: dict = {}
@@ -235,7 +255,13 @@ class BackfillResult:
 
 
 def backfill(
-    cfg, conn, client, days: float, *, progress_bar: bool | None = None, now: int | None = None
+    cfg: Config,
+    conn: sqlite3.Connection,
+    client: PolymarketClient,
+    days: float,
+    *,
+    progress_bar: bool | None = None,
+    now: int | None = None,
 ) -> BackfillResult:
     """Fill the last ``days`` days for every tracked token (the caller holds the lock)."""
     from tqdm import tqdm
@@ -267,7 +293,7 @@ def backfill(
                 tracked=False,
                 now=now,
                 payouts=payouts,
-                resolved_at={m.id: close_time(m) for m in closed},
+                resolved_at={m.id: _known_close_time(m) for m in closed},
                 record=False,
             )
             store.record_metadata(
@@ -282,7 +308,7 @@ def backfill(
         tracked = {t for t, _ in tokens}
         for m in closed:
             # up to and including the grid point at the close (no rows after it)
-            stop = min(end, floor_ts(close_time(m), step) + step)
+            stop = min(end, floor_ts(_known_close_time(m), step) + step)
             plans += [plan_token(conn, t, m.id, start, stop, step) for t in m.token_ids if t not in tracked]
     res.tokens = len(plans)
     todo = [p for p in plans if p.missing]
@@ -384,7 +410,7 @@ def summary(res: BackfillResult, days: float) -> str:
     return f"{head}: {body}"
 
 
-def run(cfg, days: float, *, verbose: bool = False, out: Callable[[str], None] = print) -> int:
+def run(cfg: Config, days: float, *, verbose: bool = False, out: Callable[[str], None] = print) -> int:
     with job_lock(cfg, BACKFILL_LOCK) as got:
         if not got:
             msg = "another backfill is running; exiting"

@@ -18,16 +18,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from ..errors import DataError, RequestRejected
 from ..exchange import parse as P
 from ..exchange.models import Market, OrderBook
 
+if TYPE_CHECKING:
+    from ..exchange.client import PolymarketClient
+
 
 class BookFetcher:
     def __init__(
         self,
-        client,
+        client: PolymarketClient,
         *,
         batch_size: int = 500,
         workers: int = 4,

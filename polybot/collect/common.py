@@ -8,9 +8,13 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..config import Config
 from ..errors import DataError, ExchangeError
+
+if TYPE_CHECKING:
+    from ..exchange.client import PolymarketClient
 
 log = logging.getLogger("polybot.collect")
 
@@ -25,7 +29,7 @@ COLLECT_LOCK = "collect_market_data.lock"
 BACKFILL_LOCK = "backfill_market_data.lock"
 
 
-def step_seconds(cfg) -> int:
+def step_seconds(cfg: Config) -> int:
     """The collection interval in seconds (the snapshot grid step)."""
     return int(cfg.collection.interval_minutes) * 60
 
@@ -53,7 +57,7 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else (many or word + 's')}"
 
 
-def make_client(cfg, **overrides: Any):
+def make_client(cfg: Config, **overrides: Any) -> PolymarketClient:
     """The read client for this config (imported lazily: scripts that only read the
     database must not pay for importing requests)."""
     from ..exchange.client import PolymarketClient
@@ -61,13 +65,13 @@ def make_client(cfg, **overrides: Any):
     return PolymarketClient.from_config(cfg, **overrides)
 
 
-def exchange_now(cfg, client=None) -> tuple[int, str]:
+def exchange_now(cfg: Config, client: PolymarketClient | None = None) -> tuple[int, str]:
     """(now, source): the exchange clock (CLOB ``/time``) when it answers within a few
     seconds, else the local clock. Reports and checks compare snapshot timestamps with
     this, because the collector stamps snapshots with the exchange's clock."""
     own = client is None
     try:
-        if own:
+        if client is None:
             client = make_client(cfg, timeout=(2.0, 3.0), max_retries=1)
         return int(client.get_server_time()), "exchange"
     except (ExchangeError, DataError) as exc:
@@ -78,12 +82,12 @@ def exchange_now(cfg, client=None) -> tuple[int, str]:
             client.close()
 
 
-def data_dir(cfg) -> Path:
+def data_dir(cfg: Config) -> Path:
     return Path(cfg.database_path).parent
 
 
 @contextlib.contextmanager
-def job_lock(cfg, name: str) -> Iterator[bool]:
+def job_lock(cfg: Config, name: str) -> Iterator[bool]:
     """Hold ``<data dir>/<name>`` (filelock, timeout 0). Yields False when another
     process holds it: the caller exits cleanly."""
     from filelock import FileLock, Timeout

@@ -26,13 +26,16 @@ mid-cycle, or a bug). Exit codes: 0 ok (also "another collection is running"),
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .. import db
 from ..alerts import Alerter
+from ..config import Config
 from ..errors import DataError, ExchangeError, ExchangeUnavailable, RequestRejected
 from ..exchange.models import Market
 from ..timefmt import iso_seconds
@@ -49,6 +52,9 @@ from .common import (
     step_seconds,
 )
 from .listing import PrefetchListing
+
+if TYPE_CHECKING:
+    from ..exchange.client import PolymarketClient
 
 log = logging.getLogger("polybot.collect.cycle")
 
@@ -102,8 +108,8 @@ def _progress_printer(verbose: bool) -> Callable[[str], None] | None:
 
 
 def discover(
-    client,
-    cfg,
+    client: PolymarketClient,
+    cfg: Config,
     *,
     full_scan: bool,
     progress: Callable[[str], None] | None = None,
@@ -153,7 +159,13 @@ def discover(
 
 
 def refresh_lifecycle(
-    client, conn, *, selected: set[str], was_tracked: set[str], now: int, problems: list[str]
+    client: PolymarketClient,
+    conn: sqlite3.Connection,
+    *,
+    selected: set[str],
+    was_tracked: set[str],
+    now: int,
+    problems: list[str],
 ) -> tuple[list[Market], dict, list[str]]:
     """Look up markets whose outcome is not recorded yet. Returns (markets to upsert as
     untracked, {market id: CLOB payouts}, ids whose refresh failed)."""
@@ -185,7 +197,13 @@ def refresh_lifecycle(
 
 
 def _record_failure(
-    conn, cycle_id: int | None, res: CycleResult, started_at: int, t0: float, client, kind: str = "cycle"
+    conn: sqlite3.Connection,
+    cycle_id: int | None,
+    res: CycleResult,
+    started_at: int,
+    t0: float,
+    client: PolymarketClient,
+    kind: str = "cycle",
 ) -> None:
     res.status = "failed"
     res.duration = time.perf_counter() - t0
@@ -211,9 +229,9 @@ def _record_failure(
 
 
 def collect_once(
-    cfg,
-    conn,
-    client,
+    cfg: Config,
+    conn: sqlite3.Connection,
+    client: PolymarketClient,
     *,
     initial: bool = False,
     progress: Callable[[str], None] | None = None,
@@ -329,7 +347,9 @@ def collect_once(
         raise
 
 
-def send_new_market_alerts(cfg, conn, markets: list[Market], timeout: float = 15.0) -> None:
+def send_new_market_alerts(
+    cfg: Config, conn: sqlite3.Connection, markets: list[Market], timeout: float = 15.0
+) -> None:
     """One ``info`` alert per market entering the universe for the first time (the
     alerter stores each and throttles delivery of repeats of the key)."""
     alerter = Alerter(cfg, conn)
@@ -343,7 +363,7 @@ def send_new_market_alerts(cfg, conn, markets: list[Market], timeout: float = 15
             alerter.close()
 
 
-def seed_universe(cfg) -> CycleResult:
+def seed_universe(cfg: Config) -> CycleResult:
     """Initialize the configured database and run one ``--initial`` cycle (a new workspace's
     first two steps; the engine's scenarios and tests start from here)."""
     from ..exchange.client import PolymarketClient
@@ -358,7 +378,9 @@ def seed_universe(cfg) -> CycleResult:
         conn.close()
 
 
-def run(cfg, *, initial: bool = False, verbose: bool = False, out: Callable[[str], None] = print) -> int:
+def run(
+    cfg: Config, *, initial: bool = False, verbose: bool = False, out: Callable[[str], None] = print
+) -> int:
     """The whole command: lock, database, client, cycle, alerts, summary. Returns the
     exit code."""
     with job_lock(cfg, COLLECT_LOCK) as got:

@@ -13,13 +13,17 @@ a repeated cursor stops the walk), built from the client's public HTTP layer and
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exchange import parse as P
 from ..exchange.models import Market, ParseIssue
+
+if TYPE_CHECKING:
+    from ..exchange.client import PolymarketClient
 
 PAGE_LIMIT = 100  # /markets/keyset maximum
 PATH = "/markets/keyset"
@@ -28,7 +32,7 @@ PATH = "/markets/keyset"
 class PrefetchListing:
     def __init__(
         self,
-        client,
+        client: PolymarketClient,
         *,
         closed: bool | None = False,
         order: str | None = None,
@@ -105,8 +109,6 @@ class PrefetchListing:
         finally:
             stop.set()
             while walker.is_alive():  # unblock a producer waiting on a full queue
-                try:
+                with contextlib.suppress(queue.Empty):
                     pages.get_nowait()
-                except queue.Empty:
-                    pass
                 walker.join(timeout=0.05)

@@ -66,23 +66,23 @@ def collect_parser(description: str) -> argparse.ArgumentParser:
     return add_config_arg(p)
 
 
-def collect_main(args) -> int:
+def collect_main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, require_mode_secrets=False)
     configure_from(cfg)
     if args.estimate_storage:
-        from .storage import run
+        from .storage import run as estimate_storage
 
-        return run(cfg)
+        return estimate_storage(cfg)
     if args.backfill:
         if args.days <= 0:
             print("--days must be a positive number of days, e.g. --days 30")
             return 2
-        from .backfill import run
+        from .backfill import run as backfill
 
-        return run(cfg, args.days, verbose=args.verbose)
-    from .cycle import run
+        return backfill(cfg, args.days, verbose=args.verbose)
+    from .cycle import run as collect
 
-    return run(cfg, initial=args.initial, verbose=args.verbose)
+    return collect(cfg, initial=args.initial, verbose=args.verbose)
 
 
 def verify_parser(description: str) -> argparse.ArgumentParser:
@@ -98,7 +98,7 @@ def verify_parser(description: str) -> argparse.ArgumentParser:
     return add_config_arg(p)
 
 
-def verify_main(args) -> int:
+def verify_main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, require_mode_secrets=False)
     configure_from(cfg)
     from .verify import run
@@ -119,7 +119,7 @@ def quality_parser(description: str) -> argparse.ArgumentParser:
     return add_config_arg(p)
 
 
-def quality_main(args) -> int:
+def quality_main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, require_mode_secrets=False)
     configure_from(cfg)
     from .quality import run

@@ -43,12 +43,14 @@ What each check means (scope: every snapshot, or the last N hours with ``--hours
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import db
+from ..config import Config
 from ..timefmt import file_stamp, iso_seconds
 from .common import exchange_now, plural, step_seconds
 from .verify import latest_per_tracked_market
@@ -73,7 +75,7 @@ def _scope(hours: float, now: int) -> tuple[str, tuple]:
     return "", ()
 
 
-def check_nulls(conn, where: str, args: tuple) -> Check:
+def check_nulls(conn: sqlite3.Connection, where: str, args: tuple) -> Check:
     row = conn.execute(
         "SELECT "
         " SUM(CASE WHEN s.market_id IS NULL OR s.source IS NULL THEN 1 ELSE 0 END),"
@@ -107,7 +109,7 @@ def check_nulls(conn, where: str, args: tuple) -> Check:
     )
 
 
-def check_sequential(conn, where: str, args: tuple, *, step: int, now: int) -> Check:
+def check_sequential(conn: sqlite3.Connection, where: str, args: tuple, *, step: int, now: int) -> Check:
     off_grid, future = conn.execute(
         f"SELECT SUM(CASE WHEN s.timestamp % ? != 0 THEN 1 ELSE 0 END), "
         f"SUM(CASE WHEN s.timestamp > ? THEN 1 ELSE 0 END) FROM market_snapshots s WHERE 1 = 1{where}",
@@ -135,7 +137,7 @@ def check_sequential(conn, where: str, args: tuple, *, step: int, now: int) -> C
     return Check(False, f"Timestamps not sequential: {', '.join(parts)}", "timestamps not sequential")
 
 
-def check_bounds(conn, where: str, args: tuple, *, lo: float, hi: float) -> Check:
+def check_bounds(conn: sqlite3.Connection, where: str, args: tuple, *, lo: float, hi: float) -> Check:
     # sub-cent tick markets: their exchange range [tick, 1 - tick] widens the band
     low = "(CASE WHEN m.tick_size < 0.01 THEN MIN(?, m.tick_size) ELSE ? END)"
     high = "(CASE WHEN m.tick_size < 0.01 THEN MAX(?, 1 - m.tick_size) ELSE ? END)"
@@ -172,7 +174,7 @@ def check_bounds(conn, where: str, args: tuple, *, lo: float, hi: float) -> Chec
     )
 
 
-def check_duplicates(conn, where: str, args: tuple, *, step: int) -> Check:
+def check_duplicates(conn: sqlite3.Connection, where: str, args: tuple, *, step: int) -> Check:
     n = conn.execute(
         f"SELECT COUNT(*) FROM (SELECT 1 FROM market_snapshots s WHERE 1 = 1{where} "
         f"GROUP BY s.token_id, s.timestamp / ? HAVING COUNT(*) > 1)",
@@ -197,7 +199,7 @@ def _ago(seconds: float) -> str:
     return f"{hours // 24} days ago"
 
 
-def check_fresh(conn, *, now: int, limit_minutes: float) -> Check:
+def check_fresh(conn: sqlite3.Connection, *, now: int, limit_minutes: float) -> Check:
     last = conn.execute("SELECT MAX(timestamp) FROM market_snapshots WHERE source = 'collected'").fetchone()[
         0
     ]
@@ -213,7 +215,9 @@ def check_fresh(conn, *, now: int, limit_minutes: float) -> Check:
     )
 
 
-def check_coverage(conn, *, now: int, freshness_minutes: float, min_coverage: float) -> Check:
+def check_coverage(
+    conn: sqlite3.Connection, *, now: int, freshness_minutes: float, min_coverage: float
+) -> Check:
     latest = latest_per_tracked_market(conn)
     if not latest:
         return Check(False, "Coverage: no tracked markets", "no tracked markets")
@@ -233,7 +237,7 @@ def check_coverage(conn, *, now: int, freshness_minutes: float, min_coverage: fl
     )
 
 
-def run_checks(conn, cfg, *, now: int, hours: float = 0) -> list[Check]:
+def run_checks(conn: sqlite3.Connection, cfg: Config, *, now: int, hours: float = 0) -> list[Check]:
     cc = cfg.collection
     step = step_seconds(cfg)
     where, args = _scope(hours, now)
@@ -248,7 +252,7 @@ def run_checks(conn, cfg, *, now: int, hours: float = 0) -> list[Check]:
 
 
 def save_report(
-    cfg,
+    cfg: Config,
     lines: list[str],
     checks: list[Check],
     *,
@@ -281,7 +285,7 @@ def save_report(
     return path
 
 
-def run(cfg, *, hours: float = 0, out: Callable[[str], None] = print) -> int:
+def run(cfg: Config, *, hours: float = 0, out: Callable[[str], None] = print) -> int:
     now, clock = exchange_now(cfg)
     conn = db.open_database(cfg, readonly=True)
     try:

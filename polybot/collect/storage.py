@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import db
+from ..config import Config
 from .common import EXIT_OK, fmt_bytes, step_seconds
 
 CHECKLIST_MARKET_MB_DAY = 10.0
@@ -63,12 +64,14 @@ def _dbstat(conn: sqlite3.Connection) -> dict[str, int] | None:
     return {r[0]: int(r[1] or 0) for r in rows}
 
 
-def measure(cfg, conn: sqlite3.Connection) -> StorageEstimate:
+def measure(cfg: Config, conn: sqlite3.Connection) -> StorageEstimate:
     path = Path(cfg.database_path)
     file_bytes = sum(p.stat().st_size for p in (path, Path(str(path) + "-wal")) if p.exists())
     counts = dict(conn.execute("SELECT source, COUNT(*) FROM market_snapshots GROUP BY source"))
     rows = sum(counts.values())
     stat = _dbstat(conn)
+    table: int | None
+    index: int | None
     if stat is not None and rows:
         table, index = stat.get(SNAPSHOT_OBJECTS[0], 0), stat.get(SNAPSHOT_OBJECTS[1], 0)
         per_row = (table + index) / rows
@@ -99,7 +102,7 @@ def measure(cfg, conn: sqlite3.Connection) -> StorageEstimate:
     )
 
 
-def report(est: StorageEstimate, cfg, *, disk_warn_gb: float = 5.0) -> list[str]:
+def report(est: StorageEstimate, cfg: Config, *, disk_warn_gb: float = 5.0) -> list[str]:
     lines = [f"Storage estimate for {cfg.database_path}"]
     if not est.rows:
         lines.append(
@@ -109,7 +112,7 @@ def report(est: StorageEstimate, cfg, *, disk_warn_gb: float = 5.0) -> list[str]
         lines.append(f"  Free disk: {fmt_bytes(est.free_bytes)}")
         return lines
     split = ""
-    if est.table_bytes is not None:
+    if est.table_bytes is not None and est.index_bytes is not None:  # both from dbstat, or neither
         split = f" (table {est.table_bytes / est.rows:,.0f} B + index {est.index_bytes / est.rows:,.0f} B)"
     lines += [
         f"  Snapshots stored:    {est.rows:,} ({est.collected:,} collected, {est.backfill:,} backfill)",
@@ -149,7 +152,7 @@ def report(est: StorageEstimate, cfg, *, disk_warn_gb: float = 5.0) -> list[str]
     return lines
 
 
-def run(cfg, *, out: Callable[[str], None] = print) -> int:
+def run(cfg: Config, *, out: Callable[[str], None] = print) -> int:
     conn = db.open_database(cfg, readonly=True)
     try:
         est = measure(cfg, conn)

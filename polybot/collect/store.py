@@ -352,7 +352,8 @@ def insert_snapshots(conn: sqlite3.Connection, rows: Sequence[tuple]) -> int:
     if not rows:
         return 0
     before = conn.total_changes
-    conn.executemany(INSERT_SNAPSHOT, sorted(rows, key=lambda r: (r[0], r[1])))
+    ordered: list[tuple] = sorted(rows, key=lambda r: (r[0], r[1]))
+    conn.executemany(INSERT_SNAPSHOT, ordered)
     return conn.total_changes - before
 
 
@@ -374,6 +375,8 @@ def start_cycle(conn: sqlite3.Connection, *, started_at: int, cycle_ts: int, kin
         "INSERT INTO collection_cycles (started_at, cycle_ts, kind, status) VALUES (?,?,?, 'running')",
         (started_at, cycle_ts, kind),
     )
+    if cur.lastrowid is None:  # sqlite3 sets it after every INSERT
+        raise sqlite3.DatabaseError("INSERT INTO collection_cycles returned no row id")
     return int(cur.lastrowid)
 
 

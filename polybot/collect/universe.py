@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from ..config import CollectionConfig
 from ..errors import ConfigError
 from ..exchange.models import Market, ParseIssue
 
@@ -84,7 +85,7 @@ def _matches_keywords(m: Market, words: list[str]) -> bool:
     return any(w in hay for w in words)
 
 
-def passes(m: Market, cc, counts: dict | None = None) -> bool:
+def passes(m: Market, cc: CollectionConfig, counts: dict | None = None) -> bool:
     """Whether ``m`` passes every filter of ``cc`` (CollectionConfig), counting in ``counts``."""
 
     def ok(name: str) -> None:
@@ -113,7 +114,7 @@ def passes(m: Market, cc, counts: dict | None = None) -> bool:
     return True
 
 
-def passes_closed(m: Market, cc, start: int, end: int) -> bool:
+def passes_closed(m: Market, cc: CollectionConfig, start: int, end: int) -> bool:
     """Whether a market that CLOSED is one the collection would have tracked in the
     window [start, end] (the backfill's survivorship-free part): closed, with outcome
     tokens, closed (Gamma ``closedTime``, else its end date) inside the window, matching
@@ -133,7 +134,7 @@ def passes_closed(m: Market, cc, start: int, end: int) -> bool:
 
 def select(
     markets: Iterable[Market],
-    cc,
+    cc: CollectionConfig,
     *,
     explicit: Iterable[Market] = (),
     full_scan: bool = False,
@@ -186,7 +187,7 @@ def select(
     )
 
 
-def describe(sel: Selection, cc, *, top: int = 10) -> list[str]:
+def describe(sel: Selection, cc: CollectionConfig, *, top: int = 10) -> list[str]:
     """The ``--initial`` report: counts per filter and the top markets."""
     c = sel.counts
     scope = "every open market" if sel.full_scan else "open markets until the cap was reached"
@@ -219,8 +220,8 @@ def describe(sel: Selection, cc, *, top: int = 10) -> list[str]:
     lines.append(f"  {len(sel.markets):>7,}  markets tracked, {len(sel.token_ids):,} outcome tokens")
     if sel.issues:
         lines.append(f"Skipped {len(sel.issues)} malformed market record(s):")
-        for i in sel.issues[:10]:
-            lines.append(f"  - {i.record_id}: {i.reason}")
+        for issue in sel.issues[:10]:
+            lines.append(f"  - {issue.record_id}: {issue.reason}")
     if sel.markets:
         lines.append(f"Top {min(top, len(sel.markets))} tracked markets:")
         lines.append(f"  {'#':>3}  {'liquidity':>12}  {'24h volume':>12}  question")

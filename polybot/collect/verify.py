@@ -19,11 +19,13 @@ Exit 0 when there is data and none of the last three problems; 1 otherwise.
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import db
+from ..config import Config
 from ..timefmt import iso_seconds, utc_minute
 from .backfill import runs_of
 from .common import exchange_now, floor_ts, plural, step_seconds
@@ -59,7 +61,7 @@ class VerifyReport:
         return not self.empty and not self.gaps and not self.holes and not self.stale
 
 
-def analyse(conn, cfg, *, now: int, clock: str, hours: float) -> VerifyReport:
+def analyse(conn: sqlite3.Connection, cfg: Config, *, now: int, clock: str, hours: float) -> VerifyReport:
     step = step_seconds(cfg)
     lo = -(-int(now - hours * 3600) // step) * step if hours > 0 else 0
     rep = VerifyReport(now=now, clock=clock, lo=lo, step=step)
@@ -161,7 +163,7 @@ def analyse(conn, cfg, *, now: int, clock: str, hours: float) -> VerifyReport:
     return rep
 
 
-def latest_per_tracked_market(conn) -> dict[str, tuple[str, int | None]]:
+def latest_per_tracked_market(conn: sqlite3.Connection) -> dict[str, tuple[str, int | None]]:
     """market id -> (question, latest snapshot timestamp or None), tracked markets only.
     One indexed MAX per token (fast on a large table)."""
     out: dict[str, tuple[str, int | None]] = {}
@@ -184,16 +186,9 @@ def _q(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-def render(rep: VerifyReport, cfg, *, hours: float, list_all: bool = False) -> list[str]:
-    minutes = rep.step // 60
-    window = f"last {hours:g} h" if hours > 0 else "all data"
-    clock = "exchange time" if rep.clock == "exchange" else "LOCAL time (exchange unreachable)"
-    lines = [f"Data collection check — {window}, {clock} {iso_seconds(rep.now)}"]
-    if rep.empty:
-        lines.append("✗ No snapshots yet — run python collect_market_data.py --initial")
-        lines.append("FAIL: no snapshots yet — run python collect_market_data.py --initial")
-        return lines
+def _cycle_lines(rep: VerifyReport) -> list[str]:
     sc = rep.status_counts
+    lines = []
     if rep.cycle_ts:
         lines.append(
             f"✓ Cycles seen: {len(rep.cycle_ts):,} (first {utc_minute(rep.cycle_ts[0])}, last "
@@ -204,18 +199,29 @@ def render(rep: VerifyReport, cfg, *, hours: float, list_all: bool = False) -> l
         lines.append(f"✗ Cycles seen: 0 collected in the window; runs: {sc.get('failed', 0)} failed")
     for ts, detail in rep.failed_cycles:
         lines.append(f"    failed {utc_minute(ts)}: {_q(detail, 100)}")
+    return lines
+
+
+def _snapshot_lines(rep: VerifyReport, list_all: bool) -> list[str]:
     counts = [r[2] for r in rep.per_market]
-    if counts:
-        lines.append(
-            f"✓ Snapshots: {rep.total_rows:,} for {plural(len(rep.per_market), 'market')} — per "
-            f"market min {min(counts):,}, median {statistics.median(counts):,.0f}, "
-            f"max {max(counts):,}"
-        )
-        shown = rep.per_market if list_all else rep.per_market[:5]
-        if shown:
-            lines.append("    " + ("snapshots per market:" if list_all else "fewest snapshots:"))
-        for mid, q, n, ntok in shown:
-            lines.append(f"    {n:>7,}  {mid:<12} {_q(q)} ({ntok} tokens)")
+    if not counts:
+        return []
+    lines = [
+        f"✓ Snapshots: {rep.total_rows:,} for {plural(len(rep.per_market), 'market')} — per "
+        f"market min {min(counts):,}, median {statistics.median(counts):,.0f}, "
+        f"max {max(counts):,}"
+    ]
+    shown = rep.per_market if list_all else rep.per_market[:5]
+    if shown:
+        lines.append("    " + ("snapshots per market:" if list_all else "fewest snapshots:"))
+    for mid, q, n, ntok in shown:
+        lines.append(f"    {n:>7,}  {mid:<12} {_q(q)} ({ntok} tokens)")
+    return lines
+
+
+def _grid_lines(rep: VerifyReport) -> list[str]:
+    minutes = rep.step // 60
+    lines = []
     if rep.gaps:
         lines.append(
             f"✗ {plural(len(rep.gaps), 'gap')} in the {minutes}-minute grid "
@@ -236,46 +242,66 @@ def render(rep: VerifyReport, cfg, *, hours: float, list_all: bool = False) -> l
             f"✓ No gaps in the {minutes}-minute grid ({plural(n, 'cycle')}, "
             f"{utc_minute(rep.grid_span[0])} → {utc_minute(rep.grid_span[1])}{filled})"
         )
-    if rep.holes:
-        lines.append(f"✗ {plural(len(rep.holes), 'token')} with holes in their own series:")
-        for mid, token, n, a, b in rep.holes[:MAX_LISTED]:
-            lines.append(
-                f"    market {mid} token …{token[-8:]}: {n:,} missing, first hole {iso_seconds(a)} → {iso_seconds(b)}"
-            )
-    else:
-        lines.append("✓ No holes in any market's series")
-    if rep.stale:
-        mins = cfg.collection.freshness_minutes
-        lines.append(
-            f"✗ {plural(len(rep.stale), 'tracked market')} with no snapshot in the last {mins:g} minutes:"
-        )
-        for mid, q, last in rep.stale[:MAX_LISTED]:
-            lines.append(f"    {mid:<12} {_q(q)} (last {utc_minute(last) if last else 'never'})")
-    else:
-        lines.append(
-            f"✓ All {plural(rep.tracked, 'tracked market')} have a snapshot in the last "
-            f"{cfg.collection.freshness_minutes:g} minutes"
-        )
-    if rep.ok:
-        lines.append("PASS: data collection is running with no gaps")
-    else:
-        reasons = []
-        if rep.gaps:
-            reasons.append(plural(len(rep.gaps), "gap"))
-        if rep.holes:
-            reasons.append(f"holes in {plural(len(rep.holes), 'token')}")
-        if rep.stale:
-            reasons.append(f"{plural(len(rep.stale), 'stale market')}")
-        days = max(1, -(-int(rep.now - (rep.gaps[0][0] if rep.gaps else rep.lo)) // 86_400))
-        lines.append(
-            f"FAIL: {', '.join(reasons)} — check the cron job and logs/cron.log; past gaps "
-            f"can be filled (prices only) with python collect_market_data.py --backfill "
-            f"--days {days}"
-        )
     return lines
 
 
-def run(cfg, *, hours: float = 24.0, list_all: bool = False, out: Callable[[str], None] = print) -> int:
+def _hole_lines(rep: VerifyReport) -> list[str]:
+    if not rep.holes:
+        return ["✓ No holes in any market's series"]
+    lines = [f"✗ {plural(len(rep.holes), 'token')} with holes in their own series:"]
+    for mid, token, n, a, b in rep.holes[:MAX_LISTED]:
+        lines.append(f"    market {mid} token …{token[-8:]}: {n:,} missing, first hole {iso_seconds(a)} → {iso_seconds(b)}")
+    return lines
+
+
+def _stale_lines(rep: VerifyReport, cfg: Config) -> list[str]:
+    mins = cfg.collection.freshness_minutes
+    if not rep.stale:
+        return [f"✓ All {plural(rep.tracked, 'tracked market')} have a snapshot in the last {mins:g} minutes"]
+    lines = [f"✗ {plural(len(rep.stale), 'tracked market')} with no snapshot in the last {mins:g} minutes:"]
+    for mid, q, last in rep.stale[:MAX_LISTED]:
+        lines.append(f"    {mid:<12} {_q(q)} (last {utc_minute(last) if last else 'never'})")
+    return lines
+
+
+def _verdict_line(rep: VerifyReport) -> str:
+    if rep.ok:
+        return "PASS: data collection is running with no gaps"
+    reasons = []
+    if rep.gaps:
+        reasons.append(plural(len(rep.gaps), "gap"))
+    if rep.holes:
+        reasons.append(f"holes in {plural(len(rep.holes), 'token')}")
+    if rep.stale:
+        reasons.append(f"{plural(len(rep.stale), 'stale market')}")
+    days = max(1, -(-int(rep.now - (rep.gaps[0][0] if rep.gaps else rep.lo)) // 86_400))
+    return (
+        f"FAIL: {', '.join(reasons)} — check the cron job and logs/cron.log; past gaps "
+        f"can be filled (prices only) with python collect_market_data.py --backfill "
+        f"--days {days}"
+    )
+
+
+def render(rep: VerifyReport, cfg: Config, *, hours: float, list_all: bool = False) -> list[str]:
+    window = f"last {hours:g} h" if hours > 0 else "all data"
+    clock = "exchange time" if rep.clock == "exchange" else "LOCAL time (exchange unreachable)"
+    lines = [f"Data collection check — {window}, {clock} {iso_seconds(rep.now)}"]
+    if rep.empty:
+        lines.append("✗ No snapshots yet — run python collect_market_data.py --initial")
+        lines.append("FAIL: no snapshots yet — run python collect_market_data.py --initial")
+        return lines
+    lines += _cycle_lines(rep)
+    lines += _snapshot_lines(rep, list_all)
+    lines += _grid_lines(rep)
+    lines += _hole_lines(rep)
+    lines += _stale_lines(rep, cfg)
+    lines.append(_verdict_line(rep))
+    return lines
+
+
+def run(
+    cfg: Config, *, hours: float = 24.0, list_all: bool = False, out: Callable[[str], None] = print
+) -> int:
     now, clock = exchange_now(cfg)
     conn = db.open_database(cfg, readonly=True)
     try:

@@ -77,7 +77,7 @@ class Amounts:
         return Decimal(self.usd_micro) / Decimal(self.shares_micro)
 
 
-def tick_str(tick) -> str | None:
+def tick_str(tick: object) -> str | None:
     """Canonical text of a tick (``0.010`` → ``"0.01"``); None for None/""."""
     if tick in (None, ""):
         return None
@@ -87,18 +87,23 @@ def tick_str(tick) -> str | None:
         raise AmountError(f"tick size {tick!r} is not a number") from None
 
 
-def tick_micro(tick) -> int:
+def valid_tick(tick: object) -> str:
+    """Canonical text of a tick the CLOB uses (one of ``TICKS``); AmountError otherwise."""
     t = tick_str(tick)
-    if t not in TICKS:
+    if t is None or t not in TICKS:
         raise AmountError(f"tick size {tick!r} is not one the CLOB uses ({', '.join(TICKS)})")
-    return int(Decimal(t) * MICRO)
+    return t
+
+
+def tick_micro(tick: object) -> int:
+    return int(Decimal(valid_tick(tick)) * MICRO)
 
 
 def _floor(x: int, unit: int) -> int:
     return (x // unit) * unit
 
 
-def check_price(price_micro: int, tick) -> None:
+def check_price(price_micro: int, tick: object) -> None:
     """Raise AmountError unless tick ≤ price ≤ 1 − tick and price is a multiple of the tick."""
     t = tick_micro(tick)
     if not t <= price_micro <= MICRO - t:
@@ -112,7 +117,7 @@ def check_price(price_micro: int, tick) -> None:
         )
 
 
-def limit_amounts(side: str, price_micro: int, size_micro: int, tick) -> Amounts:
+def limit_amounts(side: str, price_micro: int, size_micro: int, tick: object) -> Amounts:
     """GTC/GTD: shares floored to 2 decimals, the exact price×shares product."""
     check_price(price_micro, tick)
     shares = _floor(int(size_micro), CENT)
@@ -125,7 +130,12 @@ def limit_amounts(side: str, price_micro: int, size_micro: int, tick) -> Amounts
 
 
 def market_amounts(
-    side: str, price_micro: int, tick, *, size_micro: int | None = None, amount_micro: int | None = None
+    side: str,
+    price_micro: int,
+    tick: object,
+    *,
+    size_micro: int | None = None,
+    amount_micro: int | None = None,
 ) -> Amounts:
     """FOK/FAK amounts (maker ≤ 2 decimals, taker ≤ 4) for a worst price ``price_micro``.
 
@@ -162,8 +172,10 @@ def market_amounts(
         raise AmountError(f"side must be BUY or SELL, got {side!r}")
     if amount_micro is not None:
         maker = _floor(int(amount_micro), CENT)
-    else:
+    elif size_micro is not None:
         maker = _floor(_floor(int(size_micro), BASIS) * p // MICRO, CENT)  # floor₂(floor₄(size)·P)
+    else:  # unreachable: "exactly one of size or amount" was checked above
+        raise AmountError("give exactly one of size (shares) or amount (pUSD)")
     if maker < MIN_MARKET_BUY_MICRO:
         raise AmountError(
             f"a market BUY must spend at least $1 (the CLOB's minimum); this one "
@@ -181,7 +193,7 @@ def market_amounts(
 def order_amounts(
     side: str,
     order_type: str,
-    tick,
+    tick: object,
     *,
     price_micro: int | None,
     size_micro: int | None = None,

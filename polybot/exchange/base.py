@@ -125,21 +125,25 @@ class OrderRequest:
             raise ValueError("a GTD order needs expiration (epoch seconds)")
         if self.post_only and otype not in ("GTC", "GTD"):
             raise ValueError("post_only is only for GTC/GTD orders")
+        self._check_micro_amounts()
+        if self.market_version not in (None, "v1", "v2"):
+            raise ValueError(f"market_version must be 'v1', 'v2' or None, got {self.market_version!r}")
+
+    def _check_micro_amounts(self) -> None:
+        """Price, size and amount: positive integers of micro-units, the price below $1."""
         for name in ("price_micro", "size_micro", "amount_micro"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
                 raise ValueError(f"{name} must be a positive integer of micro-units, got {v!r}")
         if self.price_micro is not None and self.price_micro >= 1_000_000:
             raise ValueError(f"price_micro must be below 1_000_000 ($1), got {self.price_micro}")
-        if self.market_version not in (None, "v1", "v2"):
-            raise ValueError(f"market_version must be 'v1', 'v2' or None, got {self.market_version!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> OrderRequest:
-        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 @dataclass(frozen=True)

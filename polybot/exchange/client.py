@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from polybot.config import Config, PolymarketConfig
 from polybot.errors import RequestRejected
 from polybot.exchange import parse as P
 from polybot.exchange.http import HttpClient
@@ -97,7 +98,9 @@ class PolymarketClient:
         self._issues_lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, cfg: Any, **overrides: Any) -> PolymarketClient:
+    def from_config(
+        cls, cfg: Config | PolymarketConfig | Mapping[str, Any], **overrides: Any
+    ) -> PolymarketClient:
         """Build from the config object: ``cfg.polymarket.gamma_url``, ``.base_url`` (the
         CLOB), ``.data_url``, ``.timeout_seconds`` (read timeout; connect = min(3.05, it))
         and ``.max_retries``. Missing attributes fall back to the production hosts and the
@@ -115,7 +118,7 @@ class PolymarketClient:
 
         t = attr("timeout_seconds", "timeout", default=10)
         timeout = tuple(t) if isinstance(t, (list, tuple)) else (min(3.05, float(t)), float(t))
-        kwargs = dict(timeout=timeout, max_retries=int(attr("max_retries", default=3)))
+        kwargs: dict[str, Any] = dict(timeout=timeout, max_retries=int(attr("max_retries", default=3)))
         kwargs.update(overrides)
         return cls(
             attr("gamma_url", default="https://gamma-api.polymarket.com"),

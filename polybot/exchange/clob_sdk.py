@@ -169,20 +169,24 @@ class SdkClient(ClobClient):
         self._transport = transport
         super().__init__(*args, **kwargs)
 
-    def _get(self, endpoint: str, headers=None, params: dict | None = None):
+    def _get(self, endpoint: str, headers: dict | None = None, params: dict | None = None) -> Any:
         return self._transport.request(
             "GET", endpoint, headers=headers, params=params, retries=self._transport.max_retries
         )
 
-    def _post(self, endpoint: str, headers=None, data=None, params: dict | None = None):
+    def _post(
+        self, endpoint: str, headers: dict | None = None, data: Any = None, params: dict | None = None
+    ) -> Any:
         return self._transport.request("POST", endpoint, headers=headers, data=data, params=params, retries=1)
 
-    def _delete(self, endpoint: str, headers=None, data=None, params: dict | None = None):
+    def _delete(
+        self, endpoint: str, headers: dict | None = None, data: Any = None, params: dict | None = None
+    ) -> Any:
         return self._transport.request(
             "DELETE", endpoint, headers=headers, data=data, params=params, retries=self._transport.max_retries
         )
 
-    def _resolve_transactions_hashes(self, response):
+    def _resolve_transactions_hashes(self, response: Any) -> Any:
         return response  # fills are reconciled via trades(), not awaited here
 
     def forget_tick(self, token_id: str) -> None:
@@ -239,9 +243,7 @@ class SdkClient(ClobClient):
         ).build_signed_order(data)
 
 
-def eip712_order_hash(
-    order: dict | SignedOrderV2, chain_id: int = 137, neg_risk: bool | None = None
-) -> str:
+def eip712_order_hash(order: dict | SignedOrderV2, chain_id: int = 137, neg_risk: bool | None = None) -> str:
     """The EIP-712 hash of a signed V2/V3 order — the CLOB's ``orderID``.
 
     ``order``: the wire JSON (``payload["order"]``) or the SDK's SignedOrderV2.

@@ -112,8 +112,8 @@ def _fmt(micro: int) -> str:
     return s or "0"
 
 
-def check_price(price_micro: int, tick_micro: int) -> tuple[str | None, str | None]:
-    """(code, reason) when a limit price breaks the tick rules, else (None, None)."""
+def check_price(price_micro: int, tick_micro: int) -> tuple[str, str] | None:
+    """(code, reason) when a limit price breaks the tick rules, else None."""
     if tick_micro <= 0:
         raise ValueError(f"tick size must be positive, got {tick_micro} micro")
     if price_micro % tick_micro:
@@ -124,7 +124,7 @@ def check_price(price_micro: int, tick_micro: int) -> tuple[str | None, str | No
         return INVALID_PRICE, (
             f"price {_fmt(price_micro)} is outside [{_fmt(tick_micro)}, {_fmt(MICRO - tick_micro)}]"
         )
-    return None, None
+    return None
 
 
 def _fee(schedule: FeeSchedule, size_micro: int, price_micro: int) -> int:
@@ -141,6 +141,187 @@ def _levels(levels: Sequence[BookLevel]) -> list[tuple[int, int]]:
         if s > 0:
             out.append((p, s))
     return out
+
+
+@dataclass(frozen=True)
+class _Order:
+    """The order being filled, as every :class:`FillResult` of it echoes it back."""
+
+    side: str
+    order_type: str
+    limit_price_micro: int | None
+    requested_size_micro: int | None = None
+    requested_amount_micro: int | None = None
+
+    def result(
+        self,
+        status: str,
+        fills: Sequence[LevelFill] = (),
+        *,
+        remaining_size_micro: int = 0,
+        reason: str | None = None,
+    ) -> FillResult:
+        return FillResult(
+            status=status,
+            side=self.side,
+            order_type=self.order_type,
+            fills=tuple(fills),
+            size_micro=sum(f.size_micro for f in fills),
+            notional_micro=sum(f.notional_micro for f in fills),
+            fee_micro=sum(f.fee_micro for f in fills),
+            requested_size_micro=self.requested_size_micro,
+            requested_amount_micro=self.requested_amount_micro,
+            remaining_size_micro=remaining_size_micro,
+            limit_price_micro=self.limit_price_micro,
+            reason=reason,
+        )
+
+    def reject(self, code: str, reason: str) -> FillResult:
+        return FillResult(
+            status=REJECTED,
+            side=self.side,
+            order_type=self.order_type,
+            requested_size_micro=self.requested_size_micro,
+            requested_amount_micro=self.requested_amount_micro,
+            limit_price_micro=self.limit_price_micro,
+            code=code,
+            reason=reason,
+        )
+
+
+_ONE_OF_SIZE_OR_AMOUNT = "give exactly one of size_micro (shares) or amount_micro (USD)"
+
+
+def _validated_order(
+    side: str,
+    order_type: str,
+    size_micro: int | None,
+    amount_micro: int | None,
+    limit_price_micro: int | None,
+) -> tuple[str, str]:
+    """(SIDE, ORDER_TYPE) upper-cased; ValueError for a caller bug (see the module docstring)."""
+    side = str(side).upper()
+    order_type = str(order_type).upper()
+    if side not in SIDES:
+        raise ValueError(f"side must be BUY or SELL, got {side!r}")
+    if order_type not in ORDER_TYPES:
+        raise ValueError(f"order_type must be one of {ORDER_TYPES}, got {order_type!r}")
+    if (size_micro is None) == (amount_micro is None):
+        raise ValueError(_ONE_OF_SIZE_OR_AMOUNT)
+    if amount_micro is not None and side != BUY:
+        raise ValueError("amount_micro (USD) is for BUY orders; give a SELL in shares (size_micro)")
+    if order_type in ("GTC", "GTD") and (limit_price_micro is None or amount_micro is not None):
+        raise ValueError(f"a {order_type} order needs limit_price_micro and size_micro")
+    return side, order_type
+
+
+def _opposite_levels(book: OrderBook, side: str) -> list[tuple[int, int]]:
+    """The (price, size) levels an order of ``side`` takes (BUY: asks, SELL: bids), best first."""
+    levels = _levels(book.asks if side == BUY else book.bids)
+    if side == BUY:
+        levels.sort(key=lambda lv: lv[0])
+    else:
+        levels.sort(key=lambda lv: -lv[0])
+    return levels
+
+
+def _within_limit(
+    levels: list[tuple[int, int]], side: str, limit_price_micro: int | None
+) -> list[tuple[int, int]]:
+    """The levels a limit price lets the order take (BUY: asks ≤ limit, SELL: bids ≥ limit)."""
+    if limit_price_micro is None:
+        return levels
+    lim = int(limit_price_micro)
+    return [lv for lv in levels if (lv[0] <= lim if side == BUY else lv[0] >= lim)]
+
+
+def _amount_below_min_size(
+    amount_micro: int, limit_price_micro: int | None, levels: list[tuple[int, int]], min_size: int
+) -> str | None:
+    """Why a BUY of ``amount_micro`` USD is below the minimum size (checked on the shares it
+    buys at its limit, else at the best ask), or None when it is not."""
+    ref_price = limit_price_micro if limit_price_micro is not None else (levels[0][0] if levels else None)
+    implied = (amount_micro * MICRO // ref_price) if ref_price else 0
+    if amount_micro <= 0 or (ref_price is not None and implied < min_size):
+        return (
+            f"amount ${_fmt(amount_micro)} buys about "
+            f"{_fmt(implied)} shares, below the market's minimum "
+            f"order size {_fmt(min_size)}"
+        )
+    return None
+
+
+def _take_shares(
+    levels: list[tuple[int, int]], size_micro: int, fee: FeeSchedule
+) -> tuple[list[LevelFill], int]:
+    """Walk the levels for ``size_micro`` shares: (fills, shares left unfilled)."""
+    fills: list[LevelFill] = []
+    left = size_micro
+    for price, avail in levels:
+        if left <= 0:
+            break
+        take = min(avail, left)
+        fills.append(LevelFill(price, take, notional_micro(price, take), _fee(fee, take, price)))
+        left -= take
+    return fills, left
+
+
+def _spend_amount(
+    levels: list[tuple[int, int]], amount_micro: int, fee: FeeSchedule
+) -> tuple[list[LevelFill], bool]:
+    """Walk the levels spending at most ``amount_micro`` on notional: (fills, complete).
+
+    take = floor(budget / p) micro-shares, so p × take ≤ budget and the half-up-rounded
+    notional never exceeds the budget left."""
+    fills: list[LevelFill] = []
+    budget = amount_micro
+    complete = False
+    for price, avail in levels:
+        take = min(avail, budget * MICRO // price)
+        if take <= 0:
+            complete = True  # not even one micro-share is affordable
+            break
+        cost = notional_micro(price, take)
+        fills.append(LevelFill(price, take, cost, _fee(fee, take, price)))
+        budget -= cost
+        if take < avail:  # the budget, not the level, ran out
+            complete = True
+            break
+    return fills, complete or budget == 0
+
+
+def _empty_reason(book: OrderBook, side: str, limit_price_micro: int | None) -> str:
+    """Why nothing could be taken: an empty side, or nothing at or better than the limit."""
+    names = "asks" if side == BUY else "bids"
+    if limit_price_micro is not None and (book.asks if side == BUY else book.bids):
+        return f"no {names} at or better than the limit {_fmt(int(limit_price_micro))}"
+    return f"no {names} in the book"
+
+
+def _outcome(
+    order: _Order, book: OrderBook, fills: list[LevelFill], *, complete: bool, left: int
+) -> FillResult:
+    """The FillResult of a walk: FOK all or nothing, FAK what it got, GTC/GTD the rest rests
+    (``left``: shares not filled)."""
+    side, order_type = order.side, order.order_type
+    empty_reason = _empty_reason(book, side, order.limit_price_micro)
+    side_empty = not (book.asks if side == BUY else book.bids)
+    if order_type in ("FOK", "FAK") and side_empty:
+        return order.reject(NO_LIQUIDITY, f"{order_type} order not filled: {empty_reason}")
+    if order_type == "FOK":
+        if not complete:
+            why = empty_reason if not fills else "the book cannot fill the whole order"
+            return order.reject(FOK_NOT_FILLED, f"FOK order not filled: {why}")
+        return order.result(FILLED, fills)
+    if order_type == "FAK":
+        if not fills:
+            return order.reject(FAK_NO_MATCH, f"FAK order not filled: {empty_reason}")
+        if complete:
+            return order.result(FILLED, fills)
+        return order.result(PARTIAL, fills, reason="partially filled; the rest is cancelled")
+    # GTC / GTD
+    status = FILLED if left == 0 else (PARTIAL if fills else RESTING)
+    return order.result(status, fills, remaining_size_micro=left)
 
 
 def simulate_fill(
@@ -161,129 +342,35 @@ def simulate_fill(
     ``tick_size`` / ``min_order_size`` are decimal amounts like the book's fields
     (0.01, "0.001", 5 shares — NOT micro-units); by default the book's.
     """
-    side = str(side).upper()
-    order_type = str(order_type).upper()
-    if side not in SIDES:
-        raise ValueError(f"side must be BUY or SELL, got {side!r}")
-    if order_type not in ORDER_TYPES:
-        raise ValueError(f"order_type must be one of {ORDER_TYPES}, got {order_type!r}")
-    if (size_micro is None) == (amount_micro is None):
-        raise ValueError("give exactly one of size_micro (shares) or amount_micro (USD)")
-    if amount_micro is not None and side != BUY:
-        raise ValueError("amount_micro (USD) is for BUY orders; give a SELL in shares (size_micro)")
-    resting_type = order_type in ("GTC", "GTD")
-    if resting_type and (limit_price_micro is None or amount_micro is not None):
-        raise ValueError(f"a {order_type} order needs limit_price_micro and size_micro")
-
+    side, order_type = _validated_order(side, order_type, size_micro, amount_micro, limit_price_micro)
     tick = to_micro(book.tick_size if tick_size is None else tick_size)
     min_size = to_micro(book.min_order_size if min_order_size is None else min_order_size)
-    base = dict(side=side, order_type=order_type, limit_price_micro=limit_price_micro)
-
-    def reject(code: str, reason: str, **kw) -> FillResult:
-        return FillResult(status=REJECTED, code=code, reason=reason, **base, **kw)
-
     if limit_price_micro is not None:
-        code, reason = check_price(int(limit_price_micro), tick)
-        if code:
-            return reject(code, reason)
+        bad_price = check_price(int(limit_price_micro), tick)
+        if bad_price:
+            return _Order(side, order_type, limit_price_micro).reject(*bad_price)
 
-    levels = _levels(book.asks if side == BUY else book.bids)
-    if side == BUY:
-        levels.sort(key=lambda lv: lv[0])
-    else:
-        levels.sort(key=lambda lv: -lv[0])
-
+    levels = _opposite_levels(book, side)
     if size_micro is not None:
         req_size = round_size_down(int(size_micro))
-        req = dict(requested_size_micro=req_size)
+        order = _Order(side, order_type, limit_price_micro, requested_size_micro=req_size)
         if req_size <= 0 or req_size < min_size:
-            return reject(
+            return order.reject(
                 BELOW_MIN_SIZE,
                 f"size {_fmt(req_size)} is below the market's minimum order size {_fmt(min_size)}",
-                **req,
             )
-    else:
-        req_amount = round_size_down(int(amount_micro))
-        req = dict(requested_amount_micro=req_amount)
-        ref_price = limit_price_micro if limit_price_micro is not None else (levels[0][0] if levels else None)
-        implied = (req_amount * MICRO // ref_price) if ref_price else 0
-        if req_amount <= 0 or (ref_price is not None and implied < min_size):
-            return reject(
-                BELOW_MIN_SIZE,
-                f"amount ${_fmt(req_amount)} buys about "
-                f"{_fmt(implied)} shares, below the market's minimum "
-                f"order size {_fmt(min_size)}",
-                **req,
-            )
-
-    if limit_price_micro is not None:
-        lim = int(limit_price_micro)
-        levels = [lv for lv in levels if (lv[0] <= lim if side == BUY else lv[0] >= lim)]
-
-    fills: list[LevelFill] = []
-    if size_micro is not None:
-        left = req["requested_size_micro"]
-        for price, avail in levels:
-            if left <= 0:
-                break
-            take = min(avail, left)
-            fills.append(LevelFill(price, take, notional_micro(price, take), _fee(fee, take, price)))
-            left -= take
-        complete = left == 0
-    else:
-        # take = floor(budget / p) micro-shares, so p × take ≤ budget and the
-        # half-up-rounded notional never exceeds the budget left.
-        budget = req["requested_amount_micro"]
-        complete = False
-        for price, avail in levels:
-            take = min(avail, budget * MICRO // price)
-            if take <= 0:
-                complete = True  # not even one micro-share is affordable
-                break
-            cost = notional_micro(price, take)
-            fills.append(LevelFill(price, take, cost, _fee(fee, take, price)))
-            budget -= cost
-            if take < avail:  # the budget, not the level, ran out
-                complete = True
-                break
-        complete = complete or budget == 0
-
-    filled = sum(f.size_micro for f in fills)
-    totals = dict(
-        fills=tuple(fills),
-        size_micro=filled,
-        notional_micro=sum(f.notional_micro for f in fills),
-        fee_micro=sum(f.fee_micro for f in fills),
-    )
-    empty_reason = f"no {'asks' if side == BUY else 'bids'} in the book"
-    if limit_price_micro is not None and (book.asks if side == BUY else book.bids):
-        empty_reason = (
-            f"no {'asks' if side == BUY else 'bids'} at or better than the "
-            f"limit {_fmt(int(limit_price_micro))}"
-        )
-
-    side_empty = not (book.asks if side == BUY else book.bids)
-    if order_type in ("FOK", "FAK") and side_empty:
-        return reject(NO_LIQUIDITY, f"{order_type} order not filled: {empty_reason}", **req)
-    if order_type == "FOK":
-        if not complete:
-            why = empty_reason if not fills else "the book cannot fill the whole order"
-            return reject(FOK_NOT_FILLED, f"FOK order not filled: {why}", **req)
-        return FillResult(status=FILLED, **base, **req, **totals)
-    if order_type == "FAK":
-        if not fills:
-            return reject(FAK_NO_MATCH, f"FAK order not filled: {empty_reason}", **req)
-        return FillResult(
-            status=FILLED if complete else PARTIAL,
-            **base,
-            **req,
-            **totals,
-            reason=None if complete else "partially filled; the rest is cancelled",
-        )
-    # GTC / GTD
-    remaining = req["requested_size_micro"] - filled
-    status = FILLED if remaining == 0 else (PARTIAL if fills else RESTING)
-    return FillResult(status=status, **base, **req, **totals, remaining_size_micro=remaining)
+        fills, left = _take_shares(_within_limit(levels, side, limit_price_micro), req_size, fee)
+        return _outcome(order, book, fills, complete=left == 0, left=left)
+    if amount_micro is None:  # unreachable: _validated_order demands one of the two
+        raise ValueError(_ONE_OF_SIZE_OR_AMOUNT)
+    req_amount = round_size_down(int(amount_micro))
+    order = _Order(side, order_type, limit_price_micro, requested_amount_micro=req_amount)
+    too_small = _amount_below_min_size(req_amount, limit_price_micro, levels, min_size)
+    if too_small:
+        return order.reject(BELOW_MIN_SIZE, too_small)
+    fills, complete = _spend_amount(_within_limit(levels, side, limit_price_micro), req_amount, fee)
+    # a BUY by amount is FOK/FAK (validated), so nothing rests: left = 0
+    return _outcome(order, book, fills, complete=complete, left=0)
 
 
 def resting_fill(book: OrderBook, side: str, *, price_micro: int, remaining_size_micro: int) -> FillResult:
@@ -301,22 +388,9 @@ def resting_fill(book: OrderBook, side: str, *, price_micro: int, remaining_size
     levels = _levels(book.asks if side == BUY else book.bids)
     crossing = sum(s for p, s in levels if (p <= price_micro if side == BUY else p >= price_micro))
     take = min(crossing, int(remaining_size_micro))
-    base = dict(
-        side=side,
-        order_type="GTC",
-        limit_price_micro=price_micro,
-        requested_size_micro=int(remaining_size_micro),
-    )
+    order = _Order(side, "GTC", price_micro, requested_size_micro=int(remaining_size_micro))
     if take <= 0:
-        return FillResult(status=RESTING, remaining_size_micro=int(remaining_size_micro), **base)
+        return order.result(RESTING, remaining_size_micro=int(remaining_size_micro))
     fill = LevelFill(price_micro, take, notional_micro(price_micro, take), 0)
     left = int(remaining_size_micro) - take
-    return FillResult(
-        status=FILLED if left == 0 else PARTIAL,
-        fills=(fill,),
-        size_micro=take,
-        notional_micro=fill.notional_micro,
-        fee_micro=0,
-        remaining_size_micro=left,
-        **base,
-    )
+    return order.result(FILLED if left == 0 else PARTIAL, (fill,), remaining_size_micro=left)

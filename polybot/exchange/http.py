@@ -29,6 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -395,68 +396,23 @@ class HttpClient:
             params = {k: _param(v) for k, v in params.items() if v is not None}
         if data is not None and headers is None:
             headers = {"Content-Type": "application/json"}
+        send = _Send(method, url, what, family, params, json, data, headers, parse_json)
         max_attempts = self.max_retries if retries is None else max(1, int(retries))
         failures = 0
         throttle_waits = 0
-        last_status: int | None = None
-        last_problem = "no attempt made"
+        last = _Attempt(problem="no attempt made")
         while True:
             self._wait_for_slot(family)
-            t0 = time.perf_counter()
-            delay: float | None = None
-            try:
-                resp = self.session.request(
-                    method, url, params=params, json=json, data=data, headers=headers, timeout=self.timeout
-                )
-            except requests.Timeout as exc:
-                last_status = None
-                seconds = time.perf_counter() - t0
-                self.stats.record(family, what, seconds, None)
-                last_problem = f"{what} got no answer within {self._read_timeout():g}s ({type(exc).__name__})"
-            except requests.RequestException as exc:
-                last_status = None
-                seconds = time.perf_counter() - t0
-                self.stats.record(family, what, seconds, None)
-                last_problem = f"connection to {self._host} failed ({type(exc).__name__})"
-            else:
-                seconds = time.perf_counter() - t0
-                status = last_status = resp.status_code
-                self.stats.record(family, what, seconds, status, _rate_headers(resp))
-                log.debug("%s %s -> %s in %.3fs", self.name, what, status, seconds)
-                if 200 <= status < 300:
-                    if not parse_json:
-                        return resp.text
-                    if not resp.content and (status == 204 or method != "GET"):
-                        return None
-                    try:
-                        return _json.loads(resp.content)
-                    except ValueError:
-                        last_problem = f"the response to {what} was not valid JSON"
-                elif status in (401, 403):
-                    raise AuthenticationError(
-                        f"{self.name} API refused {what} (HTTP {status}: {_error_message(resp)}); "
-                        "check the API key, secret and passphrase in the environment "
-                        "(a 403 can also mean a geoblocked or datacenter IP)."
-                    )
-                elif status in RETRYABLE_STATUSES or status >= 500:
-                    last_problem = f"{what} answered HTTP {status} ({_error_message(resp)})"
-                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                    if retry_after is not None:
-                        delay = min(retry_after, self.backoff_max)
-                        if status in (425, 429) and throttle_waits < self.max_throttle_waits:
-                            throttle_waits += 1
-                            log.debug(
-                                "%s %s throttled (HTTP %s): waiting %.3fs", self.name, what, status, delay
-                            )
-                            self.stats.add_wait(delay)
-                            self.sleep(delay)
-                            continue
-                else:
-                    raise RequestRejected(
-                        f"{self.name} API rejected {what} (HTTP {status}): {_error_message(resp)}; "
-                        "check the request parameters (ids, token ids, filters).",
-                        status=status,
-                    )
+            last = self._attempt(send)
+            if last.done:
+                return last.value
+            delay = last.retry_after
+            if delay is not None and last.status in (425, 429) and throttle_waits < self.max_throttle_waits:
+                throttle_waits += 1
+                log.debug("%s %s throttled (HTTP %s): waiting %.3fs", self.name, what, last.status, delay)
+                self.stats.add_wait(delay)
+                self.sleep(delay)
+                continue
             failures += 1
             if failures >= max_attempts:
                 break
@@ -467,24 +423,116 @@ class HttpClient:
                 self.name,
                 what,
                 failures,
-                last_problem,
+                last.problem,
                 delay,
             )
             self.stats.add_wait(delay)
             self.sleep(delay)
-        if last_problem.endswith("was not valid JSON"):
+        raise self._unavailable(last, failures)
+
+    def _attempt(self, send: _Send) -> _Attempt:
+        """One HTTP exchange: the answer, or why it failed and may be retried. Raises
+        AuthenticationError for 401/403 and RequestRejected for any other 4xx."""
+        what, family = send.what, send.family
+        t0 = time.perf_counter()
+        try:
+            resp = self.session.request(
+                send.method,
+                send.url,
+                params=send.params,
+                json=send.json,
+                data=send.data,
+                headers=send.headers,
+                timeout=self.timeout,
+            )
+        except requests.Timeout as exc:
+            self.stats.record(family, what, time.perf_counter() - t0, None)
+            return _Attempt(
+                problem=f"{what} got no answer within {self._read_timeout():g}s ({type(exc).__name__})"
+            )
+        except requests.RequestException as exc:
+            self.stats.record(family, what, time.perf_counter() - t0, None)
+            return _Attempt(problem=f"connection to {self._host} failed ({type(exc).__name__})")
+        seconds = time.perf_counter() - t0
+        status = resp.status_code
+        self.stats.record(family, what, seconds, status, _rate_headers(resp))
+        log.debug("%s %s -> %s in %.3fs", self.name, what, status, seconds)
+        if 200 <= status < 300:
+            return _answer(resp, send)
+        if status in (401, 403):
+            raise AuthenticationError(
+                f"{self.name} API refused {what} (HTTP {status}: {_error_message(resp)}); "
+                "check the API key, secret and passphrase in the environment "
+                "(a 403 can also mean a geoblocked or datacenter IP)."
+            )
+        if status in RETRYABLE_STATUSES or status >= 500:
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            return _Attempt(
+                status=status,
+                problem=f"{what} answered HTTP {status} ({_error_message(resp)})",
+                retry_after=None if retry_after is None else min(retry_after, self.backoff_max),
+            )
+        raise RequestRejected(
+            f"{self.name} API rejected {what} (HTTP {status}): {_error_message(resp)}; "
+            "check the request parameters (ids, token ids, filters).",
+            status=status,
+        )
+
+    def _unavailable(self, last: _Attempt, failures: int) -> ExchangeUnavailable:
+        """The ONE error after ``failures`` failed attempts in a row (``last``: the last one)."""
+        if last.problem.endswith("was not valid JSON"):
             # The server answered (HTTP 2xx) but not with JSON: not a network outage; most often
             # a wrong base URL, a proxy or a captive portal answering HTML (issue 15 #10).
-            exc = ExchangeUnavailable(
-                f"{self.name} API answered but {last_problem} ({failures} attempts); check the "
+            err = ExchangeUnavailable(
+                f"{self.name} API answered but {last.problem} ({failures} attempts); check the "
                 f"{self.name} base URL in config.yaml (a proxy or a wrong host answers HTML)",
                 attempts=failures,
+                last_status=last.status,
             )
         else:
-            exc = ExchangeUnavailable(
-                f"{self.name} API unreachable after {failures} attempts: {last_problem}; "
+            err = ExchangeUnavailable(
+                f"{self.name} API unreachable after {failures} attempts: {last.problem}; "
                 f"check the network or the {self.name} base URL in config.yaml",
                 attempts=failures,
+                last_status=last.status,  # None: the last attempt got no HTTP answer
             )
-        exc.last_status = last_status  # None: the last attempt got no HTTP answer
-        raise exc
+        return err
+
+
+class _Send(NamedTuple):
+    """One logical request, as every attempt of it sends it."""
+
+    method: str
+    url: str
+    what: str  # "GET /path": what the logs and errors name
+    family: str
+    params: Any
+    json: Any
+    data: bytes | str | None
+    headers: dict | None
+    parse_json: bool
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """What one attempt got: ``done`` with its ``value``, or the ``problem`` (and the HTTP
+    ``status``, None without an answer; ``retry_after``: the server's wait, capped)."""
+
+    done: bool = False
+    value: Any = None
+    status: int | None = None
+    problem: str = ""
+    retry_after: float | None = None
+
+
+def _answer(resp: requests.Response, send: _Send) -> _Attempt:
+    """A 2xx answer: its JSON (or text when not ``parse_json``; None when empty and not a
+    GET, or a 204); a body that is not JSON is a failed attempt."""
+    if not send.parse_json:
+        return _Attempt(done=True, value=resp.text)
+    if not resp.content and (resp.status_code == 204 or send.method != "GET"):
+        return _Attempt(done=True, value=None)
+    try:
+        return _Attempt(done=True, value=_json.loads(resp.content))
+    except ValueError:
+        return _Attempt(status=resp.status_code, problem=f"the response to {send.what} was not valid JSON")

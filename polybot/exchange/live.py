@@ -37,9 +37,9 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Union
+from typing import Any, TypedDict
 
 from py_clob_client_v2.clob_types import (
     ApiCreds,
@@ -49,7 +49,7 @@ from py_clob_client_v2.clob_types import (
 )
 from py_clob_client_v2.order_utils.model.order_data_v2 import order_to_json_v2
 
-from polybot.config import PolymarketConfig
+from polybot.config import Config, PolymarketConfig
 from polybot.domain import BUY, ExchangeOrderStatus
 from polybot.errors import (
     AuthenticationError,
@@ -83,7 +83,7 @@ from polybot.exchange.clob_sdk import (  # noqa: F401  (eip712_order_hash re-exp
     signed_order_from_payload,
 )
 from polybot.exchange.live_fills import TradeReader
-from polybot.exchange.models import FeeSchedule
+from polybot.exchange.models import FeeSchedule, FeeSource
 from polybot.money import MICRO, to_micro
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,15 @@ TYPE3_FIX = (
     "use signature type 1 or 2 with that wallet as the funder"
 )
 HEARTBEAT_MISMATCH = "invalid heartbeat id"
-FeeSource = Union[Mapping[str, FeeSchedule], Callable[[str], FeeSchedule | None]]
+
+
+class RateLimitStatus(TypedDict):
+    """What the trading transport saw: the last rate-limit headers, 429s, calls, slowest call."""
+
+    headers: dict[str, str]
+    throttled: int
+    requests: int
+    slowest_seconds: float
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -159,7 +167,7 @@ class LiveExchange(TradeReader, Exchange):
         self,
         *,
         clob_url: str,
-        private_key: str,
+        private_key: str | None,
         chain_id: int = 137,
         api_key: str | None = None,
         api_secret: str | None = None,
@@ -219,7 +227,7 @@ class LiveExchange(TradeReader, Exchange):
         return f"LiveExchange(clob_url={self.clob_url!r}, address={self.address!r})"
 
     @classmethod
-    def from_config(cls, cfg: Any, **kwargs: Any) -> LiveExchange:
+    def from_config(cls, cfg: Config, **kwargs: Any) -> LiveExchange:
         pm = cfg.polymarket
         if kwargs.get("reader") is None:
             from polybot.exchange.client import PolymarketClient
@@ -250,14 +258,19 @@ class LiveExchange(TradeReader, Exchange):
                 f"POLYMARKET_API_KEY/SECRET/PASSPHRASE and the private key (a 403 can also mean "
                 f"a geoblocked IP)."
             )
-        if exc.kind == "http" and exc.status < 500 and exc.status not in (425, 429):
+        if (
+            exc.kind == "http"
+            and exc.status is not None
+            and exc.status < 500
+            and exc.status not in (425, 429)
+        ):
             return RequestRejected(
                 f"Polymarket rejected {doing} (HTTP {exc.status}): {exc.message}.", status=exc.status
             )
         why = (
             f"HTTP {exc.status} ({exc.message})"
             if exc.kind == "http"
-            else "no answer within %gs" % self.transport.timeout
+            else f"no answer within {self.transport.timeout:g}s"
             if exc.kind == "timeout"
             else f"connection failed ({exc.message})"
         )
@@ -291,8 +304,7 @@ class LiveExchange(TradeReader, Exchange):
             self._sdk.forget_tick(token_id)
         raw = self._call("reading the tick size", lambda: self._sdk.get_tick_size(token_id))
         try:
-            tick = A.tick_str(raw)
-            A.tick_micro(tick)
+            tick = A.valid_tick(raw)
         except A.AmountError as exc:
             raise DataError(
                 f"The CLOB reports an unusable tick size for token {token_id[:12]}… "
@@ -344,7 +356,7 @@ class LiveExchange(TradeReader, Exchange):
         except A.AmountError:
             theirs = None  # unreadable: the exchange's tick decides
         stale = (theirs is not None and theirs != tick) or (
-            request.order_type in ("GTC", "GTD") and price % A.tick_micro(tick)
+            request.order_type in ("GTC", "GTD") and price is not None and price % A.tick_micro(tick)
         )
         if stale:  # the engine's tick or price disagrees with the tick we hold: ask again
             tick = self.tick_size(request.token_id, refresh=True)
@@ -356,7 +368,7 @@ class LiveExchange(TradeReader, Exchange):
                         "a FOK/FAK order by shares needs price_micro (the worst "
                         "price accepted); or buy by amount_micro (USD)"
                     )
-                price = self._market_buy_price(request)
+                price = self._market_buy_price(request, request.amount_micro)
             clamped = min(max(price, t), 1_000_000 - t)
             if clamped != price:
                 log.info(
@@ -416,14 +428,14 @@ class LiveExchange(TradeReader, Exchange):
             exchange=self.name,
         )
 
-    def _market_buy_price(self, request: OrderRequest) -> int:
-        """Worst price for a BUY by amount without one: the SDK's book walk (FOK: the whole
-        amount must fit; FAK: the deepest ask)."""
+    def _market_buy_price(self, request: OrderRequest, amount_micro: int) -> int:
+        """Worst price for a BUY of ``amount_micro`` pUSD without one: the SDK's book walk
+        (FOK: the whole amount must fit; FAK: the deepest ask)."""
         try:
             p = self._call(
                 "reading the order book",
                 lambda: self._sdk.calculate_market_price(
-                    request.token_id, BUY, request.amount_micro / MICRO, request.order_type
+                    request.token_id, BUY, amount_micro / MICRO, request.order_type
                 ),
             )
         except Exception as exc:  # noqa: BLE001 — the SDK raises bare Exception("no match")
@@ -538,7 +550,7 @@ class LiveExchange(TradeReader, Exchange):
                 f"Order {short} was not accepted (HTTP {status}: {msg}); "
                 f"submit the same prepared order again later."
             )
-        if status >= 500:
+        if status is None or status >= 500:  # None: an "http" failure always has a status
             raise OrderOutcomeUnknown(
                 f"Order {short} got HTTP {status} ({msg}); its outcome is "
                 f"unknown — reconcile it with lookup()."
@@ -628,7 +640,7 @@ class LiveExchange(TradeReader, Exchange):
         if isinstance(res, dict) and res.get("heartbeat_id"):
             self._heartbeat_id = str(res["heartbeat_id"])
 
-    def rate_limit_status(self) -> dict:
+    def rate_limit_status(self) -> RateLimitStatus:
         t = self.transport
         return {
             "headers": dict(t.last_rate_limit_headers),

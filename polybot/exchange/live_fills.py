@@ -11,18 +11,20 @@ unconfirmed fills provisional and undoes FAILED ones.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from py_clob_client_v2.clob_types import OpenOrderParams, TradeParams
 from py_clob_client_v2.exceptions import PolyException
 
-from polybot.errors import DataError, OrderOutcomeUnknown
+from polybot.errors import DataError, ExchangeError, OrderOutcomeUnknown
 from polybot.exchange import parse as P
 from polybot.exchange.base import BUY, Fill, OrderStatus, PreparedOrder
-from polybot.exchange.clob_sdk import HttpFailure
-from polybot.exchange.models import FeeSchedule
+from polybot.exchange.clob_sdk import HttpFailure, SdkClient
+from polybot.exchange.models import FeeSchedule, FeeSource, OpenOrder
 from polybot.exchange.parse_util import micro as _micro
 from polybot.exchange.parse_util import price_micro as _price_micro
 from polybot.money import taker_fee_micro
@@ -43,6 +45,23 @@ class TradeReader:
     """The read side of LiveExchange: fills, order lookups, resolving unknown outcomes.
     Needs ``_sdk``, ``address``, ``funder``, ``_fees``, ``_fee_cache``, ``_prepared``,
     ``_clock``, ``_call``, ``_read_error``, ``ensure_credentials`` (LiveExchange)."""
+
+    # What LiveExchange provides, declared so the reads below are type-checked.
+    _sdk: SdkClient
+    address: str
+    funder: str
+    _fees: FeeSource | None
+    _fee_cache: dict[str, FeeSchedule]
+    _prepared: dict[str, tuple[str, int]]
+    _clock: Callable[[], float]
+
+    if TYPE_CHECKING:
+
+        def _call(self, doing: str, fn: Callable[[], Any]) -> Any: ...
+
+        def _read_error(self, exc: HttpFailure, doing: str) -> ExchangeError: ...
+
+        def ensure_credentials(self) -> None: ...
 
     def _fee_schedule(self, token_id: str, market: str = "") -> FeeSchedule:
         if self._fees is not None:
@@ -151,7 +170,7 @@ class TradeReader:
     def _trade_rows(self, tid: str) -> list:
         return self._sdk.get_trades(TradeParams(id=tid), only_first_page=True) or []
 
-    def _fills_by_trade_ids(self, order_id: str, trade_ids) -> list[Fill] | None:
+    def _fills_by_trade_ids(self, order_id: str, trade_ids: Sequence[str]) -> list[Fill] | None:
         """Best effort right after placement: never raises; None when a trade is not
         readable yet (its fills come with lookup()/trades())."""
         out: list[Fill] = []
@@ -185,7 +204,7 @@ class TradeReader:
         fills = [f for f in self._trade_fills(since_ts) if since_ts is None or f.ts >= since_ts]
         return sorted(fills, key=lambda f: (f.ts, f.trade_id))
 
-    def _order_status(self, o, fills=()) -> OrderStatus:
+    def _order_status(self, o: OpenOrder, fills: Sequence[Fill] = ()) -> OrderStatus:
         return OrderStatus(
             order_id=o.id,
             status=_norm_status(o.status),
@@ -225,7 +244,7 @@ class TradeReader:
             if o.associate_trades:
                 fills = []
                 for tid in o.associate_trades:
-                    rows = self._call("reading trades", lambda tid=tid: self._trade_rows(tid))
+                    rows = self._call("reading trades", functools.partial(self._trade_rows, tid))
                     for r in rows:
                         fills += self._fills_of_trade(r, o.id)
             elif o.size_matched:
@@ -263,7 +282,7 @@ class TradeReader:
             fills=tuple(fills),
         )
 
-    def resolve(self, prepared: PreparedOrder, known_ids=()) -> OrderStatus | None:
+    def resolve(self, prepared: PreparedOrder, known_ids: Iterable[str] = ()) -> OrderStatus | None:
         """What became of a prepared order whose submit outcome is unknown.
 
         First by its hash (the CLOB's orderID). If the exchange does not know that id,

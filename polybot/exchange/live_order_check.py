@@ -30,8 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from polybot.config import Config
 from polybot.errors import (
     AuthenticationError,
     ExchangeUnavailable,
@@ -40,8 +41,15 @@ from polybot.errors import (
     RequestRejected,
     TemporaryExchangeError,
 )
-from polybot.exchange.live import TYPE3_FIX  # the deposit-wallet fix sentence (docs/dev/signature_types.md)
+from polybot.exchange.base import OrderRequest, OrderResult, OrderStatus, PreparedOrder
+from polybot.exchange.live import (
+    TYPE3_FIX,  # the deposit-wallet fix sentence (docs/dev/signature_types.md)
+    LiveExchange,
+)
 from polybot.money import fmt_usd, to_micro
+
+if TYPE_CHECKING:
+    from polybot.exchange.client import PolymarketClient
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +103,12 @@ class Pick:
 
 
 # --------------------------------------------------------------------------- pure helpers
-def _sentence(text: str) -> str:
+def _sentence(text: object) -> str:
     text = " ".join(str(text).split()).rstrip()
     return text[:-1] if text.endswith(".") else text
 
 
-def credential_problem(cfg: Any) -> str | None:
+def credential_problem(cfg: Config) -> str | None:
     """One sentence naming the first missing credential and its env var, or None."""
     pm = cfg.polymarket
     unset = {k: v for k, v in getattr(cfg, "unset_env", ())}
@@ -171,7 +179,7 @@ def _tick_str(tick: float) -> str:
     return format(Decimal(str(tick)).normalize(), "f")
 
 
-def pick_market(reader: Any, *, sample: int = SAMPLE_MARKETS) -> Pick:
+def pick_market(reader: PolymarketClient, *, sample: int = SAMPLE_MARKETS) -> Pick:
     """A busy, open, plain (not Protocol-V2) market whose book has bids and asks above the
     lowest tick, so a BUY there neither crosses nor is first in line to fill."""
     try:
@@ -222,7 +230,7 @@ def pick_market(reader: Any, *, sample: int = SAMPLE_MARKETS) -> Pick:
 
 
 # --------------------------------------------------------------------------- recording
-def identity(cfg: Any, live: Any = None) -> dict:
+def identity(cfg: Config, live: Any = None) -> dict[str, Any]:
     """Who the check runs as: the fields pre_launch_check matches against the config."""
     pm = cfg.polymarket
     address = getattr(live, "address", None) or key_address(getattr(pm, "private_key", None))
@@ -312,14 +320,21 @@ def _wait_for(
         sleep(POLL_SECONDS)
 
 
-def _listed(live: Any, oid: str) -> bool:
+def _listed(live: LiveExchange, oid: str) -> bool:
     return any(o.order_id.lower() == oid.lower() and o.is_open for o in live.open_orders())
 
 
 class _Run:
     """State of one check: what was placed, so every failure path can clean it up."""
 
-    def __init__(self, live: Any, out: Callable[[str], None], sleep, clock, wait_seconds: float):
+    def __init__(
+        self,
+        live: LiveExchange,
+        out: Callable[[str], None],
+        sleep: Callable[[float], None],
+        clock: Callable[[], float],
+        wait_seconds: float,
+    ):
         self.live, self.out, self.sleep, self.clock = live, out, sleep, clock
         self.wait_seconds = wait_seconds
         self.order_id: str | None = None  # set while it may be open on the exchange
@@ -343,20 +358,19 @@ class _Run:
         if not oid:
             return "", None
         manual = "cancel it on polymarket.com (Portfolio → Open orders) now"
-        seen: dict = {}
+        seen: dict[str, OrderStatus | None] = {}
 
         def present() -> bool:
             seen["st"] = self.live.lookup(oid)
             return seen["st"] is not None
 
         try:
-            found = (
+            if self.uncertain:
                 _wait_for(present, seconds=self.wait_seconds, sleep=self.sleep, clock=self.clock)
-                if self.uncertain
-                else present()
-            )
-            st = seen.get("st")
-            if not found:
+            else:
+                present()
+            st = seen.get("st")  # None: the last look did not find it
+            if st is None:
                 return (
                     (
                         f"the exchange never listed order {oid} within {self.wait_seconds:g} s, so it "
@@ -383,193 +397,297 @@ class _Run:
         return "", f"order {oid} may still be open{why}; {manual}"
 
 
+def _ready(cfg: Config, db_path: Path, out: Callable[[str], None]) -> bool:
+    """Credentials set (else CheckFailed) and a database to record in (else False, said)."""
+    problem = credential_problem(cfg)
+    if problem:
+        raise CheckFailed("Credentials", problem)
+    if not db_path.exists():
+        out(
+            f"{FAIL} Database: there is no database at {db_path}; run python initialize_db.py "
+            f"first — the result is recorded there for pre_launch_check.py."
+        )
+        return False
+    return True
+
+
+def _build_reader(cfg: Config) -> PolymarketClient:
+    from polybot.exchange.client import PolymarketClient
+
+    return PolymarketClient.from_config(cfg)
+
+
+def _build_live(cfg: Config, reader: PolymarketClient) -> LiveExchange:
+    try:
+        from polybot.exchange.live import LiveExchange
+
+        return LiveExchange.from_config(cfg, reader=reader)
+    except PolybotError as exc:
+        raise CheckFailed("Credentials", _sentence(exc)) from None
+
+
+def _authenticate(run: _Run, ident: dict) -> None:
+    """Say who signs, and prove the exchange accepts the API credentials (open orders)."""
+    live = run.live
+    funder = f", funder {live.funder}" if str(live.funder).lower() != str(live.address).lower() else ""
+    run.out(
+        f"Live order check on {ident['clob_url']} as {live.address} (signature type "
+        f"{ident['signature_type']}{funder})"
+    )
+    try:
+        n_open = len(live.open_orders())
+    except PolybotError as exc:
+        # an exchange that does not answer is not a credential problem: say which
+        step = "Exchange" if isinstance(exc, ExchangeUnavailable) else "Authentication"
+        raise CheckFailed(step, _sentence(exc)) from None
+    run.out(f"{OK} Authenticated: the exchange accepts the API credentials ({n_open} open order(s))")
+
+
+def _confirmed(pick: Pick, out: Callable[[str], None], stdin: Any) -> bool:
+    """Ask the operator before placing the order; False (said) unless they answer y."""
+    cost = fmt_usd(pick.price_micro * pick.size_micro // 1_000_000)
+    out(
+        f"This signs and places a REAL post-only BUY of {pick.min_size:g} shares at "
+        f"${pick.tick} ({cost} reserved) on that market, then cancels it. It cannot fill."
+    )
+    if not _ask("Place it? Type y to continue [y/N]:", out, stdin):
+        out(f"{FAIL} Not confirmed: nothing was sent; answer y, or pass --yes to run it unattended.")
+        return False
+    return True
+
+
+def _submit(run: _Run, prepared: PreparedOrder) -> OrderResult:
+    """Send the signed order; every failure is one CheckFailed, and ``run.order_id`` says
+    whether it may rest on the exchange (cleaned up on failure)."""
+    try:
+        return run.live.submit(prepared)
+    except TemporaryExchangeError as exc:
+        run.order_id = None  # definitely not accepted (live.py's contract)
+        raise CheckFailed(
+            "Placing the order",
+            f"the exchange is not accepting new orders now "
+            f"({_sentence(exc)}); nothing was placed — rerun "
+            f"the check once Polymarket accepts orders "
+            f"again",
+        ) from None
+    except OrderOutcomeUnknown as exc:
+        run.uncertain = True
+        raise CheckFailed(
+            "Placing the order",
+            f"no clear answer from the exchange ({_sentence(exc)}); check the network and rerun",
+        ) from None
+    except (AuthenticationError, RequestRejected) as exc:
+        run.order_id = None  # refused before it was processed
+        raise CheckFailed("Placing the order", _sentence(exc)) from None
+    except PolybotError as exc:
+        raise CheckFailed("Placing the order", _sentence(exc)) from None
+
+
+def _check_resting(run: _Run, res: OrderResult, ident: dict) -> None:
+    """The post-only order at the lowest tick must rest: a refusal or any other status fails."""
+    if res.status == "rejected":
+        msg = _sentence(res.error or "no reason given")
+        run.order_id = None  # refused: nothing rests
+        advice = advice_for(msg, ident["signature_type"], str(ident.get("funder") or ""))
+        raise CheckFailed(
+            "Placing the order", f"the exchange rejected it ({msg})" + (f"; {advice}" if advice else "")
+        )
+    if res.status not in ("live", "delayed"):
+        raise CheckFailed(
+            "Placing the order",
+            f"the exchange answered status {res.status!r} "
+            f"for a post-only order at the lowest tick, which "
+            f"should rest unfilled; do not trade live until "
+            f"this is understood",
+        )
+
+
+def _place(run: _Run, pick: Pick, ident: dict) -> str:
+    """Sign and place the post-only BUY at the lowest tick; returns the order's id."""
+    request = OrderRequest(
+        token_id=pick.token_id,
+        side="BUY",
+        order_type="GTC",
+        price_micro=pick.price_micro,
+        size_micro=pick.size_micro,
+        post_only=True,
+        tick_size=pick.tick,
+        neg_risk=pick.neg_risk,
+        client_tag="live_order_check",
+    )
+    try:
+        prepared = run.live.prepare(request)
+    except PolybotError as exc:
+        raise CheckFailed("Signing the order", _sentence(exc)) from None
+    run.out(f"{OK} Order signed: {prepared.order_hash}")
+    oid = run.order_id = run.placed_id = prepared.order_hash
+    res = _submit(run, prepared)
+    if res.exchange_order_id:
+        oid = run.order_id = run.placed_id = res.exchange_order_id
+    _check_resting(run, res, ident)
+    return oid
+
+
+def _confirm_listed(run: _Run, oid: str) -> None:
+    try:
+        listed = _wait_for(
+            lambda: _listed(run.live, oid), seconds=run.wait_seconds, sleep=run.sleep, clock=run.clock
+        )
+    except PolybotError as exc:
+        raise CheckFailed("Open orders", _sentence(exc)) from None
+    if not listed:
+        raise CheckFailed(
+            "Open orders",
+            f"the exchange accepted order {oid} but did not list it "
+            f"as open within {run.wait_seconds:g} s; do not trade live "
+            f"until its open orders are readable",
+        )
+    run.out(f"{OK} Order listed as open: {oid}")
+
+
+def _cancel_and_confirm_gone(run: _Run, oid: str) -> None:
+    live = run.live
+    try:
+        cres = live.cancel(oid)
+    except PolybotError as exc:
+        raise CheckFailed("Cancelling the order", _sentence(exc)) from None
+    if oid.lower() not in {c.lower() for c in cres.canceled}:
+        why = next(iter(cres.not_canceled.values()), "not in the canceled list")
+        raise CheckFailed(
+            "Cancelling the order",
+            f"the exchange did not cancel {oid} ({_sentence(why)}); do not trade live until cancels work",
+        )
+    run.out(f"{OK} Order cancelled: {oid}")
+    try:
+        gone = run.gone(oid)
+        st = live.lookup(oid) if gone else None
+    except PolybotError as exc:
+        raise CheckFailed("Order gone", _sentence(exc)) from None
+    if not gone or (st is not None and st.is_open):
+        raise CheckFailed("Order gone", f"order {oid} is still listed as open after the cancel")
+    run.out(f"{OK} Order gone: {oid} is no longer open" + (f" (status {st.status})" if st else ""))
+    run.order_id = None if st is None or not st.is_open else oid
+
+
+def _cleanup(run: _Run) -> tuple[str, str | None]:
+    """``run.cleanup()``, and if that itself fails, the sentence telling the operator to act."""
+    try:
+        return run.cleanup()
+    except Exception as exc:  # noqa: BLE001 — say so rather than hide the order
+        log.exception("live order check cleanup failed")
+        return (
+            "",
+            (
+                f"order {run.order_id} may still be open ({type(exc).__name__}); "
+                f"cancel it on polymarket.com (Portfolio → Open orders) now"
+                if run.order_id
+                else None
+            ),
+        )
+
+
+def _report_failure(failure: CheckFailed | None, run: _Run | None, out: Callable[[str], None]) -> None:
+    """Cancel what the failed check may have placed, then print the ✗ line(s)."""
+    if failure is None:
+        return
+    leftover = None
+    if run is not None:
+        note, leftover = _cleanup(run)
+        if note:
+            failure.why = f"{_sentence(failure.why)} — {note}"
+    out(f"{FAIL} {failure.step}: {_sentence(failure.why)}.")
+    if leftover:
+        out(f"{FAIL} Cleanup: {leftover}.")
+
+
+def _record(
+    db_path: Path,
+    out: Callable[[str], None],
+    *,
+    started: float,
+    finished: float,
+    passed: bool,
+    ident: dict,
+    run: _Run | None,
+    pick: Pick | None,
+    message: str,
+) -> int:
+    """Record the run (when there is a database); the exit code, 1 if recording failed."""
+    code = 0 if passed else 1
+    if db_path.exists():
+        try:
+            record_run(
+                db_path,
+                started=started,
+                finished=finished,
+                passed=passed,
+                ident=ident,
+                order_id=run.placed_id if run else None,
+                token_id=pick.token_id if pick else None,
+                message=message,
+            )
+        except (PolybotError, OSError) as exc:
+            out(
+                f"{FAIL} Recording the result: {_sentence(exc)}; fix it and rerun the check "
+                f"(pre_launch_check.py reads the result from the database)."
+            )
+            return 1
+    return code
+
+
 def run_live_order_check(
-    cfg: Any,
+    cfg: Config,
     *,
     assume_yes: bool = False,
     out: Callable[[str], None] = print,
     stdin: Any = None,
-    reader: Any = None,
-    live: Any = None,
+    reader: PolymarketClient | None = None,
+    live: LiveExchange | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
     wait_seconds: float = WAIT_SECONDS,
 ) -> int:
     """Run the check; returns the exit code (0 only when every step passed and was recorded)."""
-    from polybot.exchange.base import OrderRequest
-
     started = wall()
-    pm = cfg.polymarket
     db_path = Path(cfg.database_path)
     own_reader = reader is None
     run: _Run | None = None
     pick: Pick | None = None
     failure: CheckFailed | None = None
     ident = identity(cfg)
-
-    def finish(passed: bool, message: str) -> int:
-        code = 0 if passed else 1
-        if db_path.exists():
-            try:
-                record_run(
-                    db_path,
-                    started=started,
-                    finished=wall(),
-                    passed=passed,
-                    ident=ident,
-                    order_id=run.placed_id if run else None,
-                    token_id=pick.token_id if pick else None,
-                    message=message,
-                )
-            except (PolybotError, OSError) as exc:
-                out(
-                    f"{FAIL} Recording the result: {_sentence(exc)}; fix it and rerun the check "
-                    f"(pre_launch_check.py reads the result from the database)."
-                )
-                return 1
-        return code
-
     try:
-        problem = credential_problem(cfg)
-        if problem:
-            raise CheckFailed("Credentials", problem)
-        if not db_path.exists():
-            out(
-                f"{FAIL} Database: there is no database at {db_path}; run python initialize_db.py "
-                f"first — the result is recorded there for pre_launch_check.py."
-            )
+        if not _ready(cfg, db_path, out):
             return 1
         if reader is None:
-            from polybot.exchange.client import PolymarketClient
-
-            reader = PolymarketClient.from_config(cfg)
+            reader = _build_reader(cfg)
         if live is None:
-            try:
-                from polybot.exchange.live import LiveExchange
-
-                live = LiveExchange.from_config(cfg, reader=reader)
-            except PolybotError as exc:
-                raise CheckFailed("Credentials", _sentence(exc)) from None
+            live = _build_live(cfg, reader)
         ident = identity(cfg, live)
         run = _Run(live, out, sleep, clock, wait_seconds)
-        funder = f", funder {live.funder}" if str(live.funder).lower() != str(live.address).lower() else ""
-        out(
-            f"Live order check on {ident['clob_url']} as {live.address} (signature type "
-            f"{ident['signature_type']}{funder})"
-        )
-        try:
-            n_open = len(live.open_orders())
-        except PolybotError as exc:
-            # an exchange that does not answer is not a credential problem: say which
-            step = "Exchange" if isinstance(exc, ExchangeUnavailable) else "Authentication"
-            raise CheckFailed(step, _sentence(exc)) from None
-        out(f"{OK} Authenticated: the exchange accepts the API credentials ({n_open} open order(s))")
+        _authenticate(run, ident)
         pick = pick_market(reader)
-        cost = fmt_usd(pick.price_micro * pick.size_micro // 1_000_000)
         out(
             f"{OK} Market: {pick.question[:70]} — best bid {pick.best_bid:g} / ask {pick.best_ask:g}, "
             f"tick {pick.tick}, minimum {pick.min_size:g} shares"
         )
-        if not assume_yes:
-            out(
-                f"This signs and places a REAL post-only BUY of {pick.min_size:g} shares at "
-                f"${pick.tick} ({cost} reserved) on that market, then cancels it. It cannot fill."
-            )
-            if not _ask("Place it? Type y to continue [y/N]:", out, stdin):
-                out(f"{FAIL} Not confirmed: nothing was sent; answer y, or pass --yes to run it unattended.")
-                return 1  # no order was involved: not a recorded run
-
-        request = OrderRequest(
-            token_id=pick.token_id,
-            side="BUY",
-            order_type="GTC",
-            price_micro=pick.price_micro,
-            size_micro=pick.size_micro,
-            post_only=True,
-            tick_size=pick.tick,
-            neg_risk=pick.neg_risk,
-            client_tag="live_order_check",
+        if not assume_yes and not _confirmed(pick, out, stdin):
+            return 1  # no order was involved: not a recorded run
+        oid = _place(run, pick, ident)
+        _confirm_listed(run, oid)
+        _cancel_and_confirm_gone(run, oid)
+        message = f"placed, listed, cancelled and gone: {oid}"
+        code = _record(
+            db_path,
+            out,
+            started=started,
+            finished=wall(),
+            passed=True,
+            ident=ident,
+            run=run,
+            pick=pick,
+            message=message,
         )
-        try:
-            prepared = live.prepare(request)
-        except PolybotError as exc:
-            raise CheckFailed("Signing the order", _sentence(exc)) from None
-        out(f"{OK} Order signed: {prepared.order_hash}")
-        run.order_id = run.placed_id = prepared.order_hash
-        try:
-            res = live.submit(prepared)
-        except TemporaryExchangeError as exc:
-            run.order_id = None  # definitely not accepted (live.py's contract)
-            raise CheckFailed(
-                "Placing the order",
-                f"the exchange is not accepting new orders now "
-                f"({_sentence(exc)}); nothing was placed — rerun "
-                f"the check once Polymarket accepts orders "
-                f"again",
-            ) from None
-        except OrderOutcomeUnknown as exc:
-            run.uncertain = True
-            raise CheckFailed(
-                "Placing the order",
-                f"no clear answer from the exchange ({_sentence(exc)}); check the network and rerun",
-            ) from None
-        except (AuthenticationError, RequestRejected) as exc:
-            run.order_id = None  # refused before it was processed
-            raise CheckFailed("Placing the order", _sentence(exc)) from None
-        except PolybotError as exc:
-            raise CheckFailed("Placing the order", _sentence(exc)) from None
-        if res.exchange_order_id:
-            run.order_id = run.placed_id = res.exchange_order_id
-        if res.status == "rejected":
-            msg = _sentence(res.error or "no reason given")
-            run.order_id = None  # refused: nothing rests
-            advice = advice_for(msg, ident["signature_type"], str(ident.get("funder") or ""))
-            raise CheckFailed(
-                "Placing the order", f"the exchange rejected it ({msg})" + (f"; {advice}" if advice else "")
-            )
-        if res.status not in ("live", "delayed"):
-            raise CheckFailed(
-                "Placing the order",
-                f"the exchange answered status {res.status!r} "
-                f"for a post-only order at the lowest tick, which "
-                f"should rest unfilled; do not trade live until "
-                f"this is understood",
-            )
-        oid = run.order_id
-        try:
-            listed = _wait_for(lambda: _listed(live, oid), seconds=wait_seconds, sleep=sleep, clock=clock)
-        except PolybotError as exc:
-            raise CheckFailed("Open orders", _sentence(exc)) from None
-        if not listed:
-            raise CheckFailed(
-                "Open orders",
-                f"the exchange accepted order {oid} but did not list it "
-                f"as open within {wait_seconds:g} s; do not trade live "
-                f"until its open orders are readable",
-            )
-        out(f"{OK} Order listed as open: {oid}")
-        try:
-            cres = live.cancel(oid)
-        except PolybotError as exc:
-            raise CheckFailed("Cancelling the order", _sentence(exc)) from None
-        if oid.lower() not in {c.lower() for c in cres.canceled}:
-            why = next(iter(cres.not_canceled.values()), "not in the canceled list")
-            raise CheckFailed(
-                "Cancelling the order",
-                f"the exchange did not cancel {oid} ({_sentence(why)}); do not trade live until cancels work",
-            )
-        out(f"{OK} Order cancelled: {oid}")
-        try:
-            gone = run.gone(oid)
-            st = live.lookup(oid) if gone else None
-        except PolybotError as exc:
-            raise CheckFailed("Order gone", _sentence(exc)) from None
-        if not gone or (st is not None and st.is_open):
-            raise CheckFailed("Order gone", f"order {oid} is still listed as open after the cancel")
-        out(f"{OK} Order gone: {oid} is no longer open" + (f" (status {st.status})" if st else ""))
-        run.order_id = None if st is None or not st.is_open else oid
-        code = finish(True, f"placed, listed, cancelled and gone: {oid}")
         if code == 0:
             out(
                 f"{OK} Live order check passed: live signing works for {live.address}; recorded in "
@@ -587,29 +705,19 @@ def run_live_order_check(
             f"{type(exc).__name__}: {_sentence(exc)} (the traceback is in the log file; please report it)",
         )
     finally:
-        leftover = None
-        if failure is not None and run is not None:
-            try:
-                note, leftover = run.cleanup()
-            except Exception as exc:  # noqa: BLE001 — say so rather than hide the order
-                log.exception("live order check cleanup failed")
-                note, leftover = (
-                    "",
-                    (
-                        f"order {run.order_id} may still be open ({type(exc).__name__}); "
-                        f"cancel it on polymarket.com (Portfolio → Open orders) now"
-                        if run.order_id
-                        else None
-                    ),
-                )
-            if note:
-                failure.why = f"{_sentence(failure.why)} — {note}"
-        if failure is not None:
-            out(f"{FAIL} {failure.step}: {_sentence(failure.why)}.")
-            if leftover:
-                out(f"{FAIL} Cleanup: {leftover}.")
+        _report_failure(failure, run, out)
         if live is not None:
             live.close()
         if own_reader and reader is not None:
             reader.close()
-    return finish(False, f"{failure.step}: {failure.why}")
+    return _record(
+        db_path,
+        out,
+        started=started,
+        finished=wall(),
+        passed=False,
+        ident=ident,
+        run=run,
+        pick=pick,
+        message=f"{failure.step}: {failure.why}",
+    )

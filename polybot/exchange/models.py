@@ -4,9 +4,15 @@ models hold floats for market data and micro-unit integers where money settles
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from polybot.domain import FeeSchedule  # noqa: F401  (a market fact, defined in domain; re-exported)
+
+# Where an exchange finds a token's fee schedule: a token → schedule map, or a lookup
+# function (None: unknown, read it from the market).
+FeeSource: TypeAlias = Mapping[str, FeeSchedule] | Callable[[str], FeeSchedule | None]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Union
+from typing import Any, TypedDict
 
 from polybot.domain import BUY, SELL, ExchangeOrderStatus
 from polybot.errors import DataError
@@ -41,15 +41,13 @@ from polybot.exchange.base import (
     Position,
     PreparedOrder,
 )
-from polybot.exchange.fills import FILLED, resting_fill, simulate_fill
-from polybot.exchange.models import FeeSchedule, OrderBook
+from polybot.exchange.fills import FILLED, LevelFill, resting_fill, simulate_fill
+from polybot.exchange.models import FeeSchedule, FeeSource, OrderBook
 from polybot.money import MICRO, average_price_micro, fmt_usd, notional_micro
 from polybot.money import div_half_up as _half_up_div
 
 GTD_SECURITY_SECONDS = 60  # Polymarket: a GTD order stops 60 s before its expiration
 ID_PREFIX = "paper-"
-
-FeeSource = Union[Mapping[str, FeeSchedule], Callable[[str], FeeSchedule | None]]
 
 
 @dataclass
@@ -87,16 +85,23 @@ class PaperOrder:
         return max(0, self.original_size_micro - self.size_matched_micro)
 
 
+class PaperPosition(TypedDict):
+    """A paper holding (integer micro-units): shares, and their cost basis including fees."""
+
+    size_micro: int
+    cost_micro: int
+
+
 @dataclass
 class PaperState:
     """Everything the paper exchange knows. JSON round-trips exactly (integers only)."""
 
     cash_micro: int
     next_seq: int = 1
-    positions: dict = field(default_factory=dict)  # token → {"size_micro", "cost_micro"}
-    orders: dict = field(default_factory=dict)  # order id → PaperOrder
-    fills: list = field(default_factory=list)  # [Fill]
-    settlements: list = field(
+    positions: dict[str, PaperPosition] = field(default_factory=dict)  # token → holding
+    orders: dict[str, PaperOrder] = field(default_factory=dict)  # order id → PaperOrder
+    fills: list[Fill] = field(default_factory=list)
+    settlements: list[dict[str, Any]] = field(
         default_factory=list
     )  # [{"token_id","payout_micro","size_micro","amount_micro","ts"}]
 
@@ -195,15 +200,18 @@ class PaperExchange(Exchange):
             initial_cash_micro=initial_cash_micro,
             state=state,
         )
-        events = [(f.ts, 0, f) for f in fills] + [(int(s["ts"]), 1, s) for s in settlements]
+        # (ts, 0 = fill / 1 = settlement, the fill, the settlement): fills first within a second
+        events: list[tuple[int, int, Fill | None, Mapping | None]] = [(f.ts, 0, f, None) for f in fills] + [
+            (int(s["ts"]), 1, None, s) for s in settlements
+        ]
         events.sort(key=lambda e: (e[0], e[1]))
         ids = set(known_order_ids)
-        for _, kind, ev in events:
-            if kind == 0:
-                ex._apply_fill(ev)
-                ids.add(ev.order_id)
-            else:
-                ex._apply_settlement(dict(ev))
+        for _, _, fill, settlement in events:
+            if fill is not None:
+                ex._apply_fill(fill)
+                ids.add(fill.order_id)
+            elif settlement is not None:
+                ex._apply_settlement(dict(settlement))
         for o in open_orders:
             po = (
                 o
@@ -257,7 +265,7 @@ class PaperExchange(Exchange):
         with self._lock:
             return self.state.cash_micro - self._reserved_cash()
 
-    def _position(self, token_id: str) -> dict:
+    def _position(self, token_id: str) -> PaperPosition:
         return self.state.positions.setdefault(token_id, {"size_micro": 0, "cost_micro": 0})
 
     def _apply_fill(self, f: Fill) -> None:
@@ -284,7 +292,9 @@ class PaperExchange(Exchange):
     def _fills_of(self, order_id: str) -> list[Fill]:
         return [f for f in self.state.fills if f.order_id == order_id]
 
-    def _record_fills(self, order: PaperOrder, level_fills, liquidity: str) -> list[Fill]:
+    def _record_fills(
+        self, order: PaperOrder, level_fills: Iterable[LevelFill], liquidity: str
+    ) -> list[Fill]:
         n = len(self._fills_of(order.order_id))
         now = self._now()
         out = []
@@ -378,12 +388,16 @@ class PaperExchange(Exchange):
                 error = res.reason
             elif req.post_only and res.fills:
                 error = "invalid post-only order: order crosses book"
-            elif req.order_type == "GTD" and req.expiration - GTD_SECURITY_SECONDS <= self._now():
+            elif (
+                req.order_type == "GTD"
+                and req.expiration is not None  # always set on a GTD OrderRequest
+                and req.expiration - GTD_SECURITY_SECONDS <= self._now()
+            ):
                 error = "invalid expiration: a GTD order must expire more than 60 s from now"
             elif req.side == BUY:
                 rests = (
                     notional_micro(req.price_micro, res.remaining_size_micro)
-                    if res.remaining_size_micro
+                    if res.remaining_size_micro and req.price_micro is not None  # only GTC/GTD rest
                     else 0
                 )
                 need = res.notional_micro + res.fee_micro + rests
@@ -394,7 +408,8 @@ class PaperExchange(Exchange):
                         f"{fmt_usd(avail)} is available"
                     )
             else:
-                held = self.state.positions.get(req.token_id, {}).get("size_micro", 0)
+                pos = self.state.positions.get(req.token_id)
+                held = pos["size_micro"] if pos is not None else 0
                 avail = held - self._reserved_shares(req.token_id)
                 need = res.requested_size_micro or 0
                 if need > avail:

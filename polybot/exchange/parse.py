@@ -29,6 +29,7 @@ vector (each price 0, 0.5 or 1 and summing to 1: ``["1","0"]``, ``["0","1"]``,
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -61,6 +62,7 @@ from polybot.exchange.parse_util import (
     price,
     record_id,
     records_of,
+    req_num,
     req_price,
     tag_labels,
     text,
@@ -112,7 +114,8 @@ def _gamma_payouts(
         settled = statuses[-1] == "resolved"
     else:
         settled = closed and vector is not None
-    payouts = dict(zip(token_ids, vector)) if settled and vector is not None else None
+    # vector is None unless it has one payout per token (checked above)
+    payouts = dict(zip(token_ids, vector, strict=True)) if settled and vector is not None else None
     return payouts, status, statuses
 
 
@@ -145,7 +148,7 @@ def _gamma_market(obj: dict, mid: str, event: dict | None) -> Market:
         OutcomeToken(
             token_id=t, outcome=o, index=i, price=p, winner=None if payouts is None else payouts[t] == 1.0
         )
-        for i, (t, o, p) in enumerate(zip(token_ids, outcomes, prices))
+        for i, (t, o, p) in enumerate(zip(token_ids, outcomes, prices, strict=True))  # lengths checked above
     )
 
     events = obj.get("events")
@@ -416,7 +419,7 @@ def parse_price_history(obj: Any, token_id: str = "?") -> list[PricePoint]:
         rows = records_of(obj, "history")
         pts = []
         for r in rows:
-            t = int(num(r["t"], "t"))
+            t = int(req_num(r["t"], "t"))
             pts.append(PricePoint(t=t, p=req_price(r["p"], f"p at t={t}")))
         pts.sort(key=lambda pt: pt.t)
         return pts
@@ -448,7 +451,7 @@ def _token_map(obj: Any, kind: str, value: Callable[[Any], Any]) -> tuple[dict, 
     for i, (tok, raw) in enumerate(items):
         tok = tok or f"#{i}"
         try:
-            out[tok] = guarded(kind + " of token", tok, lambda: value(raw))
+            out[tok] = guarded(kind + " of token", tok, functools.partial(value, raw))
         except DataError as exc:
             issues.append(ParseIssue(tok, str(exc)))
     return out, issues
@@ -546,7 +549,7 @@ def parse_server_time(obj: Any) -> int:
 
 # Account-side parsers (Data API, orders, trades, errors) live in parse_account.py;
 # re-exported here so callers have one import path.
-from polybot.exchange.parse_account import (  # noqa: E402
+from polybot.exchange.parse_account import (  # noqa: E402 — re-exports, kept below this module's own parsers
     parse_cancel_response,
     parse_clob_trade,
     parse_error_body,

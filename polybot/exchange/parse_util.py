@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, overload
 
 from polybot.errors import DataError
 from polybot.exchange.models import ParseIssue
@@ -92,6 +92,10 @@ def as_list(v: Any, name: str) -> list:
     return v
 
 
+@overload
+def num(v: Any, name: str, default: float) -> float: ...
+@overload
+def num(v: Any, name: str, default: None = None) -> float | None: ...
 def num(v: Any, name: str, default: float | None = None) -> float | None:
     """A finite float from a number or numeric string; None/"" → default."""
     if v is None or v == "":
@@ -107,6 +111,18 @@ def num(v: Any, name: str, default: float | None = None) -> float | None:
     return f
 
 
+def req_num(v: Any, name: str) -> float:
+    """A required finite float (None/"" is an error)."""
+    f = num(v, name)
+    if f is None:
+        raise Bad(f"{name} is missing")
+    return f
+
+
+@overload
+def price(v: Any, name: str, default: float) -> float: ...
+@overload
+def price(v: Any, name: str, default: None = None) -> float | None: ...
 def price(v: Any, name: str, default: float | None = None) -> float | None:
     """A price in [0, 1]."""
     f = num(v, name, default)
@@ -170,7 +186,7 @@ def epoch(v: Any, name: str = "timestamp") -> int | None:
         return None
     is_number = isinstance(v, (int, float)) and not isinstance(v, bool)
     if is_number or (isinstance(v, str) and v.strip().lstrip("-").replace(".", "", 1).isdigit()):
-        f = num(v, name)
+        f = req_num(v, name)  # v is neither None nor "" here
         return int(f // 1000) if f > 1e11 else int(f)
     if not isinstance(v, str):
         raise Bad(f"{name} is not a date: {v!r}")

@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(args: argparse.Namespace) -> int:
+def _checked_args(args: argparse.Namespace) -> tuple[list, tuple[float, ...]]:
+    """(fault rules, trade delays) from the options; ConfigError naming a bad option."""
     if args.host not in ("127.0.0.1", "localhost"):
         raise ConfigError(f"The simulator binds 127.0.0.1 only; --host {args.host} is refused (omit --host).")
     if args.markets < 1:
@@ -73,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         faults = parse_spec(args.faults)
     except ValueError as exc:
-        raise ConfigError(f"Invalid --faults: {exc}.")
+        raise ConfigError(f"Invalid --faults: {exc}.") from None
     try:
         delays = tuple(float(x) for x in args.trade_delays.split(":"))
         if len(delays) != 2 or not 0 <= delays[0] <= delays[1]:
@@ -82,9 +83,14 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"Invalid --trade-delays {args.trade_delays!r}; use MINED:CONFIRMED seconds with "
             f"0 <= MINED <= CONFIRMED, e.g. 2:5."
-        )
+        ) from None
     if args.chain_id <= 0:
         raise ConfigError("--chain-id must be a positive chain id, e.g. 137.")
+    return faults, delays
+
+
+def main(args: argparse.Namespace) -> int:
+    faults, delays = _checked_args(args)
     from .server import start_simulator
     from .simulator import parse_time
 
@@ -93,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(
             f"Invalid --start-time {args.start_time!r}; use ISO-8601 like 2026-11-01T00:00:00Z."
-        )
+        ) from None
     try:
         handle = start_simulator(
             port=args.port,
@@ -109,7 +115,7 @@ def main(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(
             f"Cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc}); pick another --port."
-        )
+        ) from None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if hasattr(signal, "SIGBREAK"):

@@ -7,8 +7,11 @@ server.py handles. Errors: ValueError/TypeError → 400, KeyError → 404 (serve
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from . import lifecycle, sessions, signing, ticks
 from .api import Request, Response
+from .simulator import Simulator
 
 
 def account_json(ex, acct) -> dict:
@@ -28,7 +31,7 @@ def _address(value, name: str = "address") -> str:
     return s.lower()
 
 
-def _accounts(sim, req: Request, body: dict) -> Response:
+def _accounts(sim: Simulator, req: Request, body: dict) -> Response:
     ex = sim.exchange
     if req.method == "GET":
         addr = req.q("address")
@@ -59,59 +62,84 @@ def _accounts(sim, req: Request, body: dict) -> Response:
     return Response(account_json(ex, acct))
 
 
-def handle(sim, req: Request, body: dict) -> Response | None:
-    path, method = req.path, req.method
+def _mode(sim: Simulator, req: Request, body: dict) -> Response:
+    with sim.lock:
+        t = sim.now_float()
+        if req.method == "POST":
+            return Response(
+                sessions.set_mode(sim.exchange, str(body.get("mode", "")), body.get("seconds"), t)
+            )
+        return Response(sessions.mode_json(sim.exchange, t))
+
+
+def _ticks(sim: Simulator, req: Request, body: dict) -> Response:
+    with sim.lock:
+        sim.sync()
+        if req.method == "POST":
+            if "token_id" not in body or "tick" not in body:
+                raise ValueError('POST /_sim/ticks needs {"token_id": ..., "tick": "0.001" | "0.01" | null}')
+            return Response(ticks.force(sim, str(body["token_id"]), body["tick"]))
+        return Response(ticks.state(sim))
+
+
+def _book(sim: Simulator, req: Request, body: dict) -> Response:
+    if req.method == "POST":
+        if not body.get("token_id"):
+            raise ValueError(
+                'POST /_sim/book needs {"token_id": ..., "bids": [[price, size]], "asks": [...]}'
+                ' or {"token_id": ..., "clear": true}'
+            )
+        return Response(
+            sim.set_book(
+                str(body["token_id"]), body.get("bids"), body.get("asks"), clear=bool(body.get("clear"))
+            )
+        )
+    with sim.lock:
+        return Response(
+            {"overrides": [sim.world.markets[mi].token_ids[0] for mi in sorted(sim.book_override)]}
+        )
+
+
+def _lifecycle(sim: Simulator, req: Request, body: dict) -> Response:
     ex = sim.exchange
-    if path == "/accounts" and method in ("GET", "POST"):
-        with sim.lock:
-            return _accounts(sim, req, body)
-    if path == "/mode" and method in ("GET", "POST"):
-        with sim.lock:
-            t = sim.now_float()
-            if method == "POST":
-                return Response(sessions.set_mode(ex, str(body.get("mode", "")), body.get("seconds"), t))
-            return Response(sessions.mode_json(ex, t))
-    if path == "/ticks" and method in ("GET", "POST"):
-        with sim.lock:
-            sim.sync()
-            if method == "POST":
-                if "token_id" not in body or "tick" not in body:
-                    raise ValueError(
-                        'POST /_sim/ticks needs {"token_id": ..., "tick": "0.001" | "0.01" | null}'
-                    )
-                return Response(ticks.force(sim, str(body["token_id"]), body["tick"]))
-            return Response(ticks.state(sim))
-    if path == "/book" and method in ("GET", "POST"):
-        if method == "POST":
-            if not body.get("token_id"):
-                raise ValueError(
-                    'POST /_sim/book needs {"token_id": ..., "bids": [[price, size]], "asks": [...]}'
-                    ' or {"token_id": ..., "clear": true}'
-                )
-            return Response(
-                sim.set_book(
-                    str(body["token_id"]), body.get("bids"), body.get("asks"), clear=bool(body.get("clear"))
-                )
-            )
-        with sim.lock:
-            return Response(
-                {"overrides": [sim.world.markets[mi].token_ids[0] for mi in sorted(sim.book_override)]}
-            )
-    if path == "/lifecycle" and method in ("GET", "POST"):
-        with sim.lock:
-            if method == "POST":
-                return Response(
-                    lifecycle.set_delays(ex, body.get("mined_after"), body.get("confirmed_after"))
-                )
-            return Response(lifecycle.delays_json(ex))
-    if path == "/trades/fail" and method == "POST":
-        with sim.lock:
-            sim.sync()
-            acct = ex.find_account(_address(body.get("address")))
-            if acct is None:
-                raise KeyError(f"account {body.get('address')} does not exist in the simulator")
-            ids = body.get("trade_ids") or []
-            if not isinstance(ids, list):
-                raise ValueError("trade_ids must be a list of trade ids")
-            return Response(lifecycle.mark_failing(ex, acct, ids, int(body.get("next", 0) or 0)))
-    return None
+    with sim.lock:
+        if req.method == "POST":
+            return Response(lifecycle.set_delays(ex, body.get("mined_after"), body.get("confirmed_after")))
+        return Response(lifecycle.delays_json(ex))
+
+
+def _trades_fail(sim: Simulator, req: Request, body: dict) -> Response:
+    ex = sim.exchange
+    with sim.lock:
+        sim.sync()
+        acct = ex.find_account(_address(body.get("address")))
+        if acct is None:
+            raise KeyError(f"account {body.get('address')} does not exist in the simulator")
+        ids = body.get("trade_ids") or []
+        if not isinstance(ids, list):
+            raise ValueError("trade_ids must be a list of trade ids")
+        return Response(lifecycle.mark_failing(ex, acct, ids, int(body.get("next", 0) or 0)))
+
+
+def _accounts_locked(sim: Simulator, req: Request, body: dict) -> Response:
+    with sim.lock:
+        return _accounts(sim, req, body)
+
+
+# path -> (methods, handler(sim, req, JSON body))
+_ENDPOINTS: dict[str, tuple[tuple[str, ...], Callable[[Simulator, Request, dict], Response]]] = {
+    "/accounts": (("GET", "POST"), _accounts_locked),
+    "/mode": (("GET", "POST"), _mode),
+    "/ticks": (("GET", "POST"), _ticks),
+    "/book": (("GET", "POST"), _book),
+    "/lifecycle": (("GET", "POST"), _lifecycle),
+    "/trades/fail": (("POST",), _trades_fail),
+}
+
+
+def handle(sim: Simulator, req: Request, body: dict) -> Response | None:
+    """The answer of an exchange-rule admin endpoint, or None when ``req`` is not one."""
+    endpoint = _ENDPOINTS.get(req.path)
+    if endpoint is None or req.method not in endpoint[0]:
+        return None
+    return endpoint[1](sim, req, body)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias, overload
+
+# (HTTP method, path regex, handler(sim, req, t, **path groups) -> JSON body or Response)
+Route: TypeAlias = tuple[str, str, Callable[..., Any]]
 
 
 class ApiError(Exception):
@@ -28,23 +32,35 @@ class Request:
     headers: Any  # case-insensitive mapping (http.client.HTTPMessage)
     body: bytes = b""
 
+    @overload
+    def q(self, name: str, default: str) -> str: ...
+    @overload
+    def q(self, name: str, default: None = None) -> str | None: ...
     def q(self, name: str, default: str | None = None) -> str | None:
         vals = self.query.get(name)
         return vals[0] if vals else default
 
-    def qs(self, name: str) -> list:
+    def qs(self, name: str) -> list[str]:
         """All values of a repeatable parameter (``id=1&id=2`` or ``id=1,2``)."""
-        out = []
+        out: list[str] = []
         for v in self.query.get(name, []):
             out.extend(x for x in v.split(",") if x != "")
         return out
 
+    @overload
+    def q_bool(self, name: str, default: bool) -> bool: ...
+    @overload
+    def q_bool(self, name: str, default: None = None) -> bool | None: ...
     def q_bool(self, name: str, default: bool | None = None) -> bool | None:
         v = self.q(name)
         if v is None or v == "":
             return default
         return v.strip().lower() in ("1", "true", "yes")
 
+    @overload
+    def q_float(self, name: str, default: float) -> float: ...
+    @overload
+    def q_float(self, name: str, default: None = None) -> float | None: ...
     def q_float(self, name: str, default: float | None = None) -> float | None:
         v = self.q(name)
         if v is None or v == "":
@@ -52,8 +68,14 @@ class Request:
         try:
             return float(v)
         except ValueError:
-            raise ApiError(422, f"invalid {name}", {"type": "validation error", "error": f"invalid {name}"})
+            raise ApiError(
+                422, f"invalid {name}", {"type": "validation error", "error": f"invalid {name}"}
+            ) from None
 
+    @overload
+    def q_int(self, name: str, default: int, status: int = 400) -> int: ...
+    @overload
+    def q_int(self, name: str, default: None = None, status: int = 400) -> int | None: ...
     def q_int(self, name: str, default: int | None = None, status: int = 400) -> int | None:
         v = self.q(name)
         if v is None or v == "":
@@ -61,7 +83,7 @@ class Request:
         try:
             return int(float(v))
         except ValueError:
-            raise ApiError(status, f"invalid {name}")
+            raise ApiError(status, f"invalid {name}") from None
 
     @property
     def text(self) -> str:
@@ -71,7 +93,7 @@ class Request:
         try:
             return json.loads(self.body.decode("utf-8")) if self.body else None
         except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, error)
+            raise ApiError(400, error) from None
 
 
 @dataclass
@@ -126,7 +148,7 @@ def decode_cursor(cursor: str | None) -> int:
     try:
         return int(base64.b64decode(cursor.encode()).decode())
     except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "invalid next_cursor")
+        raise ApiError(400, "invalid next_cursor") from None
 
 
 END_CURSOR = "LTE="

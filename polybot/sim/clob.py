@@ -17,7 +17,9 @@ from ..timefmt import iso_seconds
 from .api import (
     END_CURSOR,
     ApiError,
+    Request,
     Response,
+    Route,
     decode_cursor,
     encode_cursor,
     micro_str,
@@ -25,20 +27,21 @@ from .api import (
     price_str,
     price_table,
 )
+from .simulator import Simulator
 
 NO_BOOK = "No orderbook exists for the requested token id"
 MAX_BATCH = 500
 INTERVALS = {"1h": 3600, "6h": 21_600, "1d": 86_400, "1w": 604_800, "1m": 2_592_000}
 
 
-def _token(sim, token):
+def _token(sim: Simulator, token):
     m, k = sim.world.market_by_token(str(token or ""))
     if m is None:
         raise ApiError(404, NO_BOOK)
     return m, k
 
 
-def _batch(req) -> list:
+def _batch(req: Request) -> list:
     body = req.json()
     if not isinstance(body, list) or not all(isinstance(x, dict) and x.get("token_id") for x in body):
         raise ApiError(400, "Invalid payload")
@@ -53,7 +56,7 @@ def _levels_json(levels, nt: int) -> str:
     return ",".join(['{"price":"' + table[p] + '","size":"' + micro_str(q) + '"}' for p, q in levels])
 
 
-def books_json(sim, tokens, t: float) -> list:
+def books_json(sim: Simulator, tokens, t: float) -> list:
     """Compact JSON text of each known token's book (unknown tokens are skipped).
 
     Built as text directly (this is the hot path of POST /books); the result is
@@ -64,7 +67,7 @@ def books_json(sim, tokens, t: float) -> list:
     hits = [h for h in hits if h[1] is not None]
     mis = list(dict.fromkeys(m.index for _, m, _ in hits))
     yes = sim.yes_levels(mis, t)
-    probs = dict(zip(mis, sim.prices.yes_prices(mis, t).tolist())) if mis else {}
+    probs = dict(zip(mis, sim.prices.yes_prices(mis, t).tolist(), strict=True)) if mis else {}
     ts = str(int(t * 1000))
     strs = sim.__dict__.setdefault("_book_strs", {})  # market index -> constant tail of the JSON
     live = sim.exchange.live
@@ -102,12 +105,12 @@ def books_json(sim, tokens, t: float) -> list:
     return out
 
 
-def books_for(sim, tokens, t: float) -> list:
+def books_for(sim: Simulator, tokens, t: float) -> list:
     """Book dicts for known tokens (unknown tokens are skipped)."""
     return [json.loads(x) for x in books_json(sim, tokens, t)]
 
 
-def _bbo(sim, tokens, t) -> dict:
+def _bbo(sim: Simulator, tokens, t: float) -> dict:
     """token -> (best bid ticks or 0, best ask ticks or nt, nt) from the full books."""
     out = {}
     for b in books_for(sim, tokens, t):
@@ -130,7 +133,7 @@ def _mid(bbo) -> str:
 
 
 # ----------------------------------------------------------------------------- handlers
-def book(sim, req, t):
+def book(sim: Simulator, req: Request, t: float):
     tok = req.q("token_id")
     if not tok:
         raise ApiError(400, "Invalid token id")
@@ -138,13 +141,13 @@ def book(sim, req, t):
     return books_for(sim, [tok], t)[0]
 
 
-def books(sim, req, t):
+def books(sim: Simulator, req: Request, t: float):
     return Response(
         raw=("[" + ",".join(books_json(sim, [x["token_id"] for x in _batch(req)], t)) + "]").encode()
     )
 
 
-def price(sim, req, t):
+def price(sim: Simulator, req: Request, t: float):
     tok, side = req.q("token_id"), (req.q("side") or "").upper()
     _token(sim, tok)
     if side not in ("BUY", "SELL"):
@@ -152,7 +155,7 @@ def price(sim, req, t):
     return {"price": _side_price(_bbo(sim, [tok], t)[tok], side)}
 
 
-def prices(sim, req, t):
+def prices(sim: Simulator, req: Request, t: float):
     items = _batch(req)
     bbo = _bbo(sim, [x["token_id"] for x in items], t)
     out: dict = {}
@@ -163,44 +166,44 @@ def prices(sim, req, t):
     return out
 
 
-def midpoint(sim, req, t):
+def midpoint(sim: Simulator, req: Request, t: float):
     tok = req.q("token_id")
     _token(sim, tok)
     return {"mid": _mid(_bbo(sim, [tok], t)[tok])}
 
 
-def midpoints(sim, req, t):
+def midpoints(sim: Simulator, req: Request, t: float):
     return {tok: _mid(v) for tok, v in _bbo(sim, [x["token_id"] for x in _batch(req)], t).items()}
 
 
-def spread(sim, req, t):
+def spread(sim: Simulator, req: Request, t: float):
     tok = req.q("token_id")
     _token(sim, tok)
     bb, ba, nt = _bbo(sim, [tok], t)[tok]
     return {"spread": price_str(ba - bb, nt)}
 
 
-def spreads(sim, req, t):
+def spreads(sim: Simulator, req: Request, t: float):
     return {
         tok: price_str(ba - bb, nt)
         for tok, (bb, ba, nt) in _bbo(sim, [x["token_id"] for x in _batch(req)], t).items()
     }
 
 
-def _last(sim, tok, t):
+def _last(sim: Simulator, tok, t: float):
     b = books_for(sim, [tok], t)[0]
     lt = sim.last_trade.get(tok)
     return b["last_trade_price"], (lt[1] if lt else ("BUY" if b["last_trade_price"] else ""))
 
 
-def last_trade_price(sim, req, t):
+def last_trade_price(sim: Simulator, req: Request, t: float):
     tok = req.q("token_id")
     _token(sim, tok)
     p, side = _last(sim, tok, t)
     return {"price": p, "side": side}
 
 
-def last_trades_prices(sim, req, t):
+def last_trades_prices(sim: Simulator, req: Request, t: float):
     out = []
     for x in _batch(req):
         tok = str(x["token_id"])
@@ -211,7 +214,7 @@ def last_trades_prices(sim, req, t):
     return out
 
 
-def prices_history(sim, req, t):
+def prices_history(sim: Simulator, req: Request, t: float):
     tok = req.q("market")
     if not tok:
         raise ApiError(400, "market (the token id) is required")
@@ -247,17 +250,17 @@ def prices_history(sim, req, t):
     }
 
 
-def tick_size(sim, req, t):
+def tick_size(sim: Simulator, req: Request, t: float):
     m, _ = _token(sim, req.q("token_id"))
     return {"minimum_tick_size": m.tick}
 
 
-def neg_risk(sim, req, t):
+def neg_risk(sim: Simulator, req: Request, t: float):
     m, _ = _token(sim, req.q("token_id"))
     return {"neg_risk": m.neg_risk}
 
 
-def fee_rate(sim, req, t):
+def fee_rate(sim: Simulator, req: Request, t: float):
     _token(sim, req.q("token_id"))
     return {"base_fee": 0}
 
@@ -266,14 +269,14 @@ def _num(x: float):
     return int(x) if float(x).is_integer() else x
 
 
-def _market_by_cid(sim, cid):
+def _market_by_cid(sim: Simulator, cid):
     m = sim.world.by_condition.get(str(cid).lower())
     if m is None:
         raise ApiError(404, "market not found")
     return m
 
 
-def clob_market(sim, m, t) -> dict:
+def clob_market(sim: Simulator, m, t: float) -> dict:
     phase = sim.phase(m.index, t)
     p = float(sim.prices.yes_prices([m.index], t)[0])
     pays = sim.payouts(m.index) if phase == "resolved" else (round(p, 4), round(1 - p, 4))
@@ -319,11 +322,11 @@ def clob_market(sim, m, t) -> dict:
     }
 
 
-def market(sim, req, t, cid):
+def market(sim: Simulator, req: Request, t: float, cid):
     return clob_market(sim, _market_by_cid(sim, cid), t)
 
 
-def clob_market_v2(sim, req, t, cid):
+def clob_market_v2(sim: Simulator, req: Request, t: float, cid):
     m = _market_by_cid(sim, cid)
     phase = sim.phase(m.index, t)
     return {
@@ -342,7 +345,7 @@ def clob_market_v2(sim, req, t, cid):
     }
 
 
-def market_by_token(sim, req, t, token):
+def market_by_token(sim: Simulator, req: Request, t: float, token):
     m, _ = sim.world.market_by_token(token)
     if m is None:
         raise ApiError(404, "market not found")
@@ -354,7 +357,7 @@ def market_by_token(sim, req, t, token):
 
 
 def _market_pages(simplified: bool):
-    def handler(sim, req, t):
+    def handler(sim: Simulator, req: Request, t: float):
         start = decode_cursor(req.q("next_cursor") or "MA==")
         if start < 0:
             return {"limit": MAX_BATCH, "count": 0, "next_cursor": END_CURSOR, "data": []}
@@ -374,7 +377,7 @@ def _market_pages(simplified: bool):
     return handler
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     ("GET", r"/?", lambda s, r, t: "OK"),
     ("GET", r"/ok", lambda s, r, t: "OK"),
     ("GET", r"/time", lambda s, r, t: int(t)),

@@ -28,15 +28,16 @@ import time
 
 from ..timefmt import iso_seconds
 from . import sessions, signing
-from .api import END_CURSOR, ApiError, decode_cursor, encode_cursor, micro_str, price_str
+from .api import END_CURSOR, ApiError, Request, Route, decode_cursor, encode_cursor, micro_str, price_str
 from .exchange import _is_address
+from .simulator import Simulator
 
 UNAUTHORIZED = "Unauthorized/Invalid api key"
 PAGE = 100
 MAX_UINT = str(2**256 - 1)
 
 
-def l1_auth(req, chain_id: int = 137):
+def l1_auth(req: Request, chain_id: int = 137):
     h = req.headers
     addr, sig, ts, nonce = (
         h.get(k) for k in ("POLY_ADDRESS", "POLY_SIGNATURE", "POLY_TIMESTAMP", "POLY_NONCE")
@@ -54,7 +55,7 @@ def l1_auth(req, chain_id: int = 137):
     return addr, int(nonce)
 
 
-def l2_auth(sim, req):
+def l2_auth(sim: Simulator, req: Request):
     h = req.headers
     addr, sig, ts, key, phrase = (
         h.get(k)
@@ -75,7 +76,7 @@ def l2_auth(sim, req):
     return acct, key
 
 
-def order_json(sim, o) -> dict:
+def order_json(sim: Simulator, o) -> dict:
     m = sim.world.markets[o.mi]
     return {
         "associate_trades": list(o.trade_ids),
@@ -96,7 +97,7 @@ def order_json(sim, o) -> dict:
     }
 
 
-def trade_json(sim, tr) -> dict:
+def trade_json(sim: Simulator, tr) -> dict:
     m = sim.world.markets[tr.mi]
     return {
         "id": tr.id,
@@ -120,7 +121,7 @@ def trade_json(sim, tr) -> dict:
     }
 
 
-def _page(req, items: list) -> dict:
+def _page(req: Request, items: list) -> dict:
     start = decode_cursor(req.q("next_cursor") or "MA==")
     if start < 0:
         return {"data": [], "next_cursor": END_CURSOR, "limit": PAGE, "count": 0}
@@ -135,30 +136,30 @@ def _page(req, items: list) -> dict:
 
 
 # ----------------------------------------------------------------------------- handlers
-def create_api_key(sim, req, t):
+def create_api_key(sim: Simulator, req: Request, t: float):
     addr, nonce = l1_auth(req, sim.chain_id)
     return sim.exchange.creds(addr, nonce)
 
 
-def list_api_keys(sim, req, t):
+def list_api_keys(sim: Simulator, req: Request, t: float):
     acct, _ = l2_auth(sim, req)
     return {"apiKeys": [k for k, v in sim.exchange.keys.items() if v[0] is acct]}
 
 
-def delete_api_key(sim, req, t):
+def delete_api_key(sim: Simulator, req: Request, t: float):
     _, key = l2_auth(sim, req)
     sim.exchange.keys.pop(key, None)
     return "OK"
 
 
-def post_order(sim, req, t):
+def post_order(sim: Simulator, req: Request, t: float):
     acct, key = l2_auth(sim, req)
     body = req.json("Invalid order payload")
     sessions.require_orders_allowed(sim.exchange, t, [body])
     return sim.exchange.place(acct, key, body, t)
 
 
-def post_orders(sim, req, t):
+def post_orders(sim: Simulator, req: Request, t: float):
     acct, key = l2_auth(sim, req)
     body = req.json("Invalid order payload")
     if not isinstance(body, list) or not body:
@@ -185,7 +186,7 @@ def post_orders(sim, req, t):
     return out
 
 
-def cancel_order(sim, req, t):
+def cancel_order(sim: Simulator, req: Request, t: float):
     acct, _ = l2_auth(sim, req)
     sessions.require_not_disabled(sim.exchange, t)
     body = req.json()
@@ -194,7 +195,7 @@ def cancel_order(sim, req, t):
     return sim.exchange.cancel(acct, [body["orderID"]])
 
 
-def cancel_orders(sim, req, t):
+def cancel_orders(sim: Simulator, req: Request, t: float):
     acct, _ = l2_auth(sim, req)
     sessions.require_not_disabled(sim.exchange, t)
     body = req.json()
@@ -205,14 +206,14 @@ def cancel_orders(sim, req, t):
     return sim.exchange.cancel(acct, body)
 
 
-def cancel_all(sim, req, t):
+def cancel_all(sim: Simulator, req: Request, t: float):
     acct, _ = l2_auth(sim, req)
     sessions.require_not_disabled(sim.exchange, t)
     ids = [o.id for lst in sim.exchange.live.values() for o in lst if o.account is acct]
     return sim.exchange.cancel(acct, ids)
 
 
-def cancel_market_orders(sim, req, t):
+def cancel_market_orders(sim: Simulator, req: Request, t: float):
     acct, _ = l2_auth(sim, req)
     sessions.require_not_disabled(sim.exchange, t)
     body = req.json() or {}
@@ -230,7 +231,7 @@ def cancel_market_orders(sim, req, t):
     return sim.exchange.cancel(acct, ids)
 
 
-def open_orders(sim, req, t):
+def open_orders(sim: Simulator, req: Request, t: float):
     acct, _ = l2_auth(sim, req)
     oid, market, asset = req.q("id"), (req.q("market") or "").lower(), req.q("asset_id")
     rows = [
@@ -246,7 +247,7 @@ def open_orders(sim, req, t):
     return _page(req, [order_json(sim, o) for o in rows])
 
 
-def get_order(sim, req, t, oid):
+def get_order(sim: Simulator, req: Request, t: float, oid):
     acct, _ = l2_auth(sim, req)
     o = sim.exchange.orders.get(oid)
     if o is None or o.account is not acct:
@@ -254,7 +255,7 @@ def get_order(sim, req, t, oid):
     return order_json(sim, o)
 
 
-def trades(sim, req, t):
+def trades(sim: Simulator, req: Request, t: float):
     acct, _ = l2_auth(sim, req)
     tid, market, asset = req.q("id"), (req.q("market") or "").lower(), req.q("asset_id")
     maker = (req.q("maker_address") or "").lower()
@@ -273,7 +274,7 @@ def trades(sim, req, t):
     return _page(req, [trade_json(sim, tr) for tr in rows])
 
 
-def balance_allowance(sim, req, t):
+def balance_allowance(sim: Simulator, req: Request, t: float):
     acct, _ = l2_auth(sim, req)
     kind = (req.q("asset_type") or "COLLATERAL").upper()
     if kind == "COLLATERAL":
@@ -293,7 +294,7 @@ def balance_allowance(sim, req, t):
     return {"balance": str(bal), "allowances": {s: MAX_UINT for s in spenders}}
 
 
-def heartbeat(sim, req, t):
+def heartbeat(sim: Simulator, req: Request, t: float):
     acct, _ = l2_auth(sim, req)
     sessions.require_not_disabled(sim.exchange, t)
     body = req.json() or {}
@@ -303,25 +304,25 @@ def heartbeat(sim, req, t):
 
 
 def _l2_const(value):
-    def handler(sim, req, t, **_):
+    def handler(sim: Simulator, req: Request, t: float, **_):
         l2_auth(sim, req)
         return value
 
     return handler
 
 
-def order_scoring(sim, req, t):
+def order_scoring(sim: Simulator, req: Request, t: float):
     l2_auth(sim, req)
     return {"scoring": False}
 
 
-def orders_scoring(sim, req, t):
+def orders_scoring(sim: Simulator, req: Request, t: float):
     l2_auth(sim, req)
     ids = req.json() or []
     return {str(i): False for i in ids} if isinstance(ids, list) else {}
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     ("POST", r"/auth/api-key", create_api_key),
     ("GET", r"/auth/derive-api-key", create_api_key),
     ("GET", r"/auth/api-keys", list_api_keys),

@@ -12,7 +12,8 @@ auto-redeem pays them (see simulator.py).
 from __future__ import annotations
 
 from ..timefmt import iso_seconds
-from .api import ApiError, decode_cursor, encode_cursor
+from .api import ApiError, Request, Route, decode_cursor, encode_cursor
+from .simulator import Simulator
 
 _SORT = {
     "CURRENT": "currentValue",
@@ -27,14 +28,14 @@ _SORT = {
 }
 
 
-def _user(sim, req):
+def _user(sim: Simulator, req: Request):
     user = req.q("user") or req.q("address")
     if not user:
         raise ApiError(400, "user is required")
     return sim.exchange.find_account(user), user
 
 
-def _position_rows(sim, acct, t: float) -> list:
+def _position_rows(sim: Simulator, acct, t: float) -> list:
     w = sim.world
     rows = []
     for tok in sorted(set(acct.positions) | set(acct.bought)):
@@ -87,7 +88,7 @@ def _position_rows(sim, acct, t: float) -> list:
     return rows
 
 
-def _filtered_positions(sim, req, t):
+def _filtered_positions(sim: Simulator, req: Request, t: float):
     acct, _ = _user(sim, req)
     if acct is None:
         return []
@@ -111,7 +112,7 @@ def _filtered_positions(sim, req, t):
     return rows
 
 
-def _window(req, rows, max_limit: int, default: int = 100):
+def _window(req: Request, rows, max_limit: int, default: int = 100):
     limit = req.q_int("limit", default)
     offset = req.q_int("offset", 0)
     if req.q("cursor"):
@@ -121,7 +122,7 @@ def _window(req, rows, max_limit: int, default: int = 100):
     return rows[offset : offset + limit], limit, offset
 
 
-def positions(sim, req, t):
+def positions(sim: Simulator, req: Request, t: float):
     return _window(req, _filtered_positions(sim, req, t), 500)[0]
 
 
@@ -153,7 +154,7 @@ _V2_POS = {
 }
 
 
-def _envelope(req, rows, max_limit: int) -> dict:
+def _envelope(req: Request, rows, max_limit: int) -> dict:
     page, limit, offset = _window(req, rows, max_limit)
     more = offset + limit < len(rows)
     return {
@@ -167,7 +168,7 @@ def _envelope(req, rows, max_limit: int) -> dict:
     }
 
 
-def positions_v2(sim, req, t):
+def positions_v2(sim: Simulator, req: Request, t: float):
     out = []
     for r in _filtered_positions(sim, req, t):
         d = {v: r[k] for k, v in _V2_POS.items()}
@@ -228,7 +229,7 @@ _TRADE_V2 = (
 )
 
 
-def _trade_rows(sim, req, v2: bool):
+def _trade_rows(sim: Simulator, req: Request, v2: bool):
     acct, _ = _user(sim, req)
     if acct is None:
         return []
@@ -273,35 +274,35 @@ def _trade_rows(sim, req, v2: bool):
             "",
             tr.tx_hash,
         ]
-        rows.append(dict(zip(_TRADE_V2 if v2 else _TRADE_V1, vals)))
+        rows.append(dict(zip(_TRADE_V2 if v2 else _TRADE_V1, vals, strict=True)))  # one value per column
     return rows
 
 
-def trades(sim, req, t):
+def trades(sim: Simulator, req: Request, t: float):
     return _window(req, _trade_rows(sim, req, False), 10_000)[0]
 
 
-def trades_v2(sim, req, t):
+def trades_v2(sim: Simulator, req: Request, t: float):
     return _envelope(req, _trade_rows(sim, req, True), 10_000)
 
 
-def _value(sim, req, t) -> float:
+def _value(sim: Simulator, req: Request, t: float) -> tuple[str, float]:
     acct, user = _user(sim, req)
     rows = _position_rows(sim, acct, t) if acct else []
     return user, round(sum(r["currentValue"] for r in rows), 6)
 
 
-def value(sim, req, t):
+def value(sim: Simulator, req: Request, t: float):
     user, v = _value(sim, req, t)
     return [{"user": user, "value": v}]
 
 
-def value_v2(sim, req, t):
+def value_v2(sim: Simulator, req: Request, t: float):
     user, v = _value(sim, req, t)
     return {"data": {"user": user, "value": v}}
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     ("GET", r"/positions", positions),
     ("GET", r"/trades", trades),
     ("GET", r"/value", value),

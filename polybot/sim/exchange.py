@@ -168,7 +168,10 @@ class Exchange:
     def creds(self, address: str, nonce: int) -> dict:
         """Deterministic API credentials for (address, nonce); registers them."""
         seed = self.sim.seed
-        h = lambda tag: hashlib.sha256(f"{seed}:{tag}:{address.lower()}:{nonce}".encode()).digest()
+
+        def h(tag: str) -> bytes:
+            return hashlib.sha256(f"{seed}:{tag}:{address.lower()}:{nonce}".encode()).digest()
+
         api_key = str(uuid.UUID(bytes=h("key")[:16], version=4))
         secret = base64.urlsafe_b64encode(h("secret")).decode()
         passphrase = h("pass").hex()
@@ -248,7 +251,7 @@ class Exchange:
     def _fee(self, m, price_micro: int, q: int) -> int:
         return taker_fee_micro(q, price_micro, m.fee_rate, 1) if m.fees_enabled else 0
 
-    def _plan(self, order: Order, t: float) -> list:
+    def _plan(self, order: Order, t: float) -> list[tuple[int, int, Order | None]]:
         """[(ticks, micro shares, maker Order or None)] the order would take now."""
         bids, asks = self.sim.token_levels(order.mi, order.outcome, t)
         buy = order.side == "BUY"
@@ -262,7 +265,7 @@ class Exchange:
             (p for p in levels if (p <= order.ticks if buy else p >= order.ticks)), reverse=not buy
         )
         left_shares, left_cash = order.remaining, order.cash_cap
-        fills = []
+        fills: list[tuple[int, int, Order | None]] = []
         unit = 1_000_000 // order.nt
         for p in prices:
             for maker, avail in levels[p]:
@@ -416,11 +419,11 @@ class Exchange:
         for o in live:
             if o.order_type == "GTD" and o.expiration and o.expiration - 60 <= t1:
                 self._unrest(o, "CANCELED")
-        by_market: dict = {}
+        by_market: dict[int, list[Order]] = {}
         for lst in self.live.values():
             for o in lst:
                 by_market.setdefault(o.mi, []).append(o)
-        sim, w = self.sim, self.sim.world
+        sim = self.sim
         for mi, orders in by_market.items():
             t_hi = min(t1, sim.end_of(mi) - 1e-3)
             if t_hi <= t0:
@@ -430,27 +433,33 @@ class Exchange:
                     if o.status == "LIVE":
                         self._fill_resting(o, t_hi)
                 continue
-            n = int(min(2000, max(1, math.ceil((t_hi - t0) / 60.0))))
-            times = t0 + (t_hi - t0) * np.arange(1, n + 1) / n
-            p = sim.prices.probs([mi], times)[0]
-            m = w.markets[mi]
-            nt = int(w.col_nt[mi])
-            bb = np.ceil(p * nt - m.half_spread - 1e-9).astype(np.int64)
-            ba = np.floor(p * nt + m.half_spread + 1e-9).astype(np.int64)
-            for o in sorted(orders, key=lambda x: x.created_at):
-                buy = o.side == "BUY"
-                use_bids = (o.outcome == 1) == buy  # which YES side the fill comes from
-                if m.empty_side == ("bid" if use_bids else "ask"):
+            self._sweep_synthetic(mi, orders, t0, t_hi)
+
+    def _sweep_synthetic(self, mi: int, orders: list[Order], t0: float, t_hi: float) -> None:
+        """Fill the resting ``orders`` of market ``mi`` in each sim minute of (t0, t_hi] in
+        which the model's top of book crossed their price."""
+        sim, w = self.sim, self.sim.world
+        n = int(min(2000, max(1, math.ceil((t_hi - t0) / 60.0))))
+        times = t0 + (t_hi - t0) * np.arange(1, n + 1) / n
+        p = sim.prices.probs([mi], times)[0]
+        m = w.markets[mi]
+        nt = int(w.col_nt[mi])
+        bb = np.ceil(p * nt - m.half_spread - 1e-9).astype(np.int64)
+        ba = np.floor(p * nt + m.half_spread + 1e-9).astype(np.int64)
+        for o in sorted(orders, key=lambda x: x.created_at):
+            buy = o.side == "BUY"
+            use_bids = (o.outcome == 1) == buy  # which YES side the fill comes from
+            if m.empty_side == ("bid" if use_bids else "ask"):
+                continue
+            limit = o.ticks if o.outcome == 0 else nt - o.ticks
+            cross = (bb >= limit) if use_bids else (ba <= limit)
+            seen = set()
+            for i in np.nonzero(cross)[0][:200]:
+                minute = int(times[i] // 60)
+                if minute in seen or o.status != "LIVE":
                     continue
-                limit = o.ticks if o.outcome == 0 else nt - o.ticks
-                cross = (bb >= limit) if use_bids else (ba <= limit)
-                seen = set()
-                for i in np.nonzero(cross)[0][:200]:
-                    minute = int(times[i] // 60)
-                    if minute in seen or o.status != "LIVE":
-                        continue
-                    seen.add(minute)
-                    self._fill_resting(o, float(times[i]))
+                seen.add(minute)
+                self._fill_resting(o, float(times[i]))
 
     def _fill_resting(self, o: Order, tg: float) -> None:
         bids, asks = self.sim.token_levels(o.mi, o.outcome, tg)

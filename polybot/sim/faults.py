@@ -82,6 +82,24 @@ def _bool(value) -> bool:
     raise ValueError(f"fault outage={value} must be 1/0 or true/false")
 
 
+def _set_burst(r: FaultRule, value: object) -> None:
+    """``burst=STATUS:COUNT[:RETRY_AFTER]`` (or a list of those values)."""
+    parts = value if isinstance(value, (list, tuple)) else str(value).split(":")
+    if len(parts) not in (2, 3):
+        raise ValueError(f"fault burst={value} must be STATUS:COUNT[:RETRY_AFTER], e.g. burst=429:5:1")
+    r.burst_status, r.burst_left = int(parts[0]), int(parts[1])
+    r.burst_retry_after = int(parts[2]) if len(parts) == 3 else 1
+    if not 400 <= r.burst_status <= 599:
+        raise ValueError(f"fault burst status {r.burst_status} must be an HTTP error status (4xx/5xx)")
+
+
+def _set_timeout(r: FaultRule, value: object) -> None:
+    """``timeout=SECONDS[:COUNT]`` (or a list of those values); no count: every request."""
+    parts = value if isinstance(value, (list, tuple)) else str(value).split(":")
+    r.timeout_s = float(parts[0])
+    r.timeout_left = int(parts[1]) if len(parts) > 1 else -1
+
+
 def rule_from_dict(d: dict) -> FaultRule:
     """Build one rule from a dict using the spec keys (values may be strings or numbers)."""
     r = FaultRule()
@@ -99,21 +117,9 @@ def rule_from_dict(d: dict) -> FaultRule:
         elif key == "outage":
             r.outage = _bool(value)
         elif key == "burst":
-            parts = value if isinstance(value, (list, tuple)) else str(value).split(":")
-            if len(parts) not in (2, 3):
-                raise ValueError(
-                    f"fault burst={value} must be STATUS:COUNT[:RETRY_AFTER], e.g. burst=429:5:1"
-                )
-            r.burst_status, r.burst_left = int(parts[0]), int(parts[1])
-            r.burst_retry_after = int(parts[2]) if len(parts) == 3 else 1
-            if not 400 <= r.burst_status <= 599:
-                raise ValueError(
-                    f"fault burst status {r.burst_status} must be an HTTP error status (4xx/5xx)"
-                )
+            _set_burst(r, value)
         elif key == "timeout":
-            parts = value if isinstance(value, (list, tuple)) else str(value).split(":")
-            r.timeout_s = float(parts[0])
-            r.timeout_left = int(parts[1]) if len(parts) > 1 else -1
+            _set_timeout(r, value)
         elif key == "bad_market":
             kind = str(value)
             if kind not in BAD_MARKET_KINDS + ("all", ""):
@@ -175,9 +181,9 @@ class Faults:
                 {k: v for k, v in asdict(r).items() if v != default[k] or k == "path"} for r in self.rules
             ]
 
-    def bad_market_kinds(self, path: str) -> list:
+    def bad_market_kinds(self, path: str) -> list[str]:
         with self._lock:
-            kinds = []
+            kinds: list[str] = []
             for r in self.rules:
                 if r.bad_market and r.matches(path):
                     kinds.extend(BAD_MARKET_KINDS if r.bad_market == "all" else (r.bad_market,))

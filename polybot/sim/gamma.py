@@ -18,7 +18,8 @@ import json
 import numpy as np
 
 from ..timefmt import iso_ms, iso_seconds, utc_day
-from .api import ApiError, num_str
+from .api import ApiError, Request, Route, num_str
+from .simulator import Simulator
 
 _VALIDATION = "validation error"
 _SORT = {
@@ -51,7 +52,7 @@ def _tags(m) -> list:
     return [{"id": m.tag_id, "label": m.category, "slug": m.category.lower()}]
 
 
-def event_summary(sim, ev, t: float) -> dict:
+def event_summary(sim: Simulator, ev, t: float) -> dict:
     w = sim.world
     ms = [w.markets[i] for i in ev.market_indices]
     closed = all(sim.phase(m.index, t) != "open" for m in ms)
@@ -104,7 +105,19 @@ def event_summary(sim, ev, t: float) -> dict:
     return d
 
 
-def market_dicts(sim, mis, t: float, with_events: bool = True) -> list:
+def _quoted_top(m, p: float, nt: int) -> tuple[int, int]:
+    """(best bid, best ask) in ticks of 1/nt around the model price ``p``; an empty side
+    quotes 0 (bid) or nt (ask)."""
+    bb = max(0, int(np.ceil(p * nt - m.half_spread - 1e-9)))
+    ba = min(nt, int(np.floor(p * nt + m.half_spread + 1e-9)))
+    if m.empty_side == "bid":
+        bb = 0
+    if m.empty_side == "ask":
+        ba = nt
+    return bb, ba
+
+
+def market_dicts(sim: Simulator, mis, t: float, with_events: bool = True) -> list:
     """Gamma market objects for market indices ``mis`` at sim time ``t`` (vectorised prices)."""
     w = sim.world
     mis = [int(x) for x in mis]
@@ -117,12 +130,7 @@ def market_dicts(sim, mis, t: float, with_events: bool = True) -> list:
         m = w.markets[mi]
         p = float(probs[row, 0])
         nt = int(w.col_nt[mi])
-        bb = max(0, int(np.ceil(p * nt - m.half_spread - 1e-9)))
-        ba = min(nt, int(np.floor(p * nt + m.half_spread + 1e-9)))
-        if m.empty_side == "bid":
-            bb = 0
-        if m.empty_side == "ask":
-            ba = nt
+        bb, ba = _quoted_top(m, p, nt)
         phase = sim.phase(mi, t)
         places = len(str(nt)) - 1
         if phase == "resolved":
@@ -269,7 +277,7 @@ def market_dicts(sim, mis, t: float, with_events: bool = True) -> list:
     return out
 
 
-def scheduled_end(sim, m) -> float:
+def scheduled_end(sim: Simulator, m) -> float:
     """A market's ``endDate``: its scheduled end, which stays put when it is resolved EARLY
     (``Simulator.resolve`` closes it now; ``closedTime`` says when) — as on Polymarket,
     where a "by December 31" market that resolves YES in October keeps its December
@@ -277,7 +285,7 @@ def scheduled_end(sim, m) -> float:
     return max(float(m.end_ts), sim.end_of(m.index)) if m.end_ts else sim.end_of(m.index)
 
 
-def _bad_markets(sim, kinds: list, t: float) -> list:
+def _bad_markets(sim: Simulator, kinds: list, t: float) -> list:
     template = next(m for m in sim.world.markets if not m.is_v2)
     base = market_dicts(sim, [template.index], t)[0]
     out = []
@@ -301,7 +309,7 @@ def _bad_markets(sim, kinds: list, t: float) -> list:
 
 
 # ----------------------------------------------------------------------------- listing helpers
-def _market_filter(sim, req, t: float) -> list:
+def _market_filter(sim: Simulator, req: Request, t: float) -> list:
     w = sim.world
     ids, slugs = req.qs("id"), req.qs("slug")
     cids = [c.lower() for c in req.qs("condition_ids")]
@@ -317,14 +325,14 @@ def _market_filter(sim, req, t: float) -> list:
     tag = req.q("tag_id")
     lo_l, hi_l = req.q_float("liquidity_num_min"), req.q_float("liquidity_num_max")
     lo_v, hi_v = req.q_float("volume_num_min"), req.q_float("volume_num_max")
-    end_lo, end_hi = req.q("end_date_min"), req.q("end_date_max")
+    end_lo_text, end_hi_text = req.q("end_date_min"), req.q("end_date_max")
     from .simulator import parse_time
 
     try:
-        end_lo = parse_time(end_lo) if end_lo else None
-        end_hi = parse_time(end_hi) if end_hi else None
+        end_lo = parse_time(end_lo_text) if end_lo_text else None
+        end_hi = parse_time(end_hi_text) if end_hi_text else None
     except ValueError:
-        raise _bad(422, "invalid end_date_min/end_date_max")
+        raise _bad(422, "invalid end_date_min/end_date_max") from None
     out = []
     for m in cands:
         if (sim.phase(m.index, t) != "open") != closed:
@@ -342,7 +350,7 @@ def _market_filter(sim, req, t: float) -> list:
     return out
 
 
-def _sorted(sim, req, items, key_of_item):
+def _sorted(sim: Simulator, req: Request, items, key_of_item):
     """Sort items by ``order`` (comma list) / ``ascending``; returns (keys, items)."""
     fields = [f for f in (req.q("order") or "").split(",") if f]
     for f in fields:
@@ -357,12 +365,12 @@ def _sorted(sim, req, items, key_of_item):
     return [k for k, _ in keyed], [x for _, x in keyed]
 
 
-def _fingerprint(req) -> str:
+def _fingerprint(req: Request) -> str:
     items = sorted((k, tuple(v)) for k, v in req.query.items() if k not in ("limit", "after_cursor"))
     return hashlib.sha1(repr(items).encode()).hexdigest()[:12]
 
 
-def _keyset(sim, req, items, keyfn, max_limit: int):
+def _keyset(sim: Simulator, req: Request, items, keyfn, max_limit: int):
     if "offset" in req.query:
         raise _bad(422, "offset is not supported on keyset endpoints; use after_cursor")
     limit = req.q_int("limit", 20, status=422)
@@ -376,7 +384,7 @@ def _keyset(sim, req, items, keyfn, max_limit: int):
             c = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
             last, fp = tuple(c["k"]), c["f"]
         except (ValueError, KeyError, TypeError):
-            raise _bad(422, "invalid after_cursor")
+            raise _bad(422, "invalid after_cursor") from None
         if fp != _fingerprint(req):
             raise _bad(422, "after_cursor does not match the query; re-send the same filters")
         start = bisect.bisect_right(keys, last)
@@ -388,13 +396,13 @@ def _keyset(sim, req, items, keyfn, max_limit: int):
     return page, nxt
 
 
-def _bad_kinds(sim, req) -> list:
+def _bad_kinds(sim: Simulator, req: Request) -> list:
     first_page = not req.q("after_cursor") and not req.q_int("offset", 0, status=422)
     return sim.faults.bad_market_kinds(req.full_path) if first_page else []
 
 
 # ----------------------------------------------------------------------------- handlers
-def markets_keyset(sim, req, t):
+def markets_keyset(sim: Simulator, req: Request, t: float):
     page, nxt = _keyset(sim, req, _market_filter(sim, req, t), lambda m: m, 100)
     body = {
         "markets": _bad_markets(sim, _bad_kinds(sim, req), t) + market_dicts(sim, [m.index for m in page], t)
@@ -404,7 +412,7 @@ def markets_keyset(sim, req, t):
     return body
 
 
-def markets_legacy(sim, req, t):
+def markets_legacy(sim: Simulator, req: Request, t: float):
     limit = min(max(req.q_int("limit", 20, status=422), 0), 100)
     offset = req.q_int("offset", 0, status=422)
     if offset < 0 or offset > 2000:
@@ -414,7 +422,7 @@ def markets_legacy(sim, req, t):
     return _bad_markets(sim, _bad_kinds(sim, req), t) + market_dicts(sim, [m.index for m in page], t)
 
 
-def market_one(sim, req, t, key: str, by_slug: bool = False):
+def market_one(sim: Simulator, req: Request, t: float, key: str, by_slug: bool = False):
     w = sim.world
     m = w.by_slug.get(key) if by_slug else w.by_id.get(key)
     if m is None:
@@ -422,9 +430,9 @@ def market_one(sim, req, t, key: str, by_slug: bool = False):
     return market_dicts(sim, [m.index], t)[0]
 
 
-def _event_dicts(sim, events, t) -> list:
+def _event_dicts(sim: Simulator, events, t: float) -> list:
     mis = [i for ev in events for i in ev.market_indices]
-    mds = dict(zip(mis, market_dicts(sim, mis, t, with_events=False)))
+    mds = dict(zip(mis, market_dicts(sim, mis, t, with_events=False), strict=True))
     out = []
     for ev in events:
         d = event_summary(sim, ev, t)
@@ -436,7 +444,7 @@ def _event_dicts(sim, events, t) -> list:
 class _EvKey:
     """Adapter so events sort with the market sort table (sums over their markets)."""
 
-    def __init__(self, sim, ev):
+    def __init__(self, sim: Simulator, ev):
         ms = [sim.world.markets[i] for i in ev.market_indices]
         self.id, self.index = ev.id, ms[0].index
         for f in ("volume24hr", "volume", "volume1wk", "volume1mo", "volume1yr", "liquidity"):
@@ -444,7 +452,7 @@ class _EvKey:
         self.start_ts, self.created_ts = ev.created_ts, ev.created_ts
 
 
-def _event_filter(sim, req, t) -> list:
+def _event_filter(sim: Simulator, req: Request, t: float) -> list:
     w = sim.world
     ids, slugs = req.qs("id"), req.qs("slug")
     evs = (
@@ -466,7 +474,7 @@ def _event_filter(sim, req, t) -> list:
     return out
 
 
-def events_keyset(sim, req, t):
+def events_keyset(sim: Simulator, req: Request, t: float):
     page, nxt = _keyset(sim, req, _event_filter(sim, req, t), lambda ev: _EvKey(sim, ev), 500)
     body = {"events": _event_dicts(sim, page, t)}
     if nxt:
@@ -474,14 +482,14 @@ def events_keyset(sim, req, t):
     return body
 
 
-def events_legacy(sim, req, t):
+def events_legacy(sim: Simulator, req: Request, t: float):
     limit = min(max(req.q_int("limit", 20, status=422), 0), 500)
     offset = req.q_int("offset", 0, status=422)
     _, items = _sorted(sim, req, _event_filter(sim, req, t), lambda ev: _EvKey(sim, ev))
     return _event_dicts(sim, items[offset : offset + limit], t)
 
 
-def event_one(sim, req, t, key: str, by_slug: bool = False):
+def event_one(sim: Simulator, req: Request, t: float, key: str, by_slug: bool = False):
     w = sim.world
     ev = w.events_by_slug.get(key) if by_slug else w.events_by_id.get(key)
     if ev is None:
@@ -489,13 +497,13 @@ def event_one(sim, req, t, key: str, by_slug: bool = False):
     return _event_dicts(sim, [ev], t)[0]
 
 
-def tags(sim, req, t):
+def tags(sim: Simulator, req: Request, t: float):
     from .world import CATEGORIES
 
     return [{"id": v[3], "label": k, "slug": k.lower()} for k, v in CATEGORIES.items()]
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     ("GET", r"/markets/keyset", markets_keyset),
     ("GET", r"/markets", markets_legacy),
     ("GET", r"/markets/slug/(?P<key>[^/]+)", lambda s, r, t, key: market_one(s, r, t, key, by_slug=True)),

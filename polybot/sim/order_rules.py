@@ -8,11 +8,13 @@ signed base-unit amounts (6 decimals); nothing here is borrowed from polybot's c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from polybot.money import to_micro
 
 from . import signing
 from .api import ApiError
+from .world import SimMarket
 
 ORDER_TYPES = ("GTC", "GTD", "FOK", "FAK")
 MARKET_TYPES = ("FOK", "FAK")
@@ -28,7 +30,7 @@ INVALID_PROXY_SIG = "invalid POLY_PROXY signature"
 @dataclass
 class Checked:
     id: str
-    market: object
+    market: SimMarket
     outcome: int
     token: str
     side: str
@@ -49,11 +51,23 @@ def _fail_id(oid: str, msg: str) -> ApiError:
     return ApiError(400, f"order {oid} is invalid. {msg}")
 
 
-def check_order(ex, acct, api_key: str, body, t: float) -> Checked:
-    """Validate one order body for account ``acct`` posting with ``api_key`` (raises ApiError)."""
-    sim, w = ex.sim, ex.sim.world
+@dataclass(frozen=True)
+class _Body:
+    """The well-formed fields of a POST /order body (RULES.md §1 checks 1-3)."""
+
+    order: dict
+    order_type: str
+    signature_type: int
+    side: str
+    maker_amount: int
+    taker_amount: int
+    post_only: bool
+
+
+def _parse_body(body: object, api_key: str) -> _Body:
+    """The order's fields, or the ApiError for a missing/malformed one or a foreign owner."""
     o = body.get("order") if isinstance(body, dict) else None
-    if not isinstance(o, dict):
+    if not isinstance(o, dict) or not isinstance(body, dict):
         raise ApiError(400, INVALID)
     for f in ("salt", "maker", "signer", "tokenId", "makerAmount", "takerAmount", "side", "signature"):
         if o.get(f) in (None, ""):
@@ -69,10 +83,14 @@ def check_order(ex, acct, api_key: str, body, t: float) -> Checked:
         maker_amt, taker_amt = int(str(o["makerAmount"])), int(str(o["takerAmount"]))
         signing.struct_hash(o)  # every signed field well-formed
     except (TypeError, ValueError):
-        raise ApiError(400, INVALID)
+        raise ApiError(400, INVALID) from None
     if sig_type not in (signing.SIG_EOA, signing.SIG_PROXY, signing.SIG_SAFE, signing.SIG_1271):
         raise ApiError(400, INVALID)
-    signer, maker = str(o["signer"]).lower(), str(o["maker"]).lower()
+    return _Body(o, otype, sig_type, side, maker_amt, taker_amt, bool(body.get("postOnly")))
+
+
+def _check_signer(ex: Any, acct: Any, sig_type: int, signer: str, maker: str) -> None:
+    """The signer must be the API key's address (type 3: its deposit wallet, = the maker)."""
     if sig_type == signing.SIG_1271:
         # Type 3: maker = signer = the deposit wallet of the API key's owner (the key is bound
         # to the EOA: py_clob_client_v2 1.2.1 headers.py sets POLY_ADDRESS to the EOA for L1 and
@@ -83,52 +101,83 @@ def check_order(ex, acct, api_key: str, body, t: float) -> Checked:
             raise ApiError(400, SIGNER_NOT_KEY)
     elif signer != acct.address:
         raise ApiError(400, SIGNER_NOT_KEY)
-    token = str(o["tokenId"])
-    m, outcome = w.market_by_token(token)
-    if m is None:
-        raise ApiError(404, "market not found")
+
+
+def _verify_signature(
+    ex: Any, acct: Any, o: dict, m: SimMarket, sig_type: int, signer: str, maker: str
+) -> tuple[str, str]:
+    """Check the signature for this market's exchange; returns (exchange contract, version)."""
+    chain_id = ex.sim.chain_id
     contract, version = signing.exchange_for(m.neg_risk, m.is_v2)
     if sig_type == signing.SIG_1271:
         # ERC-1271 through the wallet: the wrap must nest this order for this market's exchange
         # and be signed by the wallet's owner; the docs' wording for a failed check is not
         # published, "invalid signature" is what the other types answer (RULES.md §1 check 5).
-        if signing.recover_1271_owner(o, contract, version, sim.chain_id) != acct.address:
+        if signing.recover_1271_owner(o, contract, version, chain_id) != acct.address:
             raise ApiError(400, INVALID_SIG)
     else:
-        if signing.recover_signer(o, contract, version, sim.chain_id) != signer:
+        if signing.recover_signer(o, contract, version, chain_id) != signer:
             raise ApiError(400, INVALID_SIG)
         if maker != ex.funder_of(acct, sig_type):
             raise ApiError(400, INVALID_PROXY_SIG if sig_type == signing.SIG_PROXY else INVALID_SIG)
-    oid = "0x" + signing.order_digest(o, contract, version, sim.chain_id).hex()
-    if oid in ex.orders:
-        raise _fail_id(oid, "Duplicated.")
-    if maker_amt <= 0 or taker_amt <= 0:
-        raise ApiError(400, INVALID)
-    if sim.phase(m.index, t) != "open":
-        raise _fail_id(oid, "The market is closed and no longer accepts orders.")
-    nt = int(w.col_nt[m.index])
-    usd, shares = (maker_amt, taker_amt) if side == "BUY" else (taker_amt, maker_amt)
-    market_order = otype in MARKET_TYPES
-    _check_precision(side, market_order, maker_amt, taker_amt, nt)
+    return contract, version
+
+
+def _limit_ticks(oid: str, b: _Body, m: SimMarket, nt: int, usd: int, shares: int) -> int:
+    """The order's price in ticks of 1/nt (market orders: the worst price, rounded in the
+    owner's favour); raises the CLOB's precision or tick-size error."""
+    market_order = b.order_type in MARKET_TYPES
+    _check_precision(b.side, market_order, b.maker_amount, b.taker_amount, nt)
     tick_msg = _fail_id(oid, f"Price ({_price_text(usd, shares)}) breaks minimum tick size rule: {m.tick:g}")
     if market_order:
         # worst acceptable price, rounded to the tick in the owner's favour (never worse than signed)
-        ticks = usd * nt // shares if side == "BUY" else -(-usd * nt // shares)
+        ticks = usd * nt // shares if b.side == "BUY" else -(-usd * nt // shares)
     else:
         if usd * nt % shares:
             raise tick_msg
         ticks = usd * nt // shares
     if not 1 <= ticks <= nt - 1:
         raise tick_msg
-    if not market_order and shares < to_micro(m.min_size):
-        raise _fail_id(oid, f"Size ({shares / 1e6:g}) lower than the minimum: {m.min_size:g}")
+    return ticks
+
+
+def _expiration(o: dict, otype: str, t: float) -> int:
     try:
         expiration = int(str(o.get("expiration") or 0))
     except ValueError:
-        raise ApiError(400, INVALID)
+        raise ApiError(400, INVALID) from None
     if otype == "GTD" and expiration - 60 <= t:
         raise ApiError(400, "invalid expiration")
-    post_only = bool(body.get("postOnly"))
+    return expiration
+
+
+def check_order(ex: Any, acct: Any, api_key: str, body: object, t: float) -> Checked:
+    """Validate one order body for account ``acct`` posting with ``api_key`` (raises ApiError)."""
+    sim, w = ex.sim, ex.sim.world
+    b = _parse_body(body, api_key)
+    o, otype, side = b.order, b.order_type, b.side
+    signer, maker = str(o["signer"]).lower(), str(o["maker"]).lower()
+    _check_signer(ex, acct, b.signature_type, signer, maker)
+    token = str(o["tokenId"])
+    m, outcome = w.market_by_token(token)
+    if m is None:
+        raise ApiError(404, "market not found")
+    contract, version = _verify_signature(ex, acct, o, m, b.signature_type, signer, maker)
+    oid = "0x" + signing.order_digest(o, contract, version, sim.chain_id).hex()
+    if oid in ex.orders:
+        raise _fail_id(oid, "Duplicated.")
+    if b.maker_amount <= 0 or b.taker_amount <= 0:
+        raise ApiError(400, INVALID)
+    if sim.phase(m.index, t) != "open":
+        raise _fail_id(oid, "The market is closed and no longer accepts orders.")
+    nt = int(w.col_nt[m.index])
+    usd, shares = (b.maker_amount, b.taker_amount) if side == "BUY" else (b.taker_amount, b.maker_amount)
+    market_order = otype in MARKET_TYPES
+    ticks = _limit_ticks(oid, b, m, nt, usd, shares)
+    if not market_order and shares < to_micro(m.min_size):
+        raise _fail_id(oid, f"Size ({shares / 1e6:g}) lower than the minimum: {m.min_size:g}")
+    expiration = _expiration(o, otype, t)
+    post_only = b.post_only
     if post_only and otype not in ("GTC", "GTD"):
         raise ApiError(400, "invalid post-only order: only GTC and GTD orders can be post-only")
     return Checked(
@@ -139,13 +188,13 @@ def check_order(ex, acct, api_key: str, body, t: float) -> Checked:
         side=side,
         order_type=otype,
         maker=maker,
-        signature_type=sig_type,
-        maker_amount=maker_amt,
-        taker_amount=taker_amt,
+        signature_type=b.signature_type,
+        maker_amount=b.maker_amount,
+        taker_amount=b.taker_amount,
         shares=shares,
         ticks=ticks,
         nt=nt,
-        cash_cap=maker_amt if (side == "BUY" and market_order) else 0,
+        cash_cap=b.maker_amount if (side == "BUY" and market_order) else 0,
         expiration=expiration,
         post_only=post_only,
     )

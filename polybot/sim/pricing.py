@@ -103,7 +103,7 @@ class PriceModel:
         missing = [m for m in dict.fromkeys(mis) if m not in self._cache]
         if missing:
             vals = self.probs(missing, [float(sec)])[:, 0]
-            self._cache.update(zip(missing, vals.tolist()))
+            self._cache.update(zip(missing, vals.tolist(), strict=True))
         return np.array([self._cache[m] for m in mis], dtype=np.float64)
 
     # ------------------------------------------------------------------ books
@@ -156,7 +156,7 @@ class PriceModel:
             n = nt[r]
             sides = []
             for side, best, depth, step in ((0, bb[r], m.depth_bid, -1), (1, ba[r], m.depth_ask, 1)):
-                levels = []
+                levels: list[list[int]] = []
                 if m.empty_side != ("bid" if side == 0 else "ask"):
                     price, g, sz = best, gap[r][side], micro[r][side]
                     for lvl in range(MAX_CANDIDATE_LEVELS):
@@ -179,4 +179,4 @@ class PriceModel:
         p = self.probs([mi], times)[0]
         if outcome == 1:
             p = 1.0 - p
-        return list(zip(times.astype(np.int64).tolist(), np.round(p, 4).tolist()))
+        return list(zip(times.astype(np.int64).tolist(), np.round(p, 4).tolist(), strict=True))

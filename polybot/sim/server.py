@@ -29,6 +29,7 @@ Outage faults close the connection without any response; the listener stays up.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -36,7 +37,9 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from polybot.errors import ConfigError
@@ -49,7 +52,7 @@ from .simulator import Simulator
 
 log = logging.getLogger("polybot.sim")
 
-_ROUTES = {
+_ROUTES: dict[str, list[tuple[str, re.Pattern[str], Callable[..., Any]]]] = {
     family: [(method, re.compile("^" + pattern + "$"), handler) for method, pattern, handler in routes]
     for family, routes in (
         ("gamma", gamma.ROUTES),
@@ -147,25 +150,24 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    server: _Server  # the server that made this handler (socketserver sets it)
     protocol_version = "HTTP/1.1"
     server_version = "polybot-sim/1.0"
 
     def setup(self):
         super().setup()
-        try:  # headers and body go out in two writes: without NODELAY, Nagle holds the body
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # for the client's
-        except OSError:  # delayed ACK (~40 ms)
-            pass
+        # headers and body go out in two writes: without NODELAY, Nagle holds the body for the
+        # client's delayed ACK (~40 ms)
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.conns_lock:
             self.server.conns.add(self.connection)
 
     def finish(self):
         with self.server.conns_lock:
             self.server.conns.discard(self.connection)
-        try:
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            pass
 
     def log_message(self, fmt, *args):  # quiet: tests and demos do not want access logs
         log.debug("%s - %s", self.address_string(), fmt % args)
@@ -260,46 +262,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _admin(self, sim: Simulator, req: Request) -> Response:
         try:
             body = req.json() if req.body else {}
-            if req.path == "/state" and req.method == "GET":
-                return Response(sim.state())
-            if req.path == "/world" and req.method == "GET":
-                w = sim.world
-                return Response(
-                    {
-                        "groups": w.groups,
-                        "kinds": {m.id: m.kind for m in w.markets},
-                        "neg_risk_events": {
-                            e.id: [w.markets[i].id for i in e.market_indices] for e in w.neg_risk_events()
-                        },
-                    }
-                )
-            if req.path == "/faults" and req.method in ("GET", "POST"):
-                if req.method == "POST":
-                    _set_faults(sim, body or {})
-                return Response({"faults": sim.faults.describe()})
-            if req.path == "/advance" and req.method == "POST":
-                return Response({"now": sim.advance(float(body.get("seconds", 0)))})
-            if req.path == "/speed" and req.method == "POST":
-                return Response({"now": sim.set_speed(float(body.get("speed", 0))), "speed": sim.speed})
-            if req.path == "/resolve" and req.method == "POST":
-                return Response(
-                    sim.resolve(
-                        str(body.get("market_id")),
-                        str(body.get("outcome")),
-                        proposed=bool(body.get("proposed", False)),
-                    )
-                )
+            endpoint = _ADMIN.get(req.path)
+            if endpoint is not None and req.method in endpoint[0]:
+                return endpoint[1](sim, req, body)
             hit = admin.handle(sim, req, body if isinstance(body, dict) else {})
             if hit is not None:
                 return hit
-            if req.path == "/fund" and req.method == "POST":
-                with sim.lock:
-                    addr = str(
-                        body["address"]
-                    )  # an EOA, or a funder (proxy/Safe/deposit wallet) of a known account
-                    acct = sim.exchange.find_account(addr) or sim.exchange.account(addr)
-                    acct.cash = to_micro(body["amount"])
-                    return Response({"address": acct.address, "balance": str(acct.cash)})
             return Response({"error": f"unknown admin endpoint {req.method} {req.full_path}"}, 404)
         except ApiError as exc:
             return Response(exc.body, exc.status)
@@ -307,6 +275,68 @@ class _Handler(BaseHTTPRequestHandler):
             return Response({"error": str(exc).strip("'\"")}, 404)
         except (ValueError, TypeError) as exc:
             return Response({"error": str(exc)}, 400)
+
+
+# The simulator-level admin endpoints: path -> (methods, handler(sim, req, JSON body));
+# the exchange-rule ones are admin.py's.
+def _admin_state(sim: Simulator, req: Request, body: Any) -> Response:
+    return Response(sim.state())
+
+
+def _admin_world(sim: Simulator, req: Request, body: Any) -> Response:
+    w = sim.world
+    return Response(
+        {
+            "groups": w.groups,
+            "kinds": {m.id: m.kind for m in w.markets},
+            "neg_risk_events": {
+                e.id: [w.markets[i].id for i in e.market_indices] for e in w.neg_risk_events()
+            },
+        }
+    )
+
+
+def _admin_faults(sim: Simulator, req: Request, body: Any) -> Response:
+    if req.method == "POST":
+        _set_faults(sim, body or {})
+    return Response({"faults": sim.faults.describe()})
+
+
+def _admin_advance(sim: Simulator, req: Request, body: Any) -> Response:
+    return Response({"now": sim.advance(float(body.get("seconds", 0)))})
+
+
+def _admin_speed(sim: Simulator, req: Request, body: Any) -> Response:
+    return Response({"now": sim.set_speed(float(body.get("speed", 0))), "speed": sim.speed})
+
+
+def _admin_resolve(sim: Simulator, req: Request, body: Any) -> Response:
+    return Response(
+        sim.resolve(
+            str(body.get("market_id")),
+            str(body.get("outcome")),
+            proposed=bool(body.get("proposed", False)),
+        )
+    )
+
+
+def _admin_fund(sim: Simulator, req: Request, body: Any) -> Response:
+    with sim.lock:
+        addr = str(body["address"])  # an EOA, or a funder (proxy/Safe/deposit wallet) of a known account
+        acct = sim.exchange.find_account(addr) or sim.exchange.account(addr)
+        acct.cash = to_micro(body["amount"])
+        return Response({"address": acct.address, "balance": str(acct.cash)})
+
+
+_ADMIN: dict[str, tuple[tuple[str, ...], Callable[[Simulator, Request, Any], Response]]] = {
+    "/state": (("GET",), _admin_state),
+    "/world": (("GET",), _admin_world),
+    "/faults": (("GET", "POST"), _admin_faults),
+    "/advance": (("POST",), _admin_advance),
+    "/speed": (("POST",), _admin_speed),
+    "/resolve": (("POST",), _admin_resolve),
+    "/fund": (("POST",), _admin_fund),
+}
 
 
 def _set_faults(sim: Simulator, body: dict) -> None:
@@ -332,7 +362,8 @@ class SimulatorHandle:
 
     def __init__(self, server: _Server, thread: threading.Thread, sim: Simulator):
         self._server, self._thread, self.sim = server, thread, sim
-        self.host, self.port = server.server_address[:2]
+        host, self.port = server.server_address[:2]
+        self.host = host if isinstance(host, str) else host.decode()
         self.url = f"http://{self.host}:{self.port}"
         self.gamma_url = self.url + "/gamma"
         self.clob_url = self.url + "/clob"
@@ -348,10 +379,8 @@ class SimulatorHandle:
         with srv.conns_lock:
             conns = list(srv.conns)
         for c in conns:  # drop idle keep-alive connections too
-            try:
+            with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         srv.server_close()
         self._thread.join(timeout=5)
 

@@ -87,7 +87,7 @@ def _bytes32(v) -> bytes:
     try:
         return bytes.fromhex(s[2:].rjust(64, "0"))
     except ValueError:
-        raise BadOrder("not a bytes32")
+        raise BadOrder("not a bytes32") from None
 
 
 def side_code(side) -> int:
@@ -194,7 +194,7 @@ _TYPED_DATA_SIGN_FIELDS = "string name,string version,uint256 chainId,address ve
 _BAD_NAME_CHARS = set(", )(\x00")
 
 
-def split_1271(signature: str) -> tuple | None:
+def split_1271(signature: str | None) -> tuple | None:
     """(owner signature 65 bytes, app domain separator, contents hash, contentsName,
     contentsType) of an ERC-7739 TypedDataSign signature, or None when it is not one.
     Solady's rule for the description: ending in ")" it is the contentsType and the name is

@@ -203,9 +203,10 @@ class Simulator:
     def resolve(self, market_id: str, outcome: str, *, proposed: bool = False) -> dict:
         """End a market now and resolve it (``proposed=True``: only propose; it resolves
         after the proposal period). ``market_id`` may be a Gamma id, condition id or slug."""
-        outcome = {"YES": "YES", "NO": "NO", "50-50": "50-50", "50/50": "50-50"}.get(str(outcome).upper())
-        if outcome is None:
+        canonical = {"YES": "YES", "NO": "NO", "50-50": "50-50", "50/50": "50-50"}.get(str(outcome).upper())
+        if canonical is None:
             raise ValueError("outcome must be YES, NO or 50-50")
+        outcome = canonical
         w = self.world
         m = (
             w.by_id.get(str(market_id))
@@ -249,11 +250,11 @@ class Simulator:
         after liquidity consumed this minute; empty for markets that are not open."""
         mis = [int(m) for m in dict.fromkeys(int(x) for x in mis)]
         open_mis = [m for m in mis if t < self.end_of(m)]
-        out = {m: ([], []) for m in mis}
+        out: dict[int, tuple[list, list]] = {m: ([], []) for m in mis}
         minute = int(t // 60)
         consumed = self.consumed
         synth = [m for m in open_mis if m not in self.book_override]
-        synthetic = dict(zip(synth, self.prices.synthetic_levels(synth, t)))
+        synthetic = dict(zip(synth, self.prices.synthetic_levels(synth, t), strict=True))  # one per market
         for mi in open_mis:
             bids, asks = synthetic[mi] if mi in synthetic else self._override_levels(mi)
             if consumed:

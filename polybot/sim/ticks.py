@@ -25,7 +25,7 @@ def init(sim) -> None:
     sim.tick_forced = {}  # market index -> nt forced by an admin
     sim._tick_checked = None  # last sim minute the rule ran
     sim._tick_full = None  # last sim hour every market was checked
-    sim._tick_near: list = []  # markets near a threshold (or fine), checked every minute
+    sim._tick_near = []  # markets near a threshold (or fine), checked every minute
     for m in sim.world.markets:
         m.base_tick = m.tick
     sim._tick_base_coarse = [m.index for m in sim.world.markets if m.base_tick == 0.01]
@@ -58,7 +58,7 @@ def update(sim, now: float) -> None:
     p = sim.prices.yes_prices(mis, now)
     nts = w.col_nt[np.asarray(mis, dtype=np.int64)]
     near = []
-    for mi, price, nt in zip(mis, p.tolist(), nts.tolist()):
+    for mi, price, nt in zip(mis, p.tolist(), nts.tolist(), strict=True):
         if nt == COARSE_NT and (price > 0.96 or price < 0.04):
             set_tick(sim, mi, FINE_NT)
         elif nt == FINE_NT and 0.05 <= price <= 0.95:

@@ -360,12 +360,12 @@ class World:
                 qs = [f"Will {coin} be above ${lv} on {t}?" for lv in levels]
                 return f"{coin} above ___ on {t}?", qs, [f"${lv}" for lv in levels]
             if category in ("Economics", "Finance"):
-                levels = [round(2.0 + 0.25 * k + rng.choice((0, 0.5)), 2) for k in range(size)]
+                rates = [round(2.0 + 0.25 * k + rng.choice((0, 0.5)), 2) for k in range(size)]
                 qs = [
                     f"US inflation above {lv}% in {_MONTHS[k % 12]} {year}? #{rng.randint(1, 999)}"
-                    for k, lv in enumerate(levels)
+                    for k, lv in enumerate(rates)
                 ]
-                return f"US inflation ladder {year} #{rng.randint(1, 9999)}", qs, [f"{lv}%" for lv in levels]
+                return f"US inflation ladder {year} #{rng.randint(1, 9999)}", qs, [f"{lv}%" for lv in rates]
             party = rng.choice(("Blue Party", "Green Party", "Union Party"))
             seats = [200 + 15 * k for k in range(size)]
             qs = [f"Will the {party} win {s}+ seats in {year}? #{rng.randint(1, 999)}" for s in seats]
@@ -469,9 +469,9 @@ class World:
         hit = self.token_index.get(str(token_id))
         return (self.markets[hit[0]], hit[1]) if hit else (None, None)
 
-    def correlated_pairs(self) -> list:
+    def correlated_pairs(self) -> list[tuple[str, str]]:
         """(market id, market id) pairs that share a ladder driver."""
-        out = []
+        out: list[tuple[str, str]] = []
         for driver, ids in self.groups.items():
             if driver.startswith("ladder-"):
                 out.extend((ids[i], ids[j]) for i in range(len(ids)) for j in range(i + 1, len(ids)))

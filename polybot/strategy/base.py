@@ -114,7 +114,7 @@ class Strategy(abc.ABC):
             out[key] = _coerce_param(value, cls.PARAMS[key], dotted)
         return out
 
-    def check_params(self) -> None:
+    def check_params(self) -> None:  # noqa: B027 — an optional hook: a strategy without range checks keeps it
         """Range checks; override and call :meth:`bad` for a broken value."""
 
     @staticmethod
@@ -136,34 +136,39 @@ class Strategy(abc.ABC):
         return f"{type(self).__name__}({self.params})"
 
 
-def _coerce_param(value: Any, default: Any, dotted: str) -> Any:
-    def fail(kind: str) -> None:
-        raise ConfigError(f"Config key '{dotted}' must be {kind} (got {value!r}); fix it in config.yaml.")
+def _param_type_error(dotted: str, value: Any, kind: str) -> ConfigError:
+    return ConfigError(f"Config key '{dotted}' must be {kind} (got {value!r}); fix it in config.yaml.")
 
+
+def _coerce_int(value: Any, dotted: str) -> int:
+    """A whole number: an int (not a bool) or an integral float."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise _param_type_error(dotted, value, "a whole number")
+
+
+def _coerce_param(value: Any, default: Any, dotted: str) -> Any:
+    """``value`` as the type of the parameter's ``default``; ConfigError naming the key if it is not one."""
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
-        fail("true or false")
+        raise _param_type_error(dotted, value, "true or false")
     if isinstance(default, int):
-        if isinstance(value, bool):
-            fail("a whole number")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        fail("a whole number")
+        return _coerce_int(value, dotted)
     if isinstance(default, float):
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
-        fail("a number")
+        raise _param_type_error(dotted, value, "a number")
     if isinstance(default, str):
         if isinstance(value, str):
             return value
-        fail("text")
+        raise _param_type_error(dotted, value, "text")
     if isinstance(default, (list, tuple)):
         if isinstance(value, (list, tuple)):
             return tuple(value)
-        fail("a list")
+        raise _param_type_error(dotted, value, "a list")
     return value
 
 

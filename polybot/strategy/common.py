@@ -52,7 +52,7 @@ class UniverseCache:
         self.market_ids, self.token_ids = mids, toks
         self.indices = np.fromiter((view.index_of(t) for t in toks), dtype=np.int64, count=len(toks))
         self.end_dates = np.asarray(ends, dtype=np.float64)
-        self.end_of = dict(zip(mids, ends))
+        self.end_of = dict(zip(mids, ends, strict=True))  # built in step above
 
 
 def tradable_mask(

@@ -49,6 +49,7 @@ containing the token, or else relies on the time stop and end-date exit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +58,7 @@ from polybot.analysis.meanrev import adf_test, degenerate, half_life, hedge_rati
 from polybot.analysis.significance import pair_statistics
 from polybot.analysis.stats import corr_pairwise, ffill_limited
 
-from .base import Intent, MarketView, PortfolioView, Strategy, limit_for_buy
+from .base import Holding, Intent, MarketView, PortfolioView, Strategy, limit_for_buy
 from .common import (
     HOUR,
     UniverseCache,
@@ -137,42 +138,49 @@ class CorrelationPairs(Strategy):
         for k in ("lookback_hours", "reselect_hours", "z_window_hours", "entry_z"):
             if p[k] <= 0:
                 self.bad(k, "must be > 0")
-        if not -1 < p["min_correlation"] < 1:
-            self.bad("min_correlation", "must be between -1 and 1 (e.g. 0.7)")
-        if not 0 < p["min_overlap"] <= 1:
-            self.bad("min_overlap", "must be between 0 and 1")
-        if p["exit_z"] < 0 or p["exit_z"] >= p["entry_z"]:
-            self.bad("exit_z", f"must be ≥ 0 and below entry_z ({p['entry_z']})")
-        if p["position_usd"] < 1:
-            self.bad("position_usd", "must be at least 1 (Polymarket's minimum marketable order)")
-        if p["max_pairs"] < 1:
-            self.bad("max_pairs", "must be ≥ 1")
-        if p["ffill_points"] < 0:
-            self.bad("ffill_points", "must be ≥ 0")
-        if p["change_points"] < 1:
-            self.bad("change_points", "must be ≥ 1")
-        if not 0 <= p["min_price"] < p["max_price"] <= 1:
-            self.bad("min_price", "and max_price must satisfy 0 ≤ min_price < max_price ≤ 1")
-        if p["slippage_ticks"] < 0:
-            self.bad("slippage_ticks", "must be ≥ 0")
-        if p["max_entries_per_step"] < 1:
-            self.bad("max_entries_per_step", "must be ≥ 1")
-        if p["min_shared_moves"] < 3:
-            self.bad(
-                "min_shared_moves", "must be ≥ 3 (Fisher's z needs more than 3 observations; default 20)"
-            )
-        if not 0 < p["fdr_q"] < 1:
-            self.bad("fdr_q", "must be between 0 and 1 (e.g. 0.05)")
-        if p["adf_level"] not in (0.01, 0.05, 0.1):
-            self.bad("adf_level", "must be 0.01, 0.05 or 0.10 (MacKinnon's tabulated levels)")
-        if p["adf_lags"] < 0:
-            self.bad("adf_lags", "must be ≥ 0")
-        if p["max_half_life_hours"] <= 0:
-            self.bad("max_half_life_hours", "must be > 0")
-        if p["min_distinct_spread_values"] < 2:
-            self.bad("min_distinct_spread_values", "must be ≥ 2")
-        if p["min_std"] <= 0:
-            self.bad("min_std", "must be > 0")
+        # (key, holds when valid, the problem otherwise), checked in this order
+        rules: list[tuple[str, Callable[[], bool], str]] = [
+            ("min_correlation", lambda: -1 < p["min_correlation"] < 1, "must be between -1 and 1 (e.g. 0.7)"),
+            ("min_overlap", lambda: 0 < p["min_overlap"] <= 1, "must be between 0 and 1"),
+            (
+                "exit_z",
+                lambda: not (p["exit_z"] < 0 or p["exit_z"] >= p["entry_z"]),
+                f"must be ≥ 0 and below entry_z ({p['entry_z']})",
+            ),
+            (
+                "position_usd",
+                lambda: not p["position_usd"] < 1,
+                "must be at least 1 (Polymarket's minimum marketable order)",
+            ),
+            ("max_pairs", lambda: not p["max_pairs"] < 1, "must be ≥ 1"),
+            ("ffill_points", lambda: not p["ffill_points"] < 0, "must be ≥ 0"),
+            ("change_points", lambda: not p["change_points"] < 1, "must be ≥ 1"),
+            (
+                "min_price",
+                lambda: 0 <= p["min_price"] < p["max_price"] <= 1,
+                "and max_price must satisfy 0 ≤ min_price < max_price ≤ 1",
+            ),
+            ("slippage_ticks", lambda: not p["slippage_ticks"] < 0, "must be ≥ 0"),
+            ("max_entries_per_step", lambda: not p["max_entries_per_step"] < 1, "must be ≥ 1"),
+            (
+                "min_shared_moves",
+                lambda: not p["min_shared_moves"] < 3,
+                "must be ≥ 3 (Fisher's z needs more than 3 observations; default 20)",
+            ),
+            ("fdr_q", lambda: 0 < p["fdr_q"] < 1, "must be between 0 and 1 (e.g. 0.05)"),
+            (
+                "adf_level",
+                lambda: p["adf_level"] in (0.01, 0.05, 0.1),
+                "must be 0.01, 0.05 or 0.10 (MacKinnon's tabulated levels)",
+            ),
+            ("adf_lags", lambda: not p["adf_lags"] < 0, "must be ≥ 0"),
+            ("max_half_life_hours", lambda: not p["max_half_life_hours"] <= 0, "must be > 0"),
+            ("min_distinct_spread_values", lambda: not p["min_distinct_spread_values"] < 2, "must be ≥ 2"),
+            ("min_std", lambda: not p["min_std"] <= 0, "must be > 0"),
+        ]
+        for key, holds, problem in rules:
+            if not holds():
+                self.bad(key, problem)
 
     @property
     def history_seconds(self) -> int:
@@ -221,7 +229,6 @@ class CorrelationPairs(Strategy):
         toks = [u.token_ids[c] for c in cand]
         ranked = sorted(good, key=lambda g: (-rv[g], toks[iu[g]], toks[ju[g]]))
         used: set[int] = set()
-        valid = ~np.isnan(D)
         step_hours = k * view.interval_seconds / HOUR
         for g in ranked:
             i, j = int(iu[g]), int(ju[g])
@@ -334,9 +341,29 @@ class CorrelationPairs(Strategy):
             self._pairs_epoch = epoch
             self._select_pairs(view)
         latest = view.latest()
-        out: list[Intent] = []
+        held = self._sync_open(portfolio)
 
-        # forget positions that are gone; adopt unknown ones
+        # ---- z-scores of every pair we trade or hold, in one pass
+        exit_pairs = [self._open[t][0] for t in sorted(held) if t in self._open]
+        sel_keys = {pr.key for pr in self._pairs}
+        all_pairs = self._pairs + [pr for pr in dict.fromkeys(exit_pairs) if pr.key not in sel_keys]
+        z_all = self._z_scores(view, all_pairs, latest)  # one z per pair
+        dev_all = self._last_dev
+        z_by_key = dict(zip([pr.key for pr in all_pairs], z_all, strict=True))
+        out = self._exits(view, held, z_by_key)
+
+        # ---- entries
+        if not self._pairs:
+            return out
+        z = z_all[: len(self._pairs)]
+        dev = dev_all[: len(self._pairs)]
+        cands = self._entry_candidates(held, z, dev)
+        out += self._entries(view, portfolio, latest, cands, z)
+        return out
+
+    def _sync_open(self, portfolio: PortfolioView) -> dict[str, Holding]:
+        """Our held positions by token; forget open pairs whose position is gone and adopt
+        held tokens of a selected pair we did not know."""
         held = {
             t: h
             for t, h in portfolio.positions.items()
@@ -351,15 +378,13 @@ class CorrelationPairs(Strategy):
                     if t in (pr.a, pr.b):
                         self._open[t] = (pr, 1 if t == pr.b else -1)
                         break
+        return held
 
-        # ---- z-scores of every pair we trade or hold, in one pass
-        exit_pairs = [self._open[t][0] for t in sorted(held) if t in self._open]
-        sel_keys = {pr.key for pr in self._pairs}
-        all_pairs = self._pairs + [pr for pr in dict.fromkeys(exit_pairs) if pr.key not in sel_keys]
-        z_all = self._z_scores(view, all_pairs, latest)
-        dev_all = self._last_dev
-        z_by_key = dict(zip([pr.key for pr in all_pairs], z_all))
-        z_exit = z_by_key
+    def _exits(self, view: MarketView, held: dict[str, Holding], z_exit: dict[str, float]) -> list[Intent]:
+        """Exit a held token at the end of its life (lifecycle rules) or when its pair's spread
+        converged (|z| ≤ exit_z) or crossed over."""
+        p = self.params
+        out: list[Intent] = []
         for t in sorted(held):
             h = held[t]
             if view.is_resolved(h.market_id):
@@ -381,14 +406,15 @@ class CorrelationPairs(Strategy):
                 it = exit_intent(self.name, view, h, reason, p["slippage_ticks"])
                 if it is not None:
                     out.append(it)
+        return out
 
-        # ---- entries
-        if not self._pairs:
-            return out
-        z = z_all[: len(self._pairs)]
-        dev = dev_all[: len(self._pairs)]
-        end_of = u.end_of
-        cands = []
+    def _entry_candidates(
+        self, held: dict[str, Holding], z: np.ndarray, dev: np.ndarray
+    ) -> list[tuple[float, str, str, int, float]]:
+        """(−|z|, token to buy, the other token, pair index, expected catch-up) of each selected
+        pair diverged beyond entry_z with neither leg held, the most diverged first."""
+        p = self.params
+        cands: list[tuple[float, str, str, int, float]] = []
         for k in np.flatnonzero(np.abs(np.nan_to_num(z)) >= p["entry_z"]):
             pr = self._pairs[k]
             if pr.a in held or pr.b in held:
@@ -396,8 +422,23 @@ class CorrelationPairs(Strategy):
             # z > 0: A rich vs B → buy B (catch-up dev/β); z < 0: buy A (catch-up −dev)
             token, catch = (pr.b, dev[k] / pr.beta) if z[k] > 0 else (pr.a, -dev[k])
             other = pr.a if token == pr.b else pr.b
-            cands.append((-abs(float(z[k])), token, other, k, float(catch)))
+            cands.append((-abs(float(z[k])), token, other, int(k), float(catch)))
         cands.sort()
+        return cands
+
+    def _entries(
+        self,
+        view: MarketView,
+        portfolio: PortfolioView,
+        latest: dict,
+        cands: list[tuple[float, str, str, int, float]],
+        z: np.ndarray,
+    ) -> list[Intent]:
+        """Buy the laggard of the candidate pairs whose quote is fresh, in the price band, with
+        an edge after spread and fees and cash left, at most max_entries_per_step."""
+        p = self.params
+        end_of = self._universe.end_of
+        out: list[Intent] = []
         n = 0
         cash_left = portfolio.cash_micro
         for negz, token, other, k, catch in cands:
@@ -425,6 +466,7 @@ class CorrelationPairs(Strategy):
                 continue
             cash_left -= int(round(usd * 100)) * 10_000
             pr = self._pairs[k]
+            other_market = view.market_of(other)
             out.append(
                 entry_intent(
                     self.name,
@@ -435,7 +477,7 @@ class CorrelationPairs(Strategy):
                     usd,
                     p["slippage_ticks"],
                     f"pair divergence: z {-negz if z[k] > 0 else negz:+.2f} vs "
-                    f"{view.market_of(other).short_label(40) if view.market_of(other) else other} "
+                    f"{other_market.short_label(40) if other_market else other} "
                     f"(r {pr.r:.2f}, β {pr.beta:.2f}); buying the laggard",
                     tag=f"pair:{pr.key}",
                 )

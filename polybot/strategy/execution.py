@@ -59,6 +59,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from polybot.config import Config
 from polybot.domain import BUY, ENTER, EXIT, Holding, Intent, MarketInfo, PortfolioView
 from polybot.exchange.fills import FillResult, simulate_fill
 from polybot.exchange.models import FeeSchedule, OrderBook
@@ -83,7 +84,7 @@ class ExecutionModel:
     stale_order_seconds: int = 300  # a resting GTC order is cancelled this long after placement
 
     @classmethod
-    def from_config(cls, cfg: Any) -> ExecutionModel:
+    def from_config(cls, cfg: Config) -> ExecutionModel:
         t = cfg.trading
         interval = int(cfg.collection.interval_minutes) * 60
         otype = "GTC" if t.order_type == "GTD" else t.order_type
@@ -157,14 +158,17 @@ def order_for(
             if best_ask is None or (isinstance(best_ask, float) and math.isnan(best_ask)):
                 return None
             price = limit_for_buy(best_ask, tick, 2)
-        size = (
-            intent.size_micro
-            if intent.size_micro is not None
-            else round_size_down(intent.notional_micro * MICRO // price)
-        )
+        if intent.size_micro is not None:
+            size = intent.size_micro
+        elif intent.notional_micro is not None:
+            size = round_size_down(intent.notional_micro * MICRO // price)
+        else:  # unreachable: Intent checks that it has one of the two
+            raise ValueError("give exactly one of Intent.size_micro (shares) or notional_micro (USD)")
     else:
         if price is None:
             price = int(round(tick * MICRO))
+        if intent.size_micro is None:  # unreachable: Intent only lets a BUY have a notional
+            raise ValueError("a SELL intent is sized in shares (Intent.size_micro)")
         size = round_size_down(intent.size_micro)
     if size <= 0:
         return None
@@ -301,30 +305,12 @@ def decide_step(
         stops[it.token_id] = it
     out.n_stops = len(stops)
     merged: dict[str, Intent] = dict(stops)
-    for it in strategy.decide(view, PortfolioView(cash_micro, dict(positions))):
-        if it.token_id in merged:
-            continue
-        if it.token_id in busy_t or it.market_id in busy_m:
-            out.skipped["order_pending"] += 1
-            continue
-        if not tradable(it):
-            out.skipped["market_resolved"] += 1  # trading stops at resolution
-            continue
-        if it.action == EXIT and it.token_id not in held:
-            continue
-        merged[it.token_id] = it
+    strategy_intents = strategy.decide(view, PortfolioView(cash_micro, dict(positions)))
+    _merge_strategy_intents(merged, strategy_intents, held, busy_t, busy_m, tradable, out.skipped)
     if not merged:
         return out
     batch = list(merged.values())
-    risk_marks, asks = dict(marks), {}
-    for it in batch:
-        if it.action != ENTER:
-            continue
-        bid, ask = prices(it.token_id)
-        if it.token_id not in risk_marks and bid is not None:
-            risk_marks[it.token_id] = bid
-        if ask is not None:
-            asks[it.token_id] = ask
+    risk_marks, asks = _entry_quotes(batch, marks, prices)
     account = AccountState(
         cash_micro,
         dict(positions),
@@ -336,8 +322,49 @@ def decide_step(
     )
     infos = {it.market_id: markets(it.market_id) for it in batch}
     decisions = risk.check_all(batch, account, {k: v for k, v in infos.items() if v is not None}, now)
-    out.items = list(zip(batch, decisions))
+    out.items = list(zip(batch, decisions, strict=True))  # check_all: one decision per intent, in order
     return out
+
+
+def _merge_strategy_intents(
+    merged: dict[str, Intent],
+    intents: Iterable[Intent],
+    held: Mapping[str, Holding],
+    busy_t: set[str],
+    busy_m: set[str],
+    tradable: Callable[[Intent], bool],
+    skipped: Counter,
+) -> None:
+    """Add the strategy's intents to ``merged`` (token → intent, stop losses first): one per
+    token; none for a busy token or market (counted), a closed market (counted), or an exit
+    of a token not held."""
+    for it in intents:
+        if it.token_id in merged:
+            continue
+        if it.token_id in busy_t or it.market_id in busy_m:
+            skipped["order_pending"] += 1
+            continue
+        if not tradable(it):
+            skipped["market_resolved"] += 1  # trading stops at resolution
+            continue
+        if it.action == EXIT and it.token_id not in held:
+            continue
+        merged[it.token_id] = it
+
+
+def _entry_quotes(batch: list[Intent], marks: Mapping[str, int], prices: PriceFn) -> tuple[dict, dict]:
+    """(marks for the risk manager, asks by token): the held positions' marks plus, for each
+    entry, its bid (where no mark exists) and its ask."""
+    risk_marks, asks = dict(marks), {}
+    for it in batch:
+        if it.action != ENTER:
+            continue
+        bid, ask = prices(it.token_id)
+        if it.token_id not in risk_marks and bid is not None:
+            risk_marks[it.token_id] = bid
+        if ask is not None:
+            asks[it.token_id] = ask
+    return risk_marks, asks
 
 
 def step_account(

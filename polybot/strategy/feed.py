@@ -79,6 +79,8 @@ def _get(row: Any, key: str) -> Any:
 
 
 class MarketFeed:
+    _H: np.ndarray  # (n_slots, capacity) mid-price history; allocated by _alloc
+
     def __init__(
         self,
         markets: Iterable[MarketInfo],
@@ -324,13 +326,11 @@ class MarketFeed:
         bid, ask, mid = np.round(bid, 6), np.round(ask, 6), np.round(mid, 6)
         # backfill / derived prices
         no_book = np.isnan(bid) & np.isnan(ask)
-        if backfill is not None:
-            # Only backfilled rows get a synthetic book: a RECORDED empty book means nobody was
-            # quoting, and inventing 100 shares at ±2¢ there would let paper and the replay fill
-            # where live could not (e.g. a closed market's last price).
-            bf = backfill & ~np.isnan(mid)
-        else:
-            bf = no_book & ~np.isnan(mid)
+        # With a backfill flag, only backfilled rows get a synthetic book: a RECORDED empty book
+        # means nobody was quoting, and inventing 100 shares at ±2¢ there would let paper and the
+        # replay fill where live could not (e.g. a closed market's last price). Without one,
+        # every price without a book is.
+        bf = backfill & ~np.isnan(mid) if backfill is not None else no_book & ~np.isnan(mid)
         has_both = ~np.isnan(bid) & ~np.isnan(ask)
         mid = np.where(np.isnan(mid) & has_both, np.round((bid + ask) / 2.0, 6), mid)
         if bf.any():
@@ -383,7 +383,10 @@ class MarketFeed:
         i = self.token_index.get(token_id)
         if i is None or self._ts[i] < 0:
             return None
-        f = lambda x: None if math.isnan(x) else float(x)  # noqa: E731
+
+        def f(x: float) -> float | None:
+            return None if math.isnan(x) else float(x)
+
         return Quote(
             token_id,
             self.token_market[token_id],
@@ -403,6 +406,8 @@ class MarketFeed:
         min_size = market.min_order_size if market else 5.0
         ts = int(self._ts[i])
         bid, ask = self._bid[i], self._ask[i]
+        bids: tuple[BookLevel, ...]
+        asks: tuple[BookLevel, ...]
         if self._bf[i]:
             depth = float(self._bf_depth[i]) if not math.isnan(self._bf_depth[i]) else self.backfill_depth
             bids = (BookLevel(float(bid), depth),) if not math.isnan(bid) and depth > 0 else ()

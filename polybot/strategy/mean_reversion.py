@@ -83,10 +83,11 @@ class MeanReversion(Strategy):
     def history_seconds(self) -> int:
         return int(self.params["window_hours"] * HOUR) + 3600
 
-    def decide(self, view: MarketView, portfolio: PortfolioView) -> list[Intent]:
+    def _exits(self, view: MarketView, portfolio: PortfolioView) -> list[Intent]:
+        """Sell a held position at the end of its life (lifecycle rules) or once its price
+        reverted to within exit_z of the mean."""
         p = self.params
         out: list[Intent] = []
-        # ---- exits
         for token, h in sorted(portfolio.positions.items()):
             if h.size_micro <= 0 or (h.strategy and h.strategy != self.name):
                 continue
@@ -109,6 +110,11 @@ class MeanReversion(Strategy):
                 it = exit_intent(self.name, view, h, reason, p["slippage_ticks"])
                 if it is not None:
                     out.append(it)
+        return out
+
+    def decide(self, view: MarketView, portfolio: PortfolioView) -> list[Intent]:
+        p = self.params
+        out = self._exits(view, portfolio)
         # ---- entries
         u = self._universe
         u.update(view)

@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
+from polybot.config import Config
 from polybot.errors import ConfigError
 
 from .base import Strategy
@@ -46,7 +47,7 @@ def get_strategy(name: str, params: Mapping[str, Any] | None = None) -> Strategy
     return cls(params or {})
 
 
-def from_config(cfg, name: str | None = None) -> Strategy:
+def from_config(cfg: Config, name: str | None = None) -> Strategy:
     """The configured strategy (``name`` overrides ``strategy.name``; params then apply
     only when the name matches the configured one)."""
     if name is None or name == cfg.strategy.name:

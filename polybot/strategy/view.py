@@ -154,7 +154,8 @@ class MarketView:
     def __reduce_ex__(self, protocol: Any) -> Any:
         raise TypeError("a MarketView cannot be copied or pickled: it is valid only inside decide()")
 
-    __reduce__ = __reduce_ex__
+    def __reduce__(self) -> Any:
+        raise TypeError("a MarketView cannot be copied or pickled: it is valid only inside decide()")
 
     def __getstate__(self) -> Any:
         raise TypeError("a MarketView cannot be copied or pickled: it is valid only inside decide()")
