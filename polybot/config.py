@@ -621,50 +621,88 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         return _convert(value, args[0], key)
     if value is None:
         raise ConfigError(f"Config key '{key}' is empty; give it {_type_name(tp)} in config.yaml.")
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"Config key '{key}' must be a mapping of settings; fix it in config.yaml.")
         return _build(tp, value, key)
     if origin is tuple:
-        (inner, *_rest) = typing.get_args(tp)
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            value = [value]
-        if not isinstance(value, list):
-            raise ConfigError(f"Config key '{key}' must be a list; fix it in config.yaml.")
-        return tuple(_convert(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
+        return _convert_tuple(value, tp, key)
     if tp is dict or origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"Config key '{key}' must be a mapping; fix it in config.yaml.")
         return dict(value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return _in_range(value, key)
-        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-            return _in_range(int(value), key)
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            return _in_range(int(value), key)
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return _in_range(float(value), key)
-        if isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                pass
-            else:
-                return _in_range(number, key)
-    elif tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-    elif tp is Path:
-        if isinstance(value, str) and value.strip():
-            return Path(value)
+    for scalar_type, convert in _SCALAR_CONVERTERS:
+        if tp is scalar_type:
+            converted = convert(value, key)
+            if converted is not _UNCONVERTIBLE:
+                return converted
+            break
     raise ConfigError(f"Config key '{key}' must be {_type_name(tp)} (got {value!r}); fix it in config.yaml.")
+
+
+def _convert_tuple(value: Any, tp: Any, key: str) -> tuple[Any, ...]:
+    """A list (or one scalar, as a list of one) converted item by item."""
+    (inner, *_rest) = typing.get_args(tp)
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"Config key '{key}' must be a list; fix it in config.yaml.")
+    return tuple(_convert(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
+
+
+# What a scalar converter returns for a value it cannot convert (None and False are values).
+_UNCONVERTIBLE = object()
+
+
+def _to_bool(value: Any, key: str) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+        return value.lower() in ("true", "yes", "1")
+    return _UNCONVERTIBLE
+
+
+def _to_int(value: Any, key: str) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _in_range(value, key)
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return _in_range(int(value), key)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return _in_range(int(value), key)
+    return _UNCONVERTIBLE
+
+
+def _to_float(value: Any, key: str) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _in_range(float(value), key)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return _UNCONVERTIBLE
+        return _in_range(number, key)
+    return _UNCONVERTIBLE
+
+
+def _to_str(value: Any, key: str) -> Any:
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    return _UNCONVERTIBLE
+
+
+def _to_path(value: Any, key: str) -> Any:
+    if isinstance(value, str) and value.strip():
+        return Path(value)
+    return _UNCONVERTIBLE
+
+
+_SCALAR_CONVERTERS: tuple[tuple[type, typing.Callable[[Any, str], Any]], ...] = (
+    (bool, _to_bool),
+    (int, _to_int),
+    (float, _to_float),
+    (str, _to_str),
+    (Path, _to_path),
+)
 
 
 def _build(cls: type, data: dict, where: str) -> Any:
@@ -875,12 +913,11 @@ def check_mode_requirements(cfg: Config) -> None:
                 "run python get_telegram_chat_id.py and put the id in config.yaml."
             )
     uses_email = any("email" in getattr(cfg.alerts, lvl) for lvl in ("critical", "warning", "info"))
-    if cfg.email.enabled and uses_email:
-        if not cfg.email.to_addrs or not cfg.email.from_addr:
-            raise ConfigError(
-                "email.enabled is true but email.from_addr or email.to_addrs is empty; "
-                "fill them in config.yaml or set email.enabled: false."
-            )
+    if cfg.email.enabled and uses_email and (not cfg.email.to_addrs or not cfg.email.from_addr):
+        raise ConfigError(
+            "email.enabled is true but email.from_addr or email.to_addrs is empty; "
+            "fill them in config.yaml or set email.enabled: false."
+        )
 
 
 def risk_bound_problems(cfg: Config) -> list[str]:
