@@ -189,7 +189,9 @@ def record_trade(
     row_id = cur.lastrowid
     old = get_position(conn, mode, token_id)
     was_open = old is not None and old.status == "open" and old.size_micro != 0
-    before = {"size_micro": old.size_micro, "cost_micro": old.cost_micro} if was_open else None
+    before = (
+        {"size_micro": old.size_micro, "cost_micro": old.cost_micro} if old is not None and was_open else None
+    )
     p, realized = _apply(
         before, side, int(size_micro), notional, int(fee_micro), kind=kind, realized=reversal_realized
     )

@@ -141,7 +141,8 @@ class Scenarios:
         return env
 
     def start_bot(self, root: Path, *args: str) -> subprocess.Popen:
-        out = open(root / "bot.out", "a", encoding="utf-8")
+        # not a with-block: the bot process writes to it after this call returns
+        out = open(root / "bot.out", "a", encoding="utf-8")  # noqa: SIM115
         return subprocess.Popen(
             [sys.executable, str(ROOT / "trading_bot.py"), *args],
             cwd=root,
