@@ -104,7 +104,7 @@ def _moments(returns) -> tuple[int, float, float, float]:
 
 
 def probabilistic_sharpe_ratio(
-    returns: Sequence[float], sr_benchmark: float = 0.0, *, skew_credit: bool = True
+    returns: Sequence[float] | np.ndarray, sr_benchmark: float = 0.0, *, skew_credit: bool = True
 ) -> float:
     """P(true per-period Sharpe > ``sr_benchmark``) — Bailey & López de Prado (2012).
 
@@ -142,7 +142,11 @@ def expected_max_sharpe(n_trials: int, variance: float) -> float:
 
 
 def deflated_sharpe_ratio(
-    returns: Sequence[float], n_trials: int, sr_trials_variance: float, *, skew_credit: bool = True
+    returns: Sequence[float] | np.ndarray,
+    n_trials: int,
+    sr_trials_variance: float,
+    *,
+    skew_credit: bool = True,
 ) -> float:
     """PSR against the expected best Sharpe of ``n_trials`` unskilled trials (per-period units).
 

@@ -84,7 +84,7 @@ def parse_sweep(specs: Sequence[str], strategy_name: str, base_params: dict) -> 
     out = []
     for combo in itertools.product(*grid.values()):
         params = dict(base_params)
-        params.update(zip(grid.keys(), combo))
+        params.update(zip(grid.keys(), combo, strict=True))
         try:
             out.append(dict(get_strategy(strategy_name, params).params))
         except ConfigError as exc:
@@ -142,7 +142,7 @@ def _warm(bt: Backtester, start_ts: int, end_ts: int) -> None:
     for ch in store.chunks(start_ts, end_ts - 1):
         ts = ch.timestamp
         cuts = np.flatnonzero(ts[1:] != ts[:-1]) + 1
-        for s, e in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(ts)]))):
+        for s, e in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(ts)])), strict=True):
             feed.ingest(int(ts[s]), ch.token[s:e], ch.bid[s:e], ch.ask[s:e], ch.price[s:e], ch.backfill[s:e])
 
 
@@ -224,6 +224,13 @@ class Segment:
     trials: list[Run] = field(default_factory=list)
     chosen: int = 0
     oos: Run | None = None
+
+    @property
+    def oos_run(self) -> Run:
+        """The out-of-sample run (walk_forward sets it once the segment's trials have run)."""
+        if self.oos is None:
+            raise RuntimeError("the segment's out-of-sample run has not been made yet")
+        return self.oos
 
 
 def segments(start_ts: int, end_ts: int, in_days: int, out_days: int) -> list[Segment]:
@@ -309,19 +316,19 @@ def walk_forward(
 
 def oos_evaluation(segs: Sequence[Segment], cfg: Any, n_trials: int) -> dict:
     """The verdict on the out-of-sample trades only, and the numbers behind it."""
-    daily = np.concatenate([sg.oos.daily for sg in segs]) if segs else np.zeros(0)
-    capital = segs[0].oos.result.capital_micro if segs else 0
+    daily = np.concatenate([sg.oos_run.daily for sg in segs]) if segs else np.zeros(0)
+    capital = segs[0].oos_run.result.capital_micro if segs else 0
     # chain the segments' equity curves: each starts at the equity the previous one ended with
     level, curve = 1.0, []
     for sg in segs:
-        eq = sg.oos.result.curve_equity.astype(np.float64) / sg.oos.result.capital_micro
+        eq = sg.oos_run.result.curve_equity.astype(np.float64) / sg.oos_run.result.capital_micro
         curve.append(level * eq)
         level *= float(eq[-1]) if len(eq) else 1.0
     chained = np.concatenate(curve) * capital if curve else np.zeros(0)
     trips = [
-        (t.closed_at if t.closed_at is not None else sg.oos.end_ts, t.pnl_micro / MICRO)
+        (t.closed_at if t.closed_at is not None else sg.oos_run.end_ts, t.pnl_micro / MICRO)
         for sg in segs
-        for t in sg.oos.result.ledger.closed_trips
+        for t in sg.oos_run.result.ledger.closed_trips
     ]
     n = len(trips)
     wins = sum(1 for _, p in trips if p > 0)
@@ -338,11 +345,11 @@ def oos_evaluation(segs: Sequence[Segment], cfg: Any, n_trials: int) -> dict:
         "wins": wins,
         "losses": sum(1 for _, p in trips if p < 0),
     }
-    pts = sum(sg.oos.coverage.get("grid_points", 0) for sg in segs)
-    cov = (sum(sg.oos.coverage.get("covered_points", 0) for sg in segs) / pts) if pts else None
-    rows = sum(sg.oos.coverage.get("rows", 0) for sg in segs)
-    rec_share = (sum(sg.oos.coverage.get("recorded_rows", 0) for sg in segs) / rows) if rows else 0.0
-    rec_days = sum(float(sg.oos.coverage.get("recorded_days") or 0.0) for sg in segs)
+    pts = sum(sg.oos_run.coverage.get("grid_points", 0) for sg in segs)
+    cov = (sum(sg.oos_run.coverage.get("covered_points", 0) for sg in segs) / pts) if pts else None
+    rows = sum(sg.oos_run.coverage.get("rows", 0) for sg in segs)
+    rec_share = (sum(sg.oos_run.coverage.get("recorded_rows", 0) for sg in segs) / rows) if rows else 0.0
+    rec_days = sum(float(sg.oos_run.coverage.get("recorded_days") or 0.0) for sg in segs)
     variances = [v for v in (trials_variance(sg.trials) for sg in segs) if v is not None]
     var = float(np.mean(variances)) if variances else None
     judged = judge(
@@ -379,7 +386,7 @@ def walk_forward_report(
     deploy = segs[-1].trials[segs[-1].chosen].params if segs else param_sets[0]
     seg_rows = []
     for sg in segs:
-        o = sg.oos
+        o = sg.oos_run
         seg_rows.append(
             {
                 "in_sample": {"start": _day(sg.in_start), "end": _day(sg.in_end - 1)},
