@@ -223,9 +223,9 @@ class Backtester:
         self._pending: dict[str, PendingOrder] = {}
         self._resting: dict[str, list[Resting]] = {}
         self._marks: dict[str, int] = {}
-        self.rejections: Counter = Counter()
-        self.unfilled: Counter = Counter()
-        self.counts = Counter()
+        self.rejections: Counter[str] = Counter()
+        self.unfilled: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()
         self.halts: list[tuple[int, str]] = []
         self._halted_until = -1
         res_queue = sorted(self.resolutions.values(), key=lambda r: (r.resolved_at, r.market_id))
@@ -439,6 +439,7 @@ class Backtester:
             shares_available_micro=(held.size_micro if held else 0) - resting_sells,
         )
         if r is None:
+            assert code is not None  # simulate_order names the reason of every order it does not fill
             self.unfilled[code] += 1
             return
         if r.size_micro:
@@ -559,8 +560,7 @@ class Backtester:
                 if r.size_micro:
                     L.apply_fill(t, tok, h.market_id, r, "end of backtest: sold into the last book")
                     self.counts["fills"] += 1
-            h = L.positions.get(tok)
-            if h is not None:  # what the book could not absorb: valued at the last bid
+            if L.positions.get(tok) is not None:  # what the book could not absorb: valued at the last bid
                 mark = self._marks.get(tok, 0)
                 L.settle_token(t, tok, mark / MICRO, "end of backtest: marked at the last bid")
 

@@ -184,7 +184,9 @@ def compute_metrics(
             "steps": res.counts.get("steps", 0),
             **({"coverage_detail": {k: v for k, v in cov.items()}} if cov else {}),
         },
-        "daily_equity": [{"day": _iso(int(d)), "equity": int(e) / MICRO} for d, e in zip(days, deq)],
+        "daily_equity": [
+            {"day": _iso(int(d)), "equity": int(e) / MICRO} for d, e in zip(days, deq, strict=True)
+        ],
         "backfilled_share": cov.get("backfilled_share"),
         "fills_on_backfilled_books": (fills_bf / fills) if fills else 0.0,
         **judged,

@@ -82,7 +82,7 @@ def format_report(
     lines.append(f"Sharpe formula: {m['sharpe_formula']}")
     if m["trades_per_market"]:
         lines.append("Trades per market:")
-        for i, (mid, v) in enumerate(m["trades_per_market"].items()):
+        for i, v in enumerate(m["trades_per_market"].values()):
             if i == 10:
                 lines.append(f"  … and {len(m['trades_per_market']) - 10} more markets (see the JSON report)")
                 break
