@@ -15,12 +15,14 @@ import logging
 import os
 import shutil
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..config import Config
 from ..errors import PolybotError
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout (where the scripts live)
@@ -42,14 +44,20 @@ def quiet_console() -> None:
             h.setLevel(logging.CRITICAL + 1)
 
 
-def configure_quiet(cfg) -> None:
+def configure_quiet(cfg: Config) -> None:
     from ..logs import configure_from
 
     configure_from(cfg)
     quiet_console()
 
 
-def send_alerts(cfg, alerts: list[tuple[str, str, str]], *, conn=None, timeout: float = 10.0) -> None:
+def send_alerts(
+    cfg: Config,
+    alerts: list[tuple[str, str, str]],
+    *,
+    conn: sqlite3.Connection | None = None,
+    timeout: float = 10.0,
+) -> None:
     """Send (level, key, message) alerts and wait up to ``timeout`` s for them to be stored and
     delivered (the Alerter works in the background; what is still undelivered is stored as
     pending for the next process). Never raises."""
@@ -66,23 +74,29 @@ def send_alerts(cfg, alerts: list[tuple[str, str, str]], *, conn=None, timeout: 
         for level, key, message in alerts:
             alerter.send(level, key, message)
     finally:
-        try:
+        with contextlib.suppress(Exception):  # alerts must never break an ops script
             alerter.close(timeout)
-        except Exception:
-            pass
 
 
-def send_alert(cfg, level: str, key: str, message: str, *, conn=None, timeout: float = 10.0) -> None:
+def send_alert(
+    cfg: Config,
+    level: str,
+    key: str,
+    message: str,
+    *,
+    conn: sqlite3.Connection | None = None,
+    timeout: float = 10.0,
+) -> None:
     send_alerts(cfg, [(level, key, message)], conn=conn, timeout=timeout)
 
 
 # --------------------------------------------------------------------------- lock
-def lock_path(cfg) -> Path:
+def lock_path(cfg: Config) -> Path:
     return cfg.database_path.with_name(cfg.database_path.name + ".ops.lock")
 
 
 @contextlib.contextmanager
-def ops_lock(cfg, timeout: float, command: str) -> Iterator[Path]:
+def ops_lock(cfg: Config, timeout: float, command: str) -> Iterator[Path]:
     """Hold the lock that serialises backup, restore and maintenance (filelock).
 
     Waits up to ``timeout`` seconds, then raises :class:`OpsLocked` with one sentence.
@@ -108,7 +122,7 @@ def ops_lock(cfg, timeout: float, command: str) -> Iterator[Path]:
 
 
 # --------------------------------------------------------------------------- the bot
-def pid_file_path(cfg) -> Path:
+def pid_file_path(cfg: Config) -> Path:
     return cfg.database_path.parent / PID_FILE_NAME
 
 
@@ -131,7 +145,7 @@ def pid_alive(pid: int) -> bool:
     """True if a process with this id exists and is not a zombie (never signals it)."""
     if pid <= 0:
         return False
-    if os.name == "nt":  # pragma: no cover - exercised on Windows only
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
         import ctypes
 
         kernel32 = ctypes.windll.kernel32
@@ -191,13 +205,13 @@ class BotStatus:
         return self.alive or (self.fresh and not self.heartbeat_writer_gone)
 
 
-def open_readonly(cfg) -> sqlite3.Connection:
+def open_readonly(cfg: Config) -> sqlite3.Connection:
     from ..db import connect
 
     return connect(cfg.database_path, readonly=True)
 
 
-def bot_status(cfg, conn: sqlite3.Connection | None = None, *, now: float | None = None) -> BotStatus:
+def bot_status(cfg: Config, conn: sqlite3.Connection | None = None, *, now: float | None = None) -> BotStatus:
     """Read the PID file and bot_state (read-only); never raises."""
     now = time.time() if now is None else now
     pf = pid_file_path(cfg)
