@@ -35,9 +35,11 @@ from flask import (
     send_from_directory,
     url_for,
 )
+from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSessionInterface
 
 from .. import db
+from ..config import Config
 from ..errors import PolybotError
 from . import auth
 from .monitor import HealthMonitor
@@ -74,7 +76,7 @@ SECURITY_HEADERS = {
 
 @dataclass
 class DashboardExt:
-    cfg: object
+    cfg: Config
     secret: auth.Secret
     sessions: auth.Sessions
     limiter: auth.FailureLimiter
@@ -112,7 +114,7 @@ def _request_host_name() -> str:
 
 
 def create_app(
-    cfg,
+    cfg: Config,
     secret: auth.Secret,
     *,
     bind_host: str = "127.0.0.1",
@@ -130,7 +132,8 @@ def create_app(
         MAX_CONTENT_LENGTH=16 * 1024,
         TEMPLATES_AUTO_RELOAD=False,
     )
-    app.json.sort_keys = False
+    if isinstance(app.json, DefaultJSONProvider):  # Flask's default provider: keep our key order
+        app.json.sort_keys = False
     app.session_interface = _SessionInterface()
     dcfg = cfg.dashboard
     app.extensions["polybot_dashboard"] = DashboardExt(
@@ -146,7 +149,10 @@ def create_app(
     if dcfg.trust_proxy:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=0)
+        # Flask documents wrapping wsgi_app in middleware by assignment; mypy sees a method
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=0
+        )
     app.register_blueprint(auth.bp)
     _register(app)
     return app
@@ -184,6 +190,15 @@ def current_state() -> dict:
 
 
 def _register(app: Flask) -> None:
+    _register_gate(app)
+    _register_hooks(app)
+    _register_pages(app)
+    _register_error_pages(app)
+
+
+def _register_gate(app: Flask) -> None:
+    """Before every request: the Host check, then login (public endpoints and assets excepted)."""
+
     @app.before_request
     def gate():
         ext = _ext()
@@ -204,6 +219,10 @@ def _register(app: Flask) -> None:
         nxt = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("auth.login", next=nxt if nxt and nxt != "/" else None))
 
+
+def _register_hooks(app: Flask) -> None:
+    """Security headers on every response; the request's database connection closed after it."""
+
     @app.after_request
     def headers(resp):
         for k, v in SECURITY_HEADERS.items():
@@ -218,6 +237,10 @@ def _register(app: Flask) -> None:
         conn = g.pop("db", None)
         if conn is not None:
             conn.close()
+
+
+def _register_pages(app: Flask) -> None:
+    """The page, its JSON state and its static assets."""
 
     @app.route("/", endpoint="index")
     def index():
@@ -238,6 +261,10 @@ def _register(app: Flask) -> None:
         # explicit types: with nosniff, a registry that maps .js to text/plain (Windows) would block the script
         mimetype = ASSET_TYPES.get(Path(name).suffix.lower())
         return send_from_directory(ASSETS, name, max_age=0, mimetype=mimetype)
+
+
+def _register_error_pages(app: Flask) -> None:
+    """Not found, and a database that cannot be read (503: the page retries)."""
 
     @app.errorhandler(404)
     def not_found(_e):
