@@ -160,6 +160,7 @@ def insert_delivered(
             "repeat_count) VALUES (?,?,?,?,?,?,?,1)",
             (ts, level, key, message, json.dumps(channels), json.dumps(delivery), status),
         )
+    assert cur.lastrowid is not None  # set by every INSERT
     return cur.lastrowid
 
 
