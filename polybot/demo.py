@@ -94,7 +94,8 @@ class Demo:
         return res
 
     def start_background(self, *args: str, log_name: str) -> subprocess.Popen:
-        log = open(self.workspace / "logs" / log_name, "w", encoding="utf-8")
+        # not a with-block: the background process writes to it after this call returns
+        log = open(self.workspace / "logs" / log_name, "w", encoding="utf-8")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, *args],
             cwd=self.workspace,
@@ -385,8 +386,8 @@ def step_paper(d: Demo) -> None:
     t0 = time.monotonic()
     try:
         code = bot.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        raise DemoFailed("the bot did not stop within 60 s of EMERGENCY_STOP")
+    except subprocess.TimeoutExpired as exc:
+        raise DemoFailed("the bot did not stop within 60 s of EMERGENCY_STOP") from exc
     d.say(f"  ✓ bot stopped {time.monotonic() - t0:.1f} s after EMERGENCY_STOP (exit {code})")
     out = (
         (d.workspace / "logs" / "trading_bot.out").read_text(encoding="utf-8", errors="replace").splitlines()
