@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from polybot.config import Config
 from polybot.errors import DataError
 from polybot.exchange.fills import FILLED, SELL, resting_fill, simulate_fill
 from polybot.money import MICRO, notional_micro
@@ -121,7 +122,7 @@ class Backtester:
     def __init__(
         self,
         conn: sqlite3.Connection,
-        cfg: Any,
+        cfg: Config,
         strategy: Strategy,
         *,
         start_ts: int,
@@ -565,7 +566,7 @@ class Backtester:
                 L.settle_token(t, tok, mark / MICRO, "end of backtest: marked at the last bid")
 
 
-def replay_correlation_groups(cfg: Any, start_ts: int) -> tuple[dict[str, str], str | None]:
+def replay_correlation_groups(cfg: Config, start_ts: int) -> tuple[dict[str, str], str | None]:
     """The correlation groups paper trading uses (``reports/correlation_groups.json``), if the
     report's data ended at or before ``start_ts``; else none (they would be look-ahead) and a
     sentence saying so."""

@@ -329,7 +329,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def config_fingerprint(cfg: Any, strategy_name: str, params: dict) -> dict:
+def config_fingerprint(cfg: Config, strategy_name: str, params: dict) -> dict:
     """What a backtest result depends on: the strategy and its full parameters (defaults
     included), the risk limits, the backtest settings (minus the go-live-only keys), the
     execution settings of ``trading:`` the replay uses (order type, fill latency, how long a
@@ -345,7 +345,7 @@ def config_fingerprint(cfg: Any, strategy_name: str, params: dict) -> dict:
     }
 
 
-def config_hash(cfg: Any, strategy_name: str | None = None, params: dict | None = None) -> str:
+def config_hash(cfg: Config, strategy_name: str | None = None, params: dict | None = None) -> str:
     """sha256 (first 16 hex digits) of :func:`config_fingerprint`. Without a strategy name and
     params, the configured strategy's (validated, defaults filled in) are used."""
     if strategy_name is None or params is None:

@@ -41,11 +41,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import yaml
 
+from polybot.config import Config
 from polybot.errors import ConfigError
 from polybot.money import MICRO
 from polybot.strategy.registry import get_strategy
@@ -148,7 +148,7 @@ def _warm(bt: Backtester, start_ts: int, end_ts: int) -> None:
 
 def run_once(
     conn: sqlite3.Connection,
-    cfg: Any,
+    cfg: Config,
     strategy_name: str,
     params: dict,
     start_ts: int,
@@ -256,7 +256,7 @@ def segments(start_ts: int, end_ts: int, in_days: int, out_days: int) -> list[Se
 
 def walk_forward(
     conn: sqlite3.Connection,
-    cfg: Any,
+    cfg: Config,
     strategy_name: str,
     param_sets: Sequence[dict],
     start_ts: int,
@@ -314,7 +314,7 @@ def walk_forward(
     return segs
 
 
-def oos_evaluation(segs: Sequence[Segment], cfg: Any, n_trials: int) -> dict:
+def oos_evaluation(segs: Sequence[Segment], cfg: Config, n_trials: int) -> dict:
     """The verdict on the out-of-sample trades only, and the numbers behind it."""
     daily = np.concatenate([sg.oos_run.daily for sg in segs]) if segs else np.zeros(0)
     capital = segs[0].oos_run.result.capital_micro if segs else 0
@@ -371,7 +371,7 @@ def oos_evaluation(segs: Sequence[Segment], cfg: Any, n_trials: int) -> dict:
 def walk_forward_report(
     segs: Sequence[Segment],
     ev: dict,
-    cfg: Any,
+    cfg: Config,
     strategy_name: str,
     param_sets: Sequence[dict],
     *,

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..config import Config
 from ..ops.health import overall, run_health_checks
 from .queries import ago, iso
 
@@ -19,7 +20,14 @@ log = logging.getLogger("polybot.dashboard")
 
 
 class HealthMonitor:
-    def __init__(self, cfg, interval: float, *, check: Callable | None = None, clock=time.time):
+    def __init__(
+        self,
+        cfg: Config,
+        interval: float,
+        *,
+        check: Callable[[], list] | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.cfg = cfg
         self.interval = float(interval)
         self._check = check or (lambda: run_health_checks(cfg))
