@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from polybot.cli import add_config_arg
-from polybot.config import load_config
+from polybot.config import Config, load_config
 from polybot.db import open_database
 from polybot.errors import ConfigError
 from polybot.logs import configure_from
@@ -205,8 +205,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _walk_forward(
-    args,
-    cfg,
+    args: argparse.Namespace,
+    cfg: Config,
     strategy_name: str,
     param_sets: list,
     start_ts: int,
