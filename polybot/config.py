@@ -27,6 +27,7 @@ import re
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,7 +267,7 @@ class StrategyConfig:
     """Which strategy runs, and its parameters (validated by the strategy itself)."""
 
     name: str = "correlation_pairs"
-    params: dict = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -705,7 +706,7 @@ _SCALAR_CONVERTERS: tuple[tuple[type, typing.Callable[[Any, str], Any]], ...] = 
 )
 
 
-def _build(cls: type, data: dict, where: str) -> Any:
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.name not in _LOADER_FIELDS]
     kwargs = {}
@@ -723,7 +724,7 @@ def _build(cls: type, data: dict, where: str) -> Any:
     return obj
 
 
-def _expand_env(node: Any, key: str, unset: list, literal: list, env: dict) -> Any:
+def _expand_env(node: Any, key: str, unset: list, literal: list, env: Mapping[str, str]) -> Any:
     """Expand ${VAR} / ${VAR:-default} in every string; record unset variables."""
     if isinstance(node, dict):
         return {
@@ -785,7 +786,7 @@ class _StrictLoader(yaml.SafeLoader):
     would let ``max_position_size: 100`` be silently overridden further down."""
 
     def construct_mapping(self, node, deep=False):
-        seen: dict = {}
+        seen: dict[Any, Any] = {}  # YAML keys need not be strings
         for key_node, _value in node.value:
             key = self.construct_object(key_node, deep=deep)
             try:
@@ -801,7 +802,7 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def read_yaml(path: Path) -> dict:
+def read_yaml(path: Path) -> dict[str, Any]:
     """Read and parse the YAML file, with one-sentence errors."""
     if not path.exists():
         raise ConfigError(
@@ -839,7 +840,10 @@ def read_yaml(path: Path) -> dict:
 
 
 def load_config(
-    path: str | os.PathLike | None = None, *, env: dict | None = None, require_mode_secrets: bool = True
+    path: str | os.PathLike | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    require_mode_secrets: bool = True,
 ) -> Config:
     """Load, expand and validate the configuration file.
 
@@ -945,7 +949,7 @@ def risk_bound_problems(cfg: Config) -> list[str]:
     return out
 
 
-def redacted(cfg: Config) -> dict:
+def redacted(cfg: Config) -> dict[str, Any]:
     """The config as a plain dict with every secret replaced by '****' (for display)."""
 
     def walk(obj: Any) -> Any:

@@ -17,6 +17,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import DatabaseError
 from .schema import LATEST_VERSION, MIGRATIONS
@@ -430,7 +431,7 @@ def set_state(conn: sqlite3.Connection, key: str, value: str | None, *, now: int
     )
 
 
-def initialize(path: Path) -> dict:
+def initialize(path: Path) -> dict[str, Any]:
     """Create (or open) the database at ``path`` and migrate it to the latest schema.
 
     Safe to run twice: existing data is never touched, only missing migrations run.

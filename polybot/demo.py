@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -55,7 +56,7 @@ class Demo:
     sim_url: str | None = None
 
     # ------------------------------------------------------------------ plumbing
-    def env(self) -> dict:
+    def env(self) -> dict[str, Any]:
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("POLY", "TELEGRAM", "SMTP", "DASHBOARD"))
         }

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from polybot.config import BacktestConfig
 from polybot.money import MICRO
 
 from .engine import DAY, BacktestResult
@@ -70,13 +71,13 @@ def daily_returns(daily_eq: np.ndarray, capital_micro: int) -> np.ndarray:
 
 def compute_metrics(
     res: BacktestResult,
-    thresholds: Any,
+    thresholds: BacktestConfig,
     *,
-    coverage: dict | None = None,
+    coverage: dict[str, Any] | None = None,
     n_trials: int = 1,
     trials_sharpe_variance: float | None = None,
     for_go_live: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """Every number of the report, the checklist's criteria and the verdict.
 
     ``coverage`` is :func:`polybot.backtest.coverage.data_coverage`'s answer for the replayed

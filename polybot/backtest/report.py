@@ -7,6 +7,7 @@ import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from polybot.money import MICRO
 
@@ -23,7 +24,7 @@ def _day(ts: int) -> str:
 
 
 def format_report(
-    res: BacktestResult, m: dict, *, json_path: Path | None = None, png_path: Path | None = None
+    res: BacktestResult, m: dict[str, Any], *, json_path: Path | None = None, png_path: Path | None = None
 ) -> str:
     """The text printed by backtest.py. The first five lines are exactly the checklist's."""
     lines = [
@@ -110,7 +111,7 @@ def _interval(ci, kind: str) -> str:
     return f"[{lo:.2f}, {hi:.2f}]"
 
 
-def verdict_lines(m: dict) -> list[str]:
+def verdict_lines(m: dict[str, Any]) -> list[str]:
     """The acceptance criteria, the statistical floor, the evidence, then the reasons and, last,
     the verdict line (PASS / FAIL / INSUFFICIENT_DATA)."""
     t = m.get("thresholds") or {}
@@ -151,7 +152,7 @@ def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _counts(c: dict) -> str:
+def _counts(c: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
@@ -172,7 +173,9 @@ VERDICT_KEYS = (
 )
 
 
-def write_json(path: Path, res: BacktestResult, m: dict, extra: dict | None = None) -> None:
+def write_json(
+    path: Path, res: BacktestResult, m: dict[str, Any], extra: dict[str, Any] | None = None
+) -> None:
     data = {
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "start_date": _day(res.start_ts),
@@ -191,7 +194,7 @@ def write_json(path: Path, res: BacktestResult, m: dict, extra: dict | None = No
     _atomic_write(path, json.dumps(data, indent=2, default=str))
 
 
-def write_png(path: Path, res: BacktestResult, m: dict) -> None:
+def write_png(path: Path, res: BacktestResult, m: dict[str, Any]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

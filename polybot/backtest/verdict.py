@@ -61,7 +61,7 @@ TRADING_KEYS = ("order_type", "fill_latency_seconds", "stale_order_seconds")
 
 
 # --------------------------------------------------------------------------- criteria
-def checklist_criteria(metrics: dict, thresholds: Any) -> list[dict]:
+def checklist_criteria(metrics: dict[str, Any], thresholds: BacktestConfig) -> list[dict[str, Any]]:
     """The checklist's acceptance criteria, each ``{"name", "passed", "value"}``."""
     n = int(metrics.get("total_trades") or 0)
     win_rate = float(metrics.get("win_rate") or 0.0)
@@ -88,7 +88,7 @@ def checklist_criteria(metrics: dict, thresholds: Any) -> list[dict]:
     ]
 
 
-def _criterion_reason(c: dict, metrics: dict, thresholds: Any) -> str:
+def _criterion_reason(c: dict[str, Any], metrics: dict[str, Any], thresholds: BacktestConfig) -> str:
     name = c["name"]
     if name.startswith("Win rate"):
         if not metrics.get("total_trades"):
@@ -147,7 +147,7 @@ def confidence_intervals(
     alpha: float = 0.05,
     seed: int = 0,
     first_day: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Day-block bootstrap intervals: total_return, sharpe, win_rate, mean_daily_return
     (``None`` where there is not enough data for an interval)."""
     r = np.asarray(daily_returns, dtype=np.float64)
@@ -168,11 +168,11 @@ def confidence_intervals(
 
 # --------------------------------------------------------------------------- the verdict
 def judge(
-    metrics: dict,
+    metrics: dict[str, Any],
     daily_returns,
     trade_pnls,
     *,
-    thresholds: Any,
+    thresholds: BacktestConfig,
     coverage: float | None,
     recorded_share: float | None,
     recorded_days: float | None,
@@ -180,7 +180,7 @@ def judge(
     trials_sharpe_variance: float | None = None,
     for_go_live: bool = False,
     first_day: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Decide PASS / FAIL / INSUFFICIENT_DATA for one backtest (or one out-of-sample record).
 
     ``metrics``: ``total_trades``, ``win_rate``, ``sharpe_ratio``, ``max_drawdown``,
@@ -299,7 +299,7 @@ def _evidence_shortfalls(
     return short
 
 
-def thresholds_used(t: Any) -> dict:
+def thresholds_used(t: BacktestConfig) -> dict[str, Any]:
     keys = (
         "min_trades",
         "min_coverage",
@@ -329,7 +329,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def config_fingerprint(cfg: Config, strategy_name: str, params: dict) -> dict:
+def config_fingerprint(cfg: Config, strategy_name: str, params: dict[str, Any]) -> dict[str, Any]:
     """What a backtest result depends on: the strategy and its full parameters (defaults
     included), the risk limits, the backtest settings (minus the go-live-only keys), the
     execution settings of ``trading:`` the replay uses (order type, fill latency, how long a
@@ -345,7 +345,7 @@ def config_fingerprint(cfg: Config, strategy_name: str, params: dict) -> dict:
     }
 
 
-def config_hash(cfg: Config, strategy_name: str | None = None, params: dict | None = None) -> str:
+def config_hash(cfg: Config, strategy_name: str | None = None, params: dict[str, Any] | None = None) -> str:
     """sha256 (first 16 hex digits) of :func:`config_fingerprint`. Without a strategy name and
     params, the configured strategy's (validated, defaults filled in) are used."""
     if strategy_name is None or params is None:
@@ -357,16 +357,18 @@ def config_hash(cfg: Config, strategy_name: str | None = None, params: dict | No
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _flatten(d: Any, prefix: str = "") -> dict:
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(d, dict):
-        out: dict = {}
+        out: dict[str, Any] = {}
         for k, v in d.items():
             out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
     return {prefix: d}
 
 
-def fingerprint_differences(report_fp: dict | None, configured_fp: dict, limit: int = 3) -> list[str]:
+def fingerprint_differences(
+    report_fp: dict[str, Any] | None, configured_fp: dict[str, Any], limit: int = 3
+) -> list[str]:
     """Human-readable differences, e.g. ``params.entry_z 2 in the report, 2.5 in config.yaml``."""
     if not isinstance(report_fp, dict):
         return []
@@ -573,7 +575,7 @@ def paper_daily_returns(conn: Any, capital: float, now: float) -> tuple[list[flo
     )
 
 
-def paper_vs_backtest(report: dict, paper_returns: Sequence[float]) -> tuple[bool, str]:
+def paper_vs_backtest(report: dict[str, Any], paper_returns: Sequence[float]) -> tuple[bool, str]:
     """Paper trading's mean daily return against the backtest's lower 95 % bound of the mean
     daily return (day-block bootstrap): ``(ok, one sentence)``. Paper doing worse than that
     bound means the backtest's promise does not hold live."""

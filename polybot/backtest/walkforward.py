@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -60,7 +61,9 @@ MAX_SETS = 200
 
 
 # --------------------------------------------------------------------------- the sweep grid
-def parse_sweep(specs: Sequence[str], strategy_name: str, base_params: dict) -> list[dict]:
+def parse_sweep(
+    specs: Sequence[str], strategy_name: str, base_params: dict[str, Any]
+) -> list[dict[str, Any]]:
     """``["entry_z=1.5,2", "exit_z=0.3,0.5"]`` → every full, validated parameter set (cartesian
     product, in the order given). No specs → ``[base_params]``. Bad input → ConfigError."""
     grid: dict[str, list] = {}
@@ -102,7 +105,7 @@ def swept_keys(sets: Sequence[dict]) -> list[str]:
 # --------------------------------------------------------------------------- one run
 @dataclass
 class Run:
-    params: dict
+    params: dict[str, Any]
     start_ts: int
     end_ts: int
     result: BacktestResult
@@ -111,7 +114,7 @@ class Run:
     total_return: float
     trades: int
     wins: int
-    coverage: dict = field(default_factory=dict)
+    coverage: dict[str, Any] = field(default_factory=dict)
 
     @property
     def daily_sharpe(self) -> float:
@@ -125,7 +128,7 @@ class Run:
     def score(self, select_by: str) -> float:
         return self.total_return if select_by == "total_return" else self.sharpe
 
-    def summary(self, keys: Sequence[str]) -> dict:
+    def summary(self, keys: Sequence[str]) -> dict[str, Any]:
         return {
             "params": {k: self.params[k] for k in keys} if keys else {},
             "sharpe_ratio": round(self.sharpe, 4),
@@ -150,7 +153,7 @@ def run_once(
     conn: sqlite3.Connection,
     cfg: Config,
     strategy_name: str,
-    params: dict,
+    params: dict[str, Any],
     start_ts: int,
     end_ts: int,
     capital_micro: int,
@@ -314,7 +317,7 @@ def walk_forward(
     return segs
 
 
-def oos_evaluation(segs: Sequence[Segment], cfg: Config, n_trials: int) -> dict:
+def oos_evaluation(segs: Sequence[Segment], cfg: Config, n_trials: int) -> dict[str, Any]:
     """The verdict on the out-of-sample trades only, and the numbers behind it."""
     daily = np.concatenate([sg.oos_run.daily for sg in segs]) if segs else np.zeros(0)
     capital = segs[0].oos_run.result.capital_micro if segs else 0
@@ -370,7 +373,7 @@ def oos_evaluation(segs: Sequence[Segment], cfg: Config, n_trials: int) -> dict:
 # --------------------------------------------------------------------------- report
 def walk_forward_report(
     segs: Sequence[Segment],
-    ev: dict,
+    ev: dict[str, Any],
     cfg: Config,
     strategy_name: str,
     param_sets: Sequence[dict],
@@ -381,7 +384,7 @@ def walk_forward_report(
     in_days: int,
     out_days: int,
     select_by: str,
-) -> dict:
+) -> dict[str, Any]:
     keys = swept_keys(param_sets)
     deploy = segs[-1].trials[segs[-1].chosen].params if segs else param_sets[0]
     seg_rows = []
@@ -403,7 +406,7 @@ def walk_forward_report(
                 },
             }
         )
-    top = {
+    top: dict[str, Any] = {
         k: ev.get(k)
         for k in (
             "verdict",
@@ -461,7 +464,7 @@ def walk_forward_report(
     }
 
 
-def format_walk_forward(rep: dict) -> str:
+def format_walk_forward(rep: dict[str, Any]) -> str:
     m = rep["out_of_sample"]["metrics"]
     lines = [
         f"Total trades: {m['total_trades']}",
@@ -517,7 +520,7 @@ def format_sweep(runs: Sequence[Run], chosen: int, keys: Sequence[str], select_b
     return "\n".join(lines)
 
 
-def write_report(path: Path, rep: dict) -> None:
+def write_report(path: Path, rep: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(rep, indent=2, default=str), encoding="utf-8")

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flask import (
     Flask,
@@ -175,7 +176,7 @@ def get_conn() -> tuple[sqlite3.Connection | None, str | None]:
     return g.db, g.db_error
 
 
-def current_state() -> dict:
+def current_state() -> dict[str, Any]:
     ext = _ext()
     conn, error = get_conn()
     now = ext.clock()

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ..config import Config
 from ..ops.health import overall, run_health_checks
@@ -68,7 +69,7 @@ class HealthMonitor:
             self._wake.wait(self.interval)
             self._wake.clear()
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         with self._lock:
             result = self._result
         if result is None:

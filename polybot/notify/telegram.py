@@ -55,7 +55,7 @@ def run_sync(factory: Callable[[], Awaitable[Any]], timeout: float) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(main())
-    box: dict = {}
+    box: dict[str, Any] = {}
 
     def target() -> None:
         try:
@@ -266,7 +266,7 @@ def send_notification(text: str, level: str = "info", *, config_path: str | None
     return False
 
 
-def get_chats(tcfg: TelegramConfig) -> tuple[str, list[dict]]:
+def get_chats(tcfg: TelegramConfig) -> tuple[str, list[dict[str, Any]]]:
     """(bot username, chats seen in getUpdates) — each chat: id, type, name.
 
     Does not confirm the updates (no offset), so the command listener still sees them.
