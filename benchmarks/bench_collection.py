@@ -72,7 +72,7 @@ def floor(base: str, tokens: list[str], order_by: str) -> tuple[float, int]:
     s = requests.Session()
     n = 0
     t0 = time.perf_counter()
-    s.get(f"{base}/clob/time").content
+    _ = s.get(f"{base}/clob/time").content  # the body is read: part of the timed request
     n += 1
     cursor = None
     while True:
@@ -87,7 +87,7 @@ def floor(base: str, tokens: list[str], order_by: str) -> tuple[float, int]:
         j = body.index(b'"', body.index(b":", i) + 1) + 1
         cursor = body[j : body.index(b'"', j)].decode()
     for k in range(0, len(tokens), 500):
-        s.post(f"{base}/clob/books", json=[{"token_id": t} for t in tokens[k : k + 500]]).content
+        _ = s.post(f"{base}/clob/books", json=[{"token_id": t} for t in tokens[k : k + 500]]).content
         n += 1
     dt = time.perf_counter() - t0
     s.close()
@@ -180,7 +180,7 @@ def main() -> None:
         client.close()
         conn.close()
         med_c, med_f = statistics.median(cycles), statistics.median(floors)
-        ratio = statistics.median(c / f for c, f in zip(cycles, floors))
+        ratio = statistics.median(c / f for c, f in zip(cycles, floors, strict=True))
         print(
             f"median: cycle {med_c:.2f} s, floor {med_f:.2f} s, ratio {ratio:.2f}x per round; "
             f"best: cycle {min(cycles):.2f} s, floor {min(floors):.2f} s, ratio "

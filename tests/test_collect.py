@@ -133,6 +133,7 @@ def test_market_lifecycle_untrack_and_record_resolution(workspace, sim):
                 "SELECT tracked, closed, payouts, resolved_at, resolution_status FROM markets WHERE id = ?",
                 settled.id,
             )[0],
+            strict=True,
         )
     )
     assert row["tracked"] == 0 and row["closed"] == 1 and row["status"] == "resolved"

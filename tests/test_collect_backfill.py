@@ -43,7 +43,7 @@ def test_backfill_fills_the_grid_and_collected_rows_win(workspace, sim):
         )
         assert [r[0] for r in rows] == list(range(t0 - 2 * DAY, t0 + 1, STEP))
         assert len(rows) == n_grid + 1
-        for ts, source, mid, ltp, bb, ba, bids in rows[:-1]:
+        for _ts, source, mid, ltp, bb, ba, bids in rows[:-1]:
             assert source == "backfill" and mid == ltp and 0 <= mid <= 1
             assert bb is None and ba is None and bids is None
         assert rows[-1][1] == "collected"
@@ -213,7 +213,11 @@ def closed_between(sim, start, end):
     out = {}
     for m in s.world.markets:
         if start <= s.end_of(m.index) <= end and s.phase(m.index) != "open":
-            out[m.id] = (int(s.end_of(m.index)), s.phase(m.index), dict(zip(m.token_ids, s.payouts(m.index))))
+            out[m.id] = (
+                int(s.end_of(m.index)),
+                s.phase(m.index),
+                dict(zip(m.token_ids, s.payouts(m.index), strict=True)),
+            )
     return out
 
 
@@ -350,7 +354,7 @@ def test_closed_markets_are_capped_most_traded_first_and_can_be_switched_off(wor
     assert {
         row[0]
         for row in query(
-            db, "SELECT id FROM markets WHERE id IN (%s)" % ",".join("?" * len(expected)), *expected
+            db, f"SELECT id FROM markets WHERE id IN ({','.join('?' * len(expected))})", *expected
         )
     } == {top}
     # switched off: only the tracked markets, as before (their rows are complete: nothing new)

@@ -85,7 +85,7 @@ def test_levels_round_trip_and_one_sided_books():
     assert store.fmt_levels(levels, 2) == "0.53:1234.56,0.52:100"
     assert store.parse_levels(store.fmt_levels(levels, 5)) == [(0.53, 1234.56), (0.52, 100.0), (0.5, 7.0)]
     book = OrderBook(token_id="11", market="0x1", timestamp_ms=0, bids=levels, asks=(), last_trade_price=0.53)
-    row = dict(zip(store.SNAPSHOT_COLUMNS, store.snapshot_row(600, mk(1, 10), book, 2)))
+    row = dict(zip(store.SNAPSHOT_COLUMNS, store.snapshot_row(600, mk(1, 10), book, 2), strict=True))
     assert row["best_bid"] == 0.53 and row["best_ask"] is None and row["mid"] is None
     assert row["asks"] == "" and row["ask_depth"] == 0 and row["bid_depth"] == 1334.56
     assert row["source"] == "collected" and row["last_trade_price"] == 0.53

@@ -279,7 +279,7 @@ def test_real_swing_states_co_move_significantly_and_coincidences_are_never_stro
         )
     # every significant pair involves a swing state or the national market — none of the safe states
     iu, ju = np.nonzero(np.triu(sig, 1))
-    assert all(i in swing + [national] and j in swing + [national] for i, j in zip(iu, ju))
+    assert all(i in swing + [national] and j in swing + [national] for i, j in zip(iu, ju, strict=True))
     # |r| ≥ 0.7 among safe states (Senate vs governor races at r = −0.99, New Mexico vs New Jersey Senate at
     # r = +0.99 on 14 shared moves) are coincidences: never strong, no group
     high = np.triu(np.abs(np.nan_to_num(res.r)) >= 0.7, 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import itertools
 import json
 import logging
 import socket
@@ -680,8 +681,8 @@ def test_sim_books_and_market_data(sim_client):
     books = c.get_books(tokens)
     assert set(books) == set(tokens) and c.last_issues == []
     for b in books.values():
-        assert all(x.price > y.price for x, y in zip(b.bids, b.bids[1:]))
-        assert all(x.price < y.price for x, y in zip(b.asks, b.asks[1:]))
+        assert all(x.price > y.price for x, y in itertools.pairwise(b.bids))
+        assert all(x.price < y.price for x, y in itertools.pairwise(b.asks))
         if b.bids and b.asks:
             assert b.best_bid < b.best_ask
     t = tokens[0]

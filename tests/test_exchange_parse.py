@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import calendar
 import copy
+import itertools
 import json
 import os
 from pathlib import Path
@@ -148,8 +149,8 @@ def check_ws_book(obj):
     assert b.best_bid == 0.07 == float(obj["bids"][-1]["price"])
     assert b.best_ask == 0.08 == float(obj["asks"][-1]["price"])
     assert len(b.bids) == len(obj["bids"]) and len(b.asks) == len(obj["asks"])
-    assert all(a.price <= c.price for a, c in zip(b.asks, b.asks[1:]))
-    assert all(a.price >= c.price for a, c in zip(b.bids, b.bids[1:]))
+    assert all(a.price <= c.price for a, c in itertools.pairwise(b.asks))
+    assert all(a.price >= c.price for a, c in itertools.pairwise(b.bids))
     assert b.last_trade_price == 0.92 and b.mid == pytest.approx(0.075)
 
 
@@ -218,7 +219,7 @@ def check_positions_v2(obj):
     assert issues == [] and len(ps) == 4
     assert [p.status for p in ps] == ["OPEN", "CLOSED", "REDEEMABLE", "OPEN"]
     v1, _ = P.parse_positions(load("data_api_positions.json"))
-    for a, b in zip(ps, v1):  # same fixture in both shapes → same money
+    for a, b in zip(ps, v1, strict=True):  # same fixture in both shapes → same money
         assert (a.token_id, a.size, a.avg_price, a.current_value, a.cash_pnl) == (
             b.token_id,
             b.size,
