@@ -17,10 +17,13 @@ import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from .errors import DatabaseError
 from .schema import LATEST_VERSION, MIGRATIONS
+
+if TYPE_CHECKING:
+    from .config import Config
 
 BUSY_TIMEOUT_MS = 30_000
 # Header of a SQLite file; only for files no connection of this process has open (backups).
@@ -371,7 +374,7 @@ def quick_check(conn: sqlite3.Connection, *, full: bool = False) -> str:
 
 
 def open_database(
-    cfg, *, readonly: bool = False, synchronous: str = "FULL", check_same_thread: bool = True
+    cfg: Config, *, readonly: bool = False, synchronous: str = "FULL", check_same_thread: bool = True
 ) -> sqlite3.Connection:
     """Open the configured database and make sure its schema is current."""
     conn = connect(
@@ -431,7 +434,19 @@ def set_state(conn: sqlite3.Connection, key: str, value: str | None, *, now: int
     )
 
 
-def initialize(path: Path) -> dict[str, Any]:
+class InitResult(TypedDict):
+    """What :func:`initialize` did, for the operator's summary."""
+
+    path: Path
+    created: bool
+    before: int  # schema version before (0: new file)
+    version: int  # schema version now
+    applied: list[int]  # migrations run
+    tables: list[str]
+    check: str  # quick_check: 'ok' or the first problems
+
+
+def initialize(path: Path) -> InitResult:
     """Create (or open) the database at ``path`` and migrate it to the latest schema.
 
     Safe to run twice: existing data is never touched, only missing migrations run.
@@ -449,7 +464,7 @@ def initialize(path: Path) -> dict[str, Any]:
     try:
         before = schema_version(conn)
         applied = migrate(conn)
-        result = {
+        result: InitResult = {
             "path": path,
             "created": not existed,
             "before": before,

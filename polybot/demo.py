@@ -12,6 +12,7 @@ the checklist. Every process it starts is stopped on success, failure or Ctrl-C.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -262,7 +263,7 @@ class DemoFailed(Exception):
     pass
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     demo = Demo(
         Path(args.workspace).resolve(),
         speed=args.speed,

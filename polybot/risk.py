@@ -65,7 +65,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from polybot.config import RiskLimits
+from polybot.config import Config, RiskLimits
 from polybot.errors import DataError
 from polybot.money import MICRO, fmt_usd, notional_micro, round_size_down, to_micro
 from polybot.strategy.base import (
@@ -304,7 +304,12 @@ class RiskManager:
 
     @classmethod
     def from_config(
-        cls, cfg, *, first_live_day: int | None = None, markets: Iterable[MarketInfo] = (), **kw
+        cls,
+        cfg: Config,
+        *,
+        first_live_day: int | None = None,
+        markets: Iterable[MarketInfo] = (),
+        **kw,
     ) -> RiskManager:
         """The engine's constructor: limits, capital and the correlation report from ``cfg``."""
         groups = load_correlation_groups(Path(cfg.report_dir) / "correlation_groups.json")

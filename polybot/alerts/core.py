@@ -51,7 +51,7 @@ class _Item:
     ts: int
 
 
-def _database_file(conn) -> Path | None:
+def _database_file(conn: sqlite3.Connection) -> Path | None:
     try:
         for row in conn.execute("PRAGMA database_list").fetchall():
             if row[1] == "main" and row[2]:
@@ -283,7 +283,7 @@ class Alerter:
             )
             self._thread.start()
 
-    def _run_once(self, item) -> None:
+    def _run_once(self, item: _Item | None) -> None:
         """One step of the worker: process ``item`` (or, when idle, retry due rows)."""
         if item is not None:
             try:

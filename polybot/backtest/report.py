@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -95,11 +96,11 @@ def format_report(
     return "\n".join(lines)
 
 
-def _pct(x) -> str:
+def _pct(x: float | None) -> str:
     return "unknown" if x is None else f"{x * 100:.1f}%"
 
 
-def _interval(ci, kind: str) -> str:
+def _interval(ci: Sequence[float] | None, kind: str) -> str:
     """``kind``: "return" (signed %), "share" (unsigned %) or "ratio"."""
     if not ci:
         return "n/a (too few days)"

@@ -170,7 +170,7 @@ def main(args: argparse.Namespace) -> int:
         )
     log.info("Dashboard started on %s (%s mode data, database %s)", server.url, cfg.mode, cfg.database_path)
 
-    def _term(_sig, _frame):
+    def _term(_sig: int, _frame: object) -> None:
         server.stop(timeout=0)
 
     with contextlib.suppress(ValueError, AttributeError):  # not the main thread / no SIGTERM (Windows)

@@ -219,7 +219,7 @@ class TelegramChannel:
 
 
 # ---------------------------------------------------------------- checklist helpers
-def _load(config_path=None):
+def _load(config_path: str | None = None) -> Config:
     from ..config import load_config
 
     return load_config(config_path, require_mode_secrets=False)
