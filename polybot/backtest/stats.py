@@ -47,7 +47,7 @@ def _phi_inv(p: float) -> float:
 
 
 def block_bootstrap_ci(
-    daily_returns,
+    daily_returns: Sequence[float] | np.ndarray,
     statistic: Callable[[np.ndarray], float],
     *,
     n_boot: int = 2000,
@@ -85,7 +85,7 @@ def block_bootstrap_ci(
     return (float(lo), float(hi))
 
 
-def _moments(returns) -> tuple[int, float, float, float]:
+def _moments(returns: Sequence[float] | np.ndarray) -> tuple[int, float, float, float]:
     """(n, per-period Sharpe with ddof=1, skewness, non-excess kurtosis); Sharpe nan if undefined."""
     r = np.asarray(returns, dtype=np.float64)
     r = r[np.isfinite(r)]

@@ -139,8 +139,8 @@ def _ci(lo_hi: tuple[float, float], digits: int = 6) -> list[float] | None:
 
 
 def confidence_intervals(
-    daily_returns,
-    trade_pnls,
+    daily_returns: Sequence[float] | np.ndarray,
+    trade_pnls: Sequence[float | tuple[int, float]],
     *,
     n_boot: int = 2000,
     block_days: int = 1,
@@ -169,8 +169,8 @@ def confidence_intervals(
 # --------------------------------------------------------------------------- the verdict
 def judge(
     metrics: dict[str, Any],
-    daily_returns,
-    trade_pnls,
+    daily_returns: Sequence[float] | np.ndarray,
+    trade_pnls: Sequence[float | tuple[int, float]],
     *,
     thresholds: BacktestConfig,
     coverage: float | None,

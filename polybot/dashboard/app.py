@@ -27,6 +27,7 @@ from typing import Any
 
 from flask import (
     Flask,
+    Response,
     g,
     jsonify,
     make_response,
@@ -38,6 +39,7 @@ from flask import (
 )
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSessionInterface
+from flask.typing import ResponseReturnValue
 
 from .. import db
 from ..config import Config
@@ -225,7 +227,7 @@ def _register_hooks(app: Flask) -> None:
     """Security headers on every response; the request's database connection closed after it."""
 
     @app.after_request
-    def headers(resp):
+    def headers(resp: Response) -> Response:
         for k, v in SECURITY_HEADERS.items():
             resp.headers[k] = v  # also over send_file's caching headers: no-store everywhere
         if request.is_secure:
@@ -234,7 +236,7 @@ def _register_hooks(app: Flask) -> None:
         return resp
 
     @app.teardown_request
-    def close_db(_exc):
+    def close_db(_exc: BaseException | None) -> None:
         conn = g.pop("db", None)
         if conn is not None:
             conn.close()
@@ -268,13 +270,13 @@ def _register_error_pages(app: Flask) -> None:
     """Not found, and a database that cannot be read (503: the page retries)."""
 
     @app.errorhandler(404)
-    def not_found(_e):
+    def not_found(_e: Exception) -> ResponseReturnValue:
         if request.path.startswith("/api/"):
             return jsonify(error="not found"), 404
         return make_response("Not found.\n", 404, {"Content-Type": "text/plain; charset=utf-8"})
 
     @app.errorhandler(sqlite3.Error)
-    def db_failure(exc):
+    def db_failure(exc: sqlite3.Error) -> ResponseReturnValue:
         log.warning("Dashboard database read failed: %s", exc)
         msg = (
             f"The database could not be read ({exc}); the page retries on the next refresh — if it persists "
