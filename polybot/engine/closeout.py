@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from polybot.engine import external, ledger
-from polybot.engine.loop import Engine, market_version
+from polybot.engine.loop import market_version
 from polybot.engine.orders import CLOSE_EXTERNAL, PlaceOutcome
 from polybot.errors import ExchangeError
 from polybot.exchange.base import SELL, OrderRequest
 from polybot.money import MICRO, round_size_down
 from polybot.strategy.base import MarketInfo
+
+if TYPE_CHECKING:  # the loop imports this module (through stop); only the type is needed
+    from polybot.engine.loop import Engine
 
 log = logging.getLogger("polybot.engine")
 
