@@ -72,7 +72,7 @@ def floor(base: str, tokens: list[str], order_by: str) -> tuple[float, int]:
     s = requests.Session()
     n = 0
     t0 = time.perf_counter()
-    _ = s.get(f"{base}/clob/time").content  # the body is read: part of the timed request
+    _ = s.get(f"{base}/clob/time").content  # read the body, as a client does
     n += 1
     cursor = None
     while True:

@@ -258,7 +258,7 @@ def test_rejections_are_definitive(live, reader):
     assert r.status == "rejected" and "minimum" in r.error
     assert live.resolve(p) is None
     # a FOK larger than the whole book at its limit price is killed
-    huge = sum(_m(level.size) for level in book.asks) + 1000 * M
+    huge = sum(_m(lv.size) for lv in book.asks) + 1000 * M
     r = live.submit(
         live.prepare(
             OrderRequest(
