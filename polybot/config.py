@@ -27,6 +27,7 @@ import re
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,7 +267,7 @@ class StrategyConfig:
     """Which strategy runs, and its parameters (validated by the strategy itself)."""
 
     name: str = "correlation_pairs"
-    params: dict = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -630,49 +631,22 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         return _convert(value, args[0], key)
     if value is None:
         raise ConfigError(f"Config key '{key}' is empty; give it {_type_name(tp)} in config.yaml.")
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"Config key '{key}' must be a mapping of settings; fix it in config.yaml.")
         return _build(tp, value, key)
     if origin is tuple:
-        (inner, *_rest) = typing.get_args(tp)
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            value = [value]
-        if not isinstance(value, list):
-            raise ConfigError(f"Config key '{key}' must be a list; fix it in config.yaml.")
-        return tuple(_convert(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
+        return _convert_tuple(value, tp, key)
     if tp is dict or origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"Config key '{key}' must be a mapping; fix it in config.yaml.")
         return dict(value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return _in_range(value, key)
-        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-            return _in_range(int(value), key)
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            return _in_range(int(value), key)
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return _in_range(float(value), key)
-        if isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                pass
-            else:
-                return _in_range(number, key)
-    elif tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-    elif tp is Path:
-        if isinstance(value, str) and value.strip():
-            return Path(value)
+    for scalar_type, convert in _SCALAR_CONVERTERS:
+        if tp is scalar_type:
+            converted = convert(value, key)
+            if converted is not _UNCONVERTIBLE:
+                return converted
+            break
     raise ConfigError(f"Config key '{key}' must be {_type_name(tp)} (got {value!r}); fix it in config.yaml.")
 
 
@@ -683,7 +657,72 @@ REPLACED_KEYS = {
 }
 
 
-def _build(cls: type, data: dict, where: str) -> Any:
+def _convert_tuple(value: Any, tp: Any, key: str) -> tuple[Any, ...]:
+    """A list (or one scalar, as a list of one) converted item by item."""
+    (inner, *_rest) = typing.get_args(tp)
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"Config key '{key}' must be a list; fix it in config.yaml.")
+    return tuple(_convert(v, inner, f"{key}[{i}]") for i, v in enumerate(value))
+
+
+# What a scalar converter returns for a value it cannot convert (None and False are values).
+_UNCONVERTIBLE = object()
+
+
+def _to_bool(value: Any, key: str) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+        return value.lower() in ("true", "yes", "1")
+    return _UNCONVERTIBLE
+
+
+def _to_int(value: Any, key: str) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _in_range(value, key)
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return _in_range(int(value), key)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return _in_range(int(value), key)
+    return _UNCONVERTIBLE
+
+
+def _to_float(value: Any, key: str) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _in_range(float(value), key)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return _UNCONVERTIBLE
+        return _in_range(number, key)
+    return _UNCONVERTIBLE
+
+
+def _to_str(value: Any, key: str) -> Any:
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    return _UNCONVERTIBLE
+
+
+def _to_path(value: Any, key: str) -> Any:
+    if isinstance(value, str) and value.strip():
+        return Path(value)
+    return _UNCONVERTIBLE
+
+
+_SCALAR_CONVERTERS: tuple[tuple[type, typing.Callable[[Any, str], Any]], ...] = (
+    (bool, _to_bool),
+    (int, _to_int),
+    (float, _to_float),
+    (str, _to_str),
+    (Path, _to_path),
+)
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.name not in _LOADER_FIELDS]
     kwargs = {}
@@ -706,7 +745,7 @@ def _build(cls: type, data: dict, where: str) -> Any:
     return obj
 
 
-def _expand_env(node: Any, key: str, unset: list, literal: list, env: dict) -> Any:
+def _expand_env(node: Any, key: str, unset: list, literal: list, env: Mapping[str, str]) -> Any:
     """Expand ${VAR} / ${VAR:-default} in every string; record unset variables."""
     if isinstance(node, dict):
         return {
@@ -768,7 +807,7 @@ class _StrictLoader(yaml.SafeLoader):
     would let ``max_position_size: 100`` be silently overridden further down."""
 
     def construct_mapping(self, node, deep=False):
-        seen: dict = {}
+        seen: dict[Any, Any] = {}  # YAML keys need not be strings
         for key_node, _value in node.value:
             key = self.construct_object(key_node, deep=deep)
             try:
@@ -784,7 +823,7 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def read_yaml(path: Path) -> dict:
+def read_yaml(path: Path) -> dict[str, Any]:
     """Read and parse the YAML file, with one-sentence errors."""
     if not path.exists():
         raise ConfigError(
@@ -822,7 +861,10 @@ def read_yaml(path: Path) -> dict:
 
 
 def load_config(
-    path: str | os.PathLike | None = None, *, env: dict | None = None, require_mode_secrets: bool = True
+    path: str | os.PathLike | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    require_mode_secrets: bool = True,
 ) -> Config:
     """Load, expand and validate the configuration file.
 
@@ -896,12 +938,11 @@ def check_mode_requirements(cfg: Config) -> None:
                 "run python get_telegram_chat_id.py and put the id in config.yaml."
             )
     uses_email = any("email" in getattr(cfg.alerts, lvl) for lvl in ("critical", "warning", "info"))
-    if cfg.email.enabled and uses_email:
-        if not cfg.email.to_addrs or not cfg.email.from_addr:
-            raise ConfigError(
-                "email.enabled is true but email.from_addr or email.to_addrs is empty; "
-                "fill them in config.yaml or set email.enabled: false."
-            )
+    if cfg.email.enabled and uses_email and (not cfg.email.to_addrs or not cfg.email.from_addr):
+        raise ConfigError(
+            "email.enabled is true but email.from_addr or email.to_addrs is empty; "
+            "fill them in config.yaml or set email.enabled: false."
+        )
 
 
 def risk_bound_problems(cfg: Config) -> list[str]:
@@ -929,7 +970,7 @@ def risk_bound_problems(cfg: Config) -> list[str]:
     return out
 
 
-def redacted(cfg: Config) -> dict:
+def redacted(cfg: Config) -> dict[str, Any]:
     """The config as a plain dict with every secret replaced by '****' (for display)."""
 
     def walk(obj: Any) -> Any:

@@ -17,10 +17,14 @@ import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from . import checks
 from .errors import DatabaseError
 from .schema import LATEST_VERSION, MIGRATIONS
+
+if TYPE_CHECKING:
+    from .config import Config
 
 BUSY_TIMEOUT_MS = 30_000
 # Header of a SQLite file; only for files no connection of this process has open (backups).
@@ -55,7 +59,7 @@ def _open_here(path: Path) -> bool:
     """True if this process already holds an open connection to ``path``."""
     for conn in list(_OPEN.get(str(path.resolve()), ())):
         try:
-            conn.total_changes
+            _ = conn.total_changes  # raises ProgrammingError once the connection is closed
             return True
         except sqlite3.ProgrammingError:  # closed
             continue
@@ -90,10 +94,60 @@ def _empty_file(path: Path) -> bool:
         return False
 
 
-def _not_sqlite_error(path: Path, exc: Exception) -> DatabaseError:
+def _not_sqlite_error(path: Path, exc: Exception | str) -> DatabaseError:
     return DatabaseError(
         f"{path} is not a SQLite database ({exc}); point database_path at the right "
         f"file or restore it with python backup_database.py --restore FILE."
+    )
+
+
+def _refuse_missing_or_empty(path: Path, *, readonly: bool, create: bool) -> None:
+    """Refuse a missing file (unless creating) and a 0-byte one, with the command that fixes it."""
+    if not readonly and not create and not path.exists():
+        raise DatabaseError(f"Database {path} does not exist; run python initialize_db.py first.")
+    if readonly and not path.exists():
+        raise DatabaseError(f"Database {path} does not exist; run python initialize_db.py first.")
+    if not create and _empty_file(path):
+        raise DatabaseError(
+            f"Database {path} exists but is empty (0 bytes); if it held your history "
+            f"restore it with python backup_database.py --restore FILE, if this is a new "
+            f"install delete it and run python initialize_db.py."
+        )
+
+
+def _create_private_file(path: Path) -> None:
+    """Create ``path`` (mode 0600, in a private folder) if it does not exist yet."""
+    ensure_private_dir(path.parent)
+    if not path.exists():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise DatabaseError(
+                f"Cannot create database {path} ({exc.strerror}); check that {path.parent} is writable."
+            ) from exc
+
+
+def _open_sqlite(path: Path, *, readonly: bool, check_same_thread: bool) -> Connection:
+    """The raw sqlite3 connection (read-only through a ``mode=ro`` URI), no settings applied."""
+    if readonly:
+        uri = path.resolve().as_uri() + "?mode=ro"
+        return sqlite3.connect(
+            uri,
+            uri=True,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            factory=Connection,
+            isolation_level=None,
+            check_same_thread=check_same_thread,
+        )
+    return sqlite3.connect(
+        str(path),
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        factory=Connection,
+        isolation_level=None,
+        check_same_thread=check_same_thread,
     )
 
 
@@ -111,48 +165,12 @@ def connect(
     otherwise a missing file is an error that tells the operator what to run.
     """
     path = Path(path)
-    if not readonly and not create and not path.exists():
-        raise DatabaseError(f"Database {path} does not exist; run python initialize_db.py first.")
-    if readonly and not path.exists():
-        raise DatabaseError(f"Database {path} does not exist; run python initialize_db.py first.")
-    if not create and _empty_file(path):
-        raise DatabaseError(
-            f"Database {path} exists but is empty (0 bytes); if it held your history "
-            f"restore it with python backup_database.py --restore FILE, if this is a new "
-            f"install delete it and run python initialize_db.py."
-        )
+    _refuse_missing_or_empty(path, readonly=readonly, create=create)
     _check_header(path)
     if create:
-        ensure_private_dir(path.parent)
-        if not path.exists():
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                os.close(fd)
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                raise DatabaseError(
-                    f"Cannot create database {path} ({exc.strerror}); check that {path.parent} is writable."
-                ) from exc
+        _create_private_file(path)
     try:
-        if readonly:
-            uri = path.resolve().as_uri() + "?mode=ro"
-            conn = sqlite3.connect(
-                uri,
-                uri=True,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                factory=Connection,
-                isolation_level=None,
-                check_same_thread=check_same_thread,
-            )
-        else:
-            conn = sqlite3.connect(
-                str(path),
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                factory=Connection,
-                isolation_level=None,
-                check_same_thread=check_same_thread,
-            )
+        conn = _open_sqlite(path, readonly=readonly, check_same_thread=check_same_thread)
         _OPEN.setdefault(str(path.resolve()), weakref.WeakSet()).add(conn)
         conn.row_factory = sqlite3.Row
         try:
@@ -353,7 +371,7 @@ def quick_check(conn: sqlite3.Connection, *, full: bool = False) -> str:
 
 
 def open_database(
-    cfg, *, readonly: bool = False, synchronous: str = "FULL", check_same_thread: bool = True
+    cfg: Config, *, readonly: bool = False, synchronous: str = "FULL", check_same_thread: bool = True
 ) -> sqlite3.Connection:
     """Open the configured database and make sure its schema is current."""
     conn = connect(
@@ -413,7 +431,19 @@ def set_state(conn: sqlite3.Connection, key: str, value: str | None, *, now: int
     )
 
 
-def initialize(path: Path) -> dict:
+class InitResult(TypedDict):
+    """What :func:`initialize` did, for the operator's summary."""
+
+    path: Path
+    created: bool
+    before: int  # schema version before (0: new file)
+    version: int  # schema version now
+    applied: list[int]  # migrations run
+    tables: list[str]
+    check: str  # quick_check: 'ok' or the first problems
+
+
+def initialize(path: Path) -> InitResult:
     """Create (or open) the database at ``path`` and migrate it to the latest schema.
 
     Safe to run twice: existing data is never touched, only missing migrations run.
@@ -431,7 +461,7 @@ def initialize(path: Path) -> dict:
     try:
         before = schema_version(conn)
         applied = migrate(conn)
-        result = {
+        result: InitResult = {
             "path": path,
             "created": not existed,
             "before": before,

@@ -12,6 +12,7 @@ the checklist. Every process it starts is stopped on success, failure or Ctrl-C.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -56,7 +58,7 @@ class Demo:
     sim_url: str | None = None
 
     # ------------------------------------------------------------------ plumbing
-    def env(self) -> dict:
+    def env(self) -> dict[str, Any]:
         env = child_env(
             {
                 k: v
@@ -98,7 +100,8 @@ class Demo:
         return res
 
     def start_background(self, *args: str, log_name: str) -> subprocess.Popen:
-        log = open(self.workspace / "logs" / log_name, "w", encoding="utf-8")
+        # not a with-block: the background process writes to it after this call returns
+        log = open(self.workspace / "logs" / log_name, "w", encoding="utf-8")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, *args],
             cwd=self.workspace,
@@ -270,7 +273,7 @@ class DemoFailed(Exception):
     pass
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     demo = Demo(
         Path(args.workspace).resolve(),
         speed=args.speed,
@@ -395,8 +398,8 @@ def step_paper(d: Demo) -> None:
     t0 = time.monotonic()
     try:
         code = bot.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        raise DemoFailed("the bot did not stop within 60 s of EMERGENCY_STOP")
+    except subprocess.TimeoutExpired as exc:
+        raise DemoFailed("the bot did not stop within 60 s of EMERGENCY_STOP") from exc
     d.say(f"  ✓ bot stopped {time.monotonic() - t0:.1f} s after EMERGENCY_STOP (exit {code})")
     out = (
         (d.workspace / "logs" / "trading_bot.out").read_text(encoding="utf-8", errors="replace").splitlines()

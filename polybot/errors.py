@@ -25,6 +25,9 @@ class DatabaseError(PolybotError):
     """The database is unreachable, not a SQLite file, corrupt or unwritable."""
 
     exit_code = 3
+    # Set only by db.explain_sqlite_error (full | read-only | permissions | locked | damaged |
+    # other); a bare annotation, so callers' getattr(exc, "cause", default) still sees it absent.
+    cause: str
 
 
 class DataError(PolybotError):

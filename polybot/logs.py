@@ -14,14 +14,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from .config import Config
 
 from .timefmt import ISO_SECONDS, file_day
 
@@ -65,9 +70,9 @@ class Redactor:
             if v and len(str(v)) >= 4:
                 self.values.add(str(v))
 
-    def add_from_environment(self, env: dict | None = None) -> None:
-        env = os.environ if env is None else env
-        self.add(v for k, v in env.items() if any(h in k.upper() for h in _SECRET_ENV_HINTS))
+    def add_from_environment(self, env: Mapping[str, str] | None = None) -> None:
+        source = os.environ if env is None else env
+        self.add(v for k, v in source.items() if any(h in k.upper() for h in _SECRET_ENV_HINTS))
 
     def __call__(self, text: str) -> str:
         for v in sorted(self.values, key=len, reverse=True):
@@ -89,7 +94,9 @@ def redact(text: str) -> str:
 class RedactingFormatter(logging.Formatter):
     """Formats, then masks — so messages, arguments and tracebacks are all covered."""
 
-    converter = time.gmtime
+    # staticmethod: a plain function here would be bound as a method (the stdlib relies on
+    # time.localtime being a builtin that does not bind); the behaviour is the same.
+    converter = staticmethod(time.gmtime)
 
     def format(self, record: logging.LogRecord) -> str:
         return REDACTOR(super().format(record))
@@ -104,25 +111,24 @@ class DailyFileHandler(logging.Handler):
         self.retention_days = retention_days
         self.prefix = prefix
         self._day: str | None = None
-        self._stream = None
+        self._stream: TextIO | None = None
 
     def path_for(self, day: str) -> Path:
         return self.log_dir / f"{self.prefix}{day}.log"
 
-    def _open(self, day: str) -> None:
+    def _open(self, day: str) -> TextIO:
         if self._stream:
             self._stream.close()
         path = self.path_for(day)
         new = not path.exists()
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        self._stream = os.fdopen(fd, "a", encoding="utf-8")
+        stream = self._stream = os.fdopen(fd, "a", encoding="utf-8")
         if new and os.name == "posix":
-            try:
+            with contextlib.suppress(OSError):
                 os.chmod(path, 0o640)  # umask 077 would otherwise give 600
-            except OSError:
-                pass
         self._day = day
         prune_logs(self.log_dir, self.retention_days, prefix=self.prefix)
+        return stream
 
     failure: str | None = None  # why the log file cannot be written now (None = fine)
     failed_records = 0
@@ -130,10 +136,9 @@ class DailyFileHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             day = file_day(record.created)
-            if day != self._day or self._stream is None:
-                self._open(day)
-            self._stream.write(self.format(record) + "\n")
-            self._stream.flush()
+            stream = self._stream if day == self._day and self._stream is not None else self._open(day)
+            stream.write(self.format(record) + "\n")
+            stream.flush()
         except OSError as exc:
             self._failed(exc)
         except Exception:
@@ -142,7 +147,7 @@ class DailyFileHandler(logging.Handler):
             if self.failure is not None:
                 lost, self.failure, self.failed_records = self.failed_records, None, 0
                 _notify_log_failure(None)
-                self._stream.write(
+                stream.write(
                     self.format(
                         logging.makeLogRecord(
                             {
@@ -156,7 +161,7 @@ class DailyFileHandler(logging.Handler):
                     )
                     + "\n"
                 )
-                self._stream.flush()
+                stream.flush()
 
     def _failed(self, exc: OSError) -> None:
         """A full or read-only logs/ filesystem: say so ONCE (stderr + listeners such as the
@@ -210,10 +215,8 @@ def log_file_failure() -> str | None:
 
 def _notify_log_failure(sentence: str | None) -> None:
     for listener in list(_LOG_FAILURE_LISTENERS):
-        try:
+        with contextlib.suppress(Exception):  # a listener must never break logging
             listener(sentence)
-        except Exception:  # noqa: BLE001 — a listener must never break logging
-            pass
 
 
 def prune_logs(
@@ -240,7 +243,11 @@ def today_log_path(log_dir: Path) -> Path:
     return Path(log_dir) / f"{LOG_PREFIX}{file_day(time.time())}.log"
 
 
-_CONFIGURED: dict = {}
+_CONFIGURED: dict[str, Any] = {}  # dir (resolved str), file (DailyFileHandler), console
+
+# Attribute set on the handlers setup_logging adds, so a re-setup (and cli/ops.common,
+# through getattr) can tell them from handlers someone else installed.
+_MARKER = "_polybot"
 
 
 def setup_logging(
@@ -262,21 +269,21 @@ def setup_logging(
     key = str(log_dir.resolve())
     if _CONFIGURED.get("dir") != key:
         for h in list(root.handlers):
-            if getattr(h, "_polybot", False):
+            if getattr(h, _MARKER, False):
                 root.removeHandler(h)
                 h.close()
         ensure_private_dir(log_dir)
         formatter = RedactingFormatter(FORMAT, DATEFMT)
         fh = DailyFileHandler(log_dir, retention_days)
         fh.setFormatter(formatter)
-        fh._polybot = True
+        setattr(fh, _MARKER, True)
         root.addHandler(fh)
         ch = logging.StreamHandler(sys.stderr)
         ch.setFormatter(formatter)
         # Records logged with extra={"console": False} go to the file only (e.g. the
         # error sentence run_script already prints once).
         ch.addFilter(lambda record: getattr(record, "console", True))
-        ch._polybot = True
+        setattr(ch, _MARKER, True)
         root.addHandler(ch)
         _CONFIGURED.update(dir=key, file=fh, console=ch)
     _CONFIGURED["file"].setLevel(level.upper())
@@ -315,7 +322,7 @@ def setup_logger(
     )
 
 
-def configure_from(cfg, *, console_level: str = "WARNING", name: str = "polybot") -> logging.Logger:
+def configure_from(cfg: Config, *, console_level: str = "WARNING", name: str = "polybot") -> logging.Logger:
     """Configure logging from a loaded Config (what every script does)."""
     return setup_logging(
         cfg.log_dir,

@@ -66,7 +66,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from polybot import checks
-from polybot.config import RiskLimits
+from polybot.config import Config, RiskLimits
 from polybot.domain import (
     BUY,
     ENTER,
@@ -305,7 +305,12 @@ class RiskManager:
 
     @classmethod
     def from_config(
-        cls, cfg, *, first_live_day: int | None = None, markets: Iterable[MarketInfo] = (), **kw
+        cls,
+        cfg: Config,
+        *,
+        first_live_day: int | None = None,
+        markets: Iterable[MarketInfo] = (),
+        **kw,
     ) -> RiskManager:
         """The engine's constructor: limits, capital and the correlation report from ``cfg``."""
         groups = load_correlation_groups(Path(cfg.report_dir) / "correlation_groups.json")
@@ -417,6 +422,19 @@ class RiskManager:
             f"stop loss; the stop would sit inside the spread and fees",
         )
 
+    def position_count_breached(self, account: AccountState, now: int) -> RiskDecision | None:
+        """A rejection when a new position would exceed max_positions (or the ramp-up
+        plan's cap for today)."""
+        cap, rule = self.max_positions_at(now)
+        n_open = len(account.open_positions())
+        if n_open < cap:
+            return None
+        if rule == RULE_RAMP_UP and self.first_live_day is not None:
+            why = f"day {max(0, (int(now) - int(self.first_live_day)) // DAY)} of the ramp-up plan allows "
+        else:
+            why = "max_positions is "
+        return RiskDecision(False, rule, f"{rule}: {n_open} positions open and {why}{cap}; no new position")
+
     # ------------------------------------------------------------------ checks
     def check(
         self, intent: Intent, account: AccountState, market: MarketInfo | None, now: int
@@ -438,29 +456,45 @@ class RiskManager:
         held = account.positions.get(intent.token_id)
         is_new = held is None or held.size_micro <= 0
         if is_new:
-            cap, rule = self.max_positions_at(now)
-            n_open = len(account.open_positions())
-            if n_open >= cap:
-                why = (
-                    f"day {max(0, (int(now) - int(self.first_live_day)) // DAY)} of the ramp-up plan allows "
-                    if rule == RULE_RAMP_UP
-                    else "max_positions is "
-                )
-                return RiskDecision(
-                    False, rule, f"{rule}: {n_open} positions open and {why}{cap}; no new position"
-                )
+            breach = self.position_count_breached(account, now)
+            if breach:
+                return breach
         breach = self.entry_cost_breached(intent, market, account)
         if breach:
             return breach
         price = intent.limit_price_micro or MICRO  # worst case without a limit
-        order = (
-            intent.notional_micro
-            if intent.notional_micro is not None
-            else notional_micro(price, intent.size_micro)
-        )
+        order = _order_notional(intent, price)
         order_text = fmt_usd(order)
 
-        # headroom per cap: (rule, room left in $, the total the order would make, sentence)
+        binding = _binding_cap(self._headroom(market, account, held, order, price), order)
+        if binding is None:
+            return self._min_size_check(
+                intent, market, price, order, OK, f"ok: order {order_text} within every limit", resized=False
+            )
+        rule, room, total, text = binding
+        sentence = f"{rule}: " + text.format(total=fmt_usd(total))
+        if not self.allow_resize or room <= 0:
+            return RiskDecision(False, rule, sentence)
+        resized = _resize(intent, room, price)
+        if resized is None:
+            return RiskDecision(False, rule, sentence + "; nothing fits")
+        new_order = _order_notional(resized, price)
+        return self._min_size_check(
+            resized,
+            market,
+            price,
+            new_order,
+            rule,
+            sentence + f"; resized to {fmt_usd(new_order)}",
+            resized=True,
+        )
+
+    def _headroom(
+        self, market: MarketInfo, account: AccountState, held: Holding | None, order: int, price: int
+    ) -> list[tuple[str, int, int, str]]:
+        """Per cap: (rule, room left in $, the total the order would make, the sentence with a
+        ``{total}`` placeholder) for an entry of ``order`` µUSD at ``price``."""
+        order_text = fmt_usd(order)
         held_cost = held.cost_micro if held is not None and held.size_micro > 0 else 0
         caps: list[tuple[str, int, int, str]] = []
         caps.append(
@@ -506,37 +540,7 @@ class RiskManager:
                 f"{fmt_usd(account.cash_micro)} (no leverage)",
             )
         )
-
-        binding = None
-        for rule, room, total, text in caps:
-            room = max(0, room)
-            if order > room and (binding is None or room < binding[1]):
-                binding = (rule, room, total, text)
-        if binding is None:
-            return self._min_size_check(
-                intent, market, price, order, OK, f"ok: order {order_text} within every limit", resized=False
-            )
-        rule, room, total, text = binding
-        sentence = f"{rule}: " + text.format(total=fmt_usd(total))
-        if not self.allow_resize or room <= 0:
-            return RiskDecision(False, rule, sentence)
-        resized = _resize(intent, room, price)
-        if resized is None:
-            return RiskDecision(False, rule, sentence + "; nothing fits")
-        new_order = (
-            resized.notional_micro
-            if resized.notional_micro is not None
-            else notional_micro(price, resized.size_micro)
-        )
-        return self._min_size_check(
-            resized,
-            market,
-            price,
-            new_order,
-            rule,
-            sentence + f"; resized to {fmt_usd(new_order)}",
-            resized=True,
-        )
+        return caps
 
     def _min_size_check(
         self,
@@ -593,11 +597,7 @@ class RiskManager:
             if d.approved and d.intent is not None and d.intent.action == ENTER:
                 m = markets.get(it.market_id) or self.markets.get(it.market_id)
                 price = d.intent.limit_price_micro or MICRO
-                notional = (
-                    d.intent.notional_micro
-                    if d.intent.notional_micro is not None
-                    else notional_micro(price, d.intent.size_micro)
-                )
+                notional = _order_notional(d.intent, price)
                 shares = d.intent.size_micro if d.intent.size_micro is not None else notional * MICRO // price
                 fee = _fee_bound(notional, _fee_fraction(m, price)) if m is not None else 0
                 cash -= notional + fee
@@ -626,6 +626,26 @@ class RiskManager:
 
 
 # ----------------------------------------------------------------------------- helpers
+def _binding_cap(caps: list[tuple[str, int, int, str]], order: int) -> tuple[str, int, int, str] | None:
+    """Of the caps ``order`` exceeds, the one with the least room left (room floored at 0);
+    None when the order fits every cap."""
+    binding = None
+    for rule, room, total, text in caps:
+        room = max(0, room)
+        if order > room and (binding is None or room < binding[1]):
+            binding = (rule, room, total, text)
+    return binding
+
+
+def _order_notional(intent: Intent, price_micro: int) -> int:
+    """The intent's USD: its ``notional_micro``, else price × its shares."""
+    if intent.notional_micro is not None:
+        return intent.notional_micro
+    # Intent.__post_init__ guarantees exactly one of notional_micro / size_micro is set.
+    assert intent.size_micro is not None
+    return notional_micro(price_micro, intent.size_micro)
+
+
 def _fee_fraction(market: MarketInfo | None, price_micro: int) -> int:
     """Worst-case taker fee per $1 of notional at ``price_micro``, in micro-units:
     fee / notional = rate × (1 − p) × (p(1 − p))^(e − 1)."""

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import check_mode_requirements, find_config_path, load_config, read_yaml, risk_bound_problems
+from .config import (
+    Config,
+    check_mode_requirements,
+    find_config_path,
+    load_config,
+    read_yaml,
+    risk_bound_problems,
+)
 from .errors import ConfigError
 
 OK, FAIL, WARN = "✓", "✗", "⚠"
@@ -33,7 +41,7 @@ def _writable_target(path: Path) -> Path | None:
     return None if os.access(target, os.W_OK) else target
 
 
-def validate(path: str | None = None, env: dict | None = None) -> list[Check]:
+def validate(path: str | None = None, env: dict[str, str] | None = None) -> list[Check]:
     """Run every check; stop early only when the file cannot be parsed at all."""
     checks: list[Check] = []
     cfg_path = find_config_path(path)
@@ -49,106 +57,124 @@ def validate(path: str | None = None, env: dict | None = None) -> list[Check]:
         checks.append(Check(FAIL, str(exc)))
         return checks
     checks.append(Check(OK, "Required keys present, types and ranges valid, no unknown keys"))
+    checks += _strategy_checks(cfg)
+    checks += _environment_checks(cfg)
+    checks += _mode_checks(cfg)
+    checks += _risk_bound_checks(cfg)
+    checks += _literal_secret_checks(cfg)
+    checks += _log_level_checks(cfg)
+    checks += _path_checks(cfg)
+    checks += _file_mode_checks(cfg_path)
+    return checks
 
+
+def _strategy_checks(cfg: Config) -> list[Check]:
     try:
         # The very function the bot uses, so the bot and validate_config.py accept the same
         # set (the simulator-only `drill` strategy included, issue 15 #10).
         from .engine.bot import build_strategy
 
         build_strategy(cfg, cfg.mode)
-        checks.append(Check(OK, f"Strategy {cfg.strategy.name}: parameters valid"))
+        return [Check(OK, f"Strategy {cfg.strategy.name}: parameters valid")]
     except ConfigError as exc:
-        checks.append(Check(FAIL, str(exc)))
+        return [Check(FAIL, str(exc))]
 
-    if cfg.unset_env:
-        for key, var in cfg.unset_env:
-            checks.append(
-                Check(
-                    FAIL,
-                    f"Environment variable {var} is not set (used by {key}); export it "
-                    f"(Windows: setx {var} ...), or write ${{{var}:-}} to make it optional.",
-                )
-            )
-    else:
-        checks.append(Check(OK, "All referenced environment variables are set"))
 
+def _environment_checks(cfg: Config) -> list[Check]:
+    if not cfg.unset_env:
+        return [Check(OK, "All referenced environment variables are set")]
+    return [
+        Check(
+            FAIL,
+            f"Environment variable {var} is not set (used by {key}); export it "
+            f"(Windows: setx {var} ...), or write ${{{var}:-}} to make it optional.",
+        )
+        for key, var in cfg.unset_env
+    ]
+
+
+def _mode_checks(cfg: Config) -> list[Check]:
     try:
         check_mode_requirements(cfg)
-        checks.append(
-            Check(
-                OK,
-                f"Mode: {'PAPER' if cfg.paper_trading else 'LIVE'} trading, "
-                f"everything this mode needs is configured",
-            )
-        )
     except ConfigError as exc:
-        checks.append(Check(FAIL, str(exc)))
+        return [Check(FAIL, str(exc))]
+    return [
+        Check(
+            OK,
+            f"Mode: {'PAPER' if cfg.paper_trading else 'LIVE'} trading, "
+            f"everything this mode needs is configured",
+        )
+    ]
 
+
+def _risk_bound_checks(cfg: Config) -> list[Check]:
     problems = risk_bound_problems(cfg)
     if not problems:
         r = cfg.risk_limits
-        checks.append(
+        return [
             Check(
                 OK,
                 f"Risk limits within the checklist's bounds for ${cfg.capital:g} capital "
                 f"(max_position=${r.max_position_size:g}, max_exposure={r.max_portfolio_exposure:g}, "
                 f"stop_loss={r.stop_loss_percent:g}, daily_loss=${r.daily_loss_limit:g})",
             )
+        ]
+    status = WARN if cfg.paper_trading else FAIL
+    suffix = " (allowed in paper mode, refused in live mode)" if cfg.paper_trading else ""
+    return [Check(status, f"{problem}{suffix}") for problem in problems]
+
+
+def _literal_secret_checks(cfg: Config) -> list[Check]:
+    if not cfg.literal_secrets:
+        return [Check(OK, "No hardcoded secrets (credentials use ${VAR})")]
+    return [
+        Check(
+            FAIL,
+            f"Config key '{key}' holds a secret written literally; replace it with "
+            f"${{ENV_VAR}} and export the value (never commit secrets).",
         )
-    else:
-        status = WARN if cfg.paper_trading else FAIL
-        for p in problems:
-            suffix = " (allowed in paper mode, refused in live mode)" if cfg.paper_trading else ""
-            checks.append(Check(status, f"{p}{suffix}"))
+        for key in cfg.literal_secrets
+    ]
 
-    if cfg.literal_secrets:
-        for key in cfg.literal_secrets:
-            checks.append(
-                Check(
-                    FAIL,
-                    f"Config key '{key}' holds a secret written literally; replace it with "
-                    f"${{ENV_VAR}} and export the value (never commit secrets).",
-                )
-            )
-    else:
-        checks.append(Check(OK, "No hardcoded secrets (credentials use ${VAR})"))
 
+def _log_level_checks(cfg: Config) -> list[Check]:
     if cfg.log_level.upper() == "DEBUG":
-        checks.append(Check(WARN, "log_level is DEBUG; use INFO for production"))
-    else:
-        checks.append(Check(OK, f"log_level is {cfg.log_level.upper()}"))
+        return [Check(WARN, "log_level is DEBUG; use INFO for production")]
+    return [Check(OK, f"log_level is {cfg.log_level.upper()}")]
 
+
+def _path_checks(cfg: Config) -> list[Check]:
     bad = []
-    for label, p in (
-        ("database_path", cfg.database_path),
+    for label, folder in (
+        ("database_path", cfg.database_path.parent),
         ("log_dir", cfg.log_dir),
         ("backup_dir", cfg.backup_dir),
         ("report_dir", cfg.report_dir),
     ):
-        target = _writable_target(p if label != "database_path" else p.parent)
+        target = _writable_target(folder)
         if target is not None:
-            bad.append(f"{label} ({p}): {target} is not writable")
-    if bad:
-        for b in bad:
-            checks.append(Check(FAIL, f"Path not writable: {b}; fix the permissions or change the path."))
-    else:
-        checks.append(Check(OK, "Paths writable (database, logs, backups, reports)"))
+            shown = cfg.database_path if label == "database_path" else folder
+            bad.append(f"{label} ({shown}): {target} is not writable")
+    if not bad:
+        return [Check(OK, "Paths writable (database, logs, backups, reports)")]
+    return [Check(FAIL, f"Path not writable: {b}; fix the permissions or change the path.") for b in bad]
 
-    if os.name == "posix":
-        mode = stat.S_IMODE(cfg_path.stat().st_mode)
-        if mode & 0o077:
-            checks.append(
-                Check(
-                    WARN,
-                    f"{cfg_path.name} is readable by others (mode {mode:o}); run chmod 600 {cfg_path.name}",
-                )
+
+def _file_mode_checks(cfg_path: Path) -> list[Check]:
+    if os.name != "posix":
+        return []
+    mode = stat.S_IMODE(cfg_path.stat().st_mode)
+    if mode & 0o077:
+        return [
+            Check(
+                WARN,
+                f"{cfg_path.name} is readable by others (mode {mode:o}); run chmod 600 {cfg_path.name}",
             )
-        else:
-            checks.append(Check(OK, f"{cfg_path.name} permissions {mode:o}"))
-    return checks
+        ]
+    return [Check(OK, f"{cfg_path.name} permissions {mode:o}")]
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     checks = validate(args.config)
     for c in checks:
         print(c.line())

@@ -21,6 +21,7 @@ Run standalone: ``python tests/fake_telegram.py --port 8081 --token 123:abc``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import threading
 import time
@@ -43,6 +44,32 @@ class Recorded:
     path: str
     at: float = field(default_factory=time.time)
     status: int = 0  # the HTTP status answered (0: none — hang/down)
+
+
+def _request_params(query: str, ctype: str, raw: bytes) -> dict:
+    """The Bot API call's parameters: the query string, then a JSON or form body (a malformed
+    body adds nothing, like a lenient server)."""
+    params: dict = dict(parse_qsl(query))
+    try:
+        if ctype == "application/json" and raw:
+            params.update(json.loads(raw.decode("utf-8")))
+        elif raw:
+            params.update(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return params
+
+
+def _method_and_token(path: str) -> tuple[str, str]:
+    """(method, bot token) of ``/bot<token>/<method>``."""
+    segments = [s for s in path.split("/") if s]
+    method = segments[-1] if segments else ""
+    token = ""
+    for s in segments:
+        if s.startswith("bot"):
+            token = s[3:]
+            break
+    return method, token
 
 
 class FakeTelegram:
@@ -170,73 +197,81 @@ class FakeTelegram:
                 if parameters:
                     body["parameters"] = parameters
                 return status, body
-        if method == "getMe":
-            return 200, {
-                "ok": True,
-                "result": {
+        handler = {
+            "getMe": self._get_me,
+            "sendMessage": self._send_message,
+            "getUpdates": self._get_updates,
+        }.get(method)
+        if handler is not None:
+            return handler(params)
+        if method in ("deleteWebhook", "setMyCommands", "close", "logOut"):
+            return 200, {"ok": True, "result": True}
+        return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
+
+    def _get_me(self, params: dict) -> tuple[int, dict]:
+        return 200, {
+            "ok": True,
+            "result": {
+                "id": BOT_ID,
+                "is_bot": True,
+                "first_name": "Polybot Test",
+                "username": BOT_USERNAME,
+                "can_join_groups": True,
+                "can_read_all_group_messages": False,
+                "supports_inline_queries": False,
+            },
+        }
+
+    def _send_message(self, params: dict) -> tuple[int, dict]:
+        if "chat_id" not in params or "text" not in params:
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: message text is empty",
+            }
+        if len(str(params["text"])) > 4096:
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: message is too long",
+            }
+        chat_id = params["chat_id"]
+        with contextlib.suppress(TypeError, ValueError):
+            chat_id = int(chat_id)
+        with self._cond:
+            mid = self._next_message_id
+            self._next_message_id += 1
+        return 200, {
+            "ok": True,
+            "result": {
+                "message_id": mid,
+                "date": int(time.time()),
+                "text": params["text"],
+                "chat": {"id": chat_id, "type": "private"},
+                "from": {
                     "id": BOT_ID,
                     "is_bot": True,
                     "first_name": "Polybot Test",
                     "username": BOT_USERNAME,
-                    "can_join_groups": True,
-                    "can_read_all_group_messages": False,
-                    "supports_inline_queries": False,
                 },
-            }
-        if method == "sendMessage":
-            if "chat_id" not in params or "text" not in params:
-                return 400, {
-                    "ok": False,
-                    "error_code": 400,
-                    "description": "Bad Request: message text is empty",
-                }
-            if len(str(params["text"])) > 4096:
-                return 400, {
-                    "ok": False,
-                    "error_code": 400,
-                    "description": "Bad Request: message is too long",
-                }
-            chat_id = params["chat_id"]
-            try:
-                chat_id = int(chat_id)
-            except (TypeError, ValueError):
-                pass
-            with self._cond:
-                mid = self._next_message_id
-                self._next_message_id += 1
-            return 200, {
-                "ok": True,
-                "result": {
-                    "message_id": mid,
-                    "date": int(time.time()),
-                    "text": params["text"],
-                    "chat": {"id": chat_id, "type": "private"},
-                    "from": {
-                        "id": BOT_ID,
-                        "is_bot": True,
-                        "first_name": "Polybot Test",
-                        "username": BOT_USERNAME,
-                    },
-                },
-            }
-        if method == "getUpdates":
-            offset = int(params.get("offset") or 0)
-            timeout = float(params.get("timeout") or 0)
-            deadline = time.monotonic() + timeout
-            with self._cond:
-                while True:
-                    if offset:
-                        self._updates = [u for u in self._updates if u["update_id"] >= offset]
-                    ready = [u for u in self._updates if u["update_id"] >= offset]
-                    left = deadline - time.monotonic()
-                    if ready or left <= 0 or self._stopping.is_set():
-                        break
-                    self._cond.wait(min(left, 0.2))
-                limit = int(params.get("limit") or 100)
-                return 200, {"ok": True, "result": ready[:limit]}
-        if method in ("deleteWebhook", "setMyCommands", "close", "logOut"):
-            return 200, {"ok": True, "result": True}
-        return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
+            },
+        }
+
+    def _get_updates(self, params: dict) -> tuple[int, dict]:
+        offset = int(params.get("offset") or 0)
+        timeout = float(params.get("timeout") or 0)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if offset:
+                    self._updates = [u for u in self._updates if u["update_id"] >= offset]
+                ready = [u for u in self._updates if u["update_id"] >= offset]
+                left = deadline - time.monotonic()
+                if ready or left <= 0 or self._stopping.is_set():
+                    break
+                self._cond.wait(min(left, 0.2))
+            limit = int(params.get("limit") or 100)
+            return 200, {"ok": True, "result": ready[:limit]}
 
     def _handler_class(self):
         fake = self
@@ -252,21 +287,8 @@ class FakeTelegram:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-                params: dict = dict(parse_qsl(parts.query))
-                try:
-                    if ctype == "application/json" and raw:
-                        params.update(json.loads(raw.decode("utf-8")))
-                    elif raw:
-                        params.update(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
-                except (ValueError, UnicodeDecodeError):
-                    pass
-                segments = [s for s in parts.path.split("/") if s]
-                method = segments[-1] if segments else ""
-                token = ""
-                for s in segments:
-                    if s.startswith("bot"):
-                        token = s[3:]
-                        break
+                params = _request_params(parts.query, ctype, raw)
+                method, token = _method_and_token(parts.path)
                 rec = Recorded(method, token, params, ctype, self.command, parts.path)
                 fake.requests.append(rec)
                 if fake.mode == "hang":
@@ -275,10 +297,8 @@ class FakeTelegram:
                     return
                 if fake.mode == "down":
                     self.close_connection = True
-                    try:
+                    with contextlib.suppress(OSError):
                         self.connection.shutdown(2)
-                    except OSError:
-                        pass
                     return
                 if token != fake.token:
                     status, body = 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}

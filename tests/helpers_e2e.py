@@ -229,7 +229,7 @@ class Journey:
     def start_bot(self, *args: str) -> subprocess.Popen:
         """``python trading_bot.py args`` in the background (console → a file outside the workspace)."""
         console = self.console_dir / f"trading_bot_{len(self.bots) + 1}.console.txt"
-        fh = open(console, "w", encoding="utf-8")
+        fh = open(console, "w", encoding="utf-8")  # noqa: SIM115 — the bot process writes to it after we return
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "trading_bot.py"), *args],
             cwd=self.ws,

@@ -83,7 +83,7 @@ def bot_env() -> dict:
 
 
 def start_bot(root: Path, *args: str, log_name: str = "bot.out") -> subprocess.Popen:
-    out = open(root / log_name, "a", encoding="utf-8")
+    out = open(root / log_name, "a", encoding="utf-8")  # noqa: SIM115 — the bot process writes to it after we return
     return subprocess.Popen(
         [sys.executable, str(ROOT / "trading_bot.py"), *args],
         cwd=root,

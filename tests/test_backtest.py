@@ -322,7 +322,7 @@ def test_backtest_command_prints_the_checklist_lines(workspace):
     )
     assert p.returncode in (0, 1, 6), p.stderr
     lines = p.stdout.splitlines()
-    for pattern, line in zip(CHECKLIST_LINES, lines[:5]):
+    for pattern, line in zip(CHECKLIST_LINES, lines[:5], strict=True):  # all five lines printed
         assert re.fullmatch(pattern, line), (pattern, line)
     assert lines[-2] in VERDICTS and p.returncode == EXIT_CODES[lines[-2]]
     assert "Sharpe formula: mean(daily return) / stdev(daily return, ddof=1) × √365" in p.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import pytest
@@ -107,7 +108,7 @@ def test_env_expansion_defaults_and_types(tmp_path):
 
 def test_frozen(tmp_path):
     cfg = load_config(write_config(tmp_path), env={})
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.capital = 1
 
 

@@ -49,7 +49,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path, fast_si
     )
     rng = random.Random(20261124)
     trades_seen = []
-    for i in range(KILLS):
+    for _ in range(KILLS):
         proc = start_bot(root)
         time.sleep(rng.uniform(0.6, 2.2))  # start-up takes ~0.8 s: kills land anywhere
         kill(proc)

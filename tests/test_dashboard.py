@@ -5,6 +5,7 @@ and missing database, and ``dashboard.py`` as the operator runs it."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -132,7 +133,7 @@ def test_login_then_everything_is_reachable_with_security_headers(server):
 def test_wrong_password_rejected_then_rate_limited(server):
     s = requests.Session()
     for i in range(5):
-        s, resp = login(server.url, "wrong-password-%d" % i, session=s)
+        s, resp = login(server.url, f"wrong-password-{i}", session=s)
         assert resp.status_code == 401 and "Wrong password." in resp.text
         assert_security_headers(resp)
         assert "polybot_dashboard" not in s.cookies or not s.get(server.url + "/api/state", timeout=10).ok
@@ -286,7 +287,7 @@ def expected_sharpe(cfg) -> str:
     for d in days:
         last = by_day.get(d, last)
         series.append(last)
-    rets = [b / a - 1 for a, b in zip(series, series[1:])]
+    rets = [b / a - 1 for a, b in itertools.pairwise(series)]
     if len(rets) < 2:
         return "n/a"
     return f"{statistics.mean(rets) / statistics.stdev(rets) * math.sqrt(365):.2f}"
@@ -317,7 +318,7 @@ def test_state_matches_the_database(server, seeded):
 
     opened = rows(cfg, "SELECT * FROM positions WHERE mode='paper' AND status='open'")
     assert [p["token_id"] for p in st["positions"]["items"]] == [p["token_id"] for p in opened] == ["m1y"]
-    for item, pos in zip(st["positions"]["items"], opened):
+    for item, pos in zip(st["positions"]["items"], opened, strict=True):
         entry = half_up_div(pos["cost_micro"] * 1_000_000, pos["size_micro"])
         bid = rows(
             cfg,

@@ -8,6 +8,7 @@ Skipped, with the reason, when Chromium is not installed (CI installs Debian's c
 
 from __future__ import annotations
 
+import itertools
 import math
 import secrets
 import statistics
@@ -163,7 +164,7 @@ def expected(cfg, now: float) -> dict:
     series = [to_micro(cfg.capital)]
     for d in range(min(by_day), max(by_day) + 1):
         series.append(by_day.get(d, series[-1]))
-    rets = [b / a - 1 for a, b in zip(series, series[1:])]
+    rets = [b / a - 1 for a, b in itertools.pairwise(series)]
     sharpe = (
         f"{statistics.mean(rets) / statistics.stdev(rets) * math.sqrt(365):.2f}"
         if len(rets) >= 2 and statistics.stdev(rets) > 0

@@ -12,6 +12,7 @@ point, and paper trading runs the simulator clock at 600× until the bot holds a
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import os
 import re
@@ -323,7 +324,7 @@ def test_08_data_collection(e2e):
         int(datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
         for s in stamps
     ]
-    assert [b - a for a, b in zip(epochs, epochs[1:])] == [GRID] * 3, (
+    assert [b - a for a, b in itertools.pairwise(epochs)] == [GRID] * 3, (
         f"cycles not on consecutive grid points: {stamps}"
     )
 
@@ -434,7 +435,8 @@ def test_11_paper_trading(e2e):
         warnings.warn(
             f"end-to-end: the paper bot ({strategy}) opened no position in "
             f"{(e2e.sim_time() - burst_from) / 3600:.1f} simulated hours; the emergency-stop drill "
-            f"had nothing to close this run"
+            f"had nothing to close this run",
+            stacklevel=2,
         )
 
 
@@ -463,10 +465,10 @@ def test_13_emergency_stop(e2e):
     t0 = time.monotonic()
     try:
         code = bot.wait(timeout=60)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as exc:
         raise AssertionError(
             f"the bot did not stop within 60 s of EMERGENCY_STOP:\n{e2e.console(bot)[-4000:]}"
-        )
+        ) from exc
     e2e.facts["stop_seconds"] = time.monotonic() - t0
     console = e2e.console(bot)
     assert code != 0, f"exit code {code} after an emergency stop:\n{console[-4000:]}"

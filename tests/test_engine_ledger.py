@@ -188,7 +188,6 @@ def test_order_written_before_sent_and_filled_after(conn):
 
 def test_paper_fill_not_recorded_before_a_crash_is_not_executed(conn):
     ex = _paper(conn)
-    exe = _executor(conn, ex)
     req = OrderRequest(TOKEN, "BUY", "FAK", price_micro=530_000, size_micro=10 * M)
     prepared = ex.prepare(req)
     with db.atomic(conn):  # step 1 of place(): recorded PENDING_SUBMIT and committed

@@ -494,7 +494,8 @@ def test_trading_bot_close_external_sells_external_holdings_on_emergency_stop(tm
         POLYMARKET_API_SECRET=creds.api_secret,
         POLYMARKET_API_PASSPHRASE=creds.api_passphrase,
     )
-    log = open(root / "bot.out", "w", encoding="utf-8")
+    # not a with-block: the bot process writes to it after this call returns
+    log = open(root / "bot.out", "w", encoding="utf-8")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "trading_bot.py"), "--close-external"],
         cwd=root,

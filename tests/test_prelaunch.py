@@ -238,6 +238,93 @@ def test_prepared_workspace_is_go(tmp_path):
     assert "vs the backtest's lower 95% bound -0.050%/day" in res.stdout
 
 
+def _break_backtest(tmp_path, cfg, env, now):
+    (cfg.report_dir / "backtest_30day.json").write_text(json.dumps(_backtest("FAIL", cfg)))
+
+
+def _break_critical_alert(tmp_path, cfg, env, now):
+    conn = connect(cfg)
+    add_alert(conn, ts=now - 86400, key="api_errors", message="3 consecutive API errors")
+    conn.close()
+
+
+def _break_emergency_stop(tmp_path, cfg, env, now):
+    (tmp_path / "EMERGENCY_STOP").write_text("")
+
+
+def _break_scenario(tmp_path, cfg, env, now):
+    (tmp_path / "test_circuit_breakers.py").write_text(
+        'print("✗ Daily loss limit -> STOP")\nraise SystemExit(1)\n'
+    )
+
+
+def _break_data_freshness(tmp_path, cfg, env, now):
+    conn = connect(cfg)
+    with db.atomic(conn):
+        conn.execute("DELETE FROM market_snapshots WHERE timestamp > ?", (now - 3600,))
+    conn.close()
+
+
+def _break_quality(tmp_path, cfg, env, now):
+    (cfg.report_dir / "data_quality_20260301_000000.txt").write_text("FAIL: 3 duplicate snapshots\n")
+
+
+def _break_backup_age(tmp_path, cfg, env, now):
+    for p in cfg.backup_dir.glob("polymarket_backup_*.db"):
+        p.rename(p.with_name("polymarket_backup_20200101_000000.db"))
+
+
+def _break_secret(tmp_path, cfg, env, now):
+    (tmp_path / "helper.py").write_text('api_key = "a1b2c3d4e5f6g7h8i9"\n')
+
+
+def _break_risk(tmp_path, cfg, env, now):
+    init_workspace(tmp_path, {**LIVE_CONFIG, "risk_limits": {"max_position_size": 250}})
+    os.chmod(tmp_path / "config.yaml", 0o600)
+
+
+def _break_env(tmp_path, cfg, env, now):
+    env.pop("POLYMARKET_PRIVATE_KEY")
+
+
+def _break_permissions(tmp_path, cfg, env, now):
+    os.chmod(cfg.database_path, 0o644)
+
+
+def _break_live_check_age(tmp_path, cfg, env, now):
+    conn = connect(cfg)
+    with db.atomic(conn):
+        conn.execute("UPDATE job_runs SET started_at = started_at - 86400 WHERE job = 'live_order_check'")
+    conn.close()
+
+
+def _break_live_check(tmp_path, cfg, env, now):  # a newer failing run outweighs the older pass
+    add_live_order_check(
+        cfg,
+        started=now - 60,
+        passed=False,
+        message="Placing the order: the exchange rejected it (invalid signature)",
+    )
+
+
+# breakage → what it does to a workspace that is otherwise GO
+BREAKAGES = {
+    "backtest_fail": _break_backtest,
+    "critical_alert": _break_critical_alert,
+    "emergency_stop": _break_emergency_stop,
+    "scenario_fails": _break_scenario,
+    "stale_data": _break_data_freshness,
+    "quality_fail": _break_quality,
+    "old_backup": _break_backup_age,
+    "secret": _break_secret,
+    "risk": _break_risk,
+    "no_env": _break_env,
+    "open_perms": _break_permissions,
+    "stale_live_check": _break_live_check_age,
+    "failed_live_check": _break_live_check,
+}
+
+
 @pytest.mark.parametrize(
     "breakage, item",
     [
@@ -259,50 +346,7 @@ def test_prepared_workspace_is_go(tmp_path):
 def test_each_item_can_block_go(tmp_path, breakage, item):
     cfg = _prepare_go(tmp_path)
     env = dict(LIVE_ENV)
-    now = int(time.time())
-    if breakage == "backtest_fail":
-        (cfg.report_dir / "backtest_30day.json").write_text(json.dumps(_backtest("FAIL", cfg)))
-    elif breakage == "critical_alert":
-        conn = connect(cfg)
-        add_alert(conn, ts=now - 86400, key="api_errors", message="3 consecutive API errors")
-        conn.close()
-    elif breakage == "emergency_stop":
-        (tmp_path / "EMERGENCY_STOP").write_text("")
-    elif breakage == "scenario_fails":
-        (tmp_path / "test_circuit_breakers.py").write_text(
-            'print("✗ Daily loss limit -> STOP")\nraise SystemExit(1)\n'
-        )
-    elif breakage == "stale_data":
-        conn = connect(cfg)
-        with db.atomic(conn):
-            conn.execute("DELETE FROM market_snapshots WHERE timestamp > ?", (now - 3600,))
-        conn.close()
-    elif breakage == "quality_fail":
-        (cfg.report_dir / "data_quality_20260301_000000.txt").write_text("FAIL: 3 duplicate snapshots\n")
-    elif breakage == "old_backup":
-        for p in cfg.backup_dir.glob("polymarket_backup_*.db"):
-            p.rename(p.with_name("polymarket_backup_20200101_000000.db"))
-    elif breakage == "secret":
-        (tmp_path / "helper.py").write_text('api_key = "a1b2c3d4e5f6g7h8i9"\n')
-    elif breakage == "risk":
-        init_workspace(tmp_path, {**LIVE_CONFIG, "risk_limits": {"max_position_size": 250}})
-        os.chmod(tmp_path / "config.yaml", 0o600)
-    elif breakage == "no_env":
-        env.pop("POLYMARKET_PRIVATE_KEY")
-    elif breakage == "open_perms":
-        os.chmod(cfg.database_path, 0o644)
-    elif breakage == "stale_live_check":
-        conn = connect(cfg)
-        with db.atomic(conn):
-            conn.execute("UPDATE job_runs SET started_at = started_at - 86400 WHERE job = 'live_order_check'")
-        conn.close()
-    elif breakage == "failed_live_check":  # a newer failing run outweighs the older pass
-        add_live_order_check(
-            cfg,
-            started=now - 60,
-            passed=False,
-            message="Placing the order: the exchange rejected it (invalid signature)",
-        )
+    BREAKAGES[breakage](tmp_path, cfg, env, int(time.time()))
     res = run_cli("pre_launch_check.py", cwd=tmp_path, env=env)
     assert res.returncode == 1, res.stdout
     items = _items(res.stdout)

@@ -99,7 +99,7 @@ def test_walk_forward_judges_out_of_sample_trades_only(tmp_path):
     assert p.returncode in (0, 1, 6), p.stderr
     assert "Traceback" not in p.stderr
     lines = p.stdout.splitlines()
-    for pattern, line in zip(CHECKLIST_LINES, lines[:5]):
+    for pattern, line in zip(CHECKLIST_LINES, lines[:5], strict=True):  # all five lines printed
         assert re.fullmatch(pattern, line), (pattern, line)
     assert "[12/12] segment 4/4 OUT OF SAMPLE" in p.stderr  # progress, one line per run
     rep = json.loads((ws / "reports" / "backtest_10day.json").read_text())
@@ -148,7 +148,7 @@ def test_sweep_reports_every_set_and_deflates(tmp_path):
     )
     assert p.returncode in (0, 1, 6), p.stderr
     lines = p.stdout.splitlines()
-    for pattern, line in zip(CHECKLIST_LINES, lines[:5]):
+    for pattern, line in zip(CHECKLIST_LINES, lines[:5], strict=True):  # all five lines printed
         assert re.fullmatch(pattern, line), (pattern, line)
     assert "Parameter sweep: 3 sets tried" in p.stdout
     assert all(f"set {i}: entry_z=" in p.stdout for i in (1, 2, 3))

@@ -17,6 +17,7 @@ yet) alerts are still logged and delivered, throttled in memory.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -26,6 +27,7 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import Config
 from ..logs import REDACTOR, redact
 from ..notify import DeliveryResult
 from ..notify.email import EmailChannel
@@ -49,7 +51,7 @@ class _Item:
     ts: int
 
 
-def _database_file(conn) -> Path | None:
+def _database_file(conn: sqlite3.Connection) -> Path | None:
     try:
         for row in conn.execute("PRAGMA database_list").fetchall():
             if row[1] == "main" and row[2]:
@@ -62,12 +64,12 @@ def _database_file(conn) -> Path | None:
 class Alerter:
     """``Alerter(cfg, conn=None)``; ``conn`` (optional) only tells which database file to use."""
 
-    def __init__(self, cfg, conn=None, *, retry_interval: float = 30.0):
+    def __init__(self, cfg: Config, conn: sqlite3.Connection | None = None, *, retry_interval: float = 30.0):
         self.cfg = cfg
         self.retry_interval = float(retry_interval)
         self.db_path = (_database_file(conn) if conn is not None else None) or Path(cfg.database_path)
         REDACTOR.add(cfg.secret_values())
-        self.channels = {
+        self.channels: dict[str, TelegramChannel | EmailChannel] = {
             "telegram": TelegramChannel(cfg.telegram, cfg.unset_env),
             "email": EmailChannel(cfg.email, cfg.unset_env),
         }
@@ -99,10 +101,8 @@ class Alerter:
             _LOG_METHOD[lvl]("ALERT %s [%s] %s", lvl.upper(), key, text)
             self._enqueue(_Item(lvl, key, text, ts))
         except Exception:  # noqa: BLE001 - alerts must never crash the caller
-            try:
+            with contextlib.suppress(Exception):  # not even by failing to log
                 log.exception("Could not queue alert %s", key)
-            except Exception:  # noqa: BLE001
-                pass
         return None
 
     def critical(self, key: str, message: str, **kw) -> None:
@@ -147,16 +147,12 @@ class Alerter:
         if not ok:
             self._persist_queued()
         if thread is not None and thread.is_alive():
-            try:
+            with contextlib.suppress(queue.Full):  # a full queue: the worker is busy, join() waits
                 self._queue.put_nowait(_STOP)
-            except queue.Full:
-                pass
             thread.join(max(0.1, min(timeout, 2.0)))
         for conn in list(self._conns):
-            try:
+            with contextlib.suppress(Exception):  # closing is best effort on the way out
                 conn.close()
-            except Exception:  # noqa: BLE001
-                pass
         self._conns.clear()
         self._local = threading.local()
         with self._lock:
@@ -287,7 +283,7 @@ class Alerter:
             )
             self._thread.start()
 
-    def _run_once(self, item) -> None:
+    def _run_once(self, item: _Item | None) -> None:
         """One step of the worker: process ``item`` (or, when idle, retry due rows)."""
         if item is not None:
             try:
@@ -456,7 +452,5 @@ def _close_at_exit() -> None:
     still queued is stored as pending for the next process."""
     deadline = time.monotonic() + 5.0
     for alerter in list(_LIVE):
-        try:
+        with contextlib.suppress(Exception):  # at exit nothing may raise
             alerter.close(max(0.0, deadline - time.monotonic()))
-        except Exception:  # noqa: BLE001
-            pass

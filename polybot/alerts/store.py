@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from ..db import atomic
 from ..timefmt import utc_hhmm
@@ -52,7 +53,7 @@ class DueRow:
     level: str
     key: str
     message: str
-    delivery: dict
+    delivery: dict[str, Any]
     raw_delivery: str
 
 
@@ -122,7 +123,7 @@ def record(
             repeats = int(row[0])
         if repeats:
             message = f"{message}\n{summary_line(repeats, last['timestamp'], throttle_minutes)}"
-        delivery: dict = {ch: ("sent" if ch == "log" else "pending") for ch in channels}
+        delivery: dict[str, Any] = {ch: ("sent" if ch == "log" else "pending") for ch in channels}
         external = [ch for ch in channels if ch != "log"]
         if external:
             delivery.update(
@@ -149,7 +150,7 @@ def insert_delivered(
     message: str,
     channels: list[str],
     ts: int,
-    results: dict,
+    results: dict[str, Any],
 ) -> int:
     """Record an alert delivered synchronously (test alerts): no throttling, no retry."""
     delivery = {ch: r.status for ch, r in results.items()}
@@ -160,10 +161,11 @@ def insert_delivered(
             "repeat_count) VALUES (?,?,?,?,?,?,?,1)",
             (ts, level, key, message, json.dumps(channels), json.dumps(delivery), status),
         )
+    assert cur.lastrowid is not None  # set by every INSERT
     return cur.lastrowid
 
 
-def _status(channels: list[str], delivery: dict, *, retrying: bool) -> str:
+def _status(channels: list[str], delivery: dict[str, Any], *, retrying: bool) -> str:
     tried = [ch for ch in channels if ch != "log" and not str(delivery.get(ch, "")).startswith("skipped")]
     if not tried:
         return "logged"
@@ -175,7 +177,7 @@ def _status(channels: list[str], delivery: dict, *, retrying: bool) -> str:
     return "pending" if retrying else "failed"
 
 
-def finish(conn: sqlite3.Connection, row_id: int, results: dict, *, real_now: float) -> str:
+def finish(conn: sqlite3.Connection, row_id: int, results: dict[str, Any], *, real_now: float) -> str:
     """Store the results of one delivery attempt; schedule or give up the retries. Returns status."""
     with atomic(conn):
         row = conn.execute("SELECT channels, delivery FROM alerts WHERE id = ?", (row_id,)).fetchone()

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from polybot.cli import add_config_arg
-from polybot.config import load_config
+from polybot.config import Config, load_config
 from polybot.db import open_database
 from polybot.errors import ConfigError
 from polybot.logs import configure_from
@@ -45,7 +45,9 @@ def _date(text: str) -> int:
     try:
         d = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form (e.g. 2026-01-31)")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date in YYYY-MM-DD form (e.g. 2026-01-31)"
+        ) from None
     return int(d.timestamp())
 
 
@@ -53,7 +55,7 @@ def _positive(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not v > 0:
         raise argparse.ArgumentTypeError("the capital must be greater than 0")
     return v
@@ -203,8 +205,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _walk_forward(
-    args,
-    cfg,
+    args: argparse.Namespace,
+    cfg: Config,
     strategy_name: str,
     param_sets: list,
     start_ts: int,

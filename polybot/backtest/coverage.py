@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -78,7 +79,7 @@ def _per_timestamp(conn: sqlite3.Connection, start_ts: int, end_ts: int, *, few:
 
 def data_coverage(
     conn: sqlite3.Connection, token_ids: Iterable[str], start_ts: int, end_ts: int, grid_seconds: int = 300
-) -> dict:
+) -> dict[str, Any]:
     """Coverage figures of ``token_ids`` over ``[start_ts, end_ts]`` (see the module docstring)."""
     start_ts, end_ts, grid = int(start_ts), int(end_ts), int(grid_seconds)
     if grid <= 0:

@@ -17,6 +17,7 @@ else its market's, else a conservative default).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import queue
@@ -382,10 +383,8 @@ class SnapshotStore:
         return (row[0], row[1]) if row else (None, None)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(sqlite3.Error):
             self.conn.execute("DROP TABLE IF EXISTS temp.bt_tokens")
-        except sqlite3.Error:
-            pass
 
 
 def database_file(conn: sqlite3.Connection) -> Path | None:
@@ -433,7 +432,11 @@ def read_chunks(
             store.close()
         return
     methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods and sys.platform != "darwin" else "spawn")
+    ctx = (
+        multiprocessing.get_context("fork")
+        if "fork" in methods and sys.platform != "darwin"
+        else multiprocessing.get_context("spawn")
+    )
     q = ctx.Queue(maxsize=4)
     proc = ctx.Process(
         target=_reader_worker,
@@ -450,7 +453,7 @@ def read_chunks(
                     raise DataError(
                         "The snapshot reader process stopped unexpectedly; run the backtest again "
                         "(check free memory and the database with python maintain_database.py)."
-                    )
+                    ) from None
                 continue
             if kind == "chunk":
                 yield payload

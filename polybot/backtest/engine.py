@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from polybot.config import Config
 from polybot.errors import DataError
 from polybot.exchange.fills import FILLED, SELL, resting_fill, simulate_fill
 from polybot.money import MICRO, notional_micro
@@ -121,7 +122,7 @@ class Backtester:
     def __init__(
         self,
         conn: sqlite3.Connection,
-        cfg: Any,
+        cfg: Config,
         strategy: Strategy,
         *,
         start_ts: int,
@@ -223,9 +224,9 @@ class Backtester:
         self._pending: dict[str, PendingOrder] = {}
         self._resting: dict[str, list[Resting]] = {}
         self._marks: dict[str, int] = {}
-        self.rejections: Counter = Counter()
-        self.unfilled: Counter = Counter()
-        self.counts = Counter()
+        self.rejections: Counter[str] = Counter()
+        self.unfilled: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()
         self.halts: list[tuple[int, str]] = []
         self._halted_until = -1
         res_queue = sorted(self.resolutions.values(), key=lambda r: (r.resolved_at, r.market_id))
@@ -439,6 +440,7 @@ class Backtester:
             shares_available_micro=(held.size_micro if held else 0) - resting_sells,
         )
         if r is None:
+            assert code is not None  # simulate_order names the reason of every order it does not fill
             self.unfilled[code] += 1
             return
         if r.size_micro:
@@ -559,13 +561,12 @@ class Backtester:
                 if r.size_micro:
                     L.apply_fill(t, tok, h.market_id, r, "end of backtest: sold into the last book")
                     self.counts["fills"] += 1
-            h = L.positions.get(tok)
-            if h is not None:  # what the book could not absorb: valued at the last bid
+            if L.positions.get(tok) is not None:  # what the book could not absorb: valued at the last bid
                 mark = self._marks.get(tok, 0)
                 L.settle_token(t, tok, mark / MICRO, "end of backtest: marked at the last bid")
 
 
-def replay_correlation_groups(cfg: Any, start_ts: int) -> tuple[dict[str, str], str | None]:
+def replay_correlation_groups(cfg: Config, start_ts: int) -> tuple[dict[str, str], str | None]:
     """The correlation groups paper trading uses (``reports/correlation_groups.json``), if the
     report's data ended at or before ``start_ts``; else none (they would be look-ahead) and a
     sentence saying so."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from polybot.config import BacktestConfig
 from polybot.money import MICRO
 from polybot.timefmt import utc_day
 
@@ -70,13 +71,13 @@ def daily_returns(daily_eq: np.ndarray, capital_micro: int) -> np.ndarray:
 
 def compute_metrics(
     res: BacktestResult,
-    thresholds: Any,
+    thresholds: BacktestConfig,
     *,
-    coverage: dict | None = None,
+    coverage: dict[str, Any] | None = None,
     n_trials: int = 1,
     trials_sharpe_variance: float | None = None,
     for_go_live: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """Every number of the report, the checklist's criteria and the verdict.
 
     ``coverage`` is :func:`polybot.backtest.coverage.data_coverage`'s answer for the replayed
@@ -184,7 +185,9 @@ def compute_metrics(
             "steps": res.counts.get("steps", 0),
             **({"coverage_detail": {k: v for k, v in cov.items()}} if cov else {}),
         },
-        "daily_equity": [{"day": utc_day(int(d)), "equity": int(e) / MICRO} for d, e in zip(days, deq)],
+        "daily_equity": [
+            {"day": utc_day(int(d)), "equity": int(e) / MICRO} for d, e in zip(days, deq, strict=True)
+        ],
         "backfilled_share": cov.get("backfilled_share"),
         "fills_on_backfilled_books": (fills_bf / fills) if fills else 0.0,
         **judged,

@@ -14,6 +14,7 @@ Accounting (identical to the positions table's meaning):
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from polybot.domain import BUY, Holding, PortfolioView
 from polybot.exchange.fills import FillResult
@@ -68,7 +69,7 @@ class RoundTrip:
     def return_fraction(self) -> float:
         return self.pnl_micro / self.paid_micro if self.paid_micro else 0.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "token_id": self.token_id,
             "market_id": self.market_id,
@@ -169,7 +170,7 @@ class Ledger:
         self.fills.append(rec)
         return rec
 
-    def settle(self, ts: int, market_id: str, payouts: dict) -> list[Settlement]:
+    def settle(self, ts: int, market_id: str, payouts: dict[str, Any]) -> list[Settlement]:
         """Redeem every position of ``market_id`` at its payout (missing token → 0)."""
         return [
             self.settle_token(ts, token_id, float(payouts.get(token_id, 0.0)))

@@ -6,8 +6,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from polybot.money import MICRO
 from polybot.timefmt import iso_seconds, utc_day
@@ -21,7 +23,7 @@ def _usd(x: float, signed: bool = False) -> str:
 
 
 def format_report(
-    res: BacktestResult, m: dict, *, json_path: Path | None = None, png_path: Path | None = None
+    res: BacktestResult, m: dict[str, Any], *, json_path: Path | None = None, png_path: Path | None = None
 ) -> str:
     """The text printed by backtest.py. The first five lines are exactly the checklist's."""
     lines = [
@@ -80,7 +82,7 @@ def format_report(
     lines.append(f"Sharpe formula: {m['sharpe_formula']}")
     if m["trades_per_market"]:
         lines.append("Trades per market:")
-        for i, (mid, v) in enumerate(m["trades_per_market"].items()):
+        for i, v in enumerate(m["trades_per_market"].values()):
             if i == 10:
                 lines.append(f"  … and {len(m['trades_per_market']) - 10} more markets (see the JSON report)")
                 break
@@ -92,11 +94,11 @@ def format_report(
     return "\n".join(lines)
 
 
-def _pct(x) -> str:
+def _pct(x: float | None) -> str:
     return "unknown" if x is None else f"{x * 100:.1f}%"
 
 
-def _interval(ci, kind: str) -> str:
+def _interval(ci: Sequence[float] | None, kind: str) -> str:
     """``kind``: "return" (signed %), "share" (unsigned %) or "ratio"."""
     if not ci:
         return "n/a (too few days)"
@@ -108,7 +110,7 @@ def _interval(ci, kind: str) -> str:
     return f"[{lo:.2f}, {hi:.2f}]"
 
 
-def verdict_lines(m: dict) -> list[str]:
+def verdict_lines(m: dict[str, Any]) -> list[str]:
     """The acceptance criteria, the statistical floor, the evidence, then the reasons and, last,
     the verdict line (PASS / FAIL / INSUFFICIENT_DATA)."""
     t = m.get("thresholds") or {}
@@ -149,7 +151,7 @@ def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _counts(c: dict) -> str:
+def _counts(c: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
@@ -170,7 +172,9 @@ VERDICT_KEYS = (
 )
 
 
-def write_json(path: Path, res: BacktestResult, m: dict, extra: dict | None = None) -> None:
+def write_json(
+    path: Path, res: BacktestResult, m: dict[str, Any], extra: dict[str, Any] | None = None
+) -> None:
     data = {
         "generated_at": iso_seconds(time.time()),
         "start_date": utc_day(res.start_ts),
@@ -189,7 +193,7 @@ def write_json(path: Path, res: BacktestResult, m: dict, extra: dict | None = No
     _atomic_write(path, json.dumps(data, indent=2, default=str))
 
 
-def write_png(path: Path, res: BacktestResult, m: dict) -> None:
+def write_png(path: Path, res: BacktestResult, m: dict[str, Any]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

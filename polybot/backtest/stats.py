@@ -47,7 +47,7 @@ def _phi_inv(p: float) -> float:
 
 
 def block_bootstrap_ci(
-    daily_returns,
+    daily_returns: Sequence[float] | np.ndarray,
     statistic: Callable[[np.ndarray], float],
     *,
     n_boot: int = 2000,
@@ -85,7 +85,7 @@ def block_bootstrap_ci(
     return (float(lo), float(hi))
 
 
-def _moments(returns) -> tuple[int, float, float, float]:
+def _moments(returns: Sequence[float] | np.ndarray) -> tuple[int, float, float, float]:
     """(n, per-period Sharpe with ddof=1, skewness, non-excess kurtosis); Sharpe nan if undefined."""
     r = np.asarray(returns, dtype=np.float64)
     r = r[np.isfinite(r)]
@@ -104,7 +104,7 @@ def _moments(returns) -> tuple[int, float, float, float]:
 
 
 def probabilistic_sharpe_ratio(
-    returns: Sequence[float], sr_benchmark: float = 0.0, *, skew_credit: bool = True
+    returns: Sequence[float] | np.ndarray, sr_benchmark: float = 0.0, *, skew_credit: bool = True
 ) -> float:
     """P(true per-period Sharpe > ``sr_benchmark``) — Bailey & López de Prado (2012).
 
@@ -142,7 +142,11 @@ def expected_max_sharpe(n_trials: int, variance: float) -> float:
 
 
 def deflated_sharpe_ratio(
-    returns: Sequence[float], n_trials: int, sr_trials_variance: float, *, skew_credit: bool = True
+    returns: Sequence[float] | np.ndarray,
+    n_trials: int,
+    sr_trials_variance: float,
+    *,
+    skew_credit: bool = True,
 ) -> float:
     """PSR against the expected best Sharpe of ``n_trials`` unskilled trials (per-period units).
 

@@ -45,6 +45,39 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def _logit_paths(
+    rng: np.random.Generator,
+    pair: np.ndarray,
+    steps: int,
+    *,
+    model: str,
+    common_vol: float,
+    idio_vol: float,
+    reversion: float,
+    noise_vol: float,
+) -> np.ndarray:
+    """Price paths in logit space, shape (steps, n): a pair's common walk (or each market's own
+    with ``model="independent"``), plus a mean-reverting (``pairs_edge``) or random-walk
+    deviation, plus optional noise. Draws from ``rng`` in the same order as always."""
+    n = len(pair)
+    n_pairs = int(pair.max()) + 1 if n else 0
+    base = rng.normal(0, 0.6, n_pairs)[pair] + rng.normal(0, 0.15, n)
+    common = np.cumsum(rng.normal(0, common_vol, (steps, n_pairs)), axis=0)[:, pair]
+    if model == "independent":
+        common = np.cumsum(rng.normal(0, common_vol, (steps, n)), axis=0)
+    eps = rng.normal(0, idio_vol, (steps, n))
+    if model == "pairs_edge":
+        dev = np.zeros((steps, n))
+        for t in range(1, steps):
+            dev[t] = (1 - reversion) * dev[t - 1] + eps[t]
+    else:
+        dev = np.cumsum(eps, axis=0)
+    x = base + common + dev
+    if noise_vol:
+        x = x + rng.normal(0, noise_vol, x.shape)
+    return x
+
+
 def generate(
     path: Path | str,
     *,
@@ -74,23 +107,17 @@ def generate(
     migrate(conn, now=start_ts)
     steps = int(days * 86_400 // interval)
     n = n_markets
-    # ---- price paths (logit space), shape (steps, n)
     pair = np.arange(n) // 2
-    n_pairs = int(pair.max()) + 1 if n else 0
-    base = rng.normal(0, 0.6, n_pairs)[pair] + rng.normal(0, 0.15, n)
-    common = np.cumsum(rng.normal(0, common_vol, (steps, n_pairs)), axis=0)[:, pair]
-    if model == "independent":
-        common = np.cumsum(rng.normal(0, common_vol, (steps, n)), axis=0)
-    eps = rng.normal(0, idio_vol, (steps, n))
-    if model == "pairs_edge":
-        dev = np.zeros((steps, n))
-        for t in range(1, steps):
-            dev[t] = (1 - reversion) * dev[t - 1] + eps[t]
-    else:
-        dev = np.cumsum(eps, axis=0)
-    x = base + common + dev
-    if noise_vol:
-        x = x + rng.normal(0, noise_vol, x.shape)
+    x = _logit_paths(
+        rng,
+        pair,
+        steps,
+        model=model,
+        common_vol=common_vol,
+        idio_vol=idio_vol,
+        reversion=reversion,
+        noise_vol=noise_vol,
+    )
     p = np.clip(_sigmoid(x), 0.05, 0.95)
     # ---- books on the tick grid
     bid = np.floor(np.round((p - half_spread) / tick, 6)) * tick
@@ -151,6 +178,8 @@ def generate(
         b, a, m, s = bid[t].tolist(), ask[t].tolist(), mid[t].tolist(), sizes[t].tolist()
         for i in range(n):
             bi, ai, si = b[i], a[i], s[i]
+            bids: str | None
+            asks: str | None
             if with_depth:
                 bids = f"{bi:.2f}:{si[0]:g},{bi - tick:.2f}:{si[1]:g},{bi - 2 * tick:.2f}:{si[2]:g}"
                 asks = f"{ai:.2f}:{si[3]:g},{ai + tick:.2f}:{si[4]:g},{ai + 2 * tick:.2f}:{si[5]:g}"
@@ -177,6 +206,8 @@ def generate(
             )
             if both_tokens:
                 nb, na = round(1 - ai, 6), round(1 - bi, 6)
+                nbids: str | None
+                nasks: str | None
                 if with_depth:
                     nbids = f"{nb:.2f}:{si[3]:g},{nb - tick:.2f}:{si[4]:g},{nb - 2 * tick:.2f}:{si[5]:g}"
                     nasks = f"{na:.2f}:{si[0]:g},{na + tick:.2f}:{si[1]:g},{na + 2 * tick:.2f}:{si[2]:g}"

@@ -30,12 +30,13 @@ import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC
 from typing import Any
 
 import numpy as np
 
+from ..config import BacktestConfig, Config
 from ..ledger_queries import equity_series, realized_pnl_by_day
 from .stats import (
     block_bootstrap_ci,
@@ -61,7 +62,7 @@ TRADING_KEYS = ("order_type", "fill_latency_seconds", "stale_order_seconds")
 
 
 # --------------------------------------------------------------------------- criteria
-def checklist_criteria(metrics: dict, thresholds: Any) -> list[dict]:
+def checklist_criteria(metrics: dict[str, Any], thresholds: BacktestConfig) -> list[dict[str, Any]]:
     """The checklist's acceptance criteria, each ``{"name", "passed", "value"}``."""
     n = int(metrics.get("total_trades") or 0)
     win_rate = float(metrics.get("win_rate") or 0.0)
@@ -88,7 +89,7 @@ def checklist_criteria(metrics: dict, thresholds: Any) -> list[dict]:
     ]
 
 
-def _criterion_reason(c: dict, metrics: dict, thresholds: Any) -> str:
+def _criterion_reason(c: dict[str, Any], metrics: dict[str, Any], thresholds: BacktestConfig) -> str:
     name = c["name"]
     if name.startswith("Win rate"):
         if not metrics.get("total_trades"):
@@ -139,35 +140,40 @@ def _ci(lo_hi: tuple[float, float], digits: int = 6) -> list[float] | None:
 
 
 def confidence_intervals(
-    daily_returns,
-    trade_pnls,
+    daily_returns: Sequence[float] | np.ndarray,
+    trade_pnls: Sequence[float | tuple[int, float]],
     *,
     n_boot: int = 2000,
     block_days: int = 1,
     alpha: float = 0.05,
     seed: int = 0,
     first_day: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Day-block bootstrap intervals: total_return, sharpe, win_rate, mean_daily_return
     (``None`` where there is not enough data for an interval)."""
     r = np.asarray(daily_returns, dtype=np.float64)
-    kw = dict(n_boot=n_boot, block_days=block_days, alpha=alpha, seed=seed)
+
+    def interval(data: np.ndarray, statistic: Callable[[np.ndarray], float]) -> tuple[float, float]:
+        return block_bootstrap_ci(
+            data, statistic, n_boot=n_boot, block_days=block_days, alpha=alpha, seed=seed
+        )
+
     rows = _trade_rows(trade_pnls, len(r), first_day)
     return {
-        "total_return": _ci(block_bootstrap_ci(r, total_return_of, **kw)),
-        "sharpe": _ci(block_bootstrap_ci(r, sharpe_of, **kw), 4),
-        "win_rate": _ci(block_bootstrap_ci(rows, win_rate_of, **kw), 4) if len(rows) >= 2 else None,
-        "mean_daily_return": _ci(block_bootstrap_ci(r, mean_of, **kw), 8),
+        "total_return": _ci(interval(r, total_return_of)),
+        "sharpe": _ci(interval(r, sharpe_of), 4),
+        "win_rate": _ci(interval(rows, win_rate_of), 4) if len(rows) >= 2 else None,
+        "mean_daily_return": _ci(interval(r, mean_of), 8),
     }
 
 
 # --------------------------------------------------------------------------- the verdict
 def judge(
-    metrics: dict,
-    daily_returns,
-    trade_pnls,
+    metrics: dict[str, Any],
+    daily_returns: Sequence[float] | np.ndarray,
+    trade_pnls: Sequence[float | tuple[int, float]],
     *,
-    thresholds: Any,
+    thresholds: BacktestConfig,
     coverage: float | None,
     recorded_share: float | None,
     recorded_days: float | None,
@@ -175,7 +181,7 @@ def judge(
     trials_sharpe_variance: float | None = None,
     for_go_live: bool = False,
     first_day: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Decide PASS / FAIL / INSUFFICIENT_DATA for one backtest (or one out-of-sample record).
 
     ``metrics``: ``total_trades``, ``win_rate``, ``sharpe_ratio``, ``max_drawdown``,
@@ -198,9 +204,9 @@ def judge(
     criteria = checklist_criteria(metrics, t)
     # skewness may widen the uncertainty but never narrow it (stats.probabilistic_sharpe_ratio)
     psr = probabilistic_sharpe_ratio(r, 0.0, skew_credit=False)
-    dsr = (
+    dsr = (  # trials_sharpe_variance is set whenever n_trials > 1 (checked above)
         deflated_sharpe_ratio(r, n_trials, float(trials_sharpe_variance), skew_credit=False)
-        if n_trials > 1
+        if n_trials > 1 and trials_sharpe_variance is not None
         else None
     )
     cis = confidence_intervals(
@@ -211,32 +217,7 @@ def judge(
         first_day=first_day,
     )
 
-    short: list[str] = []
-    if n_trades < t.min_trades:
-        short.append(
-            f"Only {n_trades} closed trade{'s' if n_trades != 1 else ''} — at least {t.min_trades} "
-            f"(backtest.min_trades) are needed to tell skill from luck; backtest a longer window or "
-            f"collect more data."
-        )
-    if coverage is None:
-        short.append(
-            "The data coverage of the window was not measured, so the window may be mostly empty; "
-            "run the backtest with python backtest.py, which measures it."
-        )
-    elif coverage < t.min_coverage:
-        short.append(
-            f"The data covers only {coverage:.0%} of the window (at least {t.min_coverage:.0%}, "
-            f"backtest.min_coverage); backfill or collect the missing days, or choose dates that have data."
-        )
-    if for_go_live:
-        rd = recorded_days if recorded_days is not None else 0.0
-        if rd < t.min_recorded_days:
-            short.append(
-                f"Only {rd:.1f} days of the window are recorded order books (at least "
-                f"{t.min_recorded_days:g}, backtest.min_recorded_days, to go live); the rest is backfilled "
-                f"price history — keep the collector running and re-run the backtest later."
-            )
-
+    short = _evidence_shortfalls(t, n_trades, coverage, recorded_days, for_go_live=for_go_live)
     reasons: list[str]
     if short:
         verdict, reasons = INSUFFICIENT, short
@@ -275,13 +256,51 @@ def judge(
         "n_trials": n_trials,
         "thresholds": thresholds_used(t),
     }
-    if dsr is not None:
+    if dsr is not None and trials_sharpe_variance is not None:  # both or neither (see dsr)
         out["dsr"] = round(dsr, 6)
         out["trials_sharpe_variance"] = float(trials_sharpe_variance)
     return out
 
 
-def thresholds_used(t: Any) -> dict:
+def _evidence_shortfalls(
+    t: BacktestConfig,
+    n_trades: int,
+    coverage: float | None,
+    recorded_days: float | None,
+    *,
+    for_go_live: bool,
+) -> list[str]:
+    """Why the window is too thin for any verdict (too few trades, too little coverage, and to
+    go live too few recorded days), one sentence each; empty = enough evidence."""
+    short: list[str] = []
+    if n_trades < t.min_trades:
+        short.append(
+            f"Only {n_trades} closed trade{'s' if n_trades != 1 else ''} — at least {t.min_trades} "
+            f"(backtest.min_trades) are needed to tell skill from luck; backtest a longer window or "
+            f"collect more data."
+        )
+    if coverage is None:
+        short.append(
+            "The data coverage of the window was not measured, so the window may be mostly empty; "
+            "run the backtest with python backtest.py, which measures it."
+        )
+    elif coverage < t.min_coverage:
+        short.append(
+            f"The data covers only {coverage:.0%} of the window (at least {t.min_coverage:.0%}, "
+            f"backtest.min_coverage); backfill or collect the missing days, or choose dates that have data."
+        )
+    if for_go_live:
+        rd = recorded_days if recorded_days is not None else 0.0
+        if rd < t.min_recorded_days:
+            short.append(
+                f"Only {rd:.1f} days of the window are recorded order books (at least "
+                f"{t.min_recorded_days:g}, backtest.min_recorded_days, to go live); the rest is backfilled "
+                f"price history — keep the collector running and re-run the backtest later."
+            )
+    return short
+
+
+def thresholds_used(t: BacktestConfig) -> dict[str, Any]:
     keys = (
         "min_trades",
         "min_coverage",
@@ -311,7 +330,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def config_fingerprint(cfg: Any, strategy_name: str, params: dict) -> dict:
+def config_fingerprint(cfg: Config, strategy_name: str, params: dict[str, Any]) -> dict[str, Any]:
     """What a backtest result depends on: the strategy and its full parameters (defaults
     included), the risk limits, the backtest settings (minus the go-live-only keys), the
     execution settings of ``trading:`` the replay uses (order type, fill latency, how long a
@@ -327,7 +346,7 @@ def config_fingerprint(cfg: Any, strategy_name: str, params: dict) -> dict:
     }
 
 
-def config_hash(cfg: Any, strategy_name: str | None = None, params: dict | None = None) -> str:
+def config_hash(cfg: Config, strategy_name: str | None = None, params: dict[str, Any] | None = None) -> str:
     """sha256 (first 16 hex digits) of :func:`config_fingerprint`. Without a strategy name and
     params, the configured strategy's (validated, defaults filled in) are used."""
     if strategy_name is None or params is None:
@@ -339,16 +358,18 @@ def config_hash(cfg: Any, strategy_name: str | None = None, params: dict | None 
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _flatten(d: Any, prefix: str = "") -> dict:
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(d, dict):
-        out: dict = {}
+        out: dict[str, Any] = {}
         for k, v in d.items():
             out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
     return {prefix: d}
 
 
-def fingerprint_differences(report_fp: dict | None, configured_fp: dict, limit: int = 3) -> list[str]:
+def fingerprint_differences(
+    report_fp: dict[str, Any] | None, configured_fp: dict[str, Any], limit: int = 3
+) -> list[str]:
     """Human-readable differences, e.g. ``params.entry_z 2 in the report, 2.5 in config.yaml``."""
     if not isinstance(report_fp, dict):
         return []
@@ -377,70 +398,95 @@ def _parse_time(text: Any) -> float | None:
 
 
 def go_live_problems(
-    report: dict, cfg: Any, now: float, *, file_mtime: float | None = None
+    report: dict[str, Any], cfg: Config, now: float, *, file_mtime: float | None = None
 ) -> list[tuple[str, str]]:
     """Why a backtest report whose verdict is PASS is still not enough to go live, as
     ``(problem, fix)`` sentences; empty = acceptable. Checks: the report was made for the
     configured strategy, parameters and settings (``config_hash``), it is at most
     ``backtest.max_report_age_days`` old, and its evidence meets the floors of config.yaml
     (coverage, recorded days, trades, PSR — and DSR when a sweep was run)."""
-    t = cfg.backtest
-    out: list[tuple[str, str]] = []
     rerun = (
         "re-run python backtest.py --start-date YYYY-MM-DD --end-date YYYY-MM-DD --capital 500 over the "
         "last 30 days with the current config.yaml"
     )
-    metrics = report.get("metrics") if isinstance(report.get("metrics"), dict) else {}
+    return (
+        _settings_problems(report, cfg, rerun)
+        + _age_problems(report, cfg.backtest, now, file_mtime, rerun)
+        + _evidence_problems(report, cfg.backtest, rerun)
+    )
 
-    def get(key: str) -> Any:
-        return report[key] if key in report else metrics.get(key)
 
+def _settings_problems(report: dict[str, Any], cfg: Config, rerun: str) -> list[tuple[str, str]]:
+    """The report must have been made for the configured strategy, parameters and settings."""
     from polybot.strategy.registry import from_config
 
     strategy = from_config(cfg)
     want = config_hash(cfg, strategy.name, strategy.params)
     have = report.get("config_hash")
     if not have:
-        out.append(
+        return [
             (
                 "the report has no config_hash (it was written by an older backtest.py), so it cannot be "
                 "matched to the configured strategy",
                 rerun,
             )
-        )
-    elif have != want:
+        ]
+    if have != want:
         diffs = fingerprint_differences(
             report.get("config_fingerprint"), config_fingerprint(cfg, strategy.name, strategy.params)
         )
-        out.append(
+        return [
             (
                 f"the report was made for other settings than config.yaml (config_hash {have}, config.yaml "
                 f"gives {want}" + (f": {'; '.join(diffs)}" if diffs else "") + ")",
                 rerun,
             )
-        )
+        ]
+    return []
+
+
+def _age_problems(
+    report: dict[str, Any], t: BacktestConfig, now: float, file_mtime: float | None, rerun: str
+) -> list[tuple[str, str]]:
+    """The report must say when it was made (else the file's time), not in the future, and be
+    at most ``backtest.max_report_age_days`` old."""
     made = _parse_time(report.get("generated_at"))
     if made is None:
         made = file_mtime
     if made is None:
-        out.append(("the report does not say when it was made", rerun))
-    else:
-        age = (now - made) / DAY
-        if age < -1 / 24:
-            out.append(
-                (
-                    f"the report is dated {-age * 24:.0f} h in the future (a wrong clock, or an edited report)",
-                    "check the system clock (timedatectl), then " + rerun,
-                )
+        return [("the report does not say when it was made", rerun)]
+    age = (now - made) / DAY
+    if age < -1 / 24:
+        return [
+            (
+                f"the report is dated {-age * 24:.0f} h in the future (a wrong clock, or an edited report)",
+                "check the system clock (timedatectl), then " + rerun,
             )
-        elif age > t.max_report_age_days:
-            out.append(
-                (
-                    f"the report is {age:.1f} days old (at most {t.max_report_age_days:g}, "
-                    f"backtest.max_report_age_days)",
-                    rerun,
-                )
+        ]
+    if age > t.max_report_age_days:
+        return [
+            (
+                f"the report is {age:.1f} days old (at most {t.max_report_age_days:g}, "
+                f"backtest.max_report_age_days)",
+                rerun,
             )
+        ]
+    return []
+
+
+def _report_metrics(report: dict[str, Any]) -> dict[str, Any]:
+    metrics = report.get("metrics")
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def _evidence_problems(report: dict[str, Any], t: BacktestConfig, rerun: str) -> list[tuple[str, str]]:
+    """Coverage, recorded days, trades, PSR (and DSR after a sweep) against config.yaml's floors."""
+    metrics = _report_metrics(report)
+
+    def get(key: str) -> Any:
+        return report[key] if key in report else metrics.get(key)
+
+    out: list[tuple[str, str]] = []
     cov = get("coverage")
     if not isinstance(cov, (int, float)):
         out.append(("the report does not state its data coverage", rerun))
@@ -523,11 +569,11 @@ def paper_daily_returns(conn: Any, capital: float, now: float) -> tuple[list[flo
     )
 
 
-def paper_vs_backtest(report: dict, paper_returns: Sequence[float]) -> tuple[bool, str]:
+def paper_vs_backtest(report: dict[str, Any], paper_returns: Sequence[float]) -> tuple[bool, str]:
     """Paper trading's mean daily return against the backtest's lower 95 % bound of the mean
     daily return (day-block bootstrap): ``(ok, one sentence)``. Paper doing worse than that
     bound means the backtest's promise does not hold live."""
-    metrics = report.get("metrics") if isinstance(report.get("metrics"), dict) else {}
+    metrics = _report_metrics(report)
     cis = report.get("confidence_intervals") or metrics.get("confidence_intervals") or {}
     ci = cis.get("mean_daily_return") if isinstance(cis, dict) else None
     if not (isinstance(ci, list) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci)):

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from polybot.config import Config
 from polybot.errors import ConfigError
 from polybot.money import MICRO
 from polybot.strategy.registry import get_strategy
@@ -61,7 +62,9 @@ MAX_SETS = 200
 
 
 # --------------------------------------------------------------------------- the sweep grid
-def parse_sweep(specs: Sequence[str], strategy_name: str, base_params: dict) -> list[dict]:
+def parse_sweep(
+    specs: Sequence[str], strategy_name: str, base_params: dict[str, Any]
+) -> list[dict[str, Any]]:
     """``["entry_z=1.5,2", "exit_z=0.3,0.5"]`` → every full, validated parameter set (cartesian
     product, in the order given). No specs → ``[base_params]``. Bad input → ConfigError."""
     grid: dict[str, list] = {}
@@ -85,7 +88,7 @@ def parse_sweep(specs: Sequence[str], strategy_name: str, base_params: dict) -> 
     out = []
     for combo in itertools.product(*grid.values()):
         params = dict(base_params)
-        params.update(zip(grid.keys(), combo))
+        params.update(zip(grid.keys(), combo, strict=True))
         try:
             out.append(dict(get_strategy(strategy_name, params).params))
         except ConfigError as exc:
@@ -103,7 +106,7 @@ def swept_keys(sets: Sequence[dict]) -> list[str]:
 # --------------------------------------------------------------------------- one run
 @dataclass
 class Run:
-    params: dict
+    params: dict[str, Any]
     start_ts: int
     end_ts: int
     result: BacktestResult
@@ -112,7 +115,7 @@ class Run:
     total_return: float
     trades: int
     wins: int
-    coverage: dict = field(default_factory=dict)
+    coverage: dict[str, Any] = field(default_factory=dict)
 
     @property
     def daily_sharpe(self) -> float:
@@ -126,7 +129,7 @@ class Run:
     def score(self, select_by: str) -> float:
         return self.total_return if select_by == "total_return" else self.sharpe
 
-    def summary(self, keys: Sequence[str]) -> dict:
+    def summary(self, keys: Sequence[str]) -> dict[str, Any]:
         return {
             "params": {k: self.params[k] for k in keys} if keys else {},
             "sharpe_ratio": round(self.sharpe, 4),
@@ -143,15 +146,15 @@ def _warm(bt: Backtester, start_ts: int, end_ts: int) -> None:
     for ch in store.chunks(start_ts, end_ts - 1):
         ts = ch.timestamp
         cuts = np.flatnonzero(ts[1:] != ts[:-1]) + 1
-        for s, e in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(ts)]))):
+        for s, e in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(ts)])), strict=True):
             feed.ingest(int(ts[s]), ch.token[s:e], ch.bid[s:e], ch.ask[s:e], ch.price[s:e], ch.backfill[s:e])
 
 
 def run_once(
     conn: sqlite3.Connection,
-    cfg: Any,
+    cfg: Config,
     strategy_name: str,
-    params: dict,
+    params: dict[str, Any],
     start_ts: int,
     end_ts: int,
     capital_micro: int,
@@ -226,6 +229,13 @@ class Segment:
     chosen: int = 0
     oos: Run | None = None
 
+    @property
+    def oos_run(self) -> Run:
+        """The out-of-sample run (walk_forward sets it once the segment's trials have run)."""
+        if self.oos is None:
+            raise RuntimeError("the segment's out-of-sample run has not been made yet")
+        return self.oos
+
 
 def segments(start_ts: int, end_ts: int, in_days: int, out_days: int) -> list[Segment]:
     """Rolling (in-sample, out-of-sample) windows over [start_ts, end_ts] (whole UTC days)."""
@@ -250,7 +260,7 @@ def segments(start_ts: int, end_ts: int, in_days: int, out_days: int) -> list[Se
 
 def walk_forward(
     conn: sqlite3.Connection,
-    cfg: Any,
+    cfg: Config,
     strategy_name: str,
     param_sets: Sequence[dict],
     start_ts: int,
@@ -308,21 +318,21 @@ def walk_forward(
     return segs
 
 
-def oos_evaluation(segs: Sequence[Segment], cfg: Any, n_trials: int) -> dict:
+def oos_evaluation(segs: Sequence[Segment], cfg: Config, n_trials: int) -> dict[str, Any]:
     """The verdict on the out-of-sample trades only, and the numbers behind it."""
-    daily = np.concatenate([sg.oos.daily for sg in segs]) if segs else np.zeros(0)
-    capital = segs[0].oos.result.capital_micro if segs else 0
+    daily = np.concatenate([sg.oos_run.daily for sg in segs]) if segs else np.zeros(0)
+    capital = segs[0].oos_run.result.capital_micro if segs else 0
     # chain the segments' equity curves: each starts at the equity the previous one ended with
     level, curve = 1.0, []
     for sg in segs:
-        eq = sg.oos.result.curve_equity.astype(np.float64) / sg.oos.result.capital_micro
+        eq = sg.oos_run.result.curve_equity.astype(np.float64) / sg.oos_run.result.capital_micro
         curve.append(level * eq)
         level *= float(eq[-1]) if len(eq) else 1.0
     chained = np.concatenate(curve) * capital if curve else np.zeros(0)
     trips = [
-        (t.closed_at if t.closed_at is not None else sg.oos.end_ts, t.pnl_micro / MICRO)
+        (t.closed_at if t.closed_at is not None else sg.oos_run.end_ts, t.pnl_micro / MICRO)
         for sg in segs
-        for t in sg.oos.result.ledger.closed_trips
+        for t in sg.oos_run.result.ledger.closed_trips
     ]
     n = len(trips)
     wins = sum(1 for _, p in trips if p > 0)
@@ -339,11 +349,11 @@ def oos_evaluation(segs: Sequence[Segment], cfg: Any, n_trials: int) -> dict:
         "wins": wins,
         "losses": sum(1 for _, p in trips if p < 0),
     }
-    pts = sum(sg.oos.coverage.get("grid_points", 0) for sg in segs)
-    cov = (sum(sg.oos.coverage.get("covered_points", 0) for sg in segs) / pts) if pts else None
-    rows = sum(sg.oos.coverage.get("rows", 0) for sg in segs)
-    rec_share = (sum(sg.oos.coverage.get("recorded_rows", 0) for sg in segs) / rows) if rows else 0.0
-    rec_days = sum(float(sg.oos.coverage.get("recorded_days") or 0.0) for sg in segs)
+    pts = sum(sg.oos_run.coverage.get("grid_points", 0) for sg in segs)
+    cov = (sum(sg.oos_run.coverage.get("covered_points", 0) for sg in segs) / pts) if pts else None
+    rows = sum(sg.oos_run.coverage.get("rows", 0) for sg in segs)
+    rec_share = (sum(sg.oos_run.coverage.get("recorded_rows", 0) for sg in segs) / rows) if rows else 0.0
+    rec_days = sum(float(sg.oos_run.coverage.get("recorded_days") or 0.0) for sg in segs)
     variances = [v for v in (trials_variance(sg.trials) for sg in segs) if v is not None]
     var = float(np.mean(variances)) if variances else None
     judged = judge(
@@ -364,8 +374,8 @@ def oos_evaluation(segs: Sequence[Segment], cfg: Any, n_trials: int) -> dict:
 # --------------------------------------------------------------------------- report
 def walk_forward_report(
     segs: Sequence[Segment],
-    ev: dict,
-    cfg: Any,
+    ev: dict[str, Any],
+    cfg: Config,
     strategy_name: str,
     param_sets: Sequence[dict],
     *,
@@ -375,12 +385,12 @@ def walk_forward_report(
     in_days: int,
     out_days: int,
     select_by: str,
-) -> dict:
+) -> dict[str, Any]:
     keys = swept_keys(param_sets)
     deploy = segs[-1].trials[segs[-1].chosen].params if segs else param_sets[0]
     seg_rows = []
     for sg in segs:
-        o = sg.oos
+        o = sg.oos_run
         seg_rows.append(
             {
                 "in_sample": {"start": utc_day(sg.in_start), "end": utc_day(sg.in_end - 1)},
@@ -397,7 +407,7 @@ def walk_forward_report(
                 },
             }
         )
-    top = {
+    top: dict[str, Any] = {
         k: ev.get(k)
         for k in (
             "verdict",
@@ -455,7 +465,7 @@ def walk_forward_report(
     }
 
 
-def format_walk_forward(rep: dict) -> str:
+def format_walk_forward(rep: dict[str, Any]) -> str:
     m = rep["out_of_sample"]["metrics"]
     lines = [
         f"Total trades: {m['total_trades']}",
@@ -511,7 +521,7 @@ def format_sweep(runs: Sequence[Run], chosen: int, keys: Sequence[str], select_b
     return "\n".join(lines)
 
 
-def write_report(path: Path, rep: dict) -> None:
+def write_report(path: Path, rep: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(rep, indent=2, default=str), encoding="utf-8")

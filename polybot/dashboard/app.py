@@ -23,9 +23,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flask import (
     Flask,
+    Response,
     g,
     jsonify,
     make_response,
@@ -35,9 +37,12 @@ from flask import (
     send_from_directory,
     url_for,
 )
+from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSessionInterface
+from flask.typing import ResponseReturnValue
 
 from .. import db
+from ..config import Config
 from ..errors import PolybotError
 from . import auth
 from .monitor import HealthMonitor
@@ -74,7 +79,7 @@ SECURITY_HEADERS = {
 
 @dataclass
 class DashboardExt:
-    cfg: object
+    cfg: Config
     secret: auth.Secret
     sessions: auth.Sessions
     limiter: auth.FailureLimiter
@@ -112,7 +117,7 @@ def _request_host_name() -> str:
 
 
 def create_app(
-    cfg,
+    cfg: Config,
     secret: auth.Secret,
     *,
     bind_host: str = "127.0.0.1",
@@ -130,7 +135,8 @@ def create_app(
         MAX_CONTENT_LENGTH=16 * 1024,
         TEMPLATES_AUTO_RELOAD=False,
     )
-    app.json.sort_keys = False
+    if isinstance(app.json, DefaultJSONProvider):  # Flask's default provider: keep our key order
+        app.json.sort_keys = False
     app.session_interface = _SessionInterface()
     dcfg = cfg.dashboard
     app.extensions["polybot_dashboard"] = DashboardExt(
@@ -146,7 +152,10 @@ def create_app(
     if dcfg.trust_proxy:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=0)
+        # Flask documents wrapping wsgi_app in middleware by assignment; mypy sees a method
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=0
+        )
     app.register_blueprint(auth.bp)
     _register(app)
     return app
@@ -169,7 +178,7 @@ def get_conn() -> tuple[sqlite3.Connection | None, str | None]:
     return g.db, g.db_error
 
 
-def current_state() -> dict:
+def current_state() -> dict[str, Any]:
     ext = _ext()
     conn, error = get_conn()
     now = ext.clock()
@@ -184,6 +193,15 @@ def current_state() -> dict:
 
 
 def _register(app: Flask) -> None:
+    _register_gate(app)
+    _register_hooks(app)
+    _register_pages(app)
+    _register_error_pages(app)
+
+
+def _register_gate(app: Flask) -> None:
+    """Before every request: the Host check, then login (public endpoints and assets excepted)."""
+
     @app.before_request
     def gate():
         ext = _ext()
@@ -204,8 +222,12 @@ def _register(app: Flask) -> None:
         nxt = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("auth.login", next=nxt if nxt and nxt != "/" else None))
 
+
+def _register_hooks(app: Flask) -> None:
+    """Security headers on every response; the request's database connection closed after it."""
+
     @app.after_request
-    def headers(resp):
+    def headers(resp: Response) -> Response:
         for k, v in SECURITY_HEADERS.items():
             resp.headers[k] = v  # also over send_file's caching headers: no-store everywhere
         if request.is_secure:
@@ -214,10 +236,14 @@ def _register(app: Flask) -> None:
         return resp
 
     @app.teardown_request
-    def close_db(_exc):
+    def close_db(_exc: BaseException | None) -> None:
         conn = g.pop("db", None)
         if conn is not None:
             conn.close()
+
+
+def _register_pages(app: Flask) -> None:
+    """The page, its JSON state and its static assets."""
 
     @app.route("/", endpoint="index")
     def index():
@@ -239,14 +265,18 @@ def _register(app: Flask) -> None:
         mimetype = ASSET_TYPES.get(Path(name).suffix.lower())
         return send_from_directory(ASSETS, name, max_age=0, mimetype=mimetype)
 
+
+def _register_error_pages(app: Flask) -> None:
+    """Not found, and a database that cannot be read (503: the page retries)."""
+
     @app.errorhandler(404)
-    def not_found(_e):
+    def not_found(_e: Exception) -> ResponseReturnValue:
         if request.path.startswith("/api/"):
             return jsonify(error="not found"), 404
         return make_response("Not found.\n", 404, {"Content-Type": "text/plain; charset=utf-8"})
 
     @app.errorhandler(sqlite3.Error)
-    def db_failure(exc):
+    def db_failure(exc: sqlite3.Error) -> ResponseReturnValue:
         log.warning("Dashboard database read failed: %s", exc)
         msg = (
             f"The database could not be read ({exc}); the page retries on the next refresh — if it persists "

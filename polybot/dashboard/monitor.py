@@ -11,7 +11,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
+from ..config import Config
 from ..ops.health import overall, run_health_checks
 from ..timefmt import utc_text_or_none
 from .queries import ago
@@ -20,7 +22,14 @@ log = logging.getLogger("polybot.dashboard")
 
 
 class HealthMonitor:
-    def __init__(self, cfg, interval: float, *, check: Callable | None = None, clock=time.time):
+    def __init__(
+        self,
+        cfg: Config,
+        interval: float,
+        *,
+        check: Callable[[], list] | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.cfg = cfg
         self.interval = float(interval)
         self._check = check or (lambda: run_health_checks(cfg))
@@ -61,7 +70,7 @@ class HealthMonitor:
             self._wake.wait(self.interval)
             self._wake.clear()
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         with self._lock:
             result = self._result
         if result is None:

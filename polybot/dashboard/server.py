@@ -9,12 +9,15 @@ start (it is never logged); it changes at every start.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import errno
 import logging
 import signal
 import sys
 import threading
 
+from ..config import Config
 from ..errors import ConfigError
 from .app import create_app, host_is_loopback
 from .auth import MIN_PASSWORD_CHARS, Secret
@@ -24,7 +27,7 @@ log = logging.getLogger("polybot.dashboard")
 THREADS = 8
 
 
-def resolve_secret(cfg, host: str) -> tuple[Secret, str | None]:
+def resolve_secret(cfg: Config, host: str) -> tuple[Secret, str | None]:
     """(secret, one-time token or None). Raises ConfigError when ``host`` may not be used."""
     password = cfg.dashboard.password
     unset = dict(cfg.unset_env).get("dashboard.password")
@@ -58,7 +61,9 @@ def resolve_secret(cfg, host: str) -> tuple[Secret, str | None]:
 class DashboardServer:
     """A waitress server for the app; ``serve()`` blocks, ``start()`` runs it in a thread."""
 
-    def __init__(self, cfg, host: str, port: int, secret: Secret, *, health: HealthMonitor | None = None):
+    def __init__(
+        self, cfg: Config, host: str, port: int, secret: Secret, *, health: HealthMonitor | None = None
+    ):
         from waitress import create_server
 
         self.cfg, self.host = cfg, host
@@ -116,16 +121,14 @@ class DashboardServer:
 
     def stop(self, timeout: float = 10) -> None:
         self._stop.set()
-        try:
+        with contextlib.suppress(Exception):  # wakes the loop; a closed server needs no wake-up
             self._server.pull_trigger()
-        except Exception:
-            pass
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
 
 def build_server(
-    cfg,
+    cfg: Config,
     host: str | None = None,
     port: int | None = None,
     *,
@@ -142,7 +145,7 @@ def build_server(
     return DashboardServer(cfg, host, port, secret, health=monitor), token
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..logs import REDACTOR
     from ..ops.common import configure_quiet
@@ -167,17 +170,13 @@ def main(args) -> int:
         )
     log.info("Dashboard started on %s (%s mode data, database %s)", server.url, cfg.mode, cfg.database_path)
 
-    def _term(_sig, _frame):
+    def _term(_sig: int, _frame: object) -> None:
         server.stop(timeout=0)
 
-    try:
+    with contextlib.suppress(ValueError, AttributeError):  # not the main thread / no SIGTERM (Windows)
         signal.signal(signal.SIGTERM, _term)
-    except (ValueError, AttributeError):  # not the main thread / no SIGTERM (Windows)
-        pass
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve()
-    except KeyboardInterrupt:
-        pass
     print("Dashboard stopped.", flush=True)
     log.info("Dashboard stopped")
     return 0

@@ -25,17 +25,22 @@ Start-up order:
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import getpass
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from polybot import db
-from polybot.config import check_mode_requirements, load_config
+from polybot.config import Config, check_mode_requirements, load_config
 from polybot.engine import breakers, state
 from polybot.engine.breakers import BreakerTripped
 from polybot.engine.loop import Engine
@@ -43,19 +48,23 @@ from polybot.errors import ConfigError, DataError, ExchangeError, HaltedError
 from polybot.logs import configure_from, redact
 from polybot.timefmt import iso_seconds
 
+if TYPE_CHECKING:
+    from polybot.exchange.client import PolymarketClient
+    from polybot.strategy.base import Strategy
+
 log = logging.getLogger("polybot.engine")
 
 LOCAL_HOSTS = ("http://127.0.0.1", "http://localhost", "https://127.0.0.1", "https://localhost")
 
 
-def resolve_mode(cfg, paper_flag: bool) -> str:
+def resolve_mode(cfg: Config, paper_flag: bool) -> str:
     if cfg.paper_trading or paper_flag:
         return "paper"
     check_mode_requirements(cfg)
     return "live"
 
 
-def build_strategy(cfg, mode: str):
+def build_strategy(cfg: Config, mode: str) -> Strategy:
     from polybot.engine.drill import NAME, register_drill
     from polybot.strategy.registry import from_config
 
@@ -77,7 +86,7 @@ def operator_name() -> str:
         return "unknown"
 
 
-def check_halt(conn, cfg, *, restart: bool) -> state.Halt | None:
+def check_halt(conn: sqlite3.Connection, cfg: Config, *, restart: bool) -> state.Halt | None:
     """The halt to clear after reconciliation, or raise HaltedError when starting is refused."""
     halt = state.current_halt(conn, cfg)
     if halt is None or restart:
@@ -98,7 +107,7 @@ def check_halt(conn, cfg, *, restart: bool) -> state.Halt | None:
     )
 
 
-def startup_lines(cfg, mode: str) -> None:
+def startup_lines(cfg: Config, mode: str) -> None:
     r = cfg.risk_limits
     log.info("Trading bot started (%s MODE)", mode.upper())
     log.info("Capital: $%s", f"{cfg.capital:,.2f}")
@@ -123,7 +132,11 @@ def startup(engine: Engine, *, halt: state.Halt | None, restart: bool) -> list[s
                 from polybot.engine.reconcile import reconcile
 
                 report: list[str] = []
-                engine.guarded(lambda: report.extend(reconcile(engine)))
+
+                def run_reconcile(report: list[str] = report) -> None:  # bound now, not at call time
+                    report.extend(reconcile(engine))
+
+                engine.guarded(run_reconcile)
                 engine.api_errors.success()
                 break
             except (ExchangeError, DataError) as exc:
@@ -131,7 +144,9 @@ def startup(engine: Engine, *, halt: state.Halt | None, restart: bool) -> list[s
                     exc, "starting up (exchange clock / reconciliation)", transient=True
                 )
                 if attempts >= cfg.trading.max_consecutive_api_errors:  # belt and braces
-                    raise BreakerTripped(breakers.API_ERRORS, f"start-up failed {attempts} times: {exc}")
+                    raise BreakerTripped(
+                        breakers.API_ERRORS, f"start-up failed {attempts} times: {exc}"
+                    ) from exc
                 engine.sleep(min(cfg.trading.loop_interval_seconds, 30))
     except BreakerTripped as trip:
         engine.stop(trip)
@@ -169,7 +184,7 @@ def refuse(message: str) -> int:
     return HaltedError.exit_code
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, require_mode_secrets=False)
     mode = resolve_mode(cfg, getattr(args, "paper_trading", False))
     configure_from(cfg, console_level="CRITICAL")  # quiet until the bot really starts
@@ -182,7 +197,7 @@ def main(args) -> int:
     conn = db.open_database(cfg)
     lock = state.InstanceLock(Path(cfg.database_path).parent / state.LOCK_FILE)
     engine: Engine | None = None
-    client = None
+    client: PolymarketClient | None = None
     listener_stop = threading.Event()
     listener = None
     try:
@@ -224,10 +239,8 @@ def main(args) -> int:
             listener.join(5)
         if engine is not None:
             engine.stop_exchange_heartbeat()
-            try:
+            with contextlib.suppress(Exception):  # closing the alerter never blocks the exit
                 engine.alerter.close(15)
-            except Exception:  # noqa: BLE001
-                pass
         state.remove_pid_file(state.pid_path(cfg), os.getpid())
         if client is not None:
             client.close()
@@ -235,7 +248,7 @@ def main(args) -> int:
         conn.close()
 
 
-def _start_telegram_commands(cfg, stop: threading.Event):
+def _start_telegram_commands(cfg: Config, stop: threading.Event) -> threading.Thread | None:
     """The Telegram command listener (/status, /stop …) in its own thread, beside the loop."""
     if not (cfg.telegram.enabled and cfg.telegram.commands_enabled):
         return None
@@ -250,7 +263,7 @@ def _start_telegram_commands(cfg, stop: threading.Event):
         return None
 
 
-def _database_halt(cfg, conn, mode: str, result: str) -> None:
+def _database_halt(cfg: Config, conn: sqlite3.Connection, mode: str, result: str) -> None:
     reason = f"database integrity check failed at start: {' '.join(str(result).split())[:300]}"
     log.critical("Circuit breaker #4 (%s) tripped: %s → STOP", breakers.LABELS[breakers.DATABASE], reason)
     where = state.persist_halt(
@@ -275,12 +288,10 @@ def _install_signals(engine: Engine) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
 
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum: int, frame: FrameType | None) -> None:
         log.info("Signal %s received: stopping after this iteration (no halt)", signum)
         engine.stop_requested = True
 
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+        with contextlib.suppress(ValueError, OSError):
             signal.signal(sig, handler)
-        except (ValueError, OSError):
-            pass

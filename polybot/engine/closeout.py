@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from polybot.domain import SELL
 from polybot.engine import external, ledger
 from polybot.engine.marketdata import market_version
-from polybot.engine.orders import CLOSE_EXTERNAL
+from polybot.engine.orders import CLOSE_EXTERNAL, PlaceOutcome
 from polybot.errors import ExchangeError
 from polybot.exchange.base import OrderRequest
 from polybot.money import MICRO, round_size_down
+from polybot.strategy.base import MarketInfo
+
+if TYPE_CHECKING:  # the loop imports this module (through stop); only the type is needed
+    from polybot.engine.loop import Engine
 
 log = logging.getLogger("polybot.engine")
 
@@ -37,12 +42,12 @@ class ToSell:
     what: str  # "position" | "external holding"
 
 
-def _plan(engine, report: list[str]) -> list[ToSell]:
+def _plan(engine: Engine, report: list[str]) -> list[ToSell]:
     bot = {p.token_id: p for p in ledger.open_positions(engine.conn, engine.mode) if p.size_micro > 0}
     if engine.paper:
         return [ToSell(p.token_id, p.market_id, p.size_micro, "position") for p in bot.values()]
     try:
-        xpos = {p.token_id: int(p.size) for p in engine.exchange.positions()}
+        xpos = {p.token_id: int(p.size) for p in engine.require_exchange().positions()}
     except Exception as exc:  # noqa: BLE001 — best effort: the ledger's sizes, said so
         report.append(
             f"close-out: the exchange's positions are unreadable ({exc}); selling the ledger's sizes"
@@ -79,7 +84,7 @@ def _plan(engine, report: list[str]) -> list[ToSell]:
     return out
 
 
-def close_all_positions(engine) -> list[str]:
+def close_all_positions(engine: Engine) -> list[str]:
     report: list[str] = []
     plan = _plan(engine, report)
     if not plan:
@@ -127,7 +132,7 @@ def close_all_positions(engine) -> list[str]:
     return report
 
 
-def _sell(engine, p: ToSell, m, tick_size: float, size: int):
+def _sell(engine: Engine, p: ToSell, m: MarketInfo | None, tick_size: float, size: int) -> PlaceOutcome:
     """One FAK SELL of ``size`` shares at any price down to one tick."""
     req = OrderRequest(
         token_id=p.token_id,
@@ -140,7 +145,7 @@ def _sell(engine, p: ToSell, m, tick_size: float, size: int):
         neg_risk=bool(m.neg_risk) if m else None,
         market_version=market_version(engine.conn, p.market_id),
     )
-    return engine.executor.place(
+    return engine.require_executor().place(
         req,
         market_id=p.market_id,
         strategy=CLOSE_EXTERNAL if p.what == "external holding" else "emergency_stop",
@@ -149,7 +154,7 @@ def _sell(engine, p: ToSell, m, tick_size: float, size: int):
     )
 
 
-def _tick(engine, token_id: str, m) -> float:
+def _tick(engine: Engine, token_id: str, m: MarketInfo | None) -> float:
     """The token's tick now: the fresh book's (it changes at run time near 0 and 1), else the market's."""
     book = engine.md.books.get(token_id) if hasattr(engine.md, "books") else None
     t: float | None = getattr(book, "tick_size", None) if book is not None else None

@@ -11,9 +11,9 @@ Pure like every strategy: its intents depend only on (view, portfolio).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from polybot.domain import BUY, ENTER, EXIT, SELL, Intent, PortfolioView
+from polybot.domain import BUY, ENTER, EXIT, SELL, Holding, Intent, MarketInfo, PortfolioView
 from polybot.money import MICRO
 from polybot.strategy import registry
 from polybot.strategy.base import (
@@ -30,7 +30,7 @@ NAME = "drill"
 class Drill(Strategy):
     name = NAME
     DESCRIPTION = "simulator drills only: rotate small buys and timed exits"
-    PARAMS: dict[str, Any] = {
+    PARAMS: ClassVar[dict[str, Any]] = {
         "size_usd": 10.0,  # notional per entry
         "max_holdings": 2,  # concurrent positions it tries to hold
         "hold_seconds": 600,  # exchange-clock seconds before it exits
@@ -53,10 +53,17 @@ class Drill(Strategy):
         return 3600
 
     def decide(self, view: MarketView, portfolio: PortfolioView) -> list[Intent]:
+        held = {t: h for t, h in portfolio.positions.items() if h.size_micro > 0}
+        out = self._exits(view, held)
+        room = self.params["max_holdings"] - (len(held) - len(out))
+        if room <= 0:
+            return out
+        return out + self._entries(view, self._candidates(view, held), room)
+
+    def _exits(self, view: MarketView, held: dict[str, Holding]) -> list[Intent]:
+        """Sell every holding kept ``hold_seconds`` that has a bid (one intent per token)."""
         p = self.params
         out: list[Intent] = []
-        held = {t: h for t, h in portfolio.positions.items() if h.size_micro > 0}
-        exiting = set()
         for token, h in sorted(held.items()):
             q = view.quote(token)
             if view.now - h.opened_at < p["hold_seconds"] or q is None or q.best_bid is None:
@@ -75,10 +82,12 @@ class Drill(Strategy):
                     strategy=self.name,
                 )
             )
-            exiting.add(token)
-        room = p["max_holdings"] - (len(held) - len(exiting))
-        if room <= 0:
-            return out
+        return out
+
+    def _candidates(self, view: MarketView, held: dict[str, Holding]) -> list[tuple[str, MarketInfo, float]]:
+        """(token, market, best ask) of the fresh two-sided books within the price, spread and
+        entry-cost bounds, in markets the drill does not hold."""
+        p = self.params
         held_markets = {h.market_id for h in held.values()}
         candidates = []
         for token in sorted(view.token_ids):
@@ -97,16 +106,25 @@ class Drill(Strategy):
                 fee = taker_fee_per_share(m, q.best_ask) / q.best_ask
                 if 1 - q.best_bid / (q.best_ask * (1 + fee)) >= p["max_entry_cost"]:
                     continue
-            candidates.append((token, m, q))
+            candidates.append((token, m, q.best_ask))
+        return candidates
+
+    def _entries(
+        self, view: MarketView, candidates: list[tuple[str, MarketInfo, float]], room: int
+    ) -> list[Intent]:
+        """Buy into up to ``room`` (and ``entries_per_decision``) candidates, one per market,
+        rotating the starting point with the clock."""
+        p = self.params
+        out: list[Intent] = []
         if not candidates:
             return out
         period = max(1, int(p["hold_seconds"]) or 60)
         start = (view.now // period) % len(candidates)
-        picked = set()
+        picked: set[str] = set()
         for k in range(len(candidates)):
             if len(picked) >= min(room, p["entries_per_decision"]):
                 break
-            token, m, q = candidates[(start + k) % len(candidates)]
+            token, m, ask = candidates[(start + k) % len(candidates)]
             if m.market_id in picked:
                 continue
             picked.add(m.market_id)
@@ -117,7 +135,7 @@ class Drill(Strategy):
                     market_id=m.market_id,
                     side=BUY,
                     notional_micro=int(round(p["size_usd"] * MICRO)),
-                    limit_price_micro=limit_for_buy(q.best_ask, m.tick_size, p["slippage_ticks"]),
+                    limit_price_micro=limit_for_buy(ask, m.tick_size, p["slippage_ticks"]),
                     reason=f"drill: rotate into {m.short_label()}",
                     strategy=self.name,
                 )

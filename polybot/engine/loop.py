@@ -32,6 +32,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from polybot import db
 from polybot.engine import breakers, ledger, state, stop
@@ -39,7 +40,7 @@ from polybot.engine.breakers import BreakerTripped
 from polybot.engine.marketdata import MarketData, market_version
 from polybot.engine.orders import OPEN, Executor
 from polybot.errors import DatabaseError, DataError, ExchangeError
-from polybot.exchange.base import OrderRequest
+from polybot.exchange.base import Exchange, OrderRequest
 from polybot.money import MICRO, fmt_usd, to_micro
 from polybot.risk import AccountState, RiskManager
 from polybot.strategy.base import Holding, Intent
@@ -56,6 +57,18 @@ from polybot.strategy.execution import (
     order_for,
 )
 
+if TYPE_CHECKING:
+    from polybot.alerts import Alerter
+    from polybot.config import Config
+    from polybot.engine.orders import PlaceOutcome
+    from polybot.exchange.client import PolymarketClient
+    from polybot.exchange.paper import PaperExchange
+    from polybot.risk import RiskDecision
+    from polybot.strategy.base import Strategy
+
+# (intent, the risk manager's decision, the order placed or None when none was)
+Executed = tuple[Intent, "RiskDecision", "PlaceOutcome | None"]
+
 log = logging.getLogger("polybot.engine")
 
 HEARTBEAT_SECONDS = 5.0  # Polymarket cancels every open order ~10 s after the last one
@@ -66,15 +79,15 @@ HEARTBEAT_SECONDS = 5.0  # Polymarket cancels every open order ~10 s after the l
 class Engine:
     def __init__(
         self,
-        cfg,
+        cfg: Config,
         conn: sqlite3.Connection,
         *,
         mode: str,
-        client,
-        strategy,
+        client: PolymarketClient,
+        strategy: Strategy,
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        alerter=None,
+        alerter: Alerter | None = None,
     ):
         self.cfg = cfg
         self.conn = conn
@@ -93,7 +106,7 @@ class Engine:
         self.api_errors = breakers.ApiErrorCounter(cfg.trading.max_consecutive_api_errors)
         self.md = MarketData(cfg, conn, client, mode=mode, history_seconds=strategy.history_seconds)
         self.now_ts = 0  # the exchange clock, refreshed each iteration
-        self.exchange = None
+        self.exchange: Exchange | None = None  # built by setup() unless given before it
         self.executor: Executor | None = None
         self.risk: RiskManager | None = None
         self.pid = os.getpid()
@@ -141,8 +154,32 @@ class Engine:
         t = int(self.client.get_server_time())
         self.now_ts = max(self.now_ts, t)
 
+    # ------------------------------------------------------------------ built by setup()
+    def require_exchange(self) -> Exchange:
+        if self.exchange is None:
+            raise RuntimeError("Engine.setup() must run before the engine uses the exchange")
+        return self.exchange
+
+    def require_paper_exchange(self) -> PaperExchange:
+        from polybot.exchange.paper import PaperExchange
+
+        exchange = self.require_exchange()
+        if not isinstance(exchange, PaperExchange):
+            raise RuntimeError(f"a paper engine needs the paper exchange, not {type(exchange).__name__}")
+        return exchange
+
+    def require_executor(self) -> Executor:
+        if self.executor is None:
+            raise RuntimeError("Engine.setup() must run before the engine places orders")
+        return self.executor
+
+    def require_risk(self) -> RiskManager:
+        if self.risk is None:
+            raise RuntimeError("Engine.setup() must run before the engine checks risk")
+        return self.risk
+
     # ------------------------------------------------------------------ setup
-    def build_exchange(self):
+    def build_exchange(self) -> Exchange:
         """Paper: rebuilt from the recorded trades. Live: the official SDK."""
         if self.paper:
             from polybot.exchange.paper import PaperExchange
@@ -204,7 +241,9 @@ class Engine:
                 db.set_state(self.conn, "first_live_day", str(self.now_ts))
             first_live = str(self.now_ts)
         self.risk = RiskManager.from_config(
-            self.cfg, first_live_day=None if self.paper else int(first_live), markets=self.md.infos().values()
+            self.cfg,
+            first_live_day=None if self.paper or first_live is None else int(first_live),
+            markets=self.md.infos().values(),
         )
         self.executor = Executor(
             self.conn,
@@ -230,15 +269,17 @@ class Engine:
         if self.paper or not self.cfg.trading.use_exchange_heartbeat or self._hb_thread is not None:
             return
 
+        exchange = self.require_exchange()
+
         def beat() -> None:
             while not self._hb_stop.wait(self.heartbeat_seconds):
                 try:
-                    self.exchange.heartbeat()
+                    exchange.heartbeat()
                 except Exception as exc:  # noqa: BLE001 — logged; the loop's own calls count errors
                     log.warning("exchange heartbeat failed: %s", exc)
 
         try:
-            self.exchange.heartbeat()
+            exchange.heartbeat()
         except ExchangeError as exc:
             log.warning("exchange heartbeat failed: %s", exc)
         self._hb_thread = threading.Thread(target=beat, name="exchange-heartbeat", daemon=True)
@@ -256,7 +297,7 @@ class Engine:
             return ledger.paper_cash_micro(self.conn, "paper", self.capital_micro)
         from polybot.engine.external import cash_adjustment_micro  # trades by hand are not the bot's
 
-        return self.exchange.balance_micro() + cash_adjustment_micro(self.conn)
+        return self.require_exchange().balance_micro() + cash_adjustment_micro(self.conn)
 
     def holdings(self) -> dict[str, Holding]:
         return {
@@ -346,11 +387,11 @@ class Engine:
         return True
 
     def sync_orders(self) -> None:
-        ex = self.executor
+        ex = self.require_executor()
         for line in ex.resolve_inflight():
             log.info("reconcile: %s", line)
         if self.paper and self.md.new_step:  # resting orders meet each recorded book once
-            new = self.exchange.poll(self.md.books)
+            new = self.require_paper_exchange().poll(self.md.books)
             if new:
                 ex.record_external_fills(new)
         for line in ex.sync_open():
@@ -364,7 +405,7 @@ class Engine:
         """Record the payout of resolved markets. Paper: at once (the paper exchange credits
         it). Live: once the exchange no longer lists the position (redeemed), so the payout is
         in the balance; until then the position is valued at its payout and never sold."""
-        xpos: dict | None = None
+        xpos: dict[str, int] | None = None
         for pos in ledger.open_positions(self.conn, self.mode):
             if pos.size_micro <= 0:
                 continue
@@ -380,7 +421,7 @@ class Engine:
             if not self.paper:
                 if xpos is None:
                     try:
-                        xpos = {p.token_id: p.size for p in self.exchange.positions()}
+                        xpos = {p.token_id: p.size for p in self.require_exchange().positions()}
                     except ExchangeError as exc:
                         self.api_errors.failure(exc, "reading positions")
                         return
@@ -400,7 +441,7 @@ class Engine:
 
     def settle(self, pos: ledger.PositionRow, payout_micro: int) -> None:
         if self.paper:
-            rec = self.exchange.settle(pos.token_id, payout_micro)
+            rec = self.require_paper_exchange().settle(pos.token_id, payout_micro)
             size = rec["size_micro"] if rec else pos.size_micro
         else:
             size = pos.size_micro
@@ -425,7 +466,7 @@ class Engine:
         )
 
     def check_limits(self, account: AccountState) -> None:
-        breach = self.risk.daily_loss_breached(account)
+        breach = self.require_risk().daily_loss_breached(account)
         if breach is not None:
             ack = db.get_state(self.conn, "daily_loss_ack_day")
             if ack is None or int(ack) != ledger.day_start(self.now_ts):
@@ -474,22 +515,22 @@ class Engine:
             market_version=market_version(self.conn, it.market_id),
         )
 
-    def place_intent(self, it: Intent):
+    def place_intent(self, it: Intent) -> PlaceOutcome | None:
         req = self.to_request(it)
         if req is None:
             log.info("no order for %s %s: no usable book", it.action, it.token_id[:12])
             return None
-        return self.executor.place(
+        return self.require_executor().place(
             req,
             market_id=it.market_id,
             strategy=it.strategy or self.strategy.name,
             reason=(it.reason or it.action)[:300],
         )
 
-    def execute(self, items: list, now: int) -> list:
+    def execute(self, items: list[tuple[Intent, RiskDecision]], now: int) -> list[Executed]:
         """Approved decisions → orders: paper queues them until their fill time (the replay's
         latency, ``trading.fill_latency_seconds``); live sends them now."""
-        out = []
+        out: list[Executed] = []
         for it, d in items:
             if not d.approved:
                 log.info("risk rejected %s %s %s: %s", it.action, it.side, it.token_id[:12], d.detail)
@@ -497,6 +538,7 @@ class Engine:
                 continue
             if d.resized or d.rule not in ("ok", "exit"):
                 log.info("risk %s: %s", d.rule, d.detail)
+            assert d.intent is not None  # an approved decision carries the intent to execute
             if self.paper and self.model.fill_latency_seconds > 0:
                 self.pending[d.intent.token_id] = PendingOrder(d.intent, now, decision=d)
                 out.append((it, d, None))
@@ -504,10 +546,10 @@ class Engine:
             out.append((it, d, self.place_intent(d.intent)))
         return out
 
-    def place_due(self, now: int, tradable: set) -> list:
+    def place_due(self, now: int, tradable: set[str]) -> list[Executed]:
         """Paper: place the queued orders whose token has a recorded book at or after their
         fill time (dropped when none came within the wait, or the market closed)."""
-        out = []
+        out: list[Executed] = []
         for tok in sorted(self.pending):
             p = self.pending[tok]
             state = due_state(p, book_time(self.md.feed, tok), now, self.model)
@@ -524,7 +566,7 @@ class Engine:
                 out.append((p.intent, p.decision, self.place_intent(p.intent)))
         return out
 
-    def trade(self) -> list:
+    def trade(self) -> list[Executed]:
         """One decision step, shared with the backtester (:func:`decide_step`): due paper
         orders, breakers #2/#3, stop losses and strategy intents through the risk manager to
         execution. Returns [(intent, RiskDecision, PlaceOutcome | None)]."""
@@ -533,11 +575,12 @@ class Engine:
         out = self.place_due(now, tradable)
         account = self.account()
         self.check_limits(account)
-        busy = set(self.pending) | {r["token_id"] for r in self.executor.rows(OPEN)}
+        executor = self.require_executor()
+        busy = set(self.pending) | {r["token_id"] for r in executor.rows(OPEN)}
         sd = decide_step(
             self.strategy,
-            self.risk,
-            self.md.feed.view(now),
+            self.require_risk(),
+            self.md.require_feed().view(now),
             now=now,
             cash_micro=account.cash_micro,
             positions=account.positions,
@@ -547,7 +590,7 @@ class Engine:
             day_low_equity_micro=account.day_low_equity_micro,
             stop_exits=account.stop_exits,
             busy_tokens=busy,
-            busy_markets=self.executor.unresolved_markets(),
+            busy_markets=executor.unresolved_markets(),
             tradable=lambda it: it.token_id in tradable,
             extra_marks=self.resolved_marks,
         )
@@ -555,18 +598,19 @@ class Engine:
             log.warning("%s", it.reason)
         return out + self.execute(sd.items, now)
 
-    def live_stop_losses(self) -> list:
+    def live_stop_losses(self) -> list[Executed]:
         """Live, between decision steps: breakers #2/#3 and stop losses on the freshest books
         (real money does not wait for the next recorded step; paper and the replay, which
         must agree, act on recorded steps only)."""
         account = self.account()
         self.check_limits(account)
-        busy = {r["token_id"] for r in self.executor.rows(OPEN)}
-        unresolved = self.executor.unresolved_markets()
+        executor, risk = self.require_executor(), self.require_risk()
+        busy = {r["token_id"] for r in executor.rows(OPEN)}
+        unresolved = executor.unresolved_markets()
         tradable = set(self.md.tradable_tokens()) - set(self.resolved_marks)
         exits = [
             hit.intent(strategy="stop_loss")
-            for hit in self.risk.stop_losses(account.open_positions(), account.marks)
+            for hit in risk.stop_losses(account.open_positions(), account.marks)
         ]
         exits = [
             it
@@ -577,8 +621,8 @@ class Engine:
             return []
         for it in exits:
             log.warning("%s", it.reason)
-        decisions = self.risk.check_all(exits, account, {}, self.now_ts)
-        return self.execute(list(zip(exits, decisions)), self.now_ts)
+        decisions = risk.check_all(exits, account, {}, self.now_ts)  # one decision per intent
+        return self.execute(list(zip(exits, decisions, strict=True)), self.now_ts)
 
     def record_performance(self) -> None:
         account = self.account()

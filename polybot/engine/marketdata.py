@@ -27,7 +27,9 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import Mapping
 from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
 
 from polybot import db
 from polybot.collect import store
@@ -35,6 +37,10 @@ from polybot.exchange.models import FeeSchedule, Market, OrderBook
 from polybot.money import to_micro
 from polybot.strategy.base import MarketInfo
 from polybot.strategy.feed import MarketFeed
+
+if TYPE_CHECKING:
+    from polybot.config import Config
+    from polybot.exchange.client import PolymarketClient
 
 log = logging.getLogger("polybot.engine")
 
@@ -55,6 +61,13 @@ def market_version(conn: sqlite3.Connection, market_id: str) -> str | None:
     return r[0] if r is not None and r[0] in ("v1", "v2") else None
 
 
+def market_info(row: sqlite3.Row) -> MarketInfo:
+    """The MarketInfo of a ``markets`` row. MarketInfo.from_row reads a sqlite3.Row through
+    ``keys()`` and ``[]`` (its docstring says so) but is annotated Mapping, which typeshed's Row
+    is not: the cast states that, no conversion happens."""
+    return MarketInfo.from_row(cast(Mapping[str, Any], row))
+
+
 def fee_schedule(row: sqlite3.Row | None) -> FeeSchedule:
     if row is None:
         return FeeSchedule()
@@ -66,7 +79,15 @@ def fee_schedule(row: sqlite3.Row | None) -> FeeSchedule:
 
 
 class MarketData:
-    def __init__(self, cfg, conn: sqlite3.Connection, client, *, mode: str, history_seconds: int):
+    def __init__(
+        self,
+        cfg: Config,
+        conn: sqlite3.Connection,
+        client: PolymarketClient,
+        *,
+        mode: str,
+        history_seconds: int,
+    ):
         self.cfg = cfg
         self.conn = conn
         self.client = client
@@ -91,18 +112,18 @@ class MarketData:
                 self.token_market[str(t)] = mid
         if self.feed is not None:
             for r in self.rows.values():
-                self.feed.add_market(MarketInfo.from_row(r))
+                self.feed.add_market(market_info(r))
                 if r["resolved_at"] is not None:
                     self.feed.set_resolved(r["id"], int(r["resolved_at"]))
 
     def infos(self) -> dict[str, MarketInfo]:
-        return {mid: MarketInfo.from_row(r) for mid, r in self.rows.items()}
+        return {mid: market_info(r) for mid, r in self.rows.items()}
 
     def info(self, market_id: str) -> MarketInfo | None:
         r = self.rows.get(market_id)
         if r is None:
             r = self.conn.execute("SELECT * FROM markets WHERE id=?", (market_id,)).fetchone()
-        return MarketInfo.from_row(r) if r is not None else None
+        return market_info(r) if r is not None else None
 
     def fee_for(self, token_id: str) -> FeeSchedule:
         mid = self.token_market.get(token_id)
@@ -125,13 +146,18 @@ class MarketData:
 
     def tradable_tokens(self) -> list[str]:
         out = []
-        for mid, r in self.rows.items():
+        for r in self.rows.values():
             if r["closed"] or r["payouts"] is not None:
                 continue
             out += [str(t) for t in json.loads(r["token_ids"] or "[]")]
         return out
 
     # ------------------------------------------------------------------ feed
+    def require_feed(self) -> MarketFeed:
+        if self.feed is None:
+            raise RuntimeError("MarketData.start_feed() must run before the feed is read")
+        return self.feed
+
     def start_feed(self, now: int) -> int:
         """Build the feed and warm it with stored snapshots of the universe (oldest first)."""
         infos = list(self.infos().values())
@@ -183,8 +209,10 @@ class MarketData:
             r = self.rows.get(mid) if mid else None
             if r is None:
                 continue
+            # snapshot_row reads only id, volume_24h and liquidity of its Market (the cast says
+            # so); the engine has the markets row, not a Gamma Market.
             m = SimpleNamespace(id=mid, volume_24h=r["volume_24h"], liquidity=r["liquidity"])
-            rows.append(store.snapshot_row(grid, m, b, self.depth))
+            rows.append(store.snapshot_row(grid, cast(Market, m), b, self.depth))
         if rows:
             with db.atomic(self.conn):
                 store.insert_snapshots(self.conn, rows)
@@ -193,7 +221,11 @@ class MarketData:
             stored = self.stored_rows(grid, tokens)
             self.feed.add_rows(stored)
             if self.mode == "paper":
-                self.books = {str(r["token_id"]): self.feed.book(str(r["token_id"])) for r in stored}
+                self.books = {}
+                for r in stored:
+                    book = self.feed.book(str(r["token_id"]))
+                    if book is not None:  # always: add_rows just gave each stored token its book
+                        self.books[str(r["token_id"])] = book
         return books
 
     def stored_rows(self, ts: int, tokens: list[str]) -> list[sqlite3.Row]:
@@ -227,7 +259,7 @@ class MarketData:
         return out
 
     # ------------------------------------------------------------------ resolution
-    def payouts(self, market_id: str, *, lookup: bool) -> dict | None:
+    def payouts(self, market_id: str, *, lookup: bool) -> dict[str, float] | None:
         """{token_id: payout 1/0/0.5} once resolved (markets table, else a fresh Gamma /
         CLOB lookup when ``lookup``), None while unresolved."""
         r = self.conn.execute("SELECT payouts, condition_id FROM markets WHERE id=?", (market_id,)).fetchone()

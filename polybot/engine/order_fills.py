@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from polybot import db
 from polybot.engine import external, ledger
@@ -40,7 +42,19 @@ class FillRecording:
     """Needs ``conn``, ``mode``, ``now()``, ``row()``, ``order_by_exchange_id()``,
     ``stop_loss_percent`` and ``alert`` (see Executor)."""
 
-    def _record_fills(self, row: sqlite3.Row, fills) -> int:
+    # Provided by Executor (declared here so the mixin's methods are type-checked).
+    conn: sqlite3.Connection
+    mode: str
+    stop_loss_percent: float | None
+    alert: Callable[[str, str], None]
+
+    if TYPE_CHECKING:
+
+        def now(self) -> int: ...
+        def row(self, order_id: int) -> sqlite3.Row: ...
+        def order_by_exchange_id(self, exchange_order_id: str) -> sqlite3.Row | None: ...
+
+    def _record_fills(self, row: sqlite3.Row, fills: Iterable[Fill]) -> int:
         """Record fills of one order (inside the caller's transaction); return how many were new.
         A fill already recorded takes the exchange's newer trade status (FAILED: reversed)."""
         group = group_key_of_market(self.conn, row["market_id"])

@@ -209,6 +209,7 @@ class Executor(FillRecording):
                     now,
                 ),
             )
+        assert cur.lastrowid is not None  # set by every INSERT
         oid = int(cur.lastrowid)
         log.info(
             "order %d %s %s %.2f @ %s (%s) recorded as PENDING_SUBMIT",

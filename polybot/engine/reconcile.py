@@ -30,6 +30,8 @@ loops trips breaker #3 (position anomaly) with one sentence naming both figures.
 from __future__ import annotations
 
 import logging
+import sqlite3
+from typing import TYPE_CHECKING
 
 from polybot import db
 from polybot.engine import breakers, external, ledger
@@ -38,18 +40,21 @@ from polybot.engine.orders import OPEN
 from polybot.errors import ExchangeError
 from polybot.money import MICRO, fmt_usd
 
+if TYPE_CHECKING:
+    from polybot.engine.loop import Engine
+
 log = logging.getLogger("polybot.engine")
 
 SIZE_TOLERANCE_MICRO = 10_000  # 0.01 share (the CLOB's size precision)
 
 
-def reconcile(engine) -> list[str]:
+def reconcile(engine: Engine) -> list[str]:
     conn, mode = engine.conn, engine.mode
     report: list[str] = []
     with db.atomic(conn):
         diffs = ledger.rebuild_positions(conn, mode, engine.now_ts)
     report += [f"positions table repaired from the recorded trades: {d}" for d in diffs]
-    report += engine.executor.resolve_inflight(startup=True)
+    report += engine.require_executor().resolve_inflight(startup=True)
     if engine.paper:
         report += _paper(engine)
     else:
@@ -57,16 +62,17 @@ def reconcile(engine) -> list[str]:
     return report
 
 
-def _paper(engine) -> list[str]:
+def _paper(engine: Engine) -> list[str]:
     out = []
+    exchange = engine.require_exchange()
     cash = ledger.paper_cash_micro(engine.conn, "paper", engine.capital_micro)
-    xcash = engine.exchange.balance_micro()
+    xcash = exchange.balance_micro()
     if cash != xcash:
         out.append(
             f"paper cash differs: trades imply {fmt_usd(cash)}, the rebuilt paper exchange has "
             f"{fmt_usd(xcash)}"
         )
-    xpos = {p.token_id: p.size for p in engine.exchange.positions()}
+    xpos = {p.token_id: p.size for p in exchange.positions()}
     dbpos = {p.token_id: p.size_micro for p in ledger.open_positions(engine.conn, "paper")}
     for token in sorted(set(xpos) | set(dbpos)):
         if xpos.get(token, 0) != dbpos.get(token, 0):
@@ -77,8 +83,8 @@ def _paper(engine) -> list[str]:
     return out
 
 
-def _live(engine) -> list[str]:
-    conn, ex, executor = engine.conn, engine.exchange, engine.executor
+def _live(engine: Engine) -> list[str]:
+    conn, ex, executor = engine.conn, engine.require_exchange(), engine.require_executor()
     out = []
     base = external.baseline_at(conn)
     if base is None:
@@ -86,6 +92,7 @@ def _live(engine) -> list[str]:
         # trades(None) pages the whole history ONCE; afterwards only since the baseline.
         out += external.record_baseline(conn, ex.positions(), ex.trades(None), now=engine.now_ts)
         base = external.baseline_at(conn)
+        assert base is not None  # record_baseline has just written it
     r = conn.execute(
         "SELECT MIN(created_at) FROM orders WHERE mode='live' AND status NOT IN "
         "('FILLED','CANCELED','REJECTED','EXPIRED')"
@@ -126,7 +133,7 @@ def _live(engine) -> list[str]:
     return out
 
 
-def _oldest_provisional(conn) -> int | None:
+def _oldest_provisional(conn: sqlite3.Connection) -> int | None:
     q = ",".join("?" * len(ledger.PROVISIONAL))
     r = conn.execute(
         f"SELECT MIN(timestamp) FROM trades WHERE mode='live' AND kind='fill' AND trade_status IN ({q})",
@@ -136,10 +143,10 @@ def _oldest_provisional(conn) -> int | None:
 
 
 # ----------------------------------------------------------------------------- every loop (live)
-def sync_trades(engine) -> None:
+def sync_trades(engine: Engine) -> None:
     """Record fills the database lacks and bring trade statuses up to date: the window
     reaches back to the oldest fill not confirmed yet (its status may still change)."""
-    conn, executor = engine.conn, engine.executor
+    conn, executor = engine.conn, engine.require_executor()
     since = (engine._last_fill_sync or engine.now_ts) - 600
     pending = _oldest_provisional(conn)
     if pending is not None:
@@ -148,7 +155,7 @@ def sync_trades(engine) -> None:
     if base is not None:
         since = max(since, base - 3600)
     try:
-        fills = engine.exchange.trades(since)
+        fills = engine.require_exchange().trades(since)
     except ExchangeError as exc:
         engine.api_errors.failure(exc, "reading trades")
         return
@@ -158,14 +165,16 @@ def sync_trades(engine) -> None:
     engine._last_fill_sync = engine.now_ts
 
 
-def expected_range(conn, token: str, bot_size: int, provisional: dict[str, int]) -> tuple[int, int]:
+def expected_range(
+    conn: sqlite3.Connection, token: str, bot_size: int, provisional: dict[str, int]
+) -> tuple[int, int]:
     """The exchange's bot-part position may be the ledger's, or the ledger's without the
     fills not confirmed yet (the Data API shows a trade once it settles)."""
     other = bot_size - provisional.get(token, 0)
     return min(bot_size, other), max(bot_size, other)
 
 
-def position_mismatches(conn, xpos: dict[str, int]) -> list[str]:
+def position_mismatches(conn: sqlite3.Connection, xpos: dict[str, int]) -> list[str]:
     """One sentence per token whose ledger position differs from the exchange's bot part
     (Data API position minus the external holding) beyond the unconfirmed fills."""
     ext = external.sizes(conn, "live")
@@ -190,13 +199,13 @@ def position_mismatches(conn, xpos: dict[str, int]) -> list[str]:
     return out
 
 
-def check_invariant(engine) -> None:
+def check_invariant(engine: Engine) -> None:
     """Live, every loop: the bot's positions equal the exchange's (Data API minus the
     external holdings) for the bot's tokens; a mismatch that lasts
     ``trading.reconcile_mismatch_loops`` loops trips breaker #3. The bot's part of each
     exchange position is also held to max_position_size (external holdings are not)."""
     try:
-        positions = engine.exchange.positions()
+        positions = engine.require_exchange().positions()
     except ExchangeError as exc:
         engine.api_errors.failure(exc, "reading positions")
         return

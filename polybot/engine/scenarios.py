@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -40,13 +41,13 @@ def operator_config(path: str | None) -> tuple[Config, str]:
     return load_config(cfg_path, require_mode_secrets=False), str(cfg_path)
 
 
-def limits_dict(cfg: Config) -> dict:
+def limits_dict(cfg: Config) -> dict[str, Any]:
     r = dataclasses.asdict(cfg.risk_limits)
     r["ramp_up"] = [dict(s) for s in r["ramp_up"]]
     return r
 
 
-def merge(a: dict, b: dict) -> dict:
+def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out = dict(a)
     for k, v in b.items():
         out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
@@ -79,7 +80,7 @@ class Scenarios:
         self.close()
 
     # ------------------------------------------------------------------ workspaces
-    def workspace(self, name: str, overrides: dict | None = None) -> tuple[Path, Config]:
+    def workspace(self, name: str, overrides: dict[str, Any] | None = None) -> tuple[Path, Config]:
         root = self.dir / name
         root.mkdir(parents=True)
         h = self.sim
@@ -133,13 +134,14 @@ class Scenarios:
 
     # ------------------------------------------------------------------ the bot as a process
     @staticmethod
-    def env() -> dict:
+    def env() -> dict[str, Any]:
         env = child_env({k: v for k, v in os.environ.items() if not k.startswith(SCRUB_PREFIXES)})
         env["PYTHONIOENCODING"] = "utf-8"
         return env
 
     def start_bot(self, root: Path, *args: str) -> subprocess.Popen:
-        out = open(root / "bot.out", "a", encoding="utf-8")
+        # not a with-block: the bot process writes to it after this call returns
+        out = open(root / "bot.out", "a", encoding="utf-8")  # noqa: SIM115
         return subprocess.Popen(
             child_argv("trade", *args),  # = python trading_bot.py ARGS
             cwd=root,

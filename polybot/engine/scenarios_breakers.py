@@ -16,10 +16,14 @@ new start without ``--restart`` is refused.
 
 from __future__ import annotations
 
+import argparse
 import sqlite3
+import subprocess
 import traceback
+from pathlib import Path
 
 from polybot import db
+from polybot.config import Config
 from polybot.engine import ledger
 from polybot.engine.scenarios import ScenarioFailed, Scenarios, operator_config, query, report, wait_for
 from polybot.money import MICRO, to_micro
@@ -27,7 +31,7 @@ from polybot.money import MICRO, to_micro
 STOP_TIMEOUT = 90
 
 
-def _running(sc: Scenarios, root, cfg, *, positions: int = 0):
+def _running(sc: Scenarios, root: Path, cfg: Config, *, positions: int = 0) -> subprocess.Popen[bytes]:
     proc = sc.start_bot(root)
     if positions:
         wait_for(
@@ -49,16 +53,16 @@ def _running(sc: Scenarios, root, cfg, *, positions: int = 0):
     return proc
 
 
-def _stopped(sc: Scenarios, proc, root, cfg, breaker: str) -> str:
+def _stopped(sc: Scenarios, proc: subprocess.Popen[bytes], root: Path, cfg: Config, breaker: str) -> str:
     try:
         code = proc.wait(timeout=STOP_TIMEOUT)
-    except Exception:
+    except Exception as exc:
         proc.kill()
-        raise ScenarioFailed(f"the bot did not stop within {STOP_TIMEOUT} s")
+        raise ScenarioFailed(f"the bot did not stop within {STOP_TIMEOUT} s") from exc
     return _halted(sc, code, root, cfg, breaker)
 
 
-def _halted(sc: Scenarios, code: int, root, cfg, breaker: str) -> str:
+def _halted(sc: Scenarios, code: int, root: Path, cfg: Config, breaker: str) -> str:
     if code == 0:
         raise ScenarioFailed("the bot exited 0: a STOP must exit non-zero")
     state = dict(query(cfg, "SELECT key, value FROM bot_state"))
@@ -199,7 +203,7 @@ SCENARIOS = [
 ]
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     base, where = operator_config(getattr(args, "config", None))
     n = base.trading.max_consecutive_api_errors
     print(
@@ -216,7 +220,7 @@ def main(args) -> int:
             except ScenarioFailed as exc:
                 failures += 1
                 report(False, line.replace("→ STOP", "did NOT stop"), str(exc))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 — a scenario that crashes is a failed scenario
                 failures += 1
                 report(False, f"{line}: the scenario crashed", f"{type(exc).__name__}: {exc}")
                 traceback.print_exc()

@@ -15,19 +15,23 @@ against the bundled simulator and checks the outcome from the database:
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import traceback
 from dataclasses import replace
+from typing import Any
 
 from polybot import db
+from polybot.config import Config
 from polybot.domain import BUY, ENTER, Intent
 from polybot.engine import ledger
 from polybot.engine.bot import startup
 from polybot.engine.breakers import DAILY_LOSS, BreakerTripped
 from polybot.engine.drill import Drill
-from polybot.engine.loop import Engine
+from polybot.engine.loop import Engine, Executed
 from polybot.engine.scenarios import ScenarioFailed, Scenarios, operator_config, report
+from polybot.exchange.models import OrderBook
 from polybot.logs import configure_from
 from polybot.money import MICRO, fmt_usd, notional_micro, to_micro
 from polybot.risk import RULE_DAILY_LOSS, RULE_PORTFOLIO_EXPOSURE, RULE_POSITION_SIZE
@@ -37,7 +41,7 @@ log = logging.getLogger("polybot.scenarios")
 WIDE = {"min_price": 0.05, "max_price": 0.95, "max_spread": 0.2}
 
 
-def engine_for(cfg, params: dict) -> Engine:
+def engine_for(cfg: Config, params: dict[str, Any]) -> Engine:
     from polybot.exchange.client import PolymarketClient
 
     configure_from(cfg, console_level="CRITICAL")
@@ -62,8 +66,8 @@ def close(eng: Engine) -> None:
     eng.conn.close()
 
 
-def liquid_book(cfg):
-    """(token, market_id, book) of a two-sided book away from the edges."""
+def liquid_book(cfg: Config) -> tuple[str, str, OrderBook, int]:
+    """(token, market_id, book, exchange time) of a two-sided book away from the edges."""
     from polybot.exchange.client import PolymarketClient
 
     conn = db.connect(cfg.database_path)
@@ -85,7 +89,7 @@ def liquid_book(cfg):
     raise ScenarioFailed("the simulator has no two-sided book")
 
 
-def seed(cfg, trades: list[dict]) -> None:
+def seed(cfg: Config, trades: list[dict[str, Any]]) -> None:
     conn = db.connect(cfg.database_path)
     try:
         with db.atomic(conn):
@@ -95,8 +99,24 @@ def seed(cfg, trades: list[dict]) -> None:
         conn.close()
 
 
-def entries(results):
+def entries(results: list[Executed]) -> list[Executed]:
     return [(it, d, out) for it, d, out in results if it.action == ENTER]
+
+
+def position(eng: Engine, token_id: str) -> ledger.PositionRow:
+    pos = ledger.get_position(eng.conn, "paper", token_id)
+    if pos is None:
+        raise ScenarioFailed(f"no position was recorded for token {token_id[:12]}…")
+    return pos
+
+
+def entry_cost(it: Intent) -> int:
+    """What an approved entry spends: its notional, or limit price × its shares."""
+    if it.notional_micro is not None:
+        return it.notional_micro
+    if it.size_micro is None or it.limit_price_micro is None:
+        raise ScenarioFailed(f"the approved entry has neither a notional nor a priced size: {it}")
+    return notional_micro(it.limit_price_micro, it.size_micro)
 
 
 # ----------------------------------------------------------------------------- scenarios
@@ -114,13 +134,13 @@ def position_size(sc: Scenarios) -> str:
             raise ScenarioFailed(f"the oversized entry was not resized by max_position_size: {d}")
         if out is None or not out.filled:
             raise ScenarioFailed(f"the resized order did not fill ({out})")
-        pos = ledger.get_position(eng.conn, "paper", it.token_id)
+        pos = position(eng, it.token_id)
         fees = sum(
             r[0] for r in eng.conn.execute("SELECT fee_micro FROM trades WHERE token_id=?", (it.token_id,))
         )
         if pos.cost_micro - fees > limit:
             raise ScenarioFailed(f"position cost {fmt_usd(pos.cost_micro)} is above {fmt_usd(limit)}")
-        more = eng.risk.check(
+        more = eng.require_risk().check(
             Intent(
                 ENTER,
                 it.token_id,
@@ -136,11 +156,9 @@ def position_size(sc: Scenarios) -> str:
         if more.rule != RULE_POSITION_SIZE:
             raise ScenarioFailed(f"adding {fmt_usd(limit)} to the position was not capped: {more}")
         if more.approved:
-            extra = (
-                notional_micro(more.intent.limit_price_micro, more.intent.size_micro)
-                if more.intent.size_micro is not None
-                else more.intent.notional_micro
-            )
+            if more.intent is None:
+                raise ScenarioFailed(f"the risk manager approved adding but gave no order: {more}")
+            extra = entry_cost(more.intent)
             if pos.cost_micro + extra > limit + fees:
                 raise ScenarioFailed(
                     f"adding to the position was allowed up to {fmt_usd(pos.cost_micro + extra)}"
@@ -233,7 +251,7 @@ def daily_loss(sc: Scenarios) -> str:
     realised = notional_micro(sell, shares) - notional_micro(buy, shares)
     eng = engine_for(cfg, dict(WIDE, size_usd=20, max_holdings=2))
     try:
-        d = eng.risk.check(
+        d = eng.require_risk().check(
             Intent(
                 ENTER,
                 token,
@@ -253,7 +271,7 @@ def daily_loss(sc: Scenarios) -> str:
             eng.trade()
         except BreakerTripped as trip:
             if trip.breaker != DAILY_LOSS:
-                raise ScenarioFailed(f"the wrong breaker tripped: {trip.breaker}")
+                raise ScenarioFailed(f"the wrong breaker tripped: {trip.breaker}") from trip
         else:
             raise ScenarioFailed("circuit breaker #2 did not trip")
         if eng.conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0] != before:
@@ -299,7 +317,7 @@ def stop_loss(sc: Scenarios) -> str:
         it, d, out = res[0]
         if out is None or out.filled_micro != shares:
             raise ScenarioFailed(f"the stop-loss sell did not fill the whole position ({out})")
-        pos = ledger.get_position(eng.conn, "paper", token)
+        pos = position(eng, token)
         if pos.status != "closed":
             raise ScenarioFailed("the position is still open after the stop loss")
         value = notional_micro(bid, shares)
@@ -321,7 +339,7 @@ SCENARIOS = [
 ]
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     base, where = operator_config(getattr(args, "config", None))
     r = base.risk_limits
     print(

@@ -12,14 +12,18 @@ database cannot be written (the database breaker), the halt goes to the fallback
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sqlite3
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from polybot import db
+from polybot.config import Config
 from polybot.errors import PolybotError
 
 log = logging.getLogger("polybot.engine")
@@ -29,11 +33,11 @@ LOCK_FILE = "trading_bot.lock"
 HALT_FILE = "trading_bot.halted"
 
 
-def pid_path(cfg) -> Path:
+def pid_path(cfg: Config) -> Path:
     return Path(cfg.database_path).parent / PID_FILE
 
 
-def halt_file_path(cfg) -> Path:
+def halt_file_path(cfg: Config) -> Path:
     return Path(cfg.database_path).parent / HALT_FILE
 
 
@@ -46,13 +50,13 @@ class InstanceLock:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._fh = None
+        self._fh: IO[str] | None = None
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+")
+        fh = open(self.path, "a+")  # noqa: SIM115 — the open file IS the lock; release() closes it
         try:
-            if os.name == "nt":
+            if sys.platform == "win32":
                 import msvcrt
 
                 fh.seek(0)
@@ -94,10 +98,8 @@ def write_pid_file(path: Path, pid: int) -> None:
 
 def remove_pid_file(path: Path, pid: int) -> None:
     if _read_pid(path) == pid:
-        try:
+        with contextlib.suppress(OSError):
             path.unlink()
-        except OSError:
-            pass
 
 
 def write_heartbeat(conn: sqlite3.Connection, *, mode: str, pid: int, started_at: int, now: int) -> None:
@@ -117,7 +119,7 @@ class Halt:
     source: str = "database"  # "database" | "file"
 
 
-def current_halt(conn: sqlite3.Connection | None, cfg) -> Halt | None:
+def current_halt(conn: sqlite3.Connection | None, cfg: Config) -> Halt | None:
     """The active halt, from the database or (if it could not be written) the fallback file."""
     path = halt_file_path(cfg)
     if path.exists():
@@ -144,7 +146,7 @@ def current_halt(conn: sqlite3.Connection | None, cfg) -> Halt | None:
 
 def persist_halt(
     conn: sqlite3.Connection | None,
-    cfg,
+    cfg: Config,
     *,
     mode: str,
     breaker: str,
@@ -195,7 +197,7 @@ def persist_halt(
     return f"nowhere ({'; '.join(problems)})"
 
 
-def reserve_halt_file(cfg) -> None:
+def reserve_halt_file(cfg: Config) -> None:
     """Pre-allocate the space a halt needs, at start-up while the disk has room: on a full
     disk ``_write_halt_file`` rewrites this file in place (no new blocks) and renames it,
     so the halt is latched even then. Best effort: a failure here is only logged."""
@@ -216,11 +218,11 @@ def reserve_halt_file(cfg) -> None:
 RESERVE_BYTES = 8192
 
 
-def _reserve_path(cfg) -> Path:
+def _reserve_path(cfg: Config) -> Path:
     return halt_file_path(cfg).with_name(HALT_FILE + ".reserve")
 
 
-def _write_halt_file(cfg, *, mode: str, breaker: str, reason: str, details: str, now: int) -> str:
+def _write_halt_file(cfg: Config, *, mode: str, breaker: str, reason: str, details: str, now: int) -> str:
     path = halt_file_path(cfg)
     record = json.dumps(
         {"breaker": breaker, "reason": reason, "details": details, "ts": int(now), "mode": mode}
@@ -235,10 +237,8 @@ def _write_halt_file(cfg, *, mode: str, breaker: str, reason: str, details: str,
         os.replace(tmp, path)
         return f"file {path}"
     except OSError:
-        try:
+        with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)  # never leave a 0-byte trading_bot.tmp behind
-        except OSError:
-            pass
         reserve = _reserve_path(cfg)
         if not reserve.exists():
             raise
@@ -257,7 +257,7 @@ def _write_halt_file(cfg, *, mode: str, breaker: str, reason: str, details: str,
 
 
 def clear_halt(
-    conn: sqlite3.Connection, cfg, *, by: str, now: int, exchange_now: int | None = None
+    conn: sqlite3.Connection, cfg: Config, *, by: str, now: int, exchange_now: int | None = None
 ) -> int:
     """Clear the latched halt (operator restart). Returns how many halts rows were cleared.
 

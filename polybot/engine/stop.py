@@ -11,17 +11,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 from polybot.engine import breakers, ledger, state
 from polybot.engine.breakers import BreakerTripped
 from polybot.engine.closeout import close_all_positions
 from polybot.errors import HaltedError
 
+if TYPE_CHECKING:
+    from polybot.engine.loop import Engine
+
 log = logging.getLogger("polybot.engine")
 
 
-def stop(engine, trip: BreakerTripped) -> None:
+def stop(engine: Engine, trip: BreakerTripped) -> None:
     """Cancel orders; emergency: close positions; latch the halt; alert; raise HaltedError."""
     n, label = breakers.NUMBERS[trip.breaker], breakers.LABELS[trip.breaker]
     log.critical("Circuit breaker #%d (%s) tripped: %s → STOP", n, label, trip.reason)
@@ -47,10 +52,8 @@ def stop(engine, trip: BreakerTripped) -> None:
         details="\n".join(report),
         now=int(engine.wall()),
     )
-    try:
+    with contextlib.suppress(Exception):  # alert delivery never blocks a stop
         engine.alerter.flush(10)
-    except Exception:  # noqa: BLE001 — alert delivery never blocks a stop
-        pass
     engine.stop_exchange_heartbeat()
     if trip.resource:
         raise HaltedError(
@@ -70,7 +73,7 @@ def stop(engine, trip: BreakerTripped) -> None:
     )
 
 
-def alert(engine, trip: BreakerTripped, report: list[str], *, flush: bool = True) -> None:
+def alert(engine: Engine, trip: BreakerTripped, report: list[str], *, flush: bool = True) -> None:
     from polybot.alerts import checks
 
     n, label = breakers.NUMBERS[trip.breaker], breakers.LABELS[trip.breaker]
@@ -133,7 +136,5 @@ def alert(engine, trip: BreakerTripped, report: list[str], *, flush: bool = True
     engine.alerter.critical(key, msg + (f"\n{len(report)} stop action(s) logged." if report else ""))
     if not flush:
         return
-    try:
+    with contextlib.suppress(Exception):  # alert delivery never blocks a stop
         engine.alerter.flush(10)
-    except Exception:  # noqa: BLE001 — alert delivery never blocks a stop
-        pass

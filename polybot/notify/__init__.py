@@ -10,7 +10,6 @@ wait. The alerter (polybot.alerts) decides routing, throttling, storage and retr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 
 @dataclass(frozen=True)

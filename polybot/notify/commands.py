@@ -16,6 +16,7 @@ not acted on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
@@ -267,10 +268,8 @@ class CommandListener:
                 if updates:
                     await asyncio.to_thread(self._save_offset, self.offset)
         finally:
-            try:
+            with contextlib.suppress(Exception):  # shutting down: a failed close changes nothing
                 await bot.shutdown()
-            except Exception:  # noqa: BLE001
-                pass
             log.info("Telegram command listener stopped.")
 
     async def _handle(self, bot, update) -> None:

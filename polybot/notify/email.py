@@ -14,16 +14,18 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+from collections.abc import Iterable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from ..config import EmailConfig
 from ..logs import REDACTOR, redact
 from . import DeliveryResult
 
 log = logging.getLogger("polybot.notify.email")
 
 
-def config_problem(ecfg, unset_env=()) -> str | None:
+def config_problem(ecfg: EmailConfig, unset_env: Iterable[tuple[str, str]] = ()) -> str | None:
     """Why email cannot be used with this config (one sentence), or None."""
     if not ecfg.enabled:
         return "disabled in config.yaml (email.enabled: false)"
@@ -38,7 +40,7 @@ def config_problem(ecfg, unset_env=()) -> str | None:
 class EmailChannel:
     name = "email"
 
-    def __init__(self, ecfg, unset_env=()):
+    def __init__(self, ecfg: EmailConfig, unset_env: Iterable[tuple[str, str]] = ()):
         self.cfg = ecfg
         self.unset_env = unset_env
         if ecfg.password:
@@ -59,7 +61,8 @@ class EmailChannel:
         msg["From"] = self.cfg.from_addr
         msg["To"] = ", ".join(self.cfg.to_addrs)
         msg["Date"] = formatdate(usegmt=True)
-        domain = self.cfg.from_addr.rsplit("@", 1)[-1] if "@" in (self.cfg.from_addr or "") else None
+        sender = self.cfg.from_addr or ""
+        domain = sender.rsplit("@", 1)[-1] if "@" in sender else None
         msg["Message-ID"] = make_msgid(domain=domain)
         msg.set_content(body)
         return msg
@@ -71,51 +74,68 @@ class EmailChannel:
         c = self.cfg
         where = f"{c.smtp_host}:{c.smtp_port}"
         try:
-            msg = self.build(subject, body)
-            if int(c.smtp_port) == 465:
-                smtp = smtplib.SMTP_SSL(
-                    c.smtp_host, c.smtp_port, timeout=c.timeout_seconds, context=ssl.create_default_context()
-                )
-            else:
-                smtp = smtplib.SMTP(c.smtp_host, c.smtp_port, timeout=c.timeout_seconds)
-            try:
+            refused = self._transmit(self.build(subject, body))
+        except Exception as exc:  # noqa: BLE001 - never raise into the alerter
+            return self._failure(exc, where)
+        if refused:
+            return self._fail(
+                f"the SMTP server {where} refused {', '.join(refused)}; check email.to_addrs", True
+            )
+        return DeliveryResult(self.name, True, f"mailed to {', '.join(c.to_addrs)}")
+
+    def _transmit(self, msg: EmailMessage) -> dict[str, tuple[int, bytes]]:
+        """One SMTP session (SSL on port 465, else STARTTLS when configured): the recipients
+        the server refused. Raises what smtplib/ssl/the socket raise."""
+        c = self.cfg
+        smtp: smtplib.SMTP
+        if int(c.smtp_port) == 465:
+            smtp = smtplib.SMTP_SSL(
+                c.smtp_host, c.smtp_port, timeout=c.timeout_seconds, context=ssl.create_default_context()
+            )
+        else:
+            smtp = smtplib.SMTP(c.smtp_host, c.smtp_port, timeout=c.timeout_seconds)
+        try:
+            smtp.ehlo()
+            if c.starttls and int(c.smtp_port) != 465:
+                smtp.starttls(context=ssl.create_default_context())
                 smtp.ehlo()
-                if c.starttls and int(c.smtp_port) != 465:
-                    smtp.starttls(context=ssl.create_default_context())
-                    smtp.ehlo()
-                if c.username:
-                    smtp.login(c.username, c.password or "")
-                refused = smtp.send_message(msg)
-            finally:
-                try:
-                    smtp.quit()
-                except (smtplib.SMTPException, OSError):
-                    smtp.close()
-        except smtplib.SMTPAuthenticationError as exc:
+            if c.username:
+                smtp.login(c.username, c.password or "")
+            return smtp.send_message(msg)
+        finally:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+
+    def _failure(self, exc: Exception, where: str) -> DeliveryResult:
+        """The one-sentence result for what sending raised (the most specific class first)."""
+        c = self.cfg
+        if isinstance(exc, smtplib.SMTPAuthenticationError):
             return self._fail(
                 f"the SMTP server {where} refused the login for {c.username} "
                 f"({exc.smtp_code}); check email.username and SMTP_PASSWORD",
                 True,
             )
-        except smtplib.SMTPNotSupportedError as exc:
+        if isinstance(exc, smtplib.SMTPNotSupportedError):
             return self._fail(
                 f"the SMTP server {where} does not support {self._clean(exc) or 'a required feature'}"
                 f" (STARTTLS or AUTH); set email.starttls/username to match the server",
                 True,
             )
-        except smtplib.SMTPRecipientsRefused as exc:
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):
             return self._fail(
                 f"the SMTP server {where} refused the recipients "
                 f"{', '.join(exc.recipients)}; check email.to_addrs",
                 True,
             )
-        except smtplib.SMTPSenderRefused as exc:
+        if isinstance(exc, smtplib.SMTPSenderRefused):
             return self._fail(
                 f"the SMTP server {where} refused the sender {exc.sender} "
                 f"({exc.smtp_code}); check email.from_addr",
                 exc.smtp_code >= 500,
             )
-        except smtplib.SMTPResponseException as exc:
+        if isinstance(exc, smtplib.SMTPResponseException):
             text = (
                 exc.smtp_error.decode("utf-8", "replace")
                 if isinstance(exc.smtp_error, bytes)
@@ -124,23 +144,17 @@ class EmailChannel:
             return self._fail(
                 f"the SMTP server {where} answered {exc.smtp_code} {self._clean(text)}", exc.smtp_code >= 500
             )
-        except ssl.SSLError as exc:
+        if isinstance(exc, ssl.SSLError):
             return self._fail(
                 f"TLS with {where} failed ({self._clean(exc)}); check email.smtp_port and email.starttls",
                 True,
             )
-        except TimeoutError:
+        if isinstance(exc, TimeoutError):
             return self._fail(f"the SMTP server {where} did not answer in time (timed out)", False)
-        except (smtplib.SMTPException, OSError) as exc:
+        if isinstance(exc, (smtplib.SMTPException, OSError)):
             reason = getattr(exc, "strerror", None) or self._clean(exc) or type(exc).__name__
             return self._fail(f"cannot reach the SMTP server {where} ({reason})", False)
-        except Exception as exc:  # noqa: BLE001 - never raise into the alerter
-            return self._fail(f"{type(exc).__name__}: {self._clean(exc)}", False)
-        if refused:
-            return self._fail(
-                f"the SMTP server {where} refused {', '.join(refused)}; check email.to_addrs", True
-            )
-        return DeliveryResult(self.name, True, f"mailed to {', '.join(c.to_addrs)}")
+        return self._fail(f"{type(exc).__name__}: {self._clean(exc)}", False)
 
     def _fail(self, detail: str, permanent: bool) -> DeliveryResult:
         detail = self._clean(detail)

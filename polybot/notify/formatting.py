@@ -38,9 +38,7 @@ def truncate(text: str, limit: int = TELEGRAM_LIMIT) -> str:
     return "".join(out) + marker
 
 
-def format_alert(
-    level: str, key: str | None, message: str, ts: float, *, mode: str | None = None
-) -> str:
+def format_alert(level: str, key: str | None, message: str, ts: float, *, mode: str | None = None) -> str:
     """The text sent to Telegram and used as the email body."""
     level = level.lower()
     head = f"{EMOJI.get(level, 'ℹ️')} {level.upper()}"

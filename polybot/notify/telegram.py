@@ -28,9 +28,10 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from ..config import Config, TelegramConfig
 from ..logs import REDACTOR, redact
 from . import DeliveryResult
 from .formatting import format_alert, truncate
@@ -54,7 +55,7 @@ def run_sync(factory: Callable[[], Awaitable[Any]], timeout: float) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(main())
-    box: dict = {}
+    box: dict[str, Any] = {}
 
     def target() -> None:
         try:
@@ -72,7 +73,7 @@ def run_sync(factory: Callable[[], Awaitable[Any]], timeout: float) -> Any:
     return box.get("result")
 
 
-def make_bot(tcfg):
+def make_bot(tcfg: TelegramConfig) -> Any:
     """A PTB ``Bot`` for ``tcfg`` (TelegramConfig) with the configured timeouts.
 
     (``get_updates(timeout=N)`` adds N to the read timeout by itself.)
@@ -87,15 +88,16 @@ def make_bot(tcfg):
     updates_request = HTTPXRequest(
         connect_timeout=t, read_timeout=t, write_timeout=t, pool_timeout=t, connection_pool_size=2
     )
-    REDACTOR.add([tcfg.bot_token])
-    return Bot(tcfg.bot_token, base_url=tcfg.base_url, request=request, get_updates_request=updates_request)
+    token = tcfg.bot_token or ""  # unset: Bot() refuses it with InvalidToken, as it would None
+    REDACTOR.add([token])
+    return Bot(token, base_url=tcfg.base_url, request=request, get_updates_request=updates_request)
 
 
-def _clean(text: str, token: str | None) -> str:
-    text = str(text)
+def _clean(text: object, token: str | None) -> str:
+    out = str(text)
     if token:
-        text = text.replace(token, "****")
-    return redact(text)
+        out = out.replace(token, "****")
+    return redact(out)
 
 
 def classify(exc: BaseException, token: str | None = None) -> DeliveryResult:
@@ -163,7 +165,7 @@ def classify(exc: BaseException, token: str | None = None) -> DeliveryResult:
     return DeliveryResult("telegram", False, f"{type(exc).__name__}: {what}")
 
 
-def config_problem(tcfg, unset_env=()) -> str | None:
+def config_problem(tcfg: TelegramConfig, unset_env: Iterable[tuple[str, str]] = ()) -> str | None:
     """Why Telegram cannot be used with this config (one sentence), or None."""
     if not tcfg.enabled:
         return "disabled in config.yaml (telegram.enabled: false)"
@@ -180,7 +182,7 @@ class TelegramChannel:
 
     name = "telegram"
 
-    def __init__(self, tcfg, unset_env=()):
+    def __init__(self, tcfg: TelegramConfig, unset_env: Iterable[tuple[str, str]] = ()):
         self.cfg = tcfg
         self.unset_env = unset_env
         if tcfg.bot_token:
@@ -217,13 +219,13 @@ class TelegramChannel:
 
 
 # ---------------------------------------------------------------- checklist helpers
-def _load(config_path=None):
+def _load(config_path: str | None = None) -> Config:
     from ..config import load_config
 
     return load_config(config_path, require_mode_secrets=False)
 
 
-def _ensure_logging(cfg) -> None:
+def _ensure_logging(cfg: Config) -> None:
     """Scripts importing this directly get the redacting log handlers too."""
     from .. import logs
 
@@ -264,7 +266,7 @@ def send_notification(text: str, level: str = "info", *, config_path: str | None
     return False
 
 
-def get_chats(tcfg) -> tuple[str, list[dict]]:
+def get_chats(tcfg: TelegramConfig) -> tuple[str, list[dict[str, Any]]]:
     """(bot username, chats seen in getUpdates) — each chat: id, type, name.
 
     Does not confirm the updates (no offset), so the command listener still sees them.

@@ -10,6 +10,7 @@ fails, there is no recent backup, or the off-site copy is missing or differs.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sqlite3
 import tempfile
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import db
+from ..config import Config
 from ..errors import PolybotError
 from ..timefmt import utc_text
 from .backup import (
@@ -58,7 +60,7 @@ class AuditReport:
         self.lines.append(text)
 
 
-def _recorded_sums(cfg) -> dict[str, str]:
+def _recorded_sums(cfg: Config) -> dict[str, str]:
     try:
         conn = db.connect(cfg.database_path, readonly=True)
     except PolybotError:
@@ -95,7 +97,7 @@ def test_restore(backup: Path) -> tuple[str, dict[str, int]]:
     return integrity, counts
 
 
-def audit(cfg, *, now: float | None = None) -> AuditReport:
+def audit(cfg: Config, *, now: float | None = None) -> AuditReport:
     now = time.time() if now is None else now
     rep = AuditReport()
     rep.info(f"Backup audit {utc_text(now)} — {cfg.backup_dir}")
@@ -106,6 +108,15 @@ def audit(cfg, *, now: float | None = None) -> AuditReport:
             f"(python run_scheduler.py --print-crontab)."
         )
         return rep
+    _audit_each_backup(rep, cfg, backups, now)
+    _audit_test_restore(rep, backups[-1])
+    _audit_retention(rep, cfg, backups, now)
+    _audit_offsite(rep, cfg, backups[-1])
+    return rep
+
+
+def _audit_each_backup(rep: AuditReport, cfg: Config, backups: list[BackupFile], now: float) -> None:
+    """1. Every backup: integrity_check and its recorded sha256; unfinished temporary files."""
     recorded = _recorded_sums(cfg)
     rep.info(f"1. Backups ({len(backups)}, newest last):")
     good: list[BackupFile] = []
@@ -139,8 +150,10 @@ def audit(cfg, *, now: float | None = None) -> AuditReport:
             f"python backup_database.py removes it, or delete it now."
         )
 
+
+def _audit_test_restore(rep: AuditReport, newest: BackupFile) -> None:
+    """2. Restore the newest backup into a temporary directory and count its rows."""
     rep.info("2. Test restore of the newest backup:")
-    newest = backups[-1]
     try:
         integrity, counts = test_restore(newest.path)
         if integrity == "ok":
@@ -158,9 +171,12 @@ def audit(cfg, *, now: float | None = None) -> AuditReport:
             f"Test restore of {newest.name} failed ({exc}); make a new backup with python backup_database.py."
         )
 
+
+def _audit_retention(rep: AuditReport, cfg: Config, backups: list[BackupFile], now: float) -> None:
+    """3. A recent backup, and the number of backups against the retention policy."""
     rep.info("3. Retention and schedule:")
     days = cfg.backup.retention_days
-    age_h = (now - newest.timestamp) / 3600
+    age_h = (now - backups[-1].timestamp) / 3600
     if age_h > RECENT_HOURS:
         rep.fail(
             f"Newest backup is {age_h:.0f} hours old (more than {RECENT_HOURS} h): the daily backup is not "
@@ -194,6 +210,9 @@ def audit(cfg, *, now: float | None = None) -> AuditReport:
     else:
         rep.ok(f"{len(backups)} backups (retention_days is 0: backups are never deleted)")
 
+
+def _audit_offsite(rep: AuditReport, cfg: Config, newest: BackupFile) -> None:
+    """4. The off-site copy (directory or command) of the newest backup; orphan checksums."""
     rep.info("4. Off-site copy:")
     target = offsite_dir(cfg)
     if target is None and not cfg.backup.offsite_command:
@@ -233,10 +252,9 @@ def audit(cfg, *, now: float | None = None) -> AuditReport:
     )
     if orphans:
         rep.warn(f"{len(orphans)} checksum file(s) without a backup (cleaned by the next backup)")
-    return rep
 
 
-def _last_offsite_status(cfg) -> str | None:
+def _last_offsite_status(cfg: Config) -> str | None:
     try:
         conn = db.connect(cfg.database_path, readonly=True)
     except PolybotError:
@@ -252,14 +270,11 @@ def _last_offsite_status(cfg) -> str | None:
     return f"{row[0]} ({utc_text(row[1])})" if row else None
 
 
-def report_path(cfg, now: float) -> Path:
-    return (
-        Path(cfg.report_dir)
-        / f"backup_audit_{datetime.fromtimestamp(now, UTC).strftime('%Y%m')}.txt"
-    )
+def report_path(cfg: Config, now: float) -> Path:
+    return Path(cfg.report_dir) / f"backup_audit_{datetime.fromtimestamp(now, UTC).strftime('%Y%m')}.txt"
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     from ..config import load_config
     from .common import configure_quiet
 

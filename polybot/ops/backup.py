@@ -20,6 +20,7 @@ Restore lives in :mod:`polybot.ops.restore`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -148,52 +149,22 @@ def create_backup(cfg, *, now: float | None = None, alert: bool = True) -> Backu
             time.sleep(0.25)
             now = time.time()
             final = backup_dir / backup_name(now)
-        tmp = backup_dir / f"{TMP_PREFIX}{final.name}.{os.getpid()}"
-        try:
-            copy_database(conn, tmp)
-            check = verify_file(tmp)
-            if not check.ok:
-                raise BackupError(
-                    f"Backup failed: the copy fails integrity_check ({check.integrity}); the "
-                    f"database itself may be damaged — run python maintain_database.py."
-                )
-            fsync_file(tmp)
-            if os.name == "posix":
-                os.chmod(tmp, 0o600)
-            os.replace(tmp, final)
-            fsync_dir(backup_dir)
-        except BackupError:
-            remove_quietly(tmp)
-            raise
-        except (OSError, sqlite3.Error) as exc:
-            remove_quietly(tmp)
-            raise BackupError(_failure_sentence(exc, backup_dir)) from None
+        check = _write_verified_copy(conn, backup_dir, final)
         size = final.stat().st_size
         digest = sha256_file(final)
         try:
             write_checksum(final, digest)
         except OSError as exc:
             log.warning("could not write the checksum file for %s: %s", final, exc)
-        row_id = None
-        try:
-            with db.atomic(conn):
-                row_id = conn.execute(
-                    "INSERT INTO backups(timestamp, path, size_bytes, sha256, integrity) VALUES (?,?,?,?,?)",
-                    (int(now), str(final), size, digest, check.integrity),
-                ).lastrowid
-        except sqlite3.Error as exc:
-            log.warning("backup %s made, but its row could not be recorded: %s", final, exc)
+        row_id = _record_backup(conn, final, now, size, digest, check.integrity)
         result = BackupResult(final, size, 0.0, digest, check)
         result.removed = apply_retention(backup_dir, cfg.backup.retention_days, now, keep=final)
         result.kept = len(list_backups(backup_dir))
         result.offsite = copy_offsite(cfg, final, now)
         if result.offsite and row_id is not None:
             summary = "; ".join(("ok: " if r.ok else "failed: ") + r.target for r in result.offsite)
-            try:
-                with db.atomic(conn):
-                    conn.execute("UPDATE backups SET offsite = ? WHERE id = ?", (summary, row_id))
-            except sqlite3.Error:
-                pass
+            with contextlib.suppress(sqlite3.Error), db.atomic(conn):
+                conn.execute("UPDATE backups SET offsite = ? WHERE id = ?", (summary, row_id))
         failed = [r for r in result.offsite if not r.ok]
         if failed and alert:
             send_alert(
@@ -223,6 +194,49 @@ def create_backup(cfg, *, now: float | None = None, alert: bool = True) -> Backu
         conn.close()
 
 
+def _write_verified_copy(conn: sqlite3.Connection, backup_dir: Path, final: Path) -> Verification:
+    """Copy the database to a temporary file beside ``final``, verify it, make it private
+    and durable, then rename it to ``final``; nothing is left behind on failure."""
+    tmp = backup_dir / f"{TMP_PREFIX}{final.name}.{os.getpid()}"
+    try:
+        copy_database(conn, tmp)
+        check = verify_file(tmp)
+        if not check.ok:
+            raise BackupError(
+                f"Backup failed: the copy fails integrity_check ({check.integrity}); the "
+                f"database itself may be damaged — run python maintain_database.py."
+            )
+        fsync_file(tmp)
+        if os.name == "posix":
+            os.chmod(tmp, 0o600)
+        os.replace(tmp, final)
+        fsync_dir(backup_dir)
+    except BackupError:
+        remove_quietly(tmp)
+        raise
+    except (OSError, sqlite3.Error) as exc:
+        remove_quietly(tmp)
+        raise BackupError(_failure_sentence(exc, backup_dir)) from None
+    return check
+
+
+def _record_backup(
+    conn: sqlite3.Connection, final: Path, now: float, size: int, digest: str, integrity: str
+) -> int | None:
+    """Record a backup just made in ``backups``: the row's id, None when the INSERT failed
+    (logged; the backup itself stands)."""
+    row_id = None
+    try:
+        with db.atomic(conn):
+            row_id = conn.execute(
+                "INSERT INTO backups(timestamp, path, size_bytes, sha256, integrity) VALUES (?,?,?,?,?)",
+                (int(now), str(final), size, digest, integrity),
+            ).lastrowid
+    except sqlite3.Error as exc:
+        log.warning("backup %s made, but its row could not be recorded: %s", final, exc)
+    return row_id
+
+
 # --------------------------------------------------------------------------- retention
 def apply_retention(
     backup_dir: Path, retention_days: int, now: float, *, keep: Path | None = None
@@ -241,18 +255,14 @@ def apply_retention(
             except OSError as exc:
                 log.warning("retention could not delete %s: %s", b.path, exc)
                 continue
-            try:
+            with contextlib.suppress(OSError):
                 checksum_path(b.path).unlink()
-            except OSError:
-                pass
     sums = Path(backup_dir) / CHECKSUM_DIR
     if sums.is_dir():  # orphans (e.g. the checklist's find … -delete)
         for s in sums.glob(f"{PREFIX}*.db.sha256"):
             if not (Path(backup_dir) / s.name[: -len(".sha256")]).exists():
-                try:
+                with contextlib.suppress(OSError):
                     s.unlink()
-                except OSError:
-                    pass
     if removed:
         log.info("Retention (%d days): deleted %s", retention_days, ", ".join(p.name for p in removed))
     return removed

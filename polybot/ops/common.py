@@ -14,12 +14,14 @@ import hashlib
 import logging
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..checks import free_bytes
+from ..config import Config
 from ..errors import PolybotError
 from ..timefmt import file_stamp
 
@@ -41,14 +43,20 @@ def quiet_console() -> None:
             h.setLevel(logging.CRITICAL + 1)
 
 
-def configure_quiet(cfg) -> None:
+def configure_quiet(cfg: Config) -> None:
     from ..logs import configure_from
 
     configure_from(cfg)
     quiet_console()
 
 
-def send_alerts(cfg, alerts: list[tuple[str, str, str]], *, conn=None, timeout: float = 10.0) -> None:
+def send_alerts(
+    cfg: Config,
+    alerts: list[tuple[str, str, str]],
+    *,
+    conn: sqlite3.Connection | None = None,
+    timeout: float = 10.0,
+) -> None:
     """Send (level, key, message) alerts and wait up to ``timeout`` s for them to be stored and
     delivered (the Alerter works in the background; what is still undelivered is stored as
     pending for the next process). Never raises."""
@@ -65,23 +73,29 @@ def send_alerts(cfg, alerts: list[tuple[str, str, str]], *, conn=None, timeout: 
         for level, key, message in alerts:
             alerter.send(level, key, message)
     finally:
-        try:
+        with contextlib.suppress(Exception):  # alerts must never break an ops script
             alerter.close(timeout)
-        except Exception:
-            pass
 
 
-def send_alert(cfg, level: str, key: str, message: str, *, conn=None, timeout: float = 10.0) -> None:
+def send_alert(
+    cfg: Config,
+    level: str,
+    key: str,
+    message: str,
+    *,
+    conn: sqlite3.Connection | None = None,
+    timeout: float = 10.0,
+) -> None:
     send_alerts(cfg, [(level, key, message)], conn=conn, timeout=timeout)
 
 
 # --------------------------------------------------------------------------- lock
-def lock_path(cfg) -> Path:
+def lock_path(cfg: Config) -> Path:
     return cfg.database_path.with_name(cfg.database_path.name + ".ops.lock")
 
 
 @contextlib.contextmanager
-def ops_lock(cfg, timeout: float, command: str) -> Iterator[Path]:
+def ops_lock(cfg: Config, timeout: float, command: str) -> Iterator[Path]:
     """Hold the lock that serialises backup, restore and maintenance (filelock).
 
     Waits up to ``timeout`` seconds, then raises :class:`OpsLocked` with one sentence.
@@ -107,7 +121,7 @@ def ops_lock(cfg, timeout: float, command: str) -> Iterator[Path]:
 
 
 # --------------------------------------------------------------------------- the bot
-def pid_file_path(cfg) -> Path:
+def pid_file_path(cfg: Config) -> Path:
     return cfg.database_path.parent / PID_FILE_NAME
 
 
@@ -130,7 +144,7 @@ def pid_alive(pid: int) -> bool:
     """True if a process with this id exists and is not a zombie (never signals it)."""
     if pid <= 0:
         return False
-    if os.name == "nt":  # pragma: no cover - exercised on Windows only
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
         import ctypes
 
         kernel32 = ctypes.windll.kernel32
@@ -190,13 +204,13 @@ class BotStatus:
         return self.alive or (self.fresh and not self.heartbeat_writer_gone)
 
 
-def open_readonly(cfg) -> sqlite3.Connection:
+def open_readonly(cfg: Config) -> sqlite3.Connection:
     from ..db import connect
 
     return connect(cfg.database_path, readonly=True)
 
 
-def bot_status(cfg, conn: sqlite3.Connection | None = None, *, now: float | None = None) -> BotStatus:
+def bot_status(cfg: Config, conn: sqlite3.Connection | None = None, *, now: float | None = None) -> BotStatus:
     """Read the PID file and bot_state (read-only); never raises."""
     now = time.time() if now is None else now
     pf = pid_file_path(cfg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import stat
@@ -13,7 +14,7 @@ from ..logs import configure_from
 log = logging.getLogger("polybot.init_db")
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, require_mode_secrets=False)
     configure_from(cfg)
     result = initialize(cfg.database_path)

@@ -16,12 +16,15 @@ why it is scheduled for Sunday 03:00.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import db
+from ..config import Config
 from ..logs import prune_logs
 from ..timefmt import utc_text
 from .common import FAIL, OK, WARN, db_size, disk_free, fmt_bytes, send_alert
@@ -37,7 +40,7 @@ class MaintenanceResult:
     size_before: int = 0
     size_after: int = 0
     pruned_snapshots: int = 0
-    checkpoint: tuple | None = None
+    checkpoint: tuple[int, int, int] | None = None  # PRAGMA wal_checkpoint: busy, log, checkpointed
     vacuumed: bool = False
     vacuum_skipped: str | None = None
     logs_deleted: int = 0
@@ -67,7 +70,9 @@ def prune_snapshots(conn: sqlite3.Connection, retention_days: int, now: float) -
             return total
 
 
-def run_maintenance(cfg, *, now: float | None = None, emit=print) -> MaintenanceResult:
+def run_maintenance(
+    cfg: Config, *, now: float | None = None, emit: Callable[[str], object] = print
+) -> MaintenanceResult:
     """Run every step, printing as it goes through ``emit``. Caller holds the ops lock."""
     started = time.monotonic()
     now = time.time() if now is None else now
@@ -77,6 +82,7 @@ def run_maintenance(cfg, *, now: float | None = None, emit=print) -> Maintenance
     emit(f"Database: {path} ({fmt_bytes(res.size_before)} including WAL) — {utc_text(now)}")
     from ..errors import DatabaseError
 
+    conn: sqlite3.Connection | None
     try:
         conn = db.connect(path)
     except DatabaseError as exc:
@@ -96,12 +102,14 @@ def run_maintenance(cfg, *, now: float | None = None, emit=print) -> Maintenance
             except sqlite3.DatabaseError as exc:
                 res.integrity = str(exc)
         emit(f"Integrity check: {res.integrity}")
-        if res.integrity != "ok":
+        # conn is None only when opening failed, and then res.integrity is that error (not "ok")
+        if conn is None or res.integrity != "ok":
             from ..alerts import check_database
 
             finding = check_database(res.integrity, path)
             log.critical("integrity_check failed on %s: %s", path, res.integrity)
-            send_alert(cfg, finding.level, finding.key, finding.message)
+            if finding is not None:  # always: an integrity text other than "ok" is a finding
+                send_alert(cfg, finding.level, finding.key, finding.message)
             emit(
                 f"{FAIL} Maintenance stopped: the database is damaged; restore it with "
                 f"python backup_database.py --restore FILE (see RUNBOOK.md, Database errors)."
@@ -179,7 +187,7 @@ def run_maintenance(cfg, *, now: float | None = None, emit=print) -> Maintenance
     return res
 
 
-def main(args) -> int:
+def main(args: argparse.Namespace) -> int:
     from ..config import load_config
     from .common import configure_quiet, ops_lock
 

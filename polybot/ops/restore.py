@@ -184,12 +184,13 @@ def restore_backup(
         )
     with ops_lock(cfg, lock_timeout, "python backup_database.py --restore"), _bot_instance_lock(cfg):
         db.ensure_private_dir(live.parent)
-        aside: Path | None = live.with_name(f"{live.name}.before-restore-{utc_stamp(now)}")
+        aside_path = live.with_name(f"{live.name}.before-restore-{utc_stamp(now)}")
+        aside: Path | None = aside_path  # None when there was nothing to keep
         exists = live.exists()
         healthy = exists and _live_healthy(live)
         kind = "none"
         if healthy:
-            _keep_aside_copy(live, aside)
+            _keep_aside_copy(live, aside_path)
             kind = "copy"
             try:
                 _restore_into_live(source, live)
@@ -201,7 +202,7 @@ def restore_backup(
         else:
             leftovers = [s for s in ("", "-wal", "-shm", "-journal") if Path(str(live) + s).exists()]
             if leftovers:
-                _move_aside(live, aside)
+                _move_aside(live, aside_path)
                 kind = "moved"
             else:
                 aside = None

@@ -31,6 +31,7 @@ seconds" (daily = 86400 s × X), ``--run-for SECONDS`` stops after that long.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -98,17 +99,13 @@ def _record_end(cfg, row_id: int | None, res: JobResult, finished: float) -> Non
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(OSError):
         if os.name == "posix":
             os.killpg(proc.pid, signal.SIGKILL)
         else:  # pragma: no cover - Windows
             subprocess.run(["taskkill", "/T", "/F", "/PID", str(proc.pid)], capture_output=True)
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         proc.kill()
-    except OSError:
-        pass
 
 
 def _tail(path: Path, offset: int) -> str:
@@ -199,9 +196,7 @@ def run_job(cfg, job: JobSpec, *, python: str = sys.executable) -> JobResult:
 class Scheduler:
     """Registers the jobs with ``schedule`` and starts each due run in its own thread."""
 
-    def __init__(
-        self, cfg, jobs: list[JobSpec], *, scale: float | None = None, python: str = sys.executable
-    ):
+    def __init__(self, cfg, jobs: list[JobSpec], *, scale: float | None = None, python: str = sys.executable):
         import schedule
 
         self.cfg, self.jobs, self.scale, self.python = cfg, jobs, scale, python
@@ -215,10 +210,12 @@ class Scheduler:
             self._register(job)
 
     def _register(self, job: JobSpec) -> None:
+        # schedule annotates every(interval: int) but builds a timedelta from it, so float seconds
+        # work (and are needed: scaled test runs, every_minutes: 0.5)
         if self.scale:
-            self.sched.every(max(job.period * self.scale, 0.05)).seconds.do(self.start, job)
+            self.sched.every(max(job.period * self.scale, 0.05)).seconds.do(self.start, job)  # type: ignore[arg-type]
         elif job.kind == "interval":
-            self.sched.every(job.every_seconds).seconds.do(self.start, job)
+            self.sched.every(job.every_seconds).seconds.do(self.start, job)  # type: ignore[arg-type]
         elif job.kind == "daily":
             self.sched.every().day.at(job.at).do(self.start, job)
         elif job.kind == "weekly":
@@ -337,10 +334,8 @@ def main(args) -> int:
             f"interval scale {scale:g}" if scale else "local time",
             "; ".join(f"{j.name} {j.describe()}" for j in jobs),
         )
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             sched.loop(run_for=args.run_for)
-        except KeyboardInterrupt:
-            pass
         busy = sched.running()
         if busy:
             log.info("Stopping: waiting for running job(s) %s (each ends by its timeout)", ", ".join(busy))
@@ -356,10 +351,8 @@ def _install_signal_handlers(sched: Scheduler) -> None:
     def stop(signum, frame):
         sched.stop_event.set()
 
-    try:
+    with contextlib.suppress(ValueError, AttributeError):  # not the main thread / not available
         signal.signal(signal.SIGTERM, stop)
-    except (ValueError, AttributeError):  # not the main thread / not available
-        pass
 
 
 def add_arguments(parser) -> None:
