@@ -190,7 +190,9 @@ def _print_pairs(pairs: list[dict], top: int, pairs_path: Path) -> None:
 
 def _print_header(res: CorrelationResult, days: float) -> None:
     k = len(res.market_ids)
-    print(f"Correlation matrix: {k} markets, {utc_minute(res.start_ts)} to {utc_minute(res.end_ts)} ({days:g} days)")
+    print(
+        f"Correlation matrix: {k} markets, {utc_minute(res.start_ts)} to {utc_minute(res.end_ts)} ({days:g} days)"
+    )
     print(f"Method: {res.method()}.")
     if res.rows:
         print(f"Data: {res.rows:,} snapshots, {res.backfill_rows / res.rows:.1%} backfilled")

@@ -250,7 +250,9 @@ def _hole_lines(rep: VerifyReport) -> list[str]:
         return ["✓ No holes in any market's series"]
     lines = [f"✗ {plural(len(rep.holes), 'token')} with holes in their own series:"]
     for mid, token, n, a, b in rep.holes[:MAX_LISTED]:
-        lines.append(f"    market {mid} token …{token[-8:]}: {n:,} missing, first hole {iso_seconds(a)} → {iso_seconds(b)}")
+        lines.append(
+            f"    market {mid} token …{token[-8:]}: {n:,} missing, first hole {iso_seconds(a)} → {iso_seconds(b)}"
+        )
     return lines
 
 

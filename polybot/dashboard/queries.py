@@ -526,9 +526,7 @@ def empty_state(cfg, now: float, detail: str) -> dict:
     }
 
 
-def build_state(
-    cfg, conn: sqlite3.Connection | None, *, now: float, db_error: str | None = None
-) -> dict:
+def build_state(cfg, conn: sqlite3.Connection | None, *, now: float, db_error: str | None = None) -> dict:
     """The dashboard's data (without the health panel, which the app adds from its cache)."""
     if conn is None:
         return empty_state(cfg, now, db_error or f"The database {cfg.database_path} does not exist yet.")

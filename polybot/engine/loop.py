@@ -74,8 +74,6 @@ log = logging.getLogger("polybot.engine")
 HEARTBEAT_SECONDS = 5.0  # Polymarket cancels every open order ~10 s after the last one
 
 
-
-
 class Engine:
     def __init__(
         self,

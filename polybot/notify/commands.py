@@ -90,11 +90,12 @@ class CommandHandler:
         return f"Unknown command /{cmd}. /help lists the commands."
 
     def _stale(self, now: int, sent_at: float | None) -> bool:
+        """True when the message was sent more than STALE_SECONDS ago (``sent_at`` is then known)."""
         return sent_at is not None and now - sent_at > STALE_SECONDS
 
     def _stop(self, chat_id: str, now: int, sent_at: float | None) -> str:
         path = Path(self.cfg.emergency_stop_file)
-        if self._stale(now, sent_at):
+        if sent_at is not None and self._stale(now, sent_at):
             return (
                 f"Ignored /stop sent at {utc_hhmm(sent_at)} (more than {STALE_SECONDS // 60} min ago). "
                 f"Send /stop again if you still mean it."
@@ -109,7 +110,7 @@ class CommandHandler:
 
     def _confirm_stop(self, chat_id: str, now: int, sent_at: float | None, who: str) -> str:
         asked = self._stop_requested.pop(chat_id, None)
-        if self._stale(now, sent_at):
+        if sent_at is not None and self._stale(now, sent_at):
             return (
                 f"Ignored /confirm_stop sent at {utc_hhmm(sent_at)} (more than {STALE_SECONDS // 60} min ago). "
                 f"Send /stop again if you still mean it."
@@ -265,7 +266,7 @@ class CommandListener:
                         await self._handle(bot, update)
                     except Exception:  # noqa: BLE001 - one bad update must not stop the listener
                         log.exception("Telegram command handling failed")
-                if updates:
+                if updates and self.offset is not None:
                     await asyncio.to_thread(self._save_offset, self.offset)
         finally:
             with contextlib.suppress(Exception):  # shutting down: a failed close changes nothing
@@ -320,6 +321,6 @@ def start_command_listener(
     """
     listener = CommandListener(cfg, stop_event, poll_seconds=poll_seconds)
     t = threading.Thread(target=listener.run, name="telegram-commands", daemon=True)
-    t.listener = listener  # type: ignore[attr-defined]  (tests and diagnostics)
+    t.listener = listener  # type: ignore[attr-defined]  # for tests and diagnostics
     t.start()
     return t

@@ -383,6 +383,7 @@ def main(args) -> int:
         print(f"Report written: {path}")
         send_alert(cfg, "info", "weekly_pnl", text)
         return 0
+    assert rep is not None  # the daily branch above built it
     path = Path(cfg.report_dir) / LOG_NAME
     append_review_log(path, review_section(rep))
     print(f"Appended to {path}")
