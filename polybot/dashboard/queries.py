@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import ledger_queries as lq
+from ..config import Config
 from ..ledger_queries import latest_performance
 from ..money import MICRO, fmt_usd, to_micro
 from ..timefmt import utc_text_or_none
@@ -100,7 +101,7 @@ def _one(conn: sqlite3.Connection, sql: str, args=()) -> Any:
     return row[0] if row is not None else None
 
 
-def pnl_section(conn: sqlite3.Connection, cfg, now: float, perf: sqlite3.Row | None) -> dict:
+def pnl_section(conn: sqlite3.Connection, cfg: Config, now: float, perf: sqlite3.Row | None) -> dict:
     mode, capital = cfg.mode, to_micro(cfg.capital)
     realized_24h = lq.realized_pnl_micro(conn, mode, since=now - DAY)
     out: dict = {"capital": money(capital), "realized_24h": money(realized_24h, signed=True)}
@@ -196,7 +197,7 @@ def sharpe_section(daily: list[tuple[int, int]], capital_micro: int) -> dict:
     }
 
 
-def chart_section(conn: sqlite3.Connection, cfg, perf: sqlite3.Row | None) -> tuple[dict, list]:
+def chart_section(conn: sqlite3.Connection, cfg: Config, perf: sqlite3.Row | None) -> tuple[dict, list]:
     capital = to_micro(cfg.capital)
     if perf is None:
         return {"points": [], "capital": capital / MICRO}, []
@@ -225,7 +226,7 @@ def win_rate_section(conn: sqlite3.Connection, mode: str) -> dict:
     }
 
 
-def positions_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
+def positions_section(conn: sqlite3.Connection, cfg: Config, now: float) -> dict:
     slp = cfg.risk_limits.stop_loss_percent
     items, total_unreal, total_cost = [], 0, 0
     for named in lq.open_positions_named(conn, cfg.mode):
@@ -326,7 +327,7 @@ def trades_section(conn: sqlite3.Connection, mode: str, now: float) -> dict:
     }
 
 
-def markets_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
+def markets_section(conn: sqlite3.Connection, cfg: Config, now: float) -> dict:
     fresh_s = cfg.collection.freshness_minutes * 60
     total = int(_one(conn, "SELECT COUNT(*) FROM markets WHERE tracked = 1") or 0)
     markets = conn.execute(
@@ -407,7 +408,7 @@ def _usd0(x: float | None) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"${x:,.0f}"
 
 
-def system_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
+def system_section(conn: sqlite3.Connection, cfg: Config, now: float) -> dict:
     state = dict(conn.execute("SELECT key, value FROM bot_state").fetchall())
     hb = _int(state.get("heartbeat"))
     halted = state.get("halted") == "1"
@@ -458,7 +459,7 @@ def system_section(conn: sqlite3.Connection, cfg, now: float) -> dict:
     }
 
 
-def _backup_from_files(cfg, now: float) -> dict | None:
+def _backup_from_files(cfg: Config, now: float) -> dict | None:
     try:
         from ..ops.backup import list_backups
 
@@ -515,7 +516,7 @@ def _has_data(conn: sqlite3.Connection) -> bool:
     )
 
 
-def empty_state(cfg, now: float, detail: str) -> dict:
+def empty_state(cfg: Config, now: float, detail: str) -> dict:
     return {
         "empty": True,
         "empty_message": EMPTY_MESSAGE,
@@ -526,7 +527,9 @@ def empty_state(cfg, now: float, detail: str) -> dict:
     }
 
 
-def build_state(cfg, conn: sqlite3.Connection | None, *, now: float, db_error: str | None = None) -> dict:
+def build_state(
+    cfg: Config, conn: sqlite3.Connection | None, *, now: float, db_error: str | None = None
+) -> dict:
     """The dashboard's data (without the health panel, which the app adds from its cache)."""
     if conn is None:
         return empty_state(cfg, now, db_error or f"The database {cfg.database_path} does not exist yet.")

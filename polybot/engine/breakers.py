@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from polybot import checks
+from polybot.config import Config
 from polybot.errors import (
     AuthenticationError,
     DatabaseError,
@@ -114,11 +115,11 @@ class ApiErrorCounter:
         self.count = 0
 
 
-def emergency_stop_requested(cfg) -> bool:
+def emergency_stop_requested(cfg: Config) -> bool:
     return Path(cfg.emergency_stop_file).exists()
 
 
-def check_emergency_stop(cfg) -> None:
+def check_emergency_stop(cfg: Config) -> None:
     if emergency_stop_requested(cfg):
         raise BreakerTripped(EMERGENCY_STOP, f"emergency stop file {cfg.emergency_stop_file} found")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from polybot import db
 from polybot import ledger_queries as lq
-from polybot.config import load_config
+from polybot.config import Config, load_config
 from polybot.errors import DataError, PolybotError
 from polybot.logs import LOG_PREFIX, configure_from
 from polybot.money import MICRO, fmt_usd
@@ -82,7 +82,7 @@ def log_errors(log_dir: Path, start_wall: float, end_wall: float) -> tuple[int, 
     return errors, critical
 
 
-def backtest_same_window(cfg, conn, start: int, end: int) -> tuple[dict | None, str]:
+def backtest_same_window(cfg: Config, conn, start: int, end: int) -> tuple[dict | None, str]:
     try:
         from polybot.backtest.engine import Backtester
         from polybot.backtest.metrics import compute_metrics
@@ -115,7 +115,7 @@ def main(args) -> int:
         conn.close()
 
 
-def report(cfg, conn, days: float, *, backtest: bool = True) -> int:
+def report(cfg: Config, conn, days: float, *, backtest: bool = True) -> int:
     mode = "paper"
     latest = lq.latest_performance(conn, mode)
     if latest is None:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..config import Config
 from ..logs import redact
 from ..timefmt import utc_hhmm, utc_text
 from . import reports
@@ -43,7 +44,7 @@ HANDLER_TIMEOUT = 60  # seconds a command may take (/health checks the API)
 class CommandHandler:
     """Turns one command from the authorised chat into a reply (synchronous, testable)."""
 
-    def __init__(self, cfg, *, clock: Callable[[], float] = time.time):
+    def __init__(self, cfg: Config, *, clock: Callable[[], float] = time.time):
         self.cfg = cfg
         self.clock = clock
         self._stop_requested: dict[str, float] = {}  # chat id → when /stop was asked
@@ -153,7 +154,7 @@ class CommandHandler:
 class CommandListener:
     """Long-polls getUpdates and answers commands; run it with :func:`start_command_listener`."""
 
-    def __init__(self, cfg, stop_event: threading.Event, *, poll_seconds: float = 20.0):
+    def __init__(self, cfg: Config, stop_event: threading.Event, *, poll_seconds: float = 20.0):
         self.cfg = cfg
         self.stop_event = stop_event
         self.poll_seconds = poll_seconds
@@ -313,7 +314,7 @@ class CommandListener:
 
 
 def start_command_listener(
-    cfg, stop_event: threading.Event, *, poll_seconds: float = 20.0
+    cfg: Config, stop_event: threading.Event, *, poll_seconds: float = 20.0
 ) -> threading.Thread:
     """Start the listener thread (daemon) beside the trade loop; set ``stop_event`` to end it.
 

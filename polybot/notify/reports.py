@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 
 from .. import ledger_queries as lq
+from ..config import Config
 from ..money import MICRO, fmt_usd, notional_micro, to_micro
 from ..ops.health import run_health_checks
 from ..timefmt import utc_text
@@ -48,11 +49,11 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days ago"
 
 
-def mode_of(conn: sqlite3.Connection, cfg) -> str:
+def mode_of(conn: sqlite3.Connection, cfg: Config) -> str:
     return (_state(conn, "mode") or cfg.mode).lower()
 
 
-def bot_line(conn: sqlite3.Connection, cfg, now: int) -> str:
+def bot_line(conn: sqlite3.Connection, cfg: Config, now: int) -> str:
     hb = _state(conn, "heartbeat")
     pid = _state(conn, "pid")
     if not hb:
@@ -64,7 +65,7 @@ def bot_line(conn: sqlite3.Connection, cfg, now: int) -> str:
     return f"Bot: running, heartbeat {_ago(age)}{pid_txt}"
 
 
-def status_text(conn: sqlite3.Connection, cfg, now: int) -> str:
+def status_text(conn: sqlite3.Connection, cfg: Config, now: int) -> str:
     mode = mode_of(conn, cfg)
     lines = [f"📊 Status ({mode.upper()})", bot_line(conn, cfg, now)]
     if Path(cfg.emergency_stop_file).exists():
@@ -89,7 +90,7 @@ def status_text(conn: sqlite3.Connection, cfg, now: int) -> str:
     return "\n".join(lines)
 
 
-def positions_text(conn: sqlite3.Connection, cfg, now: int, *, limit: int = 20) -> str:
+def positions_text(conn: sqlite3.Connection, cfg: Config, now: int, *, limit: int = 20) -> str:
     mode = mode_of(conn, cfg)
     rows = lq.open_positions_named(conn, mode)
     if not rows:
@@ -124,7 +125,7 @@ def positions_text(conn: sqlite3.Connection, cfg, now: int, *, limit: int = 20) 
     return "\n".join(lines)
 
 
-def pnl_text(conn: sqlite3.Connection, cfg, now: int) -> str:
+def pnl_text(conn: sqlite3.Connection, cfg: Config, now: int) -> str:
     mode = mode_of(conn, cfg)
     day_start = lq.day_start(now)
     week_start = now - 7 * lq.DAY
@@ -154,12 +155,12 @@ def pnl_text(conn: sqlite3.Connection, cfg, now: int) -> str:
     return "\n".join(lines)
 
 
-def health_lines(cfg, conn: sqlite3.Connection | None, now: int) -> list[str]:
+def health_lines(cfg: Config, conn: sqlite3.Connection | None, now: int) -> list[str]:
     """The health check's lines (:func:`polybot.ops.health.run_health_checks`), one per check."""
     return [item.line() for item in run_health_checks(cfg)]
 
 
-def health_text(cfg, conn: sqlite3.Connection | None, now: int) -> str:
+def health_text(cfg: Config, conn: sqlite3.Connection | None, now: int) -> str:
     lines = health_lines(cfg, conn, now)
     bad = sum(1 for ln in lines if "FAIL" in ln[:8] or "✗" in ln[:3])
     head = "🩺 Health: all checks passed" if not bad else f"🩺 Health: {bad} problem(s)"

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import db
+from ..config import Config
 from ..errors import PolybotError
 from ..timefmt import utc_text
 from .backup_files import (
@@ -123,7 +124,7 @@ def stale_temp_files(backup_dir: Path) -> list[Path]:
     return [p for p in Path(backup_dir).glob(f"{TMP_PREFIX}{PREFIX}*") if p.is_file()]
 
 
-def create_backup(cfg, *, now: float | None = None, alert: bool = True) -> BackupResult:
+def create_backup(cfg: Config, *, now: float | None = None, alert: bool = True) -> BackupResult:
     """Make one verified backup, apply retention, copy off-site. Caller holds the ops lock."""
     started = time.monotonic()
     fixed_now = now is not None
@@ -269,7 +270,7 @@ def apply_retention(
 
 
 # --------------------------------------------------------------------------- off-site
-def offsite_dir(cfg) -> Path | None:
+def offsite_dir(cfg: Config) -> Path | None:
     if not cfg.backup.offsite_dir:
         return None
     p = Path(os.path.expanduser(cfg.backup.offsite_dir))
@@ -282,7 +283,7 @@ def offsite_argv(command: str, backup_dir: Path, file: Path) -> list[str]:
     return [p.replace("{backup_dir}", str(backup_dir)).replace("{file}", str(file)) for p in parts]
 
 
-def copy_offsite(cfg, backup: Path, now: float) -> list[OffsiteResult]:
+def copy_offsite(cfg: Config, backup: Path, now: float) -> list[OffsiteResult]:
     results: list[OffsiteResult] = []
     target = offsite_dir(cfg)
     if target is not None:
@@ -340,7 +341,7 @@ def _run_offsite_command(command: str, backup_dir: Path, backup: Path) -> Offsit
 
 
 # --------------------------------------------------------------------------- the script
-def print_result(r: BackupResult, cfg) -> int:
+def print_result(r: BackupResult, cfg: Config) -> int:
     print(f"{OK} Backup created: {r.path}")
     print(
         f"  Size: {fmt_bytes(r.size)}, duration: {r.seconds:.2f} s, integrity_check: {r.verification.integrity}, "
@@ -363,7 +364,7 @@ def print_result(r: BackupResult, cfg) -> int:
     return code
 
 
-def print_list(cfg, *, now: float | None = None) -> int:
+def print_list(cfg: Config, *, now: float | None = None) -> int:
     now = time.time() if now is None else now
     backups = list_backups(cfg.backup_dir)
     if not backups:

@@ -11,6 +11,7 @@ import shlex
 import sys
 from pathlib import Path, PureWindowsPath
 
+from ..config import Config
 from ..errors import ConfigError
 from .jobs import WEEKDAYS, JobSpec
 
@@ -47,7 +48,7 @@ def _rel(path: Path, base: Path) -> str | None:
         return None
 
 
-def _command_parts(cfg, job: JobSpec) -> tuple[str, list[str], str]:
+def _command_parts(cfg: Config, job: JobSpec) -> tuple[str, list[str], str]:
     """(workspace, [script, args...], log path) with paths relative to the workspace when inside it."""
     ws = Path(cfg.root).resolve()
     argv = job.command_args(ws)
@@ -81,7 +82,7 @@ def _cron_quote(s: str) -> str:
     return shlex.quote(s).replace("%", "\\%")  # % is a newline in crontab
 
 
-def crontab_lines(cfg, jobs: list[JobSpec]) -> list[str]:
+def crontab_lines(cfg: Config, jobs: list[JobSpec]) -> list[str]:
     py = venv_python(cfg.root)
     out = [
         f"# polybot jobs for {Path(cfg.root).resolve()} (python run_scheduler.py --print-crontab)",
@@ -115,7 +116,7 @@ def schtasks_schedule(job: JobSpec) -> str:
     return f"/sc monthly /d {int(job.day)} /st {job.at}"
 
 
-def windows_task_lines(cfg, jobs: list[JobSpec]) -> list[str]:
+def windows_task_lines(cfg: Config, jobs: list[JobSpec]) -> list[str]:
     py = str(_windows_python(cfg.root))
     out = [
         "REM polybot scheduled tasks (python run_scheduler.py --print-windows-tasks); run in an administrator",

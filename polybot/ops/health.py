@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import checks, db
+from ..config import Config
 from ..errors import PolybotError
 from ..exchange.client import PolymarketClient
 from ..logs import LOG_PREFIX
@@ -77,7 +78,7 @@ def exit_code(lines: list[HealthLine]) -> int:
 
 
 # --------------------------------------------------------------------------- checks
-def check_bot(cfg, conn: sqlite3.Connection | None, now: float) -> HealthLine:
+def check_bot(cfg: Config, conn: sqlite3.Connection | None, now: float) -> HealthLine:
     st = bot_status(cfg, conn, now=now)
     pf = display_path(st.pid_file, cfg.root)
     if st.pid is None:
@@ -117,7 +118,7 @@ def check_bot(cfg, conn: sqlite3.Connection | None, now: float) -> HealthLine:
     return HealthLine("bot", STATUS_OK, f"Bot process running (PID: {st.pid})")
 
 
-def _api_seconds(cfg) -> float:
+def _api_seconds(cfg: Config) -> float:
     client = PolymarketClient.from_config(cfg, timeout=API_TIMEOUT, max_retries=1, backoff_max=1.0)
     try:
         return client.health()
@@ -130,7 +131,7 @@ def _line(name: str, result: checks.CheckResult, text: str) -> HealthLine:
     return HealthLine(name, result.status.upper(), text)
 
 
-def check_api(cfg) -> HealthLine:
+def check_api(cfg: Config) -> HealthLine:
     r = checks.exchange_api(
         lambda: _api_seconds(cfg),
         url=cfg.polymarket.base_url,
@@ -157,7 +158,7 @@ def check_database(conn: sqlite3.Connection | None, error: str | None) -> Health
     return _line("database", r, "Database accessible")
 
 
-def check_last_trade(cfg, conn: sqlite3.Connection | None, now: float) -> HealthLine:
+def check_last_trade(cfg: Config, conn: sqlite3.Connection | None, now: float) -> HealthLine:
     if conn is None:
         return HealthLine("last_trade", STATUS_FAIL, "Last trade: unknown (database not accessible)")
     try:
@@ -179,7 +180,7 @@ def check_last_trade(cfg, conn: sqlite3.Connection | None, now: float) -> Health
     return _line("last_trade", r, f"Last trade: {fmt_ago(r.value)}")
 
 
-def check_external(cfg, conn: sqlite3.Connection | None) -> HealthLine | None:
+def check_external(cfg: Config, conn: sqlite3.Connection | None) -> HealthLine | None:
     """Live: holdings of the account that are not the bot's (the first-live-start baseline and
     trades by hand; polybot/engine/external.py), shown apart. None when there are none."""
     if conn is None:
@@ -225,7 +226,7 @@ def log_errors_since(log_dir: Path, since: float) -> list[str]:
     return found
 
 
-def check_errors(cfg, conn: sqlite3.Connection | None, now: float) -> HealthLine:
+def check_errors(cfg: Config, conn: sqlite3.Connection | None, now: float) -> HealthLine:
     since = now - 3600
     alerts = []
     if conn is not None:
@@ -254,7 +255,7 @@ def check_errors(cfg, conn: sqlite3.Connection | None, now: float) -> HealthLine
     return HealthLine("errors", STATUS_OK, "No critical errors")
 
 
-def check_disk(cfg) -> HealthLine:
+def check_disk(cfg: Config) -> HealthLine:
     r = checks.disk(cfg)
     if r.failed:
         return _line("disk", r, f"Disk space: {r.message}; free space now — see RUNBOOK.md")
@@ -262,7 +263,7 @@ def check_disk(cfg) -> HealthLine:
 
 
 def run_health_checks(
-    cfg, *, now: float | None = None, check_api_connectivity: bool = True
+    cfg: Config, *, now: float | None = None, check_api_connectivity: bool = True
 ) -> list[HealthLine]:
     """The six checks, in the checklist's order. Read-only; never raises; sends no alert."""
     now = time.time() if now is None else now
@@ -302,14 +303,14 @@ def summary_line(lines: list[HealthLine], now: float | None = None) -> str:
     return f"{stamp} Health: {word} ({bad})"
 
 
-def bot_never_started(cfg) -> bool:
+def bot_never_started(cfg: Config) -> bool:
     """No PID file and no heartbeat ever recorded: the bot has not been run on this database yet
     (the data-collection phase), so "not running" is expected, not an emergency."""
     st = bot_status(cfg)
     return st.pid is None and st.heartbeat is None and st.db_error is None
 
 
-def alert_failures(cfg, lines: list[HealthLine]) -> None:
+def alert_failures(cfg: Config, lines: list[HealthLine]) -> None:
     """One critical alert per failing check (key ``health_<name>``, throttled by the alerts module).
 
     The bot line alerts only once the bot has run at least once on this database: during the

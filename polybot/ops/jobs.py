@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..commands import child_argv, for_script
-from ..config import read_yaml
+from ..config import Config, read_yaml
 from ..errors import ConfigError
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -71,7 +71,7 @@ def _hhmm(value: str, key: str) -> str:
     raise ConfigError(f"Config key '{key}' must be a time HH:MM (got {value!r}); fix it in config.yaml.")
 
 
-def default_jobs(cfg) -> list[JobSpec]:
+def default_jobs(cfg: Config) -> list[JobSpec]:
     s = cfg.schedule
     timeout = float(s.job_timeout_minutes) * 60
     day = s.maintenance_day.strip().lower()

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from .. import checks, db
 from ..commands import child_argv, child_env, for_script
-from ..config import check_mode_requirements, risk_bound_problems
+from ..config import Config, check_mode_requirements, risk_bound_problems
 from ..errors import ConfigError, PolybotError
 from .backup import list_backups, read_checksum
 from .common import FAIL, OK, bot_status, fmt_ago, sha256_file
@@ -60,7 +60,7 @@ class Item:
         return f"{OK if self.ok else FAIL} {self.name}: {self.detail}"
 
 
-def _conn(cfg) -> sqlite3.Connection | None:
+def _conn(cfg: Config) -> sqlite3.Connection | None:
     try:
         return db.connect(cfg.database_path, readonly=True)
     except PolybotError:
@@ -71,7 +71,7 @@ NO_DB_FIX = "run python initialize_db.py"
 
 
 # --------------------------------------------------------------------------- the checks
-def check_config(cfg) -> Item:
+def check_config(cfg: Config) -> Item:
     live = dataclasses.replace(cfg, paper_trading=False)
     try:
         check_mode_requirements(live)
@@ -97,7 +97,7 @@ def check_config(cfg) -> Item:
     )
 
 
-def check_secrets(cfg) -> Item:
+def check_secrets(cfg: Config) -> Item:
     hits = scan_for_secrets(Path(cfg.root))
     if cfg.literal_secrets:
         hits = [f"config.yaml: {k} is written literally" for k in cfg.literal_secrets] + hits
@@ -115,7 +115,7 @@ def _mode(p: Path) -> int:
     return stat.S_IMODE(p.stat().st_mode)
 
 
-def check_permissions(cfg) -> Item:
+def check_permissions(cfg: Config) -> Item:
     if os.name != "posix":
         return Item("File permissions", True, "skipped on Windows — check with icacls as in RUNBOOK.md")
     bad: list[str] = []
@@ -149,7 +149,7 @@ def check_permissions(cfg) -> Item:
     return Item("File permissions", True, "database/config/backups 600, logs 640, directories 700")
 
 
-def check_integrity(cfg, conn) -> Item:
+def check_integrity(cfg: Config, conn) -> Item:
     r = checks.database(conn, full=True)
     if r.code == "missing":
         return Item("Database integrity", False, f"no database at {cfg.database_path}", NO_DB_FIX)
@@ -163,7 +163,7 @@ def check_integrity(cfg, conn) -> Item:
     return Item("Database integrity", True, "integrity_check ok")
 
 
-def check_backup(cfg, conn, now: float) -> Item:
+def check_backup(cfg: Config, conn, now: float) -> Item:
     backups = list_backups(cfg.backup_dir)
     fix = "run python backup_database.py and schedule it daily (python run_scheduler.py --print-crontab)"
     if not backups:
@@ -194,7 +194,7 @@ def _latest(report_dir: Path, pattern: str) -> Path | None:
     return max(files, key=lambda p: (p.stat().st_mtime, p.name)) if files else None
 
 
-def check_collection(cfg, conn, now: float) -> Item:
+def check_collection(cfg: Config, conn, now: float) -> Item:
     name = "Data collection running (7+ days, fresh, quality PASS)"
     if conn is None:
         return Item(
@@ -246,7 +246,7 @@ def check_collection(cfg, conn, now: float) -> Item:
     return Item(name, True, f"{span:.1f} days, last snapshot {fmt_ago(now - last)}, {report.name}: PASS")
 
 
-def check_correlation(cfg) -> Item:
+def check_correlation(cfg: Config) -> Item:
     p = Path(cfg.report_dir) / "correlation_7day.csv"
     fix = "run python correlation_analysis.py --days 7"
     if not p.exists():
@@ -262,7 +262,7 @@ PAPER_VS_BACKTEST_ITEM = "Paper results within the backtest's 95% range"
 BACKTEST_RUN = "run python backtest.py --start-date YYYY-MM-DD --end-date YYYY-MM-DD --capital 500"
 
 
-def _backtest_report(cfg) -> tuple[Path, dict | None, str]:
+def _backtest_report(cfg: Config) -> tuple[Path, dict | None, str]:
     """(path, the parsed report or None, why not)."""
     p = Path(cfg.report_dir) / "backtest_30day.json"
     if not p.exists():
@@ -276,7 +276,7 @@ def _backtest_report(cfg) -> tuple[Path, dict | None, str]:
     return p, data, ""
 
 
-def check_backtest(cfg, now: float | None = None) -> Item:
+def check_backtest(cfg: Config, now: float | None = None) -> Item:
     """GO needs a PASS from a report of the configured strategy and parameters (config_hash), at
     most backtest.max_report_age_days old, meeting the coverage / recorded-days / trades / PSR
     floors (polybot.backtest.verdict.go_live_problems)."""
@@ -340,7 +340,7 @@ def check_backtest(cfg, now: float | None = None) -> Item:
     )
 
 
-def check_paper_vs_backtest(cfg, conn, now: float) -> Item:
+def check_paper_vs_backtest(cfg: Config, conn, now: float) -> Item:
     """Paper trading's mean daily return must not be below the backtest's lower 95 % bound of the
     mean daily return (polybot.backtest.verdict.paper_vs_backtest)."""
     from ..backtest.verdict import paper_daily_returns, paper_vs_backtest
@@ -370,7 +370,7 @@ def check_paper_vs_backtest(cfg, conn, now: float) -> Item:
     )
 
 
-def check_paper(cfg, conn, now: float) -> Item:
+def check_paper(cfg: Config, conn, now: float) -> Item:
     name = "Paper trading PASSED (7+ days, no critical errors)"
     if conn is None:
         return Item(
@@ -434,7 +434,7 @@ def check_paper(cfg, conn, now: float) -> Item:
     )
 
 
-def check_risk(cfg) -> Item:
+def check_risk(cfg: Config) -> Item:
     problems = risk_bound_problems(cfg)
     if problems:
         return Item(
@@ -450,7 +450,7 @@ def check_risk(cfg) -> Item:
     )
 
 
-def _scenario(cfg, label: str, script: str) -> Item:
+def _scenario(cfg: Config, label: str, script: str) -> Item:
     # The workspace's copy of the script (a clone), else the same command of the installed package.
     path = Path(cfg.root) / script
     try:
@@ -491,7 +491,7 @@ def _scenario(cfg, label: str, script: str) -> Item:
     return Item(label, True, f"{script} passed" + (f" ({passed} scenarios)" if passed else ""))
 
 
-def check_alert_channels(cfg, send_test: bool) -> Item:
+def check_alert_channels(cfg: Config, send_test: bool) -> Item:
     name = "Alert channels configured"
     used = {ch for lvl in ("critical", "warning", "info") for ch in getattr(cfg.alerts, lvl)}
     problems = []
@@ -531,7 +531,7 @@ def check_alert_channels(cfg, send_test: bool) -> Item:
     return Item(name, True, detail)
 
 
-def _send_test_alert(cfg) -> str | None:
+def _send_test_alert(cfg: Config) -> str | None:
     """Deliver a critical test alert synchronously; return what failed (None = all delivered)."""
     from ..alerts import Alerter
 
@@ -546,7 +546,7 @@ def _send_test_alert(cfg) -> str | None:
     return "; ".join(bad) or None
 
 
-def check_disk(cfg) -> Item:
+def check_disk(cfg: Config) -> Item:
     """GO needs the disk above the WARN threshold (``health.disk_warn_gb``): going live on a
     disk the health check already warns about would be starting in trouble."""
     r = checks.disk(cfg)
@@ -556,7 +556,7 @@ def check_disk(cfg) -> Item:
     return Item("Disk space", True, r.message)
 
 
-def check_emergency_stop(cfg, conn) -> Item:
+def check_emergency_stop(cfg: Config, conn) -> Item:
     stop = Path(cfg.emergency_stop_file)
     if stop.exists():
         return Item(
@@ -575,7 +575,7 @@ def check_emergency_stop(cfg, conn) -> Item:
     return Item("Emergency stop absent", True, f"no {stop.name} file, not halted")
 
 
-def check_monitoring(cfg, conn, now: float) -> Item:
+def check_monitoring(cfg: Config, conn, now: float) -> Item:
     name = "Health checks running"
     last = None
     if conn is not None:
@@ -601,7 +601,7 @@ LIVE_CHECK_FIX = (
 )
 
 
-def check_live_order(cfg, conn, now: float) -> Item:
+def check_live_order(cfg: Config, conn, now: float) -> Item:
     """GO needs the newest ``--live-order-check`` run for THIS exchange, key, signature type and
     funder (rows: polybot/exchange/live_order_check.py) to have passed within 24 h."""
     from ..exchange.live_order_check import JOB, identity
@@ -659,7 +659,7 @@ def check_live_order(cfg, conn, now: float) -> Item:
     )
 
 
-def run_prelaunch(cfg, *, now: float | None = None, send_test: bool = False) -> list[Item]:
+def run_prelaunch(cfg: Config, *, now: float | None = None, send_test: bool = False) -> list[Item]:
     now = time.time() if now is None else now
     conn = _conn(cfg)
     try:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from .. import db
 from .. import ledger_queries as lq
+from ..config import Config
 from ..money import MICRO, fmt_usd, to_micro
 from ..timefmt import file_day, utc_day, utc_text
 from .backup import list_backups, read_checksum
@@ -130,7 +131,7 @@ def _external(conn: sqlite3.Connection, mode: str) -> list[tuple[str, int]]:
     ]
 
 
-def build_daily(cfg, conn: sqlite3.Connection, *, now: float | None = None) -> DailyReport:
+def build_daily(cfg: Config, conn: sqlite3.Connection, *, now: float | None = None) -> DailyReport:
     now = time.time() if now is None else now
     mode = cfg.mode
     r = DailyReport(now, mode)
@@ -216,7 +217,7 @@ def build_daily(cfg, conn: sqlite3.Connection, *, now: float | None = None) -> D
     return r
 
 
-def _issues(cfg, r: DailyReport) -> None:
+def _issues(cfg: Config, r: DailyReport) -> None:
     crit = r.alert_counts.get("critical", 0)
     if r.halted:
         r.issues.append(f"trading halted ({r.halted})")
@@ -240,7 +241,7 @@ def _issues(cfg, r: DailyReport) -> None:
         r.actions.append("grep ERROR logs/trading_system_$(date -u +%Y%m%d).log")
 
 
-def render_daily(r: DailyReport, cfg) -> str:
+def render_daily(r: DailyReport, cfg: Config) -> str:
     L = [f"Daily report — {utc_text(r.now)} — {r.mode.upper()} mode"]
     if r.empty:
         L.append(
@@ -316,7 +317,7 @@ def append_review_log(path: Path, section: str) -> None:
 
 
 # --------------------------------------------------------------------------- weekly
-def build_weekly(cfg, conn: sqlite3.Connection, *, now: float | None = None) -> str:
+def build_weekly(cfg: Config, conn: sqlite3.Connection, *, now: float | None = None) -> str:
     now = time.time() if now is None else now
     mode = cfg.mode
     L = [f"Weekly P&L report — 7 days to {utc_text(now)} — {mode.upper()} mode"]

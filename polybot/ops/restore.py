@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import db
+from ..config import Config
 from ..engine.state import LOCK_FILE, InstanceLock
 from ..errors import PolybotError
 from ..schema import LATEST_VERSION
@@ -54,7 +55,7 @@ class RestoreResult:
 
 
 @contextlib.contextmanager
-def _bot_instance_lock(cfg) -> Iterator[None]:
+def _bot_instance_lock(cfg: Config) -> Iterator[None]:
     """Hold the trading bot's own single-instance lock (``<database dir>/trading_bot.lock``)
     for the whole restore: it proves no bot runs now, and no bot can start half-way."""
     lock = InstanceLock(Path(cfg.database_path).parent / LOCK_FILE)
@@ -71,7 +72,7 @@ def _bot_instance_lock(cfg) -> Iterator[None]:
         lock.release()
 
 
-def resolve_backup(cfg, arg: str) -> Path:
+def resolve_backup(cfg: Config, arg: str) -> Path:
     p = Path(arg).expanduser()
     candidates = (
         [p] if p.is_absolute() else [Path.cwd() / p, Path(cfg.root) / p, Path(cfg.backup_dir) / p.name]
@@ -154,7 +155,7 @@ def _build_fresh(source: Path, live: Path) -> None:
 
 
 def restore_backup(
-    cfg, backup_arg: str, *, now: float | None = None, lock_timeout: float = 600
+    cfg: Config, backup_arg: str, *, now: float | None = None, lock_timeout: float = 600
 ) -> RestoreResult:
     now = time.time() if now is None else now
     source = resolve_backup(cfg, backup_arg)
@@ -231,7 +232,7 @@ def restore_backup(
     return RestoreResult(source, live, aside, kind, version, tables)
 
 
-def restore_main(cfg, backup_arg: str, *, lock_timeout: float = 600) -> int:
+def restore_main(cfg: Config, backup_arg: str, *, lock_timeout: float = 600) -> int:
     r = restore_backup(cfg, backup_arg, lock_timeout=lock_timeout)
     check = verify_file(r.source)
     print(

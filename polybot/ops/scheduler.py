@@ -44,6 +44,7 @@ from pathlib import Path
 
 from .. import db
 from ..commands import child_env
+from ..config import Config
 from ..errors import AlreadyRunning, ConfigError
 from ..logs import redact
 from .crontab import crontab_lines, windows_task_lines
@@ -63,7 +64,7 @@ class JobResult:
     detail: str
 
 
-def _record_start(cfg, job: str, started: float) -> int | None:
+def _record_start(cfg: Config, job: str, started: float) -> int | None:
     if not Path(cfg.database_path).exists():
         return None
     try:
@@ -80,7 +81,7 @@ def _record_start(cfg, job: str, started: float) -> int | None:
         return None
 
 
-def _record_end(cfg, row_id: int | None, res: JobResult, finished: float) -> None:
+def _record_end(cfg: Config, row_id: int | None, res: JobResult, finished: float) -> None:
     if row_id is None:
         return
     try:
@@ -119,7 +120,7 @@ def _tail(path: Path, offset: int) -> str:
     return redact(lines[-1]) if lines else ""
 
 
-def run_job(cfg, job: JobSpec, *, python: str = sys.executable) -> JobResult:
+def run_job(cfg: Config, job: JobSpec, *, python: str = sys.executable) -> JobResult:
     """Run ``job`` once in a subprocess (output appended to its log), with its timeout."""
     log_dir = Path(cfg.log_dir)
     db.ensure_private_dir(log_dir)
@@ -196,7 +197,9 @@ def run_job(cfg, job: JobSpec, *, python: str = sys.executable) -> JobResult:
 class Scheduler:
     """Registers the jobs with ``schedule`` and starts each due run in its own thread."""
 
-    def __init__(self, cfg, jobs: list[JobSpec], *, scale: float | None = None, python: str = sys.executable):
+    def __init__(
+        self, cfg: Config, jobs: list[JobSpec], *, scale: float | None = None, python: str = sys.executable
+    ):
         import schedule
 
         self.cfg, self.jobs, self.scale, self.python = cfg, jobs, scale, python
@@ -280,7 +283,7 @@ def scale_from(args) -> float | None:
 
 
 # --------------------------------------------------------------------------- the script
-def _jobs(cfg, args) -> list[JobSpec]:
+def _jobs(cfg: Config, args) -> list[JobSpec]:
     return load_jobs_file(Path(args.jobs_file)) if args.jobs_file else default_jobs(cfg)
 
 
