@@ -21,13 +21,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from polybot.commands import child_argv, child_env, for_script
+from polybot.timefmt import iso_seconds, utc_day
 
 BOLD = "\033[1m" if sys.stdout.isatty() else ""
 RESET = "\033[0m" if sys.stdout.isatty() else ""
@@ -134,7 +134,7 @@ class Demo:
 
     def start_simulator(self) -> None:
         port_file = self.workspace / "simulator.port"
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = time.time()
         self.say(f"{BOLD}== Start the local Polymarket simulator (accelerated clock ×{self.speed:g}){RESET}")
         self.say(f"$ python -m polybot.sim --port 0 --speed {self.speed:g} --markets {self.markets}")
         self.start_background(
@@ -149,7 +149,7 @@ class Demo:
             "--markets",
             str(self.markets),
             "--start-time",
-            now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            iso_seconds(now),
             log_name="simulator.log",
         )
         deadline = time.monotonic() + 30
@@ -356,17 +356,18 @@ def step_validate(d: Demo) -> None:
         "--output",
         "reports/correlation_heatmap_7day.png",
     )
-    end = datetime.fromtimestamp(_sim_time(d), UTC).date()
-    start = end - timedelta(days=29)  # 30 days inclusive → reports/backtest_30day.json
+    end_ts = _sim_time(d)
+    end = utc_day(end_ts)
+    start = utc_day(end_ts - 29 * 86_400)  # 30 days inclusive → reports/backtest_30day.json
     # The verdict is what it is: FAIL (exit 1) or INSUFFICIENT_DATA (exit 6: too few trades or too
     # little data to judge) are valid, honest outcomes for a demo strategy.
     d.run(
         "30-day backtest",
         "backtest.py",
         "--start-date",
-        start.isoformat(),
+        start,
         "--end-date",
-        end.isoformat(),
+        end,
         "--capital",
         "500",
         "--no-progress",

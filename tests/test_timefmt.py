@@ -80,18 +80,13 @@ def test_utc_whatever_the_machine_time_zone(tz, monkeypatch):
         time.tzset()
 
 
-# Modules that still turn an epoch into text themselves, each for a reason (or pending a move):
+# Modules that still turn an epoch into text themselves, each for a reason:
 # a new module formatting times should use polybot.timefmt instead of growing this list.
 FORMATS_ITS_OWN = {
     "polybot/timefmt.py": "the one place",
     "polybot/backtest/report.py": "datetime objects for the chart axis, not text",
     "polybot/sim/world.py": "market questions in words ('December 6, 2026')",
     "polybot/ops/audit.py": "calendar dates of backups and a YYYYMM report name",
-    "polybot/demo.py": "pending: iso_seconds (owned by the packaging work)",
-    "polybot/ops/prelaunch.py": "pending: file_stamp (owned by the checks work)",
-    "polybot/ops/health.py": "pending: file_day / iso_seconds / file_stamp (owned by the checks work)",
-    "polybot/ops/scheduler.py": "pending: iso_seconds (owned by the import-cycle work)",
-    "polybot/notify/commands.py": "pending: iso_seconds (owned by the import-cycle work)",
 }
 
 
@@ -101,10 +96,12 @@ def test_times_are_formatted_in_timefmt_only():
     import polybot
 
     root = Path(polybot.__file__).resolve().parent
-    offenders = sorted(
+    formatting = {
         path.relative_to(root.parent).as_posix()
         for path in root.rglob("*.py")
-        if ("strftime(" in (text := path.read_text(encoding="utf-8")) or ".fromtimestamp(" in text)
-        and path.relative_to(root.parent).as_posix() not in FORMATS_ITS_OWN
-    )
+        if "strftime(" in (text := path.read_text(encoding="utf-8")) or ".fromtimestamp(" in text
+    }
+    offenders = sorted(formatting - FORMATS_ITS_OWN.keys())
     assert offenders == [], f"format times with polybot.timefmt, not strftime/fromtimestamp: {offenders}"
+    stale = sorted(FORMATS_ITS_OWN.keys() - formatting)
+    assert stale == [], f"these no longer format times themselves; remove them from FORMATS_ITS_OWN: {stale}"

@@ -23,12 +23,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config import Config
 from ..logs import redact
-from ..timefmt import utc_hhmm, utc_text
+from ..timefmt import iso_seconds, utc_hhmm, utc_text
 from . import reports
 from .formatting import truncate
 from .telegram import config_problem, make_bot
@@ -119,7 +118,7 @@ class CommandHandler:
         if asked is None or now - asked > CONFIRM_WINDOW:
             return f"No /stop pending (it expires after {CONFIRM_WINDOW} s); send /stop first."
         path = Path(self.cfg.emergency_stop_file)
-        stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = iso_seconds(now)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -28,7 +28,6 @@ import re
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import checks, db
@@ -36,6 +35,7 @@ from ..config import Config
 from ..errors import PolybotError
 from ..exchange.client import PolymarketClient
 from ..logs import LOG_PREFIX
+from ..timefmt import file_day, iso_seconds
 from .common import bot_status, display_path, fmt_ago, send_alerts
 
 log = logging.getLogger("polybot.health")
@@ -206,9 +206,9 @@ def check_external(cfg: Config, conn: sqlite3.Connection | None) -> HealthLine |
 
 def log_errors_since(log_dir: Path, since: float) -> list[str]:
     """ERROR/CRITICAL lines logged since ``since`` (today's file, and yesterday's near midnight)."""
-    days = {datetime.fromtimestamp(t, UTC).strftime("%Y%m%d") for t in (since, time.time())}
+    days = {file_day(t) for t in (since, time.time())}
     found: list[str] = []
-    cutoff = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cutoff = iso_seconds(since)
     for day in sorted(days):
         path = Path(log_dir) / f"{LOG_PREFIX}{day}.log"
         try:
@@ -294,7 +294,7 @@ def run_health_checks(
 def summary_line(lines: list[HealthLine], now: float | None = None) -> str:
     """One timestamped line per run, so ``grep ERROR logs/health.log`` (the checklist's daily
     review) lists the failed runs: ``… Health: OK``, ``… Health: WARNING …``, ``… Health: ERROR …``."""
-    stamp = datetime.fromtimestamp(time.time() if now is None else now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = iso_seconds(time.time() if now is None else now)
     status = overall(lines)
     if status == STATUS_OK:
         return f"{stamp} Health: OK ({len(lines)}/{len(lines)} checks OK)"

@@ -28,13 +28,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import checks, db
 from ..commands import child_argv, child_env, for_script
 from ..config import Config, check_mode_requirements, risk_bound_problems
 from ..errors import ConfigError, PolybotError
+from ..timefmt import file_stamp
 from .backup import list_backups, read_checksum
 from .common import FAIL, OK, bot_status, fmt_ago, sha256_file
 from .secrets_scan import scan_for_secrets
@@ -712,7 +712,7 @@ def main(args) -> int:
     else:
         lines += [f"{OK} All systems operational", f"{OK} Ready for live trading"]
     print("\n".join(lines))
-    path = Path(cfg.report_dir) / f"pre_launch_check_{datetime.fromtimestamp(now, UTC):%Y%m%d_%H%M%S}.txt"
+    path = Path(cfg.report_dir) / f"pre_launch_check_{file_stamp(now)}.txt"
     try:
         db.ensure_private_dir(path.parent)
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -47,6 +47,7 @@ from ..commands import child_env
 from ..config import Config
 from ..errors import AlreadyRunning, ConfigError
 from ..logs import redact
+from ..timefmt import iso_seconds
 from .crontab import crontab_lines, windows_task_lines
 from .jobs import JobSpec, default_jobs, load_jobs_file
 
@@ -143,7 +144,7 @@ def run_job(cfg: Config, job: JobSpec, *, python: str = sys.executable) -> JobRe
     fd = os.open(out_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     if new and os.name == "posix":
         os.chmod(out_path, 0o640)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+    stamp = iso_seconds(started)
     os.write(fd, f"--- {stamp} run_scheduler: {job.name}: {' '.join(argv[1:])}\n".encode())
     offset = os.lseek(fd, 0, os.SEEK_END)
     kw: dict = (
