@@ -96,11 +96,9 @@ def run_maintenance(
             return res
     try:
         if conn is not None:
-            try:
-                rows = conn.execute("PRAGMA integrity_check").fetchall()
-                res.integrity = "; ".join(str(r[0]) for r in rows[:5])
-            except sqlite3.DatabaseError as exc:
-                res.integrity = str(exc)
+            # PRAGMA integrity_check through polybot.checks.database: "ok", the first problems
+            # joined with "; ", or SQLite's error text
+            res.integrity = db.quick_check(conn, full=True)
         emit(f"Integrity check: {res.integrity}")
         # conn is None only when opening failed, and then res.integrity is that error (not "ok")
         if conn is None or res.integrity != "ok":

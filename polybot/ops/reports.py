@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import db
+from .. import checks, db
 from .. import ledger_queries as lq
 from ..config import Config
 from ..money import MICRO, fmt_usd, to_micro
@@ -91,7 +91,7 @@ class DailyReport:
     halted: str | None = None
     last_backup: str | None = None
     backup_age_h: float | None = None
-    data_age_min: float | None = None
+    data_last_ts: int | None = None  # the newest market snapshot (epoch s); None: none yet
     data_detail: str = "no market data yet"
     issues: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
@@ -206,7 +206,7 @@ def build_daily(cfg: Config, conn: sqlite3.Connection, *, now: float | None = No
         )
     last_snap = _one(conn, "SELECT MAX(timestamp) FROM market_snapshots")
     if last_snap is not None:
-        r.data_age_min = (now - last_snap) / 60
+        r.data_last_ts = last_snap
         cyc = conn.execute(
             "SELECT status, markets, snapshots FROM collection_cycles ORDER BY cycle_ts DESC LIMIT 1"
         ).fetchone()
@@ -233,8 +233,9 @@ def _issues(cfg: Config, r: DailyReport) -> None:
     if r.backup_age_h is None or r.backup_age_h > BACKUP_MAX_AGE_H:
         r.issues.append("no backup in the last 26 hours")
         r.actions.append("run python backup_database.py and check its schedule (crontab -l | grep backup)")
-    if r.data_age_min is None or r.data_age_min > cfg.collection.freshness_minutes:
-        r.issues.append("market data is stale" if r.data_age_min is not None else "no market data collected")
+    data = checks.freshness("market data", r.data_last_ts, r.now, cfg.collection.freshness_minutes * 60)
+    if not data.ok:
+        r.issues.append("no market data collected" if data.code == "missing" else "market data is stale")
         r.actions.append("check the collector: tail logs/cron.log and python data_quality_check.py")
     if r.log_errors:
         r.issues.append(f"{r.log_errors} ERROR line(s) in today's log")
