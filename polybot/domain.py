@@ -16,6 +16,9 @@ Two different facts share names and must not be confused:
 - :class:`OrderState` — OUR order row's state in the ``orders`` table (``"LIVE"``,
   ``"PARTIALLY_FILLED"``, ...), driven by the state machine in :mod:`polybot.engine.orders`.
 
+A fill's :class:`TradeStatus` (``"MATCHED"`` … ``"CONFIRMED"``) is the exchange's word and the
+stored word alike (``trades.trade_status``), so it is a single enum.
+
 The records (:class:`Intent`, :class:`MarketInfo`, :class:`Holding`,
 :class:`PortfolioView`, :class:`FeeSchedule`) are what strategies, the risk manager, the
 backtester and the engine hand each other. Money is integer micro-units.
@@ -83,6 +86,34 @@ class OrderState(StrEnum):
     REJECTED = "REJECTED"
     UNKNOWN = "UNKNOWN"  # sent, outcome unknown (timeout/5xx): resolved by lookup
     EXPIRED = "EXPIRED"
+
+
+class TradeStatus(StrEnum):
+    """A fill's (trade's) settlement status: the CLOB's own words (upper case, REST's
+    ``TRADE_STATUS_`` prefix removed), which :class:`polybot.exchange.base.Fill` carries and
+    ``trades.trade_status`` stores verbatim — one fact, so one enum (never change a value).
+
+    MATCHED → MINED → CONFIRMED (final), or → RETRYING → FAILED (final: never settled on chain,
+    the ledger undoes it); also MATCHED_NOT_BROADCASTED (py-sdk ``models/clob/account.py``;
+    docs/dev/api_notes.md §5). Paper fills and settlements are CONFIRMED at once.
+    """
+
+    MATCHED = "MATCHED"
+    MATCHED_NOT_BROADCASTED = "MATCHED_NOT_BROADCASTED"
+    MINED = "MINED"
+    CONFIRMED = "CONFIRMED"
+    RETRYING = "RETRYING"
+    FAILED = "FAILED"
+
+
+# Anything but CONFIRMED / FAILED may still change: provisional.
+PROVISIONAL_TRADE_STATUSES = (
+    TradeStatus.MATCHED,
+    TradeStatus.MATCHED_NOT_BROADCASTED,
+    TradeStatus.MINED,
+    TradeStatus.RETRYING,
+)
+FINAL_TRADE_STATUSES = (TradeStatus.CONFIRMED, TradeStatus.FAILED)
 
 
 # ----------------------------------------------------------------------------- fees

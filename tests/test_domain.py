@@ -107,3 +107,17 @@ def test_intent_rules_use_the_shared_names():
         Intent(EXIT, "t", "m", BUY, size_micro=5_000_000)
     with pytest.raises(ValueError, match="must be ENTER or EXIT"):
         Intent("HOLD", "t", "m", BUY, size_micro=5_000_000)
+
+
+def test_trade_statuses_are_the_exchange_words_and_the_stored_words():
+    from polybot.domain import FINAL_TRADE_STATUSES, PROVISIONAL_TRADE_STATUSES, TradeStatus
+    from polybot.engine.ledger import trade_status_of
+
+    # the CLOB's trade lifecycle (py-sdk models/clob/account.py), stored verbatim in trades.trade_status
+    words = ["MATCHED", "MATCHED_NOT_BROADCASTED", "MINED", "CONFIRMED", "RETRYING", "FAILED"]
+    assert [s.value for s in TradeStatus] == words
+    assert set(PROVISIONAL_TRADE_STATUSES) | set(FINAL_TRADE_STATUSES) == set(TradeStatus)
+    assert not set(PROVISIONAL_TRADE_STATUSES) & set(FINAL_TRADE_STATUSES)
+    assert [trade_status_of(f"TRADE_STATUS_{w.lower()}") for w in words] == words  # REST's prefixed form
+    v3 = dict((v, sql) for v, _, sql in MIGRATIONS)[3]
+    assert "trade_status TEXT NOT NULL DEFAULT 'CONFIRMED'" in v3  # paper fills: final at once

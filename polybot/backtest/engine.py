@@ -50,11 +50,12 @@ from typing import Any
 import numpy as np
 
 from polybot.config import Config
+from polybot.domain import BUY, EXIT, SELL, Intent, MarketInfo
 from polybot.errors import DataError
-from polybot.exchange.fills import FILLED, SELL, resting_fill, simulate_fill
+from polybot.exchange.fills import FILLED, resting_fill, simulate_fill
 from polybot.money import MICRO, notional_micro
 from polybot.risk import RiskManager, load_correlation_groups
-from polybot.strategy.base import BUY, EXIT, Intent, MarketInfo, Strategy
+from polybot.strategy.base import Strategy
 from polybot.strategy.execution import (
     EXPIRE,
     FILL,

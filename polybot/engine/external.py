@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from polybot import db
-from polybot.domain import BUY
+from polybot.domain import BUY, FINAL_TRADE_STATUSES, TradeStatus
 from polybot.engine import ledger
 from polybot.exchange.base import Fill
 from polybot.money import MICRO, notional_micro
@@ -231,7 +231,7 @@ def record_fill(conn: sqlite3.Connection, fill: Fill, *, now: int, mode: str = "
     """A fill of an order the bot never placed: an external trade (inside the caller's
     transaction). Returns False when already recorded or FAILED (nothing happened)."""
     status = ledger.trade_status_of(fill.status)
-    if status == ledger.FAILED:
+    if status == TradeStatus.FAILED:
         return False
     cur = conn.execute(
         "INSERT OR IGNORE INTO external_trades(trade_id, mode, timestamp, token_id, side, price_micro, size_micro, "
@@ -262,10 +262,10 @@ def update_status(
     """A new status for an external trade; a FAILED one after the baseline is undone."""
     new = ledger.trade_status_of(raw_status)
     r = conn.execute("SELECT * FROM external_trades WHERE trade_id=? AND mode=?", (trade_id, mode)).fetchone()
-    if r is None or r["trade_status"] == new or r["trade_status"] in (ledger.CONFIRMED, ledger.FAILED):
+    if r is None or r["trade_status"] == new or r["trade_status"] in FINAL_TRADE_STATUSES:
         return None
     conn.execute("UPDATE external_trades SET trade_status=? WHERE trade_id=?", (new, trade_id))
-    if new == ledger.FAILED and not r["in_baseline"]:
+    if new == TradeStatus.FAILED and not r["in_baseline"]:
         size = int(r["size_micro"])
         _adjust(conn, mode, r["token_id"], -size if r["side"] == BUY else size, now)
     return new

@@ -31,7 +31,8 @@ from __future__ import annotations
 import sqlite3
 
 from polybot import db
-from polybot.exchange.base import BUY, SELL, TRADE_PROVISIONAL, Fill
+from polybot.domain import BUY, FINAL_TRADE_STATUSES, PROVISIONAL_TRADE_STATUSES, SELL, TradeStatus
+from polybot.exchange.base import Fill
 from polybot.ledger_queries import MarkedPosition as MarkedPosition
 from polybot.ledger_queries import Portfolio as Portfolio
 from polybot.ledger_queries import PositionRow as PositionRow
@@ -52,18 +53,16 @@ from polybot.money import div_half_up as _half_up_div
 SETTLEMENT = "settlement"
 FILL = "fill"
 REVERSAL = "reversal"
-CONFIRMED = "CONFIRMED"
-FAILED = "FAILED"
-PROVISIONAL = TRADE_PROVISIONAL  # MATCHED, MATCHED_NOT_BROADCASTED, MINED, RETRYING
 
 
-def trade_status_of(raw: str | None) -> str:
+def trade_status_of(raw: str | None) -> TradeStatus:
     """The CLOB's trade status, normalised (``TRADE_STATUS_MINED`` → ``MINED``); unknown or
     missing → ``MATCHED`` (provisional: it cannot make a fill final by accident)."""
     s = str(raw or "").strip().upper()
     if s.startswith("TRADE_STATUS_"):
         s = s[len("TRADE_STATUS_") :]
-    return s if s in PROVISIONAL + (CONFIRMED, FAILED) else "MATCHED"
+    known = s in PROVISIONAL_TRADE_STATUSES or s in FINAL_TRADE_STATUSES
+    return TradeStatus(s) if known else TradeStatus.MATCHED
 
 
 def trade_cash_delta(side: str, notional: int, fee: int) -> int:
@@ -133,7 +132,7 @@ def record_trade(
     stop_loss_percent: float | None = None,
     notional: int | None = None,
     now: int | None = None,
-    trade_status: str = CONFIRMED,
+    trade_status: str = TradeStatus.CONFIRMED,
     reversal_realized: int | None = None,
 ) -> bool:
     """Insert one trade and update its position. Returns False if ``trade_id`` was
@@ -243,8 +242,8 @@ def record_fill(
 ) -> bool:
     """Record a fill (live: with its CLOB trade status; paper fills are final). A FAILED
     fill never recorded before is not recorded (it never happened): returns False."""
-    status = trade_status_of(fill.status) if mode == "live" else CONFIRMED
-    if status == FAILED:
+    status = trade_status_of(fill.status) if mode == "live" else TradeStatus.CONFIRMED
+    if status == TradeStatus.FAILED:
         return False
     return record_trade(
         conn,
@@ -273,7 +272,7 @@ def reversal_trade_id(trade_id: str) -> str:
 
 def update_trade_status(
     conn: sqlite3.Connection, mode: str, trade_id: str, raw_status: str | None, *, now: int
-) -> str | None:
+) -> TradeStatus | None:
     """Apply a recorded fill's new CLOB status (inside the caller's transaction).
 
     Returns None when nothing changed, the new status when it moved on (e.g. MINED,
@@ -283,10 +282,10 @@ def update_trade_status(
     row = conn.execute(
         "SELECT * FROM trades WHERE trade_id=? AND mode=? AND kind=?", (trade_id, mode, FILL)
     ).fetchone()
-    if row is None or row["trade_status"] == new or row["trade_status"] in (CONFIRMED, FAILED):
+    if row is None or row["trade_status"] == new or row["trade_status"] in FINAL_TRADE_STATUSES:
         return None
     conn.execute("UPDATE trades SET trade_status=? WHERE id=?", (new, row["id"]))
-    if new != FAILED:
+    if new != TradeStatus.FAILED:
         return new
     # A FAILED trade realised nothing (its realised P&L leaves the win rate and the sums);
     # the reversal row restores position, cost, cash and the position's realised P&L.
@@ -312,18 +311,18 @@ def update_trade_status(
         now=now,
         reversal_realized=realized,
     )
-    return FAILED
+    return TradeStatus.FAILED
 
 
 def provisional_net_micro(conn: sqlite3.Connection, mode: str) -> dict[str, int]:
     """token → net shares (BUY +, SELL −) of fills not confirmed yet (MATCHED/MINED/RETRYING)."""
-    q = ",".join("?" * len(PROVISIONAL))
+    q = ",".join("?" * len(PROVISIONAL_TRADE_STATUSES))
     return {
         str(t): int(n)
         for t, n in conn.execute(
             f"SELECT token_id, SUM(CASE WHEN side='BUY' THEN size_micro ELSE -size_micro END) FROM trades "
             f"WHERE mode=? AND kind='fill' AND trade_status IN ({q}) GROUP BY token_id",
-            (mode, *PROVISIONAL),
+            (mode, *PROVISIONAL_TRADE_STATUSES),
         )
     }
 

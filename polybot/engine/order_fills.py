@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from polybot import db
+from polybot.domain import TradeStatus
 from polybot.engine import external, ledger
 from polybot.exchange.base import Fill
 from polybot.money import MICRO
@@ -102,7 +103,7 @@ class FillRecording:
 
     def _status_change(self, f: Fill, oid: int | None) -> None:
         changed = ledger.update_trade_status(self.conn, self.mode, f.trade_id, f.status, now=self.now())
-        if changed == ledger.FAILED:
+        if changed == TradeStatus.FAILED:
             which = f"order {oid}" if oid is not None else "an order of this bot"
             msg = (
                 f"Trade {f.trade_id} ({f.side} {f.size_micro / MICRO:g} shares of token {f.token_id[:12]}… "

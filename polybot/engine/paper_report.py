@@ -26,6 +26,7 @@ from pathlib import Path
 from polybot import db
 from polybot import ledger_queries as lq
 from polybot.config import Config, load_config
+from polybot.domain import BUY, SELL
 from polybot.errors import DataError, PolybotError
 from polybot.logs import LOG_PREFIX, configure_from
 from polybot.money import MICRO, fmt_usd
@@ -43,7 +44,7 @@ def round_trips(conn, mode: str, start: int, end: int) -> list[dict]:
         p = open_.setdefault(
             t["token_id"], {"size": 0, "pnl": 0, "opened": t["timestamp"], "market_id": t["market_id"]}
         )
-        if t["side"] == "BUY":
+        if t["side"] == BUY:
             if p["size"] <= 0:
                 p.update(size=0, pnl=0, opened=t["timestamp"])
             p["size"] += t["size_micro"]
@@ -145,9 +146,9 @@ def report(cfg: Config, conn, days: float, *, backtest: bool = True) -> int:
         (mode, start, end),
     ).fetchone()[0]
     trips = round_trips(conn, mode, start, end)
-    n_fills = fills.get("BUY", 0) + fills.get("SELL", 0)
+    n_fills = fills.get(BUY, 0) + fills.get(SELL, 0)
     print(
-        f"Simulated trades executed: {n_fills} ({fills.get('BUY', 0)} buys, {fills.get('SELL', 0)} sells) "
+        f"Simulated trades executed: {n_fills} ({fills.get(BUY, 0)} buys, {fills.get(SELL, 0)} sells) "
         f"+ {settlements} settlement(s); {len(trips)} round trip(s) closed"
     )
 

@@ -34,6 +34,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from polybot import db
+from polybot.domain import PROVISIONAL_TRADE_STATUSES, ExchangeOrderStatus
 from polybot.engine import breakers, external, ledger
 from polybot.engine.breakers import BreakerTripped
 from polybot.engine.orders import OPEN
@@ -117,7 +118,9 @@ def _live(engine: Engine) -> list[str]:
             if st is not None:
                 status = executor.apply_status(row["id"], st)
                 out.append(f"order {row['id']} is no longer open at the exchange → {status}")
-            elif row["exchange_status"] == "matched":  # matched: its fills are still to be read
+            elif (
+                row["exchange_status"] == ExchangeOrderStatus.MATCHED
+            ):  # matched: its fills are still to be read
                 out.append(
                     f"order {row['id']} was matched but the exchange lists neither it nor its trades yet; "
                     f"it stays {row['status']} until its fills are read"
@@ -134,10 +137,10 @@ def _live(engine: Engine) -> list[str]:
 
 
 def _oldest_provisional(conn: sqlite3.Connection) -> int | None:
-    q = ",".join("?" * len(ledger.PROVISIONAL))
+    q = ",".join("?" * len(PROVISIONAL_TRADE_STATUSES))
     r = conn.execute(
         f"SELECT MIN(timestamp) FROM trades WHERE mode='live' AND kind='fill' AND trade_status IN ({q})",
-        ledger.PROVISIONAL,
+        PROVISIONAL_TRADE_STATUSES,
     ).fetchone()
     return None if r is None or r[0] is None else int(r[0])
 

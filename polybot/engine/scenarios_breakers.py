@@ -24,6 +24,7 @@ from pathlib import Path
 
 from polybot import db
 from polybot.config import Config
+from polybot.domain import BUY, SELL
 from polybot.engine import ledger
 from polybot.engine.scenarios import ScenarioFailed, Scenarios, operator_config, query, report, wait_for
 from polybot.money import MICRO, to_micro
@@ -111,7 +112,7 @@ def daily_loss(sc: Scenarios) -> str:
                 trade_id="scenario-buy",
                 token_id=token,
                 market_id=market,
-                side="BUY",
+                side=BUY,
                 price_micro=800_000,
                 size_micro=shares,
                 fee_micro=0,
@@ -123,7 +124,7 @@ def daily_loss(sc: Scenarios) -> str:
                 trade_id="scenario-sell",
                 token_id=token,
                 market_id=market,
-                side="SELL",
+                side=SELL,
                 price_micro=300_000,
                 size_micro=shares,
                 fee_micro=0,
@@ -151,7 +152,7 @@ def position_anomaly(sc: Scenarios) -> str:
                 trade_id="scenario-external",
                 token_id=token,
                 market_id=market,
-                side="BUY",
+                side=BUY,
                 price_micro=500_000,
                 size_micro=size,
                 fee_micro=0,

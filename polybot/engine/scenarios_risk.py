@@ -24,7 +24,7 @@ from typing import Any
 
 from polybot import db
 from polybot.config import Config
-from polybot.domain import BUY, ENTER, Intent
+from polybot.domain import BUY, ENTER, SELL, Intent
 from polybot.engine import ledger
 from polybot.engine.bot import startup
 from polybot.engine.breakers import DAILY_LOSS, BreakerTripped
@@ -230,7 +230,7 @@ def daily_loss(sc: Scenarios) -> str:
                 trade_id="seed-buy",
                 token_id=token,
                 market_id=market,
-                side="BUY",
+                side=BUY,
                 price_micro=buy,
                 size_micro=shares,
                 fee_micro=0,
@@ -240,7 +240,7 @@ def daily_loss(sc: Scenarios) -> str:
                 trade_id="seed-sell",
                 token_id=token,
                 market_id=market,
-                side="SELL",
+                side=SELL,
                 price_micro=sell,
                 size_micro=shares,
                 fee_micro=0,
@@ -298,7 +298,7 @@ def stop_loss(sc: Scenarios) -> str:
                 trade_id="seed-buy",
                 token_id=token,
                 market_id=market,
-                side="BUY",
+                side=BUY,
                 price_micro=paid,
                 size_micro=shares,
                 fee_micro=0,

@@ -42,7 +42,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-MICRO = 1_000_000
+from polybot.domain import BUY, SELL
+from polybot.money import MICRO
+
 CENT = 10_000  # 0.01 in micro-units: 2 decimals
 BASIS = 100  # 0.0001 in micro-units: 4 decimals
 MIN_MARKET_BUY_MICRO = 1_000_000
@@ -51,7 +53,6 @@ MIN_MARKET_BUY_MICRO = 1_000_000
 amount is $1; limit order: minimum shares size is 5"); refusing below it loses nothing."""
 
 TICKS = ("0.1", "0.01", "0.005", "0.0025", "0.001", "0.0001")  # the SDK's ROUNDING_CONFIG keys
-BUY, SELL = "BUY", "SELL"
 
 
 class AmountError(ValueError):

@@ -39,7 +39,7 @@ from typing import Any
 
 # Shared with the read side: CancelResult(canceled, not_canceled) and the Data-API
 # Position (token_id, condition_id, size, avg_price, initial_value ... in micro-units).
-from polybot.domain import BUY, SELL, ExchangeOrderStatus
+from polybot.domain import BUY, FINAL_TRADE_STATUSES, SELL, ExchangeOrderStatus, TradeStatus
 from polybot.exchange.models import CancelResult, Position  # noqa: F401  (re-exported)
 
 ORDER_TYPES = ("GTC", "GTD", "FOK", "FAK")
@@ -57,13 +57,7 @@ ACCEPTED_STATUSES = (ExchangeOrderStatus.LIVE, ExchangeOrderStatus.MATCHED, Exch
 # OrderResult.code: why a rejection happened, when the caller can act on it
 TICK_SIZE_CHANGED = "tick_size_changed"  # re-prepare (re-sign) at the market's new tick
 
-# Fill.status: the CLOB's trade status (upper case; REST's TRADE_STATUS_ prefix removed).
-# MATCHED → MINED → CONFIRMED (final), or → RETRYING → FAILED (never settled: undo it);
-# also MATCHED_NOT_BROADCASTED (py-sdk models/clob/account.py; docs/dev/api_notes.md §5). Anything
-# but CONFIRMED/FAILED is provisional.
-TRADE_MATCHED, TRADE_MINED, TRADE_CONFIRMED = "MATCHED", "MINED", "CONFIRMED"
-TRADE_RETRYING, TRADE_FAILED = "RETRYING", "FAILED"
-TRADE_PROVISIONAL = (TRADE_MATCHED, "MATCHED_NOT_BROADCASTED", TRADE_MINED, TRADE_RETRYING)
+# Fill.status: a polybot.domain.TradeStatus (the CLOB's trade status, prefix removed).
 
 # OrderStatus.status: an ExchangeOrderStatus (normalised from the CLOB's LIVE / MATCHED / CANCELED ...)
 OPEN_STATUSES = (ExchangeOrderStatus.LIVE, ExchangeOrderStatus.DELAYED)
@@ -201,18 +195,18 @@ class Fill:
     fee_micro: int
     ts: int
     liquidity: str = "taker"  # "taker" or "maker"
-    status: str = "MATCHED"  # CLOB trade status (MATCHED/MINED/CONFIRMED/RETRYING/FAILED)
+    status: str = TradeStatus.MATCHED  # the CLOB trade status (MATCHED/MINED/CONFIRMED/RETRYING/FAILED)
     updated_ts: int = 0  # the trade's last status change (live: last_update), 0 = unknown
 
     @property
     def failed(self) -> bool:
         """The trade never settled on chain: it must not count (or must be undone)."""
-        return self.status == TRADE_FAILED
+        return self.status == TradeStatus.FAILED
 
     @property
     def final(self) -> bool:
         """CONFIRMED (settled) or FAILED: the status will not change any more."""
-        return self.status in (TRADE_CONFIRMED, TRADE_FAILED)
+        return self.status in FINAL_TRADE_STATUSES
 
     @property
     def notional_micro(self) -> int:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polybot.config import Config, PolymarketConfig
+from polybot.domain import BUY, SELL
 from polybot.errors import RequestRejected
 from polybot.exchange import parse as P
 from polybot.exchange.http import HttpClient
@@ -348,7 +349,7 @@ class PolymarketClient:
         )
 
     def get_prices(
-        self, token_ids: Iterable[str], sides: Sequence[str] = ("BUY", "SELL")
+        self, token_ids: Iterable[str], sides: Sequence[str] = (BUY, SELL)
     ) -> dict[str, dict[str, float]]:
         """``POST /prices`` → {token: {"BUY": best ask, "SELL": best bid}}."""
         self.last_issues = []

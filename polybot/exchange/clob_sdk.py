@@ -31,6 +31,8 @@ from py_clob_client_v2.order_utils.model.order_data_v2 import OrderDataV2, Signe
 from py_clob_client_v2.order_utils.model.side import Side
 from py_clob_client_v2.order_utils.model.signature_type_v2 import SignatureTypeV2
 
+from polybot.domain import BUY
+
 log = logging.getLogger(__name__)
 
 _RATE_HEADER_PREFIXES = ("poly-ratelimit-", "x-ratelimit-", "ratelimit-")
@@ -226,7 +228,7 @@ class SdkClient(ClobClient):
             tokenId=str(token_id),
             makerAmount=str(int(maker_amount)),
             takerAmount=str(int(taker_amount)),
-            side=Side.BUY if side == "BUY" else Side.SELL,
+            side=Side.BUY if side == BUY else Side.SELL,
             signer=b._v2_order_signer(),
             signatureType=b.signature_type,
             timestamp=str(time.time_ns() // 1_000_000),
@@ -288,7 +290,7 @@ def signed_order_from_payload(payload: dict) -> SignedOrderV2:
         tokenId=str(o["tokenId"]),
         makerAmount=str(o["makerAmount"]),
         takerAmount=str(o["takerAmount"]),
-        side=Side.BUY if o["side"] == "BUY" else Side.SELL,
+        side=Side.BUY if o["side"] == BUY else Side.SELL,
         signatureType=SignatureTypeV2(int(o["signatureType"])),
         timestamp=str(o["timestamp"]),
         metadata=o["metadata"],

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 from py_clob_client_v2.clob_types import OpenOrderParams, TradeParams
 from py_clob_client_v2.exceptions import PolyException
 
+from polybot.domain import BUY, SELL
 from polybot.errors import DataError, ExchangeError, OrderOutcomeUnknown
 from polybot.exchange import parse as P
-from polybot.exchange.base import BUY, Fill, OrderStatus, PreparedOrder
+from polybot.exchange.base import Fill, OrderStatus, PreparedOrder
 from polybot.exchange.clob_sdk import HttpFailure, SdkClient
 from polybot.exchange.models import FeeSchedule, FeeSource, OpenOrder
 from polybot.exchange.parse_util import micro as _micro
@@ -135,7 +136,7 @@ class TradeReader:
                         trade_id=f"{t.id}:{m.get('order_id', i)}",
                         order_id=str(m.get("order_id", "")),
                         token_id=str(m.get("asset_id") or t.asset_id),
-                        side=str(m.get("side") or ("SELL" if t.side == BUY else BUY)).upper(),
+                        side=str(m.get("side") or (SELL if t.side == BUY else BUY)).upper(),
                         price_micro=_price_micro(m.get("price"), "price"),
                         size_micro=_micro(m.get("matched_amount"), "matched_amount"),
                         fee_micro=0,

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polybot.config import Config
+from polybot.domain import BUY
 from polybot.errors import (
     AuthenticationError,
     ExchangeUnavailable,
@@ -506,7 +507,7 @@ def _place(run: _Run, pick: Pick, ident: dict) -> str:
     """Sign and place the post-only BUY at the lowest tick; returns the order's id."""
     request = OrderRequest(
         token_id=pick.token_id,
-        side="BUY",
+        side=BUY,
         order_type="GTC",
         price_micro=pick.price_micro,
         size_micro=pick.size_micro,

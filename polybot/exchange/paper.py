@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypedDict
 
-from polybot.domain import BUY, SELL, ExchangeOrderStatus
+from polybot.domain import BUY, SELL, ExchangeOrderStatus, TradeStatus
 from polybot.errors import DataError
 from polybot.exchange.base import (
     CancelResult,
@@ -310,7 +310,7 @@ class PaperExchange(Exchange):
                 fee_micro=lf.fee_micro,
                 ts=now,
                 liquidity=liquidity,
-                status="CONFIRMED",
+                status=TradeStatus.CONFIRMED,
             )
             self._apply_fill(f)
             order.size_matched_micro += lf.size_micro
