@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 from polybot.domain import SELL
 from polybot.engine import external, ledger
 from polybot.engine.marketdata import market_version
-from polybot.engine.orders import CLOSE_EXTERNAL, PlaceOutcome
+from polybot.engine.order_fills import CLOSE_EXTERNAL
+from polybot.engine.orders import PlaceOutcome
 from polybot.errors import ExchangeError
 from polybot.exchange.base import OrderRequest
 from polybot.money import MICRO, round_size_down

@@ -33,7 +33,6 @@ import sqlite3
 from polybot import db
 from polybot.domain import BUY, FINAL_TRADE_STATUSES, PROVISIONAL_TRADE_STATUSES, SELL, TradeStatus
 from polybot.exchange.base import Fill
-from polybot.ledger_queries import MarkedPosition as MarkedPosition
 from polybot.ledger_queries import Portfolio as Portfolio
 from polybot.ledger_queries import PositionRow as PositionRow
 from polybot.ledger_queries import cash_flow_micro as cash_flow_micro

@@ -53,12 +53,7 @@ from dataclasses import dataclass
 from polybot import db
 from polybot.domain import ExchangeOrderStatus, OrderState
 from polybot.engine.breakers import ApiErrorCounter, BreakerTripped
-from polybot.engine.order_fills import (  # noqa: F401  (re-exported)
-    CLOSE_EXTERNAL,
-    FillRecording,
-    group_key_of_market,
-    market_of_token,
-)
+from polybot.engine.order_fills import FillRecording
 from polybot.errors import (
     AuthenticationError,
     ExchangeError,

@@ -9,7 +9,7 @@ The engine and the backtester both do::
     intents = strategy.decide(feed.view(now), portfolio)
 """
 
-from .base import (  # noqa: F401
+from .base import (  # noqa: F401  (the package's API for strategy authors, re-exported)
     BUY,
     ENTER,
     EXIT,
@@ -23,4 +23,4 @@ from .base import (  # noqa: F401
     Quote,
     Strategy,
 )
-from .registry import STRATEGIES, get_strategy, strategy_names  # noqa: F401
+from .registry import STRATEGIES, get_strategy, strategy_names  # noqa: F401  (re-exported)
