@@ -29,6 +29,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -823,12 +824,19 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def example_config_text() -> str:
+    """The annotated example configuration shipped inside the package (``polybot/config.yaml.example``,
+    byte-identical to the project root's ``config.yaml.example`` — tests/test_packaging.py checks it:
+    the checklist copies the root file, an installed polybot has only the packaged one)."""
+    return (resources.files("polybot") / "config.yaml.example").read_text(encoding="utf-8")
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read and parse the YAML file, with one-sentence errors."""
     if not path.exists():
         raise ConfigError(
-            f"Config file {path} not found; copy config.yaml.example to {path.name} and edit it "
-            f"(or pass --config PATH)."
+            f"Config file {path} not found; copy config.yaml.example to {path.name} (or run "
+            f"polybot init-config) and edit it, or pass --config PATH."
         )
     try:
         text = path.read_text(encoding="utf-8")

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from polybot.commands import child_argv, child_env, for_script
+from polybot.config import example_config_text
 from polybot.timefmt import iso_seconds, utc_day
 
 BOLD = "\033[1m" if sys.stdout.isatty() else ""
@@ -165,13 +166,7 @@ class Demo:
         self.say(f"  ✓ simulator at {self.sim_url}")
 
     def write_config(self) -> None:
-        example = Path.cwd() / "config.yaml.example"  # the project directory the demo runs in
-        if not example.exists():
-            raise DemoFailed(
-                f"config.yaml.example is not in {Path.cwd()}; run the demo from the polybot project "
-                f"directory (the clone that holds config.yaml.example)"
-            )
-        data = yaml.safe_load(example.read_text(encoding="utf-8"))
+        data = yaml.safe_load(example_config_text())  # = the project's config.yaml.example
         data["polymarket"] = {
             "signature_type": 2,
             "chain_id": 137,

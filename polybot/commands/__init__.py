@@ -55,6 +55,7 @@ _A = "polybot.commands.alerting"
 # Grouped as in the operator's checklist. Keep docs/dev/commands.md in step (a test compares them).
 COMMANDS: tuple[Command, ...] = (
     # set-up
+    Command("init-config", None, "Write config.yaml from the bundled example", f"{_O}:init_config_parser", f"{_O}:init_config_main"),
     Command("validate-config", "validate_config.py", "Validate config.yaml", f"{_O}:validate_config_parser", "polybot.validation:main"),
     Command("init-db", "initialize_db.py", "Create or upgrade the database", f"{_O}:init_db_parser", "polybot.ops.init_db:main"),
     Command("test-api", "test_api_connectivity.py", "Test the connection to the Polymarket APIs", f"{_T}:api_connectivity_parser", f"{_T}:api_connectivity_main"),

@@ -6,6 +6,8 @@ descriptions are what ``--help`` prints."""
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 from ..cli import add_config_arg
 
@@ -146,3 +148,49 @@ def prelaunch_parser() -> argparse.ArgumentParser:
         help="send a test critical alert through the configured channels and check its delivery",
     )
     return p
+
+
+INIT_CONFIG = """Write config.yaml from the annotated example shipped with polybot.
+
+The same file as the checklist's `cp config.yaml.example config.yaml`, for an installed polybot
+(pip install .) that has no clone to copy from. An existing file is never overwritten.
+Example: polybot init-config   (then edit config.yaml and run python validate_config.py)
+"""
+
+
+def init_config_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="polybot init-config",
+        description=INIT_CONFIG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--output", metavar="PATH", default="config.yaml", help="where to write (default: config.yaml)"
+    )
+    return p
+
+
+def init_config_main(args: argparse.Namespace) -> int:
+    from ..config import example_config_text
+    from ..errors import ConfigError
+
+    path = Path(args.output)
+    exists = ConfigError(f"{path} already exists; edit it, or delete it first to start from the example.")
+    if path.exists():
+        raise exists
+    # Whole file or nothing: written to a temporary file, then linked into place (a link never
+    # replaces an existing file, unlike a rename).
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(example_config_text())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(tmp, path)
+    except FileExistsError:
+        raise exists from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"Wrote {path} (mode 600) from the bundled example; edit it, then run: polybot validate-config")
+    return 0
