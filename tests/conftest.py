@@ -1,12 +1,19 @@
 """Shared fixtures: an isolated environment, temporary workspaces with a real
-config.yaml and SQLite file, the local Polymarket simulator on a free port, and a
-helper to run the operator's top-level scripts as real subprocesses."""
+config.yaml and SQLite file, the local Polymarket simulator on a free port, and the
+operator's top-level scripts run in process (``run_cli``, the ``cli`` fixture) or, where a
+real process matters, as subprocesses (``run_cli_process``)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
+import runpy
+import signal
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -60,7 +67,117 @@ def workspace(tmp_path):
     return tmp_path
 
 
+class CliResult(subprocess.CompletedProcess):
+    """What a command run in process left: ``args``, ``returncode``, ``stdout``, ``stderr`` (the
+    fields of :class:`subprocess.CompletedProcess`, so a test reads both kinds alike)."""
+
+
+class _Captured(io.StringIO):
+    """A text stream like a pipe: utf-8, not a terminal (``_ensure_utf8_stdout`` leaves it alone)."""
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    def isatty(self) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def _process_state(cwd: Path, env: dict | None, argv: list[str], stdin: str | None):
+    """Give one command what its own process would have (cwd, argv, environment, stdio, no
+    polybot logging yet) and put everything back afterwards: umask (``polybot.cli.run`` sets
+    077), cwd, os.environ, signal handlers (the bot and the scheduler install SIGTERM/SIGINT
+    ones), the root logger's polybot handlers and level, the redactor's secret list, and the
+    alerters the command left open (closed as the interpreter's exit would close them)."""
+    from polybot import logs
+    from polybot.alerts import core as alerts_core
+
+    saved_umask = os.umask(0o022)
+    os.umask(saved_umask)
+    saved_cwd = os.getcwd()
+    saved_env = dict(os.environ)
+    saved_argv = sys.argv
+    saved_streams = sys.stdin, sys.stdout, sys.stderr
+    saved_signals = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    root = logging.getLogger()
+    saved_level = root.level
+    saved_handlers = [h for h in root.handlers if getattr(h, "_polybot", False)]
+    for h in saved_handlers:
+        root.removeHandler(h)
+    saved_configured = dict(logs._CONFIGURED)
+    logs._CONFIGURED.clear()
+    saved_listeners = list(logs._LOG_FAILURE_LISTENERS)
+    saved_secrets = set(logs.REDACTOR.values)
+    alerters_before = set(alerts_core._LIVE)
+    out, err = _Captured(), _Captured()
+    try:
+        os.chdir(cwd)
+        os.environ.update(env or {})
+        sys.argv = argv
+        sys.stdin = _Captured(stdin or "")
+        sys.stdout, sys.stderr = out, err
+        yield out, err
+    finally:
+        try:
+            for alerter in set(alerts_core._LIVE) - alerters_before:  # what atexit does at exit
+                alerter.close(5.0)
+        finally:
+            sys.stdin, sys.stdout, sys.stderr = saved_streams
+            for h in [h for h in root.handlers if getattr(h, "_polybot", False)]:
+                root.removeHandler(h)
+                h.close()
+            for h in saved_handlers:
+                root.addHandler(h)
+            root.setLevel(saved_level)
+            logs._CONFIGURED.clear()
+            logs._CONFIGURED.update(saved_configured)
+            logs._LOG_FAILURE_LISTENERS[:] = saved_listeners
+            logs.REDACTOR.values = saved_secrets
+            for sig, handler in saved_signals.items():
+                signal.signal(sig, handler)
+            sys.argv = saved_argv
+            os.environ.clear()
+            os.environ.update(saved_env)
+            os.chdir(saved_cwd)
+            os.umask(saved_umask)
+
+
 def run_cli(
+    script: str,
+    *args: str,
+    cwd: Path,
+    env: dict | None = None,
+    timeout: float | None = None,  # noqa: ARG001 - kept for run_cli_process's signature; pytest-timeout guards
+    input: str | None = None,
+) -> CliResult:
+    """Run a top-level script (``python <script> args`` in ``cwd``) IN THIS PROCESS.
+
+    The script file itself is executed as ``__main__`` (the shim, its parser, ``run_script``
+    and its exit code), with its own cwd, environment, argv and captured stdout/stderr; only
+    the interpreter start-up (~0.5 s of imports) is saved. Use :func:`run_cli_process` where a
+    real process matters (signals, locks held by another process, kill -9, the interpreter's
+    own exit code on a traceback)."""
+    argv = [script, *args]
+    code: int | str | None = 0
+    with _process_state(Path(cwd), env, argv, input) as (out, err):
+        try:
+            runpy.run_path(str(ROOT / script), run_name="__main__")
+        except SystemExit as exc:
+            code = exc.code
+        except BaseException:  # what the interpreter does with an uncaught exception
+            traceback.print_exc()
+            code = 1
+    if code is None:
+        returncode = 0
+    elif isinstance(code, int):
+        returncode = code
+    else:  # sys.exit("message"): the interpreter prints it and exits 1
+        err.write(f"{code}\n")
+        returncode = 1
+    return CliResult(["python", *argv], returncode, out.getvalue(), err.getvalue())
+
+
+def run_cli_process(
     script: str,
     *args: str,
     cwd: Path,
@@ -68,7 +185,7 @@ def run_cli(
     timeout: float = 120,
     input: str | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run a top-level script (``python <script> args``) in ``cwd`` like an operator would."""
+    """Run a top-level script as a real subprocess (``python <script> args`` in ``cwd``)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_ENV_PREFIXES)}
     full_env["PYTHONPATH"] = str(ROOT)
     full_env["PYTHONIOENCODING"] = "utf-8"
@@ -82,6 +199,17 @@ def run_cli(
         timeout=timeout,
         input=input,
     )
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """``cli("backup_database.py", "--list")``: a top-level script run in process (see
+    :func:`run_cli`), in ``tmp_path`` unless ``cwd=`` says otherwise."""
+
+    def run(script: str, *args: str, cwd: Path | None = None, **kwargs) -> CliResult:
+        return run_cli(script, *args, cwd=tmp_path if cwd is None else cwd, **kwargs)
+
+    return run
 
 
 @pytest.fixture
@@ -117,3 +245,46 @@ def sim_urls(handle) -> dict:
             "max_retries": 3,
         }
     }
+
+
+@pytest.fixture
+def fast_sim():
+    """The simulator at 60× (a minute per second) with a small world, for bot runs."""
+    from polybot.sim.server import start_simulator
+
+    h = start_simulator(port=0, seed=42, n_markets=24, speed=60)
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+@pytest.fixture
+def fake_tg():
+    """The fake Telegram Bot API (tests/fake_telegram.py) on a free port."""
+    from tests.fake_telegram import FakeTelegram
+    from tests.helpers_alerts import TOKEN
+
+    with FakeTelegram(TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+def smtp():
+    """A local SMTP server (aiosmtpd) on a free port that keeps what it receives."""
+    from tests.helpers_alerts import SmtpServer
+
+    server = SmtpServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 2 MiB tmpfs at tmp_path/'fs' (root only; skipped with the reason otherwise)."""
+    from tests.helpers_resources import tmpfs
+
+    with tmpfs(tmp_path / "fs", "2m") as mnt:
+        yield mnt

@@ -171,17 +171,3 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     )
     return cert, key
 
-
-@pytest.fixture
-def fake_tg():
-    with FakeTelegram(TOKEN) as fake:
-        yield fake
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from tests.conftest import ROOT, SECRET_ENV_PREFIXES, sim_urls, write_config
 
@@ -49,18 +48,6 @@ def make_workspace(root: Path, handle, **overrides) -> Path:
     res = seed_universe(load_config(root / "config.yaml", require_mode_secrets=False))
     assert res.markets > 0, res.failure
     return root
-
-
-@pytest.fixture
-def fast_sim():
-    """The simulator at 60× (a minute per second) with a small world, for bot runs."""
-    from polybot.sim.server import start_simulator
-
-    h = start_simulator(port=0, seed=42, n_markets=24, speed=60)
-    try:
-        yield h
-    finally:
-        h.stop()
 
 
 def load(root: Path):

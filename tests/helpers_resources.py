@@ -36,13 +36,6 @@ def tmpfs(path: Path, size: str = "2m"):
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-@pytest.fixture
-def small_fs(tmp_path):
-    """A 2 MiB tmpfs at tmp_path/'fs'."""
-    with tmpfs(tmp_path / "fs", "2m") as mnt:
-        yield mnt
-
-
 def fill(directory: Path) -> Path:
     """Write one file until the filesystem holding ``directory`` has no byte left."""
     ballast = directory / "ballast.bin"

@@ -7,11 +7,10 @@ from __future__ import annotations
 import getpass
 import sqlite3
 
-from tests.helpers_engine import (  # noqa: F401 (fast_sim is a fixture)
+from tests.helpers_engine import (
     M,
     assert_consistent,
     connect,
-    fast_sim,
     load,
     make_workspace,
     query,

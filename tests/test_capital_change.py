@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import yaml
 
-from tests.helpers_engine import fast_sim, make_workspace, query, run_bot  # noqa: F401 (fixture)
+from tests.helpers_engine import make_workspace, query, run_bot
 
 
 def _set_capital(root, capital: float) -> None:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import signal
 
 from tests.conftest import run_cli
-from tests.helpers_engine import (  # noqa: F401 (fast_sim is a fixture)
+from tests.helpers_engine import (
     M,
     assert_consistent,
     assert_limits_respected,
-    fast_sim,
     load,
     make_workspace,
     query,

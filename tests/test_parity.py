@@ -17,11 +17,9 @@ import signal
 
 import pytest
 
-from tests.helpers_engine import (  # noqa: F401 (fast_sim is a fixture)
+from tests.helpers_engine import (
     M,
     assert_consistent,
-    connect,
-    fast_sim,
     load,
     make_workspace,
     query,

@@ -25,7 +25,7 @@ import subprocess
 import pytest
 
 from tests.conftest import run_cli, sim_urls
-from tests.helpers_alerts import fake_tg, make_workspace, telegram_section  # noqa: F401 (fixture)
+from tests.helpers_alerts import make_workspace, telegram_section
 from tests.helpers_resources import fill, tmpfs
 
 ROWS = 3000

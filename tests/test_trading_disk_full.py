@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers_alerts import fake_tg, telegram_section  # noqa: F401 (fixture)
-from tests.helpers_engine import fast_sim, load, make_workspace, query, run_bot, start_bot, wait_for  # noqa: F401
+from tests.helpers_alerts import telegram_section
+from tests.helpers_engine import load, make_workspace, query, run_bot, start_bot, wait_for
 from tests.helpers_resources import fill, tmpfs
 
 
