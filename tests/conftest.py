@@ -26,6 +26,17 @@ SHARED_SAMPLES_DIR = ROOT.parent / "shared" / "polymarket" / "samples"
 SECRET_ENV_PREFIXES = ("POLY", "TELEGRAM", "SMTP", "DASHBOARD")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Longest first: the grouped tests (one worker runs a whole group, in order) and the slow
+    ones start at once, so a parallel run does not end waiting on one of them. A stable sort:
+    the order inside a group and among the others stays the collection order."""
+    items.sort(
+        key=lambda item: (
+            0 if item.get_closest_marker("xdist_group") else 1 if item.get_closest_marker("slow") else 2
+        )
+    )
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch):
     """No developer credential or config path may leak into a test."""

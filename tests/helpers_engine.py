@@ -10,8 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-
-from tests.conftest import ROOT, SECRET_ENV_PREFIXES, sim_urls, write_config
+from tests.conftest import ROOT, SECRET_ENV_PREFIXES, run_cli, sim_urls, write_config
 
 M = 1_000_000
 
@@ -80,15 +79,12 @@ def start_bot(root: Path, *args: str, log_name: str = "bot.out") -> subprocess.P
     )
 
 
-def run_bot(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "trading_bot.py"), *args],
-        cwd=root,
-        env=bot_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def run_bot(
+    root: Path, *args: str, env: dict | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """``python trading_bot.py args`` in ``root``, run in process (see ``run_cli``); for a bot
+    that must be signalled or killed use :func:`start_bot` (a real process)."""
+    return run_cli("trading_bot.py", *args, cwd=root, env=env, timeout=timeout)
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.1, what: str = "condition"):

@@ -32,7 +32,8 @@ from tests.helpers_dashboard import (
     running,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# One paper run and one browser for the module (module-scoped fixtures): one xdist worker runs them all.
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("dashboard_browser")]
 
 ARTIFACT = ROOT / "test-artifacts" / "dashboard.png"
 HALTED_EXIT = HaltedError.exit_code  # the bot stopped on a circuit breaker

@@ -43,7 +43,8 @@ from tests.helpers_e2e import (
     utc_day,
 )
 
-pytestmark = pytest.mark.slow
+# One journey, phase after phase, in one workspace: the whole module runs on one xdist worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("end_to_end")]
 
 SIX_TABLES = {"markets", "market_snapshots", "trades", "positions", "performance", "alerts"}
 TABLES_ONE_LINER = (

@@ -150,21 +150,7 @@ def test_live_mode_requires_credentials_and_bounds(tmp_path, sim):
             "api_passphrase": "${AP}",
         },
     )
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-    from tests.helpers_engine import bot_env
-
-    env = dict(bot_env(), PK=PRIVATE_KEY, AK="k", AS="c2VjcmV0c2VjcmV0", AP="p")
-    res = subprocess.run(
-        [sys.executable, str(ROOT / "trading_bot.py"), "--once"],
-        cwd=root2,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    res = run_bot(root2, "--once", env={"PK": PRIVATE_KEY, "AK": "k", "AS": "c2VjcmV0c2VjcmV0", "AP": "p"})
     assert res.returncode == 2 and "max_position_size" in res.stderr and "20% of capital" in res.stderr
 
 
