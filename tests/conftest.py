@@ -178,14 +178,33 @@ def run_cli(
         except BaseException:  # what the interpreter does with an uncaught exception
             traceback.print_exc()
             code = 1
+    return CliResult(["python", *argv], _exit_status(code, err), out.getvalue(), err.getvalue())
+
+
+def run_python(code: str, *, cwd: Path, env: dict | None = None) -> CliResult:
+    """``python -c "<code>"`` in ``cwd`` (the checklist's one-liners), IN THIS PROCESS with the
+    same isolation as :func:`run_cli`."""
+    code_result: int | str | None = 0
+    with _process_state(Path(cwd), env, ["-c"], None) as (out, err):
+        try:
+            exec(compile(code, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+        except SystemExit as exc:
+            code_result = exc.code
+        except BaseException:
+            traceback.print_exc()
+            code_result = 1
+    returncode = _exit_status(code_result, err)
+    return CliResult(["python", "-c", code], returncode, out.getvalue(), err.getvalue())
+
+
+def _exit_status(code: int | str | None, err: io.StringIO) -> int:
+    """The exit status the interpreter gives ``sys.exit(code)`` (a message is printed, status 1)."""
     if code is None:
-        returncode = 0
-    elif isinstance(code, int):
-        returncode = code
-    else:  # sys.exit("message"): the interpreter prints it and exits 1
-        err.write(f"{code}\n")
-        returncode = 1
-    return CliResult(["python", *argv], returncode, out.getvalue(), err.getvalue())
+        return 0
+    if isinstance(code, int):
+        return code
+    err.write(f"{code}\n")
+    return 1
 
 
 def run_cli_process(

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, SECRET_ENV_PREFIXES, run_cli
+from tests.conftest import ROOT, SECRET_ENV_PREFIXES, run_cli_process
 
 TOKEN = "7000000001:E2E-fake-token-for-the-local-bot-api"
 CHAT_ID = 424200117
@@ -174,9 +174,24 @@ def set_in_section(text: str, section: str, key: str, value) -> str:
     return "".join(lines)
 
 
+def replace_section(text: str, section: str, body: str) -> str:
+    """Replace the whole top-level ``section:`` of YAML text (its indented lines) by ``body``
+    (the indented lines that follow ``section:``)."""
+    lines = text.splitlines(keepends=True)
+    head = re.compile(rf"^{re.escape(section)}:\s*(#.*)?$")
+    start = next((i for i, ln in enumerate(lines) if head.match(ln.rstrip("\n"))), None)
+    assert start is not None, f"section {section}: not found in config.yaml"
+    end = next(
+        (i for i in range(start + 1, len(lines)) if lines[i].strip() and not lines[i].startswith((" ", "#"))),
+        len(lines),
+    )
+    return "".join(lines[: start + 1]) + body + "".join(lines[end:])
+
+
 # ---------------------------------------------------------------------------- the journey
 def operator_env(extra: dict | None = None) -> dict:
-    """The environment run_cli gives a script (conftest.run_cli), for Popen and python -c."""
+    """The environment run_cli_process gives a script (conftest.run_cli_process), for Popen and
+    python -c."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_ENV_PREFIXES)}
     env["PYTHONPATH"] = str(ROOT)
     env["PYTHONIOENCODING"] = "utf-8"
@@ -200,7 +215,7 @@ class Journey:
     def run(self, script: str, *args: str, expect=(0,), timeout: float = 180) -> subprocess.CompletedProcess:
         """``python <script> args`` in the workspace; asserts the exit code is in ``expect``."""
         t0 = time.monotonic()
-        res = run_cli(script, *args, cwd=self.ws, env=self.env, timeout=timeout)
+        res = run_cli_process(script, *args, cwd=self.ws, env=self.env, timeout=timeout)
         self.timings.append((f"python {script} {' '.join(args)}".strip(), time.monotonic() - t0))
         self.transcript.append(show(res, limit=100_000))
         if expect is not None:
@@ -274,6 +289,35 @@ class Journey:
             f"{self.sim.url}/_sim/advance", json={"seconds": target - now}, timeout=5
         ).raise_for_status()
         return target
+
+    def plant_dip(self, *, window: int = 12 * 3600, dip: float = 0.15) -> dict:
+        """Give one liquid market a YES book ``dip`` below its mean mid of the last ``window``
+        seconds (through the simulator's ``POST /_sim/book``): what mean_reversion buys.
+
+        The market is one the collector tracks, with a full recorded window, a mid well inside
+        (0.1, 0.9) after the dip and an end date days away (no entry 48 h before the end)."""
+        now = self.sim_time()
+        rows = self.query(
+            "SELECT s.token_id, AVG(s.mid), COUNT(*), MAX(s.mid) - MIN(s.mid) FROM market_snapshots s "
+            "JOIN market_tokens t ON t.token_id = s.token_id AND t.outcome_index = 0 "
+            "JOIN markets m ON m.id = t.market_id "
+            "WHERE m.tracked = 1 AND m.active = 1 AND m.closed = 0 AND m.accepting_orders = 1 "
+            "AND m.tick_size = 0.01 AND m.end_date > ? AND s.timestamp > ? AND s.mid IS NOT NULL "
+            "GROUP BY s.token_id HAVING COUNT(*) >= ? AND AVG(s.mid) BETWEEN 0.35 AND 0.75 "
+            "ORDER BY MAX(s.mid) - MIN(s.mid), s.token_id",
+            (now + 4 * 86400, now - window, int(0.9 * window / GRID)),
+        )
+        assert rows, "no tracked market with a full recorded window to plant a dip in"
+        token, mean = rows[0][0], rows[0][1]
+        ask = round(mean - dip, 2)
+        book = {"token_id": token, "bids": [[f"{ask - 0.01:.2f}", "2000"]], "asks": [[f"{ask:.2f}", "2000"]]}
+        requests.post(f"{self.sim.url}/_sim/book", json=book, timeout=5).raise_for_status()
+        return {"token_id": token, "mean": mean, "ask": ask}
+
+    def clear_book(self, token_id: str) -> None:
+        requests.post(
+            f"{self.sim.url}/_sim/book", json={"token_id": token_id, "clear": True}, timeout=5
+        ).raise_for_status()
 
     # ---- files
     @property

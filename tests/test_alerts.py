@@ -10,7 +10,7 @@ import time
 import pytest
 
 from polybot.alerts import Alerter
-from tests.conftest import ROOT
+from tests.conftest import run_python
 from tests.helpers_alerts import (
     CHAT_ID,
     SmtpServer,
@@ -169,7 +169,7 @@ def test_pending_delivery_is_retried_by_a_later_process(tmp_path, fake_tg, alert
             "a = Alerter(load_config('config.yaml', require_mode_secrets=False)); "
             "print(a.retry_pending(now=time.time() + 3600)); a.close()"
         )
-        res = _run_python(code, tmp_path)
+        res = run_python(code, cwd=tmp_path)
         assert res.returncode == 0, res.stderr
         assert res.stdout.strip().splitlines()[-1] == "1"
         assert len(server.messages) == 1
@@ -180,18 +180,6 @@ def test_pending_delivery_is_retried_by_a_later_process(tmp_path, fake_tg, alert
     assert row["status"] == "sent"
     assert row["delivery_json"] == {"log": "sent", "telegram": "sent", "email": "sent"}
     assert len(fake_tg.messages()) == 1  # Telegram was not sent twice
-
-
-def _run_python(code, cwd):
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POLY", "TELEGRAM", "SMTP"))}
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 def test_send_returns_at_once_while_telegram_hangs(tmp_path, fake_tg, smtp, alerters):

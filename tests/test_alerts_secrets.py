@@ -5,15 +5,11 @@ wrong credentials (PTB's InvalidToken message contains the token)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from polybot.notify.email import EmailChannel
 from polybot.notify.telegram import TelegramChannel, classify
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli, run_python
 from tests.fake_telegram import FakeTelegram
 from tests.helpers_alerts import (
     CHAT_ID,
@@ -54,14 +50,6 @@ print('exit', run(main, argparse.ArgumentParser(), []))
 """
 
 
-def _run(code, cwd, env):
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("POLY", "TELEGRAM", "SMTP"))}
-    e.update(PYTHONPATH=str(ROOT), PYTHONIOENCODING="utf-8", **env)
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env=e, capture_output=True, text=True, timeout=180
-    )
-
-
 @pytest.mark.parametrize("token", [PATTERN_TOKEN, ODD_TOKEN])
 @pytest.mark.parametrize("credentials_right", [True, False])
 def test_no_secret_anywhere(tmp_path, token, credentials_right):
@@ -91,11 +79,13 @@ def test_no_secret_anywhere(tmp_path, token, credentials_right):
                 res = run_cli(script, *args, cwd=tmp_path, env=env)
                 outputs += [res.stdout, res.stderr]
                 assert res.returncode == (0 if credentials_right else 1), res.stdout + res.stderr
-            res = _run(
-                "from telegram_notifier import send_notification; send_notification('hello')", tmp_path, env
+            res = run_python(
+                "from telegram_notifier import send_notification; send_notification('hello')",
+                cwd=tmp_path,
+                env=env,
             )
             outputs += [res.stdout, res.stderr]
-            res = _run(SCRIPT, tmp_path, env)
+            res = run_python(SCRIPT, cwd=tmp_path, env=env)
             outputs += [res.stdout, res.stderr]
             assert "exit 1" in res.stdout and "RuntimeError" in res.stderr  # it ran to the end
         finally:

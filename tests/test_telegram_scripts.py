@@ -3,13 +3,9 @@ whose config.yaml points telegram.base_url at the fake Bot API)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import httpx
 
-from tests.conftest import ROOT, run_cli, write_config
+from tests.conftest import run_cli, run_python, write_config
 from tests.helpers_alerts import (
     CHAT_ID,
     TOKEN,
@@ -26,12 +22,9 @@ ONE_LINER = (
 )
 
 
-def run_py(code: str, cwd, env=None) -> subprocess.CompletedProcess:
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("POLY", "TELEGRAM", "SMTP"))}
-    e.update(PYTHONPATH=str(ROOT), PYTHONIOENCODING="utf-8", **(env or {}))
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env=e, capture_output=True, text=True, timeout=120
-    )
+def run_py(code: str, cwd, env=None):
+    """``python -c "<code>"`` in ``cwd``, in process (see conftest.run_python)."""
+    return run_python(code, cwd=cwd, env=env)
 
 
 def test_checklist_one_liner_delivers(tmp_path, fake_tg):
