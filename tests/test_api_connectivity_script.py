@@ -20,13 +20,19 @@ def _lines(proc):
     return [ln for ln in proc.stdout.splitlines() if ln.strip()]
 
 
+def _passed(line: str, step: str) -> bool:
+    """``✓ <step>``, or ``⚠ <step> … slower than 2 s`` (a timing advisory about the machine's
+    load, which a test does not assert on: the step passed either way)."""
+    return line.startswith(f"✓ {step}") or (line.startswith(f"⚠ {step}") and "slower than" in line)
+
+
 def test_paper_mode_all_checks_pass(tmp_path, sim):
     write_config(tmp_path, sim_urls(sim))
     proc = run_cli("test_api_connectivity.py", cwd=tmp_path)
     out = _lines(proc)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert out[0] == "✓ API authentication skipped: paper mode"
-    assert out[1].startswith("✓ Market data retrieved (20 markets in ")
+    assert _passed(out[1], "Market data retrieved (20 markets in ")
     assert "order books" in out[1]
     assert out[2] == "✓ Account balance retrieved: $500.00 (paper)"
     assert out[3].startswith("✓ Rate limits: OK")
@@ -69,7 +75,7 @@ def test_live_credentials_authenticate_and_read_balance(tmp_path, sim):
     proc = run_cli("test_api_connectivity.py", cwd=tmp_path, env={"POLYMARKET_PRIVATE_KEY": PRIVATE_KEY})
     out = _lines(proc)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert out[0].startswith("✓ API authentication successful (")
+    assert _passed(out[0], "API authentication successful (")
     assert out[2].startswith("✓ Account balance retrieved: $") and "(paper)" in out[2]
     assert "11" * 32 not in proc.stdout + proc.stderr
 
@@ -110,7 +116,7 @@ def test_throttling_is_reported(tmp_path, sim):
     proc = run_cli("test_api_connectivity.py", cwd=tmp_path)
     out = _lines(proc)
     assert proc.returncode == 1, proc.stdout
-    assert out[1].startswith("✓ Market data retrieved")  # the client waited it out
+    assert _passed(out[1], "Market data retrieved")  # the client waited it out
     assert out[3].startswith("✗ Rate limits: 2 request(s) were answered 429")
 
 
