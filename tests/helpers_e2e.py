@@ -303,7 +303,7 @@ class Journey:
             "JOIN markets m ON m.id = t.market_id "
             "WHERE m.tracked = 1 AND m.active = 1 AND m.closed = 0 AND m.accepting_orders = 1 "
             "AND m.tick_size = 0.01 AND m.end_date > ? AND s.timestamp > ? AND s.mid IS NOT NULL "
-            "GROUP BY s.token_id HAVING COUNT(*) >= ? AND AVG(s.mid) BETWEEN 0.35 AND 0.75 "
+            "GROUP BY s.token_id HAVING COUNT(*) >= ? AND AVG(s.mid) BETWEEN 0.3 AND 0.8 "
             "ORDER BY MAX(s.mid) - MIN(s.mid), s.token_id",
             (now + 4 * 86400, now - window, int(0.9 * window / GRID)),
         )
