@@ -180,12 +180,14 @@ def test_exchange_heartbeat_is_a_dead_man_switch(tmp_path):
             req, market = _resting_request(eng)
             out = eng.executor.place(req, market_id=market, reason="dead man")
             assert out.status == "LIVE"
-            time.sleep(3)  # heartbeats flow: the order stays
+            time.sleep(3)  # twice the exchange's timeout passes while heartbeats flow: the order stays
             eng.guarded(eng.iteration)
             assert eng.executor.row(out.order_id)["status"] == "LIVE"
             eng.stop_exchange_heartbeat()  # the bot "dies": no more heartbeats
-            time.sleep(3)
-            eng.guarded(eng.iteration)
+            deadline = time.monotonic() + 30  # the exchange cancels 1.5 s after the last one
+            while eng.executor.row(out.order_id)["status"] == "LIVE" and time.monotonic() < deadline:
+                time.sleep(0.2)
+                eng.guarded(eng.iteration)
             assert eng.executor.row(out.order_id)["status"] == "CANCELED"
             assert eng.exchange.open_orders() == []
         finally:
