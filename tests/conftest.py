@@ -1,7 +1,18 @@
 """Shared fixtures: an isolated environment, temporary workspaces with a real
 config.yaml and SQLite file, the local Polymarket simulator on a free port, and the
 operator's top-level scripts run in process (``run_cli``, the ``cli`` fixture) or, where a
-real process matters, as subprocesses (``run_cli_process``)."""
+real process matters, as subprocesses (``run_cli_process``).
+
+Layout: ``tests/<package>/test_*.py`` tests ``polybot/<package>/``; tests of the top-level
+modules (config, db, logs, money, risk, …), the shims, the docs and the end-to-end journey sit
+in ``tests/``. Fixtures used in one directory live in its ``conftest.py``; fixtures used in
+several live here. Plain helper functions live in ``<package>/helpers.py`` (and
+``tests/resources.py``, ``tests/journey.py``, ``tests/fake_telegram.py``) and are imported
+normally — never a fixture imported from a helper module.
+
+The suite runs in parallel (pytest-xdist, see pytest.ini): every test owns its tmp dir, free
+ports and processes; a command run in process gets its own cwd, environment, umask, signal
+handlers and logging, restored afterwards. ``pytest -n0 FILE`` runs one file serially."""
 
 from __future__ import annotations
 
@@ -278,22 +289,10 @@ def sim_urls(handle) -> dict:
 
 
 @pytest.fixture
-def fast_sim():
-    """The simulator at 60× (a minute per second) with a small world, for bot runs."""
-    from polybot.sim.server import start_simulator
-
-    h = start_simulator(port=0, seed=42, n_markets=24, speed=60)
-    try:
-        yield h
-    finally:
-        h.stop()
-
-
-@pytest.fixture
 def fake_tg():
     """The fake Telegram Bot API (tests/fake_telegram.py) on a free port."""
+    from tests.alerts.helpers import TOKEN
     from tests.fake_telegram import FakeTelegram
-    from tests.helpers_alerts import TOKEN
 
     with FakeTelegram(TOKEN) as fake:
         yield fake
@@ -302,7 +301,7 @@ def fake_tg():
 @pytest.fixture
 def smtp():
     """A local SMTP server (aiosmtpd) on a free port that keeps what it receives."""
-    from tests.helpers_alerts import SmtpServer
+    from tests.alerts.helpers import SmtpServer
 
     server = SmtpServer().start()
     try:
@@ -314,7 +313,7 @@ def smtp():
 @pytest.fixture
 def small_fs(tmp_path):
     """A 2 MiB tmpfs at tmp_path/'fs' (root only; skipped with the reason otherwise)."""
-    from tests.helpers_resources import tmpfs
+    from tests.resources import tmpfs
 
     with tmpfs(tmp_path / "fs", "2m") as mnt:
         yield mnt

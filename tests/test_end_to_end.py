@@ -3,7 +3,7 @@
 One temporary workspace (module scope) against the in-process simulator and the fake
 Telegram Bot API; every script runs as a real subprocess with cwd = the workspace. The
 phases run in order and share that workspace; when one fails, the later ones are skipped
-with the name of the failed phase (see tests/helpers_e2e.py). Durations are shortened:
+with the name of the failed phase (see tests/journey.py). Durations are shortened:
 collection cycles are driven by advancing the simulator clock to the next 5-minute grid
 point, and paper trading runs the simulator clock at 600× until the bot holds a position
 (at most SIM_LAG − SIM_MARGIN of simulated time; the clock never passes the wall clock). Every
@@ -29,7 +29,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.fake_telegram import FakeTelegram
-from tests.helpers_e2e import (
+from tests.journey import (
     CHAT_ID,
     GRID,
     TOKEN,
