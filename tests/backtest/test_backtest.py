@@ -258,6 +258,7 @@ def test_planted_edge_is_found_after_fees(tmp_path, seed):
     assert m["total_return"] > 0, m["total_return"]
 
 
+@pytest.mark.slow  # one of the longest: scheduled first in a parallel run
 def test_pure_noise_gives_no_profit_after_fees(tmp_path):
     # the same correlated pairs, but the deviations are random walks (martingales): no edge.
     # The strategy's mean-reversion test would refuse these pairs; switched off here so that it

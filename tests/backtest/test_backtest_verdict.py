@@ -304,6 +304,7 @@ def test_config_hash_follows_what_changes_results():
 
 
 # --------------------------------------------------------------------------- end to end
+@pytest.mark.slow  # one of the longest: scheduled first in a parallel run
 def test_backtest_py_on_six_days_of_a_thirty_day_window_is_insufficient_data(workspace):
     from polybot.backtest.synthetic import generate
 

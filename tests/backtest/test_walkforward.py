@@ -79,6 +79,7 @@ def _workspace(tmp_path, days=10, in_days=3, out_days=2):
     return tmp_path
 
 
+@pytest.mark.slow  # one of the longest: scheduled first in a parallel run
 def test_walk_forward_judges_out_of_sample_trades_only(tmp_path):
     ws = _workspace(tmp_path)
     p = run_cli(
@@ -129,6 +130,7 @@ def test_walk_forward_judges_out_of_sample_trades_only(tmp_path):
     assert isinstance(rep["reasons"], list) and rep["reasons"]
 
 
+@pytest.mark.slow  # one of the longest: scheduled first in a parallel run
 def test_sweep_reports_every_set_and_deflates(tmp_path):
     ws = _workspace(tmp_path, days=5)
     p = run_cli(

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from tests.collect.helpers import collect, query, scalar, setup_workspace
@@ -103,6 +104,7 @@ def test_backfill_fills_a_collection_gap(workspace, sim):
     )
 
 
+@pytest.mark.slow  # one of the longest: scheduled first in a parallel run
 def test_backfill_interrupted_by_an_outage_resumes_with_no_gaps_or_duplicates(workspace, sim):
     db = setup_workspace(workspace, sim, max_markets=12)
     assert collect(workspace, "--initial").returncode == 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import signal
 
+import pytest
+
 from tests.conftest import run_cli
 from tests.engine.helpers import (
     M,
@@ -47,6 +49,7 @@ def test_paper_flag_overrides_live_config(tmp_path, sim):
     assert "Trading bot started (PAPER MODE)" in res.stderr
 
 
+@pytest.mark.slow  # one of the longest: scheduled first in a parallel run
 def test_paper_run_opens_closes_settles_within_limits(tmp_path, fast_sim):
     root = make_workspace(
         tmp_path,

@@ -453,6 +453,7 @@ def test_close_out_rides_a_tick_change_at_a_collapsed_price(tmp_path, sim):
         assert [r[0] for r in sold] == [5_000]
 
 
+@pytest.mark.slow  # one of the longest: scheduled first in a parallel run
 def test_trading_bot_close_external_sells_external_holdings_on_emergency_stop(tmp_path, sim):
     """The CLI wiring: a live bot started with --close-external; EMERGENCY_STOP closes the
     bot's positions AND the holding bought by hand before its first live order."""

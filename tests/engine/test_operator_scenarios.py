@@ -4,6 +4,8 @@ operator's files untouched."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import run_cli, write_config
 
 RISK_LINES = [
@@ -44,6 +46,7 @@ def test_test_risk_limits_uses_the_operators_limits(tmp_path):
     assert "daily_loss_limit $40.00" in res.stdout
 
 
+@pytest.mark.slow  # one of the longest: scheduled first in a parallel run
 def test_test_circuit_breakers_prints_all_five(workspace):
     before = _snapshot(workspace)
     res = run_cli("test_circuit_breakers.py", cwd=workspace, timeout=600)

@@ -109,6 +109,7 @@ def _replay(root, start: int, end: int):
     return orders, fills, res
 
 
+@pytest.mark.slow  # one of the longest: scheduled first in a parallel run
 @pytest.mark.parametrize(
     "order_type, slippage_ticks, min_fills",
     [

@@ -73,6 +73,7 @@ def logs_fs(tmp_path):
         yield mnt
 
 
+@pytest.mark.slow  # one of the longest: scheduled first in a parallel run
 def test_logs_disk_fills_while_trading(tmp_path, fast_sim, fake_tg, logs_fs):
     """Before: the bot kept trading with no log and no alert, printing 74 tracebacks in 8 s."""
     root = make_workspace(
