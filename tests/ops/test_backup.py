@@ -55,7 +55,7 @@ def _max_id(path: Path) -> int:
         conn.close()
 
 
-def test_backup_under_continuous_writer_restores_every_committed_row(tmp_path):
+def test_backup_under_continuous_writer_restores_every_committed_row(tmp_path, cli):
     cfg = init_workspace(tmp_path)
     _make_writer_table(cfg, 10_000)  # ~20 MB: the copy takes a moment
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(cfg.database_path)])
@@ -66,7 +66,7 @@ def test_backup_under_continuous_writer_restores_every_committed_row(tmp_path):
             time.sleep(0.05)
         committed_before = _max_id(cfg.database_path)  # committed before the backup started
         assert committed_before >= start + 50, "the writer is not committing"
-        res = run_cli("backup_database.py", cwd=tmp_path)
+        res = cli("backup_database.py")
         assert res.returncode == 0, res.stdout + res.stderr
         after_backup = _max_id(cfg.database_path)
         # Poll (never sleep-and-hope) until the writer has committed again after the backup:
@@ -89,7 +89,7 @@ def test_backup_under_continuous_writer_restores_every_committed_row(tmp_path):
     assert b_max >= committed_before
     assert b_count == b_max  # no gaps
 
-    res = run_cli("backup_database.py", "--restore", str(backup), cwd=tmp_path)
+    res = cli("backup_database.py", "--restore", str(backup))
     assert res.returncode == 0, res.stdout + res.stderr
     conn = sqlite3.connect(cfg.database_path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -100,9 +100,9 @@ def test_backup_under_continuous_writer_restores_every_committed_row(tmp_path):
     assert _max_id(aside) == final  # the database as it was, WAL content included
 
 
-def test_backup_output_permissions_checksum_and_row(tmp_path):
+def test_backup_output_permissions_checksum_and_row(tmp_path, cli):
     cfg = init_workspace(tmp_path)
-    res = run_cli("backup_database.py", cwd=tmp_path)
+    res = cli("backup_database.py")
     assert res.returncode == 0, res.stderr
     (backup,) = backups_in(cfg)
     assert name_timestamp(backup.name) is not None and abs(name_timestamp(backup.name) - time.time()) < 120
@@ -123,7 +123,7 @@ def test_backup_output_permissions_checksum_and_row(tmp_path):
     # the checklist's "ls -lh backups/" shows only backup files
     assert [p.name for p in cfg.backup_dir.iterdir() if not p.name.startswith(".")] == [backup.name]
 
-    listing = run_cli("backup_database.py", "--list", cwd=tmp_path)
+    listing = cli("backup_database.py", "--list")
     assert listing.returncode == 0 and backup.name in listing.stdout and "sha256 recorded" in listing.stdout
 
 
@@ -139,9 +139,9 @@ def _fake_backups(cfg, source: Path, ages_days: list[float], now: float) -> dict
     return made
 
 
-def test_retention_keeps_exactly_the_configured_window(tmp_path):
+def test_retention_keeps_exactly_the_configured_window(tmp_path, cli):
     cfg = init_workspace(tmp_path, {"backup": {"retention_days": 30}})
-    assert run_cli("backup_database.py", cwd=tmp_path).returncode == 0
+    assert cli("backup_database.py").returncode == 0
     (seed,) = backups_in(cfg)
     seed.rename(tmp_path / "seed.db")
     now = time.time()
@@ -149,7 +149,7 @@ def test_retention_keeps_exactly_the_configured_window(tmp_path):
     made = _fake_backups(cfg, tmp_path / "seed.db", ages, now)
     (cfg.backup_dir / "notes.txt").write_text("not a backup")
     (cfg.backup_dir / "other.db").write_bytes(b"x")
-    res = run_cli("backup_database.py", cwd=tmp_path)
+    res = cli("backup_database.py")
     assert res.returncode == 0, res.stderr
     kept = set(backups_in(cfg))
     expected = {p for age, p in made.items() if age <= 30}
@@ -176,10 +176,10 @@ def test_apply_retention_boundaries_and_zero(tmp_path):
     assert len(list_backups(d)) == 2
 
 
-def test_unwritable_backup_dir_is_one_sentence(tmp_path):
+def test_unwritable_backup_dir_is_one_sentence(tmp_path, cli):
     (tmp_path / "afile").write_text("x")
     init_workspace(tmp_path, {"backup_dir": "afile/backups"})
-    res = run_cli("backup_database.py", cwd=tmp_path)
+    res = cli("backup_database.py")
     assert res.returncode == 1
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: Backup failed") and "Traceback" not in res.stderr
@@ -223,9 +223,9 @@ def test_missing_database_is_one_sentence(workspace):
     ]
 
 
-def test_offsite_dir_copy(tmp_path):
+def test_offsite_dir_copy(tmp_path, cli):
     cfg = init_workspace(tmp_path, {"backup": {"offsite_dir": "offsite"}})
-    res = run_cli("backup_database.py", cwd=tmp_path)
+    res = cli("backup_database.py")
     assert res.returncode == 0, res.stderr
     (backup,) = backups_in(cfg)
     remote = tmp_path / "offsite" / backup.name
@@ -236,21 +236,21 @@ def test_offsite_dir_copy(tmp_path):
     conn.close()
 
 
-def test_offsite_command_placeholders_and_failure_is_reported(tmp_path):
+def test_offsite_command_placeholders_and_failure_is_reported(tmp_path, cli):
     dest = tmp_path / "remote"
     dest.mkdir()
     copy = (
         f'"{sys.executable}" -c "import shutil,sys; shutil.copy(sys.argv[1], sys.argv[2])" {{file}} "{dest}"'
     )
     cfg = init_workspace(tmp_path, {"backup": {"offsite_command": copy}})
-    res = run_cli("backup_database.py", cwd=tmp_path)
+    res = cli("backup_database.py")
     assert res.returncode == 0, res.stdout + res.stderr
     (backup,) = backups_in(cfg)
     assert (dest / backup.name).exists()
 
     failing = f'"{sys.executable}" -c "import sys; print(sys.argv[1]); sys.exit(3)" {{backup_dir}}'
     init_workspace(tmp_path, {"backup": {"offsite_command": failing}})
-    res = run_cli("backup_database.py", cwd=tmp_path)
+    res = cli("backup_database.py")
     assert res.returncode == 1
     assert "Off-site copy FAILED" in res.stdout and "exit code 3" in res.stdout
     assert len(backups_in(cfg)) == 2  # the local backup still counts

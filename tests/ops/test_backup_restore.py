@@ -13,7 +13,7 @@ import pytest
 
 from polybot import db
 from polybot.schema import LATEST_VERSION
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT
 from tests.ops.helpers import Sleeper, add_trade, backups_in, connect, init_workspace, simulate_running_bot
 
 
@@ -26,26 +26,26 @@ def _trade_ids(path) -> list[str]:
 
 
 @pytest.fixture
-def backed_up(tmp_path):
+def backed_up(tmp_path, cli):
     cfg = init_workspace(tmp_path)
     conn = connect(cfg)
     add_trade(conn, ts=1000, trade_id="before-1")
     add_trade(conn, ts=1001, trade_id="before-2")
     conn.close()
-    res = run_cli("backup_database.py", cwd=tmp_path)
+    res = cli("backup_database.py")
     assert res.returncode == 0, res.stderr
     (backup,) = backups_in(cfg)
     return cfg, backup
 
 
-def test_restore_keeps_the_live_database_and_its_wal_aside(backed_up, tmp_path):
+def test_restore_keeps_the_live_database_and_its_wal_aside(backed_up, tmp_path, cli):
     cfg, backup = backed_up
     held = db.connect(cfg.database_path)  # a connection with uncheckpointed WAL content
     held.execute("PRAGMA wal_autocheckpoint = 0")
     add_trade(held, ts=2000, trade_id="after-1")
     assert (tmp_path / "data" / "polymarket.db-wal").stat().st_size > 0
 
-    res = run_cli("backup_database.py", "--restore", str(backup.relative_to(tmp_path)), cwd=tmp_path)
+    res = cli("backup_database.py", "--restore", str(backup.relative_to(tmp_path)))
     assert res.returncode == 0, res.stdout + res.stderr
     out = res.stdout
     assert "Backup verified" in out and "Previous database kept as data/polymarket.db.before-restore-" in out
@@ -66,7 +66,7 @@ def test_restore_keeps_the_live_database_and_its_wal_aside(backed_up, tmp_path):
     conn.close()
 
 
-def test_restore_replaces_a_damaged_database(backed_up, tmp_path):
+def test_restore_replaces_a_damaged_database(backed_up, tmp_path, cli):
     cfg, backup = backed_up
     live = cfg.database_path
     for suffix in ("-wal", "-shm"):
@@ -75,7 +75,7 @@ def test_restore_replaces_a_damaged_database(backed_up, tmp_path):
             p.unlink()
     live.write_bytes(b"garbage, not a database" * 500)
     live.with_name(live.name + "-wal").write_bytes(b"stale wal")
-    res = run_cli("backup_database.py", "--restore", backup.name, cwd=tmp_path)
+    res = cli("backup_database.py", "--restore", backup.name)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "moved aside with its -wal/-shm files" in res.stdout
     assert _trade_ids(live) == ["before-1", "before-2"]
@@ -90,7 +90,7 @@ def test_restore_replaces_a_damaged_database(backed_up, tmp_path):
     assert aside.with_name(aside.name + "-wal").read_bytes() == b"stale wal"  # kept paired
 
 
-def test_restore_refuses_while_the_bot_runs(backed_up, tmp_path):
+def test_restore_refuses_while_the_bot_runs(backed_up, tmp_path, cli):
     cfg, backup = backed_up
     conn = connect(cfg)
     add_trade(conn, ts=3000, trade_id="live-1")
@@ -98,7 +98,7 @@ def test_restore_refuses_while_the_bot_runs(backed_up, tmp_path):
     bot = Sleeper()
     try:
         simulate_running_bot(cfg, bot.pid)
-        res = run_cli("backup_database.py", "--restore", str(backup), cwd=tmp_path)
+        res = cli("backup_database.py", "--restore", str(backup))
     finally:
         bot.stop()
     assert res.returncode == 1
@@ -110,35 +110,35 @@ def test_restore_refuses_while_the_bot_runs(backed_up, tmp_path):
     try:
         simulate_running_bot(cfg, writer.pid)
         (cfg.database_path.parent / "trading_bot.pid").unlink()
-        res = run_cli("backup_database.py", "--restore", str(backup), cwd=tmp_path)
+        res = cli("backup_database.py", "--restore", str(backup))
     finally:
         writer.stop()
     assert res.returncode == 1 and "heartbeat is only" in res.stderr
     # an old heartbeat: allowed
     simulate_running_bot(cfg, 999_999_99, heartbeat=int(time.time()) - 3600)
     (cfg.database_path.parent / "trading_bot.pid").unlink()
-    res = run_cli("backup_database.py", "--restore", str(backup), cwd=tmp_path)
+    res = cli("backup_database.py", "--restore", str(backup))
     assert res.returncode == 0, res.stderr
     assert "live-1" not in _trade_ids(cfg.database_path)
 
 
-def test_restore_refuses_a_damaged_or_missing_backup(backed_up, tmp_path):
+def test_restore_refuses_a_damaged_or_missing_backup(backed_up, tmp_path, cli):
     cfg, backup = backed_up
     data = bytearray(backup.read_bytes())
     data[4096:8192] = b"\xff" * 4096  # garble a page
     bad = cfg.backup_dir / "polymarket_backup_20200101_000000.db"
     bad.write_bytes(bytes(data))
-    res = run_cli("backup_database.py", "--restore", str(bad), cwd=tmp_path)
+    res = cli("backup_database.py", "--restore", str(bad))
     assert (
         res.returncode == 1 and "fails integrity_check" in res.stderr and "nothing was changed" in res.stderr
     )
     assert _trade_ids(cfg.database_path) == ["before-1", "before-2"]
     assert not list(tmp_path.glob("data/*before-restore*"))
-    res = run_cli("backup_database.py", "--restore", "nope.db", cwd=tmp_path)
+    res = cli("backup_database.py", "--restore", "nope.db")
     assert res.returncode == 1 and "not found" in res.stderr and "--list" in res.stderr
 
 
-def test_restore_of_an_older_schema_says_to_migrate(tmp_path):
+def test_restore_of_an_older_schema_says_to_migrate(tmp_path, cli):
     init_workspace(tmp_path)
     old = tmp_path / "old.db"
     conn = sqlite3.connect(old)
@@ -147,13 +147,13 @@ def test_restore_of_an_older_schema_says_to_migrate(tmp_path):
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
-    res = run_cli("backup_database.py", "--restore", str(old), cwd=tmp_path)
+    res = cli("backup_database.py", "--restore", str(old))
     assert res.returncode == 0, res.stderr
     assert f"REQUIRED: migrates the restored database (schema 1 -> {LATEST_VERSION})" in res.stdout
-    assert run_cli("initialize_db.py", cwd=tmp_path).returncode == 0
+    assert cli("initialize_db.py").returncode == 0
 
 
-def test_restore_right_after_a_clean_stop_and_while_the_instance_lock_is_held(backed_up, tmp_path):
+def test_restore_right_after_a_clean_stop_and_while_the_instance_lock_is_held(backed_up, tmp_path, cli):
     cfg, backup = backed_up
     gone = Sleeper()
     gone.stop()  # the bot that wrote the heartbeat has exited
@@ -167,12 +167,12 @@ def test_restore_right_after_a_clean_stop_and_while_the_instance_lock_is_held(ba
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        res = run_cli("backup_database.py", "--restore", str(backup), cwd=tmp_path)
+        res = cli("backup_database.py", "--restore", str(backup))
         assert res.returncode == 1 and "holds trading_bot.lock" in res.stderr
     finally:
         holder.kill()
         holder.wait()
-    res = run_cli("backup_database.py", "--restore", str(backup), cwd=tmp_path)
+    res = cli("backup_database.py", "--restore", str(backup))
     assert res.returncode == 0, res.stderr
 
 

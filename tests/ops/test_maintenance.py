@@ -10,7 +10,6 @@ from filelock import FileLock
 
 from polybot import db
 from polybot.ops.common import lock_path
-from tests.conftest import run_cli
 from tests.ops.helpers import add_trade, connect, init_workspace
 
 
@@ -23,7 +22,7 @@ def _snapshots(conn, ts: int, n: int) -> None:
         )
 
 
-def test_maintenance_prints_the_checklist_lines_and_prunes_only_snapshots(tmp_path):
+def test_maintenance_prints_the_checklist_lines_and_prunes_only_snapshots(tmp_path, cli):
     cfg = init_workspace(tmp_path, {"maintenance": {"snapshot_retention_days": 30}})
     now = int(time.time())
     conn = connect(cfg)
@@ -42,7 +41,7 @@ def test_maintenance_prints_the_checklist_lines_and_prunes_only_snapshots(tmp_pa
     recent_log = cfg.log_dir / f"trading_system_{time.strftime('%Y%m%d', time.gmtime())}.log"
     recent_log.write_text("recent\n")
 
-    res = run_cli("maintain_database.py", cwd=tmp_path)
+    res = cli("maintain_database.py")
     assert res.returncode == 0, res.stdout + res.stderr
     out = res.stdout.splitlines()
     for line in ("Integrity check: ok", "Starting VACUUM..."):
@@ -61,12 +60,12 @@ def test_maintenance_prints_the_checklist_lines_and_prunes_only_snapshots(tmp_pa
     conn.close()
 
 
-def test_snapshot_pruning_is_off_by_default(tmp_path):
+def test_snapshot_pruning_is_off_by_default(tmp_path, cli):
     cfg = init_workspace(tmp_path)
     conn = connect(cfg)
     _snapshots(conn, 1000, 5)
     conn.close()
-    res = run_cli("maintain_database.py", cwd=tmp_path)
+    res = cli("maintain_database.py")
     assert res.returncode == 0 and "Snapshot pruning: off" in res.stdout
     conn = sqlite3.connect(cfg.database_path)
     assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == 5
@@ -88,10 +87,10 @@ def _corrupt_index(cfg) -> None:
     conn.close()
 
 
-def test_damaged_database_stops_maintenance_with_a_critical_alert(tmp_path):
+def test_damaged_database_stops_maintenance_with_a_critical_alert(tmp_path, cli):
     cfg = init_workspace(tmp_path)
     _corrupt_index(cfg)
-    res = run_cli("maintain_database.py", cwd=tmp_path)
+    res = cli("maintain_database.py")
     assert res.returncode == 3, res.stdout + res.stderr
     first = [ln for ln in res.stdout.splitlines() if ln.startswith("Integrity check:")]
     assert first and first[0] != "Integrity check: ok"
@@ -107,12 +106,12 @@ def test_damaged_database_stops_maintenance_with_a_critical_alert(tmp_path):
     conn.close()
 
 
-def test_maintenance_and_backup_share_one_lock(tmp_path):
+def test_maintenance_and_backup_share_one_lock(tmp_path, cli):
     cfg = init_workspace(tmp_path)
     with FileLock(str(lock_path(cfg))):
-        res = run_cli("maintain_database.py", "--lock-timeout", "0.5", cwd=tmp_path)
+        res = cli("maintain_database.py", "--lock-timeout", "0.5")
         assert res.returncode == 1
         assert "Another backup, restore or maintenance run holds" in res.stderr
-        res = run_cli("backup_database.py", "--lock-timeout", "0.5", cwd=tmp_path)
+        res = cli("backup_database.py", "--lock-timeout", "0.5")
         assert res.returncode == 1 and "Another backup, restore or maintenance run holds" in res.stderr
-    assert run_cli("maintain_database.py", cwd=tmp_path).returncode == 0
+    assert cli("maintain_database.py").returncode == 0
