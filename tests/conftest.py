@@ -37,13 +37,37 @@ SHARED_SAMPLES_DIR = ROOT.parent / "shared" / "polymarket" / "samples"
 SECRET_ENV_PREFIXES = ("POLY", "TELEGRAM", "SMTP", "DASHBOARD")
 
 
+# Modules whose tests must all run on ONE xdist worker, in order (everything else is spread
+# test by test): the end-to-end journey is one workspace walked phase after phase; the browser
+# tests share one paper run and one Chromium (module-scoped fixtures).
+ONE_WORKER_MODULES = ("tests/test_end_to_end.py", "tests/dashboard/test_dashboard_browser.py")
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Load scheduling, except that each of ONE_WORKER_MODULES is one unit of work. (xdist's own
+    ``--dist loadgroup`` does not group with pytest 9: it renames ``item._nodeid``, which pytest 9
+    no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneWorkerModules(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = _module(nodeid)
+            return module if module in ONE_WORKER_MODULES else nodeid
+
+    return OneWorkerModules(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Longest first: the grouped tests (one worker runs a whole group, in order) and the slow
-    ones start at once, so a parallel run does not end waiting on one of them. A stable sort:
-    the order inside a group and among the others stays the collection order."""
+    """Longest first: the one-worker modules (a whole journey each) and the tests marked slow
+    start at once, so a parallel run does not end waiting on one of them. A stable sort: the
+    order inside a module and among the others stays the collection order."""
     items.sort(
         key=lambda item: (
-            0 if item.get_closest_marker("xdist_group") else 1 if item.get_closest_marker("slow") else 2
+            0 if _module(item.nodeid) in ONE_WORKER_MODULES else 1 if item.get_closest_marker("slow") else 2
         )
     )
 
@@ -109,10 +133,12 @@ def _process_state(cwd: Path, env: dict | None, argv: list[str], stdin: str | No
     """Give one command what its own process would have (cwd, argv, environment, stdio, no
     polybot logging yet) and put everything back afterwards: umask (``polybot.cli.run`` sets
     077), cwd, os.environ, signal handlers (the bot and the scheduler install SIGTERM/SIGINT
-    ones), the root logger's polybot handlers and level, the redactor's secret list, and the
-    alerters the command left open (closed as the interpreter's exit would close them)."""
+    ones), the root logger's polybot handlers and level, the redactor's secret list, the strategy
+    registry, and the alerters the command left open (closed as the interpreter's exit would close
+    them)."""
     from polybot import logs
     from polybot.alerts import core as alerts_core
+    from polybot.strategy import registry
 
     saved_umask = os.umask(0o022)
     os.umask(saved_umask)
@@ -131,6 +157,7 @@ def _process_state(cwd: Path, env: dict | None, argv: list[str], stdin: str | No
     saved_listeners = list(logs._LOG_FAILURE_LISTENERS)
     saved_secrets = set(logs.REDACTOR.values)
     alerters_before = set(alerts_core._LIVE)
+    saved_strategies = dict(registry.STRATEGIES)  # the bot adds 'drill' when its config names it
     out, err = _Captured(), _Captured()
     try:
         os.chdir(cwd)
@@ -155,6 +182,8 @@ def _process_state(cwd: Path, env: dict | None, argv: list[str], stdin: str | No
             logs._CONFIGURED.update(saved_configured)
             logs._LOG_FAILURE_LISTENERS[:] = saved_listeners
             logs.REDACTOR.values = saved_secrets
+            registry.STRATEGIES.clear()
+            registry.STRATEGIES.update(saved_strategies)
             for sig, handler in saved_signals.items():
                 signal.signal(sig, handler)
             sys.argv = saved_argv

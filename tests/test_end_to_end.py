@@ -45,8 +45,9 @@ from tests.journey import (
     utc_day,
 )
 
-# One journey, phase after phase, in one workspace: the whole module runs on one xdist worker.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("end_to_end")]
+# One journey, phase after phase, in one workspace: the whole module runs on one xdist worker
+# (tests/conftest.py ONE_WORKER_MODULES).
+pytestmark = pytest.mark.slow
 
 SIX_TABLES = {"markets", "market_snapshots", "trades", "positions", "performance", "alerts"}
 TABLES_ONE_LINER = (

@@ -32,8 +32,9 @@ from tests.dashboard.helpers import (
     running,
 )
 
-# One paper run and one browser for the module (module-scoped fixtures): one xdist worker runs them all.
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("dashboard_browser")]
+# One paper run and one browser for the module (module-scoped fixtures): one xdist worker runs them
+# all (tests/conftest.py ONE_WORKER_MODULES).
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACT = ROOT / "test-artifacts" / "dashboard.png"
 HALTED_EXIT = HaltedError.exit_code  # the bot stopped on a circuit breaker
