@@ -17,7 +17,7 @@ from polybot import db
 from polybot.config import load_config
 from polybot.errors import ConfigError, DatabaseError
 from tests.conftest import ROOT, run_cli, write_config
-from tests.helpers_ops import init_workspace
+from tests.ops.helpers import init_workspace
 
 CREDS = {
     "POLYMARKET_API_KEY": "k-1234567890",

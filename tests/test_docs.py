@@ -5,13 +5,11 @@ operator checklist, RUNBOOK.md, README.md and docs/ names a script that exists a
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from functools import cache
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 DOCS = [
     "docs/DEPLOYMENT_CHECKLIST.md",
@@ -36,15 +34,9 @@ def commands() -> list[tuple[str, str, str]]:
 
 @cache
 def help_text(script: str) -> tuple[int, str]:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / script), "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "PYTHONIOENCODING": "utf-8"},
-    )
-    return proc.returncode, proc.stdout + proc.stderr
+    """``python <script> --help``, in process (tests/test_shims.py runs each as a real process)."""
+    res = run_cli(script, "--help", cwd=ROOT)
+    return res.returncode, res.stdout + res.stderr
 
 
 def test_documents_exist_and_name_commands():

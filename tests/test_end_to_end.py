@@ -3,10 +3,12 @@
 One temporary workspace (module scope) against the in-process simulator and the fake
 Telegram Bot API; every script runs as a real subprocess with cwd = the workspace. The
 phases run in order and share that workspace; when one fails, the later ones are skipped
-with the name of the failed phase (see tests/helpers_e2e.py). Durations are shortened:
+with the name of the failed phase (see tests/journey.py). Durations are shortened:
 collection cycles are driven by advancing the simulator clock to the next 5-minute grid
 point, and paper trading runs the simulator clock at 600× until the bot holds a position
-(at most SIM_LAG − SIM_MARGIN of simulated time; the clock never passes the wall clock).
+(at most SIM_LAG − SIM_MARGIN of simulated time; the clock never passes the wall clock). Every
+phase has something to check: the paper bot must open a position (a planted dip that the
+strategy buys), or the phase fails.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import shutil
 import stat
 import subprocess
 import time
-import warnings
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -29,7 +30,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.fake_telegram import FakeTelegram
-from tests.helpers_e2e import (
+from tests.journey import (
     CHAT_ID,
     GRID,
     TOKEN,
@@ -40,10 +41,13 @@ from tests.helpers_e2e import (
     lines_of,
     operator_env_for,
     phase,
+    replace_section,
     show,
     utc_day,
 )
 
+# One journey, phase after phase, in one workspace: the whole module runs on one xdist worker
+# (tests/conftest.py ONE_WORKER_MODULES).
 pytestmark = pytest.mark.slow
 
 SIX_TABLES = {"markets", "market_snapshots", "trades", "positions", "performance", "alerts"}
@@ -173,7 +177,7 @@ def test_02_configuration(e2e):
         data_url=e2e.sim.data_url,
         timeout_seconds=5,
     )
-    e2e.edit_config("collection", max_markets=40, min_volume_24h=0, min_liquidity=0)
+    e2e.edit_config("collection", max_markets=16, min_volume_24h=0, min_liquidity=0)
     e2e.edit_config("trading", loop_interval_seconds=2)
     data = yaml.safe_load(e2e.config_path.read_text(encoding="utf-8"))
     assert data["polymarket"]["base_url"] == e2e.sim.clob_url
@@ -222,15 +226,11 @@ def test_03_database(e2e):
 @phase("4. API connectivity")
 def test_04_api_connectivity(e2e):
     res = e2e.run("test_api_connectivity.py")
-    assert_prefixes(
-        res,
-        [
-            "✓ API authentication successful",
-            "✓ Market data retrieved",
-            "✓ Account balance retrieved",
-            "✓ Rate limits: OK",
-        ],
-    )
+    # ✓, or ⚠ when a step took over 2 s: a timing advisory about this machine's load, which a
+    # test does not assert on (the step itself succeeded either way)
+    for step in ("API authentication successful", "Market data retrieved", "Account balance retrieved"):
+        assert any(ln.startswith((f"✓ {step}", f"⚠ {step}")) for ln in lines_of(res)), step + show(res)
+    assert_prefixes(res, ["✓ Rate limits: OK"])
     assert "✗" not in res.stdout, show(res)
 
 
@@ -320,10 +320,7 @@ def test_08_data_collection(e2e):
         m = re.search(r"Cycle (\S+Z): (\d+) markets, (\d+) snapshots, 0 errors", res.stdout)
         assert m and int(m.group(3)) > 0, show(res)
         stamps.append(m.group(1))
-    epochs = [
-        int(datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
-        for s in stamps
-    ]
+    epochs = [int(datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()) for s in stamps]
     assert [b - a for a, b in itertools.pairwise(epochs)] == [GRID] * 3, (
         f"cycles not on consecutive grid points: {stamps}"
     )
@@ -398,12 +395,24 @@ def test_10_backtest(e2e):
 
 @phase("11. Paper trading")
 def test_11_paper_trading(e2e):
-    e2e.set_speed(600)  # 10 simulated minutes per real second, until a position opens
     grep = [ln for ln in e2e.config_path.read_text(encoding="utf-8").splitlines() if "paper_trading" in ln]
     assert any(ln.strip().startswith("paper_trading: true") for ln in grep), (
         grep
     )  # grep paper_trading config.yaml
 
+    # The paper run must open a position, so that the emergency stop has something to close.
+    # correlation_pairs (the example's strategy) finds no significant pair in the simulator's
+    # world, so this run uses the single-market baseline the example names (mean_reversion) and a
+    # market whose YES book the simulator drops well below its recorded 12-hour mean: a dip the
+    # strategy buys at its next decision. The example's strategy comes back after the stop.
+    e2e.facts["config_before_paper"] = e2e.config_path.read_text(encoding="utf-8")
+    e2e.config_path.write_text(
+        replace_section(e2e.facts["config_before_paper"], "strategy", "  name: mean_reversion\n"),
+        encoding="utf-8",
+    )
+    e2e.facts["dip"] = e2e.plant_dip()
+
+    e2e.set_speed(600)  # 10 simulated minutes per real second, until a position opens
     marks = e2e.log_marks()
     bot = e2e.start_bot("--paper-trading", "--max-runtime", str(BOT_MAX_RUNTIME))
     e2e.facts["bot"] = bot
@@ -417,27 +426,19 @@ def test_11_paper_trading(e2e):
     assert_lines(res, [f"[OK] Bot process running (PID: {bot.pid})"])
     assert "[FAIL]" not in res.stdout, show(res)
 
-    # Let the bot open a position, so that the emergency stop has something to close; back to real
-    # time as soon as it has one, and before the simulator's clock catches up with the wall clock.
-    # Whether the strategy finds an entry depends on the synthetic markets (their paths depend on
-    # the date), so a journey without one goes on — with a warning, the drill then closes nothing.
-    opened, burst_from = False, e2e.sim_time()
-    while not opened:
+    # Back to real time as soon as the bot holds a position, and before the simulator's clock
+    # catches up with the wall clock. No position by then fails the phase (and the journey).
+    burst_from = e2e.sim_time()
+    while not e2e.query("SELECT COUNT(*) FROM positions WHERE status = 'open'")[0][0]:
         assert bot.poll() is None, f"the bot exited with {bot.returncode}:\n{e2e.console(bot)[-4000:]}"
-        opened = e2e.query("SELECT COUNT(*) FROM positions WHERE status = 'open'")[0][0] > 0
-        if not opened and time.time() - e2e.sim_time() <= SIM_MARGIN:
-            break
+        assert time.time() - e2e.sim_time() > SIM_MARGIN, (
+            f"the paper bot opened no position in {(e2e.sim_time() - burst_from) / 3600:.1f} simulated "
+            f"hours despite the dip {e2e.facts['dip']}:\n{e2e.log_since(marks)[-4000:]}"
+        )
         time.sleep(0.2)
     e2e.set_speed(1)
-    e2e.facts["position_opened"] = opened
-    if not opened:
-        strategy = yaml.safe_load(e2e.config_path.read_text(encoding="utf-8"))["strategy"]["name"]
-        warnings.warn(
-            f"end-to-end: the paper bot ({strategy}) opened no position in "
-            f"{(e2e.sim_time() - burst_from) / 3600:.1f} simulated hours; the emergency-stop drill "
-            f"had nothing to close this run",
-            stacklevel=2,
-        )
+    bought = e2e.query("SELECT token_id FROM trades WHERE side = 'BUY'")
+    assert (e2e.facts["dip"]["token_id"],) in bought, f"the dip was not bought: {bought}"
 
 
 # ================================================================ Go-live phase: risk and breakers
@@ -481,20 +482,24 @@ def test_13_emergency_stop(e2e):
     )
     still_open = e2e.query("SELECT market_id, size_micro FROM positions WHERE status = 'open'")
     assert not still_open, f"positions left open after the stop (had {open_before}): {still_open}"
-    if open_before:  # "Positions closed automatically": one close-out sale each
-        closeouts = [ln for ln in console.splitlines() if "STOP: close-out:" in ln]
-        assert len(closeouts) == open_before and all("0 shares left" in ln for ln in closeouts), console[
-            -4000:
-        ]
+    assert open_before, "no position was open before the stop: the drill had nothing to close"
+    # "Positions closed automatically": one close-out sale each
+    closeouts = [ln for ln in console.splitlines() if "STOP: close-out:" in ln]
+    assert len(closeouts) == open_before, console[-4000:]
+    assert all("0 shares of the bot's left" in ln for ln in closeouts), console[-4000:]
     halts = e2e.query("SELECT breaker FROM halts")
     assert ("emergency_stop",) in halts, halts
     # "Notification sent when triggered": the critical alert reached the operator's Telegram.
     texts = e2e.tg.messages(CHAT_ID)
     assert any("CRITICAL" in t and "emergency stop" in t.lower() for t in texts), f"Telegram got: {texts}"
 
+    # the paper run's strategy and the planted dip end with it: the example's strategy is back
+    e2e.clear_book(e2e.facts["dip"]["token_id"])
+    e2e.config_path.write_text(e2e.facts["config_before_paper"], encoding="utf-8")
+
     (e2e.ws / "EMERGENCY_STOP").unlink()  # rm EMERGENCY_STOP
     marks = e2e.log_marks()
-    res = e2e.run("trading_bot.py", "--restart", "--max-runtime", "10", timeout=120)
+    res = e2e.run("trading_bot.py", "--restart", "--max-runtime", "3", timeout=120)
     text = e2e.log_since(marks)
     assert re.search(r"Restart by .* halt 'emergency_stop' .* cleared after reconciliation", text), (
         f"no restart/reconciliation line in the log:\n{text[-4000:]}" + show(res)
@@ -507,8 +512,7 @@ def test_14_reports(e2e):
     res = e2e.run("paper_trading_report.py", "--days", "1")
     trades = re.search(r"Simulated trades executed: (\d+)", res.stdout)
     assert trades, show(res)
-    if e2e.facts.get("position_opened"):
-        assert int(trades.group(1)) >= 2, "want the entry and its emergency close-out" + show(res)
+    assert int(trades.group(1)) >= 2, "want the entry and its emergency close-out" + show(res)
     pnl = re.search(
         r"^Simulated P&L: [+-]?\$[\d,]+\.\d\d .*; realised ([+-]?\$[\d,]+\.\d\d)", res.stdout, re.M
     )
@@ -623,6 +627,5 @@ def test_16_prelaunch(e2e):
         res.stdout,
     )
     assert paper, show(res)
-    if e2e.facts.get("position_opened"):
-        assert int(paper.group(1)) >= 2, show(res)
+    assert int(paper.group(1)) >= 2, show(res)
     assert list((e2e.ws / "reports").glob("pre_launch_check_*.txt")), "the decision was not recorded"

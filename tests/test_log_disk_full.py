@@ -7,7 +7,6 @@ import sys
 import textwrap
 
 from tests.conftest import ROOT
-from tests.helpers_resources import small_fs  # noqa: F401 (fixture)
 
 SCRIPT = textwrap.dedent("""
     import logging, os, sys

@@ -7,13 +7,14 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
-from tests.conftest import ROOT, write_config
+from tests.conftest import ROOT, run_python, write_config
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1"
 API_KEY = "0f9c2a4b-secret-api-key-value"
 
 
 def run_py(code: str, cwd, env=None):
+    """A real ``python -c`` (the checklist's one-liner starts a fresh interpreter)."""
     import os
 
     e = {k: v for k, v in os.environ.items() if not k.startswith(("POLY", "TELEGRAM"))}
@@ -57,7 +58,7 @@ try:
 except ValueError:
     log.exception('telegram failed')
 """
-    res = run_py(code, workspace, env={"TELEGRAM_BOT_TOKEN": TOKEN, "POLYMARKET_API_KEY": API_KEY})
+    res = run_python(code, cwd=workspace, env={"TELEGRAM_BOT_TOKEN": TOKEN, "POLYMARKET_API_KEY": API_KEY})
     assert res.returncode == 0, res.stderr
     day = datetime.now(UTC).strftime("%Y%m%d")
     text = (workspace / "logs" / f"trading_system_{day}.log").read_text()

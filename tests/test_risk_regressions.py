@@ -37,10 +37,9 @@ from polybot.strategy import ENTER, Intent, MarketInfo, PortfolioView
 from polybot.strategy.correlation_pairs import CorrelationPairs
 from polybot.strategy.feed import MarketFeed
 from polybot.strategy.mean_reversion import MeanReversion
-
-from .helpers_backtest import DAY, T0, M, add_market, new_db, snap
-from .test_backtest import Scripted, run_bt
-from .test_strategy import PAIR_PARAMS, _pair_feed, mk, row
+from tests.backtest.helpers import DAY, T0, M, add_market, new_db, snap
+from tests.backtest.test_backtest import Scripted, run_bt
+from tests.strategy.test_strategy import PAIR_PARAMS, _pair_feed, mk, row
 
 H = 3600
 LIMITS = RiskLimits(
@@ -330,8 +329,7 @@ def test_engine_account_carries_the_days_low_and_recent_stop_exits(tmp_path, sim
     from polybot.engine.drill import Drill
     from polybot.engine.loop import Engine
     from polybot.exchange.client import PolymarketClient
-
-    from .helpers_engine import make_workspace
+    from tests.engine.helpers import make_workspace
 
     make_workspace(tmp_path, sim)
     cfg = load_config(tmp_path / "config.yaml", require_mode_secrets=False)
