@@ -52,3 +52,18 @@ def test_command_exists_and_help_works(doc, script, args):
     assert code == 0, f"`python {script} --help` exited {code}: {text[-500:]}"
     for flag in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", args):
         assert flag in text, f"{doc} shows `python {script} {args}` but {script} has no {flag}"
+
+
+def test_every_test_file_the_docs_and_code_name_exists():
+    """A path like tests/<package>/test_x.py in a document or a docstring points at a real file."""
+    pattern = re.compile(r"\btests/[\w/]+\.py\b")
+    sources = [*ROOT.glob("*.md"), *(ROOT / "docs").rglob("*.md"), *(ROOT / "polybot").rglob("*.py")]
+    missing = sorted(
+        {
+            f"{src.relative_to(ROOT)}: {m}"
+            for src in sources
+            for m in pattern.findall(src.read_text(encoding="utf-8"))
+            if not (ROOT / m).exists()
+        }
+    )
+    assert not missing, missing

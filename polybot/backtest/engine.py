@@ -1,7 +1,7 @@
 """Event-driven replay of stored snapshots, in time order, with no look-ahead.
 
 The replay takes the SAME decision path as paper trading (:mod:`polybot.strategy.execution`,
-tests/test_parity.py). Per snapshot timestamp t (rows sharing a timestamp form one step):
+tests/engine/test_parity.py). Per snapshot timestamp t (rows sharing a timestamp form one step):
 
 1. markets whose resolution time is ≤ t settle (positions redeemed at the payout,
    their pending and resting orders cancelled — trading stops at resolution);

@@ -1,6 +1,6 @@
 """ONE decision path for the replay (:mod:`polybot.backtest.engine`) and the paper/live
 engine (:mod:`polybot.engine.loop`), so a backtest and a paper run on the same recorded
-snapshots give the same orders and fills (tests/test_parity.py).
+snapshots give the same orders and fills (tests/engine/test_parity.py).
 
 Both callers work on the **decision grid**: the recorded snapshot steps
 (``collection.interval_minutes``; the engine records one row per token per grid step and
@@ -29,7 +29,7 @@ Order types: ``trading.order_type`` in both (GTD is sent as GTC: resting orders 
 modelled with the same rules in both; FAK/FOK take what the recorded depth gives).
 
 What still differs between a paper run and its replay, and why (everything else is equal,
-tests/test_parity.py asserts it with no tolerance):
+tests/engine/test_parity.py asserts it with no tolerance):
 
 - **Halts.** Paper stops (circuit breaker #2) and waits for the operator; the replay
   cancels every order and trades nothing until the next 00:00 UTC, its assumption of when
