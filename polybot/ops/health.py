@@ -14,9 +14,11 @@ A last line ``<UTC time> Health: OK | WARNING (…) | ERROR (…)`` timestamps e
 The API, database, last-trade and disk lines word the results of :mod:`polybot.checks` (the one
 implementation of each fact, shared with pre-launch, the alerts and the breakers). Thresholds come
 from ``health:`` (heartbeat age, last-trade warning, disk warn/fail) and
-``alerts.thresholds.api_response_seconds``. The database is opened read-only; the only write is
-the critical alert a FAIL sends (throttled by the alerts module; "bot not running" alerts only
-once the bot has ever run on this database, so the data-collection phase stays quiet). Safe from cron every 5 minutes:
+``alerts.thresholds.api_response_seconds``. The database is opened read-only; the only writes are
+the alerts (throttled by the alerts module): a critical one for each FAIL ("bot not running" only
+once the bot has ever run on this database, so the data-collection phase stays quiet) and the
+checklist's warnings (:func:`warning_findings`: slow API, win rate, drawdown, no trades while the
+bot runs on fresh data; ``--no-alert`` sends none). Safe from cron every 5 minutes:
 every network call has a short timeout and ``quick_check`` stops after a time budget.
 """
 
@@ -31,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import checks, db
+from .. import ledger_queries as lq
+from ..alerts.checks import Finding, check_api_latency, check_drawdown, check_no_trades, check_win_rate
 from ..config import Config
 from ..errors import PolybotError
 from ..exchange.client import PolymarketClient
@@ -60,6 +64,7 @@ class HealthLine:
     name: str
     status: str  # OK | WARN | FAIL
     text: str
+    value: float | None = None  # what was measured, where a number (the API's seconds)
 
     def line(self) -> str:
         return f"[{self.status}] {self.text}"
@@ -128,7 +133,8 @@ def _api_seconds(cfg: Config) -> float:
 
 
 def _line(name: str, result: checks.CheckResult, text: str) -> HealthLine:
-    return HealthLine(name, result.status.upper(), text)
+    value = result.value if isinstance(result.value, (int, float)) else None
+    return HealthLine(name, result.status.upper(), text, value)
 
 
 def check_api(cfg: Config) -> HealthLine:
@@ -328,6 +334,46 @@ def alert_failures(cfg: Config, lines: list[HealthLine]) -> None:
     )
 
 
+def warning_findings(cfg: Config, lines: list[HealthLine], now: float) -> list[Finding]:
+    """The checklist's warning alerts (section "Alert Thresholds Configured"): API response time,
+    win rate over the last trades, drawdown from the equity peak, and no trades for hours while the
+    bot runs on fresh data. Thresholds: ``alerts.thresholds``. Read-only; never raises (a database
+    that cannot be read is the database line's FAIL, not a warning)."""
+    t = cfg.alerts.thresholds
+    found: list[Finding | None] = []
+    api = next((h for h in lines if h.name == "api"), None)
+    if api is not None and api.status == STATUS_WARN and api.value is not None:
+        found.append(check_api_latency(float(api.value), t))
+    try:
+        conn = db.connect(cfg.database_path, readonly=True)
+    except PolybotError:
+        return [f for f in found if f is not None]
+    try:
+        found.append(check_win_rate(lq.last_closing_pnls(conn, cfg.mode, int(t.win_rate_trades)), t))
+        found.append(check_drawdown([e for _, e in lq.equity_series(conn, cfg.mode)], t))
+        if any(h.name == "bot" and h.status == STATUS_OK for h in lines):
+            last_trade = conn.execute(
+                "SELECT MAX(timestamp) FROM trades WHERE mode = ?", (cfg.mode,)
+            ).fetchone()[0]
+            last_data = conn.execute("SELECT MAX(timestamp) FROM market_snapshots").fetchone()[0]
+            started = db.get_state(conn, "started_at")
+            fresh = checks.freshness("data", last_data, now, cfg.collection.freshness_minutes * 60).ok
+            found.append(
+                check_no_trades(
+                    None if last_trade is None else int(last_trade),
+                    int(now),
+                    fresh,
+                    t,
+                    since=int(float(started)) if started else None,
+                )
+            )
+    except (sqlite3.Error, ValueError) as exc:
+        log.warning("warning alerts skipped: %s", exc)
+    finally:
+        conn.close()
+    return [f for f in found if f is not None]
+
+
 def main(args) -> int:
     from ..config import load_config
     from .common import configure_quiet
@@ -343,4 +389,7 @@ def main(args) -> int:
     (log.warning if status != STATUS_OK else log.info)("Health %s: %s", status, summary)
     if status == STATUS_FAIL and not args.no_alert:
         alert_failures(cfg, lines)
+    if not args.no_alert:
+        warnings = warning_findings(cfg, lines, time.time())
+        send_alerts(cfg, [(f.level, f.key, f.message) for f in warnings], timeout=ALERT_WAIT)
     return EXIT_CODES[status]

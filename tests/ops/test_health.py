@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from polybot import db
 from polybot.config import load_config
 from polybot.ops.health import HealthLine, exit_code, run_health_checks
 from tests.conftest import run_cli
@@ -168,3 +169,51 @@ def test_missing_database_fails_cleanly(workspace):
     res = run_cli("health_check.py", "--no-alert", cwd=workspace)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "[FAIL] Database not accessible: Database" in res.stdout
+
+
+def test_the_checklists_warning_alerts_are_sent_by_the_health_job(tmp_path, clob_url, bot):
+    """Win rate < 50 % over the last 20 trades, drawdown > the limit and no trade for hours while the
+    bot runs on fresh data are warnings the operator's phone gets from the 5-minute health job."""
+    cfg = _workspace(tmp_path, clob_url)
+    simulate_running_bot(cfg, bot.pid)
+    now = int(time.time())
+    conn = connect(cfg)
+    with db.atomic(conn):
+        db.set_state(conn, "started_at", str(now - 10 * 3600))
+        conn.execute(
+            "INSERT INTO market_snapshots(timestamp, token_id, market_id, best_bid, best_ask, mid) "
+            "VALUES (?, 'tok1', 'm1', 0.49, 0.51, 0.5)",
+            (now - 60,),
+        )
+        for i, equity in enumerate((500, 520, 430)):  # 17.3 % below the peak of $520
+            conn.execute(
+                "INSERT INTO performance(timestamp, mode, equity_micro, cash_micro, exposure_micro, "
+                "realized_pnl_micro, unrealized_pnl_micro, daily_pnl_micro, open_positions) "
+                "VALUES (?, 'paper', ?, ?, 0, 0, 0, 0, 0)",
+                (now - 7 * 3600 + i * 60, equity * 1_000_000, equity * 1_000_000),
+            )
+    conn.close()
+    conn = connect(cfg)
+    for i in range(20):  # 8 won, 12 lost: 40 %, the last one 5 hours ago
+        add_trade(conn, ts=now - 6 * 3600 + i * 60, side="SELL", pnl=1_000_000 if i % 5 < 2 else -1_000_000)
+    conn.close()
+
+    res = run_cli("health_check.py", cwd=tmp_path)
+    assert res.returncode == 1, res.stdout + res.stderr  # last trade 5 h ago: a WARN line
+    conn = connect(cfg)
+    sent = dict(conn.execute("SELECT key, level FROM alerts").fetchall())
+    conn.close()
+    assert sent == {"win_rate_low": "warning", "drawdown": "warning", "no_trades": "warning"}
+
+    # a winning record with a recent trade and no equity history sends nothing
+    (tmp_path / "healthy").mkdir()
+    cfg2 = _workspace(tmp_path / "healthy", clob_url)
+    simulate_running_bot(cfg2, bot.pid)
+    conn = connect(cfg2)
+    for i in range(20):
+        add_trade(conn, ts=now - 600 + i, side="SELL", pnl=1_000_000)
+    conn.close()
+    run_cli("health_check.py", cwd=tmp_path / "healthy")
+    conn = connect(cfg2)
+    assert conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] == 0
+    conn.close()
