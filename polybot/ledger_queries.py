@@ -371,6 +371,16 @@ def equity_series(
     return [(int(t), int(e)) for t, e in conn.execute(sql + " ORDER BY timestamp, id", args)]
 
 
+def equity_peak_and_latest(conn: sqlite3.Connection, mode: str) -> tuple[int, int] | None:
+    """(highest equity ever recorded, latest equity) for the mode — what a drawdown is measured
+    on — in two indexed reads instead of the whole history; None before the first row."""
+    latest = latest_performance(conn, mode)
+    if latest is None:
+        return None
+    peak = conn.execute("SELECT MAX(equity_micro) FROM performance WHERE mode = ?", (mode,)).fetchone()[0]
+    return int(peak), int(latest["equity_micro"])
+
+
 def equity_at(conn: sqlite3.Connection, mode: str, ts: float, *, strictly_before: bool = False) -> int | None:
     """The equity of the last ``performance`` row at or before ``ts`` (strictly before with
     ``strictly_before``); None when the bot recorded none by then."""

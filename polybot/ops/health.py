@@ -350,7 +350,7 @@ def warning_findings(cfg: Config, lines: list[HealthLine], now: float) -> list[F
         return [f for f in found if f is not None]
     try:
         found.append(check_win_rate(lq.last_closing_pnls(conn, cfg.mode, int(t.win_rate_trades)), t))
-        found.append(check_drawdown([e for _, e in lq.equity_series(conn, cfg.mode)], t))
+        found.append(check_drawdown(lq.equity_peak_and_latest(conn, cfg.mode) or (), t))  # (peak, latest)
         if any(h.name == "bot" and h.status == STATUS_OK for h in lines):
             last_trade = conn.execute(
                 "SELECT MAX(timestamp) FROM trades WHERE mode = ?", (cfg.mode,)
