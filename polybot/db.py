@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, TypedDict
 from . import checks
 from .errors import DatabaseError
 from .schema import LATEST_VERSION, MIGRATIONS
+from .snapshots.store import register_functions as register_snapshot_functions
 
 if TYPE_CHECKING:
     from .config import Config
@@ -173,6 +174,7 @@ def connect(
         conn = _open_sqlite(path, readonly=readonly, check_same_thread=check_same_thread)
         _OPEN.setdefault(str(path.resolve()), weakref.WeakSet()).add(conn)
         conn.row_factory = sqlite3.Row
+        register_snapshot_functions(conn)
         try:
             conn.execute("PRAGMA schema_version").fetchone()
         except sqlite3.DatabaseError as exc:
@@ -342,8 +344,11 @@ def migrate(conn: sqlite3.Connection, *, now: int | None = None) -> list[int]:
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
             )
-            for statement in _split_sql(sql):
-                conn.execute(statement)
+            if callable(sql):
+                sql(conn)
+            else:
+                for statement in _split_sql(sql):
+                    conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?,?,?)",
                 (version, name, now),

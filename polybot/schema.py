@@ -7,10 +7,16 @@ database is upgraded in place and never dropped.
 
 Conventions (see polybot/money.py): times are INTEGER epoch seconds UTC; money and
 share amounts that settle are INTEGER micro-units (columns ending in ``_micro``);
-market-data prices in ``market_snapshots`` are REAL (they never settle).
+market-data prices are stored compactly (polybot/snapshots/codec.py) and decoded to REAL by
+the ``market_snapshots`` view (they never settle).
 """
 
 from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from .snapshots.store import migrate_schema
 
 # Version 1: the operator checklist's six tables.
 _V1 = """
@@ -311,13 +317,27 @@ CREATE TABLE capital_flows (
 CREATE INDEX idx_capital_flows ON capital_flows(mode, timestamp);
 """
 
-# (version, name, SQL). Append only.
-MIGRATIONS: list[tuple[int, str, str]] = [
+
+# Version 6 (issue 16): compact market snapshots. Integer token keys, prices in 0.0001 units,
+# depth packed in BLOBs, mid/spread derived on read; ``market_snapshots`` becomes a view with
+# the old columns (polybot/snapshots/store.py). Existing rows wait in market_snapshots_legacy
+# for ``maintain_database.py --migrate``. A Python step: the view's triggers hold ';'.
+def _v6_compact_snapshots(conn: sqlite3.Connection) -> None:
+    migrate_schema(conn)
+
+
+# (version, name, SQL or a function run in the migration's transaction). Append only.
+MIGRATIONS: list[tuple[int, str, str | Callable[[sqlite3.Connection], None]]] = [
     (1, "checklist tables: markets, market_snapshots, trades, positions, performance, alerts", _V1),
     (2, "orders, bot_state, halts, collection_cycles, backups, job_runs", _V2),
     (3, "live trading: trade status, the exchange's order status, external holdings and trades", _V3),
     (4, "point-in-time market metadata (market_metadata_history)", _V4_POINT_IN_TIME),
     (5, "capital changes recorded as cash flows (capital_flows)", _V5_CAPITAL_FLOWS),
+    (
+        6,
+        "compact market snapshots (snapshot_tokens, snapshot_rows, snapshot_bars; market_snapshots view)",
+        _v6_compact_snapshots,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

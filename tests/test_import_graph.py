@@ -65,6 +65,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "polybot.timefmt",
             "polybot.checks",
             "polybot.ledger_queries",
+            "polybot.snapshots",
             # the command table: names, scripts and "module:function" strings (data), and the
             # helpers that start a command as a child process
             "polybot.commands",
