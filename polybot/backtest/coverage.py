@@ -46,31 +46,18 @@ from typing import Any
 import numpy as np
 
 DAY = 86_400
-FEW = 8  # a universe under 1/FEW of the stored tokens is read through the token index
 
 
-def _per_timestamp(conn: sqlite3.Connection, start_ts: int, end_ts: int, *, few: bool) -> np.ndarray:
+def _per_timestamp(conn: sqlite3.Connection, start_ts: int, end_ts: int) -> np.ndarray:
     """(timestamp, rows, backfilled rows) of the universe (``temp.cov_tokens``) per distinct
     timestamp in [start_ts, end_ts], as an int64 array of shape (k, 3)."""
-    if few:
-        # A universe that is a small part of the stored tokens: walk its tokens'
-        # (token_id, timestamp) index entries and look each row's source up.
-        sql = (
-            "SELECT s.timestamp, COUNT(*), SUM(s.source = 'backfill') FROM temp.cov_tokens k "
-            "CROSS JOIN market_snapshots s INDEXED BY idx_snapshots_token_time "
-            "ON s.token_id = k.token_id WHERE s.timestamp >= ? AND s.timestamp <= ? "
-            "GROUP BY s.timestamp ORDER BY s.timestamp"
-        )
-    else:
-        # One streaming pass over the primary key (timestamp, token_id) range: rows arrive
-        # in timestamp order, so GROUP BY timestamp needs no sort. The unary + keeps the
-        # planner from looping over the (token_id, timestamp) index instead (a table lookup
-        # per row for ``source``, then a sort — slower when the universe is most tokens).
-        sql = (
-            "SELECT s.timestamp, COUNT(*), SUM(s.source = 'backfill') FROM market_snapshots s "
-            "WHERE s.timestamp >= ? AND s.timestamp <= ? "
-            "AND +s.token_id IN (SELECT token_id FROM temp.cov_tokens) GROUP BY s.timestamp"
-        )
+    # One streaming pass over the clustered key (timestamp, token_key) range: rows arrive in
+    # timestamp order, so GROUP BY timestamp needs no sort (there is no per-token index).
+    sql = (
+        "SELECT s.timestamp, COUNT(*), SUM(s.source = 'backfill') FROM market_snapshots s "
+        "WHERE s.timestamp >= ? AND s.timestamp <= ? "
+        "AND +s.token_id IN (SELECT token_id FROM temp.cov_tokens) GROUP BY s.timestamp"
+    )
     cur = conn.cursor()
     cur.row_factory = None
     rows = cur.execute(sql, (start_ts, end_ts)).fetchall()
@@ -116,13 +103,11 @@ def data_coverage(
     conn.execute("CREATE TEMP TABLE cov_tokens (token_id TEXT PRIMARY KEY) WITHOUT ROWID")
     try:
         conn.executemany("INSERT INTO temp.cov_tokens VALUES (?)", ((t,) for t in universe))
-        stored = conn.execute("SELECT COUNT(*) FROM market_tokens").fetchone()[0]
-        per_ts = _per_timestamp(conn, start_ts, end_ts, few=len(universe) * FEW < stored)
+        per_ts = _per_timestamp(conn, start_ts, end_ts)
         with_data = int(
             conn.execute(
-                "SELECT COUNT(*) FROM temp.cov_tokens k WHERE EXISTS (SELECT 1 FROM market_snapshots s "
-                "INDEXED BY idx_snapshots_token_time WHERE s.token_id = k.token_id "
-                "AND s.timestamp >= ? AND s.timestamp <= ?)",
+                "SELECT COUNT(DISTINCT s.token_id) FROM market_snapshots s WHERE s.timestamp >= ? "
+                "AND s.timestamp <= ? AND +s.token_id IN (SELECT token_id FROM temp.cov_tokens)",
                 (start_ts, end_ts),
             ).fetchone()[0]
         )

@@ -55,24 +55,29 @@ from polybot.domain import (  # noqa: F401  (the records and names strategies us
 from polybot.errors import ConfigError
 from polybot.exchange.models import BookLevel
 from polybot.money import MICRO
+from polybot.snapshots.codec import levels_of
 
 from .view import BACKFILL, COLLECTED, History, MarketView, Quote  # noqa: F401  (re-exported)
 
 
-def parse_levels(text: str | None) -> tuple[BookLevel, ...]:
-    """``"0.49:120,0.48:300"`` (best first) → BookLevels; empty/None → ()."""
-    if not text:
+def parse_levels(stored: bytes | str | None) -> tuple[BookLevel, ...]:
+    """Stored levels, best first → BookLevels; empty/None → (). ``stored`` is the packed
+    BLOB of the compact layout (polybot/snapshots/codec.py) or the old ``"0.49:120,0.48:300"``
+    text (a database not yet migrated); levels of size 0 are dropped."""
+    if not stored:
         return ()
-    out = []
-    for part in text.split(","):
-        p, _, s = part.partition(":")
-        try:
-            price, size = float(p), float(s)
-        except ValueError:
-            continue
-        if size > 0:
-            out.append(BookLevel(price, size))
-    return tuple(out)
+    if isinstance(stored, str):
+        out = []
+        for part in stored.split(","):
+            p, _, s = part.partition(":")
+            try:
+                price, size = float(p), float(s)
+            except ValueError:
+                continue
+            if size > 0:
+                out.append(BookLevel(price, size))
+        return tuple(out)
+    return tuple(BookLevel(p, s) for p, s in levels_of(stored) if s > 0)
 
 
 # ----------------------------------------------------------------------------- strategies
