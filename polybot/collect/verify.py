@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from .. import db
 from ..config import Config
+from ..snapshots.store import latest_snapshots
 from ..timefmt import iso_seconds, utc_minute
 from .backfill import runs_of
 from .common import exchange_now, floor_ts, plural, step_seconds
@@ -164,19 +165,17 @@ def analyse(conn: sqlite3.Connection, cfg: Config, *, now: int, clock: str, hour
 
 
 def latest_per_tracked_market(conn: sqlite3.Connection) -> dict[str, tuple[str, int | None]]:
-    """market id -> (question, latest snapshot timestamp or None), tracked markets only.
-    One indexed MAX per token (fast on a large table)."""
+    """market id -> (question, latest snapshot timestamp or None), tracked markets only
+    (:func:`polybot.snapshots.store.latest_snapshots`: lookups at the newest cycle first)."""
     out: dict[str, tuple[str, int | None]] = {}
     rows = conn.execute(
         "SELECT m.id, m.question, t.token_id FROM markets m LEFT JOIN market_tokens t "
         "ON t.market_id = m.id WHERE m.tracked = 1"
     ).fetchall()
+    latest = latest_snapshots(conn, [r[2] for r in rows if r[2] is not None])
     for mid, q, token in rows:
-        last = None
-        if token is not None:
-            last = conn.execute(
-                "SELECT MAX(timestamp) FROM market_snapshots WHERE token_id = ?", (token,)
-            ).fetchone()[0]
+        snap = latest.get(token) if token is not None else None
+        last = int(snap["timestamp"]) if snap is not None else None
         prev = out.get(mid, (q, None))[1]
         out[mid] = (q, max(x for x in (prev, last) if x is not None) if (prev or last) else None)
     return out

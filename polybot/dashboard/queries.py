@@ -37,6 +37,7 @@ from .. import ledger_queries as lq
 from ..config import Config
 from ..ledger_queries import latest_performance
 from ..money import MICRO, fmt_usd, to_micro
+from ..snapshots.store import latest_snapshots
 from ..timefmt import utc_text_or_none
 
 DAY = 86_400
@@ -354,26 +355,26 @@ def markets_section(conn: sqlite3.Connection, cfg: Config, now: float) -> dict:
         items.append(d)
     if by_id:
         marks = ",".join("?" * len(by_id))
-        rows = conn.execute(
-            "SELECT mt.market_id, mt.token_id, mt.outcome, s.timestamp, s.best_bid, s.best_ask, s.mid "
-            "FROM market_tokens mt LEFT JOIN market_snapshots s ON s.token_id = mt.token_id AND s.timestamp = "
-            "(SELECT MAX(timestamp) FROM market_snapshots WHERE token_id = mt.token_id) "
-            f"WHERE mt.market_id IN ({marks}) ORDER BY mt.market_id, mt.outcome_index",
+        tokens = conn.execute(
+            "SELECT market_id, token_id, outcome FROM market_tokens "
+            f"WHERE market_id IN ({marks}) ORDER BY market_id, outcome_index",
             list(by_id),
         ).fetchall()
-        for r in rows:
-            d = by_id[r["market_id"]]
+        latest = latest_snapshots(conn, [tok["token_id"] for tok in tokens])
+        for tok in tokens:
+            d = by_id[tok["market_id"]]
+            snap = latest.get(tok["token_id"])
             d["outcomes"].append(
                 {
-                    "outcome": r["outcome"],
-                    "token_id": r["token_id"],
-                    "bid": _p(r["best_bid"]),
-                    "ask": _p(r["best_ask"]),
-                    "mid": _p(r["mid"]),
+                    "outcome": tok["outcome"],
+                    "token_id": tok["token_id"],
+                    "bid": _p(snap["best_bid"] if snap else None),
+                    "ask": _p(snap["best_ask"] if snap else None),
+                    "mid": _p(snap["mid"] if snap else None),
                 }
             )
-            if r["timestamp"] is not None and (d["last_ts"] is None or r["timestamp"] > d["last_ts"]):
-                d["last_ts"] = int(r["timestamp"])
+            if snap is not None and (d["last_ts"] is None or snap["timestamp"] > d["last_ts"]):
+                d["last_ts"] = int(snap["timestamp"])
     stale = 0
     for d in items:
         t = d["last_ts"]

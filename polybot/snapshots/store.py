@@ -256,3 +256,32 @@ def latest_timestamp(conn: sqlite3.Connection) -> int | None:
         if old is not None and (best is None or old > best):
             best = old
     return best
+
+
+def latest_snapshots(conn: sqlite3.Connection, token_ids: Sequence[str]) -> dict[str, sqlite3.Row]:
+    """Each token's newest ``market_snapshots`` row (tokens without one are absent).
+
+    There is no per-token index: the tokens of the newest cycle are primary-key lookups at
+    that timestamp; only the others scan back from the newest row until they are found."""
+    out: dict[str, sqlite3.Row] = {}
+    wanted = list(dict.fromkeys(token_ids))
+    newest = latest_timestamp(conn) if wanted else None
+    if newest is None:
+        return out
+    cur = conn.cursor()
+    cur.row_factory = sqlite3.Row
+    for i in range(0, len(wanted), 500):
+        part = wanted[i : i + 500]
+        marks = ",".join("?" * len(part))
+        for r in cur.execute(
+            f"SELECT * FROM market_snapshots WHERE timestamp = ? AND token_id IN ({marks})", (newest, *part)
+        ).fetchall():
+            out[r["token_id"]] = r
+    for token in wanted:
+        if token not in out:
+            r = cur.execute(
+                "SELECT * FROM market_snapshots WHERE token_id = ? ORDER BY timestamp DESC LIMIT 1", (token,)
+            ).fetchone()
+            if r is not None:
+                out[token] = r
+    return out
