@@ -1,0 +1,211 @@
+"""The compact snapshot store through a real database: the view decodes exactly what was
+written (by the fast path and by the view's INSERT trigger), an old database keeps its rows
+visible through the view until they are migrated, and the checklist's queries work in a
+plain sqlite3 connection that has none of our functions registered."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from polybot import db
+from polybot.schema import MIGRATIONS
+from polybot.snapshots import codec, store
+
+TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"  # 77 digits
+OTHER = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
+
+ROWS = [
+    # a collected row: 3 levels a side, derived mid/spread, integer-able values
+    (
+        1_700_000_000,
+        TOKEN,
+        "512",
+        0.52,
+        0.53,
+        0.525,
+        0.53 - 0.52,
+        0.52,
+        1720.5,
+        220.0,
+        "0.52:1000,0.51:500.5,0.5:220",
+        "0.53:200,0.54:20,0.55:0.001",
+        12345.678901,
+        1000.0,
+        "collected",
+    ),
+    # one-sided book: empty bids, NULL mid/spread
+    (
+        1_700_000_000,
+        OTHER,
+        "512",
+        None,
+        0.48,
+        None,
+        None,
+        0.47,
+        0.0,
+        10.0,
+        "",
+        "0.48:10",
+        None,
+        None,
+        "collected",
+    ),
+    # a backfilled row: the history price as mid and last, no book
+    (
+        1_700_000_300,
+        TOKEN,
+        "512",
+        None,
+        None,
+        0.5355,
+        None,
+        0.5355,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        "backfill",
+    ),
+    # odd floats: off-grid prices, a depth sum with float noise, a mid that is not derived,
+    # a NULL mid although both sides are there, six-decimal sizes
+    (
+        1_700_000_300,
+        OTHER,
+        "512",
+        0.123456789,
+        0.2,
+        None,
+        0.076543211,
+        0.123456789,
+        100.1 + 200.2 + 300.3,
+        0.000001,
+        "0.123456789:1.234567",
+        "0.2:0.000001",
+        1e-9,
+        -5.5,
+        "collected",
+    ),
+]
+
+
+def _cols(n: int = 15) -> str:
+    return ", ".join(codec.COLUMNS[:n])
+
+
+def _decoded(conn: sqlite3.Connection) -> list[tuple]:
+    out = []
+    for r in conn.execute(f"SELECT {_cols()} FROM market_snapshots ORDER BY timestamp, token_id"):
+        out.append(codec.canonical(tuple(r)))
+    return out
+
+
+def _expected(rows) -> list[tuple]:
+    return sorted((codec.canonical(r) for r in rows), key=lambda r: (r[0], r[1]))
+
+
+@pytest.fixture
+def conn(tmp_path):
+    c = db.connect(tmp_path / "s.db", create=True)
+    db.migrate(c)
+    yield c
+    c.close()
+
+
+def test_the_fast_path_and_the_view_trigger_store_the_same_values(conn, tmp_path):
+    with db.atomic(conn):
+        store.insert_rows(conn, ROWS[:2])
+        conn.executemany(f"INSERT INTO market_snapshots ({_cols()}) VALUES ({', '.join('?' * 15)})", ROWS[2:])
+    assert _decoded(conn) == _expected(ROWS)
+    # bit for bit, not approximately
+    got = {(r[0], r[1]): r for r in _decoded(conn)}
+    assert got[(ROWS[3][0], OTHER)][8].hex() == (100.1 + 200.2 + 300.3).hex()
+    assert got[(ROWS[0][0], TOKEN)][6].hex() == (0.53 - 0.52).hex()
+    # the first row written for a grid point wins; OR REPLACE replaces
+    dup = (*ROWS[2][:5], 0.9, None, 0.9, *ROWS[2][8:])
+    with db.atomic(conn):
+        conn.execute(
+            f"INSERT OR IGNORE INTO market_snapshots ({_cols()}) VALUES ({', '.join('?' * 15)})", dup
+        )
+    assert _decoded(conn) == _expected(ROWS)
+    with db.atomic(conn):
+        store.insert_rows(conn, [dup], replace=True)
+    assert _decoded(conn) == _expected([*ROWS[:2], dup, ROWS[3]])
+    # the sqlite3 shell's view: none of our functions, and the checklist's queries still work
+    plain = sqlite3.connect(tmp_path / "s.db")
+    assert plain.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == 4
+    assert plain.execute("SELECT MAX(timestamp), MIN(best_ask) FROM market_snapshots").fetchone() == (
+        1_700_000_300,
+        0.2,
+    )
+    plain.close()
+
+
+def test_values_are_stored_as_integers_where_they_are_whole_units(conn):
+    with db.atomic(conn):
+        store.insert_rows(conn, ROWS)
+    r = conn.execute(
+        "SELECT bid, ask, last, bid_depth, ask_depth, volume_24h, liquidity, mid, spread, source "
+        "FROM snapshot_rows WHERE timestamp = ? AND token_key = (SELECT token_key FROM snapshot_tokens "
+        "WHERE token_id = ?)",
+        (ROWS[0][0], TOKEN),
+    ).fetchone()
+    assert tuple(r) == (5200, 5300, 5200, 172050, 22000, 12345678901, 1000000000, None, None, 0)
+    assert conn.execute("SELECT COUNT(*) FROM snapshot_tokens").fetchone()[0] == 2
+
+
+def test_deleting_through_the_view_deletes_the_stored_row(conn):
+    with db.atomic(conn):
+        store.insert_rows(conn, ROWS)
+        conn.execute("DELETE FROM market_snapshots WHERE timestamp = ? AND token_id = ?", (ROWS[2][0], TOKEN))
+    assert _decoded(conn) == _expected([ROWS[0], ROWS[1], ROWS[3]])
+
+
+def test_latest_snapshots_finds_each_tokens_newest_row(conn):
+    with db.atomic(conn):
+        store.insert_rows(conn, ROWS[:3])  # OTHER's newest row is older than the newest cycle
+    latest = store.latest_snapshots(conn, [TOKEN, OTHER, "unknown"])
+    assert {t: r["timestamp"] for t, r in latest.items()} == {TOKEN: 1_700_000_300, OTHER: 1_700_000_000}
+    assert latest[OTHER]["best_ask"] == 0.48
+
+
+def test_a_version_5_database_keeps_its_rows_visible_until_they_are_migrated(tmp_path):
+    path = tmp_path / "old.db"
+    c = sqlite3.connect(path)
+    for _version, _name, sql in MIGRATIONS[:5]:
+        assert isinstance(sql, str)
+        c.executescript(sql)
+    c.execute("PRAGMA user_version = 5")
+    c.executemany(f"INSERT INTO market_snapshots ({_cols()}) VALUES ({', '.join('?' * 15)})", ROWS[:3])
+    c.commit()
+    c.close()
+    conn = db.connect(path)
+    assert db.migrate(conn) == [6]
+    assert store.has_legacy(conn)
+    with db.atomic(conn):
+        store.insert_rows(conn, [ROWS[3]])
+    assert _decoded(conn) == _expected(ROWS)
+    assert store.latest_timestamp(conn) == 1_700_000_300
+    conn.close()
+
+
+def test_an_empty_old_table_is_simply_replaced(tmp_path):
+    path = tmp_path / "old.db"
+    c = sqlite3.connect(path)
+    for _version, _name, sql in MIGRATIONS[:5]:
+        assert isinstance(sql, str)
+        c.executescript(sql)
+    c.execute("PRAGMA user_version = 5")
+    c.commit()
+    c.close()
+    conn = db.connect(path)
+    db.migrate(conn)
+    assert not store.has_legacy(conn)
+    assert (
+        conn.execute("SELECT type FROM sqlite_master WHERE name = 'market_snapshots'").fetchone()[0] == "view"
+    )
+    conn.close()
