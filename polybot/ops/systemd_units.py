@@ -53,6 +53,7 @@ class ServiceSpec:
     stop_timeout: int  # TimeoutStopSec=: how long a stop may take before SIGKILL
     kill_mode: str  # KillMode=
     why_stop: str  # what happens on systemctl stop (a comment in the unit)
+    notes: tuple[str, ...] = ()  # more comment lines for the operator
 
     @property
     def identifier(self) -> str:
@@ -86,6 +87,10 @@ SERVICES: tuple[ServiceSpec, ...] = (
         30,
         "control-group",
         "SIGTERM stops the web server",
+        (
+            "Set DASHBOARD_PASSWORD in the EnvironmentFile: without a password the dashboard prints a "
+            "one-time login token, which then lands in the journal.",
+        ),
     ),
 )
 
@@ -222,6 +227,7 @@ def unit_text(cfg: Config, spec: ServiceSpec, *, python: Path, user: str | None,
         "# Secrets come from the EnvironmentFile (KEY=value lines, chmod 600); never write them here.",
         f"# Exit codes: {RESTART_EXPLAINED[spec.command]}",
         f"# Stop: {spec.why_stop}.",
+        *(f"# {n}" for n in spec.notes),
         "[Unit]",
         f"Description={text_value(f'{spec.description} ({ws})')}",
         "After=network-online.target",
@@ -293,6 +299,11 @@ def build_units(
     python = service_python(cfg, warnings)
     unit_user = None if user_units else service_user(user, warnings)
     warnings += env_file_warnings(cfg)
+    if not cfg.dashboard.password:
+        warnings.append(
+            "Note: no dashboard password in this environment: unless DASHBOARD_PASSWORD is set in .env, "
+            "the dashboard service prints its one-time login token into the journal; set it there."
+        )
     units = [
         UnitFile(s.unit, unit_text(cfg, s, python=python, user=unit_user, user_units=user_units))
         for s in SERVICES
@@ -338,13 +349,13 @@ def install_hint(user_units: bool, written_to: str | None = None) -> list[str]:
 def main(cfg: Config, args) -> int:
     """``run_scheduler.py --print-systemd [--output-dir DIR] [--user NAME | --user-units]``."""
     user_units = bool(getattr(args, "user_units", False))
+    out_dir = Path(args.output_dir).expanduser() if getattr(args, "output_dir", None) else None
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--output-dir {out_dir} is a file, not a directory; pass a directory.")
     units, warnings = build_units(cfg, user=getattr(args, "user", None), user_units=user_units)
     for w in warnings:
         sys.stderr.write(w + "\n")
-    if getattr(args, "output_dir", None):
-        out_dir = Path(args.output_dir).expanduser()
-        if out_dir.exists() and not out_dir.is_dir():
-            raise ConfigError(f"--output-dir {out_dir} is a file, not a directory; pass a directory.")
+    if out_dir is not None:
         for path in write_units(units, out_dir):
             print(f"Wrote {path} (mode 644)")
         print("\n".join(line.removeprefix("# ") for line in install_hint(user_units, str(out_dir))))
