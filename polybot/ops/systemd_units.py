@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..cli import EXIT_INTERRUPTED
-from ..commands import get
+from ..commands import get, import_root
 from ..config import Config
 from ..errors import ConfigError, HaltedError
 from .crontab import venv_python
@@ -137,11 +137,6 @@ def text_value(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- what to run
-def _import_root() -> Path:
-    """The directory holding the polybot package that is running (a clone's root, or site-packages)."""
-    return Path(__file__).resolve().parent.parent.parent
-
-
 def command_argv(cfg: Config, command: str) -> list[str]:
     """What follows the interpreter: the command's script in the workspace, else the one next to
     the running polybot (a clone used with a separate workspace), else ``-m polybot COMMAND``
@@ -150,7 +145,8 @@ def command_argv(cfg: Config, command: str) -> list[str]:
     ws = Path(cfg.root).resolve()
     argv: list[str] = ["-m", "polybot", cmd.name]
     if cmd.script:
-        for base in (ws, _import_root()):
+        code_root = import_root()
+        for base in [ws, *([Path(code_root)] if code_root else [])]:
             script = base / cmd.script
             if script.is_file():
                 argv = [str(script)]
