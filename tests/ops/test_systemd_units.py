@@ -297,3 +297,12 @@ def test_bad_usage_is_one_sentence(tmp_path, args, says):
     assert says in res.stderr
     assert "Traceback" not in res.stderr
     assert not res.stdout
+
+
+def test_an_installed_polybot_without_scripts_runs_as_a_module(tmp_path, monkeypatch):
+    """No script in the workspace nor next to the package (pip install .): ``python -m polybot CMD``."""
+    cfg = init_workspace(tmp_path)
+    monkeypatch.setattr(systemd_units, "import_root", lambda: str(tmp_path / "site-packages"))
+    units, _ = systemd_units.build_units(cfg)
+    argv = {u.name: exec_argv(one(settings(u.text), "Service.ExecStart"))[1:] for u in units}
+    assert argv == {spec.unit: ["-m", "polybot", spec.command] for spec in SERVICES}
