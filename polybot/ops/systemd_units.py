@@ -179,7 +179,10 @@ def service_python(cfg: Config, warnings: list[str]) -> Path:
 
 def service_user(name: str | None, warnings: list[str]) -> str:
     """User= : ``name`` (checked to exist) or the user running this command."""
-    user = name or getpass.getuser()
+    try:
+        user = name or getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        raise ConfigError("Cannot tell which user runs this command; pass --user NAME.") from None
     if os.name == "posix":
         import pwd
 
@@ -195,6 +198,26 @@ def service_user(name: str | None, warnings: list[str]) -> str:
             "the workspace (the data, logs and backups are created owner-only)."
         )
     return user
+
+
+def owner_warnings(cfg: Config, user: str) -> list[str]:
+    """The service's user must own the workspace: the data, logs and backups are owner-only."""
+    if os.name != "posix":
+        return []
+    import pwd
+
+    ws = Path(cfg.root).resolve()
+    uid = ws.stat().st_uid
+    try:
+        owner = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        owner = str(uid)
+    if owner == user:
+        return []
+    return [
+        f"Warning: {ws} belongs to {owner}, but the units run as {user}, who cannot write its owner-only "
+        f"data/ and logs/; pass --user {owner}, or run: sudo chown -R {user} {ws}"
+    ]
 
 
 def env_file_warnings(cfg: Config) -> list[str]:
@@ -294,6 +317,8 @@ def build_units(
     warnings: list[str] = []
     python = service_python(cfg, warnings)
     unit_user = None if user_units else service_user(user, warnings)
+    if unit_user is not None:
+        warnings += owner_warnings(cfg, unit_user)
     warnings += env_file_warnings(cfg)
     if not cfg.dashboard.password:
         warnings.append(

@@ -306,3 +306,20 @@ def test_an_installed_polybot_without_scripts_runs_as_a_module(tmp_path, monkeyp
     units, _ = systemd_units.build_units(cfg)
     argv = {u.name: exec_argv(one(settings(u.text), "Service.ExecStart"))[1:] for u in units}
     assert argv == {spec.unit: ["-m", "polybot", spec.command] for spec in SERVICES}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="users and owners are POSIX here")
+def test_a_service_user_who_does_not_own_the_workspace_is_warned_about(tmp_path):
+    import pwd
+
+    init_workspace(tmp_path)
+    owner = pwd.getpwuid(tmp_path.stat().st_uid).pw_name
+    _, warnings = print_units(tmp_path, "--user", owner)
+    assert "belongs to" not in warnings
+    others = [u.pw_name for u in pwd.getpwall() if u.pw_uid != tmp_path.stat().st_uid]
+    if not others:
+        pytest.skip("no second user on this machine")
+    units, warnings = print_units(tmp_path, "--user", others[0])
+    assert one(settings(units["polybot-bot.service"]), "Service.User") == others[0]
+    assert f"belongs to {owner}, but the units run as {others[0]}" in warnings
+    assert f"--user {owner}" in warnings
