@@ -245,9 +245,11 @@ def test_user_units_have_no_user_and_start_with_the_session(tmp_path):
     for name in UNITS:
         s = settings(units[name])
         assert "Service.User" not in s
+        assert "Unit.Wants" not in s  # network-online.target is a system unit
         assert one(s, "Install.WantedBy") == "default.target"
     system, _ = print_units(tmp_path, "--user", getpass.getuser())
     assert one(settings(system["polybot-bot.service"]), "Install.WantedBy") == "multi-user.target"
+    assert one(settings(system["polybot-bot.service"]), "Unit.Wants") == "network-online.target"
 
 
 def test_secrets_stay_out_of_the_units(tmp_path, monkeypatch):
