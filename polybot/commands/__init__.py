@@ -226,11 +226,17 @@ def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
     where the operator's data lives (that is the working directory / ``--config``).
     """
     out = dict(os.environ if env is None else env)
+    root = import_root()
+    if root is not None:
+        paths = [p for p in out.get("PYTHONPATH", "").split(os.pathsep) if p]
+        if root not in paths:
+            out["PYTHONPATH"] = os.pathsep.join([root, *paths])
+    return out
+
+
+def import_root() -> str | None:
+    """The directory the running polybot package is imported from: a clone's root (which also
+    holds the top-level scripts) or site-packages. Where the *code* lives, never the data."""
     spec = importlib.util.find_spec("polybot")
     locations = list(spec.submodule_search_locations or []) if spec else []
-    if locations:
-        import_root = os.path.dirname(os.path.abspath(locations[0]))
-        paths = [p for p in out.get("PYTHONPATH", "").split(os.pathsep) if p]
-        if import_root not in paths:
-            out["PYTHONPATH"] = os.pathsep.join([import_root, *paths])
-    return out
+    return os.path.dirname(os.path.abspath(locations[0])) if locations else None

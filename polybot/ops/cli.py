@@ -68,6 +68,7 @@ schedule: in config.yaml, in local time. Each job runs as its own subprocess wit
   python run_scheduler.py --list
   python run_scheduler.py --print-crontab       # the crontab lines for this workspace
   python run_scheduler.py --print-windows-tasks # the schtasks commands
+  python run_scheduler.py --print-systemd       # systemd units: bot, scheduler, dashboard
 """
 
 PRELAUNCH = """Final go-live verification (the checklist's "Final Go-Live Checklist" as code): config valid for

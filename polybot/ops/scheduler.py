@@ -48,6 +48,7 @@ from ..config import Config
 from ..errors import AlreadyRunning, ConfigError
 from ..logs import redact
 from ..timefmt import iso_seconds
+from . import systemd_units
 from .crontab import crontab_lines, windows_task_lines
 from .jobs import JobSpec, default_jobs, load_jobs_file
 
@@ -294,7 +295,10 @@ def main(args) -> int:
     from ..config import load_config
     from ..logs import configure_from
 
+    systemd_units.check_usage(args)
     cfg = load_config(args.config, require_mode_secrets=False)
+    if args.print_systemd:
+        return systemd_units.main(cfg, args)
     jobs = _jobs(cfg, args)
     if args.print_crontab or args.print_windows_tasks:
         print("\n".join(crontab_lines(cfg, jobs) if args.print_crontab else windows_task_lines(cfg, jobs)))
@@ -373,7 +377,28 @@ def add_arguments(parser) -> None:
     group.add_argument(
         "--print-windows-tasks", action="store_true", help="print the schtasks commands for this workspace"
     )
+    group.add_argument(
+        "--print-systemd",
+        action="store_true",
+        help="print systemd units for the bot, this scheduler and the dashboard (RUNBOOK: Running as "
+        "systemd services)",
+    )
     group.add_argument("--list", action="store_true", help="list the jobs and their schedule")
+    parser.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="with --print-systemd: write the unit files into DIR (mode 644) instead of printing them",
+    )
+    parser.add_argument(
+        "--user",
+        metavar="NAME",
+        help="with --print-systemd: the user the services run as (default: the current user)",
+    )
+    parser.add_argument(
+        "--user-units",
+        action="store_true",
+        help="with --print-systemd: units for systemd --user (~/.config/systemd/user), no User=",
+    )
     parser.add_argument("--jobs-file", metavar="YAML", help="use this job list instead of the default one")
     parser.add_argument(
         "--interval-scale",
