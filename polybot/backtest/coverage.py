@@ -54,7 +54,7 @@ def _per_timestamp(conn: sqlite3.Connection, start_ts: int, end_ts: int) -> np.n
     # One streaming pass over the clustered key (timestamp, token_key) range: rows arrive in
     # timestamp order, so GROUP BY timestamp needs no sort (there is no per-token index).
     sql = (
-        "SELECT s.timestamp, COUNT(*), SUM(s.source = 'backfill') FROM market_snapshots s "
+        "SELECT s.timestamp, COUNT(*), SUM(s.source = 'backfill') FROM snapshot_values s "
         "WHERE s.timestamp >= ? AND s.timestamp <= ? "
         "AND +s.token_id IN (SELECT token_id FROM temp.cov_tokens) GROUP BY s.timestamp"
     )
@@ -106,7 +106,7 @@ def data_coverage(
         per_ts = _per_timestamp(conn, start_ts, end_ts)
         with_data = int(
             conn.execute(
-                "SELECT COUNT(DISTINCT s.token_id) FROM market_snapshots s WHERE s.timestamp >= ? "
+                "SELECT COUNT(DISTINCT s.token_id) FROM snapshot_values s WHERE s.timestamp >= ? "
                 "AND s.timestamp <= ? AND +s.token_id IN (SELECT token_id FROM temp.cov_tokens)",
                 (start_ts, end_ts),
             ).fetchone()[0]

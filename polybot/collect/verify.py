@@ -69,7 +69,7 @@ def analyse(conn: sqlite3.Connection, cfg: Config, *, now: int, clock: str, hour
     rep.cycle_ts = [
         r[0]
         for r in conn.execute(
-            "SELECT DISTINCT timestamp FROM market_snapshots WHERE timestamp >= ? AND source = 'collected' "
+            "SELECT DISTINCT timestamp FROM snapshot_values WHERE timestamp >= ? AND source = 'collected' "
             "ORDER BY timestamp",
             (lo,),
         )
@@ -106,7 +106,7 @@ def analyse(conn: sqlite3.Connection, cfg: Config, *, now: int, clock: str, hour
             filled = {
                 r[0]
                 for r in conn.execute(
-                    "SELECT DISTINCT timestamp FROM market_snapshots WHERE timestamp BETWEEN ? AND ? "
+                    "SELECT DISTINCT timestamp FROM snapshot_values WHERE timestamp BETWEEN ? AND ? "
                     "AND source = 'backfill'",
                     (missing[0], missing[-1]),
                 )
@@ -118,7 +118,7 @@ def analyse(conn: sqlite3.Connection, cfg: Config, *, now: int, clock: str, hour
 
     # per-token series inside the window
     tokens = conn.execute(
-        "SELECT token_id, market_id, COUNT(*), MIN(timestamp), MAX(timestamp) FROM market_snapshots "
+        "SELECT token_id, market_id, COUNT(*), MIN(timestamp), MAX(timestamp) FROM snapshot_values "
         "WHERE timestamp >= ? GROUP BY token_id",
         (lo,),
     ).fetchall()
@@ -140,7 +140,7 @@ def analyse(conn: sqlite3.Connection, cfg: Config, *, now: int, clock: str, hour
         have = {
             r[0]
             for r in conn.execute(
-                "SELECT timestamp FROM market_snapshots WHERE token_id = ? AND timestamp BETWEEN ? AND ?",
+                "SELECT timestamp FROM snapshot_values WHERE token_id = ? AND timestamp BETWEEN ? AND ?",
                 (token, t_min, t_max),
             )
         }

@@ -1,18 +1,19 @@
-"""Writing and reading compact snapshots; the ``market_snapshots`` view (schema version 6).
+"""Writing and reading compact snapshots; the ``snapshot_values`` view (schema version 6).
 
 Tables (see :mod:`polybot.snapshots.codec` for the encoding):
 
 - ``snapshot_tokens(token_key INTEGER PRIMARY KEY, token_id, market_id)``: one small integer
   per token; a row reaches its market through its token, so rows carry no market key.
-- ``snapshot_rows``: WITHOUT ROWID, clustered on ``(timestamp, token_key)``. The collector
+- ``market_snapshots``: WITHOUT ROWID, clustered on ``(timestamp, token_key)``. The collector
   appends a whole cycle at one timestamp (sequential pages) and a replay reads time ranges
   (sequential pages); there is no second index (benchmarks/bench_snapshot_insert.py and
   bench_dashboard.py measure the writes and the per-token queries).
 - ``snapshot_bars``: hourly bars of the retention tier (:mod:`polybot.ops.retention`).
-- ``market_snapshots``: a VIEW with the columns of the old table, decoded in plain SQL, so
-  ``SELECT COUNT(*) FROM market_snapshots`` and every reader keep working; ``bids``/``asks``
+- ``snapshot_values``: a VIEW with the columns of the old table, decoded in plain SQL (so the
+  sqlite3 shell reads it without any registered function); every reader reads it. The
+  checklist's ``SELECT COUNT(*) FROM market_snapshots`` counts the table; ``bids``/``asks``
   are the packed BLOBs (:func:`polybot.snapshots.codec.levels_of` reads them). INSERT and
-  DELETE on the view go to ``snapshot_rows`` through INSTEAD OF triggers (they use
+  DELETE on the view go to ``market_snapshots`` through INSTEAD OF triggers (they use
   functions registered by :func:`polybot.db.connect`); the hot paths call :func:`insert_rows`.
 
 A database made before version 6 keeps its rows in ``market_snapshots_legacy`` until
@@ -35,7 +36,7 @@ CREATE TABLE IF NOT EXISTS snapshot_tokens (
     token_id   TEXT NOT NULL UNIQUE,
     market_id  TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS snapshot_rows (
+CREATE TABLE IF NOT EXISTS market_snapshots (
     timestamp  INTEGER NOT NULL,   -- epoch seconds UTC: the cycle's grid time
     token_key  INTEGER NOT NULL,   -- snapshot_tokens.token_key
     bid,                           -- prices: INTEGER units of 0.0001, or the REAL when off that grid
@@ -90,17 +91,17 @@ def _decoded_select() -> str:
         f"{sql_decode('s.volume_24h', MONEY_SCALE)} AS volume_24h, "
         f"{sql_decode('s.liquidity', MONEY_SCALE)} AS liquidity, "
         "CASE s.source WHEN 0 THEN 'collected' WHEN 1 THEN 'backfill' END AS source "
-        "FROM snapshot_rows s JOIN snapshot_tokens k ON k.token_key = s.token_key"
+        "FROM market_snapshots s JOIN snapshot_tokens k ON k.token_key = s.token_key"
     )
 
 
 _TRIGGERS = (
-    # INSERT INTO market_snapshots (...) → snapshot_rows (the conflict clause of the outer
+    # INSERT INTO snapshot_values (...) → market_snapshots (the conflict clause of the outer
     # statement — OR IGNORE / OR REPLACE — applies to the inner insert, per SQLite's rules)
-    "CREATE TRIGGER market_snapshots_insert INSTEAD OF INSERT ON market_snapshots BEGIN "
+    "CREATE TRIGGER snapshot_values_insert INSTEAD OF INSERT ON snapshot_values BEGIN "
     "INSERT INTO snapshot_tokens (token_id, market_id) SELECT NEW.token_id, NEW.market_id "
     "WHERE NOT EXISTS (SELECT 1 FROM snapshot_tokens WHERE token_id = NEW.token_id); "
-    "INSERT INTO snapshot_rows (timestamp, token_key, bid, ask, last, bid_depth, ask_depth, bids, asks, "
+    "INSERT INTO market_snapshots (timestamp, token_key, bid, ask, last, bid_depth, ask_depth, bids, asks, "
     "volume_24h, liquidity, mid, spread, source) SELECT NEW.timestamp, k.token_key, "
     "snapshot_encode(NEW.best_bid, 'price'), snapshot_encode(NEW.best_ask, 'price'), "
     "snapshot_encode(NEW.last_trade_price, 'price'), snapshot_encode(NEW.bid_depth, 'size'), "
@@ -108,8 +109,8 @@ _TRIGGERS = (
     "snapshot_encode(NEW.volume_24h, 'money'), snapshot_encode(NEW.liquidity, 'money'), "
     "snapshot_mid(NEW.mid, NEW.best_bid, NEW.best_ask), snapshot_spread(NEW.spread, NEW.best_bid, NEW.best_ask), "
     "snapshot_source(NEW.source) FROM snapshot_tokens k WHERE k.token_id = NEW.token_id; END",
-    "CREATE TRIGGER market_snapshots_delete INSTEAD OF DELETE ON market_snapshots BEGIN "
-    "DELETE FROM snapshot_rows WHERE timestamp = OLD.timestamp AND token_key = "
+    "CREATE TRIGGER snapshot_values_delete INSTEAD OF DELETE ON snapshot_values BEGIN "
+    "DELETE FROM market_snapshots WHERE timestamp = OLD.timestamp AND token_key = "
     "(SELECT token_key FROM snapshot_tokens WHERE token_id = OLD.token_id); END",
 )
 
@@ -117,16 +118,16 @@ _LEGACY_COLUMNS = ", ".join(codec.COLUMNS)
 
 
 def install_view(conn: sqlite3.Connection) -> None:
-    """(Re)create the ``market_snapshots`` view and its triggers: over ``snapshot_rows``,
+    """(Re)create the ``snapshot_values`` view and its triggers: over ``market_snapshots``,
     plus the legacy table while one is left to migrate."""
     legacy = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (LEGACY_TABLE,)
     ).fetchone()
-    conn.execute("DROP VIEW IF EXISTS market_snapshots")
+    conn.execute("DROP VIEW IF EXISTS snapshot_values")
     sql = _decoded_select()
     if legacy:
         sql += f" UNION ALL SELECT {_LEGACY_COLUMNS} FROM {LEGACY_TABLE}"
-    conn.execute(f"CREATE VIEW market_snapshots AS {sql}")
+    conn.execute(f"CREATE VIEW snapshot_values AS {sql}")
     for trigger in _TRIGGERS:
         conn.execute(trigger)
 
@@ -135,16 +136,16 @@ def migrate_schema(conn: sqlite3.Connection) -> None:
     """Schema version 6, inside :func:`polybot.db.migrate`'s transaction: the compact
     tables and the view. The old table's rows stay (renamed ``market_snapshots_legacy``)
     for ``maintain_database.py --migrate``; an empty old table is simply dropped."""
-    uncommented = "\n".join(line.split("--", 1)[0] for line in TABLES_SQL.splitlines())
-    for statement in uncommented.split(";"):
-        if statement.strip():
-            conn.execute(statement)
-    old = conn.execute("SELECT type FROM sqlite_master WHERE name = 'market_snapshots'").fetchone()
-    if old and old[0] == "table":
+    old_columns = {r[1] for r in conn.execute("PRAGMA table_info(market_snapshots)")}
+    if "token_id" in old_columns:  # the layout of versions 1-5
         if conn.execute("SELECT 1 FROM market_snapshots LIMIT 1").fetchone():
             conn.execute(f"ALTER TABLE market_snapshots RENAME TO {LEGACY_TABLE}")
         else:
             conn.execute("DROP TABLE market_snapshots")  # its index goes with it
+    uncommented = "\n".join(line.split("--", 1)[0] for line in TABLES_SQL.splitlines())
+    for statement in uncommented.split(";"):
+        if statement.strip():
+            conn.execute(statement)
     install_view(conn)
 
 
@@ -203,7 +204,7 @@ class TokenKeys:
 
 
 INSERT_SQL = (
-    "INSERT OR IGNORE INTO snapshot_rows (timestamp, token_key, "
+    "INSERT OR IGNORE INTO market_snapshots (timestamp, token_key, "
     + ", ".join(codec.STORED)
     + ") VALUES ("
     + ", ".join("?" * (2 + len(codec.STORED)))
@@ -231,8 +232,8 @@ def insert_rows(
 def delete_before(conn: sqlite3.Connection, cutoff: int, limit: int) -> int:
     """Delete up to ``limit`` rows older than ``cutoff`` (oldest first); rows deleted."""
     cur = conn.execute(
-        "DELETE FROM snapshot_rows WHERE (timestamp, token_key) IN (SELECT timestamp, token_key "
-        "FROM snapshot_rows WHERE timestamp < ? ORDER BY timestamp LIMIT ?)",
+        "DELETE FROM market_snapshots WHERE (timestamp, token_key) IN (SELECT timestamp, token_key "
+        "FROM market_snapshots WHERE timestamp < ? ORDER BY timestamp LIMIT ?)",
         (int(cutoff), int(limit)),
     )
     return cur.rowcount
@@ -249,7 +250,7 @@ def has_legacy(conn: sqlite3.Connection) -> bool:
 
 def latest_timestamp(conn: sqlite3.Connection) -> int | None:
     """The newest snapshot time (an index seek, legacy rows included)."""
-    row = conn.execute("SELECT MAX(timestamp) FROM snapshot_rows").fetchone()
+    row = conn.execute("SELECT MAX(timestamp) FROM market_snapshots").fetchone()
     best = row[0] if row else None
     if has_legacy(conn):
         old = conn.execute(f"SELECT MAX(timestamp) FROM {LEGACY_TABLE}").fetchone()[0]
@@ -259,7 +260,7 @@ def latest_timestamp(conn: sqlite3.Connection) -> int | None:
 
 
 def latest_snapshots(conn: sqlite3.Connection, token_ids: Sequence[str]) -> dict[str, sqlite3.Row]:
-    """Each token's newest ``market_snapshots`` row (tokens without one are absent).
+    """Each token's newest ``snapshot_values`` row (tokens without one are absent).
 
     There is no per-token index: the tokens of the newest cycle are primary-key lookups at
     that timestamp; only the others scan back from the newest row until they are found."""
@@ -274,13 +275,13 @@ def latest_snapshots(conn: sqlite3.Connection, token_ids: Sequence[str]) -> dict
         part = wanted[i : i + 500]
         marks = ",".join("?" * len(part))
         for r in cur.execute(
-            f"SELECT * FROM market_snapshots WHERE timestamp = ? AND token_id IN ({marks})", (newest, *part)
+            f"SELECT * FROM snapshot_values WHERE timestamp = ? AND token_id IN ({marks})", (newest, *part)
         ).fetchall():
             out[r["token_id"]] = r
     for token in wanted:
         if token not in out:
             r = cur.execute(
-                "SELECT * FROM market_snapshots WHERE token_id = ? ORDER BY timestamp DESC LIMIT 1", (token,)
+                "SELECT * FROM snapshot_values WHERE token_id = ? ORDER BY timestamp DESC LIMIT 1", (token,)
             ).fetchone()
             if r is not None:
                 out[token] = r

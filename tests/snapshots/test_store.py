@@ -1,7 +1,7 @@
 """The compact snapshot store through a real database: the view decodes exactly what was
 written (by the fast path and by the view's INSERT trigger), an old database keeps its rows
-visible through the view until they are migrated, and the checklist's queries work in a
-plain sqlite3 connection that has none of our functions registered."""
+visible through the view until they are migrated, and the checklist's queries (on the
+``market_snapshots`` table) and the view work in a plain sqlite3 connection that has none of our functions registered."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def _cols(n: int = 15) -> str:
 
 def _decoded(conn: sqlite3.Connection) -> list[tuple]:
     out = []
-    for r in conn.execute(f"SELECT {_cols()} FROM market_snapshots ORDER BY timestamp, token_id"):
+    for r in conn.execute(f"SELECT {_cols()} FROM snapshot_values ORDER BY timestamp, token_id"):
         out.append(codec.canonical(tuple(r)))
     return out
 
@@ -119,7 +119,7 @@ def conn(tmp_path):
 def test_the_fast_path_and_the_view_trigger_store_the_same_values(conn, tmp_path):
     with db.atomic(conn):
         store.insert_rows(conn, ROWS[:2])
-        conn.executemany(f"INSERT INTO market_snapshots ({_cols()}) VALUES ({', '.join('?' * 15)})", ROWS[2:])
+        conn.executemany(f"INSERT INTO snapshot_values ({_cols()}) VALUES ({', '.join('?' * 15)})", ROWS[2:])
     assert _decoded(conn) == _expected(ROWS)
     # bit for bit, not approximately
     got = {(r[0], r[1]): r for r in _decoded(conn)}
@@ -128,9 +128,7 @@ def test_the_fast_path_and_the_view_trigger_store_the_same_values(conn, tmp_path
     # the first row written for a grid point wins; OR REPLACE replaces
     dup = (*ROWS[2][:5], 0.9, None, 0.9, *ROWS[2][8:])
     with db.atomic(conn):
-        conn.execute(
-            f"INSERT OR IGNORE INTO market_snapshots ({_cols()}) VALUES ({', '.join('?' * 15)})", dup
-        )
+        conn.execute(f"INSERT OR IGNORE INTO snapshot_values ({_cols()}) VALUES ({', '.join('?' * 15)})", dup)
     assert _decoded(conn) == _expected(ROWS)
     with db.atomic(conn):
         store.insert_rows(conn, [dup], replace=True)
@@ -138,7 +136,8 @@ def test_the_fast_path_and_the_view_trigger_store_the_same_values(conn, tmp_path
     # the sqlite3 shell's view: none of our functions, and the checklist's queries still work
     plain = sqlite3.connect(tmp_path / "s.db")
     assert plain.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == 4
-    assert plain.execute("SELECT MAX(timestamp), MIN(best_ask) FROM market_snapshots").fetchone() == (
+    assert plain.execute("SELECT COUNT(*) FROM snapshot_values").fetchone()[0] == 4
+    assert plain.execute("SELECT MAX(timestamp), MIN(best_ask) FROM snapshot_values").fetchone() == (
         1_700_000_300,
         0.2,
     )
@@ -150,7 +149,7 @@ def test_values_are_stored_as_integers_where_they_are_whole_units(conn):
         store.insert_rows(conn, ROWS)
     r = conn.execute(
         "SELECT bid, ask, last, bid_depth, ask_depth, volume_24h, liquidity, mid, spread, source "
-        "FROM snapshot_rows WHERE timestamp = ? AND token_key = (SELECT token_key FROM snapshot_tokens "
+        "FROM market_snapshots WHERE timestamp = ? AND token_key = (SELECT token_key FROM snapshot_tokens "
         "WHERE token_id = ?)",
         (ROWS[0][0], TOKEN),
     ).fetchone()
@@ -161,7 +160,7 @@ def test_values_are_stored_as_integers_where_they_are_whole_units(conn):
 def test_deleting_through_the_view_deletes_the_stored_row(conn):
     with db.atomic(conn):
         store.insert_rows(conn, ROWS)
-        conn.execute("DELETE FROM market_snapshots WHERE timestamp = ? AND token_id = ?", (ROWS[2][0], TOKEN))
+        conn.execute("DELETE FROM snapshot_values WHERE timestamp = ? AND token_id = ?", (ROWS[2][0], TOKEN))
     assert _decoded(conn) == _expected([ROWS[0], ROWS[1], ROWS[3]])
 
 
@@ -206,6 +205,6 @@ def test_an_empty_old_table_is_simply_replaced(tmp_path):
     db.migrate(conn)
     assert not store.has_legacy(conn)
     assert (
-        conn.execute("SELECT type FROM sqlite_master WHERE name = 'market_snapshots'").fetchone()[0] == "view"
+        conn.execute("SELECT type FROM sqlite_master WHERE name = 'snapshot_values'").fetchone()[0] == "view"
     )
     conn.close()
