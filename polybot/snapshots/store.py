@@ -12,8 +12,8 @@ Tables (see :mod:`polybot.snapshots.codec` for the encoding):
 - ``snapshot_values``: a VIEW with the columns of the old table, decoded in plain SQL (so the
   sqlite3 shell reads it without any registered function); every reader reads it. The
   checklist's ``SELECT COUNT(*) FROM market_snapshots`` counts the table; ``bids``/``asks``
-  are the packed BLOBs (:func:`polybot.snapshots.codec.levels_of` reads them). INSERT and
-  DELETE on the view go to ``market_snapshots`` through INSTEAD OF triggers (they use
+  are the packed BLOBs (:func:`polybot.snapshots.codec.levels_of` reads them). INSERT,
+  UPDATE and DELETE on the view go to ``market_snapshots`` through INSTEAD OF triggers (they use
   functions registered by :func:`polybot.db.connect`); the hot paths call :func:`insert_rows`.
 
 A database made before version 6 keeps its rows in ``market_snapshots_legacy`` until
@@ -112,6 +112,13 @@ _TRIGGERS = (
     "CREATE TRIGGER snapshot_values_delete INSTEAD OF DELETE ON snapshot_values BEGIN "
     "DELETE FROM market_snapshots WHERE timestamp = OLD.timestamp AND token_key = "
     "(SELECT token_key FROM snapshot_tokens WHERE token_id = OLD.token_id); END",
+    # UPDATE (tests that corrupt rows as a buggy writer would; repairs by hand): the row is
+    # deleted and the new values inserted through the insert trigger
+    "CREATE TRIGGER snapshot_values_update INSTEAD OF UPDATE ON snapshot_values BEGIN "
+    "DELETE FROM market_snapshots WHERE timestamp = OLD.timestamp AND token_key = "
+    "(SELECT token_key FROM snapshot_tokens WHERE token_id = OLD.token_id); "
+    f"INSERT INTO snapshot_values ({', '.join(codec.COLUMNS)}) VALUES "
+    f"({', '.join('NEW.' + c for c in codec.COLUMNS)}); END",
 )
 
 _LEGACY_COLUMNS = ", ".join(codec.COLUMNS)

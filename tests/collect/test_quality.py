@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 
+from polybot import db as polybot_db
 from tests.collect.helpers import collect, query, scalar, setup_workspace
 from tests.conftest import run_cli, sim_urls, write_config
 
@@ -105,7 +105,7 @@ def test_quality_detects_bad_rows(workspace, sim):
     db = setup_workspace(workspace, sim)
     collect_cycles(workspace, sim, 2)
     token, market, ts = query(db, "SELECT token_id, market_id, MAX(timestamp) FROM snapshot_values")[0]
-    conn = sqlite3.connect(db)
+    conn = polybot_db.connect(db)
     with conn:
         # NULL critical field (collected row without any price)
         conn.execute(
