@@ -208,3 +208,18 @@ def test_an_empty_old_table_is_simply_replaced(tmp_path):
         conn.execute("SELECT type FROM sqlite_master WHERE name = 'snapshot_values'").fetchone()[0] == "view"
     )
     conn.close()
+
+
+def test_updating_the_view_re_encodes_the_row(conn):
+    with db.atomic(conn):
+        store.insert_rows(conn, ROWS[:2])
+        conn.execute(
+            "UPDATE snapshot_values SET best_bid = 0.4, bids = '0.4:7' WHERE timestamp = ? AND token_id = ?",
+            (ROWS[0][0], TOKEN),
+        )
+    row = conn.execute(
+        "SELECT best_bid, mid, spread, bids FROM snapshot_values WHERE token_id = ?", (TOKEN,)
+    ).fetchone()
+    # mid and spread were stored values of the old row: the update keeps them as they were
+    assert (row[0], row[1], row[2], codec.levels_of(row[3])) == (0.4, 0.525, 0.53 - 0.52, [(0.4, 7.0)])
+    assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == 2
