@@ -40,6 +40,7 @@ from polybot.dashboard import (  # noqa: E402
     build_server,
     queries,  # noqa: E402
 )
+from polybot.snapshots import store  # noqa: E402
 
 M = 1_000_000
 PASSWORD = secrets.token_urlsafe(18)  # a fresh login secret for this run
@@ -77,7 +78,8 @@ def build_db(cfg, n_snapshots: int, n_trades: int, now: int) -> None:
                     (f"tok{m:03d}{o}", f"m{m:03d}", ("Yes", "No")[i], i),
                 )
     start = now - cycles * 300
-    batch = []
+    batch: list = []
+    keys = store.TokenKeys(conn)
     for c in range(cycles):
         ts = start + c * 300
         for tok, mid in tokens:
@@ -98,16 +100,12 @@ def build_db(cfg, n_snapshots: int, n_trades: int, now: int) -> None:
                     f"{bid + 0.01}:120",
                     1000.0,
                     5000.0,
+                    "collected",
                 )
             )
         if len(batch) >= 100_000 or c == cycles - 1:
             with db.atomic(conn):
-                conn.executemany(
-                    "INSERT INTO snapshot_values(timestamp, token_id, market_id, best_bid, best_ask, mid, "
-                    "spread, last_trade_price, bid_depth, ask_depth, bids, asks, volume_24h, liquidity) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    batch,
-                )
+                store.insert_rows(conn, batch, keys=keys)
             batch = []
     with db.atomic(conn):
         trades = []
@@ -221,15 +219,34 @@ def main() -> int:
     conn = db.connect(db_path, readonly=True)
     counts = {
         t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-        for t in ("snapshot_values", "trades", "performance", "markets", "alerts")
+        for t in ("market_snapshots", "trades", "performance", "markets", "alerts")
     }
     print("rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
-    print("\nquery plans (hot queries):")
+    print("\nhot queries (median of 5; plans: no full scan of the snapshots):")
+    all_tokens = [r[0] for r in conn.execute("SELECT token_id FROM market_tokens")]
+    old_token = conn.execute("SELECT token_id FROM snapshot_tokens ORDER BY token_key LIMIT 1").fetchone()[0]
+    timed = {
+        "latest snapshot of every token": lambda: store.latest_snapshots(conn, all_tokens),
+        "latest bid of a position": lambda: conn.execute(
+            "SELECT timestamp, best_bid FROM snapshot_values WHERE token_id = ? AND best_bid IS NOT NULL "
+            "ORDER BY timestamp DESC LIMIT 1",
+            (old_token,),
+        ).fetchone(),
+        "last snapshot time": lambda: conn.execute("SELECT MAX(timestamp) FROM snapshot_values").fetchone(),
+        "rows of the last cycle": lambda: conn.execute(
+            "SELECT COUNT(*) FROM snapshot_values WHERE timestamp = (SELECT MAX(timestamp) FROM market_snapshots)"
+        ).fetchone(),
+        "checklist COUNT(*)": lambda: conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone(),
+    }
+    for name, fn in timed.items():
+        spent = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - t0)
+        print(f"  {name:32s} {statistics.median(spent) * 1000:8.2f} ms")
     plans = {
-        "latest snapshot per token": "SELECT s.* FROM market_tokens mt LEFT JOIN snapshot_values s ON s.token_id = "
-        "mt.token_id AND s.timestamp = (SELECT MAX(timestamp) FROM snapshot_values "
-        "WHERE token_id = mt.token_id) WHERE mt.market_id IN ('m001','m002')",
         "latest bid of a position": "SELECT timestamp, best_bid FROM snapshot_values WHERE token_id = 'tok001y' AND "
         "best_bid IS NOT NULL ORDER BY timestamp DESC LIMIT 1",
         "last snapshot time": "SELECT MAX(timestamp) FROM snapshot_values",
