@@ -197,7 +197,7 @@ def pause_command(cfg: Config, *, pause: bool, reason: str | None) -> int:
     try:
         if pause:
             before = control_state.set_pause(conn, reason=reason or "", by=who, now=now)
-            log.warning("Entries paused by %s from the terminal: %s", who, reason or "no reason given")
+            log.warning("Entries paused by %s: %s", who, reason or "no reason given")
             again = "were already paused; reason updated" if before is not None else "paused"
             print(
                 f"New entries {again}: the bot keeps managing its positions (stop losses, exits, "
@@ -208,7 +208,7 @@ def pause_command(cfg: Config, *, pause: bool, reason: str | None) -> int:
         if lifted is None:
             print("Entries were not paused; nothing changed.")
             return 0
-        log.warning("Entries resumed by %s from the terminal (%s)", who, control_state.pause_sentence(lifted))
+        log.warning("Entries resumed by %s (%s)", who, control_state.pause_sentence(lifted))
         print(
             f"Entries resumed ({control_state.pause_sentence(lifted)}, {lifted.skipped} entr"
             f"{'y' if lifted.skipped == 1 else 'ies'} skipped): the bot opens positions again at its next decision."
