@@ -7,8 +7,9 @@ the chat-id lock and the "logged with who asked" rule are the listener's, and ap
   next iteration, and a bot started later still finds it. A ``/resume``, ``/close`` or
   ``/confirm_close`` sent more than 2 minutes before it is read (the bot was down) is ignored; a
   late ``/pause`` is applied (it only makes the bot more careful).
-- ``/close`` resolves its target when it is asked (``n`` as ``/positions`` numbers them, or a
-  token id, or a market id: every position in it; ``all``: whatever is open when the bot acts)
+- ``/close`` resolves its target when it is asked (``n`` as ``/positions`` numbers them — up to
+  4 digits — or a token id, or a market id: every position in it; ``all``: whatever is open when
+  the bot acts)
   and asks for confirmation. The listener never trades: the confirmation writes a close request
   that the engine claims at its next iteration and sells through its exit path
   (polybot/engine/controls.py); a request it has not picked up within 2 minutes never fires.
@@ -49,6 +50,7 @@ FOLLOW_MARGIN = 15  # seconds the listener waits for the engine's answer beyond 
 FOLLOW_POLL = 0.5  # seconds between two reads of the close result
 CONFIRM = "confirm_close"  # callback data: "confirm_close:<nonce>"
 CANCEL = "cancel_close"
+MAX_NUMBER_DIGITS = 4  # "/close 12" is a /positions number; token and market ids are longer
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ class ControlCommands:
             picked = list(enumerate(rows, 1))
             label = f"all {len(rows)} open position{'s' if len(rows) != 1 else ''}"
         else:
-            if arg.isdigit():
+            if arg.isdigit() and len(arg) <= MAX_NUMBER_DIGITS:  # longer numbers are token/market ids
                 n = int(arg)
                 if not 1 <= n <= len(rows):
                     return Reply(f"There is no position {n}: /positions lists {len(rows)} (1–{len(rows)}).")
