@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from polybot import control_state as cs
 from polybot import db
 from tests.engine.controls_helpers import (
@@ -87,12 +89,29 @@ def test_pause_command_line_errors_are_one_sentence(tmp_path, sim):
     assert _state(root, "paused_reason") == "still"
 
 
-def test_close_request_sells_through_the_exit_path_and_a_stale_one_never_fires(tmp_path, sim):
-    root = workspace(tmp_path, sim)
+def test_a_pause_drops_paper_entries_queued_before_it(tmp_path, sim):
+    root = workspace(tmp_path, sim, trading={"fill_latency_seconds": 1})  # fills at the next step
+    eng = paper_engine(root)
+    try:
+        eng.guarded(eng.iteration)
+        assert len(eng.pending) == 1 and fills(eng, "BUY") == []  # decided, not yet placed
+        assert run_bot(root, "--pause").returncode == 0
+        next_step(eng, sim)
+        assert eng.pending == {} and fills(eng, "BUY") == []
+        assert eng.conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == 0
+    finally:
+        close_engine(eng)
+
+
+@pytest.mark.parametrize("latency", [0, 1])
+def test_close_request_sells_through_the_exit_path_and_a_stale_one_never_fires(tmp_path, sim, latency):
+    root = workspace(tmp_path, sim, trading={"fill_latency_seconds": latency})
     eng = paper_engine(root)
     try:
         eng.guarded(eng.iteration)
         next_step(eng, sim)
+        if latency:  # the second entry fills at the third step
+            next_step(eng, sim)
         bought = fills(eng, "BUY")
         assert len(bought) == 2
         now = int(time.time())
