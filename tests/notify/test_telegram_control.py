@@ -223,3 +223,37 @@ def test_close_answers_in_one_sentence(tmp_path, sim):
         assert cs.pending_close_requests(conn) == []
     finally:
         conn.close()
+
+
+def test_cancel_button_drops_the_close(tmp_path, sim, fake_tg, listener):
+    root = _root(tmp_path, sim, fake_tg)
+    listener(load(root))
+    eng = paper_engine(root)
+    try:
+        eng.guarded(eng.iteration)
+        _say(fake_tg, "/close 1", 1)
+        cancel_data = fake_tg.buttons(CHAT_ID)[0][1][1]
+        assert cancel_data.startswith("cancel_close:")
+        fake_tg.add_callback(int(CHAT_ID), cancel_data)
+        assert wait_until(lambda: len(fake_tg.messages(CHAT_ID)) >= 2, 20)
+        assert fake_tg.messages(CHAT_ID)[1].startswith("✖ Close cancelled (#1 ")
+        assert [a.get("text") for a in fake_tg.callback_answers()] == ["Cancelled"]
+        assert "No /close pending" in _say(fake_tg, "/confirm_close", 3)
+        eng.guarded(eng.iteration)
+        assert fills(eng, "SELL") == []
+    finally:
+        close_engine(eng)
+
+
+def test_control_commands_without_a_database_answer_in_one_sentence(tmp_path, sim):
+    root = workspace(tmp_path, sim)
+    cfg = load(root)
+    cfg.database_path.unlink()
+    h = CommandHandler(cfg)
+    for cmd in ("/pause", "/resume", "/close 1"):
+        text = h.handle(cmd, chat_id=CHAT_ID).text
+        assert (
+            text.startswith(f"⚠️ {cmd.split()[0]} could not use the database (")
+            and "nothing was changed" in text
+        )
+        assert "Traceback" not in text
