@@ -292,7 +292,6 @@ class CommandListener:
             log.info("Telegram command listener stopped.")
 
     async def _handle(self, bot, update) -> None:
-
         if update.callback_query is not None:  # an inline button (notify/control.py)
             await control.handle_callback(self, bot, update)
             return
