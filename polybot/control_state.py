@@ -111,6 +111,14 @@ def count_skipped(conn: sqlite3.Connection, n: int, *, now: int) -> None:
         db.set_state(conn, PAUSED_SKIPPED, str(total), now=now)
 
 
+def pause_detail(p: Pause) -> str:
+    """``since 2026-… UTC by @alice: news due (2 skipped)`` (times in UTC), for status lines."""
+    since = f"since {utc_text(p.since)}" if p.since else "since an unknown time"
+    by = f" by {p.by}" if p.by else ""
+    reason = f": {p.reason}" if p.reason else ""
+    return f"{since}{by}{reason} ({p.skipped} skipped)"
+
+
 def pause_sentence(p: Pause) -> str:
     """``entries paused since 2026-… UTC by @alice: news due`` (times in UTC)."""
     since = f" since {utc_text(p.since)}" if p.since else ""

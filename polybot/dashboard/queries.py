@@ -464,7 +464,7 @@ def system_section(conn: sqlite3.Connection, cfg: Config, now: float) -> dict:
 def _paused(conn: sqlite3.Connection) -> str | None:
     """The operator's pause of new entries as one sentence, None when entries run."""
     pause = control_state.read_pause(conn)
-    return None if pause is None else f"{control_state.pause_sentence(pause)} ({pause.skipped} skipped)"
+    return None if pause is None else control_state.pause_detail(pause)
 
 
 def _backup_from_files(cfg: Config, now: float) -> dict | None:

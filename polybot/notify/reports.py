@@ -81,8 +81,7 @@ def status_text(conn: sqlite3.Connection, cfg: Config, now: int) -> str:
     pause = control_state.read_pause(conn)
     if pause is not None:
         lines.append(
-            f"Entries: ⏸ PAUSED — {control_state.pause_sentence(pause)} ({pause.skipped} skipped); "
-            f"stops and exits go on; /resume lifts it"
+            f"Entries: ⏸ PAUSED {control_state.pause_detail(pause)}; stops and exits go on; /resume lifts it"
         )
     perf = lq.latest_performance(conn, mode)
     if perf is None:

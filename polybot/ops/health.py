@@ -199,7 +199,7 @@ def check_paused(conn: sqlite3.Connection | None) -> HealthLine | None:
     return HealthLine(
         "paused",
         STATUS_WARN,
-        f"Entries paused: {control_state.pause_sentence(pause)} ({pause.skipped} skipped); positions "
+        f"Entries paused {control_state.pause_detail(pause)}; positions "
         f"are still managed; lift it with python trading_bot.py --resume or Telegram /resume",
     )
 

@@ -199,7 +199,7 @@ def build_daily(cfg: Config, conn: sqlite3.Connection, *, now: float | None = No
         r.halted = db.get_state(conn, "halt_reason") or "no reason recorded"
     pause = control_state.read_pause(conn)
     if pause is not None:
-        r.paused = f"{control_state.pause_sentence(pause)} ({pause.skipped} skipped)"
+        r.paused = control_state.pause_detail(pause)
 
     backups = list_backups(cfg.backup_dir)
     if backups:
@@ -291,7 +291,9 @@ def render_daily(r: DailyReport, cfg: Config) -> str:
         L.append("Halts today:")
         L += [f"  - {h}" for h in r.halts]
     if r.paused:
-        L.append(f"Paused: {r.paused}; lift it with python trading_bot.py --resume or Telegram /resume")
+        L.append(
+            f"Paused (no new entries) {r.paused}; lift it with python trading_bot.py --resume or Telegram /resume"
+        )
     L.append(f"Last backup: {r.last_backup or 'none — run python backup_database.py'}")
     L.append(f"Data freshness: {r.data_detail}")
     L.append(f"Issues: {'; '.join(r.issues) or 'None'}")

@@ -82,7 +82,7 @@ def test_pause_blocks_entries_while_a_stop_loss_fires_and_resume_restores_them(
         assert fills(eng, "SELL") == [(bought[0][0], "stop_loss")]  # the stop loss still fired
         assert fills(eng, "BUY") == bought  # the drill's new entry was refused
         status = _say(fake_tg, "/status", 2)
-        assert "Entries: ⏸ PAUSED — entries paused since " in status
+        assert "Entries: ⏸ PAUSED since " in status
         assert "by Telegram @alice: news at 14:00 (1 skipped)" in status
 
         eng.risk = configured
