@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from polybot import control_state as cs
 from polybot import ledger_queries as lq
 from polybot.domain import EXIT, SELL, Intent
+from polybot.engine import ledger
 from polybot.engine.orders import OPEN
 from polybot.money import MICRO, fmt_usd
 from polybot.risk import RULE_PAUSED
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("polybot.engine")
 
 CLOSE_STRATEGY = "telegram_close"
+SHARE_STEP = 10_000  # 0.01 share in micro-units: the smallest order size step
 
 
 def apply_pause(engine: Engine) -> None:
@@ -163,13 +165,17 @@ def _sell(engine: Engine, label: str, d: RiskDecision) -> tuple[str, bool, bool]
         why = out.error or "no bid took it"
         return f"• {label}: nothing filled (order {out.order_id} {out.status}: {why})", False, False
     size, notional, fee, pnl = sold
-    left = (d.intent.size_micro or 0) - size
+    row = ledger.get_position(engine.conn, engine.mode, d.intent.token_id)
+    left = row.size_micro if row is not None and row.status == "open" else 0
     line = (
         f"• {label}: sold {size / MICRO:,.2f} sh at {notional / size:.3f} avg → {fmt_usd(notional)}"
         f" (fee {fmt_usd(fee)}, P&L {fmt_usd(pnl, signed=True)}), order {out.order_id} {out.status}"
-        + (f"; {left / MICRO:,.2f} sh left" if left > 0 else "")
     )
-    return line, True, left <= 0
+    if left >= SHARE_STEP:
+        return line + f"; {left / MICRO:,.2f} sh left", True, False
+    if left > 0:  # orders are sized in whole 0.01 shares: a smaller rest cannot be sold
+        line += f"; {left / MICRO:g} sh left (below the 0.01-share order step)"
+    return line, True, True
 
 
 def _label(named: lq.NamedPosition) -> str:

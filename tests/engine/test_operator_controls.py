@@ -11,7 +11,10 @@ import pytest
 
 from polybot import control_state as cs
 from polybot import db
+from polybot.engine.bot import startup
+from polybot.engine.drill import Drill
 from tests.engine.controls_helpers import (
+    DRILL,
     close_engine,
     fills,
     hair_trigger_stops,
@@ -140,3 +143,28 @@ def test_close_request_sells_through_the_exit_path_and_a_stale_one_never_fires(t
     finally:
         close_engine(eng)
     assert_consistent(root)
+
+
+def test_live_close_request_is_signed_and_sold_on_the_exchange(tmp_path, sim):
+    from tests.engine.test_engine_live import _close, _engine
+
+    root = workspace(tmp_path, sim)
+    eng = _engine(root, sim, Drill(dict(DRILL)))
+    try:
+        assert startup(eng, halt=None, restart=False) == []
+        eng.guarded(eng.iteration)
+        token = eng.conn.execute("SELECT token_id FROM trades WHERE mode='live' AND side='BUY'").fetchone()[0]
+        rid = cs.add_close_request(eng.conn, target="all", label="all 1", by="@alice", now=int(time.time()))
+        eng.guarded(eng.iteration)  # the same step (the simulator's clock did not move)
+        assert not eng.md.new_step
+        res = cs.read_close_result(eng.conn, rid)
+        assert res is not None and res.status == cs.DONE, res
+        sell = eng.conn.execute(
+            "SELECT o.signed_payload, o.status, o.strategy FROM orders o WHERE o.side='SELL' AND o.mode='live'"
+        ).fetchone()
+        assert sell["signed_payload"] and sell["status"] == "FILLED" and sell["strategy"] == "telegram_close"
+        # sold on the exchange: at most a rest below the 0.01-share order step remains
+        assert {p.token_id: p.size for p in eng.exchange.positions()}.get(token, 0) < 10_000
+        assert res.text.startswith("✅ Close #1 (all 1), live mode:")
+    finally:
+        _close(eng)
