@@ -44,6 +44,7 @@ DONE = "done"  # every order was placed (see the text for what filled)
 PARTIAL = "partial"  # some positions could not be sold (the text says why)
 NOTHING = "nothing"  # nothing to sell (no such position any more)
 EXPIRED = "expired"  # older than CLOSE_TTL: not acted on
+FAILED = "failed"  # the engine stopped on an error while closing (the text says which)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ Telegram listener to report.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -80,7 +81,19 @@ def process_close_requests(engine: Engine) -> None:
         if not cs.claim_close_request(engine.conn, req.id):
             continue
         log.warning("close request #%d by %s: %s", req.id, req.by, req.label)
-        status, text = close_positions(engine, req)
+        try:
+            status, text = close_positions(engine, req)
+        except BaseException as exc:  # the loop handles the error (breakers); the operator hears of it
+            with contextlib.suppress(Exception):  # a database that cannot be written cannot say it
+                cs.record_close_result(
+                    engine.conn,
+                    req.id,
+                    cs.FAILED,
+                    f"⚠️ Close #{req.id} ({req.label}) stopped on an error ({exc}); check /positions, "
+                    f"then send /close again if something is left.",
+                    now=int(engine.wall()),
+                )
+            raise
         cs.record_close_result(engine.conn, req.id, status, text, now=int(engine.wall()))
         log.warning("close request #%d: %s", req.id, text.replace("\n", " | "))
 

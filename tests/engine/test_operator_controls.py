@@ -168,3 +168,26 @@ def test_live_close_request_is_signed_and_sold_on_the_exchange(tmp_path, sim):
         assert res.text.startswith("✅ Close #1 (all 1), live mode:")
     finally:
         _close(eng)
+
+
+def test_a_close_cut_short_by_an_exchange_error_says_so(tmp_path, sim):
+    from tests.engine.test_engine_live import _close, _engine
+
+    root = workspace(tmp_path, sim)
+    eng = _engine(root, sim, Drill(dict(DRILL)))
+    try:
+        assert startup(eng, halt=None, restart=False) == []
+        eng.guarded(eng.iteration)
+        rid = cs.add_close_request(eng.conn, target="all", label="all 1", by="@alice", now=int(time.time()))
+        sim.sim.set_faults(error_rate=1.0, path="/clob/balance-allowance")  # the account cannot be read
+        try:
+            eng.guarded(eng.iteration)  # counted as an API error by the loop, not raised
+        finally:
+            sim.sim.clear_faults()
+        res = cs.read_close_result(eng.conn, rid)
+        assert res is not None and res.status == cs.FAILED, res
+        assert res.text.startswith("⚠️ Close #1 (all 1) stopped on an error (") and "/positions" in res.text
+        assert eng.conn.execute("SELECT COUNT(*) FROM orders WHERE side='SELL'").fetchone()[0] == 0
+        assert eng.api_errors.count == 1
+    finally:
+        _close(eng)
