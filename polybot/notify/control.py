@@ -337,9 +337,12 @@ def _expire(cfg: Config, rid: int, now: int) -> cs.CloseResult | None:
         conn.close()
 
 
-async def follow_close(bot: Any, cfg: Config, chat_id: Any, rid: int, stop: threading.Event) -> None:
-    """Wait for the engine's result of close request ``rid`` and send it (one message)."""
-    deadline = time.monotonic() + cs.CLOSE_TTL + FOLLOW_MARGIN
+async def follow_close(
+    bot: Any, cfg: Config, chat_id: Any, rid: int, stop: threading.Event, *, wait_seconds: float | None = None
+) -> None:
+    """Wait for the engine's result of close request ``rid`` and send it (one message); after
+    ``wait_seconds`` (default CLOSE_TTL + FOLLOW_MARGIN) expire the request and say so."""
+    deadline = time.monotonic() + (cs.CLOSE_TTL + FOLLOW_MARGIN if wait_seconds is None else wait_seconds)
     result = None
     while not stop.is_set():
         result = await asyncio.to_thread(_result, cfg, rid)

@@ -257,3 +257,38 @@ def test_control_commands_without_a_database_answer_in_one_sentence(tmp_path, si
             and "nothing was changed" in text
         )
         assert "Traceback" not in text
+
+
+def test_a_close_the_bot_never_picks_up_expires_and_is_reported(tmp_path, sim, fake_tg):
+    import asyncio
+    import time
+
+    from polybot.notify.control import follow_close
+    from polybot.notify.telegram import make_bot
+
+    root = _root(tmp_path, sim, fake_tg)
+    cfg = load(root)
+    conn = connect(root)
+    try:
+        rid = cs.add_close_request(conn, target="all", label="all 1", by="@alice", now=int(time.time()))
+    finally:
+        conn.close()
+
+    async def follow():  # no engine runs: the listener gives up after its wait
+        bot = make_bot(cfg.telegram)
+        try:
+            await follow_close(bot, cfg, int(CHAT_ID), rid, threading.Event(), wait_seconds=1)
+        finally:
+            await bot.shutdown()
+
+    asyncio.run(follow())
+    assert fake_tg.messages(CHAT_ID) == [
+        "Close #1 (all 1) expired because the bot did not pick it up in time; nothing was sold. "
+        "Send /close again if you still mean it."
+    ]
+    conn = connect(root)
+    try:
+        assert cs.pending_close_requests(conn) == []  # it can never fire later
+        assert cs.read_close_result(conn, rid).status == cs.EXPIRED
+    finally:
+        conn.close()
