@@ -11,6 +11,10 @@ Every intent from a strategy goes through :meth:`RiskManager.check` (or
   to the holding.
 - Entries are checked, in this order, against:
 
+  0. ``paused`` — while the operator has paused entries (:attr:`RiskManager.entries_paused`,
+     set by the engine from ``bot_state``: Telegram ``/pause`` or ``python trading_bot.py
+     --pause``; see :mod:`polybot.control_state`), every entry is rejected; exits pass as
+     always. The backtester never sets it;
   1. ``daily_loss_limit`` — realised + unrealised P&L of the current UTC day
      (equity − equity at 00:00 UTC) ≤ −limit, now or at the day's lowest equity
      (``day_low_equity_micro``: latched until 00:00 UTC), blocks every new entry;
@@ -97,6 +101,7 @@ RULE_EVENT_EXPOSURE = "max_event_exposure"
 RULE_LEVERAGE = "max_leverage"
 RULE_MIN_SIZE = "min_order_size"
 RULE_INVALID = "invalid_intent"
+RULE_PAUSED = "paused"
 
 
 @dataclass(frozen=True)
@@ -292,6 +297,8 @@ class RiskManager:
         self.allow_resize = allow_resize
         self.markets: dict[str, MarketInfo] = {}
         self._groups_cache: dict[str, tuple[str, ...]] = {}
+        # the operator's pause (the sentence that says who paused, when and why), None: entries run
+        self.entries_paused: str | None = None
         self.register_markets(markets)
         self.max_position_micro = to_micro(limits.max_position_size)
         self.max_exposure_micro = (self.capital_micro * to_micro(limits.max_portfolio_exposure)) // MICRO
@@ -442,6 +449,12 @@ class RiskManager:
         """Check one intent against the account as it is now (see the module docstring)."""
         if intent.action == EXIT:
             return self._check_exit(intent, account)
+        if self.entries_paused is not None:
+            return RiskDecision(
+                False,
+                RULE_PAUSED,
+                f"paused: {self.entries_paused}; no new entry until /resume (or python trading_bot.py --resume)",
+            )
         if market is None:
             market = self.markets.get(intent.market_id)
         if market is None:

@@ -14,6 +14,9 @@ and answers like the real API (``{"ok": true, "result": …}``):
   ``retry_after``, …) for a method.
 - Every request is recorded (:attr:`FakeTelegram.requests`); :meth:`messages` lists the
   sendMessage texts.
+- Inline keyboards: :meth:`FakeTelegram.add_callback` queues a ``callback_query`` update (a
+  button press); ``answerCallbackQuery`` answers ``true`` (:meth:`callback_answers` lists them);
+  :meth:`buttons` lists the inline buttons each sendMessage carried (``reply_markup``).
 
 Run standalone: ``python tests/fake_telegram.py --port 8081 --token 123:abc``.
 """
@@ -161,6 +164,65 @@ class FakeTelegram:
             self._cond.notify_all()
             return uid
 
+    def add_callback(
+        self,
+        chat_id: int,
+        data: str,
+        *,
+        first_name: str = "Alice",
+        username: str | None = "alice",
+        message_text: str = "(the message with the button)",
+    ) -> int:
+        """Queue a press of an inline button with callback ``data``, on a message of the bot in
+        ``chat_id`` (as getUpdates will return it); returns its update_id."""
+        with self._cond:
+            uid = self._next_update_id
+            self._next_update_id += 1
+            sender: dict[str, Any] = {"id": chat_id, "is_bot": False, "first_name": first_name}
+            if username:
+                sender["username"] = username
+            message = {
+                "message_id": self._next_message_id,
+                "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private", "first_name": first_name},
+                "from": {
+                    "id": BOT_ID,
+                    "is_bot": True,
+                    "first_name": "Polybot Test",
+                    "username": BOT_USERNAME,
+                },
+                "text": message_text,
+            }
+            self._next_message_id += 1
+            query = {
+                "id": f"cbq{uid}",
+                "from": sender,
+                "message": message,
+                "chat_instance": f"ci{chat_id}",
+                "data": data,
+            }
+            self._updates.append({"update_id": uid, "callback_query": query})
+            self._cond.notify_all()
+            return uid
+
+    def buttons(self, chat_id: Any = None) -> list[list[tuple[str, str]]]:
+        """For each accepted sendMessage (optionally to ``chat_id``): its inline buttons as
+        (text, callback_data), [] for a message without an inline keyboard."""
+        out = []
+        for r in self.calls("sendMessage"):
+            if r.status != 200 or (chat_id is not None and str(r.params.get("chat_id")) != str(chat_id)):
+                continue
+            markup = r.params.get("reply_markup") or {}
+            if isinstance(markup, str):
+                markup = json.loads(markup)
+            rows = markup.get("inline_keyboard", []) if isinstance(markup, dict) else []
+            out.append([(b.get("text", ""), b.get("callback_data", "")) for row in rows for b in row])
+        return out
+
+    def callback_answers(self) -> list[dict]:
+        """The parameters of every answerCallbackQuery call."""
+        return [r.params for r in self.calls("answerCallbackQuery")]
+
     def fail_next(
         self, method: str, status: int, description: str, parameters: dict | None = None, times: int = 1
     ) -> None:
@@ -198,6 +260,7 @@ class FakeTelegram:
                     body["parameters"] = parameters
                 return status, body
         handler = {
+            "answerCallbackQuery": self._answer_callback_query,
             "getMe": self._get_me,
             "sendMessage": self._send_message,
             "getUpdates": self._get_updates,
@@ -207,6 +270,11 @@ class FakeTelegram:
         if method in ("deleteWebhook", "setMyCommands", "close", "logOut"):
             return 200, {"ok": True, "result": True}
         return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
+
+    def _answer_callback_query(self, params: dict) -> tuple[int, dict]:
+        if not params.get("callback_query_id"):
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: query id is empty"}
+        return 200, {"ok": True, "result": True}
 
     def _get_me(self, params: dict) -> tuple[int, dict]:
         return 200, {

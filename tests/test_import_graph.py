@@ -66,6 +66,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "polybot.checks",
             "polybot.ledger_queries",
             "polybot.snapshots",
+            # the operator's controls in bot_state (pause, close requests)
+            "polybot.control_state",
             # the command table: names, scripts and "module:function" strings (data), and the
             # helpers that start a command as a child process
             "polybot.commands",
@@ -94,7 +96,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # what an operator runs and reads: backups, health, reports, the Telegram commands, the dashboard
     (
         "operations",
-        ("polybot.ops", "polybot.notify.commands", "polybot.notify.reports", "polybot.dashboard"),
+        (
+            "polybot.ops",
+            "polybot.notify.commands",
+            "polybot.notify.control",
+            "polybot.notify.reports",
+            "polybot.dashboard",
+        ),
     ),
     # the processes' entry points that wire everything together: the trading bot, the
     # operator's scenario scripts (test_risk_limits.py, test_circuit_breakers.py), the demo,

@@ -14,6 +14,7 @@ from polybot.risk import (
     RULE_LEVERAGE,
     RULE_MAX_POSITIONS,
     RULE_MIN_SIZE,
+    RULE_PAUSED,
     RULE_PORTFOLIO_EXPOSURE,
     RULE_POSITION_SIZE,
     RULE_RAMP_UP,
@@ -214,6 +215,24 @@ def test_daily_loss_limit_blocks_entries_not_exits():
         day_start_equity_micro=439_990_000,
     )
     assert r.check(buy("B", usd=10), acct_ok, market("B"), T0).approved
+
+
+def test_a_pause_blocks_entries_and_adding_but_not_exits():
+    m = market("A")
+    acct = AccountState(
+        cash_micro=490 * M, positions={"A-yes": hold("A", 10)}, day_start_equity_micro=500 * M
+    )
+    r = rm([m, market("B")])
+    r.entries_paused = "entries paused since 2026-01-01 00:00:00 UTC by @alice: news"
+    for it in (buy("A", usd=10), buy("B", usd=10)):  # adding to a holding, and a new position
+        d = r.check(it, acct, None, T0)
+        assert not d.approved and d.rule == RULE_PAUSED and d.intent is None
+        assert d.detail.startswith("paused: entries paused since 2026-01-01 00:00:00 UTC by @alice: news; ")
+    ex = Intent(action=EXIT, token_id="A-yes", market_id="A", side="SELL", size_micro=20 * M)
+    decisions = r.check_all([buy("B", usd=10), ex], acct, {"A": m}, T0)
+    assert [(d.approved, d.rule) for d in decisions] == [(False, RULE_PAUSED), (True, RULE_EXIT)]
+    r.entries_paused = None
+    assert r.check(buy("B", usd=10), acct, None, T0).approved
 
 
 def test_min_order_size_after_resize():

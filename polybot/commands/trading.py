@@ -18,9 +18,14 @@ Live: what the account held or traded before the bot's first live order (and fil
 orders placed by hand) is "external": stop loss and the emergency close-out never sell
 it, unless this run was started with --close-external.
 After any circuit breaker it refuses to start until: python trading_bot.py --restart.
+--pause stops new entries (stored in the database: it survives a restart) while the bot keeps
+managing what it holds (stop losses, exits, settlement); --resume lifts it. Both work whether the
+bot runs or not (Telegram: /pause, /resume).
 Examples:
   python trading_bot.py --paper-trading
   python trading_bot.py --restart --verbose
+  python trading_bot.py --pause --reason "election night"
+  python trading_bot.py --resume
 """
 
 PAPER_REPORT = """Paper trading results: days running, simulated trades and P&L, win rate, errors and
@@ -89,6 +94,16 @@ def trade_parser() -> argparse.ArgumentParser:
         "before the bot's first live order or bought by hand); by default it sells only "
         "the bot's own positions",
     )
+    control = p.add_mutually_exclusive_group()
+    control.add_argument(
+        "--pause",
+        action="store_true",
+        help="pause new entries (stored; the bot keeps managing its positions), print one line, exit",
+    )
+    control.add_argument(
+        "--resume", action="store_true", help="lift a pause (new entries again), print one line, exit"
+    )
+    p.add_argument("--reason", metavar="TEXT", default=None, help="with --pause: why (shown by /status)")
     p.add_argument("--verbose", action="store_true", help="DEBUG output on the console")
     p.add_argument("--once", action="store_true", help="run one loop iteration, then exit")
     p.add_argument(

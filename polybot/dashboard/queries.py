@@ -33,6 +33,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from .. import control_state
 from .. import ledger_queries as lq
 from ..config import Config
 from ..ledger_queries import latest_performance
@@ -455,9 +456,16 @@ def system_section(conn: sqlite3.Connection, cfg: Config, now: float) -> dict:
             "breaker": state.get("halt_breaker") if halted else None,
             "recent": halts,
             "emergency_stop_file": Path(cfg.emergency_stop_file).exists(),
+            "paused": _paused(conn),
         },
         "backup": backup,
     }
+
+
+def _paused(conn: sqlite3.Connection) -> str | None:
+    """The operator's pause of new entries as one sentence, None when entries run."""
+    pause = control_state.read_pause(conn)
+    return None if pause is None else control_state.pause_detail(pause)
 
 
 def _backup_from_files(cfg: Config, now: float) -> dict | None:

@@ -184,8 +184,48 @@ def refuse(message: str) -> int:
     return HaltedError.exit_code
 
 
+def pause_command(cfg: Config, *, pause: bool, reason: str | None) -> int:
+    """``--pause [--reason TEXT]`` / ``--resume``: set or clear the stored pause, print one sentence.
+
+    Only ``bot_state`` is written (no lock: a running bot reads it at its next iteration)."""
+    from polybot import control_state
+
+    configure_from(cfg, console_level="CRITICAL")
+    who = f"{operator_name()} (terminal)"
+    now = int(time.time())
+    conn = db.open_database(cfg)
+    try:
+        if pause:
+            before = control_state.set_pause(conn, reason=reason or "", by=who, now=now)
+            log.warning("Entries paused by %s: %s", who, reason or "no reason given")
+            again = "were already paused; reason updated" if before is not None else "paused"
+            print(
+                f"New entries {again}: the bot keeps managing its positions (stop losses, exits, "
+                f"settlement) but opens none until python trading_bot.py --resume (or Telegram /resume)."
+            )
+            return 0
+        lifted = control_state.clear_pause(conn, now=now)
+        if lifted is None:
+            print("Entries were not paused; nothing changed.")
+            return 0
+        log.warning("Entries resumed by %s (%s)", who, control_state.pause_sentence(lifted))
+        print(
+            f"Entries resumed ({control_state.pause_sentence(lifted)}, {lifted.skipped} entr"
+            f"{'y' if lifted.skipped == 1 else 'ies'} skipped): the bot opens positions again at its next decision."
+        )
+        return 0
+    finally:
+        conn.close()
+
+
 def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, require_mode_secrets=False)
+    if getattr(args, "reason", None) is not None and not getattr(args, "pause", False):
+        raise ConfigError(
+            '--reason only goes with --pause, e.g. python trading_bot.py --pause --reason "news due".'
+        )
+    if getattr(args, "pause", False) or getattr(args, "resume", False):
+        return pause_command(cfg, pause=bool(args.pause), reason=getattr(args, "reason", None))
     mode = resolve_mode(cfg, getattr(args, "paper_trading", False))
     configure_from(cfg, console_level="CRITICAL")  # quiet until the bot really starts
     stop_file = Path(cfg.emergency_stop_file)

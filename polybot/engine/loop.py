@@ -18,7 +18,9 @@ Each iteration (every ``trading.loop_interval_seconds``):
    (``trading.fill_latency_seconds``) are placed; mark to market (recorded best bid);
    breaker #2 (daily loss) and #3 (position anomaly); stop losses and strategy intents →
    the shared risk manager → orders (paper: queued until their fill time; live: sent).
-   Between steps, live runs breakers #2/#3 and stop losses on fresh books;
+   Between steps, live runs breakers #2/#3 and stop losses on fresh books. Before that, every
+   iteration: the operator's pause (no new entries) and close requests from Telegram
+   (:mod:`polybot.engine.controls`);
 8. a ``performance`` row (equity, cash, exposure, realised/unrealised/daily P&L).
 
 Any database error during an iteration trips breaker #4.
@@ -35,7 +37,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from polybot import db
-from polybot.engine import breakers, ledger, state, stop
+from polybot.engine import breakers, controls, ledger, state, stop
 from polybot.engine.breakers import BreakerTripped
 from polybot.engine.marketdata import MarketData, market_version
 from polybot.engine.orders import OPEN, Executor
@@ -542,6 +544,7 @@ class Engine:
                 out.append((it, d, None))
                 continue
             out.append((it, d, self.place_intent(d.intent)))
+        controls.count_paused(self, out)
         return out
 
     def place_due(self, now: int, tradable: set[str]) -> list[Executed]:
@@ -639,6 +642,8 @@ class Engine:
         try:
             self.sync_orders()
             self.settle_resolved()
+            controls.apply_pause(self)  # the operator's pause and close requests (engine/controls.py)
+            controls.process_close_requests(self)
             if self.md.new_step:
                 self.trade()
             elif not self.paper:  # live: breakers and stops watch the fresh books between steps

@@ -8,7 +8,9 @@ but the database (read connections, opened per command), so it cannot stall it; 
 
 Commands (only from ``telegram.chat_id``; any other chat is ignored, not answered, and
 logged as a warning): ``/status``, ``/positions``, ``/pnl``, ``/health``, ``/stop`` (asks
-for ``/confirm_stop`` within 60 s, then creates ``cfg.emergency_stop_file``), ``/help``.
+for ``/confirm_stop`` within 60 s, then creates ``cfg.emergency_stop_file``), ``/help``;
+``/pause``, ``/resume``, ``/close`` + ``/confirm_close`` and the inline Confirm/Cancel buttons
+(callback queries, locked to the same chat) are in :mod:`polybot.notify.control`.
 A ``/stop`` or ``/confirm_stop`` older than 2 minutes (sent while the bot was down) is
 not acted on.
 """
@@ -28,8 +30,7 @@ from pathlib import Path
 from ..config import Config
 from ..logs import redact
 from ..timefmt import iso_seconds, utc_hhmm, utc_text
-from . import reports
-from .formatting import truncate
+from . import control, reports
 from .telegram import config_problem, make_bot
 
 log = logging.getLogger("polybot.telegram.commands")
@@ -47,6 +48,7 @@ class CommandHandler:
         self.cfg = cfg
         self.clock = clock
         self._stop_requested: dict[str, float] = {}  # chat id → when /stop was asked
+        self.control = control.ControlCommands(cfg, clock=clock)
 
     def _read_conn(self) -> sqlite3.Connection | None:
         from ..db import connect
@@ -57,7 +59,9 @@ class CommandHandler:
             log.warning("Telegram command: database unavailable (%s)", redact(str(exc)))
             return None
 
-    def handle(self, command: str, *, chat_id: str, sent_at: float | None = None, who: str = "") -> str:
+    def handle(
+        self, command: str, *, chat_id: str, sent_at: float | None = None, who: str = ""
+    ) -> str | control.Reply:
         now = int(self.clock())
         cmd = command.strip().split()[0].lstrip("/").split("@")[0].lower() if command.strip() else ""
         if cmd in ("help", "start"):
@@ -66,6 +70,8 @@ class CommandHandler:
             return self._stop(chat_id, now, sent_at)
         if cmd == "confirm_stop":
             return self._confirm_stop(chat_id, now, sent_at, who)
+        if cmd in control.COMMANDS:
+            return self.control.handle(command, chat_id=chat_id, sent_at=sent_at, who=who)
         if cmd in ("status", "positions", "pnl", "health"):
             conn = self._read_conn()
             try:
@@ -159,6 +165,13 @@ class CommandListener:
         self.poll_seconds = poll_seconds
         self.handler = CommandHandler(cfg)
         self.offset: int | None = None
+        self._tasks: set[asyncio.Task] = set()  # close results being followed (notify/control.py)
+
+    def spawn(self, coro) -> None:
+        """Run ``coro`` beside the polling (cancelled when the listener stops)."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # offset persistence (best effort)
     def _load_offset(self) -> int | None:
@@ -220,7 +233,9 @@ class CommandListener:
             while not self.stop_event.is_set():
                 poll = asyncio.ensure_future(
                     bot.get_updates(
-                        offset=self.offset, timeout=int(self.poll_seconds), allowed_updates=["message"]
+                        offset=self.offset,
+                        timeout=int(self.poll_seconds),
+                        allowed_updates=["message", "callback_query"],
                     )
                 )
                 stopper = asyncio.ensure_future(self._wait_stop())
@@ -269,13 +284,17 @@ class CommandListener:
                 if updates and self.offset is not None:
                     await asyncio.to_thread(self._save_offset, self.offset)
         finally:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             with contextlib.suppress(Exception):  # shutting down: a failed close changes nothing
                 await bot.shutdown()
             log.info("Telegram command listener stopped.")
 
     async def _handle(self, bot, update) -> None:
-        from .telegram import classify
-
+        if update.callback_query is not None:  # an inline button (notify/control.py)
+            await control.handle_callback(self, bot, update)
+            return
         msg = update.effective_message
         chat = update.effective_chat
         if msg is None or chat is None or not msg.text:
@@ -302,14 +321,7 @@ class CommandListener:
             )
         except TimeoutError:
             reply = f"⚠️ {text.split()[0]} took longer than {HANDLER_TIMEOUT} s; try python health_check.py on the machine."
-        try:
-            await bot.send_message(chat_id=chat.id, text=truncate(reply))
-        except Exception as exc:  # noqa: BLE001
-            log.warning(
-                "Could not answer %s on Telegram: %s",
-                text.split()[0],
-                classify(exc, self.cfg.telegram.bot_token).detail,
-            )
+        await control.send_reply(self, bot, chat.id, reply, text.split()[0])
 
 
 def start_command_listener(

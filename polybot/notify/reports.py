@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from .. import control_state
 from .. import ledger_queries as lq
 from ..config import Config
 from ..money import MICRO, fmt_usd, notional_micro, to_micro
@@ -26,6 +27,8 @@ HELP = (
     "/pnl — P&L today, 7 days, total\n"
     "/health — health check summary\n"
     "/stop — create EMERGENCY_STOP (asks for /confirm_stop)\n"
+    "/pause [reason] — no new entries (stops and exits go on); /resume lifts it\n"
+    "/close N|all — sell position N of /positions (or a token/market id), after a confirm\n"
     "/help — this list"
 )
 
@@ -75,6 +78,11 @@ def status_text(conn: sqlite3.Connection, cfg: Config, now: int) -> str:
         lines.append(f"Trading: 🛑 HALTED — {reason}")
     else:
         lines.append("Trading: active (not halted)")
+    pause = control_state.read_pause(conn)
+    if pause is not None:
+        lines.append(
+            f"Entries: ⏸ PAUSED {control_state.pause_detail(pause)}; stops and exits go on; /resume lifts it"
+        )
     perf = lq.latest_performance(conn, mode)
     if perf is None:
         lines.append("Equity: no performance recorded yet")

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import checks, db
+from .. import checks, control_state, db
 from .. import ledger_queries as lq
 from ..alerts.checks import Finding, check_api_latency, check_drawdown, check_no_trades, check_win_rate
 from ..config import Config
@@ -186,6 +186,24 @@ def check_last_trade(cfg: Config, conn: sqlite3.Connection | None, now: float) -
     return _line("last_trade", r, f"Last trade: {fmt_ago(r.value)}")
 
 
+def check_paused(conn: sqlite3.Connection | None) -> HealthLine | None:
+    """A WARN line while the operator has paused entries (polybot/control_state.py); None otherwise."""
+    if conn is None:
+        return None
+    try:
+        pause = control_state.read_pause(conn)
+    except sqlite3.Error:
+        return None
+    if pause is None:
+        return None
+    return HealthLine(
+        "paused",
+        STATUS_WARN,
+        f"Entries paused {control_state.pause_detail(pause)}; positions "
+        f"are still managed; lift it with python trading_bot.py --resume or Telegram /resume",
+    )
+
+
 def check_external(cfg: Config, conn: sqlite3.Connection | None) -> HealthLine | None:
     """Live: holdings of the account that are not the bot's (the first-live-start baseline and
     trades by hand; polybot/engine/external.py), shown apart. None when there are none."""
@@ -288,9 +306,9 @@ def run_health_checks(
             check_errors(cfg, conn, now),
             check_disk(cfg),
         ]
-        ext = check_external(cfg, conn)
-        if ext is not None:
-            lines.append(ext)
+        for extra in (check_paused(conn), check_external(cfg, conn)):
+            if extra is not None:
+                lines.append(extra)
         return lines
     finally:
         if conn is not None:
@@ -351,7 +369,8 @@ def warning_findings(cfg: Config, lines: list[HealthLine], now: float) -> list[F
     try:
         found.append(check_win_rate(lq.last_closing_pnls(conn, cfg.mode, int(t.win_rate_trades)), t))
         found.append(check_drawdown(lq.equity_peak_and_latest(conn, cfg.mode) or (), t))  # (peak, latest)
-        if any(h.name == "bot" and h.status == STATUS_OK for h in lines):
+        paused = any(h.name == "paused" for h in lines)  # no trades is then the operator's choice
+        if not paused and any(h.name == "bot" and h.status == STATUS_OK for h in lines):
             last_trade = conn.execute(
                 "SELECT MAX(timestamp) FROM trades WHERE mode = ?", (cfg.mode,)
             ).fetchone()[0]

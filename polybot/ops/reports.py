@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import checks, db
+from .. import checks, control_state, db
 from .. import ledger_queries as lq
 from ..config import Config
 from ..money import MICRO, fmt_usd, to_micro
@@ -89,6 +89,7 @@ class DailyReport:
     log_errors: int = 0
     halts: list[str] = field(default_factory=list)
     halted: str | None = None
+    paused: str | None = None  # the operator's pause of new entries (polybot/control_state.py)
     last_backup: str | None = None
     backup_age_h: float | None = None
     data_last_ts: int | None = None  # the newest market snapshot (epoch s); None: none yet
@@ -196,6 +197,9 @@ def build_daily(cfg: Config, conn: sqlite3.Connection, *, now: float | None = No
         r.halts.append(f"{utc_text(ts)} {breaker}: {reason}")
     if db.get_state(conn, "halted") == "1":
         r.halted = db.get_state(conn, "halt_reason") or "no reason recorded"
+    pause = control_state.read_pause(conn)
+    if pause is not None:
+        r.paused = control_state.pause_detail(pause)
 
     backups = list_backups(cfg.backup_dir)
     if backups:
@@ -286,6 +290,10 @@ def render_daily(r: DailyReport, cfg: Config) -> str:
     if r.halts:
         L.append("Halts today:")
         L += [f"  - {h}" for h in r.halts]
+    if r.paused:
+        L.append(
+            f"Paused (no new entries) {r.paused}; lift it with python trading_bot.py --resume or Telegram /resume"
+        )
     L.append(f"Last backup: {r.last_backup or 'none — run python backup_database.py'}")
     L.append(f"Data freshness: {r.data_detail}")
     L.append(f"Issues: {'; '.join(r.issues) or 'None'}")

@@ -465,3 +465,17 @@ def test_cli_serves_with_a_one_time_token_and_stops_cleanly(seeded):
         assert "Dashboard stopped." in out
     logs = "".join(p.read_text() for p in (root / "logs").glob("*.log"))
     assert "Dashboard started on" in logs and token not in logs  # the token is never logged
+
+
+def test_the_system_section_shows_a_pause(seeded):
+    from polybot import control_state, db
+    from polybot.dashboard.queries import system_section
+
+    conn = db.connect(seeded.database_path)
+    try:
+        assert system_section(conn, seeded, time.time())["halt"]["paused"] is None
+        control_state.set_pause(conn, reason="maintenance", by="ops (terminal)", now=int(time.time()))
+        paused = system_section(conn, seeded, time.time())["halt"]["paused"]
+    finally:
+        conn.close()
+    assert paused.startswith("since ") and paused.endswith("by ops (terminal): maintenance (0 skipped)")

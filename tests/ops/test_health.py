@@ -217,3 +217,29 @@ def test_the_checklists_warning_alerts_are_sent_by_the_health_job(tmp_path, clob
     conn = connect(cfg2)
     assert conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] == 0
     conn.close()
+
+
+def test_a_pause_is_a_warn_line_and_a_daily_report_line(tmp_path, clob_url, bot):
+    from polybot import control_state
+
+    cfg = _workspace(tmp_path, clob_url)
+    simulate_running_bot(cfg, bot.pid)
+    conn = connect(cfg)
+    add_trade(conn, ts=int(time.time()) - 10 * 60)
+    control_state.set_pause(conn, reason="news due", by="Telegram @alice", now=int(time.time()))
+    conn.close()
+    res = run_cli("health_check.py", "--no-alert", cwd=tmp_path)
+    assert res.returncode == 1, res.stdout + res.stderr  # a warning, not a failure
+    paused = [ln for ln in res.stdout.splitlines() if ln.startswith("[WARN] Entries paused since ")]
+    assert len(paused) == 1 and "by Telegram @alice: news due (0 skipped)" in paused[0]
+    assert "python trading_bot.py --resume" in paused[0]
+    assert res.stdout.splitlines()[0] == f"[OK] Bot process running (PID: {bot.pid})"
+    assert "Health: WARNING (paused WARN)" in res.stdout
+    report = run_cli("daily_report.py", cwd=tmp_path)
+    assert report.returncode == 0, report.stdout + report.stderr
+    lines = [ln for ln in report.stdout.splitlines() if ln.startswith("Paused (no new entries) since ")]
+    assert len(lines) == 1 and "by Telegram @alice: news due" in lines[0]
+    assert run_cli("trading_bot.py", "--resume", cwd=tmp_path).returncode == 0
+    res = run_cli("health_check.py", "--no-alert", cwd=tmp_path)
+    assert res.returncode == 0 and "Entries paused" not in res.stdout
+    assert "Paused (no new entries)" not in run_cli("daily_report.py", cwd=tmp_path).stdout

@@ -201,7 +201,7 @@
     var sys = s.system;
     var banner = $('halt');
     if (!sys) {
-      setText('bot-state', '—'); setText('halt-state', '—'); setText('last-backup', '—'); setText('last-cycle', '—');
+      setText('bot-state', '—'); setText('halt-state', '—'); setText('pause-state', '—'); setText('last-backup', '—'); setText('last-cycle', '—');
       banner.hidden = true;
       $('halts').replaceChildren();
       return;
@@ -212,6 +212,7 @@
     var haltText = halt.halted ? ('HALTED by ' + (halt.breaker || '?') + ': ' + (halt.reason || 'no reason recorded')) : 'no';
     if (halt.emergency_stop_file) { haltText += ' · EMERGENCY_STOP file present'; }
     setText('halt-state', haltText);
+    setText('pause-state', halt.paused ? ('PAUSED ' + halt.paused + ' · stops and exits go on · python trading_bot.py --resume') : 'running');
     banner.hidden = !(halt.halted || halt.emergency_stop_file);
     banner.textContent = 'Trading halted: ' + haltText + '. See RUNBOOK.md, then python trading_bot.py --restart.';
     var bk = sys.backup;
