@@ -463,6 +463,29 @@ class BackupConfig:
     offsite_command: str | None = None
 
 
+def describe_tiers(
+    full_depth_days: int, top_of_book_days: int, hourly_bar_days: int, hard_limit_days: int
+) -> str:
+    """The retention tiers of market snapshots in words (0 days: that step never happens)."""
+    if not (full_depth_days or top_of_book_days or hard_limit_days):
+        return "off (every snapshot keeps its full depth forever)"
+    if full_depth_days:
+        parts = [f"full depth for {full_depth_days} days"]
+        parts.append(
+            f"top of book until {top_of_book_days} days" if top_of_book_days else "then top of book forever"
+        )
+    else:
+        parts = [f"full depth for {top_of_book_days} days" if top_of_book_days else "full depth"]
+    if top_of_book_days:
+        parts.append(
+            f"hourly bars until {hourly_bar_days} days" if hourly_bar_days else "hourly bars forever"
+        )
+    text = ", ".join(parts)
+    if hard_limit_days:
+        text += f"; nothing older than {hard_limit_days} days (snapshot_retention_days)"
+    return text
+
+
 @dataclass(frozen=True)
 class MaintenanceConfig:
     # The hard age limit of market data: maintain_database.py deletes snapshot rows AND hourly
@@ -501,6 +524,12 @@ class MaintenanceConfig:
                 f"({self.hourly_bar_days}) must be more than {where}.top_of_book_days "
                 f"({self.top_of_book_days}), or 0 to keep bars forever",
             )
+
+    def describe_tiers(self) -> str:
+        """The tiers in one line, for maintain_database.py and --estimate-storage."""
+        return describe_tiers(
+            self.full_depth_days, self.top_of_book_days, self.hourly_bar_days, self.snapshot_retention_days
+        )
 
     def depth_required_since(self, now: float, margin: int = 3600) -> int | None:
         """The oldest snapshot time whose rows must still hold their book levels (the full-depth

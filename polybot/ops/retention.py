@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from .. import db
-from ..config import MaintenanceConfig
+from ..config import MaintenanceConfig, describe_tiers
 from ..snapshots.codec import MONEY_SCALE, PRICE_SCALE, decode_scaled, encode_scaled, sql_decode
 from ..snapshots.store import has_legacy
 from ..timefmt import utc_text
@@ -99,30 +99,9 @@ class Tiers:
         return "full"
 
     def describe(self) -> str:
-        def days(n: int, what: str) -> str:
-            return f"{what} for {n} days" if n else f"{what} forever"
-
-        if not self.active:
-            return "off (every row keeps its full depth; maintenance: full_depth_days etc. are 0)"
-        parts = [days(self.full_depth_days, "full depth")]
-        if self.full_depth_days:
-            parts.append(
-                f"top of book until {self.top_of_book_days} days"
-                if self.top_of_book_days
-                else "then top of book forever"
-            )
-        elif self.top_of_book_days:
-            parts[0] = f"full depth for {self.top_of_book_days} days"
-        if self.top_of_book_days:
-            parts.append(
-                f"hourly bars until {self.hourly_bar_days} days"
-                if self.hourly_bar_days
-                else "hourly bars forever"
-            )
-        text = ", ".join(parts)
-        if self.hard_limit_days:
-            text += f"; nothing older than {self.hard_limit_days} days (snapshot_retention_days)"
-        return text
+        return describe_tiers(
+            self.full_depth_days, self.top_of_book_days, self.hourly_bar_days, self.hard_limit_days
+        )
 
 
 def _floor_hour(ts: float) -> int:
