@@ -8,8 +8,9 @@ order; days whose hours have been turned into hourly bars by the retention tiers
 - The days: the last ``--days`` UTC days, ending with the day of the newest snapshot (or bar).
 - Book levels (``bids``/``asks``): text ``"price:size,price:size"`` best first in CSV (the
   old column format, :func:`polybot.snapshots.codec.text_of`); in Parquet a list of
-  ``{price, size}`` structs. Empty side: ``""`` / ``[]``; not recorded (top-of-book tier,
-  backfilled rows): empty field / null.
+  ``{price, size}`` structs, ``[]`` for an empty side and null where none was recorded
+  (top-of-book tier, backfilled rows). CSV writes both as an empty field (the depth column
+  tells them apart: 0 for an empty side).
 - Streaming: each day is read in batches of :data:`BATCH_ROWS` rows and written as it is
   read, so memory stays bounded whatever the day's size.
 - Files are written under a temporary name and renamed when complete (an interrupted export
