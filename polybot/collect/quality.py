@@ -118,6 +118,27 @@ def check_nulls(
     )
 
 
+# bot_state key where maintain_database.py records how far it has thinned rows to top of book
+# (polybot.ops.retention.THIN_MARK; tests/ops/test_retention.py checks the two agree)
+THINNED_BEFORE_KEY = "retention_thinned_before"
+
+
+def depth_required_since(conn: sqlite3.Connection, cfg: Config, now: int) -> int | None:
+    """Rows older than this may lack their book levels by design (the top-of-book tier): the
+    configured tier boundary, or how far maintenance actually thinned if that is later (so
+    turning the tiers off again does not make the rows already thinned faults). None: every
+    collected row must have its levels."""
+    configured = cfg.maintenance.depth_required_since(now)
+    row = conn.execute("SELECT value FROM bot_state WHERE key = ?", (THINNED_BEFORE_KEY,)).fetchone()
+    try:
+        thinned = int(row[0]) if row and row[0] is not None else None
+    except ValueError:
+        thinned = None
+    if configured is None or (thinned is not None and thinned > configured):
+        return thinned
+    return configured
+
+
 def check_sequential(conn: sqlite3.Connection, where: str, args: tuple, *, step: int, now: int) -> Check:
     off_grid, future = conn.execute(
         f"SELECT SUM(CASE WHEN s.timestamp % ? != 0 THEN 1 ELSE 0 END), "
@@ -251,7 +272,7 @@ def run_checks(conn: sqlite3.Connection, cfg: Config, *, now: int, hours: float 
     step = step_seconds(cfg)
     where, args = _scope(hours, now)
     return [
-        check_nulls(conn, where, args, depth_since=cfg.maintenance.depth_required_since(now)),
+        check_nulls(conn, where, args, depth_since=depth_required_since(conn, cfg, now)),
         check_sequential(conn, where, args, step=step, now=now),
         check_bounds(conn, where, args, lo=cc.min_price, hi=cc.max_price),
         check_duplicates(conn, where, args, step=step),

@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from polybot import db
-from polybot.collect.quality import check_nulls
+from polybot.collect.quality import THINNED_BEFORE_KEY, check_nulls, depth_required_since
 from polybot.config import load_config
 from polybot.errors import ConfigError
 from polybot.ops import retention
@@ -237,10 +237,21 @@ def test_quality_accepts_thinned_rows_but_not_a_young_row_without_depth(workspac
     since = cfg.maintenance.depth_required_since(NOW)
     assert check_nulls(conn, "", (), depth_since=since).ok
     assert not check_nulls(conn, "", ()).ok  # without the tiers, NULL book levels are a fault
+    # the tiers turned off again: the rows already thinned are still no fault
+    assert retention.THIN_MARK == THINNED_BEFORE_KEY
+    off = load_config(_write(cfg.root, {}), require_mode_secrets=False)
+    assert off.maintenance.depth_required_since(NOW) is None
+    assert depth_required_since(conn, off, NOW) == int(NOW - 30 * DAY)
+    assert check_nulls(conn, "", (), depth_since=depth_required_since(conn, off, NOW)).ok
     # a young collected row without its book is still a fault
     _insert(conn, [_row(_aged(1, 5), "tokA", 0.5, 0.52, 0.51, levels=False)])
-    check = check_nulls(conn, "", (), depth_since=since)
+    check = check_nulls(conn, "", (), depth_since=depth_required_since(conn, cfg, NOW))
     assert not check.ok and "1 collected rows" in check.text
+
+
+def _write(root, maintenance):
+    write_config(root, {"maintenance": maintenance})
+    return root / "config.yaml"
 
 
 def test_nothing_runs_while_legacy_rows_wait_for_the_migration(workspace):
