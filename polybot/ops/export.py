@@ -37,6 +37,7 @@ from ..config import Config
 from ..errors import PolybotError
 from ..snapshots import codec
 from ..snapshots.codec import MONEY_SCALE, PRICE_SCALE, decode_scaled
+from ..snapshots.store import latest_timestamp
 from ..timefmt import utc_day
 
 DAY = 86_400
@@ -81,7 +82,7 @@ class ExportResult:
 # ----------------------------------------------------------------------------- reading
 def _day_range(conn: sqlite3.Connection, days: int) -> tuple[int, int] | None:
     """[start, end) of the last ``days`` UTC days, ending with the newest data's day."""
-    newest = conn.execute("SELECT MAX(timestamp) FROM market_snapshots").fetchone()[0]
+    newest = latest_timestamp(conn)  # a primary-key seek (MAX over the view would scan it)
     if _has_bars(conn):
         bar = conn.execute("SELECT MAX(hour) FROM snapshot_bars").fetchone()[0]
         if bar is not None and (newest is None or bar > newest):
