@@ -44,6 +44,7 @@ DAY = 86_400
 BATCH_ROWS = 50_000
 FORMATS = ("parquet", "csv")
 MAX_DAYS = 3650
+CACHE_ENTRIES = 100_000  # decoded book texts kept while writing a CSV file
 
 SNAPSHOT_COLUMNS = codec.COLUMNS
 BAR_COLUMNS = (
@@ -160,9 +161,23 @@ class _CsvWriter:
         self.out.writerow(columns)
         self.levels = levels
 
+        # a book that did not change from one cycle to the next is decoded once (bounded)
+        self.texts: dict[bytes | str, str | None] = {}
+
+    def _text(self, value: bytes | str | None) -> str | None:
+        if value is None:
+            return None
+        text = self.texts.get(value)
+        if text is None:
+            if len(self.texts) >= CACHE_ENTRIES:
+                self.texts.clear()
+            text = self.texts[value] = codec.text_of(value)
+        return text
+
     def write(self, rows: list[tuple]) -> None:
         if self.levels:  # bids, asks → "p:s,p:s"
-            rows = [(*r[:10], codec.text_of(r[10]), codec.text_of(r[11]), *r[12:]) for r in rows]
+            t = self._text
+            rows = [(*r[:10], t(r[10]), t(r[11]), *r[12:]) for r in rows]
         self.out.writerows(rows)
 
     def close(self) -> None:
@@ -201,18 +216,29 @@ class _ParquetWriter:
         self.bars = bars
         self.writer = pq.ParquetWriter(fh, self.schema, compression="zstd")
 
-    @staticmethod
-    def _levels(value: Any) -> list[dict[str, float]] | None:
-        if value is None:
-            return None
-        return [{"price": p, "size": s} for p, s in codec.levels_of(value)]
+    def _levels(self, values: Sequence[bytes | str | None]) -> Any:
+        """One list<struct<price, size>> column built from flat arrays (null: not recorded)."""
+        pa = self.pa
+        offsets, prices, sizes, nulls = [0], [], [], []
+        for v in values:
+            nulls.append(v is None)
+            for p, q in codec.levels_of(v):
+                prices.append(p)
+                sizes.append(q)
+            offsets.append(len(prices))
+        structs = pa.StructArray.from_arrays(
+            [pa.array(prices, type=pa.float64()), pa.array(sizes, type=pa.float64())], names=["price", "size"]
+        )
+        return pa.ListArray.from_arrays(
+            pa.array(offsets, type=pa.int32()), structs, mask=pa.array(nulls, type=pa.bool_())
+        )
 
     def write(self, rows: list[tuple]) -> None:
         columns = list(zip(*rows, strict=True))
-        if not self.bars:
-            columns[10] = tuple(self._levels(v) for v in columns[10])
-            columns[11] = tuple(self._levels(v) for v in columns[11])
-        arrays = [self.pa.array(col, type=f.type) for col, f in zip(columns, self.schema, strict=True)]
+        arrays = []
+        for i, (col, f) in enumerate(zip(columns, self.schema, strict=True)):
+            levels = not self.bars and i in (10, 11)
+            arrays.append(self._levels(col) if levels else self.pa.array(col, type=f.type))
         self.writer.write_table(self.pa.Table.from_arrays(arrays, schema=self.schema))
 
     def close(self) -> None:
