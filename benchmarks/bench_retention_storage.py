@@ -3,7 +3,7 @@
 Writes ``--tokens`` tokens × ``--days`` days of 5-minute snapshots shaped like the
 collector's (``--levels`` book levels a side, default 3 on a 0.01 tick, sizes in cents of a share, prices that walk)
 through :func:`polybot.snapshots.store.insert_rows`, then, each time after ``VACUUM``,
-measures with ``dbstat`` (pages of ``snapshot_rows`` / ``snapshot_bars`` ÷ rows):
+measures with ``dbstat`` (pages of ``market_snapshots`` / ``snapshot_bars`` ÷ rows):
 
 1. every row at full depth;
 2. every row thinned to top of book (the retention tier's UPDATE);
@@ -97,7 +97,7 @@ def main() -> None:
             f"{rows:,} rows ({args.tokens} tokens × {args.days} days × 288) written in {time.perf_counter() - t0:.1f} s"
         )
         conn.execute("VACUUM")
-        full = pages(conn, "snapshot_rows")
+        full = pages(conn, "market_snapshots")
         print(f"full depth ({args.levels} levels a side):  {full / rows:6.1f} B/row  ({full:,} B)")
         end = START + args.days * 86400
         now = end + 40 * 86400  # every row past full_depth_days = 30, none past 365
@@ -107,7 +107,7 @@ def main() -> None:
         )
         took = time.perf_counter() - t0
         conn.execute("VACUUM")
-        thin = pages(conn, "snapshot_rows")
+        thin = pages(conn, "market_snapshots")
         print(
             f"top of book:                   {thin / rows:6.1f} B/row  ({thin:,} B; thinned {res.thinned_rows:,} rows "
             f"in {took:.2f} s = {res.thinned_rows / took:,.0f} rows/s)"

@@ -2,7 +2,7 @@
 
 **Bytes per stored row** come from the real database, one figure per retention tier:
 
-- ``dbstat`` gives the pages of ``snapshot_rows`` (the compact table, no second index); one
+- ``dbstat`` gives the pages of ``market_snapshots`` (the compact table, no second index); one
   pass over the rows gives each row's SQLite record size, split into rows that hold book
   levels (**full depth**) and rows that do not (**top of book**: thinned rows, backfilled
   rows). The pages are shared out in proportion to the record sizes, so page overhead and
@@ -109,7 +109,7 @@ class Measured:
     backfill: int = 0
     legacy_rows: int = 0
     bars: int = 0
-    table_bytes: int | None = None  # snapshot_rows pages (None: dbstat unavailable)
+    table_bytes: int | None = None  # market_snapshots pages (None: dbstat unavailable)
     bar_bytes: int | None = None
     full_bpr: float = BENCH_FULL_BYTES
     tob_bpr: float = BENCH_TOB_BYTES
@@ -196,7 +196,7 @@ def measure(cfg: Config, conn: sqlite3.Connection) -> Measured:
     m.full_bpr = BENCH_FULL_BYTES + BENCH_LEVEL_BYTES * (levels - BENCH_LEVELS)
     if _table_exists(conn, "market_snapshots_legacy"):
         m.legacy_rows = conn.execute("SELECT COUNT(*) FROM market_snapshots_legacy").fetchone()[0]
-    if not _table_exists(conn, "snapshot_rows"):
+    if not _table_exists(conn, "market_snapshots"):
         return m
     (full, tob, collected, backfill, rec_full, rec_tob, rec_full_thin) = conn.execute(
         f"SELECT COALESCE(SUM({_HAS_DEPTH}), 0), COALESCE(SUM(NOT {_HAS_DEPTH}), 0), "
@@ -204,15 +204,15 @@ def measure(cfg: Config, conn: sqlite3.Connection) -> Measured:
         f"COALESCE(SUM(CASE WHEN {_HAS_DEPTH} THEN {_RECORD} END), 0), "
         f"COALESCE(SUM(CASE WHEN NOT {_HAS_DEPTH} THEN {_RECORD} END), 0), "
         f"COALESCE(SUM(CASE WHEN {_HAS_DEPTH} THEN {_RECORD} - {_DEPTH_BYTES} END), 0) "
-        "FROM snapshot_rows"
+        "FROM market_snapshots"
     ).fetchone()
     m.rows, m.full_rows, m.tob_rows, m.collected, m.backfill = full + tob, full, tob, collected, backfill
     m.bars = conn.execute("SELECT COUNT(*) FROM snapshot_bars").fetchone()[0]
     if m.rows:
-        m.table_bytes = _dbstat(conn, "snapshot_rows")
+        m.table_bytes = _dbstat(conn, "market_snapshots")
         if m.table_bytes is not None:
             scale = m.table_bytes / (rec_full + rec_tob)  # pages per record byte
-            m.method = "dbstat (snapshot_rows pages, shared out by record size)"
+            m.method = "dbstat (market_snapshots pages, shared out by record size)"
         else:
             scale = m.file_bytes / (rec_full + rec_tob)
             m.method = "database file size shared out by record size (dbstat unavailable)"

@@ -66,7 +66,7 @@ every set is reported and the verdict is deflated for the number of sets tried).
 EXPORT = """Export the collected market data for research (pandas, R, DuckDB, spreadsheets).
 
 One file per UTC day in --out (default exports/ in the workspace): snapshots_YYYY-MM-DD.csv or
-.parquet with the decoded snapshot columns of market_snapshots (timestamp, token_id, market_id,
+.parquet with the decoded snapshot columns of snapshot_values (timestamp, token_id, market_id,
 best_bid, best_ask, mid, spread, last_trade_price, bid_depth, ask_depth, bids, asks, volume_24h,
 liquidity, source), and bars_YYYY-MM-DD.<ext> for days the retention tiers keep as hourly bars.
 The last --days UTC days, ending with the day of the newest snapshot. docs/data_export.md

@@ -1,7 +1,7 @@
 """``python export_data.py --format parquet|csv --days N [--out DIR]``: market data for research.
 
 One file per UTC day, ``snapshots_YYYY-MM-DD.csv`` / ``.parquet``, with the decoded columns
-of the ``market_snapshots`` view (:data:`polybot.snapshots.codec.COLUMNS`), rows in time
+of the ``snapshot_values`` view (:data:`polybot.snapshots.codec.COLUMNS`), rows in time
 order; days whose hours have been turned into hourly bars by the retention tiers also get
 ``bars_YYYY-MM-DD.<ext>`` (:data:`BAR_COLUMNS`). docs/data_export.md documents every column.
 
@@ -113,7 +113,7 @@ def snapshot_batches(conn: sqlite3.Connection, start: int, end: int) -> Iterator
     """The decoded snapshots of [start, end) in time order, :data:`SNAPSHOT_COLUMNS`, in batches."""
     cols = ", ".join(SNAPSHOT_COLUMNS)
     cur = conn.execute(
-        f"SELECT {cols} FROM market_snapshots WHERE timestamp >= ? AND timestamp < ? ORDER BY timestamp",
+        f"SELECT {cols} FROM snapshot_values WHERE timestamp >= ? AND timestamp < ? ORDER BY timestamp",
         (start, end),
     )
     return _batches(cur)

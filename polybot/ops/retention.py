@@ -170,7 +170,7 @@ class _Progress:
 # ----------------------------------------------------------------------------- batches
 def _first_timestamp(conn: sqlite3.Connection, since: int = 0) -> int | None:
     row = conn.execute(
-        "SELECT timestamp FROM snapshot_rows WHERE timestamp >= ? ORDER BY timestamp LIMIT 1", (since,)
+        "SELECT timestamp FROM market_snapshots WHERE timestamp >= ? ORDER BY timestamp LIMIT 1", (since,)
     ).fetchone()
     return None if row is None else int(row[0])
 
@@ -179,7 +179,7 @@ def _batch_end(conn: sqlite3.Connection, lo: int, cutoff: int, *, hours: bool) -
     """The end (exclusive) of the batch that starts at ``lo``: after about BATCH_ROWS rows,
     rounded up to a whole timestamp (a whole hour for bars), never past ``cutoff``."""
     row = conn.execute(
-        "SELECT timestamp FROM snapshot_rows WHERE timestamp >= ? ORDER BY timestamp LIMIT 1 OFFSET ?",
+        "SELECT timestamp FROM market_snapshots WHERE timestamp >= ? ORDER BY timestamp LIMIT 1 OFFSET ?",
         (lo, BATCH_ROWS),
     ).fetchone()
     end = cutoff if row is None else int(row[0]) + 1
@@ -203,7 +203,7 @@ def _delete_rows(conn, cutoff: int, res: RetentionResult, progress: _Progress) -
     for lo, hi in _ranges(conn, 0, cutoff, hours=False):
         with db.atomic(conn):
             n = conn.execute(
-                "DELETE FROM snapshot_rows WHERE timestamp >= ? AND timestamp < ?", (lo, hi)
+                "DELETE FROM market_snapshots WHERE timestamp >= ? AND timestamp < ?", (lo, hi)
             ).rowcount
         res.deleted_rows += n
         res.batches += 1
@@ -245,7 +245,7 @@ _BARS_SQL = f"""
 WITH r AS (
     SELECT s.timestamp AS ts, s.token_key AS k, s.timestamp - s.timestamp % {HOUR} AS h,
            {_value_sql("s")} AS v, s.bid, s.ask, s.last, s.volume_24h, s.liquidity
-    FROM snapshot_rows s WHERE s.timestamp >= ?1 AND s.timestamp < ?2
+    FROM market_snapshots s WHERE s.timestamp >= ?1 AND s.timestamp < ?2
 ), a AS (
     SELECT h, k, COUNT(*) AS n, MIN(v) AS lo, MAX(v) AS hi,
            MIN(CASE WHEN v IS NOT NULL THEN ts END) AS o_ts, MAX(CASE WHEN v IS NOT NULL THEN ts END) AS c_ts,
@@ -256,14 +256,14 @@ WITH r AS (
     FROM r GROUP BY h, k
 )
 SELECT a.h, a.k, a.n,
-       (SELECT {_value_sql("o")} FROM snapshot_rows o WHERE o.timestamp = a.o_ts AND o.token_key = a.k),
+       (SELECT {_value_sql("o")} FROM market_snapshots o WHERE o.timestamp = a.o_ts AND o.token_key = a.k),
        a.hi, a.lo,
-       (SELECT {_value_sql("c")} FROM snapshot_rows c WHERE c.timestamp = a.c_ts AND c.token_key = a.k),
-       (SELECT x.bid FROM snapshot_rows x WHERE x.timestamp = a.b_ts AND x.token_key = a.k),
-       (SELECT x.ask FROM snapshot_rows x WHERE x.timestamp = a.a_ts AND x.token_key = a.k),
-       (SELECT x.last FROM snapshot_rows x WHERE x.timestamp = a.l_ts AND x.token_key = a.k),
-       (SELECT x.volume_24h FROM snapshot_rows x WHERE x.timestamp = a.v_ts AND x.token_key = a.k),
-       (SELECT x.liquidity FROM snapshot_rows x WHERE x.timestamp = a.q_ts AND x.token_key = a.k)
+       (SELECT {_value_sql("c")} FROM market_snapshots c WHERE c.timestamp = a.c_ts AND c.token_key = a.k),
+       (SELECT x.bid FROM market_snapshots x WHERE x.timestamp = a.b_ts AND x.token_key = a.k),
+       (SELECT x.ask FROM market_snapshots x WHERE x.timestamp = a.a_ts AND x.token_key = a.k),
+       (SELECT x.last FROM market_snapshots x WHERE x.timestamp = a.l_ts AND x.token_key = a.k),
+       (SELECT x.volume_24h FROM market_snapshots x WHERE x.timestamp = a.v_ts AND x.token_key = a.k),
+       (SELECT x.liquidity FROM market_snapshots x WHERE x.timestamp = a.q_ts AND x.token_key = a.k)
 FROM a
 """
 
@@ -338,7 +338,7 @@ def _bar_batch(conn: sqlite3.Connection, lo: int, hi: int, res: RetentionResult)
             res.bars_merged += 1
             out.append(_merge(old, bar))
     conn.executemany(_INSERT_BAR, out)
-    return conn.execute("DELETE FROM snapshot_rows WHERE timestamp >= ? AND timestamp < ?", (lo, hi)).rowcount
+    return conn.execute("DELETE FROM market_snapshots WHERE timestamp >= ? AND timestamp < ?", (lo, hi)).rowcount
 
 
 def _make_bars(conn, cutoff: int, res: RetentionResult, progress: _Progress) -> None:
@@ -365,11 +365,11 @@ def _thin(conn, cutoff: int, now: int, res: RetentionResult, progress: _Progress
         with db.atomic(conn):
             blobs = conn.execute(
                 "SELECT COALESCE(SUM(COALESCE(length(bids), 0) + COALESCE(length(asks), 0)), 0) "
-                f"FROM snapshot_rows WHERE timestamp >= ? AND timestamp < ? AND {_DEPTH_PRESENT}",
+                f"FROM market_snapshots WHERE timestamp >= ? AND timestamp < ? AND {_DEPTH_PRESENT}",
                 (lo, hi),
             ).fetchone()[0]
             n = conn.execute(
-                "UPDATE snapshot_rows SET bids = NULL, asks = NULL, bid_depth = NULL, ask_depth = NULL "
+                "UPDATE market_snapshots SET bids = NULL, asks = NULL, bid_depth = NULL, ask_depth = NULL "
                 f"WHERE timestamp >= ? AND timestamp < ? AND {_DEPTH_PRESENT}",
                 (lo, hi),
             ).rowcount
@@ -389,13 +389,13 @@ def _count_plan(conn: sqlite3.Connection, tiers: Tiers, now: int, res: Retention
     gone = tiers.delete_before(now)
     if gone is not None:
         res.deleted_rows = conn.execute(
-            "SELECT COUNT(*) FROM snapshot_rows WHERE timestamp < ?", (gone,)
+            "SELECT COUNT(*) FROM market_snapshots WHERE timestamp < ?", (gone,)
         ).fetchone()[0]
     floor = gone or 0
     bar = tiers.bar_before(now)
     if bar is not None and bar > floor:
         res.barred_rows, res.bars_written = conn.execute(
-            "SELECT COALESCE(SUM(n), 0), COUNT(*) FROM (SELECT COUNT(*) AS n FROM snapshot_rows "
+            "SELECT COALESCE(SUM(n), 0), COUNT(*) FROM (SELECT COUNT(*) AS n FROM market_snapshots "
             f"WHERE timestamp >= ? AND timestamp < ? GROUP BY timestamp - timestamp % {HOUR}, token_key)",
             (floor, bar),
         ).fetchone()
@@ -409,7 +409,7 @@ def _count_plan(conn: sqlite3.Connection, tiers: Tiers, now: int, res: Retention
     if thin is not None:
         res.thinned_rows, res.thinned_bytes = conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(COALESCE(length(bids), 0) + COALESCE(length(asks), 0)), 0) "
-            f"FROM snapshot_rows WHERE timestamp >= ? AND timestamp < ? AND {_DEPTH_PRESENT}",
+            f"FROM market_snapshots WHERE timestamp >= ? AND timestamp < ? AND {_DEPTH_PRESENT}",
             (max(floor, _thin_mark(conn, now)), thin),
         ).fetchone()
 
@@ -417,7 +417,7 @@ def _count_plan(conn: sqlite3.Connection, tiers: Tiers, now: int, res: Retention
 # ----------------------------------------------------------------------------- run
 def _has_compact_tables(conn: sqlite3.Connection) -> bool:
     return (
-        conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshot_rows'").fetchone()
+        conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'market_snapshots'").fetchone()
         is not None
     )
 

@@ -27,7 +27,7 @@ def test_estimate_measures_full_and_top_of_book_rows(workspace, sim):
         sim.sim.advance(STEP)
         assert collect(workspace).returncode == 0
     stamps = [
-        r[0] for r in sqlite3.connect(db).execute("SELECT DISTINCT timestamp FROM snapshot_rows ORDER BY 1")
+        r[0] for r in sqlite3.connect(db).execute("SELECT DISTINCT timestamp FROM market_snapshots ORDER BY 1")
     ]
     assert len(stamps) == 4
     cfg = load_config(workspace / "config.yaml", require_mode_secrets=False)
@@ -38,7 +38,7 @@ def test_estimate_measures_full_and_top_of_book_rows(workspace, sim):
     m = storage.measure(cfg, conn)
     conn.close()
 
-    n = scalar(db, "SELECT COUNT(*) FROM market_snapshots")
+    n = scalar(db, "SELECT COUNT(*) FROM snapshot_values")
     tokens = scalar(
         db, "SELECT COUNT(*) FROM market_tokens t JOIN markets m ON m.id = t.market_id WHERE m.tracked = 1"
     )
@@ -173,7 +173,7 @@ def test_verify_and_quality_pass_on_thinned_rows(workspace, sim):
         sim.sim.advance(STEP)
         assert collect(workspace).returncode == 0
     stamps = [
-        r[0] for r in sqlite3.connect(db).execute("SELECT DISTINCT timestamp FROM snapshot_rows ORDER BY 1")
+        r[0] for r in sqlite3.connect(db).execute("SELECT DISTINCT timestamp FROM market_snapshots ORDER BY 1")
     ]
     conn = dbmod.connect(db)
     res = apply_retention(
@@ -181,9 +181,9 @@ def test_verify_and_quality_pass_on_thinned_rows(workspace, sim):
     )
     conn.close()
     assert res.thinned_rows == 3 * scalar(
-        db, "SELECT COUNT(*) FROM snapshot_rows WHERE timestamp = ?", stamps[3]
+        db, "SELECT COUNT(*) FROM market_snapshots WHERE timestamp = ?", stamps[3]
     )
-    assert scalar(db, "SELECT COUNT(*) FROM market_snapshots WHERE bids IS NULL AND source = 'collected'") > 0
+    assert scalar(db, "SELECT COUNT(*) FROM snapshot_values WHERE bids IS NULL AND source = 'collected'") > 0
     r = run_cli("data_quality_check.py", cwd=workspace)
     assert r.returncode == 0, r.stdout
     assert "✓ No NULL values in critical fields" in r.stdout and "PASS" in r.stdout

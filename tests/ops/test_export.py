@@ -84,7 +84,7 @@ def _view(cfg, start, end) -> list[dict]:
         return [
             dict(r)
             for r in conn.execute(
-                "SELECT * FROM market_snapshots WHERE timestamp >= ? AND timestamp < ? ORDER BY timestamp",
+                "SELECT * FROM snapshot_values WHERE timestamp >= ? AND timestamp < ? ORDER BY timestamp",
                 (start, end),
             )
         ]

@@ -38,7 +38,7 @@ def _insert(conn, rows) -> None:
 
 
 def _state(conn) -> tuple[list, list]:
-    rows = conn.execute("SELECT * FROM snapshot_rows ORDER BY timestamp, token_key").fetchall()
+    rows = conn.execute("SELECT * FROM market_snapshots ORDER BY timestamp, token_key").fetchall()
     bars = conn.execute("SELECT * FROM snapshot_bars ORDER BY hour, token_key").fetchall()
     return [tuple(r) for r in rows], [tuple(r) for r in bars]
 
@@ -72,9 +72,9 @@ def test_rows_land_in_the_tier_their_age_says(workspace):
     assert res.thinned_bytes > 0
     view = {
         (r["timestamp"], r["token_id"]): r
-        for r in conn.execute("SELECT * FROM market_snapshots ORDER BY timestamp, token_id")
+        for r in conn.execute("SELECT * FROM snapshot_values ORDER BY timestamp, token_id")
     }
-    assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == 4
+    assert conn.execute("SELECT COUNT(*) FROM snapshot_values").fetchone()[0] == 4
     full = view[(young, "tokA")]
     assert full["bids"] is not None and full["bid_depth"] == 430.5
     thin = view[(month, "tokA")]
@@ -121,7 +121,7 @@ def test_hourly_bar_is_computed_as_by_hand(workspace):
     assert first["samples"] == 5
     assert second["hour"] == hour + 3600 and second["samples"] == 1
     assert second["open"] == second["close"] == pytest.approx(0.61)
-    assert conn.execute("SELECT COUNT(*) FROM snapshot_rows").fetchone()[0] == 0
+    assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == 0
 
 
 def test_rerunning_changes_nothing(workspace):
@@ -138,7 +138,7 @@ def test_rerunning_changes_nothing(workspace):
     again = apply_retention(conn, tiers, now=NOW, emit=lambda _: None)
     assert again.changed == 0 and (again.bars_written, again.bars_merged, again.thinned_bytes) == (0, 0, 0)
     assert _state(conn) == before
-    assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == 4 * 3 * 3
+    assert conn.execute("SELECT COUNT(*) FROM snapshot_values").fetchone()[0] == 4 * 3 * 3
 
 
 def test_a_crash_between_batches_loses_nothing(workspace, monkeypatch):
@@ -207,7 +207,7 @@ def test_hard_limit_and_bar_retention_delete(tmp_path):
     hard = Tiers(hard_limit_days=5)
     res = apply_retention(conn, hard, now=NOW, emit=lambda _: None)
     assert (res.deleted_rows, res.deleted_bars) == (1, 2)
-    assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == 0
+    assert conn.execute("SELECT COUNT(*) FROM snapshot_values").fetchone()[0] == 0
     conn.close()
 
 
@@ -262,7 +262,7 @@ def test_nothing_runs_while_legacy_rows_wait_for_the_migration(workspace):
     lines: list[str] = []
     res = apply_retention(conn, Tiers.from_config(cfg.maintenance), now=NOW, emit=lines.append)
     assert res.skipped and "--migrate" in lines[-1]
-    assert conn.execute("SELECT COUNT(*) FROM snapshot_rows").fetchone()[0] == 1
+    assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == 1
 
 
 @pytest.mark.parametrize(
@@ -303,11 +303,11 @@ def test_maintain_database_dry_run_and_real_run(tmp_path, cli):
     assert "Hourly bars: 1 row(s) would be replaced by 1 bar(s)" in res.stdout
     assert "Starting VACUUM..." not in res.stdout and "✓ Dry run complete" in res.stdout
     plain = sqlite3.connect(cfg.database_path)
-    assert plain.execute("SELECT COUNT(*) FROM snapshot_rows WHERE bids IS NOT NULL").fetchone()[0] == 3
+    assert plain.execute("SELECT COUNT(*) FROM market_snapshots WHERE bids IS NOT NULL").fetchone()[0] == 3
     res = cli("maintain_database.py")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Top of book: 1 row(s) thinned" in res.stdout and "1 new bar(s)" in res.stdout
     assert "✓ Maintenance complete" in res.stdout
-    assert plain.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == 2
+    assert plain.execute("SELECT COUNT(*) FROM snapshot_values").fetchone()[0] == 2
     assert plain.execute("SELECT COUNT(*) FROM snapshot_bars").fetchone()[0] == 1
     plain.close()
