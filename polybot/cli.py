@@ -136,6 +136,13 @@ def run(
         _say(_os_error_sentence(exc))
         return EXIT_FAILURE
     except Exception as exc:  # a bug: keep the traceback in the log, one sentence on screen
+        missing = _missing_package(exc)
+        if missing:  # not a bug: an install without one of requirements.txt's packages
+            _say(
+                f"Error: the Python package {missing} is not installed in this environment (requirements.txt "
+                f"pins it); run pip install -r requirements.txt and try again."
+            )
+            return EXIT_FAILURE
         if _logging_configured():
             log.exception("Unexpected error", extra={"console": False})
         handlers = _logging_configured()
@@ -146,6 +153,14 @@ def run(
 
             traceback.print_exc()
         return EXIT_FAILURE
+
+
+def _missing_package(exc: Exception) -> str | None:
+    """The third-party package an import failed to find (never our own modules: that is a bug)."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    top = exc.name.split(".")[0]
+    return None if top == "polybot" else top
 
 
 def run_script(

@@ -463,10 +463,80 @@ class BackupConfig:
     offsite_command: str | None = None
 
 
+def describe_tiers(
+    full_depth_days: int, top_of_book_days: int, hourly_bar_days: int, hard_limit_days: int
+) -> str:
+    """The retention tiers of market snapshots in words (0 days: that step never happens)."""
+    if not (full_depth_days or top_of_book_days or hard_limit_days):
+        return "off (every snapshot keeps its full depth forever)"
+    if full_depth_days:
+        parts = [f"full depth for {full_depth_days} days"]
+        parts.append(
+            f"top of book until {top_of_book_days} days" if top_of_book_days else "then top of book forever"
+        )
+    else:
+        parts = [f"full depth for {top_of_book_days} days" if top_of_book_days else "full depth"]
+    if top_of_book_days:
+        parts.append(
+            f"hourly bars until {hourly_bar_days} days" if hourly_bar_days else "hourly bars forever"
+        )
+    text = ", ".join(parts)
+    if hard_limit_days:
+        text += f"; nothing older than {hard_limit_days} days (snapshot_retention_days)"
+    return text
+
+
 @dataclass(frozen=True)
 class MaintenanceConfig:
-    snapshot_retention_days: int = 0  # 0 = keep every snapshot
+    # The hard age limit of market data: maintain_database.py deletes snapshot rows AND hourly
+    # bars older than this, whatever the tiers below say (0 = no age limit).
+    snapshot_retention_days: int = 0
     log_retention_days: int = 90
+    # The retention tiers of market snapshots (polybot/ops/retention.py, RUNBOOK.md "Retention
+    # tiers"): every book level for full_depth_days, then top of book only (best bid/ask, last
+    # trade, volume, liquidity) until top_of_book_days, then one bar per token per hour kept for
+    # hourly_bar_days. 0 = that step never happens. Off unless config.yaml sets them, so an
+    # upgrade never thins data the operator did not ask to thin (config.yaml.example sets them).
+    full_depth_days: int = 0
+    top_of_book_days: int = 0
+    hourly_bar_days: int = 0
+
+    def _check(self, where: str) -> None:
+        for key in ("snapshot_retention_days", "full_depth_days", "top_of_book_days", "hourly_bar_days"):
+            _require(getattr(self, key) >= 0, f"{where}.{key}", "must be ≥ 0 (0: off)")
+        if self.full_depth_days and self.top_of_book_days:
+            _require(
+                self.full_depth_days < self.top_of_book_days,
+                f"{where}.full_depth_days",
+                f"({self.full_depth_days}) must be less than {where}.top_of_book_days "
+                f"({self.top_of_book_days}): rows keep their depth, then lose it, then become bars",
+            )
+        if self.hourly_bar_days:
+            _require(
+                self.top_of_book_days > 0,
+                f"{where}.hourly_bar_days",
+                f"needs {where}.top_of_book_days (bars are made from rows older than it); set "
+                f"top_of_book_days or set hourly_bar_days to 0",
+            )
+            _require(
+                self.hourly_bar_days > self.top_of_book_days,
+                f"{where}.hourly_bar_days",
+                f"({self.hourly_bar_days}) must be more than {where}.top_of_book_days "
+                f"({self.top_of_book_days}), or 0 to keep bars forever",
+            )
+
+    def describe_tiers(self) -> str:
+        """The tiers in one line, for maintain_database.py and --estimate-storage."""
+        return describe_tiers(
+            self.full_depth_days, self.top_of_book_days, self.hourly_bar_days, self.snapshot_retention_days
+        )
+
+    def depth_required_since(self, now: float, margin: int = 3600) -> int | None:
+        """The oldest snapshot time whose rows must still hold their book levels (the full-depth
+        tier), less ``margin`` seconds for clock differences; None when rows are never thinned."""
+        if self.full_depth_days <= 0:
+            return None
+        return int(now) - self.full_depth_days * 86400 + margin
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ DOCS = [
     "README.md",
     "docs/update_procedures.md",
     "docs/dashboard.md",
+    "docs/data_export.md",
 ]
 CMD_RE = re.compile(r"python(?:3)?\s+([A-Za-z_][\w]*\.py)((?:[ \t]+[^\s|;&>`#)]+)*)")
 

@@ -19,7 +19,10 @@ What each check means (scope: every snapshot, or the last N hours with ``--hours
   ``volume_24h``, ``liquidity`` and at least one of ``best_bid``/``best_ask`` (a book
   with one empty side has a NULL on that side and a NULL ``mid`` — that is the market,
   not a data fault); ``backfill`` rows need ``mid`` and ``last_trade_price`` (their
-  bid/ask are NULL by design).
+  bid/ask are NULL by design). Rows in the top-of-book retention tier (older than
+  ``maintenance.full_depth_days``, thinned by ``maintain_database.py``) have no book levels
+  and no depth by design: for them ``bids``/``asks``/``bid_depth``/``ask_depth`` are not
+  critical.
 - **Timestamps sequential** — every timestamp is on the ``interval_minutes`` grid, none
   is in the future (exchange clock + one interval), and collection cycles never went
   back in time (``collection_cycles.cycle_ts`` never decreases from one successful run
@@ -75,12 +78,18 @@ def _scope(hours: float, now: int) -> tuple[str, tuple]:
     return "", ()
 
 
-def check_nulls(conn: sqlite3.Connection, where: str, args: tuple) -> Check:
+def check_nulls(
+    conn: sqlite3.Connection, where: str, args: tuple, *, depth_since: int | None = None
+) -> Check:
+    """``depth_since``: rows older than this are in the top-of-book tier (no book levels by
+    design); None when the tiers never thin rows."""
+    depth = "(s.bids IS NULL OR s.asks IS NULL OR s.bid_depth IS NULL OR s.ask_depth IS NULL)"
+    if depth_since is not None:
+        depth = f"(s.timestamp >= {int(depth_since)} AND {depth})"
     row = conn.execute(
         "SELECT "
         " SUM(CASE WHEN s.market_id IS NULL OR s.source IS NULL THEN 1 ELSE 0 END),"
-        " SUM(CASE WHEN s.source = 'collected' AND (s.bids IS NULL OR s.asks IS NULL OR s.bid_depth IS NULL"
-        "   OR s.ask_depth IS NULL OR s.volume_24h IS NULL OR s.liquidity IS NULL"
+        f" SUM(CASE WHEN s.source = 'collected' AND ({depth} OR s.volume_24h IS NULL OR s.liquidity IS NULL"
         "   OR (s.best_bid IS NULL AND s.best_ask IS NULL)) THEN 1 ELSE 0 END),"
         " SUM(CASE WHEN s.source = 'backfill' AND (s.mid IS NULL OR s.last_trade_price IS NULL)"
         "   THEN 1 ELSE 0 END),"
@@ -107,6 +116,27 @@ def check_nulls(conn: sqlite3.Connection, where: str, args: tuple) -> Check:
         f"NULL values in critical fields: {', '.join(parts)}",
         f"{plural(bad, 'snapshot')} with NULL critical fields",
     )
+
+
+# bot_state key where maintain_database.py records how far it has thinned rows to top of book
+# (polybot.ops.retention.THIN_MARK; tests/ops/test_retention.py checks the two agree)
+THINNED_BEFORE_KEY = "retention_thinned_before"
+
+
+def depth_required_since(conn: sqlite3.Connection, cfg: Config, now: int) -> int | None:
+    """Rows older than this may lack their book levels by design (the top-of-book tier): the
+    configured tier boundary, or how far maintenance actually thinned if that is later (so
+    turning the tiers off again does not make the rows already thinned faults). None: every
+    collected row must have its levels."""
+    configured = cfg.maintenance.depth_required_since(now)
+    row = conn.execute("SELECT value FROM bot_state WHERE key = ?", (THINNED_BEFORE_KEY,)).fetchone()
+    try:
+        thinned = int(row[0]) if row and row[0] is not None else None
+    except ValueError:
+        thinned = None
+    if configured is None or (thinned is not None and thinned > configured):
+        return thinned
+    return configured
 
 
 def check_sequential(conn: sqlite3.Connection, where: str, args: tuple, *, step: int, now: int) -> Check:
@@ -240,7 +270,7 @@ def run_checks(conn: sqlite3.Connection, cfg: Config, *, now: int, hours: float 
     step = step_seconds(cfg)
     where, args = _scope(hours, now)
     return [
-        check_nulls(conn, where, args),
+        check_nulls(conn, where, args, depth_since=depth_required_since(conn, cfg, now)),
         check_sequential(conn, where, args, step=step, now=now),
         check_bounds(conn, where, args, lo=cc.min_price, hi=cc.max_price),
         check_duplicates(conn, where, args, step=step),

@@ -63,6 +63,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("collect", "collect_market_data.py", "Collect market data (one 5-minute cycle)", "polybot.collect.main:collect_parser", "polybot.collect.main:collect_main", f"{_D}:COLLECT"),
     Command("verify-collection", "verify_data_collection.py", "Verify data collection (cycles, gaps)", "polybot.collect.main:verify_parser", "polybot.collect.main:verify_main", f"{_D}:VERIFY"),
     Command("data-quality", "data_quality_check.py", "Data quality check of the collected data", "polybot.collect.main:quality_parser", "polybot.collect.main:quality_main", f"{_D}:QUALITY"),
+    Command("export-data", "export_data.py", "Export market data to Parquet or CSV, one file per day", f"{_D}:export_parser", "polybot.ops.export:main", f"{_D}:EXPORT"),
     # validation
     Command("correlation", "correlation_analysis.py", "Correlation matrix of the tracked markets", "polybot.analysis.cli:correlation_parser", "polybot.analysis.cli:correlation_main", f"{_D}:CORRELATION"),
     Command("plot-correlations", "plot_correlations.py", "Heatmap of the correlation matrix", "polybot.analysis.cli:plot_parser", "polybot.analysis.cli:plot_main", f"{_D}:PLOT"),

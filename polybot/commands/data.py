@@ -1,6 +1,12 @@
 """The ``--help`` descriptions of the data and validation commands (collect, verify-collection,
-data-quality, correlation, plot-correlations, backtest); their parsers are defined next to each
-command's ``main`` and take the description as their argument (see COMMANDS)."""
+data-quality, export-data, correlation, plot-correlations, backtest); their parsers are defined
+next to each command's ``main`` and take the description as their argument (see COMMANDS) —
+except export-data's, which is here (:func:`export_parser`; its ``main`` is
+``polybot.ops.export:main``)."""
+
+from __future__ import annotations
+
+import argparse
 
 COLLECT = """Collect Polymarket market data: one 5-minute cycle (run it from cron every 5 minutes).
 
@@ -56,3 +62,43 @@ Out of sample: add --walk-forward (rolling 14 days in sample / 7 days out of sam
 config.yaml; the verdict is on the out-of-sample trades only) and --sweep key=v1,v2,... (repeatable;
 every set is reported and the verdict is deflated for the number of sets tried).
 """
+
+EXPORT = """Export the collected market data for research (pandas, R, DuckDB, spreadsheets).
+
+One file per UTC day in --out (default exports/ in the workspace): snapshots_YYYY-MM-DD.csv or
+.parquet with the decoded snapshot columns of snapshot_values (timestamp, token_id, market_id,
+best_bid, best_ask, mid, spread, last_trade_price, bid_depth, ask_depth, bids, asks, volume_24h,
+liquidity, source), and bars_YYYY-MM-DD.<ext> for days the retention tiers keep as hourly bars.
+The last --days UTC days, ending with the day of the newest snapshot. docs/data_export.md
+describes every column. Parquet needs pyarrow (requirements.txt).
+Examples:
+  python export_data.py --format csv --days 7
+  python export_data.py --format parquet --days 30 --out /data/polymarket
+"""
+
+
+def _days(text: str) -> int:
+    from polybot.ops.export import MAX_DAYS
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+    if not 1 <= value <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_DAYS} days (got {value})")
+    return value
+
+
+def export_parser(description: str) -> argparse.ArgumentParser:
+    from polybot.cli import add_config_arg
+    from polybot.ops.export import FORMATS
+
+    p = add_config_arg(
+        argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    )
+    p.add_argument("--format", required=True, choices=FORMATS, help="parquet (typed, compressed) or csv")
+    p.add_argument("--days", required=True, type=_days, metavar="N", help="the last N UTC days (1–3650)")
+    p.add_argument(
+        "--out", metavar="DIR", default=None, help="output directory (default: exports/ in the workspace)"
+    )
+    return p

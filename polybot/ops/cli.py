@@ -47,9 +47,11 @@ check the off-site copy; writes reports/backup_audit_YYYYMM.txt. Exit code 1 if 
 
 MAINTENANCE = """Weekly database maintenance: integrity check (critical alert and stop if it fails), WAL
 checkpoint, VACUUM (only with 2x the database size free), ANALYZE, PRAGMA optimize, optional
-pruning of old market snapshots, deletion of logs older than 90 days. Never runs at the same
-time as a backup (shared lock).
+retention tiers of market snapshots (full depth, then top of book, then hourly bars; maintenance:
+in config.yaml), deletion of logs older than 90 days. Never runs at the same time as a backup
+(shared lock).
   python maintain_database.py
+  python maintain_database.py --dry-run   # what the retention tiers would do; nothing changes
 """
 
 DAILY_REPORT = """Daily performance report: P&L (24 h / 7 days / total, realised and unrealised), open positions,
@@ -123,6 +125,11 @@ def maintenance_parser() -> argparse.ArgumentParser:
         default=600,
         metavar="SECONDS",
         help="wait this long for a running backup to finish (default 600)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run the checks and print what the retention tiers would thin, bar and delete; change nothing",
     )
     return p
 

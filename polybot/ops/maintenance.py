@@ -3,15 +3,17 @@
 Under the ops lock (so it never overlaps a backup or a restore):
 
 1. ``PRAGMA integrity_check`` (+ ``foreign_key_check``) — on failure: stop, critical alert;
-2. optional pruning of ``snapshot_values`` older than ``maintenance.snapshot_retention_days``
-   (never trades, positions, performance, orders or alerts);
+2. the retention tiers of market snapshots (:mod:`polybot.ops.retention`: full depth, then top
+   of book, then hourly bars; ``maintenance.snapshot_retention_days`` the hard age limit) — never
+   trades, positions, performance, orders or alerts;
 3. ``PRAGMA wal_checkpoint(TRUNCATE)``;
 4. ``VACUUM`` — only with at least 2× the database size free on disk;
 5. ``ANALYZE`` and ``PRAGMA optimize``;
 6. deletion of log files older than ``maintenance.log_retention_days`` (90).
 
 VACUUM takes the write lock: the bot's writes wait (busy timeout 30 s) while it runs, which is
-why it is scheduled for Sunday 03:00.
+why it is scheduled for Sunday 03:00. ``--dry-run`` runs the checks and counts what the
+retention tiers would thin, bar and delete, and changes nothing.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from ..config import Config
 from ..logs import prune_logs
 from ..timefmt import utc_text
 from .common import FAIL, OK, WARN, db_size, disk_free, fmt_bytes, send_alert
+from .retention import RetentionResult, Tiers, apply_retention
 
 log = logging.getLogger("polybot.maintenance")
-PRUNE_BATCH = 50_000
 
 
 @dataclass
@@ -39,7 +41,9 @@ class MaintenanceResult:
     foreign_key_problems: int = 0
     size_before: int = 0
     size_after: int = 0
-    pruned_snapshots: int = 0
+    pruned_snapshots: int = 0  # deleted past maintenance.snapshot_retention_days
+    retention: RetentionResult | None = None
+    dry_run: bool = False
     checkpoint: tuple[int, int, int] | None = None  # PRAGMA wal_checkpoint: busy, log, checkpointed
     vacuumed: bool = False
     vacuum_skipped: str | None = None
@@ -53,30 +57,22 @@ class MaintenanceResult:
 
 
 def prune_snapshots(conn: sqlite3.Connection, retention_days: int, now: float) -> int:
-    """Delete snapshot_values older than ``retention_days`` in batches; 0 days = keep all."""
+    """Delete snapshots (rows and hourly bars) older than ``retention_days`` in batches; 0 days =
+    keep all. The hard limit alone, without the other tiers; returns the rows deleted."""
     if retention_days <= 0:
         return 0
-    cutoff = int(now - retention_days * 86400)
-    total = 0
-    while True:
-        with db.atomic(conn):
-            n = conn.execute(
-                "DELETE FROM snapshot_values WHERE (timestamp, token_id) IN (SELECT timestamp, token_id "
-                "FROM snapshot_values WHERE timestamp < ? LIMIT ?)",
-                (cutoff, PRUNE_BATCH),
-            ).rowcount
-        total += n
-        if n < PRUNE_BATCH:
-            return total
+    res = apply_retention(conn, Tiers(hard_limit_days=retention_days), now=now, emit=lambda _line: None)
+    return res.deleted_rows
 
 
 def run_maintenance(
-    cfg: Config, *, now: float | None = None, emit: Callable[[str], object] = print
+    cfg: Config, *, now: float | None = None, emit: Callable[[str], object] = print, dry_run: bool = False
 ) -> MaintenanceResult:
-    """Run every step, printing as it goes through ``emit``. Caller holds the ops lock."""
+    """Run every step, printing as it goes through ``emit``. Caller holds the ops lock.
+    ``dry_run``: the checks and the retention plan only; nothing is changed."""
     started = time.monotonic()
     now = time.time() if now is None else now
-    res = MaintenanceResult()
+    res = MaintenanceResult(dry_run=dry_run)
     path = cfg.database_path
     res.size_before = db_size(path)
     emit(f"Database: {path} ({fmt_bytes(res.size_before)} including WAL) — {utc_text(now)}")
@@ -123,15 +119,22 @@ def run_maintenance(
         else:
             emit("Foreign key check: ok")
 
+        res.retention = apply_retention(
+            conn, Tiers.from_config(cfg.maintenance), now=now, dry_run=dry_run, emit=emit
+        )
         days = cfg.maintenance.snapshot_retention_days
         if days > 0:
-            res.pruned_snapshots = prune_snapshots(conn, days, now)
+            res.pruned_snapshots = res.retention.deleted_rows
             emit(
-                f"Pruned {res.pruned_snapshots} market snapshot(s) older than {days} days "
-                f"(trades, positions, performance and alerts are never pruned)"
+                f"{'Would prune' if dry_run else 'Pruned'} {res.pruned_snapshots} market snapshot(s) older "
+                f"than {days} days (trades, positions, performance and alerts are never pruned)"
             )
         else:
             emit("Snapshot pruning: off (maintenance.snapshot_retention_days is 0)")
+        if dry_run:
+            emit("Dry run: no checkpoint, VACUUM, ANALYZE or log deletion; nothing was changed.")
+            res.seconds = time.monotonic() - started
+            return res
 
         res.checkpoint = tuple(conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
         busy = res.checkpoint[0]
@@ -192,10 +195,13 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, require_mode_secrets=False)
     configure_quiet(cfg)
     with ops_lock(cfg, args.lock_timeout, "python maintain_database.py"):
-        res = run_maintenance(cfg)
+        res = run_maintenance(cfg, dry_run=bool(getattr(args, "dry_run", False)))
     if res.integrity != "ok":
         return 3
     if res.vacuum_skipped:
         return 1
+    if res.dry_run:
+        print(f"{OK} Dry run complete")
+        return 0
     print(f"{OK} Maintenance complete")
     return 0

@@ -156,24 +156,3 @@ def test_bounds_follow_config_and_allow_fine_ticks(workspace, sim):
     )
     r = run_cli("data_quality_check.py", cwd=workspace)
     assert "✗ Prices outside bounds (0.2 to 0.8)" in r.stdout and r.returncode == 1
-
-
-def test_estimate_storage_measures_the_database(workspace, sim):
-    db = setup_workspace(workspace, sim)
-    collect_cycles(workspace, sim, 3)
-    r = collect(workspace, "--estimate-storage")
-    assert r.returncode == 0, r.stderr
-    out = r.stdout
-    n = scalar(db, "SELECT COUNT(*) FROM snapshot_values")
-    tokens = scalar(db, "SELECT COUNT(*) FROM market_tokens")
-    assert f"Snapshots stored:    {n:,} ({n:,} collected, 0 backfill)" in out
-    assert "measured with dbstat" in out
-    assert f"{tokens:,} tokens → {tokens * 288:,} snapshots/day" in out
-    assert "checklist estimate ~10 MB/day" in out and "3 months" in out and "Free disk" in out
-    per_row = float(re.search(r"Bytes per snapshot:\s+([\d,]+) B", out).group(1).replace(",", ""))
-    size = (
-        db.stat().st_size + (db.parent / "polymarket.db-wal").stat().st_size
-        if (db.parent / "polymarket.db-wal").exists()
-        else db.stat().st_size
-    )
-    assert 50 < per_row < size

@@ -18,7 +18,10 @@ def _snapshots(conn, ts: int, n: int) -> None:
         conn.executemany(
             "INSERT INTO snapshot_values(timestamp, token_id, market_id, mid, bids, asks) "
             "VALUES (?,?,?,?,?,?)",
-            [(ts, f"tok{i}", "m1", 0.5, "0.49:100," * 20, "0.51:100," * 20) for i in range(n)],
+            [
+                (ts, f"tok{i}", "m1", 0.5, ",".join(["0.49:100"] * 20), ",".join(["0.51:100"] * 20))
+                for i in range(n)
+            ],
         )
 
 
