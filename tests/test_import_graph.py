@@ -93,7 +93,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # what an operator runs and reads: backups, health, reports, the Telegram commands, the dashboard
     (
         "operations",
-        ("polybot.ops", "polybot.notify.commands", "polybot.notify.reports", "polybot.dashboard"),
+        (
+            "polybot.ops",
+            "polybot.notify.commands",
+            "polybot.notify.reports",
+            "polybot.notify.tables",
+            "polybot.dashboard",
+        ),
     ),
     # the processes' entry points that wire everything together: the trading bot, the
     # operator's scenario scripts (test_risk_limits.py, test_circuit_breakers.py), the demo,

@@ -8,7 +8,11 @@ but the database (read connections, opened per command), so it cannot stall it; 
 
 Commands (only from ``telegram.chat_id``; any other chat is ignored, not answered, and
 logged as a warning): ``/status``, ``/positions``, ``/pnl``, ``/health``, ``/stop`` (asks
-for ``/confirm_stop`` within 60 s, then creates ``cfg.emergency_stop_file``), ``/help``.
+for ``/confirm_stop`` within 60 s, then creates ``cfg.emergency_stop_file``), ``/help``; the
+tables and charts of :mod:`polybot.notify.tables` (``/trades``, ``/daily``, ``/weekly``,
+``/balance``, ``/limits``, ``/halts``, ``/version``, ``/report`` — a photo). The command list
+(``/help`` and Telegram's menu, sent with ``setMyCommands`` when the listener starts) is
+:data:`polybot.notify.menu.COMMANDS`. A missing or locked database is answered with a sentence.
 A ``/stop`` or ``/confirm_stop`` older than 2 minutes (sent while the bot was down) is
 not acted on.
 """
@@ -28,7 +32,7 @@ from pathlib import Path
 from ..config import Config
 from ..logs import redact
 from ..timefmt import iso_seconds, utc_hhmm, utc_text
-from . import reports
+from . import menu, reports, tables
 from .formatting import truncate
 from .telegram import config_problem, make_bot
 
@@ -47,17 +51,19 @@ class CommandHandler:
         self.cfg = cfg
         self.clock = clock
         self._stop_requested: dict[str, float] = {}  # chat id → when /stop was asked
+        self._db_problem = "the database is not available (run python initialize_db.py)"
 
     def _read_conn(self) -> sqlite3.Connection | None:
-        from ..db import connect
-
-        try:
-            return connect(self.cfg.database_path, readonly=True)
+        try:  # waits a few seconds for a lock at most (tables.BUSY_SECONDS), then says why
+            return tables.open_read(self.cfg)
         except Exception as exc:  # noqa: BLE001
             log.warning("Telegram command: database unavailable (%s)", redact(str(exc)))
+            self._db_problem = redact(str(exc))
             return None
 
-    def handle(self, command: str, *, chat_id: str, sent_at: float | None = None, who: str = "") -> str:
+    def handle(
+        self, command: str, *, chat_id: str, sent_at: float | None = None, who: str = ""
+    ) -> str | tables.PhotoReply:
         now = int(self.clock())
         cmd = command.strip().split()[0].lstrip("/").split("@")[0].lower() if command.strip() else ""
         if cmd in ("help", "start"):
@@ -66,13 +72,15 @@ class CommandHandler:
             return self._stop(chat_id, now, sent_at)
         if cmd == "confirm_stop":
             return self._confirm_stop(chat_id, now, sent_at, who)
+        if cmd in tables.COMMANDS:
+            return tables.answer(self.cfg, command, now)
         if cmd in ("status", "positions", "pnl", "health"):
             conn = self._read_conn()
             try:
                 if cmd == "health":
                     return reports.health_text(self.cfg, conn, now)
                 if conn is None:
-                    return "⚠️ The database is not available (run python initialize_db.py); see /health."
+                    return f"⚠️ /{cmd}: {self._db_problem} See /health."
                 fn = {
                     "status": reports.status_text,
                     "positions": reports.positions_text,
@@ -164,8 +172,8 @@ class CommandListener:
     def _load_offset(self) -> int | None:
         from ..db import connect, get_state
 
-        try:
-            conn = connect(self.cfg.database_path, readonly=True)
+        try:  # a locked database must not hold the listener for the scripts' 30 s
+            conn = connect(self.cfg.database_path, readonly=True, busy_timeout_ms=tables.BUSY_SECONDS * 1000)
             try:
                 value = get_state(conn, OFFSET_KEY)
             finally:
@@ -178,7 +186,7 @@ class CommandListener:
         from ..db import atomic, connect, set_state
 
         try:
-            conn = connect(self.cfg.database_path)
+            conn = connect(self.cfg.database_path, busy_timeout_ms=tables.BUSY_SECONDS * 1000)
             try:
                 with atomic(conn):
                     set_state(conn, OFFSET_KEY, str(offset))
@@ -216,6 +224,10 @@ class CommandListener:
         bot = make_bot(self.cfg.telegram)
         failures = 0
         log.info("Telegram command listener started (chat %s).", self.cfg.telegram.chat_id)
+        try:  # the command menu beside the message box; the commands work without it
+            await asyncio.wait_for(menu.publish(bot), 3 * float(self.cfg.telegram.timeout_seconds))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("Could not set the Telegram command menu: %s", classify(exc, token).detail)
         try:
             while not self.stop_event.is_set():
                 poll = asyncio.ensure_future(
@@ -274,7 +286,7 @@ class CommandListener:
             log.info("Telegram command listener stopped.")
 
     async def _handle(self, bot, update) -> None:
-        from .telegram import classify
+        from .telegram import classify, send_report
 
         msg = update.effective_message
         chat = update.effective_chat
@@ -303,7 +315,10 @@ class CommandListener:
         except TimeoutError:
             reply = f"⚠️ {text.split()[0]} took longer than {HANDLER_TIMEOUT} s; try python health_check.py on the machine."
         try:
-            await bot.send_message(chat_id=chat.id, text=truncate(reply))
+            if isinstance(reply, tables.PhotoReply):
+                await send_report(bot, chat.id, reply.text, reply.png, filename=reply.name)
+            else:
+                await bot.send_message(chat_id=chat.id, text=truncate(reply))
         except Exception as exc:  # noqa: BLE001
             log.warning(
                 "Could not answer %s on Telegram: %s",
