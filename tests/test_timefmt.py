@@ -86,6 +86,7 @@ def test_utc_whatever_the_machine_time_zone(tz, monkeypatch):
 FORMATS_ITS_OWN = {
     "polybot/timefmt.py": "the one place",
     "polybot/backtest/report.py": "datetime objects for the chart axis, not text",
+    "polybot/ops/charts.py": "datetime objects for the chart axis, not text",
     "polybot/sim/world.py": "market questions in words ('December 6, 2026')",
     "polybot/ops/audit.py": "calendar dates of backups and a YYYYMM report name",
 }
@@ -108,3 +109,9 @@ def test_times_are_formatted_in_timefmt_only():
     assert offenders == [], f"format times with polybot.timefmt, not in place: {offenders}"
     stale = sorted(FORMATS_ITS_OWN.keys() - formatting)
     assert stale == [], f"these no longer format times themselves; remove them from FORMATS_ITS_OWN: {stale}"
+
+
+def test_iso_week():
+    assert timefmt.iso_week(T) == "2026-W49"  # Sunday 2026-12-06 closes the week of Monday 11-30
+    assert timefmt.iso_week(1_798_761_600) == "2026-W53"  # Friday 2027-01-01: 2026 has 53 ISO weeks
+    assert timefmt.iso_week(1_799_020_800) == "2027-W01"  # Monday 2027-01-04

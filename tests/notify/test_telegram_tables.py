@@ -32,6 +32,7 @@ from polybot import db
 from polybot.db import atomic, connect
 from polybot.engine import ledger
 from polybot.engine.state import clear_halt, persist_halt
+from polybot.exchange import live as _live_exchange  # noqa: F401 - imported cold it takes seconds of /balance's budget
 from polybot.notify import menu, tables
 from polybot.notify.commands import CommandHandler, start_command_listener
 from polybot.schema import LATEST_VERSION
@@ -312,3 +313,49 @@ def test_busy_and_missing_database_get_a_sentence(tmp_path, fake_tg, listen, mon
             f"⚠️ {cmd}: the database {cfg.database_path} does not exist; run python initialize_db.py"
         )
     assert missing[3].startswith("🏷 polybot 0.1.0\nDatabase schema: unknown — the database")
+
+
+def _live_cfg(tmp_path, clob_url: str):
+    from tests.exchange.test_live_exchange import PRIVATE_KEY
+
+    return make_workspace(
+        tmp_path,
+        {
+            "paper_trading": False,
+            "polymarket": {
+                "base_url": clob_url,
+                "private_key": "${PK}",
+                "signature_type": 0,
+                "timeout_seconds": 2,
+                "max_retries": 1,
+            },
+        },
+        env={"PK": PRIVATE_KEY},
+    )
+
+
+def test_live_balance_shows_the_exchange_beside_the_ledger(tmp_path, sim):
+    cfg = _live_cfg(tmp_path, sim.clob_url)
+    conn = connect(cfg.database_path)
+    with atomic(conn):
+        conn.execute(
+            "INSERT INTO performance(timestamp, mode, equity_micro, cash_micro, exposure_micro, "
+            "realized_pnl_micro, unrealized_pnl_micro, daily_pnl_micro, open_positions) "
+            "VALUES (?, 'live', 512300000, 512300000, 0, 0, 0, 0, 0)",
+            (NOW - 60,),
+        )
+    conn.close()
+    text = CommandHandler(cfg, clock=lambda: NOW).handle("/balance", chat_id=CHAT_ID)
+    lines = text.splitlines()
+    assert lines[0] == "💵 Balance (LIVE), from the ledger"
+    assert lines[1] == "Cash: $512.30 (the bot's last reading, 2026-12-06 09:59 UTC)"
+    assert lines[4] == "Equity: $512.30 (+2.5% on capital $500.00)"  # 12.30 / 500
+    assert "Exchange balance (read now): $10,000.00 USDC" in lines  # the simulator's starting balance
+
+
+def test_live_balance_says_why_the_exchange_is_unavailable(tmp_path):
+    cfg = _live_cfg(tmp_path, f"http://127.0.0.1:{free_port()}/clob")
+    text = CommandHandler(cfg, clock=lambda: NOW).handle("/balance", chat_id=CHAT_ID)
+    assert "Cash: $500.00 (configured capital: the bot has recorded no balance yet)" in text
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("Exchange balance")]
+    assert line.startswith("Exchange balance unavailable: Polymarket CLOB unreachable"), line
