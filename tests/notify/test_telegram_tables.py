@@ -359,3 +359,11 @@ def test_live_balance_says_why_the_exchange_is_unavailable(tmp_path):
     assert "Cash: $500.00 (configured capital: the bot has recorded no balance yet)" in text
     (line,) = [ln for ln in text.splitlines() if ln.startswith("Exchange balance")]
     assert line.startswith("Exchange balance unavailable: Polymarket CLOB unreachable"), line
+
+
+def test_the_docs_list_every_command():
+    root = Path(__file__).resolve().parents[2]
+    for doc in ("RUNBOOK.md", "docs/DEPLOYMENT_CHECKLIST.md"):
+        text = (root / doc).read_text(encoding="utf-8")
+        missing = [c for c, _ in menu.COMMANDS if f"/{c}" not in text]
+        assert missing == [], f"{doc} does not list {missing}"
