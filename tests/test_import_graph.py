@@ -82,6 +82,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "polybot.notify.telegram",
             "polybot.notify.email",
             "polybot.notify.formatting",
+            "polybot.notify.menu",
         ),
     ),
     # alerting: used by everything that runs unattended (the collector, the engine, the

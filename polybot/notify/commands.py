@@ -224,10 +224,10 @@ class CommandListener:
         bot = make_bot(self.cfg.telegram)
         failures = 0
         log.info("Telegram command listener started (chat %s).", self.cfg.telegram.chat_id)
-        try:  # the command menu beside the message box; the commands work without it
-            await asyncio.wait_for(menu.publish(bot), 3 * float(self.cfg.telegram.timeout_seconds))
-        except Exception as exc:  # noqa: BLE001
-            log.warning("Could not set the Telegram command menu: %s", classify(exc, token).detail)
+        # the command menu beside the message box, set beside the first poll (never blocks it)
+        menu_task = asyncio.ensure_future(
+            menu.publish_logged(bot, 3 * float(self.cfg.telegram.timeout_seconds), token)
+        )
         try:
             while not self.stop_event.is_set():
                 poll = asyncio.ensure_future(
@@ -281,6 +281,8 @@ class CommandListener:
                 if updates and self.offset is not None:
                     await asyncio.to_thread(self._save_offset, self.offset)
         finally:
+            menu_task.cancel()
+            await asyncio.gather(menu_task, return_exceptions=True)
             with contextlib.suppress(Exception):  # shutting down: a failed close changes nothing
                 await bot.shutdown()
             log.info("Telegram command listener stopped.")

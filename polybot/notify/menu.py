@@ -10,8 +10,11 @@ at most 100 commands (``BotCommand`` in the Bot API).
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
+
+log = logging.getLogger("polybot.telegram.commands")
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("status", "mode, paused or halted, equity, open positions"),
@@ -57,3 +60,21 @@ def menu_problems() -> list[str]:
 async def publish(bot: Any) -> bool:
     """Send :data:`COMMANDS` as the bot's menu (``setMyCommands``); raises what PTB raises."""
     return bool(await bot.set_my_commands(list(COMMANDS)))
+
+
+async def publish_logged(bot: Any, timeout: float, token: str | None) -> bool:
+    """:func:`publish` within ``timeout`` s; a failure is logged (the commands work without the
+    menu), never raised. The listener runs it beside its first poll, so it delays nothing."""
+    import asyncio
+
+    from .telegram import classify
+
+    try:
+        await asyncio.wait_for(publish(bot), timeout)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        log.warning("Could not set the Telegram command menu: %s", classify(exc, token).detail)
+        return False
+    log.info("Telegram command menu set (%d commands).", len(COMMANDS))
+    return True

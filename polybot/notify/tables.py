@@ -91,10 +91,8 @@ def busy_sentence() -> str:
     )
 
 
-def answer(cfg: Config, command: str, now: int, *, exchange_balance: Callable[[], int] | None = None):
-    """The reply to ``command`` (its text, e.g. ``"/daily 5"``): a text or a :class:`PhotoReply`.
-
-    ``exchange_balance`` replaces the live exchange read of ``/balance`` (tests)."""
+def answer(cfg: Config, command: str, now: int) -> str | PhotoReply:
+    """The reply to ``command`` (its text, e.g. ``"/daily 5"``): a text or a :class:`PhotoReply`."""
     words = command.strip().split()
     cmd = words[0].lstrip("/").split("@")[0].lower()
     n = DEFAULTS.get(cmd)
@@ -117,7 +115,7 @@ def answer(cfg: Config, command: str, now: int, *, exchange_balance: Callable[[]
         if cmd == "report":
             return report_reply(conn, cfg, now)
         if cmd == "balance":
-            return balance_text(conn, cfg, now, exchange_balance=exchange_balance)
+            return balance_text(conn, cfg, now)
         if cmd == "limits":
             return limits_text(conn, cfg, now)
         assert n is not None

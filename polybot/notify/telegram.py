@@ -255,12 +255,20 @@ async def send_report(
     if png is None:
         await bot.send_message(chat_id=chat_id, text=truncate(text))
         return 1
-    if truncate(text, CAPTION_LIMIT) == text:
-        await bot.send_photo(chat_id=chat_id, photo=png, caption=text, filename=filename)
-        return 1
-    await bot.send_message(chat_id=chat_id, text=truncate(text))
-    await bot.send_photo(chat_id=chat_id, photo=png, caption=CHART_CAPTION, filename=filename)
-    return 2
+    from telegram.error import BadRequest
+
+    together = truncate(text, CAPTION_LIMIT) == text
+    if not together:
+        await bot.send_message(chat_id=chat_id, text=truncate(text))
+    try:
+        await bot.send_photo(
+            chat_id=chat_id, photo=png, caption=text if together else CHART_CAPTION, filename=filename
+        )
+    except BadRequest as exc:  # Telegram refused the picture itself: the text must still arrive
+        log.warning("Telegram refused the chart (%s); sending the text alone", _clean(exc, None))
+        note = f"(Telegram refused the chart: {_clean(exc, None)})"
+        await bot.send_message(chat_id=chat_id, text=truncate(f"{text}\n{note}" if together else note))
+    return 1 if together else 2
 
 
 # ---------------------------------------------------------------- checklist helpers

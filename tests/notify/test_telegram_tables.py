@@ -270,6 +270,19 @@ def test_report_delivers_a_png_photo(tmp_path, fake_tg, listen):
     assert "Open positions: 3" in report
 
 
+def test_report_text_still_arrives_when_telegram_refuses_the_chart(tmp_path, fake_tg, listen):
+    cfg = _cfg(tmp_path, fake_tg)
+    _build(cfg)
+    fake_tg.fail_next("sendPhoto", 400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+    listen(cfg)
+    fake_tg.add_message(int(CHAT_ID), "/report")
+    assert wait_until(lambda: any("refused the chart" in t for t in fake_tg.messages(CHAT_ID)), 60)
+    assert fake_tg.photos() == []
+    texts = fake_tg.messages(CHAT_ID)
+    assert any(t.startswith("Daily report — 2026-12-06 10:00:00 UTC") for t in texts)
+    assert texts[-1] == "(Telegram refused the chart: Photo_invalid_dimensions)"
+
+
 def test_menu_is_set_once_when_the_listener_starts(tmp_path, fake_tg, listen):
     cfg = _cfg(tmp_path, fake_tg)
     listen(cfg)
