@@ -316,6 +316,9 @@ class CommandListener:
             )
         except TimeoutError:
             reply = f"⚠️ {text.split()[0]} took longer than {HANDLER_TIMEOUT} s; try python health_check.py on the machine."
+        except Exception as exc:  # noqa: BLE001 - a sentence, never silence
+            log.exception("Telegram %s failed", text.split()[0])
+            reply = f"⚠️ {text.split()[0]} failed ({type(exc).__name__}: {redact(str(exc))[:200]}); the log has the details."
         try:
             if isinstance(reply, tables.PhotoReply):
                 await send_report(bot, chat.id, reply.text, reply.png, filename=reply.name)

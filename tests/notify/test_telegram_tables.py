@@ -283,6 +283,22 @@ def test_report_text_still_arrives_when_telegram_refuses_the_chart(tmp_path, fak
     assert texts[-1] == "(Telegram refused the chart: Photo_invalid_dimensions)"
 
 
+def test_a_command_that_fails_still_gets_a_sentence(tmp_path, fake_tg, listen):
+    cfg = _cfg(tmp_path, fake_tg)
+    conn = connect(cfg.database_path)
+    with atomic(conn):  # a damaged row: SQLite keeps text in an INTEGER column
+        conn.execute(
+            "INSERT INTO halts(timestamp, mode, breaker, reason) VALUES ('garbage', 'paper', 'x', 'y')"
+        )
+    conn.close()
+    listen(cfg)
+    (text,) = _ask(fake_tg, ["/halts"])
+    assert text == (
+        "⚠️ /halts failed (ValueError: invalid literal for int() with base 10: 'garbage'); "
+        "the log has the details."
+    )
+
+
 def test_menu_is_set_once_when_the_listener_starts(tmp_path, fake_tg, listen):
     cfg = _cfg(tmp_path, fake_tg)
     listen(cfg)
