@@ -396,3 +396,17 @@ def test_the_docs_list_every_command():
         text = (root / doc).read_text(encoding="utf-8")
         missing = [c for c, _ in menu.COMMANDS if f"/{c}" not in text]
         assert missing == [], f"{doc} does not list {missing}"
+
+
+def test_chart_points_keep_every_peak_and_trough():
+    import numpy as np
+
+    from polybot.ops.charts import extremes
+
+    values = np.sin(np.arange(10_000) / 50.0) * 10  # a wave: lows of -10 and highs of +10
+    values[7_777] = -99.0  # one deep trough in the middle of a bucket
+    idx = extremes(values, buckets=100)
+    assert len(idx) <= 201 and list(idx) == sorted(set(idx))
+    assert 7_777 in idx and 9_999 in idx and 0 in idx  # the trough, the last point, the first low/high
+    assert values[idx].min() == -99.0 and values[idx].max() == values.max()
+    assert list(extremes(values[:150], buckets=100)) == list(range(150))  # short: every point
