@@ -45,7 +45,7 @@ DEFAULTS = {"trades": 10, "daily": 7, "weekly": 4, "halts": 10}
 MAX_ROWS = {"trades": 50, "daily": 90, "weekly": 52, "halts": 50}
 BUSY_SECONDS = 5  # a command waits this long for another process's lock, then says "busy"
 EXCHANGE_SECONDS = 8  # /balance in live mode: the exchange's balance must come within this
-CAPTION_LIMIT = 1024  # Telegram's limit for a photo caption
+MESSAGE_BUDGET = 4000  # a table stays under Telegram's 4096 (UTF-16 units): rows are left off, not cut
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,28 @@ def _name(question: str | None, outcome: str | None, token_id: str) -> str:
     return f"{name} — {outcome}" if outcome else name
 
 
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2  # Telegram counts UTF-16 code units
+
+
+def _fit(cmd: str, head: list[str], rows: list[str], tail: list[str]) -> str:
+    """``head`` + as many ``rows`` as fit in :data:`MESSAGE_BUDGET` + ``tail``, one message; the rows
+    left off are counted in a line of their own (totals in ``tail`` still cover them)."""
+    fixed = _units("\n".join(head + tail)) + 80  # room for the "left off" line
+    kept: list[str] = []
+    used = fixed
+    for row in rows:
+        used += _units(row) + 1
+        if used > MESSAGE_BUDGET:
+            break
+        kept.append(row)
+    if len(kept) < len(rows):
+        kept.append(
+            f"… {len(rows) - len(kept)} more not shown (too long for one message; ask /{cmd} {len(kept)})"
+        )
+    return "\n".join(head + kept + tail)
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -159,7 +181,8 @@ def trades_text(conn: sqlite3.Connection, cfg: Config, now: int, n: int) -> str:
     rows = lq.latest_trades(conn, mode, n)
     if not rows:
         return f"🧾 No trades recorded yet ({mode.upper()})."
-    lines = [f"🧾 Latest {_plural(len(rows), 'trade')} ({mode.upper()}), newest first"]
+    head = [f"🧾 Latest {_plural(len(rows), 'trade')} ({mode.upper()}), newest first"]
+    lines: list[str] = []
     for i, t in enumerate(rows, 1):
         what = {"settlement": "SETTLED", "reversal": f"REVERSAL {t.side}"}.get(t.kind, t.side)
         line = (
@@ -175,7 +198,7 @@ def trades_text(conn: sqlite3.Connection, cfg: Config, now: int, n: int) -> str:
         elif t.trade_status != "CONFIRMED" and t.kind == "fill":
             line += f" ({t.trade_status})"
         lines.append(line + f"\n   {_name(t.question, t.outcome, t.token_id)}")
-    return "\n".join(lines)
+    return _fit("trades", head, lines, [])
 
 
 # ----------------------------------------------------------------------------- /daily /weekly
@@ -193,10 +216,11 @@ def _period_table(
     length: Callable[[int], int],
     label: Callable[[int], str],
     title: str,
+    cmd: str,
 ) -> str:
     capital = to_micro(cfg.capital)
     by_day = lq.totals_by_day(conn, mode, since=starts[-1])
-    lines = [title]
+    lines: list[str] = []
     total = trades = closing = 0
     for start in starts:
         end = start + length(start)
@@ -208,9 +232,11 @@ def _period_table(
             f"{label(start)}  {fmt_usd(pnl, signed=True)}  ({_pct(pnl, _base(conn, mode, start, capital))})  "
             f"{_plural(n, 'trade')}, {c} closing"
         )
-    lines.append(f"Total: {fmt_usd(total, signed=True)}, {_plural(trades, 'trade')}, {closing} closing")
-    lines.append("Realised P&L of closed trades, net of fees; % of the equity at the start of the period.")
-    return "\n".join(lines)
+    tail = [
+        f"Total: {fmt_usd(total, signed=True)}, {_plural(trades, 'trade')}, {closing} closing",
+        "Realised P&L of closed trades, net of fees; % of the equity at the start of the period.",
+    ]
+    return _fit(cmd, [title], lines, tail)
 
 
 def daily_text(conn: sqlite3.Connection, cfg: Config, now: int, n: int) -> str:
@@ -225,6 +251,7 @@ def daily_text(conn: sqlite3.Connection, cfg: Config, now: int, n: int) -> str:
         lambda s: lq.DAY,
         utc_day,
         f"📅 Daily P&L ({mode.upper()}), last {_plural(n, 'day')} (UTC)",
+        "daily",
     )
 
 
@@ -240,6 +267,7 @@ def weekly_text(conn: sqlite3.Connection, cfg: Config, now: int, n: int) -> str:
         lambda s: 7 * lq.DAY,
         lambda s: f"{iso_week(s)} (from {utc_day(s)[5:]})",
         f"📆 Weekly P&L ({mode.upper()}), last {_plural(n, 'week')} (ISO weeks from Monday 00:00 UTC)",
+        "weekly",
     )
 
 
@@ -421,7 +449,8 @@ def halts_text(conn: sqlite3.Connection, cfg: Config, now: int, n: int) -> str:
     total = int(conn.execute("SELECT COUNT(*) FROM halts WHERE mode = ?", (mode,)).fetchone()[0])
     if not rows:
         return f"✅ No halts recorded ({mode.upper()})."
-    lines = [f"🛑 Halts ({mode.upper()}): latest {len(rows)} of {total}, newest first"]
+    head = [f"🛑 Halts ({mode.upper()}): latest {len(rows)} of {total}, newest first"]
+    lines: list[str] = []
     for i, (ts, breaker, reason, cleared_at, cleared_by) in enumerate(rows, 1):
         state = (
             f"cleared {utc_minute(cleared_at)}" + (f" by {cleared_by}" if cleared_by else "")
@@ -429,7 +458,7 @@ def halts_text(conn: sqlite3.Connection, cfg: Config, now: int, n: int) -> str:
             else "NOT cleared"
         )
         lines.append(f"{i}. {utc_minute(ts)} {breaker}: {str(reason)[:200]}\n   {state}")
-    return "\n".join(lines)
+    return _fit("halts", head, lines, [])
 
 
 # ----------------------------------------------------------------------------- /version

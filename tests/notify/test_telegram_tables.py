@@ -410,3 +410,35 @@ def test_chart_points_keep_every_peak_and_trough():
     assert 7_777 in idx and 9_999 in idx and 0 in idx  # the trough, the last point, the first low/high
     assert values[idx].min() == -99.0 and values[idx].max() == values.max()
     assert list(extremes(values[:150], buckets=100)) == list(range(150))  # short: every point
+
+
+def test_long_tables_fit_one_message(tmp_path):
+    cfg = make_workspace(tmp_path, {})
+    conn = connect(cfg.database_path)
+    with atomic(conn):
+        conn.execute(
+            "INSERT INTO markets(id, condition_id, question, token_ids, outcomes, first_seen, updated_at) "
+            "VALUES ('mL', '0xL', ?, '[\"L\"]', '[\"Yes\"]', 0, 0)",
+            ("Will the longest question anyone has ever asked on a prediction market resolve yes? " * 3,),
+        )
+        conn.execute("INSERT INTO market_tokens VALUES ('L', 'mL', 'Yes', 0)")
+        for i in range(50):  # one SELL a day for 50 days, +$1.00 each
+            conn.execute(
+                "INSERT INTO trades(trade_id, timestamp, mode, token_id, market_id, side, price_micro, "
+                "size_micro, notional_micro, fee_micro, realized_pnl_micro) "
+                "VALUES (?, ?, 'paper', 'L', 'mL', 'SELL', 500000, 2000000, 1000000, 0, 1000000)",
+                (f"s{i}", D0 - i * DAY + 60),
+            )
+    conn.close()
+    h = CommandHandler(cfg, clock=lambda: NOW)
+    trades = h.handle("/trades 50", chat_id=CHAT_ID)
+    daily = h.handle("/daily 90", chat_id=CHAT_ID)
+    for text in (trades, daily):
+        assert len(text.encode("utf-16-le")) // 2 <= 4096
+    shown = trades.count("\n   Will the longest")
+    assert 10 < shown < 50 and trades.endswith(
+        f"… {50 - shown} more not shown (too long for one message; ask /trades {shown})"
+    )
+    days = [ln for ln in daily.splitlines() if ln[:4] == "2026"]
+    assert 40 < len(days) < 90 and f"… {90 - len(days)} more not shown" in daily
+    assert "Total: +$50.00, 50 trades, 50 closing" in daily  # the total still covers every day
