@@ -463,8 +463,9 @@ def halts_text(conn: sqlite3.Connection, cfg: Config, now: int, n: int) -> str:
 
 # ----------------------------------------------------------------------------- /version
 def git_commit(root: Path | None = None) -> str | None:
-    """The short commit of the checkout polybot runs from (None: not a git checkout or no git)."""
-    root = root or Path(__file__).resolve().parents[2]
+    """The short commit of the checkout polybot runs from (None: not a git checkout or no git).
+    git finds the repository from the package's own folder."""
+    root = root or Path(__file__).resolve().parent
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
