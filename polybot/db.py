@@ -131,21 +131,23 @@ def _create_private_file(path: Path) -> None:
             ) from exc
 
 
-def _open_sqlite(path: Path, *, readonly: bool, check_same_thread: bool) -> Connection:
+def _open_sqlite(
+    path: Path, *, readonly: bool, check_same_thread: bool, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> Connection:
     """The raw sqlite3 connection (read-only through a ``mode=ro`` URI), no settings applied."""
     if readonly:
         uri = path.resolve().as_uri() + "?mode=ro"
         return sqlite3.connect(
             uri,
             uri=True,
-            timeout=BUSY_TIMEOUT_MS / 1000,
+            timeout=busy_timeout_ms / 1000,
             factory=Connection,
             isolation_level=None,
             check_same_thread=check_same_thread,
         )
     return sqlite3.connect(
         str(path),
-        timeout=BUSY_TIMEOUT_MS / 1000,
+        timeout=busy_timeout_ms / 1000,
         factory=Connection,
         isolation_level=None,
         check_same_thread=check_same_thread,
@@ -159,11 +161,14 @@ def connect(
     create: bool = False,
     synchronous: str = "FULL",
     check_same_thread: bool = True,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
 ) -> sqlite3.Connection:
     """Open the database with the project's settings.
 
     ``create``: allow creating a new file (only initialize_db and tests do);
     otherwise a missing file is an error that tells the operator what to run.
+    ``busy_timeout_ms``: how long a statement waits for another connection's lock (a
+    Telegram command answers "busy" after a few seconds instead of the scripts' 30 s).
     """
     path = Path(path)
     _refuse_missing_or_empty(path, readonly=readonly, create=create)
@@ -171,7 +176,9 @@ def connect(
     if create:
         _create_private_file(path)
     try:
-        conn = _open_sqlite(path, readonly=readonly, check_same_thread=check_same_thread)
+        conn = _open_sqlite(
+            path, readonly=readonly, check_same_thread=check_same_thread, busy_timeout_ms=busy_timeout_ms
+        )
         _OPEN.setdefault(str(path.resolve()), weakref.WeakSet()).add(conn)
         conn.row_factory = sqlite3.Row
         register_snapshot_functions(conn)
@@ -182,7 +189,7 @@ def connect(
             if "not a database" in str(exc) or "encrypted" in str(exc):
                 raise _not_sqlite_error(path, exc) from exc
             raise
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys = ON")
         if not readonly:
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]

@@ -16,6 +16,7 @@ Definitions (integer micro-units throughout):
   ``None`` = unbounded.
 - **The day** is the UTC day: it starts at 00:00:00 UTC (:func:`day_start`). The daily-loss
   limit, "today" in every report and the per-day figures all use this boundary.
+- **The week** is the ISO week: it starts on Monday at 00:00 UTC (:func:`week_start`).
 - **Daily P&L** — equity now − the equity at the start of the UTC day, in today's capital
   terms (a deposit or withdrawal made since is added to the baseline, so a capital change is
   never P&L): :func:`daily_pnl_micro`.
@@ -41,6 +42,12 @@ DAY = 86_400
 def day_start(ts: float) -> int:
     """00:00:00 UTC of the day of ``ts`` (epoch seconds): the one day boundary."""
     return int(ts) - int(ts) % DAY
+
+
+def week_start(ts: float) -> int:
+    """00:00:00 UTC of the Monday of the ISO week of ``ts`` (1970-01-01 was a Thursday)."""
+    day = int(ts) // DAY
+    return (day - (day + 3) % 7) * DAY
 
 
 def _period(sql: str, args: list, since: float | None, until: float | None, col: str = "timestamp") -> str:
@@ -234,6 +241,70 @@ def realized_pnl_by_day(conn: sqlite3.Connection, mode: str) -> dict[int, int]:
             (DAY, mode),
         )
     }
+
+
+@dataclass(frozen=True)
+class DayTotals:
+    """One UTC day of the ledger: realised P&L (net of fees), the trades that happened (fills
+    and settlements; a FAILED fill and its reversal row are left out) and how many of them
+    closed something (had a realised P&L)."""
+
+    day: int  # 00:00 UTC of the day (epoch s)
+    realized_micro: int
+    trades: int
+    closing: int
+
+
+def totals_by_day(
+    conn: sqlite3.Connection, mode: str, *, since: float | None = None, until: float | None = None
+) -> dict[int, DayTotals]:
+    """UTC day start → :class:`DayTotals` of the mode's trades in ``[since, until)``, for every day
+    with at least one trade row (Telegram's /daily and /weekly)."""
+    args: list = [DAY, mode]
+    sql = _period(
+        "SELECT timestamp / ? AS d, COALESCE(SUM(realized_pnl_micro), 0), "
+        "COALESCE(SUM(kind != 'reversal' AND trade_status != 'FAILED'), 0), COUNT(realized_pnl_micro) "
+        "FROM trades WHERE mode=?",
+        args,
+        since,
+        until,
+    )
+    return {
+        int(d) * DAY: DayTotals(int(d) * DAY, int(p), int(n), int(c))
+        for d, p, n, c in conn.execute(sql + " GROUP BY d ORDER BY d", args)
+    }
+
+
+@dataclass(frozen=True)
+class TradeRow:
+    """One ``trades`` row with its market's question and outcome (None when unknown)."""
+
+    trade_id: str
+    timestamp: int
+    kind: str  # fill | settlement | reversal
+    side: str
+    token_id: str
+    price_micro: int
+    size_micro: int
+    notional_micro: int
+    fee_micro: int
+    realized_pnl_micro: int | None
+    trade_status: str
+    question: str | None
+    outcome: str | None
+
+
+def latest_trades(conn: sqlite3.Connection, mode: str, limit: int) -> list[TradeRow]:
+    """The mode's ``limit`` newest trade rows, newest first (ties: the later-written first)."""
+    rows = conn.execute(
+        "SELECT t.trade_id, t.timestamp, t.kind, t.side, t.token_id, t.price_micro, t.size_micro, "
+        "t.notional_micro, t.fee_micro, t.realized_pnl_micro, t.trade_status, m.question, k.outcome "
+        "FROM trades t LEFT JOIN markets m ON m.id = t.market_id "
+        "LEFT JOIN market_tokens k ON k.token_id = t.token_id "
+        "WHERE t.mode = ? ORDER BY t.timestamp DESC, t.id DESC LIMIT ?",
+        (mode, int(limit)),
+    ).fetchall()
+    return [TradeRow(*tuple(r)) for r in rows]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ Formats for people (screens, reports, alerts):
 - :func:`utc_text` ``2026-12-06 07:54:47 UTC`` — a moment to the second;
 - :func:`utc_minute` ``2026-12-06 07:54 UTC`` — a moment to the minute (periods, windows; also
   the correlation report's ``start`` / ``end``, read back with :func:`parse_utc_minute`);
-- :func:`utc_hhmm` ``07:54 UTC`` — a time of day.
+- :func:`utc_hhmm` ``07:54 UTC`` — a time of day;
+- :func:`iso_week` ``2026-W49`` — an ISO week (Telegram's /weekly).
 
 ``None`` (a moment that is unknown or never happened) becomes ``missing`` (default ``"-"``);
 :func:`utc_text_or_none` keeps it ``None`` for JSON, where the page shows its own word.
@@ -84,6 +85,11 @@ def parse_utc_minute(text: str) -> int:
     """Epoch seconds of a :func:`utc_minute` text (the correlation report's ``end``, read back by
     the backtester); ``ValueError`` when ``text`` is not in that format."""
     return int(datetime.strptime(text, _UTC_MINUTE).replace(tzinfo=UTC).timestamp())
+
+
+def iso_week(ts: float) -> str:
+    """``2026-W49``: the ISO week (Monday to Sunday, UTC) of ``ts``."""
+    return _utc(ts).strftime("%G-W%V")
 
 
 def utc_hhmm(ts: float) -> str:

@@ -6,7 +6,11 @@ and answers like the real API (``{"ok": true, "result": …}``):
 
 - ``getMe``; ``sendMessage`` (form-encoded, JSON or query string); ``getUpdates`` with
   scripted updates (:meth:`FakeTelegram.add_message`), ``offset`` confirmation and long
-  polling (``timeout``); ``deleteWebhook``/``setMyCommands`` answer ``true``.
+  polling (``timeout``); ``deleteWebhook`` answers ``true``.
+- ``sendPhoto`` as a multipart upload: the file's bytes are kept in
+  :attr:`Recorded.files` (:meth:`FakeTelegram.photos` lists them with their captions).
+- ``setMyCommands``: checked like Telegram (1-32 of ``a-z0-9_``, a description of 1-256
+  characters, at most 100); :meth:`FakeTelegram.menu` is the last list accepted.
 - A wrong token gets 401 ``Unauthorized`` (PTB raises ``InvalidToken``).
 - Modes: ``"ok"``; ``"hang"`` — every request blocks and never answers (until the server
   stops); ``"down"`` — the connection is closed without an answer.
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,6 +52,7 @@ class Recorded:
     path: str
     at: float = field(default_factory=time.time)
     status: int = 0  # the HTTP status answered (0: none — hang/down)
+    files: dict = field(default_factory=dict)  # multipart uploads: field name → bytes
 
 
 def _request_params(query: str, ctype: str, raw: bytes) -> dict:
@@ -56,11 +62,33 @@ def _request_params(query: str, ctype: str, raw: bytes) -> dict:
     try:
         if ctype == "application/json" and raw:
             params.update(json.loads(raw.decode("utf-8")))
-        elif raw:
+        elif raw and ctype != "multipart/form-data":  # multipart: _multipart_params
             params.update(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
     except (ValueError, UnicodeDecodeError):
         pass
     return params
+
+
+def _multipart_params(content_type: str, raw: bytes) -> tuple[dict, dict]:
+    """(text fields, file fields → bytes) of a ``multipart/form-data`` body (PTB's uploads)."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    msg = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw
+    )
+    fields: dict = {}
+    files: dict = {}
+    for part in msg.iter_parts() if msg.is_multipart() else ():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        data = part.get_payload(decode=True) or b""
+        if part.get_filename() is not None:
+            files[name] = data
+        else:
+            fields[name] = data.decode("utf-8", "replace")
+    return fields, files
 
 
 def _method_and_token(path: str) -> tuple[str, str]:
@@ -73,6 +101,22 @@ def _method_and_token(path: str) -> tuple[str, str]:
             token = s[3:]
             break
     return method, token
+
+
+def _uploaded_photo(rec: Recorded) -> bytes | None:
+    """The bytes of a sendPhoto's upload: the ``photo`` file, or the one ``attach://<name>`` names."""
+    ref = str(rec.params.get("photo", ""))
+    name = ref[len("attach://") :] if ref.startswith("attach://") else "photo"
+    return rec.files.get(name)
+
+
+def _commands_param(params: dict) -> list[dict]:
+    """setMyCommands' ``commands``: a JSON text (form or multipart) or a list (JSON body)."""
+    raw = params["commands"]
+    commands = json.loads(raw) if isinstance(raw, str) else raw
+    if not isinstance(commands, list):
+        raise ValueError("commands is not a list")
+    return [c if isinstance(c, dict) else {} for c in commands]
 
 
 class FakeTelegram:
@@ -241,6 +285,21 @@ class FakeTelegram:
             if r.status == 200 and (chat_id is None or str(r.params.get("chat_id")) == str(chat_id))
         ]
 
+    def photos(self, chat_id: Any = None) -> list[tuple[bytes, str]]:
+        """(photo bytes, caption) of every sendPhoto accepted (200), optionally only to ``chat_id``."""
+        out = []
+        for r in self.calls("sendPhoto"):
+            if r.status == 200 and (chat_id is None or str(r.params.get("chat_id")) == str(chat_id)):
+                out.append((_uploaded_photo(r), r.params.get("caption", "")))
+        return out
+
+    def menu(self) -> list[tuple[str, str]] | None:
+        """The (command, description) list of the last accepted setMyCommands (None: never set)."""
+        done = [r for r in self.calls("setMyCommands") if r.status == 200]
+        if not done:
+            return None
+        return [(c["command"], c["description"]) for c in _commands_param(done[-1].params)]
+
     def wait_for(self, method: str, count: int = 1, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -264,10 +323,12 @@ class FakeTelegram:
             "getMe": self._get_me,
             "sendMessage": self._send_message,
             "getUpdates": self._get_updates,
+            "sendPhoto": self._send_photo,
+            "setMyCommands": self._set_my_commands,
         }.get(method)
         if handler is not None:
             return handler(params)
-        if method in ("deleteWebhook", "setMyCommands", "close", "logOut"):
+        if method in ("deleteWebhook", "close", "logOut"):
             return 200, {"ok": True, "result": True}
         return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
 
@@ -325,6 +386,57 @@ class FakeTelegram:
             },
         }
 
+    def _send_photo(self, params: dict) -> tuple[int, dict]:
+        photo = params.get("_photo_bytes")
+        if "chat_id" not in params or not photo:
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: there is no photo in the request",
+            }
+        if len(str(params.get("caption", ""))) > 1024:
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: message caption is too long",
+            }
+        chat_id = params["chat_id"]
+        with contextlib.suppress(TypeError, ValueError):
+            chat_id = int(chat_id)
+        with self._cond:
+            mid = self._next_message_id
+            self._next_message_id += 1
+        size = {"file_id": f"photo{mid}", "file_unique_id": f"u{mid}", "width": 900, "height": 550}
+        result = {
+            "message_id": mid,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private"},
+            "from": {"id": BOT_ID, "is_bot": True, "first_name": "Polybot Test", "username": BOT_USERNAME},
+            "photo": [dict(size, file_size=len(photo))],
+        }
+        if params.get("caption"):
+            result["caption"] = params["caption"]
+        return 200, {"ok": True, "result": result}
+
+    def _set_my_commands(self, params: dict) -> tuple[int, dict]:
+        try:
+            commands = _commands_param(params)
+        except (ValueError, TypeError, KeyError):
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: can't parse commands JSON object",
+            }
+        bad = [
+            c
+            for c in commands
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", str(c.get("command", "")))
+            or not 1 <= len(str(c.get("description", ""))) <= 256
+        ]
+        if bad or len(commands) > 100:
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: BOT_COMMAND_INVALID"}
+        return 200, {"ok": True, "result": True}
+
     def _get_updates(self, params: dict) -> tuple[int, dict]:
         offset = int(params.get("offset") or 0)
         timeout = float(params.get("timeout") or 0)
@@ -357,7 +469,11 @@ class FakeTelegram:
                 ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
                 params = _request_params(parts.query, ctype, raw)
                 method, token = _method_and_token(parts.path)
-                rec = Recorded(method, token, params, ctype, self.command, parts.path)
+                files: dict = {}
+                if ctype == "multipart/form-data":
+                    fields, files = _multipart_params(self.headers.get("Content-Type") or "", raw)
+                    params.update(fields)
+                rec = Recorded(method, token, params, ctype, self.command, parts.path, files=files)
                 fake.requests.append(rec)
                 if fake.mode == "hang":
                     fake._stopping.wait()  # never answers while the server runs
@@ -371,7 +487,8 @@ class FakeTelegram:
                 if token != fake.token:
                     status, body = 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
                 else:
-                    status, body = fake._answer(method, params)
+                    photo = _uploaded_photo(rec) if method == "sendPhoto" else None
+                    status, body = fake._answer(method, dict(params, _photo_bytes=photo) if photo else params)
                 data = json.dumps(body).encode("utf-8")
                 rec.status = status
                 try:

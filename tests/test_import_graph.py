@@ -85,6 +85,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "polybot.notify.telegram",
             "polybot.notify.email",
             "polybot.notify.formatting",
+            "polybot.notify.menu",
         ),
     ),
     # alerting: used by everything that runs unattended (the collector, the engine, the
@@ -101,6 +102,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "polybot.notify.commands",
             "polybot.notify.control",
             "polybot.notify.reports",
+            "polybot.notify.tables",
             "polybot.dashboard",
         ),
     ),

@@ -319,3 +319,60 @@ def test_realized_pnl_sql_lives_in_ledger_queries_only():
         and any(p in path.read_text(encoding="utf-8") for p in patterns)
     )
     assert offenders == [], f"read realised P&L through polybot.ledger_queries: {offenders}"
+
+
+def test_week_start_is_monday_utc():
+    # D0 = 2026-12-06 is a Sunday: its ISO week (2026-W49) began on Monday 2026-11-30 00:00 UTC
+    monday = D0 - 6 * 86_400
+    assert lq.week_start(D0) == monday
+    assert lq.week_start(D0 + 86_399) == monday
+    assert lq.week_start(D0 + 86_400) == D0 + 86_400  # Monday 2026-12-07 starts the next week
+    assert lq.week_start(monday) == monday and lq.week_start(monday - 1) == monday - 7 * 86_400
+    from polybot.timefmt import iso_week, utc_day
+
+    assert (utc_day(monday), iso_week(monday), iso_week(D0)) == ("2026-11-30", "2026-W49", "2026-W49")
+
+
+def test_totals_by_day(book):
+    _, conn = book
+    # live, Y: t1, t2, t3 (3 trades), one closing (+3.82)
+    # live, D0: settlement C (+20), t5, t6 (-2.5325), t7 (+2.83), t8 = 5 trades, 3 closing, +20.2975;
+    #   t9 and t10 FAILED (their fills and reversal rows are not trades; t9's P&L was nulled)
+    assert lq.totals_by_day(conn, "live") == {
+        Y: lq.DayTotals(Y, 3_820_000, 3, 1),
+        D0: lq.DayTotals(D0, 20_297_500, 5, 3),
+    }
+    assert lq.totals_by_day(conn, "live", since=D0) == {D0: lq.DayTotals(D0, 20_297_500, 5, 3)}
+    assert lq.totals_by_day(conn, "live", since=D0 + 3600, until=D0 + 10800) == {
+        D0: lq.DayTotals(D0, 20 * M, 2, 1)  # the settlement (+20) and t5 (half-open: t6 is out)
+    }
+    # paper, Y: p1 BUY (0, 1 trade); D0: p2 BUY, p3 SELL +1.00
+    assert lq.totals_by_day(conn, "paper") == {
+        Y: lq.DayTotals(Y, 0, 1, 0),
+        D0: lq.DayTotals(D0, 1 * M, 2, 1),
+    }
+
+
+def test_latest_trades(book):
+    _, conn = book
+    rows = lq.latest_trades(conn, "live", 4)
+    # newest first: t10's reversal (D0+19100), t10 (D0+19000), t9's reversal (D0+18100), t9 (D0+18060)
+    assert [(r.trade_id, r.kind, r.side, r.trade_status) for r in rows] == [
+        ("reversal:t10", "reversal", "SELL", "CONFIRMED"),
+        ("t10", "fill", "BUY", "FAILED"),
+        ("reversal:t9", "reversal", "BUY", "CONFIRMED"),
+        ("t9", "fill", "SELL", "FAILED"),
+    ]
+    assert rows[3].realized_pnl_micro is None and rows[3].notional_micro == 5 * M  # 10 @ 0.50
+    t7 = next(r for r in lq.latest_trades(conn, "live", 20) if r.trade_id == "t7")
+    assert (t7.timestamp, t7.price_micro, t7.size_micro, t7.notional_micro, t7.fee_micro) == (
+        D0 + 14400,
+        450_000,
+        60 * M,
+        27 * M,
+        50_000,
+    )
+    assert (t7.realized_pnl_micro, t7.question, t7.outcome) == (2_830_000, "Will A happen?", "Yes")
+    assert len(lq.latest_trades(conn, "live", 20)) == 12  # 10 trades + 2 reversal rows
+    assert [r.trade_id for r in lq.latest_trades(conn, "paper", 2)] == ["p3", "p2"]
+    assert lq.latest_trades(conn, "nothing", 5) == []

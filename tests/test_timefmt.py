@@ -108,3 +108,9 @@ def test_times_are_formatted_in_timefmt_only():
     assert offenders == [], f"format times with polybot.timefmt, not in place: {offenders}"
     stale = sorted(FORMATS_ITS_OWN.keys() - formatting)
     assert stale == [], f"these no longer format times themselves; remove them from FORMATS_ITS_OWN: {stale}"
+
+
+def test_iso_week():
+    assert timefmt.iso_week(T) == "2026-W49"  # Sunday 2026-12-06 closes the week of Monday 11-30
+    assert timefmt.iso_week(1_798_761_600) == "2026-W53"  # Friday 2027-01-01: 2026 has 53 ISO weeks
+    assert timefmt.iso_week(1_799_020_800) == "2027-W01"  # Monday 2027-01-04

@@ -8,9 +8,13 @@ but the database (read connections, opened per command), so it cannot stall it; 
 
 Commands (only from ``telegram.chat_id``; any other chat is ignored, not answered, and
 logged as a warning): ``/status``, ``/positions``, ``/pnl``, ``/health``, ``/stop`` (asks
-for ``/confirm_stop`` within 60 s, then creates ``cfg.emergency_stop_file``), ``/help``;
+for ``/confirm_stop`` within 60 s, then creates ``cfg.emergency_stop_file``), ``/help``; the
+tables and charts of :mod:`polybot.notify.tables` (``/trades``, ``/daily``, ``/weekly``,
+``/balance``, ``/limits``, ``/halts``, ``/version``, ``/report`` — a photo);
 ``/pause``, ``/resume``, ``/close`` + ``/confirm_close`` and the inline Confirm/Cancel buttons
-(callback queries, locked to the same chat) are in :mod:`polybot.notify.control`.
+(callback queries, locked to the same chat) are in :mod:`polybot.notify.control`. The command
+list (``/help`` and Telegram's menu, sent with ``setMyCommands`` when the listener starts) is
+:data:`polybot.notify.menu.COMMANDS`. A missing or locked database is answered with a sentence.
 A ``/stop`` or ``/confirm_stop`` older than 2 minutes (sent while the bot was down) is
 not acted on.
 """
@@ -30,7 +34,7 @@ from pathlib import Path
 from ..config import Config
 from ..logs import redact
 from ..timefmt import iso_seconds, utc_hhmm, utc_text
-from . import control, reports
+from . import control, menu, reports, tables
 from .telegram import config_problem, make_bot
 
 log = logging.getLogger("polybot.telegram.commands")
@@ -49,19 +53,19 @@ class CommandHandler:
         self.clock = clock
         self._stop_requested: dict[str, float] = {}  # chat id → when /stop was asked
         self.control = control.ControlCommands(cfg, clock=clock)
+        self._db_problem = "the database is not available (run python initialize_db.py)"
 
     def _read_conn(self) -> sqlite3.Connection | None:
-        from ..db import connect
-
-        try:
-            return connect(self.cfg.database_path, readonly=True)
+        try:  # waits a few seconds for a lock at most (tables.BUSY_SECONDS), then says why
+            return tables.open_read(self.cfg)
         except Exception as exc:  # noqa: BLE001
             log.warning("Telegram command: database unavailable (%s)", redact(str(exc)))
+            self._db_problem = redact(str(exc))
             return None
 
     def handle(
         self, command: str, *, chat_id: str, sent_at: float | None = None, who: str = ""
-    ) -> str | control.Reply:
+    ) -> str | control.Reply | tables.PhotoReply:
         now = int(self.clock())
         cmd = command.strip().split()[0].lstrip("/").split("@")[0].lower() if command.strip() else ""
         if cmd in ("help", "start"):
@@ -72,13 +76,15 @@ class CommandHandler:
             return self._confirm_stop(chat_id, now, sent_at, who)
         if cmd in control.COMMANDS:
             return self.control.handle(command, chat_id=chat_id, sent_at=sent_at, who=who)
+        if cmd in tables.COMMANDS:
+            return tables.answer(self.cfg, command, now)
         if cmd in ("status", "positions", "pnl", "health"):
             conn = self._read_conn()
             try:
                 if cmd == "health":
                     return reports.health_text(self.cfg, conn, now)
                 if conn is None:
-                    return "⚠️ The database is not available (run python initialize_db.py); see /health."
+                    return f"⚠️ /{cmd}: {self._db_problem} See /health."
                 fn = {
                     "status": reports.status_text,
                     "positions": reports.positions_text,
@@ -177,8 +183,8 @@ class CommandListener:
     def _load_offset(self) -> int | None:
         from ..db import connect, get_state
 
-        try:
-            conn = connect(self.cfg.database_path, readonly=True)
+        try:  # a locked database must not hold the listener for the scripts' 30 s
+            conn = connect(self.cfg.database_path, readonly=True, busy_timeout_ms=tables.BUSY_SECONDS * 1000)
             try:
                 value = get_state(conn, OFFSET_KEY)
             finally:
@@ -191,7 +197,7 @@ class CommandListener:
         from ..db import atomic, connect, set_state
 
         try:
-            conn = connect(self.cfg.database_path)
+            conn = connect(self.cfg.database_path, busy_timeout_ms=tables.BUSY_SECONDS * 1000)
             try:
                 with atomic(conn):
                     set_state(conn, OFFSET_KEY, str(offset))
@@ -229,6 +235,10 @@ class CommandListener:
         bot = make_bot(self.cfg.telegram)
         failures = 0
         log.info("Telegram command listener started (chat %s).", self.cfg.telegram.chat_id)
+        # the command menu beside the message box, set beside the first poll (never blocks it)
+        menu_task = asyncio.ensure_future(
+            menu.publish_logged(bot, 3 * float(self.cfg.telegram.timeout_seconds), token)
+        )
         try:
             while not self.stop_event.is_set():
                 poll = asyncio.ensure_future(
@@ -284,6 +294,8 @@ class CommandListener:
                 if updates and self.offset is not None:
                     await asyncio.to_thread(self._save_offset, self.offset)
         finally:
+            menu_task.cancel()
+            await asyncio.gather(menu_task, return_exceptions=True)
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -295,6 +307,8 @@ class CommandListener:
         if update.callback_query is not None:  # an inline button (notify/control.py)
             await control.handle_callback(self, bot, update)
             return
+        from .telegram import classify, send_report
+
         msg = update.effective_message
         chat = update.effective_chat
         if msg is None or chat is None or not msg.text:
@@ -321,6 +335,19 @@ class CommandListener:
             )
         except TimeoutError:
             reply = f"⚠️ {text.split()[0]} took longer than {HANDLER_TIMEOUT} s; try python health_check.py on the machine."
+        except Exception as exc:  # noqa: BLE001 - a sentence, never silence
+            log.exception("Telegram %s failed", text.split()[0])
+            reply = f"⚠️ {text.split()[0]} failed ({type(exc).__name__}: {redact(str(exc))[:200]}); the log has the details."
+        if isinstance(reply, tables.PhotoReply):
+            try:
+                await send_report(bot, chat.id, reply.text, reply.png, filename=reply.name)
+            except Exception as exc:  # noqa: BLE001
+                log.warning(
+                    "Could not answer %s on Telegram: %s",
+                    text.split()[0],
+                    classify(exc, self.cfg.telegram.bot_token).detail,
+                )
+            return
         await control.send_reply(self, bot, chat.id, reply, text.split()[0])
 
 

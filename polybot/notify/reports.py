@@ -19,18 +19,9 @@ from ..config import Config
 from ..money import MICRO, fmt_usd, notional_micro, to_micro
 from ..ops.health import run_health_checks
 from ..timefmt import utc_text
+from .menu import help_text
 
-HELP = (
-    "🤖 polybot commands\n"
-    "/status — mode, halted?, equity, open positions\n"
-    "/positions — open positions with value\n"
-    "/pnl — P&L today, 7 days, total\n"
-    "/health — health check summary\n"
-    "/stop — create EMERGENCY_STOP (asks for /confirm_stop)\n"
-    "/pause [reason] — no new entries (stops and exits go on); /resume lifts it\n"
-    "/close N|all — sell position N of /positions (or a token/market id), after a confirm\n"
-    "/help — this list"
-)
+HELP = help_text()  # the one command list (polybot/notify/menu.py), also Telegram's menu
 
 
 def _state(conn: sqlite3.Connection, key: str) -> str | None:

@@ -16,7 +16,8 @@ fix a wrong token or chat id); ``TimedOut``/``NetworkError`` → transient. Ever
 sentence is passed through :func:`polybot.logs.redact` and the token is removed by
 value: PTB's ``InvalidToken`` message and httpx's request URLs contain it.
 
-Public: :class:`TelegramChannel`, :func:`send_notification` (the checklist one-liner),
+Public: :class:`TelegramChannel`, :func:`send_report` (a text with a PNG chart, ``sendPhoto``),
+:func:`send_notification` (the checklist one-liner),
 :func:`get_chats` (behind get_telegram_chat_id.py), :func:`make_bot`, :func:`run_sync`.
 """
 
@@ -216,6 +217,58 @@ class TelegramChannel:
             log.warning("Telegram delivery failed: %s", result.detail)
             return result
         return DeliveryResult(self.name, True, f"message {getattr(msg, 'message_id', '?')} to chat {target}")
+
+    def send_report(self, text: str, png: bytes | None, *, filename: str = "chart.png") -> DeliveryResult:
+        """Send a report with its chart (:func:`send_report`); never raises."""
+        problem = self.problem()
+        if problem:
+            return DeliveryResult(self.name, False, problem, permanent=True)
+        target = self.cfg.chat_id
+
+        async def go() -> int:
+            async with make_bot(self.cfg) as bot:
+                return await send_report(bot, target, text, png, filename=filename)
+
+        try:  # a photo upload takes longer than a text: twice the text's budget
+            n = run_sync(go, timeout=6 * float(self.cfg.timeout_seconds) + 4)
+        except BaseException as exc:  # noqa: BLE001 - classified, never propagated
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            result = classify(exc, self.cfg.bot_token)
+            log.warning("Telegram report delivery failed: %s", result.detail)
+            return result
+        what = "report and chart" if png is not None else "report (no chart)"
+        return DeliveryResult(self.name, True, f"{what} to chat {target} in {n} message(s)")
+
+
+CAPTION_LIMIT = 1024  # Telegram: a photo caption is at most 1024 characters (after entities parsing)
+CHART_CAPTION = "📈 Equity and drawdown"
+
+
+async def send_report(
+    bot: Any, chat_id: Any, text: str, png: bytes | None, *, filename: str = "chart.png"
+) -> int:
+    """Send ``text`` with the chart ``png`` (``sendPhoto``, multipart upload) through a PTB ``bot``;
+    returns the number of messages sent. One photo with ``text`` as its caption when it fits;
+    else ``text`` as a message, then the photo; without a chart, ``text`` alone. Raises what
+    PTB raises."""
+    if png is None:
+        await bot.send_message(chat_id=chat_id, text=truncate(text))
+        return 1
+    from telegram.error import BadRequest
+
+    together = truncate(text, CAPTION_LIMIT) == text
+    if not together:
+        await bot.send_message(chat_id=chat_id, text=truncate(text))
+    try:
+        await bot.send_photo(
+            chat_id=chat_id, photo=png, caption=text if together else CHART_CAPTION, filename=filename
+        )
+    except BadRequest as exc:  # Telegram refused the picture itself: the text must still arrive
+        log.warning("Telegram refused the chart (%s); sending the text alone", _clean(exc, None))
+        note = f"(Telegram refused the chart: {_clean(exc, None)})"
+        await bot.send_message(chat_id=chat_id, text=truncate(f"{text}\n{note}" if together else note))
+    return 1 if together else 2
 
 
 # ---------------------------------------------------------------- checklist helpers

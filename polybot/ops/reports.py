@@ -16,7 +16,9 @@ Reads the database read-only for the configured mode (paper or live), through
 
 The report is printed, appended to ``reports/daily_review_log.md`` in the checklist's format
 (re-running on the same UTC day replaces that day's section) and sent as the info alert
-``daily_summary``. ``--weekly`` prints the 7-day P&L, writes ``reports/weekly_pnl_YYYYMMDD.txt``
+``daily_summary``; when ``telegram.enabled`` it also goes to the Telegram chat whole, with the
+equity and drawdown chart of the last 30 days as a photo (:mod:`polybot.ops.charts`; Telegram's
+``/report`` sends the same), and a failure to send is printed and logged, never fatal. ``--weekly`` prints the 7-day P&L, writes ``reports/weekly_pnl_YYYYMMDD.txt``
 and sends the info alert ``weekly_pnl``; its seven rows are the 24-hour windows ending now, each
 labelled with the UTC date it ends on. Other days are UTC days.
 """
@@ -404,4 +406,40 @@ def main(args) -> int:
     )
     send_alert(cfg, "info", "daily_summary", summary)
     log.info("%s", summary)
+    if cfg.telegram.enabled:
+        send_report_to_telegram(cfg, text, now)
     return 0
+
+
+def send_report_to_telegram(cfg: Config, text: str, now: float) -> bool:
+    """Send the daily report with its equity and drawdown chart to the Telegram chat; print one
+    sentence either way. Never raises: a failure is logged and reported, the report stands."""
+    from ..notify.telegram import TelegramChannel
+    from .charts import ledger_chart_png
+
+    png = None
+    try:
+        conn = db.connect(cfg.database_path, readonly=True)
+        try:
+            png = ledger_chart_png(conn, cfg.mode, to_micro(cfg.capital), now)
+        finally:
+            conn.close()
+    except Exception as exc:  # noqa: BLE001 - the text still goes out
+        log.warning("Could not draw the equity chart for Telegram: %s", exc)
+    try:
+        result = TelegramChannel(cfg.telegram, cfg.unset_env).send_report(
+            text, png, filename=f"equity_{file_day(now)}.png"
+        )
+    except Exception as exc:  # noqa: BLE001 - never crash the report
+        log.exception("Telegram report delivery failed")
+        print(f"✗ The report was not sent to Telegram: {exc}.")
+        return False
+    if result.ok:
+        log.info("Daily report sent to Telegram (%s)", result.detail)
+        print(
+            f"✓ Report {'and chart ' if png is not None else ''}sent to Telegram chat {cfg.telegram.chat_id}."
+        )
+        return True
+    log.warning("The daily report was not sent to Telegram: %s", result.detail)
+    print(f"✗ The report was not sent to Telegram: {result.detail}.")
+    return False

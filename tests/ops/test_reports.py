@@ -133,3 +133,42 @@ def test_weekly_report(tmp_path):
     assert list(cfg.report_dir.glob("weekly_pnl_*.txt"))
     ((level, message),) = _alerts(cfg, "weekly_pnl")
     assert level == "info" and "Week P&L: +$17.50" in message
+
+
+def test_daily_report_sends_the_report_and_chart_to_telegram(tmp_path, fake_tg):
+    from tests.alerts.helpers import CHAT_ID, telegram_section
+
+    cfg = init_workspace(tmp_path, {"telegram": telegram_section(fake_tg)})
+    now = int(time.time())
+    _populate(cfg, now)  # three performance rows: a chart can be drawn
+    res = run_cli("daily_report.py", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"✓ Report and chart sent to Telegram chat {CHAT_ID}." in res.stdout
+    ((photo, caption),) = fake_tg.photos(CHAT_ID)
+    assert photo.startswith(b"\x89PNG\r\n\x1a\n")
+    texts = fake_tg.messages(CHAT_ID)
+    report = caption if caption.startswith("Daily report") else texts[-1]  # a long report goes first
+    assert report.startswith("Daily report — ") and "Win rate: 58% (7 of 12 closing trades)" in report
+    assert report in res.stdout  # the text printed is the text sent
+
+
+def test_daily_report_survives_a_telegram_failure(tmp_path, fake_tg):
+    from tests.alerts.helpers import telegram_section
+
+    cfg = init_workspace(tmp_path, {"telegram": telegram_section(fake_tg)})
+    fake_tg.fail_next("sendMessage", 400, "Bad Request: chat not found", times=2)
+    fake_tg.fail_next("sendPhoto", 400, "Bad Request: chat not found", times=2)
+    res = run_cli("daily_report.py", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert (
+        "✗ The report was not sent to Telegram: Telegram rejected the message (Chat not found)" in res.stdout
+    )
+    assert (cfg.report_dir / "daily_review_log.md").exists()  # the report itself stands
+    assert fake_tg.photos() == []
+
+
+def test_daily_report_without_telegram_sends_nothing(tmp_path, fake_tg):
+    init_workspace(tmp_path)
+    res = run_cli("daily_report.py", cwd=tmp_path)
+    assert res.returncode == 0 and "Telegram" not in res.stdout
+    assert fake_tg.requests == []
