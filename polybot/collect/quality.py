@@ -81,15 +81,19 @@ def _scope(hours: float, now: int) -> tuple[str, tuple]:
 def check_nulls(
     conn: sqlite3.Connection, where: str, args: tuple, *, depth_since: int | None = None
 ) -> Check:
-    """``depth_since``: rows older than this are in the top-of-book tier (no book levels by
-    design); None when the tiers never thin rows."""
-    depth = "(s.bids IS NULL OR s.asks IS NULL OR s.bid_depth IS NULL OR s.ask_depth IS NULL)"
+    """``depth_since``: rows older than this are in the top-of-book tier (no book levels, and
+    volume/liquidity once an hour, by design); None when the tiers never thin rows."""
+    # the top-of-book tier keeps no levels or depth, and volume/liquidity once an hour only
+    thinnable = (
+        "(s.bids IS NULL OR s.asks IS NULL OR s.bid_depth IS NULL OR s.ask_depth IS NULL "
+        "OR s.volume_24h IS NULL OR s.liquidity IS NULL)"
+    )
     if depth_since is not None:
-        depth = f"(s.timestamp >= {int(depth_since)} AND {depth})"
+        thinnable = f"(s.timestamp >= {int(depth_since)} AND {thinnable})"
     row = conn.execute(
         "SELECT "
         " SUM(CASE WHEN s.market_id IS NULL OR s.source IS NULL THEN 1 ELSE 0 END),"
-        f" SUM(CASE WHEN s.source = 'collected' AND ({depth} OR s.volume_24h IS NULL OR s.liquidity IS NULL"
+        f" SUM(CASE WHEN s.source = 'collected' AND ({thinnable}"
         "   OR (s.best_bid IS NULL AND s.best_ask IS NULL)) THEN 1 ELSE 0 END),"
         " SUM(CASE WHEN s.source = 'backfill' AND (s.mid IS NULL OR s.last_trade_price IS NULL)"
         "   THEN 1 ELSE 0 END),"

@@ -7,7 +7,8 @@
   levels (**full depth**) and rows that do not (**top of book**: thinned rows, backfilled
   rows). The pages are shared out in proportion to the record sizes, so page overhead and
   free space are counted where they fall. With no top-of-book row yet, its figure is
-  derived from the full rows' records without their book levels and depth sums.
+  derived from the full rows' records without their book levels and depth sums (and without
+  volume and liquidity on 11 rows in 12: the tier keeps them once an hour).
 - **hourly bars**: the pages of ``snapshot_bars`` ÷ bars, once maintenance has made some.
 - Without ``dbstat`` (an SQLite built without it): the database file ÷ rows.
 - With no snapshot at all, or no bar yet: the figures of
@@ -95,6 +96,8 @@ _DEPTH_COLUMNS = ("bid_depth", "ask_depth", "bids", "asks")
 # payload length and a 2-byte pointer
 _RECORD = f"({len(_ROW_COLUMNS) + 1 + 3} + " + " + ".join(_serial_size(c) for c in _ROW_COLUMNS) + ")"
 _DEPTH_BYTES = "(" + " + ".join(_serial_size(c) for c in _DEPTH_COLUMNS) + ")"
+# volume and liquidity stay on one thinned row an hour (11 of 12 five-minute rows lose them)
+_MARKET_BYTES = f"(({_serial_size('volume_24h')} + {_serial_size('liquidity')}) * 11.0 / 12)"
 _HAS_DEPTH = "(bids IS NOT NULL OR asks IS NOT NULL OR bid_depth IS NOT NULL OR ask_depth IS NOT NULL)"
 
 
@@ -203,7 +206,7 @@ def measure(cfg: Config, conn: sqlite3.Connection) -> Measured:
         "COALESCE(SUM(source = 0), 0), COALESCE(SUM(source = 1), 0), "
         f"COALESCE(SUM(CASE WHEN {_HAS_DEPTH} THEN {_RECORD} END), 0), "
         f"COALESCE(SUM(CASE WHEN NOT {_HAS_DEPTH} THEN {_RECORD} END), 0), "
-        f"COALESCE(SUM(CASE WHEN {_HAS_DEPTH} THEN {_RECORD} - {_DEPTH_BYTES} END), 0) "
+        f"COALESCE(SUM(CASE WHEN {_HAS_DEPTH} THEN {_RECORD} - {_DEPTH_BYTES} - {_MARKET_BYTES} END), 0) "
         "FROM market_snapshots"
     ).fetchone()
     m.rows, m.full_rows, m.tob_rows, m.collected, m.backfill = full + tob, full, tob, collected, backfill

@@ -370,9 +370,15 @@ def _thin(conn, cutoff: int, now: int, res: RetentionResult, progress: _Progress
                 f"FROM market_snapshots WHERE timestamp >= ? AND timestamp < ? AND {_DEPTH_PRESENT}",
                 (lo, hi),
             ).fetchone()[0]
+            # top of book: the levels and depth go; volume and liquidity (market-wide figures
+            # that move slowly) are kept once an hour, on the row at the top of the hour, which
+            # is what the hourly bar takes later. A thinned row is ~30 bytes instead of ~42.
             n = conn.execute(
-                "UPDATE market_snapshots SET bids = NULL, asks = NULL, bid_depth = NULL, ask_depth = NULL "
-                f"WHERE timestamp >= ? AND timestamp < ? AND {_DEPTH_PRESENT}",
+                "UPDATE market_snapshots SET bids = NULL, asks = NULL, bid_depth = NULL, ask_depth = NULL, "
+                "volume_24h = CASE WHEN timestamp % 3600 = 0 THEN volume_24h END, "
+                "liquidity = CASE WHEN timestamp % 3600 = 0 THEN liquidity END "
+                f"WHERE timestamp >= ? AND timestamp < ? AND ({_DEPTH_PRESENT} OR (timestamp % 3600 <> 0 "
+                "AND (volume_24h IS NOT NULL OR liquidity IS NOT NULL)))",
                 (lo, hi),
             ).rowcount
             db.set_state(conn, THIN_MARK, str(hi), now=now)

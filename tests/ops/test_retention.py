@@ -87,13 +87,25 @@ def test_rows_land_in_the_tier_their_age_says(workspace):
     # top of book stays, and so do the values derived from it
     assert (thin["best_bid"], thin["best_ask"], thin["last_trade_price"]) == (0.52, 0.54, 0.53)
     assert thin["mid"] == (0.52 + 0.54) / 2 and thin["spread"] == 0.54 - 0.52
-    assert (thin["volume_24h"], thin["liquidity"], thin["source"]) == (1000.0, 500.0, "collected")
+    # half past the hour: volume and liquidity go too (kept once an hour, see the next test)
+    assert (thin["volume_24h"], thin["liquidity"], thin["source"]) == (None, None, "collected")
     assert not [k for k in view if k[0] == year]
     bars = read_bars(conn)
     assert [(b["hour"], b["token_id"], b["samples"]) for b in bars] == [
         (year - year % 3600, "tokA", 1),
         (year - year % 3600, "tokB", 1),
     ]
+
+
+def test_top_of_book_keeps_volume_and_liquidity_once_an_hour(workspace):
+    cfg, conn = workspace
+    top = _aged(40) - _aged(40) % 3600  # a row at the top of the hour, then two in the same hour
+    _insert(conn, [_row(top + k * 300, "tokA", 0.52, 0.54, 0.53, vol=1000.0 + k) for k in range(3)])
+    apply_retention(conn, Tiers.from_config(cfg.maintenance), now=NOW, emit=lambda _: None)
+    got = conn.execute(
+        "SELECT volume_24h, liquidity, bids FROM snapshot_values ORDER BY timestamp"
+    ).fetchall()
+    assert [tuple(r) for r in got] == [(1000.0, 500.0, None), (None, None, None), (None, None, None)]
 
 
 def test_hourly_bar_is_computed_as_by_hand(workspace):
