@@ -53,7 +53,7 @@ DAY = 86_400
 # per top-of-book row and per hourly bar. Used only where the database cannot be measured.
 BENCH_FULL_BYTES = 75.4
 BENCH_LEVEL_BYTES = 7.85  # 5 levels a side: 91.1 B
-BENCH_TOB_BYTES = 42.0
+BENCH_TOB_BYTES = 30.9
 BENCH_BAR_BYTES = 52.9
 BENCH_LEVELS = 3
 
