@@ -91,7 +91,7 @@ def test_empty_database_uses_the_benchmark_figures(workspace):
     out = r.stdout
     assert "No snapshots yet" in out
     # depth_levels 5 (the default): 75.4 B at 3 levels a side + 2 × 7.85 B
-    assert "full depth 91.1 B (benchmark figure), top of book 42.0 B (benchmark figure)" in out
+    assert "full depth 91.1 B (benchmark figure), top of book 30.9 B (benchmark figure)" in out
     assert "tracked (config)" in out and "200 markets, 400 tokens" in out
     rows_day = 400 * 288
     assert f"{rows_day:,}" in next(ln for ln in out.splitlines() if "snapshots per day" in ln)
