@@ -39,6 +39,7 @@ from ..config import Config
 from ..errors import PolybotError
 from ..exchange.client import PolymarketClient
 from ..logs import LOG_PREFIX
+from ..snapshots.store import has_legacy
 from ..timefmt import file_day, iso_seconds
 from .common import bot_status, display_path, fmt_ago, send_alerts
 
@@ -204,6 +205,24 @@ def check_paused(conn: sqlite3.Connection | None) -> HealthLine | None:
     )
 
 
+def check_snapshot_layout(conn: sqlite3.Connection | None) -> HealthLine | None:
+    """A WARN line while market data written before schema 6 waits in the old layout
+    (``market_snapshots_legacy``) for ``maintain_database.py --migrate``; None otherwise."""
+    if conn is None:
+        return None
+    try:
+        if not has_legacy(conn):
+            return None
+    except sqlite3.Error:
+        return None
+    return HealthLine(
+        "snapshot_layout",
+        STATUS_WARN,
+        "Market data: snapshots from before schema 6 wait in the old layout (readable, 5× larger); "
+        "run python maintain_database.py --migrate (stop the bot first)",
+    )
+
+
 def check_external(cfg: Config, conn: sqlite3.Connection | None) -> HealthLine | None:
     """Live: holdings of the account that are not the bot's (the first-live-start baseline and
     trades by hand; polybot/engine/external.py), shown apart. None when there are none."""
@@ -306,7 +325,7 @@ def run_health_checks(
             check_errors(cfg, conn, now),
             check_disk(cfg),
         ]
-        for extra in (check_paused(conn), check_external(cfg, conn)):
+        for extra in (check_paused(conn), check_snapshot_layout(conn), check_external(cfg, conn)):
             if extra is not None:
                 lines.append(extra)
         return lines

@@ -243,3 +243,26 @@ def test_a_pause_is_a_warn_line_and_a_daily_report_line(tmp_path, clob_url, bot)
     res = run_cli("health_check.py", "--no-alert", cwd=tmp_path)
     assert res.returncode == 0 and "Entries paused" not in res.stdout
     assert "Paused (no new entries)" not in run_cli("daily_report.py", cwd=tmp_path).stdout
+
+
+def test_rows_waiting_in_the_old_snapshot_layout_are_a_warn_line(tmp_path, clob_url, bot):
+    from polybot.snapshots import codec, store
+
+    cfg = _workspace(tmp_path, clob_url)
+    simulate_running_bot(cfg, bot.pid)
+    conn = connect(cfg)
+    add_trade(conn, ts=int(time.time()) - 10 * 60)
+    # what schema 6 leaves when an older database had snapshots: the old table, renamed
+    conn.execute(f"CREATE TABLE {store.LEGACY_TABLE} ({', '.join(codec.COLUMNS)})")
+    store.install_view(conn)
+    conn.close()
+    res = run_cli("health_check.py", "--no-alert", cwd=tmp_path)
+    assert res.returncode == 1, res.stdout + res.stderr
+    warn = [ln for ln in res.stdout.splitlines() if ln.startswith("[WARN] Market data: ")]
+    assert len(warn) == 1 and "python maintain_database.py --migrate" in warn[0]
+    conn = connect(cfg)
+    conn.execute(f"DROP TABLE {store.LEGACY_TABLE}")
+    store.install_view(conn)
+    conn.close()
+    res = run_cli("health_check.py", "--no-alert", cwd=tmp_path)
+    assert res.returncode == 0 and "Market data:" not in res.stdout
