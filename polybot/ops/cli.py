@@ -50,6 +50,7 @@ checkpoint, VACUUM (only with 2x the database size free), ANALYZE, PRAGMA optimi
 pruning of old market snapshots, deletion of logs older than 90 days. Never runs at the same
 time as a backup (shared lock).
   python maintain_database.py
+  python maintain_database.py --migrate   # move market data to the compact layout (schema 6)
 """
 
 DAILY_REPORT = """Daily performance report: P&L (24 h / 7 days / total, realised and unrealised), open positions,
@@ -122,6 +123,24 @@ def maintenance_parser() -> argparse.ArgumentParser:
         default=600,
         metavar="SECONDS",
         help="wait this long for a running backup to finish (default 600)",
+    )
+    p.add_argument(
+        "--migrate",
+        action="store_true",
+        help="move the market data to the compact layout of schema 6 (backup first, resumable; "
+        "the trading bot must be stopped) instead of the weekly maintenance",
+    )
+    p.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="with --migrate: VACUUM at the end to give the old table's space back to the disk now",
+    )
+    p.add_argument(
+        "--batch-rows",
+        type=int,
+        default=50_000,
+        metavar="N",
+        help="with --migrate: rows moved per transaction (default 50000)",
     )
     return p
 
