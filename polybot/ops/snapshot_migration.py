@@ -300,6 +300,7 @@ def _move_all(
     res.total = total
     emit(f"Moving {left:,} of {total:,} snapshot rows to the compact layout in batches of {batch_rows:,}...")
     prepare(conn)
+    known = {t for (t,) in conn.execute("SELECT token_id FROM snapshot_tokens")}
     bar = tqdm(
         total=total,
         initial=moved,
@@ -313,7 +314,7 @@ def _move_all(
     try:
         while True:
             with db.atomic(conn):
-                b = move_batch(conn, batch_rows)
+                b = move_batch(conn, batch_rows, known)
                 if b.rows:
                     moved += b.rows
                     checksum = (checksum + b.checksum) & MASK64

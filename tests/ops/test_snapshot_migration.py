@@ -18,13 +18,8 @@ from pathlib import Path
 import pytest
 
 from polybot.config import load_config
-from polybot.ops.snapshot_batches import (
-    decode_blobs,
-    legacy_checksum,
-    pack_text,
-    parse_texts,
-    view_checksum,
-)
+from polybot.ops.snapshot_arrays import decode_blobs, pack_bulk, parse_texts
+from polybot.ops.snapshot_batches import legacy_checksum, view_checksum
 from polybot.ops.snapshot_migration import K_DONE, K_MOVED, K_TOTAL, PROGRESS_KEYS
 from polybot.snapshots import codec
 from tests.conftest import ROOT, SECRET_ENV_PREFIXES, write_config
@@ -339,17 +334,13 @@ def _texts(rng: random.Random, n: int) -> list[str | None]:
 def test_the_bulk_packer_and_decoder_give_exactly_what_the_codec_gives():
     rng = random.Random(7)
     texts = _texts(rng, 3000)
-    for t in texts:
-        assert pack_text(t) == (None if t is None else codec.pack_levels(codec.levels_of(t))), t
-    blobs = [pack_text(t) for t in texts]
-    bulk = decode_blobs(blobs)
     parsed = parse_texts(texts)
-    at = 0
+    blobs = pack_bulk(parsed, texts)
+    for t, b in zip(texts, blobs, strict=True):
+        assert b == (None if t is None else codec.pack_levels(codec.levels_of(t))), t
+    bulk = decode_blobs(blobs)
     for i, b in enumerate(blobs):
-        want = codec.unpack_levels(b)
-        n = int(bulk.counts[i])
-        got = list(zip(bulk.prices[at : at + n].tolist(), bulk.sizes[at : at + n].tolist(), strict=True))
-        at += n
-        assert (None if bulk.kind[i] == 0 else got) == want, texts[i]
+        assert bulk.row(i) == codec.unpack_levels(b), texts[i]
+        assert parsed.row(i) == (None if texts[i] is None else codec.levels_of(texts[i])), texts[i]
     assert parsed.counts.tolist() == bulk.counts.tolist() and parsed.kind.tolist() == bulk.kind.tolist()
     assert parsed.prices.tolist() == bulk.prices.tolist() and parsed.sizes.tolist() == bulk.sizes.tolist()
