@@ -129,7 +129,7 @@ COMPARE_SQL = (
 
 def _batch_sql(n: int) -> str:
     return (
-        f"SELECT timestamp, token_id, market_id, bids, asks FROM {LEGACY} "
+        f"SELECT timestamp, token_id, market_id, bids, asks, source FROM {LEGACY} "
         f"ORDER BY timestamp, token_id LIMIT {int(n)}"
     )
 
@@ -195,6 +195,14 @@ def move_batch(conn: sqlite3.Connection, n: int, known_tokens: set[str]) -> Batc
     legacy = conn.execute(_batch_sql(n)).fetchall()
     if not legacy:
         return BatchResult(0, 0, 0)
+    unknown = {r[5] for r in legacy} - {None, "", *codec.SOURCES}
+    if unknown:
+        r = next(r for r in legacy if r[5] in unknown)
+        raise _mismatch(
+            r[0],
+            r[1],
+            f"has source {r[5]!r}, which the compact layout does not know ({', '.join(codec.SOURCES)})",
+        )
     _add_tokens(conn, legacy, known_tokens)
     old_b, old_a = _parse(legacy, 3), _parse(legacy, 4)
     packed_b = pack_bulk(old_b, [r[3] for r in legacy])

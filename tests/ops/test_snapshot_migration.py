@@ -106,25 +106,34 @@ def test_a_database_of_commit_15cb2c7_migrates_with_every_decoded_value_equal(tm
     assert len(backups_in(cfg)) == 1
 
 
-def test_a_token_that_changed_market_stops_the_batch_and_commits_nothing_of_it(tmp_path, cli):
+@pytest.mark.parametrize(
+    "column,value,says",
+    [
+        ("market_id", "elsewhere", "reads market_id = '0xmarket1' instead of 'elsewhere'"),
+        ("source", "imported", "has source 'imported', which the compact layout does not know"),
+    ],
+)
+def test_a_row_that_cannot_move_unchanged_stops_the_batch_and_commits_nothing_of_it(
+    tmp_path, cli, column, value, says
+):
     cfg, rows = _old_workspace(tmp_path, steps=4, markets=2)
     conn = _plain(cfg.database_path)
     ts, tok = rows[-1][0], rows[-1][1]
     conn.execute(
-        "UPDATE market_snapshots SET market_id = 'elsewhere' WHERE timestamp = ? AND token_id = ?", (ts, tok)
+        f"UPDATE market_snapshots SET {column} = ? WHERE timestamp = ? AND token_id = ?", (value, ts, tok)
     )
     conn.commit()
     conn.close()
 
     res = cli("maintain_database.py", "--migrate", "--batch-rows", "5")
 
-    assert res.returncode == 3
-    assert f"Snapshot (timestamp {ts}, token {tok}) reads market_id = " in res.stdout
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert f"Snapshot (timestamp {ts}, token {tok}) {says}" in res.stdout
     assert "committed nothing of this batch" in res.stdout and "Traceback" not in res.stderr
     conn = _plain(cfg.database_path)
     state = dict(conn.execute("SELECT key, value FROM bot_state"))
     left = conn.execute("SELECT COUNT(*) FROM market_snapshots_legacy").fetchone()[0]
-    # the batches before the bad one are committed, consistently with the progress record
+    # the batches before the bad row are committed, consistently with the progress record
     assert int(state[K_MOVED]) + left == int(state[K_TOTAL]) == len(rows)
     assert len(rows) == 16 and left == 1  # batches of 5: the three before the bad row are moved
     assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == len(rows)
