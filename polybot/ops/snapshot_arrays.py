@@ -283,7 +283,7 @@ def row_hashes(rows: Sequence[Sequence]) -> np.ndarray:
     market_id, best_bid, best_ask, mid, spread, last_trade_price, bid_depth, ask_depth,
     volume_24h, liquidity, source). A float counts by its value (0.5 and 0.50 are one value;
     -0.0 is 0.0), NULL by a mark of its own."""
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 13
+    cols = list(zip(*rows, strict=False)) if rows else [()] * 13  # rows may hold more columns
     words = [
         np.array(cols[0], np.int64).view(np.uint64),
         _text_words(cols[1]),

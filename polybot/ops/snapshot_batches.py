@@ -14,10 +14,10 @@ caller rolls back — nothing of the batch is committed:
    it was written first;
 3. the batch is read back DECODED THROUGH THE VIEW's SQL (:func:`store._decoded_select` — what
    every reader sees) and compared with the legacy rows: the keys and the row count; every
-   scalar column exactly (SQL ``IS``: the same double, or both NULL; market_id and source
-   too); every book level of both sides (the BLOBs decoded in the codec's format, the old
-   text parsed with ``float``); and an order-independent checksum of the decoded values of
-   each side (:func:`snapshot_arrays.batch_checksum`);
+   other column exactly (the same double, or both NULL; market_id and source as text); every
+   book level of both sides (the BLOBs decoded in the codec's format, the old text parsed
+   with ``float``); and an order-independent checksum of the decoded values of each side
+   (:func:`snapshot_arrays.batch_checksum`);
 4. exactly those legacy rows are deleted (the rows up to the batch's last key; the count must
    match).
 
@@ -31,6 +31,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..errors import PolybotError
 from ..snapshots import codec, store
@@ -116,21 +118,24 @@ _SCALARS = (
     "volume_24h",
     "liquidity",
 )
-# The decoded columns read back (the order batch_checksum takes).
+# The decoded columns read back (the order row_hashes takes), then the two book sides.
 _FETCH = ("timestamp", "token_id", *_SCALARS, "source")
-_SAME = " AND ".join(f"v.{c} IS l.{c}" for c in _SCALARS) + f" AND v.source IS {_SOURCE}"
+_FLOATS = range(3, 12)  # best_bid … liquidity in _FETCH
 
 COMPARE_SQL = (
-    f"SELECT {_SAME}, v.bids, v.asks, {', '.join(f'v.{c}' for c in _FETCH)} "
-    f"FROM {_JOIN} JOIN temp.migration_decoded v ON v.timestamp = b.timestamp AND v.token_id = b.token_id "
-    "ORDER BY b.timestamp, b.token_id"
+    f"SELECT {', '.join(f'v.{c}' for c in _FETCH)}, v.bids, v.asks "
+    "FROM temp.migration_batch b JOIN temp.migration_decoded v "
+    "ON v.timestamp = b.timestamp AND v.token_id = b.token_id ORDER BY b.timestamp, b.token_id"
 )
 
 
 def _batch_sql(n: int) -> str:
+    """The first ``n`` legacy rows: _FETCH's columns (source as the codec reads it), the book
+    texts, and the stored source."""
+    cols = ", ".join(f"l.{c}" for c in _FETCH[:-1])
     return (
-        f"SELECT timestamp, token_id, market_id, bids, asks, source FROM {LEGACY} "
-        f"ORDER BY timestamp, token_id LIMIT {int(n)}"
+        f"SELECT {cols}, {_SOURCE}, l.bids, l.asks, l.source FROM {LEGACY} l "
+        f"ORDER BY l.timestamp, l.token_id LIMIT {int(n)}"
     )
 
 
@@ -189,24 +194,52 @@ def _add_tokens(conn: sqlite3.Connection, rows: Sequence[Sequence], known: set[s
         known.update(new)
 
 
+def _first_difference(back: Sequence[Sequence], legacy: Sequence[Sequence]) -> tuple[int, str] | None:
+    """(row, column) of the first decoded value that differs from the legacy row's, or None:
+    keys and texts compared as Python values, prices and amounts as doubles (NULL = NULL)."""
+    got, want = list(zip(*back, strict=True)), list(zip(*legacy, strict=True))
+    bad: set[int] = set()
+    for j in range(len(_FETCH)):
+        if got[j] == want[j]:
+            continue
+        if j in _FLOATS:
+            try:
+                a = np.array(got[j], np.float64)
+                b = np.array(want[j], np.float64)
+                rows = np.flatnonzero(~((a == b) | (np.isnan(a) & np.isnan(b))))
+                if not len(rows):
+                    continue
+                bad.add(int(rows[0]))
+                continue
+            except (TypeError, ValueError):  # not a number in the old table: compare as values
+                pass
+        bad.add(next(i for i, (x, y) in enumerate(zip(got[j], want[j], strict=True)) if x != y))
+    if not bad:
+        return None
+    i = min(bad)
+    name = next(c for c, x, y in zip(_FETCH, back[i], legacy[i], strict=False) if x != y)
+    return i, name
+
+
 def move_batch(conn: sqlite3.Connection, n: int, known_tokens: set[str]) -> BatchResult:
     """Move the first ``n`` legacy rows (see the module docstring); the caller holds the
     transaction and commits. Raises :class:`MigrationMismatch` on any difference."""
     legacy = conn.execute(_batch_sql(n)).fetchall()
     if not legacy:
         return BatchResult(0, 0, 0)
-    unknown = {r[5] for r in legacy} - {None, "", *codec.SOURCES}
+    bids_col, asks_col, source_col = len(_FETCH), len(_FETCH) + 1, len(_FETCH) + 2
+    unknown = {r[source_col] for r in legacy} - {None, "", *codec.SOURCES}
     if unknown:
-        r = next(r for r in legacy if r[5] in unknown)
+        r = next(r for r in legacy if r[source_col] in unknown)
         raise _mismatch(
             r[0],
             r[1],
-            f"has source {r[5]!r}, which the compact layout does not know ({', '.join(codec.SOURCES)})",
+            f"has source {r[source_col]!r}, which the compact layout does not know ({', '.join(codec.SOURCES)})",
         )
     _add_tokens(conn, legacy, known_tokens)
-    old_b, old_a = _parse(legacy, 3), _parse(legacy, 4)
-    packed_b = pack_bulk(old_b, [r[3] for r in legacy])
-    packed_a = pack_bulk(old_a, [r[4] for r in legacy])
+    old_b, old_a = _parse(legacy, bids_col), _parse(legacy, asks_col)
+    packed_b = pack_bulk(old_b, [r[bids_col] for r in legacy])
+    packed_a = pack_bulk(old_a, [r[asks_col] for r in legacy])
     conn.execute("DELETE FROM temp.migration_batch")
     conn.executemany(
         "INSERT INTO temp.migration_batch VALUES (?, ?, ?, ?)",
@@ -214,28 +247,27 @@ def move_batch(conn: sqlite3.Connection, n: int, known_tokens: set[str]) -> Batc
     )
     conn.execute(INSERT_SQL)
     back = conn.execute(COMPARE_SQL).fetchall()
-    if len(back) != len(legacy) or any(
-        v[3] != r[0] or v[4] != r[1] for v, r in zip(back, legacy, strict=False)
-    ):
-        seen = {(v[3], v[4]) for v in back}
+    if len(back) != len(legacy):
+        seen = {(v[0], v[1]) for v in back}
         lost = next((r for r in legacy if (r[0], r[1]) not in seen), legacy[-1])
         raise _mismatch(lost[0], lost[1], "is missing from the compact rows read back through the view")
-    for v, r in zip(back, legacy, strict=True):
-        if not v[0]:
-            got = dict(zip(_FETCH, v[3:], strict=True))
-            want = dict(zip(_FETCH, conn.execute(_legacy_row_sql(), (r[0], r[1])).fetchone(), strict=True))
-            name = next((c for c in _FETCH if got[c] != want[c]), "a value")
-            raise _mismatch(r[0], r[1], f"reads {name} = {got.get(name)!r} instead of {want.get(name)!r}")
-    new_b = decode_blobs([v[1] for v in back])
-    new_a = decode_blobs([v[2] for v in back])
-    for side, col, old, new in (("bids", 3, old_b, new_b), ("asks", 4, old_a, new_a)):
+    diff = _first_difference(back, legacy)
+    if diff is not None:
+        i, name = diff
+        j = _FETCH.index(name)
+        raise _mismatch(
+            legacy[i][0], legacy[i][1], f"reads {name} = {back[i][j]!r} instead of {legacy[i][j]!r}"
+        )
+    new_b = decode_blobs([v[bids_col] for v in back])
+    new_a = decode_blobs([v[asks_col] for v in back])
+    for side, col, old, new in (("bids", bids_col, old_b, new_b), ("asks", asks_col, old_a, new_a)):
         bad = first_level_difference(old, new)
         if bad is not None:
             r = legacy[bad]
             raise _mismatch(r[0], r[1], f"reads {side} {new.row(bad)!r} instead of {r[col]!r}")
-    values = row_hashes([v[3:] for v in back])  # the scalars: equal to the legacy row's, compared above
+    values = row_hashes(back)  # the values before the sides: equal to the legacy row's (compared above)
     checksum = batch_checksum(values, new_b, new_a)
-    legacy_sum = batch_checksum(values, old_b, old_a)
+    legacy_sum = batch_checksum(row_hashes(legacy), old_b, old_a)
     if checksum != legacy_sum:  # cannot happen once every value compared equal: a second guard
         raise _mismatch(legacy[0][0], legacy[0][1], "starts a batch whose checksum differs after the move")
     last = legacy[-1]
@@ -245,11 +277,6 @@ def move_batch(conn: sqlite3.Connection, n: int, known_tokens: set[str]) -> Batc
             last[0], last[1], f"ends a batch of {len(legacy)} rows but deleting them removed {cur.rowcount}"
         )
     return BatchResult(len(legacy), checksum, legacy_sum)
-
-
-def _legacy_row_sql() -> str:
-    cols = ", ".join(f"l.{c}" for c in _FETCH[:-1])
-    return f"SELECT {cols}, {_SOURCE} FROM {LEGACY} l WHERE l.timestamp = ? AND l.token_id = ?"
 
 
 # ----------------------------------------------------------------------------- whole tables
