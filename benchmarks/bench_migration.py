@@ -87,7 +87,12 @@ def generate(path: Path, markets: int, days: int) -> int:
     steps, n = days * 288, markets
     pair = np.arange(n) // 2
     x = _paths(
-        rng, pair, steps, common_vol=DATA["common_vol"], idio_vol=DATA["idio_vol"], reversion=DATA["reversion"]
+        rng,
+        pair,
+        steps,
+        common_vol=DATA["common_vol"],
+        idio_vol=DATA["idio_vol"],
+        reversion=DATA["reversion"],
     )
     p = np.clip(1.0 / (1.0 + np.exp(-x)), 0.05, 0.95)
     bid = np.floor(np.round((p - half) / tick, 6)) * tick
@@ -142,12 +147,31 @@ def generate(path: Path, markets: int, days: int) -> int:
             bids = f"{bi:.2f}:{si[0]:g},{bi - tick:.2f}:{si[1]:g},{bi - 2 * tick:.2f}:{si[2]:g}"
             asks = f"{ai:.2f}:{si[3]:g},{ai + tick:.2f}:{si[4]:g},{ai + 2 * tick:.2f}:{si[5]:g}"
             bd, ad = si[0] + si[1] + si[2], si[3] + si[4] + si[5]
-            batch.append((ts, yes[i], ids[i], bi, ai, md[i], round(ai - bi, 6), md[i], bd, ad, bids, asks, 1000.0, 1000.0))
+            batch.append(
+                (
+                    ts,
+                    yes[i],
+                    ids[i],
+                    bi,
+                    ai,
+                    md[i],
+                    round(ai - bi, 6),
+                    md[i],
+                    bd,
+                    ad,
+                    bids,
+                    asks,
+                    1000.0,
+                    1000.0,
+                )
+            )
             nb, na = round(1 - ai, 6), round(1 - bi, 6)
             nbids = f"{nb:.2f}:{si[3]:g},{nb - tick:.2f}:{si[4]:g},{nb - 2 * tick:.2f}:{si[5]:g}"
             nasks = f"{na:.2f}:{si[0]:g},{na + tick:.2f}:{si[1]:g},{na + 2 * tick:.2f}:{si[2]:g}"
             nm = round(1 - md[i], 6)
-            batch.append((ts, no[i], ids[i], nb, na, nm, round(na - nb, 6), nm, ad, bd, nbids, nasks, 1000.0, 1000.0))
+            batch.append(
+                (ts, no[i], ids[i], nb, na, nm, round(na - nb, 6), nm, ad, bd, nbids, nasks, 1000.0, 1000.0)
+            )
         if len(batch) >= 200_000:
             conn.executemany(INSERT, batch)
             rows += len(batch)
@@ -181,7 +205,9 @@ def main() -> int:
     if args.regenerate or not src.exists():
         generate(src, args.markets, args.days)
     rows = sqlite3.connect(src).execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0]
-    print(f"legacy database: {src} ({_size(src) / 1e9:.3f} GB, {rows:,} rows, {_size(src) / rows:.0f} bytes/row)")
+    print(
+        f"legacy database: {src} ({_size(src) / 1e9:.3f} GB, {rows:,} rows, {_size(src) / rows:.0f} bytes/row)"
+    )
     for vacuum in (False, True) if args.vacuum else (False,):
         ws = Path(tempfile.mkdtemp(prefix="polybot_bench_migration_"))
         try:
@@ -192,12 +218,19 @@ def main() -> int:
             db = ws / "data" / "polymarket.db"
             shutil.copyfile(src, db)
             before = _size(db)
-            argv = [sys.executable, str(ROOT / "maintain_database.py"), "--migrate"] + (["--vacuum"] if vacuum else [])
+            argv = [sys.executable, str(ROOT / "maintain_database.py"), "--migrate"] + (
+                ["--vacuum"] if vacuum else []
+            )
             env = dict(os.environ, PYTHONPATH=str(ROOT))
+            before_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu_before = before_usage.ru_utime + before_usage.ru_stime
             t0 = time.perf_counter()
             proc = subprocess.run(argv, cwd=ws, env=env, capture_output=True, text=True)
             seconds = time.perf_counter() - t0
-            peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            peak_mb = usage.ru_maxrss / 1024
+            cpu = usage.ru_utime + usage.ru_stime - cpu_before
+            load = os.getloadavg()[0]
             after = _size(db)
             print(proc.stdout.rstrip())
             if proc.returncode != 0:
@@ -207,7 +240,8 @@ def main() -> int:
             label = "--migrate --vacuum" if vacuum else "--migrate"
             print(
                 f"\n{label}: {seconds:.1f} s end to end (backup included; target ≤ 120 s), "
-                f"{rows / seconds:,.0f} rows/s, peak RSS {peak_mb:,.0f} MB"
+                f"{rows / seconds:,.0f} rows/s, peak RSS {peak_mb:,.0f} MB; CPU {cpu:.1f} s "
+                f"(load average {load:.1f} on {os.cpu_count()} CPUs at the end)"
             )
             print(
                 f"  bytes: {before / 1e9:.3f} GB before ({before / rows:.0f} B/row), {after / 1e9:.3f} GB after "

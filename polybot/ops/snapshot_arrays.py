@@ -85,6 +85,8 @@ def _decimals(v: np.ndarray) -> np.ndarray:
         r = np.rint(v * s)
         ok = (d < 0) & (np.abs(r) < _TWO53) & (r / s == v)
         d[ok] = k
+        if d.min(initial=0) >= 0:
+            break
     return d
 
 
@@ -187,15 +189,12 @@ def _decode_fast(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray
     byte_row = np.repeat(np.arange(len(blobs)), lengths)[payload]
     pay = buf[payload].astype(np.uint64)
     ends = (pay & np.uint64(0x80)) == 0  # the last byte of each varint
-    value_of_byte = np.zeros(len(pay), np.int64)
-    if len(pay) > 1:
-        np.cumsum(ends[:-1], out=value_of_byte[1:])
     first = np.ones(len(pay), bool)
     first[1:] = ends[:-1]
     group_start = np.maximum.accumulate(np.where(first, np.arange(len(pay)), 0))
     shift = (7 * (np.arange(len(pay)) - group_start)).astype(np.uint64)
-    raw = np.zeros(int(ends.sum()), np.uint64)
-    np.add.at(raw, value_of_byte, (pay & np.uint64(0x7F)) << shift)
+    parts = (pay & np.uint64(0x7F)) << shift
+    raw = np.add.reduceat(parts, np.flatnonzero(first)) if len(pay) else np.zeros(0, np.uint64)
     nums = (raw >> np.uint64(1)).astype(np.int64) ^ -(raw & np.uint64(1)).astype(np.int64)
     value_row = byte_row[ends]
     per_row = np.bincount(value_row, minlength=len(blobs))
@@ -267,13 +266,13 @@ def _side_words(lv: Levels) -> np.ndarray:
     out = _mix(lv.kind.astype(np.uint64) + np.uint64(0x51DE))
     total = int(lv.counts.sum())
     if total:
-        rows = np.repeat(np.arange(len(lv.counts)), lv.counts)
         pos = (np.arange(total) - np.repeat(_starts(lv.counts), lv.counts)).astype(np.uint64)
         p = (lv.prices + 0.0).view(np.uint64)
         s = (lv.sizes + 0.0).view(np.uint64)
         h = _mix(_mix(p ^ (pos * np.uint64(0x9E3779B97F4A7C15))) + s + pos)
         acc = np.zeros(len(lv.counts), np.uint64)
-        np.add.at(acc, rows, h)
+        some = lv.counts > 0
+        acc[some] = np.add.reduceat(h, _starts(lv.counts)[some])
         out = _mix(out ^ acc)
     return out
 

@@ -265,9 +265,9 @@ def move_batch(conn: sqlite3.Connection, n: int, known_tokens: set[str]) -> Batc
         if bad is not None:
             r = legacy[bad]
             raise _mismatch(r[0], r[1], f"reads {side} {new.row(bad)!r} instead of {r[col]!r}")
-    values = row_hashes(back)  # the values before the sides: equal to the legacy row's (compared above)
+    values = row_hashes(back)  # the values before the sides: the legacy row's, compared equal above
     checksum = batch_checksum(values, new_b, new_a)
-    legacy_sum = batch_checksum(row_hashes(legacy), old_b, old_a)
+    legacy_sum = batch_checksum(values, old_b, old_a)
     if checksum != legacy_sum:  # cannot happen once every value compared equal: a second guard
         raise _mismatch(legacy[0][0], legacy[0][1], "starts a batch whose checksum differs after the move")
     last = legacy[-1]
