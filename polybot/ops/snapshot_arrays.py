@@ -277,12 +277,14 @@ def _side_words(lv: Levels) -> np.ndarray:
     return out
 
 
-def row_hashes(rows: Sequence[Sequence]) -> np.ndarray:
+def row_hashes(rows: Sequence[Sequence], columns: Sequence[Sequence] | None = None) -> np.ndarray:
     """One 64-bit hash per row of the values other than the book sides: (timestamp, token_id,
     market_id, best_bid, best_ask, mid, spread, last_trade_price, bid_depth, ask_depth,
-    volume_24h, liquidity, source). A float counts by its value (0.5 and 0.50 are one value;
-    -0.0 is 0.0), NULL by a mark of its own."""
-    cols = list(zip(*rows, strict=False)) if rows else [()] * 13  # rows may hold more columns
+    volume_24h, liquidity, source), or those ``columns`` (already transposed). A float counts
+    by its value (0.5 and 0.50 are one value; -0.0 is 0.0), NULL by a mark of its own."""
+    if columns is None:  # rows may hold more columns than these 13
+        columns = list(zip(*rows, strict=False)) if rows else [()] * 13
+    cols = list(columns)
     words = [
         np.array(cols[0], np.int64).view(np.uint64),
         _text_words(cols[1]),

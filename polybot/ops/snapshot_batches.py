@@ -194,10 +194,12 @@ def _add_tokens(conn: sqlite3.Connection, rows: Sequence[Sequence], known: set[s
         known.update(new)
 
 
-def _first_difference(back: Sequence[Sequence], legacy: Sequence[Sequence]) -> tuple[int, str] | None:
+def _first_difference(
+    back: Sequence[Sequence], legacy: Sequence[Sequence], got: list[tuple], want: list[tuple]
+) -> tuple[int, str] | None:
     """(row, column) of the first decoded value that differs from the legacy row's, or None:
-    keys and texts compared as Python values, prices and amounts as doubles (NULL = NULL)."""
-    got, want = list(zip(*back, strict=True)), list(zip(*legacy, strict=True))
+    keys and texts compared as Python values, prices and amounts as doubles (NULL = NULL).
+    ``got``/``want`` are the columns of ``back``/``legacy``."""
     bad: set[int] = set()
     for j in range(len(_FETCH)):
         if got[j] == want[j]:
@@ -251,21 +253,23 @@ def move_batch(conn: sqlite3.Connection, n: int, known_tokens: set[str]) -> Batc
         seen = {(v[0], v[1]) for v in back}
         lost = next((r for r in legacy if (r[0], r[1]) not in seen), legacy[-1])
         raise _mismatch(lost[0], lost[1], "is missing from the compact rows read back through the view")
-    diff = _first_difference(back, legacy)
+    got, want = list(zip(*back, strict=True)), list(zip(*legacy, strict=True))
+    diff = _first_difference(back, legacy, got, want)
     if diff is not None:
         i, name = diff
         j = _FETCH.index(name)
         raise _mismatch(
             legacy[i][0], legacy[i][1], f"reads {name} = {back[i][j]!r} instead of {legacy[i][j]!r}"
         )
-    new_b = decode_blobs([v[bids_col] for v in back])
-    new_a = decode_blobs([v[asks_col] for v in back])
+    new_b, new_a = decode_blobs(got[bids_col]), decode_blobs(got[asks_col])
     for side, col, old, new in (("bids", bids_col, old_b, new_b), ("asks", asks_col, old_a, new_a)):
         bad = first_level_difference(old, new)
         if bad is not None:
             r = legacy[bad]
             raise _mismatch(r[0], r[1], f"reads {side} {new.row(bad)!r} instead of {r[col]!r}")
-    values = row_hashes(back)  # the values before the sides: the legacy row's, compared equal above
+    values = row_hashes(
+        back, got[: len(_FETCH)]
+    )  # the values before the sides: the legacy row's, compared equal above
     checksum = batch_checksum(values, new_b, new_a)
     legacy_sum = batch_checksum(values, old_b, old_a)
     if checksum != legacy_sum:  # cannot happen once every value compared equal: a second guard
