@@ -69,7 +69,8 @@ def test_a_database_of_commit_15cb2c7_migrates_with_every_decoded_value_equal(tm
     assert res.returncode == 0, res.stdout + res.stderr
     assert "✓ Backup: " in res.stdout and "Schema upgraded to version 6" in res.stdout
     assert "✓ Migrated 240 snapshot rows to the compact layout and verified them" in res.stdout
-    assert "rows/s" in res.stdout and "before" in res.stdout and "after" in res.stdout
+    assert "This run: 240 rows moved in " in res.stdout and "rows/s); backup " in res.stdout
+    assert "before" in res.stdout and "after" in res.stdout
     conn = _plain(cfg.database_path)
     got = conn.execute("SELECT * FROM market_snapshots ORDER BY timestamp, token_id").fetchall()
     assert len(got) == len(rows)
