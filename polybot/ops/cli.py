@@ -131,9 +131,10 @@ def maintenance_parser() -> argparse.ArgumentParser:
         "the trading bot must be stopped) instead of the weekly maintenance",
     )
     p.add_argument(
-        "--vacuum",
+        "--no-vacuum",
         action="store_true",
-        help="with --migrate: VACUUM at the end to give the old table's space back to the disk now",
+        help="with --migrate: no VACUUM at the end (the old table's space stays free inside the file "
+        "until the weekly maintenance)",
     )
     p.add_argument(
         "--batch-rows",

@@ -23,9 +23,12 @@ command moves them. What it does:
 4. at the end checks rows moved == the count at the start and the two checksums, drops the
    old table (its index goes with it), recreates the view without the old table, records
    the outcome (``bot_state`` ``snapshot_migration.done`` and a ``job_runs`` row) and prints
-   a summary. The old table's pages stay in the file as free pages (reused by new rows);
-   ``--vacuum`` gives them back to the disk now (a full rewrite of the file), otherwise
-   the weekly ``python maintain_database.py`` does.
+   a summary;
+5. VACUUM gives the old table's pages back to the disk. It rewrites only the live data, so it
+   is quick after the migration (3.8 s for the 4.32 M-row benchmark: 1.49 GB → 0.29 GB);
+   ``--no-vacuum`` leaves the pages free inside the file (new rows reuse them; the weekly
+   ``python maintain_database.py`` VACUUMs). Skipped with a warning when the disk has less
+   than twice the live data free.
 
 Run on a database with nothing to move it says so and exits 0.
 """
@@ -183,7 +186,7 @@ def migrate_snapshots(
     cfg: Config,
     *,
     batch_rows: int = DEFAULT_BATCH,
-    vacuum: bool = False,
+    vacuum: bool = True,
     lock_timeout: float = 600,
     emit: Callable[[str], object] = print,
     progress: bool = True,
@@ -389,11 +392,11 @@ def _free_bytes(conn: sqlite3.Connection) -> int:
 def _vacuum(
     conn: sqlite3.Connection, path: Path, res: MigrationResult, emit: Callable[[str], object]
 ) -> None:
-    size = path.stat().st_size
+    live = max(path.stat().st_size - res.free_bytes, 0)
     free = disk_free(path.parent)
-    if free < 2 * size:
+    if free < 2 * live:
         emit(
-            f"{WARN} VACUUM skipped: it needs up to 2× the database size free ({fmt_bytes(2 * size)}) "
+            f"{WARN} VACUUM skipped: it needs about twice the live data free ({fmt_bytes(2 * live)}) "
             f"but only {fmt_bytes(free)} is free; free disk space and run python maintain_database.py."
         )
         return
@@ -423,8 +426,7 @@ def _summary(res: MigrationResult, emit: Callable[[str], object]) -> None:
     elif res.free_bytes:
         emit(
             f"  {fmt_bytes(res.free_bytes)} of the old table's pages are free inside the file (new rows "
-            f"reuse them); to give them back to the disk now run python maintain_database.py "
-            f"(VACUUM rewrites the file; it needs 2× its size free)"
+            f"reuse them); python maintain_database.py gives them back to the disk (VACUUM)"
         )
 
 
@@ -434,7 +436,7 @@ def main_migrate(cfg: Config, args) -> int:
         migrate_snapshots(
             cfg,
             batch_rows=args.batch_rows,
-            vacuum=args.vacuum,
+            vacuum=not args.no_vacuum,
             lock_timeout=args.lock_timeout,
         )
     except MigrationMismatch as exc:

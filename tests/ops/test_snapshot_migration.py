@@ -95,6 +95,8 @@ def test_a_database_of_commit_15cb2c7_migrates_with_every_decoded_value_equal(tm
         (0,)
     ]
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # the VACUUM at the end gave the old table's pages back to the disk
+    assert "  VACUUM: " in res.stdout and conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
     conn.close()
     # the checksum of the decoded values equals the original database's
     assert view_checksum(_plain(cfg.database_path)) == _original_checksum(original)
@@ -137,6 +139,17 @@ def test_a_row_that_cannot_move_unchanged_stops_the_batch_and_commits_nothing_of
     # the batches before the bad row are committed, consistently with the progress record
     assert int(state[K_MOVED]) + left == int(state[K_TOTAL]) == len(rows)
     assert len(rows) == 16 and left == 1  # batches of 5: the three before the bad row are moved
+    assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == len(rows)
+    conn.close()
+
+
+def test_no_vacuum_leaves_the_old_pages_free_inside_the_file_and_says_so(tmp_path, cli):
+    cfg, rows = _old_workspace(tmp_path, steps=20, markets=4)
+    res = cli("maintain_database.py", "--migrate", "--no-vacuum")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "pages are free inside the file" in res.stdout and "  VACUUM: " not in res.stdout
+    conn = _plain(cfg.database_path)
+    assert conn.execute("PRAGMA freelist_count").fetchone()[0] > 0
     assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == len(rows)
     conn.close()
 
