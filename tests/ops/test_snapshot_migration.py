@@ -201,7 +201,8 @@ def _kill_at(root: Path, db: Path, point: str, rng: random.Random, batch: int) -
         }
         while proc.poll() is None and not conditions[point]() and time.monotonic() < deadline:
             time.sleep(0.002)
-        time.sleep(rng.uniform(0, 0.03))  # anywhere in the next step, in or out of a transaction
+        if point != "backup":  # "backup": at once, inside the backup; else anywhere in the next step
+            time.sleep(rng.uniform(0, 0.03))
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
@@ -225,6 +226,7 @@ def test_b_killing_the_migration_anywhere_then_running_it_again_ends_complete_an
     shutil.copy(cfg.database_path, pristine)
     want = _original_checksum(pristine)
     assert want[0] == len(rows) == 2400
+    landed: list[tuple[int, int, bool]] = []  # after each kill: schema version, rows moved, done
     for plan_no, plan in enumerate(KILL_PLANS):
         rng = random.Random(1000 + plan_no)
         for name in ("polymarket.db", "polymarket.db-wal", "polymarket.db-shm"):
@@ -237,6 +239,9 @@ def test_b_killing_the_migration_anywhere_then_running_it_again_ends_complete_an
             # every row is visible exactly once at every moment: legacy + compact through the view
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'snapshot_rows'").fetchone():
                 assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == len(rows)
+            state = dict(conn.execute("SELECT key, value FROM bot_state"))
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            landed.append((version, int(state.get(K_MOVED, -1)), K_DONE in state))
             conn.close()
         res = cli("maintain_database.py", "--migrate", "--batch-rows", "100")
         assert res.returncode == 0, (plan, res.stdout, res.stderr)
@@ -249,6 +254,10 @@ def test_b_killing_the_migration_anywhere_then_running_it_again_ends_complete_an
         state = dict(conn.execute("SELECT key, value FROM bot_state"))
         assert K_DONE in state and not set(PROGRESS_KEYS) & set(state), plan
         conn.close()
+    # the kills did land before the schema upgrade, in the middle of the move, and after it
+    assert any(v == 2 for v, _, _ in landed), landed
+    assert any(0 < moved < len(rows) for _, moved, _ in landed), landed
+    assert any(moved == len(rows) or done for _, moved, done in landed), landed
 
 
 # --------------------------------------------------------------------------- (c)
