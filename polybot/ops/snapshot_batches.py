@@ -28,7 +28,9 @@ take ~10 minutes for the 4.32 M-row benchmark; this does the same work in SQL an
 
 from __future__ import annotations
 
+import queue
 import sqlite3
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -223,25 +225,65 @@ def _first_difference(
     return i, name
 
 
-def move_batch(conn: sqlite3.Connection, n: int, known_tokens: set[str]) -> BatchResult:
-    """Move the first ``n`` legacy rows (see the module docstring); the caller holds the
-    transaction and commits. Raises :class:`MigrationMismatch` on any difference."""
-    legacy = conn.execute(_batch_sql(n)).fetchall()
-    if not legacy:
-        return BatchResult(0, 0, 0)
-    bids_col, asks_col, source_col = len(_FETCH), len(_FETCH) + 1, len(_FETCH) + 2
-    unknown = {r[source_col] for r in legacy} - {None, "", *codec.SOURCES}
+@dataclass
+class Prepared:
+    """A batch read from the legacy table with its book sides parsed and packed (no writes)."""
+
+    rows: list
+    old_b: Levels
+    old_a: Levels
+    packed_b: list
+    packed_a: list
+
+
+_BIDS, _ASKS, _STORED_SOURCE = len(_FETCH), len(_FETCH) + 1, len(_FETCH) + 2
+
+
+def read_batch(conn: sqlite3.Connection, n: int, after: tuple[int, str] | None = None) -> list:
+    """The first ``n`` legacy rows (after the key ``after``), in key order."""
+    if after is None:
+        return conn.execute(_batch_sql(n)).fetchall()
+    sql = _batch_sql(n).replace(" ORDER BY", " WHERE (l.timestamp, l.token_id) > (?, ?) ORDER BY")
+    return conn.execute(sql, after).fetchall()
+
+
+def prepare_batch(legacy: list) -> Prepared:
+    """Check the sources, parse and pack the book sides (pure: no database)."""
+    unknown = {r[_STORED_SOURCE] for r in legacy} - {None, "", *codec.SOURCES}
     if unknown:
-        r = next(r for r in legacy if r[source_col] in unknown)
+        r = next(r for r in legacy if r[_STORED_SOURCE] in unknown)
         raise _mismatch(
             r[0],
             r[1],
-            f"has source {r[source_col]!r}, which the compact layout does not know ({', '.join(codec.SOURCES)})",
+            f"has source {r[_STORED_SOURCE]!r}, which the compact layout does not know ({', '.join(codec.SOURCES)})",
         )
+    old_b, old_a = _parse(legacy, _BIDS), _parse(legacy, _ASKS)
+    packed_b = pack_bulk(old_b, [r[_BIDS] for r in legacy])
+    packed_a = pack_bulk(old_a, [r[_ASKS] for r in legacy])
+    return Prepared(legacy, old_b, old_a, packed_b, packed_a)
+
+
+def move_batch(conn: sqlite3.Connection, n: int, known_tokens: set[str]) -> BatchResult:
+    """Move the first ``n`` legacy rows (see the module docstring); the caller holds the
+    transaction and commits. Raises :class:`MigrationMismatch` on any difference."""
+    legacy = read_batch(conn, n)
+    if not legacy:
+        return BatchResult(0, 0, 0)
+    return apply_batch(conn, prepare_batch(legacy), known_tokens)
+
+
+def apply_batch(conn: sqlite3.Connection, batch: Prepared, known_tokens: set[str]) -> BatchResult:
+    """Move a prepared batch, which must be the first rows of the legacy table now: write,
+    read back through the view, compare, delete (the caller holds the transaction)."""
+    legacy, old_b, old_a, packed_b, packed_a = (
+        batch.rows,
+        batch.old_b,
+        batch.old_a,
+        batch.packed_b,
+        batch.packed_a,
+    )
+    bids_col, asks_col = _BIDS, _ASKS
     _add_tokens(conn, legacy, known_tokens)
-    old_b, old_a = _parse(legacy, bids_col), _parse(legacy, asks_col)
-    packed_b = pack_bulk(old_b, [r[bids_col] for r in legacy])
-    packed_a = pack_bulk(old_a, [r[asks_col] for r in legacy])
     conn.execute("DELETE FROM temp.migration_batch")
     conn.executemany(
         "INSERT INTO temp.migration_batch VALUES (?, ?, ?, ?)",
@@ -311,3 +353,59 @@ def view_checksum(conn: sqlite3.Connection, sql: str = "SELECT * FROM market_sna
         total = (total + batch_checksum(rows, b, a)) & MASK64
         count += len(chunk)
     return count, total
+
+
+# ----------------------------------------------------------------------------- read-ahead
+class Prefetcher:
+    """Reads and prepares the next batch on its own read-only connection while the caller
+    writes the current one (SQLite and numpy release the GIL, so the two overlap on two
+    cores). It only reads rows AFTER the last key it handed out, which no batch in flight
+    touches; :func:`apply_batch` checks that a batch is the table's first rows when it is
+    moved (the rows it deletes and the rows it reads back must be exactly those)."""
+
+    def __init__(self, path: str, n: int):
+        self._path, self._n = path, n
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="migration-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        from .. import db
+
+        try:
+            conn = db.connect(self._path, readonly=True)
+        except BaseException as exc:  # handed to the caller, raised there
+            self._put(exc)
+            return
+        try:
+            after: tuple[int, str] | None = None
+            while not self._stop.is_set():
+                rows = read_batch(conn, self._n, after)
+                if not self._put(prepare_batch(rows) if rows else None) or len(rows) < self._n:
+                    return
+                after = (rows[-1][0], rows[-1][1])
+        except BaseException as exc:
+            self._put(exc)
+        finally:
+            conn.close()
+
+    def next(self) -> Prepared | None:
+        """The next prepared batch; None when the table has no more rows."""
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

@@ -51,7 +51,7 @@ from ..errors import PolybotError
 from ..schema import LATEST_VERSION
 from ..snapshots import store
 from .common import FAIL, OK, WARN, bot_status, db_size, disk_free, display_path, fmt_bytes
-from .snapshot_batches import MASK64, MigrationMismatch, move_batch, prepare
+from .snapshot_batches import MASK64, MigrationMismatch, Prefetcher, apply_batch, prepare
 
 log = logging.getLogger("polybot.snapshot_migration")
 
@@ -326,10 +326,14 @@ def _move_all(
         desc="Migrating",
         mininterval=0.5,
     )
+    ahead = Prefetcher(conn_path(conn), batch_rows)
     try:
         while True:
+            batch = ahead.next()
+            if batch is None:
+                break
             with db.atomic(conn):
-                b = move_batch(conn, batch_rows, known)
+                b = apply_batch(conn, batch, known)
                 if b.rows:
                     moved += b.rows
                     checksum = (checksum + b.checksum) & MASK64
@@ -343,8 +347,14 @@ def _move_all(
             if b.rows < batch_rows:
                 break
     finally:
+        ahead.close()
         bar.close()
     res.checksum = checksum
+
+
+def conn_path(conn: sqlite3.Connection) -> str:
+    """The file of the connection's main database."""
+    return str(conn.execute("PRAGMA database_list").fetchone()[2])
 
 
 def _finish(conn: sqlite3.Connection, res: MigrationResult, started: float) -> None:
