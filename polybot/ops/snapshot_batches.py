@@ -283,14 +283,29 @@ def apply_batch(conn: sqlite3.Connection, batch: Prepared, known_tokens: set[str
         batch.packed_a,
     )
     bids_col, asks_col = _BIDS, _ASKS
+    first, last = legacy[0], legacy[-1]
+    ahead = conn.execute(
+        f"SELECT COUNT(*) FROM {LEGACY} WHERE (timestamp, token_id) <= (?, ?)", (last[0], last[1])
+    ).fetchone()[0]
+    if ahead != len(legacy):  # the batch must be exactly the table's first rows
+        raise _mismatch(
+            first[0],
+            first[1],
+            f"starts a batch of {len(legacy)} rows but the old table holds {ahead} rows up to its last "
+            f"key (something else changed the old table during the migration)",
+        )
     _add_tokens(conn, legacy, known_tokens)
     conn.execute("DELETE FROM temp.migration_batch")
     conn.executemany(
         "INSERT INTO temp.migration_batch VALUES (?, ?, ?, ?)",
         [(r[0], r[1], b, a) for r, b, a in zip(legacy, packed_b, packed_a, strict=True)],
     )
-    conn.execute(INSERT_SQL)
+    inserted = conn.execute(INSERT_SQL).rowcount
     back = conn.execute(COMPARE_SQL).fetchall()
+    if inserted != len(legacy):  # every key of the batch is in the old table
+        raise _mismatch(
+            first[0], first[1], f"starts a batch of {len(legacy)} rows of which {inserted} were found to move"
+        )
     if len(back) != len(legacy):
         seen = {(v[0], v[1]) for v in back}
         lost = next((r for r in legacy if (r[0], r[1]) not in seen), legacy[-1])
@@ -316,7 +331,6 @@ def apply_batch(conn: sqlite3.Connection, batch: Prepared, known_tokens: set[str
     legacy_sum = batch_checksum(values, old_b, old_a)
     if checksum != legacy_sum:  # cannot happen once every value compared equal: a second guard
         raise _mismatch(legacy[0][0], legacy[0][1], "starts a batch whose checksum differs after the move")
-    last = legacy[-1]
     cur = conn.execute(f"DELETE FROM {LEGACY} WHERE (timestamp, token_id) <= (?, ?)", (last[0], last[1]))
     if cur.rowcount != len(legacy):
         raise _mismatch(
