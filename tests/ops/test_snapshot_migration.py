@@ -154,6 +154,29 @@ def test_no_vacuum_leaves_the_old_pages_free_inside_the_file_and_says_so(tmp_pat
     conn.close()
 
 
+def test_a_read_ahead_batch_that_is_not_the_first_rows_of_the_old_table_is_refused(tmp_path):
+    from polybot import db
+    from polybot.ops.snapshot_batches import (
+        MigrationMismatch,
+        apply_batch,
+        prepare,
+        prepare_batch,
+        read_batch,
+    )
+
+    cfg, rows = _old_workspace(tmp_path, steps=4, markets=2)
+    conn = db.open_database(cfg)  # schema 6: the rows wait in market_snapshots_legacy
+    try:
+        prepare(conn)
+        batch = prepare_batch(read_batch(conn, 5, after=(rows[4][0], rows[4][1])))  # rows 5-9 of 16
+        with pytest.raises(MigrationMismatch, match="holds 10 rows up to its last key"), db.atomic(conn):
+            apply_batch(conn, batch, set())
+        assert conn.execute("SELECT COUNT(*) FROM market_snapshots_legacy").fetchone()[0] == len(rows)
+        assert conn.execute("SELECT COUNT(*) FROM snapshot_rows").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
 # --------------------------------------------------------------------------- (b)
 def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_ENV_PREFIXES)}
