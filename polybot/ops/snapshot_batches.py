@@ -21,6 +21,10 @@ caller rolls back — nothing of the batch is committed:
 4. exactly those legacy rows are deleted (the rows up to the batch's last key; the count must
    match).
 
+Step 1's reading and packing is :func:`read_batch` + :func:`prepare_batch`; :class:`Prefetcher`
+runs them one batch ahead on a read-only connection, and :func:`apply_batch` (steps 2-4) first
+checks that a batch is exactly the old table's first rows.
+
 Why not the codec row by row: ~80 µs a row to encode and ~35 µs a row per checksum side would
 take ~10 minutes for the 4.32 M-row benchmark; this does the same work in SQL and numpy
 (benchmarks/bench_migration.py).
