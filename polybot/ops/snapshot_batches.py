@@ -7,7 +7,7 @@ caller rolls back — nothing of the batch is committed:
 1. the batch's keys and book texts are read; new tokens go to ``snapshot_tokens``; the book
    sides are parsed and packed in bulk (:mod:`polybot.ops.snapshot_arrays`: the bytes of
    ``codec.pack_levels``) into a temporary table;
-2. ``INSERT OR REPLACE INTO snapshot_rows … SELECT`` joins the batch: the scalar columns are
+2. ``INSERT OR REPLACE INTO market_snapshots … SELECT`` joins the batch: the scalar columns are
    encoded in SQL by the exact rule of :func:`polybot.snapshots.codec.encode_scaled` (whole
    units of the scale when ``round(v·scale)/scale == v``, else the REAL itself) and mid/spread
    by :func:`codec._exception`'s rule. A legacy row wins over a compact row of the same key:
@@ -100,7 +100,7 @@ _JOIN = (
 )
 
 INSERT_SQL = (
-    f"INSERT OR REPLACE INTO snapshot_rows (timestamp, token_key, {', '.join(codec.STORED)}) "
+    f"INSERT OR REPLACE INTO market_snapshots (timestamp, token_key, {', '.join(codec.STORED)}) "
     "SELECT l.timestamp, k.token_key, "
     f"{_enc('l.best_bid', PRICE_SCALE)}, {_enc('l.best_ask', PRICE_SCALE)}, "
     f"{_enc('l.last_trade_price', PRICE_SCALE)}, "
@@ -357,9 +357,9 @@ def legacy_checksum(conn: sqlite3.Connection, table: str = LEGACY) -> tuple[int,
     return count, total
 
 
-def view_checksum(conn: sqlite3.Connection, sql: str = "SELECT * FROM market_snapshots") -> tuple[int, int]:
+def view_checksum(conn: sqlite3.Connection, sql: str = "SELECT * FROM snapshot_values") -> tuple[int, int]:
     """(rows, checksum) of decoded rows in :data:`codec.COLUMNS` order (default: the whole
-    ``market_snapshots`` view, old-layout rows included while a migration is under way)."""
+    ``snapshot_values`` view, old-layout rows included while a migration is under way)."""
     from .snapshot_arrays import levels_of_values
 
     cur = conn.execute(sql)

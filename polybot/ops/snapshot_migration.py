@@ -1,7 +1,7 @@
 """``python maintain_database.py --migrate``: move market data to the compact layout (schema 6).
 
 Schema version 6 (:mod:`polybot.snapshots.store`) keeps a database's old snapshot rows in
-``market_snapshots_legacy`` and shows them through the ``market_snapshots`` view until this
+``market_snapshots_legacy`` and shows them through the ``snapshot_values`` view until this
 command moves them. What it does:
 
 1. **refuses while the trading bot runs** (its PID file names a live process, its heartbeat
@@ -108,8 +108,8 @@ def pending_rows(conn: sqlite3.Connection) -> int | None:
         return int(conn.execute(f"SELECT COUNT(*) FROM {store.LEGACY_TABLE}").fetchone()[0])
     if db.schema_version(conn) < LATEST_VERSION:
         row = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'market_snapshots'"
-        ).fetchone()
+            "SELECT 1 FROM pragma_table_info('market_snapshots') WHERE name = 'token_id'"
+        ).fetchone()  # the table of schemas 1-5 (schema 6 reuses the name for the compact table)
         if row:
             return int(conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0])
     return None

@@ -72,7 +72,7 @@ def test_a_database_of_commit_15cb2c7_migrates_with_every_decoded_value_equal(tm
     assert "This run: 240 rows moved in " in res.stdout and "rows/s); backup " in res.stdout
     assert "before" in res.stdout and "after" in res.stdout
     conn = _plain(cfg.database_path)
-    got = conn.execute("SELECT * FROM market_snapshots ORDER BY timestamp, token_id").fetchall()
+    got = conn.execute("SELECT * FROM snapshot_values ORDER BY timestamp, token_id").fetchall()
     assert len(got) == len(rows)
     for old, new in zip(rows, got, strict=True):
         for i, name in enumerate(COLUMNS):
@@ -86,7 +86,7 @@ def test_a_database_of_commit_15cb2c7_migrates_with_every_decoded_value_equal(tm
     # the old table and its index are gone; the view reads the compact rows only
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     assert "market_snapshots_legacy" not in names and "idx_snapshots_token_time" not in names
-    view_sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'market_snapshots'").fetchone()[0]
+    view_sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'snapshot_values'").fetchone()[0]
     assert "UNION" not in view_sql
     # the outcome is recorded; the progress keys are gone
     state = dict(conn.execute("SELECT key, value FROM bot_state"))
@@ -123,7 +123,7 @@ def test_a_row_that_cannot_move_unchanged_stops_the_batch_and_commits_nothing_of
     conn = _plain(cfg.database_path)
     ts, tok = rows[-1][0], rows[-1][1]
     conn.execute(
-        f"UPDATE market_snapshots SET {column} = ? WHERE timestamp = ? AND token_id = ?", (value, ts, tok)
+        f"UPDATE snapshot_values SET {column} = ? WHERE timestamp = ? AND token_id = ?", (value, ts, tok)
     )
     conn.commit()
     conn.close()
@@ -139,7 +139,7 @@ def test_a_row_that_cannot_move_unchanged_stops_the_batch_and_commits_nothing_of
     # the batches before the bad row are committed, consistently with the progress record
     assert int(state[K_MOVED]) + left == int(state[K_TOTAL]) == len(rows)
     assert len(rows) == 16 and left == 1  # batches of 5: the three before the bad row are moved
-    assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == len(rows)
+    assert conn.execute("SELECT COUNT(*) FROM snapshot_values").fetchone()[0] == len(rows)
     conn.close()
 
 
@@ -150,7 +150,7 @@ def test_no_vacuum_leaves_the_old_pages_free_inside_the_file_and_says_so(tmp_pat
     assert "pages are free inside the file" in res.stdout and "  VACUUM: " not in res.stdout
     conn = _plain(cfg.database_path)
     assert conn.execute("PRAGMA freelist_count").fetchone()[0] > 0
-    assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == len(rows)
+    assert conn.execute("SELECT COUNT(*) FROM snapshot_values").fetchone()[0] == len(rows)
     conn.close()
 
 
@@ -172,7 +172,7 @@ def test_a_read_ahead_batch_that_is_not_the_first_rows_of_the_old_table_is_refus
         with pytest.raises(MigrationMismatch, match="holds 10 rows up to its last key"), db.atomic(conn):
             apply_batch(conn, batch, set())
         assert conn.execute("SELECT COUNT(*) FROM market_snapshots_legacy").fetchone()[0] == len(rows)
-        assert conn.execute("SELECT COUNT(*) FROM snapshot_rows").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == 0
     finally:
         conn.close()
 
@@ -260,8 +260,8 @@ def test_b_killing_the_migration_anywhere_then_running_it_again_ends_complete_an
             conn = _plain(cfg.database_path)
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             # every row is visible exactly once at every moment: legacy + compact through the view
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'snapshot_rows'").fetchone():
-                assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == len(rows)
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'market_snapshots'").fetchone():
+                assert conn.execute("SELECT COUNT(*) FROM snapshot_values").fetchone()[0] == len(rows)
             state = dict(conn.execute("SELECT key, value FROM bot_state"))
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             landed.append((version, int(state.get(K_MOVED, -1)), K_DONE in state))
@@ -297,7 +297,7 @@ def test_c_refused_while_the_bot_runs_and_nothing_changes(tmp_path, cli):
     assert backups_in(cfg) == []
     conn = _plain(cfg.database_path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
-    assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == len(rows)
+    assert conn.execute("SELECT COUNT(*) FROM snapshot_values").fetchone()[0] == len(rows)
     conn.close()
 
 
