@@ -52,6 +52,7 @@ in config.yaml), deletion of logs older than 90 days. Never runs at the same tim
 (shared lock).
   python maintain_database.py
   python maintain_database.py --dry-run   # what the retention tiers would do; nothing changes
+  python maintain_database.py --migrate   # move market data to the compact layout (schema 6)
 """
 
 DAILY_REPORT = """Daily performance report: P&L (24 h / 7 days / total, realised and unrealised), open positions,
@@ -130,6 +131,25 @@ def maintenance_parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="run the checks and print what the retention tiers would thin, bar and delete; change nothing",
+    )
+    p.add_argument(
+        "--migrate",
+        action="store_true",
+        help="move the market data to the compact layout of schema 6 (backup first, resumable; "
+        "the trading bot must be stopped) instead of the weekly maintenance",
+    )
+    p.add_argument(
+        "--no-vacuum",
+        action="store_true",
+        help="with --migrate: no VACUUM at the end (the old table's space stays free inside the file "
+        "until the weekly maintenance)",
+    )
+    p.add_argument(
+        "--batch-rows",
+        type=int,
+        default=50_000,
+        metavar="N",
+        help="with --migrate: rows moved per transaction (default 50000)",
     )
     return p
 

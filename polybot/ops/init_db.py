@@ -35,6 +35,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"✗ quick_check: {result['check']}")
         return 1
     print("✓ quick_check: ok")
+    _print_pending_migration(path)
     if os.name == "posix":
         fmode = stat.filemode(path.stat().st_mode)
         dmode = stat.filemode(path.parent.stat().st_mode)
@@ -46,3 +47,21 @@ def main(args: argparse.Namespace) -> int:
         result["applied"] or "none",
     )
     return 0
+
+
+def _print_pending_migration(path) -> None:
+    """Say so when market data still waits in the old layout (schema 6, issue 16)."""
+    from ..db import connect
+    from .snapshot_migration import pending_rows
+
+    conn = connect(path, readonly=True)
+    try:
+        rows = pending_rows(conn)
+    finally:
+        conn.close()
+    if rows:
+        print(
+            f"⚠ {rows} market snapshot rows are in the old layout (readable as before); move them to "
+            f"the compact layout with python maintain_database.py --migrate (stop the bot first; "
+            f"it takes a backup, shows its progress and can be resumed; see RUNBOOK.md)"
+        )

@@ -194,6 +194,11 @@ def main(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, require_mode_secrets=False)
     configure_quiet(cfg)
+    if getattr(args, "migrate", False):
+        from .snapshot_migration import main_migrate
+
+        with ops_lock(cfg, args.lock_timeout, "python maintain_database.py --migrate"):
+            return main_migrate(cfg, args)
     with ops_lock(cfg, args.lock_timeout, "python maintain_database.py"):
         res = run_maintenance(cfg, dry_run=bool(getattr(args, "dry_run", False)))
     if res.integrity != "ok":

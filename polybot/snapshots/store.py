@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS snapshot_bars (
 """
 
 
-def _decoded_select() -> str:
+def decoded_select() -> str:
     def price(c: str) -> str:
         return sql_decode(f"s.{c}", PRICE_SCALE)
 
@@ -131,7 +131,7 @@ def install_view(conn: sqlite3.Connection) -> None:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (LEGACY_TABLE,)
     ).fetchone()
     conn.execute("DROP VIEW IF EXISTS snapshot_values")
-    sql = _decoded_select()
+    sql = decoded_select()
     if legacy:
         sql += f" UNION ALL SELECT {_LEGACY_COLUMNS} FROM {LEGACY_TABLE}"
     conn.execute(f"CREATE VIEW snapshot_values AS {sql}")
