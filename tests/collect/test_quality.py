@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 
+from polybot.snapshots import store as snapshots
 from tests.collect.helpers import collect, query, scalar, setup_workspace
 from tests.conftest import run_cli, sim_urls, write_config
 
@@ -107,18 +108,17 @@ def test_quality_detects_bad_rows(workspace, sim):
     token, market, ts = query(db, "SELECT token_id, market_id, MAX(timestamp) FROM market_snapshots")[0]
     conn = sqlite3.connect(db)
     with conn:
-        # NULL critical field (collected row without any price)
+        # NULL critical field (collected row without any price); market_snapshots is a view
+        # over the compact table, so the rows are corrupted where they are stored
         conn.execute(
-            "UPDATE market_snapshots SET best_bid = NULL, best_ask = NULL WHERE token_id = ? "
-            "AND timestamp = ?",
-            (token, ts),
+            "UPDATE snapshot_rows SET bid = NULL, ask = NULL WHERE timestamp = ? "
+            "AND token_key = (SELECT token_key FROM snapshot_tokens WHERE token_id = ?)",
+            (ts, token),
         )
         # off-grid near-duplicate of an existing cycle, with an impossible price
-        conn.execute(
-            "INSERT INTO market_snapshots (timestamp, token_id, market_id, best_bid, best_ask, mid, "
-            "bids, asks, bid_depth, ask_depth, volume_24h, liquidity, source) "
-            "VALUES (?, ?, ?, 1.2, 1.3, 1.25, '', '', 0, 0, 1, 1, 'collected')",
-            (ts - STEP + 7, token, market),
+        snapshots.insert_rows(
+            conn,
+            [(ts - STEP + 7, token, market, 1.2, 1.3, 1.25, None, None, 0, 0, b"", b"", 1, 1, "collected")],
         )
     conn.close()
     r = run_cli("data_quality_check.py", cwd=workspace)
