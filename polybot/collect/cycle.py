@@ -71,6 +71,7 @@ class CycleResult:
     existing: int = 0  # rows of this cycle already present (re-run)
     insert_seconds: float = 0.0  # writing the snapshot rows (encoding included)
     commit_seconds: float = 0.0  # the COMMIT of the cycle's one transaction
+    write_seconds: float = 0.0  # the whole transaction: upserts, snapshots, commit
     errors: int = 0
     api_seconds: float = 0.0
     duration: float = 0.0
@@ -306,6 +307,7 @@ def collect_once(
         )
         res.errors = len(res.problems)
         res.status = "partial" if missing else "ok"
+        t_write = time.perf_counter()
         with db.atomic(conn):
             store.upsert_markets(conn, sel.markets, tracked=True, now=server_now, prebuilt=market_rows)
             res.left = len(store.set_tracked(conn, selected_ids, server_now))
@@ -333,6 +335,7 @@ def collect_once(
             )
             t_commit = time.perf_counter()
         res.commit_seconds = time.perf_counter() - t_commit
+        res.write_seconds = time.perf_counter() - t_write
         res.refreshed = len(fresh)
         res.resolved = sum(1 for m in fresh if m.payouts is not None or m.id in clob_payouts)
         res.new_markets = [m for m in sel.markets if m.id not in known_before] if known_before else []

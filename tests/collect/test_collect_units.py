@@ -130,6 +130,20 @@ def test_pack_side_is_byte_for_byte_the_codec_and_the_depth_is_the_exact_sum():
     assert depth == 1500.37 and codec.encode_scaled(depth, codec.SIZE_SCALE) == 150037
 
 
+def test_a_snapshot_carries_exactly_the_codec_encoding_of_its_values():
+    """The collector's pre-encoded values (Snapshot.stored) are what codec.encode makes of
+    the decoded row: two-sided, one-sided, empty books, with and without a last trade."""
+    full = (BookLevel(0.53, 1234.56), BookLevel(0.52, 100.0), BookLevel(0.5, 7.25))
+    asks = (BookLevel(0.551, 3.0), BookLevel(0.56, 1e7 + 0.01))
+    for bids, ask_side, last in ((full, asks, 0.54), (full, (), None), ((), asks, 0.0), ((), (), None)):
+        book = OrderBook(
+            token_id="11", market="0x1", timestamp_ms=0, bids=bids, asks=ask_side, last_trade_price=last
+        )
+        row = store.snapshot_row(900, mk(1, 1234.5678901), book, 5)
+        assert codec.encode(row, 7) == (900, 7, *row.stored)
+        assert codec.decode(codec.encode(row, 7), "11", "1") == tuple(row)
+
+
 def test_runs_and_as_of_fill():
     assert backfill.runs_of([0, 300, 600, 1500, 1800], 300) == [(0, 600), (1500, 1800)]
     plan = backfill.TokenPlan("t", "m", [0, 300, 600, 900, 30_000], [], 0)
