@@ -38,6 +38,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
 from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -253,6 +258,8 @@ def main() -> None:
         med_c, med_f = statistics.median(cycles), statistics.median(floors)
         ratio = statistics.median(c / f for c, f in zip(cycles, floors, strict=True))
         med_rate = statistics.median(rates)
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if resource else 0.0
+        print(f"peak memory of this process (collector + floor client): {rss_mb:,.0f} MB")
         print(
             f"median: cycle {med_c:.2f} s, floor {med_f:.2f} s, ratio {ratio:.2f}x per round, "
             f"inserts {med_rate:,.0f} rows/s incl. commit; best: cycle {min(cycles):.2f} s, floor "
@@ -284,6 +291,7 @@ def main() -> None:
                     "pack_us_per_row": round(enc["pack_us"], 2),
                     "encode_us_per_row": round(enc["encode_us"], 2),
                     "requests": st.request_count,
+                    "peak_rss_mb": round(rss_mb),
                 }
             )
         )
