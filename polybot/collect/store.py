@@ -70,7 +70,10 @@ UPSERT_MARKET = (
 UPSERT_TOKEN = (
     "INSERT INTO market_tokens (token_id, market_id, outcome, outcome_index) "
     "VALUES (?,?,?,?) ON CONFLICT(token_id) DO UPDATE SET market_id = excluded.market_id, "
-    "outcome = excluded.outcome, outcome_index = excluded.outcome_index"
+    "outcome = excluded.outcome, outcome_index = excluded.outcome_index "
+    # an unchanged token is not rewritten (a whole-universe cycle sees ~100,000 each time)
+    "WHERE market_id IS NOT excluded.market_id OR outcome IS NOT excluded.outcome "
+    "OR outcome_index IS NOT excluded.outcome_index"
 )
 
 

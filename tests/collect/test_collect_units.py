@@ -144,6 +144,28 @@ def test_a_snapshot_carries_exactly_the_codec_encoding_of_its_values():
         assert codec.decode(codec.encode(row, 7), "11", "1") == tuple(row)
 
 
+def test_token_upsert_rewrites_only_changed_tokens(tmp_path):
+    cfg = default_config(tmp_path)
+    db.initialize(cfg.database_path)
+    conn = db.open_database(cfg)
+    m = mk(1, 10)
+    with db.atomic(conn):
+        store.upsert_markets(conn, [m], tracked=True, now=100)
+    before = conn.total_changes
+    with db.atomic(conn):
+        conn.executemany(store.UPSERT_TOKEN, [(t.token_id, m.id, t.outcome, t.index) for t in m.tokens])
+    assert conn.total_changes == before  # unchanged: not rewritten
+    moved = replace(m, id="2", tokens=(OutcomeToken("11", "Up", 0), OutcomeToken("12", "No", 1)))
+    with db.atomic(conn):
+        store.upsert_markets(conn, [moved], tracked=True, now=200)
+    got = [
+        tuple(r)
+        for r in conn.execute("SELECT token_id, market_id, outcome FROM market_tokens ORDER BY token_id")
+    ]
+    assert got == [("11", "2", "Up"), ("12", "2", "No")]
+    conn.close()
+
+
 def test_runs_and_as_of_fill():
     assert backfill.runs_of([0, 300, 600, 1500, 1800], 300) == [(0, 600), (1500, 1800)]
     plan = backfill.TokenPlan("t", "m", [0, 300, 600, 900, 30_000], [], 0)
