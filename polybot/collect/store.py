@@ -2,13 +2,15 @@
 market_metadata_history.
 
 Callers wrap writes in ``db.atomic``; these helpers never commit on their own.
-Snapshot rows are plain tuples in :data:`SNAPSHOT_COLUMNS` order (the decoded columns of
-the ``market_snapshots`` view, :data:`polybot.snapshots.codec.COLUMNS`), with the book
-sides already packed (:func:`polybot.snapshots.codec.pack_levels`, straight from the
-``BookLevel`` objects: no text on the way). They are written to the compact table with
-:func:`polybot.snapshots.store.insert_rows` — not through the view's per-row trigger —
-as ``INSERT OR IGNORE``, so the (timestamp, token) primary key makes every cycle and
-every backfill idempotent (the first row written for a grid point wins).
+Snapshot rows are tuples in :data:`SNAPSHOT_COLUMNS` order (the decoded columns of the
+``market_snapshots`` view, :data:`polybot.snapshots.codec.COLUMNS`). A collected one
+(:func:`snapshot_row`) has its book sides packed straight from the ``BookLevel`` objects
+(:func:`pack_side`, byte for byte ``codec.pack_levels``; no text on the way) and carries
+its stored encoding, made on the book threads; :func:`insert_snapshots` adds the integer
+token key (one :class:`TokenKeys` map per cycle) and writes ``snapshot_rows`` directly —
+other rows (backfill) go through :func:`polybot.snapshots.store.insert_rows`; never the
+view's per-row trigger. ``INSERT OR IGNORE``: the (timestamp, token) primary key makes
+every cycle and every backfill idempotent (the first row written for a grid point wins).
 """
 
 from __future__ import annotations
@@ -325,7 +327,8 @@ def pack_side(levels: Sequence[BookLevel], n: int) -> tuple[bytes, float]:
     """The top ``n`` levels of one side → (packed BLOB, depth), straight from the
     ``BookLevel`` objects: byte for byte :func:`polybot.snapshots.codec.pack_levels` of
     their (price, size) pairs (tests/collect/test_collect_units.py checks it on random
-    books), in a quarter of the time — the collector packs ~100,000 book sides a cycle.
+    books), without its trial of each decimal count — the collector packs ~200,000 book
+    sides a whole-universe cycle.
     The depth is the exact decimal sum of the sizes (their integer units ÷ the scale), so
     a book of centi-share sizes sums to a whole number of centi-shares: stored as an
     INTEGER, not a REAL with float noise."""
@@ -441,14 +444,17 @@ def token_keys(conn: sqlite3.Connection) -> TokenKeys:
     return keys
 
 
+def _clustered(stored: tuple) -> tuple[int, int]:
+    return stored[0], stored[1]
+
+
 def insert_snapshots(
     conn: sqlite3.Connection, rows: Sequence[tuple], *, keys: TokenKeys | None = None
 ) -> int:
     """INSERT OR IGNORE ``rows`` into the compact table; returns how many were new.
 
-    Rows go in sorted by timestamp — the clustered key's first column; a cycle's rows
-    share one timestamp and new token keys are handed out in that order — so the B-tree
-    is appended to instead of split at random places. ``keys``: a loaded
+    Rows go in sorted by (timestamp, token key) — the clustered key — so the B-tree is
+    appended to instead of split at random places. ``keys``: a loaded
     :class:`TokenKeys` to reuse (a cycle loads one; without it each token is looked up)."""
     if not rows:
         return 0
@@ -466,7 +472,8 @@ def insert_snapshots(
     encoded = [r for r in ordered if isinstance(r, Snapshot)]
     if encoded:  # the fast path: encoded on the book threads; only the key is added here
         known = keys.keys
-        conn.executemany(snapshots.INSERT_SQL, [(r[0], known[r[1]], *r.stored) for r in encoded])
+        params = sorted(((r[0], known[r[1]], *r.stored) for r in encoded), key=_clustered)
+        conn.executemany(snapshots.INSERT_SQL, params)
     if len(encoded) < len(ordered):
         snapshots.insert_rows(conn, [r for r in ordered if not isinstance(r, Snapshot)], keys=keys)
     return conn.total_changes - before
