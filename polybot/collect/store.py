@@ -358,8 +358,9 @@ class Snapshot(tuple):
     """A collected snapshot: the decoded row (:data:`SNAPSHOT_COLUMNS` order, the sides
     packed) that also carries ``stored`` — its ``snapshot_rows`` values after (timestamp,
     token_key), encoded when the row was built (on the book threads, while the listing
-    runs), so the cycle's insert only adds the token key. ``stored`` is exactly what
-    ``codec.encode`` makes of the row (tests/collect/test_collect_units.py checks it)."""
+    runs), so the cycle's insert only adds the token key: the columns of
+    :data:`INSERT_COLLECTED`, exactly what ``codec.encode`` makes of the row (with mid,
+    spread and source the constants there; tests/collect/test_collect_units.py checks it)."""
 
     stored: tuple
 
@@ -398,7 +399,7 @@ def snapshot_row(ts: int, market: Market, book: OrderBook, depth_levels: int) ->
             "collected",
         )
     )
-    # codec.STORED order; mid and spread are the derived ones (NULL), source 0 = collected
+    # the columns of INSERT_COLLECTED; mid and spread are the derived ones (NULL), source 0
     row.stored = (
         _encode(bb, _PRICE),
         _encode(ba, _PRICE),
@@ -409,11 +410,28 @@ def snapshot_row(ts: int, market: Market, book: OrderBook, depth_levels: int) ->
         ask_blob,
         _encode(vol, _MONEY),
         _encode(liq, _MONEY),
-        None,
-        None,
-        codec.SOURCE_CODE["collected"],
     )
     return row
+
+
+# A collected row's mid and spread are (bid + ask) / 2 and ask - bid, the derived values
+# (stored as NULL), and its source is "collected" (0): constants in the statement.
+_COLLECTED_COLUMNS = (
+    "bid",
+    "ask",
+    "last",
+    "bid_depth",
+    "ask_depth",
+    "bids",
+    "asks",
+    "volume_24h",
+    "liquidity",
+)
+INSERT_COLLECTED = (
+    f"INSERT OR IGNORE INTO snapshot_rows (timestamp, token_key, {', '.join(_COLLECTED_COLUMNS)}, "
+    f"mid, spread, source) VALUES ({', '.join('?' * (2 + len(_COLLECTED_COLUMNS)))}, NULL, NULL, "
+    f"{codec.SOURCE_CODE['collected']})"
+)
 
 
 def backfill_row(ts: int, token_id: str, market_id: str, price: float) -> tuple:
@@ -473,7 +491,7 @@ def insert_snapshots(
     if encoded:  # the fast path: encoded on the book threads; only the key is added here
         known = keys.keys
         params = sorted(((r[0], known[r[1]], *r.stored) for r in encoded), key=_clustered)
-        conn.executemany(snapshots.INSERT_SQL, params)
+        conn.executemany(INSERT_COLLECTED, params)
     if len(encoded) < len(ordered):
         snapshots.insert_rows(conn, [r for r in ordered if not isinstance(r, Snapshot)], keys=keys)
     return conn.total_changes - before

@@ -140,7 +140,8 @@ def test_a_snapshot_carries_exactly_the_codec_encoding_of_its_values():
             token_id="11", market="0x1", timestamp_ms=0, bids=bids, asks=ask_side, last_trade_price=last
         )
         row = store.snapshot_row(900, mk(1, 1234.5678901), book, 5)
-        assert codec.encode(row, 7) == (900, 7, *row.stored)
+        assert codec.encode(row, 7) == (900, 7, *row.stored, None, None, 0)  # mid, spread, source
+        assert codec.STORED[-3:] == ("mid", "spread", "source") and "NULL, NULL, 0)" in store.INSERT_COLLECTED
         assert codec.decode(codec.encode(row, 7), "11", "1") == tuple(row)
 
 
