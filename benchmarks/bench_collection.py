@@ -239,6 +239,7 @@ def main() -> None:
                 f"(the cycle's whole write transaction {res.write_seconds:.2f} s)",
                 flush=True,
             )
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if resource else 0.0
         enc = encoding_cost(conn, res.cycle_ts)
         print(
             f"encoding, CPU per row of the last cycle ({enc['rows']:,} rows): the collector's "
@@ -258,8 +259,7 @@ def main() -> None:
         med_c, med_f = statistics.median(cycles), statistics.median(floors)
         ratio = statistics.median(c / f for c, f in zip(cycles, floors, strict=True))
         med_rate = statistics.median(rates)
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if resource else 0.0
-        print(f"peak memory of this process (collector + floor client): {rss_mb:,.0f} MB")
+        print(f"peak memory of this process after the cycles (collector + floor client): {rss_mb:,.0f} MB")
         print(
             f"median: cycle {med_c:.2f} s, floor {med_f:.2f} s, ratio {ratio:.2f}x per round, "
             f"inserts {med_rate:,.0f} rows/s incl. commit; best: cycle {min(cycles):.2f} s, floor "
