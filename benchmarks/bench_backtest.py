@@ -90,7 +90,7 @@ def measure(path: Path, days: int) -> dict:
         lo = start + day * 86_400
         rows = conn.execute(
             "SELECT timestamp, token_id, best_bid, best_ask, mid, bids, asks, source "
-            "FROM market_snapshots WHERE timestamp >= ? AND timestamp < ?",
+            "FROM snapshot_values WHERE timestamp >= ? AND timestamp < ?",
             (lo, lo + 86_400),
         ).fetchall()
         n += len(rows)

@@ -125,7 +125,7 @@ def encoding_cost(conn, ts: int) -> dict:
     sides packed by store.pack_side and every value encoded: store.snapshot_row), and
     for comparison codec.pack_levels of both sides and codec.encode of the row."""
     rows = conn.execute(
-        f"SELECT {', '.join(codec.COLUMNS)} FROM market_snapshots WHERE timestamp = ?", (ts,)
+        f"SELECT {', '.join(codec.COLUMNS)} FROM snapshot_values WHERE timestamp = ?", (ts,)
     ).fetchall()
     sides = [(codec.levels_of(r[10]), codec.levels_of(r[11])) for r in rows]
     books = [
@@ -217,7 +217,7 @@ def main() -> None:
             tokens = [
                 row[0]
                 for row in conn.execute(
-                    "SELECT token_id FROM market_snapshots WHERE timestamp = ?", (res.cycle_ts,)
+                    "SELECT token_id FROM snapshot_values WHERE timestamp = ?", (res.cycle_ts,)
                 )
             ]
             assert len(tokens) == res.snapshots, (len(tokens), res.snapshots)

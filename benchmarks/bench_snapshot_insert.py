@@ -100,15 +100,15 @@ def run_one_transaction(path: Path, tokens: list[str], cycles: int) -> float:
 
 def bytes_per_row(path: Path) -> tuple[float, float, int]:
     conn = db.connect(path, readonly=True)
-    rows = conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0]
+    rows = conn.execute("SELECT COUNT(*) FROM snapshot_values").fetchone()[0]
     sizes = dict(
         conn.execute(
             "SELECT name, SUM(pgsize) FROM dbstat WHERE name IN "
-            "('market_snapshots', 'idx_snapshots_token_time') GROUP BY name"
+            "('snapshot_values', 'idx_snapshots_token_time') GROUP BY name"
         )
     )
     conn.close()
-    return sizes["market_snapshots"] / rows, sizes["idx_snapshots_token_time"] / rows, rows
+    return sizes["snapshot_values"] / rows, sizes["idx_snapshots_token_time"] / rows, rows
 
 
 def main() -> None:

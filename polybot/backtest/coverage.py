@@ -57,7 +57,7 @@ def _per_timestamp(conn: sqlite3.Connection, start_ts: int, end_ts: int, *, few:
         # (token_id, timestamp) index entries and look each row's source up.
         sql = (
             "SELECT s.timestamp, COUNT(*), SUM(s.source = 'backfill') FROM temp.cov_tokens k "
-            "CROSS JOIN market_snapshots s INDEXED BY idx_snapshots_token_time "
+            "CROSS JOIN snapshot_values s INDEXED BY idx_snapshots_token_time "
             "ON s.token_id = k.token_id WHERE s.timestamp >= ? AND s.timestamp <= ? "
             "GROUP BY s.timestamp ORDER BY s.timestamp"
         )
@@ -67,7 +67,7 @@ def _per_timestamp(conn: sqlite3.Connection, start_ts: int, end_ts: int, *, few:
         # planner from looping over the (token_id, timestamp) index instead (a table lookup
         # per row for ``source``, then a sort — slower when the universe is most tokens).
         sql = (
-            "SELECT s.timestamp, COUNT(*), SUM(s.source = 'backfill') FROM market_snapshots s "
+            "SELECT s.timestamp, COUNT(*), SUM(s.source = 'backfill') FROM snapshot_values s "
             "WHERE s.timestamp >= ? AND s.timestamp <= ? "
             "AND +s.token_id IN (SELECT token_id FROM temp.cov_tokens) GROUP BY s.timestamp"
         )
@@ -120,7 +120,7 @@ def data_coverage(
         per_ts = _per_timestamp(conn, start_ts, end_ts, few=len(universe) * FEW < stored)
         with_data = int(
             conn.execute(
-                "SELECT COUNT(*) FROM temp.cov_tokens k WHERE EXISTS (SELECT 1 FROM market_snapshots s "
+                "SELECT COUNT(*) FROM temp.cov_tokens k WHERE EXISTS (SELECT 1 FROM snapshot_values s "
                 "INDEXED BY idx_snapshots_token_time WHERE s.token_id = k.token_id "
                 "AND s.timestamp >= ? AND s.timestamp <= ?)",
                 (start_ts, end_ts),

@@ -201,7 +201,7 @@ def estimate_backfill_books(
     default = BackfillBook(max(0.0, float(default_spread)) / 2.0, max(0.0, float(default_depth)), "default")
     # two subqueries: one MIN(...), MAX(...) aggregate would scan the whole table
     lo, hi = conn.execute(
-        "SELECT (SELECT MIN(timestamp) FROM market_snapshots), (SELECT MAX(timestamp) FROM market_snapshots)"
+        "SELECT (SELECT MIN(timestamp) FROM snapshot_values), (SELECT MAX(timestamp) FROM snapshot_values)"
     ).fetchone()
     if lo is None:
         return {t: default for t in universe}
@@ -209,18 +209,18 @@ def estimate_backfill_books(
     hi = min(int(hi), int(end_ts)) if end_ts is not None else int(hi)
     step = max(1, int(sample_seconds))
     rows_in_range = conn.execute(  # counted up to the threshold only
-        "SELECT COUNT(*) FROM (SELECT 1 FROM market_snapshots WHERE timestamp >= ? AND timestamp <= ? "
+        "SELECT COUNT(*) FROM (SELECT 1 FROM snapshot_values WHERE timestamp >= ? AND timestamp <= ? "
         "LIMIT ?)",
         (lo, hi, FULL_SCAN_ROWS + 1),
     ).fetchone()[0]
     if rows_in_range <= FULL_SCAN_ROWS:  # small: every row (the sample could miss sparse rows)
-        source = "market_snapshots s WHERE s.timestamp >= ?1 AND s.timestamp <= ?2 AND ?3 > 0 AND "
+        source = "snapshot_values s WHERE s.timestamp >= ?1 AND s.timestamp <= ?2 AND ?3 > 0 AND "
     else:
         # about SAMPLE_ROWS rows: one grid point every ``step`` (a multiple of sample_seconds)
         points = max(1, SAMPLE_ROWS // len(universe))
         step = max(step, -(-((hi - lo) // points) // step) * step)
         lo = -(-lo // step) * step
-        source = "g CROSS JOIN market_snapshots s ON s.timestamp = g.ts WHERE "
+        source = "g CROSS JOIN snapshot_values s ON s.timestamp = g.ts WHERE "
     was_in_transaction = conn.in_transaction
     conn.execute("DROP TABLE IF EXISTS temp.bf_tokens")
     conn.execute("CREATE TEMP TABLE bf_tokens (token_id TEXT PRIMARY KEY) WITHOUT ROWID")
@@ -311,7 +311,7 @@ def prepare_replay_feed(
 
 
 class SnapshotStore:
-    """Chunked, index-mapped reads of ``market_snapshots`` for a set of tokens."""
+    """Chunked, index-mapped reads of ``snapshot_values`` for a set of tokens."""
 
     def __init__(self, conn: sqlite3.Connection, token_ids: list[str]):
         self.conn = conn
@@ -326,8 +326,8 @@ class SnapshotStore:
         """First and last snapshot timestamps in [start_ts, end_ts] (None, None when empty)."""
         # two subqueries: one MIN(...), MAX(...) aggregate would read every row of the range
         row = self.conn.execute(
-            "SELECT (SELECT MIN(timestamp) FROM market_snapshots WHERE timestamp >= ?1 "
-            "AND timestamp <= ?2), (SELECT MAX(timestamp) FROM market_snapshots "
+            "SELECT (SELECT MIN(timestamp) FROM snapshot_values WHERE timestamp >= ?1 "
+            "AND timestamp <= ?2), (SELECT MAX(timestamp) FROM snapshot_values "
             "WHERE timestamp >= ?1 AND timestamp <= ?2)",
             (start_ts, end_ts),
         ).fetchone()
@@ -349,7 +349,7 @@ class SnapshotStore:
             f"+ ifnull(CAST(round(COALESCE(s.mid, s.last_trade_price) * 1000000) AS INTEGER), {_NUL}), -1), "
             f"ifnull(CAST(round(s.best_bid * 1000000) AS INTEGER), {_NUL}) * {_SHIFT} "
             f"+ ifnull(CAST(round(s.best_ask * 1000000) AS INTEGER), {_NUL}) "
-            f"FROM market_snapshots s WHERE s.timestamp >= ? AND s.timestamp < ? "
+            f"FROM snapshot_values s WHERE s.timestamp >= ? AND s.timestamp < ? "
             f"ORDER BY s.timestamp, s.token_id"
         )
         while t <= end_ts:
@@ -377,7 +377,7 @@ class SnapshotStore:
     def depth(self, token_id: str, timestamp: int) -> tuple[str | None, str | None]:
         """The recorded depth strings (bids, asks) of one snapshot."""
         row = self.conn.execute(
-            "SELECT bids, asks FROM market_snapshots WHERE timestamp = ? AND token_id = ?",
+            "SELECT bids, asks FROM snapshot_values WHERE timestamp = ? AND token_id = ?",
             (int(timestamp), token_id),
         ).fetchone()
         return (row[0], row[1]) if row else (None, None)

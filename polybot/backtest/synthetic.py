@@ -1,7 +1,7 @@
 """Synthetic market data with the real schema, for tests, benchmarks and demos.
 
 ``generate(path, ...)`` creates (or extends) a SQLite database at ``path`` with
-``markets``, ``market_tokens`` and ``market_snapshots`` rows: ``n_markets``
+``markets``, ``market_tokens`` and ``snapshot_values`` rows: ``n_markets``
 binary markets (YES + NO token, the NO book the mirror of the YES book), one
 snapshot per token every ``interval`` seconds for ``days`` days, three book
 levels a side. Prices move in logit space:
@@ -167,7 +167,7 @@ def generate(
         conn.execute("COMMIT")
     rows = 0
     ins = (
-        "INSERT OR REPLACE INTO market_snapshots (timestamp, token_id, market_id, best_bid, best_ask, mid, spread, "
+        "INSERT OR REPLACE INTO snapshot_values (timestamp, token_id, market_id, best_bid, best_ask, mid, spread, "
         "last_trade_price, bid_depth, ask_depth, bids, asks, volume_24h, liquidity, source) "
         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,'collected')"
     )
@@ -274,7 +274,7 @@ def insert_snapshot(
     if mid is None and bid is not None and ask is not None:
         mid = round((bid + ask) / 2, 6)
     conn.execute(
-        "INSERT INTO market_snapshots (timestamp, token_id, market_id, best_bid, best_ask, mid, spread, "
+        "INSERT INTO snapshot_values (timestamp, token_id, market_id, best_bid, best_ask, mid, spread, "
         "last_trade_price, bids, asks, source) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (
             ts,

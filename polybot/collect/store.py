@@ -3,11 +3,11 @@ market_metadata_history.
 
 Callers wrap writes in ``db.atomic``; these helpers never commit on their own.
 Snapshot rows are tuples in :data:`SNAPSHOT_COLUMNS` order (the decoded columns of the
-``market_snapshots`` view, :data:`polybot.snapshots.codec.COLUMNS`). A collected one
+``snapshot_values`` view, :data:`polybot.snapshots.codec.COLUMNS`). A collected one
 (:func:`snapshot_row`) has its book sides packed straight from the ``BookLevel`` objects
 (:func:`pack_side`, byte for byte ``codec.pack_levels``; no text on the way) and carries
 its stored encoding, made on the book threads; :func:`insert_snapshots` adds the integer
-token key (one :class:`TokenKeys` map per cycle) and writes ``snapshot_rows`` directly —
+token key (one :class:`TokenKeys` map per cycle) and writes ``market_snapshots`` directly —
 other rows (backfill) go through :func:`polybot.snapshots.store.insert_rows`; never the
 view's per-row trigger. ``INSERT OR IGNORE``: the (timestamp, token) primary key makes
 every cycle and every backfill idempotent (the first row written for a grid point wins).
@@ -356,7 +356,7 @@ def _pack_slow(top: Sequence[BookLevel]) -> tuple[bytes, float]:
 
 class Snapshot(tuple):
     """A collected snapshot: the decoded row (:data:`SNAPSHOT_COLUMNS` order, the sides
-    packed) that also carries ``stored`` — its ``snapshot_rows`` values after (timestamp,
+    packed) that also carries ``stored`` — its ``market_snapshots`` values after (timestamp,
     token_key), encoded when the row was built (on the book threads, while the listing
     runs), so the cycle's insert only adds the token key: the columns of
     :data:`INSERT_COLLECTED`, exactly what ``codec.encode`` makes of the row (with mid,
@@ -428,7 +428,7 @@ _COLLECTED_COLUMNS = (
     "liquidity",
 )
 INSERT_COLLECTED = (
-    f"INSERT OR IGNORE INTO snapshot_rows (timestamp, token_key, {', '.join(_COLLECTED_COLUMNS)}, "
+    f"INSERT OR IGNORE INTO market_snapshots (timestamp, token_key, {', '.join(_COLLECTED_COLUMNS)}, "
     f"mid, spread, source) VALUES ({', '.join('?' * (2 + len(_COLLECTED_COLUMNS)))}, NULL, NULL, "
     f"{codec.SOURCE_CODE['collected']})"
 )
@@ -518,7 +518,7 @@ def count_cycle_snapshots(
 ) -> int:
     """How many of ``token_ids`` already have a snapshot at ``ts`` (one seek on the
     clustered key; legacy rows waiting for ``--migrate`` included)."""
-    have = {r[0] for r in conn.execute("SELECT token_key FROM snapshot_rows WHERE timestamp = ?", (ts,))}
+    have = {r[0] for r in conn.execute("SELECT token_key FROM market_snapshots WHERE timestamp = ?", (ts,))}
     n = 0
     if have:
         known = _known_keys(conn, token_ids, keys)
@@ -543,7 +543,7 @@ def existing_timestamps(
     by_key = {known[t]: s for t, s in out.items() if t in known}
     if by_key:
         for ts, key in conn.execute(
-            "SELECT timestamp, token_key FROM snapshot_rows WHERE timestamp >= ? AND timestamp < ?",
+            "SELECT timestamp, token_key FROM market_snapshots WHERE timestamp >= ? AND timestamp < ?",
             (int(start), int(end)),
         ):
             have = by_key.get(key)

@@ -204,7 +204,7 @@ def test_no_look_ahead_changing_the_future_never_changes_the_past(tmp_path):
     conn = connect(d.path)
     # rewrite every price after the cut (mirror them) and resolve a market right after it
     conn.execute(
-        "UPDATE market_snapshots SET best_bid = 1 - best_ask, best_ask = 1 - best_bid, mid = 1 - mid, "
+        "UPDATE snapshot_values SET best_bid = 1 - best_ask, best_ask = 1 - best_bid, mid = 1 - mid, "
         "bids = NULL, asks = NULL WHERE timestamp > ?",
         (cut,),
     )

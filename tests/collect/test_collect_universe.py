@@ -1,6 +1,6 @@
 """``collection.max_markets: all`` and the compact write path, end to end: real HTTP to a
 simulator larger than the old default cap (200 markets), a real SQLite file, rows read
-back through the ``market_snapshots`` view and compared with the simulator's own books."""
+back through the ``snapshot_values`` view and compared with the simulator's own books."""
 
 from __future__ import annotations
 
@@ -45,9 +45,9 @@ def test_all_collects_every_open_market_with_the_books_the_exchange_served(tmp_p
 
     # every open market's tokens, decoded through the view, equal the simulator's books at
     # the same (frozen) simulator time: prices, sizes, depth, last trade, ids
-    ts = scalar(db, "SELECT MAX(timestamp) FROM market_snapshots")
+    ts = scalar(db, "SELECT MAX(timestamp) FROM snapshot_values")
     cols = ", ".join(codec.COLUMNS)
-    rows = {r[1]: r for r in query(db, f"SELECT {cols} FROM market_snapshots WHERE timestamp = ?", ts)}
+    rows = {r[1]: r for r in query(db, f"SELECT {cols} FROM snapshot_values WHERE timestamp = ?", ts)}
     assert set(rows) == set(tokens)
     market_of = {t: m.id for m in opened for t in m.token_ids}
     books = {b["asset_id"]: b for b in books_for(big_sim.sim, tokens, big_sim.sim.now_float())}
@@ -80,7 +80,7 @@ def test_all_collects_every_open_market_with_the_books_the_exchange_served(tmp_p
     # sizes in whole cents sum to whole centi-shares: stored as INTEGERs, not float noise
     stored = query(
         db,
-        "SELECT COUNT(*) FROM snapshot_rows WHERE timestamp = ? AND typeof(bid_depth) = 'integer'",
+        "SELECT COUNT(*) FROM market_snapshots WHERE timestamp = ? AND typeof(bid_depth) = 'integer'",
         ts,
     )[0][0]
     assert integer_depths > 0 and stored >= integer_depths
@@ -90,7 +90,7 @@ def test_a_rerun_of_the_cycle_is_idempotent(tmp_path, big_sim):
     ws = tmp_path
     db = setup_workspace(ws, big_sim, max_markets="all")
     assert collect(ws).returncode == 0
-    stored = "SELECT * FROM snapshot_rows ORDER BY timestamp, token_key"
+    stored = "SELECT * FROM market_snapshots ORDER BY timestamp, token_key"
     before = query(db, stored)
     keys = query(db, "SELECT * FROM snapshot_tokens ORDER BY token_key")
     n = len(before)
@@ -100,7 +100,7 @@ def test_a_rerun_of_the_cycle_is_idempotent(tmp_path, big_sim):
     assert f"0 new snapshots (already collected: {n:,} existed)" in r.stdout
     assert query(db, stored) == before  # the first row written wins, byte for byte
     assert query(db, "SELECT * FROM snapshot_tokens ORDER BY token_key") == keys
-    assert scalar(db, "SELECT COUNT(*) FROM market_snapshots") == n
+    assert scalar(db, "SELECT COUNT(*) FROM snapshot_values") == n
 
 
 def test_max_markets_accepts_all_or_a_number_only(tmp_path):

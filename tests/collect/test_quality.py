@@ -105,13 +105,13 @@ def test_quality_detects_bad_rows(workspace, sim):
     """Corrupt rows written directly (as a buggy writer would) are reported, each by its check."""
     db = setup_workspace(workspace, sim)
     collect_cycles(workspace, sim, 2)
-    token, market, ts = query(db, "SELECT token_id, market_id, MAX(timestamp) FROM market_snapshots")[0]
+    token, market, ts = query(db, "SELECT token_id, market_id, MAX(timestamp) FROM snapshot_values")[0]
     conn = sqlite3.connect(db)
     with conn:
-        # NULL critical field (collected row without any price); market_snapshots is a view
+        # NULL critical field (collected row without any price); snapshot_values is a view
         # over the compact table, so the rows are corrupted where they are stored
         conn.execute(
-            "UPDATE snapshot_rows SET bid = NULL, ask = NULL WHERE timestamp = ? "
+            "UPDATE market_snapshots SET bid = NULL, ask = NULL WHERE timestamp = ? "
             "AND token_key = (SELECT token_key FROM snapshot_tokens WHERE token_id = ?)",
             (ts, token),
         )
@@ -141,7 +141,7 @@ def test_bounds_follow_config_and_allow_fine_ticks(workspace, sim):
     collect_cycles(workspace, sim, 2)
     fine = scalar(
         db,
-        "SELECT COUNT(*) FROM market_snapshots s JOIN markets m ON m.id = s.market_id "
+        "SELECT COUNT(*) FROM snapshot_values s JOIN markets m ON m.id = s.market_id "
         "WHERE m.tick_size < 0.01 AND (s.best_bid < 0.01 OR s.best_ask > 0.99)",
     )
     assert fine > 0  # seed 42 has a 0.001-tick long shot
@@ -164,7 +164,7 @@ def test_estimate_storage_measures_the_database(workspace, sim):
     r = collect(workspace, "--estimate-storage")
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    n = scalar(db, "SELECT COUNT(*) FROM market_snapshots")
+    n = scalar(db, "SELECT COUNT(*) FROM snapshot_values")
     tokens = scalar(db, "SELECT COUNT(*) FROM market_tokens")
     assert f"Snapshots stored:    {n:,} ({n:,} collected, 0 backfill)" in out
     assert "measured with dbstat" in out
