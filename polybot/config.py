@@ -312,10 +312,13 @@ class WalkForwardConfig:
         )
 
 
+ALL_MARKETS = "all"  # collection.max_markets: no cap
+
+
 @dataclass(frozen=True)
 class CollectionConfig:
     interval_minutes: int = 5
-    max_markets: int = 200
+    max_markets: int | str = 200  # or "all": every market that passes the filters (market_cap)
     active_only: bool = True
     accepting_orders_only: bool = True
     min_volume_24h: float = 0.0
@@ -347,7 +350,13 @@ class CollectionConfig:
             "must be ≥ 0 (0: none), or leave it out",
         )
         _require(self.backfill_closed_min_volume >= 0, f"{where}.backfill_closed_min_volume", "must be ≥ 0")
-        _require(self.max_markets >= 1, f"{where}.max_markets", "must be ≥ 1")
+        _require(
+            self.max_markets == ALL_MARKETS if isinstance(self.max_markets, str) else self.max_markets >= 1,
+            f"{where}.max_markets",
+            f"is {self.max_markets!r}; allowed: a whole number ≥ 1 (the most liquid N markets) or "
+            f"{ALL_MARKETS} (every market that passes the filters: the whole active universe with "
+            "min_volume_24h: 0 and min_liquidity: 0)",
+        )
         _require(
             1 <= self.books_batch_size <= 500,
             f"{where}.books_batch_size",
@@ -359,6 +368,11 @@ class CollectionConfig:
             "min_price and max_price must satisfy 0 ≤ min_price < max_price ≤ 1",
         )
         _require(0 < self.min_coverage <= 1, f"{where}.min_coverage", "must be between 0 and 1")
+
+    @property
+    def market_cap(self) -> int | None:
+        """``max_markets`` as a number; None for ``all`` (no cap)."""
+        return None if isinstance(self.max_markets, str) else int(self.max_markets)
 
 
 @dataclass(frozen=True)
@@ -696,10 +710,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     """Convert a YAML value to the annotated type, or raise ConfigError naming ``key``."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return _convert(value, args[0], key)
+        return _convert_union(value, tp, key)
     if value is None:
         raise ConfigError(f"Config key '{key}' is empty; give it {_type_name(tp)} in config.yaml.")
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
@@ -726,6 +737,22 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
 REPLACED_KEYS = {
     "alerts.thresholds.disk_free_gb": "health.disk_fail_gb",
 }
+
+
+def _convert_union(value: Any, tp: Any, key: str) -> Any:
+    """``X | None``: None or X; ``int | str`` (scalars): the first type that takes the value."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if value is None:
+        return None
+    if len(args) > 1 and all(a in _SCALAR_TYPES for a in args):
+        for arg in args:
+            converted = _SCALAR_TYPES[arg](value, key)
+            if converted is not _UNCONVERTIBLE:
+                return converted
+        raise ConfigError(
+            f"Config key '{key}' must be {_type_name(tp)} (got {value!r}); fix it in config.yaml."
+        )
+    return _convert(value, args[0], key)
 
 
 def _convert_tuple(value: Any, tp: Any, key: str) -> tuple[Any, ...]:
@@ -791,6 +818,7 @@ _SCALAR_CONVERTERS: tuple[tuple[type, typing.Callable[[Any, str], Any]], ...] = 
     (str, _to_str),
     (Path, _to_path),
 )
+_SCALAR_TYPES = dict(_SCALAR_CONVERTERS)
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:

@@ -101,22 +101,36 @@ def runs_of(points: list[int], step: int) -> list[tuple[int, int]]:
 
 
 def plan_token(
-    conn: sqlite3.Connection, token_id: str, market_id: str, start: int, end: int, step: int
+    conn: sqlite3.Connection,
+    token_id: str,
+    market_id: str,
+    start: int,
+    end: int,
+    step: int,
+    *,
+    have: set[int] | None = None,
 ) -> TokenPlan:
     """Grid points in [start, end) the token has no snapshot for (after its known first
-    history point)."""
+    history point). ``have``: the token's snapshot times in [start, end) when the caller
+    read them already (:func:`plan_tokens` reads them for many tokens in one pass)."""
     first = db.get_state(conn, STATE_PREFIX + token_id)
     lo = max(start, int(first)) if first else start
     lo = -(-lo // step) * step
-    have = {
-        r[0]
-        for r in conn.execute(
-            "SELECT timestamp FROM snapshot_values WHERE token_id = ? AND timestamp >= ? AND timestamp < ?",
-            (token_id, lo, end),
-        )
-    }
+    if have is None:
+        have = store.existing_timestamps(conn, [token_id], lo, end)[token_id]
     missing = [g for g in range(lo, end, step) if g not in have]
     return TokenPlan(token_id, market_id, missing, runs_of(missing, step), lo)
+
+
+def plan_tokens(
+    conn: sqlite3.Connection, tokens: list[tuple[str, str]], start: int, end: int, step: int
+) -> list[TokenPlan]:
+    """:func:`plan_token` for every (token id, market id), reading the existing snapshot
+    times of all of them in one pass over [start, end) of the clustered table."""
+    if not tokens:
+        return []
+    have = store.existing_timestamps(conn, [t for t, _ in tokens], start, end)
+    return [plan_token(conn, t, m, start, end, step, have=have[t]) for t, m in tokens]
 
 
 def fetch_history(client: PolymarketClient, plan: TokenPlan, step: int) -> list[PricePoint]:
@@ -180,8 +194,9 @@ def closed_in_window(
 ) -> tuple[list[Market], list[str]]:
     """The markets that closed inside [start, end] the collection would have tracked
     (see the module docstring), most traded first; and the problems met."""
-    cap = cc.max_markets if cc.backfill_closed_max_markets is None else cc.backfill_closed_max_markets
-    if not cc.backfill_closed or cap <= 0:
+    # None (max_markets: all and no backfill_closed_max_markets): every one in the window
+    cap = cc.market_cap if cc.backfill_closed_max_markets is None else cc.backfill_closed_max_markets
+    if not cc.backfill_closed or (cap is not None and cap <= 0):
         return [], []
     extra = {"include_tag": True} if cc.tags else {}
     # closed=true with end_date_min/max (ISO) on /markets/keyset: py-sdk
@@ -205,7 +220,7 @@ def closed_in_window(
     for m in listing:
         if universe.passes_closed(m, cc, start, end):
             out.append(m)
-            if len(out) >= cap:
+            if cap is not None and len(out) >= cap:
                 break
     problems = [f"skipped closed market {i.record_id}: {i.reason}" for i in listing.issues]
     return out, problems
@@ -278,7 +293,7 @@ def backfill(
         "SELECT t.token_id, t.market_id FROM market_tokens t JOIN markets m ON m.id = t.market_id "
         "WHERE m.tracked = 1 ORDER BY m.liquidity DESC, m.id, t.outcome_index"
     ).fetchall()
-    plans = [plan_token(conn, t, m, start, end, step) for t, m in tokens]
+    plans = plan_tokens(conn, [(t, m) for t, m in tokens], start, end, step)
     # skipped malformed closed records and outcomes not available yet are warnings (the
     # collector's lifecycle refresh records a missing outcome later), not failed tokens
     closed, problems = closed_in_window(client, cfg.collection, start, end)
@@ -309,7 +324,9 @@ def backfill(
         for m in closed:
             # up to and including the grid point at the close (no rows after it)
             stop = min(end, floor_ts(_known_close_time(m), step) + step)
-            plans += [plan_token(conn, t, m.id, start, stop, step) for t in m.token_ids if t not in tracked]
+            plans += plan_tokens(
+                conn, [(t, m.id) for t in m.token_ids if t not in tracked], start, stop, step
+            )
     res.tokens = len(plans)
     todo = [p for p in plans if p.missing]
     res.skipped = len(plans) - len(todo)
@@ -329,6 +346,7 @@ def backfill(
         desc="backfill",
         disable=(None if progress_bar is None else not progress_bar),
     )
+    keys = store.TokenKeys(conn)  # token id -> key, looked up once per token of this run
     pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="backfill")
     try:
         pending = {pool.submit(fetch_history, client, p, step): p for p in todo}
@@ -348,7 +366,7 @@ def backfill(
                 rows = fill(plan, points)
                 first = history_start(plan, points, end, step)
                 with db.atomic(conn):
-                    res.rows += store.insert_snapshots(conn, rows)
+                    res.rows += store.insert_snapshots(conn, rows, keys=keys)
                     if first is not None:
                         db.set_state(conn, STATE_PREFIX + plan.token_id, str(first), now=end)
                 res.done += 1

@@ -39,7 +39,9 @@ class BookFetcher:
         row_of: Callable[[Market, OrderBook], tuple] | None = None,
     ):
         """``row_of(market, book)``: built on the worker thread for each book as it arrives
-        (the snapshot row), so little work is left once the listing ends."""
+        (the snapshot row), so little work is left once the listing ends. A book whose row
+        was built is not kept (only that the token had one): a whole-universe cycle would
+        otherwise hold ~100,000 books of every level, several hundred MB, for nothing."""
         self.client = client
         self.row_of = row_of
         self._market_of: dict[str, Market] = {}
@@ -51,7 +53,8 @@ class BookFetcher:
         self._pending: list[str] = []
         self._requested: set[str] = set()
         self._futures: list[Future] = []
-        self.books: dict[str, OrderBook] = {}
+        self.books: dict[str, OrderBook] = {}  # those without a row built on arrival
+        self._booked: set[str] = set()  # tokens that had a book
         self.problems: list[str] = []
         self._reported: set[str] = set()
         self._done_tokens = 0
@@ -104,7 +107,11 @@ class BookFetcher:
                 if m is not None and t in wanted:
                     rows[t] = self.row_of(m, b)
         with self._lock:
-            self.books.update({t: b for t, b in parsed.items() if t in wanted})
+            got = [t for t in parsed if t in wanted]
+            self._booked.update(got)
+            # a book whose row is built here is not kept; one whose market was not known
+            # yet (a token asked for by result()) waits for rows_for
+            self.books.update({t: parsed[t] for t in got if t not in rows})
             self.rows.update(rows)
             self.problems.extend(f"book {i.record_id}: {i.reason}" for i in issues)
             self._reported.update(i.record_id for i in issues)
@@ -115,8 +122,9 @@ class BookFetcher:
 
     # ------------------------------------------------------------------ results
     def result(self, token_ids: list[str]) -> tuple[dict[str, OrderBook], list[str]]:
-        """Books of ``token_ids`` (fetching any not requested yet) and the problems: one per
-        token without a book. Raises the first batch failure (e.g. ExchangeUnavailable)."""
+        """Books of ``token_ids`` (fetching any not requested yet; with ``row_of`` only those
+        whose row was not built on arrival) and the problems: one per token without a
+        book. Raises the first batch failure (e.g. ExchangeUnavailable)."""
         self.want(token_ids)
         if self._pending:
             for i in range(0, len(self._pending), self.batch_size):
@@ -129,7 +137,7 @@ class BookFetcher:
         problems += [
             f"book {t}: no order book returned for this token"
             for t in token_ids
-            if t not in books and t not in self._reported
+            if t not in self._booked and t not in self._reported
         ]
         return books, problems
 

@@ -69,6 +69,9 @@ class CycleResult:
     markets: int = 0
     snapshots: int = 0  # new rows written
     existing: int = 0  # rows of this cycle already present (re-run)
+    insert_seconds: float = 0.0  # writing the snapshot rows (encoding included)
+    commit_seconds: float = 0.0  # the COMMIT of the cycle's one transaction
+    write_seconds: float = 0.0  # the whole transaction: upserts, snapshots, commit
     errors: int = 0
     api_seconds: float = 0.0
     duration: float = 0.0
@@ -304,14 +307,18 @@ def collect_once(
         )
         res.errors = len(res.problems)
         res.status = "partial" if missing else "ok"
+        t_write = time.perf_counter()
         with db.atomic(conn):
             store.upsert_markets(conn, sel.markets, tracked=True, now=server_now, prebuilt=market_rows)
             res.left = len(store.set_tracked(conn, selected_ids, server_now))
             store.upsert_markets(conn, fresh, tracked=False, now=server_now, payouts=clob_payouts)
             for mid in failed:
                 store.touch_market(conn, mid, server_now)
-            res.existing = store.count_cycle_snapshots(conn, res.cycle_ts, [r[1] for r in rows])
-            res.snapshots = store.insert_snapshots(conn, rows)
+            keys = store.token_keys(conn)  # once per cycle: token id -> integer key
+            res.existing = store.count_cycle_snapshots(conn, res.cycle_ts, [r[1] for r in rows], keys=keys)
+            t_ins = time.perf_counter()
+            res.snapshots = store.insert_snapshots(conn, rows, keys=keys)
+            res.insert_seconds = time.perf_counter() - t_ins
             res.duration = time.perf_counter() - t0
             res.api_seconds = client.stats.total_seconds
             store.finish_cycle(
@@ -326,6 +333,9 @@ def collect_once(
                 duration=res.duration,
                 error_detail="; ".join(res.problems[:20]) or None,
             )
+            t_commit = time.perf_counter()
+        res.commit_seconds = time.perf_counter() - t_commit
+        res.write_seconds = time.perf_counter() - t_write
         res.refreshed = len(fresh)
         res.resolved = sum(1 for m in fresh if m.payouts is not None or m.id in clob_payouts)
         res.new_markets = [m for m in sel.markets if m.id not in known_before] if known_before else []

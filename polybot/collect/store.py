@@ -1,41 +1,31 @@
-"""SQL for the collector: markets, market_tokens, snapshot_values, collection_cycles,
+"""SQL for the collector: markets, market_tokens, snapshots, collection_cycles,
 market_metadata_history.
 
 Callers wrap writes in ``db.atomic``; these helpers never commit on their own.
-Snapshot rows are plain tuples in :data:`SNAPSHOT_COLUMNS` order, inserted with
-``INSERT OR IGNORE`` so the (timestamp, token_id) primary key makes every cycle and
-every backfill idempotent (the first row written for a grid point wins).
+Snapshot rows are tuples in :data:`SNAPSHOT_COLUMNS` order (the decoded columns of the
+``snapshot_values`` view, :data:`polybot.snapshots.codec.COLUMNS`). A collected one
+(:func:`snapshot_row`) has its book sides packed straight from the ``BookLevel`` objects
+(:func:`pack_side`, byte for byte ``codec.pack_levels``; no text on the way) and carries
+its stored encoding, made on the book threads; :func:`insert_snapshots` adds the integer
+token key (one :class:`TokenKeys` map per cycle) and writes ``market_snapshots`` directly —
+other rows (backfill) go through :func:`polybot.snapshots.store.insert_rows`; never the
+view's per-row trigger. ``INSERT OR IGNORE``: the (timestamp, token) primary key makes
+every cycle and every backfill idempotent (the first row written for a grid point wins).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Iterable, Sequence
 
 from ..exchange.models import BookLevel, Market, OrderBook
+from ..snapshots import codec
+from ..snapshots import store as snapshots
+from ..snapshots.store import TokenKeys
 
-SNAPSHOT_COLUMNS = (
-    "timestamp",
-    "token_id",
-    "market_id",
-    "best_bid",
-    "best_ask",
-    "mid",
-    "spread",
-    "last_trade_price",
-    "bid_depth",
-    "ask_depth",
-    "bids",
-    "asks",
-    "volume_24h",
-    "liquidity",
-    "source",
-)
-INSERT_SNAPSHOT = (
-    f"INSERT OR IGNORE INTO snapshot_values ({', '.join(SNAPSHOT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(SNAPSHOT_COLUMNS))})"
-)
+SNAPSHOT_COLUMNS = codec.COLUMNS
 
 
 # ----------------------------------------------------------------------------- markets
@@ -82,7 +72,10 @@ UPSERT_MARKET = (
 UPSERT_TOKEN = (
     "INSERT INTO market_tokens (token_id, market_id, outcome, outcome_index) "
     "VALUES (?,?,?,?) ON CONFLICT(token_id) DO UPDATE SET market_id = excluded.market_id, "
-    "outcome = excluded.outcome, outcome_index = excluded.outcome_index"
+    "outcome = excluded.outcome, outcome_index = excluded.outcome_index "
+    # an unchanged token is not rewritten (a whole-universe cycle sees ~100,000 each time)
+    "WHERE market_id IS NOT excluded.market_id OR outcome IS NOT excluded.outcome "
+    "OR outcome_index IS NOT excluded.outcome_index"
 )
 
 
@@ -281,45 +274,164 @@ def _num(x: float) -> str:
 
 
 def fmt_levels(levels: Sequence[BookLevel], n: int) -> str:
-    """Top ``n`` levels as compact ``"p:s,p:s"``, best first ("" for an empty side)."""
+    """Top ``n`` levels as compact ``"p:s,p:s"``, best first ("" for an empty side) — for
+    people and tests; the collector stores :func:`pack_side` instead."""
     return ",".join(f"{_num(lv.price)}:{_num(lv.size)}" for lv in levels[:n])
 
 
-def parse_levels(text: str | None) -> list[tuple[float, float]]:
-    """Inverse of :func:`fmt_levels` (for readers such as the backtester and tests)."""
-    if not text:
-        return []
-    out = []
-    for item in text.split(","):
-        p, s = item.split(":")
-        out.append((float(p), float(s)))
-    return out
+def parse_levels(value: bytes | str | None) -> list[tuple[float, float]]:
+    """(price, size) levels, best first, of a stored side: the packed BLOB of the compact
+    layout or the ``"p:s,p:s"`` text of older rows (:func:`fmt_levels`)."""
+    return codec.levels_of(value)
 
 
-def snapshot_row(ts: int, market: Market, book: OrderBook, depth_levels: int) -> tuple:
-    """One collected snapshot of ``book`` at grid time ``ts``."""
+_POW10 = tuple(10**d for d in range(7))
+_MICRO = 1_000_000
+_MAX_EXACT = 1 << 53
+
+
+def _units(values: Iterable[float]) -> tuple[int, list[int]] | None:
+    """(d, units): the fewest decimals d (0..6) at which every value is a whole number of
+    units of 10⁻ᵈ, and the values in those units; None when 6 decimals are not enough.
+    Each value is taken in micro-units once; d follows from the trailing zeros they share
+    (their gcd) — the same d that ``codec.pack_levels`` finds by trying 0, 1, … 6."""
+    us = []
+    g = 0
+    for v in values:
+        try:
+            u = round(v * _MICRO)
+        except (OverflowError, ValueError):  # inf, nan
+            return None
+        if u / _MICRO != v or not -_MAX_EXACT < u < _MAX_EXACT:
+            return None
+        us.append(u)
+        g = math.gcd(g, u)
+    z = 0
+    while z < 6 and g % _POW10[z + 1] == 0:
+        z += 1
+    if z:
+        f = _POW10[z]
+        us = [u // f for u in us]
+    return 6 - z, us
+
+
+def _varint(out: bytearray, n: int) -> None:
+    n = (n << 1) ^ (n >> 63)  # zigzag, as codec.pack_levels
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def pack_side(levels: Sequence[BookLevel], n: int) -> tuple[bytes, float]:
+    """The top ``n`` levels of one side → (packed BLOB, depth), straight from the
+    ``BookLevel`` objects: byte for byte :func:`polybot.snapshots.codec.pack_levels` of
+    their (price, size) pairs (tests/collect/test_collect_units.py checks it on random
+    books), without its trial of each decimal count — the collector packs ~200,000 book
+    sides a whole-universe cycle.
+    The depth is the exact decimal sum of the sizes (their integer units ÷ the scale), so
+    a book of centi-share sizes sums to a whole number of centi-shares: stored as an
+    INTEGER, not a REAL with float noise."""
+    top = levels[:n]
+    if not top:
+        return b"", 0.0
+    prices = _units([lv.price for lv in top])
+    sizes = _units([lv.size for lv in top])
+    if prices is None or sizes is None:
+        return _pack_slow(top)
+    (pd, pu), (sd, su) = prices, sizes
+    out = bytearray((pd * 8 + sd,))
+    prev = 0
+    for units, size in zip(pu, su, strict=True):
+        _varint(out, units - prev)
+        _varint(out, size)
+        prev = units
+    return bytes(out), sum(su) / _POW10[sd]
+
+
+def _pack_slow(top: Sequence[BookLevel]) -> tuple[bytes, float]:
+    blob = codec.pack_levels([(lv.price, lv.size) for lv in top])
+    return (blob or b""), round(math.fsum(lv.size for lv in top), 6)
+
+
+class Snapshot(tuple):
+    """A collected snapshot: the decoded row (:data:`SNAPSHOT_COLUMNS` order, the sides
+    packed) that also carries ``stored`` — its ``market_snapshots`` values after (timestamp,
+    token_key), encoded when the row was built (on the book threads, while the listing
+    runs), so the cycle's insert only adds the token key: the columns of
+    :data:`INSERT_COLLECTED`, exactly what ``codec.encode`` makes of the row (with mid,
+    spread and source the constants there; tests/collect/test_collect_units.py checks it)."""
+
+    stored: tuple
+
+
+_PRICE, _SIZE, _MONEY = codec.PRICE_SCALE, codec.SIZE_SCALE, codec.MONEY_SCALE
+_encode = codec.encode_scaled
+
+
+def snapshot_row(ts: int, market: Market, book: OrderBook, depth_levels: int) -> Snapshot:
+    """One collected snapshot of ``book`` at grid time ``ts`` (:data:`SNAPSHOT_COLUMNS`
+    order; the sides packed), with its stored encoding (:class:`Snapshot`)."""
     bids, asks = book.bids, book.asks
     bb = bids[0].price if bids else None
     ba = asks[0].price if asks else None
     mid = (bb + ba) / 2 if bb is not None and ba is not None else None
     spread = ba - bb if bb is not None and ba is not None else None
-    return (
-        ts,
-        book.token_id,
-        market.id,
-        bb,
-        ba,
-        mid,
-        spread,
-        book.last_trade_price,
-        sum(lv.size for lv in bids[:depth_levels]),
-        sum(lv.size for lv in asks[:depth_levels]),
-        fmt_levels(bids, depth_levels),
-        fmt_levels(asks, depth_levels),
-        market.volume_24h,
-        market.liquidity,
-        "collected",
+    bid_blob, bid_depth = pack_side(bids, depth_levels)
+    ask_blob, ask_depth = pack_side(asks, depth_levels)
+    last, vol, liq = book.last_trade_price, market.volume_24h, market.liquidity
+    row = Snapshot(
+        (
+            ts,
+            book.token_id,
+            market.id,
+            bb,
+            ba,
+            mid,
+            spread,
+            last,
+            bid_depth,
+            ask_depth,
+            bid_blob,
+            ask_blob,
+            vol,
+            liq,
+            "collected",
+        )
     )
+    # the columns of INSERT_COLLECTED; mid and spread are the derived ones (NULL), source 0
+    row.stored = (
+        _encode(bb, _PRICE),
+        _encode(ba, _PRICE),
+        _encode(last, _PRICE),
+        _encode(bid_depth, _SIZE),
+        _encode(ask_depth, _SIZE),
+        bid_blob,
+        ask_blob,
+        _encode(vol, _MONEY),
+        _encode(liq, _MONEY),
+    )
+    return row
+
+
+# A collected row's mid and spread are (bid + ask) / 2 and ask - bid, the derived values
+# (stored as NULL), and its source is "collected" (0): constants in the statement.
+_COLLECTED_COLUMNS = (
+    "bid",
+    "ask",
+    "last",
+    "bid_depth",
+    "ask_depth",
+    "bids",
+    "asks",
+    "volume_24h",
+    "liquidity",
+)
+INSERT_COLLECTED = (
+    f"INSERT OR IGNORE INTO market_snapshots (timestamp, token_key, {', '.join(_COLLECTED_COLUMNS)}, "
+    f"mid, spread, source) VALUES ({', '.join('?' * (2 + len(_COLLECTED_COLUMNS)))}, NULL, NULL, "
+    f"{codec.SOURCE_CODE['collected']})"
+)
 
 
 def backfill_row(ts: int, token_id: str, market_id: str, price: float) -> tuple:
@@ -343,29 +455,116 @@ def backfill_row(ts: int, token_id: str, market_id: str, price: float) -> tuple:
     )
 
 
-def insert_snapshots(conn: sqlite3.Connection, rows: Sequence[tuple]) -> int:
-    """INSERT OR IGNORE ``rows``; returns how many were new.
+def token_keys(conn: sqlite3.Connection) -> TokenKeys:
+    """The token id → integer key map, loaded once (a cycle or a backfill keeps it)."""
+    keys = TokenKeys(conn)
+    keys.load()
+    return keys
 
-    Rows go in sorted by (timestamp, token_id) — the primary key's order — so the B-tree
-    is appended to instead of split at random places (several times faster, and denser
-    pages on disk)."""
+
+def _clustered(stored: tuple) -> tuple[int, int]:
+    return stored[0], stored[1]
+
+
+def insert_snapshots(
+    conn: sqlite3.Connection, rows: Sequence[tuple], *, keys: TokenKeys | None = None
+) -> int:
+    """INSERT OR IGNORE ``rows`` into the compact table; returns how many were new.
+
+    Rows go in sorted by (timestamp, token key) — the clustered key — so the B-tree is
+    appended to instead of split at random places. ``keys``: a loaded
+    :class:`TokenKeys` to reuse (a cycle loads one; without it each token is looked up)."""
     if not rows:
         return 0
+    if keys is None:
+        keys = TokenKeys(conn)  # not loaded: a few rows look their tokens up one by one
+    ordered: list[tuple] = sorted(rows, key=lambda r: r[0]) if len(rows) > 1 else list(rows)
+    new_tokens = {r[1]: r[2] for r in ordered if r[1] not in keys.keys}
+    if len(new_tokens) > 1:  # a new universe: its keys in one statement, then looked up
+        conn.executemany(
+            "INSERT OR IGNORE INTO snapshot_tokens (token_id, market_id) VALUES (?, ?)", new_tokens.items()
+        )
+    for token_id, market_id in new_tokens.items():  # the count below is then rows only
+        keys.key(token_id, market_id)
     before = conn.total_changes
-    ordered: list[tuple] = sorted(rows, key=lambda r: (r[0], r[1]))
-    conn.executemany(INSERT_SNAPSHOT, ordered)
+    encoded = [r for r in ordered if isinstance(r, Snapshot)]
+    if encoded:  # the fast path: encoded on the book threads; only the key is added here
+        known = keys.keys
+        params = sorted(((r[0], known[r[1]], *r.stored) for r in encoded), key=_clustered)
+        conn.executemany(INSERT_COLLECTED, params)
+    if len(encoded) < len(ordered):
+        snapshots.insert_rows(conn, [r for r in ordered if not isinstance(r, Snapshot)], keys=keys)
     return conn.total_changes - before
 
 
-def count_cycle_snapshots(conn: sqlite3.Connection, ts: int, token_ids: Sequence[str]) -> int:
-    """How many of ``token_ids`` already have a snapshot at ``ts``."""
-    have = {r[0] for r in conn.execute("SELECT token_id FROM snapshot_values WHERE timestamp = ?", (ts,))}
-    return sum(1 for t in token_ids if t in have)
+def _known_keys(conn: sqlite3.Connection, token_ids: Sequence[str], keys: TokenKeys | None) -> dict[str, int]:
+    """token id → key for the tokens of ``token_ids`` that have one: from ``keys`` where it
+    has them (a loaded map has every key), else one lookup each (never creating a key)."""
+    cached = keys.keys if keys is not None else {}
+    out = {}
+    for t in token_ids:
+        k = cached.get(t)
+        if k is None:
+            row = conn.execute("SELECT token_key FROM snapshot_tokens WHERE token_id = ?", (t,)).fetchone()
+            if row is None:
+                continue
+            k = int(row[0])
+        out[t] = k
+    return out
+
+
+def count_cycle_snapshots(
+    conn: sqlite3.Connection, ts: int, token_ids: Sequence[str], *, keys: TokenKeys | None = None
+) -> int:
+    """How many of ``token_ids`` already have a snapshot at ``ts`` (one seek on the
+    clustered key; legacy rows waiting for ``--migrate`` included)."""
+    have = {r[0] for r in conn.execute("SELECT token_key FROM market_snapshots WHERE timestamp = ?", (ts,))}
+    n = 0
+    if have:
+        known = _known_keys(conn, token_ids, keys)
+        n = sum(1 for t in token_ids if known.get(t) in have)
+    if snapshots.has_legacy(conn):
+        old = {
+            r[0]
+            for r in conn.execute(f"SELECT token_id FROM {snapshots.LEGACY_TABLE} WHERE timestamp = ?", (ts,))
+        }
+        n += sum(1 for t in token_ids if t in old)
+    return n
+
+
+def existing_timestamps(
+    conn: sqlite3.Connection, token_ids: Iterable[str], start: int, end: int, *, keys: TokenKeys | None = None
+) -> dict[str, set[int]]:
+    """token id → the timestamps in [start, end) it has a snapshot for, for every token of
+    ``token_ids`` (empty sets included): one pass over the time range of the clustered
+    table, not one query per token (the table has no per-token index)."""
+    out: dict[str, set[int]] = {t: set() for t in token_ids}
+    known = _known_keys(conn, list(out), keys)
+    by_key = {known[t]: s for t, s in out.items() if t in known}
+    if by_key:
+        for ts, key in conn.execute(
+            "SELECT timestamp, token_key FROM market_snapshots WHERE timestamp >= ? AND timestamp < ?",
+            (int(start), int(end)),
+        ):
+            have = by_key.get(key)
+            if have is not None:
+                have.add(ts)
+    if snapshots.has_legacy(conn):
+        for t, have in out.items():
+            have.update(
+                r[0]
+                for r in conn.execute(
+                    f"SELECT timestamp FROM {snapshots.LEGACY_TABLE} "
+                    "WHERE token_id = ? AND timestamp >= ? AND timestamp < ?",
+                    (t, int(start), int(end)),
+                )
+            )
+    return out
 
 
 def tune_for_bulk(conn: sqlite3.Connection, cache_mb: int = 64) -> None:
-    """A larger page cache for the collector's connection: each cycle touches one page of
-    the (token_id, timestamp) index per token, so the index should stay in memory."""
+    """A larger page cache for the collector's connection (a cycle's rows and the token
+    table's pages stay in memory)."""
     conn.execute(f"PRAGMA cache_size = -{int(cache_mb) * 1024}")
 
 

@@ -9,7 +9,8 @@ Filters, applied in this order to the open markets Gamma lists (``/markets/keyse
 4. liquidity ≥ ``min_liquidity``;
 5. tags: at least one tag label/slug in ``tags`` (when set; case-insensitive);
 6. keywords: at least one of ``keywords`` in the question, slug or event title (when set);
-7. the cap: the ``max_markets`` best by ``order_by``.
+7. the cap: the ``max_markets`` best by ``order_by`` (``max_markets: all``: no cap — every
+   market that passes, the whole active universe when the volume/liquidity floors are 0).
 
 ``market_ids`` and ``slugs`` are always tracked, whatever the filters and the cap (they
 count towards the cap), unless the market is closed (a closed market has no order book;
@@ -151,7 +152,8 @@ def select(
     key = sort_attr(cc.order_by)
     explicit = [m for m in explicit if not m.closed]
     explicit_ids = {m.id for m in explicit}
-    room = max(0, cc.max_markets - len(explicit))
+    cap = cc.market_cap  # None: all (every passing market is final as soon as it is seen)
+    room = max(0, cap - len(explicit)) if cap is not None else None
     if on_final:
         for m in explicit:
             on_final(m)
@@ -170,20 +172,20 @@ def select(
             continue
         if passes(m, cc, counts):
             passing.append(m)
-            if on_final and sorted_so_far and len(passing) <= room:
+            if on_final and (room is None or (sorted_so_far and len(passing) <= room)):
                 on_final(m)
-        if not full_scan and sorted_so_far and len(passing) >= room:
+        if room is not None and not full_scan and sorted_so_far and len(passing) >= room:
             stopped_early = True
             break
     passing.sort(key=lambda m: float(getattr(m, key) or 0.0), reverse=True)
-    chosen = passing[:room]
+    chosen = passing[:room] if room is not None else passing
     return Selection(
         markets=explicit + chosen,
         counts=counts,
         explicit=explicit,
         issues=list(issues()),
         full_scan=not stopped_early,
-        capped=max(0, len(passing) - room),
+        capped=max(0, len(passing) - room) if room is not None else 0,
     )
 
 
@@ -212,7 +214,10 @@ def describe(sel: Selection, cc: CollectionConfig, *, top: int = 10) -> list[str
         lines.append(f"  {c.get(name, 0):>7,}  {label}")
     n_sel = len(sel.markets) - len(sel.explicit)
     cap_note = f" ({sel.capped:,} more passed but are over the cap)" if sel.capped else ""
-    lines.append(f"  {n_sel:>7,}  within the cap max_markets = {cc.max_markets}{cap_note}")
+    if cc.market_cap is None:
+        lines.append(f"  {n_sel:>7,}  tracked: max_markets = all (no cap)")
+    else:
+        lines.append(f"  {n_sel:>7,}  within the cap max_markets = {cc.max_markets}{cap_note}")
     if cc.market_ids or cc.slugs:
         lines.append(f"  {len(sel.explicit):>7,}  explicit market_ids/slugs (always tracked)")
     for what in sel.explicit_missing:

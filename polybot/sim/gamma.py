@@ -309,18 +309,8 @@ def _bad_markets(sim: Simulator, kinds: list, t: float) -> list:
 
 
 # ----------------------------------------------------------------------------- listing helpers
-def _market_filter(sim: Simulator, req: Request, t: float) -> list:
-    w = sim.world
-    ids, slugs = req.qs("id"), req.qs("slug")
-    cids = [c.lower() for c in req.qs("condition_ids")]
-    toks = req.qs("clob_token_ids") + req.qs("position_ids")
-    if ids or slugs or cids or toks:
-        found = [w.by_id[i] for i in ids if i in w.by_id] + [w.by_slug[s] for s in slugs if s in w.by_slug]
-        found += [w.by_condition[c] for c in cids if c in w.by_condition]
-        found += [w.market_by_token(x)[0] for x in toks if w.market_by_token(x)[0] is not None]
-        cands = list({m.index: m for m in found}.values())
-    else:
-        cands = w.markets
+def _market_predicate(sim: Simulator, req: Request, t: float):
+    """The non-id filters of a market listing as one test ``keep(m)`` at sim time ``t``."""
     closed = req.q_bool("closed", False)
     tag = req.q("tag_id")
     lo_l, hi_l = req.q_float("liquidity_num_min"), req.q_float("liquidity_num_max")
@@ -333,21 +323,49 @@ def _market_filter(sim: Simulator, req: Request, t: float) -> list:
         end_hi = parse_time(end_hi_text) if end_hi_text else None
     except ValueError:
         raise _bad(422, "invalid end_date_min/end_date_max") from None
-    out = []
-    for m in cands:
+
+    def keep(m) -> bool:
         if (sim.phase(m.index, t) != "open") != closed:
-            continue
+            return False
         if tag and m.tag_id != tag:
-            continue
+            return False
         if (lo_l is not None and m.liquidity < lo_l) or (hi_l is not None and m.liquidity > hi_l):
-            continue
+            return False
         if (lo_v is not None and m.volume < lo_v) or (hi_v is not None and m.volume > hi_v):
-            continue
-        end = scheduled_end(sim, m)
-        if (end_lo is not None and end < end_lo) or (end_hi is not None and end > end_hi):
-            continue
-        out.append(m)
-    return out
+            return False
+        if end_lo is not None or end_hi is not None:
+            end = scheduled_end(sim, m)
+            if (end_lo is not None and end < end_lo) or (end_hi is not None and end > end_hi):
+                return False
+        return True
+
+    return keep
+
+
+def _by_identity(req: Request) -> bool:
+    return bool(
+        req.qs("id")
+        or req.qs("slug")
+        or req.qs("condition_ids")
+        or req.qs("clob_token_ids")
+        or req.qs("position_ids")
+    )
+
+
+def _market_filter(sim: Simulator, req: Request, t: float) -> list:
+    w = sim.world
+    keep = _market_predicate(sim, req, t)
+    if _by_identity(req):
+        ids, slugs = req.qs("id"), req.qs("slug")
+        cids = [c.lower() for c in req.qs("condition_ids")]
+        toks = req.qs("clob_token_ids") + req.qs("position_ids")
+        found = [w.by_id[i] for i in ids if i in w.by_id] + [w.by_slug[s] for s in slugs if s in w.by_slug]
+        found += [w.by_condition[c] for c in cids if c in w.by_condition]
+        found += [w.market_by_token(x)[0] for x in toks if w.market_by_token(x)[0] is not None]
+        cands = list({m.index: m for m in found}.values())
+    else:
+        cands = w.markets
+    return [m for m in cands if keep(m)]
 
 
 def _sorted(sim: Simulator, req: Request, items, key_of_item):
@@ -402,8 +420,69 @@ def _bad_kinds(sim: Simulator, req: Request) -> list:
 
 
 # ----------------------------------------------------------------------------- handlers
+# Sort fields whose values never change (the scheduled end moves when a market is extended,
+# so ``endDate`` is not one of them): the order of the whole world by them is computed
+# once per (fields, direction) and a listing page filters it lazily from the cursor on —
+# the same page as filtering then sorting (the sort is total: ties break on the id), in
+# time proportional to the page instead of the world (a 50,000-market walk is 500 pages).
+_STATIC_SORT = frozenset(_SORT) - {"endDate"}
+
+
+def _world_order(sim: Simulator, req: Request) -> tuple[list, list] | None:
+    fields = tuple(f for f in (req.q("order") or "").split(",") if f)
+    if not fields or any(f not in _STATIC_SORT for f in fields) or _by_identity(req):
+        return None
+    sign = 1 if req.q_bool("ascending", True) else -1
+    cache = sim.__dict__.setdefault("_gamma_world_order", {})
+    key = (fields, sign, len(sim.world.markets))
+    if key not in cache:
+        cache[key] = _sorted(sim, req, sim.world.markets, lambda m: m)
+    return cache[key]
+
+
+def _keyset_static(sim: Simulator, req: Request, t: float, order: tuple[list, list], max_limit: int):
+    """:func:`_keyset` over the cached world order, filtering only the rows it returns."""
+    if "offset" in req.query:
+        raise _bad(422, "offset is not supported on keyset endpoints; use after_cursor")
+    limit = req.q_int("limit", 20, status=422)
+    if not 1 <= limit <= max_limit:
+        raise _bad(422, f"limit must be between 1 and {max_limit}")
+    keys, items = order
+    keep = _market_predicate(sim, req, t)
+    start = 0
+    cursor = req.q("after_cursor")
+    if cursor:
+        try:
+            c = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
+            last, fp = tuple(c["k"]), c["f"]
+        except (ValueError, KeyError, TypeError):
+            raise _bad(422, "invalid after_cursor") from None
+        if fp != _fingerprint(req):
+            raise _bad(422, "after_cursor does not match the query; re-send the same filters")
+        start = bisect.bisect_right(keys, last)
+    page: list = []
+    last_key: tuple = ()
+    more = False
+    for i in range(start, len(items)):
+        if keep(items[i]):
+            if len(page) == limit:
+                more = True
+                break
+            page.append(items[i])
+            last_key = keys[i]
+    nxt = None
+    if more:
+        raw = json.dumps({"k": list(last_key), "f": _fingerprint(req)}).encode()
+        nxt = base64.urlsafe_b64encode(raw).decode()
+    return page, nxt
+
+
 def markets_keyset(sim: Simulator, req: Request, t: float):
-    page, nxt = _keyset(sim, req, _market_filter(sim, req, t), lambda m: m, 100)
+    order = _world_order(sim, req)
+    if order is not None:
+        page, nxt = _keyset_static(sim, req, t, order, 100)
+    else:
+        page, nxt = _keyset(sim, req, _market_filter(sim, req, t), lambda m: m, 100)
     body = {
         "markets": _bad_markets(sim, _bad_kinds(sim, req), t) + market_dicts(sim, [m.index for m in page], t)
     }

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+from polybot.snapshots import codec
 from tests.collect.helpers import OPEN_FILTERS, checklist_counts, collect, query, scalar, setup_workspace
 from tests.conftest import ROOT, run_cli, sim_urls, write_config
 
@@ -70,8 +71,8 @@ def test_initial_then_three_cycles_match_the_checklist_counts(workspace, sim):
         "FROM snapshot_values WHERE best_bid IS NOT NULL AND best_ask IS NOT NULL LIMIT 50",
     )
     for bb, ba, mid, spread, bids, asks, bd, ad, source in snap:
-        b = [tuple(map(float, x.split(":"))) for x in bids.split(",")]
-        a = [tuple(map(float, x.split(":"))) for x in asks.split(",")]
+        assert isinstance(bids, bytes) and isinstance(asks, bytes)  # packed, not text
+        b, a = codec.levels_of(bids), codec.levels_of(asks)
         assert b[0][0] == bb and a[0][0] == ba and bb < ba
         assert [p for p, _ in b] == sorted((p for p, _ in b), reverse=True)
         assert [p for p, _ in a] == sorted(p for p, _ in a)

@@ -4,12 +4,15 @@ and the market upsert rules (on a real SQLite file)."""
 from __future__ import annotations
 
 import json
+import math
+import random
 from dataclasses import replace
 
 from polybot import db
 from polybot.collect import backfill, store, universe
 from polybot.config import CollectionConfig, default_config
 from polybot.exchange.models import BookLevel, Market, OrderBook, OutcomeToken, PricePoint
+from polybot.snapshots import codec
 
 
 def mk(i: int, liq: float, **kw) -> Market:
@@ -87,8 +90,81 @@ def test_levels_round_trip_and_one_sided_books():
     book = OrderBook(token_id="11", market="0x1", timestamp_ms=0, bids=levels, asks=(), last_trade_price=0.53)
     row = dict(zip(store.SNAPSHOT_COLUMNS, store.snapshot_row(600, mk(1, 10), book, 2), strict=True))
     assert row["best_bid"] == 0.53 and row["best_ask"] is None and row["mid"] is None
-    assert row["asks"] == "" and row["ask_depth"] == 0 and row["bid_depth"] == 1334.56
+    # the sides are packed straight from the levels; parse_levels reads BLOBs and text alike
+    assert isinstance(row["bids"], bytes) and store.parse_levels(row["bids"]) == [
+        (0.53, 1234.56),
+        (0.52, 100.0),
+    ]
+    assert row["asks"] == b"" and store.parse_levels(row["asks"]) == []
+    assert row["ask_depth"] == 0 and row["bid_depth"] == 1334.56
     assert row["source"] == "collected" and row["last_trade_price"] == 0.53
+
+
+def test_pack_side_is_byte_for_byte_the_codec_and_the_depth_is_the_exact_sum():
+    """The collector's fast packer must write what codec.pack_levels writes (and decode to
+    the same levels): tick grids 0.1..0.0001, sizes whole, in cents, with up to 7 decimals,
+    huge, zero; empty and one-sided books; the depth equals the exact decimal sum."""
+    rng = random.Random(16)
+    for _ in range(5000):
+        tick = rng.choice([0.1, 0.01, 0.001, 0.0001])
+        nt = round(1 / tick)
+        levels = []
+        for _ in range(rng.randint(0, 7)):
+            size = rng.choice(
+                [
+                    round(rng.uniform(0, 1e7), rng.choice([0, 1, 2, 3, 6, 7])),
+                    float(rng.randint(0, 10**6)),
+                    rng.random() * 1000,  # 17 significant digits: the codec's float mode
+                    1e17,
+                ]
+            )
+            levels.append(BookLevel(round(rng.randint(1, nt - 1) * tick, 4), size))
+        n = rng.randint(1, 6)
+        blob, depth = store.pack_side(levels, n)
+        pairs = [(lv.price, lv.size) for lv in levels[:n]]
+        assert blob == (codec.pack_levels(pairs) or b"")
+        assert codec.levels_of(blob) == pairs
+        assert depth == round(math.fsum(s for _, s in pairs), 6)
+    # centi-share sizes: the depth is a whole number of centi-shares (stored as an INTEGER)
+    blob, depth = store.pack_side((BookLevel(0.52, 0.1), BookLevel(0.51, 0.2), BookLevel(0.5, 1500.07)), 5)
+    assert depth == 1500.37 and codec.encode_scaled(depth, codec.SIZE_SCALE) == 150037
+
+
+def test_a_snapshot_carries_exactly_the_codec_encoding_of_its_values():
+    """The collector's pre-encoded values (Snapshot.stored) are what codec.encode makes of
+    the decoded row: two-sided, one-sided, empty books, with and without a last trade."""
+    full = (BookLevel(0.53, 1234.56), BookLevel(0.52, 100.0), BookLevel(0.5, 7.25))
+    asks = (BookLevel(0.551, 3.0), BookLevel(0.56, 1e7 + 0.01))
+    for bids, ask_side, last in ((full, asks, 0.54), (full, (), None), ((), asks, 0.0), ((), (), None)):
+        book = OrderBook(
+            token_id="11", market="0x1", timestamp_ms=0, bids=bids, asks=ask_side, last_trade_price=last
+        )
+        row = store.snapshot_row(900, mk(1, 1234.5678901), book, 5)
+        assert codec.encode(row, 7) == (900, 7, *row.stored, None, None, 0)  # mid, spread, source
+        assert codec.STORED[-3:] == ("mid", "spread", "source") and "NULL, NULL, 0)" in store.INSERT_COLLECTED
+        assert codec.decode(codec.encode(row, 7), "11", "1") == tuple(row)
+
+
+def test_token_upsert_rewrites_only_changed_tokens(tmp_path):
+    cfg = default_config(tmp_path)
+    db.initialize(cfg.database_path)
+    conn = db.open_database(cfg)
+    m = mk(1, 10)
+    with db.atomic(conn):
+        store.upsert_markets(conn, [m], tracked=True, now=100)
+    before = conn.total_changes
+    with db.atomic(conn):
+        conn.executemany(store.UPSERT_TOKEN, [(t.token_id, m.id, t.outcome, t.index) for t in m.tokens])
+    assert conn.total_changes == before  # unchanged: not rewritten
+    moved = replace(m, id="2", tokens=(OutcomeToken("11", "Up", 0), OutcomeToken("12", "No", 1)))
+    with db.atomic(conn):
+        store.upsert_markets(conn, [moved], tracked=True, now=200)
+    got = [
+        tuple(r)
+        for r in conn.execute("SELECT token_id, market_id, outcome FROM market_tokens ORDER BY token_id")
+    ]
+    assert got == [("11", "2", "Up"), ("12", "2", "No")]
+    conn.close()
 
 
 def test_runs_and_as_of_fill():

@@ -123,7 +123,7 @@ def test_a_row_that_cannot_move_unchanged_stops_the_batch_and_commits_nothing_of
     conn = _plain(cfg.database_path)
     ts, tok = rows[-1][0], rows[-1][1]
     conn.execute(
-        f"UPDATE snapshot_values SET {column} = ? WHERE timestamp = ? AND token_id = ?", (value, ts, tok)
+        f"UPDATE market_snapshots SET {column} = ? WHERE timestamp = ? AND token_id = ?", (value, ts, tok)
     )
     conn.commit()
     conn.close()
@@ -260,7 +260,7 @@ def test_b_killing_the_migration_anywhere_then_running_it_again_ends_complete_an
             conn = _plain(cfg.database_path)
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             # every row is visible exactly once at every moment: legacy + compact through the view
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'market_snapshots'").fetchone():
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'snapshot_values'").fetchone():
                 assert conn.execute("SELECT COUNT(*) FROM snapshot_values").fetchone()[0] == len(rows)
             state = dict(conn.execute("SELECT key, value FROM bot_state"))
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -297,7 +297,7 @@ def test_c_refused_while_the_bot_runs_and_nothing_changes(tmp_path, cli):
     assert backups_in(cfg) == []
     conn = _plain(cfg.database_path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
-    assert conn.execute("SELECT COUNT(*) FROM snapshot_values").fetchone()[0] == len(rows)
+    assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == len(rows)
     conn.close()
 
 
