@@ -508,7 +508,7 @@ class MaintenanceConfig:
     log_retention_days: int = 90
     # The retention tiers of market snapshots (polybot/ops/retention.py, RUNBOOK.md "Retention
     # tiers"): every book level for full_depth_days, then top of book only (best bid/ask, last
-    # trade, volume, liquidity) until top_of_book_days, then one bar per token per hour kept for
+    # trade; volume and liquidity once an hour) until top_of_book_days, then one bar per token per hour kept for
     # hourly_bar_days. 0 = that step never happens. Off unless config.yaml sets them, so an
     # upgrade never thins data the operator did not ask to thin (config.yaml.example sets them).
     full_depth_days: int = 0
