@@ -21,6 +21,7 @@ A database made before version 6 keeps its rows in ``market_snapshots_legacy`` u
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from collections.abc import Iterable, Sequence
 
@@ -220,12 +221,25 @@ def insert_rows(
 ) -> int:
     """Insert decoded snapshots (:data:`codec.COLUMNS` order). The first row written for a
     (timestamp, token) wins unless ``replace``. Returns the rows given. Callers own the
-    transaction (``db.atomic``)."""
+    transaction (``db.atomic``). The rows are encoded as one batch
+    (:func:`codec.encode_rows`) and go in sorted by the primary key (appends, not splits)."""
     keys = keys or TokenKeys(conn)
-    encoded = [codec.encode(r, keys.key(r[1], r[2])) for r in rows]
-    sql = INSERT_SQL.replace("OR IGNORE", "OR REPLACE") if replace else INSERT_SQL
-    conn.executemany(sql, encoded)
+    batch = rows if isinstance(rows, list) else list(rows)
+    if not batch:
+        return 0
+    key = keys.key
+    token_keys = [key(r[1], r[2]) for r in batch]
+    columns, encoded = codec.encode_rows(batch, token_keys)
+    encoded.sort(key=_PRIMARY_KEY)
+    verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+    conn.executemany(
+        f"{verb} INTO snapshot_rows ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        encoded,
+    )
     return len(encoded)
+
+
+_PRIMARY_KEY = operator.itemgetter(0, 1)  # (timestamp, token_key)
 
 
 def delete_before(conn: sqlite3.Connection, cutoff: int, limit: int) -> int:

@@ -55,14 +55,19 @@ from polybot.domain import (  # noqa: F401  (the records and names strategies us
 from polybot.errors import ConfigError
 from polybot.exchange.models import BookLevel
 from polybot.money import MICRO
+from polybot.snapshots.codec import levels_of
 
 from .view import BACKFILL, COLLECTED, History, MarketView, Quote  # noqa: F401  (re-exported)
 
 
-def parse_levels(text: str | None) -> tuple[BookLevel, ...]:
-    """``"0.49:120,0.48:300"`` (best first) → BookLevels; empty/None → ()."""
+def parse_levels(text: str | bytes | None) -> tuple[BookLevel, ...]:
+    """Recorded levels, best first → BookLevels (levels without size dropped); empty/None →
+    (). ``text`` is the packed BLOB of a stored snapshot or the text ``"0.49:120,0.48:300"``
+    (:func:`polybot.snapshots.codec.levels_of` reads both)."""
     if not text:
         return ()
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        return tuple(BookLevel(p, s) for p, s in levels_of(bytes(text)) if s > 0)
     out = []
     for part in text.split(","):
         p, _, s = part.partition(":")
