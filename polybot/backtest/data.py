@@ -400,9 +400,9 @@ class SnapshotStore:
         t = int(start_ts)
         while t <= end_ts:
             hi = min((t // chunk_seconds + 1) * chunk_seconds, int(end_ts) + 1)  # on bucket edges
-            a = self._read(cur, _COMPACT_SQL, t, hi)
+            a = self._read(cur, t, hi)
             if self.legacy:
-                a = _merge(a, self._read(cur, _LEGACY_SQL, t, hi, legacy=True))
+                a = _merge(a, self._read_legacy(cur, t, hi))
             t = hi
             if a is None:
                 continue
@@ -417,29 +417,41 @@ class SnapshotStore:
                 backfill=(key & 1).astype(bool),
             )
 
-    def _read(
-        self, cur: sqlite3.Cursor, sql: str, lo: int, hi: int, *, legacy: bool = False
-    ) -> np.ndarray | None:
-        """(timestamp, v1, v2) rows of [lo, hi) as an int64 array with v1's key mapped to the
-        feed index (rows of other tokens dropped); None when there are none."""
-        flat = np.fromiter(chain.from_iterable(cur.execute(sql, (lo, hi))), dtype=np.int64)
-        if not len(flat):
+    def _read(self, cur: sqlite3.Cursor, lo: int, hi: int) -> np.ndarray | None:
+        """(timestamp, v1, v2) rows of ``snapshot_rows`` in [lo, hi) as an int64 array, v1's
+        token key mapped to the feed index (rows of other tokens dropped); None when none.
+
+        SQLite hands over TWO integers a row: v2 carries the timestamp's offset from ``lo``
+        above the two prices (42 bits), so windows are read ≤ 2^20 s at a time."""
+        parts = []
+        for a in range(lo, hi, _MAX_WINDOW):
+            flat = np.fromiter(
+                chain.from_iterable(cur.execute(_COMPACT_SQL, (a, min(hi, a + _MAX_WINDOW)))), dtype=np.int64
+            )
+            if len(flat):
+                two = flat.reshape(-1, 2)
+                v2 = two[:, 1]
+                parts.append(np.column_stack((a + (v2 >> (2 * _BITS)), two[:, 0], v2 & _PRICES)))
+        if not parts:
             return None
-        a = flat.reshape(-1, 3)
-        if not legacy:  # token_key → feed index
-            v1 = a[:, 1]
-            key = v1 >> (_BITS + 1)
-            known = (key >= 0) & (key < len(self._lut))
-            idx = np.full(len(key), -1, dtype=np.int64)
-            idx[known] = self._lut[key[known]]
-            a = a[idx >= 0]
-            if not len(a):
-                return None
-            idx = idx[idx >= 0]
-            a[:, 1] = ((idx << 1) | ((a[:, 1] >> _BITS) & 1)) << _BITS | (a[:, 1] & _NUL)
-        else:
-            a = a[a[:, 1] >= 0]  # tokens of no known market
-        return a if len(a) else None
+        rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        key = rows[:, 1] >> (_BITS + 1)
+        known = (key >= 0) & (key < len(self._lut))
+        idx = np.full(len(key), -1, dtype=np.int64)
+        idx[known] = self._lut[key[known]]
+        ours = idx >= 0
+        rows, idx = rows[ours], idx[ours]
+        if not len(rows):
+            return None
+        rows[:, 1] = ((idx << 1) | ((rows[:, 1] >> _BITS) & 1)) << _BITS | (rows[:, 1] & _NUL)
+        return rows
+
+    def _read_legacy(self, cur: sqlite3.Cursor, lo: int, hi: int) -> np.ndarray | None:
+        """The same from the old table of a database not yet migrated (three integers a row)."""
+        flat = np.fromiter(chain.from_iterable(cur.execute(_LEGACY_SQL, (lo, hi))), dtype=np.int64)
+        rows = flat.reshape(-1, 3)
+        rows = rows[rows[:, 1] >= 0]  # tokens of no known market
+        return rows if len(rows) else None
 
     def depth(self, token_id: str, timestamp: int) -> tuple[bytes | str | None, bytes | str | None]:
         """The recorded levels (bids, asks) of one snapshot: packed BLOBs, or the old text of
@@ -485,15 +497,18 @@ def _mid_micro_sql() -> str:
     )
 
 
-# Two packed integers per row instead of six values: Python object creation is the cost of
+# Two packed integers per row instead of seven values: Python object creation is the cost of
 # reading, not SQLite. Prices are micro-units (21 bits, NUL = none):
 #   v1 = (token key × 2 + backfill flag) × 2^21 + price   (price = mid, else last trade)
-#   v2 = bid × 2^21 + ask
+#   v2 = ((timestamp − window start) × 2^21 + bid) × 2^21 + ask
 # (the token key becomes the feed index in numpy, SnapshotStore._read)
+_MAX_WINDOW = 1 << 20  # seconds: the timestamp offset's 20 bits above 42 bits of prices
+_PRICES = (1 << (2 * _BITS)) - 1
 _COMPACT_SQL = (
-    f"SELECT s.timestamp, (s.token_key * 2 + (s.source = 1)) * {_SHIFT} + ifnull({_mid_micro_sql()}, {_NUL}), "
-    f"ifnull({_micro_sql('s.bid')}, {_NUL}) * {_SHIFT} + ifnull({_micro_sql('s.ask')}, {_NUL}) "
-    f"FROM snapshot_rows s WHERE s.timestamp >= ? AND s.timestamp < ? ORDER BY s.timestamp, s.token_key"
+    f"SELECT (s.token_key * 2 + (s.source = 1)) * {_SHIFT} + ifnull({_mid_micro_sql()}, {_NUL}), "
+    f"((s.timestamp - ?1) * {_SHIFT} + ifnull({_micro_sql('s.bid')}, {_NUL})) * {_SHIFT} "
+    f"+ ifnull({_micro_sql('s.ask')}, {_NUL}) "
+    f"FROM snapshot_rows s WHERE s.timestamp >= ?1 AND s.timestamp < ?2 ORDER BY s.timestamp, s.token_key"
 )
 # the same from the old table of a database not yet migrated (its token ids mapped in SQLite)
 _LEGACY_SQL = (

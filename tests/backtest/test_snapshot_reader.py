@@ -153,3 +153,21 @@ def test_read_only_connections_know_the_snapshot_functions(synthetic):
         ro.close()
     blob = conn.execute("SELECT bids FROM snapshot_rows LIMIT 1").fetchone()[0]
     assert top == codec.top_size(blob) > 0
+
+
+def test_chunks_longer_than_the_packed_time_offset_read_every_timestamp(tmp_path):
+    conn = new_db(tmp_path / "long.db")
+    add_market(conn, "A")
+    times = [T0, T0 + (1 << 20) - 1, T0 + (1 << 20), T0 + 3 * (1 << 20) + 7]
+    store.insert_rows(
+        conn,
+        [
+            (t, "A-yes", "A", 0.4, 0.6, 0.5, 0.2, None, None, None, None, None, None, None, None)
+            for t in times
+        ],
+    )
+    conn.commit()
+    chunks = list(SnapshotStore(conn, ["A-yes"]).chunks(T0, times[-1], 1 << 23))
+    assert [t for c in chunks for t in c.timestamp.tolist()] == times
+    assert max(int(c.timestamp[-1] - c.timestamp[0]) for c in chunks) >= 1 << 20  # one chunk spans more
+    assert [p for c in chunks for p in c.price.tolist()] == [0.5] * 4
