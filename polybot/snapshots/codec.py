@@ -537,6 +537,7 @@ def encode_rows(rows: Sequence[Sequence], token_keys: Sequence[int]) -> tuple[tu
                 raise ValueError(
                     f"unknown snapshot source {source!r} (expected one of {', '.join(SOURCES)})"
                 ) from None
+    sides = pack_levels_many(bids + asks)  # one batch: both sides' levels in the same arrays
     columns: list[tuple[str, list]] = [
         ("timestamp", list(map(int, ts))),
         ("token_key", list(token_keys)),
@@ -545,8 +546,8 @@ def encode_rows(rows: Sequence[Sequence], token_keys: Sequence[int]) -> tuple[tu
         ("last", _scaled_column(last, PRICE_SCALE)),
         ("bid_depth", _scaled_column(bdep, SIZE_SCALE)),
         ("ask_depth", _scaled_column(adep, SIZE_SCALE)),
-        ("bids", pack_levels_many(bids)),
-        ("asks", pack_levels_many(asks)),
+        ("bids", sides[:n]),
+        ("asks", sides[n:]),
         ("volume_24h", _scaled_column(vol, MONEY_SCALE)),
         ("liquidity", _scaled_column(liq, MONEY_SCALE)),
         ("mid", mid_col),
