@@ -425,11 +425,14 @@ class SnapshotStore:
         above the two prices (42 bits), so windows are read ≤ 2^20 s at a time."""
         parts = []
         for a in range(lo, hi, _MAX_WINDOW):
-            flat = np.fromiter(
-                chain.from_iterable(cur.execute(_COMPACT_SQL, (a, min(hi, a + _MAX_WINDOW)))), dtype=np.int64
-            )
-            if len(flat):
+            b = min(hi, a + _MAX_WINDOW)
+            # the integer-only SQL first: a REAL anywhere makes a float, so numpy's inferred
+            # dtype says whether the window needs the exact SQL (rare: off-grid prices)
+            two = np.array(cur.execute(_INTEGER_SQL, (a, b)).fetchall())
+            if two.dtype != np.int64 or two.ndim != 2:
+                flat = np.fromiter(chain.from_iterable(cur.execute(_COMPACT_SQL, (a, b))), dtype=np.int64)
                 two = flat.reshape(-1, 2)
+            if len(two):
                 v2 = two[:, 1]
                 parts.append(np.column_stack((a + (v2 >> (2 * _BITS)), two[:, 0], v2 & _PRICES)))
         if not parts:
@@ -508,6 +511,16 @@ _COMPACT_SQL = (
     f"SELECT (s.token_key * 2 + (s.source = 1)) * {_SHIFT} + ifnull({_mid_micro_sql()}, {_NUL}), "
     f"((s.timestamp - ?1) * {_SHIFT} + ifnull({_micro_sql('s.bid')}, {_NUL})) * {_SHIFT} "
     f"+ ifnull({_micro_sql('s.ask')}, {_NUL}) "
+    f"FROM snapshot_rows s WHERE s.timestamp >= ?1 AND s.timestamp < ?2 ORDER BY s.timestamp, s.token_key"
+)
+# The same when every price of the window is INTEGER units (the collector's rows): no typeof
+# tests but the stored mid's. A REAL price makes that row's value a float (SnapshotStore._read
+# sees numpy infer float64 and reads the window again with _COMPACT_SQL).
+_INTEGER_SQL = (
+    f"SELECT (s.token_key * 2 + (s.source = 1)) * {_SHIFT} + ifnull(CASE WHEN s.mid IS NULL THEN "
+    f"(s.bid + s.ask) * 50 WHEN typeof(s.mid) = 'blob' THEN NULL ELSE s.mid * 100 END, "
+    f"ifnull(s.last * 100, {_NUL})), "
+    f"((s.timestamp - ?1) * {_SHIFT} + ifnull(s.bid * 100, {_NUL})) * {_SHIFT} + ifnull(s.ask * 100, {_NUL}) "
     f"FROM snapshot_rows s WHERE s.timestamp >= ?1 AND s.timestamp < ?2 ORDER BY s.timestamp, s.token_key"
 )
 # the same from the old table of a database not yet migrated (its token ids mapped in SQLite)

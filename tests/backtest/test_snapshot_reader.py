@@ -116,32 +116,44 @@ def test_backfill_books_are_estimated_the_same_from_both_layouts(synthetic):
     assert estimate_backfill_books(conn, tokens) == compact
 
 
-def test_prices_decode_from_units_and_real_fallbacks(tmp_path):
+@pytest.mark.parametrize("with_real", [False, True])
+def test_prices_decode_from_units_and_real_fallbacks(tmp_path, with_real):
+    # without a REAL price the reader's integer-only SQL reads the window, with one the exact SQL
     conn = new_db(tmp_path / "p.db")
     add_market(conn, "A")
     rows = [
         # (timestamp, bid, ask, mid, last, source) → expected (bid, ask, price, backfill)
-        (T0, 0.52, 0.54, (0.52 + 0.54) / 2, 0.5, "collected"),  # mid derived
-        (T0 + 300, 0.1 + 0.2, 0.54, None, 0.5, "collected"),  # off-grid bid (REAL), mid NULL: the last trade
-        (T0 + 600, None, None, 0.6123, 0.6123, "backfill"),  # a backfilled price
-        (T0 + 900, 0.52, None, None, None, "collected"),  # one side: no price
-        (T0 + 1200, 0.52, 0.54, 0.5301, 0.5, "collected"),  # a stored mid exception
+        (T0, 0.52, 0.54, (0.52 + 0.54) / 2, 0.5, "collected", 0.52, 0.54, 0.53, False),  # mid derived
+        (T0 + 300, 0.52, 0.54, None, 0.5, "collected", 0.52, 0.54, 0.5, False),  # mid NULL: the last trade
+        (T0 + 600, None, None, 0.6123, 0.6123, "backfill", None, None, 0.6123, True),  # a backfilled price
+        (T0 + 900, 0.52, None, None, None, "collected", 0.52, None, None, False),  # one side: no price
+        (T0 + 1200, 0.52, 0.54, 0.5301, 0.5, "collected", 0.52, 0.54, 0.5301, False),  # a stored mid
     ]
+    if with_real:  # an off-grid bid (stored REAL) and mid; an off-grid last trade
+        rows.append((T0 + 1500, 0.1 + 0.2, 0.54, None, 0.5, "collected", 0.3, 0.54, 0.5, False))
+        rows.append((T0 + 1800, None, None, 0.61234, 0.61234, "backfill", None, None, 0.61234, True))
+        rows.append((T0 + 2100, 0.52, 0.54, None, 0.500001, "collected", 0.52, 0.54, 0.500001, False))
     store.insert_rows(
         conn,
         [
-            (ts, "A-yes", "A", b, a, m, None, last, None, None, None, None, None, None, src)
-            for ts, b, a, m, last, src in rows
+            (r[0], "A-yes", "A", r[1], r[2], r[3], None, r[4], None, None, None, None, None, None, r[5])
+            for r in rows
         ],
     )
     conn.commit()
-    (chunk,) = list(SnapshotStore(conn, ["A-yes"]).chunks(T0, T0 + 1200, 86_400))
-    nan = -1.0
-    assert np.nan_to_num(chunk.bid, nan=nan).tolist() == [0.52, 0.3, nan, 0.52, 0.52]
-    assert np.nan_to_num(chunk.ask, nan=nan).tolist() == [0.54, 0.54, nan, nan, 0.54]
-    assert np.nan_to_num(chunk.price, nan=nan).tolist() == [0.53, 0.5, 0.6123, nan, 0.5301]
-    assert chunk.backfill.tolist() == [False, False, True, False, False]
-    assert chunk.token.tolist() == [0] * 5
+    kinds = {t for (t,) in conn.execute("SELECT DISTINCT typeof(bid) FROM snapshot_rows")}
+    assert ("real" in kinds) == with_real
+    (chunk,) = list(SnapshotStore(conn, ["A-yes"]).chunks(T0, T0 + 3000, 86_400))
+
+    def values(a):
+        return [None if np.isnan(x) else x for x in a.tolist()]
+
+    assert chunk.timestamp.tolist() == [r[0] for r in rows]
+    assert values(chunk.bid) == [r[6] for r in rows]
+    assert values(chunk.ask) == [r[7] for r in rows]
+    assert values(chunk.price) == [r[8] for r in rows]
+    assert chunk.backfill.tolist() == [r[9] for r in rows]
+    assert chunk.token.tolist() == [0] * len(rows)
 
 
 def test_read_only_connections_know_the_snapshot_functions(synthetic):
