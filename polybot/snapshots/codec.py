@@ -186,12 +186,18 @@ def pack_levels_many(sides: Sequence) -> list[bytes | None]:
     computed on arrays and the BLOBs cut from one buffer. Sides that need the float mode,
     batches of mixed kinds and anything malformed go through :func:`pack_levels` /
     :func:`levels_of` one by one (which name a malformed side)."""
-    out: list[bytes | None] = [None if side is None else b"" for side in sides]
-    idx = [i for i, side in enumerate(sides) if side]
-    if not idx:
-        return out
-    group = [sides[i] for i in idx]
-    kinds = set(map(type, group))
+    kinds = set(map(type, sides))
+    if kinds <= {tuple, list} and all(sides):  # the collector's batch: every side has levels
+        out: list[bytes | None] = list(sides)
+        idx: Sequence[int] = range(len(sides))
+        group = sides
+    else:
+        out = [None if side is None else b"" for side in sides]
+        idx = [i for i, side in enumerate(sides) if side]
+        if not idx:
+            return out
+        group = [sides[i] for i in idx]
+        kinds = set(map(type, group))
     values: np.ndarray | None = None
     counts: list[int] = []
     if kinds == {str}:
@@ -202,14 +208,18 @@ def pack_levels_many(sides: Sequence) -> list[bytes | None]:
         values = _level_values(group, 2 * sum(counts))
     slow: list[int] = []
     if values is None:
-        slow = idx
+        slow = list(idx)
     else:
         blobs = _pack_arrays(values, np.asarray(counts, dtype=np.int64))
-        for i, blob in zip(idx, blobs, strict=True):
-            if blob is None:
-                slow.append(i)
-            else:
-                out[i] = blob
+        if isinstance(idx, range):
+            out = blobs
+            slow = [i for i, blob in enumerate(blobs) if blob is None]
+        else:
+            for i, blob in zip(idx, blobs, strict=True):
+                if blob is None:
+                    slow.append(i)
+                else:
+                    out[i] = blob
     for i in slow:
         out[i] = _levels_blob(sides[i])
     return out
@@ -218,7 +228,7 @@ def pack_levels_many(sides: Sequence) -> list[bytes | None]:
 _PRICE_SIZE = operator.attrgetter("price", "size")
 
 
-def _level_values(group: list, n_values: int) -> np.ndarray | None:
+def _level_values(group: Sequence, n_values: int) -> np.ndarray | None:
     """The interleaved (price, size) values of sequences of levels, or None (slow path)."""
     levels = list(chain.from_iterable(group))
     try:
@@ -233,7 +243,7 @@ def _level_values(group: list, n_values: int) -> np.ndarray | None:
         return None
 
 
-def _text_values(texts: list[str], counts: list[int]) -> np.ndarray | None:
+def _text_values(texts: Sequence[str], counts: list[int]) -> np.ndarray | None:
     """All (price, size) values of ``"p:s,p:s"`` texts in order, or None when one looks
     malformed (then the slow path names the problem)."""
     if not all(counts):
@@ -294,9 +304,14 @@ def _pack_arrays(values: np.ndarray, counts: np.ndarray) -> list[bytes | None]:
     stream_len = np.add.reduceat(nb, 2 * starts)
     stream_off = np.concatenate(([0], np.cumsum(stream_len)[:-1]))
     data = np.insert(stream, stream_off, (pd * 8 + sd).astype(np.uint8)).tobytes()
-    side_off = (stream_off + np.arange(len(counts))).tolist()
-    ends = (stream_off + np.arange(1, len(counts) + 1) + stream_len).tolist()
-    return [data[a:b] if ok else None for a, b, ok in zip(side_off, ends, side_ok.tolist(), strict=True)]
+    side_off = stream_off + np.arange(len(counts))
+    blobs: list[bytes | None] = list(
+        map(data.__getitem__, map(slice, side_off.tolist(), (side_off + 1 + stream_len).tolist()))
+    )
+    if not side_ok.all():
+        for i in np.flatnonzero(~side_ok).tolist():
+            blobs[i] = None
+    return blobs
 
 
 def unpack_levels(blob: bytes | None) -> list[tuple[float, float]] | None:

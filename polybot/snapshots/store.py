@@ -202,6 +202,26 @@ class TokenKeys:
             self.keys[token_id] = k
         return k
 
+    def many(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
+        """The keys of (token_id, market_id) pairs, in order; the tokens not seen yet are
+        added in one ``executemany`` and looked up in batches (a first cycle of 100,000
+        tokens would otherwise take a SELECT and an INSERT per token)."""
+        keys = self.keys
+        missing = {t: m for t, m in pairs if t not in keys}
+        if missing:
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO snapshot_tokens (token_id, market_id) VALUES (?, ?)", missing.items()
+            )
+            todo = list(missing)
+            for i in range(0, len(todo), 500):
+                part = todo[i : i + 500]
+                for k, t in self.conn.execute(
+                    f"SELECT token_key, token_id FROM snapshot_tokens WHERE token_id IN ({', '.join('?' * len(part))})",
+                    part,
+                ):
+                    keys[t] = int(k)
+        return [keys[t] for t, _ in pairs]
+
 
 INSERT_SQL = (
     "INSERT OR IGNORE INTO snapshot_rows (timestamp, token_key, "
@@ -227,8 +247,7 @@ def insert_rows(
     batch = rows if isinstance(rows, list) else list(rows)
     if not batch:
         return 0
-    key = keys.key
-    token_keys = [key(r[1], r[2]) for r in batch]
+    token_keys = keys.many([(r[1], r[2]) for r in batch])
     columns, encoded = codec.encode_rows(batch, token_keys)
     encoded.sort(key=_PRIMARY_KEY)
     verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"

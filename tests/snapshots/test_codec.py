@@ -407,3 +407,20 @@ def test_inserting_through_the_view_equals_the_fast_path(snapshot_db):
         return tuple(codec.unpack_levels(v) if i in (7, 8) else v for i, v in enumerate(r))
 
     assert [levels_as_numbers(r) for r in fast] == [levels_as_numbers(r) for r in via_trigger]
+
+
+def test_token_keys_for_a_batch_add_new_tokens_once_and_keep_the_order(snapshot_db):
+    conn = snapshot_db
+    first = store.TokenKeys(conn)
+    assert first.key("t1", "m1") == 1
+    keys = store.TokenKeys(conn)  # another user of the table: t1 exists, not cached here
+    got = keys.many(
+        [("t2", "m1"), ("t1", "m1"), ("t3", "m2"), ("t2", "m1")] + [(f"x{i}", "m9") for i in range(1200)]
+    )
+    assert got[:4] == [2, 1, 3, 2]
+    assert got[4:] == list(range(4, 1204))
+    rows = conn.execute(
+        "SELECT token_key, token_id, market_id FROM snapshot_tokens ORDER BY token_key"
+    ).fetchall()
+    assert [tuple(r) for r in rows[:3]] == [(1, "t1", "m1"), (2, "t2", "m1"), (3, "t3", "m2")]
+    assert len(rows) == 1203
