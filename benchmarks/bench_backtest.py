@@ -6,7 +6,7 @@ Generates (once, cached in the temp directory) two SQLite databases with the sam
 250 binary markets × 2 tokens × 30 days × 288 snapshots/day ≈ 4.32 M rows, three book
 levels a side:
 
-- the NEW database: the real schema (``snapshot_rows``: integer token keys, prices in
+- the NEW database: the real schema (``market_snapshots``: integer token keys, prices in
   0.0001 units, levels packed in BLOBs), written by ``polybot.backtest.synthetic``;
 - the OLD database: the layout before issue 16 (schema version 5: ``market_snapshots``
   table with 77-digit token ids, REAL prices, ``"p:s,p:s"`` text levels, primary key
@@ -112,14 +112,14 @@ def generate_old_layout(new: Path, old: Path) -> None:
     conn.execute("BEGIN")
     conn.execute("INSERT INTO markets SELECT * FROM new.markets")
     conn.execute("INSERT INTO market_tokens SELECT * FROM new.market_tokens")
-    lo, hi = conn.execute("SELECT MIN(timestamp), MAX(timestamp) FROM new.snapshot_rows").fetchone()
+    lo, hi = conn.execute("SELECT MIN(timestamp), MAX(timestamp) FROM new.market_snapshots").fetchone()
     for day in range(lo, hi + 1, DAY):  # decoded by the new database's view, levels as text
         conn.execute(
             "INSERT INTO market_snapshots SELECT s.timestamp, k.token_id, k.market_id, "
             "s.bid / 10000.0, s.ask / 10000.0, (s.bid + s.ask) / 20000.0, (s.ask - s.bid) / 10000.0, "
             "s.last / 10000.0, s.bid_depth / 100.0, s.ask_depth / 100.0, levels_text(s.bids), "
             "levels_text(s.asks), s.volume_24h / 1000000.0, s.liquidity / 1000000.0, 'collected' "
-            "FROM new.snapshot_rows s JOIN new.snapshot_tokens k ON k.token_key = s.token_key "
+            "FROM new.market_snapshots s JOIN new.snapshot_tokens k ON k.token_key = s.token_key "
             "WHERE s.timestamp >= ? AND s.timestamp < ? ORDER BY s.timestamp, k.token_id",
             (day, day + DAY),
         )
@@ -218,7 +218,7 @@ def measure_readers(new: Path, old: Path, days: int) -> dict:
         for day in range(days):
             lo = start + day * DAY
             rows = cur.execute(
-                f"SELECT {cols} FROM snapshot_rows WHERE timestamp >= ? AND timestamp < ?", (lo, lo + DAY)
+                f"SELECT {cols} FROM market_snapshots WHERE timestamp >= ? AND timestamp < ?", (lo, lo + DAY)
             ).fetchall()
             n += len(rows)
             del rows

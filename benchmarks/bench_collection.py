@@ -155,7 +155,7 @@ def main() -> None:
             tokens = [
                 row[0]
                 for row in conn.execute(
-                    "SELECT token_id FROM market_snapshots WHERE timestamp = ?", (res.cycle_ts,)
+                    "SELECT token_id FROM snapshot_values WHERE timestamp = ?", (res.cycle_ts,)
                 )
             ]
             fc0 = time.process_time()

@@ -103,7 +103,7 @@ def build_db(cfg, n_snapshots: int, n_trades: int, now: int) -> None:
         if len(batch) >= 100_000 or c == cycles - 1:
             with db.atomic(conn):
                 conn.executemany(
-                    "INSERT INTO market_snapshots(timestamp, token_id, market_id, best_bid, best_ask, mid, "
+                    "INSERT INTO snapshot_values(timestamp, token_id, market_id, best_bid, best_ask, mid, "
                     "spread, last_trade_price, bid_depth, ask_depth, bids, asks, volume_24h, liquidity) "
                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     batch,
@@ -221,18 +221,18 @@ def main() -> int:
     conn = db.connect(db_path, readonly=True)
     counts = {
         t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-        for t in ("market_snapshots", "trades", "performance", "markets", "alerts")
+        for t in ("snapshot_values", "trades", "performance", "markets", "alerts")
     }
     print("rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
     print("\nquery plans (hot queries):")
     plans = {
-        "latest snapshot per token": "SELECT s.* FROM market_tokens mt LEFT JOIN market_snapshots s ON s.token_id = "
-        "mt.token_id AND s.timestamp = (SELECT MAX(timestamp) FROM market_snapshots "
+        "latest snapshot per token": "SELECT s.* FROM market_tokens mt LEFT JOIN snapshot_values s ON s.token_id = "
+        "mt.token_id AND s.timestamp = (SELECT MAX(timestamp) FROM snapshot_values "
         "WHERE token_id = mt.token_id) WHERE mt.market_id IN ('m001','m002')",
-        "latest bid of a position": "SELECT timestamp, best_bid FROM market_snapshots WHERE token_id = 'tok001y' AND "
+        "latest bid of a position": "SELECT timestamp, best_bid FROM snapshot_values WHERE token_id = 'tok001y' AND "
         "best_bid IS NOT NULL ORDER BY timestamp DESC LIMIT 1",
-        "last snapshot time": "SELECT MAX(timestamp) FROM market_snapshots",
+        "last snapshot time": "SELECT MAX(timestamp) FROM snapshot_values",
         "trades of the last 24 h": f"SELECT * FROM trades WHERE timestamp >= {now - 86400} AND mode = 'paper' "
         f"ORDER BY timestamp DESC, id DESC LIMIT 200",
         "equity at a time": f"SELECT equity_micro FROM performance WHERE mode = 'paper' AND timestamp <= {now} "

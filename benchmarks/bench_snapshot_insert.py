@@ -8,7 +8,7 @@ row on disk, and the choice of the clustered key — compact layout, schema vers
    per cycle of ``--tokens`` rows, synchronous=NORMAL and the collector's 64 MB page cache.
    Levels handed over as BookLevel tuples (what a cycle has in hand) and as ``"p:s,p:s"``
    text. The figure includes encoding and the commit, not building the rows.
-2. Clustered key: the same cycles into ``snapshot_rows`` clustered on (timestamp, token_key)
+2. Clustered key: the same cycles into ``market_snapshots`` clustered on (timestamp, token_key)
    — the schema's choice — and on (token_key, timestamp); insert rate per cycle (first and
    last) and the replay's read rate (time windows in key order).
 3. Bytes per row after VACUUM, indexes included (file size ÷ rows; pages per table from
@@ -76,8 +76,8 @@ def _new_db(path: Path, key: str = "timestamp, token_key") -> None:
     db.initialize(path)
     if key != "timestamp, token_key":
         conn = sqlite3.connect(path)
-        conn.execute("DROP TABLE snapshot_rows")
-        ddl = store.TABLES_SQL[store.TABLES_SQL.index("CREATE TABLE IF NOT EXISTS snapshot_rows") :]
+        conn.execute("DROP TABLE market_snapshots")
+        ddl = store.TABLES_SQL[store.TABLES_SQL.index("CREATE TABLE IF NOT EXISTS market_snapshots") :]
         ddl = ddl[: ddl.index(") WITHOUT ROWID") + len(") WITHOUT ROWID")]
         ddl = "\n".join(line.split("--", 1)[0] for line in ddl.splitlines())
         conn.execute(ddl.replace("PRIMARY KEY (timestamp, token_key)", f"PRIMARY KEY ({key})"))
@@ -108,13 +108,13 @@ def read_rate(path: Path, window: int) -> tuple[float, float]:
     conn = db.connect(path, readonly=True)
     cur = conn.cursor()
     cur.row_factory = None
-    lo, hi = conn.execute("SELECT MIN(timestamp), MAX(timestamp) FROM snapshot_rows").fetchone()
+    lo, hi = conn.execute("SELECT MIN(timestamp), MAX(timestamp) FROM market_snapshots").fetchone()
     t0, c0 = time.perf_counter(), time.process_time()
     n = 0
     for t in range(lo, hi + 1, window):
         n += len(
             cur.execute(
-                "SELECT timestamp, token_key, bid, ask FROM snapshot_rows WHERE timestamp >= ? AND timestamp < ? "
+                "SELECT timestamp, token_key, bid, ask FROM market_snapshots WHERE timestamp >= ? AND timestamp < ? "
                 "ORDER BY timestamp, token_key",
                 (t, t + window),
             ).fetchall()
@@ -128,12 +128,12 @@ def bytes_per_row(path: Path) -> tuple[float, int, dict[str, float]]:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = DELETE")
     conn.execute("VACUUM")
-    rows = conn.execute("SELECT COUNT(*) FROM snapshot_rows").fetchone()[0]
+    rows = conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0]
     try:
         pages = {
             name: size / rows
             for name, size in conn.execute(
-                "SELECT name, SUM(pgsize) FROM dbstat WHERE name IN ('snapshot_rows', 'snapshot_tokens', "
+                "SELECT name, SUM(pgsize) FROM dbstat WHERE name IN ('market_snapshots', 'snapshot_tokens', "
                 "'sqlite_autoindex_snapshot_tokens_1') GROUP BY name"
             )
         }
@@ -216,7 +216,7 @@ def main() -> None:
             flush=True,
         )
         conn = sqlite3.connect(full)
-        conn.execute("UPDATE snapshot_rows SET bids = NULL, asks = NULL, bid_depth = NULL, ask_depth = NULL")
+        conn.execute("UPDATE market_snapshots SET bids = NULL, asks = NULL, bid_depth = NULL, ask_depth = NULL")
         conn.commit()
         conn.close()
         b, rows, pages = bytes_per_row(full)

@@ -205,7 +205,7 @@ class Demo:
             try:
                 q = lambda sql: conn.execute(sql).fetchone()  # noqa: E731
                 markets = q("SELECT COUNT(*), SUM(tracked) FROM markets")
-                snaps = q("SELECT SUM(source='collected'), SUM(source='backfill') FROM market_snapshots")
+                snaps = q("SELECT SUM(source='collected'), SUM(source='backfill') FROM snapshot_values")
                 out.append(
                     f"Markets: {markets[0]} known, {markets[1] or 0} tracked; snapshots: "
                     f"{snaps[0] or 0:,} collected + {snaps[1] or 0:,} backfilled"

@@ -23,7 +23,7 @@ Definitions (integer micro-units throughout):
   ``realized_pnl_micro IS NOT NULL``); a win is realised P&L > 0.
 - **Unrealised P&L at a mark** — shares × mark (half-up to the micro-unit) − cost basis
   (fees included): :func:`unrealized_micro`. Which price is the mark is the caller's choice
-  (:func:`latest_mark`: the latest best bid or mid of ``market_snapshots``).
+  (:func:`latest_mark`: the latest best bid or mid of ``snapshot_values``).
 """
 
 from __future__ import annotations
@@ -138,10 +138,10 @@ class Mark:
 
 def latest_mark(conn: sqlite3.Connection, token_id: str, price: Literal["best_bid", "mid"]) -> Mark | None:
     """The latest non-null ``best_bid`` (what selling now would fetch) or ``mid`` of a token in
-    ``market_snapshots``; None when there is none."""
+    ``snapshot_values``; None when there is none."""
     column = {"best_bid": "best_bid", "mid": "mid"}[price]  # never interpolate caller text
     r = conn.execute(
-        f"SELECT timestamp, {column} FROM market_snapshots WHERE token_id = ? AND {column} IS NOT NULL "
+        f"SELECT timestamp, {column} FROM snapshot_values WHERE token_id = ? AND {column} IS NOT NULL "
         "ORDER BY timestamp DESC LIMIT 1",
         (token_id,),
     ).fetchone()

@@ -298,7 +298,7 @@ class Journey:
         (0.1, 0.9) after the dip and an end date days away (no entry 48 h before the end)."""
         now = self.sim_time()
         rows = self.query(
-            "SELECT s.token_id, AVG(s.mid), COUNT(*), MAX(s.mid) - MIN(s.mid) FROM market_snapshots s "
+            "SELECT s.token_id, AVG(s.mid), COUNT(*), MAX(s.mid) - MIN(s.mid) FROM snapshot_values s "
             "JOIN market_tokens t ON t.token_id = s.token_id AND t.outcome_index = 0 "
             "JOIN markets m ON m.id = t.market_id "
             "WHERE m.tracked = 1 AND m.active = 1 AND m.closed = 0 AND m.accepting_orders = 1 "

@@ -109,7 +109,7 @@ def book(tmp_path):
         (D0 + 20_100, "B", None, None),
     ]:
         conn.execute(
-            "INSERT INTO market_snapshots(timestamp, token_id, market_id, best_bid, mid) VALUES (?, ?, 'm', ?, ?)",
+            "INSERT INTO snapshot_values(timestamp, token_id, market_id, best_bid, mid) VALUES (?, ?, 'm', ?, ?)",
             (ts, token, bid, mid),
         )
     # equity history: last row before midnight 510, a row exactly at 00:00 (today's), a deposit today

@@ -2,7 +2,7 @@
 
 Method (printed with every report):
 - one series per market: the mid (else last trade) of its FIRST outcome token
-  (YES) from ``market_snapshots``. Taking one token per market excludes the
+  (YES) from ``snapshot_values``. Taking one token per market excludes the
   complementary outcomes of one market (YES/NO mirror each other: r = −1 by
   construction);
 - aligned on a common 5-minute grid (``collection.interval_minutes``): the last
@@ -177,7 +177,7 @@ def _num(x: float, digits: int = 4) -> float | None:
 
 
 def data_bounds(conn: sqlite3.Connection) -> tuple[int | None, int | None]:
-    row = conn.execute("SELECT MIN(timestamp), MAX(timestamp) FROM market_snapshots").fetchone()
+    row = conn.execute("SELECT MIN(timestamp), MAX(timestamp) FROM snapshot_values").fetchone()
     return (row[0], row[1]) if row and row[0] is not None else (None, None)
 
 
@@ -216,7 +216,7 @@ def load_prices(conn: sqlite3.Connection, start_ts: int, end_ts: int, interval: 
         sql = (
             "SELECT s.timestamp, k.idx, COALESCE(s.mid, (s.best_bid + s.best_ask) / 2.0, s.last_trade_price), "
             "s.source = 'backfill' OR (s.best_bid IS NULL AND s.best_ask IS NULL) "
-            "FROM temp.corr_tokens k JOIN market_snapshots s ON s.token_id = k.token_id "
+            "FROM temp.corr_tokens k JOIN snapshot_values s ON s.token_id = k.token_id "
             "AND s.timestamp >= ? AND s.timestamp <= ?"
         )
         data = cur.execute(sql, (start_ts, end_ts)).fetchall()

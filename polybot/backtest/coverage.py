@@ -59,7 +59,7 @@ def _per_timestamp(conn: sqlite3.Connection, start_ts: int, end_ts: int, *, lega
     timestamp order, so GROUP BY timestamp needs no sort; the universe is a set of token
     keys. The rows of a database not yet migrated (``legacy``) are added."""
     sql = (
-        "SELECT s.timestamp AS timestamp, COUNT(*) AS n, SUM(s.source = 1) AS b FROM snapshot_rows s "
+        "SELECT s.timestamp AS timestamp, COUNT(*) AS n, SUM(s.source = 1) AS b FROM market_snapshots s "
         "WHERE s.timestamp >= ?1 AND s.timestamp <= ?2 "
         "AND +s.token_key IN (SELECT t.token_key FROM snapshot_tokens t JOIN temp.cov_tokens c "
         "ON c.token_id = t.token_id) GROUP BY s.timestamp"
@@ -81,7 +81,7 @@ def _per_timestamp(conn: sqlite3.Connection, start_ts: int, end_ts: int, *, lega
 def _tokens_with_data(conn: sqlite3.Connection, start_ts: int, end_ts: int, *, legacy: bool) -> int:
     """How many tokens of ``temp.cov_tokens`` have a row in [start_ts, end_ts]."""
     sql = (
-        "SELECT DISTINCT s.token_key AS k FROM snapshot_rows s WHERE s.timestamp >= ?1 AND s.timestamp <= ?2 "
+        "SELECT DISTINCT s.token_key AS k FROM market_snapshots s WHERE s.timestamp >= ?1 AND s.timestamp <= ?2 "
         "AND +s.token_key IN (SELECT t.token_key FROM snapshot_tokens t JOIN temp.cov_tokens c "
         "ON c.token_id = t.token_id)"
     )

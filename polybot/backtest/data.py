@@ -166,7 +166,7 @@ class BackfillBook:
 def _snapshot_tables(conn: sqlite3.Connection) -> list[str]:
     """The tables that hold snapshots: the compact one, and the old one while a database
     waits for ``maintain_database.py --migrate``."""
-    return ["snapshot_rows"] + ([snapshot_store.LEGACY_TABLE] if snapshot_store.has_legacy(conn) else [])
+    return ["market_snapshots"] + ([snapshot_store.LEGACY_TABLE] if snapshot_store.has_legacy(conn) else [])
 
 
 def _time_range(conn: sqlite3.Connection, tables: list[str]) -> tuple[int | None, int | None]:
@@ -189,7 +189,7 @@ def _recorded_books_sql(table: str, source: str) -> str:
     packed BLOB or the old text). ``source`` is the FROM clause up to the WHERE's terms."""
     top = "min(snapshot_top_size(s.bids), snapshot_top_size(s.asks)) AS d"
     books = "length(s.bids) > 0 AND length(s.asks) > 0"  # X'' (compact) or '' (old): empty side
-    if table == "snapshot_rows":
+    if table == "market_snapshots":
         bid, ask = sql_decode("s.bid", PRICE_SCALE), sql_decode("s.ask", PRICE_SCALE)
         return (
             f"SELECT k.token_id AS token_id, k.market_id AS market_id, "
@@ -351,7 +351,7 @@ def prepare_replay_feed(
 class SnapshotStore:
     """Chunked, index-mapped reads of the stored snapshots for a set of tokens.
 
-    Reads ``snapshot_rows`` directly (schema version 6, :mod:`polybot.snapshots.store`):
+    Reads ``market_snapshots`` directly (schema version 6, :mod:`polybot.snapshots.store`):
     token keys are mapped to the feed's indexes with a numpy lookup array, prices come as
     integer 0.0001 units (a REAL where a value is off that grid), so SQLite hands over
     two integers per row and the rest is array arithmetic. Rows still waiting in
@@ -379,7 +379,7 @@ class SnapshotStore:
 
     def bounds(self, start_ts: int, end_ts: int) -> tuple[int | None, int | None]:
         """First and last snapshot timestamps in [start_ts, end_ts] (None, None when empty)."""
-        tables = ["snapshot_rows"] + ([snapshot_store.LEGACY_TABLE] if self.legacy else [])
+        tables = ["market_snapshots"] + ([snapshot_store.LEGACY_TABLE] if self.legacy else [])
         lo = hi = None
         for table in tables:
             # two subqueries: one MIN(...), MAX(...) aggregate would read every row of the range
@@ -418,7 +418,7 @@ class SnapshotStore:
             )
 
     def _read(self, cur: sqlite3.Cursor, lo: int, hi: int) -> np.ndarray | None:
-        """(timestamp, v1, v2) rows of ``snapshot_rows`` in [lo, hi) as an int64 array, v1's
+        """(timestamp, v1, v2) rows of ``market_snapshots`` in [lo, hi) as an int64 array, v1's
         token key mapped to the feed index (rows of other tokens dropped); None when none.
 
         SQLite hands over TWO integers a row: v2 carries the timestamp's offset from ``lo``
@@ -463,7 +463,7 @@ class SnapshotStore:
         row = None
         if key is not None:
             row = self.conn.execute(
-                "SELECT bids, asks FROM snapshot_rows WHERE timestamp = ? AND token_key = ?",
+                "SELECT bids, asks FROM market_snapshots WHERE timestamp = ? AND token_key = ?",
                 (int(timestamp), key),
             ).fetchone()
         if row is None and self.legacy:
@@ -511,7 +511,7 @@ _COMPACT_SQL = (
     f"SELECT (s.token_key * 2 + (s.source = 1)) * {_SHIFT} + ifnull({_mid_micro_sql()}, {_NUL}), "
     f"((s.timestamp - ?1) * {_SHIFT} + ifnull({_micro_sql('s.bid')}, {_NUL})) * {_SHIFT} "
     f"+ ifnull({_micro_sql('s.ask')}, {_NUL}) "
-    f"FROM snapshot_rows s WHERE s.timestamp >= ?1 AND s.timestamp < ?2 ORDER BY s.timestamp, s.token_key"
+    f"FROM market_snapshots s WHERE s.timestamp >= ?1 AND s.timestamp < ?2 ORDER BY s.timestamp, s.token_key"
 )
 # The same when every price of the window is INTEGER units (the collector's rows): no typeof
 # tests but the stored mid's. A REAL price makes that row's value a float (SnapshotStore._read
@@ -521,7 +521,7 @@ _INTEGER_SQL = (
     f"(s.bid + s.ask) * 50 WHEN typeof(s.mid) = 'blob' THEN NULL ELSE s.mid * 100 END, "
     f"ifnull(s.last * 100, {_NUL})), "
     f"((s.timestamp - ?1) * {_SHIFT} + ifnull(s.bid * 100, {_NUL})) * {_SHIFT} + ifnull(s.ask * 100, {_NUL}) "
-    f"FROM snapshot_rows s WHERE s.timestamp >= ?1 AND s.timestamp < ?2 ORDER BY s.timestamp, s.token_key"
+    f"FROM market_snapshots s WHERE s.timestamp >= ?1 AND s.timestamp < ?2 ORDER BY s.timestamp, s.token_key"
 )
 # the same from the old table of a database not yet migrated (its token ids mapped in SQLite)
 _LEGACY_SQL = (

@@ -111,7 +111,7 @@ def plan_token(
     have = {
         r[0]
         for r in conn.execute(
-            "SELECT timestamp FROM market_snapshots WHERE token_id = ? AND timestamp >= ? AND timestamp < ?",
+            "SELECT timestamp FROM snapshot_values WHERE token_id = ? AND timestamp >= ? AND timestamp < ?",
             (token_id, lo, end),
         )
     }

@@ -85,7 +85,7 @@ def check_nulls(conn: sqlite3.Connection, where: str, args: tuple) -> Check:
         " SUM(CASE WHEN s.source = 'backfill' AND (s.mid IS NULL OR s.last_trade_price IS NULL)"
         "   THEN 1 ELSE 0 END),"
         " SUM(CASE WHEN s.source NOT IN ('collected', 'backfill') THEN 1 ELSE 0 END) "
-        f"FROM market_snapshots s WHERE 1 = 1{where}",
+        f"FROM snapshot_values s WHERE 1 = 1{where}",
         args,
     ).fetchone()
     common, collected, backfill, unknown = (int(x or 0) for x in row)
@@ -112,7 +112,7 @@ def check_nulls(conn: sqlite3.Connection, where: str, args: tuple) -> Check:
 def check_sequential(conn: sqlite3.Connection, where: str, args: tuple, *, step: int, now: int) -> Check:
     off_grid, future = conn.execute(
         f"SELECT SUM(CASE WHEN s.timestamp % ? != 0 THEN 1 ELSE 0 END), "
-        f"SUM(CASE WHEN s.timestamp > ? THEN 1 ELSE 0 END) FROM market_snapshots s WHERE 1 = 1{where}",
+        f"SUM(CASE WHEN s.timestamp > ? THEN 1 ELSE 0 END) FROM snapshot_values s WHERE 1 = 1{where}",
         (step, now + step, *args),
     ).fetchone()
     off_grid, future = int(off_grid or 0), int(future or 0)
@@ -149,7 +149,7 @@ def check_bounds(conn: sqlite3.Connection, where: str, args: tuple, *, lo: float
         params += [lo, lo, hi, hi]
     sql = (
         f"SELECT s.timestamp, s.token_id, s.best_bid, s.best_ask, s.mid, s.last_trade_price, "
-        f"m.payouts IS NOT NULL AS resolved FROM market_snapshots s LEFT JOIN markets m "
+        f"m.payouts IS NOT NULL AS resolved FROM snapshot_values s LEFT JOIN markets m "
         f"ON m.id = s.market_id WHERE ((s.source = 'collected' AND ({collected})) OR ({anyrow}) "
         f"OR (s.best_bid > s.best_ask)){where}"
     )
@@ -176,7 +176,7 @@ def check_bounds(conn: sqlite3.Connection, where: str, args: tuple, *, lo: float
 
 def check_duplicates(conn: sqlite3.Connection, where: str, args: tuple, *, step: int) -> Check:
     n = conn.execute(
-        f"SELECT COUNT(*) FROM (SELECT 1 FROM market_snapshots s WHERE 1 = 1{where} "
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM snapshot_values s WHERE 1 = 1{where} "
         f"GROUP BY s.token_id, s.timestamp / ? HAVING COUNT(*) > 1)",
         (*args, step),
     ).fetchone()[0]
@@ -200,7 +200,7 @@ def _ago(seconds: float) -> str:
 
 
 def check_fresh(conn: sqlite3.Connection, *, now: int, limit_minutes: float) -> Check:
-    last = conn.execute("SELECT MAX(timestamp) FROM market_snapshots WHERE source = 'collected'").fetchone()[
+    last = conn.execute("SELECT MAX(timestamp) FROM snapshot_values WHERE source = 'collected'").fetchone()[
         0
     ]
     if last is None:
@@ -289,7 +289,7 @@ def run(cfg: Config, *, hours: float = 0, out: Callable[[str], None] = print) ->
     now, clock = exchange_now(cfg)
     conn = db.open_database(cfg, readonly=True)
     try:
-        empty = conn.execute("SELECT 1 FROM market_snapshots LIMIT 1").fetchone() is None
+        empty = conn.execute("SELECT 1 FROM snapshot_values LIMIT 1").fetchone() is None
         checks = [] if empty else run_checks(conn, cfg, now=now, hours=hours)
     finally:
         conn.close()

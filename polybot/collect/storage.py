@@ -1,7 +1,7 @@
 """``python collect_market_data.py --estimate-storage``: measured storage growth.
 
 Bytes per snapshot come from the real database: ``dbstat`` (pages of the
-``market_snapshots`` table and its index) when SQLite has it, else the file size
+``snapshot_values`` table and its index) when SQLite has it, else the file size
 divided by the row count. Snapshots per day = tracked tokens × cycles per day. The
 projection (1 and 3 months) is compared with free disk space and with the operator
 checklist's estimate (~10 MB/day of market data, ~5 MB/day of logs, ~50 KB/day of
@@ -24,7 +24,7 @@ CHECKLIST_MARKET_MB_DAY = 10.0
 CHECKLIST_LOGS_MB_DAY = 5.0
 CHECKLIST_TRADES_MB_DAY = 0.05
 CHECKLIST_TOTAL_MB_DAY = 20.0  # the checklist's own total ("~20MB per day = 600MB per month")
-SNAPSHOT_OBJECTS = ("market_snapshots", "idx_snapshots_token_time")
+SNAPSHOT_OBJECTS = ("snapshot_values", "idx_snapshots_token_time")
 MB = 1_000_000
 GB = 1_000_000_000
 
@@ -67,7 +67,7 @@ def _dbstat(conn: sqlite3.Connection) -> dict[str, int] | None:
 def measure(cfg: Config, conn: sqlite3.Connection) -> StorageEstimate:
     path = Path(cfg.database_path)
     file_bytes = sum(p.stat().st_size for p in (path, Path(str(path) + "-wal")) if p.exists())
-    counts = dict(conn.execute("SELECT source, COUNT(*) FROM market_snapshots GROUP BY source"))
+    counts = dict(conn.execute("SELECT source, COUNT(*) FROM snapshot_values GROUP BY source"))
     rows = sum(counts.values())
     stat = _dbstat(conn)
     table: int | None

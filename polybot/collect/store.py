@@ -1,4 +1,4 @@
-"""SQL for the collector: markets, market_tokens, market_snapshots, collection_cycles,
+"""SQL for the collector: markets, market_tokens, snapshot_values, collection_cycles,
 market_metadata_history.
 
 Callers wrap writes in ``db.atomic``; these helpers never commit on their own.
@@ -33,7 +33,7 @@ SNAPSHOT_COLUMNS = (
     "source",
 )
 INSERT_SNAPSHOT = (
-    f"INSERT OR IGNORE INTO market_snapshots ({', '.join(SNAPSHOT_COLUMNS)}) "
+    f"INSERT OR IGNORE INTO snapshot_values ({', '.join(SNAPSHOT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(SNAPSHOT_COLUMNS))})"
 )
 
@@ -359,7 +359,7 @@ def insert_snapshots(conn: sqlite3.Connection, rows: Sequence[tuple]) -> int:
 
 def count_cycle_snapshots(conn: sqlite3.Connection, ts: int, token_ids: Sequence[str]) -> int:
     """How many of ``token_ids`` already have a snapshot at ``ts``."""
-    have = {r[0] for r in conn.execute("SELECT token_id FROM market_snapshots WHERE timestamp = ?", (ts,))}
+    have = {r[0] for r in conn.execute("SELECT token_id FROM snapshot_values WHERE timestamp = ?", (ts,))}
     return sum(1 for t in token_ids if t in have)
 
 

@@ -68,7 +68,7 @@ def analyse(conn: sqlite3.Connection, cfg: Config, *, now: int, clock: str, hour
     rep.cycle_ts = [
         r[0]
         for r in conn.execute(
-            "SELECT DISTINCT timestamp FROM market_snapshots WHERE timestamp >= ? AND source = 'collected' "
+            "SELECT DISTINCT timestamp FROM snapshot_values WHERE timestamp >= ? AND source = 'collected' "
             "ORDER BY timestamp",
             (lo,),
         )
@@ -105,7 +105,7 @@ def analyse(conn: sqlite3.Connection, cfg: Config, *, now: int, clock: str, hour
             filled = {
                 r[0]
                 for r in conn.execute(
-                    "SELECT DISTINCT timestamp FROM market_snapshots WHERE timestamp BETWEEN ? AND ? "
+                    "SELECT DISTINCT timestamp FROM snapshot_values WHERE timestamp BETWEEN ? AND ? "
                     "AND source = 'backfill'",
                     (missing[0], missing[-1]),
                 )
@@ -117,7 +117,7 @@ def analyse(conn: sqlite3.Connection, cfg: Config, *, now: int, clock: str, hour
 
     # per-token series inside the window
     tokens = conn.execute(
-        "SELECT token_id, market_id, COUNT(*), MIN(timestamp), MAX(timestamp) FROM market_snapshots "
+        "SELECT token_id, market_id, COUNT(*), MIN(timestamp), MAX(timestamp) FROM snapshot_values "
         "WHERE timestamp >= ? GROUP BY token_id",
         (lo,),
     ).fetchall()
@@ -139,7 +139,7 @@ def analyse(conn: sqlite3.Connection, cfg: Config, *, now: int, clock: str, hour
         have = {
             r[0]
             for r in conn.execute(
-                "SELECT timestamp FROM market_snapshots WHERE token_id = ? AND timestamp BETWEEN ? AND ?",
+                "SELECT timestamp FROM snapshot_values WHERE token_id = ? AND timestamp BETWEEN ? AND ?",
                 (token, t_min, t_max),
             )
         }
@@ -175,7 +175,7 @@ def latest_per_tracked_market(conn: sqlite3.Connection) -> dict[str, tuple[str, 
         last = None
         if token is not None:
             last = conn.execute(
-                "SELECT MAX(timestamp) FROM market_snapshots WHERE token_id = ?", (token,)
+                "SELECT MAX(timestamp) FROM snapshot_values WHERE token_id = ?", (token,)
             ).fetchone()[0]
         prev = out.get(mid, (q, None))[1]
         out[mid] = (q, max(x for x in (prev, last) if x is not None) if (prev or last) else None)

@@ -12,7 +12,7 @@ figures come from :mod:`polybot.ledger_queries`, the one read side of the ledger
   positions marked by the bot), total P&L = equity − ``capital``, today's P&L, realised and
   unrealised P&L. Without performance rows: realised P&L from ``trades`` only.
 - **Open positions** — entry = cost basis (fees included) ÷ shares; mark = latest best bid in
-  ``market_snapshots`` (what selling now would fetch); unrealised = shares × mark − cost;
+  ``snapshot_values`` (what selling now would fetch); unrealised = shares × mark − cost;
   stop = entry × (1 − ``risk_limits.stop_loss_percent``), computed like the engine does.
 - **Win rate** — closing trades (SELL fills and settlements, the rows with
   ``realized_pnl_micro``) whose realised P&L is > 0, divided by all closing trades.
@@ -356,8 +356,8 @@ def markets_section(conn: sqlite3.Connection, cfg: Config, now: float) -> dict:
         marks = ",".join("?" * len(by_id))
         rows = conn.execute(
             "SELECT mt.market_id, mt.token_id, mt.outcome, s.timestamp, s.best_bid, s.best_ask, s.mid "
-            "FROM market_tokens mt LEFT JOIN market_snapshots s ON s.token_id = mt.token_id AND s.timestamp = "
-            "(SELECT MAX(timestamp) FROM market_snapshots WHERE token_id = mt.token_id) "
+            "FROM market_tokens mt LEFT JOIN snapshot_values s ON s.token_id = mt.token_id AND s.timestamp = "
+            "(SELECT MAX(timestamp) FROM snapshot_values WHERE token_id = mt.token_id) "
             f"WHERE mt.market_id IN ({marks}) ORDER BY mt.market_id, mt.outcome_index",
             list(by_id),
         ).fetchall()
@@ -380,7 +380,7 @@ def markets_section(conn: sqlite3.Connection, cfg: Config, now: float) -> dict:
         d["updated"] = ago(now - t) if t is not None else "no snapshot"
         d["fresh"] = t is not None and now - t <= fresh_s
         stale += not d["fresh"]
-    last_snap = _one(conn, "SELECT MAX(timestamp) FROM market_snapshots")
+    last_snap = _one(conn, "SELECT MAX(timestamp) FROM snapshot_values")
     cyc = conn.execute(
         "SELECT cycle_ts, finished_at, status, markets, snapshots, errors FROM collection_cycles "
         "ORDER BY cycle_ts DESC, id DESC LIMIT 1"
@@ -511,7 +511,7 @@ def _has_data(conn: sqlite3.Connection) -> bool:
         _one(
             conn,
             "SELECT EXISTS(SELECT 1 FROM markets) OR EXISTS(SELECT 1 FROM trades) "
-            "OR EXISTS(SELECT 1 FROM performance) OR EXISTS(SELECT 1 FROM market_snapshots)",
+            "OR EXISTS(SELECT 1 FROM performance) OR EXISTS(SELECT 1 FROM snapshot_values)",
         )
     )
 

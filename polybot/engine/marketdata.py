@@ -177,7 +177,7 @@ class MarketData:
             part = tokens[i : i + 500]
             q = ",".join("?" * len(part))
             rows += self.conn.execute(
-                f"SELECT * FROM market_snapshots WHERE timestamp >= ? AND timestamp <= ? AND token_id IN ({q})",
+                f"SELECT * FROM snapshot_values WHERE timestamp >= ? AND timestamp <= ? AND token_id IN ({q})",
                 (since, int(now), *part),
             ).fetchall()
         rows.sort(key=lambda r: r["timestamp"])
@@ -235,7 +235,7 @@ class MarketData:
             part = tokens[i : i + 500]
             q = ",".join("?" * len(part))
             out += self.conn.execute(
-                f"SELECT * FROM market_snapshots WHERE timestamp = ? AND token_id IN ({q}) ORDER BY token_id",
+                f"SELECT * FROM snapshot_values WHERE timestamp = ? AND token_id IN ({q}) ORDER BY token_id",
                 (int(ts), *part),
             ).fetchall()
         return out

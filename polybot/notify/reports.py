@@ -2,7 +2,7 @@
 
 Sources: ``bot_state`` (heartbeat, pid, mode, halted, halt_reason), ``performance``
 (latest equity, cash, exposure, daily P&L), ``positions`` (open, with ``markets`` /
-``market_tokens`` for names and the latest non-null ``market_snapshots`` mid for value),
+``market_tokens`` for names and the latest non-null ``snapshot_values`` mid for value),
 ``trades`` (realized P&L, fees), all read through :mod:`polybot.ledger_queries`. Money is
 integer micro-units, shown with ``fmt_usd``.
 Every function takes ``now`` (epoch s) and a read connection and returns plain text.

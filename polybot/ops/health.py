@@ -355,7 +355,7 @@ def warning_findings(cfg: Config, lines: list[HealthLine], now: float) -> list[F
             last_trade = conn.execute(
                 "SELECT MAX(timestamp) FROM trades WHERE mode = ?", (cfg.mode,)
             ).fetchone()[0]
-            last_data = conn.execute("SELECT MAX(timestamp) FROM market_snapshots").fetchone()[0]
+            last_data = conn.execute("SELECT MAX(timestamp) FROM snapshot_values").fetchone()[0]
             started = db.get_state(conn, "started_at")
             fresh = checks.freshness("data", last_data, now, cfg.collection.freshness_minutes * 60).ok
             found.append(

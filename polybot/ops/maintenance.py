@@ -3,7 +3,7 @@
 Under the ops lock (so it never overlaps a backup or a restore):
 
 1. ``PRAGMA integrity_check`` (+ ``foreign_key_check``) — on failure: stop, critical alert;
-2. optional pruning of ``market_snapshots`` older than ``maintenance.snapshot_retention_days``
+2. optional pruning of ``snapshot_values`` older than ``maintenance.snapshot_retention_days``
    (never trades, positions, performance, orders or alerts);
 3. ``PRAGMA wal_checkpoint(TRUNCATE)``;
 4. ``VACUUM`` — only with at least 2× the database size free on disk;
@@ -53,7 +53,7 @@ class MaintenanceResult:
 
 
 def prune_snapshots(conn: sqlite3.Connection, retention_days: int, now: float) -> int:
-    """Delete market_snapshots older than ``retention_days`` in batches; 0 days = keep all."""
+    """Delete snapshot_values older than ``retention_days`` in batches; 0 days = keep all."""
     if retention_days <= 0:
         return 0
     cutoff = int(now - retention_days * 86400)
@@ -61,8 +61,8 @@ def prune_snapshots(conn: sqlite3.Connection, retention_days: int, now: float) -
     while True:
         with db.atomic(conn):
             n = conn.execute(
-                "DELETE FROM market_snapshots WHERE (timestamp, token_id) IN (SELECT timestamp, token_id "
-                "FROM market_snapshots WHERE timestamp < ? LIMIT ?)",
+                "DELETE FROM snapshot_values WHERE (timestamp, token_id) IN (SELECT timestamp, token_id "
+                "FROM snapshot_values WHERE timestamp < ? LIMIT ?)",
                 (cutoff, PRUNE_BATCH),
             ).rowcount
         total += n

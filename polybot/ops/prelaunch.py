@@ -204,7 +204,7 @@ def check_collection(cfg: Config, conn, now: float) -> Item:
             "run python initialize_db.py, then schedule python collect_market_data.py every 5 minutes",
         )
     first, last = conn.execute(
-        "SELECT MIN(timestamp), MAX(timestamp) FROM market_snapshots WHERE source = 'collected'"
+        "SELECT MIN(timestamp), MAX(timestamp) FROM snapshot_values WHERE source = 'collected'"
     ).fetchone()
     if last is None:
         return Item(

@@ -204,7 +204,7 @@ def build_daily(cfg: Config, conn: sqlite3.Connection, *, now: float | None = No
         r.last_backup = (
             f"{b.name} ({fmt_ago(now - b.timestamp)}{', sha256 recorded' if read_checksum(b.path) else ''})"
         )
-    last_snap = _one(conn, "SELECT MAX(timestamp) FROM market_snapshots")
+    last_snap = _one(conn, "SELECT MAX(timestamp) FROM snapshot_values")
     if last_snap is not None:
         r.data_last_ts = last_snap
         cyc = conn.execute(

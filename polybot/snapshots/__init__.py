@@ -1,1 +1,1 @@
-"""Compact market snapshots: the codec, the store and the ``market_snapshots`` view (issue 16)."""
+"""Compact market snapshots: the codec, the store and the ``snapshot_values`` view (issue 16)."""

@@ -1,6 +1,6 @@
 """The compact encoding of a market snapshot (schema version 6, issue 16).
 
-A stored snapshot (``snapshot_rows``) holds integers wherever the value allows it, and the
+A stored snapshot (``market_snapshots``) holds integers wherever the value allows it, and the
 decoded value is always the original float, bit for bit:
 
 - **prices** (best bid, best ask, last trade; mid and spread where they are stored) are
@@ -20,7 +20,7 @@ decoded value is always the original float, bit for bit:
   :func:`pack_levels`; an empty BLOB is an empty side, NULL is "not recorded".
 
 The codec is pure: no I/O. :mod:`polybot.snapshots.store` writes and reads rows with it and
-the ``market_snapshots`` view decodes the scalar columns in plain SQL (so the sqlite3 shell
+the ``snapshot_values`` view decodes the scalar columns in plain SQL (so the sqlite3 shell
 and the checklist's queries work without any registered function).
 """
 
@@ -378,7 +378,7 @@ def _num(x: float) -> str:
 
 
 # ----------------------------------------------------------------------------- rows
-# The columns of a decoded snapshot, in the order of the ``market_snapshots`` view.
+# The columns of a decoded snapshot, in the order of the ``snapshot_values`` view.
 COLUMNS = (
     "timestamp",
     "token_id",
@@ -396,7 +396,7 @@ COLUMNS = (
     "liquidity",
     "source",
 )
-# The stored columns of ``snapshot_rows`` after (timestamp, token_key).
+# The stored columns of ``market_snapshots`` after (timestamp, token_key).
 STORED = (
     "bid",
     "ask",
@@ -439,7 +439,7 @@ def _levels_blob(value: bytes | str | Sequence[tuple[float, float]] | None) -> b
 
 def encode(row: Sequence, token_key: int) -> tuple:
     """A decoded snapshot (:data:`COLUMNS` order; ``bids``/``asks`` as text, levels or
-    a packed BLOB) → the ``snapshot_rows`` tuple (timestamp, token_key, *STORED)."""
+    a packed BLOB) → the ``market_snapshots`` tuple (timestamp, token_key, *STORED)."""
     (ts, _token, _market, bid, ask, mid, spread, last, bdep, adep, bids, asks, vol, liq, source) = row
     bid = None if bid is None else float(bid)
     ask = None if ask is None else float(ask)
@@ -525,7 +525,7 @@ def _needed(name: str, values: list) -> bool:
 def encode_rows(rows: Sequence[Sequence], token_keys: Sequence[int]) -> tuple[tuple[str, ...], list[tuple]]:
     """:func:`encode` of many rows at once (the same values), vectorised with numpy.
 
-    Returns the ``snapshot_rows`` columns to insert and the tuples in that order: the
+    Returns the ``market_snapshots`` columns to insert and the tuples in that order: the
     columns of :data:`OPTIONAL` that are NULL (mid, spread) or 0 (source) in every row are
     left out (they are the table's defaults) — fewer bound parameters per row make
     ``executemany`` about a third faster."""

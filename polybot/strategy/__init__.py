@@ -5,7 +5,7 @@ The engine and the backtester both do::
 
     strategy = get_strategy(cfg.strategy.name, cfg.strategy.params)
     feed = MarketFeed(markets, history_seconds=strategy.history_seconds, ...)
-    feed.add_rows(snapshot_rows)                 # plain market_snapshots rows, time order
+    feed.add_rows(snapshot_rows)                 # plain snapshot_values rows, time order
     intents = strategy.decide(feed.view(now), portfolio)
 """
 

@@ -10,7 +10,7 @@ A strategy is a pure decision function with (optional) memory::
   on a fixed grid, and static market metadata (:class:`MarketInfo`: question,
   event, negRisk group, end date, tick, minimum size, fee schedule). Nothing
   after ``now`` is reachable from it. Views are built by
-  :class:`polybot.strategy.feed.MarketFeed` from plain ``market_snapshots`` rows
+  :class:`polybot.strategy.feed.MarketFeed` from plain ``snapshot_values`` rows
   — the backtester feeds stored rows in time order, the engine feeds the rows it
   has just stored — so both paths give a strategy identical inputs.
 - ``portfolio`` (:class:`PortfolioView`) is cash and open positions

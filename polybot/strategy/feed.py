@@ -1,10 +1,10 @@
-"""The shared view builder: plain ``market_snapshots`` rows → point-in-time MarketViews.
+"""The shared view builder: plain ``snapshot_values`` rows → point-in-time MarketViews.
 
 Both the backtester and the trading engine feed a :class:`MarketFeed` and ask it
 for ``view(now)``; that is what makes a strategy decide identically in a replay
 and in the paper/live loop.
 
-- ``add_rows(rows)``: rows are mappings with the ``market_snapshots`` columns
+- ``add_rows(rows)``: rows are mappings with the ``snapshot_values`` columns
   (sqlite3.Row or dict: ``timestamp, token_id, market_id, best_bid, best_ask,
   mid, last_trade_price, bids, asks, source``; missing keys are None). They must
   come in non-decreasing timestamp order across calls (a row older than one

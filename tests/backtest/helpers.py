@@ -80,7 +80,7 @@ def snap(
     last=None,
     source="collected",
 ):
-    """One market_snapshots row; bids/asks default to one level of 1000 shares at bid/ask."""
+    """One snapshot_values row; bids/asks default to one level of 1000 shares at bid/ask."""
     if bids is None and bid is not None:
         bids = f"{bid}:1000"
     if asks is None and ask is not None:
@@ -88,7 +88,7 @@ def snap(
     if mid is None and bid is not None and ask is not None:
         mid = round((bid + ask) / 2, 6)
     conn.execute(
-        "INSERT INTO market_snapshots (timestamp, token_id, market_id, best_bid, best_ask, mid, spread, "
+        "INSERT INTO snapshot_values (timestamp, token_id, market_id, best_bid, best_ask, mid, spread, "
         "last_trade_price, bids, asks, source) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (
             ts,

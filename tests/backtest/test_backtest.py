@@ -205,12 +205,12 @@ def test_no_look_ahead_changing_the_future_never_changes_the_past(tmp_path):
     # rewrite every price after the cut (mirror them) and resolve a market right after it
     # (the stored rows: prices in 0.0001 units, mid derived unless stored — mirrored with them)
     conn.execute(
-        "UPDATE snapshot_rows SET bid = 10000 - ask, ask = 10000 - bid, "
+        "UPDATE market_snapshots SET bid = 10000 - ask, ask = 10000 - bid, "
         "mid = CASE WHEN typeof(mid) = 'integer' THEN 10000 - mid ELSE mid END, "
         "bids = NULL, asks = NULL WHERE timestamp > ?",
         (cut,),
     )
-    assert conn.execute("SELECT COUNT(*) FROM snapshot_rows WHERE typeof(bid) = 'real'").fetchone()[0] == 0
+    assert conn.execute("SELECT COUNT(*) FROM market_snapshots WHERE typeof(bid) = 'real'").fetchone()[0] == 0
     conn.execute(
         "UPDATE markets SET payouts = ?, resolved_at = ? WHERE id = ?",
         (json.dumps({d.yes_tokens[0]: 1, d.no_tokens[0]: 0}), cut + 600, d.market_ids[0]),

@@ -21,7 +21,7 @@ def fill(conn, tokens, market, start, end, *, source="collected", step=STEP):
                 rows.append((ts, t, market, 0.49, 0.51, 0.5, 0.5, "0.49:100", "0.51:100", "collected"))
     conn.execute("BEGIN")
     conn.executemany(
-        "INSERT OR IGNORE INTO market_snapshots (timestamp, token_id, market_id, best_bid, "
+        "INSERT OR IGNORE INTO snapshot_values (timestamp, token_id, market_id, best_bid, "
         "best_ask, mid, last_trade_price, bids, asks, source) VALUES (?,?,?,?,?,?,?,?,?,?)",
         rows,
     )

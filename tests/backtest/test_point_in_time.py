@@ -243,7 +243,7 @@ def test_the_estimate_samples_a_large_database_and_ignores_empty_books(tmp_path,
         ]
     conn.execute("BEGIN")
     conn.executemany(
-        "INSERT INTO market_snapshots (timestamp, token_id, market_id, best_bid, best_ask, "
+        "INSERT INTO snapshot_values (timestamp, token_id, market_id, best_bid, best_ask, "
         "bids, asks, source) VALUES (?,?,?,?,?,?,?,?)",
         rows,
     )

@@ -39,7 +39,7 @@ def _to_legacy(conn: sqlite3.Connection, where: str = "1") -> int:
     (text levels), as a database made before version 6 has them; returns the rows moved."""
     rows = [
         tuple(codec.text_of(v) if i in (10, 11) else v for i, v in enumerate(r))
-        for r in conn.execute(f"SELECT * FROM market_snapshots WHERE {where}")
+        for r in conn.execute(f"SELECT * FROM snapshot_values WHERE {where}")
     ]
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {store.LEGACY_TABLE} (timestamp INTEGER NOT NULL, token_id TEXT NOT NULL, "
@@ -49,8 +49,8 @@ def _to_legacy(conn: sqlite3.Connection, where: str = "1") -> int:
     )
     conn.executemany(f"INSERT OR IGNORE INTO {store.LEGACY_TABLE} VALUES ({', '.join('?' * 15)})", rows)
     conn.execute(
-        f"DELETE FROM snapshot_rows WHERE (timestamp, token_key) IN (SELECT timestamp, token_key FROM "
-        f"snapshot_rows s WHERE EXISTS (SELECT 1 FROM {store.LEGACY_TABLE} l JOIN snapshot_tokens k "
+        f"DELETE FROM market_snapshots WHERE (timestamp, token_key) IN (SELECT timestamp, token_key FROM "
+        f"market_snapshots s WHERE EXISTS (SELECT 1 FROM {store.LEGACY_TABLE} l JOIN snapshot_tokens k "
         f"ON k.token_id = l.token_id WHERE l.timestamp = s.timestamp AND k.token_key = s.token_key))"
     )
     store.install_view(conn)
@@ -89,7 +89,7 @@ def test_legacy_rows_read_the_same_as_compact_rows(synthetic):
     )
     # everything legacy
     _to_legacy(conn)
-    assert conn.execute("SELECT COUNT(*) FROM snapshot_rows").fetchone()[0] == 0
+    assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == 0
     assert np.array_equal(
         _flat(list(SnapshotStore(conn, tokens).chunks(d.start_ts, d.end_ts, 3600))), compact
     )
@@ -141,7 +141,7 @@ def test_prices_decode_from_units_and_real_fallbacks(tmp_path, with_real):
         ],
     )
     conn.commit()
-    kinds = {t for (t,) in conn.execute("SELECT DISTINCT typeof(bid) FROM snapshot_rows")}
+    kinds = {t for (t,) in conn.execute("SELECT DISTINCT typeof(bid) FROM market_snapshots")}
     assert ("real" in kinds) == with_real
     (chunk,) = list(SnapshotStore(conn, ["A-yes"]).chunks(T0, T0 + 3000, 86_400))
 
@@ -160,10 +160,10 @@ def test_read_only_connections_know_the_snapshot_functions(synthetic):
     d, conn, _ = synthetic
     ro = _open_readonly(d.path)
     try:
-        top = ro.execute("SELECT snapshot_top_size(bids) FROM snapshot_rows LIMIT 1").fetchone()[0]
+        top = ro.execute("SELECT snapshot_top_size(bids) FROM market_snapshots LIMIT 1").fetchone()[0]
     finally:
         ro.close()
-    blob = conn.execute("SELECT bids FROM snapshot_rows LIMIT 1").fetchone()[0]
+    blob = conn.execute("SELECT bids FROM market_snapshots LIMIT 1").fetchone()[0]
     assert top == codec.top_size(blob) > 0
 
 

@@ -43,7 +43,7 @@ def checklist_counts(ws: Path) -> tuple[int, int]:
     code = (
         "import sqlite3; conn = sqlite3.connect('data/polymarket.db'); "
         "print('Markets:', conn.execute('SELECT COUNT(*) FROM markets').fetchone()[0]); "
-        "print('Snapshots:', conn.execute('SELECT COUNT(*) FROM market_snapshots').fetchone()[0]); "
+        "print('Snapshots:', conn.execute('SELECT COUNT(*) FROM snapshot_values').fetchone()[0]); "
         "conn.close()"
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=ws, capture_output=True, text=True, timeout=30)

@@ -40,7 +40,7 @@ def test_initial_then_three_cycles_match_the_checklist_counts(workspace, sim):
     rows = query(
         db,
         "SELECT token_id, COUNT(*), MIN(timestamp) % 300, MAX(timestamp) - MIN(timestamp) "
-        "FROM market_snapshots GROUP BY token_id",
+        "FROM snapshot_values GROUP BY token_id",
     )
     assert len(rows) == 2 * n_open
     assert all(n == 4 and off == 0 and span == 900 for _, n, off, span in rows)
@@ -67,7 +67,7 @@ def test_initial_then_three_cycles_match_the_checklist_counts(workspace, sim):
     snap = query(
         db,
         "SELECT best_bid, best_ask, mid, spread, bids, asks, bid_depth, ask_depth, source "
-        "FROM market_snapshots WHERE best_bid IS NOT NULL AND best_ask IS NOT NULL LIMIT 50",
+        "FROM snapshot_values WHERE best_bid IS NOT NULL AND best_ask IS NOT NULL LIMIT 50",
     )
     for bb, ba, mid, spread, bids, asks, bd, ad, source in snap:
         b = [tuple(map(float, x.split(":"))) for x in bids.split(",")]
@@ -84,11 +84,11 @@ def test_initial_then_three_cycles_match_the_checklist_counts(workspace, sim):
 def test_rerun_of_the_same_cycle_inserts_nothing_and_says_so(workspace, sim):
     db = setup_workspace(workspace, sim)
     assert collect(workspace).returncode == 0
-    before = scalar(db, "SELECT COUNT(*) FROM market_snapshots")
+    before = scalar(db, "SELECT COUNT(*) FROM snapshot_values")
     r = collect(workspace)
     assert r.returncode == 0, r.stderr
     assert "already collected" in r.stdout
-    assert scalar(db, "SELECT COUNT(*) FROM market_snapshots") == before
+    assert scalar(db, "SELECT COUNT(*) FROM snapshot_values") == before
 
 
 def test_cap_and_filters_choose_the_most_liquid(workspace, sim):
@@ -142,11 +142,11 @@ def test_market_lifecycle_untrack_and_record_resolution(workspace, sim):
     # proposed (closed, not final): not settled yet, but no longer snapshotted
     p = query(db, "SELECT tracked, closed, payouts FROM markets WHERE id = ?", proposed.id)[0]
     assert p == (0, 1, None)
-    last = scalar(db, "SELECT MAX(timestamp) FROM market_snapshots")
+    last = scalar(db, "SELECT MAX(timestamp) FROM snapshot_values")
     assert (
         scalar(
             db,
-            "SELECT COUNT(*) FROM market_snapshots WHERE timestamp = ? AND market_id IN (?, ?)",
+            "SELECT COUNT(*) FROM snapshot_values WHERE timestamp = ? AND market_id IN (?, ?)",
             last,
             settled.id,
             proposed.id,
@@ -154,7 +154,7 @@ def test_market_lifecycle_untrack_and_record_resolution(workspace, sim):
         == 0
     )
     # history is kept
-    assert scalar(db, "SELECT COUNT(*) FROM market_snapshots WHERE market_id = ?", settled.id) == 2
+    assert scalar(db, "SELECT COUNT(*) FROM snapshot_values WHERE market_id = ?", settled.id) == 2
     # after the proposal period the outcome is recorded
     sim.sim.advance(3 * 3600)
     assert collect(workspace).returncode == 0
@@ -207,7 +207,7 @@ def test_outage_after_discovery_fails_cleanly_then_recovers(workspace, sim):
     assert r.returncode == 4, (r.stdout, r.stderr)
     assert "Cycle 2026-11-01T00:05:00Z: FAILED" in r.stdout and "no snapshots written" in r.stdout
     assert "Traceback" not in r.stderr
-    assert scalar(db, "SELECT COUNT(*) FROM market_snapshots WHERE timestamp = ?", 1793491500) == 0
+    assert scalar(db, "SELECT COUNT(*) FROM snapshot_values WHERE timestamp = ?", 1793491500) == 0
     status, detail = query(db, "SELECT status, error_detail FROM collection_cycles ORDER BY id DESC LIMIT 1")[
         0
     ]
@@ -217,7 +217,7 @@ def test_outage_after_discovery_fails_cleanly_then_recovers(workspace, sim):
     r = collect(workspace)
     assert r.returncode == 0, r.stderr
     n = scalar(db, "SELECT COUNT(*) FROM market_tokens")
-    assert scalar(db, "SELECT COUNT(*) FROM market_snapshots WHERE timestamp = ?", 1793491500) == n
+    assert scalar(db, "SELECT COUNT(*) FROM snapshot_values WHERE timestamp = ?", 1793491500) == n
 
 
 def test_exchange_down_from_the_start_exit_4(workspace, sim):
@@ -227,7 +227,7 @@ def test_exchange_down_from_the_start_exit_4(workspace, sim):
     assert r.returncode == 4
     assert "FAILED" in r.stdout and "Traceback" not in r.stderr
     assert query(db, "SELECT status FROM collection_cycles") == [("failed",)]
-    assert scalar(db, "SELECT COUNT(*) FROM market_snapshots") == 0
+    assert scalar(db, "SELECT COUNT(*) FROM snapshot_values") == 0
 
 
 def test_malformed_markets_are_skipped_with_their_id_logged(workspace, sim):
@@ -255,7 +255,7 @@ def test_429_burst_is_waited_out(workspace, sim):
     assert r.returncode == 0, r.stderr
     assert ", 0 errors in" in r.stdout
     n = scalar(db, "SELECT COUNT(*) FROM market_tokens")
-    assert scalar(db, "SELECT COUNT(*) FROM market_snapshots") == n
+    assert scalar(db, "SELECT COUNT(*) FROM snapshot_values") == n
     assert query(db, "SELECT status FROM collection_cycles") == [("ok",)]
 
 
@@ -279,11 +279,11 @@ def test_killed_cycle_leaves_nothing_half_written(workspace, sim):
     p.kill()
     p.wait(timeout=10)
     assert query(db, "SELECT status FROM collection_cycles") == [("running",)]
-    assert scalar(db, "SELECT COUNT(*) FROM market_snapshots") == 0
+    assert scalar(db, "SELECT COUNT(*) FROM snapshot_values") == 0
     sim.sim.clear_faults()
     assert collect(workspace).returncode == 0
     assert [r[0] for r in query(db, "SELECT status FROM collection_cycles ORDER BY id")] == ["failed", "ok"]
-    assert scalar(db, "SELECT COUNT(*) FROM market_snapshots") == scalar(
+    assert scalar(db, "SELECT COUNT(*) FROM snapshot_values") == scalar(
         db, "SELECT COUNT(*) FROM market_tokens"
     )
 

@@ -30,7 +30,7 @@ def test_backfill_fills_the_grid_and_collected_rows_win(workspace, sim):
     db = setup_workspace(workspace, sim, max_markets=4)
     assert collect(workspace, "--initial").returncode == 0
     t0 = sim.sim.now()
-    collected = query(db, "SELECT token_id, mid, best_bid FROM market_snapshots ORDER BY token_id")
+    collected = query(db, "SELECT token_id, mid, best_bid FROM snapshot_values ORDER BY token_id")
     r = collect(workspace, "--backfill", "--days", "2")
     assert r.returncode == 0, r.stderr
     assert "Backfill 2 days" in r.stdout and "8 tokens" in r.stdout
@@ -39,7 +39,7 @@ def test_backfill_fills_the_grid_and_collected_rows_win(workspace, sim):
         rows = query(
             db,
             "SELECT timestamp, source, mid, last_trade_price, best_bid, best_ask, bids "
-            "FROM market_snapshots WHERE token_id = ? ORDER BY timestamp",
+            "FROM snapshot_values WHERE token_id = ? ORDER BY timestamp",
             tok,
         )
         assert [r[0] for r in rows] == list(range(t0 - 2 * DAY, t0 + 1, STEP))
@@ -52,7 +52,7 @@ def test_backfill_fills_the_grid_and_collected_rows_win(workspace, sim):
     assert (
         query(
             db,
-            "SELECT token_id, mid, best_bid FROM market_snapshots WHERE source = 'collected' "
+            "SELECT token_id, mid, best_bid FROM snapshot_values WHERE source = 'collected' "
             "ORDER BY token_id",
         )
         == collected
@@ -66,7 +66,7 @@ def test_backfill_fills_the_grid_and_collected_rows_win(workspace, sim):
     ).json()["history"]
     points = sorted((h["t"], float(h["p"])) for h in hist)
     for ts, mid in query(
-        db, "SELECT timestamp, mid FROM market_snapshots WHERE token_id = ? AND source = 'backfill'", tok
+        db, "SELECT timestamp, mid FROM snapshot_values WHERE token_id = ? AND source = 'backfill'", tok
     ):
         expected = [p for t, p in points if t <= ts][-1]
         assert mid == expected
@@ -96,7 +96,7 @@ def test_backfill_fills_a_collection_gap(workspace, sim):
     assert (
         scalar(
             db,
-            "SELECT COUNT(*) FROM market_snapshots WHERE timestamp IN (?, ?) AND source = 'backfill'",
+            "SELECT COUNT(*) FROM snapshot_values WHERE timestamp IN (?, ?) AND source = 'backfill'",
             1793491500,
             1793491800,
         )
@@ -122,7 +122,7 @@ def test_backfill_interrupted_by_an_outage_resumes_with_no_gaps_or_duplicates(wo
     )
     deadline = time.time() + 60
     while time.time() < deadline and p.poll() is None:
-        if scalar(db, "SELECT COUNT(*) FROM market_snapshots WHERE source = 'backfill'") > 0:
+        if scalar(db, "SELECT COUNT(*) FROM snapshot_values WHERE source = 'backfill'") > 0:
             break
         time.sleep(0.02)
     sim.sim.set_faults(outage=True)
@@ -130,7 +130,7 @@ def test_backfill_interrupted_by_an_outage_resumes_with_no_gaps_or_duplicates(wo
     assert p.returncode == 4, (out, err)
     assert "INTERRUPTED after" in out and "run the same command again" in out
     assert "Traceback" not in err
-    done = scalar(db, "SELECT COUNT(DISTINCT token_id) FROM market_snapshots WHERE source = 'backfill'")
+    done = scalar(db, "SELECT COUNT(DISTINCT token_id) FROM snapshot_values WHERE source = 'backfill'")
     assert 0 < done < len(tokens)
     status = query(db, "SELECT status FROM collection_cycles WHERE kind = 'backfill'")
     assert status == [("partial",)]
@@ -144,14 +144,14 @@ def test_backfill_interrupted_by_an_outage_resumes_with_no_gaps_or_duplicates(wo
         ts = [
             r[0]
             for r in query(
-                db, "SELECT timestamp FROM market_snapshots WHERE token_id = ? ORDER BY timestamp", tok
+                db, "SELECT timestamp FROM snapshot_values WHERE token_id = ? ORDER BY timestamp", tok
             )
         ]
         assert ts == grid, tok
     assert (
         scalar(
             db,
-            "SELECT COUNT(*) FROM (SELECT token_id, timestamp / 300 FROM market_snapshots "
+            "SELECT COUNT(*) FROM (SELECT token_id, timestamp / 300 FROM snapshot_values "
             "GROUP BY 1, 2 HAVING COUNT(*) > 1)",
         )
         == 0
@@ -188,7 +188,7 @@ def test_backfill_and_collection_run_side_by_side(workspace, sim):
     )
     deadline = time.time() + 60
     while time.time() < deadline and p.poll() is None:
-        if scalar(db, "SELECT COUNT(*) FROM market_snapshots WHERE source = 'backfill'") > 0:
+        if scalar(db, "SELECT COUNT(*) FROM snapshot_values WHERE source = 'backfill'") > 0:
             break
         time.sleep(0.02)
     sim.sim.advance(STEP)
@@ -200,7 +200,7 @@ def test_backfill_and_collection_run_side_by_side(workspace, sim):
     assert (
         scalar(
             db,
-            "SELECT COUNT(*) FROM market_snapshots WHERE timestamp = ? AND source = 'collected'",
+            "SELECT COUNT(*) FROM snapshot_values WHERE timestamp = ? AND source = 'collected'",
             1793491500,
         )
         == 20
@@ -295,7 +295,7 @@ def test_backfill_includes_markets_that_closed_in_the_window_and_a_replay_settle
             ts = [
                 row[0]
                 for row in query(
-                    db, "SELECT timestamp FROM market_snapshots WHERE token_id = ? ORDER BY timestamp", tok
+                    db, "SELECT timestamp FROM snapshot_values WHERE token_id = ? ORDER BY timestamp", tok
                 )
             ]
             assert ts, f"no history backfilled for token {tok} of closed market {mid}"
@@ -317,7 +317,7 @@ def test_backfill_includes_markets_that_closed_in_the_window_and_a_replay_settle
     # (a token priced ≥ 0.6 at the start, so that the default backfill spread passes the
     # risk manager's entry-cost rule)
     first_mid = {
-        tok: query(db, "SELECT mid FROM market_snapshots WHERE token_id = ? ORDER BY timestamp LIMIT 1", tok)[
+        tok: query(db, "SELECT mid FROM snapshot_values WHERE token_id = ? ORDER BY timestamp LIMIT 1", tok)[
             0
         ][0]
         for v in resolved.values()
@@ -408,7 +408,7 @@ def test_a_market_resolved_early_is_backfilled_although_its_end_date_is_later(wo
     tracked_flag, payouts, resolved_at, end_date = row[0]
     assert tracked_flag == 0 and resolved_at == closed_at and end_date > closed_at
     assert json.loads(payouts) == {early.token_ids[0]: 1.0, early.token_ids[1]: 0.0}
-    last = query(db, "SELECT MAX(timestamp) FROM market_snapshots WHERE token_id = ?", early.token_ids[0])[0][
+    last = query(db, "SELECT MAX(timestamp) FROM snapshot_values WHERE token_id = ?", early.token_ids[0])[0][
         0
     ]
     assert last is not None and closed_at - STEP < last <= closed_at

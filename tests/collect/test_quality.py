@@ -104,18 +104,18 @@ def test_quality_detects_bad_rows(workspace, sim):
     """Corrupt rows written directly (as a buggy writer would) are reported, each by its check."""
     db = setup_workspace(workspace, sim)
     collect_cycles(workspace, sim, 2)
-    token, market, ts = query(db, "SELECT token_id, market_id, MAX(timestamp) FROM market_snapshots")[0]
+    token, market, ts = query(db, "SELECT token_id, market_id, MAX(timestamp) FROM snapshot_values")[0]
     conn = sqlite3.connect(db)
     with conn:
         # NULL critical field (collected row without any price)
         conn.execute(
-            "UPDATE market_snapshots SET best_bid = NULL, best_ask = NULL WHERE token_id = ? "
+            "UPDATE snapshot_values SET best_bid = NULL, best_ask = NULL WHERE token_id = ? "
             "AND timestamp = ?",
             (token, ts),
         )
         # off-grid near-duplicate of an existing cycle, with an impossible price
         conn.execute(
-            "INSERT INTO market_snapshots (timestamp, token_id, market_id, best_bid, best_ask, mid, "
+            "INSERT INTO snapshot_values (timestamp, token_id, market_id, best_bid, best_ask, mid, "
             "bids, asks, bid_depth, ask_depth, volume_24h, liquidity, source) "
             "VALUES (?, ?, ?, 1.2, 1.3, 1.25, '', '', 0, 0, 1, 1, 'collected')",
             (ts - STEP + 7, token, market),
@@ -141,7 +141,7 @@ def test_bounds_follow_config_and_allow_fine_ticks(workspace, sim):
     collect_cycles(workspace, sim, 2)
     fine = scalar(
         db,
-        "SELECT COUNT(*) FROM market_snapshots s JOIN markets m ON m.id = s.market_id "
+        "SELECT COUNT(*) FROM snapshot_values s JOIN markets m ON m.id = s.market_id "
         "WHERE m.tick_size < 0.01 AND (s.best_bid < 0.01 OR s.best_ask > 0.99)",
     )
     assert fine > 0  # seed 42 has a 0.001-tick long shot
@@ -164,7 +164,7 @@ def test_estimate_storage_measures_the_database(workspace, sim):
     r = collect(workspace, "--estimate-storage")
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    n = scalar(db, "SELECT COUNT(*) FROM market_snapshots")
+    n = scalar(db, "SELECT COUNT(*) FROM snapshot_values")
     tokens = scalar(db, "SELECT COUNT(*) FROM market_tokens")
     assert f"Snapshots stored:    {n:,} ({n:,} collected, 0 backfill)" in out
     assert "measured with dbstat" in out

@@ -166,7 +166,7 @@ def seed(cfg, now: int) -> dict:
             for tok, base in (("m1y", 0.40), ("m1n", 0.58), ("m2y", 0.70), ("m2n", 0.28)):
                 bid = round(base + 0.001 * k, 3)
                 conn.execute(
-                    "INSERT INTO market_snapshots(timestamp, token_id, market_id, best_bid, best_ask, mid, "
+                    "INSERT INTO snapshot_values(timestamp, token_id, market_id, best_bid, best_ask, mid, "
                     "spread) VALUES (?,?,?,?,?,?,?)",
                     (ts, tok, tok[:2], bid, bid + 0.02, bid + 0.01, 0.02),
                 )

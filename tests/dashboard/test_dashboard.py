@@ -322,7 +322,7 @@ def test_state_matches_the_database(server, seeded):
         entry = half_up_div(pos["cost_micro"] * 1_000_000, pos["size_micro"])
         bid = rows(
             cfg,
-            "SELECT best_bid FROM market_snapshots WHERE token_id=? ORDER BY timestamp DESC LIMIT 1",
+            "SELECT best_bid FROM snapshot_values WHERE token_id=? ORDER BY timestamp DESC LIMIT 1",
             pos["token_id"],
         )[0][0]
         assert item["entry"] == f"{entry / 1e6:.4f}" == "0.4520"

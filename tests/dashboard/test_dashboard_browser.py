@@ -183,7 +183,7 @@ def expected(cfg, now: float) -> dict:
         entry = half_up_div(p["cost_micro"] * 1_000_000, p["size_micro"])
         bid = rows(
             cfg,
-            "SELECT best_bid FROM market_snapshots WHERE token_id=? AND best_bid IS NOT NULL "
+            "SELECT best_bid FROM snapshot_values WHERE token_id=? AND best_bid IS NOT NULL "
             "ORDER BY timestamp DESC LIMIT 1",
             p["token_id"],
         )[0][0]

@@ -37,7 +37,7 @@ def test_startup_lines_and_once(tmp_path, sim):
     state = dict(query(root, "SELECT key, value FROM bot_state"))
     assert state["mode"] == "paper" and int(state["pid"]) > 0 and int(state["heartbeat"]) > 0
     assert query(root, "SELECT COUNT(*) FROM performance")[0][0] == 1
-    assert query(root, "SELECT COUNT(*) FROM market_snapshots")[0][0] > 0
+    assert query(root, "SELECT COUNT(*) FROM snapshot_values")[0][0] > 0
 
 
 def test_paper_flag_overrides_live_config(tmp_path, sim):

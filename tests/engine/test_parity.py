@@ -140,7 +140,7 @@ def test_replaying_a_paper_run_gives_the_same_orders_and_fills(
     # clock and of its last recorded snapshot)
     first_perf = query(root, "SELECT MIN(timestamp) FROM performance WHERE mode='paper'")[0][0]
     start = first_perf // step * step
-    end = query(root, "SELECT MAX(timestamp) FROM market_snapshots")[0][0]
+    end = query(root, "SELECT MAX(timestamp) FROM snapshot_values")[0][0]
     p_orders, p_fills = _paper_records(root)
     r_orders, r_fills, res = _replay(root, start, end)
     assert len(p_fills) >= min_fills and {f[2] for f in p_fills} == {"BUY", "SELL"}
@@ -174,7 +174,7 @@ def test_fill_latency_zero_fills_on_the_decision_book_in_both(tmp_path, fast_sim
     _paper_run(root, min_fills=8)
     step = load(root).collection.interval_minutes * 60
     start = query(root, "SELECT MIN(timestamp) FROM performance WHERE mode='paper'")[0][0] // step * step
-    end = query(root, "SELECT MAX(timestamp) FROM market_snapshots")[0][0]
+    end = query(root, "SELECT MAX(timestamp) FROM snapshot_values")[0][0]
     p_orders, p_fills = _paper_records(root)
     r_orders, r_fills, _ = _replay(root, start, end)
     assert len(p_fills) >= 8

@@ -121,7 +121,7 @@ def _seed(cfg, now):
         )
         conn.execute("INSERT INTO market_tokens VALUES ('t1', 'm1', 'Yes', 0)")
         conn.execute(
-            "INSERT INTO market_snapshots(timestamp, token_id, market_id, mid) VALUES (?, 't1', 'm1', 0.55)",
+            "INSERT INTO snapshot_values(timestamp, token_id, market_id, mid) VALUES (?, 't1', 'm1', 0.55)",
             (now - 60,),
         )
         conn.execute(

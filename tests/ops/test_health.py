@@ -181,7 +181,7 @@ def test_the_checklists_warning_alerts_are_sent_by_the_health_job(tmp_path, clob
     with db.atomic(conn):
         db.set_state(conn, "started_at", str(now - 10 * 3600))
         conn.execute(
-            "INSERT INTO market_snapshots(timestamp, token_id, market_id, best_bid, best_ask, mid) "
+            "INSERT INTO snapshot_values(timestamp, token_id, market_id, best_bid, best_ask, mid) "
             "VALUES (?, 'tok1', 'm1', 0.49, 0.51, 0.5)",
             (now - 60,),
         )

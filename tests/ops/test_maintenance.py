@@ -16,7 +16,7 @@ from tests.ops.helpers import add_trade, connect, init_workspace
 def _snapshots(conn, ts: int, n: int) -> None:
     with db.atomic(conn):
         conn.executemany(
-            "INSERT INTO market_snapshots(timestamp, token_id, market_id, mid, bids, asks) "
+            "INSERT INTO snapshot_values(timestamp, token_id, market_id, mid, bids, asks) "
             "VALUES (?,?,?,?,?,?)",
             [(ts, f"tok{i}", "m1", 0.5, "0.49:100," * 20, "0.51:100," * 20) for i in range(n)],
         )
@@ -53,7 +53,7 @@ def test_maintenance_prints_the_checklist_lines_and_prunes_only_snapshots(tmp_pa
     assert "✓ Maintenance complete" in res.stdout
     assert not old_log.exists() and recent_log.exists()
     conn = sqlite3.connect(cfg.database_path)
-    assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == 10
+    assert conn.execute("SELECT COUNT(*) FROM snapshot_values").fetchone()[0] == 10
     assert conn.execute("SELECT trade_id FROM trades").fetchall() == [("ancient",)]
     assert conn.execute("SELECT COUNT(*) FROM alerts WHERE message = 'old'").fetchone()[0] == 1
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -68,7 +68,7 @@ def test_snapshot_pruning_is_off_by_default(tmp_path, cli):
     res = cli("maintain_database.py")
     assert res.returncode == 0 and "Snapshot pruning: off" in res.stdout
     conn = sqlite3.connect(cfg.database_path)
-    assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == 5
+    assert conn.execute("SELECT COUNT(*) FROM snapshot_values").fetchone()[0] == 5
     conn.close()
 
 

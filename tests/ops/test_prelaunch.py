@@ -109,11 +109,11 @@ def _prepare_go(root):
     with db.atomic(conn):
         for ts in range(now - 8 * 86400, now, 6 * 3600):
             conn.execute(
-                "INSERT INTO market_snapshots(timestamp, token_id, market_id, mid) VALUES (?, 'tok', 'm', 0.5)",
+                "INSERT INTO snapshot_values(timestamp, token_id, market_id, mid) VALUES (?, 'tok', 'm', 0.5)",
                 (ts,),
             )
         conn.execute(
-            "INSERT INTO market_snapshots(timestamp, token_id, market_id, mid) VALUES (?, 'tok', 'm', 0.5)",
+            "INSERT INTO snapshot_values(timestamp, token_id, market_id, mid) VALUES (?, 'tok', 'm', 0.5)",
             (now - 120,),
         )
     for i, ts in enumerate(range(now - 8 * 86400, now - 3600, 12 * 3600)):
@@ -258,7 +258,7 @@ def _break_scenario(tmp_path, cfg, env, now):
 def _break_data_freshness(tmp_path, cfg, env, now):
     conn = connect(cfg)
     with db.atomic(conn):
-        conn.execute("DELETE FROM market_snapshots WHERE timestamp > ?", (now - 3600,))
+        conn.execute("DELETE FROM snapshot_values WHERE timestamp > ?", (now - 3600,))
     conn.close()
 
 

@@ -59,7 +59,7 @@ def _populate(cfg, now: int) -> None:
                 (tok, 20 * M, 10 * M, now - 5000, now),
             )
             conn.execute(
-                "INSERT INTO market_snapshots(timestamp, token_id, market_id, mid) VALUES (?, ?, 'm1', 0.55)",
+                "INSERT INTO snapshot_values(timestamp, token_id, market_id, mid) VALUES (?, ?, 'm1', 0.55)",
                 (now - 60, tok),
             )
         conn.execute(

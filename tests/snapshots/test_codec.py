@@ -373,10 +373,10 @@ def test_the_views_sql_decoding_equals_the_python_decoder(snapshot_db):
 
     with db.atomic(conn):
         store.insert_rows(conn, list(rows.values()))
-    view = {(r[0], r[1]): tuple(r) for r in conn.execute("SELECT * FROM market_snapshots")}
+    view = {(r[0], r[1]): tuple(r) for r in conn.execute("SELECT * FROM snapshot_values")}
     assert len(view) == len(rows)
     stored = conn.execute(
-        "SELECT s.*, k.token_id, k.market_id FROM snapshot_rows s JOIN snapshot_tokens k USING (token_key)"
+        "SELECT s.*, k.token_id, k.market_id FROM market_snapshots s JOIN snapshot_tokens k USING (token_key)"
     ).fetchall()
     for r in stored:
         values = tuple(r)
@@ -397,11 +397,11 @@ def test_inserting_through_the_view_equals_the_fast_path(snapshot_db):
         tuple(codec.text_of(codec._levels_blob(v)) if i in (10, 11) else v for i, v in enumerate(r))
         for r in rows
     ]
-    conn.executemany(f"INSERT INTO market_snapshots VALUES ({', '.join('?' * 15)})", text_rows)
-    via_trigger = conn.execute("SELECT * FROM snapshot_rows ORDER BY timestamp, token_key").fetchall()
-    conn.execute("DELETE FROM snapshot_rows")
+    conn.executemany(f"INSERT INTO snapshot_values VALUES ({', '.join('?' * 15)})", text_rows)
+    via_trigger = conn.execute("SELECT * FROM market_snapshots ORDER BY timestamp, token_key").fetchall()
+    conn.execute("DELETE FROM market_snapshots")
     store.insert_rows(conn, rows)
-    fast = conn.execute("SELECT * FROM snapshot_rows ORDER BY timestamp, token_key").fetchall()
+    fast = conn.execute("SELECT * FROM market_snapshots ORDER BY timestamp, token_key").fetchall()
 
     def levels_as_numbers(r):  # the text of a -0.0 level says "0": equal, not the same bytes
         return tuple(codec.unpack_levels(v) if i in (7, 8) else v for i, v in enumerate(r))

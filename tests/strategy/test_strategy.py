@@ -328,7 +328,7 @@ def test_same_rows_same_intents_on_both_feed_paths(tmp_path):
     f2 = MarketFeed(markets, history_seconds=s2.history_seconds)
     store = SnapshotStore(conn, f2.tokens)
     f2.depth_loader = store.depth
-    rows = conn.execute("SELECT * FROM market_snapshots ORDER BY timestamp, token_id").fetchall()
+    rows = conn.execute("SELECT * FROM snapshot_values ORDER BY timestamp, token_id").fetchall()
     by_ts = {}
     for r in rows:
         by_ts.setdefault(r["timestamp"], []).append(r)
@@ -380,7 +380,7 @@ def test_engine_warm_feed_equals_a_feed_built_row_by_row(tmp_path):
     assert len(warm.markets) == 4
     ref = MarketFeed(list(warm.markets.values()), history_seconds=s.history_seconds)
     rows = conn.execute(
-        "SELECT * FROM market_snapshots WHERE timestamp > ? AND timestamp <= ? ORDER BY timestamp",
+        "SELECT * FROM snapshot_values WHERE timestamp > ? AND timestamp <= ? ORDER BY timestamp",
         (now - s.history_seconds - 300, now),
     ).fetchall()
     ref.add_rows(rows)
@@ -391,7 +391,7 @@ def test_engine_warm_feed_equals_a_feed_built_row_by_row(tmp_path):
     assert warm.view(now).quote(tok) == ref.view(now).quote(tok)
     assert warm.view(now).book(tok) == ref.view(now).book(tok)
     # then live rows keep coming through add_rows
-    nxt = conn.execute("SELECT * FROM market_snapshots WHERE timestamp = ?", (now + 300,)).fetchall()
+    nxt = conn.execute("SELECT * FROM snapshot_values WHERE timestamp = ?", (now + 300,)).fetchall()
     warm.add_rows(nxt)
     ref.add_rows(nxt)
     assert s.decide(warm.view(now + 300), PortfolioView(500 * M)) == get_strategy(
