@@ -335,7 +335,7 @@ MIGRATIONS: list[tuple[int, str, str | Callable[[sqlite3.Connection], None]]] = 
     (5, "capital changes recorded as cash flows (capital_flows)", _V5_CAPITAL_FLOWS),
     (
         6,
-        "compact market snapshots (snapshot_tokens, snapshot_rows, snapshot_bars; market_snapshots view)",
+        "compact market snapshots (market_snapshots, snapshot_tokens, snapshot_bars; the snapshot_values view)",
         _v6_compact_snapshots,
     ),
 ]

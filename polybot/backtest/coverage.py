@@ -31,9 +31,10 @@ Also returned: ``grid_points`` (n), ``covered_points``, ``recorded_points``, ``r
 ``first_ts`` / ``last_ts`` (of the rows found, None when none), ``grid_seconds``,
 ``start_ts``, ``end_ts``.
 
-Speed: one streaming pass over the primary-key range of the window (GROUP BY timestamp in
-key order, no sort; Python sees one row per distinct timestamp) plus one index probe per
-token: about a second for 2.6 M rows on the 2-core benchmark machine.
+Speed: two streaming passes over the primary-key range of the window (GROUP BY timestamp
+in key order, no sort; Python sees one row per distinct timestamp; then the distinct
+tokens). The compact layout (schema version 6) has no per-token index, so a small universe
+reads the whole window too.
 """
 
 from __future__ import annotations
@@ -45,23 +46,52 @@ from typing import Any
 
 import numpy as np
 
+from polybot.snapshots.store import LEGACY_TABLE, has_legacy
+
 DAY = 86_400
 
 
-def _per_timestamp(conn: sqlite3.Connection, start_ts: int, end_ts: int) -> np.ndarray:
+def _per_timestamp(conn: sqlite3.Connection, start_ts: int, end_ts: int, *, legacy: bool) -> np.ndarray:
     """(timestamp, rows, backfilled rows) of the universe (``temp.cov_tokens``) per distinct
-    timestamp in [start_ts, end_ts], as an int64 array of shape (k, 3)."""
-    # One streaming pass over the clustered key (timestamp, token_key) range: rows arrive in
-    # timestamp order, so GROUP BY timestamp needs no sort (there is no per-token index).
+    timestamp in [start_ts, end_ts], as an int64 array of shape (k, 3).
+
+    One streaming pass over the primary key (timestamp, token_key) range: rows arrive in
+    timestamp order, so GROUP BY timestamp needs no sort; the universe is a set of token
+    keys. The rows of a database not yet migrated (``legacy``) are added."""
     sql = (
-        "SELECT s.timestamp, COUNT(*), SUM(s.source = 'backfill') FROM snapshot_values s "
-        "WHERE s.timestamp >= ? AND s.timestamp <= ? "
-        "AND +s.token_id IN (SELECT token_id FROM temp.cov_tokens) GROUP BY s.timestamp"
+        "SELECT s.timestamp AS timestamp, COUNT(*) AS n, SUM(s.source = 1) AS b FROM market_snapshots s "
+        "WHERE s.timestamp >= ?1 AND s.timestamp <= ?2 "
+        "AND +s.token_key IN (SELECT t.token_key FROM snapshot_tokens t JOIN temp.cov_tokens c "
+        "ON c.token_id = t.token_id) GROUP BY s.timestamp"
     )
+    if legacy:
+        sql = (
+            f"SELECT timestamp, SUM(n), SUM(b) FROM ({sql} "
+            f"UNION ALL SELECT s.timestamp, COUNT(*), SUM(s.source = 'backfill') FROM {LEGACY_TABLE} s "
+            "WHERE s.timestamp >= ?1 AND s.timestamp <= ?2 "
+            "AND +s.token_id IN (SELECT token_id FROM temp.cov_tokens) GROUP BY s.timestamp) "
+            "GROUP BY timestamp ORDER BY timestamp"
+        )
     cur = conn.cursor()
     cur.row_factory = None
     rows = cur.execute(sql, (start_ts, end_ts)).fetchall()
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def _tokens_with_data(conn: sqlite3.Connection, start_ts: int, end_ts: int, *, legacy: bool) -> int:
+    """How many tokens of ``temp.cov_tokens`` have a row in [start_ts, end_ts]."""
+    sql = (
+        "SELECT DISTINCT s.token_key AS k FROM market_snapshots s WHERE s.timestamp >= ?1 AND s.timestamp <= ?2 "
+        "AND +s.token_key IN (SELECT t.token_key FROM snapshot_tokens t JOIN temp.cov_tokens c "
+        "ON c.token_id = t.token_id)"
+    )
+    if legacy:
+        sql = (
+            f"SELECT t.token_id FROM ({sql}) d JOIN snapshot_tokens t ON t.token_key = d.k UNION "
+            f"SELECT DISTINCT s.token_id FROM {LEGACY_TABLE} s WHERE s.timestamp >= ?1 AND s.timestamp <= ?2 "
+            "AND +s.token_id IN (SELECT token_id FROM temp.cov_tokens)"
+        )
+    return int(conn.execute(f"SELECT COUNT(*) FROM ({sql})", (start_ts, end_ts)).fetchone()[0])
 
 
 def data_coverage(
@@ -103,14 +133,9 @@ def data_coverage(
     conn.execute("CREATE TEMP TABLE cov_tokens (token_id TEXT PRIMARY KEY) WITHOUT ROWID")
     try:
         conn.executemany("INSERT INTO temp.cov_tokens VALUES (?)", ((t,) for t in universe))
-        per_ts = _per_timestamp(conn, start_ts, end_ts)
-        with_data = int(
-            conn.execute(
-                "SELECT COUNT(DISTINCT s.token_id) FROM snapshot_values s WHERE s.timestamp >= ? "
-                "AND s.timestamp <= ? AND +s.token_id IN (SELECT token_id FROM temp.cov_tokens)",
-                (start_ts, end_ts),
-            ).fetchone()[0]
-        )
+        legacy = has_legacy(conn)
+        per_ts = _per_timestamp(conn, start_ts, end_ts, legacy=legacy)
+        with_data = _tokens_with_data(conn, start_ts, end_ts, legacy=legacy)
     finally:
         conn.execute("DROP TABLE IF EXISTS temp.cov_tokens")
         if not was_in_transaction and conn.in_transaction:

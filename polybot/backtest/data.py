@@ -25,6 +25,7 @@ import sqlite3
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,8 @@ import numpy as np
 from polybot.domain import MarketInfo
 from polybot.errors import DataError
 from polybot.exchange.models import FeeSchedule
+from polybot.snapshots import store as snapshot_store
+from polybot.snapshots.codec import PRICE_SCALE, sql_decode
 
 _BITS = 21
 _SHIFT = 1 << _BITS
@@ -53,7 +56,8 @@ class Resolution:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Snapshot rows of one time window, sorted by (timestamp, token)."""
+    """Snapshot rows of one time window, in time order (within a timestamp, in the order
+    of the stored key)."""
 
     timestamp: np.ndarray  # int64
     token: np.ndarray  # int64 feed index
@@ -140,7 +144,7 @@ def load_metadata_history(
 DEFAULT_BACKFILL_SPREAD = 0.04
 DEFAULT_BACKFILL_DEPTH = 100.0
 _DEPTH_EDGES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)
-# Without it SQLite inlines the CTE and re-parses the depth strings in every CASE branch
+# Without it SQLite inlines the CTE and decodes the top sizes again in every CASE branch
 # (16×); MATERIALIZED needs SQLite ≥ 3.35 (2021).
 _MATERIALIZED = "MATERIALIZED " if sqlite3.sqlite_version_info >= (3, 35, 0) else ""
 FULL_SCAN_ROWS = 200_000  # up to this many rows in the range: read them all, else sample
@@ -159,11 +163,49 @@ class BackfillBook:
     basis: str = "default"
 
 
-def _top_size(col: str) -> str:
-    """SQL: the size of the first level of a depth string ``"p:s,p:s"`` (NULL when empty)."""
+def _snapshot_tables(conn: sqlite3.Connection) -> list[str]:
+    """The tables that hold snapshots: the compact one, and the old one while a database
+    waits for ``maintain_database.py --migrate``."""
+    return ["market_snapshots"] + ([snapshot_store.LEGACY_TABLE] if snapshot_store.has_legacy(conn) else [])
+
+
+def _time_range(conn: sqlite3.Connection, tables: list[str]) -> tuple[int | None, int | None]:
+    """The first and last snapshot timestamps over ``tables`` (index seeks)."""
+    lo = hi = None
+    for table in tables:
+        # two subqueries: one MIN(...), MAX(...) aggregate would scan the whole table
+        a, b = conn.execute(
+            f"SELECT (SELECT MIN(timestamp) FROM {table}), (SELECT MAX(timestamp) FROM {table})"
+        ).fetchone()
+        if a is not None:
+            lo = a if lo is None else min(lo, a)
+            hi = b if hi is None else max(hi, b)
+    return lo, hi
+
+
+def _recorded_books_sql(table: str, source: str) -> str:
+    """SQL of the recorded books of the ``bf_tokens`` in one snapshot table: token, market,
+    spread in 10⁻⁵ units and the thinner top level's size (``snapshot_top_size`` reads a
+    packed BLOB or the old text). ``source`` is the FROM clause up to the WHERE's terms."""
+    top = "min(snapshot_top_size(s.bids), snapshot_top_size(s.asks)) AS d"
+    books = "length(s.bids) > 0 AND length(s.asks) > 0"  # X'' (compact) or '' (old): empty side
+    if table == "market_snapshots":
+        bid, ask = sql_decode("s.bid", PRICE_SCALE), sql_decode("s.ask", PRICE_SCALE)
+        return (
+            f"SELECT k.token_id AS token_id, k.market_id AS market_id, "
+            f"CAST(round(({ask} - {bid}) * 100000) AS INTEGER) AS sp, {top} "
+            f"FROM {source.format(table=table, join='JOIN snapshot_tokens k ON k.token_key = s.token_key')}"
+            f"s.token_key IN (SELECT t.token_key FROM snapshot_tokens t JOIN temp.bf_tokens b "
+            f"ON b.token_id = t.token_id) AND s.source = 0 AND s.bid IS NOT NULL AND s.ask IS NOT NULL "
+            f"AND {ask} > {bid} AND {ask} - {bid} <= {_MAX_SPREAD} AND {books}"
+        )
     return (
-        f"CAST(substr({col}, instr({col}, ':') + 1, "
-        f"instr({col} || ',', ',') - instr({col}, ':') - 1) AS REAL)"
+        f"SELECT s.token_id AS token_id, s.market_id AS market_id, "
+        f"CAST(round((s.best_ask - s.best_bid) * 100000) AS INTEGER) AS sp, {top} "
+        f"FROM {source.format(table=table, join='')}"
+        f"+s.token_id IN (SELECT token_id FROM temp.bf_tokens) AND s.source = 'collected' "
+        f"AND s.best_bid IS NOT NULL AND s.best_ask IS NOT NULL AND s.best_ask > s.best_bid "
+        f"AND s.best_ask - s.best_bid <= {_MAX_SPREAD} AND {books}"
     )
 
 
@@ -199,41 +241,37 @@ def estimate_backfill_books(
     if not universe:
         return {}
     default = BackfillBook(max(0.0, float(default_spread)) / 2.0, max(0.0, float(default_depth)), "default")
-    # two subqueries: one MIN(...), MAX(...) aggregate would scan the whole table
-    lo, hi = conn.execute(
-        "SELECT (SELECT MIN(timestamp) FROM snapshot_values), (SELECT MAX(timestamp) FROM snapshot_values)"
-    ).fetchone()
-    if lo is None:
+    tables = _snapshot_tables(conn)
+    lo, hi = _time_range(conn, tables)
+    if lo is None or hi is None:
         return {t: default for t in universe}
     lo = max(int(lo), int(start_ts)) if start_ts is not None else int(lo)
     hi = min(int(hi), int(end_ts)) if end_ts is not None else int(hi)
     step = max(1, int(sample_seconds))
-    rows_in_range = conn.execute(  # counted up to the threshold only
-        "SELECT COUNT(*) FROM (SELECT 1 FROM snapshot_values WHERE timestamp >= ? AND timestamp <= ? "
-        "LIMIT ?)",
-        (lo, hi, FULL_SCAN_ROWS + 1),
-    ).fetchone()[0]
+    rows_in_range = sum(  # counted up to the threshold only
+        conn.execute(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE timestamp >= ? AND timestamp <= ? LIMIT ?)",
+            (lo, hi, FULL_SCAN_ROWS + 1),
+        ).fetchone()[0]
+        for table in tables
+    )
     if rows_in_range <= FULL_SCAN_ROWS:  # small: every row (the sample could miss sparse rows)
-        source = "snapshot_values s WHERE s.timestamp >= ?1 AND s.timestamp <= ?2 AND ?3 > 0 AND "
+        source = "{table} s {join} WHERE s.timestamp >= ?1 AND s.timestamp <= ?2 AND ?3 > 0 AND "
     else:
         # about SAMPLE_ROWS rows: one grid point every ``step`` (a multiple of sample_seconds)
         points = max(1, SAMPLE_ROWS // len(universe))
         step = max(step, -(-((hi - lo) // points) // step) * step)
         lo = -(-lo // step) * step
-        source = "g CROSS JOIN snapshot_values s ON s.timestamp = g.ts WHERE "
+        source = "g CROSS JOIN {table} s ON s.timestamp = g.ts {join} WHERE "
     was_in_transaction = conn.in_transaction
+    snapshot_store.register_functions(conn)  # snapshot_top_size (db.connect registers it too)
     conn.execute("DROP TABLE IF EXISTS temp.bf_tokens")
     conn.execute("CREATE TEMP TABLE bf_tokens (token_id TEXT PRIMARY KEY) WITHOUT ROWID")
-    depth = _top_size("s.bids"), _top_size("s.asks")
     bucket = " ".join(f"WHEN d >= {e} THEN {e}" for e in reversed(_DEPTH_EDGES))
+    recorded = " UNION ALL ".join(_recorded_books_sql(table, source) for table in tables)
     sql = (
         f"WITH RECURSIVE g(ts) AS (SELECT ?1 UNION ALL SELECT ts + ?3 FROM g WHERE ts + ?3 <= ?2), "
-        f"r AS {_MATERIALIZED}(SELECT s.token_id AS token_id, s.market_id AS market_id, "
-        f"CAST(round((s.best_ask - s.best_bid) * 100000) AS INTEGER) AS sp, "
-        f"min({depth[0]}, {depth[1]}) AS d FROM {source}"
-        f"+s.token_id IN (SELECT token_id FROM temp.bf_tokens) AND s.source = 'collected' "
-        f"AND s.best_bid IS NOT NULL AND s.best_ask IS NOT NULL AND s.best_ask > s.best_bid "
-        f"AND s.best_ask - s.best_bid <= {_MAX_SPREAD} AND s.bids <> '' AND s.asks <> '') "
+        f"r AS {_MATERIALIZED}({recorded}) "
         f"SELECT token_id, market_id, sp, CASE {bucket} ELSE 0 END, COUNT(*) FROM r GROUP BY 1, 2, 3, 4"
     )
     try:
@@ -311,57 +349,62 @@ def prepare_replay_feed(
 
 
 class SnapshotStore:
-    """Chunked, index-mapped reads of ``snapshot_values`` for a set of tokens."""
+    """Chunked, index-mapped reads of the stored snapshots for a set of tokens.
+
+    Reads ``market_snapshots`` directly (schema version 6, :mod:`polybot.snapshots.store`):
+    token keys are mapped to the feed's indexes with a numpy lookup array, prices come as
+    integer 0.0001 units (a REAL where a value is off that grid), so SQLite hands over
+    two integers per row and the rest is array arithmetic. Rows still waiting in
+    ``market_snapshots_legacy`` (a database not yet migrated) are read too, with the old
+    table's columns."""
 
     def __init__(self, conn: sqlite3.Connection, token_ids: list[str]):
         self.conn = conn
         self.token_ids = list(token_ids)
-        conn.execute("DROP TABLE IF EXISTS temp.bt_tokens")
-        conn.execute("CREATE TEMP TABLE bt_tokens (token_id TEXT PRIMARY KEY, idx INTEGER NOT NULL)")
-        conn.executemany(
-            "INSERT INTO temp.bt_tokens VALUES (?, ?)", ((t, i) for i, t in enumerate(self.token_ids))
-        )
+        index = {t: i for i, t in enumerate(self.token_ids)}
+        self.keys: dict[str, int] = {}  # token_id → token_key (tokens of this replay)
+        top = -1
+        for key, tok in conn.execute("SELECT token_key, token_id FROM snapshot_tokens"):
+            if tok in index:
+                self.keys[tok] = int(key)
+                top = max(top, int(key))
+        self._lut = np.full(top + 2, -1, dtype=np.int64)  # token_key → feed index (-1: not ours)
+        for tok, key in self.keys.items():
+            self._lut[key] = index[tok]
+        self.legacy = snapshot_store.has_legacy(conn)
+        if self.legacy:
+            conn.execute("DROP TABLE IF EXISTS temp.bt_tokens")
+            conn.execute("CREATE TEMP TABLE bt_tokens (token_id TEXT PRIMARY KEY, idx INTEGER NOT NULL)")
+            conn.executemany("INSERT INTO temp.bt_tokens VALUES (?, ?)", index.items())
 
     def bounds(self, start_ts: int, end_ts: int) -> tuple[int | None, int | None]:
         """First and last snapshot timestamps in [start_ts, end_ts] (None, None when empty)."""
-        # two subqueries: one MIN(...), MAX(...) aggregate would read every row of the range
-        row = self.conn.execute(
-            "SELECT (SELECT MIN(timestamp) FROM snapshot_values WHERE timestamp >= ?1 "
-            "AND timestamp <= ?2), (SELECT MAX(timestamp) FROM snapshot_values "
-            "WHERE timestamp >= ?1 AND timestamp <= ?2)",
-            (start_ts, end_ts),
-        ).fetchone()
-        return (row[0], row[1]) if row and row[0] is not None else (None, None)
+        tables = ["market_snapshots"] + ([snapshot_store.LEGACY_TABLE] if self.legacy else [])
+        lo = hi = None
+        for table in tables:
+            # two subqueries: one MIN(...), MAX(...) aggregate would read every row of the range
+            a, b = self.conn.execute(
+                f"SELECT (SELECT MIN(timestamp) FROM {table} WHERE timestamp >= ?1 AND timestamp <= ?2), "
+                f"(SELECT MAX(timestamp) FROM {table} WHERE timestamp >= ?1 AND timestamp <= ?2)",
+                (start_ts, end_ts),
+            ).fetchone()
+            if a is not None:
+                lo = a if lo is None else min(lo, a)
+                hi = b if hi is None else max(hi, b)
+        return (lo, hi) if lo is not None else (None, None)
 
     def chunks(self, start_ts: int, end_ts: int, chunk_seconds: int = 86_400) -> Iterator[Chunk]:
         """Chunks covering [start_ts, end_ts] in time order (rows of unknown tokens skipped)."""
         cur = self.conn.cursor()
         cur.row_factory = None
         t = int(start_ts)
-        # Two packed integers per row instead of six values: Python object creation is
-        # the cost of reading, not SQLite. Prices are micro-units (21 bits, NUL = none):
-        #   v1 = (token index × 2 + backfill flag) × 2^21 + price   (price = mid, else last trade)
-        #   v2 = bid × 2^21 + ask
-        sql = (
-            f"SELECT s.timestamp, "
-            f"ifnull(((SELECT k.idx FROM temp.bt_tokens k WHERE k.token_id = s.token_id) * 2 "
-            f"+ (s.source = 'backfill')) * {_SHIFT} "
-            f"+ ifnull(CAST(round(COALESCE(s.mid, s.last_trade_price) * 1000000) AS INTEGER), {_NUL}), -1), "
-            f"ifnull(CAST(round(s.best_bid * 1000000) AS INTEGER), {_NUL}) * {_SHIFT} "
-            f"+ ifnull(CAST(round(s.best_ask * 1000000) AS INTEGER), {_NUL}) "
-            f"FROM snapshot_values s WHERE s.timestamp >= ? AND s.timestamp < ? "
-            f"ORDER BY s.timestamp, s.token_id"
-        )
         while t <= end_ts:
             hi = min((t // chunk_seconds + 1) * chunk_seconds, int(end_ts) + 1)  # on bucket edges
-            rows = cur.execute(sql, (t, hi)).fetchall()
+            a = self._read(cur, t, hi)
+            if self.legacy:
+                a = _merge(a, self._read_legacy(cur, t, hi))
             t = hi
-            if not rows:
-                continue
-            a = np.array(rows, dtype=np.int64)
-            del rows
-            a = a[a[:, 1] >= 0]  # tokens of no known market
-            if not len(a):
+            if a is None:
                 continue
             v1, v2 = a[:, 1], a[:, 2]
             key = v1 >> _BITS
@@ -374,17 +417,141 @@ class SnapshotStore:
                 backfill=(key & 1).astype(bool),
             )
 
-    def depth(self, token_id: str, timestamp: int) -> tuple[str | None, str | None]:
-        """The recorded depth strings (bids, asks) of one snapshot."""
-        row = self.conn.execute(
-            "SELECT bids, asks FROM snapshot_values WHERE timestamp = ? AND token_id = ?",
-            (int(timestamp), token_id),
-        ).fetchone()
+    def _read(self, cur: sqlite3.Cursor, lo: int, hi: int) -> np.ndarray | None:
+        """(timestamp, v1, v2) rows of ``market_snapshots`` in [lo, hi) as an int64 array, v1's
+        token key mapped to the feed index (rows of other tokens dropped); None when none.
+
+        SQLite hands over TWO integers a row: v2 carries the timestamp's offset from ``lo``
+        above the two prices (42 bits), so windows are read ≤ 2^20 s at a time."""
+        parts = []
+        for a in range(lo, hi, _MAX_WINDOW):
+            b = min(hi, a + _MAX_WINDOW)
+            # the integer-only SQL first: a REAL anywhere makes a float, so numpy's inferred
+            # dtype says whether the window needs the exact SQL (rare: off-grid prices)
+            two = np.array(cur.execute(_INTEGER_SQL, (a, b)).fetchall())
+            if two.dtype != np.int64 or two.ndim != 2:
+                flat = np.fromiter(chain.from_iterable(cur.execute(_COMPACT_SQL, (a, b))), dtype=np.int64)
+                two = flat.reshape(-1, 2)
+            if len(two):
+                v2 = two[:, 1]
+                parts.append(np.column_stack((a + (v2 >> (2 * _BITS)), two[:, 0], v2 & _PRICES)))
+        if not parts:
+            return None
+        rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        key = rows[:, 1] >> (_BITS + 1)
+        known = (key >= 0) & (key < len(self._lut))
+        idx = np.full(len(key), -1, dtype=np.int64)
+        idx[known] = self._lut[key[known]]
+        ours = idx >= 0
+        rows, idx = rows[ours], idx[ours]
+        if not len(rows):
+            return None
+        rows[:, 1] = ((idx << 1) | ((rows[:, 1] >> _BITS) & 1)) << _BITS | (rows[:, 1] & _NUL)
+        return rows
+
+    def _read_legacy(self, cur: sqlite3.Cursor, lo: int, hi: int) -> np.ndarray | None:
+        """The same from the old table of a database not yet migrated (three integers a row)."""
+        flat = np.fromiter(chain.from_iterable(cur.execute(_LEGACY_SQL, (lo, hi))), dtype=np.int64)
+        rows = flat.reshape(-1, 3)
+        rows = rows[rows[:, 1] >= 0]  # tokens of no known market
+        return rows if len(rows) else None
+
+    def depth(self, token_id: str, timestamp: int) -> tuple[bytes | str | None, bytes | str | None]:
+        """The recorded levels (bids, asks) of one snapshot: packed BLOBs, or the old text of
+        a row not yet migrated (:func:`polybot.snapshots.codec.levels_of` reads both)."""
+        key = self.keys.get(token_id)
+        row = None
+        if key is not None:
+            row = self.conn.execute(
+                "SELECT bids, asks FROM market_snapshots WHERE timestamp = ? AND token_key = ?",
+                (int(timestamp), key),
+            ).fetchone()
+        if row is None and self.legacy:
+            row = self.conn.execute(
+                f"SELECT bids, asks FROM {snapshot_store.LEGACY_TABLE} WHERE timestamp = ? AND token_id = ?",
+                (int(timestamp), token_id),
+            ).fetchone()
         return (row[0], row[1]) if row else (None, None)
 
     def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self.conn.execute("DROP TABLE IF EXISTS temp.bt_tokens")
+        if self.legacy:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("DROP TABLE IF EXISTS temp.bt_tokens")
+
+
+def _micro_sql(col: str) -> str:
+    """SQL: a stored price as integer micro-units (an INTEGER is 0.0001 units, exactly ×100;
+    a REAL is rounded to the micro-unit like the old reader did), NULL stays NULL."""
+    return f"CASE WHEN typeof({col}) = 'integer' THEN {col} * 100 ELSE CAST(round({col} * 1000000) AS INTEGER) END"
+
+
+def _mid_micro_sql() -> str:
+    """SQL: the replay's price in micro-units: the mid (stored exception, else (bid + ask) / 2
+    when both sides are present; an empty BLOB means "no mid"), else the last trade."""
+    derived = (
+        "CASE WHEN typeof(s.bid) = 'integer' AND typeof(s.ask) = 'integer' THEN (s.bid + s.ask) * 50 "
+        "WHEN s.bid IS NOT NULL AND s.ask IS NOT NULL THEN CAST(round(((CASE WHEN typeof(s.bid) = 'integer' "
+        f"THEN s.bid / {float(PRICE_SCALE)!r} ELSE s.bid END) + (CASE WHEN typeof(s.ask) = 'integer' "
+        f"THEN s.ask / {float(PRICE_SCALE)!r} ELSE s.ask END)) / 2 * 1000000) AS INTEGER) END"
+    )
+    return (
+        f"ifnull(CASE WHEN s.mid IS NULL THEN {derived} WHEN typeof(s.mid) = 'blob' THEN NULL "
+        f"ELSE {_micro_sql('s.mid')} END, {_micro_sql('s.last')})"
+    )
+
+
+# Two packed integers per row instead of seven values: Python object creation is the cost of
+# reading, not SQLite. Prices are micro-units (21 bits, NUL = none):
+#   v1 = (token key × 2 + backfill flag) × 2^21 + price   (price = mid, else last trade)
+#   v2 = ((timestamp − window start) × 2^21 + bid) × 2^21 + ask
+# (the token key becomes the feed index in numpy, SnapshotStore._read)
+_MAX_WINDOW = 1 << 20  # seconds: the timestamp offset's 20 bits above 42 bits of prices
+_PRICES = (1 << (2 * _BITS)) - 1
+_COMPACT_SQL = (
+    f"SELECT (s.token_key * 2 + (s.source = 1)) * {_SHIFT} + ifnull({_mid_micro_sql()}, {_NUL}), "
+    f"((s.timestamp - ?1) * {_SHIFT} + ifnull({_micro_sql('s.bid')}, {_NUL})) * {_SHIFT} "
+    f"+ ifnull({_micro_sql('s.ask')}, {_NUL}) "
+    f"FROM market_snapshots s WHERE s.timestamp >= ?1 AND s.timestamp < ?2 ORDER BY s.timestamp, s.token_key"
+)
+# The same when every price of the window is INTEGER units (the collector's rows): no typeof
+# tests but the stored mid's. A REAL price makes that row's value a float (SnapshotStore._read
+# sees numpy infer float64 and reads the window again with _COMPACT_SQL).
+_INTEGER_SQL = (
+    f"SELECT (s.token_key * 2 + (s.source = 1)) * {_SHIFT} + ifnull(CASE WHEN s.mid IS NULL THEN "
+    f"(s.bid + s.ask) * 50 WHEN typeof(s.mid) = 'blob' THEN NULL ELSE s.mid * 100 END, "
+    f"ifnull(s.last * 100, {_NUL})), "
+    f"((s.timestamp - ?1) * {_SHIFT} + ifnull(s.bid * 100, {_NUL})) * {_SHIFT} + ifnull(s.ask * 100, {_NUL}) "
+    f"FROM market_snapshots s WHERE s.timestamp >= ?1 AND s.timestamp < ?2 ORDER BY s.timestamp, s.token_key"
+)
+# the same from the old table of a database not yet migrated (its token ids mapped in SQLite)
+_LEGACY_SQL = (
+    f"SELECT s.timestamp, "
+    f"ifnull(((SELECT k.idx FROM temp.bt_tokens k WHERE k.token_id = s.token_id) * 2 "
+    f"+ (s.source = 'backfill')) * {_SHIFT} "
+    f"+ ifnull(CAST(round(COALESCE(s.mid, s.last_trade_price) * 1000000) AS INTEGER), {_NUL}), -1), "
+    f"ifnull(CAST(round(s.best_bid * 1000000) AS INTEGER), {_NUL}) * {_SHIFT} "
+    f"+ ifnull(CAST(round(s.best_ask * 1000000) AS INTEGER), {_NUL}) "
+    f"FROM {snapshot_store.LEGACY_TABLE} s WHERE s.timestamp >= ? AND s.timestamp < ?"
+)
+
+
+def _merge(new: np.ndarray | None, old: np.ndarray | None) -> np.ndarray | None:
+    """Compact rows and legacy rows of one window, sorted by (timestamp, token); where both
+    hold a (timestamp, token), the compact row wins (a migration moves rows, never edits)."""
+    if old is None:
+        return new
+    if new is None:
+        both = old
+        src = np.ones(len(old), dtype=np.int8)
+    else:
+        both = np.concatenate((new, old))
+        src = np.concatenate((np.zeros(len(new), dtype=np.int8), np.ones(len(old), dtype=np.int8)))
+    token = both[:, 1] >> (_BITS + 1)
+    order = np.lexsort((src, token, both[:, 0]))
+    both, token = both[order], token[order]
+    dup = np.zeros(len(both), dtype=bool)
+    dup[1:] = (both[1:, 0] == both[:-1, 0]) & (token[1:] == token[:-1])
+    return both[~dup]
 
 
 def database_file(conn: sqlite3.Connection) -> Path | None:
@@ -398,6 +565,7 @@ def database_file(conn: sqlite3.Connection) -> Path | None:
 def _open_readonly(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
     conn.execute("PRAGMA busy_timeout = 30000")
+    snapshot_store.register_functions(conn)
     return conn
 
 

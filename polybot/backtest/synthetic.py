@@ -1,7 +1,8 @@
 """Synthetic market data with the real schema, for tests, benchmarks and demos.
 
 ``generate(path, ...)`` creates (or extends) a SQLite database at ``path`` with
-``markets``, ``market_tokens`` and ``snapshot_values`` rows: ``n_markets``
+``markets``, ``market_tokens`` and snapshot rows (written like the collector's, through
+:func:`polybot.snapshots.store.insert_rows`): ``n_markets``
 binary markets (YES + NO token, the NO book the mirror of the YES book), one
 snapshot per token every ``interval`` seconds for ``days`` days, three book
 levels a side. Prices move in logit space:
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from polybot.db import connect, migrate
+from polybot.snapshots import store as snapshot_store
 
 DEFAULT_START = 1_767_225_600  # 2026-01-01 00:00 UTC
 
@@ -124,7 +126,6 @@ def generate(
     ask = np.ceil(np.round((p + half_spread) / tick, 6)) * tick
     bid = np.clip(np.round(bid, 6), tick, 1 - 2 * tick)
     ask = np.clip(np.round(np.maximum(ask, bid + tick), 6), 2 * tick, 1 - tick)
-    mid = np.round((bid + ask) / 2, 6)
     sizes = rng.integers(50, 500, (steps, n, 6)).astype(float)
 
     def tok(prefix: str, i: int) -> str:
@@ -165,82 +166,91 @@ def generate(
             conn.execute("INSERT OR REPLACE INTO market_tokens VALUES (?,?,?,?)", (yes[i], mid_, "Yes", 0))
             conn.execute("INSERT OR REPLACE INTO market_tokens VALUES (?,?,?,?)", (no[i], mid_, "No", 1))
         conn.execute("COMMIT")
+    keys = snapshot_store.TokenKeys(conn)
+    keys.load()
     rows = 0
-    ins = (
-        "INSERT OR REPLACE INTO snapshot_values (timestamp, token_id, market_id, best_bid, best_ask, mid, spread, "
-        "last_trade_price, bid_depth, ask_depth, bids, asks, volume_24h, liquidity, source) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,'collected')"
-    )
-    batch: list = []
+    block = max(1, 200_000 // (2 * n if both_tokens else n) if n else 1)  # steps per insert batch
     conn.execute("BEGIN")
-    for t in range(steps):
-        ts = start_ts + t * interval
-        b, a, m, s = bid[t].tolist(), ask[t].tolist(), mid[t].tolist(), sizes[t].tolist()
-        for i in range(n):
-            bi, ai, si = b[i], a[i], s[i]
-            bids: str | None
-            asks: str | None
-            if with_depth:
-                bids = f"{bi:.2f}:{si[0]:g},{bi - tick:.2f}:{si[1]:g},{bi - 2 * tick:.2f}:{si[2]:g}"
-                asks = f"{ai:.2f}:{si[3]:g},{ai + tick:.2f}:{si[4]:g},{ai + 2 * tick:.2f}:{si[5]:g}"
-            else:
-                bids = asks = None
-            bd, ad = si[0] + si[1] + si[2], si[3] + si[4] + si[5]
-            batch.append(
-                (
-                    ts,
-                    yes[i],
-                    market_ids[i],
-                    bi,
-                    ai,
-                    m[i],
-                    round(ai - bi, 6),
-                    m[i],
-                    bd,
-                    ad,
-                    bids,
-                    asks,
-                    1000.0,
-                    1000.0,
-                )
-            )
-            if both_tokens:
-                nb, na = round(1 - ai, 6), round(1 - bi, 6)
-                nbids: str | None
-                nasks: str | None
-                if with_depth:
-                    nbids = f"{nb:.2f}:{si[3]:g},{nb - tick:.2f}:{si[4]:g},{nb - 2 * tick:.2f}:{si[5]:g}"
-                    nasks = f"{na:.2f}:{si[0]:g},{na + tick:.2f}:{si[1]:g},{na + 2 * tick:.2f}:{si[2]:g}"
-                else:
-                    nbids = nasks = None
-                batch.append(
-                    (
-                        ts,
-                        no[i],
-                        market_ids[i],
-                        nb,
-                        na,
-                        round(1 - m[i], 6),
-                        round(na - nb, 6),
-                        round(1 - m[i], 6),
-                        ad,
-                        bd,
-                        nbids,
-                        nasks,
-                        1000.0,
-                        1000.0,
-                    )
-                )
-        if len(batch) >= 200_000:
-            conn.executemany(ins, batch)
-            rows += len(batch)
-            batch = []
-    if batch:
-        conn.executemany(ins, batch)
-        rows += len(batch)
+    for t0 in range(0, steps, block):
+        t1 = min(steps, t0 + block)
+        batch = _book_rows(
+            start_ts + np.arange(t0, t1, dtype=np.int64) * interval,
+            bid[t0:t1],
+            ask[t0:t1],
+            sizes[t0:t1],
+            yes,
+            no if both_tokens else None,
+            market_ids,
+            tick,
+            with_depth,
+        )
+        rows += snapshot_store.insert_rows(conn, batch, keys=keys, replace=True)
     conn.execute("COMMIT")
     conn.close()
     return SyntheticData(path, start_ts, start_ts + (steps - 1) * interval, market_ids, yes, no, rows)
+
+
+def _book_rows(
+    ts: np.ndarray,
+    bid: np.ndarray,
+    ask: np.ndarray,
+    sizes: np.ndarray,
+    yes: tuple[str, ...],
+    no: tuple[str, ...] | None,
+    market_ids: tuple[str, ...],
+    tick: float,
+    with_depth: bool,
+) -> list[tuple]:
+    """Snapshot rows (:data:`polybot.snapshots.codec.COLUMNS` order) of a block of steps, as
+    the collector writes them: mid = (bid + ask) / 2 and spread = ask - bid (its formulas),
+    three levels a side on the tick, whole-share sizes, depth = their sum; the NO token's
+    book is the mirror of the YES book."""
+    steps, n = bid.shape
+    out: list[tuple] = []
+    books = [(yes, bid, ask, sizes[..., :3], sizes[..., 3:])]
+    if no is not None:
+        books.append((no, np.round(1 - ask, 6), np.round(1 - bid, 6), sizes[..., 3:], sizes[..., :3]))
+    ts_col = np.repeat(ts, n).tolist()
+    markets = list(market_ids) * steps
+    for tokens, b, a, bsz, asz in books:
+        bl, al = b.ravel().tolist(), a.ravel().tolist()
+        mid = ((b + a) / 2).ravel().tolist()
+        last = np.round((b + a) / 2, 6).ravel().tolist()
+        spread = (a - b).ravel().tolist()
+        bids: list = [None] * len(bl)
+        asks: list = [None] * len(bl)
+        bdep: list = [None] * len(bl)
+        adep: list = [None] * len(bl)
+        if with_depth:
+            bp = [np.round(b - k * tick, 6).ravel().tolist() for k in range(3)]
+            ap = [np.round(a + k * tick, 6).ravel().tolist() for k in range(3)]
+            bs = [bsz[..., k].ravel().tolist() for k in range(3)]
+            as_ = [asz[..., k].ravel().tolist() for k in range(3)]
+            bids = list(zip(*(zip(bp[k], bs[k], strict=True) for k in range(3)), strict=True))
+            asks = list(zip(*(zip(ap[k], as_[k], strict=True) for k in range(3)), strict=True))
+            bdep = bsz.sum(axis=-1).ravel().tolist()
+            adep = asz.sum(axis=-1).ravel().tolist()
+        out.extend(
+            zip(
+                ts_col,
+                list(tokens) * steps,
+                markets,
+                bl,
+                al,
+                mid,
+                spread,
+                last,
+                bdep,
+                adep,
+                bids,
+                asks,
+                [1000.0] * len(bl),
+                [1000.0] * len(bl),
+                ["collected"] * len(bl),
+                strict=True,
+            )
+        )
+    return out
 
 
 def resolve(path: Path | str, market_id: str, resolved_at: int, payouts: dict) -> None:
@@ -270,23 +280,11 @@ def insert_snapshot(
     last: float | None = None,
     source: str = "collected",
 ) -> None:
-    """One snapshot row (for hand-built unit scenarios)."""
-    if mid is None and bid is not None and ask is not None:
-        mid = round((bid + ask) / 2, 6)
-    conn.execute(
-        "INSERT INTO snapshot_values (timestamp, token_id, market_id, best_bid, best_ask, mid, spread, "
-        "last_trade_price, bids, asks, source) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            ts,
-            token_id,
-            market_id,
-            bid,
-            ask,
-            mid,
-            None if bid is None or ask is None else round(ask - bid, 6),
-            last,
-            bids,
-            asks,
-            source,
-        ),
-    )
+    """One snapshot row (for hand-built unit scenarios); mid and spread by the collector's
+    formulas unless ``mid`` is given."""
+    spread = None
+    if bid is not None and ask is not None:
+        mid = (bid + ask) / 2 if mid is None else mid
+        spread = ask - bid
+    row = (ts, token_id, market_id, bid, ask, mid, spread, last, None, None, bids, asks, None, None, source)
+    snapshot_store.insert_rows(conn, [row])

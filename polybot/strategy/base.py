@@ -60,24 +60,24 @@ from polybot.snapshots.codec import levels_of
 from .view import BACKFILL, COLLECTED, History, MarketView, Quote  # noqa: F401  (re-exported)
 
 
-def parse_levels(stored: bytes | str | None) -> tuple[BookLevel, ...]:
-    """Stored levels, best first → BookLevels; empty/None → (). ``stored`` is the packed
-    BLOB of the compact layout (polybot/snapshots/codec.py) or the old ``"0.49:120,0.48:300"``
-    text (a database not yet migrated); levels of size 0 are dropped."""
-    if not stored:
+def parse_levels(text: str | bytes | None) -> tuple[BookLevel, ...]:
+    """Recorded levels, best first → BookLevels (levels without size dropped); empty/None →
+    (). ``text`` is the packed BLOB of a stored snapshot or the text ``"0.49:120,0.48:300"``
+    (:func:`polybot.snapshots.codec.levels_of` reads both)."""
+    if not text:
         return ()
-    if isinstance(stored, str):
-        out = []
-        for part in stored.split(","):
-            p, _, s = part.partition(":")
-            try:
-                price, size = float(p), float(s)
-            except ValueError:
-                continue
-            if size > 0:
-                out.append(BookLevel(price, size))
-        return tuple(out)
-    return tuple(BookLevel(p, s) for p, s in levels_of(stored) if s > 0)
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        return tuple(BookLevel(p, s) for p, s in levels_of(bytes(text)) if s > 0)
+    out = []
+    for part in text.split(","):
+        p, _, s = part.partition(":")
+        try:
+            price, size = float(p), float(s)
+        except ValueError:
+            continue
+        if size > 0:
+            out.append(BookLevel(price, size))
+    return tuple(out)
 
 
 # ----------------------------------------------------------------------------- strategies

@@ -55,7 +55,7 @@ from polybot.exchange.models import BookLevel, OrderBook
 
 from .base import BACKFILL, COLLECTED, History, MarketInfo, MarketView, Quote, parse_levels
 
-DepthLoader = Callable[[str, int], tuple[str | None, str | None]]
+DepthLoader = Callable[[str, int], tuple[str | bytes | None, str | bytes | None]]  # text or packed BLOB
 
 _COLUMNS = (
     "timestamp",

@@ -123,7 +123,8 @@ def test_walk_forward_judges_out_of_sample_trades_only(tmp_path):
     growth = 1.0
     for s in oos["segments"]:
         growth *= 1 + s["out_of_sample_metrics"]["total_return"]
-    assert oos["metrics"]["total_return"] == pytest.approx(growth - 1, abs=1e-9)
+    # (each segment's return is reported rounded to 6 decimals: the product is within ~1e-6)
+    assert oos["metrics"]["total_return"] == pytest.approx(growth - 1, abs=2e-6)
     # two sets tried in sample: the Sharpe ratio is deflated for them
     assert rep["n_trials"] == 2 and "dsr" in rep and rep["sweep"]["sets"] == 2
     assert rep["strategy"]["params"]["entry_z"] == oos["segments"][-1]["chosen_params"]["entry_z"]
