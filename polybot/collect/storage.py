@@ -38,6 +38,7 @@ from pathlib import Path
 
 from .. import db
 from ..config import Config
+from ..snapshots import codec
 from .common import EXIT_OK, fmt_bytes, step_seconds
 
 CHECKLIST_MARKET_MB_DAY = 10.0
@@ -75,22 +76,7 @@ def _serial_size(col: str) -> str:
     )
 
 
-_ROW_COLUMNS = (
-    "timestamp",
-    "token_key",
-    "bid",
-    "ask",
-    "last",
-    "bid_depth",
-    "ask_depth",
-    "bids",
-    "asks",
-    "volume_24h",
-    "liquidity",
-    "mid",
-    "spread",
-    "source",
-)
+_ROW_COLUMNS = ("timestamp", "token_key", *codec.STORED)
 _DEPTH_COLUMNS = ("bid_depth", "ask_depth", "bids", "asks")
 # a record: its header (one byte per column + its own length) and the values; a cell adds the
 # payload length and a 2-byte pointer

@@ -416,17 +416,7 @@ def snapshot_row(ts: int, market: Market, book: OrderBook, depth_levels: int) ->
 
 # A collected row's mid and spread are (bid + ask) / 2 and ask - bid, the derived values
 # (stored as NULL), and its source is "collected" (0): constants in the statement.
-_COLLECTED_COLUMNS = (
-    "bid",
-    "ask",
-    "last",
-    "bid_depth",
-    "ask_depth",
-    "bids",
-    "asks",
-    "volume_24h",
-    "liquidity",
-)
+_COLLECTED_COLUMNS = codec.STORED[: codec.STORED.index("mid")]  # bid … liquidity
 INSERT_COLLECTED = (
     f"INSERT OR IGNORE INTO market_snapshots (timestamp, token_key, {', '.join(_COLLECTED_COLUMNS)}, "
     f"mid, spread, source) VALUES ({', '.join('?' * (2 + len(_COLLECTED_COLUMNS)))}, NULL, NULL, "
