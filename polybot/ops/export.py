@@ -37,7 +37,7 @@ from ..config import Config
 from ..errors import PolybotError
 from ..snapshots import codec
 from ..snapshots.codec import MONEY_SCALE, PRICE_SCALE, decode_scaled
-from ..snapshots.store import latest_timestamp
+from ..snapshots.store import BAR_VALUES, latest_timestamp
 from ..timefmt import utc_day
 
 DAY = 86_400
@@ -47,21 +47,7 @@ MAX_DAYS = 3650
 CACHE_ENTRIES = 100_000  # decoded book texts kept while writing a CSV file
 
 SNAPSHOT_COLUMNS = codec.COLUMNS
-BAR_COLUMNS = (
-    "hour",
-    "token_id",
-    "market_id",
-    "open",
-    "high",
-    "low",
-    "close",
-    "bid",
-    "ask",
-    "last",
-    "volume_24h",
-    "liquidity",
-    "samples",
-)
+BAR_COLUMNS = ("hour", "token_id", "market_id", *BAR_VALUES)
 
 
 class ExportError(PolybotError):

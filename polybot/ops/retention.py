@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from .. import db
 from ..config import MaintenanceConfig, describe_tiers
 from ..snapshots.codec import MONEY_SCALE, PRICE_SCALE, decode_scaled, encode_scaled, sql_decode
-from ..snapshots.store import has_legacy
+from ..snapshots.store import BAR_VALUES, has_legacy
 from ..timefmt import utc_text
 
 DAY = 86_400
@@ -267,20 +267,7 @@ SELECT a.h, a.k, a.n,
 FROM a
 """
 
-BAR_COLUMNS = (
-    "hour",
-    "token_key",
-    "open",
-    "high",
-    "low",
-    "close",
-    "bid",
-    "ask",
-    "last",
-    "volume_24h",
-    "liquidity",
-    "samples",
-)
+BAR_COLUMNS = ("hour", "token_key", *BAR_VALUES)
 _INSERT_BAR = f"INSERT OR REPLACE INTO snapshot_bars ({', '.join(BAR_COLUMNS)}) VALUES ({', '.join('?' * len(BAR_COLUMNS))})"
 
 

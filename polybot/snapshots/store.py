@@ -30,6 +30,8 @@ from . import codec
 from .codec import MONEY_SCALE, PRICE_SCALE, SIZE_SCALE, sql_decode
 
 LEGACY_TABLE = "market_snapshots_legacy"
+# the values of an hourly bar (``snapshot_bars`` after its key ``hour, token_key``)
+BAR_VALUES = ("open", "high", "low", "close", "bid", "ask", "last", "volume_24h", "liquidity", "samples")
 
 TABLES_SQL = """
 CREATE TABLE IF NOT EXISTS snapshot_tokens (
