@@ -13,7 +13,8 @@ row on disk, and the choice of the clustered key — compact layout, schema vers
    last) and the replay's read rate (time windows in key order).
 3. Bytes per row after VACUUM, indexes included (file size ÷ rows; pages per table from
    dbstat): the 4.32 M-row benchmark database of bench_backtest.py (3 levels a side) and
-   the same rows top-of-book only (bids/asks/depth NULL), and the random rows of part 1.
+   the same rows top-of-book only as the retention tier keeps them (bids/asks/depth NULL,
+   volume/liquidity on the row at the top of each hour), and the random rows of part 1.
 
     .venv/bin/python benchmarks/bench_snapshot_insert.py [--tokens 100000] [--cycles 10]
 """
@@ -216,8 +217,10 @@ def main() -> None:
             flush=True,
         )
         conn = sqlite3.connect(full)
-        conn.execute(
-            "UPDATE market_snapshots SET bids = NULL, asks = NULL, bid_depth = NULL, ask_depth = NULL"
+        conn.execute(  # what the retention tier keeps (polybot/ops/retention.py)
+            "UPDATE market_snapshots SET bids = NULL, asks = NULL, bid_depth = NULL, ask_depth = NULL, "
+            "volume_24h = CASE WHEN timestamp % 3600 = 0 THEN volume_24h END, "
+            "liquidity = CASE WHEN timestamp % 3600 = 0 THEN liquidity END"
         )
         conn.commit()
         conn.close()
