@@ -12,17 +12,20 @@ caller rolls back — nothing of the batch is committed:
    units of the scale when ``round(v·scale)/scale == v``, else the REAL itself) and mid/spread
    by :func:`codec._exception`'s rule. A legacy row wins over a compact row of the same key:
    it was written first;
-3. the batch is read back DECODED THROUGH THE VIEW's SQL (:func:`store.decoded_select` — what
-   every reader sees) and compared with the legacy rows: the keys and the row count; every
-   other column exactly (the same double, or both NULL; market_id and source as text); every
-   book level of both sides (the BLOBs decoded in the codec's format, the old text parsed
-   with ``float``); and an order-independent checksum of the decoded values of each side
-   (:func:`snapshot_arrays.batch_checksum`);
+3. the batch is checked DECODED THROUGH THE VIEW's SQL (:func:`store.decoded_select` — what
+   every reader sees) in one SQL statement (:data:`VERIFY_SQL`, exact comparisons in C, no
+   row comes back to Python): every key of the batch is read back, every other column is
+   exactly the legacy row's (the same double, or both NULL; market_id and source as text),
+   and each book side is exactly the BLOB packed in Python — whose levels, decoded in the
+   codec's format, must equal the old text's parsed with ``float`` (numpy); then an
+   order-independent checksum of the decoded values and one of the legacy values
+   (:func:`snapshot_arrays.batch_checksum`). On a difference the batch is read back into
+   Python to name the first differing value (:func:`_explain`);
 4. exactly those legacy rows are deleted (the rows up to the batch's last key; the count must
    match).
 
-Step 1's reading and packing is :func:`read_batch` + :func:`prepare_batch`; :class:`Prefetcher`
-runs them one batch ahead on a read-only connection, and :func:`apply_batch` (steps 2-4) first
+Step 1's reading and packing (and the decoding and hashing of step 3) is :func:`read_batch` +
+:func:`prepare_batch`; :class:`Prefetcher` runs them one batch ahead on a read-only connection, and :func:`apply_batch` (steps 2-4) first
 checks that a batch is exactly the old table's first rows.
 
 Why not the codec row by row: ~80 µs a row to encode and ~35 µs a row per checksum side would

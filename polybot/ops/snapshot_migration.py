@@ -15,8 +15,9 @@ command moves them. What it does:
 3. drops the old table's (token_id, timestamp) index (deleting the moved rows from it would
    cost more than it serves; the old table goes at the end anyway), then
    moves the rows in batches (``--batch-rows``, 50,000) in primary-key order, ONE
-   transaction each (:func:`polybot.ops.snapshot_batches.apply_batch`): insert compact, read
-   back through the view's SQL and compare every value, delete exactly those legacy rows,
+   transaction each (:func:`polybot.ops.snapshot_batches.apply_batch`): insert compact, compare
+   every value read through the view's SQL with the legacy row (in SQL) and the checksums,
+   delete exactly those legacy rows,
    and record the progress in ``bot_state`` (``snapshot_migration.*``: the legacy row count
    at the start, rows moved, the running checksums); the next batch is read and packed
    meanwhile on a read-only connection (:class:`~polybot.ops.snapshot_batches.Prefetcher`). A kill at any moment loses at most the
