@@ -201,7 +201,7 @@ def _write_verified_copy(conn: sqlite3.Connection, backup_dir: Path, final: Path
     tmp = backup_dir / f"{TMP_PREFIX}{final.name}.{os.getpid()}"
     try:
         copy_database(conn, tmp)
-        check = verify_file(tmp)
+        check = verify_file(tmp, mmap=True)  # our fresh copy: nothing truncates it meanwhile
         if not check.ok:
             raise BackupError(
                 f"Backup failed: the copy fails integrity_check ({check.integrity}); the "

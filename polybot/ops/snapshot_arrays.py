@@ -16,6 +16,7 @@ exactly the codec's results (tests/ops/test_snapshot_migration.py checks them ag
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -65,14 +66,29 @@ def parse_texts(texts: Sequence[str | None]) -> Levels:
     full = [t for t in texts if t]
     counts = np.zeros(len(texts), np.int64)
     counts[kind == 2] = [t.count(",") + 1 for t in full]
-    if full:
-        flat = ",".join(full).replace(":", ",").split(",")
-        nums = np.array(list(map(float, flat)), np.float64)
-    else:
-        nums = np.zeros(0, np.float64)
+    nums = _floats(",".join(full).replace(":", ",")) if full else np.zeros(0, np.float64)
     if len(nums) != 2 * int(counts.sum()):
         raise ValueError("a book side is not 'price:size' pairs")
     return Levels(kind, counts, nums[0::2].copy(), nums[1::2].copy())
+
+
+_PLAIN = str.maketrans("", "", "0123456789.,-+eE")
+
+
+def _floats(flat: str) -> np.ndarray:
+    """The comma-separated numbers of ``flat`` as ``float`` reads them: numpy's C parser
+    (correctly rounded, as ``float``; twice as fast) when the text holds only digits, signs,
+    points and exponents and it reads every number; else ``float`` one by one."""
+    if not flat.translate(_PLAIN):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                nums = np.fromstring(flat, np.float64, sep=",")
+            except (ValueError, DeprecationWarning):
+                nums = None
+        if nums is not None and len(nums) == flat.count(",") + 1:
+            return nums
+    return np.array(list(map(float, flat.split(","))), np.float64)
 
 
 # ----------------------------------------------------------------------------- packing

@@ -12,17 +12,20 @@ caller rolls back — nothing of the batch is committed:
    units of the scale when ``round(v·scale)/scale == v``, else the REAL itself) and mid/spread
    by :func:`codec._exception`'s rule. A legacy row wins over a compact row of the same key:
    it was written first;
-3. the batch is read back DECODED THROUGH THE VIEW's SQL (:func:`store.decoded_select` — what
-   every reader sees) and compared with the legacy rows: the keys and the row count; every
-   other column exactly (the same double, or both NULL; market_id and source as text); every
-   book level of both sides (the BLOBs decoded in the codec's format, the old text parsed
-   with ``float``); and an order-independent checksum of the decoded values of each side
-   (:func:`snapshot_arrays.batch_checksum`);
+3. the batch is checked DECODED THROUGH THE VIEW's SQL (:func:`store.decoded_select` — what
+   every reader sees) in one SQL statement (:data:`VERIFY_SQL`, exact comparisons in C, no
+   row comes back to Python): every key of the batch is read back, every other column is
+   exactly the legacy row's (the same double, or both NULL; market_id and source as text),
+   and each book side is exactly the BLOB packed in Python — whose levels, decoded in the
+   codec's format, must equal the old text's parsed with ``float`` (numpy); then an
+   order-independent checksum of the decoded values and one of the legacy values
+   (:func:`snapshot_arrays.batch_checksum`). On a difference the batch is read back into
+   Python to name the first differing value (:func:`_explain`);
 4. exactly those legacy rows are deleted (the rows up to the batch's last key; the count must
    match).
 
-Step 1's reading and packing is :func:`read_batch` + :func:`prepare_batch`; :class:`Prefetcher`
-runs them one batch ahead on a read-only connection, and :func:`apply_batch` (steps 2-4) first
+Step 1's reading and packing (and the decoding and hashing of step 3) is :func:`read_batch` +
+:func:`prepare_batch`; :class:`Prefetcher` runs them one batch ahead on a read-only connection, and :func:`apply_batch` (steps 2-4) first
 checks that a batch is exactly the old table's first rows.
 
 Why not the codec row by row: ~80 µs a row to encode and ~35 µs a row per checksum side would
@@ -109,7 +112,7 @@ INSERT_SQL = (
     f"{_exception('l.mid', '(l.best_bid + l.best_ask) / 2')}, "
     f"{_exception('l.spread', 'l.best_ask - l.best_bid')}, "
     f"CASE {_SOURCE} WHEN 'collected' THEN 0 WHEN 'backfill' THEN 1 END "
-    f"FROM {_JOIN} ORDER BY b.timestamp, b.token_id"
+    f"FROM {_JOIN} ORDER BY b.rowid"
 )
 
 _SCALARS = (
@@ -131,7 +134,22 @@ _FLOATS = range(3, 12)  # best_bid … liquidity in _FETCH
 COMPARE_SQL = (
     f"SELECT {', '.join(f'v.{c}' for c in _FETCH)}, v.bids, v.asks "
     "FROM temp.migration_batch b JOIN temp.migration_decoded v "
-    "ON v.timestamp = b.timestamp AND v.token_id = b.token_id ORDER BY b.timestamp, b.token_id"
+    "ON v.timestamp = b.timestamp AND v.token_id = b.token_id ORDER BY b.rowid"
+)
+
+
+# Every value the view's SQL returns for the batch compared with the legacy row in SQL (exact:
+# numbers as doubles — 0.5 IS 0.50, -0.0 IS 0.0 —, NULL IS NULL, texts as texts) and each
+# book side byte for byte with the BLOB packed in Python (whose decoding :func:`apply_batch`
+# compares with the parsed text): (rows read back, rows with any difference).
+_DIFFERS = " OR ".join(
+    [f"v.{c} IS NOT l.{c}" for c in _SCALARS]
+    + [f"v.source IS NOT {_SOURCE}", "v.bids IS NOT b.bids", "v.asks IS NOT b.asks"]
+)
+VERIFY_SQL = (
+    f"SELECT COUNT(*), TOTAL({_DIFFERS}) FROM temp.migration_batch b "
+    f"JOIN {LEGACY} l ON l.timestamp = b.timestamp AND l.token_id = b.token_id "
+    "JOIN temp.migration_decoded v ON v.timestamp = b.timestamp AND v.token_id = b.token_id"
 )
 
 
@@ -151,7 +169,7 @@ def prepare(conn: sqlite3.Connection) -> None:
     conn.execute(f"CREATE TEMP VIEW IF NOT EXISTS migration_decoded AS {store.decoded_select()}")
     conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS migration_batch (timestamp INTEGER NOT NULL, token_id TEXT NOT NULL, "
-        "bids BLOB, asks BLOB, PRIMARY KEY (timestamp, token_id)) WITHOUT ROWID"
+        "bids BLOB, asks BLOB)"  # rows in key order (rowid); each is joined by the old table's key
     )
 
 
@@ -231,13 +249,18 @@ def _first_difference(
 
 @dataclass
 class Prepared:
-    """A batch read from the legacy table with its book sides parsed and packed (no writes)."""
+    """A batch read from the legacy table with its book sides parsed and packed (no writes),
+    the packed sides decoded again, and the hashes of the rows' other values (the checksums'
+    part that both share: :func:`apply_batch` proves in SQL that the view returns them)."""
 
     rows: list
     old_b: Levels
     old_a: Levels
     packed_b: list
     packed_a: list
+    new_b: Levels
+    new_a: Levels
+    values: np.ndarray
 
 
 _BIDS, _ASKS, _STORED_SOURCE = len(_FETCH), len(_FETCH) + 1, len(_FETCH) + 2
@@ -264,7 +287,10 @@ def prepare_batch(legacy: list) -> Prepared:
     old_b, old_a = _parse(legacy, _BIDS), _parse(legacy, _ASKS)
     packed_b = pack_bulk(old_b, [r[_BIDS] for r in legacy])
     packed_a = pack_bulk(old_a, [r[_ASKS] for r in legacy])
-    return Prepared(legacy, old_b, old_a, packed_b, packed_a)
+    values = row_hashes(legacy, list(zip(*legacy, strict=True))[: len(_FETCH)])
+    return Prepared(
+        legacy, old_b, old_a, packed_b, packed_a, decode_blobs(packed_b), decode_blobs(packed_a), values
+    )
 
 
 def move_batch(conn: sqlite3.Connection, n: int, known_tokens: set[str]) -> BatchResult:
@@ -278,15 +304,15 @@ def move_batch(conn: sqlite3.Connection, n: int, known_tokens: set[str]) -> Batc
 
 def apply_batch(conn: sqlite3.Connection, batch: Prepared, known_tokens: set[str]) -> BatchResult:
     """Move a prepared batch, which must be the first rows of the legacy table now: write,
-    read back through the view, compare, delete (the caller holds the transaction)."""
-    legacy, old_b, old_a, packed_b, packed_a = (
-        batch.rows,
-        batch.old_b,
-        batch.old_a,
-        batch.packed_b,
-        batch.packed_a,
-    )
-    bids_col, asks_col = _BIDS, _ASKS
+    verify what the view's SQL returns, delete (the caller holds the transaction).
+
+    The check runs in SQL (:data:`VERIFY_SQL`, no row comes back to Python): every batch key
+    read back through the view, every value exactly the legacy row's, each book side exactly
+    the bytes packed here — whose decoding (the codec's format) must equal the old text's
+    levels. The checksum is then that of the decoded values the view returns: the rows'
+    values and the decoded sides; the legacy checksum, of the legacy values and the parsed
+    text. On any difference :func:`_explain` reads the batch back to name the first one."""
+    legacy = batch.rows
     first, last = legacy[0], legacy[-1]
     ahead = conn.execute(
         f"SELECT COUNT(*) FROM {LEGACY} WHERE (timestamp, token_id) <= (?, ?)", (last[0], last[1])
@@ -302,14 +328,46 @@ def apply_batch(conn: sqlite3.Connection, batch: Prepared, known_tokens: set[str
     conn.execute("DELETE FROM temp.migration_batch")
     conn.executemany(
         "INSERT INTO temp.migration_batch VALUES (?, ?, ?, ?)",
-        [(r[0], r[1], b, a) for r, b, a in zip(legacy, packed_b, packed_a, strict=True)],
+        [(r[0], r[1], b, a) for r, b, a in zip(legacy, batch.packed_b, batch.packed_a, strict=True)],
     )
     inserted = conn.execute(INSERT_SQL).rowcount
-    back = conn.execute(COMPARE_SQL).fetchall()
     if inserted != len(legacy):  # every key of the batch is in the old table
         raise _mismatch(
             first[0], first[1], f"starts a batch of {len(legacy)} rows of which {inserted} were found to move"
         )
+    found, differing = conn.execute(VERIFY_SQL).fetchone()
+    if found != len(legacy) or differing:
+        _explain(conn, batch)
+        raise _mismatch(
+            first[0],
+            first[1],
+            f"starts a batch of which {found} of {len(legacy)} rows were read back, {int(differing)} differing",
+        )
+    for side, col, old, new in (
+        ("bids", _BIDS, batch.old_b, batch.new_b),
+        ("asks", _ASKS, batch.old_a, batch.new_a),
+    ):
+        bad = first_level_difference(old, new)
+        if bad is not None:
+            r = legacy[bad]
+            raise _mismatch(r[0], r[1], f"reads {side} {new.row(bad)!r} instead of {r[col]!r}")
+    checksum = batch_checksum(batch.values, batch.new_b, batch.new_a)
+    legacy_sum = batch_checksum(batch.values, batch.old_b, batch.old_a)
+    if checksum != legacy_sum:  # cannot happen once every value compared equal: a second guard
+        raise _mismatch(legacy[0][0], legacy[0][1], "starts a batch whose checksum differs after the move")
+    cur = conn.execute(f"DELETE FROM {LEGACY} WHERE (timestamp, token_id) <= (?, ?)", (last[0], last[1]))
+    if cur.rowcount != len(legacy):
+        raise _mismatch(
+            last[0], last[1], f"ends a batch of {len(legacy)} rows but deleting them removed {cur.rowcount}"
+        )
+    return BatchResult(len(legacy), checksum, legacy_sum)
+
+
+def _explain(conn: sqlite3.Connection, batch: Prepared) -> None:
+    """Raise the sentence naming the first difference between the batch read back through
+    the view (Python values) and the legacy rows; returns when it finds none."""
+    legacy = batch.rows
+    back = conn.execute(COMPARE_SQL).fetchall()
     if len(back) != len(legacy):
         seen = {(v[0], v[1]) for v in back}
         lost = next((r for r in legacy if (r[0], r[1]) not in seen), legacy[-1])
@@ -322,25 +380,12 @@ def apply_batch(conn: sqlite3.Connection, batch: Prepared, known_tokens: set[str
         raise _mismatch(
             legacy[i][0], legacy[i][1], f"reads {name} = {back[i][j]!r} instead of {legacy[i][j]!r}"
         )
-    new_b, new_a = decode_blobs(got[bids_col]), decode_blobs(got[asks_col])
-    for side, col, old, new in (("bids", bids_col, old_b, new_b), ("asks", asks_col, old_a, new_a)):
+    for side, col, old in (("bids", _BIDS, batch.old_b), ("asks", _ASKS, batch.old_a)):
+        new = decode_blobs(got[col])
         bad = first_level_difference(old, new)
         if bad is not None:
             r = legacy[bad]
             raise _mismatch(r[0], r[1], f"reads {side} {new.row(bad)!r} instead of {r[col]!r}")
-    values = row_hashes(
-        back, got[: len(_FETCH)]
-    )  # the values before the sides: the legacy row's, compared equal above
-    checksum = batch_checksum(values, new_b, new_a)
-    legacy_sum = batch_checksum(values, old_b, old_a)
-    if checksum != legacy_sum:  # cannot happen once every value compared equal: a second guard
-        raise _mismatch(legacy[0][0], legacy[0][1], "starts a batch whose checksum differs after the move")
-    cur = conn.execute(f"DELETE FROM {LEGACY} WHERE (timestamp, token_id) <= (?, ?)", (last[0], last[1]))
-    if cur.rowcount != len(legacy):
-        raise _mismatch(
-            last[0], last[1], f"ends a batch of {len(legacy)} rows but deleting them removed {cur.rowcount}"
-        )
-    return BatchResult(len(legacy), checksum, legacy_sum)
 
 
 # ----------------------------------------------------------------------------- whole tables

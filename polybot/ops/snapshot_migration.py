@@ -15,8 +15,9 @@ command moves them. What it does:
 3. drops the old table's (token_id, timestamp) index (deleting the moved rows from it would
    cost more than it serves; the old table goes at the end anyway), then
    moves the rows in batches (``--batch-rows``, 50,000) in primary-key order, ONE
-   transaction each (:func:`polybot.ops.snapshot_batches.apply_batch`): insert compact, read
-   back through the view's SQL and compare every value, delete exactly those legacy rows,
+   transaction each (:func:`polybot.ops.snapshot_batches.apply_batch`): insert compact, compare
+   every value read through the view's SQL with the legacy row (in SQL) and the checksums,
+   delete exactly those legacy rows,
    and record the progress in ``bot_state`` (``snapshot_migration.*``: the legacy row count
    at the start, rows moved, the running checksums); the next batch is read and packed
    meanwhile on a read-only connection (:class:`~polybot.ops.snapshot_batches.Prefetcher`). A kill at any moment loses at most the
@@ -82,6 +83,10 @@ class MigrationResult:
     seconds: float = 0.0  # the whole run (backup and VACUUM included)
     move_seconds: float = 0.0  # moving and verifying the rows
     backup_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of this process (both threads) over the whole run
+    move_cpu: float = 0.0  # … moving and verifying the rows
+    backup_cpu: float = 0.0
+    vacuum_cpu: float = 0.0
     size_before: int = 0
     size_after: int = 0
     free_bytes: int = 0  # free pages left in the file (given back by VACUUM)
@@ -212,7 +217,7 @@ def migrate_snapshots(
 def _run(
     cfg: Config, path: Path, batch_rows: int, vacuum: bool, emit: Callable[[str], object], progress: bool
 ) -> MigrationResult:
-    started = time.monotonic()
+    started, cpu0 = time.monotonic(), time.process_time()
     res = MigrationResult("done", size_before=db_size(path))
     conn = db.connect(path, synchronous="NORMAL")
     try:
@@ -228,9 +233,9 @@ def _run(
                 f"moved before; backup taken at the start: {display_path(Path(backup), cfg.root)}"
             )
         else:
-            t0 = time.monotonic()
+            t0, c0 = time.monotonic(), time.process_time()
             res.backup = _backup(cfg, emit)
-            res.backup_seconds = time.monotonic() - t0
+            res.backup_seconds, res.backup_cpu = time.monotonic() - t0, time.process_time() - c0
         if db.schema_version(conn) < LATEST_VERSION:
             applied = db.migrate(conn)
             emit(
@@ -258,10 +263,10 @@ def _run(
         elif not res.resumed:  # resuming, but the first backup is gone: record the new one
             with db.atomic(conn):
                 _set(conn, {K_BACKUP: res.backup or ""})
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), time.process_time()
         _move_all(conn, state, batch_rows, emit, progress, res)
         _finish(conn, res, started)
-        res.move_seconds = time.monotonic() - t0
+        res.move_seconds, res.move_cpu = time.monotonic() - t0, time.process_time() - c0
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         res.free_bytes = _free_bytes(conn)
         if vacuum:
@@ -269,7 +274,7 @@ def _run(
     finally:
         conn.close()
     res.size_after = db_size(path)
-    res.seconds = time.monotonic() - started
+    res.seconds, res.cpu_seconds = time.monotonic() - started, time.process_time() - cpu0
     _summary(res, emit)
     return res
 
@@ -412,11 +417,11 @@ def _vacuum(
         )
         return
     emit(f"VACUUM: giving {fmt_bytes(res.free_bytes)} of free pages back to the disk...")
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), time.process_time()
     conn.execute("VACUUM")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     res.vacuumed = True
-    res.vacuum_seconds = time.monotonic() - t0
+    res.vacuum_seconds, res.vacuum_cpu = time.monotonic() - t0, time.process_time() - c0
     res.free_bytes = _free_bytes(conn)
 
 
@@ -430,6 +435,10 @@ def _summary(res: MigrationResult, emit: Callable[[str], object]) -> None:
     emit(
         f"  This run: {res.moved:,} rows moved in {res.move_seconds:.1f} s ({res.rows_per_second:,.0f} rows/s); "
         f"backup {res.backup_seconds:.1f} s; {res.seconds:.1f} s in all"
+    )
+    emit(
+        f"  CPU: moving {res.move_cpu:.1f} s, backup {res.backup_cpu:.1f} s, VACUUM {res.vacuum_cpu:.1f} s; "
+        f"{res.cpu_seconds:.1f} s in all"
     )
     emit(f"  Database: {fmt_bytes(res.size_before)} before, {fmt_bytes(res.size_after)} after")
     if res.vacuumed:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -170,6 +171,46 @@ def test_a_read_ahead_batch_that_is_not_the_first_rows_of_the_old_table_is_refus
         prepare(conn)
         batch = prepare_batch(read_batch(conn, 5, after=(rows[4][0], rows[4][1])))  # rows 5-9 of 16
         with pytest.raises(MigrationMismatch, match="holds 10 rows up to its last key"), db.atomic(conn):
+            apply_batch(conn, batch, set())
+        assert conn.execute("SELECT COUNT(*) FROM market_snapshots_legacy").fetchone()[0] == len(rows)
+        assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "change,says",
+    [
+        ("bid = bid + 1", "reads best_bid = "),  # a value the view decodes differently
+        ("bids = X''", "reads bids [] instead of "),  # a book side that is not the packed BLOB
+        ("source = 1", "reads source = 'backfill' instead of 'collected'"),
+    ],
+)
+def test_a_compact_row_that_reads_back_differently_through_the_view_stops_the_batch(tmp_path, change, says):
+    """The batch check in SQL (snapshot_batches.VERIFY_SQL) sees a compact row changed after
+    it was written (a temporary trigger changes it) and names the first differing value."""
+    from polybot import db
+    from polybot.ops.snapshot_batches import (
+        MigrationMismatch,
+        apply_batch,
+        prepare,
+        prepare_batch,
+        read_batch,
+    )
+
+    cfg, rows = _old_workspace(tmp_path, steps=4, markets=2)
+    conn = db.open_database(cfg)
+    try:
+        prepare(conn)
+        batch = prepare_batch(read_batch(conn, 5))
+        ts, key = batch.rows[3][0], batch.rows[3][1]
+        conn.execute(
+            "CREATE TEMP TRIGGER tamper AFTER INSERT ON main.market_snapshots WHEN NEW.timestamp = "
+            f"{int(ts)} AND NEW.token_key = (SELECT token_key FROM snapshot_tokens WHERE token_id = '{key}') "
+            f"BEGIN UPDATE market_snapshots SET {change} WHERE timestamp = NEW.timestamp AND "
+            "token_key = NEW.token_key; END"
+        )
+        with pytest.raises(MigrationMismatch, match=re.escape(f"token {key}) {says}")), db.atomic(conn):
             apply_batch(conn, batch, set())
         assert conn.execute("SELECT COUNT(*) FROM market_snapshots_legacy").fetchone()[0] == len(rows)
         assert conn.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0] == 0
