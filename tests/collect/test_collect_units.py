@@ -236,3 +236,25 @@ def test_collected_rows_go_in_by_statements_of_many_rows_with_or_ignore_per_row(
         r[0] for r in conn.execute("SELECT token_key FROM snapshot_tokens")
     )
     conn.close()
+
+
+def test_the_cyclic_gc_is_paused_for_a_cycle_and_resumes_as_it_was():
+    import gc
+
+    from polybot.collect.cycle import cyclic_gc_paused
+
+    assert gc.isenabled()
+    try:
+        with cyclic_gc_paused():
+            assert not gc.isenabled()
+            raise RuntimeError("the cycle failed")
+    except RuntimeError:
+        pass
+    assert gc.isenabled()  # resumed, also after an exception
+    gc.disable()  # a caller that runs without it keeps it off
+    try:
+        with cyclic_gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
