@@ -1,5 +1,5 @@
-"""JSON decoding of the exchange's answers: orjson when installed, the standard library's
-decoder otherwise, with the same result for every input.
+"""JSON decoding of the exchange's answers: orjson (pinned in requirements.txt), with the
+result of the standard library's ``json.loads`` for every input.
 
 A whole-universe collection cycle decodes ~230 MB of JSON (Gamma's keyset pages and the
 ``POST /books`` answers); orjson does it about twice as fast as ``json.loads`` (measured on
@@ -25,10 +25,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-try:
-    import orjson  # type: ignore[import-not-found, unused-ignore]
-except ImportError:  # not installed (requirements.txt pins it): the standard decoder
-    orjson = None  # type: ignore[assignment, unused-ignore]
+import orjson
 
 # digits → "0", the quote stays, every other byte → "x": a bare number of ≥ 19 integer
 # digits is then "x" + 19 zeros (or 19 zeros at the very start); digits inside a string
@@ -43,11 +40,8 @@ def _has_long_bare_number(data: bytes) -> bool:
     return t.find(_BARE_LONG) >= 0 or t.startswith(_LONG)
 
 
-def _loads_std(data: bytes | bytearray | str) -> Any:
-    return json.loads(data)
-
-
-def _loads_fast(data: bytes | bytearray | str) -> Any:
+def loads(data: bytes | bytearray | str) -> Any:
+    """Decode one JSON document (bytes or str) → Python objects, exactly as ``json.loads``."""
     try:
         raw = data.encode() if isinstance(data, str) else bytes(data)
     except UnicodeEncodeError:  # a lone surrogate: only the standard decoder takes it
@@ -58,9 +52,3 @@ def _loads_fast(data: bytes | bytearray | str) -> Any:
         return orjson.loads(raw)
     except ValueError:  # orjson.JSONDecodeError is one
         return json.loads(data)  # NaN, out-of-range numbers, other encodings — or a real error
-
-
-loads = _loads_std if orjson is None else _loads_fast
-"""Decode one JSON document (bytes or str) → Python objects, exactly as ``json.loads``."""
-
-BACKEND = "json" if orjson is None else f"orjson {orjson.__version__}"

@@ -73,7 +73,3 @@ def test_utf16_body_decodes_like_json() -> None:
 def test_invalid_json_raises_value_error(bad: bytes) -> None:
     with pytest.raises(ValueError):
         json_decode.loads(bad)
-
-
-def test_backend_is_named() -> None:
-    assert json_decode.BACKEND == "json" or json_decode.BACKEND.startswith("orjson ")
