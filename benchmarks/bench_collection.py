@@ -15,7 +15,9 @@ which creates every market and token key of a new database, is printed, not coun
   500) with a bare ``requests.Session``, one at a time, responses discarded (only the
   page cursor is cut out of the raw bytes);
 - the insert rate: the cycle's snapshot rows ÷ (writing them + the COMMIT of the cycle's
-  transaction, which also carries the market upserts);
+  transaction, which also carries the market upserts), on a connection opened as
+  ``collect_market_data.py`` opens it (``synchronous=NORMAL`` in WAL mode, the 64 MB page
+  cache of ``store.tune_for_bulk``);
 - the encoding cost per row (``codec.pack_levels`` of both sides, ``codec.encode``),
   re-measured on the cycle's stored rows (the collector packs on the book threads while
   the listing runs; ``codec.encode`` is inside the insert time above).
@@ -201,7 +203,8 @@ def main() -> None:
         )
         cfg = load_config(ws / "config.yaml", require_mode_secrets=False)
         db.initialize(cfg.database_path)
-        conn = db.open_database(cfg, synchronous="NORMAL")
+        conn = db.open_database(cfg, synchronous="NORMAL")  # as collect_market_data.py (cycle.run)
+        store.tune_for_bulk(conn)
         client = make_client(cfg, book_workers=BOOK_WORKERS)
         cycles, floors, rates = [], [], []
         tokens: list[str] = []
@@ -236,7 +239,8 @@ def main() -> None:
                 f"floor {fl:.2f} s ({nreq} requests; CPU: client {fc1 - fc0:.2f} s, simulator "
                 f"{s2 - s1:.2f} s) → {dt / fl:.2f}x; inserts {res.snapshots:,} rows in "
                 f"{res.insert_seconds:.3f} s + commit {res.commit_seconds:.3f} s = {rate:,.0f} rows/s "
-                f"(the cycle's whole write transaction {res.write_seconds:.2f} s)",
+                f"(the cycle's whole write transaction {res.write_seconds:.2f} s); load average "
+                f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
                 flush=True,
             )
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if resource else 0.0

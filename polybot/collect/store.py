@@ -19,6 +19,8 @@ import json
 import math
 import sqlite3
 from collections.abc import Iterable, Sequence
+from itertools import chain
+from operator import itemgetter
 
 from ..exchange.models import BookLevel, Market, OrderBook
 from ..snapshots import codec
@@ -452,8 +454,34 @@ def token_keys(conn: sqlite3.Connection) -> TokenKeys:
     return keys
 
 
-def _clustered(stored: tuple) -> tuple[int, int]:
-    return stored[0], stored[1]
+_clustered = itemgetter(0, 1)  # (timestamp, token key) of a parameter row
+
+
+_VALUES_ROW = (
+    f"({', '.join('?' * (2 + len(_COLLECTED_COLUMNS)))}, NULL, NULL, {codec.SOURCE_CODE['collected']})"
+)
+_INSERT_COLLECTED_HEAD = INSERT_COLLECTED[: INSERT_COLLECTED.index(" VALUES ")] + " VALUES "
+_ROWS_PER_STATEMENT = 250  # multi-row VALUES: measured 0.22 vs 0.36 CPU s per 100k rows (executemany)
+
+
+def _insert_collected(conn: sqlite3.Connection, params: list[tuple]) -> None:
+    """``INSERT_COLLECTED`` of every row of ``params``, in statements of up to
+    :data:`_ROWS_PER_STATEMENT` rows (one multi-row VALUES each: SQLite's per-statement
+    work and the module's per-row step/reset are paid once per 250 rows; ``OR IGNORE`` still
+    applies row by row, the first of two rows with one key wins, as with executemany)."""
+    width = 2 + len(_COLLECTED_COLUMNS)
+    per = max(1, min(_ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+    full = len(params) - len(params) % per
+    if full:
+        sql = _INSERT_COLLECTED_HEAD + ",".join([_VALUES_ROW] * per)
+        flat = chain.from_iterable
+        for k in range(0, full, per):
+            conn.execute(sql, list(flat(params[k : k + per])))
+    if full < len(params):
+        rest = params[full:]
+        conn.execute(
+            _INSERT_COLLECTED_HEAD + ",".join([_VALUES_ROW] * len(rest)), list(chain.from_iterable(rest))
+        )
 
 
 def insert_snapshots(
@@ -468,8 +496,8 @@ def insert_snapshots(
         return 0
     if keys is None:
         keys = TokenKeys(conn)  # not loaded: a few rows look their tokens up one by one
-    ordered: list[tuple] = sorted(rows, key=lambda r: r[0]) if len(rows) > 1 else list(rows)
-    new_tokens = {r[1]: r[2] for r in ordered if r[1] not in keys.keys}
+    known = keys.keys
+    new_tokens = {r[1]: r[2] for r in rows if r[1] not in known}
     if len(new_tokens) > 1:  # a new universe: its keys in one statement, then looked up
         conn.executemany(
             "INSERT OR IGNORE INTO snapshot_tokens (token_id, market_id) VALUES (?, ?)", new_tokens.items()
@@ -477,13 +505,12 @@ def insert_snapshots(
     for token_id, market_id in new_tokens.items():  # the count below is then rows only
         keys.key(token_id, market_id)
     before = conn.total_changes
-    encoded = [r for r in ordered if isinstance(r, Snapshot)]
+    encoded = [r for r in rows if isinstance(r, Snapshot)]
     if encoded:  # the fast path: encoded on the book threads; only the key is added here
-        known = keys.keys
-        params = sorted(((r[0], known[r[1]], *r.stored) for r in encoded), key=_clustered)
-        conn.executemany(INSERT_COLLECTED, params)
-    if len(encoded) < len(ordered):
-        snapshots.insert_rows(conn, [r for r in ordered if not isinstance(r, Snapshot)], keys=keys)
+        _insert_collected(conn, sorted([(r[0], known[r[1]], *r.stored) for r in encoded], key=_clustered))
+    if len(encoded) < len(rows):
+        others = [r for r in rows if not isinstance(r, Snapshot)]
+        snapshots.insert_rows(conn, sorted(others, key=lambda r: r[0]), keys=keys)
     return conn.total_changes - before
 
 

@@ -22,7 +22,6 @@ Only paths (never query strings, bodies or headers) are logged, at DEBUG.
 
 from __future__ import annotations
 
-import json as _json
 import logging
 import random
 import threading
@@ -38,6 +37,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from polybot.errors import AuthenticationError, ExchangeUnavailable, RequestRejected
+from polybot.exchange.json_decode import loads
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def _rate_headers(resp: requests.Response) -> dict[str, str]:
 def _error_message(resp: requests.Response) -> str:
     """The server's ``error`` message (or a short text excerpt), one line."""
     try:
-        body = _json.loads(resp.content) if resp.content else None
+        body = loads(resp.content) if resp.content else None
     except ValueError:
         body = None
     msg = ""
@@ -533,6 +533,6 @@ def _answer(resp: requests.Response, send: _Send) -> _Attempt:
     if not resp.content and (resp.status_code == 204 or send.method != "GET"):
         return _Attempt(done=True, value=None)
     try:
-        return _Attempt(done=True, value=_json.loads(resp.content))
+        return _Attempt(done=True, value=loads(resp.content))
     except ValueError:
         return _Attempt(status=resp.status_code, problem=f"the response to {send.what} was not valid JSON")

@@ -7,7 +7,6 @@ KeyError/TypeError/ValueError from a missing or mistyped field) into ONE
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, overload
 
 from polybot.errors import DataError
+from polybot.exchange.json_decode import loads
 from polybot.exchange.models import ParseIssue
 from polybot.money import to_micro
 
@@ -82,7 +82,7 @@ def as_list(v: Any, name: str) -> list:
         return []
     if isinstance(v, str):
         try:
-            v = json.loads(v)
+            v = loads(v)
         except ValueError:
             raise Bad(f"{name} is not valid JSON: {v[:60]!r}") from None
         if v is None:

@@ -194,3 +194,67 @@ def test_upsert_keeps_a_recorded_outcome(tmp_path):
     with db.atomic(conn):
         assert store.insert_snapshots(conn, [store.backfill_row(0, "11", "1", 0.5)] * 2) == 1
     conn.close()
+
+
+def test_collected_rows_go_in_by_statements_of_many_rows_with_or_ignore_per_row(tmp_path):
+    """insert_snapshots' multi-row statements: a count that is not a multiple of the
+    statement size, a row already stored and a repeated row in one call (the first wins),
+    and a connection whose variable limit allows only a few rows per statement."""
+    import sqlite3
+
+    cfg = default_config(tmp_path)
+    db.initialize(cfg.database_path)
+    conn = db.open_database(cfg)
+    rng = random.Random(5)
+
+    def book(t: str) -> OrderBook:
+        bid = rng.randrange(1, 50) / 100
+        return OrderBook(
+            token_id=t,
+            market="0x1",
+            timestamp_ms=0,
+            bids=(BookLevel(bid, rng.randrange(1, 10**6) / 100),),
+            asks=(BookLevel(bid + 0.01, 5.0), BookLevel(bid + 0.02, 7.5)),
+            last_trade_price=bid,
+        )
+
+    tokens = [str(10**70 + i) for i in range(613)]
+    first = [store.snapshot_row(900, mk(1, 10), book(t), 5) for t in tokens]
+    with db.atomic(conn):
+        assert store.insert_snapshots(conn, first[:100]) == 100
+    again = [store.snapshot_row(900, mk(1, 10), book(t), 5) for t in tokens[:50]]  # stored already
+    twice = [store.snapshot_row(900, mk(1, 10), book(tokens[-1]), 5)]  # a second row, same key
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 11 * 7 + 3)  # 7 rows a statement
+    with db.atomic(conn):
+        assert store.insert_snapshots(conn, list(reversed(first[100:])) + again + twice) == 513
+    got = {
+        r[1]: tuple(r)
+        for r in conn.execute(f"SELECT {', '.join(codec.COLUMNS)} FROM snapshot_values WHERE timestamp = 900")
+    }
+    assert got == {r[1]: tuple(r) for r in first}  # every token once, the first row written wins
+    assert [r[0] for r in conn.execute("SELECT token_key FROM market_snapshots")] == sorted(
+        r[0] for r in conn.execute("SELECT token_key FROM snapshot_tokens")
+    )
+    conn.close()
+
+
+def test_the_cyclic_gc_is_paused_for_a_cycle_and_resumes_as_it_was():
+    import gc
+
+    from polybot.collect.cycle import cyclic_gc_paused
+
+    assert gc.isenabled()
+    try:
+        with cyclic_gc_paused():
+            assert not gc.isenabled()
+            raise RuntimeError("the cycle failed")
+    except RuntimeError:
+        pass
+    assert gc.isenabled()  # resumed, also after an exception
+    gc.disable()  # a caller that runs without it keeps it off
+    try:
+        with cyclic_gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
