@@ -29,7 +29,7 @@ from polybot import ledger_queries as lq
 from polybot.domain import EXIT, SELL, Intent
 from polybot.engine import ledger
 from polybot.engine.orders import OPEN
-from polybot.money import MICRO, fmt_usd
+from polybot.money import MICRO, fmt_usd, round_size_down
 from polybot.risk import RULE_PAUSED
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("polybot.engine")
 
 CLOSE_STRATEGY = "telegram_close"
-SHARE_STEP = 10_000  # 0.01 share in micro-units: the smallest order size step
 
 
 def apply_pause(engine: Engine) -> None:
@@ -184,7 +183,7 @@ def _sell(engine: Engine, label: str, d: RiskDecision) -> tuple[str, bool, bool]
         f"• {label}: sold {size / MICRO:,.2f} sh at {notional / size:.3f} avg → {fmt_usd(notional)}"
         f" (fee {fmt_usd(fee)}, P&L {fmt_usd(pnl, signed=True)}), order {out.order_id} {out.status}"
     )
-    if left >= SHARE_STEP:
+    if round_size_down(left) > 0:  # a sellable rest: at least one 0.01-share order step
         return line + f"; {left / MICRO:,.2f} sh left", True, False
     if left > 0:  # orders are sized in whole 0.01 shares: a smaller rest cannot be sold
         line += f"; {left / MICRO:g} sh left (below the 0.01-share order step)"
