@@ -7,11 +7,10 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from polybot.money import MICRO
+from polybot.analysis.equity_chart import equity_drawdown_png
 from polybot.timefmt import iso_seconds, utc_day
 
 from .engine import BacktestResult
@@ -194,42 +193,25 @@ def write_json(
 
 
 def write_png(path: Path, res: BacktestResult, m: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    ts = np.concatenate(([res.start_ts], res.curve_ts))
-    eq = np.concatenate(([res.capital_micro], res.curve_equity)) / MICRO
-    when = [datetime.fromtimestamp(int(t), UTC) for t in ts]
-    peak = np.maximum.accumulate(eq)
-    dd = np.where(peak > 0, eq / peak - 1.0, 0.0) * 100
-    fig, (ax1, ax2) = plt.subplots(
-        2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]}
+    """The equity and drawdown chart of the run (the one chart of polybot/analysis/equity_chart.py)."""
+    series = [(int(res.start_ts), int(res.capital_micro))]
+    series += [(int(t), int(e)) for t, e in zip(res.curve_ts, res.curve_equity, strict=True)]
+    png = equity_drawdown_png(
+        series if len(series) > 1 else series * 2,  # a one-step window still gets a (flat) chart
+        int(res.capital_micro),
+        title=(
+            f"Backtest {res.strategy}: {utc_day(res.start_ts)} to {utc_day(res.end_ts)} — "
+            f"{m['verdict']} (return {m['total_return'] * 100:+.2f}%, Sharpe {m['sharpe_ratio']:.2f}, "
+            f"max DD {m['max_drawdown'] * 100:.1f}%)"
+        ),
+        label="equity (marked at the bid)",
+        drawdown_in_title=False,
+        figsize=(11, 6.5),
+        dpi=110,
     )
-    ax1.plot(when, eq, color="#1f77b4", lw=1.4, label="equity (marked at the bid)")
-    ax1.axhline(res.capital_micro / MICRO, color="grey", lw=0.8, ls="--", label="starting capital")
-    ax1.set_ylabel("USDC")
-    ax1.set_title(
-        f"Backtest {res.strategy}: {utc_day(res.start_ts)} to {utc_day(res.end_ts)} — "
-        f"{m['verdict']} (return {m['total_return'] * 100:+.2f}%, Sharpe {m['sharpe_ratio']:.2f}, "
-        f"max DD {m['max_drawdown'] * 100:.1f}%)",
-        fontsize=10,
-    )
-    ax1.legend(loc="best", fontsize=8)
-    ax1.grid(alpha=0.3)
-    ax2.fill_between(when, dd, 0, color="#d62728", alpha=0.4, step="post")
-    ax2.set_ylabel("drawdown %")
-    ax2.grid(alpha=0.3)
-    ax2.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
-    fig.autofmt_xdate()
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    tmp.write_bytes(png or b"")  # never None: two points at least
     os.replace(tmp, path)
 
 

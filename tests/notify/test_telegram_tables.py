@@ -401,7 +401,7 @@ def test_the_docs_list_every_command():
 def test_chart_points_keep_every_peak_and_trough():
     import numpy as np
 
-    from polybot.ops.charts import extremes
+    from polybot.analysis.equity_chart import extremes
 
     values = np.sin(np.arange(10_000) / 50.0) * 10  # a wave: lows of -10 and highs of +10
     values[7_777] = -99.0  # one deep trough in the middle of a bucket
