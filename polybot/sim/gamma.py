@@ -388,24 +388,35 @@ def _fingerprint(req: Request) -> str:
     return hashlib.sha1(repr(items).encode()).hexdigest()[:12]
 
 
-def _keyset(sim: Simulator, req: Request, items, keyfn, max_limit: int):
+def _keyset_limit(req: Request, max_limit: int) -> int:
+    """The page size of a keyset request (offset refused, limit within 1..max_limit)."""
     if "offset" in req.query:
         raise _bad(422, "offset is not supported on keyset endpoints; use after_cursor")
     limit = req.q_int("limit", 20, status=422)
     if not 1 <= limit <= max_limit:
         raise _bad(422, f"limit must be between 1 and {max_limit}")
-    keys, items = _sorted(sim, req, items, keyfn)
-    start = 0
+    return limit
+
+
+def _cursor_start(req: Request, keys: list) -> int:
+    """Where the page after ``after_cursor`` starts in ``keys`` (0 without a cursor)."""
     cursor = req.q("after_cursor")
-    if cursor:
-        try:
-            c = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
-            last, fp = tuple(c["k"]), c["f"]
-        except (ValueError, KeyError, TypeError):
-            raise _bad(422, "invalid after_cursor") from None
-        if fp != _fingerprint(req):
-            raise _bad(422, "after_cursor does not match the query; re-send the same filters")
-        start = bisect.bisect_right(keys, last)
+    if not cursor:
+        return 0
+    try:
+        c = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
+        last, fp = tuple(c["k"]), c["f"]
+    except (ValueError, KeyError, TypeError):
+        raise _bad(422, "invalid after_cursor") from None
+    if fp != _fingerprint(req):
+        raise _bad(422, "after_cursor does not match the query; re-send the same filters")
+    return bisect.bisect_right(keys, last)
+
+
+def _keyset(sim: Simulator, req: Request, items, keyfn, max_limit: int):
+    limit = _keyset_limit(req, max_limit)
+    keys, items = _sorted(sim, req, items, keyfn)
+    start = _cursor_start(req, keys)
     page = items[start : start + limit]
     nxt = None
     if start + limit < len(items):
@@ -442,24 +453,10 @@ def _world_order(sim: Simulator, req: Request) -> tuple[list, list] | None:
 
 def _keyset_static(sim: Simulator, req: Request, t: float, order: tuple[list, list], max_limit: int):
     """:func:`_keyset` over the cached world order, filtering only the rows it returns."""
-    if "offset" in req.query:
-        raise _bad(422, "offset is not supported on keyset endpoints; use after_cursor")
-    limit = req.q_int("limit", 20, status=422)
-    if not 1 <= limit <= max_limit:
-        raise _bad(422, f"limit must be between 1 and {max_limit}")
+    limit = _keyset_limit(req, max_limit)
     keys, items = order
     keep = _market_predicate(sim, req, t)
-    start = 0
-    cursor = req.q("after_cursor")
-    if cursor:
-        try:
-            c = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
-            last, fp = tuple(c["k"]), c["f"]
-        except (ValueError, KeyError, TypeError):
-            raise _bad(422, "invalid after_cursor") from None
-        if fp != _fingerprint(req):
-            raise _bad(422, "after_cursor does not match the query; re-send the same filters")
-        start = bisect.bisect_right(keys, last)
+    start = _cursor_start(req, keys)
     page: list = []
     last_key: tuple = ()
     more = False
