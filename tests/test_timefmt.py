@@ -85,7 +85,6 @@ def test_utc_whatever_the_machine_time_zone(tz, monkeypatch):
 # a new module formatting times should use polybot.timefmt instead of growing this list.
 FORMATS_ITS_OWN = {
     "polybot/timefmt.py": "the one place",
-    "polybot/backtest/report.py": "datetime objects for the chart axis, not text",
     "polybot/sim/world.py": "market questions in words ('December 6, 2026')",
     "polybot/ops/audit.py": "calendar dates of backups and a YYYYMM report name",
 }
