@@ -183,3 +183,32 @@ def test_chunks_longer_than_the_packed_time_offset_read_every_timestamp(tmp_path
     assert [t for c in chunks for t in c.timestamp.tolist()] == times
     assert max(int(c.timestamp[-1] - c.timestamp[0]) for c in chunks) >= 1 << 20  # one chunk spans more
     assert [p for c in chunks for p in c.price.tolist()] == [0.5] * 4
+
+
+def test_rows_handed_over_out_of_key_order_are_read_in_key_order(synthetic, monkeypatch):
+    # the reader's group_concat texts follow the scan; a scan in another order is sorted back
+    from polybot.backtest import data
+
+    d, conn, tokens = synthetic
+
+    def rows(chunks):  # in the order handed over (within a timestamp: the stored key's)
+        return np.concatenate(
+            [np.column_stack([c.timestamp, c.token, c.bid, c.ask, c.price, c.backfill]) for c in chunks]
+        )
+
+    expected = rows(SnapshotStore(conn, tokens).chunks(d.start_ts, d.end_ts, 86_400))
+    reverse = data._INTEGER_TEXT_SQL.replace(
+        "FROM market_snapshots s WHERE",
+        "FROM (SELECT * FROM market_snapshots WHERE timestamp >= ?1 AND timestamp < ?2 "
+        "ORDER BY timestamp DESC, token_key DESC) s WHERE",
+    )
+    assert reverse != data._INTEGER_TEXT_SQL
+    monkeypatch.setattr(data, "_INTEGER_TEXT_SQL", reverse)
+    first = conn.execute(
+        reverse.replace("count(*), group_concat(", "group_concat(", 1), (d.start_ts, d.end_ts)
+    )
+    # the token keys in the order SQLite hands them over
+    handed = [int(v) >> (data._BITS + 1) for v in first.fetchone()[0].split(",")]
+    assert handed != sorted(handed)  # the scan really was out of order
+    got = rows(SnapshotStore(conn, tokens).chunks(d.start_ts, d.end_ts, 86_400))
+    assert np.array_equal(got, expected, equal_nan=True)
