@@ -14,7 +14,9 @@ a random walk is stretched as often as not and never "converges".
   is treated as noise around a constant: half-life 0 is returned for φ ≤ 0).
 - :func:`degenerate` — a series whose z-score would be meaningless: too few
   points, too few distinct values or a near-zero standard deviation (a flat
-  spread that then jumps once gives z = +47).
+  spread that then jumps once gives z = +47). :func:`degenerate_columns` is the
+  same rule for every column of a matrix at once (the pairs strategy asks it of
+  every pair at every step).
 """
 
 from __future__ import annotations
@@ -146,3 +148,30 @@ def degenerate(
     if sd < min_std:
         return f"standard deviation {sd:.5f} < {min_std}"
     return None
+
+
+def degenerate_columns(
+    S: np.ndarray, *, min_points: int = 10, min_distinct: int = 5, min_std: float = 0.002, decimals: int = 6
+) -> np.ndarray:
+    """For each column of ``S`` (NaN = missing): True where :func:`degenerate` of that
+    column would give a reason (too few points, too few distinct values after rounding to
+    ``decimals``, or a standard deviation below ``min_std``) — one vectorised pass."""
+    S = np.asarray(S, dtype=np.float64)
+    if S.ndim != 2:
+        raise ValueError("degenerate_columns expects a 2-D array (points × series)")
+    n, k = S.shape
+    if k == 0:
+        return np.zeros(0, dtype=bool)
+    valid = ~np.isnan(S)
+    cnt = valid.sum(axis=0)
+    R = np.sort(np.round(S, decimals), axis=0)  # NaNs sort last: the first cnt rows are the values
+    if n > 1:
+        inside = np.arange(1, n)[:, None] < cnt[None, :]  # both ends of the step are values
+        distinct = np.where(cnt > 0, 1 + ((R[1:] != R[:-1]) & inside).sum(axis=0), 0)
+    else:
+        distinct = cnt.copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        Z = np.where(valid, S, 0.0)
+        mean = Z.sum(axis=0) / cnt
+        sd = np.sqrt((np.where(valid, S - mean, 0.0) ** 2).sum(axis=0) / cnt)
+    return (cnt < min_points) | (distinct < min_distinct) | ~(sd >= min_std)

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from polybot.analysis.meanrev import adf_test, degenerate, half_life, hedge_ratio
+from polybot.analysis.meanrev import adf_test, degenerate_columns, half_life, hedge_ratio
 from polybot.analysis.significance import pair_statistics
 from polybot.analysis.stats import corr_pairwise, ffill_limited
 
@@ -307,17 +307,15 @@ class CorrelationPairs(Strategy):
         k = len(pairs)
         S = M[:, :k] - beta * M[:, k:]
         mean, std, _ = nan_stats(S, int(p["min_overlap"] * points))
-        for c in range(k):  # a degenerate window gives no z at all (no entry, no z-based exit)
-            if (
-                degenerate(
-                    S[:, c],
-                    min_points=max(3, int(p["min_overlap"] * points)),
-                    min_distinct=p["min_distinct_spread_values"],
-                    min_std=p["min_std"],
-                )
-                is not None
-            ):
-                std[c] = np.nan
+        # a degenerate window gives no z at all (no entry, no z-based exit)
+        std[
+            degenerate_columns(
+                S,
+                min_points=max(3, int(p["min_overlap"] * points)),
+                min_distinct=p["min_distinct_spread_values"],
+                min_std=p["min_std"],
+            )
+        ] = np.nan
         fresh = (
             (view.now - latest["timestamp"][ia] <= p["max_quote_age_seconds"])
             & (view.now - latest["timestamp"][ib] <= p["max_quote_age_seconds"])

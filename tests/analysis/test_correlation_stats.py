@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from polybot.analysis.correlation import PriceMatrix, correlate
-from polybot.analysis.meanrev import adf_critical, adf_test, degenerate, half_life
+from polybot.analysis.meanrev import adf_critical, adf_test, degenerate, degenerate_columns, half_life
 from polybot.analysis.significance import bh_qvalues, effective_n, fisher_p, lag1_autocorr, shared_moves
 from polybot.risk import load_correlation_groups
 from polybot.strategy import MarketInfo, PortfolioView
@@ -61,6 +61,32 @@ def test_adf_and_half_life():
     assert degenerate(np.r_[np.full(200, 0.1), 0.2]) is not None  # 2 distinct values
     assert degenerate(np.linspace(0, 1e-4, 50)) is not None  # near-zero variance
     assert degenerate(ou) is None
+
+
+def test_degenerate_columns_agrees_with_degenerate_column_by_column():
+    # the pairs strategy asks every pair at once; each column's answer is degenerate()'s
+    rng = np.random.default_rng(11)
+    cols = [
+        rng.normal(0, 0.01, 60),  # usable
+        np.full(60, 0.1),  # flat
+        np.r_[np.full(59, 0.1), 0.2],  # one jump: 2 distinct values
+        np.round(rng.normal(0, 0.004, 60), 2),  # few distinct values (3) after rounding
+        np.linspace(0, 1e-4, 60),  # near-zero standard deviation
+        np.r_[rng.normal(0, 0.01, 8), np.full(52, np.nan)],  # too few points
+        np.full(60, np.nan),  # no points
+        np.where(rng.random(60) < 0.3, np.nan, rng.normal(0, 0.01, 60)),  # gaps, usable
+        np.where(rng.random(60) < 0.9, np.nan, rng.normal(0, 0.01, 60)),  # mostly gaps
+        np.r_[np.full(30, 0.0), np.full(30, -0.0)] + np.r_[np.zeros(55), [0.01, 0.02, 0.03, 0.04, 0.05]],
+    ]
+    S = np.column_stack(cols)
+    for kw in ({}, {"min_points": 5, "min_distinct": 3, "min_std": 0.001}, {"min_distinct": 2}):
+        got = degenerate_columns(S, **kw)
+        want = [degenerate(c, **kw) is not None for c in cols]
+        assert got.tolist() == want, kw
+    assert degenerate_columns(S).tolist() == [False, True, True, True, True, True, True, False, True, False]
+    assert degenerate_columns(np.zeros((5, 0))).shape == (0,)
+    one = degenerate_columns(np.array([[0.5]]), min_points=1, min_distinct=1, min_std=0.0)
+    assert one.tolist() == [False]
 
 
 # ------------------------------------------------------------------ planted worlds
