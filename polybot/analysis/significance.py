@@ -151,9 +151,10 @@ def fisher_p(r: np.ndarray, n_eff: np.ndarray) -> np.ndarray:
     ok = ~np.isnan(r) & (n_eff > 3)
     rc = np.clip(np.where(ok, r, 0.0), -0.999999, 0.999999)
     z = np.abs(np.arctanh(rc)) * np.sqrt(np.where(ok, n_eff - 3.0, 0.0))
-    erfc = np.frompyfunc(math.erfc, 1, 1)
-    p = erfc(z / math.sqrt(2.0)).astype(np.float64) if z.size else z.astype(np.float64)
-    return np.where(ok, p, 1.0)
+    p = np.ones(r.shape)
+    if ok.any():  # math.erfc element by element (numpy has none): only where a p is defined
+        p[ok] = np.frompyfunc(math.erfc, 1, 1)(z[ok] / math.sqrt(2.0)).astype(np.float64)
+    return p
 
 
 def bh_qvalues(p: np.ndarray) -> np.ndarray:
@@ -198,12 +199,17 @@ def pair_statistics(
     rho = lag1_autocorr(D) if k else np.zeros(0)
     n_eff = effective_n(np.asarray(n, dtype=np.float64), rho, shared) if k else np.zeros((0, 0))
     tested = (shared >= min_shared_moves) & ~np.isnan(r)
-    p = np.where(tested, fisher_p(r, n_eff), 1.0) if k else np.zeros((0, 0))
+    p = np.ones((k, k))
     q = np.ones((k, k))
     m = k * (k - 1) // 2
-    if m:
+    if m:  # each pair once (the upper triangle), Fisher's p only where tested: erfc is per element
         iu, ju = np.triu_indices(k, 1)
-        qv = bh_qvalues(p[iu, ju])
+        sel = np.flatnonzero(tested[iu, ju])
+        pv = np.ones(m)
+        pv[sel] = fisher_p(r[iu[sel], ju[sel]], n_eff[iu[sel], ju[sel]])
+        p[iu, ju] = pv
+        p[ju, iu] = pv
+        qv = bh_qvalues(pv)
         q[iu, ju] = qv
         q[ju, iu] = qv
     if k:
