@@ -60,12 +60,14 @@ Every sentence carries the numbers, e.g.
 Stop-loss: :meth:`RiskManager.stop_losses` (or :func:`stop_loss_hits`) returns
 the positions whose value at the mark (the best bid) is at or below
 ``(1 − stop_loss_percent) × cost basis``; ``hit.intent()`` is the EXIT to send.
+Given the markets, a holding smaller than its market's minimum order size is no hit:
+the exchange rejects a SELL that small, so it is held to resolution.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -203,16 +205,32 @@ class StopLossHit:
         )
 
 
+def sellable(h: Holding, market: MarketInfo | None) -> bool:
+    """Whether the exchange would take a SELL of the whole holding: its size, rounded down to
+    the exchange's 2 decimals, is at least the market's minimum order size (True when the
+    market is unknown: the exchange decides)."""
+    return market is None or round_size_down(h.size_micro) >= market.min_size_micro
+
+
 def stop_loss_hits(
-    positions: Iterable[Holding], marks: Mapping[str, int], stop_loss_percent: float
+    positions: Iterable[Holding],
+    marks: Mapping[str, int],
+    stop_loss_percent: float,
+    markets: Callable[[str], MarketInfo | None] | None = None,
 ) -> list[StopLossHit]:
     """Positions to exit: value at the mark ≤ (1 − stop_loss_percent) × cost basis.
 
-    A position without a mark is skipped (no price, no decision).
+    A position without a mark is skipped (no price, no decision), and so is one smaller
+    than its market's minimum order size after rounding down to 2 decimals, when
+    ``markets`` (market id → metadata) knows the market: the exchange rejects such a SELL
+    ("Size (…) lower than the minimum", shared/polymarket/API_NOTES.md), so a stop would
+    only be refused again at every step.
     """
     out = []
     for h in positions:
         if h.size_micro <= 0 or h.cost_micro <= 0:
+            continue
+        if markets is not None and not sellable(h, markets(h.market_id)):
             continue
         mark = marks.get(h.token_id)
         if mark is None:
@@ -634,8 +652,13 @@ class RiskManager:
         return [d for d in decisions if d is not None]
 
     # ------------------------------------------------------------------ stops
-    def stop_losses(self, positions: Iterable[Holding], marks: Mapping[str, int]) -> list[StopLossHit]:
-        return stop_loss_hits(positions, marks, self.limits.stop_loss_percent)
+    def stop_losses(
+        self,
+        positions: Iterable[Holding],
+        marks: Mapping[str, int],
+        markets: Callable[[str], MarketInfo | None] | None = None,
+    ) -> list[StopLossHit]:
+        return stop_loss_hits(positions, marks, self.limits.stop_loss_percent, markets)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -691,6 +714,7 @@ __all__ = [
     "StopLossHit",
     "group_keys",
     "load_correlation_groups",
+    "sellable",
     "stop_loss_hits",
     "OK",
     "RULE_EXIT",

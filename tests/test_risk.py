@@ -267,6 +267,20 @@ def test_stop_loss_boundary_is_exact():
     assert it.action == EXIT and it.size_micro == 100 * M and it.limit_price_micro is None
 
 
+def test_no_stop_loss_for_a_holding_the_exchange_would_not_take_a_sell_of():
+    # 4.999 shares round down to 4.99 < the market's 5-share minimum: a SELL would be rejected
+    ms = {"A": market("A"), "B": market("B", min_size=1.0)}
+    dust = Holding("A-yes", "A", size_micro=4_999_000, cost_micro=2 * M, opened_at=T0)
+    five = Holding("A-yes", "A", size_micro=5 * M, cost_micro=2 * M, opened_at=T0)
+    small = Holding("B-yes", "B", size_micro=4_999_000, cost_micro=2 * M, opened_at=T0)
+    marks = {"A-yes": 100_000, "B-yes": 100_000}  # far below every stop
+    assert [x.holding for x in stop_loss_hits([dust], marks, 0.15)] == [dust]  # no markets: the exchange decides
+    assert stop_loss_hits([dust], marks, 0.15, ms.get) == []
+    assert [x.holding for x in stop_loss_hits([five, small], marks, 0.15, ms.get)] == [five, small]
+    assert [x.holding for x in stop_loss_hits([dust], marks, 0.15, {}.get)] == [dust]  # market unknown
+    assert rm(ms.values()).stop_losses([dust, small], marks, ms.get)[0].holding == small
+
+
 def test_correlation_groups_file(tmp_path):
     assert load_correlation_groups(tmp_path / "none.json") == {}
     p = tmp_path / "g.json"

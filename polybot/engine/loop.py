@@ -611,7 +611,7 @@ class Engine:
         tradable = set(self.md.tradable_tokens()) - set(self.resolved_marks)
         exits = [
             hit.intent(strategy="stop_loss")
-            for hit in risk.stop_losses(account.open_positions(), account.marks)
+            for hit in risk.stop_losses(account.open_positions(), account.marks, self.md.info)
         ]
         exits = [
             it

@@ -8,6 +8,7 @@ import numpy as np
 
 from polybot.domain import BUY, ENTER, EXIT, SELL, Holding, Intent, MarketInfo
 from polybot.money import MICRO
+from polybot.risk import sellable
 
 from .base import (
     MarketView,
@@ -137,9 +138,15 @@ def affordable_usd(
 def exit_intent(
     name: str, view: MarketView, h: Holding, reason: str, slippage_ticks: int, tag: str = ""
 ) -> Intent | None:
-    """A SELL of the whole holding at the bid minus slippage; None without a bid."""
+    """A SELL of the whole holding at the bid minus slippage; None without a bid, and None
+    for a holding smaller than the market's minimum order size (after rounding down to the
+    exchange's 2 decimals): the exchange rejects such a SELL ("Size (…) lower than the
+    minimum", shared/polymarket/API_NOTES.md), so the remnant of a partial fill is held to
+    resolution instead of being offered again at every step."""
     q = view.quote(h.token_id)
     m = view.market(h.market_id)
+    if not sellable(h, m):
+        return None
     limit = None
     if q is not None and q.best_bid is not None and m is not None:
         limit = limit_for_sell(q.best_bid, m.tick_size, slippage_ticks)

@@ -297,7 +297,7 @@ def decide_step(
         marks.update(extra_marks)
     out = StepDecision()
     stops: dict[str, Intent] = {}
-    for hit in risk.stop_losses(held.values(), marks):
+    for hit in risk.stop_losses(held.values(), marks, markets):
         it = hit.intent(strategy=STOP_LOSS)
         if it.token_id in busy_t or it.market_id in busy_m or not tradable(it):
             out.skipped["stop_loss_busy"] += 1

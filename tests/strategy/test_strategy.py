@@ -286,6 +286,13 @@ def test_mean_reversion_buys_a_drop_and_sells_the_recovery():
     h = Holding("A-yes", "A", 100 * M, 45 * M, now)
     out = s.decide(feed.view(now + 300), PortfolioView(455 * M, {"A-yes": h}))
     assert len(out) == 1 and out[0].action == EXIT and out[0].limit_price_micro == 490_000
+    # the remnant of a partial fill, below the market's 5-share minimum, is not offered for sale
+    # (the exchange would reject the SELL); 5 shares are
+    dust = Holding("A-yes", "A", 4_999_000, 2 * M, now)
+    assert s.decide(feed.view(now + 300), PortfolioView(455 * M, {"A-yes": dust})) == []
+    five = Holding("A-yes", "A", 5 * M, 2 * M, now)
+    out = s.decide(feed.view(now + 300), PortfolioView(455 * M, {"A-yes": five}))
+    assert [(i.action, i.size_micro) for i in out] == [(EXIT, 5 * M)]
 
 
 def test_strategies_never_read_the_clock(monkeypatch):
