@@ -274,7 +274,8 @@ def test_no_stop_loss_for_a_holding_the_exchange_would_not_take_a_sell_of():
     five = Holding("A-yes", "A", size_micro=5 * M, cost_micro=2 * M, opened_at=T0)
     small = Holding("B-yes", "B", size_micro=4_999_000, cost_micro=2 * M, opened_at=T0)
     marks = {"A-yes": 100_000, "B-yes": 100_000}  # far below every stop
-    assert [x.holding for x in stop_loss_hits([dust], marks, 0.15)] == [dust]  # no markets: the exchange decides
+    # without markets the exchange decides
+    assert [x.holding for x in stop_loss_hits([dust], marks, 0.15)] == [dust]
     assert stop_loss_hits([dust], marks, 0.15, ms.get) == []
     assert [x.holding for x in stop_loss_hits([five, small], marks, 0.15, ms.get)] == [five, small]
     assert [x.holding for x in stop_loss_hits([dust], marks, 0.15, {}.get)] == [dust]  # market unknown
