@@ -151,11 +151,19 @@ def degenerate(
 
 
 def degenerate_columns(
-    S: np.ndarray, *, min_points: int = 10, min_distinct: int = 5, min_std: float = 0.002, decimals: int = 6
+    S: np.ndarray,
+    *,
+    min_points: int = 10,
+    min_distinct: int = 5,
+    min_std: float = 0.002,
+    decimals: int = 6,
+    std: np.ndarray | None = None,
 ) -> np.ndarray:
     """For each column of ``S`` (NaN = missing): True where :func:`degenerate` of that
     column would give a reason (too few points, too few distinct values after rounding to
-    ``decimals``, or a standard deviation below ``min_std``) — one vectorised pass."""
+    ``decimals``, or a standard deviation below ``min_std``) — one vectorised pass.
+    ``std``: each column's standard deviation (ddof 0, NaNs skipped) when the caller has
+    it already (NaN counts as too small)."""
     S = np.asarray(S, dtype=np.float64)
     if S.ndim != 2:
         raise ValueError("degenerate_columns expects a 2-D array (points × series)")
@@ -163,15 +171,22 @@ def degenerate_columns(
     if k == 0:
         return np.zeros(0, dtype=bool)
     valid = ~np.isnan(S)
-    cnt = valid.sum(axis=0)
+    complete = bool(valid.all())  # the usual window: no gaps, so no masks below
+    cnt = np.full(k, n) if complete else valid.sum(axis=0)
     R = np.sort(np.round(S, decimals), axis=0)  # NaNs sort last: the first cnt rows are the values
-    if n > 1:
+    if n < 2:
+        distinct = cnt.copy()
+    elif complete:
+        distinct = 1 + (R[1:] != R[:-1]).sum(axis=0)
+    else:
         inside = np.arange(1, n)[:, None] < cnt[None, :]  # both ends of the step are values
         distinct = np.where(cnt > 0, 1 + ((R[1:] != R[:-1]) & inside).sum(axis=0), 0)
-    else:
-        distinct = cnt.copy()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        Z = np.where(valid, S, 0.0)
-        mean = Z.sum(axis=0) / cnt
-        sd = np.sqrt((np.where(valid, S - mean, 0.0) ** 2).sum(axis=0) / cnt)
-    return (cnt < min_points) | (distinct < min_distinct) | ~(sd >= min_std)
+    if std is None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if complete:
+                std = np.sqrt(((S - S.sum(axis=0) / n) ** 2).sum(axis=0) / n)
+            else:
+                Z = np.where(valid, S, 0.0)
+                mean = Z.sum(axis=0) / cnt
+                std = np.sqrt((np.where(valid, S - mean, 0.0) ** 2).sum(axis=0) / cnt)
+    return (cnt < min_points) | (distinct < min_distinct) | ~(std >= min_std)

@@ -314,6 +314,7 @@ class CorrelationPairs(Strategy):
                 min_points=max(3, int(p["min_overlap"] * points)),
                 min_distinct=p["min_distinct_spread_values"],
                 min_std=p["min_std"],
+                std=std,
             )
         ] = np.nan
         fresh = (

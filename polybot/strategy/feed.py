@@ -449,11 +449,18 @@ class MarketFeed:
     def history_by_index(self, indices: np.ndarray, points: int) -> tuple[np.ndarray, np.ndarray]:
         if self._cur_bucket is None:
             return np.zeros(0, dtype=np.int64), np.zeros((0, len(indices)))
+        points = max(1, min(int(points), self.n_slots))
+        cols = np.asarray(indices, dtype=np.int64)
+        first = self._cur_slot - points + 1
+        if first >= 0:  # the slots do not wrap around the ring: a slice (no row gather)
+            ts = self._slot_ts[first : self._cur_slot + 1]
+            if ts[0] >= 0:  # every slot filled (slot times only grow along the slice)
+                return ts.copy(), self._H[first : self._cur_slot + 1, cols]
         slots = self._slots(points)
         ts = self._slot_ts[slots]
         keep = ts >= 0
         slots, ts = slots[keep], ts[keep]
-        return ts.copy(), self._H[np.ix_(slots, np.asarray(indices, dtype=np.int64))]
+        return ts.copy(), self._H[np.ix_(slots, cols)]
 
     def history(self, token_ids: Sequence[str] | None = None, seconds: int | None = None) -> History:
         ids = tuple(self.tokens) if token_ids is None else tuple(token_ids)

@@ -84,6 +84,11 @@ def test_degenerate_columns_agrees_with_degenerate_column_by_column():
         want = [degenerate(c, **kw) is not None for c in cols]
         assert got.tolist() == want, kw
     assert degenerate_columns(S).tolist() == [False, True, True, True, True, True, True, False, True, False]
+    full = [0, 1, 2, 3, 4, 9]  # the columns without gaps: the path without masks
+    assert degenerate_columns(S[:, full]).tolist() == [degenerate(cols[c]) is not None for c in full]
+    with np.errstate(invalid="ignore"):  # the caller's own standard deviations (NaN: none)
+        sd = np.array([np.std(c[~np.isnan(c)]) if (~np.isnan(c)).any() else np.nan for c in cols])
+    assert degenerate_columns(S, std=sd).tolist() == [degenerate(c) is not None for c in cols]
     assert degenerate_columns(np.zeros((5, 0))).shape == (0,)
     one = degenerate_columns(np.array([[0.5]]), min_points=1, min_distinct=1, min_std=0.0)
     assert one.tolist() == [False]

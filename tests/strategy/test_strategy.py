@@ -148,6 +148,29 @@ def test_feed_history_grid_and_gaps():
     assert np.isnan(h.mids[:3, 0]).all() and h.mids[3, 0] == 0.31
 
 
+def test_feed_history_is_the_same_wherever_the_ring_buffer_wraps():
+    # history_by_index slices the ring when the window does not wrap, gathers rows when it
+    # does: every window, at every position of the ring, equals the rows as recorded
+    feed = MarketFeed([mk("A"), mk("B")], history_seconds=1500, interval_seconds=300)
+    n_slots = feed.n_slots
+    recorded: dict[int, tuple[float, float]] = {}
+    for k in range(3 * n_slots):
+        a, b = round(0.30 + k / 1000, 4), round(0.60 - k / 1000, 4)
+        rows = [row(T0 + 300 * k, "A-yes", "A", a - 0.01, a + 0.01)]
+        if k % 4 != 1:  # B misses some buckets
+            rows.append(row(T0 + 300 * k, "B-yes", "B", b - 0.01, b + 0.01))
+        feed.add_rows(rows)
+        recorded[T0 + 300 * k] = (a, b if k % 4 != 1 else np.nan)
+        for points in (1, 3, n_slots):
+            ia, ib = feed.token_index["A-yes"], feed.token_index["B-yes"]
+            ts, M = feed.history_by_index(np.array([ib, ia, ib]), points)
+            want_ts = list(range(T0 + 300 * (k - points + 1), T0 + 300 * k + 1, 300))
+            assert ts.tolist() == want_ts  # grid slots before the first row are there, NaN
+            rec = [recorded.get(t, (np.nan, np.nan)) for t in want_ts]
+            want = np.array([[b, a, b] for a, b in rec])
+            assert np.allclose(M, want, equal_nan=True, atol=1e-12)
+
+
 def test_feed_backfilled_rows_get_a_synthetic_book():
     feed = MarketFeed([mk("A", tick_size=0.01)], backfill_half_spread=0.01, interval_seconds=300)
     feed.add_rows(
@@ -405,3 +428,24 @@ def test_engine_warm_feed_equals_a_feed_built_row_by_row(tmp_path):
         "mean_reversion", {"window_hours": 6}
     ).decide(ref.view(now + 300), PortfolioView(500 * M))
     conn.close()
+
+
+def test_nan_stats_with_and_without_gaps():
+    from polybot.strategy.common import nan_stats
+
+    rng = np.random.default_rng(5)
+    M = rng.normal(0.5, 0.01, (50, 4))
+    G = M.copy()
+    G[rng.random(G.shape) < 0.2] = np.nan
+    G[:, 3] = np.nan
+    G[:3, 3] = 0.5  # 3 points: below min_count
+    for X in (M, G):
+        mean, std, cnt = nan_stats(X, 10)
+        for c in range(X.shape[1]):
+            v = X[:, c][~np.isnan(X[:, c])]
+            assert cnt[c] == len(v)
+            if len(v) >= 10:
+                assert mean[c] == pytest.approx(v.mean(), abs=1e-15)
+                assert std[c] == pytest.approx(v.std(), abs=1e-15)
+            else:
+                assert math.isnan(mean[c]) and math.isnan(std[c])
