@@ -153,7 +153,8 @@ def fisher_p(r: np.ndarray, n_eff: np.ndarray) -> np.ndarray:
     z = np.abs(np.arctanh(rc)) * np.sqrt(np.where(ok, n_eff - 3.0, 0.0))
     p = np.ones(r.shape)
     if ok.any():  # math.erfc element by element (numpy has none): only where a p is defined
-        p[ok] = np.frompyfunc(math.erfc, 1, 1)(z[ok] / math.sqrt(2.0)).astype(np.float64)
+        x = (z[ok] / math.sqrt(2.0)).tolist()
+        p[ok] = np.fromiter(map(math.erfc, x), dtype=np.float64, count=len(x))
     return p
 
 
@@ -163,7 +164,9 @@ def bh_qvalues(p: np.ndarray) -> np.ndarray:
     m = p.size
     if m == 0:
         return p.copy()
-    order = np.argsort(p, kind="mergesort")
+    # any sort order will do: tied p-values get the same q whatever their order (the running
+    # minimum from the top reaches the last of the ties, whose p·m/rank is the smallest)
+    order = np.argsort(p)
     ranked = p[order] * m / np.arange(1, m + 1)
     q_sorted = np.minimum.accumulate(ranked[::-1])[::-1]
     q = np.empty(m)

@@ -47,12 +47,20 @@ def corr_pairwise(X: np.ndarray, min_overlap: int = 2) -> tuple[np.ndarray, np.n
     both are present, and the number of such rows. r is NaN when n < ``min_overlap``
     or either series is constant over the overlap. The diagonal is 1 where defined."""
     X = np.asarray(X, dtype=np.float64)
-    W = (~np.isnan(X)).astype(np.float64)
-    Z = np.where(W > 0, X, 0.0)
-    n = W.T @ W
-    sx = Z.T @ W  # sx[i, j] = Σ x_i over rows where i and j are present
-    sxx = (Z * Z).T @ W
-    sxy = Z.T @ Z
+    present = ~np.isnan(X)
+    if present.all():  # no gaps: every pair overlaps on every row, one product is enough
+        k = X.shape[1]
+        n = np.full((k, k), float(X.shape[0]))
+        sx = np.broadcast_to(X.sum(axis=0)[:, None], (k, k))
+        sxx = np.broadcast_to((X * X).sum(axis=0)[:, None], (k, k))
+        sxy = X.T @ X
+    else:
+        W = present.astype(np.float64)
+        Z = np.where(present, X, 0.0)
+        n = W.T @ W
+        sx = Z.T @ W  # sx[i, j] = Σ x_i over rows where i and j are present
+        sxx = (Z * Z).T @ W
+        sxy = Z.T @ Z
     with np.errstate(invalid="ignore", divide="ignore"):
         cov = sxy - sx * sx.T / n
         vx = sxx - sx * sx / n

@@ -31,6 +31,11 @@ class UniverseCache:
         self.end_dates = np.zeros(0, dtype=np.float64)
         self.end_of: dict[str, float] = {}
 
+    @property
+    def version(self) -> tuple | None:
+        """Changes whenever the cache is rebuilt (feed indices may have changed)."""
+        return self._key
+
     def update(self, view: MarketView) -> None:
         markets = view.markets
         key = (view.markets_version, len(markets))

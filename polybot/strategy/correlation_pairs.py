@@ -51,6 +51,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -83,7 +84,7 @@ class Pair:
     half_life_hours: float = float("nan")  # AR(1) half-life of the in-sample spread
     adf_stat: float = float("nan")  # ADF t-statistic of the in-sample spread
 
-    @property
+    @cached_property
     def key(self) -> str:
         return f"{self.a}|{self.b}"
 
@@ -132,6 +133,8 @@ class CorrelationPairs(Strategy):
         self._pairs_epoch: int | None = None
         self._open: dict[str, tuple[Pair, int]] = {}  # token → (pair, sign of z at entry)
         self.selection_log: list[tuple[str, str, str]] = []  # (token a, token b, kept / why dropped)
+        self._columns_key: tuple | None = None  # _pair_columns' cache
+        self._columns = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
 
     def check_params(self) -> None:
         p = self.params
@@ -295,9 +298,7 @@ class CorrelationPairs(Strategy):
             self._last_dev = np.zeros(0)
             return np.zeros(0)
         p = self.params
-        ia = np.fromiter((view.index_of(x.a) for x in pairs), dtype=np.int64, count=len(pairs))
-        ib = np.fromiter((view.index_of(x.b) for x in pairs), dtype=np.int64, count=len(pairs))
-        beta = np.fromiter((x.beta for x in pairs), dtype=np.float64, count=len(pairs))
+        ia, ib, beta = self._pair_columns(view, pairs)
         points = int(p["z_window_hours"] * HOUR) // view.interval_seconds
         _, M = view.history_by_index(np.concatenate([ia, ib]), points + 1)
         if M.shape[0] < 3:
@@ -329,6 +330,20 @@ class CorrelationPairs(Strategy):
         z = np.where(fresh, z, np.nan)
         self._last_dev = s_now - mean
         return z
+
+    def _pair_columns(self, view: MarketView, pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indices of the A legs, of the B legs, β) of ``pairs``; kept while the pairs and
+        the market set are the same (they change every ``reselect_hours``, steps are 5 min)."""
+        key = (self._universe.version, tuple(pr.key for pr in pairs))
+        if self._columns_key != key:
+            n = len(pairs)
+            self._columns = (
+                np.fromiter((view.index_of(x.a) for x in pairs), dtype=np.int64, count=n),
+                np.fromiter((view.index_of(x.b) for x in pairs), dtype=np.int64, count=n),
+                np.fromiter((x.beta for x in pairs), dtype=np.float64, count=n),
+            )
+            self._columns_key = key
+        return self._columns
 
     # ------------------------------------------------------------------ decide
     def decide(self, view: MarketView, portfolio: PortfolioView) -> list[Intent]:

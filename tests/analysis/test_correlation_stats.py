@@ -11,6 +11,7 @@ import pytest
 from polybot.analysis.correlation import PriceMatrix, correlate
 from polybot.analysis.meanrev import adf_critical, adf_test, degenerate, degenerate_columns, half_life
 from polybot.analysis.significance import bh_qvalues, effective_n, fisher_p, lag1_autocorr, shared_moves
+from polybot.analysis.stats import corr_pairwise
 from polybot.risk import load_correlation_groups
 from polybot.strategy import MarketInfo, PortfolioView
 from polybot.strategy.correlation_pairs import CorrelationPairs
@@ -34,6 +35,22 @@ def test_fisher_p_bh_and_effective_n_by_hand():
     assert bh_qvalues(np.array([0.01, 0.04, 0.03, 0.2])) == pytest.approx(
         [0.04, 0.053333, 0.053333, 0.2], abs=1e-6
     )
+    # ties (untested pairs are all p = 1): q does not depend on the order the sort gives ties;
+    # by the definition, q_i = min over p_j ≥ p_i of p_j·m / #{k: p_k ≤ p_j}, capped at 1
+    rng = np.random.default_rng(2)
+    p = np.round(rng.random(400), 2)
+    p[rng.random(400) < 0.5] = 1.0
+    m = len(p)
+    rank = np.array([(p <= v).sum() for v in p])
+    want = np.array([min(1.0, min(p[j] * m / rank[j] for j in range(m) if p[j] >= v)) for v in p])
+    assert bh_qvalues(p) == pytest.approx(want, rel=1e-12)
+    assert np.array_equal(bh_qvalues(p[::-1]), bh_qvalues(p)[::-1])
+    # corr_pairwise: a matrix without gaps (one product) agrees with the same data with a gap row
+    X = rng.normal(size=(60, 5))
+    r_full, n_full = corr_pairwise(X)
+    r_gap, n_gap = corr_pairwise(np.vstack([X, np.full((1, 5), np.nan)]))
+    assert np.allclose(r_full, r_gap, atol=1e-12) and (n_full == 60).all() and (n_gap == 60).all()
+    assert r_full[0, 1] == pytest.approx(np.corrcoef(X[:, 0], X[:, 1])[0, 1], abs=1e-12)
     # Bartlett: ρa = ρb = 0.5 → n·(1 − .25)/(1 + .25) = 0.6 n; capped by the shared moves
     assert effective_n(np.array([[100.0]]), np.array([0.5]), np.array([[1000]]))[0, 0] == pytest.approx(60)
     assert effective_n(np.array([[100.0]]), np.array([0.5]), np.array([[12]]))[0, 0] == 12
