@@ -174,15 +174,20 @@ def bh_qvalues(p: np.ndarray) -> np.ndarray:
     return q
 
 
-def move_share(D: np.ndarray, i: int, j: int) -> float:
-    """The largest single step's share of Σ|(ΔA − mean)(ΔB − mean)| over the steps both have."""
-    x, y = D[:, i], D[:, j]
-    ok = ~np.isnan(x) & ~np.isnan(y)
-    if ok.sum() < 2:
-        return float("nan")
-    pr = np.abs((x[ok] - x[ok].mean()) * (y[ok] - y[ok].mean()))
-    tot = float(pr.sum())
-    return float(pr.max() / tot) if tot > 0 else float("nan")
+def move_shares(D: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """For every pair (a[k], b[k]) of columns of ``D``: the largest single step's share of
+    Σ|(ΔA − mean)(ΔB − mean)| over the steps both have (NaN with fewer than 2 such steps or
+    no co-movement at all)."""
+    X, Y = D[:, a], D[:, b]
+    ok = ~np.isnan(X) & ~np.isnan(Y)
+    cnt = ok.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx = np.where(ok, X, 0.0).sum(axis=0) / cnt
+        my = np.where(ok, Y, 0.0).sum(axis=0) / cnt
+        pr = np.where(ok, np.abs((X - mx) * (Y - my)), 0.0)
+        tot = pr.sum(axis=0)
+        share = pr.max(axis=0, initial=0.0) / tot
+    return np.where((cnt >= 2) & (tot > 0), share, np.nan)
 
 
 def pair_statistics(
@@ -220,8 +225,9 @@ def pair_statistics(
         np.fill_diagonal(q, 0.0)
     share = np.full((k, k), np.nan)
     cand = (q <= fdr_q) & tested
-    for i, j in zip(*np.nonzero(np.triu(cand, 1)), strict=True):  # only the pairs BH kept: cheap
-        share[i, j] = share[j, i] = move_share(D, int(i), int(j))
+    ia, ja = np.nonzero(np.triu(cand, 1))  # only the pairs BH kept
+    if len(ia):
+        share[ia, ja] = share[ja, ia] = move_shares(D, ia, ja)
     return PairStats(
         r,
         np.asarray(n),

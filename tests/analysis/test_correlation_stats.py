@@ -439,3 +439,29 @@ def test_anti_correlated_markets_share_the_risk_managers_group_cap(tmp_path):
         MarketInfo(market_id=m, question=f"{m}?", token_ids=(f"{m}-yes", f"{m}-no")) for m in ("CUT", "HOLD")
     )
     assert group_keys(cut, groups) == group_keys(hold, groups) == ("corr:g1",)
+
+
+def _move_share(D, i, j):  # the definition, one pair at a time
+    x, y = D[:, i], D[:, j]
+    ok = ~np.isnan(x) & ~np.isnan(y)
+    if ok.sum() < 2:
+        return float("nan")
+    pr = np.abs((x[ok] - x[ok].mean()) * (y[ok] - y[ok].mean()))
+    return float(pr.max() / pr.sum()) if pr.sum() > 0 else float("nan")
+
+
+def test_move_shares_is_the_definition_for_every_pair():
+    from polybot.analysis.significance import move_shares
+
+    rng = np.random.default_rng(4)
+    D = rng.normal(0, 0.01, (80, 6))
+    D[rng.random(D.shape) < 0.15] = np.nan
+    D[:, 4] = 0.0  # a flat column: no co-movement at all (NaN)
+    D[:78, 5] = np.nan  # two points: defined; one point would not be
+    D[5, 1] = 0.5  # one step that carries most of the co-movement with column 1
+    ia, ja = np.triu_indices(6, 1)
+    got = move_shares(D, ia, ja)
+    want = np.array([_move_share(D, int(i), int(j)) for i, j in zip(ia, ja, strict=True)])
+    assert np.allclose(got, want, equal_nan=True, rtol=1e-12)
+    assert np.isnan(got[(ia == 0) & (ja == 4)]).all()
+    assert (got[ia == 1][~np.isnan(got[ia == 1])] > 0.0).all()
