@@ -429,7 +429,7 @@ class CorrelationPairs(Strategy):
         pair diverged beyond entry_z with neither leg held, the most diverged first."""
         p = self.params
         cands: list[tuple[float, str, str, int, float]] = []
-        for k in np.flatnonzero(np.abs(np.nan_to_num(z)) >= p["entry_z"]):
+        for k in np.flatnonzero(np.abs(z) >= p["entry_z"]):  # NaN compares False
             pr = self._pairs[k]
             if pr.a in held or pr.b in held:
                 continue

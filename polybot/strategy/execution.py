@@ -229,7 +229,7 @@ def feed_prices(feed: Any, token_id: str) -> tuple[int | None, int | None]:
     i = feed.token_index.get(token_id)
     if i is None or feed._ts[i] < 0:
         return None, None
-    b, a = feed._bid[i], feed._ask[i]
+    b, a = feed._bid.item(i), feed._ask.item(i)  # Python floats: round() on a numpy scalar is slow
     return (
         None if math.isnan(b) else int(round(b * MICRO)),
         None if math.isnan(a) else int(round(a * MICRO)),
