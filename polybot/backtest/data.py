@@ -372,6 +372,18 @@ class SnapshotStore:
         self._lut = np.full(top + 2, -1, dtype=np.int64)  # token_key → feed index (-1: not ours)
         for tok, key in self.keys.items():
             self._lut[key] = index[tok]
+        # A replay of a few tokens from a large database (e.g. a whole-universe collection)
+        # lets SQLite skip the other tokens' rows instead of handing every row over.
+        total = conn.execute("SELECT COUNT(*) FROM snapshot_tokens").fetchone()[0]
+        self.filtered = 2 * len(self.keys) <= total
+        where = ""
+        if self.filtered:
+            conn.execute("DROP TABLE IF EXISTS temp.bt_keys")
+            conn.execute("CREATE TEMP TABLE bt_keys (token_key INTEGER PRIMARY KEY)")
+            conn.executemany("INSERT INTO temp.bt_keys VALUES (?)", ((k,) for k in self.keys.values()))
+            where = " AND s.token_key IN (SELECT token_key FROM temp.bt_keys)"
+        self._text_sql = _INTEGER_TEXT_SQL + where
+        self._exact_sql = _COMPACT_SQL.replace(" ORDER BY ", where + " ORDER BY ")
         self.legacy = snapshot_store.has_legacy(conn)
         if self.legacy:
             conn.execute("DROP TABLE IF EXISTS temp.bt_tokens")
@@ -427,9 +439,9 @@ class SnapshotStore:
         parts = []
         for a in range(lo, hi, _MAX_WINDOW):
             b = min(hi, a + _MAX_WINDOW)
-            two = _integer_window(cur, a, b)
+            two = _integer_window(cur, self._text_sql, a, b)
             if two is None:  # a REAL price in the window (rare: off-grid prices): the exact SQL
-                flat = np.fromiter(chain.from_iterable(cur.execute(_COMPACT_SQL, (a, b))), dtype=np.int64)
+                flat = np.fromiter(chain.from_iterable(cur.execute(self._exact_sql, (a, b))), dtype=np.int64)
                 two = flat.reshape(-1, 2)
             if len(two):
                 v2 = two[:, 1]
@@ -473,9 +485,11 @@ class SnapshotStore:
         return (row[0], row[1]) if row else (None, None)
 
     def close(self) -> None:
-        if self.legacy:
-            with contextlib.suppress(sqlite3.Error):
+        with contextlib.suppress(sqlite3.Error):
+            if self.legacy:
                 self.conn.execute("DROP TABLE IF EXISTS temp.bt_tokens")
+            if self.filtered:
+                self.conn.execute("DROP TABLE IF EXISTS temp.bt_keys")
 
 
 def _micro_sql(col: str) -> str:
@@ -537,9 +551,10 @@ _LEGACY_SQL = (
 )
 
 
-def _integer_window(cur: sqlite3.Cursor, lo: int, hi: int) -> np.ndarray | None:
+def _integer_window(cur: sqlite3.Cursor, sql: str, lo: int, hi: int) -> np.ndarray | None:
     """The (v1, v2) pairs of ``market_snapshots`` rows in [lo, hi) in (timestamp, token key)
-    order, read with :data:`_INTEGER_TEXT_SQL`; None when a value of the window is not an
+    order, read with ``sql`` (:data:`_INTEGER_TEXT_SQL`, with the replay's token filter
+    when it has one); None when a value of the window is not an
     integer (a REAL price somewhere), so the caller reads it with the exact SQL.
 
     SQLite hands over each column as ONE comma-separated text (``group_concat``) that numpy
@@ -547,7 +562,7 @@ def _integer_window(cur: sqlite3.Cursor, lo: int, hi: int) -> np.ndarray | None:
     Nothing here relies on the aggregate's row order: both texts come from the same pass
     (so v1 and v2 stay paired), and the pairs are sorted by (timestamp, key) when the scan
     did not already give that order."""
-    n, t1, t2 = cur.execute(_INTEGER_TEXT_SQL, (lo, hi)).fetchone()
+    n, t1, t2 = cur.execute(sql, (lo, hi)).fetchone()
     if not n:
         return np.empty((0, 2), dtype=np.int64)
     if not isinstance(t1, str) or not isinstance(t2, str) or any(c in t for t in (t1, t2) for c in ".eI"):

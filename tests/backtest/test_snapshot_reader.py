@@ -212,3 +212,18 @@ def test_rows_handed_over_out_of_key_order_are_read_in_key_order(synthetic, monk
     assert handed != sorted(handed)  # the scan really was out of order
     got = rows(SnapshotStore(conn, tokens).chunks(d.start_ts, d.end_ts, 86_400))
     assert np.array_equal(got, expected, equal_nan=True)
+
+
+def test_a_few_tokens_of_a_larger_database_are_filtered_in_sqlite(synthetic):
+    # the other tokens' rows are skipped by SQLite; the chunks are the same rows as reading all
+    d, conn, tokens = synthetic
+    everything = _flat(list(SnapshotStore(conn, tokens).chunks(d.start_ts, d.end_ts, 86_400)))
+    few = tokens[:3]
+    store_few = SnapshotStore(conn, few)
+    assert store_few.filtered and not SnapshotStore(conn, tokens).filtered
+    got = _flat(list(store_few.chunks(d.start_ts, d.end_ts, 86_400)))
+    # the same rows, indexed by position in ``few`` (the same as in ``tokens``: a prefix)
+    want = everything[everything[:, 1] < 3]
+    assert len(got) > 0 and np.array_equal(got, want)
+    store_few.close()
+    assert conn.execute("SELECT COUNT(*) FROM temp.sqlite_master WHERE name = 'bt_keys'").fetchone()[0] == 0
