@@ -442,25 +442,21 @@ class MarketFeed:
             "backfill": self._bf[:n].copy(),
         }
 
-    def _slots(self, points: int) -> np.ndarray:
-        points = max(1, min(int(points), self.n_slots))
-        return (self._cur_slot - np.arange(points - 1, -1, -1)) % self.n_slots
-
     def history_by_index(self, indices: np.ndarray, points: int) -> tuple[np.ndarray, np.ndarray]:
         if self._cur_bucket is None:
             return np.zeros(0, dtype=np.int64), np.zeros((0, len(indices)))
         points = max(1, min(int(points), self.n_slots))
         cols = np.asarray(indices, dtype=np.int64)
-        first = self._cur_slot - points + 1
-        if first >= 0:  # the slots do not wrap around the ring: a slice (no row gather)
-            ts = self._slot_ts[first : self._cur_slot + 1]
-            if ts[0] >= 0:  # every slot filled (slot times only grow along the slice)
-                return ts.copy(), self._H[first : self._cur_slot + 1, cols]
-        slots = self._slots(points)
-        ts = self._slot_ts[slots]
-        keep = ts >= 0
-        slots, ts = slots[keep], ts[keep]
-        return ts.copy(), self._H[np.ix_(slots, cols)]
+        cur, first = self._cur_slot, self._cur_slot - points + 1
+        if first >= 0:  # one run of slots: a slice of rows, then the columns
+            ts, M = self._slot_ts[first : cur + 1].copy(), self._H[first : cur + 1, cols]
+        else:  # the window wraps around the ring: its two runs, oldest first
+            ts = np.concatenate((self._slot_ts[first:], self._slot_ts[: cur + 1]))
+            M = np.concatenate((self._H[first:, cols], self._H[: cur + 1, cols]))
+        if ts[0] < 0:  # slots never filled (times grow along the window: only at its start)
+            keep = ts >= 0
+            ts, M = ts[keep], M[keep]
+        return ts, M
 
     def history(self, token_ids: Sequence[str] | None = None, seconds: int | None = None) -> History:
         ids = tuple(self.tokens) if token_ids is None else tuple(token_ids)
