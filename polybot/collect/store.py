@@ -336,9 +336,19 @@ def pack_side(levels: Sequence[BookLevel], n: int) -> tuple[bytes, float]:
     The depth is the exact decimal sum of the sizes (their integer units ÷ the scale), so
     a book of centi-share sizes sums to a whole number of centi-shares: stored as an
     INTEGER, not a REAL with float noise."""
+    blob, depth = _pack_buffer(levels, n)
+    return bytes(blob), depth
+
+
+def _pack_buffer(levels: Sequence[BookLevel], n: int) -> tuple[bytearray, float]:
+    """:func:`pack_side` with the BLOB as the ``bytearray`` it is built in. The insert binds
+    it as it is: Python's sqlite3 binds a ``bytearray`` (like int, float and str) directly,
+    while ``bytes`` first goes through its adapter lookup (a registry lookup and two failed
+    attribute lookups for every value) — 0.14 of 0.34 CPU seconds per 100,000 rows, measured
+    on Python 3.11. SQLite stores the same BLOB from either (X'' for an empty side)."""
     top = levels[:n]
     if not top:
-        return b"", 0.0
+        return bytearray(), 0.0
     prices = _units([lv.price for lv in top])
     sizes = _units([lv.size for lv in top])
     if prices is None or sizes is None:
@@ -350,12 +360,12 @@ def pack_side(levels: Sequence[BookLevel], n: int) -> tuple[bytes, float]:
         _varint(out, units - prev)
         _varint(out, size)
         prev = units
-    return bytes(out), sum(su) / _POW10[sd]
+    return out, sum(su) / _POW10[sd]
 
 
-def _pack_slow(top: Sequence[BookLevel]) -> tuple[bytes, float]:
+def _pack_slow(top: Sequence[BookLevel]) -> tuple[bytearray, float]:
     blob = codec.pack_levels([(lv.price, lv.size) for lv in top])
-    return (blob or b""), round(math.fsum(lv.size for lv in top), 6)
+    return bytearray(blob or b""), round(math.fsum(lv.size for lv in top), 6)
 
 
 class Snapshot(tuple):
@@ -365,7 +375,9 @@ class Snapshot(tuple):
     the book threads, while the listing runs), so the cycle's insert only sorts, flattens
     and executes them. The token key is ``None`` when the key map given to
     :func:`snapshot_row` had no key for the token (a token seen for the first time):
-    :func:`insert_snapshots` creates it. The values are exactly what ``codec.encode``
+    :func:`insert_snapshots` creates it. The book sides are ``bytearray`` there (bound
+    without an adapter lookup: :func:`_pack_buffer`) and ``bytes`` in the row. The values
+    are exactly what ``codec.encode``
     makes of the row (with mid, spread and source the constants of the statement;
     tests/collect/test_collect_units.py checks it)."""
 
@@ -394,8 +406,9 @@ def snapshot_row(
     ba = asks[0].price if asks else None
     mid = (bb + ba) / 2 if bb is not None and ba is not None else None
     spread = ba - bb if bb is not None and ba is not None else None
-    bid_blob, bid_depth = pack_side(bids, depth_levels)
-    ask_blob, ask_depth = pack_side(asks, depth_levels)
+    bid_buf, bid_depth = _pack_buffer(bids, depth_levels)
+    ask_buf, ask_depth = _pack_buffer(asks, depth_levels)
+    bid_blob, ask_blob = bytes(bid_buf), bytes(ask_buf)
     last, vol, liq = book.last_trade_price, market.volume_24h, market.liquidity
     row = Snapshot(
         (
@@ -425,8 +438,8 @@ def snapshot_row(
         _encode(last, _PRICE),
         _encode(bid_depth, _SIZE),
         _encode(ask_depth, _SIZE),
-        bid_blob,
-        ask_blob,
+        bid_buf,  # bound without the adapter lookup of bytes (_pack_buffer)
+        ask_buf,
         _encode(vol, _MONEY),
         _encode(liq, _MONEY),
     )
@@ -631,7 +644,7 @@ def existing_timestamps(
 # checkpoints are starved — a reader holding an old snapshot — every commit past it tries
 # again, as the default does past 1,000 pages), other connections keep the default, and
 # ``journal_size_limit`` truncates a WAL that grew once back to that size when it restarts.
-COLLECTOR_WAL_AUTOCHECKPOINT_PAGES = 16_384  # 64 MB of 4 KB pages: above a whole-universe cycle
+COLLECTOR_WAL_AUTOCHECKPOINT_PAGES = 32_768  # 128 MB of 4 KB pages; a whole-universe cycle writes ~9,200
 
 
 def tune_for_bulk(
