@@ -6,8 +6,9 @@ Snapshot rows are tuples in :data:`SNAPSHOT_COLUMNS` order (the decoded columns 
 ``snapshot_values`` view, :data:`polybot.snapshots.codec.COLUMNS`). A collected one
 (:func:`snapshot_row`) has its book sides packed straight from the ``BookLevel`` objects
 (:func:`pack_side`, byte for byte ``codec.pack_levels``; no text on the way) and carries
-its stored encoding, made on the book threads; :func:`insert_snapshots` adds the integer
-token key (one :class:`TokenKeys` map per cycle) and writes ``market_snapshots`` directly —
+its insert parameters, made on the book threads with the integer token key (one
+:class:`TokenKeys` map per cycle, loaded before the listing); :func:`insert_snapshots`
+keys the tokens seen for the first time and writes ``market_snapshots`` directly —
 other rows (backfill) go through :func:`polybot.snapshots.store.insert_rows`; never the
 view's per-row trigger. ``INSERT OR IGNORE``: the (timestamp, token) primary key makes
 every cycle and every backfill idempotent (the first row written for a grid point wins).
@@ -377,9 +378,8 @@ class Snapshot(tuple):
     :func:`snapshot_row` had no key for the token (a token seen for the first time):
     :func:`insert_snapshots` creates it. The book sides are ``bytearray`` there (bound
     without an adapter lookup: :func:`_pack_buffer`) and ``bytes`` in the row. The values
-    are exactly what ``codec.encode``
-    makes of the row (with mid, spread and source the constants of the statement;
-    tests/collect/test_collect_units.py checks it)."""
+    are exactly what ``codec.encode`` makes of the row (with mid, spread and source the
+    constants of the statement; tests/collect/test_collect_units.py checks it)."""
 
     params: tuple
 
