@@ -12,7 +12,8 @@ Steps (the exchange clock stamps the cycle; see polybot/collect/__init__.py):
    :data:`REFRESH_LIMIT` per cycle;
 6. ONE transaction: upsert markets and tokens, ``tracked`` flags, snapshots
    (INSERT OR IGNORE — a re-run of the same cycle inserts nothing and says "already
-   collected"), and the cycle's ``collection_cycles`` row;
+   collected"), and the cycle's ``collection_cycles`` row; then a PASSIVE WAL checkpoint,
+   off the COMMIT (``store.checkpoint_after_commit``; why it is safe: ``store.tune_for_bulk``);
 7. one ``info`` alert per market that enters the universe for the first time (not on the
    very first population), then the one-line summary.
 
