@@ -258,3 +258,37 @@ def test_insert_rows_in_multi_row_statements_stores_exactly_codec_encode(conn):
         "SELECT best_bid FROM snapshot_values WHERE timestamp = ? AND token_id = ?", rows[0][:2]
     ).fetchone()[0]
     assert got == 0.95  # the last of two rows with one key replaces
+
+
+def test_insert_rows_pauses_the_cyclic_gc_and_restores_it(conn):
+    """The cyclic garbage collector does not run while insert_rows encodes and writes a
+    batch (it scanned every live object on each allocation burst), and it is back as it
+    was afterwards — also when the batch is refused."""
+    import gc
+
+    runs = []
+
+    def seen(phase, info):
+        if phase == "start":
+            runs.append(info["generation"])
+
+    rows = [(1_700_000_000, f"{TOKEN[:-5]}{i:05d}", *ROWS[0][2:]) for i in range(3000)]
+    gc.callbacks.append(seen)
+    try:
+        assert gc.isenabled()
+        with db.atomic(conn):
+            assert store.insert_rows(conn, rows) == 3000
+        # at most the one collection of the allocations counted during the pause, right after it
+        # (without the pause: one every few hundred allocations, a dozen here)
+        assert len(runs) <= 1 and gc.isenabled()
+        bad = [(*ROWS[0][:14], "guessed")]
+        with pytest.raises(ValueError, match="unknown snapshot source"), db.atomic(conn):
+            store.insert_rows(conn, bad)
+        assert gc.isenabled()
+        gc.disable()
+        with db.atomic(conn):
+            store.insert_rows(conn, [(1_700_000_300, *rows[0][1:])])
+        assert not gc.isenabled()  # left as it was
+    finally:
+        gc.enable()
+        gc.callbacks.remove(seen)
