@@ -12,7 +12,8 @@ Steps (the exchange clock stamps the cycle; see polybot/collect/__init__.py):
    :data:`REFRESH_LIMIT` per cycle;
 6. ONE transaction: upsert markets and tokens, ``tracked`` flags, snapshots
    (INSERT OR IGNORE — a re-run of the same cycle inserts nothing and says "already
-   collected"), and the cycle's ``collection_cycles`` row;
+   collected"), and the cycle's ``collection_cycles`` row; then a PASSIVE WAL checkpoint,
+   off the COMMIT (``store.checkpoint_after_commit``; why it is safe: ``store.tune_for_bulk``);
 7. one ``info`` alert per market that enters the universe for the first time (not on the
    very first population), then the one-line summary.
 
@@ -71,9 +72,16 @@ class CycleResult:
     markets: int = 0
     snapshots: int = 0  # new rows written
     existing: int = 0  # rows of this cycle already present (re-run)
-    insert_seconds: float = 0.0  # writing the snapshot rows (encoding included)
+    insert_seconds: float = 0.0  # writing the snapshot rows (their parameters were built on the book threads)
+    insert_cpu_seconds: float = 0.0  # the same, CPU seconds of the main thread
     commit_seconds: float = 0.0  # the COMMIT of the cycle's one transaction
+    commit_cpu_seconds: float = 0.0
     write_seconds: float = 0.0  # the whole transaction: upserts, snapshots, commit
+    # the WAL checkpoint after the commit (store.checkpoint_after_commit): its time, and
+    # (busy, WAL frames, frames checkpointed) or None when it could not run
+    checkpoint_seconds: float = 0.0
+    checkpoint_cpu_seconds: float = 0.0
+    checkpoint: tuple[int, int, int] | None = None
     errors: int = 0
     api_seconds: float = 0.0
     duration: float = 0.0
@@ -304,12 +312,17 @@ def _collect_once(
         known_before = store.known_market_ids(conn)
         was_tracked = store.tracked_market_ids(conn)
         depth = cfg.collection.depth_levels
+        # token id -> integer key, once per cycle and before the listing, so the book threads
+        # build each row's final insert parameters (keys are never changed once made; a
+        # token seen for the first time gets its key in the transaction below)
+        keys = store.token_keys(conn)
+        known_keys = keys.keys
         with BookFetcher(
             client,
             batch_size=cfg.collection.books_batch_size,
             workers=BOOK_WORKERS,
             progress=progress,
-            row_of=lambda m, b: store.snapshot_row(res.cycle_ts, m, b, depth),
+            row_of=lambda m, b: store.snapshot_row(res.cycle_ts, m, b, depth, known_keys),
         ) as fetcher:
             market_rows: dict[str, tuple] = {}
 
@@ -351,11 +364,11 @@ def _collect_once(
             store.upsert_markets(conn, fresh, tracked=False, now=server_now, payouts=clob_payouts)
             for mid in failed:
                 store.touch_market(conn, mid, server_now)
-            keys = store.token_keys(conn)  # once per cycle: token id -> integer key
             res.existing = store.count_cycle_snapshots(conn, res.cycle_ts, [r[1] for r in rows], keys=keys)
-            t_ins = time.perf_counter()
+            t_ins, c_ins = time.perf_counter(), time.thread_time()
             res.snapshots = store.insert_snapshots(conn, rows, keys=keys)
             res.insert_seconds = time.perf_counter() - t_ins
+            res.insert_cpu_seconds = time.thread_time() - c_ins
             res.duration = time.perf_counter() - t0
             res.api_seconds = client.stats.total_seconds
             store.finish_cycle(
@@ -370,9 +383,14 @@ def _collect_once(
                 duration=res.duration,
                 error_detail="; ".join(res.problems[:20]) or None,
             )
-            t_commit = time.perf_counter()
+            t_commit, c_commit = time.perf_counter(), time.thread_time()
         res.commit_seconds = time.perf_counter() - t_commit
+        res.commit_cpu_seconds = time.thread_time() - c_commit
         res.write_seconds = time.perf_counter() - t_write
+        t_ckpt, c_ckpt = time.perf_counter(), time.thread_time()
+        res.checkpoint = store.checkpoint_after_commit(conn)
+        res.checkpoint_seconds = time.perf_counter() - t_ckpt
+        res.checkpoint_cpu_seconds = time.thread_time() - c_ckpt
         res.refreshed = len(fresh)
         res.resolved = sum(1 for m in fresh if m.payouts is not None or m.id in clob_payouts)
         res.new_markets = [m for m in sel.markets if m.id not in known_before] if known_before else []

