@@ -17,8 +17,8 @@ which creates every market and token key of a new database, is printed, not coun
 - the insert rate: the cycle's snapshot rows ÷ (writing them + the COMMIT of the cycle's
   transaction, which also carries the market upserts), on a connection opened as
   ``collect_market_data.py`` opens it (``synchronous=NORMAL`` in WAL mode, the 64 MB page
-  cache and the raised WAL auto-checkpoint of ``store.tune_for_bulk``); wall and main-thread
-  CPU seconds. The WAL checkpoint that follows the commit (``store.checkpoint_after_commit``,
+  cache and the raised WAL auto-checkpoint of ``snapshot_rows.tune_for_bulk``); wall and main-thread
+  CPU seconds. The WAL checkpoint that follows the commit (``snapshot_rows.checkpoint_after_commit``,
   off the commit but inside the cycle) is printed apart, with the rate it would give if
   counted too;
 - the encoding cost per row (``codec.pack_levels`` of both sides, ``codec.encode``),
@@ -57,7 +57,7 @@ import requests  # noqa: E402
 import yaml  # noqa: E402
 
 from polybot import db  # noqa: E402
-from polybot.collect import store  # noqa: E402
+from polybot.collect import snapshot_rows  # noqa: E402
 from polybot.collect.common import make_client  # noqa: E402
 from polybot.collect.cycle import BOOK_WORKERS, collect_once  # noqa: E402
 from polybot.config import load_config  # noqa: E402
@@ -127,7 +127,7 @@ def cpu_seconds(pid: int) -> float:
 
 def encoding_cost(conn, ts: int) -> dict:
     """µs per row, on the cycle's stored rows rebuilt as books: the collector's row (both
-    sides packed by store.pack_side and every value encoded: store.snapshot_row), and
+    sides packed by snapshot_rows.pack_side and every value encoded: snapshot_rows.snapshot_row), and
     for comparison codec.pack_levels of both sides and codec.encode of the row."""
     rows = conn.execute(
         f"SELECT {', '.join(codec.COLUMNS)} FROM snapshot_values WHERE timestamp = ?", (ts,)
@@ -149,7 +149,7 @@ def encoding_cost(conn, ts: int) -> dict:
     ]
     t0 = time.process_time()
     for m, book in books:
-        store.snapshot_row(ts, m, book, 5)  # type: ignore[arg-type]
+        snapshot_rows.snapshot_row(ts, m, book, 5)  # type: ignore[arg-type]
     row_s = time.process_time() - t0
     t0 = time.process_time()
     for b, a in sides:
@@ -213,14 +213,14 @@ def main() -> None:
         cfg = load_config(ws / "config.yaml", require_mode_secrets=False)
         db.initialize(cfg.database_path)
         conn = db.open_database(cfg, synchronous="NORMAL")  # as collect_market_data.py (cycle.run)
-        store.tune_for_bulk(conn)
+        snapshot_rows.tune_for_bulk(conn)
         client = make_client(cfg, book_workers=BOOK_WORKERS)
         cycles, floors, rates, ckpt_rates, cpu_rates = [], [], [], [], []
         tokens: list[str] = []
         for r in range(args.rounds * (2 if args.ab_checkpoint else 1) + 1):
             default_ckpt = args.ab_checkpoint and r > 0 and r % 2 == 0
             conn.execute(
-                f"PRAGMA wal_autocheckpoint = {1000 if default_ckpt else store.COLLECTOR_WAL_AUTOCHECKPOINT_PAGES}"
+                f"PRAGMA wal_autocheckpoint = {1000 if default_ckpt else snapshot_rows.COLLECTOR_WAL_AUTOCHECKPOINT_PAGES}"
             )
             advance(base, 300)
             s0, c0 = cpu_seconds(proc.pid), time.process_time()

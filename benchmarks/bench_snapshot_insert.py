@@ -9,9 +9,9 @@ row on disk, and the choice of the clustered key — compact layout, schema vers
    Levels handed over as BookLevel tuples (what a cycle has in hand) and as ``"p:s,p:s"``
    text. The figure includes encoding and the commit, not building the rows.
    1b. The collector's write path (issue 16's target "inserts ≥ 200k rows/s including the
-   commit"): ``collect.store.insert_snapshots`` of rows built as the book threads build them
+   commit"): ``collect.snapshot_rows.insert_snapshots`` of rows built as the book threads build them
    (not timed: a cycle builds them while the listing runs), on a connection set up by
-   ``collect.store.tune_for_bulk``; beside it, alternated cycle by cycle, the levers
+   ``collect.snapshot_rows.tune_for_bulk``; beside it, alternated cycle by cycle, the levers
    measured: the sides bound as ``bytes``, one ``executemany``, and the WAL checkpoint
    inside the COMMIT (SQLite's default 1,000-page auto-checkpoint). The COMMIT and the
    checkpoint after it are printed apart. benchmarks/bench_collection.py measures the same
@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from polybot import db  # noqa: E402
-from polybot.collect import store as collect_store  # noqa: E402
+from polybot.collect import snapshot_rows as collect_rows  # noqa: E402
 from polybot.exchange.models import BookLevel, OrderBook  # noqa: E402
 from polybot.snapshots import store  # noqa: E402
 
@@ -100,7 +100,7 @@ def insert_cycles(path: Path, cycles: list[list[tuple]]) -> tuple[list[float], l
     """One transaction per cycle; rows/s of each cycle, encoding and commit included: per
     wall-clock second and per CPU second of this process (the machine may be shared)."""
     conn = db.connect(path, synchronous="NORMAL")
-    conn.execute("PRAGMA cache_size = -65536")  # the collector's (collect.store.tune_for_bulk)
+    conn.execute("PRAGMA cache_size = -65536")  # the collector's (collect.snapshot_rows.tune_for_bulk)
     keys = store.TokenKeys(conn)
     keys.load()
     rates, cpu_rates = [], []
@@ -115,7 +115,7 @@ def insert_cycles(path: Path, cycles: list[list[tuple]]) -> tuple[list[float], l
 
 
 def collector_rows(rows: list[tuple], keys: dict[str, int] | None) -> list:
-    """The rows as the collector's book threads build them (collect.store.snapshot_row: sides
+    """The rows as the collector's book threads build them (collect.snapshot_rows.snapshot_row: sides
     packed, values encoded, the token key from the map loaded before the listing)."""
     out = []
     for r in rows:
@@ -123,7 +123,7 @@ def collector_rows(rows: list[tuple], keys: dict[str, int] | None) -> list:
         book = OrderBook(
             token_id=r[1], market="", timestamp_ms=0, bids=r[10], asks=r[11], last_trade_price=r[7]
         )
-        out.append(collect_store.snapshot_row(r[0], market, book, LEVELS, keys))  # type: ignore[arg-type]
+        out.append(collect_rows.snapshot_row(r[0], market, book, LEVELS, keys))  # type: ignore[arg-type]
     return out
 
 
@@ -132,7 +132,7 @@ def _as_bytes(rows: list) -> list:
     out = []
     for r in rows:
         p = r.params
-        c = collect_store.Snapshot(r)
+        c = collect_rows.Snapshot(r)
         c.params = (*p[:7], bytes(p[7]), bytes(p[8]), *p[9:])
         out.append(c)
     return out
@@ -149,19 +149,19 @@ COLLECTOR_VARIANTS = {
 def collector_path(
     path: Path, tokens: list[str], n_cycles: int
 ) -> dict[str, list[tuple[float, float, float, float]]]:
-    """The collector's write path (collect.store.insert_snapshots of rows built as the book
-    threads build them, on a connection set up by collect.store.tune_for_bulk), one
+    """The collector's write path (collect.snapshot_rows.insert_snapshots of rows built as the book
+    threads build them, on a connection set up by collect.snapshot_rows.tune_for_bulk), one
     transaction per cycle, the variants of :data:`COLLECTOR_VARIANTS` alternated cycle by
     cycle. Per cycle: (rows/s of insert + COMMIT, the same per CPU second, COMMIT seconds,
     checkpoint seconds)."""
     conn = db.connect(path, synchronous="NORMAL")
-    collect_store.tune_for_bulk(conn)
-    keys = collect_store.token_keys(conn)
+    collect_rows.tune_for_bulk(conn)
+    keys = collect_rows.token_keys(conn)
     with db.atomic(conn):  # the first cycle creates every token key
-        collect_store.insert_snapshots(
+        collect_rows.insert_snapshots(
             conn, collector_rows(make_rows(tokens, T0, random.Random(0), text=False), None), keys=keys
         )
-    collect_store.checkpoint_after_commit(conn)
+    collect_rows.checkpoint_after_commit(conn)
     out: dict[str, list[tuple[float, float, float, float]]] = {v: [] for v in COLLECTOR_VARIANTS}
     for c in range(1, n_cycles + 1):
         for k, variant in enumerate(COLLECTOR_VARIANTS):
@@ -171,20 +171,20 @@ def collector_path(
                 rows = _as_bytes(rows)
             default = variant == "checkpoint in COMMIT"
             conn.execute(
-                f"PRAGMA wal_autocheckpoint = {1000 if default else collect_store.COLLECTOR_WAL_AUTOCHECKPOINT_PAGES}"
+                f"PRAGMA wal_autocheckpoint = {1000 if default else collect_rows.COLLECTOR_WAL_AUTOCHECKPOINT_PAGES}"
             )
             t0, c0 = time.perf_counter(), time.thread_time()
             conn.execute("BEGIN IMMEDIATE")
             if variant == "executemany":
                 params = sorted((r.params for r in rows), key=lambda p: p[1])
-                conn.executemany(collect_store.INSERT_COLLECTED, params)
+                conn.executemany(collect_rows.INSERT_COLLECTED, params)
                 n = len(params)
             else:
-                n = collect_store.insert_snapshots(conn, rows, keys=keys)
+                n = collect_rows.insert_snapshots(conn, rows, keys=keys)
             t1 = time.perf_counter()
             conn.execute("COMMIT")
             t2, c2 = time.perf_counter(), time.thread_time()
-            collect_store.checkpoint_after_commit(conn)
+            collect_rows.checkpoint_after_commit(conn)
             t3 = time.perf_counter()
             out[variant].append((n / (t2 - t0), n / max(1e-9, c2 - c0), t2 - t1, t3 - t2))
     conn.close()
@@ -274,7 +274,7 @@ def main() -> None:
         _new_db(path)
         got = collector_path(path, tokens, max(2, args.cycles // 2))
         print(
-            f"the collector's write path (collect.store.insert_snapshots; rows built beforehand as the book "
+            f"the collector's write path (collect.snapshot_rows.insert_snapshots; rows built beforehand as the book "
             f"threads build them, not timed), {args.tokens:,} rows a cycle, variants alternated cycle by cycle, "
             f"load average {os.getloadavg()[0]:.1f}:",
             flush=True,

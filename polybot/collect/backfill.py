@@ -54,7 +54,7 @@ from ..config import CollectionConfig, Config
 from ..errors import DataError, ExchangeError, ExchangeUnavailable, RequestRejected
 from ..exchange.models import Market, PricePoint
 from ..timefmt import iso_seconds
-from . import store, universe
+from . import snapshot_rows, store, universe
 from .common import (
     BACKFILL_LOCK,
     EXIT_EXCHANGE,
@@ -117,7 +117,7 @@ def plan_token(
     lo = max(start, int(first)) if first else start
     lo = -(-lo // step) * step
     if have is None:
-        have = store.existing_timestamps(conn, [token_id], lo, end)[token_id]
+        have = snapshot_rows.existing_timestamps(conn, [token_id], lo, end)[token_id]
     missing = [g for g in range(lo, end, step) if g not in have]
     return TokenPlan(token_id, market_id, missing, runs_of(missing, step), lo)
 
@@ -129,7 +129,7 @@ def plan_tokens(
     times of all of them in one pass over [start, end) of the clustered table."""
     if not tokens:
         return []
-    have = store.existing_timestamps(conn, [t for t, _ in tokens], start, end)
+    have = snapshot_rows.existing_timestamps(conn, [t for t, _ in tokens], start, end)
     return [plan_token(conn, t, m, start, end, step, have=have[t]) for t, m in tokens]
 
 
@@ -159,7 +159,7 @@ def fill(plan: TokenPlan, points: list[PricePoint]) -> list[tuple]:
     for g in plan.missing:
         i = bisect.bisect_right(ts, g) - 1
         if i >= 0 and g - ts[i] <= MAX_FILL:
-            rows.append(store.backfill_row(g, plan.token_id, plan.market_id, points[i].p))
+            rows.append(snapshot_rows.backfill_row(g, plan.token_id, plan.market_id, points[i].p))
     return rows
 
 
@@ -346,7 +346,7 @@ def backfill(
         desc="backfill",
         disable=(None if progress_bar is None else not progress_bar),
     )
-    keys = store.TokenKeys(conn)  # token id -> key, looked up once per token of this run
+    keys = snapshot_rows.TokenKeys(conn)  # token id -> key, looked up once per token of this run
     pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="backfill")
     try:
         pending = {pool.submit(fetch_history, client, p, step): p for p in todo}
@@ -366,7 +366,7 @@ def backfill(
                 rows = fill(plan, points)
                 first = history_start(plan, points, end, step)
                 with db.atomic(conn):
-                    res.rows += store.insert_snapshots(conn, rows, keys=keys)
+                    res.rows += snapshot_rows.insert_snapshots(conn, rows, keys=keys)
                     if first is not None:
                         db.set_state(conn, STATE_PREFIX + plan.token_id, str(first), now=end)
                 res.done += 1
@@ -436,7 +436,7 @@ def run(cfg: Config, days: float, *, verbose: bool = False, out: Callable[[str],
             out(msg)
             return EXIT_OK
         conn = db.open_database(cfg, synchronous="NORMAL")
-        store.tune_for_bulk(conn)
+        snapshot_rows.tune_for_bulk(conn)
         client = make_client(cfg)
         try:
             n = conn.execute("SELECT COUNT(*) FROM markets WHERE tracked = 1").fetchone()[0]

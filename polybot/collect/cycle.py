@@ -13,7 +13,7 @@ Steps (the exchange clock stamps the cycle; see polybot/collect/__init__.py):
 6. ONE transaction: upsert markets and tokens, ``tracked`` flags, snapshots
    (INSERT OR IGNORE — a re-run of the same cycle inserts nothing and says "already
    collected"), and the cycle's ``collection_cycles`` row; then a PASSIVE WAL checkpoint,
-   off the COMMIT (``store.checkpoint_after_commit``; why it is safe: ``store.tune_for_bulk``);
+   off the COMMIT (``snapshot_rows.checkpoint_after_commit``; why it is safe: ``snapshot_rows.tune_for_bulk``);
 7. one ``info`` alert per market that enters the universe for the first time (not on the
    very first population), then the one-line summary.
 
@@ -42,7 +42,7 @@ from ..config import Config
 from ..errors import DataError, ExchangeError, ExchangeUnavailable, RequestRejected
 from ..exchange.models import Market
 from ..timefmt import iso_seconds
-from . import store, universe
+from . import snapshot_rows, store, universe
 from .books import BookFetcher
 from .common import (
     COLLECT_LOCK,
@@ -77,7 +77,7 @@ class CycleResult:
     commit_seconds: float = 0.0  # the COMMIT of the cycle's one transaction
     commit_cpu_seconds: float = 0.0
     write_seconds: float = 0.0  # the whole transaction: upserts, snapshots, commit
-    # the WAL checkpoint after the commit (store.checkpoint_after_commit): its time, and
+    # the WAL checkpoint after the commit (snapshot_rows.checkpoint_after_commit): its time, and
     # (busy, WAL frames, frames checkpointed) or None when it could not run
     checkpoint_seconds: float = 0.0
     checkpoint_cpu_seconds: float = 0.0
@@ -315,14 +315,14 @@ def _collect_once(
         # token id -> integer key, once per cycle and before the listing, so the book threads
         # build each row's final insert parameters (keys are never changed once made; a
         # token seen for the first time gets its key in the transaction below)
-        keys = store.token_keys(conn)
+        keys = snapshot_rows.token_keys(conn)
         known_keys = keys.keys
         with BookFetcher(
             client,
             batch_size=cfg.collection.books_batch_size,
             workers=BOOK_WORKERS,
             progress=progress,
-            row_of=lambda m, b: store.snapshot_row(res.cycle_ts, m, b, depth, known_keys),
+            row_of=lambda m, b: snapshot_rows.snapshot_row(res.cycle_ts, m, b, depth, known_keys),
         ) as fetcher:
             market_rows: dict[str, tuple] = {}
 
@@ -364,9 +364,11 @@ def _collect_once(
             store.upsert_markets(conn, fresh, tracked=False, now=server_now, payouts=clob_payouts)
             for mid in failed:
                 store.touch_market(conn, mid, server_now)
-            res.existing = store.count_cycle_snapshots(conn, res.cycle_ts, [r[1] for r in rows], keys=keys)
+            res.existing = snapshot_rows.count_cycle_snapshots(
+                conn, res.cycle_ts, [r[1] for r in rows], keys=keys
+            )
             t_ins, c_ins = time.perf_counter(), time.thread_time()
-            res.snapshots = store.insert_snapshots(conn, rows, keys=keys)
+            res.snapshots = snapshot_rows.insert_snapshots(conn, rows, keys=keys)
             res.insert_seconds = time.perf_counter() - t_ins
             res.insert_cpu_seconds = time.thread_time() - c_ins
             res.duration = time.perf_counter() - t0
@@ -388,7 +390,7 @@ def _collect_once(
         res.commit_cpu_seconds = time.thread_time() - c_commit
         res.write_seconds = time.perf_counter() - t_write
         t_ckpt, c_ckpt = time.perf_counter(), time.thread_time()
-        res.checkpoint = store.checkpoint_after_commit(conn)
+        res.checkpoint = snapshot_rows.checkpoint_after_commit(conn)
         res.checkpoint_seconds = time.perf_counter() - t_ckpt
         res.checkpoint_cpu_seconds = time.thread_time() - c_ckpt
         res.refreshed = len(fresh)
@@ -455,7 +457,7 @@ def run(
             out(msg)
             return EXIT_OK
         conn = db.open_database(cfg, synchronous="NORMAL")
-        store.tune_for_bulk(conn)
+        snapshot_rows.tune_for_bulk(conn)
         client = make_client(cfg, book_workers=BOOK_WORKERS)
         try:
             res = collect_once(

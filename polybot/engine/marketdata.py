@@ -7,7 +7,7 @@ collection.interval_minutes)``), like the backtester (:mod:`polybot.strategy.exe
 
 - at the first loop of a new grid step the books of the universe are fetched once
   (``POST /books``) and recorded with the collector's own functions
-  (:func:`polybot.collect.store.snapshot_row`, ``insert_snapshots``, INSERT OR IGNORE: one
+  (:func:`polybot.collect.snapshot_rows.snapshot_row`, ``insert_snapshots``, INSERT OR IGNORE: one
   row per token per grid step, whoever writes it first); then the rows the DATABASE holds
   for that step (ours or the collector's) are read back and fed to the strategy's
   :class:`~polybot.strategy.feed.MarketFeed` — so paper/live decide on exactly the rows a
@@ -32,7 +32,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
 from polybot import db
-from polybot.collect import store
+from polybot.collect import snapshot_rows
 from polybot.exchange.models import FeeSchedule, Market, OrderBook
 from polybot.money import to_micro
 from polybot.strategy.base import MarketInfo
@@ -212,10 +212,10 @@ class MarketData:
             # snapshot_row reads only id, volume_24h and liquidity of its Market (the cast says
             # so); the engine has the markets row, not a Gamma Market.
             m = SimpleNamespace(id=mid, volume_24h=r["volume_24h"], liquidity=r["liquidity"])
-            rows.append(store.snapshot_row(grid, cast(Market, m), b, self.depth))
+            rows.append(snapshot_rows.snapshot_row(grid, cast(Market, m), b, self.depth))
         if rows:
             with db.atomic(self.conn):
-                store.insert_snapshots(self.conn, rows)
+                snapshot_rows.insert_snapshots(self.conn, rows)
         self.step_ts = grid
         if self.feed is not None:
             stored = self.stored_rows(grid, tokens)

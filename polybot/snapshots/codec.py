@@ -532,7 +532,7 @@ def encode_rows(
     left out (they are the table's defaults) — fewer bound parameters per row make
     ``executemany`` about a third faster. ``blob_type=bytearray``: the packed sides as
     bytearrays, the same bytes (an INSERT binds them without the sqlite3 module's adapter
-    lookup for ``bytes``: see polybot/collect/store.py ``_pack_buffer``)."""
+    lookup for ``bytes``: see polybot/collect/snapshot_rows.py ``_pack_buffer``)."""
     if not rows:
         return ("timestamp", "token_key", *STORED), []
     cols = list(zip(*rows, strict=True))

@@ -414,7 +414,7 @@ def test_a_cycle_checkpoints_its_rows_into_the_database_file_after_its_commit(wo
     import sqlite3
 
     from polybot import db as dbm
-    from polybot.collect import store
+    from polybot.collect import snapshot_rows
     from polybot.collect.common import make_client
     from polybot.collect.cycle import collect_once
     from polybot.config import load_config
@@ -422,7 +422,7 @@ def test_a_cycle_checkpoints_its_rows_into_the_database_file_after_its_commit(wo
     path = setup_workspace(workspace, sim)
     cfg = load_config(workspace / "config.yaml", require_mode_secrets=False)
     conn = dbm.open_database(cfg, synchronous="NORMAL")
-    store.tune_for_bulk(conn)
+    snapshot_rows.tune_for_bulk(conn)
     client = make_client(cfg)
     try:
         for k in range(2):

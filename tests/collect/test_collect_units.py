@@ -9,7 +9,7 @@ import random
 from dataclasses import replace
 
 from polybot import db
-from polybot.collect import backfill, store, universe
+from polybot.collect import backfill, snapshot_rows, store, universe
 from polybot.config import CollectionConfig, default_config
 from polybot.exchange.models import BookLevel, Market, OrderBook, OutcomeToken, PricePoint
 from polybot.snapshots import codec
@@ -85,17 +85,23 @@ def test_tags_match_labels_case_insensitively():
 
 def test_levels_round_trip_and_one_sided_books():
     levels = (BookLevel(0.53, 1234.56), BookLevel(0.52, 100.0), BookLevel(0.5, 7.0))
-    assert store.fmt_levels(levels, 2) == "0.53:1234.56,0.52:100"
-    assert store.parse_levels(store.fmt_levels(levels, 5)) == [(0.53, 1234.56), (0.52, 100.0), (0.5, 7.0)]
+    assert snapshot_rows.fmt_levels(levels, 2) == "0.53:1234.56,0.52:100"
+    assert snapshot_rows.parse_levels(snapshot_rows.fmt_levels(levels, 5)) == [
+        (0.53, 1234.56),
+        (0.52, 100.0),
+        (0.5, 7.0),
+    ]
     book = OrderBook(token_id="11", market="0x1", timestamp_ms=0, bids=levels, asks=(), last_trade_price=0.53)
-    row = dict(zip(store.SNAPSHOT_COLUMNS, store.snapshot_row(600, mk(1, 10), book, 2), strict=True))
+    row = dict(
+        zip(snapshot_rows.SNAPSHOT_COLUMNS, snapshot_rows.snapshot_row(600, mk(1, 10), book, 2), strict=True)
+    )
     assert row["best_bid"] == 0.53 and row["best_ask"] is None and row["mid"] is None
     # the sides are packed straight from the levels; parse_levels reads BLOBs and text alike
-    assert isinstance(row["bids"], bytes) and store.parse_levels(row["bids"]) == [
+    assert isinstance(row["bids"], bytes) and snapshot_rows.parse_levels(row["bids"]) == [
         (0.53, 1234.56),
         (0.52, 100.0),
     ]
-    assert row["asks"] == b"" and store.parse_levels(row["asks"]) == []
+    assert row["asks"] == b"" and snapshot_rows.parse_levels(row["asks"]) == []
     assert row["ask_depth"] == 0 and row["bid_depth"] == 1334.56
     assert row["source"] == "collected" and row["last_trade_price"] == 0.53
 
@@ -120,13 +126,15 @@ def test_pack_side_is_byte_for_byte_the_codec_and_the_depth_is_the_exact_sum():
             )
             levels.append(BookLevel(round(rng.randint(1, nt - 1) * tick, 4), size))
         n = rng.randint(1, 6)
-        blob, depth = store.pack_side(levels, n)
+        blob, depth = snapshot_rows.pack_side(levels, n)
         pairs = [(lv.price, lv.size) for lv in levels[:n]]
         assert blob == (codec.pack_levels(pairs) or b"")
         assert codec.levels_of(blob) == pairs
         assert depth == round(math.fsum(s for _, s in pairs), 6)
     # centi-share sizes: the depth is a whole number of centi-shares (stored as an INTEGER)
-    blob, depth = store.pack_side((BookLevel(0.52, 0.1), BookLevel(0.51, 0.2), BookLevel(0.5, 1500.07)), 5)
+    blob, depth = snapshot_rows.pack_side(
+        (BookLevel(0.52, 0.1), BookLevel(0.51, 0.2), BookLevel(0.5, 1500.07)), 5
+    )
     assert depth == 1500.37 and codec.encode_scaled(depth, codec.SIZE_SCALE) == 150037
 
 
@@ -139,9 +147,12 @@ def test_a_snapshot_carries_exactly_the_codec_encoding_of_its_values():
         book = OrderBook(
             token_id="11", market="0x1", timestamp_ms=0, bids=bids, asks=ask_side, last_trade_price=last
         )
-        row = store.snapshot_row(900, mk(1, 1234.5678901), book, 5)
+        row = snapshot_rows.snapshot_row(900, mk(1, 1234.5678901), book, 5)
         assert codec.encode(row, 7) == (900, 7, *row.stored, None, None, 0)  # mid, spread, source
-        assert codec.STORED[-3:] == ("mid", "spread", "source") and "NULL, NULL, 0)" in store.INSERT_COLLECTED
+        assert (
+            codec.STORED[-3:] == ("mid", "spread", "source")
+            and "NULL, NULL, 0)" in snapshot_rows.INSERT_COLLECTED
+        )
         assert codec.decode(codec.encode(row, 7), "11", "1") == tuple(row)
 
 
@@ -192,7 +203,7 @@ def test_upsert_keeps_a_recorded_outcome(tmp_path):
     assert json.loads(row[0]) == {"11": 1.0, "12": 0.0}
     assert tuple(row[1:]) == (200, 100, 300, 0)
     with db.atomic(conn):
-        assert store.insert_snapshots(conn, [store.backfill_row(0, "11", "1", 0.5)] * 2) == 1
+        assert snapshot_rows.insert_snapshots(conn, [snapshot_rows.backfill_row(0, "11", "1", 0.5)] * 2) == 1
     conn.close()
 
 
@@ -219,14 +230,14 @@ def test_collected_rows_go_in_by_statements_of_many_rows_with_or_ignore_per_row(
         )
 
     tokens = [str(10**70 + i) for i in range(613)]
-    first = [store.snapshot_row(900, mk(1, 10), book(t), 5) for t in tokens]
+    first = [snapshot_rows.snapshot_row(900, mk(1, 10), book(t), 5) for t in tokens]
     with db.atomic(conn):
-        assert store.insert_snapshots(conn, first[:100]) == 100
-    again = [store.snapshot_row(900, mk(1, 10), book(t), 5) for t in tokens[:50]]  # stored already
-    twice = [store.snapshot_row(900, mk(1, 10), book(tokens[-1]), 5)]  # a second row, same key
+        assert snapshot_rows.insert_snapshots(conn, first[:100]) == 100
+    again = [snapshot_rows.snapshot_row(900, mk(1, 10), book(t), 5) for t in tokens[:50]]  # stored already
+    twice = [snapshot_rows.snapshot_row(900, mk(1, 10), book(tokens[-1]), 5)]  # a second row, same key
     conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 11 * 7 + 3)  # 7 rows a statement
     with db.atomic(conn):
-        assert store.insert_snapshots(conn, list(reversed(first[100:])) + again + twice) == 513
+        assert snapshot_rows.insert_snapshots(conn, list(reversed(first[100:])) + again + twice) == 513
     got = {
         r[1]: tuple(r)
         for r in conn.execute(f"SELECT {', '.join(codec.COLUMNS)} FROM snapshot_values WHERE timestamp = 900")
@@ -313,22 +324,22 @@ def test_rows_built_with_token_keys_store_exactly_the_bytes_of_the_other_paths(t
             "INSERT INTO snapshot_tokens (token_id, market_id) VALUES (?, ?)",
             [(b.token_id, m.id) for m, b in books[:200]],
         )
-    loaded = store.token_keys(keyed)  # loaded "before the listing"
+    loaded = snapshot_rows.token_keys(keyed)  # loaded "before the listing"
     other = db.connect(paths["keyed"])  # another writer keys a token after the load
     with db.atomic(other):
         other.execute(
             "INSERT INTO snapshot_tokens (token_id, market_id) VALUES (?, ?)", (books[250][1].token_id, "x")
         )
     other.close()
-    with_keys = [store.snapshot_row(900, m, b, 5, loaded.keys) for m, b in books]
-    without = [store.snapshot_row(900, m, b, 5) for m, b in books]
+    with_keys = [snapshot_rows.snapshot_row(900, m, b, 5, loaded.keys) for m, b in books]
+    without = [snapshot_rows.snapshot_row(900, m, b, 5) for m, b in books]
     assert sum(r.params[1] is not None for r in with_keys) == 200  # the map's keys were used
     for r in with_keys[:200]:
         assert r.params == codec.encode(r, loaded.keys[r[1]])[:11]  # (ts, key, bid … liquidity)
     with db.atomic(keyed):
-        assert store.insert_snapshots(keyed, with_keys, keys=loaded) == 300
+        assert snapshot_rows.insert_snapshots(keyed, with_keys, keys=loaded) == 300
     with db.atomic(conns["unkeyed"]):
-        assert store.insert_snapshots(conns["unkeyed"], without) == 300
+        assert snapshot_rows.insert_snapshots(conns["unkeyed"], without) == 300
     with db.atomic(conns["decoded"]):
         snapshots.insert_rows(conns["decoded"], [tuple(r) for r in without])
     got = {name: _stored_rows(c) for name, c in conns.items()}
@@ -346,9 +357,9 @@ def test_rows_built_with_token_keys_store_exactly_the_bytes_of_the_other_paths(t
 
 
 def _write_pages(conn, ts: int, n_rows: int) -> None:
-    rows = [store.snapshot_row(ts, m, b, 5) for m, b in _books(n_rows, ts)]
+    rows = [snapshot_rows.snapshot_row(ts, m, b, 5) for m, b in _books(n_rows, ts)]
     with db.atomic(conn):
-        store.insert_snapshots(conn, rows)
+        snapshot_rows.insert_snapshots(conn, rows)
 
 
 def _rows_in_the_main_file(path, tmp_path) -> int:
@@ -374,12 +385,15 @@ def test_the_collector_commits_without_the_checkpoint_then_checkpoints_after_it(
     path = tmp_path / "c.db"
     db.initialize(path)
     conn = db.connect(path, synchronous="NORMAL")
-    store.tune_for_bulk(conn)
-    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == store.COLLECTOR_WAL_AUTOCHECKPOINT_PAGES
+    snapshot_rows.tune_for_bulk(conn)
+    assert (
+        conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        == snapshot_rows.COLLECTOR_WAL_AUTOCHECKPOINT_PAGES
+    )
     before = _rows_in_the_main_file(path, tmp_path)
     _write_pages(conn, 300, 25_000)  # > 1,000 pages
     assert _rows_in_the_main_file(path, tmp_path) == before  # committed, still only in the WAL
-    busy, frames, done = store.checkpoint_after_commit(conn)
+    busy, frames, done = snapshot_rows.checkpoint_after_commit(conn)
     assert busy == 0 and frames > 1000 and done == frames
     assert _rows_in_the_main_file(path, tmp_path) == before + 25_000
     conn.close()
@@ -395,10 +409,10 @@ def test_the_collectors_wal_stays_bounded_when_its_checkpoints_do_not_run(tmp_pa
     path = tmp_path / "w.db"
     db.initialize(path)
     conn = db.connect(path, synchronous="NORMAL")
-    store.tune_for_bulk(conn, wal_autocheckpoint=0)  # 0 is refused: at least 1 page
+    snapshot_rows.tune_for_bulk(conn, wal_autocheckpoint=0)  # 0 is refused: at least 1 page
     assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1
     limit = 60
-    store.tune_for_bulk(conn, wal_autocheckpoint=limit)
+    snapshot_rows.tune_for_bulk(conn, wal_autocheckpoint=limit)
     page = conn.execute("PRAGMA page_size").fetchone()[0]
     wal = path.with_name(path.name + "-wal")
     sizes = []
@@ -413,13 +427,13 @@ def test_the_collectors_wal_stays_bounded_when_its_checkpoints_do_not_run(tmp_pa
     reader.execute("SELECT COUNT(*) FROM market_snapshots").fetchone()
     for k in range(12, 20):
         _write_pages(conn, 300 * (k + 1), 400)
-        store.checkpoint_after_commit(conn)
+        snapshot_rows.checkpoint_after_commit(conn)
     assert wal.stat().st_size > bound
     reader.execute("COMMIT")
     reader.close()
     # … and once it lets go, the next cycle's checkpoint completes and the WAL is cut back
     _write_pages(conn, 300 * 21, 400)
-    busy, frames, done = store.checkpoint_after_commit(conn)
+    busy, frames, done = snapshot_rows.checkpoint_after_commit(conn)
     assert busy == 0 and done == frames
     _write_pages(conn, 300 * 22, 400)  # the WAL restarts from its start: truncated to the limit
     assert wal.stat().st_size <= bound, (wal.stat().st_size, bound)
