@@ -42,6 +42,7 @@ import json
 import logging
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -337,6 +338,7 @@ def _move_all(
         mininterval=0.5,
     )
     ahead = Prefetcher(conn_path(conn), batch_rows)
+    checkpoints = Checkpointer(conn_path(conn))
     try:
         while True:
             batch = ahead.next()
@@ -358,8 +360,43 @@ def _move_all(
                 break
     finally:
         ahead.close()
+        checkpoints.close()
         bar.close()
     res.checksum = checksum
+
+
+class Checkpointer:
+    """Copies the WAL's committed pages into the database file on a connection of its own,
+    every ``every`` seconds, while the batches are written: the writer's own checkpoints
+    (``wal_autocheckpoint``, at a commit) found them already copied and synced, so the
+    committing thread no longer waits for the disk (~2 µs a row, ~10 s for the benchmark).
+    A PASSIVE checkpoint never waits for or blocks the writer or a reader; SQLite keeps a
+    checkpoint safe against a kill at any point. A failure is logged and ends the thread
+    (the writer's own checkpoints go on)."""
+
+    def __init__(self, path: str, every: float = 0.25):
+        self._path, self._every = path, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="migration-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            conn = db.connect(self._path, synchronous="NORMAL")
+        except (PolybotError, sqlite3.Error) as exc:
+            log.warning("background WAL checkpoints not started: %s", exc)
+            return
+        try:
+            while not self._stop.wait(self._every):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            log.warning("background WAL checkpoints stopped: %s", exc)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
 
 
 def conn_path(conn: sqlite3.Connection) -> str:
