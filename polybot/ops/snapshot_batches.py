@@ -37,11 +37,13 @@ take ~10 minutes for the 4.32 M-row benchmark; this does the same work in SQL an
 
 from __future__ import annotations
 
-import queue
+import multiprocessing
 import sqlite3
-import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
 
 import numpy as np
 
@@ -208,11 +210,8 @@ def _parse(rows: Sequence[Sequence], col: int) -> Levels:
         raise
 
 
-def _add_tokens(conn: sqlite3.Connection, rows: Sequence[Sequence], known: set[str]) -> None:
-    new: dict[str, str] = {}
-    for r in rows:
-        if r[1] not in known and r[1] not in new:
-            new[r[1]] = r[2]
+def _add_tokens(conn: sqlite3.Connection, markets: dict[str, str], known: set[str]) -> None:
+    new = {token: market for token, market in markets.items() if token not in known}
     if new:
         conn.executemany(
             "INSERT OR IGNORE INTO snapshot_tokens (token_id, market_id) VALUES (?, ?)", list(new.items())
@@ -250,25 +249,51 @@ def _first_difference(
 
 
 @dataclass
-class Prepared:
+class Ready:
+    """What :func:`apply_batch` needs of a prepared batch: small and picklable (the read-ahead
+    process sends it through a pipe). Every check that needs no database is done already:
+    ``level_error`` names the first book side whose packed BLOB decodes differently from the
+    old text, and the two checksums are computed."""
+
+    timestamps: Sequence[int]  # the rows' keys, column by column (the temporary table's)
+    tokens: Sequence[str]
+    packed_b: list
+    packed_a: list
+    markets: dict[str, str]  # each token's market id (its first row's): new snapshot_tokens rows
+    checksum: int  # of the values and the sides decoded from the packed BLOBs
+    legacy_checksum: int  # of the values and the sides parsed from the old texts
+    level_error: tuple[int, str, str] | None  # (timestamp, token_id, what it reads) or None
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+
+@dataclass
+class Prepared(Ready):
     """A batch read from the legacy table with its book sides parsed and packed (no writes),
     the packed sides decoded again, and the hashes of the rows' other values (the checksums'
     part that both share: :func:`apply_batch` proves in SQL that the view returns them)."""
 
     rows: list
-    timestamps: Sequence[int]  # the rows' keys, column by column (the temporary table's)
-    tokens: Sequence[str]
     old_b: Levels
     old_a: Levels
-    packed_b: list
-    packed_a: list
     new_b: Levels
     new_a: Levels
     values: np.ndarray
-    bad_bids: int | None  # the first row whose packed bids decode differently from the text
-    bad_asks: int | None
-    checksum: int  # of the values and the sides decoded from the packed BLOBs
-    legacy_checksum: int  # of the values and the sides parsed from the old texts
+
+    def ready(self) -> Ready:
+        """The part :func:`apply_batch` needs (each token id one object: a smaller pickle)."""
+        same: dict[str, str] = {}
+        return Ready(
+            self.timestamps,
+            [same.setdefault(t, t) for t in self.tokens],
+            self.packed_b,
+            self.packed_a,
+            self.markets,
+            self.checksum,
+            self.legacy_checksum,
+            self.level_error,
+        )
 
 
 _BIDS, _ASKS, _STORED_SOURCE = len(_FETCH), len(_FETCH) + 1, len(_FETCH) + 2
@@ -301,21 +326,31 @@ def prepare_batch(legacy: list) -> Prepared:
     columns = list(zip(*legacy, strict=True))
     values = row_hashes(legacy, columns[: len(_FETCH)])
     new_b, new_a = decode_blobs(packed_b), decode_blobs(packed_a)
+    level_error = None
+    for side, col, old, new in (("bids", _BIDS, old_b, new_b), ("asks", _ASKS, old_a, new_a)):
+        bad = first_level_difference(old, new)
+        if bad is not None:
+            r = legacy[bad]
+            level_error = (r[0], r[1], f"reads {side} {new.row(bad)!r} instead of {r[col]!r}")
+            break
+    markets: dict[str, str] = {}
+    for token, market in zip(columns[1], columns[2], strict=True):
+        markets.setdefault(token, market)
     return Prepared(
-        legacy,
         columns[0],
         columns[1],
-        old_b,
-        old_a,
         packed_b,
         packed_a,
+        markets,
+        batch_checksum(values, new_b, new_a),
+        batch_checksum(values, old_b, old_a),
+        level_error,
+        legacy,
+        old_b,
+        old_a,
         new_b,
         new_a,
         values,
-        first_level_difference(old_b, new_b),
-        first_level_difference(old_a, new_a),
-        batch_checksum(values, new_b, new_a),
-        batch_checksum(values, old_b, old_a),
     )
 
 
@@ -328,63 +363,63 @@ def move_batch(conn: sqlite3.Connection, n: int, known_tokens: set[str]) -> Batc
     return apply_batch(conn, prepare_batch(legacy), known_tokens)
 
 
-def apply_batch(conn: sqlite3.Connection, batch: Prepared, known_tokens: set[str]) -> BatchResult:
+def apply_batch(conn: sqlite3.Connection, batch: Ready, known_tokens: set[str]) -> BatchResult:
     """Move a prepared batch, which must be the first rows of the legacy table now: write,
     verify what the view's SQL returns, delete (the caller holds the transaction).
 
     The check runs in SQL (:data:`VERIFY_SQL`, no row comes back to Python): every batch key
     read back through the view, every value exactly the legacy row's, each book side exactly
     the bytes packed here — whose decoding (the codec's format) must equal the old text's
-    levels. The checksum is then that of the decoded values the view returns: the rows'
-    values and the decoded sides; the legacy checksum, of the legacy values and the parsed
-    text. On any difference :func:`_explain` reads the batch back to name the first one."""
-    legacy = batch.rows
-    first, last = legacy[0], legacy[-1]
-    _add_tokens(conn, legacy, known_tokens)
+    levels (``batch.level_error``). The checksum is then that of the decoded values the view
+    returns: the rows' values and the decoded sides; the legacy checksum, of the legacy
+    values and the parsed text. On any difference :func:`_explain` reads the batch back to
+    name the first one."""
+    n = len(batch)
+    first = (batch.timestamps[0], batch.tokens[0])
+    last = (batch.timestamps[-1], batch.tokens[-1])
+    _add_tokens(conn, batch.markets, known_tokens)
     conn.execute("DELETE FROM temp.migration_batch")
     conn.executemany(
         "INSERT INTO temp.migration_batch VALUES (?, ?, ?, ?)",
         zip(batch.timestamps, batch.tokens, batch.packed_b, batch.packed_a, strict=True),
     )
     inserted = conn.execute(INSERT_SQL).rowcount
-    if inserted != len(legacy):  # every key of the batch is in the old table
-        raise _mismatch(
-            first[0], first[1], f"starts a batch of {len(legacy)} rows of which {inserted} were found to move"
-        )
+    if inserted != n:  # every key of the batch is in the old table
+        raise _mismatch(*first, f"starts a batch of {n} rows of which {inserted} were found to move")
     found, differing = conn.execute(VERIFY_SQL).fetchone()
-    if found != len(legacy) or differing:
-        _explain(conn, batch)
+    if found != n or differing:
+        _explain(conn, first, last)
         raise _mismatch(
-            first[0],
-            first[1],
-            f"starts a batch of which {found} of {len(legacy)} rows were read back, {int(differing)} differing",
+            *first, f"starts a batch of which {found} of {n} rows were read back, {int(differing)} differing"
         )
-    for side, col, bad, new in (
-        ("bids", _BIDS, batch.bad_bids, batch.new_b),
-        ("asks", _ASKS, batch.bad_asks, batch.new_a),
-    ):
-        if bad is not None:
-            r = legacy[bad]
-            raise _mismatch(r[0], r[1], f"reads {side} {new.row(bad)!r} instead of {r[col]!r}")
+    if batch.level_error is not None:
+        raise _mismatch(*batch.level_error)
     checksum, legacy_sum = batch.checksum, batch.legacy_checksum
     if checksum != legacy_sum:  # cannot happen once every value compared equal: a second guard
-        raise _mismatch(legacy[0][0], legacy[0][1], "starts a batch whose checksum differs after the move")
+        raise _mismatch(*first, "starts a batch whose checksum differs after the move")
     # the batch must be exactly the table's first rows: deleting every row up to its last key
     # removes exactly its rows (else the whole batch rolls back)
-    cur = conn.execute(f"DELETE FROM {LEGACY} WHERE (timestamp, token_id) <= (?, ?)", (last[0], last[1]))
-    if cur.rowcount != len(legacy):
+    cur = conn.execute(f"DELETE FROM {LEGACY} WHERE (timestamp, token_id) <= (?, ?)", last)
+    if cur.rowcount != n:
         raise _mismatch(
-            first[0],
-            first[1],
-            f"starts a batch of {len(legacy)} rows but the old table holds {cur.rowcount} rows up to its "
+            *first,
+            f"starts a batch of {n} rows but the old table holds {cur.rowcount} rows up to its "
             f"last key (something else changed the old table during the migration)",
         )
-    return BatchResult(len(legacy), checksum, legacy_sum)
+    return BatchResult(n, checksum, legacy_sum)
 
 
-def _explain(conn: sqlite3.Connection, batch: Prepared) -> None:
-    """Raise the sentence naming the first difference between the batch read back through
-    the view (Python values) and the legacy rows; returns when it finds none."""
+def _explain(conn: sqlite3.Connection, first: tuple[int, str], last: tuple[int, str]) -> None:
+    """Raise the sentence naming the first difference between the batch (the legacy rows
+    from ``first`` to ``last``, read again) read back through the view (Python values) and
+    the legacy rows; returns when it finds none."""
+    cur = conn.cursor()
+    cur.row_factory = None
+    sql = _batch_sql(-1).replace(
+        " ORDER BY",
+        " WHERE (l.timestamp, l.token_id) >= (?, ?) AND (l.timestamp, l.token_id) <= (?, ?) ORDER BY",
+    )
+    batch = prepare_batch(cur.execute(sql, (*first, *last)).fetchall())
     legacy = batch.rows
     back = conn.execute(COMPARE_SQL).fetchall()
     if len(back) != len(legacy):
@@ -438,56 +473,92 @@ def view_checksum(conn: sqlite3.Connection, sql: str = "SELECT * FROM snapshot_v
 
 
 # ----------------------------------------------------------------------------- read-ahead
-class Prefetcher:
-    """Reads and prepares the next batch on its own read-only connection while the caller
-    writes the current one (SQLite and numpy release the GIL, so the two overlap on two
-    cores). It only reads rows AFTER the last key it handed out, which no batch in flight
-    touches; :func:`apply_batch` checks that a batch is the table's first rows when it is
-    moved (the rows it deletes and the rows it reads back must be exactly those)."""
+@dataclass
+class Finished:
+    """The read-ahead process's last message: no more rows; the CPU seconds it used."""
 
-    def __init__(self, path: str, n: int):
-        self._path, self._n = path, n
-        self._queue: queue.Queue = queue.Queue(maxsize=1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="migration-read-ahead", daemon=True)
-        self._thread.start()
+    cpu_seconds: float
 
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
 
-    def _run(self) -> None:
-        from .. import db
+def _read_ahead(path: str, n: int, out: Connection) -> None:
+    """The read-ahead process: every batch after the last one sent, prepared, then None at
+    the end :class:`Finished` (or the exception that stopped it). Sending blocks until the writer takes the
+    batch, so at most one batch waits; when the writer is gone (killed, or done) the pipe
+    breaks and this process ends."""
+    from .. import db
 
+    try:
         try:
-            conn = db.connect(self._path, readonly=True)
-        except BaseException as exc:  # handed to the caller, raised there
-            self._put(exc)
+            conn = db.connect(path, readonly=True)
+        except BaseException as exc:  # handed to the writer, raised there
+            out.send(exc)
             return
         try:
             after: tuple[int, str] | None = None
-            while not self._stop.is_set():
-                rows = read_batch(conn, self._n, after)
-                if not self._put(prepare_batch(rows) if rows else None) or len(rows) < self._n:
+            while True:
+                rows = read_batch(conn, n, after)
+                if rows:
+                    out.send(prepare_batch(rows).ready())
+                if len(rows) < n:
+                    out.send(Finished(time.process_time()))
                     return
                 after = (rows[-1][0], rows[-1][1])
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            return  # the writer is gone
         except BaseException as exc:
-            self._put(exc)
+            out.send(exc)
         finally:
             conn.close()
+    except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
+        return
+    finally:
+        out.close()
 
-    def next(self) -> Prepared | None:
+
+class Prefetcher:
+    """Reads and prepares the batches one ahead in a process of its own, on its own
+    read-only connection, while the caller writes the current one. A process, not a thread:
+    both sides are mostly Python, and two threads handing the GIL to each other at every
+    row SQLite steps through cost more CPU than the read-ahead saved. What crosses the pipe
+    is the small :class:`Ready` part (~40 bytes a row).
+
+    It only reads rows AFTER the last key it handed out, which no batch in flight touches;
+    :func:`apply_batch` proves that a batch is the table's first rows when it moves it (the
+    rows it deletes and the rows it reads back must be exactly those). Killing the writer
+    breaks the pipe, which ends this process."""
+
+    def __init__(self, path: str, n: int):
+        self.cpu_seconds = 0.0  # the process's CPU time, once it has finished
+        # spawn, not fork: a forked child would inherit the open files — the bot's and the
+        # collector's locks among them — and hold them for a moment after the writer is killed
+        ctx: Any = multiprocessing.get_context("spawn")
+        self._pipe, child = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(
+            target=_read_ahead, args=(path, n, child), name="migration-read-ahead", daemon=True
+        )
+        self._proc.start()
+        child.close()  # the child's end: only the child holds it now
+
+    def next(self) -> Ready | None:
         """The next prepared batch; None when the table has no more rows."""
-        item = self._queue.get()
+        try:
+            item = self._pipe.recv()
+        except EOFError:
+            raise MigrationMismatch(
+                "The migration's read-ahead process stopped unexpectedly (exit code "
+                f"{self._proc.exitcode}); nothing of the next batch was committed — run python "
+                "maintain_database.py --migrate again to resume."
+            ) from None
         if isinstance(item, BaseException):
             raise item
+        if isinstance(item, Finished):
+            self.cpu_seconds = item.cpu_seconds
+            return None
         return item
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._pipe.close()  # a child blocked sending gets a broken pipe and ends
+        self._proc.join(timeout=5)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(timeout=5)
