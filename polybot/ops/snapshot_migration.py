@@ -361,8 +361,6 @@ def _move_all(
             res.moved += b.rows
             bar.update(b.rows)
             log.debug("migrated %d rows (%d of %d)", b.rows, moved, total)
-            if b.rows < batch_rows:
-                break
     finally:
         ahead.close()
         checkpoints.close()
