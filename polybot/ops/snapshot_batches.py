@@ -73,6 +73,10 @@ class MigrationMismatch(PolybotError):
     exit_code = 3
 
 
+class ReadAheadFailed(PolybotError):
+    """The read-ahead process ended without its last message (nothing of the batch committed)."""
+
+
 # ----------------------------------------------------------------------------- SQL
 def _enc(col: str, scale: int) -> str:
     """SQL of codec.encode_scaled: INTEGER units when ``round(v*scale)/scale == v`` exactly.
@@ -543,11 +547,12 @@ class Prefetcher:
         """The next prepared batch; None when the table has no more rows."""
         try:
             item = self._pipe.recv()
-        except EOFError:
-            raise MigrationMismatch(
+        except (EOFError, OSError):  # OSError: the pipe ended inside a message
+            self._proc.join(timeout=5)
+            raise ReadAheadFailed(
                 "The migration's read-ahead process stopped unexpectedly (exit code "
                 f"{self._proc.exitcode}); nothing of the next batch was committed — run python "
-                "maintain_database.py --migrate again to resume."
+                "maintain_database.py --migrate again to resume (check free memory if it repeats)."
             ) from None
         if isinstance(item, BaseException):
             raise item

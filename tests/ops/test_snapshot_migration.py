@@ -389,6 +389,23 @@ def test_the_read_ahead_process_ends_when_the_writer_stops_early(tmp_path):
     assert not ahead._proc.is_alive()
 
 
+def test_a_read_ahead_process_that_dies_stops_the_migration_with_one_sentence(tmp_path):
+    from polybot import db
+    from polybot.ops.snapshot_batches import Prefetcher, ReadAheadFailed
+
+    cfg, _ = _old_workspace(tmp_path, steps=40, markets=4)
+    db.open_database(cfg).close()
+    ahead = Prefetcher(str(cfg.database_path), 5)
+    try:
+        assert ahead.next() is not None
+        os.kill(ahead._proc.pid, signal.SIGKILL)
+        with pytest.raises(ReadAheadFailed, match="read-ahead process stopped unexpectedly"):
+            for _ in range(64):  # what it sent before it died comes first
+                ahead.next()
+    finally:
+        ahead.close()
+
+
 def test_the_read_ahead_process_sends_every_row_once_then_its_cpu_time(tmp_path):
     from polybot import db
     from polybot.ops.snapshot_batches import Prefetcher
