@@ -485,10 +485,10 @@ class Finished:
 
 
 def _read_ahead(path: str, n: int, out: Connection) -> None:
-    """The read-ahead process: every batch after the last one sent, prepared, then None at
-    the end :class:`Finished` (or the exception that stopped it). Sending blocks until the writer takes the
-    batch, so at most one batch waits; when the writer is gone (killed, or done) the pipe
-    breaks and this process ends."""
+    """The read-ahead process: every batch after the last one sent, prepared, then
+    :class:`Finished` (or the exception that stopped it). Sending blocks until the writer
+    takes the batch, so at most one batch waits; when the writer is gone (killed, or done)
+    the pipe breaks and this process ends."""
     from .. import db
 
     try:
