@@ -26,8 +26,8 @@ caller rolls back — nothing of the batch is committed:
 
 Step 1's reading and packing, the decoding and hashing of step 3 and the comparison of the
 decoded levels with the parsed text (all pure: no database writes) are :func:`read_batch` +
-:func:`prepare_batch`; :class:`Prefetcher` runs them one batch ahead on a read-only connection
-and a thread of its own, so the writing thread (:func:`apply_batch`, steps 2-4) does only the
+:func:`prepare_batch`; :class:`polybot.ops.snapshot_workers.Prefetcher` runs them one batch
+ahead in a process of its own, so the writer (:func:`apply_batch`, steps 2-4) does only the
 SQL and the temporary table.
 
 Why not the codec row by row: ~80 µs a row to encode and ~35 µs a row per checksum side would
@@ -37,13 +37,9 @@ take ~10 minutes for the 4.32 M-row benchmark; this does the same work in SQL an
 
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from typing import Any
 
 import numpy as np
 
@@ -71,10 +67,6 @@ class MigrationMismatch(PolybotError):
     """A batch read back through the view differs from the legacy rows (nothing committed)."""
 
     exit_code = 3
-
-
-class ReadAheadFailed(PolybotError):
-    """The read-ahead process ended without its last message (nothing of the batch committed)."""
 
 
 # ----------------------------------------------------------------------------- SQL
@@ -474,96 +466,3 @@ def view_checksum(conn: sqlite3.Connection, sql: str = "SELECT * FROM snapshot_v
         total = (total + batch_checksum(rows, b, a)) & MASK64
         count += len(chunk)
     return count, total
-
-
-# ----------------------------------------------------------------------------- read-ahead
-@dataclass
-class Finished:
-    """The read-ahead process's last message: no more rows; the CPU seconds it used."""
-
-    cpu_seconds: float
-
-
-def _read_ahead(path: str, n: int, out: Connection) -> None:
-    """The read-ahead process: every batch after the last one sent, prepared, then
-    :class:`Finished` (or the exception that stopped it). Sending blocks until the writer
-    takes the batch, so at most one batch waits; when the writer is gone (killed, or done)
-    the pipe breaks and this process ends."""
-    from .. import db
-
-    try:
-        try:
-            conn = db.connect(path, readonly=True)
-        except BaseException as exc:  # handed to the writer, raised there
-            out.send(exc)
-            return
-        try:
-            after: tuple[int, str] | None = None
-            while True:
-                rows = read_batch(conn, n, after)
-                if rows:
-                    out.send(prepare_batch(rows).ready())
-                if len(rows) < n:
-                    out.send(Finished(time.process_time()))
-                    return
-                after = (rows[-1][0], rows[-1][1])
-        except (BrokenPipeError, ConnectionResetError, EOFError):
-            return  # the writer is gone
-        except BaseException as exc:
-            out.send(exc)
-        finally:
-            conn.close()
-    except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
-        return
-    finally:
-        out.close()
-
-
-class Prefetcher:
-    """Reads and prepares the batches one ahead in a process of its own, on its own
-    read-only connection, while the caller writes the current one. A process, not a thread:
-    both sides are mostly Python, and two threads handing the GIL to each other at every
-    row SQLite steps through cost more CPU than the read-ahead saved. What crosses the pipe
-    is the small :class:`Ready` part (~40 bytes a row).
-
-    It only reads rows AFTER the last key it handed out, which no batch in flight touches;
-    :func:`apply_batch` proves that a batch is the table's first rows when it moves it (the
-    rows it deletes and the rows it reads back must be exactly those). Killing the writer
-    breaks the pipe, which ends this process."""
-
-    def __init__(self, path: str, n: int):
-        self.cpu_seconds = 0.0  # the process's CPU time, once it has finished
-        # spawn, not fork: a forked child would inherit the open files — the bot's and the
-        # collector's locks among them — and hold them for a moment after the writer is killed
-        ctx: Any = multiprocessing.get_context("spawn")
-        self._pipe, child = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(
-            target=_read_ahead, args=(path, n, child), name="migration-read-ahead", daemon=True
-        )
-        self._proc.start()
-        child.close()  # the child's end: only the child holds it now
-
-    def next(self) -> Ready | None:
-        """The next prepared batch; None when the table has no more rows."""
-        try:
-            item = self._pipe.recv()
-        except (EOFError, OSError):  # OSError: the pipe ended inside a message
-            self._proc.join(timeout=5)
-            raise ReadAheadFailed(
-                "The migration's read-ahead process stopped unexpectedly (exit code "
-                f"{self._proc.exitcode}); nothing of the next batch was committed — run python "
-                "maintain_database.py --migrate again to resume (check free memory if it repeats)."
-            ) from None
-        if isinstance(item, BaseException):
-            raise item
-        if isinstance(item, Finished):
-            self.cpu_seconds = item.cpu_seconds
-            return None
-        return item
-
-    def close(self) -> None:
-        self._pipe.close()  # a child blocked sending gets a broken pipe and ends
-        self._proc.join(timeout=5)
-        if self._proc.is_alive():
-            self._proc.kill()
-            self._proc.join(timeout=5)

@@ -21,8 +21,8 @@ command moves them. What it does:
    and record the progress in ``bot_state`` (``snapshot_migration.*``: the legacy row count
    at the start, rows moved, the running checksums); the next batch is read and packed
    meanwhile in a read-ahead process on a read-only connection
-   (:class:`~polybot.ops.snapshot_batches.Prefetcher`); WAL checkpoints run on a thread of
-   their own (:class:`Checkpointer`). A kill at any moment loses at most the
+   (:class:`~polybot.ops.snapshot_workers.Prefetcher`); WAL checkpoints run on a thread of
+   their own (:class:`~polybot.ops.snapshot_workers.Checkpointer`). A kill at any moment loses at most the
    batch in flight; the next run resumes where the last commit left off;
 4. at the end checks rows moved == the count at the start and the two checksums, drops the
    old table (its index goes with it), recreates the view without the old table, records
@@ -44,7 +44,6 @@ import json
 import logging
 import sqlite3
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -56,7 +55,8 @@ from ..errors import PolybotError
 from ..schema import LATEST_VERSION
 from ..snapshots import store
 from .common import FAIL, OK, WARN, bot_status, db_size, disk_free, display_path, fmt_bytes
-from .snapshot_batches import MASK64, MigrationMismatch, Prefetcher, apply_batch, prepare
+from .snapshot_batches import MASK64, MigrationMismatch, apply_batch, prepare
+from .snapshot_workers import Checkpointer, Prefetcher
 
 log = logging.getLogger("polybot.snapshot_migration")
 
@@ -367,40 +367,6 @@ def _move_all(
         bar.close()
     res.checksum = checksum
     res.read_ahead_cpu = ahead.cpu_seconds
-
-
-class Checkpointer:
-    """Copies the WAL's committed pages into the database file on a connection of its own,
-    every ``every`` seconds, while the batches are written: the writer's own checkpoints
-    (``wal_autocheckpoint``, at a commit) found them already copied and synced, so the
-    committing thread no longer waits for the disk (~2 µs a row, ~10 s for the benchmark).
-    A PASSIVE checkpoint never waits for or blocks the writer or a reader; SQLite keeps a
-    checkpoint safe against a kill at any point. A failure is logged and ends the thread
-    (the writer's own checkpoints go on)."""
-
-    def __init__(self, path: str, every: float = 0.25):
-        self._path, self._every = path, every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="migration-checkpoint", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            conn = db.connect(self._path, synchronous="NORMAL")
-        except (PolybotError, sqlite3.Error) as exc:
-            log.warning("background WAL checkpoints not started: %s", exc)
-            return
-        try:
-            while not self._stop.wait(self._every):
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as exc:
-            log.warning("background WAL checkpoints stopped: %s", exc)
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
 
 def conn_path(conn: sqlite3.Connection) -> str:

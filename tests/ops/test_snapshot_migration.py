@@ -340,7 +340,7 @@ def _ended(pid: int) -> bool:
 
 READ_AHEAD_WRITER = """
 import sys, time
-from polybot.ops.snapshot_batches import Prefetcher
+from polybot.ops.snapshot_workers import Prefetcher
 ahead = Prefetcher(sys.argv[1], 5)
 assert ahead.next() is not None
 print(ahead._proc.pid, flush=True)
@@ -379,7 +379,7 @@ def test_the_read_ahead_process_ends_when_the_migration_is_killed(tmp_path):
 
 def test_the_read_ahead_process_ends_when_the_writer_stops_early(tmp_path):
     from polybot import db
-    from polybot.ops.snapshot_batches import Prefetcher
+    from polybot.ops.snapshot_workers import Prefetcher
 
     cfg, _ = _old_workspace(tmp_path, steps=40, markets=4)
     db.open_database(cfg).close()
@@ -391,7 +391,7 @@ def test_the_read_ahead_process_ends_when_the_writer_stops_early(tmp_path):
 
 def test_a_read_ahead_process_that_dies_stops_the_migration_with_one_sentence(tmp_path):
     from polybot import db
-    from polybot.ops.snapshot_batches import Prefetcher, ReadAheadFailed
+    from polybot.ops.snapshot_workers import Prefetcher, ReadAheadFailed
 
     cfg, _ = _old_workspace(tmp_path, steps=40, markets=4)
     db.open_database(cfg).close()
@@ -408,7 +408,7 @@ def test_a_read_ahead_process_that_dies_stops_the_migration_with_one_sentence(tm
 
 def test_the_read_ahead_process_sends_every_row_once_then_its_cpu_time(tmp_path):
     from polybot import db
-    from polybot.ops.snapshot_batches import Prefetcher
+    from polybot.ops.snapshot_workers import Prefetcher
 
     cfg, rows = _old_workspace(tmp_path, steps=10, markets=2)  # 40 rows: 6 batches of 7, the last short
     db.open_database(cfg).close()
