@@ -21,12 +21,14 @@ caller rolls back — nothing of the batch is committed:
    order-independent checksum of the decoded values and one of the legacy values
    (:func:`snapshot_arrays.batch_checksum`). On a difference the batch is read back into
    Python to name the first differing value (:func:`_explain`);
-4. exactly those legacy rows are deleted (the rows up to the batch's last key; the count must
-   match).
+4. exactly those legacy rows are deleted: every row up to the batch's last key, and the count
+   must be the batch's (so a batch that is not exactly the old table's first rows rolls back).
 
-Step 1's reading and packing (and the decoding and hashing of step 3) is :func:`read_batch` +
-:func:`prepare_batch`; :class:`Prefetcher` runs them one batch ahead on a read-only connection, and :func:`apply_batch` (steps 2-4) first
-checks that a batch is exactly the old table's first rows.
+Step 1's reading and packing, the decoding and hashing of step 3 and the comparison of the
+decoded levels with the parsed text (all pure: no database writes) are :func:`read_batch` +
+:func:`prepare_batch`; :class:`polybot.ops.snapshot_workers.Prefetcher` runs them one batch
+ahead in a process of its own, so the writer (:func:`apply_batch`, steps 2-4) does only the
+SQL and the temporary table.
 
 Why not the codec row by row: ~80 µs a row to encode and ~35 µs a row per checksum side would
 take ~10 minutes for the 4.32 M-row benchmark; this does the same work in SQL and numpy
@@ -35,9 +37,7 @@ take ~10 minutes for the 4.32 M-row benchmark; this does the same work in SQL an
 
 from __future__ import annotations
 
-import queue
 import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -206,11 +206,8 @@ def _parse(rows: Sequence[Sequence], col: int) -> Levels:
         raise
 
 
-def _add_tokens(conn: sqlite3.Connection, rows: Sequence[Sequence], known: set[str]) -> None:
-    new: dict[str, str] = {}
-    for r in rows:
-        if r[1] not in known and r[1] not in new:
-            new[r[1]] = r[2]
+def _add_tokens(conn: sqlite3.Connection, markets: dict[str, str], known: set[str]) -> None:
+    new = {token: market for token, market in markets.items() if token not in known}
     if new:
         conn.executemany(
             "INSERT OR IGNORE INTO snapshot_tokens (token_id, market_id) VALUES (?, ?)", list(new.items())
@@ -248,7 +245,27 @@ def _first_difference(
 
 
 @dataclass
-class Prepared:
+class Ready:
+    """What :func:`apply_batch` needs of a prepared batch: small and picklable (the read-ahead
+    process sends it through a pipe). Every check that needs no database is done already:
+    ``level_error`` names the first book side whose packed BLOB decodes differently from the
+    old text, and the two checksums are computed."""
+
+    timestamps: Sequence[int]  # the rows' keys, column by column (the temporary table's)
+    tokens: Sequence[str]
+    packed_b: list
+    packed_a: list
+    markets: dict[str, str]  # each token's market id (its first row's): new snapshot_tokens rows
+    checksum: int  # of the values and the sides decoded from the packed BLOBs
+    legacy_checksum: int  # of the values and the sides parsed from the old texts
+    level_error: tuple[int, str, str] | None  # (timestamp, token_id, what it reads) or None
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+
+@dataclass
+class Prepared(Ready):
     """A batch read from the legacy table with its book sides parsed and packed (no writes),
     the packed sides decoded again, and the hashes of the rows' other values (the checksums'
     part that both share: :func:`apply_batch` proves in SQL that the view returns them)."""
@@ -256,22 +273,37 @@ class Prepared:
     rows: list
     old_b: Levels
     old_a: Levels
-    packed_b: list
-    packed_a: list
     new_b: Levels
     new_a: Levels
     values: np.ndarray
+
+    def ready(self) -> Ready:
+        """The part :func:`apply_batch` needs (each token id one object: a smaller pickle)."""
+        same: dict[str, str] = {}
+        return Ready(
+            self.timestamps,
+            [same.setdefault(t, t) for t in self.tokens],
+            self.packed_b,
+            self.packed_a,
+            self.markets,
+            self.checksum,
+            self.legacy_checksum,
+            self.level_error,
+        )
 
 
 _BIDS, _ASKS, _STORED_SOURCE = len(_FETCH), len(_FETCH) + 1, len(_FETCH) + 2
 
 
 def read_batch(conn: sqlite3.Connection, n: int, after: tuple[int, str] | None = None) -> list:
-    """The first ``n`` legacy rows (after the key ``after``), in key order."""
+    """The first ``n`` legacy rows (after the key ``after``), in key order, as plain tuples
+    (a third cheaper to make and to index than the connection's ``sqlite3.Row``)."""
+    cur = conn.cursor()
+    cur.row_factory = None
     if after is None:
-        return conn.execute(_batch_sql(n)).fetchall()
+        return cur.execute(_batch_sql(n)).fetchall()
     sql = _batch_sql(n).replace(" ORDER BY", " WHERE (l.timestamp, l.token_id) > (?, ?) ORDER BY")
-    return conn.execute(sql, after).fetchall()
+    return cur.execute(sql, after).fetchall()
 
 
 def prepare_batch(legacy: list) -> Prepared:
@@ -287,9 +319,34 @@ def prepare_batch(legacy: list) -> Prepared:
     old_b, old_a = _parse(legacy, _BIDS), _parse(legacy, _ASKS)
     packed_b = pack_bulk(old_b, [r[_BIDS] for r in legacy])
     packed_a = pack_bulk(old_a, [r[_ASKS] for r in legacy])
-    values = row_hashes(legacy, list(zip(*legacy, strict=True))[: len(_FETCH)])
+    columns = list(zip(*legacy, strict=True))
+    values = row_hashes(legacy, columns[: len(_FETCH)])
+    new_b, new_a = decode_blobs(packed_b), decode_blobs(packed_a)
+    level_error = None
+    for side, col, old, new in (("bids", _BIDS, old_b, new_b), ("asks", _ASKS, old_a, new_a)):
+        bad = first_level_difference(old, new)
+        if bad is not None:
+            r = legacy[bad]
+            level_error = (r[0], r[1], f"reads {side} {new.row(bad)!r} instead of {r[col]!r}")
+            break
+    markets: dict[str, str] = {}
+    for token, market in zip(columns[1], columns[2], strict=True):
+        markets.setdefault(token, market)
     return Prepared(
-        legacy, old_b, old_a, packed_b, packed_a, decode_blobs(packed_b), decode_blobs(packed_a), values
+        columns[0],
+        columns[1],
+        packed_b,
+        packed_a,
+        markets,
+        batch_checksum(values, new_b, new_a),
+        batch_checksum(values, old_b, old_a),
+        level_error,
+        legacy,
+        old_b,
+        old_a,
+        new_b,
+        new_a,
+        values,
     )
 
 
@@ -302,70 +359,63 @@ def move_batch(conn: sqlite3.Connection, n: int, known_tokens: set[str]) -> Batc
     return apply_batch(conn, prepare_batch(legacy), known_tokens)
 
 
-def apply_batch(conn: sqlite3.Connection, batch: Prepared, known_tokens: set[str]) -> BatchResult:
+def apply_batch(conn: sqlite3.Connection, batch: Ready, known_tokens: set[str]) -> BatchResult:
     """Move a prepared batch, which must be the first rows of the legacy table now: write,
     verify what the view's SQL returns, delete (the caller holds the transaction).
 
     The check runs in SQL (:data:`VERIFY_SQL`, no row comes back to Python): every batch key
     read back through the view, every value exactly the legacy row's, each book side exactly
     the bytes packed here — whose decoding (the codec's format) must equal the old text's
-    levels. The checksum is then that of the decoded values the view returns: the rows'
-    values and the decoded sides; the legacy checksum, of the legacy values and the parsed
-    text. On any difference :func:`_explain` reads the batch back to name the first one."""
-    legacy = batch.rows
-    first, last = legacy[0], legacy[-1]
-    ahead = conn.execute(
-        f"SELECT COUNT(*) FROM {LEGACY} WHERE (timestamp, token_id) <= (?, ?)", (last[0], last[1])
-    ).fetchone()[0]
-    if ahead != len(legacy):  # the batch must be exactly the table's first rows
-        raise _mismatch(
-            first[0],
-            first[1],
-            f"starts a batch of {len(legacy)} rows but the old table holds {ahead} rows up to its last "
-            f"key (something else changed the old table during the migration)",
-        )
-    _add_tokens(conn, legacy, known_tokens)
+    levels (``batch.level_error``). The checksum is then that of the decoded values the view
+    returns: the rows' values and the decoded sides; the legacy checksum, of the legacy
+    values and the parsed text. On any difference :func:`_explain` reads the batch back to
+    name the first one."""
+    n = len(batch)
+    first = (batch.timestamps[0], batch.tokens[0])
+    last = (batch.timestamps[-1], batch.tokens[-1])
+    _add_tokens(conn, batch.markets, known_tokens)
     conn.execute("DELETE FROM temp.migration_batch")
     conn.executemany(
         "INSERT INTO temp.migration_batch VALUES (?, ?, ?, ?)",
-        [(r[0], r[1], b, a) for r, b, a in zip(legacy, batch.packed_b, batch.packed_a, strict=True)],
+        zip(batch.timestamps, batch.tokens, batch.packed_b, batch.packed_a, strict=True),
     )
     inserted = conn.execute(INSERT_SQL).rowcount
-    if inserted != len(legacy):  # every key of the batch is in the old table
-        raise _mismatch(
-            first[0], first[1], f"starts a batch of {len(legacy)} rows of which {inserted} were found to move"
-        )
+    if inserted != n:  # every key of the batch is in the old table
+        raise _mismatch(*first, f"starts a batch of {n} rows of which {inserted} were found to move")
     found, differing = conn.execute(VERIFY_SQL).fetchone()
-    if found != len(legacy) or differing:
-        _explain(conn, batch)
+    if found != n or differing:
+        _explain(conn, first, last)
         raise _mismatch(
-            first[0],
-            first[1],
-            f"starts a batch of which {found} of {len(legacy)} rows were read back, {int(differing)} differing",
+            *first, f"starts a batch of which {found} of {n} rows were read back, {int(differing)} differing"
         )
-    for side, col, old, new in (
-        ("bids", _BIDS, batch.old_b, batch.new_b),
-        ("asks", _ASKS, batch.old_a, batch.new_a),
-    ):
-        bad = first_level_difference(old, new)
-        if bad is not None:
-            r = legacy[bad]
-            raise _mismatch(r[0], r[1], f"reads {side} {new.row(bad)!r} instead of {r[col]!r}")
-    checksum = batch_checksum(batch.values, batch.new_b, batch.new_a)
-    legacy_sum = batch_checksum(batch.values, batch.old_b, batch.old_a)
+    if batch.level_error is not None:
+        raise _mismatch(*batch.level_error)
+    checksum, legacy_sum = batch.checksum, batch.legacy_checksum
     if checksum != legacy_sum:  # cannot happen once every value compared equal: a second guard
-        raise _mismatch(legacy[0][0], legacy[0][1], "starts a batch whose checksum differs after the move")
-    cur = conn.execute(f"DELETE FROM {LEGACY} WHERE (timestamp, token_id) <= (?, ?)", (last[0], last[1]))
-    if cur.rowcount != len(legacy):
+        raise _mismatch(*first, "starts a batch whose checksum differs after the move")
+    # the batch must be exactly the table's first rows: deleting every row up to its last key
+    # removes exactly its rows (else the whole batch rolls back)
+    cur = conn.execute(f"DELETE FROM {LEGACY} WHERE (timestamp, token_id) <= (?, ?)", last)
+    if cur.rowcount != n:
         raise _mismatch(
-            last[0], last[1], f"ends a batch of {len(legacy)} rows but deleting them removed {cur.rowcount}"
+            *first,
+            f"starts a batch of {n} rows but the old table holds {cur.rowcount} rows up to its "
+            f"last key (something else changed the old table during the migration)",
         )
-    return BatchResult(len(legacy), checksum, legacy_sum)
+    return BatchResult(n, checksum, legacy_sum)
 
 
-def _explain(conn: sqlite3.Connection, batch: Prepared) -> None:
-    """Raise the sentence naming the first difference between the batch read back through
-    the view (Python values) and the legacy rows; returns when it finds none."""
+def _explain(conn: sqlite3.Connection, first: tuple[int, str], last: tuple[int, str]) -> None:
+    """Raise the sentence naming the first difference between the batch (the legacy rows
+    from ``first`` to ``last``, read again) read back through the view (Python values) and
+    the legacy rows; returns when it finds none."""
+    cur = conn.cursor()
+    cur.row_factory = None
+    sql = _batch_sql(-1).replace(
+        " ORDER BY",
+        " WHERE (l.timestamp, l.token_id) >= (?, ?) AND (l.timestamp, l.token_id) <= (?, ?) ORDER BY",
+    )
+    batch = prepare_batch(cur.execute(sql, (*first, *last)).fetchall())
     legacy = batch.rows
     back = conn.execute(COMPARE_SQL).fetchall()
     if len(back) != len(legacy):
@@ -416,59 +466,3 @@ def view_checksum(conn: sqlite3.Connection, sql: str = "SELECT * FROM snapshot_v
         total = (total + batch_checksum(rows, b, a)) & MASK64
         count += len(chunk)
     return count, total
-
-
-# ----------------------------------------------------------------------------- read-ahead
-class Prefetcher:
-    """Reads and prepares the next batch on its own read-only connection while the caller
-    writes the current one (SQLite and numpy release the GIL, so the two overlap on two
-    cores). It only reads rows AFTER the last key it handed out, which no batch in flight
-    touches; :func:`apply_batch` checks that a batch is the table's first rows when it is
-    moved (the rows it deletes and the rows it reads back must be exactly those)."""
-
-    def __init__(self, path: str, n: int):
-        self._path, self._n = path, n
-        self._queue: queue.Queue = queue.Queue(maxsize=1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="migration-read-ahead", daemon=True)
-        self._thread.start()
-
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        from .. import db
-
-        try:
-            conn = db.connect(self._path, readonly=True)
-        except BaseException as exc:  # handed to the caller, raised there
-            self._put(exc)
-            return
-        try:
-            after: tuple[int, str] | None = None
-            while not self._stop.is_set():
-                rows = read_batch(conn, self._n, after)
-                if not self._put(prepare_batch(rows) if rows else None) or len(rows) < self._n:
-                    return
-                after = (rows[-1][0], rows[-1][1])
-        except BaseException as exc:
-            self._put(exc)
-        finally:
-            conn.close()
-
-    def next(self) -> Prepared | None:
-        """The next prepared batch; None when the table has no more rows."""
-        item = self._queue.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)

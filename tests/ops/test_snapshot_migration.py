@@ -71,6 +71,7 @@ def test_a_database_of_commit_15cb2c7_migrates_with_every_decoded_value_equal(tm
     assert "✓ Backup: " in res.stdout and "Schema upgraded to version 6" in res.stdout
     assert "✓ Migrated 240 snapshot rows to the compact layout and verified them" in res.stdout
     assert "This run: 240 rows moved in " in res.stdout and "rows/s); backup " in res.stdout
+    assert re.search(r"CPU: moving [\d.]+ s \(writing [\d.]+ s, read-ahead process [\d.]+ s\)", res.stdout)
     assert "before" in res.stdout and "after" in res.stdout
     conn = _plain(cfg.database_path)
     got = conn.execute("SELECT * FROM snapshot_values ORDER BY timestamp, token_id").fetchall()
@@ -322,6 +323,104 @@ def test_b_killing_the_migration_anywhere_then_running_it_again_ends_complete_an
     assert any(v == 2 for v, _, _ in landed), landed
     assert any(0 < moved < len(rows) for _, moved, _ in landed), landed
     assert any(moved == len(rows) or done for _, moved, done in landed), landed
+
+
+def _ended(pid: int) -> bool:
+    """The process is gone (or a zombie nobody has reaped yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "\nState:\tZ" in status.read_text()
+    except OSError:
+        return True
+
+
+READ_AHEAD_WRITER = """
+import sys, time
+from polybot.ops.snapshot_workers import Prefetcher
+ahead = Prefetcher(sys.argv[1], 5)
+assert ahead.next() is not None
+print(ahead._proc.pid, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_the_read_ahead_process_ends_when_the_migration_is_killed(tmp_path):
+    """A SIGKILLed migration leaves no read-ahead process behind: its pipe breaks."""
+    from polybot import db
+
+    cfg, _ = _old_workspace(tmp_path, steps=40, markets=4)  # 320 rows: 64 batches of 5
+    db.open_database(cfg).close()  # schema 6: the rows wait in market_snapshots_legacy
+    writer = subprocess.Popen(
+        [sys.executable, "-c", READ_AHEAD_WRITER, str(cfg.database_path)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout is not None
+        child = int(writer.stdout.readline())
+        assert not _ended(child)  # blocked sending the next batch
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        deadline = time.monotonic() + 30
+        while not _ended(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _ended(child)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+
+
+def test_the_read_ahead_process_ends_when_the_writer_stops_early(tmp_path):
+    from polybot import db
+    from polybot.ops.snapshot_workers import Prefetcher
+
+    cfg, _ = _old_workspace(tmp_path, steps=40, markets=4)
+    db.open_database(cfg).close()
+    ahead = Prefetcher(str(cfg.database_path), 5)
+    assert len(ahead.next() or ()) == 5
+    ahead.close()
+    assert not ahead._proc.is_alive()
+
+
+def test_a_read_ahead_process_that_dies_stops_the_migration_with_one_sentence(tmp_path):
+    from polybot import db
+    from polybot.ops.snapshot_workers import Prefetcher, ReadAheadFailed
+
+    cfg, _ = _old_workspace(tmp_path, steps=40, markets=4)
+    db.open_database(cfg).close()
+    ahead = Prefetcher(str(cfg.database_path), 5)
+    try:
+        assert ahead.next() is not None
+        os.kill(ahead._proc.pid, signal.SIGKILL)
+        with pytest.raises(ReadAheadFailed, match="read-ahead process stopped unexpectedly"):
+            for _ in range(64):  # what it sent before it died comes first
+                ahead.next()
+    finally:
+        ahead.close()
+
+
+def test_the_read_ahead_process_sends_every_row_once_then_its_cpu_time(tmp_path):
+    from polybot import db
+    from polybot.ops.snapshot_workers import Prefetcher
+
+    cfg, rows = _old_workspace(tmp_path, steps=10, markets=2)  # 40 rows: 6 batches of 7, the last short
+    db.open_database(cfg).close()
+    ahead = Prefetcher(str(cfg.database_path), 7)
+    keys = []
+    try:
+        while (batch := ahead.next()) is not None:
+            keys += zip(batch.timestamps, batch.tokens, strict=True)
+    finally:
+        ahead.close()
+    assert keys == [(r[0], r[1]) for r in rows]
+    assert ahead.cpu_seconds > 0
 
 
 # --------------------------------------------------------------------------- (c)
