@@ -562,7 +562,9 @@ def _integer_window(cur: sqlite3.Cursor, sql: str, lo: int, hi: int) -> np.ndarr
     Nothing here relies on the aggregate's row order: both texts come from the same pass
     (so v1 and v2 stay paired), and the pairs are sorted by (timestamp, key) when the scan
     did not already give that order."""
-    n, t1, t2 = cur.execute(sql, (lo, hi)).fetchone()
+    # the statement runs to its end here, so no read transaction stays open while the reader
+    # waits for the replay (it would hold back the WAL's checkpoints; a test checks it)
+    ((n, t1, t2),) = cur.execute(sql, (lo, hi)).fetchall()
     if not n:
         return np.empty((0, 2), dtype=np.int64)
     if not isinstance(t1, str) or not isinstance(t2, str) or any(c in t for t in (t1, t2) for c in ".eI"):
@@ -618,14 +620,29 @@ def _open_readonly(path: Path) -> sqlite3.Connection:
 
 
 def _reader_worker(path: str, token_ids: list, start_ts: int, end_ts: int, chunk_seconds: int, q) -> None:
+    def put(item: tuple) -> bool:
+        """Hand ``item`` over; False once the parent is gone (killed: nobody will take it)."""
+        parent = multiprocessing.parent_process()
+        while True:
+            try:
+                q.put(item, timeout=2.0)
+                return True
+            except queue.Full:
+                if parent is not None and not parent.is_alive():
+                    # exit without waiting for the queue's feeder thread, which would wait
+                    # forever to write into a pipe nobody reads
+                    q.cancel_join_thread()
+                    return False
+
     try:
         conn = _open_readonly(Path(path))
         store = SnapshotStore(conn, token_ids)
         for ch in store.chunks(start_ts, end_ts, chunk_seconds):
-            q.put(("chunk", ch))
-        q.put(("done", None))
+            if not put(("chunk", ch)):
+                return
+        put(("done", None))
     except BaseException as exc:  # reported to the parent, which raises it as a DataError
-        q.put(("error", f"{type(exc).__name__}: {exc}"))
+        put(("error", f"{type(exc).__name__}: {exc}"))
 
 
 def read_chunks(

@@ -3,7 +3,12 @@ from the old table, legacy rows of a database not yet migrated, depth and backfi
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -227,3 +232,62 @@ def test_a_few_tokens_of_a_larger_database_are_filtered_in_sqlite(synthetic):
     assert len(got) > 0 and np.array_equal(got, want)
     store_few.close()
     assert conn.execute("SELECT COUNT(*) FROM temp.sqlite_master WHERE name = 'bt_keys'").fetchone()[0] == 0
+
+
+def test_the_reader_holds_no_read_transaction_between_chunks(tmp_path):
+    # a reader paused between days (the replay is busy) must not hold back the WAL's
+    # checkpoints: the collector keeps writing while a long backtest runs
+    d = generate(tmp_path / "w.db", n_markets=2, days=3, seed=1, tick=0.001, half_spread=0.002)
+    conn = connect(d.path, readonly=True)
+    markets, _ = load_markets(conn)
+    tokens = [t for m in markets for t in m.token_ids]
+    chunks = SnapshotStore(conn, tokens).chunks(d.start_ts, d.end_ts, 86_400)
+    assert len(next(chunks)) > 0  # the first day read, the generator paused
+    writer = sqlite3.connect(d.path, timeout=0)
+    writer.execute("CREATE TABLE IF NOT EXISTS probe (x)")
+    writer.execute("INSERT INTO probe VALUES (1)")
+    writer.commit()
+    busy, _, _ = writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    assert busy == 0  # nothing in the reader pins an old snapshot of the database
+    assert sum(len(c) for c in chunks) > 0
+    writer.close()
+    conn.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to see the process state")
+def test_the_reader_process_ends_when_the_backtest_is_killed(tmp_path):
+    # a killed backtest leaves no reader behind waiting forever to hand over its next day
+    d = generate(tmp_path / "k.db", n_markets=2, days=12, seed=1, tick=0.001, half_spread=0.002)
+    script = (
+        "import multiprocessing, sys, time\n"
+        "from pathlib import Path\n"
+        "from polybot.backtest.data import load_markets, read_chunks\n"
+        "from polybot.db import connect\n"
+        f"conn = connect(Path({str(d.path)!r}), readonly=True)\n"
+        "markets, _ = load_markets(conn)\n"
+        "tokens = [t for m in markets for t in m.token_ids]\n"
+        f"it = read_chunks(conn, tokens, {d.start_ts}, {d.end_ts}, 86400, parallel=True)\n"
+        "next(it)\n"
+        "print(multiprocessing.active_children()[0].pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        reader_pid = int(parent.stdout.readline())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+
+        def gone() -> bool:  # exited (a zombie nobody reaps counts as exited)
+            try:
+                status = Path(f"/proc/{reader_pid}/status").read_text()
+            except FileNotFoundError:
+                return True
+            return "\nState:\tZ" in status
+
+        deadline = time.monotonic() + 60
+        while not gone() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert gone(), "the reader process outlived the killed backtest"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
