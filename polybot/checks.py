@@ -210,12 +210,18 @@ def freshness(
 
 
 # --------------------------------------------------------------------------- daily loss
+def daily_loss_reached(daily_pnl_micro: int, limit_micro: int) -> bool:
+    """The rule of :func:`daily_loss` alone (no message): a loss of at least the limit.
+    The risk manager asks it for every entry it checks."""
+    return int(daily_pnl_micro) <= -int(limit_micro)
+
+
 def daily_loss(daily_pnl_micro: int, limit_micro: int) -> CheckResult:
     """Today's (UTC) P&L, micro-units, against the daily loss limit (micro-units, > 0):
     ``fail`` when it is a loss of at least the limit. ``value``: the P&L; ``threshold``: the
     limit. The risk manager (no new entries) and circuit breaker #2 (STOP) decide with it."""
     pnl, limit = int(daily_pnl_micro), int(limit_micro)
-    if pnl <= -limit:
+    if daily_loss_reached(pnl, limit):
         return CheckResult(
             "daily_loss",
             FAIL,

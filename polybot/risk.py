@@ -168,18 +168,20 @@ class AccountState:
         return sum(h.cost_micro for h in self.open_positions())
 
     def daily_pnl_micro(self) -> int:
-        if self.day_start_equity_micro is None:
-            return 0
-        return self.equity_micro() - self.day_start_equity_micro
+        return self.daily_pnl_range()[0]
 
     def worst_daily_pnl_micro(self) -> int:
         """Today's lowest P&L so far: min(equity now, the day's low) − equity at 00:00 UTC."""
+        return self.daily_pnl_range()[1]
+
+    def daily_pnl_range(self) -> tuple[int, int]:
+        """(today's P&L now, today's lowest P&L so far), equity valued once; (0, 0) without
+        the day's starting equity."""
         if self.day_start_equity_micro is None:
-            return 0
-        low = self.equity_micro()
-        if self.day_low_equity_micro is not None:
-            low = min(low, int(self.day_low_equity_micro))
-        return low - self.day_start_equity_micro
+            return 0, 0
+        now = self.equity_micro()
+        low = now if self.day_low_equity_micro is None else min(now, int(self.day_low_equity_micro))
+        return now - self.day_start_equity_micro, low - self.day_start_equity_micro
 
 
 @dataclass(frozen=True)
@@ -391,14 +393,13 @@ class RiskManager:
         """A rejection decision when today's P&L is, or was earlier today, at or below
         −daily_loss_limit, else None. Latched until 00:00 UTC: a rebound of the marks does
         not re-open entries. (The engine also uses it to trip circuit breaker #2.)"""
-        pnl = account.daily_pnl_micro()
-        today = checks.daily_loss(pnl, self.daily_loss_micro)
-        if today.failed:
+        pnl, worst = account.daily_pnl_range()
+        if checks.daily_loss_reached(pnl, self.daily_loss_micro):
+            today = checks.daily_loss(pnl, self.daily_loss_micro)
             return RiskDecision(
                 False, RULE_DAILY_LOSS, f"daily_loss_limit: {today.message}; no new entries until 00:00 UTC"
             )
-        worst = account.worst_daily_pnl_micro()
-        if checks.daily_loss(worst, self.daily_loss_micro).failed:
+        if checks.daily_loss_reached(worst, self.daily_loss_micro):
             return RiskDecision(
                 False,
                 RULE_DAILY_LOSS,

@@ -218,7 +218,9 @@ class CorrelationPairs(Strategy):
         if M.shape[0] < 3:
             return
         k = max(1, p["change_points"])
-        S = ffill_limited(M, p["ffill_points"])[::-1][::k][::-1]  # every k-th point, ending now
+        if np.isnan(M).any():  # gaps: forward-filled first, at full resolution
+            M = ffill_limited(M, p["ffill_points"])
+        S = M[::-1][::k][::-1]  # every k-th point, ending now
         D = np.diff(S, axis=0)
         need = max(3, int(p["min_overlap"] * (points // k)))
         r, n = corr_pairwise(D, need)
@@ -304,7 +306,9 @@ class CorrelationPairs(Strategy):
         if M.shape[0] < 3:
             self._last_dev = np.full(len(pairs), np.nan)
             return np.full(len(pairs), np.nan)
-        M = ffill_limited(M[:-1], p["ffill_points"])
+        M = M[:-1]
+        if np.isnan(M).any():  # gaps: forward-filled (a complete window, the usual one, is as it is)
+            M = ffill_limited(M, p["ffill_points"])
         k = len(pairs)
         S = M[:, :k] - beta * M[:, k:]
         mean, std, _ = nan_stats(S, int(p["min_overlap"] * points))
