@@ -424,3 +424,39 @@ def test_token_keys_for_a_batch_add_new_tokens_once_and_keep_the_order(snapshot_
     ).fetchall()
     assert [tuple(r) for r in rows[:3]] == [(1, "t1", "m1"), (2, "t2", "m1"), (3, "t3", "m2")]
     assert len(rows) == 1203
+
+
+def test_top_size_decodes_only_the_first_level_and_agrees_with_levels_of():
+    # snapshot_top_size (SQL) reads the first two numbers of a BLOB; the answer is the first
+    # level's size as the full decoder gives it, whatever the encoding
+    import random
+
+    rng = random.Random(9)
+    sides = [
+        [(0.52, 1500.0), (0.51, 220.5)],
+        [(0.999, 123456789.12)],  # long varints
+        [(0.5, -0.0)],
+        [(0.1 + 0.2, 1 / 3), (0.29, 1e-7)],  # the float mode
+        [(0.0001, 0.01)] * 3,
+    ]
+    for _ in range(300):
+        n = rng.randint(1, 5)
+        sides.append(
+            [
+                (
+                    rng.randint(1, 9999) / 10 ** rng.randint(2, 4),
+                    rng.randint(0, 10**9) / 10 ** rng.randint(0, 6),
+                )
+                for _ in range(n)
+            ]
+        )
+    for side in sides:
+        blob = codec.pack_levels(side)
+        want = codec.levels_of(blob)[0][1]
+        got = codec.top_size(blob)
+        assert got == want and repr(got) == repr(want), side
+        assert codec.top_size(bytearray(blob)) == want
+        assert codec.top_size(codec.text_of(blob)) == codec.levels_of(codec.text_of(blob))[0][1]
+    blob = codec.pack_levels([(0.52, 1500.0)])
+    assert codec.top_size(blob[:2]) is None  # a price without its size: no complete level
+    assert codec.levels_of(blob[:2]) == []
