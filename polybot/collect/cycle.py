@@ -26,13 +26,11 @@ mid-cycle, or a bug). Exit codes: 0 ok (also "another collection is running"),
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,6 +39,7 @@ from ..alerts import Alerter
 from ..config import Config
 from ..errors import DataError, ExchangeError, ExchangeUnavailable, RequestRejected
 from ..exchange.models import Market
+from ..snapshots.store import cyclic_gc_paused
 from ..timefmt import iso_seconds
 from . import snapshot_rows, store, universe
 from .books import BookFetcher
@@ -241,27 +240,6 @@ def _record_failure(
         log.exception("could not record the failed cycle")
 
 
-@contextlib.contextmanager
-def cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for the block (reference counting still
-    frees every object the moment it is dropped; only objects in reference cycles wait).
-
-    A whole-universe cycle keeps ~50,000 markets and ~100,000 snapshot rows alive while
-    allocating millions of short-lived objects (parsed pages and books), so the collector
-    ran ~6,000 times and scanned the growing heap 35 times a cycle: 8.7-9.3 of 28 CPU
-    seconds, on the GIL the listing and the book threads share (measured with
-    ``gc.callbacks`` on the simulator's 50,016 markets). The cycle makes little cyclic
-    garbage (peak memory measured the same) and the collector resumes, as it was, when
-    the block ends — also on an exception."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def collect_once(
     cfg: Config,
     conn: sqlite3.Connection,
@@ -272,7 +250,14 @@ def collect_once(
     report: Callable[[str], None] | None = None,
 ) -> CycleResult:
     """Run one cycle with an open database and client (the lock is the caller's), with
-    the cyclic garbage collector paused (:func:`cyclic_gc_paused`)."""
+    the cyclic garbage collector paused (:func:`polybot.snapshots.store.cyclic_gc_paused`).
+
+    A whole-universe cycle keeps ~50,000 markets and ~100,000 snapshot rows alive while
+    allocating millions of short-lived objects (parsed pages and books), so the collector
+    ran ~6,000 times and scanned the growing heap 35 times a cycle: 8.7-9.3 of 28 CPU
+    seconds, on the GIL the listing and the book threads share (measured with
+    ``gc.callbacks`` on the simulator's 50,016 markets). The cycle makes little cyclic
+    garbage (peak memory measured the same)."""
     with cyclic_gc_paused():
         return _collect_once(cfg, conn, client, initial=initial, progress=progress, report=report)
 

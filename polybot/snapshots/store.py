@@ -260,7 +260,7 @@ def insert_rows(
     batch = rows if isinstance(rows, list) else list(rows)
     if not batch:
         return 0
-    with _cyclic_gc_paused():
+    with cyclic_gc_paused():
         token_keys = keys.many([(r[1], r[2]) for r in batch])
         columns, encoded = codec.encode_rows(batch, token_keys, blob_type=bytearray)
         encoded.sort(key=_PRIMARY_KEY)
@@ -272,13 +272,13 @@ def insert_rows(
 
 
 @contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused while a batch is encoded and written
-    (reference counting still frees everything at once). Encoding 100,000 rows makes
-    several hundred thousand tuples and lists that live until the insert, and each
-    allocation burst ran the collector over every live object: half of ``encode_rows``'
-    CPU (1.31 s → 0.67 s per 100,000 rows, measured). It resumes as it was, also on an
-    exception (the collector's cycle pauses it the same way for a whole cycle)."""
+def cyclic_gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for the block (reference counting still
+    frees everything at once), e.g. while a batch is encoded and written: encoding 100,000
+    rows makes several hundred thousand tuples and lists that live until the insert, and
+    each allocation burst ran the collector over every live object: half of
+    ``encode_rows``' CPU (1.31 s → 0.67 s per 100,000 rows, measured). The collector's
+    cycle pauses it for a whole cycle. It resumes as it was, also on an exception."""
     was = gc.isenabled()
     gc.disable()
     try:

@@ -252,7 +252,7 @@ def test_collected_rows_go_in_by_statements_of_many_rows_with_or_ignore_per_row(
 def test_the_cyclic_gc_is_paused_for_a_cycle_and_resumes_as_it_was():
     import gc
 
-    from polybot.collect.cycle import cyclic_gc_paused
+    from polybot.snapshots.store import cyclic_gc_paused
 
     assert gc.isenabled()
     try:
