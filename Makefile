@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test lint types check clean-venv
+.PHONY: venv browser demo test lint types check clean-venv
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "polybot needs Python 3.11 or newer; run: make PYTHON=python3.11 ...")'
@@ -22,7 +22,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python demo.py
 
-test: $(STAMP)
+# Debian's chromium for the dashboard's browser tests, when it can be installed (as root with
+# apt-get); otherwise those tests are skipped with a reason.
+browser:
+	@sh scripts/ensure_chromium.sh
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

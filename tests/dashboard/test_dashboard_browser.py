@@ -47,7 +47,7 @@ def chromium():
     if not path:
         pytest.skip(
             "Chromium is not installed (/usr/bin/chromium missing): the browser tests of the dashboard "
-            "need it — apt-get install chromium (CI's .ci/run does)"
+            "need it — apt-get install chromium (make test does it as root on Debian)"
         )
     try:
         from playwright.sync_api import sync_playwright
