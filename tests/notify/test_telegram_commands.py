@@ -13,45 +13,22 @@ from polybot.money import to_micro
 from polybot.notify.commands import CommandHandler, start_command_listener
 from tests.alerts.helpers import (
     CHAT_ID,
-    free_port,
     make_workspace,
     telegram_section,  # noqa: F401
     wait_until,
 )
+from tests.notify.helpers import offline_workspace
 
 STRANGER = 99887766
 
 
 @pytest.fixture
-def listener(tmp_path, fake_tg):
-    started = []
-
-    def start(cfg):
-        stop = threading.Event()
-        thread = start_command_listener(cfg, stop, poll_seconds=1)
-        started.append((stop, thread))
-        return stop, thread
-
-    yield start
-    for stop, thread in started:
-        stop.set()
-        thread.join(10)
+def listener(start_listener):
+    return start_listener
 
 
 def _cfg(tmp_path, fake):
-    dead = f"http://127.0.0.1:{free_port()}"  # /health's API check must not leave the machine
-    return make_workspace(
-        tmp_path,
-        {
-            "telegram": telegram_section(fake),
-            "polymarket": {
-                "base_url": dead + "/clob",
-                "gamma_url": dead + "/gamma",
-                "data_url": dead + "/data",
-                "timeout_seconds": 2,
-            },
-        },
-    )
+    return offline_workspace(tmp_path, fake)
 
 
 def _replies(fake, chat=CHAT_ID):

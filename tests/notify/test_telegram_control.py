@@ -11,7 +11,7 @@ import pytest
 
 from polybot import control_state as cs
 from polybot import db
-from polybot.notify.commands import CommandHandler, start_command_listener
+from polybot.notify.commands import CommandHandler
 from tests.alerts.helpers import CHAT_ID, telegram_section, wait_until
 from tests.engine.controls_helpers import (
     close_engine,
@@ -27,19 +27,8 @@ STRANGER = 99887766
 
 
 @pytest.fixture
-def listener(fake_tg):
-    started = []
-
-    def start(cfg):
-        stop = threading.Event()
-        thread = start_command_listener(cfg, stop, poll_seconds=1)
-        started.append((stop, thread))
-        return thread
-
-    yield start
-    for stop, thread in started:
-        stop.set()
-        thread.join(10)
+def listener(start_listener):
+    return lambda cfg: start_listener(cfg)[1]
 
 
 def _root(tmp_path, sim, fake, **overrides):

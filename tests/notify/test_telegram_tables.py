@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -34,9 +33,10 @@ from polybot.engine import ledger
 from polybot.engine.state import clear_halt, persist_halt
 from polybot.exchange import live as _live_exchange  # noqa: F401 - imported cold it takes seconds of /balance's budget
 from polybot.notify import menu, tables
-from polybot.notify.commands import CommandHandler, start_command_listener
+from polybot.notify.commands import CommandHandler
 from polybot.schema import LATEST_VERSION
-from tests.alerts.helpers import CHAT_ID, free_port, make_workspace, telegram_section, wait_until
+from tests.alerts.helpers import CHAT_ID, free_port, make_workspace, wait_until
+from tests.notify.helpers import offline_workspace
 
 M = 1_000_000
 DAY = 86_400
@@ -51,19 +51,7 @@ MARKETS = {
 
 
 def _cfg(tmp_path, fake):
-    dead = f"http://127.0.0.1:{free_port()}"  # nothing may leave the machine
-    return make_workspace(
-        tmp_path,
-        {
-            "telegram": telegram_section(fake),
-            "polymarket": {
-                "base_url": dead + "/clob",
-                "gamma_url": dead + "/gamma",
-                "data_url": dead + "/data",
-                "timeout_seconds": 2,
-            },
-        },
-    )
+    return offline_workspace(tmp_path, fake)
 
 
 def _trade(conn, tid, token, side, price, size, fee, ts, group=None):
@@ -138,20 +126,8 @@ def _build(cfg) -> None:
 
 
 @pytest.fixture
-def listen(fake_tg):
-    started = []
-
-    def start(cfg):
-        stop = threading.Event()
-        thread = start_command_listener(cfg, stop, poll_seconds=1)
-        thread.listener.handler.clock = lambda: NOW  # type: ignore[attr-defined]
-        started.append((stop, thread))
-        return thread
-
-    yield start
-    for stop, thread in started:
-        stop.set()
-        thread.join(10)
+def listen(start_listener):
+    return lambda cfg: start_listener(cfg, clock=lambda: NOW)[1]
 
 
 def _ask(fake, commands: list[str], *, timeout: float = 30) -> list[str]:
