@@ -466,27 +466,22 @@ def git_commit(root: Path | None = None) -> str | None:
     """The short commit of the checkout polybot runs from (None: not a git checkout or no git).
     git finds the repository from the package's own folder."""
     root = root or Path(__file__).resolve().parent
+    commit = _git(root, "rev-parse", "--short", "HEAD")
+    if not commit:
+        return None
+    dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
+    return commit + (" (with local changes)" if dirty else "")
+
+
+def _git(root: Path, *args: str) -> str | None:
+    """git's stripped output in ``root`` (None when git is missing, fails or times out)."""
     try:
         out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=3,
-            check=False,
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=3, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = out.stdout.strip()
-    if out.returncode != 0 or not commit:
-        return None
-    dirty = subprocess.run(
-        ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        timeout=3,
-        check=False,
-    )
-    return commit + (" (with local changes)" if dirty.returncode == 0 and dirty.stdout.strip() else "")
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def version_text(cfg: Config) -> str:
