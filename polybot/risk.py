@@ -232,8 +232,6 @@ def stop_loss_hits(
     for h in positions:
         if h.size_micro <= 0 or h.cost_micro <= 0:
             continue
-        if markets is not None and not sellable(h, markets(h.market_id)):
-            continue
         mark = marks.get(h.token_id)
         if mark is None:
             continue
@@ -241,7 +239,8 @@ def stop_loss_hits(
         frac = (value - h.cost_micro) / h.cost_micro
         # integer test: value ≤ cost × (1 − s), exact at the boundary
         limit = h.cost_micro - (h.cost_micro * to_micro(stop_loss_percent)) // MICRO
-        if value <= limit:
+        # the market is looked up only for a hit (the live loop calls this between steps)
+        if value <= limit and (markets is None or sellable(h, markets(h.market_id))):
             out.append(
                 StopLossHit(
                     h,
