@@ -158,30 +158,41 @@ def degenerate_columns(
     min_std: float = 0.002,
     decimals: int = 6,
     std: np.ndarray | None = None,
+    complete: bool | None = None,
 ) -> np.ndarray:
     """For each column of ``S`` (NaN = missing): True where :func:`degenerate` of that
     column would give a reason (too few points, too few distinct values after rounding to
     ``decimals``, or a standard deviation below ``min_std``) — one vectorised pass.
     ``std``: each column's standard deviation (ddof 0, NaNs skipped) when the caller has
-    it already (NaN counts as too small)."""
+    it already (NaN counts as too small). ``complete``: the caller knows whether ``S``
+    has any NaN (None: look)."""
     S = np.asarray(S, dtype=np.float64)
     if S.ndim != 2:
         raise ValueError("degenerate_columns expects a 2-D array (points × series)")
     n, k = S.shape
     if k == 0:
         return np.zeros(0, dtype=bool)
-    valid = ~np.isnan(S)
-    complete = bool(valid.all())  # the usual window: no gaps, so no masks below
-    cnt = np.full(k, n) if complete else valid.sum(axis=0)
+    if complete is None:
+        complete = not np.isnan(S).any()
+    if complete:  # the usual window: no gaps, so no masks below
+        if n < min_points:
+            return np.ones(k, dtype=bool)
+        cnt = np.full(k, n)
+        valid = None
+    else:
+        valid = ~np.isnan(S)
+        cnt = valid.sum(axis=0)
     distinct = _distinct_counts(S, cnt, complete, decimals, min_distinct)
     if std is None:
         with np.errstate(invalid="ignore", divide="ignore"):
-            if complete:
+            if valid is None:
                 std = np.sqrt(((S - S.sum(axis=0) / n) ** 2).sum(axis=0) / n)
             else:
                 Z = np.where(valid, S, 0.0)
                 mean = Z.sum(axis=0) / cnt
                 std = np.sqrt((np.where(valid, S - mean, 0.0) ** 2).sum(axis=0) / cnt)
+    if valid is None:  # every column has n ≥ min_points points
+        return (distinct < min_distinct) | ~(std >= min_std)
     return (cnt < min_points) | (distinct < min_distinct) | ~(std >= min_std)
 
 

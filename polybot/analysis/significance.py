@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .stats import components
+from .stats import components, upper_pairs
 
 MIN_SHARED_MOVES = 20
 FDR_Q = 0.05
@@ -138,10 +138,16 @@ def shared_moves(D: np.ndarray, eps: float = MOVE_EPS) -> np.ndarray:
 
 
 def effective_n(n: np.ndarray, rho: np.ndarray, shared: np.ndarray) -> np.ndarray:
-    """Bartlett's adjustment of n for the lag-1 autocorrelations ``rho``, capped by ``shared``."""
-    rr = np.outer(rho, rho)
-    nb = n * (1.0 - rr) / (1.0 + rr)
-    return np.minimum(np.minimum(nb, n), shared).astype(np.float64)
+    """Bartlett's adjustment of n for the lag-1 autocorrelations ``rho``, capped by ``shared``:
+    min(n·(1 − ρa ρb)/(1 + ρa ρb), n, shared), computed in place (one k × k buffer)."""
+    rr = np.multiply.outer(rho, rho)
+    nb = 1.0 - rr
+    nb *= n
+    rr += 1.0
+    nb /= rr
+    np.minimum(nb, n, out=nb)
+    np.minimum(nb, shared, out=nb)
+    return nb
 
 
 def fisher_p(r: np.ndarray, n_eff: np.ndarray) -> np.ndarray:
@@ -206,26 +212,28 @@ def pair_statistics(
     shared = shared_moves(D) if k else np.zeros((0, 0), dtype=np.int64)
     rho = lag1_autocorr(D) if k else np.zeros(0)
     n_eff = effective_n(np.asarray(n, dtype=np.float64), rho, shared) if k else np.zeros((0, 0))
-    tested = (shared >= min_shared_moves) & ~np.isnan(r)
     p = np.ones((k, k))
     q = np.ones((k, k))
     m = k * (k - 1) // 2
+    ia = ja = np.zeros(0, dtype=np.int64)
     if m:  # each pair once (the upper triangle), Fisher's p only where tested: erfc is per element
-        iu, ju = np.triu_indices(k, 1)
-        sel = np.flatnonzero(tested[iu, ju])
+        iu, ju = upper_pairs(k)
+        r_u = r[iu, ju]
+        tested = (shared[iu, ju] >= min_shared_moves) & ~np.isnan(r_u)
+        sel = np.flatnonzero(tested)
         pv = np.ones(m)
-        pv[sel] = fisher_p(r[iu[sel], ju[sel]], n_eff[iu[sel], ju[sel]])
+        pv[sel] = fisher_p(r_u[sel], n_eff[iu[sel], ju[sel]])
         p[iu, ju] = pv
         p[ju, iu] = pv
         qv = bh_qvalues(pv)
         q[iu, ju] = qv
         q[ju, iu] = qv
+        kept = np.flatnonzero(tested & (qv <= fdr_q))  # only the pairs BH kept
+        ia, ja = iu[kept], ju[kept]
     if k:
         np.fill_diagonal(p, 0.0)
         np.fill_diagonal(q, 0.0)
     share = np.full((k, k), np.nan)
-    cand = (q <= fdr_q) & tested
-    ia, ja = np.nonzero(np.triu(cand, 1))  # only the pairs BH kept
     if len(ia):
         share[ia, ja] = share[ja, ia] = move_shares(D, ia, ja)
     return PairStats(

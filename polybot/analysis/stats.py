@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
@@ -36,6 +38,16 @@ def ffill_limited(M: np.ndarray, limit: int) -> np.ndarray:
     return np.where(ok, filled, np.nan)
 
 
+@lru_cache(maxsize=8)
+def upper_pairs(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(k, 1)``: each pair (i < j) of k columns once, row by row; cached
+    (read-only arrays), since a strategy asks for the same k at every reselection."""
+    iu, ju = np.triu_indices(k, 1)
+    iu.flags.writeable = False
+    ju.flags.writeable = False
+    return iu, ju
+
+
 def changes(M: np.ndarray) -> np.ndarray:
     """Point-to-point changes of each column (NaN where either end is NaN)."""
     M = np.asarray(M, dtype=np.float64)
@@ -47,20 +59,15 @@ def corr_pairwise(X: np.ndarray, min_overlap: int = 2) -> tuple[np.ndarray, np.n
     both are present, and the number of such rows. r is NaN when n < ``min_overlap``
     or either series is constant over the overlap. The diagonal is 1 where defined."""
     X = np.asarray(X, dtype=np.float64)
+    if not np.isnan(X).any():  # no gaps: every pair overlaps on every row
+        return _corr_complete(X, min_overlap)
     present = ~np.isnan(X)
-    if present.all():  # no gaps: every pair overlaps on every row, one product is enough
-        k = X.shape[1]
-        n = np.full((k, k), float(X.shape[0]))
-        sx = np.broadcast_to(X.sum(axis=0)[:, None], (k, k))
-        sxx = np.broadcast_to((X * X).sum(axis=0)[:, None], (k, k))
-        sxy = X.T @ X
-    else:
-        W = present.astype(np.float64)
-        Z = np.where(present, X, 0.0)
-        n = W.T @ W
-        sx = Z.T @ W  # sx[i, j] = Σ x_i over rows where i and j are present
-        sxx = (Z * Z).T @ W
-        sxy = Z.T @ Z
+    W = present.astype(np.float64)
+    Z = np.where(present, X, 0.0)
+    n = W.T @ W
+    sx = Z.T @ W  # sx[i, j] = Σ x_i over rows where i and j are present
+    sxx = (Z * Z).T @ W
+    sxy = Z.T @ Z
     with np.errstate(invalid="ignore", divide="ignore"):
         cov = sxy - sx * sx.T / n
         vx = sxx - sx * sx / n
@@ -70,6 +77,29 @@ def corr_pairwise(X: np.ndarray, min_overlap: int = 2) -> tuple[np.ndarray, np.n
     bad = (n < max(2, min_overlap)) | (vx <= tiny) | (vy <= tiny) | ~np.isfinite(r)
     r = np.where(bad, np.nan, np.clip(r, -1.0, 1.0))
     return r, n.astype(np.int64)
+
+
+def _corr_complete(X: np.ndarray, min_overlap: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`corr_pairwise` of a matrix without gaps: every pair overlaps on every row,
+    so one matrix product and per-column sums give the same figures, bit for bit, as the
+    general path (each term is the same operation on the same numbers)."""
+    rows, k = X.shape
+    n = float(rows)
+    sx = X.sum(axis=0)
+    sxy = X.T @ X
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = sxy - np.multiply.outer(sx, sx) / n
+        vx = (X * X).sum(axis=0) - sx * sx / n
+        r = cov / np.sqrt(np.multiply.outer(vx, vx))
+    if rows < max(2, min_overlap):
+        r = np.full((k, k), np.nan)
+    else:
+        flat = vx <= 1e-12
+        bad = ~np.isfinite(r)
+        if flat.any():
+            bad |= flat[:, None] | flat[None, :]
+        r = np.where(bad, np.nan, np.clip(r, -1.0, 1.0))
+    return r, np.full((k, k), rows, dtype=np.int64)
 
 
 def clusters(r: np.ndarray, threshold: float) -> list[list[int]]:

@@ -277,6 +277,7 @@ class Backtester:
                         chunk.ask[s:e],
                         chunk.price[s:e],
                         chunk.backfill[s:e],
+                        micro_exact=True,  # the reader's prices are micro / 1e6
                     )
                     if self._pending or self._resting:
                         self._fill_pending(t)

@@ -147,7 +147,15 @@ def _warm(bt: Backtester, start_ts: int, end_ts: int) -> None:
         ts = ch.timestamp
         cuts = np.flatnonzero(ts[1:] != ts[:-1]) + 1
         for s, e in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(ts)])), strict=True):
-            feed.ingest(int(ts[s]), ch.token[s:e], ch.bid[s:e], ch.ask[s:e], ch.price[s:e], ch.backfill[s:e])
+            feed.ingest(
+                int(ts[s]),
+                ch.token[s:e],
+                ch.bid[s:e],
+                ch.ask[s:e],
+                ch.price[s:e],
+                ch.backfill[s:e],
+                micro_exact=True,
+            )
 
 
 def run_once(

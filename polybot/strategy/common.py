@@ -195,21 +195,27 @@ def near_end_mask(now: int, end_dates: np.ndarray, hours: float) -> np.ndarray:
     return end_dates - now <= hours * HOUR
 
 
-def nan_stats(M: np.ndarray, min_count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Column mean, std (ddof 0) and count ignoring NaNs; NaN where count < min_count."""
+def nan_stats(
+    M: np.ndarray, min_count: int, *, complete: bool | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column mean, std (ddof 0) and count ignoring NaNs; NaN where count < min_count.
+    ``complete``: the caller knows whether ``M`` has any NaN (None: look)."""
+    if complete is None:
+        complete = not np.isnan(M).any()
+    n, k = M.shape
+    if complete:  # no gaps: the same sums without the masks (the usual window of a step)
+        cnt = np.full(k, n)
+        if n < max(2, min_count):
+            return np.full(k, np.nan), np.full(k, np.nan), cnt
+        mean = M.sum(axis=0) / n
+        d = M - mean
+        return mean, np.sqrt((d * d).sum(axis=0) / n), cnt
     valid = ~np.isnan(M)
-    if valid.all():  # no gaps: the same sums without the masks
-        n = M.shape[0]
-        cnt = np.full(M.shape[1], n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = M.sum(axis=0) / cnt
-            var = ((M - mean) ** 2).sum(axis=0) / cnt
-    else:
-        cnt = valid.sum(axis=0)
-        Z = np.where(valid, M, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = Z.sum(axis=0) / cnt
-            var = (np.where(valid, M - mean, 0.0) ** 2).sum(axis=0) / cnt
+    cnt = valid.sum(axis=0)
+    Z = np.where(valid, M, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = Z.sum(axis=0) / cnt
+        var = (np.where(valid, M - mean, 0.0) ** 2).sum(axis=0) / cnt
     ok = cnt >= max(2, min_count)
     return np.where(ok, mean, np.nan), np.where(ok, np.sqrt(var), np.nan), cnt
 

@@ -57,7 +57,7 @@ import numpy as np
 
 from polybot.analysis.meanrev import adf_test, degenerate_columns, half_life, hedge_ratio
 from polybot.analysis.significance import pair_statistics
-from polybot.analysis.stats import corr_pairwise, ffill_limited
+from polybot.analysis.stats import corr_pairwise, ffill_limited, upper_pairs
 
 from .base import Holding, Intent, MarketView, PortfolioView, Strategy, limit_for_buy
 from .common import (
@@ -134,7 +134,8 @@ class CorrelationPairs(Strategy):
         self._open: dict[str, tuple[Pair, int]] = {}  # token → (pair, sign of z at entry)
         self.selection_log: list[tuple[str, str, str]] = []  # (token a, token b, kept / why dropped)
         self._columns_key: tuple | None = None  # _pair_columns' cache
-        self._columns = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
+        none = np.zeros(0, dtype=np.int64)
+        self._columns = (none, none, np.zeros(0), none)
 
     def check_params(self) -> None:
         p = self.params
@@ -225,7 +226,7 @@ class CorrelationPairs(Strategy):
         need = max(3, int(p["min_overlap"] * (points // k)))
         r, n = corr_pairwise(D, need)
         st = pair_statistics(D, r, n, min_shared_moves=p["min_shared_moves"], fdr_q=p["fdr_q"])
-        iu, ju = np.triu_indices(len(cand), 1)
+        iu, ju = upper_pairs(len(cand))
         rv = r[iu, ju]
         sig = st.significant()[iu, ju]
         good = np.flatnonzero(sig & (np.nan_to_num(rv, nan=-2) >= p["min_correlation"]))
@@ -300,52 +301,57 @@ class CorrelationPairs(Strategy):
             self._last_dev = np.zeros(0)
             return np.zeros(0)
         p = self.params
-        ia, ib, beta = self._pair_columns(view, pairs)
+        ia, ib, beta, both = self._pair_columns(view, pairs)
         points = int(p["z_window_hours"] * HOUR) // view.interval_seconds
-        _, M = view.history_by_index(np.concatenate([ia, ib]), points + 1)
+        _, M = view.history_by_index(both, points + 1)
         if M.shape[0] < 3:
             self._last_dev = np.full(len(pairs), np.nan)
             return np.full(len(pairs), np.nan)
         M = M[:-1]
-        if np.isnan(M).any():  # gaps: forward-filled (a complete window, the usual one, is as it is)
+        complete = not np.isnan(M).any()
+        if not complete:  # gaps: forward-filled (a complete window, the usual one, is as it is)
             M = ffill_limited(M, p["ffill_points"])
+            complete = not np.isnan(M).any()
         k = len(pairs)
         S = M[:, :k] - beta * M[:, k:]
-        mean, std, _ = nan_stats(S, int(p["min_overlap"] * points))
+        min_count = int(p["min_overlap"] * points)
+        mean, std, _ = nan_stats(S, min_count, complete=complete)
         # a degenerate window gives no z at all (no entry, no z-based exit)
         std[
             degenerate_columns(
                 S,
-                min_points=max(3, int(p["min_overlap"] * points)),
+                min_points=max(3, min_count),
                 min_distinct=p["min_distinct_spread_values"],
                 min_std=p["min_std"],
                 std=std,
+                complete=complete,
             )
         ] = np.nan
-        fresh = (
-            (view.now - latest["timestamp"][ia] <= p["max_quote_age_seconds"])
-            & (view.now - latest["timestamp"][ib] <= p["max_quote_age_seconds"])
-            & (latest["timestamp"][ia] >= 0)
-            & (latest["timestamp"][ib] >= 0)
-        )
-        s_now = latest["mid"][ia] - beta * latest["mid"][ib]
+        # fresh: both legs quoted within max_quote_age_seconds (timestamp −1 = never quoted)
+        ts = latest["timestamp"]
+        fresh = np.minimum(ts[ia], ts[ib]) >= max(0, view.now - p["max_quote_age_seconds"])
+        mid = latest["mid"]
+        s_now = mid[ia] - beta * mid[ib]
+        dev = s_now - mean
         with np.errstate(invalid="ignore"):
-            z = (s_now - mean) / std
-        z = np.where(fresh, z, np.nan)
-        self._last_dev = s_now - mean
+            z = dev / std
+        z[~fresh] = np.nan
+        self._last_dev = dev
         return z
 
-    def _pair_columns(self, view: MarketView, pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(indices of the A legs, of the B legs, β) of ``pairs``; kept while the pairs and
-        the market set are the same (they change every ``reselect_hours``, steps are 5 min)."""
+    def _pair_columns(
+        self, view: MarketView, pairs: list[Pair]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(indices of the A legs, of the B legs, β, both legs' indices A then B) of
+        ``pairs``; kept while the pairs and the market set are the same (they change every
+        ``reselect_hours``, steps are 5 min)."""
         key = (self._universe.version, tuple(pr.key for pr in pairs))
         if self._columns_key != key:
             n = len(pairs)
-            self._columns = (
-                np.fromiter((view.index_of(x.a) for x in pairs), dtype=np.int64, count=n),
-                np.fromiter((view.index_of(x.b) for x in pairs), dtype=np.int64, count=n),
-                np.fromiter((x.beta for x in pairs), dtype=np.float64, count=n),
-            )
+            ia = np.fromiter((view.index_of(x.a) for x in pairs), dtype=np.int64, count=n)
+            ib = np.fromiter((view.index_of(x.b) for x in pairs), dtype=np.int64, count=n)
+            beta = np.fromiter((x.beta for x in pairs), dtype=np.float64, count=n)
+            self._columns = (ia, ib, beta, np.concatenate([ia, ib]))
             self._columns_key = key
         return self._columns
 

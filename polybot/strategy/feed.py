@@ -115,6 +115,7 @@ class MarketFeed:
         self._cur_bucket: int | None = None
         self._cur_slot = -1
         self._version = 0
+        self._raw_depth = False  # whether any row ever came with depth strings (bids/asks)
         self.markets_version = 0  # bumped whenever market metadata changes
         self.last_timestamp: int | None = None
         self._books: dict[str, tuple[float, float]] = {}  # token → (half spread, depth) of backfill
@@ -306,11 +307,15 @@ class MarketFeed:
         backfill: np.ndarray | None = None,
         bids: np.ndarray | None = None,
         asks: np.ndarray | None = None,
+        *,
+        micro_exact: bool = False,
     ) -> None:
         """Column-wise input for ONE timestamp (token indices from :attr:`token_index`).
 
         ``mid`` holds the price of backfilled rows (mid, else last trade). ``bids``/
-        ``asks``: depth strings, or None to rely on ``depth_loader``.
+        ``asks``: depth strings, or None to rely on ``depth_loader``. ``micro_exact``: every
+        price is already ``micro / 1e6`` (the backtester's reader), which rounding to 6
+        decimals would give back unchanged, so it is skipped.
         """
         timestamp = int(timestamp)
         if self.last_timestamp is not None and timestamp < self.last_timestamp:
@@ -323,7 +328,8 @@ class MarketFeed:
         if self._meta_pos < len(self._meta_queue):
             self._advance_metadata(timestamp)
         # prices are kept to the micro-unit (what the backtester's reader delivers)
-        bid, ask, mid = np.round(bid, 6), np.round(ask, 6), np.round(mid, 6)
+        if not micro_exact:
+            bid, ask, mid = np.round(bid, 6), np.round(ask, 6), np.round(mid, 6)
         # backfill / derived prices
         no_book = np.isnan(bid) & np.isnan(ask)
         # With a backfill flag, only backfilled rows get a synthetic book: a RECORDED empty book
@@ -352,7 +358,8 @@ class MarketFeed:
         if bids is not None:
             self._bids_raw[idx] = bids
             self._asks_raw[idx] = asks
-        else:
+            self._raw_depth = True
+        elif self._raw_depth:  # these rows' depth comes from depth_loader, not older strings
             self._bids_raw[idx] = None
             self._asks_raw[idx] = None
         # history grid

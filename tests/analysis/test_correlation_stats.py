@@ -51,6 +51,14 @@ def test_fisher_p_bh_and_effective_n_by_hand():
     r_gap, n_gap = corr_pairwise(np.vstack([X, np.full((1, 5), np.nan)]))
     assert np.allclose(r_full, r_gap, atol=1e-12) and (n_full == 60).all() and (n_gap == 60).all()
     assert r_full[0, 1] == pytest.approx(np.corrcoef(X[:, 0], X[:, 1])[0, 1], abs=1e-12)
+    flat = X.copy()
+    flat[:, 2] = 0.3  # a constant series: NaN in its row and column on both paths
+    for A in (flat, flat[:1]):  # one row: below the minimum overlap, all NaN
+        r_a, _ = corr_pairwise(A)
+        r_b, _ = corr_pairwise(np.vstack([A, np.full((1, 5), np.nan)]))
+        assert np.array_equal(np.isnan(r_a), np.isnan(r_b))
+        assert np.allclose(r_a[~np.isnan(r_a)], r_b[~np.isnan(r_b)], atol=1e-12)
+    assert np.isnan(corr_pairwise(flat)[0][2]).all() and not np.isnan(corr_pairwise(flat)[0][0, 1])
     # Bartlett: ρa = ρb = 0.5 → n·(1 − .25)/(1 + .25) = 0.6 n; capped by the shared moves
     assert effective_n(np.array([[100.0]]), np.array([0.5]), np.array([[1000]]))[0, 0] == pytest.approx(60)
     assert effective_n(np.array([[100.0]]), np.array([0.5]), np.array([[12]]))[0, 0] == 12
@@ -108,6 +116,12 @@ def test_degenerate_columns_agrees_with_degenerate_column_by_column():
     with np.errstate(invalid="ignore"):  # the caller's own standard deviations (NaN: none)
         sd = np.array([np.std(c[~np.isnan(c)]) if (~np.isnan(c)).any() else np.nan for c in cols])
     assert degenerate_columns(S, std=sd).tolist() == [degenerate(c) is not None for c in cols]
+    # the caller's completeness hint gives the same answers (too few rows: every column)
+    assert degenerate_columns(S[:, full], complete=True).tolist() == [
+        degenerate(cols[c]) is not None for c in full
+    ]
+    assert degenerate_columns(S, complete=False).tolist() == [degenerate(c) is not None for c in cols]
+    assert degenerate_columns(S[:8, full], complete=True).tolist() == [True] * len(full)
     assert degenerate_columns(np.zeros((5, 0))).shape == (0,)
     one = degenerate_columns(np.array([[0.5]]), min_points=1, min_distinct=1, min_std=0.0)
     assert one.tolist() == [False]

@@ -354,10 +354,12 @@ def test_same_rows_same_intents_on_both_feed_paths(tmp_path):
     markets, _ = load_markets(conn)
     params = {"lookback_hours": 24, "reselect_hours": 2, "z_window_hours": 12, "entry_z": 1.5}
     s1, s2 = get_strategy("correlation_pairs", params), get_strategy("correlation_pairs", params)
+    s3 = get_strategy("correlation_pairs", params)
     f1 = MarketFeed(markets, history_seconds=s1.history_seconds)
     f2 = MarketFeed(markets, history_seconds=s2.history_seconds)
+    f3 = MarketFeed(markets, history_seconds=s3.history_seconds)  # the reader's prices, not rounded again
     store = SnapshotStore(conn, f2.tokens)
-    f2.depth_loader = store.depth
+    f2.depth_loader = f3.depth_loader = store.depth
     rows = conn.execute("SELECT * FROM snapshot_values ORDER BY timestamp, token_id").fetchall()
     by_ts = {}
     for r in rows:
@@ -373,13 +375,16 @@ def test_same_rows_same_intents_on_both_feed_paths(tmp_path):
     for t in sorted(by_ts):
         f1.add_rows(by_ts[t])
         f2.ingest(t, *cols[t])
+        f3.ingest(t, *cols[t], micro_exact=True)
         a, b = s1.decide(f1.view(t), pv), s2.decide(f2.view(t), pv)
-        assert a == b, t
+        assert a == b == s3.decide(f3.view(t), pv), t
         n_intents += len(a)
         if t % 7200 == 0:
             tok = d.yes_tokens[0]
             assert f1.view(t).book(tok) == f2.view(t).book(tok)
     assert n_intents > 0  # the comparison was not vacuous
+    for k, v in f2.latest_arrays().items():
+        assert np.array_equal(v, f3.latest_arrays()[k], equal_nan=True), k
     conn.close()
 
 
@@ -449,3 +454,8 @@ def test_nan_stats_with_and_without_gaps():
                 assert std[c] == pytest.approx(v.std(), abs=1e-15)
             else:
                 assert math.isnan(mean[c]) and math.isnan(std[c])
+    # the caller's completeness hint takes the mask-free path: the same figures, bit for bit
+    for a, b in zip(nan_stats(M, 10, complete=True), nan_stats(M, 10, complete=False), strict=True):
+        assert np.array_equal(a, b)
+    few = nan_stats(M[:5], 10, complete=True)
+    assert np.isnan(few[0]).all() and np.isnan(few[1]).all() and few[2].tolist() == [5] * 4
