@@ -229,6 +229,7 @@ def stop_loss_hits(
     only be refused again at every step.
     """
     out = []
+    stop_micro = to_micro(stop_loss_percent)
     for h in positions:
         if h.size_micro <= 0 or h.cost_micro <= 0:
             continue
@@ -238,7 +239,7 @@ def stop_loss_hits(
         value = notional_micro(mark, h.size_micro)
         frac = (value - h.cost_micro) / h.cost_micro
         # integer test: value ≤ cost × (1 − s), exact at the boundary
-        limit = h.cost_micro - (h.cost_micro * to_micro(stop_loss_percent)) // MICRO
+        limit = h.cost_micro - (h.cost_micro * stop_micro) // MICRO
         # the market is looked up only for a hit (the live loop calls this between steps)
         if value <= limit and (markets is None or sellable(h, markets(h.market_id))):
             out.append(

@@ -70,6 +70,7 @@ from polybot.strategy.execution import (
     order_for,
     simulate_order,
     step_account,
+    step_prices,
 )
 from polybot.strategy.feed import MarketFeed
 from polybot.timefmt import parse_utc_minute, utc_day
@@ -478,9 +479,10 @@ class Backtester:
 
     def _step(self, t: int) -> tuple[int, int]:
         L, feed = self.ledger, self.feed
+        prices = step_prices(feed)
         marks = {}
         for tok in L.positions:
-            b = self._prices(tok)[0]
+            b = prices(tok)[0]
             if b is not None:
                 marks[tok] = b
         self._marks.update(marks)
@@ -501,7 +503,7 @@ class Backtester:
             self.risk,
             cash_micro=L.cash_micro,
             positions=L.positions,
-            prices=self._prices,
+            prices=prices,
             day_start_equity_micro=self._day_start_equity,
             day_low_equity_micro=day_low,
         )
@@ -517,7 +519,7 @@ class Backtester:
             now=t,
             cash_micro=L.cash_micro,
             positions=L.positions,
-            prices=self._prices,
+            prices=prices,
             markets=self._market,
             day_start_equity_micro=self._day_start_equity,
             day_low_equity_micro=day_low,

@@ -148,10 +148,10 @@ def exit_intent(
     exchange's 2 decimals): the exchange rejects such a SELL ("Size (…) lower than the
     minimum", shared/polymarket/API_NOTES.md), so the remnant of a partial fill is held to
     resolution instead of being offered again at every step."""
-    q = view.quote(h.token_id)
     m = view.market(h.market_id)
-    if not sellable(h, m):
+    if not sellable(h, m):  # first: the cheap test (a dust holding is asked about at every step)
         return None
+    q = view.quote(h.token_id)
     limit = None
     if q is not None and q.best_bid is not None and m is not None:
         limit = limit_for_sell(q.best_bid, m.tick_size, slippage_ticks)

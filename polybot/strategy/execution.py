@@ -236,6 +236,21 @@ def feed_prices(feed: Any, token_id: str) -> tuple[int | None, int | None]:
     )
 
 
+def step_prices(feed: Any) -> PriceFn:
+    """:func:`feed_prices` for one decision step: the books do not change during a step, so
+    each token is looked up once (marks, the halt check, the stop losses and the risk checks
+    all ask for the same tokens)."""
+    seen: dict[str, tuple[int | None, int | None]] = {}
+
+    def prices(token_id: str) -> tuple[int | None, int | None]:
+        p = seen.get(token_id)
+        if p is None:
+            p = seen[token_id] = feed_prices(feed, token_id)
+        return p
+
+    return prices
+
+
 def book_time(feed: Any, token_id: str) -> int | None:
     """When the token's latest row in ``feed`` was recorded (None: never)."""
     i = feed.token_index.get(token_id)
@@ -398,6 +413,7 @@ __all__ = [
     "PendingOrder",
     "OrderSpec",
     "StepDecision",
+    "step_prices",
     "book_time",
     "decide_step",
     "due_state",

@@ -128,6 +128,19 @@ def test_feed_point_in_time_rules():
     assert book.best_bid == 0.41 and book.asks[0].size == 100
 
 
+def test_step_prices_looks_each_token_up_once_per_step():
+    from polybot.strategy.execution import feed_prices, step_prices
+
+    feed = MarketFeed([mk("A")], history_seconds=3600, interval_seconds=300)
+    feed.add_rows([row(T0, "A-yes", "A", 0.40, 0.42)])
+    prices = step_prices(feed)
+    assert prices("A-yes") == feed_prices(feed, "A-yes") == (400_000, 420_000)
+    assert prices("A-no") == (None, None)  # never seen
+    feed.add_rows([row(T0 + 300, "A-yes", "A", 0.45, 0.47)])  # the next step's rows
+    assert prices("A-yes") == (400_000, 420_000)  # one step's lookups: the book it started with
+    assert step_prices(feed)("A-yes") == (450_000, 470_000)
+
+
 def test_feed_history_grid_and_gaps():
     feed = MarketFeed([mk("A"), mk("B")], history_seconds=1800, interval_seconds=300)
     for k in range(5):
