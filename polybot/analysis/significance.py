@@ -217,17 +217,18 @@ def pair_statistics(
     m = k * (k - 1) // 2
     ia = ja = np.zeros(0, dtype=np.int64)
     if m:  # each pair once (the upper triangle), Fisher's p only where tested: erfc is per element
-        iu, ju = upper_pairs(k)
-        r_u = r[iu, ju]
-        tested = (shared[iu, ju] >= min_shared_moves) & ~np.isnan(r_u)
+        iu, ju, upper, lower = upper_pairs(k)
+        r_u = np.take(r, upper)
+        tested = (np.take(shared, upper) >= min_shared_moves) & ~np.isnan(r_u)
         sel = np.flatnonzero(tested)
         pv = np.ones(m)
-        pv[sel] = fisher_p(r_u[sel], n_eff[iu[sel], ju[sel]])
-        p[iu, ju] = pv
-        p[ju, iu] = pv
+        pv[sel] = fisher_p(r_u[sel], np.take(n_eff, upper[sel]))
+        p_flat, q_flat = p.reshape(-1), q.reshape(-1)  # views: p and q are new C-ordered arrays
+        p_flat[upper] = pv
+        p_flat[lower] = pv
         qv = bh_qvalues(pv)
-        q[iu, ju] = qv
-        q[ju, iu] = qv
+        q_flat[upper] = qv
+        q_flat[lower] = qv
         kept = np.flatnonzero(tested & (qv <= fdr_q))  # only the pairs BH kept
         ia, ja = iu[kept], ju[kept]
     if k:

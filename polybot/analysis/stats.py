@@ -39,13 +39,16 @@ def ffill_limited(M: np.ndarray, limit: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def upper_pairs(k: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.triu_indices(k, 1)``: each pair (i < j) of k columns once, row by row; cached
-    (read-only arrays), since a strategy asks for the same k at every reselection."""
+def upper_pairs(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each pair (i < j) of k columns once, row by row: (i, j) as ``np.triu_indices(k, 1)``,
+    and the flat positions of [i, j] and of [j, i] in a C-ordered k × k matrix (a flat
+    ``take``/assignment is several times faster than indexing with two arrays). Cached,
+    read-only: a strategy asks for the same k at every reselection."""
     iu, ju = np.triu_indices(k, 1)
-    iu.flags.writeable = False
-    ju.flags.writeable = False
-    return iu, ju
+    out = (iu, ju, iu * k + ju, ju * k + iu)
+    for a in out:
+        a.flags.writeable = False
+    return out
 
 
 def changes(M: np.ndarray) -> np.ndarray:

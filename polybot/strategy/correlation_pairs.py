@@ -226,9 +226,9 @@ class CorrelationPairs(Strategy):
         need = max(3, int(p["min_overlap"] * (points // k)))
         r, n = corr_pairwise(D, need)
         st = pair_statistics(D, r, n, min_shared_moves=p["min_shared_moves"], fdr_q=p["fdr_q"])
-        iu, ju = upper_pairs(len(cand))
-        rv = r[iu, ju]
-        sig = st.significant()[iu, ju]
+        iu, ju, upper, _ = upper_pairs(len(cand))
+        rv = np.take(r, upper)
+        sig = np.take(st.significant(), upper)
         good = np.flatnonzero(sig & (np.nan_to_num(rv, nan=-2) >= p["min_correlation"]))
         if not len(good):
             return

@@ -331,14 +331,15 @@ class MarketFeed:
         if not micro_exact:
             bid, ask, mid = np.round(bid, 6), np.round(ask, 6), np.round(mid, 6)
         # backfill / derived prices
-        no_book = np.isnan(bid) & np.isnan(ask)
+        no_bid, no_ask, no_mid = np.isnan(bid), np.isnan(ask), np.isnan(mid)
         # With a backfill flag, only backfilled rows get a synthetic book: a RECORDED empty book
         # means nobody was quoting, and inventing 100 shares at ±2¢ there would let paper and the
         # replay fill where live could not (e.g. a closed market's last price). Without one,
         # every price without a book is.
-        bf = backfill & ~np.isnan(mid) if backfill is not None else no_book & ~np.isnan(mid)
-        has_both = ~np.isnan(bid) & ~np.isnan(ask)
-        mid = np.where(np.isnan(mid) & has_both, np.round((bid + ask) / 2.0, 6), mid)
+        bf = (backfill if backfill is not None else no_bid & no_ask) & ~no_mid
+        derive = no_mid & ~no_bid & ~no_ask  # a mid from both sides (rarely: readers give one)
+        if derive.any():
+            mid = np.where(derive, np.round((bid + ask) / 2.0, 6), mid)
         if bf.any():
             h = self._bf_half[idx[bf]]
             h = np.where(np.isnan(h), self.half_spread, h)

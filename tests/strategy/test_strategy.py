@@ -141,6 +141,25 @@ def test_step_prices_looks_each_token_up_once_per_step():
     assert step_prices(feed)("A-yes") == (450_000, 470_000)
 
 
+def test_feed_ingest_derives_a_missing_mid_from_both_sides_only():
+    feed = MarketFeed([mk("A"), mk("B")], history_seconds=3600, interval_seconds=300)
+    idx = feed.index_array(["A-yes", "A-no", "B-yes", "B-no"])
+    nan = np.nan
+    feed.ingest(
+        T0,
+        idx,
+        np.array([0.401, 0.3, nan, nan]),  # bid
+        np.array([0.404, nan, nan, nan]),  # ask
+        np.array([nan, nan, 0.55, nan]),  # mid: A-yes from its sides, B-yes a backfilled price
+        np.array([False, False, True, False]),
+    )
+    got = feed.latest_arrays()
+    assert got["mid"][idx[0]] == 0.4025 and got["mid"][idx[2]] == 0.55
+    assert np.isnan(got["mid"][idx[1]]) and np.isnan(got["mid"][idx[3]])  # one side only / nothing
+    assert got["backfill"][idx].tolist() == [False, False, True, False]
+    assert got["bid"][idx[2]] < 0.55 < got["ask"][idx[2]]  # the backfilled price got a synthetic book
+
+
 def test_feed_history_grid_and_gaps():
     feed = MarketFeed([mk("A"), mk("B")], history_seconds=1800, interval_seconds=300)
     for k in range(5):
