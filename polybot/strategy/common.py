@@ -61,6 +61,59 @@ class UniverseCache:
         self.end_of = dict(zip(mids, ends, strict=True))  # built in step above
 
 
+class CompletedRows:
+    """The last ``points`` completed grid points (the current bucket excluded) of a fixed set
+    of token columns, as ``view.history_by_index(cols, points + 1)[1][:-1]`` gives them, read
+    in full once and then extended by the points completed since the last call.
+
+    Sound because a grid point before the current one never changes in the feed: only the
+    current bucket receives rows (the feed refuses rows older than its last one), and the
+    ring only reuses a slot for a NEW current bucket. Each call reads the last three points
+    and checks the one before the newly completed point against the copy kept here; any
+    mismatch, a skipped point or another set of columns (``key``) reads the window in full.
+    The window returned is a read-only view, C-ordered like the full read (the sums over it
+    are the same, bit for bit)."""
+
+    def __init__(self) -> None:
+        self._key: object = None
+        self._buf = np.zeros((0, 0))
+        self._n = 0  # rows of _buf in use, oldest first
+        self._last_ts = -1  # grid time of the last completed row kept
+
+    def window(self, view: MarketView, cols: np.ndarray, points: int, key: object) -> np.ndarray:
+        key = (key, points)
+        if key == self._key and self._n:
+            ts, M = view.history_by_index(cols, 3)
+            if len(ts) == 3:  # [the point before, the last completed one, the current one]
+                at = 1 if ts[1] == self._last_ts else 0 if ts[0] == self._last_ts else -1
+                if at >= 0 and np.array_equal(M[at], self._buf[self._n - 1], equal_nan=True):
+                    if at == 0:  # one point completed since the last call
+                        self._append(M[1], points)
+                        self._last_ts = int(ts[1])
+                    return self._view(points)
+        ts, M = view.history_by_index(cols, points + 1)
+        M = M[:-1]
+        self._key = key
+        self._buf = np.empty((max(2 * points, len(M), 1), M.shape[1]))
+        self._n = len(M)
+        self._buf[: self._n] = M
+        self._last_ts = int(ts[-2]) if len(ts) >= 2 else -1
+        return self._view(points)
+
+    def _append(self, row: np.ndarray, points: int) -> None:
+        if self._n == len(self._buf):  # full: keep the newest points − 1 rows at the front
+            keep = points - 1
+            self._buf[:keep] = self._buf[self._n - keep : self._n]
+            self._n = keep
+        self._buf[self._n] = row
+        self._n += 1
+
+    def _view(self, points: int) -> np.ndarray:
+        out = self._buf[max(0, self._n - points) : self._n]
+        out.flags.writeable = False
+        return out
+
+
 def tradable_mask(
     view: MarketView,
     latest: dict,

@@ -62,6 +62,7 @@ from polybot.analysis.stats import corr_pairwise, ffill_limited, upper_pairs
 from .base import Holding, Intent, MarketView, PortfolioView, Strategy, limit_for_buy
 from .common import (
     HOUR,
+    CompletedRows,
     UniverseCache,
     affordable_usd,
     entry_intent,
@@ -136,6 +137,7 @@ class CorrelationPairs(Strategy):
         self._columns_key: tuple | None = None  # _pair_columns' cache
         none = np.zeros(0, dtype=np.int64)
         self._columns = (none, none, np.zeros(0), none)
+        self._z_rows = CompletedRows()  # the z-window of the pairs' columns, extended step by step
 
     def check_params(self) -> None:
         p = self.params
@@ -303,11 +305,10 @@ class CorrelationPairs(Strategy):
         p = self.params
         ia, ib, beta, both = self._pair_columns(view, pairs)
         points = int(p["z_window_hours"] * HOUR) // view.interval_seconds
-        _, M = view.history_by_index(both, points + 1)
-        if M.shape[0] < 3:
+        M = self._z_rows.window(view, both, points, self._columns_key)  # the completed grid points
+        if M.shape[0] < 2:
             self._last_dev = np.full(len(pairs), np.nan)
             return np.full(len(pairs), np.nan)
-        M = M[:-1]
         complete = not np.isnan(M).any()
         if not complete:  # gaps: forward-filled (a complete window, the usual one, is as it is)
             M = ffill_limited(M, p["ffill_points"])

@@ -160,6 +160,40 @@ def test_feed_ingest_derives_a_missing_mid_from_both_sides_only():
     assert got["bid"][idx[2]] < 0.55 < got["ask"][idx[2]]  # the backfilled price got a synthetic book
 
 
+def test_completed_rows_equal_the_full_read_at_every_step():
+    """The pairs strategy's z-window is extended a point at a time (CompletedRows); at every
+    step it must equal the full read, through gaps, skipped buckets, a ring wrap-around, a
+    change of columns and another feed."""
+    from polybot.strategy.common import CompletedRows
+
+    markets = [mk(c) for c in "ABCD"]
+    feed = MarketFeed(markets, history_seconds=3600, interval_seconds=300)  # 13 slots: wraps
+    other = MarketFeed(markets, history_seconds=3600, interval_seconds=300)
+    idx = feed.index_array([f"{c}-yes" for c in "ABCD"])
+    rng = np.random.default_rng(3)
+    rows = CompletedRows()
+    points, reads, t = 8, 0, T0
+    for step in range(60):
+        t += 300 * (4 if step in (20, 41) else 1)  # two spells with no rows at all
+        for f in (feed, other):
+            for k in range(2):  # two snapshots in each bucket
+                mid = np.round(rng.uniform(0.2, 0.8, 4), 3)
+                mid[rng.random(4) < 0.15] = np.nan  # gaps
+                f.ingest(t + 100 * k, idx, mid - 0.01, mid + 0.01, mid)
+        cols, key = (idx[:3], "abc") if step < 30 else (idx[1:], "bcd")
+        view = (other if step == 50 else feed).view(t + 100)
+        before = id(rows._buf)
+        got = rows.window(view, cols, points, key)
+        reads += id(rows._buf) != before
+        want = view.history_by_index(cols, points + 1)[1][:-1]
+        assert got.shape == want.shape and np.array_equal(got, want, equal_nan=True), step
+        assert got.flags.c_contiguous and not got.flags.writeable
+    # full reads: the first, one after each skipped spell, the new columns, the other feed
+    # and the step back to this one; every other step only added a point
+    assert reads == 6, reads
+    assert 4 <= reads <= 10, reads
+
+
 def test_feed_history_grid_and_gaps():
     feed = MarketFeed([mk("A"), mk("B")], history_seconds=1800, interval_seconds=300)
     for k in range(5):
