@@ -86,7 +86,8 @@ class CompletedRows:
             ts, M = view.history_by_index(cols, 3)
             if len(ts) == 3:  # [the point before, the last completed one, the current one]
                 at = 1 if ts[1] == self._last_ts else 0 if ts[0] == self._last_ts else -1
-                if at >= 0 and np.array_equal(M[at], self._buf[self._n - 1], equal_nan=True):
+                # bit for bit (NaNs included): the kept row is a copy of the feed's
+                if at >= 0 and M[at].tobytes() == self._buf[self._n - 1].tobytes():
                     if at == 0:  # one point completed since the last call
                         self._append(M[1], points)
                         self._last_ts = int(ts[1])
