@@ -328,12 +328,21 @@ def prepare_replay_feed(
 ) -> dict[str, int]:
     """Give a replay's :class:`~polybot.strategy.feed.MarketFeed` what it must know point in
     time: the metadata history of its markets (tick, fees, minimum size, end date as they
-    were at each step) and the book of each token's backfilled rows (its market's recorded
-    spread and top-of-book depth within 30 days of the window, else
-    ``backtest.backfill_half_spread`` / ``backfill_default_depth``). Returns how many
-    tokens got their backfilled book from each basis ('token', 'market', 'default') —
-    for the report."""
+    were at each step) and the book of each token's backfilled rows
+    (:func:`prepare_backfill_books`). Returns how many tokens got their backfilled book
+    from each basis ('token', 'market', 'default') — for the report."""
     feed.set_metadata_history(load_metadata_history(conn, list(feed.markets)))
+    return prepare_backfill_books(feed, conn, backtest_cfg, start_ts, end_ts)
+
+
+def prepare_backfill_books(
+    feed, conn: sqlite3.Connection, backtest_cfg, start_ts: int, end_ts: int
+) -> dict[str, int]:
+    """Give the feed the book of each token's backfilled rows: its market's recorded spread
+    and top-of-book depth within 30 days of the window, else
+    ``backtest.backfill_half_spread`` / ``backfill_default_depth``. Only backfilled rows use
+    them, so the backtester calls this at its first backfilled row (a replay of collected
+    rows only never needs it). Returns how many tokens got their book from each basis."""
     books = estimate_backfill_books(
         conn,
         feed.tokens,

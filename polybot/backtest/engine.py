@@ -75,7 +75,14 @@ from polybot.strategy.execution import (
 from polybot.strategy.feed import MarketFeed
 from polybot.timefmt import parse_utc_minute, utc_day
 
-from .data import Resolution, SnapshotStore, load_markets, prepare_replay_feed, read_chunks
+from .data import (
+    Resolution,
+    SnapshotStore,
+    load_markets,
+    load_metadata_history,
+    prepare_backfill_books,
+    read_chunks,
+)
 from .portfolio import Ledger
 
 DAY = 86_400
@@ -185,9 +192,11 @@ class Backtester:
             backfill_half_spread=cfg.backtest.backfill_half_spread,
             resolved_at={k: r.resolved_at for k, r in self.resolutions.items()},
         )
-        # point in time: each step's tick, fees, minimum size and end date, and backfilled rows
-        # priced with their market's recorded spread and depth (polybot/backtest/data.py)
-        self.backfill_basis = prepare_replay_feed(self.feed, conn, cfg.backtest, self.start_ts, self.end_ts)
+        # point in time: each step's tick, fees, minimum size and end date (data.py)
+        self.feed.set_metadata_history(load_metadata_history(conn, list(self.feed.markets)))
+        # backfilled rows are priced with their market's recorded spread and depth, estimated
+        # at the first backfilled row (prepare_backfill): None until then
+        self.backfill_basis: dict[str, int] | None = None
         self.store = SnapshotStore(conn, self.feed.tokens)
         self.feed.depth_loader = self.store.depth
         self.ledger = Ledger(self.capital_micro, strategy.name)
@@ -211,6 +220,14 @@ class Backtester:
             f"{self.order_type} orders (limit, shares = notional ÷ limit) filled {when}, walking the recorded "
             f"depth with taker fees" + ("; remainders rest as maker orders" if self.model.resting else "")
         )
+
+    def prepare_backfill(self, backfill: np.ndarray | None = None) -> None:
+        """Estimate the books of backfilled rows once, before the first one is fed: when
+        ``backfill`` (a chunk's flags) has one, or at once without it."""
+        if self.backfill_basis is None and (backfill is None or backfill.any()):
+            self.backfill_basis = prepare_backfill_books(
+                self.feed, self.conn, self.cfg.backtest, self.start_ts, self.end_ts
+            )
 
     # ------------------------------------------------------------------ run
     def run(self) -> BacktestResult:
@@ -259,6 +276,7 @@ class Backtester:
             ):
                 n = len(chunk)
                 self.counts["rows"] += n
+                self.prepare_backfill(chunk.backfill)
                 no_book = np.isnan(chunk.bid) & np.isnan(chunk.ask)
                 self.counts["backfill_rows"] += int((chunk.backfill | no_book).sum())
                 ts = chunk.timestamp

@@ -144,6 +144,7 @@ def _warm(bt: Backtester, start_ts: int, end_ts: int) -> None:
     strategy's history at the first out-of-sample step is the in-sample data)."""
     feed, store = bt.feed, bt.store
     for ch in store.chunks(start_ts, end_ts - 1):
+        bt.prepare_backfill(ch.backfill)
         ts = ch.timestamp
         cuts = np.flatnonzero(ts[1:] != ts[:-1]) + 1
         for s, e in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(ts)])), strict=True):

@@ -328,11 +328,18 @@ def test_a_replay_on_backfilled_rows_costs_what_it_costs_on_the_recorded_books(t
     conn = connect(path, readonly=True)
     try:
         bt = Backtester(conn, cfg, RoundTrips({}), start_ts=T0, end_ts=day1 + DAY - 1, capital_micro=500 * M)
-        basis = prepare_replay_feed(bt.feed, conn, cfg.backtest, T0, day1 + DAY - 1)
+        assert bt.backfill_basis is None  # estimated at the first backfilled row, not before
         res = bt.run()
+        # the same books as estimating them up front
+        assert prepare_replay_feed(bt.feed, conn, cfg.backtest, T0, day1 + DAY - 1) == bt.backfill_basis
+        # a replay of the recorded day only (no backfilled row) never estimates them
+        recorded = Backtester(
+            conn, cfg, RoundTrips({}), start_ts=day1, end_ts=day1 + DAY - 1, capital_micro=500 * M
+        )
+        assert recorded.run().counts["rows"] == DAY // STEP and recorded.backfill_basis is None
     finally:
         conn.close()
-    assert basis == {"token": 1, "market": 1, "default": 0}
+    assert bt.backfill_basis == {"token": 1, "market": 1, "default": 0}
     trips = [(t.opened_at < day1, t.pnl_micro) for t in res.ledger.closed_trips]
     assert trips == [(True, -3 * M), (False, -3 * M)], [
         (f.timestamp, f.side, f.price_micro, f.backfilled_book) for f in res.ledger.fills
