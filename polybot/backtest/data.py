@@ -417,6 +417,12 @@ class SnapshotStore:
 
     def chunks(self, start_ts: int, end_ts: int, chunk_seconds: int = 86_400) -> Iterator[Chunk]:
         """Chunks covering [start_ts, end_ts] in time order (rows of unknown tokens skipped)."""
+        return map(unpack_chunk, self.packed_chunks(start_ts, end_ts, chunk_seconds))
+
+    def packed_chunks(self, start_ts: int, end_ts: int, chunk_seconds: int = 86_400) -> Iterator[np.ndarray]:
+        """:meth:`chunks` before decoding: (rows, 3) int64 arrays of (timestamp, token index ·
+        backfill flag · price, bid · ask), 24 bytes a row instead of a :class:`Chunk`'s 41 —
+        what the reader process hands over (:func:`unpack_chunk` decodes one)."""
         cur = self.conn.cursor()
         cur.row_factory = None
         t = int(start_ts)
@@ -426,18 +432,8 @@ class SnapshotStore:
             if self.legacy:
                 a = _merge(a, self._read_legacy(cur, t, hi))
             t = hi
-            if a is None:
-                continue
-            v1, v2 = a[:, 1], a[:, 2]
-            key = v1 >> _BITS
-            yield Chunk(
-                timestamp=a[:, 0].copy(),
-                token=key >> 1,
-                bid=_price(v2 >> _BITS),
-                ask=_price(v2 & _NUL),
-                price=_price(v1 & _NUL),
-                backfill=(key & 1).astype(bool),
-            )
+            if a is not None:
+                yield a
 
     def _read(self, cur: sqlite3.Cursor, lo: int, hi: int) -> np.ndarray | None:
         """(timestamp, v1, v2) rows of ``market_snapshots`` in [lo, hi) as an int64 array, v1's
@@ -628,6 +624,20 @@ def _open_readonly(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def unpack_chunk(a: np.ndarray) -> Chunk:
+    """The :class:`Chunk` of one :meth:`SnapshotStore.packed_chunks` array."""
+    v1, v2 = a[:, 1], a[:, 2]
+    key = v1 >> _BITS
+    return Chunk(
+        timestamp=a[:, 0].copy(),
+        token=key >> 1,
+        bid=_price(v2 >> _BITS),
+        ask=_price(v2 & _NUL),
+        price=_price(v1 & _NUL),
+        backfill=(key & 1).astype(bool),
+    )
+
+
 def _reader_worker(path: str, token_ids: list, start_ts: int, end_ts: int, chunk_seconds: int, q) -> None:
     def put(item: tuple) -> bool:
         """Hand ``item`` over; False once the parent is gone (killed: nobody will take it)."""
@@ -646,8 +656,8 @@ def _reader_worker(path: str, token_ids: list, start_ts: int, end_ts: int, chunk
     try:
         conn = _open_readonly(Path(path))
         store = SnapshotStore(conn, token_ids)
-        for ch in store.chunks(start_ts, end_ts, chunk_seconds):
-            if not put(("chunk", ch)):
+        for a in store.packed_chunks(start_ts, end_ts, chunk_seconds):  # decoded by the parent
+            if not put(("chunk", a)):
                 return
         put(("done", None))
     except BaseException as exc:  # reported to the parent, which raises it as a DataError
@@ -698,7 +708,7 @@ def read_chunks(
                     ) from None
                 continue
             if kind == "chunk":
-                yield payload
+                yield unpack_chunk(payload)
             elif kind == "done":
                 break
             else:
