@@ -63,7 +63,7 @@ DATA = dict(
     fee_rate=0.01,
 )
 PARAMS = {"min_correlation": 0.4}  # so that many pairs trade (exercises the whole loop)
-ROUNDS = 3  # raw read / backtest alternations
+ROUNDS = 5  # raw read / backtest alternations
 DAY = 86_400
 
 
