@@ -323,18 +323,6 @@ def estimate_backfill_books(
 ESTIMATE_MARGIN = 30 * 86_400  # recorded books this far around the window inform the estimate
 
 
-def prepare_replay_feed(
-    feed, conn: sqlite3.Connection, backtest_cfg, start_ts: int, end_ts: int
-) -> dict[str, int]:
-    """Give a replay's :class:`~polybot.strategy.feed.MarketFeed` what it must know point in
-    time: the metadata history of its markets (tick, fees, minimum size, end date as they
-    were at each step) and the book of each token's backfilled rows
-    (:func:`prepare_backfill_books`). Returns how many tokens got their backfilled book
-    from each basis ('token', 'market', 'default') — for the report."""
-    feed.set_metadata_history(load_metadata_history(conn, list(feed.markets)))
-    return prepare_backfill_books(feed, conn, backtest_cfg, start_ts, end_ts)
-
-
 def prepare_backfill_books(
     feed, conn: sqlite3.Connection, backtest_cfg, start_ts: int, end_ts: int
 ) -> dict[str, int]:

@@ -262,7 +262,7 @@ def test_the_estimate_samples_a_large_database_and_ignores_empty_books(tmp_path,
 def test_a_replay_on_backfilled_rows_costs_what_it_costs_on_the_recorded_books(tmp_path):
     """End to end through the backtester: the same round trip on the same mids, once on
     backfilled rows and once on recorded 3-cent books, loses the same $3.00."""
-    from polybot.backtest.data import prepare_replay_feed
+    from polybot.backtest.data import prepare_backfill_books
     from polybot.backtest.engine import Backtester
     from polybot.config import default_config
     from polybot.db import connect
@@ -331,7 +331,7 @@ def test_a_replay_on_backfilled_rows_costs_what_it_costs_on_the_recorded_books(t
         assert bt.backfill_basis is None  # estimated at the first backfilled row, not before
         res = bt.run()
         # the same books as estimating them up front
-        assert prepare_replay_feed(bt.feed, conn, cfg.backtest, T0, day1 + DAY - 1) == bt.backfill_basis
+        assert prepare_backfill_books(bt.feed, conn, cfg.backtest, T0, day1 + DAY - 1) == bt.backfill_basis
         # a replay of the recorded day only (no backfilled row) never estimates them
         recorded = Backtester(
             conn, cfg, RoundTrips({}), start_ts=day1, end_ts=day1 + DAY - 1, capital_micro=500 * M
